@@ -1,0 +1,49 @@
+# iovm - the two commands of the README, and a few more.
+#
+#   make run     build, then run `iovm demo` on the default configuration
+#   make check   build, run every test, then again under ASan+UBSan (and a clang build)
+#
+# Both install missing Debian packages first (apt-get, as root).
+
+BUILD       ?= build
+BUILD_ASAN  ?= build-asan
+BUILD_CLANG ?= build-clang
+PREFIX      ?= /usr/local
+DEMO_ARGS   ?=
+
+.PHONY: all deps build run check test check-asan check-clang vm-test bench install uninstall clean
+
+all: build
+
+deps:
+	@scripts/deps.sh build
+
+build: deps
+	@[ -f $(BUILD)/build.ninja ] || meson setup $(BUILD) --prefix=$(PREFIX)
+	ninja -C $(BUILD)
+
+run: build
+	$(BUILD)/tools/iovm demo $(DEMO_ARGS)
+
+check:
+	@scripts/deps.sh check
+	scripts/check.sh
+
+# The suite once, in the default build only.
+test: build
+	scripts/check.sh --only default
+
+bench: build
+	@scripts/deps.sh bench || true
+	@[ -f $(BUILD)/build.ninja ] && meson setup --reconfigure $(BUILD) >/dev/null
+	ninja -C $(BUILD)
+	$(BUILD)/tools/iovm bench mem --plot $(BUILD)/bench-mem.svg --json-out $(BUILD)/bench-mem.json
+
+install: build
+	meson install -C $(BUILD)
+
+uninstall:
+	ninja -C $(BUILD) uninstall
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_CLANG)

@@ -1,0 +1,33 @@
+#!/bin/sh
+# Install the Debian packages a target needs, when they are missing.
+#   deps.sh build   compiler and build system
+#   deps.sh check   the above, clang for the second compiler, the sanitizer runtimes
+#   deps.sh bench   the peers the benchmarks compare against (optional)
+set -eu
+
+want=""
+case "${1:-build}" in
+build) want="gcc libc6-dev make meson ninja-build pkg-config" ;;
+check) want="gcc libc6-dev make meson ninja-build pkg-config clang" ;;
+bench) want="gcc libc6-dev make meson ninja-build pkg-config libdpdk-dev gnuplot-nox" ;;
+*) echo "deps.sh: unknown target '$1'" >&2; exit 2 ;;
+esac
+
+missing=""
+for p in $want; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+	echo "deps.sh: missing Debian packages:$missing (run as root, or apt-get install them)" >&2
+	exit 1
+fi
+echo "deps.sh: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get install -y --no-install-recommends $missing >/dev/null 2>&1 || {
+	apt-get update >/dev/null
+	apt-get install -y --no-install-recommends $missing >/dev/null
+}

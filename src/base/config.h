@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * config.h - iovm's configuration and the options string that sets it.
+ *
+ * One string, "key=value,key=value", from IOVM_OPTS or iovm_open(). Every key
+ * is described once, in the table of config.c; the parser, the help text and
+ * the error messages all come from that table.
+ */
+#ifndef IOVM_BASE_CONFIG_H
+#define IOVM_BASE_CONFIG_H
+
+#include <stdint.h>
+
+enum config_host_pa {
+	CONFIG_HOST_PA_AUTO = 0, /* on where pagemap reveals host PAs */
+	CONFIG_HOST_PA_OFF,      /* emulated PAs only */
+	CONFIG_HOST_PA_ON,       /* host PAs required: fail where unreadable */
+};
+
+#define CONFIG_NODE_ANY (-1)
+#define CONFIG_LOG_UNCHANGED (-1)
+
+struct iovm_config {
+	uint64_t page_size;        /* 0: auto (2 MiB hugepages, else 4 KiB) */
+	uint64_t mem_limit;        /* bytes of physical memory; 0: the machine's RAM */
+	int numa_node;             /* default node of allocations, or CONFIG_NODE_ANY */
+	enum config_host_pa host_pa;
+	int log_level;             /* or CONFIG_LOG_UNCHANGED */
+	uint32_t release_delay_ms; /* how long a free page stays committed */
+};
+
+void config_defaults(struct iovm_config *cfg);
+
+/*
+ * config_parse() - apply an options string on top of @cfg.
+ * An unknown key, a key without a value or a malformed value gives -EINVAL
+ * and an error detail naming it. @cfg is left unchanged on error.
+ */
+int config_parse(struct iovm_config *cfg, const char *opts);
+
+/* Parse a size with an optional binary suffix (K, M, G, T; "KiB" too). */
+int config_parse_size(const char *s, uint64_t *out);
+
+#endif /* IOVM_BASE_CONFIG_H */

@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ctx.h - the context: the one object an application holds, and through
+ * which every layer finds its own state.
+ *
+ * It is defined in base, below every layer, so that each layer can reach
+ * its part; the layers' types are only named here, never included. src/ctx
+ * creates and destroys them, in order.
+ */
+#ifndef IOVM_BASE_CTX_H
+#define IOVM_BASE_CTX_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/config.h"
+
+struct phys_space;
+struct mem_space;
+
+struct iovm_ctx {
+	struct iovm_config cfg; /* as resolved by iovm_open(); read-only afterwards */
+	bool host_pa;           /* host-PA mode, resolved from cfg */
+	bool host_pa_readable;  /* pagemap shows host PAs */
+	struct phys_space *phys;
+	struct mem_space *mem;
+};
+
+#endif /* IOVM_BASE_CTX_H */

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * error.c - iovm_strerror() and the per-thread error detail.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <iovm/base.h>
+
+#include "base/error.h"
+#include "base/log.h"
+
+/* Long enough for an option string quoted back at the user. */
+#define ERR_DETAIL_MAX 512
+
+static __thread char err_detail_buf[ERR_DETAIL_MAX];
+
+int err_detail(int err, int level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err_detail_buf, sizeof(err_detail_buf), fmt, ap);
+	va_end(ap);
+	log_msg(level, "%s", err_detail_buf);
+	return err;
+}
+
+void err_clear(void)
+{
+	err_detail_buf[0] = '\0';
+}
+
+IOVM_API const char *iovm_error_detail(void)
+{
+	return err_detail_buf;
+}
+
+IOVM_API const char *iovm_strerror(int err)
+{
+	const char *s;
+
+	if (err == 0)
+		return "success";
+	if (err < 0)
+		err = -err;
+	/* strerrordesc_np() returns a static string: safe from any thread. */
+	s = strerrordesc_np(err);
+	return s ? s : "unknown error";
+}

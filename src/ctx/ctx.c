@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ctx.c - iovm_open() and iovm_close(): options resolved against what the
+ * machine offers, then the layers created bottom up and destroyed top down.
+ *
+ * This is the top of the library: it may include every layer.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <iovm/ctx.h>
+
+#include "base/ctx.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "mem/mem.h"
+#include "os/hugepage.h"
+#include "os/pagemap.h"
+#include "phys/phys.h"
+
+static uint64_t machine_ram(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+
+	if (pages <= 0 || size <= 0)
+		return SZ_1G;
+	return (uint64_t)pages * (uint64_t)size;
+}
+
+static bool any_hugepages(void)
+{
+	uint64_t sizes[OS_MAX_HUGEPAGE_SIZES];
+
+	return os_hugepage_sizes(sizes, OS_MAX_HUGEPAGE_SIZES) > 0;
+}
+
+/*
+ * Decide host-PA mode; fills @host_pa and @readable. Whether each hugepage's
+ * host PA fits below the emulated window (PHYS_EMU_HIGH) is checked per bank:
+ * the CPU's address width says little (this EPYC reports 48 bits for 24 GiB).
+ */
+static int resolve_host_pa(const struct iovm_config *cfg, bool *host_pa, bool *readable)
+{
+	bool huge = cfg->page_size ? cfg->page_size != os_page_size() : any_hugepages();
+
+	*readable = os_pagemap_probe() == 1;
+	switch (cfg->host_pa) {
+	case CONFIG_HOST_PA_OFF:
+		*host_pa = false;
+		return 0;
+	case CONFIG_HOST_PA_AUTO:
+		*host_pa = *readable && huge;
+		return 0;
+	case CONFIG_HOST_PA_ON:
+		break;
+	}
+	if (!huge)
+		return err_detail(-EINVAL, IOVM_LOG_ERR,
+				  "host_pa=on needs hugepages: 4 KiB pages have no stable host PA");
+	if (!*readable)
+		return err_detail(-EPERM, IOVM_LOG_ERR,
+				  "host_pa=on: /proc/self/pagemap hides host physical addresses "
+				  "(needs root or CAP_SYS_ADMIN)");
+	*host_pa = true;
+	return 0;
+}
+
+IOVM_API int iovm_open(const char *opts, struct iovm_ctx **out)
+{
+	struct phys_params params;
+	struct iovm_config cfg;
+	struct iovm_ctx *ctx;
+	bool host_pa = false, readable = false;
+	int ret;
+
+	err_clear();
+	if (!out)
+		return -EINVAL;
+	config_defaults(&cfg);
+	ret = config_parse(&cfg, opts ? opts : getenv("IOVM_OPTS"));
+	if (ret)
+		return ret;
+	if (cfg.log_level != CONFIG_LOG_UNCHANGED)
+		iovm_log_set_level(cfg.log_level);
+	if (!cfg.mem_limit)
+		cfg.mem_limit = MAX(machine_ram(), SZ_2M);
+	if (cfg.page_size && cfg.page_size != os_page_size() && !os_hugepage_supported(cfg.page_size))
+		return err_detail(-EOPNOTSUPP, IOVM_LOG_ERR,
+				  "page_size=%luK: the kernel has no hugepages of that size",
+				  (unsigned long)(cfg.page_size >> 10));
+	ret = resolve_host_pa(&cfg, &host_pa, &readable);
+	if (ret)
+		return ret;
+
+	ctx = calloc(1, sizeof(*ctx));
+	if (!ctx)
+		return -ENOMEM;
+	ctx->cfg = cfg;
+	ctx->host_pa = host_pa;
+	ctx->host_pa_readable = readable;
+	params = (struct phys_params){
+		.limit = cfg.mem_limit,
+		.host_pa = host_pa,
+		.read_hpa = readable,
+	};
+	ret = phys_create(&params, &ctx->phys);
+	if (ret)
+		goto free_ctx;
+	ret = mem_create(ctx, &ctx->mem);
+	if (ret)
+		goto destroy_phys;
+	log_info("opened: page size %s, mem_limit %lu MiB, host-PA mode %s",
+		 cfg.page_size ? (cfg.page_size == SZ_4K ? "4K" : cfg.page_size == SZ_2M ? "2M" : "1G")
+			       : "auto",
+		 (unsigned long)(cfg.mem_limit >> 20), host_pa ? "on" : "off");
+	*out = ctx;
+	return 0;
+
+destroy_phys:
+	phys_destroy(ctx->phys);
+free_ctx:
+	free(ctx);
+	return ret;
+}
+
+IOVM_API int iovm_close(struct iovm_ctx *ctx)
+{
+	err_clear();
+	if (!ctx)
+		return 0;
+	mem_destroy(ctx->mem);
+	phys_destroy(ctx->phys);
+	free(ctx);
+	return 0;
+}
+
+IOVM_API int iovm_ctx_info(const struct iovm_ctx *ctx, struct iovm_ctx_info *info)
+{
+	err_clear();
+	if (!ctx || !info)
+		return -EINVAL;
+	*info = (struct iovm_ctx_info){
+		.page_size = ctx->cfg.page_size ? ctx->cfg.page_size
+						: (os_hugepage_supported(SZ_2M) ? SZ_2M : SZ_4K),
+		.page_size_fallback = !ctx->cfg.page_size,
+		.mem_limit = ctx->cfg.mem_limit,
+		.numa_node = ctx->cfg.numa_node,
+		.host_pa = ctx->host_pa,
+		.host_pa_readable = ctx->host_pa_readable,
+		.release_delay_ms = ctx->cfg.release_delay_ms,
+	};
+	return 0;
+}

@@ -1,0 +1,208 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * event.c - memory events: subscribers hear of every page range committed
+ * into the heap and of every range about to be released (an IOMMU domain
+ * that follows the heap maps and unmaps on them).
+ *
+ * The subscriber list changes only while its changer holds every segment
+ * list's lock, and is walked by a committer holding one of them: a walk
+ * never sees it change. Callbacks run with that list lock held; a callback
+ * that calls back into the allocator would deadlock, so a thread-local
+ * depth counter makes such calls fail with -EDEADLK instead.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "base/ctx.h"
+#include "base/error.h"
+#include "mem/mem_internal.h"
+
+static __thread unsigned cb_depth;
+
+bool event_in_callback(void)
+{
+	return cb_depth != 0;
+}
+
+static int call(struct mem_sub *sub, const struct iovm_mem_event *ev)
+{
+	int ret;
+
+	cb_depth++;
+	ret = sub->fn(sub->arg, ev);
+	cb_depth--;
+	return ret;
+}
+
+static struct iovm_mem_event make_event(const struct mem_seglist *sl, enum iovm_mem_event_type t,
+					uint8_t *va, uint64_t len)
+{
+	return (struct iovm_mem_event){
+		.type = t, .va = va, .len = len, .page_size = sl->page_size, .node = sl->node,
+	};
+}
+
+int event_notify_commit(struct mem_seglist *sl, uint8_t *va, uint64_t len)
+{
+	struct iovm_mem_event ev = make_event(sl, IOVM_MEM_EVENT_COMMIT, va, len);
+	struct iovm_mem_event rel = make_event(sl, IOVM_MEM_EVENT_RELEASE, va, len);
+	struct list_node *n, *m;
+	int ret;
+
+	list_for_each(n, &sl->ms->subs) {
+		ret = call(list_entry(n, struct mem_sub, link), &ev);
+		if (!ret)
+			continue;
+		if (ret > 0)
+			ret = -EIO; /* a callback's error must be a negative errno */
+		/* Those that accepted the commit hear of its undoing. */
+		for (m = sl->ms->subs.next; m != n; m = m->next)
+			call(list_entry(m, struct mem_sub, link), &rel);
+		return ret;
+	}
+	return 0;
+}
+
+void event_notify_release(struct mem_seglist *sl, uint8_t *va, uint64_t len)
+{
+	struct iovm_mem_event ev = make_event(sl, IOVM_MEM_EVENT_RELEASE, va, len);
+	struct list_node *n;
+
+	list_for_each(n, &sl->ms->subs)
+		call(list_entry(n, struct mem_sub, link), &ev);
+}
+
+/* Take every list's lock, in slot order. Needs mem_space.lock. */
+static void lock_all(struct mem_space *ms, bool lock)
+{
+	for (unsigned i = 0; i < MEM_MAX_LISTS; i++) {
+		struct mem_seglist *sl = atomic_load_explicit(&ms->lists[i], memory_order_acquire);
+
+		if (!sl)
+			continue;
+		if (lock)
+			pthread_mutex_lock(&sl->lock);
+		else
+			pthread_mutex_unlock(&sl->lock);
+	}
+}
+
+/*
+ * Send @type for every run of committed pages, up to (not including) the
+ * run at list @stop_list, page @stop_page. Needs every list lock.
+ * Returns the first error of a COMMIT, with where it stopped.
+ */
+static int replay(struct mem_space *ms, struct mem_sub *sub, enum iovm_mem_event_type type,
+		  unsigned stop_list, uint64_t stop_page, unsigned *fail_list, uint64_t *fail_page)
+{
+	for (unsigned i = 0; i < MEM_MAX_LISTS; i++) {
+		struct mem_seglist *sl = atomic_load_explicit(&ms->lists[i], memory_order_relaxed);
+		uint64_t p = 0;
+
+		if (!sl)
+			continue;
+		while (p < sl->page_hwm) {
+			struct iovm_mem_event ev;
+			uint64_t q;
+			int ret;
+
+			if (i == stop_list && p >= stop_page)
+				return 0;
+			if (!sl->pages[p].committed) {
+				p++;
+				continue;
+			}
+			for (q = p; q < sl->page_hwm && sl->pages[q].committed; q++)
+				;
+			if (i == stop_list && q > stop_page)
+				q = stop_page;
+			ev = make_event(sl, type, sl->base + (p << sl->page_shift),
+					(q - p) << sl->page_shift);
+			ret = call(sub, &ev);
+			if (ret && type == IOVM_MEM_EVENT_COMMIT) {
+				*fail_list = i;
+				*fail_page = p;
+				return ret > 0 ? -EIO : ret;
+			}
+			p = q;
+		}
+	}
+	return 0;
+}
+
+IOVM_API int iovm_mem_event_subscribe(struct iovm_ctx *ctx, iovm_mem_event_fn fn, void *arg,
+				      struct iovm_mem_sub **out)
+{
+	struct mem_space *ms;
+	struct mem_sub *sub;
+	unsigned fail_list = MEM_MAX_LISTS;
+	uint64_t fail_page = 0;
+	int ret;
+
+	err_clear();
+	if (!ctx || !fn || !out)
+		return -EINVAL;
+	if (event_in_callback())
+		return -EDEADLK;
+	ms = ctx->mem;
+	sub = calloc(1, sizeof(*sub));
+	if (!sub)
+		return -ENOMEM;
+	sub->fn = fn;
+	sub->arg = arg;
+
+	pthread_mutex_lock(&ms->lock);
+	lock_all(ms, true);
+	ret = replay(ms, sub, IOVM_MEM_EVENT_COMMIT, MEM_MAX_LISTS, 0, &fail_list, &fail_page);
+	if (ret) {
+		replay(ms, sub, IOVM_MEM_EVENT_RELEASE, fail_list, fail_page, NULL, NULL);
+		free(sub);
+		sub = NULL;
+	} else {
+		list_add_tail(&ms->subs, &sub->link);
+	}
+	lock_all(ms, false);
+	pthread_mutex_unlock(&ms->lock);
+	if (sub)
+		*out = (struct iovm_mem_sub *)sub;
+	return ret;
+}
+
+IOVM_API int iovm_mem_event_unsubscribe(struct iovm_ctx *ctx, struct iovm_mem_sub *handle)
+{
+	struct mem_sub *sub = (struct mem_sub *)handle;
+	struct list_node *n;
+	struct mem_space *ms;
+	int ret = -EINVAL;
+
+	err_clear();
+	if (!ctx || !sub)
+		return -EINVAL;
+	if (event_in_callback())
+		return -EDEADLK;
+	ms = ctx->mem;
+	pthread_mutex_lock(&ms->lock);
+	lock_all(ms, true);
+	list_for_each(n, &ms->subs) {
+		if (n == &sub->link) {
+			list_del(n);
+			ret = 0;
+			break;
+		}
+	}
+	lock_all(ms, false);
+	pthread_mutex_unlock(&ms->lock);
+	if (!ret)
+		free(sub);
+	return ret;
+}
+
+void event_destroy_all(struct mem_space *ms)
+{
+	struct list_node *n, *t;
+
+	list_for_each_safe(n, t, &ms->subs) {
+		list_del(n);
+		free(list_entry(n, struct mem_sub, link));
+	}
+}

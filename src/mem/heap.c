@@ -1,0 +1,358 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * heap.c - the DMA heap's public calls: iovm_dma_alloc() and friends.
+ *
+ * A request with the context's default placement and a small size goes to
+ * the calling thread's cache; anything else picks segment lists in the
+ * context's order of page sizes (2 MiB, then 4 KiB, with page_size=auto)
+ * on the requested node, and takes a slab object or a page run there. A
+ * list whose arena the kernel recently refused to grow is tried without
+ * growing first, so that a machine out of hugepages falls back to 4 KiB
+ * pages without asking the kernel again on every allocation.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "base/ctx.h"
+#include "base/error.h"
+#include "mem/mem_internal.h"
+
+#define DMA_FLAG_PAGES (IOVM_DMA_PAGE_4K | IOVM_DMA_PAGE_2M | IOVM_DMA_PAGE_1G)
+#define DMA_FLAG_BOUNDARY_MASK 0x0000ff00u
+#define DMA_FLAG_NODE_MASK 0x00ff0000u
+#define DMA_FLAGS_KNOWN                                                                        \
+	(IOVM_DMA_ZERO | IOVM_DMA_CONTIG | DMA_FLAG_PAGES | DMA_FLAG_BOUNDARY_MASK |          \
+	 DMA_FLAG_NODE_MASK)
+/* Alignments beyond a 1 GiB page make no sense for DMA memory. */
+#define DMA_MAX_ALIGN SZ_1G
+#define DMA_MAX_BOUNDARY_SHIFT 40
+#define DMA_DEFAULT_ALIGN 16
+
+struct placement {
+	unsigned psz[MEM_NR_PSZ + 1]; /* page size indices, in order */
+	unsigned nr_psz;
+	unsigned node_slot;
+};
+
+static int node_slot_of(const struct mem_space *ms, int node, unsigned *slot)
+{
+	for (unsigned i = 1; i < ms->nr_node_slots; i++) {
+		if (ms->node_of_slot[i] == node) {
+			*slot = i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+/* Decode @flags into a request and a placement; -EINVAL or -EOPNOTSUPP on bad input. */
+static int decode(const struct mem_space *ms, size_t size, size_t align, uint32_t flags,
+		  struct mem_req *req, struct placement *pl)
+{
+	unsigned shift = (flags & DMA_FLAG_BOUNDARY_MASK) >> 8;
+	unsigned node_field = (flags & DMA_FLAG_NODE_MASK) >> 16;
+
+	if (!size || (flags & ~DMA_FLAGS_KNOWN) || (align && !is_pow2(align)) ||
+	    align > DMA_MAX_ALIGN)
+		return -EINVAL;
+	if (size > (UINT64_C(1) << ms->slot_shift))
+		return -ENOMEM;
+	*req = (struct mem_req){
+		.size = size,
+		.align = MAX(align, DMA_DEFAULT_ALIGN),
+		.contig = flags & IOVM_DMA_CONTIG,
+		.zero = flags & IOVM_DMA_ZERO,
+	};
+	if (shift) {
+		if (shift > DMA_MAX_BOUNDARY_SHIFT || (UINT64_C(1) << shift) < size)
+			return -EINVAL;
+		/*
+		 * Aligned to the power of two at or above its size, a block
+		 * crosses no boundary of that size or larger, in VA or in PA
+		 * (contiguous memory keeps the two in step).
+		 */
+		req->align = MAX(req->align, roundup_pow2(size));
+		req->contig = true;
+	}
+
+	pl->node_slot = ms->default_node_slot;
+	if (node_field && node_slot_of(ms, (int)node_field - 1, &pl->node_slot))
+		return -EINVAL;
+
+	pl->nr_psz = 0;
+	if (!(flags & DMA_FLAG_PAGES)) {
+		for (unsigned i = 0; i < ms->nr_pref; i++) {
+			pl->psz[pl->nr_psz++] = ms->pref[i];
+			/*
+			 * With page_size=auto, contiguous memory larger than a 2 MiB
+			 * page may come from a 1 GiB page before 4 KiB ones: where
+			 * hugepages are scattered in host PA, a 1 GiB page is the one
+			 * place a large block is physically contiguous.
+			 */
+			if (ms->auto_pages && ms->pref[i] == MEM_PSZ_2M && req->contig &&
+			    size > SZ_2M && ms->page_size[MEM_PSZ_1G])
+				pl->psz[pl->nr_psz++] = MEM_PSZ_1G;
+		}
+		return 0;
+	}
+	/* Explicit page sizes, largest first. */
+	for (int i = MEM_NR_PSZ - 1; i >= 0; i--) {
+		if (!(flags & (IOVM_DMA_PAGE_4K << i)))
+			continue;
+		if (!ms->page_size[i])
+			return -EOPNOTSUPP;
+		pl->psz[pl->nr_psz++] = (unsigned)i;
+	}
+	return 0;
+}
+
+static void *alloc_placed(struct mem_space *ms, const struct mem_req *req,
+			  const struct placement *pl)
+{
+	int cls = class_of(req->size, req->align);
+	bool skipped = false;
+
+	for (int pass = 0; pass < 2; pass++) {
+		for (unsigned i = 0; i < pl->nr_psz; i++) {
+			struct mem_seglist *sl = mem_list_get(ms, pl->psz[i], pl->node_slot);
+			bool grow, zero = false;
+			void *p = NULL;
+
+			if (!sl)
+				continue;
+			grow = pass || seglist_may_grow(sl);
+			skipped |= !grow;
+			if (cls >= 0)
+				p = slab_alloc(sl, (unsigned)cls, grow, &zero);
+			else if (run_alloc(sl, req, grow, &p, &zero))
+				p = NULL;
+			if (p) {
+				if (req->zero && !zero)
+					memset(p, 0, req->size);
+				return p;
+			}
+		}
+		/* The second pass grows lists the first one spared; if none was spared, it is moot. */
+		if (!skipped)
+			break;
+	}
+	errno = ENOMEM;
+	return NULL;
+}
+
+void *mem_alloc(struct mem_space *ms, const struct mem_req *req, unsigned psz_mask,
+		unsigned node_slot)
+{
+	struct placement pl = { .node_slot = node_slot };
+
+	for (unsigned i = 0; i < ms->nr_pref; i++)
+		if (!psz_mask || (psz_mask & (1u << ms->pref[i])))
+			pl.psz[pl.nr_psz++] = ms->pref[i];
+	return alloc_placed(ms, req, &pl);
+}
+
+static __noinline void *alloc_slow(struct iovm_ctx *ctx, size_t size, size_t align, uint32_t flags)
+{
+	struct mem_space *ms;
+	struct placement pl;
+	struct mem_req req;
+	int ret;
+
+	if (!ctx) {
+		errno = EINVAL;
+		return NULL;
+	}
+	ms = ctx->mem;
+	ret = decode(ms, size, align, flags, &req, &pl);
+	if (ret) {
+		errno = -ret;
+		return NULL;
+	}
+	if (event_in_callback()) {
+		errno = EDEADLK;
+		return NULL;
+	}
+	atomic_fetch_add_explicit(&ms->slow_allocs, 1, memory_order_relaxed);
+	return alloc_placed(ms, &req, &pl);
+}
+
+IOVM_API void *iovm_dma_alloc(struct iovm_ctx *ctx, size_t size, size_t align, uint32_t flags)
+{
+	/* The fast path: default placement, small, served by the thread's cache. */
+	if (likely(ctx && !(flags & ~IOVM_DMA_ZERO) && size - 1 < MEM_SMALL_MAX &&
+		   align <= DMA_DEFAULT_ALIGN * 4)) {
+		int cls = class_of(size, align);
+		void *p = cls >= 0 ? tcache_alloc(ctx->mem, (unsigned)cls) : NULL;
+
+		if (likely(p)) {
+			if (flags & IOVM_DMA_ZERO)
+				memset(p, 0, size);
+			return p;
+		}
+	}
+	return alloc_slow(ctx, size, align, flags);
+}
+
+IOVM_API void *iovm_dma_zalloc(struct iovm_ctx *ctx, size_t size, size_t align, uint32_t flags)
+{
+	return iovm_dma_alloc(ctx, size, align, flags | IOVM_DMA_ZERO);
+}
+
+/* What @ptr is: a run, or a slab object and its index. */
+struct dma_obj {
+	struct mem_seglist *sl;
+	struct mem_slab *slab; /* NULL for a run */
+	uint32_t idx;
+};
+
+static int obj_lookup(struct mem_space *ms, const void *ptr, struct dma_obj *o)
+{
+	uint64_t off;
+	uintptr_t e;
+
+	o->sl = mem_list_of(ms, ptr);
+	if (!o->sl)
+		return -EINVAL;
+	off = (uint64_t)((const uint8_t *)ptr - o->sl->base);
+	e = atomic_load_explicit(&o->sl->units[off >> MEM_UNIT_SHIFT], memory_order_acquire);
+	if (!e)
+		return -EINVAL;
+	if (unit_is_run(e)) {
+		o->slab = NULL;
+		return is_aligned(off, MEM_UNIT) ? 0 : -EINVAL;
+	}
+	o->slab = (struct mem_slab *)e;
+	return slab_obj_index(o->slab, ptr, &o->idx);
+}
+
+int mem_free(struct mem_space *ms, void *ptr)
+{
+	struct dma_obj o;
+	int ret = obj_lookup(ms, ptr, &o);
+
+	if (ret)
+		return ret;
+	if (!o.slab)
+		return run_free(o.sl, ptr);
+	/* Clearing the object's bit is the free: a second free finds it clear. */
+	if (!slab_mark_free(o.slab, o.idx))
+		return -EINVAL;
+	if (o.sl->in_default_set && tcache_free(ms, o.slab, ptr))
+		return 0;
+	atomic_fetch_add_explicit(&ms->slow_frees, 1, memory_order_relaxed);
+	return slab_free(o.sl, o.slab, ptr);
+}
+
+IOVM_API int iovm_dma_free(struct iovm_ctx *ctx, void *ptr)
+{
+	if (!ptr)
+		return 0;
+	if (unlikely(!ctx))
+		return -EINVAL;
+	if (unlikely(event_in_callback()))
+		return -EDEADLK;
+	return mem_free(ctx->mem, ptr);
+}
+
+static uint64_t usable_size(const struct dma_obj *o, const void *ptr)
+{
+	if (o->slab)
+		return o->sl->classes[o->slab->cls].size;
+	return run_size(o->sl, ptr);
+}
+
+IOVM_API size_t iovm_dma_size(struct iovm_ctx *ctx, const void *ptr)
+{
+	struct dma_obj o;
+	uint64_t size;
+
+	if (!ctx || !ptr || obj_lookup(ctx->mem, ptr, &o)) {
+		errno = EINVAL;
+		return 0;
+	}
+	size = usable_size(&o, ptr);
+	if (!size)
+		errno = EINVAL;
+	return size;
+}
+
+/* Whether memory of list @sl satisfies placement @pl. */
+static bool placed_in(const struct mem_seglist *sl, const struct placement *pl)
+{
+	if (sl->slot % sl->ms->nr_node_slots != pl->node_slot)
+		return false;
+	for (unsigned i = 0; i < pl->nr_psz; i++)
+		if (pl->psz[i] == sl->psz_idx)
+			return true;
+	return false;
+}
+
+IOVM_API void *iovm_dma_realloc(struct iovm_ctx *ctx, void *ptr, size_t size, size_t align,
+				uint32_t flags)
+{
+	struct placement pl;
+	struct mem_req req;
+	struct dma_obj o;
+	uint64_t old;
+	void *p;
+	int ret;
+
+	if (!ptr)
+		return iovm_dma_alloc(ctx, size, align, flags);
+	if (!ctx) {
+		errno = EINVAL;
+		return NULL;
+	}
+	ret = decode(ctx->mem, size, align, flags, &req, &pl);
+	if (!ret && obj_lookup(ctx->mem, ptr, &o))
+		ret = -EINVAL;
+	if (!ret && event_in_callback())
+		ret = -EDEADLK;
+	if (ret) {
+		errno = -ret;
+		return NULL;
+	}
+	old = usable_size(&o, ptr);
+	if (!old) {
+		errno = EINVAL;
+		return NULL;
+	}
+	/* In place: same placement, alignment kept, and contiguity not at stake when growing. */
+	if (placed_in(o.sl, &pl) && is_aligned((uintptr_t)ptr, req.align)) {
+		if (size <= old && (o.slab || !run_resize(o.sl, ptr, size)))
+			goto in_place;
+		if (!o.slab && !req.contig && !run_resize(o.sl, ptr, size))
+			goto in_place;
+	}
+	p = iovm_dma_alloc(ctx, size, align, flags & ~IOVM_DMA_ZERO);
+	if (!p)
+		return NULL;
+	memcpy(p, ptr, MIN(old, size));
+	if (req.zero && size > old)
+		memset((uint8_t *)p + old, 0, size - old);
+	mem_free(ctx->mem, ptr);
+	return p;
+
+in_place:
+	if (req.zero && size > old)
+		memset((uint8_t *)ptr + old, 0, size - old);
+	return ptr;
+}
+
+IOVM_API int64_t iovm_dma_trim(struct iovm_ctx *ctx, uint32_t flags)
+{
+	uint64_t released = 0;
+
+	err_clear();
+	if (!ctx || (flags & ~IOVM_TRIM_ALL))
+		return -EINVAL;
+	if (event_in_callback())
+		return -EDEADLK;
+	for (unsigned i = 0; i < MEM_MAX_LISTS; i++) {
+		struct mem_seglist *sl = atomic_load_explicit(&ctx->mem->lists[i], memory_order_acquire);
+
+		if (sl)
+			released += seglist_trim(sl, flags & IOVM_TRIM_ALL);
+	}
+	return (int64_t)released;
+}

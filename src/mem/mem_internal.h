@@ -1,0 +1,266 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mem_internal.h - the structures the files of src/mem share.
+ *
+ * Layout of the virtual address space (reserved once, PROT_NONE):
+ *
+ *   arena: | slot 0 | slot 1 | ... | slot N-1 |      each slot 2^slot_shift bytes
+ *            4K/any   4K/n0          1G/n7           slot = psz_idx * node_slots + node_slot
+ *
+ * A slot holds one segment list: the memory of one page size on one node.
+ * A pointer's list is (ptr - arena) >> slot_shift and its page
+ * (ptr - list base) >> page_shift: translation is two loads and no search.
+ *
+ * Locks, in the order they nest:
+ *   mem_class.lock -> mem_seglist.lock -> mem_space.rev_lock -> phys_space.lock
+ *   tcache_global_lock -> mem_class.lock
+ *   mem_space.lock -> every mem_seglist.lock (subscribing holds them all)
+ *   mem_space.zone_lock -> (allocation locks)
+ * Fields say which lock protects them; "lock-free" ones are read without any.
+ */
+#ifndef IOVM_MEM_INTERNAL_H
+#define IOVM_MEM_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include <iovm/mem.h>
+
+#include "base/addr.h"
+#include "base/compiler.h"
+#include "base/list.h"
+#include "base/radix.h"
+#include "base/range_alloc.h"
+
+struct iovm_ctx;
+struct phys_space;
+struct phys_arena;
+
+/* The heap allocates virtual memory in 4 KiB units, whatever the page size. */
+#define MEM_UNIT_SHIFT 12
+#define MEM_UNIT (UINT64_C(1) << MEM_UNIT_SHIFT)
+
+enum { MEM_PSZ_4K, MEM_PSZ_2M, MEM_PSZ_1G, MEM_NR_PSZ };
+
+/* Node slot 0 is "any node"; slots 1..8 are the first eight online nodes. */
+#define MEM_MAX_NODE_SLOTS 9
+#define MEM_MAX_LISTS (MEM_NR_PSZ * MEM_MAX_NODE_SLOTS)
+static_assert(MEM_MAX_LISTS <= IOVM_MEM_MAX_LISTS, "stats must have room for every list");
+
+/* Sizes up to 32 KiB come from slabs and thread caches; larger ones are page runs. */
+#define MEM_SMALL_MAX 32768
+#define MEM_NR_CLASSES 40
+
+/* A slot is at least 1 GiB (a 1 GiB page fits) and at most 1 TiB. */
+#define MEM_SLOT_SHIFT_MIN 30
+#define MEM_SLOT_SHIFT_MAX 40
+
+/* The translation of one page; written under the list lock, read lock-free. */
+struct mem_xlate {
+	_Atomic uint64_t pa;      /* IOVM_ADDR_INVALID while not committed */
+	_Atomic uint64_t hpa;     /* IOVM_ADDR_INVALID when unknown */
+	_Atomic uint32_t pa_run;  /* pages from this one on, in VA order, contiguous in PA */
+	_Atomic uint32_t hpa_run; /* the same in host PA; 0 when unknown */
+	uint64_t pad;
+};
+static_assert(sizeof(struct mem_xlate) == 32, "two entries per cache line");
+
+/* The allocator's state of one page; under mem_seglist.lock. */
+struct mem_page {
+	struct list_node idle_link; /* in mem_seglist.idle while committed with nothing allocated */
+	uint64_t idle_since_ns;
+	uint32_t units_used;        /* 4 KiB units of the page handed out */
+	uint8_t committed;
+	uint8_t pad[3];
+};
+static_assert(sizeof(struct mem_page) == 32, "page state is sized for 32 bytes");
+
+struct mem_seglist;
+
+/* A slab: a page run cut into objects of one size class. */
+struct mem_slab {
+	struct mem_seglist *sl;
+	uint8_t *base;
+	uint32_t cls;         /* index in mem_seglist.classes */
+	uint32_t nobj;
+	uint32_t nfree;       /* under mem_class.lock: objects not handed out */
+	uint32_t bump;        /* under mem_class.lock: objects [bump, nobj) never handed out */
+	void *free;           /* under mem_class.lock: returned objects, linked through their first word */
+	struct list_node link; /* under mem_class.lock: in mem_class.partial */
+	struct list_node all_link; /* under mem_class.lock: in mem_class.all */
+	bool zero;            /* its memory held zeroes when it was made */
+	/* One bit per object, set while handed out: catches a double free exactly. */
+	_Atomic uint64_t used[];
+};
+
+struct mem_class {
+	pthread_mutex_t lock;
+	uint32_t size;
+	uint32_t slab_size;
+	uint32_t nobj;          /* objects per slab */
+	uint32_t magic;         /* ceil(2^32 / size): offset * magic >> 32 divides by size exactly */
+	uint32_t cache_max;     /* objects a thread cache keeps */
+	struct list_node partial; /* under lock: slabs with free objects */
+	struct list_node all;     /* under lock: every slab, for teardown */
+	struct mem_slab *spare;   /* under lock: one empty slab kept against churn */
+	uint64_t nr_slabs;        /* under lock */
+} __cacheline_aligned;
+
+/* Unit map entries: a slab pointer (bit 0 clear), or a page run's length at its first unit. */
+#define UNIT_RUN_TAG 1u
+#define unit_run(nunits) (((uintptr_t)(nunits) << 1) | UNIT_RUN_TAG)
+#define unit_is_run(e) ((e) & UNIT_RUN_TAG)
+#define unit_run_len(e) ((uint64_t)(e) >> 1)
+
+struct mem_seglist {
+	struct mem_space *ms;
+	unsigned slot;
+	unsigned psz_idx;
+	int node;                 /* -1: any */
+	uint8_t *base;
+	uint64_t len;             /* VA span */
+	uint64_t page_size;
+	unsigned page_shift;
+	uint64_t npages, nunits;
+	struct phys_arena *arena;
+
+	struct mem_xlate *xlate;  /* lock-free: per page */
+	_Atomic uintptr_t *units; /* lock-free: per unit, slab or run */
+
+	pthread_mutex_t lock;
+	struct range_alloc free_units; /* under lock: free VA, in units */
+	struct mem_page *pages;        /* under lock */
+	uint64_t *dirty;               /* under lock: a bit per unit handed out since it was zero */
+	struct list_node idle;         /* under lock: idle pages, oldest first */
+	uint64_t committed_pages;      /* under lock */
+	uint64_t idle_pages;           /* under lock */
+	uint64_t used_units;           /* under lock */
+	uint64_t commits, decommits;   /* under lock */
+	uint64_t page_hwm;             /* under lock: no page at or above it was ever committed */
+	uint64_t next_trim_ns;         /* under lock: when the oldest idle page is due */
+	_Atomic uint64_t grow_failed_ns; /* last time the kernel refused memory; read lock-free */
+	bool in_default_set;           /* on the context's default node: thread caches serve it */
+
+	struct mem_class classes[MEM_NR_CLASSES];
+};
+
+struct mem_sub {
+	struct list_node link; /* in mem_space.subs */
+	iovm_mem_event_fn fn;
+	void *arg;
+};
+
+struct mem_zone {
+	struct iovm_zone pub;
+	struct list_node link; /* in mem_space.zones, under zone_lock */
+};
+
+struct mem_tcache;
+
+struct mem_space {
+	struct iovm_ctx *ctx;
+	struct phys_space *phys;
+	uint64_t id;               /* unique for the process: thread caches are keyed by it */
+	uint8_t *arena;
+	uint64_t arena_len;
+	unsigned slot_shift;
+	_Atomic(struct mem_seglist *) lists[MEM_MAX_LISTS]; /* lock-free; set once under lock */
+
+	uint64_t page_size[MEM_NR_PSZ]; /* 0 where the kernel lacks that size */
+	unsigned pref[MEM_NR_PSZ];      /* page size indices to try, in order */
+	unsigned nr_pref;
+	bool auto_pages;                /* page_size=auto: 4 KiB is a fallback */
+	int node_of_slot[MEM_MAX_NODE_SLOTS];
+	unsigned nr_node_slots;
+	unsigned default_node_slot;
+	uint64_t release_delay_ns;
+
+	pthread_mutex_t lock;    /* list creation; subs (with every list lock) */
+	struct list_node subs;
+
+	pthread_mutex_t rev_lock; /* table allocation of rev */
+	struct radix rev[MEM_NR_PSZ]; /* lock-free: pa >> page_shift -> VA of the page */
+
+	pthread_mutex_t zone_lock;
+	struct list_node zones;  /* under zone_lock */
+	unsigned nr_zones;       /* under zone_lock */
+
+	struct list_node live_link; /* under tcache_global_lock: in the live contexts */
+	struct list_node tcaches; /* under tcache_global_lock */
+	uint64_t tcache_retired_allocs, tcache_retired_frees, tcache_retired_hits; /* same lock */
+	_Atomic uint64_t slow_allocs, slow_frees;
+};
+
+/* A request, once the public flags are decoded. */
+struct mem_req {
+	uint64_t size;
+	uint64_t align;
+	bool contig;
+	bool zero;
+};
+
+/* space.c */
+struct mem_seglist *mem_list_get(struct mem_space *ms, unsigned psz_idx, unsigned node_slot);
+static inline struct mem_seglist *mem_list_of(const struct mem_space *ms, const void *ptr)
+{
+	uint64_t off = (uint64_t)((const uint8_t *)ptr - ms->arena);
+
+	if (off >= ms->arena_len)
+		return NULL;
+	return atomic_load_explicit(&ms->lists[off >> ms->slot_shift], memory_order_acquire);
+}
+
+/* seglist.c; run_alloc and run_free take the list lock. */
+int run_alloc(struct mem_seglist *sl, const struct mem_req *req, bool allow_grow, void **out,
+	      bool *zero);
+int run_free(struct mem_seglist *sl, void *ptr);
+int run_resize(struct mem_seglist *sl, void *ptr, uint64_t size);
+uint64_t run_size(struct mem_seglist *sl, const void *ptr);
+uint64_t seglist_trim(struct mem_seglist *sl, bool all);
+uint64_t seglist_trim_locked(struct mem_seglist *sl, bool all);
+bool seglist_may_grow(struct mem_seglist *sl);
+void seglist_destroy(struct mem_seglist *sl);
+int seglist_create(struct mem_space *ms, unsigned psz_idx, unsigned node_slot,
+		   struct mem_seglist **out);
+
+/* xlate.c; the update functions need the list lock. */
+void xlate_commit(struct mem_seglist *sl, uint64_t page, uint64_t n, pa_t pa);
+void xlate_release(struct mem_seglist *sl, uint64_t page, uint64_t n);
+pa_t xlate_stale_pa(const struct mem_seglist *sl, uint64_t page);
+int rev_set(struct mem_space *ms, unsigned psz_idx, pa_t pa, uint64_t npages, uint8_t *va);
+
+/* slab.c */
+void class_init(struct mem_class *c, unsigned idx);
+int class_of(uint64_t size, uint64_t align);
+uint32_t class_size(unsigned idx);
+void *slab_alloc(struct mem_seglist *sl, unsigned cls, bool allow_grow, bool *zero);
+int slab_free(struct mem_seglist *sl, struct mem_slab *s, void *obj);
+int slab_refill(struct mem_seglist *sl, unsigned cls, bool allow_grow, void **head, unsigned want);
+void slab_flush(unsigned cls, void *head, unsigned n);
+void slab_destroy_all(struct mem_seglist *sl);
+int slab_obj_index(const struct mem_slab *s, const void *obj, uint32_t *idx);
+bool slab_mark_used(struct mem_slab *s, uint32_t idx);
+bool slab_mark_free(struct mem_slab *s, uint32_t idx);
+
+/* tcache.c */
+void *tcache_alloc(struct mem_space *ms, unsigned cls);
+bool tcache_free(struct mem_space *ms, struct mem_slab *s, void *obj);
+void tcache_register_space(struct mem_space *ms);
+void tcache_destroy_all(struct mem_space *ms);
+void tcache_stats(struct mem_space *ms, uint64_t *allocs, uint64_t *frees, uint64_t *hits);
+
+/* event.c; notify needs the list lock. */
+int event_notify_commit(struct mem_seglist *sl, uint8_t *va, uint64_t len);
+void event_notify_release(struct mem_seglist *sl, uint8_t *va, uint64_t len);
+bool event_in_callback(void);
+void event_destroy_all(struct mem_space *ms);
+
+/* zone.c */
+void zone_destroy_all(struct mem_space *ms);
+
+/* heap.c */
+void *mem_alloc(struct mem_space *ms, const struct mem_req *req, unsigned psz_mask,
+		unsigned node_slot);
+int mem_free(struct mem_space *ms, void *ptr);
+
+#endif /* IOVM_MEM_INTERNAL_H */

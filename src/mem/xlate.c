@@ -1,0 +1,225 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * xlate.c - pointer to physical address and back, in O(1) without a lock.
+ *
+ * Forward: the pointer's slot gives its segment list, its offset in the list
+ * gives a page, and the page's entry holds the PA (SPDK's two-level map does
+ * the same with 2 MiB granules; DPDK in PA mode reads pagemap per call).
+ * Each entry also says for how many pages the PA stays contiguous, so the
+ * contiguous length of any pointer is one load too.
+ *
+ * Reverse: a table per page size from PA page to the virtual address of the
+ * page in the heap, written at commit.
+ *
+ * Entries are written under the list lock (commit, release) and read by
+ * anyone. The PA word carries a valid bit and is stored last with release
+ * semantics, so a reader that sees it valid sees the rest of the entry.
+ */
+#include <errno.h>
+
+#include "base/ctx.h"
+#include "base/error.h"
+#include "mem/mem_internal.h"
+#include "phys/phys.h"
+
+/* PAs of pages are page aligned: bit 0 of the word is free to say "valid". */
+#define XLATE_VALID UINT64_C(1)
+
+static inline uint64_t xlate_pa(const struct mem_xlate *e)
+{
+	return atomic_load_explicit(&e->pa, memory_order_acquire);
+}
+
+/* pa_run of @page, from its successor: runs are computed back to front. */
+static void run_update(struct mem_seglist *sl, uint64_t page)
+{
+	struct mem_xlate *e = &sl->xlate[page];
+	uint64_t pa = xlate_pa(e) & ~XLATE_VALID;
+	uint64_t hpa = atomic_load_explicit(&e->hpa, memory_order_relaxed);
+	uint32_t run = 1, hrun = hpa != IOVM_ADDR_INVALID ? 1 : 0;
+
+	if (page + 1 < sl->npages) {
+		struct mem_xlate *n = &sl->xlate[page + 1];
+		uint64_t npa = xlate_pa(n), nhpa = atomic_load_explicit(&n->hpa, memory_order_relaxed);
+		uint32_t nrun = atomic_load_explicit(&n->pa_run, memory_order_relaxed);
+		uint32_t nhrun = atomic_load_explicit(&n->hpa_run, memory_order_relaxed);
+
+		if ((npa & XLATE_VALID) && (npa & ~XLATE_VALID) == pa + sl->page_size && nrun < UINT32_MAX)
+			run = nrun + 1;
+		if (hrun && (npa & XLATE_VALID) && nhpa != IOVM_ADDR_INVALID &&
+		    nhpa == hpa + sl->page_size && nhrun && nhrun < UINT32_MAX)
+			hrun = nhrun + 1;
+	}
+	atomic_store_explicit(&e->pa_run, run, memory_order_relaxed);
+	atomic_store_explicit(&e->hpa_run, hrun, memory_order_relaxed);
+}
+
+void xlate_commit(struct mem_seglist *sl, uint64_t page, uint64_t n, pa_t pa)
+{
+	struct phys_space *ps = sl->ms->phys;
+
+	for (uint64_t i = 0; i < n; i++) {
+		struct mem_xlate *e = &sl->xlate[page + i];
+		pa_t p = pa_add(pa, i << sl->page_shift);
+		hpa_t h = phys_hpa(ps, p);
+
+		atomic_store_explicit(&e->hpa, hpa_val(h), memory_order_relaxed);
+		atomic_store_explicit(&e->pa, pa_val(p) | XLATE_VALID, memory_order_release);
+	}
+	for (uint64_t i = n; i--;)
+		run_update(sl, page + i);
+	/* Earlier pages whose run now reaches into the new ones grow. */
+	for (uint64_t p = page; p--;) {
+		uint32_t before = atomic_load_explicit(&sl->xlate[p].pa_run, memory_order_relaxed);
+		uint32_t hbefore = atomic_load_explicit(&sl->xlate[p].hpa_run, memory_order_relaxed);
+
+		if (!(xlate_pa(&sl->xlate[p]) & XLATE_VALID))
+			break;
+		run_update(sl, p);
+		if (atomic_load_explicit(&sl->xlate[p].pa_run, memory_order_relaxed) == before &&
+		    atomic_load_explicit(&sl->xlate[p].hpa_run, memory_order_relaxed) == hbefore)
+			break;
+	}
+}
+
+void xlate_release(struct mem_seglist *sl, uint64_t page, uint64_t n)
+{
+	/* Runs of earlier pages must stop short of the released ones first. */
+	for (uint64_t p = page; p--;) {
+		struct mem_xlate *e = &sl->xlate[p];
+		uint64_t dist = page - p;
+		uint32_t run = atomic_load_explicit(&e->pa_run, memory_order_relaxed);
+		uint32_t hrun = atomic_load_explicit(&e->hpa_run, memory_order_relaxed);
+
+		if (!(xlate_pa(e) & XLATE_VALID) || (run <= dist && hrun <= dist))
+			break;
+		if (run > dist)
+			atomic_store_explicit(&e->pa_run, (uint32_t)dist, memory_order_relaxed);
+		if (hrun > dist)
+			atomic_store_explicit(&e->hpa_run, (uint32_t)dist, memory_order_relaxed);
+	}
+	for (uint64_t i = 0; i < n; i++) {
+		struct mem_xlate *e = &sl->xlate[page + i];
+
+		/* The PA bits stay: the release path reads them to free the frames. */
+		atomic_store_explicit(&e->pa, xlate_pa(e) & ~XLATE_VALID, memory_order_release);
+		atomic_store_explicit(&e->pa_run, 0, memory_order_relaxed);
+		atomic_store_explicit(&e->hpa_run, 0, memory_order_relaxed);
+	}
+}
+
+/* The PA of a page whose entry was just invalidated (the release path). */
+pa_t xlate_stale_pa(const struct mem_seglist *sl, uint64_t page)
+{
+	return pa_make(xlate_pa(&sl->xlate[page]) & ~XLATE_VALID);
+}
+
+int rev_set(struct mem_space *ms, unsigned psz_idx, pa_t pa, uint64_t npages, uint8_t *va)
+{
+	unsigned shift = ilog2(ms->page_size[psz_idx]);
+	struct radix *r = &ms->rev[psz_idx];
+	int ret = 0;
+
+	pthread_mutex_lock(&ms->rev_lock);
+	for (uint64_t i = 0; i < npages; i++) {
+		_Atomic uintptr_t *slot = radix_lookup_alloc(r, (pa_val(pa) >> shift) + i);
+
+		if (!slot) {
+			ret = -ENOMEM;
+			break;
+		}
+		atomic_store_explicit(slot, va ? (uintptr_t)(va + (i << shift)) : 0, memory_order_release);
+	}
+	pthread_mutex_unlock(&ms->rev_lock);
+	return ret;
+}
+
+/* The list and page of @ptr, when the page is committed. */
+static inline const struct mem_xlate *xlate_entry(const struct iovm_ctx *ctx, const void *ptr,
+						  const struct mem_seglist **slp, uint64_t *loff)
+{
+	const struct mem_space *ms = ctx->mem;
+	uint64_t off = (uint64_t)((const uint8_t *)ptr - ms->arena);
+	const struct mem_seglist *sl;
+
+	if (unlikely(off >= ms->arena_len))
+		return NULL;
+	sl = atomic_load_explicit(&ms->lists[off >> ms->slot_shift], memory_order_acquire);
+	if (unlikely(!sl))
+		return NULL;
+	*loff = off & (sl->len - 1);
+	*slp = sl;
+	return &sl->xlate[*loff >> sl->page_shift];
+}
+
+IOVM_API int iovm_dma_pa(const struct iovm_ctx *ctx, const void *ptr, iovm_pa_t *pa)
+{
+	const struct mem_seglist *sl;
+	const struct mem_xlate *e;
+	uint64_t loff, v;
+
+	if (unlikely(!ctx || !pa))
+		return -EINVAL;
+	e = xlate_entry(ctx, ptr, &sl, &loff);
+	if (unlikely(!e))
+		return -ENOENT;
+	v = xlate_pa(e);
+	if (unlikely(!(v & XLATE_VALID)))
+		return -ENOENT;
+	*pa = IOVM_PA((v & ~XLATE_VALID) + (loff & (sl->page_size - 1)));
+	return 0;
+}
+
+IOVM_API int iovm_dma_xlate(const struct iovm_ctx *ctx, const void *ptr, struct iovm_dma_xlate *x)
+{
+	const struct mem_seglist *sl;
+	const struct mem_xlate *e;
+	uint64_t loff, v, in_page, hpa;
+	uint32_t run, hrun;
+
+	if (unlikely(!ctx || !x))
+		return -EINVAL;
+	e = xlate_entry(ctx, ptr, &sl, &loff);
+	if (unlikely(!e))
+		return -ENOENT;
+	v = xlate_pa(e);
+	if (unlikely(!(v & XLATE_VALID)))
+		return -ENOENT;
+	hpa = atomic_load_explicit(&e->hpa, memory_order_relaxed);
+	run = atomic_load_explicit(&e->pa_run, memory_order_relaxed);
+	hrun = atomic_load_explicit(&e->hpa_run, memory_order_relaxed);
+	in_page = loff & (sl->page_size - 1);
+
+	x->pa = IOVM_PA((v & ~XLATE_VALID) + in_page);
+	x->hpa = IOVM_HPA(hpa != IOVM_ADDR_INVALID ? hpa + in_page : IOVM_ADDR_INVALID);
+	x->contig = ((uint64_t)MAX(run, 1u) << sl->page_shift) - in_page;
+	x->hpa_contig = hrun ? ((uint64_t)hrun << sl->page_shift) - in_page : 0;
+	x->page_size = sl->page_size;
+	x->node = sl->node;
+	return 0;
+}
+
+IOVM_API void *iovm_dma_ptr(const struct iovm_ctx *ctx, iovm_pa_t pa)
+{
+	const struct mem_space *ms;
+	_Atomic uintptr_t *slot;
+	uint64_t psz;
+	uintptr_t va;
+
+	if (!ctx) {
+		errno = EINVAL;
+		return NULL;
+	}
+	ms = ctx->mem;
+	psz = phys_page_size(ms->phys, pa);
+	for (unsigned i = 0; psz && i < MEM_NR_PSZ; i++) {
+		if (ms->page_size[i] != psz)
+			continue;
+		slot = radix_lookup(&ms->rev[i], pa.addr >> ilog2(psz));
+		va = slot ? atomic_load_explicit(slot, memory_order_acquire) : 0;
+		if (va)
+			return (void *)(va + (pa.addr & (psz - 1)));
+	}
+	errno = ENOENT;
+	return NULL;
+}

@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * zone.c - named zones: physically contiguous, zeroed buffers for
+ * descriptor rings and other common buffers, found again by name.
+ *
+ * Reserving is idempotent, unlike rte_memzone_reserve(), which fails with
+ * EEXIST: a queue that restarts asks for its ring again and gets the same
+ * memory back. A zone's name is the key; a request the existing zone cannot
+ * satisfy (too small, misaligned, elsewhere) is refused, not resized.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/ctx.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "mem/mem_internal.h"
+
+/* Zones default to cache-line alignment, as DPDK's memzones do. */
+#define ZONE_DEFAULT_ALIGN 64
+
+/* Needs zone_lock. */
+static struct mem_zone *zone_find(struct mem_space *ms, const char *name)
+{
+	struct list_node *n;
+
+	list_for_each(n, &ms->zones) {
+		struct mem_zone *z = list_entry(n, struct mem_zone, link);
+
+		if (!strcmp(z->pub.name, name))
+			return z;
+	}
+	return NULL;
+}
+
+static int name_check(const char *name)
+{
+	size_t len;
+
+	if (!name)
+		return -EINVAL;
+	len = strnlen(name, IOVM_ZONE_NAMESIZE);
+	if (!len || len == IOVM_ZONE_NAMESIZE)
+		return err_detail(-EINVAL, IOVM_LOG_DEBUG, "zone name must be 1 to %d characters",
+				  IOVM_ZONE_NAMESIZE - 1);
+	return 0;
+}
+
+/* Placement bits of the flags: what must match for an existing zone to do. */
+#define ZONE_PLACEMENT_FLAGS (IOVM_DMA_PAGE_4K | IOVM_DMA_PAGE_2M | IOVM_DMA_PAGE_1G | 0x00ff0000u)
+
+static bool zone_satisfies(const struct mem_zone *z, size_t size, size_t align, uint32_t flags)
+{
+	unsigned shift = (flags >> 8) & 0xff;
+
+	if (z->pub.len < size || !is_aligned((uintptr_t)z->pub.va, align))
+		return false;
+	if ((flags & ZONE_PLACEMENT_FLAGS) != (z->pub.flags & ZONE_PLACEMENT_FLAGS))
+		return false;
+	/* Physical and virtual offsets in a page agree: checking the PA checks both. */
+	if (shift && align_down(pa_val(z->pub.pa), UINT64_C(1) << shift) !=
+			     align_down(pa_val(z->pub.pa) + size - 1, UINT64_C(1) << shift))
+		return false;
+	return true;
+}
+
+IOVM_API int iovm_zone_reserve(struct iovm_ctx *ctx, const char *name, size_t size, size_t align,
+			       uint32_t flags, const struct iovm_zone **out)
+{
+	const uint32_t allowed = ZONE_PLACEMENT_FLAGS | 0x0000ff00u | IOVM_DMA_ZERO | IOVM_DMA_CONTIG;
+	struct iovm_dma_xlate x;
+	struct mem_space *ms;
+	struct mem_zone *z;
+	void *mem;
+	int ret;
+
+	err_clear();
+	if (!ctx || !out || !size || (flags & ~allowed) || (align && !is_pow2(align)))
+		return -EINVAL;
+	ret = name_check(name);
+	if (ret)
+		return ret;
+	if (event_in_callback())
+		return -EDEADLK;
+	ms = ctx->mem;
+	align = align ? align : ZONE_DEFAULT_ALIGN;
+	flags &= ~(IOVM_DMA_ZERO | IOVM_DMA_CONTIG);
+
+	pthread_mutex_lock(&ms->zone_lock);
+	z = zone_find(ms, name);
+	if (z) {
+		ret = zone_satisfies(z, size, align, flags) ? 1 : -EEXIST;
+		if (ret == 1)
+			*out = &z->pub;
+		else
+			err_detail(-EEXIST, IOVM_LOG_DEBUG,
+				   "zone '%s' exists with %zu bytes and does not satisfy the request",
+				   name, z->pub.len);
+		goto unlock;
+	}
+	z = calloc(1, sizeof(*z));
+	if (!z) {
+		ret = -ENOMEM;
+		goto unlock;
+	}
+	mem = iovm_dma_alloc(ctx, size, align, flags | IOVM_DMA_CONTIG | IOVM_DMA_ZERO);
+	if (!mem) {
+		ret = -errno;
+		free(z);
+		goto unlock;
+	}
+	iovm_dma_xlate(ctx, mem, &x);
+	strcpy(z->pub.name, name);
+	z->pub.va = mem;
+	z->pub.pa = x.pa;
+	z->pub.hpa = x.hpa_contig >= size ? x.hpa : IOVM_HPA(IOVM_ADDR_INVALID);
+	z->pub.len = size;
+	z->pub.align = align;
+	z->pub.page_size = x.page_size;
+	z->pub.node = x.node;
+	z->pub.flags = flags;
+	list_add_tail(&ms->zones, &z->link);
+	ms->nr_zones++;
+	*out = &z->pub;
+	ret = 0;
+unlock:
+	pthread_mutex_unlock(&ms->zone_lock);
+	return ret;
+}
+
+IOVM_API int iovm_zone_lookup(struct iovm_ctx *ctx, const char *name, const struct iovm_zone **out)
+{
+	struct mem_zone *z;
+	int ret;
+
+	err_clear();
+	if (!ctx || !out)
+		return -EINVAL;
+	ret = name_check(name);
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&ctx->mem->zone_lock);
+	z = zone_find(ctx->mem, name);
+	if (z)
+		*out = &z->pub;
+	pthread_mutex_unlock(&ctx->mem->zone_lock);
+	return z ? 0 : -ENOENT;
+}
+
+IOVM_API int iovm_zone_free(struct iovm_ctx *ctx, const struct iovm_zone *zone)
+{
+	struct mem_space *ms;
+	struct list_node *n;
+	struct mem_zone *z = NULL;
+
+	err_clear();
+	if (!ctx || !zone)
+		return -EINVAL;
+	if (event_in_callback())
+		return -EDEADLK;
+	ms = ctx->mem;
+	pthread_mutex_lock(&ms->zone_lock);
+	/* Compared by address, never dereferenced: a stale zone pointer is refused safely. */
+	list_for_each(n, &ms->zones) {
+		if (&list_entry(n, struct mem_zone, link)->pub == zone) {
+			z = list_entry(n, struct mem_zone, link);
+			list_del(n);
+			ms->nr_zones--;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&ms->zone_lock);
+	if (!z)
+		return -EINVAL;
+	iovm_dma_free(ctx, z->pub.va);
+	free(z);
+	return 0;
+}
+
+IOVM_API int iovm_zone_walk(struct iovm_ctx *ctx, int (*fn)(void *arg, const struct iovm_zone *z),
+			    void *arg)
+{
+	struct list_node *n;
+	int ret = 0;
+
+	err_clear();
+	if (!ctx || !fn)
+		return -EINVAL;
+	pthread_mutex_lock(&ctx->mem->zone_lock);
+	list_for_each(n, &ctx->mem->zones) {
+		ret = fn(arg, &list_entry(n, struct mem_zone, link)->pub);
+		if (ret)
+			break;
+	}
+	pthread_mutex_unlock(&ctx->mem->zone_lock);
+	return ret;
+}
+
+void zone_destroy_all(struct mem_space *ms)
+{
+	struct list_node *n, *t;
+
+	list_for_each_safe(n, t, &ms->zones) {
+		list_del(n);
+		free(list_entry(n, struct mem_zone, link));
+	}
+	ms->nr_zones = 0;
+}

@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * populate.h - faulting pages in without ever dying of SIGBUS.
+ */
+#ifndef IOVM_OS_POPULATE_H
+#define IOVM_OS_POPULATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * os_populate() - fault in [addr, addr+len) for writing. A page the kernel
+ * cannot provide (hugepages exhausted, a hugetlb cgroup limit hit at first
+ * touch) gives -ENOMEM; the process never sees SIGBUS.
+ */
+int os_populate(void *addr, size_t len, uint64_t page_size);
+
+/*
+ * os_populate_touch() - the fallback for kernels before 5.14, which lack
+ * MADV_POPULATE_WRITE: touch one byte per page with SIGBUS caught. Exposed
+ * so that the tests exercise it on any kernel.
+ */
+int os_populate_touch(void *addr, size_t len, uint64_t page_size);
+
+#endif /* IOVM_OS_POPULATE_H */

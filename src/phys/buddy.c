@@ -1,0 +1,456 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * buddy.c - the frame allocator: a binary buddy over each arena's frames,
+ * and a run scan for what the buddy's power-of-two blocks cannot give.
+ *
+ * A free block of 2^k frames starts at a frame number aligned to 2^k; its
+ * buddy is the block it merges with, pfn ^ 2^k. Blocks merge across banks
+ * whenever the frames are adjacent in PA: in host-PA mode that is exactly
+ * "physically adjacent hugepages", found as pages arrive, at run time.
+ *
+ * The buddy alone can only give power-of-two, naturally aligned blocks. A
+ * contiguous request it cannot serve (3 frames where the free ones are 2+1
+ * adjacent, or more than a block holds) falls back to a scan of the free
+ * runs in PA order, as DPDK's legacy mode sorts its hugepages, done when
+ * needed rather than once at start-up.
+ *
+ * Every function here needs phys_space.lock.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "base/compiler.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "phys/phys_internal.h"
+
+/* Scattered allocations stop growing the arena after this many tries. */
+#define GROW_TRIES 3
+
+struct phys_frame *frame_at(struct phys_arena *a, uint64_t pfn)
+{
+	return radix_lookup(&a->frames, pfn);
+}
+
+static struct phys_bank *frame_bank(struct phys_arena *a, const struct phys_frame *f)
+{
+	return a->space->banks[f->bank];
+}
+
+static void block_push(struct phys_arena *a, uint64_t pfn, unsigned order)
+{
+	struct phys_frame *f = frame_at(a, pfn);
+
+	f->state = FRAME_FREE_HEAD;
+	f->order = (uint8_t)order;
+	list_add(&a->free_area[order], &f->link);
+	a->nr_free_blocks[order]++;
+}
+
+static void block_pop(struct phys_arena *a, struct phys_frame *f)
+{
+	list_del(&f->link);
+	a->nr_free_blocks[f->order]--;
+	f->state = FRAME_FREE_TAIL;
+}
+
+/* Whether @pfn heads a free block of exactly 2^order frames. */
+static bool is_free_head(struct phys_arena *a, uint64_t pfn, unsigned order)
+{
+	struct phys_frame *f = frame_at(a, pfn);
+
+	return f && f->state == FRAME_FREE_HEAD && f->order == order;
+}
+
+/* Insert the free block [pfn, pfn + 2^order), merging it with free buddies. */
+static void block_free_merge(struct phys_arena *a, uint64_t pfn, unsigned order)
+{
+	while (order < PHYS_MAX_ORDER) {
+		uint64_t buddy = pfn ^ (UINT64_C(1) << order);
+
+		if (!is_free_head(a, buddy, order))
+			break;
+		block_pop(a, frame_at(a, buddy));
+		pfn = MIN(pfn, buddy);
+		order++;
+	}
+	block_push(a, pfn, order);
+}
+
+/*
+ * The largest naturally aligned block that starts at @pfn and fits before
+ * @end: pieces of this size tile any range with the fewest blocks.
+ */
+static unsigned piece_order(uint64_t pfn, uint64_t end)
+{
+	unsigned order = pfn ? MIN((unsigned)__builtin_ctzll(pfn), PHYS_MAX_ORDER) : PHYS_MAX_ORDER;
+
+	while ((UINT64_C(1) << order) > end - pfn)
+		order--;
+	return order;
+}
+
+/* Free [pfn, end) as maximal aligned pieces; with @merge, each merges with free buddies. */
+static void free_pieces(struct phys_arena *a, uint64_t pfn, uint64_t end, bool merge)
+{
+	while (pfn < end) {
+		unsigned order = piece_order(pfn, end);
+
+		if (merge)
+			block_free_merge(a, pfn, order);
+		else
+			block_push(a, pfn, order);
+		pfn += UINT64_C(1) << order;
+	}
+}
+
+/* Mark [pfn, pfn+n) allocated, and say whether all of it holds zeroes. */
+static bool mark_used(struct phys_arena *a, uint64_t pfn, uint64_t n)
+{
+	bool zero = true;
+
+	for (uint64_t i = 0; i < n; i++) {
+		struct phys_frame *f = frame_at(a, pfn + i);
+
+		f->state = FRAME_USED;
+		zero &= f->zero;
+		f->zero = 0;
+		frame_bank(a, f)->nr_free--;
+	}
+	a->frames_free -= n;
+	return zero;
+}
+
+int buddy_online(struct phys_arena *a, uint64_t pfn, uint64_t n, uint32_t bank)
+{
+	/* Allocate every table first, so that failing leaves nothing half done. */
+	for (uint64_t i = 0; i < n; i++)
+		if (!radix_lookup_alloc(&a->frames, pfn + i))
+			return -ENOMEM;
+	for (uint64_t i = 0; i < n; i++) {
+		struct phys_frame *f = frame_at(a, pfn + i);
+
+		*f = (struct phys_frame){ .pfn = pfn + i, .state = FRAME_FREE_TAIL, .zero = 1,
+					  .bank = bank };
+		list_init(&f->link);
+	}
+	a->space->banks[bank]->nr_free += n;
+	a->frames_total += n;
+	a->frames_free += n;
+	free_pieces(a, pfn, pfn + n, true);
+	return 0;
+}
+
+/* The free block that contains @pfn: its head, and its order in *@order. */
+static struct phys_frame *block_containing(struct phys_arena *a, uint64_t pfn, unsigned *order)
+{
+	for (unsigned k = 0; k <= PHYS_MAX_ORDER; k++) {
+		uint64_t head = align_down(pfn, UINT64_C(1) << k);
+
+		if (is_free_head(a, head, k)) {
+			*order = k;
+			return frame_at(a, head);
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Take the free frames [pfn, pfn+n) out of the free lists, whatever blocks
+ * they are in: the parts of those blocks outside the range go back as
+ * pieces. -EBUSY, changing nothing, unless every frame in it is free.
+ * The taken frames are left FREE_TAIL for the caller to mark.
+ */
+static int take_range(struct phys_arena *a, uint64_t pfn, uint64_t n)
+{
+	uint64_t end = pfn + n, f;
+
+	for (f = pfn; f < end; f++) {
+		struct phys_frame *fr = frame_at(a, f);
+
+		if (!fr || (fr->state != FRAME_FREE_HEAD && fr->state != FRAME_FREE_TAIL))
+			return -EBUSY;
+	}
+	for (f = pfn; f < end;) {
+		unsigned order;
+		struct phys_frame *head = block_containing(a, f, &order);
+		uint64_t h = head->pfn, h_end = h + (UINT64_C(1) << order);
+
+		block_pop(a, head);
+		if (h < pfn)
+			free_pieces(a, h, pfn, false);
+		if (h_end > end)
+			free_pieces(a, end, h_end, false);
+		f = h_end;
+	}
+	return 0;
+}
+
+int buddy_offline(struct phys_arena *a, uint64_t pfn, uint64_t n)
+{
+	int ret = take_range(a, pfn, n);
+
+	if (ret)
+		return ret;
+	for (uint64_t i = 0; i < n; i++) {
+		struct phys_frame *f = frame_at(a, pfn + i);
+
+		frame_bank(a, f)->nr_free--;
+		f->state = FRAME_ABSENT;
+	}
+	a->frames_total -= n;
+	a->frames_free -= n;
+	return 0;
+}
+
+/* A block of 2^order frames from the free lists, splitting a larger one if needed. */
+static int alloc_order(struct phys_arena *a, unsigned order, uint64_t *pfn)
+{
+	for (unsigned o = order; o <= PHYS_MAX_ORDER; o++) {
+		struct phys_frame *f;
+
+		if (list_empty(&a->free_area[o]))
+			continue;
+		f = list_first(&a->free_area[o], struct phys_frame, link);
+		block_pop(a, f);
+		/* Give back the upper halves until the block is the size asked for. */
+		while (o > order) {
+			o--;
+			block_push(a, f->pfn + (UINT64_C(1) << o), o);
+		}
+		*pfn = f->pfn;
+		return 0;
+	}
+	return -ENOMEM;
+}
+
+/* Fill @ra with every free run of @a, merged across block boundaries. */
+static int collect_runs(struct phys_arena *a, struct range_alloc *ra)
+{
+	ra_init(ra);
+	for (unsigned o = 0; o <= PHYS_MAX_ORDER; o++) {
+		struct list_node *n;
+
+		list_for_each(n, &a->free_area[o]) {
+			struct phys_frame *f = list_entry(n, struct phys_frame, link);
+
+			if (ra_free(ra, f->pfn, UINT64_C(1) << o)) {
+				ra_destroy(ra);
+				return -ENOMEM;
+			}
+		}
+	}
+	return 0;
+}
+
+uint64_t buddy_largest_run(struct phys_arena *a)
+{
+	struct range_alloc ra;
+	uint64_t largest;
+
+	if (collect_runs(a, &ra))
+		return 0;
+	largest = ra_largest(&ra);
+	ra_destroy(&ra);
+	return largest;
+}
+
+/* The run scan: any free run where the request fits, lowest first. */
+static int contig_from_runs(struct phys_arena *a, const struct phys_req *req, uint64_t *pfn)
+{
+	struct range_req q = {
+		.len = req->nframes,
+		.align = req->align,
+		.bound = req->bound,
+		.lo = 0,
+		.hi = UINT64_C(1) << (PHYS_PA_BITS - a->shift),
+	};
+	struct range_alloc ra;
+	int ret;
+
+	ret = collect_runs(a, &ra);
+	if (ret)
+		return ret;
+	ret = ra_alloc(&ra, &q, pfn);
+	ra_destroy(&ra);
+	if (ret)
+		return -ENOMEM;
+	return take_range(a, *pfn, req->nframes);
+}
+
+static int contig_from_free(struct phys_arena *a, const struct phys_req *req, uint64_t *pfn)
+{
+	unsigned order = MAX(ilog2_up(req->nframes), ilog2(req->align));
+
+	if (req->nframes > a->frames_free)
+		return -ENOMEM;
+	/* A naturally aligned block of 2^order frames crosses no boundary of that size or more. */
+	if (order <= PHYS_MAX_ORDER && (!req->bound || (UINT64_C(1) << order) <= req->bound) &&
+	    !alloc_order(a, order, pfn)) {
+		free_pieces(a, *pfn + req->nframes, *pfn + (UINT64_C(1) << order), false);
+		return 0;
+	}
+	return contig_from_runs(a, req, pfn);
+}
+
+static bool req_valid(const struct phys_req *req)
+{
+	return req->nframes && is_pow2(req->align) && (!req->bound || is_pow2(req->bound)) &&
+	       (!req->bound || req->nframes <= req->bound) &&
+	       req->nframes < (UINT64_C(1) << (PHYS_PA_BITS - 12));
+}
+
+/* Banks added by a search that then failed: give back those still wholly free. */
+static void release_added(struct phys_space *ps, unsigned first_new)
+{
+	for (unsigned i = first_new; i < ps->nr_banks; i++)
+		if (ps->banks[i] && !ps->banks[i]->released)
+			bank_release(ps->banks[i]);
+}
+
+int phys_alloc_contig(struct phys_arena *a, const struct phys_req *req, pa_t *pa, bool *zero)
+{
+	struct phys_space *ps = a->space;
+	unsigned first_new;
+	uint64_t pfn;
+	int ret = -ENOMEM;
+
+	if (!req_valid(req))
+		return -EINVAL;
+	pthread_mutex_lock(&ps->lock);
+	first_new = ps->nr_banks;
+	for (unsigned tries = 0;; tries++) {
+		ret = contig_from_free(a, req, &pfn);
+		if (!ret || req->no_grow || tries == GROW_TRIES)
+			break;
+		/*
+		 * An emulated bank is contiguous by construction: one the size of
+		 * the request always fits it. Hugepages at their host PA may not be
+		 * adjacent; a few more banks give the scan more chances, as
+		 * DPDK's legacy mode takes every hugepage to sort them.
+		 */
+		ret = bank_add(a, (req->nframes + req->align - 1) << a->shift);
+		if (ret)
+			break;
+	}
+	if (!ret) {
+		bool z = mark_used(a, pfn, req->nframes);
+
+		*pa = pfn_to_pa(a, pfn);
+		if (zero)
+			*zero = z;
+	} else {
+		/* Hugepages taken for a search that failed go back to the machine now. */
+		release_added(ps, first_new);
+	}
+	pthread_mutex_unlock(&ps->lock);
+	return ret ? -ENOMEM : 0;
+}
+
+/* The highest order with a free block, or -1. */
+static int highest_free_order(struct phys_arena *a)
+{
+	for (int o = PHYS_MAX_ORDER; o >= 0; o--)
+		if (!list_empty(&a->free_area[o]))
+			return o;
+	return -1;
+}
+
+static void unwind_scattered(struct phys_arena *a, struct phys_extent *ext, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t pfn = pa_to_pfn(a, ext[i].pa);
+
+		for (uint64_t j = 0; j < ext[i].nframes; j++) {
+			struct phys_frame *f = frame_at(a, pfn + j);
+
+			f->state = FRAME_FREE_TAIL;
+			f->zero = ext[i].zero;
+			frame_bank(a, f)->nr_free++;
+		}
+		a->frames_free += ext[i].nframes;
+		free_pieces(a, pfn, pfn + ext[i].nframes, true);
+	}
+}
+
+int phys_alloc_scattered(struct phys_arena *a, uint64_t nframes, bool no_grow,
+			 struct phys_extent *ext, unsigned max, unsigned *n)
+{
+	struct phys_space *ps = a->space;
+	uint64_t left = nframes;
+	unsigned cnt = 0, tries = 0;
+	int ret = 0;
+
+	if (!nframes || !max || nframes >= (UINT64_C(1) << (PHYS_PA_BITS - 12)))
+		return -EINVAL;
+	pthread_mutex_lock(&ps->lock);
+	while (left) {
+		int top = highest_free_order(a);
+		unsigned want = MIN(ilog2(left), PHYS_MAX_ORDER), order;
+		uint64_t pfn, got;
+
+		if (top < 0) {
+			if (no_grow || tries++ == GROW_TRIES || bank_add(a, left << a->shift)) {
+				ret = -ENOMEM;
+				break;
+			}
+			continue;
+		}
+		order = MIN(want, (unsigned)top);
+		alloc_order(a, order, &pfn); /* cannot fail: a block of at least order exists */
+		got = UINT64_C(1) << order;
+		if (cnt && pa_to_pfn(a, ext[cnt - 1].pa) + ext[cnt - 1].nframes == pfn) {
+			/* Adjacent to the previous extent: one mapping instead of two. */
+			bool z = mark_used(a, pfn, got);
+
+			ext[cnt - 1].zero = ext[cnt - 1].zero && z;
+			ext[cnt - 1].nframes += got;
+		} else if (cnt < max) {
+			ext[cnt].pa = pfn_to_pa(a, pfn);
+			ext[cnt].nframes = got;
+			ext[cnt].zero = mark_used(a, pfn, got);
+			cnt++;
+		} else {
+			free_pieces(a, pfn, pfn + got, true);
+			ret = -ENOMEM;
+			break;
+		}
+		left -= got;
+	}
+	if (ret)
+		unwind_scattered(a, ext, cnt);
+	else
+		*n = cnt;
+	pthread_mutex_unlock(&ps->lock);
+	return ret;
+}
+
+int phys_free(struct phys_arena *a, pa_t pa, uint64_t nframes, bool zero)
+{
+	struct phys_space *ps = a->space;
+	uint64_t pfn = pa_to_pfn(a, pa);
+
+	if (!nframes || !is_aligned(pa_val(pa), a->page_size) ||
+	    nframes >= (UINT64_C(1) << (PHYS_PA_BITS - 12)))
+		return -EINVAL;
+	pthread_mutex_lock(&ps->lock);
+	for (uint64_t i = 0; i < nframes; i++) {
+		struct phys_frame *f = frame_at(a, pfn + i);
+
+		if (!f || f->state != FRAME_USED) {
+			pthread_mutex_unlock(&ps->lock);
+			return -EINVAL;
+		}
+	}
+	for (uint64_t i = 0; i < nframes; i++) {
+		struct phys_frame *f = frame_at(a, pfn + i);
+
+		f->state = FRAME_FREE_TAIL;
+		f->zero = zero;
+		frame_bank(a, f)->nr_free++;
+	}
+	a->frames_free += nframes;
+	free_pieces(a, pfn, pfn + nframes, true);
+	pthread_mutex_unlock(&ps->lock);
+	return 0;
+}

@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bus.c - from a physical address to the memory behind it, without a lock.
+ *
+ * The bus table resolves 2 MiB granules of PA to (bank, offset in bank); a
+ * bank's bus mapping then gives the pointer, and its memfd the offset to map
+ * elsewhere. A granule's entry is published after its offset (release) and
+ * read bank first (acquire), so a reader never sees a half-written entry.
+ */
+#include <errno.h>
+
+#include "base/compiler.h"
+#include "phys/phys_internal.h"
+
+static struct phys_bank *bus_lookup(struct phys_space *ps, pa_t pa, uint64_t *bank_off)
+{
+	struct bus_entry *e = radix_lookup(&ps->bus, pa_val(pa) >> BUS_SHIFT);
+	struct phys_bank *b;
+
+	if (!e)
+		return NULL;
+	b = atomic_load_explicit(&e->bank, memory_order_acquire);
+	if (!b)
+		return NULL;
+	*bank_off = e->off + (pa_val(pa) & (BUS_GRANULE - 1));
+	return b;
+}
+
+void *phys_bus_ptr(struct phys_space *ps, pa_t pa)
+{
+	uint64_t off;
+	struct phys_bank *b = bus_lookup(ps, pa, &off);
+
+	return b ? b->bus + off : NULL;
+}
+
+hpa_t phys_hpa(struct phys_space *ps, pa_t pa)
+{
+	uint64_t off, page;
+	struct phys_bank *b = bus_lookup(ps, pa, &off);
+
+	if (!b || !b->hpa)
+		return HPA_INVALID;
+	page = off >> b->arena->shift;
+	if (!hpa_valid(b->hpa[page]))
+		return HPA_INVALID;
+	return hpa_add(b->hpa[page], off & (b->arena->page_size - 1));
+}
+
+uint64_t phys_page_size(struct phys_space *ps, pa_t pa)
+{
+	uint64_t off;
+	struct phys_bank *b = bus_lookup(ps, pa, &off);
+
+	return b ? b->arena->page_size : 0;
+}
+
+int phys_backing(struct phys_space *ps, pa_t pa, struct phys_backing *out)
+{
+	uint64_t off, page;
+	struct phys_bank *b = bus_lookup(ps, pa, &off);
+
+	if (!b)
+		return -ENOENT;
+	page = off >> b->arena->shift;
+	out->fd = b->arena->fd;
+	out->offset = b->file_off + off;
+	out->page_size = b->arena->page_size;
+	out->node = b->arena->node;
+	out->hpa = phys_hpa(ps, pa);
+	/*
+	 * How far the memfd stays consecutive with the PA: to the end of the
+	 * bank for an emulated bank; page by page for hugepages at their host
+	 * PA, which are in the file in allocation order, not in PA order.
+	 */
+	out->len = b->len - off;
+	if (b->arena->at_host_pa) {
+		uint64_t n = 1;
+
+		while (page + n < b->npages &&
+		       pa_eq(bank_page_pa(b, page + n), pa_add(bank_page_pa(b, page), n << b->arena->shift)))
+			n++;
+		out->len = ((page + n) << b->arena->shift) - off;
+	}
+	return 0;
+}

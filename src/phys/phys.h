@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * phys.h - the physical address space of iovm's platform: what the layers
+ * above it use.
+ *
+ * Physical memory is made of banks. A bank is a range of an arena's memfd
+ * (hugetlb 2 MiB or 1 GiB pages, or 4 KiB shmem), mapped once for the bus
+ * and placed in the physical address space:
+ *  - emulated PA: a bank occupies a contiguous range of an address space
+ *    iovm owns, as RAM banks do on a board;
+ *  - host-PA mode: each hugepage sits at its host physical address (read
+ *    from pagemap), so "physically contiguous" means contiguous on the
+ *    machine. Non-hugepage memory then lives in an emulated window above
+ *    any host address (PHYS_EMU_HIGH).
+ * A buddy allocator hands out frames (pages of the arena's size); the bus
+ * turns a PA into a pointer to its memory, without a lock.
+ */
+#ifndef IOVM_PHYS_PHYS_H
+#define IOVM_PHYS_PHYS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <iovm/phys.h>
+
+#include "base/addr.h"
+#include "base/config.h"
+
+struct phys_space;
+struct phys_arena;
+
+/* PAs are below 2^48: four-level paging's reach, and the bus table's key range. */
+#define PHYS_PA_BITS 48
+/* Emulated PAs start above zero so that a zero PA is always a bug. */
+#define PHYS_EMU_LOW SZ_2M
+/* In host-PA mode, emulated PAs live above every host PA (x86 has at most 46 bits today). */
+#define PHYS_EMU_HIGH (UINT64_C(1) << 47)
+
+struct phys_params {
+	uint64_t limit;   /* bytes the space may hold */
+	bool host_pa;     /* place hugepages at their host PA */
+	bool read_hpa;    /* read host PAs of hugepages (pagemap shows them) */
+};
+
+int phys_create(const struct phys_params *params, struct phys_space **out);
+void phys_destroy(struct phys_space *ps);
+
+/*
+ * phys_arena_get() - the arena of @page_size pages on @node (-1: unbound),
+ * created on first use. -EOPNOTSUPP when the kernel has no such pages.
+ * Thread safety: safe.
+ */
+int phys_arena_get(struct phys_space *ps, uint64_t page_size, int node, struct phys_arena **out);
+
+uint64_t phys_arena_page_size(const struct phys_arena *a);
+
+/* A request for frames, in units of the arena's page size. */
+struct phys_req {
+	uint64_t nframes;
+	uint64_t align; /* frames, power of two */
+	uint64_t bound; /* frames, power of two; 0: none */
+	bool no_grow;   /* do not add a bank to satisfy it */
+};
+
+/*
+ * phys_alloc_contig() - @req->nframes frames contiguous in PA; @zero tells
+ * whether all of them are known to hold zeroes. Adds a bank when the free
+ * frames cannot satisfy it, within the limit. -ENOMEM when impossible.
+ * Thread safety: safe.
+ */
+int phys_alloc_contig(struct phys_arena *a, const struct phys_req *req, pa_t *pa, bool *zero);
+
+struct phys_extent {
+	pa_t pa;
+	uint64_t nframes;
+	bool zero;
+};
+
+/*
+ * phys_alloc_scattered() - @nframes frames in at most @max extents, largest
+ * blocks first, adding banks unless @no_grow. All or nothing: -ENOMEM when
+ * the frames are not there or need more than @max extents.
+ * Thread safety: safe.
+ */
+int phys_alloc_scattered(struct phys_arena *a, uint64_t nframes, bool no_grow,
+			 struct phys_extent *ext, unsigned max, unsigned *n);
+
+/*
+ * phys_free() - give back frames; @zero when the caller knows they still hold
+ * zeroes. -EINVAL when any of them is not allocated.
+ * Thread safety: safe.
+ */
+int phys_free(struct phys_arena *a, pa_t pa, uint64_t nframes, bool zero);
+
+/*
+ * phys_trim() - give banks whose every frame is free back to the kernel
+ * (hugepages to the machine's pool). Returns the bytes released.
+ * Thread safety: safe.
+ */
+uint64_t phys_trim(struct phys_space *ps);
+
+/* What backs a PA: the memfd and offset to map, and how far that stays true. */
+struct phys_backing {
+	int fd;
+	uint64_t offset;  /* in the memfd */
+	uint64_t len;     /* bytes from pa that are consecutive in the memfd */
+	hpa_t hpa;        /* host PA of pa, or HPA_INVALID */
+	uint64_t page_size;
+	int node;         /* -1: not bound */
+};
+
+/* phys_backing() - what backs @pa; -ENOENT for a PA no bank holds. Lock-free. */
+int phys_backing(struct phys_space *ps, pa_t pa, struct phys_backing *b);
+
+/* phys_bus_ptr() - the bus's pointer to @pa's memory, or NULL. Lock-free. */
+void *phys_bus_ptr(struct phys_space *ps, pa_t pa);
+
+/* phys_hpa() - the host PA of @pa, or HPA_INVALID. Lock-free. */
+hpa_t phys_hpa(struct phys_space *ps, pa_t pa);
+
+/* phys_page_size() - the page size of the bank holding @pa, or 0. Lock-free. */
+uint64_t phys_page_size(struct phys_space *ps, pa_t pa);
+
+int phys_stats(struct phys_space *ps, struct iovm_phys_stats *st);
+
+bool phys_host_pa_mode(const struct phys_space *ps);
+
+#endif /* IOVM_PHYS_PHYS_H */

@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * phys_internal.h - the structures the files of src/phys share.
+ *
+ * Locking: one mutex, phys_space.lock, protects every field below that does
+ * not say otherwise. The bus table and the banks it points to are read
+ * without it.
+ */
+#ifndef IOVM_PHYS_INTERNAL_H
+#define IOVM_PHYS_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "base/list.h"
+#include "base/radix.h"
+#include "base/range_alloc.h"
+#include "phys/phys.h"
+
+/*
+ * Buddy blocks go up to 2^20 frames: 4 GiB of 4 KiB pages, 2 TiB of 2 MiB
+ * pages. Larger contiguous requests go through the run scan.
+ */
+#define PHYS_MAX_ORDER 20
+static_assert(PHYS_MAX_ORDER < IOVM_PHYS_ORDERS, "stats must cover every order");
+
+/* The bus resolves PAs in 2 MiB granules: the smallest hugepage, and a bank's alignment. */
+#define BUS_SHIFT 21
+#define BUS_GRANULE (UINT64_C(1) << BUS_SHIFT)
+
+enum frame_state {
+	FRAME_ABSENT = 0, /* no bank holds it (a zeroed radix entry reads so) */
+	FRAME_FREE_HEAD,  /* first frame of a free block of 2^order frames */
+	FRAME_FREE_TAIL,  /* inside a free block */
+	FRAME_USED,
+};
+
+/* One per frame of an arena, in the arena's frame table (Linux's struct page). */
+struct phys_frame {
+	struct list_node link; /* in free_area[order] while FREE_HEAD */
+	uint64_t pfn;          /* its own frame number: free lists lead to frames, scans need PAs */
+	uint8_t state;         /* enum frame_state */
+	uint8_t order;         /* while FREE_HEAD */
+	uint8_t zero;          /* holds zeroes: never written since the bank was populated */
+	uint8_t pad;
+	uint32_t bank;         /* index in phys_space.banks */
+};
+static_assert(sizeof(struct phys_frame) == 32, "frame tables are sized for 32-byte frames");
+
+struct phys_bank {
+	struct phys_arena *arena;
+	uint32_t index;
+	uint64_t file_off;  /* where the bank starts in the arena's memfd */
+	uint64_t len;       /* bytes */
+	uint64_t npages;
+	uint8_t *bus;       /* the bus's mapping of the bank; MAP_SHARED */
+	pa_t pa;            /* emulated banks: PA of the first page; host-PA banks: PA_INVALID */
+	hpa_t *hpa;         /* host PA of each page, or NULL when unknown */
+	uint64_t nr_free;   /* frames of this bank free in the buddy */
+	bool released;      /* given back; the struct stays for lock-free readers */
+};
+
+/* The memory of one page size on one node, in one memfd. */
+struct phys_arena {
+	struct phys_space *space;
+	uint64_t page_size;
+	unsigned shift;     /* log2(page_size) */
+	int node;           /* -1: unbound */
+	bool hugetlb;
+	bool at_host_pa;    /* frames sit at their host PA */
+	int fd;
+	struct range_alloc file_space; /* free offsets of the memfd, bytes */
+	struct radix frames;           /* pfn (pa >> shift) -> struct phys_frame */
+	struct list_node free_area[PHYS_MAX_ORDER + 1];
+	uint64_t nr_free_blocks[PHYS_MAX_ORDER + 1];
+	uint64_t frames_total;
+	uint64_t frames_free;
+	unsigned nr_banks;  /* live banks */
+	pa_t last_bank_end; /* emulated: where the next bank would continue the last one */
+};
+
+/* One 2 MiB granule of PA, in the bus table. */
+struct bus_entry {
+	_Atomic(struct phys_bank *) bank; /* NULL: no memory here; published last */
+	uint64_t off;                     /* offset of the granule in its bank */
+};
+
+struct phys_space {
+	pthread_mutex_t lock;
+	struct phys_params params;
+	uint64_t total;          /* bytes in live banks */
+	struct range_alloc emu;  /* free emulated PA */
+	struct radix bus;        /* pa >> BUS_SHIFT -> struct bus_entry; read lock-free */
+	struct phys_arena *arenas[IOVM_PHYS_MAX_ARENAS];
+	unsigned nr_arenas;
+	struct phys_bank **banks; /* by index; released banks stay until destroy */
+	unsigned nr_banks, cap_banks;
+	uint64_t banks_added, banks_released, grow_failures;
+};
+
+/* bank.c; all need phys_space.lock. */
+int bank_add(struct phys_arena *a, uint64_t bytes);
+int bank_release(struct phys_bank *b);
+void bank_destroy_all(struct phys_space *ps);
+pa_t bank_page_pa(const struct phys_bank *b, uint64_t page);
+
+/* buddy.c; all need phys_space.lock. */
+struct phys_frame *frame_at(struct phys_arena *a, uint64_t pfn);
+int buddy_online(struct phys_arena *a, uint64_t pfn, uint64_t n, uint32_t bank);
+int buddy_offline(struct phys_arena *a, uint64_t pfn, uint64_t n);
+uint64_t buddy_largest_run(struct phys_arena *a);
+
+static inline uint64_t pa_to_pfn(const struct phys_arena *a, pa_t pa)
+{
+	return pa_val(pa) >> a->shift;
+}
+
+static inline pa_t pfn_to_pa(const struct phys_arena *a, uint64_t pfn)
+{
+	return pa_make(pfn << a->shift);
+}
+
+#endif /* IOVM_PHYS_INTERNAL_H */

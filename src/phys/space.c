@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * space.c - the physical address space: its creation, its arenas (one per
+ * page size and node, each one memfd), trimming and statistics.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/compiler.h"
+#include "base/ctx.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "os/hugepage.h"
+#include "os/memfd.h"
+#include "phys/phys_internal.h"
+
+#define FILE_SPACE_END (UINT64_C(1) << 46)
+
+/* First-level entries of a frame table: 2^18 pointers (2 MiB of reserved VA). */
+#define FRAME_TABLE_L1_BITS 18
+
+int phys_create(const struct phys_params *params, struct phys_space **out)
+{
+	struct phys_space *ps;
+	uint64_t emu_base;
+	int ret;
+
+	if (!params || !out || params->limit < SZ_2M)
+		return -EINVAL;
+	ps = calloc(1, sizeof(*ps));
+	if (!ps)
+		return -ENOMEM;
+	ps->params = *params;
+	pthread_mutex_init(&ps->lock, NULL);
+	ra_init(&ps->emu);
+	emu_base = params->host_pa ? PHYS_EMU_HIGH : PHYS_EMU_LOW;
+	ret = ra_free(&ps->emu, emu_base, (UINT64_C(1) << PHYS_PA_BITS) - emu_base);
+	if (ret)
+		goto free_space;
+	ret = radix_init(&ps->bus, PHYS_PA_BITS - BUS_SHIFT, 9, sizeof(struct bus_entry));
+	if (ret)
+		goto free_emu;
+	*out = ps;
+	return 0;
+
+free_emu:
+	ra_destroy(&ps->emu);
+free_space:
+	pthread_mutex_destroy(&ps->lock);
+	free(ps);
+	return ret;
+}
+
+static void arena_destroy(struct phys_arena *a)
+{
+	radix_destroy(&a->frames);
+	ra_destroy(&a->file_space);
+	close(a->fd);
+	free(a);
+}
+
+void phys_destroy(struct phys_space *ps)
+{
+	if (!ps)
+		return;
+	bank_destroy_all(ps);
+	for (unsigned i = 0; i < ps->nr_arenas; i++)
+		arena_destroy(ps->arenas[i]);
+	radix_destroy(&ps->bus);
+	ra_destroy(&ps->emu);
+	pthread_mutex_destroy(&ps->lock);
+	free(ps);
+}
+
+/* Needs phys_space.lock. */
+static int arena_create(struct phys_space *ps, uint64_t page_size, int node,
+			struct phys_arena **out)
+{
+	struct phys_arena *a;
+	unsigned key_bits;
+	char name[48];
+	int ret;
+
+	if (ps->nr_arenas == IOVM_PHYS_MAX_ARENAS)
+		return -ENOSPC;
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	a->space = ps;
+	a->page_size = page_size;
+	a->shift = ilog2(page_size);
+	a->node = node;
+	a->hugetlb = page_size != os_page_size();
+	a->at_host_pa = ps->params.host_pa && a->hugetlb;
+	a->last_bank_end = PA_INVALID;
+	for (unsigned o = 0; o <= PHYS_MAX_ORDER; o++)
+		list_init(&a->free_area[o]);
+	ra_init(&a->file_space);
+
+	snprintf(name, sizeof(name), "iovm-%" PRIu64 "k-node%d", page_size >> 10, node);
+	ret = os_memfd_create(name, page_size, &a->fd);
+	if (ret)
+		goto free_arena;
+	ret = ra_free(&a->file_space, 0, FILE_SPACE_END);
+	if (ret)
+		goto close_fd;
+	key_bits = PHYS_PA_BITS - a->shift;
+	ret = radix_init(&a->frames, key_bits,
+			 key_bits > FRAME_TABLE_L1_BITS ? key_bits - FRAME_TABLE_L1_BITS : key_bits,
+			 sizeof(struct phys_frame));
+	if (ret)
+		goto free_file_space;
+	ps->arenas[ps->nr_arenas++] = a;
+	*out = a;
+	return 0;
+
+free_file_space:
+	ra_destroy(&a->file_space);
+close_fd:
+	close(a->fd);
+free_arena:
+	free(a);
+	return ret;
+}
+
+int phys_arena_get(struct phys_space *ps, uint64_t page_size, int node, struct phys_arena **out)
+{
+	int ret = 0;
+
+	if (!ps || !out || !is_pow2(page_size) || page_size < os_page_size() || node < -1)
+		return -EINVAL;
+	pthread_mutex_lock(&ps->lock);
+	for (unsigned i = 0; i < ps->nr_arenas; i++) {
+		if (ps->arenas[i]->page_size == page_size && ps->arenas[i]->node == node) {
+			*out = ps->arenas[i];
+			goto unlock;
+		}
+	}
+	ret = arena_create(ps, page_size, node, out);
+unlock:
+	pthread_mutex_unlock(&ps->lock);
+	return ret;
+}
+
+uint64_t phys_arena_page_size(const struct phys_arena *a)
+{
+	return a->page_size;
+}
+
+bool phys_host_pa_mode(const struct phys_space *ps)
+{
+	return ps->params.host_pa;
+}
+
+uint64_t phys_trim(struct phys_space *ps)
+{
+	uint64_t released = 0;
+
+	pthread_mutex_lock(&ps->lock);
+	for (unsigned i = 0; i < ps->nr_banks; i++) {
+		struct phys_bank *b = ps->banks[i];
+
+		if (b && !b->released && b->nr_free == b->npages && !bank_release(b))
+			released += b->len;
+	}
+	pthread_mutex_unlock(&ps->lock);
+	return released;
+}
+
+int phys_stats(struct phys_space *ps, struct iovm_phys_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	pthread_mutex_lock(&ps->lock);
+	st->host_pa = ps->params.host_pa;
+	st->limit = ps->params.limit;
+	st->total = ps->total;
+	st->banks_added = ps->banks_added;
+	st->banks_released = ps->banks_released;
+	st->grow_failures = ps->grow_failures;
+	st->nr_arenas = ps->nr_arenas;
+	for (unsigned i = 0; i < ps->nr_arenas; i++) {
+		struct phys_arena *a = ps->arenas[i];
+		struct iovm_phys_arena_stats *as = &st->arenas[i];
+
+		as->page_size = a->page_size;
+		as->node = a->node;
+		as->nr_banks = a->nr_banks;
+		as->total = a->frames_total << a->shift;
+		as->free = a->frames_free << a->shift;
+		as->largest_free_run = buddy_largest_run(a) << a->shift;
+		for (unsigned o = 0; o <= PHYS_MAX_ORDER; o++)
+			as->free_blocks[o] = a->nr_free_blocks[o];
+		st->free += as->free;
+		st->nr_banks += a->nr_banks;
+	}
+	pthread_mutex_unlock(&ps->lock);
+	return 0;
+}
+
+IOVM_API int iovm_phys_stats(struct iovm_ctx *ctx, struct iovm_phys_stats *st)
+{
+	err_clear();
+	if (!ctx || !st)
+		return -EINVAL;
+	return phys_stats(ctx->phys, st);
+}
