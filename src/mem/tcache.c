@@ -172,6 +172,9 @@ static __noinline void *tcache_refill(struct mem_space *ms, struct mem_tcache *t
 {
 	struct tcache_bin *bin = &tc->bins[cls];
 
+	/* A refill takes locks a memory event callback's caller already holds. */
+	if (event_in_callback())
+		return NULL;
 	for (int pass = 0; pass < 2; pass++) {
 		for (unsigned i = 0; i < ms->nr_pref; i++) {
 			struct mem_seglist *sl = mem_list_get(ms, ms->pref[i], ms->default_node_slot);

@@ -24,7 +24,7 @@
 #include "base/log.h"
 #include "phys/phys_internal.h"
 
-/* Scattered allocations stop growing the arena after this many tries. */
+/* A contiguous search adds at most this many banks before it gives up. */
 #define GROW_TRIES 3
 
 struct phys_frame *frame_at(struct phys_arena *a, uint64_t pfn)
@@ -373,54 +373,81 @@ static void unwind_scattered(struct phys_arena *a, struct phys_extent *ext, unsi
 	}
 }
 
+/* Record [pfn, pfn+got) as allocated, merging it into the last extent when adjacent. */
+static void extent_add(struct phys_arena *a, struct phys_extent *ext, unsigned *cnt, uint64_t pfn,
+		       uint64_t got)
+{
+	bool z = mark_used(a, pfn, got);
+
+	if (*cnt && pa_to_pfn(a, ext[*cnt - 1].pa) + ext[*cnt - 1].nframes == pfn) {
+		/* Adjacent to the previous extent: one mapping instead of two. */
+		ext[*cnt - 1].zero = ext[*cnt - 1].zero && z;
+		ext[*cnt - 1].nframes += got;
+		return;
+	}
+	ext[*cnt] = (struct phys_extent){ .pa = pfn_to_pa(a, pfn), .nframes = got, .zero = z };
+	(*cnt)++;
+}
+
 int phys_alloc_scattered(struct phys_arena *a, uint64_t nframes, bool no_grow,
 			 struct phys_extent *ext, unsigned max, unsigned *n)
 {
 	struct phys_space *ps = a->space;
+	unsigned cnt = 0, first_new, grown = 0;
 	uint64_t left = nframes;
-	unsigned cnt = 0, tries = 0;
 	int ret = 0;
 
 	if (!nframes || !max || nframes >= (UINT64_C(1) << (PHYS_PA_BITS - 12)))
 		return -EINVAL;
 	pthread_mutex_lock(&ps->lock);
+	first_new = ps->nr_banks;
 	while (left) {
 		int top = highest_free_order(a);
-		unsigned want = MIN(ilog2(left), PHYS_MAX_ORDER), order;
-		uint64_t pfn, got;
+		uint64_t pfn;
 
 		if (top < 0) {
-			if (no_grow || tries++ == GROW_TRIES || bank_add(a, left << a->shift)) {
+			/* Nothing free: a bank for the rest, then on as before. */
+			if (no_grow || grown++ == GROW_TRIES || bank_add(a, left << a->shift)) {
 				ret = -ENOMEM;
 				break;
 			}
 			continue;
 		}
-		order = MIN(want, (unsigned)top);
-		alloc_order(a, order, &pfn); /* cannot fail: a block of at least order exists */
-		got = UINT64_C(1) << order;
-		if (cnt && pa_to_pfn(a, ext[cnt - 1].pa) + ext[cnt - 1].nframes == pfn) {
-			/* Adjacent to the previous extent: one mapping instead of two. */
-			bool z = mark_used(a, pfn, got);
+		/*
+		 * The last extent takes the rest in one piece: free frames too
+		 * scattered for the extents left are better served by a new,
+		 * contiguous bank than not at all.
+		 */
+		if (cnt + 1 >= max) {
+			struct phys_req req = { .nframes = left, .align = 1 };
 
-			ext[cnt - 1].zero = ext[cnt - 1].zero && z;
-			ext[cnt - 1].nframes += got;
-		} else if (cnt < max) {
-			ext[cnt].pa = pfn_to_pa(a, pfn);
-			ext[cnt].nframes = got;
-			ext[cnt].zero = mark_used(a, pfn, got);
-			cnt++;
-		} else {
-			free_pieces(a, pfn, pfn + got, true);
-			ret = -ENOMEM;
+			ret = contig_from_free(a, &req, &pfn);
+			if (ret && !no_grow && !bank_add(a, left << a->shift))
+				ret = contig_from_free(a, &req, &pfn);
+			if (ret) {
+				ret = -ENOMEM;
+				break;
+			}
+			extent_add(a, ext, &cnt, pfn, left);
+			left = 0;
 			break;
 		}
-		left -= got;
+		/* Largest blocks first: the fewest extents, the longest contiguous runs. */
+		{
+			unsigned order = MIN(MIN(ilog2(left), PHYS_MAX_ORDER), (unsigned)top);
+			uint64_t got = UINT64_C(1) << order;
+
+			alloc_order(a, order, &pfn); /* cannot fail: a block of at least order exists */
+			extent_add(a, ext, &cnt, pfn, got);
+			left -= got;
+		}
 	}
-	if (ret)
+	if (ret) {
 		unwind_scattered(a, ext, cnt);
-	else
+		release_added(ps, first_new);
+	} else {
 		*n = cnt;
+	}
 	pthread_mutex_unlock(&ps->lock);
 	return ret;
 }

@@ -1,0 +1,202 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_os.c - the Linux services: page sizes and pools, memfd, reserve and
+ * commit, populate (with hugepage exhaustion giving -ENOMEM, never SIGBUS),
+ * pagemap, NUMA binding, userfaultfd, and the sysinfo built on them.
+ */
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <iovm/os.h>
+
+#include "base/compiler.h"
+#include "os/hugepage.h"
+#include "os/memfd.h"
+#include "os/numa.h"
+#include "os/pagemap.h"
+#include "os/populate.h"
+#include "os/sysfs.h"
+#include "os/uffd.h"
+#include "os/vaspace.h"
+#include "harness.h"
+
+TEST(page_sizes)
+{
+	uint64_t sizes[OS_MAX_HUGEPAGE_SIZES], total, free;
+	int n = os_hugepage_sizes(sizes, OS_MAX_HUGEPAGE_SIZES);
+
+	CHECK_EQ(os_page_size(), 4096);
+	CHECK(n >= 0);
+	for (int i = 0; i < n; i++) {
+		CHECK(is_pow2(sizes[i]));
+		CHECK(sizes[i] > os_page_size());
+		CHECK(os_hugepage_supported(sizes[i]));
+		CHECK_OK(os_hugepage_pool(sizes[i], -1, &total, &free));
+		CHECK(free <= total);
+		if (i)
+			CHECK(sizes[i] > sizes[i - 1]);
+	}
+	CHECK(!os_hugepage_supported(3 << 20));
+	CHECK(os_hugepage_pool(3 << 20, -1, &total, &free) < 0);
+}
+
+static void count(unsigned n, void *arg)
+{
+	(void)n;
+	(*(int *)arg)++;
+}
+
+TEST(sysfs_lists)
+{
+	int c = 0;
+
+	CHECK_EQ(sysfs_parse_list("0-3,8,10-11", count, &c), 7);
+	CHECK_EQ(c, 7);
+	CHECK_EQ(sysfs_parse_list("5", NULL, NULL), 1);
+	CHECK_EQ(sysfs_parse_list("", NULL, NULL), 0);
+	CHECK_EQ(sysfs_parse_list("3-1", NULL, NULL), -EINVAL);
+	CHECK_EQ(sysfs_parse_list("a", NULL, NULL), -EINVAL);
+	CHECK_EQ(sysfs_parse_list("1;2", NULL, NULL), -EINVAL);
+}
+
+TEST(memfd_aliases)
+{
+	int fd;
+	uint8_t *a, *b;
+
+	CHECK_OK(os_memfd_create("t", 4096, &fd));
+	CHECK_OK(os_memfd_extend(fd, 1 << 20));
+	a = os_va_map_shared(1 << 20, fd, 0);
+	b = os_va_map_shared(64 << 10, fd, 512 << 10);
+	CHECK(a && b);
+	CHECK_OK(os_populate(a, 1 << 20, 4096));
+	a[512 << 10] = 0x5a;
+	CHECK_EQ(b[0], 0x5a);
+	CHECK_OK(os_memfd_punch(fd, 512 << 10, 4096));
+	/* A punched page reads back as zero through both mappings. */
+	CHECK_EQ(b[0], 0);
+	CHECK_EQ(a[512 << 10], 0);
+	munmap(a, 1 << 20);
+	munmap(b, 64 << 10);
+	close(fd);
+	CHECK_EQ(os_memfd_create("t", 3 << 20, &fd), -EINVAL);
+	CHECK_EQ(os_memfd_create("t", 8 << 20, &fd), -EOPNOTSUPP);
+}
+
+TEST(reserve_commit_decommit)
+{
+	uint8_t *va = os_va_reserve(64 << 20, 1 << 30);
+	int fd;
+
+	CHECK(va != NULL);
+	CHECK(is_aligned((uintptr_t)va, 1 << 30));
+	CHECK(os_va_reserve(0, 4096) == NULL);
+	CHECK(os_va_reserve(4096, 3) == NULL);
+	CHECK_OK(os_memfd_create("t", 4096, &fd));
+	CHECK_OK(os_memfd_extend(fd, 2 << 20));
+	CHECK_OK(os_va_commit(va + (4 << 20), 2 << 20, fd, 0, true));
+	va[4 << 20] = 1;
+	CHECK_EQ(va[4 << 20], 1);
+	CHECK_OK(os_va_decommit(va + (4 << 20), 2 << 20));
+	/* Committing again maps the same file pages: the data is still there. */
+	CHECK_OK(os_va_commit(va + (8 << 20), 2 << 20, fd, 0, false));
+	CHECK_EQ(va[8 << 20], 1);
+	os_va_release(va, 64 << 20);
+	close(fd);
+}
+
+TEST(pagemap)
+{
+	int probe = os_pagemap_probe();
+	uint8_t *p = mmap(NULL, 4 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	hpa_t hpa[4];
+
+	CHECK(p != MAP_FAILED);
+	CHECK_EQ(probe, geteuid() == 0 ? 1 : 0);
+	p[0] = 1;
+	p[2 * 4096] = 1;
+	CHECK_OK(os_pagemap_read(p, 4, 4096, hpa));
+	/* Untouched pages are not present: no address. */
+	CHECK(!hpa_valid(hpa[1]));
+	CHECK(!hpa_valid(hpa[3]));
+	CHECK_EQ(hpa_valid(hpa[0]), probe == 1);
+	CHECK_EQ(hpa_valid(hpa[2]), probe == 1);
+	if (probe == 1)
+		CHECK(!hpa_eq(hpa[0], hpa[2]));
+	CHECK_EQ(os_pagemap_read(p + 1, 1, 4096, hpa), -EINVAL);
+	CHECK_EQ(os_pagemap_read(p, 0, 4096, hpa), -EINVAL);
+	munmap(p, 4 * 4096);
+}
+
+TEST(numa)
+{
+	int nodes[8], n = os_numa_nodes(nodes, 8), node = -1;
+	uint8_t *p;
+
+	CHECK(n >= 1);
+	CHECK(os_numa_node_online(nodes[0]));
+	CHECK(!os_numa_node_online(1000));
+	p = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(p != MAP_FAILED);
+	CHECK_OK(os_numa_bind(p, 1 << 20, nodes[0]));
+	CHECK_OK(os_populate(p, 1 << 20, 4096));
+	CHECK_OK(os_numa_node_of(p + 4096, &node));
+	CHECK_EQ(node, nodes[0]);
+	CHECK_EQ(os_numa_bind(p, 1 << 20, -1), -EINVAL);
+	munmap(p, 1 << 20);
+}
+
+TEST(userfaultfd)
+{
+	uint64_t features = 0;
+	char via[32];
+	int fd, ret = os_uffd_open(&fd, via, sizeof(via));
+
+	if (ret) {
+		/* Not every machine lets this user have one: that is reported, not failed. */
+		CHECK(ret < 0);
+		printf("# userfaultfd unavailable: %s\n", strerror(-ret));
+		return;
+	}
+	close(fd);
+	CHECK(via[0] != '\0');
+	CHECK_OK(os_uffd_features(&features));
+	/* Every kernel with userfaultfd since 4.11 has the unmap event. */
+	CHECK(features & (1u << 6));
+	CHECK(strcmp(iovm_uffd_feature_name(6), "EVENT_UNMAP") == 0);
+	CHECK(iovm_uffd_feature_name(63) == NULL);
+}
+
+TEST(sysinfo)
+{
+	struct iovm_sysinfo *info = NULL;
+
+	CHECK_EQ(iovm_sysinfo_get(NULL), -EINVAL);
+	CHECK_OK(iovm_sysinfo_get(&info));
+	CHECK(info->nr_nodes >= 1);
+	CHECK(info->nr_cpus_online >= 1);
+	CHECK_EQ(info->base_page_size, 4096);
+	CHECK(info->kernel[0] != '\0');
+	CHECK_EQ(info->root, geteuid() == 0);
+	/* One machine-wide pool per size, then one per size and node. */
+	CHECK_EQ(info->nr_pools, info->nr_page_sizes * (1 + info->nr_nodes));
+	for (unsigned i = 0; i < info->nr_pools; i++)
+		CHECK(info->pools[i].free <= info->pools[i].total);
+	CHECK_EQ(info->pagemap, os_pagemap_probe());
+	iovm_sysinfo_free(info);
+	iovm_sysinfo_free(NULL);
+}
+
+int main(void)
+{
+	test_init();
+	RUN(page_sizes);
+	RUN(sysfs_lists);
+	RUN(memfd_aliases);
+	RUN(reserve_commit_decommit);
+	RUN(pagemap);
+	RUN(numa);
+	RUN(sysinfo);
+	RUN(userfaultfd);
+	return 0;
+}

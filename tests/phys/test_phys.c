@@ -1,0 +1,333 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_phys.c - the physical address space: banks, the buddy allocator
+ * (orders, merging, alignment, boundaries, the run scan for what buddy
+ * blocks cannot give), scattered allocation, the limit, zero tracking, bank
+ * release, the bus, and host PAs on hugepages (root).
+ */
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "base/compiler.h"
+#include "os/hugepage.h"
+#include "os/pagemap.h"
+#include "phys/phys.h"
+#include "harness.h"
+
+#define PG 4096
+
+static struct phys_space *space(uint64_t limit, bool host_pa)
+{
+	struct phys_params p = { .limit = limit, .host_pa = host_pa,
+				 .read_hpa = os_pagemap_probe() == 1 };
+	struct phys_space *ps;
+
+	CHECK_OK(phys_create(&p, &ps));
+	return ps;
+}
+
+static struct iovm_phys_arena_stats arena_stats(struct phys_space *ps, unsigned i)
+{
+	struct iovm_phys_stats st;
+
+	CHECK_OK(phys_stats(ps, &st));
+	CHECK(i < st.nr_arenas);
+	return st.arenas[i];
+}
+
+static pa_t alloc(struct phys_arena *a, uint64_t n, uint64_t align, uint64_t bound, bool no_grow)
+{
+	struct phys_req r = { .nframes = n, .align = align, .bound = bound, .no_grow = no_grow };
+	pa_t pa;
+
+	CHECK_OK(phys_alloc_contig(a, &r, &pa, NULL));
+	return pa;
+}
+
+TEST(buddy_basics)
+{
+	struct phys_space *ps = space(64 << 20, false);
+	struct phys_arena *a, *again;
+	struct phys_req r = { .nframes = 1, .align = 1 };
+	pa_t pa, pb;
+	bool zero;
+
+	CHECK_OK(phys_arena_get(ps, PG, -1, &a));
+	CHECK_OK(phys_arena_get(ps, PG, -1, &again));
+	CHECK(a == again);
+	CHECK_EQ(phys_arena_get(ps, 3 * PG, -1, &again), -EINVAL);
+	CHECK_EQ(phys_arena_page_size(a), PG);
+
+	/* The first allocation adds a 2 MiB bank; fresh frames are known zero. */
+	CHECK_OK(phys_alloc_contig(a, &r, &pa, &zero));
+	CHECK(zero);
+	CHECK(pa_val(pa) >= PHYS_EMU_LOW);
+	CHECK_EQ(arena_stats(ps, 0).total, 2 << 20);
+	CHECK_EQ(arena_stats(ps, 0).free, (2 << 20) - PG);
+
+	/* 3 frames: an order-2 block with its tail given back. */
+	pb = alloc(a, 3, 1, 0, true);
+	CHECK_EQ(arena_stats(ps, 0).free, (2 << 20) - 4 * PG);
+	CHECK_OK(phys_free(a, pb, 3, false));
+	/* Freed and written: no longer known zero. */
+	pb = alloc(a, 3, 1, 0, true);
+	CHECK_OK(phys_free(a, pb, 3, true));
+
+	/* Double free and freeing what was never allocated are refused. */
+	CHECK_OK(phys_free(a, pa, 1, false));
+	CHECK_EQ(phys_free(a, pa, 1, false), -EINVAL);
+	CHECK_EQ(phys_free(a, pa_make(0x1000), 1, false), -EINVAL);
+	CHECK_EQ(phys_free(a, pa_add(pa, 1), 1, false), -EINVAL);
+	CHECK_EQ(phys_free(a, pa, 0, false), -EINVAL);
+
+	/* Everything merged back into one block of the whole bank (512 frames: order 9). */
+	CHECK_EQ(arena_stats(ps, 0).free_blocks[9], 1);
+	for (unsigned o = 0; o < 9; o++)
+		CHECK_EQ(arena_stats(ps, 0).free_blocks[o], 0);
+	CHECK_EQ(arena_stats(ps, 0).largest_free_run, 2 << 20);
+
+	r.nframes = 0;
+	CHECK_EQ(phys_alloc_contig(a, &r, &pa, NULL), -EINVAL);
+	r = (struct phys_req){ .nframes = 4, .align = 3 };
+	CHECK_EQ(phys_alloc_contig(a, &r, &pa, NULL), -EINVAL);
+	r = (struct phys_req){ .nframes = 8, .align = 1, .bound = 4 };
+	CHECK_EQ(phys_alloc_contig(a, &r, &pa, NULL), -EINVAL);
+	phys_destroy(ps);
+}
+
+TEST(alignment_and_boundary)
+{
+	struct phys_space *ps = space(64 << 20, false);
+	struct phys_arena *a;
+	pa_t p[64];
+
+	CHECK_OK(phys_arena_get(ps, PG, -1, &a));
+	for (int i = 0; i < 64; i++) {
+		uint64_t n = 1 + (uint64_t)i % 7, align = UINT64_C(1) << (i % 5), bound = 16;
+
+		p[i] = alloc(a, n, align, bound, false);
+		CHECK(is_aligned(pa_val(p[i]), align * PG));
+		CHECK_EQ(pa_val(p[i]) / (bound * PG), (pa_val(p[i]) + n * PG - 1) / (bound * PG));
+	}
+	for (int i = 0; i < 64; i++)
+		CHECK_OK(phys_free(a, p[i], 1 + (uint64_t)i % 7, false));
+	CHECK_EQ(arena_stats(ps, 0).free, arena_stats(ps, 0).total);
+	phys_destroy(ps);
+}
+
+TEST(run_scan_finds_unaligned_runs)
+{
+	struct phys_space *ps = space(64 << 20, false);
+	struct phys_arena *a;
+	pa_t f[512], base, got;
+
+	CHECK_OK(phys_arena_get(ps, PG, -1, &a));
+	for (int i = 0; i < 512; i++)
+		f[i] = alloc(a, 1, 1, 0, i > 0);
+	base = f[0];
+	for (int i = 1; i < 512; i++)
+		base = pa_val(f[i]) < pa_val(base) ? f[i] : base;
+	/* Free frames 5, 6, 7: buddy blocks {5} and {6,7}, no order-2 block anywhere. */
+	for (int i = 0; i < 512; i++) {
+		uint64_t idx = (pa_val(f[i]) - pa_val(base)) / PG;
+
+		if (idx >= 5 && idx <= 7)
+			CHECK_OK(phys_free(a, f[i], 1, false));
+	}
+	CHECK_EQ(arena_stats(ps, 0).free_blocks[2], 0);
+	CHECK_EQ(arena_stats(ps, 0).largest_free_run, 3 * PG);
+	/* The scan finds the three adjacent frames across the block boundary. */
+	got = alloc(a, 3, 1, 0, true);
+	CHECK_EQ(pa_val(got), pa_val(base) + 5 * PG);
+	/* And nothing is left for a fourth. */
+	{
+		struct phys_req r = { .nframes = 1, .align = 1, .no_grow = true };
+		pa_t x;
+
+		CHECK_EQ(phys_alloc_contig(a, &r, &x, NULL), -ENOMEM);
+	}
+	phys_destroy(ps);
+}
+
+TEST(scattered)
+{
+	struct phys_space *ps = space(64 << 20, false);
+	struct phys_extent ext[64];
+	struct phys_arena *a;
+	pa_t f[512];
+	unsigned n;
+	uint64_t total = 0;
+
+	CHECK_OK(phys_arena_get(ps, PG, -1, &a));
+	for (int i = 0; i < 512; i++)
+		f[i] = alloc(a, 1, 1, 0, i > 0);
+	/* Free every other frame: 256 free frames, no two adjacent. */
+	for (int i = 0; i < 512; i += 2)
+		CHECK_OK(phys_free(a, f[i], 1, false));
+	CHECK_EQ(phys_alloc_scattered(a, 100, true, ext, 64, &n), -ENOMEM); /* needs 100 extents */
+	CHECK_EQ(arena_stats(ps, 0).free, 256 * PG);			      /* all or nothing */
+	CHECK_OK(phys_alloc_scattered(a, 60, true, ext, 64, &n));
+	CHECK_EQ(n, 60);
+	for (unsigned i = 0; i < n; i++)
+		total += ext[i].nframes;
+	CHECK_EQ(total, 60);
+	/* Beyond what is free, without growing: refused; with growing: a new bank. */
+	CHECK_EQ(phys_alloc_scattered(a, 300, true, ext, 64, &n), -ENOMEM);
+	CHECK_OK(phys_alloc_scattered(a, 300, false, ext, 64, &n));
+	total = 0;
+	for (unsigned i = 0; i < n; i++)
+		total += ext[i].nframes;
+	CHECK_EQ(total, 300);
+	CHECK_EQ(arena_stats(ps, 0).nr_banks, 2);
+	CHECK_EQ(phys_alloc_scattered(a, 0, false, ext, 64, &n), -EINVAL);
+	phys_destroy(ps);
+}
+
+TEST(limit_and_release)
+{
+	struct phys_space *ps = space(8 << 20, false);
+	struct iovm_phys_stats st;
+	struct phys_arena *a;
+	struct phys_req r = { .nframes = 512, .align = 1 };
+	pa_t p[4], x;
+
+	CHECK_OK(phys_arena_get(ps, PG, -1, &a));
+	for (int i = 0; i < 4; i++)
+		CHECK_OK(phys_alloc_contig(a, &r, &p[i], NULL));
+	/* 8 MiB is the limit: the fifth 2 MiB cannot be had. */
+	CHECK_EQ(phys_alloc_contig(a, &r, &x, NULL), -ENOMEM);
+	CHECK_OK(phys_stats(ps, &st));
+	CHECK_EQ(st.total, 8 << 20);
+	CHECK(st.grow_failures >= 1);
+	/* Banks go back only when all their frames are free. */
+	CHECK_OK(phys_free(a, p[0], 512, false));
+	CHECK_OK(phys_free(a, p[1], 256, false));
+	CHECK_EQ(phys_trim(ps), 2 << 20);
+	CHECK_OK(phys_stats(ps, &st));
+	CHECK_EQ(st.banks_released, 1);
+	CHECK_EQ(st.total, 6 << 20);
+	/* Its PAs left the bus. */
+	CHECK(phys_bus_ptr(ps, p[0]) == NULL);
+	CHECK(phys_bus_ptr(ps, p[2]) != NULL);
+	/* Room again for a bank. */
+	CHECK_OK(phys_alloc_contig(a, &r, &x, NULL));
+	CHECK_OK(phys_stats(ps, &st));
+	CHECK_EQ(st.total, 8 << 20);
+	CHECK(phys_bus_ptr(ps, x) != NULL);
+	phys_destroy(ps);
+}
+
+TEST(bus_and_backing)
+{
+	struct phys_space *ps = space(64 << 20, false);
+	struct phys_backing b;
+	struct phys_arena *a;
+	uint8_t *bus, *map;
+	pa_t pa;
+
+	CHECK_OK(phys_arena_get(ps, PG, -1, &a));
+	pa = alloc(a, 16, 1, 0, false);
+	bus = phys_bus_ptr(ps, pa_add(pa, 5000));
+	CHECK(bus != NULL);
+	bus[0] = 0xa5;
+	CHECK_OK(phys_backing(ps, pa_add(pa, 5000), &b));
+	CHECK_EQ(b.page_size, PG);
+	CHECK(b.len >= 16 * PG - 5000);
+	/* The memfd at the backing offset is the same memory. */
+	map = mmap(NULL, PG, PROT_READ, MAP_SHARED, b.fd, (off_t)align_down(b.offset, PG));
+	CHECK(map != MAP_FAILED);
+	CHECK_EQ(map[b.offset % PG], 0xa5);
+	munmap(map, PG);
+	CHECK_EQ(phys_backing(ps, pa_make(1ull << 46), &b), -ENOENT);
+	CHECK(phys_bus_ptr(ps, pa_make(0)) == NULL);
+	CHECK_EQ(phys_page_size(ps, pa), PG);
+	CHECK_EQ(phys_page_size(ps, pa_make(0)), 0);
+	phys_destroy(ps);
+}
+
+static uint64_t free_hugepages(void)
+{
+	uint64_t total = 0, free = 0;
+
+	if (!os_hugepage_supported(SZ_2M) || os_hugepage_pool(SZ_2M, -1, &total, &free))
+		return 0;
+	return free;
+}
+
+/* Hugepage banks, emulated PA: host PAs are recorded where pagemap shows them. */
+TEST(hugepages_emulated)
+{
+	struct phys_space *ps;
+	struct phys_arena *a;
+	hpa_t h;
+	pa_t pa;
+
+	if (free_hugepages() < 4) {
+		printf("# no free 2 MiB hugepages: hugepage banks not exercised here\n");
+		return;
+	}
+	ps = space(64 << 20, false);
+	CHECK_OK(phys_arena_get(ps, SZ_2M, -1, &a));
+	pa = alloc(a, 2, 1, 0, false);
+	CHECK(is_aligned(pa_val(pa), SZ_2M));
+	CHECK_EQ(phys_page_size(ps, pa), SZ_2M);
+	if (os_pagemap_probe() == 1) {
+		CHECK_OK(os_pagemap_read(phys_bus_ptr(ps, pa), 1, SZ_2M, &h));
+		CHECK(hpa_eq(h, phys_hpa(ps, pa)));
+		CHECK(hpa_eq(hpa_add(h, 12345), phys_hpa(ps, pa_add(pa, 12345))));
+	} else {
+		CHECK(!hpa_valid(phys_hpa(ps, pa)));
+	}
+	CHECK_OK(phys_free(a, pa, 2, false));
+	CHECK_EQ(phys_trim(ps), 2 * SZ_2M);
+	phys_destroy(ps);
+}
+
+/* Host-PA mode: every hugepage sits at its host PA; contiguity is the machine's. */
+TEST(host_pa_mode)
+{
+	struct iovm_phys_stats st;
+	struct phys_space *ps;
+	struct phys_arena *a;
+	pa_t pa[8];
+	hpa_t h;
+
+	if (os_pagemap_probe() != 1 || free_hugepages() < 8) {
+		printf("# host-PA mode needs root and free hugepages: not exercised here\n");
+		return;
+	}
+	ps = space(64 << 20, true);
+	CHECK_OK(phys_arena_get(ps, SZ_2M, -1, &a));
+	for (int i = 0; i < 8; i++) {
+		pa[i] = alloc(a, 1, 1, 0, false);
+		CHECK_OK(os_pagemap_read(phys_bus_ptr(ps, pa[i]), 1, SZ_2M, &h));
+		CHECK_EQ(pa_val(pa[i]), hpa_val(h));
+		CHECK(hpa_eq(phys_hpa(ps, pa[i]), h));
+	}
+	/* The largest run the allocator reports is one the machine really has. */
+	CHECK_OK(phys_stats(ps, &st));
+	CHECK(st.host_pa);
+	for (int i = 0; i < 8; i++)
+		CHECK_OK(phys_free(a, pa[i], 1, false));
+	phys_trim(ps);
+	/* 4 KiB memory in host-PA mode lives in the emulated window above every host PA. */
+	CHECK_OK(phys_arena_get(ps, PG, -1, &a));
+	pa[0] = alloc(a, 1, 1, 0, false);
+	CHECK(pa_val(pa[0]) >= PHYS_EMU_HIGH);
+	CHECK_OK(phys_free(a, pa[0], 1, false));
+	phys_destroy(ps);
+}
+
+int main(void)
+{
+	test_init();
+	RUN(buddy_basics);
+	RUN(alignment_and_boundary);
+	RUN(run_scan_finds_unaligned_runs);
+	RUN(scattered);
+	RUN(limit_and_release);
+	RUN(bus_and_backing);
+	RUN(hugepages_emulated);
+	RUN(host_pa_mode);
+	return 0;
+}
