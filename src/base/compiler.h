@@ -25,6 +25,8 @@
 #define __cleanup(fn) __attribute__((cleanup(fn)))
 #define __printf(a, b) __attribute__((format(printf, a, b)))
 #define __noinline __attribute__((noinline))
+/* Thread-locals of the fast paths: a %fs-relative load, not a call to __tls_get_addr. */
+#define __tls_ie __attribute__((tls_model("initial-exec")))
 
 /* x86 and arm64 server parts both have 64-byte lines. */
 #define CACHE_LINE_SIZE 64

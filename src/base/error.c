@@ -3,6 +3,7 @@
  * error.c - iovm_strerror() and the per-thread error detail.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -44,6 +45,8 @@ IOVM_API const char *iovm_strerror(int err)
 
 	if (err == 0)
 		return "success";
+	if (err == INT_MIN)
+		return "unknown error"; /* -INT_MIN does not exist */
 	if (err < 0)
 		err = -err;
 	/* strerrordesc_np() returns a static string: safe from any thread. */

@@ -17,7 +17,7 @@
 #include "base/error.h"
 #include "mem/mem_internal.h"
 
-static __thread unsigned cb_depth;
+static __thread unsigned cb_depth __tls_ie;
 
 bool event_in_callback(void)
 {

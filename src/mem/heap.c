@@ -180,7 +180,7 @@ IOVM_API void *iovm_dma_alloc(struct iovm_ctx *ctx, size_t size, size_t align, u
 {
 	/* The fast path: default placement, small, served by the thread's cache. */
 	if (likely(ctx && !(flags & ~IOVM_DMA_ZERO) && size - 1 < MEM_SMALL_MAX &&
-		   align <= DMA_DEFAULT_ALIGN * 4)) {
+		   align <= DMA_DEFAULT_ALIGN * 4 && !(align & (align - 1)))) {
 		int cls = class_of(size, align);
 		void *p = cls >= 0 ? tcache_alloc(ctx->mem, (unsigned)cls) : NULL;
 
@@ -234,10 +234,10 @@ int mem_free(struct mem_space *ms, void *ptr)
 		return ret;
 	if (!o.slab)
 		return run_free(o.sl, ptr);
-	/* Clearing the object's bit is the free: a second free finds it clear. */
-	if (!slab_mark_free(o.slab, o.idx))
+	/* Back in its slab, or stamped as freed into a thread cache: a double free. */
+	if (!slab_is_out(o.slab, o.idx) || ((uintptr_t *)ptr)[1] == dfree_key(ms, ptr))
 		return -EINVAL;
-	if (o.sl->in_default_set && tcache_free(ms, o.slab, ptr))
+	if (o.sl->in_default_set && tcache_free(ms, ptr, o.slab->cls))
 		return 0;
 	atomic_fetch_add_explicit(&ms->slow_frees, 1, memory_order_relaxed);
 	return slab_free(o.sl, o.slab, ptr);
@@ -254,10 +254,14 @@ IOVM_API int iovm_dma_free(struct iovm_ctx *ctx, void *ptr)
 	return mem_free(ctx->mem, ptr);
 }
 
+/* The usable size of a live allocation; 0 for one that was freed. */
 static uint64_t usable_size(const struct dma_obj *o, const void *ptr)
 {
 	if (o->slab)
-		return o->sl->classes[o->slab->cls].size;
+		return slab_is_out(o->slab, o->idx) &&
+				       ((const uintptr_t *)ptr)[1] != dfree_key(o->sl->ms, ptr)
+			       ? o->sl->classes[o->slab->cls].size
+			       : 0;
 	return run_size(o->sl, ptr);
 }
 

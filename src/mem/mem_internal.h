@@ -89,7 +89,7 @@ struct mem_slab {
 	struct list_node link; /* under mem_class.lock: in mem_class.partial */
 	struct list_node all_link; /* under mem_class.lock: in mem_class.all */
 	bool zero;            /* its memory held zeroes when it was made */
-	/* One bit per object, set while handed out: catches a double free exactly. */
+	/* One bit per object, set while it is out of the slab; written under mem_class.lock. */
 	_Atomic uint64_t used[];
 };
 
@@ -119,7 +119,9 @@ struct mem_seglist {
 	int node;                 /* -1: any */
 	uint8_t *base;
 	uint64_t len;             /* VA span */
+	uint64_t len_mask;        /* len - 1: the translation's hot path masks with it */
 	uint64_t page_size;
+	uint64_t page_mask;       /* page_size - 1 */
 	unsigned page_shift;
 	uint64_t npages, nunits;
 	struct phys_arena *arena;
@@ -161,6 +163,7 @@ struct mem_space {
 	struct iovm_ctx *ctx;
 	struct phys_space *phys;
 	uint64_t id;               /* unique for the process: thread caches are keyed by it */
+	uintptr_t dfree_secret;    /* random: the free stamp is this XOR the object's address */
 	uint8_t *arena;
 	uint64_t arena_len;
 	unsigned slot_shift;
@@ -191,6 +194,12 @@ struct mem_space {
 	_Atomic uint64_t slow_allocs, slow_frees;
 };
 
+/* The stamp a freed small object carries in its second word. */
+static inline uintptr_t dfree_key(const struct mem_space *ms, const void *obj)
+{
+	return ms->dfree_secret ^ (uintptr_t)obj;
+}
+
 /* A request, once the public flags are decoded. */
 struct mem_req {
 	uint64_t size;
@@ -217,7 +226,7 @@ int run_free(struct mem_seglist *sl, void *ptr);
 int run_resize(struct mem_seglist *sl, void *ptr, uint64_t size);
 uint64_t run_size(struct mem_seglist *sl, const void *ptr);
 uint64_t seglist_trim(struct mem_seglist *sl, bool all);
-uint64_t seglist_trim_locked(struct mem_seglist *sl, bool all);
+uint64_t seglist_trim_locked(struct mem_seglist *sl, bool all, bool release_banks);
 bool seglist_may_grow(struct mem_seglist *sl);
 void seglist_destroy(struct mem_seglist *sl);
 int seglist_create(struct mem_space *ms, unsigned psz_idx, unsigned node_slot,
@@ -233,18 +242,19 @@ int rev_set(struct mem_space *ms, unsigned psz_idx, pa_t pa, uint64_t npages, ui
 void class_init(struct mem_class *c, unsigned idx);
 int class_of(uint64_t size, uint64_t align);
 uint32_t class_size(unsigned idx);
+uint32_t class_cache_max(unsigned idx);
 void *slab_alloc(struct mem_seglist *sl, unsigned cls, bool allow_grow, bool *zero);
 int slab_free(struct mem_seglist *sl, struct mem_slab *s, void *obj);
 int slab_refill(struct mem_seglist *sl, unsigned cls, bool allow_grow, void **head, unsigned want);
-void slab_flush(unsigned cls, void *head, unsigned n);
+void slab_flush(const struct mem_space *ms, unsigned cls, void *head, unsigned n);
 void slab_destroy_all(struct mem_seglist *sl);
 int slab_obj_index(const struct mem_slab *s, const void *obj, uint32_t *idx);
-bool slab_mark_used(struct mem_slab *s, uint32_t idx);
-bool slab_mark_free(struct mem_slab *s, uint32_t idx);
+bool slab_is_out(const struct mem_slab *s, uint32_t idx);
+struct mem_slab *slab_of(const struct mem_space *ms, const void *obj);
 
 /* tcache.c */
 void *tcache_alloc(struct mem_space *ms, unsigned cls);
-bool tcache_free(struct mem_space *ms, struct mem_slab *s, void *obj);
+bool tcache_free(struct mem_space *ms, void *obj, unsigned cls);
 void tcache_register_space(struct mem_space *ms);
 void tcache_destroy_all(struct mem_space *ms);
 void tcache_stats(struct mem_space *ms, uint64_t *allocs, uint64_t *frees, uint64_t *hits);

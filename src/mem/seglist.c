@@ -52,22 +52,43 @@ static void *map_array(uint64_t n, size_t elem)
 	return p == MAP_FAILED ? NULL : p;
 }
 
-/* Dirty bits: a unit handed out since its page was last known to hold zeroes. */
+/*
+ * Dirty bits: a unit handed out since its page was last known to hold
+ * zeroes. Word at a time: a 2 MiB run is eight words, not 512 bits.
+ */
+static uint64_t bits_mask(uint64_t from, uint64_t to) /* bits [from, to) of one word, to <= 64 */
+{
+	uint64_t hi = to == 64 ? ~UINT64_C(0) : (UINT64_C(1) << to) - 1;
+
+	return hi & ~((UINT64_C(1) << from) - 1);
+}
+
 static void dirty_set(struct mem_seglist *sl, uint64_t unit, uint64_t n, bool dirty)
 {
-	for (uint64_t u = unit; u < unit + n; u++) {
+	uint64_t end = unit + n;
+
+	while (unit < end) {
+		uint64_t w = unit / 64, to = MIN(end - w * 64, 64), m = bits_mask(unit % 64, to);
+
 		if (dirty)
-			sl->dirty[u / 64] |= UINT64_C(1) << (u % 64);
+			sl->dirty[w] |= m;
 		else
-			sl->dirty[u / 64] &= ~(UINT64_C(1) << (u % 64));
+			sl->dirty[w] &= ~m;
+		unit = w * 64 + to;
 	}
 }
 
 static bool dirty_any(const struct mem_seglist *sl, uint64_t unit, uint64_t n)
 {
-	for (uint64_t u = unit; u < unit + n; u++)
-		if (sl->dirty[u / 64] & (UINT64_C(1) << (u % 64)))
+	uint64_t end = unit + n;
+
+	while (unit < end) {
+		uint64_t w = unit / 64, to = MIN(end - w * 64, 64);
+
+		if (sl->dirty[w] & bits_mask(unit % 64, to))
 			return true;
+		unit = w * 64 + to;
+	}
 	return false;
 }
 
@@ -283,7 +304,7 @@ static int commit_missing(struct mem_seglist *sl, uint64_t first, uint64_t n, bo
 		for (q = p; q < end && !sl->pages[q].committed; q++)
 			;
 		ret = commit_pages(sl, p, q - p, false, 1, allow_grow);
-		if (ret == -ENOMEM && allow_grow && seglist_trim_locked(sl, true))
+		if (ret == -ENOMEM && allow_grow && seglist_trim_locked(sl, true, false))
 			ret = commit_pages(sl, p, q - p, false, 1, allow_grow);
 		if (ret)
 			return ret;
@@ -318,10 +339,17 @@ static int commit_contig(struct mem_seglist *sl, uint64_t first, uint64_t n, uin
 	for (uint64_t i = 0; i < n; i++)
 		if (sl->pages[first + i].committed)
 			decommit_pages(sl, first + i, 1);
-	ret = commit_pages(sl, first, n, true, pa_align, allow_grow);
-	/* Idle pages elsewhere may hold the frames a contiguous block needs. */
-	if (ret == -ENOMEM && seglist_trim_locked(sl, true))
-		ret = commit_pages(sl, first, n, true, pa_align, allow_grow);
+	/*
+	 * Cheapest first: the free frames as they are; then with the frames of
+	 * idle pages given back (they merge into larger blocks; the banks stay,
+	 * since hugepages given back to the kernel come back elsewhere); only
+	 * then new banks, which the kernel must allocate and zero.
+	 */
+	ret = commit_pages(sl, first, n, true, pa_align, false);
+	if (ret == -ENOMEM && seglist_trim_locked(sl, true, false))
+		ret = commit_pages(sl, first, n, true, pa_align, false);
+	if (ret == -ENOMEM && allow_grow)
+		ret = commit_pages(sl, first, n, true, pa_align, true);
 	return ret;
 }
 
@@ -397,7 +425,7 @@ static int run_lookup(struct mem_seglist *sl, const void *ptr, uint64_t *unit, u
 static void maybe_trim(struct mem_seglist *sl, uint64_t now)
 {
 	if (now >= sl->next_trim_ns)
-		seglist_trim_locked(sl, false);
+		seglist_trim_locked(sl, false, true);
 }
 
 int run_free(struct mem_seglist *sl, void *ptr)
@@ -477,7 +505,7 @@ unlock:
 	return ret;
 }
 
-uint64_t seglist_trim_locked(struct mem_seglist *sl, bool all)
+uint64_t seglist_trim_locked(struct mem_seglist *sl, bool all, bool release_banks)
 {
 	uint64_t now = clock_now_ns(), delay = sl->ms->release_delay_ns, released = 0;
 
@@ -503,7 +531,7 @@ uint64_t seglist_trim_locked(struct mem_seglist *sl, bool all)
 		sl->next_trim_ns = list_first(&sl->idle, struct mem_page, idle_link)->idle_since_ns +
 				   delay;
 	/* Banks whose every frame is now free go back to the kernel. */
-	if (released)
+	if (released && release_banks)
 		phys_trim(sl->ms->phys);
 	return released;
 }
@@ -513,7 +541,7 @@ uint64_t seglist_trim(struct mem_seglist *sl, bool all)
 	uint64_t released;
 
 	pthread_mutex_lock(&sl->lock);
-	released = seglist_trim_locked(sl, all);
+	released = seglist_trim_locked(sl, all, true);
 	pthread_mutex_unlock(&sl->lock);
 	return released;
 }
@@ -543,6 +571,8 @@ int seglist_create(struct mem_space *ms, unsigned psz_idx, unsigned node_slot,
 	sl->base = ms->arena + ((uint64_t)sl->slot << ms->slot_shift);
 	sl->page_size = ms->page_size[psz_idx];
 	sl->page_shift = ilog2(sl->page_size);
+	sl->len_mask = sl->len - 1;
+	sl->page_mask = sl->page_size - 1;
 	sl->npages = sl->len >> sl->page_shift;
 	sl->nunits = sl->len >> MEM_UNIT_SHIFT;
 	sl->next_trim_ns = UINT64_MAX;

@@ -10,9 +10,17 @@
  *
  * A slab is aligned to its size and physically contiguous (a single
  * contiguous commit, or inside one hugepage), so every small object is
- * physically contiguous. Each slab keeps one bit per object, set while it is
- * handed out: a double free, or a free of an address inside an object, is
- * refused exactly, whichever thread does it.
+ * physically contiguous.
+ *
+ * Frees are checked without an atomic instruction on the fast path. Each
+ * slab keeps one bit per object, set while the object is out of the slab
+ * (with the user, or in a thread cache), changed only under the class lock.
+ * A freed object's second word holds a stamp: the context's secret XOR its
+ * address, cleared when it is handed out again. A free is refused when the
+ * bit is clear (the object is back in its slab) or the stamp is there (it
+ * sits in a thread cache): a double free is caught whichever thread does
+ * it, unless two frees of one object race each other. The stamp could only
+ * be forged by data that guesses a 64-bit secret.
  *
  * A class's slabs and free lists are under its lock; objects move to and
  * from the per-thread caches in batches.
@@ -43,6 +51,11 @@ uint32_t class_size(unsigned idx)
 	return (128u << g) + (k + 1) * (32u << g);
 }
 
+uint32_t class_cache_max(unsigned idx)
+{
+	return (uint32_t)MIN(MAX(CACHE_BYTES / class_size(idx), CACHE_MIN), CACHE_MAX);
+}
+
 int class_of(uint64_t size, uint64_t align)
 {
 	unsigned idx, lg;
@@ -70,7 +83,7 @@ void class_init(struct mem_class *c, unsigned idx)
 	c->slab_size = (uint32_t)slab;
 	c->nobj = (uint32_t)(slab / c->size);
 	c->magic = (uint32_t)((UINT64_C(1) << 32) / c->size + 1);
-	c->cache_max = (uint32_t)MIN(MAX(CACHE_BYTES / c->size, CACHE_MIN), CACHE_MAX);
+	c->cache_max = class_cache_max(idx);
 	list_init(&c->partial);
 	list_init(&c->all);
 }
@@ -90,18 +103,26 @@ int slab_obj_index(const struct mem_slab *s, const void *obj, uint32_t *idx)
 	return 0;
 }
 
-bool slab_mark_used(struct mem_slab *s, uint32_t idx)
+bool slab_is_out(const struct mem_slab *s, uint32_t idx)
 {
-	uint64_t bit = UINT64_C(1) << (idx % 64);
-
-	return !(atomic_fetch_or_explicit(&s->used[idx / 64], bit, memory_order_relaxed) & bit);
+	return atomic_load_explicit(&s->used[idx / 64], memory_order_relaxed) &
+	       (UINT64_C(1) << (idx % 64));
 }
 
-bool slab_mark_free(struct mem_slab *s, uint32_t idx)
+/* Needs the class lock: writers are serialised, readers see whole words. */
+static void bit_set(struct mem_slab *s, uint32_t idx, bool out)
 {
+	uint64_t w = atomic_load_explicit(&s->used[idx / 64], memory_order_relaxed);
 	uint64_t bit = UINT64_C(1) << (idx % 64);
 
-	return atomic_fetch_and_explicit(&s->used[idx / 64], ~bit, memory_order_relaxed) & bit;
+	atomic_store_explicit(&s->used[idx / 64], out ? w | bit : w & ~bit, memory_order_relaxed);
+}
+
+static uint32_t obj_index(const struct mem_slab *s, const void *obj)
+{
+	const struct mem_class *c = &s->sl->classes[s->cls];
+
+	return (uint32_t)(((uint64_t)((const uint8_t *)obj - s->base) * c->magic) >> 32);
 }
 
 static size_t slab_struct_size(const struct mem_class *c)
@@ -185,13 +206,16 @@ static void *slab_take(struct mem_class *c, struct mem_slab *s, bool *zero)
 		list_del(&s->link);
 	if (c->spare == s)
 		c->spare = NULL;
+	bit_set(s, obj_index(s, obj), true);
 	return obj;
 }
 
 /* Needs the class lock. */
 static void slab_put(struct mem_class *c, struct mem_slab *s, void *obj)
 {
-	*(void **)obj = s->free;
+	bit_set(s, obj_index(s, obj), false);
+	((uintptr_t *)obj)[0] = (uintptr_t)s->free;
+	((uintptr_t *)obj)[1] = dfree_key(s->sl->ms, obj);
 	s->free = obj;
 	if (s->nfree++ == 0)
 		list_add(&c->partial, &s->link);
@@ -218,15 +242,13 @@ void *slab_alloc(struct mem_seglist *sl, unsigned cls, bool allow_grow, bool *ze
 {
 	struct mem_class *c = &sl->classes[cls];
 	struct mem_slab *s;
-	uint32_t idx = 0;
 	void *obj = NULL;
 
 	pthread_mutex_lock(&c->lock);
 	s = slab_partial(sl, cls, allow_grow);
 	if (s) {
 		obj = slab_take(c, s, zero);
-		if (!slab_obj_index(s, obj, &idx))
-			slab_mark_used(s, idx);
+		((uintptr_t *)obj)[1] = 0; /* no stamp on a live object */
 	}
 	pthread_mutex_unlock(&c->lock);
 	return obj;
@@ -235,11 +257,16 @@ void *slab_alloc(struct mem_seglist *sl, unsigned cls, bool allow_grow, bool *ze
 int slab_free(struct mem_seglist *sl, struct mem_slab *s, void *obj)
 {
 	struct mem_class *c = &sl->classes[s->cls];
+	int ret = -EINVAL;
 
 	pthread_mutex_lock(&c->lock);
-	slab_put(c, s, obj);
+	/* Checked again under the lock: of two racing frees, one fails here. */
+	if (slab_is_out(s, obj_index(s, obj)) && ((uintptr_t *)obj)[1] != dfree_key(sl->ms, obj)) {
+		slab_put(c, s, obj);
+		ret = 0;
+	}
 	pthread_mutex_unlock(&c->lock);
-	return 0;
+	return ret;
 }
 
 int slab_refill(struct mem_seglist *sl, unsigned cls, bool allow_grow, void **head, unsigned want)
@@ -255,9 +282,9 @@ int slab_refill(struct mem_seglist *sl, unsigned cls, bool allow_grow, void **he
 		if (!s)
 			break;
 		while (got < want && (obj = slab_take(c, s, NULL))) {
-			/* A cached object holds its next pointer and its slab. */
-			((void **)obj)[0] = *head;
-			((void **)obj)[1] = s;
+			/* A cached object holds its next pointer and the free stamp. */
+			((uintptr_t *)obj)[0] = (uintptr_t)*head;
+			((uintptr_t *)obj)[1] = dfree_key(sl->ms, obj);
 			*head = obj;
 			got++;
 		}
@@ -266,14 +293,26 @@ int slab_refill(struct mem_seglist *sl, unsigned cls, bool allow_grow, void **he
 	return (int)got;
 }
 
-void slab_flush(unsigned cls, void *head, unsigned n)
+struct mem_slab *slab_of(const struct mem_space *ms, const void *obj)
+{
+	struct mem_seglist *sl = mem_list_of(ms, obj);
+	uintptr_t e;
+
+	if (!sl)
+		return NULL;
+	e = atomic_load_explicit(&sl->units[(uint64_t)((const uint8_t *)obj - sl->base) >> MEM_UNIT_SHIFT],
+				 memory_order_acquire);
+	return e && !unit_is_run(e) ? (struct mem_slab *)e : NULL;
+}
+
+void slab_flush(const struct mem_space *ms, unsigned cls, void *head, unsigned n)
 {
 	struct mem_class *locked = NULL;
 
 	/* Cached objects may come from several lists: hold one class lock at a time. */
 	while (n-- && head) {
-		void *next = ((void **)head)[0];
-		struct mem_slab *s = ((void **)head)[1];
+		void *next = (void *)((uintptr_t *)head)[0];
+		struct mem_slab *s = slab_of(ms, head);
 		struct mem_class *c = &s->sl->classes[cls];
 
 		if (c != locked) {

@@ -6,7 +6,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
+#include "base/clock.h"
 #include "base/ctx.h"
 #include "base/error.h"
 #include "base/log.h"
@@ -66,6 +68,10 @@ int mem_create(struct iovm_ctx *ctx, struct mem_space **out)
 	ms->ctx = ctx;
 	ms->phys = ctx->phys;
 	ms->id = atomic_fetch_add(&next_space_id, 1);
+	/* The free stamp's secret: unguessable, so that no data forges a stamp. */
+	if (getrandom(&ms->dfree_secret, sizeof(ms->dfree_secret), GRND_NONBLOCK) !=
+	    sizeof(ms->dfree_secret))
+		ms->dfree_secret = (uintptr_t)clock_now_ns() * 0x9e3779b97f4a7c15u ^ (uintptr_t)ms;
 	ms->release_delay_ns = (uint64_t)ctx->cfg.release_delay_ms * 1000000u;
 
 	ms->page_size[MEM_PSZ_4K] = os_page_size() == SZ_4K ? SZ_4K : 0;

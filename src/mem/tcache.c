@@ -24,9 +24,9 @@
 #define TCACHE_SLOTS 4
 
 struct tcache_bin {
-	void *head;     /* objects linked through word 0; word 1 holds the slab */
+	void *head;     /* objects linked through word 0; word 1 holds the free stamp */
 	uint32_t count;
-	uint32_t pad;
+	uint32_t max;   /* the class's cache_max, kept here to spare a lookup per free */
 };
 
 struct mem_tcache {
@@ -43,7 +43,7 @@ struct tcache_slot {
 	struct mem_tcache *tc;
 };
 
-static __thread struct tcache_slot tls_tcache[TCACHE_SLOTS];
+static __thread struct tcache_slot tls_tcache[TCACHE_SLOTS] __tls_ie;
 
 /* Protects every context's tcaches list and retired counters, and live_spaces. */
 static pthread_mutex_t tcache_global_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -70,7 +70,7 @@ static void tcache_retire(struct mem_space *ms, struct mem_tcache *tc)
 {
 	for (unsigned c = 0; c < MEM_NR_CLASSES; c++)
 		if (tc->bins[c].count)
-			slab_flush(c, tc->bins[c].head, tc->bins[c].count);
+			slab_flush(ms, c, tc->bins[c].head, tc->bins[c].count);
 	ms->tcache_retired_allocs += tc->allocs;
 	ms->tcache_retired_frees += tc->frees;
 	ms->tcache_retired_hits += tc->hits;
@@ -140,6 +140,8 @@ static __noinline struct mem_tcache *tcache_get_slow(struct mem_space *ms)
 			return NULL;
 		tc->ms_id = ms->id;
 		tc->ms = ms;
+		for (unsigned c = 0; c < MEM_NR_CLASSES; c++)
+			tc->bins[c].max = class_cache_max(c);
 		pthread_mutex_lock(&tcache_global_lock);
 		/* The least recently used slot makes room; its cache goes back if its context lives. */
 		if (last->ms_id) {
@@ -198,9 +200,7 @@ void *tcache_alloc(struct mem_space *ms, unsigned cls)
 {
 	struct mem_tcache *tc = tcache_get(ms);
 	struct tcache_bin *bin;
-	struct mem_slab *s;
-	uint32_t idx = 0;
-	void *obj;
+	uintptr_t *obj;
 
 	if (unlikely(!tc))
 		return NULL;
@@ -213,38 +213,37 @@ void *tcache_alloc(struct mem_space *ms, unsigned cls)
 		if (!obj)
 			return NULL;
 	}
-	bin->head = ((void **)obj)[0];
+	bin->head = (void *)obj[0];
 	bin->count--;
-	s = ((void **)obj)[1];
-	if (likely(!slab_obj_index(s, obj, &idx)))
-		slab_mark_used(s, idx);
+	obj[1] = 0; /* no stamp on a live object */
 	tc->allocs++;
 	return obj;
 }
 
-bool tcache_free(struct mem_space *ms, struct mem_slab *s, void *obj)
+bool tcache_free(struct mem_space *ms, void *ptr, unsigned cls)
 {
 	struct mem_tcache *tc = tcache_get(ms);
+	uintptr_t *obj = ptr;
 	struct tcache_bin *bin;
 	uint32_t max;
 
 	if (unlikely(!tc))
 		return false;
-	bin = &tc->bins[s->cls];
-	((void **)obj)[0] = bin->head;
-	((void **)obj)[1] = s;
+	bin = &tc->bins[cls];
+	obj[0] = (uintptr_t)bin->head;
+	obj[1] = dfree_key(ms, obj);
 	bin->head = obj;
 	tc->frees++;
-	max = s->sl->classes[s->cls].cache_max;
+	max = bin->max;
 	if (unlikely(++bin->count > max)) {
 		/* Give the older half back: walk past the newer half first. */
 		unsigned keep = max / 2;
-		void **tail = bin->head;
+		uintptr_t *tail = bin->head;
 
 		for (unsigned i = 1; i < keep; i++)
-			tail = tail[0];
-		slab_flush(s->cls, tail[0], bin->count - keep);
-		tail[0] = NULL;
+			tail = (uintptr_t *)tail[0];
+		slab_flush(ms, cls, (void *)tail[0], bin->count - keep);
+		tail[0] = 0;
 		bin->count = keep;
 	}
 	return true;

@@ -147,7 +147,7 @@ static inline const struct mem_xlate *xlate_entry(const struct iovm_ctx *ctx, co
 	sl = atomic_load_explicit(&ms->lists[off >> ms->slot_shift], memory_order_acquire);
 	if (unlikely(!sl))
 		return NULL;
-	*loff = off & (sl->len - 1);
+	*loff = off & sl->len_mask;
 	*slp = sl;
 	return &sl->xlate[*loff >> sl->page_shift];
 }
@@ -166,7 +166,7 @@ IOVM_API int iovm_dma_pa(const struct iovm_ctx *ctx, const void *ptr, iovm_pa_t 
 	v = xlate_pa(e);
 	if (unlikely(!(v & XLATE_VALID)))
 		return -ENOENT;
-	*pa = IOVM_PA((v & ~XLATE_VALID) + (loff & (sl->page_size - 1)));
+	*pa = IOVM_PA((v & ~XLATE_VALID) + (loff & sl->page_mask));
 	return 0;
 }
 
@@ -188,7 +188,7 @@ IOVM_API int iovm_dma_xlate(const struct iovm_ctx *ctx, const void *ptr, struct 
 	hpa = atomic_load_explicit(&e->hpa, memory_order_relaxed);
 	run = atomic_load_explicit(&e->pa_run, memory_order_relaxed);
 	hrun = atomic_load_explicit(&e->hpa_run, memory_order_relaxed);
-	in_page = loff & (sl->page_size - 1);
+	in_page = loff & sl->page_mask;
 
 	x->pa = IOVM_PA((v & ~XLATE_VALID) + in_page);
 	x->hpa = IOVM_HPA(hpa != IOVM_ADDR_INVALID ? hpa + in_page : IOVM_ADDR_INVALID);

@@ -300,7 +300,7 @@ static bool req_valid(const struct phys_req *req)
 	       req->nframes < (UINT64_C(1) << (PHYS_PA_BITS - 12));
 }
 
-/* Banks added by a search that then failed: give back those still wholly free. */
+/* Banks added by a search: give back those it left wholly free. */
 static void release_added(struct phys_space *ps, unsigned first_new)
 {
 	for (unsigned i = first_new; i < ps->nr_banks; i++)
@@ -326,10 +326,11 @@ int phys_alloc_contig(struct phys_arena *a, const struct phys_req *req, pa_t *pa
 		/*
 		 * An emulated bank is contiguous by construction: one the size of
 		 * the request always fits it. Hugepages at their host PA may not be
-		 * adjacent; a few more banks give the scan more chances, as
-		 * DPDK's legacy mode takes every hugepage to sort them.
+		 * adjacent: each try takes twice as many as the last, a wider
+		 * window for the scan, as DPDK's legacy mode takes every hugepage
+		 * to sort them.
 		 */
-		ret = bank_add(a, (req->nframes + req->align - 1) << a->shift);
+		ret = bank_add(a, ((req->nframes + req->align - 1) << tries) << a->shift);
 		if (ret)
 			break;
 	}
@@ -339,10 +340,9 @@ int phys_alloc_contig(struct phys_arena *a, const struct phys_req *req, pa_t *pa
 		*pa = pfn_to_pa(a, pfn);
 		if (zero)
 			*zero = z;
-	} else {
-		/* Hugepages taken for a search that failed go back to the machine now. */
-		release_added(ps, first_new);
 	}
+	/* Hugepages the search took and did not use go back to the machine now. */
+	release_added(ps, first_new);
 	pthread_mutex_unlock(&ps->lock);
 	return ret ? -ENOMEM : 0;
 }

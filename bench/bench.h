@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench.h - what every benchmark of iovm shares: timing, medians, the result
+ * table with its peer and ratio, JSON, a gnuplot chart, progress, notes, and
+ * hugepages reserved for the run.
+ */
+#ifndef IOVM_BENCH_H
+#define IOVM_BENCH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+uint64_t bench_now_ns(void);
+double bench_median(double *v, unsigned n);
+
+/*
+ * bench_result() - one row: iovm's figure and the peer's, measured in this
+ * run. NAN means "did not succeed" (or no peer); @target, if any, is the
+ * goal the row is held to.
+ */
+void bench_result(const char *name, const char *unit, double iovm, const char *peer,
+		  double peer_value, const char *target);
+
+/* A line worth keeping with the results (printed under the table). */
+void bench_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Progress on stderr while a long measurement runs. */
+void bench_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+void bench_print_table(FILE *f, const char *title, unsigned reps);
+/* JSON: a list of {name, unit, iovm, peer, peer_value, ratio}. */
+void bench_write_json(FILE *f);
+int bench_write_json_file(const char *path);
+/* An SVG bar chart of iovm beside its peers, through gnuplot when installed. */
+int bench_plot(const char *svg, const char *title);
+
+/* Grow the 2 MiB hugepage pool so that @nr pages are free (root only), until exit. */
+void bench_hugepages_reserve(unsigned nr);
+
+const char *bench_size(uint64_t bytes, char *buf, unsigned len);
+
+#endif /* IOVM_BENCH_H */

@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cmd_stat.c - `iovm stat [--json] [SIZE...]`: open a context, allocate the
+ * sizes given (as a program would), and print the heap's and the physical
+ * space's statistics.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <iovm.h>
+
+#include "cmd.h"
+#include "json.h"
+
+int cmd_stat(int argc, char **argv)
+{
+	struct iovm_mem_stats st;
+	struct iovm_phys_stats ps;
+	struct iovm_ctx *ctx;
+	bool as_json = false;
+	char a[32], b[32], c[32];
+	int ret;
+
+	ret = iovm_open(NULL, &ctx);
+	if (ret) {
+		fprintf(stderr, "iovm stat: %s: %s\n", iovm_strerror(ret), iovm_error_detail());
+		return 1;
+	}
+	for (int i = 1; i < argc; i++) {
+		char *end;
+		unsigned long long v;
+
+		if (!strcmp(argv[i], "--json")) {
+			as_json = true;
+			continue;
+		}
+		v = strtoull(argv[i], &end, 0);
+		if (*end == 'K' || *end == 'k')
+			v <<= 10;
+		else if (*end == 'M' || *end == 'm')
+			v <<= 20;
+		else if (*end == 'G' || *end == 'g')
+			v <<= 30;
+		if (!v || !iovm_dma_alloc(ctx, v, 0, 0)) {
+			fprintf(stderr, "iovm stat: cannot allocate '%s'\n", argv[i]);
+			iovm_close(ctx);
+			return 1;
+		}
+	}
+	iovm_mem_stats(ctx, &st);
+	iovm_phys_stats(ctx, &ps);
+	if (as_json) {
+		struct json j;
+
+		json_init(&j, stdout);
+		json_begin(&j, NULL, '{');
+		json_begin(&j, "heap", '{');
+		json_u64(&j, "committed", st.committed);
+		json_u64(&j, "idle", st.idle);
+		json_u64(&j, "in_use", st.in_use);
+		json_u64(&j, "commits", st.commits);
+		json_u64(&j, "decommits", st.decommits);
+		json_u64(&j, "allocs", st.allocs);
+		json_u64(&j, "cache_hits", st.cache_hits);
+		json_begin(&j, "lists", '[');
+		for (unsigned i = 0; i < st.nr_lists; i++) {
+			json_begin(&j, NULL, '{');
+			json_u64(&j, "page_size", st.lists[i].page_size);
+			json_i64(&j, "node", st.lists[i].node);
+			json_u64(&j, "committed", st.lists[i].committed);
+			json_u64(&j, "in_use", st.lists[i].in_use);
+			json_end(&j, '}');
+		}
+		json_end(&j, ']');
+		json_end(&j, '}');
+		json_begin(&j, "phys", '{');
+		json_bool(&j, "host_pa", ps.host_pa);
+		json_u64(&j, "total", ps.total);
+		json_u64(&j, "free", ps.free);
+		json_u64(&j, "banks", ps.nr_banks);
+		json_begin(&j, "arenas", '[');
+		for (unsigned i = 0; i < ps.nr_arenas; i++) {
+			json_begin(&j, NULL, '{');
+			json_u64(&j, "page_size", ps.arenas[i].page_size);
+			json_i64(&j, "node", ps.arenas[i].node);
+			json_u64(&j, "total", ps.arenas[i].total);
+			json_u64(&j, "free", ps.arenas[i].free);
+			json_u64(&j, "largest_free_run", ps.arenas[i].largest_free_run);
+			json_begin(&j, "free_blocks_by_order", '[');
+			for (unsigned o = 0; o < IOVM_PHYS_ORDERS; o++)
+				json_u64(&j, NULL, ps.arenas[i].free_blocks[o]);
+			json_end(&j, ']');
+			json_end(&j, '}');
+		}
+		json_end(&j, ']');
+		json_end(&j, '}');
+		json_end(&j, '}');
+	} else {
+		printf("heap      %s committed (%s idle), %s in use; %" PRIu64 " commits, %" PRIu64
+		       " releases, %" PRIu64 " allocations (%" PRIu64 " from thread caches)\n",
+		       fmt_size(st.committed, a, sizeof(a)), fmt_size(st.idle, b, sizeof(b)),
+		       fmt_size(st.in_use, c, sizeof(c)), st.commits, st.decommits, st.allocs,
+		       st.cache_hits);
+		for (unsigned i = 0; i < st.nr_lists; i++)
+			printf("  list    %s pages, node %d: %s committed, %s in use\n",
+			       fmt_size(st.lists[i].page_size, a, sizeof(a)), st.lists[i].node,
+			       fmt_size(st.lists[i].committed, b, sizeof(b)),
+			       fmt_size(st.lists[i].in_use, c, sizeof(c)));
+		printf("physical  %s in %u banks, %s free; host-PA mode %s\n",
+		       fmt_size(ps.total, a, sizeof(a)), ps.nr_banks, fmt_size(ps.free, b, sizeof(b)),
+		       ps.host_pa ? "on" : "off");
+		for (unsigned i = 0; i < ps.nr_arenas; i++) {
+			printf("  arena   %s pages, node %d: %s, %s free, largest free run %s; free blocks by order:",
+			       fmt_size(ps.arenas[i].page_size, a, sizeof(a)), ps.arenas[i].node,
+			       fmt_size(ps.arenas[i].total, b, sizeof(b)),
+			       fmt_size(ps.arenas[i].free, c, sizeof(c)),
+			       fmt_size(ps.arenas[i].largest_free_run, a, sizeof(a)));
+			for (unsigned o = 0; o < IOVM_PHYS_ORDERS; o++)
+				if (ps.arenas[i].free_blocks[o])
+					printf(" %u:%" PRIu64, o, ps.arenas[i].free_blocks[o]);
+			printf("\n");
+		}
+	}
+	iovm_close(ctx);
+	return 0;
+}

@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * iovm.c - the `iovm` command: info, demo, bench, stat.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <iovm.h>
+
+#include "cmd.h"
+
+static const struct {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *help;
+} cmds[] = {
+	{ "info", cmd_info, "what this machine offers for DMA memory [--json]" },
+	{ "demo", cmd_demo, "a guided run of the main path, step by step" },
+	{ "bench", cmd_bench, "benchmarks beside their peers: bench mem [--json] [--quick] [--plot F]" },
+	{ "stat", cmd_stat, "open a context, allocate as told, print its statistics [--json]" },
+};
+
+const char *fmt_size(uint64_t bytes, char *buf, unsigned len)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	unsigned u = 0;
+	double v = (double)bytes;
+
+	while (v >= 1024 && u < 4 && (bytes % 1024 == 0 || v >= 10240)) {
+		v /= 1024;
+		bytes /= 1024;
+		u++;
+	}
+	if (v == (double)(uint64_t)v)
+		snprintf(buf, len, "%llu %s", (unsigned long long)v, units[u]);
+	else
+		snprintf(buf, len, "%.1f %s", v, units[u]);
+	return buf;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: iovm COMMAND [ARGS]\n\ncommands:\n");
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		fprintf(f, "  %-6s %s\n", cmds[i].name, cmds[i].help);
+	fprintf(f, "\noptions (IOVM_OPTS=\"key=value,...\"):\n%s", iovm_opts_help());
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
+	    !strcmp(argv[1], "help")) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (!strcmp(argv[1], cmds[i].name))
+			return cmds[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "iovm: unknown command '%s'\n\n", argv[1]);
+	usage(stderr);
+	return 2;
+}
