@@ -21,6 +21,8 @@ run_suite() { # dir, meson options...
 
 echo "== default build (gcc)"
 run_suite build
+echo "== make install, then build against the installed library"
+tests/install_test.sh build .
 [ "$only" = default ] && exit 0
 
 echo "== ASan + UBSan build"

@@ -24,7 +24,11 @@
 #define MADV_POPULATE_WRITE 23
 #endif
 
-static __thread sigjmp_buf *sigbus_jmp;
+/*
+ * Volatile: the signal handler reads it. Without it, a compiler that sees the
+ * touch loop never reads it drops the store that arms the guard (clang does).
+ */
+static __thread sigjmp_buf *volatile sigbus_jmp;
 static struct sigaction sigbus_prev;
 static pthread_once_t sigbus_once = PTHREAD_ONCE_INIT;
 

@@ -1,0 +1,66 @@
+#!/bin/sh
+# The iovm command end to end: info (text and JSON), demo, stat, bench, and
+# its refusals. Usage: test_cli.sh BUILD_DIR
+set -eu
+build=${1:?build dir}
+iovm="$build/tools/iovm"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+checks=0
+
+fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+ok() {
+	checks=$((checks + 1))
+}
+
+# A JSON document that parses (python3 where installed, a shape check otherwise).
+json_ok() { # file, what
+	if command -v python3 >/dev/null; then
+		python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$1" || fail "$2: not JSON"
+	else
+		head -c1 "$1" | grep -q '[[{]' || fail "$2: not JSON"
+	fi
+	ok
+}
+
+"$iovm" info >"$tmp/info" || fail "iovm info"
+for word in "page sizes" "hugepage pools" "host PAs" "userfaultfd" "IOMMU groups" "VFIO" "CPUs"; do
+	grep -q "$word" "$tmp/info" || fail "iovm info lacks '$word'"
+	ok
+done
+"$iovm" info --json >"$tmp/info.json" || fail "iovm info --json"
+json_ok "$tmp/info.json" "iovm info --json"
+for key in '"hugepage_pools"' '"userfaultfd"' '"iommu_groups"' '"vfio"' '"cpus"' '"host_pa"'; do
+	grep -q "$key" "$tmp/info.json" || fail "iovm info --json lacks $key"
+	ok
+done
+
+"$iovm" demo >"$tmp/demo" || fail "iovm demo"
+grep -q "^done\.$" "$tmp/demo" || fail "iovm demo did not finish"
+grep -q "found the same zone (same memory)" "$tmp/demo" || fail "demo: zone not found again"
+ok
+
+# A bad option is refused, and the message names it.
+if IOVM_OPTS="pagesize=2M" "$iovm" demo >"$tmp/bad" 2>&1; then fail "bad IOVM_OPTS accepted"; fi
+grep -q "'pagesize'" "$tmp/bad" || fail "bad option not named"
+ok
+
+"$iovm" stat 1M 64K --json >"$tmp/stat.json" || fail "iovm stat"
+json_ok "$tmp/stat.json" "iovm stat --json"
+
+"$iovm" bench mem --quick --no-dpdk --json-out "$tmp/bench.json" >"$tmp/bench" 2>&1 ||
+	fail "iovm bench mem: $(cat "$tmp/bench")"
+json_ok "$tmp/bench.json" "iovm bench mem --json-out"
+for key in '"name"' '"unit"' '"iovm"' '"peer"' '"peer_value"' '"ratio"'; do
+	grep -q "$key" "$tmp/bench.json" || fail "bench JSON lacks $key"
+	ok
+done
+grep -q "alloc+free 64 B" "$tmp/bench" || fail "bench table lacks its rows"
+ok
+
+if "$iovm" nosuchcommand >/dev/null 2>&1; then fail "unknown command accepted"; fi
+ok
+echo "# $checks checks passed"
