@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 only=${2:-}
 [ "${1:-}" = "--only" ] || only=""
 state=$(mktemp /tmp/iovm-hugepages.XXXXXX)
-trap 'scripts/hugepages.sh release "$state"' EXIT INT TERM
+trap 'scripts/hugepages.sh release "$state"' EXIT
+trap 'exit 130' INT TERM
 scripts/hugepages.sh reserve "$state"
 
 run_suite() { # dir, meson options...
