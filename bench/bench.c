@@ -209,8 +209,12 @@ int bench_plot(const char *svg, const char *title)
 		unlink(dat);
 		return -errno;
 	}
+	/* SVG by default; PNG when the name says so. */
+	fprintf(gp, "%s\n",
+		strlen(svg) > 4 && !strcmp(svg + strlen(svg) - 4, ".png")
+			? "set terminal pngcairo size 1200,700 font 'sans,10' background rgb 'white'"
+			: "set terminal svg size 1200,700 font 'sans,11' background rgb 'white'");
 	fprintf(gp,
-		"set terminal svg size 1200,700 font 'sans,11'\n"
 		"set output '%s'\n"
 		"set title '%s'\n"
 		"set style data histograms\n"

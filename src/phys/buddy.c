@@ -22,6 +22,7 @@
 #include "base/compiler.h"
 #include "base/error.h"
 #include "base/log.h"
+#include "os/hugepage.h"
 #include "phys/phys_internal.h"
 
 /* A contiguous search adds at most this many banks before it gives up. */
@@ -300,6 +301,16 @@ static bool req_valid(const struct phys_req *req)
 	       req->nframes < (UINT64_C(1) << (PHYS_PA_BITS - 12));
 }
 
+/* Add one bank of every free hugepage of @a's size and node; 0 if one was added. */
+static int sweep_free_hugepages(struct phys_arena *a)
+{
+	uint64_t total, free;
+
+	if (os_hugepage_pool(a->page_size, a->node, &total, &free) || !free)
+		return -ENOMEM;
+	return bank_add(a, free << a->shift);
+}
+
 /* Banks added by a search: give back those it left wholly free. */
 static void release_added(struct phys_space *ps, unsigned first_new)
 {
@@ -321,8 +332,18 @@ int phys_alloc_contig(struct phys_arena *a, const struct phys_req *req, pa_t *pa
 	first_new = ps->nr_banks;
 	for (unsigned tries = 0;; tries++) {
 		ret = contig_from_free(a, req, &pfn);
-		if (!ret || req->no_grow || tries == GROW_TRIES)
+		if (!ret || req->no_grow)
 			break;
+		if (tries == GROW_TRIES) {
+			/*
+			 * Last resort at host PA: every free hugepage of the machine
+			 * at once, sorted by the scan, as DPDK's legacy mode does at
+			 * start-up. What the block does not use goes back below.
+			 */
+			if (a->at_host_pa && !sweep_free_hugepages(a))
+				ret = contig_from_free(a, req, &pfn);
+			break;
+		}
 		/*
 		 * An emulated bank is contiguous by construction: one the size of
 		 * the request always fits it. Hugepages at their host PA may not be
