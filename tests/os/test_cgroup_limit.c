@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_cgroup_limit.c - a hugetlb cgroup limit hit at first touch is a clean
+ * ENOMEM. Such a limit does not stop mmap (the reservation is not charged to
+ * hugetlb.<size>.max); the first touch past it is a SIGBUS. A child process
+ * is put in a cgroup allowed two 2 MiB hugepages and asks for eight, through
+ * the heap and through both populate paths. Root and cgroup v2's hugetlb
+ * controller are needed; elsewhere it skips, saying why.
+ */
+#include <fcntl.h>
+#include <mntent.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "os/hugepage.h"
+#include "os/memfd.h"
+#include "os/populate.h"
+#include "os/sysfs.h"
+#include "mem/mem_util.h"
+
+#define LIMIT_BYTES (4 << 20)
+
+static char cg_root[256], cg_dir[320];
+
+static bool find_cgroup2_hugetlb(void)
+{
+	struct mntent *m;
+	FILE *f = setmntent("/proc/self/mounts", "r");
+	char path[300], buf[256];
+	bool found = false;
+
+	if (!f)
+		return false;
+	while ((m = getmntent(f))) {
+		if (strcmp(m->mnt_type, "cgroup2"))
+			continue;
+		snprintf(path, sizeof(path), "%s/cgroup.controllers", m->mnt_dir);
+		if (!sysfs_read(path, buf, sizeof(buf)) && strstr(buf, "hugetlb")) {
+			snprintf(cg_root, sizeof(cg_root), "%s", m->mnt_dir);
+			found = true;
+			break;
+		}
+	}
+	endmntent(f);
+	return found;
+}
+
+/* A failed check exits at once: the cgroup must not outlive the test. */
+static void cleanup(void)
+{
+	if (cg_dir[0])
+		rmdir(cg_dir);
+}
+
+static int setup(void)
+{
+	char path[400], val[32];
+
+	snprintf(path, sizeof(path), "%s/cgroup.subtree_control", cg_root);
+	sysfs_write(path, "+hugetlb"); /* may already be on */
+	snprintf(cg_dir, sizeof(cg_dir), "%s/iovm-test-%d", cg_root, (int)getpid());
+	if (mkdir(cg_dir, 0755))
+		return -errno;
+	atexit(cleanup);
+	snprintf(path, sizeof(path), "%s/hugetlb.2MB.max", cg_dir);
+	snprintf(val, sizeof(val), "%d", LIMIT_BYTES);
+	return sysfs_write(path, val);
+}
+
+/* In the child, inside the cgroup. Returns the number of failed checks. */
+static int child(void)
+{
+	struct iovm_ctx *ctx;
+	int fails = 0, fd;
+	void *m, *small;
+	uint8_t *p;
+
+	if (iovm_open("page_size=2M,host_pa=off", &ctx))
+		return 100;
+	/* Eight hugepages where two are allowed: refused, not killed. */
+	errno = 0;
+	m = iovm_dma_alloc(ctx, 16 << 20, 0, 0);
+	fails += m != NULL;
+	fails += errno != ENOMEM;
+	/* Within the limit, memory still comes. */
+	small = iovm_dma_alloc(ctx, 2 << 20, 0, 0);
+	fails += small == NULL;
+	fails += iovm_dma_free(ctx, small) != 0;
+	iovm_close(ctx);
+
+	/* The two populate paths, directly. */
+	if (os_memfd_create("cg", SZ_2M, &fd) || os_memfd_extend(fd, 16 << 20))
+		return fails + 1;
+	p = mmap(NULL, 16 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		return fails + 1;
+	fails += os_populate(p, 16 << 20, SZ_2M) != -ENOMEM;
+	munmap(p, 16 << 20);
+	os_memfd_punch(fd, 0, 16 << 20);
+	p = mmap(NULL, 16 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		return fails + 1;
+	fails += os_populate_touch(p, 16 << 20, SZ_2M) != -ENOMEM;
+	munmap(p, 16 << 20);
+	close(fd);
+	return fails;
+}
+
+TEST(cgroup_limit_is_enomem)
+{
+	char path[400], pid[32], events[256];
+	int status, ret;
+	pid_t c;
+
+	ret = setup();
+	if (ret)
+		SKIP("cannot make a hugetlb cgroup under %s: %s", cg_root, strerror(-ret));
+	c = fork();
+	CHECK(c >= 0);
+	if (c == 0) {
+		cg_dir[0] = '\0'; /* the parent removes it */
+		snprintf(path, sizeof(path), "%s/cgroup.procs", cg_dir);
+		snprintf(pid, sizeof(pid), "%d", (int)getpid());
+		if (sysfs_write(path, pid))
+			_exit(101);
+		_exit(child());
+	}
+	CHECK_EQ(waitpid(c, &status, 0), c);
+	/* Killed by SIGBUS would be the bug this test is about. */
+	CHECK_MSG(WIFEXITED(status), "the child died of signal %d", WTERMSIG(status));
+	CHECK_MSG(WEXITSTATUS(status) == 0, "the child failed %d checks", WEXITSTATUS(status));
+	/* And the limit was really hit. */
+	snprintf(path, sizeof(path), "%s/hugetlb.2MB.events", cg_dir);
+	CHECK_OK(sysfs_read(path, events, sizeof(events)));
+	CHECK_MSG(strncmp(events, "max 0", 5) != 0, "the limit was never hit: %s", events);
+	CHECK_EQ(rmdir(cg_dir), 0);
+	cg_dir[0] = '\0';
+}
+
+int main(void)
+{
+	test_init();
+	if (geteuid() != 0)
+		SKIP("a hugetlb cgroup limit needs root to set up");
+	if (free_hugepages_2m() < 8)
+		SKIP("fewer than 8 free 2 MiB hugepages (reserved by make check as root)");
+	if (!find_cgroup2_hugetlb())
+		SKIP("no cgroup v2 hierarchy with the hugetlb controller");
+	RUN(cgroup_limit_is_enomem);
+	return 0;
+}
