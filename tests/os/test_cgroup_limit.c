@@ -120,8 +120,8 @@ TEST(cgroup_limit_is_enomem)
 	c = fork();
 	CHECK(c >= 0);
 	if (c == 0) {
-		cg_dir[0] = '\0'; /* the parent removes it */
 		snprintf(path, sizeof(path), "%s/cgroup.procs", cg_dir);
+		cg_dir[0] = '\0'; /* the parent removes it */
 		snprintf(pid, sizeof(pid), "%d", (int)getpid());
 		if (sysfs_write(path, pid))
 			_exit(101);
