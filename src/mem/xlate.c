@@ -134,13 +134,19 @@ int rev_set(struct mem_space *ms, unsigned psz_idx, pa_t pa, uint64_t npages, ui
 	return ret;
 }
 
-/* The list and page of @ptr, when the page is committed. */
-static inline const struct mem_xlate *xlate_entry(const struct iovm_ctx *ctx, const void *ptr,
-						  const struct mem_seglist **slp, uint64_t *loff)
+/*
+ * The committed page entry of @ptr: its list, @ptr's offset in the list and
+ * the entry's PA word (valid bit set), or NULL when @ptr is not in a
+ * committed page.
+ */
+static inline const struct mem_xlate *xlate_lookup(const struct iovm_ctx *ctx, const void *ptr,
+						   const struct mem_seglist **slp, uint64_t *loff,
+						   uint64_t *pa_word)
 {
 	const struct mem_space *ms = ctx->mem;
 	uint64_t off = (uint64_t)((const uint8_t *)ptr - ms->arena);
 	const struct mem_seglist *sl;
+	const struct mem_xlate *e;
 
 	if (unlikely(off >= ms->arena_len))
 		return NULL;
@@ -148,23 +154,22 @@ static inline const struct mem_xlate *xlate_entry(const struct iovm_ctx *ctx, co
 	if (unlikely(!sl))
 		return NULL;
 	*loff = off & sl->len_mask;
+	e = &sl->xlate[*loff >> sl->page_shift];
+	*pa_word = xlate_pa(e);
+	if (unlikely(!(*pa_word & XLATE_VALID)))
+		return NULL;
 	*slp = sl;
-	return &sl->xlate[*loff >> sl->page_shift];
+	return e;
 }
 
 IOVM_API int iovm_dma_pa(const struct iovm_ctx *ctx, const void *ptr, iovm_pa_t *pa)
 {
 	const struct mem_seglist *sl;
-	const struct mem_xlate *e;
 	uint64_t loff, v;
 
 	if (unlikely(!ctx || !pa))
 		return -EINVAL;
-	e = xlate_entry(ctx, ptr, &sl, &loff);
-	if (unlikely(!e))
-		return -ENOENT;
-	v = xlate_pa(e);
-	if (unlikely(!(v & XLATE_VALID)))
+	if (unlikely(!xlate_lookup(ctx, ptr, &sl, &loff, &v)))
 		return -ENOENT;
 	*pa = IOVM_PA((v & ~XLATE_VALID) + (loff & sl->page_mask));
 	return 0;
@@ -179,11 +184,8 @@ IOVM_API int iovm_dma_xlate(const struct iovm_ctx *ctx, const void *ptr, struct 
 
 	if (unlikely(!ctx || !x))
 		return -EINVAL;
-	e = xlate_entry(ctx, ptr, &sl, &loff);
+	e = xlate_lookup(ctx, ptr, &sl, &loff, &v);
 	if (unlikely(!e))
-		return -ENOENT;
-	v = xlate_pa(e);
-	if (unlikely(!(v & XLATE_VALID)))
 		return -ENOENT;
 	hpa = atomic_load_explicit(&e->hpa, memory_order_relaxed);
 	run = atomic_load_explicit(&e->pa_run, memory_order_relaxed);
