@@ -44,6 +44,10 @@ static void show_addr(struct iovm_ctx *ctx, const char *what, const void *p)
 	printf("   %-10s va %p -> pa %#" PRIx64, what, p, x.pa.addr);
 	if (x.hpa.addr != IOVM_ADDR_INVALID)
 		printf(", host pa %#" PRIx64, x.hpa.addr);
+	else if (x.page_size == 4096)
+		printf(" (4 KiB pages have no fixed host address)");
+	else
+		printf(" (host address hidden)");
 	printf("\n   %-10s contiguous for %s from here (%s pages%s)\n", "",
 	       fmt_size(x.contig, a, sizeof(a)), fmt_size(x.page_size, b, sizeof(b)),
 	       x.node >= 0 ? ", on a bound node" : "");
@@ -98,6 +102,24 @@ int cmd_demo(int argc, char **argv)
 	       ci.host_pa ? "on: hugepage device addresses are the machine's physical addresses"
 			  : "off: device addresses are iovm's emulated physical addresses",
 	       fmt_size(ci.mem_limit, b, sizeof(b)));
+	if (!ci.host_pa_readable)
+		printf("   Host physical addresses are hidden from this user (pagemap needs root):\n"
+		       "   device addresses below are iovm's own, for its software platform.\n");
+	{
+		struct iovm_sysinfo *si;
+		uint64_t free_huge = 0;
+
+		if (!iovm_sysinfo_get(&si)) {
+			for (unsigned i = 0; i < si->nr_pools; i++)
+				if (si->pools[i].node < 0 && si->pools[i].page_size == ci.page_size)
+					free_huge = si->pools[i].free;
+			if (ci.page_size > 4096 && !free_huge)
+				printf("   No free %s hugepages here: memory will be 4 KiB pages\n"
+				       "   (as root: echo 256 > /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages).\n",
+				       fmt_size(ci.page_size, a, sizeof(a)));
+			iovm_sysinfo_free(si);
+		}
+	}
 	printf("   Only address space is reserved so far; memory is committed as it is needed.\n");
 
 	say("Allocate a 64 KiB DMA buffer (iovm_dma_alloc) and look at its device address");

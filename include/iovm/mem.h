@@ -293,6 +293,8 @@ struct iovm_mem_stats {
 	uint64_t commits, decommits;
 	uint64_t allocs, frees;      /* calls, counted per thread */
 	uint64_t cache_hits;         /* allocations served by a per-thread cache */
+	uint64_t zeroed;             /* bytes zeroed for zeroed allocations beyond the thread caches */
+	uint64_t zero_known;         /* bytes such allocations did not zero: known to hold zeroes */
 	unsigned nr_zones;
 	unsigned nr_lists;
 	struct iovm_mem_list_stats lists[IOVM_MEM_MAX_LISTS];

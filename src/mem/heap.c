@@ -106,6 +106,17 @@ static int decode(const struct mem_space *ms, size_t size, size_t align, uint32_
 	return 0;
 }
 
+/* Zero what is not known to be zero already, and count both. */
+static void zero_fill(struct mem_space *ms, void *p, uint64_t size, bool known_zero)
+{
+	if (known_zero) {
+		atomic_fetch_add_explicit(&ms->zero_known, size, memory_order_relaxed);
+		return;
+	}
+	memset(p, 0, size);
+	atomic_fetch_add_explicit(&ms->zeroed, size, memory_order_relaxed);
+}
+
 static void *alloc_placed(struct mem_space *ms, const struct mem_req *req,
 			  const struct placement *pl)
 {
@@ -127,8 +138,8 @@ static void *alloc_placed(struct mem_space *ms, const struct mem_req *req,
 			else if (run_alloc(sl, req, grow, &p, &zero))
 				p = NULL;
 			if (p) {
-				if (req->zero && !zero)
-					memset(p, 0, req->size);
+				if (req->zero)
+					zero_fill(ms, p, req->size, zero);
 				return p;
 			}
 		}

@@ -192,6 +192,7 @@ struct mem_space {
 	struct list_node tcaches; /* under tcache_global_lock */
 	uint64_t tcache_retired_allocs, tcache_retired_frees, tcache_retired_hits; /* same lock */
 	_Atomic uint64_t slow_allocs, slow_frees;
+	_Atomic uint64_t zeroed, zero_known; /* bytes: zeroing done and zeroing spared */
 };
 
 /* The stamp a freed small object carries in its second word. */

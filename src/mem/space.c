@@ -205,6 +205,8 @@ IOVM_API int iovm_mem_stats(struct iovm_ctx *ctx, struct iovm_mem_stats *st)
 	tcache_stats(ms, &st->allocs, &st->frees, &st->cache_hits);
 	st->allocs += atomic_load_explicit(&ms->slow_allocs, memory_order_relaxed);
 	st->frees += atomic_load_explicit(&ms->slow_frees, memory_order_relaxed);
+	st->zeroed = atomic_load_explicit(&ms->zeroed, memory_order_relaxed);
+	st->zero_known = atomic_load_explicit(&ms->zero_known, memory_order_relaxed);
 	pthread_mutex_lock(&ms->zone_lock);
 	st->nr_zones = ms->nr_zones;
 	pthread_mutex_unlock(&ms->zone_lock);

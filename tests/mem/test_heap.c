@@ -111,6 +111,31 @@ TEST(zeroing)
 	iovm_close(ctx);
 }
 
+TEST(known_zero_is_not_zeroed_again)
+{
+	struct iovm_ctx *ctx = open_ctx("page_size=4K,host_pa=off,release_delay_ms=600000");
+	struct iovm_mem_stats st;
+	uint8_t *m;
+
+	/* Fresh pages from the kernel: zero already, no memset. */
+	m = iovm_dma_zalloc(ctx, 1 << 20, 0, 0);
+	CHECK(m != NULL);
+	CHECK(all_zero(m, 1 << 20));
+	CHECK_OK(iovm_mem_stats(ctx, &st));
+	CHECK_EQ(st.zeroed, 0);
+	CHECK_EQ(st.zero_known, 1 << 20);
+	memset(m, 0xab, 1 << 20);
+	CHECK_OK(iovm_dma_free(ctx, m));
+	/* The same pages, written since: zeroed this time. */
+	m = iovm_dma_zalloc(ctx, 1 << 20, 0, 0);
+	CHECK(m != NULL);
+	CHECK(all_zero(m, 1 << 20));
+	CHECK_OK(iovm_mem_stats(ctx, &st));
+	CHECK_EQ(st.zeroed, 1 << 20);
+	CHECK_OK(iovm_dma_free(ctx, m));
+	iovm_close(ctx);
+}
+
 TEST(realloc)
 {
 	struct iovm_ctx *ctx = open_ctx(opts_4k);
@@ -299,6 +324,7 @@ int main(void)
 	RUN(contiguous);
 	RUN(boundary);
 	RUN(zeroing);
+	RUN(known_zero_is_not_zeroed_again);
 	RUN(realloc);
 	RUN(free_validation);
 	RUN(placement);
