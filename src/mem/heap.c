@@ -151,17 +151,6 @@ static void *alloc_placed(struct mem_space *ms, const struct mem_req *req,
 	return NULL;
 }
 
-void *mem_alloc(struct mem_space *ms, const struct mem_req *req, unsigned psz_mask,
-		unsigned node_slot)
-{
-	struct placement pl = { .node_slot = node_slot };
-
-	for (unsigned i = 0; i < ms->nr_pref; i++)
-		if (!psz_mask || (psz_mask & (1u << ms->pref[i])))
-			pl.psz[pl.nr_psz++] = ms->pref[i];
-	return alloc_placed(ms, req, &pl);
-}
-
 static __noinline void *alloc_slow(struct iovm_ctx *ctx, size_t size, size_t align, uint32_t flags)
 {
 	struct mem_space *ms;
@@ -236,7 +225,7 @@ static int obj_lookup(struct mem_space *ms, const void *ptr, struct dma_obj *o)
 	return slab_obj_index(o->slab, ptr, &o->idx);
 }
 
-int mem_free(struct mem_space *ms, void *ptr)
+static int mem_free(struct mem_space *ms, void *ptr)
 {
 	struct dma_obj o;
 	int ret = obj_lookup(ms, ptr, &o);

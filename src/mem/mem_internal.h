@@ -269,9 +269,5 @@ void event_destroy_all(struct mem_space *ms);
 /* zone.c */
 void zone_destroy_all(struct mem_space *ms);
 
-/* heap.c */
-void *mem_alloc(struct mem_space *ms, const struct mem_req *req, unsigned psz_mask,
-		unsigned node_slot);
-int mem_free(struct mem_space *ms, void *ptr);
 
 #endif /* IOVM_MEM_INTERNAL_H */

@@ -79,21 +79,3 @@ int os_hugepage_pool(uint64_t size, int node, uint64_t *total, uint64_t *free)
 	snprintf(path, sizeof(path), "%s/free_hugepages", dir);
 	return sysfs_read_u64(path, free);
 }
-
-int os_hugepage_set_pool(uint64_t size, uint64_t nr, uint64_t *reached)
-{
-	char path[128], val[32];
-	uint64_t total, free;
-	int ret;
-
-	snprintf(path, sizeof(path), HUGEPAGES_DIR "/hugepages-%" PRIu64 "kB/nr_hugepages",
-		 size >> 10);
-	snprintf(val, sizeof(val), "%" PRIu64, nr);
-	ret = sysfs_write(path, val);
-	if (ret)
-		return ret;
-	ret = os_hugepage_pool(size, -1, &total, &free);
-	if (!ret && reached)
-		*reached = total;
-	return ret;
-}

@@ -25,7 +25,4 @@ bool os_hugepage_supported(uint64_t size);
  */
 int os_hugepage_pool(uint64_t size, int node, uint64_t *total, uint64_t *free);
 
-/* Set the machine's pool of @size pages to @nr (root); returns the count reached. */
-int os_hugepage_set_pool(uint64_t size, uint64_t nr, uint64_t *reached);
-
 #endif /* IOVM_OS_HUGEPAGE_H */

@@ -123,6 +123,5 @@ uint64_t phys_page_size(struct phys_space *ps, pa_t pa);
 
 int phys_stats(struct phys_space *ps, struct iovm_phys_stats *st);
 
-bool phys_host_pa_mode(const struct phys_space *ps);
 
 #endif /* IOVM_PHYS_PHYS_H */

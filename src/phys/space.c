@@ -151,11 +151,6 @@ uint64_t phys_arena_page_size(const struct phys_arena *a)
 	return a->page_size;
 }
 
-bool phys_host_pa_mode(const struct phys_space *ps)
-{
-	return ps->params.host_pa;
-}
-
 uint64_t phys_trim(struct phys_space *ps)
 {
 	uint64_t released = 0;
