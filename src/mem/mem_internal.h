@@ -237,7 +237,9 @@ int seglist_create(struct mem_space *ms, unsigned psz_idx, unsigned node_slot,
 void xlate_commit(struct mem_seglist *sl, uint64_t page, uint64_t n, pa_t pa);
 void xlate_release(struct mem_seglist *sl, uint64_t page, uint64_t n);
 pa_t xlate_stale_pa(const struct mem_seglist *sl, uint64_t page);
+/* rev_set() maps PA pages to @va, all or nothing; rev_clear() forgets them. */
 int rev_set(struct mem_space *ms, unsigned psz_idx, pa_t pa, uint64_t npages, uint8_t *va);
+void rev_clear(struct mem_space *ms, unsigned psz_idx, pa_t pa, uint64_t npages);
 
 /* slab.c */
 void class_init(struct mem_class *c, unsigned idx);

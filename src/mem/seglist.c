@@ -28,7 +28,10 @@
 #include "os/vaspace.h"
 #include "phys/phys.h"
 
-/* Extents one scattered commit may take; more falls back to smaller commits. */
+/*
+ * Extents one scattered commit may take: past them, the frame allocator
+ * gives the rest as one contiguous block (from a new bank if need be).
+ */
 #define COMMIT_MAX_EXTENTS 32
 
 /* After the kernel refused memory, skip growing this list for this long (pass 0 only). */
@@ -200,8 +203,7 @@ static void decommit_pages(struct mem_seglist *sl, uint64_t page, uint64_t n)
 		if (zero)
 			zero[i] = !dirty_any(sl, (page + i) * units_per_page(sl), units_per_page(sl));
 		sl->pages[page + i].committed = 0;
-		/* Only clears entries whose tables exist: it cannot fail. */
-		rev_set(sl->ms, sl->psz_idx, xlate_stale_pa(sl, page + i), 1, NULL);
+		rev_clear(sl->ms, sl->psz_idx, xlate_stale_pa(sl, page + i), 1);
 	}
 	xlate_release(sl, page, n);
 	os_va_decommit(va, len);
@@ -274,7 +276,7 @@ unmap:
 	/* Undo the extents [0, mapped), which are mapped and translated. */
 	p = page;
 	for (unsigned i = 0; i < mapped; i++) {
-		rev_set(sl->ms, sl->psz_idx, ext[i].pa, ext[i].nframes, NULL);
+		rev_clear(sl->ms, sl->psz_idx, ext[i].pa, ext[i].nframes);
 		xlate_release(sl, p, ext[i].nframes);
 		os_va_decommit(page_va(sl, p), ext[i].nframes << sl->page_shift);
 		p += ext[i].nframes;

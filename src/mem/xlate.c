@@ -114,6 +114,19 @@ pa_t xlate_stale_pa(const struct mem_seglist *sl, uint64_t page)
 	return pa_make(xlate_pa(&sl->xlate[page]) & ~XLATE_VALID);
 }
 
+void rev_clear(struct mem_space *ms, unsigned psz_idx, pa_t pa, uint64_t npages)
+{
+	unsigned shift = ilog2(ms->page_size[psz_idx]);
+
+	/* Lookups, never allocations: clearing cannot fail. */
+	for (uint64_t i = 0; i < npages; i++) {
+		_Atomic uintptr_t *slot = radix_lookup(&ms->rev[psz_idx], (pa_val(pa) >> shift) + i);
+
+		if (slot)
+			atomic_store_explicit(slot, 0, memory_order_release);
+	}
+}
+
 int rev_set(struct mem_space *ms, unsigned psz_idx, pa_t pa, uint64_t npages, uint8_t *va)
 {
 	unsigned shift = ilog2(ms->page_size[psz_idx]);
@@ -128,9 +141,11 @@ int rev_set(struct mem_space *ms, unsigned psz_idx, pa_t pa, uint64_t npages, ui
 			ret = -ENOMEM;
 			break;
 		}
-		atomic_store_explicit(slot, va ? (uintptr_t)(va + (i << shift)) : 0, memory_order_release);
+		atomic_store_explicit(slot, (uintptr_t)(va + (i << shift)), memory_order_release);
 	}
 	pthread_mutex_unlock(&ms->rev_lock);
+	if (ret)
+		rev_clear(ms, psz_idx, pa, npages);
 	return ret;
 }
 
