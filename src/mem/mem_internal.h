@@ -13,7 +13,7 @@
  *
  * Locks, in the order they nest:
  *   mem_class.lock -> mem_seglist.lock -> mem_space.rev_lock -> phys_space.lock
- *   tcache_global_lock -> mem_class.lock
+ *   the tlscache lock -> mem_class.lock
  *   mem_space.lock -> every mem_seglist.lock (subscribing holds them all)
  *   mem_space.zone_lock -> (allocation locks)
  * Fields say which lock protects them; "lock-free" ones are read without any.
@@ -31,6 +31,7 @@
 #include "base/list.h"
 #include "base/radix.h"
 #include "base/range_alloc.h"
+#include "base/tlscache.h"
 
 struct iovm_ctx;
 struct phys_space;
@@ -162,7 +163,7 @@ struct mem_tcache;
 struct mem_space {
 	struct iovm_ctx *ctx;
 	struct phys_space *phys;
-	uint64_t id;               /* unique for the process: thread caches are keyed by it */
+	struct tls_owner tc_owner; /* the owner of the thread caches (base/tlscache.h) */
 	uintptr_t dfree_secret;    /* random: the free stamp is this XOR the object's address */
 	uint8_t *arena;
 	uint64_t arena_len;
@@ -188,9 +189,8 @@ struct mem_space {
 	struct list_node zones;  /* under zone_lock */
 	unsigned nr_zones;       /* under zone_lock */
 
-	struct list_node live_link; /* under tcache_global_lock: in the live contexts */
-	struct list_node tcaches; /* under tcache_global_lock */
-	uint64_t tcache_retired_allocs, tcache_retired_frees, tcache_retired_hits; /* same lock */
+	/* Counters of thread caches that were given back (their thread exited). */
+	_Atomic uint64_t retired_allocs, retired_frees, retired_hits;
 	_Atomic uint64_t slow_allocs, slow_frees;
 	_Atomic uint64_t zeroed, zero_known; /* bytes: zeroing done and zeroing spared */
 };

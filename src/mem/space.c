@@ -22,8 +22,6 @@
 /* First-level entries of a reverse table: 2^18 pointers (2 MiB of reserved VA). */
 #define REV_L1_BITS 18
 
-static _Atomic uint64_t next_space_id = 1;
-
 struct mem_seglist *mem_list_get(struct mem_space *ms, unsigned psz_idx, unsigned node_slot)
 {
 	unsigned slot = psz_idx * ms->nr_node_slots + node_slot;
@@ -67,7 +65,6 @@ int mem_create(struct iovm_ctx *ctx, struct mem_space **out)
 		return -ENOMEM;
 	ms->ctx = ctx;
 	ms->phys = ctx->phys;
-	ms->id = atomic_fetch_add(&next_space_id, 1);
 	/* The free stamp's secret: unguessable, so that no data forges a stamp. */
 	if (getrandom(&ms->dfree_secret, sizeof(ms->dfree_secret), GRND_NONBLOCK) !=
 	    sizeof(ms->dfree_secret))
@@ -133,7 +130,6 @@ int mem_create(struct iovm_ctx *ctx, struct mem_space **out)
 	pthread_mutex_init(&ms->zone_lock, NULL);
 	list_init(&ms->subs);
 	list_init(&ms->zones);
-	list_init(&ms->tcaches);
 	tcache_register_space(ms);
 	*out = ms;
 	return 0;

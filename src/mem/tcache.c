@@ -1,27 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * tcache.c - per-thread caches of small objects: an allocation or a free
- * that hits the cache takes no lock and touches no shared cache line but
- * the slab's bitmap word.
+ * that hits the cache takes no lock and no atomic instruction.
  *
- * A thread keeps a cache for each of up to four contexts, in thread-local
- * slots keyed by the context's id. Ids are never reused, so a slot whose
- * context was closed never matches again and its cache, freed at close, is
- * never touched. Each cache is also on its context's list, under
- * tcache_global_lock, so that closing the context frees it and a thread
- * exiting gives its objects back to a context that is still open.
+ * The caches are per-thread caches of the heap in the sense of
+ * base/tlscache.h: found through thread-local slots keyed by the heap, freed
+ * when the heap goes, given back when their thread exits.
  *
  * A cache serves requests with the context's default placement only; its
  * objects may come from any list of the default set (2 MiB, or 4 KiB once
  * hugepages ran out).
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 
+#include "base/tlscache.h"
 #include "mem/mem_internal.h"
-
-#define TCACHE_SLOTS 4
 
 struct tcache_bin {
 	void *head;     /* objects linked through word 0; word 1 holds the free stamp */
@@ -30,144 +24,71 @@ struct tcache_bin {
 };
 
 struct mem_tcache {
-	uint64_t ms_id;
-	struct mem_space *ms;
-	struct list_node link; /* under tcache_global_lock: in mem_space.tcaches */
+	struct tls_cache base;
 	/* Written by the owning thread only; read racily by statistics. */
 	uint64_t allocs, frees, hits;
 	struct tcache_bin bins[MEM_NR_CLASSES];
 };
 
-struct tcache_slot {
-	uint64_t ms_id;
-	struct mem_tcache *tc;
-};
+static struct tls_kind tcache_kind = TLS_KIND_INIT;
+static __thread struct tls_slots tcache_slots __tls_ie;
 
-static __thread struct tcache_slot tls_tcache[TCACHE_SLOTS] __tls_ie;
-
-/* Protects every context's tcaches list and retired counters, and live_spaces. */
-static pthread_mutex_t tcache_global_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct list_node live_spaces = LIST_HEAD_INIT(live_spaces);
-static pthread_key_t tcache_key;
-static pthread_once_t tcache_key_once = PTHREAD_ONCE_INIT;
-
-/* Needs tcache_global_lock. */
-static struct mem_space *live_space(uint64_t id)
+static struct mem_space *space_of(struct tls_owner *o)
 {
-	struct list_node *n;
-
-	list_for_each(n, &live_spaces) {
-		struct mem_space *ms = list_entry(n, struct mem_space, live_link);
-
-		if (ms->id == id)
-			return ms;
-	}
-	return NULL;
+	return container_of(o, struct mem_space, tc_owner);
 }
 
-/* Give a cache's objects back and free it. Needs tcache_global_lock. */
-static void tcache_retire(struct mem_space *ms, struct mem_tcache *tc)
+static struct tls_cache *tcache_create(struct tls_owner *o)
 {
+	struct mem_tcache *tc = calloc(1, sizeof(*tc));
+
+	(void)o;
+	if (!tc)
+		return NULL;
 	for (unsigned c = 0; c < MEM_NR_CLASSES; c++)
-		if (tc->bins[c].count)
-			slab_flush(ms, c, tc->bins[c].head, tc->bins[c].count);
-	ms->tcache_retired_allocs += tc->allocs;
-	ms->tcache_retired_frees += tc->frees;
-	ms->tcache_retired_hits += tc->hits;
-	list_del(&tc->link);
+		tc->bins[c].max = class_cache_max(c);
+	return &tc->base;
+}
+
+/* The owner lives: its objects go back to their slabs. Runs under the tlscache lock. */
+static void tcache_retire(struct tls_owner *o, struct tls_cache *c)
+{
+	struct mem_tcache *tc = container_of(c, struct mem_tcache, base);
+	struct mem_space *ms = space_of(o);
+
+	for (unsigned k = 0; k < MEM_NR_CLASSES; k++)
+		if (tc->bins[k].count)
+			slab_flush(ms, k, tc->bins[k].head, tc->bins[k].count);
+	atomic_fetch_add_explicit(&ms->retired_allocs, tc->allocs, memory_order_relaxed);
+	atomic_fetch_add_explicit(&ms->retired_frees, tc->frees, memory_order_relaxed);
+	atomic_fetch_add_explicit(&ms->retired_hits, tc->hits, memory_order_relaxed);
 	free(tc);
 }
 
-static void tcache_thread_exit(void *unused)
+/* The heap is going: its memory, objects included, goes with it. */
+static void tcache_discard(struct tls_cache *c)
 {
-	(void)unused;
-	pthread_mutex_lock(&tcache_global_lock);
-	for (unsigned i = 0; i < TCACHE_SLOTS; i++) {
-		struct tcache_slot *slot = &tls_tcache[i];
-		struct mem_space *ms = slot->ms_id ? live_space(slot->ms_id) : NULL;
-
-		if (ms)
-			tcache_retire(ms, slot->tc);
-		slot->ms_id = 0;
-		slot->tc = NULL;
-	}
-	pthread_mutex_unlock(&tcache_global_lock);
-}
-
-static void tcache_key_create(void)
-{
-	pthread_key_create(&tcache_key, tcache_thread_exit);
+	free(container_of(c, struct mem_tcache, base));
 }
 
 void tcache_register_space(struct mem_space *ms)
 {
-	pthread_once(&tcache_key_once, tcache_key_create);
-	pthread_mutex_lock(&tcache_global_lock);
-	list_add(&live_spaces, &ms->live_link);
-	pthread_mutex_unlock(&tcache_global_lock);
+	ms->tc_owner.create = tcache_create;
+	ms->tc_owner.retire = tcache_retire;
+	ms->tc_owner.discard = tcache_discard;
+	tls_owner_register(&ms->tc_owner);
 }
 
 void tcache_destroy_all(struct mem_space *ms)
 {
-	struct list_node *n, *t;
-
-	pthread_mutex_lock(&tcache_global_lock);
-	list_del(&ms->live_link);
-	/* The objects die with the context's memory: only the caches are freed. */
-	list_for_each_safe(n, t, &ms->tcaches) {
-		list_del(n);
-		free(list_entry(n, struct mem_tcache, link));
-	}
-	pthread_mutex_unlock(&tcache_global_lock);
-}
-
-static __noinline struct mem_tcache *tcache_get_slow(struct mem_space *ms)
-{
-	struct tcache_slot found = { 0 };
-	unsigned i;
-
-	for (i = 1; i < TCACHE_SLOTS; i++) {
-		if (tls_tcache[i].ms_id == ms->id) {
-			found = tls_tcache[i];
-			break;
-		}
-	}
-	if (!found.tc) {
-		struct tcache_slot *last = &tls_tcache[TCACHE_SLOTS - 1];
-		struct mem_tcache *tc = calloc(1, sizeof(*tc));
-
-		if (!tc)
-			return NULL;
-		tc->ms_id = ms->id;
-		tc->ms = ms;
-		for (unsigned c = 0; c < MEM_NR_CLASSES; c++)
-			tc->bins[c].max = class_cache_max(c);
-		pthread_mutex_lock(&tcache_global_lock);
-		/* The least recently used slot makes room; its cache goes back if its context lives. */
-		if (last->ms_id) {
-			struct mem_space *old = live_space(last->ms_id);
-
-			if (old)
-				tcache_retire(old, last->tc);
-		}
-		list_add(&ms->tcaches, &tc->link);
-		pthread_mutex_unlock(&tcache_global_lock);
-		pthread_setspecific(tcache_key, tls_tcache);
-		found = (struct tcache_slot){ .ms_id = ms->id, .tc = tc };
-		i = TCACHE_SLOTS - 1;
-	}
-	/* Most recently used first. */
-	for (; i > 0; i--)
-		tls_tcache[i] = tls_tcache[i - 1];
-	tls_tcache[0] = found;
-	return found.tc;
+	tls_owner_unregister(&ms->tc_owner);
 }
 
 static inline struct mem_tcache *tcache_get(struct mem_space *ms)
 {
-	if (likely(tls_tcache[0].ms_id == ms->id))
-		return tls_tcache[0].tc;
-	return tcache_get_slow(ms);
+	struct tls_cache *c = tls_cache_get(&tcache_kind, &tcache_slots, &ms->tc_owner);
+
+	return c ? container_of(c, struct mem_tcache, base) : NULL;
 }
 
 static __noinline void *tcache_refill(struct mem_space *ms, struct mem_tcache *tc, unsigned cls)
@@ -249,20 +170,26 @@ bool tcache_free(struct mem_space *ms, void *ptr, unsigned cls)
 	return true;
 }
 
+struct tcache_sums {
+	uint64_t allocs, frees, hits;
+};
+
+static void sum_cache(struct tls_cache *c, void *arg)
+{
+	struct mem_tcache *tc = container_of(c, struct mem_tcache, base);
+	struct tcache_sums *s = arg;
+
+	s->allocs += tc->allocs;
+	s->frees += tc->frees;
+	s->hits += tc->hits;
+}
+
 void tcache_stats(struct mem_space *ms, uint64_t *allocs, uint64_t *frees, uint64_t *hits)
 {
-	struct list_node *n;
+	struct tcache_sums s = { 0 };
 
-	pthread_mutex_lock(&tcache_global_lock);
-	*allocs = ms->tcache_retired_allocs;
-	*frees = ms->tcache_retired_frees;
-	*hits = ms->tcache_retired_hits;
-	list_for_each(n, &ms->tcaches) {
-		struct mem_tcache *tc = list_entry(n, struct mem_tcache, link);
-
-		*allocs += tc->allocs;
-		*frees += tc->frees;
-		*hits += tc->hits;
-	}
-	pthread_mutex_unlock(&tcache_global_lock);
+	tls_owner_for_each(&ms->tc_owner, sum_cache, &s);
+	*allocs = s.allocs + atomic_load_explicit(&ms->retired_allocs, memory_order_relaxed);
+	*frees = s.frees + atomic_load_explicit(&ms->retired_frees, memory_order_relaxed);
+	*hits = s.hits + atomic_load_explicit(&ms->retired_hits, memory_order_relaxed);
 }

@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * iova.h - the IOVA allocator of a managed domain.
+ *
+ * A gap tree (base/range_alloc.h) of free IOVA pages, below the domain's DMA
+ * limit and outside its reserved holes, allocates any size and alignment in
+ * O(log n), top-down from the limit as Linux does. In front of it, for sizes
+ * of 1 to 32 pages, per-thread magazines after Linux iova.c's range caches
+ * (Peleg et al., USENIX ATC'15): each thread holds a loaded and a previous
+ * magazine per size; full and empty magazines move to and from a depot.
+ * An allocation or free that its magazines serve takes no shared lock.
+ *
+ * Quarantine is the caller's: under deferred invalidation an IOVA is handed
+ * back only after its flush.
+ */
+#ifndef IOVM_IOMMU_IOVA_H
+#define IOVM_IOMMU_IOVA_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "base/range_alloc.h"
+#include "base/tlscache.h"
+
+/* Sizes of 2^0 to 2^5 pages are cached: Linux's IOVA_RANGE_CACHE_MAX_SIZE. */
+#define IOVA_CACHE_ORDERS 6
+/* 127 pfns and a count make a 1 KiB magazine, as in Linux. */
+#define IOVA_MAG_SIZE 127
+/* Full magazines the depot keeps per size before giving IOVAs back to the tree. */
+#define IOVA_DEPOT_MAX 32
+
+struct iova_mag {
+	uint64_t size;
+	uint64_t pfns[IOVA_MAG_SIZE];
+};
+
+struct iova_range {
+	uint64_t start, end; /* [start, end), bytes */
+};
+
+struct iova_alloc {
+	pthread_mutex_t lock;          /* the tree and the depots */
+	struct range_alloc tree;       /* under lock: free IOVA pages (page frame numbers) */
+	uint64_t base_pfn, limit_pfn;  /* [base, limit): the allocatable window */
+	struct iova_mag *depot[IOVA_CACHE_ORDERS][IOVA_DEPOT_MAX]; /* under lock: full magazines */
+	unsigned depot_nr[IOVA_CACHE_ORDERS];                      /* under lock */
+	struct tls_owner owner;        /* the per-thread magazines */
+	_Atomic uint64_t allocated;    /* pages handed out (magazines not counted) */
+	_Atomic uint64_t cache_hits;
+};
+
+/*
+ * iova_init() - an allocator of [base, limit) (bytes, page aligned), less the
+ * @reserved holes.
+ */
+int iova_init(struct iova_alloc *a, uint64_t base, uint64_t limit, const struct iova_range *reserved,
+	      unsigned nr_reserved);
+void iova_destroy(struct iova_alloc *a);
+
+/* iova_alloc() - @npages pages aligned to @align pages (a power of two; 0 or 1: none). */
+int iova_alloc(struct iova_alloc *a, uint64_t npages, uint64_t align, uint64_t *pfn);
+
+/* iova_free() - give back what iova_alloc() gave, with the same @npages. */
+int iova_free(struct iova_alloc *a, uint64_t pfn, uint64_t npages);
+
+/* iova_reserve() - take exactly [pfn, pfn+npages): -EBUSY unless all of it is free. */
+int iova_reserve(struct iova_alloc *a, uint64_t pfn, uint64_t npages);
+
+struct iova_stats {
+	uint64_t allocated;  /* pages handed out */
+	uint64_t free;       /* pages free in the tree */
+	uint64_t cached;     /* pages held in magazines and depots */
+	uint64_t largest;    /* the largest free gap, pages */
+	uint64_t gaps;       /* free ranges */
+};
+
+void iova_stats(struct iova_alloc *a, struct iova_stats *st);
+
+#endif /* IOVM_IOMMU_IOVA_H */

@@ -1,0 +1,447 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pgtable.c - building, walking and tearing down IO page tables.
+ *
+ * Leaves at level 0 are stored with a plain load-check-store: writers own
+ * disjoint ranges (the IOVA allocator sees to it), and a batched map of 256
+ * pages must cost a store per page, not a locked instruction per page.
+ * Tables and huge-leaf splits, which two writers of neighbouring ranges may
+ * race for, are installed with compare-and-swap.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "iommu/pgtable.h"
+
+static _Atomic iopte_t *table_of(iopte_t pte)
+{
+	return (_Atomic iopte_t *)(uintptr_t)(pte & PTE_ADDR_MASK);
+}
+
+static bool is_leaf(iopte_t pte, int level)
+{
+	return level == 0 || (pte & PTE_LEAF);
+}
+
+static iopte_t mk_leaf(uint64_t pa, unsigned prot, int level)
+{
+	return PTE_PRESENT | (prot & PT_PROT_READ ? PTE_READ : 0) |
+	       (prot & PT_PROT_WRITE ? PTE_WRITE : 0) | (level ? PTE_LEAF : 0) | (pa & PTE_ADDR_MASK);
+}
+
+static iopte_t mk_table(_Atomic iopte_t *t)
+{
+	return PTE_PRESENT | ((uintptr_t)t & PTE_ADDR_MASK);
+}
+
+static unsigned prot_of(iopte_t pte)
+{
+	return (pte & PTE_READ ? PT_PROT_READ : 0) | (pte & PTE_WRITE ? PT_PROT_WRITE : 0);
+}
+
+static _Atomic iopte_t *table_alloc(struct io_pgtable *pt)
+{
+	void *t = aligned_alloc(4096, 4096);
+
+	if (!t)
+		return NULL;
+	memset(t, 0, 4096);
+	atomic_fetch_add_explicit(&pt->nr_tables, 1, memory_order_relaxed);
+	return t;
+}
+
+static void table_free(struct io_pgtable *pt, _Atomic iopte_t *t)
+{
+	atomic_fetch_sub_explicit(&pt->nr_tables, 1, memory_order_relaxed);
+	free((void *)t);
+}
+
+/* Detached: freed by pt_reclaim() after a grace period. */
+static void table_retire(struct io_pgtable *pt, _Atomic iopte_t *t)
+{
+	pthread_mutex_lock(&pt->retired_lock);
+	*(void **)t = pt->retired;
+	pt->retired = (void *)t;
+	pthread_mutex_unlock(&pt->retired_lock);
+}
+
+int pt_init(struct io_pgtable *pt)
+{
+	memset(pt, 0, sizeof(*pt));
+	pthread_mutex_init(&pt->retired_lock, NULL);
+	pt->root = table_alloc(pt);
+	return pt->root ? 0 : -ENOMEM;
+}
+
+static void free_subtree(struct io_pgtable *pt, _Atomic iopte_t *t, int level)
+{
+	for (unsigned i = 0; level > 0 && i < PT_ENTRIES; i++) {
+		iopte_t pte = atomic_load_explicit(&t[i], memory_order_relaxed);
+
+		if ((pte & PTE_PRESENT) && !is_leaf(pte, level))
+			free_subtree(pt, table_of(pte), level - 1);
+	}
+	table_free(pt, t);
+}
+
+void pt_reclaim(struct io_pgtable *pt)
+{
+	void *t;
+
+	pthread_mutex_lock(&pt->retired_lock);
+	t = pt->retired;
+	pt->retired = NULL;
+	pthread_mutex_unlock(&pt->retired_lock);
+	while (t) {
+		void *next = *(void **)t;
+
+		table_free(pt, t);
+		t = next;
+	}
+}
+
+void pt_destroy(struct io_pgtable *pt)
+{
+	if (pt->root)
+		free_subtree(pt, pt->root, PT_LEVELS - 1);
+	pt->root = NULL;
+	pt_reclaim(pt);
+	pthread_mutex_destroy(&pt->retired_lock);
+}
+
+/*
+ * The table below @slot (for entries of @level), made if the slot is empty.
+ * NULL with -EEXIST when a leaf is there, -ENOMEM when memory is not.
+ */
+static _Atomic iopte_t *next_table(struct io_pgtable *pt, _Atomic iopte_t *slot, int *err)
+{
+	iopte_t pte = atomic_load_explicit(slot, memory_order_acquire), want;
+	_Atomic iopte_t *t;
+
+	if (pte & PTE_PRESENT) {
+		if (pte & PTE_LEAF) {
+			*err = -EEXIST;
+			return NULL;
+		}
+		return table_of(pte);
+	}
+	t = table_alloc(pt);
+	if (!t) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	want = mk_table(t);
+	pte = 0;
+	if (atomic_compare_exchange_strong_explicit(slot, &pte, want, memory_order_release,
+						    memory_order_acquire))
+		return t;
+	/* A neighbour's writer installed one first: use it. */
+	table_free(pt, t);
+	if (pte & PTE_LEAF) {
+		*err = -EEXIST;
+		return NULL;
+	}
+	return table_of(pte);
+}
+
+/* The slot at @level for @iova, making the tables above it. */
+static _Atomic iopte_t *slot_at(struct io_pgtable *pt, uint64_t iova, int level, int *err)
+{
+	_Atomic iopte_t *t = pt->root;
+
+	for (int l = PT_LEVELS - 1; l > level; l--) {
+		t = next_table(pt, &t[PT_INDEX(iova, l)], err);
+		if (!t)
+			return NULL;
+	}
+	return &t[PT_INDEX(iova, level)];
+}
+
+/* The largest leaf level, at most @max, that @iova, @pa and @left allow. */
+static int leaf_level(uint64_t iova, uint64_t pa, uint64_t left, int max)
+{
+	for (int l = max; l > 0; l--)
+		if (is_aligned(iova | pa, PT_SPAN(l)) && left >= PT_SPAN(l))
+			return l;
+	return 0;
+}
+
+/*
+ * Store 4 KiB leaves from @slot on, to the end of its table or of the run:
+ * a load and a store per page. Returns how many, or -EEXIST.
+ */
+static int fill_level0(_Atomic iopte_t *slot, uint64_t iova, const uint64_t *pas, uint64_t pa,
+		       uint64_t npages, unsigned prot)
+{
+	unsigned room = PT_ENTRIES - (unsigned)PT_INDEX(iova, 0), n = (unsigned)MIN(npages, room);
+
+	for (unsigned i = 0; i < n; i++) {
+		if (atomic_load_explicit(&slot[i], memory_order_relaxed) & PTE_PRESENT) {
+			/* Take back what this call stored: the caller undoes only the rest. */
+			while (i--)
+				atomic_store_explicit(&slot[i], 0, memory_order_release);
+			return -EEXIST;
+		}
+		atomic_store_explicit(&slot[i], mk_leaf(pas ? pas[i] : pa + ((uint64_t)i << 12), prot, 0),
+				      memory_order_release);
+	}
+	return (int)n;
+}
+
+/* Map [iova, +len) to @pa (contiguous) or to @pas (one PA per 4 KiB page). */
+static int map_range(struct io_pgtable *pt, uint64_t iova, uint64_t pa, const uint64_t *pas,
+		     uint64_t len, unsigned prot, bool huge)
+{
+	uint64_t done = 0;
+	int err = 0;
+
+	if (!len || !is_aligned(iova | len, SZ_4K) || (!pas && !is_aligned(pa, SZ_4K)) ||
+	    iova + len > (UINT64_C(1) << PT_IOVA_BITS) || iova + len < iova || !(prot & 3) || (prot & ~3u))
+		return -EINVAL;
+	while (done < len) {
+		uint64_t cur = iova + done, cpa = pas ? pas[done >> 12] : pa + done;
+		int level = pas || !huge ? 0 : leaf_level(cur, cpa, len - done, 2);
+		_Atomic iopte_t *slot;
+
+		for (;;) {
+			slot = slot_at(pt, cur, level, &err);
+			if (!slot)
+				goto rollback;
+			if (level == 0)
+				break;
+			/* A huge leaf goes in an empty slot; a table there (left by smaller
+			 * mappings, now gone) takes smaller leaves instead. */
+			{
+				iopte_t old = 0;
+
+				if (atomic_compare_exchange_strong_explicit(slot, &old, mk_leaf(cpa, prot, level),
+									    memory_order_release,
+									    memory_order_relaxed)) {
+					atomic_fetch_add_explicit(&pt->leaves[level], 1, memory_order_relaxed);
+					done += PT_SPAN(level);
+					goto next;
+				}
+				if (old & PTE_LEAF) {
+					err = -EEXIST;
+					goto rollback;
+				}
+				level--;
+			}
+		}
+		{
+			int n = fill_level0(slot, cur, pas ? pas + (done >> 12) : NULL, cpa,
+					    (len - done) >> 12, prot);
+
+			if (n < 0) {
+				err = n;
+				goto rollback;
+			}
+			atomic_fetch_add_explicit(&pt->leaves[0], (uint64_t)n, memory_order_relaxed);
+			done += (uint64_t)n << 12;
+		}
+next:;
+	}
+	return 0;
+
+rollback:
+	if (done)
+		pt_unmap(pt, iova, done, NULL, NULL);
+	return err;
+}
+
+int pt_map(struct io_pgtable *pt, uint64_t iova, uint64_t pa, uint64_t len, unsigned prot,
+	   bool huge)
+{
+	return map_range(pt, iova, pa, NULL, len, prot, huge);
+}
+
+int pt_map_pages(struct io_pgtable *pt, uint64_t iova, const uint64_t *pa, unsigned n,
+		 unsigned prot)
+{
+	if (!pa || !n)
+		return -EINVAL;
+	for (unsigned i = 0; i < n; i++)
+		if (!is_aligned(pa[i], SZ_4K))
+			return -EINVAL;
+	return map_range(pt, iova, 0, pa, (uint64_t)n << 12, prot, false);
+}
+
+/* Report every leaf of a detached subtree, and retire its tables. */
+static uint64_t drop_subtree(struct io_pgtable *pt, _Atomic iopte_t *t, int level, uint64_t base,
+			     pt_unmap_fn fn, void *arg)
+{
+	uint64_t gone = 0;
+
+	for (unsigned i = 0; i < PT_ENTRIES; i++) {
+		iopte_t pte = atomic_load_explicit(&t[i], memory_order_relaxed);
+		uint64_t va = base + (uint64_t)i * PT_SPAN(level);
+
+		if (!(pte & PTE_PRESENT))
+			continue;
+		if (is_leaf(pte, level)) {
+			if (fn)
+				fn(arg, va, pte & PTE_ADDR_MASK, PT_SPAN(level), pte);
+			atomic_fetch_sub_explicit(&pt->leaves[level], 1, memory_order_relaxed);
+			gone += PT_SPAN(level);
+		} else {
+			gone += drop_subtree(pt, table_of(pte), level - 1, va, fn, arg);
+		}
+	}
+	table_retire(pt, t);
+	return gone;
+}
+
+/*
+ * Replace the huge leaf @pte in @slot by a table of 512 smaller leaves that
+ * map the same memory, keeping its permissions and accessed/dirty bits.
+ * Returns the table now in the slot, or NULL if the slot was emptied
+ * meanwhile (or with -ENOMEM in *err).
+ */
+static _Atomic iopte_t *split_leaf(struct io_pgtable *pt, _Atomic iopte_t *slot, int level, int *err)
+{
+	for (;;) {
+		iopte_t pte = atomic_load_explicit(slot, memory_order_acquire);
+		_Atomic iopte_t *t;
+
+		if (!(pte & PTE_PRESENT))
+			return NULL;
+		if (!(pte & PTE_LEAF))
+			return table_of(pte);
+		t = table_alloc(pt);
+		if (!t) {
+			*err = -ENOMEM;
+			return NULL;
+		}
+		for (unsigned i = 0; i < PT_ENTRIES; i++)
+			atomic_store_explicit(&t[i],
+					      mk_leaf((pte & PTE_ADDR_MASK) + (uint64_t)i * PT_SPAN(level - 1),
+						      prot_of(pte), level - 1) |
+						      (pte & (PTE_ACCESSED | PTE_DIRTY)),
+					      memory_order_relaxed);
+		/* Fails if the device set an accessed or dirty bit meanwhile: copy again. */
+		if (atomic_compare_exchange_strong_explicit(slot, &pte, mk_table(t), memory_order_release,
+							    memory_order_relaxed)) {
+			atomic_fetch_sub_explicit(&pt->leaves[level], 1, memory_order_relaxed);
+			atomic_fetch_add_explicit(&pt->leaves[level - 1], PT_ENTRIES, memory_order_relaxed);
+			atomic_fetch_add_explicit(&pt->splits, 1, memory_order_relaxed);
+			return t;
+		}
+		table_free(pt, t);
+	}
+}
+
+static uint64_t unmap_level(struct io_pgtable *pt, _Atomic iopte_t *t, int level, uint64_t base,
+			    uint64_t start, uint64_t end, pt_unmap_fn fn, void *arg)
+{
+	uint64_t gone = 0, span = PT_SPAN(level);
+
+	for (uint64_t idx = (MAX(start, base) - base) / span; idx < PT_ENTRIES; idx++) {
+		uint64_t e_start = base + idx * span, e_end = e_start + span;
+		uint64_t s = MAX(start, e_start), e = MIN(end, e_end);
+		_Atomic iopte_t *slot = &t[idx];
+		iopte_t pte;
+
+		if (e_start >= end)
+			break;
+		pte = atomic_load_explicit(slot, memory_order_acquire);
+		if (!(pte & PTE_PRESENT))
+			continue;
+		if (s == e_start && e == e_end) {
+			/* The whole entry goes: a leaf, or a table and everything below it. */
+			if (!atomic_compare_exchange_strong_explicit(slot, &pte, 0, memory_order_release,
+								     memory_order_relaxed)) {
+				/* Only the device's accessed/dirty bits change a leaf under us. */
+				pte = atomic_exchange_explicit(slot, 0, memory_order_release);
+			}
+			if (is_leaf(pte, level)) {
+				if (fn)
+					fn(arg, e_start, pte & PTE_ADDR_MASK, span, pte);
+				atomic_fetch_sub_explicit(&pt->leaves[level], 1, memory_order_relaxed);
+				gone += span;
+			} else {
+				gone += drop_subtree(pt, table_of(pte), level - 1, e_start, fn, arg);
+			}
+			continue;
+		}
+		/* Part of the entry: into its table, splitting a huge leaf first. */
+		if (is_leaf(pte, level)) {
+			int err = 0;
+			_Atomic iopte_t *child = split_leaf(pt, slot, level, &err);
+
+			if (!child)
+				continue; /* emptied meanwhile, or no memory to split */
+			gone += unmap_level(pt, child, level - 1, e_start, s, e, fn, arg);
+		} else {
+			gone += unmap_level(pt, table_of(pte), level - 1, e_start, s, e, fn, arg);
+		}
+	}
+	return gone;
+}
+
+uint64_t pt_unmap(struct io_pgtable *pt, uint64_t iova, uint64_t len, pt_unmap_fn fn, void *arg)
+{
+	if (!len || iova + len < iova || !is_aligned(iova | len, SZ_4K))
+		return 0;
+	return unmap_level(pt, pt->root, PT_LEVELS - 1, 0, iova,
+			   MIN(iova + len, UINT64_C(1) << PT_IOVA_BITS), fn, arg);
+}
+
+int pt_walk(const struct io_pgtable *pt, uint64_t iova, struct pt_walk *w)
+{
+	_Atomic iopte_t *t = pt->root;
+
+	if (unlikely(iova >> PT_IOVA_BITS))
+		return -ENOENT;
+	for (int level = PT_LEVELS - 1;; level--) {
+		_Atomic iopte_t *slot = &t[PT_INDEX(iova, level)];
+		iopte_t pte = atomic_load_explicit(slot, memory_order_acquire);
+
+		if (!(pte & PTE_PRESENT))
+			return -ENOENT;
+		if (is_leaf(pte, level)) {
+			w->shift = PT_SHIFT(level);
+			w->pa = (pte & PTE_ADDR_MASK) + (iova & (PT_SPAN(level) - 1));
+			w->prot = prot_of(pte);
+			w->ptep = slot;
+			w->pte = pte;
+			return 0;
+		}
+		t = table_of(pte);
+	}
+}
+
+static void ad_level(_Atomic iopte_t *t, int level, uint64_t base, uint64_t start, uint64_t end,
+		     bool clear, bool *accessed, bool *dirty)
+{
+	uint64_t span = PT_SPAN(level);
+
+	for (uint64_t idx = (MAX(start, base) - base) / span; idx < PT_ENTRIES; idx++) {
+		uint64_t e_start = base + idx * span;
+		iopte_t pte = atomic_load_explicit(&t[idx], memory_order_acquire);
+
+		if (e_start >= end)
+			break;
+		if (!(pte & PTE_PRESENT))
+			continue;
+		if (!is_leaf(pte, level)) {
+			ad_level(table_of(pte), level - 1, e_start, start, end, clear, accessed, dirty);
+			continue;
+		}
+		if (clear)
+			pte = atomic_fetch_and_explicit(&t[idx], ~(PTE_ACCESSED | PTE_DIRTY),
+							memory_order_relaxed);
+		*accessed |= pte & PTE_ACCESSED;
+		*dirty |= pte & PTE_DIRTY;
+	}
+}
+
+void pt_read_ad(struct io_pgtable *pt, uint64_t iova, uint64_t len, bool clear, bool *accessed,
+		bool *dirty)
+{
+	*accessed = *dirty = false;
+	if (!len || iova + len < iova)
+		return;
+	ad_level(pt->root, PT_LEVELS - 1, 0, iova, MIN(iova + len, UINT64_C(1) << PT_IOVA_BITS), clear,
+		 accessed, dirty);
+}

@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pgtable.h - IO page tables: four levels of 512 entries over a 48-bit IOVA,
+ * leaves of 4 KiB, 2 MiB and 1 GiB, read and write permissions, accessed and
+ * dirty bits that the device side sets.
+ *
+ *   level 3: IOVA[47:39]  512 GiB per entry (tables only)
+ *   level 2: IOVA[38:30]  1 GiB   (a leaf, or a table)
+ *   level 1: IOVA[29:21]  2 MiB   (a leaf, or a table)
+ *   level 0: IOVA[20:12]  4 KiB   (leaves)
+ *
+ * An entry holds a leaf's PA, or the host address of the next table: this is
+ * a software IOMMU, and its walker is the CPU.
+ *
+ * Concurrency: the device side walks without a lock. Writers may map and
+ * unmap disjoint ranges concurrently: tables are installed, and huge leaves
+ * split, with compare-and-swap. Tables that an unmap detaches are retired,
+ * not freed: the owner frees them with pt_reclaim() after a grace period,
+ * when no walker can still hold them.
+ */
+#ifndef IOVM_IOMMU_PGTABLE_H
+#define IOVM_IOMMU_PGTABLE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/compiler.h"
+
+typedef uint64_t iopte_t;
+
+#define PTE_PRESENT (UINT64_C(1) << 0)
+#define PTE_READ (UINT64_C(1) << 1)
+#define PTE_WRITE (UINT64_C(1) << 2)
+#define PTE_ACCESSED (UINT64_C(1) << 5)
+#define PTE_DIRTY (UINT64_C(1) << 6)
+#define PTE_LEAF (UINT64_C(1) << 7) /* a 2 MiB or 1 GiB leaf at level 1 or 2 */
+#define PTE_ADDR_MASK UINT64_C(0x000ffffffffff000)
+
+#define PT_LEVELS 4
+#define PT_ENTRIES 512
+#define PT_IOVA_BITS 48
+#define PT_SHIFT(level) (12 + 9 * (level))
+#define PT_SPAN(level) (UINT64_C(1) << PT_SHIFT(level))
+#define PT_INDEX(iova, level) (((iova) >> PT_SHIFT(level)) & (PT_ENTRIES - 1))
+
+static_assert(PT_SHIFT(PT_LEVELS - 1) + 9 == PT_IOVA_BITS, "four levels reach 48 bits");
+static_assert(sizeof(iopte_t) * PT_ENTRIES == 4096, "a table is one 4 KiB page");
+
+/* Permissions: what iovm_domain_map() takes, and what a leaf grants. */
+#define PT_PROT_READ 1u
+#define PT_PROT_WRITE 2u
+
+struct io_pgtable {
+	_Atomic iopte_t *root;
+	/* Counters, updated atomically by concurrent writers. */
+	_Atomic uint64_t nr_tables;
+	_Atomic uint64_t leaves[3]; /* 4 KiB, 2 MiB, 1 GiB leaves mapped */
+	_Atomic uint64_t splits;    /* huge leaves split by partial unmaps */
+	pthread_mutex_t retired_lock;
+	void *retired;              /* under retired_lock: detached tables, linked through word 0 */
+};
+
+/* What a walk found. */
+struct pt_walk {
+	uint64_t pa;              /* of the IOVA walked, not of the page */
+	unsigned prot;            /* PT_PROT_* */
+	unsigned shift;           /* 12, 21 or 30: the leaf's size */
+	_Atomic iopte_t *ptep;    /* the leaf, for accessed and dirty bits */
+	iopte_t pte;              /* its value at the walk */
+};
+
+int pt_init(struct io_pgtable *pt);
+/* Frees every table: no walker or writer may remain. */
+void pt_destroy(struct io_pgtable *pt);
+
+/*
+ * pt_map() - map [iova, iova+len) to [pa, pa+len), with the largest leaves
+ * alignment and length allow (@huge: 2 MiB and 1 GiB leaves permitted).
+ * -EEXIST, having mapped nothing, if any part is mapped already.
+ */
+int pt_map(struct io_pgtable *pt, uint64_t iova, uint64_t pa, uint64_t len, unsigned prot,
+	   bool huge);
+
+/*
+ * pt_map_pages() - map @n 4 KiB pages at consecutive IOVAs from @iova, to the
+ * PAs in @pa: one walk per 512 pages, then a store per page.
+ */
+int pt_map_pages(struct io_pgtable *pt, uint64_t iova, const uint64_t *pa, unsigned n,
+		 unsigned prot);
+
+/* Called for each piece pt_unmap() takes away. */
+typedef void (*pt_unmap_fn)(void *arg, uint64_t iova, uint64_t pa, uint64_t len, iopte_t pte);
+
+/*
+ * pt_unmap() - unmap whatever is mapped in [iova, iova+len); a huge leaf only
+ * partly inside is split first. Returns the bytes unmapped.
+ */
+uint64_t pt_unmap(struct io_pgtable *pt, uint64_t iova, uint64_t len, pt_unmap_fn fn, void *arg);
+
+/* pt_walk() - the device side's translation, lock-free: 0, or -ENOENT when nothing is mapped. */
+int pt_walk(const struct io_pgtable *pt, uint64_t iova, struct pt_walk *w);
+
+/* Set the accessed bit, and the dirty bit for a write, as a device's access does. */
+static inline void pt_mark(_Atomic iopte_t *ptep, iopte_t pte, bool write)
+{
+	iopte_t want = PTE_ACCESSED | (write ? PTE_DIRTY : 0);
+
+	if ((pte & want) != want)
+		atomic_fetch_or_explicit(ptep, want, memory_order_relaxed);
+}
+
+/*
+ * pt_read_ad() - accessed and dirty bits of the leaves in [iova, iova+len),
+ * ORed together; with @clear, cleared as read (dirty tracking for live
+ * migration reads and clears the same way).
+ */
+void pt_read_ad(struct io_pgtable *pt, uint64_t iova, uint64_t len, bool clear, bool *accessed,
+		bool *dirty);
+
+/* Free the tables unmaps detached. Call after a grace period. */
+void pt_reclaim(struct io_pgtable *pt);
+
+#endif /* IOVM_IOMMU_PGTABLE_H */

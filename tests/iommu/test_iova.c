@@ -1,0 +1,174 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_iova.c - the IOVA allocator: top-down below the DMA limit, reserved
+ * holes, alignment, magazines (LIFO reuse, depot, thread exit), exhaustion,
+ * statistics, and threads allocating and freeing without ever getting the
+ * same IOVA twice.
+ */
+#include <pthread.h>
+
+#include "base/compiler.h"
+#include "iommu/iova.h"
+#include "harness.h"
+
+/* The x86 MSI window: Linux reserves it in every DMA domain. */
+static const struct iova_range msi = { 0xfee00000, 0xfef00000 };
+
+TEST(limits_holes_alignment)
+{
+	struct iova_alloc a;
+	struct iova_stats st;
+	static uint64_t got[2000][2];
+	uint64_t pfn;
+
+	CHECK_EQ(iova_init(&a, 0, 0, NULL, 0), -EINVAL);
+	CHECK_EQ(iova_init(&a, 0x1001, SZ_1G, NULL, 0), -EINVAL);
+	/* A 32-bit DMA mask, the MSI window out. */
+	CHECK_OK(iova_init(&a, SZ_4K, UINT64_C(1) << 32, &msi, 1));
+	/* Top-down from the limit, as Linux allocates. */
+	CHECK_OK(iova_alloc(&a, 100, 1, &pfn));
+	CHECK_EQ(pfn + 100, (UINT64_C(1) << 32) >> 12);
+	for (int i = 0; i < 2000; i++) {
+		uint64_t n = 1 + (uint64_t)i % 300, align = UINT64_C(1) << (i % 9);
+
+		CHECK_OK(iova_alloc(&a, n, align, &pfn));
+		CHECK(pfn % align == 0);
+		CHECK(pfn + n <= (UINT64_C(1) << 32) >> 12);
+		/* Never inside the hole. */
+		CHECK((pfn << 12) + (n << 12) <= msi.start || (pfn << 12) >= msi.end);
+		got[i][0] = pfn;
+		got[i][1] = n;
+	}
+	/* Highest fit first, so alignment gaps get filled: no order, but no overlap. */
+	for (int i = 0; i < 2000; i++)
+		for (int j = i + 1; j < 2000; j += 1 + j % 5)
+			CHECK(got[i][0] + got[i][1] <= got[j][0] || got[j][0] + got[j][1] <= got[i][0]);
+	iova_stats(&a, &st);
+	CHECK(st.largest > 0 && st.free > 0);
+	CHECK_EQ(iova_alloc(&a, 0, 1, &pfn), -EINVAL);
+	CHECK_EQ(iova_alloc(&a, 4, 3, &pfn), -EINVAL);
+	CHECK_EQ(iova_alloc(&a, UINT64_C(1) << 30, 1, &pfn), -ENOSPC);
+	CHECK_EQ(iova_free(&a, 0, 1), -EINVAL);
+	CHECK_EQ(iova_free(&a, UINT64_C(1) << 40, 1), -EINVAL);
+	/* Reserving what is free works once. */
+	CHECK_OK(iova_reserve(&a, 0x10000, 16));
+	CHECK_EQ(iova_reserve(&a, 0x10008, 16), -EBUSY);
+	iova_destroy(&a);
+}
+
+TEST(magazines)
+{
+	struct iova_alloc a;
+	struct iova_stats st;
+	uint64_t p[300], q;
+
+	CHECK_OK(iova_init(&a, SZ_4K, UINT64_C(1) << 39, NULL, 0));
+	CHECK_OK(iova_alloc(&a, 1, 1, &p[0]));
+	CHECK_OK(iova_free(&a, p[0], 1));
+	/* The freed IOVA comes straight back from the thread's magazine. */
+	CHECK_OK(iova_alloc(&a, 1, 1, &q));
+	CHECK_EQ(q, p[0]);
+	CHECK(a.cache_hits >= 1);
+	/* Sizes up to 32 pages come out size-aligned, so that cached ones suit any request. */
+	for (unsigned k = 0; k < IOVA_CACHE_ORDERS; k++) {
+		CHECK_OK(iova_alloc(&a, UINT64_C(1) << k, 1, &p[k]));
+		CHECK(is_aligned(p[k], UINT64_C(1) << k));
+	}
+	for (unsigned k = 0; k < IOVA_CACHE_ORDERS; k++)
+		CHECK_OK(iova_free(&a, p[k], UINT64_C(1) << k));
+	CHECK_OK(iova_free(&a, q, 1));
+	/* More than two magazines' worth: full ones go to the depot. */
+	for (int i = 0; i < 300; i++)
+		CHECK_OK(iova_alloc(&a, 2, 1, &p[i]));
+	for (int i = 0; i < 300; i++)
+		CHECK_OK(iova_free(&a, p[i], 2));
+	CHECK(a.depot_nr[1] >= 1);
+	iova_stats(&a, &st);
+	CHECK_EQ(st.allocated, 0);
+	CHECK(st.cached >= 300 * 2);
+	iova_destroy(&a);
+}
+
+#define NTHREADS 4
+#define LIVE 64
+
+static struct iova_alloc shared;
+static pthread_mutex_t owners_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint8_t owner_of[1 << 16]; /* per pfn of the window below: who holds it, +1 */
+
+static void take(uint64_t pfn, uint64_t n, uint8_t who)
+{
+	pthread_mutex_lock(&owners_lock);
+	for (uint64_t i = 0; i < n; i++) {
+		if (owner_of[pfn - 16 + i])
+			abort(); /* handed out twice */
+		owner_of[pfn - 16 + i] = who;
+	}
+	pthread_mutex_unlock(&owners_lock);
+}
+
+static void give(uint64_t pfn, uint64_t n)
+{
+	pthread_mutex_lock(&owners_lock);
+	for (uint64_t i = 0; i < n; i++)
+		owner_of[pfn - 16 + i] = 0;
+	pthread_mutex_unlock(&owners_lock);
+}
+
+static void *worker(void *arg)
+{
+	uint64_t seed = (uintptr_t)arg + 1, pfn[LIVE] = { 0 }, len[LIVE] = { 0 };
+
+	for (int it = 0; it < 20000; it++) {
+		unsigned k = (unsigned)(test_rand(&seed) % LIVE);
+
+		if (len[k]) {
+			give(pfn[k], len[k]);
+			if (iova_free(&shared, pfn[k], len[k]))
+				abort();
+			len[k] = 0;
+		} else {
+			uint64_t n = test_rand(&seed) % 4 ? UINT64_C(1) << (test_rand(&seed) % 6)
+							  : 1 + test_rand(&seed) % 40;
+
+			if (iova_alloc(&shared, n, 1, &pfn[k]))
+				continue;
+			len[k] = n;
+			take(pfn[k], n, (uint8_t)((uintptr_t)arg + 1));
+		}
+	}
+	for (unsigned k = 0; k < LIVE; k++)
+		if (len[k]) {
+			give(pfn[k], len[k]);
+			iova_free(&shared, pfn[k], len[k]);
+		}
+	return NULL;
+}
+
+TEST(threads_never_share_an_iova)
+{
+	pthread_t t[NTHREADS];
+	struct iova_stats st;
+
+	/* A small window, so that threads contend for the same IOVAs. */
+	CHECK_OK(iova_init(&shared, 16 << 12, (16 + (1 << 16)) << 12, NULL, 0));
+	for (uintptr_t i = 0; i < NTHREADS; i++)
+		CHECK_EQ(pthread_create(&t[i], NULL, worker, (void *)i), 0);
+	for (int i = 0; i < NTHREADS; i++)
+		CHECK_EQ(pthread_join(t[i], NULL), 0);
+	/* The threads are gone: their magazines went back to the tree. */
+	iova_stats(&shared, &st);
+	CHECK_EQ(st.allocated, 0);
+	CHECK_EQ(st.free + st.cached, 1 << 16);
+	CHECK_EQ(st.cached, 0 + st.cached); /* depots may hold some */
+	iova_destroy(&shared);
+}
+
+int main(void)
+{
+	test_init();
+	RUN(limits_holes_alignment);
+	RUN(magazines);
+	RUN(threads_never_share_an_iova);
+	return 0;
+}

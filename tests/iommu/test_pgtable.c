@@ -1,0 +1,318 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_pgtable.c - IO page tables: leaf sizes chosen from alignment and
+ * length, scattered batches, overlap refused with nothing left behind,
+ * partial unmaps that split 1 GiB and 2 MiB leaves, accessed and dirty bits,
+ * table reclamation, a random model test, and writers on disjoint ranges
+ * with walkers running.
+ */
+#include <pthread.h>
+
+#include "iommu/pgtable.h"
+#include "harness.h"
+
+#define RW (PT_PROT_READ | PT_PROT_WRITE)
+
+static void expect(struct io_pgtable *pt, uint64_t iova, uint64_t pa, unsigned shift, unsigned prot)
+{
+	struct pt_walk w;
+
+	CHECK_MSG(pt_walk(pt, iova, &w) == 0, "iova %#lx not mapped", (unsigned long)iova);
+	CHECK_EQ(w.pa, pa);
+	CHECK_EQ(w.shift, shift);
+	CHECK_EQ(w.prot, prot);
+}
+
+static void unmapped(struct io_pgtable *pt, uint64_t iova)
+{
+	struct pt_walk w;
+
+	CHECK_EQ(pt_walk(pt, iova, &w), -ENOENT);
+}
+
+TEST(leaf_sizes)
+{
+	struct io_pgtable pt;
+	uint64_t iova = UINT64_C(1) << 30, pa = UINT64_C(5) << 30;
+
+	CHECK_OK(pt_init(&pt));
+	/* 1 GiB + 2 MiB + 4 KiB, all aligned: one leaf of each size. */
+	CHECK_OK(pt_map(&pt, iova, pa, SZ_1G + SZ_2M + SZ_4K, RW, true));
+	CHECK_EQ(pt.leaves[2], 1);
+	CHECK_EQ(pt.leaves[1], 1);
+	CHECK_EQ(pt.leaves[0], 1);
+	expect(&pt, iova + 12345, pa + 12345, 30, RW);
+	expect(&pt, iova + SZ_1G + 77, pa + SZ_1G + 77, 21, RW);
+	expect(&pt, iova + SZ_1G + SZ_2M + 5, pa + SZ_1G + SZ_2M + 5, 12, RW);
+	unmapped(&pt, iova + SZ_1G + SZ_2M + SZ_4K);
+	unmapped(&pt, iova - 1);
+	/* Without huge leaves: 4 KiB leaves only. */
+	CHECK_OK(pt_map(&pt, UINT64_C(8) << 30, pa, SZ_2M, PT_PROT_READ, false));
+	CHECK_EQ(pt.leaves[0], 1 + 512);
+	expect(&pt, (UINT64_C(8) << 30) + (UINT64_C(1) << 20), pa + (UINT64_C(1) << 20), 12, PT_PROT_READ);
+	/* Misaligned PA for a huge leaf: smaller leaves. */
+	CHECK_OK(pt_map(&pt, UINT64_C(16) << 30, pa + SZ_4K, SZ_2M, RW, true));
+	expect(&pt, (UINT64_C(16) << 30) + SZ_4K, pa + 2 * SZ_4K, 12, RW);
+	pt_destroy(&pt);
+}
+
+TEST(bad_input_and_overlap)
+{
+	struct io_pgtable pt;
+	uint64_t pages[4] = { 0x10000, 0x30000, 0x20000, 0x50000 };
+	uint64_t tables;
+
+	CHECK_OK(pt_init(&pt));
+	CHECK_EQ(pt_map(&pt, 0x1001, 0x2000, SZ_4K, RW, true), -EINVAL);
+	CHECK_EQ(pt_map(&pt, 0x1000, 0x2001, SZ_4K, RW, true), -EINVAL);
+	CHECK_EQ(pt_map(&pt, 0x1000, 0x2000, 0, RW, true), -EINVAL);
+	CHECK_EQ(pt_map(&pt, 0x1000, 0x2000, SZ_4K, 0, true), -EINVAL);
+	CHECK_EQ(pt_map(&pt, 0x1000, 0x2000, SZ_4K, 8, true), -EINVAL);
+	CHECK_EQ(pt_map(&pt, (UINT64_C(1) << 48) - SZ_4K, 0, SZ_2M, RW, true), -EINVAL);
+	CHECK_EQ(pt_map_pages(&pt, 0x1000, NULL, 1, RW), -EINVAL);
+	pages[1] |= 1;
+	CHECK_EQ(pt_map_pages(&pt, 0x1000, pages, 4, RW), -EINVAL);
+	pages[1] &= ~UINT64_C(1);
+
+	CHECK_OK(pt_map(&pt, 0x200000 + 0x3000, 0x7000, SZ_4K, RW, true));
+	tables = pt.nr_tables;
+	/* Overlapping the page at 0x203000: refused, and nothing of it stays. */
+	CHECK_EQ(pt_map(&pt, 0x200000, 0x100000, 16 * SZ_4K, RW, true), -EEXIST);
+	unmapped(&pt, 0x200000);
+	unmapped(&pt, 0x202000);
+	unmapped(&pt, 0x204000);
+	expect(&pt, 0x203000, 0x7000, 12, RW);
+	CHECK_EQ(pt.leaves[0], 1);
+	CHECK_EQ(pt_map_pages(&pt, 0x201000, pages, 4, RW), -EEXIST);
+	unmapped(&pt, 0x201000);
+	unmapped(&pt, 0x202000);
+	CHECK_EQ(pt.nr_tables, tables);
+	/* A huge leaf where anything is mapped is refused too. */
+	CHECK_OK(pt_map(&pt, UINT64_C(1) << 30, 0, SZ_2M, RW, true));
+	CHECK_EQ(pt_map(&pt, (UINT64_C(1) << 30) + SZ_4K, 0, SZ_4K, RW, true), -EEXIST);
+	CHECK_OK(pt_map_pages(&pt, 0x400000, pages, 4, PT_PROT_READ));
+	for (int i = 0; i < 4; i++)
+		expect(&pt, 0x400000 + (uint64_t)i * SZ_4K + 8, pages[i] + 8, 12, PT_PROT_READ);
+	CHECK_EQ(pt_unmap(&pt, 0x1001, SZ_4K, NULL, NULL), 0);
+	pt_destroy(&pt);
+}
+
+struct pieces {
+	uint64_t bytes;
+	unsigned n;
+	uint64_t last_iova;
+};
+
+static void collect(void *arg, uint64_t iova, uint64_t pa, uint64_t len, iopte_t pte)
+{
+	struct pieces *p = arg;
+
+	(void)pa;
+	(void)pte;
+	CHECK(p->n == 0 || iova > p->last_iova); /* in IOVA order */
+	p->bytes += len;
+	p->n++;
+	p->last_iova = iova;
+}
+
+TEST(partial_unmap_splits)
+{
+	struct io_pgtable pt;
+	uint64_t iova = UINT64_C(4) << 30, pa = UINT64_C(7) << 30;
+	struct pieces p = { 0 };
+
+	CHECK_OK(pt_init(&pt));
+	CHECK_OK(pt_map(&pt, iova, pa, SZ_1G, RW, true));
+	CHECK_EQ(pt.leaves[2], 1);
+	/* One 4 KiB page out of a 1 GiB leaf: split to 2 MiB, then to 4 KiB. */
+	CHECK_EQ(pt_unmap(&pt, iova + SZ_2M * 3 + SZ_4K * 5, SZ_4K, collect, &p), SZ_4K);
+	CHECK_EQ(p.n, 1);
+	CHECK_EQ(pt.splits, 2);
+	CHECK_EQ(pt.leaves[2], 0);
+	CHECK_EQ(pt.leaves[1], 511);
+	CHECK_EQ(pt.leaves[0], 511);
+	unmapped(&pt, iova + SZ_2M * 3 + SZ_4K * 5);
+	expect(&pt, iova + SZ_2M * 3 + SZ_4K * 4, pa + SZ_2M * 3 + SZ_4K * 4, 12, RW);
+	expect(&pt, iova + SZ_2M * 3 + SZ_4K * 6 + 9, pa + SZ_2M * 3 + SZ_4K * 6 + 9, 12, RW);
+	expect(&pt, iova + SZ_2M * 100 + 1, pa + SZ_2M * 100 + 1, 21, RW);
+	/* Unmapping the rest reports every piece, largest leaves whole. */
+	p = (struct pieces){ 0 };
+	CHECK_EQ(pt_unmap(&pt, iova, SZ_1G, collect, &p), SZ_1G - SZ_4K);
+	CHECK_EQ(p.bytes, SZ_1G - SZ_4K);
+	CHECK_EQ(p.n, 511 + 511);
+	CHECK_EQ(pt.leaves[0] + pt.leaves[1] + pt.leaves[2], 0);
+	/* The detached tables go once a grace period says so. */
+	pt_reclaim(&pt);
+	CHECK(pt.nr_tables <= 3); /* root, and the level-2 and level-1 tables still linked */
+	pt_destroy(&pt);
+}
+
+TEST(accessed_dirty)
+{
+	struct io_pgtable pt;
+	struct pt_walk w;
+	bool a, d;
+
+	CHECK_OK(pt_init(&pt));
+	CHECK_OK(pt_map(&pt, 0x100000, 0x500000, 16 * SZ_4K, RW, true));
+	pt_read_ad(&pt, 0x100000, 16 * SZ_4K, false, &a, &d);
+	CHECK(!a && !d);
+	CHECK_OK(pt_walk(&pt, 0x103000, &w));
+	pt_mark(w.ptep, w.pte, false);
+	pt_read_ad(&pt, 0x100000, 16 * SZ_4K, false, &a, &d);
+	CHECK(a && !d);
+	CHECK_OK(pt_walk(&pt, 0x105000, &w));
+	pt_mark(w.ptep, w.pte, true);
+	pt_read_ad(&pt, 0x105000, SZ_4K, true, &a, &d);
+	CHECK(a && d);
+	pt_read_ad(&pt, 0x105000, SZ_4K, false, &a, &d);
+	CHECK(!a && !d);
+	/* Splitting keeps the bits. */
+	CHECK_OK(pt_map(&pt, SZ_1G, 0, SZ_2M, RW, true));
+	CHECK_OK(pt_walk(&pt, SZ_1G, &w));
+	pt_mark(w.ptep, w.pte, true);
+	CHECK_EQ(pt_unmap(&pt, SZ_1G, SZ_4K, NULL, NULL), SZ_4K);
+	pt_read_ad(&pt, SZ_1G + SZ_4K * 7, SZ_4K, false, &a, &d);
+	CHECK(a && d);
+	pt_destroy(&pt);
+}
+
+/* The model: one PA per 4 KiB IOVA page, in a window of 64 MiB. */
+#define MODEL_PAGES 16384
+static uint64_t model[MODEL_PAGES]; /* PA + 1, or 0 */
+
+TEST(against_model)
+{
+	struct io_pgtable pt;
+	uint64_t seed = 7, base = UINT64_C(3) << 30;
+
+	memset(model, 0, sizeof(model));
+	CHECK_OK(pt_init(&pt));
+	for (int it = 0; it < 4000; it++) {
+		uint64_t r = test_rand(&seed), first = r % MODEL_PAGES;
+		uint64_t n = 1 + test_rand(&seed) % (r % 5 ? 16 : 1024);
+		uint64_t pa = (test_rand(&seed) % 4096) << 21; /* 2 MiB aligned: huge leaves happen */
+
+		if (first + n > MODEL_PAGES)
+			n = MODEL_PAGES - first;
+		if (r % 3) {
+			bool free = true;
+			int ret;
+
+			/* Half the maps are 2 MiB aligned, so that huge leaves appear and get split. */
+			if (r % 2) {
+				first = align_down(first, 512);
+				n = MIN(align_up(n, 512), MODEL_PAGES - first);
+			}
+			for (uint64_t i = 0; i < n; i++)
+				free &= !model[first + i];
+			ret = pt_map(&pt, base + (first << 12), pa, n << 12, RW, true);
+			CHECK_EQ(ret, free ? 0 : -EEXIST);
+			if (!ret)
+				for (uint64_t i = 0; i < n; i++)
+					model[first + i] = pa + (i << 12) + 1;
+		} else {
+			uint64_t expect_bytes = 0;
+
+			for (uint64_t i = 0; i < n; i++)
+				expect_bytes += model[first + i] ? SZ_4K : 0;
+			CHECK_EQ(pt_unmap(&pt, base + (first << 12), n << 12, NULL, NULL), expect_bytes);
+			memset(&model[first], 0, n * sizeof(model[0]));
+		}
+		if (it % 50 == 0) {
+			for (uint64_t i = 0; i < MODEL_PAGES; i += 1 + test_rand(&seed) % 7) {
+				struct pt_walk w;
+				int ret = pt_walk(&pt, base + (i << 12) + 100, &w);
+
+				CHECK_EQ(ret, model[i] ? 0 : -ENOENT);
+				if (!ret)
+					CHECK_EQ(w.pa, model[i] - 1 + 100);
+			}
+		}
+		if (it % 500 == 0)
+			pt_reclaim(&pt);
+	}
+	pt_destroy(&pt);
+}
+
+static struct io_pgtable shared;
+static _Atomic int writers_done;
+
+struct writer {
+	uint64_t base;
+	int id;
+};
+
+static void *writer(void *arg)
+{
+	struct writer *w = arg;
+	uint64_t seed = (uint64_t)w->id + 1;
+
+	for (int it = 0; it < 3000; it++) {
+		uint64_t off = (test_rand(&seed) % 64) << 21;
+		uint64_t iova = w->base + off;
+
+		/* The PA encodes the IOVA: a walker can check any translation it sees. */
+		if (pt_map(&shared, iova, iova ^ (UINT64_C(1) << 40), SZ_2M, RW, it & 1) == 0)
+			pt_unmap(&shared, iova + (test_rand(&seed) % 512) * SZ_4K, SZ_4K * 3, NULL, NULL);
+		else
+			pt_unmap(&shared, iova, SZ_2M, NULL, NULL);
+	}
+	return NULL;
+}
+
+static void *walker(void *arg)
+{
+	uint64_t seed = 99, seen = 0;
+
+	(void)arg;
+	while (!atomic_load(&writers_done)) {
+		uint64_t iova = (test_rand(&seed) % (4 * 64 * SZ_2M)) & ~UINT64_C(7);
+		struct pt_walk w;
+
+		if (!pt_walk(&shared, iova, &w)) {
+			if (w.pa != (iova ^ (UINT64_C(1) << 40)))
+				abort();
+			seen++;
+		}
+	}
+	return (void *)(uintptr_t)seen;
+}
+
+TEST(concurrent_writers_and_walkers)
+{
+	pthread_t w[4], r;
+	struct writer args[4];
+
+	CHECK_OK(pt_init(&shared));
+	CHECK_EQ(pthread_create(&r, NULL, walker, NULL), 0);
+	for (int i = 0; i < 4; i++) {
+		/* Neighbouring ranges in one 1 GiB span: writers race to install tables. */
+		args[i] = (struct writer){ .base = (uint64_t)i * 64 * SZ_2M, .id = i };
+		CHECK_EQ(pthread_create(&w[i], NULL, writer, &args[i]), 0);
+	}
+	for (int i = 0; i < 4; i++)
+		CHECK_EQ(pthread_join(w[i], NULL), 0);
+	atomic_store(&writers_done, 1);
+	CHECK_EQ(pthread_join(r, NULL), 0);
+	/* Everything left mapped still translates right. */
+	for (uint64_t iova = 0; iova < 4 * 64 * SZ_2M; iova += SZ_4K * 13) {
+		struct pt_walk w2;
+
+		if (!pt_walk(&shared, iova, &w2))
+			CHECK_EQ(w2.pa, iova ^ (UINT64_C(1) << 40));
+	}
+	pt_destroy(&shared);
+}
+
+int main(void)
+{
+	test_init();
+	RUN(leaf_sizes);
+	RUN(bad_input_and_overlap);
+	RUN(partial_unmap_splits);
+	RUN(accessed_dirty);
+	RUN(against_model);
+	RUN(concurrent_writers_and_walkers);
+	return 0;
+}
