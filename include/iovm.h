@@ -15,5 +15,7 @@
 #include <iovm/os.h>
 #include <iovm/phys.h>
 #include <iovm/mem.h>
+#include <iovm/iommu.h>
+#include <iovm/dev.h>
 
 #endif /* IOVM_H */

@@ -124,6 +124,17 @@ static int parse_release_delay(struct iovm_config *cfg, const char *val)
 	return 0;
 }
 
+static int parse_oracle(struct iovm_config *cfg, const char *val)
+{
+	if (!strcasecmp(val, "on") || !strcmp(val, "1"))
+		cfg->oracle = true;
+	else if (!strcasecmp(val, "off") || !strcmp(val, "0"))
+		cfg->oracle = false;
+	else
+		return -EINVAL;
+	return 0;
+}
+
 static const struct opt_desc opt_table[] = {
 	{ "page_size", "auto|4K|2M|1G",
 	  "page size of DMA memory; auto takes 2M hugepages and falls back to 4K",
@@ -140,6 +151,9 @@ static const struct opt_desc opt_table[] = {
 	{ "release_delay_ms", "0..3600000",
 	  "how long a free page stays committed before it is given back",
 	  parse_release_delay },
+	{ "oracle", "on|off",
+	  "check every device access against a shadow of the mappings (for tests)",
+	  parse_oracle },
 };
 
 void config_defaults(struct iovm_config *cfg)
@@ -243,7 +257,7 @@ int config_parse(struct iovm_config *cfg, const char *opts)
 		if (!d)
 			return err_detail(-EINVAL, IOVM_LOG_ERR,
 					  "unknown option '%s' (known: page_size, mem_limit, "
-					  "numa_node, host_pa, log_level, release_delay_ms)",
+					  "numa_node, host_pa, log_level, release_delay_ms, oracle)",
 					  key);
 		val = eq ? eq + 1 : NULL;
 		if (val) {

@@ -14,16 +14,27 @@
 #include <stdint.h>
 
 #include "base/config.h"
+#include "base/epoch.h"
 
 struct phys_space;
 struct mem_space;
+struct iommu_space;
+struct dev_space;
 
 struct iovm_ctx {
 	struct iovm_config cfg; /* as resolved by iovm_open(); read-only afterwards */
 	bool host_pa;           /* host-PA mode, resolved from cfg */
 	bool host_pa_readable;  /* pagemap shows host PAs */
+	/*
+	 * Device-side sections: engines enter them around every access; unmaps,
+	 * flushes and bank releases wait them out. Here, so that it outlives
+	 * every layer that uses it.
+	 */
+	struct epoch epoch;
 	struct phys_space *phys;
 	struct mem_space *mem;
+	struct iommu_space *iommu;
+	struct dev_space *dev;
 };
 
 #endif /* IOVM_BASE_CTX_H */

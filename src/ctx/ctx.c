@@ -14,6 +14,8 @@
 #include "base/ctx.h"
 #include "base/error.h"
 #include "base/log.h"
+#include "dev/dev.h"
+#include "iommu/iommu.h"
 #include "mem/mem.h"
 #include "os/hugepage.h"
 #include "os/pagemap.h"
@@ -99,17 +101,25 @@ IOVM_API int iovm_open(const char *opts, struct iovm_ctx **out)
 	ctx->cfg = cfg;
 	ctx->host_pa = host_pa;
 	ctx->host_pa_readable = readable;
+	epoch_init(&ctx->epoch);
 	params = (struct phys_params){
 		.limit = cfg.mem_limit,
 		.host_pa = host_pa,
 		.read_hpa = readable,
+		.epoch = &ctx->epoch,
 	};
 	ret = phys_create(&params, &ctx->phys);
 	if (ret)
-		goto free_ctx;
+		goto destroy_epoch;
 	ret = mem_create(ctx, &ctx->mem);
 	if (ret)
 		goto destroy_phys;
+	ret = iommu_create(ctx, &ctx->epoch, cfg.oracle, &ctx->iommu);
+	if (ret)
+		goto destroy_mem;
+	ret = dev_create(ctx, &ctx->dev);
+	if (ret)
+		goto destroy_iommu;
 	log_info("opened: page size %s, mem_limit %lu MiB, host-PA mode %s",
 		 cfg.page_size ? (cfg.page_size == SZ_4K ? "4K" : cfg.page_size == SZ_2M ? "2M" : "1G")
 			       : "auto",
@@ -117,9 +127,14 @@ IOVM_API int iovm_open(const char *opts, struct iovm_ctx **out)
 	*out = ctx;
 	return 0;
 
+destroy_iommu:
+	iommu_destroy(ctx->iommu);
+destroy_mem:
+	mem_destroy(ctx->mem);
 destroy_phys:
 	phys_destroy(ctx->phys);
-free_ctx:
+destroy_epoch:
+	epoch_destroy(&ctx->epoch);
 	free(ctx);
 	return ret;
 }
@@ -129,8 +144,12 @@ IOVM_API int iovm_close(struct iovm_ctx *ctx)
 	err_clear();
 	if (!ctx)
 		return 0;
+	/* Top down: devices stop, domains unmap (and leave the heap), then memory goes. */
+	dev_destroy(ctx->dev);
+	iommu_destroy(ctx->iommu);
 	mem_destroy(ctx->mem);
 	phys_destroy(ctx->phys);
+	epoch_destroy(&ctx->epoch);
 	free(ctx);
 	return 0;
 }

@@ -6,6 +6,8 @@
 #ifndef IOVM_MEM_MEM_H
 #define IOVM_MEM_MEM_H
 
+#include <stdint.h>
+
 struct iovm_ctx;
 struct mem_space;
 
@@ -14,5 +16,22 @@ int mem_create(struct iovm_ctx *ctx, struct mem_space **out);
 
 /* mem_destroy() - unmap everything; no call may be running on the heap. */
 void mem_destroy(struct mem_space *ms);
+
+/*
+ * Where a pointer lies in the heap, for layers that keep tables parallel to
+ * it (a domain's IOVA of each page): the slot of its segment list, the page
+ * in the list, the page's shift. O(1), lock-free; -ENOENT outside the heap.
+ */
+struct mem_where {
+	unsigned slot;
+	uint64_t page;
+	unsigned page_shift;
+};
+
+int mem_locate(const struct mem_space *ms, const void *ptr, struct mem_where *w);
+
+/* The slots a heap may use, and the pages a slot spans at a page shift. */
+#define MEM_SLOTS 27
+uint64_t mem_slot_pages(const struct mem_space *ms, unsigned page_shift);
 
 #endif /* IOVM_MEM_MEM_H */

@@ -47,6 +47,7 @@ enum { MEM_PSZ_4K, MEM_PSZ_2M, MEM_PSZ_1G, MEM_NR_PSZ };
 #define MEM_MAX_NODE_SLOTS 9
 #define MEM_MAX_LISTS (MEM_NR_PSZ * MEM_MAX_NODE_SLOTS)
 static_assert(MEM_MAX_LISTS <= IOVM_MEM_MAX_LISTS, "stats must have room for every list");
+static_assert(MEM_MAX_LISTS == 27, "mem.h's MEM_SLOTS says 27 too");
 
 /* Sizes up to 32 KiB come from slabs and thread caches; larger ones are page runs. */
 #define MEM_SMALL_MAX 32768

@@ -19,6 +19,7 @@
 
 #include "base/ctx.h"
 #include "base/error.h"
+#include "mem/mem.h"
 #include "mem/mem_internal.h"
 #include "phys/phys.h"
 
@@ -214,6 +215,27 @@ IOVM_API int iovm_dma_xlate(const struct iovm_ctx *ctx, const void *ptr, struct 
 	x->page_size = sl->page_size;
 	x->node = sl->node;
 	return 0;
+}
+
+int mem_locate(const struct mem_space *ms, const void *ptr, struct mem_where *w)
+{
+	uint64_t off = (uint64_t)((const uint8_t *)ptr - ms->arena);
+	const struct mem_seglist *sl;
+
+	if (off >= ms->arena_len)
+		return -ENOENT;
+	sl = atomic_load_explicit(&ms->lists[off >> ms->slot_shift], memory_order_acquire);
+	if (!sl)
+		return -ENOENT;
+	w->slot = sl->slot;
+	w->page = (off & sl->len_mask) >> sl->page_shift;
+	w->page_shift = sl->page_shift;
+	return 0;
+}
+
+uint64_t mem_slot_pages(const struct mem_space *ms, unsigned page_shift)
+{
+	return (UINT64_C(1) << ms->slot_shift) >> page_shift;
 }
 
 IOVM_API void *iovm_dma_ptr(const struct iovm_ctx *ctx, iovm_pa_t pa)

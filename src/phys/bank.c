@@ -18,6 +18,7 @@
 
 #include "base/compiler.h"
 #include "base/error.h"
+#include "base/epoch.h"
 #include "base/log.h"
 #include "os/memfd.h"
 #include "os/numa.h"
@@ -309,6 +310,9 @@ int bank_release(struct phys_bank *b)
 		return -EBUSY;
 	frames_offline(a, b);
 	bus_unpublish(ps, b);
+	/* A device may be inside an access through the bus mapping: let it finish. */
+	if (ps->params.epoch)
+		epoch_synchronize(ps->params.epoch);
 	munmap(b->bus, b->len);
 	os_memfd_punch(a->fd, b->file_off, b->len);
 	ra_free(&a->file_space, b->file_off, b->len);

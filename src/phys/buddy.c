@@ -473,10 +473,21 @@ int phys_alloc_scattered(struct phys_arena *a, uint64_t nframes, bool no_grow,
 	return ret;
 }
 
+/* Needs the lock: give a frame back to the buddy. */
+static void frame_release(struct phys_arena *a, struct phys_frame *f, bool zero)
+{
+	f->state = FRAME_FREE_TAIL;
+	f->zero = zero;
+	f->zombie = 0;
+	frame_bank(a, f)->nr_free++;
+	a->frames_free++;
+	block_free_merge(a, f->pfn, 0);
+}
+
 int phys_free(struct phys_arena *a, pa_t pa, uint64_t nframes, bool zero)
 {
 	struct phys_space *ps = a->space;
-	uint64_t pfn = pa_to_pfn(a, pa);
+	uint64_t pfn = pa_to_pfn(a, pa), run = 0;
 
 	if (!nframes || !is_aligned(pa_val(pa), a->page_size) ||
 	    nframes >= (UINT64_C(1) << (PHYS_PA_BITS - 12)))
@@ -485,20 +496,115 @@ int phys_free(struct phys_arena *a, pa_t pa, uint64_t nframes, bool zero)
 	for (uint64_t i = 0; i < nframes; i++) {
 		struct phys_frame *f = frame_at(a, pfn + i);
 
-		if (!f || f->state != FRAME_USED) {
+		if (!f || f->state != FRAME_USED || f->zombie) {
 			pthread_mutex_unlock(&ps->lock);
 			return -EINVAL;
 		}
 	}
-	for (uint64_t i = 0; i < nframes; i++) {
-		struct phys_frame *f = frame_at(a, pfn + i);
+	for (uint64_t i = 0; i <= nframes; i++) {
+		struct phys_frame *f = i < nframes ? frame_at(a, pfn + i) : NULL;
 
-		f->state = FRAME_FREE_TAIL;
-		f->zero = zero;
-		frame_bank(a, f)->nr_free++;
+		/* Runs of unpinned frames go back in blocks; a pinned one waits for its last pin. */
+		if (f && !f->pins) {
+			f->state = FRAME_FREE_TAIL;
+			f->zero = zero;
+			frame_bank(a, f)->nr_free++;
+			run++;
+			continue;
+		}
+		if (run) {
+			a->frames_free += run;
+			free_pieces(a, pfn + i - run, pfn + i, true);
+			run = 0;
+		}
+		if (f)
+			f->zombie = 1;
 	}
-	a->frames_free += nframes;
-	free_pieces(a, pfn, pfn + nframes, true);
 	pthread_mutex_unlock(&ps->lock);
 	return 0;
+}
+
+/* The frame of a PA and its arena, or NULL. Needs the lock. */
+static struct phys_frame *frame_of_pa(struct phys_space *ps, pa_t pa, struct phys_arena **a)
+{
+	uint64_t psz = phys_page_size(ps, pa);
+
+	for (unsigned i = 0; psz && i < ps->nr_arenas; i++) {
+		struct phys_frame *f;
+
+		if (ps->arenas[i]->page_size != psz)
+			continue;
+		f = frame_at(ps->arenas[i], pa_val(pa) >> ps->arenas[i]->shift);
+		if (f && f->state != FRAME_ABSENT) {
+			*a = ps->arenas[i];
+			return f;
+		}
+	}
+	return NULL;
+}
+
+int phys_pin(struct phys_space *ps, pa_t pa, uint64_t len)
+{
+	uint64_t end = pa_val(pa) + len;
+	int ret = 0;
+
+	if (!len || end < pa_val(pa))
+		return -EINVAL;
+	pthread_mutex_lock(&ps->lock);
+	for (uint64_t p = pa_val(pa); p < end;) {
+		struct phys_arena *a;
+		struct phys_frame *f = frame_of_pa(ps, pa_make(p), &a);
+
+		if (!f || f->state != FRAME_USED || f->zombie) {
+			ret = -EINVAL;
+			/* Undo the pins taken so far. */
+			end = p;
+			for (p = pa_val(pa); p < end;) {
+				f = frame_of_pa(ps, pa_make(p), &a);
+				f->pins--;
+				p = align_down(p, a->page_size) + a->page_size;
+			}
+			break;
+		}
+		f->pins++;
+		p = align_down(p, a->page_size) + a->page_size;
+	}
+	pthread_mutex_unlock(&ps->lock);
+	return ret;
+}
+
+void phys_unpin(struct phys_space *ps, pa_t pa, uint64_t len)
+{
+	uint64_t end = pa_val(pa) + len;
+
+	pthread_mutex_lock(&ps->lock);
+	for (uint64_t p = pa_val(pa); p < end;) {
+		struct phys_arena *a;
+		struct phys_frame *f = frame_of_pa(ps, pa_make(p), &a);
+
+		if (!f)
+			break;
+		if (f->pins && !--f->pins && f->zombie)
+			frame_release(a, f, false);
+		p = align_down(p, a->page_size) + a->page_size;
+	}
+	pthread_mutex_unlock(&ps->lock);
+}
+
+bool phys_pinned(struct phys_space *ps, pa_t pa, uint64_t len)
+{
+	uint64_t end = pa_val(pa) + len;
+	bool pinned = len > 0;
+
+	pthread_mutex_lock(&ps->lock);
+	for (uint64_t p = pa_val(pa); pinned && p < end;) {
+		struct phys_arena *a;
+		struct phys_frame *f = frame_of_pa(ps, pa_make(p), &a);
+
+		pinned = f && f->state == FRAME_USED && f->pins;
+		if (f)
+			p = align_down(p, a->page_size) + a->page_size;
+	}
+	pthread_mutex_unlock(&ps->lock);
+	return pinned;
 }

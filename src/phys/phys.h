@@ -36,10 +36,17 @@ struct phys_arena;
 /* In host-PA mode, emulated PAs live above every host PA (x86 has at most 46 bits today). */
 #define PHYS_EMU_HIGH (UINT64_C(1) << 47)
 
+struct epoch;
+
 struct phys_params {
 	uint64_t limit;   /* bytes the space may hold */
 	bool host_pa;     /* place hugepages at their host PA */
 	bool read_hpa;    /* read host PAs of hugepages (pagemap shows them) */
+	/*
+	 * Readers of the bus (device engines), or NULL: a released bank's bus
+	 * mapping goes only after they have left the sections they were in.
+	 */
+	struct epoch *epoch;
 };
 
 int phys_create(const struct phys_params *params, struct phys_space **out);
@@ -91,6 +98,19 @@ int phys_alloc_scattered(struct phys_arena *a, uint64_t nframes, bool no_grow,
  * Thread safety: safe.
  */
 int phys_free(struct phys_arena *a, pa_t pa, uint64_t nframes, bool zero);
+
+/*
+ * phys_pin() - pin the frames of [pa, pa+len): freeing one then only marks
+ * it, and it goes back to the allocator when its last pin does (a deferred
+ * unmap pins what a device may still reach until the flush). -EINVAL when a
+ * frame is not allocated. phys_unpin() undoes it.
+ * Thread safety: safe.
+ */
+int phys_pin(struct phys_space *ps, pa_t pa, uint64_t len);
+void phys_unpin(struct phys_space *ps, pa_t pa, uint64_t len);
+
+/* phys_pinned() - whether every frame of [pa, pa+len) is allocated and pinned. */
+bool phys_pinned(struct phys_space *ps, pa_t pa, uint64_t len);
 
 /*
  * phys_trim() - give banks whose every frame is free back to the kernel

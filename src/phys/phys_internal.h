@@ -42,10 +42,12 @@ struct phys_frame {
 	uint8_t state;         /* enum frame_state */
 	uint8_t order;         /* while FREE_HEAD */
 	uint8_t zero;          /* holds zeroes: never written since the bank was populated */
-	uint8_t pad;
+	uint8_t zombie;        /* freed while pinned: goes to the buddy when the last pin does */
 	uint32_t bank;         /* index in phys_space.banks */
+	uint32_t pins;         /* pins held (deferred unmaps awaiting their flush) */
+	uint32_t pad;
 };
-static_assert(sizeof(struct phys_frame) == 32, "frame tables are sized for 32-byte frames");
+static_assert(sizeof(struct phys_frame) == 40, "frame tables are sized for 40-byte frames");
 
 struct phys_bank {
 	struct phys_arena *arena;
@@ -87,7 +89,7 @@ struct bus_entry {
 
 struct phys_space {
 	pthread_mutex_t lock;
-	struct phys_params params;
+	struct phys_params params;  /* params.epoch: readers of the bus, waited out at bank release */
 	uint64_t total;          /* bytes in live banks */
 	struct range_alloc emu;  /* free emulated PA */
 	struct radix bus;        /* pa >> BUS_SHIFT -> struct bus_entry; read lock-free */

@@ -1,0 +1,231 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * iovm/dev.h - devices: attached to domains, one per PASID; and the software
+ * DMA engine, a device whose descriptors follow Intel DSA.
+ *
+ * An engine queue has a submission ring and a completion ring in DMA memory,
+ * mapped in the device's domain: the engine fetches each descriptor and
+ * writes each completion through the IOMMU, as hardware does. Every address
+ * in a descriptor is an IOVA of the domain its PASID names.
+ */
+#ifndef IOVM_DEV_H
+#define IOVM_DEV_H
+
+#include <iovm/base.h>
+#include <iovm/iommu.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct iovm_ctx;
+struct iovm_domain;
+struct iovm_device;
+struct iovm_queue;
+
+/**
+ * iovm_device_open() - open a device.
+ * @spec: "sw" for a software DMA engine
+ * @dev: set to the device
+ *
+ * Thread safety: safe.
+ *
+ * Return: 0; -EINVAL for a bad argument; -ENODEV for an unknown @spec; -ENOMEM.
+ */
+IOVM_API int iovm_device_open(struct iovm_ctx *ctx, const char *spec, struct iovm_device **dev);
+
+/**
+ * iovm_device_close() - stop the device's queues, detach it, free it.
+ *
+ * Thread safety: no other call on @dev or its queues may run or follow.
+ *
+ * Return: 0, or -EINVAL.
+ */
+IOVM_API int iovm_device_close(struct iovm_device *dev);
+
+/**
+ * iovm_device_id() - the device's id, as faults report it; 0 for NULL.
+ *
+ * Thread safety: safe.
+ */
+IOVM_API uint32_t iovm_device_id(const struct iovm_device *dev);
+
+/**
+ * iovm_device_attach() - make @dom the device's address space for @pasid.
+ *
+ * Several devices may share a domain; a device may reach several domains by
+ * PASID.
+ *
+ * Thread safety: safe; requests in flight finish on the old attachment.
+ *
+ * Return: 0; -EINVAL for bad arguments (a PASID beyond IOVM_PASID_MAX, a
+ * domain of another context); -EBUSY when @pasid is attached already.
+ */
+IOVM_API int iovm_device_attach(struct iovm_device *dev, struct iovm_domain *dom, uint32_t pasid);
+
+/**
+ * iovm_device_detach() - detach whatever domain @pasid names.
+ *
+ * Returns once no request of the device can use the old attachment.
+ *
+ * Thread safety: safe.
+ *
+ * Return: 0; -EINVAL; -ENOENT when nothing is attached for @pasid.
+ */
+IOVM_API int iovm_device_detach(struct iovm_device *dev, uint32_t pasid);
+
+/* Descriptor operations, after Intel DSA. */
+enum iovm_op {
+	IOVM_OP_NOOP = 0,
+	IOVM_OP_COPY = 1,        /* src -> dst, len bytes */
+	IOVM_OP_FILL = 2,        /* the 8-byte pattern -> dst, len bytes */
+	IOVM_OP_COMPARE = 3,     /* src against dst: result 0 equal, 1 different */
+	IOVM_OP_COMPARE_PATTERN = 4, /* src against the pattern */
+	IOVM_OP_CRC32C = 5,      /* CRC-32C of src, from crc_seed */
+	IOVM_OP_COPY_CRC = 6,    /* COPY and CRC32C at once */
+	IOVM_OP_DUALCAST = 7,    /* src -> dst and dst2 */
+	IOVM_OP_GATHER = 8,      /* src: sg_count struct iovm_sge entries -> dst */
+	IOVM_OP_SCATTER = 9,     /* src -> dst: sg_count struct iovm_sge entries */
+	IOVM_OP_BATCH = 10,      /* src: len descriptors, run in order */
+};
+
+/* Descriptor flags. */
+#define IOVM_DESC_COMPLETION (1u << 0)    /* write a completion record at .completion */
+#define IOVM_DESC_BLOCK_ON_FAULT (1u << 1) /* on a fault, wait for the fault handler */
+
+struct iovm_desc {
+	uint8_t op;           /* enum iovm_op */
+	uint8_t flags;        /* IOVM_DESC_* */
+	uint16_t sg_count;    /* GATHER and SCATTER */
+	uint32_t pasid;       /* the domain of every address below */
+	uint64_t src;         /* IOVA */
+	uint64_t dst;         /* IOVA */
+	uint64_t completion;  /* IOVA of a struct iovm_completion */
+	uint32_t len;         /* bytes; BATCH: descriptors */
+	uint32_t crc_seed;
+	uint64_t pattern;     /* FILL, COMPARE_PATTERN */
+	uint64_t dst2;        /* DUALCAST */
+	uint64_t tag;         /* returned in the completion ring entry */
+};
+
+/* A scatter/gather list entry. */
+struct iovm_sge {
+	uint64_t iova;
+	uint32_t len;
+	uint32_t rsvd;
+};
+
+/* Completion status. */
+enum iovm_status {
+	IOVM_STATUS_NONE = 0,      /* not completed yet */
+	IOVM_STATUS_SUCCESS = 1,
+	IOVM_STATUS_PAGE_FAULT = 2, /* stopped at fault_addr after bytes_completed */
+	IOVM_STATUS_INVALID = 3,    /* a bad descriptor */
+	IOVM_STATUS_BATCH_FAIL = 4, /* a descriptor of the batch did not succeed */
+};
+
+struct iovm_completion {
+	uint8_t status;           /* enum iovm_status; written last */
+	uint8_t result;           /* COMPARE: 0 equal, 1 different */
+	uint8_t fault_access;     /* IOVM_MAP_READ or IOVM_MAP_WRITE of the fault */
+	uint8_t fault_reason;     /* enum iovm_fault_reason */
+	uint32_t bytes_completed;
+	uint64_t fault_addr;      /* the IOVA that faulted */
+	uint32_t crc;             /* CRC32C, COPY_CRC */
+	uint32_t rsvd;
+	uint64_t mismatch;        /* COMPARE: offset of the first difference */
+};
+
+/* An entry of the completion ring. */
+struct iovm_cqe {
+	uint64_t tag;             /* the descriptor's */
+	uint32_t bytes_completed;
+	uint8_t status;           /* enum iovm_status */
+	uint8_t phase;            /* flips each time the ring wraps */
+	uint16_t rsvd;
+};
+
+/* Queue flags. */
+#define IOVM_QUEUE_POLLED (1u << 0) /* no worker thread: iovm_queue_process() runs it */
+
+struct iovm_queue_attr {
+	unsigned depth; /* a power of two, 2 to 65536; 0 means 256 */
+	uint32_t flags; /* IOVM_QUEUE_* */
+};
+
+/**
+ * iovm_queue_create() - a queue of the device's engine, with its rings in DMA
+ * memory, mapped in the domain attached for IOVM_PASID_NONE.
+ *
+ * Thread safety: safe.
+ *
+ * Return: 0; -EINVAL for bad attributes; -ENODEV when nothing is attached for
+ * IOVM_PASID_NONE; -ENOMEM.
+ */
+IOVM_API int iovm_queue_create(struct iovm_device *dev, const struct iovm_queue_attr *attr,
+			       struct iovm_queue **q);
+
+/**
+ * iovm_queue_destroy() - stop the queue (descriptors not fetched are not
+ * run), unmap and free its rings.
+ *
+ * Thread safety: no other call on @q may run or follow.
+ *
+ * Return: 0, or -EINVAL.
+ */
+IOVM_API int iovm_queue_destroy(struct iovm_queue *q);
+
+/**
+ * iovm_queue_submit() - put a descriptor in the submission ring and ring the
+ * doorbell.
+ *
+ * Thread safety: one submitter at a time per queue.
+ *
+ * Return: 0; -EINVAL; -EAGAIN when the ring is full.
+ */
+IOVM_API int iovm_queue_submit(struct iovm_queue *q, const struct iovm_desc *d);
+
+/**
+ * iovm_queue_process() - run up to @budget descriptors on the calling thread
+ * (queues created with IOVM_QUEUE_POLLED).
+ *
+ * Thread safety: one caller at a time per queue.
+ *
+ * Return: descriptors run; -EINVAL for a queue with a worker; -EBUSY when
+ * another thread is running it.
+ */
+IOVM_API int iovm_queue_process(struct iovm_queue *q, unsigned budget);
+
+/**
+ * iovm_queue_reap() - take up to @max entries from the completion ring.
+ *
+ * Thread safety: one reaper at a time per queue.
+ *
+ * Return: entries taken (0 when none); -EINVAL.
+ */
+IOVM_API int iovm_queue_reap(struct iovm_queue *q, struct iovm_cqe *cqe, unsigned max);
+
+struct iovm_queue_stats {
+	uint64_t submitted, completed;
+	uint64_t bytes;           /* moved or read */
+	uint64_t faults;          /* descriptors that faulted */
+	uint64_t fault_retries;   /* faults a handler resolved */
+	uint64_t errors;          /* invalid descriptors */
+	uint64_t iotlb_hits, iotlb_misses;
+	uint64_t ring_faults;     /* the engine could not reach its own rings */
+};
+
+/**
+ * iovm_queue_stats() - counters of the queue.
+ *
+ * Thread safety: safe; read while the engine runs, they may lag a little.
+ *
+ * Return: 0, or -EINVAL.
+ */
+IOVM_API int iovm_queue_stats(struct iovm_queue *q, struct iovm_queue_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* IOVM_DEV_H */

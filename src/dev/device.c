@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * device.c - opening devices and attaching them to domains.
+ *
+ * "sw" is the software DMA engine: a device whose accesses all go through
+ * iovm's IOMMU, the reference device for tests and benchmarks. Real PCI
+ * devices (VFIO/iommufd) come with their own backend.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/ctx.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "dev/dev.h"
+#include "dev/dev_internal.h"
+
+int dev_create(struct iovm_ctx *ctx, struct dev_space **out)
+{
+	struct dev_space *ds = calloc(1, sizeof(*ds));
+
+	if (!ds)
+		return -ENOMEM;
+	ds->ctx = ctx;
+	pthread_mutex_init(&ds->lock, NULL);
+	list_init(&ds->devices);
+	*out = ds;
+	return 0;
+}
+
+void dev_destroy(struct dev_space *ds)
+{
+	if (!ds)
+		return;
+	while (!list_empty(&ds->devices))
+		iovm_device_close(list_first(&ds->devices, struct iovm_device, link));
+	pthread_mutex_destroy(&ds->lock);
+	free(ds);
+}
+
+IOVM_API int iovm_device_open(struct iovm_ctx *ctx, const char *spec, struct iovm_device **out)
+{
+	struct iovm_device *dev;
+	int ret;
+
+	err_clear();
+	if (!ctx || !spec || !out)
+		return -EINVAL;
+	if (strcmp(spec, "sw"))
+		return err_detail(-ENODEV, IOVM_LOG_DEBUG, "unknown device '%s' (known: sw)", spec);
+	dev = calloc(1, sizeof(*dev));
+	if (!dev)
+		return -ENOMEM;
+	dev->ctx = ctx;
+	pthread_mutex_init(&dev->lock, NULL);
+	list_init(&dev->queues);
+	ret = iommu_client_create(ctx->iommu, &dev->client);
+	if (ret) {
+		free(dev);
+		return ret;
+	}
+	pthread_mutex_lock(&ctx->dev->lock);
+	list_add_tail(&ctx->dev->devices, &dev->link);
+	pthread_mutex_unlock(&ctx->dev->lock);
+	*out = dev;
+	return 0;
+}
+
+IOVM_API int iovm_device_close(struct iovm_device *dev)
+{
+	err_clear();
+	if (!dev)
+		return -EINVAL;
+	while (!list_empty(&dev->queues))
+		iovm_queue_destroy(list_first(&dev->queues, struct iovm_queue, link));
+	pthread_mutex_lock(&dev->ctx->dev->lock);
+	list_del(&dev->link);
+	pthread_mutex_unlock(&dev->ctx->dev->lock);
+	iommu_client_destroy(dev->client);
+	pthread_mutex_destroy(&dev->lock);
+	free(dev);
+	return 0;
+}
+
+IOVM_API uint32_t iovm_device_id(const struct iovm_device *dev)
+{
+	return dev ? iommu_client_id(dev->client) : 0;
+}
+
+IOVM_API int iovm_device_attach(struct iovm_device *dev, struct iovm_domain *dom, uint32_t pasid)
+{
+	err_clear();
+	if (!dev || !dom)
+		return -EINVAL;
+	return iommu_attach(dev->client, dom, pasid);
+}
+
+IOVM_API int iovm_device_detach(struct iovm_device *dev, uint32_t pasid)
+{
+	err_clear();
+	if (!dev)
+		return -EINVAL;
+	return iommu_detach(dev->client, pasid);
+}

@@ -1,0 +1,332 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * engine.c - the software DMA engine's queues: rings in DMA memory, reached
+ * by the engine only through the IOMMU, a worker thread or a polling caller.
+ *
+ * Submission ring: depth descriptors of 64 bytes; the submitter writes one
+ * and moves the tail (a doorbell in host memory, as a device register would
+ * be); the engine fetches it through the IOMMU and moves the head.
+ * Completion ring: depth entries of 16 bytes with a phase bit, as NVMe's:
+ * the engine writes an entry through the IOMMU, its phase last; the reaper
+ * takes entries while their phase is the one it expects, and flips its
+ * expectation each time round. The submitter never has more descriptors
+ * outstanding (submitted, not reaped) than the depth, so the completion ring
+ * cannot overflow.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <iovm/mem.h>
+
+#include "base/ctx.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "dev/dev_internal.h"
+
+#define DEFAULT_DEPTH 256
+#define MAX_DEPTH 65536
+/* A worker polls this many times before it sleeps: short, on machines of two cores. */
+#define WORKER_SPINS 200
+/* A sleeping worker wakes at least this often, whatever happens to doorbells. */
+#define WORKER_NAP_NS (50 * 1000 * 1000)
+/* Descriptors run in one device-side section. */
+#define SECTION_BUDGET 64
+
+static void ring_write_cqe(struct iovm_queue *q, const struct iovm_desc *d,
+			   const struct iovm_completion *c)
+{
+	uint64_t iova = q->cq_iova + (uint64_t)(q->cq_tail & (q->depth - 1)) * sizeof(struct iovm_cqe);
+	struct iommu_span s;
+	struct iovm_fault f;
+	struct iovm_cqe *e;
+
+	if (iommu_access(q->tlb, IOVM_PASID_NONE, iova, IOVM_MAP_WRITE, &s, &f)) {
+		atomic_store_explicit(&q->broken, true, memory_order_relaxed);
+		atomic_fetch_add_explicit(&q->ring_faults, 1, memory_order_relaxed);
+		return;
+	}
+	e = (struct iovm_cqe *)s.ptr;
+	e->tag = d->tag;
+	e->bytes_completed = c->bytes_completed;
+	e->status = c->status;
+	/* The phase last: it makes the entry visible to the reaper. */
+	__atomic_store_n(&e->phase, q->cq_phase, __ATOMIC_RELEASE);
+	if ((++q->cq_tail & (q->depth - 1)) == 0)
+		q->cq_phase ^= 1;
+}
+
+unsigned engine_run(struct iovm_queue *q, unsigned budget)
+{
+	uint32_t head = atomic_load_explicit(&q->sq_head, memory_order_relaxed);
+	unsigned done = 0;
+
+	if (atomic_load_explicit(&q->broken, memory_order_relaxed))
+		return 0;
+	iommu_enter(q->tlb);
+	while (done < budget && head != atomic_load_explicit(&q->sq_tail, memory_order_acquire)) {
+		uint64_t iova = q->sq_iova + (uint64_t)(head & (q->depth - 1)) * sizeof(struct iovm_desc);
+		struct iovm_completion c = { 0 };
+		struct iommu_span s;
+		struct iovm_fault f;
+		struct iovm_desc d;
+
+		/* Fetched through the IOMMU, as hardware fetches its descriptors. */
+		if (iommu_access(q->tlb, IOVM_PASID_NONE, iova, IOVM_MAP_READ, &s, &f)) {
+			atomic_store_explicit(&q->broken, true, memory_order_relaxed);
+			atomic_fetch_add_explicit(&q->ring_faults, 1, memory_order_relaxed);
+			break;
+		}
+		memcpy(&d, s.ptr, sizeof(d));
+		engine_execute(q, &d, &c, false);
+		ring_write_cqe(q, &d, &c);
+		atomic_store_explicit(&q->sq_head, ++head, memory_order_release);
+		atomic_fetch_add_explicit(&q->completed, 1, memory_order_relaxed);
+		done++;
+	}
+	iommu_exit(q->tlb);
+	return done;
+}
+
+static void *worker_main(void *arg)
+{
+	struct iovm_queue *q = arg;
+	unsigned idle = 0;
+
+	while (!atomic_load_explicit(&q->stop, memory_order_acquire)) {
+		struct timespec ts;
+
+		if (engine_run(q, SECTION_BUDGET)) {
+			idle = 0;
+			continue;
+		}
+		if (++idle < WORKER_SPINS) {
+			sched_yield();
+			continue;
+		}
+		pthread_mutex_lock(&q->wake_lock);
+		atomic_store_explicit(&q->sleeping, true, memory_order_seq_cst);
+		/* Checked after saying so: a submitter either sees us asleep or we see its tail. */
+		if (atomic_load_explicit(&q->sq_tail, memory_order_seq_cst) ==
+			    atomic_load_explicit(&q->sq_head, memory_order_relaxed) &&
+		    !atomic_load_explicit(&q->stop, memory_order_relaxed)) {
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_nsec += WORKER_NAP_NS;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&q->wake, &q->wake_lock, &ts);
+		}
+		atomic_store_explicit(&q->sleeping, false, memory_order_relaxed);
+		pthread_mutex_unlock(&q->wake_lock);
+		idle = 0;
+	}
+	return NULL;
+}
+
+/* The device address of a ring: the heap's mapping in the domain, or one made here. */
+static int ring_iova(struct iovm_queue *q, struct iovm_domain *dom, void *ring, size_t len,
+		     uint64_t *iova)
+{
+	iovm_iova_t where;
+	int ret;
+
+	if (!iovm_dma_iova(dom, ring, &where)) {
+		*iova = where.addr;
+		return 0;
+	}
+	ret = iovm_domain_map_ptr(dom, ring, align_up(len, SZ_4K), IOVM_MAP_READ | IOVM_MAP_WRITE, &where);
+	if (ret)
+		return ret;
+	q->rings_mapped = true;
+	*iova = where.addr;
+	return 0;
+}
+
+static void rings_free(struct iovm_queue *q, struct iovm_domain *dom)
+{
+	size_t sq_len = align_up((uint64_t)q->depth * sizeof(struct iovm_desc), SZ_4K);
+	size_t cq_len = align_up((uint64_t)q->depth * sizeof(struct iovm_cqe), SZ_4K);
+
+	if (q->rings_mapped && dom) {
+		if (q->sq_iova)
+			iovm_domain_unmap(dom, IOVM_IOVA(q->sq_iova), sq_len);
+		if (q->cq_iova)
+			iovm_domain_unmap(dom, IOVM_IOVA(q->cq_iova), cq_len);
+	}
+	iovm_dma_free(q->dev->ctx, q->sq);
+	iovm_dma_free(q->dev->ctx, q->cq);
+}
+
+IOVM_API int iovm_queue_create(struct iovm_device *dev, const struct iovm_queue_attr *attr,
+			       struct iovm_queue **out)
+{
+	unsigned depth = attr && attr->depth ? attr->depth : DEFAULT_DEPTH;
+	uint32_t flags = attr ? attr->flags : 0;
+	struct iovm_domain *dom;
+	struct iovm_queue *q;
+	size_t sq_len, cq_len;
+	int ret;
+
+	err_clear();
+	if (!dev || !out || !is_pow2(depth) || depth < 2 || depth > MAX_DEPTH ||
+	    (flags & ~IOVM_QUEUE_POLLED))
+		return -EINVAL;
+	dom = iommu_client_domain(dev->client, IOVM_PASID_NONE);
+	if (!dom)
+		return err_detail(-ENODEV, IOVM_LOG_DEBUG,
+				  "a queue needs a domain attached for IOVM_PASID_NONE, for its rings");
+	q = calloc(1, sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	q->dev = dev;
+	q->depth = depth;
+	q->flags = flags;
+	q->cq_phase = 1;
+	q->reap_phase = 1;
+	pthread_mutex_init(&q->wake_lock, NULL);
+	pthread_cond_init(&q->wake, NULL);
+	sq_len = (size_t)depth * sizeof(struct iovm_desc);
+	cq_len = (size_t)depth * sizeof(struct iovm_cqe);
+	ret = -ENOMEM;
+	/* Rings in DMA memory, contiguous, each in pages of its own. */
+	q->sq = iovm_dma_zalloc(dev->ctx, align_up(sq_len, SZ_4K), SZ_4K, IOVM_DMA_CONTIG);
+	q->cq = iovm_dma_zalloc(dev->ctx, align_up(cq_len, SZ_4K), SZ_4K, IOVM_DMA_CONTIG);
+	if (!q->sq || !q->cq)
+		goto free_rings;
+	ret = ring_iova(q, dom, q->sq, sq_len, &q->sq_iova);
+	if (ret)
+		goto free_rings;
+	ret = ring_iova(q, dom, q->cq, cq_len, &q->cq_iova);
+	if (ret)
+		goto free_rings;
+	ret = iommu_iotlb_create(dev->client, &q->tlb);
+	if (ret)
+		goto free_rings;
+	if (!(flags & IOVM_QUEUE_POLLED)) {
+		ret = -pthread_create(&q->worker, NULL, worker_main, q);
+		if (ret)
+			goto free_tlb;
+		q->has_worker = true;
+	}
+	pthread_mutex_lock(&dev->lock);
+	list_add_tail(&dev->queues, &q->link);
+	pthread_mutex_unlock(&dev->lock);
+	*out = q;
+	return 0;
+
+free_tlb:
+	iommu_iotlb_destroy(q->tlb);
+free_rings:
+	rings_free(q, dom);
+	pthread_cond_destroy(&q->wake);
+	pthread_mutex_destroy(&q->wake_lock);
+	free(q);
+	return ret;
+}
+
+IOVM_API int iovm_queue_destroy(struct iovm_queue *q)
+{
+	err_clear();
+	if (!q)
+		return -EINVAL;
+	if (q->has_worker) {
+		atomic_store_explicit(&q->stop, true, memory_order_release);
+		pthread_mutex_lock(&q->wake_lock);
+		pthread_cond_signal(&q->wake);
+		pthread_mutex_unlock(&q->wake_lock);
+		pthread_join(q->worker, NULL);
+	}
+	pthread_mutex_lock(&q->dev->lock);
+	list_del(&q->link);
+	pthread_mutex_unlock(&q->dev->lock);
+	iommu_iotlb_destroy(q->tlb);
+	rings_free(q, iommu_client_domain(q->dev->client, IOVM_PASID_NONE));
+	pthread_cond_destroy(&q->wake);
+	pthread_mutex_destroy(&q->wake_lock);
+	free(q);
+	return 0;
+}
+
+IOVM_API int iovm_queue_submit(struct iovm_queue *q, const struct iovm_desc *d)
+{
+	uint32_t tail;
+
+	if (unlikely(!q || !d))
+		return -EINVAL;
+	tail = atomic_load_explicit(&q->sq_tail, memory_order_relaxed);
+	/* Outstanding until reaped: the completion ring always has room for what runs. */
+	if (tail - atomic_load_explicit(&q->cq_head, memory_order_acquire) >= q->depth)
+		return -EAGAIN;
+	memcpy(&q->sq[tail & (q->depth - 1)], d, sizeof(*d));
+	atomic_store_explicit(&q->sq_tail, tail + 1, memory_order_seq_cst);
+	atomic_fetch_add_explicit(&q->submitted, 1, memory_order_relaxed);
+	if (q->has_worker && atomic_load_explicit(&q->sleeping, memory_order_seq_cst)) {
+		pthread_mutex_lock(&q->wake_lock);
+		pthread_cond_signal(&q->wake);
+		pthread_mutex_unlock(&q->wake_lock);
+	}
+	return 0;
+}
+
+IOVM_API int iovm_queue_process(struct iovm_queue *q, unsigned budget)
+{
+	unsigned done = 0;
+	bool idle = false;
+
+	err_clear();
+	if (!q || q->has_worker)
+		return -EINVAL;
+	if (!atomic_compare_exchange_strong(&q->busy, &idle, true))
+		return -EBUSY;
+	while (done < budget) {
+		unsigned n = engine_run(q, MIN(budget - done, SECTION_BUDGET));
+
+		if (!n)
+			break;
+		done += n;
+	}
+	atomic_store_explicit(&q->busy, false, memory_order_release);
+	return (int)done;
+}
+
+IOVM_API int iovm_queue_reap(struct iovm_queue *q, struct iovm_cqe *cqe, unsigned max)
+{
+	unsigned n = 0;
+
+	if (unlikely(!q || (!cqe && max)))
+		return -EINVAL;
+	while (n < max) {
+		struct iovm_cqe *e = &q->cq[q->reap_head & (q->depth - 1)];
+
+		if (__atomic_load_n(&e->phase, __ATOMIC_ACQUIRE) != q->reap_phase)
+			break;
+		cqe[n++] = *e;
+		if ((++q->reap_head & (q->depth - 1)) == 0)
+			q->reap_phase ^= 1;
+	}
+	if (n)
+		atomic_store_explicit(&q->cq_head, q->reap_head, memory_order_release);
+	return (int)n;
+}
+
+IOVM_API int iovm_queue_stats(struct iovm_queue *q, struct iovm_queue_stats *st)
+{
+	err_clear();
+	if (!q || !st)
+		return -EINVAL;
+	*st = (struct iovm_queue_stats){
+		.submitted = atomic_load(&q->submitted),
+		.completed = atomic_load(&q->completed),
+		.bytes = atomic_load(&q->bytes),
+		.faults = atomic_load(&q->faults),
+		.fault_retries = atomic_load(&q->fault_retries),
+		.errors = atomic_load(&q->errors),
+		.ring_faults = atomic_load(&q->ring_faults),
+	};
+	iommu_iotlb_counters(q->tlb, &st->iotlb_hits, &st->iotlb_misses);
+	return 0;
+}

@@ -1,0 +1,389 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ops.c - what the software DMA engine does with a descriptor, after Intel
+ * DSA: copy, fill, compare, compare with a pattern, CRC-32C, copy with CRC,
+ * dualcast, gather, scatter, batches.
+ *
+ * Every byte goes through iommu_access(): the engine walks each range span
+ * by span (a span ends where the leaf, or the bus granule, does), and an
+ * access the domain does not map or permit stops the descriptor there, with
+ * the bytes done and the faulting IOVA in the completion. A descriptor that
+ * asks to block on faults instead leaves the device-side section, lets the
+ * domain's fault handler resolve the fault, comes back, translates its spans
+ * afresh (the handler may have remapped anything) and goes on.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "dev/dev_internal.h"
+
+/* A handler that claims to resolve a fault and does not gets this many tries. */
+#define FAULT_RETRIES 16
+/* Scatter/gather lists and batches are bounded, as hardware bounds them. */
+#define MAX_SG 4096
+#define MAX_BATCH 1024
+
+/* One range an operation reads or writes, and the span of it translated now. */
+struct side {
+	uint64_t iova;
+	unsigned access;
+	uint8_t *ptr;
+	uint64_t avail; /* bytes at ptr; 0: translate again */
+};
+
+struct exec {
+	struct iovm_queue *q;
+	const struct iovm_desc *d;
+	struct iovm_completion *c;
+	uint32_t pasid;
+	struct side *sides[3];
+	unsigned nr_sides;
+	unsigned retries;
+};
+
+static void exec_init(struct exec *x, struct iovm_queue *q, const struct iovm_desc *d,
+		      struct iovm_completion *c)
+{
+	*x = (struct exec){ .q = q, .d = d, .c = c, .pasid = d->pasid };
+}
+
+static void side_init(struct exec *x, struct side *s, uint64_t iova, unsigned access)
+{
+	*s = (struct side){ .iova = iova, .access = access };
+	x->sides[x->nr_sides++] = s;
+}
+
+static void fault_complete(struct exec *x, const struct iovm_fault *f)
+{
+	x->c->status = IOVM_STATUS_PAGE_FAULT;
+	x->c->fault_addr = f->iova.addr;
+	x->c->fault_access = (uint8_t)f->access;
+	x->c->fault_reason = (uint8_t)f->reason;
+	atomic_fetch_add_explicit(&x->q->faults, 1, memory_order_relaxed);
+}
+
+/*
+ * Make @s->avail non-zero. On a fault: block on it if asked (and a handler
+ * resolves it), else complete with it. -EFAULT when the operation stops.
+ */
+static int side_span(struct exec *x, struct side *s)
+{
+	for (;;) {
+		struct iommu_span span;
+		struct iovm_fault f;
+
+		if (!iommu_access(x->q->tlb, x->pasid, s->iova, s->access, &span, &f)) {
+			s->ptr = span.ptr;
+			s->avail = span.len;
+			return 0;
+		}
+		if (!(x->d->flags & IOVM_DESC_BLOCK_ON_FAULT) || x->retries >= FAULT_RETRIES) {
+			fault_complete(x, &f);
+			return -EFAULT;
+		}
+		/* The handler may map and unmap: it runs outside the section. */
+		iommu_exit(x->q->tlb);
+		int ret = iommu_fault_handle(x->q->dev->client, &f);
+		iommu_enter(x->q->tlb);
+		x->retries++;
+		if (ret) {
+			fault_complete(x, &f);
+			return -EFAULT;
+		}
+		atomic_fetch_add_explicit(&x->q->fault_retries, 1, memory_order_relaxed);
+		/* What was translated before may be gone: every span afresh. */
+		for (unsigned i = 0; i < x->nr_sides; i++)
+			x->sides[i]->avail = 0;
+	}
+}
+
+static void side_advance(struct side *s, uint64_t n)
+{
+	s->iova += n;
+	s->ptr += n;
+	s->avail -= n;
+}
+
+/* The next stretch every side can take, at most @left; -EFAULT on a fault. */
+static int stretch(struct exec *x, uint64_t left, uint64_t *n)
+{
+	uint64_t m = left;
+	unsigned i = 0;
+
+	/*
+	 * Translate the sides that need it. A fault handler may reset every span
+	 * while one side is translated: start over then. It ends, since a
+	 * descriptor's handler calls are bounded.
+	 */
+	while (i < x->nr_sides) {
+		if (x->sides[i]->avail) {
+			i++;
+			continue;
+		}
+		if (side_span(x, x->sides[i]))
+			return -EFAULT;
+		i = 0;
+	}
+	for (i = 0; i < x->nr_sides; i++)
+		m = MIN(m, x->sides[i]->avail);
+	*n = m;
+	return 0;
+}
+
+static void pattern_fill(uint8_t *p, uint64_t n, uint64_t pattern, uint64_t at)
+{
+	for (uint64_t i = 0; i < n; i++)
+		p[i] = (uint8_t)(pattern >> (8 * ((at + i) % 8)));
+}
+
+/* The first offset where @p differs from the pattern, or @n. */
+static uint64_t pattern_diff(const uint8_t *p, uint64_t n, uint64_t pattern, uint64_t at)
+{
+	for (uint64_t i = 0; i < n; i++)
+		if (p[i] != (uint8_t)(pattern >> (8 * ((at + i) % 8))))
+			return i;
+	return n;
+}
+
+static uint64_t mem_diff(const uint8_t *a, const uint8_t *b, uint64_t n)
+{
+	if (!memcmp(a, b, n))
+		return n;
+	for (uint64_t i = 0; i < n; i++)
+		if (a[i] != b[i])
+			return i;
+	return n;
+}
+
+/* The data operations over contiguous ranges. */
+static void run_linear(struct exec *x)
+{
+	const struct iovm_desc *d = x->d;
+	struct side src, dst, dst2;
+	uint64_t done = 0, n;
+	uint32_t crc = d->crc_seed;
+	bool reads = d->op != IOVM_OP_FILL, writes = d->op == IOVM_OP_COPY || d->op == IOVM_OP_FILL ||
+						d->op == IOVM_OP_COPY_CRC || d->op == IOVM_OP_DUALCAST;
+
+	if (reads)
+		side_init(x, &src, d->src, IOVM_MAP_READ);
+	if (d->op == IOVM_OP_COMPARE)
+		side_init(x, &dst, d->dst, IOVM_MAP_READ);
+	else if (writes)
+		side_init(x, &dst, d->dst, IOVM_MAP_WRITE);
+	if (d->op == IOVM_OP_DUALCAST)
+		side_init(x, &dst2, d->dst2, IOVM_MAP_WRITE);
+
+	while (done < d->len) {
+		if (stretch(x, d->len - done, &n))
+			break;
+		switch (d->op) {
+		case IOVM_OP_COPY:
+			memmove(dst.ptr, src.ptr, n);
+			break;
+		case IOVM_OP_FILL:
+			pattern_fill(dst.ptr, n, d->pattern, done);
+			break;
+		case IOVM_OP_COMPARE: {
+			uint64_t at = mem_diff(src.ptr, dst.ptr, n);
+
+			if (at < n) {
+				x->c->result = 1;
+				x->c->mismatch = done + at;
+				done += at;
+				goto out;
+			}
+			break;
+		}
+		case IOVM_OP_COMPARE_PATTERN: {
+			uint64_t at = pattern_diff(src.ptr, n, d->pattern, done);
+
+			if (at < n) {
+				x->c->result = 1;
+				x->c->mismatch = done + at;
+				done += at;
+				goto out;
+			}
+			break;
+		}
+		case IOVM_OP_CRC32C:
+			crc = crc32c(crc, src.ptr, n);
+			break;
+		case IOVM_OP_COPY_CRC:
+			crc = crc32c(crc, src.ptr, n);
+			memmove(dst.ptr, src.ptr, n);
+			break;
+		case IOVM_OP_DUALCAST:
+			memmove(dst.ptr, src.ptr, n);
+			memmove(dst2.ptr, src.ptr, n);
+			break;
+		}
+		for (unsigned i = 0; i < x->nr_sides; i++)
+			side_advance(x->sides[i], n);
+		done += n;
+	}
+out:
+	x->c->bytes_completed = (uint32_t)done;
+	x->c->crc = crc;
+	if (!x->c->status)
+		x->c->status = IOVM_STATUS_SUCCESS;
+	atomic_fetch_add_explicit(&x->q->bytes, done, memory_order_relaxed);
+}
+
+/* Read @n bytes at @iova of the descriptor's domain into @buf (lists, batches). */
+static int read_dev(struct exec *x, uint64_t iova, void *buf, uint64_t n)
+{
+	struct side s;
+	uint64_t got = 0;
+
+	x->nr_sides = 0;
+	side_init(x, &s, iova, IOVM_MAP_READ);
+	while (got < n) {
+		uint64_t m;
+
+		if (stretch(x, n - got, &m))
+			return -EFAULT;
+		memcpy((uint8_t *)buf + got, s.ptr, m);
+		side_advance(&s, m);
+		got += m;
+	}
+	x->nr_sides = 0;
+	return 0;
+}
+
+/* GATHER (list -> contiguous) and SCATTER (contiguous -> list). */
+static void run_sg(struct exec *x)
+{
+	const struct iovm_desc *d = x->d;
+	bool gather = d->op == IOVM_OP_GATHER;
+	uint64_t list = gather ? d->src : d->dst, done = 0, total = 0;
+	struct iovm_sge sge[64];
+	struct side lin, ent;
+
+	for (unsigned base = 0; base < d->sg_count; base += 64) {
+		unsigned cnt = MIN(64u, d->sg_count - base);
+
+		if (read_dev(x, list + (uint64_t)base * sizeof(sge[0]), sge, cnt * sizeof(sge[0])))
+			goto out;
+		for (unsigned i = 0; i < cnt; i++) {
+			uint64_t left = sge[i].len, n;
+
+			total += left;
+			if (total > d->len) {
+				x->c->status = IOVM_STATUS_INVALID;
+				goto out;
+			}
+			x->nr_sides = 0;
+			side_init(x, &lin, (gather ? d->dst : d->src) + done,
+				  gather ? IOVM_MAP_WRITE : IOVM_MAP_READ);
+			side_init(x, &ent, sge[i].iova, gather ? IOVM_MAP_READ : IOVM_MAP_WRITE);
+			while (left) {
+				if (stretch(x, left, &n))
+					goto out;
+				if (gather)
+					memmove(lin.ptr, ent.ptr, n);
+				else
+					memmove(ent.ptr, lin.ptr, n);
+				side_advance(&lin, n);
+				side_advance(&ent, n);
+				left -= n;
+				done += n;
+			}
+		}
+	}
+	if (total != d->len && !x->c->status)
+		x->c->status = IOVM_STATUS_INVALID;
+out:
+	x->c->bytes_completed = (uint32_t)done;
+	if (!x->c->status)
+		x->c->status = IOVM_STATUS_SUCCESS;
+	atomic_fetch_add_explicit(&x->q->bytes, done, memory_order_relaxed);
+}
+
+/* Write a completion record through the IOMMU, its status last. */
+static void write_completion(struct iovm_queue *q, const struct iovm_desc *d,
+			     const struct iovm_completion *c)
+{
+	struct iommu_span s;
+	struct iovm_fault f;
+	struct iovm_completion *rec;
+
+	if (iommu_access(q->tlb, d->pasid, d->completion, IOVM_MAP_WRITE, &s, &f) ||
+	    s.len < sizeof(*rec)) {
+		atomic_fetch_add_explicit(&q->faults, 1, memory_order_relaxed);
+		return;
+	}
+	rec = (struct iovm_completion *)s.ptr;
+	memcpy((uint8_t *)rec + 1, (const uint8_t *)c + 1, sizeof(*rec) - 1);
+	__atomic_store_n(&rec->status, c->status, __ATOMIC_RELEASE);
+}
+
+static void run_batch(struct exec *x)
+{
+	const struct iovm_desc *d = x->d;
+	unsigned ok = 0;
+
+	for (uint32_t i = 0; i < d->len; i++) {
+		struct iovm_completion cc = { 0 };
+		struct iovm_desc child;
+
+		if (read_dev(x, d->src + (uint64_t)i * sizeof(child), &child, sizeof(child)))
+			goto out;
+		engine_execute(x->q, &child, &cc, true);
+		if (cc.status == IOVM_STATUS_SUCCESS)
+			ok++;
+	}
+out:
+	x->c->bytes_completed = ok; /* a batch counts descriptors */
+	if (!x->c->status)
+		x->c->status = ok == d->len ? IOVM_STATUS_SUCCESS : IOVM_STATUS_BATCH_FAIL;
+}
+
+static bool valid(const struct iovm_desc *d, bool in_batch)
+{
+	if (d->flags & ~(IOVM_DESC_COMPLETION | IOVM_DESC_BLOCK_ON_FAULT) || d->pasid > IOVM_PASID_MAX)
+		return false;
+	/* A completion record is 32 bytes, 32-byte aligned, as DSA's. */
+	if ((d->flags & IOVM_DESC_COMPLETION) && (d->completion & 31))
+		return false;
+	switch (d->op) {
+	case IOVM_OP_NOOP:
+	case IOVM_OP_COPY:
+	case IOVM_OP_FILL:
+	case IOVM_OP_COMPARE:
+	case IOVM_OP_COMPARE_PATTERN:
+	case IOVM_OP_CRC32C:
+	case IOVM_OP_COPY_CRC:
+	case IOVM_OP_DUALCAST:
+		return true;
+	case IOVM_OP_GATHER:
+	case IOVM_OP_SCATTER:
+		return d->sg_count && d->sg_count <= MAX_SG && !((d->op == IOVM_OP_GATHER ? d->src : d->dst) & 7);
+	case IOVM_OP_BATCH:
+		return !in_batch && d->len && d->len <= MAX_BATCH && !(d->src & 63);
+	default:
+		return false;
+	}
+}
+
+void engine_execute(struct iovm_queue *q, const struct iovm_desc *d, struct iovm_completion *c,
+		    bool in_batch)
+{
+	struct exec x;
+
+	exec_init(&x, q, d, c);
+	if (!valid(d, in_batch)) {
+		c->status = IOVM_STATUS_INVALID;
+		atomic_fetch_add_explicit(&q->errors, 1, memory_order_relaxed);
+	} else if (d->op == IOVM_OP_NOOP) {
+		c->status = IOVM_STATUS_SUCCESS;
+	} else if (d->op == IOVM_OP_GATHER || d->op == IOVM_OP_SCATTER) {
+		run_sg(&x);
+	} else if (d->op == IOVM_OP_BATCH) {
+		run_batch(&x);
+	} else {
+		run_linear(&x);
+	}
+	if (d->flags & IOVM_DESC_COMPLETION && !(c->status == IOVM_STATUS_INVALID && (d->completion & 31)))
+		write_completion(q, d, c);
+}

@@ -1,0 +1,412 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * client.c - the device side of the IOMMU: a device's domains by PASID, its
+ * IOTLBs, and the translation every device access goes through.
+ *
+ * An IOTLB is direct-mapped: 256 entries for 4 KiB leaves, 64 for 2 MiB and
+ * 1 GiB ones (cached at 2 MiB granularity). Only its owner fills it; any
+ * writer invalidates entries by clearing their tags. A fill can race with an
+ * unmap that cleared the PTE just after the walk read it: the owner stores
+ * the entry, then reads the PTE again, and drops the entry if it changed.
+ * Either that second read sees the clear, or the unmap's invalidation,
+ * which comes after the clear, sees the entry.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/ctx.h"
+#include "base/log.h"
+#include "iommu/iommu_internal.h"
+#include "phys/phys.h"
+
+#define PASID_BITS 20
+#define TAG_VALID UINT64_C(1)
+
+static uint64_t make_tag(uint64_t iova, unsigned shift, uint32_t pasid)
+{
+	return ((iova >> shift) << (PASID_BITS + 1)) | ((uint64_t)pasid << 1) | TAG_VALID;
+}
+
+static uint32_t tag_pasid(uint64_t tag)
+{
+	return (uint32_t)(tag >> 1) & ((1u << PASID_BITS) - 1);
+}
+
+static uint64_t tag_page(uint64_t tag)
+{
+	return tag >> (PASID_BITS + 1);
+}
+
+static unsigned small_index(uint64_t iova, uint32_t pasid)
+{
+	return (unsigned)(((iova >> 12) ^ ((uint64_t)pasid * 0x9e3779b1u)) & (IOTLB_SMALL - 1));
+}
+
+static unsigned huge_index(uint64_t iova, uint32_t pasid)
+{
+	return (unsigned)(((iova >> IOTLB_HUGE_SHIFT) ^ ((uint64_t)pasid * 0x9e3779b1u)) &
+			  (IOTLB_HUGE - 1));
+}
+
+int iommu_client_create(struct iommu_space *is, struct iommu_client **out)
+{
+	struct iommu_client *c = calloc(1, sizeof(*c));
+	int ret;
+
+	if (!c)
+		return -ENOMEM;
+	ret = radix_init(&c->pasids, PASID_BITS, 10, sizeof(void *));
+	if (ret) {
+		free(c);
+		return ret;
+	}
+	c->is = is;
+	c->id = atomic_fetch_add(&is->next_client_id, 1) + 1;
+	pthread_mutex_init(&c->lock, NULL);
+	list_init(&c->iotlbs);
+	*out = c;
+	return 0;
+}
+
+uint32_t iommu_client_id(const struct iommu_client *c)
+{
+	return c->id;
+}
+
+struct iovm_domain *client_domain(const struct iommu_client *c, uint32_t pasid)
+{
+	_Atomic(struct iovm_domain *) *slot = radix_lookup(&c->pasids, pasid);
+
+	return slot ? atomic_load_explicit(slot, memory_order_acquire) : NULL;
+}
+
+struct iovm_domain *iommu_client_domain(const struct iommu_client *c, uint32_t pasid)
+{
+	return client_domain(c, pasid);
+}
+
+/* Clear the entries of @pasid in [iova, iova+len), or all of them. Needs the client lock. */
+static void iotlb_invalidate(struct iommu_iotlb *t, uint32_t pasid, uint64_t iova, uint64_t len,
+			     bool all)
+{
+	uint64_t first = all ? 0 : iova >> 12, last = all ? UINT64_MAX : (iova + len - 1) >> 12;
+
+	if (all || len / SZ_4K >= IOTLB_SMALL) {
+		/* Large ranges: look at every entry. */
+		for (unsigned i = 0; i < IOTLB_SMALL; i++) {
+			struct iotlb_entry *e = &t->small[i];
+			uint64_t tag = atomic_load_explicit(&e->tag, memory_order_relaxed);
+
+			if ((tag & TAG_VALID) && tag_pasid(tag) == pasid && tag_page(tag) >= first &&
+			    tag_page(tag) <= last)
+				atomic_store_explicit(&e->tag, 0, memory_order_seq_cst);
+		}
+	} else {
+		/* Small ranges: only the entries their pages hash to. */
+		for (uint64_t p = first; p <= last; p++) {
+			struct iotlb_entry *e = &t->small[small_index(p << 12, pasid)];
+
+			if (atomic_load_explicit(&e->tag, memory_order_relaxed) == make_tag(p << 12, 12, pasid))
+				atomic_store_explicit(&e->tag, 0, memory_order_seq_cst);
+		}
+	}
+	/* Huge entries cover 2 MiB: any that overlaps goes. */
+	for (unsigned i = 0; i < IOTLB_HUGE; i++) {
+		struct iotlb_entry *e = &t->huge[i];
+		uint64_t tag = atomic_load_explicit(&e->tag, memory_order_relaxed);
+
+		if ((tag & TAG_VALID) && tag_pasid(tag) == pasid &&
+		    tag_page(tag) >= first >> (IOTLB_HUGE_SHIFT - 12) &&
+		    tag_page(tag) <= last >> (IOTLB_HUGE_SHIFT - 12))
+			atomic_store_explicit(&e->tag, 0, memory_order_seq_cst);
+	}
+}
+
+/* Invalidate, in every IOTLB of every device attached to @dom, the entries of @dom. */
+void domain_invalidate(struct iovm_domain *dom, uint64_t iova, uint64_t len, bool all)
+{
+	struct list_node *n, *m;
+
+	pthread_mutex_lock(&dom->lock);
+	list_for_each(n, &dom->attachments) {
+		struct attachment *at = list_entry(n, struct attachment, link);
+
+		pthread_mutex_lock(&at->client->lock);
+		list_for_each(m, &at->client->iotlbs)
+			iotlb_invalidate(list_entry(m, struct iommu_iotlb, link), at->pasid, iova, len, all);
+		pthread_mutex_unlock(&at->client->lock);
+	}
+	pthread_mutex_unlock(&dom->lock);
+}
+
+int iommu_attach(struct iommu_client *c, struct iovm_domain *dom, uint32_t pasid)
+{
+	_Atomic(struct iovm_domain *) *slot;
+	struct attachment *at;
+	int ret = 0;
+
+	if (pasid > IOVM_PASID_MAX || dom->is != c->is)
+		return -EINVAL;
+	at = calloc(1, sizeof(*at));
+	if (!at)
+		return -ENOMEM;
+	at->client = c;
+	at->pasid = pasid;
+	pthread_mutex_lock(&dom->lock);
+	pthread_mutex_lock(&c->lock);
+	slot = radix_lookup_alloc(&c->pasids, pasid);
+	if (!slot)
+		ret = -ENOMEM;
+	else if (atomic_load_explicit(slot, memory_order_relaxed))
+		ret = -EBUSY;
+	if (!ret) {
+		list_add_tail(&dom->attachments, &at->link);
+		dom->nr_attached++;
+		atomic_store_explicit(slot, dom, memory_order_release);
+	}
+	pthread_mutex_unlock(&c->lock);
+	pthread_mutex_unlock(&dom->lock);
+	if (ret)
+		free(at);
+	return ret;
+}
+
+int iommu_detach(struct iommu_client *c, uint32_t pasid)
+{
+	_Atomic(struct iovm_domain *) *slot;
+	struct iovm_domain *dom;
+	struct attachment *gone = NULL;
+	struct list_node *n, *m;
+
+	if (pasid > IOVM_PASID_MAX)
+		return -EINVAL;
+	dom = client_domain(c, pasid);
+	if (!dom)
+		return -ENOENT;
+	/* Domain lock first, as everywhere. */
+	pthread_mutex_lock(&dom->lock);
+	pthread_mutex_lock(&c->lock);
+	slot = radix_lookup(&c->pasids, pasid);
+	if (slot && atomic_load_explicit(slot, memory_order_relaxed) == dom) {
+		atomic_store_explicit(slot, NULL, memory_order_release);
+		list_for_each(n, &dom->attachments) {
+			struct attachment *at = list_entry(n, struct attachment, link);
+
+			if (at->client == c && at->pasid == pasid) {
+				gone = at;
+				list_del(n);
+				dom->nr_attached--;
+				break;
+			}
+		}
+		list_for_each(m, &c->iotlbs)
+			iotlb_invalidate(list_entry(m, struct iommu_iotlb, link), pasid, 0, 0, true);
+	}
+	pthread_mutex_unlock(&c->lock);
+	pthread_mutex_unlock(&dom->lock);
+	if (!gone)
+		return -ENOENT;
+	free(gone);
+	/* Requests in flight finish on the old attachment before this returns. */
+	epoch_synchronize(c->is->epoch);
+	return 0;
+}
+
+void iommu_client_destroy(struct iommu_client *c)
+{
+	if (!c)
+		return;
+	for (uint32_t pasid = 0;; ) {
+		/* Attachments are few: find them through the domains' lists. */
+		struct list_node *n;
+		bool found = false;
+
+		pthread_mutex_lock(&c->is->lock);
+		list_for_each(n, &c->is->domains) {
+			struct iovm_domain *dom = list_entry(n, struct iovm_domain, link);
+			struct list_node *a;
+
+			pthread_mutex_lock(&dom->lock);
+			list_for_each(a, &dom->attachments) {
+				struct attachment *at = list_entry(a, struct attachment, link);
+
+				if (at->client == c) {
+					pasid = at->pasid;
+					found = true;
+					break;
+				}
+			}
+			pthread_mutex_unlock(&dom->lock);
+			if (found)
+				break;
+		}
+		pthread_mutex_unlock(&c->is->lock);
+		if (!found)
+			break;
+		iommu_detach(c, pasid);
+	}
+	radix_destroy(&c->pasids);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+int iommu_iotlb_create(struct iommu_client *c, struct iommu_iotlb **out)
+{
+	struct iommu_iotlb *t = aligned_alloc(CACHE_LINE_SIZE, align_up(sizeof(*t), CACHE_LINE_SIZE));
+
+	if (!t)
+		return -ENOMEM;
+	memset(t, 0, sizeof(*t));
+	t->client = c;
+	epoch_reader_add(c->is->epoch, &t->reader);
+	pthread_mutex_lock(&c->lock);
+	list_add(&c->iotlbs, &t->link);
+	pthread_mutex_unlock(&c->lock);
+	*out = t;
+	return 0;
+}
+
+void iommu_iotlb_destroy(struct iommu_iotlb *t)
+{
+	if (!t)
+		return;
+	pthread_mutex_lock(&t->client->lock);
+	list_del(&t->link);
+	pthread_mutex_unlock(&t->client->lock);
+	epoch_reader_del(t->client->is->epoch, &t->reader);
+	free(t);
+}
+
+void iommu_iotlb_counters(const struct iommu_iotlb *t, uint64_t *hits, uint64_t *misses)
+{
+	*hits = t->hits;
+	*misses = t->misses;
+}
+
+void iommu_enter(struct iommu_iotlb *t)
+{
+	epoch_enter(t->client->is->epoch, &t->reader);
+}
+
+void iommu_exit(struct iommu_iotlb *t)
+{
+	epoch_exit(&t->reader);
+}
+
+static int fault(struct iovm_domain *dom, struct iommu_iotlb *t, uint32_t pasid, uint64_t iova,
+		 unsigned access, enum iovm_fault_reason reason, struct iovm_fault *f)
+{
+	*f = (struct iovm_fault){
+		.iova = IOVM_IOVA(iova),
+		.pasid = pasid,
+		.access = access,
+		.reason = reason,
+		.device = t->client->id,
+	};
+	if (dom)
+		fault_record(dom, f);
+	return -EFAULT;
+}
+
+/* Fill an IOTLB entry from a walk, then check the walk still holds. */
+static void iotlb_fill(struct iotlb_entry *e, uint64_t tag, const struct pt_walk *w, uint64_t page_pa,
+		       bool write)
+{
+	e->pa = page_pa;
+	e->prot = w->prot;
+	e->ptep = w->ptep;
+	e->dirty = write;
+	atomic_store_explicit(&e->tag, tag, memory_order_seq_cst);
+	if ((atomic_load_explicit(w->ptep, memory_order_seq_cst) ^ w->pte) &
+	    ~(PTE_ACCESSED | PTE_DIRTY))
+		atomic_store_explicit(&e->tag, 0, memory_order_relaxed);
+}
+
+int iommu_access(struct iommu_iotlb *t, uint32_t pasid, uint64_t iova, unsigned access,
+		 struct iommu_span *s, struct iovm_fault *f)
+{
+	struct iovm_domain *dom = client_domain(t->client, pasid);
+	bool write = access & IOVM_MAP_WRITE;
+	uint64_t pa, span;
+	unsigned prot;
+
+	if (unlikely(!dom))
+		return fault(NULL, t, pasid, iova, access, IOVM_FAULT_NO_DOMAIN, f);
+	if (dom->type == IOVM_DOMAIN_IDENTITY) {
+		if (iova >= dom->limit)
+			return fault(dom, t, pasid, iova, access, IOVM_FAULT_NOT_PRESENT, f);
+		pa = iova;
+		/* The bus resolves 2 MiB granules: memory stays contiguous to the granule's end. */
+		span = SZ_2M - (pa & (SZ_2M - 1));
+		prot = PT_PROT_READ | PT_PROT_WRITE;
+	} else {
+		uint64_t tag = make_tag(iova, 12, pasid);
+		struct iotlb_entry *e = &t->small[small_index(iova, pasid)];
+
+		if (atomic_load_explicit(&e->tag, memory_order_acquire) != tag) {
+			tag = make_tag(iova, IOTLB_HUGE_SHIFT, pasid);
+			e = &t->huge[huge_index(iova, pasid)];
+			if (atomic_load_explicit(&e->tag, memory_order_acquire) != tag)
+				e = NULL;
+		}
+		if (likely(e)) {
+			unsigned shift = e >= t->huge ? IOTLB_HUGE_SHIFT : 12;
+
+			t->hits++;
+			prot = e->prot;
+			pa = e->pa + (iova & ((UINT64_C(1) << shift) - 1));
+			span = (UINT64_C(1) << shift) - (iova & ((UINT64_C(1) << shift) - 1));
+			if (write && !e->dirty && (prot & PT_PROT_WRITE)) {
+				pt_mark(e->ptep, 0, true);
+				e->dirty = 1;
+			}
+		} else {
+			struct pt_walk w;
+			unsigned shift;
+
+			t->misses++;
+			if (pt_walk(&dom->pt, iova, &w))
+				return fault(dom, t, pasid, iova, access, IOVM_FAULT_NOT_PRESENT, f);
+			prot = w.prot;
+			if ((access & prot) == access)
+				pt_mark(w.ptep, w.pte, write);
+			/* A 1 GiB leaf is cached in 2 MiB pieces, the huge entries' size. */
+			shift = MIN(w.shift, (unsigned)IOTLB_HUGE_SHIFT);
+			if (shift == 12)
+				e = &t->small[small_index(iova, pasid)];
+			else
+				e = &t->huge[huge_index(iova, pasid)];
+			iotlb_fill(e, make_tag(iova, shift, pasid), &w,
+				   align_down(w.pa, UINT64_C(1) << shift), write && (access & prot) == access);
+			pa = w.pa;
+			span = (UINT64_C(1) << shift) - (iova & ((UINT64_C(1) << shift) - 1));
+		}
+		if (unlikely((access & prot) != access))
+			return fault(dom, t, pasid, iova, access, IOVM_FAULT_PERMISSION, f);
+	}
+	s->ptr = phys_bus_ptr(dom->ctx->phys, pa_make(pa));
+	if (unlikely(!s->ptr))
+		return fault(dom, t, pasid, iova, access, IOVM_FAULT_BUS, f);
+	/* Within a 2 MiB granule the bus maps one bank, contiguously. */
+	s->len = MIN(span, SZ_2M - (pa & (SZ_2M - 1)));
+	s->pa = pa;
+	if (unlikely(dom->is->oracle) && dom->type != IOVM_DOMAIN_IDENTITY)
+		shadow_check(dom, iova, s->len, pa, access);
+	return 0;
+}
+
+int iommu_fault_handle(struct iommu_client *c, const struct iovm_fault *f)
+{
+	struct iovm_domain *dom = client_domain(c, f->pasid);
+	iovm_fault_fn fn;
+	void *arg;
+
+	if (!dom)
+		return -ENOENT;
+	pthread_mutex_lock(&dom->lock);
+	fn = dom->fault_fn;
+	arg = dom->fault_arg;
+	pthread_mutex_unlock(&dom->lock);
+	return fn ? fn(arg, dom, f) : -ENOENT;
+}

@@ -1,0 +1,194 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * follow.c - a domain that follows the DMA heap: every range the heap
+ * commits is mapped as it is committed (a VA-contiguous range gets one
+ * contiguous IOVA range), and unmapped before the heap releases it.
+ *
+ * For iovm_dma_iova() to be O(1) without a lock, a managed domain keeps, per
+ * segment list of the heap, a table parallel to the list's pages: the IOVA
+ * of each page (plus one; zero means not mapped). Tables are made the first
+ * time a list commits, published with a release store, and kept until the
+ * domain goes. A VA domain needs none (IOVA == VA), an identity domain
+ * neither (IOVA == PA).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+
+#include <iovm/mem.h>
+
+#include "base/ctx.h"
+#include "base/log.h"
+#include "iommu/iommu_internal.h"
+
+static _Atomic uint64_t *heap_table(struct iovm_domain *dom, const struct mem_where *w, bool make)
+{
+	_Atomic uint64_t *t = atomic_load_explicit(&dom->heap_iova[w->slot], memory_order_acquire);
+	uint64_t pages;
+
+	if (t || !make)
+		return t;
+	/* Made under the heap list's lock (commit events hold it): no race for a slot. */
+	pages = mem_slot_pages(dom->ctx->mem, w->page_shift);
+	t = mmap(NULL, pages * sizeof(*t), PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (t == MAP_FAILED)
+		return NULL;
+	dom->heap_iova_pages[w->slot] = pages;
+	atomic_store_explicit(&dom->heap_iova[w->slot], t, memory_order_release);
+	return t;
+}
+
+static int on_commit(struct iovm_domain *dom, const struct iovm_mem_event *ev)
+{
+	uint64_t iova = IOVM_ADDR_INVALID, done = 0, pfn;
+	struct mem_where w;
+	_Atomic uint64_t *t = NULL;
+	int ret;
+
+	if (dom->type == IOVM_DOMAIN_IDENTITY)
+		return 0;
+	if (dom->type == IOVM_DOMAIN_MANAGED) {
+		ret = mem_locate(dom->ctx->mem, ev->va, &w);
+		if (ret)
+			return ret;
+		t = heap_table(dom, &w, true);
+		if (!t)
+			return -ENOMEM;
+		/* One IOVA range for the range: aligned to the page size, for huge leaves. */
+		ret = iova_alloc(&dom->iova, ev->len >> 12, ev->page_size >> 12, &pfn);
+		if (ret)
+			return ret;
+		iova = pfn << 12;
+	} else {
+		iova = (uintptr_t)ev->va;
+	}
+	while (done < ev->len) {
+		struct iovm_dma_xlate x;
+		uint64_t len;
+
+		ret = iovm_dma_xlate(dom->ctx, (uint8_t *)ev->va + done, &x);
+		if (ret)
+			goto unwind;
+		len = MIN(x.contig, ev->len - done);
+		ret = pt_map(&dom->pt, iova + done, x.pa.addr, len, PT_PROT_READ | PT_PROT_WRITE, true);
+		if (ret)
+			goto unwind;
+		shadow_map(dom, iova + done, len, x.pa.addr, PT_PROT_READ | PT_PROT_WRITE);
+		done += len;
+	}
+	if (t)
+		for (uint64_t i = 0; i < ev->len >> w.page_shift; i++)
+			atomic_store_explicit(&t[w.page + i], iova + (i << w.page_shift) + 1,
+					      memory_order_release);
+	return 0;
+
+unwind:
+	if (done) {
+		bool any;
+
+		domain_unmap(dom, iova, done, &any); /* frees the IOVAs of what it unmaps */
+	}
+	if (dom->type == IOVM_DOMAIN_MANAGED && ev->len > done)
+		iova_free(&dom->iova, (iova + done) >> 12, (ev->len - done) >> 12);
+	return ret;
+}
+
+static void on_release(struct iovm_domain *dom, const struct iovm_mem_event *ev)
+{
+	uint64_t run_iova = 0, run_len = 0;
+	struct mem_where w;
+	_Atomic uint64_t *t;
+	bool any;
+
+	if (dom->type == IOVM_DOMAIN_IDENTITY)
+		return;
+	if (dom->type == IOVM_DOMAIN_VA) {
+		domain_unmap(dom, (uintptr_t)ev->va, ev->len, &any);
+		return;
+	}
+	if (mem_locate(dom->ctx->mem, ev->va, &w) || !(t = heap_table(dom, &w, false)))
+		return;
+	/* Pages released together may come from several commits: unmap runs of IOVA. */
+	for (uint64_t i = 0; i < ev->len >> w.page_shift; i++) {
+		uint64_t e = atomic_exchange_explicit(&t[w.page + i], 0, memory_order_acq_rel);
+		uint64_t page = UINT64_C(1) << w.page_shift;
+
+		if (!e)
+			continue;
+		if (run_len && run_iova + run_len == e - 1) {
+			run_len += page;
+			continue;
+		}
+		if (run_len)
+			domain_unmap(dom, run_iova, run_len, &any);
+		run_iova = e - 1;
+		run_len = page;
+	}
+	if (run_len)
+		domain_unmap(dom, run_iova, run_len, &any);
+}
+
+static int on_event(void *arg, const struct iovm_mem_event *ev)
+{
+	struct iovm_domain *dom = arg;
+
+	if (ev->type == IOVM_MEM_EVENT_COMMIT)
+		return on_commit(dom, ev);
+	on_release(dom, ev);
+	return 0;
+}
+
+int follow_heap(struct iovm_domain *dom)
+{
+	return iovm_mem_event_subscribe(dom->ctx, on_event, dom, &dom->sub);
+}
+
+void unfollow_heap(struct iovm_domain *dom)
+{
+	iovm_mem_event_unsubscribe(dom->ctx, dom->sub);
+	dom->sub = NULL;
+	for (unsigned i = 0; i < MEM_SLOTS; i++) {
+		_Atomic uint64_t *t = atomic_load_explicit(&dom->heap_iova[i], memory_order_relaxed);
+
+		if (t)
+			munmap((void *)t, dom->heap_iova_pages[i] * sizeof(*t));
+		atomic_store_explicit(&dom->heap_iova[i], NULL, memory_order_relaxed);
+	}
+}
+
+IOVM_API int iovm_dma_iova(const struct iovm_domain *dom, const void *ptr, iovm_iova_t *iova)
+{
+	_Atomic uint64_t *t;
+	struct mem_where w;
+	iovm_pa_t pa;
+	uint64_t e;
+
+	if (unlikely(!dom || !iova))
+		return -EINVAL;
+	switch (dom->type) {
+	case IOVM_DOMAIN_IDENTITY:
+		if (iovm_dma_pa(dom->ctx, ptr, &pa))
+			return -ENOENT;
+		*iova = IOVM_IOVA(pa.addr);
+		return 0;
+	case IOVM_DOMAIN_VA:
+		/* Mapped where the heap is committed, if the domain follows the heap. */
+		if (!dom->sub || iovm_dma_pa(dom->ctx, ptr, &pa))
+			return -ENOENT;
+		*iova = IOVM_IOVA((uintptr_t)ptr);
+		return 0;
+	case IOVM_DOMAIN_MANAGED:
+		break;
+	}
+	if (unlikely(mem_locate(dom->ctx->mem, ptr, &w)))
+		return -ENOENT;
+	t = atomic_load_explicit(&dom->heap_iova[w.slot], memory_order_acquire);
+	if (unlikely(!t))
+		return -ENOENT;
+	e = atomic_load_explicit(&t[w.page], memory_order_acquire);
+	if (unlikely(!e))
+		return -ENOENT;
+	*iova = IOVM_IOVA(e - 1 + ((uintptr_t)ptr & ((UINT64_C(1) << w.page_shift) - 1)));
+	return 0;
+}

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * iommu.h - the software IOMMU, as the layers above it use it: the context
+ * creates its IOMMU space; a device is an IOMMU client with IOTLBs, and
+ * reaches memory only through iommu_access().
+ */
+#ifndef IOVM_IOMMU_IOMMU_H
+#define IOVM_IOMMU_IOMMU_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <iovm/iommu.h>
+
+struct iovm_ctx;
+struct iommu_space;
+struct iommu_client;
+struct iommu_iotlb;
+struct epoch;
+
+/* @epoch: the context's device-side sections. */
+int iommu_create(struct iovm_ctx *ctx, struct epoch *epoch, bool oracle, struct iommu_space **out);
+/* Stops the flusher and destroys the domains left. */
+void iommu_destroy(struct iommu_space *is);
+
+/* A device's side of the IOMMU; it embeds a client. */
+int iommu_client_create(struct iommu_space *is, struct iommu_client **out);
+/* Detaches every domain. No access may be running. */
+void iommu_client_destroy(struct iommu_client *c);
+uint32_t iommu_client_id(const struct iommu_client *c);
+int iommu_attach(struct iommu_client *c, struct iovm_domain *dom, uint32_t pasid);
+int iommu_detach(struct iommu_client *c, uint32_t pasid);
+struct iovm_domain *iommu_client_domain(const struct iommu_client *c, uint32_t pasid);
+
+/* An IOTLB: one per engine thread (queue), with its device-side epoch record. */
+int iommu_iotlb_create(struct iommu_client *c, struct iommu_iotlb **out);
+void iommu_iotlb_destroy(struct iommu_iotlb *t);
+void iommu_iotlb_counters(const struct iommu_iotlb *t, uint64_t *hits, uint64_t *misses);
+
+/*
+ * Device-side sections: every iommu_access(), and every use of the memory it
+ * returns, happens between iommu_enter() and iommu_exit(). Writers (unmaps,
+ * flushes, bank releases) wait for sections that began before them.
+ */
+void iommu_enter(struct iommu_iotlb *t);
+void iommu_exit(struct iommu_iotlb *t);
+
+/* A translated stretch of memory. */
+struct iommu_span {
+	uint8_t *ptr;  /* where the CPU reaches it */
+	uint64_t len;  /* bytes from ptr within one leaf (and one bank) */
+	uint64_t pa;
+};
+
+/*
+ * iommu_access() - translate @iova of @pasid's domain for an @access
+ * (IOVM_MAP_READ or IOVM_MAP_WRITE), through the IOTLB, setting the leaf's
+ * accessed and dirty bits. On a fault, fills @f, records it in the domain's
+ * fault queue and returns -EFAULT.
+ */
+int iommu_access(struct iommu_iotlb *t, uint32_t pasid, uint64_t iova, unsigned access,
+		 struct iommu_span *s, struct iovm_fault *f);
+
+/*
+ * iommu_fault_handle() - ask @f's domain's fault handler to resolve it.
+ * Call outside a section: the handler may map and unmap. 0 when resolved.
+ */
+int iommu_fault_handle(struct iommu_client *c, const struct iovm_fault *f);
+
+#endif /* IOVM_IOMMU_IOMMU_H */

@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * iommu_internal.h - the structures the files of src/iommu share.
+ *
+ * Locks, in the order they nest:
+ *   iommu_space.lock -> iovm_domain.lock -> iommu_client.lock
+ *   iovm_domain.flush_lock -> iommu_client.lock
+ *   iovm_domain.fault_lock and shadow.lock are leaves.
+ * The device side (iommu_access) takes none of them on its fast path: it
+ * runs inside an epoch section, and writers wait for sections to end.
+ */
+#ifndef IOVM_IOMMU_INTERNAL_H
+#define IOVM_IOMMU_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include <iovm/iommu.h>
+
+#include "base/addr.h"
+#include "base/epoch.h"
+#include "base/list.h"
+#include "base/radix.h"
+#include "base/rbtree.h"
+#include "iommu/iommu.h"
+#include "iommu/iova.h"
+#include "iommu/pgtable.h"
+#include "mem/mem.h"
+
+struct iovm_ctx;
+struct iovm_mem_sub;
+
+struct iommu_space {
+	struct iovm_ctx *ctx;
+	struct epoch *epoch;       /* the context's device-side sections */
+	bool oracle;               /* option oracle=on: check every device access */
+	_Atomic uint32_t next_client_id;
+	pthread_mutex_t lock;      /* domains, the flusher */
+	struct list_node domains;  /* under lock */
+	pthread_cond_t flusher_cond;
+	pthread_t flusher;         /* started with the first deferred domain */
+	bool flusher_running;      /* under lock */
+	bool flusher_stop;         /* under lock */
+};
+
+/* A device, as the IOMMU sees it: its domains by PASID, and its IOTLBs. */
+struct iommu_client {
+	struct iommu_space *is;
+	uint32_t id;
+	struct radix pasids;       /* pasid -> struct iovm_domain *; read lock-free */
+	pthread_mutex_t lock;      /* iotlbs, and writes of pasids */
+	struct list_node iotlbs;   /* under lock */
+};
+
+/* A (client, PASID) a domain is attached for. */
+struct attachment {
+	struct list_node link;     /* in iovm_domain.attachments, under its lock */
+	struct iommu_client *client;
+	uint32_t pasid;
+};
+
+/*
+ * One IOTLB entry. The tag says which translation it holds: the IOVA's page
+ * number at the entry's granularity, the PASID, and a valid bit. Only the
+ * IOTLB's owner fills entries; anyone invalidates them by clearing the tag.
+ */
+struct iotlb_entry {
+	_Atomic uint64_t tag;
+	uint64_t pa;              /* of the page (at the entry's granularity) */
+	uint32_t prot;            /* PT_PROT_* */
+	uint32_t dirty;           /* the leaf's dirty bit was set through this entry */
+	_Atomic iopte_t *ptep;    /* the leaf, for the dirty bit on a later write */
+};
+
+/* 4 KiB entries for 4 KiB leaves; 2 MiB entries for 2 MiB and 1 GiB leaves. */
+#define IOTLB_SMALL 256
+#define IOTLB_HUGE 64
+#define IOTLB_HUGE_SHIFT 21
+
+struct iommu_iotlb {
+	struct iommu_client *client;
+	struct list_node link;      /* in iommu_client.iotlbs, under its lock */
+	struct epoch_reader reader; /* the owner's device-side sections */
+	uint64_t hits, misses;      /* written by the owner */
+	struct iotlb_entry small[IOTLB_SMALL];
+	struct iotlb_entry huge[IOTLB_HUGE];
+};
+
+/* A piece an unmap took away. */
+struct unmapped {
+	uint64_t iova, pa, len;
+};
+
+/* Unmaps waiting for the deferred flush. */
+struct flush_entry {
+	uint64_t deadline_ns;
+	unsigned n;
+	struct unmapped pieces[]; /* pinned PAs, quarantined IOVAs */
+};
+
+struct fault_ring {
+	struct iovm_fault *slots; /* depth entries */
+	unsigned depth, head, count;
+};
+
+/* The oracle's shadow: what is mapped, kept apart from the page table. */
+struct shadow_range {
+	struct rb_node rb;
+	uint64_t iova, len, pa;
+	uint32_t prot;
+};
+
+struct shadow {
+	pthread_mutex_t lock;
+	struct rb_root live;      /* under lock: mapped */
+	struct rb_root pending;   /* under lock: unmapped, awaiting the flush */
+};
+
+struct iovm_domain {
+	struct iommu_space *is;
+	struct iovm_ctx *ctx;
+	struct list_node link;    /* in iommu_space.domains, under its lock */
+	enum iovm_domain_type type;
+	uint32_t flags;
+	uint64_t limit;           /* IOVAs are below it */
+	struct io_pgtable pt;     /* managed and VA domains */
+	struct iova_alloc iova;   /* managed domains */
+	bool has_iova;
+
+	pthread_mutex_t lock;     /* attachments, the fault handler */
+	struct list_node attachments; /* under lock */
+	unsigned nr_attached;     /* under lock */
+	iovm_fault_fn fault_fn;   /* under lock */
+	void *fault_arg;          /* under lock */
+
+	pthread_mutex_t fault_lock;
+	struct fault_ring faults;      /* under fault_lock */
+	uint64_t faults_seen, faults_dropped; /* under fault_lock */
+
+	/* Deferred invalidation. */
+	pthread_mutex_t flush_lock;
+	struct flush_entry **queue;    /* under flush_lock */
+	unsigned queued, queue_cap;    /* under flush_lock */
+	unsigned flush_batch;
+	uint64_t flush_timeout_ns;
+
+	/* Following the heap. */
+	struct iovm_mem_sub *sub;
+	_Atomic(_Atomic uint64_t *) heap_iova[MEM_SLOTS]; /* per page: IOVA + 1, or 0 */
+	uint64_t heap_iova_pages[MEM_SLOTS];
+
+	struct shadow shadow;     /* the oracle's */
+
+	_Atomic uint64_t strict_invalidations, flushes, flushed_unmaps, pending_unmaps;
+	_Atomic uint64_t oracle_checks, oracle_stale, oracle_violations;
+};
+
+/* client.c */
+struct iovm_domain *client_domain(const struct iommu_client *c, uint32_t pasid);
+void domain_invalidate(struct iovm_domain *dom, uint64_t iova, uint64_t len, bool all);
+
+/* domain.c */
+int domain_unmap(struct iovm_domain *dom, uint64_t iova, uint64_t len, bool *any);
+int domain_map_pa(struct iovm_domain *dom, uint64_t *iova, uint64_t pa, uint64_t len, unsigned prot);
+
+/* flushq.c */
+int flushq_add(struct iovm_domain *dom, struct unmapped *pieces, unsigned n);
+void flushq_flush(struct iovm_domain *dom);
+void flushq_destroy(struct iovm_domain *dom);
+uint64_t flushq_deadline(struct iovm_domain *dom);
+void flusher_kick(struct iommu_space *is);
+
+/* fault.c */
+int fault_ring_init(struct fault_ring *r, unsigned depth);
+void fault_record(struct iovm_domain *dom, struct iovm_fault *f);
+
+/* follow.c */
+int follow_heap(struct iovm_domain *dom);
+void unfollow_heap(struct iovm_domain *dom);
+
+/* shadow.c */
+void shadow_init(struct shadow *s);
+void shadow_destroy(struct shadow *s);
+void shadow_map(struct iovm_domain *dom, uint64_t iova, uint64_t len, uint64_t pa, uint32_t prot);
+void shadow_map_pages(struct iovm_domain *dom, uint64_t iova, const uint64_t *pas, unsigned n,
+		      uint32_t prot);
+void shadow_unmap(struct iovm_domain *dom, const struct unmapped *p, bool pending);
+void shadow_flushed(struct iovm_domain *dom, const struct unmapped *p);
+void shadow_check(struct iovm_domain *dom, uint64_t iova, uint64_t len, uint64_t pa, unsigned access);
+
+#endif /* IOVM_IOMMU_INTERNAL_H */

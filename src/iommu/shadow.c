@@ -1,0 +1,207 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * shadow.c - the oracle: a record of what each domain maps, kept apart from
+ * its page table, against which every device access is checked when the
+ * context runs with oracle=on (the tests do).
+ *
+ * An access must fall in a live mapping, to the PA the shadow says, with
+ * the permission it says. An access through a translation whose unmap is
+ * awaiting a deferred flush is "stale": allowed, counted, and only if its
+ * pages are still pinned (never reused). Anything else is a violation: the
+ * page table or an IOTLB disagrees with what was asked, an iovm bug.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+
+#include "base/ctx.h"
+#include "base/log.h"
+#include "iommu/iommu_internal.h"
+#include "phys/phys.h"
+
+/* The first violations are logged in full; then only counted. */
+#define VIOLATIONS_LOGGED 10
+
+#define range_of(n) rb_entry(n, struct shadow_range, rb)
+
+void shadow_init(struct shadow *s)
+{
+	pthread_mutex_init(&s->lock, NULL);
+	rb_root_init(&s->live, NULL);
+	rb_root_init(&s->pending, NULL);
+}
+
+static void drop_all(struct rb_root *t)
+{
+	struct rb_node *n;
+
+	while ((n = t->root)) {
+		rb_erase(t, n);
+		free(range_of(n));
+	}
+}
+
+void shadow_destroy(struct shadow *s)
+{
+	drop_all(&s->live);
+	drop_all(&s->pending);
+	pthread_mutex_destroy(&s->lock);
+}
+
+/* The range with the largest start <= @iova. */
+static struct shadow_range *find_le(struct rb_root *t, uint64_t iova)
+{
+	struct rb_node *n = t->root;
+	struct shadow_range *best = NULL;
+
+	while (n) {
+		if (range_of(n)->iova <= iova) {
+			best = range_of(n);
+			n = n->right;
+		} else {
+			n = n->left;
+		}
+	}
+	return best;
+}
+
+static struct shadow_range *containing(struct rb_root *t, uint64_t iova)
+{
+	struct shadow_range *r = find_le(t, iova);
+
+	return r && iova < r->iova + r->len ? r : NULL;
+}
+
+static void insert(struct rb_root *t, uint64_t iova, uint64_t len, uint64_t pa, uint32_t prot)
+{
+	struct rb_node **link = &t->root, *parent = NULL;
+	struct shadow_range *r = malloc(sizeof(*r));
+
+	if (!r)
+		return; /* the oracle then reports accesses here: loud, not wrong */
+	*r = (struct shadow_range){ .iova = iova, .len = len, .pa = pa, .prot = prot };
+	while (*link) {
+		parent = *link;
+		link = iova < range_of(parent)->iova ? &parent->left : &parent->right;
+	}
+	rb_insert(t, &r->rb, parent, link);
+}
+
+/* Take [iova, iova+len) out of @t, keeping what sticks out of it. Returns the bytes taken. */
+static uint64_t carve(struct rb_root *t, uint64_t iova, uint64_t len)
+{
+	uint64_t end = iova + len, taken = 0;
+
+	for (;;) {
+		struct shadow_range *r = find_le(t, end - 1), keep;
+
+		if (!r || r->iova + r->len <= iova)
+			return taken;
+		keep = *r;
+		rb_erase(t, &r->rb);
+		free(r);
+		taken += MIN(end, keep.iova + keep.len) - MAX(iova, keep.iova);
+		if (keep.iova < iova)
+			insert(t, keep.iova, iova - keep.iova, keep.pa, keep.prot);
+		if (keep.iova + keep.len > end)
+			insert(t, end, keep.iova + keep.len - end, keep.pa + (end - keep.iova), keep.prot);
+	}
+}
+
+static void violation(struct iovm_domain *dom, const char *what, uint64_t iova, uint64_t pa)
+{
+	uint64_t n = atomic_fetch_add_explicit(&dom->oracle_violations, 1, memory_order_relaxed);
+
+	if (n < VIOLATIONS_LOGGED)
+		log_err("oracle: %s at IOVA %#" PRIx64 " (PA %#" PRIx64 ")", what, iova, pa);
+}
+
+void shadow_map(struct iovm_domain *dom, uint64_t iova, uint64_t len, uint64_t pa, uint32_t prot)
+{
+	struct shadow *s = &dom->shadow;
+
+	if (!dom->is->oracle)
+		return;
+	pthread_mutex_lock(&s->lock);
+	if (carve(&s->live, iova, len))
+		violation(dom, "mapped over a live mapping", iova, pa);
+	/* A mapping over one still awaiting its flush replaces it from the device's view. */
+	insert(&s->live, iova, len, pa, prot);
+	pthread_mutex_unlock(&s->lock);
+}
+
+void shadow_map_pages(struct iovm_domain *dom, uint64_t iova, const uint64_t *pas, unsigned n,
+		      uint32_t prot)
+{
+	for (unsigned i = 0; dom->is->oracle && i < n;) {
+		unsigned k = 1;
+
+		while (i + k < n && pas[i + k] == pas[i] + ((uint64_t)k << 12))
+			k++;
+		shadow_map(dom, iova + ((uint64_t)i << 12), (uint64_t)k << 12, pas[i], prot);
+		i += k;
+	}
+}
+
+void shadow_unmap(struct iovm_domain *dom, const struct unmapped *p, bool pending)
+{
+	struct shadow *s = &dom->shadow;
+	struct shadow_range *r;
+
+	if (!dom->is->oracle)
+		return;
+	pthread_mutex_lock(&s->lock);
+	r = containing(&s->live, p->iova);
+	if (!r || r->pa + (p->iova - r->iova) != p->pa)
+		violation(dom, "unmapped what the shadow does not map", p->iova, p->pa);
+	if (carve(&s->live, p->iova, p->len) != p->len)
+		violation(dom, "unmapped more than the shadow maps", p->iova, p->pa);
+	if (pending) {
+		carve(&s->pending, p->iova, p->len);
+		insert(&s->pending, p->iova, p->len, p->pa, r ? r->prot : 0);
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+void shadow_flushed(struct iovm_domain *dom, const struct unmapped *p)
+{
+	struct shadow *s = &dom->shadow;
+
+	if (!dom->is->oracle)
+		return;
+	pthread_mutex_lock(&s->lock);
+	carve(&s->pending, p->iova, p->len);
+	pthread_mutex_unlock(&s->lock);
+}
+
+void shadow_check(struct iovm_domain *dom, uint64_t iova, uint64_t len, uint64_t pa, unsigned access)
+{
+	struct shadow *s = &dom->shadow;
+	struct shadow_range *r;
+	unsigned prot = (access & 1 ? PT_PROT_READ : 0) | (access & 2 ? PT_PROT_WRITE : 0);
+
+	atomic_fetch_add_explicit(&dom->oracle_checks, 1, memory_order_relaxed);
+	pthread_mutex_lock(&s->lock);
+	r = containing(&s->live, iova);
+	if (r) {
+		if (r->pa + (iova - r->iova) != pa)
+			violation(dom, "translated to another PA than mapped", iova, pa);
+		else if ((r->prot & prot) != prot)
+			violation(dom, "access the mapping does not permit", iova, pa);
+		else if (iova + len > r->iova + r->len && !containing(&s->live, r->iova + r->len))
+			violation(dom, "translation reaches past the mapping", iova, pa);
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	r = containing(&s->pending, iova);
+	pthread_mutex_unlock(&s->lock);
+	if (!r) {
+		violation(dom, "access to an IOVA that is not mapped", iova, pa);
+		return;
+	}
+	/* A stale translation: inside the deferred window, and only to pages nobody else has. */
+	atomic_fetch_add_explicit(&dom->oracle_stale, 1, memory_order_relaxed);
+	if (r->pa + (iova - r->iova) != pa)
+		violation(dom, "stale translation to another PA than was mapped", iova, pa);
+	else if (!phys_pinned(dom->ctx->phys, pa_make(align_down(pa, SZ_4K)), SZ_4K))
+		violation(dom, "stale access to a page no longer pinned (reused)", iova, pa);
+}

@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * space.c - a context's IOMMU: its device-side epoch, its domains, and the
+ * flusher thread that bounds how long a deferred invalidation waits.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "iommu/iommu_internal.h"
+
+/* With nothing queued the flusher still wakes now and then, in case of a missed kick. */
+#define FLUSHER_IDLE_NS (1000 * 1000 * 1000)
+
+int iommu_create(struct iovm_ctx *ctx, struct epoch *epoch, bool oracle, struct iommu_space **out)
+{
+	struct iommu_space *is = calloc(1, sizeof(*is));
+	pthread_condattr_t ca;
+
+	if (!is)
+		return -ENOMEM;
+	is->ctx = ctx;
+	is->oracle = oracle;
+	is->epoch = epoch;
+	pthread_mutex_init(&is->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&is->flusher_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	list_init(&is->domains);
+	*out = is;
+	return 0;
+}
+
+static void *flusher_main(void *arg)
+{
+	struct iommu_space *is = arg;
+
+	pthread_mutex_lock(&is->lock);
+	while (!is->flusher_stop) {
+		uint64_t now = clock_now_ns(), next = now + FLUSHER_IDLE_NS;
+		struct list_node *n;
+		struct timespec ts;
+
+		/* Flushing under the space lock: a domain cannot go meanwhile. */
+		list_for_each(n, &is->domains) {
+			struct iovm_domain *dom = list_entry(n, struct iovm_domain, link);
+			uint64_t due = flushq_deadline(dom);
+
+			if (due <= now)
+				flushq_flush(dom);
+			else if (due < next)
+				next = due;
+		}
+		ts.tv_sec = (time_t)(next / 1000000000u);
+		ts.tv_nsec = (long)(next % 1000000000u);
+		pthread_cond_timedwait(&is->flusher_cond, &is->lock, &ts);
+	}
+	pthread_mutex_unlock(&is->lock);
+	return NULL;
+}
+
+void flusher_kick(struct iommu_space *is)
+{
+	pthread_mutex_lock(&is->lock);
+	if (!is->flusher_running && !is->flusher_stop) {
+		if (pthread_create(&is->flusher, NULL, flusher_main, is) == 0)
+			is->flusher_running = true;
+		else
+			log_warn("cannot start the IOMMU flusher: deferred flushes wait for the batch");
+	}
+	pthread_cond_signal(&is->flusher_cond);
+	pthread_mutex_unlock(&is->lock);
+}
+
+void iommu_destroy(struct iommu_space *is)
+{
+	struct list_node *n, *t;
+	bool running;
+
+	if (!is)
+		return;
+	pthread_mutex_lock(&is->lock);
+	is->flusher_stop = true;
+	running = is->flusher_running;
+	pthread_cond_signal(&is->flusher_cond);
+	pthread_mutex_unlock(&is->lock);
+	if (running)
+		pthread_join(is->flusher, NULL);
+	list_for_each_safe(n, t, &is->domains) {
+		struct iovm_domain *dom = list_entry(n, struct iovm_domain, link);
+
+		/* Devices are gone by now (the context closes them first). */
+		if (iovm_domain_destroy(dom))
+			log_warn("a domain is still attached at close");
+	}
+	pthread_cond_destroy(&is->flusher_cond);
+	pthread_mutex_destroy(&is->lock);
+	free(is);
+}
