@@ -3,8 +3,8 @@
  * client.c - the device side of the IOMMU: a device's domains by PASID, its
  * IOTLBs, and the translation every device access goes through.
  *
- * An IOTLB is direct-mapped: 256 entries for 4 KiB leaves, 64 for 2 MiB and
- * 1 GiB ones (cached at 2 MiB granularity). Only its owner fills it; any
+ * An IOTLB is four-way set associative: 256 entries for 4 KiB leaves, 64 for
+ * 2 MiB and 1 GiB ones (cached at 2 MiB granularity). Only its owner fills it; any
  * writer invalidates entries by clearing their tags. A fill can race with an
  * unmap that cleared the PTE just after the walk read it: the owner stores
  * the entry, then reads the PTE again, and drops the entry if it changed.
@@ -38,15 +38,14 @@ static uint64_t tag_page(uint64_t tag)
 	return tag >> (PASID_BITS + 1);
 }
 
-static unsigned small_index(uint64_t iova, uint32_t pasid)
+/* The first entry of the set a page (at @shift granularity) of @pasid belongs to. */
+static unsigned set_base(uint64_t iova, unsigned shift, uint32_t pasid, unsigned entries)
 {
-	return (unsigned)(((iova >> 12) ^ ((uint64_t)pasid * 0x9e3779b1u)) & (IOTLB_SMALL - 1));
-}
+	unsigned sets_bits = ilog2(entries / IOTLB_WAYS);
+	uint64_t key = (iova >> shift) ^ ((uint64_t)pasid << 40);
 
-static unsigned huge_index(uint64_t iova, uint32_t pasid)
-{
-	return (unsigned)(((iova >> IOTLB_HUGE_SHIFT) ^ ((uint64_t)pasid * 0x9e3779b1u)) &
-			  (IOTLB_HUGE - 1));
+	/* Multiplicative hashing spreads strided pages over the sets. */
+	return (unsigned)((key * UINT64_C(0x9e3779b97f4a7c15)) >> (64 - sets_bits)) * IOTLB_WAYS;
 }
 
 int iommu_client_create(struct iommu_space *is, struct iommu_client **out)
@@ -103,12 +102,14 @@ static void iotlb_invalidate(struct iommu_iotlb *t, uint32_t pasid, uint64_t iov
 				atomic_store_explicit(&e->tag, 0, memory_order_seq_cst);
 		}
 	} else {
-		/* Small ranges: only the entries their pages hash to. */
+		/* Small ranges: only the sets their pages hash to. */
 		for (uint64_t p = first; p <= last; p++) {
-			struct iotlb_entry *e = &t->small[small_index(p << 12, pasid)];
+			struct iotlb_entry *e = &t->small[set_base(p << 12, 12, pasid, IOTLB_SMALL)];
 
-			if (atomic_load_explicit(&e->tag, memory_order_relaxed) == make_tag(p << 12, 12, pasid))
-				atomic_store_explicit(&e->tag, 0, memory_order_seq_cst);
+			for (unsigned w = 0; w < IOTLB_WAYS; w++)
+				if (atomic_load_explicit(&e[w].tag, memory_order_relaxed) ==
+				    make_tag(p << 12, 12, pasid))
+					atomic_store_explicit(&e[w].tag, 0, memory_order_seq_cst);
 		}
 	}
 	/* Huge entries cover 2 MiB: any that overlaps goes. */
@@ -323,6 +324,23 @@ static void iotlb_fill(struct iotlb_entry *e, uint64_t tag, const struct pt_walk
 		atomic_store_explicit(&e->tag, 0, memory_order_relaxed);
 }
 
+/* The entry holding @iova's translation, or NULL: its 4 KiB set, then its 2 MiB one. */
+static inline struct iotlb_entry *lookup(struct iommu_iotlb *t, uint64_t iova, uint32_t pasid)
+{
+	uint64_t tag = make_tag(iova, 12, pasid);
+	struct iotlb_entry *e = &t->small[set_base(iova, 12, pasid, IOTLB_SMALL)];
+
+	for (unsigned w = 0; w < IOTLB_WAYS; w++)
+		if (atomic_load_explicit(&e[w].tag, memory_order_acquire) == tag)
+			return &e[w];
+	tag = make_tag(iova, IOTLB_HUGE_SHIFT, pasid);
+	e = &t->huge[set_base(iova, IOTLB_HUGE_SHIFT, pasid, IOTLB_HUGE)];
+	for (unsigned w = 0; w < IOTLB_WAYS; w++)
+		if (atomic_load_explicit(&e[w].tag, memory_order_acquire) == tag)
+			return &e[w];
+	return NULL;
+}
+
 int iommu_access(struct iommu_iotlb *t, uint32_t pasid, uint64_t iova, unsigned access,
 		 struct iommu_span *s, struct iovm_fault *f)
 {
@@ -341,15 +359,8 @@ int iommu_access(struct iommu_iotlb *t, uint32_t pasid, uint64_t iova, unsigned 
 		span = SZ_2M - (pa & (SZ_2M - 1));
 		prot = PT_PROT_READ | PT_PROT_WRITE;
 	} else {
-		uint64_t tag = make_tag(iova, 12, pasid);
-		struct iotlb_entry *e = &t->small[small_index(iova, pasid)];
+		struct iotlb_entry *e = lookup(t, iova, pasid);
 
-		if (atomic_load_explicit(&e->tag, memory_order_acquire) != tag) {
-			tag = make_tag(iova, IOTLB_HUGE_SHIFT, pasid);
-			e = &t->huge[huge_index(iova, pasid)];
-			if (atomic_load_explicit(&e->tag, memory_order_acquire) != tag)
-				e = NULL;
-		}
 		if (likely(e)) {
 			unsigned shift = e >= t->huge ? IOTLB_HUGE_SHIFT : 12;
 
@@ -373,10 +384,9 @@ int iommu_access(struct iommu_iotlb *t, uint32_t pasid, uint64_t iova, unsigned 
 				pt_mark(w.ptep, w.pte, write);
 			/* A 1 GiB leaf is cached in 2 MiB pieces, the huge entries' size. */
 			shift = MIN(w.shift, (unsigned)IOTLB_HUGE_SHIFT);
-			if (shift == 12)
-				e = &t->small[small_index(iova, pasid)];
-			else
-				e = &t->huge[huge_index(iova, pasid)];
+			e = shift == 12 ? &t->small[set_base(iova, 12, pasid, IOTLB_SMALL)]
+					: &t->huge[set_base(iova, IOTLB_HUGE_SHIFT, pasid, IOTLB_HUGE)];
+			e += t->victim++ % IOTLB_WAYS;
 			iotlb_fill(e, make_tag(iova, shift, pasid), &w,
 				   align_down(w.pa, UINT64_C(1) << shift), write && (access & prot) == access);
 			pa = w.pa;

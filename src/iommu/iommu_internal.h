@@ -72,9 +72,14 @@ struct iotlb_entry {
 	_Atomic iopte_t *ptep;    /* the leaf, for the dirty bit on a later write */
 };
 
-/* 4 KiB entries for 4 KiB leaves; 2 MiB entries for 2 MiB and 1 GiB leaves. */
+/*
+ * 4 KiB entries for 4 KiB leaves; 2 MiB entries for 2 MiB and 1 GiB leaves.
+ * Four-way set associative: a direct-mapped IOTLB thrashes when a copy's
+ * source and destination are a power-of-two distance apart.
+ */
 #define IOTLB_SMALL 256
 #define IOTLB_HUGE 64
+#define IOTLB_WAYS 4
 #define IOTLB_HUGE_SHIFT 21
 
 struct iommu_iotlb {
@@ -82,6 +87,7 @@ struct iommu_iotlb {
 	struct list_node link;      /* in iommu_client.iotlbs, under its lock */
 	struct epoch_reader reader; /* the owner's device-side sections */
 	uint64_t hits, misses;      /* written by the owner */
+	unsigned victim;            /* the owner's: round-robin replacement within a set */
 	struct iotlb_entry small[IOTLB_SMALL];
 	struct iotlb_entry huge[IOTLB_HUGE];
 };
