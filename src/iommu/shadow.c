@@ -146,6 +146,7 @@ void shadow_unmap(struct iovm_domain *dom, const struct unmapped *p, bool pendin
 {
 	struct shadow *s = &dom->shadow;
 	struct shadow_range *r;
+	uint32_t prot = 0;
 
 	if (!dom->is->oracle)
 		return;
@@ -153,11 +154,13 @@ void shadow_unmap(struct iovm_domain *dom, const struct unmapped *p, bool pendin
 	r = containing(&s->live, p->iova);
 	if (!r || r->pa + (p->iova - r->iova) != p->pa)
 		violation(dom, "unmapped what the shadow does not map", p->iova, p->pa);
+	if (r)
+		prot = r->prot; /* carve() frees r */
 	if (carve(&s->live, p->iova, p->len) != p->len)
 		violation(dom, "unmapped more than the shadow maps", p->iova, p->pa);
 	if (pending) {
 		carve(&s->pending, p->iova, p->len);
-		insert(&s->pending, p->iova, p->len, p->pa, r ? r->prot : 0);
+		insert(&s->pending, p->iova, p->len, p->pa, prot);
 	}
 	pthread_mutex_unlock(&s->lock);
 }

@@ -12,9 +12,13 @@
 #include "mem_util.h"
 
 static struct iovm_ctx *ctx;
-static uint8_t *live, *freed;
+static uint8_t *live, *freed, *page;
 static const struct iovm_zone *zone;
 static int stack_var;
+static struct iovm_domain *dom, *idom;
+static struct iovm_device *dev, *dev2;
+static struct iovm_queue *q, *qfull, *qworker;
+static iovm_pa_t page_pa;
 
 /* Pointer results: 0 for a pointer, -errno for NULL. */
 static long ptr_ret(const void *p)
@@ -143,6 +147,110 @@ B(sysinfo_null) { return iovm_sysinfo_get(NULL); }
 B(sysinfo_free_null) { iovm_sysinfo_free(NULL); return -EINVAL; }
 B(uffd_name_unknown) { return iovm_uffd_feature_name(1000) ? -1 : -EINVAL; }
 
+static int fault_fn(void *arg, struct iovm_domain *d, const struct iovm_fault *f)
+{
+	(void)arg;
+	(void)d;
+	(void)f;
+	return -1;
+}
+
+B(dom_create_null_ctx) { struct iovm_domain *d; return iovm_domain_create(NULL, NULL, &d); }
+B(dom_create_null_out) { return iovm_domain_create(ctx, NULL, NULL); }
+B(dom_create_bad_type) { struct iovm_domain *d;
+	return iovm_domain_create(ctx, &(struct iovm_domain_attr){ .type = 9 }, &d); }
+B(dom_create_bad_flags) { struct iovm_domain *d;
+	return iovm_domain_create(ctx, &(struct iovm_domain_attr){ .flags = 1u << 20 }, &d); }
+B(dom_create_bad_bits) { struct iovm_domain *d;
+	return iovm_domain_create(ctx, &(struct iovm_domain_attr){ .dma_bits = 12 }, &d); }
+B(dom_create_holes_no_count) { struct iovm_domain *d; struct iovm_iova_range h = { IOVM_IOVA(0), 4096 };
+	return iovm_domain_create(ctx, &(struct iovm_domain_attr){ .reserved = &h }, &d); }
+B(dom_destroy_null) { return iovm_domain_destroy(NULL); }
+B(dom_destroy_attached) { return iovm_domain_destroy(dom); }
+B(map_null_dom) { iovm_iova_t i = IOVM_IOVA_ANY; return iovm_domain_map(NULL, &i, page_pa, 4096, 3); }
+B(map_null_iova) { return iovm_domain_map(dom, NULL, page_pa, 4096, 3); }
+B(map_zero_len) { iovm_iova_t i = IOVM_IOVA_ANY; return iovm_domain_map(dom, &i, page_pa, 0, 3); }
+B(map_unaligned_len) { iovm_iova_t i = IOVM_IOVA_ANY; return iovm_domain_map(dom, &i, page_pa, 100, 3); }
+B(map_unaligned_pa) { iovm_iova_t i = IOVM_IOVA_ANY;
+	return iovm_domain_map(dom, &i, IOVM_PA(page_pa.addr + 8), 4096, 3); }
+B(map_unaligned_iova) { iovm_iova_t i = IOVM_IOVA(0x1008); return iovm_domain_map(dom, &i, page_pa, 4096, 3); }
+B(map_bad_perm) { iovm_iova_t i = IOVM_IOVA_ANY; return iovm_domain_map(dom, &i, page_pa, 4096, 8); }
+B(map_no_perm) { iovm_iova_t i = IOVM_IOVA_ANY; return iovm_domain_map(dom, &i, page_pa, 4096, 0); }
+B(map_foreign_pa) { iovm_iova_t i = IOVM_IOVA_ANY;
+	return iovm_domain_map(dom, &i, IOVM_PA(UINT64_C(1) << 46), 4096, 3); }
+B(map_pa_overflow) { iovm_iova_t i = IOVM_IOVA_ANY;
+	return iovm_domain_map(dom, &i, IOVM_PA(UINT64_MAX - 4095), 8192, 3); }
+B(map_identity) { iovm_iova_t i = IOVM_IOVA_ANY; return iovm_domain_map(idom, &i, page_pa, 4096, 3); }
+B(map_overlap) { iovm_iova_t i = IOVM_IOVA(0x7000000);
+	return iovm_domain_map(dom, &i, page_pa, 4096, 3) ? -1 : iovm_domain_map(dom, &i, page_pa, 4096, 3); }
+B(map_beyond_mask) { iovm_iova_t i = IOVM_IOVA(UINT64_C(1) << 48); return iovm_domain_map(dom, &i, page_pa, 4096, 3); }
+B(map_pages_null) { iovm_iova_t i = IOVM_IOVA_ANY; return iovm_domain_map_pages(dom, &i, NULL, 1, 3); }
+B(map_pages_zero) { iovm_iova_t i = IOVM_IOVA_ANY; return iovm_domain_map_pages(dom, &i, &page_pa, 0, 3); }
+B(map_pages_unaligned) { iovm_iova_t i = IOVM_IOVA_ANY; iovm_pa_t p = IOVM_PA(page_pa.addr + 1);
+	return iovm_domain_map_pages(dom, &i, &p, 1, 3); }
+B(map_pages_foreign) { iovm_iova_t i = IOVM_IOVA_ANY; iovm_pa_t p = IOVM_PA(UINT64_C(1) << 46);
+	return iovm_domain_map_pages(dom, &i, &p, 1, 3); }
+B(map_ptr_null) { iovm_iova_t i; return iovm_domain_map_ptr(dom, NULL, 4096, 3, &i); }
+B(map_ptr_unaligned) { iovm_iova_t i; return iovm_domain_map_ptr(dom, page + 8, 4096, 3, &i); }
+B(map_ptr_foreign) { iovm_iova_t i; static uint8_t p[8192] __attribute__((aligned(4096)));
+	return iovm_domain_map_ptr(dom, p, 4096, 3, &i); }
+B(map_ptr_null_out) { return iovm_domain_map_ptr(dom, page, 4096, 3, NULL); }
+B(unmap_null) { return iovm_domain_unmap(NULL, IOVM_IOVA(0x1000), 4096); }
+B(unmap_unaligned) { return iovm_domain_unmap(dom, IOVM_IOVA(0x1001), 4096); }
+B(unmap_zero) { return iovm_domain_unmap(dom, IOVM_IOVA(0x1000), 0); }
+B(unmap_overflow) { return iovm_domain_unmap(dom, IOVM_IOVA(UINT64_MAX - 4095), 8192); }
+B(unmap_nothing) { return iovm_domain_unmap(dom, IOVM_IOVA(0x123000), 4096); }
+B(unmap_identity) { return iovm_domain_unmap(idom, IOVM_IOVA(0x1000), 4096); }
+B(flush_null) { return iovm_domain_flush(NULL); }
+B(dma_iova_null_dom) { iovm_iova_t i; return iovm_dma_iova(NULL, live, &i); }
+B(dma_iova_null_out) { return iovm_dma_iova(idom, live, NULL); }
+B(dma_iova_foreign) { iovm_iova_t i; return iovm_dma_iova(dom, &stack_var, &i); }
+B(translate_null) { iovm_pa_t p; return iovm_domain_translate(NULL, IOVM_IOVA(0), &p, NULL); }
+B(translate_null_out) { return iovm_domain_translate(dom, IOVM_IOVA(0), NULL, NULL); }
+B(translate_unmapped) { iovm_pa_t p; return iovm_domain_translate(dom, IOVM_IOVA(0x3000), &p, NULL); }
+B(dirty_null) { bool a, d; return iovm_domain_read_dirty(NULL, IOVM_IOVA(0), 4096, false, &a, &d); }
+B(dirty_null_out) { bool a; return iovm_domain_read_dirty(dom, IOVM_IOVA(0), 4096, false, &a, NULL); }
+B(dirty_zero) { bool a, d; return iovm_domain_read_dirty(dom, IOVM_IOVA(0), 0, false, &a, &d); }
+B(handler_null) { return iovm_domain_set_fault_handler(NULL, fault_fn, NULL); }
+B(fault_pop_null) { struct iovm_fault f; return iovm_domain_fault_pop(NULL, &f); }
+B(fault_pop_empty) { struct iovm_fault f; return iovm_domain_fault_pop(idom, &f); }
+B(dom_stats_null) { struct iovm_domain_stats st; return iovm_domain_stats(NULL, &st); }
+B(dom_stats_null_out) { return iovm_domain_stats(dom, NULL); }
+B(dev_open_null_ctx) { struct iovm_device *d; return iovm_device_open(NULL, "sw", &d); }
+B(dev_open_null_spec) { struct iovm_device *d; return iovm_device_open(ctx, NULL, &d); }
+B(dev_open_unknown) { struct iovm_device *d; return iovm_device_open(ctx, "nic:42", &d); }
+B(dev_open_null_out) { return iovm_device_open(ctx, "sw", NULL); }
+B(dev_close_null) { return iovm_device_close(NULL); }
+B(dev_id_null) { return iovm_device_id(NULL) ? -1 : -EINVAL; }
+B(attach_null_dev) { return iovm_device_attach(NULL, dom, 0); }
+B(attach_null_dom) { return iovm_device_attach(dev2, NULL, 0); }
+B(attach_big_pasid) { return iovm_device_attach(dev2, dom, IOVM_PASID_MAX + 1); }
+B(attach_twice) { return iovm_device_attach(dev, idom, IOVM_PASID_NONE); }
+B(detach_null) { return iovm_device_detach(NULL, 0); }
+B(detach_big_pasid) { return iovm_device_detach(dev, IOVM_PASID_MAX + 1); }
+B(detach_unattached) { return iovm_device_detach(dev2, 7); }
+B(queue_null_dev) { struct iovm_queue *x; return iovm_queue_create(NULL, NULL, &x); }
+B(queue_depth_not_pow2) { struct iovm_queue *x;
+	return iovm_queue_create(dev, &(struct iovm_queue_attr){ .depth = 100 }, &x); }
+B(queue_depth_huge) { struct iovm_queue *x;
+	return iovm_queue_create(dev, &(struct iovm_queue_attr){ .depth = 1u << 20 }, &x); }
+B(queue_bad_flags) { struct iovm_queue *x;
+	return iovm_queue_create(dev, &(struct iovm_queue_attr){ .flags = 4 }, &x); }
+B(queue_no_domain) { struct iovm_queue *x; return iovm_queue_create(dev2, NULL, &x); }
+B(queue_null_out) { return iovm_queue_create(dev, NULL, NULL); }
+B(queue_destroy_null) { return iovm_queue_destroy(NULL); }
+B(submit_null) { return iovm_queue_submit(NULL, &(struct iovm_desc){ 0 }); }
+B(submit_null_desc) { return iovm_queue_submit(q, NULL); }
+B(submit_full) { struct iovm_desc d = { 0 }; int ret = 0;
+	for (int i = 0; i < 3 && !ret; i++) ret = iovm_queue_submit(qfull, &d);
+	return ret; }
+B(process_null) { return iovm_queue_process(NULL, 1); }
+B(process_worker) { return iovm_queue_process(qworker, 1); }
+B(reap_null) { struct iovm_cqe c; return iovm_queue_reap(NULL, &c, 1); }
+B(reap_null_out) { return iovm_queue_reap(q, NULL, 1); }
+B(queue_stats_null) { struct iovm_queue_stats st; return iovm_queue_stats(NULL, &st); }
+B(queue_stats_null_out) { return iovm_queue_stats(q, NULL); }
+
 struct bad_case {
 	const char *id;
 	const char *api; /* the public function the row exercises */
@@ -242,6 +350,85 @@ static const struct bad_case cases[] = {
 	ROW(sysinfo_null, iovm_sysinfo_get, EINVAL),
 	ROW(sysinfo_free_null, iovm_sysinfo_free, EINVAL),
 	ROW(uffd_name_unknown, iovm_uffd_feature_name, EINVAL),
+	ROW(dom_create_null_ctx, iovm_domain_create, EINVAL),
+	ROW(dom_create_null_out, iovm_domain_create, EINVAL),
+	ROW(dom_create_bad_type, iovm_domain_create, EINVAL),
+	ROW(dom_create_bad_flags, iovm_domain_create, EINVAL),
+	ROW(dom_create_bad_bits, iovm_domain_create, EINVAL),
+	ROW(dom_create_holes_no_count, iovm_domain_create, EINVAL),
+	ROW(dom_destroy_null, iovm_domain_destroy, EINVAL),
+	ROW(dom_destroy_attached, iovm_domain_destroy, EBUSY),
+	ROW(map_null_dom, iovm_domain_map, EINVAL),
+	ROW(map_null_iova, iovm_domain_map, EINVAL),
+	ROW(map_zero_len, iovm_domain_map, EINVAL),
+	ROW(map_unaligned_len, iovm_domain_map, EINVAL),
+	ROW(map_unaligned_pa, iovm_domain_map, EINVAL),
+	ROW(map_unaligned_iova, iovm_domain_map, EINVAL),
+	ROW(map_bad_perm, iovm_domain_map, EINVAL),
+	ROW(map_no_perm, iovm_domain_map, EINVAL),
+	ROW(map_foreign_pa, iovm_domain_map, EINVAL),
+	ROW(map_pa_overflow, iovm_domain_map, EINVAL),
+	ROW(map_identity, iovm_domain_map, EOPNOTSUPP),
+	ROW(map_overlap, iovm_domain_map, EEXIST),
+	ROW(map_beyond_mask, iovm_domain_map, EINVAL),
+	ROW(map_pages_null, iovm_domain_map_pages, EINVAL),
+	ROW(map_pages_zero, iovm_domain_map_pages, EINVAL),
+	ROW(map_pages_unaligned, iovm_domain_map_pages, EINVAL),
+	ROW(map_pages_foreign, iovm_domain_map_pages, EINVAL),
+	ROW(map_ptr_null, iovm_domain_map_ptr, EINVAL),
+	ROW(map_ptr_unaligned, iovm_domain_map_ptr, EINVAL),
+	ROW(map_ptr_foreign, iovm_domain_map_ptr, ENOENT),
+	ROW(map_ptr_null_out, iovm_domain_map_ptr, EINVAL),
+	ROW(unmap_null, iovm_domain_unmap, EINVAL),
+	ROW(unmap_unaligned, iovm_domain_unmap, EINVAL),
+	ROW(unmap_zero, iovm_domain_unmap, EINVAL),
+	ROW(unmap_overflow, iovm_domain_unmap, EINVAL),
+	ROW(unmap_nothing, iovm_domain_unmap, ENOENT),
+	ROW(unmap_identity, iovm_domain_unmap, EOPNOTSUPP),
+	ROW(flush_null, iovm_domain_flush, EINVAL),
+	ROW(dma_iova_null_dom, iovm_dma_iova, EINVAL),
+	ROW(dma_iova_null_out, iovm_dma_iova, EINVAL),
+	ROW(dma_iova_foreign, iovm_dma_iova, ENOENT),
+	ROW(translate_null, iovm_domain_translate, EINVAL),
+	ROW(translate_null_out, iovm_domain_translate, EINVAL),
+	ROW(translate_unmapped, iovm_domain_translate, ENOENT),
+	ROW(dirty_null, iovm_domain_read_dirty, EINVAL),
+	ROW(dirty_null_out, iovm_domain_read_dirty, EINVAL),
+	ROW(dirty_zero, iovm_domain_read_dirty, EINVAL),
+	ROW(handler_null, iovm_domain_set_fault_handler, EINVAL),
+	ROW(fault_pop_null, iovm_domain_fault_pop, EINVAL),
+	ROW(fault_pop_empty, iovm_domain_fault_pop, EAGAIN),
+	ROW(dom_stats_null, iovm_domain_stats, EINVAL),
+	ROW(dom_stats_null_out, iovm_domain_stats, EINVAL),
+	ROW(dev_open_null_ctx, iovm_device_open, EINVAL),
+	ROW(dev_open_null_spec, iovm_device_open, EINVAL),
+	ROW(dev_open_unknown, iovm_device_open, ENODEV),
+	ROW(dev_open_null_out, iovm_device_open, EINVAL),
+	ROW(dev_close_null, iovm_device_close, EINVAL),
+	ROW(dev_id_null, iovm_device_id, EINVAL),
+	ROW(attach_null_dev, iovm_device_attach, EINVAL),
+	ROW(attach_null_dom, iovm_device_attach, EINVAL),
+	ROW(attach_big_pasid, iovm_device_attach, EINVAL),
+	ROW(attach_twice, iovm_device_attach, EBUSY),
+	ROW(detach_null, iovm_device_detach, EINVAL),
+	ROW(detach_big_pasid, iovm_device_detach, EINVAL),
+	ROW(detach_unattached, iovm_device_detach, ENOENT),
+	ROW(queue_null_dev, iovm_queue_create, EINVAL),
+	ROW(queue_depth_not_pow2, iovm_queue_create, EINVAL),
+	ROW(queue_depth_huge, iovm_queue_create, EINVAL),
+	ROW(queue_bad_flags, iovm_queue_create, EINVAL),
+	ROW(queue_no_domain, iovm_queue_create, ENODEV),
+	ROW(queue_null_out, iovm_queue_create, EINVAL),
+	ROW(queue_destroy_null, iovm_queue_destroy, EINVAL),
+	ROW(submit_null, iovm_queue_submit, EINVAL),
+	ROW(submit_null_desc, iovm_queue_submit, EINVAL),
+	ROW(submit_full, iovm_queue_submit, EAGAIN),
+	ROW(process_null, iovm_queue_process, EINVAL),
+	ROW(process_worker, iovm_queue_process, EINVAL),
+	ROW(reap_null, iovm_queue_reap, EINVAL),
+	ROW(reap_null_out, iovm_queue_reap, EINVAL),
+	ROW(queue_stats_null, iovm_queue_stats, EINVAL),
+	ROW(queue_stats_null_out, iovm_queue_stats, EINVAL),
 };
 
 static void quiet(void *arg, enum iovm_log_level level, const char *msg)
@@ -283,7 +470,22 @@ int main(void)
 	CHECK(live && freed);
 	CHECK_OK(iovm_dma_free(ctx, freed));
 	CHECK_EQ(iovm_zone_reserve(ctx, "badinput-zone", 4096, 0, 0, &zone), 0);
+	page = iovm_dma_alloc(ctx, 4096, 4096, 0);
+	CHECK_OK(iovm_dma_pa(ctx, page, &page_pa));
+	CHECK_OK(iovm_domain_create(ctx, NULL, &dom));
+	CHECK_OK(iovm_domain_create(ctx, &(struct iovm_domain_attr){ .type = IOVM_DOMAIN_IDENTITY }, &idom));
+	CHECK_OK(iovm_device_open(ctx, "sw", &dev));
+	CHECK_OK(iovm_device_open(ctx, "sw", &dev2));
+	CHECK_OK(iovm_device_attach(dev, dom, IOVM_PASID_NONE));
+	CHECK_OK(iovm_queue_create(dev, &(struct iovm_queue_attr){ .depth = 4, .flags = IOVM_QUEUE_POLLED }, &q));
+	CHECK_OK(iovm_queue_create(dev, &(struct iovm_queue_attr){ .depth = 2, .flags = IOVM_QUEUE_POLLED }, &qfull));
+	CHECK_OK(iovm_queue_create(dev, &(struct iovm_queue_attr){ .depth = 2 }, &qworker));
 	RUN(every_call_refuses_bad_input);
+	CHECK_OK(iovm_device_close(dev2));
+	CHECK_OK(iovm_device_close(dev));
+	CHECK_OK(iovm_domain_destroy(dom));
+	CHECK_OK(iovm_domain_destroy(idom));
+	CHECK_OK(iovm_dma_free(ctx, page));
 	CHECK_OK(iovm_zone_free(ctx, zone));
 	CHECK_OK(iovm_dma_free(ctx, live));
 	iovm_close(ctx);
