@@ -38,6 +38,7 @@ bench: build
 	@[ -f $(BUILD)/build.ninja ] && meson setup --reconfigure $(BUILD) >/dev/null
 	ninja -C $(BUILD)
 	$(BUILD)/tools/iovm bench mem --plot $(BUILD)/bench-mem.svg --json-out $(BUILD)/bench-mem.json
+	$(BUILD)/tools/iovm bench iommu --plot $(BUILD)/bench-iommu.svg --json-out $(BUILD)/bench-iommu.json
 
 install: build
 	meson install -C $(BUILD)

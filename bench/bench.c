@@ -131,7 +131,8 @@ void bench_print_table(FILE *f, const char *title, unsigned reps)
 		fprintf(f, "\n");
 	for (unsigned i = 0; i < nr_notes; i++)
 		fprintf(f, "note: %s\n", notes[i]);
-	fprintf(f, "\nratio = iovm / peer: below 1, iovm is faster.\n");
+	fprintf(f, "\nratio = iovm / peer: for times (ns, us, ms) below 1 is better for iovm;"
+		   " for rates (/s) and speed-ups (x) above 1 is.\n");
 }
 
 static void json_num(FILE *f, double v)
@@ -173,62 +174,109 @@ int bench_write_json_file(const char *path)
 	return 0;
 }
 
-/* Each row in nanoseconds, so that one log axis holds them all. */
-static double to_ns(const char *unit, double v)
+/* Rows measured as rates (GB/s, Mops/s...): higher is better. */
+static bool rate_unit(const char *unit)
 {
-	if (!strncmp(unit, "us", 2))
-		return v * 1e3;
-	if (!strncmp(unit, "ms", 2))
-		return v * 1e6;
-	return v;
+	return strstr(unit, "/s") != NULL;
+}
+
+/* Rows measured in time, in nanoseconds: one log axis holds them all. */
+static bool time_unit(const char *unit, double *scale)
+{
+	/* "ns", "ns/lookup", "us"...: a time, per whatever follows. */
+	*scale = !strncmp(unit, "ns", 2) ? 1 : !strncmp(unit, "us", 2) ? 1e3 : !strncmp(unit, "ms", 2) ? 1e6 : 0;
+	return *scale != 0 && !rate_unit(unit);
+}
+
+/* Write the rows @want selects to @f; returns how many. */
+static unsigned plot_data(FILE *f, bool rates)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < nr_results; i++) {
+		const struct result *r = &results[i];
+		double scale = 1;
+
+		if (rates ? !rate_unit(r->unit) : !time_unit(r->unit, &scale))
+			continue;
+		fprintf(f, "\"%s, %s\\n(%s)\" %g %g\n", r->name, rates ? r->unit : "ns", r->peer,
+			isnan(r->iovm) ? 0 : r->iovm * scale, isnan(r->peer_value) ? 0 : r->peer_value * scale);
+		n++;
+	}
+	return n;
 }
 
 int bench_plot(const char *svg, const char *title)
 {
-	char dat[] = "/tmp/iovm-bench-XXXXXX";
-	FILE *f, *gp;
-	int fd;
+	char times[] = "/tmp/iovm-bench-t-XXXXXX", rates[] = "/tmp/iovm-bench-r-XXXXXX";
+	unsigned nt, nr, panels;
+	FILE *ft, *fr, *gp;
+	int fdt, fdr;
 
 	if (system("command -v gnuplot >/dev/null 2>&1")) {
 		fprintf(stderr, "[bench] gnuplot is not installed: no chart (apt-get install gnuplot-nox)\n");
 		return -ENOENT;
 	}
-	fd = mkstemp(dat);
-	if (fd < 0 || !(f = fdopen(fd, "w")))
-		return -errno;
-	for (unsigned i = 0; i < nr_results; i++) {
-		const struct result *r = &results[i];
+	fdt = mkstemp(times);
+	fdr = mkstemp(rates);
+	ft = fdt >= 0 ? fdopen(fdt, "w") : NULL;
+	fr = fdr >= 0 ? fdopen(fdr, "w") : NULL;
+	if (!ft || !fr) {
+		int err = -errno;
 
-		fprintf(f, "\"%s\\n(%s)\" %g %g\n", r->name, r->peer,
-			isnan(r->iovm) ? 0 : to_ns(r->unit, r->iovm),
-			isnan(r->peer_value) ? 0 : to_ns(r->unit, r->peer_value));
+		if (ft)
+			fclose(ft);
+		else if (fdt >= 0)
+			close(fdt);
+		if (fr)
+			fclose(fr);
+		else if (fdr >= 0)
+			close(fdr);
+		unlink(times);
+		unlink(rates);
+		return err;
 	}
-	fclose(f);
-	gp = popen("gnuplot", "w");
+	nt = plot_data(ft, false);
+	nr = plot_data(fr, true);
+	fclose(ft);
+	fclose(fr);
+	panels = (nt > 0) + (nr > 0);
+	gp = panels ? popen("gnuplot", "w") : NULL;
 	if (!gp) {
-		unlink(dat);
-		return -errno;
+		unlink(times);
+		unlink(rates);
+		return panels ? -errno : -ENODATA;
 	}
 	/* SVG by default; PNG when the name says so. */
-	fprintf(gp, "%s\n",
-		strlen(svg) > 4 && !strcmp(svg + strlen(svg) - 4, ".png")
-			? "set terminal pngcairo size 1200,700 font 'sans,10' background rgb 'white'"
-			: "set terminal svg size 1200,700 font 'sans,11' background rgb 'white'");
+	fprintf(gp, "set terminal %s size 1200,%u font 'sans,10' background rgb 'white'\n",
+		strlen(svg) > 4 && !strcmp(svg + strlen(svg) - 4, ".png") ? "pngcairo" : "svg",
+		100 + 550 * panels);
 	fprintf(gp,
 		"set output '%s'\n"
-		"set title '%s'\n"
+		"set termoption noenhanced\n"
+		"set multiplot layout %u,1 title '%s'\n"
 		"set style data histograms\n"
 		"set style histogram clustered gap 1\n"
 		"set style fill solid 0.8 border -1\n"
 		"set logscale y\n"
-		"set ylabel 'time, ns (log scale; a missing bar did not succeed)'\n"
-		"set xtics rotate by -25 font 'sans,9'\n"
+		"set xtics rotate by -20 font 'sans,9'\n"
 		"set key top left\n"
-		"set grid ytics\n"
-		"plot '%s' using 2:xtic(1) title 'iovm' lc rgb '#2a7ab9', '' using 3 title 'peer' lc rgb '#d9822b'\n",
-		svg, title, dat);
+		"set grid ytics\n",
+		svg, panels, title);
+	if (nt)
+		fprintf(gp,
+			"set title 'time: lower is better (log scale; a missing bar did not succeed)'\n"
+			"plot '%s' using 2:xtic(1) title 'iovm' lc rgb '#2a7ab9', '' using 3 title 'peer' lc rgb '#d9822b'\n",
+			times);
+	if (nr)
+		fprintf(gp,
+			"set title 'rates: higher is better (log scale)'\n"
+			"plot '%s' using 2:xtic(1) title 'iovm' lc rgb '#2a7ab9', '' using 3 title 'peer' lc rgb '#d9822b'\n",
+			rates);
+	fprintf(gp, "unset multiplot\n");
 	pclose(gp);
-	unlink(dat);
+	unlink(times);
+	unlink(rates);
 	fprintf(stderr, "[bench] chart written to %s\n", svg);
 	return 0;
 }
@@ -242,6 +290,21 @@ const char *bench_size(uint64_t bytes, char *buf, unsigned len)
 	else
 		snprintf(buf, len, "%llu KiB", (unsigned long long)(bytes >> 10));
 	return buf;
+}
+
+void bench_report(const struct bench_args *args, const char *title, unsigned reps)
+{
+	char chart_title[128];
+
+	bench_print_table(stdout, title, reps);
+	if (args->json)
+		bench_write_json(stdout);
+	if (args->json_out)
+		bench_write_json_file(args->json_out);
+	if (args->plot) {
+		snprintf(chart_title, sizeof(chart_title), "%s: iovm beside its peers", title);
+		bench_plot(args->plot, chart_title);
+	}
 }
 
 /* ---- hugepages for the run ---- */

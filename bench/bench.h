@@ -40,4 +40,20 @@ void bench_hugepages_reserve(unsigned nr);
 
 const char *bench_size(uint64_t bytes, char *buf, unsigned len);
 
+/* What every benchmark takes from the command line. */
+struct bench_args {
+	bool json;            /* the JSON list on stdout, after the table */
+	const char *json_out; /* and/or into a file */
+	const char *plot;     /* an SVG (or .png) chart */
+	bool quick;           /* fewer iterations: for the test suite */
+	bool dpdk;            /* compare against DPDK where built in */
+	const char *opts;     /* iovm options */
+};
+
+/* The table, then the JSON and the chart the arguments ask for. */
+void bench_report(const struct bench_args *args, const char *title, unsigned reps);
+
+int bench_mem(const struct bench_args *args);
+int bench_iommu(const struct bench_args *args);
+
 #endif /* IOVM_BENCH_H */

@@ -402,40 +402,13 @@ static void dpdk_start(void)
 }
 #endif
 
-static void usage(void)
+int bench_mem(const struct bench_args *args)
 {
-	fprintf(stderr, "usage: iovm bench mem [--json] [--json-out FILE] [--plot FILE.svg] [--quick]\n"
-			"                      [--no-dpdk] [--opts IOVM_OPTIONS]\n");
-}
-
-int main(int argc, char **argv)
-{
-	const char *json_out = NULL, *plot = NULL;
-	bool json_stdout = false;
 	int ret;
 
-	if (argc < 2 || strcmp(argv[1], "mem")) {
-		usage();
-		return 2;
-	}
-	for (int i = 2; i < argc; i++) {
-		if (!strcmp(argv[i], "--json"))
-			json_stdout = true;
-		else if (!strcmp(argv[i], "--json-out") && i + 1 < argc)
-			json_out = argv[++i];
-		else if (!strcmp(argv[i], "--plot") && i + 1 < argc)
-			plot = argv[++i];
-		else if (!strcmp(argv[i], "--quick"))
-			cfg.quick = true;
-		else if (!strcmp(argv[i], "--no-dpdk"))
-			cfg.dpdk = false;
-		else if (!strcmp(argv[i], "--opts") && i + 1 < argc)
-			cfg.opts = argv[++i];
-		else {
-			usage();
-			return 2;
-		}
-	}
+	cfg.quick = args->quick;
+	cfg.dpdk = args->dpdk;
+	cfg.opts = args->opts;
 	bench_hugepages_reserve(cfg.quick ? 0 : 1024);
 	ret = iovm_open(cfg.opts, &ctx);
 	if (ret) {
@@ -454,13 +427,7 @@ int main(int argc, char **argv)
 	bench_lookups();
 	bench_zone();
 
-	bench_print_table(stdout, "iovm bench mem", reps());
-	if (json_stdout)
-		bench_write_json(stdout);
-	if (json_out)
-		bench_write_json_file(json_out);
-	if (plot)
-		bench_plot(plot, "iovm bench mem: iovm beside its peers (lower is better)");
+	bench_report(args, "iovm bench mem", reps());
 	iovm_close(ctx);
 #ifdef HAVE_DPDK
 	if (dpdk_up)

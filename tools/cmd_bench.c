@@ -23,7 +23,8 @@ int cmd_bench(int argc, char **argv)
 	ssize_t n;
 
 	if (argc < 2) {
-		fprintf(stderr, "usage: iovm bench mem [--json] [--json-out FILE] [--quick] [--plot FILE.svg]\n");
+		fprintf(stderr, "usage: iovm bench mem|iommu [--json] [--json-out FILE] [--quick] [--plot FILE.svg]\n"
+				"                      [--no-dpdk] [--opts IOVM_OPTIONS]\n");
 		return 2;
 	}
 	/* In the build tree, next to tools/ ; installed, in libexecdir. */

@@ -48,7 +48,7 @@ struct iovm_domain_attr {
 	enum iovm_domain_type type;
 	uint32_t flags;            /* IOVM_DOMAIN_* */
 	unsigned dma_bits;         /* IOVAs below 2^dma_bits: 32 to 48; 0 means 48 */
-	unsigned flush_batch;      /* deferred: unmaps per flush; 0 means 256, as Linux */
+	unsigned flush_batch;      /* deferred: unmapped ranges per flush; 0 means 256, as Linux */
 	unsigned flush_timeout_us; /* deferred: longest wait for a flush; 0 means 10000, as Linux */
 	unsigned fault_queue;      /* faults kept for iovm_domain_fault_pop(); 0 means 256 */
 	/* Holes a managed domain never hands out; NULL means the x86 MSI window. */
@@ -139,7 +139,9 @@ IOVM_API int iovm_domain_map_ptr(struct iovm_domain *dom, const void *ptr, size_
  * the old translation; deferred ones queue the invalidation, keeping the
  * pages pinned and the IOVAs quarantined until the flush.
  *
- * Thread safety: safe; not concurrently with a map of the same range.
+ * Thread safety: safe; not concurrently with a map or another unmap of an
+ * overlapping range (as with the Linux IOMMU API, the caller serializes
+ * those), while devices may go on using the rest of the domain.
  *
  * Return: 0; -EINVAL for bad arguments; -ENOENT when nothing was mapped there.
  */

@@ -27,41 +27,61 @@ struct iovm_device {
 	struct list_node queues;      /* under lock */
 };
 
+/*
+ * A queue's fields are grouped by who writes them, each group on its own
+ * cache lines, as a device keeps its doorbell registers apart: a submitter,
+ * an engine and a reaper on different CPUs then move only the lines they
+ * must (the rings, and the doorbell the other side reads).
+ */
 struct iovm_queue {
+	/* Set at creation, read-only after. */
 	struct iovm_device *dev;
 	struct list_node link;        /* in iovm_device.queues, under its lock */
 	struct iommu_iotlb *tlb;
 	unsigned depth;
 	uint32_t flags;
-
 	/* The rings, in DMA memory: the CPU's pointers and the device's IOVAs. */
 	struct iovm_desc *sq;
 	struct iovm_cqe *cq;
 	uint64_t sq_iova, cq_iova;
 	bool rings_mapped;            /* mapped by us: unmapped at destroy */
-
-	/* Doorbells: as the registers of a device, in host memory. */
-	_Atomic uint32_t sq_tail;     /* written by the submitter */
-	_Atomic uint32_t sq_head;     /* written by the engine */
-	_Atomic uint32_t cq_head;     /* written by the reaper */
-	uint32_t cq_tail;             /* the engine's */
-	uint8_t cq_phase;             /* the engine's: the phase it writes */
-	uint32_t reap_head;           /* the reaper's */
-	uint8_t reap_phase;           /* the reaper's: the phase it expects */
-	_Atomic bool broken;          /* the engine could not reach its rings */
-
-	/* The worker, or the one polling caller. */
-	pthread_t worker;
 	bool has_worker;
+	pthread_t worker;
+
+	/* The submitter's. */
+	_Atomic uint32_t sq_tail __cacheline_aligned; /* the doorbell */
+	_Atomic uint64_t submitted;
+
+	/* The engine's: the worker's, or the one polling caller's. */
+	_Atomic uint32_t sq_head __cacheline_aligned;
+	uint32_t cq_tail;
+	uint8_t cq_phase;             /* the phase it writes */
+	_Atomic bool broken;          /* the engine could not reach its rings */
+	_Atomic bool busy;            /* a polling caller is running it */
+	uint32_t sections_left;       /* times a descriptor left its section for a fault handler */
+	/* Counters, read racily by iovm_queue_stats(). */
+	_Atomic uint64_t completed, bytes, faults, fault_retries, errors, ring_faults;
+
+	/* The reaper's. */
+	_Atomic uint32_t cq_head __cacheline_aligned; /* read by the submitter: ring room */
+	uint32_t reap_head;
+	uint8_t reap_phase;           /* the phase it expects */
+
+	/* Sleep and wake-up: written when the worker sleeps or stops, read at every submit. */
+	_Atomic bool sleeping __cacheline_aligned;
 	_Atomic bool stop;
-	_Atomic bool sleeping;
 	pthread_mutex_t wake_lock;
 	pthread_cond_t wake;
-	_Atomic bool busy;
-
-	/* Counters: written by the engine (and submitter), read racily. */
-	_Atomic uint64_t submitted, completed, bytes, faults, fault_retries, errors, ring_faults;
 };
+
+/*
+ * A counter with one writer (the engine, or the submitter): a load and a
+ * store, no locked instruction; readers may see it lag.
+ */
+static inline void count_add(_Atomic uint64_t *c, uint64_t n)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n, memory_order_relaxed);
+}
 
 /* engine.c: run the descriptors the submission ring holds, up to @budget. */
 unsigned engine_run(struct iovm_queue *q, unsigned budget);

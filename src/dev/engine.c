@@ -35,20 +35,44 @@
 /* Descriptors run in one device-side section. */
 #define SECTION_BUDGET 64
 
-static void ring_write_cqe(struct iovm_queue *q, const struct iovm_desc *d,
+/*
+ * A stretch of a ring translated once in a section: descriptors are fetched
+ * and completions written through it, as hardware fetches descriptors in
+ * bursts. Good until the section ends or is left (a fault handler).
+ */
+struct ring_window {
+	uint64_t iova; /* of ptr */
+	uint8_t *ptr;
+	uint64_t len;  /* 0: nothing translated */
+};
+
+/* The CPU's pointer to @size bytes of a ring at @iova, or NULL: the queue is broken. */
+static void *ring_at(struct iovm_queue *q, struct ring_window *w, uint64_t iova, size_t size,
+		     unsigned access)
+{
+	struct iommu_span s;
+	struct iovm_fault f;
+
+	/* Unsigned: an IOVA below the window wraps to a large offset. */
+	if (iova - w->iova < w->len && iova - w->iova + size <= w->len)
+		return w->ptr + (iova - w->iova);
+	if (iommu_access(q->tlb, IOVM_PASID_NONE, iova, access, &s, &f) || s.len < size) {
+		atomic_store_explicit(&q->broken, true, memory_order_relaxed);
+		count_add(&q->ring_faults, 1);
+		return NULL;
+	}
+	*w = (struct ring_window){ .iova = iova, .ptr = s.ptr, .len = s.len };
+	return s.ptr;
+}
+
+static void ring_write_cqe(struct iovm_queue *q, struct ring_window *w, const struct iovm_desc *d,
 			   const struct iovm_completion *c)
 {
 	uint64_t iova = q->cq_iova + (uint64_t)(q->cq_tail & (q->depth - 1)) * sizeof(struct iovm_cqe);
-	struct iommu_span s;
-	struct iovm_fault f;
-	struct iovm_cqe *e;
+	struct iovm_cqe *e = ring_at(q, w, iova, sizeof(*e), IOVM_MAP_WRITE);
 
-	if (iommu_access(q->tlb, IOVM_PASID_NONE, iova, IOVM_MAP_WRITE, &s, &f)) {
-		atomic_store_explicit(&q->broken, true, memory_order_relaxed);
-		atomic_fetch_add_explicit(&q->ring_faults, 1, memory_order_relaxed);
+	if (!e)
 		return;
-	}
-	e = (struct iovm_cqe *)s.ptr;
 	e->tag = d->tag;
 	e->bytes_completed = c->bytes_completed;
 	e->status = c->status;
@@ -61,6 +85,8 @@ static void ring_write_cqe(struct iovm_queue *q, const struct iovm_desc *d,
 unsigned engine_run(struct iovm_queue *q, unsigned budget)
 {
 	uint32_t head = atomic_load_explicit(&q->sq_head, memory_order_relaxed);
+	struct ring_window sqw = { 0 }, cqw = { 0 };
+	uint32_t left = q->sections_left;
 	unsigned done = 0;
 
 	if (atomic_load_explicit(&q->broken, memory_order_relaxed))
@@ -69,21 +95,22 @@ unsigned engine_run(struct iovm_queue *q, unsigned budget)
 	while (done < budget && head != atomic_load_explicit(&q->sq_tail, memory_order_acquire)) {
 		uint64_t iova = q->sq_iova + (uint64_t)(head & (q->depth - 1)) * sizeof(struct iovm_desc);
 		struct iovm_completion c = { 0 };
-		struct iommu_span s;
-		struct iovm_fault f;
 		struct iovm_desc d;
-
 		/* Fetched through the IOMMU, as hardware fetches its descriptors. */
-		if (iommu_access(q->tlb, IOVM_PASID_NONE, iova, IOVM_MAP_READ, &s, &f)) {
-			atomic_store_explicit(&q->broken, true, memory_order_relaxed);
-			atomic_fetch_add_explicit(&q->ring_faults, 1, memory_order_relaxed);
+		const void *sqe = ring_at(q, &sqw, iova, sizeof(d), IOVM_MAP_READ);
+
+		if (!sqe)
 			break;
-		}
-		memcpy(&d, s.ptr, sizeof(d));
+		memcpy(&d, sqe, sizeof(d));
 		engine_execute(q, &d, &c, false);
-		ring_write_cqe(q, &d, &c);
+		if (q->sections_left != left) {
+			/* A fault handler ran outside the section: translate the rings afresh. */
+			left = q->sections_left;
+			sqw.len = cqw.len = 0;
+		}
+		ring_write_cqe(q, &cqw, &d, &c);
 		atomic_store_explicit(&q->sq_head, ++head, memory_order_release);
-		atomic_fetch_add_explicit(&q->completed, 1, memory_order_relaxed);
+		count_add(&q->completed, 1);
 		done++;
 	}
 	iommu_exit(q->tlb);
@@ -179,9 +206,11 @@ IOVM_API int iovm_queue_create(struct iovm_device *dev, const struct iovm_queue_
 	if (!dom)
 		return err_detail(-ENODEV, IOVM_LOG_DEBUG,
 				  "a queue needs a domain attached for IOVM_PASID_NONE, for its rings");
-	q = calloc(1, sizeof(*q));
+	/* Aligned: its writers' groups are on cache lines of their own. */
+	q = aligned_alloc(CACHE_LINE_SIZE, align_up(sizeof(*q), CACHE_LINE_SIZE));
 	if (!q)
 		return -ENOMEM;
+	memset(q, 0, sizeof(*q));
 	q->dev = dev;
 	q->depth = depth;
 	q->flags = flags;
@@ -262,8 +291,12 @@ IOVM_API int iovm_queue_submit(struct iovm_queue *q, const struct iovm_desc *d)
 	if (tail - atomic_load_explicit(&q->cq_head, memory_order_acquire) >= q->depth)
 		return -EAGAIN;
 	memcpy(&q->sq[tail & (q->depth - 1)], d, sizeof(*d));
-	atomic_store_explicit(&q->sq_tail, tail + 1, memory_order_seq_cst);
-	atomic_fetch_add_explicit(&q->submitted, 1, memory_order_relaxed);
+	/* A worker's sleep is a store-load handshake with this store: seq_cst then. */
+	if (q->has_worker)
+		atomic_store_explicit(&q->sq_tail, tail + 1, memory_order_seq_cst);
+	else
+		atomic_store_explicit(&q->sq_tail, tail + 1, memory_order_release);
+	count_add(&q->submitted, 1);
 	if (q->has_worker && atomic_load_explicit(&q->sleeping, memory_order_seq_cst)) {
 		pthread_mutex_lock(&q->wake_lock);
 		pthread_cond_signal(&q->wake);

@@ -59,7 +59,7 @@ static void fault_complete(struct exec *x, const struct iovm_fault *f)
 	x->c->fault_addr = f->iova.addr;
 	x->c->fault_access = (uint8_t)f->access;
 	x->c->fault_reason = (uint8_t)f->reason;
-	atomic_fetch_add_explicit(&x->q->faults, 1, memory_order_relaxed);
+	count_add(&x->q->faults, 1);
 }
 
 /*
@@ -83,6 +83,7 @@ static int side_span(struct exec *x, struct side *s)
 		}
 		/* The handler may map and unmap: it runs outside the section. */
 		iommu_exit(x->q->tlb);
+		x->q->sections_left++;
 		int ret = iommu_fault_handle(x->q->dev->client, &f);
 		iommu_enter(x->q->tlb);
 		x->retries++;
@@ -90,7 +91,7 @@ static int side_span(struct exec *x, struct side *s)
 			fault_complete(x, &f);
 			return -EFAULT;
 		}
-		atomic_fetch_add_explicit(&x->q->fault_retries, 1, memory_order_relaxed);
+		count_add(&x->q->fault_retries, 1);
 		/* What was translated before may be gone: every span afresh. */
 		for (unsigned i = 0; i < x->nr_sides; i++)
 			x->sides[i]->avail = 0;
@@ -227,7 +228,7 @@ out:
 	x->c->crc = crc;
 	if (!x->c->status)
 		x->c->status = IOVM_STATUS_SUCCESS;
-	atomic_fetch_add_explicit(&x->q->bytes, done, memory_order_relaxed);
+	count_add(&x->q->bytes, done);
 }
 
 /* Read @n bytes at @iova of the descriptor's domain into @buf (lists, batches). */
@@ -297,7 +298,7 @@ out:
 	x->c->bytes_completed = (uint32_t)done;
 	if (!x->c->status)
 		x->c->status = IOVM_STATUS_SUCCESS;
-	atomic_fetch_add_explicit(&x->q->bytes, done, memory_order_relaxed);
+	count_add(&x->q->bytes, done);
 }
 
 /* Write a completion record through the IOMMU, its status last. */
@@ -310,7 +311,7 @@ static void write_completion(struct iovm_queue *q, const struct iovm_desc *d,
 
 	if (iommu_access(q->tlb, d->pasid, d->completion, IOVM_MAP_WRITE, &s, &f) ||
 	    s.len < sizeof(*rec)) {
-		atomic_fetch_add_explicit(&q->faults, 1, memory_order_relaxed);
+		count_add(&q->faults, 1);
 		return;
 	}
 	rec = (struct iovm_completion *)s.ptr;
@@ -374,7 +375,7 @@ void engine_execute(struct iovm_queue *q, const struct iovm_desc *d, struct iovm
 	exec_init(&x, q, d, c);
 	if (!valid(d, in_batch)) {
 		c->status = IOVM_STATUS_INVALID;
-		atomic_fetch_add_explicit(&q->errors, 1, memory_order_relaxed);
+		count_add(&q->errors, 1);
 	} else if (d->op == IOVM_OP_NOOP) {
 		c->status = IOVM_STATUS_SUCCESS;
 	} else if (d->op == IOVM_OP_GATHER || d->op == IOVM_OP_SCATTER) {

@@ -260,6 +260,9 @@ int iommu_iotlb_create(struct iommu_client *c, struct iommu_iotlb **out)
 		return -ENOMEM;
 	memset(t, 0, sizeof(*t));
 	t->client = c;
+	t->phys = c->is->ctx->phys;
+	t->bus_gen = phys_bus_gen(t->phys);
+	t->oracle = c->is->oracle;
 	epoch_reader_add(c->is->epoch, &t->reader);
 	pthread_mutex_lock(&c->lock);
 	list_add(&c->iotlbs, &t->link);
@@ -312,11 +315,14 @@ static int fault(struct iovm_domain *dom, struct iommu_iotlb *t, uint32_t pasid,
 
 /* Fill an IOTLB entry from a walk, then check the walk still holds. */
 static void iotlb_fill(struct iotlb_entry *e, uint64_t tag, const struct pt_walk *w, uint64_t page_pa,
-		       bool write)
+		       uint8_t *page_ptr, uint32_t bus_gen, bool write)
 {
 	e->pa = page_pa;
-	e->prot = w->prot;
+	e->ptr = page_ptr;
+	e->prot = (uint16_t)w->prot;
 	e->ptep = w->ptep;
+	e->pte = w->pte;
+	e->bus_gen = bus_gen;
 	e->dirty = write;
 	atomic_store_explicit(&e->tag, tag, memory_order_seq_cst);
 	if ((atomic_load_explicit(w->ptep, memory_order_seq_cst) ^ w->pte) &
@@ -341,68 +347,100 @@ static inline struct iotlb_entry *lookup(struct iommu_iotlb *t, uint64_t iova, u
 	return NULL;
 }
 
+/* What an access reaches, from the page it falls in: at most to the end of the bus granule. */
+static void span_set(struct iommu_span *s, uint8_t *page_ptr, uint64_t page_pa, uint64_t off,
+		     unsigned shift)
+{
+	uint64_t pa = page_pa + off;
+
+	s->ptr = page_ptr + off;
+	s->pa = pa;
+	/* Within a 2 MiB granule the bus maps one bank, contiguously. */
+	s->len = MIN((UINT64_C(1) << shift) - off, SZ_2M - (pa & (SZ_2M - 1)));
+}
+
+/*
+ * The IOTLB-hit path: a tag compare, the bus generation, the permission; no
+ * page-table walk, no domain or bus lookup. Anything unusual goes the slow
+ * way. Returns 0, or -EAGAIN for the slow way.
+ */
+static inline int access_cached(struct iommu_iotlb *t, uint32_t pasid, uint64_t iova, unsigned access,
+				struct iommu_span *s)
+{
+	struct iotlb_entry *e = lookup(t, iova, pasid);
+	unsigned shift;
+
+	if (!e || e->bus_gen != atomic_load_explicit(t->bus_gen, memory_order_acquire) ||
+	    (access & e->prot) != access)
+		return -EAGAIN;
+	shift = e >= t->huge ? IOTLB_HUGE_SHIFT : 12;
+	if ((access & IOVM_MAP_WRITE) && !e->dirty) {
+		pt_mark(e->ptep, e->pte & ~PTE_DIRTY, true);
+		e->dirty = 1;
+	}
+	t->hits++;
+	span_set(s, e->ptr, e->pa, iova & ((UINT64_C(1) << shift) - 1), shift);
+	return 0;
+}
+
 int iommu_access(struct iommu_iotlb *t, uint32_t pasid, uint64_t iova, unsigned access,
 		 struct iommu_span *s, struct iovm_fault *f)
 {
-	struct iovm_domain *dom = client_domain(t->client, pasid);
+	struct iovm_domain *dom;
 	bool write = access & IOVM_MAP_WRITE;
-	uint64_t pa, span;
-	unsigned prot;
+	uint64_t page_pa, off;
+	uint8_t *page_ptr;
+	uint32_t gen;
+	unsigned shift;
+	struct pt_walk w;
 
+	if (likely(!access_cached(t, pasid, iova, access, s))) {
+		if (unlikely(t->oracle)) {
+			dom = client_domain(t->client, pasid);
+			if (dom)
+				shadow_check(dom, iova, s->len, s->pa, access);
+		}
+		return 0;
+	}
+	dom = client_domain(t->client, pasid);
 	if (unlikely(!dom))
 		return fault(NULL, t, pasid, iova, access, IOVM_FAULT_NO_DOMAIN, f);
 	if (dom->type == IOVM_DOMAIN_IDENTITY) {
 		if (iova >= dom->limit)
 			return fault(dom, t, pasid, iova, access, IOVM_FAULT_NOT_PRESENT, f);
-		pa = iova;
 		/* The bus resolves 2 MiB granules: memory stays contiguous to the granule's end. */
-		span = SZ_2M - (pa & (SZ_2M - 1));
-		prot = PT_PROT_READ | PT_PROT_WRITE;
-	} else {
-		struct iotlb_entry *e = lookup(t, iova, pasid);
-
-		if (likely(e)) {
-			unsigned shift = e >= t->huge ? IOTLB_HUGE_SHIFT : 12;
-
-			t->hits++;
-			prot = e->prot;
-			pa = e->pa + (iova & ((UINT64_C(1) << shift) - 1));
-			span = (UINT64_C(1) << shift) - (iova & ((UINT64_C(1) << shift) - 1));
-			if (write && !e->dirty && (prot & PT_PROT_WRITE)) {
-				pt_mark(e->ptep, 0, true);
-				e->dirty = 1;
-			}
-		} else {
-			struct pt_walk w;
-			unsigned shift;
-
-			t->misses++;
-			if (pt_walk(&dom->pt, iova, &w))
-				return fault(dom, t, pasid, iova, access, IOVM_FAULT_NOT_PRESENT, f);
-			prot = w.prot;
-			if ((access & prot) == access)
-				pt_mark(w.ptep, w.pte, write);
-			/* A 1 GiB leaf is cached in 2 MiB pieces, the huge entries' size. */
-			shift = MIN(w.shift, (unsigned)IOTLB_HUGE_SHIFT);
-			e = shift == 12 ? &t->small[set_base(iova, 12, pasid, IOTLB_SMALL)]
-					: &t->huge[set_base(iova, IOTLB_HUGE_SHIFT, pasid, IOTLB_HUGE)];
-			e += t->victim++ % IOTLB_WAYS;
-			iotlb_fill(e, make_tag(iova, shift, pasid), &w,
-				   align_down(w.pa, UINT64_C(1) << shift), write && (access & prot) == access);
-			pa = w.pa;
-			span = (UINT64_C(1) << shift) - (iova & ((UINT64_C(1) << shift) - 1));
-		}
-		if (unlikely((access & prot) != access))
-			return fault(dom, t, pasid, iova, access, IOVM_FAULT_PERMISSION, f);
+		page_ptr = phys_bus_ptr(t->phys, pa_make(iova));
+		if (unlikely(!page_ptr))
+			return fault(dom, t, pasid, iova, access, IOVM_FAULT_BUS, f);
+		span_set(s, page_ptr, iova, 0, 21);
+		return 0;
 	}
-	s->ptr = phys_bus_ptr(dom->ctx->phys, pa_make(pa));
-	if (unlikely(!s->ptr))
+	t->misses++;
+	if (pt_walk(&dom->pt, iova, &w))
+		return fault(dom, t, pasid, iova, access, IOVM_FAULT_NOT_PRESENT, f);
+	if ((access & w.prot) != access)
+		return fault(dom, t, pasid, iova, access, IOVM_FAULT_PERMISSION, f);
+	pt_mark(w.ptep, w.pte, write);
+	/* A 1 GiB leaf is cached in 2 MiB pieces, the huge entries' size. */
+	shift = MIN(w.shift, (unsigned)IOTLB_HUGE_SHIFT);
+	off = iova & ((UINT64_C(1) << shift) - 1);
+	page_pa = w.pa - off;
+	/* The generation before the lookup: a bump in between makes the entry stale, not wrong. */
+	gen = atomic_load_explicit(t->bus_gen, memory_order_acquire);
+	page_ptr = phys_bus_ptr(t->phys, pa_make(page_pa));
+	if (unlikely(!page_ptr))
 		return fault(dom, t, pasid, iova, access, IOVM_FAULT_BUS, f);
-	/* Within a 2 MiB granule the bus maps one bank, contiguously. */
-	s->len = MIN(span, SZ_2M - (pa & (SZ_2M - 1)));
-	s->pa = pa;
-	if (unlikely(dom->is->oracle) && dom->type != IOVM_DOMAIN_IDENTITY)
-		shadow_check(dom, iova, s->len, pa, access);
+	{
+		struct iotlb_entry *e = shift == 12
+						? &t->small[set_base(iova, 12, pasid, IOTLB_SMALL)]
+						: &t->huge[set_base(iova, IOTLB_HUGE_SHIFT, pasid, IOTLB_HUGE)];
+
+		e += t->victim++ % IOTLB_WAYS;
+		iotlb_fill(e, make_tag(iova, shift, pasid), &w, page_pa, page_ptr, gen, write);
+	}
+	span_set(s, page_ptr, page_pa, off, shift);
+	if (unlikely(t->oracle))
+		shadow_check(dom, iova, s->len, s->pa, access);
 	return 0;
 }
 

@@ -88,6 +88,10 @@ IOVM_API int iovm_domain_create(struct iovm_ctx *ctx, const struct iovm_domain_a
 		if (ret)
 			goto free_faults;
 	}
+	if ((dom->flags & IOVM_DOMAIN_DEFERRED) && flushq_init(dom)) {
+		ret = -ENOMEM;
+		goto free_pt;
+	}
 	if (dom->type == IOVM_DOMAIN_MANAGED) {
 		nr_holes = attr->reserved ? attr->nr_reserved : 1;
 		holes = calloc(nr_holes, sizeof(*holes));
@@ -126,6 +130,7 @@ free_iova:
 	if (dom->has_iova)
 		iova_destroy(&dom->iova);
 free_pt:
+	free(dom->fq);
 	if (dom->type != IOVM_DOMAIN_IDENTITY)
 		pt_destroy(&dom->pt);
 free_faults:
@@ -353,10 +358,14 @@ IOVM_API int iovm_domain_map_ptr(struct iovm_domain *dom, const void *ptr, size_
 	return ret;
 }
 
+/* The pieces an unmap takes away: most unmaps take one, and need no allocation. */
+#define COLLECT_INLINE 8
+
 struct collect {
 	struct unmapped *p;
 	unsigned n, cap;
 	bool oom;
+	struct unmapped inline_p[COLLECT_INLINE];
 };
 
 static void collect_piece(void *arg, uint64_t iova, uint64_t pa, uint64_t len, iopte_t pte)
@@ -370,33 +379,44 @@ static void collect_piece(void *arg, uint64_t iova, uint64_t pa, uint64_t len, i
 		return;
 	}
 	if (c->n == c->cap) {
-		unsigned cap = c->cap ? c->cap * 2 : 8;
-		struct unmapped *p = realloc(c->p, cap * sizeof(*p));
+		unsigned cap = c->cap * 2;
+		struct unmapped *p = c->p == c->inline_p ? malloc(cap * sizeof(*p))
+							 : realloc(c->p, cap * sizeof(*p));
 
 		if (!p) {
 			/* Unmapped all the same; what cannot be recorded is not pinned or freed. */
 			c->oom = true;
 			return;
 		}
+		if (c->p == c->inline_p)
+			memcpy(p, c->inline_p, sizeof(c->inline_p));
 		c->p = p;
 		c->cap = cap;
 	}
 	c->p[c->n++] = (struct unmapped){ .iova = iova, .pa = pa, .len = len };
 }
 
+static void collect_done(struct collect *c)
+{
+	if (c->p != c->inline_p)
+		free(c->p);
+}
+
 int domain_unmap(struct iovm_domain *dom, uint64_t iova, uint64_t len, bool *any)
 {
-	struct collect c = { 0 };
+	struct collect c;
 	int ret = 0;
 
+	c.p = c.inline_p;
+	c.n = 0;
+	c.cap = COLLECT_INLINE;
+	c.oom = false;
 	pt_unmap(&dom->pt, iova, len, collect_piece, &c);
 	*any = c.n > 0;
 	if (c.oom)
 		log_warn("unmap: out of memory recording pieces: some IOVAs leak");
-	if (!c.n) {
-		free(c.p);
+	if (!c.n)
 		return 0;
-	}
 	if (dom->flags & IOVM_DOMAIN_DEFERRED) {
 		for (unsigned i = 0; i < c.n; i++) {
 			/* What a device may still reach stays allocated until the flush. */
@@ -405,7 +425,7 @@ int domain_unmap(struct iovm_domain *dom, uint64_t iova, uint64_t len, bool *any
 			shadow_unmap(dom, &c.p[i], true);
 		}
 		ret = flushq_add(dom, c.p, c.n);
-		free(c.p);
+		collect_done(&c);
 		return ret;
 	}
 	domain_invalidate(dom, iova, len, false);
@@ -416,7 +436,7 @@ int domain_unmap(struct iovm_domain *dom, uint64_t iova, uint64_t len, bool *any
 		iova_give(dom, c.p[i].iova, c.p[i].len);
 	}
 	atomic_fetch_add_explicit(&dom->strict_invalidations, 1, memory_order_relaxed);
-	free(c.p);
+	collect_done(&c);
 	return 0;
 }
 

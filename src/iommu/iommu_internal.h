@@ -3,8 +3,7 @@
  * iommu_internal.h - the structures the files of src/iommu share.
  *
  * Locks, in the order they nest:
- *   iommu_space.lock -> iovm_domain.lock -> iommu_client.lock
- *   iovm_domain.flush_lock -> iommu_client.lock
+ *   iommu_space.lock -> iovm_domain.flush_lock -> iovm_domain.lock -> iommu_client.lock
  *   iovm_domain.fault_lock and shadow.lock are leaves.
  * The device side (iommu_access) takes none of them on its fast path: it
  * runs inside an epoch section, and writers wait for sections to end.
@@ -41,6 +40,8 @@ struct iommu_space {
 	pthread_t flusher;         /* started with the first deferred domain */
 	bool flusher_running;      /* under lock */
 	bool flusher_stop;         /* under lock */
+	/* Set by the flusher while it watches a deadline: unmaps need not wake it. */
+	_Atomic bool flusher_armed;
 };
 
 /* A device, as the IOMMU sees it: its domains by PASID, and its IOTLBs. */
@@ -67,10 +68,15 @@ struct attachment {
 struct iotlb_entry {
 	_Atomic uint64_t tag;
 	uint64_t pa;              /* of the page (at the entry's granularity) */
-	uint32_t prot;            /* PT_PROT_* */
-	uint32_t dirty;           /* the leaf's dirty bit was set through this entry */
+	uint8_t *ptr;             /* where the CPU reaches that page: no bus lookup on a hit */
 	_Atomic iopte_t *ptep;    /* the leaf, for the dirty bit on a later write */
+	iopte_t pte;              /* its value when walked: marked only while it holds */
+	uint32_t bus_gen;         /* phys_bus_gen() when filled: ptr is good while it holds */
+	uint16_t prot;            /* PT_PROT_* */
+	uint16_t dirty;           /* the leaf's dirty bit was set through this entry */
 };
+
+static_assert(sizeof(struct iotlb_entry) == 48, "a set of four entries is three cache lines");
 
 /*
  * 4 KiB entries for 4 KiB leaves; 2 MiB entries for 2 MiB and 1 GiB leaves.
@@ -84,6 +90,9 @@ struct iotlb_entry {
 
 struct iommu_iotlb {
 	struct iommu_client *client;
+	const _Atomic uint32_t *bus_gen; /* the context's phys_bus_gen() */
+	struct phys_space *phys;
+	bool oracle;                /* the space's: check accesses against the shadow */
 	struct list_node link;      /* in iommu_client.iotlbs, under its lock */
 	struct epoch_reader reader; /* the owner's device-side sections */
 	uint64_t hits, misses;      /* written by the owner */
@@ -95,13 +104,6 @@ struct iommu_iotlb {
 /* A piece an unmap took away. */
 struct unmapped {
 	uint64_t iova, pa, len;
-};
-
-/* Unmaps waiting for the deferred flush. */
-struct flush_entry {
-	uint64_t deadline_ns;
-	unsigned n;
-	struct unmapped pieces[]; /* pinned PAs, quarantined IOVAs */
 };
 
 struct fault_ring {
@@ -143,10 +145,12 @@ struct iovm_domain {
 	struct fault_ring faults;      /* under fault_lock */
 	uint64_t faults_seen, faults_dropped; /* under fault_lock */
 
-	/* Deferred invalidation. */
+	/* Deferred invalidation (flushq.c). */
 	pthread_mutex_t flush_lock;
-	struct flush_entry **queue;    /* under flush_lock */
-	unsigned queued, queue_cap;    /* under flush_lock */
+	struct unmapped *fq;           /* flush_batch entries: pinned PAs, quarantined IOVAs */
+	unsigned fq_len;               /* under flush_lock: entries queued */
+	unsigned fq_unmaps;            /* under flush_lock: the unmaps they came from */
+	uint64_t fq_deadline_ns;       /* under flush_lock: when the batch is due; UINT64_MAX: empty */
 	unsigned flush_batch;
 	uint64_t flush_timeout_ns;
 
@@ -170,7 +174,8 @@ int domain_unmap(struct iovm_domain *dom, uint64_t iova, uint64_t len, bool *any
 int domain_map_pa(struct iovm_domain *dom, uint64_t *iova, uint64_t pa, uint64_t len, unsigned prot);
 
 /* flushq.c */
-int flushq_add(struct iovm_domain *dom, struct unmapped *pieces, unsigned n);
+int flushq_init(struct iovm_domain *dom);
+int flushq_add(struct iovm_domain *dom, const struct unmapped *pieces, unsigned n);
 void flushq_flush(struct iovm_domain *dom);
 void flushq_destroy(struct iovm_domain *dom);
 uint64_t flushq_deadline(struct iovm_domain *dom);

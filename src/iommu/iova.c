@@ -13,6 +13,8 @@ struct iova_tcache {
 	struct tls_cache base;
 	struct iova_mag *loaded[IOVA_CACHE_ORDERS];
 	struct iova_mag *prev[IOVA_CACHE_ORDERS];
+	/* Written by its thread only (a load and a store, no shared line); read by iova_stats(). */
+	_Atomic uint64_t hits;
 };
 
 static struct tls_kind iova_kind = TLS_KIND_INIT;
@@ -91,6 +93,8 @@ static void tcache_retire(struct tls_owner *o, struct tls_cache *c)
 		mag_drain(a, t->prev[k], k);
 	}
 	pthread_mutex_unlock(&a->lock);
+	atomic_fetch_add_explicit(&a->cache_hits, atomic_load_explicit(&t->hits, memory_order_relaxed),
+				  memory_order_relaxed);
 	tcache_discard(c);
 }
 
@@ -172,7 +176,8 @@ int iova_alloc(struct iova_alloc *a, uint64_t npages, uint64_t align, uint64_t *
 
 		t = c ? container_of(c, struct iova_tcache, base) : NULL;
 		if (t && mag_pop(t, (unsigned)order, pfn)) {
-			atomic_fetch_add_explicit(&a->cache_hits, 1, memory_order_relaxed);
+			atomic_store_explicit(&t->hits, atomic_load_explicit(&t->hits, memory_order_relaxed) + 1,
+					      memory_order_relaxed);
 			return 0;
 		}
 	}
@@ -260,20 +265,28 @@ int iova_reserve(struct iova_alloc *a, uint64_t pfn, uint64_t npages)
 	return ret;
 }
 
+struct cache_count {
+	uint64_t pages, hits;
+};
+
 static void count_cached(struct tls_cache *c, void *arg)
 {
 	struct iova_tcache *t = container_of(c, struct iova_tcache, base);
-	uint64_t *n = arg;
+	struct cache_count *n = arg;
 
 	for (unsigned k = 0; k < IOVA_CACHE_ORDERS; k++)
-		*n += (t->loaded[k]->size + t->prev[k]->size) << k;
+		n->pages += (t->loaded[k]->size + t->prev[k]->size) << k;
+	n->hits += atomic_load_explicit(&t->hits, memory_order_relaxed);
 }
 
 void iova_stats(struct iova_alloc *a, struct iova_stats *st)
 {
-	uint64_t cached = 0;
+	struct cache_count count = { 0 };
+	uint64_t cached;
 
-	tls_owner_for_each(&a->owner, count_cached, &cached);
+	tls_owner_for_each(&a->owner, count_cached, &count);
+	cached = count.pages;
+	st->cache_hits = count.hits + atomic_load_explicit(&a->cache_hits, memory_order_relaxed);
 	pthread_mutex_lock(&a->lock);
 	for (unsigned k = 0; k < IOVA_CACHE_ORDERS; k++)
 		for (unsigned i = 0; i < a->depot_nr[k]; i++)

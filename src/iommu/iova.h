@@ -47,7 +47,7 @@ struct iova_alloc {
 	unsigned depot_nr[IOVA_CACHE_ORDERS];                      /* under lock */
 	struct tls_owner owner;        /* the per-thread magazines */
 	_Atomic uint64_t allocated;    /* pages handed out (magazines not counted) */
-	_Atomic uint64_t cache_hits;
+	_Atomic uint64_t cache_hits;   /* of the threads that have exited */
 };
 
 /*
@@ -73,6 +73,7 @@ struct iova_stats {
 	uint64_t cached;     /* pages held in magazines and depots */
 	uint64_t largest;    /* the largest free gap, pages */
 	uint64_t gaps;       /* free ranges */
+	uint64_t cache_hits; /* allocations a magazine served */
 };
 
 void iova_stats(struct iova_alloc *a, struct iova_stats *st);

@@ -271,7 +271,7 @@ int pt_map_pages(struct io_pgtable *pt, uint64_t iova, const uint64_t *pa, unsig
 static uint64_t drop_subtree(struct io_pgtable *pt, _Atomic iopte_t *t, int level, uint64_t base,
 			     pt_unmap_fn fn, void *arg)
 {
-	uint64_t gone = 0;
+	uint64_t gone = 0, leaves = 0;
 
 	for (unsigned i = 0; i < PT_ENTRIES; i++) {
 		iopte_t pte = atomic_load_explicit(&t[i], memory_order_relaxed);
@@ -282,12 +282,14 @@ static uint64_t drop_subtree(struct io_pgtable *pt, _Atomic iopte_t *t, int leve
 		if (is_leaf(pte, level)) {
 			if (fn)
 				fn(arg, va, pte & PTE_ADDR_MASK, PT_SPAN(level), pte);
-			atomic_fetch_sub_explicit(&pt->leaves[level], 1, memory_order_relaxed);
+			leaves++;
 			gone += PT_SPAN(level);
 		} else {
 			gone += drop_subtree(pt, table_of(pte), level - 1, va, fn, arg);
 		}
 	}
+	if (leaves)
+		atomic_fetch_sub_explicit(&pt->leaves[level], leaves, memory_order_relaxed);
 	table_retire(pt, t);
 	return gone;
 }
@@ -331,11 +333,45 @@ static _Atomic iopte_t *split_leaf(struct io_pgtable *pt, _Atomic iopte_t *slot,
 	}
 }
 
+/*
+ * Clear the 4 KiB leaves of table @t (based at @base) in [start, end): the
+ * common case of every unmap, kept to a load and a store per page. A plain
+ * store, not an exchange: no other writer may touch the range (maps and
+ * unmaps of one range are serialized by the caller), and a device marks
+ * accessed and dirty bits only while the leaf it walked is still there
+ * (pt_mark()), so bits it sets between the load and the store are lost
+ * with the mapping. A locked instruction per page would cost more than all
+ * the rest of an unmap.
+ */
+static uint64_t unmap_leaves(struct io_pgtable *pt, _Atomic iopte_t *t, uint64_t base, uint64_t start,
+			     uint64_t end, pt_unmap_fn fn, void *arg)
+{
+	unsigned first = (unsigned)((MAX(start, base) - base) >> 12);
+	unsigned last = (unsigned)MIN((uint64_t)PT_ENTRIES, (end - base) >> 12);
+	uint64_t leaves = 0;
+
+	for (unsigned i = first; i < last; i++) {
+		iopte_t pte = atomic_load_explicit(&t[i], memory_order_acquire);
+
+		if (!(pte & PTE_PRESENT))
+			continue;
+		atomic_store_explicit(&t[i], 0, memory_order_release);
+		if (fn)
+			fn(arg, base + ((uint64_t)i << 12), pte & PTE_ADDR_MASK, SZ_4K, pte);
+		leaves++;
+	}
+	if (leaves)
+		atomic_fetch_sub_explicit(&pt->leaves[0], leaves, memory_order_relaxed);
+	return leaves << 12;
+}
+
 static uint64_t unmap_level(struct io_pgtable *pt, _Atomic iopte_t *t, int level, uint64_t base,
 			    uint64_t start, uint64_t end, pt_unmap_fn fn, void *arg)
 {
-	uint64_t gone = 0, span = PT_SPAN(level);
+	uint64_t gone = 0, leaves = 0, span = PT_SPAN(level);
 
+	if (level == 0)
+		return unmap_leaves(pt, t, base, start, end, fn, arg);
 	for (uint64_t idx = (MAX(start, base) - base) / span; idx < PT_ENTRIES; idx++) {
 		uint64_t e_start = base + idx * span, e_end = e_start + span;
 		uint64_t s = MAX(start, e_start), e = MIN(end, e_end);
@@ -348,16 +384,13 @@ static uint64_t unmap_level(struct io_pgtable *pt, _Atomic iopte_t *t, int level
 		if (!(pte & PTE_PRESENT))
 			continue;
 		if (s == e_start && e == e_end) {
-			/* The whole entry goes: a leaf, or a table and everything below it. */
-			if (!atomic_compare_exchange_strong_explicit(slot, &pte, 0, memory_order_release,
-								     memory_order_relaxed)) {
-				/* Only the device's accessed/dirty bits change a leaf under us. */
-				pte = atomic_exchange_explicit(slot, 0, memory_order_release);
-			}
+			/* The whole entry goes: a leaf, or a table and everything below
+			 * it. A plain store, as in unmap_leaves(). */
+			atomic_store_explicit(slot, 0, memory_order_release);
 			if (is_leaf(pte, level)) {
 				if (fn)
 					fn(arg, e_start, pte & PTE_ADDR_MASK, span, pte);
-				atomic_fetch_sub_explicit(&pt->leaves[level], 1, memory_order_relaxed);
+				leaves++;
 				gone += span;
 			} else {
 				gone += drop_subtree(pt, table_of(pte), level - 1, e_start, fn, arg);
@@ -376,6 +409,8 @@ static uint64_t unmap_level(struct io_pgtable *pt, _Atomic iopte_t *t, int level
 			gone += unmap_level(pt, table_of(pte), level - 1, e_start, s, e, fn, arg);
 		}
 	}
+	if (leaves)
+		atomic_fetch_sub_explicit(&pt->leaves[level], leaves, memory_order_relaxed);
 	return gone;
 }
 

@@ -95,20 +95,33 @@ typedef void (*pt_unmap_fn)(void *arg, uint64_t iova, uint64_t pa, uint64_t len,
 
 /*
  * pt_unmap() - unmap whatever is mapped in [iova, iova+len); a huge leaf only
- * partly inside is split first. Returns the bytes unmapped.
+ * partly inside is split first. Returns the bytes unmapped. Walkers may run
+ * meanwhile; maps and unmaps of ranges that overlap this one may not.
  */
 uint64_t pt_unmap(struct io_pgtable *pt, uint64_t iova, uint64_t len, pt_unmap_fn fn, void *arg);
 
 /* pt_walk() - the device side's translation, lock-free: 0, or -ENOENT when nothing is mapped. */
 int pt_walk(const struct io_pgtable *pt, uint64_t iova, struct pt_walk *w);
 
-/* Set the accessed bit, and the dirty bit for a write, as a device's access does. */
+/*
+ * pt_mark() - set the accessed bit, and the dirty bit for a write, as a
+ * device's access does, in the leaf @ptep held as @pte when it was walked;
+ * only while it still holds that leaf. An unmap clears entries with plain
+ * stores while devices may still be inside their sections: a device must
+ * not write bits into an entry cleared (or replaced) under it.
+ */
 static inline void pt_mark(_Atomic iopte_t *ptep, iopte_t pte, bool write)
 {
-	iopte_t want = PTE_ACCESSED | (write ? PTE_DIRTY : 0);
+	const iopte_t ad = PTE_ACCESSED | PTE_DIRTY;
+	iopte_t want = PTE_ACCESSED | (write ? PTE_DIRTY : 0), cur;
 
-	if ((pte & want) != want)
-		atomic_fetch_or_explicit(ptep, want, memory_order_relaxed);
+	if ((pte & want) == want)
+		return;
+	cur = atomic_load_explicit(ptep, memory_order_relaxed);
+	while (!((cur ^ pte) & ~ad) && (cur & want) != want)
+		if (atomic_compare_exchange_weak_explicit(ptep, &cur, cur | want, memory_order_relaxed,
+							  memory_order_relaxed))
+			break;
 }
 
 /*

@@ -34,6 +34,38 @@ int iommu_create(struct iovm_ctx *ctx, struct epoch *epoch, bool oracle, struct 
 	return 0;
 }
 
+/*
+ * Flush what is due, and return whether a batch is still pending (with
+ * *next lowered to its deadline). Needs the space lock.
+ */
+static bool flusher_pass(struct iommu_space *is, uint64_t now, uint64_t *next)
+{
+	bool pending = false;
+	struct list_node *n;
+
+	/* Flushing under the space lock: a domain cannot go meanwhile. */
+	list_for_each(n, &is->domains) {
+		struct iovm_domain *dom = list_entry(n, struct iovm_domain, link);
+		uint64_t due = flushq_deadline(dom);
+
+		if (due <= now) {
+			flushq_flush(dom);
+		} else if (due != UINT64_MAX) {
+			pending = true;
+			if (due < *next)
+				*next = due;
+		}
+	}
+	return pending;
+}
+
+/*
+ * The flusher sleeps until the earliest deadline of a batch. While batches
+ * keep coming it stays armed, and unmaps that start a batch do not wake it:
+ * it finds their deadlines when it next looks. It disarms only after a look
+ * that found nothing, and looks once more after disarming, so that a batch
+ * started meanwhile is either seen here or sees it disarmed and wakes it.
+ */
 static void *flusher_main(void *arg)
 {
 	struct iommu_space *is = arg;
@@ -41,18 +73,14 @@ static void *flusher_main(void *arg)
 	pthread_mutex_lock(&is->lock);
 	while (!is->flusher_stop) {
 		uint64_t now = clock_now_ns(), next = now + FLUSHER_IDLE_NS;
-		struct list_node *n;
 		struct timespec ts;
 
-		/* Flushing under the space lock: a domain cannot go meanwhile. */
-		list_for_each(n, &is->domains) {
-			struct iovm_domain *dom = list_entry(n, struct iovm_domain, link);
-			uint64_t due = flushq_deadline(dom);
-
-			if (due <= now)
-				flushq_flush(dom);
-			else if (due < next)
-				next = due;
+		if (flusher_pass(is, now, &next)) {
+			atomic_store_explicit(&is->flusher_armed, true, memory_order_seq_cst);
+		} else if (atomic_load_explicit(&is->flusher_armed, memory_order_relaxed)) {
+			atomic_store_explicit(&is->flusher_armed, false, memory_order_seq_cst);
+			if (flusher_pass(is, now, &next))
+				atomic_store_explicit(&is->flusher_armed, true, memory_order_seq_cst);
 		}
 		ts.tv_sec = (time_t)(next / 1000000000u);
 		ts.tv_nsec = (long)(next % 1000000000u);

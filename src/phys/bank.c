@@ -155,6 +155,8 @@ static int bus_publish(struct phys_space *ps, struct phys_bank *b)
 
 static void bus_unpublish(struct phys_space *ps, struct phys_bank *b)
 {
+	/* Before the entries go: a cache filled after the bump finds them gone. */
+	atomic_fetch_add_explicit(&ps->bus_gen, 1, memory_order_seq_cst);
 	for (uint64_t off = 0; off < b->len; off += BUS_GRANULE) {
 		uint64_t page = off >> b->arena->shift;
 		pa_t pa = pa_add(bank_page_pa(b, page), off - (page << b->arena->shift));

@@ -573,11 +573,11 @@ int phys_pin(struct phys_space *ps, pa_t pa, uint64_t len)
 	return ret;
 }
 
-void phys_unpin(struct phys_space *ps, pa_t pa, uint64_t len)
+/* Needs ps->lock. */
+static void unpin_locked(struct phys_space *ps, pa_t pa, uint64_t len)
 {
 	uint64_t end = pa_val(pa) + len;
 
-	pthread_mutex_lock(&ps->lock);
 	for (uint64_t p = pa_val(pa); p < end;) {
 		struct phys_arena *a;
 		struct phys_frame *f = frame_of_pa(ps, pa_make(p), &a);
@@ -587,6 +587,24 @@ void phys_unpin(struct phys_space *ps, pa_t pa, uint64_t len)
 		if (f->pins && !--f->pins && f->zombie)
 			frame_release(a, f, false);
 		p = align_down(p, a->page_size) + a->page_size;
+	}
+}
+
+void phys_unpin(struct phys_space *ps, pa_t pa, uint64_t len)
+{
+	pthread_mutex_lock(&ps->lock);
+	unpin_locked(ps, pa, len);
+	pthread_mutex_unlock(&ps->lock);
+}
+
+void phys_unpin_many(struct phys_space *ps, const void *ranges, size_t stride, unsigned n)
+{
+	pthread_mutex_lock(&ps->lock);
+	for (unsigned i = 0; i < n; i++) {
+		const uint64_t *r = (const uint64_t *)((const char *)ranges + i * stride);
+
+		if (r[0] != IOVM_ADDR_INVALID)
+			unpin_locked(ps, pa_make(r[0]), r[1]);
 	}
 	pthread_mutex_unlock(&ps->lock);
 }

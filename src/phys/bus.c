@@ -26,6 +26,11 @@ static struct phys_bank *bus_lookup(struct phys_space *ps, pa_t pa, uint64_t *ba
 	return b;
 }
 
+const _Atomic uint32_t *phys_bus_gen(const struct phys_space *ps)
+{
+	return &ps->bus_gen;
+}
+
 void *phys_bus_ptr(struct phys_space *ps, pa_t pa)
 {
 	uint64_t off;

@@ -108,6 +108,12 @@ int phys_free(struct phys_arena *a, pa_t pa, uint64_t nframes, bool zero);
  */
 int phys_pin(struct phys_space *ps, pa_t pa, uint64_t len);
 void phys_unpin(struct phys_space *ps, pa_t pa, uint64_t len);
+/*
+ * phys_unpin_many() - phys_unpin() for @n ranges under one lock: each range
+ * is a PA and a length (two uint64_t) at @stride bytes from the last; a PA
+ * of IOVM_ADDR_INVALID is skipped. A deferred flush gives back hundreds.
+ */
+void phys_unpin_many(struct phys_space *ps, const void *ranges, size_t stride, unsigned n);
 
 /* phys_pinned() - whether every frame of [pa, pa+len) is allocated and pinned. */
 bool phys_pinned(struct phys_space *ps, pa_t pa, uint64_t len);
@@ -134,6 +140,15 @@ int phys_backing(struct phys_space *ps, pa_t pa, struct phys_backing *b);
 
 /* phys_bus_ptr() - the bus's pointer to @pa's memory, or NULL. Lock-free. */
 void *phys_bus_ptr(struct phys_space *ps, pa_t pa);
+
+/*
+ * phys_bus_gen() - a counter bumped whenever memory leaves the bus. A cache
+ * of bus pointers (an IOTLB) notes it when it fills an entry, reads it
+ * before phys_bus_ptr(), and trusts the entry only while it has not moved.
+ * Memory leaves only after a grace period of the device-side epoch, so a
+ * pointer checked inside a section stays good until the section ends.
+ */
+const _Atomic uint32_t *phys_bus_gen(const struct phys_space *ps);
 
 /* phys_hpa() - the host PA of @pa, or HPA_INVALID. Lock-free. */
 hpa_t phys_hpa(struct phys_space *ps, pa_t pa);

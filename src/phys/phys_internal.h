@@ -93,6 +93,8 @@ struct phys_space {
 	uint64_t total;          /* bytes in live banks */
 	struct range_alloc emu;  /* free emulated PA */
 	struct radix bus;        /* pa >> BUS_SHIFT -> struct bus_entry; read lock-free */
+	/* Bumped when a granule leaves the bus: caches of bus pointers check it. */
+	_Atomic uint32_t bus_gen;
 	struct phys_arena *arenas[IOVM_PHYS_MAX_ARENAS];
 	unsigned nr_arenas;
 	struct phys_bank **banks; /* by index; released banks stay until destroy */

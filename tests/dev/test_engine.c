@@ -442,6 +442,42 @@ TEST(unreachable_rings)
 	iovm_close(ctx);
 }
 
+/*
+ * Memory freed and given back to the kernel under a mapping that still
+ * names it (the caller's bug): the engine's IOTLB had cached where that
+ * memory was; the next access must fault on the bus, not touch the hole.
+ */
+TEST(memory_gone_under_a_mapping)
+{
+	struct iovm_domain_attr plain = { 0 };
+	struct iovm_phys_stats before, after;
+	struct iovm_completion c;
+	iovm_iova_t iova = IOVM_IOVA(0x20000000);
+	struct iovm_dma_xlate x;
+	struct rig r;
+	uint8_t *buf;
+
+	rig_open(&r, "page_size=4K,host_pa=off,oracle=on,release_delay_ms=0", &plain, IOVM_QUEUE_POLLED);
+	/* Large enough for banks of its own, which a trim gives back. */
+	buf = iovm_dma_alloc(r.ctx, 16 << 20, 2 << 20, IOVM_DMA_CONTIG);
+	CHECK(buf != NULL);
+	CHECK_OK(iovm_dma_xlate(r.ctx, buf, &x));
+	CHECK_OK(iovm_domain_map(r.dom, &iova, x.pa, 4096, IOVM_MAP_READ | IOVM_MAP_WRITE));
+	c = run_desc(&r, (struct iovm_desc){ .op = IOVM_OP_FILL, .dst = iova.addr, .len = 64, .pattern = 1 });
+	CHECK_EQ(c.status, IOVM_STATUS_SUCCESS);
+	CHECK_OK(iovm_phys_stats(r.ctx, &before));
+	CHECK_OK(iovm_dma_free(r.ctx, buf));
+	iovm_dma_trim(r.ctx, IOVM_TRIM_ALL);
+	CHECK_OK(iovm_phys_stats(r.ctx, &after));
+	CHECK_MSG(after.banks_released > before.banks_released, "no bank was given back: the test proves nothing");
+	c = run_desc(&r, (struct iovm_desc){ .op = IOVM_OP_FILL, .dst = iova.addr, .len = 64, .pattern = 2 });
+	CHECK_EQ(c.status, IOVM_STATUS_PAGE_FAULT);
+	CHECK_EQ(c.fault_reason, IOVM_FAULT_BUS);
+	CHECK_EQ(c.bytes_completed, 0);
+	CHECK_OK(iovm_domain_unmap(r.dom, iova, 4096));
+	rig_close(&r);
+}
+
 int main(void)
 {
 	test_init();
@@ -453,5 +489,6 @@ int main(void)
 	RUN(pasid_separation);
 	RUN(shared_domain_zero_copy);
 	RUN(unreachable_rings);
+	RUN(memory_gone_under_a_mapping);
 	return 0;
 }

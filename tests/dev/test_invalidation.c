@@ -174,6 +174,26 @@ TEST(deferred_flush_triggers)
 		CHECK_MSG(spins < 100000, "the flusher never flushed");
 		usleep(100);
 	}
+	/*
+	 * One unmap of more ranges than a batch holds (five mappings side by
+	 * side, of pages out of order, so that none merge): flushed at once.
+	 */
+	{
+		uint64_t flushes = st.flushes;
+		iovm_iova_t at = IOVM_IOVA(0x40000000);
+
+		for (int i = 0; i < 5; i++) {
+			iovm_iova_t one = IOVM_IOVA(at.addr + (uint64_t)i * PG);
+			iovm_pa_t pa;
+
+			CHECK_OK(iovm_dma_pa(ctx, buf + (8 - i) * PG, &pa));
+			CHECK_OK(iovm_domain_map(dom, &one, pa, PG, IOVM_MAP_READ));
+		}
+		CHECK_OK(iovm_domain_unmap(dom, at, 5 * PG));
+		CHECK_OK(iovm_domain_stats(dom, &st));
+		CHECK_EQ(st.pending_unmaps, 0);
+		CHECK_EQ(st.flushes, flushes + 1);
+	}
 	/* Destroying a domain with unmaps pending flushes them (no pin, no IOVA left behind). */
 	CHECK_OK(iovm_domain_map_ptr(dom, buf, 4 * PG, IOVM_MAP_READ, &iova[0]));
 	CHECK_OK(iovm_domain_unmap(dom, iova[0], 4 * PG));

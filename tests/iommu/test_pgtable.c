@@ -174,6 +174,18 @@ TEST(accessed_dirty)
 	CHECK_EQ(pt_unmap(&pt, SZ_1G, SZ_4K, NULL, NULL), SZ_4K);
 	pt_read_ad(&pt, SZ_1G + SZ_4K * 7, SZ_4K, false, &a, &d);
 	CHECK(a && d);
+	/*
+	 * A device marks only the leaf it walked: an entry an unmap cleared
+	 * under it stays clear, and the leaf mapped there next stays unmarked.
+	 */
+	CHECK_OK(pt_walk(&pt, 0x10a000, &w));
+	CHECK_EQ(pt_unmap(&pt, 0x10a000, SZ_4K, NULL, NULL), SZ_4K);
+	pt_mark(w.ptep, w.pte, true);
+	CHECK_EQ(atomic_load(w.ptep), 0);
+	CHECK_OK(pt_map(&pt, 0x10a000, 0x900000, SZ_4K, RW, true));
+	pt_mark(w.ptep, w.pte, true);
+	pt_read_ad(&pt, 0x10a000, SZ_4K, false, &a, &d);
+	CHECK(!a && !d);
 	pt_destroy(&pt);
 }
 

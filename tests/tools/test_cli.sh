@@ -61,6 +61,20 @@ done
 grep -q "alloc+free 64 B" "$tmp/bench" || fail "bench table lacks its rows"
 ok
 
+# The IOMMU benchmark: every row measured (none "failed"), JSON that parses.
+"$iovm" bench iommu --quick --no-dpdk --json-out "$tmp/iommu.json" >"$tmp/iommu" 2>&1 ||
+	fail "iovm bench iommu: $(cat "$tmp/iommu")"
+json_ok "$tmp/iommu.json" "iovm bench iommu --json-out"
+for row in "IOVA alloc+free, 1 thread" "map 256 x 4 KiB, one batch" "copy 64 KiB through the IOMMU" \
+	"unmap per I/O: deferred"; do
+	grep -q "$row" "$tmp/iommu" || fail "bench iommu lacks the row '$row'"
+	ok
+done
+if grep -q " failed " "$tmp/iommu"; then fail "bench iommu: a row failed: $(cat "$tmp/iommu")"; fi
+ok
+if "$iovm" bench nosuchbench >/dev/null 2>&1; then fail "unknown benchmark accepted"; fi
+ok
+
 if "$iovm" nosuchcommand >/dev/null 2>&1; then fail "unknown command accepted"; fi
 ok
 echo "# $checks checks passed"

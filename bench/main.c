@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * main.c - iovm-bench, which `iovm bench NAME` runs: the benchmarks, each
+ * beside its peers, measured in one run.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "bench.h"
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: iovm bench mem|iommu [--json] [--json-out FILE] [--plot FILE.svg] [--quick]\n"
+		"                            [--no-dpdk] [--opts IOVM_OPTIONS]\n");
+}
+
+int main(int argc, char **argv)
+{
+	struct bench_args args = { .dpdk = true };
+	int (*run)(const struct bench_args *) = NULL;
+
+	if (argc >= 2 && !strcmp(argv[1], "mem"))
+		run = bench_mem;
+	else if (argc >= 2 && !strcmp(argv[1], "iommu"))
+		run = bench_iommu;
+	if (!run) {
+		usage();
+		return 2;
+	}
+	for (int i = 2; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			args.json = true;
+		else if (!strcmp(argv[i], "--json-out") && i + 1 < argc)
+			args.json_out = argv[++i];
+		else if (!strcmp(argv[i], "--plot") && i + 1 < argc)
+			args.plot = argv[++i];
+		else if (!strcmp(argv[i], "--quick"))
+			args.quick = true;
+		else if (!strcmp(argv[i], "--no-dpdk"))
+			args.dpdk = false;
+		else if (!strcmp(argv[i], "--opts") && i + 1 < argc)
+			args.opts = argv[++i];
+		else {
+			usage();
+			return 2;
+		}
+	}
+	return run(&args);
+}
