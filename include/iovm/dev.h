@@ -147,10 +147,12 @@ struct iovm_cqe {
 
 /* Queue flags. */
 #define IOVM_QUEUE_POLLED (1u << 0) /* no worker thread: iovm_queue_process() runs it */
+#define IOVM_QUEUE_CPU (1u << 1)    /* the worker runs on .cpu only (as a DPDK lcore) */
 
 struct iovm_queue_attr {
 	unsigned depth; /* a power of two, 2 to 65536; 0 means 256 */
 	uint32_t flags; /* IOVM_QUEUE_* */
+	unsigned cpu;   /* with IOVM_QUEUE_CPU: a CPU the process's cpuset allows */
 };
 
 /**
@@ -159,7 +161,8 @@ struct iovm_queue_attr {
  *
  * Thread safety: safe.
  *
- * Return: 0; -EINVAL for bad attributes; -ENODEV when nothing is attached for
+ * Return: 0; -EINVAL for bad attributes (IOVM_QUEUE_CPU with a polled queue,
+ * a CPU the machine lacks or the process's cpuset excludes); -ENODEV when nothing is attached for
  * IOVM_PASID_NONE; -ENOMEM.
  */
 IOVM_API int iovm_queue_create(struct iovm_device *dev, const struct iovm_queue_attr *attr,

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <iovm/mem.h>
 
@@ -154,6 +155,41 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/*
+ * Whether @cpu exists. The calling thread's own affinity does not matter (a
+ * driver thread pinned elsewhere may start a worker for another CPU); the
+ * kernel refuses, at thread creation, a CPU the process's cpuset excludes.
+ */
+static bool cpu_allowed(unsigned cpu)
+{
+	long n = sysconf(_SC_NPROCESSORS_CONF);
+
+	return cpu < CPU_SETSIZE && n > 0 && cpu < (unsigned long)n;
+}
+
+/* The queue's worker thread, on @cpu alone when it is not -1. */
+static int worker_start(struct iovm_queue *q, int cpu)
+{
+	pthread_attr_t attr;
+	cpu_set_t one;
+	int ret;
+
+	ret = -pthread_attr_init(&attr);
+	if (ret)
+		return ret;
+	if (cpu >= 0) {
+		CPU_ZERO(&one);
+		CPU_SET(cpu, &one);
+		ret = -pthread_attr_setaffinity_np(&attr, sizeof(one), &one);
+	}
+	if (!ret)
+		ret = -pthread_create(&q->worker, &attr, worker_main, q);
+	pthread_attr_destroy(&attr);
+	if (ret && cpu >= 0)
+		return err_detail(ret, IOVM_LOG_DEBUG, "queue worker on CPU %d: %s", cpu, strerror(-ret));
+	return ret;
+}
+
 /* The device address of a ring: the heap's mapping in the domain, or one made here. */
 static int ring_iova(struct iovm_queue *q, struct iovm_domain *dom, void *ring, size_t len,
 		     uint64_t *iova)
@@ -200,8 +236,10 @@ IOVM_API int iovm_queue_create(struct iovm_device *dev, const struct iovm_queue_
 
 	err_clear();
 	if (!dev || !out || !is_pow2(depth) || depth < 2 || depth > MAX_DEPTH ||
-	    (flags & ~IOVM_QUEUE_POLLED))
+	    (flags & ~(IOVM_QUEUE_POLLED | IOVM_QUEUE_CPU)))
 		return -EINVAL;
+	if ((flags & IOVM_QUEUE_CPU) && ((flags & IOVM_QUEUE_POLLED) || !cpu_allowed(attr->cpu)))
+		return err_detail(-EINVAL, IOVM_LOG_DEBUG, "queue worker CPU %u: no such CPU", attr->cpu);
 	dom = iommu_client_domain(dev->client, IOVM_PASID_NONE);
 	if (!dom)
 		return err_detail(-ENODEV, IOVM_LOG_DEBUG,
@@ -236,7 +274,7 @@ IOVM_API int iovm_queue_create(struct iovm_device *dev, const struct iovm_queue_
 	if (ret)
 		goto free_rings;
 	if (!(flags & IOVM_QUEUE_POLLED)) {
-		ret = -pthread_create(&q->worker, NULL, worker_main, q);
+		ret = worker_start(q, flags & IOVM_QUEUE_CPU ? (int)attr->cpu : -1);
 		if (ret)
 			goto free_tlb;
 		q->has_worker = true;

@@ -192,6 +192,26 @@ TEST(worker_thread)
 		CHECK_EQ(st.bytes, 4096 * 256);
 		CHECK(st.iotlb_hits > st.iotlb_misses);
 	}
+	/* A worker pinned to a CPU, as a DPDK lcore is, runs the same. */
+	{
+		struct iovm_queue *unpinned = r.q;
+		unsigned cpu = 0;
+		cpu_set_t cpus;
+
+		CHECK_OK(sched_getaffinity(0, sizeof(cpus), &cpus));
+		while (!CPU_ISSET(cpu, &cpus))
+			cpu++;
+		CHECK_OK(iovm_queue_create(r.dev, &(struct iovm_queue_attr){ .flags = IOVM_QUEUE_CPU, .cpu = cpu },
+					   &r.q));
+		memset(dst, 0, 4096);
+		CHECK_EQ(run_desc(&r, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = iova_of(&r, src),
+							  .dst = iova_of(&r, dst), .len = 4096 })
+				 .status,
+			 IOVM_STATUS_SUCCESS);
+		CHECK(!memcmp(src, dst, 4096));
+		CHECK_OK(iovm_queue_destroy(r.q));
+		r.q = unpinned;
+	}
 	rig_close(&r);
 }
 

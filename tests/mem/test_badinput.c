@@ -236,6 +236,10 @@ B(queue_depth_huge) { struct iovm_queue *x;
 	return iovm_queue_create(dev, &(struct iovm_queue_attr){ .depth = 1u << 20 }, &x); }
 B(queue_bad_flags) { struct iovm_queue *x;
 	return iovm_queue_create(dev, &(struct iovm_queue_attr){ .flags = 4 }, &x); }
+B(queue_cpu_polled) { struct iovm_queue *x;
+	return iovm_queue_create(dev, &(struct iovm_queue_attr){ .flags = IOVM_QUEUE_CPU | IOVM_QUEUE_POLLED }, &x); }
+B(queue_cpu_beyond) { struct iovm_queue *x;
+	return iovm_queue_create(dev, &(struct iovm_queue_attr){ .flags = IOVM_QUEUE_CPU, .cpu = 1u << 20 }, &x); }
 B(queue_no_domain) { struct iovm_queue *x; return iovm_queue_create(dev2, NULL, &x); }
 B(queue_null_out) { return iovm_queue_create(dev, NULL, NULL); }
 B(queue_destroy_null) { return iovm_queue_destroy(NULL); }
@@ -417,6 +421,8 @@ static const struct bad_case cases[] = {
 	ROW(queue_depth_not_pow2, iovm_queue_create, EINVAL),
 	ROW(queue_depth_huge, iovm_queue_create, EINVAL),
 	ROW(queue_bad_flags, iovm_queue_create, EINVAL),
+	ROW(queue_cpu_polled, iovm_queue_create, EINVAL),
+	ROW(queue_cpu_beyond, iovm_queue_create, EINVAL),
 	ROW(queue_no_domain, iovm_queue_create, ENODEV),
 	ROW(queue_null_out, iovm_queue_create, EINVAL),
 	ROW(queue_destroy_null, iovm_queue_destroy, EINVAL),
