@@ -24,6 +24,9 @@ LD_LIBRARY_PATH=$libdir "$root/ring-shared" >/dev/null
 cc -std=c17 -Wall -Wextra -Werror -o "$root/ring-static" "$src/examples/dma_ring.c" \
 	$(pc --cflags) "$libdir/libiovm.a" -lpthread
 "$root/ring-static" >/dev/null
+# The IOMMU and engine, through the installed shared library too.
+cc -std=c17 -Wall -Wextra -Werror -o "$root/iommu-shared" "$src/examples/iommu_copy.c" $(pc --cflags --libs)
+LD_LIBRARY_PATH=$libdir "$root/iommu-shared" >/dev/null
 # Only the public API is exported from the shared library.
 if nm -D --defined-only "$libdir/libiovm.so" | awk '{print $3}' | grep -v '^iovm_' | grep -q .; then
 	echo "FAIL: the shared library exports more than iovm_*:" >&2

@@ -185,19 +185,10 @@ static void run_linear(struct exec *x)
 		case IOVM_OP_FILL:
 			pattern_fill(dst.ptr, n, d->pattern, done);
 			break;
-		case IOVM_OP_COMPARE: {
-			uint64_t at = mem_diff(src.ptr, dst.ptr, n);
-
-			if (at < n) {
-				x->c->result = 1;
-				x->c->mismatch = done + at;
-				done += at;
-				goto out;
-			}
-			break;
-		}
+		case IOVM_OP_COMPARE:
 		case IOVM_OP_COMPARE_PATTERN: {
-			uint64_t at = pattern_diff(src.ptr, n, d->pattern, done);
+			uint64_t at = d->op == IOVM_OP_COMPARE ? mem_diff(src.ptr, dst.ptr, n)
+							       : pattern_diff(src.ptr, n, d->pattern, done);
 
 			if (at < n) {
 				x->c->result = 1;
