@@ -95,6 +95,27 @@ static void test_done(void)
 		exit(TEST_SKIP);                       \
 	} while (0)
 
+/* Skip the rest of one test (the program goes on), saying why. */
+#define SKIP_CASE(...)                                 \
+	do {                                           \
+		printf("# skip %s: ", test_current);   \
+		printf(__VA_ARGS__);                   \
+		printf("\n");                          \
+		return;                                \
+	} while (0)
+
+/* AddressSanitizer replaces malloc: its free() neither unmaps nor trims. */
+#if defined(__SANITIZE_ADDRESS__)
+#define TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_ASAN 1
+#endif
+#endif
+#ifndef TEST_ASAN
+#define TEST_ASAN 0
+#endif
+
 static inline void test_init(void)
 {
 	atexit(test_done);

@@ -19,6 +19,7 @@
 struct phys_space;
 struct mem_space;
 struct iommu_space;
+struct reg_space;
 struct dev_space;
 
 struct iovm_ctx {
@@ -34,6 +35,7 @@ struct iovm_ctx {
 	struct phys_space *phys;
 	struct mem_space *mem;
 	struct iommu_space *iommu;
+	struct reg_space *reg;
 	struct dev_space *dev;
 };
 

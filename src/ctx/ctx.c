@@ -16,6 +16,7 @@
 #include "base/log.h"
 #include "dev/dev.h"
 #include "iommu/iommu.h"
+#include "reg/reg.h"
 #include "mem/mem.h"
 #include "os/hugepage.h"
 #include "os/pagemap.h"
@@ -117,9 +118,12 @@ IOVM_API int iovm_open(const char *opts, struct iovm_ctx **out)
 	ret = iommu_create(ctx, &ctx->epoch, cfg.oracle, &ctx->iommu);
 	if (ret)
 		goto destroy_mem;
-	ret = dev_create(ctx, &ctx->dev);
+	ret = reg_create(ctx, &ctx->reg);
 	if (ret)
 		goto destroy_iommu;
+	ret = dev_create(ctx, &ctx->dev);
+	if (ret)
+		goto destroy_reg;
 	log_info("opened: page size %s, mem_limit %lu MiB, host-PA mode %s",
 		 cfg.page_size ? (cfg.page_size == SZ_4K ? "4K" : cfg.page_size == SZ_2M ? "2M" : "1G")
 			       : "auto",
@@ -127,6 +131,8 @@ IOVM_API int iovm_open(const char *opts, struct iovm_ctx **out)
 	*out = ctx;
 	return 0;
 
+destroy_reg:
+	reg_destroy(ctx->reg);
 destroy_iommu:
 	iommu_destroy(ctx->iommu);
 destroy_mem:
@@ -144,8 +150,9 @@ IOVM_API int iovm_close(struct iovm_ctx *ctx)
 	err_clear();
 	if (!ctx)
 		return 0;
-	/* Top down: devices stop, domains unmap (and leave the heap), then memory goes. */
+	/* Top down: devices stop, registrations go, domains unmap (and leave the heap), then memory goes. */
 	dev_destroy(ctx->dev);
+	reg_destroy(ctx->reg);
 	iommu_destroy(ctx->iommu);
 	mem_destroy(ctx->mem);
 	phys_destroy(ctx->phys);

@@ -38,6 +38,7 @@ struct iovm_queue {
 	struct iovm_device *dev;
 	struct list_node link;        /* in iovm_device.queues, under its lock */
 	struct iommu_iotlb *tlb;
+	_Atomic uint32_t *foreign_gate; /* phys_foreign_gate() of the context */
 	unsigned depth;
 	uint32_t flags;
 	/* The rings, in DMA memory: the CPU's pointers and the device's IOVAs. */
@@ -60,7 +61,7 @@ struct iovm_queue {
 	_Atomic bool busy;            /* a polling caller is running it */
 	uint32_t sections_left;       /* times a descriptor left its section for a fault handler */
 	/* Counters, read racily by iovm_queue_stats(). */
-	_Atomic uint64_t completed, bytes, faults, fault_retries, errors, ring_faults;
+	_Atomic uint64_t completed, bytes, faults, fault_retries, errors, ring_faults, bus_faults;
 
 	/* The reaper's. */
 	_Atomic uint32_t cq_head __cacheline_aligned; /* read by the submitter: ring room */

@@ -26,6 +26,7 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "dev/dev_internal.h"
+#include "phys/phys.h"
 
 #define DEFAULT_DEPTH 256
 #define MAX_DEPTH 65536
@@ -57,7 +58,8 @@ static void *ring_at(struct iovm_queue *q, struct ring_window *w, uint64_t iova,
 	/* Unsigned: an IOVA below the window wraps to a large offset. */
 	if (iova - w->iova < w->len && iova - w->iova + size <= w->len)
 		return w->ptr + (iova - w->iova);
-	if (iommu_access(q->tlb, IOVM_PASID_NONE, iova, access, &s, &f) || s.len < size) {
+	/* Rings are iovm's own memory: one the application could unmap is no ring. */
+	if (iommu_access(q->tlb, IOVM_PASID_NONE, iova, access, &s, &f) || s.len < size || s.foreign) {
 		atomic_store_explicit(&q->broken, true, memory_order_relaxed);
 		count_add(&q->ring_faults, 1);
 		return NULL;
@@ -250,6 +252,7 @@ IOVM_API int iovm_queue_create(struct iovm_device *dev, const struct iovm_queue_
 		return -ENOMEM;
 	memset(q, 0, sizeof(*q));
 	q->dev = dev;
+	q->foreign_gate = phys_foreign_gate(dev->ctx->phys);
 	q->depth = depth;
 	q->flags = flags;
 	q->cq_phase = 1;
@@ -397,6 +400,7 @@ IOVM_API int iovm_queue_stats(struct iovm_queue *q, struct iovm_queue_stats *st)
 		.fault_retries = atomic_load(&q->fault_retries),
 		.errors = atomic_load(&q->errors),
 		.ring_faults = atomic_load(&q->ring_faults),
+		.bus_faults = atomic_load(&q->bus_faults),
 	};
 	iommu_iotlb_counters(q->tlb, &st->iotlb_hits, &st->iotlb_misses);
 	return 0;

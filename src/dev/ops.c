@@ -13,9 +13,14 @@
  * afresh (the handler may have remapped anything) and goes on.
  */
 #include <errno.h>
+#include <sched.h>
+#include <setjmp.h>
 #include <string.h>
 
+#include "base/ctx.h"
 #include "dev/dev_internal.h"
+#include "os/guard.h"
+#include "phys/phys.h"
 
 /* A handler that claims to resolve a fault and does not gets this many tries. */
 #define FAULT_RETRIES 16
@@ -39,6 +44,20 @@ struct exec {
 	struct side *sides[3];
 	unsigned nr_sides;
 	unsigned retries;
+	uint64_t done;          /* bytes done, for a fault that jumps out of an operation */
+	/*
+	 * The stretch the operation under way works on, copied out of the
+	 * sides (which may live in frames a fault jumps past): where a bus
+	 * fault in foreign memory happened, as an IOVA.
+	 */
+	struct {
+		uint64_t iova;
+		uint8_t *ptr;
+		unsigned access;
+	} cur[3];
+	uint64_t cur_len;
+	unsigned cur_n;
+	bool completing;        /* writing the completion record */
 };
 
 static void exec_init(struct exec *x, struct iovm_queue *q, const struct iovm_desc *d,
@@ -63,6 +82,28 @@ static void fault_complete(struct exec *x, const struct iovm_fault *f)
 }
 
 /*
+ * The memory monitor closes the foreign gate while it invalidates what an
+ * application's munmap (or madvise, or mremap) hit: leave the device-side
+ * section, so that it can finish, and come back once the gate is open.
+ * Whatever was translated before is suspect afterwards.
+ */
+static void gate_wait(struct iovm_queue *q)
+{
+	iommu_exit(q->tlb);
+	q->sections_left++;
+	for (unsigned spins = 0; atomic_load_explicit(q->foreign_gate, memory_order_acquire); spins++)
+		if (spins > 64)
+			sched_yield();
+	iommu_enter(q->tlb);
+}
+
+/* Whether the span may be used: not foreign memory while the gate is closed. */
+static inline bool gate_open(struct iovm_queue *q, const struct iommu_span *span)
+{
+	return !span->foreign || !atomic_load_explicit(q->foreign_gate, memory_order_seq_cst);
+}
+
+/*
  * Make @s->avail non-zero. On a fault: block on it if asked (and a handler
  * resolves it), else complete with it. -EFAULT when the operation stops.
  */
@@ -73,6 +114,12 @@ static int side_span(struct exec *x, struct side *s)
 		struct iovm_fault f;
 
 		if (!iommu_access(x->q->tlb, x->pasid, s->iova, s->access, &span, &f)) {
+			if (unlikely(!gate_open(x->q, &span))) {
+				gate_wait(x->q);
+				for (unsigned i = 0; i < x->nr_sides; i++)
+					x->sides[i]->avail = 0;
+				continue;
+			}
 			s->ptr = span.ptr;
 			s->avail = span.len;
 			return 0;
@@ -128,6 +175,13 @@ static int stretch(struct exec *x, uint64_t left, uint64_t *n)
 	for (i = 0; i < x->nr_sides; i++)
 		m = MIN(m, x->sides[i]->avail);
 	*n = m;
+	for (i = 0; i < x->nr_sides; i++) {
+		x->cur[i].iova = x->sides[i]->iova;
+		x->cur[i].ptr = x->sides[i]->ptr;
+		x->cur[i].access = x->sides[i]->access;
+	}
+	x->cur_n = x->nr_sides;
+	x->cur_len = m;
 	return 0;
 }
 
@@ -176,6 +230,7 @@ static void run_linear(struct exec *x)
 		side_init(x, &dst2, d->dst2, IOVM_MAP_WRITE);
 
 	while (done < d->len) {
+		x->done = done;
 		if (stretch(x, d->len - done, &n))
 			break;
 		switch (d->op) {
@@ -270,6 +325,7 @@ static void run_sg(struct exec *x)
 				  gather ? IOVM_MAP_WRITE : IOVM_MAP_READ);
 			side_init(x, &ent, sge[i].iova, gather ? IOVM_MAP_READ : IOVM_MAP_WRITE);
 			while (left) {
+				x->done = done;
 				if (stretch(x, left, &n))
 					goto out;
 				if (gather)
@@ -300,10 +356,15 @@ static void write_completion(struct iovm_queue *q, const struct iovm_desc *d,
 	struct iovm_fault f;
 	struct iovm_completion *rec;
 
-	if (iommu_access(q->tlb, d->pasid, d->completion, IOVM_MAP_WRITE, &s, &f) ||
-	    s.len < sizeof(*rec)) {
-		count_add(&q->faults, 1);
-		return;
+	for (;;) {
+		if (iommu_access(q->tlb, d->pasid, d->completion, IOVM_MAP_WRITE, &s, &f) ||
+		    s.len < sizeof(*rec)) {
+			count_add(&q->faults, 1);
+			return;
+		}
+		if (likely(gate_open(q, &s)))
+			break;
+		gate_wait(q);
 	}
 	rec = (struct iovm_completion *)s.ptr;
 	memcpy((uint8_t *)rec + 1, (const uint8_t *)c + 1, sizeof(*rec) - 1);
@@ -358,24 +419,84 @@ static bool valid(const struct iovm_desc *d, bool in_batch)
 	}
 }
 
+static void execute(struct exec *x, bool in_batch)
+{
+	const struct iovm_desc *d = x->d;
+
+	if (!valid(d, in_batch)) {
+		x->c->status = IOVM_STATUS_INVALID;
+		count_add(&x->q->errors, 1);
+	} else if (d->op == IOVM_OP_NOOP) {
+		x->c->status = IOVM_STATUS_SUCCESS;
+	} else if (d->op == IOVM_OP_GATHER || d->op == IOVM_OP_SCATTER) {
+		run_sg(x);
+	} else if (d->op == IOVM_OP_BATCH) {
+		run_batch(x);
+	} else {
+		run_linear(x);
+	}
+	if (d->flags & IOVM_DESC_COMPLETION && !(x->c->status == IOVM_STATUS_INVALID && (d->completion & 31))) {
+		x->completing = true;
+		write_completion(x->q, d, x->c);
+	}
+}
+
+/*
+ * Foreign memory vanished under an access (the application unmapped it
+ * before the monitor could say so): a bus fault at the IOVA that reached
+ * it, with the bytes done before the stretch under way.
+ */
+static void bus_fault(struct exec *x, const void *addr)
+{
+	uint64_t iova = 0;
+	unsigned access = IOVM_MAP_READ;
+
+	for (unsigned i = 0; i < x->cur_n; i++) {
+		const uint8_t *p = x->cur[i].ptr;
+
+		if ((const uint8_t *)addr >= p && (const uint8_t *)addr < p + x->cur_len) {
+			iova = x->cur[i].iova + (uint64_t)((const uint8_t *)addr - p);
+			access = x->cur[i].access;
+			break;
+		}
+	}
+	x->c->status = IOVM_STATUS_PAGE_FAULT;
+	x->c->fault_reason = IOVM_FAULT_BUS;
+	x->c->fault_access = (uint8_t)access;
+	x->c->fault_addr = iova;
+	x->c->bytes_completed = (uint32_t)x->done;
+	count_add(&x->q->faults, 1);
+	count_add(&x->q->bus_faults, 1);
+}
+
+/* execute() under a guard: a fault in foreign memory completes the descriptor, not the process. */
+static void execute_guarded(struct exec *x, bool in_batch)
+{
+	struct os_guard g;
+
+	if (sigsetjmp(g.jmp, 0)) {
+		bool completing = x->completing;
+
+		bus_fault(x, g.addr);
+		/* The record may be where the fault was: then there is none. */
+		if (!completing && (x->d->flags & IOVM_DESC_COMPLETION))
+			write_completion(x->q, x->d, x->c);
+		return;
+	}
+	os_guard_set(&g);
+	execute(x, in_batch);
+	os_guard_clear(&g);
+}
+
 void engine_execute(struct iovm_queue *q, const struct iovm_desc *d, struct iovm_completion *c,
 		    bool in_batch)
 {
 	struct exec x;
 
 	exec_init(&x, q, d, c);
-	if (!valid(d, in_batch)) {
-		c->status = IOVM_STATUS_INVALID;
-		count_add(&q->errors, 1);
-	} else if (d->op == IOVM_OP_NOOP) {
-		c->status = IOVM_STATUS_SUCCESS;
-	} else if (d->op == IOVM_OP_GATHER || d->op == IOVM_OP_SCATTER) {
-		run_sg(&x);
-	} else if (d->op == IOVM_OP_BATCH) {
-		run_batch(&x);
-	} else {
-		run_linear(&x);
-	}
-	if (d->flags & IOVM_DESC_COMPLETION && !(c->status == IOVM_STATUS_INVALID && (d->completion & 31)))
-		write_completion(q, d, c);
+	/* Only foreign memory can vanish: without any on the bus, no guard to pay for. */
+	if (phys_has_windows(q->dev->ctx->phys))
+		execute_guarded(&x, in_batch);
+	else
+		execute(&x, in_batch);
 }

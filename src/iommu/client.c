@@ -315,11 +315,12 @@ static int fault(struct iovm_domain *dom, struct iommu_iotlb *t, uint32_t pasid,
 
 /* Fill an IOTLB entry from a walk, then check the walk still holds. */
 static void iotlb_fill(struct iotlb_entry *e, uint64_t tag, const struct pt_walk *w, uint64_t page_pa,
-		       uint8_t *page_ptr, uint32_t bus_gen, bool write)
+		       uint8_t *page_ptr, bool foreign, uint32_t bus_gen, bool write)
 {
 	e->pa = page_pa;
 	e->ptr = page_ptr;
-	e->prot = (uint16_t)w->prot;
+	e->foreign = foreign;
+	e->prot = (uint8_t)w->prot;
 	e->ptep = w->ptep;
 	e->pte = w->pte;
 	e->bus_gen = bus_gen;
@@ -348,13 +349,14 @@ static inline struct iotlb_entry *lookup(struct iommu_iotlb *t, uint64_t iova, u
 }
 
 /* What an access reaches, from the page it falls in: at most to the end of the bus granule. */
-static void span_set(struct iommu_span *s, uint8_t *page_ptr, uint64_t page_pa, uint64_t off,
-		     unsigned shift)
+static void span_set(struct iommu_span *s, uint8_t *page_ptr, bool foreign, uint64_t page_pa,
+		     uint64_t off, unsigned shift)
 {
 	uint64_t pa = page_pa + off;
 
 	s->ptr = page_ptr + off;
 	s->pa = pa;
+	s->foreign = foreign;
 	/* Within a 2 MiB granule the bus maps one bank, contiguously. */
 	s->len = MIN((UINT64_C(1) << shift) - off, SZ_2M - (pa & (SZ_2M - 1)));
 }
@@ -379,7 +381,7 @@ static inline int access_cached(struct iommu_iotlb *t, uint32_t pasid, uint64_t 
 		e->dirty = 1;
 	}
 	t->hits++;
-	span_set(s, e->ptr, e->pa, iova & ((UINT64_C(1) << shift) - 1), shift);
+	span_set(s, e->ptr, e->foreign, e->pa, iova & ((UINT64_C(1) << shift) - 1), shift);
 	return 0;
 }
 
@@ -387,7 +389,7 @@ int iommu_access(struct iommu_iotlb *t, uint32_t pasid, uint64_t iova, unsigned 
 		 struct iommu_span *s, struct iovm_fault *f)
 {
 	struct iovm_domain *dom;
-	bool write = access & IOVM_MAP_WRITE;
+	bool write = access & IOVM_MAP_WRITE, foreign = false;
 	uint64_t page_pa, off;
 	uint8_t *page_ptr;
 	uint32_t gen;
@@ -409,10 +411,10 @@ int iommu_access(struct iommu_iotlb *t, uint32_t pasid, uint64_t iova, unsigned 
 		if (iova >= dom->limit)
 			return fault(dom, t, pasid, iova, access, IOVM_FAULT_NOT_PRESENT, f);
 		/* The bus resolves 2 MiB granules: memory stays contiguous to the granule's end. */
-		page_ptr = phys_bus_ptr(t->phys, pa_make(iova));
+		page_ptr = phys_bus_map(t->phys, pa_make(iova), &foreign);
 		if (unlikely(!page_ptr))
 			return fault(dom, t, pasid, iova, access, IOVM_FAULT_BUS, f);
-		span_set(s, page_ptr, iova, 0, 21);
+		span_set(s, page_ptr, foreign, iova, 0, 21);
 		return 0;
 	}
 	t->misses++;
@@ -427,7 +429,7 @@ int iommu_access(struct iommu_iotlb *t, uint32_t pasid, uint64_t iova, unsigned 
 	page_pa = w.pa - off;
 	/* The generation before the lookup: a bump in between makes the entry stale, not wrong. */
 	gen = atomic_load_explicit(t->bus_gen, memory_order_acquire);
-	page_ptr = phys_bus_ptr(t->phys, pa_make(page_pa));
+	page_ptr = phys_bus_map(t->phys, pa_make(page_pa), &foreign);
 	if (unlikely(!page_ptr))
 		return fault(dom, t, pasid, iova, access, IOVM_FAULT_BUS, f);
 	{
@@ -436,9 +438,9 @@ int iommu_access(struct iommu_iotlb *t, uint32_t pasid, uint64_t iova, unsigned 
 						: &t->huge[set_base(iova, IOTLB_HUGE_SHIFT, pasid, IOTLB_HUGE)];
 
 		e += t->victim++ % IOTLB_WAYS;
-		iotlb_fill(e, make_tag(iova, shift, pasid), &w, page_pa, page_ptr, gen, write);
+		iotlb_fill(e, make_tag(iova, shift, pasid), &w, page_pa, page_ptr, foreign, gen, write);
 	}
-	span_set(s, page_ptr, page_pa, off, shift);
+	span_set(s, page_ptr, foreign, page_pa, off, shift);
 	if (unlikely(t->oracle))
 		shadow_check(dom, iova, s->len, s->pa, access);
 	return 0;

@@ -404,6 +404,11 @@ static void collect_done(struct collect *c)
 
 int domain_unmap(struct iovm_domain *dom, uint64_t iova, uint64_t len, bool *any)
 {
+	return domain_unmap_how(dom, iova, len, 0, any);
+}
+
+int domain_unmap_how(struct iovm_domain *dom, uint64_t iova, uint64_t len, unsigned how, bool *any)
+{
 	struct collect c;
 	int ret = 0;
 
@@ -417,7 +422,7 @@ int domain_unmap(struct iovm_domain *dom, uint64_t iova, uint64_t len, bool *any
 		log_warn("unmap: out of memory recording pieces: some IOVAs leak");
 	if (!c.n)
 		return 0;
-	if (dom->flags & IOVM_DOMAIN_DEFERRED) {
+	if ((dom->flags & IOVM_DOMAIN_DEFERRED) && !(how & UNMAP_STRICT)) {
 		for (unsigned i = 0; i < c.n; i++) {
 			/* What a device may still reach stays allocated until the flush. */
 			if (phys_pin(dom->ctx->phys, pa_make(c.p[i].pa), c.p[i].len))
@@ -433,7 +438,8 @@ int domain_unmap(struct iovm_domain *dom, uint64_t iova, uint64_t len, bool *any
 	pt_reclaim(&dom->pt);
 	for (unsigned i = 0; i < c.n; i++) {
 		shadow_unmap(dom, &c.p[i], false);
-		iova_give(dom, c.p[i].iova, c.p[i].len);
+		if (!(how & UNMAP_KEEP_IOVA))
+			iova_give(dom, c.p[i].iova, c.p[i].len);
 	}
 	atomic_fetch_add_explicit(&dom->strict_invalidations, 1, memory_order_relaxed);
 	collect_done(&c);

@@ -50,6 +50,12 @@ struct iommu_span {
 	uint8_t *ptr;  /* where the CPU reaches it */
 	uint64_t len;  /* bytes from ptr within one leaf (and one bank) */
 	uint64_t pa;
+	/*
+	 * The application's memory (phys_bus_map()): it may be unmapped under
+	 * the device, so reach it under a guard, and not while the foreign gate
+	 * is closed.
+	 */
+	bool foreign;
 };
 
 /*
@@ -66,5 +72,24 @@ int iommu_access(struct iommu_iotlb *t, uint32_t pasid, uint64_t iova, unsigned 
  * Call outside a section: the handler may map and unmap. 0 when resolved.
  */
 int iommu_fault_handle(struct iommu_client *c, const struct iovm_fault *f);
+
+/*
+ * Registrations (src/reg): IOVA ranges held while pages come and go.
+ *
+ * iommu_hold() reserves the IOVAs for [pa, pa+len) of the application's
+ * memory at @va: chosen, congruent to @pa modulo 2 MiB, in a managed domain;
+ * @va itself in a VA domain; -EOPNOTSUPP in an identity domain.
+ * iommu_hold_map() maps pages inside it; iommu_hold_unmap() unmaps them,
+ * strictly in every domain, keeping the IOVAs; iommu_unhold() gives the
+ * range back, once nothing in it is mapped.
+ */
+int iommu_hold(struct iovm_domain *dom, uint64_t va, uint64_t pa, uint64_t len, uint64_t *iova);
+void iommu_unhold(struct iovm_domain *dom, uint64_t iova, uint64_t pa, uint64_t len);
+int iommu_hold_map(struct iovm_domain *dom, uint64_t iova, uint64_t pa, uint64_t len, uint32_t perm);
+void iommu_hold_unmap(struct iovm_domain *dom, uint64_t iova, uint64_t len);
+/* How many 2 MiB leaves map [iova, iova+len). */
+uint64_t iommu_hold_huge_leaves(struct iovm_domain *dom, uint64_t iova, uint64_t len);
+/* The context of the domain. */
+struct iovm_ctx *iommu_domain_ctx(const struct iovm_domain *dom);
 
 #endif /* IOVM_IOMMU_IOMMU_H */

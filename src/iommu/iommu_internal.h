@@ -72,8 +72,9 @@ struct iotlb_entry {
 	_Atomic iopte_t *ptep;    /* the leaf, for the dirty bit on a later write */
 	iopte_t pte;              /* its value when walked: marked only while it holds */
 	uint32_t bus_gen;         /* phys_bus_gen() when filled: ptr is good while it holds */
-	uint16_t prot;            /* PT_PROT_* */
-	uint16_t dirty;           /* the leaf's dirty bit was set through this entry */
+	uint8_t prot;             /* PT_PROT_* */
+	uint8_t dirty;            /* the leaf's dirty bit was set through this entry */
+	uint8_t foreign;          /* the page is the application's memory (a window) */
 };
 
 static_assert(sizeof(struct iotlb_entry) == 48, "a set of four entries is three cache lines");
@@ -171,6 +172,10 @@ void domain_invalidate(struct iovm_domain *dom, uint64_t iova, uint64_t len, boo
 
 /* domain.c */
 int domain_unmap(struct iovm_domain *dom, uint64_t iova, uint64_t len, bool *any);
+/* How to unmap: strict even in a deferred domain; keep the IOVAs allocated. */
+#define UNMAP_STRICT (1u << 0)
+#define UNMAP_KEEP_IOVA (1u << 1)
+int domain_unmap_how(struct iovm_domain *dom, uint64_t iova, uint64_t len, unsigned how, bool *any);
 int domain_map_pa(struct iovm_domain *dom, uint64_t *iova, uint64_t pa, uint64_t len, unsigned prot);
 
 /* flushq.c */

@@ -5,60 +5,21 @@
  *
  * A hugetlb page that cannot be had at fault time is a SIGBUS (DPDK catches
  * it with sigsetjmp around the first touch). MADV_POPULATE_WRITE turns the
- * same failure into -EFAULT or -ENOMEM. The fallback installs a SIGBUS
- * handler once, for the life of the process; it jumps back only into a
- * thread that is inside os_populate_touch() and hands every other SIGBUS to
- * whatever handler was there before.
+ * same failure into -EFAULT or -ENOMEM. The fallback touches the pages
+ * under a guard (os/guard.h), which turns the SIGBUS into an error.
  */
 #include <errno.h>
-#include <pthread.h>
-#include <setjmp.h>
-#include <signal.h>
-#include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "base/compiler.h"
+#include "os/guard.h"
 #include "os/populate.h"
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
-
-/*
- * Volatile: the signal handler reads it. Without it, a compiler that sees the
- * touch loop never reads it drops the store that arms the guard (clang does).
- */
-static __thread sigjmp_buf *volatile sigbus_jmp;
-static struct sigaction sigbus_prev;
-static pthread_once_t sigbus_once = PTHREAD_ONCE_INIT;
-
-static void sigbus_handler(int sig, siginfo_t *info, void *uctx)
-{
-	if (sigbus_jmp)
-		siglongjmp(*sigbus_jmp, 1);
-	/* Not ours: behave as if we had never been installed. */
-	if (sigbus_prev.sa_flags & SA_SIGINFO) {
-		sigbus_prev.sa_sigaction(sig, info, uctx);
-	} else if (sigbus_prev.sa_handler == SIG_IGN) {
-		return;
-	} else if (sigbus_prev.sa_handler == SIG_DFL) {
-		signal(sig, SIG_DFL);
-		raise(sig);
-	} else {
-		sigbus_prev.sa_handler(sig);
-	}
-}
-
-static void sigbus_install(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_sigaction = sigbus_handler;
-	sa.sa_flags = SA_SIGINFO | SA_NODEFER;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGBUS, &sa, &sigbus_prev);
-}
 
 /* Out of line, so that nothing of the caller's frame lives across the longjmp. */
 static __noinline void touch_pages(volatile uint8_t *p, size_t len, uint64_t page_size)
@@ -69,18 +30,15 @@ static __noinline void touch_pages(volatile uint8_t *p, size_t len, uint64_t pag
 
 int os_populate_touch(void *addr, size_t len, uint64_t page_size)
 {
-	sigjmp_buf jmp;
+	struct os_guard g;
 
 	if (!is_pow2(page_size) || !is_aligned((uintptr_t)addr, page_size))
 		return -EINVAL;
-	pthread_once(&sigbus_once, sigbus_install);
-	if (sigsetjmp(jmp, 1)) {
-		sigbus_jmp = NULL;
-		return -ENOMEM;
-	}
-	sigbus_jmp = &jmp;
+	if (sigsetjmp(g.jmp, 0))
+		return -ENOMEM; /* SIGBUS: no page to be had */
+	os_guard_set(&g);
 	touch_pages(addr, len, page_size);
-	sigbus_jmp = NULL;
+	os_guard_clear(&g);
 	return 0;
 }
 
@@ -98,4 +56,14 @@ int os_populate(void *addr, size_t len, uint64_t page_size)
 	default:
 		return -errno;
 	}
+}
+
+int os_mlock(const void *addr, size_t len)
+{
+	return syscall(SYS_mlock, addr, len) ? -errno : 0;
+}
+
+int os_munlock(const void *addr, size_t len)
+{
+	return syscall(SYS_munlock, addr, len) ? -errno : 0;
 }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * populate.h - faulting pages in without ever dying of SIGBUS.
+ * populate.h - faulting pages in without ever dying of SIGBUS; locking them.
  */
 #ifndef IOVM_OS_POPULATE_H
 #define IOVM_OS_POPULATE_H
@@ -22,5 +22,13 @@ int os_populate(void *addr, size_t len, uint64_t page_size);
  * so that the tests exercise it on any kernel.
  */
 int os_populate_touch(void *addr, size_t len, uint64_t page_size);
+
+/*
+ * os_mlock(), os_munlock() - mlock(2) and munlock(2), by system call:
+ * sanitizers replace the libc calls with ones that do nothing, and a
+ * registration's locks must be real under them too. 0, or -errno.
+ */
+int os_mlock(const void *addr, size_t len);
+int os_munlock(const void *addr, size_t len);
 
 #endif /* IOVM_OS_POPULATE_H */

@@ -10,6 +10,7 @@
 #include <errno.h>
 
 #include "base/compiler.h"
+#include "os/hugepage.h"
 #include "phys/phys_internal.h"
 
 static struct phys_bank *bus_lookup(struct phys_space *ps, pa_t pa, uint64_t *bank_off)
@@ -23,6 +24,8 @@ static struct phys_bank *bus_lookup(struct phys_space *ps, pa_t pa, uint64_t *ba
 	if (!b)
 		return NULL;
 	*bank_off = e->off + (pa_val(pa) & (BUS_GRANULE - 1));
+	if (unlikely(b->foreign) && (*bank_off < b->lo || *bank_off >= b->hi))
+		return NULL;
 	return b;
 }
 
@@ -37,6 +40,17 @@ void *phys_bus_ptr(struct phys_space *ps, pa_t pa)
 	struct phys_bank *b = bus_lookup(ps, pa, &off);
 
 	return b ? b->bus + off : NULL;
+}
+
+void *phys_bus_map(struct phys_space *ps, pa_t pa, bool *foreign)
+{
+	uint64_t off;
+	struct phys_bank *b = bus_lookup(ps, pa, &off);
+
+	if (!b)
+		return NULL;
+	*foreign = b->foreign;
+	return b->bus + off;
 }
 
 hpa_t phys_hpa(struct phys_space *ps, pa_t pa)
@@ -57,7 +71,9 @@ uint64_t phys_page_size(struct phys_space *ps, pa_t pa)
 	uint64_t off;
 	struct phys_bank *b = bus_lookup(ps, pa, &off);
 
-	return b ? b->arena->page_size : 0;
+	if (!b)
+		return 0;
+	return b->foreign ? os_page_size() : b->arena->page_size;
 }
 
 int phys_backing(struct phys_space *ps, pa_t pa, struct phys_backing *out)
@@ -65,8 +81,8 @@ int phys_backing(struct phys_space *ps, pa_t pa, struct phys_backing *out)
 	uint64_t off, page;
 	struct phys_bank *b = bus_lookup(ps, pa, &off);
 
-	if (!b)
-		return -ENOENT;
+	if (!b || b->foreign)
+		return -ENOENT; /* foreign memory: the application's mapping, no memfd of ours */
 	page = off >> b->arena->shift;
 	out->fd = b->arena->fd;
 	out->offset = b->file_off + off;

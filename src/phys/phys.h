@@ -142,6 +142,40 @@ int phys_backing(struct phys_space *ps, pa_t pa, struct phys_backing *b);
 void *phys_bus_ptr(struct phys_space *ps, pa_t pa);
 
 /*
+ * phys_bus_map() - phys_bus_ptr(), and whether the memory is foreign (a
+ * window onto the application's memory, which may vanish under a device:
+ * reach it under a guard, and not while the foreign gate is closed).
+ */
+void *phys_bus_map(struct phys_space *ps, pa_t pa, bool *foreign);
+
+/*
+ * phys_window_add() - put the application's memory [va, va+len) (page
+ * aligned) on the bus, at a PA of its own, returned in @pa, whose offset
+ * within 2 MiB is the VA's. Nothing is pinned: see reg/ for that.
+ * Thread safety: safe.
+ */
+int phys_window_add(struct phys_space *ps, void *va, uint64_t len, pa_t *pa);
+
+/*
+ * phys_window_remove() - take the window at @pa (as phys_window_add() gave
+ * it) off the bus; returns once no device can be inside an access through
+ * it. -ENOENT when there is no such window.
+ * Thread safety: safe.
+ */
+int phys_window_remove(struct phys_space *ps, pa_t pa);
+
+/* phys_has_windows() - whether any foreign memory is on the bus. Lock-free. */
+bool phys_has_windows(const struct phys_space *ps);
+
+/*
+ * phys_foreign_gate() - while non-zero, devices keep off foreign memory: the
+ * memory monitor closes it (increments) before it lets an application's
+ * munmap go on, and opens it once the registrations it hit are invalidated.
+ * A device that finds it closed leaves its device-side section and waits.
+ */
+_Atomic uint32_t *phys_foreign_gate(struct phys_space *ps);
+
+/*
  * phys_bus_gen() - a counter bumped whenever memory leaves the bus. A cache
  * of bus pointers (an IOTLB) notes it when it fills an entry, reads it
  * before phys_bus_ptr(), and trusts the entry only while it has not moved.

@@ -60,6 +60,15 @@ struct phys_bank {
 	hpa_t *hpa;         /* host PA of each page, or NULL when unknown */
 	uint64_t nr_free;   /* frames of this bank free in the buddy */
 	bool released;      /* given back; the struct stays for lock-free readers */
+	/*
+	 * A window (window.c): the process's own memory put on the bus, at VA
+	 * bus, from PA pa, with no arena and no frames. Only the bytes [lo, hi)
+	 * from bus are the application's: the rest of the first and last
+	 * granules is nobody's.
+	 */
+	bool foreign;
+	uint64_t lo, hi;
+	struct list_node wlink; /* in phys_space.windows or .spare_windows, under its lock */
 };
 
 /* The memory of one page size on one node, in one memfd. */
@@ -100,6 +109,14 @@ struct phys_space {
 	struct phys_bank **banks; /* by index; released banks stay until destroy */
 	unsigned nr_banks, cap_banks;
 	uint64_t banks_added, banks_released, grow_failures;
+	/*
+	 * Windows onto foreign memory, under lock. Removed ones are kept for
+	 * reuse, never freed before the space: a lock-free reader of the bus
+	 * may still hold one.
+	 */
+	struct list_node windows, spare_windows;
+	_Atomic uint64_t nr_windows;
+	_Atomic uint32_t foreign_gate; /* non-zero: devices keep off foreign memory */
 };
 
 /* bank.c; all need phys_space.lock. */
@@ -107,6 +124,9 @@ int bank_add(struct phys_arena *a, uint64_t bytes);
 int bank_release(struct phys_bank *b);
 void bank_destroy_all(struct phys_space *ps);
 pa_t bank_page_pa(const struct phys_bank *b, uint64_t page);
+
+/* window.c */
+void window_destroy_all(struct phys_space *ps);
 
 /* buddy.c; all need phys_space.lock. */
 struct phys_frame *frame_at(struct phys_arena *a, uint64_t pfn);

@@ -36,6 +36,8 @@ int phys_create(const struct phys_params *params, struct phys_space **out)
 		return -ENOMEM;
 	ps->params = *params;
 	pthread_mutex_init(&ps->lock, NULL);
+	list_init(&ps->windows);
+	list_init(&ps->spare_windows);
 	ra_init(&ps->emu);
 	emu_base = params->host_pa ? PHYS_EMU_HIGH : PHYS_EMU_LOW;
 	ret = ra_free(&ps->emu, emu_base, (UINT64_C(1) << PHYS_PA_BITS) - emu_base);
@@ -68,6 +70,7 @@ void phys_destroy(struct phys_space *ps)
 	if (!ps)
 		return;
 	bank_destroy_all(ps);
+	window_destroy_all(ps);
 	for (unsigned i = 0; i < ps->nr_arenas; i++)
 		arena_destroy(ps->arenas[i]);
 	radix_destroy(&ps->bus);

@@ -7,6 +7,7 @@
  * the suite when a public function has no row here.
  */
 #include <limits.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "mem_util.h"
@@ -19,6 +20,8 @@ static struct iovm_domain *dom, *idom;
 static struct iovm_device *dev, *dev2;
 static struct iovm_queue *q, *qfull, *qworker;
 static iovm_pa_t page_pa;
+static uint8_t *app, *app_ro, *app_gone; /* the application's own memory: mapped, read-only, unmapped */
+static struct iovm_mr *mr;
 
 /* Pointer results: 0 for a pointer, -errno for NULL. */
 static long ptr_ret(const void *p)
@@ -264,6 +267,25 @@ struct bad_case {
 
 #define ROW(id, api, err) { #id, #api, -(err), bad_##id }
 
+B(mr_reg_null_dom) { struct iovm_mr *m; return iovm_mr_reg(NULL, app, 4096, 0, &m); }
+B(mr_reg_null_addr) { struct iovm_mr *m; return iovm_mr_reg(dom, NULL, 4096, 0, &m); }
+B(mr_reg_zero_len) { struct iovm_mr *m; return iovm_mr_reg(dom, app, 0, 0, &m); }
+B(mr_reg_null_out) { return iovm_mr_reg(dom, app, 4096, 0, NULL); }
+B(mr_reg_bad_access) { struct iovm_mr *m; return iovm_mr_reg(dom, app, 4096, 1u << 10, &m); }
+B(mr_reg_wraps) { struct iovm_mr *m; return iovm_mr_reg(dom, (void *)(UINTPTR_MAX - 100), 4096, 0, &m); }
+B(mr_reg_unmapped) { struct iovm_mr *m; return iovm_mr_reg(dom, app_gone, 4096, 0, &m); }
+B(mr_reg_write_readonly) { struct iovm_mr *m; return iovm_mr_reg(dom, app_ro, 4096, IOVM_ACCESS_LOCAL_WRITE, &m); }
+B(mr_reg_identity) { struct iovm_mr *m; return iovm_mr_reg(idom, app, 4096, 0, &m); }
+B(mr_dereg_null) { return iovm_mr_dereg(NULL); }
+B(mr_query_null) { struct iovm_mr_info i; return iovm_mr_query(NULL, &i); }
+B(mr_query_null_out) { return iovm_mr_query(mr, NULL); }
+B(mr_iova_null) { iovm_iova_t i; return iovm_mr_iova(NULL, app, 1, &i); }
+B(mr_iova_null_out) { return iovm_mr_iova(mr, app, 1, NULL); }
+B(mr_iova_outside) { iovm_iova_t i; return iovm_mr_iova(mr, app + 4096, 1, &i); }
+B(mr_iova_wraps) { iovm_iova_t i; return iovm_mr_iova(mr, app, SIZE_MAX, &i); }
+B(reg_stats_null) { struct iovm_reg_stats st; return iovm_reg_stats(NULL, &st); }
+B(reg_stats_null_out) { return iovm_reg_stats(ctx, NULL); }
+
 static const struct bad_case cases[] = {
 	ROW(strerror_intmin, iovm_strerror, EINVAL),
 	ROW(strerror_huge, iovm_strerror, EINVAL),
@@ -435,6 +457,24 @@ static const struct bad_case cases[] = {
 	ROW(reap_null_out, iovm_queue_reap, EINVAL),
 	ROW(queue_stats_null, iovm_queue_stats, EINVAL),
 	ROW(queue_stats_null_out, iovm_queue_stats, EINVAL),
+	ROW(mr_reg_null_dom, iovm_mr_reg, EINVAL),
+	ROW(mr_reg_null_addr, iovm_mr_reg, EINVAL),
+	ROW(mr_reg_zero_len, iovm_mr_reg, EINVAL),
+	ROW(mr_reg_null_out, iovm_mr_reg, EINVAL),
+	ROW(mr_reg_bad_access, iovm_mr_reg, EINVAL),
+	ROW(mr_reg_wraps, iovm_mr_reg, EINVAL),
+	ROW(mr_reg_unmapped, iovm_mr_reg, EFAULT),
+	ROW(mr_reg_write_readonly, iovm_mr_reg, EFAULT),
+	ROW(mr_reg_identity, iovm_mr_reg, EOPNOTSUPP),
+	ROW(mr_dereg_null, iovm_mr_dereg, EINVAL),
+	ROW(mr_query_null, iovm_mr_query, EINVAL),
+	ROW(mr_query_null_out, iovm_mr_query, EINVAL),
+	ROW(mr_iova_null, iovm_mr_iova, EINVAL),
+	ROW(mr_iova_null_out, iovm_mr_iova, EINVAL),
+	ROW(mr_iova_outside, iovm_mr_iova, ERANGE),
+	ROW(mr_iova_wraps, iovm_mr_iova, EINVAL),
+	ROW(reg_stats_null, iovm_reg_stats, EINVAL),
+	ROW(reg_stats_null_out, iovm_reg_stats, EINVAL),
 };
 
 static void quiet(void *arg, enum iovm_log_level level, const char *msg)
@@ -486,7 +526,23 @@ int main(void)
 	CHECK_OK(iovm_queue_create(dev, &(struct iovm_queue_attr){ .depth = 4, .flags = IOVM_QUEUE_POLLED }, &q));
 	CHECK_OK(iovm_queue_create(dev, &(struct iovm_queue_attr){ .depth = 2, .flags = IOVM_QUEUE_POLLED }, &qfull));
 	CHECK_OK(iovm_queue_create(dev, &(struct iovm_queue_attr){ .depth = 2 }, &qworker));
+	app = mmap(NULL, 3 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(app != MAP_FAILED);
+	app_ro = app + 4096;
+	app_gone = app + 8192;
+	CHECK_OK(mprotect(app_ro, 4096, PROT_READ));
+	CHECK_OK(munmap(app_gone, 4096));
+	CHECK_OK(iovm_mr_reg(dom, app, 4096, IOVM_ACCESS_LOCAL_WRITE, &mr));
 	RUN(every_call_refuses_bad_input);
+	{
+		struct iovm_reg_stats st;
+
+		/* Nothing the refused registrations took is left over. */
+		CHECK_OK(iovm_reg_stats(ctx, &st));
+		CHECK_EQ(st.mrs, 1);
+		CHECK_EQ(st.locked_bytes, 4096);
+	}
+	CHECK_OK(iovm_mr_dereg(mr));
 	CHECK_OK(iovm_device_close(dev2));
 	CHECK_OK(iovm_device_close(dev));
 	CHECK_OK(iovm_domain_destroy(dom));

@@ -4,12 +4,17 @@
  * commit, populate (with hugepage exhaustion giving -ENOMEM, never SIGBUS),
  * pagemap, NUMA binding, userfaultfd, and the sysinfo built on them.
  */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <iovm/os.h>
 
 #include "base/compiler.h"
+#include "os/guard.h"
 #include "os/hugepage.h"
 #include "os/memfd.h"
 #include "os/numa.h"
@@ -167,6 +172,92 @@ TEST(userfaultfd)
 	CHECK(iovm_uffd_feature_name(63) == NULL);
 }
 
+/* Out of line: the copy that faults is not folded into the guarded frame. */
+static __noinline void copy_page(void *dst, const void *src)
+{
+	memcpy(dst, src, 4096);
+}
+
+static void child_segv(int sig)
+{
+	_exit(sig == SIGSEGV ? 42 : 1);
+}
+
+/* The run of this program that TEST(guard) starts: a handler first, then iovm's, then a fault. */
+static void guard_chain_child(void)
+{
+	uint8_t *p = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint8_t buf[4096];
+	struct os_guard g;
+
+	signal(SIGSEGV, child_segv);
+	os_guard_set(&g);
+	os_guard_clear(&g);
+	copy_page(buf, p);
+	_exit(0);
+}
+
+TEST(guard)
+{
+	uint8_t *p = mmap(NULL, 3 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint8_t buf[4096];
+	struct os_guard outer, inner;
+	volatile int faults = 0;
+	pid_t pid;
+	int status;
+
+	CHECK(p != MAP_FAILED);
+	CHECK_OK(munmap(p + 4096, 4096)); /* a hole in the middle */
+	/* A guarded copy from the hole: back here with its address, the guard gone. */
+	if (sigsetjmp(outer.jmp, 0)) {
+		faults++;
+		CHECK(outer.addr >= (void *)(p + 4096) && outer.addr < (void *)(p + 8192));
+		CHECK_EQ(outer.sig, SIGSEGV);
+		CHECK(os_guard_current() == NULL);
+	} else {
+		os_guard_set(&outer);
+		copy_page(buf, p);
+		copy_page(buf, p + 4096);
+		os_guard_clear(&outer);
+		CHECK_MSG(0, "the copy from unmapped memory did not fault");
+	}
+	CHECK_EQ(faults, 1);
+	/* Nested: the inner guard takes its fault; the outer one stays set. */
+	faults = 0;
+	if (sigsetjmp(outer.jmp, 0)) {
+		CHECK_MSG(0, "the outer guard took the inner fault");
+	} else {
+		os_guard_set(&outer);
+		if (sigsetjmp(inner.jmp, 0)) {
+			faults++;
+			CHECK(os_guard_current() == &outer);
+		} else {
+			os_guard_set(&inner);
+			copy_page(p + 4096, buf);
+			os_guard_clear(&inner);
+		}
+		copy_page(buf, p + 8192); /* mapped: no fault */
+		os_guard_clear(&outer);
+	}
+	CHECK_EQ(faults, 1);
+	/*
+	 * An unguarded fault goes to the handler that was there before iovm's:
+	 * shown in a fresh process (this one, run again), whose own handler is
+	 * installed before iovm's first guard.
+	 */
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		setenv("IOVM_TEST_GUARD_CHAIN", "1", 1);
+		execl("/proc/self/exe", "test_os", (char *)NULL);
+		_exit(2);
+	}
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 42, "status %#x", status);
+	CHECK_OK(munmap(p, 4096));
+	CHECK_OK(munmap(p + 8192, 4096));
+}
+
 TEST(sysinfo)
 {
 	struct iovm_sysinfo *info = NULL;
@@ -189,6 +280,8 @@ TEST(sysinfo)
 
 int main(void)
 {
+	if (getenv("IOVM_TEST_GUARD_CHAIN"))
+		guard_chain_child();
 	test_init();
 	RUN(page_sizes);
 	RUN(sysfs_lists);
@@ -198,5 +291,6 @@ int main(void)
 	RUN(numa);
 	RUN(sysinfo);
 	RUN(userfaultfd);
+	RUN(guard);
 	return 0;
 }

@@ -318,6 +318,57 @@ TEST(host_pa_mode)
 	phys_destroy(ps);
 }
 
+TEST(foreign_windows)
+{
+	struct phys_space *ps = space(64 << 20, false);
+	uint8_t *buf = mmap(NULL, 8 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint8_t *aligned = (uint8_t *)align_up((uintptr_t)buf, SZ_2M);
+	struct phys_backing back;
+	bool foreign = false;
+	pa_t pa, pa2;
+
+	CHECK(buf != MAP_FAILED);
+	CHECK(!phys_has_windows(ps));
+	/* Bad arguments. */
+	CHECK_EQ(phys_window_add(ps, buf + 1, PG, &pa), -EINVAL);
+	CHECK_EQ(phys_window_add(ps, buf, PG + 1, &pa), -EINVAL);
+	CHECK_EQ(phys_window_add(ps, buf, 0, &pa), -EINVAL);
+	CHECK_EQ(phys_window_add(ps, NULL, PG, &pa), -EINVAL);
+	/* Three pages, 12 KiB into a granule: the PA keeps the VA's offset within 2 MiB. */
+	CHECK_OK(phys_window_add(ps, aligned + 3 * PG, 3 * PG, &pa));
+	CHECK(phys_has_windows(ps));
+	CHECK_EQ(pa_val(pa) & (SZ_2M - 1), 3 * PG);
+	CHECK(phys_bus_ptr(ps, pa) == aligned + 3 * PG);
+	CHECK(phys_bus_map(ps, pa_add(pa, 5000), &foreign) == aligned + 3 * PG + 5000);
+	CHECK(foreign);
+	CHECK_EQ(phys_page_size(ps, pa), (uint64_t)os_page_size());
+	CHECK_EQ(phys_backing(ps, pa, &back), -ENOENT);
+	/* Only the window's own bytes are on the bus, not the rest of its granule. */
+	CHECK(phys_bus_ptr(ps, pa_add(pa, 3 * PG)) == NULL);
+	CHECK(phys_bus_ptr(ps, pa_make(pa_val(pa) - 1)) == NULL);
+	/* A 2 MiB-aligned VA gets a 2 MiB-aligned PA; windows do not overlap. */
+	CHECK_OK(phys_window_add(ps, aligned + SZ_2M, SZ_2M + PG, &pa2));
+	CHECK(is_aligned(pa_val(pa2), SZ_2M));
+	CHECK(phys_bus_ptr(ps, pa_add(pa2, SZ_2M)) == aligned + 2 * SZ_2M);
+	CHECK(phys_bus_ptr(ps, pa_add(pa2, SZ_2M + PG)) == NULL);
+	/* Removed: off the bus; a second removal, or of a PA inside, finds nothing. */
+	CHECK_EQ(phys_window_remove(ps, pa_add(pa, PG)), -ENOENT);
+	CHECK_OK(phys_window_remove(ps, pa));
+	CHECK(phys_bus_ptr(ps, pa) == NULL);
+	CHECK_EQ(phys_window_remove(ps, pa), -ENOENT);
+	CHECK_EQ(phys_window_remove(ps, PA_INVALID), -EINVAL);
+	/* Many come and go: their structs and PAs are reused. */
+	for (int i = 0; i < 1000; i++) {
+		CHECK_OK(phys_window_add(ps, buf, PG, &pa));
+		CHECK(phys_bus_ptr(ps, pa) == buf);
+		CHECK_OK(phys_window_remove(ps, pa));
+	}
+	CHECK_OK(phys_window_remove(ps, pa2));
+	CHECK(!phys_has_windows(ps));
+	munmap(buf, 8 << 20);
+	phys_destroy(ps);
+}
+
 int main(void)
 {
 	test_init();
@@ -329,5 +380,6 @@ int main(void)
 	RUN(bus_and_backing);
 	RUN(hugepages_emulated);
 	RUN(host_pa_mode);
+	RUN(foreign_windows);
 	return 0;
 }

@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: MIT */
+/**
+ * DOC: iovm/reg.h - registering the application's own memory for DMA
+ *
+ * An application's buffer (malloc, mmap, a framework's pool) becomes
+ * reachable by devices through a memory registration (MR) in a domain, as
+ * with rdma-core's ibv_reg_mr(): the MR maps the buffer at IOVAs of the
+ * domain and names it by a local and a remote key.
+ *
+ * Registered memory follows the process's address space. A memory monitor
+ * (userfaultfd) sees the application unmap, move or discard registered
+ * memory (munmap, mremap, mmap MAP_FIXED over it, madvise DONTNEED, FREE
+ * and REMOVE, a brk shrink, glibc's free() of a large block) and
+ * invalidates the pages it hit before the application goes on: devices
+ * never reach the memory that replaces them. Memory the monitor cannot
+ * watch (file-backed private mappings, System V shared memory, PFN maps, a
+ * range another userfaultfd owns) can still be registered; iovm_mr_query()
+ * says so, and the registration cache never keeps it.
+ *
+ * iovm installs SIGSEGV and SIGBUS handlers the first time a device reaches
+ * registered memory: an access to memory unmapped under the device becomes
+ * a DMA bus fault. Faults that are not iovm's go to the handlers that were
+ * installed before.
+ *
+ * Fork: registrations belong to the process that made them. A child
+ * inherits a copy of the memory, not the registrations: it must not use
+ * the parent's MRs, devices or context (it may open its own), and what it
+ * does to its copy never reaches the parent's registrations.
+ */
+#ifndef IOVM_REG_H
+#define IOVM_REG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <iovm/base.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct iovm_ctx;
+struct iovm_domain;
+struct iovm_mr;
+
+/* Access rights of a registration, as rdma-core's. */
+#define IOVM_ACCESS_LOCAL_READ (1u << 0)  /* always granted */
+#define IOVM_ACCESS_LOCAL_WRITE (1u << 1)
+#define IOVM_ACCESS_REMOTE_READ (1u << 2)
+#define IOVM_ACCESS_REMOTE_WRITE (1u << 3)
+
+/**
+ * iovm_mr_reg() - register [addr, addr+len) of the process's memory in @dom.
+ * @dom: a managed, VA or identity domain
+ * @access: IOVM_ACCESS_*
+ * @mr: set to the registration
+ *
+ * Pinned: the pages are faulted in (for writing when a write access is
+ * asked), locked (mlock(2); locks are counted, so overlapping registrations
+ * unlock each page once), and mapped in @dom at once, with 2 MiB leaves
+ * where the memory's addresses allow. A locked range refuses
+ * madvise(MADV_DONTNEED); MADV_DONTNEED_LOCKED discards it, and invalidates
+ * the registration's pages.
+ *
+ * Thread safety: safe.
+ *
+ * Return: 0; -EINVAL for bad arguments; -EFAULT when part of the range is not
+ * mapped, or not writable for a write access; -ENOMEM when the pages cannot
+ * be locked (RLIMIT_MEMLOCK) or memory is short; -ENOSPC when no IOVA range
+ * or key is left.
+ */
+IOVM_API int iovm_mr_reg(struct iovm_domain *dom, void *addr, size_t len, uint32_t access,
+			 struct iovm_mr **mr);
+
+/**
+ * iovm_mr_dereg() - unmap the registration from its domain, unlock its
+ * pages, and retire its keys. Returns once no device can reach its memory.
+ *
+ * Thread safety: no other call on @mr may run or follow.
+ *
+ * Return: 0, or -EINVAL.
+ */
+IOVM_API int iovm_mr_dereg(struct iovm_mr *mr);
+
+struct iovm_mr_info {
+	void *addr;          /* as registered */
+	size_t len;
+	iovm_iova_t iova;    /* the IOVA of addr */
+	uint32_t lkey, rkey; /* keys: a key of a deregistered MR is refused */
+	uint32_t access;
+	bool monitored;      /* the memory monitor watches it */
+	bool valid;          /* false once every page has been invalidated */
+	uint64_t pages;      /* 4 KiB pages */
+	uint64_t valid_pages;/* of them, still mapped */
+	uint64_t huge_leaves;/* 2 MiB IOMMU leaves used for it */
+};
+
+/**
+ * iovm_mr_query() - what @mr is now.
+ *
+ * Thread safety: safe, while @mr is registered.
+ *
+ * Return: 0, or -EINVAL.
+ */
+IOVM_API int iovm_mr_query(const struct iovm_mr *mr, struct iovm_mr_info *info);
+
+/**
+ * iovm_mr_iova() - the IOVA of @addr, inside @mr, for @len bytes.
+ *
+ * Thread safety: safe, lock-free.
+ *
+ * Return: 0; -EINVAL for bad arguments; -ERANGE when [addr, addr+len) is not
+ * inside @mr.
+ */
+IOVM_API int iovm_mr_iova(const struct iovm_mr *mr, const void *addr, size_t len, iovm_iova_t *iova);
+
+struct iovm_reg_stats {
+	uint64_t mrs;                 /* registered now */
+	uint64_t registered, deregistered;
+	uint64_t locked_bytes;        /* locked for pinned registrations */
+	uint64_t monitor_events;      /* read from userfaultfd */
+	uint64_t events_unmap, events_remove, events_remap, events_fork;
+	uint64_t invalidated_pages;   /* pages of MRs the monitor invalidated */
+	uint64_t ring_overflows;      /* events lost: everything was invalidated instead */
+	uint64_t generation;          /* bumped by each overflow */
+	bool monitor;                 /* a userfaultfd monitor runs */
+};
+
+/**
+ * iovm_reg_stats() - registration and monitor counters of @ctx.
+ *
+ * Thread safety: safe.
+ *
+ * Return: 0, or -EINVAL.
+ */
+IOVM_API int iovm_reg_stats(struct iovm_ctx *ctx, struct iovm_reg_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* IOVM_REG_H */

@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * hold.c - IOVA ranges held by memory registrations (src/reg): reserved
+ * for the registration's life while its pages are mapped and unmapped,
+ * page by page, as the application's address space changes under it.
+ *
+ * The IOVA keeps the PA's offset within 2 MiB (the PA keeps the VA's, see
+ * phys/window.c), so that wherever the application's memory is 2 MiB
+ * aligned, a 2 MiB leaf maps it. Unmaps are strict in every domain: a
+ * registration's memory belongs to the application, which may reuse it as
+ * soon as iovm lets it go, and no flush queue may stand in between.
+ */
+#include <errno.h>
+
+#include "base/ctx.h"
+#include "base/error.h"
+#include "iommu/iommu_internal.h"
+
+int iommu_hold(struct iovm_domain *dom, uint64_t va, uint64_t pa, uint64_t len, uint64_t *iova)
+{
+	uint64_t head = pa & (SZ_2M - 1), pfn;
+	int ret;
+
+	if (!dom || !len || !is_aligned(va | pa | len, SZ_4K) || !iova)
+		return -EINVAL;
+	switch (dom->type) {
+	case IOVM_DOMAIN_MANAGED:
+		ret = iova_alloc(&dom->iova, align_up(head + len, SZ_2M) >> 12, SZ_2M >> 12, &pfn);
+		if (ret)
+			return err_detail(ret, IOVM_LOG_DEBUG, "no IOVA range of %lu bytes left",
+					  (unsigned long)len);
+		*iova = (pfn << 12) + head;
+		return 0;
+	case IOVM_DOMAIN_VA:
+		/* The device sees the application's own addresses. */
+		if (va + len > dom->limit || va + len < va)
+			return err_detail(-ENOSPC, IOVM_LOG_DEBUG, "VA %#lx beyond the domain's DMA mask",
+					  (unsigned long)va);
+		*iova = va;
+		return 0;
+	default:
+		return err_detail(-EOPNOTSUPP, IOVM_LOG_DEBUG,
+				  "an identity domain maps all memory, and could not unmap a registration's");
+	}
+}
+
+void iommu_unhold(struct iovm_domain *dom, uint64_t iova, uint64_t pa, uint64_t len)
+{
+	uint64_t head = pa & (SZ_2M - 1);
+
+	if (dom->type == IOVM_DOMAIN_MANAGED)
+		iova_free(&dom->iova, (iova - head) >> 12, align_up(head + len, SZ_2M) >> 12);
+}
+
+int iommu_hold_map(struct iovm_domain *dom, uint64_t iova, uint64_t pa, uint64_t len, uint32_t perm)
+{
+	unsigned prot = (perm & IOVM_MAP_READ ? PT_PROT_READ : 0) | (perm & IOVM_MAP_WRITE ? PT_PROT_WRITE : 0);
+	int ret;
+
+	if (!prot || !len || !is_aligned(iova | pa | len, SZ_4K))
+		return -EINVAL;
+	ret = pt_map(&dom->pt, iova, pa, len, prot, true);
+	if (!ret)
+		shadow_map(dom, iova, len, pa, prot);
+	return ret;
+}
+
+void iommu_hold_unmap(struct iovm_domain *dom, uint64_t iova, uint64_t len)
+{
+	bool any;
+
+	domain_unmap_how(dom, iova, len, UNMAP_STRICT | UNMAP_KEEP_IOVA, &any);
+}
+
+uint64_t iommu_hold_huge_leaves(struct iovm_domain *dom, uint64_t iova, uint64_t len)
+{
+	uint64_t n = 0;
+
+	for (uint64_t at = align_up(iova, SZ_2M); at + SZ_2M <= iova + len; at += SZ_2M) {
+		struct pt_walk w;
+
+		if (!pt_walk(&dom->pt, at, &w) && w.shift >= 21)
+			n++;
+	}
+	return n;
+}
+
+struct iovm_ctx *iommu_domain_ctx(const struct iovm_domain *dom)
+{
+	return dom->ctx;
+}

@@ -1,0 +1,173 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * window.c - foreign memory on the bus: an application's own buffer (malloc,
+ * mmap, a framework's pool), given a range of physical addresses so that
+ * IOMMU domains can map it and devices reach it like any other memory.
+ *
+ * A window is a bank without an arena: its bus pointer is the application's
+ * VA, and no frames, no buddy, no memfd stand behind it. Its PA keeps the
+ * VA's offset within 2 MiB, so that a huge page of the process (THP or
+ * hugetlb) sits at a 2 MiB-aligned PA and an IOMMU can map it with a 2 MiB
+ * leaf; the rest of its first and last granules is on nobody's bus.
+ *
+ * The application may unmap the memory under the window at any time:
+ * devices reach it under a guard (os/guard.h), and keep off it while the
+ * foreign gate is closed (phys_foreign_gate()).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+
+#include "base/compiler.h"
+#include "base/epoch.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "os/hugepage.h"
+#include "phys/phys_internal.h"
+
+/* Needs phys_space.lock. */
+static int window_publish(struct phys_space *ps, struct phys_bank *w)
+{
+	uint64_t first = pa_val(w->pa) >> BUS_SHIFT, n = w->len >> BUS_SHIFT;
+
+	for (uint64_t g = 0; g < n; g++) {
+		struct bus_entry *e = radix_lookup_alloc(&ps->bus, first + g);
+
+		if (!e)
+			return -ENOMEM;
+		if (atomic_load_explicit(&e->bank, memory_order_relaxed))
+			return err_detail(-EEXIST, IOVM_LOG_ERR, "window PA %#" PRIx64 " is already on the bus",
+					  (first + g) << BUS_SHIFT);
+	}
+	for (uint64_t g = 0; g < n; g++) {
+		struct bus_entry *e = radix_lookup(&ps->bus, first + g);
+
+		e->off = g << BUS_SHIFT;
+		atomic_store_explicit(&e->bank, w, memory_order_release);
+	}
+	return 0;
+}
+
+/* Needs phys_space.lock. */
+static void window_unpublish(struct phys_space *ps, struct phys_bank *w)
+{
+	uint64_t first = pa_val(w->pa) >> BUS_SHIFT, n = w->len >> BUS_SHIFT;
+
+	/* Before the entries go: an IOTLB filled after the bump finds them gone. */
+	atomic_fetch_add_explicit(&ps->bus_gen, 1, memory_order_seq_cst);
+	for (uint64_t g = 0; g < n; g++) {
+		struct bus_entry *e = radix_lookup(&ps->bus, first + g);
+
+		if (e && atomic_load_explicit(&e->bank, memory_order_relaxed) == w)
+			atomic_store_explicit(&e->bank, NULL, memory_order_release);
+	}
+}
+
+int phys_window_add(struct phys_space *ps, void *va, uint64_t len, pa_t *pa)
+{
+	uintptr_t v = (uintptr_t)va;
+	uint64_t head = v & (BUS_GRANULE - 1), span, base;
+	struct range_req q = { .align = BUS_GRANULE, .hi = UINT64_C(1) << PHYS_PA_BITS };
+	struct phys_bank *w;
+	int ret;
+
+	if (!ps || !va || !len || !pa || !is_aligned(v | len, os_page_size()) || v + len < v)
+		return -EINVAL;
+	span = align_up(head + len, BUS_GRANULE);
+	q.len = span;
+	pthread_mutex_lock(&ps->lock);
+	if (!list_empty(&ps->spare_windows)) {
+		w = list_entry(ps->spare_windows.next, struct phys_bank, wlink);
+		list_del(&w->wlink);
+	} else {
+		w = calloc(1, sizeof(*w));
+		ret = -ENOMEM;
+		if (!w)
+			goto unlock;
+	}
+	ret = ra_alloc(&ps->emu, &q, &base) ? err_detail(-ENOMEM, IOVM_LOG_ERR,
+							   "emulated physical address space is full")
+					      : 0;
+	if (ret)
+		goto spare;
+	w->arena = NULL;
+	w->foreign = true;
+	w->released = false;
+	w->bus = (uint8_t *)(v - head);
+	w->pa = pa_make(base);
+	w->len = span;
+	w->lo = head;
+	w->hi = head + len;
+	w->npages = len / os_page_size();
+	w->hpa = NULL;
+	ret = window_publish(ps, w);
+	if (ret)
+		goto free_pa;
+	list_add_tail(&ps->windows, &w->wlink);
+	atomic_fetch_add_explicit(&ps->nr_windows, 1, memory_order_relaxed);
+	pthread_mutex_unlock(&ps->lock);
+	*pa = pa_make(base + head);
+	return 0;
+
+free_pa:
+	window_unpublish(ps, w);
+	ra_free(&ps->emu, base, span);
+spare:
+	list_add(&ps->spare_windows, &w->wlink);
+unlock:
+	pthread_mutex_unlock(&ps->lock);
+	return ret;
+}
+
+int phys_window_remove(struct phys_space *ps, pa_t pa)
+{
+	struct bus_entry *e;
+	struct phys_bank *w;
+
+	if (!ps || !pa_valid(pa))
+		return -EINVAL;
+	pthread_mutex_lock(&ps->lock);
+	e = radix_lookup(&ps->bus, pa_val(pa) >> BUS_SHIFT);
+	w = e ? atomic_load_explicit(&e->bank, memory_order_relaxed) : NULL;
+	if (!w || !w->foreign || !pa_eq(pa, pa_add(w->pa, w->lo))) {
+		pthread_mutex_unlock(&ps->lock);
+		return -ENOENT;
+	}
+	window_unpublish(ps, w);
+	list_del(&w->wlink);
+	atomic_fetch_sub_explicit(&ps->nr_windows, 1, memory_order_relaxed);
+	pthread_mutex_unlock(&ps->lock);
+	/* A device may be inside an access through the window: let it finish. */
+	if (ps->params.epoch)
+		epoch_synchronize(ps->params.epoch);
+	pthread_mutex_lock(&ps->lock);
+	ra_free(&ps->emu, pa_val(w->pa), w->len);
+	w->released = true;
+	list_add(&ps->spare_windows, &w->wlink);
+	pthread_mutex_unlock(&ps->lock);
+	return 0;
+}
+
+bool phys_has_windows(const struct phys_space *ps)
+{
+	return atomic_load_explicit(&ps->nr_windows, memory_order_relaxed) != 0;
+}
+
+_Atomic uint32_t *phys_foreign_gate(struct phys_space *ps)
+{
+	return &ps->foreign_gate;
+}
+
+void window_destroy_all(struct phys_space *ps)
+{
+	struct list_node *lists[] = { &ps->windows, &ps->spare_windows };
+
+	for (unsigned i = 0; i < 2; i++) {
+		while (!list_empty(lists[i])) {
+			struct phys_bank *w = list_entry(lists[i]->next, struct phys_bank, wlink);
+
+			list_del(&w->wlink);
+			free(w);
+		}
+	}
+}

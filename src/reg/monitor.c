@@ -1,0 +1,353 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * monitor.c - the memory monitor: userfaultfd's UNMAP, REMOVE, REMAP and
+ * FORK events for registered memory, and the invalidation they call for.
+ *
+ * Registered ranges are registered with one userfaultfd in write-protect
+ * mode, and no page is ever write-protected: no fault is ever delivered,
+ * only the events of the address space changing. The application's munmap
+ * (or madvise, mremap, brk, fork) does not return before the event has
+ * been read; for munmap and mremap the memory is gone by then, for madvise
+ * it goes right after.
+ *
+ * Two threads:
+ *  - the reader closes the foreign gate (devices keep off the application's
+ *    memory), waits for devices inside an access to leave, reads the
+ *    events, which lets the application go on, and queues them in a
+ *    preallocated ring. It never allocates and never takes a lock the
+ *    application could hold: glibc's free() calls munmap, and its heap
+ *    trimming calls brk, with a malloc arena locked; a reader that called
+ *    malloc could wait for that lock while that thread waits for the read.
+ *  - the invalidator takes events from the ring and invalidates the pages
+ *    of the MRs they cover (unmapping them from their domains, strictly),
+ *    then opens the gate again. It may allocate: the reader keeps reading
+ *    whatever it waits for.
+ * On overflow of the ring, events are dropped, and the invalidator
+ * invalidates every monitored MR and bumps a generation: still correct.
+ * A device that finds the gate closed leaves its device-side section and
+ * waits; one inside an access when the reader closed the gate is waited
+ * for; one that reached memory already unmapped takes a guarded fault
+ * (os/guard.h): no device access ever reaches what replaces the memory.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "base/compiler.h"
+#include "base/ctx.h"
+#include "base/epoch.h"
+#include "base/log.h"
+#include "os/uffd.h"
+#include "phys/phys.h"
+#include "reg/reg_internal.h"
+
+/* Events the ring holds: a burst of 4096 unmaps without loss, 128 KiB. */
+#define RING_SIZE 4096
+/* Messages read per read(2). */
+#define READ_BATCH 16
+
+struct reg_monitor {
+	struct reg_space *rs;
+	struct epoch *epoch;
+	_Atomic uint32_t *gate;
+	int uffd;
+	int wake_fd;   /* eventfd: the reader tells the invalidator */
+	int stop_fd;   /* eventfd: both threads stop */
+	bool fork_events;
+	pthread_t reader, invalidator;
+
+	/* The ring: the reader produces at tail, the invalidator consumes at head. */
+	struct mon_event ring[RING_SIZE];
+	_Atomic uint64_t tail;         /* written by the reader */
+	_Atomic uint64_t head;         /* written by the invalidator */
+	_Atomic uint64_t batches_read; /* by the reader: gate closings whose events are queued */
+	uint64_t batches_done;         /* the invalidator's */
+	_Atomic bool overflow;
+
+	/* Counters: written by one thread each, read racily. */
+	_Atomic uint64_t events, unmaps, removes, remaps, forks, overflows, generation;
+};
+
+static_assert((RING_SIZE & (RING_SIZE - 1)) == 0, "the ring indexes by mask");
+
+static void count(_Atomic uint64_t *c)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1, memory_order_relaxed);
+}
+
+/* Reader: queue [start, end), or note that an event was lost. */
+static void push(struct reg_monitor *m, uint8_t kind, uint64_t start, uint64_t end)
+{
+	uint64_t tail = atomic_load_explicit(&m->tail, memory_order_relaxed);
+
+	if (tail - atomic_load_explicit(&m->head, memory_order_acquire) == RING_SIZE) {
+		atomic_store_explicit(&m->overflow, true, memory_order_release);
+		return;
+	}
+	m->ring[tail & (RING_SIZE - 1)] = (struct mon_event){ .kind = kind, .start = start, .end = end };
+	atomic_store_explicit(&m->tail, tail + 1, memory_order_release);
+}
+
+/* Reader: one message. */
+static void take(struct reg_monitor *m, const struct uffd_msg *msg)
+{
+	count(&m->events);
+	switch (msg->event) {
+	case UFFD_EVENT_UNMAP:
+		count(&m->unmaps);
+		push(m, msg->event, msg->arg.remove.start, msg->arg.remove.end);
+		break;
+	case UFFD_EVENT_REMOVE:
+		count(&m->removes);
+		push(m, msg->event, msg->arg.remove.start, msg->arg.remove.end);
+		break;
+	case UFFD_EVENT_REMAP:
+		/* The old range is gone; the new one is not registered (the kernel moves no registration we rely on). */
+		count(&m->remaps);
+		push(m, msg->event, msg->arg.remap.from, msg->arg.remap.from + msg->arg.remap.len);
+		break;
+	case UFFD_EVENT_FORK:
+		/* The child's copy of the registrations: not ours to watch (see reg.h on fork). */
+		count(&m->forks);
+		close((int)msg->arg.fork.ufd);
+		break;
+	default:
+		/* No page is write-protected: no fault can come. Nothing else is asked for. */
+		break;
+	}
+}
+
+static void *reader_main(void *arg)
+{
+	struct reg_monitor *m = arg;
+	struct pollfd fds[2] = { { .fd = m->uffd, .events = POLLIN }, { .fd = m->stop_fd, .events = POLLIN } };
+
+	for (;;) {
+		struct uffd_msg msg[READ_BATCH];
+		uint64_t one = 1;
+		ssize_t n;
+
+		if (poll(fds, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (fds[1].revents)
+			break;
+		if (!(fds[0].revents & POLLIN))
+			continue;
+		/* Devices off the application's memory before the application may go on. */
+		atomic_fetch_add_explicit(m->gate, 1, memory_order_seq_cst);
+		epoch_synchronize(m->epoch);
+		while ((n = read(m->uffd, msg, sizeof(msg))) > 0)
+			for (ssize_t i = 0; i < n / (ssize_t)sizeof(msg[0]); i++)
+				take(m, &msg[i]);
+		atomic_fetch_add_explicit(&m->batches_read, 1, memory_order_release);
+		if (write(m->wake_fd, &one, sizeof(one)) < 0) {
+			/* An eventfd write fails only on overflow of its counter: the invalidator is awake anyway. */
+		}
+	}
+	return NULL;
+}
+
+static void *invalidator_main(void *arg)
+{
+	struct reg_monitor *m = arg;
+	struct reg_space *rs = m->rs;
+	struct pollfd fds[2] = { { .fd = m->wake_fd, .events = POLLIN }, { .fd = m->stop_fd, .events = POLLIN } };
+
+	for (;;) {
+		uint64_t seen, head, tail, val;
+
+		if (poll(fds, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (fds[1].revents)
+			break;
+		if (read(m->wake_fd, &val, sizeof(val)) < 0)
+			continue;
+		/* The batches counted here have their events in the ring (the reader counted after queuing). */
+		seen = atomic_load_explicit(&m->batches_read, memory_order_acquire);
+		head = atomic_load_explicit(&m->head, memory_order_relaxed);
+		tail = atomic_load_explicit(&m->tail, memory_order_acquire);
+		pthread_mutex_lock(&rs->lock);
+		for (; head != tail; head++) {
+			const struct mon_event *e = &m->ring[head & (RING_SIZE - 1)];
+
+			mr_invalidate_range(rs, e->start, e->end);
+		}
+		atomic_store_explicit(&m->head, head, memory_order_release);
+		if (atomic_exchange_explicit(&m->overflow, false, memory_order_acq_rel)) {
+			mr_invalidate_all(rs);
+			count(&m->overflows);
+			count(&m->generation);
+		}
+		pthread_mutex_unlock(&rs->lock);
+		/* Every event of those batches is dealt with: devices may go back. */
+		atomic_fetch_sub_explicit(m->gate, (uint32_t)(seen - m->batches_done), memory_order_seq_cst);
+		m->batches_done = seen;
+	}
+	return NULL;
+}
+
+/* The features asked for, FORK last: it needs privileges some kernels ask for. */
+static int api_handshake(int uffd, bool *fork_events)
+{
+	uint64_t want = UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_REMAP |
+			UFFD_FEATURE_PAGEFAULT_FLAG_WP;
+	struct uffdio_api api = { .api = UFFD_API, .features = want | UFFD_FEATURE_EVENT_FORK };
+	uint64_t have;
+
+	/* Which of the optional ones the kernel has (a handshake costs a file descriptor). */
+	if (os_uffd_features(&have))
+		return -ENOSYS;
+	if ((have & want) != want)
+		return -EOPNOTSUPP;
+	api.features |= have & UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
+	if (!(have & UFFD_FEATURE_EVENT_FORK))
+		api.features &= ~(uint64_t)UFFD_FEATURE_EVENT_FORK;
+	*fork_events = api.features & UFFD_FEATURE_EVENT_FORK;
+	if (ioctl(uffd, UFFDIO_API, &api))
+		return -errno;
+	return 0;
+}
+
+int monitor_start(struct reg_space *rs, struct reg_monitor **out)
+{
+	struct reg_monitor *m = calloc(1, sizeof(*m));
+	int ret;
+
+	if (!m)
+		return -ENOMEM;
+	m->rs = rs;
+	m->epoch = &rs->ctx->epoch;
+	m->gate = phys_foreign_gate(rs->ctx->phys);
+	m->wake_fd = m->stop_fd = -1;
+	ret = os_uffd_open(&m->uffd, NULL, 0);
+	if (ret)
+		goto free_m;
+	ret = api_handshake(m->uffd, &m->fork_events);
+	if (ret) {
+		/* FORK may need privileges: try once more without it, on a fresh descriptor. */
+		close(m->uffd);
+		ret = os_uffd_open(&m->uffd, NULL, 0);
+		if (ret)
+			goto free_m;
+		{
+			struct uffdio_api api = { .api = UFFD_API,
+						  .features = UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMOVE |
+							      UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_PAGEFAULT_FLAG_WP };
+
+			ret = ioctl(m->uffd, UFFDIO_API, &api) ? -errno : 0;
+		}
+		if (ret)
+			goto close_uffd;
+	}
+	m->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	m->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	ret = -errno;
+	if (m->wake_fd < 0 || m->stop_fd < 0)
+		goto close_fds;
+	ret = -pthread_create(&m->reader, NULL, reader_main, m);
+	if (ret)
+		goto close_fds;
+	ret = -pthread_create(&m->invalidator, NULL, invalidator_main, m);
+	if (ret)
+		goto stop_reader;
+	*out = m;
+	return 0;
+
+stop_reader: {
+	uint64_t one = 1;
+
+	if (write(m->stop_fd, &one, sizeof(one)) == sizeof(one))
+		pthread_join(m->reader, NULL);
+}
+close_fds:
+	if (m->wake_fd >= 0)
+		close(m->wake_fd);
+	if (m->stop_fd >= 0)
+		close(m->stop_fd);
+close_uffd:
+	close(m->uffd);
+free_m:
+	free(m);
+	return ret;
+}
+
+void monitor_stop(struct reg_monitor *m)
+{
+	uint64_t one = 1;
+
+	if (!m)
+		return;
+	if (write(m->stop_fd, &one, sizeof(one)) != sizeof(one))
+		log_warn("monitor: cannot stop its threads");
+	pthread_join(m->reader, NULL);
+	pthread_join(m->invalidator, NULL);
+	/* Closing the userfaultfd unregisters every range it watched. */
+	close(m->uffd);
+	close(m->wake_fd);
+	close(m->stop_fd);
+	free(m);
+}
+
+/*
+ * Whether a VMA of [start, end) is System V shared memory: shmdt(2) unmaps
+ * without telling userfaultfd, so such memory is not monitored even where
+ * it can be registered (SHM_HUGETLB).
+ */
+static bool sysv_shm_in(uint64_t start, uint64_t end)
+{
+	char line[512];
+	bool found = false;
+	FILE *f = fopen("/proc/self/maps", "re");
+
+	if (!f)
+		return true; /* cannot tell: be safe */
+	while (!found && fgets(line, sizeof(line), f)) {
+		unsigned long s, e;
+		int path = 0;
+
+		if (sscanf(line, "%lx-%lx %*s %*s %*s %*s %n", &s, &e, &path) < 2 || !path)
+			continue;
+		if (s < end && e > start && !strncmp(line + path, "/SYSV", 5))
+			found = true;
+	}
+	fclose(f);
+	return found;
+}
+
+int monitor_watch(struct reg_monitor *m, uint64_t start, uint64_t end)
+{
+	struct uffdio_register r = { .range = { .start = start, .len = end - start },
+				     .mode = UFFDIO_REGISTER_MODE_WP };
+
+	/*
+	 * Registered again for every MR (the kernel takes it, for the same
+	 * userfaultfd), and never unregistered before the monitor stops: as
+	 * libfabric found, overlapping registrations cannot each undo it.
+	 */
+	if (ioctl(m->uffd, UFFDIO_REGISTER, &r))
+		return -errno; /* a file's private mapping, a PFN map, another userfaultfd's range */
+	/* No UFFDIO_ZEROPAGE: a hugetlb VMA is in there, maybe System V shared memory. */
+	if (!(r.ioctls & ((uint64_t)1 << _UFFDIO_ZEROPAGE)) && sysv_shm_in(start, end))
+		return -EOPNOTSUPP;
+	return 0;
+}
+
+void monitor_stats(struct reg_monitor *m, struct iovm_reg_stats *st)
+{
+	st->monitor = true;
+	st->monitor_events = atomic_load_explicit(&m->events, memory_order_relaxed);
+	st->events_unmap = atomic_load_explicit(&m->unmaps, memory_order_relaxed);
+	st->events_remove = atomic_load_explicit(&m->removes, memory_order_relaxed);
+	st->events_remap = atomic_load_explicit(&m->remaps, memory_order_relaxed);
+	st->events_fork = atomic_load_explicit(&m->forks, memory_order_relaxed);
+	st->ring_overflows = atomic_load_explicit(&m->overflows, memory_order_relaxed);
+	st->generation = atomic_load_explicit(&m->generation, memory_order_relaxed);
+}

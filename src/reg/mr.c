@@ -1,0 +1,358 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mr.c - memory registrations: the application's memory, pinned (faulted
+ * in and locked), put on the bus through a window, mapped in a domain, and
+ * named by keys; invalidated page by page when the monitor sees the
+ * application take memory away.
+ *
+ * A registration's pages are valid (mapped, locked) or invalid: the
+ * monitor invalidates the pages an event covers, not the whole MR, so that
+ * the rest stays usable (the registration cache relies on it). Once no page
+ * is valid the MR is dead, and its keys are refused.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "base/compiler.h"
+#include "base/ctx.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "iommu/iommu.h"
+#include "os/hugepage.h"
+#include "os/populate.h"
+#include "phys/phys.h"
+#include "reg/reg_internal.h"
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+#define ACCESS_ALL \
+	(IOVM_ACCESS_LOCAL_READ | IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_REMOTE_READ | IOVM_ACCESS_REMOTE_WRITE)
+#define ACCESS_WRITE (IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_REMOTE_WRITE)
+
+#define PG 4096u
+
+static bool page_valid(const struct iovm_mr *mr, uint64_t i)
+{
+	return mr->valid[i / 64] >> (i % 64) & 1;
+}
+
+static void page_set(struct iovm_mr *mr, uint64_t i, bool v)
+{
+	if (v)
+		mr->valid[i / 64] |= UINT64_C(1) << (i % 64);
+	else
+		mr->valid[i / 64] &= ~(UINT64_C(1) << (i % 64));
+}
+
+static int do_munlock(void *arg, uint64_t start, uint64_t end)
+{
+	(void)arg;
+	/* The memory may be gone already (that is why it is unlocked): nothing to undo then. */
+	os_munlock((void *)(uintptr_t)start, end - start);
+	return 0;
+}
+
+/* Fault in @mr's pages, for writing if it may be written: -EFAULT when they are not there to have. */
+static int populate(struct iovm_mr *mr)
+{
+	int advice = mr->access & ACCESS_WRITE ? MADV_POPULATE_WRITE : MADV_POPULATE_READ;
+
+	if (!madvise((void *)mr->start, mr->end - mr->start, advice))
+		return 0;
+	switch (errno) {
+	case EINVAL:
+		/*
+		 * Not writable (for MADV_POPULATE_WRITE), or a PFN or I/O mapping,
+		 * or a kernel before 5.14: tell the first from the others.
+		 */
+		if (advice == MADV_POPULATE_WRITE && !madvise((void *)mr->start, mr->end - mr->start,
+							       MADV_POPULATE_READ))
+			return err_detail(-EFAULT, IOVM_LOG_DEBUG,
+					  "registration: [%#lx, %#lx) cannot be written",
+					  (unsigned long)mr->start, (unsigned long)mr->end);
+		return 0; /* reached as it is */
+	case ENOMEM:
+		return err_detail(-EFAULT, IOVM_LOG_DEBUG, "registration: [%#lx, %#lx) is not all mapped",
+				  (unsigned long)mr->start, (unsigned long)mr->end);
+	case EFAULT:
+	case EPERM:
+		return err_detail(-EFAULT, IOVM_LOG_DEBUG, "registration: [%#lx, %#lx) cannot be %s",
+				  (unsigned long)mr->start, (unsigned long)mr->end,
+				  mr->access & ACCESS_WRITE ? "written" : "read");
+	default:
+		return err_detail(-errno, IOVM_LOG_DEBUG, "registration: populate: %s", strerror(errno));
+	}
+}
+
+/*
+ * Lock the pages (mlock is idempotent: always lock, count only to know when
+ * to unlock). Needs reg_space.lock.
+ */
+static int lock_pages(struct reg_space *rs, struct iovm_mr *mr)
+{
+	int ret = ranges_add(&rs->locked, mr->start, mr->end, NULL, NULL, NULL);
+
+	if (ret)
+		return ret;
+	ret = os_mlock((void *)mr->start, mr->end - mr->start);
+	if (ret) {
+		int err = -ret;
+
+		ranges_remove(&rs->locked, mr->start, mr->end, do_munlock, NULL);
+		return err_detail(-ENOMEM, IOVM_LOG_DEBUG,
+				  "registration: mlock of %lu bytes: %s (RLIMIT_MEMLOCK?)",
+				  (unsigned long)(mr->end - mr->start), strerror(err));
+	}
+	mr->locked = true;
+	atomic_fetch_add_explicit(&rs->locked_bytes, mr->end - mr->start, memory_order_relaxed);
+	return 0;
+}
+
+/* Unlock and unmap the valid pages of [first, last] page indices. Needs mr->lock and reg_space.lock. */
+static uint64_t drop_pages(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last)
+{
+	uint64_t dropped = 0;
+
+	for (uint64_t i = first; i <= last;) {
+		uint64_t j = i;
+
+		if (!page_valid(mr, i)) {
+			i++;
+			continue;
+		}
+		while (j + 1 <= last && page_valid(mr, j + 1))
+			j++;
+		for (uint64_t k = i; k <= j; k++)
+			page_set(mr, k, false);
+		iommu_hold_unmap(mr->dom, mr->iova + i * PG, (j - i + 1) * PG);
+		if (mr->locked) {
+			ranges_remove(&rs->locked, mr->start + i * PG, mr->start + (j + 1) * PG, do_munlock, NULL);
+			atomic_fetch_sub_explicit(&rs->locked_bytes, (j - i + 1) * PG, memory_order_relaxed);
+		}
+		dropped += j - i + 1;
+		i = j + 1;
+	}
+	mr->nr_valid -= dropped;
+	return dropped;
+}
+
+uint64_t mr_invalidate_range(struct reg_space *rs, uint64_t start, uint64_t end)
+{
+	struct itree_node *n;
+	uint64_t pages = 0;
+
+	if (start >= end)
+		return 0;
+	itree_for_each(n, &rs->mrs, start, end - 1) {
+		struct iovm_mr *mr = container_of(n, struct iovm_mr, node);
+		uint64_t s = MAX(start, mr->start), e = MIN(end, mr->end);
+
+		pthread_mutex_lock(&mr->lock);
+		atomic_fetch_add_explicit(&mr->seq, 1, memory_order_release);
+		pages += drop_pages(rs, mr, (s - mr->start) / PG, (align_up(e, PG) - mr->start) / PG - 1);
+		if (!mr->nr_valid)
+			atomic_store_explicit(&mr->state, MR_DEAD, memory_order_release);
+		pthread_mutex_unlock(&mr->lock);
+	}
+	atomic_fetch_add_explicit(&rs->invalidated_pages, pages, memory_order_relaxed);
+	return pages;
+}
+
+void mr_invalidate_all(struct reg_space *rs)
+{
+	struct itree_node *n;
+
+	itree_for_each(n, &rs->mrs, 0, UINT64_MAX) {
+		struct iovm_mr *mr = container_of(n, struct iovm_mr, node);
+
+		if (mr->monitored)
+			mr_invalidate_range(rs, mr->start, mr->end);
+	}
+}
+
+/* Start the monitor with the first registration; without one, MRs are not monitored. Needs reg_space.lock. */
+static struct reg_monitor *monitor_of(struct reg_space *rs)
+{
+	if (!rs->mon && !rs->mon_failed) {
+		int ret = monitor_start(rs, &rs->mon);
+
+		if (ret) {
+			rs->mon_failed = true;
+			log_notice("no memory monitor (%s): registrations will not be cached", strerror(-ret));
+		}
+	}
+	return rs->mon;
+}
+
+IOVM_API int iovm_mr_reg(struct iovm_domain *dom, void *addr, size_t len, uint32_t access,
+			 struct iovm_mr **out)
+{
+	uintptr_t a = (uintptr_t)addr;
+	struct reg_space *rs;
+	struct reg_monitor *mon;
+	struct iovm_mr *mr;
+	int ret;
+
+	err_clear();
+	if (!dom || !addr || !len || !out || (access & ~ACCESS_ALL) || a + len < a || a + len > UINTPTR_MAX - PG)
+		return -EINVAL;
+	rs = iommu_domain_ctx(dom)->reg;
+	mr = calloc(1, sizeof(*mr));
+	if (!mr)
+		return -ENOMEM;
+	mr->rs = rs;
+	mr->dom = dom;
+	mr->addr = a;
+	mr->len = len;
+	mr->start = align_down(a, PG);
+	mr->end = align_up(a + len, PG);
+	mr->npages = (mr->end - mr->start) / PG;
+	mr->access = access | IOVM_ACCESS_LOCAL_READ;
+	mr->prot = IOVM_MAP_READ | (access & ACCESS_WRITE ? IOVM_MAP_WRITE : 0);
+	mr->node.start = mr->start;
+	mr->node.last = mr->end - 1;
+	pthread_mutex_init(&mr->lock, NULL);
+	mr->valid = calloc((mr->npages + 63) / 64, sizeof(uint64_t));
+	ret = -ENOMEM;
+	if (!mr->valid)
+		goto free_mr;
+	ret = populate(mr);
+	if (ret)
+		goto free_mr;
+
+	pthread_mutex_lock(&rs->lock);
+	ret = lock_pages(rs, mr);
+	if (ret)
+		goto unlock;
+	mon = monitor_of(rs);
+	mr->monitored = mon && !monitor_watch(mon, mr->start, mr->end);
+	ret = phys_window_add(iommu_domain_ctx(dom)->phys, (void *)mr->start, mr->end - mr->start, &mr->pa);
+	if (ret)
+		goto unlock_pages;
+	ret = iommu_hold(dom, mr->start, pa_val(mr->pa), mr->end - mr->start, &mr->iova);
+	if (ret)
+		goto remove_window;
+	ret = iommu_hold_map(dom, mr->iova, pa_val(mr->pa), mr->end - mr->start, mr->prot);
+	if (ret)
+		goto unhold;
+	ret = keys_alloc(&rs->keys, mr, &mr->lkey, &mr->rkey);
+	if (ret)
+		goto unmap;
+	memset(mr->valid, 0xff, (mr->npages + 63) / 64 * sizeof(uint64_t));
+	if (mr->npages % 64)
+		mr->valid[mr->npages / 64] = (UINT64_C(1) << (mr->npages % 64)) - 1;
+	mr->nr_valid = mr->npages;
+	itree_insert(&rs->mrs, &mr->node);
+	atomic_fetch_add_explicit(&rs->nr_mrs, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&rs->registered, 1, memory_order_relaxed);
+	pthread_mutex_unlock(&rs->lock);
+	*out = mr;
+	return 0;
+
+unmap:
+	iommu_hold_unmap(dom, mr->iova, mr->end - mr->start);
+unhold:
+	iommu_unhold(dom, mr->iova, pa_val(mr->pa), mr->end - mr->start);
+remove_window:
+	phys_window_remove(iommu_domain_ctx(dom)->phys, mr->pa);
+unlock_pages:
+	ranges_remove(&rs->locked, mr->start, mr->end, do_munlock, NULL);
+	atomic_fetch_sub_explicit(&rs->locked_bytes, mr->end - mr->start, memory_order_relaxed);
+unlock:
+	pthread_mutex_unlock(&rs->lock);
+free_mr:
+	free(mr->valid);
+	pthread_mutex_destroy(&mr->lock);
+	free(mr);
+	return ret;
+}
+
+/* Take @mr out of the space and undo all it holds. Needs reg_space.lock. */
+static void mr_teardown(struct reg_space *rs, struct iovm_mr *mr)
+{
+	struct iovm_ctx *ctx = iommu_domain_ctx(mr->dom);
+
+	itree_remove(&rs->mrs, &mr->node);
+	/* First the keys: no new device lookup finds it. */
+	keys_free(&rs->keys, mr->lkey);
+	atomic_store_explicit(&mr->state, MR_GONE, memory_order_release);
+	pthread_mutex_lock(&mr->lock);
+	drop_pages(rs, mr, 0, mr->npages - 1);
+	pthread_mutex_unlock(&mr->lock);
+	iommu_unhold(mr->dom, mr->iova, pa_val(mr->pa), mr->end - mr->start);
+	/* Waits out every device-side section: after it, nothing holds the MR or the window. */
+	phys_window_remove(ctx->phys, mr->pa);
+	atomic_fetch_sub_explicit(&rs->nr_mrs, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&rs->deregistered, 1, memory_order_relaxed);
+	free(mr->valid);
+	pthread_mutex_destroy(&mr->lock);
+	free(mr);
+}
+
+IOVM_API int iovm_mr_dereg(struct iovm_mr *mr)
+{
+	struct reg_space *rs;
+
+	err_clear();
+	if (!mr)
+		return -EINVAL;
+	rs = mr->rs;
+	pthread_mutex_lock(&rs->lock);
+	mr_teardown(rs, mr);
+	pthread_mutex_unlock(&rs->lock);
+	return 0;
+}
+
+void mr_teardown_all(struct reg_space *rs)
+{
+	struct itree_node *n;
+
+	pthread_mutex_lock(&rs->lock);
+	while ((n = itree_first(&rs->mrs, 0, UINT64_MAX)))
+		mr_teardown(rs, container_of(n, struct iovm_mr, node));
+	pthread_mutex_unlock(&rs->lock);
+}
+
+IOVM_API int iovm_mr_query(const struct iovm_mr *mr, struct iovm_mr_info *info)
+{
+	struct iovm_mr *m = (struct iovm_mr *)mr;
+
+	err_clear();
+	if (!mr || !info)
+		return -EINVAL;
+	pthread_mutex_lock(&m->lock);
+	*info = (struct iovm_mr_info){
+		.addr = (void *)mr->addr,
+		.len = mr->len,
+		.iova = IOVM_IOVA(mr->iova + (mr->addr - mr->start)),
+		.lkey = mr->lkey,
+		.rkey = mr->rkey,
+		.access = mr->access,
+		.monitored = mr->monitored,
+		.valid = atomic_load_explicit(&mr->state, memory_order_acquire) == MR_LIVE,
+		.pages = mr->npages,
+		.valid_pages = mr->nr_valid,
+		.huge_leaves = iommu_hold_huge_leaves(mr->dom, mr->iova, mr->end - mr->start),
+	};
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+IOVM_API int iovm_mr_iova(const struct iovm_mr *mr, const void *addr, size_t len, iovm_iova_t *iova)
+{
+	uintptr_t a = (uintptr_t)addr;
+
+	if (!mr || !iova || a + len < a)
+		return -EINVAL;
+	if (a < mr->addr || a + len > mr->addr + mr->len)
+		return -ERANGE;
+	*iova = IOVM_IOVA(mr->iova + (a - mr->start));
+	return 0;
+}

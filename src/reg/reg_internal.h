@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * reg_internal.h - what the files of src/reg share.
+ *
+ * Locks, in the order they nest:
+ *   reg_space.lock -> iovm_mr.lock -> (the IOMMU's and phys's locks)
+ * The monitor's reader thread takes none of them: it only reads events
+ * into the ring (monitor.c says why). Key lookups take none either.
+ */
+#ifndef IOVM_REG_INTERNAL_H
+#define IOVM_REG_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <iovm/reg.h>
+
+#include "base/addr.h"
+#include "base/itree.h"
+#include "reg/ranges.h"
+#include "reg/reg.h"
+
+struct iovm_ctx;
+struct reg_monitor;
+
+/* Keys: 20 bits of slot, 11 of generation, and one that tells a remote key from a local one. */
+#define KEY_REMOTE 1u
+#define KEY_GEN_SHIFT 1
+#define KEY_GEN_BITS 11
+#define KEY_SLOT_SHIFT (KEY_GEN_SHIFT + KEY_GEN_BITS)
+#define KEY_SLOTS (1u << (32 - KEY_SLOT_SHIFT))
+#define KEY_CHUNK 1024u
+#define KEY_CHUNKS (KEY_SLOTS / KEY_CHUNK)
+
+struct key_slot {
+	_Atomic uint32_t lkey;              /* the live local key; 0: free */
+	_Atomic(struct iovm_mr *) mr;
+};
+
+/* Slots reused first in, first out: a key comes back only after 2^31 registrations. */
+struct key_table {
+	_Atomic(struct key_slot *) chunks[KEY_CHUNKS]; /* read lock-free */
+	uint32_t *free_fifo;   /* under reg_space.lock: free slot numbers */
+	uint32_t fifo_head, fifo_len, fifo_cap;
+	uint32_t nr_slots;     /* under reg_space.lock: slots made so far */
+	uint16_t *gen;         /* under reg_space.lock: next generation per slot */
+};
+
+enum mr_state {
+	MR_LIVE = 0,
+	MR_DEAD = 1,  /* every page invalidated: keys refused */
+	MR_GONE = 2,  /* deregistered */
+};
+
+struct iovm_mr {
+	struct reg_space *rs;
+	struct iovm_domain *dom;
+	struct itree_node node;   /* [start, end - 1], in reg_space.mrs, under its lock */
+	uintptr_t addr;           /* as registered */
+	size_t len;
+	uintptr_t start, end;     /* the pages: [start, end) */
+	uint64_t npages;
+	uint32_t access;
+	uint32_t lkey, rkey;
+	pa_t pa;                  /* the window's PA of start */
+	uint64_t iova;            /* IOVA of start */
+	unsigned prot;            /* IOVM_MAP_* of the mapping */
+	bool monitored;           /* registered with the monitor's userfaultfd */
+	bool locked;              /* counted in reg_space.locked */
+	_Atomic int state;        /* enum mr_state */
+
+	pthread_mutex_t lock;     /* valid, nr_valid and the domain mapping */
+	uint64_t *valid;          /* under lock: a bit per page, mapped in the domain */
+	uint64_t nr_valid;        /* under lock */
+	_Atomic uint64_t seq;     /* bumped by each invalidation (on-demand faults re-check it) */
+};
+
+/* An event of the memory monitor, as queued for the invalidator. */
+struct mon_event {
+	uint8_t kind;             /* UFFD_EVENT_* */
+	uint64_t start, end;      /* the range it takes away: [start, end) */
+};
+
+struct reg_space {
+	struct iovm_ctx *ctx;
+	pthread_mutex_t lock;     /* everything below that says so */
+	struct itree mrs;         /* under lock: MRs by VA */
+	struct key_table keys;    /* slots under lock; lookups lock-free */
+	struct ranges locked;     /* under lock: mlock counts per page */
+	struct reg_monitor *mon;  /* under lock: started with the first MR */
+	bool mon_failed;          /* under lock: the monitor could not start; not retried */
+	/* Counters, single-writer or under lock, read racily. */
+	_Atomic uint64_t nr_mrs, registered, deregistered, locked_bytes;
+	_Atomic uint64_t invalidated_pages;
+};
+
+/* keys.c; alloc and free need reg_space.lock. */
+void keys_init(struct key_table *t);
+void keys_destroy(struct key_table *t);
+int keys_alloc(struct key_table *t, struct iovm_mr *mr, uint32_t *lkey, uint32_t *rkey);
+void keys_free(struct key_table *t, uint32_t lkey);
+/* Lock-free: the MR a key names, or NULL; *remote tells which of its keys it is. */
+struct iovm_mr *keys_lookup(struct key_table *t, uint32_t key, bool *remote);
+
+/* mr.c */
+/* Invalidate the pages of every MR in [start, end). Needs reg_space.lock. */
+uint64_t mr_invalidate_range(struct reg_space *rs, uint64_t start, uint64_t end);
+/* Invalidate every page of every monitored MR (a lost event). Needs reg_space.lock. */
+void mr_invalidate_all(struct reg_space *rs);
+/* Deregister every MR (the context closes). */
+void mr_teardown_all(struct reg_space *rs);
+
+/* monitor.c */
+int monitor_start(struct reg_space *rs, struct reg_monitor **out);
+void monitor_stop(struct reg_monitor *m);
+/* Watch [start, end) (page aligned): 0, or an error when the kernel cannot (the range is not monitored). */
+int monitor_watch(struct reg_monitor *m, uint64_t start, uint64_t end);
+void monitor_stats(struct reg_monitor *m, struct iovm_reg_stats *st);
+
+#endif /* IOVM_REG_INTERNAL_H */

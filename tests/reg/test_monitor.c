@@ -1,0 +1,379 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_monitor.c - registered memory follows the address space: each way
+ * the application can take memory away, followed by DMA through the engine
+ * to where it was. The device must fault there, never reach what replaced
+ * it, and the rest of the registration must keep working; the oracle
+ * counts no violation.
+ *
+ * Each test registers 16 pages, takes some away, then checks:
+ *  - DMA to a page taken away faults, and memory placed there since is
+ *    untouched;
+ *  - DMA to a page left works.
+ */
+#include <malloc.h>
+#include <pthread.h>
+#include <sys/mman.h>
+#include <sys/shm.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "reg/reg_util.h"
+
+#define NPAGES 16
+
+struct case_ {
+	struct rig r;
+	uint8_t *heap;  /* DMA heap memory: the other side of every copy */
+	uint8_t *app;   /* the registered memory */
+	struct iovm_mr *mr;
+	uint64_t iova;  /* of app */
+};
+
+static void setup_rig(struct case_ *t)
+{
+	rig_open(&t->r, REG_OPTS, NULL, IOVM_QUEUE_POLLED);
+	t->heap = iovm_dma_alloc(t->r.ctx, NPAGES * PG, PG, 0);
+	CHECK(t->heap != NULL);
+	fill_random(t->heap, NPAGES * PG, 7);
+}
+
+static void setup_mr(struct case_ *t, uint8_t *app, uint32_t access)
+{
+	t->app = app;
+	CHECK_OK(iovm_mr_reg(t->r.dom, app, NPAGES * PG, access, &t->mr));
+	t->iova = mr_iova(t->mr, app);
+}
+
+static void setup(struct case_ *t, uint8_t *app, uint32_t access)
+{
+	setup_rig(t);
+	setup_mr(t, app, access);
+}
+
+static void teardown(struct case_ *t)
+{
+	CHECK_OK(iovm_mr_dereg(t->mr));
+	rig_close(&t->r);
+}
+
+/* DMA into page @i of the registration: the status. */
+static uint8_t write_page(struct case_ *t, unsigned i)
+{
+	return dma_copy(&t->r, iova_of(&t->r, t->heap), t->iova + (uint64_t)i * PG, PG);
+}
+
+#define NONE_ALIVE (~0u)
+
+/* Pages [first, first+n) are gone for the device; page @alive (unless NONE_ALIVE) still works. */
+static void check_gone(struct case_ *t, unsigned first, unsigned n, unsigned alive)
+{
+	for (unsigned i = first; i < first + n; i++)
+		CHECK_MSG(write_page(t, i) == IOVM_STATUS_PAGE_FAULT, "page %u still reachable", i);
+	if (alive != NONE_ALIVE) {
+		CHECK_EQ(write_page(t, alive), IOVM_STATUS_SUCCESS);
+		CHECK(!memcmp(t->app + (size_t)alive * PG, t->heap, PG));
+	}
+	no_violations(t->r.dom);
+}
+
+/* Map fresh memory at [p, p+len) and fill it with @byte: what must stay untouched. */
+static void replace(uint8_t *p, size_t len, uint8_t byte)
+{
+	uint8_t *q = mmap(p, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+
+	CHECK(q == p);
+	memset(q, byte, len);
+}
+
+static void untouched(const uint8_t *p, size_t len, uint8_t byte)
+{
+	for (size_t i = 0; i < len; i++)
+		if (p[i] != byte) {
+			CHECK_MSG(0, "byte %zu of the new memory changed", i);
+			return;
+		}
+	CHECK(1);
+}
+
+TEST(munmap)
+{
+	struct case_ t;
+	struct iovm_reg_stats st;
+
+	setup(&t, app_map(NPAGES * PG), IOVM_ACCESS_LOCAL_WRITE);
+	CHECK_OK(munmap(t.app + 4 * PG, 4 * PG));
+	replace(t.app + 4 * PG, 4 * PG, 0xa5);
+	check_gone(&t, 4, 4, 1);
+	untouched(t.app + 4 * PG, 4 * PG, 0xa5);
+	CHECK_OK(iovm_reg_stats(t.r.ctx, &st));
+	CHECK(st.events_unmap >= 1);
+	CHECK(st.invalidated_pages >= 4);
+	teardown(&t);
+	app_unmap(t.app, NPAGES * PG);
+}
+
+static void *unmap_thread(void *p)
+{
+	munmap(p, 4 * PG);
+	return NULL;
+}
+
+TEST(munmap_from_another_thread)
+{
+	struct case_ t;
+	pthread_t tid;
+
+	setup(&t, app_map(NPAGES * PG), IOVM_ACCESS_LOCAL_WRITE);
+	CHECK_OK(pthread_create(&tid, NULL, unmap_thread, t.app + 8 * PG));
+	CHECK_OK(pthread_join(tid, NULL));
+	replace(t.app + 8 * PG, 4 * PG, 0x3c);
+	check_gone(&t, 8, 4, 0);
+	untouched(t.app + 8 * PG, 4 * PG, 0x3c);
+	teardown(&t);
+	app_unmap(t.app, NPAGES * PG);
+}
+
+TEST(mremap)
+{
+	struct case_ t;
+	uint8_t *elsewhere = app_map(4 * PG), *moved;
+
+	setup(&t, app_map(NPAGES * PG), IOVM_ACCESS_LOCAL_WRITE);
+	/* Moved away: the old range is gone, and the device does not follow to the new one. */
+	memset(t.app + 12 * PG, 0x11, 4 * PG);
+	moved = mremap(t.app + 12 * PG, 4 * PG, 4 * PG, MREMAP_MAYMOVE | MREMAP_FIXED, elsewhere);
+	CHECK(moved == elsewhere);
+	replace(t.app + 12 * PG, 4 * PG, 0x22);
+	check_gone(&t, 12, 4, 2);
+	untouched(t.app + 12 * PG, 4 * PG, 0x22);
+	untouched(moved, 4 * PG, 0x11);
+	teardown(&t);
+	app_unmap(t.app, NPAGES * PG);
+	app_unmap(moved, 4 * PG);
+}
+
+TEST(mremap_fixed_destination)
+{
+	struct case_ t;
+	uint8_t *src = app_map(4 * PG), *moved;
+
+	setup(&t, app_map(NPAGES * PG), IOVM_ACCESS_LOCAL_WRITE);
+	/* Something else moved onto registered memory: what was there is gone. */
+	memset(src, 0x44, 4 * PG);
+	moved = mremap(src, 4 * PG, 4 * PG, MREMAP_MAYMOVE | MREMAP_FIXED, t.app + 4 * PG);
+	CHECK(moved == t.app + 4 * PG);
+	check_gone(&t, 4, 4, 0);
+	untouched(t.app + 4 * PG, 4 * PG, 0x44);
+	teardown(&t);
+	app_unmap(t.app, NPAGES * PG);
+}
+
+TEST(mmap_fixed_over)
+{
+	struct case_ t;
+	uint8_t *q;
+
+	setup(&t, app_map(NPAGES * PG), IOVM_ACCESS_LOCAL_WRITE);
+	q = mmap(t.app, 2 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	CHECK(q == t.app);
+	memset(q, 0x55, 2 * PG);
+	check_gone(&t, 0, 2, 5);
+	untouched(t.app, 2 * PG, 0x55);
+	teardown(&t);
+	app_unmap(t.app, NPAGES * PG);
+}
+
+TEST(madvise_on_locked_memory)
+{
+	struct case_ t;
+
+	setup(&t, app_map(NPAGES * PG), IOVM_ACCESS_LOCAL_WRITE);
+	/* Pinned memory is locked: the kernel refuses DONTNEED and FREE, and nothing changes. */
+	CHECK_EQ(madvise(t.app, PG, MADV_DONTNEED), -1);
+	CHECK_EQ(madvise(t.app + PG, PG, MADV_FREE), -1);
+	CHECK_EQ(write_page(&t, 0), IOVM_STATUS_SUCCESS);
+	CHECK_EQ(write_page(&t, 1), IOVM_STATUS_SUCCESS);
+	/* DONTNEED_LOCKED discards it: invalidated; the page the application sees next is a new one. */
+	CHECK_OK(madvise(t.app + 6 * PG, 2 * PG, MADV_DONTNEED_LOCKED));
+	memset(t.app + 6 * PG, 0x66, 2 * PG);
+	check_gone(&t, 6, 2, 3);
+	untouched(t.app + 6 * PG, 2 * PG, 0x66);
+	teardown(&t);
+	app_unmap(t.app, NPAGES * PG);
+}
+
+TEST(madvise_remove_shared)
+{
+	struct case_ t;
+	int fd = memfd_create("iovm-test", MFD_CLOEXEC);
+	uint8_t *p;
+
+	CHECK(fd >= 0);
+	CHECK_OK(ftruncate(fd, NPAGES * PG));
+	p = mmap(NULL, NPAGES * PG, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	CHECK(p != MAP_FAILED);
+	setup(&t, p, IOVM_ACCESS_LOCAL_WRITE);
+	{
+		struct iovm_mr_info info;
+
+		CHECK_OK(iovm_mr_query(t.mr, &info));
+		CHECK(info.monitored);
+	}
+	/* Locked: the kernel will not punch it out of the file; nothing changes. */
+	CHECK_EQ(madvise(p + 10 * PG, 2 * PG, MADV_REMOVE), -1);
+	CHECK_EQ(write_page(&t, 10), IOVM_STATUS_SUCCESS);
+	/* Dropped from the mapping: the pages the device had are gone for it. */
+	CHECK_OK(madvise(p + 10 * PG, 2 * PG, MADV_DONTNEED_LOCKED));
+	memset(p + 10 * PG, 0x77, 2 * PG);
+	check_gone(&t, 10, 2, 0);
+	untouched(p + 10 * PG, 2 * PG, 0x77);
+	teardown(&t);
+	munmap(p, NPAGES * PG);
+	close(fd);
+}
+
+TEST(glibc_free_of_a_large_block)
+{
+	struct case_ t;
+	uint8_t *block, *inside;
+
+	if (TEST_ASAN)
+		SKIP_CASE("AddressSanitizer's free() keeps blocks mapped");
+	/* 8 MiB: far above glibc's mmap threshold, so free() unmaps it. */
+	block = malloc(8 << 20);
+	CHECK(block != NULL);
+	inside = (uint8_t *)align_up((uintptr_t)block, PG);
+	memset(block, 1, 8 << 20);
+	setup(&t, inside, IOVM_ACCESS_LOCAL_WRITE);
+	free(block);
+	/* Whatever takes the address next is not the device's. */
+	check_gone(&t, 0, NPAGES, NONE_ALIVE);
+	teardown(&t);
+}
+
+struct reg_job {
+	struct case_ *t;
+	uint8_t *app;
+};
+
+static void *register_elsewhere(void *arg)
+{
+	struct reg_job *j = arg;
+
+	setup_mr(j->t, j->app, IOVM_ACCESS_LOCAL_WRITE);
+	return NULL;
+}
+
+TEST(brk_shrink)
+{
+	struct case_ t;
+	struct reg_job job;
+	uint8_t *block, *top;
+	pthread_t tid;
+
+	if (TEST_ASAN)
+		SKIP_CASE("AddressSanitizer's malloc does not use the brk heap");
+	/*
+	 * A block from the main arena, at the top of the brk heap, trimmed at
+	 * once when freed. The registration is made on another thread, whose
+	 * allocations come from another arena: nothing of iovm's lands above
+	 * the block to keep the heap from shrinking.
+	 */
+	setup_rig(&t);
+	CHECK_EQ(mallopt(M_MMAP_THRESHOLD, 32 << 20), 1);
+	CHECK_EQ(mallopt(M_TRIM_THRESHOLD, 0), 1);
+	block = malloc(4 << 20);
+	CHECK(block != NULL);
+	memset(block, 1, 4 << 20);
+	job = (struct reg_job){ .t = &t, .app = (uint8_t *)align_up((uintptr_t)block + (2 << 20), PG) };
+	top = sbrk(0);
+	CHECK(job.app + NPAGES * PG <= top);
+	CHECK_OK(pthread_create(&tid, NULL, register_elsewhere, &job));
+	CHECK_OK(pthread_join(tid, NULL));
+	free(block);
+	malloc_trim(0);
+	CHECK_MSG((uint8_t *)sbrk(0) < job.app, "the heap did not shrink below the registration");
+	check_gone(&t, 0, NPAGES, NONE_ALIVE);
+	teardown(&t);
+	mallopt(M_MMAP_THRESHOLD, 128 << 10);
+	mallopt(M_TRIM_THRESHOLD, 128 << 10);
+}
+
+TEST(fork)
+{
+	struct case_ t;
+	pid_t pid;
+	int status;
+
+	setup(&t, app_map(NPAGES * PG), IOVM_ACCESS_LOCAL_WRITE);
+	memset(t.app, 0x10, NPAGES * PG);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		/* The child's copy: whatever it does stays in the child. */
+		memset(t.app, 0x20, NPAGES * PG);
+		munmap(t.app, 4 * PG);
+		_exit(0);
+	}
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	/* The parent's registration is whole, and reads the parent's memory. */
+	for (unsigned i = 0; i < NPAGES; i++)
+		CHECK_EQ(dma_copy(&t.r, t.iova + (uint64_t)i * PG, iova_of(&t.r, t.heap), PG), IOVM_STATUS_SUCCESS);
+	untouched(t.heap, PG, 0x10);
+	{
+		struct iovm_reg_stats st;
+
+		CHECK_OK(iovm_reg_stats(t.r.ctx, &st));
+		CHECK_EQ(st.invalidated_pages, 0);
+	}
+	teardown(&t);
+	app_unmap(t.app, NPAGES * PG);
+}
+
+TEST(sysv_shm_is_not_monitored)
+{
+	struct case_ t;
+	struct iovm_mr_info info;
+	int id = shmget(IPC_PRIVATE, NPAGES * PG, IPC_CREAT | 0600);
+	uint8_t *p = shmat(id, NULL, 0);
+
+	CHECK(id >= 0 && p != (void *)-1);
+	shmctl(id, IPC_RMID, NULL);
+	setup(&t, p, IOVM_ACCESS_LOCAL_WRITE);
+	CHECK_OK(iovm_mr_query(t.mr, &info));
+	/* shmdt(2) tells userfaultfd nothing: such memory is registered, but not monitored. */
+	CHECK(!info.monitored);
+	CHECK_EQ(write_page(&t, 0), IOVM_STATUS_SUCCESS);
+	CHECK_OK(shmdt(p));
+	/* Unmapped under the device: a bus fault, not a crash. */
+	{
+		struct iovm_completion c = run_desc(&t.r, (struct iovm_desc){
+			.op = IOVM_OP_COPY, .src = iova_of(&t.r, t.heap), .dst = t.iova + 3 * PG, .len = PG });
+
+		CHECK_EQ(c.status, IOVM_STATUS_PAGE_FAULT);
+		CHECK_EQ(c.fault_reason, IOVM_FAULT_BUS);
+		/* Where the copy touched first: within the page. */
+		CHECK(c.fault_addr >= t.iova + 3 * PG && c.fault_addr < t.iova + 4 * PG);
+		CHECK_EQ(c.bytes_completed, 0);
+	}
+	teardown(&t);
+}
+
+int main(void)
+{
+	test_init();
+	RUN(munmap);
+	RUN(munmap_from_another_thread);
+	RUN(mremap);
+	RUN(mremap_fixed_destination);
+	RUN(mmap_fixed_over);
+	RUN(madvise_on_locked_memory);
+	RUN(madvise_remove_shared);
+	RUN(glibc_free_of_a_large_block);
+	RUN(brk_shrink);
+	RUN(fork);
+	RUN(sysv_shm_is_not_monitored);
+	return 0;
+}
