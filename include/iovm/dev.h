@@ -217,6 +217,7 @@ struct iovm_queue_stats {
 	uint64_t iotlb_hits, iotlb_misses;
 	uint64_t ring_faults;     /* the engine could not reach its own rings */
 	uint64_t bus_faults;      /* application memory that vanished under an access */
+	uint64_t page_requests;   /* faults on on-demand memory, answered: the access went on */
 };
 
 /**

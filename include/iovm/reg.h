@@ -49,6 +49,15 @@ struct iovm_mr;
 #define IOVM_ACCESS_LOCAL_WRITE (1u << 1)
 #define IOVM_ACCESS_REMOTE_READ (1u << 2)
 #define IOVM_ACCESS_REMOTE_WRITE (1u << 3)
+/*
+ * On demand, as rdma-core's IBV_ACCESS_ON_DEMAND: registering costs O(1);
+ * a device's first access to a page faults, and the fault pins, translates
+ * and maps the 64 KiB around it (a page request, answered whether the
+ * descriptor blocks on faults or not). Pinned pages count against the
+ * context's pin_budget option; beyond it the least recently used are
+ * unmapped and unpinned (and fault again when next used).
+ */
+#define IOVM_ACCESS_ON_DEMAND (1u << 4)
 
 /**
  * iovm_mr_reg() - register [addr, addr+len) of the process's memory in @dom.
@@ -73,6 +82,22 @@ struct iovm_mr;
 IOVM_API int iovm_mr_reg(struct iovm_domain *dom, void *addr, size_t len, uint32_t access,
 			 struct iovm_mr **mr);
 
+/* iovm_mr_advise() flags. */
+#define IOVM_ADVISE_WRITE (1u << 0) /* fault the pages in for writing */
+
+/**
+ * iovm_mr_advise() - prefetch [addr, addr+len) of an on-demand registration:
+ * pin and map it now, as rdma-core's ibv_advise_mr(PREFETCH), within the
+ * pin budget.
+ * @flags: IOVM_ADVISE_*
+ *
+ * Thread safety: safe.
+ *
+ * Return: 0; -EINVAL for bad arguments or a pinned registration; -ERANGE when
+ * the range is not inside @mr; -EFAULT when part of it is not mapped.
+ */
+IOVM_API int iovm_mr_advise(struct iovm_mr *mr, void *addr, size_t len, uint32_t flags);
+
 /**
  * iovm_mr_dereg() - unmap the registration from its domain, unlock its
  * pages, and retire its keys. Returns once no device can reach its memory.
@@ -90,6 +115,7 @@ struct iovm_mr_info {
 	uint32_t lkey, rkey; /* keys: a key of a deregistered MR is refused */
 	uint32_t access;
 	bool monitored;      /* the memory monitor watches it */
+	bool on_demand;      /* IOVM_ACCESS_ON_DEMAND */
 	bool valid;          /* false once every page has been invalidated */
 	uint64_t pages;      /* 4 KiB pages */
 	uint64_t valid_pages;/* of them, still mapped */
@@ -122,6 +148,12 @@ struct iovm_reg_stats {
 	uint64_t monitor_events;      /* read from userfaultfd */
 	uint64_t events_unmap, events_remove, events_remap, events_fork;
 	uint64_t invalidated_pages;   /* pages of MRs the monitor invalidated */
+	uint64_t odp_faults;          /* page requests for on-demand MRs answered */
+	uint64_t odp_fault_retries;   /* faults started over: an invalidation came in between */
+	uint64_t odp_pinned_bytes;    /* pinned for on-demand MRs now */
+	uint64_t odp_evicted_bytes;   /* unpinned to stay within the pin budget */
+	uint64_t odp_prefetched_bytes;/* pinned by iovm_mr_advise() */
+	uint64_t pin_budget;          /* the pin_budget option */
 	uint64_t ring_overflows;      /* events lost: everything was invalidated instead */
 	uint64_t generation;          /* bumped by each overflow */
 	bool monitor;                 /* a userfaultfd monitor runs */

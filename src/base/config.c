@@ -135,6 +135,17 @@ static int parse_oracle(struct iovm_config *cfg, const char *val)
 	return 0;
 }
 
+static int parse_pin_budget(struct iovm_config *cfg, const char *val)
+{
+	uint64_t sz;
+
+	/* At least one prefetch window (64 KiB), or on-demand faults could never be served. */
+	if (config_parse_size(val, &sz) || sz < 64 * 1024)
+		return -EINVAL;
+	cfg->pin_budget = sz;
+	return 0;
+}
+
 static const struct opt_desc opt_table[] = {
 	{ "page_size", "auto|4K|2M|1G",
 	  "page size of DMA memory; auto takes 2M hugepages and falls back to 4K",
@@ -151,6 +162,9 @@ static const struct opt_desc opt_table[] = {
 	{ "release_delay_ms", "0..3600000",
 	  "how long a free page stays committed before it is given back",
 	  parse_release_delay },
+	{ "pin_budget", "SIZE (e.g. 256M)",
+	  "most memory on-demand registrations keep pinned; default: a quarter of RAM",
+	  parse_pin_budget },
 	{ "oracle", "on|off",
 	  "check every device access against a shadow of the mappings (for tests)",
 	  parse_oracle },
@@ -257,7 +271,7 @@ int config_parse(struct iovm_config *cfg, const char *opts)
 		if (!d)
 			return err_detail(-EINVAL, IOVM_LOG_ERR,
 					  "unknown option '%s' (known: page_size, mem_limit, "
-					  "numa_node, host_pa, log_level, release_delay_ms, oracle)",
+					  "numa_node, host_pa, log_level, release_delay_ms, pin_budget, oracle)",
 					  key);
 		val = eq ? eq + 1 : NULL;
 		if (val) {

@@ -27,6 +27,7 @@ struct iovm_config {
 	enum config_host_pa host_pa;
 	int log_level;             /* or CONFIG_LOG_UNCHANGED */
 	uint32_t release_delay_ms; /* how long a free page stays committed */
+	uint64_t pin_budget;       /* bytes on-demand registrations may pin; 0: a quarter of RAM */
 	bool oracle;               /* check every device access against a shadow (tests) */
 };
 

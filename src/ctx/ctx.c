@@ -88,6 +88,8 @@ IOVM_API int iovm_open(const char *opts, struct iovm_ctx **out)
 		iovm_log_set_level(cfg.log_level);
 	if (!cfg.mem_limit)
 		cfg.mem_limit = MAX(machine_ram(), SZ_2M);
+	if (!cfg.pin_budget)
+		cfg.pin_budget = MAX(machine_ram() / 4, (uint64_t)SZ_2M);
 	if (cfg.page_size && cfg.page_size != os_page_size() && !os_hugepage_supported(cfg.page_size))
 		return err_detail(-EOPNOTSUPP, IOVM_LOG_ERR,
 				  "page_size=%luK: the kernel has no hugepages of that size",

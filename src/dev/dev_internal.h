@@ -62,6 +62,7 @@ struct iovm_queue {
 	uint32_t sections_left;       /* times a descriptor left its section for a fault handler */
 	/* Counters, read racily by iovm_queue_stats(). */
 	_Atomic uint64_t completed, bytes, faults, fault_retries, errors, ring_faults, bus_faults;
+	_Atomic uint64_t page_requests; /* faults the resolver answered (on-demand memory) */
 
 	/* The reaper's. */
 	_Atomic uint32_t cq_head __cacheline_aligned; /* read by the submitter: ring room */

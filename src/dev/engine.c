@@ -59,7 +59,11 @@ static void *ring_at(struct iovm_queue *q, struct ring_window *w, uint64_t iova,
 	if (iova - w->iova < w->len && iova - w->iova + size <= w->len)
 		return w->ptr + (iova - w->iova);
 	/* Rings are iovm's own memory: one the application could unmap is no ring. */
-	if (iommu_access(q->tlb, IOVM_PASID_NONE, iova, access, &s, &f) || s.len < size || s.foreign) {
+	if (iommu_access(q->tlb, IOVM_PASID_NONE, iova, access, &s, &f)) {
+		iommu_fault_report(q->dev->client, &f);
+		s.len = 0;
+	}
+	if (s.len < size || s.foreign) {
 		atomic_store_explicit(&q->broken, true, memory_order_relaxed);
 		count_add(&q->ring_faults, 1);
 		return NULL;
@@ -401,6 +405,7 @@ IOVM_API int iovm_queue_stats(struct iovm_queue *q, struct iovm_queue_stats *st)
 		.errors = atomic_load(&q->errors),
 		.ring_faults = atomic_load(&q->ring_faults),
 		.bus_faults = atomic_load(&q->bus_faults),
+		.page_requests = atomic_load(&q->page_requests),
 	};
 	iommu_iotlb_counters(q->tlb, &st->iotlb_hits, &st->iotlb_misses);
 	return 0;

@@ -24,6 +24,8 @@
 
 /* A handler that claims to resolve a fault and does not gets this many tries. */
 #define FAULT_RETRIES 16
+/* The resolver, as many as a descriptor needs, but this many times in a row at one address. */
+#define RESOLVE_STUCK 8
 /* Scatter/gather lists and batches are bounded, as hardware bounds them. */
 #define MAX_SG 4096
 #define MAX_BATCH 1024
@@ -44,6 +46,8 @@ struct exec {
 	struct side *sides[3];
 	unsigned nr_sides;
 	unsigned retries;
+	unsigned stuck;         /* resolved faults in a row at last_resolved */
+	uint64_t last_resolved;
 	uint64_t done;          /* bytes done, for a fault that jumps out of an operation */
 	/*
 	 * The stretch the operation under way works on, copied out of the
@@ -124,6 +128,29 @@ static int side_span(struct exec *x, struct side *s)
 			s->avail = span.len;
 			return 0;
 		}
+		/*
+		 * On-demand memory: a page request the registration layer may
+		 * answer, whatever the descriptor asks. It may map and unmap:
+		 * outside the section. A fault that comes back at once at the
+		 * same address, resolved each time, is given up on.
+		 */
+		if (f.reason == IOVM_FAULT_NOT_PRESENT && x->stuck < RESOLVE_STUCK) {
+			int ret;
+
+			iommu_exit(x->q->tlb);
+			x->q->sections_left++;
+			ret = iommu_resolve(x->q->dev->client, &f);
+			iommu_enter(x->q->tlb);
+			if (!ret) {
+				x->stuck = f.iova.addr == x->last_resolved ? x->stuck + 1 : 0;
+				x->last_resolved = f.iova.addr;
+				count_add(&x->q->page_requests, 1);
+				for (unsigned i = 0; i < x->nr_sides; i++)
+					x->sides[i]->avail = 0;
+				continue;
+			}
+		}
+		iommu_fault_report(x->q->dev->client, &f);
 		if (!(x->d->flags & IOVM_DESC_BLOCK_ON_FAULT) || x->retries >= FAULT_RETRIES) {
 			fault_complete(x, &f);
 			return -EFAULT;
@@ -357,8 +384,12 @@ static void write_completion(struct iovm_queue *q, const struct iovm_desc *d,
 	struct iovm_completion *rec;
 
 	for (;;) {
-		if (iommu_access(q->tlb, d->pasid, d->completion, IOVM_MAP_WRITE, &s, &f) ||
-		    s.len < sizeof(*rec)) {
+		if (iommu_access(q->tlb, d->pasid, d->completion, IOVM_MAP_WRITE, &s, &f)) {
+			iommu_fault_report(q->dev->client, &f);
+			count_add(&q->faults, 1);
+			return;
+		}
+		if (s.len < sizeof(*rec)) {
 			count_add(&q->faults, 1);
 			return;
 		}

@@ -301,6 +301,7 @@ void iommu_exit(struct iommu_iotlb *t)
 static int fault(struct iovm_domain *dom, struct iommu_iotlb *t, uint32_t pasid, uint64_t iova,
 		 unsigned access, enum iovm_fault_reason reason, struct iovm_fault *f)
 {
+	(void)dom;
 	*f = (struct iovm_fault){
 		.iova = IOVM_IOVA(iova),
 		.pasid = pasid,
@@ -308,9 +309,31 @@ static int fault(struct iovm_domain *dom, struct iommu_iotlb *t, uint32_t pasid,
 		.reason = reason,
 		.device = t->client->id,
 	};
+	return -EFAULT;
+}
+
+void iommu_fault_report(struct iommu_client *c, struct iovm_fault *f)
+{
+	struct iovm_domain *dom = client_domain(c, f->pasid);
+
 	if (dom)
 		fault_record(dom, f);
-	return -EFAULT;
+}
+
+void iommu_set_resolver(struct iommu_space *is, iommu_resolver_fn fn, void *arg)
+{
+	is->resolver_arg = arg;
+	atomic_store_explicit(&is->resolver, fn, memory_order_release);
+}
+
+int iommu_resolve(struct iommu_client *c, const struct iovm_fault *f)
+{
+	iommu_resolver_fn fn = atomic_load_explicit(&c->is->resolver, memory_order_acquire);
+	struct iovm_domain *dom = client_domain(c, f->pasid);
+
+	if (!fn || !dom || f->reason != IOVM_FAULT_NOT_PRESENT)
+		return -ENOENT;
+	return fn(c->is->resolver_arg, dom, f->iova.addr, f->access);
 }
 
 /* Fill an IOTLB entry from a walk, then check the walk still holds. */

@@ -61,11 +61,29 @@ struct iommu_span {
 /*
  * iommu_access() - translate @iova of @pasid's domain for an @access
  * (IOVM_MAP_READ or IOVM_MAP_WRITE), through the IOTLB, setting the leaf's
- * accessed and dirty bits. On a fault, fills @f, records it in the domain's
- * fault queue and returns -EFAULT.
+ * accessed and dirty bits. On a fault, fills @f and returns -EFAULT; the
+ * caller reports it (iommu_fault_report()) unless it gets it resolved.
  */
 int iommu_access(struct iommu_iotlb *t, uint32_t pasid, uint64_t iova, unsigned access,
 		 struct iommu_span *s, struct iovm_fault *f);
+
+/* iommu_fault_report() - record a fault in its domain's fault queue and counters. */
+void iommu_fault_report(struct iommu_client *c, struct iovm_fault *f);
+
+/*
+ * A resolver: the layer above that maps what devices fault on, on demand
+ * (on-demand registrations), as a device's page request is answered. It
+ * returns 0 when the fault is resolved (the access is retried), -ENOENT
+ * when the address is not its to resolve, another error when it is and
+ * cannot be. Called outside device-side sections.
+ */
+typedef int (*iommu_resolver_fn)(void *arg, struct iovm_domain *dom, uint64_t iova, unsigned access);
+
+/* Set once, before any device runs. */
+void iommu_set_resolver(struct iommu_space *is, iommu_resolver_fn fn, void *arg);
+
+/* iommu_resolve() - a not-present fault to the resolver. Outside a section. */
+int iommu_resolve(struct iommu_client *c, const struct iovm_fault *f);
 
 /*
  * iommu_fault_handle() - ask @f's domain's fault handler to resolve it.

@@ -42,6 +42,8 @@ struct iommu_space {
 	bool flusher_stop;         /* under lock */
 	/* Set by the flusher while it watches a deadline: unmaps need not wake it. */
 	_Atomic bool flusher_armed;
+	_Atomic(iommu_resolver_fn) resolver; /* set once, before devices run */
+	void *resolver_arg;
 };
 
 /* A device, as the IOMMU sees it: its domains by PASID, and its IOTLBs. */

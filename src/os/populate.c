@@ -9,6 +9,7 @@
  * under a guard (os/guard.h), which turns the SIGBUS into an error.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -17,6 +18,9 @@
 #include "os/guard.h"
 #include "os/populate.h"
 
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
@@ -56,6 +60,48 @@ int os_populate(void *addr, size_t len, uint64_t page_size)
 	default:
 		return -errno;
 	}
+}
+
+/* Whether the kernel has MADV_POPULATE_* (5.14): asked once, of a page of our own stack. */
+static bool populate_supported(void)
+{
+	static _Atomic int known; /* 0: not asked yet, 1: yes, 2: no */
+	int k = atomic_load_explicit(&known, memory_order_relaxed);
+	uint8_t probe[2 * 4096];
+
+	if (!k) {
+		void *page = (void *)align_up((uintptr_t)probe, 4096);
+
+		k = madvise(page, 4096, MADV_POPULATE_READ) && errno == EINVAL ? 2 : 1;
+		atomic_store_explicit(&known, k, memory_order_relaxed);
+	}
+	return k == 1;
+}
+
+static __noinline void touch_range(volatile uint8_t *p, size_t len, bool write)
+{
+	for (size_t off = 0; off < len; off += 4096) {
+		if (write)
+			__atomic_fetch_add(&p[off], 0, __ATOMIC_RELAXED);
+		else
+			(void)p[off];
+	}
+}
+
+int os_populate_range(void *addr, size_t len, bool write)
+{
+	struct os_guard g;
+
+	if (!madvise(addr, len, write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ))
+		return 0;
+	if (errno != EINVAL || populate_supported())
+		return -EFAULT; /* unmapped (ENOMEM), inaccessible or not writable (EINVAL), SIGBUS (EFAULT) */
+	if (sigsetjmp(g.jmp, 0))
+		return -EFAULT;
+	os_guard_set(&g);
+	touch_range(addr, len, write);
+	os_guard_clear(&g);
+	return 0;
 }
 
 int os_mlock(const void *addr, size_t len)

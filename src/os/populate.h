@@ -24,6 +24,16 @@ int os_populate(void *addr, size_t len, uint64_t page_size);
 int os_populate_touch(void *addr, size_t len, uint64_t page_size);
 
 /*
+ * os_populate_range() - fault in [addr, addr+len) of any mapping (the
+ * application's), for writing when @write, without changing a byte:
+ * -EFAULT when part of it is not mapped, not accessible (PROT_NONE, a PFN
+ * or I/O mapping) or, for @write, not writable; 0 otherwise. On kernels
+ * before 5.14, without MADV_POPULATE_*, pages are touched under a guard
+ * (a write touch adds zero atomically, so concurrent writers lose nothing).
+ */
+int os_populate_range(void *addr, size_t len, bool write);
+
+/*
  * os_mlock(), os_munlock() - mlock(2) and munlock(2), by system call:
  * sanitizers replace the libc calls with ones that do nothing, and a
  * registration's locks must be real under them too. 0, or -errno.

@@ -25,15 +25,9 @@
 #include "phys/phys.h"
 #include "reg/reg_internal.h"
 
-#ifndef MADV_POPULATE_READ
-#define MADV_POPULATE_READ 22
-#endif
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23
-#endif
-
-#define ACCESS_ALL \
-	(IOVM_ACCESS_LOCAL_READ | IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_REMOTE_READ | IOVM_ACCESS_REMOTE_WRITE)
+#define ACCESS_ALL                                                                                   \
+	(IOVM_ACCESS_LOCAL_READ | IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_REMOTE_READ | IOVM_ACCESS_REMOTE_WRITE | \
+	 IOVM_ACCESS_ON_DEMAND)
 #define ACCESS_WRITE (IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_REMOTE_WRITE)
 
 #define PG 4096u
@@ -59,60 +53,76 @@ static int do_munlock(void *arg, uint64_t start, uint64_t end)
 	return 0;
 }
 
-/* Fault in @mr's pages, for writing if it may be written: -EFAULT when they are not there to have. */
-static int populate(struct iovm_mr *mr)
+/*
+ * Fault in [start, end) of @mr, for writing if it may be written: -EFAULT
+ * when the pages are not there to have.
+ */
+int mr_populate(const struct iovm_mr *mr, uint64_t start, uint64_t end)
 {
-	int advice = mr->access & ACCESS_WRITE ? MADV_POPULATE_WRITE : MADV_POPULATE_READ;
+	bool write = mr->prot & IOVM_MAP_WRITE;
 
-	if (!madvise((void *)mr->start, mr->end - mr->start, advice))
+	if (!os_populate_range((void *)start, end - start, write))
 		return 0;
-	switch (errno) {
-	case EINVAL:
-		/*
-		 * Not writable (for MADV_POPULATE_WRITE), or a PFN or I/O mapping,
-		 * or a kernel before 5.14: tell the first from the others.
-		 */
-		if (advice == MADV_POPULATE_WRITE && !madvise((void *)mr->start, mr->end - mr->start,
-							       MADV_POPULATE_READ))
-			return err_detail(-EFAULT, IOVM_LOG_DEBUG,
-					  "registration: [%#lx, %#lx) cannot be written",
-					  (unsigned long)mr->start, (unsigned long)mr->end);
-		return 0; /* reached as it is */
-	case ENOMEM:
-		return err_detail(-EFAULT, IOVM_LOG_DEBUG, "registration: [%#lx, %#lx) is not all mapped",
-				  (unsigned long)mr->start, (unsigned long)mr->end);
-	case EFAULT:
-	case EPERM:
-		return err_detail(-EFAULT, IOVM_LOG_DEBUG, "registration: [%#lx, %#lx) cannot be %s",
-				  (unsigned long)mr->start, (unsigned long)mr->end,
-				  mr->access & ACCESS_WRITE ? "written" : "read");
-	default:
-		return err_detail(-errno, IOVM_LOG_DEBUG, "registration: populate: %s", strerror(errno));
-	}
+	return err_detail(-EFAULT, IOVM_LOG_DEBUG, "registration: [%#lx, %#lx) is not all mapped and %s",
+			  (unsigned long)start, (unsigned long)end, write ? "writable" : "readable");
+}
+
+bool mr_page_valid(const struct iovm_mr *mr, uint64_t page)
+{
+	return page_valid(mr, page);
 }
 
 /*
- * Lock the pages (mlock is idempotent: always lock, count only to know when
- * to unlock). Needs reg_space.lock.
+ * Lock and map the run [i, j] of invalid pages. The lock is counted per page
+ * (mlock is idempotent and munlock is not counted: always lock, count to know
+ * when to unlock).
  */
-static int lock_pages(struct reg_space *rs, struct iovm_mr *mr)
+static int lock_map_run(struct reg_space *rs, struct iovm_mr *mr, uint64_t i, uint64_t j)
 {
-	int ret = ranges_add(&rs->locked, mr->start, mr->end, NULL, NULL, NULL);
+	uint64_t start = mr->start + i * PG, len = (j - i + 1) * PG;
+	int ret = ranges_add(&rs->locked, start, start + len, NULL, NULL, NULL);
 
 	if (ret)
 		return ret;
-	ret = os_mlock((void *)mr->start, mr->end - mr->start);
+	ret = os_mlock((void *)start, len);
 	if (ret) {
-		int err = -ret;
-
-		ranges_remove(&rs->locked, mr->start, mr->end, do_munlock, NULL);
-		return err_detail(-ENOMEM, IOVM_LOG_DEBUG,
-				  "registration: mlock of %lu bytes: %s (RLIMIT_MEMLOCK?)",
-				  (unsigned long)(mr->end - mr->start), strerror(err));
+		ranges_remove(&rs->locked, start, start + len, do_munlock, NULL);
+		return err_detail(-ENOMEM, IOVM_LOG_DEBUG, "registration: mlock of %lu bytes: %s (RLIMIT_MEMLOCK?)",
+				  (unsigned long)len, strerror(-ret));
 	}
-	mr->locked = true;
-	atomic_fetch_add_explicit(&rs->locked_bytes, mr->end - mr->start, memory_order_relaxed);
+	ret = iommu_hold_map(mr->dom, mr->iova + i * PG, pa_val(mr->pa) + i * PG, len, mr->prot);
+	if (ret) {
+		ranges_remove(&rs->locked, start, start + len, do_munlock, NULL);
+		return ret;
+	}
+	for (uint64_t k = i; k <= j; k++)
+		page_set(mr, k, true);
+	mr->nr_valid += j - i + 1;
+	if (mr->on_demand)
+		rs->odp_pinned += j - i + 1;
+	atomic_fetch_add_explicit(&rs->locked_bytes, len, memory_order_relaxed);
 	return 0;
+}
+
+int mr_lock_map(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&mr->lock);
+	for (uint64_t i = first; i <= last && !ret;) {
+		uint64_t j = i;
+
+		if (page_valid(mr, i)) {
+			i++;
+			continue;
+		}
+		while (j + 1 <= last && !page_valid(mr, j + 1))
+			j++;
+		ret = lock_map_run(rs, mr, i, j);
+		i = j + 1;
+	}
+	pthread_mutex_unlock(&mr->lock);
+	return ret;
 }
 
 /* Unlock and unmap the valid pages of [first, last] page indices. Needs mr->lock and reg_space.lock. */
@@ -132,15 +142,25 @@ static uint64_t drop_pages(struct reg_space *rs, struct iovm_mr *mr, uint64_t fi
 		for (uint64_t k = i; k <= j; k++)
 			page_set(mr, k, false);
 		iommu_hold_unmap(mr->dom, mr->iova + i * PG, (j - i + 1) * PG);
-		if (mr->locked) {
-			ranges_remove(&rs->locked, mr->start + i * PG, mr->start + (j + 1) * PG, do_munlock, NULL);
-			atomic_fetch_sub_explicit(&rs->locked_bytes, (j - i + 1) * PG, memory_order_relaxed);
-		}
+		ranges_remove(&rs->locked, mr->start + i * PG, mr->start + (j + 1) * PG, do_munlock, NULL);
+		atomic_fetch_sub_explicit(&rs->locked_bytes, (j - i + 1) * PG, memory_order_relaxed);
 		dropped += j - i + 1;
 		i = j + 1;
 	}
 	mr->nr_valid -= dropped;
+	if (mr->on_demand)
+		rs->odp_pinned -= dropped;
 	return dropped;
+}
+
+uint64_t mr_drop_pages(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&mr->lock);
+	n = drop_pages(rs, mr, first, last);
+	pthread_mutex_unlock(&mr->lock);
+	return n;
 }
 
 uint64_t mr_invalidate_range(struct reg_space *rs, uint64_t start, uint64_t end)
@@ -157,7 +177,8 @@ uint64_t mr_invalidate_range(struct reg_space *rs, uint64_t start, uint64_t end)
 		pthread_mutex_lock(&mr->lock);
 		atomic_fetch_add_explicit(&mr->seq, 1, memory_order_release);
 		pages += drop_pages(rs, mr, (s - mr->start) / PG, (align_up(e, PG) - mr->start) / PG - 1);
-		if (!mr->nr_valid)
+		/* A pinned MR with nothing left is dead; an on-demand one faults its pages in again. */
+		if (!mr->nr_valid && !mr->on_demand)
 			atomic_store_explicit(&mr->state, MR_DEAD, memory_order_release);
 		pthread_mutex_unlock(&mr->lock);
 	}
@@ -214,8 +235,10 @@ IOVM_API int iovm_mr_reg(struct iovm_domain *dom, void *addr, size_t len, uint32
 	mr->start = align_down(a, PG);
 	mr->end = align_up(a + len, PG);
 	mr->npages = (mr->end - mr->start) / PG;
+	mr->on_demand = access & IOVM_ACCESS_ON_DEMAND;
 	mr->access = access | IOVM_ACCESS_LOCAL_READ;
 	mr->prot = IOVM_MAP_READ | (access & ACCESS_WRITE ? IOVM_MAP_WRITE : 0);
+	mr->locked = true;
 	mr->node.start = mr->start;
 	mr->node.last = mr->end - 1;
 	pthread_mutex_init(&mr->lock, NULL);
@@ -223,33 +246,28 @@ IOVM_API int iovm_mr_reg(struct iovm_domain *dom, void *addr, size_t len, uint32
 	ret = -ENOMEM;
 	if (!mr->valid)
 		goto free_mr;
-	ret = populate(mr);
-	if (ret)
+	/* Pinned: faulted in before any lock is taken (it is the long part). */
+	if (!mr->on_demand && (ret = mr_populate(mr, mr->start, mr->end)))
 		goto free_mr;
 
 	pthread_mutex_lock(&rs->lock);
-	ret = lock_pages(rs, mr);
-	if (ret)
-		goto unlock;
 	mon = monitor_of(rs);
 	mr->monitored = mon && !monitor_watch(mon, mr->start, mr->end);
 	ret = phys_window_add(iommu_domain_ctx(dom)->phys, (void *)mr->start, mr->end - mr->start, &mr->pa);
 	if (ret)
-		goto unlock_pages;
+		goto unlock;
 	ret = iommu_hold(dom, mr->start, pa_val(mr->pa), mr->end - mr->start, &mr->iova);
 	if (ret)
 		goto remove_window;
-	ret = iommu_hold_map(dom, mr->iova, pa_val(mr->pa), mr->end - mr->start, mr->prot);
-	if (ret)
-		goto unhold;
+	if (!mr->on_demand && (ret = mr_lock_map(rs, mr, 0, mr->npages - 1)))
+		goto unmap; /* what was mapped before the failure */
 	ret = keys_alloc(&rs->keys, mr, &mr->lkey, &mr->rkey);
 	if (ret)
 		goto unmap;
-	memset(mr->valid, 0xff, (mr->npages + 63) / 64 * sizeof(uint64_t));
-	if (mr->npages % 64)
-		mr->valid[mr->npages / 64] = (UINT64_C(1) << (mr->npages % 64)) - 1;
-	mr->nr_valid = mr->npages;
+	mr->inode.start = mr->iova;
+	mr->inode.last = mr->iova + (mr->end - mr->start) - 1;
 	itree_insert(&rs->mrs, &mr->node);
+	itree_insert(&rs->by_iova, &mr->inode);
 	atomic_fetch_add_explicit(&rs->nr_mrs, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&rs->registered, 1, memory_order_relaxed);
 	pthread_mutex_unlock(&rs->lock);
@@ -257,14 +275,10 @@ IOVM_API int iovm_mr_reg(struct iovm_domain *dom, void *addr, size_t len, uint32
 	return 0;
 
 unmap:
-	iommu_hold_unmap(dom, mr->iova, mr->end - mr->start);
-unhold:
+	mr_drop_pages(rs, mr, 0, mr->npages - 1);
 	iommu_unhold(dom, mr->iova, pa_val(mr->pa), mr->end - mr->start);
 remove_window:
 	phys_window_remove(iommu_domain_ctx(dom)->phys, mr->pa);
-unlock_pages:
-	ranges_remove(&rs->locked, mr->start, mr->end, do_munlock, NULL);
-	atomic_fetch_sub_explicit(&rs->locked_bytes, mr->end - mr->start, memory_order_relaxed);
 unlock:
 	pthread_mutex_unlock(&rs->lock);
 free_mr:
@@ -280,17 +294,21 @@ static void mr_teardown(struct reg_space *rs, struct iovm_mr *mr)
 	struct iovm_ctx *ctx = iommu_domain_ctx(mr->dom);
 
 	itree_remove(&rs->mrs, &mr->node);
+	itree_remove(&rs->by_iova, &mr->inode);
 	/* First the keys: no new device lookup finds it. */
 	keys_free(&rs->keys, mr->lkey);
 	atomic_store_explicit(&mr->state, MR_GONE, memory_order_release);
-	pthread_mutex_lock(&mr->lock);
-	drop_pages(rs, mr, 0, mr->npages - 1);
-	pthread_mutex_unlock(&mr->lock);
+	/* Resolvers that dropped the lock to fault pages in see it gone when they come back. */
+	while (mr->refs)
+		pthread_cond_wait(&rs->idle, &rs->lock);
+	odp_forget(rs, mr);
+	mr_drop_pages(rs, mr, 0, mr->npages - 1);
 	iommu_unhold(mr->dom, mr->iova, pa_val(mr->pa), mr->end - mr->start);
 	/* Waits out every device-side section: after it, nothing holds the MR or the window. */
 	phys_window_remove(ctx->phys, mr->pa);
 	atomic_fetch_sub_explicit(&rs->nr_mrs, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&rs->deregistered, 1, memory_order_relaxed);
+	free(mr->chunks);
 	free(mr->valid);
 	pthread_mutex_destroy(&mr->lock);
 	free(mr);
@@ -336,6 +354,7 @@ IOVM_API int iovm_mr_query(const struct iovm_mr *mr, struct iovm_mr_info *info)
 		.rkey = mr->rkey,
 		.access = mr->access,
 		.monitored = mr->monitored,
+		.on_demand = mr->on_demand,
 		.valid = atomic_load_explicit(&mr->state, memory_order_acquire) == MR_LIVE,
 		.pages = mr->npages,
 		.valid_pages = mr->nr_valid,

@@ -19,6 +19,7 @@
 
 #include "base/addr.h"
 #include "base/itree.h"
+#include "base/list.h"
 #include "reg/ranges.h"
 #include "reg/reg.h"
 
@@ -68,13 +69,33 @@ struct iovm_mr {
 	uint64_t iova;            /* IOVA of start */
 	unsigned prot;            /* IOVM_MAP_* of the mapping */
 	bool monitored;           /* registered with the monitor's userfaultfd */
-	bool locked;              /* counted in reg_space.locked */
+	bool locked;              /* its valid pages are counted in reg_space.locked */
+	bool on_demand;           /* pages are pinned and mapped when devices fault on them */
 	_Atomic int state;        /* enum mr_state */
+	struct itree_node inode;  /* [iova, iova + size - 1], in reg_space.by_iova, under its lock */
+	/* On demand (odp.c), under reg_space.lock: */
+	struct odp_chunk *chunks; /* one per ODP_CHUNK_PAGES pages, made at the first fault */
+	unsigned refs;            /* resolvers working on it without the lock */
 
 	pthread_mutex_t lock;     /* valid, nr_valid and the domain mapping */
 	uint64_t *valid;          /* under lock: a bit per page, mapped in the domain */
 	uint64_t nr_valid;        /* under lock */
 	_Atomic uint64_t seq;     /* bumped by each invalidation (on-demand faults re-check it) */
+};
+
+/*
+ * On-demand pages are pinned and mapped 64 KiB at a time: the prefetch
+ * window of a fault, and the unit of eviction when the pin budget is
+ * reached (least recently used first, with a second chance for chunks the
+ * device accessed since they were last looked at).
+ */
+#define ODP_CHUNK_PAGES 16
+
+struct odp_chunk {
+	struct list_node lru;     /* in reg_space.lru while any of its pages may be pinned */
+	struct iovm_mr *mr;
+	bool linked;              /* on the LRU list */
+	bool second_chance;       /* passed over once by eviction: accessed since */
 };
 
 /* An event of the memory monitor, as queued for the invalidator. */
@@ -87,6 +108,11 @@ struct reg_space {
 	struct iovm_ctx *ctx;
 	pthread_mutex_t lock;     /* everything below that says so */
 	struct itree mrs;         /* under lock: MRs by VA */
+	struct itree by_iova;     /* under lock: MRs by IOVA (of any domain) */
+	pthread_cond_t idle;      /* signalled, under lock, when an MR's refs drop */
+	struct list_node lru;     /* under lock: chunks of on-demand MRs that hold pins */
+	uint64_t budget_pages;    /* the pin_budget option, in pages */
+	uint64_t odp_pinned;      /* under lock: pages pinned for on-demand MRs */
 	struct key_table keys;    /* slots under lock; lookups lock-free */
 	struct ranges locked;     /* under lock: mlock counts per page */
 	struct reg_monitor *mon;  /* under lock: started with the first MR */
@@ -94,6 +120,8 @@ struct reg_space {
 	/* Counters, single-writer or under lock, read racily. */
 	_Atomic uint64_t nr_mrs, registered, deregistered, locked_bytes;
 	_Atomic uint64_t invalidated_pages;
+	_Atomic uint64_t odp_faults, odp_evicted, odp_prefetched; /* pages, but faults */
+	_Atomic uint64_t odp_retries; /* faults started over: an invalidation came in between */
 };
 
 /* keys.c; alloc and free need reg_space.lock. */
@@ -111,6 +139,22 @@ uint64_t mr_invalidate_range(struct reg_space *rs, uint64_t start, uint64_t end)
 void mr_invalidate_all(struct reg_space *rs);
 /* Deregister every MR (the context closes). */
 void mr_teardown_all(struct reg_space *rs);
+
+/* mr.c, for odp.c; all need reg_space.lock. */
+int mr_lock_map(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last);
+uint64_t mr_drop_pages(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last);
+bool mr_page_valid(const struct iovm_mr *mr, uint64_t page);
+int mr_populate(const struct iovm_mr *mr, uint64_t start, uint64_t end);
+
+/* odp.c */
+/*
+ * For the tests: called by a fault between faulting pages in and taking the
+ * lock again, where an invalidation may slip in. NULL in normal use.
+ */
+extern void (*odp_test_between)(struct iovm_mr *mr, uint64_t first, uint64_t last);
+int odp_resolve(void *arg, struct iovm_domain *dom, uint64_t iova, unsigned access);
+/* The MR goes: its chunks leave the LRU. Needs reg_space.lock. */
+void odp_forget(struct reg_space *rs, struct iovm_mr *mr);
 
 /* monitor.c */
 int monitor_start(struct reg_space *rs, struct reg_monitor **out);

@@ -8,6 +8,7 @@
 
 #include "base/ctx.h"
 #include "base/error.h"
+#include "iommu/iommu.h"
 #include "reg/reg_internal.h"
 
 int reg_create(struct iovm_ctx *ctx, struct reg_space **out)
@@ -18,9 +19,15 @@ int reg_create(struct iovm_ctx *ctx, struct reg_space **out)
 		return -ENOMEM;
 	rs->ctx = ctx;
 	pthread_mutex_init(&rs->lock, NULL);
+	pthread_cond_init(&rs->idle, NULL);
 	itree_init(&rs->mrs);
+	itree_init(&rs->by_iova);
+	list_init(&rs->lru);
+	rs->budget_pages = ctx->cfg.pin_budget / 4096;
 	keys_init(&rs->keys);
 	ranges_init(&rs->locked);
+	/* Device faults on on-demand registrations come here. */
+	iommu_set_resolver(ctx->iommu, odp_resolve, rs);
 	*out = rs;
 	return 0;
 }
@@ -29,12 +36,14 @@ void reg_destroy(struct reg_space *rs)
 {
 	if (!rs)
 		return;
+	iommu_set_resolver(rs->ctx->iommu, NULL, NULL);
 	/* The monitor first: its invalidator works on the MRs. */
 	monitor_stop(rs->mon);
 	rs->mon = NULL;
 	mr_teardown_all(rs);
 	ranges_destroy(&rs->locked);
 	keys_destroy(&rs->keys);
+	pthread_cond_destroy(&rs->idle);
 	pthread_mutex_destroy(&rs->lock);
 	free(rs);
 }
@@ -53,8 +62,14 @@ IOVM_API int iovm_reg_stats(struct iovm_ctx *ctx, struct iovm_reg_stats *st)
 		.deregistered = atomic_load_explicit(&rs->deregistered, memory_order_relaxed),
 		.locked_bytes = atomic_load_explicit(&rs->locked_bytes, memory_order_relaxed),
 		.invalidated_pages = atomic_load_explicit(&rs->invalidated_pages, memory_order_relaxed),
+		.odp_faults = atomic_load_explicit(&rs->odp_faults, memory_order_relaxed),
+		.odp_fault_retries = atomic_load_explicit(&rs->odp_retries, memory_order_relaxed),
+		.odp_evicted_bytes = atomic_load_explicit(&rs->odp_evicted, memory_order_relaxed) * 4096,
+		.odp_prefetched_bytes = atomic_load_explicit(&rs->odp_prefetched, memory_order_relaxed),
+		.pin_budget = rs->budget_pages * 4096,
 	};
 	pthread_mutex_lock(&rs->lock);
+	st->odp_pinned_bytes = rs->odp_pinned * 4096;
 	if (rs->mon)
 		monitor_stats(rs->mon, st);
 	pthread_mutex_unlock(&rs->lock);

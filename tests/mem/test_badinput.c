@@ -283,6 +283,10 @@ B(mr_iova_null) { iovm_iova_t i; return iovm_mr_iova(NULL, app, 1, &i); }
 B(mr_iova_null_out) { return iovm_mr_iova(mr, app, 1, NULL); }
 B(mr_iova_outside) { iovm_iova_t i; return iovm_mr_iova(mr, app + 4096, 1, &i); }
 B(mr_iova_wraps) { iovm_iova_t i; return iovm_mr_iova(mr, app, SIZE_MAX, &i); }
+B(advise_null) { return iovm_mr_advise(NULL, app, 4096, 0); }
+B(advise_pinned) { return iovm_mr_advise(mr, app, 4096, 0); }
+B(advise_bad_flags) { return iovm_mr_advise(mr, app, 4096, 1u << 7); }
+B(advise_zero_len) { return iovm_mr_advise(mr, app, 0, 0); }
 B(reg_stats_null) { struct iovm_reg_stats st; return iovm_reg_stats(NULL, &st); }
 B(reg_stats_null_out) { return iovm_reg_stats(ctx, NULL); }
 
@@ -473,6 +477,10 @@ static const struct bad_case cases[] = {
 	ROW(mr_iova_null_out, iovm_mr_iova, EINVAL),
 	ROW(mr_iova_outside, iovm_mr_iova, ERANGE),
 	ROW(mr_iova_wraps, iovm_mr_iova, EINVAL),
+	ROW(advise_null, iovm_mr_advise, EINVAL),
+	ROW(advise_pinned, iovm_mr_advise, EINVAL),
+	ROW(advise_bad_flags, iovm_mr_advise, EINVAL),
+	ROW(advise_zero_len, iovm_mr_advise, EINVAL),
 	ROW(reg_stats_null, iovm_reg_stats, EINVAL),
 	ROW(reg_stats_null_out, iovm_reg_stats, EINVAL),
 };

@@ -1,0 +1,224 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * odp.c - on-demand registrations: pages pinned and mapped when a device
+ * faults on them (or when prefetched), unpinned when the memory monitor
+ * invalidates them or the pin budget needs them back.
+ *
+ * On-demand paging in user space is on-demand pinning. The fault path
+ * follows the kernel's HMM pattern: read the MR's invalidation sequence,
+ * fault the pages in without any lock held (the long part), take the lock,
+ * and map only if no invalidation ran meanwhile; else start over. An
+ * invalidation that arrives during a fault thus either runs before the
+ * mapping (which sees its sequence and retries) or after it (and unmaps
+ * what was just mapped).
+ *
+ * Pins are taken and given back 64 KiB at a time (ODP_CHUNK_PAGES). Chunks
+ * holding pins sit on an LRU list; past the budget, the least recently used
+ * go, with a second chance for those the device accessed since they were
+ * last looked at (the IO page table's accessed bits, as a CLOCK).
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include <iovm/iommu.h>
+
+#include "base/compiler.h"
+#include "base/ctx.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "iommu/iommu.h"
+#include "reg/reg_internal.h"
+
+#define PG 4096u
+/* Invalidations that may interrupt one fault before it gives up (a device retries). */
+#define ODP_RETRIES 8
+
+void (*odp_test_between)(struct iovm_mr *mr, uint64_t first, uint64_t last);
+
+static uint64_t nr_chunks(const struct iovm_mr *mr)
+{
+	return (mr->npages + ODP_CHUNK_PAGES - 1) / ODP_CHUNK_PAGES;
+}
+
+/* The chunk array, made at the first fault: registering stays O(1). Needs reg_space.lock. */
+static int chunks_get(struct iovm_mr *mr)
+{
+	if (mr->chunks)
+		return 0;
+	mr->chunks = calloc(nr_chunks(mr), sizeof(*mr->chunks));
+	return mr->chunks ? 0 : -ENOMEM;
+}
+
+/* Whether the device touched the chunk since it was last asked; the bits are cleared. */
+static bool chunk_accessed(struct iovm_mr *mr, uint64_t c)
+{
+	uint64_t first = c * ODP_CHUNK_PAGES, n = MIN((uint64_t)ODP_CHUNK_PAGES, mr->npages - first);
+	bool accessed = false, dirty = false;
+
+	iovm_domain_read_dirty(mr->dom, IOVM_IOVA(mr->iova + first * PG), n * PG, true, &accessed, &dirty);
+	return accessed;
+}
+
+/* Unpin the least recently used chunks until the budget holds, sparing @keep. Needs reg_space.lock. */
+static void evict(struct reg_space *rs, struct odp_chunk *keep)
+{
+	/* Each chunk may be passed over once (its second chance): at most two rounds. */
+	for (uint64_t look = 0, limit = 2 * (rs->odp_pinned / ODP_CHUNK_PAGES + 1);
+	     rs->odp_pinned > rs->budget_pages && !list_empty(&rs->lru) && look < limit; look++) {
+		struct odp_chunk *ch = list_entry(rs->lru.next, struct odp_chunk, lru);
+		struct iovm_mr *mr = ch->mr;
+		uint64_t c = (uint64_t)(ch - mr->chunks), first = c * ODP_CHUNK_PAGES;
+
+		list_del(&ch->lru);
+		if (ch == keep || (!ch->second_chance && chunk_accessed(mr, c))) {
+			/* Used since last looked at: to the back, once. */
+			ch->second_chance = ch != keep;
+			list_add_tail(&rs->lru, &ch->lru);
+			continue;
+		}
+		ch->linked = false;
+		ch->second_chance = false;
+		atomic_fetch_add_explicit(&rs->odp_evicted,
+					  mr_drop_pages(rs, mr, first, MIN(first + ODP_CHUNK_PAGES, mr->npages) - 1),
+					  memory_order_relaxed);
+	}
+}
+
+/* The chunk was used: to the back of the LRU list. Needs reg_space.lock. */
+static void touch(struct reg_space *rs, struct odp_chunk *ch)
+{
+	if (ch->linked)
+		list_del(&ch->lru);
+	list_add_tail(&rs->lru, &ch->lru);
+	ch->linked = true;
+	ch->second_chance = false;
+}
+
+/*
+ * Pin and map pages [first, last] of @mr (the HMM dance). Needs
+ * reg_space.lock, which it drops while faulting the pages in. -ENOENT when
+ * the MR went meanwhile, -EFAULT when the memory is not there.
+ */
+static int fill(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last)
+{
+	for (unsigned attempt = 0; attempt < ODP_RETRIES; attempt++) {
+		uint64_t seq = atomic_load_explicit(&mr->seq, memory_order_acquire);
+		int ret;
+
+		mr->refs++;
+		pthread_mutex_unlock(&rs->lock);
+		ret = mr_populate(mr, mr->start + first * PG, mr->start + (last + 1) * PG);
+		if (unlikely(odp_test_between))
+			odp_test_between(mr, first, last);
+		pthread_mutex_lock(&rs->lock);
+		if (!--mr->refs)
+			pthread_cond_broadcast(&rs->idle);
+		if (atomic_load_explicit(&mr->state, memory_order_acquire) == MR_GONE)
+			return -ENOENT;
+		if (ret)
+			return ret;
+		/* Invalidated while faulting in: what was faulted may be gone. Again. */
+		if (atomic_load_explicit(&mr->seq, memory_order_acquire) != seq) {
+			atomic_fetch_add_explicit(&rs->odp_retries, 1, memory_order_relaxed);
+			continue;
+		}
+		ret = chunks_get(mr);
+		if (!ret)
+			ret = mr_lock_map(rs, mr, first, last);
+		if (ret)
+			return ret;
+		for (uint64_t c = first / ODP_CHUNK_PAGES; c <= last / ODP_CHUNK_PAGES; c++) {
+			mr->chunks[c].mr = mr;
+			touch(rs, &mr->chunks[c]);
+		}
+		evict(rs, &mr->chunks[last / ODP_CHUNK_PAGES]);
+		return 0;
+	}
+	return -EAGAIN;
+}
+
+/* The on-demand MR of @dom holding @iova. Needs reg_space.lock. */
+static struct iovm_mr *mr_at(struct reg_space *rs, struct iovm_domain *dom, uint64_t iova)
+{
+	struct itree_node *n;
+
+	itree_for_each(n, &rs->by_iova, iova, iova) {
+		struct iovm_mr *mr = container_of(n, struct iovm_mr, inode);
+
+		if (mr->dom == dom)
+			return mr;
+	}
+	return NULL;
+}
+
+int odp_resolve(void *arg, struct iovm_domain *dom, uint64_t iova, unsigned access)
+{
+	struct reg_space *rs = arg;
+	struct iovm_mr *mr;
+	uint64_t page, first, last;
+	int ret;
+
+	pthread_mutex_lock(&rs->lock);
+	mr = mr_at(rs, dom, iova);
+	if (!mr || !mr->on_demand || atomic_load_explicit(&mr->state, memory_order_acquire) != MR_LIVE) {
+		pthread_mutex_unlock(&rs->lock);
+		return -ENOENT;
+	}
+	if ((access & IOVM_MAP_WRITE) && !(mr->prot & IOVM_MAP_WRITE)) {
+		pthread_mutex_unlock(&rs->lock);
+		return -EACCES;
+	}
+	page = (iova - mr->iova) / PG;
+	first = align_down(page, ODP_CHUNK_PAGES);
+	last = MIN(first + ODP_CHUNK_PAGES, mr->npages) - 1;
+	ret = fill(rs, mr, first, last);
+	/* A hole in the window (part of it unmapped): the page alone. */
+	if (ret == -EFAULT && first != last)
+		ret = fill(rs, mr, page, page);
+	if (!ret)
+		atomic_fetch_add_explicit(&rs->odp_faults, 1, memory_order_relaxed);
+	pthread_mutex_unlock(&rs->lock);
+	return ret;
+}
+
+void odp_forget(struct reg_space *rs, struct iovm_mr *mr)
+{
+	(void)rs; /* its LRU list: the chunks unlink themselves */
+	if (!mr->chunks)
+		return;
+	for (uint64_t c = 0; c < nr_chunks(mr); c++)
+		if (mr->chunks[c].linked) {
+			list_del(&mr->chunks[c].lru);
+			mr->chunks[c].linked = false;
+		}
+}
+
+IOVM_API int iovm_mr_advise(struct iovm_mr *mr, void *addr, size_t len, uint32_t flags)
+{
+	uintptr_t a = (uintptr_t)addr;
+	struct reg_space *rs;
+	uint64_t first, last;
+	int ret;
+
+	err_clear();
+	if (!mr || !addr || !len || a + len < a || (flags & ~IOVM_ADVISE_WRITE))
+		return -EINVAL;
+	if (!mr->on_demand)
+		return err_detail(-EINVAL, IOVM_LOG_DEBUG, "advise: a pinned registration is all there already");
+	if (a < mr->addr || a + len > mr->addr + mr->len)
+		return -ERANGE;
+	if ((flags & IOVM_ADVISE_WRITE) && !(mr->prot & IOVM_MAP_WRITE))
+		return -EINVAL;
+	rs = mr->rs;
+	first = (align_down(a, PG) - mr->start) / PG;
+	last = (align_up(a + len, PG) - mr->start) / PG - 1;
+	/* Whole chunks, as faults would pin them. */
+	first = align_down(first, ODP_CHUNK_PAGES);
+	last = MIN(align_down(last, ODP_CHUNK_PAGES) + ODP_CHUNK_PAGES, mr->npages) - 1;
+	pthread_mutex_lock(&rs->lock);
+	ret = fill(rs, mr, first, last);
+	if (!ret)
+		atomic_fetch_add_explicit(&rs->odp_prefetched, (last - first + 1) * PG, memory_order_relaxed);
+	pthread_mutex_unlock(&rs->lock);
+	return ret == -ENOENT ? -EINVAL : ret;
+}

@@ -1,0 +1,225 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_odp.c - on-demand registrations through the engine: first-touch
+ * faults answered whether the descriptor blocks or not, memory that follows
+ * the address space (unmapped: a fault; mapped again: the new memory),
+ * prefetch, pin-budget eviction, and an invalidation that arrives in the
+ * middle of a fault.
+ */
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "reg/reg_internal.h"
+#include "reg/reg_util.h"
+
+static struct iovm_queue_stats qstats(struct rig *r)
+{
+	struct iovm_queue_stats st;
+
+	CHECK_OK(iovm_queue_stats(r->q, &st));
+	return st;
+}
+
+static struct iovm_reg_stats rstats(struct rig *r)
+{
+	struct iovm_reg_stats st;
+
+	CHECK_OK(iovm_reg_stats(r->ctx, &st));
+	return st;
+}
+
+static struct iovm_mr_info mr_info(struct iovm_mr *mr)
+{
+	struct iovm_mr_info info;
+
+	CHECK_OK(iovm_mr_query(mr, &info));
+	return info;
+}
+
+TEST(first_touch)
+{
+	struct rig r;
+	struct iovm_mr *mr;
+	/* Never touched by the CPU: not even populated. */
+	uint8_t *app = app_map(64 * PG), *heap;
+	uint64_t before;
+
+	rig_open(&r, REG_OPTS, NULL, IOVM_QUEUE_POLLED);
+	heap = iovm_dma_alloc(r.ctx, 64 * PG, PG, 0);
+	fill_random(heap, 64 * PG, 3);
+	CHECK_OK(iovm_mr_reg(r.dom, app, 64 * PG, IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_ON_DEMAND, &mr));
+	CHECK(mr_info(mr).on_demand);
+	CHECK_EQ(mr_info(mr).valid_pages, 0);
+	CHECK_EQ(rstats(&r).odp_pinned_bytes, 0);
+	before = qstats(&r).page_requests;
+	/* A descriptor that does not block on faults: the page requests are answered all the same. */
+	CHECK_EQ(dma_copy(&r, iova_of(&r, heap), mr_iova(mr, app), 64 * PG), IOVM_STATUS_SUCCESS);
+	CHECK(!memcmp(app, heap, 64 * PG));
+	/* 64 KiB at a time: four faults for 256 KiB. */
+	CHECK_EQ(qstats(&r).page_requests - before, 4);
+	CHECK_EQ(rstats(&r).odp_faults, 4);
+	CHECK_EQ(mr_info(mr).valid_pages, 64);
+	CHECK_EQ(rstats(&r).odp_pinned_bytes, 64 * PG);
+	CHECK(page_locked(app));
+	/* Mapped now: no fault the second time. */
+	before = qstats(&r).page_requests;
+	CHECK_EQ(dma_copy(&r, mr_iova(mr, app), iova_of(&r, heap), 64 * PG), IOVM_STATUS_SUCCESS);
+	CHECK_EQ(qstats(&r).page_requests, before);
+	CHECK_OK(iovm_mr_dereg(mr));
+	CHECK(!page_locked(app));
+	CHECK_EQ(rstats(&r).odp_pinned_bytes, 0);
+	rig_close(&r);
+	app_unmap(app, 64 * PG);
+}
+
+TEST(follows_the_address_space)
+{
+	struct rig r;
+	struct iovm_mr *mr;
+	uint8_t *app = app_map(32 * PG), *heap, *again;
+
+	rig_open(&r, REG_OPTS, NULL, IOVM_QUEUE_POLLED);
+	heap = iovm_dma_alloc(r.ctx, 16 * PG, PG, 0);
+	memset(heap, 0xab, 16 * PG);
+	CHECK_OK(iovm_mr_reg(r.dom, app, 32 * PG, IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_ON_DEMAND, &mr));
+	CHECK_EQ(dma_copy(&r, iova_of(&r, heap), mr_iova(mr, app), 16 * PG), IOVM_STATUS_SUCCESS);
+	/*
+	 * Taken away (replaced by an inaccessible mapping, so that nothing else
+	 * lands there meanwhile): the device faults there, and the rest of the
+	 * registration stays.
+	 */
+	CHECK(mmap(app + 16 * PG, 16 * PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) ==
+	      app + 16 * PG);
+	CHECK_EQ(dma_copy(&r, iova_of(&r, heap), mr_iova(mr, app) + 20 * PG, PG), IOVM_STATUS_PAGE_FAULT);
+	CHECK_EQ(dma_copy(&r, iova_of(&r, heap), mr_iova(mr, app), PG), IOVM_STATUS_SUCCESS);
+	/* Mapped again: on demand, the registration is the address space, so the new memory it is. */
+	again = mmap(app + 16 * PG, 16 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	CHECK(again == app + 16 * PG);
+	CHECK_EQ(dma_copy(&r, iova_of(&r, heap), mr_iova(mr, app) + 20 * PG, PG), IOVM_STATUS_SUCCESS);
+	CHECK_EQ(again[4 * PG], 0xab);
+	/* Discarded (the pages are pinned, so DONTNEED_LOCKED): the next access faults a new page in. */
+	CHECK_OK(madvise(app, PG, MADV_DONTNEED_LOCKED));
+	CHECK_EQ(dma_copy(&r, mr_iova(mr, app), iova_of(&r, heap), PG), IOVM_STATUS_SUCCESS);
+	CHECK_EQ(heap[0], 0);
+	no_violations(r.dom);
+	CHECK_OK(iovm_mr_dereg(mr));
+	rig_close(&r);
+	app_unmap(app, 32 * PG);
+}
+
+TEST(prefetch)
+{
+	struct rig r;
+	struct iovm_mr *mr;
+	uint8_t *app = app_map(256 * PG), *heap;
+	uint64_t before;
+
+	rig_open(&r, REG_OPTS, NULL, IOVM_QUEUE_POLLED);
+	heap = iovm_dma_alloc(r.ctx, 256 * PG, PG, 0);
+	CHECK_OK(iovm_mr_reg(r.dom, app, 256 * PG, IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_ON_DEMAND, &mr));
+	CHECK_EQ(iovm_mr_advise(mr, app + 10, 100 * PG, IOVM_ADVISE_WRITE), 0);
+	/* Whole chunks around it: pages 0 to 111. */
+	CHECK_EQ(mr_info(mr).valid_pages, 112);
+	CHECK_EQ(rstats(&r).odp_prefetched_bytes, 112 * PG);
+	before = qstats(&r).page_requests;
+	CHECK_EQ(dma_copy(&r, iova_of(&r, heap), mr_iova(mr, app), 112 * PG), IOVM_STATUS_SUCCESS);
+	CHECK_EQ(qstats(&r).page_requests, before);
+	CHECK_EQ(iovm_mr_advise(mr, app + 200 * PG, 100 * PG, 0), -ERANGE);
+	CHECK_OK(iovm_mr_dereg(mr));
+	rig_close(&r);
+	app_unmap(app, 256 * PG);
+}
+
+TEST(pin_budget)
+{
+	struct rig r;
+	struct iovm_mr *mr;
+	uint8_t *app = app_map(256 * PG), *heap;
+
+	/* Room for four chunks of 64 KiB. */
+	rig_open(&r, REG_OPTS ",pin_budget=256K", NULL, IOVM_QUEUE_POLLED);
+	heap = iovm_dma_alloc(r.ctx, 16 * PG, PG, 0);
+	CHECK_OK(iovm_mr_reg(r.dom, app, 256 * PG, IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_ON_DEMAND, &mr));
+	for (unsigned c = 0; c < 16; c++) {
+		fill_random(heap, 16 * PG, c);
+		CHECK_EQ(dma_copy(&r, iova_of(&r, heap), mr_iova(mr, app) + c * 16 * PG, 16 * PG),
+			 IOVM_STATUS_SUCCESS);
+		CHECK(!memcmp(app + c * 16 * PG, heap, 16 * PG));
+		CHECK(rstats(&r).odp_pinned_bytes <= 256 << 10);
+	}
+	CHECK_EQ(rstats(&r).odp_evicted_bytes, 12 * 16 * PG);
+	/* The first chunks went (least recently used): they fault in again, evicting others. */
+	CHECK(!page_locked(app));
+	CHECK(page_locked(app + 15 * 16 * PG));
+	CHECK_EQ(dma_copy(&r, mr_iova(mr, app), iova_of(&r, heap), 16 * PG), IOVM_STATUS_SUCCESS);
+	CHECK(page_locked(app));
+	CHECK_OK(iovm_mr_dereg(mr));
+	CHECK_EQ(rstats(&r).odp_pinned_bytes, 0);
+	rig_close(&r);
+	app_unmap(app, 256 * PG);
+}
+
+/* An invalidation that lands while a fault has the pages faulted in but not yet mapped. */
+static struct rig *between_rig;
+static uint8_t *between_hole;
+
+static void unmap_between(struct iovm_mr *mr, uint64_t first, uint64_t last)
+{
+	(void)first;
+	(void)last;
+	odp_test_between = NULL;
+	/*
+	 * The application takes the page away (an inaccessible mapping over
+	 * it, so that nothing else lands there); wait until the monitor has
+	 * invalidated it.
+	 */
+	CHECK(mmap(between_hole, PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == between_hole);
+	for (unsigned spins = 0; rstats(between_rig).events_unmap == 0 ||
+				 atomic_load(&mr->seq) == 0; spins++) {
+		CHECK(spins < 1000000);
+		usleep(10);
+	}
+}
+
+TEST(invalidation_during_a_fault)
+{
+	struct rig r;
+	struct iovm_mr *mr;
+	uint8_t *app = app_map(16 * PG), *heap;
+	struct iovm_reg_stats before;
+
+	rig_open(&r, REG_OPTS, NULL, IOVM_QUEUE_POLLED);
+	heap = iovm_dma_alloc(r.ctx, PG, PG, 0);
+	memset(heap, 0xcd, PG);
+	CHECK_OK(iovm_mr_reg(r.dom, app, 16 * PG, IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_ON_DEMAND, &mr));
+	before = rstats(&r);
+	between_rig = &r;
+	between_hole = app + 5 * PG;
+	odp_test_between = unmap_between;
+	/*
+	 * The fault faults the chunk in, the page is unmapped under it and
+	 * invalidated: the fault sees the sequence moved, starts over, finds the
+	 * page gone, and the device faults. Nothing reaches the hole.
+	 */
+	CHECK_EQ(dma_copy(&r, iova_of(&r, heap), mr_iova(mr, app) + 5 * PG, PG), IOVM_STATUS_PAGE_FAULT);
+	CHECK(rstats(&r).odp_fault_retries > before.odp_fault_retries);
+	CHECK_EQ(mr_info(mr).valid_pages, 0);
+	/* The pages around the hole still fault in one by one. */
+	CHECK_EQ(dma_copy(&r, iova_of(&r, heap), mr_iova(mr, app) + 4 * PG, PG), IOVM_STATUS_SUCCESS);
+	CHECK_EQ(app[4 * PG], 0xcd);
+	no_violations(r.dom);
+	CHECK_OK(iovm_mr_dereg(mr));
+	rig_close(&r);
+	app_unmap(app, 16 * PG);
+}
+
+int main(void)
+{
+	test_init();
+	RUN(first_touch);
+	RUN(follows_the_address_space);
+	RUN(prefetch);
+	RUN(pin_budget);
+	RUN(invalidation_during_a_fault);
+	return 0;
+}
