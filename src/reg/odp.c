@@ -107,6 +107,14 @@ static int fill(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64
 
 		mr->refs++;
 		pthread_mutex_unlock(&rs->lock);
+		/*
+		 * Watched before it is faulted in: memory mapped into the range
+		 * since the registration (where something was unmapped, or in a
+		 * hole) is not watched yet, and pins on it would outlive it.
+		 * Watching again what is watched is harmless.
+		 */
+		if (rs->mon && mr->monitored)
+			monitor_watch(rs->mon, mr->start + first * PG, mr->start + (last + 1) * PG);
 		ret = mr_populate(mr, mr->start + first * PG, mr->start + (last + 1) * PG);
 		if (unlikely(odp_test_between))
 			odp_test_between(mr, first, last);

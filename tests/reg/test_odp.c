@@ -97,6 +97,19 @@ TEST(follows_the_address_space)
 	CHECK(again == app + 16 * PG);
 	CHECK_EQ(dma_copy(&r, iova_of(&r, heap), mr_iova(mr, app) + 20 * PG, PG), IOVM_STATUS_SUCCESS);
 	CHECK_EQ(again[4 * PG], 0xab);
+	/*
+	 * The new memory is watched as the old was: taken away in turn, its
+	 * pages are invalidated, and the device's fault is a page not present
+	 * (not a stale mapping that the guard catches as a bus fault).
+	 */
+	CHECK(mmap(again, 16 * PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == again);
+	{
+		struct iovm_completion c = run_desc(&r, (struct iovm_desc){
+			.op = IOVM_OP_COPY, .src = iova_of(&r, heap), .dst = mr_iova(mr, app) + 20 * PG, .len = PG });
+
+		CHECK_EQ(c.status, IOVM_STATUS_PAGE_FAULT);
+		CHECK_EQ(c.fault_reason, IOVM_FAULT_NOT_PRESENT);
+	}
 	/* Discarded (the pages are pinned, so DONTNEED_LOCKED): the next access faults a new page in. */
 	CHECK_OK(madvise(app, PG, MADV_DONTNEED_LOCKED));
 	CHECK_EQ(dma_copy(&r, mr_iova(mr, app), iova_of(&r, heap), PG), IOVM_STATUS_SUCCESS);
