@@ -92,6 +92,17 @@ enum iovm_op {
 /* Descriptor flags. */
 #define IOVM_DESC_COMPLETION (1u << 0)    /* write a completion record at .completion */
 #define IOVM_DESC_BLOCK_ON_FAULT (1u << 1) /* on a fault, wait for the fault handler */
+/*
+ * Keyed addressing, as RDMA's: src and dst (and scatter/gather entries) are
+ * the application's virtual addresses, in the registrations that src_key
+ * and dst_key (and each entry's key) name; a key of 0 leaves its address an
+ * IOVA. A local key grants the MR's local rights, a remote key its remote
+ * ones. A key that is unknown, stale (its MR deregistered or dead), of
+ * another domain, without the right, or for a range its MR does not hold,
+ * completes the descriptor with IOVM_STATUS_KEY, touching nothing.
+ * DUALCAST cannot be keyed (dst2 holds the keys).
+ */
+#define IOVM_DESC_KEYED (1u << 2)
 
 struct iovm_desc {
 	uint8_t op;           /* enum iovm_op */
@@ -104,15 +115,21 @@ struct iovm_desc {
 	uint32_t len;         /* bytes; BATCH: descriptors */
 	uint32_t crc_seed;
 	uint64_t pattern;     /* FILL, COMPARE_PATTERN */
-	uint64_t dst2;        /* DUALCAST */
+	union {
+		uint64_t dst2;    /* DUALCAST */
+		struct {
+			uint32_t src_key; /* IOVM_DESC_KEYED: the MR of src, or 0 */
+			uint32_t dst_key; /* IOVM_DESC_KEYED: the MR of dst, or 0 */
+		};
+	};
 	uint64_t tag;         /* returned in the completion ring entry */
 };
 
 /* A scatter/gather list entry. */
 struct iovm_sge {
-	uint64_t iova;
+	uint64_t iova;        /* or, in a keyed descriptor, a virtual address of the MR key names */
 	uint32_t len;
-	uint32_t rsvd;
+	uint32_t key;         /* IOVM_DESC_KEYED: the entry's MR, or 0 for an IOVA */
 };
 
 /* Completion status. */
@@ -122,6 +139,7 @@ enum iovm_status {
 	IOVM_STATUS_PAGE_FAULT = 2, /* stopped at fault_addr after bytes_completed */
 	IOVM_STATUS_INVALID = 3,    /* a bad descriptor */
 	IOVM_STATUS_BATCH_FAIL = 4, /* a descriptor of the batch did not succeed */
+	IOVM_STATUS_KEY = 5,        /* a key refused (IOVM_DESC_KEYED): nothing touched */
 };
 
 struct iovm_completion {

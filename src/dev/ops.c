@@ -21,6 +21,7 @@
 #include "dev/dev_internal.h"
 #include "os/guard.h"
 #include "phys/phys.h"
+#include "reg/reg.h"
 
 /* A handler that claims to resolve a fault and does not gets this many tries. */
 #define FAULT_RETRIES 16
@@ -237,22 +238,45 @@ static uint64_t mem_diff(const uint8_t *a, const uint8_t *b, uint64_t n)
 	return n;
 }
 
+/*
+ * The IOVA of [addr, addr+len) for an @access: @addr itself, or, in a keyed
+ * descriptor with a non-zero @key, through the registration the key names.
+ * A key refused completes the descriptor (IOVM_STATUS_KEY): false.
+ */
+static bool to_iova(struct exec *x, uint32_t key, uint64_t addr, uint64_t len, unsigned access, uint64_t *iova)
+{
+	struct iovm_domain *dom;
+
+	*iova = addr;
+	if (!(x->d->flags & IOVM_DESC_KEYED) || !key)
+		return true;
+	dom = iommu_client_domain(x->q->dev->client, x->pasid);
+	if (dom && !reg_key_iova(x->q->dev->ctx->reg, key, addr, len, access, dom, iova))
+		return true;
+	x->c->status = IOVM_STATUS_KEY;
+	count_add(&x->q->errors, 1);
+	return false;
+}
+
 /* The data operations over contiguous ranges. */
 static void run_linear(struct exec *x)
 {
 	const struct iovm_desc *d = x->d;
 	struct side src, dst, dst2;
-	uint64_t done = 0, n;
+	uint64_t done = 0, n, src_iova, dst_iova;
 	uint32_t crc = d->crc_seed;
 	bool reads = d->op != IOVM_OP_FILL, writes = d->op == IOVM_OP_COPY || d->op == IOVM_OP_FILL ||
 						d->op == IOVM_OP_COPY_CRC || d->op == IOVM_OP_DUALCAST;
+	bool has_dst = writes || d->op == IOVM_OP_COMPARE;
+	unsigned dst_access = d->op == IOVM_OP_COMPARE ? IOVM_MAP_READ : IOVM_MAP_WRITE;
 
+	if ((reads && !to_iova(x, d->src_key, d->src, d->len, IOVM_MAP_READ, &src_iova)) ||
+	    (has_dst && !to_iova(x, d->dst_key, d->dst, d->len, dst_access, &dst_iova)))
+		goto out;
 	if (reads)
-		side_init(x, &src, d->src, IOVM_MAP_READ);
-	if (d->op == IOVM_OP_COMPARE)
-		side_init(x, &dst, d->dst, IOVM_MAP_READ);
-	else if (writes)
-		side_init(x, &dst, d->dst, IOVM_MAP_WRITE);
+		side_init(x, &src, src_iova, IOVM_MAP_READ);
+	if (has_dst)
+		side_init(x, &dst, dst_iova, dst_access);
 	if (d->op == IOVM_OP_DUALCAST)
 		side_init(x, &dst2, d->dst2, IOVM_MAP_WRITE);
 
@@ -330,10 +354,15 @@ static void run_sg(struct exec *x)
 {
 	const struct iovm_desc *d = x->d;
 	bool gather = d->op == IOVM_OP_GATHER;
-	uint64_t list = gather ? d->src : d->dst, done = 0, total = 0;
+	uint64_t list, linear, done = 0, total = 0;
 	struct iovm_sge sge[64];
 	struct side lin, ent;
 
+	if (!to_iova(x, gather ? d->src_key : d->dst_key, gather ? d->src : d->dst,
+		     (uint64_t)d->sg_count * sizeof(sge[0]), IOVM_MAP_READ, &list) ||
+	    !to_iova(x, gather ? d->dst_key : d->src_key, gather ? d->dst : d->src, d->len,
+		     gather ? IOVM_MAP_WRITE : IOVM_MAP_READ, &linear))
+		goto out;
 	for (unsigned base = 0; base < d->sg_count; base += 64) {
 		unsigned cnt = MIN(64u, d->sg_count - base);
 
@@ -347,10 +376,14 @@ static void run_sg(struct exec *x)
 				x->c->status = IOVM_STATUS_INVALID;
 				goto out;
 			}
+			uint64_t ent_iova;
+
+			if (!to_iova(x, sge[i].key, sge[i].iova, sge[i].len, gather ? IOVM_MAP_READ : IOVM_MAP_WRITE,
+				     &ent_iova))
+				goto out;
 			x->nr_sides = 0;
-			side_init(x, &lin, (gather ? d->dst : d->src) + done,
-				  gather ? IOVM_MAP_WRITE : IOVM_MAP_READ);
-			side_init(x, &ent, sge[i].iova, gather ? IOVM_MAP_READ : IOVM_MAP_WRITE);
+			side_init(x, &lin, linear + done, gather ? IOVM_MAP_WRITE : IOVM_MAP_READ);
+			side_init(x, &ent, ent_iova, gather ? IOVM_MAP_READ : IOVM_MAP_WRITE);
 			while (left) {
 				x->done = done;
 				if (stretch(x, left, &n))
@@ -406,12 +439,15 @@ static void run_batch(struct exec *x)
 {
 	const struct iovm_desc *d = x->d;
 	unsigned ok = 0;
+	uint64_t list;
 
+	if (!to_iova(x, d->src_key, d->src, (uint64_t)d->len * sizeof(struct iovm_desc), IOVM_MAP_READ, &list))
+		goto out;
 	for (uint32_t i = 0; i < d->len; i++) {
 		struct iovm_completion cc = { 0 };
 		struct iovm_desc child;
 
-		if (read_dev(x, d->src + (uint64_t)i * sizeof(child), &child, sizeof(child)))
+		if (read_dev(x, list + (uint64_t)i * sizeof(child), &child, sizeof(child)))
 			goto out;
 		engine_execute(x->q, &child, &cc, true);
 		if (cc.status == IOVM_STATUS_SUCCESS)
@@ -425,7 +461,11 @@ out:
 
 static bool valid(const struct iovm_desc *d, bool in_batch)
 {
-	if (d->flags & ~(IOVM_DESC_COMPLETION | IOVM_DESC_BLOCK_ON_FAULT) || d->pasid > IOVM_PASID_MAX)
+	if (d->flags & ~(IOVM_DESC_COMPLETION | IOVM_DESC_BLOCK_ON_FAULT | IOVM_DESC_KEYED) ||
+	    d->pasid > IOVM_PASID_MAX)
+		return false;
+	/* DUALCAST's second destination is where the keys would be. */
+	if ((d->flags & IOVM_DESC_KEYED) && d->op == IOVM_OP_DUALCAST)
 		return false;
 	/* A completion record is 32 bytes, 32-byte aligned, as DSA's. */
 	if ((d->flags & IOVM_DESC_COMPLETION) && (d->completion & 31))

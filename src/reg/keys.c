@@ -17,6 +17,8 @@
 #include <stdlib.h>
 
 #include "base/compiler.h"
+#include <iovm/iommu.h>
+
 #include "reg/reg_internal.h"
 
 static_assert(KEY_SLOTS * (uint64_t)(1u << KEY_GEN_BITS) * 2 == UINT64_C(1) << 32, "a key is 32 bits");
@@ -136,4 +138,28 @@ struct iovm_mr *keys_lookup(struct key_table *t, uint32_t key, bool *remote)
 		return NULL;
 	*remote = key & KEY_REMOTE;
 	return mr;
+}
+
+int reg_key_iova(struct reg_space *rs, uint32_t key, uint64_t va, uint64_t len, unsigned access,
+		 const struct iovm_domain *dom, uint64_t *iova)
+{
+	bool remote = false;
+	struct iovm_mr *mr = keys_lookup(&rs->keys, key, &remote);
+	uint32_t need;
+
+	if (!mr || atomic_load_explicit(&mr->state, memory_order_acquire) != MR_LIVE)
+		return -ENOKEY;
+	if (mr->dom != dom)
+		return -EXDEV;
+	if (access & IOVM_MAP_WRITE)
+		need = remote ? IOVM_ACCESS_REMOTE_WRITE : IOVM_ACCESS_LOCAL_WRITE;
+	else
+		need = remote ? IOVM_ACCESS_REMOTE_READ : IOVM_ACCESS_LOCAL_READ;
+	if (!(mr->access & need))
+		return -EACCES;
+	/* What the registration was asked for, not the pages around it. */
+	if (va < mr->addr || va + len < va || va + len > mr->addr + mr->len)
+		return -ERANGE;
+	*iova = mr->iova + (va - mr->start);
+	return 0;
 }

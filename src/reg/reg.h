@@ -11,8 +11,22 @@
 struct iovm_ctx;
 struct reg_space;
 
+struct iovm_domain;
+
 int reg_create(struct iovm_ctx *ctx, struct reg_space **out);
 /* Deregisters what is left and stops the monitor. No device may be running. */
 void reg_destroy(struct reg_space *rs);
+
+/*
+ * reg_key_iova() - the IOVA, in @dom, of [va, va+len) of the registration
+ * @key names, for an @access (IOVM_MAP_READ or IOVM_MAP_WRITE) that a local
+ * key must hold as a local right, a remote key as a remote one. Lock-free,
+ * for devices inside their device-side sections (MRs go only after a grace
+ * period). -ENOKEY for an unknown or stale key (its MR deregistered, or a
+ * pinned MR whose every page was invalidated), -EXDEV for an MR of another
+ * domain, -EACCES without the right, -ERANGE outside the MR.
+ */
+int reg_key_iova(struct reg_space *rs, uint32_t key, uint64_t va, uint64_t len, unsigned access,
+		 const struct iovm_domain *dom, uint64_t *iova);
 
 #endif /* IOVM_REG_REG_H */

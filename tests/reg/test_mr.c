@@ -133,6 +133,93 @@ TEST(unmonitored_memory)
 	close(fd);
 }
 
+static uint8_t keyed_copy(struct rig *r, uint32_t src_key, const void *src, uint32_t dst_key, const void *dst,
+			  uint32_t len)
+{
+	return run_desc(r, (struct iovm_desc){ .op = IOVM_OP_COPY, .flags = IOVM_DESC_KEYED,
+					       .src = (uintptr_t)src, .dst = (uintptr_t)dst, .len = len,
+					       .src_key = src_key, .dst_key = dst_key })
+		.status;
+}
+
+TEST(keyed_descriptors)
+{
+	struct rig r;
+	struct iovm_mr *a, *b, *other;
+	struct iovm_mr_info ia, ib, io;
+	struct iovm_domain *dom2;
+	uint8_t *pa = app_map(4 * PG), *pb = app_map(4 * PG), *heap;
+	struct iovm_sge *sg;
+
+	rig_open(&r, REG_OPTS, NULL, IOVM_QUEUE_POLLED);
+	heap = iovm_dma_zalloc(r.ctx, 4 * PG, PG, 0);
+	fill_random(pa, 4 * PG, 11);
+	CHECK_OK(iovm_mr_reg(r.dom, pa, 4 * PG, IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_REMOTE_READ, &a));
+	CHECK_OK(iovm_mr_reg(r.dom, pb, 4 * PG, IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_REMOTE_WRITE, &b));
+	CHECK_OK(iovm_mr_query(a, &ia));
+	CHECK_OK(iovm_mr_query(b, &ib));
+	/* By virtual address and key, remote read into a local write. */
+	CHECK_EQ(keyed_copy(&r, ia.rkey, pa + 100, ib.lkey, pb + 200, 3 * PG), IOVM_STATUS_SUCCESS);
+	CHECK(!memcmp(pa + 100, pb + 200, 3 * PG));
+	/* Mixed: a key for the source, an IOVA (key 0) for the destination. */
+	CHECK_EQ(keyed_copy(&r, ia.lkey, pa, 0, (void *)(uintptr_t)iova_of(&r, heap), PG), IOVM_STATUS_SUCCESS);
+	CHECK(!memcmp(heap, pa, PG));
+	/* Refused, and nothing touched: a right the key lacks, a range beyond the MR, a local key for the other MR's slot. */
+	memset(pa, 0x11, PG);
+	CHECK_EQ(keyed_copy(&r, ib.lkey, pb, ia.rkey, pa, PG), IOVM_STATUS_KEY); /* a has no remote write */
+	CHECK_EQ(pa[0], 0x11);
+	CHECK_EQ(keyed_copy(&r, ia.lkey, pa, ib.lkey, pb + 3 * PG, 2 * PG), IOVM_STATUS_KEY);
+	CHECK_EQ(keyed_copy(&r, ia.lkey ^ (1u << 12), pa, ib.lkey, pb, PG), IOVM_STATUS_KEY);
+	/* Gather by keys: two pieces of a into the heap. */
+	sg = iovm_dma_zalloc(r.ctx, 2 * sizeof(*sg), 64, 0);
+	sg[0] = (struct iovm_sge){ .iova = (uintptr_t)(pa + PG), .len = 64, .key = ia.lkey };
+	sg[1] = (struct iovm_sge){ .iova = (uintptr_t)(pa + 2 * PG), .len = 64, .key = ia.rkey };
+	CHECK_EQ(run_desc(&r, (struct iovm_desc){ .op = IOVM_OP_GATHER, .flags = IOVM_DESC_KEYED, .sg_count = 2,
+						  .src = iova_of(&r, sg), .dst = iova_of(&r, heap), .len = 128 })
+			 .status,
+		 IOVM_STATUS_SUCCESS);
+	CHECK(!memcmp(heap, pa + PG, 64) && !memcmp(heap + 64, pa + 2 * PG, 64));
+	/* DUALCAST cannot be keyed. */
+	CHECK_EQ(run_desc(&r, (struct iovm_desc){ .op = IOVM_OP_DUALCAST, .flags = IOVM_DESC_KEYED,
+						  .src = (uintptr_t)pa, .dst = (uintptr_t)pb, .len = 8 })
+			 .status,
+		 IOVM_STATUS_INVALID);
+	/* A key of another domain's MR. */
+	CHECK_OK(iovm_domain_create(r.ctx, NULL, &dom2));
+	CHECK_OK(iovm_mr_reg(dom2, pa, PG, IOVM_ACCESS_LOCAL_WRITE, &other));
+	CHECK_OK(iovm_mr_query(other, &io));
+	CHECK_EQ(keyed_copy(&r, io.lkey, pa, ib.lkey, pb, 8), IOVM_STATUS_KEY);
+	CHECK_OK(iovm_mr_dereg(other));
+	CHECK_OK(iovm_domain_destroy(dom2));
+	/* Stale: after deregistration, the key never reaches what comes next. */
+	CHECK_OK(iovm_mr_dereg(b));
+	memset(pb, 0x22, PG);
+	CHECK_EQ(keyed_copy(&r, ia.lkey, pa, ib.lkey, pb, PG), IOVM_STATUS_KEY);
+	CHECK_EQ(pb[0], 0x22);
+	CHECK_OK(iovm_mr_reg(r.dom, pb, 4 * PG, IOVM_ACCESS_LOCAL_WRITE, &b));
+	CHECK_EQ(keyed_copy(&r, ia.lkey, pa, ib.lkey, pb, PG), IOVM_STATUS_KEY);
+	CHECK_EQ(pb[0], 0x22);
+	/*
+	 * Dead: every page of a pinned MR taken away. Until the monitor has
+	 * invalidated them a descriptor faults on them; once it has, the keys
+	 * are refused too.
+	 */
+	CHECK_OK(munmap(pa, 4 * PG));
+	for (unsigned spins = 0;; spins++) {
+		CHECK_OK(iovm_mr_query(a, &ia));
+		if (!ia.valid)
+			break;
+		CHECK(spins < 100000);
+		usleep(10);
+	}
+	CHECK_EQ(keyed_copy(&r, ia.lkey, pa, 0, (void *)(uintptr_t)iova_of(&r, heap), 8), IOVM_STATUS_KEY);
+	CHECK_OK(iovm_mr_dereg(a));
+	CHECK_OK(iovm_mr_dereg(b));
+	no_violations(r.dom);
+	rig_close(&r);
+	app_unmap(pb, 4 * PG);
+}
+
 int main(void)
 {
 	test_init();
@@ -140,5 +227,6 @@ int main(void)
 	RUN(read_only_and_write_rights);
 	RUN(huge_leaves_and_locks);
 	RUN(unmonitored_memory);
+	RUN(keyed_descriptors);
 	return 0;
 }
