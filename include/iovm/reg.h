@@ -104,7 +104,7 @@ IOVM_API int iovm_mr_advise(struct iovm_mr *mr, void *addr, size_t len, uint32_t
  *
  * Thread safety: no other call on @mr may run or follow.
  *
- * Return: 0, or -EINVAL.
+ * Return: 0; -EINVAL; -EBUSY for an MR of a registration cache (put it back).
  */
 IOVM_API int iovm_mr_dereg(struct iovm_mr *mr);
 
@@ -140,6 +140,83 @@ IOVM_API int iovm_mr_query(const struct iovm_mr *mr, struct iovm_mr_info *info);
  * inside @mr.
  */
 IOVM_API int iovm_mr_iova(const struct iovm_mr *mr, const void *addr, size_t len, iovm_iova_t *iova);
+
+/*
+ * The registration cache: MRs by address, kept registered after use so that
+ * the next request for the same memory finds them, as UCX's and libfabric's
+ * caches do, but never stale: the memory monitor invalidates the pages the
+ * application takes away (only those: the rest of a region stays usable),
+ * and a lookup that races with an invalidation of its range is no hit.
+ * Memory the monitor cannot watch is registered for the caller but never
+ * kept.
+ */
+struct iovm_rcache;
+
+struct iovm_rcache_attr {
+	size_t max_regions; /* 0 means 16384 */
+	size_t max_bytes;   /* registered bytes kept; 0 means the context's pin_budget */
+};
+
+/**
+ * iovm_rcache_create() - a registration cache for @dom.
+ * @attr: limits; NULL for the defaults
+ *
+ * Thread safety: safe.
+ *
+ * Return: 0; -EINVAL; -ENOMEM.
+ */
+IOVM_API int iovm_rcache_create(struct iovm_domain *dom, const struct iovm_rcache_attr *attr,
+				struct iovm_rcache **cache);
+
+/**
+ * iovm_rcache_destroy() - deregister every MR the cache keeps.
+ *
+ * Thread safety: no other call on @cache may run or follow.
+ *
+ * Return: 0; -EINVAL; -EBUSY while an MR of it is held (got, not put).
+ */
+IOVM_API int iovm_rcache_destroy(struct iovm_rcache *cache);
+
+/**
+ * iovm_rcache_get() - an MR holding [addr, addr+len) with @access (pinned
+ * rights: IOVM_ACCESS_* but ON_DEMAND), from the cache or registered now;
+ * held until iovm_rcache_put(). A hit takes no lock and writes no cache
+ * line another CPU writes.
+ *
+ * Thread safety: safe.
+ *
+ * Return: 0; as iovm_mr_reg() otherwise.
+ */
+IOVM_API int iovm_rcache_get(struct iovm_rcache *cache, void *addr, size_t len, uint32_t access,
+			     struct iovm_mr **mr);
+
+/**
+ * iovm_rcache_put() - give back what iovm_rcache_get() gave. An MR of
+ * memory the monitor cannot watch is deregistered here.
+ *
+ * Thread safety: safe.
+ *
+ * Return: 0, or -EINVAL.
+ */
+IOVM_API int iovm_rcache_put(struct iovm_rcache *cache, struct iovm_mr *mr);
+
+struct iovm_rcache_stats {
+	uint64_t hits, misses;
+	uint64_t raced;          /* lookups an invalidation of their range overtook: not hits */
+	uint64_t uncached;       /* registrations of memory the monitor cannot watch */
+	uint64_t evictions;      /* regions deregistered for the limits */
+	uint64_t invalidations_unmap, invalidations_remove, invalidations_remap, invalidations_overflow;
+	uint64_t regions, bytes; /* kept now */
+};
+
+/**
+ * iovm_rcache_stats() - counters of @cache.
+ *
+ * Thread safety: safe.
+ *
+ * Return: 0, or -EINVAL.
+ */
+IOVM_API int iovm_rcache_stats(struct iovm_rcache *cache, struct iovm_rcache_stats *st);
 
 struct iovm_reg_stats {
 	uint64_t mrs;                 /* registered now */

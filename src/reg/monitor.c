@@ -178,7 +178,7 @@ static void *invalidator_main(void *arg)
 		for (; head != tail; head++) {
 			const struct mon_event *e = &m->ring[head & (RING_SIZE - 1)];
 
-			mr_invalidate_range(rs, e->start, e->end);
+			mr_invalidate_range(rs, e->start, e->end, e->kind);
 		}
 		atomic_store_explicit(&m->head, head, memory_order_release);
 		if (atomic_exchange_explicit(&m->overflow, false, memory_order_acq_rel)) {

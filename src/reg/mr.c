@@ -163,7 +163,7 @@ uint64_t mr_drop_pages(struct reg_space *rs, struct iovm_mr *mr, uint64_t first,
 	return n;
 }
 
-uint64_t mr_invalidate_range(struct reg_space *rs, uint64_t start, uint64_t end)
+uint64_t mr_invalidate_range(struct reg_space *rs, uint64_t start, uint64_t end, unsigned kind)
 {
 	struct itree_node *n;
 	uint64_t pages = 0;
@@ -175,8 +175,12 @@ uint64_t mr_invalidate_range(struct reg_space *rs, uint64_t start, uint64_t end)
 		uint64_t s = MAX(start, mr->start), e = MIN(end, mr->end);
 
 		pthread_mutex_lock(&mr->lock);
-		atomic_fetch_add_explicit(&mr->seq, 1, memory_order_release);
+		/* Odd while the pages go: a lock-free reader of the valid bits knows to look again. */
+		atomic_fetch_add_explicit(&mr->seq, 1, memory_order_seq_cst);
 		pages += drop_pages(rs, mr, (s - mr->start) / PG, (align_up(e, PG) - mr->start) / PG - 1);
+		atomic_fetch_add_explicit(&mr->seq, 1, memory_order_release);
+		if (mr->rc)
+			rcache_count_invalidation(mr->rc, kind);
 		/* A pinned MR with nothing left is dead; an on-demand one faults its pages in again. */
 		if (!mr->nr_valid && !mr->on_demand)
 			atomic_store_explicit(&mr->state, MR_DEAD, memory_order_release);
@@ -194,7 +198,7 @@ void mr_invalidate_all(struct reg_space *rs)
 		struct iovm_mr *mr = container_of(n, struct iovm_mr, node);
 
 		if (mr->monitored)
-			mr_invalidate_range(rs, mr->start, mr->end);
+			mr_invalidate_range(rs, mr->start, mr->end, 0);
 	}
 }
 
@@ -314,14 +318,37 @@ static void mr_teardown(struct reg_space *rs, struct iovm_mr *mr)
 	free(mr);
 }
 
+bool mr_pages_valid(const struct iovm_mr *mr, uint64_t addr, uint64_t len)
+{
+	uint64_t first = (addr - mr->start) / PG, last = (addr + len - 1 - mr->start) / PG;
+
+	for (uint64_t i = first; i <= last;) {
+		uint64_t word = __atomic_load_n(&mr->valid[i / 64], __ATOMIC_RELAXED);
+		unsigned bit = i % 64, n = (unsigned)MIN(64 - bit, last - i + 1);
+		uint64_t want = (n == 64 ? ~UINT64_C(0) : (UINT64_C(1) << n) - 1) << bit;
+
+		if ((word & want) != want)
+			return false;
+		i += n;
+	}
+	return true;
+}
+
 IOVM_API int iovm_mr_dereg(struct iovm_mr *mr)
 {
-	struct reg_space *rs;
-
 	err_clear();
 	if (!mr)
 		return -EINVAL;
-	rs = mr->rs;
+	/* A cached MR belongs to its cache: iovm_rcache_put() it. */
+	if (mr->rc)
+		return -EBUSY;
+	return mr_dereg(mr);
+}
+
+int mr_dereg(struct iovm_mr *mr)
+{
+	struct reg_space *rs = mr->rs;
+
 	pthread_mutex_lock(&rs->lock);
 	mr_teardown(rs, mr);
 	pthread_mutex_unlock(&rs->lock);

@@ -25,6 +25,7 @@
 
 struct iovm_ctx;
 struct reg_monitor;
+struct rc_region;
 
 /* Keys: 20 bits of slot, 11 of generation, and one that tells a remote key from a local one. */
 #define KEY_REMOTE 1u
@@ -76,11 +77,16 @@ struct iovm_mr {
 	/* On demand (odp.c), under reg_space.lock: */
 	struct odp_chunk *chunks; /* one per ODP_CHUNK_PAGES pages, made at the first fault */
 	unsigned refs;            /* resolvers working on it without the lock */
+	struct rc_region *rc;     /* the registration cache's region it is, or NULL */
 
 	pthread_mutex_t lock;     /* valid, nr_valid and the domain mapping */
 	uint64_t *valid;          /* under lock: a bit per page, mapped in the domain */
 	uint64_t nr_valid;        /* under lock */
-	_Atomic uint64_t seq;     /* bumped by each invalidation (on-demand faults re-check it) */
+	/*
+	 * A seqcount: odd while an invalidation runs, moved on by each. On-demand
+	 * faults and cache hits read it around what they check.
+	 */
+	_Atomic uint64_t seq;
 };
 
 /*
@@ -116,6 +122,7 @@ struct reg_space {
 	struct key_table keys;    /* slots under lock; lookups lock-free */
 	struct ranges locked;     /* under lock: mlock counts per page */
 	struct reg_monitor *mon;  /* under lock: started with the first MR */
+	struct list_node caches;  /* under lock: registration caches */
 	bool mon_failed;          /* under lock: the monitor could not start; not retried */
 	/* Counters, single-writer or under lock, read racily. */
 	_Atomic uint64_t nr_mrs, registered, deregistered, locked_bytes;
@@ -133,8 +140,11 @@ void keys_free(struct key_table *t, uint32_t lkey);
 struct iovm_mr *keys_lookup(struct key_table *t, uint32_t key, bool *remote);
 
 /* mr.c */
-/* Invalidate the pages of every MR in [start, end). Needs reg_space.lock. */
-uint64_t mr_invalidate_range(struct reg_space *rs, uint64_t start, uint64_t end);
+/*
+ * Invalidate the pages of every MR in [start, end), for an event of @kind
+ * (UFFD_EVENT_*, or 0 for a lost one). Needs reg_space.lock.
+ */
+uint64_t mr_invalidate_range(struct reg_space *rs, uint64_t start, uint64_t end, unsigned kind);
 /* Invalidate every page of every monitored MR (a lost event). Needs reg_space.lock. */
 void mr_invalidate_all(struct reg_space *rs);
 /* Deregister every MR (the context closes). */
@@ -145,6 +155,19 @@ int mr_lock_map(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64
 uint64_t mr_drop_pages(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last);
 bool mr_page_valid(const struct iovm_mr *mr, uint64_t page);
 int mr_populate(const struct iovm_mr *mr, uint64_t start, uint64_t end);
+
+/*
+ * Whether every page of [addr, addr+len) is valid, read without a lock: a
+ * seqcount (mr->seq, odd while an invalidation runs) tells whether it held.
+ */
+bool mr_pages_valid(const struct iovm_mr *mr, uint64_t addr, uint64_t len);
+/* Deregister; needs no lock held. */
+int mr_dereg(struct iovm_mr *mr);
+
+/* rcache.c: an invalidation of @kind hit a cached region. Lock-free. */
+void rcache_count_invalidation(struct rc_region *r, unsigned kind);
+/* The context closes: every cache goes, with what it keeps. */
+void rcache_destroy_all(struct reg_space *rs);
 
 /* odp.c */
 /*

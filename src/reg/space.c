@@ -23,6 +23,7 @@ int reg_create(struct iovm_ctx *ctx, struct reg_space **out)
 	itree_init(&rs->mrs);
 	itree_init(&rs->by_iova);
 	list_init(&rs->lru);
+	list_init(&rs->caches);
 	rs->budget_pages = ctx->cfg.pin_budget / 4096;
 	keys_init(&rs->keys);
 	ranges_init(&rs->locked);
@@ -37,6 +38,7 @@ void reg_destroy(struct reg_space *rs)
 	if (!rs)
 		return;
 	iommu_set_resolver(rs->ctx->iommu, NULL, NULL);
+	rcache_destroy_all(rs);
 	/* The monitor first: its invalidator works on the MRs. */
 	monitor_stop(rs->mon);
 	rs->mon = NULL;

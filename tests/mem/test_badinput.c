@@ -22,6 +22,7 @@ static struct iovm_queue *q, *qfull, *qworker;
 static iovm_pa_t page_pa;
 static uint8_t *app, *app_ro, *app_gone; /* the application's own memory: mapped, read-only, unmapped */
 static struct iovm_mr *mr;
+static struct iovm_rcache *rc;
 
 /* Pointer results: 0 for a pointer, -errno for NULL. */
 static long ptr_ret(const void *p)
@@ -287,6 +288,20 @@ B(advise_null) { return iovm_mr_advise(NULL, app, 4096, 0); }
 B(advise_pinned) { return iovm_mr_advise(mr, app, 4096, 0); }
 B(advise_bad_flags) { return iovm_mr_advise(mr, app, 4096, 1u << 7); }
 B(advise_zero_len) { return iovm_mr_advise(mr, app, 0, 0); }
+B(rcache_create_null_dom) { struct iovm_rcache *x; return iovm_rcache_create(NULL, NULL, &x); }
+B(rcache_create_null_out) { return iovm_rcache_create(dom, NULL, NULL); }
+B(rcache_destroy_null) { return iovm_rcache_destroy(NULL); }
+B(rcache_get_null) { struct iovm_mr *m; return iovm_rcache_get(NULL, app, 4096, 0, &m); }
+B(rcache_get_null_addr) { struct iovm_mr *m; return iovm_rcache_get(rc, NULL, 4096, 0, &m); }
+B(rcache_get_zero_len) { struct iovm_mr *m; return iovm_rcache_get(rc, app, 0, 0, &m); }
+B(rcache_get_null_out) { return iovm_rcache_get(rc, app, 4096, 0, NULL); }
+B(rcache_get_on_demand) { struct iovm_mr *m; return iovm_rcache_get(rc, app, 4096, IOVM_ACCESS_ON_DEMAND, &m); }
+B(rcache_get_kernel_va) { struct iovm_mr *m; return iovm_rcache_get(rc, (void *)(UINTPTR_MAX - 8192), 4096, 0, &m); }
+B(rcache_get_unmapped) { struct iovm_mr *m; return iovm_rcache_get(rc, app_gone, 4096, 0, &m); }
+B(rcache_put_null) { return iovm_rcache_put(NULL, mr); }
+B(rcache_put_null_mr) { return iovm_rcache_put(rc, NULL); }
+B(rcache_stats_null) { struct iovm_rcache_stats st; return iovm_rcache_stats(NULL, &st); }
+B(rcache_stats_null_out) { return iovm_rcache_stats(rc, NULL); }
 B(reg_stats_null) { struct iovm_reg_stats st; return iovm_reg_stats(NULL, &st); }
 B(reg_stats_null_out) { return iovm_reg_stats(ctx, NULL); }
 
@@ -481,6 +496,20 @@ static const struct bad_case cases[] = {
 	ROW(advise_pinned, iovm_mr_advise, EINVAL),
 	ROW(advise_bad_flags, iovm_mr_advise, EINVAL),
 	ROW(advise_zero_len, iovm_mr_advise, EINVAL),
+	ROW(rcache_create_null_dom, iovm_rcache_create, EINVAL),
+	ROW(rcache_create_null_out, iovm_rcache_create, EINVAL),
+	ROW(rcache_destroy_null, iovm_rcache_destroy, EINVAL),
+	ROW(rcache_get_null, iovm_rcache_get, EINVAL),
+	ROW(rcache_get_null_addr, iovm_rcache_get, EINVAL),
+	ROW(rcache_get_zero_len, iovm_rcache_get, EINVAL),
+	ROW(rcache_get_null_out, iovm_rcache_get, EINVAL),
+	ROW(rcache_get_on_demand, iovm_rcache_get, EINVAL),
+	ROW(rcache_get_kernel_va, iovm_rcache_get, EINVAL),
+	ROW(rcache_get_unmapped, iovm_rcache_get, EFAULT),
+	ROW(rcache_put_null, iovm_rcache_put, EINVAL),
+	ROW(rcache_put_null_mr, iovm_rcache_put, EINVAL),
+	ROW(rcache_stats_null, iovm_rcache_stats, EINVAL),
+	ROW(rcache_stats_null_out, iovm_rcache_stats, EINVAL),
 	ROW(reg_stats_null, iovm_reg_stats, EINVAL),
 	ROW(reg_stats_null_out, iovm_reg_stats, EINVAL),
 };
@@ -541,6 +570,7 @@ int main(void)
 	CHECK_OK(mprotect(app_ro, 4096, PROT_READ));
 	CHECK_OK(munmap(app_gone, 4096));
 	CHECK_OK(iovm_mr_reg(dom, app, 4096, IOVM_ACCESS_LOCAL_WRITE, &mr));
+	CHECK_OK(iovm_rcache_create(dom, NULL, &rc));
 	RUN(every_call_refuses_bad_input);
 	{
 		struct iovm_reg_stats st;
@@ -551,6 +581,7 @@ int main(void)
 		CHECK_EQ(st.locked_bytes, 4096);
 	}
 	CHECK_OK(iovm_mr_dereg(mr));
+	CHECK_OK(iovm_rcache_destroy(rc));
 	CHECK_OK(iovm_device_close(dev2));
 	CHECK_OK(iovm_device_close(dev));
 	CHECK_OK(iovm_domain_destroy(dom));

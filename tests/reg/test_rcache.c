@@ -1,0 +1,245 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_rcache.c - the registration cache: hits and misses, DMA through
+ * what it gives, invalidation of only the pages taken away, the case UCX
+ * 1.13 gets wrong (glibc's free() of a large block, then a malloc at the
+ * same address), eviction by count and by bytes with held regions spared,
+ * memory the monitor cannot watch, and destruction while held.
+ */
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "reg/reg_util.h"
+
+static struct iovm_rcache_stats cstats(struct iovm_rcache *c)
+{
+	struct iovm_rcache_stats st;
+
+	CHECK_OK(iovm_rcache_stats(c, &st));
+	return st;
+}
+
+TEST(hits_and_misses)
+{
+	struct rig r;
+	struct iovm_rcache *c;
+	struct iovm_mr *m1, *m2, *m3;
+	uint8_t *app = app_map(16 * PG), *heap;
+
+	rig_open(&r, REG_OPTS, NULL, IOVM_QUEUE_POLLED);
+	heap = iovm_dma_alloc(r.ctx, 16 * PG, PG, 0);
+	CHECK_OK(iovm_rcache_create(r.dom, NULL, &c));
+	CHECK_OK(iovm_rcache_get(c, app, 16 * PG, IOVM_ACCESS_LOCAL_WRITE, &m1));
+	CHECK_EQ(cstats(c).misses, 1);
+	CHECK_EQ(cstats(c).hits, 0);
+	CHECK_OK(iovm_rcache_put(c, m1));
+	/* The same range, and a part of it: hits, on the same MR. */
+	CHECK_OK(iovm_rcache_get(c, app, 16 * PG, IOVM_ACCESS_LOCAL_WRITE, &m2));
+	CHECK_OK(iovm_rcache_get(c, app + 5 * PG + 7, 100, 0, &m3));
+	CHECK(m2 == m1 && m3 == m1);
+	CHECK_EQ(cstats(c).hits, 2);
+	/* A cached MR is the cache's: it cannot be deregistered behind its back. */
+	CHECK_EQ(iovm_mr_dereg(m2), -EBUSY);
+	/* More rights than the region has: a miss, a new region. */
+	CHECK_OK(iovm_rcache_put(c, m3));
+	CHECK_OK(iovm_rcache_get(c, app, PG, IOVM_ACCESS_REMOTE_WRITE, &m3));
+	CHECK(m3 != m1);
+	CHECK_EQ(cstats(c).misses, 2);
+	/* DMA through what the cache gave. */
+	fill_random(heap, 16 * PG, 5);
+	CHECK_EQ(dma_copy(&r, iova_of(&r, heap), mr_iova(m2, app), 16 * PG), IOVM_STATUS_SUCCESS);
+	CHECK(!memcmp(app, heap, 16 * PG));
+	CHECK_OK(iovm_rcache_put(c, m2));
+	/* Still held: destruction waits. */
+	CHECK_EQ(iovm_rcache_destroy(c), -EBUSY);
+	CHECK_OK(iovm_rcache_put(c, m3));
+	CHECK_EQ(cstats(c).regions, 2);
+	CHECK_OK(iovm_rcache_destroy(c));
+	no_violations(r.dom);
+	rig_close(&r);
+	app_unmap(app, 16 * PG);
+}
+
+TEST(only_the_pages_taken_away)
+{
+	struct rig r;
+	struct iovm_rcache *c;
+	struct iovm_mr *m, *again;
+	uint8_t *app = app_map(16 * PG), *heap;
+
+	rig_open(&r, REG_OPTS, NULL, IOVM_QUEUE_POLLED);
+	heap = iovm_dma_alloc(r.ctx, PG, PG, 0);
+	memset(heap, 0x3e, PG);
+	CHECK_OK(iovm_rcache_create(r.dom, NULL, &c));
+	CHECK_OK(iovm_rcache_get(c, app, 16 * PG, IOVM_ACCESS_LOCAL_WRITE, &m));
+	CHECK_OK(iovm_rcache_put(c, m));
+	/* Four pages in the middle replaced. */
+	CHECK(mmap(app + 8 * PG, 4 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) ==
+	      app + 8 * PG);
+	memset(app + 8 * PG, 0x11, 4 * PG);
+	/*
+	 * Once the monitor has invalidated them (a lookup racing with the
+	 * invalidation is no hit), the rest of the region is still a hit: the
+	 * invalidation took its pages only.
+	 */
+	for (unsigned spins = 0;; spins++) {
+		struct iovm_reg_stats st;
+
+		CHECK_OK(iovm_reg_stats(r.ctx, &st));
+		if (st.invalidated_pages >= 4)
+			break;
+		CHECK(spins < 100000);
+		usleep(10);
+	}
+	CHECK_OK(iovm_rcache_get(c, app, 8 * PG, IOVM_ACCESS_LOCAL_WRITE, &again));
+	CHECK(again == m);
+	CHECK_EQ(cstats(c).hits, 1);
+	CHECK_OK(iovm_rcache_put(c, again));
+	CHECK(cstats(c).invalidations_unmap >= 1);
+	/* The replaced pages: a miss, a new registration of the new memory, never the old one. */
+	CHECK_OK(iovm_rcache_get(c, app + 8 * PG, 4 * PG, IOVM_ACCESS_LOCAL_WRITE, &again));
+	CHECK(again != m);
+	CHECK_EQ(dma_copy(&r, iova_of(&r, heap), mr_iova(again, app + 8 * PG), PG), IOVM_STATUS_SUCCESS);
+	CHECK_EQ(app[8 * PG], 0x3e);
+	CHECK_OK(iovm_rcache_put(c, again));
+	CHECK_OK(iovm_rcache_destroy(c));
+	no_violations(r.dom);
+	rig_close(&r);
+	app_unmap(app, 16 * PG);
+}
+
+TEST(free_then_malloc_at_the_same_address)
+{
+	struct rig r;
+	struct iovm_rcache *c;
+	struct iovm_mr *m, *m2;
+	uint8_t *a, *b, *heap;
+
+	if (TEST_ASAN)
+		SKIP_CASE("AddressSanitizer's free() keeps blocks mapped");
+	rig_open(&r, REG_OPTS, NULL, IOVM_QUEUE_POLLED);
+	heap = iovm_dma_alloc(r.ctx, PG, PG, 0);
+	memset(heap, 0x77, PG);
+	CHECK_OK(iovm_rcache_create(r.dom, NULL, &c));
+	/* 8 MiB: glibc maps it, and unmaps it at free(). */
+	a = malloc(8 << 20);
+	CHECK(a != NULL);
+	memset(a, 1, 8 << 20);
+	CHECK_OK(iovm_rcache_get(c, a, 8 << 20, IOVM_ACCESS_LOCAL_WRITE, &m));
+	CHECK_OK(iovm_rcache_put(c, m));
+	free(a);
+	b = malloc(8 << 20);
+	CHECK(b != NULL);
+	memset(b, 2, 8 << 20);
+	/* Whether or not b is where a was, the cache gives a registration of b's memory. */
+	CHECK_OK(iovm_rcache_get(c, b, 8 << 20, IOVM_ACCESS_LOCAL_WRITE, &m2));
+	CHECK_EQ(dma_copy(&r, iova_of(&r, heap), mr_iova(m2, b + 4096), PG), IOVM_STATUS_SUCCESS);
+	CHECK_EQ(b[4096], 0x77);
+	if (b == a)
+		CHECK_EQ(cstats(c).misses, 2);
+	CHECK_OK(iovm_rcache_put(c, m2));
+	CHECK_OK(iovm_rcache_destroy(c));
+	free(b);
+	no_violations(r.dom);
+	rig_close(&r);
+}
+
+TEST(eviction)
+{
+	struct rig r;
+	struct iovm_rcache *c;
+	struct iovm_mr *m[8], *held;
+	uint8_t *app = app_map(64 * PG);
+
+	rig_open(&r, REG_OPTS, NULL, IOVM_QUEUE_POLLED);
+	CHECK_OK(iovm_rcache_create(r.dom, &(struct iovm_rcache_attr){ .max_regions = 4 }, &c));
+	CHECK_OK(iovm_rcache_get(c, app, PG, 0, &held)); /* the oldest, but held all along */
+	for (int i = 1; i < 8; i++) {
+		CHECK_OK(iovm_rcache_get(c, app + i * 8 * PG, PG, 0, &m[i]));
+		CHECK_OK(iovm_rcache_put(c, m[i]));
+		CHECK(cstats(c).regions <= 4);
+	}
+	CHECK_EQ(cstats(c).evictions, 4);
+	/* The held one survived; the first idle ones went, the last ones stay. */
+	CHECK_OK(iovm_rcache_get(c, app, PG, 0, &m[0]));
+	CHECK(m[0] == held);
+	CHECK_OK(iovm_rcache_put(c, m[0]));
+	CHECK_OK(iovm_rcache_put(c, held));
+	CHECK_OK(iovm_rcache_get(c, app + 7 * 8 * PG, PG, 0, &m[7]));
+	CHECK_EQ(cstats(c).misses, 8);
+	CHECK_OK(iovm_rcache_put(c, m[7]));
+	CHECK_OK(iovm_rcache_destroy(c));
+	/* By bytes: 16 KiB kept at most. */
+	CHECK_OK(iovm_rcache_create(r.dom, &(struct iovm_rcache_attr){ .max_bytes = 4 * PG }, &c));
+	for (int i = 0; i < 8; i++) {
+		CHECK_OK(iovm_rcache_get(c, app + i * 8 * PG, 2 * PG, 0, &m[i]));
+		CHECK_OK(iovm_rcache_put(c, m[i]));
+		CHECK(cstats(c).bytes <= 4 * PG);
+	}
+	CHECK_OK(iovm_rcache_destroy(c));
+	rig_close(&r);
+	app_unmap(app, 64 * PG);
+}
+
+TEST(unwatchable_memory_is_not_kept)
+{
+	struct rig r;
+	struct iovm_rcache *c;
+	struct iovm_mr *m, *m2;
+	struct iovm_reg_stats st;
+	int fd = open("/proc/self/exe", O_RDONLY);
+	uint8_t *file = mmap(NULL, PG, PROT_READ, MAP_PRIVATE, fd, 0);
+
+	CHECK(fd >= 0 && file != MAP_FAILED);
+	rig_open(&r, REG_OPTS, NULL, IOVM_QUEUE_POLLED);
+	CHECK_OK(iovm_rcache_create(r.dom, NULL, &c));
+	CHECK_OK(iovm_rcache_get(c, file, PG, 0, &m));
+	CHECK_EQ(cstats(c).uncached, 1);
+	CHECK_EQ(cstats(c).regions, 0);
+	CHECK_OK(iovm_rcache_put(c, m));
+	/* Put back: deregistered. */
+	CHECK_OK(iovm_reg_stats(r.ctx, &st));
+	CHECK_EQ(st.mrs, 0);
+	CHECK_OK(iovm_rcache_get(c, file, PG, 0, &m2));
+	CHECK_EQ(cstats(c).uncached, 2);
+	CHECK_EQ(cstats(c).hits, 0);
+	CHECK_OK(iovm_rcache_put(c, m2));
+	CHECK_OK(iovm_rcache_destroy(c));
+	rig_close(&r);
+	munmap(file, PG);
+	close(fd);
+}
+
+TEST(held_region_taken_away)
+{
+	struct rig r;
+	struct iovm_rcache *c;
+	struct iovm_mr *m;
+	uint8_t *app = app_map(4 * PG), *heap;
+
+	rig_open(&r, REG_OPTS, NULL, IOVM_QUEUE_POLLED);
+	heap = iovm_dma_alloc(r.ctx, PG, PG, 0);
+	CHECK_OK(iovm_rcache_create(r.dom, &(struct iovm_rcache_attr){ .max_regions = 1 }, &c));
+	CHECK_OK(iovm_rcache_get(c, app, 4 * PG, IOVM_ACCESS_LOCAL_WRITE, &m));
+	/* Its memory goes while it is held: the device faults, and the put still works. */
+	CHECK(mmap(app, 4 * PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == app);
+	CHECK_EQ(dma_copy(&r, iova_of(&r, heap), mr_iova(m, app), PG), IOVM_STATUS_PAGE_FAULT);
+	CHECK_OK(iovm_rcache_put(c, m));
+	CHECK_OK(iovm_rcache_destroy(c));
+	no_violations(r.dom);
+	rig_close(&r);
+	app_unmap(app, 4 * PG);
+}
+
+int main(void)
+{
+	test_init();
+	RUN(hits_and_misses);
+	RUN(only_the_pages_taken_away);
+	RUN(free_then_malloc_at_the_same_address);
+	RUN(eviction);
+	RUN(unwatchable_memory_is_not_kept);
+	RUN(held_region_taken_away);
+	return 0;
+}
