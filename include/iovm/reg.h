@@ -17,6 +17,15 @@
  * range another userfaultfd owns) can still be registered; iovm_mr_query()
  * says so, and the registration cache never keeps it.
  *
+ * On iovm's software platform a device reaches registered memory through
+ * the process's own mapping of it, not through pinned pages: a device write
+ * already in flight while the application's munmap, mremap or mmap
+ * MAP_FIXED call replaces the memory may land in the new memory (on
+ * hardware it would land in the old, pinned pages). From the moment the
+ * call returns, no device access through the old registration lands
+ * anywhere. (A real device with the VFIO backend reaches kernel-pinned
+ * pages and has no such window.)
+ *
  * iovm installs SIGSEGV and SIGBUS handlers the first time a device reaches
  * registered memory: an access to memory unmapped under the device becomes
  * a DMA bus fault. Faults that are not iovm's go to the handlers that were
