@@ -46,7 +46,7 @@ struct bench_args {
 	const char *json_out; /* and/or into a file */
 	const char *plot;     /* an SVG (or .png) chart */
 	bool quick;           /* fewer iterations: for the test suite */
-	bool dpdk;            /* compare against DPDK where built in */
+	bool dpdk;            /* compare against the peers built in (DPDK, UCX) */
 	const char *opts;     /* iovm options */
 };
 
@@ -55,5 +55,6 @@ void bench_report(const struct bench_args *args, const char *title, unsigned rep
 
 int bench_mem(const struct bench_args *args);
 int bench_iommu(const struct bench_args *args);
+int bench_reg(const struct bench_args *args);
 
 #endif /* IOVM_BENCH_H */

@@ -11,8 +11,8 @@
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: iovm bench mem|iommu [--json] [--json-out FILE] [--plot FILE.svg] [--quick]\n"
-		"                            [--no-dpdk] [--opts IOVM_OPTIONS]\n");
+		"usage: iovm bench mem|iommu|reg [--json] [--json-out FILE] [--plot FILE.svg] [--quick]\n"
+		"                                [--no-dpdk] [--opts IOVM_OPTIONS]\n");
 }
 
 int main(int argc, char **argv)
@@ -24,6 +24,8 @@ int main(int argc, char **argv)
 		run = bench_mem;
 	else if (argc >= 2 && !strcmp(argv[1], "iommu"))
 		run = bench_iommu;
+	else if (argc >= 2 && !strcmp(argv[1], "reg"))
+		run = bench_reg;
 	if (!run) {
 		usage();
 		return 2;

@@ -9,7 +9,7 @@ want=""
 case "${1:-build}" in
 build) want="gcc libc6-dev make meson ninja-build pkg-config" ;;
 check) want="gcc libc6-dev make meson ninja-build pkg-config clang" ;;
-bench) want="gcc libc6-dev make meson ninja-build pkg-config libdpdk-dev gnuplot-nox" ;;
+bench) want="gcc libc6-dev make meson ninja-build pkg-config libdpdk-dev libucx-dev gnuplot-nox" ;;
 *) echo "deps.sh: unknown target '$1'" >&2; exit 2 ;;
 esac
 

@@ -11,28 +11,31 @@
  * a pointer to a region that has left the index, and must find it still a
  * region.
  *
- * A hit, on the calling CPU's own cache lines only:
+ * A hit writes only the calling thread's own memory:
  *   - find a region covering the range with the rights asked;
- *   - take a reference on the CPU's counter of the region (an atomic add on
- *     a line of the region's that only this CPU writes, but when a thread
- *     moves between CPUs);
+ *   - count a hold on it in the thread's own table (a plain store);
  *   - check the region is still the one indexed there (its generation did
  *     not move): an evictor takes a region out of the index, moves its
- *     generation, then sums the CPUs' counters: either the reader sees the
- *     move and gives its reference back, or the evictor sees the reference
- *     and keeps the region (a zombie, deregistered by its last put);
+ *     generation, makes every thread pass a memory barrier (membarrier(2):
+ *     readers then need only a compiler barrier), then sums the holds of
+ *     all threads' tables. Either the reader sees the move and drops its
+ *     hold, or the evictor sees the hold and keeps the region (a zombie,
+ *     deregistered by its last put);
  *   - check every page of the range is valid, between two reads of the
  *     MR's seqcount: a lookup overtaken by an invalidation of its range is
  *     no hit.
+ * A put undoes the hold in the thread's table; one made on another thread
+ * than the get, or with the table full, goes to the region's shared
+ * counter (atomic), and a thread's table is folded into those counters when
+ * the thread exits: the sum stays exact.
  *
  * Regions are evicted least recently used first, by count and by bytes,
- * idle ones only. Recency costs hits nothing shared: each CPU's counter line
- * also holds the clock value of its last hit there, and eviction gives a
- * region used since it last looked a second chance.
+ * idle ones only. The clock moves with misses, and a hit writes the
+ * region's last-used stamp only when the clock moved since: almost never a
+ * write. Eviction gives a region used since it last looked a second chance.
  */
 #include <errno.h>
 #include <linux/userfaultfd.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -41,7 +44,9 @@
 #include "base/ctx.h"
 #include "base/error.h"
 #include "base/radix.h"
+#include "base/tlscache.h"
 #include "iommu/iommu.h"
+#include "os/membarrier.h"
 #include "reg/reg_internal.h"
 
 #define PG 4096u
@@ -51,46 +56,59 @@
 /* User addresses are below 2^47 on x86-64 (four-level paging). */
 #define VA_BITS 47
 #define DEFAULT_MAX_REGIONS 16384
-/* CPU counters a region holds at most: past it, CPUs share lines. */
-#define MAX_CPU_SLOTS 64
+/* Regions a thread holds at once in its table; past it, holds go to the shared counters. */
+#define HELD 32
 
 struct granule {
 	_Atomic(struct rc_region *) r[SLOTS];
 	_Atomic uint32_t crowded; /* more regions than slots overlap it */
 };
 
-/* A CPU's part of a region: written by that CPU only (but when a thread migrates). */
-struct rc_cpu {
-	_Atomic int64_t refs;  /* gets minus puts on this CPU */
-	_Atomic uint64_t used; /* the cache's clock at the last hit here */
-} __cacheline_aligned;
-
 struct rc_region {
 	struct iovm_rcache *cache;
-	struct list_node lru;    /* under cache.lock: in cache.lru (indexed) or cache.spare */
+	struct list_node lru;    /* under cache.lock: in cache.lru (indexed), .zombies or .spare */
 	struct itree_node node;  /* under cache.lock: by VA, while indexed */
 	uint64_t start, end;     /* [start, end), pages */
 	uint32_t access;
 	struct iovm_mr *mr;
 	/* Even while indexed; moved on when it leaves the index. */
 	_Atomic uint64_t gen;
-	_Atomic bool zombie;     /* out of the index but still held: the last put deregisters */
-	uint64_t seen;           /* under cache.lock: the clock when eviction last looked */
-	struct rc_cpu cpu[];     /* cache.nr_slots of them */
+	_Atomic bool zombie;       /* out of the index but still held: the last put deregisters */
+	_Atomic int64_t shared;    /* holds counted outside the threads' tables */
+	_Atomic uint64_t used;     /* the cache's clock at the last hit */
+	_Atomic uint64_t life;     /* moved when it is freed: holds of an earlier life do not count */
+	uint64_t seen;             /* under cache.lock: the clock when eviction last looked */
 };
 
-/* Counters a CPU writes alone. */
-struct rc_cpu_stats {
-	_Atomic uint64_t hits, raced;
-} __cacheline_aligned;
+/* A thread's holds on one cache's regions: written by that thread only. */
+struct rc_held {
+	_Atomic(struct rc_region *) r;
+	_Atomic uint64_t life;     /* of r when taken */
+	_Atomic int64_t n;
+};
+
+/* Whether @e counts holds on @r as it is now. */
+static bool held_is(const struct rc_held *e, const struct rc_region *r)
+{
+	return atomic_load_explicit(&e->r, memory_order_relaxed) == r &&
+	       atomic_load_explicit(&e->life, memory_order_relaxed) == atomic_load_explicit(&r->life, memory_order_relaxed);
+}
+
+struct rc_tls {
+	struct tls_cache base;
+	_Atomic uint64_t hits, raced; /* written by its thread only */
+	struct rc_held held[HELD];
+};
 
 struct iovm_rcache {
 	struct reg_space *rs;
 	struct iovm_domain *dom;
-	unsigned nr_slots;         /* CPU counters per region */
 	uint64_t max_regions, max_bytes;
 	struct radix index;        /* granule -> struct granule; written under lock, read lock-free */
 	_Atomic uint64_t clock;    /* moved by misses: recency for eviction */
+	bool fence_readers;        /* no membarrier(2): readers fence for themselves */
+	struct tls_owner owner;    /* the threads' tables */
+	_Atomic uint64_t hits_gone, raced_gone; /* of threads that exited */
 
 	pthread_mutex_t lock;      /* everything below */
 	struct itree regions;      /* indexed regions by VA */
@@ -100,58 +118,178 @@ struct iovm_rcache {
 	uint64_t nr_regions, bytes;
 	uint64_t misses, uncached, evictions;
 	_Atomic uint64_t inval[4]; /* by event: unmap, remove, remap, lost */
-
 	struct list_node link;     /* in reg_space.caches, under its lock */
-	struct rc_cpu_stats stats[]; /* nr_slots of them */
 };
 
+static struct tls_kind rc_kind = TLS_KIND_INIT;
+static __thread struct tls_slots rc_slots __tls_ie;
+
 static void cache_free(struct iovm_rcache *c);
-
-static unsigned cpu_slot(const struct iovm_rcache *c)
-{
-	int cpu = sched_getcpu();
-
-	return cpu < 0 ? 0 : (unsigned)cpu % c->nr_slots;
-}
 
 static void count(_Atomic uint64_t *ctr)
 {
 	atomic_fetch_add_explicit(ctr, 1, memory_order_relaxed);
 }
 
-static int64_t refs(const struct rc_region *r)
+/* A counter with one writer: a load and a store, no locked instruction. */
+static void count_own(_Atomic uint64_t *ctr)
 {
-	int64_t sum = 0;
-
-	for (unsigned i = 0; i < r->cache->nr_slots; i++)
-		sum += atomic_load_explicit(&r->cpu[i].refs, memory_order_seq_cst);
-	return sum;
+	atomic_store_explicit(ctr, atomic_load_explicit(ctr, memory_order_relaxed) + 1, memory_order_relaxed);
 }
 
-static uint64_t last_used(const struct rc_region *r)
-{
-	uint64_t m = 0;
+/* ---- the threads' tables ---- */
 
-	for (unsigned i = 0; i < r->cache->nr_slots; i++)
-		m = MAX(m, atomic_load_explicit(&r->cpu[i].used, memory_order_relaxed));
-	return m;
+static struct tls_cache *tls_create(struct tls_owner *o)
+{
+	struct rc_tls *t = calloc(1, sizeof(*t));
+
+	(void)o;
+	return t ? &t->base : NULL;
+}
+
+static void tls_discard(struct tls_cache *tc)
+{
+	free(container_of(tc, struct rc_tls, base));
+}
+
+/* The thread goes (or its slot does): its holds and counts to the shared counters. */
+static void tls_retire(struct tls_owner *o, struct tls_cache *tc)
+{
+	struct iovm_rcache *c = container_of(o, struct iovm_rcache, owner);
+	struct rc_tls *t = container_of(tc, struct rc_tls, base);
+
+	for (unsigned i = 0; i < HELD; i++) {
+		struct rc_region *r = atomic_load_explicit(&t->held[i].r, memory_order_relaxed);
+		int64_t n = atomic_load_explicit(&t->held[i].n, memory_order_relaxed);
+
+		if (r && n && held_is(&t->held[i], r))
+			atomic_fetch_add_explicit(&r->shared, n, memory_order_seq_cst);
+	}
+	atomic_fetch_add_explicit(&c->hits_gone, atomic_load_explicit(&t->hits, memory_order_relaxed),
+				  memory_order_relaxed);
+	atomic_fetch_add_explicit(&c->raced_gone, atomic_load_explicit(&t->raced, memory_order_relaxed),
+				  memory_order_relaxed);
+	free(t);
+}
+
+static struct rc_tls *tls_of(struct iovm_rcache *c)
+{
+	struct tls_cache *tc = tls_cache_get(&rc_kind, &rc_slots, &c->owner);
+
+	return tc ? container_of(tc, struct rc_tls, base) : NULL;
+}
+
+/* The thread's entry for @r, made if there is room; NULL when the table is full. */
+static struct rc_held *held_of(struct rc_tls *t, struct rc_region *r, bool make)
+{
+	unsigned h = (unsigned)((uintptr_t)r >> 6) & (HELD - 1);
+	struct rc_held *spare = NULL;
+
+	for (unsigned i = 0; i < HELD; i++) {
+		struct rc_held *e = &t->held[(h + i) & (HELD - 1)];
+		struct rc_region *er = atomic_load_explicit(&e->r, memory_order_relaxed);
+
+		if (er == r && held_is(e, r))
+			return e;
+		/* Free: never used, no holds, or holds of a region's earlier life (they count no more). */
+		if (!spare && (!er || !atomic_load_explicit(&e->n, memory_order_relaxed) || !held_is(e, er)))
+			spare = e;
+		if (!er)
+			break;
+	}
+	if (!make || !spare)
+		return NULL;
+	/*
+	 * Taken over with its count at 0: a summing evictor reads the count
+	 * (acquire), then the region and its life, and so sees the new region
+	 * with any new count, never the old region with it.
+	 */
+	atomic_store_explicit(&spare->n, 0, memory_order_relaxed);
+	atomic_store_explicit(&spare->r, r, memory_order_relaxed);
+	atomic_store_explicit(&spare->life, atomic_load_explicit(&r->life, memory_order_relaxed),
+			      memory_order_relaxed);
+	return spare;
+}
+
+struct sum {
+	const struct rc_region *r;
+	int64_t n;
+	bool shared_read;
+};
+
+static void sum_table(struct tls_cache *tc, void *arg)
+{
+	struct rc_tls *t = container_of(tc, struct rc_tls, base);
+	struct sum *s = arg;
+
+	for (unsigned i = 0; i < HELD; i++) {
+		int64_t n = atomic_load_explicit(&t->held[i].n, memory_order_acquire);
+
+		if (n && held_is(&t->held[i], s->r))
+			s->n += n;
+	}
+}
+
+/*
+ * The holds on @r, all threads together. Needs cache.lock, and @r out of the
+ * index with its generation moved (and, for zombies, the flag set) before.
+ */
+static int64_t refs(struct iovm_rcache *c, struct rc_region *r)
+{
+	struct sum s = { .r = r };
+
+	/* Every thread past a barrier: a hold stored before it is visible now, one after it sees the move. */
+	os_membarrier();
+	/* The tables first: a thread exiting meanwhile moves its holds to the shared counter, read last. */
+	tls_owner_for_each(&c->owner, sum_table, &s);
+	return s.n + atomic_load_explicit(&r->shared, memory_order_seq_cst);
+}
+
+/* The holds on an indexed region (eviction decides on them): no barrier needed, under the lock. */
+static int64_t refs_indexed(struct iovm_rcache *c, struct rc_region *r)
+{
+	struct sum s = { .r = r };
+
+	tls_owner_for_each(&c->owner, sum_table, &s);
+	return s.n + atomic_load_explicit(&r->shared, memory_order_relaxed);
 }
 
 /* ---- the lock-free hit ---- */
 
-/* Take a reference on @r for [addr, addr+len) if it is a valid hit. */
-static bool try_hit(struct iovm_rcache *c, struct granule *g, unsigned k, struct rc_region *r, uint64_t addr,
-		    uint64_t len, uint32_t access, unsigned slot)
+/* After a plain store of a hold, before the loads that check it stands. */
+static inline void reader_fence(const struct iovm_rcache *c)
+{
+	if (unlikely(c->fence_readers))
+		atomic_thread_fence(memory_order_seq_cst);
+	else
+		atomic_signal_fence(memory_order_seq_cst);
+}
+
+static void hold_add(struct rc_held *h, struct rc_region *r, int64_t d)
+{
+	if (likely(h))
+		atomic_store_explicit(&h->n, atomic_load_explicit(&h->n, memory_order_relaxed) + d,
+				      memory_order_release);
+	else
+		atomic_fetch_add_explicit(&r->shared, d, memory_order_seq_cst);
+}
+
+/* Hold @r for [addr, addr+len) if it is a valid hit. */
+static bool try_hit(struct iovm_rcache *c, struct rc_tls *t, struct granule *g, unsigned k, struct rc_region *r,
+		    uint64_t addr, uint64_t len, uint32_t access)
 {
 	uint64_t gen = atomic_load_explicit(&r->gen, memory_order_acquire), s1, s2;
+	struct rc_held *h;
 	struct iovm_mr *mr;
 	bool valid;
 
 	if ((gen & 1) || addr < r->start || addr + len > r->end || (access & ~r->access))
 		return false;
-	atomic_fetch_add_explicit(&r->cpu[slot].refs, 1, memory_order_seq_cst);
+	h = held_of(t, r, true);
+	hold_add(h, r, 1);
+	reader_fence(c);
 	/* Still the region indexed here, and not taken out since we looked? */
-	if (atomic_load_explicit(&r->gen, memory_order_seq_cst) != gen ||
+	if (atomic_load_explicit(&r->gen, memory_order_acquire) != gen ||
 	    atomic_load_explicit(&g->r[k], memory_order_acquire) != r)
 		goto drop;
 	mr = r->mr;
@@ -162,33 +300,32 @@ static bool try_hit(struct iovm_rcache *c, struct granule *g, unsigned k, struct
 	if (valid && !(s1 & 1) && s1 == s2) {
 		uint64_t now = atomic_load_explicit(&c->clock, memory_order_relaxed);
 
-		if (atomic_load_explicit(&r->cpu[slot].used, memory_order_relaxed) != now)
-			atomic_store_explicit(&r->cpu[slot].used, now, memory_order_relaxed);
+		/* Written only when the clock moved: almost never. */
+		if (atomic_load_explicit(&r->used, memory_order_relaxed) != now)
+			atomic_store_explicit(&r->used, now, memory_order_relaxed);
 		return true;
 	}
 	/* An invalidation overtook the lookup: not a hit, and counted. (Invalid pages: just a miss.) */
 	if ((s1 & 1) || s1 != s2)
-		atomic_fetch_add_explicit(&c->stats[slot].raced, 1, memory_order_relaxed);
+		count_own(&t->raced);
 drop:
-	atomic_fetch_sub_explicit(&r->cpu[slot].refs, 1, memory_order_release);
+	hold_add(h, r, -1);
 	return false;
 }
 
-static struct rc_region *lookup_fast(struct iovm_rcache *c, uint64_t addr, uint64_t len, uint32_t access,
-				     unsigned slot, bool *crowded)
+static struct rc_region *lookup_fast(struct iovm_rcache *c, struct rc_tls *t, uint64_t addr, uint64_t len,
+				     uint32_t access)
 {
 	struct granule *g = radix_lookup(&c->index, addr >> GRANULE_SHIFT);
 
-	*crowded = false;
 	if (!g)
 		return NULL;
 	for (unsigned k = 0; k < SLOTS; k++) {
 		struct rc_region *r = atomic_load_explicit(&g->r[k], memory_order_acquire);
 
-		if (r && try_hit(c, g, k, r, addr, len, access, slot))
+		if (r && try_hit(c, t, g, k, r, addr, len, access))
 			return r;
 	}
-	*crowded = atomic_load_explicit(&g->crowded, memory_order_relaxed);
 	return NULL;
 }
 
@@ -239,12 +376,9 @@ static struct rc_region *region_new(struct iovm_rcache *c)
 		list_del(&r->lru);
 		return r;
 	}
-	r = aligned_alloc(CACHE_LINE_SIZE,
-			  align_up(sizeof(*r) + c->nr_slots * sizeof(struct rc_cpu), CACHE_LINE_SIZE));
-	if (!r)
-		return NULL;
-	memset(r, 0, sizeof(*r) + c->nr_slots * sizeof(struct rc_cpu));
-	r->cache = c;
+	r = calloc(1, sizeof(*r));
+	if (r)
+		r->cache = c;
 	return r;
 }
 
@@ -255,6 +389,13 @@ static void region_free(struct iovm_rcache *c, struct rc_region *r)
 	mr_dereg(r->mr);
 	r->mr = NULL;
 	atomic_store_explicit(&r->zombie, false, memory_order_relaxed);
+	/*
+	 * A new life: the threads' holds on this one count no more, and the
+	 * shared counter (skewed the other way by puts on other threads than
+	 * the gets) starts again from zero.
+	 */
+	atomic_fetch_add_explicit(&r->life, 1, memory_order_relaxed);
+	atomic_store_explicit(&r->shared, 0, memory_order_relaxed);
 	/* Even again, for its next life. */
 	atomic_fetch_add_explicit(&r->gen, 1, memory_order_release);
 	list_add(&c->spare, &r->lru);
@@ -271,7 +412,7 @@ static void region_retire(struct iovm_rcache *c, struct rc_region *r)
 	c->nr_regions--;
 	c->bytes -= r->end - r->start;
 	atomic_store_explicit(&r->zombie, true, memory_order_seq_cst);
-	if (refs(r)) {
+	if (refs(c, r)) {
 		list_add(&c->zombies, &r->lru);
 		return;
 	}
@@ -286,11 +427,11 @@ static void evict(struct iovm_rcache *c, struct rc_region *keep)
 	while ((c->nr_regions > c->max_regions || c->bytes > c->max_bytes) && look++ < limit &&
 	       !list_empty(&c->lru)) {
 		struct rc_region *r = list_entry(c->lru.next, struct rc_region, lru);
-		uint64_t used = last_used(r);
+		uint64_t used = atomic_load_explicit(&r->used, memory_order_relaxed);
 
 		list_del(&r->lru);
 		list_add_tail(&c->lru, &r->lru);
-		if (r == keep || refs(r))
+		if (r == keep || refs_indexed(c, r))
 			continue;
 		/* Found by a hit since last looked at: a second chance. */
 		if (used > r->seen) {
@@ -302,27 +443,27 @@ static void evict(struct iovm_rcache *c, struct rc_region *keep)
 	}
 }
 
-/* A region of the index holding [addr, addr+len) with @access, all valid, referenced. Needs cache.lock. */
-static struct rc_region *lookup_slow(struct iovm_rcache *c, uint64_t addr, uint64_t len, uint32_t access,
-				     unsigned slot)
+/* A region of the index holding [addr, addr+len) with @access, all valid, held. Needs cache.lock. */
+static struct rc_region *lookup_slow(struct iovm_rcache *c, struct rc_tls *t, uint64_t addr, uint64_t len,
+				     uint32_t access)
 {
 	struct itree_node *n;
 
 	itree_for_each(n, &c->regions, addr, addr + len - 1) {
 		struct rc_region *r = container_of(n, struct rc_region, node);
+		struct rc_held *h;
+		uint64_t s1;
 
 		if (addr < r->start || addr + len > r->end || (access & ~r->access))
 			continue;
 		/* Under the cache lock no region leaves; the seqcount still guards the pages. */
-		atomic_fetch_add_explicit(&r->cpu[slot].refs, 1, memory_order_seq_cst);
-		{
-			uint64_t s1 = atomic_load_explicit(&r->mr->seq, memory_order_acquire);
-			bool ok = !(s1 & 1) && mr_pages_valid(r->mr, addr, len);
-
-			if (ok && atomic_load_explicit(&r->mr->seq, memory_order_acquire) == s1)
-				return r;
-		}
-		atomic_fetch_sub_explicit(&r->cpu[slot].refs, 1, memory_order_release);
+		s1 = atomic_load_explicit(&r->mr->seq, memory_order_acquire);
+		if ((s1 & 1) || !mr_pages_valid(r->mr, addr, len) ||
+		    atomic_load_explicit(&r->mr->seq, memory_order_acquire) != s1)
+			continue;
+		h = t ? held_of(t, r, true) : NULL;
+		hold_add(h, r, 1);
+		return r;
 	}
 	return NULL;
 }
@@ -338,16 +479,14 @@ static void retire_dead(struct iovm_rcache *c, uint64_t start, uint64_t end)
 
 	while (n) {
 		struct rc_region *r = container_of(n, struct rc_region, node);
-		struct iovm_mr_info info;
 
 		n = itree_next(n, start, end - 1);
-		iovm_mr_query(r->mr, &info);
-		if (!info.valid_pages && !refs(r))
+		if (!__atomic_load_n(&r->mr->nr_valid, __ATOMIC_RELAXED) && !refs_indexed(c, r))
 			region_retire(c, r);
 	}
 }
 
-static int get_slow(struct iovm_rcache *c, uint64_t addr, uint64_t len, uint32_t access, unsigned slot,
+static int get_slow(struct iovm_rcache *c, struct rc_tls *t, uint64_t addr, uint64_t len, uint32_t access,
 		    struct iovm_mr **out)
 {
 	uint64_t start = align_down(addr, PG), end = align_up(addr + len, PG);
@@ -356,9 +495,10 @@ static int get_slow(struct iovm_rcache *c, uint64_t addr, uint64_t len, uint32_t
 	int ret;
 
 	pthread_mutex_lock(&c->lock);
-	r = lookup_slow(c, addr, len, access, slot);
+	r = lookup_slow(c, t, addr, len, access);
 	if (r) {
-		count(&c->stats[slot].hits);
+		if (t)
+			count_own(&t->hits);
 		goto found;
 	}
 	c->misses++;
@@ -367,17 +507,12 @@ static int get_slow(struct iovm_rcache *c, uint64_t addr, uint64_t len, uint32_t
 	ret = iovm_mr_reg(c->dom, (void *)start, end - start, access, &mr);
 	if (ret)
 		goto unlock;
-	{
-		struct iovm_mr_info info;
-
-		iovm_mr_query(mr, &info);
-		if (!info.monitored) {
-			/* Nothing would say when it goes stale: the caller's alone, deregistered at put. */
-			c->uncached++;
-			pthread_mutex_unlock(&c->lock);
-			*out = mr;
-			return 0;
-		}
+	if (!mr->monitored) {
+		/* Nothing would say when it goes stale: the caller's alone, deregistered at put. */
+		c->uncached++;
+		pthread_mutex_unlock(&c->lock);
+		*out = mr;
+		return 0;
 	}
 	r = region_new(c);
 	ret = -ENOMEM;
@@ -402,7 +537,7 @@ static int get_slow(struct iovm_rcache *c, uint64_t addr, uint64_t len, uint32_t
 	list_add_tail(&c->lru, &r->lru);
 	c->nr_regions++;
 	c->bytes += end - start;
-	atomic_fetch_add_explicit(&r->cpu[slot].refs, 1, memory_order_seq_cst);
+	hold_add(t ? held_of(t, r, true) : NULL, r, 1);
 	evict(c, r);
 found:
 	pthread_mutex_unlock(&c->lock);
@@ -421,26 +556,26 @@ IOVM_API int iovm_rcache_get(struct iovm_rcache *c, void *addr, size_t len, uint
 {
 	uintptr_t a = (uintptr_t)addr;
 	struct rc_region *r;
-	unsigned slot;
-	bool crowded;
+	struct rc_tls *t;
 
 	if (unlikely(!c || !addr || !len || !mr || a + len < a || a + len > (UINT64_C(1) << VA_BITS) ||
 		     (access & IOVM_ACCESS_ON_DEMAND)))
 		return -EINVAL;
-	slot = cpu_slot(c);
-	r = lookup_fast(c, a, len, access, slot, &crowded);
-	if (likely(r)) {
-		count(&c->stats[slot].hits);
+	t = tls_of(c);
+	if (likely(t) && (r = lookup_fast(c, t, a, len, access))) {
+		count_own(&t->hits);
 		*mr = r->mr;
 		return 0;
 	}
 	err_clear();
-	return get_slow(c, a, len, access, slot, mr);
+	return get_slow(c, t, a, len, access, mr);
 }
 
 IOVM_API int iovm_rcache_put(struct iovm_rcache *c, struct iovm_mr *mr)
 {
 	struct rc_region *r;
+	struct rc_held *h;
+	struct rc_tls *t;
 
 	if (unlikely(!c || !mr))
 		return -EINVAL;
@@ -451,11 +586,15 @@ IOVM_API int iovm_rcache_put(struct iovm_rcache *c, struct iovm_mr *mr)
 	}
 	if (unlikely(r->cache != c))
 		return -EINVAL;
-	atomic_fetch_sub_explicit(&r->cpu[cpu_slot(c)].refs, 1, memory_order_seq_cst);
-	if (unlikely(atomic_load_explicit(&r->zombie, memory_order_seq_cst))) {
+	t = tls_of(c);
+	h = t ? held_of(t, r, false) : NULL;
+	/* Held here: undone here. Got on another thread (or here with a full table): the shared counter. */
+	hold_add(h && atomic_load_explicit(&h->n, memory_order_relaxed) > 0 ? h : NULL, r, -1);
+	reader_fence(c);
+	if (unlikely(atomic_load_explicit(&r->zombie, memory_order_acquire))) {
 		/* Evicted or invalidated away while held: the last put lets it go. */
 		pthread_mutex_lock(&c->lock);
-		if (atomic_load_explicit(&r->zombie, memory_order_relaxed) && r->mr == mr && !refs(r)) {
+		if (atomic_load_explicit(&r->zombie, memory_order_relaxed) && r->mr == mr && !refs(c, r)) {
 			list_del(&r->lru);
 			region_free(c, r);
 		}
@@ -474,28 +613,29 @@ void rcache_count_invalidation(struct rc_region *r, unsigned kind)
 IOVM_API int iovm_rcache_create(struct iovm_domain *dom, const struct iovm_rcache_attr *attr,
 				struct iovm_rcache **out)
 {
-	long ncpu = sysconf(_SC_NPROCESSORS_CONF);
-	unsigned slots = (unsigned)MIN(MAX(ncpu, 1L), (long)MAX_CPU_SLOTS);
 	struct iovm_rcache *c;
 	int ret;
 
 	err_clear();
 	if (!dom || !out)
 		return -EINVAL;
-	c = aligned_alloc(CACHE_LINE_SIZE, align_up(sizeof(*c) + slots * sizeof(struct rc_cpu_stats), CACHE_LINE_SIZE));
+	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
-	memset(c, 0, sizeof(*c) + slots * sizeof(struct rc_cpu_stats));
 	c->rs = iommu_domain_ctx(dom)->reg;
 	c->dom = dom;
-	c->nr_slots = slots;
 	c->max_regions = attr && attr->max_regions ? attr->max_regions : DEFAULT_MAX_REGIONS;
 	c->max_bytes = attr && attr->max_bytes ? attr->max_bytes : c->rs->budget_pages * PG;
+	c->fence_readers = !os_membarrier_init();
 	ret = radix_init(&c->index, VA_BITS - GRANULE_SHIFT, 12, sizeof(struct granule));
 	if (ret) {
 		free(c);
 		return ret;
 	}
+	c->owner.create = tls_create;
+	c->owner.retire = tls_retire;
+	c->owner.discard = tls_discard;
+	tls_owner_register(&c->owner);
 	pthread_mutex_init(&c->lock, NULL);
 	itree_init(&c->regions);
 	list_init(&c->lru);
@@ -539,6 +679,8 @@ static void cache_free(struct iovm_rcache *c)
 	pthread_mutex_lock(&c->rs->lock);
 	list_del(&c->link);
 	pthread_mutex_unlock(&c->rs->lock);
+	/* The threads' tables go first: nothing may use the cache any more. */
+	tls_owner_unregister(&c->owner);
 	pthread_mutex_lock(&c->lock);
 	list_for_each_safe(n, t, &c->lru) {
 		struct rc_region *r = list_entry(n, struct rc_region, lru);
@@ -572,7 +714,7 @@ IOVM_API int iovm_rcache_destroy(struct iovm_rcache *c)
 		return -EBUSY;
 	}
 	list_for_each(n, &c->lru)
-		if (refs(list_entry(n, struct rc_region, lru))) {
+		if (refs_indexed(c, list_entry(n, struct rc_region, lru))) {
 			pthread_mutex_unlock(&c->lock);
 			return -EBUSY;
 		}
@@ -581,16 +723,30 @@ IOVM_API int iovm_rcache_destroy(struct iovm_rcache *c)
 	return 0;
 }
 
+struct stat_sum {
+	uint64_t hits, raced;
+};
+
+static void sum_stats(struct tls_cache *tc, void *arg)
+{
+	struct rc_tls *t = container_of(tc, struct rc_tls, base);
+	struct stat_sum *s = arg;
+
+	s->hits += atomic_load_explicit(&t->hits, memory_order_relaxed);
+	s->raced += atomic_load_explicit(&t->raced, memory_order_relaxed);
+}
+
 IOVM_API int iovm_rcache_stats(struct iovm_rcache *c, struct iovm_rcache_stats *st)
 {
+	struct stat_sum s = { 0 };
+
 	err_clear();
 	if (!c || !st)
 		return -EINVAL;
 	memset(st, 0, sizeof(*st));
-	for (unsigned i = 0; i < c->nr_slots; i++) {
-		st->hits += atomic_load_explicit(&c->stats[i].hits, memory_order_relaxed);
-		st->raced += atomic_load_explicit(&c->stats[i].raced, memory_order_relaxed);
-	}
+	tls_owner_for_each(&c->owner, sum_stats, &s);
+	st->hits = s.hits + atomic_load_explicit(&c->hits_gone, memory_order_relaxed);
+	st->raced = s.raced + atomic_load_explicit(&c->raced_gone, memory_order_relaxed);
 	st->invalidations_unmap = atomic_load_explicit(&c->inval[0], memory_order_relaxed);
 	st->invalidations_remove = atomic_load_explicit(&c->inval[1], memory_order_relaxed);
 	st->invalidations_remap = atomic_load_explicit(&c->inval[2], memory_order_relaxed);

@@ -7,6 +7,7 @@
  * memory the monitor cannot watch, and destruction while held.
  */
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -232,6 +233,66 @@ TEST(held_region_taken_away)
 	app_unmap(app, 4 * PG);
 }
 
+struct xthread {
+	struct iovm_rcache *c;
+	uint8_t *addr;
+	struct iovm_mr *mr;
+};
+
+static void *get_there(void *arg)
+{
+	struct xthread *x = arg;
+
+	CHECK_OK(iovm_rcache_get(x->c, x->addr, 4 * PG, 0, &x->mr));
+	return NULL;
+}
+
+static void *put_there(void *arg)
+{
+	struct xthread *x = arg;
+
+	CHECK_OK(iovm_rcache_put(x->c, x->mr));
+	return NULL;
+}
+
+/* Holds counted on one thread and undone on another, or outliving their thread, balance. */
+TEST(gets_and_puts_on_other_threads)
+{
+	struct rig r;
+	struct iovm_rcache *c;
+	struct xthread x;
+	pthread_t tid;
+	uint8_t *app = app_map(16 * PG);
+
+	rig_open(&r, REG_OPTS, NULL, IOVM_QUEUE_POLLED);
+	CHECK_OK(iovm_rcache_create(r.dom, &(struct iovm_rcache_attr){ .max_regions = 1 }, &c));
+	x = (struct xthread){ .c = c, .addr = app };
+	/* Got here, put on a thread of its own. */
+	CHECK_OK(iovm_rcache_get(c, app, 4 * PG, 0, &x.mr));
+	CHECK_OK(pthread_create(&tid, NULL, put_there, &x));
+	CHECK_OK(pthread_join(tid, NULL));
+	/* Got on a thread that exits holding it, put here. */
+	CHECK_OK(pthread_create(&tid, NULL, get_there, &x));
+	CHECK_OK(pthread_join(tid, NULL));
+	CHECK_EQ(iovm_rcache_destroy(c), -EBUSY); /* held still */
+	CHECK_OK(iovm_rcache_put(c, x.mr));
+	/* Idle now: evicted by the next region, as the limit is one. */
+	{
+		struct iovm_mr *m;
+
+		CHECK_OK(iovm_rcache_get(c, app + 8 * PG, PG, 0, &m));
+		CHECK_OK(iovm_rcache_put(c, m));
+		CHECK_EQ(cstats(c).evictions, 1);
+		/* And the struct lives again for another region: its old holds do not count. */
+		CHECK_OK(iovm_rcache_get(c, app, 4 * PG, 0, &m));
+		CHECK_OK(iovm_rcache_put(c, m));
+		CHECK_EQ(cstats(c).evictions, 2);
+	}
+	CHECK_OK(iovm_rcache_destroy(c));
+	rig_close(&r);
+	app_unmap(app, 16 * PG);
+}
+
 int main(void)
 {
 	test_init();
@@ -241,5 +302,6 @@ int main(void)
 	RUN(eviction);
 	RUN(unwatchable_memory_is_not_kept);
 	RUN(held_region_taken_away);
+	RUN(gets_and_puts_on_other_threads);
 	return 0;
 }
