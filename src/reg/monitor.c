@@ -46,6 +46,7 @@
 #include "base/epoch.h"
 #include "base/log.h"
 #include "os/uffd.h"
+#include "os/vma.h"
 #include "phys/phys.h"
 #include "reg/reg_internal.h"
 
@@ -296,33 +297,7 @@ void monitor_stop(struct reg_monitor *m)
 	free(m);
 }
 
-/*
- * Whether a VMA of [start, end) is System V shared memory: shmdt(2) unmaps
- * without telling userfaultfd, so such memory is not monitored even where
- * it can be registered (SHM_HUGETLB).
- */
-static bool sysv_shm_in(uint64_t start, uint64_t end)
-{
-	char line[512];
-	bool found = false;
-	FILE *f = fopen("/proc/self/maps", "re");
-
-	if (!f)
-		return true; /* cannot tell: be safe */
-	while (!found && fgets(line, sizeof(line), f)) {
-		unsigned long s, e;
-		int path = 0;
-
-		if (sscanf(line, "%lx-%lx %*s %*s %*s %*s %n", &s, &e, &path) < 2 || !path)
-			continue;
-		if (s < end && e > start && !strncmp(line + path, "/SYSV", 5))
-			found = true;
-	}
-	fclose(f);
-	return found;
-}
-
-int monitor_watch(struct reg_monitor *m, uint64_t start, uint64_t end)
+int monitor_watch(struct reg_monitor *m, uint64_t start, uint64_t end, int sysv)
 {
 	struct uffdio_register r = { .range = { .start = start, .len = end - start },
 				     .mode = UFFDIO_REGISTER_MODE_WP };
@@ -334,9 +309,19 @@ int monitor_watch(struct reg_monitor *m, uint64_t start, uint64_t end)
 	 */
 	if (ioctl(m->uffd, UFFDIO_REGISTER, &r))
 		return -errno; /* a file's private mapping, a PFN map, another userfaultfd's range */
-	/* No UFFDIO_ZEROPAGE: a hugetlb VMA is in there, maybe System V shared memory. */
-	if (!(r.ioctls & ((uint64_t)1 << _UFFDIO_ZEROPAGE)) && sysv_shm_in(start, end))
-		return -EOPNOTSUPP;
+	/*
+	 * No UFFDIO_ZEROPAGE: a hugetlb VMA is in there, maybe System V shared
+	 * memory, whose shmdt(2) tells userfaultfd nothing. (Cannot tell: not
+	 * watched.)
+	 */
+	if (!(r.ioctls & ((uint64_t)1 << _UFFDIO_ZEROPAGE))) {
+		struct os_vma_info vi;
+
+		if (sysv < 0)
+			sysv = os_vma_range(start, end, &vi) || vi.sysv_shm;
+		if (sysv)
+			return -EOPNOTSUPP;
+	}
 	return 0;
 }
 

@@ -11,6 +11,7 @@
  * is valid the MR is dead, and its keys are refused.
  */
 #include <errno.h>
+#include <linux/userfaultfd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -22,6 +23,7 @@
 #include "iommu/iommu.h"
 #include "os/hugepage.h"
 #include "os/populate.h"
+#include "os/vma.h"
 #include "phys/phys.h"
 #include "reg/reg_internal.h"
 
@@ -37,12 +39,36 @@ static bool page_valid(const struct iovm_mr *mr, uint64_t i)
 	return mr->valid[i / 64] >> (i % 64) & 1;
 }
 
-static void page_set(struct iovm_mr *mr, uint64_t i, bool v)
+/* Set (or clear) the bits of pages [first, last], a word at a time. */
+static void pages_set(struct iovm_mr *mr, uint64_t first, uint64_t last, bool v)
 {
-	if (v)
-		mr->valid[i / 64] |= UINT64_C(1) << (i % 64);
-	else
-		mr->valid[i / 64] &= ~(UINT64_C(1) << (i % 64));
+	for (uint64_t i = first; i <= last;) {
+		unsigned bit = i % 64, n = (unsigned)MIN(64 - bit, last - i + 1);
+		uint64_t mask = (n == 64 ? ~UINT64_C(0) : (UINT64_C(1) << n) - 1) << bit;
+
+		if (v)
+			mr->valid[i / 64] |= mask;
+		else
+			mr->valid[i / 64] &= ~mask;
+		i += n;
+	}
+}
+
+/* The first page in [from, last] whose bit is @v, or last + 1: a word at a time. */
+static uint64_t pages_find(const struct iovm_mr *mr, uint64_t from, uint64_t last, bool v)
+{
+	for (uint64_t i = from; i <= last;) {
+		uint64_t word = mr->valid[i / 64] ^ (v ? 0 : ~UINT64_C(0));
+
+		word &= ~UINT64_C(0) << (i % 64);
+		if (word) {
+			uint64_t at = i / 64 * 64 + (uint64_t)__builtin_ctzll(word);
+
+			return MIN(at, last + 1);
+		}
+		i = i / 64 * 64 + 64;
+	}
+	return last + 1;
 }
 
 static int do_munlock(void *arg, uint64_t start, uint64_t end)
@@ -80,27 +106,32 @@ bool mr_page_valid(const struct iovm_mr *mr, uint64_t page)
 static int lock_map_run(struct reg_space *rs, struct iovm_mr *mr, uint64_t i, uint64_t j)
 {
 	uint64_t start = mr->start + i * PG, len = (j - i + 1) * PG;
-	int ret = ranges_add(&rs->locked, start, start + len, NULL, NULL, NULL);
+	int ret;
 
-	if (ret)
-		return ret;
-	ret = os_mlock((void *)start, len);
-	if (ret) {
-		ranges_remove(&rs->locked, start, start + len, do_munlock, NULL);
-		return err_detail(-ENOMEM, IOVM_LOG_DEBUG, "registration: mlock of %lu bytes: %s (RLIMIT_MEMLOCK?)",
-				  (unsigned long)len, strerror(-ret));
+	if (mr->locked) {
+		ret = ranges_add(&rs->locked, start, start + len, NULL, NULL, NULL);
+		if (ret)
+			return ret;
+		ret = os_mlock((void *)start, len);
+		if (ret) {
+			ranges_remove(&rs->locked, start, start + len, do_munlock, NULL);
+			return err_detail(-ENOMEM, IOVM_LOG_DEBUG,
+					  "registration: mlock of %lu bytes: %s (RLIMIT_MEMLOCK?)",
+					  (unsigned long)len, strerror(-ret));
+		}
 	}
 	ret = iommu_hold_map(mr->dom, mr->iova + i * PG, pa_val(mr->pa) + i * PG, len, mr->prot);
 	if (ret) {
-		ranges_remove(&rs->locked, start, start + len, do_munlock, NULL);
+		if (mr->locked)
+			ranges_remove(&rs->locked, start, start + len, do_munlock, NULL);
 		return ret;
 	}
-	for (uint64_t k = i; k <= j; k++)
-		page_set(mr, k, true);
+	pages_set(mr, i, j, true);
 	mr->nr_valid += j - i + 1;
 	if (mr->on_demand)
 		rs->odp_pinned += j - i + 1;
-	atomic_fetch_add_explicit(&rs->locked_bytes, len, memory_order_relaxed);
+	if (mr->locked)
+		atomic_fetch_add_explicit(&rs->locked_bytes, len, memory_order_relaxed);
 	return 0;
 }
 
@@ -109,17 +140,11 @@ int mr_lock_map(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64
 	int ret = 0;
 
 	pthread_mutex_lock(&mr->lock);
-	for (uint64_t i = first; i <= last && !ret;) {
-		uint64_t j = i;
+	for (uint64_t i = pages_find(mr, first, last, false); i <= last && !ret;) {
+		uint64_t j = pages_find(mr, i, last, true) - 1;
 
-		if (page_valid(mr, i)) {
-			i++;
-			continue;
-		}
-		while (j + 1 <= last && !page_valid(mr, j + 1))
-			j++;
 		ret = lock_map_run(rs, mr, i, j);
-		i = j + 1;
+		i = pages_find(mr, j + 1, last, false);
 	}
 	pthread_mutex_unlock(&mr->lock);
 	return ret;
@@ -130,20 +155,15 @@ static uint64_t drop_pages(struct reg_space *rs, struct iovm_mr *mr, uint64_t fi
 {
 	uint64_t dropped = 0;
 
-	for (uint64_t i = first; i <= last;) {
-		uint64_t j = i;
+	for (uint64_t i = pages_find(mr, first, last, true); i <= last; i = pages_find(mr, i, last, true)) {
+		uint64_t j = pages_find(mr, i, last, false) - 1;
 
-		if (!page_valid(mr, i)) {
-			i++;
-			continue;
-		}
-		while (j + 1 <= last && page_valid(mr, j + 1))
-			j++;
-		for (uint64_t k = i; k <= j; k++)
-			page_set(mr, k, false);
+		pages_set(mr, i, j, false);
 		iommu_hold_unmap(mr->dom, mr->iova + i * PG, (j - i + 1) * PG);
-		ranges_remove(&rs->locked, mr->start + i * PG, mr->start + (j + 1) * PG, do_munlock, NULL);
-		atomic_fetch_sub_explicit(&rs->locked_bytes, (j - i + 1) * PG, memory_order_relaxed);
+		if (mr->locked) {
+			ranges_remove(&rs->locked, mr->start + i * PG, mr->start + (j + 1) * PG, do_munlock, NULL);
+			atomic_fetch_sub_explicit(&rs->locked_bytes, (j - i + 1) * PG, memory_order_relaxed);
+		}
 		dropped += j - i + 1;
 		i = j + 1;
 	}
@@ -178,6 +198,8 @@ uint64_t mr_invalidate_range(struct reg_space *rs, uint64_t start, uint64_t end,
 		/* Odd while the pages go: a lock-free reader of the valid bits knows to look again. */
 		atomic_fetch_add_explicit(&mr->seq, 1, memory_order_seq_cst);
 		pages += drop_pages(rs, mr, (s - mr->start) / PG, (align_up(e, PG) - mr->start) / PG - 1);
+		if (mr->on_demand && (kind == UFFD_EVENT_UNMAP || kind == UFFD_EVENT_REMAP || !kind))
+			odp_mappings_changed(mr, (s - mr->start) / PG, (align_up(e, PG) - mr->start) / PG - 1);
 		atomic_fetch_add_explicit(&mr->seq, 1, memory_order_release);
 		if (mr->rc)
 			rcache_count_invalidation(mr->rc, kind);
@@ -202,6 +224,32 @@ void mr_invalidate_all(struct reg_space *rs)
 	}
 }
 
+/* From this size on, a pinned registration reads the maps rather than populating. */
+#define CHECK_BY_MAPS (2u << 20)
+
+/*
+ * Before a pinned registration locks its pages: are they there, and
+ * permitted? Small ones are faulted in (MADV_POPULATE: for writing when
+ * written), before any lock is taken. Large ones are checked against the
+ * process's mappings, one read of /proc/self/maps, and mlock(2) then faults
+ * the pages in as it locks them: one walk of the pages instead of two, the
+ * difference between 1.9 and 1.1 times the cost of mlock alone.
+ */
+static int pinned_precheck(struct iovm_mr *mr, int *sysv)
+{
+	bool write = mr->prot & IOVM_MAP_WRITE;
+	struct os_vma_info vi;
+
+	*sysv = -1;
+	if (mr->end - mr->start < CHECK_BY_MAPS || os_vma_range(mr->start, mr->end, &vi))
+		return mr_populate(mr, mr->start, mr->end);
+	*sysv = vi.sysv_shm;
+	if (vi.mapped && vi.readable && (vi.writable || !write))
+		return 0;
+	return err_detail(-EFAULT, IOVM_LOG_DEBUG, "registration: [%#lx, %#lx) is not all mapped and %s",
+			  (unsigned long)mr->start, (unsigned long)mr->end, write ? "writable" : "readable");
+}
+
 /* Start the monitor with the first registration; without one, MRs are not monitored. Needs reg_space.lock. */
 static struct reg_monitor *monitor_of(struct reg_space *rs)
 {
@@ -223,7 +271,7 @@ IOVM_API int iovm_mr_reg(struct iovm_domain *dom, void *addr, size_t len, uint32
 	struct reg_space *rs;
 	struct reg_monitor *mon;
 	struct iovm_mr *mr;
-	int ret;
+	int ret, sysv = -1;
 
 	err_clear();
 	if (!dom || !addr || !len || !out || (access & ~ACCESS_ALL) || a + len < a || a + len > UINTPTR_MAX - PG)
@@ -242,7 +290,15 @@ IOVM_API int iovm_mr_reg(struct iovm_domain *dom, void *addr, size_t len, uint32
 	mr->on_demand = access & IOVM_ACCESS_ON_DEMAND;
 	mr->access = access | IOVM_ACCESS_LOCAL_READ;
 	mr->prot = IOVM_MAP_READ | (access & ACCESS_WRITE ? IOVM_MAP_WRITE : 0);
-	mr->locked = true;
+	/*
+	 * Pinned MRs lock their pages (mlock). On demand, a page's pin is its
+	 * mapping in the domain, counted against the budget: locking each
+	 * chunk as it faults in would split the VMA at every chunk and cost
+	 * more than the rest of the fault. (The kernel may then reclaim such a
+	 * page; the device, reaching it through the process's mapping, faults
+	 * it back in.)
+	 */
+	mr->locked = !mr->on_demand;
 	mr->node.start = mr->start;
 	mr->node.last = mr->end - 1;
 	pthread_mutex_init(&mr->lock, NULL);
@@ -250,13 +306,14 @@ IOVM_API int iovm_mr_reg(struct iovm_domain *dom, void *addr, size_t len, uint32
 	ret = -ENOMEM;
 	if (!mr->valid)
 		goto free_mr;
-	/* Pinned: faulted in before any lock is taken (it is the long part). */
-	if (!mr->on_demand && (ret = mr_populate(mr, mr->start, mr->end)))
+	if (!mr->on_demand && (ret = pinned_precheck(mr, &sysv)))
 		goto free_mr;
 
 	pthread_mutex_lock(&rs->lock);
 	mon = monitor_of(rs);
-	mr->monitored = mon && !monitor_watch(mon, mr->start, mr->end);
+	mr->monitored = mon && !monitor_watch(mon, mr->start, mr->end, sysv);
+	/* On demand: whether the watch covered it all (msync finds holes, O(mappings)). */
+	mr->holes = mr->on_demand && msync((void *)mr->start, mr->end - mr->start, MS_ASYNC);
 	ret = phys_window_add(iommu_domain_ctx(dom)->phys, (void *)mr->start, mr->end - mr->start, &mr->pa);
 	if (ret)
 		goto unlock;

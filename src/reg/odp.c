@@ -19,6 +19,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #include <iovm/iommu.h>
 
@@ -99,10 +100,61 @@ static void touch(struct reg_space *rs, struct odp_chunk *ch)
  * reg_space.lock, which it drops while faulting the pages in. -ENOENT when
  * the MR went meanwhile, -EFAULT when the memory is not there.
  */
+/*
+ * Whether pages [first, last] are all in memory already (a minor fault): no
+ * need to fault them in. mincore(2) walks the page table, where
+ * MADV_POPULATE_* takes every page through get_user_pages: several times
+ * the cost for a 64 KiB chunk. (A page made inaccessible by mprotect after
+ * it was touched passes: the device's access to it is then a guarded bus
+ * fault, nothing worse.)
+ */
+static bool resident(const struct iovm_mr *mr, uint64_t first, uint64_t last)
+{
+	unsigned char vec[ODP_CHUNK_PAGES];
+	uint64_t n = last - first + 1;
+
+	if (n > ODP_CHUNK_PAGES || mincore((void *)(mr->start + first * PG), n * PG, vec))
+		return false;
+	for (uint64_t i = 0; i < n; i++)
+		if (!(vec[i] & 1))
+			return false;
+	return true;
+}
+
+/*
+ * Whether pages [first, last] must be watched before they are pinned: the
+ * registration's watch covered what was mapped then, and an event says
+ * when a mapping goes; memory mapped where there was none (a hole at
+ * registration, or where an event took a mapping away) is not watched yet.
+ * Needs reg_space.lock.
+ */
+static bool needs_watch(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last)
+{
+	if (!rs->mon || !mr->monitored)
+		return false;
+	if (!mr->chunks)
+		return mr->holes;
+	for (uint64_t c = first / ODP_CHUNK_PAGES; c <= last / ODP_CHUNK_PAGES; c++)
+		if (mr->chunks[c].rewatch || (mr->holes && !mr->chunks[c].watched))
+			return true;
+	return false;
+}
+
+void odp_mappings_changed(struct iovm_mr *mr, uint64_t first, uint64_t last)
+{
+	if (!mr->chunks) {
+		mr->holes = true; /* no chunk to mark: watch each at its first fault */
+		return;
+	}
+	for (uint64_t c = first / ODP_CHUNK_PAGES; c <= last / ODP_CHUNK_PAGES; c++)
+		mr->chunks[c].rewatch = true;
+}
+
 static int fill(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last)
 {
 	for (unsigned attempt = 0; attempt < ODP_RETRIES; attempt++) {
 		uint64_t seq = atomic_load_explicit(&mr->seq, memory_order_acquire);
+		bool watch = needs_watch(rs, mr, first, last);
 		int ret;
 
 		mr->refs++;
@@ -113,9 +165,9 @@ static int fill(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64
 		 * hole) is not watched yet, and pins on it would outlive it.
 		 * Watching again what is watched is harmless.
 		 */
-		if (rs->mon && mr->monitored)
-			monitor_watch(rs->mon, mr->start + first * PG, mr->start + (last + 1) * PG);
-		ret = mr_populate(mr, mr->start + first * PG, mr->start + (last + 1) * PG);
+		if (watch)
+			monitor_watch(rs->mon, mr->start + first * PG, mr->start + (last + 1) * PG, -1);
+		ret = resident(mr, first, last) ? 0 : mr_populate(mr, mr->start + first * PG, mr->start + (last + 1) * PG);
 		if (unlikely(odp_test_between))
 			odp_test_between(mr, first, last);
 		pthread_mutex_lock(&rs->lock);
@@ -136,7 +188,14 @@ static int fill(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64
 		if (ret)
 			return ret;
 		for (uint64_t c = first / ODP_CHUNK_PAGES; c <= last / ODP_CHUNK_PAGES; c++) {
+			uint64_t cf = c * ODP_CHUNK_PAGES, cl = MIN(cf + ODP_CHUNK_PAGES, mr->npages) - 1;
+
 			mr->chunks[c].mr = mr;
+			/* Watched whole (not a page alone, around a hole): known watched until it changes. */
+			if (watch && first <= cf && last >= cl) {
+				mr->chunks[c].watched = true;
+				mr->chunks[c].rewatch = false;
+			}
 			touch(rs, &mr->chunks[c]);
 		}
 		evict(rs, &mr->chunks[last / ODP_CHUNK_PAGES]);

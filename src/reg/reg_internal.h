@@ -76,6 +76,7 @@ struct iovm_mr {
 	struct itree_node inode;  /* [iova, iova + size - 1], in reg_space.by_iova, under its lock */
 	/* On demand (odp.c), under reg_space.lock: */
 	struct odp_chunk *chunks; /* one per ODP_CHUNK_PAGES pages, made at the first fault */
+	bool holes;               /* not all mapped when registered (or changed before chunks): watch chunks first */
 	unsigned refs;            /* resolvers working on it without the lock */
 	struct rc_region *rc;     /* the registration cache's region it is, or NULL */
 
@@ -102,6 +103,8 @@ struct odp_chunk {
 	struct iovm_mr *mr;
 	bool linked;              /* on the LRU list */
 	bool second_chance;       /* passed over once by eviction: accessed since */
+	bool watched;             /* all of it was mapped, and watched, at its last fault */
+	bool rewatch;             /* its mappings changed since (an unmap, a move): watch again */
 };
 
 /* An event of the memory monitor, as queued for the invalidator. */
@@ -176,14 +179,20 @@ void rcache_destroy_all(struct reg_space *rs);
  */
 extern void (*odp_test_between)(struct iovm_mr *mr, uint64_t first, uint64_t last);
 int odp_resolve(void *arg, struct iovm_domain *dom, uint64_t iova, unsigned access);
+/* The process's mappings of pages [first, last] changed (unmapped, moved). Needs reg_space.lock. */
+void odp_mappings_changed(struct iovm_mr *mr, uint64_t first, uint64_t last);
 /* The MR goes: its chunks leave the LRU. Needs reg_space.lock. */
 void odp_forget(struct reg_space *rs, struct iovm_mr *mr);
 
 /* monitor.c */
 int monitor_start(struct reg_space *rs, struct reg_monitor **out);
 void monitor_stop(struct reg_monitor *m);
-/* Watch [start, end) (page aligned): 0, or an error when the kernel cannot (the range is not monitored). */
-int monitor_watch(struct reg_monitor *m, uint64_t start, uint64_t end);
+/*
+ * Watch [start, end) (page aligned): 0, or an error when the kernel cannot
+ * (the range is not monitored). @sysv: whether System V shared memory is in
+ * there, when the caller read the maps already; -1 when not known.
+ */
+int monitor_watch(struct reg_monitor *m, uint64_t start, uint64_t end, int sysv);
 void monitor_stats(struct reg_monitor *m, struct iovm_reg_stats *st);
 
 #endif /* IOVM_REG_INTERNAL_H */
