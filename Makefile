@@ -39,6 +39,7 @@ bench: build
 	ninja -C $(BUILD)
 	$(BUILD)/tools/iovm bench mem --plot $(BUILD)/bench-mem.svg --json-out $(BUILD)/bench-mem.json
 	$(BUILD)/tools/iovm bench iommu --plot $(BUILD)/bench-iommu.svg --json-out $(BUILD)/bench-iommu.json
+	$(BUILD)/tools/iovm bench reg --plot $(BUILD)/bench-reg.svg --json-out $(BUILD)/bench-reg.json
 
 install: build
 	meson install -C $(BUILD)

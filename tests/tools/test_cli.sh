@@ -72,6 +72,16 @@ for row in "IOVA alloc+free, 1 thread" "map 256 x 4 KiB, one batch" "copy 64 KiB
 done
 if grep -q " failed " "$tmp/iommu"; then fail "bench iommu: a row failed: $(cat "$tmp/iommu")"; fi
 ok
+# The registration benchmark likewise.
+"$iovm" bench reg --quick --no-dpdk --json-out "$tmp/reg.json" >"$tmp/reg" 2>&1 ||
+	fail "iovm bench reg: $(cat "$tmp/reg")"
+json_ok "$tmp/reg.json" "iovm bench reg --json-out"
+for row in "rcache hit: get+put" "on-demand minor fault" "pinned registration of"; do
+	grep -q "$row" "$tmp/reg" || fail "bench reg lacks the row '$row'"
+	ok
+done
+if grep -q " failed " "$tmp/reg"; then fail "bench reg: a row failed: $(cat "$tmp/reg")"; fi
+ok
 if "$iovm" bench nosuchbench >/dev/null 2>&1; then fail "unknown benchmark accepted"; fi
 ok
 
