@@ -81,12 +81,22 @@ struct iovm_mr;
  * madvise(MADV_DONTNEED); MADV_DONTNEED_LOCKED discards it, and invalidates
  * the registration's pages.
  *
+ * Implicit: @addr NULL, @len SIZE_MAX and IOVM_ACCESS_ON_DEMAND register the
+ * whole user address space under one key, as rdma-core's implicit ODP. It
+ * is reached by key only (keyed descriptors; it has no one IOVA): the
+ * first access to each 64 MiB of address space makes an on-demand child
+ * registration for it, and the child's pages fault in as any on-demand
+ * MR's. Memory the monitor cannot watch (a file's private mapping, System
+ * V shared memory) is not reachable through it: a device access there
+ * faults. Needs the memory monitor (-EOPNOTSUPP without userfaultfd).
+ *
  * Thread safety: safe.
  *
  * Return: 0; -EINVAL for bad arguments; -EFAULT when part of the range is not
  * mapped, or not writable for a write access; -ENOMEM when the pages cannot
  * be locked (RLIMIT_MEMLOCK) or memory is short; -ENOSPC when no IOVA range
- * or key is left.
+ * or key is left; -EOPNOTSUPP for an implicit registration without a
+ * memory monitor.
  */
 IOVM_API int iovm_mr_reg(struct iovm_domain *dom, void *addr, size_t len, uint32_t access,
 			 struct iovm_mr **mr);
@@ -97,7 +107,8 @@ IOVM_API int iovm_mr_reg(struct iovm_domain *dom, void *addr, size_t len, uint32
 /**
  * iovm_mr_advise() - prefetch [addr, addr+len) of an on-demand registration:
  * pin and map it now, as rdma-core's ibv_advise_mr(PREFETCH), within the
- * pin budget.
+ * pin budget. For an implicit registration, the children that hold the
+ * range are made as well.
  * @flags: IOVM_ADVISE_*
  *
  * Thread safety: safe.
@@ -125,10 +136,12 @@ struct iovm_mr_info {
 	uint32_t access;
 	bool monitored;      /* the memory monitor watches it */
 	bool on_demand;      /* IOVM_ACCESS_ON_DEMAND */
+	bool implicit;       /* the whole address space (addr NULL, len SIZE_MAX) */
 	bool valid;          /* false once every page has been invalidated */
 	uint64_t pages;      /* 4 KiB pages */
 	uint64_t valid_pages;/* of them, still mapped */
 	uint64_t huge_leaves;/* 2 MiB IOMMU leaves used for it */
+	uint64_t children;   /* implicit: 64 MiB children made so far */
 };
 
 /**
@@ -145,8 +158,8 @@ IOVM_API int iovm_mr_query(const struct iovm_mr *mr, struct iovm_mr_info *info);
  *
  * Thread safety: safe, lock-free.
  *
- * Return: 0; -EINVAL for bad arguments; -ERANGE when [addr, addr+len) is not
- * inside @mr.
+ * Return: 0; -EINVAL for bad arguments or an implicit registration (reached
+ * by key only); -ERANGE when [addr, addr+len) is not inside @mr.
  */
 IOVM_API int iovm_mr_iova(const struct iovm_mr *mr, const void *addr, size_t len, iovm_iova_t *iova);
 

@@ -31,12 +31,21 @@
 #define MAX_SG 4096
 #define MAX_BATCH 1024
 
-/* One range an operation reads or writes, and the span of it translated now. */
+/*
+ * One range an operation reads or writes, and the span of it translated
+ * now. A keyed descriptor's range is a key and a virtual address: the key
+ * gives the IOVA, and how far it holds (to the end of the registration, or
+ * of the child of an implicit one, where the key is asked again).
+ */
 struct side {
 	uint64_t iova;
 	unsigned access;
 	uint8_t *ptr;
-	uint64_t avail; /* bytes at ptr; 0: translate again */
+	uint64_t avail;  /* bytes at ptr; 0: translate again */
+	uint32_t key;    /* 0: iova is the address */
+	uint64_t va;     /* keyed: the next byte's virtual address */
+	uint64_t va_end; /* keyed: where the range ends */
+	uint64_t keyed;  /* keyed: bytes from va that iova holds for; 0: ask the key */
 };
 
 struct exec {
@@ -71,10 +80,28 @@ static void exec_init(struct exec *x, struct iovm_queue *q, const struct iovm_de
 	*x = (struct exec){ .q = q, .d = d, .c = c, .pasid = d->pasid };
 }
 
-static void side_init(struct exec *x, struct side *s, uint64_t iova, unsigned access)
+/* A side for [addr, addr+len): an IOVA, or an address through @key in a keyed descriptor. */
+static void side_init(struct exec *x, struct side *s, uint32_t key, uint64_t addr, uint64_t len, unsigned access)
 {
-	*s = (struct side){ .iova = iova, .access = access };
+	*s = (struct side){ .iova = addr, .access = access };
+	if ((x->d->flags & IOVM_DESC_KEYED) && key) {
+		s->key = key;
+		s->va = addr;
+		s->va_end = addr + len;
+	}
 	x->sides[x->nr_sides++] = s;
+}
+
+/*
+ * The device left its section (to wait, to have a fault resolved): what it
+ * translated may have gone meanwhile, spans and keys alike. Ask again.
+ */
+static void sides_forget(struct exec *x)
+{
+	for (unsigned i = 0; i < x->nr_sides; i++) {
+		x->sides[i]->avail = 0;
+		x->sides[i]->keyed = 0;
+	}
 }
 
 static void fault_complete(struct exec *x, const struct iovm_fault *f)
@@ -109,11 +136,46 @@ static inline bool gate_open(struct iovm_queue *q, const struct iommu_span *span
 }
 
 /*
+ * The IOVA of a keyed side's next byte, through its key. An implicit
+ * registration makes its children as devices reach them: outside the
+ * section, as a page request. A key refused completes the descriptor
+ * (IOVM_STATUS_KEY): -EFAULT.
+ */
+static int side_key(struct exec *x, struct side *s)
+{
+	struct iovm_domain *dom = iommu_client_domain(x->q->dev->client, x->pasid);
+	struct reg_space *rs = x->q->dev->ctx->reg;
+
+	for (unsigned tries = 0;; tries++) {
+		int ret = dom ? reg_key_iova(rs, s->key, s->va, s->va_end - s->va, s->access, dom, &s->iova,
+					     &s->keyed)
+			      : -ENOKEY;
+
+		if (!ret)
+			return 0;
+		if (ret == -EAGAIN && tries < RESOLVE_STUCK) {
+			iommu_exit(x->q->tlb);
+			x->q->sections_left++;
+			ret = reg_key_grow(rs, s->key, s->va);
+			iommu_enter(x->q->tlb);
+			sides_forget(x);
+			if (!ret)
+				continue;
+		}
+		x->c->status = IOVM_STATUS_KEY;
+		count_add(&x->q->errors, 1);
+		return -EFAULT;
+	}
+}
+
+/*
  * Make @s->avail non-zero. On a fault: block on it if asked (and a handler
  * resolves it), else complete with it. -EFAULT when the operation stops.
  */
 static int side_span(struct exec *x, struct side *s)
 {
+	if (s->key && !s->keyed && side_key(x, s))
+		return -EFAULT;
 	for (;;) {
 		struct iommu_span span;
 		struct iovm_fault f;
@@ -121,12 +183,13 @@ static int side_span(struct exec *x, struct side *s)
 		if (!iommu_access(x->q->tlb, x->pasid, s->iova, s->access, &span, &f)) {
 			if (unlikely(!gate_open(x->q, &span))) {
 				gate_wait(x->q);
-				for (unsigned i = 0; i < x->nr_sides; i++)
-					x->sides[i]->avail = 0;
+				sides_forget(x);
+				if (s->key && side_key(x, s))
+					return -EFAULT;
 				continue;
 			}
 			s->ptr = span.ptr;
-			s->avail = span.len;
+			s->avail = s->key ? MIN(span.len, s->keyed) : span.len;
 			return 0;
 		}
 		/*
@@ -146,8 +209,9 @@ static int side_span(struct exec *x, struct side *s)
 				x->stuck = f.iova.addr == x->last_resolved ? x->stuck + 1 : 0;
 				x->last_resolved = f.iova.addr;
 				count_add(&x->q->page_requests, 1);
-				for (unsigned i = 0; i < x->nr_sides; i++)
-					x->sides[i]->avail = 0;
+				sides_forget(x);
+				if (s->key && side_key(x, s))
+					return -EFAULT;
 				continue;
 			}
 		}
@@ -168,13 +232,18 @@ static int side_span(struct exec *x, struct side *s)
 		}
 		count_add(&x->q->fault_retries, 1);
 		/* What was translated before may be gone: every span afresh. */
-		for (unsigned i = 0; i < x->nr_sides; i++)
-			x->sides[i]->avail = 0;
+		sides_forget(x);
+		if (s->key && side_key(x, s))
+			return -EFAULT;
 	}
 }
 
 static void side_advance(struct side *s, uint64_t n)
 {
+	if (s->key) {
+		s->va += n;
+		s->keyed -= n;
+	}
 	s->iova += n;
 	s->ptr += n;
 	s->avail -= n;
@@ -238,47 +307,24 @@ static uint64_t mem_diff(const uint8_t *a, const uint8_t *b, uint64_t n)
 	return n;
 }
 
-/*
- * The IOVA of [addr, addr+len) for an @access: @addr itself, or, in a keyed
- * descriptor with a non-zero @key, through the registration the key names.
- * A key refused completes the descriptor (IOVM_STATUS_KEY): false.
- */
-static bool to_iova(struct exec *x, uint32_t key, uint64_t addr, uint64_t len, unsigned access, uint64_t *iova)
-{
-	struct iovm_domain *dom;
-
-	*iova = addr;
-	if (!(x->d->flags & IOVM_DESC_KEYED) || !key)
-		return true;
-	dom = iommu_client_domain(x->q->dev->client, x->pasid);
-	if (dom && !reg_key_iova(x->q->dev->ctx->reg, key, addr, len, access, dom, iova))
-		return true;
-	x->c->status = IOVM_STATUS_KEY;
-	count_add(&x->q->errors, 1);
-	return false;
-}
-
 /* The data operations over contiguous ranges. */
 static void run_linear(struct exec *x)
 {
 	const struct iovm_desc *d = x->d;
 	struct side src, dst, dst2;
-	uint64_t done = 0, n, src_iova, dst_iova;
+	uint64_t done = 0, n;
 	uint32_t crc = d->crc_seed;
 	bool reads = d->op != IOVM_OP_FILL, writes = d->op == IOVM_OP_COPY || d->op == IOVM_OP_FILL ||
 						d->op == IOVM_OP_COPY_CRC || d->op == IOVM_OP_DUALCAST;
 	bool has_dst = writes || d->op == IOVM_OP_COMPARE;
 	unsigned dst_access = d->op == IOVM_OP_COMPARE ? IOVM_MAP_READ : IOVM_MAP_WRITE;
 
-	if ((reads && !to_iova(x, d->src_key, d->src, d->len, IOVM_MAP_READ, &src_iova)) ||
-	    (has_dst && !to_iova(x, d->dst_key, d->dst, d->len, dst_access, &dst_iova)))
-		goto out;
 	if (reads)
-		side_init(x, &src, src_iova, IOVM_MAP_READ);
+		side_init(x, &src, d->src_key, d->src, d->len, IOVM_MAP_READ);
 	if (has_dst)
-		side_init(x, &dst, dst_iova, dst_access);
+		side_init(x, &dst, d->dst_key, d->dst, d->len, dst_access);
 	if (d->op == IOVM_OP_DUALCAST)
-		side_init(x, &dst2, d->dst2, IOVM_MAP_WRITE);
+		side_init(x, &dst2, 0, d->dst2, d->len, IOVM_MAP_WRITE);
 
 	while (done < d->len) {
 		x->done = done;
@@ -328,14 +374,14 @@ out:
 	count_add(&x->q->bytes, done);
 }
 
-/* Read @n bytes at @iova of the descriptor's domain into @buf (lists, batches). */
-static int read_dev(struct exec *x, uint64_t iova, void *buf, uint64_t n)
+/* Read @n bytes at @addr (through @key) of the descriptor's domain into @buf (lists, batches). */
+static int read_dev(struct exec *x, uint32_t key, uint64_t addr, void *buf, uint64_t n)
 {
 	struct side s;
 	uint64_t got = 0;
 
 	x->nr_sides = 0;
-	side_init(x, &s, iova, IOVM_MAP_READ);
+	side_init(x, &s, key, addr, n, IOVM_MAP_READ);
 	while (got < n) {
 		uint64_t m;
 
@@ -354,19 +400,15 @@ static void run_sg(struct exec *x)
 {
 	const struct iovm_desc *d = x->d;
 	bool gather = d->op == IOVM_OP_GATHER;
-	uint64_t list, linear, done = 0, total = 0;
+	uint64_t list = gather ? d->src : d->dst, linear = gather ? d->dst : d->src, done = 0, total = 0;
+	uint32_t list_key = gather ? d->src_key : d->dst_key, linear_key = gather ? d->dst_key : d->src_key;
 	struct iovm_sge sge[64];
 	struct side lin, ent;
 
-	if (!to_iova(x, gather ? d->src_key : d->dst_key, gather ? d->src : d->dst,
-		     (uint64_t)d->sg_count * sizeof(sge[0]), IOVM_MAP_READ, &list) ||
-	    !to_iova(x, gather ? d->dst_key : d->src_key, gather ? d->dst : d->src, d->len,
-		     gather ? IOVM_MAP_WRITE : IOVM_MAP_READ, &linear))
-		goto out;
 	for (unsigned base = 0; base < d->sg_count; base += 64) {
 		unsigned cnt = MIN(64u, d->sg_count - base);
 
-		if (read_dev(x, list + (uint64_t)base * sizeof(sge[0]), sge, cnt * sizeof(sge[0])))
+		if (read_dev(x, list_key, list + (uint64_t)base * sizeof(sge[0]), sge, cnt * sizeof(sge[0])))
 			goto out;
 		for (unsigned i = 0; i < cnt; i++) {
 			uint64_t left = sge[i].len, n;
@@ -376,14 +418,9 @@ static void run_sg(struct exec *x)
 				x->c->status = IOVM_STATUS_INVALID;
 				goto out;
 			}
-			uint64_t ent_iova;
-
-			if (!to_iova(x, sge[i].key, sge[i].iova, sge[i].len, gather ? IOVM_MAP_READ : IOVM_MAP_WRITE,
-				     &ent_iova))
-				goto out;
 			x->nr_sides = 0;
-			side_init(x, &lin, linear + done, gather ? IOVM_MAP_WRITE : IOVM_MAP_READ);
-			side_init(x, &ent, ent_iova, gather ? IOVM_MAP_READ : IOVM_MAP_WRITE);
+			side_init(x, &lin, linear_key, linear + done, left, gather ? IOVM_MAP_WRITE : IOVM_MAP_READ);
+			side_init(x, &ent, sge[i].key, sge[i].iova, left, gather ? IOVM_MAP_READ : IOVM_MAP_WRITE);
 			while (left) {
 				x->done = done;
 				if (stretch(x, left, &n))
@@ -439,15 +476,12 @@ static void run_batch(struct exec *x)
 {
 	const struct iovm_desc *d = x->d;
 	unsigned ok = 0;
-	uint64_t list;
 
-	if (!to_iova(x, d->src_key, d->src, (uint64_t)d->len * sizeof(struct iovm_desc), IOVM_MAP_READ, &list))
-		goto out;
 	for (uint32_t i = 0; i < d->len; i++) {
 		struct iovm_completion cc = { 0 };
 		struct iovm_desc child;
 
-		if (read_dev(x, list + (uint64_t)i * sizeof(child), &child, sizeof(child)))
+		if (read_dev(x, d->src_key, d->src + (uint64_t)i * sizeof(child), &child, sizeof(child)))
 			goto out;
 		engine_execute(x->q, &child, &cc, true);
 		if (cc.status == IOVM_STATUS_SUCCESS)

@@ -16,6 +16,11 @@
 #include "base/error.h"
 #include "iommu/iommu_internal.h"
 
+bool iommu_can_hold(const struct iovm_domain *dom)
+{
+	return dom->type == IOVM_DOMAIN_MANAGED || dom->type == IOVM_DOMAIN_VA;
+}
+
 int iommu_hold(struct iovm_domain *dom, uint64_t va, uint64_t pa, uint64_t len, uint64_t *iova)
 {
 	uint64_t head = pa & (SZ_2M - 1), pfn;

@@ -107,6 +107,8 @@ int iommu_hold_map(struct iovm_domain *dom, uint64_t iova, uint64_t pa, uint64_t
 void iommu_hold_unmap(struct iovm_domain *dom, uint64_t iova, uint64_t len);
 /* How many 2 MiB leaves map [iova, iova+len). */
 uint64_t iommu_hold_huge_leaves(struct iovm_domain *dom, uint64_t iova, uint64_t len);
+/* Whether iommu_hold() can give @dom's IOVAs for memory (not in an identity domain). */
+bool iommu_can_hold(const struct iovm_domain *dom);
 /* The context of the domain. */
 struct iovm_ctx *iommu_domain_ctx(const struct iovm_domain *dom);
 

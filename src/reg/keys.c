@@ -141,10 +141,10 @@ struct iovm_mr *keys_lookup(struct key_table *t, uint32_t key, bool *remote)
 }
 
 int reg_key_iova(struct reg_space *rs, uint32_t key, uint64_t va, uint64_t len, unsigned access,
-		 const struct iovm_domain *dom, uint64_t *iova)
+		 const struct iovm_domain *dom, uint64_t *iova, uint64_t *contig)
 {
 	bool remote = false;
-	struct iovm_mr *mr = keys_lookup(&rs->keys, key, &remote);
+	struct iovm_mr *mr = keys_lookup(&rs->keys, key, &remote), *child;
 	uint32_t need;
 
 	if (!mr || atomic_load_explicit(&mr->state, memory_order_acquire) != MR_LIVE)
@@ -157,9 +157,22 @@ int reg_key_iova(struct reg_space *rs, uint32_t key, uint64_t va, uint64_t len, 
 		need = remote ? IOVM_ACCESS_REMOTE_READ : IOVM_ACCESS_LOCAL_READ;
 	if (!(mr->access & need))
 		return -EACCES;
+	if (va + len < va)
+		return -ERANGE;
+	if (mr->implicit) {
+		if (va < mr->start || va + len > mr->end)
+			return -ERANGE;
+		child = implicit_child_find(mr, va);
+		if (!child)
+			return -EAGAIN;
+		*iova = child->iova + (va - child->start);
+		*contig = child->end - va;
+		return 0;
+	}
 	/* What the registration was asked for, not the pages around it. */
-	if (va < mr->addr || va + len < va || va + len > mr->addr + mr->len)
+	if (va < mr->addr || va + len > mr->addr + mr->len)
 		return -ERANGE;
 	*iova = mr->iova + (va - mr->start);
+	*contig = mr->addr + mr->len - va;
 	return 0;
 }

@@ -251,7 +251,7 @@ static int pinned_precheck(struct iovm_mr *mr, int *sysv)
 }
 
 /* Start the monitor with the first registration; without one, MRs are not monitored. Needs reg_space.lock. */
-static struct reg_monitor *monitor_of(struct reg_space *rs)
+struct reg_monitor *reg_monitor_of(struct reg_space *rs)
 {
 	if (!rs->mon && !rs->mon_failed) {
 		int ret = monitor_start(rs, &rs->mon);
@@ -264,23 +264,13 @@ static struct reg_monitor *monitor_of(struct reg_space *rs)
 	return rs->mon;
 }
 
-IOVM_API int iovm_mr_reg(struct iovm_domain *dom, void *addr, size_t len, uint32_t access,
-			 struct iovm_mr **out)
+struct iovm_mr *mr_new(struct iovm_domain *dom, uintptr_t a, size_t len, uint32_t access)
 {
-	uintptr_t a = (uintptr_t)addr;
-	struct reg_space *rs;
-	struct reg_monitor *mon;
-	struct iovm_mr *mr;
-	int ret, sysv = -1;
+	struct iovm_mr *mr = calloc(1, sizeof(*mr));
 
-	err_clear();
-	if (!dom || !addr || !len || !out || (access & ~ACCESS_ALL) || a + len < a || a + len > UINTPTR_MAX - PG)
-		return -EINVAL;
-	rs = iommu_domain_ctx(dom)->reg;
-	mr = calloc(1, sizeof(*mr));
 	if (!mr)
-		return -ENOMEM;
-	mr->rs = rs;
+		return NULL;
+	mr->rs = iommu_domain_ctx(dom)->reg;
 	mr->dom = dom;
 	mr->addr = a;
 	mr->len = len;
@@ -303,61 +293,109 @@ IOVM_API int iovm_mr_reg(struct iovm_domain *dom, void *addr, size_t len, uint32
 	mr->node.last = mr->end - 1;
 	pthread_mutex_init(&mr->lock, NULL);
 	mr->valid = calloc((mr->npages + 63) / 64, sizeof(uint64_t));
-	ret = -ENOMEM;
-	if (!mr->valid)
-		goto free_mr;
-	if (!mr->on_demand && (ret = pinned_precheck(mr, &sysv)))
-		goto free_mr;
+	if (!mr->valid) {
+		mr_free(mr);
+		return NULL;
+	}
+	return mr;
+}
 
-	pthread_mutex_lock(&rs->lock);
-	mon = monitor_of(rs);
-	mr->monitored = mon && !monitor_watch(mon, mr->start, mr->end, sysv);
-	/* On demand: whether the watch covered it all (msync finds holes, O(mappings)). */
-	mr->holes = mr->on_demand && msync((void *)mr->start, mr->end - mr->start, MS_ASYNC);
-	ret = phys_window_add(iommu_domain_ctx(dom)->phys, (void *)mr->start, mr->end - mr->start, &mr->pa);
+void mr_free(struct iovm_mr *mr)
+{
+	free(mr->chunks);
+	free(mr->valid);
+	free(mr->kids);
+	pthread_mutex_destroy(&mr->lock);
+	free(mr);
+}
+
+int mr_publish(struct reg_space *rs, struct iovm_mr *mr, int sysv, bool keys)
+{
+	struct reg_monitor *mon = reg_monitor_of(rs);
+	struct iovm_ctx *ctx = iommu_domain_ctx(mr->dom);
+	int ret;
+
+	if (mr->parent) {
+		/* A child of an implicit MR: mostly holes; each chunk is watched at its first fault. */
+		mr->monitored = mon;
+		mr->holes = true;
+	} else {
+		mr->monitored = mon && !monitor_watch(mon, mr->start, mr->end, sysv);
+		/* On demand: whether the watch covered it all (msync finds holes, O(mappings)). */
+		mr->holes = mr->on_demand && msync((void *)mr->start, mr->end - mr->start, MS_ASYNC);
+	}
+	ret = phys_window_add(ctx->phys, (void *)mr->start, mr->end - mr->start, &mr->pa);
 	if (ret)
-		goto unlock;
-	ret = iommu_hold(dom, mr->start, pa_val(mr->pa), mr->end - mr->start, &mr->iova);
+		return ret;
+	ret = iommu_hold(mr->dom, mr->start, pa_val(mr->pa), mr->end - mr->start, &mr->iova);
 	if (ret)
 		goto remove_window;
 	if (!mr->on_demand && (ret = mr_lock_map(rs, mr, 0, mr->npages - 1)))
 		goto unmap; /* what was mapped before the failure */
-	ret = keys_alloc(&rs->keys, mr, &mr->lkey, &mr->rkey);
-	if (ret)
+	if (keys && (ret = keys_alloc(&rs->keys, mr, &mr->lkey, &mr->rkey)))
 		goto unmap;
 	mr->inode.start = mr->iova;
 	mr->inode.last = mr->iova + (mr->end - mr->start) - 1;
 	itree_insert(&rs->mrs, &mr->node);
 	itree_insert(&rs->by_iova, &mr->inode);
-	atomic_fetch_add_explicit(&rs->nr_mrs, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&rs->registered, 1, memory_order_relaxed);
-	pthread_mutex_unlock(&rs->lock);
-	*out = mr;
+	if (!mr->parent) {
+		atomic_fetch_add_explicit(&rs->nr_mrs, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&rs->registered, 1, memory_order_relaxed);
+	}
 	return 0;
 
 unmap:
 	mr_drop_pages(rs, mr, 0, mr->npages - 1);
-	iommu_unhold(dom, mr->iova, pa_val(mr->pa), mr->end - mr->start);
+	iommu_unhold(mr->dom, mr->iova, pa_val(mr->pa), mr->end - mr->start);
 remove_window:
-	phys_window_remove(iommu_domain_ctx(dom)->phys, mr->pa);
-unlock:
-	pthread_mutex_unlock(&rs->lock);
-free_mr:
-	free(mr->valid);
-	pthread_mutex_destroy(&mr->lock);
-	free(mr);
+	phys_window_remove(ctx->phys, mr->pa);
 	return ret;
 }
 
-/* Take @mr out of the space and undo all it holds. Needs reg_space.lock. */
-static void mr_teardown(struct reg_space *rs, struct iovm_mr *mr)
+IOVM_API int iovm_mr_reg(struct iovm_domain *dom, void *addr, size_t len, uint32_t access,
+			 struct iovm_mr **out)
+{
+	uintptr_t a = (uintptr_t)addr;
+	struct reg_space *rs;
+	struct iovm_mr *mr;
+	int ret, sysv = -1;
+
+	err_clear();
+	if (!dom || !out || (access & ~ACCESS_ALL))
+		return -EINVAL;
+	/* The whole address space, as rdma-core's implicit ODP: on demand only. */
+	if (!addr && len == SIZE_MAX && (access & IOVM_ACCESS_ON_DEMAND))
+		return implicit_reg(dom, access, out);
+	if (!addr || !len || a + len < a || a + len > UINTPTR_MAX - PG)
+		return -EINVAL;
+	rs = iommu_domain_ctx(dom)->reg;
+	mr = mr_new(dom, a, len, access);
+	if (!mr)
+		return -ENOMEM;
+	if (!mr->on_demand && (ret = pinned_precheck(mr, &sysv)))
+		goto free_mr;
+	pthread_mutex_lock(&rs->lock);
+	ret = mr_publish(rs, mr, sysv, true);
+	pthread_mutex_unlock(&rs->lock);
+	if (ret)
+		goto free_mr;
+	*out = mr;
+	return 0;
+
+free_mr:
+	mr_free(mr);
+	return ret;
+}
+
+void mr_teardown(struct reg_space *rs, struct iovm_mr *mr)
 {
 	struct iovm_ctx *ctx = iommu_domain_ctx(mr->dom);
 
 	itree_remove(&rs->mrs, &mr->node);
 	itree_remove(&rs->by_iova, &mr->inode);
 	/* First the keys: no new device lookup finds it. */
-	keys_free(&rs->keys, mr->lkey);
+	if (mr->lkey)
+		keys_free(&rs->keys, mr->lkey);
 	atomic_store_explicit(&mr->state, MR_GONE, memory_order_release);
 	/* Resolvers that dropped the lock to fault pages in see it gone when they come back. */
 	while (mr->refs)
@@ -367,12 +405,11 @@ static void mr_teardown(struct reg_space *rs, struct iovm_mr *mr)
 	iommu_unhold(mr->dom, mr->iova, pa_val(mr->pa), mr->end - mr->start);
 	/* Waits out every device-side section: after it, nothing holds the MR or the window. */
 	phys_window_remove(ctx->phys, mr->pa);
-	atomic_fetch_sub_explicit(&rs->nr_mrs, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&rs->deregistered, 1, memory_order_relaxed);
-	free(mr->chunks);
-	free(mr->valid);
-	pthread_mutex_destroy(&mr->lock);
-	free(mr);
+	if (!mr->parent) {
+		atomic_fetch_sub_explicit(&rs->nr_mrs, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&rs->deregistered, 1, memory_order_relaxed);
+	}
+	mr_free(mr);
 }
 
 bool mr_pages_valid(const struct iovm_mr *mr, uint64_t addr, uint64_t len)
@@ -407,7 +444,10 @@ int mr_dereg(struct iovm_mr *mr)
 	struct reg_space *rs = mr->rs;
 
 	pthread_mutex_lock(&rs->lock);
-	mr_teardown(rs, mr);
+	if (mr->implicit)
+		implicit_teardown(rs, mr);
+	else
+		mr_teardown(rs, mr);
 	pthread_mutex_unlock(&rs->lock);
 	return 0;
 }
@@ -417,6 +457,9 @@ void mr_teardown_all(struct reg_space *rs)
 	struct itree_node *n;
 
 	pthread_mutex_lock(&rs->lock);
+	/* Implicit MRs first: their children are in the tree. */
+	while (!list_empty(&rs->implicits))
+		implicit_teardown(rs, list_entry(rs->implicits.next, struct iovm_mr, ilink));
 	while ((n = itree_first(&rs->mrs, 0, UINT64_MAX)))
 		mr_teardown(rs, container_of(n, struct iovm_mr, node));
 	pthread_mutex_unlock(&rs->lock);
@@ -429,6 +472,8 @@ IOVM_API int iovm_mr_query(const struct iovm_mr *mr, struct iovm_mr_info *info)
 	err_clear();
 	if (!mr || !info)
 		return -EINVAL;
+	if (mr->implicit)
+		return implicit_query(m, info);
 	pthread_mutex_lock(&m->lock);
 	*info = (struct iovm_mr_info){
 		.addr = (void *)mr->addr,
@@ -453,6 +498,9 @@ IOVM_API int iovm_mr_iova(const struct iovm_mr *mr, const void *addr, size_t len
 	uintptr_t a = (uintptr_t)addr;
 
 	if (!mr || !iova || a + len < a)
+		return -EINVAL;
+	/* Its children lie apart in IOVA space, made as devices reach them: by key only. */
+	if (mr->implicit)
 		return -EINVAL;
 	if (a < mr->addr || a + len > mr->addr + mr->len)
 		return -ERANGE;

@@ -96,11 +96,6 @@ static void touch(struct reg_space *rs, struct odp_chunk *ch)
 }
 
 /*
- * Pin and map pages [first, last] of @mr (the HMM dance). Needs
- * reg_space.lock, which it drops while faulting the pages in. -ENOENT when
- * the MR went meanwhile, -EFAULT when the memory is not there.
- */
-/*
  * Whether pages [first, last] are all in memory already (a minor fault): no
  * need to fault them in. mincore(2) walks the page table, where
  * MADV_POPULATE_* takes every page through get_user_pages: several times
@@ -150,7 +145,8 @@ void odp_mappings_changed(struct iovm_mr *mr, uint64_t first, uint64_t last)
 		mr->chunks[c].rewatch = true;
 }
 
-static int fill(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last)
+/* The HMM dance: see the file's head. */
+int odp_fill(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last)
 {
 	for (unsigned attempt = 0; attempt < ODP_RETRIES; attempt++) {
 		uint64_t seq = atomic_load_explicit(&mr->seq, memory_order_acquire);
@@ -165,9 +161,12 @@ static int fill(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64
 		 * hole) is not watched yet, and pins on it would outlive it.
 		 * Watching again what is watched is harmless.
 		 */
-		if (watch)
-			monitor_watch(rs->mon, mr->start + first * PG, mr->start + (last + 1) * PG, -1);
-		ret = resident(mr, first, last) ? 0 : mr_populate(mr, mr->start + first * PG, mr->start + (last + 1) * PG);
+		/* Memory the monitor cannot watch is not pinned for an MR said to be watched: a fault. */
+		if (watch && monitor_watch(rs->mon, mr->start + first * PG, mr->start + (last + 1) * PG, -1))
+			ret = -EFAULT;
+		else
+			ret = resident(mr, first, last) ? 0
+							: mr_populate(mr, mr->start + first * PG, mr->start + (last + 1) * PG);
 		if (unlikely(odp_test_between))
 			odp_test_between(mr, first, last);
 		pthread_mutex_lock(&rs->lock);
@@ -238,10 +237,10 @@ int odp_resolve(void *arg, struct iovm_domain *dom, uint64_t iova, unsigned acce
 	page = (iova - mr->iova) / PG;
 	first = align_down(page, ODP_CHUNK_PAGES);
 	last = MIN(first + ODP_CHUNK_PAGES, mr->npages) - 1;
-	ret = fill(rs, mr, first, last);
+	ret = odp_fill(rs, mr, first, last);
 	/* A hole in the window (part of it unmapped): the page alone. */
 	if (ret == -EFAULT && first != last)
-		ret = fill(rs, mr, page, page);
+		ret = odp_fill(rs, mr, page, page);
 	if (!ret)
 		atomic_fetch_add_explicit(&rs->odp_faults, 1, memory_order_relaxed);
 	pthread_mutex_unlock(&rs->lock);
@@ -260,11 +259,26 @@ void odp_forget(struct reg_space *rs, struct iovm_mr *mr)
 		}
 }
 
+/* Prefetch [a, a+len) of on-demand @mr (not implicit). Needs reg_space.lock. */
+int odp_advise(struct reg_space *rs, struct iovm_mr *mr, uintptr_t a, size_t len)
+{
+	uint64_t first = (align_down(a, PG) - mr->start) / PG;
+	uint64_t last = (align_up(a + len, PG) - mr->start) / PG - 1;
+	int ret;
+
+	/* Whole chunks, as faults would pin them. */
+	first = align_down(first, ODP_CHUNK_PAGES);
+	last = MIN(align_down(last, ODP_CHUNK_PAGES) + ODP_CHUNK_PAGES, mr->npages) - 1;
+	ret = odp_fill(rs, mr, first, last);
+	if (!ret)
+		atomic_fetch_add_explicit(&rs->odp_prefetched, (last - first + 1) * PG, memory_order_relaxed);
+	return ret;
+}
+
 IOVM_API int iovm_mr_advise(struct iovm_mr *mr, void *addr, size_t len, uint32_t flags)
 {
 	uintptr_t a = (uintptr_t)addr;
 	struct reg_space *rs;
-	uint64_t first, last;
 	int ret;
 
 	err_clear();
@@ -272,20 +286,15 @@ IOVM_API int iovm_mr_advise(struct iovm_mr *mr, void *addr, size_t len, uint32_t
 		return -EINVAL;
 	if (!mr->on_demand)
 		return err_detail(-EINVAL, IOVM_LOG_DEBUG, "advise: a pinned registration is all there already");
-	if (a < mr->addr || a + len > mr->addr + mr->len)
-		return -ERANGE;
 	if ((flags & IOVM_ADVISE_WRITE) && !(mr->prot & IOVM_MAP_WRITE))
 		return -EINVAL;
+	if (mr->implicit)
+		return implicit_advise(mr, a, len, flags);
+	if (a < mr->addr || a + len > mr->addr + mr->len)
+		return -ERANGE;
 	rs = mr->rs;
-	first = (align_down(a, PG) - mr->start) / PG;
-	last = (align_up(a + len, PG) - mr->start) / PG - 1;
-	/* Whole chunks, as faults would pin them. */
-	first = align_down(first, ODP_CHUNK_PAGES);
-	last = MIN(align_down(last, ODP_CHUNK_PAGES) + ODP_CHUNK_PAGES, mr->npages) - 1;
 	pthread_mutex_lock(&rs->lock);
-	ret = fill(rs, mr, first, last);
-	if (!ret)
-		atomic_fetch_add_explicit(&rs->odp_prefetched, (last - first + 1) * PG, memory_order_relaxed);
+	ret = odp_advise(rs, mr, a, len);
 	pthread_mutex_unlock(&rs->lock);
 	return ret == -ENOENT ? -EINVAL : ret;
 }

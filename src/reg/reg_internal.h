@@ -72,6 +72,10 @@ struct iovm_mr {
 	bool monitored;           /* registered with the monitor's userfaultfd */
 	bool locked;              /* its valid pages are counted in reg_space.locked */
 	bool on_demand;           /* pages are pinned and mapped when devices fault on them */
+	bool implicit;            /* the whole address space, by key only: its children hold the pages */
+	struct iovm_mr *parent;   /* a child of an implicit MR: the MR its pages are reached by */
+	struct imr_table *kids;   /* implicit: the children, made as devices reach their ranges */
+	struct list_node ilink;   /* implicit: in reg_space.implicits, under its lock */
 	_Atomic int state;        /* enum mr_state */
 	struct itree_node inode;  /* [iova, iova + size - 1], in reg_space.by_iova, under its lock */
 	/* On demand (odp.c), under reg_space.lock: */
@@ -107,6 +111,33 @@ struct odp_chunk {
 	bool rewatch;             /* its mappings changed since (an unmap, a move): watch again */
 };
 
+/*
+ * An implicit MR (addr NULL, length SIZE_MAX) is one key for the whole user
+ * address space, made of on-demand children of 64 MiB each, created the
+ * first time a device reaches their range. 64 MiB: a child costs an IOVA
+ * range, a window and, at its first fault, a 2 KiB valid bitmap and a
+ * 1024-entry chunk array (some 40 KiB); a program's heap, stacks and
+ * mappings spread over a few hundred such ranges at most. (mlx5 makes its
+ * implicit children 1 GiB: its cost is per child, ours per page.) The
+ * children are found lock-free through a two-level table, as SPDK's
+ * translation map: the top level by 64 GiB, the leaf by 64 MiB.
+ */
+#define IMR_VA_BITS 47            /* x86-64 and arm64 user space with 4-level tables */
+#define IMR_CHILD_SHIFT 26        /* 64 MiB */
+#define IMR_LEAF_SHIFT 10         /* children per leaf: a 8 KiB leaf covers 64 GiB */
+#define IMR_TOP (1u << (IMR_VA_BITS - IMR_CHILD_SHIFT - IMR_LEAF_SHIFT))
+#define IMR_LEAF (1u << IMR_LEAF_SHIFT)
+#define IMR_CHILD_SIZE (UINT64_C(1) << IMR_CHILD_SHIFT)
+#define IMR_VA_END (UINT64_C(1) << IMR_VA_BITS)
+#define IMR_TOP_IDX(va) ((va) >> (IMR_CHILD_SHIFT + IMR_LEAF_SHIFT))
+#define IMR_LEAF_IDX(va) (((va) >> IMR_CHILD_SHIFT) & (IMR_LEAF - 1))
+
+struct imr_table {
+	/* Written under reg_space.lock (release), read lock-free by devices (acquire). */
+	_Atomic(_Atomic(struct iovm_mr *) *) leaf[IMR_TOP];
+	uint64_t nr_children;     /* under reg_space.lock */
+};
+
 /* An event of the memory monitor, as queued for the invalidator. */
 struct mon_event {
 	uint8_t kind;             /* UFFD_EVENT_* */
@@ -126,6 +157,7 @@ struct reg_space {
 	struct ranges locked;     /* under lock: mlock counts per page */
 	struct reg_monitor *mon;  /* under lock: started with the first MR */
 	struct list_node caches;  /* under lock: registration caches */
+	struct list_node implicits; /* under lock: implicit MRs (in no tree: they have no range) */
 	bool mon_failed;          /* under lock: the monitor could not start; not retried */
 	/* Counters, single-writer or under lock, read racily. */
 	_Atomic uint64_t nr_mrs, registered, deregistered, locked_bytes;
@@ -167,6 +199,32 @@ bool mr_pages_valid(const struct iovm_mr *mr, uint64_t addr, uint64_t len);
 /* Deregister; needs no lock held. */
 int mr_dereg(struct iovm_mr *mr);
 
+/* mr.c, for implicit.c */
+/* The memory monitor, started with the first registration; NULL without one. Needs reg_space.lock. */
+struct reg_monitor *reg_monitor_of(struct reg_space *rs);
+/* A new MR of [start, end), not published: no lock needed. */
+struct iovm_mr *mr_new(struct iovm_domain *dom, uintptr_t addr, size_t len, uint32_t access);
+void mr_free(struct iovm_mr *mr);
+/*
+ * Put @mr on the bus and in @dom, pinned MRs mapped, with keys if @keys,
+ * in the space's trees. Needs reg_space.lock. On an error @mr is as
+ * mr_new() made it.
+ */
+int mr_publish(struct reg_space *rs, struct iovm_mr *mr, int sysv, bool keys);
+/* Take @mr out of the space and undo all it holds, then free it. Needs reg_space.lock. */
+void mr_teardown(struct reg_space *rs, struct iovm_mr *mr);
+
+/* implicit.c */
+int implicit_reg(struct iovm_domain *dom, uint32_t access, struct iovm_mr **out);
+/* Deregister an implicit MR and its children. Needs reg_space.lock. */
+void implicit_teardown(struct reg_space *rs, struct iovm_mr *mr);
+/* The child holding @va, made now if need be. Needs reg_space.lock. */
+int implicit_child(struct reg_space *rs, struct iovm_mr *mr, uint64_t va, struct iovm_mr **child);
+/* Lock-free: the child holding @va, or NULL. */
+struct iovm_mr *implicit_child_find(const struct iovm_mr *mr, uint64_t va);
+int implicit_query(struct iovm_mr *mr, struct iovm_mr_info *info);
+int implicit_advise(struct iovm_mr *mr, uintptr_t addr, size_t len, uint32_t flags);
+
 /* rcache.c: an invalidation of @kind hit a cached region. Lock-free. */
 void rcache_count_invalidation(struct rc_region *r, unsigned kind);
 /* The context closes: every cache goes, with what it keeps. */
@@ -179,6 +237,15 @@ void rcache_destroy_all(struct reg_space *rs);
  */
 extern void (*odp_test_between)(struct iovm_mr *mr, uint64_t first, uint64_t last);
 int odp_resolve(void *arg, struct iovm_domain *dom, uint64_t iova, unsigned access);
+/*
+ * Pin and map pages [first, last] of on-demand @mr (a fault, a prefetch).
+ * Needs reg_space.lock, which it drops while faulting the pages in.
+ * -ENOENT when the MR went meanwhile, -EFAULT when the memory is not there
+ * (or cannot be watched), -EAGAIN when invalidations kept interrupting.
+ */
+int odp_fill(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last);
+/* Prefetch [addr, addr+len) of a (not implicit) on-demand MR. Needs reg_space.lock. */
+int odp_advise(struct reg_space *rs, struct iovm_mr *mr, uintptr_t addr, size_t len);
 /* The process's mappings of pages [first, last] changed (unmapped, moved). Needs reg_space.lock. */
 void odp_mappings_changed(struct iovm_mr *mr, uint64_t first, uint64_t last);
 /* The MR goes: its chunks leave the LRU. Needs reg_space.lock. */

@@ -24,6 +24,7 @@ int reg_create(struct iovm_ctx *ctx, struct reg_space **out)
 	itree_init(&rs->by_iova);
 	list_init(&rs->lru);
 	list_init(&rs->caches);
+	list_init(&rs->implicits);
 	rs->budget_pages = ctx->cfg.pin_budget / 4096;
 	keys_init(&rs->keys);
 	ranges_init(&rs->locked);

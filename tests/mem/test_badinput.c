@@ -288,6 +288,13 @@ B(advise_null) { return iovm_mr_advise(NULL, app, 4096, 0); }
 B(advise_pinned) { return iovm_mr_advise(mr, app, 4096, 0); }
 B(advise_bad_flags) { return iovm_mr_advise(mr, app, 4096, 1u << 7); }
 B(advise_zero_len) { return iovm_mr_advise(mr, app, 0, 0); }
+B(mr_reg_implicit_pinned) { struct iovm_mr *m; return iovm_mr_reg(dom, NULL, SIZE_MAX, IOVM_ACCESS_LOCAL_WRITE, &m); }
+B(mr_reg_implicit_identity)
+{
+	struct iovm_mr *m;
+	return iovm_mr_reg(idom, NULL, SIZE_MAX, IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_ON_DEMAND, &m);
+}
+B(mr_reg_implicit_null_out) { return iovm_mr_reg(dom, NULL, SIZE_MAX, IOVM_ACCESS_ON_DEMAND, NULL); }
 B(rcache_create_null_dom) { struct iovm_rcache *x; return iovm_rcache_create(NULL, NULL, &x); }
 B(rcache_create_null_out) { return iovm_rcache_create(dom, NULL, NULL); }
 B(rcache_destroy_null) { return iovm_rcache_destroy(NULL); }
@@ -496,6 +503,9 @@ static const struct bad_case cases[] = {
 	ROW(advise_pinned, iovm_mr_advise, EINVAL),
 	ROW(advise_bad_flags, iovm_mr_advise, EINVAL),
 	ROW(advise_zero_len, iovm_mr_advise, EINVAL),
+	ROW(mr_reg_implicit_pinned, iovm_mr_reg, EINVAL),
+	ROW(mr_reg_implicit_identity, iovm_mr_reg, EOPNOTSUPP),
+	ROW(mr_reg_implicit_null_out, iovm_mr_reg, EINVAL),
 	ROW(rcache_create_null_dom, iovm_rcache_create, EINVAL),
 	ROW(rcache_create_null_out, iovm_rcache_create, EINVAL),
 	ROW(rcache_destroy_null, iovm_rcache_destroy, EINVAL),
