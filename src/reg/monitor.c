@@ -79,6 +79,8 @@ struct reg_monitor {
 
 static_assert((RING_SIZE & (RING_SIZE - 1)) == 0, "the ring indexes by mask");
 
+void (*monitor_test_hold)(void);
+
 static void count(_Atomic uint64_t *c)
 {
 	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1, memory_order_relaxed);
@@ -171,6 +173,8 @@ static void *invalidator_main(void *arg)
 			break;
 		if (read(m->wake_fd, &val, sizeof(val)) < 0)
 			continue;
+		if (unlikely(monitor_test_hold))
+			monitor_test_hold();
 		/* The batches counted here have their events in the ring (the reader counted after queuing). */
 		seen = atomic_load_explicit(&m->batches_read, memory_order_acquire);
 		head = atomic_load_explicit(&m->head, memory_order_relaxed);

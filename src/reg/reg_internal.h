@@ -252,6 +252,12 @@ void odp_mappings_changed(struct iovm_mr *mr, uint64_t first, uint64_t last);
 void odp_forget(struct reg_space *rs, struct iovm_mr *mr);
 
 /* monitor.c */
+/*
+ * For the tests: called by the invalidator each time it wakes, before it
+ * takes the events, so that a test can hold it while the ring overflows.
+ * NULL in normal use.
+ */
+extern void (*monitor_test_hold)(void);
 int monitor_start(struct reg_space *rs, struct reg_monitor **out);
 void monitor_stop(struct reg_monitor *m);
 /*

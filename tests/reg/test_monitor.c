@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "reg/reg_internal.h"
 #include "reg/reg_util.h"
 
 #define NPAGES 16
@@ -361,6 +362,95 @@ TEST(sysv_shm_is_not_monitored)
 	teardown(&t);
 }
 
+/* The invalidator, held while the events pile up. */
+static atomic_bool hold_invalidator;
+static atomic_uint invalidator_held;
+
+static void invalidator_hold(void)
+{
+	atomic_fetch_add(&invalidator_held, 1);
+	while (atomic_load(&hold_invalidator))
+		usleep(100);
+}
+
+static struct iovm_reg_stats reg_stats(struct rig *r)
+{
+	struct iovm_reg_stats st;
+
+	CHECK_OK(iovm_reg_stats(r->ctx, &st));
+	return st;
+}
+
+/*
+ * More events than the ring holds while the invalidator cannot take them:
+ * the reader drops what does not fit, and the invalidator, once it runs,
+ * invalidates every monitored registration and bumps the generation. Still
+ * correct: a pinned MR the events never touched is dead (its keys refused),
+ * an on-demand one faults its pages in again, and no device access reaches
+ * memory taken away.
+ */
+#define FLOOD 5000 /* more than the ring's 4096 */
+
+TEST(ring_overflow)
+{
+	struct rig r;
+	struct iovm_mr *pinned, *odp;
+	struct iovm_mr_info info;
+	uint8_t *heap, *quiet = app_map(4 * PG), *flood = app_map((FLOOD + 1) * (size_t)PG);
+	struct iovm_reg_stats before;
+
+	rig_open(&r, REG_OPTS, NULL, IOVM_QUEUE_POLLED);
+	heap = iovm_dma_alloc(r.ctx, 4 * PG, PG, 0);
+	fill_random(heap, 4 * PG, 31);
+	CHECK_OK(iovm_mr_reg(r.dom, quiet, 4 * PG, IOVM_ACCESS_LOCAL_WRITE, &pinned));
+	CHECK_OK(iovm_mr_reg(r.dom, flood, (FLOOD + 1) * (size_t)PG, IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_ON_DEMAND,
+			     &odp));
+	CHECK_OK(iovm_mr_query(pinned, &info));
+	CHECK(info.monitored && info.valid);
+	CHECK_EQ(dma_copy(&r, iova_of(&r, heap), mr_iova(odp, flood), 4 * PG), IOVM_STATUS_SUCCESS);
+	before = reg_stats(&r);
+	CHECK_EQ(before.ring_overflows, 0);
+
+	atomic_store(&hold_invalidator, true);
+	monitor_test_hold = invalidator_hold;
+	/* The first event wakes the invalidator, which is held; then the flood, a page at a time. */
+	CHECK_OK(madvise(flood + (size_t)FLOOD * PG, PG, MADV_DONTNEED));
+	for (unsigned spins = 0; !atomic_load(&invalidator_held); spins++) {
+		CHECK(spins < 100000);
+		usleep(10);
+	}
+	for (unsigned i = 0; i < FLOOD; i++)
+		CHECK_OK(madvise(flood + (size_t)i * PG, PG, MADV_DONTNEED));
+	/* Every event read (each madvise waited for it), none dealt with yet. */
+	CHECK(reg_stats(&r).events_remove - before.events_remove >= FLOOD + 1);
+	CHECK_EQ(reg_stats(&r).ring_overflows, 0);
+	atomic_store(&hold_invalidator, false);
+	for (unsigned spins = 0; reg_stats(&r).ring_overflows == 0; spins++) {
+		CHECK(spins < 1000000);
+		usleep(10);
+	}
+	monitor_test_hold = NULL;
+	CHECK_EQ(reg_stats(&r).ring_overflows, 1);
+	CHECK_EQ(reg_stats(&r).generation, before.generation + 1);
+	/* The quiet one was invalidated all the same: dead, its pages unmapped, its keys refused. */
+	CHECK_OK(iovm_mr_query(pinned, &info));
+	CHECK(!info.valid);
+	CHECK_EQ(info.valid_pages, 0);
+	CHECK_EQ(run_desc(&r, (struct iovm_desc){ .op = IOVM_OP_COPY, .flags = IOVM_DESC_KEYED, .src = iova_of(&r, heap),
+						  .dst = (uintptr_t)quiet, .len = 8, .dst_key = info.lkey })
+			 .status,
+		 IOVM_STATUS_KEY);
+	/* The on-demand one faults its (discarded, now zero) pages back in. */
+	CHECK_EQ(dma_copy(&r, mr_iova(odp, flood), iova_of(&r, heap), PG), IOVM_STATUS_SUCCESS);
+	CHECK_EQ(heap[0], 0);
+	no_violations(r.dom);
+	CHECK_OK(iovm_mr_dereg(pinned));
+	CHECK_OK(iovm_mr_dereg(odp));
+	rig_close(&r);
+	app_unmap(quiet, 4 * PG);
+	app_unmap(flood, (FLOOD + 1) * (size_t)PG);
+}
+
 int main(void)
 {
 	test_init();
@@ -375,5 +465,6 @@ int main(void)
 	RUN(brk_shrink);
 	RUN(fork);
 	RUN(sysv_shm_is_not_monitored);
+	RUN(ring_overflow);
 	return 0;
 }
