@@ -218,8 +218,25 @@ static int map_range(struct io_pgtable *pt, uint64_t iova, uint64_t pa, const ui
 				if (atomic_compare_exchange_strong_explicit(slot, &old, mk_leaf(cpa, prot, level),
 									    memory_order_release,
 									    memory_order_relaxed)) {
-					atomic_fetch_add_explicit(&pt->leaves[level], 1, memory_order_relaxed);
+					uint64_t n = 1;
+
 					done += PT_SPAN(level);
+					/*
+					 * The following leaves of the same table, without
+					 * walking down again: 1 GiB of 2 MiB pages is 512
+					 * slots of one table.
+					 */
+					while (done + PT_SPAN(level) <= len && PT_INDEX(iova + done, level) &&
+					       is_aligned(pa + done, PT_SPAN(level))) {
+						old = 0;
+						if (!atomic_compare_exchange_strong_explicit(
+							    &slot[n], &old, mk_leaf(pa + done, prot, level),
+							    memory_order_release, memory_order_relaxed))
+							break;
+						n++;
+						done += PT_SPAN(level);
+					}
+					atomic_fetch_add_explicit(&pt->leaves[level], n, memory_order_relaxed);
 					goto next;
 				}
 				if (old & PTE_LEAF) {

@@ -61,7 +61,8 @@ struct reg_monitor {
 	_Atomic uint32_t *gate;
 	int uffd;
 	int wake_fd;   /* eventfd: the reader tells the invalidator */
-	int stop_fd;   /* eventfd: both threads stop */
+	int stop_fd;   /* eventfd: the reader stops */
+	int inv_stop_fd; /* eventfd: the invalidator stops */
 	bool fork_events;
 	pthread_t reader, invalidator;
 
@@ -155,6 +156,15 @@ static void *reader_main(void *arg)
 			/* An eventfd write fails only on overflow of its counter: the invalidator is awake anyway. */
 		}
 	}
+	/*
+	 * The reader closes the userfaultfd itself, last: that unregisters
+	 * every range it watched and lets go whoever waits for an event to be
+	 * read. Its own exit may unmap memory in a watched range (a sanitizer's
+	 * per-thread state, next to memory a device reached): with the
+	 * userfaultfd still open, that munmap would wait for a read that
+	 * could never come.
+	 */
+	close(m->uffd);
 	return NULL;
 }
 
@@ -162,7 +172,7 @@ static void *invalidator_main(void *arg)
 {
 	struct reg_monitor *m = arg;
 	struct reg_space *rs = m->rs;
-	struct pollfd fds[2] = { { .fd = m->wake_fd, .events = POLLIN }, { .fd = m->stop_fd, .events = POLLIN } };
+	struct pollfd fds[2] = { { .fd = m->wake_fd, .events = POLLIN }, { .fd = m->inv_stop_fd, .events = POLLIN } };
 
 	for (;;) {
 		uint64_t seen, head, tail, val;
@@ -231,7 +241,7 @@ int monitor_start(struct reg_space *rs, struct reg_monitor **out)
 	m->rs = rs;
 	m->epoch = &rs->ctx->epoch;
 	m->gate = phys_foreign_gate(rs->ctx->phys);
-	m->wake_fd = m->stop_fd = -1;
+	m->wake_fd = m->stop_fd = m->inv_stop_fd = -1;
 	ret = os_uffd_open(&m->uffd, NULL, 0);
 	if (ret)
 		goto free_m;
@@ -254,8 +264,9 @@ int monitor_start(struct reg_space *rs, struct reg_monitor **out)
 	}
 	m->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	m->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	m->inv_stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	ret = -errno;
-	if (m->wake_fd < 0 || m->stop_fd < 0)
+	if (m->wake_fd < 0 || m->stop_fd < 0 || m->inv_stop_fd < 0)
 		goto close_fds;
 	ret = -pthread_create(&m->reader, NULL, reader_main, m);
 	if (ret)
@@ -269,16 +280,21 @@ int monitor_start(struct reg_space *rs, struct reg_monitor **out)
 stop_reader: {
 	uint64_t one = 1;
 
+	/* It closes the userfaultfd as it goes. */
 	if (write(m->stop_fd, &one, sizeof(one)) == sizeof(one))
 		pthread_join(m->reader, NULL);
+	m->uffd = -1;
 }
 close_fds:
 	if (m->wake_fd >= 0)
 		close(m->wake_fd);
 	if (m->stop_fd >= 0)
 		close(m->stop_fd);
+	if (m->inv_stop_fd >= 0)
+		close(m->inv_stop_fd);
 close_uffd:
-	close(m->uffd);
+	if (m->uffd >= 0)
+		close(m->uffd);
 free_m:
 	free(m);
 	return ret;
@@ -290,14 +306,22 @@ void monitor_stop(struct reg_monitor *m)
 
 	if (!m)
 		return;
-	if (write(m->stop_fd, &one, sizeof(one)) != sizeof(one))
-		log_warn("monitor: cannot stop its threads");
-	pthread_join(m->reader, NULL);
+	/*
+	 * The invalidator first: it may free memory, and glibc's (or a
+	 * sanitizer's) allocator may unmap some that lies in a watched range;
+	 * its munmap then waits for the reader to read the event. A reader
+	 * gone before it would leave it waiting for ever.
+	 */
+	if (write(m->inv_stop_fd, &one, sizeof(one)) != sizeof(one))
+		log_warn("monitor: cannot stop its invalidator");
 	pthread_join(m->invalidator, NULL);
-	/* Closing the userfaultfd unregisters every range it watched. */
-	close(m->uffd);
+	if (write(m->stop_fd, &one, sizeof(one)) != sizeof(one))
+		log_warn("monitor: cannot stop its reader");
+	pthread_join(m->reader, NULL);
+	/* The reader closed the userfaultfd: every range it watched is unregistered. */
 	close(m->wake_fd);
 	close(m->stop_fd);
+	close(m->inv_stop_fd);
 	free(m);
 }
 

@@ -2,12 +2,14 @@
 /*
  * test_os.c - the Linux services: page sizes and pools, memfd, reserve and
  * commit, populate (with hugepage exhaustion giving -ENOMEM, never SIGBUS),
- * pagemap, NUMA binding, userfaultfd, and the sysinfo built on them.
+ * pagemap, NUMA binding, userfaultfd, a range's mappings (by query and by
+ * the maps' text), and the sysinfo built on them.
  */
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/shm.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,6 +25,7 @@
 #include "os/sysfs.h"
 #include "os/uffd.h"
 #include "os/vaspace.h"
+#include "os/vma.h"
 #include "harness.h"
 
 TEST(page_sizes)
@@ -278,6 +281,64 @@ TEST(sysinfo)
 	iovm_sysinfo_free(NULL);
 }
 
+/* The mappings of a range: the same answers by PROCMAP_QUERY and by the text. */
+static void vma_cases(bool text)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	uint8_t *p = mmap(NULL, 4 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct os_vma_info vi;
+	int shm;
+
+	CHECK(p != MAP_FAILED);
+	os_vma_text_only(text);
+	CHECK_OK(os_vma_range((uintptr_t)p, (uintptr_t)p + 4 * pg, &vi));
+	CHECK(vi.mapped && vi.readable && vi.writable && !vi.sysv_shm);
+	CHECK_EQ(vi.page_size, 4096);
+	/* Read-only in the middle: two mappings now, one not writable. */
+	CHECK_OK(mprotect(p + pg, pg, PROT_READ));
+	CHECK_OK(os_vma_range((uintptr_t)p, (uintptr_t)p + 4 * pg, &vi));
+	CHECK(vi.mapped && vi.readable && !vi.writable);
+	CHECK_OK(os_vma_range((uintptr_t)p + 2 * pg, (uintptr_t)p + 4 * pg, &vi));
+	CHECK(vi.mapped && vi.writable);
+	/* A hole: not mapped; nor is a range with nothing at all. */
+	CHECK_OK(munmap(p + 2 * pg, pg));
+	CHECK_OK(os_vma_range((uintptr_t)p, (uintptr_t)p + 4 * pg, &vi));
+	CHECK(!vi.mapped && !vi.readable && !vi.writable);
+	CHECK_OK(os_vma_range((uintptr_t)p + 2 * pg, (uintptr_t)p + 3 * pg, &vi));
+	CHECK(!vi.mapped);
+	CHECK_OK(munmap(p, 4 * pg));
+	/* System V shared memory says so. */
+	shm = shmget(IPC_PRIVATE, 2 * pg, IPC_CREAT | 0600);
+	if (shm >= 0) {
+		uint8_t *s = shmat(shm, NULL, 0);
+
+		shmctl(shm, IPC_RMID, NULL);
+		CHECK(s != (void *)-1);
+		CHECK_OK(os_vma_range((uintptr_t)s, (uintptr_t)s + 2 * pg, &vi));
+		CHECK(vi.mapped && vi.sysv_shm);
+		shmdt(s);
+	}
+	/* Hugetlb: its page size, where the kernel tells it (queries only). */
+	p = mmap(NULL, 2 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+	if (p != MAP_FAILED) {
+		CHECK_OK(os_vma_range((uintptr_t)p, (uintptr_t)p + (2 << 20), &vi));
+		CHECK(vi.mapped && vi.writable);
+		CHECK_EQ(vi.page_size, text ? 4096 : 2u << 20);
+		munmap(p, 2 << 20);
+	}
+	os_vma_text_only(false);
+}
+
+TEST(vma)
+{
+	vma_cases(true);
+	if (!os_vma_queries()) {
+		printf("# no PROCMAP_QUERY (Linux < 6.11): the text alone\n");
+		return;
+	}
+	vma_cases(false);
+}
+
 int main(void)
 {
 	if (getenv("IOVM_TEST_GUARD_CHAIN"))
@@ -292,5 +353,6 @@ int main(void)
 	RUN(sysinfo);
 	RUN(userfaultfd);
 	RUN(guard);
+	RUN(vma);
 	return 0;
 }

@@ -131,7 +131,7 @@ static void scan(unsigned s)
 			stale_words++;
 }
 
-static void replace(unsigned s, unsigned how, uint8_t *scratch)
+static void replace(unsigned s, unsigned how)
 {
 	uint8_t *slot = buf + s * SLOT_BYTES, *fresh;
 
@@ -140,10 +140,14 @@ static void replace(unsigned s, unsigned how, uint8_t *scratch)
 		CHECK(mmap(slot, SLOT_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1,
 			   0) == slot);
 		break;
-	case 1: /* fresh memory moved onto it */
-		fresh = mmap(scratch, SLOT_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
-			     -1, 0);
-		CHECK(fresh == scratch);
+	case 1:
+		/*
+		 * Fresh memory moved onto it. Wherever the kernel puts it: the
+		 * hole a move leaves is anyone's (a thread's allocator may map
+		 * into it at once), never to be mapped over MAP_FIXED again.
+		 */
+		fresh = mmap(NULL, SLOT_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		CHECK(fresh != MAP_FAILED);
 		CHECK(mremap(fresh, SLOT_BYTES, SLOT_BYTES, MREMAP_MAYMOVE | MREMAP_FIXED, slot) == slot);
 		break;
 	default: /* its pages discarded: fresh zero pages next time they are touched */
@@ -155,7 +159,7 @@ static void replace(unsigned s, unsigned how, uint8_t *scratch)
 static void *mutator_main(void *arg)
 {
 	uint64_t seed = 99;
-	uint8_t *scratch = arg;
+	(void)arg;
 
 	while (!atomic_load(&stop)) {
 		unsigned s = (unsigned)(test_rand(&seed) % SLOTS);
@@ -163,7 +167,7 @@ static void *mutator_main(void *arg)
 		scan(s);
 		/* The generation moves first: a get that overlaps the replacement sees it. */
 		atomic_fetch_add(&gen[s], 1);
-		replace(s, (unsigned)(mutations % 3), scratch);
+		replace(s, (unsigned)(mutations % 3));
 		/*
 		 * Writes in flight while the call itself ran may have reached the
 		 * new memory (see the note at the top): counted, then wiped. From
@@ -192,7 +196,6 @@ TEST(writers_and_a_mutator)
 	struct iovm_queue_attr qa = { .depth = 8, .flags = IOVM_QUEUE_POLLED };
 	struct writer w[2];
 	pthread_t mut;
-	uint8_t *scratch = app_map(SLOT_BYTES);
 	struct iovm_rcache_stats cs;
 	struct iovm_reg_stats rs;
 
@@ -207,7 +210,7 @@ TEST(writers_and_a_mutator)
 		w[i].src = iovm_dma_alloc(r.ctx, SLOT_BYTES, PG, 0);
 		CHECK(w[i].src != NULL);
 	}
-	CHECK_OK(pthread_create(&mut, NULL, mutator_main, scratch));
+	CHECK_OK(pthread_create(&mut, NULL, mutator_main, NULL));
 	for (unsigned i = 0; i < 2; i++)
 		CHECK_OK(pthread_create(&w[i].tid, NULL, writer_main, &w[i]));
 	for (unsigned i = 0; i < 2; i++)
@@ -235,7 +238,6 @@ TEST(writers_and_a_mutator)
 	CHECK_OK(iovm_rcache_destroy(cache));
 	rig_close(&r);
 	app_unmap(buf, SLOTS * SLOT_BYTES);
-	app_unmap(scratch, SLOT_BYTES);
 }
 
 int main(void)
