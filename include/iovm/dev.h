@@ -25,12 +25,22 @@ struct iovm_queue;
 
 /**
  * iovm_device_open() - open a device.
- * @spec: "sw" for a software DMA engine
+ * @spec: "sw" for a software DMA engine; "vfio:dddd:bb:dd.f" for a PCI
+ *        device through VFIO (bound to vfio-pci if it is not; root)
  * @dev: set to the device
+ *
+ * A VFIO device's group is put in a container of its own (type1v2). Attached
+ * to a managed domain, the domain's mappings are mirrored into the kernel's
+ * IOMMU, at IOVAs iovm chooses inside the ranges the kernel reports. Where
+ * vfio runs in its unsafe no-IOMMU mode, the device uses host physical
+ * addresses (iovm_dma_xlate()'s hpa) and cannot be attached.
  *
  * Thread safety: safe.
  *
- * Return: 0; -EINVAL for a bad argument; -ENODEV for an unknown @spec; -ENOMEM.
+ * Return: 0; -EINVAL for a bad argument; -ENODEV for an unknown @spec, or a
+ * device vfio-pci does not take; -ENOENT for no such PCI device; -EBUSY
+ * when its group is not viable (another device of it has a driver);
+ * -EACCES, -EPERM without privileges; -ENOMEM.
  */
 IOVM_API int iovm_device_open(struct iovm_ctx *ctx, const char *spec, struct iovm_device **dev);
 
@@ -73,6 +83,81 @@ IOVM_API int iovm_device_attach(struct iovm_device *dev, struct iovm_domain *dom
  * Return: 0; -EINVAL; -ENOENT when nothing is attached for @pasid.
  */
 IOVM_API int iovm_device_detach(struct iovm_device *dev, uint32_t pasid);
+
+/* What a device is (iovm_device_query()). */
+enum iovm_device_kind {
+	IOVM_DEVICE_SW = 0,            /* the software DMA engine */
+	IOVM_DEVICE_VFIO = 1,          /* a PCI device behind the kernel's IOMMU */
+	IOVM_DEVICE_VFIO_NOIOMMU = 2,  /* a PCI device with no IOMMU: host physical addresses */
+};
+
+#define IOVM_DEVICE_MAX_RANGES 16
+
+struct iovm_device_info {
+	enum iovm_device_kind kind;
+	int iommu_group;               /* -1 for the software engine */
+	uint64_t iova_pgsizes;         /* page sizes the kernel's IOMMU maps */
+	unsigned nr_iova_ranges;       /* IOVA ranges the kernel's IOMMU can map */
+	struct {
+		uint64_t start, last;  /* inclusive */
+	} iova_ranges[IOVM_DEVICE_MAX_RANGES];
+	int64_t dma_avail;             /* kernel mapping entries still available; -1: not said */
+	uint64_t kernel_mappings;      /* entries the mirror holds now */
+	uint64_t kernel_maps, kernel_unmaps; /* MAP_DMA and UNMAP_DMA calls made */
+	uint64_t kernel_splits;        /* entries mapped again around a partial unmap */
+};
+
+/**
+ * iovm_device_query() - what @dev is, and for a VFIO device what the
+ * kernel's IOMMU offers and holds.
+ *
+ * Thread safety: safe.
+ *
+ * Return: 0, or -EINVAL.
+ */
+IOVM_API int iovm_device_query(struct iovm_device *dev, struct iovm_device_info *info);
+
+/**
+ * iovm_device_bar() - map PCI BAR @bar of a VFIO device (once; later calls
+ * give the same mapping, which lasts until the device is closed).
+ *
+ * Thread safety: safe.
+ *
+ * Return: 0; -EINVAL; -EOPNOTSUPP for the software engine or a BAR that
+ * cannot be mmapped; -ENOENT for a BAR the device lacks.
+ */
+IOVM_API int iovm_device_bar(struct iovm_device *dev, unsigned bar, void **ptr, size_t *len);
+
+/**
+ * iovm_device_config_read() - read @len (1, 2 or 4, aligned) bytes of a
+ * VFIO device's PCI config space at @off.
+ *
+ * Thread safety: safe.
+ *
+ * Return: 0; -EINVAL; -EOPNOTSUPP for the software engine; -EIO.
+ */
+IOVM_API int iovm_device_config_read(struct iovm_device *dev, unsigned off, void *buf, unsigned len);
+
+/**
+ * iovm_device_config_write() - write config space, as iovm_device_config_read()
+ * reads it (bus mastering: bit 2 of the command register at 4).
+ *
+ * Thread safety: safe.
+ *
+ * Return: as iovm_device_config_read().
+ */
+IOVM_API int iovm_device_config_write(struct iovm_device *dev, unsigned off, const void *buf, unsigned len);
+
+/**
+ * iovm_device_msi() - signal @eventfd on the device's interrupt (MSI vector
+ * 0, or MSI-X vector 0 where it has no MSI); -1 turns it off.
+ *
+ * Thread safety: safe.
+ *
+ * Return: 0; -EINVAL; -EOPNOTSUPP for the software engine or a device
+ * without MSI; -errno of the kernel.
+ */
+IOVM_API int iovm_device_msi(struct iovm_device *dev, int eventfd);
 
 /* Descriptor operations, after Intel DSA. */
 enum iovm_op {

@@ -25,7 +25,15 @@ struct iovm_device {
 	struct iommu_client *client;
 	pthread_mutex_t lock;         /* queues */
 	struct list_node queues;      /* under lock */
+	struct vfio_dev *vfio;        /* a real device (vfio.c); NULL for the software engine */
 };
+
+/* vfio.c: the device behind "vfio:<PCI address>". */
+struct vfio_dev;
+int vfio_dev_open(struct iovm_device *dev, const char *bdf);
+void vfio_dev_close(struct iovm_device *dev);
+int vfio_dev_attach(struct iovm_device *dev, struct iovm_domain *dom, uint32_t pasid);
+int vfio_dev_detach(struct iovm_device *dev, uint32_t pasid);
 
 /*
  * A queue's fields are grouped by who writes them, each group on its own

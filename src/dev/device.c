@@ -3,8 +3,8 @@
  * device.c - opening devices and attaching them to domains.
  *
  * "sw" is the software DMA engine: a device whose accesses all go through
- * iovm's IOMMU, the reference device for tests and benchmarks. Real PCI
- * devices (VFIO/iommufd) come with their own backend.
+ * iovm's IOMMU, the reference device for tests and benchmarks.
+ * "vfio:<PCI address>" is a real PCI device through VFIO (vfio.c).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -47,8 +47,9 @@ IOVM_API int iovm_device_open(struct iovm_ctx *ctx, const char *spec, struct iov
 	err_clear();
 	if (!ctx || !spec || !out)
 		return -EINVAL;
-	if (strcmp(spec, "sw"))
-		return err_detail(-ENODEV, IOVM_LOG_DEBUG, "unknown device '%s' (known: sw)", spec);
+	if (strcmp(spec, "sw") && strncmp(spec, "vfio:", 5))
+		return err_detail(-ENODEV, IOVM_LOG_DEBUG, "unknown device '%s' (known: sw, vfio:<PCI address>)",
+				  spec);
 	dev = calloc(1, sizeof(*dev));
 	if (!dev)
 		return -ENOMEM;
@@ -56,15 +57,22 @@ IOVM_API int iovm_device_open(struct iovm_ctx *ctx, const char *spec, struct iov
 	pthread_mutex_init(&dev->lock, NULL);
 	list_init(&dev->queues);
 	ret = iommu_client_create(ctx->iommu, &dev->client);
-	if (ret) {
-		free(dev);
-		return ret;
-	}
+	if (ret)
+		goto free_dev;
+	if (!strncmp(spec, "vfio:", 5) && (ret = vfio_dev_open(dev, spec + 5)))
+		goto destroy_client;
 	pthread_mutex_lock(&ctx->dev->lock);
 	list_add_tail(&ctx->dev->devices, &dev->link);
 	pthread_mutex_unlock(&ctx->dev->lock);
 	*out = dev;
 	return 0;
+
+destroy_client:
+	iommu_client_destroy(dev->client);
+free_dev:
+	pthread_mutex_destroy(&dev->lock);
+	free(dev);
+	return ret;
 }
 
 IOVM_API int iovm_device_close(struct iovm_device *dev)
@@ -77,6 +85,7 @@ IOVM_API int iovm_device_close(struct iovm_device *dev)
 	pthread_mutex_lock(&dev->ctx->dev->lock);
 	list_del(&dev->link);
 	pthread_mutex_unlock(&dev->ctx->dev->lock);
+	vfio_dev_close(dev);
 	iommu_client_destroy(dev->client);
 	pthread_mutex_destroy(&dev->lock);
 	free(dev);
@@ -90,10 +99,19 @@ IOVM_API uint32_t iovm_device_id(const struct iovm_device *dev)
 
 IOVM_API int iovm_device_attach(struct iovm_device *dev, struct iovm_domain *dom, uint32_t pasid)
 {
+	int ret;
+
 	err_clear();
 	if (!dev || !dom)
 		return -EINVAL;
-	return iommu_attach(dev->client, dom, pasid);
+	ret = iommu_attach(dev->client, dom, pasid);
+	if (ret || !dev->vfio)
+		return ret;
+	/* The kernel's IOMMU translates for a real device: the domain is mirrored there. */
+	ret = vfio_dev_attach(dev, dom, pasid);
+	if (ret)
+		iommu_detach(dev->client, pasid);
+	return ret;
 }
 
 IOVM_API int iovm_device_detach(struct iovm_device *dev, uint32_t pasid)
@@ -101,5 +119,7 @@ IOVM_API int iovm_device_detach(struct iovm_device *dev, uint32_t pasid)
 	err_clear();
 	if (!dev)
 		return -EINVAL;
+	if (dev->vfio)
+		vfio_dev_detach(dev, pasid);
 	return iommu_detach(dev->client, pasid);
 }

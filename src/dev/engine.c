@@ -244,6 +244,9 @@ IOVM_API int iovm_queue_create(struct iovm_device *dev, const struct iovm_queue_
 	if (!dev || !out || !is_pow2(depth) || depth < 2 || depth > MAX_DEPTH ||
 	    (flags & ~(IOVM_QUEUE_POLLED | IOVM_QUEUE_CPU)))
 		return -EINVAL;
+	/* A real device has its own queues, in its own registers. */
+	if (dev->vfio)
+		return err_detail(-EOPNOTSUPP, IOVM_LOG_DEBUG, "queues are the software engine's");
 	if ((flags & IOVM_QUEUE_CPU) && ((flags & IOVM_QUEUE_POLLED) || !cpu_allowed(attr->cpu)))
 		return err_detail(-EINVAL, IOVM_LOG_DEBUG, "queue worker CPU %u: no such CPU", attr->cpu);
 	dom = iommu_client_domain(dev->client, IOVM_PASID_NONE);

@@ -230,7 +230,7 @@ int domain_map_pa(struct iovm_domain *dom, uint64_t *iova, uint64_t pa, uint64_t
 		ret = -EINVAL;
 		goto give;
 	}
-	ret = pt_map(&dom->pt, *iova, pa, len, prot, true);
+	ret = domain_pt_map(dom, *iova, pa, len, prot);
 	if (ret)
 		goto give;
 	shadow_map(dom, *iova, len, pa, prot);
@@ -307,6 +307,21 @@ IOVM_API int iovm_domain_map_pages(struct iovm_domain *dom, iovm_iova_t *iova, c
 	if (ret) {
 		iova_give(dom, where, len);
 		return ret;
+	}
+	/* The mirror maps runs of adjacent pages. */
+	for (unsigned i = 0, j; dom->mirror && i < n; i = j) {
+		for (j = i + 1; j < n && pages[j].addr == pages[j - 1].addr + SZ_4K;)
+			j++;
+		ret = dom->mirror->map(dom->mirror_arg, where + ((uint64_t)i << 12), pages[i].addr,
+				       (uint64_t)(j - i) << 12, perm & IOVM_MAP_WRITE);
+		if (ret) {
+			if (i)
+				dom->mirror->unmap(dom->mirror_arg, where, (uint64_t)i << 12);
+			pt_unmap(&dom->pt, where, len, NULL, NULL);
+			pt_reclaim(&dom->pt);
+			iova_give(dom, where, len);
+			return ret;
+		}
 	}
 	shadow_map_pages(dom, where, (const uint64_t *)pages, n, prot_of(perm));
 	iova->addr = where;
@@ -418,6 +433,8 @@ int domain_unmap_how(struct iovm_domain *dom, uint64_t iova, uint64_t len, unsig
 	c.oom = false;
 	pt_unmap(&dom->pt, iova, len, collect_piece, &c);
 	*any = c.n > 0;
+	if (c.n)
+		domain_mirror_unmap(dom, iova, len);
 	if (c.oom)
 		log_warn("unmap: out of memory recording pieces: some IOVAs leak");
 	if (!c.n)

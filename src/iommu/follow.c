@@ -71,7 +71,7 @@ static int on_commit(struct iovm_domain *dom, const struct iovm_mem_event *ev)
 		if (ret)
 			goto unwind;
 		len = MIN(x.contig, ev->len - done);
-		ret = pt_map(&dom->pt, iova + done, x.pa.addr, len, PT_PROT_READ | PT_PROT_WRITE, true);
+		ret = domain_pt_map(dom, iova + done, x.pa.addr, len, PT_PROT_READ | PT_PROT_WRITE);
 		if (ret)
 			goto unwind;
 		shadow_map(dom, iova + done, len, x.pa.addr, PT_PROT_READ | PT_PROT_WRITE);

@@ -107,6 +107,32 @@ int iommu_hold_map(struct iovm_domain *dom, uint64_t iova, uint64_t pa, uint64_t
 void iommu_hold_unmap(struct iovm_domain *dom, uint64_t iova, uint64_t len);
 /* How many 2 MiB leaves map [iova, iova+len). */
 uint64_t iommu_hold_huge_leaves(struct iovm_domain *dom, uint64_t iova, uint64_t len);
+/*
+ * A mirror of a managed domain's mappings in an IOMMU outside iovm (the
+ * kernel's, through VFIO): told of each mapping after iovm's page table
+ * has it, and of each range unmapped. A map the mirror refuses fails, and
+ * is undone in iovm's table too.
+ */
+struct iommu_mirror_ops {
+	int (*map)(void *arg, uint64_t iova, uint64_t pa, uint64_t len, bool write);
+	void (*unmap)(void *arg, uint64_t iova, uint64_t len);
+};
+
+struct iommu_iova_range {
+	uint64_t start, last; /* inclusive */
+};
+
+/*
+ * iommu_domain_mirror() - mirror @dom's mappings through @ops: those made
+ * already first; only IOVAs inside @usable are given out from then on (the
+ * rest is reserved). -EBUSY when a mirror is set, or when a mapping lies
+ * outside @usable. No map or unmap may run meanwhile.
+ */
+int iommu_domain_mirror(struct iovm_domain *dom, const struct iommu_mirror_ops *ops, void *arg,
+			const struct iommu_iova_range *usable, unsigned nr_usable);
+/* iommu_domain_unmirror() - stop mirroring (the mirror's own mappings are its to drop). */
+void iommu_domain_unmirror(struct iovm_domain *dom);
+
 /* Whether iommu_hold() can give @dom's IOVAs for memory (not in an identity domain). */
 bool iommu_can_hold(const struct iovm_domain *dom);
 /* The context of the domain. */

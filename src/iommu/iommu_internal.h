@@ -127,6 +127,9 @@ struct shadow {
 	struct rb_root pending;   /* under lock: unmapped, awaiting the flush */
 };
 
+/* Holes a mirror leaves in a domain's IOVA space: between and after its usable ranges. */
+#define MIRROR_MAX_HOLES 17
+
 struct iovm_domain {
 	struct iommu_space *is;
 	struct iovm_ctx *ctx;
@@ -164,6 +167,12 @@ struct iovm_domain {
 
 	struct shadow shadow;     /* the oracle's */
 
+	/* A mirror (mirror.c); set and cleared while no map or unmap runs. */
+	const struct iommu_mirror_ops *mirror;
+	void *mirror_arg;
+	struct iova_range mirror_reserved[MIRROR_MAX_HOLES]; /* IOVAs the mirror cannot map */
+	unsigned nr_mirror_reserved;
+
 	_Atomic uint64_t strict_invalidations, flushes, flushed_unmaps, pending_unmaps;
 	_Atomic uint64_t oracle_checks, oracle_stale, oracle_violations;
 };
@@ -195,6 +204,11 @@ void fault_record(struct iovm_domain *dom, struct iovm_fault *f);
 /* follow.c */
 int follow_heap(struct iovm_domain *dom);
 void unfollow_heap(struct iovm_domain *dom);
+
+/* mirror.c: pt_map() and the mirror's map, undone together on failure. */
+int domain_pt_map(struct iovm_domain *dom, uint64_t iova, uint64_t pa, uint64_t len, unsigned prot);
+/* After pt_unmap(): the mirror's unmap of the pieces. */
+void domain_mirror_unmap(struct iovm_domain *dom, uint64_t iova, uint64_t len);
 
 /* shadow.c */
 void shadow_init(struct shadow *s);

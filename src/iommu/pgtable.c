@@ -439,6 +439,56 @@ uint64_t pt_unmap(struct io_pgtable *pt, uint64_t iova, uint64_t len, pt_unmap_f
 			   MIN(iova + len, UINT64_C(1) << PT_IOVA_BITS), fn, arg);
 }
 
+struct run {
+	pt_leaf_fn fn;
+	void *arg;
+	uint64_t iova, pa, len;
+	unsigned prot;
+};
+
+static int run_flush(struct run *r)
+{
+	int ret = r->len ? r->fn(r->arg, r->iova, r->pa, r->len, r->prot) : 0;
+
+	r->len = 0;
+	return ret;
+}
+
+static int each_level(_Atomic iopte_t *t, int level, uint64_t base, struct run *r)
+{
+	for (unsigned idx = 0; idx < PT_ENTRIES; idx++) {
+		iopte_t pte = atomic_load_explicit(&t[idx], memory_order_acquire);
+		uint64_t iova = base + idx * PT_SPAN(level), pa;
+		int ret;
+
+		if (!(pte & PTE_PRESENT))
+			continue;
+		if (!is_leaf(pte, level)) {
+			if ((ret = each_level(table_of(pte), level - 1, iova, r)))
+				return ret;
+			continue;
+		}
+		pa = pte & PTE_ADDR_MASK;
+		if (r->len && r->iova + r->len == iova && r->pa + r->len == pa && r->prot == prot_of(pte)) {
+			r->len += PT_SPAN(level);
+			continue;
+		}
+		if ((ret = run_flush(r)))
+			return ret;
+		*r = (struct run){ .fn = r->fn, .arg = r->arg, .iova = iova, .pa = pa, .len = PT_SPAN(level),
+				   .prot = prot_of(pte) };
+	}
+	return 0;
+}
+
+int pt_for_each(const struct io_pgtable *pt, pt_leaf_fn fn, void *arg)
+{
+	struct run r = { .fn = fn, .arg = arg };
+	int ret = each_level(pt->root, PT_LEVELS - 1, 0, &r);
+
+	return ret ? ret : run_flush(&r);
+}
+
 int pt_walk(const struct io_pgtable *pt, uint64_t iova, struct pt_walk *w)
 {
 	_Atomic iopte_t *t = pt->root;

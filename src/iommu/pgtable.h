@@ -100,6 +100,15 @@ typedef void (*pt_unmap_fn)(void *arg, uint64_t iova, uint64_t pa, uint64_t len,
  */
 uint64_t pt_unmap(struct io_pgtable *pt, uint64_t iova, uint64_t len, pt_unmap_fn fn, void *arg);
 
+/* Called for each run of leaves pt_for_each() finds, contiguous in IOVA and PA, of one protection. */
+typedef int (*pt_leaf_fn)(void *arg, uint64_t iova, uint64_t pa, uint64_t len, unsigned prot);
+
+/*
+ * pt_for_each() - every mapping, in IOVA order, merged into runs; stops at
+ * the first non-zero return of @fn, and returns it. No map or unmap may run.
+ */
+int pt_for_each(const struct io_pgtable *pt, pt_leaf_fn fn, void *arg);
+
 /* pt_walk() - the device side's translation, lock-free: 0, or -ENOENT when nothing is mapped. */
 int pt_walk(const struct io_pgtable *pt, uint64_t iova, struct pt_walk *w);
 

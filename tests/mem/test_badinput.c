@@ -224,6 +224,27 @@ B(dev_open_null_ctx) { struct iovm_device *d; return iovm_device_open(NULL, "sw"
 B(dev_open_null_spec) { struct iovm_device *d; return iovm_device_open(ctx, NULL, &d); }
 B(dev_open_unknown) { struct iovm_device *d; return iovm_device_open(ctx, "nic:42", &d); }
 B(dev_open_null_out) { return iovm_device_open(ctx, "sw", NULL); }
+B(dev_open_vfio_absent) { struct iovm_device *d; return iovm_device_open(ctx, "vfio:ffff:ff:1f.7", &d); }
+B(dev_open_vfio_long) { struct iovm_device *d; return iovm_device_open(ctx, "vfio:0000:00:03.0.and.more", &d); }
+B(dev_query_null) { struct iovm_device_info i; return iovm_device_query(NULL, &i); }
+B(dev_query_null_out) { return iovm_device_query(dev, NULL); }
+B(dev_bar_null) { void *p; size_t l; return iovm_device_bar(NULL, 0, &p, &l); }
+B(dev_bar_bad_index) { void *p; size_t l; return iovm_device_bar(dev, 6, &p, &l); }
+B(dev_bar_null_out) { size_t l; return iovm_device_bar(dev, 0, NULL, &l); }
+B(dev_bar_sw) { void *p; size_t l; return iovm_device_bar(dev, 0, &p, &l); }
+B(dev_cfg_read_null) { uint16_t v; return iovm_device_config_read(NULL, 4, &v, 2); }
+B(dev_cfg_read_len) { uint32_t v; return iovm_device_config_read(dev, 4, &v, 3); }
+B(dev_cfg_read_unaligned) { uint32_t v; return iovm_device_config_read(dev, 2, &v, 4); }
+B(dev_cfg_read_beyond) { uint32_t v; return iovm_device_config_read(dev, 4096, &v, 4); }
+B(dev_cfg_read_null_buf) { return iovm_device_config_read(dev, 4, NULL, 2); }
+B(dev_cfg_read_sw) { uint16_t v; return iovm_device_config_read(dev, 4, &v, 2); }
+B(dev_cfg_write_null) { uint16_t v = 0; return iovm_device_config_write(NULL, 4, &v, 2); }
+B(dev_cfg_write_len) { uint64_t v = 0; return iovm_device_config_write(dev, 0, &v, 8); }
+B(dev_cfg_write_null_buf) { return iovm_device_config_write(dev, 4, NULL, 2); }
+B(dev_cfg_write_sw) { uint16_t v = 6; return iovm_device_config_write(dev, 4, &v, 2); }
+B(dev_msi_null) { return iovm_device_msi(NULL, 3); }
+B(dev_msi_bad_fd) { return iovm_device_msi(dev, -5); }
+B(dev_msi_sw) { return iovm_device_msi(dev, -1); }
 B(dev_close_null) { return iovm_device_close(NULL); }
 B(dev_id_null) { return iovm_device_id(NULL) ? -1 : -EINVAL; }
 B(attach_null_dev) { return iovm_device_attach(NULL, dom, 0); }
@@ -456,6 +477,27 @@ static const struct bad_case cases[] = {
 	ROW(dev_open_null_spec, iovm_device_open, EINVAL),
 	ROW(dev_open_unknown, iovm_device_open, ENODEV),
 	ROW(dev_open_null_out, iovm_device_open, EINVAL),
+	ROW(dev_open_vfio_absent, iovm_device_open, ENOENT),
+	ROW(dev_open_vfio_long, iovm_device_open, EINVAL),
+	ROW(dev_query_null, iovm_device_query, EINVAL),
+	ROW(dev_query_null_out, iovm_device_query, EINVAL),
+	ROW(dev_bar_null, iovm_device_bar, EINVAL),
+	ROW(dev_bar_bad_index, iovm_device_bar, EINVAL),
+	ROW(dev_bar_null_out, iovm_device_bar, EINVAL),
+	ROW(dev_bar_sw, iovm_device_bar, EOPNOTSUPP),
+	ROW(dev_cfg_read_null, iovm_device_config_read, EINVAL),
+	ROW(dev_cfg_read_len, iovm_device_config_read, EINVAL),
+	ROW(dev_cfg_read_unaligned, iovm_device_config_read, EINVAL),
+	ROW(dev_cfg_read_beyond, iovm_device_config_read, EINVAL),
+	ROW(dev_cfg_read_null_buf, iovm_device_config_read, EINVAL),
+	ROW(dev_cfg_read_sw, iovm_device_config_read, EOPNOTSUPP),
+	ROW(dev_cfg_write_null, iovm_device_config_write, EINVAL),
+	ROW(dev_cfg_write_len, iovm_device_config_write, EINVAL),
+	ROW(dev_cfg_write_null_buf, iovm_device_config_write, EINVAL),
+	ROW(dev_cfg_write_sw, iovm_device_config_write, EOPNOTSUPP),
+	ROW(dev_msi_null, iovm_device_msi, EINVAL),
+	ROW(dev_msi_bad_fd, iovm_device_msi, EINVAL),
+	ROW(dev_msi_sw, iovm_device_msi, EOPNOTSUPP),
 	ROW(dev_close_null, iovm_device_close, EINVAL),
 	ROW(dev_id_null, iovm_device_id, EINVAL),
 	ROW(attach_null_dev, iovm_device_attach, EINVAL),

@@ -1,0 +1,333 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vfio.c - a real PCI device through VFIO ("vfio:0000:00:03.0"): its
+ * domain is an iovm managed domain whose mappings are mirrored into the
+ * kernel's IOMMU (VFIO_IOMMU_MAP_DMA of the memory's process address), at
+ * IOVAs iovm's allocator picks inside the ranges the kernel reports.
+ *
+ * The kernel's type1 IOMMU keeps one entry per MAP_DMA, however large, up
+ * to a budget (65535 by default), and unmaps only whole entries. So the
+ * mirror maps each of iovm's mappings as few entries as the memory's
+ * addresses allow (one per run that is contiguous in the process's address
+ * space), keeps its own index of them, and does a partial unmap by
+ * unmapping the entries it cuts and mapping their remains again.
+ *
+ * Locks: vfio_dev.lock protects the index; it nests inside whatever the
+ * domain's map and unmap paths hold.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "base/compiler.h"
+#include "base/ctx.h"
+#include "base/error.h"
+#include "base/itree.h"
+#include "base/log.h"
+#include "dev/dev_internal.h"
+#include "iommu/iommu.h"
+#include "os/vfio.h"
+#include "phys/phys.h"
+
+/* A mapping the kernel holds: [node.start, node.last] of IOVA, from @va. */
+struct kentry {
+	struct itree_node node;
+	uintptr_t va;
+	bool write;
+};
+
+struct vfio_dev {
+	struct os_vfio os;
+	struct iovm_device *dev;
+	struct iovm_domain *dom;     /* attached (PASID 0 only) */
+	pthread_mutex_t lock;
+	struct itree entries;        /* under lock */
+	uint64_t nr_entries;         /* under lock */
+	uint64_t maps, unmaps, splits; /* under lock: kernel calls */
+	void *bars[6];               /* mmapped on first use; under lock */
+	uint64_t bar_len[6];
+};
+
+static uint64_t entry_len(const struct kentry *e)
+{
+	return e->node.last - e->node.start + 1;
+}
+
+/* Map [iova, +len) from @va in the kernel, and index it. Needs lock. */
+static int kmap(struct vfio_dev *v, uint64_t iova, uintptr_t va, uint64_t len, bool write)
+{
+	struct kentry *e = calloc(1, sizeof(*e));
+	int ret;
+
+	if (!e)
+		return -ENOMEM;
+	ret = os_vfio_dma_map(&v->os, (void *)va, iova, len, write);
+	if (ret) {
+		free(e);
+		return err_detail(ret, IOVM_LOG_DEBUG, "vfio: MAP_DMA of %#lx bytes at IOVA %#lx: %s",
+				  (unsigned long)len, (unsigned long)iova, strerror(-ret));
+	}
+	e->node.start = iova;
+	e->node.last = iova + len - 1;
+	e->va = va;
+	e->write = write;
+	itree_insert(&v->entries, &e->node);
+	v->nr_entries++;
+	v->maps++;
+	return 0;
+}
+
+/* Unmap and forget @e. Needs lock. */
+static void kunmap(struct vfio_dev *v, struct kentry *e)
+{
+	int ret = os_vfio_dma_unmap(&v->os, e->node.start, entry_len(e));
+
+	if (ret)
+		log_warn("vfio: UNMAP_DMA at IOVA %#lx: %s", (unsigned long)e->node.start, strerror(-ret));
+	itree_remove(&v->entries, &e->node);
+	v->nr_entries--;
+	v->unmaps++;
+	free(e);
+}
+
+/* The mirror's map: one entry per run contiguous in the process's address space. */
+static int mirror_map(void *arg, uint64_t iova, uint64_t pa, uint64_t len, bool write)
+{
+	struct vfio_dev *v = arg;
+	struct phys_space *ps = v->dev->ctx->phys;
+	uint64_t done = 0;
+	int ret = 0;
+
+	pthread_mutex_lock(&v->lock);
+	while (done < len && !ret) {
+		uint8_t *va = phys_bus_ptr(ps, pa_make(pa + done));
+		uint64_t run = 0;
+
+		if (!va) {
+			ret = -EFAULT;
+			break;
+		}
+		/* Extend across bus granules while the process address keeps step. */
+		do {
+			uint64_t step = MIN(SZ_2M - ((pa + done + run) & (SZ_2M - 1)), len - done - run);
+
+			run += step;
+		} while (done + run < len && phys_bus_ptr(ps, pa_make(pa + done + run)) == va + run);
+		ret = kmap(v, iova + done, (uintptr_t)va, run, write);
+		done += ret ? 0 : run;
+	}
+	if (ret && done) {
+		/* Take back what this call mapped. */
+		struct itree_node *n;
+
+		while ((n = itree_first(&v->entries, iova, iova + done - 1)))
+			kunmap(v, container_of(n, struct kentry, node));
+	}
+	pthread_mutex_unlock(&v->lock);
+	return ret;
+}
+
+/* The mirror's unmap: whole entries; those cut are mapped again around the cut. */
+static void mirror_unmap(void *arg, uint64_t iova, uint64_t len)
+{
+	struct vfio_dev *v = arg;
+	uint64_t last = iova + len - 1;
+	struct itree_node *n;
+
+	pthread_mutex_lock(&v->lock);
+	while ((n = itree_first(&v->entries, iova, last))) {
+		struct kentry e = *container_of(n, struct kentry, node);
+
+		kunmap(v, container_of(n, struct kentry, node));
+		/*
+		 * Type1 unmaps whole entries only: the parts outside the range go
+		 * back as entries of their own. (Briefly unmapped: iovm's own
+		 * table, which keeps them throughout, is what a caller must rely
+		 * on not to have a device use them during a partial unmap.)
+		 */
+		if (e.node.start < iova) {
+			v->splits++;
+			kmap(v, e.node.start, e.va, iova - e.node.start, e.write);
+		}
+		if (e.node.last > last) {
+			v->splits++;
+			kmap(v, last + 1, e.va + (last + 1 - e.node.start), e.node.last - last, e.write);
+		}
+	}
+	pthread_mutex_unlock(&v->lock);
+}
+
+static const struct iommu_mirror_ops vfio_mirror = {
+	.map = mirror_map,
+	.unmap = mirror_unmap,
+};
+
+int vfio_dev_open(struct iovm_device *dev, const char *bdf)
+{
+	struct vfio_dev *v = calloc(1, sizeof(*v));
+	int ret;
+
+	if (!v)
+		return -ENOMEM;
+	ret = os_vfio_open(bdf, &v->os);
+	if (ret) {
+		free(v);
+		return err_detail(ret, IOVM_LOG_NOTICE, "vfio: cannot open %s: %s", bdf, strerror(-ret));
+	}
+	v->dev = dev;
+	pthread_mutex_init(&v->lock, NULL);
+	itree_init(&v->entries);
+	dev->vfio = v;
+	return 0;
+}
+
+static void drop_all(struct vfio_dev *v)
+{
+	struct itree_node *n;
+
+	pthread_mutex_lock(&v->lock);
+	while ((n = itree_first(&v->entries, 0, UINT64_MAX)))
+		kunmap(v, container_of(n, struct kentry, node));
+	pthread_mutex_unlock(&v->lock);
+}
+
+int vfio_dev_attach(struct iovm_device *dev, struct iovm_domain *dom, uint32_t pasid)
+{
+	struct vfio_dev *v = dev->vfio;
+	struct iommu_iova_range usable[OS_VFIO_MAX_RANGES];
+	int ret;
+
+	if (pasid)
+		return err_detail(-EOPNOTSUPP, IOVM_LOG_DEBUG, "vfio: a device's PASIDs are not supported");
+	if (v->dom)
+		return -EBUSY;
+	if (v->os.noiommu)
+		return err_detail(-EOPNOTSUPP, IOVM_LOG_DEBUG,
+				  "vfio: no IOMMU: the device uses host physical addresses, not a domain");
+	for (unsigned i = 0; i < v->os.nr_ranges; i++)
+		usable[i] = (struct iommu_iova_range){ .start = v->os.ranges[i].start, .last = v->os.ranges[i].last };
+	ret = iommu_domain_mirror(dom, &vfio_mirror, v, usable, v->os.nr_ranges);
+	if (ret) {
+		drop_all(v);
+		return err_detail(ret, IOVM_LOG_DEBUG, "vfio: the domain cannot be mirrored into the kernel: %s",
+				  strerror(-ret));
+	}
+	v->dom = dom;
+	return 0;
+}
+
+int vfio_dev_detach(struct iovm_device *dev, uint32_t pasid)
+{
+	struct vfio_dev *v = dev->vfio;
+
+	if (pasid || !v->dom)
+		return -ENOENT;
+	iommu_domain_unmirror(v->dom);
+	drop_all(v);
+	v->dom = NULL;
+	return 0;
+}
+
+void vfio_dev_close(struct iovm_device *dev)
+{
+	struct vfio_dev *v = dev->vfio;
+
+	if (!v)
+		return;
+	if (v->dom)
+		vfio_dev_detach(dev, 0);
+	for (unsigned i = 0; i < 6; i++)
+		if (v->bars[i])
+			munmap(v->bars[i], v->bar_len[i]);
+	os_vfio_close(&v->os);
+	pthread_mutex_destroy(&v->lock);
+	free(v);
+	dev->vfio = NULL;
+}
+
+IOVM_API int iovm_device_bar(struct iovm_device *dev, unsigned bar, void **ptr, size_t *len)
+{
+	struct vfio_dev *v;
+	int ret = 0;
+
+	err_clear();
+	if (!dev || bar >= 6 || !ptr || !len)
+		return -EINVAL;
+	if (!(v = dev->vfio))
+		return -EOPNOTSUPP;
+	pthread_mutex_lock(&v->lock);
+	if (!v->bars[bar])
+		ret = os_vfio_region_map(&v->os, bar, &v->bars[bar], &v->bar_len[bar]);
+	if (!ret) {
+		*ptr = v->bars[bar];
+		*len = v->bar_len[bar];
+	}
+	pthread_mutex_unlock(&v->lock);
+	return ret;
+}
+
+static bool config_args_ok(unsigned off, unsigned len)
+{
+	return (len == 1 || len == 2 || len == 4) && off % len == 0 && off < 4096;
+}
+
+IOVM_API int iovm_device_config_read(struct iovm_device *dev, unsigned off, void *buf, unsigned len)
+{
+	err_clear();
+	if (!dev || !buf || !config_args_ok(off, len))
+		return -EINVAL;
+	if (!dev->vfio)
+		return -EOPNOTSUPP;
+	return os_vfio_config_read(&dev->vfio->os, off, buf, len);
+}
+
+IOVM_API int iovm_device_config_write(struct iovm_device *dev, unsigned off, const void *buf, unsigned len)
+{
+	err_clear();
+	if (!dev || !buf || !config_args_ok(off, len))
+		return -EINVAL;
+	if (!dev->vfio)
+		return -EOPNOTSUPP;
+	return os_vfio_config_write(&dev->vfio->os, off, buf, len);
+}
+
+IOVM_API int iovm_device_msi(struct iovm_device *dev, int eventfd)
+{
+	err_clear();
+	if (!dev || eventfd < -1)
+		return -EINVAL;
+	if (!dev->vfio)
+		return -EOPNOTSUPP;
+	return os_vfio_msi(&dev->vfio->os, eventfd);
+}
+
+IOVM_API int iovm_device_query(struct iovm_device *dev, struct iovm_device_info *info)
+{
+	struct vfio_dev *v;
+
+	err_clear();
+	if (!dev || !info)
+		return -EINVAL;
+	*info = (struct iovm_device_info){ .kind = IOVM_DEVICE_SW, .iommu_group = -1, .dma_avail = -1 };
+	if (!(v = dev->vfio))
+		return 0;
+	info->kind = v->os.noiommu ? IOVM_DEVICE_VFIO_NOIOMMU : IOVM_DEVICE_VFIO;
+	info->iommu_group = v->os.group_no;
+	info->iova_pgsizes = v->os.pgsizes;
+	info->nr_iova_ranges = MIN(v->os.nr_ranges, IOVM_DEVICE_MAX_RANGES);
+	for (unsigned i = 0; i < info->nr_iova_ranges; i++) {
+		info->iova_ranges[i].start = v->os.ranges[i].start;
+		info->iova_ranges[i].last = v->os.ranges[i].last;
+	}
+	pthread_mutex_lock(&v->lock);
+	info->kernel_mappings = v->nr_entries;
+	/* What the kernel said at open, less what the mirror took since. */
+	info->dma_avail = v->os.dma_avail < 0 ? -1 : v->os.dma_avail - (int64_t)v->nr_entries;
+	info->kernel_maps = v->maps;
+	info->kernel_unmaps = v->unmaps;
+	info->kernel_splits = v->splits;
+	pthread_mutex_unlock(&v->lock);
+	return 0;
+}

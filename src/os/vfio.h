@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vfio.h - a PCI device through Linux VFIO: bound to vfio-pci, its group in
+ * a type1v2 container (or in no-IOMMU mode), its IOMMU's usable IOVA
+ * ranges and mapping budget, DMA mappings, regions (BARs, config space)
+ * and MSI through an eventfd. The OS layer: no iovm object in here.
+ */
+#ifndef IOVM_OS_VFIO_H
+#define IOVM_OS_VFIO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Usable IOVA ranges a container reports: a handful on every IOMMU seen. */
+#define OS_VFIO_MAX_RANGES 16
+
+struct os_vfio_range {
+	uint64_t start, last; /* inclusive, as the kernel says it */
+};
+
+struct os_vfio {
+	int container, group, device;
+	int group_no;
+	bool noiommu;              /* no IOMMU: device addresses are host physical addresses */
+	char bdf[16];              /* dddd:bb:dd.f */
+	uint64_t pgsizes;          /* IOVA page sizes the IOMMU maps */
+	struct os_vfio_range ranges[OS_VFIO_MAX_RANGES];
+	unsigned nr_ranges;        /* 0: the kernel said nothing (take all of 0..2^48) */
+	int64_t dma_avail;         /* mappings the container may still make; -1: not said */
+	uint64_t cfg_off;          /* the config space region's offset in the device file */
+	unsigned nr_regions, nr_irqs;
+};
+
+/*
+ * os_vfio_bind() - bind PCI device @bdf to vfio-pci (driver_override, then
+ * drivers_probe), unless it is bound already. 0, -ENOENT without such a
+ * device, -errno of sysfs otherwise.
+ */
+int os_vfio_bind(const char *bdf);
+
+/*
+ * os_vfio_open() - bind @bdf, open its group, put it in a new type1v2
+ * container (or a no-IOMMU one where the kernel has no IOMMU for it and
+ * allows that), read the IOMMU's information, open the device.
+ */
+int os_vfio_open(const char *bdf, struct os_vfio *v);
+void os_vfio_close(struct os_vfio *v);
+
+/* os_vfio_dma_map() - map [vaddr, +len) of the process at @iova; the kernel pins the pages. */
+int os_vfio_dma_map(struct os_vfio *v, const void *vaddr, uint64_t iova, uint64_t len, bool write);
+/* os_vfio_dma_unmap() - unmap [iova, +len), which must cover whole mappings. */
+int os_vfio_dma_unmap(struct os_vfio *v, uint64_t iova, uint64_t len);
+
+/* os_vfio_region() - a region's size, offset in the device file and whether it may be mmapped. */
+int os_vfio_region(struct os_vfio *v, unsigned index, uint64_t *size, uint64_t *offset, bool *mmappable);
+/* os_vfio_region_map() - mmap region @index (a BAR) whole. */
+int os_vfio_region_map(struct os_vfio *v, unsigned index, void **ptr, uint64_t *len);
+
+/* Config space: @len of 1, 2 or 4 bytes at @off. */
+int os_vfio_config_read(struct os_vfio *v, unsigned off, void *buf, unsigned len);
+int os_vfio_config_write(struct os_vfio *v, unsigned off, const void *buf, unsigned len);
+
+/*
+ * os_vfio_msi() - deliver the device's MSI vector 0 (MSI-X where it has
+ * only that) to @eventfd; -1 turns it off.
+ */
+int os_vfio_msi(struct os_vfio *v, int eventfd);
+
+#endif /* IOVM_OS_VFIO_H */
