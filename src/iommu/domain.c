@@ -167,6 +167,7 @@ IOVM_API int iovm_domain_destroy(struct iovm_domain *dom)
 	if (dom->has_iova)
 		iova_destroy(&dom->iova);
 	shadow_destroy(&dom->shadow);
+	free(dom->mirror_reserved);
 	free(dom->faults.slots);
 	pthread_mutex_destroy(&dom->lock);
 	pthread_mutex_destroy(&dom->fault_lock);

@@ -127,9 +127,6 @@ struct shadow {
 	struct rb_root pending;   /* under lock: unmapped, awaiting the flush */
 };
 
-/* Holes a mirror leaves in a domain's IOVA space: between and after its usable ranges. */
-#define MIRROR_MAX_HOLES 17
-
 struct iovm_domain {
 	struct iommu_space *is;
 	struct iovm_ctx *ctx;
@@ -170,8 +167,8 @@ struct iovm_domain {
 	/* A mirror (mirror.c); set and cleared while no map or unmap runs. */
 	const struct iommu_mirror_ops *mirror;
 	void *mirror_arg;
-	struct iova_range mirror_reserved[MIRROR_MAX_HOLES]; /* IOVAs the mirror cannot map */
-	unsigned nr_mirror_reserved;
+	struct iova_range *mirror_reserved; /* IOVAs reserved because the mirror cannot map them */
+	unsigned nr_mirror_reserved, cap_mirror_reserved;
 
 	_Atomic uint64_t strict_invalidations, flushes, flushed_unmaps, pending_unmaps;
 	_Atomic uint64_t oracle_checks, oracle_stale, oracle_violations;

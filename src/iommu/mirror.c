@@ -11,6 +11,7 @@
  * table as for any domain.
  */
 #include <errno.h>
+#include <stdlib.h>
 
 #include "base/compiler.h"
 #include "base/log.h"
@@ -65,25 +66,56 @@ static void unreserve(struct iovm_domain *dom)
 
 		iova_free(&dom->iova, h->start >> 12, (h->end - h->start) >> 12);
 	}
-	dom->nr_mirror_reserved = 0;
+	free(dom->mirror_reserved);
+	dom->mirror_reserved = NULL;
+	dom->nr_mirror_reserved = dom->cap_mirror_reserved = 0;
 }
 
-/* Reserve [start, end) of the domain's IOVA space, clipped to it. */
-static int reserve_hole(struct iovm_domain *dom, uint64_t start, uint64_t end)
+static int note_reserved(struct iovm_domain *dom, uint64_t start, uint64_t end)
 {
-	int ret;
+	if (dom->nr_mirror_reserved == dom->cap_mirror_reserved) {
+		unsigned cap = dom->cap_mirror_reserved ? 2 * dom->cap_mirror_reserved : 8;
+		struct iova_range *r = realloc(dom->mirror_reserved, cap * sizeof(*r));
 
-	start = align_up(start, SZ_4K);
-	end = MIN(align_down(end, SZ_4K), dom->limit);
-	if (start >= end)
-		return 0;
-	if (dom->nr_mirror_reserved == MIRROR_MAX_HOLES)
-		return -E2BIG;
-	ret = iova_reserve(&dom->iova, start >> 12, (end - start) >> 12);
-	if (ret)
-		return ret == -EBUSY ? -EBUSY : ret;
+		if (!r)
+			return -ENOMEM;
+		dom->mirror_reserved = r;
+		dom->cap_mirror_reserved = cap;
+	}
 	dom->mirror_reserved[dom->nr_mirror_reserved++] = (struct iova_range){ .start = start, .end = end };
 	return 0;
+}
+
+/*
+ * Reserve what is free of [start, end) (page aligned). Parts taken already
+ * are holes of the domain's own (the MSI window, which the kernel leaves
+ * out too) or IOVAs in quarantine or a magazine, and stay as they are; a
+ * part that is mapped is an error: the mirror could not map it.
+ */
+static int reserve_free(struct iovm_domain *dom, uint64_t start, uint64_t end)
+{
+	struct pt_walk w;
+	uint64_t mid;
+	int ret;
+
+	if (start >= end)
+		return 0;
+	ret = iova_reserve(&dom->iova, start >> 12, (end - start) >> 12);
+	if (ret != -EBUSY)
+		return ret ? ret : note_reserved(dom, start, end);
+	if (end - start == SZ_4K)
+		return pt_walk(&dom->pt, start, &w) ? 0 : -EBUSY;
+	mid = start + align_down((end - start) / 2, SZ_4K);
+	ret = reserve_free(dom, start, mid);
+	return ret ? ret : reserve_free(dom, mid, end);
+}
+
+/* Reserve [start, end) of the domain's IOVA space, clipped to what its allocator gives. */
+static int reserve_hole(struct iovm_domain *dom, uint64_t start, uint64_t end)
+{
+	start = MAX(align_up(start, SZ_4K), dom->iova.base_pfn << 12);
+	end = MIN(align_down(end, SZ_4K), dom->iova.limit_pfn << 12);
+	return reserve_free(dom, start, end);
 }
 
 int iommu_domain_mirror(struct iovm_domain *dom, const struct iommu_mirror_ops *ops, void *arg,

@@ -1,0 +1,233 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_mirror.c - a managed domain mirrored into another IOMMU (as a VFIO
+ * device's domain is into the kernel's): a fake mirror records what it is
+ * told, and must hold exactly what iovm's table maps, in runs; IOVAs come
+ * only from the usable ranges; a refused map is undone; mappings made
+ * before the mirror are replayed to it; heap-following domains too.
+ */
+#include "dev/dev_util.h"
+#include "iommu/iommu.h"
+
+#define RW (IOVM_MAP_READ | IOVM_MAP_WRITE)
+#define MAXE 256
+
+static const char *opts = "page_size=4K,host_pa=off,oracle=on";
+
+struct held_range {
+	uint64_t iova, len;
+	bool write;
+};
+
+/* The fake: a list of [iova, iova+len) it holds, and how it was asked. */
+struct fake {
+	struct held_range e[MAXE];
+	unsigned n, maps, unmaps;
+	int fail_next; /* refuse the next map with this */
+};
+
+static int fake_map(void *arg, uint64_t iova, uint64_t pa, uint64_t len, bool write)
+{
+	struct fake *f = arg;
+
+	(void)pa;
+	f->maps++;
+	if (f->fail_next) {
+		int ret = f->fail_next;
+
+		f->fail_next = 0;
+		return ret;
+	}
+	for (unsigned i = 0; i < f->n; i++)
+		CHECK_MSG(iova + len <= f->e[i].iova || iova >= f->e[i].iova + f->e[i].len, "mapped twice");
+	CHECK(f->n < MAXE);
+	f->e[f->n++] = (struct held_range){ iova, len, write };
+	return 0;
+}
+
+static void fake_unmap(void *arg, uint64_t iova, uint64_t len)
+{
+	struct fake *f = arg;
+
+	f->unmaps++;
+	for (unsigned i = 0; i < f->n;) {
+		uint64_t s = f->e[i].iova, e = s + f->e[i].len;
+
+		if (e <= iova || s >= iova + len) {
+			i++;
+			continue;
+		}
+		/* What is left either side stays held. */
+		f->e[i] = f->e[--f->n];
+		if (s < iova)
+			f->e[f->n++] = (struct held_range){ s, iova - s, true };
+		if (e > iova + len)
+			f->e[f->n++] = (struct held_range){ iova + len, e - iova - len, true };
+	}
+}
+
+static const struct iommu_mirror_ops fake_ops = { .map = fake_map, .unmap = fake_unmap };
+
+static iovm_pa_t pa_of(struct iovm_ctx *ctx, const void *p)
+{
+	struct iovm_dma_xlate x;
+
+	CHECK_OK(iovm_dma_xlate(ctx, p, &x));
+	return x.pa;
+}
+
+/* Bytes the fake holds inside [iova, +len). */
+static uint64_t held(const struct fake *f, uint64_t iova, uint64_t len)
+{
+	uint64_t n = 0;
+
+	for (unsigned i = 0; i < f->n; i++) {
+		uint64_t s = MAX(iova, f->e[i].iova), e = MIN(iova + len, f->e[i].iova + f->e[i].len);
+
+		if (s < e)
+			n += e - s;
+	}
+	return n;
+}
+
+static uint64_t total(const struct fake *f)
+{
+	return held(f, 0, UINT64_MAX);
+}
+
+TEST(maps_and_unmaps_mirrored)
+{
+	struct iovm_ctx *ctx = open_ctx(opts);
+	struct iovm_domain *dom;
+	struct fake f = { 0 };
+	iovm_iova_t a, b;
+	uint8_t *buf = iovm_dma_alloc(ctx, 64 * 4096, 4096, 0), *early = iovm_dma_alloc(ctx, 4096, 4096, 0);
+	/* What the other IOMMU can map: below 4 GiB but its MSI window, and [8 GiB, 16 GiB). */
+	struct iommu_iova_range usable[] = { { 0x1000, 0xfedfffff }, { 0xfef00000, 0xffffffff },
+					     { 0x200000000, 0x3ffffffff } };
+
+	CHECK_OK(iovm_domain_create(ctx, NULL, &dom));
+	/*
+	 * Mapped before the mirror, where the other IOMMU can map (iovm's
+	 * allocator gives high IOVAs first, beyond what it could): replayed.
+	 */
+	a = IOVM_IOVA(0x10000000);
+	CHECK_OK(iovm_domain_map(dom, &a, pa_of(ctx, early), 4096, IOVM_MAP_READ));
+	CHECK_OK(iommu_domain_mirror(dom, &fake_ops, &f, usable, 3));
+	CHECK_EQ(iommu_domain_mirror(dom, &fake_ops, &f, usable, 3), -EBUSY);
+	CHECK_EQ(f.n, 1);
+	CHECK_EQ(held(&f, a.addr, 4096), 4096);
+	CHECK(!f.e[0].write);
+	/* A mapping now: held whole, writable, at an IOVA inside the usable ranges. */
+	CHECK_OK(iovm_domain_map_ptr(dom, buf, 64 * 4096, RW, &b));
+	CHECK_EQ(held(&f, b.addr, 64 * 4096), 64 * 4096);
+	CHECK(b.addr + 64 * 4096 <= 0xfee00000 || (b.addr >= 0xfef00000 && b.addr + 64 * 4096 <= 0x100000000) ||
+	      (b.addr >= 0x200000000 && b.addr + 64 * 4096 <= 0x400000000));
+	/* A partial unmap: the rest stays held. */
+	CHECK_OK(iovm_domain_unmap(dom, IOVM_IOVA(b.addr + 16 * 4096), 8 * 4096));
+	CHECK_EQ(held(&f, b.addr, 64 * 4096), 56 * 4096);
+	CHECK_EQ(held(&f, b.addr + 16 * 4096, 8 * 4096), 0);
+	/* An explicit IOVA outside the usable ranges is refused: reserved. */
+	{
+		iovm_iova_t out = IOVM_IOVA(0x100000000);
+
+		CHECK_EQ(iovm_domain_map(dom, &out, pa_of(ctx, early), 4096, RW), -EEXIST);
+		out = IOVM_IOVA(0x500000000);
+		CHECK_EQ(iovm_domain_map(dom, &out, pa_of(ctx, early), 4096, RW), -EEXIST);
+	}
+	/* A map the mirror refuses fails, and leaves nothing mapped in iovm's table either. */
+	{
+		iovm_iova_t c;
+		uint64_t before = total(&f);
+
+		f.fail_next = -ENOSPC;
+		CHECK_EQ(iovm_domain_map_ptr(dom, buf, 4 * 4096, RW, &c), -ENOSPC);
+		CHECK_EQ(total(&f), before);
+	}
+	/* Many allocations: every IOVA inside the usable ranges. */
+	for (unsigned i = 0; i < 32; i++) {
+		iovm_iova_t c;
+		uint64_t end;
+
+		CHECK_OK(iovm_domain_map_ptr(dom, buf, 4096, RW, &c));
+		end = c.addr + 4096;
+		CHECK((c.addr >= 0x1000 && end <= 0xfee00000) || (c.addr >= 0xfef00000 && end <= 0x100000000) ||
+		      (c.addr >= 0x200000000 && end <= 0x400000000));
+		CHECK_OK(iovm_domain_unmap(dom, c, 4096));
+	}
+	CHECK_OK(iovm_domain_unmap(dom, b, 64 * 4096));
+	CHECK_OK(iovm_domain_unmap(dom, a, 4096));
+	CHECK_EQ(total(&f), 0);
+	iommu_domain_unmirror(dom);
+	/* Unmirrored: the reserved IOVAs are given back (the whole space is usable again). */
+	{
+		iovm_iova_t out = IOVM_IOVA(0x500000000);
+
+		CHECK_OK(iovm_domain_map(dom, &out, pa_of(ctx, early), 4096, RW));
+		CHECK_OK(iovm_domain_unmap(dom, out, 4096));
+	}
+	CHECK_OK(iovm_domain_destroy(dom));
+	iovm_close(ctx);
+}
+
+TEST(heap_followed)
+{
+	struct iovm_ctx *ctx = open_ctx(opts);
+	struct iovm_domain_attr attr = { .type = IOVM_DOMAIN_MANAGED, .flags = IOVM_DOMAIN_FOLLOW_HEAP };
+	struct iovm_domain *dom;
+	struct fake f = { 0 };
+	iovm_iova_t iova;
+	uint8_t *p;
+
+	CHECK_OK(iovm_domain_create(ctx, &attr, &dom));
+	CHECK_OK(iommu_domain_mirror(dom, &fake_ops, &f, NULL, 0));
+	p = iovm_dma_alloc(ctx, 1 << 20, 4096, 0);
+	CHECK(p != NULL);
+	CHECK_OK(iovm_dma_iova(dom, p, &iova));
+	/* Committed memory is mapped for the other IOMMU as it is for iovm's. */
+	CHECK_EQ(held(&f, iova.addr, 1 << 20), 1 << 20);
+	CHECK(f.maps >= 1);
+	iommu_domain_unmirror(dom);
+	CHECK_OK(iovm_domain_destroy(dom));
+	iovm_close(ctx);
+}
+
+TEST(bad_mirror)
+{
+	struct iovm_ctx *ctx = open_ctx(opts);
+	struct iovm_domain_attr va = { .type = IOVM_DOMAIN_VA };
+	struct iovm_domain *dom, *vdom;
+	struct fake f = { 0 };
+	struct iommu_mirror_ops half = { .map = fake_map };
+	struct iommu_iova_range backwards[] = { { 0x200000, 0x100000 } };
+	struct iommu_iova_range unordered[] = { { 0x100000000, 0x1ffffffff }, { 0x1000, 0xffff } };
+	uint8_t *p = iovm_dma_alloc(ctx, 4096, 4096, 0);
+	iovm_iova_t at = IOVM_IOVA(0x300000000);
+
+	CHECK_OK(iovm_domain_create(ctx, NULL, &dom));
+	CHECK_OK(iovm_domain_create(ctx, &va, &vdom));
+	CHECK_EQ(iommu_domain_mirror(NULL, &fake_ops, &f, NULL, 0), -EINVAL);
+	CHECK_EQ(iommu_domain_mirror(dom, NULL, &f, NULL, 0), -EINVAL);
+	CHECK_EQ(iommu_domain_mirror(dom, &half, &f, NULL, 0), -EINVAL);
+	CHECK_EQ(iommu_domain_mirror(dom, &fake_ops, &f, NULL, 1), -EINVAL);
+	CHECK_EQ(iommu_domain_mirror(dom, &fake_ops, &f, backwards, 1), -EINVAL);
+	CHECK_EQ(iommu_domain_mirror(dom, &fake_ops, &f, unordered, 2), -EINVAL);
+	CHECK_EQ(iommu_domain_mirror(vdom, &fake_ops, &f, NULL, 0), -EOPNOTSUPP);
+	/* A mapping where the other IOMMU cannot map: the mirror is refused. */
+	CHECK_OK(iovm_domain_map(dom, &at, pa_of(ctx, p), 4096, RW));
+	CHECK_EQ(iommu_domain_mirror(dom, &fake_ops, &f, unordered + 1, 1), -EBUSY);
+	CHECK_EQ(f.n, 0);
+	CHECK_OK(iovm_domain_unmap(dom, at, 4096));
+	CHECK_OK(iovm_domain_destroy(vdom));
+	CHECK_OK(iovm_domain_destroy(dom));
+	iovm_close(ctx);
+}
+
+int main(void)
+{
+	test_init();
+	RUN(maps_and_unmaps_mirrored);
+	RUN(heap_followed);
+	RUN(bad_mirror);
+	return 0;
+}
