@@ -2,6 +2,7 @@
 #
 #   make run     build, then run `iovm demo` on the default configuration
 #   make check   build, run every test, then again under ASan+UBSan (and a clang build)
+#   make vm-test the VM test alone (also part of make check, in the default build)
 #
 # Both install missing Debian packages first (apt-get, as root).
 
@@ -32,6 +33,10 @@ check:
 # The suite once, in the default build only.
 test: build
 	scripts/check.sh --only default
+
+# The VM test alone: iovm's VFIO backend in a QEMU guest with an emulated IOMMU.
+vm-test: build
+	tests/vm/vm_test.sh $(BUILD) edu
 
 bench: build
 	@scripts/deps.sh bench || true

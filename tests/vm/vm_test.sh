@@ -1,0 +1,115 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# vm_test.sh - the VM test: iovm's VFIO backend against real VFIO, in a
+# QEMU guest with an emulated Intel IOMMU (intremap=on: without it
+# VFIO_SET_IOMMU fails with EPERM), QEMU's edu DMA device and an NVMe
+# controller. TCG: these machines cannot run a stock guest under KVM.
+#
+# It installs what it lacks from Debian (qemu-system-x86, busybox-static),
+# fetches Debian's 6.1 guest kernel (apt-get download, dpkg -x: its VFIO
+# drivers are modules, loaded in order by the guest's init), builds the
+# tests statically against libiovm.a, packs an initramfs, boots, and passes
+# only if every test in the guest printed "RESULT: PASS".
+#
+# Usage: vm_test.sh BUILD_DIR [TESTS, comma-separated; default edu]
+# Exit: 0 pass, 1 fail, 77 skipped (QEMU truly cannot run here; says why).
+set -u
+BUILD=$(readlink -f "${1:?usage: vm_test.sh BUILD_DIR [TESTS]}")
+TESTS=${2:-edu}
+SRC=$(dirname "$(readlink -f "$0")")
+ROOT=$(readlink -f "$SRC/../..")
+CACHE=${IOVM_VM_CACHE:-/var/tmp/iovm-vm}
+WORK=$BUILD/vm
+TIMEOUT=${VM_TIMEOUT:-300}
+
+skip() { echo "SKIP: $*"; exit 77; }
+fail() { echo "FAIL: $*"; exit 1; }
+
+# What QEMU and the initramfs need.
+need=()
+command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+static_busybox() { [ -x /bin/busybox ] && LANG=C ldd /bin/busybox 2>&1 | grep -q "not a dynamic"; }
+static_busybox || need+=(busybox-static)
+if [ ${#need[@]} -gt 0 ]; then
+	[ "$(id -u)" = 0 ] || skip "not root, and ${need[*]} missing"
+	echo "installing ${need[*]}"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null 2>&1 ||
+		{ apt-get update -q >/dev/null 2>&1 &&
+		  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null 2>&1; } ||
+		skip "cannot install ${need[*]}"
+fi
+command -v qemu-system-x86_64 >/dev/null || skip "no qemu-system-x86_64"
+static_busybox || skip "no static busybox"
+
+# The guest kernel: Debian's, as linux-image-amd64 names it today.
+mkdir -p "$CACHE" "$WORK" || fail "cannot make $CACHE or $WORK"
+pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/.*Depends: \(linux-image-[0-9][^ ]*\)/\1/p' | head -1)
+[ -n "$pkg" ] || pkg=$(ls "$CACHE" 2>/dev/null | sed -n 's/^\(linux-image-[0-9][^_]*\)_.*\.deb$/\1/p' | head -1)
+[ -n "$pkg" ] || skip "no linux-image package known to apt"
+kpkg=$CACHE/$pkg
+# Kept: the kernel and the VFIO modules (some 15 MB of the package's 400).
+VFIO_MODULES="virt/lib/irqbypass drivers/vfio/vfio drivers/vfio/vfio_iommu_type1 drivers/vfio/vfio_virqfd
+	drivers/vfio/pci/vfio-pci-core drivers/vfio/pci/vfio-pci"
+if [ ! -f "$kpkg/vmlinuz" ]; then
+	tmp=$CACHE/unpack.$$
+	rm -rf "$tmp" && mkdir -p "$tmp" || fail "cannot make $tmp"
+	(cd "$tmp" && apt-get download -q "$pkg" >/dev/null 2>&1) || { rm -rf "$tmp"; skip "cannot download $pkg"; }
+	dpkg -x "$tmp"/"$pkg"_*.deb "$tmp/x" || { rm -rf "$tmp"; fail "cannot unpack $pkg"; }
+	mkdir -p "$kpkg.new/modules"
+	cp "$tmp"/x/boot/vmlinuz-* "$kpkg.new/vmlinuz" || { rm -rf "$tmp"; fail "no kernel in $pkg"; }
+	mods=$(ls -d "$tmp"/x/lib/modules/*/kernel | head -1)
+	for m in $VFIO_MODULES; do
+		b=$(basename $m)
+		if [ -f "$mods/$m.ko" ]; then cp "$mods/$m.ko" "$kpkg.new/modules/"
+		elif [ -f "$mods/$m.ko.xz" ]; then xz -dc "$mods/$m.ko.xz" >"$kpkg.new/modules/$b.ko"
+		fi
+	done
+	rm -rf "$tmp" "$kpkg" && mv "$kpkg.new" "$kpkg" || fail "cannot keep $pkg"
+fi
+kernel=$kpkg/vmlinuz
+
+# The tests, static, against the library just built.
+cc=${CC:-gcc}
+for t in ${TESTS//,/ }; do
+	$cc -std=c17 -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -static -I"$ROOT/include" -o "$WORK/vm_$t" \
+		"$SRC/vm_$t.c" "$BUILD/libiovm.a" -lpthread || fail "cannot build vm_$t"
+done
+
+# The initramfs: busybox, the VFIO modules in load order, init, the tests.
+R=$WORK/rootfs
+rm -rf "$R" && mkdir -p "$R"/{bin,lib/modules,proc,sys,dev,tmp}
+cp /bin/busybox "$R/bin/busybox" && ln -s busybox "$R/bin/sh"
+cp "$SRC/init" "$R/init"
+for t in ${TESTS//,/ }; do cp "$WORK/vm_$t" "$R/"; done
+: >"$R/lib/modules/load-order"
+for m in $VFIO_MODULES; do
+	b=$(basename $m)
+	[ -f "$kpkg/modules/$b.ko" ] || continue # vfio_virqfd is part of vfio on later kernels
+	cp "$kpkg/modules/$b.ko" "$R/lib/modules/" && echo "$b" >>"$R/lib/modules/load-order"
+done
+(cd "$R" && find . | busybox cpio -o -H newc -R 0:0 2>/dev/null | gzip -1) >"$WORK/initramfs.gz" ||
+	fail "cannot pack the initramfs"
+truncate -s 64M "$WORK/nvme.img"
+
+# Boot. The guest powers off when its tests are done.
+log=$WORK/vm.log
+echo "booting $(basename "$kernel") with ${TESTS}"
+timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg -M q35,kernel-irqchip=split -cpu max -smp 2 -m 1G \
+	-nographic -no-reboot -nic none \
+	-device intel-iommu,intremap=on,caching-mode=on \
+	-device edu,dma_mask=0xffffffffffffffff \
+	-drive file="$WORK/nvme.img",if=none,id=nvm,format=raw -device nvme,serial=iovm0001,drive=nvm \
+	-kernel "$kernel" -initrd "$WORK/initramfs.gz" \
+	-append "console=ttyS0 intel_iommu=on panic=-1 quiet vmtests=$TESTS" </dev/null >"$log" 2>&1
+rc=$?
+grep -vE '^\s*$' "$log" | grep -vE 'DMAR: \[DMA|DMAR: DRHD' | sed 's/^/  | /'
+if [ $rc -ne 0 ] && ! grep -q "VM: running" "$log"; then
+	grep -qiE "could not|failed to|no such" "$log" && skip "QEMU cannot run here (rc $rc)"
+	fail "the guest did not start its tests (qemu rc $rc)"
+fi
+n=$(echo "$TESTS" | tr ',' '\n' | wc -l)
+pass=$(grep -c 'RESULT: PASS' "$log")
+[ $rc -eq 0 ] || fail "qemu rc $rc"
+[ "$pass" = "$n" ] || fail "$pass of $n guest tests passed"
+echo "PASS: $pass of $n guest tests"
