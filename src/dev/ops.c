@@ -174,18 +174,17 @@ static int side_key(struct exec *x, struct side *s)
  */
 static int side_span(struct exec *x, struct side *s)
 {
-	if (s->key && !s->keyed && side_key(x, s))
-		return -EFAULT;
 	for (;;) {
 		struct iommu_span span;
 		struct iovm_fault f;
 
+		/* A keyed side asks its key first, and again after the device left its section. */
+		if (s->key && !s->keyed && side_key(x, s))
+			return -EFAULT;
 		if (!iommu_access(x->q->tlb, x->pasid, s->iova, s->access, &span, &f)) {
 			if (unlikely(!gate_open(x->q, &span))) {
 				gate_wait(x->q);
 				sides_forget(x);
-				if (s->key && side_key(x, s))
-					return -EFAULT;
 				continue;
 			}
 			s->ptr = span.ptr;
@@ -210,8 +209,6 @@ static int side_span(struct exec *x, struct side *s)
 				x->last_resolved = f.iova.addr;
 				count_add(&x->q->page_requests, 1);
 				sides_forget(x);
-				if (s->key && side_key(x, s))
-					return -EFAULT;
 				continue;
 			}
 		}
@@ -233,8 +230,6 @@ static int side_span(struct exec *x, struct side *s)
 		count_add(&x->q->fault_retries, 1);
 		/* What was translated before may be gone: every span afresh. */
 		sides_forget(x);
-		if (s->key && side_key(x, s))
-			return -EFAULT;
 	}
 }
 

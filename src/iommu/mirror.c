@@ -146,7 +146,7 @@ int iommu_domain_mirror(struct iovm_domain *dom, const struct iommu_mirror_ops *
 		ret = reserve_hole(dom, at, dom->limit);
 	if (ret) {
 		unreserve(dom);
-		return ret == -EBUSY ? -EBUSY : ret;
+		return ret;
 	}
 	dom->mirror = ops;
 	dom->mirror_arg = arg;

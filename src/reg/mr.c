@@ -39,29 +39,24 @@ static bool page_valid(const struct iovm_mr *mr, uint64_t i)
 	return mr->valid[i / 64] >> (i % 64) & 1;
 }
 
-/* Set (or clear) the bits of pages [first, last]: whole words by memset (1 GiB is 4096 of them). */
+static void word_set(uint64_t *w, uint64_t mask, bool v)
+{
+	*w = v ? *w | mask : *w & ~mask;
+}
+
+/* Set (or clear) the bits of pages [first, last]: the whole words between by memset (1 GiB is 4096). */
 static void pages_set(struct iovm_mr *mr, uint64_t first, uint64_t last, bool v)
 {
-	uint64_t i = first;
+	uint64_t fw = first / 64, lw = last / 64;
+	uint64_t head = ~UINT64_C(0) << (first % 64), tail = ~UINT64_C(0) >> (63 - last % 64);
 
-	while (i <= last && (i % 64 || last - i + 1 < 64)) {
-		unsigned bit = i % 64, n = (unsigned)MIN(64 - bit, last - i + 1);
-		uint64_t mask = (n == 64 ? ~UINT64_C(0) : (UINT64_C(1) << n) - 1) << bit;
-
-		if (v)
-			mr->valid[i / 64] |= mask;
-		else
-			mr->valid[i / 64] &= ~mask;
-		i += n;
+	if (fw == lw) {
+		word_set(&mr->valid[fw], head & tail, v);
+		return;
 	}
-	if (i <= last && last - i + 1 >= 64) {
-		uint64_t words = (last - i + 1) / 64;
-
-		memset(&mr->valid[i / 64], v ? 0xff : 0, words * sizeof(uint64_t));
-		i += words * 64;
-		if (i <= last)
-			pages_set(mr, i, last, v);
-	}
+	word_set(&mr->valid[fw], head, v);
+	memset(&mr->valid[fw + 1], v ? 0xff : 0, (lw - fw - 1) * sizeof(uint64_t));
+	word_set(&mr->valid[lw], tail, v);
 }
 
 /* The first page in [from, last] whose bit is @v, or last + 1: a word at a time. */
