@@ -36,7 +36,7 @@ test: build
 
 # The VM test alone: iovm's VFIO backend in a QEMU guest with an emulated IOMMU.
 vm-test: build
-	tests/vm/vm_test.sh $(BUILD) edu
+	tests/vm/vm_test.sh $(BUILD) edu,nvme
 
 bench: build
 	@scripts/deps.sh bench || true

@@ -13,49 +13,18 @@
  * its 4 KiB buffer at device address 0x40000. A transfer ending exactly at
  * the buffer's end aborts QEMU 7.2: at most 2 KiB at a time here.
  */
-#include <dirent.h>
-#include <errno.h>
 #include <poll.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
-#include <iovm.h>
+#include "vm_common.h"
 
 #define EDU_VENDOR 0x1234
 #define EDU_DEVICE 0x11e8
 #define EDU_BUF 0x40000u
 #define CHUNK 2048u
 
-static int failures, checks;
 static volatile uint8_t *bar;
-
-#define CHECK(cond, ...)                                                                               \
-	do {                                                                                           \
-		checks++;                                                                              \
-		if (cond) {                                                                            \
-			printf("  ok: ");                                                              \
-		} else {                                                                               \
-			failures++;                                                                    \
-			printf("  FAIL (%s:%d): ", __FILE__, __LINE__);                                \
-		}                                                                                      \
-		printf(__VA_ARGS__);                                                                   \
-		printf("\n");                                                                          \
-		fflush(stdout);                                                                        \
-	} while (0)
-
-#define MUST(call)                                                                                     \
-	do {                                                                                           \
-		int ret_ = (call);                                                                     \
-		if (ret_) {                                                                            \
-			printf("FATAL: %s: %s (%s)\nRESULT: FAIL\n", #call, strerror(-ret_),            \
-			       iovm_error_detail());                                                     \
-			exit(1);                                                                       \
-		}                                                                                      \
-	} while (0)
 
 static uint64_t rd64(unsigned off)
 {
@@ -75,14 +44,6 @@ static uint32_t rd32(unsigned off)
 static void wr32(unsigned off, uint32_t v)
 {
 	*(volatile uint32_t *)(bar + off) = v;
-}
-
-static double now(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
 /* One transfer; false on a timeout (the device's timer makes each take ~100 ms). */
@@ -114,63 +75,6 @@ static bool copy(uint64_t src_iova, uint64_t dst_iova, uint32_t len)
 	return true;
 }
 
-static void fill(uint8_t *p, size_t n, uint32_t seed)
-{
-	for (size_t i = 0; i < n; i++) {
-		seed = seed * 1103515245u + 12345u;
-		p[i] = (uint8_t)(seed >> 16);
-	}
-}
-
-static bool all(const uint8_t *p, size_t n, uint8_t v)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i] != v)
-			return false;
-	return true;
-}
-
-static int find_edu(char *bdf, size_t len)
-{
-	DIR *d = opendir("/sys/bus/pci/devices");
-	struct dirent *e;
-
-	while (d && (e = readdir(d))) {
-		char path[512];
-		unsigned v = 0, id = 0;
-		FILE *f;
-
-		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/vendor", e->d_name);
-		if (!(f = fopen(path, "r")))
-			continue;
-		if (fscanf(f, "%x", &v) != 1)
-			v = 0;
-		fclose(f);
-		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/device", e->d_name);
-		if (!(f = fopen(path, "r")))
-			continue;
-		if (fscanf(f, "%x", &id) != 1)
-			id = 0;
-		fclose(f);
-		if (v == EDU_VENDOR && id == EDU_DEVICE) {
-			snprintf(bdf, len, "vfio:%s", e->d_name);
-			closedir(d);
-			return 0;
-		}
-	}
-	if (d)
-		closedir(d);
-	return -ENODEV;
-}
-
-static bool in_kernel_ranges(const struct iovm_device_info *di, uint64_t iova, uint64_t len)
-{
-	for (unsigned i = 0; i < di->nr_iova_ranges; i++)
-		if (iova >= di->iova_ranges[i].start && iova + len - 1 <= di->iova_ranges[i].last)
-			return true;
-	return di->nr_iova_ranges == 0;
-}
-
 int main(void)
 {
 	struct iovm_ctx *ctx;
@@ -186,7 +90,7 @@ int main(void)
 	uint64_t entries;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	MUST(find_edu(spec, sizeof(spec)));
+	MUST(find_pci(EDU_VENDOR, EDU_DEVICE, spec, sizeof(spec)));
 	printf("edu at %s\n", spec + 5);
 	/* 2 MiB pages: the init script reserved some. */
 	MUST(iovm_open("page_size=2M,log_level=notice", &ctx));
@@ -310,6 +214,5 @@ int main(void)
 	iovm_domain_destroy(dom);
 	iovm_close(ctx);
 	free(app);
-	printf("%d checks, %d failed\nRESULT: %s\n", checks, failures, failures ? "FAIL" : "PASS");
-	return failures ? 1 : 0;
+	return vm_result();
 }

@@ -12,11 +12,11 @@
 # tests statically against libiovm.a, packs an initramfs, boots, and passes
 # only if every test in the guest printed "RESULT: PASS".
 #
-# Usage: vm_test.sh BUILD_DIR [TESTS, comma-separated; default edu]
+# Usage: vm_test.sh BUILD_DIR [TESTS, comma-separated; default edu,nvme]
 # Exit: 0 pass, 1 fail, 77 skipped (QEMU truly cannot run here; says why).
 set -u
 BUILD=$(readlink -f "${1:?usage: vm_test.sh BUILD_DIR [TESTS]}")
-TESTS=${2:-edu}
+TESTS=${2:-edu,nvme}
 SRC=$(dirname "$(readlink -f "$0")")
 ROOT=$(readlink -f "$SRC/../..")
 CACHE=${IOVM_VM_CACHE:-/var/tmp/iovm-vm}
@@ -90,7 +90,9 @@ for m in $VFIO_MODULES; do
 done
 (cd "$R" && find . | busybox cpio -o -H newc -R 0:0 2>/dev/null | gzip -1) >"$WORK/initramfs.gz" ||
 	fail "cannot pack the initramfs"
-truncate -s 64M "$WORK/nvme.img"
+# The NVMe disk: fresh each boot, with blocks the guest must read back.
+rm -f "$WORK/nvme.img" && truncate -s 64M "$WORK/nvme.img" || fail "cannot make the disk image"
+case ",$TESTS," in *,nvme,*) "$WORK/vm_nvme" --seed "$WORK/nvme.img" || fail "cannot seed the disk image" ;; esac
 
 # Boot. The guest powers off when its tests are done.
 log=$WORK/vm.log
@@ -112,4 +114,6 @@ n=$(echo "$TESTS" | tr ',' '\n' | wc -l)
 pass=$(grep -c 'RESULT: PASS' "$log")
 [ $rc -eq 0 ] || fail "qemu rc $rc"
 [ "$pass" = "$n" ] || fail "$pass of $n guest tests passed"
+case ",$TESTS," in *,nvme,*) "$WORK/vm_nvme" --verify "$WORK/nvme.img" | sed 's/^/  host: /'
+	[ "${PIPESTATUS[0]}" = 0 ] || fail "the disk image lacks what the guest wrote" ;; esac
 echo "PASS: $pass of $n guest tests"

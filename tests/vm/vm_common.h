@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vm_common.h - what the guest-side tests of the VM test share: checks that
+ * print as they go (the console is the only output a guest has), a fatal
+ * MUST, a clock, test patterns, and finding a PCI device by its IDs.
+ *
+ * Each test ends by printing "RESULT: PASS" or "RESULT: FAIL", which
+ * vm_test.sh counts on the host side.
+ */
+#ifndef IOVM_VM_COMMON_H
+#define IOVM_VM_COMMON_H
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <iovm.h>
+
+static int failures, checks;
+
+#define CHECK(cond, ...)                                                                               \
+	do {                                                                                           \
+		checks++;                                                                              \
+		if (cond) {                                                                            \
+			printf("  ok: ");                                                              \
+		} else {                                                                               \
+			failures++;                                                                    \
+			printf("  FAIL (%s:%d): ", __FILE__, __LINE__);                                \
+		}                                                                                      \
+		printf(__VA_ARGS__);                                                                   \
+		printf("\n");                                                                          \
+		fflush(stdout);                                                                        \
+	} while (0)
+
+#define MUST(call)                                                                                     \
+	do {                                                                                           \
+		int ret_ = (call);                                                                     \
+		if (ret_ < 0) {                                                                        \
+			printf("FATAL: %s: %s (%s)\nRESULT: FAIL\n", #call, strerror(-ret_),            \
+			       iovm_error_detail());                                                     \
+			exit(1);                                                                       \
+		}                                                                                      \
+	} while (0)
+
+static inline int vm_result(void)
+{
+	printf("%d checks, %d failed\nRESULT: %s\n", checks, failures, failures ? "FAIL" : "PASS");
+	return failures ? 1 : 0;
+}
+
+static inline double now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* A reproducible byte pattern: the host side can compute it too. */
+static inline void fill(uint8_t *p, size_t n, uint32_t seed)
+{
+	for (size_t i = 0; i < n; i++) {
+		seed = seed * 1103515245u + 12345u;
+		p[i] = (uint8_t)(seed >> 16);
+	}
+}
+
+static inline bool all(const uint8_t *p, size_t n, uint8_t v)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != v)
+			return false;
+	return true;
+}
+
+static inline unsigned sysfs_hex(const char *dev, const char *attr)
+{
+	char path[512];
+	unsigned v = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/%s", dev, attr);
+	if (!(f = fopen(path, "r")))
+		return 0;
+	if (fscanf(f, "%x", &v) != 1)
+		v = 0;
+	fclose(f);
+	return v;
+}
+
+/* "vfio:<BDF>" of the first PCI device with these IDs. */
+static inline int find_pci(unsigned vendor, unsigned device, char *spec, size_t len)
+{
+	DIR *d = opendir("/sys/bus/pci/devices");
+	struct dirent *e;
+
+	while (d && (e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		if (sysfs_hex(e->d_name, "vendor") == vendor && sysfs_hex(e->d_name, "device") == device) {
+			snprintf(spec, len, "vfio:%s", e->d_name);
+			closedir(d);
+			return 0;
+		}
+	}
+	if (d)
+		closedir(d);
+	return -ENODEV;
+}
+
+/* The smallest dma_bits that covers every IOVA range the kernel reports. */
+static inline unsigned kernel_dma_bits(const struct iovm_device_info *di)
+{
+	uint64_t last = 0;
+	unsigned bits = 32;
+
+	for (unsigned i = 0; i < di->nr_iova_ranges; i++)
+		if (di->iova_ranges[i].last > last)
+			last = di->iova_ranges[i].last;
+	while (bits < 48 && last >> bits)
+		bits++;
+	return bits;
+}
+
+static inline bool in_kernel_ranges(const struct iovm_device_info *di, uint64_t iova, uint64_t len)
+{
+	for (unsigned i = 0; i < di->nr_iova_ranges; i++)
+		if (iova >= di->iova_ranges[i].start && iova + len - 1 <= di->iova_ranges[i].last)
+			return true;
+	return di->nr_iova_ranges == 0;
+}
+
+#endif
