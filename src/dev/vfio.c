@@ -6,11 +6,14 @@
  * IOVAs iovm's allocator picks inside the ranges the kernel reports.
  *
  * The kernel's type1 IOMMU keeps one entry per MAP_DMA, however large, up
- * to a budget (65535 by default), and unmaps only whole entries. So the
- * mirror maps each of iovm's mappings as few entries as the memory's
- * addresses allow (one per run that is contiguous in the process's address
- * space), keeps its own index of them, and does a partial unmap by
- * unmapping the entries it cuts and mapping their remains again.
+ * to a budget (65535 by default), and unmaps only whole entries. So each
+ * run the domain hands over (contiguous in IOVA and in the process's
+ * address space: a heap commit, a buffer mapped at once, a registration,
+ * however scattered physically) is one entry; the mirror keeps its own
+ * index of them, and does a partial unmap by unmapping the entries it cuts
+ * and mapping their remains again. Entries are never merged after the
+ * fact: merging means unmapping a live entry, and a device's DMA through it
+ * would fault in between.
  *
  * Locks: vfio_dev.lock protects the index; it nests inside whatever the
  * domain's map and unmap paths hold.
@@ -92,39 +95,14 @@ static void kunmap(struct vfio_dev *v, struct kentry *e)
 	free(e);
 }
 
-/* The mirror's map: one entry per run contiguous in the process's address space. */
-static int mirror_map(void *arg, uint64_t iova, uint64_t pa, uint64_t len, bool write)
+/* The mirror's map: one entry (iovm's side gathers runs contiguous in the process's address space). */
+static int mirror_map(void *arg, uint64_t iova, void *va, uint64_t len, bool write)
 {
 	struct vfio_dev *v = arg;
-	struct phys_space *ps = v->dev->ctx->phys;
-	uint64_t done = 0;
-	int ret = 0;
+	int ret;
 
 	pthread_mutex_lock(&v->lock);
-	while (done < len && !ret) {
-		uint8_t *va = phys_bus_ptr(ps, pa_make(pa + done));
-		uint64_t run = 0;
-
-		if (!va) {
-			ret = -EFAULT;
-			break;
-		}
-		/* Extend across bus granules while the process address keeps step. */
-		do {
-			uint64_t step = MIN(SZ_2M - ((pa + done + run) & (SZ_2M - 1)), len - done - run);
-
-			run += step;
-		} while (done + run < len && phys_bus_ptr(ps, pa_make(pa + done + run)) == va + run);
-		ret = kmap(v, iova + done, (uintptr_t)va, run, write);
-		done += ret ? 0 : run;
-	}
-	if (ret && done) {
-		/* Take back what this call mapped. */
-		struct itree_node *n;
-
-		while ((n = itree_first(&v->entries, iova, iova + done - 1)))
-			kunmap(v, container_of(n, struct kentry, node));
-	}
+	ret = kmap(v, iova, (uintptr_t)va, len, write);
 	pthread_mutex_unlock(&v->lock);
 	return ret;
 }
@@ -143,9 +121,11 @@ static void mirror_unmap(void *arg, uint64_t iova, uint64_t len)
 		kunmap(v, container_of(n, struct kentry, node));
 		/*
 		 * Type1 unmaps whole entries only: the parts outside the range go
-		 * back as entries of their own. (Briefly unmapped: iovm's own
-		 * table, which keeps them throughout, is what a caller must rely
-		 * on not to have a device use them during a partial unmap.)
+		 * back as entries of their own. Between the two calls they are
+		 * unmapped for the device: a DMA to them then faults. A partial
+		 * unmap is thus safe only while the device leaves the rest of
+		 * the entry alone (the heap's trim of an idle page cuts the entry
+		 * its commit made: a gap, until the heap trims whole commits).
 		 */
 		if (e.node.start < iova) {
 			v->splits++;

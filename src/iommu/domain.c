@@ -221,7 +221,8 @@ static void iova_give(struct iovm_domain *dom, uint64_t iova, uint64_t len)
 		iova_free(&dom->iova, iova >> 12, len >> 12);
 }
 
-int domain_map_pa(struct iovm_domain *dom, uint64_t *iova, uint64_t pa, uint64_t len, unsigned prot)
+int domain_map_pa(struct iovm_domain *dom, uint64_t *iova, uint64_t pa, const void *where, uint64_t len,
+		  unsigned prot)
 {
 	int ret = iova_take(dom, iova, len, iova_align_pages(pa, len));
 
@@ -231,7 +232,7 @@ int domain_map_pa(struct iovm_domain *dom, uint64_t *iova, uint64_t pa, uint64_t
 		ret = -EINVAL;
 		goto give;
 	}
-	ret = domain_pt_map(dom, *iova, pa, len, prot);
+	ret = domain_pt_map(dom, *iova, pa, where, len, prot);
 	if (ret)
 		goto give;
 	shadow_map(dom, *iova, len, pa, prot);
@@ -274,14 +275,15 @@ IOVM_API int iovm_domain_map(struct iovm_domain *dom, iovm_iova_t *iova, iovm_pa
 	if (!is_aligned(pa.addr, SZ_4K) || pa.addr + len < pa.addr || !on_bus(dom, pa.addr, len))
 		return -EINVAL;
 	where = iova->addr;
-	ret = domain_map_pa(dom, &where, pa.addr, len, prot_of(perm));
+	ret = domain_map_pa(dom, &where, pa.addr, NULL, len, prot_of(perm));
 	if (!ret)
 		iova->addr = where;
 	return ret;
 }
 
-IOVM_API int iovm_domain_map_pages(struct iovm_domain *dom, iovm_iova_t *iova, const iovm_pa_t *pages,
-				   unsigned n, uint32_t perm)
+/* @where: the process's address of the pages, contiguous, when the caller has one (else NULL). */
+static int domain_map_pages(struct iovm_domain *dom, iovm_iova_t *iova, const iovm_pa_t *pages, unsigned n,
+			    uint32_t perm, const uint8_t *where_va)
 {
 	uint64_t where, len = (uint64_t)n << 12;
 	int ret;
@@ -309,15 +311,18 @@ IOVM_API int iovm_domain_map_pages(struct iovm_domain *dom, iovm_iova_t *iova, c
 		iova_give(dom, where, len);
 		return ret;
 	}
-	/* The mirror maps runs of adjacent pages. */
-	for (unsigned i = 0, j; dom->mirror && i < n; i = j) {
-		for (j = i + 1; j < n && pages[j].addr == pages[j - 1].addr + SZ_4K;)
-			j++;
-		ret = dom->mirror->map(dom->mirror_arg, where + ((uint64_t)i << 12), pages[i].addr,
-				       (uint64_t)(j - i) << 12, perm & IOVM_MAP_WRITE);
+	/* The mirror gets runs contiguous in the process's address space. */
+	if (dom->mirror) {
+		struct mirror_batch b = { 0 };
+
+		for (unsigned i = 0; i < n && !ret; i++)
+			ret = mirror_batch_add(dom, &b, where + ((uint64_t)i << 12), pages[i].addr,
+					       where_va ? where_va + ((uint64_t)i << 12) : NULL, SZ_4K,
+					       perm & IOVM_MAP_WRITE);
+		if (!ret)
+			ret = mirror_batch_end(dom, &b);
 		if (ret) {
-			if (i)
-				dom->mirror->unmap(dom->mirror_arg, where, (uint64_t)i << 12);
+			mirror_batch_undo(dom, &b);
 			pt_unmap(&dom->pt, where, len, NULL, NULL);
 			pt_reclaim(&dom->pt);
 			iova_give(dom, where, len);
@@ -327,6 +332,12 @@ IOVM_API int iovm_domain_map_pages(struct iovm_domain *dom, iovm_iova_t *iova, c
 	shadow_map_pages(dom, where, (const uint64_t *)pages, n, prot_of(perm));
 	iova->addr = where;
 	return 0;
+}
+
+IOVM_API int iovm_domain_map_pages(struct iovm_domain *dom, iovm_iova_t *iova, const iovm_pa_t *pages,
+				   unsigned n, uint32_t perm)
+{
+	return domain_map_pages(dom, iova, pages, n, perm, NULL);
 }
 
 IOVM_API int iovm_domain_map_ptr(struct iovm_domain *dom, const void *ptr, size_t len, uint32_t perm,
@@ -352,7 +363,7 @@ IOVM_API int iovm_domain_map_ptr(struct iovm_domain *dom, const void *ptr, size_
 	}
 	where = dom->type == IOVM_DOMAIN_VA ? (uintptr_t)ptr : IOVM_ADDR_INVALID;
 	if (x.contig >= len) {
-		ret = domain_map_pa(dom, &where, x.pa.addr, len, prot_of(perm));
+		ret = domain_map_pa(dom, &where, x.pa.addr, ptr, len, prot_of(perm));
 		if (!ret)
 			*iova = IOVM_IOVA(where);
 		return ret;
@@ -369,7 +380,7 @@ IOVM_API int iovm_domain_map_ptr(struct iovm_domain *dom, const void *ptr, size_
 		}
 	}
 	*iova = IOVM_IOVA(where);
-	ret = iovm_domain_map_pages(dom, iova, pages, (unsigned)(len >> 12), perm);
+	ret = domain_map_pages(dom, iova, pages, (unsigned)(len >> 12), perm, ptr);
 	free(pages);
 	return ret;
 }

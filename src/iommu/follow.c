@@ -42,6 +42,7 @@ static _Atomic uint64_t *heap_table(struct iovm_domain *dom, const struct mem_wh
 static int on_commit(struct iovm_domain *dom, const struct iovm_mem_event *ev)
 {
 	uint64_t iova = IOVM_ADDR_INVALID, done = 0, pfn;
+	struct mirror_batch batch = { 0 };
 	struct mem_where w;
 	_Atomic uint64_t *t = NULL;
 	int ret;
@@ -63,6 +64,7 @@ static int on_commit(struct iovm_domain *dom, const struct iovm_mem_event *ev)
 	} else {
 		iova = (uintptr_t)ev->va;
 	}
+	/* Physically contiguous runs into iovm's table; the whole range to a mirror at once. */
 	while (done < ev->len) {
 		struct iovm_dma_xlate x;
 		uint64_t len;
@@ -71,12 +73,19 @@ static int on_commit(struct iovm_domain *dom, const struct iovm_mem_event *ev)
 		if (ret)
 			goto unwind;
 		len = MIN(x.contig, ev->len - done);
-		ret = domain_pt_map(dom, iova + done, x.pa.addr, len, PT_PROT_READ | PT_PROT_WRITE);
+		ret = pt_map(&dom->pt, iova + done, x.pa.addr, len, PT_PROT_READ | PT_PROT_WRITE, true);
 		if (ret)
 			goto unwind;
 		shadow_map(dom, iova + done, len, x.pa.addr, PT_PROT_READ | PT_PROT_WRITE);
 		done += len;
+		ret = mirror_batch_add(dom, &batch, iova + done - len, x.pa.addr, (uint8_t *)ev->va + done - len, len,
+				       true);
+		if (ret)
+			goto unwind;
 	}
+	ret = mirror_batch_end(dom, &batch);
+	if (ret)
+		goto unwind;
 	if (t)
 		for (uint64_t i = 0; i < ev->len >> w.page_shift; i++)
 			atomic_store_explicit(&t[w.page + i], iova + (i << w.page_shift) + 1,
@@ -84,6 +93,7 @@ static int on_commit(struct iovm_domain *dom, const struct iovm_mem_event *ev)
 	return 0;
 
 unwind:
+	mirror_batch_undo(dom, &batch);
 	if (done) {
 		bool any;
 

@@ -64,7 +64,7 @@ int iommu_hold_map(struct iovm_domain *dom, uint64_t iova, uint64_t pa, uint64_t
 
 	if (!prot || !len || !is_aligned(iova | pa | len, SZ_4K))
 		return -EINVAL;
-	ret = domain_pt_map(dom, iova, pa, len, prot);
+	ret = domain_pt_map(dom, iova, pa, NULL, len, prot);
 	if (!ret)
 		shadow_map(dom, iova, len, pa, prot);
 	return ret;

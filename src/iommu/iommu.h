@@ -114,7 +114,8 @@ uint64_t iommu_hold_huge_leaves(struct iovm_domain *dom, uint64_t iova, uint64_t
  * is undone in iovm's table too.
  */
 struct iommu_mirror_ops {
-	int (*map)(void *arg, uint64_t iova, uint64_t pa, uint64_t len, bool write);
+	/* [iova, +len) to the process's memory at [va, +len), in order. */
+	int (*map)(void *arg, uint64_t iova, void *va, uint64_t len, bool write);
 	void (*unmap)(void *arg, uint64_t iova, uint64_t len);
 };
 

@@ -184,7 +184,8 @@ int domain_unmap(struct iovm_domain *dom, uint64_t iova, uint64_t len, bool *any
 #define UNMAP_STRICT (1u << 0)
 #define UNMAP_KEEP_IOVA (1u << 1)
 int domain_unmap_how(struct iovm_domain *dom, uint64_t iova, uint64_t len, unsigned how, bool *any);
-int domain_map_pa(struct iovm_domain *dom, uint64_t *iova, uint64_t pa, uint64_t len, unsigned prot);
+int domain_map_pa(struct iovm_domain *dom, uint64_t *iova, uint64_t pa, const void *where, uint64_t len,
+		  unsigned prot);
 
 /* flushq.c */
 int flushq_init(struct iovm_domain *dom);
@@ -202,8 +203,28 @@ void fault_record(struct iovm_domain *dom, struct iovm_fault *f);
 int follow_heap(struct iovm_domain *dom);
 void unfollow_heap(struct iovm_domain *dom);
 
-/* mirror.c: pt_map() and the mirror's map, undone together on failure. */
-int domain_pt_map(struct iovm_domain *dom, uint64_t iova, uint64_t pa, uint64_t len, unsigned prot);
+/*
+ * mirror.c: a batch gathers ranges as iovm's table gets them, in increasing
+ * IOVA order, and hands the mirror each run contiguous in IOVA and process
+ * address when the next range does not extend it. @where is the process's
+ * address of the memory when the caller knows it (NULL: the bus's mapping
+ * of @pa). Without a mirror, all
+ * three do nothing. mirror_batch_undo() unmaps from the mirror what the
+ * batch gave it (iovm's table is the caller's to unwind).
+ */
+struct mirror_batch {
+	uint64_t iova, len; /* the run being gathered */
+	uint8_t *va;
+	bool write;
+	uint64_t first, end; /* [first, end): what the mirror was given */
+};
+int mirror_batch_add(struct iovm_domain *dom, struct mirror_batch *b, uint64_t iova, uint64_t pa,
+		     const void *where, uint64_t len, bool write);
+int mirror_batch_end(struct iovm_domain *dom, struct mirror_batch *b);
+void mirror_batch_undo(struct iovm_domain *dom, struct mirror_batch *b);
+/* pt_map() and the mirror's map of one range, undone together on failure. */
+int domain_pt_map(struct iovm_domain *dom, uint64_t iova, uint64_t pa, const void *where, uint64_t len,
+		  unsigned prot);
 /* After pt_unmap(): the mirror's unmap of the pieces. */
 void domain_mirror_unmap(struct iovm_domain *dom, uint64_t iova, uint64_t len);
 

@@ -5,6 +5,15 @@
  * attached through VFIO translates with the kernel's IOMMU, not iovm's
  * table); every range unmapped, the mirror unmaps.
  *
+ * The mirror is told process addresses, as VFIO maps them, not bus
+ * addresses: what is contiguous in IOVA and in the process's address space
+ * goes over as one range, however scattered its pages are physically. A
+ * kernel that keeps one entry per range (type1: 65535 of them) then holds
+ * a gigabyte of 2 MiB pages mapped at once as one entry, not 512. The
+ * address is the caller's where it has one (the heap's pointer, which is
+ * contiguous where the memory is), else the bus's own mapping of the PA
+ * (contiguous only as far as the PAs are).
+ *
  * iovm's table stays the reference: IOVAs come from iovm's allocator,
  * inside the ranges the other IOMMU can map (the rest is reserved while the
  * mirror is set), and the oracle, statistics and translations read iovm's
@@ -13,19 +22,120 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include <iovm/mem.h>
+
 #include "base/compiler.h"
+#include "base/ctx.h"
+#include "base/error.h"
 #include "base/log.h"
 #include "iommu/iommu_internal.h"
+#include "phys/phys.h"
 
-int domain_pt_map(struct iovm_domain *dom, uint64_t iova, uint64_t pa, uint64_t len, unsigned prot)
+/*
+ * Hand the gathered run to the mirror. Callers add in increasing IOVA
+ * order, so what the mirror holds from this batch is [first, end).
+ */
+static int batch_flush(struct iovm_domain *dom, struct mirror_batch *b)
 {
+	int ret;
+
+	if (!b->len)
+		return 0;
+	ret = dom->mirror->map(dom->mirror_arg, b->iova, b->va, b->len, b->write);
+	if (ret)
+		return ret;
+	if (b->first == b->end)
+		b->first = b->iova;
+	b->end = b->iova + b->len;
+	b->len = 0;
+	return 0;
+}
+
+/* Extend the run with [iova, +len) at @va, or hand the run over and start another. */
+static int batch_extend(struct iovm_domain *dom, struct mirror_batch *b, uint64_t iova, uint8_t *va, uint64_t len,
+			bool write)
+{
+	int ret;
+
+	if (b->len && b->iova + b->len == iova && b->va + b->len == va && b->write == write) {
+		b->len += len;
+		return 0;
+	}
+	ret = batch_flush(dom, b);
+	if (ret)
+		return ret;
+	*b = (struct mirror_batch){ .iova = iova, .va = va, .len = len, .write = write, .first = b->first,
+				    .end = b->end };
+	return 0;
+}
+
+int mirror_batch_add(struct iovm_domain *dom, struct mirror_batch *b, uint64_t iova, uint64_t pa,
+		     const void *where, uint64_t len, bool write)
+{
+	struct phys_space *ps = dom->ctx->phys;
+
+	if (!dom->mirror)
+		return 0;
+	if (where) {
+		/* The caller's own address for the memory: one step. */
+		return batch_extend(dom, b, iova, (uint8_t *)where, len, write);
+	}
+	while (len) {
+		struct iovm_dma_xlate x;
+		uint64_t step;
+		uint8_t *va = iovm_dma_ptr(dom->ctx, IOVM_PA(pa));
+		int ret;
+
+		if (va && !iovm_dma_xlate(dom->ctx, va, &x) && x.pa.addr == pa && x.contig >= SZ_4K) {
+			/* Heap memory: at the heap's address, as far as it maps these PAs in order. */
+			step = MIN(x.contig, len);
+		} else {
+			/*
+			 * Other memory (registered, a zone's pool): the bus's own
+			 * mapping of it, contiguous within a granule, not across.
+			 */
+			step = MIN(PHYS_BUS_GRANULE - (pa & (PHYS_BUS_GRANULE - 1)), len);
+			va = phys_bus_ptr(ps, pa_make(pa));
+		}
+		if (!va)
+			return err_detail(-EFAULT, IOVM_LOG_DEBUG, "mirror: PA %#lx is not memory of this process",
+					  (unsigned long)pa);
+		ret = batch_extend(dom, b, iova, va, step, write);
+		if (ret)
+			return ret;
+		iova += step;
+		pa += step;
+		len -= step;
+	}
+	return 0;
+}
+
+int mirror_batch_end(struct iovm_domain *dom, struct mirror_batch *b)
+{
+	return dom->mirror ? batch_flush(dom, b) : 0;
+}
+
+void mirror_batch_undo(struct iovm_domain *dom, struct mirror_batch *b)
+{
+	if (dom->mirror && b->end > b->first)
+		dom->mirror->unmap(dom->mirror_arg, b->first, b->end - b->first);
+	*b = (struct mirror_batch){ 0 };
+}
+
+int domain_pt_map(struct iovm_domain *dom, uint64_t iova, uint64_t pa, const void *where, uint64_t len,
+		  unsigned prot)
+{
+	struct mirror_batch b = { 0 };
 	int ret = pt_map(&dom->pt, iova, pa, len, prot, true);
 
 	if (ret || !dom->mirror)
 		return ret;
-	ret = dom->mirror->map(dom->mirror_arg, iova, pa, len, prot & PT_PROT_WRITE);
+	ret = mirror_batch_add(dom, &b, iova, pa, where, len, prot & PT_PROT_WRITE);
+	if (!ret)
+		ret = mirror_batch_end(dom, &b);
 	if (ret) {
 		/* Not mapped for the device: not mapped at all. Nothing walked it yet. */
+		mirror_batch_undo(dom, &b);
 		pt_unmap(&dom->pt, iova, len, NULL, NULL);
 		pt_reclaim(&dom->pt);
 	}
@@ -40,23 +150,14 @@ void domain_mirror_unmap(struct iovm_domain *dom, uint64_t iova, uint64_t len)
 
 struct replay {
 	struct iovm_domain *dom;
-	uint64_t done_end; /* for the unwinding: runs up to here are mirrored */
-	uint64_t first;
-	bool any;
+	struct mirror_batch batch;
 };
 
 static int replay_one(void *arg, uint64_t iova, uint64_t pa, uint64_t len, unsigned prot)
 {
 	struct replay *r = arg;
-	int ret = r->dom->mirror->map(r->dom->mirror_arg, iova, pa, len, prot & PT_PROT_WRITE);
 
-	if (ret)
-		return ret;
-	if (!r->any)
-		r->first = iova;
-	r->any = true;
-	r->done_end = iova + len;
-	return 0;
+	return mirror_batch_add(r->dom, &r->batch, iova, pa, NULL, len, prot & PT_PROT_WRITE);
 }
 
 static void unreserve(struct iovm_domain *dom)
@@ -151,9 +252,10 @@ int iommu_domain_mirror(struct iovm_domain *dom, const struct iommu_mirror_ops *
 	dom->mirror = ops;
 	dom->mirror_arg = arg;
 	ret = pt_for_each(&dom->pt, replay_one, &r);
+	if (!ret)
+		ret = mirror_batch_end(dom, &r.batch);
 	if (ret) {
-		if (r.any)
-			ops->unmap(arg, r.first, r.done_end - r.first);
+		mirror_batch_undo(dom, &r.batch);
 		dom->mirror = NULL;
 		dom->mirror_arg = NULL;
 		unreserve(dom);

@@ -138,6 +138,13 @@ struct phys_backing {
 /* phys_backing() - what backs @pa; -ENOENT for a PA no bank holds. Lock-free. */
 int phys_backing(struct phys_space *ps, pa_t pa, struct phys_backing *b);
 
+/*
+ * The bus resolves PAs in 2 MiB granules: the smallest hugepage, and a
+ * bank's alignment. Inside one granule, the bus's pointers are contiguous.
+ */
+#define PHYS_BUS_SHIFT 21
+#define PHYS_BUS_GRANULE (UINT64_C(1) << PHYS_BUS_SHIFT)
+
 /* phys_bus_ptr() - the bus's pointer to @pa's memory, or NULL. Lock-free. */
 void *phys_bus_ptr(struct phys_space *ps, pa_t pa);
 

@@ -24,9 +24,8 @@
 #define PHYS_MAX_ORDER 20
 static_assert(PHYS_MAX_ORDER < IOVM_PHYS_ORDERS, "stats must cover every order");
 
-/* The bus resolves PAs in 2 MiB granules: the smallest hugepage, and a bank's alignment. */
-#define BUS_SHIFT 21
-#define BUS_GRANULE (UINT64_C(1) << BUS_SHIFT)
+#define BUS_SHIFT PHYS_BUS_SHIFT
+#define BUS_GRANULE PHYS_BUS_GRANULE
 
 enum frame_state {
 	FRAME_ABSENT = 0, /* no bank holds it (a zeroed radix entry reads so) */

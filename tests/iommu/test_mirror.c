@@ -17,6 +17,7 @@ static const char *opts = "page_size=4K,host_pa=off,oracle=on";
 struct held_range {
 	uint64_t iova, len;
 	bool write;
+	uint8_t *va;
 };
 
 /* The fake: a list of [iova, iova+len) it holds, and how it was asked. */
@@ -26,11 +27,11 @@ struct fake {
 	int fail_next; /* refuse the next map with this */
 };
 
-static int fake_map(void *arg, uint64_t iova, uint64_t pa, uint64_t len, bool write)
+static int fake_map(void *arg, uint64_t iova, void *va, uint64_t len, bool write)
 {
 	struct fake *f = arg;
 
-	(void)pa;
+	CHECK(va != NULL);
 	f->maps++;
 	if (f->fail_next) {
 		int ret = f->fail_next;
@@ -41,7 +42,7 @@ static int fake_map(void *arg, uint64_t iova, uint64_t pa, uint64_t len, bool wr
 	for (unsigned i = 0; i < f->n; i++)
 		CHECK_MSG(iova + len <= f->e[i].iova || iova >= f->e[i].iova + f->e[i].len, "mapped twice");
 	CHECK(f->n < MAXE);
-	f->e[f->n++] = (struct held_range){ iova, len, write };
+	f->e[f->n++] = (struct held_range){ iova, len, write, va };
 	return 0;
 }
 
@@ -58,11 +59,14 @@ static void fake_unmap(void *arg, uint64_t iova, uint64_t len)
 			continue;
 		}
 		/* What is left either side stays held. */
+		struct held_range old = f->e[i];
+
 		f->e[i] = f->e[--f->n];
 		if (s < iova)
-			f->e[f->n++] = (struct held_range){ s, iova - s, true };
+			f->e[f->n++] = (struct held_range){ s, iova - s, old.write, old.va };
 		if (e > iova + len)
-			f->e[f->n++] = (struct held_range){ iova + len, e - iova - len, true };
+			f->e[f->n++] = (struct held_range){ iova + len, e - iova - len, old.write,
+							    old.va + (iova + len - s) };
 	}
 }
 
@@ -86,6 +90,22 @@ static uint64_t held(const struct fake *f, uint64_t iova, uint64_t len)
 
 		if (s < e)
 			n += e - s;
+	}
+	return n;
+}
+
+/* Entries of the fake that overlap [iova, +len), and the process address that maps @iova. */
+static unsigned entries_in(const struct fake *f, uint64_t iova, uint64_t len, uint8_t **va)
+{
+	unsigned n = 0;
+
+	*va = NULL;
+	for (unsigned i = 0; i < f->n; i++) {
+		if (f->e[i].iova + f->e[i].len <= iova || f->e[i].iova >= iova + len)
+			continue;
+		n++;
+		if (iova >= f->e[i].iova && iova < f->e[i].iova + f->e[i].len)
+			*va = f->e[i].va + (iova - f->e[i].iova);
 	}
 	return n;
 }
@@ -187,6 +207,68 @@ TEST(heap_followed)
 	/* Committed memory is mapped for the other IOMMU as it is for iovm's. */
 	CHECK_EQ(held(&f, iova.addr, 1 << 20), 1 << 20);
 	CHECK(f.maps >= 1);
+	/* What one commit made is one range for the mirror, at the heap's own addresses. */
+	{
+		uint8_t *va;
+
+		CHECK_EQ(entries_in(&f, iova.addr, 1 << 20, &va), 1);
+		CHECK(va == p);
+	}
+	iommu_domain_unmirror(dom);
+	CHECK_OK(iovm_domain_destroy(dom));
+	iovm_close(ctx);
+}
+
+/*
+ * The mirror is told process addresses: a range contiguous in IOVA and in
+ * the process's address space is one range for it, however scattered its
+ * pages; pages that are not contiguous in the process are not merged.
+ */
+TEST(coalesced_by_process_address)
+{
+	struct iovm_ctx *ctx = open_ctx(opts);
+	struct iovm_domain *dom;
+	struct fake f = { 0 };
+	iovm_pa_t pages[16];
+	iovm_iova_t a, b, c;
+	uint8_t *buf = iovm_dma_alloc(ctx, 16 * 4096, 4096, 0), *va;
+
+	CHECK(buf != NULL);
+	CHECK_OK(iovm_domain_create(ctx, NULL, &dom));
+	CHECK_OK(iommu_domain_mirror(dom, &fake_ops, &f, NULL, 0));
+	CHECK_OK(iovm_domain_map_ptr(dom, buf, 16 * 4096, RW, &a));
+	CHECK_EQ(entries_in(&f, a.addr, 16 * 4096, &va), 1);
+	CHECK(va == buf);
+	/* Page by page in order: one range again. */
+	for (unsigned i = 0; i < 16; i++)
+		pages[i] = pa_of(ctx, buf + i * 4096);
+	b = IOVM_IOVA(IOVM_ADDR_INVALID);
+	CHECK_OK(iovm_domain_map_pages(dom, &b, pages, 16, IOVM_MAP_READ));
+	CHECK_EQ(entries_in(&f, b.addr, 16 * 4096, &va), 1);
+	CHECK(va == buf);
+	/* Backwards: each page on its own, each at its own address. */
+	for (unsigned i = 0; i < 16; i++)
+		pages[i] = pa_of(ctx, buf + (15 - i) * 4096);
+	c = IOVM_IOVA(IOVM_ADDR_INVALID);
+	CHECK_OK(iovm_domain_map_pages(dom, &c, pages, 16, RW));
+	CHECK_EQ(entries_in(&f, c.addr, 16 * 4096, &va), 16);
+	for (unsigned i = 0; i < 16; i++) {
+		CHECK_EQ(entries_in(&f, c.addr + i * 4096, 4096, &va), 1);
+		CHECK(va == buf + (15 - i) * 4096);
+	}
+	/* A refusal in the middle of a batch: nothing of it is left held. */
+	{
+		iovm_iova_t d = IOVM_IOVA(IOVM_ADDR_INVALID);
+		uint64_t before = total(&f);
+
+		f.fail_next = -ENOSPC;
+		CHECK_EQ(iovm_domain_map_pages(dom, &d, pages, 16, RW), -ENOSPC);
+		CHECK_EQ(total(&f), before);
+	}
+	CHECK_OK(iovm_domain_unmap(dom, a, 16 * 4096));
+	CHECK_OK(iovm_domain_unmap(dom, b, 16 * 4096));
+	CHECK_OK(iovm_domain_unmap(dom, c, 16 * 4096));
+	CHECK_EQ(total(&f), 0);
 	iommu_domain_unmirror(dom);
 	CHECK_OK(iovm_domain_destroy(dom));
 	iovm_close(ctx);
@@ -228,6 +310,7 @@ int main(void)
 	test_init();
 	RUN(maps_and_unmaps_mirrored);
 	RUN(heap_followed);
+	RUN(coalesced_by_process_address);
 	RUN(bad_mirror);
 	return 0;
 }
