@@ -3,6 +3,7 @@
 #   make run     build, then run `iovm demo` on the default configuration
 #   make check   build, run every test, then again under ASan+UBSan (and a clang build)
 #   make vm-test the VM test alone (also part of make check, in the default build)
+#   make vm-bench `iovm bench vfio` in the VM test's guest
 #
 # Both install missing Debian packages first (apt-get, as root).
 
@@ -12,7 +13,7 @@ BUILD_CLANG ?= build-clang
 PREFIX      ?= /usr/local
 DEMO_ARGS   ?=
 
-.PHONY: all deps build run check test check-asan check-clang vm-test bench install uninstall clean
+.PHONY: all deps build run check test check-asan check-clang vm-test vm-bench bench install uninstall clean
 
 all: build
 
@@ -37,6 +38,10 @@ test: build
 # The VM test alone: iovm's VFIO backend in a QEMU guest with an emulated IOMMU.
 vm-test: build
 	tests/vm/vm_test.sh $(BUILD) edu,nvme
+
+# `iovm bench vfio` in the VM test's guest: VFIO through an emulated IOMMU.
+vm-bench: build
+	tests/vm/vm_test.sh $(BUILD) bench
 
 bench: build
 	@scripts/deps.sh bench || true

@@ -56,5 +56,6 @@ void bench_report(const struct bench_args *args, const char *title, unsigned rep
 int bench_mem(const struct bench_args *args);
 int bench_iommu(const struct bench_args *args);
 int bench_reg(const struct bench_args *args);
+int bench_vfio(const struct bench_args *args);
 
 #endif /* IOVM_BENCH_H */

@@ -48,7 +48,7 @@ static bool dpdk_built(void)
 #endif
 }
 static struct iovm_ctx *ctx;
-static bool dpdk_up;
+static bool dpdk_up __attribute__((unused)); /* read only where DPDK is built in */
 
 /* Keeps a computed value alive without a store the compiler could drop. */
 #define KEEP(x) __asm__ volatile("" : : "r"(x) : "memory")
@@ -255,7 +255,8 @@ no_dpdk:
 #define FRAG_MAX 512
 #define ZONE_SIZE (64u << 20)
 
-static unsigned noted_iovm_zone, noted_dpdk_zone;
+static unsigned noted_iovm_zone;
+static unsigned noted_dpdk_zone __attribute__((unused)); /* DPDK only */
 
 /* Sizes from 4 KiB to 4 MiB, log-uniform, the same for both. */
 static size_t frag_size(uint64_t *seed)

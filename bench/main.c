@@ -11,8 +11,8 @@
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: iovm bench mem|iommu|reg [--json] [--json-out FILE] [--plot FILE.svg] [--quick]\n"
-		"                                [--no-dpdk] [--opts IOVM_OPTIONS]\n");
+		"usage: iovm bench mem|iommu|reg|vfio [--json] [--json-out FILE] [--plot FILE.svg] [--quick]\n"
+		"                                     [--no-dpdk] [--opts IOVM_OPTIONS]\n");
 }
 
 int main(int argc, char **argv)
@@ -26,6 +26,8 @@ int main(int argc, char **argv)
 		run = bench_iommu;
 	else if (argc >= 2 && !strcmp(argv[1], "reg"))
 		run = bench_reg;
+	else if (argc >= 2 && !strcmp(argv[1], "vfio"))
+		run = bench_vfio;
 	if (!run) {
 		usage();
 		return 2;

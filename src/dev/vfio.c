@@ -82,6 +82,14 @@ static int kmap(struct vfio_dev *v, uint64_t iova, uintptr_t va, uint64_t len, b
 	return 0;
 }
 
+/* Forget @e, which the kernel no longer holds. Needs lock. */
+static void forget(struct vfio_dev *v, struct kentry *e)
+{
+	itree_remove(&v->entries, &e->node);
+	v->nr_entries--;
+	free(e);
+}
+
 /* Unmap and forget @e. Needs lock. */
 static void kunmap(struct vfio_dev *v, struct kentry *e)
 {
@@ -89,10 +97,8 @@ static void kunmap(struct vfio_dev *v, struct kentry *e)
 
 	if (ret)
 		log_warn("vfio: UNMAP_DMA at IOVA %#lx: %s", (unsigned long)e->node.start, strerror(-ret));
-	itree_remove(&v->entries, &e->node);
-	v->nr_entries--;
 	v->unmaps++;
-	free(e);
+	forget(v, e);
 }
 
 /* The mirror's map: one entry (iovm's side gathers runs contiguous in the process's address space). */
@@ -107,17 +113,28 @@ static int mirror_map(void *arg, uint64_t iova, void *va, uint64_t len, bool wri
 	return ret;
 }
 
-/* The mirror's unmap: whole entries; those cut are mapped again around the cut. */
+/*
+ * The mirror's unmap: entries the range cuts are unmapped alone and their
+ * remains mapped again; those wholly inside go in one UNMAP_DMA (type1
+ * takes any range that cuts no entry), which is what a deferred flush of
+ * many adjacent ranges saves.
+ */
 static void mirror_unmap(void *arg, uint64_t iova, uint64_t len)
 {
 	struct vfio_dev *v = arg;
 	uint64_t last = iova + len - 1;
 	struct itree_node *n;
+	int ret;
 
 	pthread_mutex_lock(&v->lock);
-	while ((n = itree_first(&v->entries, iova, last))) {
-		struct kentry e = *container_of(n, struct kentry, node);
+	for (int edge = 0; edge < 2; edge++) {
+		uint64_t at = edge ? last : iova;
+		struct kentry e;
 
+		n = itree_first(&v->entries, at, at);
+		if (!n || (n->start >= iova && n->last <= last))
+			continue;
+		e = *container_of(n, struct kentry, node);
 		kunmap(v, container_of(n, struct kentry, node));
 		/*
 		 * Type1 unmaps whole entries only: the parts outside the range go
@@ -135,6 +152,15 @@ static void mirror_unmap(void *arg, uint64_t iova, uint64_t len)
 			v->splits++;
 			kmap(v, last + 1, e.va + (last + 1 - e.node.start), e.node.last - last, e.write);
 		}
+	}
+	if (itree_first(&v->entries, iova, last)) {
+		ret = os_vfio_dma_unmap(&v->os, iova, len);
+		if (ret)
+			log_warn("vfio: UNMAP_DMA of [%#lx, %#lx]: %s", (unsigned long)iova, (unsigned long)last,
+				 strerror(-ret));
+		v->unmaps++;
+		while ((n = itree_first(&v->entries, iova, last)))
+			forget(v, container_of(n, struct kentry, node));
 	}
 	pthread_mutex_unlock(&v->lock);
 }

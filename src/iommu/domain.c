@@ -281,9 +281,8 @@ IOVM_API int iovm_domain_map(struct iovm_domain *dom, iovm_iova_t *iova, iovm_pa
 	return ret;
 }
 
-/* @where: the process's address of the pages, contiguous, when the caller has one (else NULL). */
-static int domain_map_pages(struct iovm_domain *dom, iovm_iova_t *iova, const iovm_pa_t *pages, unsigned n,
-			    uint32_t perm, const uint8_t *where_va)
+IOVM_API int iovm_domain_map_pages(struct iovm_domain *dom, iovm_iova_t *iova, const iovm_pa_t *pages,
+				   unsigned n, uint32_t perm)
 {
 	uint64_t where, len = (uint64_t)n << 12;
 	int ret;
@@ -316,8 +315,7 @@ static int domain_map_pages(struct iovm_domain *dom, iovm_iova_t *iova, const io
 		struct mirror_batch b = { 0 };
 
 		for (unsigned i = 0; i < n && !ret; i++)
-			ret = mirror_batch_add(dom, &b, where + ((uint64_t)i << 12), pages[i].addr,
-					       where_va ? where_va + ((uint64_t)i << 12) : NULL, SZ_4K,
+			ret = mirror_batch_add(dom, &b, where + ((uint64_t)i << 12), pages[i].addr, NULL, SZ_4K,
 					       perm & IOVM_MAP_WRITE);
 		if (!ret)
 			ret = mirror_batch_end(dom, &b);
@@ -334,18 +332,12 @@ static int domain_map_pages(struct iovm_domain *dom, iovm_iova_t *iova, const io
 	return 0;
 }
 
-IOVM_API int iovm_domain_map_pages(struct iovm_domain *dom, iovm_iova_t *iova, const iovm_pa_t *pages,
-				   unsigned n, uint32_t perm)
-{
-	return domain_map_pages(dom, iova, pages, n, perm, NULL);
-}
-
 IOVM_API int iovm_domain_map_ptr(struct iovm_domain *dom, const void *ptr, size_t len, uint32_t perm,
 				 iovm_iova_t *iova)
 {
+	struct mirror_batch batch = { 0 };
 	struct iovm_dma_xlate x;
-	iovm_pa_t *pages;
-	uint64_t where;
+	uint64_t where, done, run;
 	int ret;
 
 	err_clear();
@@ -368,20 +360,47 @@ IOVM_API int iovm_domain_map_ptr(struct iovm_domain *dom, const void *ptr, size_
 			*iova = IOVM_IOVA(where);
 		return ret;
 	}
-	/* Scattered in physical memory: page by page, at consecutive IOVAs. */
-	pages = malloc((len >> 12) * sizeof(*pages));
-	if (!pages)
-		return -ENOMEM;
-	for (uint64_t i = 0; i < len >> 12; i++) {
-		ret = iovm_dma_pa(dom->ctx, (const uint8_t *)ptr + (i << 12), &pages[i]);
+	/*
+	 * Scattered in physical memory: run by run at consecutive IOVAs, each
+	 * with the largest leaves it allows (hugepages stay 2 MiB leaves), and
+	 * one range for a mirror, since the pointer is contiguous.
+	 */
+	ret = iova_take(dom, &where, len, iova_align_pages(x.pa.addr, x.contig));
+	if (ret)
+		return ret;
+	if (where + len > dom->limit || where + len < where) {
+		iova_give(dom, where, len);
+		return -EINVAL;
+	}
+	for (done = 0; done < len; done += run) {
+		if (done && (ret = iovm_dma_xlate(dom->ctx, (const uint8_t *)ptr + done, &x)))
+			goto unwind;
+		run = MIN(x.contig, len - done);
+		ret = pt_map(&dom->pt, where + done, x.pa.addr, run, prot_of(perm), true);
+		if (ret)
+			goto unwind;
+		shadow_map(dom, where + done, run, x.pa.addr, prot_of(perm));
+		ret = mirror_batch_add(dom, &batch, where + done, x.pa.addr, (const uint8_t *)ptr + done, run,
+				       perm & IOVM_MAP_WRITE);
 		if (ret) {
-			free(pages);
-			return ret;
+			done += run;
+			goto unwind;
 		}
 	}
+	ret = mirror_batch_end(dom, &batch);
+	if (ret)
+		goto unwind;
 	*iova = IOVM_IOVA(where);
-	ret = domain_map_pages(dom, iova, pages, (unsigned)(len >> 12), perm, ptr);
-	free(pages);
+	return 0;
+
+unwind:
+	mirror_batch_undo(dom, &batch);
+	if (done) {
+		bool any;
+
+		domain_unmap_how(dom, where, done, UNMAP_STRICT | UNMAP_KEEP_IOVA, &any);
+	}
+	iova_give(dom, where, len);
 	return ret;
 }
 
@@ -445,7 +464,8 @@ int domain_unmap_how(struct iovm_domain *dom, uint64_t iova, uint64_t len, unsig
 	c.oom = false;
 	pt_unmap(&dom->pt, iova, len, collect_piece, &c);
 	*any = c.n > 0;
-	if (c.n)
+	/* A deferred unmap leaves the mirror's mapping to the flush, as the IOTLB's. */
+	if (c.n && !((dom->flags & IOVM_DOMAIN_DEFERRED) && !(how & UNMAP_STRICT)))
 		domain_mirror_unmap(dom, iova, len);
 	if (c.oom)
 		log_warn("unmap: out of memory recording pieces: some IOVAs leak");

@@ -14,6 +14,10 @@
  * watching (iommu_space.flusher_armed). The unmap that fills the batch
  * flushes it, under flush_lock: unmaps of the domain wait for that grace
  * period, as they would for a strict unmap of their own.
+ *
+ * A domain mirrored into the kernel's IOMMU (a VFIO device's) unmaps there
+ * at the flush too: the batch's ranges, sorted and merged, as few calls as
+ * they allow. The kernel's mappings are the device's IOTLB in that case.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -35,9 +39,10 @@ static void count_add(_Atomic uint64_t *c, int64_t n)
 static_assert(offsetof(struct unmapped, len) == offsetof(struct unmapped, pa) + sizeof(uint64_t),
 	      "phys_unpin_many() reads a PA and the length after it");
 
-/* Release what a flush covers: pins, IOVAs, the shadow's pending record. */
+/* Release what a flush covers: the mirror's mappings, pins, IOVAs, the shadow's pending record. */
 static void release_pieces(struct iovm_domain *dom, const struct unmapped *p, unsigned n)
 {
+	mirror_unmap_pieces(dom, p, n);
 	phys_unpin_many(dom->ctx->phys, &p[0].pa, sizeof(*p), n);
 	for (unsigned i = 0; i < n; i++) {
 		shadow_flushed(dom, &p[i]);

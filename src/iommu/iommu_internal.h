@@ -225,8 +225,10 @@ void mirror_batch_undo(struct iovm_domain *dom, struct mirror_batch *b);
 /* pt_map() and the mirror's map of one range, undone together on failure. */
 int domain_pt_map(struct iovm_domain *dom, uint64_t iova, uint64_t pa, const void *where, uint64_t len,
 		  unsigned prot);
-/* After pt_unmap(): the mirror's unmap of the pieces. */
+/* After pt_unmap(): the mirror's unmap of the range. */
 void domain_mirror_unmap(struct iovm_domain *dom, uint64_t iova, uint64_t len);
+/* At a deferred flush (flush_lock held): the mirror's unmap of the pieces, merged where adjacent. */
+void mirror_unmap_pieces(struct iovm_domain *dom, const struct unmapped *p, unsigned n);
 
 /* shadow.c */
 void shadow_init(struct shadow *s);

@@ -21,6 +21,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <iovm/mem.h>
 
@@ -148,6 +149,38 @@ void domain_mirror_unmap(struct iovm_domain *dom, uint64_t iova, uint64_t len)
 		dom->mirror->unmap(dom->mirror_arg, iova, len);
 }
 
+static int by_iova(const void *a, const void *b)
+{
+	const struct unmapped *x = a, *y = b;
+
+	return x->iova < y->iova ? -1 : x->iova > y->iova;
+}
+
+void mirror_unmap_pieces(struct iovm_domain *dom, const struct unmapped *p, unsigned n)
+{
+	struct unmapped *s;
+
+	if (!dom->mirror || !n)
+		return;
+	s = malloc(n * sizeof(*s));
+	if (!s) {
+		/* Unmapped all the same, a call each. */
+		for (unsigned i = 0; i < n; i++)
+			dom->mirror->unmap(dom->mirror_arg, p[i].iova, p[i].len);
+		return;
+	}
+	memcpy(s, p, n * sizeof(*s));
+	qsort(s, n, sizeof(*s), by_iova);
+	for (unsigned i = 0, j; i < n; i = j) {
+		uint64_t end = s[i].iova + s[i].len;
+
+		for (j = i + 1; j < n && s[j].iova == end; j++)
+			end += s[j].len;
+		dom->mirror->unmap(dom->mirror_arg, s[i].iova, end - s[i].iova);
+	}
+	free(s);
+}
+
 struct replay {
 	struct iovm_domain *dom;
 	struct mirror_batch batch;
@@ -249,15 +282,21 @@ int iommu_domain_mirror(struct iovm_domain *dom, const struct iommu_mirror_ops *
 		unreserve(dom);
 		return ret;
 	}
+	/* Ranges queued for a deferred flush before now were never the mirror's. */
+	flushq_flush(dom);
+	pthread_mutex_lock(&dom->flush_lock);
 	dom->mirror = ops;
 	dom->mirror_arg = arg;
+	pthread_mutex_unlock(&dom->flush_lock);
 	ret = pt_for_each(&dom->pt, replay_one, &r);
 	if (!ret)
 		ret = mirror_batch_end(dom, &r.batch);
 	if (ret) {
 		mirror_batch_undo(dom, &r.batch);
+		pthread_mutex_lock(&dom->flush_lock);
 		dom->mirror = NULL;
 		dom->mirror_arg = NULL;
+		pthread_mutex_unlock(&dom->flush_lock);
 		unreserve(dom);
 	}
 	return ret;
@@ -267,7 +306,11 @@ void iommu_domain_unmirror(struct iovm_domain *dom)
 {
 	if (!dom || !dom->mirror)
 		return;
+	/* What a deferred unmap left to the flush goes from the mirror first; the flusher may be at it. */
+	flushq_flush(dom);
+	pthread_mutex_lock(&dom->flush_lock);
 	dom->mirror = NULL;
 	dom->mirror_arg = NULL;
+	pthread_mutex_unlock(&dom->flush_lock);
 	unreserve(dom);
 }

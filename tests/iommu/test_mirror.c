@@ -274,6 +274,57 @@ TEST(coalesced_by_process_address)
 	iovm_close(ctx);
 }
 
+/*
+ * Deferred invalidation: the mirror keeps an unmapped range (the kernel's
+ * mapping is the device's IOTLB) until the flush, which unmaps adjacent
+ * ranges in one call; the IOVAs are not handed out again before.
+ */
+TEST(deferred_unmaps_at_the_flush)
+{
+	struct iovm_ctx *ctx = open_ctx(opts);
+	struct iovm_domain_attr attr = { .type = IOVM_DOMAIN_MANAGED, .flags = IOVM_DOMAIN_DEFERRED,
+					 .flush_batch = 64, .flush_timeout_us = 60000000 };
+	struct iovm_domain *dom;
+	struct fake f = { 0 };
+	iovm_iova_t io[8];
+	uint8_t *buf = iovm_dma_alloc(ctx, 8 * 4096, 4096, 0);
+	unsigned unmaps;
+
+	CHECK(buf != NULL);
+	CHECK_OK(iovm_domain_create(ctx, &attr, &dom));
+	CHECK_OK(iommu_domain_mirror(dom, &fake_ops, &f, NULL, 0));
+	for (unsigned i = 0; i < 8; i++)
+		CHECK_OK(iovm_domain_map_ptr(dom, buf + i * 4096, 4096, RW, &io[i]));
+	CHECK_EQ(total(&f), 8 * 4096);
+	unmaps = f.unmaps;
+	for (unsigned i = 0; i < 8; i++)
+		CHECK_OK(iovm_domain_unmap(dom, io[i], 4096));
+	/* Unmapped in iovm's table; still in the mirror, as in a stale IOTLB. */
+	CHECK_EQ(f.unmaps, unmaps);
+	CHECK_EQ(total(&f), 8 * 4096);
+	{
+		iovm_iova_t again;
+
+		/* Quarantined: a new mapping gets none of those IOVAs. */
+		CHECK_OK(iovm_domain_map_ptr(dom, buf, 4096, RW, &again));
+		for (unsigned i = 0; i < 8; i++)
+			CHECK(again.addr != io[i].addr);
+		CHECK_EQ(held(&f, again.addr, 4096), 4096);
+		CHECK_OK(iovm_domain_flush(dom));
+		/* The flush takes the eight away, and leaves the live mapping. */
+		CHECK_EQ(total(&f), 4096);
+		CHECK_EQ(held(&f, again.addr, 4096), 4096);
+		CHECK_OK(iovm_domain_unmap(dom, again, 4096));
+	}
+	/* Adjacent IOVAs (the allocator hands them out in order): fewer calls than ranges. */
+	CHECK(f.unmaps - unmaps < 8);
+	CHECK_OK(iovm_domain_flush(dom));
+	CHECK_EQ(total(&f), 0);
+	iommu_domain_unmirror(dom);
+	CHECK_OK(iovm_domain_destroy(dom));
+	iovm_close(ctx);
+}
+
 TEST(bad_mirror)
 {
 	struct iovm_ctx *ctx = open_ctx(opts);
@@ -311,6 +362,7 @@ int main(void)
 	RUN(maps_and_unmaps_mirrored);
 	RUN(heap_followed);
 	RUN(coalesced_by_process_address);
+	RUN(deferred_unmaps_at_the_flush);
 	RUN(bad_mirror);
 	return 0;
 }

@@ -13,6 +13,8 @@
 # only if every test in the guest printed "RESULT: PASS".
 #
 # Usage: vm_test.sh BUILD_DIR [TESTS, comma-separated; default edu,nvme]
+#   The test "bench" runs `iovm bench vfio` in the guest (2 GiB of RAM then,
+#   for its gigabyte of hugepages); its JSON lands in BUILD_DIR/bench-vfio.json.
 # Exit: 0 pass, 1 fail, 77 skipped (QEMU truly cannot run here; says why).
 set -u
 BUILD=$(readlink -f "${1:?usage: vm_test.sh BUILD_DIR [TESTS]}")
@@ -72,6 +74,13 @@ kernel=$kpkg/vmlinuz
 # The tests, static, against the library just built.
 cc=${CC:-gcc}
 for t in ${TESTS//,/ }; do
+	if [ "$t" = bench ]; then
+		# iovm-bench, static, without the peers (the guest has no DPDK).
+		$cc -std=c17 -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -static -I"$ROOT/include" -I"$ROOT/src" \
+			-o "$WORK/vm_bench" "$ROOT"/bench/{main,bench,bench_mem,bench_iommu,bench_reg,bench_vfio}.c \
+			"$BUILD/libiovm.a" -lpthread -lm || fail "cannot build the benchmark"
+		continue
+	fi
 	$cc -std=c17 -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -static -I"$ROOT/include" -o "$WORK/vm_$t" \
 		"$SRC/vm_$t.c" "$BUILD/libiovm.a" -lpthread || fail "cannot build vm_$t"
 done
@@ -97,7 +106,9 @@ case ",$TESTS," in *,nvme,*) "$WORK/vm_nvme" --seed "$WORK/nvme.img" || fail "ca
 # Boot. The guest powers off when its tests are done.
 log=$WORK/vm.log
 echo "booting $(basename "$kernel") with ${TESTS}"
-timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg -M q35,kernel-irqchip=split -cpu max -smp 2 -m 1G \
+mem=1G
+case ",$TESTS," in *,bench,*) mem=2560M ;; esac
+timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg -M q35,kernel-irqchip=split -cpu max -smp 2 -m $mem \
 	-nographic -no-reboot -nic none \
 	-device intel-iommu,intremap=on,caching-mode=on \
 	-device edu,dma_mask=0xffffffffffffffff \
@@ -116,4 +127,7 @@ pass=$(grep -c 'RESULT: PASS' "$log")
 [ "$pass" = "$n" ] || fail "$pass of $n guest tests passed"
 case ",$TESTS," in *,nvme,*) "$WORK/vm_nvme" --verify "$WORK/nvme.img" | sed 's/^/  host: /'
 	[ "${PIPESTATUS[0]}" = 0 ] || fail "the disk image lacks what the guest wrote" ;; esac
+case ",$TESTS," in *,bench,*)
+	sed -n '/^BENCH-JSON-BEGIN/,/^BENCH-JSON-END/p' "$log" | sed '1d;$d' | tr -d '\r' >"$BUILD/bench-vfio.json"
+	echo "benchmark JSON: $BUILD/bench-vfio.json" ;; esac
 echo "PASS: $pass of $n guest tests"
