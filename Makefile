@@ -37,7 +37,7 @@ test: build
 
 # The VM test alone: iovm's VFIO backend in a QEMU guest with an emulated IOMMU.
 vm-test: build
-	tests/vm/vm_test.sh $(BUILD) edu,nvme
+	tests/vm/vm_test.sh $(BUILD) edu,nvme,noiommu
 
 # `iovm bench vfio` in the VM test's guest: VFIO through an emulated IOMMU.
 vm-bench: build

@@ -12,13 +12,17 @@
 # tests statically against libiovm.a, packs an initramfs, boots, and passes
 # only if every test in the guest printed "RESULT: PASS".
 #
-# Usage: vm_test.sh BUILD_DIR [TESTS, comma-separated; default edu,nvme]
+# Usage: vm_test.sh BUILD_DIR [TESTS, comma-separated; default edu,nvme,noiommu]
+#   The test "noiommu" runs in a second guest, without an IOMMU, and needs
+#   a kernel with CONFIG_VFIO_NOIOMMU, which Debian's lacks: it runs when
+#   IOVM_VM_KERNEL names one (tests/vm/make_kernel.sh builds it), and is
+#   skipped, saying so, otherwise.
 #   The test "bench" runs `iovm bench vfio` in the guest (2 GiB of RAM then,
 #   for its gigabyte of hugepages); its JSON lands in BUILD_DIR/bench-vfio.json.
 # Exit: 0 pass, 1 fail, 77 skipped (QEMU truly cannot run here; says why).
 set -u
 BUILD=$(readlink -f "${1:?usage: vm_test.sh BUILD_DIR [TESTS]}")
-TESTS=${2:-edu,nvme}
+TESTS=${2:-edu,nvme,noiommu}
 SRC=$(dirname "$(readlink -f "$0")")
 ROOT=$(readlink -f "$SRC/../..")
 CACHE=${IOVM_VM_CACHE:-/var/tmp/iovm-vm}
@@ -70,6 +74,16 @@ if [ ! -f "$kpkg/vmlinuz" ]; then
 	rm -rf "$tmp" "$kpkg" && mv "$kpkg.new" "$kpkg" || fail "cannot keep $pkg"
 fi
 kernel=$kpkg/vmlinuz
+own_kernel=${IOVM_VM_KERNEL:-}
+if [ -n "$own_kernel" ]; then
+	[ -f "$own_kernel" ] || fail "IOVM_VM_KERNEL=$own_kernel: no such kernel"
+	kernel=$own_kernel # all built in: no modules to load
+elif [[ ",$TESTS," == *,noiommu,* ]]; then
+	echo "SKIP noiommu: Debian's kernel is built without CONFIG_VFIO_NOIOMMU" \
+		"(IOVM_VM_KERNEL=\$(tests/vm/make_kernel.sh) runs it)"
+	TESTS=$(echo "$TESTS" | tr ',' '\n' | grep -vx noiommu | paste -sd, -)
+	[ -n "$TESTS" ] || exit 77
+fi
 
 # The tests, static, against the library just built.
 cc=${CC:-gcc}
@@ -94,6 +108,7 @@ for t in ${TESTS//,/ }; do cp "$WORK/vm_$t" "$R/"; done
 : >"$R/lib/modules/load-order"
 for m in $VFIO_MODULES; do
 	b=$(basename $m)
+	[ -z "$own_kernel" ] || break
 	[ -f "$kpkg/modules/$b.ko" ] || continue # vfio_virqfd is part of vfio on later kernels
 	cp "$kpkg/modules/$b.ko" "$R/lib/modules/" && echo "$b" >>"$R/lib/modules/load-order"
 done
@@ -103,27 +118,42 @@ done
 rm -f "$WORK/nvme.img" && truncate -s 64M "$WORK/nvme.img" || fail "cannot make the disk image"
 case ",$TESTS," in *,nvme,*) "$WORK/vm_nvme" --seed "$WORK/nvme.img" || fail "cannot seed the disk image" ;; esac
 
-# Boot. The guest powers off when its tests are done.
+# Boot once with the IOMMU for the tests that need one, and once without
+# for the no-IOMMU test (VFIO's unsafe no-IOMMU mode). Each guest powers
+# off when its tests are done.
+# boot LOG TESTS IOMMU(yes|no): prints the guest's console; sets $pass.
+boot() {
+	local log=$1 tests=$2 iommu=$3 mem=1G qiommu=() append="console=ttyS0 panic=-1 quiet vmtests=$2" rc
+	case ",$tests," in *,bench,*) mem=2560M ;; esac
+	if [ "$iommu" = yes ]; then
+		qiommu=(-device intel-iommu,intremap=on,caching-mode=on)
+		append+=" intel_iommu=on"
+	else
+		append+=" vmnoiommu vfio.enable_unsafe_noiommu_mode=1"
+	fi
+	echo "booting $(basename "$kernel") ($([ "$iommu" = yes ] && echo "emulated Intel IOMMU" || echo "no IOMMU")) with $tests"
+	timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg -M q35,kernel-irqchip=split -cpu max -smp 2 -m $mem \
+		-nographic -no-reboot -nic none "${qiommu[@]}" \
+		-device edu,dma_mask=0xffffffffffffffff \
+		-drive file="$WORK/nvme.img",if=none,id=nvm,format=raw -device nvme,serial=iovm0001,drive=nvm \
+		-kernel "$kernel" -initrd "$WORK/initramfs.gz" -append "$append" </dev/null >"$log" 2>&1
+	rc=$?
+	grep -vE '^\s*$' "$log" | grep -vE 'DMAR: \[DMA|DMAR: DRHD' | sed 's/^/  | /'
+	if [ $rc -ne 0 ] && ! grep -q "VM: running" "$log"; then
+		grep -qiE "could not|failed to|no such" "$log" && skip "QEMU cannot run here (rc $rc)"
+		fail "the guest did not start its tests (qemu rc $rc)"
+	fi
+	[ $rc -eq 0 ] || fail "qemu rc $rc"
+	pass=$((pass + $(grep -c 'RESULT: PASS' "$log")))
+}
+
+pass=0
+with=$(echo "$TESTS" | tr ',' '\n' | grep -vx noiommu | paste -sd, -)
+without=$(echo "$TESTS" | tr ',' '\n' | grep -x noiommu | paste -sd, -)
 log=$WORK/vm.log
-echo "booting $(basename "$kernel") with ${TESTS}"
-mem=1G
-case ",$TESTS," in *,bench,*) mem=2560M ;; esac
-timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg -M q35,kernel-irqchip=split -cpu max -smp 2 -m $mem \
-	-nographic -no-reboot -nic none \
-	-device intel-iommu,intremap=on,caching-mode=on \
-	-device edu,dma_mask=0xffffffffffffffff \
-	-drive file="$WORK/nvme.img",if=none,id=nvm,format=raw -device nvme,serial=iovm0001,drive=nvm \
-	-kernel "$kernel" -initrd "$WORK/initramfs.gz" \
-	-append "console=ttyS0 intel_iommu=on panic=-1 quiet vmtests=$TESTS" </dev/null >"$log" 2>&1
-rc=$?
-grep -vE '^\s*$' "$log" | grep -vE 'DMAR: \[DMA|DMAR: DRHD' | sed 's/^/  | /'
-if [ $rc -ne 0 ] && ! grep -q "VM: running" "$log"; then
-	grep -qiE "could not|failed to|no such" "$log" && skip "QEMU cannot run here (rc $rc)"
-	fail "the guest did not start its tests (qemu rc $rc)"
-fi
+[ -z "$with" ] || boot "$log" "$with" yes
+[ -z "$without" ] || boot "$WORK/vm-noiommu.log" "$without" no
 n=$(echo "$TESTS" | tr ',' '\n' | wc -l)
-pass=$(grep -c 'RESULT: PASS' "$log")
-[ $rc -eq 0 ] || fail "qemu rc $rc"
 [ "$pass" = "$n" ] || fail "$pass of $n guest tests passed"
 case ",$TESTS," in *,nvme,*) "$WORK/vm_nvme" --verify "$WORK/nvme.img" | sed 's/^/  host: /'
 	[ "${PIPESTATUS[0]}" = 0 ] || fail "the disk image lacks what the guest wrote" ;; esac
