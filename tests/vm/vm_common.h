@@ -2,7 +2,8 @@
 /*
  * vm_common.h - what the guest-side tests of the VM test share: checks that
  * print as they go (the console is the only output a guest has), a fatal
- * MUST, a clock, test patterns, and finding a PCI device by its IDs.
+ * MUST, BAR0 accessors, a clock, test patterns, and finding a PCI device by
+ * its IDs.
  *
  * Each test ends by printing "RESULT: PASS" or "RESULT: FAIL", which
  * vm_test.sh counts on the host side.
@@ -22,6 +23,29 @@
 #include <iovm.h>
 
 static int failures, checks;
+
+/* BAR0 of the device under test, mapped by iovm_device_bar(). */
+static volatile uint8_t *bar;
+
+static inline uint32_t rd32(unsigned off)
+{
+	return *(volatile uint32_t *)(bar + off);
+}
+
+static inline void wr32(unsigned off, uint32_t v)
+{
+	*(volatile uint32_t *)(bar + off) = v;
+}
+
+static inline uint64_t rd64(unsigned off)
+{
+	return *(volatile uint64_t *)(bar + off);
+}
+
+static inline void wr64(unsigned off, uint64_t v)
+{
+	*(volatile uint64_t *)(bar + off) = v;
+}
 
 #define CHECK(cond, ...)                                                                               \
 	do {                                                                                           \

@@ -6,74 +6,13 @@
  * every mapping reaches the kernel's IOMMU through the domain's mirror: a
  * DMA to anything iovm did not map (never mapped, unmapped, read-only) must
  * be blocked by the IOMMU and leave memory untouched.
- *
- * The edu device: BAR0 registers (4- or 8-byte accesses only) 0x80 source,
- * 0x88 destination, 0x90 count, 0x98 command (bit 0 start, bit 1 device to
- * RAM, bit 2 interrupt when done), 0x24 interrupt status, 0x64 acknowledge;
- * its 4 KiB buffer at device address 0x40000. A transfer ending exactly at
- * the buffer's end aborts QEMU 7.2: at most 2 KiB at a time here.
+
  */
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "vm_common.h"
-
-#define EDU_VENDOR 0x1234
-#define EDU_DEVICE 0x11e8
-#define EDU_BUF 0x40000u
-#define CHUNK 2048u
-
-static volatile uint8_t *bar;
-
-static uint64_t rd64(unsigned off)
-{
-	return *(volatile uint64_t *)(bar + off);
-}
-
-static void wr64(unsigned off, uint64_t v)
-{
-	*(volatile uint64_t *)(bar + off) = v;
-}
-
-static uint32_t rd32(unsigned off)
-{
-	return *(volatile uint32_t *)(bar + off);
-}
-
-static void wr32(unsigned off, uint32_t v)
-{
-	*(volatile uint32_t *)(bar + off) = v;
-}
-
-/* One transfer; false on a timeout (the device's timer makes each take ~100 ms). */
-static bool edu_dma(uint64_t src, uint64_t dst, uint32_t len, bool to_ram, bool irq)
-{
-	double t0 = now();
-
-	wr64(0x80, src);
-	wr64(0x88, dst);
-	wr64(0x90, len);
-	wr64(0x98, 1u | (to_ram ? 2u : 0) | (irq ? 4u : 0));
-	while (rd64(0x98) & 1) {
-		if (now() - t0 > 10)
-			return false;
-		usleep(1000);
-	}
-	return true;
-}
-
-/* RAM at @src_iova to RAM at @dst_iova, through the device's buffer. */
-static bool copy(uint64_t src_iova, uint64_t dst_iova, uint32_t len)
-{
-	for (uint32_t off = 0; off < len; off += CHUNK) {
-		uint32_t n = len - off < CHUNK ? len - off : CHUNK;
-
-		if (!edu_dma(src_iova + off, EDU_BUF, n, false, false) || !edu_dma(EDU_BUF, dst_iova + off, n, true, false))
-			return false;
-	}
-	return true;
-}
+#include "vm_edu.h"
 
 int main(void)
 {
@@ -123,7 +62,7 @@ int main(void)
 	MUST(iovm_domain_map_ptr(dom, dst, 4096, IOVM_MAP_READ | IOVM_MAP_WRITE, &b));
 	CHECK(in_kernel_ranges(&di, a.addr, 4096) && in_kernel_ranges(&di, b.addr, 4096),
 	      "IOVAs %#lx and %#lx inside the kernel's ranges", (unsigned long)a.addr, (unsigned long)b.addr);
-	CHECK(copy(a.addr, b.addr, 4096) && !memcmp(src, dst, 4096), "heap to device to heap: 4 KiB round trip");
+	CHECK(edu_copy(a.addr, b.addr, 4096) && !memcmp(src, dst, 4096), "heap to device to heap: 4 KiB round trip");
 
 	/* Unmapped, then DMA: blocked, memory untouched. */
 	MUST(iovm_domain_unmap(dom, b, 4096));
@@ -155,7 +94,7 @@ int main(void)
 	MUST(iovm_device_query(dev, &di));
 	printf("  8 MiB of 2 MiB pages: %lu kernel entries\n", (unsigned long)(di.kernel_mappings - entries));
 	CHECK(di.kernel_mappings - entries == 1, "8 MiB of hugepages mapped at once: one kernel entry");
-	CHECK(copy(big_iova.addr + (2u << 20) - 4096, a.addr, 4096) &&
+	CHECK(edu_copy(big_iova.addr + (2u << 20) - 4096, a.addr, 4096) &&
 		      !memcmp(src, big + (2u << 20) - 4096, 4096),
 	      "DMA from the last 4 KiB of a hugepage");
 	MUST(iovm_domain_unmap(dom, IOVM_IOVA(big_iova.addr + (2u << 20)), 2u << 20));
@@ -167,7 +106,7 @@ int main(void)
 	edu_dma(a.addr, EDU_BUF, CHUNK, false, false);
 	edu_dma(EDU_BUF, big_iova.addr + (2u << 20), CHUNK, true, false);
 	CHECK(all(big + (2u << 20), 4096, 0x77), "a partial unmap blocks the part unmapped");
-	CHECK(copy(a.addr, big_iova.addr + (4u << 20), 4096) && all(big + (4u << 20), 4096, 0x99),
+	CHECK(edu_copy(a.addr, big_iova.addr + (4u << 20), 4096) && all(big + (4u << 20), 4096, 0x99),
 	      "and leaves the rest mapped");
 
 	/* The application's own memory, registered. */
@@ -177,7 +116,7 @@ int main(void)
 	MUST(iovm_mr_reg(dom, app, 8192, IOVM_ACCESS_LOCAL_WRITE, &mr));
 	MUST(iovm_mr_iova(mr, app, 8192, &mr_iova));
 	fill(src, 4096, 5);
-	CHECK(copy(a.addr, mr_iova.addr + 4096, 4096) && !memcmp(app + 4096, src, 4096),
+	CHECK(edu_copy(a.addr, mr_iova.addr + 4096, 4096) && !memcmp(app + 4096, src, 4096),
 	      "DMA into a registered malloc buffer at %#lx", (unsigned long)mr_iova.addr);
 	MUST(iovm_mr_dereg(mr));
 	memset(app, 0x44, 8192);

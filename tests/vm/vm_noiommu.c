@@ -10,54 +10,7 @@
  * is refused; QEMU's edu device copies from one iovm zone to another and
  * from heap memory, at the host physical addresses iovm reports.
  */
-#include <unistd.h>
-
-#include "vm_common.h"
-
-#define EDU_VENDOR 0x1234
-#define EDU_DEVICE 0x11e8
-#define EDU_BUF 0x40000u
-#define CHUNK 2048u
-
-static volatile uint8_t *bar;
-
-static void wr64(unsigned off, uint64_t v)
-{
-	*(volatile uint64_t *)(bar + off) = v;
-}
-
-static uint64_t rd64(unsigned off)
-{
-	return *(volatile uint64_t *)(bar + off);
-}
-
-static bool edu_dma(uint64_t src, uint64_t dst, uint32_t len, bool to_ram)
-{
-	double t0 = now();
-
-	wr64(0x80, src);
-	wr64(0x88, dst);
-	wr64(0x90, len);
-	wr64(0x98, 1u | (to_ram ? 2u : 0));
-	while (rd64(0x98) & 1) {
-		if (now() - t0 > 10)
-			return false;
-		usleep(1000);
-	}
-	return true;
-}
-
-/* Host physical address @src to @dst, through the device's buffer. */
-static bool copy(uint64_t src, uint64_t dst, uint32_t len)
-{
-	for (uint32_t off = 0; off < len; off += CHUNK) {
-		uint32_t n = len - off < CHUNK ? len - off : CHUNK;
-
-		if (!edu_dma(src + off, EDU_BUF, n, false) || !edu_dma(EDU_BUF, dst + off, n, true))
-			return false;
-	}
-	return true;
-}
+#include "vm_edu.h"
 
 int main(void)
 {
@@ -93,7 +46,7 @@ int main(void)
 	CHECK(za->hpa.addr != IOVM_ADDR_INVALID && zb->hpa.addr != IOVM_ADDR_INVALID,
 	      "zones at host physical %#lx and %#lx", (unsigned long)za->hpa.addr, (unsigned long)zb->hpa.addr);
 	fill(za->va, 4096, 11);
-	CHECK(copy(za->hpa.addr, zb->hpa.addr, 4096) && !memcmp(za->va, zb->va, 4096),
+	CHECK(edu_copy(za->hpa.addr, zb->hpa.addr, 4096) && !memcmp(za->va, zb->va, 4096),
 	      "zone to device to zone at host physical addresses");
 
 	/* Heap memory on a hugepage: its host physical address from iovm_dma_xlate(). */
@@ -103,7 +56,7 @@ int main(void)
 	CHECK(x.hpa.addr != IOVM_ADDR_INVALID && x.hpa_contig >= 8192 && x.page_size == (2u << 20),
 	      "heap memory on a 2 MiB page at host physical %#lx", (unsigned long)x.hpa.addr);
 	memset(heap, 0, 8192);
-	CHECK(copy(za->hpa.addr, x.hpa.addr + 4096, 4096) && !memcmp(heap + 4096, za->va, 4096) &&
+	CHECK(edu_copy(za->hpa.addr, x.hpa.addr + 4096, 4096) && !memcmp(heap + 4096, za->va, 4096) &&
 		      all(heap, 4096, 0),
 	      "the device writes the heap where iovm said, and nowhere else");
 

@@ -90,28 +90,7 @@ struct queue {
 	uint16_t phase;
 };
 
-static volatile uint8_t *bar;
 static unsigned dstrd;
-
-static uint32_t rd32(unsigned off)
-{
-	return *(volatile uint32_t *)(bar + off);
-}
-
-static void wr32(unsigned off, uint32_t v)
-{
-	*(volatile uint32_t *)(bar + off) = v;
-}
-
-static uint64_t rd64(unsigned off)
-{
-	return *(volatile uint64_t *)(bar + off);
-}
-
-static void wr64(unsigned off, uint64_t v)
-{
-	*(volatile uint64_t *)(bar + off) = v;
-}
 
 static bool wait_ready(bool ready, double timeout)
 {
