@@ -34,6 +34,7 @@
 #define SLOT_PAGES 4
 #define SLOT_BYTES (SLOT_PAGES * PG)
 #define ITERATIONS 100000 /* DMA writes, both threads together */
+#define MIN_MUTATIONS 128 /* replacements the writes must overlap, however the threads are scheduled */
 
 static struct rig r;
 static struct iovm_rcache *cache;
@@ -41,7 +42,8 @@ static uint8_t *buf;
 static _Atomic uint64_t gen[SLOTS];
 static _Atomic uint64_t done_writes, faults, discarded;
 static _Atomic bool stop;
-static uint64_t stale_words, mutations, during_call;
+static uint64_t stale_words, during_call;
+static _Atomic uint64_t mutations; /* written by the mutator, read by the writers */
 
 /*
  * A tag in a word, with a check: a copy in progress may have stored some of
@@ -87,7 +89,7 @@ static void *writer_main(void *arg)
 {
 	struct writer *w = arg;
 
-	while (atomic_load(&done_writes) < ITERATIONS) {
+	while (atomic_load(&done_writes) < ITERATIONS || atomic_load(&mutations) < MIN_MUTATIONS) {
 		unsigned s = (unsigned)(test_rand(&w->seed) % SLOTS);
 		uint64_t g1 = atomic_load(&gen[s]), g2;
 		struct iovm_mr *mr;
@@ -229,7 +231,7 @@ TEST(writers_and_a_mutator)
 	printf("# %lu words reached the new memory while the replacing call ran; none after it returned: %s\n",
 	       (unsigned long)during_call, stale_words ? "FAILED" : "ok");
 	CHECK(atomic_load(&done_writes) >= ITERATIONS);
-	CHECK(mutations > 100);
+	CHECK(atomic_load(&mutations) >= MIN_MUTATIONS);
 	CHECK(rs.invalidated_pages > 0);
 	CHECK_MSG(stale_words == 0, "%lu words written through a stale registration", (unsigned long)stale_words);
 	no_violations(r.dom);
