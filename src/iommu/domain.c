@@ -335,9 +335,8 @@ IOVM_API int iovm_domain_map_pages(struct iovm_domain *dom, iovm_iova_t *iova, c
 IOVM_API int iovm_domain_map_ptr(struct iovm_domain *dom, const void *ptr, size_t len, uint32_t perm,
 				 iovm_iova_t *iova)
 {
-	struct mirror_batch batch = { 0 };
 	struct iovm_dma_xlate x;
-	uint64_t where, done, run;
+	uint64_t where;
 	int ret;
 
 	err_clear();
@@ -360,11 +359,7 @@ IOVM_API int iovm_domain_map_ptr(struct iovm_domain *dom, const void *ptr, size_
 			*iova = IOVM_IOVA(where);
 		return ret;
 	}
-	/*
-	 * Scattered in physical memory: run by run at consecutive IOVAs, each
-	 * with the largest leaves it allows (hugepages stay 2 MiB leaves), and
-	 * one range for a mirror, since the pointer is contiguous.
-	 */
+	/* Scattered in physical memory: run by run, at consecutive IOVAs. */
 	ret = iova_take(dom, &where, len, iova_align_pages(x.pa.addr, x.contig));
 	if (ret)
 		return ret;
@@ -372,35 +367,50 @@ IOVM_API int iovm_domain_map_ptr(struct iovm_domain *dom, const void *ptr, size_
 		iova_give(dom, where, len);
 		return -EINVAL;
 	}
+	ret = domain_map_va(dom, where, ptr, len, prot_of(perm));
+	if (ret) {
+		iova_give(dom, where, len);
+		return ret;
+	}
+	*iova = IOVM_IOVA(where);
+	return 0;
+}
+
+int domain_map_va(struct iovm_domain *dom, uint64_t iova, const void *va, uint64_t len, unsigned prot)
+{
+	struct mirror_batch batch = { 0 };
+	uint64_t done, run;
+	int ret = 0;
+
 	for (done = 0; done < len; done += run) {
-		if (done && (ret = iovm_dma_xlate(dom->ctx, (const uint8_t *)ptr + done, &x)))
-			goto unwind;
-		run = MIN(x.contig, len - done);
-		ret = pt_map(&dom->pt, where + done, x.pa.addr, run, prot_of(perm), true);
+		struct iovm_dma_xlate x;
+
+		ret = iovm_dma_xlate(dom->ctx, (const uint8_t *)va + done, &x);
 		if (ret)
 			goto unwind;
-		shadow_map(dom, where + done, run, x.pa.addr, prot_of(perm));
-		ret = mirror_batch_add(dom, &batch, where + done, x.pa.addr, (const uint8_t *)ptr + done, run,
-				       perm & IOVM_MAP_WRITE);
+		run = MIN(x.contig, len - done);
+		ret = pt_map(&dom->pt, iova + done, x.pa.addr, run, prot, true);
+		if (ret)
+			goto unwind;
+		shadow_map(dom, iova + done, run, x.pa.addr, prot);
+		ret = mirror_batch_add(dom, &batch, iova + done, x.pa.addr, (const uint8_t *)va + done, run,
+				       prot & PT_PROT_WRITE);
 		if (ret) {
 			done += run;
 			goto unwind;
 		}
 	}
 	ret = mirror_batch_end(dom, &batch);
-	if (ret)
-		goto unwind;
-	*iova = IOVM_IOVA(where);
-	return 0;
+	if (!ret)
+		return 0;
 
 unwind:
 	mirror_batch_undo(dom, &batch);
 	if (done) {
 		bool any;
 
-		domain_unmap_how(dom, where, done, UNMAP_STRICT | UNMAP_KEEP_IOVA, &any);
+		domain_unmap_how(dom, iova, done, UNMAP_STRICT | UNMAP_KEEP_IOVA, &any);
 	}
-	iova_give(dom, where, len);
 	return ret;
 }
 

@@ -41,8 +41,7 @@ static _Atomic uint64_t *heap_table(struct iovm_domain *dom, const struct mem_wh
 
 static int on_commit(struct iovm_domain *dom, const struct iovm_mem_event *ev)
 {
-	uint64_t iova = IOVM_ADDR_INVALID, done = 0, pfn;
-	struct mirror_batch batch = { 0 };
+	uint64_t iova = IOVM_ADDR_INVALID, pfn;
 	struct mem_where w;
 	_Atomic uint64_t *t = NULL;
 	int ret;
@@ -64,44 +63,17 @@ static int on_commit(struct iovm_domain *dom, const struct iovm_mem_event *ev)
 	} else {
 		iova = (uintptr_t)ev->va;
 	}
-	/* Physically contiguous runs into iovm's table; the whole range to a mirror at once. */
-	while (done < ev->len) {
-		struct iovm_dma_xlate x;
-		uint64_t len;
-
-		ret = iovm_dma_xlate(dom->ctx, (uint8_t *)ev->va + done, &x);
-		if (ret)
-			goto unwind;
-		len = MIN(x.contig, ev->len - done);
-		ret = pt_map(&dom->pt, iova + done, x.pa.addr, len, PT_PROT_READ | PT_PROT_WRITE, true);
-		if (ret)
-			goto unwind;
-		shadow_map(dom, iova + done, len, x.pa.addr, PT_PROT_READ | PT_PROT_WRITE);
-		done += len;
-		ret = mirror_batch_add(dom, &batch, iova + done - len, x.pa.addr, (uint8_t *)ev->va + done - len, len,
-				       true);
-		if (ret)
-			goto unwind;
+	ret = domain_map_va(dom, iova, ev->va, ev->len, PT_PROT_READ | PT_PROT_WRITE);
+	if (ret) {
+		if (dom->type == IOVM_DOMAIN_MANAGED)
+			iova_free(&dom->iova, iova >> 12, ev->len >> 12);
+		return ret;
 	}
-	ret = mirror_batch_end(dom, &batch);
-	if (ret)
-		goto unwind;
 	if (t)
 		for (uint64_t i = 0; i < ev->len >> w.page_shift; i++)
 			atomic_store_explicit(&t[w.page + i], iova + (i << w.page_shift) + 1,
 					      memory_order_release);
 	return 0;
-
-unwind:
-	mirror_batch_undo(dom, &batch);
-	if (done) {
-		bool any;
-
-		domain_unmap(dom, iova, done, &any); /* frees the IOVAs of what it unmaps */
-	}
-	if (dom->type == IOVM_DOMAIN_MANAGED && ev->len > done)
-		iova_free(&dom->iova, (iova + done) >> 12, (ev->len - done) >> 12);
-	return ret;
 }
 
 static void on_release(struct iovm_domain *dom, const struct iovm_mem_event *ev)

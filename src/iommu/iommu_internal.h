@@ -186,6 +186,14 @@ int domain_unmap(struct iovm_domain *dom, uint64_t iova, uint64_t len, bool *any
 int domain_unmap_how(struct iovm_domain *dom, uint64_t iova, uint64_t len, unsigned how, bool *any);
 int domain_map_pa(struct iovm_domain *dom, uint64_t *iova, uint64_t pa, const void *where, uint64_t len,
 		  unsigned prot);
+/*
+ * Map the process's memory [va, +len) at [iova, +len): its physically
+ * contiguous runs into iovm's table, each with the largest leaves it
+ * allows, and the whole range to a mirror as one (the pointer is
+ * contiguous). All or nothing: on failure what it mapped is unmapped again;
+ * the IOVAs stay the caller's to give back.
+ */
+int domain_map_va(struct iovm_domain *dom, uint64_t iova, const void *va, uint64_t len, unsigned prot);
 
 /* flushq.c */
 int flushq_init(struct iovm_domain *dom);

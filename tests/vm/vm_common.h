@@ -137,6 +137,17 @@ static inline int find_pci(unsigned vendor, unsigned device, char *spec, size_t 
 	return -ENODEV;
 }
 
+/* What the device's domain left in the kernel's IOMMU, then detached. */
+static inline void kernel_report_detach(struct iovm_device *dev)
+{
+	struct iovm_device_info di;
+
+	MUST(iovm_device_query(dev, &di));
+	printf("  kernel: %lu entries, %lu maps, %lu unmaps, %lu splits\n", (unsigned long)di.kernel_mappings,
+	       (unsigned long)di.kernel_maps, (unsigned long)di.kernel_unmaps, (unsigned long)di.kernel_splits);
+	MUST(iovm_device_detach(dev, 0));
+}
+
 /* The smallest dma_bits that covers every IOVA range the kernel reports. */
 static inline unsigned kernel_dma_bits(const struct iovm_device_info *di)
 {

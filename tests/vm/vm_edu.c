@@ -142,10 +142,7 @@ int main(void)
 		close(efd);
 	}
 
-	MUST(iovm_device_query(dev, &di));
-	printf("  kernel: %lu entries, %lu maps, %lu unmaps, %lu splits\n", (unsigned long)di.kernel_mappings,
-	       (unsigned long)di.kernel_maps, (unsigned long)di.kernel_unmaps, (unsigned long)di.kernel_splits);
-	MUST(iovm_device_detach(dev, 0));
+	kernel_report_detach(dev);
 	MUST(iovm_device_query(dev, &di));
 	CHECK(di.kernel_mappings == 0, "detached: nothing left in the kernel");
 	MUST(iovm_device_close(dev));

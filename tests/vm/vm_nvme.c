@@ -368,10 +368,7 @@ int main(int argc, char **argv)
 	CHECK(wait_ready(false, 5), "controller disabled");
 	iovm_device_msi(dev, -1);
 	close(efd);
-	MUST(iovm_device_query(dev, &di));
-	printf("  kernel: %lu entries, %lu maps, %lu unmaps, %lu splits\n", (unsigned long)di.kernel_mappings,
-	       (unsigned long)di.kernel_maps, (unsigned long)di.kernel_unmaps, (unsigned long)di.kernel_splits);
-	MUST(iovm_device_detach(dev, 0));
+	kernel_report_detach(dev);
 	MUST(iovm_device_close(dev));
 	iovm_domain_destroy(dom);
 	iovm_close(ctx);
