@@ -10,7 +10,9 @@
  *    per hugepage (what DPDK's VFIO code does), and the time each takes;
  *  - map and unmap per I/O, deferred invalidation beside strict: strict
  *    unmaps each buffer from the kernel at once, deferred unmaps the
- *    batch when it flushes.
+ *    batch when it flushes;
+ *  - where the kernel has both interfaces, map and unmap through iommufd
+ *    (IOMMU_IOAS_MAP) beside the VFIO group (VFIO_IOMMU_MAP_DMA).
  *
  * The device: IOVM_BENCH_DEVICE ("vfio:0000:00:03.0"), else the first of
  * QEMU's edu or NVMe devices found. Without one the benchmark says so and
@@ -296,6 +298,46 @@ static void bench_map_per_io(void)
 		   deferred_st.flushes, deferred_st.flushed_unmaps, deferred_calls, strict_calls);
 }
 
+/*
+ * The same map and unmap through each kernel interface, where the kernel
+ * has both: iommufd's IOMMU_IOAS_MAP beside the group's VFIO_IOMMU_MAP_DMA.
+ * Reopens the device (global @dev) through each in turn.
+ */
+static void bench_interfaces(const char *bdf)
+{
+	static const char *const prefix[2] = { "vfio-iommufd", "vfio-group" };
+	double map4k[2], unmap4k[2], map2m[2], unmap2m[2];
+	void *buf = iovm_dma_alloc(ctx, SZ_2M, SZ_2M, 0);
+	char spec[320];
+	int ret;
+
+	if (!buf)
+		die("iovm_dma_alloc", -ENOMEM);
+	for (unsigned i = 0; i < 2; i++) {
+		iovm_device_close(dev);
+		dev = NULL;
+		snprintf(spec, sizeof(spec), "%s:%s", prefix[i], bdf);
+		if ((ret = iovm_device_open(ctx, spec, &dev))) {
+			bench_note("%s: %s: no comparison of the kernel's interfaces", spec, iovm_strerror(ret));
+			break;
+		}
+		bench_progress("map and unmap through %s", prefix[i]);
+		map_unmap(true, buf, 4096, iters(2000), &map4k[i], &unmap4k[i]);
+		map_unmap(true, buf, SZ_2M, iters(2000), &map2m[i], &unmap2m[i]);
+		if (i == 1) {
+			bench_result("map 4 KiB through iommufd", "ns", map4k[0], "the VFIO group (type1)", map4k[1],
+				     "report");
+			bench_result("unmap 4 KiB through iommufd", "ns", unmap4k[0], "the VFIO group (type1)",
+				     unmap4k[1], "report");
+			bench_result("map 2 MiB through iommufd", "ns", map2m[0], "the VFIO group (type1)", map2m[1],
+				     "report");
+			bench_result("unmap 2 MiB through iommufd", "ns", unmap2m[0], "the VFIO group (type1)",
+				     unmap2m[1], "report");
+		}
+	}
+	iovm_dma_free(ctx, buf);
+}
+
 int bench_vfio(const struct bench_args *a)
 {
 	struct iovm_device_info di;
@@ -327,12 +369,20 @@ int bench_vfio(const struct bench_args *a)
 			last = di.iova_ranges[i].last;
 	for (dma_bits = 32; dma_bits < 48 && last >> dma_bits;)
 		dma_bits++;
-	bench_note("device %s; the kernel allows %" PRId64 " more mappings", spec + 5, (int64_t)di.dma_avail);
+	if (di.dma_avail < 0)
+		bench_note("device %s through iommufd, which sets no budget on mappings", spec);
+	else
+		bench_note("device %s through the VFIO group; the kernel allows %" PRId64 " more mappings", spec,
+			   (int64_t)di.dma_avail);
 	bench_map_unmap();
 	bench_entries();
 	bench_map_per_io();
+	/* A device named "vfio:" (either interface) is measured through both, where the kernel has both. */
+	if (!strncmp(spec, "vfio:", 5))
+		bench_interfaces(spec + 5);
 	bench_report(args, "iovm bench vfio", reps());
-	iovm_device_close(dev);
+	if (dev)
+		iovm_device_close(dev);
 	iovm_close(ctx);
 	return 0;
 }

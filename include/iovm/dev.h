@@ -26,10 +26,16 @@ struct iovm_queue;
 /**
  * iovm_device_open() - open a device.
  * @spec: "sw" for a software DMA engine; "vfio:dddd:bb:dd.f" for a PCI
- *        device through VFIO (bound to vfio-pci if it is not; root)
+ *        device through VFIO (bound to vfio-pci if it is not; root);
+ *        "vfio-group:" or "vfio-iommufd:" before the address to choose the
+ *        kernel interface
  * @dev: set to the device
  *
- * A VFIO device's group is put in a container of its own (type1v2). Attached
+ * "vfio:" takes iommufd (/dev/iommu and the device's VFIO cdev: Linux 6.6
+ * and later, built with IOMMUFD and VFIO_DEVICE_CDEV) where the kernel has
+ * it for the device, and the group otherwise: a VFIO device's cdev is bound
+ * to an iommufd IO address space of its own, or its group is put in a
+ * container of its own (type1v2). Attached
  * to a managed domain, the domain's mappings are mirrored into the kernel's
  * IOMMU, at IOVAs iovm chooses inside the ranges the kernel reports. Where
  * vfio runs in its unsafe no-IOMMU mode, the device uses host physical
@@ -38,7 +44,8 @@ struct iovm_queue;
  * Thread safety: safe.
  *
  * Return: 0; -EINVAL for a bad argument; -ENODEV for an unknown @spec, or a
- * device vfio-pci does not take; -ENOENT for no such PCI device; -EBUSY
+ * device vfio-pci does not take; -ENOENT for no such PCI device, or for
+ * "vfio-iommufd:" where the kernel or the device has no iommufd; -EBUSY
  * when its group is not viable (another device of it has a driver);
  * -EACCES, -EPERM without privileges; -ENOMEM.
  */
@@ -93,10 +100,18 @@ enum iovm_device_kind {
 
 #define IOVM_DEVICE_MAX_RANGES 16
 
+/* How a VFIO device's mappings reach the kernel's IOMMU. */
+enum iovm_iommu_api {
+	IOVM_IOMMU_API_NONE = 0,       /* the software engine: iovm's own IOMMU */
+	IOVM_IOMMU_API_GROUP = 1,      /* VFIO group and type1v2 container (VFIO_IOMMU_MAP_DMA) */
+	IOVM_IOMMU_API_IOMMUFD = 2,    /* iommufd IOAS and VFIO cdev (IOMMU_IOAS_MAP) */
+};
+
 struct iovm_device_info {
 	enum iovm_device_kind kind;
+	enum iovm_iommu_api iommu_api;
 	int iommu_group;               /* -1 for the software engine */
-	uint64_t iova_pgsizes;         /* page sizes the kernel's IOMMU maps */
+	uint64_t iova_pgsizes;         /* page sizes the kernel's IOMMU maps (iommufd: the smallest) */
 	unsigned nr_iova_ranges;       /* IOVA ranges the kernel's IOMMU can map */
 	struct {
 		uint64_t start, last;  /* inclusive */

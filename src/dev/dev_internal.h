@@ -12,6 +12,7 @@
 
 #include "base/list.h"
 #include "iommu/iommu.h"
+#include "os/vfio.h"
 
 struct dev_space {
 	struct iovm_ctx *ctx;
@@ -28,9 +29,9 @@ struct iovm_device {
 	struct vfio_dev *vfio;        /* a real device (vfio.c); NULL for the software engine */
 };
 
-/* vfio.c: the device behind "vfio:<PCI address>". */
+/* vfio.c: the device behind "vfio:<PCI address>", through the interface @api names. */
 struct vfio_dev;
-int vfio_dev_open(struct iovm_device *dev, const char *bdf);
+int vfio_dev_open(struct iovm_device *dev, const char *bdf, enum os_vfio_api api);
 void vfio_dev_close(struct iovm_device *dev);
 int vfio_dev_attach(struct iovm_device *dev, struct iovm_domain *dom, uint32_t pasid);
 int vfio_dev_detach(struct iovm_device *dev, uint32_t pasid);

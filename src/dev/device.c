@@ -4,12 +4,15 @@
  *
  * "sw" is the software DMA engine: a device whose accesses all go through
  * iovm's IOMMU, the reference device for tests and benchmarks.
- * "vfio:<PCI address>" is a real PCI device through VFIO (vfio.c).
+ * "vfio:<PCI address>" is a real PCI device through VFIO (vfio.c), by
+ * iommufd where the kernel has it and by its group otherwise;
+ * "vfio-group:" and "vfio-iommufd:" ask for one of the two.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/compiler.h"
 #include "base/ctx.h"
 #include "base/error.h"
 #include "base/log.h"
@@ -39,16 +42,40 @@ void dev_destroy(struct dev_space *ds)
 	free(ds);
 }
 
+/* "vfio:BDF" (either interface), "vfio-group:BDF", "vfio-iommufd:BDF": the interface and the BDF. */
+static bool vfio_spec(const char *spec, enum os_vfio_api *api, const char **bdf)
+{
+	static const struct {
+		const char *prefix;
+		enum os_vfio_api api;
+	} kinds[] = {
+		{ "vfio:", OS_VFIO_AUTO },
+		{ "vfio-group:", OS_VFIO_GROUP },
+		{ "vfio-iommufd:", OS_VFIO_IOMMUFD },
+	};
+
+	for (unsigned i = 0; i < ARRAY_SIZE(kinds); i++)
+		if (!strncmp(spec, kinds[i].prefix, strlen(kinds[i].prefix))) {
+			*api = kinds[i].api;
+			*bdf = spec + strlen(kinds[i].prefix);
+			return true;
+		}
+	return false;
+}
+
 IOVM_API int iovm_device_open(struct iovm_ctx *ctx, const char *spec, struct iovm_device **out)
 {
+	enum os_vfio_api api = OS_VFIO_AUTO;
 	struct iovm_device *dev;
+	const char *bdf = NULL;
 	int ret;
 
 	err_clear();
 	if (!ctx || !spec || !out)
 		return -EINVAL;
-	if (strcmp(spec, "sw") && strncmp(spec, "vfio:", 5))
-		return err_detail(-ENODEV, IOVM_LOG_DEBUG, "unknown device '%s' (known: sw, vfio:<PCI address>)",
+	if (strcmp(spec, "sw") && !vfio_spec(spec, &api, &bdf))
+		return err_detail(-ENODEV, IOVM_LOG_DEBUG,
+				  "unknown device '%s' (known: sw, vfio:, vfio-group:, vfio-iommufd:<PCI address>)",
 				  spec);
 	dev = calloc(1, sizeof(*dev));
 	if (!dev)
@@ -59,7 +86,7 @@ IOVM_API int iovm_device_open(struct iovm_ctx *ctx, const char *spec, struct iov
 	ret = iommu_client_create(ctx->iommu, &dev->client);
 	if (ret)
 		goto free_dev;
-	if (!strncmp(spec, "vfio:", 5) && (ret = vfio_dev_open(dev, spec + 5)))
+	if (bdf && (ret = vfio_dev_open(dev, bdf, api)))
 		goto destroy_client;
 	pthread_mutex_lock(&ctx->dev->lock);
 	list_add_tail(&ctx->dev->devices, &dev->link);

@@ -2,11 +2,14 @@
 /*
  * vfio.c - a real PCI device through VFIO ("vfio:0000:00:03.0"): its
  * domain is an iovm managed domain whose mappings are mirrored into the
- * kernel's IOMMU (VFIO_IOMMU_MAP_DMA of the memory's process address), at
- * IOVAs iovm's allocator picks inside the ranges the kernel reports.
+ * kernel's IOMMU (VFIO_IOMMU_MAP_DMA or IOMMU_IOAS_MAP of the memory's
+ * process address), at IOVAs iovm's allocator picks inside the ranges the
+ * kernel reports.
  *
  * The kernel's type1 IOMMU keeps one entry per MAP_DMA, however large, up
- * to a budget (65535 by default), and unmaps only whole entries. So each
+ * to a budget (65535 by default), and unmaps only whole entries; an
+ * iommufd IOAS keeps one area per IOMMU_IOAS_MAP, without a budget, and
+ * unmaps whole areas only too. So each
  * run the domain hands over (contiguous in IOVA and in the process's
  * address space: a heap commit, a buffer mapped at once, a registration,
  * however scattered physically) is one entry; the mirror keeps its own
@@ -170,17 +173,18 @@ static const struct iommu_mirror_ops vfio_mirror = {
 	.unmap = mirror_unmap,
 };
 
-int vfio_dev_open(struct iovm_device *dev, const char *bdf)
+int vfio_dev_open(struct iovm_device *dev, const char *bdf, enum os_vfio_api api)
 {
 	struct vfio_dev *v = calloc(1, sizeof(*v));
 	int ret;
 
 	if (!v)
 		return -ENOMEM;
-	ret = os_vfio_open(bdf, &v->os);
+	ret = os_vfio_open(bdf, api, &v->os);
 	if (ret) {
 		free(v);
-		return err_detail(ret, IOVM_LOG_NOTICE, "vfio: cannot open %s: %s", bdf, strerror(-ret));
+		return err_detail(ret, IOVM_LOG_NOTICE, "vfio: cannot open %s%s: %s", bdf,
+				  api == OS_VFIO_IOMMUFD ? " through iommufd" : "", strerror(-ret));
 	}
 	v->dev = dev;
 	pthread_mutex_init(&v->lock, NULL);
@@ -320,6 +324,7 @@ IOVM_API int iovm_device_query(struct iovm_device *dev, struct iovm_device_info 
 	if (!(v = dev->vfio))
 		return 0;
 	info->kind = v->os.noiommu ? IOVM_DEVICE_VFIO_NOIOMMU : IOVM_DEVICE_VFIO;
+	info->iommu_api = v->os.api == OS_VFIO_IOMMUFD ? IOVM_IOMMU_API_IOMMUFD : IOVM_IOMMU_API_GROUP;
 	info->iommu_group = v->os.group_no;
 	info->iova_pgsizes = v->os.pgsizes;
 	info->nr_iova_ranges = MIN(v->os.nr_ranges, IOVM_DEVICE_MAX_RANGES);

@@ -2,6 +2,8 @@
 /*
  * vfio.c - PCI devices through VFIO's group and container interface
  * (type1v2), the one every kernel since 3.x has; and its no-IOMMU mode.
+ * Binding to vfio-pci, regions, config space and interrupts serve the
+ * iommufd path too (iommufd.c): they need only the device's fd.
  *
  * A container's IOMMU says which IOVAs it can map (the CAP_IOVA_RANGE
  * capability: on x86 the MSI window at 0xfee00000 is a hole, and the
@@ -158,16 +160,29 @@ out:
 	return ret;
 }
 
-int os_vfio_open(const char *bdf, struct os_vfio *v)
+/* The device's regions and interrupts, and where its config space is. */
+static int device_info(struct os_vfio *v)
 {
-	struct vfio_group_status st = { .argsz = sizeof(st) };
 	struct vfio_device_info di = { .argsz = sizeof(di) };
 	struct vfio_region_info cfg = { .argsz = sizeof(cfg), .index = VFIO_PCI_CONFIG_REGION_INDEX };
+
+	if (ioctl(v->device, VFIO_DEVICE_GET_INFO, &di) || ioctl(v->device, VFIO_DEVICE_GET_REGION_INFO, &cfg))
+		return -errno;
+	v->nr_regions = di.num_regions;
+	v->nr_irqs = di.num_irqs;
+	v->cfg_off = cfg.offset;
+	return 0;
+}
+
+int os_vfio_open(const char *bdf, enum os_vfio_api api, struct os_vfio *v)
+{
+	struct vfio_group_status st = { .argsz = sizeof(st) };
 	char path[64];
 	int ret;
 
-	*v = (struct os_vfio){ .container = -1, .group = -1, .device = -1, .dma_avail = -1 };
-	if (strlen(bdf) >= sizeof(v->bdf))
+	*v = (struct os_vfio){ .api = OS_VFIO_GROUP, .container = -1, .group = -1, .device = -1, .iommufd = -1,
+			       .dma_avail = -1 };
+	if (strlen(bdf) >= sizeof(v->bdf) || api > OS_VFIO_IOMMUFD)
 		return -EINVAL;
 	snprintf(v->bdf, sizeof(v->bdf), "%s", bdf);
 	ret = os_vfio_bind(bdf);
@@ -176,6 +191,14 @@ int os_vfio_open(const char *bdf, struct os_vfio *v)
 	v->group_no = group_of(bdf);
 	if (v->group_no < 0)
 		return v->group_no;
+	if (api == OS_VFIO_IOMMUFD || (api == OS_VFIO_AUTO && os_iommufd_available(bdf))) {
+		ret = os_iommufd_open(bdf, v);
+		if (!ret)
+			ret = device_info(v);
+		if (ret)
+			os_vfio_close(v);
+		return ret;
+	}
 	snprintf(path, sizeof(path), "/dev/vfio/%d", v->group_no);
 	v->group = open(path, O_RDWR | O_CLOEXEC);
 	if (v->group < 0 && errno == ENOENT) {
@@ -208,11 +231,8 @@ int os_vfio_open(const char *bdf, struct os_vfio *v)
 	v->device = ioctl(v->group, VFIO_GROUP_GET_DEVICE_FD, bdf);
 	if (v->device < 0)
 		goto errno_close;
-	if (ioctl(v->device, VFIO_DEVICE_GET_INFO, &di) || ioctl(v->device, VFIO_DEVICE_GET_REGION_INFO, &cfg))
-		goto errno_close;
-	v->nr_regions = di.num_regions;
-	v->nr_irqs = di.num_irqs;
-	v->cfg_off = cfg.offset;
+	if ((ret = device_info(v)))
+		goto close;
 	return 0;
 
 errno_close:
@@ -231,7 +251,10 @@ void os_vfio_close(struct os_vfio *v)
 		close(v->group);
 	if (v->container >= 0)
 		close(v->container);
-	v->device = v->group = v->container = -1;
+	/* Closing the iommufd frees its IOAS and every mapping in it. */
+	if (v->iommufd >= 0)
+		close(v->iommufd);
+	v->device = v->group = v->container = v->iommufd = -1;
 }
 
 int os_vfio_dma_map(struct os_vfio *v, const void *vaddr, uint64_t iova, uint64_t len, bool write)
@@ -246,6 +269,8 @@ int os_vfio_dma_map(struct os_vfio *v, const void *vaddr, uint64_t iova, uint64_
 
 	if (v->noiommu)
 		return -EOPNOTSUPP;
+	if (v->api == OS_VFIO_IOMMUFD)
+		return os_iommufd_dma_map(v, vaddr, iova, len, write);
 	return ioctl(v->container, VFIO_IOMMU_MAP_DMA, &m) ? -errno : 0;
 }
 
@@ -255,6 +280,8 @@ int os_vfio_dma_unmap(struct os_vfio *v, uint64_t iova, uint64_t len)
 
 	if (v->noiommu)
 		return -EOPNOTSUPP;
+	if (v->api == OS_VFIO_IOMMUFD)
+		return os_iommufd_dma_unmap(v, iova, len);
 	if (ioctl(v->container, VFIO_IOMMU_UNMAP_DMA, &u))
 		return -errno;
 	/* The kernel unmaps whole mappings only: anything else is the caller's error. */

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * vfio.h - a PCI device through Linux VFIO: bound to vfio-pci, its group in
- * a type1v2 container (or in no-IOMMU mode), its IOMMU's usable IOVA
- * ranges and mapping budget, DMA mappings, regions (BARs, config space)
- * and MSI through an eventfd. The OS layer: no iovm object in here.
+ * vfio.h - a PCI device through Linux VFIO: bound to vfio-pci, then either
+ * its group in a type1v2 container (or in no-IOMMU mode; vfio.c) or its
+ * cdev bound to an iommufd IO address space (iommufd.c); its IOMMU's
+ * usable IOVA ranges and mapping budget, DMA mappings, regions (BARs,
+ * config space) and MSI through an eventfd. The OS layer: no iovm object
+ * in here.
  */
 #ifndef IOVM_OS_VFIO_H
 #define IOVM_OS_VFIO_H
@@ -19,8 +21,18 @@ struct os_vfio_range {
 	uint64_t start, last; /* inclusive, as the kernel says it */
 };
 
+/* How the device's DMA mappings reach the kernel. */
+enum os_vfio_api {
+	OS_VFIO_AUTO,      /* iommufd where the kernel and device have it, else the group */
+	OS_VFIO_GROUP,     /* the group in a type1v2 (or no-IOMMU) container */
+	OS_VFIO_IOMMUFD,   /* the device's cdev in an iommufd IOAS */
+};
+
 struct os_vfio {
+	enum os_vfio_api api;      /* GROUP or IOMMUFD once open */
 	int container, group, device;
+	int iommufd;               /* -1 in GROUP mode */
+	uint32_t ioas, devid;      /* IOMMUFD mode: the IO address space, the device's bond */
 	int group_no;
 	bool noiommu;              /* no IOMMU: device addresses are host physical addresses */
 	char bdf[16];              /* dddd:bb:dd.f */
@@ -40,12 +52,21 @@ struct os_vfio {
 int os_vfio_bind(const char *bdf);
 
 /*
- * os_vfio_open() - bind @bdf, open its group, put it in a new type1v2
- * container (or a no-IOMMU one where the kernel has no IOMMU for it and
- * allows that), read the IOMMU's information, open the device.
+ * os_vfio_open() - bind @bdf; in GROUP mode open its group, put it in a new
+ * type1v2 container (or a no-IOMMU one where the kernel has no IOMMU for it
+ * and allows that) and open the device; in IOMMUFD mode bind its cdev to a
+ * new iommufd and attach it to an IOAS of its own. Either way read the
+ * IOMMU's usable ranges. AUTO takes IOMMUFD where os_iommufd_available().
  */
-int os_vfio_open(const char *bdf, struct os_vfio *v);
+int os_vfio_open(const char *bdf, enum os_vfio_api api, struct os_vfio *v);
 void os_vfio_close(struct os_vfio *v);
+
+/* iommufd.c: whether @bdf (bound to vfio-pci) can go through iommufd. */
+bool os_iommufd_available(const char *bdf);
+/* iommufd.c: the IOMMUFD half of os_vfio_open(); @v's fds are closed by os_vfio_close() on failure. */
+int os_iommufd_open(const char *bdf, struct os_vfio *v);
+int os_iommufd_dma_map(struct os_vfio *v, const void *vaddr, uint64_t iova, uint64_t len, bool write);
+int os_iommufd_dma_unmap(struct os_vfio *v, uint64_t iova, uint64_t len);
 
 /* os_vfio_dma_map() - map [vaddr, +len) of the process at @iova; the kernel pins the pages. */
 int os_vfio_dma_map(struct os_vfio *v, const void *vaddr, uint64_t iova, uint64_t len, bool write);

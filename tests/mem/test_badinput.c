@@ -226,6 +226,9 @@ B(dev_open_unknown) { struct iovm_device *d; return iovm_device_open(ctx, "nic:4
 B(dev_open_null_out) { return iovm_device_open(ctx, "sw", NULL); }
 B(dev_open_vfio_absent) { struct iovm_device *d; return iovm_device_open(ctx, "vfio:ffff:ff:1f.7", &d); }
 B(dev_open_vfio_long) { struct iovm_device *d; return iovm_device_open(ctx, "vfio:0000:00:03.0.and.more", &d); }
+B(dev_open_group_absent) { struct iovm_device *d; return iovm_device_open(ctx, "vfio-group:ffff:ff:1f.7", &d); }
+B(dev_open_iommufd_absent) { struct iovm_device *d; return iovm_device_open(ctx, "vfio-iommufd:ffff:ff:1f.7", &d); }
+B(dev_open_vfio_prefix) { struct iovm_device *d; return iovm_device_open(ctx, "vfio-type1:0000:00:03.0", &d); }
 B(dev_query_null) { struct iovm_device_info i; return iovm_device_query(NULL, &i); }
 B(dev_query_null_out) { return iovm_device_query(dev, NULL); }
 B(dev_bar_null) { void *p; size_t l; return iovm_device_bar(NULL, 0, &p, &l); }
@@ -479,6 +482,9 @@ static const struct bad_case cases[] = {
 	ROW(dev_open_null_out, iovm_device_open, EINVAL),
 	ROW(dev_open_vfio_absent, iovm_device_open, ENOENT),
 	ROW(dev_open_vfio_long, iovm_device_open, EINVAL),
+	ROW(dev_open_group_absent, iovm_device_open, ENOENT),
+	ROW(dev_open_iommufd_absent, iovm_device_open, ENOENT),
+	ROW(dev_open_vfio_prefix, iovm_device_open, ENODEV),
 	ROW(dev_query_null, iovm_device_query, EINVAL),
 	ROW(dev_query_null_out, iovm_device_query, EINVAL),
 	ROW(dev_bar_null, iovm_device_bar, EINVAL),

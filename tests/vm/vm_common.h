@@ -117,7 +117,36 @@ static inline unsigned sysfs_hex(const char *dev, const char *attr)
 	return v;
 }
 
-/* "vfio:<BDF>" of the first PCI device with these IDs. */
+/*
+ * The kernel interface the test asks for: IOVM_VM_VFIO, set by the guest's
+ * init from the test's name ("edu+iommufd" runs vm_edu with
+ * IOVM_VM_VFIO=vfio-iommufd), is the device spec's prefix; "vfio" (either)
+ * when unset.
+ */
+static inline const char *vfio_prefix(void)
+{
+	const char *p = getenv("IOVM_VM_VFIO");
+
+	return p && *p ? p : "vfio";
+}
+
+/* Whether the device went through the interface the test asked for, and what the kernel said of it. */
+static inline void check_iommu_api(const struct iovm_device_info *di)
+{
+	const char *want = vfio_prefix();
+	bool fd = di->iommu_api == IOVM_IOMMU_API_IOMMUFD;
+
+	printf("  through %s\n", fd ? "iommufd (IOMMU_IOAS_MAP)" : "the VFIO group (VFIO_IOMMU_MAP_DMA)");
+	if (!strcmp(want, "vfio-iommufd"))
+		CHECK(fd, "iommufd, as asked (api %d)", (int)di->iommu_api);
+	else if (!strcmp(want, "vfio-group"))
+		CHECK(di->iommu_api == IOVM_IOMMU_API_GROUP, "the VFIO group, as asked (api %d)", (int)di->iommu_api);
+	/* type1 tells its budget of entries (65535 by default); iommufd has none. */
+	CHECK(di->nr_iova_ranges >= 1 && (fd ? di->dma_avail == -1 : di->dma_avail > 0),
+	      "the kernel reports %u IOVA ranges and %ld mappings left", di->nr_iova_ranges, (long)di->dma_avail);
+}
+
+/* "<prefix>:<BDF>" of the first PCI device with these IDs. */
 static inline int find_pci(unsigned vendor, unsigned device, char *spec, size_t len)
 {
 	DIR *d = opendir("/sys/bus/pci/devices");
@@ -127,7 +156,7 @@ static inline int find_pci(unsigned vendor, unsigned device, char *spec, size_t 
 		if (e->d_name[0] == '.')
 			continue;
 		if (sysfs_hex(e->d_name, "vendor") == vendor && sysfs_hex(e->d_name, "device") == device) {
-			snprintf(spec, len, "vfio:%s", e->d_name);
+			snprintf(spec, len, "%s:%s", vfio_prefix(), e->d_name);
 			closedir(d);
 			return 0;
 		}

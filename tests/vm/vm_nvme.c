@@ -221,10 +221,11 @@ int main(int argc, char **argv)
 		return host(argv[1], argv[2]);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	MUST(find_pci(NVME_VENDOR, NVME_DEVICE, spec, sizeof(spec)));
-	printf("NVMe controller at %s\n", spec + 5);
+	printf("NVMe controller at %s\n", strchr(spec, ':') + 1);
 	MUST(iovm_open("page_size=2M,log_level=notice", &ctx));
 	MUST(iovm_device_open(ctx, spec, &dev));
 	MUST(iovm_device_query(dev, &di));
+	check_iommu_api(&di);
 	/*
 	 * The domain follows the heap: it maps what is committed already when
 	 * it is created, so its IOVAs must fit the kernel's ranges before the

@@ -12,17 +12,23 @@
 # tests statically against libiovm.a, packs an initramfs, boots, and passes
 # only if every test in the guest printed "RESULT: PASS".
 #
-# Usage: vm_test.sh BUILD_DIR [TESTS, comma-separated; default edu,nvme,noiommu]
+# Usage: vm_test.sh BUILD_DIR [TESTS, comma-separated]
+#   Default: edu,nvme,noiommu; with IOVM_VM_KERNEL, edu,nvme,edu+group,noiommu.
+#   NAME+group and NAME+iommufd run test NAME through that kernel interface
+#   (the VFIO group and type1 container, or iommufd and the VFIO cdev); a
+#   bare NAME takes iommufd where the kernel has it, the group otherwise.
 #   The test "noiommu" runs in a second guest, without an IOMMU, and needs
-#   a kernel with CONFIG_VFIO_NOIOMMU, which Debian's lacks: it runs when
-#   IOVM_VM_KERNEL names one (tests/vm/make_kernel.sh builds it), and is
-#   skipped, saying so, otherwise.
+#   a kernel with CONFIG_VFIO_NOIOMMU; iommufd needs CONFIG_IOMMUFD and
+#   CONFIG_VFIO_DEVICE_CDEV (Linux 6.6 and later). Debian 12's 6.1 kernel
+#   has neither: these run when IOVM_VM_KERNEL names a kernel that has them
+#   (tests/vm/make_kernel.sh builds one), and are skipped, saying so,
+#   otherwise.
 #   The test "bench" runs `iovm bench vfio` in the guest (2 GiB of RAM then,
 #   for its gigabyte of hugepages); its JSON lands in BUILD_DIR/bench-vfio.json.
 # Exit: 0 pass, 1 fail, 77 skipped (QEMU truly cannot run here; says why).
 set -u
 BUILD=$(readlink -f "${1:?usage: vm_test.sh BUILD_DIR [TESTS]}")
-TESTS=${2:-edu,nvme,noiommu}
+if [ -n "${IOVM_VM_KERNEL:-}" ]; then TESTS=${2:-edu,nvme,edu+group,noiommu}; else TESTS=${2:-edu,nvme,noiommu}; fi
 SRC=$(dirname "$(readlink -f "$0")")
 ROOT=$(readlink -f "$SRC/../..")
 CACHE=${IOVM_VM_CACHE:-/var/tmp/iovm-vm}
@@ -78,10 +84,16 @@ own_kernel=${IOVM_VM_KERNEL:-}
 if [ -n "$own_kernel" ]; then
 	[ -f "$own_kernel" ] || fail "IOVM_VM_KERNEL=$own_kernel: no such kernel"
 	kernel=$own_kernel # all built in: no modules to load
-elif [[ ",$TESTS," == *,noiommu,* ]]; then
-	echo "SKIP noiommu: Debian's kernel is built without CONFIG_VFIO_NOIOMMU" \
-		"(IOVM_VM_KERNEL=\$(tests/vm/make_kernel.sh) runs it)"
-	TESTS=$(echo "$TESTS" | tr ',' '\n' | grep -vx noiommu | paste -sd, -)
+else
+	for t in ${TESTS//,/ }; do
+		case $t in
+		noiommu) why="built without CONFIG_VFIO_NOIOMMU" ;;
+		*+iommufd) why="older than iommufd's VFIO cdev (6.6)" ;;
+		*) continue ;;
+		esac
+		echo "SKIP $t: Debian's 6.1 kernel is $why (IOVM_VM_KERNEL=\$(tests/vm/make_kernel.sh) runs it)"
+		TESTS=$(echo "$TESTS" | tr ',' '\n' | grep -vxF "$t" | paste -sd, -)
+	done
 	[ -n "$TESTS" ] || exit 77
 fi
 
@@ -95,6 +107,9 @@ for t in ${TESTS//,/ }; do
 			"$BUILD/libiovm.a" -lpthread -lm || fail "cannot build the benchmark"
 		continue
 	fi
+	t=${t%%+*}
+	[ -x "$WORK/vm_$t" ] && [ "$WORK/vm_$t" -nt "$BUILD/libiovm.a" ] && [ "$WORK/vm_$t" -nt "$SRC/vm_$t.c" ] &&
+		[ "$WORK/vm_$t" -nt "$SRC/vm_common.h" ] && continue # built for an earlier NAME+INTERFACE
 	$cc -std=c17 -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -static -I"$ROOT/include" -o "$WORK/vm_$t" \
 		"$SRC/vm_$t.c" "$BUILD/libiovm.a" -lpthread || fail "cannot build vm_$t"
 done
@@ -104,7 +119,7 @@ R=$WORK/rootfs
 rm -rf "$R" && mkdir -p "$R"/{bin,lib/modules,proc,sys,dev,tmp}
 cp /bin/busybox "$R/bin/busybox" && ln -s busybox "$R/bin/sh"
 cp "$SRC/init" "$R/init"
-for t in ${TESTS//,/ }; do cp "$WORK/vm_$t" "$R/"; done
+for t in ${TESTS//,/ }; do cp "$WORK/vm_${t%%+*}" "$R/"; done
 : >"$R/lib/modules/load-order"
 for m in $VFIO_MODULES; do
 	b=$(basename $m)
@@ -116,7 +131,7 @@ done
 	fail "cannot pack the initramfs"
 # The NVMe disk: fresh each boot, with blocks the guest must read back.
 rm -f "$WORK/nvme.img" && truncate -s 64M "$WORK/nvme.img" || fail "cannot make the disk image"
-case ",$TESTS," in *,nvme,*) "$WORK/vm_nvme" --seed "$WORK/nvme.img" || fail "cannot seed the disk image" ;; esac
+case ",$TESTS," in *,nvme,* | *,nvme+*) "$WORK/vm_nvme" --seed "$WORK/nvme.img" || fail "cannot seed the disk image" ;; esac
 
 # Boot once with the IOMMU for the tests that need one, and once without
 # for the no-IOMMU test (VFIO's unsafe no-IOMMU mode). Each guest powers
@@ -155,7 +170,7 @@ log=$WORK/vm.log
 [ -z "$without" ] || boot "$WORK/vm-noiommu.log" "$without" no
 n=$(echo "$TESTS" | tr ',' '\n' | wc -l)
 [ "$pass" = "$n" ] || fail "$pass of $n guest tests passed"
-case ",$TESTS," in *,nvme,*) "$WORK/vm_nvme" --verify "$WORK/nvme.img" | sed 's/^/  host: /'
+case ",$TESTS," in *,nvme,* | *,nvme+*) "$WORK/vm_nvme" --verify "$WORK/nvme.img" | sed 's/^/  host: /'
 	[ "${PIPESTATUS[0]}" = 0 ] || fail "the disk image lacks what the guest wrote" ;; esac
 case ",$TESTS," in *,bench,*)
 	sed -n '/^BENCH-JSON-BEGIN/,/^BENCH-JSON-END/p' "$log" | sed '1d;$d' | tr -d '\r' >"$BUILD/bench-vfio.json"
