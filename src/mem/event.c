@@ -88,8 +88,8 @@ static void lock_all(struct mem_space *ms, bool lock)
 }
 
 /*
- * Send @type for every run of committed pages, up to (not including) the
- * run at list @stop_list, page @stop_page. Needs every list lock.
+ * Send @type for every commit, up to (not including) the one at list
+ * @stop_list, page @stop_page. Needs every list lock.
  * Returns the first error of a COMMIT, with where it stopped.
  */
 static int replay(struct mem_space *ms, struct mem_sub *sub, enum iovm_mem_event_type type,
@@ -112,8 +112,8 @@ static int replay(struct mem_space *ms, struct mem_sub *sub, enum iovm_mem_event
 				p++;
 				continue;
 			}
-			for (q = p; q < sl->page_hwm && sl->pages[q].committed; q++)
-				;
+			/* Commit by commit: a subscriber that mirrors into a kernel IOMMU makes each one entry. */
+			q = p - sl->pages[p].head_dist + sl->pages[p - sl->pages[p].head_dist].commit_pages;
 			if (i == stop_list && q > stop_page)
 				q = stop_page;
 			ev = make_event(sl, type, sl->base + (p << sl->page_shift),

@@ -68,14 +68,25 @@ struct mem_xlate {
 static_assert(sizeof(struct mem_xlate) == 32, "two entries per cache line");
 
 /* The allocator's state of one page; under mem_seglist.lock. */
+/*
+ * A page's state. Pages are committed in commits (the pages one allocation
+ * needed at once), and a commit is released whole: a domain that follows
+ * the heap into a kernel IOMMU holds each commit as one kernel entry, and
+ * the kernel unmaps whole entries only, so releasing part of a commit
+ * would unmap its live rest for the device until the remains were mapped
+ * again. The first page of a commit, its head, keeps the commit's state.
+ */
 struct mem_page {
-	struct list_node idle_link; /* in mem_seglist.idle while committed with nothing allocated */
-	uint64_t idle_since_ns;
+	struct list_node idle_link; /* head: in mem_seglist.idle while no page of the commit is used */
+	uint64_t idle_since_ns;     /* head: since when */
 	uint32_t units_used;        /* 4 KiB units of the page handed out */
+	uint32_t head_dist;         /* pages back to the head of its commit (0: the head) */
+	uint32_t commit_pages;      /* head: the pages of the commit */
+	uint32_t live_pages;        /* head: pages of the commit with units handed out */
 	uint8_t committed;
-	uint8_t pad[3];
+	uint8_t pad[7];
 };
-static_assert(sizeof(struct mem_page) == 32, "page state is sized for 32 bytes");
+static_assert(sizeof(struct mem_page) == 48, "page state is sized for 48 bytes");
 
 struct mem_seglist;
 
@@ -135,13 +146,13 @@ struct mem_seglist {
 	struct range_alloc free_units; /* under lock: free VA, in units */
 	struct mem_page *pages;        /* under lock */
 	uint64_t *dirty;               /* under lock: a bit per unit handed out since it was zero */
-	struct list_node idle;         /* under lock: idle pages, oldest first */
+	struct list_node idle;         /* under lock: heads of idle commits, oldest first */
 	uint64_t committed_pages;      /* under lock */
-	uint64_t idle_pages;           /* under lock */
+	uint64_t idle_pages;           /* under lock: committed pages with nothing handed out */
 	uint64_t used_units;           /* under lock */
 	uint64_t commits, decommits;   /* under lock */
 	uint64_t page_hwm;             /* under lock: no page at or above it was ever committed */
-	uint64_t next_trim_ns;         /* under lock: when the oldest idle page is due */
+	uint64_t next_trim_ns;         /* under lock: when the oldest idle commit is due */
 	_Atomic uint64_t grow_failed_ns; /* last time the kernel refused memory; read lock-free */
 	bool in_default_set;           /* on the context's default node: thread caches serve it */
 

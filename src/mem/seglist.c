@@ -6,10 +6,13 @@
  *
  * A list's VA is handed out in 4 KiB units by a gap tree, whatever the page
  * size: a 2 MiB page holds many small runs and slabs. Each page counts the
- * units handed out of it. A page whose count drops to zero stays committed
- * ("idle") and goes back only after release_delay_ms: allocating and
- * freeing a 2 MiB buffer in a loop reuses the same mapped hugepage, where
- * DPDK's dynamic mode maps and unmaps it every time.
+ * units handed out of it. Pages are committed in commits, the pages one
+ * allocation needed, and released in whole commits (mem_page says why). A
+ * commit none of whose pages is used stays committed ("idle") and goes back
+ * only after release_delay_ms: allocating and freeing a 2 MiB buffer in a
+ * loop reuses the same mapped hugepage, where DPDK's dynamic mode maps and
+ * unmaps it every time. Free pages of a commit in use stay committed, and
+ * serve the next allocations that fall on them.
  *
  * Committing maps frames of the list's arena at their memfd offset with
  * MAP_FIXED over the reservation; releasing maps the reservation back.
@@ -95,23 +98,27 @@ static bool dirty_any(const struct mem_seglist *sl, uint64_t unit, uint64_t n)
 	return false;
 }
 
-/* Needs the list lock. */
-static void idle_add(struct mem_seglist *sl, uint64_t page, uint64_t now)
+/* The head of the commit @page belongs to. Needs the list lock. */
+static uint64_t commit_head(const struct mem_seglist *sl, uint64_t page)
 {
-	struct mem_page *p = &sl->pages[page];
+	return page - sl->pages[page].head_dist;
+}
 
-	p->idle_since_ns = now;
-	list_add_tail(&sl->idle, &p->idle_link);
-	sl->idle_pages++;
+/* The commit at @head goes idle, as of @now. Needs the list lock. */
+static void idle_add(struct mem_seglist *sl, uint64_t head, uint64_t now)
+{
+	struct mem_page *h = &sl->pages[head];
+
+	h->idle_since_ns = now;
+	list_add_tail(&sl->idle, &h->idle_link);
 	if (sl->next_trim_ns == UINT64_MAX)
 		sl->next_trim_ns = now + sl->ms->release_delay_ns;
 }
 
 /* Needs the list lock. */
-static void idle_del(struct mem_seglist *sl, uint64_t page)
+static void idle_del(struct mem_seglist *sl, uint64_t head)
 {
-	list_del(&sl->pages[page].idle_link);
-	sl->idle_pages--;
+	list_del(&sl->pages[head].idle_link);
 }
 
 /* Needs the list lock. Units of @page handed out (+) or given back (-). */
@@ -119,8 +126,13 @@ static void page_use(struct mem_seglist *sl, uint64_t page, uint64_t units)
 {
 	struct mem_page *p = &sl->pages[page];
 
-	if (!p->units_used)
-		idle_del(sl, page);
+	if (!p->units_used) {
+		uint64_t head = commit_head(sl, page);
+
+		if (!sl->pages[head].live_pages++)
+			idle_del(sl, head);
+		sl->idle_pages--;
+	}
 	p->units_used += (uint32_t)units;
 }
 
@@ -129,8 +141,21 @@ static void page_unuse(struct mem_seglist *sl, uint64_t page, uint64_t units, ui
 	struct mem_page *p = &sl->pages[page];
 
 	p->units_used -= (uint32_t)units;
-	if (!p->units_used)
-		idle_add(sl, page, now);
+	if (!p->units_used) {
+		uint64_t head = commit_head(sl, page);
+
+		if (!--sl->pages[head].live_pages)
+			idle_add(sl, head, now);
+		sl->idle_pages++;
+	}
+}
+
+/* Whether the commit at @head is idle and has been for the release delay (or @all). Needs the list lock. */
+static bool commit_due(const struct mem_seglist *sl, uint64_t head, uint64_t now, bool all)
+{
+	const struct mem_page *h = &sl->pages[head];
+
+	return !h->live_pages && (all || now - h->idle_since_ns >= sl->ms->release_delay_ns);
 }
 
 /* Iterate over the part of units [unit, unit+n) in each page it spans: @page, @cnt units. */
@@ -188,8 +213,9 @@ static void free_frames(struct mem_seglist *sl, uint64_t page, uint64_t n, const
 }
 
 /*
- * Release committed idle pages [page, page+n): subscribers first, then the
- * translation, then the mapping, then the frames. Needs the list lock.
+ * Release the idle commits that make up [page, page+n): subscribers first,
+ * then the translation, then the mapping, then the frames. Needs the list
+ * lock.
  */
 static void decommit_pages(struct mem_seglist *sl, uint64_t page, uint64_t n)
 {
@@ -199,7 +225,9 @@ static void decommit_pages(struct mem_seglist *sl, uint64_t page, uint64_t n)
 
 	event_notify_release(sl, va, len);
 	for (uint64_t i = 0; i < n; i++) {
-		idle_del(sl, page + i);
+		if (!sl->pages[page + i].head_dist)
+			idle_del(sl, page + i);
+		sl->idle_pages--;
 		if (zero)
 			zero[i] = !dirty_any(sl, (page + i) * units_per_page(sl), units_per_page(sl));
 		sl->pages[page + i].committed = 0;
@@ -262,11 +290,11 @@ static int commit_pages(struct mem_seglist *sl, uint64_t page, uint64_t n, bool 
 		goto unmap;
 
 	now = clock_now_ns();
-	for (uint64_t i = 0; i < n; i++) {
-		sl->pages[page + i].committed = 1;
-		sl->pages[page + i].units_used = 0;
-		idle_add(sl, page + i, now);
-	}
+	for (uint64_t i = 0; i < n; i++)
+		sl->pages[page + i] = (struct mem_page){ .committed = 1, .head_dist = (uint32_t)i };
+	sl->pages[page].commit_pages = (uint32_t)n;
+	idle_add(sl, page, now);
+	sl->idle_pages += n;
 	sl->committed_pages += n;
 	sl->page_hwm = MAX(sl->page_hwm, page + n);
 	sl->commits++;
@@ -327,9 +355,24 @@ static bool committed_contig(struct mem_seglist *sl, uint64_t first, uint64_t n,
 }
 
 /*
+ * Whether the pages committed among [first, first+n) (all free) can be
+ * released: each belongs to a commit that is idle as a whole. A commit
+ * with pages in use outside the run would have to be cut. Needs the list
+ * lock.
+ */
+static bool commits_idle(const struct mem_seglist *sl, uint64_t first, uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++)
+		if (sl->pages[first + i].committed && sl->pages[commit_head(sl, first + i)].live_pages)
+			return false;
+	return true;
+}
+
+/*
  * A contiguous run of whole pages: reuse its pages if they already are,
- * otherwise release the idle ones among them and commit one block. Needs
- * the list lock.
+ * otherwise release the idle commits among them (whole, so possibly
+ * beyond the run) and commit one block. -EBUSY where a commit with pages
+ * in use overlaps the run. Needs the list lock.
  */
 static int commit_contig(struct mem_seglist *sl, uint64_t first, uint64_t n, uint64_t pa_align,
 			 bool allow_grow)
@@ -338,9 +381,14 @@ static int commit_contig(struct mem_seglist *sl, uint64_t first, uint64_t n, uin
 
 	if (committed_contig(sl, first, n, pa_align))
 		return 0;
+	if (!commits_idle(sl, first, n))
+		return -EBUSY;
 	for (uint64_t i = 0; i < n; i++)
-		if (sl->pages[first + i].committed)
-			decommit_pages(sl, first + i, 1);
+		if (sl->pages[first + i].committed) {
+			uint64_t head = commit_head(sl, first + i);
+
+			decommit_pages(sl, head, sl->pages[head].commit_pages);
+		}
 	/*
 	 * Cheapest first: the free frames as they are; then with the frames of
 	 * idle pages given back (they merge into larger blocks; the banks stay,
@@ -386,10 +434,21 @@ int run_alloc(struct mem_seglist *sl, const struct mem_req *req, bool allow_grow
 	}
 	p0 = first / upp;
 	np = (first + units + upp - 1) / upp - p0;
-	if (whole_pages)
+	if (whole_pages) {
 		ret = commit_contig(sl, p0, np, MAX(req->align >> sl->page_shift, 1), allow_grow);
-	else
+		if (ret == -EBUSY) {
+			/* The free VA found cuts a commit in use: take VA no commit ever reached. */
+			ra_free(&sl->free_units, first, units);
+			q.lo = sl->page_hwm * upp;
+			ret = -ENOMEM;
+			if (q.lo >= q.hi || ra_alloc(&sl->free_units, &q, &first))
+				goto unlock;
+			p0 = first / upp;
+			ret = commit_contig(sl, p0, np, MAX(req->align >> sl->page_shift, 1), allow_grow);
+		}
+	} else {
 		ret = commit_missing(sl, p0, np, allow_grow);
+	}
 	if (ret) {
 		ra_free(&sl->free_units, first, units);
 		goto unlock;
@@ -512,18 +571,16 @@ uint64_t seglist_trim_locked(struct mem_seglist *sl, bool all, bool release_bank
 	uint64_t now = clock_now_ns(), delay = sl->ms->release_delay_ns, released = 0;
 
 	while (!list_empty(&sl->idle)) {
-		struct mem_page *p = list_first(&sl->idle, struct mem_page, idle_link);
-		uint64_t page = (uint64_t)(p - sl->pages), s = page, e = page + 1;
+		struct mem_page *h = list_first(&sl->idle, struct mem_page, idle_link);
+		uint64_t head = (uint64_t)(h - sl->pages), s = head, e = head + h->commit_pages;
 
-		if (!all && now - p->idle_since_ns < delay)
+		if (!commit_due(sl, head, now, all))
 			break;
-		/* Take the idle, due neighbours along: one munmap instead of many. */
-		while (s > 0 && sl->pages[s - 1].committed && !sl->pages[s - 1].units_used &&
-		       (all || now - sl->pages[s - 1].idle_since_ns >= delay))
-			s--;
-		while (e < sl->npages && sl->pages[e].committed && !sl->pages[e].units_used &&
-		       (all || now - sl->pages[e].idle_since_ns >= delay))
-			e++;
+		/* Take the idle, due neighbouring commits along: one munmap instead of many. */
+		while (s > 0 && sl->pages[s - 1].committed && commit_due(sl, commit_head(sl, s - 1), now, all))
+			s = commit_head(sl, s - 1);
+		while (e < sl->npages && sl->pages[e].committed && commit_due(sl, e, now, all))
+			e += sl->pages[e].commit_pages;
 		decommit_pages(sl, s, e - s);
 		released += (e - s) << sl->page_shift;
 	}

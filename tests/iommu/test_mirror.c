@@ -24,6 +24,7 @@ struct held_range {
 struct fake {
 	struct held_range e[MAXE];
 	unsigned n, maps, unmaps;
+	unsigned cuts;  /* unmaps that took part of an entry: a kernel IOMMU would unmap it all first */
 	int fail_next; /* refuse the next map with this */
 };
 
@@ -61,6 +62,8 @@ static void fake_unmap(void *arg, uint64_t iova, uint64_t len)
 		/* What is left either side stays held. */
 		struct held_range old = f->e[i];
 
+		if (s < iova || e > iova + len)
+			f->cuts++;
 		f->e[i] = f->e[--f->n];
 		if (s < iova)
 			f->e[f->n++] = (struct held_range){ s, iova - s, old.write, old.va };
@@ -220,6 +223,67 @@ TEST(heap_followed)
 }
 
 /*
+ * The heap gives memory back in whole commits: a commit is one entry for
+ * the mirror, and a kernel IOMMU unmaps whole entries only, so a page
+ * given back out of a commit still in use would unmap its live rest for a
+ * moment. Free pages of such a commit stay until all of it is free, and a
+ * contiguous allocation does not take them apart either.
+ */
+TEST(heap_trimmed_in_whole_commits)
+{
+	struct iovm_ctx *ctx = open_ctx(opts);
+	struct iovm_domain_attr attr = { .type = IOVM_DOMAIN_MANAGED, .flags = IOVM_DOMAIN_FOLLOW_HEAP };
+	struct iovm_domain *dom;
+	struct fake f = { 0 };
+	iovm_iova_t iova, iq;
+	uint8_t *p, *q, *c, *va;
+	unsigned unmaps;
+
+	CHECK_OK(iovm_domain_create(ctx, &attr, &dom));
+	CHECK_OK(iommu_domain_mirror(dom, &fake_ops, &f, NULL, 0));
+	p = iovm_dma_alloc(ctx, 1 << 20, 4096, 0);
+	CHECK(p != NULL);
+	CHECK_OK(iovm_dma_iova(dom, p, &iova));
+	CHECK_EQ(entries_in(&f, iova.addr, 1 << 20, &va), 1);
+	/* Shrunk in place to its first 64 KiB: the other 960 KiB of the commit are free. */
+	CHECK(iovm_dma_realloc(ctx, p, 64 << 10, 4096, 0) == p);
+	memset(p, 0x5a, 64 << 10);
+	unmaps = f.unmaps;
+	CHECK_EQ(iovm_dma_trim(ctx, IOVM_TRIM_ALL), 0);
+	CHECK_EQ(f.unmaps, unmaps);
+	CHECK_EQ(held(&f, iova.addr, 1 << 20), 1 << 20);
+	/* The free part serves the next allocation, still in the same entry. */
+	q = iovm_dma_alloc(ctx, 128 << 10, 4096, 0);
+	CHECK(q != NULL);
+	CHECK_OK(iovm_dma_iova(dom, q, &iq));
+	CHECK(q > p && q < p + (1 << 20));
+	CHECK_EQ(entries_in(&f, iq.addr, 128 << 10, &va), 1);
+	/* A physically contiguous allocation does not cut the commit either. */
+	c = iovm_dma_alloc(ctx, 256 << 10, 4096, IOVM_DMA_CONTIG);
+	CHECK(c != NULL);
+	{
+		struct iovm_dma_xlate x;
+
+		CHECK_OK(iovm_dma_xlate(ctx, c, &x));
+		CHECK(x.contig >= 256 << 10);
+	}
+	CHECK_EQ(held(&f, iova.addr, 1 << 20), 1 << 20);
+	CHECK_EQ(f.cuts, 0);
+	/* All of it free: the commit goes, as one unmap of the whole entry. */
+	iovm_dma_free(ctx, c);
+	iovm_dma_free(ctx, q);
+	iovm_dma_free(ctx, p);
+	unmaps = f.unmaps;
+	CHECK(iovm_dma_trim(ctx, IOVM_TRIM_ALL) >= 1 << 20);
+	CHECK(f.unmaps > unmaps);
+	CHECK_EQ(held(&f, iova.addr, 1 << 20), 0);
+	CHECK_EQ(f.cuts, 0);
+	iommu_domain_unmirror(dom);
+	CHECK_OK(iovm_domain_destroy(dom));
+	iovm_close(ctx);
+}
+
+/*
  * The mirror is told process addresses: a range contiguous in IOVA and in
  * the process's address space is one range for it, however scattered its
  * pages; pages that are not contiguous in the process are not merged.
@@ -361,6 +425,7 @@ int main(void)
 	test_init();
 	RUN(maps_and_unmaps_mirrored);
 	RUN(heap_followed);
+	RUN(heap_trimmed_in_whole_commits);
 	RUN(coalesced_by_process_address);
 	RUN(deferred_unmaps_at_the_flush);
 	RUN(bad_mirror);
