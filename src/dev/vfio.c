@@ -144,8 +144,8 @@ static void mirror_unmap(void *arg, uint64_t iova, uint64_t len)
 		 * back as entries of their own. Between the two calls they are
 		 * unmapped for the device: a DMA to them then faults. A partial
 		 * unmap is thus safe only while the device leaves the rest of
-		 * the entry alone (the heap's trim of an idle page cuts the entry
-		 * its commit made: a gap, until the heap trims whole commits).
+		 * the entry alone. The heap never asks for one: it gives memory
+		 * back in whole commits, each of which is one entry.
 		 */
 		if (e.node.start < iova) {
 			v->splits++;
