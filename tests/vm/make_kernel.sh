@@ -4,9 +4,10 @@
 # make_kernel.sh - the VM test's own guest kernel, for what Debian's 6.1
 # kernel lacks: iommufd (CONFIG_IOMMUFD, VFIO_DEVICE_CDEV) and VFIO's
 # no-IOMMU mode (CONFIG_VFIO_NOIOMMU). A small, all built-in 6.12 from
-# bookworm-backports' linux-source, built with flex and bison unpacked
-# beside it: nothing is installed and the machine's apt configuration is
-# not touched (a private apt state with bookworm-backports added).
+# bookworm-backports' linux-source, fetched through a private apt state
+# (the machine's apt configuration is not touched). The build's own needs
+# (bc, flex, bison, libelf-dev: objtool is not optional on x86-64) are
+# installed from the machine's usual sources when missing, as root.
 # About 4 minutes on 2 cores. An option of the VM test, not of every
 # `make check`: vm_test.sh uses the kernel when IOVM_VM_KERNEL names it.
 #
@@ -32,11 +33,14 @@ if [ ! -d linux-source-$VERSION ]; then
 	dpkg -x linux-source-${VERSION}_*.deb src
 	tar -xf src/usr/src/linux-source-$VERSION.tar.xz
 fi
-if [ ! -x tools/usr/bin/flex ]; then
-	apt-get download -q flex bison m4 >/dev/null
-	for d in flex bison m4; do dpkg -x ${d}_*.deb tools; done
+need=()
+for p in make gcc bc flex bison libelf-dev xz-utils; do
+	dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed' || need+=("$p")
+done
+if [ ${#need[@]} -gt 0 ]; then
+	[ "$(id -u)" = 0 ] || { echo "make_kernel.sh: needs ${need[*]} (run as root to install them)" >&2; exit 1; }
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
 fi
-export PATH=$W/tools/usr/bin:$PATH M4=$W/tools/usr/bin/m4 BISON_PKGDATADIR=$W/tools/usr/share/bison
 cd linux-source-$VERSION
 make -s ARCH=x86_64 tinyconfig
 # What the guest's init, iovm and VFIO need; everything built in (no modules to load).
