@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * iovm/phys.h - iovm's physical address space, as statistics: its banks, and
- * the frame allocator's free pages by order and largest free run.
+ * iovm/phys.h - iovm's physical address space, as statistics: its banks, the
+ * frame allocator's free pages by order and largest free run, and the use of
+ * each reserved pool.
  */
 #ifndef IOVM_PHYS_H
 #define IOVM_PHYS_H
@@ -30,6 +31,19 @@ struct iovm_phys_arena_stats {
 	uint64_t free_blocks[IOVM_PHYS_ORDERS]; /* free buddy blocks of each order */
 };
 
+/* Reserved pools reported: the first ones created. */
+#define IOVM_PHYS_MAX_POOLS 16
+
+/* A reserved pool: memory kept for one owner (direct-mapped guests). */
+struct iovm_phys_pool_stats {
+	char name[32];
+	uint64_t page_size;
+	unsigned nr_ranges;        /* contiguous ranges it was carved as */
+	uint64_t total;            /* bytes */
+	uint64_t free;             /* bytes */
+	uint64_t largest_free_run; /* bytes */
+};
+
 struct iovm_phys_stats {
 	bool host_pa;        /* hugepage memory is placed at its host PA */
 	uint64_t limit;      /* mem_limit, bytes */
@@ -41,6 +55,8 @@ struct iovm_phys_stats {
 	uint64_t grow_failures; /* a bank the kernel could not give */
 	unsigned nr_arenas;
 	struct iovm_phys_arena_stats arenas[IOVM_PHYS_MAX_ARENAS];
+	unsigned nr_pools;
+	struct iovm_phys_pool_stats pools[IOVM_PHYS_MAX_POOLS];
 };
 
 /**

@@ -264,7 +264,7 @@ static int contig_from_runs(struct phys_arena *a, const struct phys_req *req, ui
 		.align = req->align,
 		.bound = req->bound,
 		.lo = 0,
-		.hi = UINT64_C(1) << (PHYS_PA_BITS - a->shift),
+		.hi = req->limit ? req->limit : UINT64_C(1) << (PHYS_PA_BITS - a->shift),
 	};
 	struct range_alloc ra;
 	int ret;
@@ -285,8 +285,12 @@ static int contig_from_free(struct phys_arena *a, const struct phys_req *req, ui
 
 	if (req->nframes > a->frames_free)
 		return -ENOMEM;
-	/* A naturally aligned block of 2^order frames crosses no boundary of that size or more. */
-	if (order <= PHYS_MAX_ORDER && (!req->bound || (UINT64_C(1) << order) <= req->bound) &&
+	/*
+	 * A naturally aligned block of 2^order frames crosses no boundary of
+	 * that size or more. Below a limit, the scan: the free lists are not
+	 * sorted by address.
+	 */
+	if (order <= PHYS_MAX_ORDER && (!req->bound || (UINT64_C(1) << order) <= req->bound) && !req->limit &&
 	    !alloc_order(a, order, pfn)) {
 		free_pieces(a, *pfn + req->nframes, *pfn + (UINT64_C(1) << order), false);
 		return 0;
@@ -297,7 +301,7 @@ static int contig_from_free(struct phys_arena *a, const struct phys_req *req, ui
 static bool req_valid(const struct phys_req *req)
 {
 	return req->nframes && is_pow2(req->align) && (!req->bound || is_pow2(req->bound)) &&
-	       (!req->bound || req->nframes <= req->bound) &&
+	       (!req->bound || req->nframes <= req->bound) && (!req->limit || req->nframes <= req->limit) &&
 	       req->nframes < (UINT64_C(1) << (PHYS_PA_BITS - 12));
 }
 
@@ -322,13 +326,23 @@ static void release_added(struct phys_space *ps, unsigned first_new)
 int phys_alloc_contig(struct phys_arena *a, const struct phys_req *req, pa_t *pa, bool *zero)
 {
 	struct phys_space *ps = a->space;
-	unsigned first_new;
-	uint64_t pfn;
-	int ret = -ENOMEM;
+	int ret;
 
 	if (!req_valid(req))
 		return -EINVAL;
 	pthread_mutex_lock(&ps->lock);
+	ret = buddy_alloc_contig(a, req, pa, zero);
+	pthread_mutex_unlock(&ps->lock);
+	return ret;
+}
+
+int buddy_alloc_contig(struct phys_arena *a, const struct phys_req *req, pa_t *pa, bool *zero)
+{
+	struct phys_space *ps = a->space;
+	unsigned first_new;
+	uint64_t pfn;
+	int ret = -ENOMEM;
+
 	first_new = ps->nr_banks;
 	for (unsigned tries = 0;; tries++) {
 		ret = contig_from_free(a, req, &pfn);
@@ -364,7 +378,6 @@ int phys_alloc_contig(struct phys_arena *a, const struct phys_req *req, pa_t *pa
 	}
 	/* Hugepages the search took and did not use go back to the machine now. */
 	release_added(ps, first_new);
-	pthread_mutex_unlock(&ps->lock);
 	return ret ? -ENOMEM : 0;
 }
 
@@ -496,7 +509,8 @@ int phys_free(struct phys_arena *a, pa_t pa, uint64_t nframes, bool zero)
 	for (uint64_t i = 0; i < nframes; i++) {
 		struct phys_frame *f = frame_at(a, pfn + i);
 
-		if (!f || f->state != FRAME_USED || f->zombie) {
+		/* A pool's frames go back through the pool (pool.c). */
+		if (!f || f->state != FRAME_USED || f->zombie || f->pool) {
 			pthread_mutex_unlock(&ps->lock);
 			return -EINVAL;
 		}
@@ -625,4 +639,45 @@ bool phys_pinned(struct phys_space *ps, pa_t pa, uint64_t len)
 	}
 	pthread_mutex_unlock(&ps->lock);
 	return pinned;
+}
+
+int buddy_alloc_at(struct phys_arena *a, uint64_t pfn, uint64_t n, bool *zero)
+{
+	bool z;
+
+	for (uint64_t i = 0; i < n; i++)
+		if (!frame_at(a, pfn + i) || frame_at(a, pfn + i)->state == FRAME_ABSENT)
+			return -ENOENT;
+	if (take_range(a, pfn, n))
+		return -EBUSY;
+	z = mark_used(a, pfn, n);
+	if (zero)
+		*zero = z;
+	return 0;
+}
+
+int phys_alloc_at(struct phys_arena *a, pa_t pa, uint64_t nframes, bool *zero)
+{
+	int ret;
+
+	if (!nframes || !is_aligned(pa_val(pa), a->page_size) || nframes >= (UINT64_C(1) << (PHYS_PA_BITS - 12)) ||
+	    pa_val(pa) + (nframes << a->shift) > (UINT64_C(1) << PHYS_PA_BITS))
+		return -EINVAL;
+	pthread_mutex_lock(&a->space->lock);
+	ret = buddy_alloc_at(a, pa_to_pfn(a, pa), nframes, zero);
+	pthread_mutex_unlock(&a->space->lock);
+	return ret;
+}
+
+void buddy_free_block(struct phys_arena *a, uint64_t pfn, uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++) {
+		struct phys_frame *f = frame_at(a, pfn + i);
+
+		f->state = FRAME_FREE_TAIL;
+		f->pool = 0;
+		frame_bank(a, f)->nr_free++;
+	}
+	a->frames_free += n;
+	free_pieces(a, pfn, pfn + n, true);
 }

@@ -66,6 +66,7 @@ struct phys_req {
 	uint64_t nframes;
 	uint64_t align; /* frames, power of two */
 	uint64_t bound; /* frames, power of two; 0: none */
+	uint64_t limit; /* frames: the block ends at or below frame number @limit; 0: none */
 	bool no_grow;   /* do not add a bank to satisfy it */
 };
 
@@ -98,6 +99,64 @@ int phys_alloc_scattered(struct phys_arena *a, uint64_t nframes, bool no_grow,
  * Thread safety: safe.
  */
 int phys_free(struct phys_arena *a, pa_t pa, uint64_t nframes, bool zero);
+
+/*
+ * phys_alloc_at() - allocate exactly the frames [pa, pa + nframes): an
+ * administrator names where a guest's memory must be. -ENOENT where no bank
+ * holds one of them, -EBUSY where one is not free.
+ * Thread safety: safe.
+ */
+int phys_alloc_at(struct phys_arena *a, pa_t pa, uint64_t nframes, bool *zero);
+
+/* ---- placement (place.c) and reserved pools (pool.c) ---- */
+
+/* A range of physical memory: [pa, pa + len). */
+struct phys_range {
+	pa_t pa;
+	uint64_t len; /* bytes */
+};
+
+struct phys_pool;
+
+/*
+ * How phys_alloc_banks() places memory: Xen's allocate_memory_11. Blocks of
+ * the largest order first; on failure halve, down to @min_chunk; first
+ * below @below (a 32-bit DMA mask), then anywhere; adjacent blocks merge
+ * into one bank; at most @max_banks banks.
+ */
+struct phys_placement {
+	uint64_t min_chunk;  /* frames, power of two: the smallest block tried */
+	uint64_t below;      /* frames: try below this frame number first; 0: no preference */
+	unsigned max_banks;  /* banks the result may have */
+	bool no_grow;        /* do not add banks to the arena (from a pool, never) */
+};
+
+/*
+ * phys_alloc_banks() - @nframes frames as at most @pl->max_banks banks,
+ * sorted by PA, into @banks (room for max_banks), their number in
+ * @nr_banks: from @pool when given, else from @a's buddy. All or nothing:
+ * -ENOMEM when the memory is not there in few enough banks.
+ * Thread safety: safe.
+ */
+int phys_alloc_banks(struct phys_arena *a, struct phys_pool *pool, uint64_t nframes,
+		     const struct phys_placement *pl, struct phys_range *banks, unsigned *nr_banks);
+/* phys_free_banks() - give back what phys_alloc_banks() (or phys_pool_alloc_at()) gave. */
+int phys_free_banks(struct phys_arena *a, struct phys_pool *pool, const struct phys_range *banks, unsigned n);
+
+/*
+ * phys_pool_create() - reserve @nframes of @a's frames for one owner: they
+ * leave the buddy (nothing else allocates them) for a pool of their own,
+ * placed as @pl says (max_banks 1: one contiguous range). @name is for
+ * statistics. -ENOMEM when the memory is not there.
+ * Thread safety: safe.
+ */
+int phys_pool_create(struct phys_arena *a, const char *name, uint64_t nframes, const struct phys_placement *pl,
+		     struct phys_pool **out);
+/* phys_pool_destroy() - the pool's frames back to the buddy; -EBUSY while any is allocated. */
+int phys_pool_destroy(struct phys_pool *pool);
+/* phys_pool_alloc_at() - exactly [pa, pa + nframes) of the pool; -ENOENT outside it, -EBUSY taken. */
+int phys_pool_alloc_at(struct phys_pool *pool, pa_t pa, uint64_t nframes);
+struct phys_arena *phys_pool_arena(const struct phys_pool *pool);
 
 /*
  * phys_pin() - pin the frames of [pa, pa+len): freeing one then only marks

@@ -44,7 +44,7 @@ struct phys_frame {
 	uint8_t zombie;        /* freed while pinned: goes to the buddy when the last pin does */
 	uint32_t bank;         /* index in phys_space.banks */
 	uint32_t pins;         /* pins held (deferred unmaps awaiting their flush) */
-	uint32_t pad;
+	uint32_t pool;         /* the pool (phys_pool.id) that holds it, while USED; 0: none */
 };
 static_assert(sizeof(struct phys_frame) == 40, "frame tables are sized for 40-byte frames");
 
@@ -114,9 +114,30 @@ struct phys_space {
 	 * may still hold one.
 	 */
 	struct list_node windows, spare_windows;
+	struct list_node pools;   /* reserved pools (pool.c), under lock */
+	uint32_t next_pool_id;    /* under lock; ids start at 1 */
 	_Atomic uint64_t nr_windows;
 	_Atomic uint32_t foreign_gate; /* non-zero: devices keep off foreign memory */
 };
+
+/* Ranges one pool may hold: a pool is carved in few, large blocks. */
+#define PHYS_POOL_MAX_RANGES 64
+
+/* A reserved pool (pool.c): frames taken out of an arena's buddy for one owner. */
+struct phys_pool {
+	struct phys_arena *arena;
+	uint32_t id;                 /* phys_frame.pool of its frames */
+	char name[32];
+	struct phys_range ranges[PHYS_POOL_MAX_RANGES]; /* what it holds, by PA */
+	unsigned nr_ranges;
+	uint64_t nframes;
+	struct range_alloc free;     /* under phys_space.lock: its free frame numbers */
+	struct list_node link;       /* in phys_space.pools, under its lock */
+};
+
+/* place.c; needs phys_space.lock. phys_alloc_banks() under the lock, its arguments checked. */
+int place_banks(struct phys_arena *a, struct phys_pool *pool, uint64_t nframes, const struct phys_placement *pl,
+		struct phys_range *banks, unsigned *nr_banks);
 
 /* bank.c; all need phys_space.lock. */
 int bank_add(struct phys_arena *a, uint64_t bytes);
@@ -127,11 +148,20 @@ pa_t bank_page_pa(const struct phys_bank *b, uint64_t page);
 /* window.c */
 void window_destroy_all(struct phys_space *ps);
 
+/* pool.c */
+void pool_destroy_all(struct phys_space *ps);
+
 /* buddy.c; all need phys_space.lock. */
 struct phys_frame *frame_at(struct phys_arena *a, uint64_t pfn);
 int buddy_online(struct phys_arena *a, uint64_t pfn, uint64_t n, uint32_t bank);
 int buddy_offline(struct phys_arena *a, uint64_t pfn, uint64_t n);
 uint64_t buddy_largest_run(struct phys_arena *a);
+/* phys_alloc_contig() under the lock, its request checked. */
+int buddy_alloc_contig(struct phys_arena *a, const struct phys_req *req, pa_t *pa, bool *zero);
+/* Allocate exactly [pfn, pfn+n): -ENOENT where no bank holds a frame, -EBUSY where one is not free. */
+int buddy_alloc_at(struct phys_arena *a, uint64_t pfn, uint64_t n, bool *zero);
+/* Give the allocated, unpinned frames [pfn, pfn+n) back to the buddy (a pool's, when it goes). */
+void buddy_free_block(struct phys_arena *a, uint64_t pfn, uint64_t n);
 
 static inline uint64_t pa_to_pfn(const struct phys_arena *a, pa_t pa)
 {

@@ -38,6 +38,7 @@ int phys_create(const struct phys_params *params, struct phys_space **out)
 	pthread_mutex_init(&ps->lock, NULL);
 	list_init(&ps->windows);
 	list_init(&ps->spare_windows);
+	list_init(&ps->pools);
 	ra_init(&ps->emu);
 	emu_base = params->host_pa ? PHYS_EMU_HIGH : PHYS_EMU_LOW;
 	ret = ra_free(&ps->emu, emu_base, (UINT64_C(1) << PHYS_PA_BITS) - emu_base);
@@ -69,6 +70,7 @@ void phys_destroy(struct phys_space *ps)
 {
 	if (!ps)
 		return;
+	pool_destroy_all(ps);
 	bank_destroy_all(ps);
 	window_destroy_all(ps);
 	for (unsigned i = 0; i < ps->nr_arenas; i++)
@@ -171,6 +173,8 @@ uint64_t phys_trim(struct phys_space *ps)
 
 int phys_stats(struct phys_space *ps, struct iovm_phys_stats *st)
 {
+	struct list_node *n;
+
 	memset(st, 0, sizeof(*st));
 	pthread_mutex_lock(&ps->lock);
 	st->host_pa = ps->params.host_pa;
@@ -194,6 +198,20 @@ int phys_stats(struct phys_space *ps, struct iovm_phys_stats *st)
 			as->free_blocks[o] = a->nr_free_blocks[o];
 		st->free += as->free;
 		st->nr_banks += a->nr_banks;
+	}
+	list_for_each(n, &ps->pools) {
+		struct phys_pool *pool = list_entry(n, struct phys_pool, link);
+		struct iovm_phys_pool_stats *p;
+
+		if (st->nr_pools == IOVM_PHYS_MAX_POOLS)
+			break;
+		p = &st->pools[st->nr_pools++];
+		snprintf(p->name, sizeof(p->name), "%s", pool->name);
+		p->page_size = pool->arena->page_size;
+		p->nr_ranges = pool->nr_ranges;
+		p->total = pool->nframes << pool->arena->shift;
+		p->free = pool->free.free_len << pool->arena->shift;
+		p->largest_free_run = ra_largest(&pool->free) << pool->arena->shift;
 	}
 	pthread_mutex_unlock(&ps->lock);
 	return 0;
