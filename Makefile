@@ -4,6 +4,7 @@
 #   make check   build, run every test, then again under ASan+UBSan (and a clang build)
 #   make vm-test the VM test alone (also part of make check, in the default build)
 #   make vm-bench `iovm bench vfio` in the VM test's guest
+#   make vm-test-iommufd  the VM test on its own 6.12 guest kernel: iommufd and no-IOMMU too
 #
 # Both install missing Debian packages first (apt-get, as root).
 
@@ -13,7 +14,7 @@ BUILD_CLANG ?= build-clang
 PREFIX      ?= /usr/local
 DEMO_ARGS   ?=
 
-.PHONY: all deps build run check test check-asan check-clang vm-test vm-bench bench install uninstall clean
+.PHONY: all deps build run check test check-asan check-clang vm-test vm-test-iommufd vm-bench bench install uninstall clean
 
 all: build
 
@@ -38,6 +39,12 @@ test: build
 # The VM test alone: iovm's VFIO backend in a QEMU guest with an emulated IOMMU.
 vm-test: build
 	tests/vm/vm_test.sh $(BUILD) edu,nvme,noiommu
+
+# The VM test on a guest kernel of its own (built once into /var/tmp/iovm-vm,
+# about 4 minutes): edu and NVMe through iommufd, edu through the VFIO group,
+# and VFIO's no-IOMMU mode, which Debian's 6.1 kernel cannot run.
+vm-test-iommufd: build
+	IOVM_VM_KERNEL=$$(tests/vm/make_kernel.sh | tail -n1) tests/vm/vm_test.sh $(BUILD)
 
 # `iovm bench vfio` in the VM test's guest: VFIO through an emulated IOMMU.
 vm-bench: build
