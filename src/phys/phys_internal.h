@@ -135,6 +135,11 @@ struct phys_pool {
 	struct list_node link;       /* in phys_space.pools, under its lock */
 };
 
+/* pool.c: whether @pool holds all of @r (a pool's ranges are fixed: no lock). */
+bool pool_holds(const struct phys_pool *pool, struct phys_range r);
+
+/* place.c: whether a placement request is well formed for @a. */
+bool placement_ok(const struct phys_arena *a, uint64_t nframes, const struct phys_placement *pl);
 /* place.c; needs phys_space.lock. phys_alloc_banks() under the lock, its arguments checked. */
 int place_banks(struct phys_arena *a, struct phys_pool *pool, uint64_t nframes, const struct phys_placement *pl,
 		struct phys_range *banks, unsigned *nr_banks);

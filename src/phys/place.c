@@ -140,20 +140,10 @@ unwind:
 	return -ENOMEM;
 }
 
-/* Whether @pool holds all of @r. */
-static bool pool_holds(const struct phys_pool *pool, struct phys_range r)
-{
-	for (unsigned i = 0; i < pool->nr_ranges; i++)
-		if (pa_val(r.pa) >= pa_val(pool->ranges[i].pa) &&
-		    pa_val(r.pa) + r.len <= pa_val(pool->ranges[i].pa) + pool->ranges[i].len)
-			return true;
-	return false;
-}
-
 /* The limit on banks one call may ask for: a guest's firmware tables describe a handful. */
 #define PLACE_MAX_BANKS 256
 
-static bool placement_ok(const struct phys_arena *a, uint64_t nframes, const struct phys_placement *pl)
+bool placement_ok(const struct phys_arena *a, uint64_t nframes, const struct phys_placement *pl)
 {
 	return a && pl && nframes && nframes < (UINT64_C(1) << (PHYS_PA_BITS - 12)) && pl->min_chunk &&
 	       is_pow2(pl->min_chunk) && pl->max_banks && pl->max_banks <= PLACE_MAX_BANKS &&

@@ -32,8 +32,7 @@ int phys_pool_create(struct phys_arena *a, const char *name, uint64_t nframes, c
 	struct phys_pool *pool;
 	int ret;
 
-	if (!a || !name || !pl || !out || !nframes || strlen(name) >= sizeof(pool->name) || !pl->min_chunk ||
-	    !is_pow2(pl->min_chunk) || !pl->max_banks)
+	if (!placement_ok(a, nframes, pl) || !name || !out || strlen(name) >= sizeof(pool->name))
 		return -EINVAL;
 	pool = calloc(1, sizeof(*pool));
 	if (!pool)
@@ -97,24 +96,28 @@ int phys_pool_destroy(struct phys_pool *pool)
 	return 0;
 }
 
+bool pool_holds(const struct phys_pool *pool, struct phys_range r)
+{
+	for (unsigned i = 0; i < pool->nr_ranges; i++)
+		if (pa_val(r.pa) >= pa_val(pool->ranges[i].pa) &&
+		    pa_val(r.pa) + r.len <= pa_val(pool->ranges[i].pa) + pool->ranges[i].len)
+			return true;
+	return false;
+}
+
 int phys_pool_alloc_at(struct phys_pool *pool, pa_t pa, uint64_t nframes)
 {
 	struct phys_arena *a;
-	uint64_t pfn;
-	bool inside = false;
 	int ret;
 
 	if (!pool || !nframes || !is_aligned(pa_val(pa), pool->arena->page_size) || nframes > pool->nframes)
 		return -EINVAL;
 	a = pool->arena;
-	pfn = pa_to_pfn(a, pa);
+	/* The pool's ranges never change: only its tree needs the lock. */
+	if (!pool_holds(pool, (struct phys_range){ .pa = pa, .len = nframes << a->shift }))
+		return -ENOENT;
 	pthread_mutex_lock(&a->space->lock);
-	for (unsigned i = 0; i < pool->nr_ranges && !inside; i++) {
-		uint64_t s = pa_to_pfn(a, pool->ranges[i].pa), e = s + (pool->ranges[i].len >> a->shift);
-
-		inside = pfn >= s && pfn + nframes <= e;
-	}
-	ret = !inside ? -ENOENT : ra_reserve(&pool->free, pfn, nframes);
+	ret = ra_reserve(&pool->free, pa_to_pfn(a, pa), nframes);
 	pthread_mutex_unlock(&a->space->lock);
 	return ret;
 }

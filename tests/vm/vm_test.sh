@@ -108,8 +108,8 @@ for t in ${TESTS//,/ }; do
 		continue
 	fi
 	t=${t%%+*}
-	[ -x "$WORK/vm_$t" ] && [ "$WORK/vm_$t" -nt "$BUILD/libiovm.a" ] && [ "$WORK/vm_$t" -nt "$SRC/vm_$t.c" ] &&
-		[ "$WORK/vm_$t" -nt "$SRC/vm_common.h" ] && continue # built for an earlier NAME+INTERFACE
+	[[ " ${built:-} " == *" $t "* ]] && continue # built for an earlier NAME+INTERFACE
+	built="${built:-} $t"
 	$cc -std=c17 -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -static -I"$ROOT/include" -o "$WORK/vm_$t" \
 		"$SRC/vm_$t.c" "$BUILD/libiovm.a" -lpthread || fail "cannot build vm_$t"
 done
