@@ -18,5 +18,6 @@
 #include <iovm/iommu.h>
 #include <iovm/reg.h>
 #include <iovm/dev.h>
+#include <iovm/guest.h>
 
 #endif /* IOVM_H */

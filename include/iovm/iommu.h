@@ -33,6 +33,17 @@ enum iovm_domain_type {
 	IOVM_DOMAIN_MANAGED = 0, /* IOVAs from the domain's allocator */
 	IOVM_DOMAIN_IDENTITY,    /* IOVA == PA: every physical address, no table */
 	IOVM_DOMAIN_VA,          /* IOVA == the process's virtual address */
+	/*
+	 * A guest's stage 2 (IOVA == guest physical address), made by
+	 * iovm_guest_create(): devices assigned to the guest use it.
+	 */
+	IOVM_DOMAIN_GUEST,
+	/*
+	 * A guest-managed stage 1 (guest IOVA -> guest physical address) nested
+	 * over a guest's stage 2, made by iovm_guest_domain_create(): the device
+	 * walks both, as with Intel VT-d or Arm SMMU nesting.
+	 */
+	IOVM_DOMAIN_NESTED,
 };
 
 /* Domain flags. */
@@ -61,10 +72,13 @@ struct iovm_domain_attr {
  * @attr: what kind; NULL for a managed domain, strict, 48 bits
  * @dom: set to the domain
  *
+ * Guest and nested domains come from the guest API (iovm/guest.h).
+ *
  * Thread safety: safe.
  *
- * Return: 0; -EINVAL for a bad attribute (an unknown type or flag, dma_bits
- * outside 32..48, reserved ranges without a count); -ENOMEM.
+ * Return: 0; -EINVAL for a bad attribute (an unknown type or flag, a guest
+ * or nested type, dma_bits outside 32..48, reserved ranges without a
+ * count); -ENOMEM.
  */
 IOVM_API int iovm_domain_create(struct iovm_ctx *ctx, const struct iovm_domain_attr *attr,
 				struct iovm_domain **dom);
@@ -74,7 +88,9 @@ IOVM_API int iovm_domain_create(struct iovm_ctx *ctx, const struct iovm_domain_a
  *
  * Thread safety: no other call on @dom may run or follow.
  *
- * Return: 0; -EINVAL for NULL; -EBUSY while a device is attached.
+ * Return: 0; -EINVAL for NULL; -EBUSY while a device is attached, or while
+ * nested domains sit over it; -EPERM for a guest's stage 2 (the guest owns
+ * it: iovm_guest_destroy()).
  */
 IOVM_API int iovm_domain_destroy(struct iovm_domain *dom);
 
@@ -94,7 +110,9 @@ IOVM_API int iovm_domain_destroy(struct iovm_domain *dom);
  * @perm: IOVM_MAP_READ and/or IOVM_MAP_WRITE
  *
  * 2 MiB and 1 GiB leaves are used where alignment and length allow.
- * Identity domains have nothing to map (-EOPNOTSUPP).
+ * Identity domains have nothing to map (-EOPNOTSUPP); nor have nested
+ * ones physical addresses (-EOPNOTSUPP: iovm_domain_map_gpa()). In a
+ * guest's stage 2, @iova is the guest physical address.
  *
  * Thread safety: safe; concurrent maps of disjoint ranges take no shared lock
  * beyond the IOVA allocator's.
@@ -104,6 +122,23 @@ IOVM_API int iovm_domain_destroy(struct iovm_domain *dom);
  */
 IOVM_API int iovm_domain_map(struct iovm_domain *dom, iovm_iova_t *iova, iovm_pa_t pa, size_t len,
 			     uint32_t perm);
+
+/**
+ * iovm_domain_map_gpa() - in a nested domain, map guest physical memory:
+ * stage 1 of a guest's device, as the guest's IOMMU driver programs it.
+ * @iova: in: where (page aligned), or IOVM_IOVA_ANY; out: where it was mapped
+ * @gpa: page aligned; it need not be in the guest's stage 2 yet (a device
+ *       access then faults in stage 2)
+ * @len: bytes, page aligned
+ * @perm: IOVM_MAP_READ and/or IOVM_MAP_WRITE; an access needs it in both stages
+ *
+ * Thread safety: as iovm_domain_map().
+ *
+ * Return: 0; -EINVAL for bad arguments; -EOPNOTSUPP when @dom is not
+ * nested; -EEXIST, -ENOSPC, -ENOMEM as iovm_domain_map().
+ */
+IOVM_API int iovm_domain_map_gpa(struct iovm_domain *dom, iovm_iova_t *iova, iovm_gpa_t gpa, size_t len,
+				 uint32_t perm);
 
 /**
  * iovm_domain_map_pages() - map @n 4 KiB pages, scattered in physical
@@ -171,7 +206,8 @@ IOVM_API int iovm_dma_iova(const struct iovm_domain *dom, const void *ptr, iovm_
 
 /**
  * iovm_domain_translate() - what the domain's IO page table maps @iova to,
- * as a device would see it (without its IOTLB).
+ * as a device would see it (without its IOTLB); through both stages for a
+ * nested domain, with the permissions both allow.
  *
  * Thread safety: safe, lock-free.
  *
@@ -199,6 +235,18 @@ enum iovm_fault_reason {
 	IOVM_FAULT_BUS = 4,       /* mapped to a physical address with no memory */
 };
 
+/*
+ * The stage of a two-stage translation that faulted. A fault in stage 2
+ * goes to the stage-2 (guest) domain's queue and handler, as an IOMMU
+ * reports it to the hypervisor; one in stage 1 to the nested domain's, the
+ * guest's.
+ */
+enum iovm_fault_stage {
+	IOVM_STAGE_ONLY = 0, /* a single-stage domain */
+	IOVM_STAGE_1 = 1,    /* guest IOVA -> guest physical */
+	IOVM_STAGE_2 = 2,    /* guest physical -> physical */
+};
+
 struct iovm_fault {
 	iovm_iova_t iova;
 	uint32_t pasid;
@@ -206,6 +254,8 @@ struct iovm_fault {
 	enum iovm_fault_reason reason;
 	uint32_t device; /* the faulting device's id */
 	uint64_t seq;    /* faults of the domain so far */
+	enum iovm_fault_stage stage;
+	iovm_gpa_t gpa;  /* stage 2: the guest physical address faulted on */
 };
 
 /*

@@ -73,6 +73,57 @@ struct iovm_phys_stats {
  */
 IOVM_API int iovm_phys_stats(struct iovm_ctx *ctx, struct iovm_phys_stats *st);
 
+/*
+ * Reserved pools: physical memory taken out of the frame allocator for
+ * direct-mapped guests (iovm/guest.h), so that what other users of memory
+ * do cannot fragment it. Made at start-up (option pool=NAME:SIZE[:PAGE])
+ * or at run time from free contiguous memory.
+ */
+struct iovm_pool;
+
+/* The most contiguous ranges one pool may be carved in. */
+#define IOVM_POOL_MAX_RANGES 64
+
+/**
+ * iovm_pool_create() - reserve physical memory for direct-mapped guests.
+ * @name: unique, at most 31 characters; for iovm_pool_lookup() and statistics
+ * @size: bytes, a multiple of the page size
+ * @page_size: 4 KiB, 2 MiB or 1 GiB; 0: 2 MiB hugepages when the machine
+ *             gives them, else 4 KiB
+ * @max_ranges: contiguous ranges it may be carved in, 1 to
+ *              IOVM_POOL_MAX_RANGES; 1 asks for a single run
+ * @pool: set to the pool
+ *
+ * The memory is found as a guest's is: the largest naturally aligned
+ * blocks first, halved on failure (see iovm_guest_create()).
+ *
+ * Thread safety: safe.
+ *
+ * Return: 0; -EINVAL for a bad argument; -EEXIST when the name is taken;
+ * -ENOMEM when the memory is not there in few enough ranges;
+ * -EOPNOTSUPP when the kernel has no pages of @page_size.
+ */
+IOVM_API int iovm_pool_create(struct iovm_ctx *ctx, const char *name, uint64_t size, uint64_t page_size,
+			      unsigned max_ranges, struct iovm_pool **pool);
+
+/**
+ * iovm_pool_lookup() - a pool by name: one made at start-up, say.
+ *
+ * Thread safety: safe.
+ *
+ * Return: 0; -EINVAL; -ENOENT when there is none of that name.
+ */
+IOVM_API int iovm_pool_lookup(struct iovm_ctx *ctx, const char *name, struct iovm_pool **pool);
+
+/**
+ * iovm_pool_destroy() - give the pool's memory back to the frame allocator.
+ *
+ * Thread safety: no other call on @pool may run or follow.
+ *
+ * Return: 0; -EINVAL for NULL; -EBUSY while any of it is a guest's.
+ */
+IOVM_API int iovm_pool_destroy(struct iovm_pool *pool);
+
 #ifdef __cplusplus
 }
 #endif

@@ -146,6 +146,39 @@ static int parse_pin_budget(struct iovm_config *cfg, const char *val)
 	return 0;
 }
 
+/* NAME:SIZE[:PAGE]; each use adds a pool. */
+static int parse_pool(struct iovm_config *cfg, const char *val)
+{
+	struct config_pool *p;
+	char buf[128], *size, *page;
+
+	if (cfg->nr_pools == CONFIG_MAX_POOLS || strlen(val) >= sizeof(buf))
+		return -EINVAL;
+	snprintf(buf, sizeof(buf), "%s", val);
+	size = strchr(buf, ':');
+	if (!size || size == buf || (size_t)(size - buf) >= CONFIG_POOL_NAMESIZE)
+		return -EINVAL;
+	*size++ = '\0';
+	page = strchr(size, ':');
+	if (page)
+		*page++ = '\0';
+	p = &cfg->pools[cfg->nr_pools];
+	*p = (struct config_pool){ 0 };
+	if (config_parse_size(size, &p->size) || !p->size)
+		return -EINVAL;
+	if (page && (config_parse_size(page, &p->page_size) ||
+		     (p->page_size != SZ_4K && p->page_size != SZ_2M && p->page_size != SZ_1G)))
+		return -EINVAL;
+	if (!is_aligned(p->size, page ? p->page_size : SZ_4K))
+		return -EINVAL;
+	for (unsigned i = 0; i < cfg->nr_pools; i++)
+		if (!strcmp(cfg->pools[i].name, buf))
+			return -EINVAL;
+	memcpy(p->name, buf, strlen(buf) + 1); /* fits: checked above */
+	cfg->nr_pools++;
+	return 0;
+}
+
 static const struct opt_desc opt_table[] = {
 	{ "page_size", "auto|4K|2M|1G",
 	  "page size of DMA memory; auto takes 2M hugepages and falls back to 4K",
@@ -168,6 +201,9 @@ static const struct opt_desc opt_table[] = {
 	{ "oracle", "on|off",
 	  "check every device access against a shadow of the mappings (for tests)",
 	  parse_oracle },
+	{ "pool", "NAME:SIZE[:4K|2M|1G] (repeatable)",
+	  "reserve physical memory at start-up for direct-mapped guests (iovm_pool_lookup)",
+	  parse_pool },
 };
 
 void config_defaults(struct iovm_config *cfg)
@@ -271,7 +307,7 @@ int config_parse(struct iovm_config *cfg, const char *opts)
 		if (!d)
 			return err_detail(-EINVAL, IOVM_LOG_ERR,
 					  "unknown option '%s' (known: page_size, mem_limit, "
-					  "numa_node, host_pa, log_level, release_delay_ms, pin_budget, oracle)",
+					  "numa_node, host_pa, log_level, release_delay_ms, pin_budget, oracle, pool)",
 					  key);
 		val = eq ? eq + 1 : NULL;
 		if (val) {

@@ -20,6 +20,16 @@ enum config_host_pa {
 #define CONFIG_NODE_ANY (-1)
 #define CONFIG_LOG_UNCHANGED (-1)
 
+/* Reserved pools made at start-up (option pool=NAME:SIZE[:PAGE], repeated). */
+#define CONFIG_MAX_POOLS 8
+#define CONFIG_POOL_NAMESIZE 32
+
+struct config_pool {
+	char name[CONFIG_POOL_NAMESIZE];
+	uint64_t size;      /* bytes */
+	uint64_t page_size; /* 0: the context's */
+};
+
 struct iovm_config {
 	uint64_t page_size;        /* 0: auto (2 MiB hugepages, else 4 KiB) */
 	uint64_t mem_limit;        /* bytes of physical memory; 0: the machine's RAM */
@@ -29,6 +39,8 @@ struct iovm_config {
 	uint32_t release_delay_ms; /* how long a free page stays committed */
 	uint64_t pin_budget;       /* bytes on-demand registrations may pin; 0: a quarter of RAM */
 	bool oracle;               /* check every device access against a shadow (tests) */
+	struct config_pool pools[CONFIG_MAX_POOLS];
+	unsigned nr_pools;
 };
 
 void config_defaults(struct iovm_config *cfg);

@@ -21,6 +21,7 @@ struct mem_space;
 struct iommu_space;
 struct reg_space;
 struct dev_space;
+struct guest_space;
 
 struct iovm_ctx {
 	struct iovm_config cfg; /* as resolved by iovm_open(); read-only afterwards */
@@ -37,6 +38,7 @@ struct iovm_ctx {
 	struct iommu_space *iommu;
 	struct reg_space *reg;
 	struct dev_space *dev;
+	struct guest_space *guest;
 };
 
 #endif /* IOVM_BASE_CTX_H */

@@ -7,14 +7,17 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <iovm/ctx.h>
+#include <iovm/phys.h>
 
 #include "base/ctx.h"
 #include "base/error.h"
 #include "base/log.h"
 #include "dev/dev.h"
+#include "guest/guest.h"
 #include "iommu/iommu.h"
 #include "reg/reg.h"
 #include "mem/mem.h"
@@ -66,6 +69,24 @@ static int resolve_host_pa(const struct iovm_config *cfg, bool *host_pa, bool *r
 				  "host_pa=on: /proc/self/pagemap hides host physical addresses "
 				  "(needs root or CAP_SYS_ADMIN)");
 	*host_pa = true;
+	return 0;
+}
+
+/*
+ * The reserved pools the options ask for, carved while memory is still
+ * whole. They stay until the context goes (or iovm_pool_destroy()).
+ */
+static int start_pools(struct iovm_ctx *ctx)
+{
+	for (unsigned i = 0; i < ctx->cfg.nr_pools; i++) {
+		const struct config_pool *p = &ctx->cfg.pools[i];
+		struct iovm_pool *pool;
+		int ret = iovm_pool_create(ctx, p->name, p->size, p->page_size, IOVM_POOL_MAX_RANGES, &pool);
+
+		if (ret)
+			return err_detail(ret, IOVM_LOG_ERR, "pool=%s:%luM: cannot reserve it: %s", p->name,
+					  (unsigned long)(p->size >> 20), strerror(-ret));
+	}
 	return 0;
 }
 
@@ -126,6 +147,12 @@ IOVM_API int iovm_open(const char *opts, struct iovm_ctx **out)
 	ret = dev_create(ctx, &ctx->dev);
 	if (ret)
 		goto destroy_reg;
+	ret = guest_space_create(ctx, &ctx->guest);
+	if (ret)
+		goto destroy_dev;
+	ret = start_pools(ctx);
+	if (ret)
+		goto destroy_guest;
 	log_info("opened: page size %s, mem_limit %lu MiB, host-PA mode %s",
 		 cfg.page_size ? (cfg.page_size == SZ_4K ? "4K" : cfg.page_size == SZ_2M ? "2M" : "1G")
 			       : "auto",
@@ -133,6 +160,10 @@ IOVM_API int iovm_open(const char *opts, struct iovm_ctx **out)
 	*out = ctx;
 	return 0;
 
+destroy_guest:
+	guest_space_destroy(ctx->guest);
+destroy_dev:
+	dev_destroy(ctx->dev);
 destroy_reg:
 	reg_destroy(ctx->reg);
 destroy_iommu:
@@ -152,7 +183,11 @@ IOVM_API int iovm_close(struct iovm_ctx *ctx)
 	err_clear();
 	if (!ctx)
 		return 0;
-	/* Top down: devices stop, registrations go, domains unmap (and leave the heap), then memory goes. */
+	/*
+	 * Top down: guests give their devices back, devices stop, registrations
+	 * go, domains unmap (and leave the heap), then memory goes.
+	 */
+	guest_space_destroy(ctx->guest);
 	dev_destroy(ctx->dev);
 	reg_destroy(ctx->reg);
 	iommu_destroy(ctx->iommu);

@@ -124,12 +124,11 @@ static void iotlb_invalidate(struct iommu_iotlb *t, uint32_t pasid, uint64_t iov
 	}
 }
 
-/* Invalidate, in every IOTLB of every device attached to @dom, the entries of @dom. */
-void domain_invalidate(struct iovm_domain *dom, uint64_t iova, uint64_t len, bool all)
+/* Invalidate @dom's entries in the IOTLBs of the devices attached to it. Needs @dom's lock. */
+static void invalidate_attached(struct iovm_domain *dom, uint64_t iova, uint64_t len, bool all)
 {
 	struct list_node *n, *m;
 
-	pthread_mutex_lock(&dom->lock);
 	list_for_each(n, &dom->attachments) {
 		struct attachment *at = list_entry(n, struct attachment, link);
 
@@ -137,6 +136,27 @@ void domain_invalidate(struct iovm_domain *dom, uint64_t iova, uint64_t len, boo
 		list_for_each(m, &at->client->iotlbs)
 			iotlb_invalidate(list_entry(m, struct iommu_iotlb, link), at->pasid, iova, len, all);
 		pthread_mutex_unlock(&at->client->lock);
+	}
+}
+
+void domain_invalidate(struct iovm_domain *dom, uint64_t iova, uint64_t len, bool all)
+{
+	struct list_node *n;
+
+	pthread_mutex_lock(&dom->lock);
+	invalidate_attached(dom, iova, len, all);
+	/*
+	 * Nested entries are tagged by the stage-1 IOVA and hold the combined
+	 * translation: which of them went through [iova, iova+len) of stage 2
+	 * is not known without walking stage 1 backwards, so all go, as an
+	 * IOMMU's stage-2 invalidation by IPA drops combined entries.
+	 */
+	list_for_each(n, &dom->children) {
+		struct iovm_domain *child = list_entry(n, struct iovm_domain, child_link);
+
+		pthread_mutex_lock(&child->lock);
+		invalidate_attached(child, 0, 0, true);
+		pthread_mutex_unlock(&child->lock);
 	}
 	pthread_mutex_unlock(&dom->lock);
 }
@@ -301,20 +321,47 @@ void iommu_exit(struct iommu_iotlb *t)
 static int fault(struct iovm_domain *dom, struct iommu_iotlb *t, uint32_t pasid, uint64_t iova,
 		 unsigned access, enum iovm_fault_reason reason, struct iovm_fault *f)
 {
-	(void)dom;
 	*f = (struct iovm_fault){
 		.iova = IOVM_IOVA(iova),
 		.pasid = pasid,
 		.access = access,
 		.reason = reason,
 		.device = t->client->id,
+		.gpa = IOVM_GPA(IOVM_ADDR_INVALID),
 	};
+	/* A device assigned to a guest through its stage 2 faults there: its IOVAs are guest physical. */
+	if (dom && dom->type == IOVM_DOMAIN_GUEST) {
+		f->stage = IOVM_STAGE_2;
+		f->gpa = IOVM_GPA(iova);
+	} else if (dom && dom->type == IOVM_DOMAIN_NESTED) {
+		f->stage = IOVM_STAGE_1;
+	}
 	return -EFAULT;
+}
+
+/* A fault in stage 2 of a nested translation, at guest physical @gpa. */
+static int fault_stage2(struct iovm_domain *dom, struct iommu_iotlb *t, uint32_t pasid, uint64_t iova,
+			uint64_t gpa, unsigned access, enum iovm_fault_reason reason, struct iovm_fault *f)
+{
+	fault(dom, t, pasid, iova, access, reason, f);
+	f->stage = IOVM_STAGE_2;
+	f->gpa = IOVM_GPA(gpa);
+	return -EFAULT;
+}
+
+/* The domain a fault belongs to: stage 2's when that stage of a nested translation faulted. */
+static struct iovm_domain *fault_domain(struct iommu_client *c, const struct iovm_fault *f)
+{
+	struct iovm_domain *dom = client_domain(c, f->pasid);
+
+	if (dom && dom->parent && f->stage == IOVM_STAGE_2)
+		return dom->parent;
+	return dom;
 }
 
 void iommu_fault_report(struct iommu_client *c, struct iovm_fault *f)
 {
-	struct iovm_domain *dom = client_domain(c, f->pasid);
+	struct iovm_domain *dom = fault_domain(c, f);
 
 	if (dom)
 		fault_record(dom, f);
@@ -331,7 +378,8 @@ int iommu_resolve(struct iommu_client *c, const struct iovm_fault *f)
 	iommu_resolver_fn fn = atomic_load_explicit(&c->is->resolver, memory_order_acquire);
 	struct iovm_domain *dom = client_domain(c, f->pasid);
 
-	if (!fn || !dom || f->reason != IOVM_FAULT_NOT_PRESENT)
+	/* On-demand registrations live in single-stage domains. */
+	if (!fn || !dom || f->reason != IOVM_FAULT_NOT_PRESENT || f->stage != IOVM_STAGE_ONLY)
 		return -ENOENT;
 	return fn(c->is->resolver_arg, dom, f->iova.addr, f->access);
 }
@@ -408,6 +456,86 @@ static inline int access_cached(struct iommu_iotlb *t, uint32_t pasid, uint64_t 
 	return 0;
 }
 
+/*
+ * The oracle: the access checked against iovm's shadows of what is mapped,
+ * in both stages for a nested domain. The IOTLB keeps no guest physical
+ * address, so stage 1's shadow gives it: not the page table, which an
+ * unmap may already have cleared while this access legitimately finishes
+ * inside its section.
+ */
+static void oracle_check(struct iovm_domain *dom, uint64_t iova, const struct iommu_span *s, unsigned access)
+{
+	uint64_t gpa;
+
+	if (!dom->parent) {
+		shadow_check(dom, iova, s->len, s->pa, access);
+		return;
+	}
+	if (shadow_lookup(dom, iova, &gpa)) {
+		shadow_check(dom, iova, s->len, IOVM_ADDR_INVALID, access); /* reports it */
+		return;
+	}
+	shadow_check(dom, iova, s->len, gpa, access);
+	shadow_check(dom->parent, gpa, s->len, s->pa, access);
+}
+
+/*
+ * The second stage of a nested translation: @w1 walked stage 1 of @dom to
+ * a guest physical address, with the permission. The IOTLB entry holds the
+ * combined translation, at the smaller of the two leaves.
+ */
+static int access_nested(struct iommu_iotlb *t, struct iovm_domain *dom, uint32_t pasid, uint64_t iova,
+			 unsigned access, const struct pt_walk *w1, struct iommu_span *s, struct iovm_fault *f)
+{
+	bool write = access & IOVM_MAP_WRITE, foreign = false;
+	uint64_t gpa = w1->pa, off, page_pa;
+	struct pt_walk w2, w;
+	struct iotlb_entry *e;
+	uint8_t *page_ptr;
+	unsigned shift;
+	uint32_t gen;
+
+	if (pt_walk(&dom->parent->pt, gpa, &w2))
+		return fault_stage2(dom, t, pasid, iova, gpa, access, IOVM_FAULT_NOT_PRESENT, f);
+	if ((access & w2.prot) != access)
+		return fault_stage2(dom, t, pasid, iova, gpa, access, IOVM_FAULT_PERMISSION, f);
+	pt_mark(w1->ptep, w1->pte, write);
+	pt_mark(w2.ptep, w2.pte, write);
+	/*
+	 * A stage-1 leaf maps a block aligned to its size onto one aligned
+	 * alike, so the iova's block of the smaller size lies within one
+	 * stage-2 leaf: contiguous in PA.
+	 */
+	shift = MIN(MIN(w1->shift, w2.shift), (unsigned)IOTLB_HUGE_SHIFT);
+	off = iova & ((UINT64_C(1) << shift) - 1);
+	page_pa = w2.pa - off;
+	gen = atomic_load_explicit(t->bus_gen, memory_order_acquire);
+	page_ptr = phys_bus_map(t->phys, pa_make(page_pa), &foreign);
+	if (unlikely(!page_ptr))
+		return fault_stage2(dom, t, pasid, iova, gpa, access, IOVM_FAULT_BUS, f);
+	/*
+	 * Both stages' permissions; a read leaves write out, so that the
+	 * first write walks again and sets the dirty bit of both stages.
+	 */
+	w = *w1;
+	w.prot = w1->prot & w2.prot & (write ? ~0u : ~(unsigned)PT_PROT_WRITE);
+	e = shift == 12 ? &t->small[set_base(iova, 12, pasid, IOTLB_SMALL)]
+			: &t->huge[set_base(iova, IOTLB_HUGE_SHIFT, pasid, IOTLB_HUGE)];
+	e += t->victim++ % IOTLB_WAYS;
+	iotlb_fill(e, make_tag(iova, shift, pasid), &w, page_pa, page_ptr, foreign, gen, write);
+	/*
+	 * iotlb_fill() checked stage 1 still holds; stage 2 likewise. An
+	 * unmap in stage 2 clears its PTE, then invalidates every nested
+	 * entry: either this read sees the clear, or that sees the entry.
+	 */
+	if ((atomic_load_explicit(w2.ptep, memory_order_seq_cst) ^ w2.pte) & ~(PTE_ACCESSED | PTE_DIRTY))
+		atomic_store_explicit(&e->tag, 0, memory_order_relaxed);
+	span_set(s, page_ptr, foreign, page_pa, off, shift);
+	if (unlikely(t->oracle))
+		oracle_check(dom, iova, s, access);
+	return 0;
+}
+
 int iommu_access(struct iommu_iotlb *t, uint32_t pasid, uint64_t iova, unsigned access,
 		 struct iommu_span *s, struct iovm_fault *f)
 {
@@ -423,7 +551,7 @@ int iommu_access(struct iommu_iotlb *t, uint32_t pasid, uint64_t iova, unsigned 
 		if (unlikely(t->oracle)) {
 			dom = client_domain(t->client, pasid);
 			if (dom)
-				shadow_check(dom, iova, s->len, s->pa, access);
+				oracle_check(dom, iova, s, access);
 		}
 		return 0;
 	}
@@ -445,6 +573,8 @@ int iommu_access(struct iommu_iotlb *t, uint32_t pasid, uint64_t iova, unsigned 
 		return fault(dom, t, pasid, iova, access, IOVM_FAULT_NOT_PRESENT, f);
 	if ((access & w.prot) != access)
 		return fault(dom, t, pasid, iova, access, IOVM_FAULT_PERMISSION, f);
+	if (unlikely(dom->parent))
+		return access_nested(t, dom, pasid, iova, access, &w, s, f);
 	pt_mark(w.ptep, w.pte, write);
 	/* A 1 GiB leaf is cached in 2 MiB pieces, the huge entries' size. */
 	shift = MIN(w.shift, (unsigned)IOTLB_HUGE_SHIFT);
@@ -465,13 +595,13 @@ int iommu_access(struct iommu_iotlb *t, uint32_t pasid, uint64_t iova, unsigned 
 	}
 	span_set(s, page_ptr, foreign, page_pa, off, shift);
 	if (unlikely(t->oracle))
-		shadow_check(dom, iova, s->len, s->pa, access);
+		oracle_check(dom, iova, s, access);
 	return 0;
 }
 
 int iommu_fault_handle(struct iommu_client *c, const struct iovm_fault *f)
 {
-	struct iovm_domain *dom = client_domain(c, f->pasid);
+	struct iovm_domain *dom = fault_domain(c, f);
 	iovm_fault_fn fn;
 	void *arg;
 

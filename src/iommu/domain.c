@@ -46,30 +46,25 @@ static int attr_check(const struct iovm_domain_attr *a)
 	return 0;
 }
 
-IOVM_API int iovm_domain_create(struct iovm_ctx *ctx, const struct iovm_domain_attr *attr,
-				struct iovm_domain **out)
+/*
+ * A domain of @type: the public types, a guest's stage 2, or a stage 1
+ * nested over @parent. @attr is checked.
+ */
+static int domain_create(struct iovm_ctx *ctx, const struct iovm_domain_attr *attr, enum iovm_domain_type type,
+			 struct iovm_domain *parent, struct iovm_domain **out)
 {
-	static const struct iovm_domain_attr defaults = { .type = IOVM_DOMAIN_MANAGED };
-	struct iommu_space *is;
+	struct iommu_space *is = ctx->iommu;
 	struct iovm_domain *dom;
 	struct iova_range *holes = NULL;
 	unsigned nr_holes;
 	int ret;
 
-	err_clear();
-	if (!ctx || !out)
-		return -EINVAL;
-	attr = attr ? attr : &defaults;
-	ret = attr_check(attr);
-	if (ret)
-		return ret;
-	is = ctx->iommu;
 	dom = calloc(1, sizeof(*dom));
 	if (!dom)
 		return -ENOMEM;
 	dom->is = is;
 	dom->ctx = ctx;
-	dom->type = attr->type;
+	dom->type = type;
 	dom->flags = attr->flags;
 	dom->limit = UINT64_C(1) << (attr->dma_bits ? attr->dma_bits : PT_IOVA_BITS);
 	dom->flush_batch = attr->flush_batch ? attr->flush_batch : DEFAULT_FLUSH_BATCH;
@@ -79,6 +74,7 @@ IOVM_API int iovm_domain_create(struct iovm_ctx *ctx, const struct iovm_domain_a
 	pthread_mutex_init(&dom->fault_lock, NULL);
 	pthread_mutex_init(&dom->flush_lock, NULL);
 	list_init(&dom->attachments);
+	list_init(&dom->children);
 	shadow_init(&dom->shadow);
 	ret = fault_ring_init(&dom->faults, attr->fault_queue ? attr->fault_queue : DEFAULT_FAULT_QUEUE);
 	if (ret)
@@ -92,7 +88,7 @@ IOVM_API int iovm_domain_create(struct iovm_ctx *ctx, const struct iovm_domain_a
 		ret = -ENOMEM;
 		goto free_pt;
 	}
-	if (dom->type == IOVM_DOMAIN_MANAGED) {
+	if (dom->type == IOVM_DOMAIN_MANAGED || dom->type == IOVM_DOMAIN_NESTED) {
 		nr_holes = attr->reserved ? attr->nr_reserved : 1;
 		holes = calloc(nr_holes, sizeof(*holes));
 		ret = -ENOMEM;
@@ -108,6 +104,12 @@ IOVM_API int iovm_domain_create(struct iovm_ctx *ctx, const struct iovm_domain_a
 		if (ret)
 			goto free_pt;
 		dom->has_iova = true;
+	}
+	if (parent) {
+		dom->parent = parent;
+		pthread_mutex_lock(&parent->lock);
+		list_add_tail(&parent->children, &dom->child_link);
+		pthread_mutex_unlock(&parent->lock);
 	}
 	pthread_mutex_lock(&is->lock);
 	list_add_tail(&is->domains, &dom->link);
@@ -141,20 +143,66 @@ free_dom:
 	return ret;
 }
 
-IOVM_API int iovm_domain_destroy(struct iovm_domain *dom)
+IOVM_API int iovm_domain_create(struct iovm_ctx *ctx, const struct iovm_domain_attr *attr,
+				struct iovm_domain **out)
 {
-	struct iommu_space *is;
+	static const struct iovm_domain_attr defaults = { .type = IOVM_DOMAIN_MANAGED };
+	int ret;
 
 	err_clear();
-	if (!dom)
+	if (!ctx || !out)
 		return -EINVAL;
-	is = dom->is;
+	attr = attr ? attr : &defaults;
+	ret = attr_check(attr);
+	if (ret)
+		return ret;
+	return domain_create(ctx, attr, attr->type, NULL, out);
+}
+
+int iommu_guest_domain_create(struct iovm_ctx *ctx, struct iovm_domain **out)
+{
+	static const struct iovm_domain_attr stage2 = { .type = IOVM_DOMAIN_GUEST };
+	int ret = domain_create(ctx, &stage2, IOVM_DOMAIN_GUEST, NULL, out);
+
+	if (!ret)
+		(*out)->owned = true;
+	return ret;
+}
+
+int iommu_nested_domain_create(struct iovm_domain *stage2, const struct iovm_domain_attr *attr,
+			       struct iovm_domain **out)
+{
+	static const struct iovm_domain_attr defaults = { .type = IOVM_DOMAIN_MANAGED };
+	int ret;
+
+	attr = attr ? attr : &defaults;
+	ret = attr_check(attr);
+	if (ret)
+		return ret;
+	/*
+	 * A deferred stage 1 would pin guest physical addresses, which are not
+	 * frames; following the heap maps host memory, not the guest's.
+	 */
+	if (!stage2 || stage2->type != IOVM_DOMAIN_GUEST || attr->type != IOVM_DOMAIN_MANAGED || attr->flags)
+		return -EINVAL;
+	return domain_create(stage2->ctx, attr, IOVM_DOMAIN_NESTED, stage2, out);
+}
+
+static int domain_destroy(struct iovm_domain *dom)
+{
+	struct iommu_space *is = dom->is;
+
 	pthread_mutex_lock(&dom->lock);
-	if (dom->nr_attached) {
+	if (dom->nr_attached || !list_empty(&dom->children)) {
 		pthread_mutex_unlock(&dom->lock);
 		return -EBUSY;
 	}
 	pthread_mutex_unlock(&dom->lock);
+	if (dom->parent) {
+		pthread_mutex_lock(&dom->parent->lock);
+		list_del(&dom->child_link);
+		pthread_mutex_unlock(&dom->parent->lock);
+	}
 	if (dom->sub)
 		unfollow_heap(dom);
 	/* Pending unmaps give their pins and IOVAs back. */
@@ -174,6 +222,22 @@ IOVM_API int iovm_domain_destroy(struct iovm_domain *dom)
 	pthread_mutex_destroy(&dom->flush_lock);
 	free(dom);
 	return 0;
+}
+
+IOVM_API int iovm_domain_destroy(struct iovm_domain *dom)
+{
+	err_clear();
+	if (!dom)
+		return -EINVAL;
+	if (dom->owned)
+		return -EPERM;
+	return domain_destroy(dom);
+}
+
+/* Any domain, the guest's stage 2 too: its guest, or the IOMMU at close. */
+int iommu_guest_domain_destroy(struct iovm_domain *dom)
+{
+	return domain_destroy(dom);
 }
 
 static unsigned prot_of(uint32_t perm)
@@ -202,7 +266,7 @@ static int iova_take(struct iovm_domain *dom, uint64_t *iova, uint64_t len, uint
 	uint64_t pfn;
 	int ret;
 
-	if (dom->type != IOVM_DOMAIN_MANAGED)
+	if (!dom->has_iova)
 		return *iova == IOVM_ADDR_INVALID ? -EINVAL : 0;
 	if (*iova == IOVM_ADDR_INVALID) {
 		ret = iova_alloc(&dom->iova, len >> 12, align_pages, &pfn);
@@ -217,7 +281,7 @@ static int iova_take(struct iovm_domain *dom, uint64_t *iova, uint64_t len, uint
 
 static void iova_give(struct iovm_domain *dom, uint64_t iova, uint64_t len)
 {
-	if (dom->type == IOVM_DOMAIN_MANAGED)
+	if (dom->has_iova)
 		iova_free(&dom->iova, iova >> 12, len >> 12);
 }
 
@@ -257,7 +321,7 @@ static int map_args_check(struct iovm_domain *dom, const iovm_iova_t *iova, uint
 		return -EINVAL;
 	if (iova->addr != IOVM_ADDR_INVALID && !is_aligned(iova->addr, SZ_4K))
 		return -EINVAL;
-	if (dom->type == IOVM_DOMAIN_IDENTITY)
+	if (dom->type == IOVM_DOMAIN_IDENTITY || dom->type == IOVM_DOMAIN_NESTED)
 		return -EOPNOTSUPP;
 	return 0;
 }
@@ -279,6 +343,35 @@ IOVM_API int iovm_domain_map(struct iovm_domain *dom, iovm_iova_t *iova, iovm_pa
 	if (!ret)
 		iova->addr = where;
 	return ret;
+}
+
+IOVM_API int iovm_domain_map_gpa(struct iovm_domain *dom, iovm_iova_t *iova, iovm_gpa_t gpa, size_t len,
+				 uint32_t perm)
+{
+	uint64_t where;
+	int ret;
+
+	err_clear();
+	if (!dom || !iova || !len || !is_aligned(len | gpa.addr, SZ_4K) || !perm_ok(perm) ||
+	    gpa.addr + len < gpa.addr || gpa.addr + len > (UINT64_C(1) << PT_IOVA_BITS))
+		return -EINVAL;
+	if (iova->addr != IOVM_ADDR_INVALID && !is_aligned(iova->addr, SZ_4K))
+		return -EINVAL;
+	if (dom->type != IOVM_DOMAIN_NESTED)
+		return -EOPNOTSUPP;
+	where = iova->addr;
+	ret = domain_map_pa(dom, &where, gpa.addr, NULL, len, prot_of(perm));
+	if (!ret)
+		iova->addr = where;
+	return ret;
+}
+
+int iommu_stage2_map(struct iovm_domain *dom, uint64_t gpa, uint64_t pa, const void *where, uint64_t len,
+		     uint32_t perm)
+{
+	if (!dom || dom->type != IOVM_DOMAIN_GUEST || !len || !is_aligned(gpa | pa | len, SZ_4K) || !perm_ok(perm))
+		return -EINVAL;
+	return domain_map_pa(dom, &gpa, pa, where, len, prot_of(perm));
 }
 
 IOVM_API int iovm_domain_map_pages(struct iovm_domain *dom, iovm_iova_t *iova, const iovm_pa_t *pages,
@@ -342,6 +435,8 @@ IOVM_API int iovm_domain_map_ptr(struct iovm_domain *dom, const void *ptr, size_
 	err_clear();
 	if (!dom || !ptr || !iova || !len || !is_aligned((uintptr_t)ptr | len, SZ_4K) || !perm_ok(perm))
 		return -EINVAL;
+	if (dom->type == IOVM_DOMAIN_NESTED)
+		return -EOPNOTSUPP;
 	ret = iovm_dma_xlate(dom->ctx, ptr, &x);
 	if (ret)
 		return ret;
@@ -548,6 +643,14 @@ IOVM_API int iovm_domain_translate(const struct iovm_domain *dom, iovm_iova_t io
 	}
 	if (pt_walk(&dom->pt, iova.addr, &w))
 		return -ENOENT;
+	if (dom->parent) {
+		struct pt_walk w2;
+
+		if (pt_walk(&dom->parent->pt, w.pa, &w2))
+			return -ENOENT;
+		w.pa = w2.pa;
+		w.prot &= w2.prot;
+	}
 	*pa = IOVM_PA(w.pa);
 	if (perm)
 		*perm = (w.prot & PT_PROT_READ ? IOVM_MAP_READ : 0) | (w.prot & PT_PROT_WRITE ? IOVM_MAP_WRITE : 0);

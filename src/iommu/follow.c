@@ -162,6 +162,9 @@ IOVM_API int iovm_dma_iova(const struct iovm_domain *dom, const void *ptr, iovm_
 		return 0;
 	case IOVM_DOMAIN_MANAGED:
 		break;
+	case IOVM_DOMAIN_GUEST:
+	case IOVM_DOMAIN_NESTED:
+		return -ENOENT; /* guest addresses: the heap is not the guest's memory */
 	}
 	if (unlikely(mem_locate(dom->ctx->mem, ptr, &w)))
 		return -ENOENT;

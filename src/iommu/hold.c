@@ -45,7 +45,8 @@ int iommu_hold(struct iovm_domain *dom, uint64_t va, uint64_t pa, uint64_t len, 
 		return 0;
 	default:
 		return err_detail(-EOPNOTSUPP, IOVM_LOG_DEBUG,
-				  "an identity domain maps all memory, and could not unmap a registration's");
+				  "an identity domain maps all memory, and could not unmap a registration's; "
+				  "guest and nested domains map guest addresses");
 	}
 }
 

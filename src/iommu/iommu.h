@@ -134,6 +134,22 @@ int iommu_domain_mirror(struct iovm_domain *dom, const struct iommu_mirror_ops *
 /* iommu_domain_unmirror() - stop mirroring (the mirror's own mappings are its to drop). */
 void iommu_domain_unmirror(struct iovm_domain *dom);
 
+/*
+ * Guests (src/guest). iommu_guest_domain_create() makes a guest's stage 2:
+ * IOVAs are guest physical addresses, mapped with iommu_stage2_map() and
+ * unmapped with iovm_domain_unmap(), always strictly; iovm_domain_destroy()
+ * refuses it, iommu_guest_domain_destroy() is the guest's (it destroys
+ * any domain: -EBUSY while attached or under nested domains). A nested domain
+ * over it is made with iommu_nested_domain_create(): @attr as for
+ * iovm_domain_create(), managed, without flags.
+ */
+int iommu_guest_domain_create(struct iovm_ctx *ctx, struct iovm_domain **out);
+int iommu_guest_domain_destroy(struct iovm_domain *dom);
+int iommu_stage2_map(struct iovm_domain *dom, uint64_t gpa, uint64_t pa, const void *where, uint64_t len,
+		     uint32_t perm);
+int iommu_nested_domain_create(struct iovm_domain *stage2, const struct iovm_domain_attr *attr,
+			       struct iovm_domain **out);
+
 /* Whether iommu_hold() can give @dom's IOVAs for memory (not in an identity domain). */
 bool iommu_can_hold(const struct iovm_domain *dom);
 /* The context of the domain. */

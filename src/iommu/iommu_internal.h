@@ -4,6 +4,7 @@
  *
  * Locks, in the order they nest:
  *   iommu_space.lock -> iovm_domain.flush_lock -> iovm_domain.lock -> iommu_client.lock
+ *   A stage 2's lock comes before the locks of the nested domains over it.
  *   iovm_domain.fault_lock and shadow.lock are leaves.
  * The device side (iommu_access) takes none of them on its fast path: it
  * runs inside an epoch section, and writers wait for sections to end.
@@ -134,9 +135,20 @@ struct iovm_domain {
 	enum iovm_domain_type type;
 	uint32_t flags;
 	uint64_t limit;           /* IOVAs are below it */
-	struct io_pgtable pt;     /* managed and VA domains */
-	struct iova_alloc iova;   /* managed domains */
+	struct io_pgtable pt;     /* every type but identity */
+	struct iova_alloc iova;   /* managed and nested domains */
 	bool has_iova;
+	/*
+	 * Two-stage translation. A nested domain's page table gives guest
+	 * physical addresses, which @parent (a guest domain: its stage 2)
+	 * translates; both fixed at creation. A guest domain lists the nested
+	 * domains over it, so that an unmap in stage 2 reaches the IOTLB
+	 * entries they cached through it.
+	 */
+	struct iovm_domain *parent;
+	struct list_node children;   /* guest domains: under lock */
+	struct list_node child_link; /* nested domains: in parent->children, under the parent's lock */
+	bool owned;                  /* guest domains: only the guest destroys it */
 
 	pthread_mutex_t lock;     /* attachments, the fault handler */
 	struct list_node attachments; /* under lock */
@@ -176,6 +188,11 @@ struct iovm_domain {
 
 /* client.c */
 struct iovm_domain *client_domain(const struct iommu_client *c, uint32_t pasid);
+/*
+ * Invalidate @dom's entries in the IOTLBs of the devices attached to it;
+ * for a guest domain, every entry cached through it by the nested domains
+ * over it too. Takes @dom's lock.
+ */
 void domain_invalidate(struct iovm_domain *dom, uint64_t iova, uint64_t len, bool all);
 
 /* domain.c */
@@ -247,5 +264,7 @@ void shadow_map_pages(struct iovm_domain *dom, uint64_t iova, const uint64_t *pa
 void shadow_unmap(struct iovm_domain *dom, const struct unmapped *p, bool pending);
 void shadow_flushed(struct iovm_domain *dom, const struct unmapped *p);
 void shadow_check(struct iovm_domain *dom, uint64_t iova, uint64_t len, uint64_t pa, unsigned access);
+/* What the shadow maps @iova to, live: 0, or -ENOENT. */
+int shadow_lookup(struct iovm_domain *dom, uint64_t iova, uint64_t *pa);
 
 #endif /* IOVM_IOMMU_INTERNAL_H */

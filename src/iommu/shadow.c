@@ -10,6 +10,7 @@
  * pages are still pinned (never reused). Anything else is a violation: the
  * page table or an IOTLB disagrees with what was asked, an iovm bug.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 
@@ -174,6 +175,22 @@ void shadow_flushed(struct iovm_domain *dom, const struct unmapped *p)
 	pthread_mutex_lock(&s->lock);
 	carve(&s->pending, p->iova, p->len);
 	pthread_mutex_unlock(&s->lock);
+}
+
+int shadow_lookup(struct iovm_domain *dom, uint64_t iova, uint64_t *pa)
+{
+	struct shadow *s = &dom->shadow;
+	struct shadow_range *r;
+	int ret = -ENOENT;
+
+	pthread_mutex_lock(&s->lock);
+	r = containing(&s->live, iova);
+	if (r) {
+		*pa = r->pa + (iova - r->iova);
+		ret = 0;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return ret;
 }
 
 void shadow_check(struct iovm_domain *dom, uint64_t iova, uint64_t len, uint64_t pa, unsigned access)

@@ -117,12 +117,17 @@ void iommu_destroy(struct iommu_space *is)
 	pthread_mutex_unlock(&is->lock);
 	if (running)
 		pthread_join(is->flusher, NULL);
-	list_for_each_safe(n, t, &is->domains) {
-		struct iovm_domain *dom = list_entry(n, struct iovm_domain, link);
+	/* Nested domains first: a stage 2 goes only once nothing sits over it. */
+	for (int pass = 0; pass < 2; pass++) {
+		list_for_each_safe(n, t, &is->domains) {
+			struct iovm_domain *dom = list_entry(n, struct iovm_domain, link);
 
-		/* Devices are gone by now (the context closes them first). */
-		if (iovm_domain_destroy(dom))
-			log_warn("a domain is still attached at close");
+			if (pass == 0 && dom->type != IOVM_DOMAIN_NESTED)
+				continue;
+			/* Devices are gone by now (the context closes them first). */
+			if (iommu_guest_domain_destroy(dom))
+				log_warn("a domain is still attached at close");
+		}
 	}
 	pthread_cond_destroy(&is->flusher_cond);
 	pthread_mutex_destroy(&is->lock);

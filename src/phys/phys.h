@@ -152,11 +152,20 @@ int phys_free_banks(struct phys_arena *a, struct phys_pool *pool, const struct p
  */
 int phys_pool_create(struct phys_arena *a, const char *name, uint64_t nframes, const struct phys_placement *pl,
 		     struct phys_pool **out);
+/* phys_pool_lookup() - the pool named @name; -ENOENT. */
+int phys_pool_lookup(struct phys_space *ps, const char *name, struct phys_pool **out);
 /* phys_pool_destroy() - the pool's frames back to the buddy; -EBUSY while any is allocated. */
 int phys_pool_destroy(struct phys_pool *pool);
 /* phys_pool_alloc_at() - exactly [pa, pa + nframes) of the pool; -ENOENT outside it, -EBUSY taken. */
 int phys_pool_alloc_at(struct phys_pool *pool, pa_t pa, uint64_t nframes);
 struct phys_arena *phys_pool_arena(const struct phys_pool *pool);
+/* The pool behind a public handle: iovm_pool is phys_pool under another name. */
+static inline struct phys_pool *phys_pool_of(struct iovm_pool *p)
+{
+	return (struct phys_pool *)(void *)p;
+}
+
+
 
 /*
  * phys_pin() - pin the frames of [pa, pa+len): freeing one then only marks

@@ -21,8 +21,27 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <iovm/phys.h>
+
 #include "base/compiler.h"
+#include "base/ctx.h"
+#include "base/error.h"
+#include "os/hugepage.h"
 #include "phys/phys_internal.h"
+
+/* The pool named @name, or NULL. Needs the lock. */
+static struct phys_pool *pool_find(struct phys_space *ps, const char *name)
+{
+	struct list_node *n;
+
+	list_for_each(n, &ps->pools) {
+		struct phys_pool *pool = list_entry(n, struct phys_pool, link);
+
+		if (!strcmp(pool->name, name))
+			return pool;
+	}
+	return NULL;
+}
 
 int phys_pool_create(struct phys_arena *a, const char *name, uint64_t nframes, const struct phys_placement *pl,
 		     struct phys_pool **out)
@@ -45,6 +64,9 @@ int phys_pool_create(struct phys_arena *a, const char *name, uint64_t nframes, c
 	snprintf(pool->name, sizeof(pool->name), "%s", name);
 	ra_init(&pool->free);
 	pthread_mutex_lock(&ps->lock);
+		ret = -EEXIST;
+	if (pool_find(ps, name))
+		goto unlock;
 	ret = place_banks(a, NULL, nframes, &carve, pool->ranges, &pool->nr_ranges);
 	if (ret)
 		goto unlock;
@@ -137,4 +159,87 @@ void pool_destroy_all(struct phys_space *ps)
 		ra_destroy(&pool->free);
 		free(pool);
 	}
+}
+
+int phys_pool_lookup(struct phys_space *ps, const char *name, struct phys_pool **out)
+{
+	struct phys_pool *pool;
+
+	pthread_mutex_lock(&ps->lock);
+	pool = pool_find(ps, name);
+	pthread_mutex_unlock(&ps->lock);
+	if (!pool)
+		return -ENOENT;
+	*out = pool;
+	return 0;
+}
+
+/* ---- the public API ---- */
+
+static struct iovm_pool *pool_handle(struct phys_pool *pool)
+{
+	return (struct iovm_pool *)(void *)pool;
+}
+
+IOVM_API int iovm_pool_create(struct iovm_ctx *ctx, const char *name, uint64_t size, uint64_t page_size,
+			      unsigned max_ranges, struct iovm_pool **out)
+{
+	/* Auto: 2 MiB hugepages when the machine gives them, else 4 KiB. */
+	uint64_t sizes[2] = { page_size, 0 };
+	int ret = -ENOMEM;
+
+	err_clear();
+	if (!ctx || !name || !*name || strlen(name) >= sizeof(((struct phys_pool *)0)->name) || !out || !size ||
+	    !max_ranges || max_ranges > IOVM_POOL_MAX_RANGES)
+		return -EINVAL;
+	if (page_size && page_size != SZ_4K && page_size != SZ_2M && page_size != SZ_1G)
+		return -EINVAL;
+	if (!page_size) {
+		sizes[0] = os_hugepage_supported(SZ_2M) ? SZ_2M : SZ_4K;
+		sizes[1] = sizes[0] == SZ_4K ? 0 : SZ_4K;
+	}
+	for (unsigned i = 0; i < 2 && sizes[i]; i++) {
+		struct phys_placement pl = { .max_banks = max_ranges };
+		struct phys_arena *a;
+		struct phys_pool *pool;
+
+		if (!is_aligned(size, sizes[i]))
+			return -EINVAL;
+		ret = phys_arena_get(ctx->phys, sizes[i], ctx->cfg.numa_node, &a);
+		if (ret)
+			continue;
+		/* Halving stops at 2 MiB: smaller ranges are not worth a pool's reservation. */
+		pl.min_chunk = MAX(SZ_2M / sizes[i], UINT64_C(1));
+		ret = phys_pool_create(a, name, size / sizes[i], &pl, &pool);
+		if (!ret) {
+			*out = pool_handle(pool);
+			return 0;
+		}
+		if (ret != -ENOMEM)
+			break;
+	}
+	return err_detail(ret, IOVM_LOG_DEBUG, "pool '%s' of %lu MiB: %s", name, (unsigned long)(size >> 20),
+			  strerror(-ret));
+}
+
+IOVM_API int iovm_pool_lookup(struct iovm_ctx *ctx, const char *name, struct iovm_pool **out)
+{
+	struct phys_pool *pool;
+	int ret;
+
+	err_clear();
+	if (!ctx || !name || !out)
+		return -EINVAL;
+	ret = phys_pool_lookup(ctx->phys, name, &pool);
+	if (!ret)
+		*out = pool_handle(pool);
+	return ret;
+}
+
+IOVM_API int iovm_pool_destroy(struct iovm_pool *pool)
+{
+	err_clear();
+	if (!pool)
+		return -EINVAL;
+	return phys_pool_destroy(phys_pool_of(pool));
 }

@@ -23,6 +23,9 @@ static iovm_pa_t page_pa;
 static uint8_t *app, *app_ro, *app_gone; /* the application's own memory: mapped, read-only, unmapped */
 static struct iovm_mr *mr;
 static struct iovm_rcache *rc;
+static struct iovm_guest *guest, *guest_down; /* a running guest, and one shut down */
+static struct iovm_pool *pool;
+static struct iovm_domain *s2, *ndom;        /* guest's stage 2, and a nested domain over it */
 
 /* Pointer results: 0 for a pointer, -errno for NULL. */
 static long ptr_ret(const void *p)
@@ -336,6 +339,121 @@ B(rcache_stats_null_out) { return iovm_rcache_stats(rc, NULL); }
 B(reg_stats_null) { struct iovm_reg_stats st; return iovm_reg_stats(NULL, &st); }
 B(reg_stats_null_out) { return iovm_reg_stats(ctx, NULL); }
 
+static struct iovm_guest_attr gattr(uint64_t size)
+{
+	return (struct iovm_guest_attr){ .size = size, .page_size = 4096, .flags = IOVM_GUEST_DIRECT_MAP };
+}
+
+B(open_pool_no_size) { struct iovm_ctx *c; return iovm_open("pool=x", &c); }
+B(open_pool_twice) { struct iovm_ctx *c; return iovm_open("pool=x:4M,pool=x:4M", &c); }
+B(open_pool_bad_page) { struct iovm_ctx *c; return iovm_open("pool=x:4M:3K", &c); }
+B(open_pool_too_big) { struct iovm_ctx *c; return iovm_open("page_size=4K,mem_limit=64M,pool=x:1G", &c); }
+B(pool_create_null_ctx) { struct iovm_pool *p; return iovm_pool_create(NULL, "p", 1 << 20, 0, 1, &p); }
+B(pool_create_null_name) { struct iovm_pool *p; return iovm_pool_create(ctx, NULL, 1 << 20, 0, 1, &p); }
+B(pool_create_long_name) { struct iovm_pool *p;
+	return iovm_pool_create(ctx, "a-name-of-more-than-thirty-one-characters", 1 << 20, 0, 1, &p); }
+B(pool_create_zero) { struct iovm_pool *p; return iovm_pool_create(ctx, "p", 0, 4096, 1, &p); }
+B(pool_create_bad_page) { struct iovm_pool *p; return iovm_pool_create(ctx, "p", 1 << 20, 8192, 1, &p); }
+B(pool_create_unaligned) { struct iovm_pool *p; return iovm_pool_create(ctx, "p", 4097, 4096, 1, &p); }
+B(pool_create_no_ranges) { struct iovm_pool *p; return iovm_pool_create(ctx, "p", 1 << 20, 4096, 0, &p); }
+B(pool_create_many_ranges) { struct iovm_pool *p;
+	return iovm_pool_create(ctx, "p", 1 << 20, 4096, IOVM_POOL_MAX_RANGES + 1, &p); }
+B(pool_create_null_out) { return iovm_pool_create(ctx, "p", 1 << 20, 4096, 1, NULL); }
+B(pool_create_exists) { struct iovm_pool *p; return iovm_pool_create(ctx, "bad-pool", 1 << 20, 4096, 1, &p); }
+B(pool_create_too_big) { struct iovm_pool *p; return iovm_pool_create(ctx, "p", UINT64_C(1) << 40, 4096, 1, &p); }
+B(pool_lookup_null) { struct iovm_pool *p; return iovm_pool_lookup(NULL, "bad-pool", &p); }
+B(pool_lookup_null_out) { return iovm_pool_lookup(ctx, "bad-pool", NULL); }
+B(pool_lookup_missing) { struct iovm_pool *p; return iovm_pool_lookup(ctx, "no-such-pool", &p); }
+B(pool_destroy_null) { return iovm_pool_destroy(NULL); }
+B(pool_destroy_used) { return iovm_pool_destroy(pool); }
+B(guest_create_null_ctx) { struct iovm_guest_attr a = gattr(1 << 20); struct iovm_guest *g;
+	return iovm_guest_create(NULL, &a, &g); }
+B(guest_create_null_attr) { struct iovm_guest *g; return iovm_guest_create(ctx, NULL, &g); }
+B(guest_create_null_out) { struct iovm_guest_attr a = gattr(1 << 20); return iovm_guest_create(ctx, &a, NULL); }
+B(guest_create_zero) { struct iovm_guest_attr a = gattr(0); struct iovm_guest *g;
+	return iovm_guest_create(ctx, &a, &g); }
+B(guest_create_unaligned) { struct iovm_guest_attr a = gattr(4097); struct iovm_guest *g;
+	return iovm_guest_create(ctx, &a, &g); }
+B(guest_create_bad_flags) { struct iovm_guest_attr a = gattr(1 << 20); struct iovm_guest *g;
+	a.flags = 1u << 5; return iovm_guest_create(ctx, &a, &g); }
+B(guest_create_bad_page) { struct iovm_guest_attr a = gattr(1 << 20); struct iovm_guest *g;
+	a.page_size = 65536; return iovm_guest_create(ctx, &a, &g); }
+B(guest_create_bad_chunk) { struct iovm_guest_attr a = gattr(1 << 20); struct iovm_guest *g;
+	a.min_chunk = 3 << 20; return iovm_guest_create(ctx, &a, &g); }
+B(guest_create_many_banks) { struct iovm_guest_attr a = gattr(1 << 20); struct iovm_guest *g;
+	a.max_banks = IOVM_GUEST_MAX_BANKS + 1; return iovm_guest_create(ctx, &a, &g); }
+B(guest_create_bad_placement) { struct iovm_guest_attr a = gattr(1 << 20); struct iovm_guest *g;
+	a.placement = (enum iovm_guest_placement)7; return iovm_guest_create(ctx, &a, &g); }
+B(guest_create_pool_missing) { struct iovm_guest_attr a = gattr(1 << 20); struct iovm_guest *g;
+	a.placement = IOVM_PLACE_POOL; return iovm_guest_create(ctx, &a, &g); }
+B(guest_create_auto_with_pool) { struct iovm_guest_attr a = gattr(1 << 20); struct iovm_guest *g;
+	a.pool = pool; return iovm_guest_create(ctx, &a, &g); }
+B(guest_create_banks_missing) { struct iovm_guest_attr a = gattr(1 << 20); struct iovm_guest *g;
+	a.placement = IOVM_PLACE_BANKS; return iovm_guest_create(ctx, &a, &g); }
+B(guest_create_banks_unaligned) { struct iovm_guest_attr a = gattr(0); struct iovm_guest *g;
+	struct iovm_guest_bank b = { .pa = IOVM_PA(page_pa.addr + 1), .len = 4096 };
+	a.placement = IOVM_PLACE_BANKS; a.banks = &b; a.nr_banks = 1; return iovm_guest_create(ctx, &a, &g); }
+B(guest_create_banks_taken) { struct iovm_guest_attr a = gattr(0); struct iovm_guest *g;
+	struct iovm_guest_bank b = { .pa = page_pa, .len = 4096 };
+	a.placement = IOVM_PLACE_BANKS; a.banks = &b; a.nr_banks = 1; return iovm_guest_create(ctx, &a, &g); }
+B(guest_create_pool_exhausted) { struct iovm_guest_attr a = gattr(16 << 20); struct iovm_guest *g;
+	a.placement = IOVM_PLACE_POOL; a.pool = pool; return iovm_guest_create(ctx, &a, &g); }
+B(guest_create_over_limit) { struct iovm_guest_attr a = gattr(UINT64_C(1) << 40); struct iovm_guest *g;
+	return iovm_guest_create(ctx, &a, &g); }
+B(guest_destroy_null) { return iovm_guest_destroy(NULL); }
+B(guest_destroy_nested) { return iovm_guest_destroy(guest); }
+B(guest_shutdown_null) { return iovm_guest_shutdown(NULL); }
+B(guest_shutdown_down) { return iovm_guest_shutdown(guest_down); }
+B(guest_start_null) { return iovm_guest_start(NULL); }
+B(guest_start_running) { return iovm_guest_start(guest); }
+B(guest_reboot_null) { return iovm_guest_reboot(NULL); }
+B(guest_reboot_down) { return iovm_guest_reboot(guest_down); }
+B(guest_info_null) { struct iovm_guest_info i; return iovm_guest_info(NULL, &i); }
+B(guest_info_null_out) { return iovm_guest_info(guest, NULL); }
+B(guest_banks_null) { struct iovm_guest_bank b; unsigned n; return iovm_guest_banks(NULL, &b, 1, &n); }
+B(guest_banks_null_n) { struct iovm_guest_bank b; return iovm_guest_banks(guest, &b, 1, NULL); }
+B(guest_banks_null_out) { unsigned n; return iovm_guest_banks(guest, NULL, 1, &n); }
+B(guest_ptr_null) { return ptr_ret(iovm_guest_ptr(NULL, IOVM_GPA(0), NULL)); }
+B(guest_ptr_outside) { return ptr_ret(iovm_guest_ptr(guest, IOVM_GPA(UINT64_MAX - 4095), NULL)); }
+B(guest_ptr_down) { struct iovm_guest_bank b; unsigned n; iovm_guest_banks(guest_down, &b, 1, &n);
+	return ptr_ret(iovm_guest_ptr(guest_down, b.gpa, NULL)); }
+B(guest_stage2_null) { struct iovm_domain *d; return iovm_guest_stage2(NULL, &d); }
+B(guest_stage2_null_out) { return iovm_guest_stage2(guest, NULL); }
+B(assign_null) { return iovm_guest_assign(NULL, dev2, 1, 0); }
+B(assign_null_dev) { return iovm_guest_assign(guest, NULL, 1, 0); }
+B(assign_big_pasid) { return iovm_guest_assign(guest, dev2, IOVM_PASID_MAX + 1, 0); }
+B(assign_bad_flags) { return iovm_guest_assign(guest, dev2, 1, 1u << 4); }
+B(assign_identity_untrusted) { return iovm_guest_assign(guest, dev2, 1, IOVM_ASSIGN_IDENTITY); }
+B(assign_taken_pasid) { return iovm_guest_assign(guest, dev, IOVM_PASID_NONE, 0); }
+B(unassign_null) { return iovm_guest_unassign(NULL, dev2, 1); }
+B(unassign_null_dev) { return iovm_guest_unassign(guest, NULL, 1); }
+B(unassign_big_pasid) { return iovm_guest_unassign(guest, dev2, IOVM_PASID_MAX + 1); }
+B(unassign_unassigned) { return iovm_guest_unassign(guest, dev2, 3); }
+B(guest_dom_null) { struct iovm_domain *d; return iovm_guest_domain_create(NULL, NULL, &d); }
+B(guest_dom_null_out) { return iovm_guest_domain_create(guest, NULL, NULL); }
+B(guest_dom_flags) { struct iovm_domain *d;
+	return iovm_guest_domain_create(guest, &(struct iovm_domain_attr){ .flags = IOVM_DOMAIN_DEFERRED }, &d); }
+B(guest_dom_identity) { struct iovm_domain *d;
+	return iovm_guest_domain_create(guest, &(struct iovm_domain_attr){ .type = IOVM_DOMAIN_IDENTITY }, &d); }
+B(dom_create_guest_type) { struct iovm_domain *d;
+	return iovm_domain_create(ctx, &(struct iovm_domain_attr){ .type = IOVM_DOMAIN_GUEST }, &d); }
+B(dom_create_nested_type) { struct iovm_domain *d;
+	return iovm_domain_create(ctx, &(struct iovm_domain_attr){ .type = IOVM_DOMAIN_NESTED }, &d); }
+B(dom_destroy_stage2) { return iovm_domain_destroy(s2); }
+B(map_nested_pa) { iovm_iova_t i = IOVM_IOVA_ANY; return iovm_domain_map(ndom, &i, page_pa, 4096, 3); }
+B(map_ptr_nested) { iovm_iova_t i; return iovm_domain_map_ptr(ndom, page, 4096, 3, &i); }
+B(map_gpa_null) { iovm_iova_t i = IOVM_IOVA_ANY; return iovm_domain_map_gpa(NULL, &i, IOVM_GPA(0), 4096, 3); }
+B(map_gpa_null_iova) { return iovm_domain_map_gpa(ndom, NULL, IOVM_GPA(0), 4096, 3); }
+B(map_gpa_unaligned) { iovm_iova_t i = IOVM_IOVA_ANY; return iovm_domain_map_gpa(ndom, &i, IOVM_GPA(1), 4096, 3); }
+B(map_gpa_zero) { iovm_iova_t i = IOVM_IOVA_ANY; return iovm_domain_map_gpa(ndom, &i, IOVM_GPA(0), 0, 3); }
+B(map_gpa_perm) { iovm_iova_t i = IOVM_IOVA_ANY; return iovm_domain_map_gpa(ndom, &i, IOVM_GPA(0), 4096, 4); }
+B(map_gpa_beyond) { iovm_iova_t i = IOVM_IOVA_ANY;
+	return iovm_domain_map_gpa(ndom, &i, IOVM_GPA(UINT64_C(1) << 48), 4096, 3); }
+B(map_gpa_not_nested) { iovm_iova_t i = IOVM_IOVA_ANY; return iovm_domain_map_gpa(dom, &i, IOVM_GPA(0), 4096, 3); }
+B(map_gpa_iova_unaligned) { iovm_iova_t i = IOVM_IOVA(0x1001);
+	return iovm_domain_map_gpa(ndom, &i, IOVM_GPA(0), 4096, 3); }
+B(map_stage2_any) { iovm_iova_t i = IOVM_IOVA_ANY; return iovm_domain_map(s2, &i, page_pa, 4096, 3); }
+
 static const struct bad_case cases[] = {
 	ROW(strerror_intmin, iovm_strerror, EINVAL),
 	ROW(strerror_huge, iovm_strerror, EINVAL),
@@ -570,6 +688,89 @@ static const struct bad_case cases[] = {
 	ROW(rcache_stats_null_out, iovm_rcache_stats, EINVAL),
 	ROW(reg_stats_null, iovm_reg_stats, EINVAL),
 	ROW(reg_stats_null_out, iovm_reg_stats, EINVAL),
+	ROW(open_pool_no_size, iovm_open, EINVAL),
+	ROW(open_pool_twice, iovm_open, EINVAL),
+	ROW(open_pool_bad_page, iovm_open, EINVAL),
+	ROW(open_pool_too_big, iovm_open, ENOMEM),
+	ROW(pool_create_null_ctx, iovm_pool_create, EINVAL),
+	ROW(pool_create_null_name, iovm_pool_create, EINVAL),
+	ROW(pool_create_long_name, iovm_pool_create, EINVAL),
+	ROW(pool_create_zero, iovm_pool_create, EINVAL),
+	ROW(pool_create_bad_page, iovm_pool_create, EINVAL),
+	ROW(pool_create_unaligned, iovm_pool_create, EINVAL),
+	ROW(pool_create_no_ranges, iovm_pool_create, EINVAL),
+	ROW(pool_create_many_ranges, iovm_pool_create, EINVAL),
+	ROW(pool_create_null_out, iovm_pool_create, EINVAL),
+	ROW(pool_create_exists, iovm_pool_create, EEXIST),
+	ROW(pool_create_too_big, iovm_pool_create, ENOMEM),
+	ROW(pool_lookup_null, iovm_pool_lookup, EINVAL),
+	ROW(pool_lookup_null_out, iovm_pool_lookup, EINVAL),
+	ROW(pool_lookup_missing, iovm_pool_lookup, ENOENT),
+	ROW(pool_destroy_null, iovm_pool_destroy, EINVAL),
+	ROW(pool_destroy_used, iovm_pool_destroy, EBUSY),
+	ROW(guest_create_null_ctx, iovm_guest_create, EINVAL),
+	ROW(guest_create_null_attr, iovm_guest_create, EINVAL),
+	ROW(guest_create_null_out, iovm_guest_create, EINVAL),
+	ROW(guest_create_zero, iovm_guest_create, EINVAL),
+	ROW(guest_create_unaligned, iovm_guest_create, EINVAL),
+	ROW(guest_create_bad_flags, iovm_guest_create, EINVAL),
+	ROW(guest_create_bad_page, iovm_guest_create, EINVAL),
+	ROW(guest_create_bad_chunk, iovm_guest_create, EINVAL),
+	ROW(guest_create_many_banks, iovm_guest_create, EINVAL),
+	ROW(guest_create_bad_placement, iovm_guest_create, EINVAL),
+	ROW(guest_create_pool_missing, iovm_guest_create, EINVAL),
+	ROW(guest_create_auto_with_pool, iovm_guest_create, EINVAL),
+	ROW(guest_create_banks_missing, iovm_guest_create, EINVAL),
+	ROW(guest_create_banks_unaligned, iovm_guest_create, EINVAL),
+	ROW(guest_create_banks_taken, iovm_guest_create, EBUSY),
+	ROW(guest_create_pool_exhausted, iovm_guest_create, ENOMEM),
+	ROW(guest_create_over_limit, iovm_guest_create, ENOMEM),
+	ROW(guest_destroy_null, iovm_guest_destroy, EINVAL),
+	ROW(guest_destroy_nested, iovm_guest_destroy, EBUSY),
+	ROW(guest_shutdown_null, iovm_guest_shutdown, EINVAL),
+	ROW(guest_shutdown_down, iovm_guest_shutdown, EALREADY),
+	ROW(guest_start_null, iovm_guest_start, EINVAL),
+	ROW(guest_start_running, iovm_guest_start, EALREADY),
+	ROW(guest_reboot_null, iovm_guest_reboot, EINVAL),
+	ROW(guest_reboot_down, iovm_guest_reboot, EALREADY),
+	ROW(guest_info_null, iovm_guest_info, EINVAL),
+	ROW(guest_info_null_out, iovm_guest_info, EINVAL),
+	ROW(guest_banks_null, iovm_guest_banks, EINVAL),
+	ROW(guest_banks_null_n, iovm_guest_banks, EINVAL),
+	ROW(guest_banks_null_out, iovm_guest_banks, EINVAL),
+	ROW(guest_ptr_null, iovm_guest_ptr, EINVAL),
+	ROW(guest_ptr_outside, iovm_guest_ptr, ENOENT),
+	ROW(guest_ptr_down, iovm_guest_ptr, EAGAIN),
+	ROW(guest_stage2_null, iovm_guest_stage2, EINVAL),
+	ROW(guest_stage2_null_out, iovm_guest_stage2, EINVAL),
+	ROW(assign_null, iovm_guest_assign, EINVAL),
+	ROW(assign_null_dev, iovm_guest_assign, EINVAL),
+	ROW(assign_big_pasid, iovm_guest_assign, EINVAL),
+	ROW(assign_bad_flags, iovm_guest_assign, EINVAL),
+	ROW(assign_identity_untrusted, iovm_guest_assign, EPERM),
+	ROW(assign_taken_pasid, iovm_guest_assign, EBUSY),
+	ROW(unassign_null, iovm_guest_unassign, EINVAL),
+	ROW(unassign_null_dev, iovm_guest_unassign, EINVAL),
+	ROW(unassign_big_pasid, iovm_guest_unassign, EINVAL),
+	ROW(unassign_unassigned, iovm_guest_unassign, ENOENT),
+	ROW(guest_dom_null, iovm_guest_domain_create, EINVAL),
+	ROW(guest_dom_null_out, iovm_guest_domain_create, EINVAL),
+	ROW(guest_dom_flags, iovm_guest_domain_create, EINVAL),
+	ROW(guest_dom_identity, iovm_guest_domain_create, EINVAL),
+	ROW(dom_create_guest_type, iovm_domain_create, EINVAL),
+	ROW(dom_create_nested_type, iovm_domain_create, EINVAL),
+	ROW(dom_destroy_stage2, iovm_domain_destroy, EPERM),
+	ROW(map_nested_pa, iovm_domain_map, EOPNOTSUPP),
+	ROW(map_ptr_nested, iovm_domain_map_ptr, EOPNOTSUPP),
+	ROW(map_gpa_null, iovm_domain_map_gpa, EINVAL),
+	ROW(map_gpa_null_iova, iovm_domain_map_gpa, EINVAL),
+	ROW(map_gpa_unaligned, iovm_domain_map_gpa, EINVAL),
+	ROW(map_gpa_zero, iovm_domain_map_gpa, EINVAL),
+	ROW(map_gpa_perm, iovm_domain_map_gpa, EINVAL),
+	ROW(map_gpa_beyond, iovm_domain_map_gpa, EINVAL),
+	ROW(map_gpa_not_nested, iovm_domain_map_gpa, EOPNOTSUPP),
+	ROW(map_gpa_iova_unaligned, iovm_domain_map_gpa, EINVAL),
+	ROW(map_stage2_any, iovm_domain_map, EINVAL),
 };
 
 static void quiet(void *arg, enum iovm_log_level level, const char *msg)
@@ -605,7 +806,7 @@ int main(void)
 {
 	test_init();
 	iovm_log_set_handler(quiet, NULL);
-	ctx = open_ctx("page_size=4K,host_pa=off,mem_limit=256M");
+	ctx = open_ctx("page_size=4K,host_pa=off,mem_limit=256M,pool=bad-pool:8M:4K");
 	live = iovm_dma_alloc(ctx, 256, 0, 0);
 	freed = iovm_dma_alloc(ctx, 4096, 0, 0);
 	CHECK(live && freed);
@@ -629,7 +830,23 @@ int main(void)
 	CHECK_OK(munmap(app_gone, 4096));
 	CHECK_OK(iovm_mr_reg(dom, app, 4096, IOVM_ACCESS_LOCAL_WRITE, &mr));
 	CHECK_OK(iovm_rcache_create(dom, NULL, &rc));
+	CHECK_OK(iovm_pool_lookup(ctx, "bad-pool", &pool));
+	{
+		struct iovm_guest_attr a = gattr(4 << 20);
+
+		CHECK_OK(iovm_guest_create(ctx, &a, &guest));
+		a.placement = IOVM_PLACE_POOL;
+		a.pool = pool;
+		CHECK_OK(iovm_guest_create(ctx, &a, &guest_down));
+		CHECK_OK(iovm_guest_shutdown(guest_down));
+	}
+	CHECK_OK(iovm_guest_stage2(guest, &s2));
+	CHECK_OK(iovm_guest_domain_create(guest, NULL, &ndom));
 	RUN(every_call_refuses_bad_input);
+	CHECK_OK(iovm_domain_destroy(ndom));
+	CHECK_OK(iovm_guest_destroy(guest));
+	CHECK_OK(iovm_guest_destroy(guest_down));
+	CHECK_OK(iovm_pool_destroy(pool));
 	{
 		struct iovm_reg_stats st;
 

@@ -1,0 +1,529 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_guest.c - guests end to end through the software engine: direct-
+ * mapped guests placed automatically, from pools and at named banks; DMA
+ * with guest addresses through stage 2 and without translation; identity
+ * refused to untrusted guests; nested translation with faults attributed
+ * to the stage that faulted; reboot on the same banks; pool exhaustion.
+ *
+ * The device's PASID 0 is the monitor's (its rings live in the heap); the
+ * guest gets PASID 1, nested domains PASID 2.
+ */
+#include "dev/dev_util.h"
+#include "os/pagemap.h"
+
+static const char *opts = "page_size=4K,host_pa=off,oracle=on";
+
+#define GUEST_PASID 1
+#define NESTED_PASID 2
+
+/* Run @d (no completion record) on the rig's polled queue: its status. */
+static uint8_t run(struct rig *r, struct iovm_desc d)
+{
+	struct iovm_cqe cqe;
+	int n = 0;
+
+	CHECK_OK(iovm_queue_submit(r->q, &d));
+	for (unsigned spins = 0; n == 0; spins++) {
+		CHECK(iovm_queue_process(r->q, 1) >= 0);
+		n = iovm_queue_reap(r->q, &cqe, 1);
+		CHECK(n >= 0);
+		CHECK(spins < 1000000u);
+	}
+	return cqe.status;
+}
+
+static uint8_t copy(struct rig *r, uint32_t pasid, uint64_t src, uint64_t dst, uint32_t len)
+{
+	return run(r, (struct iovm_desc){ .op = IOVM_OP_COPY, .pasid = pasid, .src = src, .dst = dst, .len = len });
+}
+
+static struct iovm_guest *guest_new(struct iovm_ctx *ctx, uint64_t size, uint32_t flags)
+{
+	struct iovm_guest_attr a = { .size = size, .flags = flags, .page_size = SZ_4K };
+	struct iovm_guest *g = NULL;
+
+	CHECK_OK(iovm_guest_create(ctx, &a, &g));
+	return g;
+}
+
+static uint8_t *gptr(struct iovm_guest *g, uint64_t gpa)
+{
+	size_t len;
+	uint8_t *p = iovm_guest_ptr(g, IOVM_GPA(gpa), &len);
+
+	CHECK(p != NULL);
+	CHECK(len >= 1);
+	return p;
+}
+
+/* The fault the domain recorded last (and the only one). */
+static struct iovm_fault one_fault(struct iovm_domain *dom)
+{
+	struct iovm_fault f, none;
+
+	CHECK_OK(iovm_domain_fault_pop(dom, &f));
+	CHECK_EQ(iovm_domain_fault_pop(dom, &none), -EAGAIN);
+	return f;
+}
+
+static void no_fault(struct iovm_domain *dom)
+{
+	struct iovm_fault f;
+
+	CHECK_EQ(iovm_domain_fault_pop(dom, &f), -EAGAIN);
+}
+
+TEST(direct_map_placement)
+{
+	struct iovm_ctx *ctx = open_ctx(opts);
+	struct iovm_guest_bank banks[IOVM_GUEST_MAX_BANKS];
+	struct iovm_guest *g = guest_new(ctx, 32 << 20, IOVM_GUEST_DIRECT_MAP);
+	struct iovm_guest_info info;
+	uint64_t sum = 0;
+	unsigned n;
+
+	CHECK_OK(iovm_guest_info(g, &info));
+	CHECK(info.running);
+	CHECK(!info.from_pool);
+	CHECK_EQ(info.size, 32 << 20);
+	CHECK_EQ(info.page_size, SZ_4K);
+	CHECK_EQ(info.starts, 1);
+	CHECK_OK(iovm_guest_banks(g, banks, IOVM_GUEST_MAX_BANKS, &n));
+	CHECK_EQ(n, info.nr_banks);
+	CHECK(n >= 1 && n <= 8); /* the direct-map default */
+	for (unsigned i = 0; i < n; i++) {
+		uint8_t *p = gptr(g, banks[i].gpa.addr), *bus;
+
+		CHECK_EQ(banks[i].gpa.addr, banks[i].pa.addr); /* 1:1 */
+		CHECK(i == 0 || banks[i].gpa.addr > banks[i - 1].gpa.addr + banks[i - 1].len); /* merged */
+		sum += banks[i].len;
+		/* Guest RAM in the process is the memory at that physical address. */
+		bus = phys_bus_ptr(ctx->phys, pa_make(banks[i].pa.addr));
+		CHECK(bus != NULL);
+		CHECK_EQ(p[0], 0);
+		p[0] = (uint8_t)(0x40 + i);
+		CHECK_EQ(bus[0], 0x40 + i);
+	}
+	CHECK_EQ(sum, 32 << 20);
+	/* Outside its banks: no guest memory. */
+	errno = 0;
+	CHECK(iovm_guest_ptr(g, IOVM_GPA(banks[n - 1].gpa.addr + banks[n - 1].len), NULL) == NULL);
+	CHECK_EQ(errno, ENOENT);
+	CHECK_OK(iovm_guest_destroy(g));
+	iovm_close(ctx);
+}
+
+/* The halving fallback: with no run large enough left, the guest comes in several banks, or not at all. */
+TEST(halving_when_fragmented)
+{
+	struct iovm_ctx *ctx = open_ctx("page_size=4K,host_pa=off,oracle=on,mem_limit=40M");
+	struct iovm_guest_bank banks[IOVM_GUEST_MAX_BANKS];
+	struct iovm_guest_attr a = { .size = 16 << 20, .flags = IOVM_GUEST_DIRECT_MAP, .page_size = SZ_4K,
+				     .min_chunk = 1 << 20, .max_banks = 1 };
+	struct iovm_guest *hole[8], *g;
+	struct iovm_phys_stats st;
+	uint64_t sum = 0;
+	unsigned n;
+
+	/* Guests side by side, every other one gone: the free memory is in runs between taken ones. */
+	for (int i = 0; i < 8; i++)
+		hole[i] = guest_new(ctx, 4 << 20, IOVM_GUEST_DIRECT_MAP);
+	for (int i = 0; i < 8; i += 2)
+		CHECK_OK(iovm_guest_destroy(hole[i]));
+	CHECK_OK(iovm_phys_stats(ctx, &st));
+	CHECK_EQ(st.nr_arenas, 1);
+	CHECK(st.arenas[0].largest_free_run < (16 << 20));
+	CHECK(st.limit - st.total + st.free >= (16 << 20));
+	/* One bank cannot be had: a clean error. */
+	CHECK_EQ(iovm_guest_create(ctx, &a, &g), -ENOMEM);
+	/* Up to 8: halved until the blocks fit the runs, merged where adjacent. */
+	a.max_banks = 8;
+	CHECK_OK(iovm_guest_create(ctx, &a, &g));
+	CHECK_OK(iovm_guest_banks(g, banks, IOVM_GUEST_MAX_BANKS, &n));
+	CHECK(n >= 2 && n <= 8);
+	for (unsigned i = 0; i < n; i++) {
+		CHECK(banks[i].len >= (1 << 20));
+		CHECK(i == 0 || banks[i].gpa.addr > banks[i - 1].gpa.addr + banks[i - 1].len);
+		sum += banks[i].len;
+	}
+	CHECK_EQ(sum, 16 << 20);
+	CHECK_OK(iovm_guest_destroy(g));
+	for (int i = 1; i < 8; i += 2)
+		CHECK_OK(iovm_guest_destroy(hole[i]));
+	iovm_close(ctx);
+}
+
+TEST(stage2_dma_with_guest_addresses)
+{
+	struct iovm_guest_bank banks[IOVM_GUEST_MAX_BANKS];
+	struct iovm_domain *s2;
+	struct iovm_fault f;
+	struct rig r;
+	iovm_pa_t host_pa;
+	uint64_t a, b;
+	unsigned n;
+
+	rig_open(&r, opts, NULL, IOVM_QUEUE_POLLED);
+	{
+		struct iovm_guest *g = guest_new(r.ctx, 8 << 20, IOVM_GUEST_DIRECT_MAP);
+
+		CHECK_OK(iovm_guest_stage2(g, &s2));
+		CHECK_EQ(iovm_domain_destroy(s2), -EPERM); /* the guest's */
+		CHECK_OK(iovm_guest_banks(g, banks, IOVM_GUEST_MAX_BANKS, &n));
+		a = banks[0].gpa.addr;
+		b = banks[n - 1].gpa.addr + banks[n - 1].len - SZ_4K;
+		CHECK_OK(iovm_guest_assign(g, r.dev, GUEST_PASID, 0));
+		CHECK_EQ(iovm_guest_assign(g, r.dev, GUEST_PASID, 0), -EBUSY);
+		memset(gptr(g, a), 0xa5, SZ_4K);
+		CHECK_EQ(copy(&r, GUEST_PASID, a, b, SZ_4K), IOVM_STATUS_SUCCESS);
+		CHECK_EQ(gptr(g, b)[0], 0xa5);
+		CHECK_EQ(gptr(g, b)[SZ_4K - 1], 0xa5);
+		no_fault(s2);
+		/* The monitor's own memory (the completion record's page) is not the guest's: stage 2 faults. */
+		CHECK_OK(iovm_dma_pa(r.ctx, r.comp, &host_pa));
+		CHECK_EQ(copy(&r, GUEST_PASID, host_pa.addr, b, 64), IOVM_STATUS_PAGE_FAULT);
+		f = one_fault(s2);
+		CHECK_EQ(f.stage, IOVM_STAGE_2);
+		CHECK_EQ(f.reason, IOVM_FAULT_NOT_PRESENT);
+		CHECK_EQ(f.gpa.addr, host_pa.addr);
+		CHECK_EQ(f.pasid, GUEST_PASID);
+		CHECK_EQ(gptr(g, b)[0], 0xa5); /* nothing written */
+		/* While it is assigned the guest stays. */
+		CHECK_EQ(iovm_guest_destroy(g), -EBUSY);
+		/* Shut down, the device reaches nothing of it. */
+		CHECK_OK(iovm_guest_shutdown(g));
+		CHECK_EQ(iovm_guest_shutdown(g), -EALREADY);
+		errno = 0;
+		CHECK(iovm_guest_ptr(g, IOVM_GPA(a), NULL) == NULL);
+		CHECK_EQ(errno, EAGAIN);
+		CHECK_EQ(copy(&r, GUEST_PASID, a, b, 64), IOVM_STATUS_PAGE_FAULT);
+		CHECK_EQ(one_fault(s2).stage, IOVM_STAGE_2);
+		CHECK_OK(iovm_guest_start(g));
+		CHECK_EQ(iovm_guest_start(g), -EALREADY);
+		CHECK_EQ(copy(&r, GUEST_PASID, a, b, 64), IOVM_STATUS_SUCCESS);
+		no_violations(s2);
+		CHECK_OK(iovm_guest_unassign(g, r.dev, GUEST_PASID));
+		CHECK_EQ(iovm_guest_unassign(g, r.dev, GUEST_PASID), -ENOENT);
+		CHECK_OK(iovm_guest_destroy(g));
+	}
+	CHECK_EQ(iovm_domain_fault_pop(r.dom, &f), -EAGAIN);
+	rig_close(&r);
+}
+
+TEST(identity_only_for_trusted_direct_map)
+{
+	struct iovm_guest_bank bank;
+	struct iovm_guest *untrusted, *not_dm, *trusted;
+	iovm_pa_t host_pa;
+	struct rig r;
+	unsigned n;
+
+	rig_open(&r, opts, NULL, IOVM_QUEUE_POLLED);
+	untrusted = guest_new(r.ctx, 4 << 20, IOVM_GUEST_DIRECT_MAP);
+	not_dm = guest_new(r.ctx, 4 << 20, IOVM_GUEST_TRUSTED);
+	trusted = guest_new(r.ctx, 4 << 20, IOVM_GUEST_DIRECT_MAP | IOVM_GUEST_TRUSTED);
+	CHECK_EQ(iovm_guest_assign(untrusted, r.dev, GUEST_PASID, IOVM_ASSIGN_IDENTITY), -EPERM);
+	CHECK_EQ(iovm_guest_assign(not_dm, r.dev, GUEST_PASID, IOVM_ASSIGN_IDENTITY), -EPERM);
+	CHECK_OK(iovm_guest_assign(trusted, r.dev, GUEST_PASID, IOVM_ASSIGN_IDENTITY));
+	CHECK_OK(iovm_guest_banks(trusted, &bank, 1, &n));
+	/* Guest addresses go to the bus untranslated: they are physical. */
+	gptr(trusted, bank.gpa.addr)[5] = 0x77;
+	CHECK_EQ(copy(&r, GUEST_PASID, bank.gpa.addr, bank.gpa.addr + SZ_4K, 64), IOVM_STATUS_SUCCESS);
+	CHECK_EQ(gptr(trusted, bank.gpa.addr + SZ_4K)[5], 0x77);
+	/* What trust means: the device reaches the monitor's memory too. */
+	CHECK_OK(iovm_dma_pa(r.ctx, r.comp, &host_pa));
+	CHECK_EQ(copy(&r, GUEST_PASID, host_pa.addr, bank.gpa.addr, 64), IOVM_STATUS_SUCCESS);
+	CHECK_OK(iovm_guest_unassign(trusted, r.dev, GUEST_PASID));
+	/* The untrusted one gets its stage 2 instead, and is confined to it. */
+	CHECK_OK(iovm_guest_assign(untrusted, r.dev, GUEST_PASID, 0));
+	CHECK_EQ(copy(&r, GUEST_PASID, host_pa.addr, bank.gpa.addr, 64), IOVM_STATUS_PAGE_FAULT);
+	CHECK_OK(iovm_guest_unassign(untrusted, r.dev, GUEST_PASID));
+	CHECK_OK(iovm_guest_destroy(untrusted));
+	CHECK_OK(iovm_guest_destroy(not_dm));
+	CHECK_OK(iovm_guest_destroy(trusted));
+	rig_close(&r);
+}
+
+TEST(nested_translation_and_fault_stages)
+{
+	struct iovm_guest *g;
+	struct iovm_domain *s1, *s2;
+	struct iovm_fault f;
+	iovm_iova_t x = IOVM_IOVA_ANY, y = IOVM_IOVA(0x100000), z = IOVM_IOVA(0x200000), v = IOVM_IOVA(0x300000);
+	iovm_pa_t pa, host_pa;
+	uint32_t perm;
+	struct rig r;
+	const uint64_t g_rw = 0x10000, g_ro = 0x20000, g_far = 64 << 20, g_ro2 = 128 << 20;
+
+	rig_open(&r, opts, NULL, IOVM_QUEUE_POLLED);
+	/* Not direct-mapped: its guest physical addresses start at 0. */
+	g = guest_new(r.ctx, 16 << 20, 0);
+	CHECK_OK(iovm_guest_stage2(g, &s2));
+	CHECK_OK(iovm_guest_domain_create(g, NULL, &s1));
+	CHECK_EQ(iovm_domain_map(s1, &x, IOVM_PA(0x200000), SZ_4K, IOVM_MAP_READ), -EOPNOTSUPP);
+	CHECK_OK(iovm_domain_map_gpa(s1, &x, IOVM_GPA(g_rw), SZ_4K, IOVM_MAP_READ | IOVM_MAP_WRITE));
+	CHECK_OK(iovm_domain_map_gpa(s1, &y, IOVM_GPA(g_ro), SZ_4K, IOVM_MAP_READ));
+	CHECK_OK(iovm_domain_map_gpa(s1, &z, IOVM_GPA(g_far), SZ_4K, IOVM_MAP_READ | IOVM_MAP_WRITE));
+	/* Stage 2 read-only at g_ro2: the monitor maps one of its own pages there. */
+	CHECK_OK(iovm_dma_pa(r.ctx, r.comp, &host_pa));
+	{
+		iovm_iova_t at = IOVM_IOVA(g_ro2);
+
+		CHECK_OK(iovm_domain_map(s2, &at, host_pa, SZ_4K, IOVM_MAP_READ));
+	}
+	CHECK_OK(iovm_domain_map_gpa(s1, &v, IOVM_GPA(g_ro2), SZ_4K, IOVM_MAP_READ | IOVM_MAP_WRITE));
+	CHECK_OK(iovm_device_attach(r.dev, s1, NESTED_PASID));
+	CHECK_EQ(iovm_guest_destroy(g), -EBUSY); /* the nested domain sits over it */
+
+	/* Both stages: guest IOVA -> guest physical -> physical. */
+	CHECK_OK(iovm_domain_translate(s1, x, &pa, &perm));
+	{
+		struct iovm_guest_bank bank;
+		unsigned n;
+
+		CHECK_OK(iovm_guest_banks(g, &bank, 1, &n));
+		CHECK_EQ(bank.gpa.addr, 0);
+		CHECK(bank.len > g_rw);
+		CHECK_EQ(pa.addr, bank.pa.addr + g_rw);
+	}
+	CHECK_EQ(perm, IOVM_MAP_READ | IOVM_MAP_WRITE);
+	memset(gptr(g, g_ro), 0x3c, SZ_4K);
+	CHECK_EQ(copy(&r, NESTED_PASID, y.addr, x.addr, SZ_4K), IOVM_STATUS_SUCCESS);
+	CHECK_EQ(gptr(g, g_rw)[100], 0x3c);
+	no_fault(s1);
+	no_fault(s2);
+
+	/* Stage 1, permission: y is read-only in the guest's table. */
+	CHECK_EQ(copy(&r, NESTED_PASID, x.addr, y.addr, 64), IOVM_STATUS_PAGE_FAULT);
+	f = one_fault(s1);
+	CHECK_EQ(f.stage, IOVM_STAGE_1);
+	CHECK_EQ(f.reason, IOVM_FAULT_PERMISSION);
+	CHECK_EQ(f.iova.addr, y.addr);
+	no_fault(s2);
+	/* Stage 1, not present. */
+	CHECK_EQ(copy(&r, NESTED_PASID, 0x900000, x.addr, 64), IOVM_STATUS_PAGE_FAULT);
+	f = one_fault(s1);
+	CHECK_EQ(f.stage, IOVM_STAGE_1);
+	CHECK_EQ(f.reason, IOVM_FAULT_NOT_PRESENT);
+	/* Stage 2, not present: g_far is beyond the guest's memory. Reported to stage 2, the hypervisor's. */
+	CHECK_EQ(copy(&r, NESTED_PASID, z.addr, x.addr, 64), IOVM_STATUS_PAGE_FAULT);
+	f = one_fault(s2);
+	CHECK_EQ(f.stage, IOVM_STAGE_2);
+	CHECK_EQ(f.reason, IOVM_FAULT_NOT_PRESENT);
+	CHECK_EQ(f.iova.addr, z.addr);
+	CHECK_EQ(f.gpa.addr, g_far);
+	no_fault(s1);
+	/* Stage 2, permission: stage 1 allows the write, stage 2 does not. */
+	CHECK_EQ(copy(&r, NESTED_PASID, x.addr, v.addr, 64), IOVM_STATUS_PAGE_FAULT);
+	f = one_fault(s2);
+	CHECK_EQ(f.stage, IOVM_STAGE_2);
+	CHECK_EQ(f.reason, IOVM_FAULT_PERMISSION);
+	CHECK_EQ(f.gpa.addr, g_ro2);
+	CHECK_OK(iovm_domain_translate(s1, v, &pa, &perm));
+	CHECK_EQ(perm, IOVM_MAP_READ);
+	/* ...while reading through both works. */
+	CHECK_EQ(copy(&r, NESTED_PASID, v.addr, x.addr, 64), IOVM_STATUS_SUCCESS);
+
+	/*
+	 * An unmap in stage 2 reaches what the IOTLB cached through stage 1:
+	 * x was just used, and once the guest is down the same access faults
+	 * in stage 2 instead of reaching its old page.
+	 */
+	CHECK_EQ(copy(&r, NESTED_PASID, y.addr, x.addr, 64), IOVM_STATUS_SUCCESS);
+	CHECK_OK(iovm_guest_shutdown(g));
+	CHECK_EQ(copy(&r, NESTED_PASID, y.addr, x.addr, 64), IOVM_STATUS_PAGE_FAULT);
+	f = one_fault(s2);
+	CHECK_EQ(f.stage, IOVM_STAGE_2);
+	CHECK_EQ(f.gpa.addr, g_ro);
+	no_fault(s1);
+	CHECK_OK(iovm_guest_start(g));
+	CHECK_EQ(copy(&r, NESTED_PASID, y.addr, x.addr, 64), IOVM_STATUS_SUCCESS);
+	/* An unmap in stage 1 likewise. */
+	CHECK_OK(iovm_domain_unmap(s1, x, SZ_4K));
+	CHECK_EQ(copy(&r, NESTED_PASID, y.addr, x.addr, 64), IOVM_STATUS_PAGE_FAULT);
+	CHECK_EQ(one_fault(s1).stage, IOVM_STAGE_1);
+
+	no_violations(s1);
+	no_violations(s2);
+	CHECK_OK(iovm_device_detach(r.dev, NESTED_PASID));
+	CHECK_OK(iovm_domain_destroy(s1));
+	CHECK_OK(iovm_guest_destroy(g));
+	rig_close(&r);
+}
+
+TEST(reboot_on_the_same_banks)
+{
+	struct iovm_ctx *ctx = open_ctx(opts);
+	struct iovm_guest_bank before[IOVM_GUEST_MAX_BANKS], after[IOVM_GUEST_MAX_BANKS];
+	struct iovm_guest_attr same = { .placement = IOVM_PLACE_BANKS, .page_size = SZ_4K,
+					.flags = IOVM_GUEST_DIRECT_MAP };
+	struct iovm_guest *g = guest_new(ctx, 8 << 20, IOVM_GUEST_DIRECT_MAP), *thief;
+	struct iovm_guest_info info;
+	unsigned n, m;
+
+	CHECK_OK(iovm_guest_banks(g, before, IOVM_GUEST_MAX_BANKS, &n));
+	gptr(g, before[0].gpa.addr)[0] = 1;
+	CHECK_OK(iovm_guest_reboot(g));
+	CHECK_OK(iovm_guest_banks(g, after, IOVM_GUEST_MAX_BANKS, &m));
+	CHECK_EQ(m, n);
+	CHECK(!memcmp(before, after, n * sizeof(before[0])));
+	CHECK_EQ(gptr(g, before[0].gpa.addr)[0], 0); /* a new boot sees zeroes */
+	CHECK_OK(iovm_guest_info(g, &info));
+	CHECK_EQ(info.starts, 2);
+
+	/* From the buddy: while it is down, another may take its banks, and its start fails cleanly. */
+	CHECK_OK(iovm_guest_shutdown(g));
+	same.banks = before;
+	same.nr_banks = n;
+	CHECK_OK(iovm_guest_create(ctx, &same, &thief));
+	CHECK_EQ(iovm_guest_start(g), -EBUSY);
+	CHECK_OK(iovm_guest_info(g, &info));
+	CHECK(!info.running);
+	CHECK_OK(iovm_guest_destroy(thief));
+	CHECK_OK(iovm_guest_start(g));
+	CHECK_OK(iovm_guest_destroy(g));
+	iovm_close(ctx);
+}
+
+TEST(pools)
+{
+	struct iovm_ctx *ctx = open_ctx("page_size=4K,host_pa=off,oracle=on,pool=guests:16M:4K");
+	struct iovm_guest_bank banks[IOVM_GUEST_MAX_BANKS];
+	struct iovm_guest_attr a = { .size = 8 << 20, .flags = IOVM_GUEST_DIRECT_MAP, .placement = IOVM_PLACE_POOL };
+	struct iovm_guest *g1, *g2, *g3;
+	struct iovm_pool *pool, *other;
+	struct iovm_phys_stats st;
+	unsigned n;
+
+	CHECK_OK(iovm_pool_lookup(ctx, "guests", &pool));
+	CHECK_EQ(iovm_pool_lookup(ctx, "nope", &other), -ENOENT);
+	CHECK_EQ(iovm_pool_create(ctx, "guests", 4 << 20, SZ_4K, 1, &other), -EEXIST);
+	CHECK_OK(iovm_phys_stats(ctx, &st));
+	CHECK_EQ(st.nr_pools, 1);
+	CHECK_EQ(st.pools[0].total, 16 << 20);
+	CHECK_EQ(st.pools[0].free, 16 << 20);
+	a.pool = pool;
+	CHECK_OK(iovm_guest_create(ctx, &a, &g1));
+	CHECK_OK(iovm_guest_banks(g1, banks, IOVM_GUEST_MAX_BANKS, &n));
+	CHECK_OK(iovm_phys_stats(ctx, &st));
+	CHECK_EQ(st.pools[0].free, 8 << 20);
+	/* Down, its banks stay reserved for it: nobody else gets them, from the pool or the buddy. */
+	CHECK_OK(iovm_guest_shutdown(g1));
+	{
+		struct iovm_guest_attr steal = { .placement = IOVM_PLACE_BANKS, .banks = banks, .nr_banks = n,
+						 .pool = pool, .flags = IOVM_GUEST_DIRECT_MAP };
+
+		CHECK_EQ(iovm_guest_create(ctx, &steal, &g3), -EBUSY);
+		steal.pool = NULL;
+		CHECK(iovm_guest_create(ctx, &steal, &g3) < 0);
+	}
+	CHECK_OK(iovm_guest_create(ctx, &a, &g2));
+	/* Exhausted: a clean error, nothing taken. */
+	CHECK_EQ(iovm_guest_create(ctx, &a, &g3), -ENOMEM);
+	CHECK_OK(iovm_phys_stats(ctx, &st));
+	CHECK_EQ(st.pools[0].free, 0);
+	CHECK_OK(iovm_guest_start(g1));
+	CHECK_EQ(iovm_pool_destroy(pool), -EBUSY);
+	CHECK_OK(iovm_guest_destroy(g1));
+	CHECK_OK(iovm_guest_destroy(g2));
+	CHECK_OK(iovm_phys_stats(ctx, &st));
+	CHECK_EQ(st.pools[0].free, 16 << 20);
+
+	/* A pool made at run time; a guest of another page size is refused. */
+	CHECK_OK(iovm_pool_create(ctx, "late", 8 << 20, SZ_4K, 1, &other));
+	a.pool = other;
+	a.page_size = SZ_2M;
+	CHECK_EQ(iovm_guest_create(ctx, &a, &g3), -EINVAL);
+	a.page_size = 0;
+	CHECK_OK(iovm_guest_create(ctx, &a, &g3));
+	CHECK_OK(iovm_guest_banks(g3, banks, IOVM_GUEST_MAX_BANKS, &n));
+	CHECK_EQ(n, 1); /* the pool is one range, and the guest takes all of it */
+	CHECK_OK(iovm_guest_destroy(g3));
+	CHECK_OK(iovm_pool_destroy(other));
+	CHECK_OK(iovm_pool_destroy(pool));
+	CHECK_EQ(iovm_pool_lookup(ctx, "guests", &pool), -ENOENT);
+	iovm_close(ctx);
+}
+
+TEST(named_banks)
+{
+	struct iovm_ctx *ctx = open_ctx(opts);
+	struct iovm_guest *g = guest_new(ctx, 4 << 20, IOVM_GUEST_DIRECT_MAP), *h;
+	struct iovm_guest_bank bank, two[2];
+	struct iovm_guest_attr a = { .placement = IOVM_PLACE_BANKS, .flags = IOVM_GUEST_DIRECT_MAP };
+	unsigned n;
+
+	CHECK_OK(iovm_guest_banks(g, &bank, 1, &n));
+	CHECK_OK(iovm_guest_destroy(g));
+	/* The administrator names half of that memory, as two banks in reverse order. */
+	two[0] = (struct iovm_guest_bank){ .pa = IOVM_PA(bank.pa.addr + (1 << 20)), .len = 1 << 20 };
+	two[1] = (struct iovm_guest_bank){ .pa = bank.pa, .len = 1 << 20 };
+	a.banks = two;
+	a.nr_banks = 2;
+	CHECK_OK(iovm_guest_create(ctx, &a, &h));
+	CHECK_OK(iovm_guest_banks(h, two, 2, &n));
+	CHECK_EQ(n, 2);
+	CHECK_EQ(two[0].gpa.addr, bank.pa.addr);
+	CHECK_EQ(two[1].gpa.addr, bank.pa.addr + (1 << 20));
+	/* Taken: named again, it is busy. */
+	CHECK_EQ(iovm_guest_create(ctx, &a, &g), -EBUSY);
+	CHECK_OK(iovm_guest_destroy(h));
+	/* Overlapping banks, a size that is not their sum, memory iovm does not have. */
+	two[0] = (struct iovm_guest_bank){ .pa = bank.pa, .len = 2 << 20 };
+	two[1] = (struct iovm_guest_bank){ .pa = IOVM_PA(bank.pa.addr + (1 << 20)), .len = 1 << 20 };
+	CHECK_EQ(iovm_guest_create(ctx, &a, &g), -EINVAL);
+	a.nr_banks = 1;
+	a.size = 4 << 20;
+	CHECK_EQ(iovm_guest_create(ctx, &a, &g), -EINVAL);
+	a.size = 0;
+	two[0].pa = IOVM_PA(UINT64_C(1) << 46);
+	CHECK_EQ(iovm_guest_create(ctx, &a, &g), -ENOENT);
+	iovm_close(ctx);
+}
+
+/* Host-PA mode on real hugepages: guest physical == host physical, checked against the kernel's pagemap. */
+TEST(host_pa_direct_map)
+{
+	struct iovm_guest_attr a = { .size = 8 << 20, .flags = IOVM_GUEST_DIRECT_MAP, .page_size = SZ_2M };
+	struct iovm_guest_bank banks[IOVM_GUEST_MAX_BANKS];
+	struct iovm_ctx *ctx = NULL;
+	struct iovm_guest *g;
+	unsigned n;
+
+	if (free_hugepages_2m() < 8)
+		SKIP_CASE("fewer than 8 free 2 MiB hugepages (reserved by make check as root)");
+	if (os_pagemap_probe() != 1)
+		SKIP_CASE("pagemap hides host physical addresses (needs root)");
+	CHECK_OK(iovm_open("page_size=2M,host_pa=on,oracle=on", &ctx));
+	CHECK_OK(iovm_guest_create(ctx, &a, &g));
+	CHECK_OK(iovm_guest_banks(g, banks, IOVM_GUEST_MAX_BANKS, &n));
+	for (unsigned i = 0; i < n; i++) {
+		CHECK_EQ(banks[i].gpa.addr, banks[i].pa.addr);
+		CHECK_EQ(banks[i].hpa.addr, banks[i].pa.addr);
+		/* Each bank is a physically contiguous run of hugepages, as the kernel sees it. */
+		for (uint64_t off = 0; off < banks[i].len; off += SZ_2M) {
+			hpa_t h;
+
+			CHECK_OK(os_pagemap_read(gptr(g, banks[i].gpa.addr + off), 1, SZ_2M, &h));
+			CHECK_EQ(hpa_val(h), banks[i].gpa.addr + off);
+		}
+	}
+	CHECK_OK(iovm_guest_destroy(g));
+	iovm_close(ctx);
+}
+
+int main(void)
+{
+	test_init();
+	RUN(direct_map_placement);
+	RUN(halving_when_fragmented);
+	RUN(stage2_dma_with_guest_addresses);
+	RUN(identity_only_for_trusted_direct_map);
+	RUN(nested_translation_and_fault_stages);
+	RUN(reboot_on_the_same_banks);
+	RUN(pools);
+	RUN(named_banks);
+	RUN(host_pa_direct_map);
+	return 0;
+}
