@@ -57,5 +57,6 @@ int bench_mem(const struct bench_args *args);
 int bench_iommu(const struct bench_args *args);
 int bench_reg(const struct bench_args *args);
 int bench_vfio(const struct bench_args *args);
+int bench_placement(const struct bench_args *args);
 
 #endif /* IOVM_BENCH_H */

@@ -11,7 +11,7 @@
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: iovm bench mem|iommu|reg|vfio [--json] [--json-out FILE] [--plot FILE.svg] [--quick]\n"
+		"usage: iovm bench mem|iommu|reg|vfio|placement [--json] [--json-out FILE] [--plot FILE.svg] [--quick]\n"
 		"                                     [--no-dpdk] [--opts IOVM_OPTIONS]\n");
 }
 
@@ -28,6 +28,8 @@ int main(int argc, char **argv)
 		run = bench_reg;
 	else if (argc >= 2 && !strcmp(argv[1], "vfio"))
 		run = bench_vfio;
+	else if (argc >= 2 && !strcmp(argv[1], "placement"))
+		run = bench_placement;
 	if (!run) {
 		usage();
 		return 2;

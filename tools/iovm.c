@@ -16,7 +16,7 @@ static const struct {
 } cmds[] = {
 	{ "info", cmd_info, "what this machine offers for DMA memory [--json]" },
 	{ "demo", cmd_demo, "a guided run of the main path, step by step" },
-	{ "bench", cmd_bench, "benchmarks beside their peers: bench mem|iommu|reg [--json] [--quick] [--plot F]" },
+	{ "bench", cmd_bench, "benchmarks beside their peers: bench mem|iommu|reg|vfio|placement [--json] [--quick] [--plot F]" },
 	{ "stat", cmd_stat, "open a context, allocate as told, print its statistics [--json]" },
 };
 

@@ -82,6 +82,20 @@ for row in "rcache hit: get+put" "on-demand minor fault" "pinned registration of
 done
 if grep -q " failed " "$tmp/reg"; then fail "bench reg: a row failed: $(cat "$tmp/reg")"; fi
 ok
+# The placement benchmark: every row measured, and with a reserved pool
+# every guest creation and reboot succeeds (a behaviour, not a timing).
+"$iovm" bench placement --quick --json-out "$tmp/placement.json" >"$tmp/placement" 2>&1 ||
+	fail "iovm bench placement: $(cat "$tmp/placement")"
+json_ok "$tmp/placement.json" "iovm bench placement --json-out"
+for row in "guest creations that succeed, reserved pool" "guest reboots that succeed, halving" "banks per guest"; do
+	grep -q "$row" "$tmp/placement" || fail "bench placement lacks the row '$row'"
+	ok
+done
+pool=$(sed -n 's/^note: reserved pool: \([0-9]*\) of \([0-9]*\) creations, \([0-9]*\) of \([0-9]*\) reboots.*/\1 \2 \3 \4/p' "$tmp/placement")
+set -- $pool
+[ $# -eq 4 ] && [ "$2" -gt 0 ] && [ "$1" -eq "$2" ] && [ "$3" -eq "$4" ] ||
+	fail "bench placement: with a pool, some creation or reboot failed: $pool"
+ok
 if "$iovm" bench nosuchbench >/dev/null 2>&1; then fail "unknown benchmark accepted"; fi
 ok
 

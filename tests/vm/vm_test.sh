@@ -103,7 +103,7 @@ for t in ${TESTS//,/ }; do
 	if [ "$t" = bench ]; then
 		# iovm-bench, static, without the peers (the guest has no DPDK).
 		$cc -std=c17 -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -static -I"$ROOT/include" -I"$ROOT/src" \
-			-o "$WORK/vm_bench" "$ROOT"/bench/{main,bench,bench_mem,bench_iommu,bench_reg,bench_vfio}.c \
+			-o "$WORK/vm_bench" "$ROOT"/bench/{main,bench,bench_mem,bench_iommu,bench_reg,bench_vfio,bench_placement}.c \
 			"$BUILD/libiovm.a" -lpthread -lm || fail "cannot build the benchmark"
 		continue
 	fi
