@@ -226,6 +226,83 @@ IOVM_API int iovm_zone_walk(struct iovm_ctx *ctx, int (*fn)(void *arg, const str
 			    void *arg);
 
 /* Memory events: pages committed into the heap, or about to be released. */
+/*
+ * Common buffers: rings and tables a driver shares with a device, made of
+ * 4 KiB pieces of physically scattered memory mapped as one virtually
+ * contiguous region, with the physical address of every page (map them
+ * into a domain with iovm_domain_map_pages()).
+ */
+struct iovm_cbuf;
+
+/*
+ * Not cache coherent: the CPU works on its own copy, as with a write-back
+ * cache devices do not snoop. Devices see the CPU's writes only after
+ * iovm_dma_sync_for_device(), the CPU sees theirs only after
+ * iovm_dma_sync_for_cpu(). The device owns the buffer when it is made.
+ */
+#define IOVM_CBUF_NONCOHERENT (1u << 0)
+
+/**
+ * iovm_cbuf_alloc() - a zeroed common buffer of @size bytes (rounded up to
+ * 4 KiB pages), mapped into the process.
+ * @flags: IOVM_CBUF_NONCOHERENT, or 0 for a coherent buffer
+ *
+ * Thread safety: safe.
+ *
+ * Return: 0; -EINVAL for bad arguments (more than 256 MiB); -ENOMEM.
+ */
+IOVM_API int iovm_cbuf_alloc(struct iovm_ctx *ctx, size_t size, uint32_t flags, struct iovm_cbuf **cb);
+
+/**
+ * iovm_cbuf_free() - give the buffer back. Unmap it from domains first.
+ *
+ * Thread safety: no other call on @cb may run or follow.
+ *
+ * Return: 0, or -EINVAL.
+ */
+IOVM_API int iovm_cbuf_free(struct iovm_cbuf *cb);
+
+/**
+ * iovm_cbuf_ptr() - where the CPU reaches the buffer: one contiguous range.
+ *
+ * Return: the pointer, or NULL with errno EINVAL.
+ */
+IOVM_API void *iovm_cbuf_ptr(const struct iovm_cbuf *cb);
+
+/**
+ * iovm_cbuf_pages() - the physical address of each 4 KiB page, in order.
+ * @pages: room for @max
+ * @n: set to the number of pages (only @max are filled)
+ *
+ * Thread safety: safe.
+ *
+ * Return: 0, or -EINVAL.
+ */
+IOVM_API int iovm_cbuf_pages(const struct iovm_cbuf *cb, iovm_pa_t *pages, unsigned max, unsigned *n);
+
+/**
+ * iovm_dma_sync_for_device() - hand [ptr, ptr+len) of a buffer to devices:
+ * for a non-coherent buffer, the CPU's writes to the 64-byte lines it
+ * touches reach memory (a cache clean). For coherent memory (the DMA heap,
+ * coherent buffers), nothing.
+ *
+ * Thread safety: safe; not concurrently with the CPU writing the range.
+ *
+ * Return: 0; -EINVAL; -ENOENT when @ptr is not iovm memory.
+ */
+IOVM_API int iovm_dma_sync_for_device(struct iovm_ctx *ctx, const void *ptr, size_t len);
+
+/**
+ * iovm_dma_sync_for_cpu() - hand [ptr, ptr+len) back to the CPU: for a
+ * non-coherent buffer, the CPU's copy of the lines it touches is refilled
+ * from memory, so it sees what devices wrote (a cache invalidate).
+ *
+ * Thread safety: safe; not while a device accesses the range.
+ *
+ * Return: as iovm_dma_sync_for_device().
+ */
+IOVM_API int iovm_dma_sync_for_cpu(struct iovm_ctx *ctx, const void *ptr, size_t len);
+
 enum iovm_mem_event_type {
 	IOVM_MEM_EVENT_COMMIT = 1,
 	IOVM_MEM_EVENT_RELEASE = 2,
@@ -296,6 +373,8 @@ struct iovm_mem_stats {
 	uint64_t zeroed;             /* bytes zeroed for zeroed allocations beyond the thread caches */
 	uint64_t zero_known;         /* bytes such allocations did not zero: known to hold zeroes */
 	unsigned nr_zones;
+	/* The oracle (option oracle=on): device accesses to non-coherent buffers without the syncs they need. */
+	uint64_t oracle_sync_errors;
 	unsigned nr_lists;
 	struct iovm_mem_list_stats lists[IOVM_MEM_MAX_LISTS];
 };

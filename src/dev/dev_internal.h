@@ -11,6 +11,8 @@
 #include <iovm/dev.h>
 
 #include "base/list.h"
+
+struct mem_space;
 #include "iommu/iommu.h"
 #include "os/vfio.h"
 
@@ -48,6 +50,8 @@ struct iovm_queue {
 	struct list_node link;        /* in iovm_device.queues, under its lock */
 	struct iommu_iotlb *tlb;
 	_Atomic uint32_t *foreign_gate; /* phys_foreign_gate() of the context */
+	struct mem_space *mem;        /* with the oracle: non-coherent buffers are checked */
+	bool oracle;
 	unsigned depth;
 	uint32_t flags;
 	/* The rings, in DMA memory: the CPU's pointers and the device's IOVAs. */

@@ -260,6 +260,8 @@ IOVM_API int iovm_queue_create(struct iovm_device *dev, const struct iovm_queue_
 	memset(q, 0, sizeof(*q));
 	q->dev = dev;
 	q->foreign_gate = phys_foreign_gate(dev->ctx->phys);
+	q->mem = dev->ctx->mem;
+	q->oracle = dev->ctx->cfg.oracle;
 	q->depth = depth;
 	q->flags = flags;
 	q->cq_phase = 1;

@@ -19,6 +19,7 @@
 
 #include "base/ctx.h"
 #include "dev/dev_internal.h"
+#include "mem/mem.h"
 #include "os/guard.h"
 #include "phys/phys.h"
 #include "reg/reg.h"
@@ -41,6 +42,7 @@ struct side {
 	uint64_t iova;
 	unsigned access;
 	uint8_t *ptr;
+	uint64_t pa;     /* of ptr: for the oracle's coherency checks */
 	uint64_t avail;  /* bytes at ptr; 0: translate again */
 	uint32_t key;    /* 0: iova is the address */
 	uint64_t va;     /* keyed: the next byte's virtual address */
@@ -188,6 +190,7 @@ static int side_span(struct exec *x, struct side *s)
 				continue;
 			}
 			s->ptr = span.ptr;
+			s->pa = span.pa;
 			s->avail = s->key ? MIN(span.len, s->keyed) : span.len;
 			return 0;
 		}
@@ -241,6 +244,7 @@ static void side_advance(struct side *s, uint64_t n)
 	}
 	s->iova += n;
 	s->ptr += n;
+	s->pa += n;
 	s->avail -= n;
 }
 
@@ -267,6 +271,10 @@ static int stretch(struct exec *x, uint64_t left, uint64_t *n)
 	for (i = 0; i < x->nr_sides; i++)
 		m = MIN(m, x->sides[i]->avail);
 	*n = m;
+	/* The bytes this stretch touches, checked for the syncs non-coherent memory needs. */
+	if (unlikely(x->q->oracle))
+		for (i = 0; i < x->nr_sides; i++)
+			mem_nc_device_access(x->q->mem, x->sides[i]->pa, m, x->sides[i]->access & IOVM_MAP_WRITE);
 	for (i = 0; i < x->nr_sides; i++) {
 		x->cur[i].iova = x->sides[i]->iova;
 		x->cur[i].ptr = x->sides[i]->ptr;

@@ -6,6 +6,7 @@
 #ifndef IOVM_MEM_MEM_H
 #define IOVM_MEM_MEM_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct iovm_ctx;
@@ -29,6 +30,14 @@ struct mem_where {
 };
 
 int mem_locate(const struct mem_space *ms, const void *ptr, struct mem_where *w);
+
+/*
+ * mem_nc_device_access() - for the oracle: a device reads (or writes) the
+ * memory [pa, pa+len). Where it is a non-coherent buffer's, check that the
+ * device owns every line and that the CPU did not write its copy since it
+ * synced it; report and count what is wrong. Lock-free.
+ */
+void mem_nc_device_access(struct mem_space *ms, uint64_t pa, uint64_t len, bool write);
 
 /* The slots a heap may use, and the pages a slot spans at a page shift. */
 #define MEM_SLOTS 27

@@ -205,6 +205,12 @@ struct mem_space {
 	_Atomic uint64_t retired_allocs, retired_frees, retired_hits;
 	_Atomic uint64_t slow_allocs, slow_frees;
 	_Atomic uint64_t zeroed, zero_known; /* bytes: zeroing done and zeroing spared */
+
+	/* Common buffers (cbuf.c). */
+	pthread_mutex_t cbuf_lock;
+	struct list_node cbufs;     /* under cbuf_lock */
+	struct radix nc_pages;      /* pa >> 12 -> struct nc_page; written under cbuf_lock, read lock-free */
+	_Atomic uint64_t sync_errors; /* the oracle's: missing or misplaced syncs */
 };
 
 /* The stamp a freed small object carries in its second word. */
@@ -282,6 +288,10 @@ void event_destroy_all(struct mem_space *ms);
 
 /* zone.c */
 void zone_destroy_all(struct mem_space *ms);
+
+/* cbuf.c */
+int cbuf_space_init(struct mem_space *ms);
+void cbuf_space_destroy(struct mem_space *ms);
 
 
 #endif /* IOVM_MEM_INTERNAL_H */

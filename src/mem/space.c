@@ -125,6 +125,9 @@ int mem_create(struct iovm_ctx *ctx, struct mem_space **out)
 		if (ret)
 			goto free_rev;
 	}
+	ret = cbuf_space_init(ms);
+	if (ret)
+		goto free_rev;
 	pthread_mutex_init(&ms->lock, NULL);
 	pthread_mutex_init(&ms->rev_lock, NULL);
 	pthread_mutex_init(&ms->zone_lock, NULL);
@@ -148,6 +151,7 @@ void mem_destroy(struct mem_space *ms)
 	if (!ms)
 		return;
 	tcache_destroy_all(ms);
+	cbuf_space_destroy(ms);
 	zone_destroy_all(ms);
 	event_destroy_all(ms);
 	for (unsigned i = 0; i < MEM_MAX_LISTS; i++) {
@@ -203,6 +207,7 @@ IOVM_API int iovm_mem_stats(struct iovm_ctx *ctx, struct iovm_mem_stats *st)
 	st->frees += atomic_load_explicit(&ms->slow_frees, memory_order_relaxed);
 	st->zeroed = atomic_load_explicit(&ms->zeroed, memory_order_relaxed);
 	st->zero_known = atomic_load_explicit(&ms->zero_known, memory_order_relaxed);
+	st->oracle_sync_errors = atomic_load_explicit(&ms->sync_errors, memory_order_relaxed);
 	pthread_mutex_lock(&ms->zone_lock);
 	st->nr_zones = ms->nr_zones;
 	pthread_mutex_unlock(&ms->zone_lock);

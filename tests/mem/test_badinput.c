@@ -25,6 +25,7 @@ static struct iovm_mr *mr;
 static struct iovm_rcache *rc;
 static struct iovm_guest *guest, *guest_down; /* a running guest, and one shut down */
 static struct iovm_pool *pool;
+static struct iovm_cbuf *cbuf;                /* non-coherent, 4 KiB */
 static struct iovm_domain *s2, *ndom;        /* guest's stage 2, and a nested domain over it */
 
 /* Pointer results: 0 for a pointer, -errno for NULL. */
@@ -452,6 +453,25 @@ B(map_gpa_beyond) { iovm_iova_t i = IOVM_IOVA_ANY;
 B(map_gpa_not_nested) { iovm_iova_t i = IOVM_IOVA_ANY; return iovm_domain_map_gpa(dom, &i, IOVM_GPA(0), 4096, 3); }
 B(map_gpa_iova_unaligned) { iovm_iova_t i = IOVM_IOVA(0x1001);
 	return iovm_domain_map_gpa(ndom, &i, IOVM_GPA(0), 4096, 3); }
+B(cbuf_alloc_null_ctx) { struct iovm_cbuf *c; return iovm_cbuf_alloc(NULL, 4096, 0, &c); }
+B(cbuf_alloc_zero) { struct iovm_cbuf *c; return iovm_cbuf_alloc(ctx, 0, 0, &c); }
+B(cbuf_alloc_huge) { struct iovm_cbuf *c; return iovm_cbuf_alloc(ctx, SIZE_MAX, 0, &c); }
+B(cbuf_alloc_bad_flags) { struct iovm_cbuf *c; return iovm_cbuf_alloc(ctx, 4096, 1u << 3, &c); }
+B(cbuf_alloc_null_out) { return iovm_cbuf_alloc(ctx, 4096, 0, NULL); }
+B(cbuf_free_null) { return iovm_cbuf_free(NULL); }
+B(cbuf_ptr_null) { return ptr_ret(iovm_cbuf_ptr(NULL)); }
+B(cbuf_pages_null) { iovm_pa_t p; unsigned n; return iovm_cbuf_pages(NULL, &p, 1, &n); }
+B(cbuf_pages_null_n) { iovm_pa_t p; return iovm_cbuf_pages(cbuf, &p, 1, NULL); }
+B(cbuf_pages_null_out) { unsigned n; return iovm_cbuf_pages(cbuf, NULL, 1, &n); }
+B(sync_dev_null_ctx) { return iovm_dma_sync_for_device(NULL, live, 1); }
+B(sync_dev_null_ptr) { return iovm_dma_sync_for_device(ctx, NULL, 1); }
+B(sync_dev_zero) { return iovm_dma_sync_for_device(ctx, live, 0); }
+B(sync_dev_wraps) { return iovm_dma_sync_for_device(ctx, live, SIZE_MAX); }
+B(sync_dev_foreign) { return iovm_dma_sync_for_device(ctx, &stack_var, 4); }
+B(sync_cpu_null_ctx) { return iovm_dma_sync_for_cpu(NULL, live, 1); }
+B(sync_cpu_zero) { return iovm_dma_sync_for_cpu(ctx, live, 0); }
+B(sync_cpu_foreign) { return iovm_dma_sync_for_cpu(ctx, &stack_var, 4); }
+B(sync_cpu_past_cbuf) { return iovm_dma_sync_for_cpu(ctx, (uint8_t *)iovm_cbuf_ptr(cbuf) + 4000, 4096); }
 B(map_stage2_any) { iovm_iova_t i = IOVM_IOVA_ANY; return iovm_domain_map(s2, &i, page_pa, 4096, 3); }
 
 static const struct bad_case cases[] = {
@@ -771,6 +791,25 @@ static const struct bad_case cases[] = {
 	ROW(map_gpa_not_nested, iovm_domain_map_gpa, EOPNOTSUPP),
 	ROW(map_gpa_iova_unaligned, iovm_domain_map_gpa, EINVAL),
 	ROW(map_stage2_any, iovm_domain_map, EINVAL),
+	ROW(cbuf_alloc_null_ctx, iovm_cbuf_alloc, EINVAL),
+	ROW(cbuf_alloc_zero, iovm_cbuf_alloc, EINVAL),
+	ROW(cbuf_alloc_huge, iovm_cbuf_alloc, EINVAL),
+	ROW(cbuf_alloc_bad_flags, iovm_cbuf_alloc, EINVAL),
+	ROW(cbuf_alloc_null_out, iovm_cbuf_alloc, EINVAL),
+	ROW(cbuf_free_null, iovm_cbuf_free, EINVAL),
+	ROW(cbuf_ptr_null, iovm_cbuf_ptr, EINVAL),
+	ROW(cbuf_pages_null, iovm_cbuf_pages, EINVAL),
+	ROW(cbuf_pages_null_n, iovm_cbuf_pages, EINVAL),
+	ROW(cbuf_pages_null_out, iovm_cbuf_pages, EINVAL),
+	ROW(sync_dev_null_ctx, iovm_dma_sync_for_device, EINVAL),
+	ROW(sync_dev_null_ptr, iovm_dma_sync_for_device, EINVAL),
+	ROW(sync_dev_zero, iovm_dma_sync_for_device, EINVAL),
+	ROW(sync_dev_wraps, iovm_dma_sync_for_device, EINVAL),
+	ROW(sync_dev_foreign, iovm_dma_sync_for_device, ENOENT),
+	ROW(sync_cpu_null_ctx, iovm_dma_sync_for_cpu, EINVAL),
+	ROW(sync_cpu_zero, iovm_dma_sync_for_cpu, EINVAL),
+	ROW(sync_cpu_foreign, iovm_dma_sync_for_cpu, ENOENT),
+	ROW(sync_cpu_past_cbuf, iovm_dma_sync_for_cpu, ENOENT),
 };
 
 static void quiet(void *arg, enum iovm_log_level level, const char *msg)
@@ -842,7 +881,9 @@ int main(void)
 	}
 	CHECK_OK(iovm_guest_stage2(guest, &s2));
 	CHECK_OK(iovm_guest_domain_create(guest, NULL, &ndom));
+	CHECK_OK(iovm_cbuf_alloc(ctx, 4096, IOVM_CBUF_NONCOHERENT, &cbuf));
 	RUN(every_call_refuses_bad_input);
+	CHECK_OK(iovm_cbuf_free(cbuf));
 	CHECK_OK(iovm_domain_destroy(ndom));
 	CHECK_OK(iovm_guest_destroy(guest));
 	CHECK_OK(iovm_guest_destroy(guest_down));
