@@ -861,14 +861,7 @@ int main(void)
 	CHECK_OK(iovm_queue_create(dev, &(struct iovm_queue_attr){ .depth = 4, .flags = IOVM_QUEUE_POLLED }, &q));
 	CHECK_OK(iovm_queue_create(dev, &(struct iovm_queue_attr){ .depth = 2, .flags = IOVM_QUEUE_POLLED }, &qfull));
 	CHECK_OK(iovm_queue_create(dev, &(struct iovm_queue_attr){ .depth = 2 }, &qworker));
-	app = mmap(NULL, 3 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	CHECK(app != MAP_FAILED);
-	app_ro = app + 4096;
-	app_gone = app + 8192;
-	CHECK_OK(mprotect(app_ro, 4096, PROT_READ));
-	CHECK_OK(munmap(app_gone, 4096));
-	CHECK_OK(iovm_mr_reg(dom, app, 4096, IOVM_ACCESS_LOCAL_WRITE, &mr));
-	CHECK_OK(iovm_rcache_create(dom, NULL, &rc));
+	/* Before the application's memory: a hole left by its unmapped page must stay a hole. */
 	CHECK_OK(iovm_pool_lookup(ctx, "bad-pool", &pool));
 	{
 		struct iovm_guest_attr a = gattr(4 << 20);
@@ -882,6 +875,14 @@ int main(void)
 	CHECK_OK(iovm_guest_stage2(guest, &s2));
 	CHECK_OK(iovm_guest_domain_create(guest, NULL, &ndom));
 	CHECK_OK(iovm_cbuf_alloc(ctx, 4096, IOVM_CBUF_NONCOHERENT, &cbuf));
+	app = mmap(NULL, 3 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(app != MAP_FAILED);
+	app_ro = app + 4096;
+	app_gone = app + 8192;
+	CHECK_OK(mprotect(app_ro, 4096, PROT_READ));
+	CHECK_OK(munmap(app_gone, 4096));
+	CHECK_OK(iovm_mr_reg(dom, app, 4096, IOVM_ACCESS_LOCAL_WRITE, &mr));
+	CHECK_OK(iovm_rcache_create(dom, NULL, &rc));
 	RUN(every_call_refuses_bad_input);
 	CHECK_OK(iovm_cbuf_free(cbuf));
 	CHECK_OK(iovm_domain_destroy(ndom));
