@@ -17,7 +17,6 @@
  * created or rebooted late finds the machine fragmented.
  */
 #include <errno.h>
-#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,10 +124,11 @@ static int run_policy(enum policy pol, unsigned steps, const char *extra_opts, s
 		return -ENOMEM;
 	memset(out, 0, sizeof(*out));
 	/* 4 KiB pages: the workload is the same whatever hugepages the machine has. */
-	snprintf(opts, sizeof(opts), "page_size=4K,host_pa=off,release_delay_ms=0,mem_limit=%uM%s%s%s", MEM_LIMIT_MB,
-		 pol == POL_POOL ? ",pool=guests:" : "", pol == POL_POOL ? "128M:4K" : "",
-		 extra_opts ? extra_opts : "");
-	static_assert(POOL_MB == 128, "the pool option above says 128M");
+	snprintf(opts, sizeof(opts), "page_size=4K,host_pa=off,release_delay_ms=0,mem_limit=%uM", MEM_LIMIT_MB);
+	if (pol == POL_POOL)
+		snprintf(opts + strlen(opts), sizeof(opts) - strlen(opts), ",pool=guests:%uM:4K", POOL_MB);
+	if (extra_opts)
+		snprintf(opts + strlen(opts), sizeof(opts) - strlen(opts), "%s", extra_opts);
 	ret = iovm_open(opts, &ctx);
 	if (ret) {
 		free(bufs);

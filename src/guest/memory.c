@@ -23,7 +23,6 @@
 #include "base/log.h"
 #include "guest/guest_internal.h"
 #include "iommu/iommu.h"
-#include "os/hugepage.h"
 #include "os/vaspace.h"
 #include "phys/phys.h"
 
@@ -75,20 +74,20 @@ static int place_auto(struct iovm_guest *g, const struct iovm_guest_attr *attr, 
 		      unsigned *n)
 {
 	bool dm = attr->flags & IOVM_GUEST_DIRECT_MAP;
-	uint64_t sizes[2] = { attr->page_size, 0 };
+	struct phys_arena *pool_arena = g->pool ? phys_pool_arena(g->pool) : NULL;
+	uint64_t sizes[2];
+	unsigned nr_sizes;
 	int ret = -ENOMEM;
 
-	if (g->pool) {
-		uint64_t ps = phys_arena_page_size(phys_pool_arena(g->pool));
-
-		if (attr->page_size && attr->page_size != ps)
+	if (pool_arena) {
+		if (attr->page_size && attr->page_size != phys_arena_page_size(pool_arena))
 			return -EINVAL;
-		sizes[0] = ps;
-	} else if (!attr->page_size) {
-		sizes[0] = os_hugepage_supported(SZ_2M) ? SZ_2M : SZ_4K;
-		sizes[1] = sizes[0] == SZ_4K ? 0 : SZ_4K;
+		sizes[0] = phys_arena_page_size(pool_arena);
+		nr_sizes = 1;
+	} else {
+		nr_sizes = phys_page_sizes(attr->page_size, sizes);
 	}
-	for (unsigned i = 0; i < 2 && sizes[i]; i++) {
+	for (unsigned i = 0; i < nr_sizes; i++) {
 		uint64_t page = sizes[i], chunk = attr->min_chunk ? attr->min_chunk : dm ? DM_MIN_CHUNK : page;
 		unsigned shift = (unsigned)__builtin_ctzll(page);
 		struct phys_placement pl = {
@@ -96,14 +95,11 @@ static int place_auto(struct iovm_guest *g, const struct iovm_guest_attr *attr, 
 			.below = attr->below >> shift,
 			.max_banks = attr->max_banks ? attr->max_banks : dm ? DM_MAX_BANKS : MAX_BANKS,
 		};
-		struct phys_arena *a;
+		struct phys_arena *a = pool_arena;
 
 		if (!is_aligned(attr->size, page))
 			return -EINVAL;
-		ret = g->pool ? 0 : phys_arena_get(g->ctx->phys, page, g->ctx->cfg.numa_node, &a);
-		if (g->pool)
-			a = phys_pool_arena(g->pool);
-		if (ret)
+		if (!a && phys_arena_get(g->ctx->phys, page, g->ctx->cfg.numa_node, &a))
 			continue; /* no such pages here: the next size */
 		ret = phys_alloc_banks(a, g->pool, attr->size >> shift, &pl, r, n);
 		if (!ret) {
@@ -204,27 +200,14 @@ static struct phys_range bank_range(const struct guest_bank *b)
 }
 
 
-/* Map bank @b into the process at its place in the RAM reservation, piece by piece of the memfds behind it. */
-static int ram_map(struct iovm_guest *g, const struct guest_bank *b)
-{
-	for (uint64_t off = 0, n; off < b->len; off += n) {
-		struct phys_backing back;
-		int ret = phys_backing(g->ctx->phys, pa_add(b->pa, off), &back);
-
-		if (ret)
-			return ret;
-		n = MIN(back.len, b->len - off);
-		ret = os_va_commit(g->ram + b->ram_off + off, n, back.fd, back.offset, false);
-		if (ret)
-			return ret;
-	}
-	return 0;
-}
-
-/* Unmap the first @n banks from stage 2: strictly, so no device reaches them when this returns. */
+/*
+ * Unmap the first @n banks from stage 2: strictly, so no device reaches
+ * them when this returns. Nothing when the guest's destroy took stage 2
+ * away already (no device was attached to it).
+ */
 static void stage2_clear(struct iovm_guest *g, unsigned n)
 {
-	for (unsigned i = 0; i < n; i++)
+	for (unsigned i = 0; g->stage2 && i < n; i++)
 		iovm_domain_unmap(g->stage2, IOVM_IOVA(gpa_val(g->banks[i].gpa)), g->banks[i].len);
 }
 
@@ -266,7 +249,8 @@ int guest_mem_start(struct iovm_guest *g)
 		/* -ENOENT: the kernel has the memory back. Either way someone else has it. */
 		return ret == -ENOENT ? -EBUSY : ret;
 	for (unsigned i = 0; i < g->nr_banks; i++) {
-		ret = ram_map(g, &g->banks[i]);
+		/* Each bank at its place in the RAM reservation, as a monitor maps guest RAM. */
+		ret = phys_map(g->ctx->phys, g->banks[i].pa, g->banks[i].len, g->ram + g->banks[i].ram_off, false);
 		if (ret)
 			goto unmap_ram;
 	}

@@ -188,7 +188,7 @@ int iommu_nested_domain_create(struct iovm_domain *stage2, const struct iovm_dom
 	return domain_create(stage2->ctx, attr, IOVM_DOMAIN_NESTED, stage2, out);
 }
 
-static int domain_destroy(struct iovm_domain *dom)
+int domain_destroy(struct iovm_domain *dom)
 {
 	struct iommu_space *is = dom->is;
 
@@ -234,7 +234,6 @@ IOVM_API int iovm_domain_destroy(struct iovm_domain *dom)
 	return domain_destroy(dom);
 }
 
-/* Any domain, the guest's stage 2 too: its guest, or the IOMMU at close. */
 int iommu_guest_domain_destroy(struct iovm_domain *dom)
 {
 	return domain_destroy(dom);

@@ -138,8 +138,8 @@ void iommu_domain_unmirror(struct iovm_domain *dom);
  * Guests (src/guest). iommu_guest_domain_create() makes a guest's stage 2:
  * IOVAs are guest physical addresses, mapped with iommu_stage2_map() and
  * unmapped with iovm_domain_unmap(), always strictly; iovm_domain_destroy()
- * refuses it, iommu_guest_domain_destroy() is the guest's (it destroys
- * any domain: -EBUSY while attached or under nested domains). A nested domain
+ * refuses it, iommu_guest_domain_destroy() is the guest's (-EBUSY while
+ * attached or under nested domains). A nested domain
  * over it is made with iommu_nested_domain_create(): @attr as for
  * iovm_domain_create(), managed, without flags.
  */

@@ -196,6 +196,8 @@ struct iovm_domain *client_domain(const struct iommu_client *c, uint32_t pasid);
 void domain_invalidate(struct iovm_domain *dom, uint64_t iova, uint64_t len, bool all);
 
 /* domain.c */
+/* Any domain, a guest's stage 2 too: -EBUSY while attached or under nested domains. */
+int domain_destroy(struct iovm_domain *dom);
 int domain_unmap(struct iovm_domain *dom, uint64_t iova, uint64_t len, bool *any);
 /* How to unmap: strict even in a deferred domain; keep the IOVAs allocated. */
 #define UNMAP_STRICT (1u << 0)

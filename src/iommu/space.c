@@ -125,7 +125,7 @@ void iommu_destroy(struct iommu_space *is)
 			if (pass == 0 && dom->type != IOVM_DOMAIN_NESTED)
 				continue;
 			/* Devices are gone by now (the context closes them first). */
-			if (iommu_guest_domain_destroy(dom))
+			if (domain_destroy(dom))
 				log_warn("a domain is still attached at close");
 		}
 	}

@@ -128,17 +128,6 @@ static int nc_register(struct mem_space *ms, struct iovm_cbuf *owner, struct iov
 	return 0;
 }
 
-/* Map page @i's frame at its place in the CPU's view (coherent buffers). */
-static int map_page(struct iovm_cbuf *cb, unsigned i)
-{
-	struct phys_backing b;
-	int ret = phys_backing(cb->ms->phys, cb->pages[i], &b);
-
-	if (ret)
-		return ret;
-	return os_va_commit(cb->va + ((size_t)i << 12), SZ_4K, b.fd, b.offset, false);
-}
-
 IOVM_API int iovm_cbuf_alloc(struct iovm_ctx *ctx, size_t size, uint32_t flags, struct iovm_cbuf **out)
 {
 	struct mem_space *ms;
@@ -196,7 +185,7 @@ IOVM_API int iovm_cbuf_alloc(struct iovm_ctx *ctx, size_t size, uint32_t flags, 
 		if (!cb->va)
 			goto release;
 		for (unsigned i = 0; i < cb->nr_pages; i++) {
-			ret = map_page(cb, i);
+			ret = phys_map(ms->phys, cb->pages[i], SZ_4K, cb->va + ((size_t)i << 12), false);
 			if (ret)
 				goto release;
 		}
@@ -295,10 +284,12 @@ static int cbuf_sync(struct iovm_ctx *ctx, const void *ptr, size_t len, bool for
 	err_clear();
 	if (!ctx || !ptr || !len || (uintptr_t)ptr + len < (uintptr_t)ptr)
 		return -EINVAL;
+	/* The DMA heap is coherent: nothing to do, as on x86, and found without a lock. */
+	if (!iovm_dma_xlate(ctx, ptr, &x))
+		return 0;
 	cb = cbuf_find(ctx->mem, ptr, len);
 	if (!cb)
-		/* The DMA heap is coherent: nothing to do, as on x86. */
-		return iovm_dma_xlate(ctx, ptr, &x) ? -ENOENT : 0;
+		return -ENOENT;
 	if (!(cb->flags & IOVM_CBUF_NONCOHERENT))
 		return 0;
 	/* Whole lines: a cache works in them, so a sync covers every line it touches. */

@@ -171,27 +171,7 @@ static bool commit_due(const struct mem_seglist *sl, uint64_t head, uint64_t now
  */
 static int map_frames(struct mem_seglist *sl, uint64_t page, pa_t pa, uint64_t n)
 {
-	uint64_t done = 0, len = n << sl->page_shift;
-	int ret;
-
-	while (done < len) {
-		struct phys_backing b;
-		uint64_t piece;
-
-		ret = phys_backing(sl->ms->phys, pa_add(pa, done), &b);
-		if (ret)
-			goto unmap;
-		piece = MIN(b.len, len - done);
-		ret = os_va_commit(page_va(sl, page) + done, piece, b.fd, b.offset, true);
-		if (ret)
-			goto unmap;
-		done += piece;
-	}
-	return 0;
-unmap:
-	if (done)
-		os_va_decommit(page_va(sl, page), done);
-	return ret;
+	return phys_map(sl->ms->phys, pa, n << sl->page_shift, page_va(sl, page), true);
 }
 
 /* Give frames back, in runs that are contiguous in PA. Needs the list lock. */

@@ -11,6 +11,7 @@
 
 #include "base/compiler.h"
 #include "os/hugepage.h"
+#include "os/vaspace.h"
 #include "phys/phys_internal.h"
 
 static struct phys_bank *bus_lookup(struct phys_space *ps, pa_t pa, uint64_t *bank_off)
@@ -104,4 +105,44 @@ int phys_backing(struct phys_space *ps, pa_t pa, struct phys_backing *out)
 		out->len = ((page + n) << b->arena->shift) - off;
 	}
 	return 0;
+}
+
+int phys_map(struct phys_space *ps, pa_t pa, uint64_t len, void *va, bool populate)
+{
+	uint64_t done = 0;
+	int ret;
+
+	while (done < len) {
+		struct phys_backing b;
+		uint64_t piece;
+
+		ret = phys_backing(ps, pa_add(pa, done), &b);
+		if (ret)
+			goto unmap;
+		piece = MIN(b.len, len - done);
+		ret = os_va_commit((uint8_t *)va + done, piece, b.fd, b.offset, populate);
+		if (ret)
+			goto unmap;
+		done += piece;
+	}
+	return 0;
+unmap:
+	if (done)
+		os_va_decommit(va, done);
+	return ret;
+}
+
+unsigned phys_page_sizes(uint64_t want, uint64_t sizes[2])
+{
+	if (want) {
+		sizes[0] = want;
+		return 1;
+	}
+	if (!os_hugepage_supported(SZ_2M)) {
+		sizes[0] = SZ_4K;
+		return 1;
+	}
+	sizes[0] = SZ_2M;
+	sizes[1] = SZ_4K;
+	return 2;
 }

@@ -207,6 +207,20 @@ struct phys_backing {
 int phys_backing(struct phys_space *ps, pa_t pa, struct phys_backing *b);
 
 /*
+ * phys_map() - map the memory [pa, pa+len) at @va, inside a reservation
+ * (os_va_reserve()): one shared mapping per piece consecutive in a memfd;
+ * @populate fills the page tables now. All or nothing. Lock-free.
+ */
+int phys_map(struct phys_space *ps, pa_t pa, uint64_t len, void *va, bool populate);
+
+/*
+ * phys_page_sizes() - the page sizes to try, in order, for @want (4 KiB,
+ * 2 MiB or 1 GiB; 0: 2 MiB hugepages when the kernel has them, then
+ * 4 KiB). Fills @sizes, returns how many.
+ */
+unsigned phys_page_sizes(uint64_t want, uint64_t sizes[2]);
+
+/*
  * The bus resolves PAs in 2 MiB granules: the smallest hugepage, and a
  * bank's alignment. Inside one granule, the bus's pointers are contiguous.
  */

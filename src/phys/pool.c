@@ -26,7 +26,6 @@
 #include "base/compiler.h"
 #include "base/ctx.h"
 #include "base/error.h"
-#include "os/hugepage.h"
 #include "phys/phys_internal.h"
 
 /* The pool named @name, or NULL. Needs the lock. */
@@ -184,8 +183,8 @@ static struct iovm_pool *pool_handle(struct phys_pool *pool)
 IOVM_API int iovm_pool_create(struct iovm_ctx *ctx, const char *name, uint64_t size, uint64_t page_size,
 			      unsigned max_ranges, struct iovm_pool **out)
 {
-	/* Auto: 2 MiB hugepages when the machine gives them, else 4 KiB. */
-	uint64_t sizes[2] = { page_size, 0 };
+	uint64_t sizes[2];
+	unsigned nr_sizes;
 	int ret = -ENOMEM;
 
 	err_clear();
@@ -194,11 +193,9 @@ IOVM_API int iovm_pool_create(struct iovm_ctx *ctx, const char *name, uint64_t s
 		return -EINVAL;
 	if (page_size && page_size != SZ_4K && page_size != SZ_2M && page_size != SZ_1G)
 		return -EINVAL;
-	if (!page_size) {
-		sizes[0] = os_hugepage_supported(SZ_2M) ? SZ_2M : SZ_4K;
-		sizes[1] = sizes[0] == SZ_4K ? 0 : SZ_4K;
-	}
-	for (unsigned i = 0; i < 2 && sizes[i]; i++) {
+	/* Auto: 2 MiB hugepages when the machine gives them, else 4 KiB. */
+	nr_sizes = phys_page_sizes(page_size, sizes);
+	for (unsigned i = 0; i < nr_sizes; i++) {
 		struct phys_placement pl = { .max_banks = max_ranges };
 		struct phys_arena *a;
 		struct phys_pool *pool;
