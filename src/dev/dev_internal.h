@@ -60,6 +60,14 @@ struct iovm_queue {
 	uint64_t sq_iova, cq_iova;
 	bool rings_mapped;            /* mapped by us: unmapped at destroy */
 	bool has_worker;
+	/*
+	 * The worker's sleep handshake is an asymmetric Dekker: the sleeper
+	 * stores "sleeping" and forces a barrier on every thread
+	 * (membarrier(2)), so a submitter needs only a compiler barrier between
+	 * its doorbell store and its load of "sleeping". False where the kernel
+	 * has no expedited membarrier: both sides fence then.
+	 */
+	bool light_doorbell;
 	pthread_t worker;
 
 	/* The submitter's. */

@@ -26,6 +26,7 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "dev/dev_internal.h"
+#include "os/membarrier.h"
 #include "phys/phys.h"
 
 #define DEFAULT_DEPTH 256
@@ -142,7 +143,14 @@ static void *worker_main(void *arg)
 		}
 		pthread_mutex_lock(&q->wake_lock);
 		atomic_store_explicit(&q->sleeping, true, memory_order_seq_cst);
-		/* Checked after saying so: a submitter either sees us asleep or we see its tail. */
+		/*
+		 * Checked after saying so: a submitter either sees us asleep or we
+		 * see its tail. Its side of the handshake may be a compiler
+		 * barrier only: the membarrier makes it a full one, here, once per
+		 * sleep rather than once per doorbell.
+		 */
+		if (q->light_doorbell)
+			os_membarrier();
 		if (atomic_load_explicit(&q->sq_tail, memory_order_seq_cst) ==
 			    atomic_load_explicit(&q->sq_head, memory_order_relaxed) &&
 		    !atomic_load_explicit(&q->stop, memory_order_relaxed)) {
@@ -286,6 +294,8 @@ IOVM_API int iovm_queue_create(struct iovm_device *dev, const struct iovm_queue_
 	if (ret)
 		goto free_rings;
 	if (!(flags & IOVM_QUEUE_POLLED)) {
+		/* Read by the worker: set before it starts. A failed membarrier later costs a nap, no more. */
+		q->light_doorbell = os_membarrier_init();
 		ret = worker_start(q, flags & IOVM_QUEUE_CPU ? (int)attr->cpu : -1);
 		if (ret)
 			goto free_tlb;
@@ -341,12 +351,18 @@ IOVM_API int iovm_queue_submit(struct iovm_queue *q, const struct iovm_desc *d)
 	if (tail - atomic_load_explicit(&q->cq_head, memory_order_acquire) >= q->depth)
 		return -EAGAIN;
 	memcpy(&q->sq[tail & (q->depth - 1)], d, sizeof(*d));
-	/* A worker's sleep is a store-load handshake with this store: seq_cst then. */
-	if (q->has_worker)
+	/*
+	 * A worker's sleep is a store-load handshake with this store: seq_cst,
+	 * unless the worker's membarrier stands in for our fence (a locked
+	 * instruction here would wait for every store before it, the cache
+	 * misses of the descriptor and of a map's PTEs included).
+	 */
+	if (q->has_worker && !q->light_doorbell)
 		atomic_store_explicit(&q->sq_tail, tail + 1, memory_order_seq_cst);
 	else
 		atomic_store_explicit(&q->sq_tail, tail + 1, memory_order_release);
 	count_add(&q->submitted, 1);
+	atomic_signal_fence(memory_order_seq_cst);
 	if (q->has_worker && atomic_load_explicit(&q->sleeping, memory_order_seq_cst)) {
 		pthread_mutex_lock(&q->wake_lock);
 		pthread_cond_signal(&q->wake);
