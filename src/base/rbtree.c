@@ -3,8 +3,9 @@
  * rbtree.c - red-black rebalancing (CLRS, chapter 13) with augmentation.
  *
  * Summaries stay exact by three rules:
- *  - after a node is linked or unlinked, every node from the change up to the
- *    root is recomputed (rb_propagate) before any rotation;
+ *  - after a node is linked, its ancestors are recomputed up to the first
+ *    whose summary does not change; after one is unlinked, every node from
+ *    the change up to the root (rb_propagate); both before any rotation;
  *  - a rotation does not change the set of nodes below the rotated pair, so
  *    it recomputes only the pair, lower node first;
  *  - nothing above a rotation needs recomputing.
@@ -23,6 +24,21 @@ void rb_propagate(struct rb_root *t, struct rb_node *n)
 		return;
 	for (; n; n = n->parent)
 		t->augment(n);
+}
+
+/*
+ * After a change below @n on one path only (a leaf linked under it): @n is
+ * recomputed, then its ancestors until one keeps its summary, since nothing
+ * above that one has an input that moved. An erase may move a node to
+ * another place in the tree, two paths at once: it propagates to the root.
+ */
+static void propagate_path(struct rb_root *t, struct rb_node *n)
+{
+	if (!t->augment)
+		return;
+	t->augment(n);
+	for (n = n->parent; n && t->augment(n); n = n->parent)
+		;
 }
 
 static void replace_child(struct rb_root *t, struct rb_node *parent, struct rb_node *old,
@@ -78,7 +94,7 @@ void rb_insert(struct rb_root *t, struct rb_node *n, struct rb_node *parent, str
 	n->left = n->right = NULL;
 	n->red = true;
 	*link = n;
-	rb_propagate(t, n);
+	propagate_path(t, n);
 
 	while (is_red(n->parent)) {
 		struct rb_node *p = n->parent, *g = p->parent, *u;

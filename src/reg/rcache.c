@@ -80,6 +80,19 @@ struct rc_region {
 	uint64_t seen;             /* under cache.lock: the clock when eviction last looked */
 };
 
+/*
+ * Region structs come RC_CHUNK at a time: a miss then costs no malloc() of
+ * its own (a cold cache pays one per RC_CHUNK misses, as UCX's memory pool
+ * grows). A lock-free reader may look at a struct after its region went
+ * (its generation says so), so structs live as long as the cache.
+ */
+#define RC_CHUNK 64
+
+struct rc_chunk {
+	struct list_node link; /* in cache.chunks, under cache.lock */
+	struct rc_region r[RC_CHUNK];
+};
+
 /* A thread's holds on one cache's regions: written by that thread only. */
 struct rc_held {
 	_Atomic(struct rc_region *) r;
@@ -114,6 +127,7 @@ struct iovm_rcache {
 	struct itree regions;      /* indexed regions by VA */
 	struct list_node lru;      /* indexed regions, least recently registered or found first */
 	struct list_node spare;    /* region structs to reuse */
+	struct list_node chunks;   /* struct rc_chunk: where every region struct lives */
 	struct list_node zombies;  /* out of the index, still held */
 	uint64_t nr_regions, bytes;
 	uint64_t misses, uncached, evictions;
@@ -179,10 +193,37 @@ static struct rc_tls *tls_of(struct iovm_rcache *c)
 	return tc ? container_of(tc, struct rc_tls, base) : NULL;
 }
 
+/* Whether @e holds nothing that counts: never used, no holds, or holds of a region's earlier life. */
+static bool held_free(const struct rc_held *e)
+{
+	struct rc_region *er = atomic_load_explicit(&e->r, memory_order_relaxed);
+
+	return !er || !atomic_load_explicit(&e->n, memory_order_relaxed) || !held_is(e, er);
+}
+
+static struct rc_held *held_claim(struct rc_held *e, struct rc_region *r)
+{
+	/*
+	 * Taken over with its count at 0: a summing evictor reads the count
+	 * (acquire), then the region and its life, and so sees the new region
+	 * with any new count, never the old region with it.
+	 */
+	atomic_store_explicit(&e->n, 0, memory_order_relaxed);
+	atomic_store_explicit(&e->r, r, memory_order_relaxed);
+	atomic_store_explicit(&e->life, atomic_load_explicit(&r->life, memory_order_relaxed),
+			      memory_order_relaxed);
+	return e;
+}
+
+static unsigned held_hash(const struct rc_region *r)
+{
+	return (unsigned)((uintptr_t)r >> 6) & (HELD - 1);
+}
+
 /* The thread's entry for @r, made if there is room; NULL when the table is full. */
 static struct rc_held *held_of(struct rc_tls *t, struct rc_region *r, bool make)
 {
-	unsigned h = (unsigned)((uintptr_t)r >> 6) & (HELD - 1);
+	unsigned h = held_hash(r);
 	struct rc_held *spare = NULL;
 
 	for (unsigned i = 0; i < HELD; i++) {
@@ -191,24 +232,30 @@ static struct rc_held *held_of(struct rc_tls *t, struct rc_region *r, bool make)
 
 		if (er == r && held_is(e, r))
 			return e;
-		/* Free: never used, no holds, or holds of a region's earlier life (they count no more). */
-		if (!spare && (!er || !atomic_load_explicit(&e->n, memory_order_relaxed) || !held_is(e, er)))
+		if (!spare && held_free(e))
 			spare = e;
 		if (!er)
 			break;
 	}
-	if (!make || !spare)
-		return NULL;
-	/*
-	 * Taken over with its count at 0: a summing evictor reads the count
-	 * (acquire), then the region and its life, and so sees the new region
-	 * with any new count, never the old region with it.
-	 */
-	atomic_store_explicit(&spare->n, 0, memory_order_relaxed);
-	atomic_store_explicit(&spare->r, r, memory_order_relaxed);
-	atomic_store_explicit(&spare->life, atomic_load_explicit(&r->life, memory_order_relaxed),
-			      memory_order_relaxed);
-	return spare;
+	return make && spare ? held_claim(spare, r) : NULL;
+}
+
+/*
+ * An entry for a region that has just begun its life (a miss registered
+ * it): no entry can count holds on it yet, so the first free one from its
+ * slot will do, with no search for its own. NULL when the table is full.
+ */
+static struct rc_held *held_new(struct rc_tls *t, struct rc_region *r)
+{
+	unsigned h = held_hash(r);
+
+	for (unsigned i = 0; i < HELD; i++) {
+		struct rc_held *e = &t->held[(h + i) & (HELD - 1)];
+
+		if (held_free(e))
+			return held_claim(e, r);
+	}
+	return NULL;
 }
 
 struct sum {
@@ -367,18 +414,24 @@ static void index_del(struct iovm_rcache *c, struct rc_region *r)
 	atomic_fetch_add_explicit(&r->gen, 1, memory_order_seq_cst);
 }
 
+/* A region struct, from the spares or a new chunk. Needs cache.lock. */
 static struct rc_region *region_new(struct iovm_rcache *c)
 {
 	struct rc_region *r;
+	struct rc_chunk *ch;
 
-	if (!list_empty(&c->spare)) {
-		r = list_entry(c->spare.next, struct rc_region, lru);
-		list_del(&r->lru);
-		return r;
+	if (list_empty(&c->spare)) {
+		ch = calloc(1, sizeof(*ch));
+		if (!ch)
+			return NULL;
+		list_add(&c->chunks, &ch->link);
+		for (unsigned i = 0; i < RC_CHUNK; i++) {
+			ch->r[i].cache = c;
+			list_add_tail(&c->spare, &ch->r[i].lru);
+		}
 	}
-	r = calloc(1, sizeof(*r));
-	if (r)
-		r->cache = c;
+	r = list_entry(c->spare.next, struct rc_region, lru);
+	list_del(&r->lru);
 	return r;
 }
 
@@ -445,15 +498,17 @@ static void evict(struct iovm_rcache *c, struct rc_region *keep)
 
 /* A region of the index holding [addr, addr+len) with @access, all valid, held. Needs cache.lock. */
 static struct rc_region *lookup_slow(struct iovm_rcache *c, struct rc_tls *t, uint64_t addr, uint64_t len,
-				     uint32_t access)
+				     uint32_t access, bool *overlap)
 {
 	struct itree_node *n;
 
+	*overlap = false;
 	itree_for_each(n, &c->regions, addr, addr + len - 1) {
 		struct rc_region *r = container_of(n, struct rc_region, node);
 		struct rc_held *h;
 		uint64_t s1;
 
+		*overlap = true;
 		if (addr < r->start || addr + len > r->end || (access & ~r->access))
 			continue;
 		/* Under the cache lock no region leaves; the seqcount still guards the pages. */
@@ -492,10 +547,11 @@ static int get_slow(struct iovm_rcache *c, struct rc_tls *t, uint64_t addr, uint
 	uint64_t start = align_down(addr, PG), end = align_up(addr + len, PG);
 	struct rc_region *r;
 	struct iovm_mr *mr;
+	bool overlap;
 	int ret;
 
 	pthread_mutex_lock(&c->lock);
-	r = lookup_slow(c, t, addr, len, access);
+	r = lookup_slow(c, t, addr, len, access, &overlap);
 	if (r) {
 		if (t)
 			count_own(&t->hits);
@@ -503,7 +559,13 @@ static int get_slow(struct iovm_rcache *c, struct rc_tls *t, uint64_t addr, uint
 	}
 	c->misses++;
 	atomic_fetch_add_explicit(&c->clock, 1, memory_order_relaxed);
-	retire_dead(c, start, end);
+	/*
+	 * Regions are page-aligned: one overlaps [start, end) exactly when it
+	 * overlaps [addr, addr+len), so a lookup that met none leaves nothing
+	 * to retire, and the tree need not be walked again.
+	 */
+	if (overlap)
+		retire_dead(c, start, end);
 	ret = iovm_mr_reg(c->dom, (void *)start, end - start, access, &mr);
 	if (ret)
 		goto unlock;
@@ -537,7 +599,7 @@ static int get_slow(struct iovm_rcache *c, struct rc_tls *t, uint64_t addr, uint
 	list_add_tail(&c->lru, &r->lru);
 	c->nr_regions++;
 	c->bytes += end - start;
-	hold_add(t ? held_of(t, r, true) : NULL, r, 1);
+	hold_add(t ? held_new(t, r) : NULL, r, 1);
 	evict(c, r);
 found:
 	pthread_mutex_unlock(&c->lock);
@@ -640,6 +702,7 @@ IOVM_API int iovm_rcache_create(struct iovm_domain *dom, const struct iovm_rcach
 	itree_init(&c->regions);
 	list_init(&c->lru);
 	list_init(&c->spare);
+	list_init(&c->chunks);
 	list_init(&c->zombies);
 	pthread_mutex_lock(&c->rs->lock);
 	list_add(&c->rs->caches, &c->link);
@@ -689,11 +752,11 @@ static void cache_free(struct iovm_rcache *c)
 		list_del(&r->lru);
 		region_free(c, r);
 	}
-	while (!list_empty(&c->spare)) {
-		struct rc_region *r = list_entry(c->spare.next, struct rc_region, lru);
+	while (!list_empty(&c->chunks)) {
+		struct rc_chunk *ch = list_entry(c->chunks.next, struct rc_chunk, link);
 
-		list_del(&r->lru);
-		free(r);
+		list_del(&ch->link);
+		free(ch);
 	}
 	pthread_mutex_unlock(&c->lock);
 	pthread_mutex_destroy(&c->lock);
