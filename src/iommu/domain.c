@@ -132,7 +132,7 @@ free_iova:
 	if (dom->has_iova)
 		iova_destroy(&dom->iova);
 free_pt:
-	free(dom->fq);
+	flushq_destroy(dom);
 	if (dom->type != IOVM_DOMAIN_IDENTITY)
 		pt_destroy(&dom->pt);
 free_faults:
@@ -694,9 +694,7 @@ IOVM_API int iovm_domain_stats(struct iovm_domain *dom, struct iovm_domain_stats
 		st->splits = atomic_load(&dom->pt.splits);
 	}
 	st->strict_invalidations = atomic_load(&dom->strict_invalidations);
-	st->flushes = atomic_load(&dom->flushes);
-	st->flushed_unmaps = atomic_load(&dom->flushed_unmaps);
-	st->pending_unmaps = atomic_load(&dom->pending_unmaps);
+	flushq_stats(dom, st);
 	pthread_mutex_lock(&dom->fault_lock);
 	st->faults = dom->faults_seen;
 	st->faults_dropped = dom->faults_dropped;

@@ -1,19 +1,26 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * flushq.c - deferred invalidation: unmapped ranges are queued, and flushed
- * together once the batch is full or the oldest has waited its timeout
+ * together once a batch is full or the oldest has waited its timeout
  * (Linux: 256 entries, 10 ms). A flush invalidates the domain's IOTLB
  * entries on every attached device, waits one grace period for all of them,
  * and only then unpins the pages and hands the IOVAs back: until that point
  * a device may still reach them through a stale entry, and nothing else may
  * have them.
  *
- * The queue is an array of flush_batch ranges allocated with the domain: an
- * unmap appends under flush_lock, reads the clock only when it starts a
- * batch, and wakes the flusher thread only when the flusher is not already
- * watching (iommu_space.flusher_armed). The unmap that fills the batch
- * flushes it, under flush_lock: unmaps of the domain wait for that grace
- * period, as they would for a strict unmap of their own.
+ * Each thread that unmaps in a domain queues into a ring of its own, as
+ * Linux keeps a flush queue per CPU. The ring has one producer, its thread,
+ * which appends with plain stores and publishes with a release store of the
+ * tail: an unmap takes no lock and executes no locked instruction, which
+ * would wait for the PTE stores the unmap just made. A ring is emptied by
+ * whoever flushes, under flush_lock: its thread when the ring is full, the
+ * flusher thread at the deadline, iovm_domain_flush().
+ *
+ * Why a flush may release what it saw: it reads every ring's tail (acquire)
+ * before it invalidates. An entry published by that tail had its PTEs
+ * cleared before the release store that published it, so the invalidation
+ * comes after the clear, and no device can fill its IOTLB from the old PTE
+ * afterwards. Entries published later wait for the next flush.
  *
  * A domain mirrored into the kernel's IOMMU (a VFIO device's) unmaps there
  * at the flush too: the batch's ranges, sorted and merged, as few calls as
@@ -25,9 +32,35 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "base/compiler.h"
 #include "base/ctx.h"
+#include "base/tlscache.h"
 #include "iommu/iommu_internal.h"
 #include "phys/phys.h"
+
+struct fq_ring {
+	struct tls_cache tc;         /* first: what the thread's slot points to */
+	struct list_node link;       /* in iovm_domain.fq_rings, under flush_lock */
+	struct iovm_domain *dom;
+	_Atomic bool orphan;         /* its thread let go of it: freed at a flush once empty */
+	uint32_t mask;               /* the array's size, a power of two, less one */
+	uint8_t *ends;               /* per entry: 1 when it is an unmap's last piece */
+
+	/* The producer's: its thread's. */
+	_Atomic uint32_t tail __cacheline_aligned; /* entries published, ever (wraps) */
+	_Atomic uint64_t queued_unmaps;
+	_Atomic uint64_t first_ns;   /* when an entry went into the empty ring */
+
+	/* The consumer's: under flush_lock. */
+	_Atomic uint32_t head __cacheline_aligned; /* entries released, ever (wraps) */
+	uint32_t seen;               /* the tail as the flush in progress read it */
+	_Atomic uint64_t released_unmaps;
+
+	struct unmapped e[];         /* mask + 1 of them */
+};
+
+static struct tls_kind fq_kind = TLS_KIND_INIT;
+static __thread struct tls_slots fq_slots __tls_ie;
 
 /* A counter written under flush_lock, read racily by iovm_domain_stats(). */
 static void count_add(_Atomic uint64_t *c, int64_t n)
@@ -59,66 +92,186 @@ static void invalidate_all(struct iovm_domain *dom)
 	pt_reclaim(&dom->pt);
 }
 
-int flushq_init(struct iovm_domain *dom)
+/* Give back the entries of @r up to what the flush saw. Needs flush_lock. Returns the unmaps. */
+static uint64_t ring_release(struct iovm_domain *dom, struct fq_ring *r)
 {
-	dom->fq = calloc(dom->flush_batch, sizeof(*dom->fq));
-	dom->fq_deadline_ns = UINT64_MAX;
-	return dom->fq ? 0 : -ENOMEM;
+	uint32_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
+	uint64_t unmaps = 0;
+
+	while (h != r->seen) {
+		uint32_t at = h & r->mask, k = MIN(r->seen - h, r->mask + 1 - at);
+
+		release_pieces(dom, &r->e[at], k);
+		for (uint32_t i = 0; i < k; i++)
+			unmaps += r->ends[at + i];
+		h += k;
+	}
+	/* Room for the producer, once the entries are no longer read. */
+	atomic_store_explicit(&r->head, h, memory_order_release);
+	count_add(&r->released_unmaps, (int64_t)unmaps);
+	return unmaps;
 }
 
-/* Flush the batch queued. Needs flush_lock. */
+static void ring_free(struct fq_ring *r)
+{
+	free(r->ends);
+	free(r);
+}
+
+/* Flush what every ring holds now. Needs flush_lock. */
 static void flush_locked(struct iovm_domain *dom)
 {
-	if (!dom->fq_len)
+	struct list_node *n, *t;
+	uint64_t unmaps = 0;
+	bool any = false;
+
+	list_for_each(n, &dom->fq_rings) {
+		struct fq_ring *r = list_entry(n, struct fq_ring, link);
+
+		r->seen = atomic_load_explicit(&r->tail, memory_order_acquire);
+		any |= r->seen != atomic_load_explicit(&r->head, memory_order_relaxed);
+	}
+	if (!any)
 		return;
 	invalidate_all(dom);
-	release_pieces(dom, dom->fq, dom->fq_len);
+	list_for_each_safe(n, t, &dom->fq_rings) {
+		struct fq_ring *r = list_entry(n, struct fq_ring, link);
+
+		unmaps += ring_release(dom, r);
+		/* A ring whose thread is gone gets nothing more: once empty, it goes. */
+		if (atomic_load_explicit(&r->orphan, memory_order_acquire) &&
+		    atomic_load_explicit(&r->tail, memory_order_acquire) == r->seen) {
+			list_del(&r->link);
+			ring_free(r);
+		}
+	}
 	count_add(&dom->flushes, 1);
-	count_add(&dom->flushed_unmaps, dom->fq_unmaps);
-	count_add(&dom->pending_unmaps, -(int64_t)dom->fq_unmaps);
-	dom->fq_len = dom->fq_unmaps = 0;
-	dom->fq_deadline_ns = UINT64_MAX;
+	count_add(&dom->flushed_unmaps, (int64_t)unmaps);
+}
+
+/* The tlscache hooks. create() runs with no lock held; retire() and discard() under the registry's. */
+static struct tls_cache *ring_create(struct tls_owner *o)
+{
+	struct iovm_domain *dom = container_of(o, struct iovm_domain, fq_owner);
+	uint32_t size = 1;
+	struct fq_ring *r;
+
+	while (size < dom->flush_batch)
+		size <<= 1;
+	r = calloc(1, sizeof(*r) + size * sizeof(r->e[0]));
+	if (!r)
+		return NULL;
+	r->ends = calloc(size, 1);
+	if (!r->ends) {
+		free(r);
+		return NULL;
+	}
+	r->dom = dom;
+	r->mask = size - 1;
+	pthread_mutex_lock(&dom->flush_lock);
+	list_add_tail(&dom->fq_rings, &r->link);
+	pthread_mutex_unlock(&dom->flush_lock);
+	return &r->tc;
+}
+
+/*
+ * The thread exits, or needs its slot for another domain: the ring stays on
+ * the domain's list until a flush has emptied it. flush_lock cannot be taken
+ * here (a flush may wait for the registry to give an IOVA magazine).
+ */
+static void ring_retire(struct tls_owner *o, struct tls_cache *c)
+{
+	(void)o;
+	atomic_store_explicit(&container_of(c, struct fq_ring, tc)->orphan, true, memory_order_release);
+}
+
+/* The domain goes: it frees its rings itself, from its list. */
+static void ring_discard(struct tls_cache *c)
+{
+	(void)c;
+}
+
+int flushq_init(struct iovm_domain *dom)
+{
+	list_init(&dom->fq_rings);
+	dom->fq_owner.create = ring_create;
+	dom->fq_owner.retire = ring_retire;
+	dom->fq_owner.discard = ring_discard;
+	tls_owner_register(&dom->fq_owner);
+	dom->fq_ready = true;
+	return 0;
+}
+
+/* Flush @n pieces at once, with everything queued: for what no ring can take. */
+static void flush_now(struct iovm_domain *dom, const struct unmapped *pieces, unsigned n)
+{
+	pthread_mutex_lock(&dom->flush_lock);
+	flush_locked(dom);
+	invalidate_all(dom);
+	release_pieces(dom, pieces, n);
+	count_add(&dom->flushes, 1);
+	count_add(&dom->flushed_unmaps, 1);
+	pthread_mutex_unlock(&dom->flush_lock);
 }
 
 int flushq_add(struct iovm_domain *dom, const struct unmapped *pieces, unsigned n)
 {
+	struct tls_cache *tc;
+	struct fq_ring *r;
+	uint32_t head, tail;
 	bool started;
 
-	pthread_mutex_lock(&dom->flush_lock);
-	if (n > dom->flush_batch) {
-		/* More ranges than a batch holds: flush them, with what is queued, now. */
-		flush_locked(dom);
-		invalidate_all(dom);
-		release_pieces(dom, pieces, n);
-		count_add(&dom->flushes, 1);
-		count_add(&dom->flushed_unmaps, 1);
-		pthread_mutex_unlock(&dom->flush_lock);
+	tc = n <= dom->flush_batch ? tls_cache_get(&fq_kind, &fq_slots, &dom->fq_owner) : NULL;
+	if (!tc) {
+		/* More ranges than a batch holds, or no memory for a ring: flushed now. */
+		flush_now(dom, pieces, n);
 		return 0;
 	}
-	if (dom->fq_len + n > dom->flush_batch)
-		flush_locked(dom);
-	started = dom->fq_len == 0;
+	r = container_of(tc, struct fq_ring, tc);
+	tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+	head = atomic_load_explicit(&r->head, memory_order_acquire);
+	if (tail - head + n > dom->flush_batch) {
+		/* No room left (a flush here failed to keep up): flush first. */
+		flushq_flush(dom);
+		head = atomic_load_explicit(&r->head, memory_order_acquire);
+	}
+	started = head == tail;
 	if (started)
-		dom->fq_deadline_ns = clock_now_ns() + dom->flush_timeout_ns;
-	memcpy(&dom->fq[dom->fq_len], pieces, n * sizeof(*pieces));
-	dom->fq_len += n;
-	dom->fq_unmaps++;
-	count_add(&dom->pending_unmaps, 1);
-	if (dom->fq_len == dom->flush_batch)
-		flush_locked(dom);
-	pthread_mutex_unlock(&dom->flush_lock);
+		atomic_store_explicit(&r->first_ns, clock_now_ns(), memory_order_relaxed);
+	for (unsigned i = 0; i < n; i++) {
+		r->e[(tail + i) & r->mask] = pieces[i];
+		r->ends[(tail + i) & r->mask] = i == n - 1;
+	}
+	atomic_store_explicit(&r->queued_unmaps, atomic_load_explicit(&r->queued_unmaps, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+	atomic_store_explicit(&r->tail, tail + n, memory_order_release);
+	if (tail + n - head == dom->flush_batch) {
+		/*
+		 * The unmap that fills the thread's batch flushes it, every
+		 * thread's ring with it: unmaps of the domain wait for that grace
+		 * period, as they would for a strict unmap of their own.
+		 */
+		flushq_flush(dom);
+		return 0;
+	}
 	/*
 	 * A new batch needs the flusher watching its deadline. An armed flusher
-	 * looks at every domain before it disarms (seq_cst, after our unlock
-	 * or before our lock), so it sees this batch or we see it disarmed.
+	 * looks at every ring before it disarms (seq_cst), so it sees this
+	 * batch or we see it disarmed: the fence orders our tail before our
+	 * look, once per batch.
 	 */
-	if (started && !atomic_load_explicit(&dom->is->flusher_armed, memory_order_seq_cst))
-		flusher_kick(dom->is);
+	if (started) {
+		atomic_thread_fence(memory_order_seq_cst);
+		if (!atomic_load_explicit(&dom->is->flusher_armed, memory_order_seq_cst))
+			flusher_kick(dom->is);
+	}
 	return 0;
 }
 
 void flushq_flush(struct iovm_domain *dom)
 {
+	if (!dom->fq_ready)
+		return;
 	pthread_mutex_lock(&dom->flush_lock);
 	flush_locked(dom);
 	pthread_mutex_unlock(&dom->flush_lock);
@@ -126,19 +279,53 @@ void flushq_flush(struct iovm_domain *dom)
 
 uint64_t flushq_deadline(struct iovm_domain *dom)
 {
-	uint64_t due;
+	uint64_t due = UINT64_MAX;
+	struct list_node *n;
 
 	pthread_mutex_lock(&dom->flush_lock);
-	due = dom->fq_deadline_ns;
+	list_for_each(n, &dom->fq_rings) {
+		struct fq_ring *r = list_entry(n, struct fq_ring, link);
+
+		/* first_ns may be older than the oldest entry left: a flush comes early then, never late. */
+		if (atomic_load_explicit(&r->tail, memory_order_acquire) != atomic_load_explicit(&r->head, memory_order_relaxed))
+			due = MIN(due, atomic_load_explicit(&r->first_ns, memory_order_relaxed) + dom->flush_timeout_ns);
+	}
 	pthread_mutex_unlock(&dom->flush_lock);
 	return due;
 }
 
+void flushq_stats(struct iovm_domain *dom, struct iovm_domain_stats *st)
+{
+	struct list_node *n;
+
+	if (!dom->fq_ready)
+		return;
+	pthread_mutex_lock(&dom->flush_lock);
+	st->flushes = atomic_load_explicit(&dom->flushes, memory_order_relaxed);
+	st->flushed_unmaps = atomic_load_explicit(&dom->flushed_unmaps, memory_order_relaxed);
+	st->pending_unmaps = 0;
+	list_for_each(n, &dom->fq_rings) {
+		struct fq_ring *r = list_entry(n, struct fq_ring, link);
+
+		/* Published before the tail that a flush saw: never fewer than what it released. */
+		st->pending_unmaps += atomic_load_explicit(&r->queued_unmaps, memory_order_relaxed) -
+				      atomic_load_explicit(&r->released_unmaps, memory_order_relaxed);
+	}
+	pthread_mutex_unlock(&dom->flush_lock);
+}
+
 void flushq_destroy(struct iovm_domain *dom)
 {
-	if (!dom->fq)
+	if (!dom->fq_ready)
 		return;
 	flushq_flush(dom);
-	free(dom->fq);
-	dom->fq = NULL;
+	/* No thread finds its ring any more; then the rings go. */
+	tls_owner_unregister(&dom->fq_owner);
+	while (!list_empty(&dom->fq_rings)) {
+		struct fq_ring *r = list_entry(dom->fq_rings.next, struct fq_ring, link);
+
+		list_del(&r->link);
+		ring_free(r);
+	}
+	dom->fq_ready = false;
 }

@@ -4,6 +4,8 @@
  *
  * Locks, in the order they nest:
  *   iommu_space.lock -> iovm_domain.flush_lock -> iovm_domain.lock -> iommu_client.lock
+ *   The per-thread cache registry (base/tlscache.c) comes after flush_lock:
+ *   nothing under it takes flush_lock.
  *   A stage 2's lock comes before the locks of the nested domains over it.
  *   iovm_domain.fault_lock and shadow.lock are leaves.
  * The device side (iommu_access) takes none of them on its fast path: it
@@ -22,6 +24,7 @@
 #include "base/list.h"
 #include "base/radix.h"
 #include "base/rbtree.h"
+#include "base/tlscache.h"
 #include "iommu/iommu.h"
 #include "iommu/iova.h"
 #include "iommu/pgtable.h"
@@ -160,13 +163,12 @@ struct iovm_domain {
 	struct fault_ring faults;      /* under fault_lock */
 	uint64_t faults_seen, faults_dropped; /* under fault_lock */
 
-	/* Deferred invalidation (flushq.c). */
-	pthread_mutex_t flush_lock;
-	struct unmapped *fq;           /* flush_batch entries: pinned PAs, quarantined IOVAs */
-	unsigned fq_len;               /* under flush_lock: entries queued */
-	unsigned fq_unmaps;            /* under flush_lock: the unmaps they came from */
-	uint64_t fq_deadline_ns;       /* under flush_lock: when the batch is due; UINT64_MAX: empty */
-	unsigned flush_batch;
+	/* Deferred invalidation (flushq.c): a ring per unmapping thread. */
+	pthread_mutex_t flush_lock;    /* flushes, and the list of rings */
+	struct list_node fq_rings;     /* under flush_lock: struct fq_ring */
+	struct tls_owner fq_owner;     /* each thread finds its ring through it */
+	bool fq_ready;                 /* fq_owner registered */
+	unsigned flush_batch;          /* entries a ring holds before its thread flushes */
 	uint64_t flush_timeout_ns;
 
 	/* Following the heap. */
@@ -182,7 +184,7 @@ struct iovm_domain {
 	struct iova_range *mirror_reserved; /* IOVAs reserved because the mirror cannot map them */
 	unsigned nr_mirror_reserved, cap_mirror_reserved;
 
-	_Atomic uint64_t strict_invalidations, flushes, flushed_unmaps, pending_unmaps;
+	_Atomic uint64_t strict_invalidations, flushes, flushed_unmaps;
 	_Atomic uint64_t oracle_checks, oracle_stale, oracle_violations;
 };
 
@@ -220,6 +222,8 @@ int flushq_add(struct iovm_domain *dom, const struct unmapped *pieces, unsigned 
 void flushq_flush(struct iovm_domain *dom);
 void flushq_destroy(struct iovm_domain *dom);
 uint64_t flushq_deadline(struct iovm_domain *dom);
+/* Flushes, unmaps they covered, unmaps queued over all threads: one consistent snapshot. */
+void flushq_stats(struct iovm_domain *dom, struct iovm_domain_stats *st);
 void flusher_kick(struct iommu_space *is);
 
 /* fault.c */

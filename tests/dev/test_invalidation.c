@@ -10,7 +10,9 @@
  * Deferred: until the flush, a device may still write through a stale
  * translation (the oracle counts those), but only to pages still pinned:
  * a buffer freed meanwhile is not reused until the flush. After the flush,
- * nothing. Batches and the timeout both flush.
+ * nothing. Batches and the timeout both flush. Each thread queues into a
+ * ring of its own: threads that unmap at once, and exit with unmaps still
+ * queued, lose none of them.
  */
 #include <pthread.h>
 
@@ -230,6 +232,93 @@ TEST(heap_following_deferred)
 	rig_close(&r);
 }
 
+/* Threads that map and unmap in one deferred domain, each through its own ring. */
+#define RING_THREADS 4
+#define RING_ROUNDS 3000
+#define RING_LEFT 3
+
+struct ring_arg {
+	struct iovm_domain *dom;
+	iovm_pa_t pa;
+	unsigned rounds;
+	_Atomic int *failures;
+	pthread_barrier_t *all_flushed;
+};
+
+static void *ring_thread(void *p)
+{
+	struct ring_arg *a = p;
+
+	for (unsigned i = 0; i < a->rounds; i++) {
+		iovm_iova_t iova = IOVM_IOVA_ANY;
+
+		if (iovm_domain_map(a->dom, &iova, a->pa, PG, IOVM_MAP_READ) ||
+		    iovm_domain_unmap(a->dom, iova, PG))
+			atomic_fetch_add(a->failures, 1);
+		/* Now and then, a flush from here empties every thread's ring. */
+		if (i % 1000 == 999 && iovm_domain_flush(a->dom))
+			atomic_fetch_add(a->failures, 1);
+	}
+	/* Every ring empty, then three unmaps each: they stay queued as the threads exit. */
+	if (iovm_domain_flush(a->dom))
+		atomic_fetch_add(a->failures, 1);
+	pthread_barrier_wait(a->all_flushed);
+	for (unsigned i = 0; i < RING_LEFT; i++) {
+		iovm_iova_t iova = IOVM_IOVA_ANY;
+
+		if (iovm_domain_map(a->dom, &iova, a->pa, PG, IOVM_MAP_READ) ||
+		    iovm_domain_unmap(a->dom, iova, PG))
+			atomic_fetch_add(a->failures, 1);
+	}
+	return NULL;
+}
+
+TEST(deferred_rings_of_many_threads)
+{
+	/* A minute's timeout: the flusher stays out of the counts. */
+	struct iovm_domain_attr a = { .flags = IOVM_DOMAIN_DEFERRED, .flush_batch = 64,
+				      .flush_timeout_us = 60000000 };
+	pthread_barrier_t all_flushed;
+	struct iovm_ctx *ctx = open_ctx("page_size=4K,host_pa=off,oracle=on");
+	uint8_t *buf = iovm_dma_alloc(ctx, RING_THREADS * PG, PG, 0);
+	struct ring_arg args[RING_THREADS];
+	pthread_t th[RING_THREADS];
+	struct iovm_domain_stats st;
+	struct iovm_domain *dom;
+	_Atomic int failures = 0;
+	uint64_t total = 0;
+
+	CHECK(buf != NULL);
+	CHECK_OK(iovm_domain_create(ctx, &a, &dom));
+	CHECK_OK(pthread_barrier_init(&all_flushed, NULL, RING_THREADS));
+	for (unsigned t = 0; t < RING_THREADS; t++) {
+		args[t] = (struct ring_arg){ .dom = dom, .rounds = RING_ROUNDS + t * 7, .failures = &failures,
+					     .all_flushed = &all_flushed };
+		CHECK_OK(iovm_dma_pa(ctx, buf + t * PG, &args[t].pa));
+		total += args[t].rounds + RING_LEFT;
+		CHECK_OK(pthread_create(&th[t], NULL, ring_thread, &args[t]));
+	}
+	for (unsigned t = 0; t < RING_THREADS; t++)
+		CHECK_OK(pthread_join(th[t], NULL));
+	pthread_barrier_destroy(&all_flushed);
+	CHECK_EQ(failures, 0);
+	CHECK_OK(iovm_domain_stats(dom, &st));
+	/* Every unmap is flushed or queued, none lost; the exited threads' rings hold theirs. */
+	CHECK_EQ(st.flushed_unmaps + st.pending_unmaps, total);
+	CHECK_EQ(st.pending_unmaps, RING_THREADS * RING_LEFT);
+	CHECK(st.flushes > 0);
+	CHECK_OK(iovm_domain_flush(dom));
+	CHECK_OK(iovm_domain_stats(dom, &st));
+	CHECK_EQ(st.pending_unmaps, 0);
+	CHECK_EQ(st.flushed_unmaps, total);
+	/* The quarantined IOVAs all came back. */
+	CHECK_EQ(st.iova_allocated, 0);
+	no_violations(dom);
+	CHECK_OK(iovm_domain_destroy(dom));
+	iovm_dma_free(ctx, buf);
+	iovm_close(ctx);
+}
+
 int main(void)
 {
 	test_init();
@@ -237,5 +326,6 @@ int main(void)
 	RUN(deferred_window);
 	RUN(deferred_flush_triggers);
 	RUN(heap_following_deferred);
+	RUN(deferred_rings_of_many_threads);
 	return 0;
 }
