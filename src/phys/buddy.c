@@ -114,6 +114,7 @@ static bool mark_used(struct phys_arena *a, uint64_t pfn, uint64_t n)
 		struct phys_frame *f = frame_at(a, pfn + i);
 
 		f->state = FRAME_USED;
+		atomic_store_explicit(&f->pinref, 0, memory_order_release);
 		zero &= f->zero;
 		f->zero = 0;
 		frame_bank(a, f)->nr_free--;
@@ -132,7 +133,7 @@ int buddy_online(struct phys_arena *a, uint64_t pfn, uint64_t n, uint32_t bank)
 		struct phys_frame *f = frame_at(a, pfn + i);
 
 		*f = (struct phys_frame){ .pfn = pfn + i, .state = FRAME_FREE_TAIL, .zero = 1,
-					  .bank = bank };
+					  .bank = bank, .pinref = PIN_NONE };
 		list_init(&f->link);
 	}
 	a->space->banks[bank]->nr_free += n;
@@ -399,6 +400,7 @@ static void unwind_scattered(struct phys_arena *a, struct phys_extent *ext, unsi
 			struct phys_frame *f = frame_at(a, pfn + j);
 
 			f->state = FRAME_FREE_TAIL;
+			atomic_store_explicit(&f->pinref, PIN_NONE, memory_order_relaxed);
 			f->zero = ext[i].zero;
 			frame_bank(a, f)->nr_free++;
 		}
@@ -491,7 +493,6 @@ static void frame_release(struct phys_arena *a, struct phys_frame *f, bool zero)
 {
 	f->state = FRAME_FREE_TAIL;
 	f->zero = zero;
-	f->zombie = 0;
 	frame_bank(a, f)->nr_free++;
 	a->frames_free++;
 	block_free_merge(a, f->pfn, 0);
@@ -510,7 +511,8 @@ int phys_free(struct phys_arena *a, pa_t pa, uint64_t nframes, bool zero)
 		struct phys_frame *f = frame_at(a, pfn + i);
 
 		/* A pool's frames go back through the pool (pool.c). */
-		if (!f || f->state != FRAME_USED || f->zombie || f->pool) {
+		if (!f || f->state != FRAME_USED ||
+		    (atomic_load_explicit(&f->pinref, memory_order_relaxed) & PIN_NONE) || f->pool) {
 			pthread_mutex_unlock(&ps->lock);
 			return -EINVAL;
 		}
@@ -518,8 +520,12 @@ int phys_free(struct phys_arena *a, pa_t pa, uint64_t nframes, bool zero)
 	for (uint64_t i = 0; i <= nframes; i++) {
 		struct phys_frame *f = i < nframes ? frame_at(a, pfn + i) : NULL;
 
-		/* Runs of unpinned frames go back in blocks; a pinned one waits for its last pin. */
-		if (f && !f->pins) {
+		/*
+		 * Runs of unpinned frames go back in blocks; a pinned one waits for
+		 * its last pin. PIN_NONE goes on first: from then on no pin is
+		 * taken, and the count it returns is the last word on the pins.
+		 */
+		if (f && !(atomic_fetch_or_explicit(&f->pinref, PIN_NONE, memory_order_acq_rel) / PIN_ONE)) {
 			f->state = FRAME_FREE_TAIL;
 			f->zero = zero;
 			frame_bank(a, f)->nr_free++;
@@ -531,96 +537,88 @@ int phys_free(struct phys_arena *a, pa_t pa, uint64_t nframes, bool zero)
 			free_pieces(a, pfn + i - run, pfn + i, true);
 			run = 0;
 		}
-		if (f)
-			f->zombie = 1;
 	}
 	pthread_mutex_unlock(&ps->lock);
 	return 0;
 }
 
-/* The frame of a PA and its arena, or NULL. Needs the lock. */
-static struct phys_frame *frame_of_pa(struct phys_space *ps, pa_t pa, struct phys_arena **a)
+/* The frame at *@p and its arena, or NULL; *@p moves to the next page. No lock needed. */
+static struct phys_frame *frame_step(struct phys_space *ps, uint64_t *p, struct phys_arena **a)
 {
-	uint64_t psz = phys_page_size(ps, pa);
+	struct phys_frame *f = bus_frame(ps, pa_make(*p), a);
 
-	for (unsigned i = 0; psz && i < ps->nr_arenas; i++) {
-		struct phys_frame *f;
-
-		if (ps->arenas[i]->page_size != psz)
-			continue;
-		f = frame_at(ps->arenas[i], pa_val(pa) >> ps->arenas[i]->shift);
-		if (f && f->state != FRAME_ABSENT) {
-			*a = ps->arenas[i];
-			return f;
-		}
-	}
-	return NULL;
+	if (f)
+		*p = align_down(*p, (*a)->page_size) + (*a)->page_size;
+	return f;
 }
 
-int phys_pin(struct phys_space *ps, pa_t pa, uint64_t len)
+/* Drop a pin. The last pin of a zombie gives it to the buddy: nothing else can reach it then. */
+static void unpin_frame(struct phys_space *ps, struct phys_arena *a, struct phys_frame *f)
 {
-	uint64_t end = pa_val(pa) + len;
-	int ret = 0;
-
-	if (!len || end < pa_val(pa))
-		return -EINVAL;
+	if (atomic_fetch_sub_explicit(&f->pinref, PIN_ONE, memory_order_acq_rel) != PIN_ONE + PIN_NONE)
+		return;
 	pthread_mutex_lock(&ps->lock);
-	for (uint64_t p = pa_val(pa); p < end;) {
-		struct phys_arena *a;
-		struct phys_frame *f = frame_of_pa(ps, pa_make(p), &a);
-
-		if (!f || f->state != FRAME_USED || f->zombie) {
-			ret = -EINVAL;
-			/* Undo the pins taken so far. */
-			end = p;
-			for (p = pa_val(pa); p < end;) {
-				f = frame_of_pa(ps, pa_make(p), &a);
-				f->pins--;
-				p = align_down(p, a->page_size) + a->page_size;
-			}
-			break;
-		}
-		f->pins++;
-		p = align_down(p, a->page_size) + a->page_size;
-	}
+	frame_release(a, f, false);
 	pthread_mutex_unlock(&ps->lock);
-	return ret;
 }
 
-/* Needs ps->lock. */
-static void unpin_locked(struct phys_space *ps, pa_t pa, uint64_t len)
+static void unpin_range(struct phys_space *ps, uint64_t start, uint64_t end)
 {
-	uint64_t end = pa_val(pa) + len;
+	struct phys_arena *a;
 
-	for (uint64_t p = pa_val(pa); p < end;) {
-		struct phys_arena *a;
-		struct phys_frame *f = frame_of_pa(ps, pa_make(p), &a);
+	for (uint64_t p = start; p < end;) {
+		struct phys_frame *f = frame_step(ps, &p, &a);
 
 		if (!f)
 			break;
-		if (f->pins && !--f->pins && f->zombie)
-			frame_release(a, f, false);
-		p = align_down(p, a->page_size) + a->page_size;
+		unpin_frame(ps, a, f);
 	}
+}
+
+/*
+ * Pins take no lock, so that a deferred unmap does not wait for it: a
+ * frame that is allocated and not freed has PIN_NONE clear, and the
+ * compare-and-swap adds a pin only while it stays clear. phys_free() sets
+ * it with one atomic OR, and so either sees the pin or makes it fail.
+ */
+int phys_pin(struct phys_space *ps, pa_t pa, uint64_t len)
+{
+	uint64_t end = pa_val(pa) + len;
+	struct phys_arena *a;
+
+	if (!len || end < pa_val(pa))
+		return -EINVAL;
+	for (uint64_t p = pa_val(pa); p < end;) {
+		uint64_t at = p;
+		struct phys_frame *f = frame_step(ps, &p, &a);
+		uint32_t old = f ? atomic_load_explicit(&f->pinref, memory_order_relaxed) : PIN_NONE;
+
+		while (!(old & PIN_NONE) &&
+		       !atomic_compare_exchange_weak_explicit(&f->pinref, &old, old + PIN_ONE, memory_order_acq_rel,
+							      memory_order_relaxed))
+			;
+		if (old & PIN_NONE) {
+			/* Not iovm's memory, free, or freed: undo the pins taken so far. */
+			unpin_range(ps, pa_val(pa), at);
+			return -EINVAL;
+		}
+	}
+	return 0;
 }
 
 void phys_unpin(struct phys_space *ps, pa_t pa, uint64_t len)
 {
-	pthread_mutex_lock(&ps->lock);
-	unpin_locked(ps, pa, len);
-	pthread_mutex_unlock(&ps->lock);
+	unpin_range(ps, pa_val(pa), pa_val(pa) + len);
 }
 
 void phys_unpin_many(struct phys_space *ps, const void *ranges, size_t stride, unsigned n)
 {
-	pthread_mutex_lock(&ps->lock);
 	for (unsigned i = 0; i < n; i++) {
 		const uint64_t *r = (const uint64_t *)((const char *)ranges + i * stride);
 
 		if (r[0] != IOVM_ADDR_INVALID)
-			unpin_locked(ps, pa_make(r[0]), r[1]);
+			unpin_range(ps, r[0], r[0] + r[1]);
 	}
-	pthread_mutex_unlock(&ps->lock);
 }
 
 bool phys_pinned(struct phys_space *ps, pa_t pa, uint64_t len)
@@ -631,11 +629,9 @@ bool phys_pinned(struct phys_space *ps, pa_t pa, uint64_t len)
 	pthread_mutex_lock(&ps->lock);
 	for (uint64_t p = pa_val(pa); pinned && p < end;) {
 		struct phys_arena *a;
-		struct phys_frame *f = frame_of_pa(ps, pa_make(p), &a);
+		struct phys_frame *f = frame_step(ps, &p, &a);
 
-		pinned = f && f->state == FRAME_USED && f->pins;
-		if (f)
-			p = align_down(p, a->page_size) + a->page_size;
+		pinned = f && f->state == FRAME_USED && atomic_load(&f->pinref) >= PIN_ONE;
 	}
 	pthread_mutex_unlock(&ps->lock);
 	return pinned;
@@ -675,6 +671,7 @@ void buddy_free_block(struct phys_arena *a, uint64_t pfn, uint64_t n)
 		struct phys_frame *f = frame_at(a, pfn + i);
 
 		f->state = FRAME_FREE_TAIL;
+		atomic_store_explicit(&f->pinref, PIN_NONE, memory_order_relaxed);
 		f->pool = 0;
 		frame_bank(a, f)->nr_free++;
 	}

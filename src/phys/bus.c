@@ -30,6 +30,17 @@ static struct phys_bank *bus_lookup(struct phys_space *ps, pa_t pa, uint64_t *ba
 	return b;
 }
 
+struct phys_frame *bus_frame(struct phys_space *ps, pa_t pa, struct phys_arena **a)
+{
+	uint64_t off;
+	struct phys_bank *b = bus_lookup(ps, pa, &off);
+
+	if (!b || b->foreign)
+		return NULL;
+	*a = b->arena;
+	return frame_at(b->arena, pa_val(pa) >> b->arena->shift);
+}
+
 const _Atomic uint32_t *phys_bus_gen(const struct phys_space *ps)
 {
 	return &ps->bus_gen;

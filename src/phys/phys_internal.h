@@ -41,12 +41,20 @@ struct phys_frame {
 	uint8_t state;         /* enum frame_state */
 	uint8_t order;         /* while FREE_HEAD */
 	uint8_t zero;          /* holds zeroes: never written since the bank was populated */
-	uint8_t zombie;        /* freed while pinned: goes to the buddy when the last pin does */
+	uint8_t unused;
 	uint32_t bank;         /* index in phys_space.banks */
-	uint32_t pins;         /* pins held (deferred unmaps awaiting their flush) */
+	/*
+	 * Pins (deferred unmaps awaiting their flush), taken and dropped
+	 * without the lock: the count times PIN_ONE, plus PIN_NONE whenever
+	 * the frame may not be pinned: not allocated, or freed while pinned
+	 * (a zombie: it goes to the buddy when its last pin does).
+	 */
+	_Atomic uint32_t pinref;
 	uint32_t pool;         /* the pool (phys_pool.id) that holds it, while USED; 0: none */
 };
 static_assert(sizeof(struct phys_frame) == 40, "frame tables are sized for 40-byte frames");
+#define PIN_NONE 1u
+#define PIN_ONE 2u
 
 struct phys_bank {
 	struct phys_arena *arena;
@@ -147,6 +155,8 @@ int place_banks(struct phys_arena *a, struct phys_pool *pool, uint64_t nframes, 
 /* bank.c; all need phys_space.lock. */
 int bank_add(struct phys_arena *a, uint64_t bytes);
 int bank_release(struct phys_bank *b);
+/* The frame at @pa and its arena, without the lock; NULL off the bus or for foreign memory. */
+struct phys_frame *bus_frame(struct phys_space *ps, pa_t pa, struct phys_arena **a);
 void bank_destroy_all(struct phys_space *ps);
 pa_t bank_page_pa(const struct phys_bank *b, uint64_t page);
 
