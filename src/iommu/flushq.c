@@ -44,7 +44,7 @@ struct fq_ring {
 	struct iovm_domain *dom;
 	_Atomic bool orphan;         /* its thread let go of it: freed at a flush once empty */
 	uint32_t mask;               /* the array's size, a power of two, less one */
-	uint8_t *ends;               /* per entry: 1 when it is an unmap's last piece */
+	uint8_t *ends;               /* per entry: 1 when it is an unmap's last piece; after e[] */
 
 	/* The producer's: its thread's. */
 	_Atomic uint32_t tail __cacheline_aligned; /* entries published, ever (wraps) */
@@ -112,18 +112,15 @@ static uint64_t ring_release(struct iovm_domain *dom, struct fq_ring *r)
 	return unmaps;
 }
 
-static void ring_free(struct fq_ring *r)
-{
-	free(r->ends);
-	free(r);
-}
-
-/* Flush what every ring holds now. Needs flush_lock. */
-static void flush_locked(struct iovm_domain *dom)
+/*
+ * Flush what every ring holds now, and the @nr_extra pieces of one unmap
+ * that no ring could take (none: NULL, 0), under one invalidation. Needs flush_lock.
+ */
+static void flush_locked(struct iovm_domain *dom, const struct unmapped *extra, unsigned nr_extra)
 {
 	struct list_node *n, *t;
-	uint64_t unmaps = 0;
-	bool any = false;
+	uint64_t unmaps = nr_extra ? 1 : 0;
+	bool any = nr_extra > 0;
 
 	list_for_each(n, &dom->fq_rings) {
 		struct fq_ring *r = list_entry(n, struct fq_ring, link);
@@ -134,6 +131,8 @@ static void flush_locked(struct iovm_domain *dom)
 	if (!any)
 		return;
 	invalidate_all(dom);
+	if (nr_extra)
+		release_pieces(dom, extra, nr_extra);
 	list_for_each_safe(n, t, &dom->fq_rings) {
 		struct fq_ring *r = list_entry(n, struct fq_ring, link);
 
@@ -142,7 +141,7 @@ static void flush_locked(struct iovm_domain *dom)
 		if (atomic_load_explicit(&r->orphan, memory_order_acquire) &&
 		    atomic_load_explicit(&r->tail, memory_order_acquire) == r->seen) {
 			list_del(&r->link);
-			ring_free(r);
+			free(r);
 		}
 	}
 	count_add(&dom->flushes, 1);
@@ -158,14 +157,10 @@ static struct tls_cache *ring_create(struct tls_owner *o)
 
 	while (size < dom->flush_batch)
 		size <<= 1;
-	r = calloc(1, sizeof(*r) + size * sizeof(r->e[0]));
+	r = calloc(1, sizeof(*r) + size * (sizeof(r->e[0]) + 1));
 	if (!r)
 		return NULL;
-	r->ends = calloc(size, 1);
-	if (!r->ends) {
-		free(r);
-		return NULL;
-	}
+	r->ends = (uint8_t *)&r->e[size];
 	r->dom = dom;
 	r->mask = size - 1;
 	pthread_mutex_lock(&dom->flush_lock);
@@ -202,18 +197,6 @@ int flushq_init(struct iovm_domain *dom)
 	return 0;
 }
 
-/* Flush @n pieces at once, with everything queued: for what no ring can take. */
-static void flush_now(struct iovm_domain *dom, const struct unmapped *pieces, unsigned n)
-{
-	pthread_mutex_lock(&dom->flush_lock);
-	flush_locked(dom);
-	invalidate_all(dom);
-	release_pieces(dom, pieces, n);
-	count_add(&dom->flushes, 1);
-	count_add(&dom->flushed_unmaps, 1);
-	pthread_mutex_unlock(&dom->flush_lock);
-}
-
 int flushq_add(struct iovm_domain *dom, const struct unmapped *pieces, unsigned n)
 {
 	struct tls_cache *tc;
@@ -224,7 +207,9 @@ int flushq_add(struct iovm_domain *dom, const struct unmapped *pieces, unsigned 
 	tc = n <= dom->flush_batch ? tls_cache_get(&fq_kind, &fq_slots, &dom->fq_owner) : NULL;
 	if (!tc) {
 		/* More ranges than a batch holds, or no memory for a ring: flushed now. */
-		flush_now(dom, pieces, n);
+		pthread_mutex_lock(&dom->flush_lock);
+		flush_locked(dom, pieces, n);
+		pthread_mutex_unlock(&dom->flush_lock);
 		return 0;
 	}
 	r = container_of(tc, struct fq_ring, tc);
@@ -273,7 +258,7 @@ void flushq_flush(struct iovm_domain *dom)
 	if (!dom->fq_ready)
 		return;
 	pthread_mutex_lock(&dom->flush_lock);
-	flush_locked(dom);
+	flush_locked(dom, NULL, 0);
 	pthread_mutex_unlock(&dom->flush_lock);
 }
 
@@ -325,7 +310,7 @@ void flushq_destroy(struct iovm_domain *dom)
 		struct fq_ring *r = list_entry(dom->fq_rings.next, struct fq_ring, link);
 
 		list_del(&r->link);
-		ring_free(r);
+		free(r);
 	}
 	dom->fq_ready = false;
 }

@@ -155,10 +155,11 @@ int place_banks(struct phys_arena *a, struct phys_pool *pool, uint64_t nframes, 
 /* bank.c; all need phys_space.lock. */
 int bank_add(struct phys_arena *a, uint64_t bytes);
 int bank_release(struct phys_bank *b);
-/* The frame at @pa and its arena, without the lock; NULL off the bus or for foreign memory. */
-struct phys_frame *bus_frame(struct phys_space *ps, pa_t pa, struct phys_arena **a);
 void bank_destroy_all(struct phys_space *ps);
 pa_t bank_page_pa(const struct phys_bank *b, uint64_t page);
+
+/* bus.c: the frame at @pa and its arena, without the lock; NULL off the bus or for foreign memory. */
+struct phys_frame *bus_frame(struct phys_space *ps, pa_t pa, struct phys_arena **a);
 
 /* window.c */
 void window_destroy_all(struct phys_space *ps);
