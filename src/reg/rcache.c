@@ -3,19 +3,36 @@
  * rcache.c - the registration cache: MRs kept by address after use, found
  * again without a lock, and never served stale.
  *
- * The index is a radix table of 2 MiB granules of the address space, each
- * with a few slots naming the regions that overlap it (a granule with more
- * sends lookups to the locked slow path, which searches an interval tree).
- * Radix tables are never freed before the cache, and region structs are
- * kept for reuse, never freed before it either: a lock-free reader may hold
- * a pointer to a region that has left the index, and must find it still a
- * region.
+ * The index sorts regions by size into levels 8x apart: a region of L
+ * bytes belongs to the smallest level whose granule (16 KiB, 128 KiB, ...,
+ * 128 TiB) is at least L long, and is linked into the bucket of each
+ * granule of that level it overlaps: one or two, since it is no longer
+ * than a granule. A lookup of [addr, addr+len) reads, at each level in use
+ * whose regions can be len long, the one bucket of addr. Regions that do
+ * not overlap each other meet at most about ten to a bucket: a granule
+ * holds eight regions of more than an eighth of it, plus the two that
+ * cross its edges. So crowded memory (thousands of small buffers in one
+ * heap arena) is found without a lock as well as sparse memory is, and a
+ * miss files its region in O(1), with no tree to rebalance.
+ *
+ * Readers walk a bucket's list with no lock while the cache's lock holder
+ * links and unlinks (after Linux's hlist_nulls under SLAB_TYPESAFE_BY_RCU):
+ * region structs are kept for reuse, never freed before the cache, so a
+ * reader may stand on a region that left its list and even joined
+ * another. The end of each list is a marker naming its bucket: a reader
+ * that reaches another bucket's end was led away and starts again. What a
+ * reader finds is only a candidate, checked as below; a reader that finds
+ * nothing takes the lock and looks again, so a list changing under it can
+ * cost a hit, never correctness. Buckets (radix tables) live as long as
+ * the cache.
  *
  * A hit writes only the calling thread's own memory:
  *   - find a region covering the range with the rights asked;
  *   - count a hold on it in the thread's own table (a plain store);
- *   - check the region is still the one indexed there (its generation did
- *     not move): an evictor takes a region out of the index, moves its
+ *   - check the region is still indexed, in the same life (its generation
+ *     did not move; the generation is also the seqlock that makes the
+ *     range and rights read before it those of this life, as a reused
+ *     struct rewrites them): an evictor takes a region out of the index, moves its
  *     generation, makes every thread pass a memory barrier (membarrier(2):
  *     readers then need only a compiler barrier), then sums the holds of
  *     all threads' tables. Either the reader sees the move and drops its
@@ -50,35 +67,60 @@
 #include "reg/reg_internal.h"
 
 #define PG 4096u
-#define GRANULE_SHIFT 21
-/* Regions a granule names itself; more, and lookups there take the lock. */
-#define SLOTS 4
 /* User addresses are below 2^47 on x86-64 (four-level paging). */
 #define VA_BITS 47
+/*
+ * Levels: granules of 2^14 bytes (a 4 KiB region shares a bucket with at
+ * most four others it does not overlap), then 8x larger each (LEVEL_STEP),
+ * up to one granule for the whole address space.
+ */
+#define LEVEL_SHIFT0 14
+#define LEVEL_STEP 3
+#define NR_LEVELS 12
+static_assert(LEVEL_SHIFT0 + LEVEL_STEP * (NR_LEVELS - 1) == VA_BITS, "the top level takes any region");
+/* A bucket table's first level: at most 2^16 pointers, 512 KiB of address space, most never touched. */
+#define LEVEL_L1_BITS 16
+/* List steps a lock-free lookup takes before it leaves the search to the locked path. */
+#define FAST_STEPS 64
 #define DEFAULT_MAX_REGIONS 16384
 /* Regions a thread holds at once in its table; past it, holds go to the shared counters. */
 #define HELD 32
 
-struct granule {
-	_Atomic(struct rc_region *) r[SLOTS];
-	_Atomic uint32_t crowded; /* more regions than slots overlap it */
+/*
+ * A bucket's list links regions by their next[] words, one per bucket a
+ * region is in. A list entry names a region and which of its words goes
+ * on: (region | i << 1), so a reader gets the region without a load. The
+ * list's end is a marker, odd, that names the bucket (bucket_end()).
+ */
+#define LINK_END 1u
+#define LINK_IDX 2u
+#define LINK_MASK 7u
+
+struct bucket {
+	_Atomic uintptr_t first; /* a list entry, or the end marker; 0 while never used */
 };
 
+/*
+ * What a lock-free reader reads comes first, in one cache line: the
+ * generation, range, rights, MR and list words.
+ */
 struct rc_region {
 	struct iovm_rcache *cache;
-	struct list_node lru;    /* under cache.lock: in cache.lru (indexed), .zombies or .spare */
-	struct itree_node node;  /* under cache.lock: by VA, while indexed */
-	uint64_t start, end;     /* [start, end), pages */
-	uint32_t access;
-	struct iovm_mr *mr;
-	/* Even while indexed; moved on when it leaves the index. */
+	/* Odd while out of the index; made even once the fields below it are written, before it is linked. */
 	_Atomic uint64_t gen;
+	uint64_t start, end;     /* [start, end), pages; written while gen is odd */
+	uint32_t access;
+	uint8_t level, nr_links; /* under cache.lock: its level and list words in use */
+	struct iovm_mr *mr;
+	_Atomic uintptr_t next[2]; /* in the buckets of its level it overlaps: written under cache.lock */
+	struct list_node lru;    /* under cache.lock: in cache.lru (indexed), .zombies or .spare */
 	_Atomic bool zombie;       /* out of the index but still held: the last put deregisters */
 	_Atomic int64_t shared;    /* holds counted outside the threads' tables */
 	_Atomic uint64_t used;     /* the cache's clock at the last hit */
 	_Atomic uint64_t life;     /* moved when it is freed: holds of an earlier life do not count */
 	uint64_t seen;             /* under cache.lock: the clock when eviction last looked */
-};
+} __attribute__((aligned(64)));
+static_assert(offsetof(struct rc_region, next) + sizeof(uintptr_t[2]) <= 64, "a reader's fields in one line");
 
 /*
  * Region structs come RC_CHUNK at a time: a miss then costs no malloc() of
@@ -110,6 +152,12 @@ static bool held_is(const struct rc_held *e, const struct rc_region *r)
 struct rc_tls {
 	struct tls_cache base;
 	_Atomic uint64_t hits, raced; /* written by its thread only */
+	/*
+	 * The region this thread found last, tried first: a hint, checked as
+	 * any region found in the index is (the struct may live another
+	 * life by now). Its thread's only.
+	 */
+	struct rc_region *last;
 	struct rc_held held[HELD];
 };
 
@@ -117,14 +165,15 @@ struct iovm_rcache {
 	struct reg_space *rs;
 	struct iovm_domain *dom;
 	uint64_t max_regions, max_bytes;
-	struct radix index;        /* granule -> struct granule; written under lock, read lock-free */
+	struct radix level[NR_LEVELS]; /* granule -> struct bucket; linked under lock, read lock-free */
+	_Atomic uint32_t levels_used;  /* levels with a region; written under lock */
 	_Atomic uint64_t clock;    /* moved by misses: recency for eviction */
 	bool fence_readers;        /* no membarrier(2): readers fence for themselves */
 	struct tls_owner owner;    /* the threads' tables */
 	_Atomic uint64_t hits_gone, raced_gone; /* of threads that exited */
 
 	pthread_mutex_t lock;      /* everything below */
-	struct itree regions;      /* indexed regions by VA */
+	uint64_t nr_at[NR_LEVELS]; /* indexed regions by level */
 	struct list_node lru;      /* indexed regions, least recently registered or found first */
 	struct list_node spare;    /* region structs to reuse */
 	struct list_node chunks;   /* struct rc_chunk: where every region struct lives */
@@ -217,33 +266,40 @@ static struct rc_held *held_claim(struct rc_held *e, struct rc_region *r)
 
 static unsigned held_hash(const struct rc_region *r)
 {
-	return (unsigned)((uintptr_t)r >> 6) & (HELD - 1);
+	/* Fibonacci hashing: region structs sit at a fixed stride, which a mask alone would fold. */
+	return (unsigned)(((uintptr_t)r >> 6) * UINT64_C(0x9e3779b97f4a7c15) >> 59) & (HELD - 1);
 }
+static_assert(HELD == 32, "held_hash() takes five bits");
 
-/* The thread's entry for @r, made if there is room; NULL when the table is full. */
+/*
+ * The thread's entry for @r, from @r's slot on: with @make, the first that
+ * is @r's or free (claimed for @r); else the first that counts holds on
+ * @r. NULL when there is none (@make: the table is full).
+ *
+ * A region may so have two entries (one claimed while an older one further
+ * on still counts): holds are summed over all entries, so that is exact,
+ * and a get then stops at its first probe when the table is in use, not
+ * after a search of all of it.
+ */
 static struct rc_held *held_of(struct rc_tls *t, struct rc_region *r, bool make)
 {
 	unsigned h = held_hash(r);
-	struct rc_held *spare = NULL;
 
 	for (unsigned i = 0; i < HELD; i++) {
 		struct rc_held *e = &t->held[(h + i) & (HELD - 1)];
-		struct rc_region *er = atomic_load_explicit(&e->r, memory_order_relaxed);
 
-		if (er == r && held_is(e, r))
+		if (held_is(e, r) && (make || atomic_load_explicit(&e->n, memory_order_relaxed) > 0))
 			return e;
-		if (!spare && held_free(e))
-			spare = e;
-		if (!er)
-			break;
+		if (make && held_free(e))
+			return held_claim(e, r);
 	}
-	return make && spare ? held_claim(spare, r) : NULL;
+	return NULL;
 }
 
 /*
  * An entry for a region that has just begun its life (a miss registered
  * it): no entry can count holds on it yet, so the first free one from its
- * slot will do, with no search for its own. NULL when the table is full.
+ * slot will do. NULL when the table is full.
  */
 static struct rc_held *held_new(struct rc_tls *t, struct rc_region *r)
 {
@@ -322,8 +378,8 @@ static void hold_add(struct rc_held *h, struct rc_region *r, int64_t d)
 }
 
 /* Hold @r for [addr, addr+len) if it is a valid hit. */
-static bool try_hit(struct iovm_rcache *c, struct rc_tls *t, struct granule *g, unsigned k, struct rc_region *r,
-		    uint64_t addr, uint64_t len, uint32_t access)
+static bool try_hit(struct iovm_rcache *c, struct rc_tls *t, struct rc_region *r, uint64_t addr, uint64_t len,
+		    uint32_t access)
 {
 	uint64_t gen = atomic_load_explicit(&r->gen, memory_order_acquire), s1, s2;
 	struct rc_held *h;
@@ -335,9 +391,8 @@ static bool try_hit(struct iovm_rcache *c, struct rc_tls *t, struct granule *g, 
 	h = held_of(t, r, true);
 	hold_add(h, r, 1);
 	reader_fence(c);
-	/* Still the region indexed here, and not taken out since we looked? */
-	if (atomic_load_explicit(&r->gen, memory_order_acquire) != gen ||
-	    atomic_load_explicit(&g->r[k], memory_order_acquire) != r)
+	/* Still indexed, in the life whose range and rights we read? */
+	if (atomic_load_explicit(&r->gen, memory_order_acquire) != gen)
 		goto drop;
 	mr = r->mr;
 	s1 = atomic_load_explicit(&mr->seq, memory_order_acquire);
@@ -360,58 +415,191 @@ drop:
 	return false;
 }
 
+/* ---- the index ---- */
+
+static unsigned level_shift(unsigned k)
+{
+	return LEVEL_SHIFT0 + LEVEL_STEP * k;
+}
+
+/* The level of a region (or a range) of @len bytes: the first whose granules are as long. */
+static unsigned level_of(uint64_t len)
+{
+	unsigned bits = len ? ilog2_up(len) : 0;
+
+	return bits <= LEVEL_SHIFT0 ? 0 : (bits - LEVEL_SHIFT0 + LEVEL_STEP - 1) / LEVEL_STEP;
+}
+
+/* The end marker of a bucket's list: odd (no link is), and naming its level and granule. */
+static uintptr_t bucket_end(unsigned k, uint64_t key)
+{
+	return (uintptr_t)(key << 5 | k << 1 | LINK_END);
+}
+static_assert(NR_LEVELS <= 16 && VA_BITS - LEVEL_SHIFT0 + 5 <= 64, "a bucket's end marker holds its level and key");
+
+/* A bucket's first link, an empty bucket's (never used, all zero) being its end. */
+static uintptr_t bucket_first(const struct bucket *b, unsigned k, uint64_t key, memory_order mo)
+{
+	uintptr_t p = atomic_load_explicit(&b->first, mo);
+
+	return p ? p : bucket_end(k, key);
+}
+
+static struct rc_region *entry_region(uintptr_t p)
+{
+	return (struct rc_region *)(p & ~(uintptr_t)LINK_MASK);
+}
+
+/* The word that goes on from list entry @p. */
+static _Atomic uintptr_t *entry_next(uintptr_t p)
+{
+	return &entry_region(p)->next[(p & LINK_IDX) ? 1 : 0];
+}
+
+static uintptr_t entry_of(struct rc_region *r, unsigned i)
+{
+	return (uintptr_t)r | (i ? LINK_IDX : 0);
+}
+
+/*
+ * A region of the index holding [addr, addr+len) with @access, all valid,
+ * held; no lock. NULL when none is found: there may be none, or the lists
+ * changed too much under the walk.
+ */
 static struct rc_region *lookup_fast(struct iovm_rcache *c, struct rc_tls *t, uint64_t addr, uint64_t len,
 				     uint32_t access)
 {
-	struct granule *g = radix_lookup(&c->index, addr >> GRANULE_SHIFT);
+	uint32_t used = atomic_load_explicit(&c->levels_used, memory_order_relaxed);
+	unsigned steps = FAST_STEPS;
 
-	if (!g)
-		return NULL;
-	for (unsigned k = 0; k < SLOTS; k++) {
-		struct rc_region *r = atomic_load_explicit(&g->r[k], memory_order_acquire);
+	while (used) {
+		unsigned k = (unsigned)__builtin_ctz(used);
+		uint64_t key = addr >> level_shift(k);
+		struct bucket *b = radix_lookup(&c->level[k], key);
+		uintptr_t p;
 
-		if (r && try_hit(c, t, g, k, r, addr, len, access))
-			return r;
+		used &= used - 1;
+		/*
+		 * A level of regions shorter than the range holds none that
+		 * covers it. (Tested here, beside the lookup, rather than on
+		 * the mask before it: off the chain of loads a hit waits on.)
+		 */
+		if (!b || len > UINT64_C(1) << level_shift(k))
+			continue;
+again:
+		for (p = bucket_first(b, k, key, memory_order_acquire); !(p & LINK_END);
+		     p = atomic_load_explicit(entry_next(p), memory_order_acquire)) {
+			struct rc_region *r = entry_region(p);
+
+			if (try_hit(c, t, r, addr, len, access))
+				return r;
+			if (!--steps)
+				return NULL;
+		}
+		/* Led into another bucket's list by a link that moved: this one again. */
+		if (p != bucket_end(k, key)) {
+			if (!--steps)
+				return NULL;
+			goto again;
+		}
 	}
 	return NULL;
 }
 
 /* ---- the locked side ---- */
 
-/* Name @r in every granule it overlaps. Needs cache.lock. */
+static void region_retire(struct iovm_rcache *c, struct rc_region *r);
+
+/*
+ * Link @r (its fields written, its generation odd) into the buckets it
+ * overlaps at its level, and make it visible. All or nothing: -ENOMEM
+ * leaves it out. Needs cache.lock.
+ */
 static int index_add(struct iovm_rcache *c, struct rc_region *r)
 {
-	for (uint64_t gi = r->start >> GRANULE_SHIFT; gi <= (r->end - 1) >> GRANULE_SHIFT; gi++) {
-		struct granule *g = radix_lookup_alloc(&c->index, gi);
-		unsigned k;
+	unsigned k = level_of(r->end - r->start), s = level_shift(k);
+	uint64_t key = r->start >> s;
+	struct bucket *b[2];
 
-		if (!g)
+	/* No longer than a granule: in one, or across the edge of two. */
+	r->nr_links = (r->end - 1) >> s != key ? 2 : 1;
+	for (unsigned i = 0; i < r->nr_links; i++)
+		if (!(b[i] = radix_lookup_alloc(&c->level[k], key + i)))
 			return -ENOMEM;
-		for (k = 0; k < SLOTS; k++)
-			if (!atomic_load_explicit(&g->r[k], memory_order_relaxed))
-				break;
-		if (k == SLOTS)
-			atomic_store_explicit(&g->crowded, 1, memory_order_relaxed);
-		else
-			atomic_store_explicit(&g->r[k], r, memory_order_release);
+	r->level = (uint8_t)k;
+	/* Even: a reader that finds a link below (release) reads the fields written before. */
+	atomic_fetch_add_explicit(&r->gen, 1, memory_order_release);
+	for (unsigned i = 0; i < r->nr_links; i++) {
+		atomic_store_explicit(&r->next[i], bucket_first(b[i], k, key + i, memory_order_relaxed),
+				      memory_order_relaxed);
+		atomic_store_explicit(&b[i]->first, entry_of(r, i), memory_order_release);
 	}
-	itree_insert(&c->regions, &r->node);
+	if (!c->nr_at[k]++)
+		atomic_fetch_or_explicit(&c->levels_used, 1u << k, memory_order_relaxed);
 	return 0;
 }
 
 /* Take @r out of the index: no lookup finds it any more. Needs cache.lock. */
 static void index_del(struct iovm_rcache *c, struct rc_region *r)
 {
-	for (uint64_t gi = r->start >> GRANULE_SHIFT; gi <= (r->end - 1) >> GRANULE_SHIFT; gi++) {
-		struct granule *g = radix_lookup(&c->index, gi);
+	unsigned k = r->level, s = level_shift(k);
 
-		for (unsigned k = 0; g && k < SLOTS; k++)
-			if (atomic_load_explicit(&g->r[k], memory_order_relaxed) == r)
-				atomic_store_explicit(&g->r[k], NULL, memory_order_release);
+	for (unsigned i = 0; i < r->nr_links; i++) {
+		struct bucket *b = radix_lookup(&c->level[k], (r->start >> s) + i);
+		_Atomic uintptr_t *pp = &b->first;
+
+		while (atomic_load_explicit(pp, memory_order_relaxed) != entry_of(r, i))
+			pp = entry_next(atomic_load_explicit(pp, memory_order_relaxed));
+		/* A reader standing on the region goes on along this list: its own word stays. */
+		atomic_store_explicit(pp, atomic_load_explicit(&r->next[i], memory_order_relaxed),
+				      memory_order_release);
 	}
-	itree_remove(&c->regions, &r->node);
+	r->nr_links = 0;
+	if (!--c->nr_at[k])
+		atomic_fetch_and_explicit(&c->levels_used, ~(1u << k), memory_order_relaxed);
 	/* Odd: a reader holding a pointer to it sees it gone. */
 	atomic_fetch_add_explicit(&r->gen, 1, memory_order_seq_cst);
+}
+
+/*
+ * Call @fn on every indexed region overlapping [start, end), each once,
+ * until it returns true; that region, or NULL. @fn may take the region it
+ * is given out of the index. Needs cache.lock.
+ */
+static struct rc_region *for_each_overlap(struct iovm_rcache *c, uint64_t start, uint64_t end,
+					  bool (*fn)(struct iovm_rcache *c, struct rc_region *r, void *arg),
+					  void *arg)
+{
+	uint32_t used = atomic_load_explicit(&c->levels_used, memory_order_relaxed);
+
+	while (used) {
+		unsigned k = (unsigned)__builtin_ctz(used), s = level_shift(k);
+		struct radix *ix = &c->level[k];
+		uint64_t first = start >> s, last = (end - 1) >> s;
+
+		used &= used - 1;
+		for (uint64_t key = first; key <= last; key++) {
+			struct bucket *b = radix_lookup(ix, key);
+			uintptr_t p, next;
+
+			if (!b) {
+				/* No table here: on to the next one's first key. */
+				key |= (UINT64_C(1) << ix->l2_bits) - 1;
+				continue;
+			}
+			for (p = bucket_first(b, k, key, memory_order_relaxed); !(p & LINK_END); p = next) {
+				struct rc_region *r = entry_region(p);
+
+				next = atomic_load_explicit(entry_next(p), memory_order_relaxed);
+				/* In two buckets: met in the first of them the range reaches. */
+				if (r->end <= start || r->start >= end || MAX(r->start >> s, first) != key)
+					continue;
+				if (fn(c, r, arg))
+					return r;
+			}
+		}
+	}
+	return NULL;
 }
 
 /* A region struct, from the spares or a new chunk. Needs cache.lock. */
@@ -421,13 +609,19 @@ static struct rc_region *region_new(struct iovm_rcache *c)
 	struct rc_chunk *ch;
 
 	if (list_empty(&c->spare)) {
-		ch = calloc(1, sizeof(*ch));
+		/* Cache-line aligned (what a reader reads is one line): not calloc(). */
+		ch = aligned_alloc(_Alignof(struct rc_chunk), sizeof(*ch));
 		if (!ch)
 			return NULL;
+		memset(ch, 0, sizeof(*ch));
 		list_add(&c->chunks, &ch->link);
 		for (unsigned i = 0; i < RC_CHUNK; i++) {
-			ch->r[i].cache = c;
-			list_add_tail(&c->spare, &ch->r[i].lru);
+			struct rc_region *n = &ch->r[i];
+
+			n->cache = c;
+			/* Out of the index: odd. */
+			atomic_init(&n->gen, 1);
+			list_add_tail(&c->spare, &n->lru);
 		}
 	}
 	r = list_entry(c->spare.next, struct rc_region, lru);
@@ -449,8 +643,7 @@ static void region_free(struct iovm_rcache *c, struct rc_region *r)
 	 */
 	atomic_fetch_add_explicit(&r->life, 1, memory_order_relaxed);
 	atomic_store_explicit(&r->shared, 0, memory_order_relaxed);
-	/* Even again, for its next life. */
-	atomic_fetch_add_explicit(&r->gen, 1, memory_order_release);
+	/* Its generation stays odd until index_add() files it again. */
 	list_add(&c->spare, &r->lru);
 }
 
@@ -496,49 +689,58 @@ static void evict(struct iovm_rcache *c, struct rc_region *keep)
 	}
 }
 
+struct find {
+	uint64_t addr, len;
+	uint32_t access;
+	bool overlap;
+};
+
+/* Whether @r holds the range sought with its rights, all valid. */
+static bool holds_valid(struct iovm_rcache *c, struct rc_region *r, void *arg)
+{
+	struct find *f = arg;
+	uint64_t s1;
+
+	(void)c;
+	f->overlap = true;
+	if (f->addr < r->start || f->addr + f->len > r->end || (f->access & ~r->access))
+		return false;
+	/* Under the cache lock no region leaves; the seqcount still guards the pages. */
+	s1 = atomic_load_explicit(&r->mr->seq, memory_order_acquire);
+	return !(s1 & 1) && mr_pages_valid(r->mr, f->addr, f->len) &&
+	       atomic_load_explicit(&r->mr->seq, memory_order_acquire) == s1;
+}
+
 /* A region of the index holding [addr, addr+len) with @access, all valid, held. Needs cache.lock. */
 static struct rc_region *lookup_slow(struct iovm_rcache *c, struct rc_tls *t, uint64_t addr, uint64_t len,
 				     uint32_t access, bool *overlap)
 {
-	struct itree_node *n;
+	struct find f = { .addr = addr, .len = len, .access = access };
+	struct rc_region *r = for_each_overlap(c, align_down(addr, PG), align_up(addr + len, PG), holds_valid, &f);
 
-	*overlap = false;
-	itree_for_each(n, &c->regions, addr, addr + len - 1) {
-		struct rc_region *r = container_of(n, struct rc_region, node);
-		struct rc_held *h;
-		uint64_t s1;
+	*overlap = f.overlap;
+	if (r)
+		hold_add(t ? held_of(t, r, true) : NULL, r, 1);
+	return r;
+}
 
-		*overlap = true;
-		if (addr < r->start || addr + len > r->end || (access & ~r->access))
-			continue;
-		/* Under the cache lock no region leaves; the seqcount still guards the pages. */
-		s1 = atomic_load_explicit(&r->mr->seq, memory_order_acquire);
-		if ((s1 & 1) || !mr_pages_valid(r->mr, addr, len) ||
-		    atomic_load_explicit(&r->mr->seq, memory_order_acquire) != s1)
-			continue;
-		h = t ? held_of(t, r, true) : NULL;
-		hold_add(h, r, 1);
-		return r;
-	}
-	return NULL;
+/* A region the application took all the memory of, held by no one: out. */
+static bool retire_if_dead(struct iovm_rcache *c, struct rc_region *r, void *arg)
+{
+	(void)arg;
+	if (!__atomic_load_n(&r->mr->nr_valid, __ATOMIC_RELAXED) && !refs_indexed(c, r))
+		region_retire(c, r);
+	return false;
 }
 
 /*
  * Regions over [start, end) with no valid page left (the application took
- * their memory away) and no holder: out, so that they do not crowd the
- * granules. Needs cache.lock.
+ * their memory away) and no holder: out, so that they do not lengthen the
+ * lists. Needs cache.lock.
  */
 static void retire_dead(struct iovm_rcache *c, uint64_t start, uint64_t end)
 {
-	struct itree_node *n = itree_first(&c->regions, start, end - 1);
-
-	while (n) {
-		struct rc_region *r = container_of(n, struct rc_region, node);
-
-		n = itree_next(n, start, end - 1);
-		if (!__atomic_load_n(&r->mr->nr_valid, __ATOMIC_RELAXED) && !refs_indexed(c, r))
-			region_retire(c, r);
-	}
+	for_each_overlap(c, start, end, retire_if_dead, NULL);
 }
 
 static int get_slow(struct iovm_rcache *c, struct rc_tls *t, uint64_t addr, uint64_t len, uint32_t access,
@@ -584,14 +786,11 @@ static int get_slow(struct iovm_rcache *c, struct rc_tls *t, uint64_t addr, uint
 	r->end = end;
 	r->access = access;
 	r->mr = mr;
-	r->node.start = start;
-	r->node.last = end - 1;
 	r->seen = atomic_load_explicit(&c->clock, memory_order_relaxed);
 	ret = index_add(c, r);
 	if (ret) {
-		index_del(c, r);
+		/* Never filed, its generation still odd: a spare again. */
 		r->mr = NULL;
-		atomic_fetch_add_explicit(&r->gen, 1, memory_order_release);
 		list_add(&c->spare, &r->lru);
 		goto dereg;
 	}
@@ -603,6 +802,8 @@ static int get_slow(struct iovm_rcache *c, struct rc_tls *t, uint64_t addr, uint
 	evict(c, r);
 found:
 	pthread_mutex_unlock(&c->lock);
+	if (t)
+		t->last = r;
 	*out = r->mr;
 	return 0;
 
@@ -624,13 +825,21 @@ IOVM_API int iovm_rcache_get(struct iovm_rcache *c, void *addr, size_t len, uint
 		     (access & IOVM_ACCESS_ON_DEMAND)))
 		return -EINVAL;
 	t = tls_of(c);
-	if (likely(t) && (r = lookup_fast(c, t, a, len, access))) {
-		count_own(&t->hits);
-		*mr = r->mr;
-		return 0;
+	if (likely(t)) {
+		/* The same buffer again (a ping-pong, a ring of sends): no index walk. */
+		if ((r = t->last) && try_hit(c, t, r, a, len, access))
+			goto hit;
+		if ((r = lookup_fast(c, t, a, len, access))) {
+			t->last = r;
+			goto hit;
+		}
 	}
 	err_clear();
 	return get_slow(c, t, a, len, access, mr);
+hit:
+	count_own(&t->hits);
+	*mr = r->mr;
+	return 0;
 }
 
 IOVM_API int iovm_rcache_put(struct iovm_rcache *c, struct iovm_mr *mr)
@@ -672,6 +881,31 @@ void rcache_count_invalidation(struct rc_region *r, unsigned kind)
 	count(&r->cache->inval[i]);
 }
 
+/* The levels' bucket tables, empty. */
+static int levels_init(struct iovm_rcache *c)
+{
+	for (unsigned k = 0; k < NR_LEVELS; k++) {
+		/* The top level has one granule; a table needs a key bit. */
+		unsigned key_bits = MAX(VA_BITS - level_shift(k), 1u);
+		/*
+		 * Second-level tables of 8192 buckets at least (64 KiB of address
+		 * space, touched a page at a time), the first level within its bound.
+		 */
+		unsigned l2_bits = MAX(key_bits - MIN(key_bits, LEVEL_L1_BITS), MIN(key_bits, 13u));
+		int ret = radix_init(&c->level[k], key_bits, l2_bits, sizeof(struct bucket));
+
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static void levels_destroy(struct iovm_rcache *c)
+{
+	for (unsigned k = 0; k < NR_LEVELS; k++)
+		radix_destroy(&c->level[k]);
+}
+
 IOVM_API int iovm_rcache_create(struct iovm_domain *dom, const struct iovm_rcache_attr *attr,
 				struct iovm_rcache **out)
 {
@@ -689,8 +923,9 @@ IOVM_API int iovm_rcache_create(struct iovm_domain *dom, const struct iovm_rcach
 	c->max_regions = attr && attr->max_regions ? attr->max_regions : DEFAULT_MAX_REGIONS;
 	c->max_bytes = attr && attr->max_bytes ? attr->max_bytes : c->rs->budget_pages * PG;
 	c->fence_readers = !os_membarrier_init();
-	ret = radix_init(&c->index, VA_BITS - GRANULE_SHIFT, 12, sizeof(struct granule));
+	ret = levels_init(c);
 	if (ret) {
+		levels_destroy(c);
 		free(c);
 		return ret;
 	}
@@ -699,7 +934,6 @@ IOVM_API int iovm_rcache_create(struct iovm_domain *dom, const struct iovm_rcach
 	c->owner.discard = tls_discard;
 	tls_owner_register(&c->owner);
 	pthread_mutex_init(&c->lock, NULL);
-	itree_init(&c->regions);
 	list_init(&c->lru);
 	list_init(&c->spare);
 	list_init(&c->chunks);
@@ -760,7 +994,7 @@ static void cache_free(struct iovm_rcache *c)
 	}
 	pthread_mutex_unlock(&c->lock);
 	pthread_mutex_destroy(&c->lock);
-	radix_destroy(&c->index);
+	levels_destroy(c);
 	free(c);
 }
 

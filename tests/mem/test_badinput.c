@@ -875,12 +875,19 @@ int main(void)
 	CHECK_OK(iovm_guest_stage2(guest, &s2));
 	CHECK_OK(iovm_guest_domain_create(guest, NULL, &ndom));
 	CHECK_OK(iovm_cbuf_alloc(ctx, 4096, IOVM_CBUF_NONCOHERENT, &cbuf));
-	app = mmap(NULL, 3 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	app = mmap(NULL, 2 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	CHECK(app != MAP_FAILED);
 	app_ro = app + 4096;
-	app_gone = app + 8192;
 	CHECK_OK(mprotect(app_ro, 4096, PROT_READ));
-	CHECK_OK(munmap(app_gone, 4096));
+	/*
+	 * Unmapped memory that stays unmapped: the lowest page of a 64 MiB
+	 * hole. The kernel places mappings top-down, at the high end of the
+	 * first hole that fits, so the library's own mmap()s during the test
+	 * (tables, rings) fill the hole from its top, far from this page.
+	 */
+	app_gone = mmap(NULL, 64 << 20, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(app_gone != MAP_FAILED);
+	CHECK_OK(munmap(app_gone, 64 << 20));
 	CHECK_OK(iovm_mr_reg(dom, app, 4096, IOVM_ACCESS_LOCAL_WRITE, &mr));
 	CHECK_OK(iovm_rcache_create(dom, NULL, &rc));
 	RUN(every_call_refuses_bad_input);

@@ -4,7 +4,9 @@
  * what it gives, invalidation of only the pages taken away, the case UCX
  * 1.13 gets wrong (glibc's free() of a large block, then a malloc at the
  * same address), eviction by count and by bytes with held regions spared,
- * memory the monitor cannot watch, and destruction while held.
+ * memory the monitor cannot watch, destruction while held, an index of
+ * crowded memory and regions of every size, and its lists walked without a
+ * lock while evictions move region structs between them.
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -293,6 +295,179 @@ TEST(gets_and_puts_on_other_threads)
 	app_unmap(app, 16 * PG);
 }
 
+/* Whether @m covers [p, p+len): an MR handed out for a range must. */
+static bool mr_covers(struct iovm_mr *m, const void *p, size_t len)
+{
+	iovm_iova_t iova;
+
+	return iovm_mr_iova(m, p, len, &iova) == 0;
+}
+
+static uint64_t mr_valid_pages(struct iovm_mr *m)
+{
+	struct iovm_mr_info info;
+
+	CHECK_OK(iovm_mr_query(m, &info));
+	return info.valid_pages;
+}
+
+/*
+ * The index with many regions close together and of many sizes: hundreds
+ * of pages in a few MiB (thousands of buffers in one heap arena look like
+ * this), regions across the edge of two buckets, larger regions over the
+ * small ones. Every one is found again, and what is found covers the range.
+ */
+TEST(crowded_memory_and_every_size)
+{
+	enum { SMALL = 512, SPAN = 4 << 20 };
+	struct rig r;
+	struct iovm_rcache *c;
+	struct iovm_mr *m, *big, *edge, *whole;
+	static struct iovm_mr *small[SMALL];
+	uint8_t *app = app_map(SPAN + (64 << 10)), *heap, *base, *p;
+	uint64_t hits;
+
+	rig_open(&r, REG_OPTS, NULL, IOVM_QUEUE_POLLED);
+	heap = iovm_dma_alloc(r.ctx, 64 * PG, PG, 0);
+	CHECK(heap != NULL);
+	CHECK_OK(iovm_rcache_create(r.dom, &(struct iovm_rcache_attr){ .max_regions = 4 * SMALL }, &c));
+	/* 64 KiB-aligned, so that bucket edges (16 KiB and up) fall where the test says. */
+	base = (uint8_t *)align_up((uintptr_t)app, 64 << 10);
+	fill_random(base, SPAN, 9);
+	/* A page in every other one over 4 MiB: misses, then hits on the same MRs. */
+	for (int i = 0; i < SMALL; i++) {
+		CHECK_OK(iovm_rcache_get(c, base + i * 2 * PG, PG, IOVM_ACCESS_LOCAL_WRITE, &small[i]));
+		CHECK_OK(iovm_rcache_put(c, small[i]));
+	}
+	CHECK_EQ(cstats(c).misses, SMALL);
+	for (int i = 0; i < SMALL; i++) {
+		CHECK_OK(iovm_rcache_get(c, base + i * 2 * PG + 100, 50, 0, &m));
+		CHECK_MSG(m == small[i], "page %d found another MR", i);
+		CHECK_OK(iovm_rcache_put(c, m));
+	}
+	CHECK_EQ(cstats(c).hits, SMALL);
+	CHECK_EQ(cstats(c).misses, SMALL);
+	/* 12 KiB from 4 KiB before a 16 KiB edge: across it, found from both sides. */
+	p = base + 3 * PG;
+	CHECK_OK(iovm_rcache_get(c, p, 3 * PG, IOVM_ACCESS_LOCAL_WRITE, &edge));
+	CHECK_OK(iovm_rcache_put(c, edge));
+	CHECK_OK(iovm_rcache_get(c, p + 2 * PG, PG, IOVM_ACCESS_LOCAL_WRITE, &m));
+	CHECK(m == edge);
+	CHECK_OK(iovm_rcache_put(c, m));
+	CHECK_OK(iovm_rcache_get(c, p, 2 * PG, IOVM_ACCESS_LOCAL_WRITE, &m));
+	CHECK(m == edge);
+	CHECK_OK(iovm_rcache_put(c, m));
+	/* 3 MiB over the small ones (and across a 2 MiB edge): no small region holds it, so a new one. */
+	hits = cstats(c).hits;
+	CHECK_OK(iovm_rcache_get(c, base + PG, 3 << 20, IOVM_ACCESS_LOCAL_WRITE, &big));
+	CHECK(mr_covers(big, base + PG, 3 << 20));
+	CHECK_OK(iovm_rcache_put(c, big));
+	/* Anything inside it is a hit now, on a region that covers it. */
+	for (uint64_t off = PG; off + 64 * PG <= (3u << 20); off += 61 * PG) {
+		CHECK_OK(iovm_rcache_get(c, base + off, 64 * PG, IOVM_ACCESS_LOCAL_WRITE, &m));
+		CHECK(mr_covers(m, base + off, 64 * PG));
+		/* DMA through it: the oracle checks every page. */
+		CHECK_EQ(dma_copy(&r, mr_iova(m, base + off), iova_of(&r, heap), 64 * PG), IOVM_STATUS_SUCCESS);
+		CHECK(!memcmp(heap, base + off, 64 * PG));
+		CHECK_OK(iovm_rcache_put(c, m));
+	}
+	CHECK_EQ(cstats(c).misses, SMALL + 2);
+	CHECK(cstats(c).hits > hits);
+	/* A range longer than any region: a miss, whatever lies under it. */
+	CHECK_OK(iovm_rcache_get(c, base, SPAN, 0, &whole));
+	CHECK_EQ(cstats(c).misses, SMALL + 3);
+	CHECK(mr_covers(whole, base, SPAN));
+	CHECK_OK(iovm_rcache_put(c, whole));
+	/*
+	 * Pages taken away: every region over them (small, across the edge, 3 MiB, 4 MiB) has
+	 * them invalid, so a get there misses; a page beside them still hits.
+	 */
+	CHECK(mmap(base, 8 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == base);
+	/* The monitor's thread invalidates: wait until it has, for the three sizes. */
+	for (unsigned spins = 0; mr_valid_pages(small[1]) || mr_valid_pages(edge) ||
+				 mr_valid_pages(big) != (3u << 20) / PG - 7 || mr_valid_pages(whole) != SPAN / PG - 8;
+	     spins++) {
+		CHECK(spins < 100000);
+		usleep(10);
+	}
+	hits = cstats(c).hits;
+	CHECK_OK(iovm_rcache_get(c, base + 2 * PG, PG, 0, &m));
+	CHECK_EQ(cstats(c).misses, SMALL + 4);
+	CHECK(mr_covers(m, base + 2 * PG, PG));
+	CHECK_OK(iovm_rcache_put(c, m));
+	CHECK_OK(iovm_rcache_get(c, base + 8 * PG, PG, 0, &m));
+	CHECK_EQ(cstats(c).hits, hits + 1);
+	CHECK(mr_covers(m, base + 8 * PG, PG));
+	CHECK_OK(iovm_rcache_put(c, m));
+	CHECK_OK(iovm_rcache_destroy(c));
+	no_violations(r.dom);
+	rig_close(&r);
+	app_unmap(app, SPAN + (64 << 10));
+}
+
+struct churn {
+	struct iovm_rcache *c;
+	uint8_t *base;
+	uint64_t seed, gets;
+};
+
+/* Gets of ranges of 4 to 32 KiB here and there: with room for 8 regions, most gets evict. */
+static void *churn_gets(void *arg)
+{
+	struct churn *w = arg;
+
+	for (int i = 0; i < 20000; i++) {
+		uint64_t pg = test_rand(&w->seed) % 240, n = 1 + test_rand(&w->seed) % 8;
+		uint8_t *p = w->base + pg * PG + test_rand(&w->seed) % 64;
+		struct iovm_mr *m;
+
+		CHECK_OK(iovm_rcache_get(w->c, p, n * PG - 64, 0, &m));
+		CHECK_MSG(mr_covers(m, p, n * PG - 64), "a get was given an MR that does not cover its range");
+		CHECK_OK(iovm_rcache_put(w->c, m));
+		w->gets++;
+	}
+	return NULL;
+}
+
+/*
+ * Region structs move from bucket to bucket and level to level while other
+ * threads walk the lists without a lock: every get still gets an MR that
+ * covers its range (a struct that left a list while a reader stood on it
+ * must not lead to a wrong one), and the counts add up.
+ */
+TEST(lists_under_churn)
+{
+	enum { THREADS = 3 };
+	struct rig r;
+	struct iovm_rcache *c;
+	struct churn w[THREADS];
+	pthread_t tid[THREADS];
+	uint8_t *app = app_map(256 * PG);
+	struct iovm_rcache_stats st;
+	uint64_t gets = 0;
+
+	rig_open(&r, REG_OPTS, NULL, IOVM_QUEUE_POLLED);
+	CHECK_OK(iovm_rcache_create(r.dom, &(struct iovm_rcache_attr){ .max_regions = 8 }, &c));
+	memset(app, 1, 256 * PG);
+	for (int i = 0; i < THREADS; i++) {
+		w[i] = (struct churn){ .c = c, .base = app, .seed = 77 + (uint64_t)i };
+		CHECK_OK(pthread_create(&tid[i], NULL, churn_gets, &w[i]));
+	}
+	for (int i = 0; i < THREADS; i++) {
+		CHECK_OK(pthread_join(tid[i], NULL));
+		gets += w[i].gets;
+	}
+	st = cstats(c);
+	CHECK_EQ(gets, (uint64_t)THREADS * 20000);
+	CHECK_EQ(st.hits + st.misses, gets);
+	CHECK(st.evictions > 0 && st.hits > 0);
+	CHECK(st.regions <= 8);
+	CHECK_OK(iovm_rcache_destroy(c));
+	no_violations(r.dom);
+	rig_close(&r);
+	app_unmap(app, 256 * PG);
+}
+
 int main(void)
 {
 	test_init();
@@ -303,5 +478,7 @@ int main(void)
 	RUN(unwatchable_memory_is_not_kept);
 	RUN(held_region_taken_away);
 	RUN(gets_and_puts_on_other_threads);
+	RUN(crowded_memory_and_every_size);
+	RUN(lists_under_churn);
 	return 0;
 }
