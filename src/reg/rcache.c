@@ -377,17 +377,15 @@ static void hold_add(struct rc_held *h, struct rc_region *r, int64_t d)
 		atomic_fetch_add_explicit(&r->shared, d, memory_order_seq_cst);
 }
 
-/* Hold @r for [addr, addr+len) if it is a valid hit. */
-static bool try_hit(struct iovm_rcache *c, struct rc_tls *t, struct rc_region *r, uint64_t addr, uint64_t len,
-		    uint32_t access)
+/* Hold @r, read at generation @gen, for [addr, addr+len) if it is a valid hit. */
+static bool try_hold(struct iovm_rcache *c, struct rc_tls *t, struct rc_region *r, uint64_t gen, uint64_t addr,
+		     uint64_t len)
 {
-	uint64_t gen = atomic_load_explicit(&r->gen, memory_order_acquire), s1, s2;
 	struct rc_held *h;
 	struct iovm_mr *mr;
+	uint64_t s1, s2;
 	bool valid;
 
-	if ((gen & 1) || addr < r->start || addr + len > r->end || (access & ~r->access))
-		return false;
 	h = held_of(t, r, true);
 	hold_add(h, r, 1);
 	reader_fence(c);
@@ -413,6 +411,21 @@ static bool try_hit(struct iovm_rcache *c, struct rc_tls *t, struct rc_region *r
 drop:
 	hold_add(h, r, -1);
 	return false;
+}
+
+/*
+ * Hold @r for [addr, addr+len) if it is a valid hit. The first look
+ * (indexed, long enough, with the rights) is inline: most candidates of a
+ * bucket fail it.
+ */
+static inline bool try_hit(struct iovm_rcache *c, struct rc_tls *t, struct rc_region *r, uint64_t addr,
+			   uint64_t len, uint32_t access)
+{
+	uint64_t gen = atomic_load_explicit(&r->gen, memory_order_acquire);
+
+	if ((gen & 1) || addr < r->start || addr + len > r->end || (access & ~r->access))
+		return false;
+	return try_hold(c, t, r, gen, addr, len);
 }
 
 /* ---- the index ---- */
