@@ -470,6 +470,9 @@ static void write_completion(struct iovm_queue *q, const struct iovm_desc *d,
 			break;
 		gate_wait(q);
 	}
+	/* A record is a device write like any other: in non-coherent memory, its lines must be the device's. */
+	if (unlikely(q->oracle))
+		mem_nc_device_access(q->mem, s.pa, sizeof(*rec), true);
 	rec = (struct iovm_completion *)s.ptr;
 	memcpy((uint8_t *)rec + 1, (const uint8_t *)c + 1, sizeof(*rec) - 1);
 	__atomic_store_n(&rec->status, c->status, __ATOMIC_RELEASE);

@@ -5,7 +5,7 @@
  * device at consecutive IOVAs; non-coherent buffers, where the device sees
  * the CPU's writes only after a sync for the device and the CPU sees the
  * device's only after a sync for the CPU, and the oracle reports every
- * missing sync.
+ * missing sync, for data and for the completion records the engine writes.
  */
 #include "dev/dev_util.h"
 
@@ -160,10 +160,91 @@ TEST(noncoherent_needs_syncs)
 	rig_close(&r);
 }
 
+/* A copy whose completion record goes to @rec (an IOVA); the status of its completion ring entry. */
+static uint8_t copy_recorded(struct rig *r, uint64_t src, uint64_t dst, uint32_t len, uint64_t rec)
+{
+	struct iovm_desc d = { .op = IOVM_OP_COPY, .flags = IOVM_DESC_COMPLETION, .src = src, .dst = dst,
+			       .len = len, .completion = rec };
+	struct iovm_cqe cqe;
+	int n = 0;
+
+	CHECK_OK(iovm_queue_submit(r->q, &d));
+	for (unsigned spins = 0; n == 0; spins++) {
+		CHECK(iovm_queue_process(r->q, 1) >= 0);
+		n = iovm_queue_reap(r->q, &cqe, 1);
+		CHECK(n >= 0 && spins < 1000000);
+	}
+	return cqe.status;
+}
+
+/*
+ * Completion records in non-coherent memory, as a driver on such a machine
+ * puts them beside its descriptors: the engine's record reaches the CPU
+ * only through a sync for the CPU, and the oracle checks the record's
+ * lines as it checks data: a record line the CPU owns (reused without a
+ * sync for the device) is an error, and so is handing a line back over a
+ * record the CPU never looked at.
+ */
+TEST(completion_records_in_noncoherent_memory)
+{
+	struct iovm_cbuf *cb;
+	struct iovm_completion *rec;
+	uint8_t *p, *heap;
+	uint64_t iova, h, rec_iova;
+	struct rig r;
+
+	rig_open(&r, opts, NULL, IOVM_QUEUE_POLLED);
+	CHECK_OK(iovm_cbuf_alloc(r.ctx, 4096, IOVM_CBUF_NONCOHERENT, &cb));
+	p = iovm_cbuf_ptr(cb);
+	iova = map_cbuf(&r, cb);
+	heap = iovm_dma_zalloc(r.ctx, 8192, 4096, 0);
+	h = iova_of(&r, heap);
+	rec = (struct iovm_completion *)(p + 256);
+	rec_iova = iova + 256;
+	memset(heap, 0x5a, 64);
+
+	/* Handed to the device: the record lands in memory; the CPU's copy says nothing until it syncs. */
+	CHECK_OK(iovm_dma_sync_for_device(r.ctx, rec, sizeof(*rec)));
+	CHECK_EQ(copy_recorded(&r, h, h + 4096, 64, rec_iova), IOVM_STATUS_SUCCESS);
+	CHECK_EQ(rec->status, IOVM_STATUS_NONE);
+	CHECK_OK(iovm_dma_sync_for_cpu(r.ctx, rec, sizeof(*rec)));
+	CHECK_EQ(rec->status, IOVM_STATUS_SUCCESS);
+	CHECK_EQ(rec->bytes_completed, 64);
+	CHECK_EQ(sync_errors(r.ctx), 0);
+
+	/* Cleared and reused without a sync for the device: the engine writes a line the CPU owns. */
+	memset(rec, 0, sizeof(*rec));
+	CHECK_EQ(copy_recorded(&r, h, h + 4096, 64, rec_iova), IOVM_STATUS_SUCCESS);
+	CHECK_EQ(sync_errors(r.ctx), 1);
+
+	/* The right sequence, many times over: no error. */
+	for (int i = 0; i < 50; i++) {
+		memset(rec, 0, sizeof(*rec));
+		CHECK_OK(iovm_dma_sync_for_device(r.ctx, rec, sizeof(*rec)));
+		CHECK_EQ(copy_recorded(&r, h, h + 4096, (uint32_t)(64 + i), rec_iova), IOVM_STATUS_SUCCESS);
+		CHECK_OK(iovm_dma_sync_for_cpu(r.ctx, rec, sizeof(*rec)));
+		CHECK_EQ(rec->status, IOVM_STATUS_SUCCESS);
+		CHECK_EQ(rec->bytes_completed, (uint32_t)(64 + i));
+	}
+	CHECK_EQ(sync_errors(r.ctx), 1);
+
+	/* The engine writes a record and the CPU hands the line back unread: its stale copy would win. */
+	CHECK_OK(iovm_dma_sync_for_device(r.ctx, rec, sizeof(*rec)));
+	CHECK_EQ(copy_recorded(&r, h, h + 4096, 64, rec_iova), IOVM_STATUS_SUCCESS);
+	CHECK_OK(iovm_dma_sync_for_device(r.ctx, rec, sizeof(*rec)));
+	CHECK_EQ(sync_errors(r.ctx), 2);
+
+	CHECK_OK(iovm_domain_unmap(r.dom, IOVM_IOVA(iova), 4096));
+	CHECK_OK(iovm_cbuf_free(cb));
+	CHECK_OK(iovm_dma_free(r.ctx, heap));
+	rig_close(&r);
+}
+
 int main(void)
 {
 	test_init();
 	RUN(ring_from_scattered_pages);
 	RUN(noncoherent_needs_syncs);
+	RUN(completion_records_in_noncoherent_memory);
 	return 0;
 }
