@@ -266,11 +266,24 @@ struct iovm_cqe {
 /* Queue flags. */
 #define IOVM_QUEUE_POLLED (1u << 0) /* no worker thread: iovm_queue_process() runs it */
 #define IOVM_QUEUE_CPU (1u << 1)    /* the worker runs on .cpu only (as a DPDK lcore) */
+#define IOVM_QUEUE_RINGS_AT (1u << 2) /* the rings are where .sq_addr and .cq_addr say, not iovm's */
 
 struct iovm_queue_attr {
 	unsigned depth; /* a power of two, 2 to 65536; 0 means 256 */
 	uint32_t flags; /* IOVM_QUEUE_* */
 	unsigned cpu;   /* with IOVM_QUEUE_CPU: a CPU the process's cpuset allows */
+	/*
+	 * With IOVM_QUEUE_RINGS_AT: the device addresses of the submission ring
+	 * (depth descriptors) and the completion ring (depth entries) in the
+	 * domain attached for IOVM_PASID_NONE, as a driver programs a device's
+	 * queue registers. For a device assigned to a guest they are the
+	 * guest's addresses: its physical ones through stage 2, or its IOVAs
+	 * through a nested stage 1, and the rings are in the guest's memory.
+	 * Each ring is 4 KiB aligned, mapped for reading and writing, in
+	 * memory iovm allocated (not the application's own), and contiguous
+	 * in physical memory (as NVMe's CAP.CQR asks); the two do not overlap.
+	 */
+	uint64_t sq_addr, cq_addr;
 };
 
 /**
@@ -279,9 +292,18 @@ struct iovm_queue_attr {
  *
  * Thread safety: safe.
  *
+ * With IOVM_QUEUE_RINGS_AT the rings are the caller's memory (a guest's, say),
+ * found through the domain as the device finds them: the completion ring is
+ * zeroed here, and the rings' frames stay pinned until the queue is
+ * destroyed, so that memory freed under the queue (a guest shut down) is
+ * not handed out again while iovm_queue_submit() still writes there. The
+ * domain's mapping of the rings must not change while this call runs.
+ *
  * Return: 0; -EINVAL for bad attributes (IOVM_QUEUE_CPU with a polled queue,
- * a CPU the machine lacks or the process's cpuset excludes); -ENODEV when nothing is attached for
- * IOVM_PASID_NONE; -ENOMEM.
+ * a CPU the machine lacks or the process's cpuset excludes; rings that are
+ * not 4 KiB aligned, or overlap); -EFAULT when a ring is not all mapped for
+ * reading and writing, not iovm's memory, or not physically contiguous;
+ * -ENODEV when nothing is attached for IOVM_PASID_NONE; -ENOMEM.
  */
 IOVM_API int iovm_queue_create(struct iovm_device *dev, const struct iovm_queue_attr *attr,
 			       struct iovm_queue **q);

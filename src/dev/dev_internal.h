@@ -10,6 +10,7 @@
 
 #include <iovm/dev.h>
 
+#include "base/addr.h"
 #include "base/list.h"
 
 struct mem_space;
@@ -54,11 +55,13 @@ struct iovm_queue {
 	bool oracle;
 	unsigned depth;
 	uint32_t flags;
-	/* The rings, in DMA memory: the CPU's pointers and the device's IOVAs. */
+	/* The rings, in DMA memory or where the caller put them: the CPU's pointers and the device's IOVAs. */
 	struct iovm_desc *sq;
 	struct iovm_cqe *cq;
 	uint64_t sq_iova, cq_iova;
 	bool rings_mapped;            /* mapped by us: unmapped at destroy */
+	bool rings_given;             /* IOVM_QUEUE_RINGS_AT: the caller's, pinned at sq_pa and cq_pa */
+	pa_t sq_pa, cq_pa;
 	bool has_worker;
 	/*
 	 * The worker's sleep handshake is an asymmetric Dekker: the sleeper

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * engine.c - the software DMA engine's queues: rings in DMA memory, reached
- * by the engine only through the IOMMU, a worker thread or a polling caller.
+ * engine.c - the software DMA engine's queues: rings in DMA memory, or where
+ * the caller placed them (a guest's memory, at the guest's addresses),
+ * reached by the engine only through the IOMMU, a worker thread or a
+ * polling caller.
  *
  * Submission ring: depth descriptors of 64 bytes; the submitter writes one
  * and moves the tail (a doorbell in host memory, as a device register would
@@ -223,11 +225,94 @@ static int ring_iova(struct iovm_queue *q, struct iovm_domain *dom, void *ring, 
 	return 0;
 }
 
+/*
+ * A ring the caller placed at device address @addr (IOVM_QUEUE_RINGS_AT),
+ * found through @dom as the engine will find it: every page mapped for
+ * reading and writing, in iovm's memory, at consecutive PAs and bus
+ * pointers. Pinned, so that its frames are not handed out again while the
+ * queue lives, whatever happens to the mapping; its PA in @pa, the CPU's
+ * pointer in @ptr.
+ */
+static int ring_given(struct iovm_queue *q, struct iovm_domain *dom, uint64_t addr, size_t len, pa_t *pa,
+		      void **ptr)
+{
+	struct phys_space *ps = q->dev->ctx->phys;
+	uint8_t *first = NULL;
+	uint64_t pa0 = 0;
+	int ret;
+
+	for (size_t off = 0; off < len; off += SZ_4K) {
+		iovm_pa_t page;
+		uint32_t perm;
+		bool foreign;
+		uint8_t *p;
+
+		if (iovm_domain_translate(dom, IOVM_IOVA(addr + off), &page, &perm) ||
+		    (perm & (IOVM_MAP_READ | IOVM_MAP_WRITE)) != (IOVM_MAP_READ | IOVM_MAP_WRITE))
+			return err_detail(-EFAULT, IOVM_LOG_DEBUG, "ring at %#lx: %#lx is not mapped read-write",
+					  (unsigned long)addr, (unsigned long)(addr + off));
+		p = phys_bus_map(ps, pa_make(page.addr), &foreign);
+		/* The application's memory may go under the engine: rings are iovm's, as its own rings are. */
+		if (!p || foreign)
+			return err_detail(-EFAULT, IOVM_LOG_DEBUG, "ring at %#lx: %#lx is not iovm's memory",
+					  (unsigned long)addr, (unsigned long)(addr + off));
+		if (!off) {
+			first = p;
+			pa0 = page.addr;
+		} else if (page.addr != pa0 + off || p != first + off) {
+			return err_detail(-EFAULT, IOVM_LOG_DEBUG, "ring at %#lx: not physically contiguous",
+					  (unsigned long)addr);
+		}
+	}
+	ret = phys_pin(ps, pa_make(pa0), len);
+	if (ret)
+		return err_detail(-EFAULT, IOVM_LOG_DEBUG, "ring at %#lx: its memory is not allocated",
+				  (unsigned long)addr);
+	*pa = pa_make(pa0);
+	*ptr = first;
+	return 0;
+}
+
+/* Both rings where the caller put them: checked, pinned, the completion ring zeroed. */
+static int rings_given(struct iovm_queue *q, struct iovm_domain *dom, const struct iovm_queue_attr *attr,
+		       size_t sq_len, size_t cq_len)
+{
+	void *sq, *cq;
+	int ret;
+
+	if ((attr->sq_addr | attr->cq_addr) & (SZ_4K - 1) || attr->sq_addr + sq_len < attr->sq_addr ||
+	    attr->cq_addr + cq_len < attr->cq_addr ||
+	    (attr->sq_addr < attr->cq_addr + cq_len && attr->cq_addr < attr->sq_addr + sq_len))
+		return err_detail(-EINVAL, IOVM_LOG_DEBUG, "rings at %#lx and %#lx: unaligned or overlapping",
+				  (unsigned long)attr->sq_addr, (unsigned long)attr->cq_addr);
+	ret = ring_given(q, dom, attr->sq_addr, sq_len, &q->sq_pa, &sq);
+	if (ret)
+		return ret;
+	ret = ring_given(q, dom, attr->cq_addr, cq_len, &q->cq_pa, &cq);
+	if (ret) {
+		phys_unpin(q->dev->ctx->phys, q->sq_pa, sq_len);
+		return ret;
+	}
+	q->rings_given = true;
+	q->sq = sq;
+	q->cq = cq;
+	q->sq_iova = attr->sq_addr;
+	q->cq_iova = attr->cq_addr;
+	/* Phase 0 everywhere: the engine's first pass writes 1. */
+	memset(q->cq, 0, cq_len);
+	return 0;
+}
+
 static void rings_free(struct iovm_queue *q, struct iovm_domain *dom)
 {
 	size_t sq_len = align_up((uint64_t)q->depth * sizeof(struct iovm_desc), SZ_4K);
 	size_t cq_len = align_up((uint64_t)q->depth * sizeof(struct iovm_cqe), SZ_4K);
 
+	if (q->rings_given) {
+		phys_unpin(q->dev->ctx->phys, q->sq_pa, sq_len);
+		phys_unpin(q->dev->ctx->phys, q->cq_pa, cq_len);
+		return;
+	}
 	if (q->rings_mapped && dom) {
 		if (q->sq_iova)
 			iovm_domain_unmap(dom, IOVM_IOVA(q->sq_iova), sq_len);
@@ -250,7 +335,7 @@ IOVM_API int iovm_queue_create(struct iovm_device *dev, const struct iovm_queue_
 
 	err_clear();
 	if (!dev || !out || !is_pow2(depth) || depth < 2 || depth > MAX_DEPTH ||
-	    (flags & ~(IOVM_QUEUE_POLLED | IOVM_QUEUE_CPU)))
+	    (flags & ~(IOVM_QUEUE_POLLED | IOVM_QUEUE_CPU | IOVM_QUEUE_RINGS_AT)))
 		return -EINVAL;
 	/* A real device has its own queues, in its own registers. */
 	if (dev->vfio)
@@ -278,18 +363,24 @@ IOVM_API int iovm_queue_create(struct iovm_device *dev, const struct iovm_queue_
 	pthread_cond_init(&q->wake, NULL);
 	sq_len = (size_t)depth * sizeof(struct iovm_desc);
 	cq_len = (size_t)depth * sizeof(struct iovm_cqe);
-	ret = -ENOMEM;
-	/* Rings in DMA memory, contiguous, each in pages of its own. */
-	q->sq = iovm_dma_zalloc(dev->ctx, align_up(sq_len, SZ_4K), SZ_4K, IOVM_DMA_CONTIG);
-	q->cq = iovm_dma_zalloc(dev->ctx, align_up(cq_len, SZ_4K), SZ_4K, IOVM_DMA_CONTIG);
-	if (!q->sq || !q->cq)
-		goto free_rings;
-	ret = ring_iova(q, dom, q->sq, sq_len, &q->sq_iova);
-	if (ret)
-		goto free_rings;
-	ret = ring_iova(q, dom, q->cq, cq_len, &q->cq_iova);
-	if (ret)
-		goto free_rings;
+	if (flags & IOVM_QUEUE_RINGS_AT) {
+		ret = rings_given(q, dom, attr, align_up(sq_len, SZ_4K), align_up(cq_len, SZ_4K));
+		if (ret)
+			goto free_queue;
+	} else {
+		ret = -ENOMEM;
+		/* Rings in DMA memory, contiguous, each in pages of its own. */
+		q->sq = iovm_dma_zalloc(dev->ctx, align_up(sq_len, SZ_4K), SZ_4K, IOVM_DMA_CONTIG);
+		q->cq = iovm_dma_zalloc(dev->ctx, align_up(cq_len, SZ_4K), SZ_4K, IOVM_DMA_CONTIG);
+		if (!q->sq || !q->cq)
+			goto free_rings;
+		ret = ring_iova(q, dom, q->sq, sq_len, &q->sq_iova);
+		if (ret)
+			goto free_rings;
+		ret = ring_iova(q, dom, q->cq, cq_len, &q->cq_iova);
+		if (ret)
+			goto free_rings;
+	}
 	ret = iommu_iotlb_create(dev->client, &q->tlb);
 	if (ret)
 		goto free_rings;
@@ -311,6 +402,7 @@ free_tlb:
 	iommu_iotlb_destroy(q->tlb);
 free_rings:
 	rings_free(q, dom);
+free_queue:
 	pthread_cond_destroy(&q->wake);
 	pthread_mutex_destroy(&q->wake_lock);
 	free(q);

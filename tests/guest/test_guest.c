@@ -612,6 +612,149 @@ TEST(nested_invalidation_under_dma)
 	rig_close(&r);
 }
 
+/* Run @d on queue @q (polled): its completion entry's status. */
+static uint8_t run_on(struct iovm_queue *q, struct iovm_desc d)
+{
+	struct iovm_cqe cqe;
+	int n = 0;
+
+	CHECK_OK(iovm_queue_submit(q, &d));
+	for (unsigned spins = 0; n == 0; spins++) {
+		CHECK(iovm_queue_process(q, 1) >= 0);
+		n = iovm_queue_reap(q, &cqe, 1);
+		CHECK(n >= 0);
+		CHECK(spins < 1000000u);
+	}
+	return cqe.status;
+}
+
+/*
+ * A guest's device with its queue in the guest's memory, as a guest driver
+ * sets it up: the rings at guest addresses, fetched and written by the
+ * engine through the guest's translation (stage 2, then a guest-managed
+ * stage 1 over it), never through the monitor's. What the rings must be is
+ * checked, and the queue pins their memory, so that a guest shut down
+ * under it leaves the engine with ring faults and the submitter with
+ * memory nobody else was given.
+ */
+TEST(queue_rings_in_guest_memory)
+{
+	enum { DEPTH = 16 };
+	const uint64_t sq = 0x10000, cq = 0x20000, src = 0x40000, dst = 0x80000;
+	struct iovm_queue_attr qa = { .depth = DEPTH, .flags = IOVM_QUEUE_POLLED | IOVM_QUEUE_RINGS_AT };
+	struct iovm_queue_stats st;
+	struct iovm_device *dev;
+	struct iovm_domain *s1, *s2;
+	struct iovm_queue *q;
+	struct iovm_guest *g;
+	struct rig r;
+
+	rig_open(&r, opts, NULL, IOVM_QUEUE_POLLED);
+	g = guest_new(r.ctx, 8 << 20, 0);
+	CHECK_OK(iovm_guest_stage2(g, &s2));
+	CHECK_OK(iovm_device_open(r.ctx, "sw", &dev));
+	/* Nothing attached at PASID 0 yet: nowhere to find rings. */
+	qa.sq_addr = sq;
+	qa.cq_addr = cq;
+	CHECK_EQ(iovm_queue_create(dev, &qa, &q), -ENODEV);
+	CHECK_OK(iovm_guest_assign(g, dev, IOVM_PASID_NONE, 0));
+
+	/* What the rings must be. */
+	qa.sq_addr = sq + 64;
+	CHECK_EQ(iovm_queue_create(dev, &qa, &q), -EINVAL); /* not 4 KiB aligned */
+	qa.sq_addr = cq;
+	CHECK_EQ(iovm_queue_create(dev, &qa, &q), -EINVAL); /* the same page as the completion ring */
+	qa.sq_addr = 64 << 20;
+	CHECK_EQ(iovm_queue_create(dev, &qa, &q), -EFAULT); /* beyond the guest's memory */
+	qa.sq_addr = (8 << 20) - SZ_4K;
+	qa.depth = 256;
+	CHECK_EQ(iovm_queue_create(dev, &qa, &q), -EFAULT); /* 16 KiB from the last page: runs off the end */
+	qa.depth = DEPTH;
+	qa.sq_addr = sq;
+
+	/* Rings in guest memory, descriptors with guest physical addresses. */
+	memset(gptr(g, cq), 0xff, SZ_4K); /* whatever was there: the queue zeroes its completion ring */
+	CHECK_OK(iovm_queue_create(dev, &qa, &q));
+	CHECK_EQ(gptr(g, cq)[0], 0);
+	for (int i = 0; i < 3 * DEPTH; i++) {
+		struct iovm_desc d = { .op = IOVM_OP_COPY, .src = src, .dst = dst, .len = 256, .tag = 1000u + (unsigned)i };
+		const struct iovm_desc *in_ring = (const struct iovm_desc *)gptr(g, sq) + i % DEPTH;
+		const struct iovm_cqe *done = (const struct iovm_cqe *)gptr(g, cq) + i % DEPTH;
+
+		memset(gptr(g, src), i, 256);
+		CHECK_EQ(run_on(q, d), IOVM_STATUS_SUCCESS);
+		CHECK_EQ(gptr(g, dst)[255], (uint8_t)i);
+		/* The guest sees its ring as the device does: the descriptor it was given, the entry it wrote. */
+		CHECK_EQ(in_ring->tag, d.tag);
+		CHECK_EQ(done->tag, d.tag);
+		CHECK_EQ(done->status, IOVM_STATUS_SUCCESS);
+	}
+	no_violations(s2);
+	no_fault(s2);
+	/* The monitor's domain never saw an access: the device reached only the guest. */
+	CHECK_EQ(iovm_domain_fault_pop(r.dom, &(struct iovm_fault){ 0 }), -EAGAIN);
+
+	/*
+	 * Shut down under the queue: the engine faults on its rings in stage
+	 * 2 (the queue is broken, as a device that lost its memory), and the
+	 * frames under the rings, pinned, are not the allocator's meanwhile.
+	 */
+	CHECK_OK(iovm_guest_shutdown(g));
+	{
+		struct iovm_desc d = { .op = IOVM_OP_COPY, .src = src, .dst = dst, .len = 64 };
+
+		CHECK_OK(iovm_queue_submit(q, &d));
+		iovm_queue_process(q, 1);
+		CHECK_EQ(iovm_queue_reap(q, &(struct iovm_cqe){ 0 }, 1), 0);
+	}
+	CHECK_OK(iovm_queue_stats(q, &st));
+	CHECK(st.ring_faults >= 1);
+	CHECK_EQ(one_fault(s2).stage, IOVM_STAGE_2);
+	/* Its frames came from the buddy and went back to it, but the ring's are held: no start on them. */
+	CHECK_EQ(iovm_guest_start(g), -EBUSY);
+	CHECK_OK(iovm_queue_destroy(q));
+	CHECK_OK(iovm_guest_start(g));
+
+	/* Through a guest-managed stage 1: the rings at guest IOVAs, over guest physical memory. */
+	CHECK_OK(iovm_guest_unassign(g, dev, IOVM_PASID_NONE));
+	CHECK_OK(iovm_guest_domain_create(g, NULL, &s1));
+	{
+		iovm_iova_t at = IOVM_IOVA(0x7000000);
+
+		CHECK_OK(iovm_domain_map_gpa(s1, &at, IOVM_GPA(sq), SZ_4K, IOVM_MAP_READ | IOVM_MAP_WRITE));
+		at = IOVM_IOVA(0x7001000);
+		CHECK_OK(iovm_domain_map_gpa(s1, &at, IOVM_GPA(cq), SZ_4K, IOVM_MAP_READ | IOVM_MAP_WRITE));
+		at = IOVM_IOVA(0x100000);
+		CHECK_OK(iovm_domain_map_gpa(s1, &at, IOVM_GPA(src), SZ_4K, IOVM_MAP_READ));
+		at = IOVM_IOVA(0x200000);
+		CHECK_OK(iovm_domain_map_gpa(s1, &at, IOVM_GPA(dst), SZ_4K, IOVM_MAP_READ | IOVM_MAP_WRITE));
+		/* Read-only at stage 1: no ring. */
+		at = IOVM_IOVA(0x7002000);
+		CHECK_OK(iovm_domain_map_gpa(s1, &at, IOVM_GPA(sq + SZ_4K), SZ_4K, IOVM_MAP_READ));
+	}
+	CHECK_OK(iovm_device_attach(dev, s1, IOVM_PASID_NONE));
+	qa.sq_addr = 0x7002000;
+	qa.cq_addr = 0x7001000;
+	CHECK_EQ(iovm_queue_create(dev, &qa, &q), -EFAULT);
+	qa.sq_addr = 0x7000000;
+	CHECK_OK(iovm_queue_create(dev, &qa, &q));
+	memset(gptr(g, src), 0x6b, 128);
+	CHECK_EQ(run_on(q, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = 0x100000, .dst = 0x200000, .len = 128 }),
+		 IOVM_STATUS_SUCCESS);
+	CHECK_EQ(gptr(g, dst)[127], 0x6b);
+	/* The guest physical address of the destination is no address in stage 1: a stage-1 fault. */
+	CHECK_EQ(run_on(q, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = 0x100000, .dst = dst, .len = 128 }),
+		 IOVM_STATUS_PAGE_FAULT);
+	CHECK_EQ(one_fault(s1).stage, IOVM_STAGE_1);
+	no_violations(s1);
+	CHECK_OK(iovm_queue_destroy(q));
+	CHECK_OK(iovm_device_detach(dev, IOVM_PASID_NONE));
+	CHECK_OK(iovm_domain_destroy(s1));
+	CHECK_OK(iovm_device_close(dev));
+	CHECK_OK(iovm_guest_destroy(g));
+	rig_close(&r);
+}
+
 int main(void)
 {
 	test_init();
@@ -625,5 +768,6 @@ int main(void)
 	RUN(pools);
 	RUN(named_banks);
 	RUN(host_pa_direct_map);
+	RUN(queue_rings_in_guest_memory);
 	return 0;
 }

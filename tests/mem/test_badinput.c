@@ -267,7 +267,22 @@ B(queue_depth_not_pow2) { struct iovm_queue *x;
 B(queue_depth_huge) { struct iovm_queue *x;
 	return iovm_queue_create(dev, &(struct iovm_queue_attr){ .depth = 1u << 20 }, &x); }
 B(queue_bad_flags) { struct iovm_queue *x;
-	return iovm_queue_create(dev, &(struct iovm_queue_attr){ .flags = 4 }, &x); }
+	return iovm_queue_create(dev, &(struct iovm_queue_attr){ .flags = 1u << 3 }, &x); }
+B(queue_rings_unaligned) { struct iovm_queue *x;
+	return iovm_queue_create(dev, &(struct iovm_queue_attr){ .flags = IOVM_QUEUE_RINGS_AT | IOVM_QUEUE_POLLED,
+								.sq_addr = 0x10040, .cq_addr = 0x20000 }, &x); }
+B(queue_rings_overlap) { struct iovm_queue *x;
+	return iovm_queue_create(dev, &(struct iovm_queue_attr){ .flags = IOVM_QUEUE_RINGS_AT | IOVM_QUEUE_POLLED,
+								.depth = 256, .sq_addr = 0x10000, .cq_addr = 0x13000 }, &x); }
+B(queue_rings_unmapped) { struct iovm_queue *x;
+	return iovm_queue_create(dev, &(struct iovm_queue_attr){ .flags = IOVM_QUEUE_RINGS_AT | IOVM_QUEUE_POLLED,
+								.sq_addr = 1ull << 46, .cq_addr = (1ull << 46) + 0x10000 }, &x); }
+/* The application's own memory (a registration's): it may go under the engine, so it is no ring. */
+B(queue_rings_app_memory) { struct iovm_queue *x; iovm_iova_t at;
+	if (iovm_mr_iova(mr, app, 4096, &at))
+		return 0;
+	return iovm_queue_create(dev, &(struct iovm_queue_attr){ .flags = IOVM_QUEUE_RINGS_AT | IOVM_QUEUE_POLLED,
+								.depth = 2, .sq_addr = at.addr, .cq_addr = 1ull << 46 }, &x); }
 B(queue_cpu_polled) { struct iovm_queue *x;
 	return iovm_queue_create(dev, &(struct iovm_queue_attr){ .flags = IOVM_QUEUE_CPU | IOVM_QUEUE_POLLED }, &x); }
 B(queue_cpu_beyond) { struct iovm_queue *x;
@@ -655,6 +670,10 @@ static const struct bad_case cases[] = {
 	ROW(queue_depth_not_pow2, iovm_queue_create, EINVAL),
 	ROW(queue_depth_huge, iovm_queue_create, EINVAL),
 	ROW(queue_bad_flags, iovm_queue_create, EINVAL),
+	ROW(queue_rings_unaligned, iovm_queue_create, EINVAL),
+	ROW(queue_rings_overlap, iovm_queue_create, EINVAL),
+	ROW(queue_rings_unmapped, iovm_queue_create, EFAULT),
+	ROW(queue_rings_app_memory, iovm_queue_create, EFAULT),
 	ROW(queue_cpu_polled, iovm_queue_create, EINVAL),
 	ROW(queue_cpu_beyond, iovm_queue_create, EINVAL),
 	ROW(queue_no_domain, iovm_queue_create, ENODEV),
