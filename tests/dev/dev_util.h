@@ -58,6 +58,22 @@ static inline void rig_close(struct rig *r)
 }
 
 /* Submit @d with a completion record, run it (polled or by the worker), return the record. */
+/* Run @d on polled queue @q, with no completion record: its completion ring entry's status. */
+static inline uint8_t run_polled(struct iovm_queue *q, struct iovm_desc d)
+{
+	struct iovm_cqe cqe;
+	int n = 0;
+
+	CHECK_OK(iovm_queue_submit(q, &d));
+	for (unsigned spins = 0; n == 0; spins++) {
+		CHECK(iovm_queue_process(q, 1) >= 0);
+		n = iovm_queue_reap(q, &cqe, 1);
+		CHECK(n >= 0);
+		CHECK(spins < 1000000u);
+	}
+	return cqe.status;
+}
+
 static inline struct iovm_completion run_desc(struct rig *r, struct iovm_desc d)
 {
 	struct iovm_cqe cqe;

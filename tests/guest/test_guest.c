@@ -23,17 +23,7 @@ static const char *opts = "page_size=4K,host_pa=off,oracle=on";
 /* Run @d (no completion record) on the rig's polled queue: its status. */
 static uint8_t run(struct rig *r, struct iovm_desc d)
 {
-	struct iovm_cqe cqe;
-	int n = 0;
-
-	CHECK_OK(iovm_queue_submit(r->q, &d));
-	for (unsigned spins = 0; n == 0; spins++) {
-		CHECK(iovm_queue_process(r->q, 1) >= 0);
-		n = iovm_queue_reap(r->q, &cqe, 1);
-		CHECK(n >= 0);
-		CHECK(spins < 1000000u);
-	}
-	return cqe.status;
+	return run_polled(r->q, d);
 }
 
 static uint8_t copy(struct rig *r, uint32_t pasid, uint64_t src, uint64_t dst, uint32_t len)
@@ -612,22 +602,6 @@ TEST(nested_invalidation_under_dma)
 	rig_close(&r);
 }
 
-/* Run @d on queue @q (polled): its completion entry's status. */
-static uint8_t run_on(struct iovm_queue *q, struct iovm_desc d)
-{
-	struct iovm_cqe cqe;
-	int n = 0;
-
-	CHECK_OK(iovm_queue_submit(q, &d));
-	for (unsigned spins = 0; n == 0; spins++) {
-		CHECK(iovm_queue_process(q, 1) >= 0);
-		n = iovm_queue_reap(q, &cqe, 1);
-		CHECK(n >= 0);
-		CHECK(spins < 1000000u);
-	}
-	return cqe.status;
-}
-
 /*
  * A guest's device with its queue in the guest's memory, as a guest driver
  * sets it up: the rings at guest addresses, fetched and written by the
@@ -682,7 +656,7 @@ TEST(queue_rings_in_guest_memory)
 		const struct iovm_cqe *done = (const struct iovm_cqe *)gptr(g, cq) + i % DEPTH;
 
 		memset(gptr(g, src), i, 256);
-		CHECK_EQ(run_on(q, d), IOVM_STATUS_SUCCESS);
+		CHECK_EQ(run_polled(q, d), IOVM_STATUS_SUCCESS);
 		CHECK_EQ(gptr(g, dst)[255], (uint8_t)i);
 		/* The guest sees its ring as the device does: the descriptor it was given, the entry it wrote. */
 		CHECK_EQ(in_ring->tag, d.tag);
@@ -739,11 +713,11 @@ TEST(queue_rings_in_guest_memory)
 	qa.sq_addr = 0x7000000;
 	CHECK_OK(iovm_queue_create(dev, &qa, &q));
 	memset(gptr(g, src), 0x6b, 128);
-	CHECK_EQ(run_on(q, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = 0x100000, .dst = 0x200000, .len = 128 }),
+	CHECK_EQ(run_polled(q, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = 0x100000, .dst = 0x200000, .len = 128 }),
 		 IOVM_STATUS_SUCCESS);
 	CHECK_EQ(gptr(g, dst)[127], 0x6b);
 	/* The guest physical address of the destination is no address in stage 1: a stage-1 fault. */
-	CHECK_EQ(run_on(q, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = 0x100000, .dst = dst, .len = 128 }),
+	CHECK_EQ(run_polled(q, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = 0x100000, .dst = dst, .len = 128 }),
 		 IOVM_STATUS_PAGE_FAULT);
 	CHECK_EQ(one_fault(s1).stage, IOVM_STAGE_1);
 	no_violations(s1);

@@ -163,18 +163,8 @@ TEST(noncoherent_needs_syncs)
 /* A copy whose completion record goes to @rec (an IOVA); the status of its completion ring entry. */
 static uint8_t copy_recorded(struct rig *r, uint64_t src, uint64_t dst, uint32_t len, uint64_t rec)
 {
-	struct iovm_desc d = { .op = IOVM_OP_COPY, .flags = IOVM_DESC_COMPLETION, .src = src, .dst = dst,
-			       .len = len, .completion = rec };
-	struct iovm_cqe cqe;
-	int n = 0;
-
-	CHECK_OK(iovm_queue_submit(r->q, &d));
-	for (unsigned spins = 0; n == 0; spins++) {
-		CHECK(iovm_queue_process(r->q, 1) >= 0);
-		n = iovm_queue_reap(r->q, &cqe, 1);
-		CHECK(n >= 0 && spins < 1000000);
-	}
-	return cqe.status;
+	return run_polled(r->q, (struct iovm_desc){ .op = IOVM_OP_COPY, .flags = IOVM_DESC_COMPLETION, .src = src,
+						    .dst = dst, .len = len, .completion = rec });
 }
 
 /*
