@@ -46,6 +46,23 @@ static inline uint8_t dma_copy(struct rig *r, uint64_t src, uint64_t dst, uint32
 	return run_desc(r, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = src, .dst = dst, .len = len }).status;
 }
 
+/* What @mr is now. */
+static inline struct iovm_mr_info mr_info(struct iovm_mr *mr)
+{
+	struct iovm_mr_info info;
+
+	CHECK_OK(iovm_mr_query(mr, &info));
+	return info;
+}
+
+static inline struct iovm_reg_stats rstats(struct rig *r)
+{
+	struct iovm_reg_stats st;
+
+	CHECK_OK(iovm_reg_stats(r->ctx, &st));
+	return st;
+}
+
 static inline uint64_t mr_iova(struct iovm_mr *mr, const void *p)
 {
 	iovm_iova_t iova;

@@ -17,22 +17,6 @@
 #define ACCESS_ALL_ODP                                                                                \
 	(IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_REMOTE_READ | IOVM_ACCESS_REMOTE_WRITE | IOVM_ACCESS_ON_DEMAND)
 
-static struct iovm_mr_info mr_info(struct iovm_mr *mr)
-{
-	struct iovm_mr_info info;
-
-	CHECK_OK(iovm_mr_query(mr, &info));
-	return info;
-}
-
-static struct iovm_reg_stats rstats(struct rig *r)
-{
-	struct iovm_reg_stats st;
-
-	CHECK_OK(iovm_reg_stats(r->ctx, &st));
-	return st;
-}
-
 static uint64_t page_requests(struct rig *r)
 {
 	struct iovm_queue_stats st;

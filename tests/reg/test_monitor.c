@@ -373,14 +373,6 @@ static void invalidator_hold(void)
 		usleep(100);
 }
 
-static struct iovm_reg_stats reg_stats(struct rig *r)
-{
-	struct iovm_reg_stats st;
-
-	CHECK_OK(iovm_reg_stats(r->ctx, &st));
-	return st;
-}
-
 /*
  * More events than the ring holds while the invalidator cannot take them:
  * the reader drops what does not fit, and the invalidator, once it runs,
@@ -408,7 +400,7 @@ TEST(ring_overflow)
 	CHECK_OK(iovm_mr_query(pinned, &info));
 	CHECK(info.monitored && info.valid);
 	CHECK_EQ(dma_copy(&r, iova_of(&r, heap), mr_iova(odp, flood), 4 * PG), IOVM_STATUS_SUCCESS);
-	before = reg_stats(&r);
+	before = rstats(&r);
 	CHECK_EQ(before.ring_overflows, 0);
 
 	atomic_store(&hold_invalidator, true);
@@ -425,19 +417,19 @@ TEST(ring_overflow)
 	 * Every event read (each madvise waited for the read; the reader counts
 	 * a batch just after it), none dealt with yet.
 	 */
-	for (unsigned spins = 0; reg_stats(&r).events_remove - before.events_remove < FLOOD + 1; spins++) {
+	for (unsigned spins = 0; rstats(&r).events_remove - before.events_remove < FLOOD + 1; spins++) {
 		CHECK(spins < 100000);
 		usleep(10);
 	}
-	CHECK_EQ(reg_stats(&r).ring_overflows, 0);
+	CHECK_EQ(rstats(&r).ring_overflows, 0);
 	atomic_store(&hold_invalidator, false);
-	for (unsigned spins = 0; reg_stats(&r).ring_overflows == 0; spins++) {
+	for (unsigned spins = 0; rstats(&r).ring_overflows == 0; spins++) {
 		CHECK(spins < 1000000);
 		usleep(10);
 	}
 	monitor_test_hold = NULL;
-	CHECK_EQ(reg_stats(&r).ring_overflows, 1);
-	CHECK_EQ(reg_stats(&r).generation, before.generation + 1);
+	CHECK_EQ(rstats(&r).ring_overflows, 1);
+	CHECK_EQ(rstats(&r).generation, before.generation + 1);
 	/* The quiet one was invalidated all the same: dead, its pages unmapped, its keys refused. */
 	CHECK_OK(iovm_mr_query(pinned, &info));
 	CHECK(!info.valid);

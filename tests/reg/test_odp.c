@@ -20,22 +20,6 @@ static struct iovm_queue_stats qstats(struct rig *r)
 	return st;
 }
 
-static struct iovm_reg_stats rstats(struct rig *r)
-{
-	struct iovm_reg_stats st;
-
-	CHECK_OK(iovm_reg_stats(r->ctx, &st));
-	return st;
-}
-
-static struct iovm_mr_info mr_info(struct iovm_mr *mr)
-{
-	struct iovm_mr_info info;
-
-	CHECK_OK(iovm_mr_query(mr, &info));
-	return info;
-}
-
 TEST(first_touch)
 {
 	struct rig r;

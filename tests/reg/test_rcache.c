@@ -303,14 +303,6 @@ static bool mr_covers(struct iovm_mr *m, const void *p, size_t len)
 	return iovm_mr_iova(m, p, len, &iova) == 0;
 }
 
-static uint64_t mr_valid_pages(struct iovm_mr *m)
-{
-	struct iovm_mr_info info;
-
-	CHECK_OK(iovm_mr_query(m, &info));
-	return info.valid_pages;
-}
-
 /*
  * The index with many regions close together and of many sizes: hundreds
  * of pages in a few MiB (thousands of buffers in one heap arena look like
@@ -383,9 +375,9 @@ TEST(crowded_memory_and_every_size)
 	 * them invalid, so a get there misses; a page beside them still hits.
 	 */
 	CHECK(mmap(base, 8 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == base);
-	/* The monitor's thread invalidates: wait until it has, for the three sizes. */
-	for (unsigned spins = 0; mr_valid_pages(small[1]) || mr_valid_pages(edge) ||
-				 mr_valid_pages(big) != (3u << 20) / PG - 7 || mr_valid_pages(whole) != SPAN / PG - 8;
+	/* The monitor's thread invalidates: wait until it has, in every region over them. */
+	for (unsigned spins = 0; mr_info(small[1]).valid_pages || mr_info(edge).valid_pages ||
+				 mr_info(big).valid_pages != (3u << 20) / PG - 7 || mr_info(whole).valid_pages != SPAN / PG - 8;
 	     spins++) {
 		CHECK(spins < 100000);
 		usleep(10);
