@@ -18,7 +18,6 @@
  * QEMU's edu or NVMe devices found. Without one the benchmark says so and
  * exits 77.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -29,6 +28,7 @@
 #include <iovm.h>
 
 #include "bench.h"
+#include "os/sysfs.h"
 
 #define SZ_2M (UINT64_C(2) << 20)
 #define HEAP_BYTES (UINT64_C(1) << 30)
@@ -54,21 +54,6 @@ static void die(const char *what, int ret)
 	exit(1);
 }
 
-static unsigned sysfs_hex(const char *bdf, const char *attr)
-{
-	char path[512];
-	unsigned v = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/%s", bdf, attr);
-	if (!(f = fopen(path, "r")))
-		return 0;
-	if (fscanf(f, "%x", &v) != 1)
-		v = 0;
-	fclose(f);
-	return v;
-}
-
 /* QEMU's edu (1234:11e8) or NVMe (1b36:0010): devices the VM test gives its guest. */
 static int find_device(char *spec, size_t len)
 {
@@ -80,19 +65,12 @@ static int find_device(char *spec, size_t len)
 		return 0;
 	}
 	for (unsigned k = 0; k < 2; k++) {
-		DIR *d = opendir("/sys/bus/pci/devices");
-		struct dirent *e;
+		char bdf[256];
 
-		while (d && (e = readdir(d))) {
-			if (e->d_name[0] != '.' && sysfs_hex(e->d_name, "vendor") == ids[k][0] &&
-			    sysfs_hex(e->d_name, "device") == ids[k][1]) {
-				snprintf(spec, len, "vfio:%s", e->d_name);
-				closedir(d);
-				return 0;
-			}
+		if (!sysfs_pci_find(ids[k][0], ids[k][1], bdf, sizeof(bdf))) {
+			snprintf(spec, len, "vfio:%s", bdf);
+			return 0;
 		}
-		if (d)
-			closedir(d);
 	}
 	return -ENODEV;
 }

@@ -2,8 +2,10 @@
 /*
  * sysfs.c - small-file helpers.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -42,6 +44,34 @@ int sysfs_read_u64(const char *path, uint64_t *val)
 	if (errno || end == buf)
 		return -EINVAL;
 	return 0;
+}
+
+/* A PCI device's ID attribute ("0x1234"), or 0 when it cannot be read. */
+static unsigned pci_id(const char *bdf, const char *attr)
+{
+	char path[320], buf[16];
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/%s", bdf, attr);
+	return sysfs_read(path, buf, sizeof(buf)) ? 0 : (unsigned)strtoul(buf, NULL, 16);
+}
+
+int sysfs_pci_find(unsigned vendor, unsigned device, char *bdf, size_t len)
+{
+	DIR *d = opendir("/sys/bus/pci/devices");
+	struct dirent *e;
+	int ret = -ENODEV;
+
+	while (d && (e = readdir(d))) {
+		if (e->d_name[0] != '.' && pci_id(e->d_name, "vendor") == vendor &&
+		    pci_id(e->d_name, "device") == device) {
+			snprintf(bdf, len, "%s", e->d_name);
+			ret = 0;
+			break;
+		}
+	}
+	if (d)
+		closedir(d);
+	return ret;
 }
 
 int sysfs_write(const char *path, const char *val)

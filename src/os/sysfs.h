@@ -14,6 +14,13 @@ int sysfs_read(const char *path, char *buf, size_t len);
 /* Read one unsigned decimal number. */
 int sysfs_read_u64(const char *path, uint64_t *val);
 
+/*
+ * The first PCI device (by /sys/bus/pci/devices order) with @vendor:@device
+ * IDs: its address ("0000:00:03.0") in @bdf. -ENODEV when there is none.
+ * For the VM test and the VFIO benchmark, which look for QEMU's devices.
+ */
+int sysfs_pci_find(unsigned vendor, unsigned device, char *bdf, size_t len);
+
 /* Write a string; for the hugepage pool counters the tests reserve. */
 int sysfs_write(const char *path, const char *val);
 

@@ -11,7 +11,6 @@
 #ifndef IOVM_VM_COMMON_H
 #define IOVM_VM_COMMON_H
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -21,6 +20,8 @@
 #include <time.h>
 
 #include <iovm.h>
+
+#include "os/sysfs.h"
 
 static int failures, checks;
 
@@ -102,21 +103,6 @@ static inline bool all(const uint8_t *p, size_t n, uint8_t v)
 	return true;
 }
 
-static inline unsigned sysfs_hex(const char *dev, const char *attr)
-{
-	char path[512];
-	unsigned v = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/%s", dev, attr);
-	if (!(f = fopen(path, "r")))
-		return 0;
-	if (fscanf(f, "%x", &v) != 1)
-		v = 0;
-	fclose(f);
-	return v;
-}
-
 /*
  * The kernel interface the test asks for: IOVM_VM_VFIO, set by the guest's
  * init from the test's name ("edu+iommufd" runs vm_edu with
@@ -149,21 +135,12 @@ static inline void check_iommu_api(const struct iovm_device_info *di)
 /* "<prefix>:<BDF>" of the first PCI device with these IDs. */
 static inline int find_pci(unsigned vendor, unsigned device, char *spec, size_t len)
 {
-	DIR *d = opendir("/sys/bus/pci/devices");
-	struct dirent *e;
+	char bdf[256];
 
-	while (d && (e = readdir(d))) {
-		if (e->d_name[0] == '.')
-			continue;
-		if (sysfs_hex(e->d_name, "vendor") == vendor && sysfs_hex(e->d_name, "device") == device) {
-			snprintf(spec, len, "%s:%s", vfio_prefix(), e->d_name);
-			closedir(d);
-			return 0;
-		}
-	}
-	if (d)
-		closedir(d);
-	return -ENODEV;
+	if (sysfs_pci_find(vendor, device, bdf, sizeof(bdf)))
+		return -ENODEV;
+	snprintf(spec, len, "%s:%s", vfio_prefix(), bdf);
+	return 0;
 }
 
 /* What the device's domain left in the kernel's IOMMU, then detached. */

@@ -110,7 +110,7 @@ for t in ${TESTS//,/ }; do
 	t=${t%%+*}
 	[[ " ${built:-} " == *" $t "* ]] && continue # built for an earlier NAME+INTERFACE
 	built="${built:-} $t"
-	$cc -std=c17 -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -static -I"$ROOT/include" -o "$WORK/vm_$t" \
+	$cc -std=c17 -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -static -I"$ROOT/include" -I"$ROOT/src" -o "$WORK/vm_$t" \
 		"$SRC/vm_$t.c" "$BUILD/libiovm.a" -lpthread || fail "cannot build vm_$t"
 done
 
