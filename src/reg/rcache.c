@@ -296,24 +296,6 @@ static struct rc_held *held_of(struct rc_tls *t, struct rc_region *r, bool make)
 	return NULL;
 }
 
-/*
- * An entry for a region that has just begun its life (a miss registered
- * it): no entry can count holds on it yet, so the first free one from its
- * slot will do. NULL when the table is full.
- */
-static struct rc_held *held_new(struct rc_tls *t, struct rc_region *r)
-{
-	unsigned h = held_hash(r);
-
-	for (unsigned i = 0; i < HELD; i++) {
-		struct rc_held *e = &t->held[(h + i) & (HELD - 1)];
-
-		if (held_free(e))
-			return held_claim(e, r);
-	}
-	return NULL;
-}
-
 struct sum {
 	const struct rc_region *r;
 	int64_t n;
@@ -811,7 +793,7 @@ static int get_slow(struct iovm_rcache *c, struct rc_tls *t, uint64_t addr, uint
 	list_add_tail(&c->lru, &r->lru);
 	c->nr_regions++;
 	c->bytes += end - start;
-	hold_add(t ? held_new(t, r) : NULL, r, 1);
+	hold_add(t ? held_of(t, r, true) : NULL, r, 1);
 	evict(c, r);
 found:
 	pthread_mutex_unlock(&c->lock);
@@ -873,7 +855,7 @@ IOVM_API int iovm_rcache_put(struct iovm_rcache *c, struct iovm_mr *mr)
 	t = tls_of(c);
 	h = t ? held_of(t, r, false) : NULL;
 	/* Held here: undone here. Got on another thread (or here with a full table): the shared counter. */
-	hold_add(h && atomic_load_explicit(&h->n, memory_order_relaxed) > 0 ? h : NULL, r, -1);
+	hold_add(h, r, -1);
 	reader_fence(c);
 	if (unlikely(atomic_load_explicit(&r->zombie, memory_order_acquire))) {
 		/* Evicted or invalidated away while held: the last put lets it go. */
