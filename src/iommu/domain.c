@@ -288,6 +288,7 @@ int domain_map_pa(struct iovm_domain *dom, uint64_t *iova, uint64_t pa, const vo
 		  unsigned prot)
 {
 	int ret = iova_take(dom, iova, len, iova_align_pages(pa, len));
+	bool begun;
 
 	if (ret)
 		return ret;
@@ -295,10 +296,11 @@ int domain_map_pa(struct iovm_domain *dom, uint64_t *iova, uint64_t pa, const vo
 		ret = -EINVAL;
 		goto give;
 	}
+	begun = shadow_map_begin(dom, *iova, len, pa, prot);
 	ret = domain_pt_map(dom, *iova, pa, where, len, prot);
+	shadow_map_end(dom, *iova, len, pa, prot, begun, !ret);
 	if (ret)
 		goto give;
-	shadow_map(dom, *iova, len, pa, prot);
 	return 0;
 give:
 	iova_give(dom, *iova, len);
@@ -377,6 +379,7 @@ IOVM_API int iovm_domain_map_pages(struct iovm_domain *dom, iovm_iova_t *iova, c
 				   unsigned n, uint32_t perm)
 {
 	uint64_t where, len = (uint64_t)n << 12;
+	bool begun;
 	int ret;
 
 	err_clear();
@@ -397,8 +400,10 @@ IOVM_API int iovm_domain_map_pages(struct iovm_domain *dom, iovm_iova_t *iova, c
 		return -EINVAL;
 	}
 	static_assert(sizeof(iovm_pa_t) == sizeof(uint64_t), "pages are read as plain PAs");
+	begun = shadow_map_pages_begin(dom, where, (const uint64_t *)pages, n, prot_of(perm));
 	ret = pt_map_pages(&dom->pt, where, (const uint64_t *)pages, n, prot_of(perm));
 	if (ret) {
+		shadow_map_pages_end(dom, where, (const uint64_t *)pages, n, prot_of(perm), begun, false);
 		iova_give(dom, where, len);
 		return ret;
 	}
@@ -415,11 +420,12 @@ IOVM_API int iovm_domain_map_pages(struct iovm_domain *dom, iovm_iova_t *iova, c
 			mirror_batch_undo(dom, &b);
 			pt_unmap(&dom->pt, where, len, NULL, NULL);
 			pt_reclaim(&dom->pt);
+			shadow_map_pages_end(dom, where, (const uint64_t *)pages, n, prot_of(perm), begun, false);
 			iova_give(dom, where, len);
 			return ret;
 		}
 	}
-	shadow_map_pages(dom, where, (const uint64_t *)pages, n, prot_of(perm));
+	shadow_map_pages_end(dom, where, (const uint64_t *)pages, n, prot_of(perm), begun, true);
 	iova->addr = where;
 	return 0;
 }
@@ -474,6 +480,7 @@ int domain_map_va(struct iovm_domain *dom, uint64_t iova, const void *va, uint64
 {
 	struct mirror_batch batch = { 0 };
 	uint64_t done, run;
+	bool begun;
 	int ret = 0;
 
 	for (done = 0; done < len; done += run) {
@@ -483,10 +490,11 @@ int domain_map_va(struct iovm_domain *dom, uint64_t iova, const void *va, uint64
 		if (ret)
 			goto unwind;
 		run = MIN(x.contig, len - done);
+		begun = shadow_map_begin(dom, iova + done, run, x.pa.addr, prot);
 		ret = pt_map(&dom->pt, iova + done, x.pa.addr, run, prot, true);
+		shadow_map_end(dom, iova + done, run, x.pa.addr, prot, begun, !ret);
 		if (ret)
 			goto unwind;
-		shadow_map(dom, iova + done, run, x.pa.addr, prot);
 		ret = mirror_batch_add(dom, &batch, iova + done, x.pa.addr, (const uint8_t *)va + done, run,
 				       prot & PT_PROT_WRITE);
 		if (ret) {

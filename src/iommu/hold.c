@@ -61,13 +61,14 @@ void iommu_unhold(struct iovm_domain *dom, uint64_t iova, uint64_t pa, uint64_t 
 int iommu_hold_map(struct iovm_domain *dom, uint64_t iova, uint64_t pa, uint64_t len, uint32_t perm)
 {
 	unsigned prot = (perm & IOVM_MAP_READ ? PT_PROT_READ : 0) | (perm & IOVM_MAP_WRITE ? PT_PROT_WRITE : 0);
+	bool begun;
 	int ret;
 
 	if (!prot || !len || !is_aligned(iova | pa | len, SZ_4K))
 		return -EINVAL;
+	begun = shadow_map_begin(dom, iova, len, pa, prot);
 	ret = domain_pt_map(dom, iova, pa, NULL, len, prot);
-	if (!ret)
-		shadow_map(dom, iova, len, pa, prot);
+	shadow_map_end(dom, iova, len, pa, prot, begun, !ret);
 	return ret;
 }
 

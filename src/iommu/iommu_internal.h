@@ -264,9 +264,18 @@ void mirror_unmap_pieces(struct iovm_domain *dom, const struct unmapped *p, unsi
 /* shadow.c */
 void shadow_init(struct shadow *s);
 void shadow_destroy(struct shadow *s);
-void shadow_map(struct iovm_domain *dom, uint64_t iova, uint64_t len, uint64_t pa, uint32_t prot);
-void shadow_map_pages(struct iovm_domain *dom, uint64_t iova, const uint64_t *pas, unsigned n,
-		      uint32_t prot);
+/*
+ * Around every page-table map: shadow_map_begin() records the mapping
+ * before devices can see it (false when it overlaps a live one: not
+ * recorded), shadow_map_end() is told whether the map went in.
+ */
+bool shadow_map_begin(struct iovm_domain *dom, uint64_t iova, uint64_t len, uint64_t pa, uint32_t prot);
+void shadow_map_end(struct iovm_domain *dom, uint64_t iova, uint64_t len, uint64_t pa, uint32_t prot, bool begun,
+		    bool mapped);
+/* The same for @n pages at consecutive IOVAs, at the PAs @pas gives. */
+bool shadow_map_pages_begin(struct iovm_domain *dom, uint64_t iova, const uint64_t *pas, unsigned n, uint32_t prot);
+void shadow_map_pages_end(struct iovm_domain *dom, uint64_t iova, const uint64_t *pas, unsigned n, uint32_t prot,
+			  bool begun, bool mapped);
 void shadow_unmap(struct iovm_domain *dom, const struct unmapped *p, bool pending);
 void shadow_flushed(struct iovm_domain *dom, const struct unmapped *p);
 void shadow_check(struct iovm_domain *dom, uint64_t iova, uint64_t len, uint64_t pa, unsigned access);

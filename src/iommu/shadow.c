@@ -116,31 +116,93 @@ static void violation(struct iovm_domain *dom, const char *what, uint64_t iova, 
 		log_err("oracle: %s at IOVA %#" PRIx64 " (PA %#" PRIx64 ")", what, iova, pa);
 }
 
-void shadow_map(struct iovm_domain *dom, uint64_t iova, uint64_t len, uint64_t pa, uint32_t prot)
+/*
+ * A map is recorded before the page table shows it to devices, and taken
+ * back if the map fails: a device may use a mapping from the moment its
+ * PTE is stored, before the map returns (a guest's stage 2 made again
+ * under DMA that never stopped), and its access must find the record. A
+ * range that overlaps a live mapping is not recorded at the start: the map
+ * should fail; if it does not, that is the violation, found at the end.
+ *
+ * The pieces of a map: @n pages at consecutive IOVAs from @iova, at the
+ * PAs @pas gives; or, with @pas NULL, one piece of @n pages from @pa.
+ */
+struct pieces {
+	uint64_t iova, pa;
+	const uint64_t *pas;
+	uint64_t n;
+	uint32_t prot;
+};
+
+/* Record each run of consecutive PAs. Needs the shadow's lock. */
+static void insert_pieces(struct shadow *s, const struct pieces *p)
+{
+	if (!p->pas) {
+		insert(&s->live, p->iova, (uint64_t)p->n << 12, p->pa, p->prot);
+		return;
+	}
+	for (uint64_t i = 0, k; i < p->n; i += k) {
+		for (k = 1; i + k < p->n && p->pas[i + k] == p->pas[i] + (k << 12); k++)
+			;
+		insert(&s->live, p->iova + (i << 12), k << 12, p->pas[i], p->prot);
+	}
+}
+
+static bool map_begin(struct iovm_domain *dom, const struct pieces *p)
+{
+	struct shadow *s = &dom->shadow;
+	uint64_t end = p->iova + (p->n << 12);
+	struct shadow_range *r;
+	bool clear;
+
+	if (!dom->is->oracle)
+		return true;
+	pthread_mutex_lock(&s->lock);
+	r = find_le(&s->live, end - 1);
+	clear = !r || r->iova + r->len <= p->iova;
+	if (clear)
+		insert_pieces(s, p);
+	pthread_mutex_unlock(&s->lock);
+	return clear;
+}
+
+static void map_end(struct iovm_domain *dom, const struct pieces *p, bool begun, bool mapped)
 {
 	struct shadow *s = &dom->shadow;
 
-	if (!dom->is->oracle)
+	if (!dom->is->oracle || begun == mapped)
 		return;
 	pthread_mutex_lock(&s->lock);
-	if (carve(&s->live, iova, len))
-		violation(dom, "mapped over a live mapping", iova, pa);
-	/* A mapping over one still awaiting its flush replaces it from the device's view. */
-	insert(&s->live, iova, len, pa, prot);
+	/* Begun and not mapped: it never was. Mapped, not begun: over a live mapping, which it replaces. */
+	carve(&s->live, p->iova, p->n << 12);
+	if (mapped) {
+		violation(dom, "mapped over a live mapping", p->iova, p->pas ? p->pas[0] : p->pa);
+		insert_pieces(s, p);
+	}
 	pthread_mutex_unlock(&s->lock);
 }
 
-void shadow_map_pages(struct iovm_domain *dom, uint64_t iova, const uint64_t *pas, unsigned n,
-		      uint32_t prot)
+bool shadow_map_begin(struct iovm_domain *dom, uint64_t iova, uint64_t len, uint64_t pa, uint32_t prot)
 {
-	for (unsigned i = 0; dom->is->oracle && i < n;) {
-		unsigned k = 1;
+	return map_begin(dom, &(struct pieces){ .iova = iova, .pa = pa, .n = len >> 12, .prot = prot });
+}
 
-		while (i + k < n && pas[i + k] == pas[i] + ((uint64_t)k << 12))
-			k++;
-		shadow_map(dom, iova + ((uint64_t)i << 12), (uint64_t)k << 12, pas[i], prot);
-		i += k;
-	}
+void shadow_map_end(struct iovm_domain *dom, uint64_t iova, uint64_t len, uint64_t pa, uint32_t prot, bool begun,
+		    bool mapped)
+{
+	map_end(dom, &(struct pieces){ .iova = iova, .pa = pa, .n = len >> 12, .prot = prot }, begun,
+		mapped);
+}
+
+bool shadow_map_pages_begin(struct iovm_domain *dom, uint64_t iova, const uint64_t *pas, unsigned n, uint32_t prot)
+{
+	return map_begin(dom, &(struct pieces){ .iova = iova, .pas = pas, .n = n, .prot = prot });
+}
+
+void shadow_map_pages_end(struct iovm_domain *dom, uint64_t iova, const uint64_t *pas, unsigned n, uint32_t prot,
+			  bool begun, bool mapped)
+{
+	map_end(dom, &(struct pieces){ .iova = iova, .pas = pas, .n = n, .prot = prot }, begun, mapped);
 }
 
 void shadow_unmap(struct iovm_domain *dom, const struct unmapped *p, bool pending)
