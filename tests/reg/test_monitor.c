@@ -348,7 +348,14 @@ TEST(sysv_shm_is_not_monitored)
 	CHECK(!info.monitored);
 	CHECK_EQ(write_page(&t, 0), IOVM_STATUS_SUCCESS);
 	CHECK_OK(shmdt(p));
-	/* Unmapped under the device: a bus fault, not a crash. */
+	/*
+	 * The hole is held with an inaccessible placeholder, which faults as
+	 * the hole does: otherwise an mmap() of this process (an allocator's,
+	 * another thread's) may land there before the device tries, and the
+	 * copy would find memory.
+	 */
+	CHECK(mmap(p, NPAGES * PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) == p);
+	/* Gone under the device: a bus fault, not a crash. */
 	{
 		struct iovm_completion c = run_desc(&t.r, (struct iovm_desc){
 			.op = IOVM_OP_COPY, .src = iova_of(&t.r, t.heap), .dst = t.iova + 3 * PG, .len = PG });
@@ -360,6 +367,7 @@ TEST(sysv_shm_is_not_monitored)
 		CHECK_EQ(c.bytes_completed, 0);
 	}
 	teardown(&t);
+	munmap(p, NPAGES * PG);
 }
 
 /* The invalidator, held while the events pile up. */
