@@ -59,9 +59,10 @@ static int domain_create(struct iovm_ctx *ctx, const struct iovm_domain_attr *at
 	unsigned nr_holes;
 	int ret;
 
-	dom = calloc(1, sizeof(*dom));
+	dom = aligned_alloc(CACHE_LINE_SIZE, align_up(sizeof(*dom), CACHE_LINE_SIZE));
 	if (!dom)
 		return -ENOMEM;
+	memset(dom, 0, sizeof(*dom));
 	dom->is = is;
 	dom->ctx = ctx;
 	dom->type = type;

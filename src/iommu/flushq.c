@@ -154,12 +154,16 @@ static struct tls_cache *ring_create(struct tls_owner *o)
 	struct iovm_domain *dom = container_of(o, struct iovm_domain, fq_owner);
 	uint32_t size = 1;
 	struct fq_ring *r;
+	size_t len;
 
 	while (size < dom->flush_batch)
 		size <<= 1;
-	r = calloc(1, sizeof(*r) + size * (sizeof(r->e[0]) + 1));
+	/* Line-aligned: the producer's and the consumer's fields are on lines of their own. */
+	len = align_up(sizeof(*r) + size * (sizeof(r->e[0]) + 1), CACHE_LINE_SIZE);
+	r = aligned_alloc(CACHE_LINE_SIZE, len);
 	if (!r)
 		return NULL;
+	memset(r, 0, len);
 	r->ends = (uint8_t *)&r->e[size];
 	r->dom = dom;
 	r->mask = size - 1;

@@ -138,8 +138,13 @@ struct iovm_domain {
 	enum iovm_domain_type type;
 	uint32_t flags;
 	uint64_t limit;           /* IOVAs are below it */
+	/*
+	 * Devices read the fields above and the page table's root at every
+	 * IOTLB miss; the CPU writes the allocator and what follows at maps
+	 * and unmaps: on lines of their own (the domain is line-aligned).
+	 */
 	struct io_pgtable pt;     /* every type but identity */
-	struct iova_alloc iova;   /* managed and nested domains */
+	struct iova_alloc iova __cacheline_aligned; /* managed and nested domains */
 	bool has_iova;
 	/*
 	 * Two-stage translation. A nested domain's page table gives guest
@@ -184,7 +189,7 @@ struct iovm_domain {
 	struct iova_range *mirror_reserved; /* IOVAs reserved because the mirror cannot map them */
 	unsigned nr_mirror_reserved, cap_mirror_reserved;
 
-	_Atomic uint64_t strict_invalidations, flushes, flushed_unmaps;
+	_Atomic uint64_t strict_invalidations __cacheline_aligned, flushes, flushed_unmaps;
 	_Atomic uint64_t oracle_checks, oracle_stale, oracle_violations;
 };
 

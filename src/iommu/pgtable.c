@@ -170,17 +170,26 @@ static int leaf_level(uint64_t iova, uint64_t pa, uint64_t left, int max)
 /*
  * Store 4 KiB leaves from @slot on, to the end of its table or of the run:
  * a load and a store per page. Returns how many, or -EEXIST.
+ *
+ * The leaf count is added before the first store, and taken back on
+ * failure: a locked instruction after the stores would wait for each of
+ * them to own its line, which a device that walked a neighbouring leaf
+ * holds.
  */
-static int fill_level0(_Atomic iopte_t *slot, uint64_t iova, const uint64_t *pas, uint64_t pa,
-		       uint64_t npages, unsigned prot)
+static int fill_level0(struct io_pgtable *pt, _Atomic iopte_t *slot, uint64_t iova, const uint64_t *pas,
+		       uint64_t pa, uint64_t npages, unsigned prot)
 {
 	unsigned room = PT_ENTRIES - (unsigned)PT_INDEX(iova, 0), n = (unsigned)MIN(npages, room);
 
+	/* A device may have walked a neighbour of the first leaf: take the line once. */
+	prefetch_for_write(slot);
+	atomic_fetch_add_explicit(&pt->leaves[0], n, memory_order_relaxed);
 	for (unsigned i = 0; i < n; i++) {
 		if (atomic_load_explicit(&slot[i], memory_order_relaxed) & PTE_PRESENT) {
 			/* Take back what this call stored: the caller undoes only the rest. */
 			while (i--)
 				atomic_store_explicit(&slot[i], 0, memory_order_release);
+			atomic_fetch_sub_explicit(&pt->leaves[0], n, memory_order_relaxed);
 			return -EEXIST;
 		}
 		atomic_store_explicit(&slot[i], mk_leaf(pas ? pas[i] : pa + ((uint64_t)i << 12), prot, 0),
@@ -247,14 +256,13 @@ static int map_range(struct io_pgtable *pt, uint64_t iova, uint64_t pa, const ui
 			}
 		}
 		{
-			int n = fill_level0(slot, cur, pas ? pas + (done >> 12) : NULL, cpa,
+			int n = fill_level0(pt, slot, cur, pas ? pas + (done >> 12) : NULL, cpa,
 					    (len - done) >> 12, prot);
 
 			if (n < 0) {
 				err = n;
 				goto rollback;
 			}
-			atomic_fetch_add_explicit(&pt->leaves[0], (uint64_t)n, memory_order_relaxed);
 			done += (uint64_t)n << 12;
 		}
 next:;
@@ -367,6 +375,18 @@ static uint64_t unmap_leaves(struct io_pgtable *pt, _Atomic iopte_t *t, uint64_t
 	unsigned last = (unsigned)MIN((uint64_t)PT_ENTRIES, (end - base) >> 12);
 	uint64_t leaves = 0;
 
+	/* The device walked the first leaf, likely: take its line once, for the load and the store. */
+	if (first < last)
+		prefetch_for_write(&t[first]);
+	/*
+	 * Counted before any store, as in fill_level0(): only this caller
+	 * changes the range, so the leaves counted are the leaves cleared.
+	 */
+	for (unsigned i = first; i < last; i++)
+		leaves += !!(atomic_load_explicit(&t[i], memory_order_relaxed) & PTE_PRESENT);
+	if (!leaves)
+		return 0;
+	atomic_fetch_sub_explicit(&pt->leaves[0], leaves, memory_order_relaxed);
 	for (unsigned i = first; i < last; i++) {
 		iopte_t pte = atomic_load_explicit(&t[i], memory_order_acquire);
 
@@ -375,10 +395,7 @@ static uint64_t unmap_leaves(struct io_pgtable *pt, _Atomic iopte_t *t, uint64_t
 		atomic_store_explicit(&t[i], 0, memory_order_release);
 		if (fn)
 			fn(arg, base + ((uint64_t)i << 12), pte & PTE_ADDR_MASK, SZ_4K, pte);
-		leaves++;
 	}
-	if (leaves)
-		atomic_fetch_sub_explicit(&pt->leaves[0], leaves, memory_order_relaxed);
 	return leaves << 12;
 }
 

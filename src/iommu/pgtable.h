@@ -52,10 +52,15 @@ static_assert(sizeof(iopte_t) * PT_ENTRIES == 4096, "a table is one 4 KiB page")
 #define PT_PROT_READ 1u
 #define PT_PROT_WRITE 2u
 
+/*
+ * Devices read @root at every walk; every map and unmap writes the
+ * counters. Apart, so that a device's walk does not take a line from the
+ * CPU mapping, nor the CPU's count one from the device.
+ */
 struct io_pgtable {
 	_Atomic iopte_t *root;
 	/* Counters, updated atomically by concurrent writers. */
-	_Atomic uint64_t nr_tables;
+	_Atomic uint64_t nr_tables __cacheline_aligned;
 	_Atomic uint64_t leaves[3]; /* 4 KiB, 2 MiB, 1 GiB leaves mapped */
 	_Atomic uint64_t splits;    /* huge leaves split by partial unmaps */
 	pthread_mutex_t retired_lock;

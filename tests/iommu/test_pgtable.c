@@ -86,6 +86,7 @@ TEST(bad_input_and_overlap)
 	CHECK_EQ(pt_map_pages(&pt, 0x201000, pages, 4, RW), -EEXIST);
 	unmapped(&pt, 0x201000);
 	unmapped(&pt, 0x202000);
+	CHECK_EQ(pt.leaves[0], 1);
 	CHECK_EQ(pt.nr_tables, tables);
 	/* A huge leaf where anything is mapped is refused too. */
 	CHECK_OK(pt_map(&pt, UINT64_C(1) << 30, 0, SZ_2M, RW, true));
