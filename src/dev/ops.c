@@ -79,7 +79,23 @@ struct exec {
 static void exec_init(struct exec *x, struct iovm_queue *q, const struct iovm_desc *d,
 		      struct iovm_completion *c)
 {
-	*x = (struct exec){ .q = q, .d = d, .c = c, .pasid = d->pasid };
+	/*
+	 * Field by field: a compound literal zeroes the whole struct, cur[]
+	 * included, which compilers do with a rep stos whose start-up costs
+	 * more than a small descriptor's copy. cur[] is read only below cur_n.
+	 */
+	x->q = q;
+	x->d = d;
+	x->c = c;
+	x->pasid = d->pasid;
+	x->nr_sides = 0;
+	x->retries = 0;
+	x->stuck = 0;
+	x->last_resolved = 0;
+	x->done = 0;
+	x->cur_len = 0;
+	x->cur_n = 0;
+	x->completing = false;
 }
 
 /* A side for [addr, addr+len): an IOVA, or an address through @key in a keyed descriptor. */

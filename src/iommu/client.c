@@ -536,8 +536,12 @@ static int access_nested(struct iommu_iotlb *t, struct iovm_domain *dom, uint32_
 	return 0;
 }
 
-int iommu_access(struct iommu_iotlb *t, uint32_t pasid, uint64_t iova, unsigned access,
-		 struct iommu_span *s, struct iovm_fault *f)
+/*
+ * iommu_access() past the IOTLB: a walk and a fill, a fault, or an identity
+ * domain. Out of line, so that a hit pays for none of its stack frame.
+ */
+static __noinline int access_miss(struct iommu_iotlb *t, uint32_t pasid, uint64_t iova, unsigned access,
+				  struct iommu_span *s, struct iovm_fault *f)
 {
 	struct iovm_domain *dom;
 	bool write = access & IOVM_MAP_WRITE, foreign = false;
@@ -547,14 +551,6 @@ int iommu_access(struct iommu_iotlb *t, uint32_t pasid, uint64_t iova, unsigned 
 	unsigned shift;
 	struct pt_walk w;
 
-	if (likely(!access_cached(t, pasid, iova, access, s))) {
-		if (unlikely(t->oracle)) {
-			dom = client_domain(t->client, pasid);
-			if (dom)
-				oracle_check(dom, iova, s, access);
-		}
-		return 0;
-	}
 	dom = client_domain(t->client, pasid);
 	if (unlikely(!dom))
 		return fault(NULL, t, pasid, iova, access, IOVM_FAULT_NO_DOMAIN, f);
@@ -596,6 +592,20 @@ int iommu_access(struct iommu_iotlb *t, uint32_t pasid, uint64_t iova, unsigned 
 	span_set(s, page_ptr, foreign, page_pa, off, shift);
 	if (unlikely(t->oracle))
 		oracle_check(dom, iova, s, access);
+	return 0;
+}
+
+int iommu_access(struct iommu_iotlb *t, uint32_t pasid, uint64_t iova, unsigned access,
+		 struct iommu_span *s, struct iovm_fault *f)
+{
+	if (unlikely(access_cached(t, pasid, iova, access, s)))
+		return access_miss(t, pasid, iova, access, s, f);
+	if (unlikely(t->oracle)) {
+		struct iovm_domain *dom = client_domain(t->client, pasid);
+
+		if (dom)
+			oracle_check(dom, iova, s, access);
+	}
 	return 0;
 }
 
