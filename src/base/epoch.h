@@ -11,13 +11,16 @@
  * entered later must see the removal: its announcing store and the writer's
  * scan are both sequentially consistent, so one of them sees the other.
  *
- * Read-side sections are short (one descriptor's worth of accesses), so a
- * writer spins, yielding, rather than sleeping.
+ * Read-side sections are short: one descriptor's worth of accesses, or
+ * several descriptors' when no writer waits (a reader that runs many asks
+ * epoch_waited_on() between two of them). So a writer spins, yielding,
+ * rather than sleeping.
  */
 #ifndef IOVM_BASE_EPOCH_H
 #define IOVM_BASE_EPOCH_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -50,6 +53,20 @@ static inline void epoch_enter(struct epoch *e, struct epoch_reader *r)
 static inline void epoch_exit(struct epoch_reader *r)
 {
 	atomic_store_explicit(&r->in, 0, memory_order_release);
+}
+
+/*
+ * epoch_waited_on() - whether a writer may be waiting for @r: the epoch moved
+ * since @r entered. A reader that runs long sections (many descriptors)
+ * asks between two units of work, and if so leaves and enters again,
+ * dropping what it read before: a writer then waits for one unit, not the
+ * whole section. A relaxed load of a line that only writers' bumps take
+ * away.
+ */
+static inline bool epoch_waited_on(const struct epoch *e, const struct epoch_reader *r)
+{
+	return atomic_load_explicit(&e->now, memory_order_relaxed) !=
+	       atomic_load_explicit(&r->in, memory_order_relaxed);
 }
 
 /* epoch_synchronize() - return once no reader is inside a section begun before the call. */

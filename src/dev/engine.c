@@ -122,6 +122,12 @@ unsigned engine_run(struct iovm_queue *q, unsigned budget)
 		atomic_store_explicit(&q->sq_head, ++head, memory_order_release);
 		count_add(&q->completed, 1);
 		done++;
+		/*
+		 * An unmap or a flush waiting for this section waits for this
+		 * descriptor only: the rings are translated afresh after.
+		 */
+		if (iommu_quiesce(q->tlb))
+			sqw.len = cqw.len = 0;
 	}
 	iommu_exit(q->tlb);
 	return done;

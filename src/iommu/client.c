@@ -85,7 +85,15 @@ struct iovm_domain *iommu_client_domain(const struct iommu_client *c, uint32_t p
 	return client_domain(c, pasid);
 }
 
-/* Clear the entries of @pasid in [iova, iova+len), or all of them. Needs the client lock. */
+/*
+ * Clear the entries of @pasid in [iova, iova+len), or all of them. Needs the client lock.
+ *
+ * Plain stores, then one full fence: a locked store per entry would wait,
+ * each in turn, for a line the device's thread last wrote (a flush clears
+ * most of the IOTLB); the fence orders every clear before the grace period
+ * that follows. A clear racing with a fill of the same entry at most
+ * drops a good entry, as before: the filler checks its leaf after its tag.
+ */
 static void iotlb_invalidate(struct iommu_iotlb *t, uint32_t pasid, uint64_t iova, uint64_t len,
 			     bool all)
 {
@@ -99,7 +107,7 @@ static void iotlb_invalidate(struct iommu_iotlb *t, uint32_t pasid, uint64_t iov
 
 			if ((tag & TAG_VALID) && tag_pasid(tag) == pasid && tag_page(tag) >= first &&
 			    tag_page(tag) <= last)
-				atomic_store_explicit(&e->tag, 0, memory_order_seq_cst);
+				atomic_store_explicit(&e->tag, 0, memory_order_relaxed);
 		}
 	} else {
 		/* Small ranges: only the sets their pages hash to. */
@@ -109,7 +117,7 @@ static void iotlb_invalidate(struct iommu_iotlb *t, uint32_t pasid, uint64_t iov
 			for (unsigned w = 0; w < IOTLB_WAYS; w++)
 				if (atomic_load_explicit(&e[w].tag, memory_order_relaxed) ==
 				    make_tag(p << 12, 12, pasid))
-					atomic_store_explicit(&e[w].tag, 0, memory_order_seq_cst);
+					atomic_store_explicit(&e[w].tag, 0, memory_order_relaxed);
 		}
 	}
 	/* Huge entries cover 2 MiB: any that overlaps goes. */
@@ -120,8 +128,9 @@ static void iotlb_invalidate(struct iommu_iotlb *t, uint32_t pasid, uint64_t iov
 		if ((tag & TAG_VALID) && tag_pasid(tag) == pasid &&
 		    tag_page(tag) >= first >> (IOTLB_HUGE_SHIFT - 12) &&
 		    tag_page(tag) <= last >> (IOTLB_HUGE_SHIFT - 12))
-			atomic_store_explicit(&e->tag, 0, memory_order_seq_cst);
+			atomic_store_explicit(&e->tag, 0, memory_order_relaxed);
 	}
+	atomic_thread_fence(memory_order_seq_cst);
 }
 
 /* Invalidate @dom's entries in the IOTLBs of the devices attached to it. Needs @dom's lock. */
@@ -316,6 +325,17 @@ void iommu_enter(struct iommu_iotlb *t)
 void iommu_exit(struct iommu_iotlb *t)
 {
 	epoch_exit(&t->reader);
+}
+
+bool iommu_quiesce(struct iommu_iotlb *t)
+{
+	struct epoch *e = t->client->is->epoch;
+
+	if (likely(!epoch_waited_on(e, &t->reader)))
+		return false;
+	epoch_exit(&t->reader);
+	epoch_enter(e, &t->reader);
+	return true;
 }
 
 static int fault(struct iovm_domain *dom, struct iommu_iotlb *t, uint32_t pasid, uint64_t iova,

@@ -44,6 +44,13 @@ void iommu_iotlb_counters(const struct iommu_iotlb *t, uint64_t *hits, uint64_t 
  */
 void iommu_enter(struct iommu_iotlb *t);
 void iommu_exit(struct iommu_iotlb *t);
+/*
+ * iommu_quiesce() - inside a section, between two units of work (two
+ * descriptors): when a writer waits, leave the section and enter again, so
+ * that it waits for one unit rather than the whole section. Returns true
+ * when it did: nothing translated before may be used again.
+ */
+bool iommu_quiesce(struct iommu_iotlb *t);
 
 /* A translated stretch of memory. */
 struct iommu_span {
