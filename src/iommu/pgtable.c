@@ -375,18 +375,13 @@ static uint64_t unmap_leaves(struct io_pgtable *pt, _Atomic iopte_t *t, uint64_t
 	unsigned last = (unsigned)MIN((uint64_t)PT_ENTRIES, (end - base) >> 12);
 	uint64_t leaves = 0;
 
-	/* The device walked the first leaf, likely: take its line once, for the load and the store. */
+	/*
+	 * The device walked the first leaf, likely: take its line once, for
+	 * the load and the store. Owned before the store, the line lets the
+	 * locked count below go without waiting for it.
+	 */
 	if (first < last)
 		prefetch_for_write(&t[first]);
-	/*
-	 * Counted before any store, as in fill_level0(): only this caller
-	 * changes the range, so the leaves counted are the leaves cleared.
-	 */
-	for (unsigned i = first; i < last; i++)
-		leaves += !!(atomic_load_explicit(&t[i], memory_order_relaxed) & PTE_PRESENT);
-	if (!leaves)
-		return 0;
-	atomic_fetch_sub_explicit(&pt->leaves[0], leaves, memory_order_relaxed);
 	for (unsigned i = first; i < last; i++) {
 		iopte_t pte = atomic_load_explicit(&t[i], memory_order_acquire);
 
@@ -395,7 +390,10 @@ static uint64_t unmap_leaves(struct io_pgtable *pt, _Atomic iopte_t *t, uint64_t
 		atomic_store_explicit(&t[i], 0, memory_order_release);
 		if (fn)
 			fn(arg, base + ((uint64_t)i << 12), pte & PTE_ADDR_MASK, SZ_4K, pte);
+		leaves++;
 	}
+	if (leaves)
+		atomic_fetch_sub_explicit(&pt->leaves[0], leaves, memory_order_relaxed);
 	return leaves << 12;
 }
 

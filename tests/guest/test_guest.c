@@ -67,6 +67,17 @@ static void no_fault(struct iovm_domain *dom)
 	CHECK_EQ(iovm_domain_fault_pop(dom, &f), -EAGAIN);
 }
 
+/* The end of a nested test: no oracle violation in either stage, then stage 1, the guest, the rig. */
+static void nested_close(struct rig *r, struct iovm_domain *s1, struct iovm_domain *s2, struct iovm_guest *g)
+{
+	no_violations(s1);
+	no_violations(s2);
+	CHECK_OK(iovm_device_detach(r->dev, NESTED_PASID));
+	CHECK_OK(iovm_domain_destroy(s1));
+	CHECK_OK(iovm_guest_destroy(g));
+	rig_close(r);
+}
+
 TEST(direct_map_placement)
 {
 	struct iovm_ctx *ctx = open_ctx(opts);
@@ -337,12 +348,7 @@ TEST(nested_translation_and_fault_stages)
 	CHECK_EQ(copy(&r, NESTED_PASID, y.addr, x.addr, 64), IOVM_STATUS_PAGE_FAULT);
 	CHECK_EQ(one_fault(s1).stage, IOVM_STAGE_1);
 
-	no_violations(s1);
-	no_violations(s2);
-	CHECK_OK(iovm_device_detach(r.dev, NESTED_PASID));
-	CHECK_OK(iovm_domain_destroy(s1));
-	CHECK_OK(iovm_guest_destroy(g));
-	rig_close(&r);
+	nested_close(&r, s1, s2, g);
 }
 
 TEST(reboot_on_the_same_banks)
@@ -594,12 +600,7 @@ TEST(nested_invalidation_under_dma)
 		CHECK_EQ(f.reason, IOVM_FAULT_NOT_PRESENT);
 	}
 	no_fault(s1);
-	no_violations(s1);
-	no_violations(s2);
-	CHECK_OK(iovm_device_detach(r.dev, NESTED_PASID));
-	CHECK_OK(iovm_domain_destroy(s1));
-	CHECK_OK(iovm_guest_destroy(g));
-	rig_close(&r);
+	nested_close(&r, s1, s2, g);
 }
 
 /*
