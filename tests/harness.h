@@ -2,7 +2,8 @@
 /*
  * harness.h - what every test program uses: checks that print what failed,
  * a skip that tells meson (exit 77), and a count of checks so that a test
- * that asserted nothing fails instead of passing vacuously.
+ * that asserted nothing fails instead of passing vacuously; a test in which
+ * the library's own IOVM_WARN_ON() fired fails too.
  */
 #ifndef IOVM_TESTS_HARNESS_H
 #define IOVM_TESTS_HARNESS_H
@@ -14,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "base/check.h"
 
 #define TEST_SKIP 77
 
@@ -27,6 +30,12 @@ static void test_done(void)
 		return;
 	if (atomic_load(&test_checks) == 0) {
 		fprintf(stderr, "FAIL: no check ran: a test must assert something\n");
+		_exit(1);
+	}
+	/* An IOVM_WARN_ON() of the library fired: an invariant broke, whatever the checks said. */
+	if (check_warnings()) {
+		fprintf(stderr, "FAIL: %lu library warning(s) (IOVM_WARN_ON), see the log above\n",
+			check_warnings());
 		_exit(1);
 	}
 	printf("# %lu checks passed\n", atomic_load(&test_checks));

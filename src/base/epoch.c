@@ -5,33 +5,34 @@
 #include <sched.h>
 
 #include "base/epoch.h"
+#include "base/lock.h"
 
 void epoch_init(struct epoch *e)
 {
 	atomic_init(&e->now, 1);
-	pthread_mutex_init(&e->lock, NULL);
+	mutex_init(&e->lock);
 	list_init(&e->readers);
 	e->syncs = 0;
 }
 
 void epoch_destroy(struct epoch *e)
 {
-	pthread_mutex_destroy(&e->lock);
+	mutex_destroy(&e->lock);
 }
 
 void epoch_reader_add(struct epoch *e, struct epoch_reader *r)
 {
 	atomic_init(&r->in, 0);
-	pthread_mutex_lock(&e->lock);
+	mutex_lock(&e->lock);
 	list_add_tail(&e->readers, &r->link);
-	pthread_mutex_unlock(&e->lock);
+	mutex_unlock(&e->lock);
 }
 
 void epoch_reader_del(struct epoch *e, struct epoch_reader *r)
 {
-	pthread_mutex_lock(&e->lock);
+	mutex_lock(&e->lock);
 	list_del(&r->link);
-	pthread_mutex_unlock(&e->lock);
+	mutex_unlock(&e->lock);
 }
 
 void epoch_synchronize(struct epoch *e)
@@ -41,7 +42,7 @@ void epoch_synchronize(struct epoch *e)
 
 	/* The bump orders every removal before it ahead of the scan below. */
 	target = atomic_fetch_add_explicit(&e->now, 1, memory_order_seq_cst) + 1;
-	pthread_mutex_lock(&e->lock);
+	mutex_lock(&e->lock);
 	list_for_each(n, &e->readers) {
 		struct epoch_reader *r = list_entry(n, struct epoch_reader, link);
 		unsigned spins = 0;
@@ -53,5 +54,5 @@ void epoch_synchronize(struct epoch *e)
 		}
 	}
 	e->syncs++;
-	pthread_mutex_unlock(&e->lock);
+	mutex_unlock(&e->lock);
 }

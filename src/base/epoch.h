@@ -26,10 +26,11 @@
 
 #include "base/compiler.h"
 #include "base/list.h"
+#include "base/lock.h"
 
 struct epoch {
 	_Atomic uint64_t now;   /* starts at 1; 0 in a reader means "outside" */
-	pthread_mutex_t lock;   /* protects readers (the list, not their epochs) */
+	struct mutex lock;   /* protects readers (the list, not their epochs) */
 	struct list_node readers;
 	uint64_t syncs;         /* under lock: grace periods waited for */
 };

@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 
+#include "base/lock.h"
 #include "base/log.h"
 
 static const char *const level_names[] = {
@@ -22,7 +23,7 @@ static const char *const level_names[] = {
 static _Atomic int log_level = IOVM_LOG_WARN;
 
 /* log_lock protects log_handler and log_handler_arg. */
-static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct mutex log_lock = MUTEX_INITIALIZER;
 static iovm_log_fn log_handler;
 static void *log_handler_arg;
 
@@ -42,12 +43,12 @@ void log_msg(int level, const char *fmt, ...)
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
 
-	pthread_mutex_lock(&log_lock);
+	mutex_lock(&log_lock);
 	if (log_handler)
 		log_handler(log_handler_arg, (enum iovm_log_level)level, buf);
 	else
 		fprintf(stderr, "iovm: %s: %s\n", level_names[level], buf);
-	pthread_mutex_unlock(&log_lock);
+	mutex_unlock(&log_lock);
 }
 
 IOVM_API int iovm_log_set_level(int level)
@@ -60,9 +61,9 @@ IOVM_API int iovm_log_set_level(int level)
 
 IOVM_API int iovm_log_set_handler(iovm_log_fn fn, void *arg)
 {
-	pthread_mutex_lock(&log_lock);
+	mutex_lock(&log_lock);
 	log_handler = fn;
 	log_handler_arg = fn ? arg : NULL;
-	pthread_mutex_unlock(&log_lock);
+	mutex_unlock(&log_lock);
 	return 0;
 }

@@ -5,11 +5,12 @@
 #include <errno.h>
 #include <sys/mman.h>
 
+#include "base/fault_inject.h"
 #include "base/radix.h"
 
 static void *map_zeroed(size_t len)
 {
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+	void *p = fi_mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
 		       -1, 0);
 
 	return p == MAP_FAILED ? NULL : p;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "base/compiler.h"
+#include "base/fault_inject.h"
 #include "base/range_alloc.h"
 
 /* Enough spare nodes for a burst of splits without calling malloc. */
@@ -48,7 +49,7 @@ static struct range_node *node_get(struct range_alloc *ra)
 		ra->nr_spare--;
 		return r;
 	}
-	return malloc(sizeof(*r));
+	return fi_malloc(sizeof(*r));
 }
 
 static void node_put(struct range_alloc *ra, struct range_node *r)

@@ -2,10 +2,11 @@
 /*
  * tlscache.c - the registry of owners and the slow paths of per-thread caches.
  */
+#include "base/lock.h"
 #include "base/tlscache.h"
 
 /* Protects every owner's live link and caches list. */
-static pthread_mutex_t tls_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct mutex tls_lock = MUTEX_INITIALIZER;
 static struct list_node live_owners = LIST_HEAD_INIT(live_owners);
 static _Atomic uint64_t next_owner_id = 1;
 
@@ -27,32 +28,32 @@ void tls_owner_register(struct tls_owner *o)
 {
 	o->id = atomic_fetch_add(&next_owner_id, 1);
 	list_init(&o->caches);
-	pthread_mutex_lock(&tls_lock);
+	mutex_lock(&tls_lock);
 	list_add(&live_owners, &o->live);
-	pthread_mutex_unlock(&tls_lock);
+	mutex_unlock(&tls_lock);
 }
 
 void tls_owner_unregister(struct tls_owner *o)
 {
 	struct list_node *n, *t;
 
-	pthread_mutex_lock(&tls_lock);
+	mutex_lock(&tls_lock);
 	list_del(&o->live);
 	list_for_each_safe(n, t, &o->caches) {
 		list_del(n);
 		o->discard(list_entry(n, struct tls_cache, link));
 	}
-	pthread_mutex_unlock(&tls_lock);
+	mutex_unlock(&tls_lock);
 }
 
 void tls_owner_for_each(struct tls_owner *o, void (*fn)(struct tls_cache *c, void *arg), void *arg)
 {
 	struct list_node *n;
 
-	pthread_mutex_lock(&tls_lock);
+	mutex_lock(&tls_lock);
 	list_for_each(n, &o->caches)
 		fn(list_entry(n, struct tls_cache, link), arg);
-	pthread_mutex_unlock(&tls_lock);
+	mutex_unlock(&tls_lock);
 }
 
 /* Needs tls_lock: give a slot's cache back if its owner still lives. */
@@ -70,25 +71,25 @@ static void thread_exit(void *arg)
 {
 	struct tls_slots *slots = arg;
 
-	pthread_mutex_lock(&tls_lock);
+	mutex_lock(&tls_lock);
 	for (unsigned i = 0; i < TLS_SLOTS; i++) {
 		slot_retire(slots->s[i].id, slots->s[i].c);
 		slots->s[i].id = 0;
 		slots->s[i].c = NULL;
 	}
-	pthread_mutex_unlock(&tls_lock);
+	mutex_unlock(&tls_lock);
 }
 
 static void kind_ready(struct tls_kind *kind)
 {
 	if (atomic_load_explicit(&kind->ready, memory_order_acquire))
 		return;
-	pthread_mutex_lock(&tls_lock);
+	mutex_lock(&tls_lock);
 	if (!atomic_load_explicit(&kind->ready, memory_order_relaxed)) {
 		pthread_key_create(&kind->key, thread_exit);
 		atomic_store_explicit(&kind->ready, 1, memory_order_release);
 	}
-	pthread_mutex_unlock(&tls_lock);
+	mutex_unlock(&tls_lock);
 }
 
 struct tls_cache *tls_cache_get_slow(struct tls_kind *kind, struct tls_slots *slots,
@@ -112,11 +113,11 @@ struct tls_cache *tls_cache_get_slow(struct tls_kind *kind, struct tls_slots *sl
 			return NULL;
 		c->owner = o;
 		i = TLS_SLOTS - 1;
-		pthread_mutex_lock(&tls_lock);
+		mutex_lock(&tls_lock);
 		/* The least recently used slot makes room. */
 		slot_retire(slots->s[i].id, slots->s[i].c);
 		list_add(&o->caches, &c->link);
-		pthread_mutex_unlock(&tls_lock);
+		mutex_unlock(&tls_lock);
 		pthread_setspecific(kind->key, slots);
 		id = o->id;
 	}

@@ -15,6 +15,7 @@
 
 #include "base/ctx.h"
 #include "base/error.h"
+#include "base/fault_inject.h"
 #include "base/log.h"
 #include "dev/dev.h"
 #include "guest/guest.h"
@@ -119,7 +120,7 @@ IOVM_API int iovm_open(const char *opts, struct iovm_ctx **out)
 	if (ret)
 		return ret;
 
-	ctx = calloc(1, sizeof(*ctx));
+	ctx = fi_calloc(1, sizeof(*ctx));
 	if (!ctx)
 		return -ENOMEM;
 	ctx->cfg = cfg;

@@ -14,12 +14,13 @@
 #include "base/list.h"
 
 struct mem_space;
+#include "base/lock.h"
 #include "iommu/iommu.h"
 #include "os/vfio.h"
 
 struct dev_space {
 	struct iovm_ctx *ctx;
-	pthread_mutex_t lock;     /* devices */
+	struct mutex lock;     /* devices */
 	struct list_node devices; /* under lock */
 };
 
@@ -27,7 +28,7 @@ struct iovm_device {
 	struct iovm_ctx *ctx;
 	struct list_node link;        /* in dev_space.devices, under its lock */
 	struct iommu_client *client;
-	pthread_mutex_t lock;         /* queues */
+	struct mutex lock;         /* queues */
 	struct list_node queues;      /* under lock */
 	struct vfio_dev *vfio;        /* a real device (vfio.c); NULL for the software engine */
 };
@@ -96,7 +97,7 @@ struct iovm_queue {
 	/* Sleep and wake-up: written when the worker sleeps or stops, read at every submit. */
 	_Atomic bool sleeping __cacheline_aligned;
 	_Atomic bool stop;
-	pthread_mutex_t wake_lock;
+	struct mutex wake_lock;
 	pthread_cond_t wake;
 };
 

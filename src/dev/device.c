@@ -15,18 +15,20 @@
 #include "base/compiler.h"
 #include "base/ctx.h"
 #include "base/error.h"
+#include "base/fault_inject.h"
+#include "base/lock.h"
 #include "base/log.h"
 #include "dev/dev.h"
 #include "dev/dev_internal.h"
 
 int dev_create(struct iovm_ctx *ctx, struct dev_space **out)
 {
-	struct dev_space *ds = calloc(1, sizeof(*ds));
+	struct dev_space *ds = fi_calloc(1, sizeof(*ds));
 
 	if (!ds)
 		return -ENOMEM;
 	ds->ctx = ctx;
-	pthread_mutex_init(&ds->lock, NULL);
+	mutex_init(&ds->lock);
 	list_init(&ds->devices);
 	*out = ds;
 	return 0;
@@ -38,7 +40,7 @@ void dev_destroy(struct dev_space *ds)
 		return;
 	while (!list_empty(&ds->devices))
 		iovm_device_close(list_first(&ds->devices, struct iovm_device, link));
-	pthread_mutex_destroy(&ds->lock);
+	mutex_destroy(&ds->lock);
 	free(ds);
 }
 
@@ -77,27 +79,27 @@ IOVM_API int iovm_device_open(struct iovm_ctx *ctx, const char *spec, struct iov
 		return err_detail(-ENODEV, IOVM_LOG_DEBUG,
 				  "unknown device '%s' (known: sw, vfio:, vfio-group:, vfio-iommufd:<PCI address>)",
 				  spec);
-	dev = calloc(1, sizeof(*dev));
+	dev = fi_calloc(1, sizeof(*dev));
 	if (!dev)
 		return -ENOMEM;
 	dev->ctx = ctx;
-	pthread_mutex_init(&dev->lock, NULL);
+	mutex_init(&dev->lock);
 	list_init(&dev->queues);
 	ret = iommu_client_create(ctx->iommu, &dev->client);
 	if (ret)
 		goto free_dev;
 	if (bdf && (ret = vfio_dev_open(dev, bdf, api)))
 		goto destroy_client;
-	pthread_mutex_lock(&ctx->dev->lock);
+	mutex_lock(&ctx->dev->lock);
 	list_add_tail(&ctx->dev->devices, &dev->link);
-	pthread_mutex_unlock(&ctx->dev->lock);
+	mutex_unlock(&ctx->dev->lock);
 	*out = dev;
 	return 0;
 
 destroy_client:
 	iommu_client_destroy(dev->client);
 free_dev:
-	pthread_mutex_destroy(&dev->lock);
+	mutex_destroy(&dev->lock);
 	free(dev);
 	return ret;
 }
@@ -109,12 +111,12 @@ IOVM_API int iovm_device_close(struct iovm_device *dev)
 		return -EINVAL;
 	while (!list_empty(&dev->queues))
 		iovm_queue_destroy(list_first(&dev->queues, struct iovm_queue, link));
-	pthread_mutex_lock(&dev->ctx->dev->lock);
+	mutex_lock(&dev->ctx->dev->lock);
 	list_del(&dev->link);
-	pthread_mutex_unlock(&dev->ctx->dev->lock);
+	mutex_unlock(&dev->ctx->dev->lock);
 	vfio_dev_close(dev);
 	iommu_client_destroy(dev->client);
-	pthread_mutex_destroy(&dev->lock);
+	mutex_destroy(&dev->lock);
 	free(dev);
 	return 0;
 }

@@ -26,6 +26,8 @@
 
 #include "base/ctx.h"
 #include "base/error.h"
+#include "base/fault_inject.h"
+#include "base/lock.h"
 #include "base/log.h"
 #include "dev/dev_internal.h"
 #include "os/membarrier.h"
@@ -149,7 +151,7 @@ static void *worker_main(void *arg)
 			sched_yield();
 			continue;
 		}
-		pthread_mutex_lock(&q->wake_lock);
+		mutex_lock(&q->wake_lock);
 		atomic_store_explicit(&q->sleeping, true, memory_order_seq_cst);
 		/*
 		 * Checked after saying so: a submitter either sees us asleep or we
@@ -168,10 +170,10 @@ static void *worker_main(void *arg)
 				ts.tv_sec++;
 				ts.tv_nsec -= 1000000000;
 			}
-			pthread_cond_timedwait(&q->wake, &q->wake_lock, &ts);
+			cond_timedwait(&q->wake, &q->wake_lock, &ts);
 		}
 		atomic_store_explicit(&q->sleeping, false, memory_order_relaxed);
-		pthread_mutex_unlock(&q->wake_lock);
+		mutex_unlock(&q->wake_lock);
 		idle = 0;
 	}
 	return NULL;
@@ -205,7 +207,7 @@ static int worker_start(struct iovm_queue *q, int cpu)
 		ret = -pthread_attr_setaffinity_np(&attr, sizeof(one), &one);
 	}
 	if (!ret)
-		ret = -pthread_create(&q->worker, &attr, worker_main, q);
+		ret = -fi_pthread_create(&q->worker, &attr, worker_main, q);
 	pthread_attr_destroy(&attr);
 	if (ret && cpu >= 0)
 		return err_detail(ret, IOVM_LOG_DEBUG, "queue worker on CPU %d: %s", cpu, strerror(-ret));
@@ -353,7 +355,7 @@ IOVM_API int iovm_queue_create(struct iovm_device *dev, const struct iovm_queue_
 		return err_detail(-ENODEV, IOVM_LOG_DEBUG,
 				  "a queue needs a domain attached for IOVM_PASID_NONE, for its rings");
 	/* Aligned: its writers' groups are on cache lines of their own. */
-	q = aligned_alloc(CACHE_LINE_SIZE, align_up(sizeof(*q), CACHE_LINE_SIZE));
+	q = fi_aligned_alloc(CACHE_LINE_SIZE, align_up(sizeof(*q), CACHE_LINE_SIZE));
 	if (!q)
 		return -ENOMEM;
 	memset(q, 0, sizeof(*q));
@@ -365,7 +367,7 @@ IOVM_API int iovm_queue_create(struct iovm_device *dev, const struct iovm_queue_
 	q->flags = flags;
 	q->cq_phase = 1;
 	q->reap_phase = 1;
-	pthread_mutex_init(&q->wake_lock, NULL);
+	mutex_init(&q->wake_lock);
 	pthread_cond_init(&q->wake, NULL);
 	sq_len = (size_t)depth * sizeof(struct iovm_desc);
 	cq_len = (size_t)depth * sizeof(struct iovm_cqe);
@@ -398,9 +400,9 @@ IOVM_API int iovm_queue_create(struct iovm_device *dev, const struct iovm_queue_
 			goto free_tlb;
 		q->has_worker = true;
 	}
-	pthread_mutex_lock(&dev->lock);
+	mutex_lock(&dev->lock);
 	list_add_tail(&dev->queues, &q->link);
-	pthread_mutex_unlock(&dev->lock);
+	mutex_unlock(&dev->lock);
 	*out = q;
 	return 0;
 
@@ -410,7 +412,7 @@ free_rings:
 	rings_free(q, dom);
 free_queue:
 	pthread_cond_destroy(&q->wake);
-	pthread_mutex_destroy(&q->wake_lock);
+	mutex_destroy(&q->wake_lock);
 	free(q);
 	return ret;
 }
@@ -422,18 +424,18 @@ IOVM_API int iovm_queue_destroy(struct iovm_queue *q)
 		return -EINVAL;
 	if (q->has_worker) {
 		atomic_store_explicit(&q->stop, true, memory_order_release);
-		pthread_mutex_lock(&q->wake_lock);
+		mutex_lock(&q->wake_lock);
 		pthread_cond_signal(&q->wake);
-		pthread_mutex_unlock(&q->wake_lock);
+		mutex_unlock(&q->wake_lock);
 		pthread_join(q->worker, NULL);
 	}
-	pthread_mutex_lock(&q->dev->lock);
+	mutex_lock(&q->dev->lock);
 	list_del(&q->link);
-	pthread_mutex_unlock(&q->dev->lock);
+	mutex_unlock(&q->dev->lock);
 	iommu_iotlb_destroy(q->tlb);
 	rings_free(q, iommu_client_domain(q->dev->client, IOVM_PASID_NONE));
 	pthread_cond_destroy(&q->wake);
-	pthread_mutex_destroy(&q->wake_lock);
+	mutex_destroy(&q->wake_lock);
 	free(q);
 	return 0;
 }
@@ -462,9 +464,9 @@ IOVM_API int iovm_queue_submit(struct iovm_queue *q, const struct iovm_desc *d)
 	count_add(&q->submitted, 1);
 	atomic_signal_fence(memory_order_seq_cst);
 	if (q->has_worker && atomic_load_explicit(&q->sleeping, memory_order_seq_cst)) {
-		pthread_mutex_lock(&q->wake_lock);
+		mutex_lock(&q->wake_lock);
 		pthread_cond_signal(&q->wake);
-		pthread_mutex_unlock(&q->wake_lock);
+		mutex_unlock(&q->wake_lock);
 	}
 	return 0;
 }

@@ -30,7 +30,9 @@
 #include "base/compiler.h"
 #include "base/ctx.h"
 #include "base/error.h"
+#include "base/fault_inject.h"
 #include "base/itree.h"
+#include "base/lock.h"
 #include "base/log.h"
 #include "dev/dev_internal.h"
 #include "iommu/iommu.h"
@@ -48,7 +50,7 @@ struct vfio_dev {
 	struct os_vfio os;
 	struct iovm_device *dev;
 	struct iovm_domain *dom;     /* attached (PASID 0 only) */
-	pthread_mutex_t lock;
+	struct mutex lock;
 	struct itree entries;        /* under lock */
 	uint64_t nr_entries;         /* under lock */
 	uint64_t maps, unmaps, splits; /* under lock: kernel calls */
@@ -64,7 +66,7 @@ static uint64_t entry_len(const struct kentry *e)
 /* Map [iova, +len) from @va in the kernel, and index it. Needs lock. */
 static int kmap(struct vfio_dev *v, uint64_t iova, uintptr_t va, uint64_t len, bool write)
 {
-	struct kentry *e = calloc(1, sizeof(*e));
+	struct kentry *e = fi_calloc(1, sizeof(*e));
 	int ret;
 
 	if (!e)
@@ -110,9 +112,9 @@ static int mirror_map(void *arg, uint64_t iova, void *va, uint64_t len, bool wri
 	struct vfio_dev *v = arg;
 	int ret;
 
-	pthread_mutex_lock(&v->lock);
+	mutex_lock(&v->lock);
 	ret = kmap(v, iova, (uintptr_t)va, len, write);
-	pthread_mutex_unlock(&v->lock);
+	mutex_unlock(&v->lock);
 	return ret;
 }
 
@@ -129,7 +131,7 @@ static void mirror_unmap(void *arg, uint64_t iova, uint64_t len)
 	struct itree_node *n;
 	int ret;
 
-	pthread_mutex_lock(&v->lock);
+	mutex_lock(&v->lock);
 	for (int edge = 0; edge < 2; edge++) {
 		uint64_t at = edge ? last : iova;
 		struct kentry e;
@@ -165,7 +167,7 @@ static void mirror_unmap(void *arg, uint64_t iova, uint64_t len)
 		while ((n = itree_first(&v->entries, iova, last)))
 			forget(v, container_of(n, struct kentry, node));
 	}
-	pthread_mutex_unlock(&v->lock);
+	mutex_unlock(&v->lock);
 }
 
 static const struct iommu_mirror_ops vfio_mirror = {
@@ -175,7 +177,7 @@ static const struct iommu_mirror_ops vfio_mirror = {
 
 int vfio_dev_open(struct iovm_device *dev, const char *bdf, enum os_vfio_api api)
 {
-	struct vfio_dev *v = calloc(1, sizeof(*v));
+	struct vfio_dev *v = fi_calloc(1, sizeof(*v));
 	int ret;
 
 	if (!v)
@@ -187,7 +189,7 @@ int vfio_dev_open(struct iovm_device *dev, const char *bdf, enum os_vfio_api api
 				  api == OS_VFIO_IOMMUFD ? " through iommufd" : "", strerror(-ret));
 	}
 	v->dev = dev;
-	pthread_mutex_init(&v->lock, NULL);
+	mutex_init(&v->lock);
 	itree_init(&v->entries);
 	dev->vfio = v;
 	return 0;
@@ -197,10 +199,10 @@ static void drop_all(struct vfio_dev *v)
 {
 	struct itree_node *n;
 
-	pthread_mutex_lock(&v->lock);
+	mutex_lock(&v->lock);
 	while ((n = itree_first(&v->entries, 0, UINT64_MAX)))
 		kunmap(v, container_of(n, struct kentry, node));
-	pthread_mutex_unlock(&v->lock);
+	mutex_unlock(&v->lock);
 }
 
 int vfio_dev_attach(struct iovm_device *dev, struct iovm_domain *dom, uint32_t pasid)
@@ -252,7 +254,7 @@ void vfio_dev_close(struct iovm_device *dev)
 		if (v->bars[i])
 			munmap(v->bars[i], v->bar_len[i]);
 	os_vfio_close(&v->os);
-	pthread_mutex_destroy(&v->lock);
+	mutex_destroy(&v->lock);
 	free(v);
 	dev->vfio = NULL;
 }
@@ -267,14 +269,14 @@ IOVM_API int iovm_device_bar(struct iovm_device *dev, unsigned bar, void **ptr, 
 		return -EINVAL;
 	if (!(v = dev->vfio))
 		return -EOPNOTSUPP;
-	pthread_mutex_lock(&v->lock);
+	mutex_lock(&v->lock);
 	if (!v->bars[bar])
 		ret = os_vfio_region_map(&v->os, bar, &v->bars[bar], &v->bar_len[bar]);
 	if (!ret) {
 		*ptr = v->bars[bar];
 		*len = v->bar_len[bar];
 	}
-	pthread_mutex_unlock(&v->lock);
+	mutex_unlock(&v->lock);
 	return ret;
 }
 
@@ -332,13 +334,13 @@ IOVM_API int iovm_device_query(struct iovm_device *dev, struct iovm_device_info 
 		info->iova_ranges[i].start = v->os.ranges[i].start;
 		info->iova_ranges[i].last = v->os.ranges[i].last;
 	}
-	pthread_mutex_lock(&v->lock);
+	mutex_lock(&v->lock);
 	info->kernel_mappings = v->nr_entries;
 	/* What the kernel said at open, less what the mirror took since. */
 	info->dma_avail = v->os.dma_avail < 0 ? -1 : v->os.dma_avail - (int64_t)v->nr_entries;
 	info->kernel_maps = v->maps;
 	info->kernel_unmaps = v->unmaps;
 	info->kernel_splits = v->splits;
-	pthread_mutex_unlock(&v->lock);
+	mutex_unlock(&v->lock);
 	return 0;
 }

@@ -19,6 +19,8 @@
 #include <iovm/guest.h>
 
 #include "base/error.h"
+#include "base/fault_inject.h"
+#include "base/lock.h"
 #include "guest/guest_internal.h"
 #include "iommu/iommu.h"
 
@@ -50,19 +52,19 @@ IOVM_API int iovm_guest_assign(struct iovm_guest *g, struct iovm_device *dev, ui
 		return err_detail(-EPERM, IOVM_LOG_DEBUG,
 				  "guest: identity assignment needs a direct-mapped, trusted guest: "
 				  "the device would reach all of memory");
-	as = calloc(1, sizeof(*as));
+	as = fi_calloc(1, sizeof(*as));
 	if (!as)
 		return -ENOMEM;
 	as->dev = dev;
 	as->pasid = pasid;
-	pthread_mutex_lock(&g->lock);
+	mutex_lock(&g->lock);
 	dom = g->stage2;
 	ret = flags & IOVM_ASSIGN_IDENTITY ? identity_domain(g, &dom) : 0;
 	if (!ret)
 		ret = iovm_device_attach(dev, dom, pasid);
 	if (!ret)
 		list_add_tail(&g->assigned, &as->link);
-	pthread_mutex_unlock(&g->lock);
+	mutex_unlock(&g->lock);
 	if (ret)
 		free(as);
 	return ret;
@@ -89,13 +91,13 @@ IOVM_API int iovm_guest_unassign(struct iovm_guest *g, struct iovm_device *dev, 
 	err_clear();
 	if (!g || !dev || pasid > IOVM_PASID_MAX)
 		return -EINVAL;
-	pthread_mutex_lock(&g->lock);
+	mutex_lock(&g->lock);
 	as = assignment_find(g, dev, pasid);
 	if (as) {
 		list_del(&as->link);
 		iovm_device_detach(dev, pasid);
 	}
-	pthread_mutex_unlock(&g->lock);
+	mutex_unlock(&g->lock);
 	if (!as)
 		return -ENOENT;
 	free(as);
@@ -104,7 +106,7 @@ IOVM_API int iovm_guest_unassign(struct iovm_guest *g, struct iovm_device *dev, 
 
 void guest_unassign_all(struct iovm_guest *g)
 {
-	pthread_mutex_lock(&g->lock);
+	mutex_lock(&g->lock);
 	while (!list_empty(&g->assigned)) {
 		struct guest_assignment *as = list_first(&g->assigned, struct guest_assignment, link);
 
@@ -112,7 +114,7 @@ void guest_unassign_all(struct iovm_guest *g)
 		iovm_device_detach(as->dev, as->pasid);
 		free(as);
 	}
-	pthread_mutex_unlock(&g->lock);
+	mutex_unlock(&g->lock);
 }
 
 IOVM_API int iovm_guest_domain_create(struct iovm_guest *g, const struct iovm_domain_attr *attr,

@@ -12,6 +12,8 @@
 #include "base/compiler.h"
 #include "base/ctx.h"
 #include "base/error.h"
+#include "base/fault_inject.h"
+#include "base/lock.h"
 #include "guest/guest.h"
 #include "guest/guest_internal.h"
 #include "iommu/iommu.h"
@@ -22,12 +24,12 @@
 
 int guest_space_create(struct iovm_ctx *ctx, struct guest_space **out)
 {
-	struct guest_space *gs = calloc(1, sizeof(*gs));
+	struct guest_space *gs = fi_calloc(1, sizeof(*gs));
 
 	if (!gs)
 		return -ENOMEM;
 	gs->ctx = ctx;
-	pthread_mutex_init(&gs->lock, NULL);
+	mutex_init(&gs->lock);
 	list_init(&gs->guests);
 	*out = gs;
 	return 0;
@@ -66,14 +68,14 @@ IOVM_API int iovm_guest_create(struct iovm_ctx *ctx, const struct iovm_guest_att
 	ret = attr_check(attr);
 	if (ret)
 		return ret;
-	g = calloc(1, sizeof(*g));
+	g = fi_calloc(1, sizeof(*g));
 	if (!g)
 		return -ENOMEM;
 	g->gs = ctx->guest;
 	g->ctx = ctx;
 	g->flags = attr->flags;
 	g->pool = attr->pool ? phys_pool_of(attr->pool) : NULL;
-	pthread_mutex_init(&g->lock, NULL);
+	mutex_init(&g->lock);
 	list_init(&g->assigned);
 	ret = guest_place(g, attr);
 	if (ret)
@@ -89,9 +91,9 @@ IOVM_API int iovm_guest_create(struct iovm_ctx *ctx, const struct iovm_guest_att
 	ret = guest_mem_start(g);
 	if (ret)
 		goto destroy_stage2;
-	pthread_mutex_lock(&g->gs->lock);
+	mutex_lock(&g->gs->lock);
 	list_add_tail(&g->gs->guests, &g->link);
-	pthread_mutex_unlock(&g->gs->lock);
+	mutex_unlock(&g->gs->lock);
 	*out = g;
 	return 0;
 
@@ -103,7 +105,7 @@ unplace:
 	guest_unplace(g);
 	free(g->banks);
 free_guest:
-	pthread_mutex_destroy(&g->lock);
+	mutex_destroy(&g->lock);
 	free(g);
 	return err_detail(ret, IOVM_LOG_DEBUG, "guest of %lu MiB: %s", (unsigned long)(attr->size >> 20),
 			  strerror(-ret));
@@ -112,15 +114,15 @@ free_guest:
 /* Take the guest off the space's list, then everything it holds. Its devices are unassigned. */
 static void guest_free(struct iovm_guest *g)
 {
-	pthread_mutex_lock(&g->gs->lock);
+	mutex_lock(&g->gs->lock);
 	list_del(&g->link);
-	pthread_mutex_unlock(&g->gs->lock);
+	mutex_unlock(&g->gs->lock);
 	if (atomic_load(&g->running))
 		guest_mem_stop(g);
 	guest_unplace(g);
 	os_va_release(g->ram, g->size);
 	free(g->banks);
-	pthread_mutex_destroy(&g->lock);
+	mutex_destroy(&g->lock);
 	free(g);
 }
 
@@ -131,9 +133,9 @@ IOVM_API int iovm_guest_destroy(struct iovm_guest *g)
 	err_clear();
 	if (!g)
 		return -EINVAL;
-	pthread_mutex_lock(&g->lock);
+	mutex_lock(&g->lock);
 	ret = list_empty(&g->assigned) ? 0 : -EBUSY;
-	pthread_mutex_unlock(&g->lock);
+	mutex_unlock(&g->lock);
 	if (ret)
 		return err_detail(ret, IOVM_LOG_DEBUG, "guest: devices are still assigned to it");
 	/* Refused while nested domains sit over it; then nothing else can fail. */
@@ -273,6 +275,6 @@ void guest_space_destroy(struct guest_space *gs)
 		if (iovm_guest_destroy(g))
 			guest_free(g);
 	}
-	pthread_mutex_destroy(&gs->lock);
+	mutex_destroy(&gs->lock);
 	free(gs);
 }

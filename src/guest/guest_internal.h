@@ -17,13 +17,14 @@
 
 #include "base/addr.h"
 #include "base/list.h"
+#include "base/lock.h"
 
 struct phys_arena;
 struct phys_pool;
 
 struct guest_space {
 	struct iovm_ctx *ctx;
-	pthread_mutex_t lock;    /* guests */
+	struct mutex lock;    /* guests */
 	struct list_node guests; /* under lock */
 };
 
@@ -59,7 +60,7 @@ struct iovm_guest {
 	_Atomic bool running;        /* written by create, start and shutdown (serialized by the caller) */
 	_Atomic uint64_t starts;
 
-	pthread_mutex_t lock;        /* what follows */
+	struct mutex lock;        /* what follows */
 	struct list_node assigned;   /* under lock */
 	struct iovm_domain *identity; /* under lock: made for the first identity assignment */
 };

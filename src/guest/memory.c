@@ -20,6 +20,7 @@
 #include "base/compiler.h"
 #include "base/ctx.h"
 #include "base/error.h"
+#include "base/fault_inject.h"
 #include "base/log.h"
 #include "guest/guest_internal.h"
 #include "iommu/iommu.h"
@@ -156,7 +157,7 @@ static int place_named(struct iovm_guest *g, const struct iovm_guest_attr *attr,
 
 int guest_place(struct iovm_guest *g, const struct iovm_guest_attr *attr)
 {
-	struct phys_range *r = calloc(MAX_BANKS, sizeof(*r));
+	struct phys_range *r = fi_calloc(MAX_BANKS, sizeof(*r));
 	uint64_t gpa = 0;
 	unsigned n = 0;
 	int ret;
@@ -166,7 +167,7 @@ int guest_place(struct iovm_guest *g, const struct iovm_guest_attr *attr)
 	ret = attr->placement == IOVM_PLACE_BANKS ? place_named(g, attr, r, &n) : place_auto(g, attr, r, &n);
 	if (ret)
 		goto free_ranges;
-	g->banks = calloc(n, sizeof(*g->banks));
+	g->banks = fi_calloc(n, sizeof(*g->banks));
 	ret = -ENOMEM;
 	if (!g->banks)
 		goto give_frames;
@@ -219,7 +220,7 @@ static int frames(struct iovm_guest *g, bool take)
 
 	if (g->has_frames == take)
 		return 0;
-	r = calloc(g->nr_banks, sizeof(*r));
+	r = fi_calloc(g->nr_banks, sizeof(*r));
 	if (!r)
 		return -ENOMEM; /* giving back: they stay held, and leak no worse than a failed free */
 	for (unsigned i = 0; i < g->nr_banks; i++)

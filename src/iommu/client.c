@@ -16,6 +16,8 @@
 #include <string.h>
 
 #include "base/ctx.h"
+#include "base/fault_inject.h"
+#include "base/lock.h"
 #include "base/log.h"
 #include "iommu/iommu_internal.h"
 #include "phys/phys.h"
@@ -50,7 +52,7 @@ static unsigned set_base(uint64_t iova, unsigned shift, uint32_t pasid, unsigned
 
 int iommu_client_create(struct iommu_space *is, struct iommu_client **out)
 {
-	struct iommu_client *c = calloc(1, sizeof(*c));
+	struct iommu_client *c = fi_calloc(1, sizeof(*c));
 	int ret;
 
 	if (!c)
@@ -62,7 +64,7 @@ int iommu_client_create(struct iommu_space *is, struct iommu_client **out)
 	}
 	c->is = is;
 	c->id = atomic_fetch_add(&is->next_client_id, 1) + 1;
-	pthread_mutex_init(&c->lock, NULL);
+	mutex_init(&c->lock);
 	list_init(&c->iotlbs);
 	*out = c;
 	return 0;
@@ -141,10 +143,10 @@ static void invalidate_attached(struct iovm_domain *dom, uint64_t iova, uint64_t
 	list_for_each(n, &dom->attachments) {
 		struct attachment *at = list_entry(n, struct attachment, link);
 
-		pthread_mutex_lock(&at->client->lock);
+		mutex_lock(&at->client->lock);
 		list_for_each(m, &at->client->iotlbs)
 			iotlb_invalidate(list_entry(m, struct iommu_iotlb, link), at->pasid, iova, len, all);
-		pthread_mutex_unlock(&at->client->lock);
+		mutex_unlock(&at->client->lock);
 	}
 }
 
@@ -152,7 +154,7 @@ void domain_invalidate(struct iovm_domain *dom, uint64_t iova, uint64_t len, boo
 {
 	struct list_node *n;
 
-	pthread_mutex_lock(&dom->lock);
+	mutex_lock(&dom->lock);
 	invalidate_attached(dom, iova, len, all);
 	/*
 	 * Nested entries are tagged by the stage-1 IOVA and hold the combined
@@ -163,11 +165,11 @@ void domain_invalidate(struct iovm_domain *dom, uint64_t iova, uint64_t len, boo
 	list_for_each(n, &dom->children) {
 		struct iovm_domain *child = list_entry(n, struct iovm_domain, child_link);
 
-		pthread_mutex_lock(&child->lock);
+		mutex_lock(&child->lock);
 		invalidate_attached(child, 0, 0, true);
-		pthread_mutex_unlock(&child->lock);
+		mutex_unlock(&child->lock);
 	}
-	pthread_mutex_unlock(&dom->lock);
+	mutex_unlock(&dom->lock);
 }
 
 int iommu_attach(struct iommu_client *c, struct iovm_domain *dom, uint32_t pasid)
@@ -178,13 +180,13 @@ int iommu_attach(struct iommu_client *c, struct iovm_domain *dom, uint32_t pasid
 
 	if (pasid > IOVM_PASID_MAX || dom->is != c->is)
 		return -EINVAL;
-	at = calloc(1, sizeof(*at));
+	at = fi_calloc(1, sizeof(*at));
 	if (!at)
 		return -ENOMEM;
 	at->client = c;
 	at->pasid = pasid;
-	pthread_mutex_lock(&dom->lock);
-	pthread_mutex_lock(&c->lock);
+	mutex_lock(&dom->lock);
+	mutex_lock(&c->lock);
 	slot = radix_lookup_alloc(&c->pasids, pasid);
 	if (!slot)
 		ret = -ENOMEM;
@@ -195,8 +197,8 @@ int iommu_attach(struct iommu_client *c, struct iovm_domain *dom, uint32_t pasid
 		dom->nr_attached++;
 		atomic_store_explicit(slot, dom, memory_order_release);
 	}
-	pthread_mutex_unlock(&c->lock);
-	pthread_mutex_unlock(&dom->lock);
+	mutex_unlock(&c->lock);
+	mutex_unlock(&dom->lock);
 	if (ret)
 		free(at);
 	return ret;
@@ -215,8 +217,8 @@ int iommu_detach(struct iommu_client *c, uint32_t pasid)
 	if (!dom)
 		return -ENOENT;
 	/* Domain lock first, as everywhere. */
-	pthread_mutex_lock(&dom->lock);
-	pthread_mutex_lock(&c->lock);
+	mutex_lock(&dom->lock);
+	mutex_lock(&c->lock);
 	slot = radix_lookup(&c->pasids, pasid);
 	if (slot && atomic_load_explicit(slot, memory_order_relaxed) == dom) {
 		atomic_store_explicit(slot, NULL, memory_order_release);
@@ -233,8 +235,8 @@ int iommu_detach(struct iommu_client *c, uint32_t pasid)
 		list_for_each(m, &c->iotlbs)
 			iotlb_invalidate(list_entry(m, struct iommu_iotlb, link), pasid, 0, 0, true);
 	}
-	pthread_mutex_unlock(&c->lock);
-	pthread_mutex_unlock(&dom->lock);
+	mutex_unlock(&c->lock);
+	mutex_unlock(&dom->lock);
 	if (!gone)
 		return -ENOENT;
 	free(gone);
@@ -252,12 +254,12 @@ void iommu_client_destroy(struct iommu_client *c)
 		struct list_node *n;
 		bool found = false;
 
-		pthread_mutex_lock(&c->is->lock);
+		mutex_lock(&c->is->lock);
 		list_for_each(n, &c->is->domains) {
 			struct iovm_domain *dom = list_entry(n, struct iovm_domain, link);
 			struct list_node *a;
 
-			pthread_mutex_lock(&dom->lock);
+			mutex_lock(&dom->lock);
 			list_for_each(a, &dom->attachments) {
 				struct attachment *at = list_entry(a, struct attachment, link);
 
@@ -267,23 +269,23 @@ void iommu_client_destroy(struct iommu_client *c)
 					break;
 				}
 			}
-			pthread_mutex_unlock(&dom->lock);
+			mutex_unlock(&dom->lock);
 			if (found)
 				break;
 		}
-		pthread_mutex_unlock(&c->is->lock);
+		mutex_unlock(&c->is->lock);
 		if (!found)
 			break;
 		iommu_detach(c, pasid);
 	}
 	radix_destroy(&c->pasids);
-	pthread_mutex_destroy(&c->lock);
+	mutex_destroy(&c->lock);
 	free(c);
 }
 
 int iommu_iotlb_create(struct iommu_client *c, struct iommu_iotlb **out)
 {
-	struct iommu_iotlb *t = aligned_alloc(CACHE_LINE_SIZE, align_up(sizeof(*t), CACHE_LINE_SIZE));
+	struct iommu_iotlb *t = fi_aligned_alloc(CACHE_LINE_SIZE, align_up(sizeof(*t), CACHE_LINE_SIZE));
 
 	if (!t)
 		return -ENOMEM;
@@ -293,9 +295,9 @@ int iommu_iotlb_create(struct iommu_client *c, struct iommu_iotlb **out)
 	t->bus_gen = phys_bus_gen(t->phys);
 	t->oracle = c->is->oracle;
 	epoch_reader_add(c->is->epoch, &t->reader);
-	pthread_mutex_lock(&c->lock);
+	mutex_lock(&c->lock);
 	list_add(&c->iotlbs, &t->link);
-	pthread_mutex_unlock(&c->lock);
+	mutex_unlock(&c->lock);
 	*out = t;
 	return 0;
 }
@@ -304,9 +306,9 @@ void iommu_iotlb_destroy(struct iommu_iotlb *t)
 {
 	if (!t)
 		return;
-	pthread_mutex_lock(&t->client->lock);
+	mutex_lock(&t->client->lock);
 	list_del(&t->link);
-	pthread_mutex_unlock(&t->client->lock);
+	mutex_unlock(&t->client->lock);
 	epoch_reader_del(t->client->is->epoch, &t->reader);
 	free(t);
 }
@@ -637,9 +639,9 @@ int iommu_fault_handle(struct iommu_client *c, const struct iovm_fault *f)
 
 	if (!dom)
 		return -ENOENT;
-	pthread_mutex_lock(&dom->lock);
+	mutex_lock(&dom->lock);
 	fn = dom->fault_fn;
 	arg = dom->fault_arg;
-	pthread_mutex_unlock(&dom->lock);
+	mutex_unlock(&dom->lock);
 	return fn ? fn(arg, dom, f) : -ENOENT;
 }

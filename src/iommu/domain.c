@@ -18,6 +18,8 @@
 
 #include "base/ctx.h"
 #include "base/error.h"
+#include "base/fault_inject.h"
+#include "base/lock.h"
 #include "base/log.h"
 #include "iommu/iommu_internal.h"
 #include "phys/phys.h"
@@ -59,7 +61,7 @@ static int domain_create(struct iovm_ctx *ctx, const struct iovm_domain_attr *at
 	unsigned nr_holes;
 	int ret;
 
-	dom = aligned_alloc(CACHE_LINE_SIZE, align_up(sizeof(*dom), CACHE_LINE_SIZE));
+	dom = fi_aligned_alloc(CACHE_LINE_SIZE, align_up(sizeof(*dom), CACHE_LINE_SIZE));
 	if (!dom)
 		return -ENOMEM;
 	memset(dom, 0, sizeof(*dom));
@@ -71,9 +73,9 @@ static int domain_create(struct iovm_ctx *ctx, const struct iovm_domain_attr *at
 	dom->flush_batch = attr->flush_batch ? attr->flush_batch : DEFAULT_FLUSH_BATCH;
 	dom->flush_timeout_ns =
 		(uint64_t)(attr->flush_timeout_us ? attr->flush_timeout_us : DEFAULT_FLUSH_TIMEOUT_US) * 1000;
-	pthread_mutex_init(&dom->lock, NULL);
-	pthread_mutex_init(&dom->fault_lock, NULL);
-	pthread_mutex_init(&dom->flush_lock, NULL);
+	mutex_init(&dom->lock);
+	mutex_init(&dom->fault_lock);
+	mutex_init(&dom->flush_lock);
 	list_init(&dom->attachments);
 	list_init(&dom->children);
 	shadow_init(&dom->shadow);
@@ -91,7 +93,7 @@ static int domain_create(struct iovm_ctx *ctx, const struct iovm_domain_attr *at
 	}
 	if (dom->type == IOVM_DOMAIN_MANAGED || dom->type == IOVM_DOMAIN_NESTED) {
 		nr_holes = attr->reserved ? attr->nr_reserved : 1;
-		holes = calloc(nr_holes, sizeof(*holes));
+		holes = fi_calloc(nr_holes, sizeof(*holes));
 		ret = -ENOMEM;
 		if (!holes)
 			goto free_pt;
@@ -108,19 +110,19 @@ static int domain_create(struct iovm_ctx *ctx, const struct iovm_domain_attr *at
 	}
 	if (parent) {
 		dom->parent = parent;
-		pthread_mutex_lock(&parent->lock);
+		mutex_lock(&parent->lock);
 		list_add_tail(&parent->children, &dom->child_link);
-		pthread_mutex_unlock(&parent->lock);
+		mutex_unlock(&parent->lock);
 	}
-	pthread_mutex_lock(&is->lock);
+	mutex_lock(&is->lock);
 	list_add_tail(&is->domains, &dom->link);
-	pthread_mutex_unlock(&is->lock);
+	mutex_unlock(&is->lock);
 	if (dom->flags & IOVM_DOMAIN_FOLLOW_HEAP) {
 		ret = follow_heap(dom);
 		if (ret) {
-			pthread_mutex_lock(&is->lock);
+			mutex_lock(&is->lock);
 			list_del(&dom->link);
-			pthread_mutex_unlock(&is->lock);
+			mutex_unlock(&is->lock);
 			goto free_iova;
 		}
 	}
@@ -193,24 +195,24 @@ int domain_destroy(struct iovm_domain *dom)
 {
 	struct iommu_space *is = dom->is;
 
-	pthread_mutex_lock(&dom->lock);
+	mutex_lock(&dom->lock);
 	if (dom->nr_attached || !list_empty(&dom->children)) {
-		pthread_mutex_unlock(&dom->lock);
+		mutex_unlock(&dom->lock);
 		return -EBUSY;
 	}
-	pthread_mutex_unlock(&dom->lock);
+	mutex_unlock(&dom->lock);
 	if (dom->parent) {
-		pthread_mutex_lock(&dom->parent->lock);
+		mutex_lock(&dom->parent->lock);
 		list_del(&dom->child_link);
-		pthread_mutex_unlock(&dom->parent->lock);
+		mutex_unlock(&dom->parent->lock);
 	}
 	if (dom->sub)
 		unfollow_heap(dom);
 	/* Pending unmaps give their pins and IOVAs back. */
 	flushq_destroy(dom);
-	pthread_mutex_lock(&is->lock);
+	mutex_lock(&is->lock);
 	list_del(&dom->link);
-	pthread_mutex_unlock(&is->lock);
+	mutex_unlock(&is->lock);
 	if (dom->type != IOVM_DOMAIN_IDENTITY)
 		pt_destroy(&dom->pt);
 	if (dom->has_iova)
@@ -218,9 +220,9 @@ int domain_destroy(struct iovm_domain *dom)
 	shadow_destroy(&dom->shadow);
 	free(dom->mirror_reserved);
 	free(dom->faults.slots);
-	pthread_mutex_destroy(&dom->lock);
-	pthread_mutex_destroy(&dom->fault_lock);
-	pthread_mutex_destroy(&dom->flush_lock);
+	mutex_destroy(&dom->lock);
+	mutex_destroy(&dom->fault_lock);
+	mutex_destroy(&dom->flush_lock);
 	free(dom);
 	return 0;
 }
@@ -539,8 +541,8 @@ static void collect_piece(void *arg, uint64_t iova, uint64_t pa, uint64_t len, i
 	}
 	if (c->n == c->cap) {
 		unsigned cap = c->cap * 2;
-		struct unmapped *p = c->p == c->inline_p ? malloc(cap * sizeof(*p))
-							 : realloc(c->p, cap * sizeof(*p));
+		struct unmapped *p = c->p == c->inline_p ? fi_malloc(cap * sizeof(*p))
+							 : fi_realloc(c->p, cap * sizeof(*p));
 
 		if (!p) {
 			/* Unmapped all the same; what cannot be recorded is not pinned or freed. */
@@ -704,10 +706,10 @@ IOVM_API int iovm_domain_stats(struct iovm_domain *dom, struct iovm_domain_stats
 	}
 	st->strict_invalidations = atomic_load(&dom->strict_invalidations);
 	flushq_stats(dom, st);
-	pthread_mutex_lock(&dom->fault_lock);
+	mutex_lock(&dom->fault_lock);
 	st->faults = dom->faults_seen;
 	st->faults_dropped = dom->faults_dropped;
-	pthread_mutex_unlock(&dom->fault_lock);
+	mutex_unlock(&dom->fault_lock);
 	st->oracle_checks = atomic_load(&dom->oracle_checks);
 	st->oracle_stale = atomic_load(&dom->oracle_stale);
 	st->oracle_violations = atomic_load(&dom->oracle_violations);

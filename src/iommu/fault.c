@@ -7,11 +7,13 @@
 #include <stdlib.h>
 
 #include "base/error.h"
+#include "base/fault_inject.h"
+#include "base/lock.h"
 #include "iommu/iommu_internal.h"
 
 int fault_ring_init(struct fault_ring *r, unsigned depth)
 {
-	r->slots = calloc(depth, sizeof(*r->slots));
+	r->slots = fi_calloc(depth, sizeof(*r->slots));
 	if (!r->slots)
 		return -ENOMEM;
 	r->depth = depth;
@@ -23,13 +25,13 @@ void fault_record(struct iovm_domain *dom, struct iovm_fault *f)
 {
 	struct fault_ring *r = &dom->faults;
 
-	pthread_mutex_lock(&dom->fault_lock);
+	mutex_lock(&dom->fault_lock);
 	f->seq = ++dom->faults_seen;
 	if (r->count < r->depth)
 		r->slots[(r->head + r->count++) % r->depth] = *f;
 	else
 		dom->faults_dropped++;
-	pthread_mutex_unlock(&dom->fault_lock);
+	mutex_unlock(&dom->fault_lock);
 }
 
 IOVM_API int iovm_domain_fault_pop(struct iovm_domain *dom, struct iovm_fault *f)
@@ -41,7 +43,7 @@ IOVM_API int iovm_domain_fault_pop(struct iovm_domain *dom, struct iovm_fault *f
 	if (!dom || !f)
 		return -EINVAL;
 	r = &dom->faults;
-	pthread_mutex_lock(&dom->fault_lock);
+	mutex_lock(&dom->fault_lock);
 	if (!r->count) {
 		ret = -EAGAIN;
 	} else {
@@ -49,7 +51,7 @@ IOVM_API int iovm_domain_fault_pop(struct iovm_domain *dom, struct iovm_fault *f
 		r->head = (r->head + 1) % r->depth;
 		r->count--;
 	}
-	pthread_mutex_unlock(&dom->fault_lock);
+	mutex_unlock(&dom->fault_lock);
 	return ret;
 }
 
@@ -58,9 +60,9 @@ IOVM_API int iovm_domain_set_fault_handler(struct iovm_domain *dom, iovm_fault_f
 	err_clear();
 	if (!dom)
 		return -EINVAL;
-	pthread_mutex_lock(&dom->lock);
+	mutex_lock(&dom->lock);
 	dom->fault_fn = fn;
 	dom->fault_arg = fn ? arg : NULL;
-	pthread_mutex_unlock(&dom->lock);
+	mutex_unlock(&dom->lock);
 	return 0;
 }

@@ -34,6 +34,8 @@
 #include "base/clock.h"
 #include "base/compiler.h"
 #include "base/ctx.h"
+#include "base/fault_inject.h"
+#include "base/lock.h"
 #include "base/tlscache.h"
 #include "iommu/iommu_internal.h"
 #include "phys/phys.h"
@@ -160,16 +162,16 @@ static struct tls_cache *ring_create(struct tls_owner *o)
 		size <<= 1;
 	/* Line-aligned: the producer's and the consumer's fields are on lines of their own. */
 	len = align_up(sizeof(*r) + size * (sizeof(r->e[0]) + 1), CACHE_LINE_SIZE);
-	r = aligned_alloc(CACHE_LINE_SIZE, len);
+	r = fi_aligned_alloc(CACHE_LINE_SIZE, len);
 	if (!r)
 		return NULL;
 	memset(r, 0, len);
 	r->ends = (uint8_t *)&r->e[size];
 	r->dom = dom;
 	r->mask = size - 1;
-	pthread_mutex_lock(&dom->flush_lock);
+	mutex_lock(&dom->flush_lock);
 	list_add_tail(&dom->fq_rings, &r->link);
-	pthread_mutex_unlock(&dom->flush_lock);
+	mutex_unlock(&dom->flush_lock);
 	return &r->tc;
 }
 
@@ -211,9 +213,9 @@ int flushq_add(struct iovm_domain *dom, const struct unmapped *pieces, unsigned 
 	tc = n <= dom->flush_batch ? tls_cache_get(&fq_kind, &fq_slots, &dom->fq_owner) : NULL;
 	if (!tc) {
 		/* More ranges than a batch holds, or no memory for a ring: flushed now. */
-		pthread_mutex_lock(&dom->flush_lock);
+		mutex_lock(&dom->flush_lock);
 		flush_locked(dom, pieces, n);
-		pthread_mutex_unlock(&dom->flush_lock);
+		mutex_unlock(&dom->flush_lock);
 		return 0;
 	}
 	r = container_of(tc, struct fq_ring, tc);
@@ -261,9 +263,9 @@ void flushq_flush(struct iovm_domain *dom)
 {
 	if (!dom->fq_ready)
 		return;
-	pthread_mutex_lock(&dom->flush_lock);
+	mutex_lock(&dom->flush_lock);
 	flush_locked(dom, NULL, 0);
-	pthread_mutex_unlock(&dom->flush_lock);
+	mutex_unlock(&dom->flush_lock);
 }
 
 uint64_t flushq_deadline(struct iovm_domain *dom)
@@ -271,7 +273,7 @@ uint64_t flushq_deadline(struct iovm_domain *dom)
 	uint64_t due = UINT64_MAX;
 	struct list_node *n;
 
-	pthread_mutex_lock(&dom->flush_lock);
+	mutex_lock(&dom->flush_lock);
 	list_for_each(n, &dom->fq_rings) {
 		struct fq_ring *r = list_entry(n, struct fq_ring, link);
 
@@ -279,7 +281,7 @@ uint64_t flushq_deadline(struct iovm_domain *dom)
 		if (atomic_load_explicit(&r->tail, memory_order_acquire) != atomic_load_explicit(&r->head, memory_order_relaxed))
 			due = MIN(due, atomic_load_explicit(&r->first_ns, memory_order_relaxed) + dom->flush_timeout_ns);
 	}
-	pthread_mutex_unlock(&dom->flush_lock);
+	mutex_unlock(&dom->flush_lock);
 	return due;
 }
 
@@ -289,7 +291,7 @@ void flushq_stats(struct iovm_domain *dom, struct iovm_domain_stats *st)
 
 	if (!dom->fq_ready)
 		return;
-	pthread_mutex_lock(&dom->flush_lock);
+	mutex_lock(&dom->flush_lock);
 	st->flushes = atomic_load_explicit(&dom->flushes, memory_order_relaxed);
 	st->flushed_unmaps = atomic_load_explicit(&dom->flushed_unmaps, memory_order_relaxed);
 	st->pending_unmaps = 0;
@@ -300,7 +302,7 @@ void flushq_stats(struct iovm_domain *dom, struct iovm_domain_stats *st)
 		st->pending_unmaps += atomic_load_explicit(&r->queued_unmaps, memory_order_relaxed) -
 				      atomic_load_explicit(&r->released_unmaps, memory_order_relaxed);
 	}
-	pthread_mutex_unlock(&dom->flush_lock);
+	mutex_unlock(&dom->flush_lock);
 }
 
 void flushq_destroy(struct iovm_domain *dom)

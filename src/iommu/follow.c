@@ -18,6 +18,7 @@
 #include <iovm/mem.h>
 
 #include "base/ctx.h"
+#include "base/fault_inject.h"
 #include "base/log.h"
 #include "iommu/iommu_internal.h"
 
@@ -30,7 +31,7 @@ static _Atomic uint64_t *heap_table(struct iovm_domain *dom, const struct mem_wh
 		return t;
 	/* Made under the heap list's lock (commit events hold it): no race for a slot. */
 	pages = mem_slot_pages(dom->ctx->mem, w->page_shift);
-	t = mmap(NULL, pages * sizeof(*t), PROT_READ | PROT_WRITE,
+	t = fi_mmap(NULL, pages * sizeof(*t), PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (t == MAP_FAILED)
 		return NULL;

@@ -22,6 +22,7 @@
 #include "base/addr.h"
 #include "base/epoch.h"
 #include "base/list.h"
+#include "base/lock.h"
 #include "base/radix.h"
 #include "base/rbtree.h"
 #include "base/tlscache.h"
@@ -38,7 +39,7 @@ struct iommu_space {
 	struct epoch *epoch;       /* the context's device-side sections */
 	bool oracle;               /* option oracle=on: check every device access */
 	_Atomic uint32_t next_client_id;
-	pthread_mutex_t lock;      /* domains, the flusher */
+	struct mutex lock;      /* domains, the flusher */
 	struct list_node domains;  /* under lock */
 	pthread_cond_t flusher_cond;
 	pthread_t flusher;         /* started with the first deferred domain */
@@ -55,7 +56,7 @@ struct iommu_client {
 	struct iommu_space *is;
 	uint32_t id;
 	struct radix pasids;       /* pasid -> struct iovm_domain *; read lock-free */
-	pthread_mutex_t lock;      /* iotlbs, and writes of pasids */
+	struct mutex lock;      /* iotlbs, and writes of pasids */
 	struct list_node iotlbs;   /* under lock */
 };
 
@@ -126,7 +127,7 @@ struct shadow_range {
 };
 
 struct shadow {
-	pthread_mutex_t lock;
+	struct mutex lock;
 	struct rb_root live;      /* under lock: mapped */
 	struct rb_root pending;   /* under lock: unmapped, awaiting the flush */
 };
@@ -158,18 +159,18 @@ struct iovm_domain {
 	struct list_node child_link; /* nested domains: in parent->children, under the parent's lock */
 	bool owned;                  /* guest domains: only the guest destroys it */
 
-	pthread_mutex_t lock;     /* attachments, the fault handler */
+	struct mutex lock;     /* attachments, the fault handler */
 	struct list_node attachments; /* under lock */
 	unsigned nr_attached;     /* under lock */
 	iovm_fault_fn fault_fn;   /* under lock */
 	void *fault_arg;          /* under lock */
 
-	pthread_mutex_t fault_lock;
+	struct mutex fault_lock;
 	struct fault_ring faults;      /* under fault_lock */
 	uint64_t faults_seen, faults_dropped; /* under fault_lock */
 
 	/* Deferred invalidation (flushq.c): a ring per unmapping thread. */
-	pthread_mutex_t flush_lock;    /* flushes, and the list of rings */
+	struct mutex flush_lock;    /* flushes, and the list of rings */
 	struct list_node fq_rings;     /* under flush_lock: struct fq_ring */
 	struct tls_owner fq_owner;     /* each thread finds its ring through it */
 	bool fq_ready;                 /* fq_owner registered */

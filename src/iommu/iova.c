@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "base/compiler.h"
+#include "base/fault_inject.h"
+#include "base/lock.h"
 #include "iommu/iova.h"
 
 struct iova_tcache {
@@ -50,14 +52,14 @@ static void mag_drain(struct iova_alloc *a, struct iova_mag *m, unsigned order)
 
 static struct tls_cache *tcache_create(struct tls_owner *o)
 {
-	struct iova_tcache *t = calloc(1, sizeof(*t));
+	struct iova_tcache *t = fi_calloc(1, sizeof(*t));
 
 	(void)o;
 	if (!t)
 		return NULL;
 	for (unsigned k = 0; k < IOVA_CACHE_ORDERS; k++) {
-		t->loaded[k] = calloc(1, sizeof(struct iova_mag));
-		t->prev[k] = calloc(1, sizeof(struct iova_mag));
+		t->loaded[k] = fi_calloc(1, sizeof(struct iova_mag));
+		t->prev[k] = fi_calloc(1, sizeof(struct iova_mag));
 		if (!t->loaded[k] || !t->prev[k]) {
 			for (unsigned j = 0; j <= k; j++) {
 				free(t->loaded[j]);
@@ -87,12 +89,12 @@ static void tcache_retire(struct tls_owner *o, struct tls_cache *c)
 	struct iova_tcache *t = container_of(c, struct iova_tcache, base);
 	struct iova_alloc *a = alloc_of(o);
 
-	pthread_mutex_lock(&a->lock);
+	mutex_lock(&a->lock);
 	for (unsigned k = 0; k < IOVA_CACHE_ORDERS; k++) {
 		mag_drain(a, t->loaded[k], k);
 		mag_drain(a, t->prev[k], k);
 	}
-	pthread_mutex_unlock(&a->lock);
+	mutex_unlock(&a->lock);
 	atomic_fetch_add_explicit(&a->cache_hits, atomic_load_explicit(&t->hits, memory_order_relaxed),
 				  memory_order_relaxed);
 	tcache_discard(c);
@@ -106,7 +108,7 @@ int iova_init(struct iova_alloc *a, uint64_t base, uint64_t limit, const struct 
 	if (!is_aligned(base | limit, SZ_4K) || limit <= base)
 		return -EINVAL;
 	memset(a, 0, sizeof(*a));
-	pthread_mutex_init(&a->lock, NULL);
+	mutex_init(&a->lock);
 	ra_init(&a->tree);
 	a->base_pfn = base >> 12;
 	a->limit_pfn = limit >> 12;
@@ -120,7 +122,7 @@ int iova_init(struct iova_alloc *a, uint64_t base, uint64_t limit, const struct 
 	}
 	if (ret) {
 		ra_destroy(&a->tree);
-		pthread_mutex_destroy(&a->lock);
+		mutex_destroy(&a->lock);
 		return ret;
 	}
 	a->owner.create = tcache_create;
@@ -137,7 +139,7 @@ void iova_destroy(struct iova_alloc *a)
 		for (unsigned i = 0; i < a->depot_nr[k]; i++)
 			free(a->depot[k][i]);
 	ra_destroy(&a->tree);
-	pthread_mutex_destroy(&a->lock);
+	mutex_destroy(&a->lock);
 }
 
 /* The magazine order of a request, or -1 when magazines do not serve it. */
@@ -181,20 +183,20 @@ int iova_alloc(struct iova_alloc *a, uint64_t npages, uint64_t align, uint64_t *
 			return 0;
 		}
 	}
-	pthread_mutex_lock(&a->lock);
+	mutex_lock(&a->lock);
 	if (t && a->depot_nr[order]) {
 		/* A full magazine from the depot for the empty loaded one. */
 		struct iova_mag *full = a->depot[order][--a->depot_nr[order]];
 
 		free(t->loaded[order]);
 		t->loaded[order] = full;
-		pthread_mutex_unlock(&a->lock);
+		mutex_unlock(&a->lock);
 		*pfn = full->pfns[--full->size];
 		return 0;
 	}
 	/* Cached sizes come out size-aligned, so that any magazine entry suits any request. */
 	ret = tree_alloc(a, npages, order >= 0 ? npages : MAX(align, 1), pfn);
-	pthread_mutex_unlock(&a->lock);
+	mutex_unlock(&a->lock);
 	if (!ret)
 		atomic_fetch_add_explicit(&a->allocated, npages, memory_order_relaxed);
 	return ret;
@@ -226,26 +228,26 @@ int iova_free(struct iova_alloc *a, uint64_t pfn, uint64_t npages)
 			return 0;
 		}
 		/* Both full: the loaded one goes to the depot, or back to the tree. */
-		pthread_mutex_lock(&a->lock);
+		mutex_lock(&a->lock);
 		if (a->depot_nr[order] < IOVA_DEPOT_MAX) {
-			struct iova_mag *empty = calloc(1, sizeof(*empty));
+			struct iova_mag *empty = fi_calloc(1, sizeof(*empty));
 
 			if (empty) {
 				a->depot[order][a->depot_nr[order]++] = m;
 				t->loaded[order] = empty;
-				pthread_mutex_unlock(&a->lock);
+				mutex_unlock(&a->lock);
 				empty->pfns[empty->size++] = pfn;
 				return 0;
 			}
 		}
 		mag_drain(a, m, (unsigned)order);
 		m->pfns[m->size++] = pfn;
-		pthread_mutex_unlock(&a->lock);
+		mutex_unlock(&a->lock);
 		return 0;
 	}
-	pthread_mutex_lock(&a->lock);
+	mutex_lock(&a->lock);
 	ret = ra_free(&a->tree, pfn, npages);
-	pthread_mutex_unlock(&a->lock);
+	mutex_unlock(&a->lock);
 	if (!ret)
 		atomic_fetch_sub_explicit(&a->allocated, npages, memory_order_relaxed);
 	return ret;
@@ -257,9 +259,9 @@ int iova_reserve(struct iova_alloc *a, uint64_t pfn, uint64_t npages)
 
 	if (!npages || pfn < a->base_pfn || pfn + npages > a->limit_pfn || pfn + npages < pfn)
 		return -EINVAL;
-	pthread_mutex_lock(&a->lock);
+	mutex_lock(&a->lock);
 	ret = ra_reserve(&a->tree, pfn, npages);
-	pthread_mutex_unlock(&a->lock);
+	mutex_unlock(&a->lock);
 	if (!ret)
 		atomic_fetch_add_explicit(&a->allocated, npages, memory_order_relaxed);
 	return ret;
@@ -287,14 +289,14 @@ void iova_stats(struct iova_alloc *a, struct iova_stats *st)
 	tls_owner_for_each(&a->owner, count_cached, &count);
 	cached = count.pages;
 	st->cache_hits = count.hits + atomic_load_explicit(&a->cache_hits, memory_order_relaxed);
-	pthread_mutex_lock(&a->lock);
+	mutex_lock(&a->lock);
 	for (unsigned k = 0; k < IOVA_CACHE_ORDERS; k++)
 		for (unsigned i = 0; i < a->depot_nr[k]; i++)
 			cached += a->depot[k][i]->size << k;
 	st->free = a->tree.free_len;
 	st->largest = ra_largest(&a->tree);
 	st->gaps = a->tree.nr_ranges;
-	pthread_mutex_unlock(&a->lock);
+	mutex_unlock(&a->lock);
 	st->cached = cached;
 	/* Pages in magazines came out of the tree but are not handed out. */
 	st->allocated = atomic_load_explicit(&a->allocated, memory_order_relaxed);

@@ -20,6 +20,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "base/lock.h"
 #include "base/range_alloc.h"
 #include "base/tlscache.h"
 
@@ -40,7 +41,7 @@ struct iova_range {
 };
 
 struct iova_alloc {
-	pthread_mutex_t lock;          /* the tree and the depots */
+	struct mutex lock;          /* the tree and the depots */
 	struct range_alloc tree;       /* under lock: free IOVA pages (page frame numbers) */
 	uint64_t base_pfn, limit_pfn;  /* [base, limit): the allocatable window */
 	struct iova_mag *depot[IOVA_CACHE_ORDERS][IOVA_DEPOT_MAX]; /* under lock: full magazines */

@@ -28,6 +28,8 @@
 #include "base/compiler.h"
 #include "base/ctx.h"
 #include "base/error.h"
+#include "base/fault_inject.h"
+#include "base/lock.h"
 #include "base/log.h"
 #include "iommu/iommu_internal.h"
 #include "phys/phys.h"
@@ -162,7 +164,7 @@ void mirror_unmap_pieces(struct iovm_domain *dom, const struct unmapped *p, unsi
 
 	if (!dom->mirror || !n)
 		return;
-	s = malloc(n * sizeof(*s));
+	s = fi_malloc(n * sizeof(*s));
 	if (!s) {
 		/* Unmapped all the same, a call each. */
 		for (unsigned i = 0; i < n; i++)
@@ -209,7 +211,7 @@ static int note_reserved(struct iovm_domain *dom, uint64_t start, uint64_t end)
 {
 	if (dom->nr_mirror_reserved == dom->cap_mirror_reserved) {
 		unsigned cap = dom->cap_mirror_reserved ? 2 * dom->cap_mirror_reserved : 8;
-		struct iova_range *r = realloc(dom->mirror_reserved, cap * sizeof(*r));
+		struct iova_range *r = fi_realloc(dom->mirror_reserved, cap * sizeof(*r));
 
 		if (!r)
 			return -ENOMEM;
@@ -284,19 +286,19 @@ int iommu_domain_mirror(struct iovm_domain *dom, const struct iommu_mirror_ops *
 	}
 	/* Ranges queued for a deferred flush before now were never the mirror's. */
 	flushq_flush(dom);
-	pthread_mutex_lock(&dom->flush_lock);
+	mutex_lock(&dom->flush_lock);
 	dom->mirror = ops;
 	dom->mirror_arg = arg;
-	pthread_mutex_unlock(&dom->flush_lock);
+	mutex_unlock(&dom->flush_lock);
 	ret = pt_for_each(&dom->pt, replay_one, &r);
 	if (!ret)
 		ret = mirror_batch_end(dom, &r.batch);
 	if (ret) {
 		mirror_batch_undo(dom, &r.batch);
-		pthread_mutex_lock(&dom->flush_lock);
+		mutex_lock(&dom->flush_lock);
 		dom->mirror = NULL;
 		dom->mirror_arg = NULL;
-		pthread_mutex_unlock(&dom->flush_lock);
+		mutex_unlock(&dom->flush_lock);
 		unreserve(dom);
 	}
 	return ret;
@@ -308,9 +310,9 @@ void iommu_domain_unmirror(struct iovm_domain *dom)
 		return;
 	/* What a deferred unmap left to the flush goes from the mirror first; the flusher may be at it. */
 	flushq_flush(dom);
-	pthread_mutex_lock(&dom->flush_lock);
+	mutex_lock(&dom->flush_lock);
 	dom->mirror = NULL;
 	dom->mirror_arg = NULL;
-	pthread_mutex_unlock(&dom->flush_lock);
+	mutex_unlock(&dom->flush_lock);
 	unreserve(dom);
 }

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/fault_inject.h"
+#include "base/lock.h"
 #include "iommu/pgtable.h"
 
 static _Atomic iopte_t *table_of(iopte_t pte)
@@ -42,7 +44,7 @@ static unsigned prot_of(iopte_t pte)
 
 static _Atomic iopte_t *table_alloc(struct io_pgtable *pt)
 {
-	void *t = aligned_alloc(4096, 4096);
+	void *t = fi_aligned_alloc(4096, 4096);
 
 	if (!t)
 		return NULL;
@@ -60,16 +62,16 @@ static void table_free(struct io_pgtable *pt, _Atomic iopte_t *t)
 /* Detached: freed by pt_reclaim() after a grace period. */
 static void table_retire(struct io_pgtable *pt, _Atomic iopte_t *t)
 {
-	pthread_mutex_lock(&pt->retired_lock);
+	mutex_lock(&pt->retired_lock);
 	*(void **)t = pt->retired;
 	pt->retired = (void *)t;
-	pthread_mutex_unlock(&pt->retired_lock);
+	mutex_unlock(&pt->retired_lock);
 }
 
 int pt_init(struct io_pgtable *pt)
 {
 	memset(pt, 0, sizeof(*pt));
-	pthread_mutex_init(&pt->retired_lock, NULL);
+	mutex_init(&pt->retired_lock);
 	pt->root = table_alloc(pt);
 	return pt->root ? 0 : -ENOMEM;
 }
@@ -89,10 +91,10 @@ void pt_reclaim(struct io_pgtable *pt)
 {
 	void *t;
 
-	pthread_mutex_lock(&pt->retired_lock);
+	mutex_lock(&pt->retired_lock);
 	t = pt->retired;
 	pt->retired = NULL;
-	pthread_mutex_unlock(&pt->retired_lock);
+	mutex_unlock(&pt->retired_lock);
 	while (t) {
 		void *next = *(void **)t;
 
@@ -107,7 +109,7 @@ void pt_destroy(struct io_pgtable *pt)
 		free_subtree(pt, pt->root, PT_LEVELS - 1);
 	pt->root = NULL;
 	pt_reclaim(pt);
-	pthread_mutex_destroy(&pt->retired_lock);
+	mutex_destroy(&pt->retired_lock);
 }
 
 /*

@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "base/compiler.h"
+#include "base/lock.h"
 
 typedef uint64_t iopte_t;
 
@@ -63,7 +64,7 @@ struct io_pgtable {
 	_Atomic uint64_t nr_tables __cacheline_aligned;
 	_Atomic uint64_t leaves[3]; /* 4 KiB, 2 MiB, 1 GiB leaves mapped */
 	_Atomic uint64_t splits;    /* huge leaves split by partial unmaps */
-	pthread_mutex_t retired_lock;
+	struct mutex retired_lock;
 	void *retired;              /* under retired_lock: detached tables, linked through word 0 */
 };
 

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 
 #include "base/ctx.h"
+#include "base/fault_inject.h"
+#include "base/lock.h"
 #include "base/log.h"
 #include "iommu/iommu_internal.h"
 #include "phys/phys.h"
@@ -26,7 +28,7 @@
 
 void shadow_init(struct shadow *s)
 {
-	pthread_mutex_init(&s->lock, NULL);
+	mutex_init(&s->lock);
 	rb_root_init(&s->live, NULL);
 	rb_root_init(&s->pending, NULL);
 }
@@ -45,7 +47,7 @@ void shadow_destroy(struct shadow *s)
 {
 	drop_all(&s->live);
 	drop_all(&s->pending);
-	pthread_mutex_destroy(&s->lock);
+	mutex_destroy(&s->lock);
 }
 
 /* The range with the largest start <= @iova. */
@@ -75,7 +77,7 @@ static struct shadow_range *containing(struct rb_root *t, uint64_t iova)
 static void insert(struct rb_root *t, uint64_t iova, uint64_t len, uint64_t pa, uint32_t prot)
 {
 	struct rb_node **link = &t->root, *parent = NULL;
-	struct shadow_range *r = malloc(sizeof(*r));
+	struct shadow_range *r = fi_malloc(sizeof(*r));
 
 	if (!r)
 		return; /* the oracle then reports accesses here: loud, not wrong */
@@ -157,12 +159,12 @@ static bool map_begin(struct iovm_domain *dom, const struct pieces *p)
 
 	if (!dom->is->oracle)
 		return true;
-	pthread_mutex_lock(&s->lock);
+	mutex_lock(&s->lock);
 	r = find_le(&s->live, end - 1);
 	clear = !r || r->iova + r->len <= p->iova;
 	if (clear)
 		insert_pieces(s, p);
-	pthread_mutex_unlock(&s->lock);
+	mutex_unlock(&s->lock);
 	return clear;
 }
 
@@ -172,14 +174,14 @@ static void map_end(struct iovm_domain *dom, const struct pieces *p, bool begun,
 
 	if (!dom->is->oracle || begun == mapped)
 		return;
-	pthread_mutex_lock(&s->lock);
+	mutex_lock(&s->lock);
 	/* Begun and not mapped: it never was. Mapped, not begun: over a live mapping, which it replaces. */
 	carve(&s->live, p->iova, p->n << 12);
 	if (mapped) {
 		violation(dom, "mapped over a live mapping", p->iova, p->pas ? p->pas[0] : p->pa);
 		insert_pieces(s, p);
 	}
-	pthread_mutex_unlock(&s->lock);
+	mutex_unlock(&s->lock);
 }
 
 bool shadow_map_begin(struct iovm_domain *dom, uint64_t iova, uint64_t len, uint64_t pa, uint32_t prot)
@@ -213,7 +215,7 @@ void shadow_unmap(struct iovm_domain *dom, const struct unmapped *p, bool pendin
 
 	if (!dom->is->oracle)
 		return;
-	pthread_mutex_lock(&s->lock);
+	mutex_lock(&s->lock);
 	r = containing(&s->live, p->iova);
 	if (!r || r->pa + (p->iova - r->iova) != p->pa)
 		violation(dom, "unmapped what the shadow does not map", p->iova, p->pa);
@@ -225,7 +227,7 @@ void shadow_unmap(struct iovm_domain *dom, const struct unmapped *p, bool pendin
 		carve(&s->pending, p->iova, p->len);
 		insert(&s->pending, p->iova, p->len, p->pa, prot);
 	}
-	pthread_mutex_unlock(&s->lock);
+	mutex_unlock(&s->lock);
 }
 
 void shadow_flushed(struct iovm_domain *dom, const struct unmapped *p)
@@ -234,9 +236,9 @@ void shadow_flushed(struct iovm_domain *dom, const struct unmapped *p)
 
 	if (!dom->is->oracle)
 		return;
-	pthread_mutex_lock(&s->lock);
+	mutex_lock(&s->lock);
 	carve(&s->pending, p->iova, p->len);
-	pthread_mutex_unlock(&s->lock);
+	mutex_unlock(&s->lock);
 }
 
 int shadow_lookup(struct iovm_domain *dom, uint64_t iova, uint64_t *pa)
@@ -245,13 +247,13 @@ int shadow_lookup(struct iovm_domain *dom, uint64_t iova, uint64_t *pa)
 	struct shadow_range *r;
 	int ret = -ENOENT;
 
-	pthread_mutex_lock(&s->lock);
+	mutex_lock(&s->lock);
 	r = containing(&s->live, iova);
 	if (r) {
 		*pa = r->pa + (iova - r->iova);
 		ret = 0;
 	}
-	pthread_mutex_unlock(&s->lock);
+	mutex_unlock(&s->lock);
 	return ret;
 }
 
@@ -262,7 +264,7 @@ void shadow_check(struct iovm_domain *dom, uint64_t iova, uint64_t len, uint64_t
 	unsigned prot = (access & 1 ? PT_PROT_READ : 0) | (access & 2 ? PT_PROT_WRITE : 0);
 
 	atomic_fetch_add_explicit(&dom->oracle_checks, 1, memory_order_relaxed);
-	pthread_mutex_lock(&s->lock);
+	mutex_lock(&s->lock);
 	r = containing(&s->live, iova);
 	if (r) {
 		if (r->pa + (iova - r->iova) != pa)
@@ -271,11 +273,11 @@ void shadow_check(struct iovm_domain *dom, uint64_t iova, uint64_t len, uint64_t
 			violation(dom, "access the mapping does not permit", iova, pa);
 		else if (iova + len > r->iova + r->len && !containing(&s->live, r->iova + r->len))
 			violation(dom, "translation reaches past the mapping", iova, pa);
-		pthread_mutex_unlock(&s->lock);
+		mutex_unlock(&s->lock);
 		return;
 	}
 	r = containing(&s->pending, iova);
-	pthread_mutex_unlock(&s->lock);
+	mutex_unlock(&s->lock);
 	if (!r) {
 		violation(dom, "access to an IOVA that is not mapped", iova, pa);
 		return;

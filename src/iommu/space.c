@@ -8,6 +8,8 @@
 #include <time.h>
 
 #include "base/clock.h"
+#include "base/fault_inject.h"
+#include "base/lock.h"
 #include "base/log.h"
 #include "iommu/iommu_internal.h"
 
@@ -16,7 +18,7 @@
 
 int iommu_create(struct iovm_ctx *ctx, struct epoch *epoch, bool oracle, struct iommu_space **out)
 {
-	struct iommu_space *is = calloc(1, sizeof(*is));
+	struct iommu_space *is = fi_calloc(1, sizeof(*is));
 	pthread_condattr_t ca;
 
 	if (!is)
@@ -24,7 +26,7 @@ int iommu_create(struct iovm_ctx *ctx, struct epoch *epoch, bool oracle, struct 
 	is->ctx = ctx;
 	is->oracle = oracle;
 	is->epoch = epoch;
-	pthread_mutex_init(&is->lock, NULL);
+	mutex_init(&is->lock);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&is->flusher_cond, &ca);
@@ -70,7 +72,7 @@ static void *flusher_main(void *arg)
 {
 	struct iommu_space *is = arg;
 
-	pthread_mutex_lock(&is->lock);
+	mutex_lock(&is->lock);
 	while (!is->flusher_stop) {
 		uint64_t now = clock_now_ns(), next = now + FLUSHER_IDLE_NS;
 		struct timespec ts;
@@ -84,23 +86,23 @@ static void *flusher_main(void *arg)
 		}
 		ts.tv_sec = (time_t)(next / 1000000000u);
 		ts.tv_nsec = (long)(next % 1000000000u);
-		pthread_cond_timedwait(&is->flusher_cond, &is->lock, &ts);
+		cond_timedwait(&is->flusher_cond, &is->lock, &ts);
 	}
-	pthread_mutex_unlock(&is->lock);
+	mutex_unlock(&is->lock);
 	return NULL;
 }
 
 void flusher_kick(struct iommu_space *is)
 {
-	pthread_mutex_lock(&is->lock);
+	mutex_lock(&is->lock);
 	if (!is->flusher_running && !is->flusher_stop) {
-		if (pthread_create(&is->flusher, NULL, flusher_main, is) == 0)
+		if (fi_pthread_create(&is->flusher, NULL, flusher_main, is) == 0)
 			is->flusher_running = true;
 		else
 			log_warn("cannot start the IOMMU flusher: deferred flushes wait for the batch");
 	}
 	pthread_cond_signal(&is->flusher_cond);
-	pthread_mutex_unlock(&is->lock);
+	mutex_unlock(&is->lock);
 }
 
 void iommu_destroy(struct iommu_space *is)
@@ -110,11 +112,11 @@ void iommu_destroy(struct iommu_space *is)
 
 	if (!is)
 		return;
-	pthread_mutex_lock(&is->lock);
+	mutex_lock(&is->lock);
 	is->flusher_stop = true;
 	running = is->flusher_running;
 	pthread_cond_signal(&is->flusher_cond);
-	pthread_mutex_unlock(&is->lock);
+	mutex_unlock(&is->lock);
 	if (running)
 		pthread_join(is->flusher, NULL);
 	/* Nested domains first: a stage 2 goes only once nothing sits over it. */
@@ -130,6 +132,6 @@ void iommu_destroy(struct iommu_space *is)
 		}
 	}
 	pthread_cond_destroy(&is->flusher_cond);
-	pthread_mutex_destroy(&is->lock);
+	mutex_destroy(&is->lock);
 	free(is);
 }

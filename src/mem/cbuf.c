@@ -34,6 +34,8 @@
 
 #include "base/ctx.h"
 #include "base/error.h"
+#include "base/fault_inject.h"
+#include "base/lock.h"
 #include "base/log.h"
 #include "mem/mem.h"
 #include "mem/mem_internal.h"
@@ -77,7 +79,7 @@ int cbuf_space_init(struct mem_space *ms)
 
 	if (ret)
 		return ret;
-	pthread_mutex_init(&ms->cbuf_lock, NULL);
+	mutex_init(&ms->cbuf_lock);
 	list_init(&ms->cbufs);
 	return 0;
 }
@@ -93,7 +95,7 @@ void cbuf_space_destroy(struct mem_space *ms)
 		cbuf_release(cb);
 	}
 	radix_destroy(&ms->nc_pages);
-	pthread_mutex_destroy(&ms->cbuf_lock);
+	mutex_destroy(&ms->cbuf_lock);
 }
 
 /* Give back what a buffer holds (it is off the list and out of the registry). */
@@ -138,15 +140,15 @@ IOVM_API int iovm_cbuf_alloc(struct iovm_ctx *ctx, size_t size, uint32_t flags, 
 	if (!ctx || !out || !size || (flags & ~CBUF_FLAGS) || size > (size_t)CBUF_MAX_PAGES << 12)
 		return -EINVAL;
 	ms = ctx->mem;
-	cb = calloc(1, sizeof(*cb));
+	cb = fi_calloc(1, sizeof(*cb));
 	if (!cb)
 		return -ENOMEM;
 	cb->ms = ms;
 	cb->flags = flags;
 	cb->size = align_up(size, SZ_4K);
 	cb->nr_pages = (unsigned)(cb->size >> 12);
-	cb->pages = malloc(cb->nr_pages * sizeof(*cb->pages));
-	cb->mem = calloc(cb->nr_pages, sizeof(*cb->mem));
+	cb->pages = fi_malloc(cb->nr_pages * sizeof(*cb->pages));
+	cb->mem = fi_calloc(cb->nr_pages, sizeof(*cb->mem));
 	ret = -ENOMEM;
 	if (!cb->pages || !cb->mem)
 		goto release;
@@ -169,12 +171,12 @@ IOVM_API int iovm_cbuf_alloc(struct iovm_ctx *ctx, size_t size, uint32_t flags, 
 	}
 	if (flags & IOVM_CBUF_NONCOHERENT) {
 		/* The CPU's cache: its own memory, in step with the frames (zeroes) to begin with. */
-		cb->va = mmap(NULL, cb->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		cb->va = fi_mmap(NULL, cb->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (cb->va == MAP_FAILED) {
 			cb->va = NULL;
 			goto release;
 		}
-		cb->lines = malloc((size_t)cb->nr_pages * LINES_PER_PAGE);
+		cb->lines = fi_malloc((size_t)cb->nr_pages * LINES_PER_PAGE);
 		if (!cb->lines)
 			goto release;
 		/* As Linux's dma_alloc_noncoherent(): the device owns it until the CPU syncs. */
@@ -190,13 +192,13 @@ IOVM_API int iovm_cbuf_alloc(struct iovm_ctx *ctx, size_t size, uint32_t flags, 
 				goto release;
 		}
 	}
-	pthread_mutex_lock(&ms->cbuf_lock);
+	mutex_lock(&ms->cbuf_lock);
 	ret = flags & IOVM_CBUF_NONCOHERENT ? nc_register(ms, cb, cb) : 0;
 	if (!ret)
 		list_add_tail(&ms->cbufs, &cb->link);
 	else
 		nc_register(ms, cb, NULL);
-	pthread_mutex_unlock(&ms->cbuf_lock);
+	mutex_unlock(&ms->cbuf_lock);
 	if (ret)
 		goto release;
 	*out = cb;
@@ -215,11 +217,11 @@ IOVM_API int iovm_cbuf_free(struct iovm_cbuf *cb)
 	if (!cb)
 		return -EINVAL;
 	ms = cb->ms;
-	pthread_mutex_lock(&ms->cbuf_lock);
+	mutex_lock(&ms->cbuf_lock);
 	list_del(&cb->link);
 	if (cb->flags & IOVM_CBUF_NONCOHERENT)
 		nc_register(ms, cb, NULL); /* cannot fail: the pages' tables exist */
-	pthread_mutex_unlock(&ms->cbuf_lock);
+	mutex_unlock(&ms->cbuf_lock);
 	cbuf_release(cb);
 	return 0;
 }
@@ -250,7 +252,7 @@ static struct iovm_cbuf *cbuf_find(struct mem_space *ms, const void *ptr, size_t
 	struct iovm_cbuf *found = NULL;
 	struct list_node *n;
 
-	pthread_mutex_lock(&ms->cbuf_lock);
+	mutex_lock(&ms->cbuf_lock);
 	list_for_each(n, &ms->cbufs) {
 		struct iovm_cbuf *cb = list_entry(n, struct iovm_cbuf, link);
 
@@ -260,7 +262,7 @@ static struct iovm_cbuf *cbuf_find(struct mem_space *ms, const void *ptr, size_t
 			break;
 		}
 	}
-	pthread_mutex_unlock(&ms->cbuf_lock);
+	mutex_unlock(&ms->cbuf_lock);
 	return found;
 }
 

@@ -15,6 +15,8 @@
 
 #include "base/ctx.h"
 #include "base/error.h"
+#include "base/fault_inject.h"
+#include "base/lock.h"
 #include "mem/mem_internal.h"
 
 static __thread unsigned cb_depth __tls_ie;
@@ -81,9 +83,9 @@ static void lock_all(struct mem_space *ms, bool lock)
 		if (!sl)
 			continue;
 		if (lock)
-			pthread_mutex_lock(&sl->lock);
+			mutex_lock(&sl->lock);
 		else
-			pthread_mutex_unlock(&sl->lock);
+			mutex_unlock(&sl->lock);
 	}
 }
 
@@ -145,13 +147,13 @@ IOVM_API int iovm_mem_event_subscribe(struct iovm_ctx *ctx, iovm_mem_event_fn fn
 	if (event_in_callback())
 		return -EDEADLK;
 	ms = ctx->mem;
-	sub = calloc(1, sizeof(*sub));
+	sub = fi_calloc(1, sizeof(*sub));
 	if (!sub)
 		return -ENOMEM;
 	sub->fn = fn;
 	sub->arg = arg;
 
-	pthread_mutex_lock(&ms->lock);
+	mutex_lock(&ms->lock);
 	lock_all(ms, true);
 	ret = replay(ms, sub, IOVM_MEM_EVENT_COMMIT, MEM_MAX_LISTS, 0, &fail_list, &fail_page);
 	if (ret) {
@@ -162,7 +164,7 @@ IOVM_API int iovm_mem_event_subscribe(struct iovm_ctx *ctx, iovm_mem_event_fn fn
 		list_add_tail(&ms->subs, &sub->link);
 	}
 	lock_all(ms, false);
-	pthread_mutex_unlock(&ms->lock);
+	mutex_unlock(&ms->lock);
 	if (sub)
 		*out = (struct iovm_mem_sub *)sub;
 	return ret;
@@ -181,7 +183,7 @@ IOVM_API int iovm_mem_event_unsubscribe(struct iovm_ctx *ctx, struct iovm_mem_su
 	if (event_in_callback())
 		return -EDEADLK;
 	ms = ctx->mem;
-	pthread_mutex_lock(&ms->lock);
+	mutex_lock(&ms->lock);
 	lock_all(ms, true);
 	list_for_each(n, &ms->subs) {
 		if (n == &sub->link) {
@@ -191,7 +193,7 @@ IOVM_API int iovm_mem_event_unsubscribe(struct iovm_ctx *ctx, struct iovm_mem_su
 		}
 	}
 	lock_all(ms, false);
-	pthread_mutex_unlock(&ms->lock);
+	mutex_unlock(&ms->lock);
 	if (!ret)
 		free(sub);
 	return ret;

@@ -29,6 +29,7 @@
 #include "base/addr.h"
 #include "base/compiler.h"
 #include "base/list.h"
+#include "base/lock.h"
 #include "base/radix.h"
 #include "base/range_alloc.h"
 #include "base/tlscache.h"
@@ -107,7 +108,7 @@ struct mem_slab {
 };
 
 struct mem_class {
-	pthread_mutex_t lock;
+	struct mutex lock;
 	uint32_t size;
 	uint32_t slab_size;
 	uint32_t nobj;          /* objects per slab */
@@ -142,7 +143,7 @@ struct mem_seglist {
 	struct mem_xlate *xlate;  /* lock-free: per page */
 	_Atomic uintptr_t *units; /* lock-free: per unit, slab or run */
 
-	pthread_mutex_t lock;
+	struct mutex lock;
 	struct range_alloc free_units; /* under lock: free VA, in units */
 	struct mem_page *pages;        /* under lock */
 	uint64_t *dirty;               /* under lock: a bit per unit handed out since it was zero */
@@ -191,13 +192,13 @@ struct mem_space {
 	unsigned default_node_slot;
 	uint64_t release_delay_ns;
 
-	pthread_mutex_t lock;    /* list creation; subs (with every list lock) */
+	struct mutex lock;    /* list creation; subs (with every list lock) */
 	struct list_node subs;
 
-	pthread_mutex_t rev_lock; /* table allocation of rev */
+	struct mutex rev_lock; /* table allocation of rev */
 	struct radix rev[MEM_NR_PSZ]; /* lock-free: pa >> page_shift -> VA of the page */
 
-	pthread_mutex_t zone_lock;
+	struct mutex zone_lock;
 	struct list_node zones;  /* under zone_lock */
 	unsigned nr_zones;       /* under zone_lock */
 
@@ -207,7 +208,7 @@ struct mem_space {
 	_Atomic uint64_t zeroed, zero_known; /* bytes: zeroing done and zeroing spared */
 
 	/* Common buffers (cbuf.c). */
-	pthread_mutex_t cbuf_lock;
+	struct mutex cbuf_lock;
 	struct list_node cbufs;     /* under cbuf_lock */
 	struct radix nc_pages;      /* pa >> 12 -> struct nc_page; written under cbuf_lock, read lock-free */
 	_Atomic uint64_t sync_errors; /* the oracle's: missing or misplaced syncs */

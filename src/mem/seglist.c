@@ -26,6 +26,8 @@
 
 #include "base/clock.h"
 #include "base/error.h"
+#include "base/fault_inject.h"
+#include "base/lock.h"
 #include "base/log.h"
 #include "mem/mem_internal.h"
 #include "os/vaspace.h"
@@ -52,7 +54,7 @@ static uint64_t units_per_page(const struct mem_seglist *sl)
 
 static void *map_array(uint64_t n, size_t elem)
 {
-	void *p = mmap(NULL, n * elem, PROT_READ | PROT_WRITE,
+	void *p = fi_mmap(NULL, n * elem, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 
 	return p == MAP_FAILED ? NULL : p;
@@ -201,7 +203,7 @@ static void decommit_pages(struct mem_seglist *sl, uint64_t page, uint64_t n)
 {
 	uint8_t *va = page_va(sl, page);
 	uint64_t len = n << sl->page_shift;
-	bool zero_small[64], *zero = n <= 64 ? zero_small : malloc(n * sizeof(*zero));
+	bool zero_small[64], *zero = n <= 64 ? zero_small : fi_malloc(n * sizeof(*zero));
 
 	event_notify_release(sl, va, len);
 	for (uint64_t i = 0; i < n; i++) {
@@ -407,7 +409,7 @@ int run_alloc(struct mem_seglist *sl, const struct mem_req *req, bool allow_grow
 		return -ENOMEM;
 	q.len = units;
 
-	pthread_mutex_lock(&sl->lock);
+	mutex_lock(&sl->lock);
 	if (ra_alloc(&sl->free_units, &q, &first)) {
 		ret = -ENOMEM;
 		goto unlock;
@@ -442,7 +444,7 @@ int run_alloc(struct mem_seglist *sl, const struct mem_req *req, bool allow_grow
 	atomic_store_explicit(&sl->units[first], unit_run(units), memory_order_release);
 	*out = sl->base + (first << MEM_UNIT_SHIFT);
 unlock:
-	pthread_mutex_unlock(&sl->lock);
+	mutex_unlock(&sl->lock);
 	return ret;
 }
 
@@ -474,7 +476,7 @@ int run_free(struct mem_seglist *sl, void *ptr)
 	uint64_t unit, n, now;
 	int ret;
 
-	pthread_mutex_lock(&sl->lock);
+	mutex_lock(&sl->lock);
 	/* Looked up under the lock: two threads freeing the same run cannot both pass. */
 	ret = run_lookup(sl, ptr, &unit, &n);
 	if (ret)
@@ -489,7 +491,7 @@ int run_free(struct mem_seglist *sl, void *ptr)
 	sl->used_units -= n;
 	maybe_trim(sl, now);
 unlock:
-	pthread_mutex_unlock(&sl->lock);
+	mutex_unlock(&sl->lock);
 	return ret;
 }
 
@@ -507,7 +509,7 @@ int run_resize(struct mem_seglist *sl, void *ptr, uint64_t size)
 
 	if (!want)
 		return -EINVAL;
-	pthread_mutex_lock(&sl->lock);
+	mutex_lock(&sl->lock);
 	ret = run_lookup(sl, ptr, &unit, &n);
 	if (ret || want == n)
 		goto unlock;
@@ -542,7 +544,7 @@ int run_resize(struct mem_seglist *sl, void *ptr, uint64_t size)
 	}
 	atomic_store_explicit(&sl->units[unit], unit_run(want), memory_order_release);
 unlock:
-	pthread_mutex_unlock(&sl->lock);
+	mutex_unlock(&sl->lock);
 	return ret;
 }
 
@@ -579,9 +581,9 @@ uint64_t seglist_trim(struct mem_seglist *sl, bool all)
 {
 	uint64_t released;
 
-	pthread_mutex_lock(&sl->lock);
+	mutex_lock(&sl->lock);
 	released = seglist_trim_locked(sl, all, true);
-	pthread_mutex_unlock(&sl->lock);
+	mutex_unlock(&sl->lock);
 	return released;
 }
 
@@ -598,7 +600,7 @@ int seglist_create(struct mem_space *ms, unsigned psz_idx, unsigned node_slot,
 	struct mem_seglist *sl;
 	int ret;
 
-	sl = aligned_alloc(CACHE_LINE_SIZE, align_up(sizeof(*sl), CACHE_LINE_SIZE));
+	sl = fi_aligned_alloc(CACHE_LINE_SIZE, align_up(sizeof(*sl), CACHE_LINE_SIZE));
 	if (!sl)
 		return -ENOMEM;
 	memset(sl, 0, sizeof(*sl));
@@ -643,7 +645,7 @@ int seglist_create(struct mem_space *ms, unsigned psz_idx, unsigned node_slot,
 	ret = ra_free(&sl->free_units, 0, sl->nunits);
 	if (ret)
 		goto unmap_dirty;
-	pthread_mutex_init(&sl->lock, NULL);
+	mutex_init(&sl->lock);
 	*out = sl;
 	return 0;
 
@@ -665,12 +667,12 @@ void seglist_destroy(struct mem_seglist *sl)
 {
 	slab_destroy_all(sl);
 	for (unsigned c = 0; c < MEM_NR_CLASSES; c++)
-		pthread_mutex_destroy(&sl->classes[c].lock);
+		mutex_destroy(&sl->classes[c].lock);
 	munmap(sl->dirty, sl->nunits / 64 * sizeof(*sl->dirty));
 	munmap((void *)sl->units, sl->nunits * sizeof(*sl->units));
 	munmap(sl->pages, sl->npages * sizeof(*sl->pages));
 	munmap(sl->xlate, sl->npages * sizeof(*sl->xlate));
 	ra_destroy(&sl->free_units);
-	pthread_mutex_destroy(&sl->lock);
+	mutex_destroy(&sl->lock);
 	free(sl);
 }

@@ -29,6 +29,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/fault_inject.h"
+#include "base/lock.h"
 #include "base/log.h"
 #include "mem/mem_internal.h"
 
@@ -78,7 +80,7 @@ void class_init(struct mem_class *c, unsigned idx)
 {
 	uint64_t slab = MAX(SLAB_MIN_SIZE, roundup_pow2((uint64_t)class_size(idx) * SLAB_MIN_OBJECTS));
 
-	pthread_mutex_init(&c->lock, NULL);
+	mutex_init(&c->lock);
 	c->size = class_size(idx);
 	c->slab_size = (uint32_t)slab;
 	c->nobj = (uint32_t)(slab / c->size);
@@ -149,7 +151,7 @@ static struct mem_slab *slab_create(struct mem_seglist *sl, unsigned cls, bool a
 	void *mem;
 	bool zero;
 
-	s = calloc(1, slab_struct_size(c));
+	s = fi_calloc(1, slab_struct_size(c));
 	if (!s)
 		return NULL;
 	if (run_alloc(sl, &req, allow_grow, &mem, &zero)) {
@@ -244,13 +246,13 @@ void *slab_alloc(struct mem_seglist *sl, unsigned cls, bool allow_grow, bool *ze
 	struct mem_slab *s;
 	void *obj = NULL;
 
-	pthread_mutex_lock(&c->lock);
+	mutex_lock(&c->lock);
 	s = slab_partial(sl, cls, allow_grow);
 	if (s) {
 		obj = slab_take(c, s, zero);
 		((uintptr_t *)obj)[1] = 0; /* no stamp on a live object */
 	}
-	pthread_mutex_unlock(&c->lock);
+	mutex_unlock(&c->lock);
 	return obj;
 }
 
@@ -259,13 +261,13 @@ int slab_free(struct mem_seglist *sl, struct mem_slab *s, void *obj)
 	struct mem_class *c = &sl->classes[s->cls];
 	int ret = -EINVAL;
 
-	pthread_mutex_lock(&c->lock);
+	mutex_lock(&c->lock);
 	/* Checked again under the lock: of two racing frees, one fails here. */
 	if (slab_is_out(s, obj_index(s, obj)) && ((uintptr_t *)obj)[1] != dfree_key(sl->ms, obj)) {
 		slab_put(c, s, obj);
 		ret = 0;
 	}
-	pthread_mutex_unlock(&c->lock);
+	mutex_unlock(&c->lock);
 	return ret;
 }
 
@@ -274,7 +276,7 @@ int slab_refill(struct mem_seglist *sl, unsigned cls, bool allow_grow, void **he
 	struct mem_class *c = &sl->classes[cls];
 	unsigned got = 0;
 
-	pthread_mutex_lock(&c->lock);
+	mutex_lock(&c->lock);
 	while (got < want) {
 		struct mem_slab *s = slab_partial(sl, cls, allow_grow);
 		void *obj;
@@ -289,7 +291,7 @@ int slab_refill(struct mem_seglist *sl, unsigned cls, bool allow_grow, void **he
 			got++;
 		}
 	}
-	pthread_mutex_unlock(&c->lock);
+	mutex_unlock(&c->lock);
 	return (int)got;
 }
 
@@ -317,15 +319,15 @@ void slab_flush(const struct mem_space *ms, unsigned cls, void *head, unsigned n
 
 		if (c != locked) {
 			if (locked)
-				pthread_mutex_unlock(&locked->lock);
-			pthread_mutex_lock(&c->lock);
+				mutex_unlock(&locked->lock);
+			mutex_lock(&c->lock);
 			locked = c;
 		}
 		slab_put(c, s, head);
 		head = next;
 	}
 	if (locked)
-		pthread_mutex_unlock(&locked->lock);
+		mutex_unlock(&locked->lock);
 }
 
 void slab_destroy_all(struct mem_seglist *sl)

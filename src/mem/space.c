@@ -11,6 +11,8 @@
 #include "base/clock.h"
 #include "base/ctx.h"
 #include "base/error.h"
+#include "base/fault_inject.h"
+#include "base/lock.h"
 #include "base/log.h"
 #include "mem/mem.h"
 #include "mem/mem_internal.h"
@@ -31,7 +33,7 @@ struct mem_seglist *mem_list_get(struct mem_space *ms, unsigned psz_idx, unsigne
 		return sl;
 	if (!ms->page_size[psz_idx] || node_slot >= ms->nr_node_slots)
 		return NULL;
-	pthread_mutex_lock(&ms->lock);
+	mutex_lock(&ms->lock);
 	sl = atomic_load_explicit(&ms->lists[slot], memory_order_relaxed);
 	if (!sl) {
 		int ret = seglist_create(ms, psz_idx, node_slot, &sl);
@@ -44,7 +46,7 @@ struct mem_seglist *mem_list_get(struct mem_space *ms, unsigned psz_idx, unsigne
 			atomic_store_explicit(&ms->lists[slot], sl, memory_order_release);
 		}
 	}
-	pthread_mutex_unlock(&ms->lock);
+	mutex_unlock(&ms->lock);
 	return sl;
 }
 
@@ -60,7 +62,7 @@ int mem_create(struct iovm_ctx *ctx, struct mem_space **out)
 	unsigned nr_slots;
 	int n, ret;
 
-	ms = calloc(1, sizeof(*ms));
+	ms = fi_calloc(1, sizeof(*ms));
 	if (!ms)
 		return -ENOMEM;
 	ms->ctx = ctx;
@@ -128,9 +130,9 @@ int mem_create(struct iovm_ctx *ctx, struct mem_space **out)
 	ret = cbuf_space_init(ms);
 	if (ret)
 		goto free_rev;
-	pthread_mutex_init(&ms->lock, NULL);
-	pthread_mutex_init(&ms->rev_lock, NULL);
-	pthread_mutex_init(&ms->zone_lock, NULL);
+	mutex_init(&ms->lock);
+	mutex_init(&ms->rev_lock);
+	mutex_init(&ms->zone_lock);
 	list_init(&ms->subs);
 	list_init(&ms->zones);
 	tcache_register_space(ms);
@@ -164,9 +166,9 @@ void mem_destroy(struct mem_space *ms)
 		radix_destroy(&ms->rev[i]);
 	/* Unmapping the reservation takes every committed page with it. */
 	os_va_release(ms->arena, ms->arena_len);
-	pthread_mutex_destroy(&ms->lock);
-	pthread_mutex_destroy(&ms->rev_lock);
-	pthread_mutex_destroy(&ms->zone_lock);
+	mutex_destroy(&ms->lock);
+	mutex_destroy(&ms->rev_lock);
+	mutex_destroy(&ms->zone_lock);
 	free(ms);
 }
 
@@ -186,7 +188,7 @@ IOVM_API int iovm_mem_stats(struct iovm_ctx *ctx, struct iovm_mem_stats *st)
 		if (!sl)
 			continue;
 		ls = &st->lists[st->nr_lists++];
-		pthread_mutex_lock(&sl->lock);
+		mutex_lock(&sl->lock);
 		ls->page_size = sl->page_size;
 		ls->node = sl->node;
 		ls->va_span = sl->len;
@@ -195,7 +197,7 @@ IOVM_API int iovm_mem_stats(struct iovm_ctx *ctx, struct iovm_mem_stats *st)
 		ls->in_use = sl->used_units << MEM_UNIT_SHIFT;
 		ls->commits = sl->commits;
 		ls->decommits = sl->decommits;
-		pthread_mutex_unlock(&sl->lock);
+		mutex_unlock(&sl->lock);
 		st->committed += ls->committed;
 		st->idle += ls->idle;
 		st->in_use += ls->in_use;
@@ -208,8 +210,8 @@ IOVM_API int iovm_mem_stats(struct iovm_ctx *ctx, struct iovm_mem_stats *st)
 	st->zeroed = atomic_load_explicit(&ms->zeroed, memory_order_relaxed);
 	st->zero_known = atomic_load_explicit(&ms->zero_known, memory_order_relaxed);
 	st->oracle_sync_errors = atomic_load_explicit(&ms->sync_errors, memory_order_relaxed);
-	pthread_mutex_lock(&ms->zone_lock);
+	mutex_lock(&ms->zone_lock);
 	st->nr_zones = ms->nr_zones;
-	pthread_mutex_unlock(&ms->zone_lock);
+	mutex_unlock(&ms->zone_lock);
 	return 0;
 }

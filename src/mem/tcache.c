@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "base/fault_inject.h"
 #include "base/tlscache.h"
 #include "mem/mem_internal.h"
 
@@ -40,7 +41,7 @@ static struct mem_space *space_of(struct tls_owner *o)
 
 static struct tls_cache *tcache_create(struct tls_owner *o)
 {
-	struct mem_tcache *tc = calloc(1, sizeof(*tc));
+	struct mem_tcache *tc = fi_calloc(1, sizeof(*tc));
 
 	(void)o;
 	if (!tc)

@@ -19,6 +19,7 @@
 
 #include "base/ctx.h"
 #include "base/error.h"
+#include "base/lock.h"
 #include "mem/mem.h"
 #include "mem/mem_internal.h"
 #include "phys/phys.h"
@@ -134,7 +135,7 @@ int rev_set(struct mem_space *ms, unsigned psz_idx, pa_t pa, uint64_t npages, ui
 	struct radix *r = &ms->rev[psz_idx];
 	int ret = 0;
 
-	pthread_mutex_lock(&ms->rev_lock);
+	mutex_lock(&ms->rev_lock);
 	for (uint64_t i = 0; i < npages; i++) {
 		_Atomic uintptr_t *slot = radix_lookup_alloc(r, (pa_val(pa) >> shift) + i);
 
@@ -144,7 +145,7 @@ int rev_set(struct mem_space *ms, unsigned psz_idx, pa_t pa, uint64_t npages, ui
 		}
 		atomic_store_explicit(slot, (uintptr_t)(va + (i << shift)), memory_order_release);
 	}
-	pthread_mutex_unlock(&ms->rev_lock);
+	mutex_unlock(&ms->rev_lock);
 	if (ret)
 		rev_clear(ms, psz_idx, pa, npages);
 	return ret;

@@ -14,6 +14,8 @@
 
 #include "base/ctx.h"
 #include "base/error.h"
+#include "base/fault_inject.h"
+#include "base/lock.h"
 #include "base/log.h"
 #include "mem/mem_internal.h"
 
@@ -87,7 +89,7 @@ IOVM_API int iovm_zone_reserve(struct iovm_ctx *ctx, const char *name, size_t si
 	align = align ? align : ZONE_DEFAULT_ALIGN;
 	flags &= ~(IOVM_DMA_ZERO | IOVM_DMA_CONTIG);
 
-	pthread_mutex_lock(&ms->zone_lock);
+	mutex_lock(&ms->zone_lock);
 	z = zone_find(ms, name);
 	if (z) {
 		ret = zone_satisfies(z, size, align, flags) ? 1 : -EEXIST;
@@ -99,7 +101,7 @@ IOVM_API int iovm_zone_reserve(struct iovm_ctx *ctx, const char *name, size_t si
 				   name, z->pub.len);
 		goto unlock;
 	}
-	z = calloc(1, sizeof(*z));
+	z = fi_calloc(1, sizeof(*z));
 	if (!z) {
 		ret = -ENOMEM;
 		goto unlock;
@@ -125,7 +127,7 @@ IOVM_API int iovm_zone_reserve(struct iovm_ctx *ctx, const char *name, size_t si
 	*out = &z->pub;
 	ret = 0;
 unlock:
-	pthread_mutex_unlock(&ms->zone_lock);
+	mutex_unlock(&ms->zone_lock);
 	return ret;
 }
 
@@ -140,11 +142,11 @@ IOVM_API int iovm_zone_lookup(struct iovm_ctx *ctx, const char *name, const stru
 	ret = name_check(name);
 	if (ret)
 		return ret;
-	pthread_mutex_lock(&ctx->mem->zone_lock);
+	mutex_lock(&ctx->mem->zone_lock);
 	z = zone_find(ctx->mem, name);
 	if (z)
 		*out = &z->pub;
-	pthread_mutex_unlock(&ctx->mem->zone_lock);
+	mutex_unlock(&ctx->mem->zone_lock);
 	return z ? 0 : -ENOENT;
 }
 
@@ -160,7 +162,7 @@ IOVM_API int iovm_zone_free(struct iovm_ctx *ctx, const struct iovm_zone *zone)
 	if (event_in_callback())
 		return -EDEADLK;
 	ms = ctx->mem;
-	pthread_mutex_lock(&ms->zone_lock);
+	mutex_lock(&ms->zone_lock);
 	/* Compared by address, never dereferenced: a stale zone pointer is refused safely. */
 	list_for_each(n, &ms->zones) {
 		if (&list_entry(n, struct mem_zone, link)->pub == zone) {
@@ -170,7 +172,7 @@ IOVM_API int iovm_zone_free(struct iovm_ctx *ctx, const struct iovm_zone *zone)
 			break;
 		}
 	}
-	pthread_mutex_unlock(&ms->zone_lock);
+	mutex_unlock(&ms->zone_lock);
 	if (!z)
 		return -EINVAL;
 	iovm_dma_free(ctx, z->pub.va);
@@ -187,13 +189,13 @@ IOVM_API int iovm_zone_walk(struct iovm_ctx *ctx, int (*fn)(void *arg, const str
 	err_clear();
 	if (!ctx || !fn)
 		return -EINVAL;
-	pthread_mutex_lock(&ctx->mem->zone_lock);
+	mutex_lock(&ctx->mem->zone_lock);
 	list_for_each(n, &ctx->mem->zones) {
 		ret = fn(arg, &list_entry(n, struct mem_zone, link)->pub);
 		if (ret)
 			break;
 	}
-	pthread_mutex_unlock(&ctx->mem->zone_lock);
+	mutex_unlock(&ctx->mem->zone_lock);
 	return ret;
 }
 

@@ -28,6 +28,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "base/fault_inject.h"
 #include "os/vfio.h"
 
 /* include/uapi/linux/iommufd.h */
@@ -142,7 +143,7 @@ static int read_ranges(struct os_vfio *v)
 		.allowed_iovas = (uintptr_t)r,
 	};
 
-	if (ioctl(v->iommufd, OS_IOMMU_IOAS_IOVA_RANGES, &q)) {
+	if (fi_ioctl(v->iommufd, OS_IOMMU_IOAS_IOVA_RANGES, &q)) {
 		/* More ranges than kept: the first OS_VFIO_MAX_RANGES are enough to allocate from. */
 		if (errno != EMSGSIZE)
 			return -errno;
@@ -168,23 +169,23 @@ int os_iommufd_open(const char *bdf, struct os_vfio *v)
 
 	if (n < 0)
 		return n;
-	v->iommufd = open("/dev/iommu", O_RDWR | O_CLOEXEC);
+	v->iommufd = fi_open("/dev/iommu", O_RDWR | O_CLOEXEC);
 	if (v->iommufd < 0)
 		return -errno;
 	snprintf(path, sizeof(path), "/dev/vfio/devices/vfio%d", n);
-	v->device = open(path, O_RDWR | O_CLOEXEC);
+	v->device = fi_open(path, O_RDWR | O_CLOEXEC);
 	if (v->device < 0)
 		return -errno;
 	/* Nothing but binding is allowed on the cdev before it is bound. */
 	bind.iommufd = v->iommufd;
-	if (ioctl(v->device, OS_VFIO_DEVICE_BIND_IOMMUFD, &bind))
+	if (fi_ioctl(v->device, OS_VFIO_DEVICE_BIND_IOMMUFD, &bind))
 		return -errno;
 	v->devid = bind.out_devid;
-	if (ioctl(v->iommufd, OS_IOMMU_IOAS_ALLOC, &alloc))
+	if (fi_ioctl(v->iommufd, OS_IOMMU_IOAS_ALLOC, &alloc))
 		return -errno;
 	v->ioas = alloc.out_ioas_id;
 	attach.pt_id = v->ioas;
-	if (ioctl(v->device, OS_VFIO_DEVICE_ATTACH_IOMMUFD_PT, &attach))
+	if (fi_ioctl(v->device, OS_VFIO_DEVICE_ATTACH_IOMMUFD_PT, &attach))
 		return -errno;
 	v->api = OS_VFIO_IOMMUFD;
 	/* No budget on areas: dma_avail stays "not said". */
@@ -203,7 +204,7 @@ int os_iommufd_dma_map(struct os_vfio *v, const void *vaddr, uint64_t iova, uint
 		.iova = iova,
 	};
 
-	return ioctl(v->iommufd, OS_IOMMU_IOAS_MAP, &m) ? -errno : 0;
+	return fi_ioctl(v->iommufd, OS_IOMMU_IOAS_MAP, &m) ? -errno : 0;
 }
 
 int os_iommufd_dma_unmap(struct os_vfio *v, uint64_t iova, uint64_t len)

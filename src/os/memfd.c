@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "base/compiler.h"
+#include "base/fault_inject.h"
 #include "os/hugepage.h"
 #include "os/memfd.h"
 
@@ -30,7 +31,7 @@ int os_memfd_create(const char *name, uint64_t page_size, int *fd)
 			return -EOPNOTSUPP;
 		flags |= MFD_HUGETLB | (ilog2(page_size) << MFD_HUGE_SHIFT);
 	}
-	ret = memfd_create(name, flags);
+	ret = fi_memfd_create(name, flags);
 	if (ret < 0)
 		return -errno;
 	*fd = ret;
@@ -45,7 +46,7 @@ int os_memfd_extend(int fd, uint64_t end)
 		return -EINVAL;
 	if (fstat(fd, &st))
 		return -errno;
-	if ((uint64_t)st.st_size < end && ftruncate(fd, (off_t)end))
+	if ((uint64_t)st.st_size < end && fi_ftruncate(fd, (off_t)end))
 		return -errno;
 	return 0;
 }

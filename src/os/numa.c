@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "base/compiler.h"
+#include "base/fault_inject.h"
 #include "os/numa.h"
 #include "os/sysfs.h"
 
@@ -70,7 +71,7 @@ int os_numa_bind(void *addr, size_t len, int node)
 		return node == 0 ? 0 : -ENODEV;
 	mask[(size_t)node / bits] = 1UL << ((size_t)node % bits);
 	/* maxnode counts bits and the kernel ignores the last one: pass one more. */
-	if (syscall(SYS_mbind, addr, len, MPOL_BIND, mask, OS_MAX_NODES + 1, MPOL_MF_STRICT))
+	if (fi_syscall(SYS_mbind, addr, len, MPOL_BIND, mask, OS_MAX_NODES + 1, MPOL_MF_STRICT))
 		return -errno;
 	return 0;
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "base/compiler.h"
+#include "base/fault_inject.h"
 #include "os/hugepage.h"
 #include "os/pagemap.h"
 
@@ -51,10 +52,10 @@ int os_pagemap_read(const void *addr, size_t npages, uint64_t page_size, hpa_t *
 	if (npages > SIZE_MAX / sizeof(uint64_t) / stride)
 		return -EOVERFLOW;
 	n = npages * stride;
-	ent = malloc(n * sizeof(*ent));
+	ent = fi_malloc(n * sizeof(*ent));
 	if (!ent)
 		return -ENOMEM;
-	fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	fd = fi_open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	ret = pagemap_pread(fd, ent, n, (uintptr_t)addr / base);

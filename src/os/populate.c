@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "base/compiler.h"
+#include "base/fault_inject.h"
 #include "os/guard.h"
 #include "os/populate.h"
 
@@ -48,7 +49,7 @@ int os_populate_touch(void *addr, size_t len, uint64_t page_size)
 
 int os_populate(void *addr, size_t len, uint64_t page_size)
 {
-	if (madvise(addr, len, MADV_POPULATE_WRITE) == 0)
+	if (fi_madvise(addr, len, MADV_POPULATE_WRITE) == 0)
 		return 0;
 	switch (errno) {
 	case EINVAL: /* before Linux 5.14 */
@@ -72,7 +73,7 @@ static bool populate_supported(void)
 	if (!k) {
 		void *page = (void *)align_up((uintptr_t)probe, 4096);
 
-		k = madvise(page, 4096, MADV_POPULATE_READ) && errno == EINVAL ? 2 : 1;
+		k = fi_madvise(page, 4096, MADV_POPULATE_READ) && errno == EINVAL ? 2 : 1;
 		atomic_store_explicit(&known, k, memory_order_relaxed);
 	}
 	return k == 1;
@@ -92,7 +93,7 @@ int os_populate_range(void *addr, size_t len, bool write)
 {
 	struct os_guard g;
 
-	if (!madvise(addr, len, write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ))
+	if (!fi_madvise(addr, len, write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ))
 		return 0;
 	if (errno != EINVAL || populate_supported())
 		return -EFAULT; /* unmapped (ENOMEM), inaccessible or not writable (EINVAL), SIGBUS (EFAULT) */
@@ -106,7 +107,7 @@ int os_populate_range(void *addr, size_t len, bool write)
 
 int os_mlock(const void *addr, size_t len)
 {
-	return syscall(SYS_mlock, addr, len) ? -errno : 0;
+	return fi_syscall(SYS_mlock, addr, len) ? -errno : 0;
 }
 
 int os_munlock(const void *addr, size_t len)

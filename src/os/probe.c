@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "base/compiler.h"
+#include "base/fault_inject.h"
 #include "os/probe.h"
 #include "os/sysfs.h"
 
@@ -19,7 +20,7 @@ unsigned os_phys_addr_bits(void)
 	char line[256];
 	FILE *f;
 
-	f = fopen("/proc/cpuinfo", "re");
+	f = fi_fopen("/proc/cpuinfo", "re");
 	if (!f)
 		return 0;
 	while (fgets(line, sizeof(line), f)) {

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "base/compiler.h"
+#include "base/fault_inject.h"
 #include "os/sysfs.h"
 
 int sysfs_read(const char *path, char *buf, size_t len)
@@ -20,7 +21,7 @@ int sysfs_read(const char *path, char *buf, size_t len)
 
 	if (!len)
 		return -EINVAL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = fi_open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	n = read(fd, buf, len - 1);
@@ -79,7 +80,7 @@ int sysfs_write(const char *path, const char *val)
 	int __autoclose fd = -1;
 	size_t len = strlen(val);
 
-	fd = open(path, O_WRONLY | O_CLOEXEC);
+	fd = fi_open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	if (write(fd, val, len) != (ssize_t)len)

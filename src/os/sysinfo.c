@@ -13,6 +13,7 @@
 
 #include "base/compiler.h"
 #include "base/error.h"
+#include "base/fault_inject.h"
 #include "os/hugepage.h"
 #include "os/numa.h"
 #include "os/pagemap.h"
@@ -42,7 +43,7 @@ IOVM_API int iovm_sysinfo_get(struct iovm_sysinfo **out)
 	err_clear();
 	if (!out)
 		return -EINVAL;
-	info = calloc(1, sizeof(*info));
+	info = fi_calloc(1, sizeof(*info));
 	if (!info)
 		return -ENOMEM;
 

@@ -14,6 +14,7 @@
 #include <iovm/os.h>
 
 #include "base/compiler.h"
+#include "base/fault_inject.h"
 #include "os/uffd.h"
 
 #ifndef UFFD_USER_MODE_ONLY
@@ -34,14 +35,14 @@ int os_uffd_open(int *fd, char *via, size_t via_len)
 	int flags = O_CLOEXEC | O_NONBLOCK, ret, dev, err;
 
 #ifdef SYS_userfaultfd
-	ret = (int)syscall(SYS_userfaultfd, flags);
+	ret = (int)fi_syscall(SYS_userfaultfd, flags);
 	if (ret >= 0) {
 		set_via(via, via_len, "syscall");
 		*fd = ret;
 		return 0;
 	}
 	err = errno;
-	ret = (int)syscall(SYS_userfaultfd, flags | UFFD_USER_MODE_ONLY);
+	ret = (int)fi_syscall(SYS_userfaultfd, flags | UFFD_USER_MODE_ONLY);
 	if (ret >= 0) {
 		set_via(via, via_len, "syscall (user-mode only)");
 		*fd = ret;
@@ -50,9 +51,9 @@ int os_uffd_open(int *fd, char *via, size_t via_len)
 #else
 	err = ENOSYS;
 #endif
-	dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+	dev = fi_open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
 	if (dev >= 0) {
-		ret = ioctl(dev, USERFAULTFD_IOC_NEW, flags);
+		ret = fi_ioctl(dev, USERFAULTFD_IOC_NEW, flags);
 		err = errno;
 		close(dev);
 		if (ret >= 0) {
@@ -73,7 +74,7 @@ int os_uffd_features(uint64_t *features)
 	ret = os_uffd_open(&fd, NULL, 0);
 	if (ret)
 		return ret;
-	if (ioctl(fd, UFFDIO_API, &api))
+	if (fi_ioctl(fd, UFFDIO_API, &api))
 		return -errno;
 	*features = api.features;
 	return 0;

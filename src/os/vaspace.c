@@ -12,6 +12,7 @@
 #include <sys/mman.h>
 
 #include "base/compiler.h"
+#include "base/fault_inject.h"
 #include "os/vaspace.h"
 
 #define RESERVE_PROT PROT_NONE
@@ -25,7 +26,7 @@ void *os_va_reserve(size_t len, size_t align)
 	if (!len || !is_pow2(align) || len + align < len)
 		return NULL;
 	span = len + align;
-	p = mmap(NULL, span, RESERVE_PROT, RESERVE_FLAGS, -1, 0);
+	p = fi_mmap(NULL, span, RESERVE_PROT, RESERVE_FLAGS, -1, 0);
 	if (p == MAP_FAILED)
 		return NULL;
 	aligned = (uint8_t *)align_up((uintptr_t)p, align);
@@ -45,7 +46,7 @@ void os_va_release(void *addr, size_t len)
 int os_va_commit(void *addr, size_t len, int fd, uint64_t off, bool populate)
 {
 	int flags = MAP_SHARED | MAP_FIXED | (populate ? MAP_POPULATE : 0);
-	void *p = mmap(addr, len, PROT_READ | PROT_WRITE, flags, fd, (off_t)off);
+	void *p = fi_mmap(addr, len, PROT_READ | PROT_WRITE, flags, fd, (off_t)off);
 
 	if (p == MAP_FAILED)
 		return -errno;
@@ -61,7 +62,7 @@ int os_va_decommit(void *addr, size_t len)
 
 void *os_va_map_shared(size_t len, int fd, uint64_t off)
 {
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)off);
+	void *p = fi_mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)off);
 
 	return p == MAP_FAILED ? NULL : p;
 }

@@ -24,11 +24,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "base/fault_inject.h"
 #include "os/vfio.h"
 
 static int write_str(const char *path, const char *s)
 {
-	int fd = open(path, O_WRONLY | O_CLOEXEC), ret = 0;
+	int fd = fi_open(path, O_WRONLY | O_CLOEXEC), ret = 0;
 
 	if (fd < 0)
 		return -errno;
@@ -110,18 +111,18 @@ static int read_iommu_info(struct os_vfio *v)
 	size_t size = sizeof(*info);
 	int ret = 0;
 
-	info = calloc(1, size);
+	info = fi_calloc(1, size);
 	if (!info)
 		return -ENOMEM;
 	info->argsz = (uint32_t)size;
-	if (ioctl(v->container, VFIO_IOMMU_GET_INFO, info))
+	if (fi_ioctl(v->container, VFIO_IOMMU_GET_INFO, info))
 		goto fail;
 	if (info->argsz > size) {
 		/* The capabilities follow: ask again with room for them. */
 		struct vfio_iommu_type1_info *bigger;
 
 		size = info->argsz;
-		bigger = realloc(info, size);
+		bigger = fi_realloc(info, size);
 		if (!bigger) {
 			ret = -ENOMEM;
 			goto out;
@@ -129,7 +130,7 @@ static int read_iommu_info(struct os_vfio *v)
 		info = bigger;
 		memset(info, 0, size);
 		info->argsz = (uint32_t)size;
-		if (ioctl(v->container, VFIO_IOMMU_GET_INFO, info))
+		if (fi_ioctl(v->container, VFIO_IOMMU_GET_INFO, info))
 			goto fail;
 	}
 	v->pgsizes = info->iova_pgsizes;
@@ -166,7 +167,7 @@ static int device_info(struct os_vfio *v)
 	struct vfio_device_info di = { .argsz = sizeof(di) };
 	struct vfio_region_info cfg = { .argsz = sizeof(cfg), .index = VFIO_PCI_CONFIG_REGION_INDEX };
 
-	if (ioctl(v->device, VFIO_DEVICE_GET_INFO, &di) || ioctl(v->device, VFIO_DEVICE_GET_REGION_INFO, &cfg))
+	if (fi_ioctl(v->device, VFIO_DEVICE_GET_INFO, &di) || fi_ioctl(v->device, VFIO_DEVICE_GET_REGION_INFO, &cfg))
 		return -errno;
 	v->nr_regions = di.num_regions;
 	v->nr_irqs = di.num_irqs;
@@ -200,35 +201,35 @@ int os_vfio_open(const char *bdf, enum os_vfio_api api, struct os_vfio *v)
 		return ret;
 	}
 	snprintf(path, sizeof(path), "/dev/vfio/%d", v->group_no);
-	v->group = open(path, O_RDWR | O_CLOEXEC);
+	v->group = fi_open(path, O_RDWR | O_CLOEXEC);
 	if (v->group < 0 && errno == ENOENT) {
 		/* No IOMMU for it: vfio's unsafe no-IOMMU mode, when enabled, names the group so. */
 		snprintf(path, sizeof(path), "/dev/vfio/noiommu-%d", v->group_no);
-		v->group = open(path, O_RDWR | O_CLOEXEC);
+		v->group = fi_open(path, O_RDWR | O_CLOEXEC);
 		v->noiommu = v->group >= 0;
 	}
 	if (v->group < 0)
 		return -errno;
-	v->container = open("/dev/vfio/vfio", O_RDWR | O_CLOEXEC);
+	v->container = fi_open("/dev/vfio/vfio", O_RDWR | O_CLOEXEC);
 	ret = -errno;
 	if (v->container < 0)
 		goto close;
 	ret = -EOPNOTSUPP;
-	if (ioctl(v->container, VFIO_GET_API_VERSION) != VFIO_API_VERSION)
+	if (fi_ioctl(v->container, VFIO_GET_API_VERSION) != VFIO_API_VERSION)
 		goto close;
-	if (ioctl(v->group, VFIO_GROUP_GET_STATUS, &st))
+	if (fi_ioctl(v->group, VFIO_GROUP_GET_STATUS, &st))
 		goto errno_close;
 	/* Every device of the group must be bound to VFIO (or to nothing). */
 	ret = -EBUSY;
 	if (!(st.flags & VFIO_GROUP_FLAGS_VIABLE))
 		goto close;
-	if (ioctl(v->group, VFIO_GROUP_SET_CONTAINER, &v->container))
+	if (fi_ioctl(v->group, VFIO_GROUP_SET_CONTAINER, &v->container))
 		goto errno_close;
-	if (ioctl(v->container, VFIO_SET_IOMMU, v->noiommu ? VFIO_NOIOMMU_IOMMU : VFIO_TYPE1v2_IOMMU))
+	if (fi_ioctl(v->container, VFIO_SET_IOMMU, v->noiommu ? VFIO_NOIOMMU_IOMMU : VFIO_TYPE1v2_IOMMU))
 		goto errno_close;
 	if (!v->noiommu && (ret = read_iommu_info(v)))
 		goto close;
-	v->device = ioctl(v->group, VFIO_GROUP_GET_DEVICE_FD, bdf);
+	v->device = fi_ioctl(v->group, VFIO_GROUP_GET_DEVICE_FD, bdf);
 	if (v->device < 0)
 		goto errno_close;
 	if ((ret = device_info(v)))
@@ -271,7 +272,7 @@ int os_vfio_dma_map(struct os_vfio *v, const void *vaddr, uint64_t iova, uint64_
 		return -EOPNOTSUPP;
 	if (v->api == OS_VFIO_IOMMUFD)
 		return os_iommufd_dma_map(v, vaddr, iova, len, write);
-	return ioctl(v->container, VFIO_IOMMU_MAP_DMA, &m) ? -errno : 0;
+	return fi_ioctl(v->container, VFIO_IOMMU_MAP_DMA, &m) ? -errno : 0;
 }
 
 int os_vfio_dma_unmap(struct os_vfio *v, uint64_t iova, uint64_t len)
@@ -294,7 +295,7 @@ int os_vfio_region(struct os_vfio *v, unsigned index, uint64_t *size, uint64_t *
 
 	if (index >= v->nr_regions)
 		return -EINVAL;
-	if (ioctl(v->device, VFIO_DEVICE_GET_REGION_INFO, &r))
+	if (fi_ioctl(v->device, VFIO_DEVICE_GET_REGION_INFO, &r))
 		return -errno;
 	*size = r.size;
 	*offset = r.offset;
@@ -315,7 +316,7 @@ int os_vfio_region_map(struct os_vfio *v, unsigned index, void **ptr, uint64_t *
 		return -ENOENT;
 	if (!mmappable)
 		return -EOPNOTSUPP;
-	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, v->device, (off_t)offset);
+	p = fi_mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, v->device, (off_t)offset);
 	if (p == MAP_FAILED)
 		return -errno;
 	*ptr = p;
@@ -345,9 +346,9 @@ int os_vfio_msi(struct os_vfio *v, int eventfd)
 	int32_t fd = eventfd;
 
 	/* MSI if the device has it, else MSI-X. */
-	if (ioctl(v->device, VFIO_DEVICE_GET_IRQ_INFO, &ii) || !ii.count) {
+	if (fi_ioctl(v->device, VFIO_DEVICE_GET_IRQ_INFO, &ii) || !ii.count) {
 		ii = (struct vfio_irq_info){ .argsz = sizeof(ii), .index = VFIO_PCI_MSIX_IRQ_INDEX };
-		if (ioctl(v->device, VFIO_DEVICE_GET_IRQ_INFO, &ii) || !ii.count)
+		if (fi_ioctl(v->device, VFIO_DEVICE_GET_IRQ_INFO, &ii) || !ii.count)
 			return -EOPNOTSUPP;
 	}
 	*set = (struct vfio_irq_set){ .argsz = sizeof(buf), .index = ii.index, .start = 0, .count = 1,
@@ -360,5 +361,5 @@ int os_vfio_msi(struct os_vfio *v, int eventfd)
 	} else {
 		memcpy(set->data, &fd, sizeof(fd));
 	}
-	return ioctl(v->device, VFIO_DEVICE_SET_IRQS, set) ? -errno : 0;
+	return fi_ioctl(v->device, VFIO_DEVICE_SET_IRQS, set) ? -errno : 0;
 }

@@ -14,6 +14,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "base/fault_inject.h"
 #include "os/vma.h"
 
 /* The uapi of linux/fs.h (6.11); Debian 12's headers predate it. */
@@ -60,7 +61,7 @@ static int maps_get(void)
 
 	if (fd >= 0 && atomic_load_explicit(&maps_pid, memory_order_relaxed) == pid)
 		return fd;
-	nfd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	nfd = fi_open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
 	if (nfd < 0)
 		return -errno;
 	old = fd;
@@ -90,7 +91,7 @@ static int query_range(uint64_t start, uint64_t end, struct os_vma_info *info)
 					      .query_addr = covered, .vma_name_size = sizeof(name),
 					      .vma_name_addr = (uintptr_t)name };
 
-		if (ioctl(fd, OS_PROCMAP_QUERY, &q)) {
+		if (fi_ioctl(fd, OS_PROCMAP_QUERY, &q)) {
 			if (errno == ENOENT)
 				break; /* nothing at or after it */
 			return errno == ENOTTY || errno == EINVAL ? -ENOTTY : -errno;
@@ -114,7 +115,7 @@ static int read_range(uint64_t start, uint64_t end, struct os_vma_info *info)
 {
 	char line[512];
 	uint64_t covered = start;
-	FILE *f = fopen("/proc/self/maps", "re");
+	FILE *f = fi_fopen("/proc/self/maps", "re");
 
 	if (!f)
 		return -errno;

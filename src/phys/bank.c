@@ -19,6 +19,7 @@
 #include "base/compiler.h"
 #include "base/error.h"
 #include "base/epoch.h"
+#include "base/fault_inject.h"
 #include "base/log.h"
 #include "os/memfd.h"
 #include "os/numa.h"
@@ -41,7 +42,7 @@ static int bank_slot(struct phys_space *ps, uint32_t *index)
 {
 	if (ps->nr_banks == ps->cap_banks) {
 		unsigned cap = ps->cap_banks ? ps->cap_banks * 2 : 64;
-		struct phys_bank **banks = realloc(ps->banks, cap * sizeof(*banks));
+		struct phys_bank **banks = fi_realloc(ps->banks, cap * sizeof(*banks));
 
 		if (!banks)
 			return -ENOMEM;
@@ -73,7 +74,7 @@ static int read_host_pa(struct phys_arena *a, struct phys_bank *b)
 {
 	int ret;
 
-	b->hpa = malloc(b->npages * sizeof(*b->hpa));
+	b->hpa = fi_malloc(b->npages * sizeof(*b->hpa));
 	if (!b->hpa)
 		return -ENOMEM;
 	ret = os_pagemap_read(b->bus, b->npages, a->page_size, b->hpa);
@@ -211,7 +212,7 @@ int bank_add(struct phys_arena *a, uint64_t bytes)
 				  " more asked, limit %" PRIu64,
 				  ps->total, bytes, ps->params.limit);
 	}
-	b = calloc(1, sizeof(*b));
+	b = fi_calloc(1, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
 	b->arena = a;

@@ -21,6 +21,7 @@
 
 #include "base/compiler.h"
 #include "base/error.h"
+#include "base/lock.h"
 #include "base/log.h"
 #include "os/hugepage.h"
 #include "phys/phys_internal.h"
@@ -331,9 +332,9 @@ int phys_alloc_contig(struct phys_arena *a, const struct phys_req *req, pa_t *pa
 
 	if (!req_valid(req))
 		return -EINVAL;
-	pthread_mutex_lock(&ps->lock);
+	mutex_lock(&ps->lock);
 	ret = buddy_alloc_contig(a, req, pa, zero);
-	pthread_mutex_unlock(&ps->lock);
+	mutex_unlock(&ps->lock);
 	return ret;
 }
 
@@ -435,7 +436,7 @@ int phys_alloc_scattered(struct phys_arena *a, uint64_t nframes, bool no_grow,
 
 	if (!nframes || !max || nframes >= (UINT64_C(1) << (PHYS_PA_BITS - 12)))
 		return -EINVAL;
-	pthread_mutex_lock(&ps->lock);
+	mutex_lock(&ps->lock);
 	first_new = ps->nr_banks;
 	while (left) {
 		int top = highest_free_order(a);
@@ -484,7 +485,7 @@ int phys_alloc_scattered(struct phys_arena *a, uint64_t nframes, bool no_grow,
 	} else {
 		*n = cnt;
 	}
-	pthread_mutex_unlock(&ps->lock);
+	mutex_unlock(&ps->lock);
 	return ret;
 }
 
@@ -506,14 +507,14 @@ int phys_free(struct phys_arena *a, pa_t pa, uint64_t nframes, bool zero)
 	if (!nframes || !is_aligned(pa_val(pa), a->page_size) ||
 	    nframes >= (UINT64_C(1) << (PHYS_PA_BITS - 12)))
 		return -EINVAL;
-	pthread_mutex_lock(&ps->lock);
+	mutex_lock(&ps->lock);
 	for (uint64_t i = 0; i < nframes; i++) {
 		struct phys_frame *f = frame_at(a, pfn + i);
 
 		/* A pool's frames go back through the pool (pool.c). */
 		if (!f || f->state != FRAME_USED ||
 		    (atomic_load_explicit(&f->pinref, memory_order_relaxed) & PIN_NONE) || f->pool) {
-			pthread_mutex_unlock(&ps->lock);
+			mutex_unlock(&ps->lock);
 			return -EINVAL;
 		}
 	}
@@ -538,7 +539,7 @@ int phys_free(struct phys_arena *a, pa_t pa, uint64_t nframes, bool zero)
 			run = 0;
 		}
 	}
-	pthread_mutex_unlock(&ps->lock);
+	mutex_unlock(&ps->lock);
 	return 0;
 }
 
@@ -557,9 +558,9 @@ static void unpin_frame(struct phys_space *ps, struct phys_arena *a, struct phys
 {
 	if (atomic_fetch_sub_explicit(&f->pinref, PIN_ONE, memory_order_acq_rel) != PIN_ONE + PIN_NONE)
 		return;
-	pthread_mutex_lock(&ps->lock);
+	mutex_lock(&ps->lock);
 	frame_release(a, f, false);
-	pthread_mutex_unlock(&ps->lock);
+	mutex_unlock(&ps->lock);
 }
 
 static void unpin_range(struct phys_space *ps, uint64_t start, uint64_t end)
@@ -626,14 +627,14 @@ bool phys_pinned(struct phys_space *ps, pa_t pa, uint64_t len)
 	uint64_t end = pa_val(pa) + len;
 	bool pinned = len > 0;
 
-	pthread_mutex_lock(&ps->lock);
+	mutex_lock(&ps->lock);
 	for (uint64_t p = pa_val(pa); pinned && p < end;) {
 		struct phys_arena *a;
 		struct phys_frame *f = frame_step(ps, &p, &a);
 
 		pinned = f && f->state == FRAME_USED && atomic_load(&f->pinref) >= PIN_ONE;
 	}
-	pthread_mutex_unlock(&ps->lock);
+	mutex_unlock(&ps->lock);
 	return pinned;
 }
 
@@ -659,9 +660,9 @@ int phys_alloc_at(struct phys_arena *a, pa_t pa, uint64_t nframes, bool *zero)
 	if (!nframes || !is_aligned(pa_val(pa), a->page_size) || nframes >= (UINT64_C(1) << (PHYS_PA_BITS - 12)) ||
 	    pa_val(pa) + (nframes << a->shift) > (UINT64_C(1) << PHYS_PA_BITS))
 		return -EINVAL;
-	pthread_mutex_lock(&a->space->lock);
+	mutex_lock(&a->space->lock);
 	ret = buddy_alloc_at(a, pa_to_pfn(a, pa), nframes, zero);
-	pthread_mutex_unlock(&a->space->lock);
+	mutex_unlock(&a->space->lock);
 	return ret;
 }
 

@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 
 #include "base/list.h"
+#include "base/lock.h"
 #include "base/radix.h"
 #include "base/range_alloc.h"
 #include "phys/phys.h"
@@ -104,7 +105,7 @@ struct bus_entry {
 };
 
 struct phys_space {
-	pthread_mutex_t lock;
+	struct mutex lock;
 	struct phys_params params;  /* params.epoch: readers of the bus, waited out at bank release */
 	uint64_t total;          /* bytes in live banks */
 	struct range_alloc emu;  /* free emulated PA */

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "base/compiler.h"
+#include "base/lock.h"
 #include "phys/phys_internal.h"
 
 /* The largest k with 2^k <= n (n > 0). */
@@ -157,9 +158,9 @@ int phys_alloc_banks(struct phys_arena *a, struct phys_pool *pool, uint64_t nfra
 
 	if (!placement_ok(a, nframes, pl) || !banks || !nr_banks || (pool && pool->arena != a))
 		return -EINVAL;
-	pthread_mutex_lock(&a->space->lock);
+	mutex_lock(&a->space->lock);
 	ret = place_banks(a, pool, nframes, pl, banks, nr_banks);
-	pthread_mutex_unlock(&a->space->lock);
+	mutex_unlock(&a->space->lock);
 	return ret;
 }
 
@@ -181,7 +182,7 @@ int phys_free_banks(struct phys_arena *a, struct phys_pool *pool, const struct p
 		}
 		return ret;
 	}
-	pthread_mutex_lock(&a->space->lock);
+	mutex_lock(&a->space->lock);
 	for (unsigned i = 0; i < n && !ret; i++)
 		if (!pool_holds(pool, banks[i]))
 			ret = -EINVAL;
@@ -192,6 +193,6 @@ int phys_free_banks(struct phys_arena *a, struct phys_pool *pool, const struct p
 			while (i--)
 				ra_reserve(&pool->free, pa_to_pfn(a, banks[i].pa), banks[i].len >> a->shift);
 	}
-	pthread_mutex_unlock(&a->space->lock);
+	mutex_unlock(&a->space->lock);
 	return ret;
 }

@@ -26,6 +26,8 @@
 #include "base/compiler.h"
 #include "base/ctx.h"
 #include "base/error.h"
+#include "base/fault_inject.h"
+#include "base/lock.h"
 #include "phys/phys_internal.h"
 
 /* The pool named @name, or NULL. Needs the lock. */
@@ -52,7 +54,7 @@ int phys_pool_create(struct phys_arena *a, const char *name, uint64_t nframes, c
 
 	if (!placement_ok(a, nframes, pl) || !name || !out || strlen(name) >= sizeof(pool->name))
 		return -EINVAL;
-	pool = calloc(1, sizeof(*pool));
+	pool = fi_calloc(1, sizeof(*pool));
 	if (!pool)
 		return -ENOMEM;
 	ps = a->space;
@@ -62,7 +64,7 @@ int phys_pool_create(struct phys_arena *a, const char *name, uint64_t nframes, c
 	pool->nframes = nframes;
 	snprintf(pool->name, sizeof(pool->name), "%s", name);
 	ra_init(&pool->free);
-	pthread_mutex_lock(&ps->lock);
+	mutex_lock(&ps->lock);
 		ret = -EEXIST;
 	if (pool_find(ps, name))
 		goto unlock;
@@ -80,7 +82,7 @@ int phys_pool_create(struct phys_arena *a, const char *name, uint64_t nframes, c
 			goto give_back;
 	}
 	list_add_tail(&ps->pools, &pool->link);
-	pthread_mutex_unlock(&ps->lock);
+	mutex_unlock(&ps->lock);
 	*out = pool;
 	return 0;
 
@@ -88,7 +90,7 @@ give_back:
 	for (unsigned i = 0; i < pool->nr_ranges; i++)
 		buddy_free_block(a, pa_to_pfn(a, pool->ranges[i].pa), pool->ranges[i].len >> a->shift);
 unlock:
-	pthread_mutex_unlock(&ps->lock);
+	mutex_unlock(&ps->lock);
 	ra_destroy(&pool->free);
 	free(pool);
 	return ret;
@@ -103,15 +105,15 @@ int phys_pool_destroy(struct phys_pool *pool)
 		return -EINVAL;
 	a = pool->arena;
 	ps = a->space;
-	pthread_mutex_lock(&ps->lock);
+	mutex_lock(&ps->lock);
 	if (pool->free.free_len != pool->nframes) {
-		pthread_mutex_unlock(&ps->lock);
+		mutex_unlock(&ps->lock);
 		return -EBUSY;
 	}
 	for (unsigned i = 0; i < pool->nr_ranges; i++)
 		buddy_free_block(a, pa_to_pfn(a, pool->ranges[i].pa), pool->ranges[i].len >> a->shift);
 	list_del(&pool->link);
-	pthread_mutex_unlock(&ps->lock);
+	mutex_unlock(&ps->lock);
 	ra_destroy(&pool->free);
 	free(pool);
 	return 0;
@@ -137,9 +139,9 @@ int phys_pool_alloc_at(struct phys_pool *pool, pa_t pa, uint64_t nframes)
 	/* The pool's ranges never change: only its tree needs the lock. */
 	if (!pool_holds(pool, (struct phys_range){ .pa = pa, .len = nframes << a->shift }))
 		return -ENOENT;
-	pthread_mutex_lock(&a->space->lock);
+	mutex_lock(&a->space->lock);
 	ret = ra_reserve(&pool->free, pa_to_pfn(a, pa), nframes);
-	pthread_mutex_unlock(&a->space->lock);
+	mutex_unlock(&a->space->lock);
 	return ret;
 }
 
@@ -164,9 +166,9 @@ int phys_pool_lookup(struct phys_space *ps, const char *name, struct phys_pool *
 {
 	struct phys_pool *pool;
 
-	pthread_mutex_lock(&ps->lock);
+	mutex_lock(&ps->lock);
 	pool = pool_find(ps, name);
-	pthread_mutex_unlock(&ps->lock);
+	mutex_unlock(&ps->lock);
 	if (!pool)
 		return -ENOENT;
 	*out = pool;

@@ -13,6 +13,8 @@
 #include "base/compiler.h"
 #include "base/ctx.h"
 #include "base/error.h"
+#include "base/fault_inject.h"
+#include "base/lock.h"
 #include "base/log.h"
 #include "os/hugepage.h"
 #include "os/memfd.h"
@@ -31,11 +33,11 @@ int phys_create(const struct phys_params *params, struct phys_space **out)
 
 	if (!params || !out || params->limit < SZ_2M)
 		return -EINVAL;
-	ps = calloc(1, sizeof(*ps));
+	ps = fi_calloc(1, sizeof(*ps));
 	if (!ps)
 		return -ENOMEM;
 	ps->params = *params;
-	pthread_mutex_init(&ps->lock, NULL);
+	mutex_init(&ps->lock);
 	list_init(&ps->windows);
 	list_init(&ps->spare_windows);
 	list_init(&ps->pools);
@@ -53,7 +55,7 @@ int phys_create(const struct phys_params *params, struct phys_space **out)
 free_emu:
 	ra_destroy(&ps->emu);
 free_space:
-	pthread_mutex_destroy(&ps->lock);
+	mutex_destroy(&ps->lock);
 	free(ps);
 	return ret;
 }
@@ -77,7 +79,7 @@ void phys_destroy(struct phys_space *ps)
 		arena_destroy(ps->arenas[i]);
 	radix_destroy(&ps->bus);
 	ra_destroy(&ps->emu);
-	pthread_mutex_destroy(&ps->lock);
+	mutex_destroy(&ps->lock);
 	free(ps);
 }
 
@@ -92,7 +94,7 @@ static int arena_create(struct phys_space *ps, uint64_t page_size, int node,
 
 	if (ps->nr_arenas == IOVM_PHYS_MAX_ARENAS)
 		return -ENOSPC;
-	a = calloc(1, sizeof(*a));
+	a = fi_calloc(1, sizeof(*a));
 	if (!a)
 		return -ENOMEM;
 	a->space = ps;
@@ -138,7 +140,7 @@ int phys_arena_get(struct phys_space *ps, uint64_t page_size, int node, struct p
 
 	if (!ps || !out || !is_pow2(page_size) || page_size < os_page_size() || node < -1)
 		return -EINVAL;
-	pthread_mutex_lock(&ps->lock);
+	mutex_lock(&ps->lock);
 	for (unsigned i = 0; i < ps->nr_arenas; i++) {
 		if (ps->arenas[i]->page_size == page_size && ps->arenas[i]->node == node) {
 			*out = ps->arenas[i];
@@ -147,7 +149,7 @@ int phys_arena_get(struct phys_space *ps, uint64_t page_size, int node, struct p
 	}
 	ret = arena_create(ps, page_size, node, out);
 unlock:
-	pthread_mutex_unlock(&ps->lock);
+	mutex_unlock(&ps->lock);
 	return ret;
 }
 
@@ -160,14 +162,14 @@ uint64_t phys_trim(struct phys_space *ps)
 {
 	uint64_t released = 0;
 
-	pthread_mutex_lock(&ps->lock);
+	mutex_lock(&ps->lock);
 	for (unsigned i = 0; i < ps->nr_banks; i++) {
 		struct phys_bank *b = ps->banks[i];
 
 		if (b && !b->released && b->nr_free == b->npages && !bank_release(b))
 			released += b->len;
 	}
-	pthread_mutex_unlock(&ps->lock);
+	mutex_unlock(&ps->lock);
 	return released;
 }
 
@@ -176,7 +178,7 @@ int phys_stats(struct phys_space *ps, struct iovm_phys_stats *st)
 	struct list_node *n;
 
 	memset(st, 0, sizeof(*st));
-	pthread_mutex_lock(&ps->lock);
+	mutex_lock(&ps->lock);
 	st->host_pa = ps->params.host_pa;
 	st->limit = ps->params.limit;
 	st->total = ps->total;
@@ -213,7 +215,7 @@ int phys_stats(struct phys_space *ps, struct iovm_phys_stats *st)
 		p->free = pool->free.free_len << pool->arena->shift;
 		p->largest_free_run = ra_largest(&pool->free) << pool->arena->shift;
 	}
-	pthread_mutex_unlock(&ps->lock);
+	mutex_unlock(&ps->lock);
 	return 0;
 }
 

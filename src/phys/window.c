@@ -21,6 +21,8 @@
 #include "base/compiler.h"
 #include "base/epoch.h"
 #include "base/error.h"
+#include "base/fault_inject.h"
+#include "base/lock.h"
 #include "base/log.h"
 #include "os/hugepage.h"
 #include "phys/phys_internal.h"
@@ -75,12 +77,12 @@ int phys_window_add(struct phys_space *ps, void *va, uint64_t len, pa_t *pa)
 		return -EINVAL;
 	span = align_up(head + len, BUS_GRANULE);
 	q.len = span;
-	pthread_mutex_lock(&ps->lock);
+	mutex_lock(&ps->lock);
 	if (!list_empty(&ps->spare_windows)) {
 		w = list_entry(ps->spare_windows.next, struct phys_bank, wlink);
 		list_del(&w->wlink);
 	} else {
-		w = calloc(1, sizeof(*w));
+		w = fi_calloc(1, sizeof(*w));
 		ret = -ENOMEM;
 		if (!w)
 			goto unlock;
@@ -105,7 +107,7 @@ int phys_window_add(struct phys_space *ps, void *va, uint64_t len, pa_t *pa)
 		goto free_pa;
 	list_add_tail(&ps->windows, &w->wlink);
 	atomic_fetch_add_explicit(&ps->nr_windows, 1, memory_order_relaxed);
-	pthread_mutex_unlock(&ps->lock);
+	mutex_unlock(&ps->lock);
 	*pa = pa_make(base + head);
 	return 0;
 
@@ -115,7 +117,7 @@ free_pa:
 spare:
 	list_add(&ps->spare_windows, &w->wlink);
 unlock:
-	pthread_mutex_unlock(&ps->lock);
+	mutex_unlock(&ps->lock);
 	return ret;
 }
 
@@ -126,25 +128,25 @@ int phys_window_remove(struct phys_space *ps, pa_t pa)
 
 	if (!ps || !pa_valid(pa))
 		return -EINVAL;
-	pthread_mutex_lock(&ps->lock);
+	mutex_lock(&ps->lock);
 	e = radix_lookup(&ps->bus, pa_val(pa) >> BUS_SHIFT);
 	w = e ? atomic_load_explicit(&e->bank, memory_order_relaxed) : NULL;
 	if (!w || !w->foreign || !pa_eq(pa, pa_add(w->pa, w->lo))) {
-		pthread_mutex_unlock(&ps->lock);
+		mutex_unlock(&ps->lock);
 		return -ENOENT;
 	}
 	window_unpublish(ps, w);
 	list_del(&w->wlink);
 	atomic_fetch_sub_explicit(&ps->nr_windows, 1, memory_order_relaxed);
-	pthread_mutex_unlock(&ps->lock);
+	mutex_unlock(&ps->lock);
 	/* A device may be inside an access through the window: let it finish. */
 	if (ps->params.epoch)
 		epoch_synchronize(ps->params.epoch);
-	pthread_mutex_lock(&ps->lock);
+	mutex_lock(&ps->lock);
 	ra_free(&ps->emu, pa_val(w->pa), w->len);
 	w->released = true;
 	list_add(&ps->spare_windows, &w->wlink);
-	pthread_mutex_unlock(&ps->lock);
+	mutex_unlock(&ps->lock);
 	return 0;
 }
 

@@ -26,6 +26,8 @@
 #include "base/ctx.h"
 #include "base/epoch.h"
 #include "base/error.h"
+#include "base/fault_inject.h"
+#include "base/lock.h"
 #include "base/log.h"
 #include "iommu/iommu.h"
 #include "reg/reg_internal.h"
@@ -43,7 +45,7 @@ int implicit_reg(struct iovm_domain *dom, uint32_t access, struct iovm_mr **out)
 	if (!iommu_can_hold(dom))
 		return err_detail(-EOPNOTSUPP, IOVM_LOG_DEBUG,
 				  "an identity domain maps all memory, and could not unmap a registration's");
-	mr = calloc(1, sizeof(*mr));
+	mr = fi_calloc(1, sizeof(*mr));
 	if (!mr)
 		return -ENOMEM;
 	mr->rs = rs;
@@ -58,13 +60,13 @@ int implicit_reg(struct iovm_domain *dom, uint32_t access, struct iovm_mr **out)
 	mr->on_demand = true;
 	mr->access = access | IOVM_ACCESS_LOCAL_READ;
 	mr->prot = IOVM_MAP_READ | (access & (IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_REMOTE_WRITE) ? IOVM_MAP_WRITE : 0);
-	pthread_mutex_init(&mr->lock, NULL);
-	mr->kids = calloc(1, sizeof(*mr->kids));
+	mutex_init(&mr->lock);
+	mr->kids = fi_calloc(1, sizeof(*mr->kids));
 	ret = -ENOMEM;
 	if (!mr->kids)
 		goto free_mr;
 
-	pthread_mutex_lock(&rs->lock);
+	mutex_lock(&rs->lock);
 	/* Without the monitor, the pins of a whole address space could outlive its memory. */
 	ret = err_detail(-EOPNOTSUPP, IOVM_LOG_DEBUG,
 			 "registration: an implicit registration needs the memory monitor (userfaultfd)");
@@ -78,12 +80,12 @@ int implicit_reg(struct iovm_domain *dom, uint32_t access, struct iovm_mr **out)
 	list_add_tail(&rs->implicits, &mr->ilink);
 	atomic_fetch_add_explicit(&rs->nr_mrs, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&rs->registered, 1, memory_order_relaxed);
-	pthread_mutex_unlock(&rs->lock);
+	mutex_unlock(&rs->lock);
 	*out = mr;
 	return 0;
 
 unlock:
-	pthread_mutex_unlock(&rs->lock);
+	mutex_unlock(&rs->lock);
 free_mr:
 	mr_free(mr);
 	return ret;
@@ -110,7 +112,7 @@ int implicit_child(struct reg_space *rs, struct iovm_mr *mr, uint64_t va, struct
 		return -ERANGE;
 	leaf = atomic_load_explicit(&mr->kids->leaf[IMR_TOP_IDX(va)], memory_order_relaxed);
 	if (!leaf) {
-		leaf = calloc(IMR_LEAF, sizeof(*leaf));
+		leaf = fi_calloc(IMR_LEAF, sizeof(*leaf));
 		if (!leaf)
 			return -ENOMEM;
 		atomic_store_explicit(&mr->kids->leaf[IMR_TOP_IDX(va)], leaf, memory_order_release);
@@ -142,11 +144,11 @@ int reg_key_grow(struct reg_space *rs, uint32_t key, uint64_t va)
 	bool remote;
 	int ret = -ENOKEY;
 
-	pthread_mutex_lock(&rs->lock);
+	mutex_lock(&rs->lock);
 	mr = keys_lookup(&rs->keys, key, &remote);
 	if (mr && mr->implicit && atomic_load_explicit(&mr->state, memory_order_acquire) == MR_LIVE)
 		ret = implicit_child(rs, mr, va, &child);
-	pthread_mutex_unlock(&rs->lock);
+	mutex_unlock(&rs->lock);
 	return ret;
 }
 
@@ -185,7 +187,7 @@ int implicit_query(struct iovm_mr *mr, struct iovm_mr_info *info)
 	struct reg_space *rs = mr->rs;
 	uint64_t valid = 0, huge = 0;
 
-	pthread_mutex_lock(&rs->lock);
+	mutex_lock(&rs->lock);
 	for (unsigned t = 0; t < IMR_TOP; t++) {
 		_Atomic(struct iovm_mr *) *leaf = atomic_load_explicit(&mr->kids->leaf[t], memory_order_relaxed);
 
@@ -194,10 +196,10 @@ int implicit_query(struct iovm_mr *mr, struct iovm_mr_info *info)
 
 			if (!child)
 				continue;
-			pthread_mutex_lock(&child->lock);
+			mutex_lock(&child->lock);
 			valid += child->nr_valid;
 			huge += iommu_hold_huge_leaves(child->dom, child->iova, child->end - child->start);
-			pthread_mutex_unlock(&child->lock);
+			mutex_unlock(&child->lock);
 		}
 	}
 	*info = (struct iovm_mr_info){
@@ -216,7 +218,7 @@ int implicit_query(struct iovm_mr *mr, struct iovm_mr_info *info)
 		.huge_leaves = huge,
 		.children = mr->kids->nr_children,
 	};
-	pthread_mutex_unlock(&rs->lock);
+	mutex_unlock(&rs->lock);
 	return 0;
 }
 
@@ -228,7 +230,7 @@ int implicit_advise(struct iovm_mr *mr, uintptr_t a, size_t len, uint32_t flags)
 	(void)flags; /* the children are written as the parent may be */
 	if (a < mr->start || a + len > mr->end)
 		return -ERANGE;
-	pthread_mutex_lock(&rs->lock);
+	mutex_lock(&rs->lock);
 	/* Child by child: each prefetch is an on-demand MR's. */
 	for (uintptr_t at = a; at < a + len && !ret;) {
 		uintptr_t next = MIN(align_down(at, IMR_CHILD_SIZE) + IMR_CHILD_SIZE, a + len);
@@ -239,6 +241,6 @@ int implicit_advise(struct iovm_mr *mr, uintptr_t a, size_t len, uint32_t flags)
 			ret = odp_advise(rs, child, at, next - at);
 		at = next;
 	}
-	pthread_mutex_unlock(&rs->lock);
+	mutex_unlock(&rs->lock);
 	return ret == -ENOENT ? -EINVAL : ret;
 }

@@ -19,6 +19,7 @@
 #include "base/compiler.h"
 #include <iovm/iommu.h>
 
+#include "base/fault_inject.h"
 #include "reg/reg_internal.h"
 
 static_assert(KEY_SLOTS * (uint64_t)(1u << KEY_GEN_BITS) * 2 == UINT64_C(1) << 32, "a key is 32 bits");
@@ -52,9 +53,9 @@ static int grow(struct key_table *t)
 
 	if (chunk == KEY_CHUNKS)
 		return -ENOSPC;
-	slots = calloc(KEY_CHUNK, sizeof(*slots));
-	fifo = calloc(cap, sizeof(*fifo));
-	gen = realloc(t->gen, (size_t)(t->nr_slots + KEY_CHUNK) * sizeof(*gen));
+	slots = fi_calloc(KEY_CHUNK, sizeof(*slots));
+	fifo = fi_calloc(cap, sizeof(*fifo));
+	gen = fi_realloc(t->gen, (size_t)(t->nr_slots + KEY_CHUNK) * sizeof(*gen));
 	if (!slots || !fifo || !gen) {
 		free(slots);
 		free(fifo);

@@ -44,6 +44,8 @@
 #include "base/compiler.h"
 #include "base/ctx.h"
 #include "base/epoch.h"
+#include "base/fault_inject.h"
+#include "base/lock.h"
 #include "base/log.h"
 #include "os/uffd.h"
 #include "os/vma.h"
@@ -189,7 +191,7 @@ static void *invalidator_main(void *arg)
 		seen = atomic_load_explicit(&m->batches_read, memory_order_acquire);
 		head = atomic_load_explicit(&m->head, memory_order_relaxed);
 		tail = atomic_load_explicit(&m->tail, memory_order_acquire);
-		pthread_mutex_lock(&rs->lock);
+		mutex_lock(&rs->lock);
 		for (; head != tail; head++) {
 			const struct mon_event *e = &m->ring[head & (RING_SIZE - 1)];
 
@@ -201,7 +203,7 @@ static void *invalidator_main(void *arg)
 			count(&m->overflows);
 			count(&m->generation);
 		}
-		pthread_mutex_unlock(&rs->lock);
+		mutex_unlock(&rs->lock);
 		/* Every event of those batches is dealt with: devices may go back. */
 		atomic_fetch_sub_explicit(m->gate, (uint32_t)(seen - m->batches_done), memory_order_seq_cst);
 		m->batches_done = seen;
@@ -226,14 +228,14 @@ static int api_handshake(int uffd, bool *fork_events)
 	if (!(have & UFFD_FEATURE_EVENT_FORK))
 		api.features &= ~(uint64_t)UFFD_FEATURE_EVENT_FORK;
 	*fork_events = api.features & UFFD_FEATURE_EVENT_FORK;
-	if (ioctl(uffd, UFFDIO_API, &api))
+	if (fi_ioctl(uffd, UFFDIO_API, &api))
 		return -errno;
 	return 0;
 }
 
 int monitor_start(struct reg_space *rs, struct reg_monitor **out)
 {
-	struct reg_monitor *m = calloc(1, sizeof(*m));
+	struct reg_monitor *m = fi_calloc(1, sizeof(*m));
 	int ret;
 
 	if (!m)
@@ -257,21 +259,21 @@ int monitor_start(struct reg_space *rs, struct reg_monitor **out)
 						  .features = UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMOVE |
 							      UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_PAGEFAULT_FLAG_WP };
 
-			ret = ioctl(m->uffd, UFFDIO_API, &api) ? -errno : 0;
+			ret = fi_ioctl(m->uffd, UFFDIO_API, &api) ? -errno : 0;
 		}
 		if (ret)
 			goto close_uffd;
 	}
-	m->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	m->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	m->inv_stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	m->wake_fd = fi_eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	m->stop_fd = fi_eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	m->inv_stop_fd = fi_eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	ret = -errno;
 	if (m->wake_fd < 0 || m->stop_fd < 0 || m->inv_stop_fd < 0)
 		goto close_fds;
-	ret = -pthread_create(&m->reader, NULL, reader_main, m);
+	ret = -fi_pthread_create(&m->reader, NULL, reader_main, m);
 	if (ret)
 		goto close_fds;
-	ret = -pthread_create(&m->invalidator, NULL, invalidator_main, m);
+	ret = -fi_pthread_create(&m->invalidator, NULL, invalidator_main, m);
 	if (ret)
 		goto stop_reader;
 	*out = m;
@@ -335,7 +337,7 @@ int monitor_watch(struct reg_monitor *m, uint64_t start, uint64_t end, int sysv)
 	 * userfaultfd), and never unregistered before the monitor stops: as
 	 * libfabric found, overlapping registrations cannot each undo it.
 	 */
-	if (ioctl(m->uffd, UFFDIO_REGISTER, &r))
+	if (fi_ioctl(m->uffd, UFFDIO_REGISTER, &r))
 		return -errno; /* a file's private mapping, a PFN map, another userfaultfd's range */
 	/*
 	 * No UFFDIO_ZEROPAGE: a hugetlb VMA is in there, maybe System V shared

@@ -19,6 +19,8 @@
 #include "base/compiler.h"
 #include "base/ctx.h"
 #include "base/error.h"
+#include "base/fault_inject.h"
+#include "base/lock.h"
 #include "base/log.h"
 #include "iommu/iommu.h"
 #include "os/hugepage.h"
@@ -145,14 +147,14 @@ int mr_lock_map(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64
 {
 	int ret = 0;
 
-	pthread_mutex_lock(&mr->lock);
+	mutex_lock(&mr->lock);
 	for (uint64_t i = pages_find(mr, first, last, false); i <= last && !ret;) {
 		uint64_t j = pages_find(mr, i, last, true) - 1;
 
 		ret = lock_map_run(rs, mr, i, j);
 		i = pages_find(mr, j + 1, last, false);
 	}
-	pthread_mutex_unlock(&mr->lock);
+	mutex_unlock(&mr->lock);
 	return ret;
 }
 
@@ -183,9 +185,9 @@ uint64_t mr_drop_pages(struct reg_space *rs, struct iovm_mr *mr, uint64_t first,
 {
 	uint64_t n;
 
-	pthread_mutex_lock(&mr->lock);
+	mutex_lock(&mr->lock);
 	n = drop_pages(rs, mr, first, last);
-	pthread_mutex_unlock(&mr->lock);
+	mutex_unlock(&mr->lock);
 	return n;
 }
 
@@ -200,7 +202,7 @@ uint64_t mr_invalidate_range(struct reg_space *rs, uint64_t start, uint64_t end,
 		struct iovm_mr *mr = container_of(n, struct iovm_mr, node);
 		uint64_t s = MAX(start, mr->start), e = MIN(end, mr->end);
 
-		pthread_mutex_lock(&mr->lock);
+		mutex_lock(&mr->lock);
 		/* Odd while the pages go: a lock-free reader of the valid bits knows to look again. */
 		atomic_fetch_add_explicit(&mr->seq, 1, memory_order_seq_cst);
 		pages += drop_pages(rs, mr, (s - mr->start) / PG, (align_up(e, PG) - mr->start) / PG - 1);
@@ -212,7 +214,7 @@ uint64_t mr_invalidate_range(struct reg_space *rs, uint64_t start, uint64_t end,
 		/* A pinned MR with nothing left is dead; an on-demand one faults its pages in again. */
 		if (!mr->nr_valid && !mr->on_demand)
 			atomic_store_explicit(&mr->state, MR_DEAD, memory_order_release);
-		pthread_mutex_unlock(&mr->lock);
+		mutex_unlock(&mr->lock);
 	}
 	atomic_fetch_add_explicit(&rs->invalidated_pages, pages, memory_order_relaxed);
 	return pages;
@@ -272,7 +274,7 @@ struct reg_monitor *reg_monitor_of(struct reg_space *rs)
 
 struct iovm_mr *mr_new(struct iovm_domain *dom, uintptr_t a, size_t len, uint32_t access)
 {
-	struct iovm_mr *mr = calloc(1, sizeof(*mr));
+	struct iovm_mr *mr = fi_calloc(1, sizeof(*mr));
 
 	if (!mr)
 		return NULL;
@@ -297,8 +299,8 @@ struct iovm_mr *mr_new(struct iovm_domain *dom, uintptr_t a, size_t len, uint32_
 	mr->locked = !mr->on_demand;
 	mr->node.start = mr->start;
 	mr->node.last = mr->end - 1;
-	pthread_mutex_init(&mr->lock, NULL);
-	mr->valid = calloc((mr->npages + 63) / 64, sizeof(uint64_t));
+	mutex_init(&mr->lock);
+	mr->valid = fi_calloc((mr->npages + 63) / 64, sizeof(uint64_t));
 	if (!mr->valid) {
 		mr_free(mr);
 		return NULL;
@@ -311,7 +313,7 @@ void mr_free(struct iovm_mr *mr)
 	free(mr->chunks);
 	free(mr->valid);
 	free(mr->kids);
-	pthread_mutex_destroy(&mr->lock);
+	mutex_destroy(&mr->lock);
 	free(mr);
 }
 
@@ -380,9 +382,9 @@ IOVM_API int iovm_mr_reg(struct iovm_domain *dom, void *addr, size_t len, uint32
 		return -ENOMEM;
 	if (!mr->on_demand && (ret = pinned_precheck(mr, &sysv)))
 		goto free_mr;
-	pthread_mutex_lock(&rs->lock);
+	mutex_lock(&rs->lock);
 	ret = mr_publish(rs, mr, sysv, true);
-	pthread_mutex_unlock(&rs->lock);
+	mutex_unlock(&rs->lock);
 	if (ret)
 		goto free_mr;
 	*out = mr;
@@ -405,7 +407,7 @@ void mr_teardown(struct reg_space *rs, struct iovm_mr *mr)
 	atomic_store_explicit(&mr->state, MR_GONE, memory_order_release);
 	/* Resolvers that dropped the lock to fault pages in see it gone when they come back. */
 	while (mr->refs)
-		pthread_cond_wait(&rs->idle, &rs->lock);
+		cond_wait(&rs->idle, &rs->lock);
 	odp_forget(rs, mr);
 	mr_drop_pages(rs, mr, 0, mr->npages - 1);
 	iommu_unhold(mr->dom, mr->iova, pa_val(mr->pa), mr->end - mr->start);
@@ -449,12 +451,12 @@ int mr_dereg(struct iovm_mr *mr)
 {
 	struct reg_space *rs = mr->rs;
 
-	pthread_mutex_lock(&rs->lock);
+	mutex_lock(&rs->lock);
 	if (mr->implicit)
 		implicit_teardown(rs, mr);
 	else
 		mr_teardown(rs, mr);
-	pthread_mutex_unlock(&rs->lock);
+	mutex_unlock(&rs->lock);
 	return 0;
 }
 
@@ -462,13 +464,13 @@ void mr_teardown_all(struct reg_space *rs)
 {
 	struct itree_node *n;
 
-	pthread_mutex_lock(&rs->lock);
+	mutex_lock(&rs->lock);
 	/* Implicit MRs first: their children are in the tree. */
 	while (!list_empty(&rs->implicits))
 		implicit_teardown(rs, list_entry(rs->implicits.next, struct iovm_mr, ilink));
 	while ((n = itree_first(&rs->mrs, 0, UINT64_MAX)))
 		mr_teardown(rs, container_of(n, struct iovm_mr, node));
-	pthread_mutex_unlock(&rs->lock);
+	mutex_unlock(&rs->lock);
 }
 
 IOVM_API int iovm_mr_query(const struct iovm_mr *mr, struct iovm_mr_info *info)
@@ -480,7 +482,7 @@ IOVM_API int iovm_mr_query(const struct iovm_mr *mr, struct iovm_mr_info *info)
 		return -EINVAL;
 	if (mr->implicit)
 		return implicit_query(m, info);
-	pthread_mutex_lock(&m->lock);
+	mutex_lock(&m->lock);
 	*info = (struct iovm_mr_info){
 		.addr = (void *)mr->addr,
 		.len = mr->len,
@@ -495,7 +497,7 @@ IOVM_API int iovm_mr_query(const struct iovm_mr *mr, struct iovm_mr_info *info)
 		.valid_pages = mr->nr_valid,
 		.huge_leaves = iommu_hold_huge_leaves(mr->dom, mr->iova, mr->end - mr->start),
 	};
-	pthread_mutex_unlock(&m->lock);
+	mutex_unlock(&m->lock);
 	return 0;
 }
 

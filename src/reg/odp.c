@@ -26,6 +26,8 @@
 #include "base/compiler.h"
 #include "base/ctx.h"
 #include "base/error.h"
+#include "base/fault_inject.h"
+#include "base/lock.h"
 #include "base/log.h"
 #include "iommu/iommu.h"
 #include "reg/reg_internal.h"
@@ -46,7 +48,7 @@ static int chunks_get(struct iovm_mr *mr)
 {
 	if (mr->chunks)
 		return 0;
-	mr->chunks = calloc(nr_chunks(mr), sizeof(*mr->chunks));
+	mr->chunks = fi_calloc(nr_chunks(mr), sizeof(*mr->chunks));
 	return mr->chunks ? 0 : -ENOMEM;
 }
 
@@ -154,7 +156,7 @@ int odp_fill(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t 
 		int ret;
 
 		mr->refs++;
-		pthread_mutex_unlock(&rs->lock);
+		mutex_unlock(&rs->lock);
 		/*
 		 * Watched before it is faulted in: memory mapped into the range
 		 * since the registration (where something was unmapped, or in a
@@ -169,7 +171,7 @@ int odp_fill(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t 
 							: mr_populate(mr, mr->start + first * PG, mr->start + (last + 1) * PG);
 		if (unlikely(odp_test_between))
 			odp_test_between(mr, first, last);
-		pthread_mutex_lock(&rs->lock);
+		mutex_lock(&rs->lock);
 		if (!--mr->refs)
 			pthread_cond_broadcast(&rs->idle);
 		if (atomic_load_explicit(&mr->state, memory_order_acquire) == MR_GONE)
@@ -224,14 +226,14 @@ int odp_resolve(void *arg, struct iovm_domain *dom, uint64_t iova, unsigned acce
 	uint64_t page, first, last;
 	int ret;
 
-	pthread_mutex_lock(&rs->lock);
+	mutex_lock(&rs->lock);
 	mr = mr_at(rs, dom, iova);
 	if (!mr || !mr->on_demand || atomic_load_explicit(&mr->state, memory_order_acquire) != MR_LIVE) {
-		pthread_mutex_unlock(&rs->lock);
+		mutex_unlock(&rs->lock);
 		return -ENOENT;
 	}
 	if ((access & IOVM_MAP_WRITE) && !(mr->prot & IOVM_MAP_WRITE)) {
-		pthread_mutex_unlock(&rs->lock);
+		mutex_unlock(&rs->lock);
 		return -EACCES;
 	}
 	page = (iova - mr->iova) / PG;
@@ -243,7 +245,7 @@ int odp_resolve(void *arg, struct iovm_domain *dom, uint64_t iova, unsigned acce
 		ret = odp_fill(rs, mr, page, page);
 	if (!ret)
 		atomic_fetch_add_explicit(&rs->odp_faults, 1, memory_order_relaxed);
-	pthread_mutex_unlock(&rs->lock);
+	mutex_unlock(&rs->lock);
 	return ret;
 }
 
@@ -293,8 +295,8 @@ IOVM_API int iovm_mr_advise(struct iovm_mr *mr, void *addr, size_t len, uint32_t
 	if (a < mr->addr || a + len > mr->addr + mr->len)
 		return -ERANGE;
 	rs = mr->rs;
-	pthread_mutex_lock(&rs->lock);
+	mutex_lock(&rs->lock);
 	ret = odp_advise(rs, mr, a, len);
-	pthread_mutex_unlock(&rs->lock);
+	mutex_unlock(&rs->lock);
 	return ret == -ENOENT ? -EINVAL : ret;
 }

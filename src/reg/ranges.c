@@ -11,6 +11,7 @@
 #include <stdlib.h>
 
 #include "base/compiler.h"
+#include "base/fault_inject.h"
 #include "reg/ranges.h"
 
 struct seg {
@@ -88,7 +89,7 @@ static int split_at(struct ranges *r, uint64_t addr)
 
 	if (!s || s->start >= addr)
 		return 0;
-	t = malloc(sizeof(*t));
+	t = fi_malloc(sizeof(*t));
 	if (!t)
 		return -ENOMEM;
 	t->start = addr;
@@ -140,7 +141,7 @@ static int adjust(struct ranges *r, uint64_t start, uint64_t end, int delta, ran
 		if (at < upto) {
 			/* A hole: count 0. */
 			if (delta > 0) {
-				struct seg *h = malloc(sizeof(*h));
+				struct seg *h = fi_malloc(sizeof(*h));
 
 				if (!h) {
 					ret = -ENOMEM;

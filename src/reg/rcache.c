@@ -60,6 +60,8 @@
 #include "base/compiler.h"
 #include "base/ctx.h"
 #include "base/error.h"
+#include "base/fault_inject.h"
+#include "base/lock.h"
 #include "base/radix.h"
 #include "base/tlscache.h"
 #include "iommu/iommu.h"
@@ -172,7 +174,7 @@ struct iovm_rcache {
 	struct tls_owner owner;    /* the threads' tables */
 	_Atomic uint64_t hits_gone, raced_gone; /* of threads that exited */
 
-	pthread_mutex_t lock;      /* everything below */
+	struct mutex lock;      /* everything below */
 	uint64_t nr_at[NR_LEVELS]; /* indexed regions by level */
 	struct list_node lru;      /* indexed regions, least recently registered or found first */
 	struct list_node spare;    /* region structs to reuse */
@@ -204,7 +206,7 @@ static void count_own(_Atomic uint64_t *ctr)
 
 static struct tls_cache *tls_create(struct tls_owner *o)
 {
-	struct rc_tls *t = calloc(1, sizeof(*t));
+	struct rc_tls *t = fi_calloc(1, sizeof(*t));
 
 	(void)o;
 	return t ? &t->base : NULL;
@@ -605,7 +607,7 @@ static struct rc_region *region_new(struct iovm_rcache *c)
 
 	if (list_empty(&c->spare)) {
 		/* Cache-line aligned (what a reader reads is one line): not calloc(). */
-		ch = aligned_alloc(_Alignof(struct rc_chunk), sizeof(*ch));
+		ch = fi_aligned_alloc(_Alignof(struct rc_chunk), sizeof(*ch));
 		if (!ch)
 			return NULL;
 		memset(ch, 0, sizeof(*ch));
@@ -747,7 +749,7 @@ static int get_slow(struct iovm_rcache *c, struct rc_tls *t, uint64_t addr, uint
 	bool overlap;
 	int ret;
 
-	pthread_mutex_lock(&c->lock);
+	mutex_lock(&c->lock);
 	r = lookup_slow(c, t, addr, len, access, &overlap);
 	if (r) {
 		if (t)
@@ -769,7 +771,7 @@ static int get_slow(struct iovm_rcache *c, struct rc_tls *t, uint64_t addr, uint
 	if (!mr->monitored) {
 		/* Nothing would say when it goes stale: the caller's alone, deregistered at put. */
 		c->uncached++;
-		pthread_mutex_unlock(&c->lock);
+		mutex_unlock(&c->lock);
 		*out = mr;
 		return 0;
 	}
@@ -796,7 +798,7 @@ static int get_slow(struct iovm_rcache *c, struct rc_tls *t, uint64_t addr, uint
 	hold_add(t ? held_of(t, r, true) : NULL, r, 1);
 	evict(c, r);
 found:
-	pthread_mutex_unlock(&c->lock);
+	mutex_unlock(&c->lock);
 	if (t)
 		t->last = r;
 	*out = r->mr;
@@ -805,7 +807,7 @@ found:
 dereg:
 	mr_dereg(mr);
 unlock:
-	pthread_mutex_unlock(&c->lock);
+	mutex_unlock(&c->lock);
 	return ret;
 }
 
@@ -859,12 +861,12 @@ IOVM_API int iovm_rcache_put(struct iovm_rcache *c, struct iovm_mr *mr)
 	reader_fence(c);
 	if (unlikely(atomic_load_explicit(&r->zombie, memory_order_acquire))) {
 		/* Evicted or invalidated away while held: the last put lets it go. */
-		pthread_mutex_lock(&c->lock);
+		mutex_lock(&c->lock);
 		if (atomic_load_explicit(&r->zombie, memory_order_relaxed) && r->mr == mr && !refs(c, r)) {
 			list_del(&r->lru);
 			region_free(c, r);
 		}
-		pthread_mutex_unlock(&c->lock);
+		mutex_unlock(&c->lock);
 	}
 	return 0;
 }
@@ -910,7 +912,7 @@ IOVM_API int iovm_rcache_create(struct iovm_domain *dom, const struct iovm_rcach
 	err_clear();
 	if (!dom || !out)
 		return -EINVAL;
-	c = calloc(1, sizeof(*c));
+	c = fi_calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
 	c->rs = iommu_domain_ctx(dom)->reg;
@@ -928,14 +930,14 @@ IOVM_API int iovm_rcache_create(struct iovm_domain *dom, const struct iovm_rcach
 	c->owner.retire = tls_retire;
 	c->owner.discard = tls_discard;
 	tls_owner_register(&c->owner);
-	pthread_mutex_init(&c->lock, NULL);
+	mutex_init(&c->lock);
 	list_init(&c->lru);
 	list_init(&c->spare);
 	list_init(&c->chunks);
 	list_init(&c->zombies);
-	pthread_mutex_lock(&c->rs->lock);
+	mutex_lock(&c->rs->lock);
 	list_add(&c->rs->caches, &c->link);
-	pthread_mutex_unlock(&c->rs->lock);
+	mutex_unlock(&c->rs->lock);
 	*out = c;
 	return 0;
 }
@@ -945,20 +947,20 @@ void rcache_destroy_all(struct reg_space *rs)
 	for (;;) {
 		struct iovm_rcache *c;
 
-		pthread_mutex_lock(&rs->lock);
+		mutex_lock(&rs->lock);
 		c = list_empty(&rs->caches) ? NULL : list_entry(rs->caches.next, struct iovm_rcache, link);
-		pthread_mutex_unlock(&rs->lock);
+		mutex_unlock(&rs->lock);
 		if (!c)
 			return;
 		/* The context closes: held MRs are let go too. */
-		pthread_mutex_lock(&c->lock);
+		mutex_lock(&c->lock);
 		while (!list_empty(&c->zombies)) {
 			struct rc_region *r = list_entry(c->zombies.next, struct rc_region, lru);
 
 			list_del(&r->lru);
 			region_free(c, r);
 		}
-		pthread_mutex_unlock(&c->lock);
+		mutex_unlock(&c->lock);
 		cache_free(c);
 	}
 }
@@ -968,12 +970,12 @@ static void cache_free(struct iovm_rcache *c)
 {
 	struct list_node *n, *t;
 
-	pthread_mutex_lock(&c->rs->lock);
+	mutex_lock(&c->rs->lock);
 	list_del(&c->link);
-	pthread_mutex_unlock(&c->rs->lock);
+	mutex_unlock(&c->rs->lock);
 	/* The threads' tables go first: nothing may use the cache any more. */
 	tls_owner_unregister(&c->owner);
-	pthread_mutex_lock(&c->lock);
+	mutex_lock(&c->lock);
 	list_for_each_safe(n, t, &c->lru) {
 		struct rc_region *r = list_entry(n, struct rc_region, lru);
 
@@ -987,8 +989,8 @@ static void cache_free(struct iovm_rcache *c)
 		list_del(&ch->link);
 		free(ch);
 	}
-	pthread_mutex_unlock(&c->lock);
-	pthread_mutex_destroy(&c->lock);
+	mutex_unlock(&c->lock);
+	mutex_destroy(&c->lock);
 	levels_destroy(c);
 	free(c);
 }
@@ -1000,17 +1002,17 @@ IOVM_API int iovm_rcache_destroy(struct iovm_rcache *c)
 	err_clear();
 	if (!c)
 		return -EINVAL;
-	pthread_mutex_lock(&c->lock);
+	mutex_lock(&c->lock);
 	if (!list_empty(&c->zombies)) {
-		pthread_mutex_unlock(&c->lock);
+		mutex_unlock(&c->lock);
 		return -EBUSY;
 	}
 	list_for_each(n, &c->lru)
 		if (refs_indexed(c, list_entry(n, struct rc_region, lru))) {
-			pthread_mutex_unlock(&c->lock);
+			mutex_unlock(&c->lock);
 			return -EBUSY;
 		}
-	pthread_mutex_unlock(&c->lock);
+	mutex_unlock(&c->lock);
 	cache_free(c);
 	return 0;
 }
@@ -1043,12 +1045,12 @@ IOVM_API int iovm_rcache_stats(struct iovm_rcache *c, struct iovm_rcache_stats *
 	st->invalidations_remove = atomic_load_explicit(&c->inval[1], memory_order_relaxed);
 	st->invalidations_remap = atomic_load_explicit(&c->inval[2], memory_order_relaxed);
 	st->invalidations_overflow = atomic_load_explicit(&c->inval[3], memory_order_relaxed);
-	pthread_mutex_lock(&c->lock);
+	mutex_lock(&c->lock);
 	st->misses = c->misses;
 	st->uncached = c->uncached;
 	st->evictions = c->evictions;
 	st->regions = c->nr_regions;
 	st->bytes = c->bytes;
-	pthread_mutex_unlock(&c->lock);
+	mutex_unlock(&c->lock);
 	return 0;
 }

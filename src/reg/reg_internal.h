@@ -20,6 +20,7 @@
 #include "base/addr.h"
 #include "base/itree.h"
 #include "base/list.h"
+#include "base/lock.h"
 #include "reg/ranges.h"
 #include "reg/reg.h"
 
@@ -84,7 +85,7 @@ struct iovm_mr {
 	unsigned refs;            /* resolvers working on it without the lock */
 	struct rc_region *rc;     /* the registration cache's region it is, or NULL */
 
-	pthread_mutex_t lock;     /* valid, nr_valid and the domain mapping */
+	struct mutex lock;     /* valid, nr_valid and the domain mapping */
 	uint64_t *valid;          /* under lock: a bit per page, mapped in the domain */
 	uint64_t nr_valid;        /* under lock */
 	/*
@@ -146,7 +147,7 @@ struct mon_event {
 
 struct reg_space {
 	struct iovm_ctx *ctx;
-	pthread_mutex_t lock;     /* everything below that says so */
+	struct mutex lock;     /* everything below that says so */
 	struct itree mrs;         /* under lock: MRs by VA */
 	struct itree by_iova;     /* under lock: MRs by IOVA (of any domain) */
 	pthread_cond_t idle;      /* signalled, under lock, when an MR's refs drop */

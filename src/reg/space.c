@@ -8,17 +8,19 @@
 
 #include "base/ctx.h"
 #include "base/error.h"
+#include "base/fault_inject.h"
+#include "base/lock.h"
 #include "iommu/iommu.h"
 #include "reg/reg_internal.h"
 
 int reg_create(struct iovm_ctx *ctx, struct reg_space **out)
 {
-	struct reg_space *rs = calloc(1, sizeof(*rs));
+	struct reg_space *rs = fi_calloc(1, sizeof(*rs));
 
 	if (!rs)
 		return -ENOMEM;
 	rs->ctx = ctx;
-	pthread_mutex_init(&rs->lock, NULL);
+	mutex_init(&rs->lock);
 	pthread_cond_init(&rs->idle, NULL);
 	itree_init(&rs->mrs);
 	itree_init(&rs->by_iova);
@@ -47,7 +49,7 @@ void reg_destroy(struct reg_space *rs)
 	ranges_destroy(&rs->locked);
 	keys_destroy(&rs->keys);
 	pthread_cond_destroy(&rs->idle);
-	pthread_mutex_destroy(&rs->lock);
+	mutex_destroy(&rs->lock);
 	free(rs);
 }
 
@@ -71,10 +73,10 @@ IOVM_API int iovm_reg_stats(struct iovm_ctx *ctx, struct iovm_reg_stats *st)
 		.odp_prefetched_bytes = atomic_load_explicit(&rs->odp_prefetched, memory_order_relaxed),
 		.pin_budget = rs->budget_pages * 4096,
 	};
-	pthread_mutex_lock(&rs->lock);
+	mutex_lock(&rs->lock);
 	st->odp_pinned_bytes = rs->odp_pinned * 4096;
 	if (rs->mon)
 		monitor_stats(rs->mon, st);
-	pthread_mutex_unlock(&rs->lock);
+	mutex_unlock(&rs->lock);
 	return 0;
 }
