@@ -5,6 +5,8 @@
 #   make vm-test the VM test alone (also part of make check, in the default build)
 #   make vm-bench `iovm bench vfio` in the VM test's guest
 #   make vm-test-iommufd  the VM test on its own 6.12 guest kernel: iommufd and no-IOMMU too
+#   make fuzz    every libFuzzer target for FUZZ_SECONDS (60) each; make check replays their corpora
+#   make check-tsan  the suite under ThreadSanitizer alone
 #
 # Both install missing Debian packages first (apt-get, as root).
 
@@ -14,7 +16,7 @@ BUILD_CLANG ?= build-clang
 PREFIX      ?= /usr/local
 DEMO_ARGS   ?=
 
-.PHONY: all deps build run check test check-asan check-clang vm-test vm-test-iommufd vm-bench bench install uninstall clean
+.PHONY: all deps build run check test check-tsan fuzz check-asan check-clang vm-test vm-test-iommufd vm-bench bench install uninstall clean
 
 all: build
 
@@ -34,7 +36,16 @@ check:
 
 # The suite once, in the default build only.
 test: build
-	scripts/check.sh --only default
+	scripts/check.sh --only default,install
+
+check-tsan:
+	@scripts/deps.sh check
+	scripts/check.sh --only tsan
+
+FUZZ_SECONDS ?= 60
+fuzz:
+	@scripts/deps.sh check
+	scripts/fuzz.sh $(FUZZ_SECONDS)
 
 # The VM test alone: iovm's VFIO backend in a QEMU guest with an emulated IOMMU.
 vm-test: build
@@ -65,4 +76,4 @@ uninstall:
 	ninja -C $(BUILD) uninstall
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_CLANG)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_CLANG) build-tsan build-fuzz

@@ -1,12 +1,16 @@
 #!/bin/sh
-# The whole test suite: the default build, then an ASan+UBSan build, then a
-# clang build; hugepages are reserved around it (as root) and released after.
-#   check.sh [--only default]
+# The whole test suite, leg by leg: the default build (gcc) and the install
+# test, an ASan+UBSan build, a ThreadSanitizer build (clang), and a clang
+# build; every leg replays the fuzz corpora. Hugepages are reserved around it
+# (as root) and released after.
+#   check.sh [--only LEG[,LEG...]]   LEG: default, install, asan, tsan, clang
 set -eu
 cd "$(dirname "$0")/.."
 
-only=${2:-}
-[ "${1:-}" = "--only" ] || only=""
+legs=default,install,asan,clang
+if [ "${1:-}" = "--only" ]; then
+	legs=${2:?--only needs a list of legs}
+fi
 state=$(mktemp /tmp/iovm-hugepages.XXXXXX)
 trap 'scripts/hugepages.sh release "$state"' EXIT
 trap 'exit 130' INT TERM
@@ -20,22 +24,42 @@ run_suite() { # dir, meson options...
 	meson test -C "$dir" --print-errorlogs --num-processes "$(nproc)"
 }
 
-echo "== default build (gcc)"
-run_suite build
-echo "== make install, then build against the installed library"
-tests/install_test.sh build .
-[ "$only" = default ] && exit 0
+leg() { # name: whether it is to run
+	case ",$legs," in *",$1,"*) return 0 ;; esac
+	return 1
+}
 
-echo "== ASan + UBSan build"
-(
-	export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
-	export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
-	run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug \
-		-Dc_args=-fno-sanitize-recover=all
-)
-
-echo "== clang build"
-(
-	export CC=clang
-	run_suite build-clang -Dbuildtype=debugoptimized
-)
+if leg default; then
+	echo "== default build (gcc)"
+	run_suite build
+fi
+if leg install; then
+	echo "== make install, then build against the installed library"
+	[ -f build/build.ninja ] || meson setup build >/dev/null
+	tests/install_test.sh build .
+fi
+if leg asan; then
+	echo "== ASan + UBSan build"
+	(
+		export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+		export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+		run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug \
+			-Dc_args=-fno-sanitize-recover=all
+	)
+fi
+if leg tsan; then
+	# clang: gcc's TSan refuses atomic_thread_fence().
+	echo "== ThreadSanitizer build (clang)"
+	(
+		export CC=clang
+		export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp"
+		run_suite build-tsan -Db_sanitize=thread -Db_lundef=false -Dbuildtype=debugoptimized
+	)
+fi
+if leg clang; then
+	echo "== clang build"
+	(
+		export CC=clang
+		run_suite build-clang -Dbuildtype=debugoptimized
+	)
+fi

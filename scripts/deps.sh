@@ -1,14 +1,14 @@
 #!/bin/sh
 # Install the Debian packages a target needs, when they are missing.
 #   deps.sh build   compiler and build system
-#   deps.sh check   the above, clang for the second compiler, the sanitizer runtimes
+#   deps.sh check   the above, clang for the second compiler, its sanitizer and libFuzzer runtimes
 #   deps.sh bench   the peers the benchmarks compare against (optional)
 set -eu
 
 want=""
 case "${1:-build}" in
 build) want="gcc libc6-dev make meson ninja-build pkg-config" ;;
-check) want="gcc libc6-dev make meson ninja-build pkg-config clang" ;;
+check) want="gcc libc6-dev make meson ninja-build pkg-config clang libclang-rt-dev" ;;
 bench) want="gcc libc6-dev make meson ninja-build pkg-config libdpdk-dev libucx-dev gnuplot-nox" ;;
 *) echo "deps.sh: unknown target '$1'" >&2; exit 2 ;;
 esac
