@@ -297,14 +297,38 @@ unmap:
 }
 
 /*
+ * Out of memory with growth allowed: make room, cheapest first. Step 0
+ * gives back the list's idle commits, whatever their age; step 1 the
+ * banks whose every frame is free, of any arena (they count against
+ * mem_limit, and growing needs room under it). Whether anything went.
+ * Needs the list lock.
+ */
+static bool reclaim(struct mem_seglist *sl, unsigned step)
+{
+	lock_assert_held(&sl->lock);
+	if (step == 0)
+		return seglist_trim_locked(sl, true, false) != 0;
+	if (step == 1)
+		return phys_trim(sl->ms->phys) != 0;
+	return false;
+}
+
+/*
  * Commit every uncommitted page of [first, first+n), in runs. Pages that
  * were committed here stay committed (idle) if a later run fails: the trim
  * takes them back. Needs the list lock.
+ *
+ * Out of memory, room is made (reclaim()) and the range is walked again
+ * from its start: the idle commits given back may be ones the range found
+ * committed (or committed itself) a moment ago, and a run committed after
+ * them would leave those pages of the range unbacked.
  */
 static int commit_missing(struct mem_seglist *sl, uint64_t first, uint64_t n, bool allow_grow)
 {
 	uint64_t p = first, end = first + n;
+	unsigned step = 0;
 
+	lock_assert_held(&sl->lock);
 	while (p < end) {
 		uint64_t q;
 		int ret;
@@ -316,12 +340,22 @@ static int commit_missing(struct mem_seglist *sl, uint64_t first, uint64_t n, bo
 		for (q = p; q < end && !sl->pages[q].committed; q++)
 			;
 		ret = commit_pages(sl, p, q - p, false, 1, allow_grow);
-		if (ret == -ENOMEM && allow_grow && seglist_trim_locked(sl, true, false))
-			ret = commit_pages(sl, p, q - p, false, 1, allow_grow);
+		if (ret == -ENOMEM && allow_grow) {
+			bool freed = false;
+
+			while (!freed && step < 2)
+				freed = reclaim(sl, step++);
+			if (freed) {
+				p = first;
+				continue;
+			}
+		}
 		if (ret)
 			return ret;
 		p = q;
 	}
+	for (p = first; p < end; p++)
+		IOVM_ASSERT(sl->pages[p].committed);
 	return 0;
 }
 
@@ -378,9 +412,12 @@ static int commit_contig(struct mem_seglist *sl, uint64_t first, uint64_t n, uin
 	 * then new banks, which the kernel must allocate and zero.
 	 */
 	ret = commit_pages(sl, first, n, true, pa_align, false);
-	if (ret == -ENOMEM && seglist_trim_locked(sl, true, false))
+	if (ret == -ENOMEM && reclaim(sl, 0))
 		ret = commit_pages(sl, first, n, true, pa_align, false);
 	if (ret == -ENOMEM && allow_grow)
+		ret = commit_pages(sl, first, n, true, pa_align, true);
+	/* Last, free banks given back: under mem_limit they may be what leaves no room to grow. */
+	if (ret == -ENOMEM && allow_grow && reclaim(sl, 1))
 		ret = commit_pages(sl, first, n, true, pa_align, true);
 	return ret;
 }
