@@ -45,10 +45,12 @@ struct iovm_ctx;
  * Thread safety: safe.
  *
  * Return: the memory, or NULL with errno set: EINVAL for a zero size, an
- * alignment that is not a power of two, unknown or conflicting flags, a
- * boundary smaller than the size, a node that is not online; ENOMEM when the
- * memory is not there (hugepages exhausted, mem_limit reached); EDEADLK
- * when called from a memory event callback.
+ * alignment that is not a power of two or above 1 GiB, unknown bits, more
+ * than one IOVM_DMA_PAGE_* flag (each says "only"), a boundary smaller than
+ * the size or above 2^40, a node that is not online; EOPNOTSUPP for an
+ * IOVM_DMA_PAGE_* size the kernel has no pages of; ENOMEM when the memory
+ * is not there (hugepages exhausted, mem_limit reached: never memory only
+ * partly backed); EDEADLK when called from a memory event callback.
  */
 IOVM_API void *iovm_dma_alloc(struct iovm_ctx *ctx, size_t size, size_t align, uint32_t flags);
 
@@ -190,8 +192,9 @@ struct iovm_zone {
  * Thread safety: safe.
  *
  * Return: 0 when the zone was created, 1 when it existed; -EINVAL for bad
- * arguments; -EEXIST when a zone of that name exists but does not satisfy
- * the request; -ENOMEM.
+ * arguments (flags as iovm_dma_alloc() refuses them, whether or not the
+ * zone exists); -EEXIST when a zone of that name exists but does not
+ * satisfy the request; -EOPNOTSUPP, -ENOMEM as iovm_dma_alloc().
  */
 IOVM_API int iovm_zone_reserve(struct iovm_ctx *ctx, const char *name, size_t size, size_t align,
 			       uint32_t flags, const struct iovm_zone **zone);

@@ -52,8 +52,9 @@ static int decode(const struct mem_space *ms, size_t size, size_t align, uint32_
 	unsigned shift = (flags & DMA_FLAG_BOUNDARY_MASK) >> 8;
 	unsigned node_field = (flags & DMA_FLAG_NODE_MASK) >> 16;
 
+	/* Each IOVM_DMA_PAGE_* says "only": two of them contradict each other. */
 	if (!size || (flags & ~DMA_FLAGS_KNOWN) || (align && !is_pow2(align)) ||
-	    align > DMA_MAX_ALIGN)
+	    align > DMA_MAX_ALIGN || ((flags & DMA_FLAG_PAGES) && !is_pow2(flags & DMA_FLAG_PAGES)))
 		return -EINVAL;
 	if (size > (UINT64_C(1) << ms->slot_shift))
 		return -ENOMEM;

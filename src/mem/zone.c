@@ -78,7 +78,11 @@ IOVM_API int iovm_zone_reserve(struct iovm_ctx *ctx, const char *name, size_t si
 	int ret;
 
 	err_clear();
-	if (!ctx || !out || !size || (flags & ~allowed) || (align && !is_pow2(align)))
+	const uint32_t pages = flags & (IOVM_DMA_PAGE_4K | IOVM_DMA_PAGE_2M | IOVM_DMA_PAGE_1G);
+
+	/* Before the name is looked up: an existing zone does not make conflicting pages valid. */
+	if (!ctx || !out || !size || (flags & ~allowed) || (align && !is_pow2(align)) ||
+	    (pages && !is_pow2(pages)))
 		return -EINVAL;
 	ret = name_check(name);
 	if (ret)
