@@ -2,9 +2,11 @@
 /*
  * cmd_stat.c - `iovm stat [--json] [SIZE...]`: open a context, allocate the
  * sizes given (as a program would), and print the heap's and the physical
- * space's statistics.
+ * space's statistics. SIZE is what the options take (iovm_size_parse()).
  */
+#include <errno.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,22 +31,22 @@ int cmd_stat(int argc, char **argv)
 		return 1;
 	}
 	for (int i = 1; i < argc; i++) {
-		char *end;
-		unsigned long long v;
+		uint64_t size;
 
 		if (!strcmp(argv[i], "--json")) {
 			as_json = true;
 			continue;
 		}
-		v = strtoull(argv[i], &end, 0);
-		if (*end == 'K' || *end == 'k')
-			v <<= 10;
-		else if (*end == 'M' || *end == 'm')
-			v <<= 20;
-		else if (*end == 'G' || *end == 'g')
-			v <<= 30;
-		if (!v || !iovm_dma_alloc(ctx, v, 0, 0)) {
-			fprintf(stderr, "iovm stat: cannot allocate '%s'\n", argv[i]);
+		/* Sizes as the options take them: a suffix the parser does not know is refused, not ignored. */
+		if (iovm_size_parse(argv[i], &size) || !size) {
+			fprintf(stderr, "iovm stat: '%s' is not a size (bytes, or with a suffix K, M, G or T)\n",
+				argv[i]);
+			iovm_close(ctx);
+			return 2;
+		}
+		if (size > SIZE_MAX || !iovm_dma_alloc(ctx, (size_t)size, 0, 0)) {
+			fprintf(stderr, "iovm stat: cannot allocate '%s' (%" PRIu64 " bytes): %s\n", argv[i], size,
+				strerror(errno));
 			iovm_close(ctx);
 			return 1;
 		}

@@ -122,6 +122,21 @@ IOVM_API int iovm_log_set_handler(iovm_log_fn fn, void *arg);
  */
 IOVM_API const char *iovm_opts_help(void);
 
+/**
+ * iovm_size_parse() - a size as the options take it (mem_limit=, pin_budget=,
+ * pool=): decimal (or 0x hexadecimal) digits and an optional suffix K, M,
+ * G or T (powers of 1024, either case), optionally followed by "B" or
+ * "iB": "4096", "64K", "2MiB", "1T".
+ * @s: the string
+ * @bytes: set to the size
+ *
+ * Thread safety: safe.
+ *
+ * Return: 0; -EINVAL for NULL arguments, anything else after the digits
+ * (an unknown suffix, a space, a fraction), or a size beyond 64 bits.
+ */
+IOVM_API int iovm_size_parse(const char *s, uint64_t *bytes);
+
 #ifdef __cplusplus
 }
 #endif

@@ -266,6 +266,11 @@ int config_parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
+IOVM_API int iovm_size_parse(const char *s, uint64_t *bytes)
+{
+	return bytes ? config_parse_size(s, bytes) : -EINVAL;
+}
+
 static const struct opt_desc *opt_find(const char *name)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(opt_table); i++)

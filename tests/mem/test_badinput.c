@@ -64,6 +64,7 @@ B(log_level_low) { return iovm_log_set_level(-1); }
 B(log_level_high) { return iovm_log_set_level(5); }
 B(log_handler_null) { return iovm_log_set_handler(NULL, NULL) == 0 ? -EINVAL : -1; }
 B(opts_help) { return iovm_opts_help()[0] ? -EINVAL : -1; }
+B(size_parse_suffix) { uint64_t v; return iovm_size_parse("1X", &v); }
 
 B(open_null_out) { return iovm_open("", NULL); }
 B(open_unknown_key) { struct iovm_ctx *c; return iovm_open("pagesize=2M", &c); }
@@ -497,6 +498,7 @@ static const struct bad_case cases[] = {
 	ROW(log_level_high, iovm_log_set_level, EINVAL),
 	ROW(log_handler_null, iovm_log_set_handler, EINVAL),
 	ROW(opts_help, iovm_opts_help, EINVAL),
+	ROW(size_parse_suffix, iovm_size_parse, EINVAL),
 	ROW(open_null_out, iovm_open, EINVAL),
 	ROW(open_unknown_key, iovm_open, EINVAL),
 	ROW(open_bad_page, iovm_open, EINVAL),

@@ -50,6 +50,33 @@ ok
 
 "$iovm" stat 1M 64K --json >"$tmp/stat.json" || fail "iovm stat"
 json_ok "$tmp/stat.json" "iovm stat --json"
+# Sizes as the options parse them: every suffix they know, in either case,
+# allocated in full (sizes past the slabs, 32 KiB, are counted exactly);
+# anything else refused before a byte is allocated.
+in_use() { # SIZE...: the heap's in_use after `iovm stat SIZE...`
+	IOVM_OPTS=page_size=4K,mem_limit=64M "$iovm" stat --json "$@" >"$tmp/sz.json" ||
+		fail "iovm stat $*: $(cat "$tmp/sz.json")"
+	sed -n 's/^ *"in_use": \([0-9]*\),*$/\1/p' "$tmp/sz.json" | head -n 1
+}
+for pair in 40960:40K 40960:40k 40960:40KiB 40960:0xa000 3145728:3M 3145728:3mb \
+	2097152:2MiB 4194304:4194304; do
+	want=${pair%%:*} size=${pair#*:}
+	got=$(in_use "$size")
+	[ "$got" = "$want" ] || fail "iovm stat $size: $got bytes in use, not $want"
+	ok
+done
+for size in 1T 1t 1G 1TiB; do
+	if IOVM_OPTS=page_size=4K,mem_limit=64M "$iovm" stat "$size" >"$tmp/big" 2>&1; then
+		fail "iovm stat $size under mem_limit=64M succeeded: $(cat "$tmp/big")"
+	fi
+	grep -q "cannot allocate '$size'" "$tmp/big" || fail "iovm stat $size: $(cat "$tmp/big")"
+	ok
+done
+for size in 1X 1P 1.5G 1KB2 "1 M" -1 0 M ""; do
+	if "$iovm" stat "$size" >"$tmp/bad" 2>&1; then fail "iovm stat '$size' accepted"; fi
+	grep -q "is not a size" "$tmp/bad" || fail "iovm stat '$size': $(cat "$tmp/bad")"
+	ok
+done
 
 "$iovm" bench mem --quick --no-dpdk --json-out "$tmp/bench.json" >"$tmp/bench" 2>&1 ||
 	fail "iovm bench mem: $(cat "$tmp/bench")"
