@@ -83,13 +83,32 @@ IOVM_API int iovm_device_attach(struct iovm_device *dev, struct iovm_domain *dom
 /**
  * iovm_device_detach() - detach whatever domain @pasid names.
  *
- * Returns once no request of the device can use the old attachment.
+ * Returns once no request of the device can use the old attachment. From
+ * then on a request with @pasid faults with IOVM_FAULT_NO_DOMAIN (its
+ * descriptor completes IOVM_STATUS_PAGE_FAULT), and the fault goes to the
+ * device's own fault log, not to the domain that was attached: as Intel's
+ * VT-d records a request whose PASID-table entry is not present in the
+ * remapping unit's fault log, against the requester, since no domain is
+ * reached any more.
  *
  * Thread safety: safe.
  *
  * Return: 0; -EINVAL; -ENOENT when nothing is attached for @pasid.
  */
 IOVM_API int iovm_device_detach(struct iovm_device *dev, uint32_t pasid);
+
+/**
+ * iovm_device_fault_pop() - the oldest fault the device took that no
+ * domain could take: a request with a PASID that has nothing attached
+ * (IOVM_FAULT_NO_DOMAIN; .seq counts the device's such faults). Faults in
+ * an attached domain go to that domain (iovm_domain_fault_pop()). The log
+ * keeps 64; beyond, faults are counted as dropped (iovm_device_query()).
+ *
+ * Thread safety: safe.
+ *
+ * Return: 0; -EAGAIN when there is none; -EINVAL.
+ */
+IOVM_API int iovm_device_fault_pop(struct iovm_device *dev, struct iovm_fault *f);
 
 /* What a device is (iovm_device_query()). */
 enum iovm_device_kind {
@@ -120,6 +139,8 @@ struct iovm_device_info {
 	uint64_t kernel_mappings;      /* entries the mirror holds now */
 	uint64_t kernel_maps, kernel_unmaps; /* MAP_DMA and UNMAP_DMA calls made */
 	uint64_t kernel_splits;        /* entries mapped again around a partial unmap */
+	/* Faults with no domain to go to (iovm_device_fault_pop()): seen, and lost to a full log. */
+	uint64_t unattached_faults, unattached_faults_dropped;
 };
 
 /**
@@ -197,10 +218,26 @@ enum iovm_op {
  * the application's virtual addresses, in the registrations that src_key
  * and dst_key (and each entry's key) name; a key of 0 leaves its address an
  * IOVA. A local key grants the MR's local rights, a remote key its remote
- * ones. A key that is unknown, stale (its MR deregistered or dead), of
- * another domain, without the right, or for a range its MR does not hold,
- * completes the descriptor with IOVM_STATUS_KEY, touching nothing.
- * DUALCAST cannot be keyed (dst2 holds the keys).
+ * ones. DUALCAST cannot be keyed (dst2 holds the keys): IOVM_STATUS_INVALID.
+ *
+ * One rule for every descriptor, however many ranges it names: all its
+ * keys are checked before its first byte moves, each over the whole range
+ * it covers: src_key (a batch's list, a gather's list, or the source),
+ * then dst_key, then each scatter/gather entry's key in list order (with
+ * the list's lengths, which must add up to len: IOVM_STATUS_INVALID
+ * otherwise, also before a byte moves). A key that is unknown, stale (its
+ * MR deregistered or dead), of another domain, without the right, or for
+ * a range its MR does not hold completes the descriptor with
+ * IOVM_STATUS_KEY, bytes_completed 0, nothing written. An implicit
+ * registration's children that the ranges need are made by the check.
+ * A batch's children are descriptors of their own: each is checked when
+ * its turn comes, a refused child touches nothing and the batch goes on
+ * (IOVM_STATUS_BATCH_FAIL at the end); a bad key for the batch's list
+ * runs no child.
+ *
+ * Only a registration deregistered (or wholly invalidated) while the
+ * descriptor runs can stop it part way with IOVM_STATUS_KEY; then, as for
+ * a page fault, bytes_completed says how far it got.
  */
 #define IOVM_DESC_KEYED (1u << 2)
 
@@ -236,10 +273,16 @@ struct iovm_sge {
 enum iovm_status {
 	IOVM_STATUS_NONE = 0,      /* not completed yet */
 	IOVM_STATUS_SUCCESS = 1,
-	IOVM_STATUS_PAGE_FAULT = 2, /* stopped at fault_addr after bytes_completed */
+	/*
+	 * Stopped at fault_addr after bytes_completed: the bytes before it are
+	 * done, in every destination (both of DUALCAST), and no byte after.
+	 * In a scatter or gather, bytes count in list order: the entries
+	 * before the faulting one are whole.
+	 */
+	IOVM_STATUS_PAGE_FAULT = 2,
 	IOVM_STATUS_INVALID = 3,    /* a bad descriptor */
 	IOVM_STATUS_BATCH_FAIL = 4, /* a descriptor of the batch did not succeed */
-	IOVM_STATUS_KEY = 5,        /* a key refused (IOVM_DESC_KEYED): nothing touched */
+	IOVM_STATUS_KEY = 5,        /* a key refused (IOVM_DESC_KEYED): see there */
 };
 
 struct iovm_completion {

@@ -24,6 +24,9 @@ struct dev_space {
 	struct list_node devices; /* under lock */
 };
 
+/* Faults a device's own log keeps (iovm_device_fault_pop()); beyond, counted as dropped. */
+#define DEV_FAULT_LOG 64
+
 struct iovm_device {
 	struct iovm_ctx *ctx;
 	struct list_node link;        /* in dev_space.devices, under its lock */
@@ -31,7 +34,25 @@ struct iovm_device {
 	struct mutex lock;         /* queues */
 	struct list_node queues;      /* under lock */
 	struct vfio_dev *vfio;        /* a real device (vfio.c); NULL for the software engine */
+	/*
+	 * Faults no domain can take: requests with a PASID that has nothing
+	 * attached, as an IOMMU records a request whose PASID entry is not
+	 * present in its own fault log, against the requester. A ring.
+	 */
+	struct mutex fault_lock;
+	struct iovm_fault fault_log[DEV_FAULT_LOG]; /* under fault_lock */
+	unsigned fault_head, fault_count;           /* under fault_lock */
+	uint64_t faults_seen, faults_dropped;       /* under fault_lock */
 };
+
+/*
+ * device.c: report a fault the device took: to the domain attached for its
+ * PASID (its stage's, nested), or, with none attached, to the device's own
+ * log. Called inside a device-side section, so the attachment it sees
+ * stays until the fault is recorded (a detach waits for the section).
+ */
+void dev_fault_report(struct iovm_device *dev, struct iovm_fault *f);
+void dev_fault_counts(struct iovm_device *dev, uint64_t *seen, uint64_t *dropped);
 
 /* vfio.c: the device behind "vfio:<PCI address>", through the interface @api names. */
 struct vfio_dev;

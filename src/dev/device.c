@@ -84,6 +84,7 @@ IOVM_API int iovm_device_open(struct iovm_ctx *ctx, const char *spec, struct iov
 		return -ENOMEM;
 	dev->ctx = ctx;
 	mutex_init(&dev->lock);
+	mutex_init(&dev->fault_lock);
 	list_init(&dev->queues);
 	ret = iommu_client_create(ctx->iommu, &dev->client);
 	if (ret)
@@ -99,6 +100,7 @@ IOVM_API int iovm_device_open(struct iovm_ctx *ctx, const char *spec, struct iov
 destroy_client:
 	iommu_client_destroy(dev->client);
 free_dev:
+	mutex_destroy(&dev->fault_lock);
 	mutex_destroy(&dev->lock);
 	free(dev);
 	return ret;
@@ -116,6 +118,7 @@ IOVM_API int iovm_device_close(struct iovm_device *dev)
 	mutex_unlock(&dev->ctx->dev->lock);
 	vfio_dev_close(dev);
 	iommu_client_destroy(dev->client);
+	mutex_destroy(&dev->fault_lock);
 	mutex_destroy(&dev->lock);
 	free(dev);
 	return 0;
@@ -151,4 +154,47 @@ IOVM_API int iovm_device_detach(struct iovm_device *dev, uint32_t pasid)
 	if (dev->vfio)
 		vfio_dev_detach(dev, pasid);
 	return iommu_detach(dev->client, pasid);
+}
+
+void dev_fault_report(struct iovm_device *dev, struct iovm_fault *f)
+{
+	if (f->reason != IOVM_FAULT_NO_DOMAIN && iommu_client_domain(dev->client, f->pasid)) {
+		iommu_fault_report(dev->client, f);
+		return;
+	}
+	mutex_lock(&dev->fault_lock);
+	f->seq = ++dev->faults_seen;
+	if (dev->fault_count < DEV_FAULT_LOG)
+		dev->fault_log[(dev->fault_head + dev->fault_count++) % DEV_FAULT_LOG] = *f;
+	else
+		dev->faults_dropped++;
+	mutex_unlock(&dev->fault_lock);
+}
+
+IOVM_API int iovm_device_fault_pop(struct iovm_device *dev, struct iovm_fault *f)
+{
+	int ret = 0;
+
+	err_clear();
+	if (!dev || !f)
+		return -EINVAL;
+	mutex_lock(&dev->fault_lock);
+	if (!dev->fault_count) {
+		ret = -EAGAIN;
+	} else {
+		*f = dev->fault_log[dev->fault_head];
+		dev->fault_head = (dev->fault_head + 1) % DEV_FAULT_LOG;
+		dev->fault_count--;
+	}
+	mutex_unlock(&dev->fault_lock);
+	return ret;
+}
+
+/* The device's own fault counts, for iovm_device_query(). */
+void dev_fault_counts(struct iovm_device *dev, uint64_t *seen, uint64_t *dropped)
+{
+	mutex_lock(&dev->fault_lock);
+	*seen = dev->faults_seen;
+	*dropped = dev->faults_dropped;
+	mutex_unlock(&dev->fault_lock);
 }

@@ -65,7 +65,7 @@ static void *ring_at(struct iovm_queue *q, struct ring_window *w, uint64_t iova,
 		return w->ptr + (iova - w->iova);
 	/* Rings are iovm's own memory: one the application could unmap is no ring. */
 	if (iommu_access(q->tlb, IOVM_PASID_NONE, iova, access, &s, &f)) {
-		iommu_fault_report(q->dev->client, &f);
+		dev_fault_report(q->dev, &f);
 		s.len = 0;
 	}
 	if (s.len < size || s.foreign) {

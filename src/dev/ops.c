@@ -187,6 +187,52 @@ static int side_key(struct exec *x, struct side *s)
 }
 
 /*
+ * Whether @key grants @access over the whole of [va, va+len), before the
+ * descriptor moves a byte: the key is known, live, of the descriptor's
+ * domain, has the right, and its registration holds the range. An
+ * implicit registration's children that hold the range are made here (a
+ * page request, outside the section), so that running the descriptor
+ * finds them. 0 (also for an IOVA: no key, or a descriptor not keyed), or
+ * -EFAULT with the descriptor completed IOVM_STATUS_KEY.
+ */
+static int key_check(struct exec *x, uint32_t key, uint64_t va, uint64_t len, unsigned access)
+{
+	struct reg_space *rs = x->q->dev->ctx->reg;
+	uint64_t at = va, end = va + len;
+	unsigned tries = 0;
+
+	if (!(x->d->flags & IOVM_DESC_KEYED) || !key)
+		return 0;
+	for (;;) {
+		struct iovm_domain *dom = iommu_client_domain(x->q->dev->client, x->pasid);
+		uint64_t iova, contig;
+		/* end - at: the bytes left, also where va + len wrapped (the key refuses that). */
+		int ret = dom ? reg_key_iova(rs, key, at, end - at, access, dom, &iova, &contig) : -ENOKEY;
+
+		if (!ret) {
+			/* An implicit registration's child ends before the range: the next one. */
+			if (contig >= end - at)
+				return 0;
+			at += contig;
+			tries = 0;
+			continue;
+		}
+		if (ret == -EAGAIN && tries++ < RESOLVE_STUCK) {
+			iommu_exit(x->q->tlb);
+			x->q->sections_left++;
+			ret = reg_key_grow(rs, key, at);
+			iommu_enter(x->q->tlb);
+			sides_forget(x);
+			if (!ret)
+				continue;
+		}
+		x->c->status = IOVM_STATUS_KEY;
+		count_add(&x->q->errors, 1);
+		return -EFAULT;
+	}
+}
+
+/*
  * Make @s->avail non-zero. On a fault: block on it if asked (and a handler
  * resolves it), else complete with it. -EFAULT when the operation stops.
  */
@@ -231,7 +277,7 @@ static int side_span(struct exec *x, struct side *s)
 				continue;
 			}
 		}
-		iommu_fault_report(x->q->dev->client, &f);
+		dev_fault_report(x->q->dev, &f);
 		if (!(x->d->flags & IOVM_DESC_BLOCK_ON_FAULT) || x->retries >= FAULT_RETRIES) {
 			fault_complete(x, &f);
 			return -EFAULT;
@@ -338,6 +384,10 @@ static void run_linear(struct exec *x)
 	bool has_dst = writes || d->op == IOVM_OP_COMPARE;
 	unsigned dst_access = d->op == IOVM_OP_COMPARE ? IOVM_MAP_READ : IOVM_MAP_WRITE;
 
+	/* Every key first: a refused one touches nothing (dev.h). */
+	if ((reads && key_check(x, d->src_key, d->src, d->len, IOVM_MAP_READ)) ||
+	    (has_dst && key_check(x, d->dst_key, d->dst, d->len, dst_access)))
+		goto out;
 	if (reads)
 		side_init(x, &src, d->src_key, d->src, d->len, IOVM_MAP_READ);
 	if (has_dst)
@@ -414,6 +464,46 @@ static int read_dev(struct exec *x, uint32_t key, uint64_t addr, void *buf, uint
 	return 0;
 }
 
+/*
+ * Before a scatter or gather moves its first byte: the keys of the list
+ * and of the contiguous side over their whole ranges, then each entry in
+ * order (lengths that overrun the descriptor's: IOVM_STATUS_INVALID; its
+ * key), then the lengths' total, which must be the descriptor's. 0, or
+ * -EFAULT with the descriptor completed (KEY, INVALID, or a fault reading
+ * the list).
+ */
+static int sg_check(struct exec *x, uint32_t list_key, uint64_t list, uint32_t linear_key, uint64_t linear,
+		    bool gather)
+{
+	const struct iovm_desc *d = x->d;
+	struct iovm_sge sge[64];
+	uint64_t total = 0;
+
+	if (key_check(x, list_key, list, (uint64_t)d->sg_count * sizeof(sge[0]), IOVM_MAP_READ) ||
+	    key_check(x, linear_key, linear, d->len, gather ? IOVM_MAP_WRITE : IOVM_MAP_READ))
+		return -EFAULT;
+	for (unsigned base = 0; base < d->sg_count; base += 64) {
+		unsigned cnt = MIN(64u, d->sg_count - base);
+
+		if (read_dev(x, list_key, list + (uint64_t)base * sizeof(sge[0]), sge, cnt * sizeof(sge[0])))
+			return -EFAULT;
+		for (unsigned i = 0; i < cnt; i++) {
+			total += sge[i].len;
+			if (total > d->len) {
+				x->c->status = IOVM_STATUS_INVALID;
+				return -EFAULT;
+			}
+			if (key_check(x, sge[i].key, sge[i].iova, sge[i].len, gather ? IOVM_MAP_READ : IOVM_MAP_WRITE))
+				return -EFAULT;
+		}
+	}
+	if (total != d->len) {
+		x->c->status = IOVM_STATUS_INVALID;
+		return -EFAULT;
+	}
+	return 0;
+}
+
 /* GATHER (list -> contiguous) and SCATTER (contiguous -> list). */
 static void run_sg(struct exec *x)
 {
@@ -424,6 +514,8 @@ static void run_sg(struct exec *x)
 	struct iovm_sge sge[64];
 	struct side lin, ent;
 
+	if (sg_check(x, list_key, list, linear_key, linear, gather))
+		goto out;
 	for (unsigned base = 0; base < d->sg_count; base += 64) {
 		unsigned cnt = MIN(64u, d->sg_count - base);
 
@@ -474,7 +566,7 @@ static void write_completion(struct iovm_queue *q, const struct iovm_desc *d,
 
 	for (;;) {
 		if (iommu_access(q->tlb, d->pasid, d->completion, IOVM_MAP_WRITE, &s, &f)) {
-			iommu_fault_report(q->dev->client, &f);
+			dev_fault_report(q->dev, &f);
 			count_add(&q->faults, 1);
 			return;
 		}
@@ -499,6 +591,9 @@ static void run_batch(struct exec *x)
 	const struct iovm_desc *d = x->d;
 	unsigned ok = 0;
 
+	/* The list's key over the whole list, before any child runs. */
+	if (key_check(x, d->src_key, d->src, (uint64_t)d->len * sizeof(struct iovm_desc), IOVM_MAP_READ))
+		goto out;
 	for (uint32_t i = 0; i < d->len; i++) {
 		struct iovm_completion cc = { 0 };
 		struct iovm_desc child;

@@ -323,6 +323,7 @@ IOVM_API int iovm_device_query(struct iovm_device *dev, struct iovm_device_info 
 	if (!dev || !info)
 		return -EINVAL;
 	*info = (struct iovm_device_info){ .kind = IOVM_DEVICE_SW, .iommu_group = -1, .dma_avail = -1 };
+	dev_fault_counts(dev, &info->unattached_faults, &info->unattached_faults_dropped);
 	if (!(v = dev->vfio))
 		return 0;
 	info->kind = v->os.noiommu ? IOVM_DEVICE_VFIO_NOIOMMU : IOVM_DEVICE_VFIO;

@@ -236,6 +236,8 @@ B(dev_open_iommufd_absent) { struct iovm_device *d; return iovm_device_open(ctx,
 B(dev_open_vfio_prefix) { struct iovm_device *d; return iovm_device_open(ctx, "vfio-type1:0000:00:03.0", &d); }
 B(dev_query_null) { struct iovm_device_info i; return iovm_device_query(NULL, &i); }
 B(dev_query_null_out) { return iovm_device_query(dev, NULL); }
+B(dev_fault_pop_null) { struct iovm_fault f; return iovm_device_fault_pop(NULL, &f); }
+B(dev_fault_pop_null_out) { return iovm_device_fault_pop(dev, NULL); }
 B(dev_bar_null) { void *p; size_t l; return iovm_device_bar(NULL, 0, &p, &l); }
 B(dev_bar_bad_index) { void *p; size_t l; return iovm_device_bar(dev, 6, &p, &l); }
 B(dev_bar_null_out) { size_t l; return iovm_device_bar(dev, 0, NULL, &l); }
@@ -642,6 +644,8 @@ static const struct bad_case cases[] = {
 	ROW(dev_open_vfio_prefix, iovm_device_open, ENODEV),
 	ROW(dev_query_null, iovm_device_query, EINVAL),
 	ROW(dev_query_null_out, iovm_device_query, EINVAL),
+	ROW(dev_fault_pop_null, iovm_device_fault_pop, EINVAL),
+	ROW(dev_fault_pop_null_out, iovm_device_fault_pop, EINVAL),
 	ROW(dev_bar_null, iovm_device_bar, EINVAL),
 	ROW(dev_bar_bad_index, iovm_device_bar, EINVAL),
 	ROW(dev_bar_null_out, iovm_device_bar, EINVAL),
