@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <ucontext.h>
 
 #include "base/compiler.h"
 #include "os/guard.h"
@@ -44,6 +45,17 @@ static void handler(int sig, siginfo_t *info, void *uctx)
 		current = g->prev;
 		g->addr = info->si_addr;
 		g->sig = sig;
+		/*
+		 * Leave with the signal mask a return from the handler would
+		 * restore (the fault's): the jump (sigsetjmp(.., 0), no syscall
+		 * per guard) keeps the handler's mask otherwise. SA_NODEFER
+		 * keeps SIGSEGV out of that mask, but a runtime that delivers
+		 * signals through its own handler may not honour it (TSan calls
+		 * ours with every signal blocked): then the next guarded fault
+		 * would meet a blocked SIGSEGV, and the kernel kills the process.
+		 */
+		if (uctx)
+			pthread_sigmask(SIG_SETMASK, &((ucontext_t *)uctx)->uc_sigmask, NULL);
 		siglongjmp(g->jmp, 1);
 	}
 	chain(sig == SIGBUS ? &prev_bus : &prev_segv, sig, info, uctx);

@@ -5,6 +5,7 @@
  * pagemap, NUMA binding, userfaultfd, a range's mappings (by query and by
  * the maps' text), and the sysinfo built on them.
  */
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,14 +210,26 @@ TEST(guard)
 	pid_t pid;
 	int status;
 
+	sigset_t before, after;
+
 	CHECK(p != MAP_FAILED);
 	CHECK_OK(munmap(p + 4096, 4096)); /* a hole in the middle */
+	CHECK_OK(-pthread_sigmask(SIG_SETMASK, NULL, &before));
 	/* A guarded copy from the hole: back here with its address, the guard gone. */
 	if (sigsetjmp(outer.jmp, 0)) {
 		faults++;
 		CHECK(outer.addr >= (void *)(p + 4096) && outer.addr < (void *)(p + 8192));
 		CHECK_EQ(outer.sig, SIGSEGV);
 		CHECK(os_guard_current() == NULL);
+		/*
+		 * Back with the mask the fault came with: a runtime that runs
+		 * handlers with signals blocked (TSan) must not leave SIGSEGV
+		 * blocked, or the next guarded fault kills the process.
+		 */
+		CHECK_OK(-pthread_sigmask(SIG_SETMASK, NULL, &after));
+		CHECK(!sigismember(&after, SIGSEGV) && !sigismember(&after, SIGBUS));
+		for (int sig = 1; sig < SIGRTMIN; sig++)
+			CHECK_EQ(sigismember(&after, sig), sigismember(&before, sig));
 	} else {
 		os_guard_set(&outer);
 		copy_page(buf, p);
