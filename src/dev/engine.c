@@ -83,6 +83,12 @@ static void ring_write_cqe(struct iovm_queue *q, struct ring_window *w, const st
 	uint64_t iova = q->cq_iova + (uint64_t)(q->cq_tail & (q->depth - 1)) * sizeof(struct iovm_cqe);
 	struct iovm_cqe *e = ring_at(q, w, iova, sizeof(*e), IOVM_MAP_WRITE);
 
+	/*
+	 * The submitter keeps no more than depth descriptors unreaped, so the
+	 * entry written here is one the reaper has taken (the acquire on the
+	 * doorbell orders its cq_head after the reap that made room).
+	 */
+	IOVM_WARN_ON(q->cq_tail - atomic_load_explicit(&q->cq_head, memory_order_acquire) >= q->depth);
 	if (!e)
 		return;
 	e->tag = d->tag;
@@ -113,6 +119,8 @@ unsigned engine_run(struct iovm_queue *q, unsigned budget)
 
 		if (!sqe)
 			break;
+		/* The doorbell is never more than a ring ahead of the engine. */
+		IOVM_WARN_ON(atomic_load_explicit(&q->sq_tail, memory_order_relaxed) - head > q->depth);
 		memcpy(&d, sqe, sizeof(d));
 		engine_execute(q, &d, &c, false);
 		if (q->sections_left != left) {

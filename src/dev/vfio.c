@@ -69,6 +69,7 @@ static int kmap(struct vfio_dev *v, uint64_t iova, uintptr_t va, uint64_t len, b
 	struct kentry *e = fi_calloc(1, sizeof(*e));
 	int ret;
 
+	lock_assert_held(&v->lock);
 	if (!e)
 		return -ENOMEM;
 	ret = os_vfio_dma_map(&v->os, (void *)va, iova, len, write);
@@ -90,6 +91,7 @@ static int kmap(struct vfio_dev *v, uint64_t iova, uintptr_t va, uint64_t len, b
 /* Forget @e, which the kernel no longer holds. Needs lock. */
 static void forget(struct vfio_dev *v, struct kentry *e)
 {
+	lock_assert_held(&v->lock);
 	itree_remove(&v->entries, &e->node);
 	v->nr_entries--;
 	free(e);
@@ -100,6 +102,7 @@ static void kunmap(struct vfio_dev *v, struct kentry *e)
 {
 	int ret = os_vfio_dma_unmap(&v->os, e->node.start, entry_len(e));
 
+	lock_assert_held(&v->lock);
 	if (ret)
 		log_warn("vfio: UNMAP_DMA at IOVA %#lx: %s", (unsigned long)e->node.start, strerror(-ret));
 	v->unmaps++;

@@ -32,6 +32,7 @@ static int identity_domain(struct iovm_guest *g, struct iovm_domain **out)
 	static const struct iovm_domain_attr identity = { .type = IOVM_DOMAIN_IDENTITY };
 	int ret = 0;
 
+	lock_assert_held(&g->lock);
 	if (!g->identity)
 		ret = iovm_domain_create(g->ctx, &identity, &g->identity);
 	*out = g->identity;
@@ -75,6 +76,7 @@ static struct guest_assignment *assignment_find(struct iovm_guest *g, struct iov
 {
 	struct list_node *n;
 
+	lock_assert_held(&g->lock);
 	list_for_each(n, &g->assigned) {
 		struct guest_assignment *as = list_entry(n, struct guest_assignment, link);
 

@@ -119,6 +119,7 @@ static void cbuf_release(struct iovm_cbuf *cb)
 /* Register (or, with @cb NULL, forget) the buffer's pages as non-coherent. Needs cbuf_lock. */
 static int nc_register(struct mem_space *ms, struct iovm_cbuf *owner, struct iovm_cbuf *cb)
 {
+	lock_assert_held(&ms->cbuf_lock);
 	for (unsigned i = 0; i < owner->nr_pages; i++) {
 		struct nc_page *p = radix_lookup_alloc(&ms->nc_pages, pa_val(owner->pages[i]) >> 12);
 

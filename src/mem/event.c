@@ -51,6 +51,7 @@ int event_notify_commit(struct mem_seglist *sl, uint8_t *va, uint64_t len)
 	struct list_node *n, *m;
 	int ret;
 
+	lock_assert_held(&sl->lock);
 	list_for_each(n, &sl->ms->subs) {
 		ret = call(list_entry(n, struct mem_sub, link), &ev);
 		if (!ret)
@@ -70,6 +71,7 @@ void event_notify_release(struct mem_seglist *sl, uint8_t *va, uint64_t len)
 	struct iovm_mem_event ev = make_event(sl, IOVM_MEM_EVENT_RELEASE, va, len);
 	struct list_node *n;
 
+	lock_assert_held(&sl->lock);
 	list_for_each(n, &sl->ms->subs)
 		call(list_entry(n, struct mem_sub, link), &ev);
 }
@@ -77,6 +79,7 @@ void event_notify_release(struct mem_seglist *sl, uint8_t *va, uint64_t len)
 /* Take every list's lock, in slot order. Needs mem_space.lock. */
 static void lock_all(struct mem_space *ms, bool lock)
 {
+	lock_assert_held(&ms->lock);
 	for (unsigned i = 0; i < MEM_MAX_LISTS; i++) {
 		struct mem_seglist *sl = atomic_load_explicit(&ms->lists[i], memory_order_acquire);
 
@@ -97,12 +100,14 @@ static void lock_all(struct mem_space *ms, bool lock)
 static int replay(struct mem_space *ms, struct mem_sub *sub, enum iovm_mem_event_type type,
 		  unsigned stop_list, uint64_t stop_page, unsigned *fail_list, uint64_t *fail_page)
 {
+	lock_assert_held(&ms->lock);
 	for (unsigned i = 0; i < MEM_MAX_LISTS; i++) {
 		struct mem_seglist *sl = atomic_load_explicit(&ms->lists[i], memory_order_relaxed);
 		uint64_t p = 0;
 
 		if (!sl)
 			continue;
+		lock_assert_held(&sl->lock);
 		while (p < sl->page_hwm) {
 			struct iovm_mem_event ev;
 			uint64_t q;

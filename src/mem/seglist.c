@@ -103,6 +103,7 @@ static bool dirty_any(const struct mem_seglist *sl, uint64_t unit, uint64_t n)
 /* The head of the commit @page belongs to. Needs the list lock. */
 static uint64_t commit_head(const struct mem_seglist *sl, uint64_t page)
 {
+	lock_assert_held(&sl->lock);
 	return page - sl->pages[page].head_dist;
 }
 
@@ -111,6 +112,7 @@ static void idle_add(struct mem_seglist *sl, uint64_t head, uint64_t now)
 {
 	struct mem_page *h = &sl->pages[head];
 
+	lock_assert_held(&sl->lock);
 	h->idle_since_ns = now;
 	list_add_tail(&sl->idle, &h->idle_link);
 	if (sl->next_trim_ns == UINT64_MAX)
@@ -120,6 +122,7 @@ static void idle_add(struct mem_seglist *sl, uint64_t head, uint64_t now)
 /* Needs the list lock. */
 static void idle_del(struct mem_seglist *sl, uint64_t head)
 {
+	lock_assert_held(&sl->lock);
 	list_del(&sl->pages[head].idle_link);
 }
 
@@ -128,9 +131,13 @@ static void page_use(struct mem_seglist *sl, uint64_t page, uint64_t units)
 {
 	struct mem_page *p = &sl->pages[page];
 
+	lock_assert_held(&sl->lock);
+	/* Units handed out of a page never exceed it: two live allocations would overlap. */
+	IOVM_ASSERT(p->committed && p->units_used + units <= units_per_page(sl));
 	if (!p->units_used) {
 		uint64_t head = commit_head(sl, page);
 
+		IOVM_ASSERT(sl->pages[head].live_pages < sl->pages[head].commit_pages && sl->idle_pages);
 		if (!sl->pages[head].live_pages++)
 			idle_del(sl, head);
 		sl->idle_pages--;
@@ -142,10 +149,13 @@ static void page_unuse(struct mem_seglist *sl, uint64_t page, uint64_t units, ui
 {
 	struct mem_page *p = &sl->pages[page];
 
+	lock_assert_held(&sl->lock);
+	IOVM_ASSERT(p->units_used >= units);
 	p->units_used -= (uint32_t)units;
 	if (!p->units_used) {
 		uint64_t head = commit_head(sl, page);
 
+		IOVM_ASSERT(sl->pages[head].live_pages > 0);
 		if (!--sl->pages[head].live_pages)
 			idle_add(sl, head, now);
 		sl->idle_pages++;
@@ -157,6 +167,7 @@ static bool commit_due(const struct mem_seglist *sl, uint64_t head, uint64_t now
 {
 	const struct mem_page *h = &sl->pages[head];
 
+	lock_assert_held(&sl->lock);
 	return !h->live_pages && (all || now - h->idle_since_ns >= sl->ms->release_delay_ns);
 }
 
@@ -173,6 +184,7 @@ static bool commit_due(const struct mem_seglist *sl, uint64_t head, uint64_t now
  */
 static int map_frames(struct mem_seglist *sl, uint64_t page, pa_t pa, uint64_t n)
 {
+	lock_assert_held(&sl->lock);
 	return phys_map(sl->ms->phys, pa, n << sl->page_shift, page_va(sl, page), true);
 }
 
@@ -181,6 +193,7 @@ static void free_frames(struct mem_seglist *sl, uint64_t page, uint64_t n, const
 {
 	uint64_t i = 0;
 
+	lock_assert_held(&sl->lock);
 	while (i < n) {
 		pa_t start = xlate_stale_pa(sl, page + i);
 		bool z = zero ? zero[i] : false;
@@ -205,8 +218,12 @@ static void decommit_pages(struct mem_seglist *sl, uint64_t page, uint64_t n)
 	uint64_t len = n << sl->page_shift;
 	bool zero_small[64], *zero = n <= 64 ? zero_small : fi_malloc(n * sizeof(*zero));
 
+	lock_assert_held(&sl->lock);
+	/* Only idle pages go: none of them holds a live allocation. */
+	IOVM_ASSERT(sl->idle_pages >= n && sl->committed_pages >= n);
 	event_notify_release(sl, va, len);
 	for (uint64_t i = 0; i < n; i++) {
+		IOVM_ASSERT(sl->pages[page + i].committed && !sl->pages[page + i].units_used);
 		if (!sl->pages[page + i].head_dist)
 			idle_del(sl, page + i);
 		sl->idle_pages--;
@@ -238,6 +255,7 @@ static int commit_pages(struct mem_seglist *sl, uint64_t page, uint64_t n, bool 
 	uint64_t p = page, now;
 	int ret;
 
+	lock_assert_held(&sl->lock);
 	if (contig || n == 1) {
 		struct phys_req req = { .nframes = n, .align = pa_align, .no_grow = !allow_grow };
 
@@ -364,6 +382,7 @@ static bool committed_contig(struct mem_seglist *sl, uint64_t first, uint64_t n,
 {
 	uint32_t run = atomic_load_explicit(&sl->xlate[first].pa_run, memory_order_relaxed);
 
+	lock_assert_held(&sl->lock);
 	for (uint64_t i = 0; i < n; i++)
 		if (!sl->pages[first + i].committed)
 			return false;
@@ -378,6 +397,7 @@ static bool committed_contig(struct mem_seglist *sl, uint64_t first, uint64_t n,
  */
 static bool commits_idle(const struct mem_seglist *sl, uint64_t first, uint64_t n)
 {
+	lock_assert_held(&sl->lock);
 	for (uint64_t i = 0; i < n; i++)
 		if (sl->pages[first + i].committed && sl->pages[commit_head(sl, first + i)].live_pages)
 			return false;
@@ -395,6 +415,7 @@ static int commit_contig(struct mem_seglist *sl, uint64_t first, uint64_t n, uin
 {
 	int ret;
 
+	lock_assert_held(&sl->lock);
 	if (committed_contig(sl, first, n, pa_align))
 		return 0;
 	if (!commits_idle(sl, first, n))
@@ -472,12 +493,15 @@ int run_alloc(struct mem_seglist *sl, const struct mem_req *req, bool allow_grow
 		ra_free(&sl->free_units, first, units);
 		goto unlock;
 	}
+	/* Free VA holds no live run: none may start there. */
+	IOVM_ASSERT(!atomic_load_explicit(&sl->units[first], memory_order_relaxed));
 	for_each_page_part(sl, first, units, page, cnt)
 		page_use(sl, page, cnt);
 	if (zero)
 		*zero = !dirty_any(sl, first, units);
 	dirty_set(sl, first, units, true);
 	sl->used_units += units;
+	IOVM_ASSERT(sl->used_units <= sl->nunits && sl->idle_pages <= sl->committed_pages);
 	atomic_store_explicit(&sl->units[first], unit_run(units), memory_order_release);
 	*out = sl->base + (first << MEM_UNIT_SHIFT);
 unlock:
@@ -504,6 +528,7 @@ static int run_lookup(struct mem_seglist *sl, const void *ptr, uint64_t *unit, u
 /* Needs the list lock. */
 static void maybe_trim(struct mem_seglist *sl, uint64_t now)
 {
+	lock_assert_held(&sl->lock);
 	if (now >= sl->next_trim_ns)
 		seglist_trim_locked(sl, false, true);
 }
@@ -525,6 +550,7 @@ int run_free(struct mem_seglist *sl, void *ptr)
 	now = clock_now_ns();
 	for_each_page_part(sl, unit, n, page, cnt)
 		page_unuse(sl, page, cnt, now);
+	IOVM_ASSERT(sl->used_units >= n);
 	sl->used_units -= n;
 	maybe_trim(sl, now);
 unlock:
@@ -589,6 +615,7 @@ uint64_t seglist_trim_locked(struct mem_seglist *sl, bool all, bool release_bank
 {
 	uint64_t now = clock_now_ns(), delay = sl->ms->release_delay_ns, released = 0;
 
+	lock_assert_held(&sl->lock);
 	while (!list_empty(&sl->idle)) {
 		struct mem_page *h = list_first(&sl->idle, struct mem_page, idle_link);
 		uint64_t head = (uint64_t)(h - sl->pages), s = head, e = head + h->commit_pages;

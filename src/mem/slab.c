@@ -117,6 +117,7 @@ static void bit_set(struct mem_slab *s, uint32_t idx, bool out)
 	uint64_t w = atomic_load_explicit(&s->used[idx / 64], memory_order_relaxed);
 	uint64_t bit = UINT64_C(1) << (idx % 64);
 
+	lock_assert_held(&s->sl->classes[s->cls].lock);
 	atomic_store_explicit(&s->used[idx / 64], out ? w | bit : w & ~bit, memory_order_relaxed);
 }
 
@@ -151,6 +152,7 @@ static struct mem_slab *slab_create(struct mem_seglist *sl, unsigned cls, bool a
 	void *mem;
 	bool zero;
 
+	lock_assert_held(&sl->classes[cls].lock);
 	s = fi_calloc(1, slab_struct_size(c));
 	if (!s)
 		return NULL;
@@ -176,6 +178,8 @@ static void slab_release(struct mem_class *c, struct mem_slab *s)
 {
 	uint64_t first = (uint64_t)(s->base - s->sl->base) >> MEM_UNIT_SHIFT;
 
+	lock_assert_held(&c->lock);
+	IOVM_ASSERT(s->nfree == s->nobj);
 	list_del(&s->link);
 	list_del(&s->all_link);
 	slab_units_set(s, 0);
@@ -192,6 +196,7 @@ static void *slab_take(struct mem_class *c, struct mem_slab *s, bool *zero)
 {
 	void *obj;
 
+	lock_assert_held(&c->lock);
 	if (s->free) {
 		obj = s->free;
 		s->free = *(void **)obj;
@@ -204,6 +209,8 @@ static void *slab_take(struct mem_class *c, struct mem_slab *s, bool *zero)
 	} else {
 		return NULL;
 	}
+	/* An object handed out is one the slab counted free, and not out already. */
+	IOVM_ASSERT(s->nfree > 0 && !slab_is_out(s, obj_index(s, obj)));
 	if (--s->nfree == 0)
 		list_del(&s->link);
 	if (c->spare == s)
@@ -215,6 +222,8 @@ static void *slab_take(struct mem_class *c, struct mem_slab *s, bool *zero)
 /* Needs the class lock. */
 static void slab_put(struct mem_class *c, struct mem_slab *s, void *obj)
 {
+	lock_assert_held(&c->lock);
+	IOVM_ASSERT(s->nfree < s->nobj && slab_is_out(s, obj_index(s, obj)));
 	bit_set(s, obj_index(s, obj), false);
 	((uintptr_t *)obj)[0] = (uintptr_t)s->free;
 	((uintptr_t *)obj)[1] = dfree_key(s->sl->ms, obj);
@@ -235,6 +244,7 @@ static struct mem_slab *slab_partial(struct mem_seglist *sl, unsigned cls, bool 
 {
 	struct mem_class *c = &sl->classes[cls];
 
+	lock_assert_held(&sl->classes[cls].lock);
 	if (!list_empty(&c->partial))
 		return list_first(&c->partial, struct mem_slab, link);
 	return slab_create(sl, cls, allow_grow);

@@ -40,6 +40,7 @@ static void run_update(struct mem_seglist *sl, uint64_t page)
 	uint64_t hpa = atomic_load_explicit(&e->hpa, memory_order_relaxed);
 	uint32_t run = 1, hrun = hpa != IOVM_ADDR_INVALID ? 1 : 0;
 
+	lock_assert_held(&sl->lock);
 	if (page + 1 < sl->npages) {
 		struct mem_xlate *n = &sl->xlate[page + 1];
 		uint64_t npa = xlate_pa(n), nhpa = atomic_load_explicit(&n->hpa, memory_order_relaxed);
@@ -60,6 +61,7 @@ void xlate_commit(struct mem_seglist *sl, uint64_t page, uint64_t n, pa_t pa)
 {
 	struct phys_space *ps = sl->ms->phys;
 
+	lock_assert_held(&sl->lock);
 	for (uint64_t i = 0; i < n; i++) {
 		struct mem_xlate *e = &sl->xlate[page + i];
 		pa_t p = pa_add(pa, i << sl->page_shift);
@@ -86,6 +88,7 @@ void xlate_commit(struct mem_seglist *sl, uint64_t page, uint64_t n, pa_t pa)
 
 void xlate_release(struct mem_seglist *sl, uint64_t page, uint64_t n)
 {
+	lock_assert_held(&sl->lock);
 	/* Runs of earlier pages must stop short of the released ones first. */
 	for (uint64_t p = page; p--;) {
 		struct mem_xlate *e = &sl->xlate[p];

@@ -27,6 +27,7 @@ static struct mem_zone *zone_find(struct mem_space *ms, const char *name)
 {
 	struct list_node *n;
 
+	lock_assert_held(&ms->zone_lock);
 	list_for_each(n, &ms->zones) {
 		struct mem_zone *z = list_entry(n, struct mem_zone, link);
 

@@ -40,6 +40,7 @@ pa_t bank_page_pa(const struct phys_bank *b, uint64_t page)
 
 static int bank_slot(struct phys_space *ps, uint32_t *index)
 {
+	lock_assert_held(&ps->lock);
 	if (ps->nr_banks == ps->cap_banks) {
 		unsigned cap = ps->cap_banks ? ps->cap_banks * 2 : 64;
 		struct phys_bank **banks = fi_realloc(ps->banks, cap * sizeof(*banks));
@@ -110,6 +111,7 @@ static int place_emulated(struct phys_space *ps, struct phys_arena *a, struct ph
 	};
 	uint64_t pa;
 
+	lock_assert_held(&ps->lock);
 	/* Continue the arena's last bank, so that their frames merge into larger blocks. */
 	if (pa_valid(a->last_bank_end) && !ra_reserve(&ps->emu, pa_val(a->last_bank_end), b->len)) {
 		b->pa = a->last_bank_end;
@@ -123,6 +125,7 @@ static int place_emulated(struct phys_space *ps, struct phys_arena *a, struct ph
 
 static void unplace_emulated(struct phys_space *ps, struct phys_bank *b)
 {
+	lock_assert_held(&ps->lock);
 	ra_free(&ps->emu, pa_val(b->pa), b->len);
 }
 
@@ -131,6 +134,7 @@ static int bus_publish(struct phys_space *ps, struct phys_bank *b)
 {
 	uint64_t granules = b->len / BUS_GRANULE;
 
+	lock_assert_held(&ps->lock);
 	/* Allocate and check every entry first: nothing is published if one fails. */
 	for (uint64_t g = 0; g < granules; g++) {
 		uint64_t off = g * BUS_GRANULE, page = off >> b->arena->shift;
@@ -156,6 +160,7 @@ static int bus_publish(struct phys_space *ps, struct phys_bank *b)
 
 static void bus_unpublish(struct phys_space *ps, struct phys_bank *b)
 {
+	lock_assert_held(&ps->lock);
 	/* Before the entries go: a cache filled after the bump finds them gone. */
 	atomic_fetch_add_explicit(&ps->bus_gen, 1, memory_order_seq_cst);
 	for (uint64_t off = 0; off < b->len; off += BUS_GRANULE) {
@@ -172,6 +177,7 @@ static int frames_online(struct phys_arena *a, struct phys_bank *b)
 {
 	int ret;
 
+	lock_assert_held(&a->space->lock);
 	if (!a->at_host_pa)
 		return buddy_online(a, pa_to_pfn(a, b->pa), b->npages, b->index);
 	for (uint64_t i = 0; i < b->npages; i++) {
@@ -187,6 +193,7 @@ static int frames_online(struct phys_arena *a, struct phys_bank *b)
 
 static void frames_offline(struct phys_arena *a, struct phys_bank *b)
 {
+	lock_assert_held(&a->space->lock);
 	if (!a->at_host_pa) {
 		buddy_offline(a, pa_to_pfn(a, b->pa), b->npages);
 		return;
@@ -203,6 +210,7 @@ int bank_add(struct phys_arena *a, uint64_t bytes)
 	uint64_t off;
 	int ret;
 
+	lock_assert_held(&a->space->lock);
 	/* Banks are whole 2 MiB granules, so that the bus maps each granule to one bank. */
 	bytes = align_up(bytes, MAX(a->page_size, BUS_GRANULE));
 	if (!bytes || ps->total + bytes > ps->params.limit || ps->total + bytes < ps->total) {
@@ -309,6 +317,7 @@ int bank_release(struct phys_bank *b)
 	struct phys_arena *a = b->arena;
 	struct phys_space *ps = a->space;
 
+	lock_assert_held(&b->arena->space->lock);
 	if (b->released || b->nr_free != b->npages)
 		return -EBUSY;
 	frames_offline(a, b);

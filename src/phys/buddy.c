@@ -43,6 +43,9 @@ static void block_push(struct phys_arena *a, uint64_t pfn, unsigned order)
 {
 	struct phys_frame *f = frame_at(a, pfn);
 
+	lock_assert_held(&a->space->lock);
+	/* A block goes on a free list once, and never a used frame. */
+	IOVM_ASSERT(f && f->state == FRAME_FREE_TAIL);
 	f->state = FRAME_FREE_HEAD;
 	f->order = (uint8_t)order;
 	list_add(&a->free_area[order], &f->link);
@@ -51,6 +54,8 @@ static void block_push(struct phys_arena *a, uint64_t pfn, unsigned order)
 
 static void block_pop(struct phys_arena *a, struct phys_frame *f)
 {
+	lock_assert_held(&a->space->lock);
+	IOVM_ASSERT(f->state == FRAME_FREE_HEAD && a->nr_free_blocks[f->order] > 0);
 	list_del(&f->link);
 	a->nr_free_blocks[f->order]--;
 	f->state = FRAME_FREE_TAIL;
@@ -61,12 +66,14 @@ static bool is_free_head(struct phys_arena *a, uint64_t pfn, unsigned order)
 {
 	struct phys_frame *f = frame_at(a, pfn);
 
+	lock_assert_held(&a->space->lock);
 	return f && f->state == FRAME_FREE_HEAD && f->order == order;
 }
 
 /* Insert the free block [pfn, pfn + 2^order), merging it with free buddies. */
 static void block_free_merge(struct phys_arena *a, uint64_t pfn, unsigned order)
 {
+	lock_assert_held(&a->space->lock);
 	while (order < PHYS_MAX_ORDER) {
 		uint64_t buddy = pfn ^ (UINT64_C(1) << order);
 
@@ -95,6 +102,7 @@ static unsigned piece_order(uint64_t pfn, uint64_t end)
 /* Free [pfn, end) as maximal aligned pieces; with @merge, each merges with free buddies. */
 static void free_pieces(struct phys_arena *a, uint64_t pfn, uint64_t end, bool merge)
 {
+	lock_assert_held(&a->space->lock);
 	while (pfn < end) {
 		unsigned order = piece_order(pfn, end);
 
@@ -111,21 +119,26 @@ static bool mark_used(struct phys_arena *a, uint64_t pfn, uint64_t n)
 {
 	bool zero = true;
 
+	lock_assert_held(&a->space->lock);
 	for (uint64_t i = 0; i < n; i++) {
 		struct phys_frame *f = frame_at(a, pfn + i);
 
+		/* Only free frames, off every free list, are handed out; the counts follow. */
+		IOVM_ASSERT(f->state == FRAME_FREE_TAIL && frame_bank(a, f)->nr_free > 0);
 		f->state = FRAME_USED;
 		atomic_store_explicit(&f->pinref, 0, memory_order_release);
 		zero &= f->zero;
 		f->zero = 0;
 		frame_bank(a, f)->nr_free--;
 	}
+	IOVM_ASSERT(a->frames_free >= n);
 	a->frames_free -= n;
 	return zero;
 }
 
 int buddy_online(struct phys_arena *a, uint64_t pfn, uint64_t n, uint32_t bank)
 {
+	lock_assert_held(&a->space->lock);
 	/* Allocate every table first, so that failing leaves nothing half done. */
 	for (uint64_t i = 0; i < n; i++)
 		if (!radix_lookup_alloc(&a->frames, pfn + i))
@@ -147,6 +160,7 @@ int buddy_online(struct phys_arena *a, uint64_t pfn, uint64_t n, uint32_t bank)
 /* The free block that contains @pfn: its head, and its order in *@order. */
 static struct phys_frame *block_containing(struct phys_arena *a, uint64_t pfn, unsigned *order)
 {
+	lock_assert_held(&a->space->lock);
 	for (unsigned k = 0; k <= PHYS_MAX_ORDER; k++) {
 		uint64_t head = align_down(pfn, UINT64_C(1) << k);
 
@@ -168,6 +182,7 @@ static int take_range(struct phys_arena *a, uint64_t pfn, uint64_t n)
 {
 	uint64_t end = pfn + n, f;
 
+	lock_assert_held(&a->space->lock);
 	for (f = pfn; f < end; f++) {
 		struct phys_frame *fr = frame_at(a, f);
 
@@ -193,6 +208,7 @@ int buddy_offline(struct phys_arena *a, uint64_t pfn, uint64_t n)
 {
 	int ret = take_range(a, pfn, n);
 
+	lock_assert_held(&a->space->lock);
 	if (ret)
 		return ret;
 	for (uint64_t i = 0; i < n; i++) {
@@ -209,6 +225,7 @@ int buddy_offline(struct phys_arena *a, uint64_t pfn, uint64_t n)
 /* A block of 2^order frames from the free lists, splitting a larger one if needed. */
 static int alloc_order(struct phys_arena *a, unsigned order, uint64_t *pfn)
 {
+	lock_assert_held(&a->space->lock);
 	for (unsigned o = order; o <= PHYS_MAX_ORDER; o++) {
 		struct phys_frame *f;
 
@@ -230,6 +247,7 @@ static int alloc_order(struct phys_arena *a, unsigned order, uint64_t *pfn)
 /* Fill @ra with every free run of @a, merged across block boundaries. */
 static int collect_runs(struct phys_arena *a, struct range_alloc *ra)
 {
+	lock_assert_held(&a->space->lock);
 	ra_init(ra);
 	for (unsigned o = 0; o <= PHYS_MAX_ORDER; o++) {
 		struct list_node *n;
@@ -251,6 +269,7 @@ uint64_t buddy_largest_run(struct phys_arena *a)
 	struct range_alloc ra;
 	uint64_t largest;
 
+	lock_assert_held(&a->space->lock);
 	if (collect_runs(a, &ra))
 		return 0;
 	largest = ra_largest(&ra);
@@ -271,6 +290,7 @@ static int contig_from_runs(struct phys_arena *a, const struct phys_req *req, ui
 	struct range_alloc ra;
 	int ret;
 
+	lock_assert_held(&a->space->lock);
 	ret = collect_runs(a, &ra);
 	if (ret)
 		return ret;
@@ -285,6 +305,7 @@ static int contig_from_free(struct phys_arena *a, const struct phys_req *req, ui
 {
 	unsigned order = MAX(ilog2_up(req->nframes), ilog2(req->align));
 
+	lock_assert_held(&a->space->lock);
 	if (req->nframes > a->frames_free)
 		return -ENOMEM;
 	/*
@@ -312,6 +333,7 @@ static int sweep_free_hugepages(struct phys_arena *a)
 {
 	uint64_t total, free;
 
+	lock_assert_held(&a->space->lock);
 	if (os_hugepage_pool(a->page_size, a->node, &total, &free) || !free)
 		return -ENOMEM;
 	return bank_add(a, free << a->shift);
@@ -320,6 +342,7 @@ static int sweep_free_hugepages(struct phys_arena *a)
 /* Banks added by a search: give back those it left wholly free. */
 static void release_added(struct phys_space *ps, unsigned first_new)
 {
+	lock_assert_held(&ps->lock);
 	for (unsigned i = first_new; i < ps->nr_banks; i++)
 		if (ps->banks[i] && !ps->banks[i]->released)
 			bank_release(ps->banks[i]);
@@ -345,6 +368,7 @@ int buddy_alloc_contig(struct phys_arena *a, const struct phys_req *req, pa_t *p
 	uint64_t pfn;
 	int ret = -ENOMEM;
 
+	lock_assert_held(&a->space->lock);
 	first_new = ps->nr_banks;
 	for (unsigned tries = 0;; tries++) {
 		ret = contig_from_free(a, req, &pfn);
@@ -386,6 +410,7 @@ int buddy_alloc_contig(struct phys_arena *a, const struct phys_req *req, pa_t *p
 /* The highest order with a free block, or -1. */
 static int highest_free_order(struct phys_arena *a)
 {
+	lock_assert_held(&a->space->lock);
 	for (int o = PHYS_MAX_ORDER; o >= 0; o--)
 		if (!list_empty(&a->free_area[o]))
 			return o;
@@ -394,6 +419,7 @@ static int highest_free_order(struct phys_arena *a)
 
 static void unwind_scattered(struct phys_arena *a, struct phys_extent *ext, unsigned n)
 {
+	lock_assert_held(&a->space->lock);
 	for (unsigned i = 0; i < n; i++) {
 		uint64_t pfn = pa_to_pfn(a, ext[i].pa);
 
@@ -416,6 +442,7 @@ static void extent_add(struct phys_arena *a, struct phys_extent *ext, unsigned *
 {
 	bool z = mark_used(a, pfn, got);
 
+	lock_assert_held(&a->space->lock);
 	if (*cnt && pa_to_pfn(a, ext[*cnt - 1].pa) + ext[*cnt - 1].nframes == pfn) {
 		/* Adjacent to the previous extent: one mapping instead of two. */
 		ext[*cnt - 1].zero = ext[*cnt - 1].zero && z;
@@ -492,6 +519,8 @@ int phys_alloc_scattered(struct phys_arena *a, uint64_t nframes, bool no_grow,
 /* Needs the lock: give a frame back to the buddy. */
 static void frame_release(struct phys_arena *a, struct phys_frame *f, bool zero)
 {
+	lock_assert_held(&a->space->lock);
+	IOVM_ASSERT(f->state == FRAME_USED && frame_bank(a, f)->nr_free < frame_bank(a, f)->npages);
 	f->state = FRAME_FREE_TAIL;
 	f->zero = zero;
 	frame_bank(a, f)->nr_free++;
@@ -527,6 +556,7 @@ int phys_free(struct phys_arena *a, pa_t pa, uint64_t nframes, bool zero)
 		 * taken, and the count it returns is the last word on the pins.
 		 */
 		if (f && !(atomic_fetch_or_explicit(&f->pinref, PIN_NONE, memory_order_acq_rel) / PIN_ONE)) {
+			IOVM_ASSERT(frame_bank(a, f)->nr_free < frame_bank(a, f)->npages);
 			f->state = FRAME_FREE_TAIL;
 			f->zero = zero;
 			frame_bank(a, f)->nr_free++;
@@ -642,6 +672,7 @@ int buddy_alloc_at(struct phys_arena *a, uint64_t pfn, uint64_t n, bool *zero)
 {
 	bool z;
 
+	lock_assert_held(&a->space->lock);
 	for (uint64_t i = 0; i < n; i++)
 		if (!frame_at(a, pfn + i) || frame_at(a, pfn + i)->state == FRAME_ABSENT)
 			return -ENOENT;
@@ -668,9 +699,11 @@ int phys_alloc_at(struct phys_arena *a, pa_t pa, uint64_t nframes, bool *zero)
 
 void buddy_free_block(struct phys_arena *a, uint64_t pfn, uint64_t n)
 {
+	lock_assert_held(&a->space->lock);
 	for (uint64_t i = 0; i < n; i++) {
 		struct phys_frame *f = frame_at(a, pfn + i);
 
+		IOVM_ASSERT(f->state == FRAME_USED);
 		f->state = FRAME_FREE_TAIL;
 		atomic_store_explicit(&f->pinref, PIN_NONE, memory_order_relaxed);
 		f->pool = 0;

@@ -45,6 +45,7 @@ static int block_alloc(struct phys_arena *a, struct phys_pool *pool, unsigned or
 	pa_t pa;
 	int ret;
 
+	lock_assert_held(&a->space->lock);
 	if (pool) {
 		struct range_req q = { .len = n, .align = n, .lo = 0, .hi = limit ? limit : UINT64_MAX };
 
@@ -61,6 +62,7 @@ static int block_alloc(struct phys_arena *a, struct phys_pool *pool, unsigned or
 /* Give back a block place_banks() took. Needs the lock. */
 static void block_free(struct phys_arena *a, struct phys_pool *pool, uint64_t pfn, uint64_t n)
 {
+	lock_assert_held(&a->space->lock);
 	if (pool)
 		ra_free(&pool->free, pfn, n); /* cannot fail: it was just taken out of the tree */
 	else
@@ -106,6 +108,7 @@ int place_banks(struct phys_arena *a, struct phys_pool *pool, uint64_t nframes, 
 	bool low = pl->below != 0;
 	uint64_t left = nframes;
 
+	lock_assert_held(&a->space->lock);
 	*nr_banks = 0;
 	while (left) {
 		uint64_t pfn;

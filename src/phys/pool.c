@@ -35,6 +35,7 @@ static struct phys_pool *pool_find(struct phys_space *ps, const char *name)
 {
 	struct list_node *n;
 
+	lock_assert_held(&ps->lock);
 	list_for_each(n, &ps->pools) {
 		struct phys_pool *pool = list_entry(n, struct phys_pool, link);
 

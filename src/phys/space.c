@@ -92,6 +92,7 @@ static int arena_create(struct phys_space *ps, uint64_t page_size, int node,
 	char name[48];
 	int ret;
 
+	lock_assert_held(&ps->lock);
 	if (ps->nr_arenas == IOVM_PHYS_MAX_ARENAS)
 		return -ENOSPC;
 	a = fi_calloc(1, sizeof(*a));

@@ -32,6 +32,7 @@ static int window_publish(struct phys_space *ps, struct phys_bank *w)
 {
 	uint64_t first = pa_val(w->pa) >> BUS_SHIFT, n = w->len >> BUS_SHIFT;
 
+	lock_assert_held(&ps->lock);
 	for (uint64_t g = 0; g < n; g++) {
 		struct bus_entry *e = radix_lookup_alloc(&ps->bus, first + g);
 
@@ -55,6 +56,7 @@ static void window_unpublish(struct phys_space *ps, struct phys_bank *w)
 {
 	uint64_t first = pa_val(w->pa) >> BUS_SHIFT, n = w->len >> BUS_SHIFT;
 
+	lock_assert_held(&ps->lock);
 	/* Before the entries go: an IOTLB filled after the bump finds them gone. */
 	atomic_fetch_add_explicit(&ps->bus_gen, 1, memory_order_seq_cst);
 	for (uint64_t g = 0; g < n; g++) {
