@@ -195,10 +195,22 @@ IOVM_API int iovm_device_config_write(struct iovm_device *dev, unsigned off, con
  */
 IOVM_API int iovm_device_msi(struct iovm_device *dev, int eventfd);
 
-/* Descriptor operations, after Intel DSA. */
+/*
+ * Descriptor operations, after Intel DSA. Ranges of one descriptor should
+ * not overlap, except COPY's: a COPY whose dst lies above an overlapping
+ * src (both IOVAs, or both keyed) runs from the end, as memmove does
+ * (DSA's memory move: result 1, its direction bit). Where a destination of
+ * another operation overlaps a source, what it receives is unspecified,
+ * though never outside its range. GATHER and SCATTER take 1 to 4096
+ * entries in an 8-byte aligned list; BATCH 1 to 1024 descriptors in a
+ * 64-byte aligned list, none of them a batch. A descriptor that breaks
+ * these, or has an unknown op or flag, a PASID beyond IOVM_PASID_MAX or a
+ * completion record not 32-byte aligned, completes IOVM_STATUS_INVALID
+ * (with no record where the record is misaligned).
+ */
 enum iovm_op {
 	IOVM_OP_NOOP = 0,
-	IOVM_OP_COPY = 1,        /* src -> dst, len bytes */
+	IOVM_OP_COPY = 1,        /* src -> dst, len bytes (overlapping: as memmove) */
 	IOVM_OP_FILL = 2,        /* the 8-byte pattern -> dst, len bytes */
 	IOVM_OP_COMPARE = 3,     /* src against dst: result 0 equal, 1 different */
 	IOVM_OP_COMPARE_PATTERN = 4, /* src against the pattern */
@@ -277,7 +289,10 @@ enum iovm_status {
 	 * Stopped at fault_addr after bytes_completed: the bytes before it are
 	 * done, in every destination (both of DUALCAST), and no byte after.
 	 * In a scatter or gather, bytes count in list order: the entries
-	 * before the faulting one are whole.
+	 * before the faulting one are whole. A COPY that ran from the end
+	 * (result 1) has its last bytes_completed bytes done. A fault on a
+	 * list (a batch's, a scatter's or a gather's) before any data moved
+	 * completes with bytes_completed 0 (a batch: its children done).
 	 */
 	IOVM_STATUS_PAGE_FAULT = 2,
 	IOVM_STATUS_INVALID = 3,    /* a bad descriptor */
@@ -287,12 +302,12 @@ enum iovm_status {
 
 struct iovm_completion {
 	uint8_t status;           /* enum iovm_status; written last */
-	uint8_t result;           /* COMPARE: 0 equal, 1 different */
+	uint8_t result;           /* COMPARE: 0 equal, 1 different; COPY: 1 when it ran from the end */
 	uint8_t fault_access;     /* IOVM_MAP_READ or IOVM_MAP_WRITE of the fault */
 	uint8_t fault_reason;     /* enum iovm_fault_reason */
 	uint32_t bytes_completed;
 	uint64_t fault_addr;      /* the IOVA that faulted */
-	uint32_t crc;             /* CRC32C, COPY_CRC */
+	uint32_t crc;             /* CRC32C, COPY_CRC: of the bytes done, from crc_seed; 0 for the rest */
 	uint32_t rsvd;
 	uint64_t mismatch;        /* COMPARE: offset of the first difference */
 };

@@ -1,0 +1,261 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * access.c - how the software engine reaches the memory a descriptor
+ * names: every byte through iommu_access(), span by span (a span ends
+ * where the leaf, or the bus granule, does); keyed ranges through their
+ * keys first. An access the domain does not map or permit stops the
+ * descriptor there, with the bytes done and the faulting IOVA in the
+ * completion. A descriptor that asks to block on faults instead leaves the
+ * device-side section, lets the domain's fault handler resolve the fault,
+ * comes back, translates its spans afresh (the handler may have remapped
+ * anything) and goes on. Faults on on-demand registrations are page
+ * requests the registration layer answers, whatever the descriptor asks.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <string.h>
+
+#include "base/ctx.h"
+#include "dev/exec.h"
+#include "mem/mem.h"
+#include "reg/reg.h"
+
+/*
+ * The device left its section (to wait, to have a fault resolved): what it
+ * translated may have gone meanwhile, spans and keys alike. Ask again.
+ */
+static void sides_forget(struct exec *x)
+{
+	for (unsigned i = 0; i < x->nr_sides; i++) {
+		x->sides[i]->avail = 0;
+		x->sides[i]->keyed = 0;
+	}
+}
+
+static void fault_complete(struct exec *x, const struct iovm_fault *f)
+{
+	x->c->status = IOVM_STATUS_PAGE_FAULT;
+	x->c->fault_addr = f->iova.addr;
+	x->c->fault_access = (uint8_t)f->access;
+	x->c->fault_reason = (uint8_t)f->reason;
+	count_add(&x->q->faults, 1);
+}
+
+/*
+ * The memory monitor closes the foreign gate while it invalidates what an
+ * application's munmap (or madvise, or mremap) hit: leave the device-side
+ * section, so that it can finish, and come back once the gate is open.
+ * Whatever was translated before is suspect afterwards.
+ */
+void gate_wait(struct iovm_queue *q)
+{
+	iommu_exit(q->tlb);
+	q->sections_left++;
+	for (unsigned spins = 0; atomic_load_explicit(q->foreign_gate, memory_order_acquire); spins++)
+		if (spins > 64)
+			sched_yield();
+	iommu_enter(q->tlb);
+}
+
+/*
+ * The IOVA of a keyed side's next byte, through its key. An implicit
+ * registration makes its children as devices reach them: outside the
+ * section, as a page request. A key refused completes the descriptor
+ * (IOVM_STATUS_KEY): -EFAULT.
+ */
+static int side_key(struct exec *x, struct side *s)
+{
+	struct iovm_domain *dom = iommu_client_domain(x->q->dev->client, x->pasid);
+	struct reg_space *rs = x->q->dev->ctx->reg;
+
+	for (unsigned tries = 0;; tries++) {
+		int ret = dom ? reg_key_iova(rs, s->key, s->va, s->va_end - s->va, s->access, dom, &s->iova,
+					     &s->keyed)
+			      : -ENOKEY;
+
+		if (!ret)
+			return 0;
+		if (ret == -EAGAIN && tries < RESOLVE_STUCK) {
+			iommu_exit(x->q->tlb);
+			x->q->sections_left++;
+			ret = reg_key_grow(rs, s->key, s->va);
+			iommu_enter(x->q->tlb);
+			sides_forget(x);
+			if (!ret)
+				continue;
+		}
+		x->c->status = IOVM_STATUS_KEY;
+		count_add(&x->q->errors, 1);
+		return -EFAULT;
+	}
+}
+
+/*
+ * Whether @key grants @access over the whole of [va, va+len), before the
+ * descriptor moves a byte: the key is known, live, of the descriptor's
+ * domain, has the right, and its registration holds the range. An
+ * implicit registration's children that hold the range are made here (a
+ * page request, outside the section), so that running the descriptor
+ * finds them. 0 (also for an IOVA: no key, or a descriptor not keyed), or
+ * -EFAULT with the descriptor completed IOVM_STATUS_KEY.
+ */
+int key_check(struct exec *x, uint32_t key, uint64_t va, uint64_t len, unsigned access)
+{
+	struct reg_space *rs = x->q->dev->ctx->reg;
+	uint64_t at = va, end = va + len;
+	unsigned tries = 0;
+
+	if (!(x->d->flags & IOVM_DESC_KEYED) || !key)
+		return 0;
+	for (;;) {
+		struct iovm_domain *dom = iommu_client_domain(x->q->dev->client, x->pasid);
+		uint64_t iova, contig;
+		/* end - at: the bytes left, also where va + len wrapped (the key refuses that). */
+		int ret = dom ? reg_key_iova(rs, key, at, end - at, access, dom, &iova, &contig) : -ENOKEY;
+
+		if (!ret) {
+			/* An implicit registration's child ends before the range: the next one. */
+			if (contig >= end - at)
+				return 0;
+			at += contig;
+			tries = 0;
+			continue;
+		}
+		if (ret == -EAGAIN && tries++ < RESOLVE_STUCK) {
+			iommu_exit(x->q->tlb);
+			x->q->sections_left++;
+			ret = reg_key_grow(rs, key, at);
+			iommu_enter(x->q->tlb);
+			sides_forget(x);
+			if (!ret)
+				continue;
+		}
+		x->c->status = IOVM_STATUS_KEY;
+		count_add(&x->q->errors, 1);
+		return -EFAULT;
+	}
+}
+
+/*
+ * Make @s->avail non-zero. On a fault: block on it if asked (and a handler
+ * resolves it), else complete with it. -EFAULT when the operation stops.
+ */
+static int side_span(struct exec *x, struct side *s)
+{
+	for (;;) {
+		struct iommu_span span;
+		struct iovm_fault f;
+
+		/* A keyed side asks its key first, and again after the device left its section. */
+		if (s->key && !s->keyed && side_key(x, s))
+			return -EFAULT;
+		if (!iommu_access(x->q->tlb, x->pasid, s->iova, s->access, &span, &f)) {
+			if (unlikely(!gate_open(x->q, &span))) {
+				gate_wait(x->q);
+				sides_forget(x);
+				continue;
+			}
+			s->ptr = span.ptr;
+			s->pa = span.pa;
+			s->avail = s->key ? MIN(span.len, s->keyed) : span.len;
+			return 0;
+		}
+		/*
+		 * On-demand memory: a page request the registration layer may
+		 * answer, whatever the descriptor asks. It may map and unmap:
+		 * outside the section. A fault that comes back at once at the
+		 * same address, resolved each time, is given up on.
+		 */
+		if (f.reason == IOVM_FAULT_NOT_PRESENT && x->stuck < RESOLVE_STUCK) {
+			int ret;
+
+			iommu_exit(x->q->tlb);
+			x->q->sections_left++;
+			ret = iommu_resolve(x->q->dev->client, &f);
+			iommu_enter(x->q->tlb);
+			if (!ret) {
+				x->stuck = f.iova.addr == x->last_resolved ? x->stuck + 1 : 0;
+				x->last_resolved = f.iova.addr;
+				count_add(&x->q->page_requests, 1);
+				sides_forget(x);
+				continue;
+			}
+		}
+		dev_fault_report(x->q->dev, &f);
+		if (!(x->d->flags & IOVM_DESC_BLOCK_ON_FAULT) || x->retries >= FAULT_RETRIES) {
+			fault_complete(x, &f);
+			return -EFAULT;
+		}
+		/* The handler may map and unmap: it runs outside the section. */
+		iommu_exit(x->q->tlb);
+		x->q->sections_left++;
+		int ret = iommu_fault_handle(x->q->dev->client, &f);
+		iommu_enter(x->q->tlb);
+		x->retries++;
+		if (ret) {
+			fault_complete(x, &f);
+			return -EFAULT;
+		}
+		count_add(&x->q->fault_retries, 1);
+		/* What was translated before may be gone: every span afresh. */
+		sides_forget(x);
+	}
+}
+
+/* The next stretch every side can take, at most @left; -EFAULT on a fault. */
+int stretch(struct exec *x, uint64_t left, uint64_t *n)
+{
+	uint64_t m = left;
+	unsigned i = 0;
+
+	/*
+	 * Translate the sides that need it. A fault handler may reset every span
+	 * while one side is translated: start over then. It ends, since a
+	 * descriptor's handler calls are bounded.
+	 */
+	while (i < x->nr_sides) {
+		if (x->sides[i]->avail) {
+			i++;
+			continue;
+		}
+		if (side_span(x, x->sides[i]))
+			return -EFAULT;
+		i = 0;
+	}
+	for (i = 0; i < x->nr_sides; i++)
+		m = MIN(m, x->sides[i]->avail);
+	*n = m;
+	/* The bytes this stretch touches, checked for the syncs non-coherent memory needs. */
+	if (unlikely(x->q->oracle))
+		for (i = 0; i < x->nr_sides; i++)
+			mem_nc_device_access(x->q->mem, x->sides[i]->pa, m, x->sides[i]->access & IOVM_MAP_WRITE);
+	for (i = 0; i < x->nr_sides; i++) {
+		x->cur[i].iova = x->sides[i]->iova;
+		x->cur[i].ptr = x->sides[i]->ptr;
+		x->cur[i].access = x->sides[i]->access;
+	}
+	x->cur_n = x->nr_sides;
+	x->cur_len = m;
+	return 0;
+}
+
+/* Read @n bytes at @addr (through @key) of the descriptor's domain into @buf (lists, batches). */
+int read_dev(struct exec *x, uint32_t key, uint64_t addr, void *buf, uint64_t n)
+{
+	struct side s;
+	uint64_t got = 0;
+
+	x->nr_sides = 0;
+	side_init(x, &s, key, addr, n, IOVM_MAP_READ);
+	while (got < n) {
+		uint64_t m;
+
+		if (stretch(x, n - got, &m))
+			return -EFAULT;
+		memcpy((uint8_t *)buf + got, s.ptr, m);
+		side_advance(&s, m);
+		got += m;
+	}
+	x->nr_sides = 0;
+	return 0;
+}

@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * exec.h - one descriptor under way in the software engine: the ranges it
+ * reads and writes ("sides"), and how they are reached (access.c: through
+ * the IOMMU span by span, through keys, with faults completed or put to the
+ * domain's handler), shared by the operations (ops.c).
+ */
+#ifndef IOVM_DEV_EXEC_H
+#define IOVM_DEV_EXEC_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dev/dev_internal.h"
+
+/* A handler that claims to resolve a fault and does not gets this many tries. */
+#define FAULT_RETRIES 16
+/* The resolver, as many as a descriptor needs, but this many times in a row at one address. */
+#define RESOLVE_STUCK 8
+
+/*
+ * One range an operation reads or writes, and the span of it translated
+ * now. A keyed descriptor's range is a key and a virtual address: the key
+ * gives the IOVA, and how far it holds (to the end of the registration, or
+ * of the child of an implicit one, where the key is asked again).
+ */
+struct side {
+	uint64_t iova;
+	unsigned access;
+	uint8_t *ptr;
+	uint64_t pa;     /* of ptr: for the oracle's coherency checks */
+	uint64_t avail;  /* bytes at ptr; 0: translate again */
+	uint32_t key;    /* 0: iova is the address */
+	uint64_t va;     /* keyed: the next byte's virtual address */
+	uint64_t va_end; /* keyed: where the range ends */
+	uint64_t keyed;  /* keyed: bytes from va that iova holds for; 0: ask the key */
+};
+
+struct exec {
+	struct iovm_queue *q;
+	const struct iovm_desc *d;
+	struct iovm_completion *c;
+	uint32_t pasid;
+	struct side *sides[3];
+	unsigned nr_sides;
+	unsigned retries;
+	unsigned stuck;         /* resolved faults in a row at last_resolved */
+	uint64_t last_resolved;
+	uint64_t done;          /* bytes done, for a fault that jumps out of an operation */
+	/*
+	 * The stretch the operation under way works on, copied out of the
+	 * sides (which may live in frames a fault jumps past): where a bus
+	 * fault in foreign memory happened, as an IOVA.
+	 */
+	struct {
+		uint64_t iova;
+		uint8_t *ptr;
+		unsigned access;
+	} cur[3];
+	uint64_t cur_len;
+	unsigned cur_n;
+	bool completing;        /* writing the completion record */
+};
+
+static inline void exec_init(struct exec *x, struct iovm_queue *q, const struct iovm_desc *d,
+		      struct iovm_completion *c)
+{
+	/*
+	 * Field by field: a compound literal zeroes the whole struct, cur[]
+	 * included, which compilers do with a rep stos whose start-up costs
+	 * more than a small descriptor's copy. cur[] is read only below cur_n.
+	 */
+	x->q = q;
+	x->d = d;
+	x->c = c;
+	x->pasid = d->pasid;
+	x->nr_sides = 0;
+	x->retries = 0;
+	x->stuck = 0;
+	x->last_resolved = 0;
+	x->done = 0;
+	x->cur_len = 0;
+	x->cur_n = 0;
+	x->completing = false;
+}
+
+/* A side for [addr, addr+len): an IOVA, or an address through @key in a keyed descriptor. */
+static inline void side_init(struct exec *x, struct side *s, uint32_t key, uint64_t addr, uint64_t len,
+			     unsigned access)
+{
+	*s = (struct side){ .iova = addr, .access = access };
+	if ((x->d->flags & IOVM_DESC_KEYED) && key) {
+		s->key = key;
+		s->va = addr;
+		s->va_end = addr + len;
+	}
+	x->sides[x->nr_sides++] = s;
+}
+
+static inline void side_advance(struct side *s, uint64_t n)
+{
+	if (s->key) {
+		s->va += n;
+		s->keyed -= n;
+	}
+	s->iova += n;
+	s->ptr += n;
+	s->pa += n;
+	s->avail -= n;
+}
+
+/* Whether the span may be used: not foreign memory while the gate is closed. */
+static inline bool gate_open(struct iovm_queue *q, const struct iommu_span *span)
+{
+	return !span->foreign || !atomic_load_explicit(q->foreign_gate, memory_order_seq_cst);
+}
+
+/*
+ * access.c. key_check(): whether @key grants @access over all of [va,
+ * va+len) (0), or the descriptor completed IOVM_STATUS_KEY (-EFAULT).
+ * stretch(): translate every side that needs it; the bytes all can take
+ * next, at most @left, in *@n; -EFAULT when a fault completed the
+ * descriptor. read_dev(): @n bytes at @addr (through @key) into @buf, as
+ * the engine reads lists and batches. gate_wait(): out of the section
+ * until the memory monitor opens the foreign gate.
+ */
+int key_check(struct exec *x, uint32_t key, uint64_t va, uint64_t len, unsigned access);
+int stretch(struct exec *x, uint64_t left, uint64_t *n);
+int read_dev(struct exec *x, uint32_t key, uint64_t addr, void *buf, uint64_t n);
+void gate_wait(struct iovm_queue *q);
+
+#endif /* IOVM_DEV_EXEC_H */
