@@ -78,7 +78,7 @@ struct em {
 };
 
 /* The PASIDs the data domain answers. */
-static bool em_attached(uint32_t pasid)
+static inline bool em_attached(uint32_t pasid)
 {
 	return pasid == IOVM_PASID_NONE || pasid == EM_PASID;
 }
@@ -86,7 +86,7 @@ static bool em_attached(uint32_t pasid)
 /* ---- the domain's mappings, as the model sees them ---- */
 
 /* The shadow byte at @iova, and whether the domain maps it with @access; NULL when unmapped. */
-static uint8_t *em_shadow(struct em *m, uint64_t iova, unsigned *perm)
+static inline uint8_t *em_shadow(struct em *m, uint64_t iova, unsigned *perm)
 {
 	if (iova >= EM_WIN && iova < EM_WIN + EM_PAGES * EM_PG) {
 		unsigned i = (unsigned)((iova - EM_WIN) / EM_PG);
@@ -139,7 +139,7 @@ struct em_exec {
 	unsigned nr_sides, retries;
 };
 
-static void em_fault_record(struct em *m, uint32_t pasid, uint64_t iova, unsigned access, unsigned reason)
+static inline void em_fault_record(struct em *m, uint32_t pasid, uint64_t iova, unsigned access, unsigned reason)
 {
 	struct iovm_fault f = { .iova = IOVM_IOVA(iova), .pasid = pasid, .access = access,
 				.reason = (enum iovm_fault_reason)reason };
@@ -153,7 +153,7 @@ static void em_fault_record(struct em *m, uint32_t pasid, uint64_t iova, unsigne
 }
 
 /* The MR @key names in the data domain, and whether it is a remote key; NULL for any other. */
-static struct em_mr *em_key(struct em *m, uint32_t key, bool *remote)
+static inline struct em_mr *em_key(struct em *m, uint32_t key, bool *remote)
 {
 	for (unsigned i = 0; i < EM_NR_MR; i++) {
 		if (key == m->mr[i].lkey || key == m->mr[i].rkey) {
@@ -165,7 +165,7 @@ static struct em_mr *em_key(struct em *m, uint32_t key, bool *remote)
 }
 
 /* dev.h's key rule for one range: 0, or the descriptor completes IOVM_STATUS_KEY. */
-static int em_key_check(struct em_exec *x, uint32_t key, uint64_t va, uint64_t len, unsigned access)
+static inline int em_key_check(struct em_exec *x, uint32_t key, uint64_t va, uint64_t len, unsigned access)
 {
 	bool remote = false;
 	struct em_mr *mr;
@@ -187,20 +187,20 @@ static int em_key_check(struct em_exec *x, uint32_t key, uint64_t va, uint64_t l
 	return -1;
 }
 
-static void em_side_init(struct em_exec *x, struct em_side *s, uint32_t key, uint64_t addr, unsigned access)
+static inline void em_side_init(struct em_exec *x, struct em_side *s, uint32_t key, uint64_t addr, unsigned access)
 {
 	*s = (struct em_side){ .addr = addr, .access = access,
 			       .key = (x->d->flags & IOVM_DESC_KEYED) ? key : 0 };
 	x->sides[x->nr_sides++] = s;
 }
 
-static void em_forget(struct em_exec *x)
+static inline void em_forget(struct em_exec *x)
 {
 	for (unsigned i = 0; i < x->nr_sides; i++)
 		x->sides[i]->avail = 0;
 }
 
-static void em_fault_complete(struct em_exec *x, uint64_t iova, unsigned access, unsigned reason)
+static inline void em_fault_complete(struct em_exec *x, uint64_t iova, unsigned access, unsigned reason)
 {
 	x->c->status = IOVM_STATUS_PAGE_FAULT;
 	x->c->fault_addr = iova;
@@ -213,7 +213,7 @@ static void em_fault_complete(struct em_exec *x, uint64_t iova, unsigned access,
  * recorded, then (blocking, within the retries) put to the handler, which
  * maps a resolvable window page read-write. -1 when the descriptor stops.
  */
-static int em_translate(struct em_exec *x, struct em_side *s)
+static inline int em_translate(struct em_exec *x, struct em_side *s)
 {
 	struct em *m = x->m;
 
@@ -249,7 +249,7 @@ static int em_translate(struct em_exec *x, struct em_side *s)
 }
 
 /* The next stretch all sides can take (at most @left): each translated, in order. */
-static int em_stretch(struct em_exec *x, uint64_t left, uint64_t *n)
+static inline int em_stretch(struct em_exec *x, uint64_t left, uint64_t *n)
 {
 	unsigned i = 0;
 
@@ -268,7 +268,7 @@ static int em_stretch(struct em_exec *x, uint64_t left, uint64_t *n)
 	return 0;
 }
 
-static void em_advance(struct em_exec *x, uint64_t n)
+static inline void em_advance(struct em_exec *x, uint64_t n)
 {
 	for (unsigned i = 0; i < x->nr_sides; i++) {
 		x->sides[i]->addr += n;
@@ -277,13 +277,13 @@ static void em_advance(struct em_exec *x, uint64_t n)
 	}
 }
 
-static uint8_t em_pattern(uint64_t pattern, uint64_t at)
+static inline uint8_t em_pattern(uint64_t pattern, uint64_t at)
 {
 	return (uint8_t)(pattern >> (8 * (at % 8)));
 }
 
 /* Whether COPY runs from the end: dst above src and inside it, in one address space. */
-static bool em_copy_down(const struct iovm_desc *d)
+static inline bool em_copy_down(const struct iovm_desc *d)
 {
 	bool keyed = d->flags & IOVM_DESC_KEYED;
 
@@ -293,7 +293,7 @@ static bool em_copy_down(const struct iovm_desc *d)
 }
 
 /* COPY with dst above an overlapping src: a page-bounded piece at a time, from the end. */
-static void em_copy_down_run(struct em_exec *x)
+static inline void em_copy_down_run(struct em_exec *x)
 {
 	const struct iovm_desc *d = x->d;
 	uint64_t done = 0;
@@ -316,7 +316,7 @@ static void em_copy_down_run(struct em_exec *x)
 	x->c->bytes_completed = (uint32_t)done;
 }
 
-static void em_linear(struct em_exec *x)
+static inline void em_linear(struct em_exec *x)
 {
 	const struct iovm_desc *d = x->d;
 	bool reads = d->op != IOVM_OP_FILL;
@@ -391,7 +391,7 @@ out:
 }
 
 /* Read @n bytes at @addr (through @key) into @buf, as a list or a batch is read. */
-static int em_read(struct em_exec *x, uint32_t key, uint64_t addr, void *buf, uint64_t n)
+static inline int em_read(struct em_exec *x, uint32_t key, uint64_t addr, void *buf, uint64_t n)
 {
 	struct em_side s;
 	uint64_t got = 0, k;
@@ -409,7 +409,7 @@ static int em_read(struct em_exec *x, uint32_t key, uint64_t addr, void *buf, ui
 	return 0;
 }
 
-static void em_sg(struct em_exec *x)
+static inline void em_sg(struct em_exec *x)
 {
 	const struct iovm_desc *d = x->d;
 	bool gather = d->op == IOVM_OP_GATHER;
@@ -471,7 +471,7 @@ out:
 	x->c->bytes_completed = (uint32_t)done;
 }
 
-static bool em_valid(const struct iovm_desc *d, bool in_batch)
+static inline bool em_valid(const struct iovm_desc *d, bool in_batch)
 {
 	if (d->flags & ~(IOVM_DESC_COMPLETION | IOVM_DESC_BLOCK_ON_FAULT | IOVM_DESC_KEYED) ||
 	    d->pasid > IOVM_PASID_MAX)
@@ -500,9 +500,9 @@ static bool em_valid(const struct iovm_desc *d, bool in_batch)
 	}
 }
 
-static void em_execute(struct em *m, const struct iovm_desc *d, struct iovm_completion *c, bool in_batch);
+static inline void em_execute(struct em *m, const struct iovm_desc *d, struct iovm_completion *c, bool in_batch);
 
-static void em_batch(struct em_exec *x)
+static inline void em_batch(struct em_exec *x)
 {
 	const struct iovm_desc *d = x->d;
 	unsigned ok = 0;
@@ -525,7 +525,7 @@ static void em_batch(struct em_exec *x)
 }
 
 /* The record, written through the domain as the engine writes it: a fault if it cannot be. */
-static void em_write_record(struct em *m, const struct iovm_desc *d, const struct iovm_completion *c)
+static inline void em_write_record(struct em *m, const struct iovm_desc *d, const struct iovm_completion *c)
 {
 	unsigned perm = 0;
 	uint8_t *sh = em_attached(d->pasid) ? em_shadow(m, d->completion, &perm) : NULL;
@@ -541,7 +541,7 @@ static void em_write_record(struct em *m, const struct iovm_desc *d, const struc
 	memcpy(sh, c, sizeof(*c));
 }
 
-static void em_execute(struct em *m, const struct iovm_desc *d, struct iovm_completion *c, bool in_batch)
+static inline void em_execute(struct em *m, const struct iovm_desc *d, struct iovm_completion *c, bool in_batch)
 {
 	struct em_exec x = { .m = m, .d = d, .c = c };
 
@@ -566,7 +566,7 @@ static void em_execute(struct em *m, const struct iovm_desc *d, struct iovm_comp
 #define em_fail(m, ...) (snprintf((m)->why, sizeof((m)->why), __VA_ARGS__), -1)
 
 /* The handler the blocking descriptors meet: maps a resolvable window page read-write. */
-static int em_handler(void *arg, struct iovm_domain *dom, const struct iovm_fault *f)
+static inline int em_handler(void *arg, struct iovm_domain *dom, const struct iovm_fault *f)
 {
 	struct em *m = arg;
 	uint64_t page = f->iova.addr & ~(uint64_t)(EM_PG - 1);
@@ -587,7 +587,7 @@ static int em_handler(void *arg, struct iovm_domain *dom, const struct iovm_faul
 }
 
 /* Make window page @i's real mapping @perm (the model's is set by the caller). */
-static void em_map_page(struct em *m, unsigned i, unsigned perm)
+static inline void em_map_page(struct em *m, unsigned i, unsigned perm)
 {
 	iovm_iova_t at = IOVM_IOVA(EM_WIN + i * EM_PG);
 	iovm_pa_t pa;
@@ -599,14 +599,14 @@ static void em_map_page(struct em *m, unsigned i, unsigned perm)
 		CHECK_OK(iovm_domain_map(m->dom, &at, IOVM_PA(m->back_pa.addr + (i + 1) * EM_PG), EM_PG, perm));
 }
 
-static void em_set_page(struct em *m, unsigned i, unsigned perm, bool resolvable)
+static inline void em_set_page(struct em *m, unsigned i, unsigned perm, bool resolvable)
 {
 	em_map_page(m, i, perm);
 	m->perm[i] = (uint8_t)perm;
 	m->resolvable[i] = resolvable;
 }
 
-static void em_open(struct em *m)
+static inline void em_open(struct em *m)
 {
 	struct iovm_domain_attr va = { .type = IOVM_DOMAIN_VA, .flags = IOVM_DOMAIN_FOLLOW_HEAP };
 	static const uint32_t access[EM_NR_MR] = {
@@ -665,7 +665,7 @@ static void em_open(struct em *m)
 	m->foreign_key = info.lkey;
 }
 
-static void em_close(struct em *m)
+static inline void em_close(struct em *m)
 {
 	no_violations(m->dom);
 	CHECK_OK(iovm_mr_dereg(m->foreign));
@@ -681,7 +681,7 @@ static void em_close(struct em *m)
 }
 
 /* CPU stores into the window (a list, a batch, new data): memory and shadow alike. */
-static void em_cpu_write(struct em *m, uint64_t win_off, const void *p, size_t n)
+static inline void em_cpu_write(struct em *m, uint64_t win_off, const void *p, size_t n)
 {
 	if (win_off > EM_PAGES * EM_PG || n > EM_PAGES * EM_PG - win_off)
 		return;
@@ -689,7 +689,7 @@ static void em_cpu_write(struct em *m, uint64_t win_off, const void *p, size_t n
 	memcpy(m->back_sh + EM_PG + win_off, p, n);
 }
 
-static int em_cmp_bytes(struct em *m, const char *what, const uint8_t *real, const uint8_t *sh, size_t n, long base)
+static inline int em_cmp_bytes(struct em *m, const char *what, const uint8_t *real, const uint8_t *sh, size_t n, long base)
 {
 	if (!memcmp(real, sh, n))
 		return 0;
@@ -699,7 +699,7 @@ static int em_cmp_bytes(struct em *m, const char *what, const uint8_t *real, con
 	return 0;
 }
 
-static int em_cmp_fault(struct em *m, const char *what, unsigned k, const struct iovm_fault *got,
+static inline int em_cmp_fault(struct em *m, const char *what, unsigned k, const struct iovm_fault *got,
 			const struct iovm_fault *want)
 {
 	if (got->iova.addr != want->iova.addr || got->access != want->access || got->reason != want->reason ||
@@ -716,7 +716,7 @@ static int em_cmp_fault(struct em *m, const char *what, unsigned k, const struct
  * memory the model does not shadow (the heap at its own addresses), whose
  * bytes and faults it cannot predict.
  */
-static int em_step(struct em *m, const struct iovm_desc *d)
+static inline int em_step(struct em *m, const struct iovm_desc *d)
 {
 	struct iovm_completion want = { 0 };
 	struct iovm_domain_stats st;
@@ -786,10 +786,10 @@ static int em_step(struct em *m, const struct iovm_desc *d)
 	return 0;
 }
 
-static void em_print_desc(FILE *out, const struct iovm_desc *d);
+static inline void em_print_desc(FILE *out, const struct iovm_desc *d);
 
 /* A batch's children or a list's entries, as the window holds them now. */
-static void em_print_lists(struct em *m, FILE *out, const struct iovm_desc *d)
+static inline void em_print_lists(struct em *m, FILE *out, const struct iovm_desc *d)
 {
 	uint64_t list = d->op == IOVM_OP_SCATTER ? d->dst : d->src;
 
@@ -813,7 +813,7 @@ static void em_print_lists(struct em *m, FILE *out, const struct iovm_desc *d)
 	}
 }
 
-static void em_print_desc(FILE *out, const struct iovm_desc *d)
+static inline void em_print_desc(FILE *out, const struct iovm_desc *d)
 {
 	fprintf(out, "  op %u flags %#x pasid %u sg_count %u len %u src %#" PRIx64 " dst %#" PRIx64
 		" completion %#" PRIx64 " src_key %#x dst_key %#x pattern %#" PRIx64 " crc_seed %#x\n",
