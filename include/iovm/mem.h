@@ -323,6 +323,10 @@ struct iovm_mem_event {
  * A subscriber. For COMMIT it may fail (a negative errno): the commit is
  * undone and the allocation that needed it fails. RELEASE comes before the
  * pages are unmapped, so translations taken from them can be dropped first.
+ * Events are in whole pages of their page_size; a page is announced once
+ * (COMMIT) before any allocation on it returns, and released once; a
+ * RELEASE covers whole commits, one or several adjacent ones given back
+ * together, never part of one.
  * Callbacks run on the allocating thread with the heap's lock held: they
  * may translate (iovm_dma_xlate), but must not allocate or free.
  */
