@@ -9,7 +9,7 @@
 #ifndef IOVM_TESTS_ENGINE_MODEL_GEN_H
 #define IOVM_TESTS_ENGINE_MODEL_GEN_H
 
-#include "dev/engine_model.h"
+#include "dev/engine_model_rig.h"
 
 /*
  * The source of every choice: a seeded xorshift (the model test), or the
