@@ -78,6 +78,7 @@ static int domain_create(struct iovm_ctx *ctx, const struct iovm_domain_attr *at
 	mutex_init(&dom->flush_lock);
 	list_init(&dom->attachments);
 	list_init(&dom->children);
+	list_init(&dom->fq_rings); /* empty in every domain; only deferred ones fill it */
 	shadow_init(&dom->shadow);
 	ret = fault_ring_init(&dom->faults, attr->fault_queue ? attr->fault_queue : DEFAULT_FAULT_QUEUE);
 	if (ret)

@@ -273,6 +273,8 @@ uint64_t flushq_deadline(struct iovm_domain *dom)
 	uint64_t due = UINT64_MAX;
 	struct list_node *n;
 
+	if (!dom->fq_ready)
+		return UINT64_MAX; /* a strict domain: no queue, nothing due */
 	mutex_lock(&dom->flush_lock);
 	list_for_each(n, &dom->fq_rings) {
 		struct fq_ring *r = list_entry(n, struct fq_ring, link);
