@@ -25,6 +25,13 @@
 #define PASID_BITS 20
 #define TAG_VALID UINT64_C(1)
 
+/*
+ * A tag keeps the page number of an IOVA below 2^PT_IOVA_BITS whole: IOVAs
+ * at or above it never reach a tag (access_cached() sends them to a walk,
+ * which faults), so no two IOVAs share one.
+ */
+static_assert(PT_IOVA_BITS - 12 + PASID_BITS + 1 <= 64, "a tag holds a 4 KiB page number, a PASID, a valid bit");
+
 static uint64_t make_tag(uint64_t iova, unsigned shift, uint32_t pasid)
 {
 	return ((iova >> shift) << (PASID_BITS + 1)) | ((uint64_t)pasid << 1) | TAG_VALID;
@@ -462,9 +469,13 @@ static void span_set(struct iommu_span *s, uint8_t *page_ptr, bool foreign, uint
 static inline int access_cached(struct iommu_iotlb *t, uint32_t pasid, uint64_t iova, unsigned access,
 				struct iommu_span *s)
 {
-	struct iotlb_entry *e = lookup(t, iova, pasid);
+	struct iotlb_entry *e;
 	unsigned shift;
 
+	/* Beyond the page table's reach: no tag can name it, and the walk faults. */
+	if (unlikely(iova >> PT_IOVA_BITS))
+		return -EAGAIN;
+	e = lookup(t, iova, pasid);
 	if (!e || e->bus_gen != atomic_load_explicit(t->bus_gen, memory_order_acquire) ||
 	    (access & e->prot) != access)
 		return -EAGAIN;
