@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <iovm/dev.h>
 #include <iovm/mem.h>
 
 #include "base/ctx.h"

@@ -37,6 +37,7 @@
 #include "base/fault_inject.h"
 #include "base/lock.h"
 #include "base/tlscache.h"
+#include "iommu/counter.h"
 #include "iommu/iommu_internal.h"
 #include "phys/phys.h"
 
@@ -63,13 +64,6 @@ struct fq_ring {
 
 static struct tls_kind fq_kind = TLS_KIND_INIT;
 static __thread struct tls_slots fq_slots __tls_ie;
-
-/* A counter written under flush_lock, read racily by iovm_domain_stats(). */
-static void count_add(_Atomic uint64_t *c, int64_t n)
-{
-	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + (uint64_t)n,
-			      memory_order_relaxed);
-}
 
 static_assert(offsetof(struct unmapped, len) == offsetof(struct unmapped, pa) + sizeof(uint64_t),
 	      "phys_unpin_many() reads a PA and the length after it");
@@ -110,7 +104,7 @@ static uint64_t ring_release(struct iovm_domain *dom, struct fq_ring *r)
 	}
 	/* Room for the producer, once the entries are no longer read. */
 	atomic_store_explicit(&r->head, h, memory_order_release);
-	count_add(&r->released_unmaps, (int64_t)unmaps);
+	counter_add(&r->released_unmaps, unmaps); /* under flush_lock */
 	return unmaps;
 }
 
@@ -146,8 +140,8 @@ static void flush_locked(struct iovm_domain *dom, const struct unmapped *extra, 
 			free(r);
 		}
 	}
-	count_add(&dom->flushes, 1);
-	count_add(&dom->flushed_unmaps, (int64_t)unmaps);
+	counter_add(&dom->flushes, 1); /* under flush_lock */
+	counter_add(&dom->flushed_unmaps, unmaps);
 }
 
 /* The tlscache hooks. create() runs with no lock held; retire() and discard() under the registry's. */
@@ -233,8 +227,7 @@ int flushq_add(struct iovm_domain *dom, const struct unmapped *pieces, unsigned 
 		r->e[(tail + i) & r->mask] = pieces[i];
 		r->ends[(tail + i) & r->mask] = i == n - 1;
 	}
-	atomic_store_explicit(&r->queued_unmaps, atomic_load_explicit(&r->queued_unmaps, memory_order_relaxed) + 1,
-			      memory_order_relaxed);
+	counter_add(&r->queued_unmaps, 1); /* the ring's thread is its only writer */
 	atomic_store_explicit(&r->tail, tail + n, memory_order_release);
 	if (tail + n - head == dom->flush_batch) {
 		/*

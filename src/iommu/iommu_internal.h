@@ -27,6 +27,7 @@
 #include "base/rbtree.h"
 #include "base/tlscache.h"
 #include "iommu/iommu.h"
+#include "iommu/iotlb.h"
 #include "iommu/iova.h"
 #include "iommu/pgtable.h"
 #include "mem/mem.h"
@@ -65,48 +66,6 @@ struct attachment {
 	struct list_node link;     /* in iovm_domain.attachments, under its lock */
 	struct iommu_client *client;
 	uint32_t pasid;
-};
-
-/*
- * One IOTLB entry. The tag says which translation it holds: the IOVA's page
- * number at the entry's granularity, the PASID, and a valid bit. Only the
- * IOTLB's owner fills entries; anyone invalidates them by clearing the tag.
- */
-struct iotlb_entry {
-	_Atomic uint64_t tag;
-	uint64_t pa;              /* of the page (at the entry's granularity) */
-	uint8_t *ptr;             /* where the CPU reaches that page: no bus lookup on a hit */
-	_Atomic iopte_t *ptep;    /* the leaf, for the dirty bit on a later write */
-	iopte_t pte;              /* its value when walked: marked only while it holds */
-	uint32_t bus_gen;         /* phys_bus_gen() when filled: ptr is good while it holds */
-	uint8_t prot;             /* PT_PROT_* */
-	uint8_t dirty;            /* the leaf's dirty bit was set through this entry */
-	uint8_t foreign;          /* the page is the application's memory (a window) */
-};
-
-static_assert(sizeof(struct iotlb_entry) == 48, "a set of four entries is three cache lines");
-
-/*
- * 4 KiB entries for 4 KiB leaves; 2 MiB entries for 2 MiB and 1 GiB leaves.
- * Four-way set associative: a direct-mapped IOTLB thrashes when a copy's
- * source and destination are a power-of-two distance apart.
- */
-#define IOTLB_SMALL 256
-#define IOTLB_HUGE 64
-#define IOTLB_WAYS 4
-#define IOTLB_HUGE_SHIFT 21
-
-struct iommu_iotlb {
-	struct iommu_client *client;
-	const _Atomic uint32_t *bus_gen; /* the context's phys_bus_gen() */
-	struct phys_space *phys;
-	bool oracle;                /* the space's: check accesses against the shadow */
-	struct list_node link;      /* in iommu_client.iotlbs, under its lock */
-	struct epoch_reader reader; /* the owner's device-side sections */
-	uint64_t hits, misses;      /* written by the owner */
-	unsigned victim;            /* the owner's: round-robin replacement within a set */
-	struct iotlb_entry small[IOTLB_SMALL];
-	struct iotlb_entry huge[IOTLB_HUGE];
 };
 
 /* A piece an unmap took away. */

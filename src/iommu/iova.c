@@ -9,6 +9,7 @@
 #include "base/compiler.h"
 #include "base/fault_inject.h"
 #include "base/lock.h"
+#include "iommu/counter.h"
 #include "iommu/iova.h"
 
 struct iova_tcache {
@@ -178,8 +179,7 @@ int iova_alloc(struct iova_alloc *a, uint64_t npages, uint64_t align, uint64_t *
 
 		t = c ? container_of(c, struct iova_tcache, base) : NULL;
 		if (t && mag_pop(t, (unsigned)order, pfn)) {
-			atomic_store_explicit(&t->hits, atomic_load_explicit(&t->hits, memory_order_relaxed) + 1,
-					      memory_order_relaxed);
+			counter_add(&t->hits, 1);
 			return 0;
 		}
 	}
