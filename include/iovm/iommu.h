@@ -12,6 +12,14 @@
  * Invalidation is strict (an unmap returns once no device can use the old
  * translation) or deferred (unmaps are batched and flushed later; until the
  * flush, the pages stay pinned and the IOVAs quarantined).
+ *
+ * Remapping: once iovm_domain_unmap() has returned, the range it unmapped
+ * can be mapped again at the same IOVA, in every kind of domain. In a
+ * deferred domain a map that meets IOVAs still in quarantine flushes the
+ * queue first (it waits for a grace period, as a strict unmap does), so
+ * that no device keeps the old translation of an IOVA mapped anew; a map
+ * at an IOVA the domain chooses (IOVM_IOVA_ANY) never gets a quarantined
+ * one. After iovm_domain_flush() nothing is quarantined.
  */
 #ifndef IOVM_IOMMU_H
 #define IOVM_IOMMU_H
@@ -118,7 +126,8 @@ IOVM_API int iovm_domain_destroy(struct iovm_domain *dom);
  * beyond the IOVA allocator's.
  *
  * Return: 0; -EINVAL for bad arguments or a PA no bank holds; -EEXIST when
- * part of the range is mapped; -ENOSPC when no IOVA range fits; -ENOMEM.
+ * part of the range is mapped (not merely unmapped and awaiting a deferred
+ * flush: see "Remapping" above); -ENOSPC when no IOVA range fits; -ENOMEM.
  */
 IOVM_API int iovm_domain_map(struct iovm_domain *dom, iovm_iova_t *iova, iovm_pa_t pa, size_t len,
 			     uint32_t perm);
@@ -172,7 +181,8 @@ IOVM_API int iovm_domain_map_ptr(struct iovm_domain *dom, const void *ptr, size_
  * Part of a larger mapping can be unmapped: huge leaves are split (Linux
  * VFIO type1 refuses this). Strict domains return once no device can use
  * the old translation; deferred ones queue the invalidation, keeping the
- * pages pinned and the IOVAs quarantined until the flush.
+ * pages pinned and the IOVAs quarantined until the flush. Either way the
+ * range can be mapped again at once (see "Remapping" above).
  *
  * Thread safety: safe; not concurrently with a map or another unmap of an
  * overlapping range (as with the Linux IOMMU API, the caller serializes

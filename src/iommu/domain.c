@@ -278,6 +278,14 @@ static int iova_take(struct iovm_domain *dom, uint64_t *iova, uint64_t len, uint
 		return 0;
 	}
 	ret = iova_reserve(&dom->iova, *iova >> 12, len >> 12);
+	if (ret == -EBUSY && (dom->flags & IOVM_DOMAIN_DEFERRED)) {
+		/*
+		 * Quarantined, perhaps: unmapped, awaiting its flush. The caller
+		 * unmapped it and wants it back: flush now rather than fail.
+		 */
+		flushq_flush(dom);
+		ret = iova_reserve(&dom->iova, *iova >> 12, len >> 12);
+	}
 	return ret == -EBUSY ? -EEXIST : ret;
 }
 
@@ -299,6 +307,7 @@ int domain_map_pa(struct iovm_domain *dom, uint64_t *iova, uint64_t pa, const vo
 		ret = -EINVAL;
 		goto give;
 	}
+	flushq_unquarantine(dom, *iova, len);
 	begun = shadow_map_begin(dom, *iova, len, pa, prot);
 	ret = domain_pt_map(dom, *iova, pa, where, len, prot);
 	shadow_map_end(dom, *iova, len, pa, prot, begun, !ret);
@@ -403,6 +412,7 @@ IOVM_API int iovm_domain_map_pages(struct iovm_domain *dom, iovm_iova_t *iova, c
 		return -EINVAL;
 	}
 	static_assert(sizeof(iovm_pa_t) == sizeof(uint64_t), "pages are read as plain PAs");
+	flushq_unquarantine(dom, where, len);
 	begun = shadow_map_pages_begin(dom, where, (const uint64_t *)pages, n, prot_of(perm));
 	ret = pt_map_pages(&dom->pt, where, (const uint64_t *)pages, n, prot_of(perm));
 	if (ret) {
@@ -486,6 +496,7 @@ int domain_map_va(struct iovm_domain *dom, uint64_t iova, const void *va, uint64
 	bool begun;
 	int ret = 0;
 
+	flushq_unquarantine(dom, iova, len);
 	for (done = 0; done < len; done += run) {
 		struct iovm_dma_xlate x;
 

@@ -261,6 +261,37 @@ void flushq_flush(struct iovm_domain *dom)
 	mutex_unlock(&dom->flush_lock);
 }
 
+/* Whether a piece @r holds, not yet released, overlaps [iova, end). Needs flush_lock. */
+static bool ring_holds(struct iovm_domain *dom, struct fq_ring *r, uint64_t iova, uint64_t end)
+{
+	uint32_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+
+	lock_assert_held(&dom->flush_lock);
+	for (uint32_t h = atomic_load_explicit(&r->head, memory_order_relaxed); h != tail; h++) {
+		const struct unmapped *p = &r->e[h & r->mask];
+
+		if (p->iova < end && iova < p->iova + p->len)
+			return true;
+	}
+	return false;
+}
+
+void flushq_unquarantine(struct iovm_domain *dom, uint64_t iova, uint64_t len)
+{
+	struct list_node *n;
+	bool held = false;
+
+	if (!dom->fq_ready || dom->has_iova)
+		return;
+	mutex_lock(&dom->flush_lock);
+	list_for_each(n, &dom->fq_rings)
+		if ((held = ring_holds(dom, list_entry(n, struct fq_ring, link), iova, iova + len)))
+			break;
+	if (held)
+		flush_locked(dom, NULL, 0);
+	mutex_unlock(&dom->flush_lock);
+}
+
 uint64_t flushq_deadline(struct iovm_domain *dom)
 {
 	uint64_t due = UINT64_MAX;

@@ -187,6 +187,14 @@ int flushq_add(struct iovm_domain *dom, const struct unmapped *pieces, unsigned 
 void flushq_flush(struct iovm_domain *dom);
 void flushq_destroy(struct iovm_domain *dom);
 uint64_t flushq_deadline(struct iovm_domain *dom);
+/*
+ * Before mapping [iova, iova+len) in a domain without an IOVA allocator (a
+ * VA domain, where the caller chooses every IOVA): if part of it awaits a
+ * deferred flush, flush now, so that no device keeps the old translation
+ * of an IOVA mapped anew. Managed domains need none: their allocator
+ * refuses quarantined IOVAs, and a map at a chosen IOVA flushes then.
+ */
+void flushq_unquarantine(struct iovm_domain *dom, uint64_t iova, uint64_t len);
 /* Flushes, unmaps they covered, unmaps queued over all threads: one consistent snapshot. */
 void flushq_stats(struct iovm_domain *dom, struct iovm_domain_stats *st);
 void flusher_kick(struct iommu_space *is);
