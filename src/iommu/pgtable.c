@@ -59,11 +59,19 @@ static void table_free(struct io_pgtable *pt, _Atomic iopte_t *t)
 	free((void *)t);
 }
 
-/* Detached: freed by pt_reclaim() after a grace period. */
+/*
+ * Detached: freed by pt_reclaim() after a grace period. The retired tables
+ * are linked through their entry 0, which a walker that read the table's
+ * address before the detach may still load: the link is stored as an
+ * entry, atomically, and reads as not present (a table is 4 KiB aligned,
+ * so its address has PTE_PRESENT clear). That walker faults, as it should
+ * on an unmapped range, or finds the entries still there.
+ */
 static void table_retire(struct io_pgtable *pt, _Atomic iopte_t *t)
 {
 	mutex_lock(&pt->retired_lock);
-	*(void **)t = pt->retired;
+	IOVM_ASSERT(!((uintptr_t)pt->retired & (PTE_PRESENT | (SZ_4K - 1))));
+	atomic_store_explicit(&t[0], (iopte_t)(uintptr_t)pt->retired, memory_order_relaxed);
 	pt->retired = (void *)t;
 	mutex_unlock(&pt->retired_lock);
 }
@@ -96,7 +104,7 @@ void pt_reclaim(struct io_pgtable *pt)
 	pt->retired = NULL;
 	mutex_unlock(&pt->retired_lock);
 	while (t) {
-		void *next = *(void **)t;
+		void *next = (void *)(uintptr_t)atomic_load_explicit((_Atomic iopte_t *)t, memory_order_relaxed);
 
 		table_free(pt, t);
 		t = next;

@@ -65,7 +65,7 @@ struct io_pgtable {
 	_Atomic uint64_t leaves[3]; /* 4 KiB, 2 MiB, 1 GiB leaves mapped */
 	_Atomic uint64_t splits;    /* huge leaves split by partial unmaps */
 	struct mutex retired_lock;
-	void *retired;              /* under retired_lock: detached tables, linked through word 0 */
+	void *retired;              /* under retired_lock: detached tables, linked through entry 0 */
 };
 
 /* What a walk found. */
