@@ -28,11 +28,18 @@
 #define DEFAULT_FLUSH_BATCH 256
 #define DEFAULT_FLUSH_TIMEOUT_US 10000
 #define DEFAULT_FAULT_QUEUE 256
-/* IOVA 0 stays unmapped in managed domains, so that a NULL device address faults. */
+/* IOVA 0 stays unmapped (managed, VA and nested domains), so that a NULL device address faults. */
 #define MANAGED_IOVA_BASE SZ_4K
+#define TOP_PAGE (UINT64_MAX & ~(uint64_t)(SZ_4K - 1))
 
 /* The x86 MSI window: writes there are interrupts, never memory. */
 static const struct iova_range msi_window = { 0xfee00000, 0xfef00000 };
+
+/* Whether [start, start+len) is empty or runs past 2^64 (ending exactly at 2^64 is fine). */
+static bool range_bad(uint64_t start, uint64_t len)
+{
+	return !len || len - 1 > UINT64_MAX - start;
+}
 
 static int attr_check(const struct iovm_domain_attr *a)
 {
@@ -42,9 +49,20 @@ static int attr_check(const struct iovm_domain_attr *a)
 		return -EINVAL;
 	if (!a->reserved != !a->nr_reserved)
 		return -EINVAL;
+	for (unsigned i = 0; i < a->nr_reserved; i++)
+		if (range_bad(a->reserved[i].start.addr, a->reserved[i].len))
+			return -EINVAL;
 	if (a->fault_queue > 65536 || a->flush_batch > 65536)
 		return -EINVAL;
 	return 0;
+}
+
+/* A reserved range as the allocator takes it: one that ends at 2^64 ends at the last page. */
+static struct iova_range hole_of(const struct iovm_iova_range *r)
+{
+	uint64_t last = r->start.addr + (r->len - 1);
+
+	return (struct iova_range){ r->start.addr, last >= TOP_PAGE ? TOP_PAGE : last + 1 };
 }
 
 /*
@@ -98,10 +116,7 @@ static int domain_create(struct iovm_ctx *ctx, const struct iovm_domain_attr *at
 		if (!holes)
 			goto free_pt;
 		for (unsigned i = 0; i < nr_holes; i++)
-			holes[i] = attr->reserved
-					   ? (struct iova_range){ attr->reserved[i].start.addr,
-								  attr->reserved[i].start.addr + attr->reserved[i].len }
-					   : msi_window;
+			holes[i] = attr->reserved ? hole_of(&attr->reserved[i]) : msi_window;
 		ret = iova_init(&dom->iova, MANAGED_IOVA_BASE, dom->limit, holes, nr_holes);
 		free(holes);
 		if (ret)
@@ -262,14 +277,27 @@ static uint64_t iova_align_pages(uint64_t pa, uint64_t len)
 	return a >> 12;
 }
 
+/* Whether [iova, +len) meets a range the domain's mirror cannot map (reserved while it is set). */
+static bool in_mirror_hole(struct iovm_domain *dom, uint64_t iova, uint64_t len)
+{
+	for (unsigned i = 0; i < dom->nr_mirror_reserved; i++)
+		if (iova < dom->mirror_reserved[i].end && dom->mirror_reserved[i].start < iova + len)
+			return true;
+	return false;
+}
+
 /* Where a mapping of @len bytes goes: chosen (ANY) or reserved. */
 static int iova_take(struct iovm_domain *dom, uint64_t *iova, uint64_t len, uint64_t align_pages)
 {
 	uint64_t pfn;
 	int ret;
 
-	if (!dom->has_iova)
-		return *iova == IOVM_ADDR_INVALID ? -EINVAL : 0;
+	if (!dom->has_iova) {
+		/* A VA domain's page 0 is no process memory: kept unmapped, as a managed domain's. */
+		if (*iova == IOVM_ADDR_INVALID || (dom->type == IOVM_DOMAIN_VA && *iova < MANAGED_IOVA_BASE))
+			return -EINVAL;
+		return 0;
+	}
 	if (*iova == IOVM_ADDR_INVALID) {
 		ret = iova_alloc(&dom->iova, len >> 12, align_pages, &pfn);
 		if (ret)
@@ -277,6 +305,10 @@ static int iova_take(struct iovm_domain *dom, uint64_t *iova, uint64_t len, uint
 		*iova = pfn << 12;
 		return 0;
 	}
+	/* Holes are outside the window: never handed out, never mapped. */
+	if (range_bad(*iova, len) || iova_in_hole(&dom->iova, *iova >> 12, len >> 12) ||
+	    in_mirror_hole(dom, *iova, len))
+		return -EINVAL;
 	ret = iova_reserve(&dom->iova, *iova >> 12, len >> 12);
 	if (ret == -EBUSY && (dom->flags & IOVM_DOMAIN_DEFERRED)) {
 		/*
@@ -451,7 +483,8 @@ IOVM_API int iovm_domain_map_ptr(struct iovm_domain *dom, const void *ptr, size_
 	int ret;
 
 	err_clear();
-	if (!dom || !ptr || !iova || !len || !is_aligned((uintptr_t)ptr | len, SZ_4K) || !perm_ok(perm))
+	if (!dom || !ptr || !iova || !len || !is_aligned((uintptr_t)ptr | len, SZ_4K) || !perm_ok(perm) ||
+	    range_bad((uintptr_t)ptr, len))
 		return -EINVAL;
 	if (dom->type == IOVM_DOMAIN_NESTED)
 		return -EOPNOTSUPP;
@@ -627,10 +660,14 @@ IOVM_API int iovm_domain_unmap(struct iovm_domain *dom, iovm_iova_t iova, size_t
 	int ret;
 
 	err_clear();
-	if (!dom || !len || !is_aligned(iova.addr | len, SZ_4K) || iova.addr + len < iova.addr)
+	if (!dom || !len || !is_aligned(iova.addr | len, SZ_4K) || range_bad(iova.addr, len))
 		return -EINVAL;
 	if (dom->type == IOVM_DOMAIN_IDENTITY)
 		return -EOPNOTSUPP;
+	/* Nothing is ever mapped at or above 2^48: the page table ends there. */
+	len = MIN(len, (UINT64_C(1) << PT_IOVA_BITS) - MIN(iova.addr, UINT64_C(1) << PT_IOVA_BITS));
+	if (!len)
+		return -ENOENT;
 	ret = domain_unmap(dom, iova.addr, len, &any);
 	if (ret)
 		return ret;
@@ -682,7 +719,7 @@ IOVM_API int iovm_domain_read_dirty(struct iovm_domain *dom, iovm_iova_t iova, s
 				    bool *accessed, bool *dirty)
 {
 	err_clear();
-	if (!dom || !accessed || !dirty || !len || iova.addr + len < iova.addr)
+	if (!dom || !accessed || !dirty || range_bad(iova.addr, len))
 		return -EINVAL;
 	if (dom->type == IOVM_DOMAIN_IDENTITY)
 		return -EOPNOTSUPP;

@@ -138,6 +138,13 @@ static void tcache_retire(struct tls_owner *o, struct tls_cache *c)
 	tcache_discard(c);
 }
 
+static int by_start(const void *x, const void *y)
+{
+	const struct iova_range *a = x, *b = y;
+
+	return a->start < b->start ? -1 : a->start > b->start;
+}
+
 int iova_init(struct iova_alloc *a, uint64_t base, uint64_t limit, const struct iova_range *reserved,
 	      unsigned nr_reserved)
 {
@@ -152,14 +159,29 @@ int iova_init(struct iova_alloc *a, uint64_t base, uint64_t limit, const struct 
 	a->base_pfn = base >> 12;
 	a->limit_pfn = limit >> 12;
 	ret = ra_free(&a->tree, a->base_pfn, a->limit_pfn - a->base_pfn);
+	a->holes = nr_reserved ? fi_calloc(nr_reserved, sizeof(*a->holes)) : NULL;
+	if (nr_reserved && !a->holes)
+		ret = -ENOMEM;
 	for (unsigned i = 0; !ret && i < nr_reserved; i++) {
+		/* Rounded out to pages; one ending in the last page below 2^64 ends at the limit. */
 		uint64_t s = MAX(align_down(reserved[i].start, SZ_4K), base);
-		uint64_t e = MIN(align_up(reserved[i].end, SZ_4K), limit);
+		uint64_t e = reserved[i].end > UINT64_MAX - SZ_4K ? limit : MIN(align_up(reserved[i].end, SZ_4K), limit);
 
-		if (s < e && ra_reserve(&a->tree, s >> 12, (e - s) >> 12) == -ENOMEM)
-			ret = -ENOMEM;
+		if (s < e)
+			a->holes[a->nr_holes++] = (struct iova_range){ s, e };
+	}
+	/* Disjoint, in order: each is then reserved whole from the free window. */
+	if (a->nr_holes)
+		qsort(a->holes, a->nr_holes, sizeof(*a->holes), by_start);
+	for (unsigned i = 0, j; !ret && i < a->nr_holes; i = j) {
+		uint64_t e = a->holes[i].end;
+
+		for (j = i + 1; j < a->nr_holes && a->holes[j].start <= e; j++)
+			e = MAX(e, a->holes[j].end);
+		ret = ra_reserve(&a->tree, a->holes[i].start >> 12, (e - a->holes[i].start) >> 12);
 	}
 	if (ret) {
+		free(a->holes);
 		ra_destroy(&a->tree);
 		mutex_destroy(&a->steal_lock);
 		mutex_destroy(&a->lock);
@@ -184,8 +206,17 @@ void iova_destroy(struct iova_alloc *a)
 		for (unsigned i = 0; i < a->depot_nr[k]; i++)
 			free(a->depot[k][i]);
 	ra_destroy(&a->tree);
+	free(a->holes);
 	mutex_destroy(&a->steal_lock);
 	mutex_destroy(&a->lock);
+}
+
+bool iova_in_hole(const struct iova_alloc *a, uint64_t pfn, uint64_t npages)
+{
+	for (unsigned i = 0; i < a->nr_holes; i++)
+		if (pfn < a->holes[i].end >> 12 && a->holes[i].start >> 12 < pfn + npages)
+			return true;
+	return false;
 }
 
 /* The magazine order of a request, or -1 when magazines do not serve it. */

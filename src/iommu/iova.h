@@ -34,6 +34,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "base/lock.h"
@@ -61,6 +62,8 @@ struct iova_alloc {
 	struct range_alloc tree;       /* under lock: free IOVA pages (page frame numbers) */
 	uint64_t base_pfn, limit_pfn;  /* [base, limit): the allocatable window */
 	uint64_t capacity;             /* pages of the window outside the reserved holes */
+	struct iova_range *holes;      /* the reserved holes within the window, page aligned */
+	unsigned nr_holes;
 	struct iova_mag *depot[IOVA_CACHE_ORDERS][IOVA_DEPOT_MAX]; /* under lock: full magazines */
 	unsigned depot_nr[IOVA_CACHE_ORDERS];                      /* under lock */
 	/* Pages out of the tree: handed out, or cached. Written under lock; read racily by iova_stats(). */
@@ -80,6 +83,9 @@ struct iova_alloc {
 int iova_init(struct iova_alloc *a, uint64_t base, uint64_t limit, const struct iova_range *reserved,
 	      unsigned nr_reserved);
 void iova_destroy(struct iova_alloc *a);
+
+/* iova_in_hole() - whether [pfn, pfn+npages) meets a reserved hole. */
+bool iova_in_hole(const struct iova_alloc *a, uint64_t pfn, uint64_t npages);
 
 /* iova_alloc() - @npages pages aligned to @align pages (a power of two; 0 or 1: none). */
 int iova_alloc(struct iova_alloc *a, uint64_t npages, uint64_t align, uint64_t *pfn);

@@ -456,12 +456,25 @@ static uint64_t unmap_level(struct io_pgtable *pt, _Atomic iopte_t *t, int level
 	return gone;
 }
 
+/*
+ * The end of [iova, iova+len) clipped to the table's reach, or 0 when
+ * nothing of it is in reach or it runs past 2^64 (one ending at 2^64 is in
+ * bounds).
+ */
+static uint64_t clip_end(uint64_t iova, uint64_t len)
+{
+	if (!len || len - 1 > UINT64_MAX - iova || iova >> PT_IOVA_BITS)
+		return 0;
+	return MIN(iova + (len - 1), (UINT64_C(1) << PT_IOVA_BITS) - 1) + 1;
+}
+
 uint64_t pt_unmap(struct io_pgtable *pt, uint64_t iova, uint64_t len, pt_unmap_fn fn, void *arg)
 {
-	if (!len || iova + len < iova || !is_aligned(iova | len, SZ_4K))
+	uint64_t end = clip_end(iova, len);
+
+	if (!end || !is_aligned(iova | len, SZ_4K))
 		return 0;
-	return unmap_level(pt, pt->root, PT_LEVELS - 1, 0, iova,
-			   MIN(iova + len, UINT64_C(1) << PT_IOVA_BITS), fn, arg);
+	return unmap_level(pt, pt->root, PT_LEVELS - 1, 0, iova, end, fn, arg);
 }
 
 struct run {
@@ -566,9 +579,9 @@ static void ad_level(_Atomic iopte_t *t, int level, uint64_t base, uint64_t star
 void pt_read_ad(struct io_pgtable *pt, uint64_t iova, uint64_t len, bool clear, bool *accessed,
 		bool *dirty)
 {
+	uint64_t end = clip_end(iova, len);
+
 	*accessed = *dirty = false;
-	if (!len || iova + len < iova)
-		return;
-	ad_level(pt->root, PT_LEVELS - 1, 0, iova, MIN(iova + len, UINT64_C(1) << PT_IOVA_BITS), clear,
-		 accessed, dirty);
+	if (end)
+		ad_level(pt->root, PT_LEVELS - 1, 0, iova, end, clear, accessed, dirty);
 }
