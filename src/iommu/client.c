@@ -56,6 +56,7 @@ static void invalidate_attached(struct iovm_domain *dom, uint64_t iova, uint64_t
 {
 	struct list_node *n, *m;
 
+	lock_assert_held(&dom->lock);
 	list_for_each(n, &dom->attachments) {
 		struct attachment *at = list_entry(n, struct attachment, link);
 

@@ -94,6 +94,9 @@ static uint64_t ring_release(struct iovm_domain *dom, struct fq_ring *r)
 	uint32_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
 	uint64_t unmaps = 0;
 
+	lock_assert_held(&dom->flush_lock);
+	/* The flush saw no more than the ring holds: the producer never overruns the head. */
+	IOVM_ASSERT(r->seen - h <= dom->flush_batch && dom->flush_batch <= r->mask + 1);
 	while (h != r->seen) {
 		uint32_t at = h & r->mask, k = MIN(r->seen - h, r->mask + 1 - at);
 
@@ -105,6 +108,7 @@ static uint64_t ring_release(struct iovm_domain *dom, struct fq_ring *r)
 	/* Room for the producer, once the entries are no longer read. */
 	atomic_store_explicit(&r->head, h, memory_order_release);
 	counter_add(&r->released_unmaps, unmaps); /* under flush_lock */
+	IOVM_WARN_ON(counter_read(&r->released_unmaps) > counter_read(&r->queued_unmaps));
 	return unmaps;
 }
 
@@ -118,6 +122,7 @@ static void flush_locked(struct iovm_domain *dom, const struct unmapped *extra, 
 	uint64_t unmaps = nr_extra ? 1 : 0;
 	bool any = nr_extra > 0;
 
+	lock_assert_held(&dom->flush_lock);
 	list_for_each(n, &dom->fq_rings) {
 		struct fq_ring *r = list_entry(n, struct fq_ring, link);
 
@@ -220,6 +225,7 @@ int flushq_add(struct iovm_domain *dom, const struct unmapped *pieces, unsigned 
 		flushq_flush(dom);
 		head = atomic_load_explicit(&r->head, memory_order_acquire);
 	}
+	IOVM_ASSERT(tail - head + n <= dom->flush_batch);
 	started = head == tail;
 	if (started)
 		atomic_store_explicit(&r->first_ns, clock_now_ns(), memory_order_relaxed);

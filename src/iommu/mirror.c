@@ -162,6 +162,7 @@ void mirror_unmap_pieces(struct iovm_domain *dom, const struct unmapped *p, unsi
 {
 	struct unmapped *s;
 
+	lock_assert_held(&dom->flush_lock);
 	if (!dom->mirror || !n)
 		return;
 	s = fi_malloc(n * sizeof(*s));

@@ -55,8 +55,14 @@ static _Atomic iopte_t *table_alloc(struct io_pgtable *pt)
 
 static void table_free(struct io_pgtable *pt, _Atomic iopte_t *t)
 {
-	atomic_fetch_sub_explicit(&pt->nr_tables, 1, memory_order_relaxed);
+	IOVM_WARN_ON(atomic_fetch_sub_explicit(&pt->nr_tables, 1, memory_order_relaxed) == 0);
 	free((void *)t);
+}
+
+/* Take @n leaves of @level off the count: never more than it holds. */
+static void leaves_sub(struct io_pgtable *pt, int level, uint64_t n)
+{
+	IOVM_WARN_ON(atomic_fetch_sub_explicit(&pt->leaves[level], n, memory_order_relaxed) < n);
 }
 
 /*
@@ -84,13 +90,18 @@ int pt_init(struct io_pgtable *pt)
 	return pt->root ? 0 : -ENOMEM;
 }
 
-static void free_subtree(struct io_pgtable *pt, _Atomic iopte_t *t, int level)
+/* Free a subtree, counting its leaves per level into @leaves. */
+static void free_subtree(struct io_pgtable *pt, _Atomic iopte_t *t, int level, uint64_t *leaves)
 {
-	for (unsigned i = 0; level > 0 && i < PT_ENTRIES; i++) {
+	for (unsigned i = 0; i < PT_ENTRIES; i++) {
 		iopte_t pte = atomic_load_explicit(&t[i], memory_order_relaxed);
 
-		if ((pte & PTE_PRESENT) && !is_leaf(pte, level))
-			free_subtree(pt, table_of(pte), level - 1);
+		if (!(pte & PTE_PRESENT))
+			continue;
+		if (is_leaf(pte, level))
+			leaves[level]++;
+		else
+			free_subtree(pt, table_of(pte), level - 1, leaves);
 	}
 	table_free(pt, t);
 }
@@ -113,10 +124,17 @@ void pt_reclaim(struct io_pgtable *pt)
 
 void pt_destroy(struct io_pgtable *pt)
 {
+	uint64_t leaves[PT_LEVELS] = { 0 };
+
 	if (pt->root)
-		free_subtree(pt, pt->root, PT_LEVELS - 1);
+		free_subtree(pt, pt->root, PT_LEVELS - 1, leaves);
 	pt->root = NULL;
 	pt_reclaim(pt);
+	/* The counters agree with the table: every leaf counted once, every table freed. */
+	for (int l = 0; l < 3; l++)
+		IOVM_WARN_ON(leaves[l] != atomic_load_explicit(&pt->leaves[l], memory_order_relaxed));
+	IOVM_WARN_ON(leaves[3] != 0);
+	IOVM_WARN_ON(atomic_load_explicit(&pt->nr_tables, memory_order_relaxed) != 0);
 	mutex_destroy(&pt->retired_lock);
 }
 
@@ -199,7 +217,7 @@ static int fill_level0(struct io_pgtable *pt, _Atomic iopte_t *slot, uint64_t io
 			/* Take back what this call stored: the caller undoes only the rest. */
 			while (i--)
 				atomic_store_explicit(&slot[i], 0, memory_order_release);
-			atomic_fetch_sub_explicit(&pt->leaves[0], n, memory_order_relaxed);
+			leaves_sub(pt, 0, n);
 			return -EEXIST;
 		}
 		atomic_store_explicit(&slot[i], mk_leaf(pas ? pas[i] : pa + ((uint64_t)i << 12), prot, 0),
@@ -324,7 +342,7 @@ static uint64_t drop_subtree(struct io_pgtable *pt, _Atomic iopte_t *t, int leve
 		}
 	}
 	if (leaves)
-		atomic_fetch_sub_explicit(&pt->leaves[level], leaves, memory_order_relaxed);
+		leaves_sub(pt, level, leaves);
 	table_retire(pt, t);
 	return gone;
 }
@@ -359,8 +377,8 @@ static _Atomic iopte_t *split_leaf(struct io_pgtable *pt, _Atomic iopte_t *slot,
 		/* Fails if the device set an accessed or dirty bit meanwhile: copy again. */
 		if (atomic_compare_exchange_strong_explicit(slot, &pte, mk_table(t), memory_order_release,
 							    memory_order_relaxed)) {
-			atomic_fetch_sub_explicit(&pt->leaves[level], 1, memory_order_relaxed);
 			atomic_fetch_add_explicit(&pt->leaves[level - 1], PT_ENTRIES, memory_order_relaxed);
+			leaves_sub(pt, level, 1);
 			atomic_fetch_add_explicit(&pt->splits, 1, memory_order_relaxed);
 			return t;
 		}
@@ -403,7 +421,7 @@ static uint64_t unmap_leaves(struct io_pgtable *pt, _Atomic iopte_t *t, uint64_t
 		leaves++;
 	}
 	if (leaves)
-		atomic_fetch_sub_explicit(&pt->leaves[0], leaves, memory_order_relaxed);
+		leaves_sub(pt, 0, leaves);
 	return leaves << 12;
 }
 
@@ -452,7 +470,7 @@ static uint64_t unmap_level(struct io_pgtable *pt, _Atomic iopte_t *t, int level
 		}
 	}
 	if (leaves)
-		atomic_fetch_sub_explicit(&pt->leaves[level], leaves, memory_order_relaxed);
+		leaves_sub(pt, level, leaves);
 	return gone;
 }
 
