@@ -124,6 +124,8 @@ static inline void ext_remove(struct extents *x, uint64_t page, uint64_t n)
 {
 	size_t i, j;
 
+	if (!x->nr)
+		return; /* nothing to take (and no array to move in) */
 	ext_split(x, page);
 	ext_split(x, page + n);
 	i = ext_find(x, page);
