@@ -226,6 +226,44 @@ static int fill_level0(struct io_pgtable *pt, _Atomic iopte_t *slot, uint64_t io
 	return (int)n;
 }
 
+static uint64_t drop_subtree(struct io_pgtable *pt, _Atomic iopte_t *t, int level, uint64_t base,
+			     pt_unmap_fn fn, void *arg);
+
+/* Whether the subtree of table @t (entries of @level) maps nothing. */
+static bool subtree_empty(_Atomic iopte_t *t, int level)
+{
+	for (unsigned i = 0; i < PT_ENTRIES; i++) {
+		iopte_t pte = atomic_load_explicit(&t[i], memory_order_acquire);
+
+		if (!(pte & PTE_PRESENT))
+			continue;
+		if (is_leaf(pte, level) || !subtree_empty(table_of(pte), level - 1))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Put the huge leaf @leaf in @slot (of @level): in an empty slot, or in
+ * place of a table that maps nothing (left by smaller mappings since
+ * unmapped), which is retired. Whoever maps the leaf's whole range owns
+ * everything below the slot: no other writer is in that table. Returns
+ * whether it went in; if not, *old is what is there.
+ */
+static bool put_huge_leaf(struct io_pgtable *pt, _Atomic iopte_t *slot, int level, iopte_t leaf, iopte_t *old)
+{
+	*old = 0;
+	if (atomic_compare_exchange_strong_explicit(slot, old, leaf, memory_order_release, memory_order_relaxed))
+		return true;
+	if ((*old & PTE_LEAF) || !subtree_empty(table_of(*old), level - 1))
+		return false;
+	if (!atomic_compare_exchange_strong_explicit(slot, old, leaf, memory_order_release, memory_order_relaxed))
+		return false;
+	/* Walkers that read the table's address before may still read its zeros: retired, not freed. */
+	drop_subtree(pt, table_of(*old), level - 1, 0, NULL, NULL);
+	return true;
+}
+
 /* Map [iova, +len) to @pa (contiguous) or to @pas (one PA per 4 KiB page). */
 static int map_range(struct io_pgtable *pt, uint64_t iova, uint64_t pa, const uint64_t *pas,
 		     uint64_t len, unsigned prot, bool huge)
@@ -247,14 +285,15 @@ static int map_range(struct io_pgtable *pt, uint64_t iova, uint64_t pa, const ui
 				goto rollback;
 			if (level == 0)
 				break;
-			/* A huge leaf goes in an empty slot; a table there (left by smaller
-			 * mappings, now gone) takes smaller leaves instead. */
+			/*
+			 * A huge leaf goes in an empty slot, or over a table that
+			 * maps nothing; a table that maps something takes smaller
+			 * leaves instead (and refuses them where it maps).
+			 */
 			{
-				iopte_t old = 0;
+				iopte_t old;
 
-				if (atomic_compare_exchange_strong_explicit(slot, &old, mk_leaf(cpa, prot, level),
-									    memory_order_release,
-									    memory_order_relaxed)) {
+				if (put_huge_leaf(pt, slot, level, mk_leaf(cpa, prot, level), &old)) {
 					uint64_t n = 1;
 
 					done += PT_SPAN(level);
@@ -265,10 +304,7 @@ static int map_range(struct io_pgtable *pt, uint64_t iova, uint64_t pa, const ui
 					 */
 					while (done + PT_SPAN(level) <= len && PT_INDEX(iova + done, level) &&
 					       is_aligned(pa + done, PT_SPAN(level))) {
-						old = 0;
-						if (!atomic_compare_exchange_strong_explicit(
-							    &slot[n], &old, mk_leaf(pa + done, prot, level),
-							    memory_order_release, memory_order_relaxed))
+						if (!put_huge_leaf(pt, &slot[n], level, mk_leaf(pa + done, prot, level), &old))
 							break;
 						n++;
 						done += PT_SPAN(level);

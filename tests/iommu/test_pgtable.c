@@ -248,6 +248,51 @@ TEST(against_model)
 	pt_destroy(&pt);
 }
 
+/*
+ * A huge leaf where a table was left empty by smaller mappings now gone:
+ * iommu.h promises 2 MiB and 1 GiB leaves wherever alignment and length
+ * allow, and an empty table allows them (generic_pt's "table to OA"). The
+ * map used 512 (or 512 x 512) smaller leaves instead.
+ */
+TEST(huge_leaf_over_an_empty_table)
+{
+	struct io_pgtable pt;
+	uint64_t iova = UINT64_C(4) << 30, pa = UINT64_C(9) << 30;
+	uint64_t tables;
+
+	CHECK_OK(pt_init(&pt));
+	/* A 4 KiB page inside a 2 MiB region, gone again: its table stays. */
+	CHECK_OK(pt_map(&pt, iova + SZ_4K, pa, SZ_4K, RW, true));
+	CHECK_EQ(pt_unmap(&pt, iova + SZ_4K, SZ_4K, NULL, NULL), SZ_4K);
+	tables = pt.nr_tables;
+	CHECK_OK(pt_map(&pt, iova, pa, SZ_2M, RW, true));
+	CHECK_EQ(pt.leaves[1], 1);
+	CHECK_EQ(pt.leaves[0], 0);
+	expect(&pt, iova + 5, pa + 5, 21, RW);
+	/* The empty table was retired: freed at the next reclaim. */
+	pt_reclaim(&pt);
+	CHECK_EQ(pt.nr_tables, tables - 1);
+	CHECK_EQ(pt_unmap(&pt, iova, SZ_2M, NULL, NULL), SZ_2M);
+	/* A 1 GiB region whose table holds only empty tables. */
+	CHECK_OK(pt_map(&pt, iova + SZ_2M * 7, pa, SZ_4K, RW, true));
+	CHECK_OK(pt_map(&pt, iova + SZ_2M * 9, pa, SZ_2M, RW, true));
+	CHECK_EQ(pt_unmap(&pt, iova + SZ_2M * 7, SZ_4K, NULL, NULL), SZ_4K);
+	CHECK_EQ(pt_unmap(&pt, iova + SZ_2M * 9, SZ_2M, NULL, NULL), SZ_2M);
+	CHECK_OK(pt_map(&pt, iova, pa, SZ_1G, RW, true));
+	CHECK_EQ(pt.leaves[2], 1);
+	CHECK_EQ(pt.leaves[1] + pt.leaves[0], 0);
+	expect(&pt, iova + SZ_2M * 7 + 3, pa + SZ_2M * 7 + 3, 30, RW);
+	/* A table that still maps something is no place for a huge leaf: refused, nothing changed. */
+	CHECK_EQ(pt_unmap(&pt, iova + SZ_4K, SZ_4K, NULL, NULL), SZ_4K); /* splits the 1 GiB leaf */
+	CHECK_EQ(pt_unmap(&pt, iova + SZ_2M, SZ_1G - SZ_2M, NULL, NULL), SZ_1G - SZ_2M);
+	CHECK_EQ(pt_map(&pt, iova, pa, SZ_1G, RW, true), -EEXIST);
+	expect(&pt, iova, pa, 12, RW);
+	unmapped(&pt, iova + SZ_4K);
+	unmapped(&pt, iova + SZ_2M);
+	pt_reclaim(&pt);
+	pt_destroy(&pt);
+}
+
 static struct io_pgtable shared;
 static _Atomic int writers_done;
 
@@ -326,6 +371,7 @@ int main(void)
 	RUN(partial_unmap_splits);
 	RUN(accessed_dirty);
 	RUN(against_model);
+	RUN(huge_leaf_over_an_empty_table);
 	RUN(concurrent_writers_and_walkers);
 	return 0;
 }
