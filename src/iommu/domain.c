@@ -423,6 +423,7 @@ IOVM_API int iovm_domain_map_pages(struct iovm_domain *dom, iovm_iova_t *iova, c
 				   unsigned n, uint32_t perm)
 {
 	uint64_t where, len = (uint64_t)n << 12;
+	struct pt_retired retired = { NULL };
 	bool begun;
 	int ret;
 
@@ -446,9 +447,10 @@ IOVM_API int iovm_domain_map_pages(struct iovm_domain *dom, iovm_iova_t *iova, c
 	static_assert(sizeof(iovm_pa_t) == sizeof(uint64_t), "pages are read as plain PAs");
 	flushq_unquarantine(dom, where, len);
 	begun = shadow_map_pages_begin(dom, where, (const uint64_t *)pages, n, prot_of(perm));
-	ret = pt_map_pages(&dom->pt, where, (const uint64_t *)pages, n, prot_of(perm));
+	ret = pt_map_pages(&dom->pt, where, (const uint64_t *)pages, n, prot_of(perm), &retired);
 	if (ret) {
 		shadow_map_pages_end(dom, where, (const uint64_t *)pages, n, prot_of(perm), begun, false);
+		domain_retired_free(dom, &retired);
 		iova_give(dom, where, len);
 		return ret;
 	}
@@ -463,8 +465,7 @@ IOVM_API int iovm_domain_map_pages(struct iovm_domain *dom, iovm_iova_t *iova, c
 			ret = mirror_batch_end(dom, &b);
 		if (ret) {
 			mirror_batch_undo(dom, &b);
-			pt_unmap(&dom->pt, where, len, NULL, NULL);
-			pt_reclaim(&dom->pt);
+			domain_undo_map(dom, where, len);
 			shadow_map_pages_end(dom, where, (const uint64_t *)pages, n, prot_of(perm), begun, false);
 			iova_give(dom, where, len);
 			return ret;
@@ -524,6 +525,7 @@ IOVM_API int iovm_domain_map_ptr(struct iovm_domain *dom, const void *ptr, size_
 
 int domain_map_va(struct iovm_domain *dom, uint64_t iova, const void *va, uint64_t len, unsigned prot)
 {
+	struct pt_retired retired = { NULL };
 	struct mirror_batch batch = { 0 };
 	uint64_t done, run;
 	bool begun;
@@ -538,7 +540,7 @@ int domain_map_va(struct iovm_domain *dom, uint64_t iova, const void *va, uint64
 			goto unwind;
 		run = MIN(x.contig, len - done);
 		begun = shadow_map_begin(dom, iova + done, run, x.pa.addr, prot);
-		ret = pt_map(&dom->pt, iova + done, x.pa.addr, run, prot, true);
+		ret = pt_map(&dom->pt, iova + done, x.pa.addr, run, prot, true, &retired);
 		shadow_map_end(dom, iova + done, run, x.pa.addr, prot, begun, !ret);
 		if (ret)
 			goto unwind;
@@ -550,8 +552,10 @@ int domain_map_va(struct iovm_domain *dom, uint64_t iova, const void *va, uint64
 		}
 	}
 	ret = mirror_batch_end(dom, &batch);
-	if (!ret)
+	if (!ret) {
+		domain_retired_free(dom, &retired);
 		return 0;
+	}
 
 unwind:
 	mirror_batch_undo(dom, &batch);
@@ -607,6 +611,21 @@ static void collect_done(struct collect *c)
 		free(c->p);
 }
 
+void domain_retired_free(struct iovm_domain *dom, struct pt_retired *r)
+{
+	if (!r->head)
+		return;
+	epoch_synchronize(dom->is->epoch);
+	pt_retired_free(&dom->pt, r);
+}
+
+void domain_undo_map(struct iovm_domain *dom, uint64_t iova, uint64_t len)
+{
+	bool any;
+
+	domain_unmap_how(dom, iova, len, UNMAP_STRICT | UNMAP_KEEP_IOVA | UNMAP_NO_MIRROR, &any);
+}
+
 int domain_unmap(struct iovm_domain *dom, uint64_t iova, uint64_t len, bool *any)
 {
 	return domain_unmap_how(dom, iova, len, 0, any);
@@ -614,6 +633,8 @@ int domain_unmap(struct iovm_domain *dom, uint64_t iova, uint64_t len, bool *any
 
 int domain_unmap_how(struct iovm_domain *dom, uint64_t iova, uint64_t len, unsigned how, bool *any)
 {
+	bool deferred = (dom->flags & IOVM_DOMAIN_DEFERRED) && !(how & UNMAP_STRICT);
+	struct pt_retired retired = { NULL };
 	struct collect c;
 	int ret = 0;
 
@@ -621,16 +642,25 @@ int domain_unmap_how(struct iovm_domain *dom, uint64_t iova, uint64_t len, unsig
 	c.n = 0;
 	c.cap = COLLECT_INLINE;
 	c.oom = false;
-	pt_unmap(&dom->pt, iova, len, collect_piece, &c);
+	pt_unmap(&dom->pt, iova, len, collect_piece, &c, &retired);
 	*any = c.n > 0;
 	/* A deferred unmap leaves the mirror's mapping to the flush, as the IOTLB's. */
-	if (c.n && !((dom->flags & IOVM_DOMAIN_DEFERRED) && !(how & UNMAP_STRICT)))
+	if (c.n && !deferred && !(how & UNMAP_NO_MIRROR))
 		domain_mirror_unmap(dom, iova, len);
 	if (c.oom)
 		log_warn("unmap: out of memory recording pieces: some IOVAs leak");
+	if (deferred) {
+		/*
+		 * Devices may still cache leaves of the tables it detached, until
+		 * the flush: the flush that invalidates everything frees them.
+		 */
+		pt_retired_give(&dom->pt, &retired);
+	} else if (!c.n) {
+		domain_retired_free(dom, &retired); /* empty tables: walkers only */
+	}
 	if (!c.n)
 		return 0;
-	if ((dom->flags & IOVM_DOMAIN_DEFERRED) && !(how & UNMAP_STRICT)) {
+	if (deferred) {
 		for (unsigned i = 0; i < c.n; i++) {
 			/* What a device may still reach stays allocated until the flush. */
 			if (phys_pin(dom->ctx->phys, pa_make(c.p[i].pa), c.p[i].len))
@@ -643,7 +673,8 @@ int domain_unmap_how(struct iovm_domain *dom, uint64_t iova, uint64_t len, unsig
 	}
 	domain_invalidate(dom, iova, len, false);
 	epoch_synchronize(dom->is->epoch);
-	pt_reclaim(&dom->pt);
+	/* Its own tables only: another writer's may still be cached by a device. */
+	pt_retired_free(&dom->pt, &retired);
 	for (unsigned i = 0; i < c.n; i++) {
 		shadow_unmap(dom, &c.p[i], false);
 		if (!(how & UNMAP_KEEP_IOVA))

@@ -80,12 +80,18 @@ static void release_pieces(struct iovm_domain *dom, const struct unmapped *p, un
 	}
 }
 
-/* Invalidate everything the domain's devices cache, and wait them out. */
+/*
+ * Invalidate everything the domain's devices cache, and wait them out;
+ * then free the tables deferred unmaps detached before the invalidation.
+ */
 static void invalidate_all(struct iovm_domain *dom)
 {
+	struct pt_retired retired = { NULL };
+
+	pt_retired_take(&dom->pt, &retired);
 	domain_invalidate(dom, 0, 0, true);
 	epoch_synchronize(dom->is->epoch);
-	pt_reclaim(&dom->pt);
+	pt_retired_free(&dom->pt, &retired);
 }
 
 /* Give back the entries of @r up to what the flush saw. Needs flush_lock. Returns the unmaps. */

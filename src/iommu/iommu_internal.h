@@ -166,10 +166,25 @@ void domain_invalidate(struct iovm_domain *dom, uint64_t iova, uint64_t len, boo
 /* Any domain, a guest's stage 2 too: -EBUSY while attached or under nested domains. */
 int domain_destroy(struct iovm_domain *dom);
 int domain_unmap(struct iovm_domain *dom, uint64_t iova, uint64_t len, bool *any);
-/* How to unmap: strict even in a deferred domain; keep the IOVAs allocated. */
+/* How to unmap: strict even in a deferred domain; keep the IOVAs allocated; not in the mirror. */
 #define UNMAP_STRICT (1u << 0)
 #define UNMAP_KEEP_IOVA (1u << 1)
+#define UNMAP_NO_MIRROR (1u << 2)
 int domain_unmap_how(struct iovm_domain *dom, uint64_t iova, uint64_t len, unsigned how, bool *any);
+/*
+ * Free the tables a map detached (empty ones a huge leaf replaced, its
+ * own on a rollback): after a grace period, as walkers may be in them.
+ * No device caches their leaves: an empty table's were invalidated when
+ * they were unmapped (a deferred unmap's by the flush that must come
+ * before its IOVAs are mapped again).
+ */
+void domain_retired_free(struct iovm_domain *dom, struct pt_retired *r);
+/*
+ * Undo what a map just put in iovm's table, when the mirror refused it:
+ * a strict unmap (a device may already have used the mapping), keeping
+ * the IOVAs, not telling the mirror.
+ */
+void domain_undo_map(struct iovm_domain *dom, uint64_t iova, uint64_t len);
 int domain_map_pa(struct iovm_domain *dom, uint64_t *iova, uint64_t pa, const void *where, uint64_t len,
 		  unsigned prot);
 /*

@@ -73,12 +73,60 @@ static void leaves_sub(struct io_pgtable *pt, int level, uint64_t n)
  * so its address has PTE_PRESENT clear). That walker faults, as it should
  * on an unmapped range, or finds the entries still there.
  */
-static void table_retire(struct io_pgtable *pt, _Atomic iopte_t *t)
+static void retired_push(struct pt_retired *r, _Atomic iopte_t *t)
 {
+	IOVM_ASSERT(!((uintptr_t)r->head & (PTE_PRESENT | (SZ_4K - 1))));
+	atomic_store_explicit(&t[0], (iopte_t)(uintptr_t)r->head, memory_order_relaxed);
+	r->head = (void *)t;
+}
+
+static void *retired_next(void *t)
+{
+	return (void *)(uintptr_t)atomic_load_explicit((_Atomic iopte_t *)t, memory_order_relaxed);
+}
+
+/* Onto the writer's list @r, or (NULL) the table's own. */
+static void table_retire(struct io_pgtable *pt, _Atomic iopte_t *t, struct pt_retired *r)
+{
+	if (r) {
+		retired_push(r, t);
+		return;
+	}
 	mutex_lock(&pt->retired_lock);
-	IOVM_ASSERT(!((uintptr_t)pt->retired & (PTE_PRESENT | (SZ_4K - 1))));
-	atomic_store_explicit(&t[0], (iopte_t)(uintptr_t)pt->retired, memory_order_relaxed);
-	pt->retired = (void *)t;
+	retired_push(&pt->retired, t);
+	mutex_unlock(&pt->retired_lock);
+}
+
+void pt_retired_free(struct io_pgtable *pt, struct pt_retired *r)
+{
+	for (void *t = r->head, *next; t; t = next) {
+		next = retired_next(t);
+		table_free(pt, t);
+	}
+	r->head = NULL;
+}
+
+void pt_retired_give(struct io_pgtable *pt, struct pt_retired *r)
+{
+	void *last = r->head;
+
+	if (!last)
+		return;
+	while (retired_next(last))
+		last = retired_next(last);
+	mutex_lock(&pt->retired_lock);
+	atomic_store_explicit((_Atomic iopte_t *)last, (iopte_t)(uintptr_t)pt->retired.head, memory_order_relaxed);
+	pt->retired.head = r->head;
+	mutex_unlock(&pt->retired_lock);
+	r->head = NULL;
+}
+
+void pt_retired_take(struct io_pgtable *pt, struct pt_retired *r)
+{
+	IOVM_ASSERT(!r->head);
+	mutex_lock(&pt->retired_lock);
+	r->head = pt->retired.head;
+	pt->retired.head = NULL;
 	mutex_unlock(&pt->retired_lock);
 }
 
@@ -108,18 +156,10 @@ static void free_subtree(struct io_pgtable *pt, _Atomic iopte_t *t, int level, u
 
 void pt_reclaim(struct io_pgtable *pt)
 {
-	void *t;
+	struct pt_retired r = { NULL };
 
-	mutex_lock(&pt->retired_lock);
-	t = pt->retired;
-	pt->retired = NULL;
-	mutex_unlock(&pt->retired_lock);
-	while (t) {
-		void *next = (void *)(uintptr_t)atomic_load_explicit((_Atomic iopte_t *)t, memory_order_relaxed);
-
-		table_free(pt, t);
-		t = next;
-	}
+	pt_retired_take(pt, &r);
+	pt_retired_free(pt, &r);
 }
 
 void pt_destroy(struct io_pgtable *pt)
@@ -227,7 +267,7 @@ static int fill_level0(struct io_pgtable *pt, _Atomic iopte_t *slot, uint64_t io
 }
 
 static uint64_t drop_subtree(struct io_pgtable *pt, _Atomic iopte_t *t, int level, uint64_t base,
-			     pt_unmap_fn fn, void *arg);
+			     pt_unmap_fn fn, void *arg, struct pt_retired *r);
 
 /* Whether the subtree of table @t (entries of @level) maps nothing. */
 static bool subtree_empty(_Atomic iopte_t *t, int level)
@@ -250,7 +290,8 @@ static bool subtree_empty(_Atomic iopte_t *t, int level)
  * everything below the slot: no other writer is in that table. Returns
  * whether it went in; if not, *old is what is there.
  */
-static bool put_huge_leaf(struct io_pgtable *pt, _Atomic iopte_t *slot, int level, iopte_t leaf, iopte_t *old)
+static bool put_huge_leaf(struct io_pgtable *pt, _Atomic iopte_t *slot, int level, iopte_t leaf, iopte_t *old,
+			  struct pt_retired *r)
 {
 	*old = 0;
 	if (atomic_compare_exchange_strong_explicit(slot, old, leaf, memory_order_release, memory_order_relaxed))
@@ -260,13 +301,13 @@ static bool put_huge_leaf(struct io_pgtable *pt, _Atomic iopte_t *slot, int leve
 	if (!atomic_compare_exchange_strong_explicit(slot, old, leaf, memory_order_release, memory_order_relaxed))
 		return false;
 	/* Walkers that read the table's address before may still read its zeros: retired, not freed. */
-	drop_subtree(pt, table_of(*old), level - 1, 0, NULL, NULL);
+	drop_subtree(pt, table_of(*old), level - 1, 0, NULL, NULL, r);
 	return true;
 }
 
 /* Map [iova, +len) to @pa (contiguous) or to @pas (one PA per 4 KiB page). */
 static int map_range(struct io_pgtable *pt, uint64_t iova, uint64_t pa, const uint64_t *pas,
-		     uint64_t len, unsigned prot, bool huge)
+		     uint64_t len, unsigned prot, bool huge, struct pt_retired *r)
 {
 	uint64_t done = 0;
 	int err = 0;
@@ -293,7 +334,7 @@ static int map_range(struct io_pgtable *pt, uint64_t iova, uint64_t pa, const ui
 			{
 				iopte_t old;
 
-				if (put_huge_leaf(pt, slot, level, mk_leaf(cpa, prot, level), &old)) {
+				if (put_huge_leaf(pt, slot, level, mk_leaf(cpa, prot, level), &old, r)) {
 					uint64_t n = 1;
 
 					done += PT_SPAN(level);
@@ -304,7 +345,8 @@ static int map_range(struct io_pgtable *pt, uint64_t iova, uint64_t pa, const ui
 					 */
 					while (done + PT_SPAN(level) <= len && PT_INDEX(iova + done, level) &&
 					       is_aligned(pa + done, PT_SPAN(level))) {
-						if (!put_huge_leaf(pt, &slot[n], level, mk_leaf(pa + done, prot, level), &old))
+						if (!put_huge_leaf(pt, &slot[n], level, mk_leaf(pa + done, prot, level), &old,
+								   r))
 							break;
 						n++;
 						done += PT_SPAN(level);
@@ -335,30 +377,30 @@ next:;
 
 rollback:
 	if (done)
-		pt_unmap(pt, iova, done, NULL, NULL);
+		pt_unmap(pt, iova, done, NULL, NULL, r);
 	return err;
 }
 
 int pt_map(struct io_pgtable *pt, uint64_t iova, uint64_t pa, uint64_t len, unsigned prot,
-	   bool huge)
+	   bool huge, struct pt_retired *retired)
 {
-	return map_range(pt, iova, pa, NULL, len, prot, huge);
+	return map_range(pt, iova, pa, NULL, len, prot, huge, retired);
 }
 
 int pt_map_pages(struct io_pgtable *pt, uint64_t iova, const uint64_t *pa, unsigned n,
-		 unsigned prot)
+		 unsigned prot, struct pt_retired *retired)
 {
 	if (!pa || !n)
 		return -EINVAL;
 	for (unsigned i = 0; i < n; i++)
 		if (!is_aligned(pa[i], SZ_4K))
 			return -EINVAL;
-	return map_range(pt, iova, 0, pa, (uint64_t)n << 12, prot, false);
+	return map_range(pt, iova, 0, pa, (uint64_t)n << 12, prot, false, retired);
 }
 
 /* Report every leaf of a detached subtree, and retire its tables. */
 static uint64_t drop_subtree(struct io_pgtable *pt, _Atomic iopte_t *t, int level, uint64_t base,
-			     pt_unmap_fn fn, void *arg)
+			     pt_unmap_fn fn, void *arg, struct pt_retired *r)
 {
 	uint64_t gone = 0, leaves = 0;
 
@@ -374,12 +416,12 @@ static uint64_t drop_subtree(struct io_pgtable *pt, _Atomic iopte_t *t, int leve
 			leaves++;
 			gone += PT_SPAN(level);
 		} else {
-			gone += drop_subtree(pt, table_of(pte), level - 1, va, fn, arg);
+			gone += drop_subtree(pt, table_of(pte), level - 1, va, fn, arg, r);
 		}
 	}
 	if (leaves)
 		leaves_sub(pt, level, leaves);
-	table_retire(pt, t);
+	table_retire(pt, t, r);
 	return gone;
 }
 
@@ -462,7 +504,7 @@ static uint64_t unmap_leaves(struct io_pgtable *pt, _Atomic iopte_t *t, uint64_t
 }
 
 static uint64_t unmap_level(struct io_pgtable *pt, _Atomic iopte_t *t, int level, uint64_t base,
-			    uint64_t start, uint64_t end, pt_unmap_fn fn, void *arg)
+			    uint64_t start, uint64_t end, pt_unmap_fn fn, void *arg, struct pt_retired *r)
 {
 	uint64_t gone = 0, leaves = 0, span = PT_SPAN(level);
 
@@ -489,7 +531,7 @@ static uint64_t unmap_level(struct io_pgtable *pt, _Atomic iopte_t *t, int level
 				leaves++;
 				gone += span;
 			} else {
-				gone += drop_subtree(pt, table_of(pte), level - 1, e_start, fn, arg);
+				gone += drop_subtree(pt, table_of(pte), level - 1, e_start, fn, arg, r);
 			}
 			continue;
 		}
@@ -500,9 +542,9 @@ static uint64_t unmap_level(struct io_pgtable *pt, _Atomic iopte_t *t, int level
 
 			if (!child)
 				continue; /* emptied meanwhile, or no memory to split */
-			gone += unmap_level(pt, child, level - 1, e_start, s, e, fn, arg);
+			gone += unmap_level(pt, child, level - 1, e_start, s, e, fn, arg, r);
 		} else {
-			gone += unmap_level(pt, table_of(pte), level - 1, e_start, s, e, fn, arg);
+			gone += unmap_level(pt, table_of(pte), level - 1, e_start, s, e, fn, arg, r);
 		}
 	}
 	if (leaves)
@@ -522,13 +564,14 @@ static uint64_t clip_end(uint64_t iova, uint64_t len)
 	return MIN(iova + (len - 1), (UINT64_C(1) << PT_IOVA_BITS) - 1) + 1;
 }
 
-uint64_t pt_unmap(struct io_pgtable *pt, uint64_t iova, uint64_t len, pt_unmap_fn fn, void *arg)
+uint64_t pt_unmap(struct io_pgtable *pt, uint64_t iova, uint64_t len, pt_unmap_fn fn, void *arg,
+		  struct pt_retired *retired)
 {
 	uint64_t end = clip_end(iova, len);
 
 	if (!end || !is_aligned(iova | len, SZ_4K))
 		return 0;
-	return unmap_level(pt, pt->root, PT_LEVELS - 1, 0, iova, end, fn, arg);
+	return unmap_level(pt, pt->root, PT_LEVELS - 1, 0, iova, end, fn, arg, retired);
 }
 
 struct run {

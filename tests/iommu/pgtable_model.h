@@ -230,7 +230,7 @@ static inline int pgm_do_map(struct pgm *g, uint64_t *page, uint64_t n, uint64_t
 			     bool huge)
 {
 	if (g->kind == PGM_PT)
-		return pt_map(&g->pt, *page << 12, pa, n << 12, prot, huge);
+		return pt_map(&g->pt, *page << 12, pa, n << 12, prot, huge, NULL);
 	{
 		iovm_iova_t at = any ? IOVM_IOVA_ANY : IOVM_IOVA(*page << 12);
 		int ret = iovm_domain_map(g->dom, &at, IOVM_PA(pa), n << 12, prot);
@@ -277,7 +277,7 @@ static inline void pgm_map_pages(struct pgm *g)
 		 any ? "anywhere, not " : "", page << 12, prot);
 	want = !any && ext_count(&g->m, page, n) ? -EEXIST : 0;
 	if (g->kind == PGM_PT) {
-		ret = pt_map_pages(&g->pt, page << 12, pas, (unsigned)n, prot);
+		ret = pt_map_pages(&g->pt, page << 12, pas, (unsigned)n, prot, NULL);
 	} else {
 		iovm_iova_t at = any ? IOVM_IOVA_ANY : IOVM_IOVA(page << 12);
 
@@ -299,7 +299,7 @@ static inline void pgm_unmap(struct pgm *g, uint64_t page, uint64_t n)
 
 	snprintf(g->what, sizeof(g->what), "unmap %#" PRIx64 " +%#" PRIx64, page << 12, n << 12);
 	if (g->kind == PGM_PT) {
-		uint64_t got = pt_unmap(&g->pt, page << 12, n << 12, NULL, NULL);
+		uint64_t got = pt_unmap(&g->pt, page << 12, n << 12, NULL, NULL, NULL);
 
 		PGM_CHECK(g, got == want << 12, "unmapped %#" PRIx64 ", want %#" PRIx64, got, want << 12);
 	} else {
@@ -464,10 +464,10 @@ static inline void pgm_bad(struct pgm *g)
 	snprintf(g->what, sizeof(g->what), "bad input %u", which);
 	(void)page;
 	if (g->kind == PGM_PT) {
-		ret = pt_map(&g->pt, iovas[which], pa, lens[which], PT_PROT_READ, true);
+		ret = pt_map(&g->pt, iovas[which], pa, lens[which], PT_PROT_READ, true, NULL);
 		PGM_CHECK(g, ret == -EINVAL || (which == 1 && lens[which]), "pt_map %d", ret);
-		PGM_CHECK(g, pt_map(&g->pt, page << 12, pa, SZ_4K, which == 4 ? 0 : 4, true) == -EINVAL, "prot");
-		PGM_CHECK(g, pt_unmap(&g->pt, (page << 12) + 8, SZ_4K, NULL, NULL) == 0, "unaligned unmap");
+		PGM_CHECK(g, pt_map(&g->pt, page << 12, pa, SZ_4K, which == 4 ? 0 : 4, true, NULL) == -EINVAL, "prot");
+		PGM_CHECK(g, pt_unmap(&g->pt, (page << 12) + 8, SZ_4K, NULL, NULL, NULL) == 0, "unaligned unmap");
 	} else {
 		iovm_iova_t at = IOVM_IOVA(iovas[which]);
 
