@@ -38,6 +38,7 @@ enum pgm_kind { PGM_PT, PGM_STRICT, PGM_DEFERRED, PGM_KINDS };
 
 #define PGM_BASE (UINT64_C(1) << 20)  /* the window's first page: 4 GiB */
 #define PGM_PAGES (UINT64_C(1) << 20) /* 4 GiB of pages */
+#define PGM_NEAR (UINT64_C(1) << 15)  /* where small ranges go: its first 128 MiB */
 #define PGM_BUF (UINT64_C(8) << 20)   /* a domain's PAs: one heap buffer, 2 MiB aligned */
 #define PGM_TOP (UINT64_MAX >> 12)    /* the last page below 2^64 */
 
@@ -119,11 +120,12 @@ static inline void pgm_range(struct pgm *g, uint64_t *page, uint64_t *n, bool fo
 		*n = UINT64_C(1) << 18;
 		*page = PGM_BASE + *n * (pgm_take(g, 1) % 4);
 	} else if (cls == 1 || cls == 3) {
+		/* In the first 512 MiB: ranges meet often, and few tables make a step's check cheap. */
 		*n = 512 * (1 + pgm_take(g, 1) % 4);
-		*page = PGM_BASE + align_down(pgm_take(g, 4) % (PGM_PAGES - *n), 512);
+		*page = PGM_BASE + align_down(pgm_take(g, 4) % (PGM_NEAR * 4 - *n), 512);
 	} else {
 		*n = 1 + (cls == 2 ? pgm_take(g, 2) % 1100 : pgm_take(g, 1) % 16);
-		*page = PGM_BASE + pgm_take(g, 4) % (PGM_PAGES - *n);
+		*page = PGM_BASE + pgm_take(g, 4) % (PGM_NEAR - *n);
 	}
 	if (for_map && *n > max)
 		*n = max;
@@ -132,7 +134,8 @@ static inline void pgm_range(struct pgm *g, uint64_t *page, uint64_t *n, bool fo
 /* A PA for @n pages at @page: often aligned alike, so that huge leaves happen. */
 static inline uint64_t pgm_pa(struct pgm *g, uint64_t page, uint64_t n)
 {
-	bool alike = pgm_take(g, 1) & 1;
+	/* A gigabyte at a PA aligned otherwise would be 262144 small leaves: too slow a step to check. */
+	bool alike = (pgm_take(g, 1) & 1) || n >= (UINT64_C(1) << 18);
 
 	if (g->kind == PGM_PT)
 		return alike ? ((pgm_take(g, 2) % 1024) << 30) + ((page << 12) & (SZ_1G - 1))
