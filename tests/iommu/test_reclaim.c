@@ -161,7 +161,7 @@ TEST(one_unmap_frees_no_table_of_another)
 	struct stalled_device early = { 0 }, late = { 0 };
 	struct counting mirror = { 0 };
 	struct unmapper a, b;
-	uint64_t tables;
+	uint64_t tables, now;
 	struct iovm_domain *dom;
 	uint8_t *buf = iovm_dma_alloc(ctx, 4 * SZ_4K, SZ_4K, IOVM_DMA_CONTIG);
 	const uint64_t ra = 0x40000000, rb = 0x80000000; /* 2 MiB aligned: their 4 KiB leaves fill a table each */
@@ -180,9 +180,10 @@ TEST(one_unmap_frees_no_table_of_another)
 	/* A device inside a section from the start: every grace period waits for it. */
 	stall(&early, 0);
 	/* A unmaps its range, detaching its table, and waits for the early device. */
+	now = atomic_load(&dom->is->epoch->now);
 	unmap_async(&a, dom, ra, SZ_2M);
-	while (atomic_load(&mirror.unmaps) < 1)
-		usleep(100);
+	while (atomic_load(&mirror.unmaps) < 1 || atomic_load(&dom->is->epoch->now) == now)
+		usleep(100); /* until A's grace period has begun: a device entering now is not waited for */
 	/* A device that enters after A detached walks B's range; B detaches that table. */
 	stall(&late, rb + SZ_4K);
 	unmap_async(&b, dom, rb, SZ_2M);
