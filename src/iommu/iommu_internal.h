@@ -153,6 +153,15 @@ struct iovm_domain {
 	_Atomic uint64_t oracle_checks, oracle_stale, oracle_violations;
 };
 
+/* IOVA 0 stays unmapped (managed, VA and nested domains), so that a NULL device address faults. */
+#define MANAGED_IOVA_BASE SZ_4K
+
+/* Whether [start, start+len) is empty or runs past 2^64 (ending exactly at 2^64 is fine). */
+static inline bool range_bad(uint64_t start, uint64_t len)
+{
+	return !len || len - 1 > UINT64_MAX - start;
+}
+
 /* client.c */
 struct iovm_domain *client_domain(const struct iommu_client *c, uint32_t pasid);
 /*
@@ -165,6 +174,10 @@ void domain_invalidate(struct iovm_domain *dom, uint64_t iova, uint64_t len, boo
 /* domain.c */
 /* Any domain, a guest's stage 2 too: -EBUSY while attached or under nested domains. */
 int domain_destroy(struct iovm_domain *dom);
+
+/* map.c, unmap.c */
+/* Give back IOVAs the domain's allocator gave (none in a domain without one). */
+void domain_iova_give(struct iovm_domain *dom, uint64_t iova, uint64_t len);
 int domain_unmap(struct iovm_domain *dom, uint64_t iova, uint64_t len, bool *any);
 /* How to unmap: strict even in a deferred domain; keep the IOVAs allocated; not in the mirror. */
 #define UNMAP_STRICT (1u << 0)
