@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * pgtable.c - building, walking and tearing down IO page tables.
+ * pgtable.c - building and tearing down IO page tables: maps, unmaps,
+ * splits, and the retirement of detached tables. Walks are pgwalk.c's.
  *
  * Leaves at level 0 are stored with a plain load-check-store: writers own
  * disjoint ranges (the IOVA allocator sees to it), and a batched map of 256
@@ -16,16 +17,6 @@
 #include "base/lock.h"
 #include "iommu/pgtable.h"
 
-static _Atomic iopte_t *table_of(iopte_t pte)
-{
-	return (_Atomic iopte_t *)(uintptr_t)(pte & PTE_ADDR_MASK);
-}
-
-static bool is_leaf(iopte_t pte, int level)
-{
-	return level == 0 || (pte & PTE_LEAF);
-}
-
 static iopte_t mk_leaf(uint64_t pa, unsigned prot, int level)
 {
 	return PTE_PRESENT | (prot & PT_PROT_READ ? PTE_READ : 0) |
@@ -35,11 +26,6 @@ static iopte_t mk_leaf(uint64_t pa, unsigned prot, int level)
 static iopte_t mk_table(_Atomic iopte_t *t)
 {
 	return PTE_PRESENT | ((uintptr_t)t & PTE_ADDR_MASK);
-}
-
-static unsigned prot_of(iopte_t pte)
-{
-	return (pte & PTE_READ ? PT_PROT_READ : 0) | (pte & PTE_WRITE ? PT_PROT_WRITE : 0);
 }
 
 static _Atomic iopte_t *table_alloc(struct io_pgtable *pt)
@@ -146,10 +132,10 @@ static void free_subtree(struct io_pgtable *pt, _Atomic iopte_t *t, int level, u
 
 		if (!(pte & PTE_PRESENT))
 			continue;
-		if (is_leaf(pte, level))
+		if (pte_is_leaf(pte, level))
 			leaves[level]++;
 		else
-			free_subtree(pt, table_of(pte), level - 1, leaves);
+			free_subtree(pt, pte_table(pte), level - 1, leaves);
 	}
 	table_free(pt, t);
 }
@@ -192,7 +178,7 @@ static _Atomic iopte_t *next_table(struct io_pgtable *pt, _Atomic iopte_t *slot,
 			*err = -EEXIST;
 			return NULL;
 		}
-		return table_of(pte);
+		return pte_table(pte);
 	}
 	t = table_alloc(pt);
 	if (!t) {
@@ -210,7 +196,7 @@ static _Atomic iopte_t *next_table(struct io_pgtable *pt, _Atomic iopte_t *slot,
 		*err = -EEXIST;
 		return NULL;
 	}
-	return table_of(pte);
+	return pte_table(pte);
 }
 
 /* The slot at @level for @iova, making the tables above it. */
@@ -277,7 +263,7 @@ static bool subtree_empty(_Atomic iopte_t *t, int level)
 
 		if (!(pte & PTE_PRESENT))
 			continue;
-		if (is_leaf(pte, level) || !subtree_empty(table_of(pte), level - 1))
+		if (pte_is_leaf(pte, level) || !subtree_empty(pte_table(pte), level - 1))
 			return false;
 	}
 	return true;
@@ -296,12 +282,12 @@ static bool put_huge_leaf(struct io_pgtable *pt, _Atomic iopte_t *slot, int leve
 	*old = 0;
 	if (atomic_compare_exchange_strong_explicit(slot, old, leaf, memory_order_release, memory_order_relaxed))
 		return true;
-	if ((*old & PTE_LEAF) || !subtree_empty(table_of(*old), level - 1))
+	if ((*old & PTE_LEAF) || !subtree_empty(pte_table(*old), level - 1))
 		return false;
 	if (!atomic_compare_exchange_strong_explicit(slot, old, leaf, memory_order_release, memory_order_relaxed))
 		return false;
 	/* Walkers that read the table's address before may still read its zeros: retired, not freed. */
-	drop_subtree(pt, table_of(*old), level - 1, 0, NULL, NULL, r);
+	drop_subtree(pt, pte_table(*old), level - 1, 0, NULL, NULL, r);
 	return true;
 }
 
@@ -410,13 +396,13 @@ static uint64_t drop_subtree(struct io_pgtable *pt, _Atomic iopte_t *t, int leve
 
 		if (!(pte & PTE_PRESENT))
 			continue;
-		if (is_leaf(pte, level)) {
+		if (pte_is_leaf(pte, level)) {
 			if (fn)
 				fn(arg, va, pte & PTE_ADDR_MASK, PT_SPAN(level), pte);
 			leaves++;
 			gone += PT_SPAN(level);
 		} else {
-			gone += drop_subtree(pt, table_of(pte), level - 1, va, fn, arg, r);
+			gone += drop_subtree(pt, pte_table(pte), level - 1, va, fn, arg, r);
 		}
 	}
 	if (leaves)
@@ -440,7 +426,7 @@ static _Atomic iopte_t *split_leaf(struct io_pgtable *pt, _Atomic iopte_t *slot,
 		if (!(pte & PTE_PRESENT))
 			return NULL;
 		if (!(pte & PTE_LEAF))
-			return table_of(pte);
+			return pte_table(pte);
 		t = table_alloc(pt);
 		if (!t) {
 			*err = -ENOMEM;
@@ -449,7 +435,7 @@ static _Atomic iopte_t *split_leaf(struct io_pgtable *pt, _Atomic iopte_t *slot,
 		for (unsigned i = 0; i < PT_ENTRIES; i++)
 			atomic_store_explicit(&t[i],
 					      mk_leaf((pte & PTE_ADDR_MASK) + (uint64_t)i * PT_SPAN(level - 1),
-						      prot_of(pte), level - 1) |
+						      pte_prot(pte), level - 1) |
 						      (pte & (PTE_ACCESSED | PTE_DIRTY)),
 					      memory_order_relaxed);
 		/* Fails if the device set an accessed or dirty bit meanwhile: copy again. */
@@ -525,18 +511,18 @@ static uint64_t unmap_level(struct io_pgtable *pt, _Atomic iopte_t *t, int level
 			/* The whole entry goes: a leaf, or a table and everything below
 			 * it. A plain store, as in unmap_leaves(). */
 			atomic_store_explicit(slot, 0, memory_order_release);
-			if (is_leaf(pte, level)) {
+			if (pte_is_leaf(pte, level)) {
 				if (fn)
 					fn(arg, e_start, pte & PTE_ADDR_MASK, span, pte);
 				leaves++;
 				gone += span;
 			} else {
-				gone += drop_subtree(pt, table_of(pte), level - 1, e_start, fn, arg, r);
+				gone += drop_subtree(pt, pte_table(pte), level - 1, e_start, fn, arg, r);
 			}
 			continue;
 		}
 		/* Part of the entry: into its table, splitting a huge leaf first. */
-		if (is_leaf(pte, level)) {
+		if (pte_is_leaf(pte, level)) {
 			int err = 0;
 			_Atomic iopte_t *child = split_leaf(pt, slot, level, &err);
 
@@ -544,7 +530,7 @@ static uint64_t unmap_level(struct io_pgtable *pt, _Atomic iopte_t *t, int level
 				continue; /* emptied meanwhile, or no memory to split */
 			gone += unmap_level(pt, child, level - 1, e_start, s, e, fn, arg, r);
 		} else {
-			gone += unmap_level(pt, table_of(pte), level - 1, e_start, s, e, fn, arg, r);
+			gone += unmap_level(pt, pte_table(pte), level - 1, e_start, s, e, fn, arg, r);
 		}
 	}
 	if (leaves)
@@ -552,133 +538,12 @@ static uint64_t unmap_level(struct io_pgtable *pt, _Atomic iopte_t *t, int level
 	return gone;
 }
 
-/*
- * The end of [iova, iova+len) clipped to the table's reach, or 0 when
- * nothing of it is in reach or it runs past 2^64 (one ending at 2^64 is in
- * bounds).
- */
-static uint64_t clip_end(uint64_t iova, uint64_t len)
-{
-	if (!len || len - 1 > UINT64_MAX - iova || iova >> PT_IOVA_BITS)
-		return 0;
-	return MIN(iova + (len - 1), (UINT64_C(1) << PT_IOVA_BITS) - 1) + 1;
-}
-
 uint64_t pt_unmap(struct io_pgtable *pt, uint64_t iova, uint64_t len, pt_unmap_fn fn, void *arg,
 		  struct pt_retired *retired)
 {
-	uint64_t end = clip_end(iova, len);
+	uint64_t end = pt_clip_end(iova, len);
 
 	if (!end || !is_aligned(iova | len, SZ_4K))
 		return 0;
 	return unmap_level(pt, pt->root, PT_LEVELS - 1, 0, iova, end, fn, arg, retired);
-}
-
-struct run {
-	pt_leaf_fn fn;
-	void *arg;
-	uint64_t iova, pa, len;
-	unsigned prot;
-};
-
-static int run_flush(struct run *r)
-{
-	int ret = r->len ? r->fn(r->arg, r->iova, r->pa, r->len, r->prot) : 0;
-
-	r->len = 0;
-	return ret;
-}
-
-static int each_level(_Atomic iopte_t *t, int level, uint64_t base, struct run *r)
-{
-	for (unsigned idx = 0; idx < PT_ENTRIES; idx++) {
-		iopte_t pte = atomic_load_explicit(&t[idx], memory_order_acquire);
-		uint64_t iova = base + idx * PT_SPAN(level), pa;
-		int ret;
-
-		if (!(pte & PTE_PRESENT))
-			continue;
-		if (!is_leaf(pte, level)) {
-			if ((ret = each_level(table_of(pte), level - 1, iova, r)))
-				return ret;
-			continue;
-		}
-		pa = pte & PTE_ADDR_MASK;
-		if (r->len && r->iova + r->len == iova && r->pa + r->len == pa && r->prot == prot_of(pte)) {
-			r->len += PT_SPAN(level);
-			continue;
-		}
-		if ((ret = run_flush(r)))
-			return ret;
-		*r = (struct run){ .fn = r->fn, .arg = r->arg, .iova = iova, .pa = pa, .len = PT_SPAN(level),
-				   .prot = prot_of(pte) };
-	}
-	return 0;
-}
-
-int pt_for_each(const struct io_pgtable *pt, pt_leaf_fn fn, void *arg)
-{
-	struct run r = { .fn = fn, .arg = arg };
-	int ret = each_level(pt->root, PT_LEVELS - 1, 0, &r);
-
-	return ret ? ret : run_flush(&r);
-}
-
-int pt_walk(const struct io_pgtable *pt, uint64_t iova, struct pt_walk *w)
-{
-	_Atomic iopte_t *t = pt->root;
-
-	if (unlikely(iova >> PT_IOVA_BITS))
-		return -ENOENT;
-	for (int level = PT_LEVELS - 1;; level--) {
-		_Atomic iopte_t *slot = &t[PT_INDEX(iova, level)];
-		iopte_t pte = atomic_load_explicit(slot, memory_order_acquire);
-
-		if (!(pte & PTE_PRESENT))
-			return -ENOENT;
-		if (is_leaf(pte, level)) {
-			w->shift = PT_SHIFT(level);
-			w->pa = (pte & PTE_ADDR_MASK) + (iova & (PT_SPAN(level) - 1));
-			w->prot = prot_of(pte);
-			w->ptep = slot;
-			w->pte = pte;
-			return 0;
-		}
-		t = table_of(pte);
-	}
-}
-
-static void ad_level(_Atomic iopte_t *t, int level, uint64_t base, uint64_t start, uint64_t end,
-		     bool clear, bool *accessed, bool *dirty)
-{
-	uint64_t span = PT_SPAN(level);
-
-	for (uint64_t idx = (MAX(start, base) - base) / span; idx < PT_ENTRIES; idx++) {
-		uint64_t e_start = base + idx * span;
-		iopte_t pte = atomic_load_explicit(&t[idx], memory_order_acquire);
-
-		if (e_start >= end)
-			break;
-		if (!(pte & PTE_PRESENT))
-			continue;
-		if (!is_leaf(pte, level)) {
-			ad_level(table_of(pte), level - 1, e_start, start, end, clear, accessed, dirty);
-			continue;
-		}
-		if (clear)
-			pte = atomic_fetch_and_explicit(&t[idx], ~(PTE_ACCESSED | PTE_DIRTY),
-							memory_order_relaxed);
-		*accessed |= pte & PTE_ACCESSED;
-		*dirty |= pte & PTE_DIRTY;
-	}
-}
-
-void pt_read_ad(struct io_pgtable *pt, uint64_t iova, uint64_t len, bool clear, bool *accessed,
-		bool *dirty)
-{
-	uint64_t end = clip_end(iova, len);
-
-	*accessed = *dirty = false;
-	if (end)
-		ad_level(pt->root, PT_LEVELS - 1, 0, iova, end, clear, accessed, dirty);
 }

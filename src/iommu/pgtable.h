@@ -82,6 +82,34 @@ struct io_pgtable {
 };
 
 
+/* An entry's parts. */
+static inline _Atomic iopte_t *pte_table(iopte_t pte)
+{
+	return (_Atomic iopte_t *)(uintptr_t)(pte & PTE_ADDR_MASK);
+}
+
+static inline bool pte_is_leaf(iopte_t pte, int level)
+{
+	return level == 0 || (pte & PTE_LEAF);
+}
+
+static inline unsigned pte_prot(iopte_t pte)
+{
+	return (pte & PTE_READ ? PT_PROT_READ : 0) | (pte & PTE_WRITE ? PT_PROT_WRITE : 0);
+}
+
+/*
+ * The end of [iova, iova+len) clipped to the table's reach, or 0 when
+ * nothing of it is in reach or it runs past 2^64 (one ending at 2^64 is in
+ * bounds).
+ */
+static inline uint64_t pt_clip_end(uint64_t iova, uint64_t len)
+{
+	if (!len || len - 1 > UINT64_MAX - iova || iova >> PT_IOVA_BITS)
+		return 0;
+	return MIN(iova + (len - 1), (UINT64_C(1) << PT_IOVA_BITS) - 1) + 1;
+}
+
 /* What a walk found. */
 struct pt_walk {
 	uint64_t pa;              /* of the IOVA walked, not of the page */
