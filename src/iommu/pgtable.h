@@ -81,7 +81,6 @@ struct io_pgtable {
 	struct pt_retired retired;  /* under retired_lock: the table's own list (pt_retired_give()) */
 };
 
-
 /* An entry's parts. */
 static inline _Atomic iopte_t *pte_table(iopte_t pte)
 {
