@@ -255,7 +255,7 @@ static inline void mags_end(struct iova_tcache *t, bool locked)
 		atomic_store_explicit(&t->busy, false, memory_order_release);
 }
 
-/* Between mags_begin() and mags_end(). */
+/* Between mags_begin() and mags_end(): the loaded magazine empty, swap in the previous one. */
 static bool mag_pop(struct iova_tcache *t, unsigned k, uint64_t *pfn)
 {
 	struct iova_mag *m = t->loaded[k];
@@ -272,14 +272,13 @@ static bool mag_pop(struct iova_tcache *t, unsigned k, uint64_t *pfn)
 	return true;
 }
 
-/* From the magazines, or a full magazine of the depot: true when served. */
-static bool cache_alloc(struct iova_alloc *a, struct iova_tcache *t, unsigned order, uint64_t *pfn)
+/* cache_alloc() past its loaded magazine: the previous one, or a full one from the depot. */
+static __noinline bool cache_alloc_slow(struct iova_alloc *a, struct iova_tcache *t, unsigned order,
+					uint64_t *pfn)
 {
-	bool locked = mags_begin(a, t), ok = mag_pop(t, order, pfn);
+	bool ok = mag_pop(t, order, pfn);
 
-	if (ok) {
-		counter_add(&t->hits, 1);
-	} else {
+	if (!ok) {
 		mutex_lock(&a->lock);
 		if (a->depot_nr[order]) {
 			/* A full magazine from the depot for the empty loaded one. */
@@ -293,6 +292,23 @@ static bool cache_alloc(struct iova_alloc *a, struct iova_tcache *t, unsigned or
 		}
 		mutex_unlock(&a->lock);
 	}
+	return ok;
+}
+
+/* From the magazines, or a full magazine of the depot: true when served. */
+static inline bool cache_alloc(struct iova_alloc *a, struct iova_tcache *t, unsigned order, uint64_t *pfn)
+{
+	bool locked = mags_begin(a, t), ok = true;
+	struct iova_mag *m = t->loaded[order];
+
+	if (likely(m->size)) {
+		*pfn = m->pfns[--m->size];
+		counter_add(&t->cached, -(UINT64_C(1) << order));
+	} else {
+		ok = cache_alloc_slow(a, t, order, pfn);
+	}
+	if (ok)
+		counter_add(&t->hits, 1);
 	mags_end(t, locked);
 	return ok;
 }
@@ -317,19 +333,18 @@ int iova_alloc(struct iova_alloc *a, uint64_t npages, uint64_t align, uint64_t *
 	return ret;
 }
 
-/* Into the thread's magazines; a full one goes to the depot, or back to the tree. */
-static void cache_free(struct iova_alloc *a, struct iova_tcache *t, unsigned order, uint64_t pfn)
+/* cache_free() with the loaded magazine full: swap in the previous one, or move it on. */
+static __noinline struct iova_mag *cache_free_slow(struct iova_alloc *a, struct iova_tcache *t, unsigned order)
 {
-	bool locked = mags_begin(a, t);
 	struct iova_mag *m = t->loaded[order];
 
-	if (m->size == IOVA_MAG_SIZE && !t->prev[order]->size) {
+	if (!t->prev[order]->size) {
 		t->loaded[order] = t->prev[order];
 		t->prev[order] = m;
-		m = t->loaded[order];
+		return t->loaded[order];
 	}
-	if (m->size == IOVA_MAG_SIZE) {
-		/* Both full: the loaded one goes to the depot, or back to the tree. */
+	/* Both full: the loaded one goes to the depot, or back to the tree. */
+	{
 		struct iova_mag *empty = NULL;
 
 		mutex_lock(&a->lock);
@@ -342,9 +357,19 @@ static void cache_free(struct iova_alloc *a, struct iova_tcache *t, unsigned ord
 			mag_drain(a, m, order);
 		}
 		counter_add(&t->cached, -((uint64_t)IOVA_MAG_SIZE << order));
-		m = t->loaded[order];
 		mutex_unlock(&a->lock);
 	}
+	return t->loaded[order];
+}
+
+/* Into the thread's magazines; a full one goes to the depot, or back to the tree. */
+static inline void cache_free(struct iova_alloc *a, struct iova_tcache *t, unsigned order, uint64_t pfn)
+{
+	bool locked = mags_begin(a, t);
+	struct iova_mag *m = t->loaded[order];
+
+	if (unlikely(m->size == IOVA_MAG_SIZE))
+		m = cache_free_slow(a, t, order);
 	m->pfns[m->size++] = pfn;
 	counter_add(&t->cached, UINT64_C(1) << order);
 	mags_end(t, locked);
