@@ -208,11 +208,15 @@ int domain_destroy(struct iovm_domain *dom)
 	}
 	if (dom->sub)
 		unfollow_heap(dom);
-	/* Pending unmaps give their pins and IOVAs back. */
-	flushq_destroy(dom);
+	/*
+	 * Off the context's list first: the flusher walks it under the space
+	 * lock, and must not look at a flush queue being torn down.
+	 */
 	mutex_lock(&is->lock);
 	list_del(&dom->link);
 	mutex_unlock(&is->lock);
+	/* Pending unmaps give their pins and IOVAs back. */
+	flushq_destroy(dom);
 	if (dom->type != IOVM_DOMAIN_IDENTITY)
 		pt_destroy(&dom->pt);
 	if (dom->has_iova)

@@ -358,6 +358,40 @@ TEST(flusher_meets_strict_domains)
 	iovm_close(ctx);
 }
 
+/*
+ * A deferred domain destroyed while the flusher thread looks at it: the
+ * domain stayed on the context's list while its flush queue was torn
+ * down, and the flusher, walking that list, read rings being freed (TSan,
+ * ASan). Many short-lived domains with unmaps pending, a flusher kept busy.
+ */
+TEST(destroy_while_the_flusher_runs)
+{
+	struct iovm_ctx *ctx = open_ctx(opts);
+	struct iovm_domain_attr deferred = { .flags = IOVM_DOMAIN_DEFERRED, .flush_timeout_us = 20 };
+	struct iovm_domain *keep, *dom;
+	struct iovm_dma_xlate x;
+	uint8_t *buf = iovm_dma_alloc(ctx, 4096, 4096, 0);
+
+	CHECK_OK(iovm_dma_xlate(ctx, buf, &x));
+	/* One that stays, with an unmap always pending: the flusher never sleeps long. */
+	CHECK_OK(iovm_domain_create(ctx, &deferred, &keep));
+	for (int i = 0; i < 300; i++) {
+		iovm_iova_t a = IOVM_IOVA_ANY, b = IOVM_IOVA_ANY;
+
+		CHECK_OK(iovm_domain_map(keep, &a, x.pa, 4096, RW));
+		CHECK_OK(iovm_domain_unmap(keep, a, 4096));
+		CHECK_OK(iovm_domain_create(ctx, &deferred, &dom));
+		CHECK_OK(iovm_domain_map(dom, &b, x.pa, 4096, RW));
+		CHECK_OK(iovm_domain_unmap(dom, b, 4096));
+		if (i % 3)
+			usleep(20);
+		CHECK_OK(iovm_domain_destroy(dom));
+	}
+	CHECK_OK(iovm_domain_destroy(keep));
+	iovm_dma_free(ctx, buf);
+	iovm_close(ctx);
+}
+
 int main(void)
 {
 	test_init();
@@ -370,5 +404,6 @@ int main(void)
 	RUN(fault_queue);
 	RUN(dirty_tracking);
 	RUN(flusher_meets_strict_domains);
+	RUN(destroy_while_the_flusher_runs);
 	return 0;
 }
