@@ -271,11 +271,11 @@ static void bench_pgtable(void)
 
 		t0 = bench_now_ns();
 		for (unsigned b = 0; b < batches; b++)
-			if (pt_map_pages(&pt, base + ((uint64_t)b << 20), pa, PT_BATCH, RW))
+			if (pt_map_pages(&pt, base + ((uint64_t)b << 20), pa, PT_BATCH, RW, NULL))
 				pt_fail("pt_map_pages");
 		t1 = bench_now_ns();
 		for (unsigned b = 0; b < batches; b++)
-			if (pt_unmap(&pt, base + ((uint64_t)b << 20), PT_BATCH * 4096, NULL, NULL) !=
+			if (pt_unmap(&pt, base + ((uint64_t)b << 20), PT_BATCH * 4096, NULL, NULL, NULL) !=
 			    PT_BATCH * 4096)
 				pt_fail("pt_unmap");
 		t2 = bench_now_ns();
@@ -289,12 +289,12 @@ static void bench_pgtable(void)
 		t0 = bench_now_ns();
 		for (unsigned b = 0; b < batches; b++)
 			for (unsigned i = 0; i < PT_BATCH; i++)
-				if (pt_map(&pt, base + ((uint64_t)b << 20) + i * 4096u, pa[i], 4096, RW, true))
+				if (pt_map(&pt, base + ((uint64_t)b << 20) + i * 4096u, pa[i], 4096, RW, true, NULL))
 					pt_fail("pt_map");
 		t1 = bench_now_ns();
 		for (unsigned b = 0; b < batches; b++)
 			for (unsigned i = 0; i < PT_BATCH; i++)
-				if (pt_unmap(&pt, base + ((uint64_t)b << 20) + i * 4096u, 4096, NULL, NULL) != 4096)
+				if (pt_unmap(&pt, base + ((uint64_t)b << 20) + i * 4096u, 4096, NULL, NULL, NULL) != 4096)
 					pt_fail("pt_unmap");
 		t2 = bench_now_ns();
 		if (rep) {
@@ -305,11 +305,11 @@ static void bench_pgtable(void)
 		/* Single 4 KiB maps at consecutive IOVAs, then their unmaps. */
 		t0 = bench_now_ns();
 		for (unsigned i = 0; i < singles; i++)
-			if (pt_map(&pt, base + (uint64_t)i * 4096, pa[i % PT_BATCH], 4096, RW, true))
+			if (pt_map(&pt, base + (uint64_t)i * 4096, pa[i % PT_BATCH], 4096, RW, true, NULL))
 				pt_fail("pt_map");
 		t1 = bench_now_ns();
 		for (unsigned i = 0; i < singles; i++)
-			if (pt_unmap(&pt, base + (uint64_t)i * 4096, 4096, NULL, NULL) != 4096)
+			if (pt_unmap(&pt, base + (uint64_t)i * 4096, 4096, NULL, NULL, NULL) != 4096)
 				pt_fail("pt_unmap");
 		t2 = bench_now_ns();
 		if (rep) {

@@ -12,6 +12,14 @@
  * Invalidation is strict (an unmap returns once no device can use the old
  * translation) or deferred (unmaps are batched and flushed later; until the
  * flush, the pages stay pinned and the IOVAs quarantined).
+ *
+ * Remapping: once iovm_domain_unmap() has returned, the range it unmapped
+ * can be mapped again at the same IOVA, in every kind of domain. In a
+ * deferred domain a map that meets IOVAs still in quarantine flushes the
+ * queue first (it waits for a grace period, as a strict unmap does), so
+ * that no device keeps the old translation of an IOVA mapped anew; a map
+ * at an IOVA the domain chooses (IOVM_IOVA_ANY) never gets a quarantined
+ * one. After iovm_domain_flush() nothing is quarantined.
  */
 #ifndef IOVM_IOMMU_H
 #define IOVM_IOMMU_H
@@ -62,7 +70,11 @@ struct iovm_domain_attr {
 	unsigned flush_batch;      /* deferred: unmapped ranges per flush; 0 means 256, as Linux */
 	unsigned flush_timeout_us; /* deferred: longest wait for a flush; 0 means 10000, as Linux */
 	unsigned fault_queue;      /* faults kept for iovm_domain_fault_pop(); 0 means 256 */
-	/* Holes a managed domain never hands out; NULL means the x86 MSI window. */
+	/*
+	 * Holes a managed domain never hands out, nor maps at a chosen IOVA;
+	 * NULL means the x86 MSI window [0xfee00000, 0xfef00000). Rounded out
+	 * to pages; they may overlap; a range may end at 2^64, not run past it.
+	 */
 	const struct iovm_iova_range *reserved;
 	unsigned nr_reserved;
 };
@@ -78,7 +90,7 @@ struct iovm_domain_attr {
  *
  * Return: 0; -EINVAL for a bad attribute (an unknown type or flag, a guest
  * or nested type, dma_bits outside 32..48, reserved ranges without a
- * count); -ENOMEM.
+ * count, a reserved range that is empty or runs past 2^64); -ENOMEM.
  */
 IOVM_API int iovm_domain_create(struct iovm_ctx *ctx, const struct iovm_domain_attr *attr,
 				struct iovm_domain **dom);
@@ -110,6 +122,11 @@ IOVM_API int iovm_domain_destroy(struct iovm_domain *dom);
  * @perm: IOVM_MAP_READ and/or IOVM_MAP_WRITE
  *
  * 2 MiB and 1 GiB leaves are used where alignment and length allow.
+ *
+ * A domain's window: IOVAs below 2^dma_bits; in managed, VA and nested
+ * domains not page 0 (a NULL device address always faults), and in a
+ * managed or nested domain not its reserved holes. A chosen @iova whose
+ * range leaves the window, or runs past 2^64, is -EINVAL.
  * Identity domains have nothing to map (-EOPNOTSUPP); nor have nested
  * ones physical addresses (-EOPNOTSUPP: iovm_domain_map_gpa()). In a
  * guest's stage 2, @iova is the guest physical address.
@@ -117,8 +134,10 @@ IOVM_API int iovm_domain_destroy(struct iovm_domain *dom);
  * Thread safety: safe; concurrent maps of disjoint ranges take no shared lock
  * beyond the IOVA allocator's.
  *
- * Return: 0; -EINVAL for bad arguments or a PA no bank holds; -EEXIST when
- * part of the range is mapped; -ENOSPC when no IOVA range fits; -ENOMEM.
+ * Return: 0; -EINVAL for bad arguments (a range outside the window, a
+ * length whose end overflows) or a PA no bank holds; -EEXIST when
+ * part of the range is mapped (not merely unmapped and awaiting a deferred
+ * flush: see "Remapping" above); -ENOSPC when no IOVA range fits; -ENOMEM.
  */
 IOVM_API int iovm_domain_map(struct iovm_domain *dom, iovm_iova_t *iova, iovm_pa_t pa, size_t len,
 			     uint32_t perm);
@@ -172,19 +191,24 @@ IOVM_API int iovm_domain_map_ptr(struct iovm_domain *dom, const void *ptr, size_
  * Part of a larger mapping can be unmapped: huge leaves are split (Linux
  * VFIO type1 refuses this). Strict domains return once no device can use
  * the old translation; deferred ones queue the invalidation, keeping the
- * pages pinned and the IOVAs quarantined until the flush.
+ * pages pinned and the IOVAs quarantined until the flush. Either way the
+ * range can be mapped again at once (see "Remapping" above).
  *
  * Thread safety: safe; not concurrently with a map or another unmap of an
  * overlapping range (as with the Linux IOMMU API, the caller serializes
  * those), while devices may go on using the rest of the domain.
  *
- * Return: 0; -EINVAL for bad arguments; -ENOENT when nothing was mapped there.
+ * Return: 0; -EINVAL for bad arguments (no length, not page aligned, a
+ * range that runs past 2^64; one ending exactly at 2^64 is fine); -ENOENT
+ * when nothing was mapped there (outside the window nothing ever is).
  */
 IOVM_API int iovm_domain_unmap(struct iovm_domain *dom, iovm_iova_t iova, size_t len);
 
 /**
  * iovm_domain_flush() - for a deferred domain, flush the queued
- * invalidations now; for a strict one, nothing.
+ * invalidations now; for a strict one, nothing. When it returns, no device
+ * uses a translation unmapped before the call, and nothing unmapped before
+ * it is quarantined: its pages are unpinned, its IOVAs free.
  *
  * Thread safety: safe.
  *
@@ -222,7 +246,8 @@ IOVM_API int iovm_domain_translate(const struct iovm_domain *dom, iovm_iova_t io
  *
  * Thread safety: safe.
  *
- * Return: 0, or -EINVAL.
+ * Return: 0; -EINVAL (no length, a range that runs past 2^64);
+ * -EOPNOTSUPP for an identity domain.
  */
 IOVM_API int iovm_domain_read_dirty(struct iovm_domain *dom, iovm_iova_t iova, size_t len, bool clear,
 				    bool *accessed, bool *dirty);

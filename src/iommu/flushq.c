@@ -37,6 +37,7 @@
 #include "base/fault_inject.h"
 #include "base/lock.h"
 #include "base/tlscache.h"
+#include "iommu/counter.h"
 #include "iommu/iommu_internal.h"
 #include "phys/phys.h"
 
@@ -64,13 +65,6 @@ struct fq_ring {
 static struct tls_kind fq_kind = TLS_KIND_INIT;
 static __thread struct tls_slots fq_slots __tls_ie;
 
-/* A counter written under flush_lock, read racily by iovm_domain_stats(). */
-static void count_add(_Atomic uint64_t *c, int64_t n)
-{
-	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + (uint64_t)n,
-			      memory_order_relaxed);
-}
-
 static_assert(offsetof(struct unmapped, len) == offsetof(struct unmapped, pa) + sizeof(uint64_t),
 	      "phys_unpin_many() reads a PA and the length after it");
 
@@ -86,12 +80,18 @@ static void release_pieces(struct iovm_domain *dom, const struct unmapped *p, un
 	}
 }
 
-/* Invalidate everything the domain's devices cache, and wait them out. */
+/*
+ * Invalidate everything the domain's devices cache, and wait them out;
+ * then free the tables deferred unmaps detached before the invalidation.
+ */
 static void invalidate_all(struct iovm_domain *dom)
 {
+	struct pt_retired retired = { NULL };
+
+	pt_retired_take(&dom->pt, &retired);
 	domain_invalidate(dom, 0, 0, true);
 	epoch_synchronize(dom->is->epoch);
-	pt_reclaim(&dom->pt);
+	pt_retired_free(&dom->pt, &retired);
 }
 
 /* Give back the entries of @r up to what the flush saw. Needs flush_lock. Returns the unmaps. */
@@ -100,6 +100,9 @@ static uint64_t ring_release(struct iovm_domain *dom, struct fq_ring *r)
 	uint32_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
 	uint64_t unmaps = 0;
 
+	lock_assert_held(&dom->flush_lock);
+	/* The flush saw no more than the ring holds: the producer never overruns the head. */
+	IOVM_ASSERT(r->seen - h <= dom->flush_batch && dom->flush_batch <= r->mask + 1);
 	while (h != r->seen) {
 		uint32_t at = h & r->mask, k = MIN(r->seen - h, r->mask + 1 - at);
 
@@ -110,7 +113,8 @@ static uint64_t ring_release(struct iovm_domain *dom, struct fq_ring *r)
 	}
 	/* Room for the producer, once the entries are no longer read. */
 	atomic_store_explicit(&r->head, h, memory_order_release);
-	count_add(&r->released_unmaps, (int64_t)unmaps);
+	counter_add(&r->released_unmaps, unmaps); /* under flush_lock */
+	IOVM_WARN_ON(counter_read(&r->released_unmaps) > counter_read(&r->queued_unmaps));
 	return unmaps;
 }
 
@@ -124,6 +128,7 @@ static void flush_locked(struct iovm_domain *dom, const struct unmapped *extra, 
 	uint64_t unmaps = nr_extra ? 1 : 0;
 	bool any = nr_extra > 0;
 
+	lock_assert_held(&dom->flush_lock);
 	list_for_each(n, &dom->fq_rings) {
 		struct fq_ring *r = list_entry(n, struct fq_ring, link);
 
@@ -146,8 +151,8 @@ static void flush_locked(struct iovm_domain *dom, const struct unmapped *extra, 
 			free(r);
 		}
 	}
-	count_add(&dom->flushes, 1);
-	count_add(&dom->flushed_unmaps, (int64_t)unmaps);
+	counter_add(&dom->flushes, 1); /* under flush_lock */
+	counter_add(&dom->flushed_unmaps, unmaps);
 }
 
 /* The tlscache hooks. create() runs with no lock held; retire() and discard() under the registry's. */
@@ -226,6 +231,7 @@ int flushq_add(struct iovm_domain *dom, const struct unmapped *pieces, unsigned 
 		flushq_flush(dom);
 		head = atomic_load_explicit(&r->head, memory_order_acquire);
 	}
+	IOVM_ASSERT(tail - head + n <= dom->flush_batch);
 	started = head == tail;
 	if (started)
 		atomic_store_explicit(&r->first_ns, clock_now_ns(), memory_order_relaxed);
@@ -233,8 +239,7 @@ int flushq_add(struct iovm_domain *dom, const struct unmapped *pieces, unsigned 
 		r->e[(tail + i) & r->mask] = pieces[i];
 		r->ends[(tail + i) & r->mask] = i == n - 1;
 	}
-	atomic_store_explicit(&r->queued_unmaps, atomic_load_explicit(&r->queued_unmaps, memory_order_relaxed) + 1,
-			      memory_order_relaxed);
+	counter_add(&r->queued_unmaps, 1); /* the ring's thread is its only writer */
 	atomic_store_explicit(&r->tail, tail + n, memory_order_release);
 	if (tail + n - head == dom->flush_batch) {
 		/*
@@ -268,11 +273,44 @@ void flushq_flush(struct iovm_domain *dom)
 	mutex_unlock(&dom->flush_lock);
 }
 
+/* Whether a piece @r holds, not yet released, overlaps [iova, end). Needs flush_lock. */
+static bool ring_holds(struct iovm_domain *dom, struct fq_ring *r, uint64_t iova, uint64_t end)
+{
+	uint32_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+
+	lock_assert_held(&dom->flush_lock);
+	for (uint32_t h = atomic_load_explicit(&r->head, memory_order_relaxed); h != tail; h++) {
+		const struct unmapped *p = &r->e[h & r->mask];
+
+		if (p->iova < end && iova < p->iova + p->len)
+			return true;
+	}
+	return false;
+}
+
+void flushq_unquarantine(struct iovm_domain *dom, uint64_t iova, uint64_t len)
+{
+	struct list_node *n;
+	bool held = false;
+
+	if (!dom->fq_ready || dom->has_iova)
+		return;
+	mutex_lock(&dom->flush_lock);
+	list_for_each(n, &dom->fq_rings)
+		if ((held = ring_holds(dom, list_entry(n, struct fq_ring, link), iova, iova + len)))
+			break;
+	if (held)
+		flush_locked(dom, NULL, 0);
+	mutex_unlock(&dom->flush_lock);
+}
+
 uint64_t flushq_deadline(struct iovm_domain *dom)
 {
 	uint64_t due = UINT64_MAX;
 	struct list_node *n;
 
+	if (!dom->fq_ready)
+		return UINT64_MAX; /* a strict domain: no queue, nothing due */
 	mutex_lock(&dom->flush_lock);
 	list_for_each(n, &dom->fq_rings) {
 		struct fq_ring *r = list_entry(n, struct fq_ring, link);

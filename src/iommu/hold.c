@@ -66,6 +66,7 @@ int iommu_hold_map(struct iovm_domain *dom, uint64_t iova, uint64_t pa, uint64_t
 
 	if (!prot || !len || !is_aligned(iova | pa | len, SZ_4K))
 		return -EINVAL;
+	flushq_unquarantine(dom, iova, len);
 	begun = shadow_map_begin(dom, iova, len, pa, prot);
 	ret = domain_pt_map(dom, iova, pa, NULL, len, prot);
 	shadow_map_end(dom, iova, len, pa, prot, begun, !ret);

@@ -27,6 +27,7 @@
 #include "base/rbtree.h"
 #include "base/tlscache.h"
 #include "iommu/iommu.h"
+#include "iommu/iotlb.h"
 #include "iommu/iova.h"
 #include "iommu/pgtable.h"
 #include "mem/mem.h"
@@ -65,48 +66,6 @@ struct attachment {
 	struct list_node link;     /* in iovm_domain.attachments, under its lock */
 	struct iommu_client *client;
 	uint32_t pasid;
-};
-
-/*
- * One IOTLB entry. The tag says which translation it holds: the IOVA's page
- * number at the entry's granularity, the PASID, and a valid bit. Only the
- * IOTLB's owner fills entries; anyone invalidates them by clearing the tag.
- */
-struct iotlb_entry {
-	_Atomic uint64_t tag;
-	uint64_t pa;              /* of the page (at the entry's granularity) */
-	uint8_t *ptr;             /* where the CPU reaches that page: no bus lookup on a hit */
-	_Atomic iopte_t *ptep;    /* the leaf, for the dirty bit on a later write */
-	iopte_t pte;              /* its value when walked: marked only while it holds */
-	uint32_t bus_gen;         /* phys_bus_gen() when filled: ptr is good while it holds */
-	uint8_t prot;             /* PT_PROT_* */
-	uint8_t dirty;            /* the leaf's dirty bit was set through this entry */
-	uint8_t foreign;          /* the page is the application's memory (a window) */
-};
-
-static_assert(sizeof(struct iotlb_entry) == 48, "a set of four entries is three cache lines");
-
-/*
- * 4 KiB entries for 4 KiB leaves; 2 MiB entries for 2 MiB and 1 GiB leaves.
- * Four-way set associative: a direct-mapped IOTLB thrashes when a copy's
- * source and destination are a power-of-two distance apart.
- */
-#define IOTLB_SMALL 256
-#define IOTLB_HUGE 64
-#define IOTLB_WAYS 4
-#define IOTLB_HUGE_SHIFT 21
-
-struct iommu_iotlb {
-	struct iommu_client *client;
-	const _Atomic uint32_t *bus_gen; /* the context's phys_bus_gen() */
-	struct phys_space *phys;
-	bool oracle;                /* the space's: check accesses against the shadow */
-	struct list_node link;      /* in iommu_client.iotlbs, under its lock */
-	struct epoch_reader reader; /* the owner's device-side sections */
-	uint64_t hits, misses;      /* written by the owner */
-	unsigned victim;            /* the owner's: round-robin replacement within a set */
-	struct iotlb_entry small[IOTLB_SMALL];
-	struct iotlb_entry huge[IOTLB_HUGE];
 };
 
 /* A piece an unmap took away. */
@@ -194,6 +153,15 @@ struct iovm_domain {
 	_Atomic uint64_t oracle_checks, oracle_stale, oracle_violations;
 };
 
+/* IOVA 0 stays unmapped (managed, VA and nested domains), so that a NULL device address faults. */
+#define MANAGED_IOVA_BASE SZ_4K
+
+/* Whether [start, start+len) is empty or runs past 2^64 (ending exactly at 2^64 is fine). */
+static inline bool range_bad(uint64_t start, uint64_t len)
+{
+	return !len || len - 1 > UINT64_MAX - start;
+}
+
 /* client.c */
 struct iovm_domain *client_domain(const struct iommu_client *c, uint32_t pasid);
 /*
@@ -206,11 +174,30 @@ void domain_invalidate(struct iovm_domain *dom, uint64_t iova, uint64_t len, boo
 /* domain.c */
 /* Any domain, a guest's stage 2 too: -EBUSY while attached or under nested domains. */
 int domain_destroy(struct iovm_domain *dom);
+
+/* map.c, unmap.c */
+/* Give back IOVAs the domain's allocator gave (none in a domain without one). */
+void domain_iova_give(struct iovm_domain *dom, uint64_t iova, uint64_t len);
 int domain_unmap(struct iovm_domain *dom, uint64_t iova, uint64_t len, bool *any);
-/* How to unmap: strict even in a deferred domain; keep the IOVAs allocated. */
+/* How to unmap: strict even in a deferred domain; keep the IOVAs allocated; not in the mirror. */
 #define UNMAP_STRICT (1u << 0)
 #define UNMAP_KEEP_IOVA (1u << 1)
+#define UNMAP_NO_MIRROR (1u << 2)
 int domain_unmap_how(struct iovm_domain *dom, uint64_t iova, uint64_t len, unsigned how, bool *any);
+/*
+ * Free the tables a map detached (empty ones a huge leaf replaced, its
+ * own on a rollback): after a grace period, as walkers may be in them.
+ * No device caches their leaves: an empty table's were invalidated when
+ * they were unmapped (a deferred unmap's by the flush that must come
+ * before its IOVAs are mapped again).
+ */
+void domain_retired_free(struct iovm_domain *dom, struct pt_retired *r);
+/*
+ * Undo what a map just put in iovm's table, when the mirror refused it:
+ * a strict unmap (a device may already have used the mapping), keeping
+ * the IOVAs, not telling the mirror.
+ */
+void domain_undo_map(struct iovm_domain *dom, uint64_t iova, uint64_t len);
 int domain_map_pa(struct iovm_domain *dom, uint64_t *iova, uint64_t pa, const void *where, uint64_t len,
 		  unsigned prot);
 /*
@@ -228,6 +215,14 @@ int flushq_add(struct iovm_domain *dom, const struct unmapped *pieces, unsigned 
 void flushq_flush(struct iovm_domain *dom);
 void flushq_destroy(struct iovm_domain *dom);
 uint64_t flushq_deadline(struct iovm_domain *dom);
+/*
+ * Before mapping [iova, iova+len) in a domain without an IOVA allocator (a
+ * VA domain, where the caller chooses every IOVA): if part of it awaits a
+ * deferred flush, flush now, so that no device keeps the old translation
+ * of an IOVA mapped anew. Managed domains need none: their allocator
+ * refuses quarantined IOVAs, and a map at a chosen IOVA flushes then.
+ */
+void flushq_unquarantine(struct iovm_domain *dom, uint64_t iova, uint64_t len);
 /* Flushes, unmaps they covered, unmaps queued over all threads: one consistent snapshot. */
 void flushq_stats(struct iovm_domain *dom, struct iovm_domain_stats *st);
 void flusher_kick(struct iommu_space *is);

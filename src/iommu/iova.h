@@ -8,16 +8,33 @@
  * of 1 to 32 pages, per-thread magazines after Linux iova.c's range caches
  * (Peleg et al., USENIX ATC'15): each thread holds a loaded and a previous
  * magazine per size; full and empty magazines move to and from a depot.
- * An allocation or free that its magazines serve takes no shared lock.
+ * An allocation or free that its magazines serve takes no shared lock and
+ * executes no locked instruction.
+ *
+ * A free IOVA may sit in any thread's magazine, where the gap tree does not
+ * see it. iova_reserve() (a map at a chosen IOVA) takes such IOVAs back:
+ * it steals every cached IOVA that overlaps the range from the magazines
+ * and depots into the tree, then reserves. A thread uses its magazines
+ * between a relaxed store of its busy flag and a load of the allocator's
+ * stealing flag (an asymmetric Dekker: the stealer stores its flag, then
+ * makes every thread pass a barrier with membarrier(2)): either the thread
+ * sees the steal and takes its cache's lock, which the stealer holds while
+ * it looks, or the stealer sees the thread busy and waits for it to finish.
+ * Where the kernel has no expedited membarrier, threads fence instead.
  *
  * Quarantine is the caller's: under deferred invalidation an IOVA is handed
  * back only after its flush.
+ *
+ * Accounting, under the lock: every page of the window outside the
+ * reserved holes is either free in the tree or counted in @allocated
+ * (handed out, or in a magazine or depot); IOVM_WARN_ON() checks it.
  */
 #ifndef IOVM_IOMMU_IOVA_H
 #define IOVM_IOMMU_IOVA_H
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "base/lock.h"
@@ -41,14 +58,22 @@ struct iova_range {
 };
 
 struct iova_alloc {
-	struct mutex lock;          /* the tree and the depots */
+	struct mutex lock;             /* the tree, the depots, @allocated's invariant */
 	struct range_alloc tree;       /* under lock: free IOVA pages (page frame numbers) */
 	uint64_t base_pfn, limit_pfn;  /* [base, limit): the allocatable window */
+	uint64_t capacity;             /* pages of the window outside the reserved holes */
+	struct iova_range *holes;      /* the reserved holes within the window, page aligned */
+	unsigned nr_holes;
 	struct iova_mag *depot[IOVA_CACHE_ORDERS][IOVA_DEPOT_MAX]; /* under lock: full magazines */
 	unsigned depot_nr[IOVA_CACHE_ORDERS];                      /* under lock */
-	struct tls_owner owner;        /* the per-thread magazines */
-	_Atomic uint64_t allocated;    /* pages handed out (magazines not counted) */
+	/* Pages out of the tree: handed out, or cached. Written under lock; read racily by iova_stats(). */
+	_Atomic uint64_t allocated;
 	_Atomic uint64_t cache_hits;   /* of the threads that have exited */
+	struct mutex steal_lock;       /* one stealer at a time; before the tlscache registry's lock */
+	/* Read by every thread at each use of its magazines: beside the owner id they read too. */
+	struct tls_owner owner;        /* the per-thread magazines */
+	_Atomic bool stealing;         /* a stealer is at work (under steal_lock): magazines by their lock */
+	bool fence_users;              /* no expedited membarrier: magazine users fence for themselves */
 };
 
 /*
@@ -59,13 +84,20 @@ int iova_init(struct iova_alloc *a, uint64_t base, uint64_t limit, const struct 
 	      unsigned nr_reserved);
 void iova_destroy(struct iova_alloc *a);
 
+/* iova_in_hole() - whether [pfn, pfn+npages) meets a reserved hole. */
+bool iova_in_hole(const struct iova_alloc *a, uint64_t pfn, uint64_t npages);
+
 /* iova_alloc() - @npages pages aligned to @align pages (a power of two; 0 or 1: none). */
 int iova_alloc(struct iova_alloc *a, uint64_t npages, uint64_t align, uint64_t *pfn);
 
 /* iova_free() - give back what iova_alloc() gave, with the same @npages. */
 int iova_free(struct iova_alloc *a, uint64_t pfn, uint64_t npages);
 
-/* iova_reserve() - take exactly [pfn, pfn+npages): -EBUSY unless all of it is free. */
+/*
+ * iova_reserve() - take exactly [pfn, pfn+npages): -EBUSY unless all of it
+ * is free (in the tree, or cached in any thread's magazine or a depot,
+ * from where it is stolen back). -EINVAL outside the window.
+ */
 int iova_reserve(struct iova_alloc *a, uint64_t pfn, uint64_t npages);
 
 struct iova_stats {

@@ -128,20 +128,21 @@ void mirror_batch_undo(struct iovm_domain *dom, struct mirror_batch *b)
 int domain_pt_map(struct iovm_domain *dom, uint64_t iova, uint64_t pa, const void *where, uint64_t len,
 		  unsigned prot)
 {
+	struct pt_retired retired = { NULL };
 	struct mirror_batch b = { 0 };
-	int ret = pt_map(&dom->pt, iova, pa, len, prot, true);
+	int ret = pt_map(&dom->pt, iova, pa, len, prot, true, &retired);
 
-	if (ret || !dom->mirror)
-		return ret;
-	ret = mirror_batch_add(dom, &b, iova, pa, where, len, prot & PT_PROT_WRITE);
-	if (!ret)
-		ret = mirror_batch_end(dom, &b);
-	if (ret) {
-		/* Not mapped for the device: not mapped at all. Nothing walked it yet. */
-		mirror_batch_undo(dom, &b);
-		pt_unmap(&dom->pt, iova, len, NULL, NULL);
-		pt_reclaim(&dom->pt);
+	if (!ret && dom->mirror) {
+		ret = mirror_batch_add(dom, &b, iova, pa, where, len, prot & PT_PROT_WRITE);
+		if (!ret)
+			ret = mirror_batch_end(dom, &b);
+		if (ret) {
+			/* Not mapped for the device: not mapped at all. */
+			mirror_batch_undo(dom, &b);
+			domain_undo_map(dom, iova, len);
+		}
 	}
+	domain_retired_free(dom, &retired);
 	return ret;
 }
 
@@ -162,6 +163,7 @@ void mirror_unmap_pieces(struct iovm_domain *dom, const struct unmapped *p, unsi
 {
 	struct unmapped *s;
 
+	lock_assert_held(&dom->flush_lock);
 	if (!dom->mirror || !n)
 		return;
 	s = fi_malloc(n * sizeof(*s));

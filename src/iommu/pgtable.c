@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * pgtable.c - building, walking and tearing down IO page tables.
+ * pgtable.c - building and tearing down IO page tables: maps, unmaps,
+ * splits, and the retirement of detached tables. Walks are pgwalk.c's.
  *
  * Leaves at level 0 are stored with a plain load-check-store: writers own
  * disjoint ranges (the IOVA allocator sees to it), and a batched map of 256
@@ -16,16 +17,6 @@
 #include "base/lock.h"
 #include "iommu/pgtable.h"
 
-static _Atomic iopte_t *table_of(iopte_t pte)
-{
-	return (_Atomic iopte_t *)(uintptr_t)(pte & PTE_ADDR_MASK);
-}
-
-static bool is_leaf(iopte_t pte, int level)
-{
-	return level == 0 || (pte & PTE_LEAF);
-}
-
 static iopte_t mk_leaf(uint64_t pa, unsigned prot, int level)
 {
 	return PTE_PRESENT | (prot & PT_PROT_READ ? PTE_READ : 0) |
@@ -35,11 +26,6 @@ static iopte_t mk_leaf(uint64_t pa, unsigned prot, int level)
 static iopte_t mk_table(_Atomic iopte_t *t)
 {
 	return PTE_PRESENT | ((uintptr_t)t & PTE_ADDR_MASK);
-}
-
-static unsigned prot_of(iopte_t pte)
-{
-	return (pte & PTE_READ ? PT_PROT_READ : 0) | (pte & PTE_WRITE ? PT_PROT_WRITE : 0);
 }
 
 static _Atomic iopte_t *table_alloc(struct io_pgtable *pt)
@@ -55,16 +41,78 @@ static _Atomic iopte_t *table_alloc(struct io_pgtable *pt)
 
 static void table_free(struct io_pgtable *pt, _Atomic iopte_t *t)
 {
-	atomic_fetch_sub_explicit(&pt->nr_tables, 1, memory_order_relaxed);
+	IOVM_WARN_ON(atomic_fetch_sub_explicit(&pt->nr_tables, 1, memory_order_relaxed) == 0);
 	free((void *)t);
 }
 
-/* Detached: freed by pt_reclaim() after a grace period. */
-static void table_retire(struct io_pgtable *pt, _Atomic iopte_t *t)
+/* Take @n leaves of @level off the count: never more than it holds. */
+static void leaves_sub(struct io_pgtable *pt, int level, uint64_t n)
 {
+	IOVM_WARN_ON(atomic_fetch_sub_explicit(&pt->leaves[level], n, memory_order_relaxed) < n);
+}
+
+/*
+ * Detached: freed by pt_reclaim() after a grace period. The retired tables
+ * are linked through their entry 0, which a walker that read the table's
+ * address before the detach may still load: the link is stored as an
+ * entry, atomically, and reads as not present (a table is 4 KiB aligned,
+ * so its address has PTE_PRESENT clear). That walker faults, as it should
+ * on an unmapped range, or finds the entries still there.
+ */
+static void retired_push(struct pt_retired *r, _Atomic iopte_t *t)
+{
+	IOVM_ASSERT(!((uintptr_t)r->head & (PTE_PRESENT | (SZ_4K - 1))));
+	atomic_store_explicit(&t[0], (iopte_t)(uintptr_t)r->head, memory_order_relaxed);
+	r->head = (void *)t;
+}
+
+static void *retired_next(void *t)
+{
+	return (void *)(uintptr_t)atomic_load_explicit((_Atomic iopte_t *)t, memory_order_relaxed);
+}
+
+/* Onto the writer's list @r, or (NULL) the table's own. */
+static void table_retire(struct io_pgtable *pt, _Atomic iopte_t *t, struct pt_retired *r)
+{
+	if (r) {
+		retired_push(r, t);
+		return;
+	}
 	mutex_lock(&pt->retired_lock);
-	*(void **)t = pt->retired;
-	pt->retired = (void *)t;
+	retired_push(&pt->retired, t);
+	mutex_unlock(&pt->retired_lock);
+}
+
+void pt_retired_free(struct io_pgtable *pt, struct pt_retired *r)
+{
+	for (void *t = r->head, *next; t; t = next) {
+		next = retired_next(t);
+		table_free(pt, t);
+	}
+	r->head = NULL;
+}
+
+void pt_retired_give(struct io_pgtable *pt, struct pt_retired *r)
+{
+	void *last = r->head;
+
+	if (!last)
+		return;
+	while (retired_next(last))
+		last = retired_next(last);
+	mutex_lock(&pt->retired_lock);
+	atomic_store_explicit((_Atomic iopte_t *)last, (iopte_t)(uintptr_t)pt->retired.head, memory_order_relaxed);
+	pt->retired.head = r->head;
+	mutex_unlock(&pt->retired_lock);
+	r->head = NULL;
+}
+
+void pt_retired_take(struct io_pgtable *pt, struct pt_retired *r)
+{
+	IOVM_ASSERT(!r->head);
+	mutex_lock(&pt->retired_lock);
+	r->head = pt->retired.head;
+	pt->retired.head = NULL;
 	mutex_unlock(&pt->retired_lock);
 }
 
@@ -76,39 +124,43 @@ int pt_init(struct io_pgtable *pt)
 	return pt->root ? 0 : -ENOMEM;
 }
 
-static void free_subtree(struct io_pgtable *pt, _Atomic iopte_t *t, int level)
+/* Free a subtree, counting its leaves per level into @leaves. */
+static void free_subtree(struct io_pgtable *pt, _Atomic iopte_t *t, int level, uint64_t *leaves)
 {
-	for (unsigned i = 0; level > 0 && i < PT_ENTRIES; i++) {
+	for (unsigned i = 0; i < PT_ENTRIES; i++) {
 		iopte_t pte = atomic_load_explicit(&t[i], memory_order_relaxed);
 
-		if ((pte & PTE_PRESENT) && !is_leaf(pte, level))
-			free_subtree(pt, table_of(pte), level - 1);
+		if (!(pte & PTE_PRESENT))
+			continue;
+		if (pte_is_leaf(pte, level))
+			leaves[level]++;
+		else
+			free_subtree(pt, pte_table(pte), level - 1, leaves);
 	}
 	table_free(pt, t);
 }
 
 void pt_reclaim(struct io_pgtable *pt)
 {
-	void *t;
+	struct pt_retired r = { NULL };
 
-	mutex_lock(&pt->retired_lock);
-	t = pt->retired;
-	pt->retired = NULL;
-	mutex_unlock(&pt->retired_lock);
-	while (t) {
-		void *next = *(void **)t;
-
-		table_free(pt, t);
-		t = next;
-	}
+	pt_retired_take(pt, &r);
+	pt_retired_free(pt, &r);
 }
 
 void pt_destroy(struct io_pgtable *pt)
 {
+	uint64_t leaves[PT_LEVELS] = { 0 };
+
 	if (pt->root)
-		free_subtree(pt, pt->root, PT_LEVELS - 1);
+		free_subtree(pt, pt->root, PT_LEVELS - 1, leaves);
 	pt->root = NULL;
 	pt_reclaim(pt);
+	/* The counters agree with the table: every leaf counted once, every table freed. */
+	for (int l = 0; l < 3; l++)
+		IOVM_WARN_ON(leaves[l] != atomic_load_explicit(&pt->leaves[l], memory_order_relaxed));
+	IOVM_WARN_ON(leaves[3] != 0);
+	IOVM_WARN_ON(atomic_load_explicit(&pt->nr_tables, memory_order_relaxed) != 0);
 	mutex_destroy(&pt->retired_lock);
 }
 
@@ -126,7 +178,7 @@ static _Atomic iopte_t *next_table(struct io_pgtable *pt, _Atomic iopte_t *slot,
 			*err = -EEXIST;
 			return NULL;
 		}
-		return table_of(pte);
+		return pte_table(pte);
 	}
 	t = table_alloc(pt);
 	if (!t) {
@@ -144,7 +196,7 @@ static _Atomic iopte_t *next_table(struct io_pgtable *pt, _Atomic iopte_t *slot,
 		*err = -EEXIST;
 		return NULL;
 	}
-	return table_of(pte);
+	return pte_table(pte);
 }
 
 /* The slot at @level for @iova, making the tables above it. */
@@ -191,7 +243,7 @@ static int fill_level0(struct io_pgtable *pt, _Atomic iopte_t *slot, uint64_t io
 			/* Take back what this call stored: the caller undoes only the rest. */
 			while (i--)
 				atomic_store_explicit(&slot[i], 0, memory_order_release);
-			atomic_fetch_sub_explicit(&pt->leaves[0], n, memory_order_relaxed);
+			leaves_sub(pt, 0, n);
 			return -EEXIST;
 		}
 		atomic_store_explicit(&slot[i], mk_leaf(pas ? pas[i] : pa + ((uint64_t)i << 12), prot, 0),
@@ -200,9 +252,48 @@ static int fill_level0(struct io_pgtable *pt, _Atomic iopte_t *slot, uint64_t io
 	return (int)n;
 }
 
+static uint64_t drop_subtree(struct io_pgtable *pt, _Atomic iopte_t *t, int level, uint64_t base,
+			     pt_unmap_fn fn, void *arg, struct pt_retired *r);
+
+/* Whether the subtree of table @t (entries of @level) maps nothing. */
+static bool subtree_empty(_Atomic iopte_t *t, int level)
+{
+	for (unsigned i = 0; i < PT_ENTRIES; i++) {
+		iopte_t pte = atomic_load_explicit(&t[i], memory_order_acquire);
+
+		if (!(pte & PTE_PRESENT))
+			continue;
+		if (pte_is_leaf(pte, level) || !subtree_empty(pte_table(pte), level - 1))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Put the huge leaf @leaf in @slot (of @level): in an empty slot, or in
+ * place of a table that maps nothing (left by smaller mappings since
+ * unmapped), which is retired. Whoever maps the leaf's whole range owns
+ * everything below the slot: no other writer is in that table. Returns
+ * whether it went in; if not, *old is what is there.
+ */
+static bool put_huge_leaf(struct io_pgtable *pt, _Atomic iopte_t *slot, int level, iopte_t leaf, iopte_t *old,
+			  struct pt_retired *r)
+{
+	*old = 0;
+	if (atomic_compare_exchange_strong_explicit(slot, old, leaf, memory_order_release, memory_order_relaxed))
+		return true;
+	if ((*old & PTE_LEAF) || !subtree_empty(pte_table(*old), level - 1))
+		return false;
+	if (!atomic_compare_exchange_strong_explicit(slot, old, leaf, memory_order_release, memory_order_relaxed))
+		return false;
+	/* Walkers that read the table's address before may still read its zeros: retired, not freed. */
+	drop_subtree(pt, pte_table(*old), level - 1, 0, NULL, NULL, r);
+	return true;
+}
+
 /* Map [iova, +len) to @pa (contiguous) or to @pas (one PA per 4 KiB page). */
 static int map_range(struct io_pgtable *pt, uint64_t iova, uint64_t pa, const uint64_t *pas,
-		     uint64_t len, unsigned prot, bool huge)
+		     uint64_t len, unsigned prot, bool huge, struct pt_retired *r)
 {
 	uint64_t done = 0;
 	int err = 0;
@@ -221,14 +312,15 @@ static int map_range(struct io_pgtable *pt, uint64_t iova, uint64_t pa, const ui
 				goto rollback;
 			if (level == 0)
 				break;
-			/* A huge leaf goes in an empty slot; a table there (left by smaller
-			 * mappings, now gone) takes smaller leaves instead. */
+			/*
+			 * A huge leaf goes in an empty slot, or over a table that
+			 * maps nothing; a table that maps something takes smaller
+			 * leaves instead (and refuses them where it maps).
+			 */
 			{
-				iopte_t old = 0;
+				iopte_t old;
 
-				if (atomic_compare_exchange_strong_explicit(slot, &old, mk_leaf(cpa, prot, level),
-									    memory_order_release,
-									    memory_order_relaxed)) {
+				if (put_huge_leaf(pt, slot, level, mk_leaf(cpa, prot, level), &old, r)) {
 					uint64_t n = 1;
 
 					done += PT_SPAN(level);
@@ -239,10 +331,8 @@ static int map_range(struct io_pgtable *pt, uint64_t iova, uint64_t pa, const ui
 					 */
 					while (done + PT_SPAN(level) <= len && PT_INDEX(iova + done, level) &&
 					       is_aligned(pa + done, PT_SPAN(level))) {
-						old = 0;
-						if (!atomic_compare_exchange_strong_explicit(
-							    &slot[n], &old, mk_leaf(pa + done, prot, level),
-							    memory_order_release, memory_order_relaxed))
+						if (!put_huge_leaf(pt, &slot[n], level, mk_leaf(pa + done, prot, level), &old,
+								   r))
 							break;
 						n++;
 						done += PT_SPAN(level);
@@ -273,30 +363,30 @@ next:;
 
 rollback:
 	if (done)
-		pt_unmap(pt, iova, done, NULL, NULL);
+		pt_unmap(pt, iova, done, NULL, NULL, r);
 	return err;
 }
 
 int pt_map(struct io_pgtable *pt, uint64_t iova, uint64_t pa, uint64_t len, unsigned prot,
-	   bool huge)
+	   bool huge, struct pt_retired *retired)
 {
-	return map_range(pt, iova, pa, NULL, len, prot, huge);
+	return map_range(pt, iova, pa, NULL, len, prot, huge, retired);
 }
 
 int pt_map_pages(struct io_pgtable *pt, uint64_t iova, const uint64_t *pa, unsigned n,
-		 unsigned prot)
+		 unsigned prot, struct pt_retired *retired)
 {
 	if (!pa || !n)
 		return -EINVAL;
 	for (unsigned i = 0; i < n; i++)
 		if (!is_aligned(pa[i], SZ_4K))
 			return -EINVAL;
-	return map_range(pt, iova, 0, pa, (uint64_t)n << 12, prot, false);
+	return map_range(pt, iova, 0, pa, (uint64_t)n << 12, prot, false, retired);
 }
 
 /* Report every leaf of a detached subtree, and retire its tables. */
 static uint64_t drop_subtree(struct io_pgtable *pt, _Atomic iopte_t *t, int level, uint64_t base,
-			     pt_unmap_fn fn, void *arg)
+			     pt_unmap_fn fn, void *arg, struct pt_retired *r)
 {
 	uint64_t gone = 0, leaves = 0;
 
@@ -306,18 +396,18 @@ static uint64_t drop_subtree(struct io_pgtable *pt, _Atomic iopte_t *t, int leve
 
 		if (!(pte & PTE_PRESENT))
 			continue;
-		if (is_leaf(pte, level)) {
+		if (pte_is_leaf(pte, level)) {
 			if (fn)
 				fn(arg, va, pte & PTE_ADDR_MASK, PT_SPAN(level), pte);
 			leaves++;
 			gone += PT_SPAN(level);
 		} else {
-			gone += drop_subtree(pt, table_of(pte), level - 1, va, fn, arg);
+			gone += drop_subtree(pt, pte_table(pte), level - 1, va, fn, arg, r);
 		}
 	}
 	if (leaves)
-		atomic_fetch_sub_explicit(&pt->leaves[level], leaves, memory_order_relaxed);
-	table_retire(pt, t);
+		leaves_sub(pt, level, leaves);
+	table_retire(pt, t, r);
 	return gone;
 }
 
@@ -336,7 +426,7 @@ static _Atomic iopte_t *split_leaf(struct io_pgtable *pt, _Atomic iopte_t *slot,
 		if (!(pte & PTE_PRESENT))
 			return NULL;
 		if (!(pte & PTE_LEAF))
-			return table_of(pte);
+			return pte_table(pte);
 		t = table_alloc(pt);
 		if (!t) {
 			*err = -ENOMEM;
@@ -345,14 +435,14 @@ static _Atomic iopte_t *split_leaf(struct io_pgtable *pt, _Atomic iopte_t *slot,
 		for (unsigned i = 0; i < PT_ENTRIES; i++)
 			atomic_store_explicit(&t[i],
 					      mk_leaf((pte & PTE_ADDR_MASK) + (uint64_t)i * PT_SPAN(level - 1),
-						      prot_of(pte), level - 1) |
+						      pte_prot(pte), level - 1) |
 						      (pte & (PTE_ACCESSED | PTE_DIRTY)),
 					      memory_order_relaxed);
 		/* Fails if the device set an accessed or dirty bit meanwhile: copy again. */
 		if (atomic_compare_exchange_strong_explicit(slot, &pte, mk_table(t), memory_order_release,
 							    memory_order_relaxed)) {
-			atomic_fetch_sub_explicit(&pt->leaves[level], 1, memory_order_relaxed);
 			atomic_fetch_add_explicit(&pt->leaves[level - 1], PT_ENTRIES, memory_order_relaxed);
+			leaves_sub(pt, level, 1);
 			atomic_fetch_add_explicit(&pt->splits, 1, memory_order_relaxed);
 			return t;
 		}
@@ -395,12 +485,12 @@ static uint64_t unmap_leaves(struct io_pgtable *pt, _Atomic iopte_t *t, uint64_t
 		leaves++;
 	}
 	if (leaves)
-		atomic_fetch_sub_explicit(&pt->leaves[0], leaves, memory_order_relaxed);
+		leaves_sub(pt, 0, leaves);
 	return leaves << 12;
 }
 
 static uint64_t unmap_level(struct io_pgtable *pt, _Atomic iopte_t *t, int level, uint64_t base,
-			    uint64_t start, uint64_t end, pt_unmap_fn fn, void *arg)
+			    uint64_t start, uint64_t end, pt_unmap_fn fn, void *arg, struct pt_retired *r)
 {
 	uint64_t gone = 0, leaves = 0, span = PT_SPAN(level);
 
@@ -421,146 +511,39 @@ static uint64_t unmap_level(struct io_pgtable *pt, _Atomic iopte_t *t, int level
 			/* The whole entry goes: a leaf, or a table and everything below
 			 * it. A plain store, as in unmap_leaves(). */
 			atomic_store_explicit(slot, 0, memory_order_release);
-			if (is_leaf(pte, level)) {
+			if (pte_is_leaf(pte, level)) {
 				if (fn)
 					fn(arg, e_start, pte & PTE_ADDR_MASK, span, pte);
 				leaves++;
 				gone += span;
 			} else {
-				gone += drop_subtree(pt, table_of(pte), level - 1, e_start, fn, arg);
+				gone += drop_subtree(pt, pte_table(pte), level - 1, e_start, fn, arg, r);
 			}
 			continue;
 		}
 		/* Part of the entry: into its table, splitting a huge leaf first. */
-		if (is_leaf(pte, level)) {
+		if (pte_is_leaf(pte, level)) {
 			int err = 0;
 			_Atomic iopte_t *child = split_leaf(pt, slot, level, &err);
 
 			if (!child)
 				continue; /* emptied meanwhile, or no memory to split */
-			gone += unmap_level(pt, child, level - 1, e_start, s, e, fn, arg);
+			gone += unmap_level(pt, child, level - 1, e_start, s, e, fn, arg, r);
 		} else {
-			gone += unmap_level(pt, table_of(pte), level - 1, e_start, s, e, fn, arg);
+			gone += unmap_level(pt, pte_table(pte), level - 1, e_start, s, e, fn, arg, r);
 		}
 	}
 	if (leaves)
-		atomic_fetch_sub_explicit(&pt->leaves[level], leaves, memory_order_relaxed);
+		leaves_sub(pt, level, leaves);
 	return gone;
 }
 
-uint64_t pt_unmap(struct io_pgtable *pt, uint64_t iova, uint64_t len, pt_unmap_fn fn, void *arg)
+uint64_t pt_unmap(struct io_pgtable *pt, uint64_t iova, uint64_t len, pt_unmap_fn fn, void *arg,
+		  struct pt_retired *retired)
 {
-	if (!len || iova + len < iova || !is_aligned(iova | len, SZ_4K))
+	uint64_t end = pt_clip_end(iova, len);
+
+	if (!end || !is_aligned(iova | len, SZ_4K))
 		return 0;
-	return unmap_level(pt, pt->root, PT_LEVELS - 1, 0, iova,
-			   MIN(iova + len, UINT64_C(1) << PT_IOVA_BITS), fn, arg);
-}
-
-struct run {
-	pt_leaf_fn fn;
-	void *arg;
-	uint64_t iova, pa, len;
-	unsigned prot;
-};
-
-static int run_flush(struct run *r)
-{
-	int ret = r->len ? r->fn(r->arg, r->iova, r->pa, r->len, r->prot) : 0;
-
-	r->len = 0;
-	return ret;
-}
-
-static int each_level(_Atomic iopte_t *t, int level, uint64_t base, struct run *r)
-{
-	for (unsigned idx = 0; idx < PT_ENTRIES; idx++) {
-		iopte_t pte = atomic_load_explicit(&t[idx], memory_order_acquire);
-		uint64_t iova = base + idx * PT_SPAN(level), pa;
-		int ret;
-
-		if (!(pte & PTE_PRESENT))
-			continue;
-		if (!is_leaf(pte, level)) {
-			if ((ret = each_level(table_of(pte), level - 1, iova, r)))
-				return ret;
-			continue;
-		}
-		pa = pte & PTE_ADDR_MASK;
-		if (r->len && r->iova + r->len == iova && r->pa + r->len == pa && r->prot == prot_of(pte)) {
-			r->len += PT_SPAN(level);
-			continue;
-		}
-		if ((ret = run_flush(r)))
-			return ret;
-		*r = (struct run){ .fn = r->fn, .arg = r->arg, .iova = iova, .pa = pa, .len = PT_SPAN(level),
-				   .prot = prot_of(pte) };
-	}
-	return 0;
-}
-
-int pt_for_each(const struct io_pgtable *pt, pt_leaf_fn fn, void *arg)
-{
-	struct run r = { .fn = fn, .arg = arg };
-	int ret = each_level(pt->root, PT_LEVELS - 1, 0, &r);
-
-	return ret ? ret : run_flush(&r);
-}
-
-int pt_walk(const struct io_pgtable *pt, uint64_t iova, struct pt_walk *w)
-{
-	_Atomic iopte_t *t = pt->root;
-
-	if (unlikely(iova >> PT_IOVA_BITS))
-		return -ENOENT;
-	for (int level = PT_LEVELS - 1;; level--) {
-		_Atomic iopte_t *slot = &t[PT_INDEX(iova, level)];
-		iopte_t pte = atomic_load_explicit(slot, memory_order_acquire);
-
-		if (!(pte & PTE_PRESENT))
-			return -ENOENT;
-		if (is_leaf(pte, level)) {
-			w->shift = PT_SHIFT(level);
-			w->pa = (pte & PTE_ADDR_MASK) + (iova & (PT_SPAN(level) - 1));
-			w->prot = prot_of(pte);
-			w->ptep = slot;
-			w->pte = pte;
-			return 0;
-		}
-		t = table_of(pte);
-	}
-}
-
-static void ad_level(_Atomic iopte_t *t, int level, uint64_t base, uint64_t start, uint64_t end,
-		     bool clear, bool *accessed, bool *dirty)
-{
-	uint64_t span = PT_SPAN(level);
-
-	for (uint64_t idx = (MAX(start, base) - base) / span; idx < PT_ENTRIES; idx++) {
-		uint64_t e_start = base + idx * span;
-		iopte_t pte = atomic_load_explicit(&t[idx], memory_order_acquire);
-
-		if (e_start >= end)
-			break;
-		if (!(pte & PTE_PRESENT))
-			continue;
-		if (!is_leaf(pte, level)) {
-			ad_level(table_of(pte), level - 1, e_start, start, end, clear, accessed, dirty);
-			continue;
-		}
-		if (clear)
-			pte = atomic_fetch_and_explicit(&t[idx], ~(PTE_ACCESSED | PTE_DIRTY),
-							memory_order_relaxed);
-		*accessed |= pte & PTE_ACCESSED;
-		*dirty |= pte & PTE_DIRTY;
-	}
-}
-
-void pt_read_ad(struct io_pgtable *pt, uint64_t iova, uint64_t len, bool clear, bool *accessed,
-		bool *dirty)
-{
-	*accessed = *dirty = false;
-	if (!len || iova + len < iova)
-		return;
-	ad_level(pt->root, PT_LEVELS - 1, 0, iova, MIN(iova + len, UINT64_C(1) << PT_IOVA_BITS), clear,
-		 accessed, dirty);
+	return unmap_level(pt, pt->root, PT_LEVELS - 1, 0, iova, end, fn, arg, retired);
 }

@@ -14,9 +14,10 @@
  *
  * Concurrency: the device side walks without a lock. Writers may map and
  * unmap disjoint ranges concurrently: tables are installed, and huge leaves
- * split, with compare-and-swap. Tables that an unmap detaches are retired,
- * not freed: the owner frees them with pt_reclaim() after a grace period,
- * when no walker can still hold them.
+ * split, with compare-and-swap. Tables that a writer detaches are retired,
+ * not freed: onto the writer's own list (struct pt_retired), which it
+ * frees once no walker can hold them (after it has invalidated what
+ * devices cached through them, and a grace period).
  */
 #ifndef IOVM_IOMMU_PGTABLE_H
 #define IOVM_IOMMU_PGTABLE_H
@@ -54,6 +55,18 @@ static_assert(sizeof(iopte_t) * PT_ENTRIES == 4096, "a table is one 4 KiB page")
 #define PT_PROT_WRITE 2u
 
 /*
+ * Tables one writer detached, linked through their entry 0. Each writer
+ * frees only its own, and only when no walker can still reach them: the
+ * device caches it invalidated, a grace period that began after the
+ * detach has passed. A list handed to the table's own list
+ * (pt_retired_give()) waits there for whoever flushes everything
+ * (pt_retired_take()), or for pt_reclaim()/pt_destroy().
+ */
+struct pt_retired {
+	void *head;
+};
+
+/*
  * Devices read @root at every walk; every map and unmap writes the
  * counters. Apart, so that a device's walk does not take a line from the
  * CPU mapping, nor the CPU's count one from the device.
@@ -65,8 +78,36 @@ struct io_pgtable {
 	_Atomic uint64_t leaves[3]; /* 4 KiB, 2 MiB, 1 GiB leaves mapped */
 	_Atomic uint64_t splits;    /* huge leaves split by partial unmaps */
 	struct mutex retired_lock;
-	void *retired;              /* under retired_lock: detached tables, linked through word 0 */
+	struct pt_retired retired;  /* under retired_lock: the table's own list (pt_retired_give()) */
 };
+
+/* An entry's parts. */
+static inline _Atomic iopte_t *pte_table(iopte_t pte)
+{
+	return (_Atomic iopte_t *)(uintptr_t)(pte & PTE_ADDR_MASK);
+}
+
+static inline bool pte_is_leaf(iopte_t pte, int level)
+{
+	return level == 0 || (pte & PTE_LEAF);
+}
+
+static inline unsigned pte_prot(iopte_t pte)
+{
+	return (pte & PTE_READ ? PT_PROT_READ : 0) | (pte & PTE_WRITE ? PT_PROT_WRITE : 0);
+}
+
+/*
+ * The end of [iova, iova+len) clipped to the table's reach, or 0 when
+ * nothing of it is in reach or it runs past 2^64 (one ending at 2^64 is in
+ * bounds).
+ */
+static inline uint64_t pt_clip_end(uint64_t iova, uint64_t len)
+{
+	if (!len || len - 1 > UINT64_MAX - iova || iova >> PT_IOVA_BITS)
+		return 0;
+	return MIN(iova + (len - 1), (UINT64_C(1) << PT_IOVA_BITS) - 1) + 1;
+}
 
 /* What a walk found. */
 struct pt_walk {
@@ -84,17 +125,19 @@ void pt_destroy(struct io_pgtable *pt);
 /*
  * pt_map() - map [iova, iova+len) to [pa, pa+len), with the largest leaves
  * alignment and length allow (@huge: 2 MiB and 1 GiB leaves permitted).
- * -EEXIST, having mapped nothing, if any part is mapped already.
+ * -EEXIST, having mapped nothing, if any part is mapped already. Tables it
+ * detaches (empty ones a huge leaf replaces, its own on a rollback) go to
+ * @retired; NULL: to the table's own list.
  */
 int pt_map(struct io_pgtable *pt, uint64_t iova, uint64_t pa, uint64_t len, unsigned prot,
-	   bool huge);
+	   bool huge, struct pt_retired *retired);
 
 /*
  * pt_map_pages() - map @n 4 KiB pages at consecutive IOVAs from @iova, to the
  * PAs in @pa: one walk per 512 pages, then a store per page.
  */
 int pt_map_pages(struct io_pgtable *pt, uint64_t iova, const uint64_t *pa, unsigned n,
-		 unsigned prot);
+		 unsigned prot, struct pt_retired *retired);
 
 /* Called for each piece pt_unmap() takes away. */
 typedef void (*pt_unmap_fn)(void *arg, uint64_t iova, uint64_t pa, uint64_t len, iopte_t pte);
@@ -103,8 +146,10 @@ typedef void (*pt_unmap_fn)(void *arg, uint64_t iova, uint64_t pa, uint64_t len,
  * pt_unmap() - unmap whatever is mapped in [iova, iova+len); a huge leaf only
  * partly inside is split first. Returns the bytes unmapped. Walkers may run
  * meanwhile; maps and unmaps of ranges that overlap this one may not.
+ * Tables it detaches go to @retired (NULL: the table's own list).
  */
-uint64_t pt_unmap(struct io_pgtable *pt, uint64_t iova, uint64_t len, pt_unmap_fn fn, void *arg);
+uint64_t pt_unmap(struct io_pgtable *pt, uint64_t iova, uint64_t len, pt_unmap_fn fn, void *arg,
+		  struct pt_retired *retired);
 
 /* Called for each run of leaves pt_for_each() finds, contiguous in IOVA and PA, of one protection. */
 typedef int (*pt_leaf_fn)(void *arg, uint64_t iova, uint64_t pa, uint64_t len, unsigned prot);
@@ -147,7 +192,13 @@ static inline void pt_mark(_Atomic iopte_t *ptep, iopte_t pte, bool write)
 void pt_read_ad(struct io_pgtable *pt, uint64_t iova, uint64_t len, bool clear, bool *accessed,
 		bool *dirty);
 
-/* Free the tables unmaps detached. Call after a grace period. */
+/* Free the tables on @r: no walker or device cache may reach them any more. */
+void pt_retired_free(struct io_pgtable *pt, struct pt_retired *r);
+/* Add the tables on @r to the table's own list, which the next pt_retired_take() gets. */
+void pt_retired_give(struct io_pgtable *pt, struct pt_retired *r);
+/* Move the table's own list to @r (empty before). */
+void pt_retired_take(struct io_pgtable *pt, struct pt_retired *r);
+/* Free the table's own list now: for a table no device walks (tests, teardown). */
 void pt_reclaim(struct io_pgtable *pt);
 
 #endif /* IOVM_IOMMU_PGTABLE_H */

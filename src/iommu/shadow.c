@@ -139,6 +139,7 @@ struct pieces {
 /* Record each run of consecutive PAs. Needs the shadow's lock. */
 static void insert_pieces(struct shadow *s, const struct pieces *p)
 {
+	lock_assert_held(&s->lock);
 	if (!p->pas) {
 		insert(&s->live, p->iova, (uint64_t)p->n << 12, p->pa, p->prot);
 		return;

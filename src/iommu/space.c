@@ -45,10 +45,16 @@ static bool flusher_pass(struct iommu_space *is, uint64_t now, uint64_t *next)
 	bool pending = false;
 	struct list_node *n;
 
+	lock_assert_held(&is->lock);
 	/* Flushing under the space lock: a domain cannot go meanwhile. */
 	list_for_each(n, &is->domains) {
 		struct iovm_domain *dom = list_entry(n, struct iovm_domain, link);
-		uint64_t due = flushq_deadline(dom);
+		uint64_t due;
+
+		/* Only deferred domains have flush queues. */
+		if (!(dom->flags & IOVM_DOMAIN_DEFERRED))
+			continue;
+		due = flushq_deadline(dom);
 
 		if (due <= now) {
 			flushq_flush(dom);

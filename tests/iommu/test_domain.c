@@ -305,6 +305,93 @@ TEST(dirty_tracking)
 	rig_close(&r);
 }
 
+/* Map and unmap one page in a deferred domain, then wait for the flusher (not us) to flush it. */
+static void flushed_by_the_flusher(struct iovm_ctx *ctx, struct iovm_domain *dom)
+{
+	struct iovm_domain_stats st;
+	struct iovm_dma_xlate x;
+	iovm_iova_t iova = IOVM_IOVA_ANY;
+	uint8_t *buf = iovm_dma_alloc(ctx, 4096, 4096, 0);
+
+	CHECK(buf != NULL);
+	CHECK_OK(iovm_dma_xlate(ctx, buf, &x));
+	CHECK_OK(iovm_domain_map(dom, &iova, x.pa, 4096, RW));
+	CHECK_OK(iovm_domain_unmap(dom, iova, 4096));
+	/* Bounded by the test's timeout, not by a guess at the flusher's speed. */
+	do {
+		usleep(1000);
+		CHECK_OK(iovm_domain_stats(dom, &st));
+	} while (st.flushes == 0);
+	CHECK_EQ(st.pending_unmaps, 0);
+	iovm_dma_free(ctx, buf);
+}
+
+/*
+ * Issue 16 item 1: the flusher thread looked at the flush queue of every
+ * domain of the context, and only deferred ones have one: it crashed on the
+ * first strict domain it met, whether created before a deferred one, or
+ * after the last deferred one had gone (the flusher lives on).
+ */
+TEST(flusher_meets_strict_domains)
+{
+	struct iovm_ctx *ctx = open_ctx(opts);
+	struct iovm_domain_attr deferred = { .flags = IOVM_DOMAIN_DEFERRED, .flush_timeout_us = 1000 };
+	struct iovm_domain_attr ident = { .type = IOVM_DOMAIN_IDENTITY };
+	struct iovm_domain *strict, *id, *d1, *d2;
+
+	/* Strict and identity domains first, then a deferred one: the flusher's first pass meets them. */
+	CHECK_OK(iovm_domain_create(ctx, NULL, &strict));
+	CHECK_OK(iovm_domain_create(ctx, &ident, &id));
+	CHECK_OK(iovm_domain_create(ctx, &deferred, &d1));
+	flushed_by_the_flusher(ctx, d1);
+	/* The deferred domain goes; the flusher stays, and wakes now and then with strict domains only. */
+	CHECK_OK(iovm_domain_destroy(d1));
+	CHECK_OK(iovm_domain_destroy(strict));
+	CHECK_OK(iovm_domain_create(ctx, NULL, &strict));
+	usleep(1200 * 1000); /* past the idle flusher's wake-up: it must find nothing to do, and say nothing */
+	/* A deferred domain after the strict one. */
+	CHECK_OK(iovm_domain_create(ctx, &deferred, &d2));
+	flushed_by_the_flusher(ctx, d2);
+	CHECK_OK(iovm_domain_destroy(d2));
+	CHECK_OK(iovm_domain_destroy(id));
+	CHECK_OK(iovm_domain_destroy(strict));
+	iovm_close(ctx);
+}
+
+/*
+ * A deferred domain destroyed while the flusher thread looks at it: the
+ * domain stayed on the context's list while its flush queue was torn
+ * down, and the flusher, walking that list, read rings being freed (TSan,
+ * ASan). Many short-lived domains with unmaps pending, a flusher kept busy.
+ */
+TEST(destroy_while_the_flusher_runs)
+{
+	struct iovm_ctx *ctx = open_ctx(opts);
+	struct iovm_domain_attr deferred = { .flags = IOVM_DOMAIN_DEFERRED, .flush_timeout_us = 20 };
+	struct iovm_domain *keep, *dom;
+	struct iovm_dma_xlate x;
+	uint8_t *buf = iovm_dma_alloc(ctx, 4096, 4096, 0);
+
+	CHECK_OK(iovm_dma_xlate(ctx, buf, &x));
+	/* One that stays, with an unmap always pending: the flusher never sleeps long. */
+	CHECK_OK(iovm_domain_create(ctx, &deferred, &keep));
+	for (int i = 0; i < 300; i++) {
+		iovm_iova_t a = IOVM_IOVA_ANY, b = IOVM_IOVA_ANY;
+
+		CHECK_OK(iovm_domain_map(keep, &a, x.pa, 4096, RW));
+		CHECK_OK(iovm_domain_unmap(keep, a, 4096));
+		CHECK_OK(iovm_domain_create(ctx, &deferred, &dom));
+		CHECK_OK(iovm_domain_map(dom, &b, x.pa, 4096, RW));
+		CHECK_OK(iovm_domain_unmap(dom, b, 4096));
+		if (i % 3)
+			usleep(20);
+		CHECK_OK(iovm_domain_destroy(dom));
+	}
+	CHECK_OK(iovm_domain_destroy(keep));
+	iovm_dma_free(ctx, buf);
+	iovm_close(ctx);
+}
+
 int main(void)
 {
 	test_init();
@@ -316,5 +403,7 @@ int main(void)
 	RUN(follow_the_heap);
 	RUN(fault_queue);
 	RUN(dirty_tracking);
+	RUN(flusher_meets_strict_domains);
+	RUN(destroy_while_the_flusher_runs);
 	return 0;
 }

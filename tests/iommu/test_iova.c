@@ -165,11 +165,48 @@ TEST(threads_never_share_an_iova)
 	iova_destroy(&shared);
 }
 
+/*
+ * Holes that overlap: each page of their union stays out. (iova_init()
+ * reserved each hole alone and let one that met an earlier one go, half
+ * of it allocatable.)
+ */
+TEST(overlapping_holes)
+{
+	const struct iova_range holes[] = { { 0x200000, 0x400000 }, { 0x100000, 0x300000 }, { 0x380000, 0x500123 } };
+	struct iova_alloc a;
+	struct iova_stats st;
+	uint64_t pfn, n = 0;
+
+	CHECK_OK(iova_init(&a, SZ_4K, 0x800000, holes, 3));
+	for (uint64_t p = 1; p < 0x800; p++) {
+		bool in = p >= 0x100 && p < 0x501;
+
+		CHECK_EQ(iova_in_hole(&a, p, 1), in);
+		CHECK_EQ(iova_reserve(&a, p, 1), in ? -EBUSY : 0);
+	}
+	CHECK_EQ(iova_alloc(&a, 1, 1, &pfn), -ENOSPC);
+	iova_stats(&a, &st);
+	CHECK_EQ(st.allocated, 0x800 - 1 - 0x401);
+	for (uint64_t p = 1; p < 0x800; p++)
+		if (p < 0x100 || p >= 0x501) {
+			CHECK_OK(iova_free(&a, p, 1));
+			n++;
+		}
+	/* All of it back, through magazines or not: then every free page is allocatable again. */
+	for (uint64_t i = 0; i < n; i++) {
+		CHECK_OK(iova_alloc(&a, 1, 1, &pfn));
+		CHECK(!iova_in_hole(&a, pfn, 1));
+	}
+	CHECK_EQ(iova_alloc(&a, 1, 1, &pfn), -ENOSPC);
+	iova_destroy(&a);
+}
+
 int main(void)
 {
 	test_init();
 	RUN(limits_holes_alignment);
 	RUN(magazines);
 	RUN(threads_never_share_an_iova);
+	RUN(overlapping_holes);
 	return 0;
 }

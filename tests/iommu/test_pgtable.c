@@ -37,7 +37,7 @@ TEST(leaf_sizes)
 
 	CHECK_OK(pt_init(&pt));
 	/* 1 GiB + 2 MiB + 4 KiB, all aligned: one leaf of each size. */
-	CHECK_OK(pt_map(&pt, iova, pa, SZ_1G + SZ_2M + SZ_4K, RW, true));
+	CHECK_OK(pt_map(&pt, iova, pa, SZ_1G + SZ_2M + SZ_4K, RW, true, NULL));
 	CHECK_EQ(pt.leaves[2], 1);
 	CHECK_EQ(pt.leaves[1], 1);
 	CHECK_EQ(pt.leaves[0], 1);
@@ -47,11 +47,11 @@ TEST(leaf_sizes)
 	unmapped(&pt, iova + SZ_1G + SZ_2M + SZ_4K);
 	unmapped(&pt, iova - 1);
 	/* Without huge leaves: 4 KiB leaves only. */
-	CHECK_OK(pt_map(&pt, UINT64_C(8) << 30, pa, SZ_2M, PT_PROT_READ, false));
+	CHECK_OK(pt_map(&pt, UINT64_C(8) << 30, pa, SZ_2M, PT_PROT_READ, false, NULL));
 	CHECK_EQ(pt.leaves[0], 1 + 512);
 	expect(&pt, (UINT64_C(8) << 30) + (UINT64_C(1) << 20), pa + (UINT64_C(1) << 20), 12, PT_PROT_READ);
 	/* Misaligned PA for a huge leaf: smaller leaves. */
-	CHECK_OK(pt_map(&pt, UINT64_C(16) << 30, pa + SZ_4K, SZ_2M, RW, true));
+	CHECK_OK(pt_map(&pt, UINT64_C(16) << 30, pa + SZ_4K, SZ_2M, RW, true, NULL));
 	expect(&pt, (UINT64_C(16) << 30) + SZ_4K, pa + 2 * SZ_4K, 12, RW);
 	pt_destroy(&pt);
 }
@@ -63,38 +63,38 @@ TEST(bad_input_and_overlap)
 	uint64_t tables;
 
 	CHECK_OK(pt_init(&pt));
-	CHECK_EQ(pt_map(&pt, 0x1001, 0x2000, SZ_4K, RW, true), -EINVAL);
-	CHECK_EQ(pt_map(&pt, 0x1000, 0x2001, SZ_4K, RW, true), -EINVAL);
-	CHECK_EQ(pt_map(&pt, 0x1000, 0x2000, 0, RW, true), -EINVAL);
-	CHECK_EQ(pt_map(&pt, 0x1000, 0x2000, SZ_4K, 0, true), -EINVAL);
-	CHECK_EQ(pt_map(&pt, 0x1000, 0x2000, SZ_4K, 8, true), -EINVAL);
-	CHECK_EQ(pt_map(&pt, (UINT64_C(1) << 48) - SZ_4K, 0, SZ_2M, RW, true), -EINVAL);
-	CHECK_EQ(pt_map_pages(&pt, 0x1000, NULL, 1, RW), -EINVAL);
+	CHECK_EQ(pt_map(&pt, 0x1001, 0x2000, SZ_4K, RW, true, NULL), -EINVAL);
+	CHECK_EQ(pt_map(&pt, 0x1000, 0x2001, SZ_4K, RW, true, NULL), -EINVAL);
+	CHECK_EQ(pt_map(&pt, 0x1000, 0x2000, 0, RW, true, NULL), -EINVAL);
+	CHECK_EQ(pt_map(&pt, 0x1000, 0x2000, SZ_4K, 0, true, NULL), -EINVAL);
+	CHECK_EQ(pt_map(&pt, 0x1000, 0x2000, SZ_4K, 8, true, NULL), -EINVAL);
+	CHECK_EQ(pt_map(&pt, (UINT64_C(1) << 48) - SZ_4K, 0, SZ_2M, RW, true, NULL), -EINVAL);
+	CHECK_EQ(pt_map_pages(&pt, 0x1000, NULL, 1, RW, NULL), -EINVAL);
 	pages[1] |= 1;
-	CHECK_EQ(pt_map_pages(&pt, 0x1000, pages, 4, RW), -EINVAL);
+	CHECK_EQ(pt_map_pages(&pt, 0x1000, pages, 4, RW, NULL), -EINVAL);
 	pages[1] &= ~UINT64_C(1);
 
-	CHECK_OK(pt_map(&pt, 0x200000 + 0x3000, 0x7000, SZ_4K, RW, true));
+	CHECK_OK(pt_map(&pt, 0x200000 + 0x3000, 0x7000, SZ_4K, RW, true, NULL));
 	tables = pt.nr_tables;
 	/* Overlapping the page at 0x203000: refused, and nothing of it stays. */
-	CHECK_EQ(pt_map(&pt, 0x200000, 0x100000, 16 * SZ_4K, RW, true), -EEXIST);
+	CHECK_EQ(pt_map(&pt, 0x200000, 0x100000, 16 * SZ_4K, RW, true, NULL), -EEXIST);
 	unmapped(&pt, 0x200000);
 	unmapped(&pt, 0x202000);
 	unmapped(&pt, 0x204000);
 	expect(&pt, 0x203000, 0x7000, 12, RW);
 	CHECK_EQ(pt.leaves[0], 1);
-	CHECK_EQ(pt_map_pages(&pt, 0x201000, pages, 4, RW), -EEXIST);
+	CHECK_EQ(pt_map_pages(&pt, 0x201000, pages, 4, RW, NULL), -EEXIST);
 	unmapped(&pt, 0x201000);
 	unmapped(&pt, 0x202000);
 	CHECK_EQ(pt.leaves[0], 1);
 	CHECK_EQ(pt.nr_tables, tables);
 	/* A huge leaf where anything is mapped is refused too. */
-	CHECK_OK(pt_map(&pt, UINT64_C(1) << 30, 0, SZ_2M, RW, true));
-	CHECK_EQ(pt_map(&pt, (UINT64_C(1) << 30) + SZ_4K, 0, SZ_4K, RW, true), -EEXIST);
-	CHECK_OK(pt_map_pages(&pt, 0x400000, pages, 4, PT_PROT_READ));
+	CHECK_OK(pt_map(&pt, UINT64_C(1) << 30, 0, SZ_2M, RW, true, NULL));
+	CHECK_EQ(pt_map(&pt, (UINT64_C(1) << 30) + SZ_4K, 0, SZ_4K, RW, true, NULL), -EEXIST);
+	CHECK_OK(pt_map_pages(&pt, 0x400000, pages, 4, PT_PROT_READ, NULL));
 	for (int i = 0; i < 4; i++)
 		expect(&pt, 0x400000 + (uint64_t)i * SZ_4K + 8, pages[i] + 8, 12, PT_PROT_READ);
-	CHECK_EQ(pt_unmap(&pt, 0x1001, SZ_4K, NULL, NULL), 0);
+	CHECK_EQ(pt_unmap(&pt, 0x1001, SZ_4K, NULL, NULL, NULL), 0);
 	pt_destroy(&pt);
 }
 
@@ -123,10 +123,10 @@ TEST(partial_unmap_splits)
 	struct pieces p = { 0 };
 
 	CHECK_OK(pt_init(&pt));
-	CHECK_OK(pt_map(&pt, iova, pa, SZ_1G, RW, true));
+	CHECK_OK(pt_map(&pt, iova, pa, SZ_1G, RW, true, NULL));
 	CHECK_EQ(pt.leaves[2], 1);
 	/* One 4 KiB page out of a 1 GiB leaf: split to 2 MiB, then to 4 KiB. */
-	CHECK_EQ(pt_unmap(&pt, iova + SZ_2M * 3 + SZ_4K * 5, SZ_4K, collect, &p), SZ_4K);
+	CHECK_EQ(pt_unmap(&pt, iova + SZ_2M * 3 + SZ_4K * 5, SZ_4K, collect, &p, NULL), SZ_4K);
 	CHECK_EQ(p.n, 1);
 	CHECK_EQ(pt.splits, 2);
 	CHECK_EQ(pt.leaves[2], 0);
@@ -138,7 +138,7 @@ TEST(partial_unmap_splits)
 	expect(&pt, iova + SZ_2M * 100 + 1, pa + SZ_2M * 100 + 1, 21, RW);
 	/* Unmapping the rest reports every piece, largest leaves whole. */
 	p = (struct pieces){ 0 };
-	CHECK_EQ(pt_unmap(&pt, iova, SZ_1G, collect, &p), SZ_1G - SZ_4K);
+	CHECK_EQ(pt_unmap(&pt, iova, SZ_1G, collect, &p, NULL), SZ_1G - SZ_4K);
 	CHECK_EQ(p.bytes, SZ_1G - SZ_4K);
 	CHECK_EQ(p.n, 511 + 511);
 	CHECK_EQ(pt.leaves[0] + pt.leaves[1] + pt.leaves[2], 0);
@@ -155,7 +155,7 @@ TEST(accessed_dirty)
 	bool a, d;
 
 	CHECK_OK(pt_init(&pt));
-	CHECK_OK(pt_map(&pt, 0x100000, 0x500000, 16 * SZ_4K, RW, true));
+	CHECK_OK(pt_map(&pt, 0x100000, 0x500000, 16 * SZ_4K, RW, true, NULL));
 	pt_read_ad(&pt, 0x100000, 16 * SZ_4K, false, &a, &d);
 	CHECK(!a && !d);
 	CHECK_OK(pt_walk(&pt, 0x103000, &w));
@@ -169,10 +169,10 @@ TEST(accessed_dirty)
 	pt_read_ad(&pt, 0x105000, SZ_4K, false, &a, &d);
 	CHECK(!a && !d);
 	/* Splitting keeps the bits. */
-	CHECK_OK(pt_map(&pt, SZ_1G, 0, SZ_2M, RW, true));
+	CHECK_OK(pt_map(&pt, SZ_1G, 0, SZ_2M, RW, true, NULL));
 	CHECK_OK(pt_walk(&pt, SZ_1G, &w));
 	pt_mark(w.ptep, w.pte, true);
-	CHECK_EQ(pt_unmap(&pt, SZ_1G, SZ_4K, NULL, NULL), SZ_4K);
+	CHECK_EQ(pt_unmap(&pt, SZ_1G, SZ_4K, NULL, NULL, NULL), SZ_4K);
 	pt_read_ad(&pt, SZ_1G + SZ_4K * 7, SZ_4K, false, &a, &d);
 	CHECK(a && d);
 	/*
@@ -180,10 +180,10 @@ TEST(accessed_dirty)
 	 * under it stays clear, and the leaf mapped there next stays unmarked.
 	 */
 	CHECK_OK(pt_walk(&pt, 0x10a000, &w));
-	CHECK_EQ(pt_unmap(&pt, 0x10a000, SZ_4K, NULL, NULL), SZ_4K);
+	CHECK_EQ(pt_unmap(&pt, 0x10a000, SZ_4K, NULL, NULL, NULL), SZ_4K);
 	pt_mark(w.ptep, w.pte, true);
 	CHECK_EQ(atomic_load(w.ptep), 0);
-	CHECK_OK(pt_map(&pt, 0x10a000, 0x900000, SZ_4K, RW, true));
+	CHECK_OK(pt_map(&pt, 0x10a000, 0x900000, SZ_4K, RW, true, NULL));
 	pt_mark(w.ptep, w.pte, true);
 	pt_read_ad(&pt, 0x10a000, SZ_4K, false, &a, &d);
 	CHECK(!a && !d);
@@ -219,7 +219,7 @@ TEST(against_model)
 			}
 			for (uint64_t i = 0; i < n; i++)
 				free &= !model[first + i];
-			ret = pt_map(&pt, base + (first << 12), pa, n << 12, RW, true);
+			ret = pt_map(&pt, base + (first << 12), pa, n << 12, RW, true, NULL);
 			CHECK_EQ(ret, free ? 0 : -EEXIST);
 			if (!ret)
 				for (uint64_t i = 0; i < n; i++)
@@ -229,7 +229,7 @@ TEST(against_model)
 
 			for (uint64_t i = 0; i < n; i++)
 				expect_bytes += model[first + i] ? SZ_4K : 0;
-			CHECK_EQ(pt_unmap(&pt, base + (first << 12), n << 12, NULL, NULL), expect_bytes);
+			CHECK_EQ(pt_unmap(&pt, base + (first << 12), n << 12, NULL, NULL, NULL), expect_bytes);
 			memset(&model[first], 0, n * sizeof(model[0]));
 		}
 		if (it % 50 == 0) {
@@ -245,6 +245,51 @@ TEST(against_model)
 		if (it % 500 == 0)
 			pt_reclaim(&pt);
 	}
+	pt_destroy(&pt);
+}
+
+/*
+ * A huge leaf where a table was left empty by smaller mappings now gone:
+ * iommu.h promises 2 MiB and 1 GiB leaves wherever alignment and length
+ * allow, and an empty table allows them (generic_pt's "table to OA"). The
+ * map used 512 (or 512 x 512) smaller leaves instead.
+ */
+TEST(huge_leaf_over_an_empty_table)
+{
+	struct io_pgtable pt;
+	uint64_t iova = UINT64_C(4) << 30, pa = UINT64_C(9) << 30;
+	uint64_t tables;
+
+	CHECK_OK(pt_init(&pt));
+	/* A 4 KiB page inside a 2 MiB region, gone again: its table stays. */
+	CHECK_OK(pt_map(&pt, iova + SZ_4K, pa, SZ_4K, RW, true, NULL));
+	CHECK_EQ(pt_unmap(&pt, iova + SZ_4K, SZ_4K, NULL, NULL, NULL), SZ_4K);
+	tables = pt.nr_tables;
+	CHECK_OK(pt_map(&pt, iova, pa, SZ_2M, RW, true, NULL));
+	CHECK_EQ(pt.leaves[1], 1);
+	CHECK_EQ(pt.leaves[0], 0);
+	expect(&pt, iova + 5, pa + 5, 21, RW);
+	/* The empty table was retired: freed at the next reclaim. */
+	pt_reclaim(&pt);
+	CHECK_EQ(pt.nr_tables, tables - 1);
+	CHECK_EQ(pt_unmap(&pt, iova, SZ_2M, NULL, NULL, NULL), SZ_2M);
+	/* A 1 GiB region whose table holds only empty tables. */
+	CHECK_OK(pt_map(&pt, iova + SZ_2M * 7, pa, SZ_4K, RW, true, NULL));
+	CHECK_OK(pt_map(&pt, iova + SZ_2M * 9, pa, SZ_2M, RW, true, NULL));
+	CHECK_EQ(pt_unmap(&pt, iova + SZ_2M * 7, SZ_4K, NULL, NULL, NULL), SZ_4K);
+	CHECK_EQ(pt_unmap(&pt, iova + SZ_2M * 9, SZ_2M, NULL, NULL, NULL), SZ_2M);
+	CHECK_OK(pt_map(&pt, iova, pa, SZ_1G, RW, true, NULL));
+	CHECK_EQ(pt.leaves[2], 1);
+	CHECK_EQ(pt.leaves[1] + pt.leaves[0], 0);
+	expect(&pt, iova + SZ_2M * 7 + 3, pa + SZ_2M * 7 + 3, 30, RW);
+	/* A table that still maps something is no place for a huge leaf: refused, nothing changed. */
+	CHECK_EQ(pt_unmap(&pt, iova + SZ_4K, SZ_4K, NULL, NULL, NULL), SZ_4K); /* splits the 1 GiB leaf */
+	CHECK_EQ(pt_unmap(&pt, iova + SZ_2M, SZ_1G - SZ_2M, NULL, NULL, NULL), SZ_1G - SZ_2M);
+	CHECK_EQ(pt_map(&pt, iova, pa, SZ_1G, RW, true, NULL), -EEXIST);
+	expect(&pt, iova, pa, 12, RW);
+	unmapped(&pt, iova + SZ_4K);
+	unmapped(&pt, iova + SZ_2M);
+	pt_reclaim(&pt);
 	pt_destroy(&pt);
 }
 
@@ -266,10 +311,10 @@ static void *writer(void *arg)
 		uint64_t iova = w->base + off;
 
 		/* The PA encodes the IOVA: a walker can check any translation it sees. */
-		if (pt_map(&shared, iova, iova ^ (UINT64_C(1) << 40), SZ_2M, RW, it & 1) == 0)
-			pt_unmap(&shared, iova + (test_rand(&seed) % 512) * SZ_4K, SZ_4K * 3, NULL, NULL);
+		if (pt_map(&shared, iova, iova ^ (UINT64_C(1) << 40), SZ_2M, RW, it & 1, NULL) == 0)
+			pt_unmap(&shared, iova + (test_rand(&seed) % 512) * SZ_4K, SZ_4K * 3, NULL, NULL, NULL);
 		else
-			pt_unmap(&shared, iova, SZ_2M, NULL, NULL);
+			pt_unmap(&shared, iova, SZ_2M, NULL, NULL, NULL);
 	}
 	return NULL;
 }
@@ -326,6 +371,7 @@ int main(void)
 	RUN(partial_unmap_splits);
 	RUN(accessed_dirty);
 	RUN(against_model);
+	RUN(huge_leaf_over_an_empty_table);
 	RUN(concurrent_writers_and_walkers);
 	return 0;
 }

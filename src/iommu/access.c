@@ -1,0 +1,229 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * access.c - the translation every device access goes through
+ * (iommu_access()): the IOTLB first, then a walk of the domain's page
+ * table (both stages of a nested domain), the permission check, the
+ * accessed and dirty bits, a fill; or a fault, described for the caller to
+ * report. With the oracle on, each access is checked against the shadow.
+ */
+#include <errno.h>
+
+#include "base/lock.h"
+#include "iommu/counter.h"
+#include "iommu/iommu_internal.h"
+#include "phys/phys.h"
+
+static int fault(struct iovm_domain *dom, struct iommu_iotlb *t, uint32_t pasid, uint64_t iova,
+		 unsigned access, enum iovm_fault_reason reason, struct iovm_fault *f)
+{
+	*f = (struct iovm_fault){
+		.iova = IOVM_IOVA(iova),
+		.pasid = pasid,
+		.access = access,
+		.reason = reason,
+		.device = t->client->id,
+		.gpa = IOVM_GPA(IOVM_ADDR_INVALID),
+	};
+	/* A device assigned to a guest through its stage 2 faults there: its IOVAs are guest physical. */
+	if (dom && dom->type == IOVM_DOMAIN_GUEST) {
+		f->stage = IOVM_STAGE_2;
+		f->gpa = IOVM_GPA(iova);
+	} else if (dom && dom->type == IOVM_DOMAIN_NESTED) {
+		f->stage = IOVM_STAGE_1;
+	}
+	return -EFAULT;
+}
+
+/* A fault in stage 2 of a nested translation, at guest physical @gpa. */
+static int fault_stage2(struct iovm_domain *dom, struct iommu_iotlb *t, uint32_t pasid, uint64_t iova,
+			uint64_t gpa, unsigned access, enum iovm_fault_reason reason, struct iovm_fault *f)
+{
+	fault(dom, t, pasid, iova, access, reason, f);
+	f->stage = IOVM_STAGE_2;
+	f->gpa = IOVM_GPA(gpa);
+	return -EFAULT;
+}
+
+/* What an access reaches, from the page it falls in: at most to the end of the bus granule. */
+static void span_set(struct iommu_span *s, uint8_t *page_ptr, bool foreign, uint64_t page_pa,
+		     uint64_t off, unsigned shift)
+{
+	uint64_t pa = page_pa + off;
+
+	s->ptr = page_ptr + off;
+	s->pa = pa;
+	s->foreign = foreign;
+	/* Within a 2 MiB granule the bus maps one bank, contiguously. */
+	s->len = MIN((UINT64_C(1) << shift) - off, SZ_2M - (pa & (SZ_2M - 1)));
+}
+
+/*
+ * The IOTLB-hit path: a tag compare, the bus generation, the permission; no
+ * page-table walk, no domain or bus lookup. Anything unusual goes the slow
+ * way. Returns 0, or -EAGAIN for the slow way.
+ */
+static inline int access_cached(struct iommu_iotlb *t, uint32_t pasid, uint64_t iova, unsigned access,
+				struct iommu_span *s)
+{
+	struct iotlb_entry *e;
+	unsigned shift;
+
+	/* Beyond the page table's reach: no tag can name it, and the walk faults. */
+	if (unlikely(iova >> PT_IOVA_BITS))
+		return -EAGAIN;
+	e = iotlb_lookup(t, iova, pasid);
+	if (!e || e->bus_gen != atomic_load_explicit(t->bus_gen, memory_order_acquire) ||
+	    (access & e->prot) != access)
+		return -EAGAIN;
+	shift = e >= t->huge ? IOTLB_HUGE_SHIFT : 12;
+	if ((access & IOVM_MAP_WRITE) && !e->dirty) {
+		pt_mark(e->ptep, e->pte & ~PTE_DIRTY, true);
+		e->dirty = 1;
+	}
+	counter_add(&t->hits, 1);
+	span_set(s, e->ptr, e->foreign, e->pa, iova & ((UINT64_C(1) << shift) - 1), shift);
+	return 0;
+}
+
+/*
+ * The oracle: the access checked against iovm's shadows of what is mapped,
+ * in both stages for a nested domain. The IOTLB keeps no guest physical
+ * address, so stage 1's shadow gives it: not the page table, which an
+ * unmap may already have cleared while this access legitimately finishes
+ * inside its section.
+ */
+static void oracle_check(struct iovm_domain *dom, uint64_t iova, const struct iommu_span *s, unsigned access)
+{
+	uint64_t gpa;
+
+	if (!dom->parent) {
+		shadow_check(dom, iova, s->len, s->pa, access);
+		return;
+	}
+	if (shadow_lookup(dom, iova, &gpa)) {
+		shadow_check(dom, iova, s->len, IOVM_ADDR_INVALID, access); /* reports it */
+		return;
+	}
+	shadow_check(dom, iova, s->len, gpa, access);
+	shadow_check(dom->parent, gpa, s->len, s->pa, access);
+}
+
+/*
+ * The second stage of a nested translation: @w1 walked stage 1 of @dom to
+ * a guest physical address, with the permission. The IOTLB entry holds the
+ * combined translation, at the smaller of the two leaves.
+ */
+static int access_nested(struct iommu_iotlb *t, struct iovm_domain *dom, uint32_t pasid, uint64_t iova,
+			 unsigned access, const struct pt_walk *w1, struct iommu_span *s, struct iovm_fault *f)
+{
+	bool write = access & IOVM_MAP_WRITE, foreign = false;
+	uint64_t gpa = w1->pa, off, page_pa;
+	struct pt_walk w2, w;
+	struct iotlb_entry *e;
+	uint8_t *page_ptr;
+	unsigned shift;
+	uint32_t gen;
+
+	if (pt_walk(&dom->parent->pt, gpa, &w2))
+		return fault_stage2(dom, t, pasid, iova, gpa, access, IOVM_FAULT_NOT_PRESENT, f);
+	if ((access & w2.prot) != access)
+		return fault_stage2(dom, t, pasid, iova, gpa, access, IOVM_FAULT_PERMISSION, f);
+	pt_mark(w1->ptep, w1->pte, write);
+	pt_mark(w2.ptep, w2.pte, write);
+	/*
+	 * A stage-1 leaf maps a block aligned to its size onto one aligned
+	 * alike, so the iova's block of the smaller size lies within one
+	 * stage-2 leaf: contiguous in PA.
+	 */
+	shift = MIN(MIN(w1->shift, w2.shift), (unsigned)IOTLB_HUGE_SHIFT);
+	off = iova & ((UINT64_C(1) << shift) - 1);
+	page_pa = w2.pa - off;
+	gen = atomic_load_explicit(t->bus_gen, memory_order_acquire);
+	page_ptr = phys_bus_map(t->phys, pa_make(page_pa), &foreign);
+	if (unlikely(!page_ptr))
+		return fault_stage2(dom, t, pasid, iova, gpa, access, IOVM_FAULT_BUS, f);
+	/*
+	 * Both stages' permissions; a read leaves write out, so that the
+	 * first write walks again and sets the dirty bit of both stages.
+	 */
+	w = *w1;
+	w.prot = w1->prot & w2.prot & (write ? ~0u : ~(unsigned)PT_PROT_WRITE);
+	e = iotlb_fill(t, iova, shift, pasid, &w, page_pa, page_ptr, foreign, gen, write);
+	/*
+	 * iotlb_fill() checked stage 1 still holds; stage 2 likewise. An
+	 * unmap in stage 2 clears its PTE, then invalidates every nested
+	 * entry: either this read sees the clear, or that sees the entry.
+	 */
+	if ((atomic_load_explicit(w2.ptep, memory_order_seq_cst) ^ w2.pte) & ~(PTE_ACCESSED | PTE_DIRTY))
+		atomic_store_explicit(&e->tag, 0, memory_order_relaxed);
+	span_set(s, page_ptr, foreign, page_pa, off, shift);
+	if (unlikely(t->oracle))
+		oracle_check(dom, iova, s, access);
+	return 0;
+}
+
+/*
+ * iommu_access() past the IOTLB: a walk and a fill, a fault, or an identity
+ * domain. Out of line, so that a hit pays for none of its stack frame.
+ */
+static __noinline int access_miss(struct iommu_iotlb *t, uint32_t pasid, uint64_t iova, unsigned access,
+				  struct iommu_span *s, struct iovm_fault *f)
+{
+	struct iovm_domain *dom;
+	bool write = access & IOVM_MAP_WRITE, foreign = false;
+	uint64_t page_pa, off;
+	uint8_t *page_ptr;
+	uint32_t gen;
+	unsigned shift;
+	struct pt_walk w;
+
+	dom = client_domain(t->client, pasid);
+	if (unlikely(!dom))
+		return fault(NULL, t, pasid, iova, access, IOVM_FAULT_NO_DOMAIN, f);
+	if (dom->type == IOVM_DOMAIN_IDENTITY) {
+		if (iova >= dom->limit)
+			return fault(dom, t, pasid, iova, access, IOVM_FAULT_NOT_PRESENT, f);
+		/* The bus resolves 2 MiB granules: memory stays contiguous to the granule's end. */
+		page_ptr = phys_bus_map(t->phys, pa_make(iova), &foreign);
+		if (unlikely(!page_ptr))
+			return fault(dom, t, pasid, iova, access, IOVM_FAULT_BUS, f);
+		span_set(s, page_ptr, foreign, iova, 0, 21);
+		return 0;
+	}
+	counter_add(&t->misses, 1);
+	if (pt_walk(&dom->pt, iova, &w))
+		return fault(dom, t, pasid, iova, access, IOVM_FAULT_NOT_PRESENT, f);
+	if ((access & w.prot) != access)
+		return fault(dom, t, pasid, iova, access, IOVM_FAULT_PERMISSION, f);
+	if (unlikely(dom->parent))
+		return access_nested(t, dom, pasid, iova, access, &w, s, f);
+	pt_mark(w.ptep, w.pte, write);
+	/* A 1 GiB leaf is cached in 2 MiB pieces, the huge entries' size. */
+	shift = MIN(w.shift, (unsigned)IOTLB_HUGE_SHIFT);
+	off = iova & ((UINT64_C(1) << shift) - 1);
+	page_pa = w.pa - off;
+	/* The generation before the lookup: a bump in between makes the entry stale, not wrong. */
+	gen = atomic_load_explicit(t->bus_gen, memory_order_acquire);
+	page_ptr = phys_bus_map(t->phys, pa_make(page_pa), &foreign);
+	if (unlikely(!page_ptr))
+		return fault(dom, t, pasid, iova, access, IOVM_FAULT_BUS, f);
+	iotlb_fill(t, iova, shift, pasid, &w, page_pa, page_ptr, foreign, gen, write);
+	span_set(s, page_ptr, foreign, page_pa, off, shift);
+	if (unlikely(t->oracle))
+		oracle_check(dom, iova, s, access);
+	return 0;
+}
+
+int iommu_access(struct iommu_iotlb *t, uint32_t pasid, uint64_t iova, unsigned access,
+		 struct iommu_span *s, struct iovm_fault *f)
+{
+	if (unlikely(access_cached(t, pasid, iova, access, s)))
+		return access_miss(t, pasid, iova, access, s, f);
+	if (unlikely(t->oracle)) {
+		struct iovm_domain *dom = client_domain(t->client, pasid);
+
+		if (dom)
+			oracle_check(dom, iova, s, access);
+	}
+	return 0;
+}

@@ -1,0 +1,327 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * map.c - mapping: where a mapping goes (an IOVA the domain chooses, or
+ * one the caller chose, taken from the allocator), and the maps by PA, by
+ * guest physical address, by scattered pages and by pointer into the heap.
+ * A map shows the mapping to the oracle's shadow before devices can use it,
+ * and to a mirror after iovm's table has it.
+ */
+#include <errno.h>
+
+#include <iovm/mem.h>
+
+#include "base/ctx.h"
+#include "base/error.h"
+#include "iommu/iommu_internal.h"
+#include "phys/phys.h"
+
+static unsigned prot_of(uint32_t perm)
+{
+	return (perm & IOVM_MAP_READ ? PT_PROT_READ : 0) | (perm & IOVM_MAP_WRITE ? PT_PROT_WRITE : 0);
+}
+
+static bool perm_ok(uint32_t perm)
+{
+	return perm && !(perm & ~(IOVM_MAP_READ | IOVM_MAP_WRITE));
+}
+
+/* The alignment to give an IOVA for [pa, pa+len): as the PA allows, up to 1 GiB, for huge leaves. */
+static uint64_t iova_align_pages(uint64_t pa, uint64_t len)
+{
+	uint64_t a = SZ_4K;
+
+	while (a < SZ_1G && is_aligned(pa, a * 2) && len >= a * 2)
+		a *= 2;
+	return a >> 12;
+}
+
+/* Whether [iova, +len) meets a range the domain's mirror cannot map (reserved while it is set). */
+static bool in_mirror_hole(struct iovm_domain *dom, uint64_t iova, uint64_t len)
+{
+	for (unsigned i = 0; i < dom->nr_mirror_reserved; i++)
+		if (iova < dom->mirror_reserved[i].end && dom->mirror_reserved[i].start < iova + len)
+			return true;
+	return false;
+}
+
+/* Where a mapping of @len bytes goes: chosen (ANY) or reserved. */
+static int iova_take(struct iovm_domain *dom, uint64_t *iova, uint64_t len, uint64_t align_pages)
+{
+	uint64_t pfn;
+	int ret;
+
+	if (!dom->has_iova) {
+		/* A VA domain's page 0 is no process memory: kept unmapped, as a managed domain's. */
+		if (*iova == IOVM_ADDR_INVALID || (dom->type == IOVM_DOMAIN_VA && *iova < MANAGED_IOVA_BASE))
+			return -EINVAL;
+		return 0;
+	}
+	if (*iova == IOVM_ADDR_INVALID) {
+		ret = iova_alloc(&dom->iova, len >> 12, align_pages, &pfn);
+		if (ret)
+			return ret;
+		*iova = pfn << 12;
+		return 0;
+	}
+	/* Holes are outside the window: never handed out, never mapped. */
+	if (range_bad(*iova, len) || iova_in_hole(&dom->iova, *iova >> 12, len >> 12) ||
+	    in_mirror_hole(dom, *iova, len))
+		return -EINVAL;
+	ret = iova_reserve(&dom->iova, *iova >> 12, len >> 12);
+	if (ret == -EBUSY && (dom->flags & IOVM_DOMAIN_DEFERRED)) {
+		/*
+		 * Quarantined, perhaps: unmapped, awaiting its flush. The caller
+		 * unmapped it and wants it back: flush now rather than fail.
+		 */
+		flushq_flush(dom);
+		ret = iova_reserve(&dom->iova, *iova >> 12, len >> 12);
+	}
+	return ret == -EBUSY ? -EEXIST : ret;
+}
+
+void domain_iova_give(struct iovm_domain *dom, uint64_t iova, uint64_t len)
+{
+	if (dom->has_iova)
+		iova_free(&dom->iova, iova >> 12, len >> 12);
+}
+
+int domain_map_pa(struct iovm_domain *dom, uint64_t *iova, uint64_t pa, const void *where, uint64_t len,
+		  unsigned prot)
+{
+	int ret = iova_take(dom, iova, len, iova_align_pages(pa, len));
+	bool begun;
+
+	if (ret)
+		return ret;
+	if (*iova + len > dom->limit || *iova + len < *iova) {
+		ret = -EINVAL;
+		goto give;
+	}
+	flushq_unquarantine(dom, *iova, len);
+	begun = shadow_map_begin(dom, *iova, len, pa, prot);
+	ret = domain_pt_map(dom, *iova, pa, where, len, prot);
+	shadow_map_end(dom, *iova, len, pa, prot, begun, !ret);
+	if (ret)
+		goto give;
+	return 0;
+give:
+	domain_iova_give(dom, *iova, len);
+	return ret;
+}
+
+/* Whether every page of [pa, pa+len) is memory iovm owns. */
+static bool on_bus(struct iovm_domain *dom, uint64_t pa, uint64_t len)
+{
+	for (uint64_t off = 0; off < len; off += SZ_2M - ((pa + off) & (SZ_2M - 1)))
+		if (!phys_page_size(dom->ctx->phys, pa_make(pa + off)))
+			return false;
+	return true;
+}
+
+static int map_args_check(struct iovm_domain *dom, const iovm_iova_t *iova, uint64_t len, uint32_t perm)
+{
+	if (!dom || !iova || !len || !is_aligned(len, SZ_4K) || !perm_ok(perm))
+		return -EINVAL;
+	if (iova->addr != IOVM_ADDR_INVALID && !is_aligned(iova->addr, SZ_4K))
+		return -EINVAL;
+	if (dom->type == IOVM_DOMAIN_IDENTITY || dom->type == IOVM_DOMAIN_NESTED)
+		return -EOPNOTSUPP;
+	return 0;
+}
+
+IOVM_API int iovm_domain_map(struct iovm_domain *dom, iovm_iova_t *iova, iovm_pa_t pa, size_t len,
+			     uint32_t perm)
+{
+	uint64_t where;
+	int ret;
+
+	err_clear();
+	ret = map_args_check(dom, iova, len, perm);
+	if (ret)
+		return ret;
+	if (!is_aligned(pa.addr, SZ_4K) || pa.addr + len < pa.addr || !on_bus(dom, pa.addr, len))
+		return -EINVAL;
+	where = iova->addr;
+	ret = domain_map_pa(dom, &where, pa.addr, NULL, len, prot_of(perm));
+	if (!ret)
+		iova->addr = where;
+	return ret;
+}
+
+IOVM_API int iovm_domain_map_gpa(struct iovm_domain *dom, iovm_iova_t *iova, iovm_gpa_t gpa, size_t len,
+				 uint32_t perm)
+{
+	uint64_t where;
+	int ret;
+
+	err_clear();
+	if (!dom || !iova || !len || !is_aligned(len | gpa.addr, SZ_4K) || !perm_ok(perm) ||
+	    gpa.addr + len < gpa.addr || gpa.addr + len > (UINT64_C(1) << PT_IOVA_BITS))
+		return -EINVAL;
+	if (iova->addr != IOVM_ADDR_INVALID && !is_aligned(iova->addr, SZ_4K))
+		return -EINVAL;
+	if (dom->type != IOVM_DOMAIN_NESTED)
+		return -EOPNOTSUPP;
+	where = iova->addr;
+	ret = domain_map_pa(dom, &where, gpa.addr, NULL, len, prot_of(perm));
+	if (!ret)
+		iova->addr = where;
+	return ret;
+}
+
+int iommu_stage2_map(struct iovm_domain *dom, uint64_t gpa, uint64_t pa, const void *where, uint64_t len,
+		     uint32_t perm)
+{
+	if (!dom || dom->type != IOVM_DOMAIN_GUEST || !len || !is_aligned(gpa | pa | len, SZ_4K) || !perm_ok(perm))
+		return -EINVAL;
+	return domain_map_pa(dom, &gpa, pa, where, len, prot_of(perm));
+}
+
+IOVM_API int iovm_domain_map_pages(struct iovm_domain *dom, iovm_iova_t *iova, const iovm_pa_t *pages,
+				   unsigned n, uint32_t perm)
+{
+	uint64_t where, len = (uint64_t)n << 12;
+	struct pt_retired retired = { NULL };
+	bool begun;
+	int ret;
+
+	err_clear();
+	if (!pages || !n)
+		return -EINVAL;
+	ret = map_args_check(dom, iova, len, perm);
+	if (ret)
+		return ret;
+	for (unsigned i = 0; i < n; i++)
+		if (!is_aligned(pages[i].addr, SZ_4K) || !phys_page_size(dom->ctx->phys, pages[i]))
+			return -EINVAL;
+	where = iova->addr;
+	ret = iova_take(dom, &where, len, 1);
+	if (ret)
+		return ret;
+	if (where + len > dom->limit || where + len < where) {
+		domain_iova_give(dom, where, len);
+		return -EINVAL;
+	}
+	static_assert(sizeof(iovm_pa_t) == sizeof(uint64_t), "pages are read as plain PAs");
+	flushq_unquarantine(dom, where, len);
+	begun = shadow_map_pages_begin(dom, where, (const uint64_t *)pages, n, prot_of(perm));
+	ret = pt_map_pages(&dom->pt, where, (const uint64_t *)pages, n, prot_of(perm), &retired);
+	if (ret) {
+		shadow_map_pages_end(dom, where, (const uint64_t *)pages, n, prot_of(perm), begun, false);
+		domain_retired_free(dom, &retired);
+		domain_iova_give(dom, where, len);
+		return ret;
+	}
+	/* The mirror gets runs contiguous in the process's address space. */
+	if (dom->mirror) {
+		struct mirror_batch b = { 0 };
+
+		for (unsigned i = 0; i < n && !ret; i++)
+			ret = mirror_batch_add(dom, &b, where + ((uint64_t)i << 12), pages[i].addr, NULL, SZ_4K,
+					       perm & IOVM_MAP_WRITE);
+		if (!ret)
+			ret = mirror_batch_end(dom, &b);
+		if (ret) {
+			mirror_batch_undo(dom, &b);
+			domain_undo_map(dom, where, len);
+			shadow_map_pages_end(dom, where, (const uint64_t *)pages, n, prot_of(perm), begun, false);
+			domain_iova_give(dom, where, len);
+			return ret;
+		}
+	}
+	shadow_map_pages_end(dom, where, (const uint64_t *)pages, n, prot_of(perm), begun, true);
+	iova->addr = where;
+	return 0;
+}
+
+IOVM_API int iovm_domain_map_ptr(struct iovm_domain *dom, const void *ptr, size_t len, uint32_t perm,
+				 iovm_iova_t *iova)
+{
+	struct iovm_dma_xlate x;
+	uint64_t where;
+	int ret;
+
+	err_clear();
+	if (!dom || !ptr || !iova || !len || !is_aligned((uintptr_t)ptr | len, SZ_4K) || !perm_ok(perm) ||
+	    range_bad((uintptr_t)ptr, len))
+		return -EINVAL;
+	if (dom->type == IOVM_DOMAIN_NESTED)
+		return -EOPNOTSUPP;
+	ret = iovm_dma_xlate(dom->ctx, ptr, &x);
+	if (ret)
+		return ret;
+	if (dom->type == IOVM_DOMAIN_IDENTITY) {
+		/* Nothing to map: the device address is the PA, if it is one range. */
+		if (x.contig < len)
+			return -EINVAL;
+		*iova = IOVM_IOVA(x.pa.addr);
+		return 0;
+	}
+	where = dom->type == IOVM_DOMAIN_VA ? (uintptr_t)ptr : IOVM_ADDR_INVALID;
+	if (x.contig >= len) {
+		ret = domain_map_pa(dom, &where, x.pa.addr, ptr, len, prot_of(perm));
+		if (!ret)
+			*iova = IOVM_IOVA(where);
+		return ret;
+	}
+	/* Scattered in physical memory: run by run, at consecutive IOVAs. */
+	ret = iova_take(dom, &where, len, iova_align_pages(x.pa.addr, x.contig));
+	if (ret)
+		return ret;
+	if (where + len > dom->limit || where + len < where) {
+		domain_iova_give(dom, where, len);
+		return -EINVAL;
+	}
+	ret = domain_map_va(dom, where, ptr, len, prot_of(perm));
+	if (ret) {
+		domain_iova_give(dom, where, len);
+		return ret;
+	}
+	*iova = IOVM_IOVA(where);
+	return 0;
+}
+
+int domain_map_va(struct iovm_domain *dom, uint64_t iova, const void *va, uint64_t len, unsigned prot)
+{
+	struct pt_retired retired = { NULL };
+	struct mirror_batch batch = { 0 };
+	uint64_t done, run;
+	bool begun;
+	int ret = 0;
+
+	flushq_unquarantine(dom, iova, len);
+	for (done = 0; done < len; done += run) {
+		struct iovm_dma_xlate x;
+
+		ret = iovm_dma_xlate(dom->ctx, (const uint8_t *)va + done, &x);
+		if (ret)
+			goto unwind;
+		run = MIN(x.contig, len - done);
+		begun = shadow_map_begin(dom, iova + done, run, x.pa.addr, prot);
+		ret = pt_map(&dom->pt, iova + done, x.pa.addr, run, prot, true, &retired);
+		shadow_map_end(dom, iova + done, run, x.pa.addr, prot, begun, !ret);
+		if (ret)
+			goto unwind;
+		ret = mirror_batch_add(dom, &batch, iova + done, x.pa.addr, (const uint8_t *)va + done, run,
+				       prot & PT_PROT_WRITE);
+		if (ret) {
+			done += run;
+			goto unwind;
+		}
+	}
+	ret = mirror_batch_end(dom, &batch);
+	if (!ret) {
+		domain_retired_free(dom, &retired);
+		return 0;
+	}
+
+unwind:
+	mirror_batch_undo(dom, &batch);
+	if (done) {
+		bool any;
+
+		domain_unmap_how(dom, iova, done, UNMAP_STRICT | UNMAP_KEEP_IOVA, &any);
+	}
+	return ret;
+}
+

@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pgwalk.c - reading IO page tables: the device side's lock-free walk, the
+ * runs of every mapping (pt_for_each()), and the accessed and dirty bits.
+ */
+#include <errno.h>
+
+#include "iommu/pgtable.h"
+
+struct run {
+	pt_leaf_fn fn;
+	void *arg;
+	uint64_t iova, pa, len;
+	unsigned prot;
+};
+
+static int run_flush(struct run *r)
+{
+	int ret = r->len ? r->fn(r->arg, r->iova, r->pa, r->len, r->prot) : 0;
+
+	r->len = 0;
+	return ret;
+}
+
+static int each_level(_Atomic iopte_t *t, int level, uint64_t base, struct run *r)
+{
+	for (unsigned idx = 0; idx < PT_ENTRIES; idx++) {
+		iopte_t pte = atomic_load_explicit(&t[idx], memory_order_acquire);
+		uint64_t iova = base + idx * PT_SPAN(level), pa;
+		int ret;
+
+		if (!(pte & PTE_PRESENT))
+			continue;
+		if (!pte_is_leaf(pte, level)) {
+			if ((ret = each_level(pte_table(pte), level - 1, iova, r)))
+				return ret;
+			continue;
+		}
+		pa = pte & PTE_ADDR_MASK;
+		if (r->len && r->iova + r->len == iova && r->pa + r->len == pa && r->prot == pte_prot(pte)) {
+			r->len += PT_SPAN(level);
+			continue;
+		}
+		if ((ret = run_flush(r)))
+			return ret;
+		*r = (struct run){ .fn = r->fn, .arg = r->arg, .iova = iova, .pa = pa, .len = PT_SPAN(level),
+				   .prot = pte_prot(pte) };
+	}
+	return 0;
+}
+
+int pt_for_each(const struct io_pgtable *pt, pt_leaf_fn fn, void *arg)
+{
+	struct run r = { .fn = fn, .arg = arg };
+	int ret = each_level(pt->root, PT_LEVELS - 1, 0, &r);
+
+	return ret ? ret : run_flush(&r);
+}
+
+int pt_walk(const struct io_pgtable *pt, uint64_t iova, struct pt_walk *w)
+{
+	_Atomic iopte_t *t = pt->root;
+
+	if (unlikely(iova >> PT_IOVA_BITS))
+		return -ENOENT;
+	for (int level = PT_LEVELS - 1;; level--) {
+		_Atomic iopte_t *slot = &t[PT_INDEX(iova, level)];
+		iopte_t pte = atomic_load_explicit(slot, memory_order_acquire);
+
+		if (!(pte & PTE_PRESENT))
+			return -ENOENT;
+		if (pte_is_leaf(pte, level)) {
+			w->shift = PT_SHIFT(level);
+			w->pa = (pte & PTE_ADDR_MASK) + (iova & (PT_SPAN(level) - 1));
+			w->prot = pte_prot(pte);
+			w->ptep = slot;
+			w->pte = pte;
+			return 0;
+		}
+		t = pte_table(pte);
+	}
+}
+
+static void ad_level(_Atomic iopte_t *t, int level, uint64_t base, uint64_t start, uint64_t end,
+		     bool clear, bool *accessed, bool *dirty)
+{
+	uint64_t span = PT_SPAN(level);
+
+	for (uint64_t idx = (MAX(start, base) - base) / span; idx < PT_ENTRIES; idx++) {
+		uint64_t e_start = base + idx * span;
+		iopte_t pte = atomic_load_explicit(&t[idx], memory_order_acquire);
+
+		if (e_start >= end)
+			break;
+		if (!(pte & PTE_PRESENT))
+			continue;
+		if (!pte_is_leaf(pte, level)) {
+			ad_level(pte_table(pte), level - 1, e_start, start, end, clear, accessed, dirty);
+			continue;
+		}
+		if (clear)
+			pte = atomic_fetch_and_explicit(&t[idx], ~(PTE_ACCESSED | PTE_DIRTY),
+							memory_order_relaxed);
+		*accessed |= pte & PTE_ACCESSED;
+		*dirty |= pte & PTE_DIRTY;
+	}
+}
+
+void pt_read_ad(struct io_pgtable *pt, uint64_t iova, uint64_t len, bool clear, bool *accessed,
+		bool *dirty)
+{
+	uint64_t end = pt_clip_end(iova, len);
+
+	*accessed = *dirty = false;
+	if (end)
+		ad_level(pt->root, PT_LEVELS - 1, 0, iova, end, clear, accessed, dirty);
+}

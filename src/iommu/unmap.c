@@ -1,0 +1,169 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * unmap.c - unmapping and invalidation.
+ *
+ * A strict unmap clears the PTEs, invalidates the IOTLBs of every device
+ * attached, then waits for a grace period: when it returns, no device access
+ * uses the old translation, and the tables it detached can be freed. A
+ * deferred unmap clears the PTEs, pins the pages and quarantines the IOVAs,
+ * and leaves the rest to the flush queue (flushq.c).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/ctx.h"
+#include "base/error.h"
+#include "base/fault_inject.h"
+#include "base/log.h"
+#include "iommu/iommu_internal.h"
+#include "phys/phys.h"
+
+/* The pieces an unmap takes away: most unmaps take one, and need no allocation. */
+#define COLLECT_INLINE 8
+
+struct collect {
+	struct unmapped *p;
+	unsigned n, cap;
+	bool oom;
+	struct unmapped inline_p[COLLECT_INLINE];
+};
+
+static void collect_piece(void *arg, uint64_t iova, uint64_t pa, uint64_t len, iopte_t pte)
+{
+	struct collect *c = arg;
+
+	(void)pte;
+	if (c->n && c->p[c->n - 1].iova + c->p[c->n - 1].len == iova &&
+	    c->p[c->n - 1].pa + c->p[c->n - 1].len == pa) {
+		c->p[c->n - 1].len += len;
+		return;
+	}
+	if (c->n == c->cap) {
+		unsigned cap = c->cap * 2;
+		struct unmapped *p = c->p == c->inline_p ? fi_malloc(cap * sizeof(*p))
+							 : fi_realloc(c->p, cap * sizeof(*p));
+
+		if (!p) {
+			/* Unmapped all the same; what cannot be recorded is not pinned or freed. */
+			c->oom = true;
+			return;
+		}
+		if (c->p == c->inline_p)
+			memcpy(p, c->inline_p, sizeof(c->inline_p));
+		c->p = p;
+		c->cap = cap;
+	}
+	c->p[c->n++] = (struct unmapped){ .iova = iova, .pa = pa, .len = len };
+}
+
+static void collect_done(struct collect *c)
+{
+	if (c->p != c->inline_p)
+		free(c->p);
+}
+
+void domain_retired_free(struct iovm_domain *dom, struct pt_retired *r)
+{
+	if (!r->head)
+		return;
+	epoch_synchronize(dom->is->epoch);
+	pt_retired_free(&dom->pt, r);
+}
+
+void domain_undo_map(struct iovm_domain *dom, uint64_t iova, uint64_t len)
+{
+	bool any;
+
+	domain_unmap_how(dom, iova, len, UNMAP_STRICT | UNMAP_KEEP_IOVA | UNMAP_NO_MIRROR, &any);
+}
+
+int domain_unmap(struct iovm_domain *dom, uint64_t iova, uint64_t len, bool *any)
+{
+	return domain_unmap_how(dom, iova, len, 0, any);
+}
+
+int domain_unmap_how(struct iovm_domain *dom, uint64_t iova, uint64_t len, unsigned how, bool *any)
+{
+	bool deferred = (dom->flags & IOVM_DOMAIN_DEFERRED) && !(how & UNMAP_STRICT);
+	struct pt_retired retired = { NULL };
+	struct collect c;
+	int ret = 0;
+
+	c.p = c.inline_p;
+	c.n = 0;
+	c.cap = COLLECT_INLINE;
+	c.oom = false;
+	pt_unmap(&dom->pt, iova, len, collect_piece, &c, &retired);
+	*any = c.n > 0;
+	/* A deferred unmap leaves the mirror's mapping to the flush, as the IOTLB's. */
+	if (c.n && !deferred && !(how & UNMAP_NO_MIRROR))
+		domain_mirror_unmap(dom, iova, len);
+	if (c.oom)
+		log_warn("unmap: out of memory recording pieces: some IOVAs leak");
+	if (deferred) {
+		/*
+		 * Devices may still cache leaves of the tables it detached, until
+		 * the flush: the flush that invalidates everything frees them.
+		 */
+		pt_retired_give(&dom->pt, &retired);
+	} else if (!c.n) {
+		domain_retired_free(dom, &retired); /* empty tables: walkers only */
+	}
+	if (!c.n)
+		return 0;
+	if (deferred) {
+		for (unsigned i = 0; i < c.n; i++) {
+			/* What a device may still reach stays allocated until the flush. */
+			if (phys_pin(dom->ctx->phys, pa_make(c.p[i].pa), c.p[i].len))
+				c.p[i].pa = IOVM_ADDR_INVALID; /* not iovm's memory, or freed already */
+			shadow_unmap(dom, &c.p[i], true);
+		}
+		ret = flushq_add(dom, c.p, c.n);
+		collect_done(&c);
+		return ret;
+	}
+	domain_invalidate(dom, iova, len, false);
+	epoch_synchronize(dom->is->epoch);
+	/* Its own tables only: another writer's may still be cached by a device. */
+	pt_retired_free(&dom->pt, &retired);
+	for (unsigned i = 0; i < c.n; i++) {
+		shadow_unmap(dom, &c.p[i], false);
+		if (!(how & UNMAP_KEEP_IOVA))
+			domain_iova_give(dom, c.p[i].iova, c.p[i].len);
+	}
+	atomic_fetch_add_explicit(&dom->strict_invalidations, 1, memory_order_relaxed);
+	collect_done(&c);
+	return 0;
+}
+
+IOVM_API int iovm_domain_unmap(struct iovm_domain *dom, iovm_iova_t iova, size_t len)
+{
+	bool any;
+	int ret;
+
+	err_clear();
+	if (!dom || !len || !is_aligned(iova.addr | len, SZ_4K) || range_bad(iova.addr, len))
+		return -EINVAL;
+	if (dom->type == IOVM_DOMAIN_IDENTITY)
+		return -EOPNOTSUPP;
+	/* Nothing is ever mapped at or above 2^48: the page table ends there. */
+	len = MIN(len, (UINT64_C(1) << PT_IOVA_BITS) - MIN(iova.addr, UINT64_C(1) << PT_IOVA_BITS));
+	if (!len)
+		return -ENOENT;
+	ret = domain_unmap(dom, iova.addr, len, &any);
+	if (ret)
+		return ret;
+	return any ? 0 : -ENOENT;
+}
+
+IOVM_API int iovm_domain_flush(struct iovm_domain *dom)
+{
+	err_clear();
+	if (!dom)
+		return -EINVAL;
+	if (dom->flags & IOVM_DOMAIN_DEFERRED)
+		flushq_flush(dom);
+	return 0;
+}
+
