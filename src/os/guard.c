@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <ucontext.h>
 
 #include "base/compiler.h"
 #include "os/guard.h"
@@ -44,6 +45,16 @@ static void handler(int sig, siginfo_t *info, void *uctx)
 		current = g->prev;
 		g->addr = info->si_addr;
 		g->sig = sig;
+		/*
+		 * The jump keeps the handler's signal mask (sigsetjmp(.., 0)
+		 * saves none, to keep a syscall off every guarded access).
+		 * SA_NODEFER leaves SIGSEGV open, but whoever wraps sigaction
+		 * (ThreadSanitizer blocks every signal in handlers) may block
+		 * it anyway, and a later fault would then kill the process:
+		 * back to the mask of the code that faulted.
+		 */
+		if (uctx)
+			pthread_sigmask(SIG_SETMASK, &((ucontext_t *)uctx)->uc_sigmask, NULL);
 		siglongjmp(g->jmp, 1);
 	}
 	chain(sig == SIGBUS ? &prev_bus : &prev_segv, sig, info, uctx);
