@@ -38,7 +38,10 @@ static int tree_alloc(struct iova_alloc *a, uint64_t npages, uint64_t align, uin
 		.topdown = true,
 	};
 
-	return ra_alloc(&a->tree, &q, pfn) ? -ENOSPC : 0;
+	int ret = ra_alloc(&a->tree, &q, pfn);
+
+	/* Memory short for the tree's nodes is not the IOVA space full. */
+	return ret == -ENOMEM ? ret : ret ? -ENOSPC : 0;
 }
 
 /* Give a magazine's IOVAs back to the tree. Needs the lock. */
