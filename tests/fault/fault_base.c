@@ -24,7 +24,7 @@ static void sc_open(void)
 	open_close("");
 	open_close("page_size=auto,mem_limit=64M,numa_node=any,host_pa=off");
 	open_close("page_size=4K,oracle=on,pin_budget=16M,log_level=error");
-	open_close("page_size=4K,pool=fault0:8M:4K,pool=fault1:4M");
+	open_close("page_size=4K,pool=fault0:1M:4K,pool=fault1:512K:4K");
 	/* A refused option names itself, whatever else failed first. */
 	FI_EXPECT(iovm_open("page_size=4K,no_such_option=1", &ctx), -EINVAL);
 	CHECK(ctx == NULL);

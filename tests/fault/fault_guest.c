@@ -26,7 +26,7 @@ static void reboot(struct iovm_guest *g)
 static void sc_guest(void)
 {
 	struct iovm_ctx *ctx = fault_open("page_size=4K,host_pa=off,oracle=on");
-	struct iovm_guest_attr ga = { .size = 8 << 20, .flags = IOVM_GUEST_DIRECT_MAP, .page_size = 4096 };
+	struct iovm_guest_attr ga = { .size = 4 << 20, .flags = IOVM_GUEST_DIRECT_MAP, .page_size = 4096 };
 	struct iovm_guest_bank banks[8];
 	struct iovm_domain *s2, *s1;
 	struct iovm_guest_info info;
@@ -42,7 +42,7 @@ static void sc_guest(void)
 	FI_INT(iovm_guest_create(ctx, &ga, &g));
 	FI_INT(iovm_guest_info(g, &info));
 	CHECK(info.running);
-	CHECK_EQ(info.size, 8 << 20);
+	CHECK_EQ(info.size, 4 << 20);
 	FI_INT(iovm_guest_banks(g, banks, 8, &n));
 	CHECK(n >= 1);
 	ram = FI_PTR(iovm_guest_ptr(g, banks[0].gpa, &len));
@@ -81,18 +81,18 @@ static void sc_guest(void)
 
 static void sc_pool(void)
 {
-	struct iovm_ctx *ctx = fault_open("page_size=4K,host_pa=off,pool=boot:4M:4K");
-	struct iovm_guest_attr ga = { .size = 4 << 20, .flags = IOVM_GUEST_DIRECT_MAP, .page_size = 4096,
+	struct iovm_ctx *ctx = fault_open("page_size=4K,host_pa=off,pool=boot:1M:4K");
+	struct iovm_guest_attr ga = { .size = 2 << 20, .flags = IOVM_GUEST_DIRECT_MAP, .page_size = 4096,
 				      .placement = IOVM_PLACE_POOL };
 	struct iovm_pool *boot, *late, *found;
 	struct iovm_phys_stats ps;
 	struct iovm_guest *g;
 
 	FI_INT(iovm_pool_lookup(ctx, "boot", &boot));
-	FI_INT(iovm_pool_create(ctx, "late", 8 << 20, 4096, 4, &late));
+	FI_INT(iovm_pool_create(ctx, "late", 4 << 20, 4096, 4, &late));
 	FI_INT(iovm_pool_lookup(ctx, "late", &found));
 	CHECK(found == late);
-	FI_EXPECT(iovm_pool_create(ctx, "late", 4 << 20, 4096, 1, &found), -EEXIST);
+	FI_EXPECT(iovm_pool_create(ctx, "late", 1 << 20, 4096, 1, &found), -EEXIST);
 	FI_INT(iovm_phys_stats(ctx, &ps));
 	CHECK_EQ(ps.nr_pools, 2);
 	ga.pool = late;
