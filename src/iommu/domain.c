@@ -206,13 +206,17 @@ int domain_destroy(struct iovm_domain *dom)
 		list_del(&dom->child_link);
 		mutex_unlock(&dom->parent->lock);
 	}
+	/*
+	 * Off the space's list first: the flusher walks it under the space
+	 * lock and reads each domain's flush-queue rings, which go next.
+	 */
+	mutex_lock(&is->lock);
+	list_del(&dom->link);
+	mutex_unlock(&is->lock);
 	if (dom->sub)
 		unfollow_heap(dom);
 	/* Pending unmaps give their pins and IOVAs back. */
 	flushq_destroy(dom);
-	mutex_lock(&is->lock);
-	list_del(&dom->link);
-	mutex_unlock(&is->lock);
 	if (dom->type != IOVM_DOMAIN_IDENTITY)
 		pt_destroy(&dom->pt);
 	if (dom->has_iova)
