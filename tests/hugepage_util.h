@@ -82,7 +82,8 @@ static inline long long hugepages_held_kb(void)
 /*
  * A contender: a child process that holds @hold 2 MiB pages for as long as
  * it lives, and takes @churn more and gives them back every millisecond or
- * so, as another application would. It dies with its parent.
+ * so, as another application would; with @drain, every eighth time it
+ * takes every page free instead. It dies with its parent.
  */
 struct hp_contender {
 	pid_t pid;
@@ -107,12 +108,14 @@ static inline void *hp_take(unsigned pages)
 	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
 	if (p == MAP_FAILED)
 		return NULL;
-	memset(p, 0x5a, len);
+	/* A byte per page faults it in: the pages are taken in microseconds, in any build. */
+	for (size_t off = 0; off < len; off += 2u << 20)
+		((volatile char *)p)[off] = 0x5a;
 	return p;
 }
 
 static inline __attribute__((noreturn)) void hp_contender_main(int ready_fd, pid_t parent, unsigned hold,
-							   unsigned churn)
+							   unsigned churn, bool drain)
 {
 	void *held = hp_take(hold);
 	unsigned char got = held ? (unsigned char)hold : 0;
@@ -121,12 +124,17 @@ static inline __attribute__((noreturn)) void hp_contender_main(int ready_fd, pid
 	if (write(ready_fd, &got, 1) != 1)
 		_exit(1);
 	close(ready_fd);
-	while (getppid() == parent) {
-		void *p = hp_take(churn);
+	for (unsigned round = 1; getppid() == parent; round++) {
+		unsigned n = churn;
+		void *p;
 
+		/* Draining: now and then every free page, for a moment, as a hungry application would. */
+		if (drain && round % 8 == 0)
+			n = (unsigned)hugepages_available(2u << 20, -1);
+		p = hp_take(n);
 		hp_nap_us(1000);
 		if (p)
-			munmap(p, (size_t)churn << 21);
+			munmap(p, (size_t)n << 21);
 		hp_nap_us(1000);
 	}
 	_exit(0);
@@ -137,7 +145,7 @@ static inline __attribute__((noreturn)) void hp_contender_main(int ready_fd, pid
  * -EAGAIN when @hold could not be had (it runs anyway, churning), -errno
  * when it could not be started.
  */
-static inline int hp_contender_start(struct hp_contender *c, unsigned hold, unsigned churn)
+static inline int hp_contender_start_mode(struct hp_contender *c, unsigned hold, unsigned churn, bool drain)
 {
 	pid_t parent = getpid();
 	unsigned char got = 0;
@@ -156,7 +164,7 @@ static inline int hp_contender_start(struct hp_contender *c, unsigned hold, unsi
 	}
 	if (c->pid == 0) {
 		close(fds[0]);
-		hp_contender_main(fds[1], parent, hold, churn);
+		hp_contender_main(fds[1], parent, hold, churn, drain);
 	}
 	close(fds[1]);
 	if (read(fds[0], &got, 1) != 1)
@@ -164,6 +172,11 @@ static inline int hp_contender_start(struct hp_contender *c, unsigned hold, unsi
 	close(fds[0]);
 	c->held = got;
 	return got == hold ? 0 : -EAGAIN;
+}
+
+static inline int hp_contender_start(struct hp_contender *c, unsigned hold, unsigned churn)
+{
+	return hp_contender_start_mode(c, hold, churn, false);
 }
 
 /* hp_contender_stop() - end it; whether it was still alive (it never died of anything but our kill). */
