@@ -164,8 +164,9 @@ static void *holder(void *arg)
 			if (look % 1000 == 0)
 				sched_yield();
 		}
-		epoch_exit(r);
+		/* Done with it, then out: a writer that saw us out sees this too (exit is a release). */
 		atomic_store(&phase, 2);
+		epoch_exit(r);
 	}
 	epoch_reader_del(&ep, r);
 	free(r);
