@@ -3,12 +3,14 @@
  * bench.c - results, their table, JSON and chart; hugepages for the run.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -309,59 +311,173 @@ void bench_report(const struct bench_args *args, const char *title, unsigned rep
 
 /* ---- hugepages for the run ---- */
 
-#define NR_HUGEPAGES_2M "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages"
-#define FREE_HUGEPAGES_2M "/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages"
+/*
+ * The pool is the machine's: other processes hold its pages, and others may
+ * resize it while a benchmark runs. So a run adds what it needs to what the
+ * pool holds, remembers how many it added, and at exit takes back at most
+ * those, and only as many as are free then; it never sets the pool to a
+ * remembered size. scripts/hugepages.sh does the same, under the same lock
+ * (flock), so that two of iovm's resizes never interleave their
+ * read-modify-write of nr_hugepages.
+ */
+static long hp_added;         /* pages this run added to the 2 MiB pool, not yet taken back */
+static long hp_override = -1; /* --hugepages N: the run's own figure instead of each benchmark's */
+static char hp_nr[256], hp_free[256], hp_resv[256];
 
-static long saved_nr = -1;
+/*
+ * The pool's files: /sys/kernel/mm/hugepages, or IOVM_HUGEPAGES_SYSFS (a
+ * pretend one, for the tests, which then need no root). False when neither
+ * is to be written.
+ */
+static bool hp_paths(void)
+{
+	const char *dir = getenv("IOVM_HUGEPAGES_SYSFS");
 
+	if (!dir) {
+		if (geteuid() != 0)
+			return false;
+		dir = "/sys/kernel/mm/hugepages";
+	}
+	snprintf(hp_nr, sizeof(hp_nr), "%s/hugepages-2048kB/nr_hugepages", dir);
+	snprintf(hp_free, sizeof(hp_free), "%s/hugepages-2048kB/free_hugepages", dir);
+	snprintf(hp_resv, sizeof(hp_resv), "%s/hugepages-2048kB/resv_hugepages", dir);
+	return true;
+}
+
+void bench_hugepages_set(long nr)
+{
+	hp_override = nr;
+}
+
+/* Plain system calls: the release also runs from a signal handler. */
 static long read_long(const char *path)
 {
-	FILE *f = fopen(path, "r");
+	char buf[32];
 	long v = -1;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
 
-	if (f) {
-		if (fscanf(f, "%ld", &v) != 1)
-			v = -1;
-		fclose(f);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n > 0) {
+		buf[n] = '\0';
+		v = 0;
+		for (char *c = buf; *c >= '0' && *c <= '9'; c++)
+			v = v * 10 + (*c - '0');
 	}
 	return v;
 }
 
 static void write_long(const char *path, long v)
 {
-	FILE *f = fopen(path, "w");
+	char buf[32];
+	int fd = open(path, O_WRONLY | O_CLOEXEC), i = (int)sizeof(buf);
 
-	if (f) {
-		fprintf(f, "%ld\n", v);
-		fclose(f);
+	if (fd < 0)
+		return;
+	buf[--i] = '\n';
+	do {
+		buf[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v && i > 0);
+	if (write(fd, buf + i, sizeof(buf) - (size_t)i) < 0) {
+		/* the kernel refused: the pool stays as it is */
 	}
+	close(fd);
 }
 
-static void hugepages_restore(void)
+/* The lock scripts/hugepages.sh takes too; -1 when there is none to be had (then unlocked). */
+static int hp_lock(void)
 {
-	if (saved_nr >= 0)
-		write_long(NR_HUGEPAGES_2M, saved_nr);
-	saved_nr = -1;
+	const char *path = getenv("IOVM_HUGEPAGES_LOCK");
+	int fd;
+
+	if (!path)
+		path = access("/run/lock", W_OK) == 0 ? "/run/lock/iovm-hugepages.lock" : "/tmp/iovm-hugepages.lock";
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd >= 0)
+		flock(fd, LOCK_EX);
+	return fd;
+}
+
+static void hp_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd); /* drops the flock */
+}
+
+/* Pages an allocation could have now: free, less those reserved by untouched mappings. */
+static long hp_available(void)
+{
+	long free = read_long(hp_free), resv = read_long(hp_resv);
+
+	if (free < 0)
+		return -1;
+	if (resv < 0)
+		resv = 0; /* a kernel without the file */
+	return free > resv ? free - resv : 0;
+}
+
+static void hugepages_give_back(void)
+{
+	long now, avail, take;
+	int lock;
+
+	if (hp_added <= 0)
+		return;
+	lock = hp_lock();
+	now = read_long(hp_nr);
+	avail = hp_available();
+	take = hp_added;
+	if (take > avail)
+		take = avail; /* the rest is in use by others: theirs now */
+	if (take > now)
+		take = now;
+	if (take > 0)
+		write_long(hp_nr, now - take);
+	hp_added = 0;
+	hp_unlock(lock);
 }
 
 static void on_signal(int sig)
 {
-	hugepages_restore();
+	hugepages_give_back();
 	signal(sig, SIG_DFL);
 	raise(sig);
 }
 
 void bench_hugepages_reserve(unsigned nr)
 {
-	long total = read_long(NR_HUGEPAGES_2M), free = read_long(FREE_HUGEPAGES_2M);
+	long before, after, avail, want;
+	static bool hooked;
+	int lock;
 
-	if (!nr || geteuid() != 0 || total < 0 || free >= (long)nr)
+	if (hp_override >= 0)
+		nr = (unsigned)hp_override;
+	if (!nr || !hp_paths())
 		return;
-	saved_nr = total;
-	atexit(hugepages_restore);
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	write_long(NR_HUGEPAGES_2M, total + ((long)nr - free));
-	bench_note("hugepages: 2 MiB pool grown from %ld to %ld for this run, restored at exit", total,
-		   read_long(NR_HUGEPAGES_2M));
+	lock = hp_lock();
+	before = read_long(hp_nr);
+	avail = hp_available();
+	if (before < 0 || avail < 0 || avail >= (long)nr) {
+		hp_unlock(lock);
+		return;
+	}
+	want = (long)nr - avail;
+	write_long(hp_nr, before + want);
+	after = read_long(hp_nr);
+	hp_unlock(lock);
+	if (after > before) {
+		hp_added += after - before < want ? after - before : want;
+		if (!hooked) {
+			hooked = true;
+			atexit(hugepages_give_back);
+			signal(SIGINT, on_signal);
+			signal(SIGTERM, on_signal);
+		}
+	}
+	bench_note("hugepages: %ld added to the 2 MiB pool (%ld -> %ld) for this run, taken back at exit as far as free",
+		   after > before ? after - before : 0, before, after);
 }

@@ -35,8 +35,14 @@ int bench_write_json_file(const char *path);
 /* An SVG bar chart of iovm beside its peers, through gnuplot when installed. */
 int bench_plot(const char *svg, const char *title);
 
-/* Grow the 2 MiB hugepage pool so that @nr pages are free (root only), until exit. */
+/*
+ * Add pages to the machine's 2 MiB pool so that @nr are free, for this run
+ * (root only); at exit, take back at most the pages added, and only those
+ * free then. Never sets the pool to a remembered size: others use it too.
+ */
 void bench_hugepages_reserve(unsigned nr);
+/* --hugepages N: what every later bench_hugepages_reserve() asks instead of its own figure. */
+void bench_hugepages_set(long nr);
 
 const char *bench_size(uint64_t bytes, char *buf, unsigned len);
 

@@ -4,6 +4,7 @@
  * beside its peers, measured in one run.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bench.h"
@@ -12,7 +13,9 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: iovm bench mem|iommu|reg|vfio|placement [--json] [--json-out FILE] [--plot FILE.svg] [--quick]\n"
-		"                                     [--no-dpdk] [--opts IOVM_OPTIONS]\n");
+		"                                     [--no-dpdk] [--opts IOVM_OPTIONS] [--hugepages N]\n"
+		"  --hugepages N  have N free 2 MiB hugepages for the run (as root: added to the pool,\n"
+		"                 taken back at exit as far as free); 0 leaves the pool alone\n");
 }
 
 int main(int argc, char **argv)
@@ -47,6 +50,8 @@ int main(int argc, char **argv)
 			args.dpdk = false;
 		else if (!strcmp(argv[i], "--opts") && i + 1 < argc)
 			args.opts = argv[++i];
+		else if (!strcmp(argv[i], "--hugepages") && i + 1 < argc)
+			bench_hugepages_set(strtol(argv[++i], NULL, 10));
 		else {
 			usage();
 			return 2;

@@ -10,6 +10,7 @@ static __thread unsigned fi_kinds;
 static __thread int fi_err;
 static __thread unsigned long fi_seen;
 static __thread bool fi_fired;
+static __thread unsigned fi_kind_fired;
 
 bool fi_hit(unsigned kind, int err)
 {
@@ -19,6 +20,7 @@ bool fi_hit(unsigned kind, int err)
 	if (--fi_countdown)
 		return false;
 	fi_fired = true;
+	fi_kind_fired = kind;
 	errno = fi_err ? fi_err : err;
 	return true;
 }
@@ -29,6 +31,7 @@ void fi_arm(unsigned kinds, unsigned long nth, int err)
 	fi_err = err;
 	fi_seen = 0;
 	fi_fired = false;
+	fi_kind_fired = 0;
 	fi_countdown = nth;
 }
 
@@ -42,6 +45,11 @@ unsigned long fi_calls(void)
 {
 	return fi_seen;
 }
+
+unsigned fi_fired_kind(void)
+{
+	return fi_kind_fired;
+}
 #else
 void fi_arm(unsigned kinds __unused, unsigned long nth __unused, int err __unused)
 {
@@ -53,6 +61,11 @@ bool fi_disarm(void)
 }
 
 unsigned long fi_calls(void)
+{
+	return 0;
+}
+
+unsigned fi_fired_kind(void)
 {
 	return 0;
 }

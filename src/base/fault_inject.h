@@ -55,6 +55,8 @@ void fi_arm(unsigned kinds, unsigned long nth, int err);
 bool fi_disarm(void);
 /* fi_calls() - calls of the armed kinds this thread made since fi_arm(). */
 unsigned long fi_calls(void);
+/* fi_fired_kind() - the kind of the call that failed (an enum fi_kind), or 0 when none did. */
+unsigned fi_fired_kind(void);
 
 #ifdef IOVM_DEBUG_CHECKS
 extern __thread unsigned long fi_countdown;

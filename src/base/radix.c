@@ -34,18 +34,17 @@ int radix_init(struct radix *r, unsigned key_bits, unsigned l2_bits, size_t elem
 	r->key_bits = key_bits;
 	r->l2_bits = l2_bits;
 	r->elem_size = elem_size;
+	r->l1_lo = UINT64_MAX;
+	r->l1_hi = 0;
 	r->l1 = map_zeroed(l1_bytes(r));
 	return r->l1 ? 0 : -ENOMEM;
 }
 
 void radix_destroy(struct radix *r)
 {
-	uint64_t n;
-
 	if (!r->l1)
 		return;
-	n = UINT64_C(1) << (r->key_bits - r->l2_bits);
-	for (uint64_t i = 0; i < n; i++) {
+	for (uint64_t i = r->l1_lo; i <= r->l1_hi; i++) {
 		void *l2 = atomic_load_explicit(&r->l1[i], memory_order_relaxed);
 
 		if (l2)
@@ -68,6 +67,10 @@ void *radix_lookup_alloc(struct radix *r, uint64_t key)
 		if (!l2)
 			return NULL;
 		atomic_store_explicit(&r->l1[i], l2, memory_order_release);
+		if (i < r->l1_lo)
+			r->l1_lo = i;
+		if (i > r->l1_hi)
+			r->l1_hi = i;
 	}
 	return l2 + (key & ((UINT64_C(1) << r->l2_bits) - 1)) * r->elem_size;
 }

@@ -29,6 +29,12 @@ struct radix {
 	unsigned l2_bits;
 	size_t elem_size;
 	_Atomic(void *) *l1; /* (1 << (key_bits - l2_bits)) second-level tables */
+	/*
+	 * The first and last first-level slots ever written (lo > hi: none),
+	 * under the owner's lock as every write is: radix_destroy() looks
+	 * only there, instead of faulting in the whole first level.
+	 */
+	uint64_t l1_lo, l1_hi;
 };
 
 /*

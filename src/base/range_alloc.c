@@ -11,6 +11,16 @@
 
 /* Enough spare nodes for a burst of splits without calling malloc. */
 #define RA_SPARE_MAX 32
+/*
+ * A free must not fail: callers give ranges back on their error paths and
+ * in functions that cannot fail, and a range a free could not record would
+ * be lost for good. A free that makes a new hole needs a node, so every
+ * allocation first makes sure of RA_SPARE_MIN spare nodes (failing, with
+ * nothing changed, when it cannot), and a free that takes one tries to put
+ * one back. Only RA_SPARE_MIN frees in a row, each needing a node, each
+ * with malloc() failing, could then fail.
+ */
+#define RA_SPARE_MIN 2
 
 #define node_of(n) rb_entry(n, struct range_node, rb)
 
@@ -61,6 +71,19 @@ static void node_put(struct range_alloc *ra, struct range_node *r)
 	r->rb.parent = (struct rb_node *)ra->spare;
 	ra->spare = r;
 	ra->nr_spare++;
+}
+
+/* Top the spare nodes up to RA_SPARE_MIN; -ENOMEM when malloc() fails. */
+static int spare_fill(struct range_alloc *ra)
+{
+	while (ra->nr_spare < RA_SPARE_MIN) {
+		struct range_node *r = fi_malloc(sizeof(*r));
+
+		if (!r)
+			return -ENOMEM;
+		node_put(ra, r);
+	}
+	return 0;
 }
 
 void ra_destroy(struct range_alloc *ra)
@@ -172,6 +195,7 @@ int ra_free(struct range_alloc *ra, uint64_t start, uint64_t len)
 		r->start = start;
 		r->len = len;
 		node_insert(ra, r);
+		spare_fill(ra); /* for the next free; if it fails, the next allocation tries again */
 	}
 	ra->free_len += len;
 	return 0;
@@ -308,6 +332,8 @@ int ra_alloc(struct range_alloc *ra, const struct range_req *req, uint64_t *star
 		return -EINVAL;
 	if (q.align < 1)
 		q.align = 1;
+	if (spare_fill(ra))
+		return -ENOMEM;
 	r = q.topdown ? search_high(ra->tree.root, &q, &a) : search_low(ra->tree.root, &q, &a);
 	if (!r)
 		return -ENOSPC;
@@ -326,6 +352,8 @@ int ra_reserve(struct range_alloc *ra, uint64_t start, uint64_t len)
 	r = find_le(ra, start);
 	if (!r || node_end(r) < start + len)
 		return -EBUSY;
+	if (spare_fill(ra))
+		return -ENOMEM;
 	return carve(ra, r, start, len);
 }
 

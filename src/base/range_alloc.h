@@ -52,14 +52,17 @@ void ra_destroy(struct range_alloc *ra);
 /*
  * ra_free() - make [start, start+len) free; it merges with adjacent free
  * ranges. Returns -EINVAL when any part of it is free already (a double free)
- * or it wraps around, -ENOMEM when a node cannot be allocated.
+ * or it wraps around, -ENOMEM when a node cannot be allocated: only when
+ * memory has run short for several frees in a row, since every allocation
+ * keeps spare nodes for the frees that follow it (a free of what was
+ * allocated does not fail for one malloc() failing).
  */
 int ra_free(struct range_alloc *ra, uint64_t start, uint64_t len);
 
-/* ra_alloc() - take a free range that fits @req; -ENOSPC when none does. */
+/* ra_alloc() - take a free range that fits @req; -ENOSPC when none does, -ENOMEM (nothing taken) when memory is short. */
 int ra_alloc(struct range_alloc *ra, const struct range_req *req, uint64_t *start);
 
-/* ra_reserve() - take exactly [start, start+len); -EBUSY unless all of it is free. */
+/* ra_reserve() - take exactly [start, start+len); -EBUSY unless all of it is free; -ENOMEM as ra_alloc(). */
 int ra_reserve(struct range_alloc *ra, uint64_t start, uint64_t len);
 
 /* ra_is_free() - whether all of [start, start+len) is free. */

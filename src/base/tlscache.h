@@ -72,7 +72,12 @@ static inline struct tls_cache *tls_cache_get(struct tls_kind *kind, struct tls_
 	return tls_cache_get_slow(kind, slots, o);
 }
 
-/* Run @fn on every live cache of @o, under the tlscache lock (statistics). */
+/*
+ * Run @fn on every live cache of @o, under the tlscache lock (statistics).
+ * The lock keeps the caches from going, not their threads from writing
+ * them: what @fn reads of a cache its thread changes without a lock must
+ * be an atomic (relaxed is enough for a count).
+ */
 void tls_owner_for_each(struct tls_owner *o, void (*fn)(struct tls_cache *c, void *arg), void *arg);
 
 #endif /* IOVM_BASE_TLSCACHE_H */

@@ -220,18 +220,25 @@ static int frames(struct iovm_guest *g, bool take)
 
 	if (g->has_frames == take)
 		return 0;
+	if (!take) {
+		/* Bank by bank, from the stack: giving back must not need memory, or it leaks. */
+		for (unsigned i = 0; i < g->nr_banks; i++) {
+			struct phys_range one = bank_range(&g->banks[i]);
+
+			ranges_free(g, &one, 1);
+		}
+		g->has_frames = false;
+		return 0;
+	}
 	r = fi_calloc(g->nr_banks, sizeof(*r));
 	if (!r)
-		return -ENOMEM; /* giving back: they stay held, and leak no worse than a failed free */
+		return -ENOMEM;
 	for (unsigned i = 0; i < g->nr_banks; i++)
 		r[i] = bank_range(&g->banks[i]);
-	if (take)
-		ret = ranges_take(g, r, g->nr_banks);
-	else
-		ranges_free(g, r, g->nr_banks);
+	ret = ranges_take(g, r, g->nr_banks);
 	free(r);
 	if (!ret)
-		g->has_frames = take;
+		g->has_frames = true;
 	return ret;
 }
 

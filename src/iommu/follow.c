@@ -122,15 +122,8 @@ static int on_event(void *arg, const struct iovm_mem_event *ev)
 	return 0;
 }
 
-int follow_heap(struct iovm_domain *dom)
+static void drop_heap_tables(struct iovm_domain *dom)
 {
-	return iovm_mem_event_subscribe(dom->ctx, on_event, dom, &dom->sub);
-}
-
-void unfollow_heap(struct iovm_domain *dom)
-{
-	iovm_mem_event_unsubscribe(dom->ctx, dom->sub);
-	dom->sub = NULL;
 	for (unsigned i = 0; i < MEM_SLOTS; i++) {
 		_Atomic uint64_t *t = atomic_load_explicit(&dom->heap_iova[i], memory_order_relaxed);
 
@@ -138,6 +131,23 @@ void unfollow_heap(struct iovm_domain *dom)
 			munmap((void *)t, dom->heap_iova_pages[i] * sizeof(*t));
 		atomic_store_explicit(&dom->heap_iova[i], NULL, memory_order_relaxed);
 	}
+}
+
+int follow_heap(struct iovm_domain *dom)
+{
+	int ret = iovm_mem_event_subscribe(dom->ctx, on_event, dom, &dom->sub);
+
+	/* The replay made tables for what it mapped, and took its mappings back: the tables go too. */
+	if (ret)
+		drop_heap_tables(dom);
+	return ret;
+}
+
+void unfollow_heap(struct iovm_domain *dom)
+{
+	iovm_mem_event_unsubscribe(dom->ctx, dom->sub);
+	dom->sub = NULL;
+	drop_heap_tables(dom);
 }
 
 IOVM_API int iovm_dma_iova(const struct iovm_domain *dom, const void *ptr, iovm_iova_t *iova)

@@ -49,9 +49,13 @@ static int tree_alloc(struct iova_alloc *a, uint64_t npages, uint64_t align, uin
 		.topdown = true,
 	};
 
+	int ret;
+
 	lock_assert_held(&a->lock);
-	if (ra_alloc(&a->tree, &q, pfn))
-		return -ENOSPC;
+	ret = ra_alloc(&a->tree, &q, pfn);
+	if (ret)
+		/* Memory short for the tree's nodes is not the IOVA space full. */
+		return ret == -ENOMEM ? ret : -ENOSPC;
 	counter_add(&a->allocated, npages);
 	return 0;
 }

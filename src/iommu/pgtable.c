@@ -538,6 +538,45 @@ static uint64_t unmap_level(struct io_pgtable *pt, _Atomic iopte_t *t, int level
 	return gone;
 }
 
+/* Split the huge leaves that @addr falls strictly inside, down to 4 KiB; -ENOMEM. */
+static int split_at(struct io_pgtable *pt, uint64_t addr)
+{
+	_Atomic iopte_t *t = pt->root;
+
+	for (int level = PT_LEVELS - 1; level > 0 && t; level--) {
+		_Atomic iopte_t *slot = &t[PT_INDEX(addr, level)];
+		iopte_t pte = atomic_load_explicit(slot, memory_order_acquire);
+		int err = 0;
+
+		if (!(pte & PTE_PRESENT))
+			return 0;
+		if (!pte_is_leaf(pte, level)) {
+			t = pte_table(pte);
+			continue;
+		}
+		if (is_aligned(addr, PT_SPAN(level)))
+			return 0;
+		t = split_leaf(pt, slot, level, &err);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+int pt_unmap_prepare(struct io_pgtable *pt, uint64_t iova, uint64_t len)
+{
+	int ret;
+
+	/* Without a huge leaf (the common case) there is nothing to split. */
+	if (!atomic_load_explicit(&pt->leaves[1], memory_order_relaxed) &&
+	    !atomic_load_explicit(&pt->leaves[2], memory_order_relaxed))
+		return 0;
+	if (!len || iova + len < iova || iova + len > (UINT64_C(1) << PT_IOVA_BITS))
+		return 0;
+	ret = split_at(pt, iova);
+	return ret ? ret : split_at(pt, iova + len);
+}
+
 uint64_t pt_unmap(struct io_pgtable *pt, uint64_t iova, uint64_t len, pt_unmap_fn fn, void *arg,
 		  struct pt_retired *retired)
 {

@@ -151,6 +151,13 @@ typedef void (*pt_unmap_fn)(void *arg, uint64_t iova, uint64_t pa, uint64_t len,
 uint64_t pt_unmap(struct io_pgtable *pt, uint64_t iova, uint64_t len, pt_unmap_fn fn, void *arg,
 		  struct pt_retired *retired);
 
+/*
+ * pt_unmap_prepare() - split the huge leaves that the edges of [iova,
+ * iova+len) cut, so that pt_unmap() of it needs no memory: 0, or -ENOMEM
+ * with the translations unchanged (a split leaf maps what it mapped).
+ */
+int pt_unmap_prepare(struct io_pgtable *pt, uint64_t iova, uint64_t len);
+
 /* Called for each run of leaves pt_for_each() finds, contiguous in IOVA and PA, of one protection. */
 typedef int (*pt_leaf_fn)(void *arg, uint64_t iova, uint64_t pa, uint64_t len, unsigned prot);
 

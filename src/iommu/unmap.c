@@ -94,6 +94,10 @@ int domain_unmap_how(struct iovm_domain *dom, uint64_t iova, uint64_t len, unsig
 	c.n = 0;
 	c.cap = COLLECT_INLINE;
 	c.oom = false;
+	/* A huge leaf the range cuts is split first: one that cannot be fails the unmap whole. */
+	ret = pt_unmap_prepare(&dom->pt, iova, len);
+	if (ret)
+		return ret;
 	pt_unmap(&dom->pt, iova, len, collect_piece, &c, &retired);
 	*any = c.n > 0;
 	/* A deferred unmap leaves the mirror's mapping to the flush, as the IOTLB's. */

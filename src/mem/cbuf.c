@@ -107,7 +107,8 @@ static void cbuf_release(struct iovm_cbuf *cb)
 		else
 			os_va_release(cb->va, cb->size);
 	}
-	for (unsigned i = 0; i < cb->nr_pages; i++)
+	/* No arena yet: the pages were never set (an allocation before it failed). */
+	for (unsigned i = 0; cb->arena && i < cb->nr_pages; i++)
 		if (pa_valid(cb->pages[i]))
 			phys_free(cb->arena, cb->pages[i], 1, false);
 	free((void *)cb->lines);
@@ -170,6 +171,7 @@ IOVM_API int iovm_cbuf_alloc(struct iovm_ctx *ctx, size_t size, uint32_t flags, 
 		if (!zero)
 			memset(cb->mem[i], 0, SZ_4K);
 	}
+	ret = -ENOMEM; /* what each failure below says */
 	if (flags & IOVM_CBUF_NONCOHERENT) {
 		/* The CPU's cache: its own memory, in step with the frames (zeroes) to begin with. */
 		cb->va = fi_mmap(NULL, cb->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

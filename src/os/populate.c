@@ -92,11 +92,28 @@ static __noinline void touch_range(volatile uint8_t *p, size_t len, bool write)
 int os_populate_range(void *addr, size_t len, bool write)
 {
 	struct os_guard g;
+	int tries = 0, ret;
 
-	if (!fi_madvise(addr, len, write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ))
+	/* EAGAIN: a kernel resource was briefly unavailable (madvise(2)); again, a few times. */
+	while ((ret = fi_madvise(addr, len, write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ)) &&
+	       (errno == EAGAIN || errno == EINTR) && ++tries < 8)
+		;
+	if (!ret)
 		return 0;
+	if (errno == EAGAIN || errno == EINTR)
+		return -EAGAIN;
+	/*
+	 * ENOMEM is the range not all mapped, or memory short while faulting
+	 * in: msync() tells them apart (ENOMEM only for the first; MS_ASYNC
+	 * does nothing to the memory), so that a caller short of memory is
+	 * not told its buffer is not there.
+	 */
+	if (errno == ENOMEM)
+		return msync((void *)align_down((uintptr_t)addr, 4096), len + ((uintptr_t)addr & 4095), MS_ASYNC)
+			       ? -EFAULT
+			       : -ENOMEM;
 	if (errno != EINVAL || populate_supported())
-		return -EFAULT; /* unmapped (ENOMEM), inaccessible or not writable (EINVAL), SIGBUS (EFAULT) */
+		return -EFAULT; /* inaccessible or not writable (EINVAL), SIGBUS (EFAULT) */
 	if (sigsetjmp(g.jmp, 0))
 		return -EFAULT;
 	os_guard_set(&g);

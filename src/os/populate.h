@@ -27,7 +27,9 @@ int os_populate_touch(void *addr, size_t len, uint64_t page_size);
  * os_populate_range() - fault in [addr, addr+len) of any mapping (the
  * application's), for writing when @write, without changing a byte:
  * -EFAULT when part of it is not mapped, not accessible (PROT_NONE, a PFN
- * or I/O mapping) or, for @write, not writable; 0 otherwise. On kernels
+ * or I/O mapping) or, for @write, not writable; -ENOMEM when memory runs
+ * short faulting it in (-EAGAIN if the kernel keeps saying it is, briefly);
+ * 0 otherwise. On kernels
  * before 5.14, without MADV_POPULATE_*, pages are touched under a guard
  * (a write touch adds zero atomically, so concurrent writers lose nothing).
  */

@@ -89,14 +89,15 @@ static int do_munlock(void *arg, uint64_t start, uint64_t end)
 
 /*
  * Fault in [start, end) of @mr, for writing if it may be written: -EFAULT
- * when the pages are not there to have.
+ * when the pages are not there to have, -ENOMEM when memory is short.
  */
 int mr_populate(const struct iovm_mr *mr, uint64_t start, uint64_t end)
 {
 	bool write = mr->prot & IOVM_MAP_WRITE;
+	int ret = os_populate_range((void *)start, end - start, write);
 
-	if (!os_populate_range((void *)start, end - start, write))
-		return 0;
+	if (ret != -EFAULT)
+		return ret; /* 0, or memory short (-ENOMEM, -EAGAIN): not the caller's buffer's fault */
 	return err_detail(-EFAULT, IOVM_LOG_DEBUG, "registration: [%#lx, %#lx) is not all mapped and %s",
 			  (unsigned long)start, (unsigned long)end, write ? "writable" : "readable");
 }

@@ -164,8 +164,9 @@ int odp_fill(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t 
 		 * Watching again what is watched is harmless.
 		 */
 		/* Memory the monitor cannot watch is not pinned for an MR said to be watched: a fault. */
-		if (watch && monitor_watch(rs->mon, mr->start + first * PG, mr->start + (last + 1) * PG, -1))
-			ret = -EFAULT;
+		ret = watch ? monitor_watch(rs->mon, mr->start + first * PG, mr->start + (last + 1) * PG, -1) : 0;
+		if (ret)
+			ret = ret == -ENOMEM || ret == -EAGAIN ? ret : -EFAULT; /* the kernel short: no fault */
 		else
 			ret = resident(mr, first, last) ? 0
 							: mr_populate(mr, mr->start + first * PG, mr->start + (last + 1) * PG);

@@ -4,6 +4,7 @@
  * running while a writer publishes new tables.
  */
 #include <pthread.h>
+#include <stdio.h>
 
 #include "base/radix.h"
 #include "harness.h"
@@ -33,6 +34,45 @@ TEST(sparse)
 	*e = 7;
 	CHECK_EQ(*(uint64_t *)radix_lookup(&r, (UINT64_C(1) << 36) - 1), 7);
 	radix_destroy(&r);
+}
+
+/* The process's address space, in KiB: what is mapped, whether or not the kernel merged it. */
+static long long vm_size_kb(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	long long kb = -1;
+	char line[128];
+
+	CHECK(f != NULL);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmSize: %lld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
+/* Every second-level table goes at destroy, the first slot's and the last's too. */
+TEST(destroy_unmaps_every_table)
+{
+	long long before, l1_kb = (8ll << (36 - 18)) >> 10, l2_kb = (8ll << 18) >> 10;
+	struct radix r;
+
+	CHECK_OK(radix_init(&r, 36, 18, sizeof(uint64_t)));
+	before = vm_size_kb();
+	CHECK(radix_lookup_alloc(&r, 0) != NULL);
+	CHECK(radix_lookup_alloc(&r, (UINT64_C(1) << 36) - 1) != NULL);
+	CHECK(radix_lookup_alloc(&r, UINT64_C(1) << 35) != NULL);
+	CHECK(radix_lookup_alloc(&r, (UINT64_C(1) << 35) + 1) != NULL); /* the same table */
+	CHECK_EQ(vm_size_kb(), before + 3 * l2_kb);
+	radix_destroy(&r);
+	CHECK(r.l1 == NULL);
+	CHECK_EQ(vm_size_kb(), before - l1_kb);
+	radix_destroy(&r); /* twice is harmless */
+	/* An empty table has nothing to give back but its first level. */
+	CHECK_OK(radix_init(&r, 20, 8, 8));
+	before = vm_size_kb();
+	radix_destroy(&r);
+	CHECK_EQ(vm_size_kb(), before - ((8ll << 12) >> 10));
 }
 
 static struct radix shared;
@@ -85,6 +125,7 @@ int main(void)
 {
 	test_init();
 	RUN(sparse);
+	RUN(destroy_unmaps_every_table);
 	RUN(concurrent_readers);
 	return 0;
 }

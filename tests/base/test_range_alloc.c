@@ -6,6 +6,7 @@
  * invariants checked throughout.
  */
 #include "base/compiler.h"
+#include "base/fault_inject.h"
 #include "base/range_alloc.h"
 #include "harness.h"
 
@@ -214,11 +215,61 @@ TEST(large_span)
 	ra_destroy(&ra);
 }
 
+/*
+ * Giving back what was allocated does not fail when malloc() does: callers
+ * free on their error paths and in functions that cannot fail, and a range
+ * a free could not record would be lost. Each free here opens a hole of its
+ * own (its neighbours stay allocated), so each needs a node; every other
+ * one runs with the calling thread's next malloc() failing.
+ */
+TEST(free_survives_allocation_failure)
+{
+	struct range_req q = { .len = 8, .align = 8, .lo = 0, .hi = SPAN };
+	struct range_alloc ra;
+	uint64_t a[SPAN / 8];
+	unsigned n = 0;
+	int ret;
+
+	ra_init(&ra);
+	CHECK_OK(ra_free(&ra, 0, SPAN));
+	/* Back to back, bottom up: no split, so no node comes free for later. */
+	while (n < SPAN / 8 && !ra_alloc(&ra, &q, &a[n]))
+		n++;
+	CHECK_EQ(n, SPAN / 8);
+	CHECK_EQ(ra.free_len, 0);
+	for (unsigned i = 0; i < n; i += 2) {
+		if (i % 4 == 0)
+			fi_arm(FI_ALLOC, 1, 0);
+		ret = ra_free(&ra, a[i], 8);
+		fi_disarm();
+		CHECK_MSG(ret == 0, "free %u of [%" PRIu64 ", +8)%s: %d", i, a[i],
+			  i % 4 == 0 ? " with malloc failing" : "", ret);
+	}
+	CHECK_EQ(ra.free_len, SPAN / 2);
+	CHECK_EQ(ra.nr_ranges, SPAN / 16);
+	/* An allocation that cannot keep its spares fails whole, taking nothing. */
+	for (unsigned i = 0; i < 64; i++) {
+		uint64_t got;
+
+		fi_arm(FI_ALLOC, 1, 0);
+		ret = ra_alloc(&ra, &q, &got);
+		if (fi_disarm()) {
+			CHECK_EQ(ret, -ENOMEM);
+			CHECK_EQ(ra.free_len, SPAN / 2);
+		} else {
+			CHECK_OK(ret);
+			CHECK_OK(ra_free(&ra, got, 8));
+		}
+	}
+	ra_destroy(&ra);
+}
+
 int main(void)
 {
 	test_init();
 	RUN(basic);
 	RUN(against_model);
 	RUN(large_span);
+	RUN(free_survives_allocation_failure);
 	return 0;
 }

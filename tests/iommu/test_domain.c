@@ -129,6 +129,12 @@ TEST(huge_leaves_on_hugepages)
 	}
 	ctx = open_ctx("page_size=2M,host_pa=off,oracle=on");
 	buf = iovm_dma_alloc(ctx, 8 << 20, 0, IOVM_DMA_CONTIG);
+	if (!buf && errno == ENOMEM) {
+		/* Other processes took the free hugepages since we looked. */
+		printf("# the free hugepages went to other processes: 2 MiB leaves not exercised here\n");
+		iovm_close(ctx);
+		return;
+	}
 	CHECK(buf != NULL);
 	CHECK_OK(iovm_dma_xlate(ctx, buf, &x));
 	CHECK_OK(iovm_domain_create(ctx, NULL, &dom));

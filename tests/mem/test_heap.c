@@ -223,13 +223,16 @@ TEST(placement)
 
 	m = iovm_dma_alloc(ctx, 3 << 20, 0, IOVM_DMA_PAGE_2M);
 	err = errno;
-	if (free_hugepages_2m() >= 2 || m) {
-		CHECK(m != NULL);
+	if (m) {
 		CHECK_OK(iovm_dma_xlate(ctx, m, &x));
 		CHECK_EQ(x.page_size, 2 << 20);
 		CHECK_OK(iovm_dma_free(ctx, m));
 	} else {
-		/* No hugepages: asked for 2 MiB pages only, it does not fall back. */
+		/*
+		 * No hugepages (none here, or other processes took them: the
+		 * pool is not ours to count): asked for 2 MiB pages only, it
+		 * does not fall back.
+		 */
 		CHECK_EQ(err, ENOMEM);
 	}
 	iovm_close(ctx);

@@ -78,8 +78,23 @@ for size in 1X 1P 1.5G 1KB2 "1 M" -1 0 M ""; do
 	ok
 done
 
-"$iovm" bench mem --quick --no-dpdk --json-out "$tmp/bench.json" >"$tmp/bench" 2>&1 ||
+# With a pretend sysfs (no root needed, the machine's pool untouched): asked
+# for 8 free pages where 2 are, it adds 6 to the 600 the pool holds, and at
+# exit takes back only what is free (the pretend pool never frees them), so
+# the pages others hold stay in the pool: 604, not its remembered 600.
+mkdir -p "$tmp/sys/hugepages-2048kB"
+echo 600 >"$tmp/sys/hugepages-2048kB/nr_hugepages"
+echo 2 >"$tmp/sys/hugepages-2048kB/free_hugepages"
+echo 0 >"$tmp/sys/hugepages-2048kB/resv_hugepages"
+IOVM_HUGEPAGES_SYSFS="$tmp/sys" IOVM_HUGEPAGES_LOCK="$tmp/hp.lock" \
+	"$iovm" bench mem --quick --no-dpdk --hugepages 8 --json-out "$tmp/bench.json" >"$tmp/bench" 2>&1 ||
 	fail "iovm bench mem: $(cat "$tmp/bench")"
+grep -q "hugepages: 6 added to the 2 MiB pool (600 -> 606)" "$tmp/bench" ||
+	fail "bench --hugepages 8 with 2 free did not add 6: $(grep hugepages "$tmp/bench")"
+ok
+[ "$(cat "$tmp/sys/hugepages-2048kB/nr_hugepages")" = 604 ] ||
+	fail "bench took back pages in use: pool $(cat "$tmp/sys/hugepages-2048kB/nr_hugepages"), expected 604"
+ok
 json_ok "$tmp/bench.json" "iovm bench mem --json-out"
 for key in '"name"' '"unit"' '"iovm"' '"peer"' '"peer_value"' '"ratio"'; do
 	grep -q "$key" "$tmp/bench.json" || fail "bench JSON lacks $key"

@@ -1,0 +1,166 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fault_mem.c - fault-injection scenarios of iovm/mem.h and phys.h: the DMA
+ * heap (alloc, zalloc, realloc, free, trim, translation), zones, common
+ * buffers and their syncs, memory events, and the statistics.
+ */
+#include "fault.h"
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+static void check_xlate(struct iovm_ctx *ctx, void *p)
+{
+	struct iovm_dma_xlate x;
+	iovm_pa_t pa;
+
+	FI_INT(iovm_dma_xlate(ctx, p, &x));
+	FI_INT(iovm_dma_pa(ctx, p, &pa));
+	CHECK_EQ(pa.addr, x.pa.addr);
+	CHECK(iovm_dma_ptr(ctx, pa) == p);
+}
+
+static void sc_dma(void)
+{
+	struct iovm_ctx *ctx = fault_open(FAULT_OPTS);
+	struct iovm_mem_stats ms;
+	struct iovm_phys_stats ps;
+	uint8_t *small, *big, *zeroed, *contig, *bounded;
+
+	small = FI_PTR(iovm_dma_alloc(ctx, 100, 0, 0));
+	memset(small, 0xab, 100);
+	big = FI_PTR(iovm_dma_alloc(ctx, 1 << 20, 4096, 0));
+	memset(big, 0xcd, 1 << 20);
+	zeroed = FI_PTR(iovm_dma_zalloc(ctx, 64 << 10, 64, 0));
+	CHECK(all_zero(zeroed, 64 << 10));
+	contig = FI_PTR(iovm_dma_alloc(ctx, 256 << 10, 4096, IOVM_DMA_CONTIG));
+	bounded = FI_PTR(iovm_dma_alloc(ctx, 2048, 64, IOVM_DMA_BOUNDARY(12)));
+	CHECK(((uintptr_t)bounded >> 12) == (((uintptr_t)bounded + 2047) >> 12));
+	/* Grown in place or moved: the contents come along. */
+	small = FI_PTR(iovm_dma_realloc(ctx, small, 64 << 10, 0, 0));
+	CHECK_EQ(small[99], 0xab);
+	CHECK(iovm_dma_size(ctx, small) >= (64 << 10));
+	big = FI_PTR(iovm_dma_realloc(ctx, big, 3 << 20, 4096, 0));
+	CHECK_EQ(big[(1 << 20) - 1], 0xcd);
+	check_xlate(ctx, small);
+	check_xlate(ctx, big + (2 << 20));
+	check_xlate(ctx, contig);
+	FI_INT(iovm_mem_stats(ctx, &ms));
+	CHECK(ms.in_use >= (3 << 20));
+	FI_INT(iovm_phys_stats(ctx, &ps));
+	CHECK(ps.total >= (3 << 20));
+	FI_INT(iovm_dma_free(ctx, small));
+	FI_INT(iovm_dma_free(ctx, big));
+	FI_INT(iovm_dma_free(ctx, zeroed));
+	FI_INT(iovm_dma_free(ctx, contig));
+	FI_INT(iovm_dma_free(ctx, bounded));
+	FI_INT(iovm_dma_trim(ctx, IOVM_TRIM_ALL));
+	FI_INT(iovm_mem_stats(ctx, &ms));
+	CHECK_MSG(ms.in_use <= (256 << 10), "%llu bytes in use after every free (more than the thread caches hold)",
+		  (unsigned long long)ms.in_use);
+	CHECK_EQ(iovm_close(ctx), 0);
+}
+
+static int count_zone(void *arg, const struct iovm_zone *z)
+{
+	(*(unsigned *)arg)++;
+	CHECK(z->len >= 1);
+	return 0;
+}
+
+static void sc_zone(void)
+{
+	struct iovm_ctx *ctx = fault_open(FAULT_OPTS);
+	const struct iovm_zone *z, *again, *found;
+	unsigned n = 0;
+
+	/* Made once: a call that failed made nothing, so asked again it creates (0), not finds (1). */
+	CHECK_EQ(FI_INT(iovm_zone_reserve(ctx, "rxq0", 64 << 10, 4096, 0, &z)), 0);
+	CHECK(all_zero(z->va, 64 << 10));
+	memset(z->va, 0x5a, 64 << 10);
+	CHECK_EQ(FI_INT(iovm_zone_reserve(ctx, "txq0", 8192, 0, IOVM_DMA_BOUNDARY(16), &again)), 0);
+	CHECK_EQ(FI_INT(iovm_zone_reserve(ctx, "rxq0", 32 << 10, 4096, 0, &found)), 1);
+	CHECK(found == z);
+	CHECK_EQ(((uint8_t *)found->va)[100], 0x5a);
+	FI_INT(iovm_zone_lookup(ctx, "txq0", &found));
+	CHECK(found == again);
+	FI_INT(iovm_zone_walk(ctx, count_zone, &n));
+	CHECK_EQ(n, 2);
+	FI_INT(iovm_zone_free(ctx, z));
+	FI_EXPECT(iovm_zone_lookup(ctx, "rxq0", &found), -ENOENT);
+	FI_INT(iovm_zone_free(ctx, again));
+	CHECK_EQ(iovm_close(ctx), 0);
+}
+
+static void sc_cbuf(void)
+{
+	struct iovm_ctx *ctx = fault_open("page_size=4K,host_pa=off,oracle=on");
+	struct iovm_cbuf *cb, *nc;
+	iovm_pa_t pages[16];
+	unsigned n;
+	uint8_t *p;
+
+	FI_INT(iovm_cbuf_alloc(ctx, 64 << 10, 0, &cb));
+	p = iovm_cbuf_ptr(cb);
+	CHECK(p != NULL && all_zero(p, 64 << 10));
+	FI_INT(iovm_cbuf_pages(cb, pages, 16, &n));
+	CHECK_EQ(n, 16);
+	FI_INT(iovm_cbuf_alloc(ctx, 10000, IOVM_CBUF_NONCOHERENT, &nc));
+	p = iovm_cbuf_ptr(nc);
+	memset(p, 7, 10000);
+	FI_INT(iovm_dma_sync_for_device(ctx, p, 10000));
+	FI_INT(iovm_dma_sync_for_cpu(ctx, p, 10000));
+	CHECK_EQ(p[9999], 7);
+	FI_INT(iovm_cbuf_pages(nc, pages, 16, &n));
+	CHECK_EQ(n, 3);
+	FI_INT(iovm_cbuf_free(nc));
+	FI_INT(iovm_cbuf_free(cb));
+	CHECK_EQ(iovm_close(ctx), 0);
+}
+
+/* What a subscriber sees: committed bytes, as the events say. */
+static int64_t event_bytes;
+
+static int on_event(void *arg __attribute__((unused)), const struct iovm_mem_event *ev)
+{
+	event_bytes += ev->type == IOVM_MEM_EVENT_COMMIT ? (int64_t)ev->len : -(int64_t)ev->len;
+	return 0;
+}
+
+static void sc_events(void)
+{
+	struct iovm_ctx *ctx = fault_open(FAULT_OPTS);
+	struct iovm_mem_stats ms;
+	struct iovm_mem_sub *sub;
+	void *before, *after;
+
+	before = FI_PTR(iovm_dma_alloc(ctx, 1 << 20, 4096, 0));
+	event_bytes = 0;
+	/* Replayed: what is committed now. A failed subscription took back what it replayed. */
+	FI_INT(iovm_mem_event_subscribe(ctx, on_event, NULL, &sub));
+	FI_INT(iovm_mem_stats(ctx, &ms));
+	CHECK_EQ(event_bytes, (int64_t)ms.committed);
+	after = FI_PTR(iovm_dma_alloc(ctx, 4 << 20, 4096, 0));
+	FI_INT(iovm_mem_stats(ctx, &ms));
+	CHECK_EQ(event_bytes, (int64_t)ms.committed);
+	FI_INT(iovm_dma_free(ctx, after));
+	FI_INT(iovm_dma_trim(ctx, IOVM_TRIM_ALL));
+	FI_INT(iovm_mem_stats(ctx, &ms));
+	CHECK_EQ(event_bytes, (int64_t)ms.committed);
+	FI_INT(iovm_mem_event_unsubscribe(ctx, sub));
+	FI_INT(iovm_dma_free(ctx, before));
+	CHECK_EQ(iovm_close(ctx), 0);
+}
+
+static const struct fault_scenario fault_mem_scenarios[] = {
+	{ "dma heap", sc_dma },
+	{ "zones", sc_zone },
+	{ "common buffers", sc_cbuf },
+	{ "memory events", sc_events },
+	{ NULL, NULL },
+};
