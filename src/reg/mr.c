@@ -272,12 +272,10 @@ struct reg_monitor *reg_monitor_of(struct reg_space *rs)
 	return rs->mon;
 }
 
-struct iovm_mr *mr_new(struct iovm_domain *dom, uintptr_t a, size_t len, uint32_t access)
+int mr_init(struct iovm_mr *mr, struct iovm_domain *dom, uintptr_t a, size_t len, uint32_t access)
 {
-	struct iovm_mr *mr = fi_calloc(1, sizeof(*mr));
-
-	if (!mr)
-		return NULL;
+	/* Everything after rc: a registration cache's region owns that for the struct's whole life. */
+	memset((char *)mr + offsetof(struct iovm_mr, rs), 0, sizeof(*mr) - offsetof(struct iovm_mr, rs));
 	mr->rs = iommu_domain_ctx(dom)->reg;
 	mr->dom = dom;
 	mr->addr = a;
@@ -299,22 +297,43 @@ struct iovm_mr *mr_new(struct iovm_domain *dom, uintptr_t a, size_t len, uint32_
 	mr->locked = !mr->on_demand;
 	mr->node.start = mr->start;
 	mr->node.last = mr->end - 1;
-	mutex_init(&mr->lock);
 	mr->valid = fi_calloc((mr->npages + 63) / 64, sizeof(uint64_t));
-	if (!mr->valid) {
-		mr_free(mr);
+	if (!mr->valid)
+		return -ENOMEM;
+	mutex_init(&mr->lock);
+	return 0;
+}
+
+struct iovm_mr *mr_new(struct iovm_domain *dom, uintptr_t a, size_t len, uint32_t access)
+{
+	struct iovm_mr *mr = fi_calloc(1, sizeof(*mr));
+
+	if (!mr)
+		return NULL;
+	if (mr_init(mr, dom, a, len, access)) {
+		free(mr);
 		return NULL;
 	}
 	return mr;
 }
 
-void mr_free(struct iovm_mr *mr)
+void mr_fini(struct iovm_mr *mr)
 {
 	free(mr->chunks);
 	free(mr->valid);
 	free(mr->kids);
+	mr->chunks = NULL;
+	mr->valid = NULL;
+	mr->kids = NULL;
 	mutex_destroy(&mr->lock);
-	free(mr);
+}
+
+void mr_free(struct iovm_mr *mr)
+{
+	mr_fini(mr);
+	/* A cache's MR lives in its region's struct, kept for the cache's life. */
+	if (!mr->rc)
+		free(mr);
 }
 
 int mr_publish(struct reg_space *rs, struct iovm_mr *mr, int sysv, bool keys)
@@ -360,13 +379,25 @@ remove_window:
 	return ret;
 }
 
+int mr_register(struct iovm_mr *mr)
+{
+	struct reg_space *rs = mr->rs;
+	int ret, sysv = -1;
+
+	if (!mr->on_demand && (ret = pinned_precheck(mr, &sysv)))
+		return ret;
+	mutex_lock(&rs->lock);
+	ret = mr_publish(rs, mr, sysv, true);
+	mutex_unlock(&rs->lock);
+	return ret;
+}
+
 IOVM_API int iovm_mr_reg(struct iovm_domain *dom, void *addr, size_t len, uint32_t access,
 			 struct iovm_mr **out)
 {
 	uintptr_t a = (uintptr_t)addr;
-	struct reg_space *rs;
 	struct iovm_mr *mr;
-	int ret, sysv = -1;
+	int ret;
 
 	err_clear();
 	if (!dom || !out || (access & ~ACCESS_ALL))
@@ -376,23 +407,16 @@ IOVM_API int iovm_mr_reg(struct iovm_domain *dom, void *addr, size_t len, uint32
 		return implicit_reg(dom, access, out);
 	if (!addr || !len || a + len < a || a + len > UINTPTR_MAX - PG)
 		return -EINVAL;
-	rs = iommu_domain_ctx(dom)->reg;
 	mr = mr_new(dom, a, len, access);
 	if (!mr)
 		return -ENOMEM;
-	if (!mr->on_demand && (ret = pinned_precheck(mr, &sysv)))
-		goto free_mr;
-	mutex_lock(&rs->lock);
-	ret = mr_publish(rs, mr, sysv, true);
-	mutex_unlock(&rs->lock);
-	if (ret)
-		goto free_mr;
+	ret = mr_register(mr);
+	if (ret) {
+		mr_free(mr);
+		return ret;
+	}
 	*out = mr;
 	return 0;
-
-free_mr:
-	mr_free(mr);
-	return ret;
 }
 
 void mr_teardown(struct reg_space *rs, struct iovm_mr *mr)

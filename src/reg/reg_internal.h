@@ -58,6 +58,15 @@ enum mr_state {
 };
 
 struct iovm_mr {
+	/*
+	 * The registration cache's region this MR lives in, or NULL. A cache's
+	 * MRs are embedded in its region structs, which live as long as the
+	 * cache: set once when the struct is made, never written again
+	 * (mr_init() clears only what follows), so that a put can tell a
+	 * cache's MR from the caller's own without a lock, even after the MR
+	 * was deregistered.
+	 */
+	struct rc_region *rc;
 	struct reg_space *rs;
 	struct iovm_domain *dom;
 	struct itree_node node;   /* [start, end - 1], in reg_space.mrs, under its lock */
@@ -83,7 +92,6 @@ struct iovm_mr {
 	struct odp_chunk *chunks; /* one per ODP_CHUNK_PAGES pages, made at the first fault */
 	bool holes;               /* not all mapped when registered (or changed before chunks): watch chunks first */
 	unsigned refs;            /* resolvers working on it without the lock */
-	struct rc_region *rc;     /* the registration cache's region it is, or NULL */
 
 	struct mutex lock;     /* valid, nr_valid and the domain mapping */
 	uint64_t *valid;          /* under lock: a bit per page, mapped in the domain */
@@ -203,9 +211,22 @@ int mr_dereg(struct iovm_mr *mr);
 /* mr.c, for implicit.c */
 /* The memory monitor, started with the first registration; NULL without one. Needs reg_space.lock. */
 struct reg_monitor *reg_monitor_of(struct reg_space *rs);
-/* A new MR of [start, end), not published: no lock needed. */
+/*
+ * mr_init() - make @mr (its rc aside) an MR of [addr, addr+len), not
+ * published: 0 or -ENOMEM (then @mr needs no mr_fini()). mr_new() does it
+ * in a new struct; mr_fini() undoes it, mr_free() also frees the struct of
+ * an MR not embedded in a cache's region. No lock needed.
+ */
+int mr_init(struct iovm_mr *mr, struct iovm_domain *dom, uintptr_t addr, size_t len, uint32_t access);
 struct iovm_mr *mr_new(struct iovm_domain *dom, uintptr_t addr, size_t len, uint32_t access);
+void mr_fini(struct iovm_mr *mr);
 void mr_free(struct iovm_mr *mr);
+/*
+ * mr_register() - check, pin, watch and publish an MR mr_init() made, as
+ * iovm_mr_reg() does. Takes reg_space.lock. On an error @mr is as
+ * mr_init() left it.
+ */
+int mr_register(struct iovm_mr *mr);
 /*
  * Put @mr on the bus and in @dom, pinned MRs mapped, with keys if @keys,
  * in the space's trees. Needs reg_space.lock. On an error @mr is as
@@ -230,6 +251,11 @@ int implicit_advise(struct iovm_mr *mr, uintptr_t addr, size_t len, uint32_t fla
 void rcache_count_invalidation(struct rc_region *r, unsigned kind);
 /* The context closes: every cache goes, with what it keeps. */
 void rcache_destroy_all(struct reg_space *rs);
+/*
+ * For the tests: called by a miss, cache lock held, as soon as its new
+ * region can be found by lock-free lookups. NULL in normal use.
+ */
+extern void (*rcache_test_published)(struct iovm_rcache *c);
 
 /* odp.c */
 /*

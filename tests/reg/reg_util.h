@@ -13,6 +13,14 @@
 #include "dev/dev_util.h"
 
 #define PG 4096u
+
+/* RUN(@name), unless IOVM_TEST names another test: one test alone, to see it fail or pass. */
+#define RUN_SELECTED(name)                                              \
+	do {                                                            \
+		const char *_only = getenv("IOVM_TEST");                \
+		if (!_only || !strcmp(_only, #name))                    \
+			RUN(name);                                      \
+	} while (0)
 #define REG_OPTS "page_size=4K,host_pa=off,oracle=on"
 
 static inline uint8_t *app_map(size_t len)
