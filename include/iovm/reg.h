@@ -12,7 +12,11 @@
  * memory (munmap, mremap, mmap MAP_FIXED over it, madvise DONTNEED, FREE
  * and REMOVE, a brk shrink, glibc's free() of a large block) and
  * invalidates the pages it hit before the application goes on: devices
- * never reach the memory that replaces them. Memory the monitor cannot
+ * never reach the memory that replaces them, and once the application's
+ * call has returned no iovm_rcache_get() hits what it replaced and no
+ * iovm_mr_query() calls it valid (a lookup that finds the monitor with
+ * events in hand waits for it: the invalidation of one batch, some
+ * microseconds). Memory the monitor cannot
  * watch (file-backed private mappings, System V shared memory, PFN maps, a
  * range another userfaultfd owns) can still be registered; iovm_mr_query()
  * says so, and the registration cache never keeps it.
@@ -145,7 +149,9 @@ struct iovm_mr_info {
 };
 
 /**
- * iovm_mr_query() - what @mr is now.
+ * iovm_mr_query() - what @mr is now: pages an application's call that
+ * returned before took away are invalid in it (the call may wait for the
+ * memory monitor to have invalidated them).
  *
  * Thread safety: safe, while @mr is registered.
  *
@@ -203,7 +209,9 @@ IOVM_API int iovm_rcache_destroy(struct iovm_rcache *cache);
  * iovm_rcache_get() - an MR holding [addr, addr+len) with @access (pinned
  * rights: IOVM_ACCESS_* but ON_DEMAND), from the cache or registered now;
  * held until iovm_rcache_put(). A hit takes no lock and writes no cache
- * line another CPU writes.
+ * line another CPU writes. Memory an application's call that returned
+ * before took away is never a hit: a get that finds the memory monitor
+ * with events in hand waits until it has invalidated them.
  *
  * Thread safety: safe.
  *

@@ -134,6 +134,7 @@ static void take(struct reg_monitor *m, const struct uffd_msg *msg)
 static void *reader_main(void *arg)
 {
 	struct reg_monitor *m = arg;
+	struct reg_space *rs = m->rs;
 	struct pollfd fds[2] = { { .fd = m->uffd, .events = POLLIN }, { .fd = m->stop_fd, .events = POLLIN } };
 
 	for (;;) {
@@ -147,7 +148,14 @@ static void *reader_main(void *arg)
 			break;
 		if (!(fds[0].revents & POLLIN))
 			continue;
-		/* Devices off the application's memory before the application may go on. */
+		/*
+		 * Lookups wait for this batch (reg_settle()), and devices keep
+		 * off the application's memory, before the application may go
+		 * on: its call returns once the events are read.
+		 */
+		atomic_store_explicit(&rs->begun, atomic_load_explicit(&rs->begun, memory_order_relaxed) + 1,
+				      memory_order_relaxed);
+		atomic_fetch_add_explicit(&rs->unsettled, 1, memory_order_seq_cst);
 		atomic_fetch_add_explicit(m->gate, 1, memory_order_seq_cst);
 		epoch_synchronize(m->epoch);
 		while ((n = read(m->uffd, msg, sizeof(msg))) > 0)
@@ -204,9 +212,17 @@ static void *invalidator_main(void *arg)
 			count(&m->generation);
 		}
 		mutex_unlock(&rs->lock);
-		/* Every event of those batches is dealt with: devices may go back. */
+		/* Every event of those batches is dealt with: devices may go back, lookups go on. */
+		atomic_store_explicit(&rs->finished, seen, memory_order_seq_cst);
+		atomic_fetch_sub_explicit(&rs->unsettled, (uint32_t)(seen - m->batches_done), memory_order_seq_cst);
 		atomic_fetch_sub_explicit(m->gate, (uint32_t)(seen - m->batches_done), memory_order_seq_cst);
 		m->batches_done = seen;
+		/* Seen after @finished moved (both seq_cst): a waiter counted before it looked, or saw it move. */
+		if (atomic_load_explicit(&rs->settle_waiters, memory_order_seq_cst)) {
+			mutex_lock(&rs->settle_lock);
+			pthread_cond_broadcast(&rs->settled);
+			mutex_unlock(&rs->settle_lock);
+		}
 	}
 	return NULL;
 }
@@ -365,4 +381,24 @@ void monitor_stats(struct reg_monitor *m, struct iovm_reg_stats *st)
 	st->events_fork = atomic_load_explicit(&m->forks, memory_order_relaxed);
 	st->ring_overflows = atomic_load_explicit(&m->overflows, memory_order_relaxed);
 	st->generation = atomic_load_explicit(&m->generation, memory_order_relaxed);
+}
+
+void reg_settle_wait(struct reg_space *rs)
+{
+	/*
+	 * The batches begun by now: the one of any call that returned before
+	 * this lookup began is among them. Not "until nothing is unsettled",
+	 * which a stream of events could put off for ever.
+	 */
+	uint64_t want = atomic_load_explicit(&rs->begun, memory_order_acquire);
+
+	lock_assert_not_held(&rs->lock);
+	if (atomic_load_explicit(&rs->finished, memory_order_acquire) >= want)
+		return;
+	mutex_lock(&rs->settle_lock);
+	atomic_fetch_add_explicit(&rs->settle_waiters, 1, memory_order_seq_cst);
+	while (atomic_load_explicit(&rs->finished, memory_order_seq_cst) < want)
+		cond_wait(&rs->settled, &rs->settle_lock);
+	atomic_fetch_sub_explicit(&rs->settle_waiters, 1, memory_order_relaxed);
+	mutex_unlock(&rs->settle_lock);
 }

@@ -504,6 +504,8 @@ IOVM_API int iovm_mr_query(const struct iovm_mr *mr, struct iovm_mr_info *info)
 	err_clear();
 	if (!mr || !info)
 		return -EINVAL;
+	/* What a call that returned took away is invalid by now. */
+	reg_settle(mr->rs);
 	if (mr->implicit)
 		return implicit_query(m, info);
 	mutex_lock(&m->lock);

@@ -322,6 +322,8 @@ IOVM_API int iovm_rcache_get(struct iovm_rcache *c, void *addr, size_t len, uint
 	if (unlikely(!c || !addr || !len || !mr || a + len < a || a + len > (UINT64_C(1) << VA_BITS) ||
 		     (access & IOVM_ACCESS_ON_DEMAND)))
 		return -EINVAL;
+	/* A call that took memory away has returned: what it replaced is invalidated first. */
+	reg_settle(c->rs);
 	t = rc_tls_of(c);
 	if (likely(t)) {
 		/* The same buffer again (a ping-pong, a ring of sends): no index walk. */

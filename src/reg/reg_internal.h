@@ -18,6 +18,7 @@
 #include <iovm/reg.h>
 
 #include "base/addr.h"
+#include "base/compiler.h"
 #include "base/itree.h"
 #include "base/list.h"
 #include "base/lock.h"
@@ -168,6 +169,22 @@ struct reg_space {
 	struct list_node caches;  /* under lock: registration caches */
 	struct list_node implicits; /* under lock: implicit MRs (in no tree: they have no range) */
 	bool mon_failed;          /* under lock: the monitor could not start; not retried */
+	/*
+	 * How far the monitor is (monitor.c): a get or query that finds
+	 * @unsettled non-zero waits, outside every lock, until the
+	 * invalidator has finished each batch of events the reader had begun
+	 * by then (reg_settle()): the application's munmap (or madvise,
+	 * mremap) returns only once its event is read, so after it returns no
+	 * lookup sees what it replaced. @unsettled and @begun are the
+	 * reader's line (one load of it per get); @finished the
+	 * invalidator's.
+	 */
+	_Atomic uint32_t unsettled __cacheline_aligned; /* batches begun, not finished: reader +, invalidator - */
+	_Atomic uint64_t begun;       /* batches the reader began (it closed the gate for): the reader's */
+	_Atomic uint64_t finished __cacheline_aligned; /* of those, invalidated: the invalidator's */
+	_Atomic uint32_t settle_waiters; /* threads in reg_settle_wait() */
+	struct mutex settle_lock;     /* the waits on @settled */
+	pthread_cond_t settled;       /* broadcast, under settle_lock, when @finished moves and someone waits */
 	/* Counters, single-writer or under lock, read racily. */
 	_Atomic uint64_t nr_mrs, registered, deregistered, locked_bytes;
 	_Atomic uint64_t invalidated_pages;
@@ -294,5 +311,18 @@ void monitor_stop(struct reg_monitor *m);
  */
 int monitor_watch(struct reg_monitor *m, uint64_t start, uint64_t end, int sysv);
 void monitor_stats(struct reg_monitor *m, struct iovm_reg_stats *st);
+/* Wait until the invalidator finished every batch of events begun by now. Holding no lock of iovm's. */
+void reg_settle_wait(struct reg_space *rs);
+
+/*
+ * reg_settle() - before a lookup that must not see memory an
+ * application's call already took away: one load while the monitor is
+ * idle. Holding no lock of iovm's (the invalidator takes them).
+ */
+static inline void reg_settle(struct reg_space *rs)
+{
+	if (__builtin_expect(atomic_load_explicit(&rs->unsettled, memory_order_acquire) != 0, 0))
+		reg_settle_wait(rs);
+}
 
 #endif /* IOVM_REG_INTERNAL_H */
