@@ -94,6 +94,9 @@ struct iovm_mr;
  * V shared memory) is not reachable through it: a device access there
  * faults. Needs the memory monitor (-EOPNOTSUPP without userfaultfd).
  *
+ * @dom cannot be destroyed while the MR lives (iovm_domain_destroy() says
+ * -EBUSY).
+ *
  * Thread safety: safe.
  *
  * Return: 0; -EINVAL for bad arguments; -EFAULT when part of the range is not
@@ -188,6 +191,9 @@ struct iovm_rcache_attr {
 /**
  * iovm_rcache_create() - a registration cache for @dom.
  * @attr: limits; NULL for the defaults
+ *
+ * @dom cannot be destroyed while the cache lives (iovm_domain_destroy()
+ * says -EBUSY).
  *
  * Thread safety: safe.
  *

@@ -78,6 +78,7 @@ int implicit_reg(struct iovm_domain *dom, uint32_t access, struct iovm_mr **out)
 		goto unlock;
 	err_clear();
 	list_add_tail(&rs->implicits, &mr->ilink);
+	iommu_domain_use(dom, 1);
 	atomic_fetch_add_explicit(&rs->nr_mrs, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&rs->registered, 1, memory_order_relaxed);
 	mutex_unlock(&rs->lock);
@@ -177,6 +178,7 @@ void implicit_teardown(struct reg_space *rs, struct iovm_mr *mr)
 	for (unsigned t = 0; t < IMR_TOP; t++)
 		free(atomic_load_explicit(&mr->kids->leaf[t], memory_order_relaxed));
 	list_del(&mr->ilink);
+	iommu_domain_use(mr->dom, -1);
 	atomic_fetch_sub_explicit(&rs->nr_mrs, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&rs->deregistered, 1, memory_order_relaxed);
 	mr_free(mr);

@@ -365,6 +365,8 @@ int mr_publish(struct reg_space *rs, struct iovm_mr *mr, int sysv, bool keys)
 	mr->inode.last = mr->iova + (mr->end - mr->start) - 1;
 	itree_insert(&rs->mrs, &mr->node);
 	itree_insert(&rs->by_iova, &mr->inode);
+	/* The domain cannot go while the MR (and the monitor's invalidations of it) may reach it. */
+	iommu_domain_use(mr->dom, 1);
 	if (!mr->parent) {
 		atomic_fetch_add_explicit(&rs->nr_mrs, 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(&rs->registered, 1, memory_order_relaxed);
@@ -437,6 +439,7 @@ void mr_teardown(struct reg_space *rs, struct iovm_mr *mr)
 	iommu_unhold(mr->dom, mr->iova, pa_val(mr->pa), mr->end - mr->start);
 	/* Waits out every device-side section: after it, nothing holds the MR or the window. */
 	phys_window_remove(ctx->phys, mr->pa);
+	iommu_domain_use(mr->dom, -1);
 	if (!mr->parent) {
 		atomic_fetch_sub_explicit(&rs->nr_mrs, 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(&rs->deregistered, 1, memory_order_relaxed);

@@ -427,6 +427,8 @@ IOVM_API int iovm_rcache_create(struct iovm_domain *dom, const struct iovm_rcach
 	mutex_lock(&c->rs->lock);
 	list_add(&c->rs->caches, &c->link);
 	mutex_unlock(&c->rs->lock);
+	/* Its domain stays while it lives (its misses register there). */
+	iommu_domain_use(dom, 1);
 	*out = c;
 	return 0;
 }
@@ -498,6 +500,7 @@ static void cache_free(struct iovm_rcache *c)
 	mutex_unlock(&c->lock);
 	mutex_destroy(&c->lock);
 	index_destroy(c);
+	iommu_domain_use(c->dom, -1);
 	free(c);
 }
 

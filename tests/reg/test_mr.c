@@ -220,6 +220,49 @@ TEST(keyed_descriptors)
 	app_unmap(pb, 4 * PG);
 }
 
+/*
+ * A domain that registrations or a registration cache use cannot go: the
+ * monitor's invalidator would unmap from it after it was freed when the
+ * registered memory goes (a use after free), as it would for a device
+ * still attached.
+ */
+TEST(domain_in_use_is_busy)
+{
+	struct rig r;
+	struct iovm_domain *dom;
+	struct iovm_rcache *c;
+	struct iovm_mr *mr, *cached, *all;
+	uint8_t *app = app_map(8 * PG);
+
+	rig_open(&r, REG_OPTS, NULL, IOVM_QUEUE_POLLED);
+	/* A registration. */
+	CHECK_OK(iovm_domain_create(r.ctx, NULL, &dom));
+	CHECK_OK(iovm_mr_reg(dom, app, 4 * PG, IOVM_ACCESS_LOCAL_WRITE, &mr));
+	CHECK_EQ(iovm_domain_destroy(dom), -EBUSY);
+	/* Still whole: the memory going is invalidated in it as ever. */
+	CHECK_OK(munmap(app, 4 * PG));
+	CHECK(!mr_info(mr).valid);
+	CHECK_OK(iovm_mr_dereg(mr));
+	CHECK_OK(iovm_domain_destroy(dom));
+	/* A registration cache, empty, then keeping a region. */
+	CHECK_OK(iovm_domain_create(r.ctx, NULL, &dom));
+	CHECK_OK(iovm_rcache_create(dom, NULL, &c));
+	CHECK_EQ(iovm_domain_destroy(dom), -EBUSY);
+	CHECK_OK(iovm_rcache_get(c, app + 4 * PG, 4 * PG, 0, &cached));
+	CHECK_OK(iovm_rcache_put(c, cached));
+	CHECK_EQ(iovm_domain_destroy(dom), -EBUSY);
+	CHECK_OK(iovm_rcache_destroy(c));
+	CHECK_OK(iovm_domain_destroy(dom));
+	/* An implicit registration. */
+	CHECK_OK(iovm_domain_create(r.ctx, NULL, &dom));
+	CHECK_OK(iovm_mr_reg(dom, NULL, SIZE_MAX, IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_ON_DEMAND, &all));
+	CHECK_EQ(iovm_domain_destroy(dom), -EBUSY);
+	CHECK_OK(iovm_mr_dereg(all));
+	CHECK_OK(iovm_domain_destroy(dom));
+	rig_close(&r);
+	app_unmap(app + 4 * PG, 4 * PG);
+}
+
 int main(void)
 {
 	test_init();
@@ -228,5 +271,6 @@ int main(void)
 	RUN(huge_leaves_and_locks);
 	RUN(unmonitored_memory);
 	RUN(keyed_descriptors);
+	RUN(domain_in_use_is_busy);
 	return 0;
 }
