@@ -97,6 +97,14 @@ struct iovm_mr;
  * @dom cannot be destroyed while the MR lives (iovm_domain_destroy() says
  * -EBUSY).
  *
+ * Monitored (iovm_mr_info.monitored): the memory monitor, started with the
+ * context's first registration, watches the MR. One that is not: memory
+ * the monitor cannot watch (see above), or the monitor could not start (a
+ * warning says so, once per context; a start that failed for a shortage
+ * of file descriptors, memory or threads is tried again at each
+ * registration). Such an MR keeps reaching whatever memory is at its
+ * addresses after the application replaces it.
+ *
  * Thread safety: safe.
  *
  * Return: 0; -EINVAL for bad arguments; -EFAULT when part of the range is not
@@ -141,7 +149,7 @@ struct iovm_mr_info {
 	iovm_iova_t iova;    /* the IOVA of addr */
 	uint32_t lkey, rkey; /* keys: a key of a deregistered MR is refused */
 	uint32_t access;
-	bool monitored;      /* the memory monitor watches it */
+	bool monitored;      /* the memory monitor watches it (see iovm_mr_reg()) */
 	bool on_demand;      /* IOVM_ACCESS_ON_DEMAND */
 	bool implicit;       /* the whole address space (addr NULL, len SIZE_MAX) */
 	bool valid;          /* false once every page has been invalidated */

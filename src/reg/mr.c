@@ -258,15 +258,31 @@ static int pinned_precheck(struct iovm_mr *mr, int *sysv)
 			  (unsigned long)mr->start, (unsigned long)mr->end, write ? "writable" : "readable");
 }
 
-/* Start the monitor with the first registration; without one, MRs are not monitored. Needs reg_space.lock. */
+/* Whether the monitor's start failed for want of something that may come back (descriptors, memory, threads). */
+static bool start_failure_passes(int err)
+{
+	return err == -EMFILE || err == -ENFILE || err == -ENOMEM || err == -EAGAIN || err == -EINTR;
+}
+
+/*
+ * Start the monitor with the first registration; without one, MRs are not
+ * monitored (and not cached). A start that failed for a shortage is tried
+ * again at each registration until it works. Needs reg_space.lock.
+ */
 struct reg_monitor *reg_monitor_of(struct reg_space *rs)
 {
-	if (!rs->mon && !rs->mon_failed) {
+	lock_assert_held(&rs->lock);
+	if (!rs->mon && !rs->mon_off) {
 		int ret = monitor_start(rs, &rs->mon);
 
 		if (ret) {
-			rs->mon_failed = true;
-			log_notice("no memory monitor (%s): registrations will not be cached", strerror(-ret));
+			rs->mon_off = !start_failure_passes(ret);
+			if (!rs->mon_warned) {
+				rs->mon_warned = true;
+				log_warn("memory monitor: cannot start (%s): registrations are not monitored (nor cached) "
+					 "until it does%s",
+					 strerror(-ret), rs->mon_off ? "; not tried again" : "; tried again at each one");
+			}
 		}
 	}
 	return rs->mon;

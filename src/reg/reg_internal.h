@@ -168,7 +168,8 @@ struct reg_space {
 	struct reg_monitor *mon;  /* under lock: started with the first MR */
 	struct list_node caches;  /* under lock: registration caches */
 	struct list_node implicits; /* under lock: implicit MRs (in no tree: they have no range) */
-	bool mon_failed;          /* under lock: the monitor could not start; not retried */
+	bool mon_off;             /* under lock: the monitor cannot start here (no userfaultfd, not allowed) */
+	bool mon_warned;          /* under lock: a failed start was logged (once per context) */
 	/*
 	 * How far the monitor is (monitor.c): a get or query that finds
 	 * @unsettled non-zero waits, outside every lock, until the

@@ -13,11 +13,13 @@
  */
 #include <malloc.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/mman.h>
 #include <sys/shm.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/fault_inject.h"
 #include "reg/reg_internal.h"
 #include "reg/reg_util.h"
 
@@ -457,6 +459,80 @@ TEST(ring_overflow)
 	app_unmap(flood, (FLOOD + 1) * (size_t)PG);
 }
 
+/* Warnings that name the memory monitor, by the log handler. */
+static atomic_uint monitor_warnings;
+
+static void count_warnings(void *arg, enum iovm_log_level level, const char *msg)
+{
+	(void)arg;
+	if (level == IOVM_LOG_WARN && strstr(msg, "monitor"))
+		atomic_fetch_add(&monitor_warnings, 1);
+}
+
+/*
+ * The monitor cannot start at the first registration (a system call of
+ * its start fails, as with a transient EMFILE): that registration is
+ * unmonitored and says so, a warning says it once, and the next
+ * registration starts the monitor and is monitored (its memory replaced,
+ * it is invalidated).
+ */
+TEST(monitor_start_failure_is_retried)
+{
+	uint8_t *a = app_map(4 * PG), *b = app_map(4 * PG);
+	unsigned hit_start = 0;
+
+	iovm_log_set_handler(count_warnings, NULL);
+	for (unsigned long n = 1;; n++) {
+		struct rig r;
+		struct iovm_mr *ma, *mb, *mc;
+		int ret;
+		bool fired;
+
+		rig_open(&r, REG_OPTS, NULL, IOVM_QUEUE_POLLED);
+		atomic_store(&monitor_warnings, 0);
+		fi_arm(FI_SYSCALL, n, EMFILE);
+		ret = iovm_mr_reg(r.dom, a, 4 * PG, IOVM_ACCESS_LOCAL_WRITE, &ma);
+		fired = fi_disarm();
+		if (ret) {
+			/* Failed cleanly: nothing left registered. */
+			CHECK(fired);
+			CHECK_EQ(rstats(&r).mrs, 0);
+			rig_close(&r);
+			continue;
+		}
+		if (!rstats(&r).monitor) {
+			/* The start failed: unmonitored, and said so, once. */
+			hit_start++;
+			CHECK(fired);
+			CHECK(!mr_info(ma).monitored);
+			CHECK_EQ(atomic_load(&monitor_warnings), 1);
+			/* Tried again, and started. */
+			CHECK_OK(iovm_mr_reg(r.dom, b, 4 * PG, IOVM_ACCESS_LOCAL_WRITE, &mb));
+			CHECK(rstats(&r).monitor);
+			CHECK(mr_info(mb).monitored);
+			CHECK(mr_info(mb).valid);
+			CHECK(mmap(b, 4 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == b);
+			CHECK(!mr_info(mb).valid);
+			/* The first stays unmonitored (its events were never seen); a third is monitored. */
+			CHECK(!mr_info(ma).monitored);
+			CHECK_OK(iovm_mr_reg(r.dom, a, PG, 0, &mc));
+			CHECK(mr_info(mc).monitored);
+			CHECK_EQ(atomic_load(&monitor_warnings), 1);
+			CHECK_OK(iovm_mr_dereg(mc));
+			CHECK_OK(iovm_mr_dereg(mb));
+		}
+		CHECK_OK(iovm_mr_dereg(ma));
+		rig_close(&r);
+		/* Past the registration's last system call: every failure point was tried. */
+		if (!fired)
+			break;
+	}
+	iovm_log_set_handler(NULL, NULL);
+	CHECK_MSG(hit_start > 0, "no failure point stopped the monitor's start");
+	app_unmap(a, 4 * PG);
+	app_unmap(b, 4 * PG);
+}
+
 int main(void)
 {
 	test_init();
@@ -472,5 +548,6 @@ int main(void)
 	RUN(fork);
 	RUN(sysv_shm_is_not_monitored);
 	RUN(ring_overflow);
+	RUN(monitor_start_failure_is_retried);
 	return 0;
 }
