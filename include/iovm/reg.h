@@ -16,10 +16,27 @@
  * call has returned no iovm_rcache_get() hits what it replaced and no
  * iovm_mr_query() calls it valid (a lookup that finds the monitor with
  * events in hand waits for it: the invalidation of one batch, some
- * microseconds). Memory the monitor cannot
- * watch (file-backed private mappings, System V shared memory, PFN maps, a
- * range another userfaultfd owns) can still be registered; iovm_mr_query()
- * says so, and the registration cache never keeps it.
+ * microseconds).
+ *
+ * Not monitored (iovm_mr_query() says so; the registration cache never
+ * keeps such memory, and an implicit registration does not reach it):
+ *  - memory the monitor cannot watch: a regular file's mappings, PFN
+ *    maps, a range another userfaultfd owns;
+ *  - memory whose pages can be replaced without an event, though the
+ *    events there are still seen and invalidate it: shared mappings (of a
+ *    memfd, of POSIX or System V shared memory, of hugetlbfs, and
+ *    MAP_SHARED|MAP_ANONYMOUS), and private mappings of such a file,
+ *    whose pages are the file's until written. fallocate(PUNCH_HOLE),
+ *    ftruncate(), another process's madvise(MADV_REMOVE) (a child's after
+ *    fork) or System V's shmdt() change them unseen. Checked when the
+ *    pages are registered (for an on-demand MR, also when memory mapped
+ *    into one of its holes since first faults in).
+ * Not seen at all: shmat() with SHM_REMAP over registered memory of any
+ * kind replaces it without an event (the kernel's shmat tells userfaultfd
+ * nothing); the registration, and a cached one, then reach the segment.
+ * Unmap such memory first. Changes of content (writes through another
+ * mapping, by another process) are not replacements: the registration
+ * reaches the same pages.
  *
  * On iovm's software platform a device reaches registered memory through
  * the process's own mapping of it, not through pinned pages: a device write
@@ -90,8 +107,8 @@ struct iovm_mr;
  * is reached by key only (keyed descriptors; it has no one IOVA): the
  * first access to each 64 MiB of address space makes an on-demand child
  * registration for it, and the child's pages fault in as any on-demand
- * MR's. Memory the monitor cannot watch (a file's private mapping, System
- * V shared memory) is not reachable through it: a device access there
+ * MR's. Memory that is not monitored (see above: a file's mappings,
+ * shared memory) is not reachable through it: a device access there
  * faults. Needs the memory monitor (-EOPNOTSUPP without userfaultfd).
  *
  * @dom cannot be destroyed while the MR lives (iovm_domain_destroy() says
@@ -186,8 +203,8 @@ IOVM_API int iovm_mr_iova(const struct iovm_mr *mr, const void *addr, size_t len
  * caches do, but never stale: the memory monitor invalidates the pages the
  * application takes away (only those: the rest of a region stays usable),
  * and a lookup that races with an invalidation of its range is no hit.
- * Memory the monitor cannot watch is registered for the caller but never
- * kept.
+ * Memory that is not monitored (see the head of this file) is registered
+ * for the caller but never kept.
  */
 struct iovm_rcache;
 

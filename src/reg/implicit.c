@@ -72,6 +72,7 @@ int implicit_reg(struct iovm_domain *dom, uint32_t access, struct iovm_mr **out)
 			 "registration: an implicit registration needs the memory monitor (userfaultfd)");
 	if (!reg_monitor_of(rs))
 		goto unlock;
+	mr->watched = true;
 	mr->monitored = true;
 	ret = keys_alloc(&rs->keys, mr, &mr->lkey, &mr->rkey);
 	if (ret)
@@ -127,7 +128,7 @@ int implicit_child(struct reg_space *rs, struct iovm_mr *mr, uint64_t va, struct
 	if (!child)
 		return -ENOMEM;
 	child->parent = mr;
-	ret = mr_publish(rs, child, -1, false);
+	ret = mr_publish(rs, child, NULL, false);
 	if (ret) {
 		mr_free(child);
 		return ret;

@@ -30,6 +30,7 @@
 #include "base/lock.h"
 #include "base/log.h"
 #include "iommu/iommu.h"
+#include "os/vma.h"
 #include "reg/reg_internal.h"
 
 #define PG 4096u
@@ -127,7 +128,7 @@ static bool resident(const struct iovm_mr *mr, uint64_t first, uint64_t last)
  */
 static bool needs_watch(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last)
 {
-	if (!rs->mon || !mr->monitored)
+	if (!rs->mon || !mr->watched)
 		return false;
 	if (!mr->chunks)
 		return mr->holes;
@@ -147,12 +148,30 @@ void odp_mappings_changed(struct iovm_mr *mr, uint64_t first, uint64_t last)
 		mr->chunks[c].rewatch = true;
 }
 
+/*
+ * Watch [start, end) of @mr before its pages are pinned: 0, or -EFAULT
+ * when it cannot be. Memory whose pages can be replaced without an event
+ * (a file's, shared memory's: mapped into a hole since the registration)
+ * sets *@unseen: the MR is not monitored from then on; an implicit MR's
+ * child refuses it instead, as the caller of a whole address space cannot
+ * be told which part is not monitored. Called without reg_space.lock.
+ */
+static int watch_range(struct reg_space *rs, struct iovm_mr *mr, uint64_t start, uint64_t end, bool *unseen)
+{
+	struct os_vma_info vi;
+
+	if (monitor_watch(rs->mon, start, end, -1))
+		return -EFAULT;
+	*unseen = os_vma_range(start, end, &vi) || vi.file_backed || vi.sysv_shm;
+	return mr->parent && *unseen ? -EFAULT : 0;
+}
+
 /* The HMM dance: see the file's head. */
 int odp_fill(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last)
 {
 	for (unsigned attempt = 0; attempt < ODP_RETRIES; attempt++) {
 		uint64_t seq = atomic_load_explicit(&mr->seq, memory_order_acquire);
-		bool watch = needs_watch(rs, mr, first, last);
+		bool watch = needs_watch(rs, mr, first, last), unseen = false;
 		int ret;
 
 		mr->refs++;
@@ -164,7 +183,7 @@ int odp_fill(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t 
 		 * Watching again what is watched is harmless.
 		 */
 		/* Memory the monitor cannot watch is not pinned for an MR said to be watched: a fault. */
-		if (watch && monitor_watch(rs->mon, mr->start + first * PG, mr->start + (last + 1) * PG, -1))
+		if (watch && watch_range(rs, mr, mr->start + first * PG, mr->start + (last + 1) * PG, &unseen))
 			ret = -EFAULT;
 		else
 			ret = resident(mr, first, last) ? 0
@@ -178,6 +197,11 @@ int odp_fill(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t 
 			return -ENOENT;
 		if (ret)
 			return ret;
+		if (unseen && mr->monitored) {
+			mutex_lock(&mr->lock);
+			mr->monitored = false;
+			mutex_unlock(&mr->lock);
+		}
 		/* Invalidated while faulting in: what was faulted may be gone. Again. */
 		if (atomic_load_explicit(&mr->seq, memory_order_acquire) != seq) {
 			atomic_fetch_add_explicit(&rs->odp_retries, 1, memory_order_relaxed);

@@ -26,6 +26,7 @@
 #include "reg/reg.h"
 
 struct iovm_ctx;
+struct os_vma_info;
 struct reg_monitor;
 struct rc_region;
 
@@ -80,7 +81,8 @@ struct iovm_mr {
 	pa_t pa;                  /* the window's PA of start */
 	uint64_t iova;            /* IOVA of start */
 	unsigned prot;            /* IOVM_MAP_* of the mapping */
-	bool monitored;           /* registered with the monitor's userfaultfd */
+	bool watched;             /* registered with the monitor's userfaultfd: its events invalidate it */
+	bool monitored;           /* watched, and none of its pages can be replaced without an event */
 	bool locked;              /* its valid pages are counted in reg_space.locked */
 	bool on_demand;           /* pages are pinned and mapped when devices fault on them */
 	bool implicit;            /* the whole address space, by key only: its children hold the pages */
@@ -247,10 +249,10 @@ void mr_free(struct iovm_mr *mr);
 int mr_register(struct iovm_mr *mr);
 /*
  * Put @mr on the bus and in @dom, pinned MRs mapped, with keys if @keys,
- * in the space's trees. Needs reg_space.lock. On an error @mr is as
- * mr_new() made it.
+ * in the space's trees; @vi: its mappings, NULL when not known. Needs
+ * reg_space.lock. On an error @mr is as mr_new() made it.
  */
-int mr_publish(struct reg_space *rs, struct iovm_mr *mr, int sysv, bool keys);
+int mr_publish(struct reg_space *rs, struct iovm_mr *mr, const struct os_vma_info *vi, bool keys);
 /* Take @mr out of the space and undo all it holds, then free it. Needs reg_space.lock. */
 void mr_teardown(struct reg_space *rs, struct iovm_mr *mr);
 
