@@ -127,8 +127,8 @@ struct iovm_mr;
  * Return: 0; -EINVAL for bad arguments; -EFAULT when part of the range is not
  * mapped, or not writable for a write access; -ENOMEM when the pages cannot
  * be locked (RLIMIT_MEMLOCK) or memory is short; -ENOSPC when no IOVA range
- * or key is left; -EOPNOTSUPP for an implicit registration without a
- * memory monitor.
+ * or key is left; -EOPNOTSUPP in an identity domain (it maps all memory
+ * already), or for an implicit registration without a memory monitor.
  */
 IOVM_API int iovm_mr_reg(struct iovm_domain *dom, void *addr, size_t len, uint32_t access,
 			 struct iovm_mr **mr);
@@ -145,8 +145,12 @@ IOVM_API int iovm_mr_reg(struct iovm_domain *dom, void *addr, size_t len, uint32
  *
  * Thread safety: safe.
  *
- * Return: 0; -EINVAL for bad arguments or a pinned registration; -ERANGE when
- * the range is not inside @mr; -EFAULT when part of it is not mapped.
+ * Return: 0; -EINVAL for bad arguments (NULL, zero @len, unknown @flags,
+ * IOVM_ADVISE_WRITE without write rights) or a pinned registration;
+ * -ERANGE when the range is not inside @mr (one past the end of the
+ * address space included); -EFAULT when part of it is not mapped (or
+ * cannot be watched); -ENOMEM; -EAGAIN when invalidations of the range
+ * kept overtaking it (try again).
  */
 IOVM_API int iovm_mr_advise(struct iovm_mr *mr, void *addr, size_t len, uint32_t flags);
 
@@ -192,8 +196,9 @@ IOVM_API int iovm_mr_query(const struct iovm_mr *mr, struct iovm_mr_info *info);
  *
  * Thread safety: safe, lock-free.
  *
- * Return: 0; -EINVAL for bad arguments or an implicit registration (reached
- * by key only); -ERANGE when [addr, addr+len) is not inside @mr.
+ * Return: 0; -EINVAL for NULL or an implicit registration (reached by key
+ * only); -ERANGE when [addr, addr+len) is not inside @mr (one past the end
+ * of the address space included).
  */
 IOVM_API int iovm_mr_iova(const struct iovm_mr *mr, const void *addr, size_t len, iovm_iova_t *iova);
 

@@ -79,11 +79,23 @@ static uint64_t pages_find(const struct iovm_mr *mr, uint64_t from, uint64_t las
 	return MIN(w * 64 + (uint64_t)__builtin_ctzll(word), last + 1);
 }
 
+/* Pieces no registration locks any more: unlocked, and counted in *@arg (bytes). */
 static int do_munlock(void *arg, uint64_t start, uint64_t end)
 {
-	(void)arg;
+	uint64_t *bytes = arg;
+
 	/* The memory may be gone already (that is why it is unlocked): nothing to undo then. */
 	os_munlock((void *)(uintptr_t)start, end - start);
+	*bytes += end - start;
+	return 0;
+}
+
+/* Pieces no registration locked before: counted in *@arg (bytes), as the kernel counts VmLck. */
+static int count_locked(void *arg, uint64_t start, uint64_t end)
+{
+	uint64_t *bytes = arg;
+
+	*bytes += end - start;
 	return 0;
 }
 
@@ -113,16 +125,24 @@ bool mr_page_valid(const struct iovm_mr *mr, uint64_t page)
  */
 static int lock_map_run(struct reg_space *rs, struct iovm_mr *mr, uint64_t i, uint64_t j)
 {
-	uint64_t start = mr->start + i * PG, len = (j - i + 1) * PG;
+	uint64_t start = mr->start + i * PG, len = (j - i + 1) * PG, newly = 0, undone = 0;
 	int ret;
 
+	lock_assert_held(&rs->lock);
+	lock_assert_held(&mr->lock);
 	if (mr->locked) {
-		ret = ranges_add(&rs->locked, start, start + len, NULL, NULL, NULL);
+		ret = ranges_add(&rs->locked, start, start + len, count_locked, NULL, &newly);
 		if (ret)
 			return ret;
 		ret = os_mlock((void *)start, len);
 		if (ret) {
-			ranges_remove(&rs->locked, start, start + len, do_munlock, NULL);
+			ranges_remove(&rs->locked, start, start + len, do_munlock, &undone);
+			IOVM_WARN_ON(undone != newly);
+			/* mlock says ENOMEM for memory not mapped too: unmapped meanwhile, it is not there to have. */
+			if (msync((void *)start, len, MS_ASYNC))
+				return err_detail(-EFAULT, IOVM_LOG_DEBUG,
+						  "registration: [%#lx, %#lx) was unmapped while it was locked",
+						  (unsigned long)start, (unsigned long)(start + len));
 			return err_detail(-ENOMEM, IOVM_LOG_DEBUG,
 					  "registration: mlock of %lu bytes: %s (RLIMIT_MEMLOCK?)",
 					  (unsigned long)len, strerror(-ret));
@@ -130,16 +150,17 @@ static int lock_map_run(struct reg_space *rs, struct iovm_mr *mr, uint64_t i, ui
 	}
 	ret = iommu_hold_map(mr->dom, mr->iova + i * PG, pa_val(mr->pa) + i * PG, len, mr->prot);
 	if (ret) {
-		if (mr->locked)
-			ranges_remove(&rs->locked, start, start + len, do_munlock, NULL);
+		if (mr->locked) {
+			ranges_remove(&rs->locked, start, start + len, do_munlock, &undone);
+			IOVM_WARN_ON(undone != newly);
+		}
 		return ret;
 	}
 	pages_set(mr, i, j, true);
-	mr->nr_valid += j - i + 1;
+	__atomic_store_n(&mr->nr_valid, mr->nr_valid + (j - i + 1), __ATOMIC_RELAXED);
 	if (mr->on_demand)
 		rs->odp_pinned += j - i + 1;
-	if (mr->locked)
-		atomic_fetch_add_explicit(&rs->locked_bytes, len, memory_order_relaxed);
+	atomic_fetch_add_explicit(&rs->locked_bytes, newly, memory_order_relaxed);
 	return 0;
 }
 
@@ -161,23 +182,29 @@ int mr_lock_map(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64
 /* Unlock and unmap the valid pages of [first, last] page indices. Needs mr->lock and reg_space.lock. */
 static uint64_t drop_pages(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last)
 {
-	uint64_t dropped = 0;
+	uint64_t dropped = 0, unlocked = 0;
 
+	lock_assert_held(&rs->lock);
+	lock_assert_held(&mr->lock);
 	for (uint64_t i = pages_find(mr, first, last, true); i <= last; i = pages_find(mr, i, last, true)) {
 		uint64_t j = pages_find(mr, i, last, false) - 1;
 
 		pages_set(mr, i, j, false);
 		iommu_hold_unmap(mr->dom, mr->iova + i * PG, (j - i + 1) * PG);
-		if (mr->locked) {
-			ranges_remove(&rs->locked, mr->start + i * PG, mr->start + (j + 1) * PG, do_munlock, NULL);
-			atomic_fetch_sub_explicit(&rs->locked_bytes, (j - i + 1) * PG, memory_order_relaxed);
-		}
+		if (mr->locked)
+			ranges_remove(&rs->locked, mr->start + i * PG, mr->start + (j + 1) * PG, do_munlock,
+				      &unlocked);
 		dropped += j - i + 1;
 		i = j + 1;
 	}
-	mr->nr_valid -= dropped;
-	if (mr->on_demand)
+	IOVM_ASSERT(dropped <= mr->nr_valid);
+	__atomic_store_n(&mr->nr_valid, mr->nr_valid - dropped, __ATOMIC_RELAXED);
+	if (mr->on_demand) {
+		IOVM_ASSERT(dropped <= rs->odp_pinned);
 		rs->odp_pinned -= dropped;
+	}
+	IOVM_WARN_ON(unlocked > atomic_load_explicit(&rs->locked_bytes, memory_order_relaxed));
+	atomic_fetch_sub_explicit(&rs->locked_bytes, unlocked, memory_order_relaxed);
 	return dropped;
 }
 
@@ -561,12 +588,13 @@ IOVM_API int iovm_mr_iova(const struct iovm_mr *mr, const void *addr, size_t len
 {
 	uintptr_t a = (uintptr_t)addr;
 
-	if (!mr || !iova || a + len < a)
+	if (!mr || !iova)
 		return -EINVAL;
 	/* Its children lie apart in IOVA space, made as devices reach them: by key only. */
 	if (mr->implicit)
 		return -EINVAL;
-	if (a < mr->addr || a + len > mr->addr + mr->len)
+	/* A range past the end of the address space is not inside it either. */
+	if (a + len < a || a < mr->addr || a + len > mr->addr + mr->len)
 		return -ERANGE;
 	*iova = IOVM_IOVA(mr->iova + (a - mr->start));
 	return 0;

@@ -308,12 +308,15 @@ IOVM_API int iovm_mr_advise(struct iovm_mr *mr, void *addr, size_t len, uint32_t
 	int ret;
 
 	err_clear();
-	if (!mr || !addr || !len || a + len < a || (flags & ~IOVM_ADVISE_WRITE))
+	if (!mr || !addr || !len || (flags & ~IOVM_ADVISE_WRITE))
 		return -EINVAL;
 	if (!mr->on_demand)
 		return err_detail(-EINVAL, IOVM_LOG_DEBUG, "advise: a pinned registration is all there already");
 	if ((flags & IOVM_ADVISE_WRITE) && !(mr->prot & IOVM_MAP_WRITE))
-		return -EINVAL;
+		return err_detail(-EINVAL, IOVM_LOG_DEBUG, "advise: for writing, a registration without write rights");
+	/* A range past the end of the address space is not inside the MR either. */
+	if (a + len < a)
+		return -ERANGE;
 	if (mr->implicit)
 		return implicit_advise(mr, a, len, flags);
 	if (a < mr->addr || a + len > mr->addr + mr->len)

@@ -109,6 +109,63 @@ TEST(huge_leaves_and_locks)
 	app_unmap(raw, 8 << 20);
 }
 
+/* What the kernel says this process has locked (VmLck of /proc/self/status). */
+static uint64_t vm_locked(void)
+{
+	char line[128];
+	unsigned long kb = 0;
+	FILE *f = fopen("/proc/self/status", "re");
+
+	CHECK(f != NULL);
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmLck: %lu kB", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return (uint64_t)kb << 10;
+}
+
+/* Overlapping registrations lock each page once: locked_bytes says what the kernel says. */
+TEST(locked_bytes_count_each_page_once)
+{
+	struct rig r;
+	struct iovm_mr *a, *b;
+	uint8_t *app = app_map(4 << 20);
+	uint64_t base;
+	int ret;
+
+	rig_open(&r, REG_OPTS, NULL, IOVM_QUEUE_POLLED);
+	base = vm_locked();
+	CHECK_EQ(rstats(&r).locked_bytes, 0);
+	CHECK_OK(iovm_mr_reg(r.dom, app, 2 << 20, IOVM_ACCESS_LOCAL_WRITE, &a));
+	ret = iovm_mr_reg(r.dom, app + (1 << 20), 2 << 20, IOVM_ACCESS_LOCAL_WRITE, &b);
+	if (ret == -ENOMEM) {
+		CHECK_OK(iovm_mr_dereg(a));
+		rig_close(&r);
+		app_unmap(app, 4 << 20);
+		SKIP_CASE("3 MiB cannot be locked (RLIMIT_MEMLOCK)");
+	}
+	CHECK_OK(ret);
+	CHECK_EQ(rstats(&r).locked_bytes, 3 << 20);
+	CHECK_EQ(vm_locked() - base, 3 << 20);
+	/* Part of the overlap taken away: those pages are unlocked, for both. */
+	CHECK_OK(munmap(app + (3 << 19), 1 << 19));
+	CHECK(mmap(app + (3 << 19), 1 << 19, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) ==
+	      app + (3 << 19));
+	CHECK_EQ(mr_info(a).valid_pages, (3 << 19) / PG);
+	CHECK_EQ(rstats(&r).locked_bytes, (3 << 20) - (1 << 19));
+	CHECK_EQ(vm_locked() - base, (3 << 20) - (1 << 19));
+	CHECK_OK(iovm_mr_dereg(a));
+	/* b's alone: [1 MiB, 1.5 MiB) and [2 MiB, 3 MiB). */
+	CHECK_EQ(rstats(&r).locked_bytes, 3 << 19);
+	CHECK_EQ(vm_locked() - base, 3 << 19);
+	CHECK_OK(iovm_mr_dereg(b));
+	CHECK_EQ(rstats(&r).locked_bytes, 0);
+	CHECK_EQ(vm_locked(), base);
+	rig_close(&r);
+	app_unmap(app, 4 << 20);
+}
+
 TEST(unmonitored_memory)
 {
 	struct rig r;
@@ -272,5 +329,6 @@ int main(void)
 	RUN(unmonitored_memory);
 	RUN(keyed_descriptors);
 	RUN(domain_in_use_is_busy);
+	RUN(locked_bytes_count_each_page_once);
 	return 0;
 }
