@@ -110,6 +110,7 @@ int implicit_child(struct reg_space *rs, struct iovm_mr *mr, uint64_t va, struct
 	struct iovm_mr *child;
 	int ret;
 
+	lock_assert_held(&rs->lock);
 	if (va < mr->start || va >= mr->end)
 		return -ERANGE;
 	leaf = atomic_load_explicit(&mr->kids->leaf[IMR_TOP_IDX(va)], memory_order_relaxed);
@@ -156,6 +157,8 @@ int reg_key_grow(struct reg_space *rs, uint32_t key, uint64_t va)
 
 void implicit_teardown(struct reg_space *rs, struct iovm_mr *mr)
 {
+	lock_assert_held(&rs->lock);
+	IOVM_ASSERT(mr->implicit);
 	/* The keys first: no device finds the table afresh. */
 	keys_free(&rs->keys, mr->lkey);
 	atomic_store_explicit(&mr->state, MR_GONE, memory_order_release);

@@ -36,11 +36,6 @@
 
 #define PG 4096u
 
-static bool page_valid(const struct iovm_mr *mr, uint64_t i)
-{
-	return mr->valid[i / 64] >> (i % 64) & 1;
-}
-
 static void word_set(uint64_t *w, uint64_t mask, bool v)
 {
 	*w = v ? *w | mask : *w & ~mask;
@@ -113,11 +108,6 @@ int mr_populate(const struct iovm_mr *mr, uint64_t start, uint64_t end)
 			  (unsigned long)start, (unsigned long)end, write ? "writable" : "readable");
 }
 
-bool mr_page_valid(const struct iovm_mr *mr, uint64_t page)
-{
-	return page_valid(mr, page);
-}
-
 /*
  * Lock and map the run [i, j] of invalid pages. The lock is counted per page
  * (mlock is idempotent and munlock is not counted: always lock, count to know
@@ -168,6 +158,7 @@ int mr_lock_map(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64
 {
 	int ret = 0;
 
+	lock_assert_held(&rs->lock);
 	mutex_lock(&mr->lock);
 	for (uint64_t i = pages_find(mr, first, last, false); i <= last && !ret;) {
 		uint64_t j = pages_find(mr, i, last, true) - 1;
@@ -212,6 +203,7 @@ uint64_t mr_drop_pages(struct reg_space *rs, struct iovm_mr *mr, uint64_t first,
 {
 	uint64_t n;
 
+	lock_assert_held(&rs->lock);
 	mutex_lock(&mr->lock);
 	n = drop_pages(rs, mr, first, last);
 	mutex_unlock(&mr->lock);
@@ -223,6 +215,7 @@ uint64_t mr_invalidate_range(struct reg_space *rs, uint64_t start, uint64_t end,
 	struct itree_node *n;
 	uint64_t pages = 0;
 
+	lock_assert_held(&rs->lock);
 	if (start >= end)
 		return 0;
 	itree_for_each(n, &rs->mrs, start, end - 1) {
@@ -251,6 +244,7 @@ void mr_invalidate_all(struct reg_space *rs)
 {
 	struct itree_node *n;
 
+	lock_assert_held(&rs->lock);
 	itree_for_each(n, &rs->mrs, 0, UINT64_MAX) {
 		struct iovm_mr *mr = container_of(n, struct iovm_mr, node);
 
@@ -479,6 +473,8 @@ void mr_teardown(struct reg_space *rs, struct iovm_mr *mr)
 {
 	struct iovm_ctx *ctx = iommu_domain_ctx(mr->dom);
 
+	lock_assert_held(&rs->lock);
+	IOVM_ASSERT(!mr->implicit);
 	itree_remove(&rs->mrs, &mr->node);
 	itree_remove(&rs->by_iova, &mr->inode);
 	/* First the keys: no new device lookup finds it. */

@@ -47,6 +47,7 @@ static uint64_t nr_chunks(const struct iovm_mr *mr)
 /* The chunk array, made at the first fault: registering stays O(1). Needs reg_space.lock. */
 static int chunks_get(struct iovm_mr *mr)
 {
+	lock_assert_held(&mr->rs->lock);
 	if (mr->chunks)
 		return 0;
 	mr->chunks = fi_calloc(nr_chunks(mr), sizeof(*mr->chunks));
@@ -66,6 +67,7 @@ static bool chunk_accessed(struct iovm_mr *mr, uint64_t c)
 /* Unpin the least recently used chunks until the budget holds, sparing @keep. Needs reg_space.lock. */
 static void evict(struct reg_space *rs, struct odp_chunk *keep)
 {
+	lock_assert_held(&rs->lock);
 	/* Each chunk may be passed over once (its second chance): at most two rounds. */
 	for (uint64_t look = 0, limit = 2 * (rs->odp_pinned / ODP_CHUNK_PAGES + 1);
 	     rs->odp_pinned > rs->budget_pages && !list_empty(&rs->lru) && look < limit; look++) {
@@ -91,6 +93,7 @@ static void evict(struct reg_space *rs, struct odp_chunk *keep)
 /* The chunk was used: to the back of the LRU list. Needs reg_space.lock. */
 static void touch(struct reg_space *rs, struct odp_chunk *ch)
 {
+	lock_assert_held(&rs->lock);
 	if (ch->linked)
 		list_del(&ch->lru);
 	list_add_tail(&rs->lru, &ch->lru);
@@ -128,6 +131,7 @@ static bool resident(const struct iovm_mr *mr, uint64_t first, uint64_t last)
  */
 static bool needs_watch(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last)
 {
+	lock_assert_held(&rs->lock);
 	if (!rs->mon || !mr->watched)
 		return false;
 	if (!mr->chunks)
@@ -140,6 +144,7 @@ static bool needs_watch(struct reg_space *rs, struct iovm_mr *mr, uint64_t first
 
 void odp_mappings_changed(struct iovm_mr *mr, uint64_t first, uint64_t last)
 {
+	lock_assert_held(&mr->rs->lock);
 	if (!mr->chunks) {
 		mr->holes = true; /* no chunk to mark: watch each at its first fault */
 		return;
@@ -169,6 +174,7 @@ static int watch_range(struct reg_space *rs, struct iovm_mr *mr, uint64_t start,
 /* The HMM dance: see the file's head. */
 int odp_fill(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last)
 {
+	lock_assert_held(&rs->lock);
 	for (unsigned attempt = 0; attempt < ODP_RETRIES; attempt++) {
 		uint64_t seq = atomic_load_explicit(&mr->seq, memory_order_acquire);
 		bool watch = needs_watch(rs, mr, first, last), unseen = false;
@@ -234,6 +240,7 @@ static struct iovm_mr *mr_at(struct reg_space *rs, struct iovm_domain *dom, uint
 {
 	struct itree_node *n;
 
+	lock_assert_held(&rs->lock);
 	itree_for_each(n, &rs->by_iova, iova, iova) {
 		struct iovm_mr *mr = container_of(n, struct iovm_mr, inode);
 
@@ -275,7 +282,8 @@ int odp_resolve(void *arg, struct iovm_domain *dom, uint64_t iova, unsigned acce
 
 void odp_forget(struct reg_space *rs, struct iovm_mr *mr)
 {
-	(void)rs; /* its LRU list: the chunks unlink themselves */
+	lock_assert_held(&rs->lock);
+	/* Its LRU list: the chunks unlink themselves. */
 	if (!mr->chunks)
 		return;
 	for (uint64_t c = 0; c < nr_chunks(mr); c++)
@@ -292,6 +300,7 @@ int odp_advise(struct reg_space *rs, struct iovm_mr *mr, uintptr_t a, size_t len
 	uint64_t last = (align_up(a + len, PG) - mr->start) / PG - 1;
 	int ret;
 
+	lock_assert_held(&rs->lock);
 	/* Whole chunks, as faults would pin them. */
 	first = align_down(first, ODP_CHUNK_PAGES);
 	last = MIN(align_down(last, ODP_CHUNK_PAGES) + ODP_CHUNK_PAGES, mr->npages) - 1;

@@ -220,8 +220,10 @@ static struct rc_region *lookup_locked(struct iovm_rcache *c, struct rc_tls *t, 
 				       uint32_t access, bool *overlap)
 {
 	struct find f = { .addr = addr, .len = len, .access = access };
-	struct rc_region *r =
-		index_for_each_overlap(c, align_down(addr, PG), align_up(addr + len, PG), holds_valid, &f);
+	struct rc_region *r;
+
+	lock_assert_held(&c->lock);
+	r = index_for_each_overlap(c, align_down(addr, PG), align_up(addr + len, PG), holds_valid, &f);
 
 	*overlap = f.overlap;
 	if (r)
@@ -233,6 +235,7 @@ static struct rc_region *lookup_locked(struct iovm_rcache *c, struct rc_tls *t, 
 static bool retire_if_dead(struct iovm_rcache *c, struct rc_region *r, void *arg)
 {
 	(void)arg;
+	lock_assert_held(&c->lock);
 	if (!__atomic_load_n(&r->mr.nr_valid, __ATOMIC_RELAXED) && !holds_sum(c, r))
 		region_retire(c, r);
 	return false;

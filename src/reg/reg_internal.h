@@ -214,10 +214,10 @@ void mr_invalidate_all(struct reg_space *rs);
 /* Deregister every MR (the context closes). */
 void mr_teardown_all(struct reg_space *rs);
 
-/* mr.c, for odp.c; all need reg_space.lock. */
+/* mr.c, for odp.c: lock and map, or unmap and unlock, pages [first, last]. Need reg_space.lock. */
 int mr_lock_map(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last);
 uint64_t mr_drop_pages(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last);
-bool mr_page_valid(const struct iovm_mr *mr, uint64_t page);
+/* Fault [start, end) in, for writing if @mr may be written: 0 or -EFAULT. No lock needed. */
 int mr_populate(const struct iovm_mr *mr, uint64_t start, uint64_t end);
 
 /*
