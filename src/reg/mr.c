@@ -128,10 +128,16 @@ static int lock_map_run(struct reg_space *rs, struct iovm_mr *mr, uint64_t i, ui
 		if (ret) {
 			ranges_remove(&rs->locked, start, start + len, do_munlock, &undone);
 			IOVM_WARN_ON(undone != newly);
-			/* mlock says ENOMEM for memory not mapped too: unmapped meanwhile, it is not there to have. */
-			if (msync((void *)start, len, MS_ASYNC))
+			/*
+			 * mlock says ENOMEM for memory not mapped too. Not mapped
+			 * now, or mapped again since an event of the monitor
+			 * (which the unmapping sent before it returned): the
+			 * memory went under the registration, not there to have.
+			 */
+			if (msync((void *)start, len, MS_ASYNC) ||
+			    atomic_load_explicit(&rs->begun, memory_order_acquire) != mr->reg_begun)
 				return err_detail(-EFAULT, IOVM_LOG_DEBUG,
-						  "registration: [%#lx, %#lx) was unmapped while it was locked",
+						  "registration: [%#lx, %#lx) changed while it was locked",
 						  (unsigned long)start, (unsigned long)(start + len));
 			return err_detail(-ENOMEM, IOVM_LOG_DEBUG,
 					  "registration: mlock of %lu bytes: %s (RLIMIT_MEMLOCK?)",
@@ -433,6 +439,8 @@ int mr_register(struct iovm_mr *mr)
 	bool known;
 	int ret;
 
+	/* Events from here on may be about this memory (see lock_map_run()). */
+	mr->reg_begun = atomic_load_explicit(&rs->begun, memory_order_acquire);
 	ret = precheck(mr, &vi, &known);
 	if (ret)
 		return ret;

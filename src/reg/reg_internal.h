@@ -95,6 +95,7 @@ struct iovm_mr {
 	struct odp_chunk *chunks; /* one per ODP_CHUNK_PAGES pages, made at the first fault */
 	bool holes;               /* not all mapped when registered (or changed before chunks): watch chunks first */
 	unsigned refs;            /* resolvers working on it without the lock */
+	uint64_t reg_begun;       /* reg_space.begun when its registration began */
 
 	struct mutex lock;     /* valid, nr_valid and the domain mapping */
 	uint64_t *valid;          /* under lock: a bit per page, mapped in the domain */
