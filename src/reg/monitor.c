@@ -82,7 +82,7 @@ struct reg_monitor {
 
 static_assert((RING_SIZE & (RING_SIZE - 1)) == 0, "the ring indexes by mask");
 
-void (*monitor_test_hold)(void);
+_Atomic(monitor_test_hook) monitor_test_hold;
 
 static void count(_Atomic uint64_t *c)
 {
@@ -193,8 +193,12 @@ static void *invalidator_main(void *arg)
 			break;
 		if (read(m->wake_fd, &val, sizeof(val)) < 0)
 			continue;
-		if (unlikely(monitor_test_hold))
-			monitor_test_hold();
+		{
+			monitor_test_hook hook = atomic_load_explicit(&monitor_test_hold, memory_order_acquire);
+
+			if (unlikely(hook))
+				hook();
+		}
 		/* The batches counted here have their events in the ring (the reader counted after queuing). */
 		seen = atomic_load_explicit(&m->batches_read, memory_order_acquire);
 		head = atomic_load_explicit(&m->head, memory_order_relaxed);

@@ -36,12 +36,17 @@
 
 #define PG 4096u
 
+/*
+ * The valid bits are written under the MR's lock and read without it by
+ * cache hits (mr_pages_valid()): stored whole, relaxed (the seqcount
+ * orders them), so a reader sees each word old or new.
+ */
 static void word_set(uint64_t *w, uint64_t mask, bool v)
 {
-	*w = v ? *w | mask : *w & ~mask;
+	__atomic_store_n(w, v ? *w | mask : *w & ~mask, __ATOMIC_RELAXED);
 }
 
-/* Set (or clear) the bits of pages [first, last]: the whole words between by memset (1 GiB is 4096). */
+/* Set (or clear) the bits of pages [first, last]: the whole words between a store each (1 GiB is 4096). */
 static void pages_set(struct iovm_mr *mr, uint64_t first, uint64_t last, bool v)
 {
 	uint64_t fw = first / 64, lw = last / 64;
@@ -52,7 +57,8 @@ static void pages_set(struct iovm_mr *mr, uint64_t first, uint64_t last, bool v)
 		return;
 	}
 	word_set(&mr->valid[fw], head, v);
-	memset(&mr->valid[fw + 1], v ? 0xff : 0, (lw - fw - 1) * sizeof(uint64_t));
+	for (uint64_t w = fw + 1; w < lw; w++)
+		__atomic_store_n(&mr->valid[w], v ? ~UINT64_C(0) : 0, __ATOMIC_RELAXED);
 	word_set(&mr->valid[lw], tail, v);
 }
 

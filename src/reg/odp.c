@@ -37,7 +37,7 @@
 /* Invalidations that may interrupt one fault before it gives up (a device retries). */
 #define ODP_RETRIES 8
 
-void (*odp_test_between)(struct iovm_mr *mr, uint64_t first, uint64_t last);
+_Atomic(odp_test_hook) odp_test_between;
 
 static uint64_t nr_chunks(const struct iovm_mr *mr)
 {
@@ -194,8 +194,12 @@ int odp_fill(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t 
 		else
 			ret = resident(mr, first, last) ? 0
 							: mr_populate(mr, mr->start + first * PG, mr->start + (last + 1) * PG);
-		if (unlikely(odp_test_between))
-			odp_test_between(mr, first, last);
+		{
+			odp_test_hook hook = atomic_load_explicit(&odp_test_between, memory_order_acquire);
+
+			if (unlikely(hook))
+				hook(mr, first, last);
+		}
 		mutex_lock(&rs->lock);
 		if (!--mr->refs)
 			pthread_cond_broadcast(&rs->idle);

@@ -36,7 +36,7 @@
 
 #define DEFAULT_MAX_REGIONS 16384
 
-void (*rcache_test_published)(struct iovm_rcache *c);
+_Atomic(rcache_test_hook) rcache_test_published;
 
 static void cache_free(struct iovm_rcache *c);
 
@@ -296,8 +296,12 @@ static int get_slow(struct iovm_rcache *c, struct rc_tls *t, uint64_t addr, uint
 		region_free(c, r);
 		goto unlock;
 	}
-	if (unlikely(rcache_test_published))
-		rcache_test_published(c);
+	{
+		rcache_test_hook hook = atomic_load_explicit(&rcache_test_published, memory_order_acquire);
+
+		if (unlikely(hook))
+			hook(c);
+	}
 	list_add_tail(&c->lru, &r->lru);
 	c->nr_regions++;
 	c->bytes += end - start;

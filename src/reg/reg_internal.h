@@ -276,14 +276,16 @@ void rcache_destroy_all(struct reg_space *rs);
  * For the tests: called by a miss, cache lock held, as soon as its new
  * region can be found by lock-free lookups. NULL in normal use.
  */
-extern void (*rcache_test_published)(struct iovm_rcache *c);
+typedef void (*rcache_test_hook)(struct iovm_rcache *c);
+extern _Atomic(rcache_test_hook) rcache_test_published;
 
 /* odp.c */
 /*
  * For the tests: called by a fault between faulting pages in and taking the
  * lock again, where an invalidation may slip in. NULL in normal use.
  */
-extern void (*odp_test_between)(struct iovm_mr *mr, uint64_t first, uint64_t last);
+typedef void (*odp_test_hook)(struct iovm_mr *mr, uint64_t first, uint64_t last);
+extern _Atomic(odp_test_hook) odp_test_between;
 int odp_resolve(void *arg, struct iovm_domain *dom, uint64_t iova, unsigned access);
 /*
  * Pin and map pages [first, last] of on-demand @mr (a fault, a prefetch).
@@ -305,7 +307,8 @@ void odp_forget(struct reg_space *rs, struct iovm_mr *mr);
  * takes the events, so that a test can hold it while the ring overflows.
  * NULL in normal use.
  */
-extern void (*monitor_test_hold)(void);
+typedef void (*monitor_test_hook)(void);
+extern _Atomic(monitor_test_hook) monitor_test_hold;
 int monitor_start(struct reg_space *rs, struct reg_monitor **out);
 void monitor_stop(struct reg_monitor *m);
 /*
