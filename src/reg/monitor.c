@@ -238,10 +238,15 @@ static int api_handshake(int uffd, bool *fork_events)
 			UFFD_FEATURE_PAGEFAULT_FLAG_WP;
 	struct uffdio_api api = { .api = UFFD_API, .features = want | UFFD_FEATURE_EVENT_FORK };
 	uint64_t have;
+	int ret;
 
-	/* Which of the optional ones the kernel has (a handshake costs a file descriptor). */
-	if (os_uffd_features(&have))
-		return -ENOSYS;
+	/*
+	 * Which of the optional ones the kernel has (a handshake costs a file
+	 * descriptor: its failure may be a shortage, tried again later).
+	 */
+	ret = os_uffd_features(&have);
+	if (ret)
+		return ret;
 	if ((have & want) != want)
 		return -EOPNOTSUPP;
 	api.features |= have & UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
