@@ -257,12 +257,23 @@ IOVM_API int iovm_rcache_get(struct iovm_rcache *cache, void *addr, size_t len, 
 			     struct iovm_mr **mr);
 
 /**
- * iovm_rcache_put() - give back what iovm_rcache_get() gave. An MR of
- * memory the monitor cannot watch is deregistered here.
+ * iovm_rcache_put() - give back what iovm_rcache_get() gave, once per get:
+ * on any thread, also after the region's memory was taken away or the
+ * region evicted (the hold is real until put). An MR of memory that is
+ * not monitored is deregistered here.
  *
- * Thread safety: safe.
+ * Puts are counted against the gets of the MR not yet put, all threads
+ * together (an MR is not a handle of one get): a put with none left is
+ * refused, and changes nothing. So is a second put of one get, unless
+ * another get of the same MR is outstanding: then it gives back that
+ * one's hold, as no count can tell the two apart.
  *
- * Return: 0, or -EINVAL.
+ * Thread safety: safe. A put on the thread of its get takes no lock; one
+ * on another thread (and the next put on the get's thread after it) takes
+ * the cache's lock.
+ *
+ * Return: 0; -EINVAL for NULL, an MR this cache did not give (the
+ * caller's own, another cache's), or one with no get left to put.
  */
 IOVM_API int iovm_rcache_put(struct iovm_rcache *cache, struct iovm_mr *mr);
 
