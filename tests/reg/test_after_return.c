@@ -40,11 +40,25 @@ static uint64_t hits(struct iovm_rcache *c)
 	return st.hits;
 }
 
+/* Fresh memory at @p (anywhere when NULL), over the test's own mapping there: MAP_FIXED. */
 static uint8_t *map_at(uint8_t *p, size_t len)
 {
 	uint8_t *q = mmap(p, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | (p ? MAP_FIXED : 0), -1, 0);
 
 	CHECK(q != MAP_FAILED && (!p || q == p));
+	memset(q, 0x11, len);
+	return q;
+}
+
+/*
+ * Fresh memory in the hole at @p the test just made. Never MAP_FIXED: a
+ * hole is anyone's, and another thread's allocation may have taken it.
+ */
+static uint8_t *map_hole(uint8_t *p, size_t len)
+{
+	uint8_t *q = mmap(p, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+
+	CHECK_MSG(q == p, "the hole at %p was taken meanwhile", (void *)p);
 	memset(q, 0x11, len);
 	return q;
 }
@@ -56,13 +70,13 @@ static void by_munmap(struct stale *s)
 {
 	CHECK_OK(munmap(s->a, LEN));
 	/* Mapped again by the test after the call returned: the get must not find the old region there. */
-	map_at(s->a, LEN);
+	map_hole(s->a, LEN);
 }
 
 static void by_mremap_away(struct stale *s)
 {
 	CHECK(mremap(s->a, LEN, LEN, MREMAP_MAYMOVE | MREMAP_FIXED, s->spare) == s->spare);
-	map_at(s->a, LEN);
+	map_hole(s->a, LEN);
 	/* Where it went is a spare again. */
 	map_at(s->spare, LEN);
 }
@@ -70,7 +84,7 @@ static void by_mremap_away(struct stale *s)
 static void by_mremap_onto(struct stale *s)
 {
 	CHECK(mremap(s->spare, LEN, LEN, MREMAP_MAYMOVE | MREMAP_FIXED, s->a) == s->a);
-	map_at(s->spare, LEN);
+	map_hole(s->spare, LEN);
 }
 
 static void by_map_fixed(struct stale *s)

@@ -143,7 +143,11 @@ TEST(private_anonymous_stays_monitored)
 	app_unmap(p, NPAGES * PG);
 }
 
-/* An on-demand MR over a hole, into which shared memory is mapped later: not monitored from its first fault there. */
+/*
+ * An on-demand MR, where shared memory is mapped later (over an
+ * inaccessible placeholder of the test's own, not a hole: a hole is
+ * anyone's): not monitored from its first fault there.
+ */
 TEST(shared_memory_mapped_into_an_on_demand_hole)
 {
 	struct rig r;
@@ -152,7 +156,7 @@ TEST(shared_memory_mapped_into_an_on_demand_hole)
 	uint8_t *p = app_map(64 * PG), *q;
 	int fd = memfd(4 * PG);
 
-	CHECK_OK(munmap(p + 32 * PG, 4 * PG));
+	CHECK_OK(mprotect(p + 32 * PG, 4 * PG, PROT_NONE));
 	rig_open(&r, REG_OPTS, NULL, IOVM_QUEUE_POLLED);
 	CHECK_OK(iovm_mr_reg(r.dom, p, 64 * PG, IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_ON_DEMAND, &mr));
 	CHECK(mr_info(mr).monitored);
