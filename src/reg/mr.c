@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 
 #include "base/compiler.h"
 #include "base/ctx.h"
@@ -101,6 +102,53 @@ static int count_locked(void *arg, uint64_t start, uint64_t end)
 }
 
 /*
+ * Whether locking @len bytes more goes past RLIMIT_MEMLOCK, from what the
+ * kernel counts locked (VmLck): when it cannot be read, yes.
+ */
+static bool past_lock_limit(uint64_t len)
+{
+	struct rlimit rl;
+	unsigned long kb = 0;
+	char line[128];
+	bool found = false;
+	FILE *f;
+
+	if (getrlimit(RLIMIT_MEMLOCK, &rl) || rl.rlim_cur == RLIM_INFINITY)
+		return false;
+	f = fi_fopen("/proc/self/status", "re");
+	if (!f)
+		return true;
+	while (!found && fgets(line, sizeof(line), f))
+		found = sscanf(line, "VmLck: %lu kB", &kb) == 1;
+	fclose(f);
+	return !found || ((uint64_t)kb << 10) + len > rl.rlim_cur;
+}
+
+/*
+ * mlock(2) [start, start+len) of @mr: 0, -EFAULT when the memory is not
+ * there, -ENOMEM when it cannot be locked. mlock says ENOMEM for memory
+ * not mapped as for the limit. Not mapped now, mapped again since an
+ * event of the monitor (which the unmapping sent before it returned), or
+ * within the limit: the memory went under the registration (unmapped and
+ * mapped again before it was watched, when no event tells), not there to
+ * have. (Within the limit, the kernel short of memory would say ENOMEM
+ * too: rare, and then not told apart.)
+ */
+static int lock_pages(struct reg_space *rs, struct iovm_mr *mr, uint64_t start, uint64_t len)
+{
+	int ret = os_mlock((void *)start, len);
+
+	if (!ret)
+		return 0;
+	if (msync((void *)start, len, MS_ASYNC) ||
+	    atomic_load_explicit(&rs->begun, memory_order_acquire) != mr->reg_begun || !past_lock_limit(len))
+		return err_detail(-EFAULT, IOVM_LOG_DEBUG, "registration: [%#lx, %#lx) changed while it was locked",
+				  (unsigned long)start, (unsigned long)(start + len));
+	return err_detail(-ENOMEM, IOVM_LOG_DEBUG, "registration: mlock of %lu bytes: %s (RLIMIT_MEMLOCK)",
+			  (unsigned long)len, strerror(-ret));
+}
+
+/*
  * Fault in [start, end) of @mr, for writing if it may be written: -EFAULT
  * when the pages are not there to have.
  */
@@ -130,24 +178,11 @@ static int lock_map_run(struct reg_space *rs, struct iovm_mr *mr, uint64_t i, ui
 		ret = ranges_add(&rs->locked, start, start + len, count_locked, NULL, &newly);
 		if (ret)
 			return ret;
-		ret = os_mlock((void *)start, len);
+		ret = lock_pages(rs, mr, start, len);
 		if (ret) {
 			ranges_remove(&rs->locked, start, start + len, do_munlock, &undone);
 			IOVM_WARN_ON(undone != newly);
-			/*
-			 * mlock says ENOMEM for memory not mapped too. Not mapped
-			 * now, or mapped again since an event of the monitor
-			 * (which the unmapping sent before it returned): the
-			 * memory went under the registration, not there to have.
-			 */
-			if (msync((void *)start, len, MS_ASYNC) ||
-			    atomic_load_explicit(&rs->begun, memory_order_acquire) != mr->reg_begun)
-				return err_detail(-EFAULT, IOVM_LOG_DEBUG,
-						  "registration: [%#lx, %#lx) changed while it was locked",
-						  (unsigned long)start, (unsigned long)(start + len));
-			return err_detail(-ENOMEM, IOVM_LOG_DEBUG,
-					  "registration: mlock of %lu bytes: %s (RLIMIT_MEMLOCK?)",
-					  (unsigned long)len, strerror(-ret));
+			return ret;
 		}
 	}
 	ret = iommu_hold_map(mr->dom, mr->iova + i * PG, pa_val(mr->pa) + i * PG, len, mr->prot);

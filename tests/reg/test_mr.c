@@ -7,6 +7,7 @@
  */
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "dev/dev_util.h"
@@ -164,6 +165,31 @@ TEST(locked_bytes_count_each_page_once)
 	CHECK_EQ(vm_locked(), base);
 	rig_close(&r);
 	app_unmap(app, 4 << 20);
+}
+
+/* Past RLIMIT_MEMLOCK a registration says -ENOMEM (not -EFAULT: the memory is there), and takes nothing. */
+TEST(past_the_lock_limit)
+{
+	struct rig r;
+	struct rlimit rl;
+	struct iovm_mr *mr;
+	uint8_t *app;
+	size_t len;
+
+	if (getrlimit(RLIMIT_MEMLOCK, &rl) || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (256u << 20))
+		SKIP_CASE("RLIMIT_MEMLOCK is not set, or above 256 MiB");
+	if (geteuid() == 0)
+		SKIP_CASE("root locks past RLIMIT_MEMLOCK (CAP_IPC_LOCK)");
+	len = rl.rlim_cur + (1u << 20);
+	app = app_map(len);
+	memset(app, 1, len);
+	rig_open(&r, REG_OPTS, NULL, IOVM_QUEUE_POLLED);
+	CHECK_EQ(iovm_mr_reg(r.dom, app, len, IOVM_ACCESS_LOCAL_WRITE, &mr), -ENOMEM);
+	CHECK_EQ(rstats(&r).mrs, 0);
+	CHECK_EQ(rstats(&r).locked_bytes, 0);
+	CHECK(!page_locked(app));
+	rig_close(&r);
+	app_unmap(app, len);
 }
 
 TEST(unmonitored_memory)
@@ -330,5 +356,6 @@ int main(void)
 	RUN(keyed_descriptors);
 	RUN(domain_in_use_is_busy);
 	RUN(locked_bytes_count_each_page_once);
+	RUN(past_the_lock_limit);
 	return 0;
 }

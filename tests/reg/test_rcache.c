@@ -535,8 +535,8 @@ TEST(get_under_a_concurrent_munmap)
 				CHECK_OK(iovm_rcache_put(c, m));
 				continue;
 			}
-			CHECK_MSG(ret == -EFAULT, "round %u, get %u under a munmap: %d (%s)", round, i, ret,
-				  strerror(-ret));
+			CHECK_MSG(ret == -EFAULT, "round %u, get %u under a munmap: %d (%s): %s", round, i, ret,
+				  strerror(-ret), iovm_error_detail());
 			fault++;
 		}
 		atomic_store(&f.stop, true);
