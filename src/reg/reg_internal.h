@@ -204,28 +204,28 @@ void keys_free(struct key_table *t, uint32_t lkey);
 /* Lock-free: the MR a key names, or NULL; *remote tells which of its keys it is. */
 struct iovm_mr *keys_lookup(struct key_table *t, uint32_t key, bool *remote);
 
-/* mr.c */
+/* pages.c */
 /*
  * Invalidate the pages of every MR in [start, end), for an event of @kind
  * (UFFD_EVENT_*, or 0 for a lost one). Needs reg_space.lock.
  */
 uint64_t mr_invalidate_range(struct reg_space *rs, uint64_t start, uint64_t end, unsigned kind);
-/* Invalidate every page of every monitored MR (a lost event). Needs reg_space.lock. */
+/* Invalidate every page of every watched MR (a lost event). Needs reg_space.lock. */
 void mr_invalidate_all(struct reg_space *rs);
-/* Deregister every MR (the context closes). */
-void mr_teardown_all(struct reg_space *rs);
-
-/* mr.c, for odp.c: lock and map, or unmap and unlock, pages [first, last]. Need reg_space.lock. */
+/* Lock and map, or unmap and unlock, pages [first, last] of @mr. Need reg_space.lock. */
 int mr_lock_map(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last);
 uint64_t mr_drop_pages(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last);
 /* Fault [start, end) in, for writing if @mr may be written: 0 or -EFAULT. No lock needed. */
 int mr_populate(const struct iovm_mr *mr, uint64_t start, uint64_t end);
-
 /*
  * Whether every page of [addr, addr+len) is valid, read without a lock: a
  * seqcount (mr->seq, odd while an invalidation runs) tells whether it held.
  */
 bool mr_pages_valid(const struct iovm_mr *mr, uint64_t addr, uint64_t len);
+
+/* mr.c */
+/* Deregister every MR (the context closes). */
+void mr_teardown_all(struct reg_space *rs);
 /* Deregister; needs no lock held. */
 int mr_dereg(struct iovm_mr *mr);
 
