@@ -100,9 +100,10 @@ IOVM_API int iovm_domain_create(struct iovm_ctx *ctx, const struct iovm_domain_a
  *
  * Thread safety: no other call on @dom may run or follow.
  *
- * Return: 0; -EINVAL for NULL; -EBUSY while a device is attached, or while
- * nested domains sit over it; -EPERM for a guest's stage 2 (the guest owns
- * it: iovm_guest_destroy()).
+ * Return: 0; -EINVAL for NULL; -EBUSY while a device is attached, while
+ * nested domains sit over it, or while registrations (iovm_mr_reg()) or
+ * registration caches (iovm_rcache_create()) use it; -EPERM for a guest's
+ * stage 2 (the guest owns it: iovm_guest_destroy()).
  */
 IOVM_API int iovm_domain_destroy(struct iovm_domain *dom);
 

@@ -12,10 +12,31 @@
  * memory (munmap, mremap, mmap MAP_FIXED over it, madvise DONTNEED, FREE
  * and REMOVE, a brk shrink, glibc's free() of a large block) and
  * invalidates the pages it hit before the application goes on: devices
- * never reach the memory that replaces them. Memory the monitor cannot
- * watch (file-backed private mappings, System V shared memory, PFN maps, a
- * range another userfaultfd owns) can still be registered; iovm_mr_query()
- * says so, and the registration cache never keeps it.
+ * never reach the memory that replaces them, and once the application's
+ * call has returned no iovm_rcache_get() hits what it replaced and no
+ * iovm_mr_query() calls it valid (a lookup that finds the monitor with
+ * events in hand waits for it: the invalidation of one batch, some
+ * microseconds).
+ *
+ * Not monitored (iovm_mr_query() says so; the registration cache never
+ * keeps such memory, and an implicit registration does not reach it):
+ *  - memory the monitor cannot watch: a regular file's mappings, PFN
+ *    maps, a range another userfaultfd owns;
+ *  - memory whose pages can be replaced without an event, though the
+ *    events there are still seen and invalidate it: shared mappings (of a
+ *    memfd, of POSIX or System V shared memory, of hugetlbfs, and
+ *    MAP_SHARED|MAP_ANONYMOUS), and private mappings of such a file,
+ *    whose pages are the file's until written. fallocate(PUNCH_HOLE),
+ *    ftruncate(), another process's madvise(MADV_REMOVE) (a child's after
+ *    fork) or System V's shmdt() change them unseen. Checked when the
+ *    pages are registered (for an on-demand MR, also when memory mapped
+ *    into one of its holes since first faults in).
+ * Not seen at all: shmat() with SHM_REMAP over registered memory of any
+ * kind replaces it without an event (the kernel's shmat tells userfaultfd
+ * nothing); the registration, and a cached one, then reach the segment.
+ * Unmap such memory first. Changes of content (writes through another
+ * mapping, by another process) are not replacements: the registration
+ * reaches the same pages.
  *
  * On iovm's software platform a device reaches registered memory through
  * the process's own mapping of it, not through pinned pages: a device write
@@ -86,17 +107,28 @@ struct iovm_mr;
  * is reached by key only (keyed descriptors; it has no one IOVA): the
  * first access to each 64 MiB of address space makes an on-demand child
  * registration for it, and the child's pages fault in as any on-demand
- * MR's. Memory the monitor cannot watch (a file's private mapping, System
- * V shared memory) is not reachable through it: a device access there
+ * MR's. Memory that is not monitored (see above: a file's mappings,
+ * shared memory) is not reachable through it: a device access there
  * faults. Needs the memory monitor (-EOPNOTSUPP without userfaultfd).
+ *
+ * @dom cannot be destroyed while the MR lives (iovm_domain_destroy() says
+ * -EBUSY).
+ *
+ * Monitored (iovm_mr_info.monitored): the memory monitor, started with the
+ * context's first registration, watches the MR. One that is not: memory
+ * the monitor cannot watch (see above), or the monitor could not start (a
+ * warning says so, once per context; a start that failed for a shortage
+ * of file descriptors, memory or threads is tried again at each
+ * registration). Such an MR keeps reaching whatever memory is at its
+ * addresses after the application replaces it.
  *
  * Thread safety: safe.
  *
  * Return: 0; -EINVAL for bad arguments; -EFAULT when part of the range is not
  * mapped, or not writable for a write access; -ENOMEM when the pages cannot
  * be locked (RLIMIT_MEMLOCK) or memory is short; -ENOSPC when no IOVA range
- * or key is left; -EOPNOTSUPP for an implicit registration without a
- * memory monitor.
+ * or key is left; -EOPNOTSUPP in an identity domain (it maps all memory
+ * already), or for an implicit registration without a memory monitor.
  */
 IOVM_API int iovm_mr_reg(struct iovm_domain *dom, void *addr, size_t len, uint32_t access,
 			 struct iovm_mr **mr);
@@ -113,8 +145,12 @@ IOVM_API int iovm_mr_reg(struct iovm_domain *dom, void *addr, size_t len, uint32
  *
  * Thread safety: safe.
  *
- * Return: 0; -EINVAL for bad arguments or a pinned registration; -ERANGE when
- * the range is not inside @mr; -EFAULT when part of it is not mapped.
+ * Return: 0; -EINVAL for bad arguments (NULL, zero @len, unknown @flags,
+ * IOVM_ADVISE_WRITE without write rights) or a pinned registration;
+ * -ERANGE when the range is not inside @mr (one past the end of the
+ * address space included); -EFAULT when part of it is not mapped (or
+ * cannot be watched); -ENOMEM; -EAGAIN when invalidations of the range
+ * kept overtaking it (try again).
  */
 IOVM_API int iovm_mr_advise(struct iovm_mr *mr, void *addr, size_t len, uint32_t flags);
 
@@ -134,7 +170,7 @@ struct iovm_mr_info {
 	iovm_iova_t iova;    /* the IOVA of addr */
 	uint32_t lkey, rkey; /* keys: a key of a deregistered MR is refused */
 	uint32_t access;
-	bool monitored;      /* the memory monitor watches it */
+	bool monitored;      /* the memory monitor watches it (see iovm_mr_reg()) */
 	bool on_demand;      /* IOVM_ACCESS_ON_DEMAND */
 	bool implicit;       /* the whole address space (addr NULL, len SIZE_MAX) */
 	bool valid;          /* false once every page has been invalidated */
@@ -145,7 +181,9 @@ struct iovm_mr_info {
 };
 
 /**
- * iovm_mr_query() - what @mr is now.
+ * iovm_mr_query() - what @mr is now: pages an application's call that
+ * returned before took away are invalid in it (the call may wait for the
+ * memory monitor to have invalidated them).
  *
  * Thread safety: safe, while @mr is registered.
  *
@@ -158,8 +196,9 @@ IOVM_API int iovm_mr_query(const struct iovm_mr *mr, struct iovm_mr_info *info);
  *
  * Thread safety: safe, lock-free.
  *
- * Return: 0; -EINVAL for bad arguments or an implicit registration (reached
- * by key only); -ERANGE when [addr, addr+len) is not inside @mr.
+ * Return: 0; -EINVAL for NULL or an implicit registration (reached by key
+ * only); -ERANGE when [addr, addr+len) is not inside @mr (one past the end
+ * of the address space included).
  */
 IOVM_API int iovm_mr_iova(const struct iovm_mr *mr, const void *addr, size_t len, iovm_iova_t *iova);
 
@@ -169,8 +208,8 @@ IOVM_API int iovm_mr_iova(const struct iovm_mr *mr, const void *addr, size_t len
  * caches do, but never stale: the memory monitor invalidates the pages the
  * application takes away (only those: the rest of a region stays usable),
  * and a lookup that races with an invalidation of its range is no hit.
- * Memory the monitor cannot watch is registered for the caller but never
- * kept.
+ * Memory that is not monitored (see the head of this file) is registered
+ * for the caller but never kept.
  */
 struct iovm_rcache;
 
@@ -182,6 +221,9 @@ struct iovm_rcache_attr {
 /**
  * iovm_rcache_create() - a registration cache for @dom.
  * @attr: limits; NULL for the defaults
+ *
+ * @dom cannot be destroyed while the cache lives (iovm_domain_destroy()
+ * says -EBUSY).
  *
  * Thread safety: safe.
  *
@@ -203,7 +245,9 @@ IOVM_API int iovm_rcache_destroy(struct iovm_rcache *cache);
  * iovm_rcache_get() - an MR holding [addr, addr+len) with @access (pinned
  * rights: IOVM_ACCESS_* but ON_DEMAND), from the cache or registered now;
  * held until iovm_rcache_put(). A hit takes no lock and writes no cache
- * line another CPU writes.
+ * line another CPU writes. Memory an application's call that returned
+ * before took away is never a hit: a get that finds the memory monitor
+ * with events in hand waits until it has invalidated them.
  *
  * Thread safety: safe.
  *
@@ -213,12 +257,23 @@ IOVM_API int iovm_rcache_get(struct iovm_rcache *cache, void *addr, size_t len, 
 			     struct iovm_mr **mr);
 
 /**
- * iovm_rcache_put() - give back what iovm_rcache_get() gave. An MR of
- * memory the monitor cannot watch is deregistered here.
+ * iovm_rcache_put() - give back what iovm_rcache_get() gave, once per get:
+ * on any thread, also after the region's memory was taken away or the
+ * region evicted (the hold is real until put). An MR of memory that is
+ * not monitored is deregistered here.
  *
- * Thread safety: safe.
+ * Puts are counted against the gets of the MR not yet put, all threads
+ * together (an MR is not a handle of one get): a put with none left is
+ * refused, and changes nothing. So is a second put of one get, unless
+ * another get of the same MR is outstanding: then it gives back that
+ * one's hold, as no count can tell the two apart.
  *
- * Return: 0, or -EINVAL.
+ * Thread safety: safe. A put on the thread of its get takes no lock; one
+ * on another thread (and the next put on the get's thread after it) takes
+ * the cache's lock.
+ *
+ * Return: 0; -EINVAL for NULL, an MR this cache did not give (the
+ * caller's own, another cache's), or one with no get left to put.
  */
 IOVM_API int iovm_rcache_put(struct iovm_rcache *cache, struct iovm_mr *mr);
 

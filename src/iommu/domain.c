@@ -196,7 +196,8 @@ int domain_destroy(struct iovm_domain *dom)
 	struct iommu_space *is = dom->is;
 
 	mutex_lock(&dom->lock);
-	if (dom->nr_attached || !list_empty(&dom->children)) {
+	if (dom->nr_attached || !list_empty(&dom->children) ||
+	    atomic_load_explicit(&dom->reg_users, memory_order_acquire)) {
 		mutex_unlock(&dom->lock);
 		return -EBUSY;
 	}
@@ -229,6 +230,11 @@ int domain_destroy(struct iovm_domain *dom)
 	mutex_destroy(&dom->flush_lock);
 	free(dom);
 	return 0;
+}
+
+void iommu_domain_use(struct iovm_domain *dom, int delta)
+{
+	atomic_fetch_add_explicit(&dom->reg_users, (unsigned)delta, memory_order_acq_rel);
 }
 
 IOVM_API int iovm_domain_destroy(struct iovm_domain *dom)

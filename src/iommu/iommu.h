@@ -109,6 +109,8 @@ int iommu_fault_handle(struct iommu_client *c, const struct iovm_fault *f);
  * range back, once nothing in it is mapped.
  */
 int iommu_hold(struct iovm_domain *dom, uint64_t va, uint64_t pa, uint64_t len, uint64_t *iova);
+/* A registration or registration cache starts (+1) or stops (-1) using @dom: destroy refuses while any does. */
+void iommu_domain_use(struct iovm_domain *dom, int delta);
 void iommu_unhold(struct iovm_domain *dom, uint64_t iova, uint64_t pa, uint64_t len);
 int iommu_hold_map(struct iovm_domain *dom, uint64_t iova, uint64_t pa, uint64_t len, uint32_t perm);
 void iommu_hold_unmap(struct iovm_domain *dom, uint64_t iova, uint64_t len);

@@ -121,6 +121,7 @@ struct iovm_domain {
 	struct mutex lock;     /* attachments, the fault handler */
 	struct list_node attachments; /* under lock */
 	unsigned nr_attached;     /* under lock */
+	_Atomic unsigned reg_users; /* registrations and registration caches on it (iommu_domain_use()) */
 	iovm_fault_fn fault_fn;   /* under lock */
 	void *fault_arg;          /* under lock */
 

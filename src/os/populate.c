@@ -124,7 +124,14 @@ int os_populate_range(void *addr, size_t len, bool write)
 
 int os_mlock(const void *addr, size_t len)
 {
-	return fi_syscall(SYS_mlock, addr, len) ? -errno : 0;
+	/*
+	 * An injected failure says EAGAIN, whatever errno the test asked for:
+	 * memory short while locking is EAGAIN from mlock(2); its ENOMEM means
+	 * "not all mapped" or "past RLIMIT_MEMLOCK", which no shortage causes.
+	 */
+	if (fi_fail(FI_SYSCALL, EAGAIN))
+		return -EAGAIN;
+	return syscall(SYS_mlock, addr, len) ? -errno : 0;
 }
 
 int os_munlock(const void *addr, size_t len)

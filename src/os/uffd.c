@@ -30,6 +30,12 @@ static void set_via(char *via, size_t len, const char *how)
 		snprintf(via, len, "%s", how);
 }
 
+/* The error to report of two ways that failed: a shortage (it may pass), else the first. */
+static int telling(int err, int e)
+{
+	return e == EMFILE || e == ENFILE || e == ENOMEM || e == EAGAIN ? e : err;
+}
+
 int os_uffd_open(int *fd, char *via, size_t via_len)
 {
 	int flags = O_CLOEXEC | O_NONBLOCK, ret, dev, err;
@@ -48,19 +54,20 @@ int os_uffd_open(int *fd, char *via, size_t via_len)
 		*fd = ret;
 		return 0;
 	}
+	err = telling(err, errno);
 #else
 	err = ENOSYS;
 #endif
 	dev = fi_open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
-	if (dev >= 0) {
-		ret = fi_ioctl(dev, USERFAULTFD_IOC_NEW, flags);
-		err = errno;
-		close(dev);
-		if (ret >= 0) {
-			set_via(via, via_len, "/dev/userfaultfd");
-			*fd = ret;
-			return 0;
-		}
+	if (dev < 0)
+		return -telling(err, errno);
+	ret = fi_ioctl(dev, USERFAULTFD_IOC_NEW, flags);
+	err = telling(err, errno);
+	close(dev);
+	if (ret >= 0) {
+		set_via(via, via_len, "/dev/userfaultfd");
+		*fd = ret;
+		return 0;
 	}
 	return -err;
 }

@@ -37,6 +37,7 @@ static_assert(sizeof(struct os_procmap_query) == 104, "the kernel's struct procm
 #define OS_PROCMAP_QUERY _IOWR('f', 17, struct os_procmap_query)
 #define OS_PROCMAP_READABLE 0x01
 #define OS_PROCMAP_WRITABLE 0x02
+#define OS_PROCMAP_SHARED 0x08
 #define OS_PROCMAP_COVERING_OR_NEXT 0x10
 
 /*
@@ -104,6 +105,9 @@ static int query_range(uint64_t start, uint64_t end, struct os_vma_info *info)
 			info->page_size = q.vma_page_size;
 		if (q.vma_name_size && !strncmp(name, "/SYSV", 5))
 			info->sysv_shm = true;
+		if ((q.vma_flags & OS_PROCMAP_SHARED) ||
+		    (q.inode && !(q.vma_name_size && !strncmp(name, "/anon_hugepage", 14))))
+			info->file_backed = true;
 		covered = q.vma_end;
 	}
 	info->mapped = covered >= end;
@@ -120,11 +124,11 @@ static int read_range(uint64_t start, uint64_t end, struct os_vma_info *info)
 	if (!f)
 		return -errno;
 	while (fgets(line, sizeof(line), f)) {
-		unsigned long s, e;
+		unsigned long s, e, inode = 0;
 		char perms[5] = "";
 		int path = 0;
 
-		if (sscanf(line, "%lx-%lx %4s %*s %*s %*s %n", &s, &e, perms, &path) < 3)
+		if (sscanf(line, "%lx-%lx %4s %*s %*s %lu %n", &s, &e, perms, &inode, &path) < 3)
 			continue;
 		if (e <= start)
 			continue;
@@ -138,6 +142,8 @@ static int read_range(uint64_t start, uint64_t end, struct os_vma_info *info)
 		info->writable &= perms[1] == 'w';
 		if (path && !strncmp(line + path, "/SYSV", 5))
 			info->sysv_shm = true;
+		if (perms[3] == 's' || (inode && !(path && !strncmp(line + path, "/anon_hugepage", 14))))
+			info->file_backed = true;
 		if (covered >= end)
 			break;
 	}

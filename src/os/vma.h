@@ -14,6 +14,12 @@ struct os_vma_info {
 	bool readable;  /* ... a readable one */
 	bool writable;  /* ... a writable one */
 	bool sysv_shm;  /* some of it is System V shared memory */
+	/*
+	 * Some of it maps pages an object outside the mapping owns: a shared
+	 * mapping, or a private one of a file (a memfd's, shared memory's)
+	 * whose pages are the file's until written. Not anonymous hugetlb.
+	 */
+	bool file_backed;
 	uint64_t page_size; /* the smallest page size of its mappings (4096 where not known) */
 };
 

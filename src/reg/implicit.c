@@ -72,12 +72,14 @@ int implicit_reg(struct iovm_domain *dom, uint32_t access, struct iovm_mr **out)
 			 "registration: an implicit registration needs the memory monitor (userfaultfd)");
 	if (!reg_monitor_of(rs))
 		goto unlock;
+	mr->watched = true;
 	mr->monitored = true;
 	ret = keys_alloc(&rs->keys, mr, &mr->lkey, &mr->rkey);
 	if (ret)
 		goto unlock;
 	err_clear();
 	list_add_tail(&rs->implicits, &mr->ilink);
+	iommu_domain_use(dom, 1);
 	atomic_fetch_add_explicit(&rs->nr_mrs, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&rs->registered, 1, memory_order_relaxed);
 	mutex_unlock(&rs->lock);
@@ -108,6 +110,7 @@ int implicit_child(struct reg_space *rs, struct iovm_mr *mr, uint64_t va, struct
 	struct iovm_mr *child;
 	int ret;
 
+	lock_assert_held(&rs->lock);
 	if (va < mr->start || va >= mr->end)
 		return -ERANGE;
 	leaf = atomic_load_explicit(&mr->kids->leaf[IMR_TOP_IDX(va)], memory_order_relaxed);
@@ -126,7 +129,7 @@ int implicit_child(struct reg_space *rs, struct iovm_mr *mr, uint64_t va, struct
 	if (!child)
 		return -ENOMEM;
 	child->parent = mr;
-	ret = mr_publish(rs, child, -1, false);
+	ret = mr_publish(rs, child, NULL, false);
 	if (ret) {
 		mr_free(child);
 		return ret;
@@ -154,6 +157,8 @@ int reg_key_grow(struct reg_space *rs, uint32_t key, uint64_t va)
 
 void implicit_teardown(struct reg_space *rs, struct iovm_mr *mr)
 {
+	lock_assert_held(&rs->lock);
+	IOVM_ASSERT(mr->implicit);
 	/* The keys first: no device finds the table afresh. */
 	keys_free(&rs->keys, mr->lkey);
 	atomic_store_explicit(&mr->state, MR_GONE, memory_order_release);
@@ -177,6 +182,7 @@ void implicit_teardown(struct reg_space *rs, struct iovm_mr *mr)
 	for (unsigned t = 0; t < IMR_TOP; t++)
 		free(atomic_load_explicit(&mr->kids->leaf[t], memory_order_relaxed));
 	list_del(&mr->ilink);
+	iommu_domain_use(mr->dom, -1);
 	atomic_fetch_sub_explicit(&rs->nr_mrs, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&rs->deregistered, 1, memory_order_relaxed);
 	mr_free(mr);

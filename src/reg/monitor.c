@@ -82,7 +82,7 @@ struct reg_monitor {
 
 static_assert((RING_SIZE & (RING_SIZE - 1)) == 0, "the ring indexes by mask");
 
-void (*monitor_test_hold)(void);
+_Atomic(monitor_test_hook) monitor_test_hold;
 
 static void count(_Atomic uint64_t *c)
 {
@@ -134,6 +134,7 @@ static void take(struct reg_monitor *m, const struct uffd_msg *msg)
 static void *reader_main(void *arg)
 {
 	struct reg_monitor *m = arg;
+	struct reg_space *rs = m->rs;
 	struct pollfd fds[2] = { { .fd = m->uffd, .events = POLLIN }, { .fd = m->stop_fd, .events = POLLIN } };
 
 	for (;;) {
@@ -147,7 +148,14 @@ static void *reader_main(void *arg)
 			break;
 		if (!(fds[0].revents & POLLIN))
 			continue;
-		/* Devices off the application's memory before the application may go on. */
+		/*
+		 * Lookups wait for this batch (reg_settle()), and devices keep
+		 * off the application's memory, before the application may go
+		 * on: its call returns once the events are read.
+		 */
+		atomic_store_explicit(&rs->begun, atomic_load_explicit(&rs->begun, memory_order_relaxed) + 1,
+				      memory_order_relaxed);
+		atomic_fetch_add_explicit(&rs->unsettled, 1, memory_order_seq_cst);
 		atomic_fetch_add_explicit(m->gate, 1, memory_order_seq_cst);
 		epoch_synchronize(m->epoch);
 		while ((n = read(m->uffd, msg, sizeof(msg))) > 0)
@@ -185,8 +193,12 @@ static void *invalidator_main(void *arg)
 			break;
 		if (read(m->wake_fd, &val, sizeof(val)) < 0)
 			continue;
-		if (unlikely(monitor_test_hold))
-			monitor_test_hold();
+		{
+			monitor_test_hook hook = atomic_load_explicit(&monitor_test_hold, memory_order_acquire);
+
+			if (unlikely(hook))
+				hook();
+		}
 		/* The batches counted here have their events in the ring (the reader counted after queuing). */
 		seen = atomic_load_explicit(&m->batches_read, memory_order_acquire);
 		head = atomic_load_explicit(&m->head, memory_order_relaxed);
@@ -204,9 +216,17 @@ static void *invalidator_main(void *arg)
 			count(&m->generation);
 		}
 		mutex_unlock(&rs->lock);
-		/* Every event of those batches is dealt with: devices may go back. */
+		/* Every event of those batches is dealt with: devices may go back, lookups go on. */
+		atomic_store_explicit(&rs->finished, seen, memory_order_seq_cst);
+		atomic_fetch_sub_explicit(&rs->unsettled, (uint32_t)(seen - m->batches_done), memory_order_seq_cst);
 		atomic_fetch_sub_explicit(m->gate, (uint32_t)(seen - m->batches_done), memory_order_seq_cst);
 		m->batches_done = seen;
+		/* Seen after @finished moved (both seq_cst): a waiter counted before it looked, or saw it move. */
+		if (atomic_load_explicit(&rs->settle_waiters, memory_order_seq_cst)) {
+			mutex_lock(&rs->settle_lock);
+			pthread_cond_broadcast(&rs->settled);
+			mutex_unlock(&rs->settle_lock);
+		}
 	}
 	return NULL;
 }
@@ -218,10 +238,15 @@ static int api_handshake(int uffd, bool *fork_events)
 			UFFD_FEATURE_PAGEFAULT_FLAG_WP;
 	struct uffdio_api api = { .api = UFFD_API, .features = want | UFFD_FEATURE_EVENT_FORK };
 	uint64_t have;
+	int ret;
 
-	/* Which of the optional ones the kernel has (a handshake costs a file descriptor). */
-	if (os_uffd_features(&have))
-		return -ENOSYS;
+	/*
+	 * Which of the optional ones the kernel has (a handshake costs a file
+	 * descriptor: its failure may be a shortage, tried again later).
+	 */
+	ret = os_uffd_features(&have);
+	if (ret)
+		return ret;
 	if ((have & want) != want)
 		return -EOPNOTSUPP;
 	api.features |= have & UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
@@ -365,4 +390,24 @@ void monitor_stats(struct reg_monitor *m, struct iovm_reg_stats *st)
 	st->events_fork = atomic_load_explicit(&m->forks, memory_order_relaxed);
 	st->ring_overflows = atomic_load_explicit(&m->overflows, memory_order_relaxed);
 	st->generation = atomic_load_explicit(&m->generation, memory_order_relaxed);
+}
+
+void reg_settle_wait(struct reg_space *rs)
+{
+	/*
+	 * The batches begun by now: the one of any call that returned before
+	 * this lookup began is among them. Not "until nothing is unsettled",
+	 * which a stream of events could put off for ever.
+	 */
+	uint64_t want = atomic_load_explicit(&rs->begun, memory_order_acquire);
+
+	lock_assert_not_held(&rs->lock);
+	if (atomic_load_explicit(&rs->finished, memory_order_acquire) >= want)
+		return;
+	mutex_lock(&rs->settle_lock);
+	atomic_fetch_add_explicit(&rs->settle_waiters, 1, memory_order_seq_cst);
+	while (atomic_load_explicit(&rs->finished, memory_order_seq_cst) < want)
+		cond_wait(&rs->settled, &rs->settle_lock);
+	atomic_fetch_sub_explicit(&rs->settle_waiters, 1, memory_order_relaxed);
+	mutex_unlock(&rs->settle_lock);
 }

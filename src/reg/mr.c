@@ -1,17 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * mr.c - memory registrations: the application's memory, pinned (faulted
- * in and locked), put on the bus through a window, mapped in a domain, and
- * named by keys; invalidated page by page when the monitor sees the
- * application take memory away.
- *
- * A registration's pages are valid (mapped, locked) or invalid: the
- * monitor invalidates the pages an event covers, not the whole MR, so that
- * the rest stays usable (the registration cache relies on it). Once no page
- * is valid the MR is dead, and its keys are refused.
+ * mr.c - memory registrations: the application's memory checked, watched
+ * by the memory monitor, put on the bus through a window, held in a
+ * domain, named by keys, and taken down again; the public MR calls.
+ * Their pages (valid or not, locked, mapped, invalidated) are pages.c's.
  */
 #include <errno.h>
-#include <linux/userfaultfd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -23,8 +17,6 @@
 #include "base/lock.h"
 #include "base/log.h"
 #include "iommu/iommu.h"
-#include "os/hugepage.h"
-#include "os/populate.h"
 #include "os/vma.h"
 #include "phys/phys.h"
 #include "reg/reg_internal.h"
@@ -36,249 +28,64 @@
 
 #define PG 4096u
 
-static bool page_valid(const struct iovm_mr *mr, uint64_t i)
-{
-	return mr->valid[i / 64] >> (i % 64) & 1;
-}
-
-static void word_set(uint64_t *w, uint64_t mask, bool v)
-{
-	*w = v ? *w | mask : *w & ~mask;
-}
-
-/* Set (or clear) the bits of pages [first, last]: the whole words between by memset (1 GiB is 4096). */
-static void pages_set(struct iovm_mr *mr, uint64_t first, uint64_t last, bool v)
-{
-	uint64_t fw = first / 64, lw = last / 64;
-	uint64_t head = ~UINT64_C(0) << (first % 64), tail = ~UINT64_C(0) >> (63 - last % 64);
-
-	if (fw == lw) {
-		word_set(&mr->valid[fw], head & tail, v);
-		return;
-	}
-	word_set(&mr->valid[fw], head, v);
-	memset(&mr->valid[fw + 1], v ? 0xff : 0, (lw - fw - 1) * sizeof(uint64_t));
-	word_set(&mr->valid[lw], tail, v);
-}
-
-/* The first page in [from, last] whose bit is @v, or last + 1: a word at a time. */
-static uint64_t pages_find(const struct iovm_mr *mr, uint64_t from, uint64_t last, bool v)
-{
-	uint64_t skip = v ? 0 : ~UINT64_C(0), w = from / 64, wlast = last / 64, word;
-
-	if (from > last)
-		return last + 1;
-	word = (mr->valid[w] ^ skip) & (~UINT64_C(0) << (from % 64));
-
-	/* The words with nothing to find go by at a load and a compare each. */
-	while (!word) {
-		if (++w > wlast)
-			return last + 1;
-		word = mr->valid[w] ^ skip;
-	}
-	return MIN(w * 64 + (uint64_t)__builtin_ctzll(word), last + 1);
-}
-
-static int do_munlock(void *arg, uint64_t start, uint64_t end)
-{
-	(void)arg;
-	/* The memory may be gone already (that is why it is unlocked): nothing to undo then. */
-	os_munlock((void *)(uintptr_t)start, end - start);
-	return 0;
-}
-
 /*
- * Fault in [start, end) of @mr, for writing if it may be written: -EFAULT
- * when the pages are not there to have, -ENOMEM when memory is short.
+ * Before a registration pins its pages: what maps them (@vi), and for a
+ * pinned one whether they are there and permitted, from the process's
+ * mappings (one PROCMAP_QUERY per mapping since Linux 6.11, else a read of
+ * /proc/self/maps). mlock(2) then faults the pages in as it locks them:
+ * one walk of the pages instead of two (populating first cost 1.9 times
+ * mlock alone, this 1.1). Where the maps cannot be read the pages are
+ * faulted in to know they are there, and what maps them stays unknown:
+ * the MR is then not called monitored. *@known says which.
  */
-int mr_populate(const struct iovm_mr *mr, uint64_t start, uint64_t end)
+static int precheck(struct iovm_mr *mr, struct os_vma_info *vi, bool *known)
 {
 	bool write = mr->prot & IOVM_MAP_WRITE;
-	int ret = os_populate_range((void *)start, end - start, write);
 
-	if (ret != -EFAULT)
-		return ret; /* 0, or memory short (-ENOMEM, -EAGAIN): not the caller's buffer's fault */
-	return err_detail(-EFAULT, IOVM_LOG_DEBUG, "registration: [%#lx, %#lx) is not all mapped and %s",
-			  (unsigned long)start, (unsigned long)end, write ? "writable" : "readable");
-}
-
-bool mr_page_valid(const struct iovm_mr *mr, uint64_t page)
-{
-	return page_valid(mr, page);
-}
-
-/*
- * Lock and map the run [i, j] of invalid pages. The lock is counted per page
- * (mlock is idempotent and munlock is not counted: always lock, count to know
- * when to unlock).
- */
-static int lock_map_run(struct reg_space *rs, struct iovm_mr *mr, uint64_t i, uint64_t j)
-{
-	uint64_t start = mr->start + i * PG, len = (j - i + 1) * PG;
-	int ret;
-
-	if (mr->locked) {
-		ret = ranges_add(&rs->locked, start, start + len, NULL, NULL, NULL);
-		if (ret)
-			return ret;
-		ret = os_mlock((void *)start, len);
-		if (ret) {
-			ranges_remove(&rs->locked, start, start + len, do_munlock, NULL);
-			return err_detail(-ENOMEM, IOVM_LOG_DEBUG,
-					  "registration: mlock of %lu bytes: %s (RLIMIT_MEMLOCK?)",
-					  (unsigned long)len, strerror(-ret));
-		}
-	}
-	ret = iommu_hold_map(mr->dom, mr->iova + i * PG, pa_val(mr->pa) + i * PG, len, mr->prot);
-	if (ret) {
-		if (mr->locked)
-			ranges_remove(&rs->locked, start, start + len, do_munlock, NULL);
-		return ret;
-	}
-	pages_set(mr, i, j, true);
-	mr->nr_valid += j - i + 1;
-	if (mr->on_demand)
-		rs->odp_pinned += j - i + 1;
-	if (mr->locked)
-		atomic_fetch_add_explicit(&rs->locked_bytes, len, memory_order_relaxed);
-	return 0;
-}
-
-int mr_lock_map(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last)
-{
-	int ret = 0;
-
-	mutex_lock(&mr->lock);
-	for (uint64_t i = pages_find(mr, first, last, false); i <= last && !ret;) {
-		uint64_t j = pages_find(mr, i, last, true) - 1;
-
-		ret = lock_map_run(rs, mr, i, j);
-		i = pages_find(mr, j + 1, last, false);
-	}
-	mutex_unlock(&mr->lock);
-	return ret;
-}
-
-/* Unlock and unmap the valid pages of [first, last] page indices. Needs mr->lock and reg_space.lock. */
-static uint64_t drop_pages(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last)
-{
-	uint64_t dropped = 0;
-
-	for (uint64_t i = pages_find(mr, first, last, true); i <= last; i = pages_find(mr, i, last, true)) {
-		uint64_t j = pages_find(mr, i, last, false) - 1;
-
-		pages_set(mr, i, j, false);
-		iommu_hold_unmap(mr->dom, mr->iova + i * PG, (j - i + 1) * PG);
-		if (mr->locked) {
-			ranges_remove(&rs->locked, mr->start + i * PG, mr->start + (j + 1) * PG, do_munlock, NULL);
-			atomic_fetch_sub_explicit(&rs->locked_bytes, (j - i + 1) * PG, memory_order_relaxed);
-		}
-		dropped += j - i + 1;
-		i = j + 1;
-	}
-	mr->nr_valid -= dropped;
-	if (mr->on_demand)
-		rs->odp_pinned -= dropped;
-	return dropped;
-}
-
-uint64_t mr_drop_pages(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last)
-{
-	uint64_t n;
-
-	mutex_lock(&mr->lock);
-	n = drop_pages(rs, mr, first, last);
-	mutex_unlock(&mr->lock);
-	return n;
-}
-
-uint64_t mr_invalidate_range(struct reg_space *rs, uint64_t start, uint64_t end, unsigned kind)
-{
-	struct itree_node *n;
-	uint64_t pages = 0;
-
-	if (start >= end)
-		return 0;
-	itree_for_each(n, &rs->mrs, start, end - 1) {
-		struct iovm_mr *mr = container_of(n, struct iovm_mr, node);
-		uint64_t s = MAX(start, mr->start), e = MIN(end, mr->end);
-
-		mutex_lock(&mr->lock);
-		/* Odd while the pages go: a lock-free reader of the valid bits knows to look again. */
-		atomic_fetch_add_explicit(&mr->seq, 1, memory_order_seq_cst);
-		pages += drop_pages(rs, mr, (s - mr->start) / PG, (align_up(e, PG) - mr->start) / PG - 1);
-		if (mr->on_demand && (kind == UFFD_EVENT_UNMAP || kind == UFFD_EVENT_REMAP || !kind))
-			odp_mappings_changed(mr, (s - mr->start) / PG, (align_up(e, PG) - mr->start) / PG - 1);
-		atomic_fetch_add_explicit(&mr->seq, 1, memory_order_release);
-		if (mr->rc)
-			rcache_count_invalidation(mr->rc, kind);
-		/* A pinned MR with nothing left is dead; an on-demand one faults its pages in again. */
-		if (!mr->nr_valid && !mr->on_demand)
-			atomic_store_explicit(&mr->state, MR_DEAD, memory_order_release);
-		mutex_unlock(&mr->lock);
-	}
-	atomic_fetch_add_explicit(&rs->invalidated_pages, pages, memory_order_relaxed);
-	return pages;
-}
-
-void mr_invalidate_all(struct reg_space *rs)
-{
-	struct itree_node *n;
-
-	itree_for_each(n, &rs->mrs, 0, UINT64_MAX) {
-		struct iovm_mr *mr = container_of(n, struct iovm_mr, node);
-
-		if (mr->monitored)
-			mr_invalidate_range(rs, mr->start, mr->end, 0);
-	}
-}
-
-/* From this size on, a pinned registration reads the maps rather than populating. */
-#define CHECK_BY_MAPS (2u << 20)
-
-/*
- * Before a pinned registration locks its pages: are they there, and
- * permitted? Small ones are faulted in (MADV_POPULATE: for writing when
- * written), before any lock is taken. Large ones are checked against the
- * process's mappings, one read of /proc/self/maps, and mlock(2) then faults
- * the pages in as it locks them: one walk of the pages instead of two, the
- * difference between 1.9 and 1.1 times the cost of mlock alone.
- */
-static int pinned_precheck(struct iovm_mr *mr, int *sysv)
-{
-	bool write = mr->prot & IOVM_MAP_WRITE;
-	struct os_vma_info vi;
-
-	*sysv = -1;
-	if (mr->end - mr->start < CHECK_BY_MAPS || os_vma_range(mr->start, mr->end, &vi))
-		return mr_populate(mr, mr->start, mr->end);
-	*sysv = vi.sysv_shm;
-	if (vi.mapped && vi.readable && (vi.writable || !write))
+	*known = !os_vma_range(mr->start, mr->end, vi);
+	if (!*known)
+		return mr->on_demand ? 0 : mr_populate(mr, mr->start, mr->end);
+	/* On demand, holes are allowed: they fault when a device reaches them. */
+	if (mr->on_demand || (vi->mapped && vi->readable && (vi->writable || !write)))
 		return 0;
 	return err_detail(-EFAULT, IOVM_LOG_DEBUG, "registration: [%#lx, %#lx) is not all mapped and %s",
 			  (unsigned long)mr->start, (unsigned long)mr->end, write ? "writable" : "readable");
 }
 
-/* Start the monitor with the first registration; without one, MRs are not monitored. Needs reg_space.lock. */
+/* Whether the monitor's start failed for want of something that may come back (descriptors, memory, threads). */
+static bool start_failure_passes(int err)
+{
+	return err == -EMFILE || err == -ENFILE || err == -ENOMEM || err == -EAGAIN || err == -EINTR;
+}
+
+/*
+ * Start the monitor with the first registration; without one, MRs are not
+ * monitored (and not cached). A start that failed for a shortage is tried
+ * again at each registration until it works. Needs reg_space.lock.
+ */
 struct reg_monitor *reg_monitor_of(struct reg_space *rs)
 {
-	if (!rs->mon && !rs->mon_failed) {
+	lock_assert_held(&rs->lock);
+	if (!rs->mon && !rs->mon_off) {
 		int ret = monitor_start(rs, &rs->mon);
 
 		if (ret) {
-			rs->mon_failed = true;
-			log_notice("no memory monitor (%s): registrations will not be cached", strerror(-ret));
+			rs->mon_off = !start_failure_passes(ret);
+			if (!rs->mon_warned) {
+				rs->mon_warned = true;
+				log_warn("memory monitor: cannot start (%s): registrations are not monitored (nor cached) "
+					 "until it does%s",
+					 strerror(-ret), rs->mon_off ? "; not tried again" : "; tried again at each one");
+			}
 		}
 	}
 	return rs->mon;
 }
 
-struct iovm_mr *mr_new(struct iovm_domain *dom, uintptr_t a, size_t len, uint32_t access)
+int mr_init(struct iovm_mr *mr, struct iovm_domain *dom, uintptr_t a, size_t len, uint32_t access)
 {
-	struct iovm_mr *mr = fi_calloc(1, sizeof(*mr));
-
-	if (!mr)
-		return NULL;
+	/* Everything after rc: a registration cache's region owns that for the struct's whole life. */
+	memset((char *)mr + offsetof(struct iovm_mr, rs), 0, sizeof(*mr) - offsetof(struct iovm_mr, rs));
 	mr->rs = iommu_domain_ctx(dom)->reg;
 	mr->dom = dom;
 	mr->addr = a;
@@ -300,36 +107,67 @@ struct iovm_mr *mr_new(struct iovm_domain *dom, uintptr_t a, size_t len, uint32_
 	mr->locked = !mr->on_demand;
 	mr->node.start = mr->start;
 	mr->node.last = mr->end - 1;
-	mutex_init(&mr->lock);
 	mr->valid = fi_calloc((mr->npages + 63) / 64, sizeof(uint64_t));
-	if (!mr->valid) {
-		mr_free(mr);
+	if (!mr->valid)
+		return -ENOMEM;
+	mutex_init(&mr->lock);
+	return 0;
+}
+
+struct iovm_mr *mr_new(struct iovm_domain *dom, uintptr_t a, size_t len, uint32_t access)
+{
+	struct iovm_mr *mr = fi_calloc(1, sizeof(*mr));
+
+	if (!mr)
+		return NULL;
+	if (mr_init(mr, dom, a, len, access)) {
+		free(mr);
 		return NULL;
 	}
 	return mr;
 }
 
-void mr_free(struct iovm_mr *mr)
+void mr_fini(struct iovm_mr *mr)
 {
 	free(mr->chunks);
 	free(mr->valid);
 	free(mr->kids);
+	mr->chunks = NULL;
+	mr->valid = NULL;
+	mr->kids = NULL;
 	mutex_destroy(&mr->lock);
-	free(mr);
 }
 
-int mr_publish(struct reg_space *rs, struct iovm_mr *mr, int sysv, bool keys)
+void mr_free(struct iovm_mr *mr)
+{
+	mr_fini(mr);
+	/* A cache's MR lives in its region's struct, kept for the cache's life. */
+	if (!mr->rc)
+		free(mr);
+}
+
+int mr_publish(struct reg_space *rs, struct iovm_mr *mr, const struct os_vma_info *vi, bool keys)
 {
 	struct reg_monitor *mon = reg_monitor_of(rs);
 	struct iovm_ctx *ctx = iommu_domain_ctx(mr->dom);
 	int ret;
 
+	lock_assert_held(&rs->lock);
 	if (mr->parent) {
-		/* A child of an implicit MR: mostly holes; each chunk is watched at its first fault. */
+		/* A child of an implicit MR: mostly holes; each chunk is watched (and checked) at its first fault. */
+		mr->watched = mon;
 		mr->monitored = mon;
 		mr->holes = true;
 	} else {
-		mr->monitored = mon && !monitor_watch(mon, mr->start, mr->end, sysv);
+		mr->watched = mon && !monitor_watch(mon, mr->start, mr->end, vi ? vi->sysv_shm : -1);
+		/*
+		 * Monitored: watched, and no page of it can be replaced without
+		 * an event. A file's or shared memory's pages can (a hole
+		 * punched, a truncation, another process's MADV_REMOVE), as can
+		 * System V shared memory's (shmdt). Events still invalidate
+		 * such an MR; the cache does not keep it.
+		 */
+		mr->monitored = mr->watched && vi && !vi->file_backed && !vi->sysv_shm;
 		/* On demand: whether the watch covered it all (msync finds holes, O(mappings)). */
 		mr->holes = mr->on_demand && msync((void *)mr->start, mr->end - mr->start, MS_ASYNC);
 	}
@@ -347,6 +185,8 @@ int mr_publish(struct reg_space *rs, struct iovm_mr *mr, int sysv, bool keys)
 	mr->inode.last = mr->iova + (mr->end - mr->start) - 1;
 	itree_insert(&rs->mrs, &mr->node);
 	itree_insert(&rs->by_iova, &mr->inode);
+	/* The domain cannot go while the MR (and the monitor's invalidations of it) may reach it. */
+	iommu_domain_use(mr->dom, 1);
 	if (!mr->parent) {
 		atomic_fetch_add_explicit(&rs->nr_mrs, 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(&rs->registered, 1, memory_order_relaxed);
@@ -361,13 +201,30 @@ remove_window:
 	return ret;
 }
 
+int mr_register(struct iovm_mr *mr)
+{
+	struct reg_space *rs = mr->rs;
+	struct os_vma_info vi;
+	bool known;
+	int ret;
+
+	/* Events from here on may be about this memory (see lock_map_run()). */
+	mr->reg_begun = atomic_load_explicit(&rs->begun, memory_order_acquire);
+	ret = precheck(mr, &vi, &known);
+	if (ret)
+		return ret;
+	mutex_lock(&rs->lock);
+	ret = mr_publish(rs, mr, known ? &vi : NULL, true);
+	mutex_unlock(&rs->lock);
+	return ret;
+}
+
 IOVM_API int iovm_mr_reg(struct iovm_domain *dom, void *addr, size_t len, uint32_t access,
 			 struct iovm_mr **out)
 {
 	uintptr_t a = (uintptr_t)addr;
-	struct reg_space *rs;
 	struct iovm_mr *mr;
-	int ret, sysv = -1;
+	int ret;
 
 	err_clear();
 	if (!dom || !out || (access & ~ACCESS_ALL))
@@ -377,29 +234,24 @@ IOVM_API int iovm_mr_reg(struct iovm_domain *dom, void *addr, size_t len, uint32
 		return implicit_reg(dom, access, out);
 	if (!addr || !len || a + len < a || a + len > UINTPTR_MAX - PG)
 		return -EINVAL;
-	rs = iommu_domain_ctx(dom)->reg;
 	mr = mr_new(dom, a, len, access);
 	if (!mr)
 		return -ENOMEM;
-	if (!mr->on_demand && (ret = pinned_precheck(mr, &sysv)))
-		goto free_mr;
-	mutex_lock(&rs->lock);
-	ret = mr_publish(rs, mr, sysv, true);
-	mutex_unlock(&rs->lock);
-	if (ret)
-		goto free_mr;
+	ret = mr_register(mr);
+	if (ret) {
+		mr_free(mr);
+		return ret;
+	}
 	*out = mr;
 	return 0;
-
-free_mr:
-	mr_free(mr);
-	return ret;
 }
 
 void mr_teardown(struct reg_space *rs, struct iovm_mr *mr)
 {
 	struct iovm_ctx *ctx = iommu_domain_ctx(mr->dom);
 
+	lock_assert_held(&rs->lock);
+	IOVM_ASSERT(!mr->implicit);
 	itree_remove(&rs->mrs, &mr->node);
 	itree_remove(&rs->by_iova, &mr->inode);
 	/* First the keys: no new device lookup finds it. */
@@ -414,27 +266,12 @@ void mr_teardown(struct reg_space *rs, struct iovm_mr *mr)
 	iommu_unhold(mr->dom, mr->iova, pa_val(mr->pa), mr->end - mr->start);
 	/* Waits out every device-side section: after it, nothing holds the MR or the window. */
 	phys_window_remove(ctx->phys, mr->pa);
+	iommu_domain_use(mr->dom, -1);
 	if (!mr->parent) {
 		atomic_fetch_sub_explicit(&rs->nr_mrs, 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(&rs->deregistered, 1, memory_order_relaxed);
 	}
 	mr_free(mr);
-}
-
-bool mr_pages_valid(const struct iovm_mr *mr, uint64_t addr, uint64_t len)
-{
-	uint64_t first = (addr - mr->start) / PG, last = (addr + len - 1 - mr->start) / PG;
-
-	for (uint64_t i = first; i <= last;) {
-		uint64_t word = __atomic_load_n(&mr->valid[i / 64], __ATOMIC_RELAXED);
-		unsigned bit = i % 64, n = (unsigned)MIN(64 - bit, last - i + 1);
-		uint64_t want = (n == 64 ? ~UINT64_C(0) : (UINT64_C(1) << n) - 1) << bit;
-
-		if ((word & want) != want)
-			return false;
-		i += n;
-	}
-	return true;
 }
 
 IOVM_API int iovm_mr_dereg(struct iovm_mr *mr)
@@ -481,6 +318,8 @@ IOVM_API int iovm_mr_query(const struct iovm_mr *mr, struct iovm_mr_info *info)
 	err_clear();
 	if (!mr || !info)
 		return -EINVAL;
+	/* What a call that returned took away is invalid by now. */
+	reg_settle(mr->rs);
 	if (mr->implicit)
 		return implicit_query(m, info);
 	mutex_lock(&m->lock);
@@ -506,12 +345,13 @@ IOVM_API int iovm_mr_iova(const struct iovm_mr *mr, const void *addr, size_t len
 {
 	uintptr_t a = (uintptr_t)addr;
 
-	if (!mr || !iova || a + len < a)
+	if (!mr || !iova)
 		return -EINVAL;
 	/* Its children lie apart in IOVA space, made as devices reach them: by key only. */
 	if (mr->implicit)
 		return -EINVAL;
-	if (a < mr->addr || a + len > mr->addr + mr->len)
+	/* A range past the end of the address space is not inside it either. */
+	if (a + len < a || a < mr->addr || a + len > mr->addr + mr->len)
 		return -ERANGE;
 	*iova = IOVM_IOVA(mr->iova + (a - mr->start));
 	return 0;

@@ -30,13 +30,14 @@
 #include "base/lock.h"
 #include "base/log.h"
 #include "iommu/iommu.h"
+#include "os/vma.h"
 #include "reg/reg_internal.h"
 
 #define PG 4096u
 /* Invalidations that may interrupt one fault before it gives up (a device retries). */
 #define ODP_RETRIES 8
 
-void (*odp_test_between)(struct iovm_mr *mr, uint64_t first, uint64_t last);
+_Atomic(odp_test_hook) odp_test_between;
 
 static uint64_t nr_chunks(const struct iovm_mr *mr)
 {
@@ -46,6 +47,7 @@ static uint64_t nr_chunks(const struct iovm_mr *mr)
 /* The chunk array, made at the first fault: registering stays O(1). Needs reg_space.lock. */
 static int chunks_get(struct iovm_mr *mr)
 {
+	lock_assert_held(&mr->rs->lock);
 	if (mr->chunks)
 		return 0;
 	mr->chunks = fi_calloc(nr_chunks(mr), sizeof(*mr->chunks));
@@ -65,6 +67,7 @@ static bool chunk_accessed(struct iovm_mr *mr, uint64_t c)
 /* Unpin the least recently used chunks until the budget holds, sparing @keep. Needs reg_space.lock. */
 static void evict(struct reg_space *rs, struct odp_chunk *keep)
 {
+	lock_assert_held(&rs->lock);
 	/* Each chunk may be passed over once (its second chance): at most two rounds. */
 	for (uint64_t look = 0, limit = 2 * (rs->odp_pinned / ODP_CHUNK_PAGES + 1);
 	     rs->odp_pinned > rs->budget_pages && !list_empty(&rs->lru) && look < limit; look++) {
@@ -90,6 +93,7 @@ static void evict(struct reg_space *rs, struct odp_chunk *keep)
 /* The chunk was used: to the back of the LRU list. Needs reg_space.lock. */
 static void touch(struct reg_space *rs, struct odp_chunk *ch)
 {
+	lock_assert_held(&rs->lock);
 	if (ch->linked)
 		list_del(&ch->lru);
 	list_add_tail(&rs->lru, &ch->lru);
@@ -127,7 +131,8 @@ static bool resident(const struct iovm_mr *mr, uint64_t first, uint64_t last)
  */
 static bool needs_watch(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last)
 {
-	if (!rs->mon || !mr->monitored)
+	lock_assert_held(&rs->lock);
+	if (!rs->mon || !mr->watched)
 		return false;
 	if (!mr->chunks)
 		return mr->holes;
@@ -139,6 +144,7 @@ static bool needs_watch(struct reg_space *rs, struct iovm_mr *mr, uint64_t first
 
 void odp_mappings_changed(struct iovm_mr *mr, uint64_t first, uint64_t last)
 {
+	lock_assert_held(&mr->rs->lock);
 	if (!mr->chunks) {
 		mr->holes = true; /* no chunk to mark: watch each at its first fault */
 		return;
@@ -147,12 +153,35 @@ void odp_mappings_changed(struct iovm_mr *mr, uint64_t first, uint64_t last)
 		mr->chunks[c].rewatch = true;
 }
 
+/*
+ * Watch [start, end) of @mr before its pages are pinned: 0, or -EFAULT
+ * when it cannot be. Memory whose pages can be replaced without an event
+ * (a file's, shared memory's: mapped into a hole since the registration)
+ * sets *@unseen: the MR is not monitored from then on; an implicit MR's
+ * child refuses it instead, as the caller of a whole address space cannot
+ * be told which part is not monitored. Called without reg_space.lock.
+ */
+static int watch_range(struct reg_space *rs, struct iovm_mr *mr, uint64_t start, uint64_t end, bool *unseen)
+{
+	struct os_vma_info vi;
+	int ret = monitor_watch(rs->mon, start, end, -1);
+
+	if (ret)
+		return ret == -ENOMEM || ret == -EAGAIN ? ret : -EFAULT; /* the kernel short: no fault */
+	ret = os_vma_range(start, end, &vi);
+	if (ret == -ENOMEM || ret == -EMFILE || ret == -ENFILE || ret == -EAGAIN)
+		return ret; /* the maps could not be read for want of a resource: not the memory's fault */
+	*unseen = ret || vi.file_backed || vi.sysv_shm;
+	return mr->parent && *unseen ? -EFAULT : 0;
+}
+
 /* The HMM dance: see the file's head. */
 int odp_fill(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last)
 {
+	lock_assert_held(&rs->lock);
 	for (unsigned attempt = 0; attempt < ODP_RETRIES; attempt++) {
 		uint64_t seq = atomic_load_explicit(&mr->seq, memory_order_acquire);
-		bool watch = needs_watch(rs, mr, first, last);
+		bool watch = needs_watch(rs, mr, first, last), unseen = false;
 		int ret;
 
 		mr->refs++;
@@ -164,14 +193,16 @@ int odp_fill(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t 
 		 * Watching again what is watched is harmless.
 		 */
 		/* Memory the monitor cannot watch is not pinned for an MR said to be watched: a fault. */
-		ret = watch ? monitor_watch(rs->mon, mr->start + first * PG, mr->start + (last + 1) * PG, -1) : 0;
-		if (ret)
-			ret = ret == -ENOMEM || ret == -EAGAIN ? ret : -EFAULT; /* the kernel short: no fault */
-		else
+		ret = watch ? watch_range(rs, mr, mr->start + first * PG, mr->start + (last + 1) * PG, &unseen) : 0;
+		if (!ret)
 			ret = resident(mr, first, last) ? 0
 							: mr_populate(mr, mr->start + first * PG, mr->start + (last + 1) * PG);
-		if (unlikely(odp_test_between))
-			odp_test_between(mr, first, last);
+		{
+			odp_test_hook hook = atomic_load_explicit(&odp_test_between, memory_order_acquire);
+
+			if (unlikely(hook))
+				hook(mr, first, last);
+		}
 		mutex_lock(&rs->lock);
 		if (!--mr->refs)
 			pthread_cond_broadcast(&rs->idle);
@@ -179,6 +210,11 @@ int odp_fill(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t 
 			return -ENOENT;
 		if (ret)
 			return ret;
+		if (unseen && mr->monitored) {
+			mutex_lock(&mr->lock);
+			mr->monitored = false;
+			mutex_unlock(&mr->lock);
+		}
 		/* Invalidated while faulting in: what was faulted may be gone. Again. */
 		if (atomic_load_explicit(&mr->seq, memory_order_acquire) != seq) {
 			atomic_fetch_add_explicit(&rs->odp_retries, 1, memory_order_relaxed);
@@ -211,6 +247,7 @@ static struct iovm_mr *mr_at(struct reg_space *rs, struct iovm_domain *dom, uint
 {
 	struct itree_node *n;
 
+	lock_assert_held(&rs->lock);
 	itree_for_each(n, &rs->by_iova, iova, iova) {
 		struct iovm_mr *mr = container_of(n, struct iovm_mr, inode);
 
@@ -252,7 +289,8 @@ int odp_resolve(void *arg, struct iovm_domain *dom, uint64_t iova, unsigned acce
 
 void odp_forget(struct reg_space *rs, struct iovm_mr *mr)
 {
-	(void)rs; /* its LRU list: the chunks unlink themselves */
+	lock_assert_held(&rs->lock);
+	/* Its LRU list: the chunks unlink themselves. */
 	if (!mr->chunks)
 		return;
 	for (uint64_t c = 0; c < nr_chunks(mr); c++)
@@ -269,6 +307,7 @@ int odp_advise(struct reg_space *rs, struct iovm_mr *mr, uintptr_t a, size_t len
 	uint64_t last = (align_up(a + len, PG) - mr->start) / PG - 1;
 	int ret;
 
+	lock_assert_held(&rs->lock);
 	/* Whole chunks, as faults would pin them. */
 	first = align_down(first, ODP_CHUNK_PAGES);
 	last = MIN(align_down(last, ODP_CHUNK_PAGES) + ODP_CHUNK_PAGES, mr->npages) - 1;
@@ -285,12 +324,15 @@ IOVM_API int iovm_mr_advise(struct iovm_mr *mr, void *addr, size_t len, uint32_t
 	int ret;
 
 	err_clear();
-	if (!mr || !addr || !len || a + len < a || (flags & ~IOVM_ADVISE_WRITE))
+	if (!mr || !addr || !len || (flags & ~IOVM_ADVISE_WRITE))
 		return -EINVAL;
 	if (!mr->on_demand)
 		return err_detail(-EINVAL, IOVM_LOG_DEBUG, "advise: a pinned registration is all there already");
 	if ((flags & IOVM_ADVISE_WRITE) && !(mr->prot & IOVM_MAP_WRITE))
-		return -EINVAL;
+		return err_detail(-EINVAL, IOVM_LOG_DEBUG, "advise: for writing, a registration without write rights");
+	/* A range past the end of the address space is not inside the MR either. */
+	if (a + len < a)
+		return -ERANGE;
 	if (mr->implicit)
 		return implicit_advise(mr, a, len, flags);
 	if (a < mr->addr || a + len > mr->addr + mr->len)

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "base/check.h"
 #include "base/compiler.h"
 #include "base/fault_inject.h"
 #include "reg/ranges.h"
@@ -139,7 +140,8 @@ static int adjust(struct ranges *r, uint64_t start, uint64_t end, int delta, ran
 		uint64_t upto = s && s->start < end ? s->start : end;
 
 		if (at < upto) {
-			/* A hole: count 0. */
+			/* A hole: count 0. Never less: a remove has its add. */
+			IOVM_WARN_ON(delta < 0);
 			if (delta > 0) {
 				struct seg *h = fi_malloc(sizeof(*h));
 

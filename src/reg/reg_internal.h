@@ -18,6 +18,7 @@
 #include <iovm/reg.h>
 
 #include "base/addr.h"
+#include "base/compiler.h"
 #include "base/itree.h"
 #include "base/list.h"
 #include "base/lock.h"
@@ -25,6 +26,7 @@
 #include "reg/reg.h"
 
 struct iovm_ctx;
+struct os_vma_info;
 struct reg_monitor;
 struct rc_region;
 
@@ -58,6 +60,15 @@ enum mr_state {
 };
 
 struct iovm_mr {
+	/*
+	 * The registration cache's region this MR lives in, or NULL. A cache's
+	 * MRs are embedded in its region structs, which live as long as the
+	 * cache: set once when the struct is made, never written again
+	 * (mr_init() clears only what follows), so that a put can tell a
+	 * cache's MR from the caller's own without a lock, even after the MR
+	 * was deregistered.
+	 */
+	struct rc_region *rc;
 	struct reg_space *rs;
 	struct iovm_domain *dom;
 	struct itree_node node;   /* [start, end - 1], in reg_space.mrs, under its lock */
@@ -70,7 +81,8 @@ struct iovm_mr {
 	pa_t pa;                  /* the window's PA of start */
 	uint64_t iova;            /* IOVA of start */
 	unsigned prot;            /* IOVM_MAP_* of the mapping */
-	bool monitored;           /* registered with the monitor's userfaultfd */
+	bool watched;             /* registered with the monitor's userfaultfd: its events invalidate it */
+	bool monitored;           /* watched, and none of its pages can be replaced without an event */
 	bool locked;              /* its valid pages are counted in reg_space.locked */
 	bool on_demand;           /* pages are pinned and mapped when devices fault on them */
 	bool implicit;            /* the whole address space, by key only: its children hold the pages */
@@ -83,7 +95,7 @@ struct iovm_mr {
 	struct odp_chunk *chunks; /* one per ODP_CHUNK_PAGES pages, made at the first fault */
 	bool holes;               /* not all mapped when registered (or changed before chunks): watch chunks first */
 	unsigned refs;            /* resolvers working on it without the lock */
-	struct rc_region *rc;     /* the registration cache's region it is, or NULL */
+	uint64_t reg_begun;       /* reg_space.begun when its registration began */
 
 	struct mutex lock;     /* valid, nr_valid and the domain mapping */
 	uint64_t *valid;          /* under lock: a bit per page, mapped in the domain */
@@ -159,7 +171,24 @@ struct reg_space {
 	struct reg_monitor *mon;  /* under lock: started with the first MR */
 	struct list_node caches;  /* under lock: registration caches */
 	struct list_node implicits; /* under lock: implicit MRs (in no tree: they have no range) */
-	bool mon_failed;          /* under lock: the monitor could not start; not retried */
+	bool mon_off;             /* under lock: the monitor cannot start here (no userfaultfd, not allowed) */
+	bool mon_warned;          /* under lock: a failed start was logged (once per context) */
+	/*
+	 * How far the monitor is (monitor.c): a get or query that finds
+	 * @unsettled non-zero waits, outside every lock, until the
+	 * invalidator has finished each batch of events the reader had begun
+	 * by then (reg_settle()): the application's munmap (or madvise,
+	 * mremap) returns only once its event is read, so after it returns no
+	 * lookup sees what it replaced. @unsettled and @begun are the
+	 * reader's line (one load of it per get); @finished the
+	 * invalidator's.
+	 */
+	_Atomic uint32_t unsettled __cacheline_aligned; /* batches begun, not finished: reader +, invalidator - */
+	_Atomic uint64_t begun;       /* batches the reader began (it closed the gate for): the reader's */
+	_Atomic uint64_t finished __cacheline_aligned; /* of those, invalidated: the invalidator's */
+	_Atomic uint32_t settle_waiters; /* threads in reg_settle_wait() */
+	struct mutex settle_lock;     /* the waits on @settled */
+	pthread_cond_t settled;       /* broadcast, under settle_lock, when @finished moves and someone waits */
 	/* Counters, single-writer or under lock, read racily. */
 	_Atomic uint64_t nr_mrs, registered, deregistered, locked_bytes;
 	_Atomic uint64_t invalidated_pages;
@@ -175,43 +204,56 @@ void keys_free(struct key_table *t, uint32_t lkey);
 /* Lock-free: the MR a key names, or NULL; *remote tells which of its keys it is. */
 struct iovm_mr *keys_lookup(struct key_table *t, uint32_t key, bool *remote);
 
-/* mr.c */
+/* pages.c */
 /*
  * Invalidate the pages of every MR in [start, end), for an event of @kind
  * (UFFD_EVENT_*, or 0 for a lost one). Needs reg_space.lock.
  */
 uint64_t mr_invalidate_range(struct reg_space *rs, uint64_t start, uint64_t end, unsigned kind);
-/* Invalidate every page of every monitored MR (a lost event). Needs reg_space.lock. */
+/* Invalidate every page of every watched MR (a lost event). Needs reg_space.lock. */
 void mr_invalidate_all(struct reg_space *rs);
-/* Deregister every MR (the context closes). */
-void mr_teardown_all(struct reg_space *rs);
-
-/* mr.c, for odp.c; all need reg_space.lock. */
+/* Lock and map, or unmap and unlock, pages [first, last] of @mr. Need reg_space.lock. */
 int mr_lock_map(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last);
 uint64_t mr_drop_pages(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last);
-bool mr_page_valid(const struct iovm_mr *mr, uint64_t page);
+/* Fault [start, end) in, for writing if @mr may be written: 0 or -EFAULT. No lock needed. */
 int mr_populate(const struct iovm_mr *mr, uint64_t start, uint64_t end);
-
 /*
  * Whether every page of [addr, addr+len) is valid, read without a lock: a
  * seqcount (mr->seq, odd while an invalidation runs) tells whether it held.
  */
 bool mr_pages_valid(const struct iovm_mr *mr, uint64_t addr, uint64_t len);
+
+/* mr.c */
+/* Deregister every MR (the context closes). */
+void mr_teardown_all(struct reg_space *rs);
 /* Deregister; needs no lock held. */
 int mr_dereg(struct iovm_mr *mr);
 
 /* mr.c, for implicit.c */
 /* The memory monitor, started with the first registration; NULL without one. Needs reg_space.lock. */
 struct reg_monitor *reg_monitor_of(struct reg_space *rs);
-/* A new MR of [start, end), not published: no lock needed. */
+/*
+ * mr_init() - make @mr (its rc aside) an MR of [addr, addr+len), not
+ * published: 0 or -ENOMEM (then @mr needs no mr_fini()). mr_new() does it
+ * in a new struct; mr_fini() undoes it, mr_free() also frees the struct of
+ * an MR not embedded in a cache's region. No lock needed.
+ */
+int mr_init(struct iovm_mr *mr, struct iovm_domain *dom, uintptr_t addr, size_t len, uint32_t access);
 struct iovm_mr *mr_new(struct iovm_domain *dom, uintptr_t addr, size_t len, uint32_t access);
+void mr_fini(struct iovm_mr *mr);
 void mr_free(struct iovm_mr *mr);
 /*
- * Put @mr on the bus and in @dom, pinned MRs mapped, with keys if @keys,
- * in the space's trees. Needs reg_space.lock. On an error @mr is as
- * mr_new() made it.
+ * mr_register() - check, pin, watch and publish an MR mr_init() made, as
+ * iovm_mr_reg() does. Takes reg_space.lock. On an error @mr is as
+ * mr_init() left it.
  */
-int mr_publish(struct reg_space *rs, struct iovm_mr *mr, int sysv, bool keys);
+int mr_register(struct iovm_mr *mr);
+/*
+ * Put @mr on the bus and in @dom, pinned MRs mapped, with keys if @keys,
+ * in the space's trees; @vi: its mappings, NULL when not known. Needs
+ * reg_space.lock. On an error @mr is as mr_new() made it.
+ */
+int mr_publish(struct reg_space *rs, struct iovm_mr *mr, const struct os_vma_info *vi, bool keys);
 /* Take @mr out of the space and undo all it holds, then free it. Needs reg_space.lock. */
 void mr_teardown(struct reg_space *rs, struct iovm_mr *mr);
 
@@ -230,13 +272,20 @@ int implicit_advise(struct iovm_mr *mr, uintptr_t addr, size_t len, uint32_t fla
 void rcache_count_invalidation(struct rc_region *r, unsigned kind);
 /* The context closes: every cache goes, with what it keeps. */
 void rcache_destroy_all(struct reg_space *rs);
+/*
+ * For the tests: called by a miss, cache lock held, as soon as its new
+ * region can be found by lock-free lookups. NULL in normal use.
+ */
+typedef void (*rcache_test_hook)(struct iovm_rcache *c);
+extern _Atomic(rcache_test_hook) rcache_test_published;
 
 /* odp.c */
 /*
  * For the tests: called by a fault between faulting pages in and taking the
  * lock again, where an invalidation may slip in. NULL in normal use.
  */
-extern void (*odp_test_between)(struct iovm_mr *mr, uint64_t first, uint64_t last);
+typedef void (*odp_test_hook)(struct iovm_mr *mr, uint64_t first, uint64_t last);
+extern _Atomic(odp_test_hook) odp_test_between;
 int odp_resolve(void *arg, struct iovm_domain *dom, uint64_t iova, unsigned access);
 /*
  * Pin and map pages [first, last] of on-demand @mr (a fault, a prefetch).
@@ -258,7 +307,8 @@ void odp_forget(struct reg_space *rs, struct iovm_mr *mr);
  * takes the events, so that a test can hold it while the ring overflows.
  * NULL in normal use.
  */
-extern void (*monitor_test_hold)(void);
+typedef void (*monitor_test_hook)(void);
+extern _Atomic(monitor_test_hook) monitor_test_hold;
 int monitor_start(struct reg_space *rs, struct reg_monitor **out);
 void monitor_stop(struct reg_monitor *m);
 /*
@@ -268,5 +318,18 @@ void monitor_stop(struct reg_monitor *m);
  */
 int monitor_watch(struct reg_monitor *m, uint64_t start, uint64_t end, int sysv);
 void monitor_stats(struct reg_monitor *m, struct iovm_reg_stats *st);
+/* Wait until the invalidator finished every batch of events begun by now. Holding no lock of iovm's. */
+void reg_settle_wait(struct reg_space *rs);
+
+/*
+ * reg_settle() - before a lookup that must not see memory an
+ * application's call already took away: one load while the monitor is
+ * idle. Holding no lock of iovm's (the invalidator takes them).
+ */
+static inline void reg_settle(struct reg_space *rs)
+{
+	if (__builtin_expect(atomic_load_explicit(&rs->unsettled, memory_order_acquire) != 0, 0))
+		reg_settle_wait(rs);
+}
 
 #endif /* IOVM_REG_INTERNAL_H */

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "base/ctx.h"
 #include "base/error.h"
@@ -15,11 +16,15 @@
 
 int reg_create(struct iovm_ctx *ctx, struct reg_space **out)
 {
-	struct reg_space *rs = fi_calloc(1, sizeof(*rs));
+	/* Aligned: the monitor's progress counters have cache lines of their own. */
+	struct reg_space *rs = fi_aligned_alloc(_Alignof(struct reg_space), sizeof(*rs));
 
 	if (!rs)
 		return -ENOMEM;
+	memset(rs, 0, sizeof(*rs));
 	rs->ctx = ctx;
+	mutex_init(&rs->settle_lock);
+	pthread_cond_init(&rs->settled, NULL);
 	mutex_init(&rs->lock);
 	pthread_cond_init(&rs->idle, NULL);
 	itree_init(&rs->mrs);
@@ -49,6 +54,8 @@ void reg_destroy(struct reg_space *rs)
 	ranges_destroy(&rs->locked);
 	keys_destroy(&rs->keys);
 	pthread_cond_destroy(&rs->idle);
+	pthread_cond_destroy(&rs->settled);
+	mutex_destroy(&rs->settle_lock);
 	mutex_destroy(&rs->lock);
 	free(rs);
 }

@@ -334,6 +334,38 @@ B(advise_null) { return iovm_mr_advise(NULL, app, 4096, 0); }
 B(advise_pinned) { return iovm_mr_advise(mr, app, 4096, 0); }
 B(advise_bad_flags) { return iovm_mr_advise(mr, app, 4096, 1u << 7); }
 B(advise_zero_len) { return iovm_mr_advise(mr, app, 0, 0); }
+B(advise_wraps) { struct iovm_mr *m; long r;
+	if (iovm_mr_reg(dom, app, 4096, IOVM_ACCESS_ON_DEMAND, &m)) return -1;
+	r = iovm_mr_advise(m, app, SIZE_MAX, 0); iovm_mr_dereg(m); return r; }
+B(advise_outside) { struct iovm_mr *m; long r;
+	if (iovm_mr_reg(dom, app, 4096, IOVM_ACCESS_ON_DEMAND, &m)) return -1;
+	r = iovm_mr_advise(m, app + 4096, 4096, 0); iovm_mr_dereg(m); return r; }
+B(advise_write_readonly) { struct iovm_mr *m; long r;
+	if (iovm_mr_reg(dom, app, 4096, IOVM_ACCESS_ON_DEMAND, &m)) return -1;
+	r = iovm_mr_advise(m, app, 4096, IOVM_ADVISE_WRITE); iovm_mr_dereg(m); return r; }
+B(advise_unmapped) { struct iovm_mr *m; long r;
+	if (iovm_mr_reg(dom, app_gone, 4096, IOVM_ACCESS_ON_DEMAND, &m)) return -1;
+	r = iovm_mr_advise(m, app_gone, 4096, 0); iovm_mr_dereg(m); return r; }
+/* A cache's MR: held while the cache lives; put once per get; the cache's only. */
+B(mr_dereg_cached) { struct iovm_rcache *c; struct iovm_mr *m; long r;
+	if (iovm_rcache_create(dom, NULL, &c) || iovm_rcache_get(c, app, 4096, 0, &m)) return -1;
+	r = iovm_mr_dereg(m); iovm_rcache_put(c, m); iovm_rcache_destroy(c); return r; }
+B(rcache_destroy_held) { struct iovm_rcache *c; struct iovm_mr *m; long r;
+	if (iovm_rcache_create(dom, NULL, &c) || iovm_rcache_get(c, app, 4096, 0, &m)) return -1;
+	r = iovm_rcache_destroy(c); iovm_rcache_put(c, m); iovm_rcache_destroy(c); return r; }
+B(rcache_get_wraps) { struct iovm_mr *m; return iovm_rcache_get(rc, app, SIZE_MAX, 0, &m); }
+B(rcache_put_own_mr) { return iovm_rcache_put(rc, mr); }
+B(rcache_put_twice) { struct iovm_rcache *c; struct iovm_mr *m; long r;
+	if (iovm_rcache_create(dom, NULL, &c) || iovm_rcache_get(c, app, 4096, 0, &m) || iovm_rcache_put(c, m))
+		return -1;
+	r = iovm_rcache_put(c, m); iovm_rcache_destroy(c); return r; }
+B(rcache_put_other_cache) { struct iovm_rcache *c; struct iovm_mr *m; long r;
+	if (iovm_rcache_create(dom, NULL, &c) || iovm_rcache_get(c, app, 4096, 0, &m)) return -1;
+	r = iovm_rcache_put(rc, m); iovm_rcache_put(c, m); iovm_rcache_destroy(c); return r; }
+B(domain_destroy_registered) { struct iovm_domain *d; struct iovm_mr *m; long r;
+	if (iovm_domain_create(ctx, NULL, &d)) return -1;
+	if (iovm_mr_reg(d, app, 4096, 0, &m)) { iovm_domain_destroy(d); return -1; }
+	r = iovm_domain_destroy(d); iovm_mr_dereg(m); iovm_domain_destroy(d); return r; }
 B(mr_reg_implicit_pinned) { struct iovm_mr *m; return iovm_mr_reg(dom, NULL, SIZE_MAX, IOVM_ACCESS_LOCAL_WRITE, &m); }
 B(mr_reg_implicit_identity)
 {
@@ -709,11 +741,17 @@ static const struct bad_case cases[] = {
 	ROW(mr_iova_null, iovm_mr_iova, EINVAL),
 	ROW(mr_iova_null_out, iovm_mr_iova, EINVAL),
 	ROW(mr_iova_outside, iovm_mr_iova, ERANGE),
-	ROW(mr_iova_wraps, iovm_mr_iova, EINVAL),
+	ROW(mr_iova_wraps, iovm_mr_iova, ERANGE),
 	ROW(advise_null, iovm_mr_advise, EINVAL),
 	ROW(advise_pinned, iovm_mr_advise, EINVAL),
 	ROW(advise_bad_flags, iovm_mr_advise, EINVAL),
 	ROW(advise_zero_len, iovm_mr_advise, EINVAL),
+	ROW(advise_wraps, iovm_mr_advise, ERANGE),
+	ROW(advise_outside, iovm_mr_advise, ERANGE),
+	ROW(advise_write_readonly, iovm_mr_advise, EINVAL),
+	ROW(advise_unmapped, iovm_mr_advise, EFAULT),
+	ROW(mr_dereg_cached, iovm_mr_dereg, EBUSY),
+	ROW(domain_destroy_registered, iovm_domain_destroy, EBUSY),
 	ROW(mr_reg_implicit_pinned, iovm_mr_reg, EINVAL),
 	ROW(mr_reg_implicit_identity, iovm_mr_reg, EOPNOTSUPP),
 	ROW(mr_reg_implicit_null_out, iovm_mr_reg, EINVAL),
@@ -729,6 +767,11 @@ static const struct bad_case cases[] = {
 	ROW(rcache_get_unmapped, iovm_rcache_get, EFAULT),
 	ROW(rcache_put_null, iovm_rcache_put, EINVAL),
 	ROW(rcache_put_null_mr, iovm_rcache_put, EINVAL),
+	ROW(rcache_put_own_mr, iovm_rcache_put, EINVAL),
+	ROW(rcache_put_twice, iovm_rcache_put, EINVAL),
+	ROW(rcache_put_other_cache, iovm_rcache_put, EINVAL),
+	ROW(rcache_get_wraps, iovm_rcache_get, EINVAL),
+	ROW(rcache_destroy_held, iovm_rcache_destroy, EBUSY),
 	ROW(rcache_stats_null, iovm_rcache_stats, EINVAL),
 	ROW(rcache_stats_null_out, iovm_rcache_stats, EINVAL),
 	ROW(reg_stats_null, iovm_reg_stats, EINVAL),

@@ -7,6 +7,7 @@
  */
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "dev/dev_util.h"
@@ -107,6 +108,87 @@ TEST(huge_leaves_and_locks)
 	CHECK_EQ(st.deregistered, 2);
 	rig_close(&r);
 	app_unmap(raw, 8 << 20);
+}
+
+/* What the kernel says this process has locked (VmLck of /proc/self/status). */
+static uint64_t vm_locked(void)
+{
+	char line[128];
+	unsigned long kb = 0;
+	FILE *f = fopen("/proc/self/status", "re");
+
+	CHECK(f != NULL);
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmLck: %lu kB", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return (uint64_t)kb << 10;
+}
+
+/* Overlapping registrations lock each page once: locked_bytes says what the kernel says. */
+TEST(locked_bytes_count_each_page_once)
+{
+	struct rig r;
+	struct iovm_mr *a, *b;
+	uint8_t *app = app_map(4 << 20);
+	uint64_t base;
+	int ret;
+
+	rig_open(&r, REG_OPTS, NULL, IOVM_QUEUE_POLLED);
+	base = vm_locked();
+	CHECK_EQ(rstats(&r).locked_bytes, 0);
+	CHECK_OK(iovm_mr_reg(r.dom, app, 2 << 20, IOVM_ACCESS_LOCAL_WRITE, &a));
+	ret = iovm_mr_reg(r.dom, app + (1 << 20), 2 << 20, IOVM_ACCESS_LOCAL_WRITE, &b);
+	if (ret == -ENOMEM) {
+		CHECK_OK(iovm_mr_dereg(a));
+		rig_close(&r);
+		app_unmap(app, 4 << 20);
+		SKIP_CASE("3 MiB cannot be locked (RLIMIT_MEMLOCK)");
+	}
+	CHECK_OK(ret);
+	CHECK_EQ(rstats(&r).locked_bytes, 3 << 20);
+	CHECK_EQ(vm_locked() - base, 3 << 20);
+	/* Part of the overlap replaced (over the test's own mapping: no hole): those pages are unlocked, for both. */
+	CHECK(mmap(app + (3 << 19), 1 << 19, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) ==
+	      app + (3 << 19));
+	CHECK_EQ(mr_info(a).valid_pages, (3 << 19) / PG);
+	CHECK_EQ(rstats(&r).locked_bytes, (3 << 20) - (1 << 19));
+	CHECK_EQ(vm_locked() - base, (3 << 20) - (1 << 19));
+	CHECK_OK(iovm_mr_dereg(a));
+	/* b's alone: [1 MiB, 1.5 MiB) and [2 MiB, 3 MiB). */
+	CHECK_EQ(rstats(&r).locked_bytes, 3 << 19);
+	CHECK_EQ(vm_locked() - base, 3 << 19);
+	CHECK_OK(iovm_mr_dereg(b));
+	CHECK_EQ(rstats(&r).locked_bytes, 0);
+	CHECK_EQ(vm_locked(), base);
+	rig_close(&r);
+	app_unmap(app, 4 << 20);
+}
+
+/* Past RLIMIT_MEMLOCK a registration says -ENOMEM (not -EFAULT: the memory is there), and takes nothing. */
+TEST(past_the_lock_limit)
+{
+	struct rig r;
+	struct rlimit rl;
+	struct iovm_mr *mr;
+	uint8_t *app;
+	size_t len;
+
+	if (getrlimit(RLIMIT_MEMLOCK, &rl) || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (256u << 20))
+		SKIP_CASE("RLIMIT_MEMLOCK is not set, or above 256 MiB");
+	if (geteuid() == 0)
+		SKIP_CASE("root locks past RLIMIT_MEMLOCK (CAP_IPC_LOCK)");
+	len = rl.rlim_cur + (1u << 20);
+	app = app_map(len);
+	memset(app, 1, len);
+	rig_open(&r, REG_OPTS, NULL, IOVM_QUEUE_POLLED);
+	CHECK_EQ(iovm_mr_reg(r.dom, app, len, IOVM_ACCESS_LOCAL_WRITE, &mr), -ENOMEM);
+	CHECK_EQ(rstats(&r).mrs, 0);
+	CHECK_EQ(rstats(&r).locked_bytes, 0);
+	CHECK(!page_locked(app));
+	rig_close(&r);
+	app_unmap(app, len);
 }
 
 TEST(unmonitored_memory)
@@ -220,6 +302,49 @@ TEST(keyed_descriptors)
 	app_unmap(pb, 4 * PG);
 }
 
+/*
+ * A domain that registrations or a registration cache use cannot go: the
+ * monitor's invalidator would unmap from it after it was freed when the
+ * registered memory goes (a use after free), as it would for a device
+ * still attached.
+ */
+TEST(domain_in_use_is_busy)
+{
+	struct rig r;
+	struct iovm_domain *dom;
+	struct iovm_rcache *c;
+	struct iovm_mr *mr, *cached, *all;
+	uint8_t *app = app_map(8 * PG);
+
+	rig_open(&r, REG_OPTS, NULL, IOVM_QUEUE_POLLED);
+	/* A registration. */
+	CHECK_OK(iovm_domain_create(r.ctx, NULL, &dom));
+	CHECK_OK(iovm_mr_reg(dom, app, 4 * PG, IOVM_ACCESS_LOCAL_WRITE, &mr));
+	CHECK_EQ(iovm_domain_destroy(dom), -EBUSY);
+	/* Still whole: the memory going is invalidated in it as ever. */
+	CHECK_OK(munmap(app, 4 * PG));
+	CHECK(!mr_info(mr).valid);
+	CHECK_OK(iovm_mr_dereg(mr));
+	CHECK_OK(iovm_domain_destroy(dom));
+	/* A registration cache, empty, then keeping a region. */
+	CHECK_OK(iovm_domain_create(r.ctx, NULL, &dom));
+	CHECK_OK(iovm_rcache_create(dom, NULL, &c));
+	CHECK_EQ(iovm_domain_destroy(dom), -EBUSY);
+	CHECK_OK(iovm_rcache_get(c, app + 4 * PG, 4 * PG, 0, &cached));
+	CHECK_OK(iovm_rcache_put(c, cached));
+	CHECK_EQ(iovm_domain_destroy(dom), -EBUSY);
+	CHECK_OK(iovm_rcache_destroy(c));
+	CHECK_OK(iovm_domain_destroy(dom));
+	/* An implicit registration. */
+	CHECK_OK(iovm_domain_create(r.ctx, NULL, &dom));
+	CHECK_OK(iovm_mr_reg(dom, NULL, SIZE_MAX, IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_ON_DEMAND, &all));
+	CHECK_EQ(iovm_domain_destroy(dom), -EBUSY);
+	CHECK_OK(iovm_mr_dereg(all));
+	CHECK_OK(iovm_domain_destroy(dom));
+	rig_close(&r);
+	app_unmap(app + 4 * PG, 4 * PG);
+}
+
 int main(void)
 {
 	test_init();
@@ -228,5 +353,8 @@ int main(void)
 	RUN(huge_leaves_and_locks);
 	RUN(unmonitored_memory);
 	RUN(keyed_descriptors);
+	RUN(domain_in_use_is_busy);
+	RUN(locked_bytes_count_each_page_once);
+	RUN(past_the_lock_limit);
 	return 0;
 }

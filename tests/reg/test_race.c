@@ -201,6 +201,14 @@ TEST(writers_and_a_mutator)
 	struct iovm_rcache_stats cs;
 	struct iovm_reg_stats rs;
 
+	/*
+	 * The mutator reads the slots while the engine copies into them: that
+	 * is how it catches a write through a stale registration, and a race
+	 * by design, on memory no lock or atomic can guard (the device's
+	 * writes are the engine's copies).
+	 */
+	if (TEST_TSAN)
+		SKIP("it reads memory the engine writes at the same time, by design");
 	rig_open(&r, REG_OPTS, NULL, IOVM_QUEUE_POLLED);
 	buf = app_map(SLOTS * SLOT_BYTES);
 	for (unsigned s = 0; s < SLOTS; s++)

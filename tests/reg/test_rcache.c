@@ -10,6 +10,7 @@
  */
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -118,6 +119,7 @@ TEST(free_then_malloc_at_the_same_address)
 	struct iovm_rcache *c;
 	struct iovm_mr *m, *m2;
 	uint8_t *a, *b, *heap;
+	int ret;
 
 	if (TEST_ASAN)
 		SKIP_CASE("AddressSanitizer's free() keeps blocks mapped");
@@ -129,7 +131,14 @@ TEST(free_then_malloc_at_the_same_address)
 	a = malloc(8 << 20);
 	CHECK(a != NULL);
 	memset(a, 1, 8 << 20);
-	CHECK_OK(iovm_rcache_get(c, a, 8 << 20, IOVM_ACCESS_LOCAL_WRITE, &m));
+	ret = iovm_rcache_get(c, a, 8 << 20, IOVM_ACCESS_LOCAL_WRITE, &m);
+	if (ret == -ENOMEM) {
+		CHECK_OK(iovm_rcache_destroy(c));
+		rig_close(&r);
+		free(a);
+		SKIP_CASE("8 MiB cannot be locked (RLIMIT_MEMLOCK)");
+	}
+	CHECK_OK(ret);
 	CHECK_OK(iovm_rcache_put(c, m));
 	free(a);
 	b = malloc(8 << 20);
@@ -460,6 +469,88 @@ TEST(lists_under_churn)
 	app_unmap(app, 256 * PG);
 }
 
+struct flipper {
+	uint8_t *p;
+	size_t len;
+	atomic_bool stop;
+	_Atomic bool lost; /* another mapping took the hole: the flips stopped */
+	_Atomic unsigned flips;
+};
+
+/* Unmap and map again, as fast as it goes, until told to stop (or another mapping took the hole). */
+static void *flip(void *arg)
+{
+	struct flipper *f = arg;
+
+	while (!atomic_load(&f->stop)) {
+		munmap(f->p, f->len);
+		if (mmap(f->p, f->len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1,
+			 0) != f->p) {
+			f->lost = true;
+			break;
+		}
+		f->flips++;
+	}
+	return NULL;
+}
+
+/*
+ * A get whose memory goes while it registers fails with -EFAULT, as a get
+ * of unmapped memory does: not -ENOMEM. Five times over, each with a new
+ * context, whose first registration (it starts the monitor) is the
+ * longest.
+ */
+TEST(get_under_a_concurrent_munmap)
+{
+	struct flipper f = { .len = 64 * PG };
+	unsigned ok = 0, fault = 0;
+
+	/*
+	 * Far from where mmap() places what it is not told where to: the hole
+	 * the flips open is not taken by another thread's allocation. (Under
+	 * ThreadSanitizer, which keeps that address, anywhere.)
+	 */
+	f.p = TEST_TSAN ? MAP_FAILED
+			: mmap((void *)(UINT64_C(0x3f) << 40), f.len, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	if (f.p == MAP_FAILED)
+		f.p = app_map(f.len);
+	for (unsigned round = 0; round < 5 && !atomic_load(&f.lost); round++) {
+		struct rig r;
+		struct iovm_rcache *c;
+		pthread_t tid;
+
+		rig_open(&r, REG_OPTS, NULL, IOVM_QUEUE_POLLED);
+		CHECK_OK(iovm_rcache_create(r.dom, &(struct iovm_rcache_attr){ .max_regions = 1 }, &c));
+		atomic_store(&f.stop, false);
+		atomic_store(&f.flips, 0);
+		CHECK_OK(pthread_create(&tid, NULL, flip, &f));
+		/* Gets until the memory went and came back 200 times under them (or the flips stopped). */
+		for (unsigned i = 0; atomic_load(&f.flips) < 200 && !atomic_load(&f.lost) && i < 10000000; i++) {
+			struct iovm_mr *m;
+			int ret = iovm_rcache_get(c, f.p, f.len, IOVM_ACCESS_LOCAL_WRITE, &m);
+
+			if (!ret) {
+				ok++;
+				CHECK_OK(iovm_rcache_put(c, m));
+				continue;
+			}
+			CHECK_MSG(ret == -EFAULT, "round %u, get %u under a munmap: %d (%s): %s", round, i, ret,
+				  strerror(-ret), iovm_error_detail());
+			fault++;
+		}
+		atomic_store(&f.stop, true);
+		CHECK_OK(pthread_join(tid, NULL));
+		CHECK_OK(iovm_rcache_destroy(c));
+		rig_close(&r);
+		CHECK(atomic_load(&f.lost) || atomic_load(&f.flips) >= 200);
+	}
+	printf("# %u gets, %u of them -EFAULT\n", ok + fault, fault);
+	if (atomic_load(&f.lost))
+		SKIP_CASE("another mapping took the hole");
+	app_unmap(f.p, f.len);
+}
+
 int main(void)
 {
 	test_init();
@@ -472,5 +563,6 @@ int main(void)
 	RUN(gets_and_puts_on_other_threads);
 	RUN(crowded_memory_and_every_size);
 	RUN(lists_under_churn);
+	RUN(get_under_a_concurrent_munmap);
 	return 0;
 }

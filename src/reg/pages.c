@@ -1,0 +1,314 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pages.c - a registration's pages: valid (locked, for a pinned MR, and
+ * mapped in its domain) or invalid, a bit each; locked with counts, so
+ * that overlapping MRs lock and unlock each page once (reg_space.locked);
+ * and invalidated page by page when the monitor sees the application take
+ * memory away.
+ *
+ * The monitor invalidates the pages an event covers, not the whole MR, so
+ * that the rest stays usable (the registration cache relies on it). Once
+ * no page of a pinned MR is valid the MR is dead, and its keys are
+ * refused.
+ */
+#include <errno.h>
+#include <linux/userfaultfd.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+
+#include "base/compiler.h"
+#include "base/error.h"
+#include "base/fault_inject.h"
+#include "base/lock.h"
+#include "base/log.h"
+#include "iommu/iommu.h"
+#include "os/populate.h"
+#include "reg/reg_internal.h"
+
+#define PG 4096u
+
+/*
+ * The valid bits are written under the MR's lock and read without it by
+ * cache hits (mr_pages_valid()): stored whole, relaxed (the seqcount
+ * orders them), so a reader sees each word old or new.
+ */
+static void word_set(uint64_t *w, uint64_t mask, bool v)
+{
+	__atomic_store_n(w, v ? *w | mask : *w & ~mask, __ATOMIC_RELAXED);
+}
+
+/* Set (or clear) the bits of pages [first, last]: the whole words between a store each (1 GiB is 4096). */
+static void pages_set(struct iovm_mr *mr, uint64_t first, uint64_t last, bool v)
+{
+	uint64_t fw = first / 64, lw = last / 64;
+	uint64_t head = ~UINT64_C(0) << (first % 64), tail = ~UINT64_C(0) >> (63 - last % 64);
+
+	if (fw == lw) {
+		word_set(&mr->valid[fw], head & tail, v);
+		return;
+	}
+	word_set(&mr->valid[fw], head, v);
+	for (uint64_t w = fw + 1; w < lw; w++)
+		__atomic_store_n(&mr->valid[w], v ? ~UINT64_C(0) : 0, __ATOMIC_RELAXED);
+	word_set(&mr->valid[lw], tail, v);
+}
+
+/* The first page in [from, last] whose bit is @v, or last + 1: a word at a time. */
+static uint64_t pages_find(const struct iovm_mr *mr, uint64_t from, uint64_t last, bool v)
+{
+	uint64_t skip = v ? 0 : ~UINT64_C(0), w = from / 64, wlast = last / 64, word;
+
+	if (from > last)
+		return last + 1;
+	word = (mr->valid[w] ^ skip) & (~UINT64_C(0) << (from % 64));
+
+	/* The words with nothing to find go by at a load and a compare each. */
+	while (!word) {
+		if (++w > wlast)
+			return last + 1;
+		word = mr->valid[w] ^ skip;
+	}
+	return MIN(w * 64 + (uint64_t)__builtin_ctzll(word), last + 1);
+}
+
+/* Pieces no registration locks any more: unlocked, and counted in *@arg (bytes). */
+static int do_munlock(void *arg, uint64_t start, uint64_t end)
+{
+	uint64_t *bytes = arg;
+
+	/* The memory may be gone already (that is why it is unlocked): nothing to undo then. */
+	os_munlock((void *)(uintptr_t)start, end - start);
+	*bytes += end - start;
+	return 0;
+}
+
+/* Pieces no registration locked before: counted in *@arg (bytes), as the kernel counts VmLck. */
+static int count_locked(void *arg, uint64_t start, uint64_t end)
+{
+	uint64_t *bytes = arg;
+
+	*bytes += end - start;
+	return 0;
+}
+
+/*
+ * Whether locking @len bytes more goes past RLIMIT_MEMLOCK, from what the
+ * kernel counts locked (VmLck): when it cannot be read, yes.
+ */
+static bool past_lock_limit(uint64_t len)
+{
+	struct rlimit rl;
+	unsigned long kb = 0;
+	char line[128];
+	bool found = false;
+	FILE *f;
+
+	if (getrlimit(RLIMIT_MEMLOCK, &rl) || rl.rlim_cur == RLIM_INFINITY)
+		return false;
+	f = fi_fopen("/proc/self/status", "re");
+	if (!f)
+		return true;
+	while (!found && fgets(line, sizeof(line), f))
+		found = sscanf(line, "VmLck: %lu kB", &kb) == 1;
+	fclose(f);
+	return !found || ((uint64_t)kb << 10) + len > rl.rlim_cur;
+}
+
+/*
+ * mlock(2) [start, start+len) of @mr: 0, -EFAULT when the memory is not
+ * there, -ENOMEM when it cannot be locked. mlock says ENOMEM for memory
+ * not mapped as for the limit. Not mapped now, mapped again since an
+ * event of the monitor (which the unmapping sent before it returned), or
+ * within the limit: the memory went under the registration (unmapped and
+ * mapped again before it was watched, when no event tells), not there to
+ * have. (Within the limit, the kernel short of memory would say ENOMEM
+ * too: rare, and then not told apart.)
+ */
+static int lock_pages(struct reg_space *rs, struct iovm_mr *mr, uint64_t start, uint64_t len)
+{
+	int ret = os_mlock((void *)start, len);
+
+	if (!ret)
+		return 0;
+	if (ret == -EAGAIN) /* memory short while faulting the pages in (mlock's own ENOMEM is not that) */
+		return err_detail(-ENOMEM, IOVM_LOG_DEBUG, "registration: mlock of %lu bytes: memory short",
+				  (unsigned long)len);
+	if (msync((void *)start, len, MS_ASYNC) ||
+	    atomic_load_explicit(&rs->begun, memory_order_acquire) != mr->reg_begun || !past_lock_limit(len))
+		return err_detail(-EFAULT, IOVM_LOG_DEBUG, "registration: [%#lx, %#lx) changed while it was locked",
+				  (unsigned long)start, (unsigned long)(start + len));
+	return err_detail(-ENOMEM, IOVM_LOG_DEBUG, "registration: mlock of %lu bytes: %s (RLIMIT_MEMLOCK)",
+			  (unsigned long)len, strerror(-ret));
+}
+
+/*
+ * Fault in [start, end) of @mr, for writing if it may be written: -EFAULT
+ * when the pages are not there to have, -ENOMEM (or -EAGAIN) when memory
+ * is short.
+ */
+int mr_populate(const struct iovm_mr *mr, uint64_t start, uint64_t end)
+{
+	bool write = mr->prot & IOVM_MAP_WRITE;
+	int ret = os_populate_range((void *)start, end - start, write);
+
+	if (ret != -EFAULT)
+		return ret; /* 0, or memory short: not the caller's buffer's fault */
+	return err_detail(-EFAULT, IOVM_LOG_DEBUG, "registration: [%#lx, %#lx) is not all mapped and %s",
+			  (unsigned long)start, (unsigned long)end, write ? "writable" : "readable");
+}
+
+/*
+ * Lock and map the run [i, j] of invalid pages. The lock is counted per page
+ * (mlock is idempotent and munlock is not counted: always lock, count to know
+ * when to unlock).
+ */
+static int lock_map_run(struct reg_space *rs, struct iovm_mr *mr, uint64_t i, uint64_t j)
+{
+	uint64_t start = mr->start + i * PG, len = (j - i + 1) * PG, newly = 0, undone = 0;
+	int ret;
+
+	lock_assert_held(&rs->lock);
+	lock_assert_held(&mr->lock);
+	if (mr->locked) {
+		ret = ranges_add(&rs->locked, start, start + len, count_locked, NULL, &newly);
+		if (ret)
+			return ret;
+		ret = lock_pages(rs, mr, start, len);
+		if (ret) {
+			ranges_remove(&rs->locked, start, start + len, do_munlock, &undone);
+			IOVM_WARN_ON(undone != newly);
+			return ret;
+		}
+	}
+	ret = iommu_hold_map(mr->dom, mr->iova + i * PG, pa_val(mr->pa) + i * PG, len, mr->prot);
+	if (ret) {
+		if (mr->locked) {
+			ranges_remove(&rs->locked, start, start + len, do_munlock, &undone);
+			IOVM_WARN_ON(undone != newly);
+		}
+		return ret;
+	}
+	pages_set(mr, i, j, true);
+	__atomic_store_n(&mr->nr_valid, mr->nr_valid + (j - i + 1), __ATOMIC_RELAXED);
+	if (mr->on_demand)
+		rs->odp_pinned += j - i + 1;
+	atomic_fetch_add_explicit(&rs->locked_bytes, newly, memory_order_relaxed);
+	return 0;
+}
+
+int mr_lock_map(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last)
+{
+	int ret = 0;
+
+	lock_assert_held(&rs->lock);
+	mutex_lock(&mr->lock);
+	for (uint64_t i = pages_find(mr, first, last, false); i <= last && !ret;) {
+		uint64_t j = pages_find(mr, i, last, true) - 1;
+
+		ret = lock_map_run(rs, mr, i, j);
+		i = pages_find(mr, j + 1, last, false);
+	}
+	mutex_unlock(&mr->lock);
+	return ret;
+}
+
+/* Unlock and unmap the valid pages of [first, last] page indices. Needs mr->lock and reg_space.lock. */
+static uint64_t drop_pages(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last)
+{
+	uint64_t dropped = 0, unlocked = 0;
+
+	lock_assert_held(&rs->lock);
+	lock_assert_held(&mr->lock);
+	for (uint64_t i = pages_find(mr, first, last, true); i <= last; i = pages_find(mr, i, last, true)) {
+		uint64_t j = pages_find(mr, i, last, false) - 1;
+
+		pages_set(mr, i, j, false);
+		iommu_hold_unmap(mr->dom, mr->iova + i * PG, (j - i + 1) * PG);
+		if (mr->locked)
+			ranges_remove(&rs->locked, mr->start + i * PG, mr->start + (j + 1) * PG, do_munlock,
+				      &unlocked);
+		dropped += j - i + 1;
+		i = j + 1;
+	}
+	IOVM_ASSERT(dropped <= mr->nr_valid);
+	__atomic_store_n(&mr->nr_valid, mr->nr_valid - dropped, __ATOMIC_RELAXED);
+	if (mr->on_demand) {
+		IOVM_ASSERT(dropped <= rs->odp_pinned);
+		rs->odp_pinned -= dropped;
+	}
+	IOVM_WARN_ON(unlocked > atomic_load_explicit(&rs->locked_bytes, memory_order_relaxed));
+	atomic_fetch_sub_explicit(&rs->locked_bytes, unlocked, memory_order_relaxed);
+	return dropped;
+}
+
+uint64_t mr_drop_pages(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last)
+{
+	uint64_t n;
+
+	lock_assert_held(&rs->lock);
+	mutex_lock(&mr->lock);
+	n = drop_pages(rs, mr, first, last);
+	mutex_unlock(&mr->lock);
+	return n;
+}
+
+uint64_t mr_invalidate_range(struct reg_space *rs, uint64_t start, uint64_t end, unsigned kind)
+{
+	struct itree_node *n;
+	uint64_t pages = 0;
+
+	lock_assert_held(&rs->lock);
+	if (start >= end)
+		return 0;
+	itree_for_each(n, &rs->mrs, start, end - 1) {
+		struct iovm_mr *mr = container_of(n, struct iovm_mr, node);
+		uint64_t s = MAX(start, mr->start), e = MIN(end, mr->end);
+
+		mutex_lock(&mr->lock);
+		/* Odd while the pages go: a lock-free reader of the valid bits knows to look again. */
+		atomic_fetch_add_explicit(&mr->seq, 1, memory_order_seq_cst);
+		pages += drop_pages(rs, mr, (s - mr->start) / PG, (align_up(e, PG) - mr->start) / PG - 1);
+		if (mr->on_demand && (kind == UFFD_EVENT_UNMAP || kind == UFFD_EVENT_REMAP || !kind))
+			odp_mappings_changed(mr, (s - mr->start) / PG, (align_up(e, PG) - mr->start) / PG - 1);
+		atomic_fetch_add_explicit(&mr->seq, 1, memory_order_release);
+		if (mr->rc)
+			rcache_count_invalidation(mr->rc, kind);
+		/* A pinned MR with nothing left is dead; an on-demand one faults its pages in again. */
+		if (!mr->nr_valid && !mr->on_demand)
+			atomic_store_explicit(&mr->state, MR_DEAD, memory_order_release);
+		mutex_unlock(&mr->lock);
+	}
+	atomic_fetch_add_explicit(&rs->invalidated_pages, pages, memory_order_relaxed);
+	return pages;
+}
+
+void mr_invalidate_all(struct reg_space *rs)
+{
+	struct itree_node *n;
+
+	lock_assert_held(&rs->lock);
+	itree_for_each(n, &rs->mrs, 0, UINT64_MAX) {
+		struct iovm_mr *mr = container_of(n, struct iovm_mr, node);
+
+		if (mr->watched)
+			mr_invalidate_range(rs, mr->start, mr->end, 0);
+	}
+}
+
+bool mr_pages_valid(const struct iovm_mr *mr, uint64_t addr, uint64_t len)
+{
+	uint64_t first = (addr - mr->start) / PG, last = (addr + len - 1 - mr->start) / PG;
+
+	for (uint64_t i = first; i <= last;) {
+		uint64_t word = __atomic_load_n(&mr->valid[i / 64], __ATOMIC_RELAXED);
+		unsigned bit = i % 64, n = (unsigned)MIN(64 - bit, last - i + 1);
+		uint64_t want = (n == 64 ? ~UINT64_C(0) : (UINT64_C(1) << n) - 1) << bit;
+
+		if ((word & want) != want)
+			return false;
+		i += n;
+	}
+	return true;
+}
