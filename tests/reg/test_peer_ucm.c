@@ -202,9 +202,15 @@ TEST(ucm_sbrk)
 	struct iovm_reg_stats st;
 	uint8_t *p;
 	struct both b;
+	void *volatile big; /* volatile: the compiler may not drop a malloc() it sees freed unused */
 
-	mallopt(M_TOP_PAD, 64 << 20);
-	free(malloc(4096)); /* glibc's heap takes its padding now, not while the test moves the break */
+	/* glibc's heap takes 64 MiB now, not while the test moves the break (which would cut it). */
+	CHECK(mallopt(M_TOP_PAD, 64 << 20) == 1);
+	CHECK(mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1);
+	big = malloc(16u << 20);
+	CHECK(big != NULL);
+	free(big);
+	mallopt(M_MMAP_THRESHOLD, 128 << 10);
 	p = sbrk(0);
 	if ((uintptr_t)p & (PG - 1))
 		CHECK(sbrk((intptr_t)(PG - ((uintptr_t)p & (PG - 1)))) != (void *)-1);
