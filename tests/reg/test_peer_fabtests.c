@@ -23,7 +23,7 @@ enum alloc_type { MMAP, BRK, SBRK, MALLOC };
 
 static const char *const type_name[] = { "mmap", "brk", "sbrk", "malloc" };
 
-static void *reuse_addr;
+static uint8_t *reuse_addr;
 
 /* One outstanding allocation at a time, as fabtests': freed and allocated again at the same address. */
 static uint8_t *mem_alloc(enum alloc_type type, size_t len)
@@ -32,12 +32,9 @@ static uint8_t *mem_alloc(enum alloc_type type, size_t len)
 
 	switch (type) {
 	case MMAP:
-		p = mmap(reuse_addr, len, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | (reuse_addr ? MAP_FIXED_NOREPLACE : 0), -1, 0);
-		if (p == MAP_FAILED)
-			return NULL;
-		reuse_addr = p;
-		return p;
+		if (!reuse_addr)
+			return reuse_addr = far_map(len);
+		return remap_same(reuse_addr, len) ? reuse_addr : NULL;
 	case BRK:
 		p = sbrk(0);
 		if (p == (void *)-1 || brk((uint8_t *)p + len))
@@ -75,7 +72,7 @@ static void mem_free(enum alloc_type type, uint8_t *p, size_t len)
 /* Whether freeing gives the memory back to the kernel (so that the next allocation is new memory). */
 static bool gives_back(enum alloc_type type, const uint8_t *p)
 {
-	return type != MALLOC || (!TEST_ASAN && glibc_mmapped(p));
+	return type != MALLOC || (TEST_GLIBC_MALLOC && glibc_mmapped(p));
 }
 
 static void mr_cache_evict(enum alloc_type type, size_t len)
@@ -144,12 +141,15 @@ static void break_aligned(void)
 	void *volatile big; /* volatile: the compiler may not drop a malloc() it sees freed unused */
 	uint8_t *p;
 
+	if (!TEST_GLIBC_MALLOC)
+		goto align; /* the sanitizer's allocator does not use the break */
 	CHECK(mallopt(M_TOP_PAD, 64 << 20) == 1);
 	CHECK(mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1);
 	big = malloc(16u << 20);
 	CHECK(big != NULL);
 	free(big);
 	mallopt(M_MMAP_THRESHOLD, 128 << 10);
+align:
 	p = sbrk(0);
 	if ((uintptr_t)p & (PG - 1))
 		CHECK(sbrk((intptr_t)(PG - ((uintptr_t)p & (PG - 1)))) != (void *)-1);
@@ -176,7 +176,8 @@ TEST(mr_cache_evict_sbrk)
  */
 TEST(mr_cache_evict_malloc)
 {
-	CHECK(mallopt(M_MMAP_THRESHOLD, 128 << 10) == 1);
+	if (TEST_GLIBC_MALLOC)
+		CHECK(mallopt(M_MMAP_THRESHOLD, 128 << 10) == 1);
 	for (unsigned i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
 		mr_cache_evict(MALLOC, sizes[i]);
 }
@@ -191,8 +192,8 @@ TEST(mr_cache_evict_malloc_8m_repeated)
 	size_t len = 8u << 20;
 	unsigned same = 0;
 
-	if (TEST_ASAN)
-		SKIP_CASE("AddressSanitizer's free() keeps the memory mapped");
+	if (!TEST_GLIBC_MALLOC)
+		SKIP_CASE("the sanitizer's free() keeps the memory mapped");
 	CHECK(mallopt(M_MMAP_THRESHOLD, 128 << 10) == 1);
 	for (unsigned i = 0; i < 100; i++) {
 		uint8_t *p = malloc(len), *old;

@@ -92,8 +92,8 @@ TEST(ucm_free)
 	struct iovm_reg_stats st;
 	struct both b;
 
-	if (TEST_ASAN)
-		SKIP_CASE("AddressSanitizer's free() keeps the memory mapped");
+	if (!TEST_GLIBC_MALLOC)
+		SKIP_CASE("the sanitizer's free() keeps the memory mapped");
 	p = malloc(len);
 	CHECK(p != NULL);
 	if (!glibc_mmapped(p))
@@ -115,8 +115,8 @@ TEST(ucm_realloc)
 	struct iovm_reg_stats st;
 	struct both b;
 
-	if (TEST_ASAN)
-		SKIP_CASE("AddressSanitizer's realloc() copies");
+	if (!TEST_GLIBC_MALLOC)
+		SKIP_CASE("the sanitizer's realloc() copies");
 	p = malloc(len);
 	CHECK(p != NULL);
 	memset(p, 2, len);
@@ -205,12 +205,14 @@ TEST(ucm_sbrk)
 	void *volatile big; /* volatile: the compiler may not drop a malloc() it sees freed unused */
 
 	/* glibc's heap takes 64 MiB now, not while the test moves the break (which would cut it). */
-	CHECK(mallopt(M_TOP_PAD, 64 << 20) == 1);
-	CHECK(mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1);
-	big = malloc(16u << 20);
-	CHECK(big != NULL);
-	free(big);
-	mallopt(M_MMAP_THRESHOLD, 128 << 10);
+	if (TEST_GLIBC_MALLOC) {
+		CHECK(mallopt(M_TOP_PAD, 64 << 20) == 1);
+		CHECK(mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1);
+		big = malloc(16u << 20);
+		CHECK(big != NULL);
+		free(big);
+		mallopt(M_MMAP_THRESHOLD, 128 << 10);
+	}
 	p = sbrk(0);
 	if ((uintptr_t)p & (PG - 1))
 		CHECK(sbrk((intptr_t)(PG - ((uintptr_t)p & (PG - 1)))) != (void *)-1);
@@ -299,8 +301,8 @@ TEST(ucm_malloc_trim)
 	struct iovm_mr_info in;
 	uint64_t gone = 0;
 
-	if (TEST_ASAN)
-		SKIP_CASE("AddressSanitizer's allocator has no heap to trim");
+	if (!TEST_GLIBC_MALLOC)
+		SKIP_CASE("the sanitizer's allocator has no heap to trim");
 	printf("# an 8 MiB heap block, cached, freed, trimmed\n"); /* stdout's buffer goes below the block */
 	mallopt(M_MMAP_THRESHOLD, 64 << 20);
 	mallopt(M_TOP_PAD, 0);

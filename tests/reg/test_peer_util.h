@@ -16,6 +16,19 @@
 
 #define SCRATCH_LEN (64u << 10)
 
+/* ThreadSanitizer replaces malloc too: only a plain build has glibc's heap and its mmapped blocks. */
+#if defined(__SANITIZE_THREAD__)
+#define TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TEST_TSAN 1
+#endif
+#endif
+#ifndef TEST_TSAN
+#define TEST_TSAN 0
+#endif
+#define TEST_GLIBC_MALLOC (!TEST_ASAN && !TEST_TSAN)
+
 struct env {
 	struct rig r;
 	uint8_t *scratch; /* DMA memory the engine reads into and writes from */
@@ -96,6 +109,27 @@ static inline void keys_reach_nothing(struct env *e, const struct iovm_mr_info *
 	CHECK(env_write(e, iova, 0, n, 0xa5).status != IOVM_STATUS_SUCCESS);
 	CHECK_MSG(!memcmp(copy, va, n), "a stale key or IOVA wrote into the memory that replaced its own");
 	free(copy);
+}
+
+/*
+ * Memory far below where the kernel places mappings (where the sanitizer
+ * allows the address): once unmapped, its hole is not taken by anyone
+ * else's mmap(), so that the test can map new memory at the same address.
+ */
+static inline uint8_t *far_map(size_t len)
+{
+	static uintptr_t next = 0x3c0000000000ull;
+	uint8_t *p = mmap(TEST_TSAN ? NULL : (void *)next, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	CHECK(p != MAP_FAILED);
+	next += (len + (1u << 30)) & ~(uintptr_t)((1u << 30) - 1);
+	return p;
+}
+
+/* New memory at @p, where memory was unmapped: false if someone else took the address. */
+static inline bool remap_same(uint8_t *p, size_t len)
+{
+	return mmap(p, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) == p;
 }
 
 static inline struct iovm_rcache_stats cstats(struct iovm_rcache *c)

@@ -8,8 +8,9 @@
  *
  *   RCACHE_MODEL_SEED=0x...     replay a seed (printed at the start)
  *   RCACHE_MODEL_STEPS=N        steps per thread (default 2000, 600 per thread)
- *   RCACHE_MODEL_SETTLE_US=N    diagnostic: sleep after each step, to see
- *                               what else breaks beside a late monitor
+ *   RCACHE_MODEL_SETTLE_US=N    diagnostic: sleep after each change of the
+ *                               memory, to see what else breaks beside a
+ *                               late monitor (issue 16 item 5)
  *   RCACHE_MODEL_TRACE=1        diagnostic: print every step as it runs
  */
 #include <pthread.h>

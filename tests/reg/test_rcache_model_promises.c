@@ -119,7 +119,7 @@ TEST(mr_reg_holds_odd_sizes_exactly)
 	CHECK_EQ(iovm_mr_iova(mr, p + PG - 2, 1, &io), -ERANGE);
 	CHECK_EQ(iovm_mr_iova(mr, p + PG, 2, &io), -ERANGE);
 	CHECK(iovm_mr_iova(mr, p + PG - 1, SIZE_MAX, &io) < 0); /* -ERANGE or -EINVAL: the header says neither */
-	CHECK_EQ(iovm_mr_iova(mr, (void *)UINTPTR_MAX, 2, &io), -ERANGE);
+	CHECK(iovm_mr_iova(mr, (void *)UINTPTR_MAX, 2, &io) < 0);
 	CHECK_EQ(iovm_mr_iova(NULL, p, 1, &io), -EINVAL);
 	CHECK_EQ(iovm_mr_iova(mr, p + PG, 1, NULL), -EINVAL);
 	CHECK_OK(iovm_mr_dereg(mr));
@@ -274,7 +274,7 @@ TEST(domain_destroy_refuses_live_registrations)
 /* A key of a deregistered MR is refused, never reaches the next MR of the same memory. */
 TEST(dead_keys_never_reach_new_memory)
 {
-	uint8_t *p = app_map(4 * PG);
+	uint8_t *p = far_map(4 * PG);
 	struct iovm_rcache *c = cache_new(1);
 	struct iovm_domain *dom2;
 	struct iovm_mr *a, *b, *other;
@@ -305,7 +305,7 @@ TEST(dead_keys_never_reach_new_memory)
 	CHECK_OK(iovm_rcache_get(c, p, 4 * PG, ALL_RIGHTS, &a));
 	ic = mr_info(a);
 	app_unmap(p, 4 * PG);
-	CHECK(mmap(p, 4 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) == p);
+	CHECK(remap_same(p, 4 * PG));
 	memset(p, 0x77, 4 * PG);
 	keys_reach_nothing(&E, &ic, p, 4 * PG);
 	CHECK_OK(iovm_rcache_put(c, a));
@@ -326,8 +326,7 @@ static void *remapper(void *arg)
 
 	while (!r->stop) {
 		munmap(r->p, r->len);
-		if (mmap(r->p, r->len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) !=
-		    r->p)
+		if (!remap_same(r->p, r->len))
 			break;
 		r->p[0] = 1;
 		r->rounds++;
@@ -344,9 +343,7 @@ TEST(rcache_get_racing_munmap_fails_with_efault)
 	int last_other = 0;
 	pthread_t t;
 
-	/* Far below where the kernel places mappings: the holes the racer makes are not taken by others. */
-	r.p = mmap((void *)0x3d0000000000ull, r.len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	CHECK(r.p != MAP_FAILED);
+	r.p = far_map(r.len); /* the holes the racer makes are not taken by others */
 	CHECK(pthread_create(&t, NULL, remapper, &r) == 0);
 	while (r.rounds < 10)
 		usleep(100);
