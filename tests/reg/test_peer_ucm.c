@@ -384,6 +384,8 @@ TEST(ucm_fork)
 	struct both b;
 	int ret;
 
+	SKIP_FORK_UNDER_TSAN();
+
 	inherited = app_map(4 * PG);
 	memset(inherited, 13, 4 * PG);
 	b = reg_both(inherited, 4 * PG);

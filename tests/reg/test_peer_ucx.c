@@ -549,6 +549,8 @@ TEST(ucx_fork)
 	struct iovm_rcache *c = cache_new(0, 0);
 	struct iovm_mr *r1, *r2;
 
+	SKIP_FORK_UNDER_TSAN();
+
 	fork_page = app_map(PG);
 	memset(fork_page, 42, 100);
 	CHECK_OK(iovm_rcache_get(c, fork_page, 100, RW, &r1));

@@ -51,6 +51,8 @@ TEST(child_changes_never_reach_parent_registrations_shared_memory)
 	struct iovm_mr *pinned, *cached;
 	uint64_t valid;
 
+	SKIP_FORK_UNDER_TSAN();
+
 	shared_page = mmap(NULL, 4 * PG, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	CHECK(shared_page != MAP_FAILED);
 	memset(shared_page, 1, 4 * PG);
@@ -308,7 +310,10 @@ static void small_memlock(void *arg)
 
 TEST(small_memlock_limit_gives_enomem_and_leaves_nothing)
 {
-	int ret = in_child(small_memlock, NULL);
+	int ret;
+
+	SKIP_FORK_UNDER_TSAN();
+	ret = in_child(small_memlock, NULL);
 
 	if (ret == 77)
 		SKIP_CASE("iovm_open fails unprivileged with RLIMIT_MEMLOCK 1 MiB");
