@@ -8,7 +8,7 @@
  * after each; a broken promise aborts. Each input gets a new cache and new
  * memory, and must leave no registration behind.
  */
-#include "reg/rcache_model_ops.h"
+#include "reg/rcache_model_run.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -16,7 +16,7 @@
 #include <pthread.h>
 #include <time.h>
 
-#include "reg/rcache_model_ops.h"
+#include "reg/rcache_model_run.h"
 
 static uint64_t seed_base;
 
