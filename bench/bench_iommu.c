@@ -90,15 +90,15 @@ static int independent_burst(uint64_t *work)
 	return 0;
 }
 
-static int iova_burst(struct iova_alloc *a, uint64_t npages, uint64_t *pfn)
+static int iova_burst(struct iova_alloc *a, uint64_t npages, iova_t *iovas, uint64_t *work)
 {
 	if (!npages)
-		return independent_burst(pfn);
+		return independent_burst(work);
 	for (unsigned k = 0; k < IOVA_BURST; k++)
-		if (iova_alloc(a, npages, 1, &pfn[k]))
+		if (iova_alloc(a, npages << 12, 0, &iovas[k]))
 			return -ENOSPC;
 	for (unsigned k = 0; k < IOVA_BURST; k++)
-		if (iova_free(a, pfn[k], npages))
+		if (iova_free(a, iovas[k], npages << 12))
 			return -EINVAL;
 	return 0;
 }
@@ -106,7 +106,8 @@ static int iova_burst(struct iova_alloc *a, uint64_t npages, uint64_t *pfn)
 static void *iova_thread(void *arg)
 {
 	struct iova_run *r = arg;
-	uint64_t pfn[IOVA_BURST] = { 0 }, t0;
+	uint64_t work[IOVA_BURST] = { 0 }, t0;
+	iova_t iovas[IOVA_BURST];
 	int err = 0;
 
 	if (r->cpu >= 0) {
@@ -118,11 +119,11 @@ static void *iova_thread(void *arg)
 	}
 	/* Warm up: the magazines fill, the tree grows its nodes. */
 	for (unsigned i = 0; i < 64 && !err; i++)
-		err = iova_burst(r->a, r->npages, pfn);
+		err = iova_burst(r->a, r->npages, iovas, work);
 	pthread_barrier_wait(r->start);
 	t0 = bench_now_ns();
 	for (uint64_t i = 0; i < r->rounds && !err; i++)
-		err = iova_burst(r->a, r->npages, pfn);
+		err = iova_burst(r->a, r->npages, iovas, work);
 	r->ns = (double)(bench_now_ns() - t0) / (double)(r->rounds * IOVA_BURST);
 	r->err = err;
 	return NULL;
@@ -207,10 +208,10 @@ static void bench_iova(void)
 	struct iova_alloc a;
 	struct iova_figures mag, tree, ceiling;
 	/* A 39-bit window, with the x86 MSI hole reserved, as a domain has. */
-	struct iova_range msi = { 0xfee00000, 0xfef00000 };
+	struct iova_range msi = { iova_make(0xfee00000), 0x100000 };
 
 	bench_progress("IOVA allocator: magazines and gap tree, 1 and 2 threads");
-	if (iova_init(&a, 4096, UINT64_C(1) << 39, &msi, 1)) {
+	if (iova_init(&a, iova_make(4096), (UINT64_C(1) << 39) - 4096, &msi, 1)) {
 		fprintf(stderr, "iovm bench: iova_init failed\n");
 		exit(1);
 	}
@@ -236,7 +237,7 @@ static void bench_iova(void)
 #define RW (PT_PROT_READ | PT_PROT_WRITE)
 
 /* Scattered physical pages, as a registration of application memory yields. */
-static void scattered_pages(uint64_t *pa, unsigned n)
+static void scattered_pages(pa_t *pa, unsigned n)
 {
 	uint64_t x = 0x9e3779b97f4a7c15u;
 
@@ -244,7 +245,7 @@ static void scattered_pages(uint64_t *pa, unsigned n)
 		x ^= x << 13;
 		x ^= x >> 7;
 		x ^= x << 17;
-		pa[i] = (x % (UINT64_C(1) << 26)) << 12; /* below 256 GiB */
+		pa[i] = pa_make((x % (UINT64_C(1) << 26)) << 12); /* below 256 GiB */
 	}
 }
 
@@ -258,7 +259,8 @@ static void bench_pgtable(void)
 {
 	unsigned nr = reps(), batches = (unsigned)iters(1024), singles = (unsigned)iters(65536);
 	double map_b[16], unmap_b[16], map_p[16], unmap_p[16], map_1[16], unmap_1[16];
-	uint64_t pa[PT_BATCH], base = UINT64_C(1) << 32;
+	iova_t base = iova_make(UINT64_C(1) << 32);
+	pa_t pa[PT_BATCH];
 	struct io_pgtable pt;
 
 	bench_progress("IO page tables: batched and single maps and unmaps");
@@ -271,11 +273,11 @@ static void bench_pgtable(void)
 
 		t0 = bench_now_ns();
 		for (unsigned b = 0; b < batches; b++)
-			if (pt_map_pages(&pt, base + ((uint64_t)b << 20), pa, PT_BATCH, RW, NULL))
+			if (pt_map_pages(&pt, iova_add(base, (uint64_t)b << 20), pa, PT_BATCH, RW, NULL))
 				pt_fail("pt_map_pages");
 		t1 = bench_now_ns();
 		for (unsigned b = 0; b < batches; b++)
-			if (pt_unmap(&pt, base + ((uint64_t)b << 20), PT_BATCH * 4096, NULL, NULL, NULL) !=
+			if (pt_unmap(&pt, iova_add(base, (uint64_t)b << 20), PT_BATCH * 4096, NULL, NULL, NULL) !=
 			    PT_BATCH * 4096)
 				pt_fail("pt_unmap");
 		t2 = bench_now_ns();
@@ -289,12 +291,13 @@ static void bench_pgtable(void)
 		t0 = bench_now_ns();
 		for (unsigned b = 0; b < batches; b++)
 			for (unsigned i = 0; i < PT_BATCH; i++)
-				if (pt_map(&pt, base + ((uint64_t)b << 20) + i * 4096u, pa[i], 4096, RW, true, NULL))
+				if (pt_map(&pt, iova_add(base, ((uint64_t)b << 20) + i * 4096u), pa[i], 4096, RW, true, NULL))
 					pt_fail("pt_map");
 		t1 = bench_now_ns();
 		for (unsigned b = 0; b < batches; b++)
 			for (unsigned i = 0; i < PT_BATCH; i++)
-				if (pt_unmap(&pt, base + ((uint64_t)b << 20) + i * 4096u, 4096, NULL, NULL, NULL) != 4096)
+				if (pt_unmap(&pt, iova_add(base, ((uint64_t)b << 20) + i * 4096u), 4096, NULL, NULL, NULL) !=
+				    4096)
 					pt_fail("pt_unmap");
 		t2 = bench_now_ns();
 		if (rep) {
@@ -305,11 +308,11 @@ static void bench_pgtable(void)
 		/* Single 4 KiB maps at consecutive IOVAs, then their unmaps. */
 		t0 = bench_now_ns();
 		for (unsigned i = 0; i < singles; i++)
-			if (pt_map(&pt, base + (uint64_t)i * 4096, pa[i % PT_BATCH], 4096, RW, true, NULL))
+			if (pt_map(&pt, iova_add(base, (uint64_t)i * 4096), pa[i % PT_BATCH], 4096, RW, true, NULL))
 				pt_fail("pt_map");
 		t1 = bench_now_ns();
 		for (unsigned i = 0; i < singles; i++)
-			if (pt_unmap(&pt, base + (uint64_t)i * 4096, 4096, NULL, NULL, NULL) != 4096)
+			if (pt_unmap(&pt, iova_add(base, (uint64_t)i * 4096), 4096, NULL, NULL, NULL) != 4096)
 				pt_fail("pt_unmap");
 		t2 = bench_now_ns();
 		if (rep) {

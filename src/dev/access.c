@@ -69,12 +69,15 @@ static int side_key(struct exec *x, struct side *s)
 	struct reg_space *rs = x->q->dev->ctx->reg;
 
 	for (unsigned tries = 0;; tries++) {
-		int ret = dom ? reg_key_iova(rs, s->key, s->va, s->va_end - s->va, s->access, dom, &s->iova,
+		iova_t iova;
+		int ret = dom ? reg_key_iova(rs, s->key, s->va, s->va_end - s->va, s->access, dom, &iova,
 					     &s->keyed)
 			      : -ENOKEY;
 
-		if (!ret)
+		if (!ret) {
+			s->iova = iova_val(iova);
 			return 0;
+		}
 		if (ret == -EAGAIN && tries < RESOLVE_STUCK) {
 			iommu_exit(x->q->tlb);
 			x->q->sections_left++;
@@ -109,7 +112,8 @@ int key_check(struct exec *x, uint32_t key, uint64_t va, uint64_t len, unsigned 
 		return 0;
 	for (;;) {
 		struct iovm_domain *dom = iommu_client_domain(x->q->dev->client, x->pasid);
-		uint64_t iova, contig;
+		uint64_t contig;
+		iova_t iova;
 		/* end - at: the bytes left, also where va + len wrapped (the key refuses that). */
 		int ret = dom ? reg_key_iova(rs, key, at, end - at, access, dom, &iova, &contig) : -ENOKEY;
 
@@ -149,14 +153,14 @@ static int side_span(struct exec *x, struct side *s)
 		/* A keyed side asks its key first, and again after the device left its section. */
 		if (s->key && !s->keyed && side_key(x, s))
 			return -EFAULT;
-		if (!iommu_access(x->q->tlb, x->pasid, s->iova, s->access, &span, &f)) {
+		if (!iommu_access(x->q->tlb, x->pasid, iova_make(s->iova), s->access, &span, &f)) {
 			if (unlikely(!gate_open(x->q, &span))) {
 				gate_wait(x->q);
 				sides_forget(x);
 				continue;
 			}
 			s->ptr = span.ptr;
-			s->pa = span.pa;
+			s->pa = pa_val(span.pa);
 			s->avail = s->key ? MIN(span.len, s->keyed) : span.len;
 			return 0;
 		}
@@ -228,7 +232,7 @@ int stretch(struct exec *x, uint64_t left, uint64_t *n)
 	/* The bytes this stretch touches, checked for the syncs non-coherent memory needs. */
 	if (unlikely(x->q->oracle))
 		for (i = 0; i < x->nr_sides; i++)
-			mem_nc_device_access(x->q->mem, x->sides[i]->pa, m, x->sides[i]->access & IOVM_MAP_WRITE);
+			mem_nc_device_access(x->q->mem, pa_make(x->sides[i]->pa), m, x->sides[i]->access & IOVM_MAP_WRITE);
 	for (i = 0; i < x->nr_sides; i++) {
 		x->cur[i].iova = x->sides[i]->iova;
 		x->cur[i].ptr = x->sides[i]->ptr;

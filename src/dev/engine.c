@@ -64,7 +64,7 @@ static void *ring_at(struct iovm_queue *q, struct ring_window *w, uint64_t iova,
 	if (iova - w->iova < w->len && iova - w->iova + size <= w->len)
 		return w->ptr + (iova - w->iova);
 	/* Rings are iovm's own memory: one the application could unmap is no ring. */
-	if (iommu_access(q->tlb, IOVM_PASID_NONE, iova, access, &s, &f)) {
+	if (iommu_access(q->tlb, IOVM_PASID_NONE, iova_make(iova), access, &s, &f)) {
 		dev_fault_report(q->dev, &f);
 		s.len = 0;
 	}

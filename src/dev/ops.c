@@ -269,7 +269,8 @@ static void write_completion(struct iovm_queue *q, const struct iovm_desc *d,
 	struct iovm_completion *rec;
 
 	for (;;) {
-		if (iommu_access(q->tlb, d->pasid, d->completion, IOVM_MAP_WRITE, &s, &f)) {
+		/* The descriptor's address, as the device reads it: an IOVA of its PASID's domain. */
+		if (iommu_access(q->tlb, d->pasid, iova_make(d->completion), IOVM_MAP_WRITE, &s, &f)) {
 			dev_fault_report(q->dev, &f);
 			count_add(&q->faults, 1);
 			return;

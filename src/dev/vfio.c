@@ -110,13 +110,13 @@ static void kunmap(struct vfio_dev *v, struct kentry *e)
 }
 
 /* The mirror's map: one entry (iovm's side gathers runs contiguous in the process's address space). */
-static int mirror_map(void *arg, uint64_t iova, void *va, uint64_t len, bool write)
+static int mirror_map(void *arg, iova_t iova, void *va, uint64_t len, bool write)
 {
 	struct vfio_dev *v = arg;
 	int ret;
 
 	mutex_lock(&v->lock);
-	ret = kmap(v, iova, (uintptr_t)va, len, write);
+	ret = kmap(v, iova_val(iova), (uintptr_t)va, len, write);
 	mutex_unlock(&v->lock);
 	return ret;
 }
@@ -127,10 +127,10 @@ static int mirror_map(void *arg, uint64_t iova, void *va, uint64_t len, bool wri
  * takes any range that cuts no entry), which is what a deferred flush of
  * many adjacent ranges saves.
  */
-static void mirror_unmap(void *arg, uint64_t iova, uint64_t len)
+static void mirror_unmap(void *arg, iova_t start, uint64_t len)
 {
 	struct vfio_dev *v = arg;
-	uint64_t last = iova + len - 1;
+	uint64_t iova = iova_val(start), last = iova + len - 1;
 	struct itree_node *n;
 	int ret;
 
@@ -222,7 +222,8 @@ int vfio_dev_attach(struct iovm_device *dev, struct iovm_domain *dom, uint32_t p
 		return err_detail(-EOPNOTSUPP, IOVM_LOG_DEBUG,
 				  "vfio: no IOMMU: the device uses host physical addresses, not a domain");
 	for (unsigned i = 0; i < v->os.nr_ranges; i++)
-		usable[i] = (struct iommu_iova_range){ .start = v->os.ranges[i].start, .last = v->os.ranges[i].last };
+		usable[i] = (struct iommu_iova_range){ .start = iova_make(v->os.ranges[i].start),
+						       .len = v->os.ranges[i].last - v->os.ranges[i].start + 1 };
 	ret = iommu_domain_mirror(dom, &vfio_mirror, v, usable, v->os.nr_ranges);
 	if (ret) {
 		drop_all(v);

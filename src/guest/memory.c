@@ -158,7 +158,7 @@ static int place_named(struct iovm_guest *g, const struct iovm_guest_attr *attr,
 int guest_place(struct iovm_guest *g, const struct iovm_guest_attr *attr)
 {
 	struct phys_range *r = fi_calloc(MAX_BANKS, sizeof(*r));
-	uint64_t gpa = 0;
+	gpa_t gpa = gpa_make(0);
 	unsigned n = 0;
 	int ret;
 
@@ -176,12 +176,13 @@ int guest_place(struct iovm_guest *g, const struct iovm_guest_attr *attr)
 	for (unsigned i = 0; i < n; i++) {
 		/* Sorted by PA, so by guest physical address too, in both layouts. */
 		g->banks[i] = (struct guest_bank){
-			.gpa = gpa_make(g->flags & IOVM_GUEST_DIRECT_MAP ? pa_val(r[i].pa) : gpa),
+			/* A direct-mapped guest's memory is at its host PA: the one place a GPA is a PA. */
+			.gpa = g->flags & IOVM_GUEST_DIRECT_MAP ? gpa_make(pa_val(r[i].pa)) : gpa,
 			.pa = r[i].pa,
 			.len = r[i].len,
 			.ram_off = g->size,
 		};
-		gpa += r[i].len;
+		gpa = gpa_add(gpa, r[i].len);
 		g->size += r[i].len;
 	}
 	free(r);
@@ -209,7 +210,7 @@ static struct phys_range bank_range(const struct guest_bank *b)
 static void stage2_clear(struct iovm_guest *g, unsigned n)
 {
 	for (unsigned i = 0; g->stage2 && i < n; i++)
-		iovm_domain_unmap(g->stage2, IOVM_IOVA(gpa_val(g->banks[i].gpa)), g->banks[i].len);
+		iovm_domain_unmap(g->stage2, iommu_stage2_iova(g->banks[i].gpa), g->banks[i].len);
 }
 
 /* Take the guest's frames again, or give them back. */
@@ -267,7 +268,7 @@ int guest_mem_start(struct iovm_guest *g)
 	for (; mapped < g->nr_banks; mapped++) {
 		const struct guest_bank *b = &g->banks[mapped];
 
-		ret = iommu_stage2_map(g->stage2, gpa_val(b->gpa), pa_val(b->pa), g->ram + b->ram_off, b->len,
+		ret = iommu_stage2_map(g->stage2, b->gpa, b->pa, g->ram + b->ram_off, b->len,
 				       IOVM_MAP_READ | IOVM_MAP_WRITE);
 		if (ret)
 			goto clear_stage2;

@@ -13,11 +13,11 @@
 #include "iommu/iommu_internal.h"
 #include "phys/phys.h"
 
-static int fault(struct iovm_domain *dom, struct iommu_iotlb *t, uint32_t pasid, uint64_t iova,
-		 unsigned access, enum iovm_fault_reason reason, struct iovm_fault *f)
+static int fault(struct iovm_domain *dom, struct iommu_iotlb *t, uint32_t pasid, iova_t iova, unsigned access,
+		 enum iovm_fault_reason reason, struct iovm_fault *f)
 {
 	*f = (struct iovm_fault){
-		.iova = IOVM_IOVA(iova),
+		.iova = iova,
 		.pasid = pasid,
 		.access = access,
 		.reason = reason,
@@ -27,7 +27,7 @@ static int fault(struct iovm_domain *dom, struct iommu_iotlb *t, uint32_t pasid,
 	/* A device assigned to a guest through its stage 2 faults there: its IOVAs are guest physical. */
 	if (dom && dom->type == IOVM_DOMAIN_GUEST) {
 		f->stage = IOVM_STAGE_2;
-		f->gpa = IOVM_GPA(iova);
+		f->gpa = iommu_stage2_gpa(iova);
 	} else if (dom && dom->type == IOVM_DOMAIN_NESTED) {
 		f->stage = IOVM_STAGE_1;
 	}
@@ -35,26 +35,26 @@ static int fault(struct iovm_domain *dom, struct iommu_iotlb *t, uint32_t pasid,
 }
 
 /* A fault in stage 2 of a nested translation, at guest physical @gpa. */
-static int fault_stage2(struct iovm_domain *dom, struct iommu_iotlb *t, uint32_t pasid, uint64_t iova,
-			uint64_t gpa, unsigned access, enum iovm_fault_reason reason, struct iovm_fault *f)
+static int fault_stage2(struct iovm_domain *dom, struct iommu_iotlb *t, uint32_t pasid, iova_t iova, gpa_t gpa,
+			unsigned access, enum iovm_fault_reason reason, struct iovm_fault *f)
 {
 	fault(dom, t, pasid, iova, access, reason, f);
 	f->stage = IOVM_STAGE_2;
-	f->gpa = IOVM_GPA(gpa);
+	f->gpa = gpa;
 	return -EFAULT;
 }
 
 /* What an access reaches, from the page it falls in: at most to the end of the bus granule. */
-static void span_set(struct iommu_span *s, uint8_t *page_ptr, bool foreign, uint64_t page_pa,
-		     uint64_t off, unsigned shift)
+static void span_set(struct iommu_span *s, uint8_t *page_ptr, bool foreign, pa_t page_pa, uint64_t off,
+		     unsigned shift)
 {
-	uint64_t pa = page_pa + off;
+	pa_t pa = pa_add(page_pa, off);
 
 	s->ptr = page_ptr + off;
 	s->pa = pa;
 	s->foreign = foreign;
 	/* Within a 2 MiB granule the bus maps one bank, contiguously. */
-	s->len = MIN((UINT64_C(1) << shift) - off, SZ_2M - (pa & (SZ_2M - 1)));
+	s->len = MIN((UINT64_C(1) << shift) - off, SZ_2M - (pa_val(pa) & (SZ_2M - 1)));
 }
 
 /*
@@ -62,14 +62,14 @@ static void span_set(struct iommu_span *s, uint8_t *page_ptr, bool foreign, uint
  * page-table walk, no domain or bus lookup. Anything unusual goes the slow
  * way. Returns 0, or -EAGAIN for the slow way.
  */
-static inline int access_cached(struct iommu_iotlb *t, uint32_t pasid, uint64_t iova, unsigned access,
+static inline int access_cached(struct iommu_iotlb *t, uint32_t pasid, iova_t iova, unsigned access,
 				struct iommu_span *s)
 {
 	struct iotlb_entry *e;
 	unsigned shift;
 
 	/* Beyond the page table's reach: no tag can name it, and the walk faults. */
-	if (unlikely(iova >> PT_IOVA_BITS))
+	if (unlikely(iova_val(iova) >> PT_IOVA_BITS))
 		return -EAGAIN;
 	e = iotlb_lookup(t, iova, pasid);
 	if (!e || e->bus_gen != atomic_load_explicit(t->bus_gen, memory_order_acquire) ||
@@ -81,7 +81,7 @@ static inline int access_cached(struct iommu_iotlb *t, uint32_t pasid, uint64_t 
 		e->dirty = 1;
 	}
 	counter_add(&t->hits, 1);
-	span_set(s, e->ptr, e->foreign, e->pa, iova & ((UINT64_C(1) << shift) - 1), shift);
+	span_set(s, e->ptr, e->foreign, e->pa, iova_val(iova) & ((UINT64_C(1) << shift) - 1), shift);
 	return 0;
 }
 
@@ -92,20 +92,21 @@ static inline int access_cached(struct iommu_iotlb *t, uint32_t pasid, uint64_t 
  * unmap may already have cleared while this access legitimately finishes
  * inside its section.
  */
-static void oracle_check(struct iovm_domain *dom, uint64_t iova, const struct iommu_span *s, unsigned access)
+static void oracle_check(struct iovm_domain *dom, iova_t iova, const struct iommu_span *s, unsigned access)
 {
-	uint64_t gpa;
+	pa_t out;
 
 	if (!dom->parent) {
 		shadow_check(dom, iova, s->len, s->pa, access);
 		return;
 	}
-	if (shadow_lookup(dom, iova, &gpa)) {
-		shadow_check(dom, iova, s->len, IOVM_ADDR_INVALID, access); /* reports it */
+	/* Stage 1's shadow gives a guest physical address, which is stage 2's IOVA. */
+	if (shadow_lookup(dom, iova, &out)) {
+		shadow_check(dom, iova, s->len, PA_INVALID, access); /* reports it */
 		return;
 	}
-	shadow_check(dom, iova, s->len, gpa, access);
-	shadow_check(dom->parent, gpa, s->len, s->pa, access);
+	shadow_check(dom, iova, s->len, out, access);
+	shadow_check(dom->parent, iommu_stage2_iova(stage1_gpa(out)), s->len, s->pa, access);
 }
 
 /*
@@ -113,18 +114,20 @@ static void oracle_check(struct iovm_domain *dom, uint64_t iova, const struct io
  * a guest physical address, with the permission. The IOTLB entry holds the
  * combined translation, at the smaller of the two leaves.
  */
-static int access_nested(struct iommu_iotlb *t, struct iovm_domain *dom, uint32_t pasid, uint64_t iova,
+static int access_nested(struct iommu_iotlb *t, struct iovm_domain *dom, uint32_t pasid, iova_t iova,
 			 unsigned access, const struct pt_walk *w1, struct iommu_span *s, struct iovm_fault *f)
 {
 	bool write = access & IOVM_MAP_WRITE, foreign = false;
-	uint64_t gpa = w1->pa, off, page_pa;
+	gpa_t gpa = stage1_gpa(w1->pa);
 	struct pt_walk w2, w;
 	struct iotlb_entry *e;
 	uint8_t *page_ptr;
+	uint64_t off;
+	pa_t page_pa;
 	unsigned shift;
 	uint32_t gen;
 
-	if (pt_walk(&dom->parent->pt, gpa, &w2))
+	if (pt_walk(&dom->parent->pt, iommu_stage2_iova(gpa), &w2))
 		return fault_stage2(dom, t, pasid, iova, gpa, access, IOVM_FAULT_NOT_PRESENT, f);
 	if ((access & w2.prot) != access)
 		return fault_stage2(dom, t, pasid, iova, gpa, access, IOVM_FAULT_PERMISSION, f);
@@ -136,10 +139,10 @@ static int access_nested(struct iommu_iotlb *t, struct iovm_domain *dom, uint32_
 	 * stage-2 leaf: contiguous in PA.
 	 */
 	shift = MIN(MIN(w1->shift, w2.shift), (unsigned)IOTLB_HUGE_SHIFT);
-	off = iova & ((UINT64_C(1) << shift) - 1);
-	page_pa = w2.pa - off;
+	off = iova_val(iova) & ((UINT64_C(1) << shift) - 1);
+	page_pa = pa_make(pa_val(w2.pa) - off);
 	gen = atomic_load_explicit(t->bus_gen, memory_order_acquire);
-	page_ptr = phys_bus_map(t->phys, pa_make(page_pa), &foreign);
+	page_ptr = phys_bus_map(t->phys, page_pa, &foreign);
 	if (unlikely(!page_ptr))
 		return fault_stage2(dom, t, pasid, iova, gpa, access, IOVM_FAULT_BUS, f);
 	/*
@@ -166,12 +169,13 @@ static int access_nested(struct iommu_iotlb *t, struct iovm_domain *dom, uint32_
  * iommu_access() past the IOTLB: a walk and a fill, a fault, or an identity
  * domain. Out of line, so that a hit pays for none of its stack frame.
  */
-static __noinline int access_miss(struct iommu_iotlb *t, uint32_t pasid, uint64_t iova, unsigned access,
+static __noinline int access_miss(struct iommu_iotlb *t, uint32_t pasid, iova_t iova, unsigned access,
 				  struct iommu_span *s, struct iovm_fault *f)
 {
 	struct iovm_domain *dom;
 	bool write = access & IOVM_MAP_WRITE, foreign = false;
-	uint64_t page_pa, off;
+	uint64_t off;
+	pa_t page_pa;
 	uint8_t *page_ptr;
 	uint32_t gen;
 	unsigned shift;
@@ -181,13 +185,16 @@ static __noinline int access_miss(struct iommu_iotlb *t, uint32_t pasid, uint64_
 	if (unlikely(!dom))
 		return fault(NULL, t, pasid, iova, access, IOVM_FAULT_NO_DOMAIN, f);
 	if (dom->type == IOVM_DOMAIN_IDENTITY) {
-		if (iova >= dom->limit)
+		/* IOVA == PA. */
+		pa_t pa = pa_make(iova_val(iova));
+
+		if (iova_val(iova) >= dom->limit)
 			return fault(dom, t, pasid, iova, access, IOVM_FAULT_NOT_PRESENT, f);
 		/* The bus resolves 2 MiB granules: memory stays contiguous to the granule's end. */
-		page_ptr = phys_bus_map(t->phys, pa_make(iova), &foreign);
+		page_ptr = phys_bus_map(t->phys, pa, &foreign);
 		if (unlikely(!page_ptr))
 			return fault(dom, t, pasid, iova, access, IOVM_FAULT_BUS, f);
-		span_set(s, page_ptr, foreign, iova, 0, 21);
+		span_set(s, page_ptr, foreign, pa, 0, 21);
 		return 0;
 	}
 	counter_add(&t->misses, 1);
@@ -200,11 +207,11 @@ static __noinline int access_miss(struct iommu_iotlb *t, uint32_t pasid, uint64_
 	pt_mark(w.ptep, w.pte, write);
 	/* A 1 GiB leaf is cached in 2 MiB pieces, the huge entries' size. */
 	shift = MIN(w.shift, (unsigned)IOTLB_HUGE_SHIFT);
-	off = iova & ((UINT64_C(1) << shift) - 1);
-	page_pa = w.pa - off;
+	off = iova_val(iova) & ((UINT64_C(1) << shift) - 1);
+	page_pa = pa_make(pa_val(w.pa) - off);
 	/* The generation before the lookup: a bump in between makes the entry stale, not wrong. */
 	gen = atomic_load_explicit(t->bus_gen, memory_order_acquire);
-	page_ptr = phys_bus_map(t->phys, pa_make(page_pa), &foreign);
+	page_ptr = phys_bus_map(t->phys, page_pa, &foreign);
 	if (unlikely(!page_ptr))
 		return fault(dom, t, pasid, iova, access, IOVM_FAULT_BUS, f);
 	iotlb_fill(t, iova, shift, pasid, &w, page_pa, page_ptr, foreign, gen, write);
@@ -214,8 +221,8 @@ static __noinline int access_miss(struct iommu_iotlb *t, uint32_t pasid, uint64_
 	return 0;
 }
 
-int iommu_access(struct iommu_iotlb *t, uint32_t pasid, uint64_t iova, unsigned access,
-		 struct iommu_span *s, struct iovm_fault *f)
+int iommu_access(struct iommu_iotlb *t, uint32_t pasid, iova_t iova, unsigned access, struct iommu_span *s,
+		 struct iovm_fault *f)
 {
 	if (unlikely(access_cached(t, pasid, iova, access, s)))
 		return access_miss(t, pasid, iova, access, s, f);

@@ -52,7 +52,7 @@ struct iovm_domain *iommu_client_domain(const struct iommu_client *c, uint32_t p
 }
 
 /* Invalidate @dom's entries in the IOTLBs of the devices attached to it. Needs @dom's lock. */
-static void invalidate_attached(struct iovm_domain *dom, uint64_t iova, uint64_t len, bool all)
+static void invalidate_attached(struct iovm_domain *dom, iova_t iova, uint64_t len, bool all)
 {
 	struct list_node *n, *m;
 
@@ -67,7 +67,7 @@ static void invalidate_attached(struct iovm_domain *dom, uint64_t iova, uint64_t
 	}
 }
 
-void domain_invalidate(struct iovm_domain *dom, uint64_t iova, uint64_t len, bool all)
+void domain_invalidate(struct iovm_domain *dom, iova_t iova, uint64_t len, bool all)
 {
 	struct list_node *n;
 
@@ -83,7 +83,7 @@ void domain_invalidate(struct iovm_domain *dom, uint64_t iova, uint64_t len, boo
 		struct iovm_domain *child = list_entry(n, struct iovm_domain, child_link);
 
 		mutex_lock(&child->lock);
-		invalidate_attached(child, 0, 0, true);
+		invalidate_attached(child, iova_make(0), 0, true);
 		mutex_unlock(&child->lock);
 	}
 	mutex_unlock(&dom->lock);
@@ -150,7 +150,7 @@ int iommu_detach(struct iommu_client *c, uint32_t pasid)
 			}
 		}
 		list_for_each(m, &c->iotlbs)
-			iotlb_invalidate(list_entry(m, struct iommu_iotlb, link), pasid, 0, 0, true);
+			iotlb_invalidate(list_entry(m, struct iommu_iotlb, link), pasid, iova_make(0), 0, true);
 	}
 	mutex_unlock(&c->lock);
 	mutex_unlock(&dom->lock);
@@ -232,7 +232,7 @@ int iommu_resolve(struct iommu_client *c, const struct iovm_fault *f)
 	/* On-demand registrations live in single-stage domains. */
 	if (!fn || !dom || f->reason != IOVM_FAULT_NOT_PRESENT || f->stage != IOVM_STAGE_ONLY)
 		return -ENOENT;
-	return fn(c->is->resolver_arg, dom, f->iova.addr, f->access);
+	return fn(c->is->resolver_arg, dom, f->iova, f->access);
 }
 
 int iommu_fault_handle(struct iommu_client *c, const struct iovm_fault *f)

@@ -21,10 +21,9 @@
 #define DEFAULT_FLUSH_BATCH 256
 #define DEFAULT_FLUSH_TIMEOUT_US 10000
 #define DEFAULT_FAULT_QUEUE 256
-#define TOP_PAGE (UINT64_MAX & ~(uint64_t)(SZ_4K - 1))
 
 /* The x86 MSI window: writes there are interrupts, never memory. */
-static const struct iova_range msi_window = { 0xfee00000, 0xfef00000 };
+static const struct iova_range msi_window = { { 0xfee00000 }, 0x100000 };
 
 static int attr_check(const struct iovm_domain_attr *a)
 {
@@ -42,12 +41,10 @@ static int attr_check(const struct iovm_domain_attr *a)
 	return 0;
 }
 
-/* A reserved range as the allocator takes it: one that ends at 2^64 ends at the last page. */
+/* A reserved range as the allocator takes it (it clips what runs past its window). */
 static struct iova_range hole_of(const struct iovm_iova_range *r)
 {
-	uint64_t last = r->start.addr + (r->len - 1);
-
-	return (struct iova_range){ r->start.addr, last >= TOP_PAGE ? TOP_PAGE : last + 1 };
+	return (struct iova_range){ r->start, r->len };
 }
 
 /*
@@ -102,7 +99,8 @@ static int domain_create(struct iovm_ctx *ctx, const struct iovm_domain_attr *at
 			goto free_pt;
 		for (unsigned i = 0; i < nr_holes; i++)
 			holes[i] = attr->reserved ? hole_of(&attr->reserved[i]) : msi_window;
-		ret = iova_init(&dom->iova, MANAGED_IOVA_BASE, dom->limit, holes, nr_holes);
+		ret = iova_init(&dom->iova, iova_make(MANAGED_IOVA_BASE), dom->limit - MANAGED_IOVA_BASE, holes,
+				nr_holes);
 		free(holes);
 		if (ret)
 			goto free_pt;
@@ -260,24 +258,26 @@ IOVM_API int iovm_domain_translate(const struct iovm_domain *dom, iovm_iova_t io
 	if (!dom || !pa)
 		return -EINVAL;
 	if (dom->type == IOVM_DOMAIN_IDENTITY) {
-		if (iova.addr >= dom->limit || !phys_page_size(dom->ctx->phys, pa_make(iova.addr)))
+		pa_t same = pa_make(iova_val(iova)); /* IOVA == PA */
+
+		if (iova_val(iova) >= dom->limit || !phys_page_size(dom->ctx->phys, same))
 			return -ENOENT;
-		*pa = IOVM_PA(iova.addr);
+		*pa = same;
 		if (perm)
 			*perm = IOVM_MAP_READ | IOVM_MAP_WRITE;
 		return 0;
 	}
-	if (pt_walk(&dom->pt, iova.addr, &w))
+	if (pt_walk(&dom->pt, iova, &w))
 		return -ENOENT;
 	if (dom->parent) {
 		struct pt_walk w2;
 
-		if (pt_walk(&dom->parent->pt, w.pa, &w2))
+		if (pt_walk(&dom->parent->pt, iommu_stage2_iova(stage1_gpa(w.pa)), &w2))
 			return -ENOENT;
 		w.pa = w2.pa;
 		w.prot &= w2.prot;
 	}
-	*pa = IOVM_PA(w.pa);
+	*pa = w.pa;
 	if (perm)
 		*perm = (w.prot & PT_PROT_READ ? IOVM_MAP_READ : 0) | (w.prot & PT_PROT_WRITE ? IOVM_MAP_WRITE : 0);
 	return 0;
@@ -291,7 +291,7 @@ IOVM_API int iovm_domain_read_dirty(struct iovm_domain *dom, iovm_iova_t iova, s
 		return -EINVAL;
 	if (dom->type == IOVM_DOMAIN_IDENTITY)
 		return -EOPNOTSUPP;
-	pt_read_ad(&dom->pt, iova.addr, len, clear, accessed, dirty);
+	pt_read_ad(&dom->pt, iova, len, clear, accessed, dirty);
 	return 0;
 }
 

@@ -76,7 +76,7 @@ static void release_pieces(struct iovm_domain *dom, const struct unmapped *p, un
 	for (unsigned i = 0; i < n; i++) {
 		shadow_flushed(dom, &p[i]);
 		if (dom->has_iova)
-			iova_free(&dom->iova, p[i].iova >> 12, p[i].len >> 12);
+			iova_free(&dom->iova, p[i].iova, p[i].len);
 	}
 }
 
@@ -89,7 +89,7 @@ static void invalidate_all(struct iovm_domain *dom)
 	struct pt_retired retired = { NULL };
 
 	pt_retired_take(&dom->pt, &retired);
-	domain_invalidate(dom, 0, 0, true);
+	domain_invalidate(dom, iova_make(0), 0, true);
 	epoch_synchronize(dom->is->epoch);
 	pt_retired_free(&dom->pt, &retired);
 }
@@ -273,8 +273,8 @@ void flushq_flush(struct iovm_domain *dom)
 	mutex_unlock(&dom->flush_lock);
 }
 
-/* Whether a piece @r holds, not yet released, overlaps [iova, end). Needs flush_lock. */
-static bool ring_holds(struct iovm_domain *dom, struct fq_ring *r, uint64_t iova, uint64_t end)
+/* Whether a piece @r holds, not yet released, overlaps [iova, +len). Needs flush_lock. */
+static bool ring_holds(struct iovm_domain *dom, struct fq_ring *r, iova_t iova, uint64_t len)
 {
 	uint32_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
 
@@ -282,13 +282,13 @@ static bool ring_holds(struct iovm_domain *dom, struct fq_ring *r, uint64_t iova
 	for (uint32_t h = atomic_load_explicit(&r->head, memory_order_relaxed); h != tail; h++) {
 		const struct unmapped *p = &r->e[h & r->mask];
 
-		if (p->iova < end && iova < p->iova + p->len)
+		if (iova_val(p->iova) < iova_val(iova) + len && iova_val(iova) < iova_val(p->iova) + p->len)
 			return true;
 	}
 	return false;
 }
 
-void flushq_unquarantine(struct iovm_domain *dom, uint64_t iova, uint64_t len)
+void flushq_unquarantine(struct iovm_domain *dom, iova_t iova, uint64_t len)
 {
 	struct list_node *n;
 	bool held = false;
@@ -297,7 +297,7 @@ void flushq_unquarantine(struct iovm_domain *dom, uint64_t iova, uint64_t len)
 		return;
 	mutex_lock(&dom->flush_lock);
 	list_for_each(n, &dom->fq_rings)
-		if ((held = ring_holds(dom, list_entry(n, struct fq_ring, link), iova, iova + len)))
+		if ((held = ring_holds(dom, list_entry(n, struct fq_ring, link), iova, len)))
 			break;
 	if (held)
 		flush_locked(dom, NULL, 0);

@@ -42,7 +42,7 @@ static _Atomic uint64_t *heap_table(struct iovm_domain *dom, const struct mem_wh
 
 static int on_commit(struct iovm_domain *dom, const struct iovm_mem_event *ev)
 {
-	uint64_t iova = IOVM_ADDR_INVALID, pfn;
+	iova_t iova;
 	struct mem_where w;
 	_Atomic uint64_t *t = NULL;
 	int ret;
@@ -57,22 +57,21 @@ static int on_commit(struct iovm_domain *dom, const struct iovm_mem_event *ev)
 		if (!t)
 			return -ENOMEM;
 		/* One IOVA range for the range: aligned to the page size, for huge leaves. */
-		ret = iova_alloc(&dom->iova, ev->len >> 12, ev->page_size >> 12, &pfn);
+		ret = iova_alloc(&dom->iova, ev->len, ev->page_size, &iova);
 		if (ret)
 			return ret;
-		iova = pfn << 12;
 	} else {
-		iova = (uintptr_t)ev->va;
+		iova = iova_make((uintptr_t)ev->va); /* a VA domain: the process's address */
 	}
 	ret = domain_map_va(dom, iova, ev->va, ev->len, PT_PROT_READ | PT_PROT_WRITE);
 	if (ret) {
 		if (dom->type == IOVM_DOMAIN_MANAGED)
-			iova_free(&dom->iova, iova >> 12, ev->len >> 12);
+			iova_free(&dom->iova, iova, ev->len);
 		return ret;
 	}
 	if (t)
 		for (uint64_t i = 0; i < ev->len >> w.page_shift; i++)
-			atomic_store_explicit(&t[w.page + i], iova + (i << w.page_shift) + 1,
+			atomic_store_explicit(&t[w.page + i], iova_val(iova) + (i << w.page_shift) + 1,
 					      memory_order_release);
 	return 0;
 }
@@ -87,7 +86,7 @@ static void on_release(struct iovm_domain *dom, const struct iovm_mem_event *ev)
 	if (dom->type == IOVM_DOMAIN_IDENTITY)
 		return;
 	if (dom->type == IOVM_DOMAIN_VA) {
-		domain_unmap(dom, (uintptr_t)ev->va, ev->len, &any);
+		domain_unmap(dom, iova_make((uintptr_t)ev->va), ev->len, &any);
 		return;
 	}
 	if (mem_locate(dom->ctx->mem, ev->va, &w) || !(t = heap_table(dom, &w, false)))
@@ -104,12 +103,12 @@ static void on_release(struct iovm_domain *dom, const struct iovm_mem_event *ev)
 			continue;
 		}
 		if (run_len)
-			domain_unmap(dom, run_iova, run_len, &any);
+			domain_unmap(dom, iova_make(run_iova), run_len, &any);
 		run_iova = e - 1;
 		run_len = page;
 	}
 	if (run_len)
-		domain_unmap(dom, run_iova, run_len, &any);
+		domain_unmap(dom, iova_make(run_iova), run_len, &any);
 }
 
 static int on_event(void *arg, const struct iovm_mem_event *ev)

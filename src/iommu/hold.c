@@ -21,27 +21,34 @@ bool iommu_can_hold(const struct iovm_domain *dom)
 	return dom->type == IOVM_DOMAIN_MANAGED || dom->type == IOVM_DOMAIN_VA;
 }
 
-int iommu_hold(struct iovm_domain *dom, uint64_t va, uint64_t pa, uint64_t len, uint64_t *iova)
+/* Where the held range starts within its 2 MiB: the PA's offset, kept. */
+static uint64_t hold_head(pa_t pa)
 {
-	uint64_t head = pa & (SZ_2M - 1), pfn;
+	return pa_val(pa) & (SZ_2M - 1);
+}
+
+int iommu_hold(struct iovm_domain *dom, uint64_t va, pa_t pa, uint64_t len, iova_t *iova)
+{
+	uint64_t head = hold_head(pa);
+	iova_t base;
 	int ret;
 
-	if (!dom || !len || !is_aligned(va | pa | len, SZ_4K) || !iova)
+	if (!dom || !len || !is_aligned(va | pa_val(pa) | len, SZ_4K) || !iova)
 		return -EINVAL;
 	switch (dom->type) {
 	case IOVM_DOMAIN_MANAGED:
-		ret = iova_alloc(&dom->iova, align_up(head + len, SZ_2M) >> 12, SZ_2M >> 12, &pfn);
+		ret = iova_alloc(&dom->iova, align_up(head + len, SZ_2M), SZ_2M, &base);
 		if (ret)
 			return err_detail(ret, IOVM_LOG_DEBUG, "no IOVA range of %lu bytes left",
 					  (unsigned long)len);
-		*iova = (pfn << 12) + head;
+		*iova = iova_add(base, head);
 		return 0;
 	case IOVM_DOMAIN_VA:
 		/* The device sees the application's own addresses. */
 		if (va + len > dom->limit || va + len < va)
 			return err_detail(-ENOSPC, IOVM_LOG_DEBUG, "VA %#lx beyond the domain's DMA mask",
 					  (unsigned long)va);
-		*iova = va;
+		*iova = iova_make(va);
 		return 0;
 	default:
 		return err_detail(-EOPNOTSUPP, IOVM_LOG_DEBUG,
@@ -50,21 +57,21 @@ int iommu_hold(struct iovm_domain *dom, uint64_t va, uint64_t pa, uint64_t len, 
 	}
 }
 
-void iommu_unhold(struct iovm_domain *dom, uint64_t iova, uint64_t pa, uint64_t len)
+void iommu_unhold(struct iovm_domain *dom, iova_t iova, pa_t pa, uint64_t len)
 {
-	uint64_t head = pa & (SZ_2M - 1);
+	uint64_t head = hold_head(pa);
 
 	if (dom->type == IOVM_DOMAIN_MANAGED)
-		iova_free(&dom->iova, (iova - head) >> 12, align_up(head + len, SZ_2M) >> 12);
+		iova_free(&dom->iova, iova_make(iova_val(iova) - head), align_up(head + len, SZ_2M));
 }
 
-int iommu_hold_map(struct iovm_domain *dom, uint64_t iova, uint64_t pa, uint64_t len, uint32_t perm)
+int iommu_hold_map(struct iovm_domain *dom, iova_t iova, pa_t pa, uint64_t len, uint32_t perm)
 {
 	unsigned prot = (perm & IOVM_MAP_READ ? PT_PROT_READ : 0) | (perm & IOVM_MAP_WRITE ? PT_PROT_WRITE : 0);
 	bool begun;
 	int ret;
 
-	if (!prot || !len || !is_aligned(iova | pa | len, SZ_4K))
+	if (!prot || !len || !is_aligned(iova_val(iova) | pa_val(pa) | len, SZ_4K))
 		return -EINVAL;
 	flushq_unquarantine(dom, iova, len);
 	begun = shadow_map_begin(dom, iova, len, pa, prot);
@@ -73,21 +80,21 @@ int iommu_hold_map(struct iovm_domain *dom, uint64_t iova, uint64_t pa, uint64_t
 	return ret;
 }
 
-void iommu_hold_unmap(struct iovm_domain *dom, uint64_t iova, uint64_t len)
+void iommu_hold_unmap(struct iovm_domain *dom, iova_t iova, uint64_t len)
 {
 	bool any;
 
 	domain_unmap_how(dom, iova, len, UNMAP_STRICT | UNMAP_KEEP_IOVA, &any);
 }
 
-uint64_t iommu_hold_huge_leaves(struct iovm_domain *dom, uint64_t iova, uint64_t len)
+uint64_t iommu_hold_huge_leaves(struct iovm_domain *dom, iova_t iova, uint64_t len)
 {
-	uint64_t n = 0;
+	uint64_t n = 0, end = iova_val(iova) + len;
 
-	for (uint64_t at = align_up(iova, SZ_2M); at + SZ_2M <= iova + len; at += SZ_2M) {
+	for (uint64_t at = align_up(iova_val(iova), SZ_2M); at + SZ_2M <= end; at += SZ_2M) {
 		struct pt_walk w;
 
-		if (!pt_walk(&dom->pt, at, &w) && w.shift >= 21)
+		if (!pt_walk(&dom->pt, iova_make(at), &w) && w.shift >= 21)
 			n++;
 	}
 	return n;

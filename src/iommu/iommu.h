@@ -12,6 +12,8 @@
 
 #include <iovm/iommu.h>
 
+#include "base/addr.h"
+
 struct iovm_ctx;
 struct iommu_space;
 struct iommu_client;
@@ -56,7 +58,7 @@ bool iommu_quiesce(struct iommu_iotlb *t);
 struct iommu_span {
 	uint8_t *ptr;  /* where the CPU reaches it */
 	uint64_t len;  /* bytes from ptr within one leaf (and one bank) */
-	uint64_t pa;
+	pa_t pa;
 	/*
 	 * The application's memory (phys_bus_map()): it may be unmapped under
 	 * the device, so reach it under a guard, and not while the foreign gate
@@ -71,8 +73,8 @@ struct iommu_span {
  * accessed and dirty bits. On a fault, fills @f and returns -EFAULT; the
  * caller reports it (iommu_fault_report()) unless it gets it resolved.
  */
-int iommu_access(struct iommu_iotlb *t, uint32_t pasid, uint64_t iova, unsigned access,
-		 struct iommu_span *s, struct iovm_fault *f);
+int iommu_access(struct iommu_iotlb *t, uint32_t pasid, iova_t iova, unsigned access, struct iommu_span *s,
+		 struct iovm_fault *f);
 
 /* iommu_fault_report() - record a fault in its domain's fault queue and counters. */
 void iommu_fault_report(struct iommu_client *c, struct iovm_fault *f);
@@ -84,7 +86,7 @@ void iommu_fault_report(struct iommu_client *c, struct iovm_fault *f);
  * when the address is not its to resolve, another error when it is and
  * cannot be. Called outside device-side sections.
  */
-typedef int (*iommu_resolver_fn)(void *arg, struct iovm_domain *dom, uint64_t iova, unsigned access);
+typedef int (*iommu_resolver_fn)(void *arg, struct iovm_domain *dom, iova_t iova, unsigned access);
 
 /* Set once, before any device runs. */
 void iommu_set_resolver(struct iommu_space *is, iommu_resolver_fn fn, void *arg);
@@ -108,14 +110,14 @@ int iommu_fault_handle(struct iommu_client *c, const struct iovm_fault *f);
  * strictly in every domain, keeping the IOVAs; iommu_unhold() gives the
  * range back, once nothing in it is mapped.
  */
-int iommu_hold(struct iovm_domain *dom, uint64_t va, uint64_t pa, uint64_t len, uint64_t *iova);
+int iommu_hold(struct iovm_domain *dom, uint64_t va, pa_t pa, uint64_t len, iova_t *iova);
 /* A registration or registration cache starts (+1) or stops (-1) using @dom: destroy refuses while any does. */
 void iommu_domain_use(struct iovm_domain *dom, int delta);
-void iommu_unhold(struct iovm_domain *dom, uint64_t iova, uint64_t pa, uint64_t len);
-int iommu_hold_map(struct iovm_domain *dom, uint64_t iova, uint64_t pa, uint64_t len, uint32_t perm);
-void iommu_hold_unmap(struct iovm_domain *dom, uint64_t iova, uint64_t len);
+void iommu_unhold(struct iovm_domain *dom, iova_t iova, pa_t pa, uint64_t len);
+int iommu_hold_map(struct iovm_domain *dom, iova_t iova, pa_t pa, uint64_t len, uint32_t perm);
+void iommu_hold_unmap(struct iovm_domain *dom, iova_t iova, uint64_t len);
 /* How many 2 MiB leaves map [iova, iova+len). */
-uint64_t iommu_hold_huge_leaves(struct iovm_domain *dom, uint64_t iova, uint64_t len);
+uint64_t iommu_hold_huge_leaves(struct iovm_domain *dom, iova_t iova, uint64_t len);
 /*
  * A mirror of a managed domain's mappings in an IOMMU outside iovm (the
  * kernel's, through VFIO): told of each mapping after iovm's page table
@@ -124,19 +126,22 @@ uint64_t iommu_hold_huge_leaves(struct iovm_domain *dom, uint64_t iova, uint64_t
  */
 struct iommu_mirror_ops {
 	/* [iova, +len) to the process's memory at [va, +len), in order. */
-	int (*map)(void *arg, uint64_t iova, void *va, uint64_t len, bool write);
-	void (*unmap)(void *arg, uint64_t iova, uint64_t len);
+	int (*map)(void *arg, iova_t iova, void *va, uint64_t len, bool write);
+	void (*unmap)(void *arg, iova_t iova, uint64_t len);
 };
 
+/* [start, start + len), len > 0; it may end at 2^64 (start + len wraps to 0). */
 struct iommu_iova_range {
-	uint64_t start, last; /* inclusive */
+	iova_t start;
+	uint64_t len;
 };
 
 /*
  * iommu_domain_mirror() - mirror @dom's mappings through @ops: those made
- * already first; only IOVAs inside @usable are given out from then on (the
- * rest is reserved). -EBUSY when a mirror is set, or when a mapping lies
- * outside @usable. No map or unmap may run meanwhile.
+ * already first; only IOVAs inside @usable (in increasing order, apart) are
+ * given out from then on (the rest is reserved). -EBUSY when a mirror is
+ * set, or when a mapping lies outside @usable. No map or unmap may run
+ * meanwhile.
  */
 int iommu_domain_mirror(struct iovm_domain *dom, const struct iommu_mirror_ops *ops, void *arg,
 			const struct iommu_iova_range *usable, unsigned nr_usable);
@@ -145,8 +150,9 @@ void iommu_domain_unmirror(struct iovm_domain *dom);
 
 /*
  * Guests (src/guest). iommu_guest_domain_create() makes a guest's stage 2:
- * IOVAs are guest physical addresses, mapped with iommu_stage2_map() and
- * unmapped with iovm_domain_unmap(), always strictly; iovm_domain_destroy()
+ * IOVAs are guest physical addresses (iommu_stage2_iova() says which),
+ * mapped with iommu_stage2_map() and unmapped with iovm_domain_unmap(),
+ * always strictly; iovm_domain_destroy()
  * refuses it, iommu_guest_domain_destroy() is the guest's (-EBUSY while
  * attached or under nested domains). A nested domain
  * over it is made with iommu_nested_domain_create(): @attr as for
@@ -154,8 +160,19 @@ void iommu_domain_unmirror(struct iovm_domain *dom);
  */
 int iommu_guest_domain_create(struct iovm_ctx *ctx, struct iovm_domain **out);
 int iommu_guest_domain_destroy(struct iovm_domain *dom);
-int iommu_stage2_map(struct iovm_domain *dom, uint64_t gpa, uint64_t pa, const void *where, uint64_t len,
+int iommu_stage2_map(struct iovm_domain *dom, gpa_t gpa, pa_t pa, const void *where, uint64_t len,
 		     uint32_t perm);
+
+/* The IOVA of stage 2 that is guest physical address @gpa, and back: the only place one is the other. */
+static inline iova_t iommu_stage2_iova(gpa_t gpa)
+{
+	return iova_make(gpa_val(gpa));
+}
+
+static inline gpa_t iommu_stage2_gpa(iova_t iova)
+{
+	return gpa_make(iova_val(iova));
+}
 int iommu_nested_domain_create(struct iovm_domain *stage2, const struct iovm_domain_attr *attr,
 			       struct iovm_domain **out);
 

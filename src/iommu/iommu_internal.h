@@ -10,6 +10,12 @@
  *   iovm_domain.fault_lock and shadow.lock are leaves.
  * The device side (iommu_access) takes none of them on its fast path: it
  * runs inside an epoch section, and writers wait for sections to end.
+ *
+ * Addresses: every interface inside src/iommu takes them typed (iova_t,
+ * pa_t, gpa_t), and a range of them as (start, len) in bytes, half-open
+ * [start, start + len): never an inclusive last address, never page
+ * numbers; those are for the arithmetic inside a function (and for packed
+ * words that hold an address with other bits: IOTLB tags, heap_iova).
  */
 #ifndef IOVM_IOMMU_INTERNAL_H
 #define IOVM_IOMMU_INTERNAL_H
@@ -70,7 +76,9 @@ struct attachment {
 
 /* A piece an unmap took away. */
 struct unmapped {
-	uint64_t iova, pa, len;
+	iova_t iova;
+	pa_t pa;      /* PA_INVALID once it is known not to be pinned */
+	uint64_t len;
 };
 
 struct fault_ring {
@@ -81,7 +89,9 @@ struct fault_ring {
 /* The oracle's shadow: what is mapped, kept apart from the page table. */
 struct shadow_range {
 	struct rb_node rb;
-	uint64_t iova, len, pa;
+	iova_t iova;
+	uint64_t len;
+	pa_t pa;      /* what the page table gives: a GPA in a nested domain's stage 1 */
 	uint32_t prot;
 };
 
@@ -139,7 +149,11 @@ struct iovm_domain {
 
 	/* Following the heap. */
 	struct iovm_mem_sub *sub;
-	_Atomic(_Atomic uint64_t *) heap_iova[MEM_SLOTS]; /* per page: IOVA + 1, or 0 */
+	/*
+	 * Per page: IOVA + 1, or 0. A packed word (an address and a "mapped"
+	 * state in one atomic load), so an integer, not an iova_t.
+	 */
+	_Atomic(_Atomic uint64_t *) heap_iova[MEM_SLOTS];
 	uint64_t heap_iova_pages[MEM_SLOTS];
 
 	struct shadow shadow;     /* the oracle's */
@@ -163,6 +177,22 @@ static inline bool range_bad(uint64_t start, uint64_t len)
 	return !len || len - 1 > UINT64_MAX - start;
 }
 
+/*
+ * Two-stage translation reads one kind of address as another, at these
+ * named places only. A nested domain's stage 1 maps IOVAs to guest
+ * physical addresses, which its page table, its shadow and its walks hold
+ * where a single-stage domain's hold PAs.
+ */
+static inline pa_t stage1_out(gpa_t gpa)
+{
+	return pa_make(gpa_val(gpa));
+}
+
+static inline gpa_t stage1_gpa(pa_t out)
+{
+	return gpa_make(pa_val(out));
+}
+
 /* client.c */
 struct iovm_domain *client_domain(const struct iommu_client *c, uint32_t pasid);
 /*
@@ -170,7 +200,7 @@ struct iovm_domain *client_domain(const struct iommu_client *c, uint32_t pasid);
  * for a guest domain, every entry cached through it by the nested domains
  * over it too. Takes @dom's lock.
  */
-void domain_invalidate(struct iovm_domain *dom, uint64_t iova, uint64_t len, bool all);
+void domain_invalidate(struct iovm_domain *dom, iova_t iova, uint64_t len, bool all);
 
 /* domain.c */
 /* Any domain, a guest's stage 2 too: -EBUSY while attached or under nested domains. */
@@ -178,13 +208,13 @@ int domain_destroy(struct iovm_domain *dom);
 
 /* map.c, unmap.c */
 /* Give back IOVAs the domain's allocator gave (none in a domain without one). */
-void domain_iova_give(struct iovm_domain *dom, uint64_t iova, uint64_t len);
-int domain_unmap(struct iovm_domain *dom, uint64_t iova, uint64_t len, bool *any);
+void domain_iova_give(struct iovm_domain *dom, iova_t iova, uint64_t len);
+int domain_unmap(struct iovm_domain *dom, iova_t iova, uint64_t len, bool *any);
 /* How to unmap: strict even in a deferred domain; keep the IOVAs allocated; not in the mirror. */
 #define UNMAP_STRICT (1u << 0)
 #define UNMAP_KEEP_IOVA (1u << 1)
 #define UNMAP_NO_MIRROR (1u << 2)
-int domain_unmap_how(struct iovm_domain *dom, uint64_t iova, uint64_t len, unsigned how, bool *any);
+int domain_unmap_how(struct iovm_domain *dom, iova_t iova, uint64_t len, unsigned how, bool *any);
 /*
  * Free the tables a map detached (empty ones a huge leaf replaced, its
  * own on a rollback): after a grace period, as walkers may be in them.
@@ -198,8 +228,13 @@ void domain_retired_free(struct iovm_domain *dom, struct pt_retired *r);
  * a strict unmap (a device may already have used the mapping), keeping
  * the IOVAs, not telling the mirror.
  */
-void domain_undo_map(struct iovm_domain *dom, uint64_t iova, uint64_t len);
-int domain_map_pa(struct iovm_domain *dom, uint64_t *iova, uint64_t pa, const void *where, uint64_t len,
+void domain_undo_map(struct iovm_domain *dom, iova_t iova, uint64_t len);
+/*
+ * Map [pa, +len) at *@iova: one the domain chooses (IOVM_ADDR_INVALID) or
+ * the caller's. A nested domain's @pa is a guest physical address
+ * (stage1_out()).
+ */
+int domain_map_pa(struct iovm_domain *dom, iova_t *iova, pa_t pa, const void *where, uint64_t len,
 		  unsigned prot);
 /*
  * Map the process's memory [va, +len) at [iova, +len): its physically
@@ -208,7 +243,7 @@ int domain_map_pa(struct iovm_domain *dom, uint64_t *iova, uint64_t pa, const vo
  * contiguous). All or nothing: on failure what it mapped is unmapped again;
  * the IOVAs stay the caller's to give back.
  */
-int domain_map_va(struct iovm_domain *dom, uint64_t iova, const void *va, uint64_t len, unsigned prot);
+int domain_map_va(struct iovm_domain *dom, iova_t iova, const void *va, uint64_t len, unsigned prot);
 
 /* flushq.c */
 int flushq_init(struct iovm_domain *dom);
@@ -223,7 +258,7 @@ uint64_t flushq_deadline(struct iovm_domain *dom);
  * of an IOVA mapped anew. Managed domains need none: their allocator
  * refuses quarantined IOVAs, and a map at a chosen IOVA flushes then.
  */
-void flushq_unquarantine(struct iovm_domain *dom, uint64_t iova, uint64_t len);
+void flushq_unquarantine(struct iovm_domain *dom, iova_t iova, uint64_t len);
 /* Flushes, unmaps they covered, unmaps queued over all threads: one consistent snapshot. */
 void flushq_stats(struct iovm_domain *dom, struct iovm_domain_stats *st);
 void flusher_kick(struct iommu_space *is);
@@ -246,20 +281,21 @@ void unfollow_heap(struct iovm_domain *dom);
  * batch gave it (iovm's table is the caller's to unwind).
  */
 struct mirror_batch {
-	uint64_t iova, len; /* the run being gathered */
+	iova_t iova;    /* the run being gathered: [iova, +len) */
+	uint64_t len;
 	uint8_t *va;
 	bool write;
-	uint64_t first, end; /* [first, end): what the mirror was given */
+	iova_t first;   /* what the mirror was given: [first, +given) */
+	uint64_t given;
 };
-int mirror_batch_add(struct iovm_domain *dom, struct mirror_batch *b, uint64_t iova, uint64_t pa,
-		     const void *where, uint64_t len, bool write);
+int mirror_batch_add(struct iovm_domain *dom, struct mirror_batch *b, iova_t iova, pa_t pa, const void *where,
+		     uint64_t len, bool write);
 int mirror_batch_end(struct iovm_domain *dom, struct mirror_batch *b);
 void mirror_batch_undo(struct iovm_domain *dom, struct mirror_batch *b);
 /* pt_map() and the mirror's map of one range, undone together on failure. */
-int domain_pt_map(struct iovm_domain *dom, uint64_t iova, uint64_t pa, const void *where, uint64_t len,
-		  unsigned prot);
+int domain_pt_map(struct iovm_domain *dom, iova_t iova, pa_t pa, const void *where, uint64_t len, unsigned prot);
 /* After pt_unmap(): the mirror's unmap of the range. */
-void domain_mirror_unmap(struct iovm_domain *dom, uint64_t iova, uint64_t len);
+void domain_mirror_unmap(struct iovm_domain *dom, iova_t iova, uint64_t len);
 /* At a deferred flush (flush_lock held): the mirror's unmap of the pieces, merged where adjacent. */
 void mirror_unmap_pieces(struct iovm_domain *dom, const struct unmapped *p, unsigned n);
 
@@ -271,17 +307,17 @@ void shadow_destroy(struct shadow *s);
  * before devices can see it (false when it overlaps a live one: not
  * recorded), shadow_map_end() is told whether the map went in.
  */
-bool shadow_map_begin(struct iovm_domain *dom, uint64_t iova, uint64_t len, uint64_t pa, uint32_t prot);
-void shadow_map_end(struct iovm_domain *dom, uint64_t iova, uint64_t len, uint64_t pa, uint32_t prot, bool begun,
+bool shadow_map_begin(struct iovm_domain *dom, iova_t iova, uint64_t len, pa_t pa, uint32_t prot);
+void shadow_map_end(struct iovm_domain *dom, iova_t iova, uint64_t len, pa_t pa, uint32_t prot, bool begun,
 		    bool mapped);
 /* The same for @n pages at consecutive IOVAs, at the PAs @pas gives. */
-bool shadow_map_pages_begin(struct iovm_domain *dom, uint64_t iova, const uint64_t *pas, unsigned n, uint32_t prot);
-void shadow_map_pages_end(struct iovm_domain *dom, uint64_t iova, const uint64_t *pas, unsigned n, uint32_t prot,
+bool shadow_map_pages_begin(struct iovm_domain *dom, iova_t iova, const pa_t *pas, unsigned n, uint32_t prot);
+void shadow_map_pages_end(struct iovm_domain *dom, iova_t iova, const pa_t *pas, unsigned n, uint32_t prot,
 			  bool begun, bool mapped);
 void shadow_unmap(struct iovm_domain *dom, const struct unmapped *p, bool pending);
 void shadow_flushed(struct iovm_domain *dom, const struct unmapped *p);
-void shadow_check(struct iovm_domain *dom, uint64_t iova, uint64_t len, uint64_t pa, unsigned access);
+void shadow_check(struct iovm_domain *dom, iova_t iova, uint64_t len, pa_t pa, unsigned access);
 /* What the shadow maps @iova to, live: 0, or -ENOENT. */
-int shadow_lookup(struct iovm_domain *dom, uint64_t iova, uint64_t *pa);
+int shadow_lookup(struct iovm_domain *dom, iova_t iova, pa_t *pa);
 
 #endif /* IOVM_IOMMU_INTERNAL_H */

@@ -23,9 +23,10 @@
  * that follows. A clear racing with a fill of the same entry at most
  * drops a good entry, as before: the filler checks its leaf after its tag.
  */
-void iotlb_invalidate(struct iommu_iotlb *t, uint32_t pasid, uint64_t iova, uint64_t len, bool all)
+void iotlb_invalidate(struct iommu_iotlb *t, uint32_t pasid, iova_t iova, uint64_t len, bool all)
 {
-	uint64_t first = all ? 0 : iova >> 12, last = all ? UINT64_MAX : (iova + len - 1) >> 12;
+	/* Page numbers, inclusive, for the tags' arithmetic. */
+	uint64_t first = all ? 0 : iova_val(iova) >> 12, last = all ? UINT64_MAX : (iova_val(iova) + len - 1) >> 12;
 
 	lock_assert_held(&t->client->lock);
 	if (all || len / SZ_4K >= IOTLB_SMALL) {
@@ -41,10 +42,11 @@ void iotlb_invalidate(struct iommu_iotlb *t, uint32_t pasid, uint64_t iova, uint
 	} else {
 		/* Small ranges: only the sets their pages hash to. */
 		for (uint64_t p = first; p <= last; p++) {
-			struct iotlb_entry *e = iotlb_set(t, p << 12, 12, pasid);
+			struct iotlb_entry *e = iotlb_set(t, iova_make(p << 12), 12, pasid);
+			uint64_t tag = iotlb_tag(iova_make(p << 12), 12, pasid);
 
 			for (unsigned w = 0; w < IOTLB_WAYS; w++)
-				if (atomic_load_explicit(&e[w].tag, memory_order_relaxed) == iotlb_tag(p << 12, 12, pasid))
+				if (atomic_load_explicit(&e[w].tag, memory_order_relaxed) == tag)
 					atomic_store_explicit(&e[w].tag, 0, memory_order_relaxed);
 		}
 	}
@@ -61,9 +63,9 @@ void iotlb_invalidate(struct iommu_iotlb *t, uint32_t pasid, uint64_t iova, uint
 	atomic_thread_fence(memory_order_seq_cst);
 }
 
-struct iotlb_entry *iotlb_fill(struct iommu_iotlb *t, uint64_t iova, unsigned shift, uint32_t pasid,
-			       const struct pt_walk *w, uint64_t page_pa, uint8_t *page_ptr, bool foreign,
-			       uint32_t bus_gen, bool write)
+struct iotlb_entry *iotlb_fill(struct iommu_iotlb *t, iova_t iova, unsigned shift, uint32_t pasid,
+			       const struct pt_walk *w, pa_t page_pa, uint8_t *page_ptr, bool foreign, uint32_t bus_gen,
+			       bool write)
 {
 	struct iotlb_entry *e = iotlb_set(t, iova, shift, pasid) + t->victim++ % IOTLB_WAYS;
 

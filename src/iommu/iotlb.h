@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/addr.h"
 #include "base/compiler.h"
 #include "base/epoch.h"
 #include "base/list.h"
@@ -32,11 +33,13 @@ struct phys_space;
  * One IOTLB entry. The tag says which translation it holds: the IOVA's page
  * number at the entry's granularity, the PASID, and a valid bit. Only the
  * IOTLB's owner fills entries and reads the fields after the tag; anyone
- * invalidates an entry by clearing its tag.
+ * invalidates an entry by clearing its tag. The tag is a packed word
+ * (compared, stored and cleared as one atomic), so an integer, not an
+ * iova_t; iotlb_tag() makes it from one.
  */
 struct iotlb_entry {
 	_Atomic uint64_t tag;
-	uint64_t pa;              /* of the page (at the entry's granularity) */
+	pa_t pa;                  /* of the page (at the entry's granularity) */
 	uint8_t *ptr;             /* where the CPU reaches that page: no bus lookup on a hit */
 	_Atomic iopte_t *ptep;    /* the leaf, for the dirty bit on a later write */
 	iopte_t pte;              /* its value when walked: marked only while it holds */
@@ -83,9 +86,9 @@ struct iommu_iotlb {
 static_assert(PT_IOVA_BITS - 12 + IOTLB_PASID_BITS + 1 <= 64,
 	      "a tag holds a 4 KiB page number, a PASID and a valid bit");
 
-static inline uint64_t iotlb_tag(uint64_t iova, unsigned shift, uint32_t pasid)
+static inline uint64_t iotlb_tag(iova_t iova, unsigned shift, uint32_t pasid)
 {
-	return ((iova >> shift) << (IOTLB_PASID_BITS + 1)) | ((uint64_t)pasid << 1) | TAG_VALID;
+	return ((iova_val(iova) >> shift) << (IOTLB_PASID_BITS + 1)) | ((uint64_t)pasid << 1) | TAG_VALID;
 }
 
 static inline uint32_t iotlb_tag_pasid(uint64_t tag)
@@ -99,17 +102,17 @@ static inline uint64_t iotlb_tag_page(uint64_t tag)
 }
 
 /* The first entry of the set a page (at @shift granularity) of @pasid belongs to, of @entries. */
-static inline unsigned iotlb_set_base(uint64_t iova, unsigned shift, uint32_t pasid, unsigned entries)
+static inline unsigned iotlb_set_base(iova_t iova, unsigned shift, uint32_t pasid, unsigned entries)
 {
 	unsigned sets_bits = ilog2(entries / IOTLB_WAYS);
-	uint64_t key = (iova >> shift) ^ ((uint64_t)pasid << 40);
+	uint64_t key = (iova_val(iova) >> shift) ^ ((uint64_t)pasid << 40);
 
 	/* Multiplicative hashing spreads strided pages over the sets. */
 	return (unsigned)((key * UINT64_C(0x9e3779b97f4a7c15)) >> (64 - sets_bits)) * IOTLB_WAYS;
 }
 
 /* The set @iova's translation at @shift (12 or IOTLB_HUGE_SHIFT) goes in. */
-static inline struct iotlb_entry *iotlb_set(struct iommu_iotlb *t, uint64_t iova, unsigned shift, uint32_t pasid)
+static inline struct iotlb_entry *iotlb_set(struct iommu_iotlb *t, iova_t iova, unsigned shift, uint32_t pasid)
 {
 	return shift == 12 ? &t->small[iotlb_set_base(iova, 12, pasid, IOTLB_SMALL)]
 			   : &t->huge[iotlb_set_base(iova, IOTLB_HUGE_SHIFT, pasid, IOTLB_HUGE)];
@@ -119,7 +122,7 @@ static inline struct iotlb_entry *iotlb_set(struct iommu_iotlb *t, uint64_t iova
  * The entry holding @iova's translation, or NULL: its 4 KiB set, then its
  * 2 MiB one. @iova is below 2^PT_IOVA_BITS.
  */
-static inline struct iotlb_entry *iotlb_lookup(struct iommu_iotlb *t, uint64_t iova, uint32_t pasid)
+static inline struct iotlb_entry *iotlb_lookup(struct iommu_iotlb *t, iova_t iova, uint32_t pasid)
 {
 	uint64_t tag = iotlb_tag(iova, 12, pasid);
 	struct iotlb_entry *e = iotlb_set(t, iova, 12, pasid);
@@ -140,14 +143,14 @@ static inline struct iotlb_entry *iotlb_lookup(struct iommu_iotlb *t, uint64_t i
  * granularity in a way of its set (round robin), then checks the walk's
  * leaf still holds, dropping the entry if not.
  */
-struct iotlb_entry *iotlb_fill(struct iommu_iotlb *t, uint64_t iova, unsigned shift, uint32_t pasid,
-			       const struct pt_walk *w, uint64_t page_pa, uint8_t *page_ptr, bool foreign,
-			       uint32_t bus_gen, bool write);
+struct iotlb_entry *iotlb_fill(struct iommu_iotlb *t, iova_t iova, unsigned shift, uint32_t pasid,
+			       const struct pt_walk *w, pa_t page_pa, uint8_t *page_ptr, bool foreign, uint32_t bus_gen,
+			       bool write);
 
 /*
  * iotlb_invalidate() - clear the entries of @pasid in [iova, iova+len), or
  * all of them. Needs the lock of the client the IOTLB belongs to.
  */
-void iotlb_invalidate(struct iommu_iotlb *t, uint32_t pasid, uint64_t iova, uint64_t len, bool all);
+void iotlb_invalidate(struct iommu_iotlb *t, uint32_t pasid, iova_t iova, uint64_t len, bool all);
 
 #endif /* IOVM_IOMMU_IOTLB_H */

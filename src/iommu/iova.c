@@ -144,17 +144,20 @@ static void tcache_retire(struct tls_owner *o, struct tls_cache *c)
 
 static int by_start(const void *x, const void *y)
 {
-	const struct iova_range *a = x, *b = y;
+	uint64_t a = iova_val(((const struct iova_range *)x)->start);
+	uint64_t b = iova_val(((const struct iova_range *)y)->start);
 
-	return a->start < b->start ? -1 : a->start > b->start;
+	return a < b ? -1 : a > b;
 }
 
-int iova_init(struct iova_alloc *a, uint64_t base, uint64_t limit, const struct iova_range *reserved,
+int iova_init(struct iova_alloc *a, iova_t window, uint64_t len, const struct iova_range *reserved,
 	      unsigned nr_reserved)
 {
+	uint64_t base = iova_val(window), limit = base + len;
 	int ret;
 
-	if (!is_aligned(base | limit, SZ_4K) || limit <= base)
+	/* The window ends below 2^64: its limit is a page frame number like any other. */
+	if (!is_aligned(base | len, SZ_4K) || !len || len > UINT64_MAX - base)
 		return -EINVAL;
 	memset(a, 0, sizeof(*a));
 	mutex_init(&a->lock);
@@ -167,22 +170,27 @@ int iova_init(struct iova_alloc *a, uint64_t base, uint64_t limit, const struct 
 	if (nr_reserved && !a->holes)
 		ret = -ENOMEM;
 	for (unsigned i = 0; !ret && i < nr_reserved; i++) {
-		/* Rounded out to pages; one ending in the last page below 2^64 ends at the limit. */
-		uint64_t s = MAX(align_down(reserved[i].start, SZ_4K), base);
-		uint64_t e = reserved[i].end > UINT64_MAX - SZ_4K ? limit : MIN(align_up(reserved[i].end, SZ_4K), limit);
+		uint64_t start = iova_val(reserved[i].start), hlen = reserved[i].len, last, s, e;
 
+		if (!hlen)
+			continue;
+		/* The last byte: up to 2^64 - 1 for a hole that ends at 2^64 (or would run past it). */
+		last = hlen - 1 > UINT64_MAX - start ? UINT64_MAX : start + (hlen - 1);
+		/* Rounded out to pages, clipped to the window. */
+		s = MAX(align_down(start, SZ_4K), base);
+		e = last >= limit ? limit : MIN(align_up(last + 1, SZ_4K), limit);
 		if (s < e)
-			a->holes[a->nr_holes++] = (struct iova_range){ s, e };
+			a->holes[a->nr_holes++] = (struct iova_range){ iova_make(s), e - s };
 	}
 	/* Disjoint, in order: each is then reserved whole from the free window. */
 	if (a->nr_holes)
 		qsort(a->holes, a->nr_holes, sizeof(*a->holes), by_start);
 	for (unsigned i = 0, j; !ret && i < a->nr_holes; i = j) {
-		uint64_t e = a->holes[i].end;
+		uint64_t s = iova_val(a->holes[i].start), e = s + a->holes[i].len;
 
-		for (j = i + 1; j < a->nr_holes && a->holes[j].start <= e; j++)
-			e = MAX(e, a->holes[j].end);
-		ret = ra_reserve(&a->tree, a->holes[i].start >> 12, (e - a->holes[i].start) >> 12);
+		for (j = i + 1; j < a->nr_holes && iova_val(a->holes[j].start) <= e; j++)
+			e = MAX(e, iova_val(a->holes[j].start) + a->holes[j].len);
+		ret = ra_reserve(&a->tree, s >> 12, (e - s) >> 12);
 	}
 	if (ret) {
 		free(a->holes);
@@ -215,11 +223,19 @@ void iova_destroy(struct iova_alloc *a)
 	mutex_destroy(&a->lock);
 }
 
-bool iova_in_hole(const struct iova_alloc *a, uint64_t pfn, uint64_t npages)
+bool iova_in_hole(const struct iova_alloc *a, iova_t start, uint64_t len)
 {
-	for (unsigned i = 0; i < a->nr_holes; i++)
-		if (pfn < a->holes[i].end >> 12 && a->holes[i].start >> 12 < pfn + npages)
+	/* Compared by last bytes: a range may end at 2^64 (a hole never does, it ends in the window). */
+	uint64_t s = iova_val(start), last = len - 1 > UINT64_MAX - s ? UINT64_MAX : s + (len - 1);
+
+	if (!len)
+		return false;
+	for (unsigned i = 0; i < a->nr_holes; i++) {
+		uint64_t hs = iova_val(a->holes[i].start);
+
+		if (s <= hs + (a->holes[i].len - 1) && hs <= last)
 			return true;
+	}
 	return false;
 }
 
@@ -317,23 +333,28 @@ static inline bool cache_alloc(struct iova_alloc *a, struct iova_tcache *t, unsi
 	return ok;
 }
 
-int iova_alloc(struct iova_alloc *a, uint64_t npages, uint64_t align, uint64_t *pfn)
+int iova_alloc(struct iova_alloc *a, uint64_t len, uint64_t align_bytes, iova_t *out)
 {
+	uint64_t npages = len >> 12, align = align_bytes >> 12, pfn;
 	int order = cache_order(npages, align);
 	int ret;
 
-	if (!npages || (align > 1 && !is_pow2(align)))
+	if (!npages || !is_aligned(len, SZ_4K) || (align_bytes && !is_pow2(align_bytes)))
 		return -EINVAL;
 	if (order >= 0) {
 		struct tls_cache *c = tls_cache_get(&iova_kind, &iova_slots, &a->owner);
 
-		if (c && cache_alloc(a, container_of(c, struct iova_tcache, base), (unsigned)order, pfn))
+		if (c && cache_alloc(a, container_of(c, struct iova_tcache, base), (unsigned)order, &pfn)) {
+			*out = iova_make(pfn << 12);
 			return 0;
+		}
 	}
 	mutex_lock(&a->lock);
 	/* Cached sizes come out size-aligned, so that any magazine entry suits any request. */
-	ret = tree_alloc(a, npages, order >= 0 ? npages : MAX(align, 1), pfn);
+	ret = tree_alloc(a, npages, order >= 0 ? npages : MAX(align, 1), &pfn);
 	mutex_unlock(&a->lock);
+	if (!ret)
+		*out = iova_make(pfn << 12);
 	return ret;
 }
 
@@ -379,13 +400,23 @@ static inline void cache_free(struct iova_alloc *a, struct iova_tcache *t, unsig
 	mags_end(t, locked);
 }
 
-int iova_free(struct iova_alloc *a, uint64_t pfn, uint64_t npages)
+/* The pages of [start, start + len) when they are whole pages inside the window. */
+static bool window_pages(const struct iova_alloc *a, iova_t start, uint64_t len, uint64_t *pfn, uint64_t *npages)
 {
-	int order = cache_order(npages, npages);
-	int ret;
+	*pfn = iova_val(start) >> 12;
+	*npages = len >> 12;
+	return *npages && is_aligned(iova_val(start) | len, SZ_4K) && *pfn >= a->base_pfn &&
+	       *pfn <= a->limit_pfn && *npages <= a->limit_pfn - *pfn;
+}
 
-	if (!npages || pfn < a->base_pfn || pfn + npages > a->limit_pfn || pfn + npages < pfn)
+int iova_free(struct iova_alloc *a, iova_t start, uint64_t len)
+{
+	uint64_t pfn, npages;
+	int order, ret;
+
+	if (!window_pages(a, start, len, &pfn, &npages))
 		return -EINVAL;
+	order = cache_order(npages, npages);
 	if (order >= 0 && is_aligned(pfn, npages)) {
 		struct tls_cache *c = tls_cache_get(&iova_kind, &iova_slots, &a->owner);
 
@@ -490,13 +521,16 @@ static bool anything_cached(struct iova_alloc *a, struct steal *s)
 	return depot || s->pages;
 }
 
-int iova_reserve(struct iova_alloc *a, uint64_t pfn, uint64_t npages)
+int iova_reserve(struct iova_alloc *a, iova_t start, uint64_t len)
 {
-	struct steal s = { .a = a, .first = pfn, .end = pfn + npages };
+	struct steal s = { .a = a };
+	uint64_t pfn, npages;
 	int ret;
 
-	if (!npages || pfn < a->base_pfn || pfn + npages > a->limit_pfn || pfn + npages < pfn)
+	if (!window_pages(a, start, len, &pfn, &npages))
 		return -EINVAL;
+	s.first = pfn;
+	s.end = pfn + npages;
 	mutex_lock(&a->lock);
 	ret = ra_reserve(&a->tree, pfn, npages);
 	if (!ret)

@@ -37,6 +37,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/addr.h"
 #include "base/lock.h"
 #include "base/range_alloc.h"
 #include "base/tlscache.h"
@@ -48,21 +49,24 @@
 /* Full magazines the depot keeps per size before giving IOVAs back to the tree. */
 #define IOVA_DEPOT_MAX 32
 
+/* Inside the allocator, IOVAs are page frame numbers: its interface takes bytes. */
 struct iova_mag {
 	uint64_t size;
 	uint64_t pfns[IOVA_MAG_SIZE];
 };
 
+/* A range of IOVA: [start, start + len), bytes. */
 struct iova_range {
-	uint64_t start, end; /* [start, end), bytes */
+	iova_t start;
+	uint64_t len;
 };
 
 struct iova_alloc {
 	struct mutex lock;             /* the tree, the depots, @allocated's invariant */
 	struct range_alloc tree;       /* under lock: free IOVA pages (page frame numbers) */
-	uint64_t base_pfn, limit_pfn;  /* [base, limit): the allocatable window */
+	uint64_t base_pfn, limit_pfn;  /* [base, limit): the allocatable window, in pages */
 	uint64_t capacity;             /* pages of the window outside the reserved holes */
-	struct iova_range *holes;      /* the reserved holes within the window, page aligned */
+	struct iova_range *holes;      /* the reserved holes within the window, page aligned, sorted */
 	unsigned nr_holes;
 	struct iova_mag *depot[IOVA_CACHE_ORDERS][IOVA_DEPOT_MAX]; /* under lock: full magazines */
 	unsigned depot_nr[IOVA_CACHE_ORDERS];                      /* under lock */
@@ -77,28 +81,45 @@ struct iova_alloc {
 };
 
 /*
- * iova_init() - an allocator of [base, limit) (bytes, page aligned), less the
- * @reserved holes.
+ * iova_init() - an allocator of the window [base, base + len) (page
+ * aligned), less the @reserved holes (rounded out to pages; one that ends
+ * at 2^64 may have a length that makes its end wrap to 0).
  */
-int iova_init(struct iova_alloc *a, uint64_t base, uint64_t limit, const struct iova_range *reserved,
+int iova_init(struct iova_alloc *a, iova_t base, uint64_t len, const struct iova_range *reserved,
 	      unsigned nr_reserved);
 void iova_destroy(struct iova_alloc *a);
 
-/* iova_in_hole() - whether [pfn, pfn+npages) meets a reserved hole. */
-bool iova_in_hole(const struct iova_alloc *a, uint64_t pfn, uint64_t npages);
+/* The allocatable window, [iova_window_start(), + iova_window_len()). */
+static inline iova_t iova_window_start(const struct iova_alloc *a)
+{
+	return iova_make(a->base_pfn << 12);
+}
 
-/* iova_alloc() - @npages pages aligned to @align pages (a power of two; 0 or 1: none). */
-int iova_alloc(struct iova_alloc *a, uint64_t npages, uint64_t align, uint64_t *pfn);
+static inline uint64_t iova_window_len(const struct iova_alloc *a)
+{
+	return (a->limit_pfn - a->base_pfn) << 12;
+}
 
-/* iova_free() - give back what iova_alloc() gave, with the same @npages. */
-int iova_free(struct iova_alloc *a, uint64_t pfn, uint64_t npages);
+/* iova_in_hole() - whether [start, start + len) meets a reserved hole. */
+bool iova_in_hole(const struct iova_alloc *a, iova_t start, uint64_t len);
 
 /*
- * iova_reserve() - take exactly [pfn, pfn+npages): -EBUSY unless all of it
- * is free (in the tree, or cached in any thread's magazine or a depot,
- * from where it is stolen back). -EINVAL outside the window.
+ * iova_alloc() - @len bytes (whole pages) aligned to @align bytes (a power
+ * of two; 0, or up to a page: a page). -EINVAL for a length or alignment
+ * not so, -ENOSPC when the window has no room, -ENOMEM.
  */
-int iova_reserve(struct iova_alloc *a, uint64_t pfn, uint64_t npages);
+int iova_alloc(struct iova_alloc *a, uint64_t len, uint64_t align, iova_t *out);
+
+/* iova_free() - give back [start, start + len) as iova_alloc() gave it, with the same @len. */
+int iova_free(struct iova_alloc *a, iova_t start, uint64_t len);
+
+/*
+ * iova_reserve() - take exactly [start, start + len) (whole pages): -EBUSY
+ * unless all of it is free (in the tree, or cached in any thread's
+ * magazine or a depot, from where it is stolen back). -EINVAL outside the
+ * window.
+ */
+int iova_reserve(struct iova_alloc *a, iova_t start, uint64_t len);
 
 struct iova_stats {
 	uint64_t allocated;  /* pages handed out */

@@ -26,74 +26,76 @@ static bool perm_ok(uint32_t perm)
 }
 
 /* The alignment to give an IOVA for [pa, pa+len): as the PA allows, up to 1 GiB, for huge leaves. */
-static uint64_t iova_align_pages(uint64_t pa, uint64_t len)
+static uint64_t iova_align(pa_t pa, uint64_t len)
 {
 	uint64_t a = SZ_4K;
 
-	while (a < SZ_1G && is_aligned(pa, a * 2) && len >= a * 2)
+	while (a < SZ_1G && is_aligned(pa_val(pa), a * 2) && len >= a * 2)
 		a *= 2;
-	return a >> 12;
+	return a;
 }
 
 /* Whether [iova, +len) meets a range the domain's mirror cannot map (reserved while it is set). */
-static bool in_mirror_hole(struct iovm_domain *dom, uint64_t iova, uint64_t len)
+static bool in_mirror_hole(struct iovm_domain *dom, iova_t iova, uint64_t len)
 {
-	for (unsigned i = 0; i < dom->nr_mirror_reserved; i++)
-		if (iova < dom->mirror_reserved[i].end && dom->mirror_reserved[i].start < iova + len)
+	for (unsigned i = 0; i < dom->nr_mirror_reserved; i++) {
+		const struct iova_range *h = &dom->mirror_reserved[i];
+
+		if (iova_val(iova) < iova_val(h->start) + h->len && iova_val(h->start) < iova_val(iova) + len)
 			return true;
+	}
 	return false;
 }
 
-/* Where a mapping of @len bytes goes: chosen (ANY) or reserved. */
-static int iova_take(struct iovm_domain *dom, uint64_t *iova, uint64_t len, uint64_t align_pages)
+/* Whether [iova, +len) ends at or below the domain's DMA limit. */
+static bool below_limit(const struct iovm_domain *dom, iova_t iova, uint64_t len)
 {
-	uint64_t pfn;
+	return iova_val(iova) + len <= dom->limit && iova_val(iova) + len >= iova_val(iova);
+}
+
+/* Where a mapping of @len bytes goes: chosen (ANY) or reserved. */
+static int iova_take(struct iovm_domain *dom, iova_t *iova, uint64_t len, uint64_t align)
+{
 	int ret;
 
 	if (!dom->has_iova) {
 		/* A VA domain's page 0 is no process memory: kept unmapped, as a managed domain's. */
-		if (*iova == IOVM_ADDR_INVALID || (dom->type == IOVM_DOMAIN_VA && *iova < MANAGED_IOVA_BASE))
+		if (!iova_valid(*iova) || (dom->type == IOVM_DOMAIN_VA && iova_val(*iova) < MANAGED_IOVA_BASE))
 			return -EINVAL;
 		return 0;
 	}
-	if (*iova == IOVM_ADDR_INVALID) {
-		ret = iova_alloc(&dom->iova, len >> 12, align_pages, &pfn);
-		if (ret)
-			return ret;
-		*iova = pfn << 12;
-		return 0;
-	}
+	if (!iova_valid(*iova))
+		return iova_alloc(&dom->iova, len, align, iova);
 	/* Holes are outside the window: never handed out, never mapped. */
-	if (range_bad(*iova, len) || iova_in_hole(&dom->iova, *iova >> 12, len >> 12) ||
+	if (range_bad(iova_val(*iova), len) || iova_in_hole(&dom->iova, *iova, len) ||
 	    in_mirror_hole(dom, *iova, len))
 		return -EINVAL;
-	ret = iova_reserve(&dom->iova, *iova >> 12, len >> 12);
+	ret = iova_reserve(&dom->iova, *iova, len);
 	if (ret == -EBUSY && (dom->flags & IOVM_DOMAIN_DEFERRED)) {
 		/*
 		 * Quarantined, perhaps: unmapped, awaiting its flush. The caller
 		 * unmapped it and wants it back: flush now rather than fail.
 		 */
 		flushq_flush(dom);
-		ret = iova_reserve(&dom->iova, *iova >> 12, len >> 12);
+		ret = iova_reserve(&dom->iova, *iova, len);
 	}
 	return ret == -EBUSY ? -EEXIST : ret;
 }
 
-void domain_iova_give(struct iovm_domain *dom, uint64_t iova, uint64_t len)
+void domain_iova_give(struct iovm_domain *dom, iova_t iova, uint64_t len)
 {
 	if (dom->has_iova)
-		iova_free(&dom->iova, iova >> 12, len >> 12);
+		iova_free(&dom->iova, iova, len);
 }
 
-int domain_map_pa(struct iovm_domain *dom, uint64_t *iova, uint64_t pa, const void *where, uint64_t len,
-		  unsigned prot)
+int domain_map_pa(struct iovm_domain *dom, iova_t *iova, pa_t pa, const void *where, uint64_t len, unsigned prot)
 {
-	int ret = iova_take(dom, iova, len, iova_align_pages(pa, len));
+	int ret = iova_take(dom, iova, len, iova_align(pa, len));
 	bool begun;
 
 	if (ret)
 		return ret;
-	if (*iova + len > dom->limit || *iova + len < *iova) {
+	if (!below_limit(dom, *iova, len)) {
 		ret = -EINVAL;
 		goto give;
 	}
@@ -110,10 +112,10 @@ give:
 }
 
 /* Whether every page of [pa, pa+len) is memory iovm owns. */
-static bool on_bus(struct iovm_domain *dom, uint64_t pa, uint64_t len)
+static bool on_bus(struct iovm_domain *dom, pa_t pa, uint64_t len)
 {
-	for (uint64_t off = 0; off < len; off += SZ_2M - ((pa + off) & (SZ_2M - 1)))
-		if (!phys_page_size(dom->ctx->phys, pa_make(pa + off)))
+	for (uint64_t off = 0; off < len; off += SZ_2M - ((pa_val(pa) + off) & (SZ_2M - 1)))
+		if (!phys_page_size(dom->ctx->phys, pa_add(pa, off)))
 			return false;
 	return true;
 }
@@ -132,26 +134,26 @@ static int map_args_check(struct iovm_domain *dom, const iovm_iova_t *iova, uint
 IOVM_API int iovm_domain_map(struct iovm_domain *dom, iovm_iova_t *iova, iovm_pa_t pa, size_t len,
 			     uint32_t perm)
 {
-	uint64_t where;
+	iova_t where;
 	int ret;
 
 	err_clear();
 	ret = map_args_check(dom, iova, len, perm);
 	if (ret)
 		return ret;
-	if (!is_aligned(pa.addr, SZ_4K) || pa.addr + len < pa.addr || !on_bus(dom, pa.addr, len))
+	if (!is_aligned(pa_val(pa), SZ_4K) || pa_val(pa) + len < pa_val(pa) || !on_bus(dom, pa, len))
 		return -EINVAL;
-	where = iova->addr;
-	ret = domain_map_pa(dom, &where, pa.addr, NULL, len, prot_of(perm));
+	where = *iova;
+	ret = domain_map_pa(dom, &where, pa, NULL, len, prot_of(perm));
 	if (!ret)
-		iova->addr = where;
+		*iova = where;
 	return ret;
 }
 
 IOVM_API int iovm_domain_map_gpa(struct iovm_domain *dom, iovm_iova_t *iova, iovm_gpa_t gpa, size_t len,
 				 uint32_t perm)
 {
-	uint64_t where;
+	iova_t where;
 	int ret;
 
 	err_clear();
@@ -162,26 +164,29 @@ IOVM_API int iovm_domain_map_gpa(struct iovm_domain *dom, iovm_iova_t *iova, iov
 		return -EINVAL;
 	if (dom->type != IOVM_DOMAIN_NESTED)
 		return -EOPNOTSUPP;
-	where = iova->addr;
-	ret = domain_map_pa(dom, &where, gpa.addr, NULL, len, prot_of(perm));
+	where = *iova;
+	ret = domain_map_pa(dom, &where, stage1_out(gpa), NULL, len, prot_of(perm));
 	if (!ret)
-		iova->addr = where;
+		*iova = where;
 	return ret;
 }
 
-int iommu_stage2_map(struct iovm_domain *dom, uint64_t gpa, uint64_t pa, const void *where, uint64_t len,
-		     uint32_t perm)
+int iommu_stage2_map(struct iovm_domain *dom, gpa_t gpa, pa_t pa, const void *where, uint64_t len, uint32_t perm)
 {
-	if (!dom || dom->type != IOVM_DOMAIN_GUEST || !len || !is_aligned(gpa | pa | len, SZ_4K) || !perm_ok(perm))
+	iova_t at = iommu_stage2_iova(gpa);
+
+	if (!dom || dom->type != IOVM_DOMAIN_GUEST || !len || !is_aligned(gpa_val(gpa) | pa_val(pa) | len, SZ_4K) ||
+	    !perm_ok(perm))
 		return -EINVAL;
-	return domain_map_pa(dom, &gpa, pa, where, len, prot_of(perm));
+	return domain_map_pa(dom, &at, pa, where, len, prot_of(perm));
 }
 
 IOVM_API int iovm_domain_map_pages(struct iovm_domain *dom, iovm_iova_t *iova, const iovm_pa_t *pages,
 				   unsigned n, uint32_t perm)
 {
-	uint64_t where, len = (uint64_t)n << 12;
+	uint64_t len = (uint64_t)n << 12;
 	struct pt_retired retired = { NULL };
+	iova_t where;
 	bool begun;
 	int ret;
 
@@ -194,20 +199,19 @@ IOVM_API int iovm_domain_map_pages(struct iovm_domain *dom, iovm_iova_t *iova, c
 	for (unsigned i = 0; i < n; i++)
 		if (!is_aligned(pages[i].addr, SZ_4K) || !phys_page_size(dom->ctx->phys, pages[i]))
 			return -EINVAL;
-	where = iova->addr;
-	ret = iova_take(dom, &where, len, 1);
+	where = *iova;
+	ret = iova_take(dom, &where, len, SZ_4K);
 	if (ret)
 		return ret;
-	if (where + len > dom->limit || where + len < where) {
+	if (!below_limit(dom, where, len)) {
 		domain_iova_give(dom, where, len);
 		return -EINVAL;
 	}
-	static_assert(sizeof(iovm_pa_t) == sizeof(uint64_t), "pages are read as plain PAs");
 	flushq_unquarantine(dom, where, len);
-	begun = shadow_map_pages_begin(dom, where, (const uint64_t *)pages, n, prot_of(perm));
-	ret = pt_map_pages(&dom->pt, where, (const uint64_t *)pages, n, prot_of(perm), &retired);
+	begun = shadow_map_pages_begin(dom, where, pages, n, prot_of(perm));
+	ret = pt_map_pages(&dom->pt, where, pages, n, prot_of(perm), &retired);
 	if (ret) {
-		shadow_map_pages_end(dom, where, (const uint64_t *)pages, n, prot_of(perm), begun, false);
+		shadow_map_pages_end(dom, where, pages, n, prot_of(perm), begun, false);
 		domain_retired_free(dom, &retired);
 		domain_iova_give(dom, where, len);
 		return ret;
@@ -217,20 +221,20 @@ IOVM_API int iovm_domain_map_pages(struct iovm_domain *dom, iovm_iova_t *iova, c
 		struct mirror_batch b = { 0 };
 
 		for (unsigned i = 0; i < n && !ret; i++)
-			ret = mirror_batch_add(dom, &b, where + ((uint64_t)i << 12), pages[i].addr, NULL, SZ_4K,
+			ret = mirror_batch_add(dom, &b, iova_add(where, (uint64_t)i << 12), pages[i], NULL, SZ_4K,
 					       perm & IOVM_MAP_WRITE);
 		if (!ret)
 			ret = mirror_batch_end(dom, &b);
 		if (ret) {
 			mirror_batch_undo(dom, &b);
 			domain_undo_map(dom, where, len);
-			shadow_map_pages_end(dom, where, (const uint64_t *)pages, n, prot_of(perm), begun, false);
+			shadow_map_pages_end(dom, where, pages, n, prot_of(perm), begun, false);
 			domain_iova_give(dom, where, len);
 			return ret;
 		}
 	}
-	shadow_map_pages_end(dom, where, (const uint64_t *)pages, n, prot_of(perm), begun, true);
-	iova->addr = where;
+	shadow_map_pages_end(dom, where, pages, n, prot_of(perm), begun, true);
+	*iova = where;
 	return 0;
 }
 
@@ -238,7 +242,7 @@ IOVM_API int iovm_domain_map_ptr(struct iovm_domain *dom, const void *ptr, size_
 				 iovm_iova_t *iova)
 {
 	struct iovm_dma_xlate x;
-	uint64_t where;
+	iova_t where;
 	int ret;
 
 	err_clear();
@@ -254,21 +258,22 @@ IOVM_API int iovm_domain_map_ptr(struct iovm_domain *dom, const void *ptr, size_
 		/* Nothing to map: the device address is the PA, if it is one range. */
 		if (x.contig < len)
 			return -EINVAL;
-		*iova = IOVM_IOVA(x.pa.addr);
+		*iova = iova_make(pa_val(x.pa)); /* IOVA == PA */
 		return 0;
 	}
-	where = dom->type == IOVM_DOMAIN_VA ? (uintptr_t)ptr : IOVM_ADDR_INVALID;
+	/* A VA domain's IOVA is the process's address. */
+	where = iova_make(dom->type == IOVM_DOMAIN_VA ? (uintptr_t)ptr : IOVM_ADDR_INVALID);
 	if (x.contig >= len) {
-		ret = domain_map_pa(dom, &where, x.pa.addr, ptr, len, prot_of(perm));
+		ret = domain_map_pa(dom, &where, x.pa, ptr, len, prot_of(perm));
 		if (!ret)
-			*iova = IOVM_IOVA(where);
+			*iova = where;
 		return ret;
 	}
 	/* Scattered in physical memory: run by run, at consecutive IOVAs. */
-	ret = iova_take(dom, &where, len, iova_align_pages(x.pa.addr, x.contig));
+	ret = iova_take(dom, &where, len, iova_align(x.pa, x.contig));
 	if (ret)
 		return ret;
-	if (where + len > dom->limit || where + len < where) {
+	if (!below_limit(dom, where, len)) {
 		domain_iova_give(dom, where, len);
 		return -EINVAL;
 	}
@@ -277,11 +282,11 @@ IOVM_API int iovm_domain_map_ptr(struct iovm_domain *dom, const void *ptr, size_
 		domain_iova_give(dom, where, len);
 		return ret;
 	}
-	*iova = IOVM_IOVA(where);
+	*iova = where;
 	return 0;
 }
 
-int domain_map_va(struct iovm_domain *dom, uint64_t iova, const void *va, uint64_t len, unsigned prot)
+int domain_map_va(struct iovm_domain *dom, iova_t iova, const void *va, uint64_t len, unsigned prot)
 {
 	struct pt_retired retired = { NULL };
 	struct mirror_batch batch = { 0 };
@@ -297,12 +302,12 @@ int domain_map_va(struct iovm_domain *dom, uint64_t iova, const void *va, uint64
 		if (ret)
 			goto unwind;
 		run = MIN(x.contig, len - done);
-		begun = shadow_map_begin(dom, iova + done, run, x.pa.addr, prot);
-		ret = pt_map(&dom->pt, iova + done, x.pa.addr, run, prot, true, &retired);
-		shadow_map_end(dom, iova + done, run, x.pa.addr, prot, begun, !ret);
+		begun = shadow_map_begin(dom, iova_add(iova, done), run, x.pa, prot);
+		ret = pt_map(&dom->pt, iova_add(iova, done), x.pa, run, prot, true, &retired);
+		shadow_map_end(dom, iova_add(iova, done), run, x.pa, prot, begun, !ret);
 		if (ret)
 			goto unwind;
-		ret = mirror_batch_add(dom, &batch, iova + done, x.pa.addr, (const uint8_t *)va + done, run,
+		ret = mirror_batch_add(dom, &batch, iova_add(iova, done), x.pa, (const uint8_t *)va + done, run,
 				       prot & PT_PROT_WRITE);
 		if (ret) {
 			done += run;

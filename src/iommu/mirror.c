@@ -36,7 +36,7 @@
 
 /*
  * Hand the gathered run to the mirror. Callers add in increasing IOVA
- * order, so what the mirror holds from this batch is [first, end).
+ * order, so what the mirror holds from this batch is [first, +given).
  */
 static int batch_flush(struct iovm_domain *dom, struct mirror_batch *b)
 {
@@ -47,20 +47,20 @@ static int batch_flush(struct iovm_domain *dom, struct mirror_batch *b)
 	ret = dom->mirror->map(dom->mirror_arg, b->iova, b->va, b->len, b->write);
 	if (ret)
 		return ret;
-	if (b->first == b->end)
+	if (!b->given)
 		b->first = b->iova;
-	b->end = b->iova + b->len;
+	b->given = iova_diff(b->iova, b->first) + b->len;
 	b->len = 0;
 	return 0;
 }
 
 /* Extend the run with [iova, +len) at @va, or hand the run over and start another. */
-static int batch_extend(struct iovm_domain *dom, struct mirror_batch *b, uint64_t iova, uint8_t *va, uint64_t len,
+static int batch_extend(struct iovm_domain *dom, struct mirror_batch *b, iova_t iova, uint8_t *va, uint64_t len,
 			bool write)
 {
 	int ret;
 
-	if (b->len && b->iova + b->len == iova && b->va + b->len == va && b->write == write) {
+	if (b->len && iova_eq(iova_add(b->iova, b->len), iova) && b->va + b->len == va && b->write == write) {
 		b->len += len;
 		return 0;
 	}
@@ -68,12 +68,12 @@ static int batch_extend(struct iovm_domain *dom, struct mirror_batch *b, uint64_
 	if (ret)
 		return ret;
 	*b = (struct mirror_batch){ .iova = iova, .va = va, .len = len, .write = write, .first = b->first,
-				    .end = b->end };
+				    .given = b->given };
 	return 0;
 }
 
-int mirror_batch_add(struct iovm_domain *dom, struct mirror_batch *b, uint64_t iova, uint64_t pa,
-		     const void *where, uint64_t len, bool write)
+int mirror_batch_add(struct iovm_domain *dom, struct mirror_batch *b, iova_t iova, pa_t pa, const void *where,
+		     uint64_t len, bool write)
 {
 	struct phys_space *ps = dom->ctx->phys;
 
@@ -86,10 +86,10 @@ int mirror_batch_add(struct iovm_domain *dom, struct mirror_batch *b, uint64_t i
 	while (len) {
 		struct iovm_dma_xlate x;
 		uint64_t step;
-		uint8_t *va = iovm_dma_ptr(dom->ctx, IOVM_PA(pa));
+		uint8_t *va = iovm_dma_ptr(dom->ctx, pa);
 		int ret;
 
-		if (va && !iovm_dma_xlate(dom->ctx, va, &x) && x.pa.addr == pa && x.contig >= SZ_4K) {
+		if (va && !iovm_dma_xlate(dom->ctx, va, &x) && pa_eq(x.pa, pa) && x.contig >= SZ_4K) {
 			/* Heap memory: at the heap's address, as far as it maps these PAs in order. */
 			step = MIN(x.contig, len);
 		} else {
@@ -97,17 +97,17 @@ int mirror_batch_add(struct iovm_domain *dom, struct mirror_batch *b, uint64_t i
 			 * Other memory (registered, a zone's pool): the bus's own
 			 * mapping of it, contiguous within a granule, not across.
 			 */
-			step = MIN(PHYS_BUS_GRANULE - (pa & (PHYS_BUS_GRANULE - 1)), len);
-			va = phys_bus_ptr(ps, pa_make(pa));
+			step = MIN(PHYS_BUS_GRANULE - (pa_val(pa) & (PHYS_BUS_GRANULE - 1)), len);
+			va = phys_bus_ptr(ps, pa);
 		}
 		if (!va)
 			return err_detail(-EFAULT, IOVM_LOG_DEBUG, "mirror: PA %#lx is not memory of this process",
-					  (unsigned long)pa);
+					  (unsigned long)pa_val(pa));
 		ret = batch_extend(dom, b, iova, va, step, write);
 		if (ret)
 			return ret;
-		iova += step;
-		pa += step;
+		iova = iova_add(iova, step);
+		pa = pa_add(pa, step);
 		len -= step;
 	}
 	return 0;
@@ -120,13 +120,12 @@ int mirror_batch_end(struct iovm_domain *dom, struct mirror_batch *b)
 
 void mirror_batch_undo(struct iovm_domain *dom, struct mirror_batch *b)
 {
-	if (dom->mirror && b->end > b->first)
-		dom->mirror->unmap(dom->mirror_arg, b->first, b->end - b->first);
+	if (dom->mirror && b->given)
+		dom->mirror->unmap(dom->mirror_arg, b->first, b->given);
 	*b = (struct mirror_batch){ 0 };
 }
 
-int domain_pt_map(struct iovm_domain *dom, uint64_t iova, uint64_t pa, const void *where, uint64_t len,
-		  unsigned prot)
+int domain_pt_map(struct iovm_domain *dom, iova_t iova, pa_t pa, const void *where, uint64_t len, unsigned prot)
 {
 	struct pt_retired retired = { NULL };
 	struct mirror_batch b = { 0 };
@@ -146,7 +145,7 @@ int domain_pt_map(struct iovm_domain *dom, uint64_t iova, uint64_t pa, const voi
 	return ret;
 }
 
-void domain_mirror_unmap(struct iovm_domain *dom, uint64_t iova, uint64_t len)
+void domain_mirror_unmap(struct iovm_domain *dom, iova_t iova, uint64_t len)
 {
 	if (dom->mirror)
 		dom->mirror->unmap(dom->mirror_arg, iova, len);
@@ -154,9 +153,9 @@ void domain_mirror_unmap(struct iovm_domain *dom, uint64_t iova, uint64_t len)
 
 static int by_iova(const void *a, const void *b)
 {
-	const struct unmapped *x = a, *y = b;
+	uint64_t x = iova_val(((const struct unmapped *)a)->iova), y = iova_val(((const struct unmapped *)b)->iova);
 
-	return x->iova < y->iova ? -1 : x->iova > y->iova;
+	return x < y ? -1 : x > y;
 }
 
 void mirror_unmap_pieces(struct iovm_domain *dom, const struct unmapped *p, unsigned n)
@@ -176,11 +175,11 @@ void mirror_unmap_pieces(struct iovm_domain *dom, const struct unmapped *p, unsi
 	memcpy(s, p, n * sizeof(*s));
 	qsort(s, n, sizeof(*s), by_iova);
 	for (unsigned i = 0, j; i < n; i = j) {
-		uint64_t end = s[i].iova + s[i].len;
+		uint64_t len = s[i].len;
 
-		for (j = i + 1; j < n && s[j].iova == end; j++)
-			end += s[j].len;
-		dom->mirror->unmap(dom->mirror_arg, s[i].iova, end - s[i].iova);
+		for (j = i + 1; j < n && iova_eq(s[j].iova, iova_add(s[i].iova, len)); j++)
+			len += s[j].len;
+		dom->mirror->unmap(dom->mirror_arg, s[i].iova, len);
 	}
 	free(s);
 }
@@ -190,7 +189,7 @@ struct replay {
 	struct mirror_batch batch;
 };
 
-static int replay_one(void *arg, uint64_t iova, uint64_t pa, uint64_t len, unsigned prot)
+static int replay_one(void *arg, iova_t iova, pa_t pa, uint64_t len, unsigned prot)
 {
 	struct replay *r = arg;
 
@@ -199,17 +198,14 @@ static int replay_one(void *arg, uint64_t iova, uint64_t pa, uint64_t len, unsig
 
 static void unreserve(struct iovm_domain *dom)
 {
-	for (unsigned i = 0; i < dom->nr_mirror_reserved; i++) {
-		const struct iova_range *h = &dom->mirror_reserved[i];
-
-		iova_free(&dom->iova, h->start >> 12, (h->end - h->start) >> 12);
-	}
+	for (unsigned i = 0; i < dom->nr_mirror_reserved; i++)
+		iova_free(&dom->iova, dom->mirror_reserved[i].start, dom->mirror_reserved[i].len);
 	free(dom->mirror_reserved);
 	dom->mirror_reserved = NULL;
 	dom->nr_mirror_reserved = dom->cap_mirror_reserved = 0;
 }
 
-static int note_reserved(struct iovm_domain *dom, uint64_t start, uint64_t end)
+static int note_reserved(struct iovm_domain *dom, iova_t start, uint64_t len)
 {
 	if (dom->nr_mirror_reserved == dom->cap_mirror_reserved) {
 		unsigned cap = dom->cap_mirror_reserved ? 2 * dom->cap_mirror_reserved : 8;
@@ -220,47 +216,53 @@ static int note_reserved(struct iovm_domain *dom, uint64_t start, uint64_t end)
 		dom->mirror_reserved = r;
 		dom->cap_mirror_reserved = cap;
 	}
-	dom->mirror_reserved[dom->nr_mirror_reserved++] = (struct iova_range){ .start = start, .end = end };
+	dom->mirror_reserved[dom->nr_mirror_reserved++] = (struct iova_range){ .start = start, .len = len };
 	return 0;
 }
 
 /*
- * Reserve what is free of [start, end) (page aligned). Parts taken already
+ * Reserve what is free of [start, +len) (page aligned). Parts taken already
  * are holes of the domain's own (the MSI window, which the kernel leaves
  * out too) or IOVAs in quarantine or a magazine, and stay as they are; a
  * part that is mapped is an error: the mirror could not map it.
  */
-static int reserve_free(struct iovm_domain *dom, uint64_t start, uint64_t end)
+static int reserve_free(struct iovm_domain *dom, iova_t start, uint64_t len)
 {
 	struct pt_walk w;
-	uint64_t mid;
+	uint64_t half;
 	int ret;
 
-	if (start >= end)
+	if (!len)
 		return 0;
-	ret = iova_reserve(&dom->iova, start >> 12, (end - start) >> 12);
+	ret = iova_reserve(&dom->iova, start, len);
 	if (ret != -EBUSY)
-		return ret ? ret : note_reserved(dom, start, end);
-	if (end - start == SZ_4K)
+		return ret ? ret : note_reserved(dom, start, len);
+	if (len == SZ_4K)
 		return pt_walk(&dom->pt, start, &w) ? 0 : -EBUSY;
-	mid = start + align_down((end - start) / 2, SZ_4K);
-	ret = reserve_free(dom, start, mid);
-	return ret ? ret : reserve_free(dom, mid, end);
+	half = align_down(len / 2, SZ_4K);
+	ret = reserve_free(dom, start, half);
+	return ret ? ret : reserve_free(dom, iova_add(start, half), len - half);
 }
 
-/* Reserve [start, end) of the domain's IOVA space, clipped to what its allocator gives. */
+/*
+ * Reserve the IOVAs from @start up to @end (exclusive) of the domain's
+ * space, clipped to the window its allocator gives: the gap between two
+ * usable ranges, as bounds (a gap's length is a difference of them).
+ */
 static int reserve_hole(struct iovm_domain *dom, uint64_t start, uint64_t end)
 {
-	start = MAX(align_up(start, SZ_4K), dom->iova.base_pfn << 12);
-	end = MIN(align_down(end, SZ_4K), dom->iova.limit_pfn << 12);
-	return reserve_free(dom, start, end);
+	uint64_t win = iova_val(iova_window_start(&dom->iova)), win_end = win + iova_window_len(&dom->iova);
+
+	start = MAX(align_up(start, SZ_4K), win);
+	end = MIN(align_down(end, SZ_4K), win_end);
+	return start < end ? reserve_free(dom, iova_make(start), end - start) : 0;
 }
 
 int iommu_domain_mirror(struct iovm_domain *dom, const struct iommu_mirror_ops *ops, void *arg,
 			const struct iommu_iova_range *usable, unsigned nr_usable)
 {
 	struct replay r = { .dom = dom };
-	uint64_t at = 0;
+	uint64_t at = 0; /* where the next hole starts; 0 past the first range: 2^64, nothing left */
 	int ret = 0;
 
 	if (!dom || !ops || !ops->map || !ops->unmap || (nr_usable && !usable))
@@ -271,12 +273,14 @@ int iommu_domain_mirror(struct iovm_domain *dom, const struct iommu_mirror_ops *
 		return -EBUSY;
 	/* The holes between the usable ranges (in order), and above the last. */
 	for (unsigned i = 0; i < nr_usable && !ret; i++) {
-		if (usable[i].start < at || usable[i].last < usable[i].start) {
+		uint64_t start = iova_val(usable[i].start), len = usable[i].len;
+
+		if (start < at || range_bad(start, len)) {
 			ret = -EINVAL;
 			break;
 		}
-		ret = reserve_hole(dom, at, usable[i].start);
-		at = usable[i].last + 1;
+		ret = reserve_hole(dom, at, start);
+		at = start + len;
 		if (!at)
 			break; /* up to 2^64 */
 	}

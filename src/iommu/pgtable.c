@@ -17,10 +17,10 @@
 #include "base/lock.h"
 #include "iommu/pgtable.h"
 
-static iopte_t mk_leaf(uint64_t pa, unsigned prot, int level)
+static iopte_t mk_leaf(pa_t pa, unsigned prot, int level)
 {
 	return PTE_PRESENT | (prot & PT_PROT_READ ? PTE_READ : 0) |
-	       (prot & PT_PROT_WRITE ? PTE_WRITE : 0) | (level ? PTE_LEAF : 0) | (pa & PTE_ADDR_MASK);
+	       (prot & PT_PROT_WRITE ? PTE_WRITE : 0) | (level ? PTE_LEAF : 0) | (pa_val(pa) & PTE_ADDR_MASK);
 }
 
 static iopte_t mk_table(_Atomic iopte_t *t)
@@ -200,23 +200,23 @@ static _Atomic iopte_t *next_table(struct io_pgtable *pt, _Atomic iopte_t *slot,
 }
 
 /* The slot at @level for @iova, making the tables above it. */
-static _Atomic iopte_t *slot_at(struct io_pgtable *pt, uint64_t iova, int level, int *err)
+static _Atomic iopte_t *slot_at(struct io_pgtable *pt, iova_t iova, int level, int *err)
 {
 	_Atomic iopte_t *t = pt->root;
 
 	for (int l = PT_LEVELS - 1; l > level; l--) {
-		t = next_table(pt, &t[PT_INDEX(iova, l)], err);
+		t = next_table(pt, &t[PT_INDEX(iova_val(iova), l)], err);
 		if (!t)
 			return NULL;
 	}
-	return &t[PT_INDEX(iova, level)];
+	return &t[PT_INDEX(iova_val(iova), level)];
 }
 
 /* The largest leaf level, at most @max, that @iova, @pa and @left allow. */
-static int leaf_level(uint64_t iova, uint64_t pa, uint64_t left, int max)
+static int leaf_level(iova_t iova, pa_t pa, uint64_t left, int max)
 {
 	for (int l = max; l > 0; l--)
-		if (is_aligned(iova | pa, PT_SPAN(l)) && left >= PT_SPAN(l))
+		if (is_aligned(iova_val(iova) | pa_val(pa), PT_SPAN(l)) && left >= PT_SPAN(l))
 			return l;
 	return 0;
 }
@@ -230,10 +230,10 @@ static int leaf_level(uint64_t iova, uint64_t pa, uint64_t left, int max)
  * them to own its line, which a device that walked a neighbouring leaf
  * holds.
  */
-static int fill_level0(struct io_pgtable *pt, _Atomic iopte_t *slot, uint64_t iova, const uint64_t *pas,
-		       uint64_t pa, uint64_t npages, unsigned prot)
+static int fill_level0(struct io_pgtable *pt, _Atomic iopte_t *slot, iova_t iova, const pa_t *pas, pa_t pa,
+		       uint64_t npages, unsigned prot)
 {
-	unsigned room = PT_ENTRIES - (unsigned)PT_INDEX(iova, 0), n = (unsigned)MIN(npages, room);
+	unsigned room = PT_ENTRIES - (unsigned)PT_INDEX(iova_val(iova), 0), n = (unsigned)MIN(npages, room);
 
 	/* A device may have walked a neighbour of the first leaf: take the line once. */
 	prefetch_for_write(slot);
@@ -246,7 +246,7 @@ static int fill_level0(struct io_pgtable *pt, _Atomic iopte_t *slot, uint64_t io
 			leaves_sub(pt, 0, n);
 			return -EEXIST;
 		}
-		atomic_store_explicit(&slot[i], mk_leaf(pas ? pas[i] : pa + ((uint64_t)i << 12), prot, 0),
+		atomic_store_explicit(&slot[i], mk_leaf(pas ? pas[i] : pa_add(pa, (uint64_t)i << 12), prot, 0),
 				      memory_order_release);
 	}
 	return (int)n;
@@ -292,17 +292,18 @@ static bool put_huge_leaf(struct io_pgtable *pt, _Atomic iopte_t *slot, int leve
 }
 
 /* Map [iova, +len) to @pa (contiguous) or to @pas (one PA per 4 KiB page). */
-static int map_range(struct io_pgtable *pt, uint64_t iova, uint64_t pa, const uint64_t *pas,
-		     uint64_t len, unsigned prot, bool huge, struct pt_retired *r)
+static int map_range(struct io_pgtable *pt, iova_t iova, pa_t pa, const pa_t *pas, uint64_t len, unsigned prot,
+		     bool huge, struct pt_retired *r)
 {
-	uint64_t done = 0;
+	uint64_t done = 0, start = iova_val(iova);
 	int err = 0;
 
-	if (!len || !is_aligned(iova | len, SZ_4K) || (!pas && !is_aligned(pa, SZ_4K)) ||
-	    iova + len > (UINT64_C(1) << PT_IOVA_BITS) || iova + len < iova || !(prot & 3) || (prot & ~3u))
+	if (!len || !is_aligned(start | len, SZ_4K) || (!pas && !is_aligned(pa_val(pa), SZ_4K)) ||
+	    start + len > (UINT64_C(1) << PT_IOVA_BITS) || start + len < start || !(prot & 3) || (prot & ~3u))
 		return -EINVAL;
 	while (done < len) {
-		uint64_t cur = iova + done, cpa = pas ? pas[done >> 12] : pa + done;
+		iova_t cur = iova_add(iova, done);
+		pa_t cpa = pas ? pas[done >> 12] : pa_add(pa, done);
 		int level = pas || !huge ? 0 : leaf_level(cur, cpa, len - done, 2);
 		_Atomic iopte_t *slot;
 
@@ -329,10 +330,10 @@ static int map_range(struct io_pgtable *pt, uint64_t iova, uint64_t pa, const ui
 					 * walking down again: 1 GiB of 2 MiB pages is 512
 					 * slots of one table.
 					 */
-					while (done + PT_SPAN(level) <= len && PT_INDEX(iova + done, level) &&
-					       is_aligned(pa + done, PT_SPAN(level))) {
-						if (!put_huge_leaf(pt, &slot[n], level, mk_leaf(pa + done, prot, level), &old,
-								   r))
+					while (done + PT_SPAN(level) <= len && PT_INDEX(start + done, level) &&
+					       is_aligned(pa_val(pa) + done, PT_SPAN(level))) {
+						if (!put_huge_leaf(pt, &slot[n], level, mk_leaf(pa_add(pa, done), prot, level),
+								   &old, r))
 							break;
 						n++;
 						done += PT_SPAN(level);
@@ -367,21 +368,21 @@ rollback:
 	return err;
 }
 
-int pt_map(struct io_pgtable *pt, uint64_t iova, uint64_t pa, uint64_t len, unsigned prot,
-	   bool huge, struct pt_retired *retired)
+int pt_map(struct io_pgtable *pt, iova_t iova, pa_t pa, uint64_t len, unsigned prot, bool huge,
+	   struct pt_retired *retired)
 {
 	return map_range(pt, iova, pa, NULL, len, prot, huge, retired);
 }
 
-int pt_map_pages(struct io_pgtable *pt, uint64_t iova, const uint64_t *pa, unsigned n,
-		 unsigned prot, struct pt_retired *retired)
+int pt_map_pages(struct io_pgtable *pt, iova_t iova, const pa_t *pa, unsigned n, unsigned prot,
+		 struct pt_retired *retired)
 {
 	if (!pa || !n)
 		return -EINVAL;
 	for (unsigned i = 0; i < n; i++)
-		if (!is_aligned(pa[i], SZ_4K))
+		if (!is_aligned(pa_val(pa[i]), SZ_4K))
 			return -EINVAL;
-	return map_range(pt, iova, 0, pa, (uint64_t)n << 12, prot, false, retired);
+	return map_range(pt, iova, pa_make(0), pa, (uint64_t)n << 12, prot, false, retired);
 }
 
 /* Report every leaf of a detached subtree, and retire its tables. */
@@ -398,7 +399,7 @@ static uint64_t drop_subtree(struct io_pgtable *pt, _Atomic iopte_t *t, int leve
 			continue;
 		if (pte_is_leaf(pte, level)) {
 			if (fn)
-				fn(arg, va, pte & PTE_ADDR_MASK, PT_SPAN(level), pte);
+				fn(arg, iova_make(va), pa_make(pte & PTE_ADDR_MASK), PT_SPAN(level), pte);
 			leaves++;
 			gone += PT_SPAN(level);
 		} else {
@@ -434,7 +435,7 @@ static _Atomic iopte_t *split_leaf(struct io_pgtable *pt, _Atomic iopte_t *slot,
 		}
 		for (unsigned i = 0; i < PT_ENTRIES; i++)
 			atomic_store_explicit(&t[i],
-					      mk_leaf((pte & PTE_ADDR_MASK) + (uint64_t)i * PT_SPAN(level - 1),
+					      mk_leaf(pa_make((pte & PTE_ADDR_MASK) + (uint64_t)i * PT_SPAN(level - 1)),
 						      pte_prot(pte), level - 1) |
 						      (pte & (PTE_ACCESSED | PTE_DIRTY)),
 					      memory_order_relaxed);
@@ -481,7 +482,7 @@ static uint64_t unmap_leaves(struct io_pgtable *pt, _Atomic iopte_t *t, uint64_t
 			continue;
 		atomic_store_explicit(&t[i], 0, memory_order_release);
 		if (fn)
-			fn(arg, base + ((uint64_t)i << 12), pte & PTE_ADDR_MASK, SZ_4K, pte);
+			fn(arg, iova_make(base + ((uint64_t)i << 12)), pa_make(pte & PTE_ADDR_MASK), SZ_4K, pte);
 		leaves++;
 	}
 	if (leaves)
@@ -513,7 +514,7 @@ static uint64_t unmap_level(struct io_pgtable *pt, _Atomic iopte_t *t, int level
 			atomic_store_explicit(slot, 0, memory_order_release);
 			if (pte_is_leaf(pte, level)) {
 				if (fn)
-					fn(arg, e_start, pte & PTE_ADDR_MASK, span, pte);
+					fn(arg, iova_make(e_start), pa_make(pte & PTE_ADDR_MASK), span, pte);
 				leaves++;
 				gone += span;
 			} else {
@@ -563,8 +564,9 @@ static int split_at(struct io_pgtable *pt, uint64_t addr)
 	return 0;
 }
 
-int pt_unmap_prepare(struct io_pgtable *pt, uint64_t iova, uint64_t len)
+int pt_unmap_prepare(struct io_pgtable *pt, iova_t start, uint64_t len)
 {
+	uint64_t iova = iova_val(start);
 	int ret;
 
 	/* Without a huge leaf (the common case) there is nothing to split. */
@@ -577,12 +579,12 @@ int pt_unmap_prepare(struct io_pgtable *pt, uint64_t iova, uint64_t len)
 	return ret ? ret : split_at(pt, iova + len);
 }
 
-uint64_t pt_unmap(struct io_pgtable *pt, uint64_t iova, uint64_t len, pt_unmap_fn fn, void *arg,
+uint64_t pt_unmap(struct io_pgtable *pt, iova_t iova, uint64_t len, pt_unmap_fn fn, void *arg,
 		  struct pt_retired *retired)
 {
 	uint64_t end = pt_clip_end(iova, len);
 
-	if (!end || !is_aligned(iova | len, SZ_4K))
+	if (!end || !is_aligned(iova_val(iova) | len, SZ_4K))
 		return 0;
-	return unmap_level(pt, pt->root, PT_LEVELS - 1, 0, iova, end, fn, arg, retired);
+	return unmap_level(pt, pt->root, PT_LEVELS - 1, 0, iova_val(iova), end, fn, arg, retired);
 }

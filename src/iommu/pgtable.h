@@ -10,7 +10,9 @@
  *   level 0: IOVA[20:12]  4 KiB   (leaves)
  *
  * An entry holds a leaf's PA, or the host address of the next table: this is
- * a software IOMMU, and its walker is the CPU.
+ * a software IOMMU, and its walker is the CPU. The interface takes typed
+ * addresses (an iova_t in, a pa_t out) and ranges as (start, len); the
+ * walks inside do their arithmetic on integers.
  *
  * Concurrency: the device side walks without a lock. Writers may map and
  * unmap disjoint ranges concurrently: tables are installed, and huge leaves
@@ -27,6 +29,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/addr.h"
 #include "base/compiler.h"
 #include "base/lock.h"
 
@@ -98,20 +101,26 @@ static inline unsigned pte_prot(iopte_t pte)
 }
 
 /*
- * The end of [iova, iova+len) clipped to the table's reach, or 0 when
- * nothing of it is in reach or it runs past 2^64 (one ending at 2^64 is in
- * bounds).
+ * The end of [iova, iova+len) clipped to the table's reach, as an integer
+ * for the walk's arithmetic, or 0 when nothing of it is in reach or it
+ * runs past 2^64 (one ending at 2^64 is in bounds).
  */
-static inline uint64_t pt_clip_end(uint64_t iova, uint64_t len)
+static inline uint64_t pt_clip_end(iova_t iova, uint64_t len)
 {
-	if (!len || len - 1 > UINT64_MAX - iova || iova >> PT_IOVA_BITS)
+	uint64_t start = iova_val(iova);
+
+	if (!len || len - 1 > UINT64_MAX - start || start >> PT_IOVA_BITS)
 		return 0;
-	return MIN(iova + (len - 1), (UINT64_C(1) << PT_IOVA_BITS) - 1) + 1;
+	return MIN(start + (len - 1), (UINT64_C(1) << PT_IOVA_BITS) - 1) + 1;
 }
 
-/* What a walk found. */
+/*
+ * What a walk found. A table maps IOVAs to PAs; a nested domain's stage 1
+ * maps them to guest physical addresses, which it reads out of @pa with
+ * stage1_gpa() (iommu_internal.h).
+ */
 struct pt_walk {
-	uint64_t pa;              /* of the IOVA walked, not of the page */
+	pa_t pa;                  /* of the IOVA walked, not of the page */
 	unsigned prot;            /* PT_PROT_* */
 	unsigned shift;           /* 12, 21 or 30: the leaf's size */
 	_Atomic iopte_t *ptep;    /* the leaf, for accessed and dirty bits */
@@ -129,18 +138,18 @@ void pt_destroy(struct io_pgtable *pt);
  * detaches (empty ones a huge leaf replaces, its own on a rollback) go to
  * @retired; NULL: to the table's own list.
  */
-int pt_map(struct io_pgtable *pt, uint64_t iova, uint64_t pa, uint64_t len, unsigned prot,
-	   bool huge, struct pt_retired *retired);
+int pt_map(struct io_pgtable *pt, iova_t iova, pa_t pa, uint64_t len, unsigned prot, bool huge,
+	   struct pt_retired *retired);
 
 /*
  * pt_map_pages() - map @n 4 KiB pages at consecutive IOVAs from @iova, to the
  * PAs in @pa: one walk per 512 pages, then a store per page.
  */
-int pt_map_pages(struct io_pgtable *pt, uint64_t iova, const uint64_t *pa, unsigned n,
-		 unsigned prot, struct pt_retired *retired);
+int pt_map_pages(struct io_pgtable *pt, iova_t iova, const pa_t *pa, unsigned n, unsigned prot,
+		 struct pt_retired *retired);
 
 /* Called for each piece pt_unmap() takes away. */
-typedef void (*pt_unmap_fn)(void *arg, uint64_t iova, uint64_t pa, uint64_t len, iopte_t pte);
+typedef void (*pt_unmap_fn)(void *arg, iova_t iova, pa_t pa, uint64_t len, iopte_t pte);
 
 /*
  * pt_unmap() - unmap whatever is mapped in [iova, iova+len); a huge leaf only
@@ -148,7 +157,7 @@ typedef void (*pt_unmap_fn)(void *arg, uint64_t iova, uint64_t pa, uint64_t len,
  * meanwhile; maps and unmaps of ranges that overlap this one may not.
  * Tables it detaches go to @retired (NULL: the table's own list).
  */
-uint64_t pt_unmap(struct io_pgtable *pt, uint64_t iova, uint64_t len, pt_unmap_fn fn, void *arg,
+uint64_t pt_unmap(struct io_pgtable *pt, iova_t iova, uint64_t len, pt_unmap_fn fn, void *arg,
 		  struct pt_retired *retired);
 
 /*
@@ -156,10 +165,10 @@ uint64_t pt_unmap(struct io_pgtable *pt, uint64_t iova, uint64_t len, pt_unmap_f
  * iova+len) cut, so that pt_unmap() of it needs no memory: 0, or -ENOMEM
  * with the translations unchanged (a split leaf maps what it mapped).
  */
-int pt_unmap_prepare(struct io_pgtable *pt, uint64_t iova, uint64_t len);
+int pt_unmap_prepare(struct io_pgtable *pt, iova_t iova, uint64_t len);
 
 /* Called for each run of leaves pt_for_each() finds, contiguous in IOVA and PA, of one protection. */
-typedef int (*pt_leaf_fn)(void *arg, uint64_t iova, uint64_t pa, uint64_t len, unsigned prot);
+typedef int (*pt_leaf_fn)(void *arg, iova_t iova, pa_t pa, uint64_t len, unsigned prot);
 
 /*
  * pt_for_each() - every mapping, in IOVA order, merged into runs; stops at
@@ -168,7 +177,7 @@ typedef int (*pt_leaf_fn)(void *arg, uint64_t iova, uint64_t pa, uint64_t len, u
 int pt_for_each(const struct io_pgtable *pt, pt_leaf_fn fn, void *arg);
 
 /* pt_walk() - the device side's translation, lock-free: 0, or -ENOENT when nothing is mapped. */
-int pt_walk(const struct io_pgtable *pt, uint64_t iova, struct pt_walk *w);
+int pt_walk(const struct io_pgtable *pt, iova_t iova, struct pt_walk *w);
 
 /*
  * pt_mark() - set the accessed bit, and the dirty bit for a write, as a
@@ -196,8 +205,7 @@ static inline void pt_mark(_Atomic iopte_t *ptep, iopte_t pte, bool write)
  * ORed together; with @clear, cleared as read (dirty tracking for live
  * migration reads and clears the same way).
  */
-void pt_read_ad(struct io_pgtable *pt, uint64_t iova, uint64_t len, bool clear, bool *accessed,
-		bool *dirty);
+void pt_read_ad(struct io_pgtable *pt, iova_t iova, uint64_t len, bool clear, bool *accessed, bool *dirty);
 
 /* Free the tables on @r: no walker or device cache may reach them any more. */
 void pt_retired_free(struct io_pgtable *pt, struct pt_retired *r);

@@ -16,7 +16,7 @@ struct run {
 
 static int run_flush(struct run *r)
 {
-	int ret = r->len ? r->fn(r->arg, r->iova, r->pa, r->len, r->prot) : 0;
+	int ret = r->len ? r->fn(r->arg, iova_make(r->iova), pa_make(r->pa), r->len, r->prot) : 0;
 
 	r->len = 0;
 	return ret;
@@ -57,9 +57,10 @@ int pt_for_each(const struct io_pgtable *pt, pt_leaf_fn fn, void *arg)
 	return ret ? ret : run_flush(&r);
 }
 
-int pt_walk(const struct io_pgtable *pt, uint64_t iova, struct pt_walk *w)
+int pt_walk(const struct io_pgtable *pt, iova_t at, struct pt_walk *w)
 {
 	_Atomic iopte_t *t = pt->root;
+	uint64_t iova = iova_val(at);
 
 	if (unlikely(iova >> PT_IOVA_BITS))
 		return -ENOENT;
@@ -71,7 +72,7 @@ int pt_walk(const struct io_pgtable *pt, uint64_t iova, struct pt_walk *w)
 			return -ENOENT;
 		if (pte_is_leaf(pte, level)) {
 			w->shift = PT_SHIFT(level);
-			w->pa = (pte & PTE_ADDR_MASK) + (iova & (PT_SPAN(level) - 1));
+			w->pa = pa_make((pte & PTE_ADDR_MASK) + (iova & (PT_SPAN(level) - 1)));
 			w->prot = pte_prot(pte);
 			w->ptep = slot;
 			w->pte = pte;
@@ -106,12 +107,11 @@ static void ad_level(_Atomic iopte_t *t, int level, uint64_t base, uint64_t star
 	}
 }
 
-void pt_read_ad(struct io_pgtable *pt, uint64_t iova, uint64_t len, bool clear, bool *accessed,
-		bool *dirty)
+void pt_read_ad(struct io_pgtable *pt, iova_t iova, uint64_t len, bool clear, bool *accessed, bool *dirty)
 {
 	uint64_t end = pt_clip_end(iova, len);
 
 	*accessed = *dirty = false;
 	if (end)
-		ad_level(pt->root, PT_LEVELS - 1, 0, iova, end, clear, accessed, dirty);
+		ad_level(pt->root, PT_LEVELS - 1, 0, iova_val(iova), end, clear, accessed, dirty);
 }

@@ -50,13 +50,13 @@ void shadow_destroy(struct shadow *s)
 }
 
 /* The range with the largest start <= @iova. */
-static struct shadow_range *find_le(struct rb_root *t, uint64_t iova)
+static struct shadow_range *find_le(struct rb_root *t, iova_t iova)
 {
 	struct rb_node *n = t->root;
 	struct shadow_range *best = NULL;
 
 	while (n) {
-		if (range_of(n)->iova <= iova) {
+		if (iova_val(range_of(n)->iova) <= iova_val(iova)) {
 			best = range_of(n);
 			n = n->right;
 		} else {
@@ -66,14 +66,14 @@ static struct shadow_range *find_le(struct rb_root *t, uint64_t iova)
 	return best;
 }
 
-static struct shadow_range *containing(struct rb_root *t, uint64_t iova)
+static struct shadow_range *containing(struct rb_root *t, iova_t iova)
 {
 	struct shadow_range *r = find_le(t, iova);
 
-	return r && iova < r->iova + r->len ? r : NULL;
+	return r && iova_diff(iova, r->iova) < r->len ? r : NULL;
 }
 
-static void insert(struct rb_root *t, uint64_t iova, uint64_t len, uint64_t pa, uint32_t prot)
+static void insert(struct rb_root *t, iova_t iova, uint64_t len, pa_t pa, uint32_t prot)
 {
 	struct rb_node **link = &t->root, *parent = NULL;
 	/*
@@ -88,38 +88,41 @@ static void insert(struct rb_root *t, uint64_t iova, uint64_t len, uint64_t pa, 
 	*r = (struct shadow_range){ .iova = iova, .len = len, .pa = pa, .prot = prot };
 	while (*link) {
 		parent = *link;
-		link = iova < range_of(parent)->iova ? &parent->left : &parent->right;
+		link = iova_val(iova) < iova_val(range_of(parent)->iova) ? &parent->left : &parent->right;
 	}
 	rb_insert(t, &r->rb, parent, link);
 }
 
 /* Take [iova, iova+len) out of @t, keeping what sticks out of it. Returns the bytes taken. */
-static uint64_t carve(struct rb_root *t, uint64_t iova, uint64_t len)
+static uint64_t carve(struct rb_root *t, iova_t at, uint64_t len)
 {
-	uint64_t end = iova + len, taken = 0;
+	uint64_t iova = iova_val(at), end = iova + len, taken = 0;
 
 	for (;;) {
-		struct shadow_range *r = find_le(t, end - 1), keep;
+		struct shadow_range *r = find_le(t, iova_make(end - 1)), keep;
+		uint64_t ks, ke;
 
-		if (!r || r->iova + r->len <= iova)
+		if (!r || iova_val(r->iova) + r->len <= iova)
 			return taken;
 		keep = *r;
+		ks = iova_val(keep.iova);
+		ke = ks + keep.len;
 		rb_erase(t, &r->rb);
 		free(r);
-		taken += MIN(end, keep.iova + keep.len) - MAX(iova, keep.iova);
-		if (keep.iova < iova)
-			insert(t, keep.iova, iova - keep.iova, keep.pa, keep.prot);
-		if (keep.iova + keep.len > end)
-			insert(t, end, keep.iova + keep.len - end, keep.pa + (end - keep.iova), keep.prot);
+		taken += MIN(end, ke) - MAX(iova, ks);
+		if (ks < iova)
+			insert(t, keep.iova, iova - ks, keep.pa, keep.prot);
+		if (ke > end)
+			insert(t, iova_make(end), ke - end, pa_add(keep.pa, end - ks), keep.prot);
 	}
 }
 
-static void violation(struct iovm_domain *dom, const char *what, uint64_t iova, uint64_t pa)
+static void violation(struct iovm_domain *dom, const char *what, iova_t iova, pa_t pa)
 {
 	uint64_t n = atomic_fetch_add_explicit(&dom->oracle_violations, 1, memory_order_relaxed);
 
 	if (n < VIOLATIONS_LOGGED)
-		log_err("oracle: %s at IOVA %#" PRIx64 " (PA %#" PRIx64 ")", what, iova, pa);
+		log_err("oracle: %s at IOVA %#" PRIx64 " (PA %#" PRIx64 ")", what, iova_val(iova), pa_val(pa));
 }
 
 /*
@@ -134,8 +137,9 @@ static void violation(struct iovm_domain *dom, const char *what, uint64_t iova, 
  * PAs @pas gives; or, with @pas NULL, one piece of @n pages from @pa.
  */
 struct pieces {
-	uint64_t iova, pa;
-	const uint64_t *pas;
+	iova_t iova;
+	pa_t pa;
+	const pa_t *pas;
 	uint64_t n;
 	uint32_t prot;
 };
@@ -149,24 +153,24 @@ static void insert_pieces(struct shadow *s, const struct pieces *p)
 		return;
 	}
 	for (uint64_t i = 0, k; i < p->n; i += k) {
-		for (k = 1; i + k < p->n && p->pas[i + k] == p->pas[i] + (k << 12); k++)
+		for (k = 1; i + k < p->n && pa_eq(p->pas[i + k], pa_add(p->pas[i], k << 12)); k++)
 			;
-		insert(&s->live, p->iova + (i << 12), k << 12, p->pas[i], p->prot);
+		insert(&s->live, iova_add(p->iova, i << 12), k << 12, p->pas[i], p->prot);
 	}
 }
 
 static bool map_begin(struct iovm_domain *dom, const struct pieces *p)
 {
 	struct shadow *s = &dom->shadow;
-	uint64_t end = p->iova + (p->n << 12);
+	uint64_t end = iova_val(p->iova) + (p->n << 12);
 	struct shadow_range *r;
 	bool clear;
 
 	if (!dom->is->oracle)
 		return true;
 	mutex_lock(&s->lock);
-	r = find_le(&s->live, end - 1);
-	clear = !r || r->iova + r->len <= p->iova;
+	r = find_le(&s->live, iova_make(end - 1));
+	clear = !r || iova_val(r->iova) + r->len <= iova_val(p->iova);
 	if (clear)
 		insert_pieces(s, p);
 	mutex_unlock(&s->lock);
@@ -189,24 +193,24 @@ static void map_end(struct iovm_domain *dom, const struct pieces *p, bool begun,
 	mutex_unlock(&s->lock);
 }
 
-bool shadow_map_begin(struct iovm_domain *dom, uint64_t iova, uint64_t len, uint64_t pa, uint32_t prot)
+bool shadow_map_begin(struct iovm_domain *dom, iova_t iova, uint64_t len, pa_t pa, uint32_t prot)
 {
 	return map_begin(dom, &(struct pieces){ .iova = iova, .pa = pa, .n = len >> 12, .prot = prot });
 }
 
-void shadow_map_end(struct iovm_domain *dom, uint64_t iova, uint64_t len, uint64_t pa, uint32_t prot, bool begun,
+void shadow_map_end(struct iovm_domain *dom, iova_t iova, uint64_t len, pa_t pa, uint32_t prot, bool begun,
 		    bool mapped)
 {
 	map_end(dom, &(struct pieces){ .iova = iova, .pa = pa, .n = len >> 12, .prot = prot }, begun,
 		mapped);
 }
 
-bool shadow_map_pages_begin(struct iovm_domain *dom, uint64_t iova, const uint64_t *pas, unsigned n, uint32_t prot)
+bool shadow_map_pages_begin(struct iovm_domain *dom, iova_t iova, const pa_t *pas, unsigned n, uint32_t prot)
 {
 	return map_begin(dom, &(struct pieces){ .iova = iova, .pas = pas, .n = n, .prot = prot });
 }
 
-void shadow_map_pages_end(struct iovm_domain *dom, uint64_t iova, const uint64_t *pas, unsigned n, uint32_t prot,
+void shadow_map_pages_end(struct iovm_domain *dom, iova_t iova, const pa_t *pas, unsigned n, uint32_t prot,
 			  bool begun, bool mapped)
 {
 	map_end(dom, &(struct pieces){ .iova = iova, .pas = pas, .n = n, .prot = prot }, begun, mapped);
@@ -222,7 +226,7 @@ void shadow_unmap(struct iovm_domain *dom, const struct unmapped *p, bool pendin
 		return;
 	mutex_lock(&s->lock);
 	r = containing(&s->live, p->iova);
-	if (!r || r->pa + (p->iova - r->iova) != p->pa)
+	if (!r || !pa_eq(pa_add(r->pa, iova_diff(p->iova, r->iova)), p->pa))
 		violation(dom, "unmapped what the shadow does not map", p->iova, p->pa);
 	if (r)
 		prot = r->prot; /* carve() frees r */
@@ -246,7 +250,7 @@ void shadow_flushed(struct iovm_domain *dom, const struct unmapped *p)
 	mutex_unlock(&s->lock);
 }
 
-int shadow_lookup(struct iovm_domain *dom, uint64_t iova, uint64_t *pa)
+int shadow_lookup(struct iovm_domain *dom, iova_t iova, pa_t *pa)
 {
 	struct shadow *s = &dom->shadow;
 	struct shadow_range *r;
@@ -255,14 +259,14 @@ int shadow_lookup(struct iovm_domain *dom, uint64_t iova, uint64_t *pa)
 	mutex_lock(&s->lock);
 	r = containing(&s->live, iova);
 	if (r) {
-		*pa = r->pa + (iova - r->iova);
+		*pa = pa_add(r->pa, iova_diff(iova, r->iova));
 		ret = 0;
 	}
 	mutex_unlock(&s->lock);
 	return ret;
 }
 
-void shadow_check(struct iovm_domain *dom, uint64_t iova, uint64_t len, uint64_t pa, unsigned access)
+void shadow_check(struct iovm_domain *dom, iova_t iova, uint64_t len, pa_t pa, unsigned access)
 {
 	struct shadow *s = &dom->shadow;
 	struct shadow_range *r;
@@ -272,11 +276,11 @@ void shadow_check(struct iovm_domain *dom, uint64_t iova, uint64_t len, uint64_t
 	mutex_lock(&s->lock);
 	r = containing(&s->live, iova);
 	if (r) {
-		if (r->pa + (iova - r->iova) != pa)
+		if (!pa_eq(pa_add(r->pa, iova_diff(iova, r->iova)), pa))
 			violation(dom, "translated to another PA than mapped", iova, pa);
 		else if ((r->prot & prot) != prot)
 			violation(dom, "access the mapping does not permit", iova, pa);
-		else if (iova + len > r->iova + r->len && !containing(&s->live, r->iova + r->len))
+		else if (iova_diff(iova, r->iova) + len > r->len && !containing(&s->live, iova_add(r->iova, r->len)))
 			violation(dom, "translation reaches past the mapping", iova, pa);
 		mutex_unlock(&s->lock);
 		return;
@@ -289,8 +293,8 @@ void shadow_check(struct iovm_domain *dom, uint64_t iova, uint64_t len, uint64_t
 	}
 	/* A stale translation: inside the deferred window, and only to pages nobody else has. */
 	atomic_fetch_add_explicit(&dom->oracle_stale, 1, memory_order_relaxed);
-	if (r->pa + (iova - r->iova) != pa)
+	if (!pa_eq(pa_add(r->pa, iova_diff(iova, r->iova)), pa))
 		violation(dom, "stale translation to another PA than was mapped", iova, pa);
-	else if (!phys_pinned(dom->ctx->phys, pa_make(align_down(pa, SZ_4K)), SZ_4K))
+	else if (!phys_pinned(dom->ctx->phys, pa_make(align_down(pa_val(pa), SZ_4K)), SZ_4K))
 		violation(dom, "stale access to a page no longer pinned (reused)", iova, pa);
 }

@@ -29,13 +29,13 @@ struct collect {
 	struct unmapped inline_p[COLLECT_INLINE];
 };
 
-static void collect_piece(void *arg, uint64_t iova, uint64_t pa, uint64_t len, iopte_t pte)
+static void collect_piece(void *arg, iova_t iova, pa_t pa, uint64_t len, iopte_t pte)
 {
 	struct collect *c = arg;
 
 	(void)pte;
-	if (c->n && c->p[c->n - 1].iova + c->p[c->n - 1].len == iova &&
-	    c->p[c->n - 1].pa + c->p[c->n - 1].len == pa) {
+	if (c->n && iova_eq(iova_add(c->p[c->n - 1].iova, c->p[c->n - 1].len), iova) &&
+	    pa_eq(pa_add(c->p[c->n - 1].pa, c->p[c->n - 1].len), pa)) {
 		c->p[c->n - 1].len += len;
 		return;
 	}
@@ -71,19 +71,19 @@ void domain_retired_free(struct iovm_domain *dom, struct pt_retired *r)
 	pt_retired_free(&dom->pt, r);
 }
 
-void domain_undo_map(struct iovm_domain *dom, uint64_t iova, uint64_t len)
+void domain_undo_map(struct iovm_domain *dom, iova_t iova, uint64_t len)
 {
 	bool any;
 
 	domain_unmap_how(dom, iova, len, UNMAP_STRICT | UNMAP_KEEP_IOVA | UNMAP_NO_MIRROR, &any);
 }
 
-int domain_unmap(struct iovm_domain *dom, uint64_t iova, uint64_t len, bool *any)
+int domain_unmap(struct iovm_domain *dom, iova_t iova, uint64_t len, bool *any)
 {
 	return domain_unmap_how(dom, iova, len, 0, any);
 }
 
-int domain_unmap_how(struct iovm_domain *dom, uint64_t iova, uint64_t len, unsigned how, bool *any)
+int domain_unmap_how(struct iovm_domain *dom, iova_t iova, uint64_t len, unsigned how, bool *any)
 {
 	bool deferred = (dom->flags & IOVM_DOMAIN_DEFERRED) && !(how & UNMAP_STRICT);
 	struct pt_retired retired = { NULL };
@@ -119,8 +119,8 @@ int domain_unmap_how(struct iovm_domain *dom, uint64_t iova, uint64_t len, unsig
 	if (deferred) {
 		for (unsigned i = 0; i < c.n; i++) {
 			/* What a device may still reach stays allocated until the flush. */
-			if (phys_pin(dom->ctx->phys, pa_make(c.p[i].pa), c.p[i].len))
-				c.p[i].pa = IOVM_ADDR_INVALID; /* not iovm's memory, or freed already */
+			if (phys_pin(dom->ctx->phys, c.p[i].pa, c.p[i].len))
+				c.p[i].pa = PA_INVALID; /* not iovm's memory, or freed already */
 			shadow_unmap(dom, &c.p[i], true);
 		}
 		ret = flushq_add(dom, c.p, c.n);
@@ -155,7 +155,7 @@ IOVM_API int iovm_domain_unmap(struct iovm_domain *dom, iovm_iova_t iova, size_t
 	len = MIN(len, (UINT64_C(1) << PT_IOVA_BITS) - MIN(iova.addr, UINT64_C(1) << PT_IOVA_BITS));
 	if (!len)
 		return -ENOENT;
-	ret = domain_unmap(dom, iova.addr, len, &any);
+	ret = domain_unmap(dom, iova, len, &any);
 	if (ret)
 		return ret;
 	return any ? 0 : -ENOENT;

@@ -329,8 +329,10 @@ IOVM_API int iovm_dma_sync_for_cpu(struct iovm_ctx *ctx, const void *ptr, size_t
 	return cbuf_sync(ctx, ptr, len, false);
 }
 
-void mem_nc_device_access(struct mem_space *ms, uint64_t pa, uint64_t len, bool write)
+void mem_nc_device_access(struct mem_space *ms, pa_t start, uint64_t len, bool write)
 {
+	uint64_t pa = pa_val(start);
+
 	for (uint64_t at = pa; at < pa + len;) {
 		const struct nc_page *p = radix_lookup(&ms->nc_pages, at >> 12);
 		uint64_t page_end = align_down(at, SZ_4K) + SZ_4K;

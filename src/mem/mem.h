@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/addr.h"
+
 struct iovm_ctx;
 struct mem_space;
 
@@ -37,7 +39,7 @@ int mem_locate(const struct mem_space *ms, const void *ptr, struct mem_where *w)
  * device owns every line and that the CPU did not write its copy since it
  * synced it; report and count what is wrong. Lock-free.
  */
-void mem_nc_device_access(struct mem_space *ms, uint64_t pa, uint64_t len, bool write);
+void mem_nc_device_access(struct mem_space *ms, pa_t pa, uint64_t len, bool write);
 
 /* The slots a heap may use, and the pages a slot spans at a page shift. */
 #define MEM_SLOTS 27

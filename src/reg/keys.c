@@ -142,7 +142,7 @@ struct iovm_mr *keys_lookup(struct key_table *t, uint32_t key, bool *remote)
 }
 
 int reg_key_iova(struct reg_space *rs, uint32_t key, uint64_t va, uint64_t len, unsigned access,
-		 const struct iovm_domain *dom, uint64_t *iova, uint64_t *contig)
+		 const struct iovm_domain *dom, iova_t *iova, uint64_t *contig)
 {
 	bool remote = false;
 	struct iovm_mr *mr = keys_lookup(&rs->keys, key, &remote), *child;
@@ -166,14 +166,14 @@ int reg_key_iova(struct reg_space *rs, uint32_t key, uint64_t va, uint64_t len, 
 		child = implicit_child_find(mr, va);
 		if (!child)
 			return -EAGAIN;
-		*iova = child->iova + (va - child->start);
+		*iova = iova_add(child->iova, va - child->start);
 		*contig = child->end - va;
 		return 0;
 	}
 	/* What the registration was asked for, not the pages around it. */
 	if (va < mr->addr || va + len > mr->addr + mr->len)
 		return -ERANGE;
-	*iova = mr->iova + (va - mr->start);
+	*iova = iova_add(mr->iova, va - mr->start);
 	*contig = mr->addr + mr->len - va;
 	return 0;
 }

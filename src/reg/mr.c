@@ -174,15 +174,15 @@ int mr_publish(struct reg_space *rs, struct iovm_mr *mr, const struct os_vma_inf
 	ret = phys_window_add(ctx->phys, (void *)mr->start, mr->end - mr->start, &mr->pa);
 	if (ret)
 		return ret;
-	ret = iommu_hold(mr->dom, mr->start, pa_val(mr->pa), mr->end - mr->start, &mr->iova);
+	ret = iommu_hold(mr->dom, mr->start, mr->pa, mr->end - mr->start, &mr->iova);
 	if (ret)
 		goto remove_window;
 	if (!mr->on_demand && (ret = mr_lock_map(rs, mr, 0, mr->npages - 1)))
 		goto unmap; /* what was mapped before the failure */
 	if (keys && (ret = keys_alloc(&rs->keys, mr, &mr->lkey, &mr->rkey)))
 		goto unmap;
-	mr->inode.start = mr->iova;
-	mr->inode.last = mr->iova + (mr->end - mr->start) - 1;
+	mr->inode.start = iova_val(mr->iova);
+	mr->inode.last = iova_val(mr->iova) + (mr->end - mr->start) - 1;
 	itree_insert(&rs->mrs, &mr->node);
 	itree_insert(&rs->by_iova, &mr->inode);
 	/* The domain cannot go while the MR (and the monitor's invalidations of it) may reach it. */
@@ -195,7 +195,7 @@ int mr_publish(struct reg_space *rs, struct iovm_mr *mr, const struct os_vma_inf
 
 unmap:
 	mr_drop_pages(rs, mr, 0, mr->npages - 1);
-	iommu_unhold(mr->dom, mr->iova, pa_val(mr->pa), mr->end - mr->start);
+	iommu_unhold(mr->dom, mr->iova, mr->pa, mr->end - mr->start);
 remove_window:
 	phys_window_remove(ctx->phys, mr->pa);
 	return ret;
@@ -263,7 +263,7 @@ void mr_teardown(struct reg_space *rs, struct iovm_mr *mr)
 		cond_wait(&rs->idle, &rs->lock);
 	odp_forget(rs, mr);
 	mr_drop_pages(rs, mr, 0, mr->npages - 1);
-	iommu_unhold(mr->dom, mr->iova, pa_val(mr->pa), mr->end - mr->start);
+	iommu_unhold(mr->dom, mr->iova, mr->pa, mr->end - mr->start);
 	/* Waits out every device-side section: after it, nothing holds the MR or the window. */
 	phys_window_remove(ctx->phys, mr->pa);
 	iommu_domain_use(mr->dom, -1);
@@ -326,7 +326,7 @@ IOVM_API int iovm_mr_query(const struct iovm_mr *mr, struct iovm_mr_info *info)
 	*info = (struct iovm_mr_info){
 		.addr = (void *)mr->addr,
 		.len = mr->len,
-		.iova = IOVM_IOVA(mr->iova + (mr->addr - mr->start)),
+		.iova = iova_add(mr->iova, mr->addr - mr->start),
 		.lkey = mr->lkey,
 		.rkey = mr->rkey,
 		.access = mr->access,
@@ -353,6 +353,6 @@ IOVM_API int iovm_mr_iova(const struct iovm_mr *mr, const void *addr, size_t len
 	/* A range past the end of the address space is not inside it either. */
 	if (a + len < a || a < mr->addr || a + len > mr->addr + mr->len)
 		return -ERANGE;
-	*iova = IOVM_IOVA(mr->iova + (a - mr->start));
+	*iova = iova_add(mr->iova, a - mr->start);
 	return 0;
 }

@@ -60,7 +60,7 @@ static bool chunk_accessed(struct iovm_mr *mr, uint64_t c)
 	uint64_t first = c * ODP_CHUNK_PAGES, n = MIN((uint64_t)ODP_CHUNK_PAGES, mr->npages - first);
 	bool accessed = false, dirty = false;
 
-	iovm_domain_read_dirty(mr->dom, IOVM_IOVA(mr->iova + first * PG), n * PG, true, &accessed, &dirty);
+	iovm_domain_read_dirty(mr->dom, iova_add(mr->iova, first * PG), n * PG, true, &accessed, &dirty);
 	return accessed;
 }
 
@@ -243,12 +243,12 @@ int odp_fill(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t 
 }
 
 /* The on-demand MR of @dom holding @iova. Needs reg_space.lock. */
-static struct iovm_mr *mr_at(struct reg_space *rs, struct iovm_domain *dom, uint64_t iova)
+static struct iovm_mr *mr_at(struct reg_space *rs, struct iovm_domain *dom, iova_t iova)
 {
 	struct itree_node *n;
 
 	lock_assert_held(&rs->lock);
-	itree_for_each(n, &rs->by_iova, iova, iova) {
+	itree_for_each(n, &rs->by_iova, iova_val(iova), iova_val(iova)) {
 		struct iovm_mr *mr = container_of(n, struct iovm_mr, inode);
 
 		if (mr->dom == dom)
@@ -257,7 +257,7 @@ static struct iovm_mr *mr_at(struct reg_space *rs, struct iovm_domain *dom, uint
 	return NULL;
 }
 
-int odp_resolve(void *arg, struct iovm_domain *dom, uint64_t iova, unsigned access)
+int odp_resolve(void *arg, struct iovm_domain *dom, iova_t iova, unsigned access)
 {
 	struct reg_space *rs = arg;
 	struct iovm_mr *mr;
@@ -274,7 +274,7 @@ int odp_resolve(void *arg, struct iovm_domain *dom, uint64_t iova, unsigned acce
 		mutex_unlock(&rs->lock);
 		return -EACCES;
 	}
-	page = (iova - mr->iova) / PG;
+	page = iova_diff(iova, mr->iova) / PG;
 	first = align_down(page, ODP_CHUNK_PAGES);
 	last = MIN(first + ODP_CHUNK_PAGES, mr->npages) - 1;
 	ret = odp_fill(rs, mr, first, last);

@@ -182,7 +182,7 @@ static int lock_map_run(struct reg_space *rs, struct iovm_mr *mr, uint64_t i, ui
 			return ret;
 		}
 	}
-	ret = iommu_hold_map(mr->dom, mr->iova + i * PG, pa_val(mr->pa) + i * PG, len, mr->prot);
+	ret = iommu_hold_map(mr->dom, iova_add(mr->iova, i * PG), pa_add(mr->pa, i * PG), len, mr->prot);
 	if (ret) {
 		if (mr->locked) {
 			ranges_remove(&rs->locked, start, start + len, do_munlock, &undone);
@@ -225,7 +225,7 @@ static uint64_t drop_pages(struct reg_space *rs, struct iovm_mr *mr, uint64_t fi
 		uint64_t j = pages_find(mr, i, last, false) - 1;
 
 		pages_set(mr, i, j, false);
-		iommu_hold_unmap(mr->dom, mr->iova + i * PG, (j - i + 1) * PG);
+		iommu_hold_unmap(mr->dom, iova_add(mr->iova, i * PG), (j - i + 1) * PG);
 		if (mr->locked)
 			ranges_remove(&rs->locked, mr->start + i * PG, mr->start + (j + 1) * PG, do_munlock,
 				      &unlocked);

@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/addr.h"
+
 struct iovm_ctx;
 struct reg_space;
 
@@ -31,7 +33,7 @@ void reg_destroy(struct reg_space *rs);
  * yet: reg_key_grow() it, outside the section, and ask again.
  */
 int reg_key_iova(struct reg_space *rs, uint32_t key, uint64_t va, uint64_t len, unsigned access,
-		 const struct iovm_domain *dom, uint64_t *iova, uint64_t *contig);
+		 const struct iovm_domain *dom, iova_t *iova, uint64_t *contig);
 
 /*
  * reg_key_grow() - make the child of the implicit MR @key names that holds

@@ -79,7 +79,7 @@ struct iovm_mr {
 	uint32_t access;
 	uint32_t lkey, rkey;
 	pa_t pa;                  /* the window's PA of start */
-	uint64_t iova;            /* IOVA of start */
+	iova_t iova;              /* IOVA of start */
 	unsigned prot;            /* IOVM_MAP_* of the mapping */
 	bool watched;             /* registered with the monitor's userfaultfd: its events invalidate it */
 	bool monitored;           /* watched, and none of its pages can be replaced without an event */
@@ -286,7 +286,7 @@ extern _Atomic(rcache_test_hook) rcache_test_published;
  */
 typedef void (*odp_test_hook)(struct iovm_mr *mr, uint64_t first, uint64_t last);
 extern _Atomic(odp_test_hook) odp_test_between;
-int odp_resolve(void *arg, struct iovm_domain *dom, uint64_t iova, unsigned access);
+int odp_resolve(void *arg, struct iovm_domain *dom, iova_t iova, unsigned access);
 /*
  * Pin and map pages [first, last] of on-demand @mr (a fault, a prefetch).
  * Needs reg_space.lock, which it drops while faulting the pages in.

@@ -10,15 +10,52 @@
  * test base_addr_swap (check_addr_swap.sh), which compiles every case
  * again with the headers as they are now. Each case is "#elif SWAP_CASE
  * == N" on a line of its own: the checks count them so. A case number
- * with no case compiles like case 0.
+ * with no case compiles like case 0. Compiled with -Werror, as the
+ * library is: a pointer to the wrong address type is only a warning in C.
  */
 #include "base/addr.h"
+#include "iommu/iommu_internal.h"
 
 int probe(iova_t iova, pa_t pa, gpa_t gpa, hpa_t hpa, uint64_t raw);
 
+static int int_resolver(void *arg, struct iovm_domain *dom, uint64_t at, unsigned access)
+{
+	(void)arg, (void)dom, (void)at, (void)access;
+	return 0;
+}
+
+static int typed_resolver(void *arg, struct iovm_domain *dom, iova_t at, unsigned access)
+{
+	(void)arg, (void)dom, (void)at, (void)access;
+	return 0;
+}
+
+static void int_unmap(void *arg, uint64_t at, uint64_t len)
+{
+	(void)arg, (void)at, (void)len;
+}
+
+static void typed_unmap(void *arg, iova_t at, uint64_t len)
+{
+	(void)arg, (void)at, (void)len;
+}
+
 int probe(iova_t iova, pa_t pa, gpa_t gpa, hpa_t hpa, uint64_t raw)
 {
+	struct io_pgtable *pt = NULL;
+	struct iova_alloc *a = NULL;
+	struct iovm_domain *dom = NULL;
+	struct iommu_iotlb *t = NULL;
+	struct iommu_space *is = NULL;
+	struct iommu_mirror_ops ops = { 0 };
+	struct iommu_span span;
+	struct iovm_fault f;
+	struct pt_walk w;
+	pa_t pages[2] = { pa, pa };
+	uint64_t raw_pages[2] = { raw, raw };
 	int sum = 0;
+
+	(void)pages, (void)raw_pages, (void)int_resolver, (void)int_unmap;
 
 #if !defined(SWAP_CASE)
 #error "compile with -DSWAP_CASE=N"
@@ -42,12 +79,55 @@ int probe(iova_t iova, pa_t pa, gpa_t gpa, hpa_t hpa, uint64_t raw)
 	iova = iova + raw;                       /* ... and add through them */
 #elif SWAP_CASE == 10
 	sum += (int)pa_diff(pa, iova);           /* the distance between a PA and an IOVA */
+#elif SWAP_CASE == 11
+	sum += pt_map(pt, pa, iova, raw, 1, true, NULL);            /* page table: IOVA and PA swapped */
+#elif SWAP_CASE == 12
+	sum += pt_walk(pt, raw, &w);                                /* a plain integer for the IOVA walked */
+#elif SWAP_CASE == 13
+	sum += pt_map_pages(pt, iova, raw_pages, 2, 1, NULL);       /* integers for the pages' PAs */
+#elif SWAP_CASE == 14
+	sum += iova_free(a, pa, raw);                               /* the allocator given a PA back */
+#elif SWAP_CASE == 15
+	sum += iova_alloc(a, raw, 0, &pa);                          /* an IOVA allocated into a PA */
+#elif SWAP_CASE == 16
+	sum += iommu_hold_map(dom, pa, iova, raw, 1);               /* a registration's map, swapped */
+#elif SWAP_CASE == 17
+	sum += iommu_access(t, 0, raw, 1, &span, &f);               /* a device access at a plain integer */
+#elif SWAP_CASE == 18
+	sum += iommu_stage2_map(dom, pa, pa, NULL, raw, 1);         /* stage 2 mapped at a PA, not a GPA */
+#elif SWAP_CASE == 19
+	sum += domain_map_pa(dom, &iova, stage1_gpa(pa), NULL, raw, 1); /* a GPA where the table wants a PA */
+#elif SWAP_CASE == 20
+	shadow_check(dom, iova, raw, iova, 1);                      /* the oracle told an IOVA for the PA */
+#elif SWAP_CASE == 21
+	sum += iotlb_lookup(t, pa, 0) != NULL;                      /* an IOTLB looked up by PA */
+#elif SWAP_CASE == 22
+	iommu_set_resolver(is, int_resolver, NULL);                 /* a resolver of plain integers */
+#elif SWAP_CASE == 23
+	ops.unmap = int_unmap;                                      /* a mirror of plain integers */
+#elif SWAP_CASE == 24
+	sum += iommu_stage2_iova(pa).addr != 0;                     /* a PA read as a guest address */
 #else
 	/* Case 0, and any number without a case: every address of its own type. */
 	iova = iova_add(iova, raw);
 	sum += (int)iova_val(iova) + (int)pa_val(pa) + (int)gpa_val(gpa) + (int)hpa_val(hpa);
 	sum += iova_eq(iova, iova_make(raw)) + (int)pa_diff(pa, pa_make(raw));
+	sum += pt_map(pt, iova, pa, raw, 1, true, NULL);
+	sum += pt_walk(pt, iova, &w);
+	sum += pt_map_pages(pt, iova, pages, 2, 1, NULL);
+	sum += iova_free(a, iova, raw);
+	sum += iova_alloc(a, raw, 0, &iova);
+	sum += iommu_hold_map(dom, iova, pa, raw, 1);
+	sum += iommu_access(t, 0, iova, 1, &span, &f);
+	sum += iommu_stage2_map(dom, gpa, pa, NULL, raw, 1);
+	sum += domain_map_pa(dom, &iova, stage1_out(gpa), NULL, raw, 1);
+	shadow_check(dom, iova, raw, pa, 1);
+	sum += iotlb_lookup(t, iova, 0) != NULL;
+	iommu_set_resolver(is, typed_resolver, NULL);
+	ops.unmap = typed_unmap;
+	sum += iommu_stage2_iova(gpa).addr != 0;
 #endif
+	(void)ops;
 	(void)iova;
 	(void)pa;
 	(void)gpa;

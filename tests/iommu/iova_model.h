@@ -50,9 +50,9 @@ enum ivm_kind { IVM_RAW, IVM_STRICT, IVM_DEFERRED, IVM_KINDS };
 #define IVM_MAX_MAP 512                     /* pages one map takes: the buffer's 2 MiB */
 
 static const struct iova_range ivm_raw_holes[] = {
-	{ (IVM_RAW_BASE + 1000) << 12, (IVM_RAW_BASE + 1100) << 12 },
-	{ (IVM_RAW_BASE + 1050) << 12, (IVM_RAW_BASE + 1300) << 12 },  /* overlaps the first */
-	{ (IVM_RAW_BASE + 4000) << 12, (IVM_RAW_BASE + 5000) << 12 },  /* runs past the limit */
+	{ { (IVM_RAW_BASE + 1000) << 12 }, 100 << 12 },
+	{ { (IVM_RAW_BASE + 1050) << 12 }, 250 << 12 },  /* overlaps the first */
+	{ { (IVM_RAW_BASE + 4000) << 12 }, 1000 << 12 }, /* runs past the limit */
 };
 static const struct iovm_iova_range ivm_dom_holes[] = {
 	{ { 0x10000000 }, 0x100000 },
@@ -182,12 +182,17 @@ static void ivm_call_fn(void *arg)
 	struct ivm *v = c->v;
 
 	if (v->kind == IVM_RAW) {
-		if (c->op == 0)
-			c->ret = iova_alloc(&v->a, c->n, c->align, &c->page);
-		else if (c->op == 1)
-			c->ret = iova_reserve(&v->a, c->page, c->n);
-		else
-			c->ret = iova_free(&v->a, c->page, c->n);
+		/* The model counts pages; the allocator takes bytes. */
+		iova_t at = iova_make(c->page << 12);
+
+		if (c->op == 0) {
+			c->ret = iova_alloc(&v->a, c->n << 12, c->align << 12, &at);
+			c->page = iova_val(at) >> 12;
+		} else if (c->op == 1) {
+			c->ret = iova_reserve(&v->a, at, c->n << 12);
+		} else {
+			c->ret = iova_free(&v->a, at, c->n << 12);
+		}
 		return;
 	}
 	if (c->op == 2) {
@@ -221,7 +226,7 @@ static inline int ivm_open(struct ivm *v, enum ivm_kind kind, struct iovm_ctx *c
 	if (kind == IVM_RAW) {
 		v->lo = IVM_RAW_BASE;
 		v->hi = IVM_RAW_BASE + IVM_RAW_PAGES;
-		ret = iova_init(&v->a, v->lo << 12, v->hi << 12, ivm_raw_holes,
+		ret = iova_init(&v->a, iova_make(v->lo << 12), (v->hi - v->lo) << 12, ivm_raw_holes,
 				sizeof(ivm_raw_holes) / sizeof(ivm_raw_holes[0]));
 		ext_add(&v->holes, IVM_RAW_BASE + 1000, 300, 0, 0);
 		ext_add(&v->holes, IVM_RAW_BASE + 4000, 96, 0, 0);

@@ -169,7 +169,7 @@ static inline void pgm_leaf_ok(struct pgm *g, uint64_t iova, const struct pt_wal
 			       uint64_t *pages)
 {
 	uint64_t span = UINT64_C(1) << (w->shift - 12), start = align_down(iova >> 12, span);
-	uint64_t pa0 = w->pa - (iova & ((UINT64_C(1) << w->shift) - 1));
+	uint64_t pa0 = pa_val(w->pa) - (iova & ((UINT64_C(1) << w->shift) - 1));
 	unsigned prot = 0;
 
 	PGM_CHECK(g, w->shift == 12 || w->shift == 21 || w->shift == 30, "shift %u", w->shift);
@@ -189,8 +189,9 @@ struct pgm_cmp {
 	size_t i;
 };
 
-static inline int pgm_cmp_run(void *arg, uint64_t iova, uint64_t pa, uint64_t len, unsigned prot)
+static inline int pgm_cmp_run(void *arg, iova_t at, pa_t to, uint64_t len, unsigned prot)
 {
+	uint64_t iova = iova_val(at), pa = pa_val(to);
 	struct pgm_cmp *c = arg;
 	struct extent run;
 
@@ -233,7 +234,7 @@ static inline int pgm_do_map(struct pgm *g, uint64_t *page, uint64_t n, uint64_t
 			     bool huge)
 {
 	if (g->kind == PGM_PT)
-		return pt_map(&g->pt, *page << 12, pa, n << 12, prot, huge, NULL);
+		return pt_map(&g->pt, IOVM_IOVA(*page << 12), IOVM_PA(pa), n << 12, prot, huge, NULL);
 	{
 		iovm_iova_t at = any ? IOVM_IOVA_ANY : IOVM_IOVA(*page << 12);
 		int ret = iovm_domain_map(g->dom, &at, IOVM_PA(pa), n << 12, prot);
@@ -266,7 +267,8 @@ static inline void pgm_map(struct pgm *g, uint64_t page, uint64_t n, bool must)
 
 static inline void pgm_map_pages(struct pgm *g)
 {
-	uint64_t page, n, pas[600];
+	uint64_t page, n;
+	pa_t pas[600];
 	unsigned prot = 1 + (unsigned)pgm_take(g, 1) % 3;
 	bool any = g->kind != PGM_PT && !(pgm_take(g, 1) % 4);
 	int ret, want;
@@ -274,17 +276,17 @@ static inline void pgm_map_pages(struct pgm *g)
 	pgm_range(g, &page, &n, true);
 	n = MIN(n, 600);
 	for (uint64_t i = 0; i < n; i++)
-		pas[i] = g->kind == PGM_PT ? (pgm_take(g, 2) + 1) << 12
-					   : g->buf_pa + ((pgm_take(g, 2) % (PGM_BUF >> 12)) << 12);
+		pas[i] = pa_make(g->kind == PGM_PT ? (pgm_take(g, 2) + 1) << 12
+						   : g->buf_pa + ((pgm_take(g, 2) % (PGM_BUF >> 12)) << 12));
 	snprintf(g->what, sizeof(g->what), "map %" PRIu64 " scattered pages at %s%#" PRIx64 " prot %u", n,
 		 any ? "anywhere, not " : "", page << 12, prot);
 	want = !any && ext_count(&g->m, page, n) ? -EEXIST : 0;
 	if (g->kind == PGM_PT) {
-		ret = pt_map_pages(&g->pt, page << 12, pas, (unsigned)n, prot, NULL);
+		ret = pt_map_pages(&g->pt, IOVM_IOVA(page << 12), pas, (unsigned)n, prot, NULL);
 	} else {
 		iovm_iova_t at = any ? IOVM_IOVA_ANY : IOVM_IOVA(page << 12);
 
-		ret = iovm_domain_map_pages(g->dom, &at, (const iovm_pa_t *)pas, (unsigned)n, prot);
+		ret = iovm_domain_map_pages(g->dom, &at, pas, (unsigned)n, prot);
 		if (!ret)
 			page = at.addr >> 12;
 	}
@@ -292,7 +294,7 @@ static inline void pgm_map_pages(struct pgm *g)
 	if (!ret) {
 		PGM_CHECK(g, !ext_count(&g->m, page, n), "chose %#" PRIx64 ", which is mapped", page << 12);
 		for (uint64_t i = 0; i < n; i++)
-			ext_add(&g->m, page + i, 1, pas[i], prot);
+			ext_add(&g->m, page + i, 1, pa_val(pas[i]), prot);
 	}
 }
 
@@ -302,7 +304,7 @@ static inline void pgm_unmap(struct pgm *g, uint64_t page, uint64_t n)
 
 	snprintf(g->what, sizeof(g->what), "unmap %#" PRIx64 " +%#" PRIx64, page << 12, n << 12);
 	if (g->kind == PGM_PT) {
-		uint64_t got = pt_unmap(&g->pt, page << 12, n << 12, NULL, NULL, NULL);
+		uint64_t got = pt_unmap(&g->pt, IOVM_IOVA(page << 12), n << 12, NULL, NULL, NULL);
 
 		PGM_CHECK(g, got == want << 12, "unmapped %#" PRIx64 ", want %#" PRIx64, got, want << 12);
 	} else {
@@ -354,12 +356,12 @@ static inline void pgm_translate(struct pgm *g)
 	want = pgm_model_pa(g, page, &prot);
 	if (g->kind == PGM_PT) {
 		struct pt_walk w;
-		int ret = pt_walk(&g->pt, (page << 12) + off, &w);
+		int ret = pt_walk(&g->pt, IOVM_IOVA((page << 12) + off), &w);
 		uint64_t first, pages;
 
 		PGM_CHECK(g, ret == (want == UINT64_MAX ? -ENOENT : 0), "walk %d", ret);
 		if (!ret) {
-			PGM_CHECK(g, w.pa == want + off && w.prot == prot, "walk gave %#" PRIx64, w.pa);
+			PGM_CHECK(g, pa_val(w.pa) == want + off && w.prot == prot, "walk gave %#" PRIx64, pa_val(w.pa));
 			pgm_leaf_ok(g, (page << 12) + off, &w, &first, &pages);
 		}
 	} else {
@@ -386,7 +388,7 @@ static inline void pgm_access(struct pgm *g)
 	e = &g->m.e[pgm_take(g, 2) % g->m.nr];
 	page = e->page + pgm_take(g, 3) % e->n;
 	snprintf(g->what, sizeof(g->what), "device %s %#" PRIx64, write ? "writes" : "reads", page << 12);
-	PGM_CHECK(g, pt_walk(pgm_pt(g), page << 12, &w) == 0, "walk");
+	PGM_CHECK(g, pt_walk(pgm_pt(g), IOVM_IOVA(page << 12), &w) == 0, "walk");
 	pgm_leaf_ok(g, page << 12, &w, &first, &pages);
 	pt_mark(w.ptep, w.pte, write);
 	ext_ad(&g->m, first, pages, 1 | (write ? 2 : 0), true);
@@ -397,7 +399,7 @@ static inline void pgm_leaf_of(struct pgm *g, uint64_t page, uint64_t *first, ui
 {
 	struct pt_walk w;
 
-	PGM_CHECK(g, pt_walk(pgm_pt(g), page << 12, &w) == 0, "walk %#" PRIx64, page << 12);
+	PGM_CHECK(g, pt_walk(pgm_pt(g), IOVM_IOVA(page << 12), &w) == 0, "walk %#" PRIx64, page << 12);
 	pgm_leaf_ok(g, page << 12, &w, first, pages);
 }
 
@@ -413,7 +415,7 @@ static inline void pgm_read_dirty(struct pgm *g)
 	/* Bits are per leaf, and the model keeps them alike over each leaf: the pages' OR is the leaves'. */
 	want = ext_ad(&g->m, page, n, 0, true);
 	if (g->kind == PGM_PT) {
-		pt_read_ad(&g->pt, page << 12, n << 12, clear, &a, &d);
+		pt_read_ad(&g->pt, IOVM_IOVA(page << 12), n << 12, clear, &a, &d);
 	} else {
 		PGM_CHECK(g, iovm_domain_read_dirty(g->dom, IOVM_IOVA(page << 12), n << 12, clear, &a, &d) == 0,
 			  "read_dirty");
@@ -467,10 +469,10 @@ static inline void pgm_bad(struct pgm *g)
 	snprintf(g->what, sizeof(g->what), "bad input %u", which);
 	(void)page;
 	if (g->kind == PGM_PT) {
-		ret = pt_map(&g->pt, iovas[which], pa, lens[which], PT_PROT_READ, true, NULL);
+		ret = pt_map(&g->pt, IOVM_IOVA(iovas[which]), IOVM_PA(pa), lens[which], PT_PROT_READ, true, NULL);
 		PGM_CHECK(g, ret == -EINVAL || (which == 1 && lens[which]), "pt_map %d", ret);
-		PGM_CHECK(g, pt_map(&g->pt, page << 12, pa, SZ_4K, which == 4 ? 0 : 4, true, NULL) == -EINVAL, "prot");
-		PGM_CHECK(g, pt_unmap(&g->pt, (page << 12) + 8, SZ_4K, NULL, NULL, NULL) == 0, "unaligned unmap");
+		PGM_CHECK(g, pt_map(&g->pt, IOVM_IOVA(page << 12), IOVM_PA(pa), SZ_4K, which == 4 ? 0 : 4, true, NULL) == -EINVAL, "prot");
+		PGM_CHECK(g, pt_unmap(&g->pt, IOVM_IOVA((page << 12) + 8), SZ_4K, NULL, NULL, NULL) == 0, "unaligned unmap");
 	} else {
 		iovm_iova_t at = IOVM_IOVA(iovas[which]);
 

@@ -28,8 +28,9 @@ struct fake {
 	int fail_next; /* refuse the next map with this */
 };
 
-static int fake_map(void *arg, uint64_t iova, void *va, uint64_t len, bool write)
+static int fake_map(void *arg, iova_t at, void *va, uint64_t len, bool write)
 {
+	uint64_t iova = iova_val(at);
 	struct fake *f = arg;
 
 	CHECK(va != NULL);
@@ -47,8 +48,9 @@ static int fake_map(void *arg, uint64_t iova, void *va, uint64_t len, bool write
 	return 0;
 }
 
-static void fake_unmap(void *arg, uint64_t iova, uint64_t len)
+static void fake_unmap(void *arg, iova_t at, uint64_t len)
 {
+	uint64_t iova = iova_val(at);
 	struct fake *f = arg;
 
 	f->unmaps++;
@@ -126,8 +128,8 @@ TEST(maps_and_unmaps_mirrored)
 	iovm_iova_t a, b;
 	uint8_t *buf = iovm_dma_alloc(ctx, 64 * 4096, 4096, 0), *early = iovm_dma_alloc(ctx, 4096, 4096, 0);
 	/* What the other IOMMU can map: below 4 GiB but its MSI window, and [8 GiB, 16 GiB). */
-	struct iommu_iova_range usable[] = { { 0x1000, 0xfedfffff }, { 0xfef00000, 0xffffffff },
-					     { 0x200000000, 0x3ffffffff } };
+	struct iommu_iova_range usable[] = { { { 0x1000 }, 0xfedff000 }, { { 0xfef00000 }, 0x1100000 },
+					     { { 0x200000000 }, 0x200000000 } };
 
 	CHECK_OK(iovm_domain_create(ctx, NULL, &dom));
 	/*
@@ -396,8 +398,9 @@ TEST(bad_mirror)
 	struct iovm_domain *dom, *vdom;
 	struct fake f = { 0 };
 	struct iommu_mirror_ops half = { .map = fake_map };
-	struct iommu_iova_range backwards[] = { { 0x200000, 0x100000 } };
-	struct iommu_iova_range unordered[] = { { 0x100000000, 0x1ffffffff }, { 0x1000, 0xffff } };
+	struct iommu_iova_range empty[] = { { { 0x200000 }, 0 } };
+	struct iommu_iova_range past_the_top[] = { { { UINT64_MAX - 0xfff }, 0x2000 } };
+	struct iommu_iova_range unordered[] = { { { 0x100000000 }, 0x100000000 }, { { 0x1000 }, 0xf000 } };
 	uint8_t *p = iovm_dma_alloc(ctx, 4096, 4096, 0);
 	iovm_iova_t at = IOVM_IOVA(0x300000000);
 
@@ -407,7 +410,8 @@ TEST(bad_mirror)
 	CHECK_EQ(iommu_domain_mirror(dom, NULL, &f, NULL, 0), -EINVAL);
 	CHECK_EQ(iommu_domain_mirror(dom, &half, &f, NULL, 0), -EINVAL);
 	CHECK_EQ(iommu_domain_mirror(dom, &fake_ops, &f, NULL, 1), -EINVAL);
-	CHECK_EQ(iommu_domain_mirror(dom, &fake_ops, &f, backwards, 1), -EINVAL);
+	CHECK_EQ(iommu_domain_mirror(dom, &fake_ops, &f, empty, 1), -EINVAL);
+	CHECK_EQ(iommu_domain_mirror(dom, &fake_ops, &f, past_the_top, 1), -EINVAL);
 	CHECK_EQ(iommu_domain_mirror(dom, &fake_ops, &f, unordered, 2), -EINVAL);
 	CHECK_EQ(iommu_domain_mirror(vdom, &fake_ops, &f, NULL, 0), -EOPNOTSUPP);
 	/* A mapping where the other IOMMU cannot map: the mirror is refused. */

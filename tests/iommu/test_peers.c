@@ -38,8 +38,8 @@ static void walks_to(struct io_pgtable *pt, uint64_t iova, uint64_t pa, unsigned
 {
 	struct pt_walk w;
 
-	CHECK_MSG(pt_walk(pt, iova, &w) == 0, "%#" PRIx64 " not mapped", iova);
-	CHECK_EQ(w.pa, pa);
+	CHECK_MSG(pt_walk(pt, IOVM_IOVA(iova), &w) == 0, "%#" PRIx64 " not mapped", iova);
+	CHECK_EQ(pa_val(w.pa), pa);
 	CHECK_EQ(w.prot, prot);
 }
 
@@ -47,7 +47,7 @@ static void walks_nowhere(struct io_pgtable *pt, uint64_t iova)
 {
 	struct pt_walk w;
 
-	CHECK_EQ(pt_walk(pt, iova, &w), -ENOENT);
+	CHECK_EQ(pt_walk(pt, IOVM_IOVA(iova), &w), -ENOENT);
 }
 
 /* io-pgtable: the whole selftest sequence on the bare page table, with PA == IOVA. */
@@ -61,24 +61,24 @@ TEST(lpae_selftest_sequence)
 	for (unsigned i = 0; i < 3; i++) {
 		uint64_t iova = (uint64_t)(i + 1) << 30;
 
-		CHECK_OK(pt_map(&pt, iova, iova, sizes[i], PTRW, true, NULL));
-		CHECK_EQ(pt_map(&pt, iova, iova + sizes[i], sizes[i], PT_PROT_READ, true, NULL), -EEXIST);
+		CHECK_OK(pt_map(&pt, IOVM_IOVA(iova), IOVM_PA(iova), sizes[i], PTRW, true, NULL));
+		CHECK_EQ(pt_map(&pt, IOVM_IOVA(iova), IOVM_PA(iova + sizes[i]), sizes[i], PT_PROT_READ, true, NULL), -EEXIST);
 		walks_to(&pt, iova + 42, iova + 42, PTRW);
 		CHECK_EQ(pt.leaves[i], 1);
 	}
 	/* The smallest page out of the 2 MiB block, then mapped again elsewhere. */
-	CHECK_EQ(pt_unmap(&pt, (UINT64_C(2) << 30) + SZ_4K, SZ_4K, NULL, NULL, NULL), SZ_4K);
+	CHECK_EQ(pt_unmap(&pt, IOVM_IOVA((UINT64_C(2) << 30) + SZ_4K), SZ_4K, NULL, NULL, NULL), SZ_4K);
 	walks_nowhere(&pt, (UINT64_C(2) << 30) + SZ_4K);
-	CHECK_OK(pt_map(&pt, (UINT64_C(2) << 30) + SZ_4K, SZ_4K, SZ_4K, PT_PROT_READ, true, NULL));
+	CHECK_OK(pt_map(&pt, IOVM_IOVA((UINT64_C(2) << 30) + SZ_4K), IOVM_PA(SZ_4K), SZ_4K, PT_PROT_READ, true, NULL));
 	walks_to(&pt, (UINT64_C(2) << 30) + SZ_4K + 42, SZ_4K + 42, PT_PROT_READ);
 	walks_to(&pt, (UINT64_C(2) << 30) + 2 * SZ_4K + 42, (UINT64_C(2) << 30) + 2 * SZ_4K + 42, PTRW);
 	/* Every block unmapped whole (the split one too), gone, mapped again write-only. */
 	for (unsigned i = 0; i < 3; i++) {
 		uint64_t iova = (uint64_t)(i + 1) << 30;
 
-		CHECK_EQ(pt_unmap(&pt, iova, sizes[i], NULL, NULL, NULL), sizes[i]);
+		CHECK_EQ(pt_unmap(&pt, IOVM_IOVA(iova), sizes[i], NULL, NULL, NULL), sizes[i]);
 		walks_nowhere(&pt, iova + 42);
-		CHECK_OK(pt_map(&pt, iova, iova, sizes[i], PT_PROT_WRITE, true, NULL));
+		CHECK_OK(pt_map(&pt, IOVM_IOVA(iova), IOVM_PA(iova), sizes[i], PT_PROT_WRITE, true, NULL));
 		walks_to(&pt, iova + 42, iova + 42, PT_PROT_WRITE);
 	}
 	CHECK_EQ(pt.leaves[0] + pt.leaves[1] + pt.leaves[2], 3); /* one leaf each, the split one whole again */
@@ -152,7 +152,7 @@ TEST(gpt_map_every_size_once)
 	for (unsigned i = 0; i < 3; i++) {
 		at = align_up(at, sizes[i]);
 		where[i] = at;
-		CHECK_OK(pt_map(&pt, at, pa, sizes[i], PTRW, true, NULL));
+		CHECK_OK(pt_map(&pt, IOVM_IOVA(at), IOVM_PA(pa), sizes[i], PTRW, true, NULL));
 		for (uint64_t off = 0; off < sizes[i]; off += sizes[i] > SZ_2M ? SZ_2M + SZ_4K : SZ_4K)
 			walks_to(&pt, at + off, pa + off, PTRW);
 		at += sizes[i];
@@ -160,7 +160,7 @@ TEST(gpt_map_every_size_once)
 	for (unsigned i = 0; i < 3; i++)
 		CHECK_EQ(pt.leaves[i], 1);
 	for (unsigned i = 0; i < 3; i++)
-		CHECK_EQ(pt_unmap(&pt, where[i], sizes[i], NULL, NULL, NULL), sizes[i]);
+		CHECK_EQ(pt_unmap(&pt, IOVM_IOVA(where[i]), sizes[i], NULL, NULL, NULL), sizes[i]);
 	CHECK_EQ(pt.leaves[0] + pt.leaves[1] + pt.leaves[2], 0);
 	pt_destroy(&pt);
 }
@@ -178,20 +178,20 @@ TEST(gpt_region_in_pieces_then_whole)
 	CHECK_OK(pt_init(&pt));
 	for (unsigned i = 0; i < 3; i++) {
 		for (uint64_t off = 0; off < SZ_1G; off += sizes[i])
-			CHECK_OK(pt_map(&pt, at + off, pa + off, sizes[i], PTRW, true, NULL));
+			CHECK_OK(pt_map(&pt, IOVM_IOVA(at + off), IOVM_PA(pa + off), sizes[i], PTRW, true, NULL));
 		CHECK_EQ(pt.leaves[i], SZ_1G / sizes[i]);
 		walks_to(&pt, at + SZ_1G - 1, pa + SZ_1G - 1, PTRW);
-		CHECK_EQ(pt_unmap(&pt, at, SZ_1G, NULL, NULL, NULL), SZ_1G);
+		CHECK_EQ(pt_unmap(&pt, IOVM_IOVA(at), SZ_1G, NULL, NULL, NULL), SZ_1G);
 		CHECK_EQ(pt.leaves[0] + pt.leaves[1] + pt.leaves[2], 0);
 	}
 	/* A page mapped and unmapped in each 2 MiB of the gigabyte: tables left, empty. */
 	for (uint64_t off = 0; off < SZ_1G; off += SZ_2M * 64) {
-		CHECK_OK(pt_map(&pt, at + off + SZ_4K, pa, SZ_4K, PTRW, true, NULL));
-		CHECK_EQ(pt_unmap(&pt, at + off + SZ_4K, SZ_4K, NULL, NULL, NULL), SZ_4K);
+		CHECK_OK(pt_map(&pt, IOVM_IOVA(at + off + SZ_4K), IOVM_PA(pa), SZ_4K, PTRW, true, NULL));
+		CHECK_EQ(pt_unmap(&pt, IOVM_IOVA(at + off + SZ_4K), SZ_4K, NULL, NULL, NULL), SZ_4K);
 	}
-	CHECK_OK(pt_map(&pt, at, pa, SZ_1G, PTRW, true, NULL));
+	CHECK_OK(pt_map(&pt, IOVM_IOVA(at), IOVM_PA(pa), SZ_1G, PTRW, true, NULL));
 	CHECK_EQ(pt.leaves[2], 1);
-	CHECK_EQ(pt_unmap(&pt, at, SZ_1G, NULL, NULL, NULL), SZ_1G);
+	CHECK_EQ(pt_unmap(&pt, IOVM_IOVA(at), SZ_1G, NULL, NULL, NULL), SZ_1G);
 	pt_reclaim(&pt);
 	CHECK_EQ(pt.nr_tables, 2); /* the root and the table of its 512 GiB: the empty ones went */
 	pt_destroy(&pt);
@@ -210,12 +210,12 @@ TEST(gpt_small_unmap_at_a_large_start)
 	CHECK_OK(pt_init(&pt));
 	for (unsigned small = 0; small < 3; small++) {
 		for (unsigned large = small + 1; large < 3; large++) {
-			CHECK_OK(pt_map(&pt, at, pa, sizes[large], PTRW, true, NULL));
-			CHECK_EQ(pt_unmap(&pt, at, sizes[small], NULL, NULL, NULL), sizes[small]);
+			CHECK_OK(pt_map(&pt, IOVM_IOVA(at), IOVM_PA(pa), sizes[large], PTRW, true, NULL));
+			CHECK_EQ(pt_unmap(&pt, IOVM_IOVA(at), sizes[small], NULL, NULL, NULL), sizes[small]);
 			walks_nowhere(&pt, at);
 			walks_to(&pt, at + sizes[small], pa + sizes[small], PTRW);
 			walks_to(&pt, at + sizes[large] - 1, pa + sizes[large] - 1, PTRW);
-			CHECK_EQ(pt_unmap(&pt, at, sizes[large], NULL, NULL, NULL), sizes[large] - sizes[small]);
+			CHECK_EQ(pt_unmap(&pt, IOVM_IOVA(at), sizes[large], NULL, NULL, NULL), sizes[large] - sizes[small]);
 		}
 	}
 	pt_destroy(&pt);

@@ -17,8 +17,8 @@ static void expect(struct io_pgtable *pt, uint64_t iova, uint64_t pa, unsigned s
 {
 	struct pt_walk w;
 
-	CHECK_MSG(pt_walk(pt, iova, &w) == 0, "iova %#lx not mapped", (unsigned long)iova);
-	CHECK_EQ(w.pa, pa);
+	CHECK_MSG(pt_walk(pt, IOVM_IOVA(iova), &w) == 0, "iova %#lx not mapped", (unsigned long)iova);
+	CHECK_EQ(pa_val(w.pa), pa);
 	CHECK_EQ(w.shift, shift);
 	CHECK_EQ(w.prot, prot);
 }
@@ -27,7 +27,7 @@ static void unmapped(struct io_pgtable *pt, uint64_t iova)
 {
 	struct pt_walk w;
 
-	CHECK_EQ(pt_walk(pt, iova, &w), -ENOENT);
+	CHECK_EQ(pt_walk(pt, IOVM_IOVA(iova), &w), -ENOENT);
 }
 
 TEST(leaf_sizes)
@@ -37,7 +37,7 @@ TEST(leaf_sizes)
 
 	CHECK_OK(pt_init(&pt));
 	/* 1 GiB + 2 MiB + 4 KiB, all aligned: one leaf of each size. */
-	CHECK_OK(pt_map(&pt, iova, pa, SZ_1G + SZ_2M + SZ_4K, RW, true, NULL));
+	CHECK_OK(pt_map(&pt, IOVM_IOVA(iova), IOVM_PA(pa), SZ_1G + SZ_2M + SZ_4K, RW, true, NULL));
 	CHECK_EQ(pt.leaves[2], 1);
 	CHECK_EQ(pt.leaves[1], 1);
 	CHECK_EQ(pt.leaves[0], 1);
@@ -47,11 +47,11 @@ TEST(leaf_sizes)
 	unmapped(&pt, iova + SZ_1G + SZ_2M + SZ_4K);
 	unmapped(&pt, iova - 1);
 	/* Without huge leaves: 4 KiB leaves only. */
-	CHECK_OK(pt_map(&pt, UINT64_C(8) << 30, pa, SZ_2M, PT_PROT_READ, false, NULL));
+	CHECK_OK(pt_map(&pt, IOVM_IOVA(UINT64_C(8) << 30), IOVM_PA(pa), SZ_2M, PT_PROT_READ, false, NULL));
 	CHECK_EQ(pt.leaves[0], 1 + 512);
 	expect(&pt, (UINT64_C(8) << 30) + (UINT64_C(1) << 20), pa + (UINT64_C(1) << 20), 12, PT_PROT_READ);
 	/* Misaligned PA for a huge leaf: smaller leaves. */
-	CHECK_OK(pt_map(&pt, UINT64_C(16) << 30, pa + SZ_4K, SZ_2M, RW, true, NULL));
+	CHECK_OK(pt_map(&pt, IOVM_IOVA(UINT64_C(16) << 30), IOVM_PA(pa + SZ_4K), SZ_2M, RW, true, NULL));
 	expect(&pt, (UINT64_C(16) << 30) + SZ_4K, pa + 2 * SZ_4K, 12, RW);
 	pt_destroy(&pt);
 }
@@ -59,42 +59,42 @@ TEST(leaf_sizes)
 TEST(bad_input_and_overlap)
 {
 	struct io_pgtable pt;
-	uint64_t pages[4] = { 0x10000, 0x30000, 0x20000, 0x50000 };
+	pa_t pages[4] = { { 0x10000 }, { 0x30000 }, { 0x20000 }, { 0x50000 } };
 	uint64_t tables;
 
 	CHECK_OK(pt_init(&pt));
-	CHECK_EQ(pt_map(&pt, 0x1001, 0x2000, SZ_4K, RW, true, NULL), -EINVAL);
-	CHECK_EQ(pt_map(&pt, 0x1000, 0x2001, SZ_4K, RW, true, NULL), -EINVAL);
-	CHECK_EQ(pt_map(&pt, 0x1000, 0x2000, 0, RW, true, NULL), -EINVAL);
-	CHECK_EQ(pt_map(&pt, 0x1000, 0x2000, SZ_4K, 0, true, NULL), -EINVAL);
-	CHECK_EQ(pt_map(&pt, 0x1000, 0x2000, SZ_4K, 8, true, NULL), -EINVAL);
-	CHECK_EQ(pt_map(&pt, (UINT64_C(1) << 48) - SZ_4K, 0, SZ_2M, RW, true, NULL), -EINVAL);
-	CHECK_EQ(pt_map_pages(&pt, 0x1000, NULL, 1, RW, NULL), -EINVAL);
-	pages[1] |= 1;
-	CHECK_EQ(pt_map_pages(&pt, 0x1000, pages, 4, RW, NULL), -EINVAL);
-	pages[1] &= ~UINT64_C(1);
+	CHECK_EQ(pt_map(&pt, IOVM_IOVA(0x1001), IOVM_PA(0x2000), SZ_4K, RW, true, NULL), -EINVAL);
+	CHECK_EQ(pt_map(&pt, IOVM_IOVA(0x1000), IOVM_PA(0x2001), SZ_4K, RW, true, NULL), -EINVAL);
+	CHECK_EQ(pt_map(&pt, IOVM_IOVA(0x1000), IOVM_PA(0x2000), 0, RW, true, NULL), -EINVAL);
+	CHECK_EQ(pt_map(&pt, IOVM_IOVA(0x1000), IOVM_PA(0x2000), SZ_4K, 0, true, NULL), -EINVAL);
+	CHECK_EQ(pt_map(&pt, IOVM_IOVA(0x1000), IOVM_PA(0x2000), SZ_4K, 8, true, NULL), -EINVAL);
+	CHECK_EQ(pt_map(&pt, IOVM_IOVA((UINT64_C(1) << 48) - SZ_4K), IOVM_PA(0), SZ_2M, RW, true, NULL), -EINVAL);
+	CHECK_EQ(pt_map_pages(&pt, IOVM_IOVA(0x1000), NULL, 1, RW, NULL), -EINVAL);
+	pages[1].addr |= 1;
+	CHECK_EQ(pt_map_pages(&pt, IOVM_IOVA(0x1000), pages, 4, RW, NULL), -EINVAL);
+	pages[1].addr &= ~UINT64_C(1);
 
-	CHECK_OK(pt_map(&pt, 0x200000 + 0x3000, 0x7000, SZ_4K, RW, true, NULL));
+	CHECK_OK(pt_map(&pt, IOVM_IOVA(0x200000 + 0x3000), IOVM_PA(0x7000), SZ_4K, RW, true, NULL));
 	tables = pt.nr_tables;
 	/* Overlapping the page at 0x203000: refused, and nothing of it stays. */
-	CHECK_EQ(pt_map(&pt, 0x200000, 0x100000, 16 * SZ_4K, RW, true, NULL), -EEXIST);
+	CHECK_EQ(pt_map(&pt, IOVM_IOVA(0x200000), IOVM_PA(0x100000), 16 * SZ_4K, RW, true, NULL), -EEXIST);
 	unmapped(&pt, 0x200000);
 	unmapped(&pt, 0x202000);
 	unmapped(&pt, 0x204000);
 	expect(&pt, 0x203000, 0x7000, 12, RW);
 	CHECK_EQ(pt.leaves[0], 1);
-	CHECK_EQ(pt_map_pages(&pt, 0x201000, pages, 4, RW, NULL), -EEXIST);
+	CHECK_EQ(pt_map_pages(&pt, IOVM_IOVA(0x201000), pages, 4, RW, NULL), -EEXIST);
 	unmapped(&pt, 0x201000);
 	unmapped(&pt, 0x202000);
 	CHECK_EQ(pt.leaves[0], 1);
 	CHECK_EQ(pt.nr_tables, tables);
 	/* A huge leaf where anything is mapped is refused too. */
-	CHECK_OK(pt_map(&pt, UINT64_C(1) << 30, 0, SZ_2M, RW, true, NULL));
-	CHECK_EQ(pt_map(&pt, (UINT64_C(1) << 30) + SZ_4K, 0, SZ_4K, RW, true, NULL), -EEXIST);
-	CHECK_OK(pt_map_pages(&pt, 0x400000, pages, 4, PT_PROT_READ, NULL));
+	CHECK_OK(pt_map(&pt, IOVM_IOVA(UINT64_C(1) << 30), IOVM_PA(0), SZ_2M, RW, true, NULL));
+	CHECK_EQ(pt_map(&pt, IOVM_IOVA((UINT64_C(1) << 30) + SZ_4K), IOVM_PA(0), SZ_4K, RW, true, NULL), -EEXIST);
+	CHECK_OK(pt_map_pages(&pt, IOVM_IOVA(0x400000), pages, 4, PT_PROT_READ, NULL));
 	for (int i = 0; i < 4; i++)
-		expect(&pt, 0x400000 + (uint64_t)i * SZ_4K + 8, pages[i] + 8, 12, PT_PROT_READ);
-	CHECK_EQ(pt_unmap(&pt, 0x1001, SZ_4K, NULL, NULL, NULL), 0);
+		expect(&pt, 0x400000 + (uint64_t)i * SZ_4K + 8, pa_val(pages[i]) + 8, 12, PT_PROT_READ);
+	CHECK_EQ(pt_unmap(&pt, IOVM_IOVA(0x1001), SZ_4K, NULL, NULL, NULL), 0);
 	pt_destroy(&pt);
 }
 
@@ -104,16 +104,16 @@ struct pieces {
 	uint64_t last_iova;
 };
 
-static void collect(void *arg, uint64_t iova, uint64_t pa, uint64_t len, iopte_t pte)
+static void collect(void *arg, iova_t iova, pa_t pa, uint64_t len, iopte_t pte)
 {
 	struct pieces *p = arg;
 
 	(void)pa;
 	(void)pte;
-	CHECK(p->n == 0 || iova > p->last_iova); /* in IOVA order */
+	CHECK(p->n == 0 || iova_val(iova) > p->last_iova); /* in IOVA order */
 	p->bytes += len;
 	p->n++;
-	p->last_iova = iova;
+	p->last_iova = iova_val(iova);
 }
 
 TEST(partial_unmap_splits)
@@ -123,10 +123,10 @@ TEST(partial_unmap_splits)
 	struct pieces p = { 0 };
 
 	CHECK_OK(pt_init(&pt));
-	CHECK_OK(pt_map(&pt, iova, pa, SZ_1G, RW, true, NULL));
+	CHECK_OK(pt_map(&pt, IOVM_IOVA(iova), IOVM_PA(pa), SZ_1G, RW, true, NULL));
 	CHECK_EQ(pt.leaves[2], 1);
 	/* One 4 KiB page out of a 1 GiB leaf: split to 2 MiB, then to 4 KiB. */
-	CHECK_EQ(pt_unmap(&pt, iova + SZ_2M * 3 + SZ_4K * 5, SZ_4K, collect, &p, NULL), SZ_4K);
+	CHECK_EQ(pt_unmap(&pt, IOVM_IOVA(iova + SZ_2M * 3 + SZ_4K * 5), SZ_4K, collect, &p, NULL), SZ_4K);
 	CHECK_EQ(p.n, 1);
 	CHECK_EQ(pt.splits, 2);
 	CHECK_EQ(pt.leaves[2], 0);
@@ -138,7 +138,7 @@ TEST(partial_unmap_splits)
 	expect(&pt, iova + SZ_2M * 100 + 1, pa + SZ_2M * 100 + 1, 21, RW);
 	/* Unmapping the rest reports every piece, largest leaves whole. */
 	p = (struct pieces){ 0 };
-	CHECK_EQ(pt_unmap(&pt, iova, SZ_1G, collect, &p, NULL), SZ_1G - SZ_4K);
+	CHECK_EQ(pt_unmap(&pt, IOVM_IOVA(iova), SZ_1G, collect, &p, NULL), SZ_1G - SZ_4K);
 	CHECK_EQ(p.bytes, SZ_1G - SZ_4K);
 	CHECK_EQ(p.n, 511 + 511);
 	CHECK_EQ(pt.leaves[0] + pt.leaves[1] + pt.leaves[2], 0);
@@ -155,37 +155,37 @@ TEST(accessed_dirty)
 	bool a, d;
 
 	CHECK_OK(pt_init(&pt));
-	CHECK_OK(pt_map(&pt, 0x100000, 0x500000, 16 * SZ_4K, RW, true, NULL));
-	pt_read_ad(&pt, 0x100000, 16 * SZ_4K, false, &a, &d);
+	CHECK_OK(pt_map(&pt, IOVM_IOVA(0x100000), IOVM_PA(0x500000), 16 * SZ_4K, RW, true, NULL));
+	pt_read_ad(&pt, IOVM_IOVA(0x100000), 16 * SZ_4K, false, &a, &d);
 	CHECK(!a && !d);
-	CHECK_OK(pt_walk(&pt, 0x103000, &w));
+	CHECK_OK(pt_walk(&pt, IOVM_IOVA(0x103000), &w));
 	pt_mark(w.ptep, w.pte, false);
-	pt_read_ad(&pt, 0x100000, 16 * SZ_4K, false, &a, &d);
+	pt_read_ad(&pt, IOVM_IOVA(0x100000), 16 * SZ_4K, false, &a, &d);
 	CHECK(a && !d);
-	CHECK_OK(pt_walk(&pt, 0x105000, &w));
+	CHECK_OK(pt_walk(&pt, IOVM_IOVA(0x105000), &w));
 	pt_mark(w.ptep, w.pte, true);
-	pt_read_ad(&pt, 0x105000, SZ_4K, true, &a, &d);
+	pt_read_ad(&pt, IOVM_IOVA(0x105000), SZ_4K, true, &a, &d);
 	CHECK(a && d);
-	pt_read_ad(&pt, 0x105000, SZ_4K, false, &a, &d);
+	pt_read_ad(&pt, IOVM_IOVA(0x105000), SZ_4K, false, &a, &d);
 	CHECK(!a && !d);
 	/* Splitting keeps the bits. */
-	CHECK_OK(pt_map(&pt, SZ_1G, 0, SZ_2M, RW, true, NULL));
-	CHECK_OK(pt_walk(&pt, SZ_1G, &w));
+	CHECK_OK(pt_map(&pt, IOVM_IOVA(SZ_1G), IOVM_PA(0), SZ_2M, RW, true, NULL));
+	CHECK_OK(pt_walk(&pt, IOVM_IOVA(SZ_1G), &w));
 	pt_mark(w.ptep, w.pte, true);
-	CHECK_EQ(pt_unmap(&pt, SZ_1G, SZ_4K, NULL, NULL, NULL), SZ_4K);
-	pt_read_ad(&pt, SZ_1G + SZ_4K * 7, SZ_4K, false, &a, &d);
+	CHECK_EQ(pt_unmap(&pt, IOVM_IOVA(SZ_1G), SZ_4K, NULL, NULL, NULL), SZ_4K);
+	pt_read_ad(&pt, IOVM_IOVA(SZ_1G + SZ_4K * 7), SZ_4K, false, &a, &d);
 	CHECK(a && d);
 	/*
 	 * A device marks only the leaf it walked: an entry an unmap cleared
 	 * under it stays clear, and the leaf mapped there next stays unmarked.
 	 */
-	CHECK_OK(pt_walk(&pt, 0x10a000, &w));
-	CHECK_EQ(pt_unmap(&pt, 0x10a000, SZ_4K, NULL, NULL, NULL), SZ_4K);
+	CHECK_OK(pt_walk(&pt, IOVM_IOVA(0x10a000), &w));
+	CHECK_EQ(pt_unmap(&pt, IOVM_IOVA(0x10a000), SZ_4K, NULL, NULL, NULL), SZ_4K);
 	pt_mark(w.ptep, w.pte, true);
 	CHECK_EQ(atomic_load(w.ptep), 0);
-	CHECK_OK(pt_map(&pt, 0x10a000, 0x900000, SZ_4K, RW, true, NULL));
+	CHECK_OK(pt_map(&pt, IOVM_IOVA(0x10a000), IOVM_PA(0x900000), SZ_4K, RW, true, NULL));
 	pt_mark(w.ptep, w.pte, true);
-	pt_read_ad(&pt, 0x10a000, SZ_4K, false, &a, &d);
+	pt_read_ad(&pt, IOVM_IOVA(0x10a000), SZ_4K, false, &a, &d);
 	CHECK(!a && !d);
 	pt_destroy(&pt);
 }
@@ -219,7 +219,7 @@ TEST(against_model)
 			}
 			for (uint64_t i = 0; i < n; i++)
 				free &= !model[first + i];
-			ret = pt_map(&pt, base + (first << 12), pa, n << 12, RW, true, NULL);
+			ret = pt_map(&pt, IOVM_IOVA(base + (first << 12)), IOVM_PA(pa), n << 12, RW, true, NULL);
 			CHECK_EQ(ret, free ? 0 : -EEXIST);
 			if (!ret)
 				for (uint64_t i = 0; i < n; i++)
@@ -229,17 +229,17 @@ TEST(against_model)
 
 			for (uint64_t i = 0; i < n; i++)
 				expect_bytes += model[first + i] ? SZ_4K : 0;
-			CHECK_EQ(pt_unmap(&pt, base + (first << 12), n << 12, NULL, NULL, NULL), expect_bytes);
+			CHECK_EQ(pt_unmap(&pt, IOVM_IOVA(base + (first << 12)), n << 12, NULL, NULL, NULL), expect_bytes);
 			memset(&model[first], 0, n * sizeof(model[0]));
 		}
 		if (it % 50 == 0) {
 			for (uint64_t i = 0; i < MODEL_PAGES; i += 1 + test_rand(&seed) % 7) {
 				struct pt_walk w;
-				int ret = pt_walk(&pt, base + (i << 12) + 100, &w);
+				int ret = pt_walk(&pt, IOVM_IOVA(base + (i << 12) + 100), &w);
 
 				CHECK_EQ(ret, model[i] ? 0 : -ENOENT);
 				if (!ret)
-					CHECK_EQ(w.pa, model[i] - 1 + 100);
+					CHECK_EQ(pa_val(w.pa), model[i] - 1 + 100);
 			}
 		}
 		if (it % 500 == 0)
@@ -262,30 +262,30 @@ TEST(huge_leaf_over_an_empty_table)
 
 	CHECK_OK(pt_init(&pt));
 	/* A 4 KiB page inside a 2 MiB region, gone again: its table stays. */
-	CHECK_OK(pt_map(&pt, iova + SZ_4K, pa, SZ_4K, RW, true, NULL));
-	CHECK_EQ(pt_unmap(&pt, iova + SZ_4K, SZ_4K, NULL, NULL, NULL), SZ_4K);
+	CHECK_OK(pt_map(&pt, IOVM_IOVA(iova + SZ_4K), IOVM_PA(pa), SZ_4K, RW, true, NULL));
+	CHECK_EQ(pt_unmap(&pt, IOVM_IOVA(iova + SZ_4K), SZ_4K, NULL, NULL, NULL), SZ_4K);
 	tables = pt.nr_tables;
-	CHECK_OK(pt_map(&pt, iova, pa, SZ_2M, RW, true, NULL));
+	CHECK_OK(pt_map(&pt, IOVM_IOVA(iova), IOVM_PA(pa), SZ_2M, RW, true, NULL));
 	CHECK_EQ(pt.leaves[1], 1);
 	CHECK_EQ(pt.leaves[0], 0);
 	expect(&pt, iova + 5, pa + 5, 21, RW);
 	/* The empty table was retired: freed at the next reclaim. */
 	pt_reclaim(&pt);
 	CHECK_EQ(pt.nr_tables, tables - 1);
-	CHECK_EQ(pt_unmap(&pt, iova, SZ_2M, NULL, NULL, NULL), SZ_2M);
+	CHECK_EQ(pt_unmap(&pt, IOVM_IOVA(iova), SZ_2M, NULL, NULL, NULL), SZ_2M);
 	/* A 1 GiB region whose table holds only empty tables. */
-	CHECK_OK(pt_map(&pt, iova + SZ_2M * 7, pa, SZ_4K, RW, true, NULL));
-	CHECK_OK(pt_map(&pt, iova + SZ_2M * 9, pa, SZ_2M, RW, true, NULL));
-	CHECK_EQ(pt_unmap(&pt, iova + SZ_2M * 7, SZ_4K, NULL, NULL, NULL), SZ_4K);
-	CHECK_EQ(pt_unmap(&pt, iova + SZ_2M * 9, SZ_2M, NULL, NULL, NULL), SZ_2M);
-	CHECK_OK(pt_map(&pt, iova, pa, SZ_1G, RW, true, NULL));
+	CHECK_OK(pt_map(&pt, IOVM_IOVA(iova + SZ_2M * 7), IOVM_PA(pa), SZ_4K, RW, true, NULL));
+	CHECK_OK(pt_map(&pt, IOVM_IOVA(iova + SZ_2M * 9), IOVM_PA(pa), SZ_2M, RW, true, NULL));
+	CHECK_EQ(pt_unmap(&pt, IOVM_IOVA(iova + SZ_2M * 7), SZ_4K, NULL, NULL, NULL), SZ_4K);
+	CHECK_EQ(pt_unmap(&pt, IOVM_IOVA(iova + SZ_2M * 9), SZ_2M, NULL, NULL, NULL), SZ_2M);
+	CHECK_OK(pt_map(&pt, IOVM_IOVA(iova), IOVM_PA(pa), SZ_1G, RW, true, NULL));
 	CHECK_EQ(pt.leaves[2], 1);
 	CHECK_EQ(pt.leaves[1] + pt.leaves[0], 0);
 	expect(&pt, iova + SZ_2M * 7 + 3, pa + SZ_2M * 7 + 3, 30, RW);
 	/* A table that still maps something is no place for a huge leaf: refused, nothing changed. */
-	CHECK_EQ(pt_unmap(&pt, iova + SZ_4K, SZ_4K, NULL, NULL, NULL), SZ_4K); /* splits the 1 GiB leaf */
-	CHECK_EQ(pt_unmap(&pt, iova + SZ_2M, SZ_1G - SZ_2M, NULL, NULL, NULL), SZ_1G - SZ_2M);
-	CHECK_EQ(pt_map(&pt, iova, pa, SZ_1G, RW, true, NULL), -EEXIST);
+	CHECK_EQ(pt_unmap(&pt, IOVM_IOVA(iova + SZ_4K), SZ_4K, NULL, NULL, NULL), SZ_4K); /* splits the 1 GiB leaf */
+	CHECK_EQ(pt_unmap(&pt, IOVM_IOVA(iova + SZ_2M), SZ_1G - SZ_2M, NULL, NULL, NULL), SZ_1G - SZ_2M);
+	CHECK_EQ(pt_map(&pt, IOVM_IOVA(iova), IOVM_PA(pa), SZ_1G, RW, true, NULL), -EEXIST);
 	expect(&pt, iova, pa, 12, RW);
 	unmapped(&pt, iova + SZ_4K);
 	unmapped(&pt, iova + SZ_2M);
@@ -311,10 +311,10 @@ static void *writer(void *arg)
 		uint64_t iova = w->base + off;
 
 		/* The PA encodes the IOVA: a walker can check any translation it sees. */
-		if (pt_map(&shared, iova, iova ^ (UINT64_C(1) << 40), SZ_2M, RW, it & 1, NULL) == 0)
-			pt_unmap(&shared, iova + (test_rand(&seed) % 512) * SZ_4K, SZ_4K * 3, NULL, NULL, NULL);
+		if (pt_map(&shared, IOVM_IOVA(iova), IOVM_PA(iova ^ (UINT64_C(1) << 40)), SZ_2M, RW, it & 1, NULL) == 0)
+			pt_unmap(&shared, IOVM_IOVA(iova + (test_rand(&seed) % 512) * SZ_4K), SZ_4K * 3, NULL, NULL, NULL);
 		else
-			pt_unmap(&shared, iova, SZ_2M, NULL, NULL, NULL);
+			pt_unmap(&shared, IOVM_IOVA(iova), SZ_2M, NULL, NULL, NULL);
 	}
 	return NULL;
 }
@@ -328,8 +328,8 @@ static void *walker(void *arg)
 		uint64_t iova = (test_rand(&seed) % (4 * 64 * SZ_2M)) & ~UINT64_C(7);
 		struct pt_walk w;
 
-		if (!pt_walk(&shared, iova, &w)) {
-			if (w.pa != (iova ^ (UINT64_C(1) << 40)))
+		if (!pt_walk(&shared, IOVM_IOVA(iova), &w)) {
+			if (pa_val(w.pa) != (iova ^ (UINT64_C(1) << 40)))
 				abort();
 			seen++;
 		}
@@ -357,8 +357,8 @@ TEST(concurrent_writers_and_walkers)
 	for (uint64_t iova = 0; iova < 4 * 64 * SZ_2M; iova += SZ_4K * 13) {
 		struct pt_walk w2;
 
-		if (!pt_walk(&shared, iova, &w2))
-			CHECK_EQ(w2.pa, iova ^ (UINT64_C(1) << 40));
+		if (!pt_walk(&shared, IOVM_IOVA(iova), &w2))
+			CHECK_EQ(pa_val(w2.pa), iova ^ (UINT64_C(1) << 40));
 	}
 	pt_destroy(&shared);
 }

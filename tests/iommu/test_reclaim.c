@@ -47,7 +47,7 @@ static void *stalled_main(void *arg)
 
 	iommu_enter(d->tlb);
 	if (d->iova) {
-		CHECK_OK(pt_walk(&d->dom->pt, d->iova, &w));
+		CHECK_OK(pt_walk(&d->dom->pt, IOVM_IOVA(d->iova), &w));
 		d->ptep = w.ptep;
 		d->pte = w.pte;
 	}
@@ -109,7 +109,7 @@ struct counting {
 	_Atomic unsigned unmaps;
 };
 
-static int counting_map(void *arg, uint64_t iova, void *va, uint64_t len, bool write)
+static int counting_map(void *arg, iova_t iova, void *va, uint64_t len, bool write)
 {
 	(void)iova;
 	(void)va;
@@ -118,7 +118,7 @@ static int counting_map(void *arg, uint64_t iova, void *va, uint64_t len, bool w
 	return ((struct counting *)arg)->refuse;
 }
 
-static void counting_unmap(void *arg, uint64_t iova, uint64_t len)
+static void counting_unmap(void *arg, iova_t iova, uint64_t len)
 {
 	(void)iova;
 	(void)len;
