@@ -35,7 +35,7 @@ static void sides_forget(struct exec *x)
 static void fault_complete(struct exec *x, const struct iovm_fault *f)
 {
 	x->c->status = IOVM_STATUS_PAGE_FAULT;
-	x->c->fault_addr = f->iova.addr;
+	x->c->fault_addr = iova_val(f->iova);
 	x->c->fault_access = (uint8_t)f->access;
 	x->c->fault_reason = (uint8_t)f->reason;
 	count_add(&x->q->faults, 1);
@@ -69,15 +69,12 @@ static int side_key(struct exec *x, struct side *s)
 	struct reg_space *rs = x->q->dev->ctx->reg;
 
 	for (unsigned tries = 0;; tries++) {
-		iova_t iova;
-		int ret = dom ? reg_key_iova(rs, s->key, s->va, s->va_end - s->va, s->access, dom, &iova,
+		int ret = dom ? reg_key_iova(rs, s->key, s->va, s->va_end - s->va, s->access, dom, &s->iova,
 					     &s->keyed)
 			      : -ENOKEY;
 
-		if (!ret) {
-			s->iova = iova_val(iova);
+		if (!ret)
 			return 0;
-		}
 		if (ret == -EAGAIN && tries < RESOLVE_STUCK) {
 			iommu_exit(x->q->tlb);
 			x->q->sections_left++;
@@ -153,14 +150,14 @@ static int side_span(struct exec *x, struct side *s)
 		/* A keyed side asks its key first, and again after the device left its section. */
 		if (s->key && !s->keyed && side_key(x, s))
 			return -EFAULT;
-		if (!iommu_access(x->q->tlb, x->pasid, iova_make(s->iova), s->access, &span, &f)) {
+		if (!iommu_access(x->q->tlb, x->pasid, s->iova, s->access, &span, &f)) {
 			if (unlikely(!gate_open(x->q, &span))) {
 				gate_wait(x->q);
 				sides_forget(x);
 				continue;
 			}
 			s->ptr = span.ptr;
-			s->pa = pa_val(span.pa);
+			s->pa = span.pa;
 			s->avail = s->key ? MIN(span.len, s->keyed) : span.len;
 			return 0;
 		}
@@ -178,8 +175,8 @@ static int side_span(struct exec *x, struct side *s)
 			ret = iommu_resolve(x->q->dev->client, &f);
 			iommu_enter(x->q->tlb);
 			if (!ret) {
-				x->stuck = f.iova.addr == x->last_resolved ? x->stuck + 1 : 0;
-				x->last_resolved = f.iova.addr;
+				x->stuck = iova_eq(f.iova, x->last_resolved) ? x->stuck + 1 : 0;
+				x->last_resolved = f.iova;
 				count_add(&x->q->page_requests, 1);
 				sides_forget(x);
 				continue;
@@ -232,7 +229,7 @@ int stretch(struct exec *x, uint64_t left, uint64_t *n)
 	/* The bytes this stretch touches, checked for the syncs non-coherent memory needs. */
 	if (unlikely(x->q->oracle))
 		for (i = 0; i < x->nr_sides; i++)
-			mem_nc_device_access(x->q->mem, pa_make(x->sides[i]->pa), m, x->sides[i]->access & IOVM_MAP_WRITE);
+			mem_nc_device_access(x->q->mem, x->sides[i]->pa, m, x->sides[i]->access & IOVM_MAP_WRITE);
 	for (i = 0; i < x->nr_sides; i++) {
 		x->cur[i].iova = x->sides[i]->iova;
 		x->cur[i].ptr = x->sides[i]->ptr;

@@ -80,7 +80,7 @@ struct iovm_queue {
 	/* The rings, in DMA memory or where the caller put them: the CPU's pointers and the device's IOVAs. */
 	struct iovm_desc *sq;
 	struct iovm_cqe *cq;
-	uint64_t sq_iova, cq_iova;
+	iova_t sq_iova, cq_iova;
 	bool rings_mapped;            /* mapped by us: unmapped at destroy */
 	bool rings_given;             /* IOVM_QUEUE_RINGS_AT: the caller's, pinned at sq_pa and cq_pa */
 	pa_t sq_pa, cq_pa;

@@ -48,23 +48,23 @@
  * bursts. Good until the section ends or is left (a fault handler).
  */
 struct ring_window {
-	uint64_t iova; /* of ptr */
+	iova_t iova;   /* of ptr */
 	uint8_t *ptr;
 	uint64_t len;  /* 0: nothing translated */
 };
 
 /* The CPU's pointer to @size bytes of a ring at @iova, or NULL: the queue is broken. */
-static void *ring_at(struct iovm_queue *q, struct ring_window *w, uint64_t iova, size_t size,
-		     unsigned access)
+static void *ring_at(struct iovm_queue *q, struct ring_window *w, iova_t iova, size_t size, unsigned access)
 {
+	/* Unsigned: an IOVA below the window wraps to a large offset. */
+	uint64_t off = iova_diff(iova, w->iova);
 	struct iommu_span s;
 	struct iovm_fault f;
 
-	/* Unsigned: an IOVA below the window wraps to a large offset. */
-	if (iova - w->iova < w->len && iova - w->iova + size <= w->len)
-		return w->ptr + (iova - w->iova);
+	if (off < w->len && off + size <= w->len)
+		return w->ptr + off;
 	/* Rings are iovm's own memory: one the application could unmap is no ring. */
-	if (iommu_access(q->tlb, IOVM_PASID_NONE, iova_make(iova), access, &s, &f)) {
+	if (iommu_access(q->tlb, IOVM_PASID_NONE, iova, access, &s, &f)) {
 		dev_fault_report(q->dev, &f);
 		s.len = 0;
 	}
@@ -80,7 +80,7 @@ static void *ring_at(struct iovm_queue *q, struct ring_window *w, uint64_t iova,
 static void ring_write_cqe(struct iovm_queue *q, struct ring_window *w, const struct iovm_desc *d,
 			   const struct iovm_completion *c)
 {
-	uint64_t iova = q->cq_iova + (uint64_t)(q->cq_tail & (q->depth - 1)) * sizeof(struct iovm_cqe);
+	iova_t iova = iova_add(q->cq_iova, (uint64_t)(q->cq_tail & (q->depth - 1)) * sizeof(struct iovm_cqe));
 	struct iovm_cqe *e = ring_at(q, w, iova, sizeof(*e), IOVM_MAP_WRITE);
 
 	/*
@@ -111,7 +111,7 @@ unsigned engine_run(struct iovm_queue *q, unsigned budget)
 		return 0;
 	iommu_enter(q->tlb);
 	while (done < budget && head != atomic_load_explicit(&q->sq_tail, memory_order_acquire)) {
-		uint64_t iova = q->sq_iova + (uint64_t)(head & (q->depth - 1)) * sizeof(struct iovm_desc);
+		iova_t iova = iova_add(q->sq_iova, (uint64_t)(head & (q->depth - 1)) * sizeof(struct iovm_desc));
 		struct iovm_completion c = { 0 };
 		struct iovm_desc d;
 		/* Fetched through the IOMMU, as hardware fetches its descriptors. */
@@ -223,21 +223,16 @@ static int worker_start(struct iovm_queue *q, int cpu)
 }
 
 /* The device address of a ring: the heap's mapping in the domain, or one made here. */
-static int ring_iova(struct iovm_queue *q, struct iovm_domain *dom, void *ring, size_t len,
-		     uint64_t *iova)
+static int ring_iova(struct iovm_queue *q, struct iovm_domain *dom, void *ring, size_t len, iova_t *iova)
 {
-	iovm_iova_t where;
 	int ret;
 
-	if (!iovm_dma_iova(dom, ring, &where)) {
-		*iova = where.addr;
+	if (!iovm_dma_iova(dom, ring, iova))
 		return 0;
-	}
-	ret = iovm_domain_map_ptr(dom, ring, align_up(len, SZ_4K), IOVM_MAP_READ | IOVM_MAP_WRITE, &where);
+	ret = iovm_domain_map_ptr(dom, ring, align_up(len, SZ_4K), IOVM_MAP_READ | IOVM_MAP_WRITE, iova);
 	if (ret)
 		return ret;
 	q->rings_mapped = true;
-	*iova = where.addr;
 	return 0;
 }
 
@@ -249,42 +244,40 @@ static int ring_iova(struct iovm_queue *q, struct iovm_domain *dom, void *ring, 
  * queue lives, whatever happens to the mapping; its PA in @pa, the CPU's
  * pointer in @ptr.
  */
-static int ring_given(struct iovm_queue *q, struct iovm_domain *dom, uint64_t addr, size_t len, pa_t *pa,
-		      void **ptr)
+static int ring_given(struct iovm_queue *q, struct iovm_domain *dom, iova_t at, size_t len, pa_t *pa, void **ptr)
 {
 	struct phys_space *ps = q->dev->ctx->phys;
+	unsigned long addr = (unsigned long)iova_val(at);
 	uint8_t *first = NULL;
-	uint64_t pa0 = 0;
+	pa_t pa0 = pa_make(0);
 	int ret;
 
 	for (size_t off = 0; off < len; off += SZ_4K) {
-		iovm_pa_t page;
+		pa_t page;
 		uint32_t perm;
 		bool foreign;
 		uint8_t *p;
 
-		if (iovm_domain_translate(dom, IOVM_IOVA(addr + off), &page, &perm) ||
+		if (iovm_domain_translate(dom, iova_add(at, off), &page, &perm) ||
 		    (perm & (IOVM_MAP_READ | IOVM_MAP_WRITE)) != (IOVM_MAP_READ | IOVM_MAP_WRITE))
 			return err_detail(-EFAULT, IOVM_LOG_DEBUG, "ring at %#lx: %#lx is not mapped read-write",
-					  (unsigned long)addr, (unsigned long)(addr + off));
-		p = phys_bus_map(ps, pa_make(page.addr), &foreign);
+					  addr, addr + off);
+		p = phys_bus_map(ps, page, &foreign);
 		/* The application's memory may go under the engine: rings are iovm's, as its own rings are. */
 		if (!p || foreign)
 			return err_detail(-EFAULT, IOVM_LOG_DEBUG, "ring at %#lx: %#lx is not iovm's memory",
-					  (unsigned long)addr, (unsigned long)(addr + off));
+					  addr, addr + off);
 		if (!off) {
 			first = p;
-			pa0 = page.addr;
-		} else if (page.addr != pa0 + off || p != first + off) {
-			return err_detail(-EFAULT, IOVM_LOG_DEBUG, "ring at %#lx: not physically contiguous",
-					  (unsigned long)addr);
+			pa0 = page;
+		} else if (!pa_eq(page, pa_add(pa0, off)) || p != first + off) {
+			return err_detail(-EFAULT, IOVM_LOG_DEBUG, "ring at %#lx: not physically contiguous", addr);
 		}
 	}
-	ret = phys_pin(ps, pa_make(pa0), len);
+	ret = phys_pin(ps, pa0, len);
 	if (ret)
-		return err_detail(-EFAULT, IOVM_LOG_DEBUG, "ring at %#lx: its memory is not allocated",
-				  (unsigned long)addr);
-	*pa = pa_make(pa0);
+		return err_detail(-EFAULT, IOVM_LOG_DEBUG, "ring at %#lx: its memory is not allocated", addr);
+	*pa = pa0;
 	*ptr = first;
 	return 0;
 }
@@ -301,10 +294,11 @@ static int rings_given(struct iovm_queue *q, struct iovm_domain *dom, const stru
 	    (attr->sq_addr < attr->cq_addr + cq_len && attr->cq_addr < attr->sq_addr + sq_len))
 		return err_detail(-EINVAL, IOVM_LOG_DEBUG, "rings at %#lx and %#lx: unaligned or overlapping",
 				  (unsigned long)attr->sq_addr, (unsigned long)attr->cq_addr);
-	ret = ring_given(q, dom, attr->sq_addr, sq_len, &q->sq_pa, &sq);
+	/* The attribute's device addresses: IOVAs of the queue's domain. */
+	ret = ring_given(q, dom, iova_make(attr->sq_addr), sq_len, &q->sq_pa, &sq);
 	if (ret)
 		return ret;
-	ret = ring_given(q, dom, attr->cq_addr, cq_len, &q->cq_pa, &cq);
+	ret = ring_given(q, dom, iova_make(attr->cq_addr), cq_len, &q->cq_pa, &cq);
 	if (ret) {
 		phys_unpin(q->dev->ctx->phys, q->sq_pa, sq_len);
 		return ret;
@@ -312,8 +306,8 @@ static int rings_given(struct iovm_queue *q, struct iovm_domain *dom, const stru
 	q->rings_given = true;
 	q->sq = sq;
 	q->cq = cq;
-	q->sq_iova = attr->sq_addr;
-	q->cq_iova = attr->cq_addr;
+	q->sq_iova = iova_make(attr->sq_addr);
+	q->cq_iova = iova_make(attr->cq_addr);
 	/* Phase 0 everywhere: the engine's first pass writes 1. */
 	memset(q->cq, 0, cq_len);
 	return 0;
@@ -330,10 +324,10 @@ static void rings_free(struct iovm_queue *q, struct iovm_domain *dom)
 		return;
 	}
 	if (q->rings_mapped && dom) {
-		if (q->sq_iova)
-			iovm_domain_unmap(dom, IOVM_IOVA(q->sq_iova), sq_len);
-		if (q->cq_iova)
-			iovm_domain_unmap(dom, IOVM_IOVA(q->cq_iova), cq_len);
+		if (iova_val(q->sq_iova))
+			iovm_domain_unmap(dom, q->sq_iova, sq_len);
+		if (iova_val(q->cq_iova))
+			iovm_domain_unmap(dom, q->cq_iova, cq_len);
 	}
 	iovm_dma_free(q->dev->ctx, q->sq);
 	iovm_dma_free(q->dev->ctx, q->cq);

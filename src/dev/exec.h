@@ -26,10 +26,10 @@
  * of the child of an implicit one, where the key is asked again).
  */
 struct side {
-	uint64_t iova;
+	iova_t iova;
 	unsigned access;
 	uint8_t *ptr;
-	uint64_t pa;     /* of ptr: for the oracle's coherency checks */
+	pa_t pa;         /* of ptr: for the oracle's coherency checks */
 	uint64_t avail;  /* bytes at ptr; 0: translate again */
 	uint32_t key;    /* 0: iova is the address */
 	uint64_t va;     /* keyed: the next byte's virtual address */
@@ -46,7 +46,7 @@ struct exec {
 	unsigned nr_sides;
 	unsigned retries;
 	unsigned stuck;         /* resolved faults in a row at last_resolved */
-	uint64_t last_resolved;
+	iova_t last_resolved;
 	uint64_t done;          /* bytes done, for a fault that jumps out of an operation */
 	/*
 	 * The stretch the operation under way works on, copied out of the
@@ -54,7 +54,7 @@ struct exec {
 	 * fault in foreign memory happened, as an IOVA.
 	 */
 	struct {
-		uint64_t iova;
+		iova_t iova;
 		uint8_t *ptr;
 		unsigned access;
 	} cur[3];
@@ -78,18 +78,22 @@ static inline void exec_init(struct exec *x, struct iovm_queue *q, const struct 
 	x->nr_sides = 0;
 	x->retries = 0;
 	x->stuck = 0;
-	x->last_resolved = 0;
+	x->last_resolved = iova_make(0);
 	x->done = 0;
 	x->cur_len = 0;
 	x->cur_n = 0;
 	x->completing = false;
 }
 
-/* A side for [addr, addr+len): an IOVA, or an address through @key in a keyed descriptor. */
+/*
+ * A side for [addr, addr+len), as a descriptor gives it (its wire format
+ * is plain integers): an IOVA, or a virtual address through @key in a
+ * keyed descriptor, whose IOVA the key gives.
+ */
 static inline void side_init(struct exec *x, struct side *s, uint32_t key, uint64_t addr, uint64_t len,
 			     unsigned access)
 {
-	*s = (struct side){ .iova = addr, .access = access };
+	*s = (struct side){ .iova = iova_make(addr), .access = access };
 	if ((x->d->flags & IOVM_DESC_KEYED) && key) {
 		s->key = key;
 		s->va = addr;
@@ -104,9 +108,9 @@ static inline void side_advance(struct side *s, uint64_t n)
 		s->va += n;
 		s->keyed -= n;
 	}
-	s->iova += n;
+	s->iova = iova_add(s->iova, n);
 	s->ptr += n;
-	s->pa += n;
+	s->pa = pa_add(s->pa, n);
 	s->avail -= n;
 }
 

@@ -375,14 +375,14 @@ static void execute(struct exec *x, bool in_batch)
  */
 static void bus_fault(struct exec *x, const void *addr)
 {
-	uint64_t iova = 0;
+	iova_t iova = iova_make(0);
 	unsigned access = IOVM_MAP_READ;
 
 	for (unsigned i = 0; i < x->cur_n; i++) {
 		const uint8_t *p = x->cur[i].ptr;
 
 		if ((const uint8_t *)addr >= p && (const uint8_t *)addr < p + x->cur_len) {
-			iova = x->cur[i].iova + (uint64_t)((const uint8_t *)addr - p);
+			iova = iova_add(x->cur[i].iova, (uint64_t)((const uint8_t *)addr - p));
 			access = x->cur[i].access;
 			break;
 		}
@@ -390,7 +390,7 @@ static void bus_fault(struct exec *x, const void *addr)
 	x->c->status = IOVM_STATUS_PAGE_FAULT;
 	x->c->fault_reason = IOVM_FAULT_BUS;
 	x->c->fault_access = (uint8_t)access;
-	x->c->fault_addr = iova;
+	x->c->fault_addr = iova_val(iova);
 	x->c->bytes_completed = (uint32_t)x->done;
 	count_add(&x->q->faults, 1);
 	count_add(&x->q->bus_faults, 1);

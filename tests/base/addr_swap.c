@@ -14,6 +14,7 @@
  * library is: a pointer to the wrong address type is only a warning in C.
  */
 #include "base/addr.h"
+#include "dev/exec.h"
 #include "iommu/iommu_internal.h"
 
 int probe(iova_t iova, pa_t pa, gpa_t gpa, hpa_t hpa, uint64_t raw);
@@ -51,6 +52,7 @@ int probe(iova_t iova, pa_t pa, gpa_t gpa, hpa_t hpa, uint64_t raw)
 	struct iommu_span span;
 	struct iovm_fault f;
 	struct pt_walk w;
+	struct side side = { 0 };
 	pa_t pages[2] = { pa, pa };
 	uint64_t raw_pages[2] = { raw, raw };
 	int sum = 0;
@@ -107,6 +109,10 @@ int probe(iova_t iova, pa_t pa, gpa_t gpa, hpa_t hpa, uint64_t raw)
 	ops.unmap = int_unmap;                                      /* a mirror of plain integers */
 #elif SWAP_CASE == 24
 	sum += iommu_stage2_iova(pa).addr != 0;                     /* a PA read as a guest address */
+#elif SWAP_CASE == 25
+	side.iova = span.pa;                                        /* the engine's side at a PA */
+#elif SWAP_CASE == 26
+	side.pa = iova_add(side.iova, raw);                         /* ... or its PA advanced as an IOVA */
 #else
 	/* Case 0, and any number without a case: every address of its own type. */
 	iova = iova_add(iova, raw);
@@ -126,8 +132,10 @@ int probe(iova_t iova, pa_t pa, gpa_t gpa, hpa_t hpa, uint64_t raw)
 	iommu_set_resolver(is, typed_resolver, NULL);
 	ops.unmap = typed_unmap;
 	sum += iommu_stage2_iova(gpa).addr != 0;
+	side.iova = iova_add(side.iova, raw);
+	side.pa = span.pa;
 #endif
-	(void)ops;
+	(void)ops, (void)side;
 	(void)iova;
 	(void)pa;
 	(void)gpa;
