@@ -39,7 +39,7 @@
 #include "os/vfio.h"
 #include "phys/phys.h"
 
-/* A mapping the kernel holds: [node.start, node.last] of IOVA, from @va. */
+/* A mapping the kernel holds: [entry_start(), + entry_len()) of IOVA, from @va. */
 struct kentry {
 	struct itree_node node;
 	uintptr_t va;
@@ -58,13 +58,24 @@ struct vfio_dev {
 	uint64_t bar_len[6];
 };
 
+static iova_t entry_start(const struct kentry *e)
+{
+	return iova_make(e->node.start);
+}
+
 static uint64_t entry_len(const struct kentry *e)
 {
-	return e->node.last - e->node.start + 1;
+	return itree_node_len(&e->node);
+}
+
+/* Where @e ends, exclusive: IOVAs stay below 2^48, so it never wraps. */
+static uint64_t entry_end(const struct kentry *e)
+{
+	return e->node.start + entry_len(e);
 }
 
 /* Map [iova, +len) from @va in the kernel, and index it. Needs lock. */
-static int kmap(struct vfio_dev *v, uint64_t iova, uintptr_t va, uint64_t len, bool write)
+static int kmap(struct vfio_dev *v, iova_t iova, uintptr_t va, uint64_t len, bool write)
 {
 	struct kentry *e = fi_calloc(1, sizeof(*e));
 	int ret;
@@ -76,10 +87,9 @@ static int kmap(struct vfio_dev *v, uint64_t iova, uintptr_t va, uint64_t len, b
 	if (ret) {
 		free(e);
 		return err_detail(ret, IOVM_LOG_DEBUG, "vfio: MAP_DMA of %#lx bytes at IOVA %#lx: %s",
-				  (unsigned long)len, (unsigned long)iova, strerror(-ret));
+				  (unsigned long)len, (unsigned long)iova_val(iova), strerror(-ret));
 	}
-	e->node.start = iova;
-	e->node.last = iova + len - 1;
+	itree_node_set(&e->node, iova_val(iova), len);
 	e->va = va;
 	e->write = write;
 	itree_insert(&v->entries, &e->node);
@@ -100,7 +110,7 @@ static void forget(struct vfio_dev *v, struct kentry *e)
 /* Unmap and forget @e. Needs lock. */
 static void kunmap(struct vfio_dev *v, struct kentry *e)
 {
-	int ret = os_vfio_dma_unmap(&v->os, e->node.start, entry_len(e));
+	int ret = os_vfio_dma_unmap(&v->os, entry_start(e), entry_len(e));
 
 	lock_assert_held(&v->lock);
 	if (ret)
@@ -116,7 +126,7 @@ static int mirror_map(void *arg, iova_t iova, void *va, uint64_t len, bool write
 	int ret;
 
 	mutex_lock(&v->lock);
-	ret = kmap(v, iova_val(iova), (uintptr_t)va, len, write);
+	ret = kmap(v, iova, (uintptr_t)va, len, write);
 	mutex_unlock(&v->lock);
 	return ret;
 }
@@ -130,17 +140,18 @@ static int mirror_map(void *arg, iova_t iova, void *va, uint64_t len, bool write
 static void mirror_unmap(void *arg, iova_t start, uint64_t len)
 {
 	struct vfio_dev *v = arg;
-	uint64_t iova = iova_val(start), last = iova + len - 1;
+	/* The range's bounds, for the arithmetic of cutting entries: below 2^48, no wrap. */
+	uint64_t iova = iova_val(start), end = iova + len;
 	struct itree_node *n;
 	int ret;
 
 	mutex_lock(&v->lock);
 	for (int edge = 0; edge < 2; edge++) {
-		uint64_t at = edge ? last : iova;
+		uint64_t at = edge ? end - 1 : iova;
 		struct kentry e;
 
-		n = itree_first(&v->entries, at, at);
-		if (!n || (n->start >= iova && n->last <= last))
+		n = itree_first_in(&v->entries, at, 1);
+		if (!n || (n->start >= iova && entry_end(container_of(n, struct kentry, node)) <= end))
 			continue;
 		e = *container_of(n, struct kentry, node);
 		kunmap(v, container_of(n, struct kentry, node));
@@ -154,20 +165,20 @@ static void mirror_unmap(void *arg, iova_t start, uint64_t len)
 		 */
 		if (e.node.start < iova) {
 			v->splits++;
-			kmap(v, e.node.start, e.va, iova - e.node.start, e.write);
+			kmap(v, entry_start(&e), e.va, iova - e.node.start, e.write);
 		}
-		if (e.node.last > last) {
+		if (entry_end(&e) > end) {
 			v->splits++;
-			kmap(v, last + 1, e.va + (last + 1 - e.node.start), e.node.last - last, e.write);
+			kmap(v, iova_make(end), e.va + (end - e.node.start), entry_end(&e) - end, e.write);
 		}
 	}
-	if (itree_first(&v->entries, iova, last)) {
-		ret = os_vfio_dma_unmap(&v->os, iova, len);
+	if (itree_first_in(&v->entries, iova, len)) {
+		ret = os_vfio_dma_unmap(&v->os, start, len);
 		if (ret)
-			log_warn("vfio: UNMAP_DMA of [%#lx, %#lx]: %s", (unsigned long)iova, (unsigned long)last,
+			log_warn("vfio: UNMAP_DMA of %#lx bytes at %#lx: %s", (unsigned long)len, (unsigned long)iova,
 				 strerror(-ret));
 		v->unmaps++;
-		while ((n = itree_first(&v->entries, iova, last)))
+		while ((n = itree_first_in(&v->entries, iova, len)))
 			forget(v, container_of(n, struct kentry, node));
 	}
 	mutex_unlock(&v->lock);
@@ -203,7 +214,7 @@ static void drop_all(struct vfio_dev *v)
 	struct itree_node *n;
 
 	mutex_lock(&v->lock);
-	while ((n = itree_first(&v->entries, 0, UINT64_MAX)))
+	while ((n = itree_min(&v->entries)))
 		kunmap(v, container_of(n, struct kentry, node));
 	mutex_unlock(&v->lock);
 }
@@ -222,8 +233,7 @@ int vfio_dev_attach(struct iovm_device *dev, struct iovm_domain *dom, uint32_t p
 		return err_detail(-EOPNOTSUPP, IOVM_LOG_DEBUG,
 				  "vfio: no IOMMU: the device uses host physical addresses, not a domain");
 	for (unsigned i = 0; i < v->os.nr_ranges; i++)
-		usable[i] = (struct iommu_iova_range){ .start = iova_make(v->os.ranges[i].start),
-						       .len = v->os.ranges[i].last - v->os.ranges[i].start + 1 };
+		usable[i] = (struct iommu_iova_range){ .start = v->os.ranges[i].start, .len = v->os.ranges[i].len };
 	ret = iommu_domain_mirror(dom, &vfio_mirror, v, usable, v->os.nr_ranges);
 	if (ret) {
 		drop_all(v);
@@ -335,9 +345,10 @@ IOVM_API int iovm_device_query(struct iovm_device *dev, struct iovm_device_info 
 	info->iommu_group = v->os.group_no;
 	info->iova_pgsizes = v->os.pgsizes;
 	info->nr_iova_ranges = MIN(v->os.nr_ranges, IOVM_DEVICE_MAX_RANGES);
+	/* The public structure says ranges inclusive, as the kernel does. */
 	for (unsigned i = 0; i < info->nr_iova_ranges; i++) {
-		info->iova_ranges[i].start = v->os.ranges[i].start;
-		info->iova_ranges[i].last = v->os.ranges[i].last;
+		info->iova_ranges[i].start = iova_val(v->os.ranges[i].start);
+		info->iova_ranges[i].last = iova_val(v->os.ranges[i].start) + (v->os.ranges[i].len - 1);
 	}
 	mutex_lock(&v->lock);
 	info->kernel_mappings = v->nr_entries;

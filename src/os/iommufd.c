@@ -150,10 +150,8 @@ static int read_ranges(struct os_vfio *v)
 		q.num_iovas = OS_VFIO_MAX_RANGES;
 	}
 	v->nr_ranges = q.num_iovas < OS_VFIO_MAX_RANGES ? q.num_iovas : OS_VFIO_MAX_RANGES;
-	for (unsigned i = 0; i < v->nr_ranges; i++) {
-		v->ranges[i].start = r[i].start;
-		v->ranges[i].last = r[i].last;
-	}
+	for (unsigned i = 0; i < v->nr_ranges; i++)
+		v->ranges[i] = os_vfio_range_of(r[i].start, r[i].last);
 	/* iommufd says only the smallest page it maps; that is all iova_pgsizes can tell. */
 	v->pgsizes = q.out_iova_alignment;
 	return 0;
@@ -192,7 +190,7 @@ int os_iommufd_open(const char *bdf, struct os_vfio *v)
 	return read_ranges(v);
 }
 
-int os_iommufd_dma_map(struct os_vfio *v, const void *vaddr, uint64_t iova, uint64_t len, bool write)
+int os_iommufd_dma_map(struct os_vfio *v, const void *vaddr, iova_t iova, uint64_t len, bool write)
 {
 	struct os_iommu_ioas_map m = {
 		.size = sizeof(m),
@@ -201,15 +199,15 @@ int os_iommufd_dma_map(struct os_vfio *v, const void *vaddr, uint64_t iova, uint
 		.ioas_id = v->ioas,
 		.user_va = (uintptr_t)vaddr,
 		.length = len,
-		.iova = iova,
+		.iova = iova_val(iova),
 	};
 
 	return fi_ioctl(v->iommufd, OS_IOMMU_IOAS_MAP, &m) ? -errno : 0;
 }
 
-int os_iommufd_dma_unmap(struct os_vfio *v, uint64_t iova, uint64_t len)
+int os_iommufd_dma_unmap(struct os_vfio *v, iova_t iova, uint64_t len)
 {
-	struct os_iommu_ioas_unmap u = { .size = sizeof(u), .ioas_id = v->ioas, .iova = iova, .length = len };
+	struct os_iommu_ioas_unmap u = { .size = sizeof(u), .ioas_id = v->ioas, .iova = iova_val(iova), .length = len };
 
 	/* ENOENT: an area straddles an end of the range (iommufd splits none). */
 	if (ioctl(v->iommufd, OS_IOMMU_IOAS_UNMAP, &u))

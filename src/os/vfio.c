@@ -142,11 +142,10 @@ static int read_iommu_info(struct os_vfio *v)
 			if (h->id == VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE) {
 				struct vfio_iommu_type1_info_cap_iova_range *r = (void *)h;
 
-				for (uint32_t i = 0; i < r->nr_iovas && v->nr_ranges < OS_VFIO_MAX_RANGES; i++) {
-					v->ranges[v->nr_ranges].start = r->iova_ranges[i].start;
-					v->ranges[v->nr_ranges].last = r->iova_ranges[i].end;
-					v->nr_ranges++;
-				}
+				/* The kernel's ranges are inclusive ("end" is the last byte). */
+				for (uint32_t i = 0; i < r->nr_iovas && v->nr_ranges < OS_VFIO_MAX_RANGES; i++)
+					v->ranges[v->nr_ranges++] =
+						os_vfio_range_of(r->iova_ranges[i].start, r->iova_ranges[i].end);
 			} else if (h->id == VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL) {
 				v->dma_avail = ((struct vfio_iommu_type1_info_dma_avail *)h)->avail;
 			}
@@ -258,13 +257,13 @@ void os_vfio_close(struct os_vfio *v)
 	v->device = v->group = v->container = v->iommufd = -1;
 }
 
-int os_vfio_dma_map(struct os_vfio *v, const void *vaddr, uint64_t iova, uint64_t len, bool write)
+int os_vfio_dma_map(struct os_vfio *v, const void *vaddr, iova_t iova, uint64_t len, bool write)
 {
 	struct vfio_iommu_type1_dma_map m = {
 		.argsz = sizeof(m),
 		.flags = VFIO_DMA_MAP_FLAG_READ | (write ? VFIO_DMA_MAP_FLAG_WRITE : 0),
 		.vaddr = (uintptr_t)vaddr,
-		.iova = iova,
+		.iova = iova_val(iova),
 		.size = len,
 	};
 
@@ -275,9 +274,9 @@ int os_vfio_dma_map(struct os_vfio *v, const void *vaddr, uint64_t iova, uint64_
 	return fi_ioctl(v->container, VFIO_IOMMU_MAP_DMA, &m) ? -errno : 0;
 }
 
-int os_vfio_dma_unmap(struct os_vfio *v, uint64_t iova, uint64_t len)
+int os_vfio_dma_unmap(struct os_vfio *v, iova_t iova, uint64_t len)
 {
-	struct vfio_iommu_type1_dma_unmap u = { .argsz = sizeof(u), .iova = iova, .size = len };
+	struct vfio_iommu_type1_dma_unmap u = { .argsz = sizeof(u), .iova = iova_val(iova), .size = len };
 
 	if (v->noiommu)
 		return -EOPNOTSUPP;

@@ -14,12 +14,28 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/addr.h"
+
 /* Usable IOVA ranges a container reports: a handful on every IOMMU seen. */
 #define OS_VFIO_MAX_RANGES 16
 
+/* [start, start + len), len > 0; it may end at 2^64 (start + len wraps to 0). */
 struct os_vfio_range {
-	uint64_t start, last; /* inclusive, as the kernel says it */
+	iova_t start;
+	uint64_t len;
 };
+
+/*
+ * A range as the kernel says it, inclusive [start, last], as iovm says
+ * ranges. The whole space, [0, 2^64 - 1], has no length in 64 bits: it
+ * loses its last page, which no domain reaches (IOVAs end at 2^48).
+ */
+static inline struct os_vfio_range os_vfio_range_of(uint64_t start, uint64_t last)
+{
+	uint64_t len = last - start + 1;
+
+	return (struct os_vfio_range){ .start = iova_make(start), .len = len ? len : UINT64_MAX - 0xfff };
+}
 
 /* How the device's DMA mappings reach the kernel. */
 enum os_vfio_api {
@@ -65,13 +81,13 @@ void os_vfio_close(struct os_vfio *v);
 bool os_iommufd_available(const char *bdf);
 /* iommufd.c: the IOMMUFD half of os_vfio_open(); @v's fds are closed by os_vfio_close() on failure. */
 int os_iommufd_open(const char *bdf, struct os_vfio *v);
-int os_iommufd_dma_map(struct os_vfio *v, const void *vaddr, uint64_t iova, uint64_t len, bool write);
-int os_iommufd_dma_unmap(struct os_vfio *v, uint64_t iova, uint64_t len);
+int os_iommufd_dma_map(struct os_vfio *v, const void *vaddr, iova_t iova, uint64_t len, bool write);
+int os_iommufd_dma_unmap(struct os_vfio *v, iova_t iova, uint64_t len);
 
 /* os_vfio_dma_map() - map [vaddr, +len) of the process at @iova; the kernel pins the pages. */
-int os_vfio_dma_map(struct os_vfio *v, const void *vaddr, uint64_t iova, uint64_t len, bool write);
+int os_vfio_dma_map(struct os_vfio *v, const void *vaddr, iova_t iova, uint64_t len, bool write);
 /* os_vfio_dma_unmap() - unmap [iova, +len), which must cover whole mappings. */
-int os_vfio_dma_unmap(struct os_vfio *v, uint64_t iova, uint64_t len);
+int os_vfio_dma_unmap(struct os_vfio *v, iova_t iova, uint64_t len);
 
 /* os_vfio_region() - a region's size, offset in the device file and whether it may be mmapped. */
 int os_vfio_region(struct os_vfio *v, unsigned index, uint64_t *size, uint64_t *offset, bool *mmappable);

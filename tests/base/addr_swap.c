@@ -16,6 +16,7 @@
 #include "base/addr.h"
 #include "dev/exec.h"
 #include "iommu/iommu_internal.h"
+#include "os/vfio.h"
 
 int probe(iova_t iova, pa_t pa, gpa_t gpa, hpa_t hpa, uint64_t raw);
 
@@ -53,6 +54,7 @@ int probe(iova_t iova, pa_t pa, gpa_t gpa, hpa_t hpa, uint64_t raw)
 	struct iovm_fault f;
 	struct pt_walk w;
 	struct side side = { 0 };
+	struct os_vfio *vfio = NULL;
 	pa_t pages[2] = { pa, pa };
 	uint64_t raw_pages[2] = { raw, raw };
 	int sum = 0;
@@ -113,6 +115,10 @@ int probe(iova_t iova, pa_t pa, gpa_t gpa, hpa_t hpa, uint64_t raw)
 	side.iova = span.pa;                                        /* the engine's side at a PA */
 #elif SWAP_CASE == 26
 	side.pa = iova_add(side.iova, raw);                         /* ... or its PA advanced as an IOVA */
+#elif SWAP_CASE == 27
+	sum += os_vfio_dma_map(vfio, NULL, pa, raw, true);          /* the kernel's IOMMU told a PA */
+#elif SWAP_CASE == 28
+	sum += os_vfio_dma_unmap(vfio, raw, raw);                   /* ... or a plain integer */
 #else
 	/* Case 0, and any number without a case: every address of its own type. */
 	iova = iova_add(iova, raw);
@@ -134,6 +140,8 @@ int probe(iova_t iova, pa_t pa, gpa_t gpa, hpa_t hpa, uint64_t raw)
 	sum += iommu_stage2_iova(gpa).addr != 0;
 	side.iova = iova_add(side.iova, raw);
 	side.pa = span.pa;
+	sum += os_vfio_dma_map(vfio, NULL, iova, raw, true);
+	sum += os_vfio_dma_unmap(vfio, iova, raw);
 #endif
 	(void)ops, (void)side;
 	(void)iova;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_itree.c - the interval tree against a brute-force model: random
- * inserts, removals and overlap queries.
+ * inserts, removals and overlap queries, by inclusive bounds and by
+ * (start, len); ranges that end at 2^64.
  */
 #include <stdlib.h>
 
@@ -64,9 +65,89 @@ TEST(against_model)
 	query(&t, 50000, 50000);
 }
 
+/* A (start, len) query finds what the inclusive one for [start, start + len - 1] finds, in order. */
+static void query_in(struct itree *t, uint64_t s, uint64_t len)
+{
+	struct itree_node *n, *m = itree_first(t, s, s + len - 1);
+	unsigned found = 0;
+
+	itree_for_each_in(n, t, s, len) {
+		CHECK(n == m);
+		CHECK(itree_node_len(n) > 0 && n->start < s + len && n->start + itree_node_len(n) > s);
+		m = itree_next(m, s, s + len - 1);
+		found++;
+	}
+	CHECK(m == NULL);
+	CHECK(found <= N);
+}
+
+TEST(start_len_against_inclusive)
+{
+	struct itree t;
+	uint64_t seed = 43;
+
+	memset(in, 0, sizeof(in));
+	itree_init(&t);
+	CHECK(itree_min(&t) == NULL);
+	CHECK(itree_first_in(&t, 0, 100) == NULL);
+	for (unsigned round = 0; round < 20000; round++) {
+		unsigned i = (unsigned)(test_rand(&seed) % N);
+		uint64_t s = test_rand(&seed) % 100000, len = 1 + test_rand(&seed) % 3000;
+
+		if (in[i]) {
+			itree_remove(&t, &nodes[i]);
+			in[i] = false;
+		} else {
+			itree_node_set(&nodes[i], s, len);
+			CHECK_EQ(itree_node_len(&nodes[i]), len);
+			itree_insert(&t, &nodes[i]);
+			in[i] = true;
+		}
+		if (round % 50 == 0)
+			query_in(&t, s, 1 + test_rand(&seed) % 5000);
+	}
+	/* The smallest start is what itree_min() gives. */
+	for (unsigned i = 0; i < N; i++)
+		if (in[i])
+			CHECK(itree_min(&t)->start <= nodes[i].start);
+	/* An empty query finds nothing, though every range overlaps its start's neighbourhood. */
+	CHECK(itree_first_in(&t, 0, 0) == NULL);
+	query_in(&t, 50000, 1);
+}
+
+/* Ranges at the top of the space: one that ends at 2^64 keeps its length; a query that would run past ends there. */
+TEST(up_to_two_to_the_64)
+{
+	struct itree t;
+	struct itree_node top, low;
+
+	itree_init(&t);
+	itree_node_set(&top, UINT64_MAX - 0xfff, 0x1000); /* ends exactly at 2^64 */
+	itree_node_set(&low, 0x1000, 0x1000);
+	CHECK_EQ(top.last, UINT64_MAX);
+	CHECK_EQ(itree_node_len(&top), 0x1000);
+	itree_insert(&t, &top);
+	itree_insert(&t, &low);
+	CHECK(itree_first_in(&t, UINT64_MAX, 1) == &top);
+	CHECK(itree_first_in(&t, UINT64_MAX - 0x1fff, UINT64_MAX) == &top); /* runs past 2^64: clipped */
+	CHECK(itree_first_in(&t, 0x2000, UINT64_MAX - 0x2fff) == NULL);    /* ends right before top */
+	CHECK(itree_first_in(&t, 0x1fff, 1) == &low);
+	CHECK(itree_first_in(&t, 0x2000, 1) == NULL);
+	CHECK(itree_min(&t) == &low);
+	/* The longest range a length can say ends at 2^64 too; all of [0, 2^64), set inclusively, says 0. */
+	itree_remove(&t, &low);
+	itree_node_set(&low, 1, UINT64_MAX);
+	CHECK_EQ(low.last, UINT64_MAX);
+	CHECK_EQ(itree_node_len(&low), UINT64_MAX);
+	low.start = 0;
+	CHECK_EQ(itree_node_len(&low), 0);
+}
+
 int main(void)
 {
 	test_init();
 	RUN(against_model);
+	RUN(start_len_against_inclusive);
+	RUN(up_to_two_to_the_64);
 	return 0;
 }

@@ -26,6 +26,7 @@
 #include "os/sysfs.h"
 #include "os/uffd.h"
 #include "os/vaspace.h"
+#include "os/vfio.h"
 #include "os/vma.h"
 #include "harness.h"
 
@@ -352,6 +353,25 @@ TEST(vma)
 	vma_cases(false);
 }
 
+/* The kernel's inclusive IOVA ranges, as iovm says ranges: (start, len). */
+TEST(vfio_ranges)
+{
+	struct os_vfio_range r = os_vfio_range_of(0x1000, 0xfedfffff);
+
+	CHECK_EQ(iova_val(r.start), 0x1000);
+	CHECK_EQ(r.len, 0xfedff000);
+	/* One that ends at 2^64 keeps its length: its end wraps to 0. */
+	r = os_vfio_range_of(0xfef00000, UINT64_MAX);
+	CHECK_EQ(r.len, 0 - UINT64_C(0xfef00000));
+	CHECK_EQ(iova_val(r.start) + r.len, 0);
+	/* A single byte. */
+	CHECK_EQ(os_vfio_range_of(5, 5).len, 1);
+	/* The whole space has no length: all but its last page, which no domain reaches. */
+	r = os_vfio_range_of(0, UINT64_MAX);
+	CHECK_EQ(iova_val(r.start), 0);
+	CHECK_EQ(r.len, UINT64_MAX - 0xfff);
+}
+
 int main(void)
 {
 	if (getenv("IOVM_TEST_GUARD_CHAIN"))
@@ -367,5 +387,6 @@ int main(void)
 	RUN(userfaultfd);
 	RUN(guard);
 	RUN(vma);
+	RUN(vfio_ranges);
 	return 0;
 }
