@@ -65,14 +65,11 @@ struct fq_ring {
 static struct tls_kind fq_kind = TLS_KIND_INIT;
 static __thread struct tls_slots fq_slots __tls_ie;
 
-static_assert(offsetof(struct unmapped, len) == offsetof(struct unmapped, pa) + sizeof(uint64_t),
-	      "phys_unpin_many() reads a PA and the length after it");
-
 /* Release what a flush covers: the mirror's mappings, pins, IOVAs, the shadow's pending record. */
 static void release_pieces(struct iovm_domain *dom, const struct unmapped *p, unsigned n)
 {
 	mirror_unmap_pieces(dom, p, n);
-	phys_unpin_many(dom->ctx->phys, &p[0].pa, sizeof(*p), n);
+	phys_unpin_many(dom->ctx->phys, &p[0].pa, &p[0].len, sizeof(*p), n);
 	for (unsigned i = 0; i < n; i++) {
 		shadow_flushed(dom, &p[i]);
 		if (dom->has_iova)

@@ -58,7 +58,12 @@ static_assert(MEM_MAX_LISTS == 27, "mem.h's MEM_SLOTS says 27 too");
 #define MEM_SLOT_SHIFT_MIN 30
 #define MEM_SLOT_SHIFT_MAX 40
 
-/* The translation of one page; written under the list lock, read lock-free. */
+/*
+ * The translation of one page; written under the list lock, read
+ * lock-free. The addresses are atomic words, the PA's with a valid bit
+ * packed in (xlate.c): integers, not pa_t and hpa_t, which they become
+ * as they are read (xlate_stale_pa(), the iovm_dma_* lookups).
+ */
 struct mem_xlate {
 	_Atomic uint64_t pa;      /* IOVM_ADDR_INVALID while not committed */
 	_Atomic uint64_t hpa;     /* IOVM_ADDR_INVALID when unknown */

@@ -593,11 +593,12 @@ static void unpin_frame(struct phys_space *ps, struct phys_arena *a, struct phys
 	mutex_unlock(&ps->lock);
 }
 
-static void unpin_range(struct phys_space *ps, uint64_t start, uint64_t end)
+static void unpin_range(struct phys_space *ps, pa_t pa, uint64_t len)
 {
+	uint64_t end = pa_val(pa) + len;
 	struct phys_arena *a;
 
-	for (uint64_t p = start; p < end;) {
+	for (uint64_t p = pa_val(pa); p < end;) {
 		struct phys_frame *f = frame_step(ps, &p, &a);
 
 		if (!f)
@@ -630,7 +631,7 @@ int phys_pin(struct phys_space *ps, pa_t pa, uint64_t len)
 			;
 		if (old & PIN_NONE) {
 			/* Not iovm's memory, free, or freed: undo the pins taken so far. */
-			unpin_range(ps, pa_val(pa), at);
+			unpin_range(ps, pa, at - pa_val(pa));
 			return -EINVAL;
 		}
 	}
@@ -639,16 +640,17 @@ int phys_pin(struct phys_space *ps, pa_t pa, uint64_t len)
 
 void phys_unpin(struct phys_space *ps, pa_t pa, uint64_t len)
 {
-	unpin_range(ps, pa_val(pa), pa_val(pa) + len);
+	unpin_range(ps, pa, len);
 }
 
-void phys_unpin_many(struct phys_space *ps, const void *ranges, size_t stride, unsigned n)
+void phys_unpin_many(struct phys_space *ps, const pa_t *pa, const uint64_t *len, size_t stride, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++) {
-		const uint64_t *r = (const uint64_t *)((const char *)ranges + i * stride);
+		const pa_t *p = (const pa_t *)(const void *)((const char *)pa + i * stride);
+		const uint64_t *l = (const uint64_t *)(const void *)((const char *)len + i * stride);
 
-		if (r[0] != IOVM_ADDR_INVALID)
-			unpin_range(ps, r[0], r[0] + r[1]);
+		if (pa_valid(*p))
+			unpin_range(ps, *p, *l);
 	}
 }
 

@@ -177,11 +177,12 @@ static inline struct phys_pool *phys_pool_of(struct iovm_pool *p)
 int phys_pin(struct phys_space *ps, pa_t pa, uint64_t len);
 void phys_unpin(struct phys_space *ps, pa_t pa, uint64_t len);
 /*
- * phys_unpin_many() - phys_unpin() for @n ranges under one lock: each range
- * is a PA and a length (two uint64_t) at @stride bytes from the last; a PA
- * of IOVM_ADDR_INVALID is skipped. A deferred flush gives back hundreds.
+ * phys_unpin_many() - phys_unpin() for @n ranges: the i-th is the PA at
+ * @pa and the length at @len, each advanced by i * @stride bytes (the
+ * fields of an array of structs); a PA of PA_INVALID is skipped. A
+ * deferred flush gives back hundreds.
  */
-void phys_unpin_many(struct phys_space *ps, const void *ranges, size_t stride, unsigned n);
+void phys_unpin_many(struct phys_space *ps, const pa_t *pa, const uint64_t *len, size_t stride, unsigned n);
 
 /* phys_pinned() - whether every frame of [pa, pa+len) is allocated and pinned. */
 bool phys_pinned(struct phys_space *ps, pa_t pa, uint64_t len);
