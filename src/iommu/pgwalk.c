@@ -7,16 +7,19 @@
 
 #include "iommu/pgtable.h"
 
+/* The run being gathered: [iova, +len) to [pa, +len), of one protection. */
 struct run {
 	pt_leaf_fn fn;
 	void *arg;
-	uint64_t iova, pa, len;
+	iova_t iova;
+	pa_t pa;
+	uint64_t len;
 	unsigned prot;
 };
 
 static int run_flush(struct run *r)
 {
-	int ret = r->len ? r->fn(r->arg, iova_make(r->iova), pa_make(r->pa), r->len, r->prot) : 0;
+	int ret = r->len ? r->fn(r->arg, r->iova, r->pa, r->len, r->prot) : 0;
 
 	r->len = 0;
 	return ret;
@@ -26,18 +29,21 @@ static int each_level(_Atomic iopte_t *t, int level, uint64_t base, struct run *
 {
 	for (unsigned idx = 0; idx < PT_ENTRIES; idx++) {
 		iopte_t pte = atomic_load_explicit(&t[idx], memory_order_acquire);
-		uint64_t iova = base + idx * PT_SPAN(level), pa;
+		uint64_t at = base + idx * PT_SPAN(level);
+		iova_t iova = iova_make(at);
+		pa_t pa;
 		int ret;
 
 		if (!(pte & PTE_PRESENT))
 			continue;
 		if (!pte_is_leaf(pte, level)) {
-			if ((ret = each_level(pte_table(pte), level - 1, iova, r)))
+			if ((ret = each_level(pte_table(pte), level - 1, at, r)))
 				return ret;
 			continue;
 		}
-		pa = pte & PTE_ADDR_MASK;
-		if (r->len && r->iova + r->len == iova && r->pa + r->len == pa && r->prot == pte_prot(pte)) {
+		pa = pa_make(pte & PTE_ADDR_MASK);
+		if (r->len && iova_eq(iova_add(r->iova, r->len), iova) && pa_eq(pa_add(r->pa, r->len), pa) &&
+		    r->prot == pte_prot(pte)) {
 			r->len += PT_SPAN(level);
 			continue;
 		}
