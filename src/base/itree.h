@@ -53,7 +53,10 @@ static inline uint64_t itree_node_len(const struct itree_node *n)
 	return n->last - n->start + 1;
 }
 
-/* The inclusive form, which the (start, len) one below wraps; src/reg still calls it. */
+/*
+ * The tree's own, inclusive form, which the (start, len) one below wraps:
+ * for itree.c and its test. Users call the (start, len) form.
+ */
 /* The first node, by start, that overlaps [start, last]; NULL if none. */
 struct itree_node *itree_first(const struct itree *t, uint64_t start, uint64_t last);
 /* The next node after @n that overlaps [start, last]. */
@@ -81,5 +84,8 @@ static inline struct itree_node *itree_min(const struct itree *t)
 {
 	return itree_first(t, 0, UINT64_MAX);
 }
+
+/* Every node, by start; none may be removed on the way. */
+#define itree_for_each_node(n, t) for ((n) = itree_min(t); (n); (n) = itree_next((n), 0, UINT64_MAX))
 
 #endif /* IOVM_BASE_ITREE_H */

@@ -105,8 +105,7 @@ int mr_init(struct iovm_mr *mr, struct iovm_domain *dom, uintptr_t a, size_t len
 	 * it back in.)
 	 */
 	mr->locked = !mr->on_demand;
-	mr->node.start = mr->start;
-	mr->node.last = mr->end - 1;
+	itree_node_set(&mr->node, mr->start, mr->end - mr->start);
 	mr->valid = fi_calloc((mr->npages + 63) / 64, sizeof(uint64_t));
 	if (!mr->valid)
 		return -ENOMEM;
@@ -181,8 +180,7 @@ int mr_publish(struct reg_space *rs, struct iovm_mr *mr, const struct os_vma_inf
 		goto unmap; /* what was mapped before the failure */
 	if (keys && (ret = keys_alloc(&rs->keys, mr, &mr->lkey, &mr->rkey)))
 		goto unmap;
-	mr->inode.start = iova_val(mr->iova);
-	mr->inode.last = iova_val(mr->iova) + (mr->end - mr->start) - 1;
+	itree_node_set(&mr->inode, iova_val(mr->iova), mr->end - mr->start);
 	itree_insert(&rs->mrs, &mr->node);
 	itree_insert(&rs->by_iova, &mr->inode);
 	/* The domain cannot go while the MR (and the monitor's invalidations of it) may reach it. */
@@ -306,7 +304,7 @@ void mr_teardown_all(struct reg_space *rs)
 	/* Implicit MRs first: their children are in the tree. */
 	while (!list_empty(&rs->implicits))
 		implicit_teardown(rs, list_entry(rs->implicits.next, struct iovm_mr, ilink));
-	while ((n = itree_first(&rs->mrs, 0, UINT64_MAX)))
+	while ((n = itree_min(&rs->mrs)))
 		mr_teardown(rs, container_of(n, struct iovm_mr, node));
 	mutex_unlock(&rs->lock);
 }

@@ -248,7 +248,7 @@ static struct iovm_mr *mr_at(struct reg_space *rs, struct iovm_domain *dom, iova
 	struct itree_node *n;
 
 	lock_assert_held(&rs->lock);
-	itree_for_each(n, &rs->by_iova, iova_val(iova), iova_val(iova)) {
+	itree_for_each_in(n, &rs->by_iova, iova_val(iova), 1) {
 		struct iovm_mr *mr = container_of(n, struct iovm_mr, inode);
 
 		if (mr->dom == dom)

@@ -262,7 +262,7 @@ uint64_t mr_invalidate_range(struct reg_space *rs, uint64_t start, uint64_t end,
 	lock_assert_held(&rs->lock);
 	if (start >= end)
 		return 0;
-	itree_for_each(n, &rs->mrs, start, end - 1) {
+	itree_for_each_in(n, &rs->mrs, start, end - start) {
 		struct iovm_mr *mr = container_of(n, struct iovm_mr, node);
 		uint64_t s = MAX(start, mr->start), e = MIN(end, mr->end);
 
@@ -289,7 +289,7 @@ void mr_invalidate_all(struct reg_space *rs)
 	struct itree_node *n;
 
 	lock_assert_held(&rs->lock);
-	itree_for_each(n, &rs->mrs, 0, UINT64_MAX) {
+	itree_for_each_node(n, &rs->mrs) {
 		struct iovm_mr *mr = container_of(n, struct iovm_mr, node);
 
 		if (mr->watched)

@@ -71,7 +71,7 @@ struct iovm_mr {
 	struct rc_region *rc;
 	struct reg_space *rs;
 	struct iovm_domain *dom;
-	struct itree_node node;   /* [start, end - 1], in reg_space.mrs, under its lock */
+	struct itree_node node;   /* (start, end - start), in reg_space.mrs, under its lock */
 	uintptr_t addr;           /* as registered */
 	size_t len;
 	uintptr_t start, end;     /* the pages: [start, end) */
@@ -90,7 +90,7 @@ struct iovm_mr {
 	struct imr_table *kids;   /* implicit: the children, made as devices reach their ranges */
 	struct list_node ilink;   /* implicit: in reg_space.implicits, under its lock */
 	_Atomic int state;        /* enum mr_state */
-	struct itree_node inode;  /* [iova, iova + size - 1], in reg_space.by_iova, under its lock */
+	struct itree_node inode;  /* (iova, end - start), in reg_space.by_iova, under its lock */
 	/* On demand (odp.c), under reg_space.lock: */
 	struct odp_chunk *chunks; /* one per ODP_CHUNK_PAGES pages, made at the first fault */
 	bool holes;               /* not all mapped when registered (or changed before chunks): watch chunks first */
