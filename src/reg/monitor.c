@@ -89,8 +89,8 @@ static void count(_Atomic uint64_t *c)
 	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1, memory_order_relaxed);
 }
 
-/* Reader: queue [start, end), or note that an event was lost. */
-static void push(struct reg_monitor *m, uint8_t kind, uint64_t start, uint64_t end)
+/* Reader: queue (start, len), or note that an event was lost. */
+static void push(struct reg_monitor *m, uint8_t kind, uint64_t start, uint64_t len)
 {
 	uint64_t tail = atomic_load_explicit(&m->tail, memory_order_relaxed);
 
@@ -98,8 +98,14 @@ static void push(struct reg_monitor *m, uint8_t kind, uint64_t start, uint64_t e
 		atomic_store_explicit(&m->overflow, true, memory_order_release);
 		return;
 	}
-	m->ring[tail & (RING_SIZE - 1)] = (struct mon_event){ .kind = kind, .start = start, .end = end };
+	m->ring[tail & (RING_SIZE - 1)] = (struct mon_event){ .kind = kind, .start = start, .len = len };
 	atomic_store_explicit(&m->tail, tail + 1, memory_order_release);
+}
+
+/* The bytes of the kernel's [start, end): none for an empty or reversed one. */
+static uint64_t range_len(uint64_t start, uint64_t end)
+{
+	return end > start ? end - start : 0;
 }
 
 /* Reader: one message. */
@@ -109,16 +115,16 @@ static void take(struct reg_monitor *m, const struct uffd_msg *msg)
 	switch (msg->event) {
 	case UFFD_EVENT_UNMAP:
 		count(&m->unmaps);
-		push(m, msg->event, msg->arg.remove.start, msg->arg.remove.end);
+		push(m, msg->event, msg->arg.remove.start, range_len(msg->arg.remove.start, msg->arg.remove.end));
 		break;
 	case UFFD_EVENT_REMOVE:
 		count(&m->removes);
-		push(m, msg->event, msg->arg.remove.start, msg->arg.remove.end);
+		push(m, msg->event, msg->arg.remove.start, range_len(msg->arg.remove.start, msg->arg.remove.end));
 		break;
 	case UFFD_EVENT_REMAP:
 		/* The old range is gone; the new one is not registered (the kernel moves no registration we rely on). */
 		count(&m->remaps);
-		push(m, msg->event, msg->arg.remap.from, msg->arg.remap.from + msg->arg.remap.len);
+		push(m, msg->event, msg->arg.remap.from, msg->arg.remap.len);
 		break;
 	case UFFD_EVENT_FORK:
 		/* The child's copy of the registrations: not ours to watch (see reg.h on fork). */
@@ -207,7 +213,7 @@ static void *invalidator_main(void *arg)
 		for (; head != tail; head++) {
 			const struct mon_event *e = &m->ring[head & (RING_SIZE - 1)];
 
-			mr_invalidate_range(rs, e->start, e->end, e->kind);
+			mr_invalidate_range(rs, e->start, e->len, e->kind);
 		}
 		atomic_store_explicit(&m->head, head, memory_order_release);
 		if (atomic_exchange_explicit(&m->overflow, false, memory_order_acq_rel)) {
@@ -352,9 +358,9 @@ void monitor_stop(struct reg_monitor *m)
 	free(m);
 }
 
-int monitor_watch(struct reg_monitor *m, uint64_t start, uint64_t end, int sysv)
+int monitor_watch(struct reg_monitor *m, uint64_t start, uint64_t len, int sysv)
 {
-	struct uffdio_register r = { .range = { .start = start, .len = end - start },
+	struct uffdio_register r = { .range = { .start = start, .len = len },
 				     .mode = UFFDIO_REGISTER_MODE_WP };
 
 	/*
@@ -373,7 +379,7 @@ int monitor_watch(struct reg_monitor *m, uint64_t start, uint64_t end, int sysv)
 		struct os_vma_info vi;
 
 		if (sysv < 0)
-			sysv = os_vma_range(start, end, &vi) || vi.sysv_shm;
+			sysv = os_vma_range(start, start + len, &vi) || vi.sysv_shm;
 		if (sysv)
 			return -EOPNOTSUPP;
 	}

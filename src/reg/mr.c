@@ -44,7 +44,7 @@ static int precheck(struct iovm_mr *mr, struct os_vma_info *vi, bool *known)
 
 	*known = !os_vma_range(mr->start, mr->end, vi);
 	if (!*known)
-		return mr->on_demand ? 0 : mr_populate(mr, mr->start, mr->end);
+		return mr->on_demand ? 0 : mr_populate(mr, mr->start, mr->end - mr->start);
 	/* On demand, holes are allowed: they fault when a device reaches them. */
 	if (mr->on_demand || (vi->mapped && vi->readable && (vi->writable || !write)))
 		return 0;
@@ -158,7 +158,7 @@ int mr_publish(struct reg_space *rs, struct iovm_mr *mr, const struct os_vma_inf
 		mr->monitored = mon;
 		mr->holes = true;
 	} else {
-		mr->watched = mon && !monitor_watch(mon, mr->start, mr->end, vi ? vi->sysv_shm : -1);
+		mr->watched = mon && !monitor_watch(mon, mr->start, mr->end - mr->start, vi ? vi->sysv_shm : -1);
 		/*
 		 * Monitored: watched, and no page of it can be replaced without
 		 * an event. A file's or shared memory's pages can (a hole

@@ -154,21 +154,21 @@ void odp_mappings_changed(struct iovm_mr *mr, uint64_t first, uint64_t last)
 }
 
 /*
- * Watch [start, end) of @mr before its pages are pinned: 0, or -EFAULT
+ * Watch (start, len) of @mr before its pages are pinned: 0, or -EFAULT
  * when it cannot be. Memory whose pages can be replaced without an event
  * (a file's, shared memory's: mapped into a hole since the registration)
  * sets *@unseen: the MR is not monitored from then on; an implicit MR's
  * child refuses it instead, as the caller of a whole address space cannot
  * be told which part is not monitored. Called without reg_space.lock.
  */
-static int watch_range(struct reg_space *rs, struct iovm_mr *mr, uint64_t start, uint64_t end, bool *unseen)
+static int watch_range(struct reg_space *rs, struct iovm_mr *mr, uint64_t start, uint64_t len, bool *unseen)
 {
 	struct os_vma_info vi;
-	int ret = monitor_watch(rs->mon, start, end, -1);
+	int ret = monitor_watch(rs->mon, start, len, -1);
 
 	if (ret)
 		return ret == -ENOMEM || ret == -EAGAIN ? ret : -EFAULT; /* the kernel short: no fault */
-	ret = os_vma_range(start, end, &vi);
+	ret = os_vma_range(start, start + len, &vi);
 	if (ret == -ENOMEM || ret == -EMFILE || ret == -ENFILE || ret == -EAGAIN)
 		return ret; /* the maps could not be read for want of a resource: not the memory's fault */
 	*unseen = ret || vi.file_backed || vi.sysv_shm;
@@ -193,10 +193,10 @@ int odp_fill(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t 
 		 * Watching again what is watched is harmless.
 		 */
 		/* Memory the monitor cannot watch is not pinned for an MR said to be watched: a fault. */
-		ret = watch ? watch_range(rs, mr, mr->start + first * PG, mr->start + (last + 1) * PG, &unseen) : 0;
+		ret = watch ? watch_range(rs, mr, mr->start + first * PG, (last - first + 1) * PG, &unseen) : 0;
 		if (!ret)
 			ret = resident(mr, first, last) ? 0
-							: mr_populate(mr, mr->start + first * PG, mr->start + (last + 1) * PG);
+							: mr_populate(mr, mr->start + first * PG, (last - first + 1) * PG);
 		{
 			odp_test_hook hook = atomic_load_explicit(&odp_test_between, memory_order_acquire);
 

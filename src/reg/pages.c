@@ -144,19 +144,19 @@ static int lock_pages(struct reg_space *rs, struct iovm_mr *mr, uint64_t start, 
 }
 
 /*
- * Fault in [start, end) of @mr, for writing if it may be written: -EFAULT
+ * Fault in (start, len) of @mr, for writing if it may be written: -EFAULT
  * when the pages are not there to have, -ENOMEM (or -EAGAIN) when memory
  * is short.
  */
-int mr_populate(const struct iovm_mr *mr, uint64_t start, uint64_t end)
+int mr_populate(const struct iovm_mr *mr, uint64_t start, uint64_t len)
 {
 	bool write = mr->prot & IOVM_MAP_WRITE;
-	int ret = os_populate_range((void *)start, end - start, write);
+	int ret = os_populate_range((void *)start, len, write);
 
 	if (ret != -EFAULT)
 		return ret; /* 0, or memory short: not the caller's buffer's fault */
 	return err_detail(-EFAULT, IOVM_LOG_DEBUG, "registration: [%#lx, %#lx) is not all mapped and %s",
-			  (unsigned long)start, (unsigned long)end, write ? "writable" : "readable");
+			  (unsigned long)start, (unsigned long)(start + len), write ? "writable" : "readable");
 }
 
 /*
@@ -254,15 +254,15 @@ uint64_t mr_drop_pages(struct reg_space *rs, struct iovm_mr *mr, uint64_t first,
 	return n;
 }
 
-uint64_t mr_invalidate_range(struct reg_space *rs, uint64_t start, uint64_t end, unsigned kind)
+uint64_t mr_invalidate_range(struct reg_space *rs, uint64_t start, uint64_t len, unsigned kind)
 {
+	uint64_t end = start + len, pages = 0; /* user addresses: far from 2^64 */
 	struct itree_node *n;
-	uint64_t pages = 0;
 
 	lock_assert_held(&rs->lock);
-	if (start >= end)
+	if (!len)
 		return 0;
-	itree_for_each_in(n, &rs->mrs, start, end - start) {
+	itree_for_each_in(n, &rs->mrs, start, len) {
 		struct iovm_mr *mr = container_of(n, struct iovm_mr, node);
 		uint64_t s = MAX(start, mr->start), e = MIN(end, mr->end);
 
@@ -293,7 +293,7 @@ void mr_invalidate_all(struct reg_space *rs)
 		struct iovm_mr *mr = container_of(n, struct iovm_mr, node);
 
 		if (mr->watched)
-			mr_invalidate_range(rs, mr->start, mr->end, 0);
+			mr_invalidate_range(rs, mr->start, mr->end - mr->start, 0);
 	}
 }
 

@@ -154,7 +154,7 @@ struct imr_table {
 /* An event of the memory monitor, as queued for the invalidator. */
 struct mon_event {
 	uint8_t kind;             /* UFFD_EVENT_* */
-	uint64_t start, end;      /* the range it takes away: [start, end) */
+	uint64_t start, len;      /* the range it takes away */
 };
 
 struct reg_space {
@@ -206,17 +206,17 @@ struct iovm_mr *keys_lookup(struct key_table *t, uint32_t key, bool *remote);
 
 /* pages.c */
 /*
- * Invalidate the pages of every MR in [start, end), for an event of @kind
+ * Invalidate the pages of every MR in (start, len), for an event of @kind
  * (UFFD_EVENT_*, or 0 for a lost one). Needs reg_space.lock.
  */
-uint64_t mr_invalidate_range(struct reg_space *rs, uint64_t start, uint64_t end, unsigned kind);
+uint64_t mr_invalidate_range(struct reg_space *rs, uint64_t start, uint64_t len, unsigned kind);
 /* Invalidate every page of every watched MR (a lost event). Needs reg_space.lock. */
 void mr_invalidate_all(struct reg_space *rs);
 /* Lock and map, or unmap and unlock, pages [first, last] of @mr. Need reg_space.lock. */
 int mr_lock_map(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last);
 uint64_t mr_drop_pages(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last);
-/* Fault [start, end) in, for writing if @mr may be written: 0 or -EFAULT. No lock needed. */
-int mr_populate(const struct iovm_mr *mr, uint64_t start, uint64_t end);
+/* Fault (start, len) in, for writing if @mr may be written: 0 or -EFAULT. No lock needed. */
+int mr_populate(const struct iovm_mr *mr, uint64_t start, uint64_t len);
 /*
  * Whether every page of [addr, addr+len) is valid, read without a lock: a
  * seqcount (mr->seq, odd while an invalidation runs) tells whether it held.
@@ -312,11 +312,11 @@ extern _Atomic(monitor_test_hook) monitor_test_hold;
 int monitor_start(struct reg_space *rs, struct reg_monitor **out);
 void monitor_stop(struct reg_monitor *m);
 /*
- * Watch [start, end) (page aligned): 0, or an error when the kernel cannot
+ * Watch (start, len) (page aligned): 0, or an error when the kernel cannot
  * (the range is not monitored). @sysv: whether System V shared memory is in
  * there, when the caller read the maps already; -1 when not known.
  */
-int monitor_watch(struct reg_monitor *m, uint64_t start, uint64_t end, int sysv);
+int monitor_watch(struct reg_monitor *m, uint64_t start, uint64_t len, int sysv);
 void monitor_stats(struct reg_monitor *m, struct iovm_reg_stats *st);
 /* Wait until the invalidator finished every batch of events begun by now. Holding no lock of iovm's. */
 void reg_settle_wait(struct reg_space *rs);
