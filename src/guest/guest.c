@@ -236,18 +236,18 @@ IOVM_API void *iovm_guest_ptr(struct iovm_guest *g, iovm_gpa_t gpa, size_t *len)
 	while (hi - lo > 1) {
 		unsigned mid = (lo + hi) / 2;
 
-		if (gpa_val(g->banks[mid].gpa) <= gpa.addr)
+		if (gpa_val(g->banks[mid].gpa) <= gpa_val(gpa))
 			lo = mid;
 		else
 			hi = mid;
 	}
-	if (gpa.addr < gpa_val(g->banks[lo].gpa) || gpa.addr - gpa_val(g->banks[lo].gpa) >= g->banks[lo].len) {
+	if (gpa_val(gpa) < gpa_val(g->banks[lo].gpa) || gpa_diff(gpa, g->banks[lo].gpa) >= g->banks[lo].len) {
 		errno = ENOENT;
 		return NULL;
 	}
 	if (len)
-		*len = g->banks[lo].len - (gpa.addr - gpa_val(g->banks[lo].gpa));
-	return g->ram + g->banks[lo].ram_off + (gpa.addr - gpa_val(g->banks[lo].gpa));
+		*len = g->banks[lo].len - gpa_diff(gpa, g->banks[lo].gpa);
+	return g->ram + g->banks[lo].ram_off + gpa_diff(gpa, g->banks[lo].gpa);
 }
 
 IOVM_API int iovm_guest_stage2(struct iovm_guest *g, struct iovm_domain **dom)

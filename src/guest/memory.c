@@ -125,7 +125,7 @@ static int place_named(struct iovm_guest *g, const struct iovm_guest_attr *attr,
 	if (g->pool)
 		page = phys_arena_page_size(phys_pool_arena(g->pool));
 	else if (!page)
-		page = phys_page_size(g->ctx->phys, pa_make(attr->banks[0].pa.addr));
+		page = phys_page_size(g->ctx->phys, attr->banks[0].pa);
 	if (!page)
 		return -ENOENT;
 	if (attr->page_size && attr->page_size != page)
@@ -133,9 +133,9 @@ static int place_named(struct iovm_guest *g, const struct iovm_guest_attr *attr,
 	for (unsigned i = 0; i < attr->nr_banks; i++) {
 		const struct iovm_guest_bank *b = &attr->banks[i];
 
-		if (!b->len || !is_aligned(b->pa.addr | b->len, page) || b->pa.addr + b->len < b->pa.addr)
+		if (!b->len || !is_aligned(pa_val(b->pa) | b->len, page) || pa_val(b->pa) + b->len < pa_val(b->pa))
 			return -EINVAL;
-		r[i] = (struct phys_range){ .pa = pa_make(b->pa.addr), .len = b->len };
+		r[i] = (struct phys_range){ .pa = b->pa, .len = b->len };
 		sum += b->len;
 	}
 	qsort(r, attr->nr_banks, sizeof(*r), range_cmp);
