@@ -15,8 +15,10 @@
  */
 #include "base/addr.h"
 #include "dev/exec.h"
+#include "guest/guest_internal.h"
 #include "iommu/iommu_internal.h"
 #include "os/vfio.h"
+#include "reg/reg_internal.h"
 
 int probe(iova_t iova, pa_t pa, gpa_t gpa, hpa_t hpa, uint64_t raw);
 
@@ -55,6 +57,10 @@ int probe(iova_t iova, pa_t pa, gpa_t gpa, hpa_t hpa, uint64_t raw)
 	struct pt_walk w;
 	struct side side = { 0 };
 	struct os_vfio *vfio = NULL;
+	struct reg_space *rs = NULL;
+	struct iovm_mr mr = { 0 };
+	struct guest_bank bank = { 0 };
+	uint64_t contig;
 	pa_t pages[2] = { pa, pa };
 	uint64_t raw_pages[2] = { raw, raw };
 	int sum = 0;
@@ -119,6 +125,16 @@ int probe(iova_t iova, pa_t pa, gpa_t gpa, hpa_t hpa, uint64_t raw)
 	sum += os_vfio_dma_map(vfio, NULL, pa, raw, true);          /* the kernel's IOMMU told a PA */
 #elif SWAP_CASE == 28
 	sum += os_vfio_dma_unmap(vfio, raw, raw);                   /* ... or a plain integer */
+#elif SWAP_CASE == 29
+	sum += odp_resolve(rs, dom, pa, 1);                         /* reg: a device fault at a PA */
+#elif SWAP_CASE == 30
+	sum += reg_key_iova(rs, 1, raw, raw, 1, dom, &pa, &contig); /* reg: a key's IOVA into a PA */
+#elif SWAP_CASE == 31
+	mr.iova = mr.pa;                                            /* reg: an MR's window PA as its IOVA */
+#elif SWAP_CASE == 32
+	bank.gpa = pa;                                              /* guest: a bank's host PA as its GPA */
+#elif SWAP_CASE == 33
+	bank.pa = iommu_stage2_gpa(iova);                           /* guest: stage 2's GPA as the host PA */
 #else
 	/* Case 0, and any number without a case: every address of its own type. */
 	iova = iova_add(iova, raw);
@@ -142,8 +158,13 @@ int probe(iova_t iova, pa_t pa, gpa_t gpa, hpa_t hpa, uint64_t raw)
 	side.pa = span.pa;
 	sum += os_vfio_dma_map(vfio, NULL, iova, raw, true);
 	sum += os_vfio_dma_unmap(vfio, iova, raw);
+	sum += odp_resolve(rs, dom, iova, 1);
+	sum += reg_key_iova(rs, 1, raw, raw, 1, dom, &iova, &contig);
+	mr.iova = iova_add(mr.iova, raw);
+	bank.gpa = gpa;
+	bank.pa = pa;
 #endif
-	(void)ops, (void)side;
+	(void)ops, (void)side, (void)rs, (void)mr, (void)bank, (void)contig;
 	(void)iova;
 	(void)pa;
 	(void)gpa;
