@@ -251,7 +251,8 @@ IOVM_API int iovm_rcache_destroy(struct iovm_rcache *cache);
  *
  * Thread safety: safe.
  *
- * Return: 0; as iovm_mr_reg() otherwise.
+ * Return: 0; -EINVAL for @access with IOVM_ACCESS_ON_DEMAND or a bit of no
+ * IOVM_ACCESS_* right; as iovm_mr_reg() otherwise.
  */
 IOVM_API int iovm_rcache_get(struct iovm_rcache *cache, void *addr, size_t len, uint32_t access,
 			     struct iovm_mr **mr);
