@@ -11,6 +11,7 @@
  * reaches the memory there now (DMA through the engine, by IOVA and by
  * key), and an MR whose memory was replaced reaches nothing.
  */
+#include <malloc.h>
 #include <pthread.h>
 
 #include "base/fault_inject.h"
@@ -89,7 +90,14 @@ TEST(ucx_get_unmapped)
 	cache_end(c);
 }
 
-/* The same with glibc: a large block freed (munmapped) and allocated again. */
+/*
+ * The same with glibc: a large block freed (munmapped) and allocated
+ * again. UCX checks a new registration only where the memory changed (its
+ * physical address): a block glibc carved from its heap stays mapped
+ * after free(), the same memory, and a hit on it is right. glibc's mmap
+ * threshold is fixed at its default first (ucx_basic's free() of a mapped
+ * megabyte raised it: the next megabyte came from the heap).
+ */
 TEST(ucx_get_unmapped_malloc)
 {
 	struct iovm_rcache *c;
@@ -97,12 +105,17 @@ TEST(ucx_get_unmapped_malloc)
 	uint8_t *p, *q;
 	uint32_t k1;
 	struct iovm_mr *mr;
+	bool back;
 
 	if (!TEST_GLIBC_MALLOC)
 		SKIP_CASE("the sanitizer's free() keeps the memory mapped");
+	CHECK(mallopt(M_MMAP_THRESHOLD, 128 << 10) == 1);
 	c = cache_new(0, 0);
 	p = malloc(len);
 	CHECK(p != NULL);
+	back = glibc_mmapped(p);
+	if (!back)
+		printf("# glibc put the block on its heap: its free() keeps the memory, a hit on it is right\n");
 	fill_random(p, len, 4);
 	k1 = get_put(c, p, len, RW);
 	CHECK_EQ(get_put(c, p, len, RW), k1);
@@ -111,7 +124,7 @@ TEST(ucx_get_unmapped_malloc)
 	CHECK(q != NULL);
 	fill_random(q, len, 5);
 	CHECK_OK(iovm_rcache_get(c, q, len, RW, &mr));
-	if (q == p)
+	if (q == p && back)
 		CHECK_MSG(mr_info(mr).lkey != k1, "free()+malloc() at the same address hit the old registration");
 	mr_reaches(&E, mr, q, 8192);
 	mr_reaches(&E, mr, q + len - 8192, 8192);
