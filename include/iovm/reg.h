@@ -100,7 +100,17 @@ struct iovm_mr;
  * unlock each page once), and mapped in @dom at once, with 2 MiB leaves
  * where the memory's addresses allow. A locked range refuses
  * madvise(MADV_DONTNEED); MADV_DONTNEED_LOCKED discards it, and invalidates
- * the registration's pages.
+ * the registration's pages. mremap(MREMAP_DONTUNMAP) of part of it
+ * unlocks, by the kernel's convention, the whole mapping it moves from,
+ * the pages that stay included (and does not count their lock off
+ * RLIMIT_MEMLOCK): the memory monitor locks them again before devices
+ * reach the memory again and before a call that waits for it
+ * (iovm_mr_query(), iovm_rcache_get()) returns. A madvise(MADV_DONTNEED)
+ * made before that (right after mremap() returns: microseconds), or where
+ * the monitor could not lock them again (RLIMIT_MEMLOCK, which then counts
+ * them twice; a source the application unmapped before the monitor read
+ * the move), discards such pages: the monitor then invalidates them, as
+ * for MADV_DONTNEED_LOCKED. Never stale, but no longer pinned.
  *
  * Implicit: @addr NULL, @len SIZE_MAX and IOVM_ACCESS_ON_DEMAND register the
  * whole user address space under one key, as rdma-core's implicit ODP. It
