@@ -36,7 +36,18 @@
  * nothing); the registration, and a cached one, then reach the segment.
  * Unmap such memory first. Changes of content (writes through another
  * mapping, by another process) are not replacements: the registration
- * reaches the same pages.
+ * reaches the same pages. Nor are changes of protection (mprotect(2),
+ * pkey_mprotect(2)), which no userfaultfd event reports: a registration
+ * keeps the rights it was registered with, as an rdma-core MR keeps its
+ * device's. iovm_mr_reg(), and a get of the registration cache that
+ * misses, check the memory's protection as it is then; a get that hits a
+ * cached region whose rights cover the request hands it out without
+ * looking at the memory again (as UCX's cache does), also after the
+ * application made it read-only. A device access the memory's protection
+ * now forbids faults on iovm's software platform, which reaches the
+ * memory through the process's mapping (IOVM_STATUS_PAGE_FAULT, nothing
+ * written); a real device (VFIO) reaches the pinned pages with the rights
+ * registered.
  *
  * On iovm's software platform a device reaches registered memory through
  * the process's own mapping of it, not through pinned pages: a device write
@@ -255,7 +266,9 @@ IOVM_API int iovm_rcache_destroy(struct iovm_rcache *cache);
  * iovm_rcache_get() - an MR holding [addr, addr+len) with @access (pinned
  * rights: IOVM_ACCESS_* but ON_DEMAND), from the cache or registered now;
  * held until iovm_rcache_put(). A hit takes no lock and writes no cache
- * line another CPU writes. Memory an application's call that returned
+ * line another CPU writes; it is judged by the rights its region was
+ * registered with, not by the memory's protection now (see the head of
+ * this file). Memory an application's call that returned
  * before took away is never a hit: a get that finds the memory monitor
  * with events in hand waits until it has invalidated them.
  *
