@@ -96,8 +96,10 @@ TEST(ucm_free)
 		SKIP_CASE("the sanitizer's free() keeps the memory mapped");
 	p = malloc(len);
 	CHECK(p != NULL);
-	if (!glibc_mmapped(p))
+	if (!glibc_mmapped(p)) {
+		free(p);
 		SKIP_CASE("glibc put the block on its heap, not in a mapping of its own");
+	}
 	memset(p, 1, len);
 	b = reg_both(p + (1u << 20), 1u << 20);
 	st = rstats(&E.r);
@@ -331,8 +333,11 @@ TEST(ucm_malloc_trim)
 	app_unmap(p, PG);
 	p = malloc(len);
 	CHECK(p != NULL);
-	if (glibc_mmapped(p))
+	if (glibc_mmapped(p)) {
+		free(p);
+		mallopt(M_MMAP_THRESHOLD, 128 << 10);
 		SKIP_CASE("glibc mapped the block");
+	}
 	memset(p, 11, len);
 	CHECK_OK(iovm_rcache_get(C, p, len, RW, &mr));
 	in = mr_info(mr);

@@ -562,10 +562,11 @@ static void fork_child(void *arg)
 /* test_md's fork: a registered page, a child that writes its copy; the parent's registration is untouched. */
 TEST(ucx_fork)
 {
-	struct iovm_rcache *c = cache_new(0, 0);
+	struct iovm_rcache *c;
 	struct iovm_mr *r1, *r2;
 
 	SKIP_FORK_UNDER_TSAN();
+	c = cache_new(0, 0);
 
 	fork_page = app_map(PG);
 	memset(fork_page, 42, 100);

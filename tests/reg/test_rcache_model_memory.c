@@ -47,11 +47,12 @@ static void child_changes_shared_memory(void *arg)
  */
 TEST(child_changes_never_reach_parent_registrations_shared_memory)
 {
-	struct iovm_rcache *c = cache_new();
+	struct iovm_rcache *c;
 	struct iovm_mr *pinned, *cached;
 	uint64_t valid;
 
 	SKIP_FORK_UNDER_TSAN();
+	c = cache_new();
 
 	shared_page = mmap(NULL, 4 * PG, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	CHECK(shared_page != MAP_FAILED);
