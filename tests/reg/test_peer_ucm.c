@@ -118,7 +118,7 @@ TEST(ucm_free)
  */
 TEST(ucm_realloc)
 {
-	size_t len = 8u << 20;
+	size_t len = 1u << 20;
 	uint8_t *p, *q, *old;
 	struct iovm_reg_stats st;
 	struct both b;
@@ -307,7 +307,7 @@ TEST(ucm_madvise)
  */
 TEST(ucm_malloc_trim)
 {
-	size_t len = 8u << 20;
+	size_t len = 4u << 20;
 	uint8_t *p, *q, *brk1, *old;
 	struct iovm_rcache *warm;
 	struct iovm_mr *mr;
@@ -316,7 +316,7 @@ TEST(ucm_malloc_trim)
 
 	if (!TEST_GLIBC_MALLOC)
 		SKIP_CASE("the sanitizer's allocator has no heap to trim");
-	printf("# an 8 MiB heap block, cached, freed, trimmed\n"); /* stdout's buffer goes below the block */
+	printf("# a 4 MiB heap block, cached, freed, trimmed\n"); /* stdout's buffer goes below the block */
 	mallopt(M_MMAP_THRESHOLD, 64 << 20);
 	mallopt(M_TOP_PAD, 0);
 	/*
