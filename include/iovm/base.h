@@ -68,15 +68,22 @@ typedef struct iovm_gpa {
 IOVM_API const char *iovm_strerror(int err);
 
 /**
- * iovm_error_detail() - the message of the calling thread's last error.
+ * iovm_error_detail() - what the calling thread's last failed call said.
  *
- * Calls that fail for a reason an errno cannot say (an unknown option, a
- * malformed value) leave a sentence here that names what was wrong.
+ * A call that fails leaves a sentence here that names the call and what
+ * was wrong: which argument failed which check (every -EINVAL), which
+ * option or value, which address. Every call starts with an empty detail,
+ * so a detail never belongs to an earlier call; the calls of the hot paths
+ * (iovm_dma_pa(), iovm_dma_xlate(), iovm_dma_ptr(), iovm_dma_iova(),
+ * iovm_mr_iova(), iovm_rcache_get(), iovm_rcache_put(), iovm_queue_submit(),
+ * iovm_queue_process(), iovm_queue_reap()) leave it as it was when they
+ * succeed, and set it when they fail. A failure whose errno says it all (a
+ * resource short deep inside) may leave it empty.
  *
  * Thread safety: per thread; the string stays valid until the thread's next
  * call into iovm.
  *
- * Return: the message, or "" when the last error left none.
+ * Return: the message, or "" when the last call left none.
  */
 IOVM_API const char *iovm_error_detail(void);
 

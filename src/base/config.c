@@ -268,6 +268,7 @@ int config_parse_size(const char *s, uint64_t *out)
 
 IOVM_API int iovm_size_parse(const char *s, uint64_t *bytes)
 {
+	err_enter();
 	return bytes ? config_parse_size(s, bytes) : -EINVAL;
 }
 

@@ -16,14 +16,18 @@
 /* Long enough for an option string quoted back at the user. */
 #define ERR_DETAIL_MAX 512
 
-static __thread char err_detail_buf[ERR_DETAIL_MAX];
+__thread const char *err_api __tls_ie;
+__thread char err_detail_buf[ERR_DETAIL_MAX] __tls_ie;
 
 int err_detail(int err, int level, const char *fmt, ...)
 {
+	int n = 0;
 	va_list ap;
 
+	if (err_api)
+		n = snprintf(err_detail_buf, ERR_DETAIL_MAX, "%s: ", err_api);
 	va_start(ap, fmt);
-	vsnprintf(err_detail_buf, sizeof(err_detail_buf), fmt, ap);
+	vsnprintf(err_detail_buf + n, (size_t)(ERR_DETAIL_MAX - n), fmt, ap);
 	va_end(ap);
 	log_msg(level, "%s", err_detail_buf);
 	return err;

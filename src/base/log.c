@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 
+#include "base/error.h"
 #include "base/lock.h"
 #include "base/log.h"
 
@@ -53,14 +54,16 @@ void log_msg(int level, const char *fmt, ...)
 
 IOVM_API int iovm_log_set_level(int level)
 {
+	err_enter();
 	if (level < IOVM_LOG_ERR || level > IOVM_LOG_DEBUG)
-		return -EINVAL;
+		return err_inval("level < IOVM_LOG_ERR || level > IOVM_LOG_DEBUG");
 	atomic_store_explicit(&log_level, level, memory_order_relaxed);
 	return 0;
 }
 
 IOVM_API int iovm_log_set_handler(iovm_log_fn fn, void *arg)
 {
+	err_enter();
 	mutex_lock(&log_lock);
 	log_handler = fn;
 	log_handler_arg = fn ? arg : NULL;

@@ -99,9 +99,9 @@ IOVM_API int iovm_open(const char *opts, struct iovm_ctx **out)
 	bool host_pa = false, readable = false;
 	int ret;
 
-	err_clear();
+	err_enter();
 	if (!out)
-		return -EINVAL;
+		return err_inval("!out");
 	config_defaults(&cfg);
 	ret = config_parse(&cfg, opts ? opts : getenv("IOVM_OPTS"));
 	if (ret)
@@ -181,7 +181,7 @@ destroy_epoch:
 
 IOVM_API int iovm_close(struct iovm_ctx *ctx)
 {
-	err_clear();
+	err_enter();
 	if (!ctx)
 		return 0;
 	/*
@@ -201,9 +201,9 @@ IOVM_API int iovm_close(struct iovm_ctx *ctx)
 
 IOVM_API int iovm_ctx_info(const struct iovm_ctx *ctx, struct iovm_ctx_info *info)
 {
-	err_clear();
+	err_enter();
 	if (!ctx || !info)
-		return -EINVAL;
+		return err_inval("!ctx || !info");
 	*info = (struct iovm_ctx_info){
 		.page_size = ctx->cfg.page_size ? ctx->cfg.page_size
 						: (os_hugepage_supported(SZ_2M) ? SZ_2M : SZ_4K),

@@ -138,9 +138,9 @@ IOVM_API int iovm_cbuf_alloc(struct iovm_ctx *ctx, size_t size, uint32_t flags, 
 	struct iovm_cbuf *cb;
 	int ret;
 
-	err_clear();
+	err_enter();
 	if (!ctx || !out || !size || (flags & ~CBUF_FLAGS) || size > (size_t)CBUF_MAX_PAGES << 12)
-		return -EINVAL;
+		return err_inval("!ctx || !out || !size || (flags & ~CBUF_FLAGS) || size > (size_t)CBUF_MAX_PAGES << 12");
 	ms = ctx->mem;
 	cb = fi_calloc(1, sizeof(*cb));
 	if (!cb)
@@ -216,9 +216,9 @@ IOVM_API int iovm_cbuf_free(struct iovm_cbuf *cb)
 {
 	struct mem_space *ms;
 
-	err_clear();
+	err_enter();
 	if (!cb)
-		return -EINVAL;
+		return err_inval("!cb");
 	ms = cb->ms;
 	mutex_lock(&ms->cbuf_lock);
 	list_del(&cb->link);
@@ -231,8 +231,9 @@ IOVM_API int iovm_cbuf_free(struct iovm_cbuf *cb)
 
 IOVM_API void *iovm_cbuf_ptr(const struct iovm_cbuf *cb)
 {
+	err_enter();
 	if (!cb) {
-		errno = EINVAL;
+		errno = -err_inval("!cb");
 		return NULL;
 	}
 	return cb->va;
@@ -240,9 +241,9 @@ IOVM_API void *iovm_cbuf_ptr(const struct iovm_cbuf *cb)
 
 IOVM_API int iovm_cbuf_pages(const struct iovm_cbuf *cb, iovm_pa_t *pages, unsigned max, unsigned *n)
 {
-	err_clear();
+	err_enter();
 	if (!cb || !n || (max && !pages))
-		return -EINVAL;
+		return err_inval("!cb || !n || (max && !pages)");
 	for (unsigned i = 0; i < cb->nr_pages && i < max; i++)
 		pages[i] = cb->pages[i];
 	*n = cb->nr_pages;
@@ -288,7 +289,7 @@ static int cbuf_sync(struct iovm_ctx *ctx, const void *ptr, size_t len, bool for
 
 	err_clear();
 	if (!ctx || !ptr || !len || (uintptr_t)ptr + len < (uintptr_t)ptr)
-		return -EINVAL;
+		return err_inval("!ctx || !ptr || !len || (uintptr_t)ptr + len < (uintptr_t)ptr");
 	/* The DMA heap is coherent: nothing to do, as on x86, and found without a lock. */
 	if (!iovm_dma_xlate(ctx, ptr, &x))
 		return 0;
@@ -321,11 +322,13 @@ static int cbuf_sync(struct iovm_ctx *ctx, const void *ptr, size_t len, bool for
 
 IOVM_API int iovm_dma_sync_for_device(struct iovm_ctx *ctx, const void *ptr, size_t len)
 {
+	err_enter();
 	return cbuf_sync(ctx, ptr, len, true);
 }
 
 IOVM_API int iovm_dma_sync_for_cpu(struct iovm_ctx *ctx, const void *ptr, size_t len)
 {
+	err_enter();
 	return cbuf_sync(ctx, ptr, len, false);
 }
 

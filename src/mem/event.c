@@ -146,9 +146,9 @@ IOVM_API int iovm_mem_event_subscribe(struct iovm_ctx *ctx, iovm_mem_event_fn fn
 	uint64_t fail_page = 0;
 	int ret;
 
-	err_clear();
+	err_enter();
 	if (!ctx || !fn || !out)
-		return -EINVAL;
+		return err_inval("!ctx || !fn || !out");
 	if (event_in_callback())
 		return -EDEADLK;
 	ms = ctx->mem;
@@ -182,9 +182,9 @@ IOVM_API int iovm_mem_event_unsubscribe(struct iovm_ctx *ctx, struct iovm_mem_su
 	struct mem_space *ms;
 	int ret = -EINVAL;
 
-	err_clear();
+	err_enter();
 	if (!ctx || !sub)
-		return -EINVAL;
+		return err_inval("!ctx || !sub");
 	if (event_in_callback())
 		return -EDEADLK;
 	ms = ctx->mem;

@@ -55,7 +55,7 @@ static int decode(const struct mem_space *ms, size_t size, size_t align, uint32_
 	/* Each IOVM_DMA_PAGE_* says "only": two of them contradict each other. */
 	if (!size || (flags & ~DMA_FLAGS_KNOWN) || (align && !is_pow2(align)) ||
 	    align > DMA_MAX_ALIGN || ((flags & DMA_FLAG_PAGES) && !is_pow2(flags & DMA_FLAG_PAGES)))
-		return -EINVAL;
+		return err_inval("!size || (flags & ~DMA_FLAGS_KNOWN) || (align && !is_pow2(align)) || align > DMA_MAX_ALIGN || ((flags & DMA_FLAG_PAGES) && !is_pow2(flags & DMA_FLAG_PAGES))");
 	if (size > (UINT64_C(1) << ms->slot_shift))
 		return -ENOMEM;
 	*req = (struct mem_req){
@@ -66,7 +66,7 @@ static int decode(const struct mem_space *ms, size_t size, size_t align, uint32_
 	};
 	if (shift) {
 		if (shift > DMA_MAX_BOUNDARY_SHIFT || (UINT64_C(1) << shift) < size)
-			return -EINVAL;
+			return err_inval("shift > DMA_MAX_BOUNDARY_SHIFT || (UINT64_C(1) << shift) < size");
 		/*
 		 * Aligned to the power of two at or above its size, a block
 		 * crosses no boundary of that size or larger, in VA or in PA
@@ -78,7 +78,7 @@ static int decode(const struct mem_space *ms, size_t size, size_t align, uint32_
 
 	pl->node_slot = ms->default_node_slot;
 	if (node_field && node_slot_of(ms, (int)node_field - 1, &pl->node_slot))
-		return -EINVAL;
+		return err_inval("node_field && node_slot_of(ms, (int)node_field - 1, &pl->node_slot)");
 
 	pl->nr_psz = 0;
 	if (!(flags & DMA_FLAG_PAGES)) {
@@ -148,7 +148,8 @@ static void *alloc_placed(struct mem_space *ms, const struct mem_req *req,
 		if (!skipped)
 			break;
 	}
-	errno = ENOMEM;
+	errno = -err_detail(-ENOMEM, IOVM_LOG_DEBUG, "no memory for %llu bytes (mem_limit, or the hugepage pool)",
+			    (unsigned long long)req->size);
 	return NULL;
 }
 
@@ -160,7 +161,7 @@ static __noinline void *alloc_slow(struct iovm_ctx *ctx, size_t size, size_t ali
 	int ret;
 
 	if (!ctx) {
-		errno = EINVAL;
+		errno = -err_inval("!ctx");
 		return NULL;
 	}
 	ms = ctx->mem;
@@ -170,7 +171,7 @@ static __noinline void *alloc_slow(struct iovm_ctx *ctx, size_t size, size_t ali
 		return NULL;
 	}
 	if (event_in_callback()) {
-		errno = EDEADLK;
+		errno = -err_detail(-EDEADLK, IOVM_LOG_DEBUG, "called from a memory event callback");
 		return NULL;
 	}
 	atomic_fetch_add_explicit(&ms->slow_allocs, 1, memory_order_relaxed);
@@ -179,6 +180,7 @@ static __noinline void *alloc_slow(struct iovm_ctx *ctx, size_t size, size_t ali
 
 IOVM_API void *iovm_dma_alloc(struct iovm_ctx *ctx, size_t size, size_t align, uint32_t flags)
 {
+	err_enter();
 	/* The fast path: default placement, small, served by the thread's cache. */
 	if (likely(ctx && !(flags & ~IOVM_DMA_ZERO) && size - 1 < MEM_SMALL_MAX &&
 		   align <= DMA_DEFAULT_ALIGN * 4 && !(align & (align - 1)))) {
@@ -196,6 +198,7 @@ IOVM_API void *iovm_dma_alloc(struct iovm_ctx *ctx, size_t size, size_t align, u
 
 IOVM_API void *iovm_dma_zalloc(struct iovm_ctx *ctx, size_t size, size_t align, uint32_t flags)
 {
+	err_enter();
 	return iovm_dma_alloc(ctx, size, align, flags | IOVM_DMA_ZERO);
 }
 
@@ -246,13 +249,19 @@ static int mem_free(struct mem_space *ms, void *ptr)
 
 IOVM_API int iovm_dma_free(struct iovm_ctx *ctx, void *ptr)
 {
+	int ret;
+
+	err_enter();
 	if (!ptr)
 		return 0;
 	if (unlikely(!ctx))
-		return -EINVAL;
+		return err_inval("!ctx");
 	if (unlikely(event_in_callback()))
-		return -EDEADLK;
-	return mem_free(ctx->mem, ptr);
+		return err_detail(-EDEADLK, IOVM_LOG_DEBUG, "called from a memory event callback");
+	ret = mem_free(ctx->mem, ptr);
+	if (unlikely(ret == -EINVAL))
+		return err_detail(ret, IOVM_LOG_DEBUG, "%p is not a live allocation (freed already?)", ptr);
+	return ret;
 }
 
 /* The usable size of a live allocation; 0 for one that was freed. */
@@ -271,13 +280,15 @@ IOVM_API size_t iovm_dma_size(struct iovm_ctx *ctx, const void *ptr)
 	struct dma_obj o;
 	uint64_t size;
 
-	if (!ctx || !ptr || obj_lookup(ctx->mem, ptr, &o)) {
-		errno = EINVAL;
+	err_enter();
+	if (!ctx || !ptr) {
+		errno = -err_inval("!ctx || !ptr");
 		return 0;
 	}
-	size = usable_size(&o, ptr);
-	if (!size)
-		errno = EINVAL;
+	if (obj_lookup(ctx->mem, ptr, &o) || !(size = usable_size(&o, ptr))) {
+		errno = -err_detail(-EINVAL, IOVM_LOG_DEBUG, "%p is not a live allocation", ptr);
+		return 0;
+	}
 	return size;
 }
 
@@ -302,24 +313,20 @@ IOVM_API void *iovm_dma_realloc(struct iovm_ctx *ctx, void *ptr, size_t size, si
 	void *p;
 	int ret;
 
+	err_enter();
 	if (!ptr)
 		return iovm_dma_alloc(ctx, size, align, flags);
 	if (!ctx) {
-		errno = EINVAL;
+		errno = -err_inval("!ctx");
 		return NULL;
 	}
 	ret = decode(ctx->mem, size, align, flags, &req, &pl);
-	if (!ret && obj_lookup(ctx->mem, ptr, &o))
-		ret = -EINVAL;
+	if (!ret && (obj_lookup(ctx->mem, ptr, &o) || !(old = usable_size(&o, ptr))))
+		ret = err_detail(-EINVAL, IOVM_LOG_DEBUG, "%p is not a live allocation", ptr);
 	if (!ret && event_in_callback())
-		ret = -EDEADLK;
+		ret = err_detail(-EDEADLK, IOVM_LOG_DEBUG, "called from a memory event callback");
 	if (ret) {
 		errno = -ret;
-		return NULL;
-	}
-	old = usable_size(&o, ptr);
-	if (!old) {
-		errno = EINVAL;
 		return NULL;
 	}
 	/* In place: same placement, alignment kept, and contiguity not at stake when growing. */
@@ -348,9 +355,9 @@ IOVM_API int64_t iovm_dma_trim(struct iovm_ctx *ctx, uint32_t flags)
 {
 	uint64_t released = 0;
 
-	err_clear();
+	err_enter();
 	if (!ctx || (flags & ~IOVM_TRIM_ALL))
-		return -EINVAL;
+		return err_inval("!ctx || (flags & ~IOVM_TRIM_ALL)");
 	if (event_in_callback())
 		return -EDEADLK;
 	for (unsigned i = 0; i < MEM_MAX_LISTS; i++) {

@@ -176,9 +176,9 @@ IOVM_API int iovm_mem_stats(struct iovm_ctx *ctx, struct iovm_mem_stats *st)
 {
 	struct mem_space *ms;
 
-	err_clear();
+	err_enter();
 	if (!ctx || !st)
-		return -EINVAL;
+		return err_inval("!ctx || !st");
 	ms = ctx->mem;
 	memset(st, 0, sizeof(*st));
 	for (unsigned i = 0; i < MEM_MAX_LISTS; i++) {

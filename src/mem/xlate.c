@@ -188,9 +188,9 @@ IOVM_API int iovm_dma_pa(const struct iovm_ctx *ctx, const void *ptr, iovm_pa_t 
 	uint64_t loff, v;
 
 	if (unlikely(!ctx || !pa))
-		return -EINVAL;
+		return err_hot(-EINVAL, "invalid argument: !ctx || !pa");
 	if (unlikely(!xlate_lookup(ctx, ptr, &sl, &loff, &v)))
-		return -ENOENT;
+		return err_hot(-ENOENT, "%p is not in iovm's DMA memory", ptr);
 	*pa = IOVM_PA((v & ~XLATE_VALID) + (loff & sl->page_mask));
 	return 0;
 }
@@ -203,10 +203,10 @@ IOVM_API int iovm_dma_xlate(const struct iovm_ctx *ctx, const void *ptr, struct 
 	uint32_t run, hrun;
 
 	if (unlikely(!ctx || !x))
-		return -EINVAL;
+		return err_hot(-EINVAL, "invalid argument: !ctx || !x");
 	e = xlate_lookup(ctx, ptr, &sl, &loff, &v);
 	if (unlikely(!e))
-		return -ENOENT;
+		return err_hot(-ENOENT, "%p is not in iovm's DMA memory", ptr);
 	hpa = atomic_load_explicit(&e->hpa, memory_order_relaxed);
 	run = atomic_load_explicit(&e->pa_run, memory_order_relaxed);
 	hrun = atomic_load_explicit(&e->hpa_run, memory_order_relaxed);
@@ -250,7 +250,7 @@ IOVM_API void *iovm_dma_ptr(const struct iovm_ctx *ctx, iovm_pa_t pa)
 	uintptr_t va;
 
 	if (!ctx) {
-		errno = EINVAL;
+		errno = -err_hot(-EINVAL, "invalid argument: !ctx");
 		return NULL;
 	}
 	ms = ctx->mem;
@@ -263,6 +263,6 @@ IOVM_API void *iovm_dma_ptr(const struct iovm_ctx *ctx, iovm_pa_t pa)
 		if (va)
 			return (void *)(va + (pa.addr & (psz - 1)));
 	}
-	errno = ENOENT;
+	errno = -err_hot(-ENOENT, "PA %#llx is not mapped in this process", (unsigned long long)pa.addr);
 	return NULL;
 }

@@ -42,7 +42,7 @@ static int name_check(const char *name)
 	size_t len;
 
 	if (!name)
-		return -EINVAL;
+		return err_inval("!name");
 	len = strnlen(name, IOVM_ZONE_NAMESIZE);
 	if (!len || len == IOVM_ZONE_NAMESIZE)
 		return err_detail(-EINVAL, IOVM_LOG_DEBUG, "zone name must be 1 to %d characters",
@@ -78,13 +78,13 @@ IOVM_API int iovm_zone_reserve(struct iovm_ctx *ctx, const char *name, size_t si
 	void *mem;
 	int ret;
 
-	err_clear();
+	err_enter();
 	const uint32_t pages = flags & (IOVM_DMA_PAGE_4K | IOVM_DMA_PAGE_2M | IOVM_DMA_PAGE_1G);
 
 	/* Before the name is looked up: an existing zone does not make conflicting pages valid. */
 	if (!ctx || !out || !size || (flags & ~allowed) || (align && !is_pow2(align)) ||
 	    (pages && !is_pow2(pages)))
-		return -EINVAL;
+		return err_inval("!ctx || !out || !size || (flags & ~allowed) || (align && !is_pow2(align)) || (pages && !is_pow2(pages))");
 	ret = name_check(name);
 	if (ret)
 		return ret;
@@ -141,9 +141,9 @@ IOVM_API int iovm_zone_lookup(struct iovm_ctx *ctx, const char *name, const stru
 	struct mem_zone *z;
 	int ret;
 
-	err_clear();
+	err_enter();
 	if (!ctx || !out)
-		return -EINVAL;
+		return err_inval("!ctx || !out");
 	ret = name_check(name);
 	if (ret)
 		return ret;
@@ -161,9 +161,9 @@ IOVM_API int iovm_zone_free(struct iovm_ctx *ctx, const struct iovm_zone *zone)
 	struct list_node *n;
 	struct mem_zone *z = NULL;
 
-	err_clear();
+	err_enter();
 	if (!ctx || !zone)
-		return -EINVAL;
+		return err_inval("!ctx || !zone");
 	if (event_in_callback())
 		return -EDEADLK;
 	ms = ctx->mem;
@@ -179,7 +179,7 @@ IOVM_API int iovm_zone_free(struct iovm_ctx *ctx, const struct iovm_zone *zone)
 	}
 	mutex_unlock(&ms->zone_lock);
 	if (!z)
-		return -EINVAL;
+		return err_inval("!z");
 	iovm_dma_free(ctx, z->pub.va);
 	free(z);
 	return 0;
@@ -191,9 +191,9 @@ IOVM_API int iovm_zone_walk(struct iovm_ctx *ctx, int (*fn)(void *arg, const str
 	struct list_node *n;
 	int ret = 0;
 
-	err_clear();
+	err_enter();
 	if (!ctx || !fn)
-		return -EINVAL;
+		return err_inval("!ctx || !fn");
 	mutex_lock(&ctx->mem->zone_lock);
 	list_for_each(n, &ctx->mem->zones) {
 		ret = fn(arg, &list_entry(n, struct mem_zone, link)->pub);

@@ -40,9 +40,9 @@ IOVM_API int iovm_sysinfo_get(struct iovm_sysinfo **out)
 	struct utsname uts;
 	int n, fd, ret;
 
-	err_clear();
+	err_enter();
 	if (!out)
-		return -EINVAL;
+		return err_inval("!out");
 	info = fi_calloc(1, sizeof(*info));
 	if (!info)
 		return -ENOMEM;
@@ -83,5 +83,6 @@ IOVM_API int iovm_sysinfo_get(struct iovm_sysinfo **out)
 
 IOVM_API void iovm_sysinfo_free(struct iovm_sysinfo *info)
 {
+	err_enter();
 	free(info);
 }

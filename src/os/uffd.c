@@ -14,6 +14,7 @@
 #include <iovm/os.h>
 
 #include "base/compiler.h"
+#include "base/error.h"
 #include "base/fault_inject.h"
 #include "os/uffd.h"
 
@@ -98,5 +99,6 @@ static const char *const uffd_feature_names[] = {
 
 IOVM_API const char *iovm_uffd_feature_name(unsigned bit)
 {
+	err_enter();
 	return bit < ARRAY_SIZE(uffd_feature_names) ? uffd_feature_names[bit] : NULL;
 }

@@ -190,12 +190,12 @@ IOVM_API int iovm_pool_create(struct iovm_ctx *ctx, const char *name, uint64_t s
 	unsigned nr_sizes;
 	int ret = -ENOMEM;
 
-	err_clear();
+	err_enter();
 	if (!ctx || !name || !*name || strlen(name) >= sizeof(((struct phys_pool *)0)->name) || !out || !size ||
 	    !max_ranges || max_ranges > IOVM_POOL_MAX_RANGES)
-		return -EINVAL;
+		return err_inval("!ctx || !name || !*name || strlen(name) >= sizeof(((struct phys_pool *)0)->name) || !out || !size || !max_ranges || max_ranges > IOVM_POOL_MAX_RANGES");
 	if (page_size && page_size != SZ_4K && page_size != SZ_2M && page_size != SZ_1G)
-		return -EINVAL;
+		return err_inval("page_size && page_size != SZ_4K && page_size != SZ_2M && page_size != SZ_1G");
 	/* Auto: 2 MiB hugepages when the machine gives them, else 4 KiB. */
 	nr_sizes = phys_page_sizes(page_size, sizes);
 	for (unsigned i = 0; i < nr_sizes; i++) {
@@ -204,7 +204,7 @@ IOVM_API int iovm_pool_create(struct iovm_ctx *ctx, const char *name, uint64_t s
 		struct phys_pool *pool;
 
 		if (!is_aligned(size, sizes[i]))
-			return -EINVAL;
+			return err_inval("!is_aligned(size, sizes[i])");
 		ret = phys_arena_get(ctx->phys, sizes[i], ctx->cfg.numa_node, &a);
 		if (ret)
 			continue;
@@ -227,9 +227,9 @@ IOVM_API int iovm_pool_lookup(struct iovm_ctx *ctx, const char *name, struct iov
 	struct phys_pool *pool;
 	int ret;
 
-	err_clear();
+	err_enter();
 	if (!ctx || !name || !out)
-		return -EINVAL;
+		return err_inval("!ctx || !name || !out");
 	ret = phys_pool_lookup(ctx->phys, name, &pool);
 	if (!ret)
 		*out = pool_handle(pool);
@@ -238,8 +238,8 @@ IOVM_API int iovm_pool_lookup(struct iovm_ctx *ctx, const char *name, struct iov
 
 IOVM_API int iovm_pool_destroy(struct iovm_pool *pool)
 {
-	err_clear();
+	err_enter();
 	if (!pool)
-		return -EINVAL;
+		return err_inval("!pool");
 	return phys_pool_destroy(phys_pool_of(pool));
 }

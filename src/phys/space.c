@@ -222,8 +222,8 @@ int phys_stats(struct phys_space *ps, struct iovm_phys_stats *st)
 
 IOVM_API int iovm_phys_stats(struct iovm_ctx *ctx, struct iovm_phys_stats *st)
 {
-	err_clear();
+	err_enter();
 	if (!ctx || !st)
-		return -EINVAL;
+		return err_inval("!ctx || !st");
 	return phys_stats(ctx->phys, st);
 }
