@@ -7,6 +7,7 @@
  * and to a mirror after iovm's table has it.
  */
 #include <errno.h>
+#include <inttypes.h>
 
 #include <iovm/mem.h>
 
@@ -53,7 +54,7 @@ static int iova_take(struct iovm_domain *dom, uint64_t *iova, uint64_t len, uint
 	if (!dom->has_iova) {
 		/* A VA domain's page 0 is no process memory: kept unmapped, as a managed domain's. */
 		if (*iova == IOVM_ADDR_INVALID || (dom->type == IOVM_DOMAIN_VA && *iova < MANAGED_IOVA_BASE))
-			return -EINVAL;
+			return err_inval("*iova == IOVM_ADDR_INVALID || (dom->type == IOVM_DOMAIN_VA && *iova < MANAGED_IOVA_BASE)");
 		return 0;
 	}
 	if (*iova == IOVM_ADDR_INVALID) {
@@ -66,7 +67,7 @@ static int iova_take(struct iovm_domain *dom, uint64_t *iova, uint64_t len, uint
 	/* Holes are outside the window: never handed out, never mapped. */
 	if (range_bad(*iova, len) || iova_in_hole(&dom->iova, *iova >> 12, len >> 12) ||
 	    in_mirror_hole(dom, *iova, len))
-		return -EINVAL;
+		return err_inval("range_bad(*iova, len) || iova_in_hole(&dom->iova, *iova >> 12, len >> 12) || in_mirror_hole(dom, *iova, len)");
 	ret = iova_reserve(&dom->iova, *iova >> 12, len >> 12);
 	if (ret == -EBUSY && (dom->flags & IOVM_DOMAIN_DEFERRED)) {
 		/*
@@ -76,6 +77,9 @@ static int iova_take(struct iovm_domain *dom, uint64_t *iova, uint64_t len, uint
 		flushq_flush(dom);
 		ret = iova_reserve(&dom->iova, *iova >> 12, len >> 12);
 	}
+	if (ret == -EINVAL)
+		return err_detail(ret, IOVM_LOG_DEBUG, "IOVA [%#" PRIx64 ", +%#" PRIx64 ") is outside the domain's window",
+				  *iova, len);
 	return ret == -EBUSY ? -EEXIST : ret;
 }
 
@@ -94,7 +98,8 @@ int domain_map_pa(struct iovm_domain *dom, uint64_t *iova, uint64_t pa, const vo
 	if (ret)
 		return ret;
 	if (*iova + len > dom->limit || *iova + len < *iova) {
-		ret = -EINVAL;
+		ret = err_detail(-EINVAL, IOVM_LOG_DEBUG, "IOVA [%#" PRIx64 ", +%#" PRIx64 ") is past the domain's limit",
+				 *iova, len);
 		goto give;
 	}
 	flushq_unquarantine(dom, *iova, len);
@@ -121,9 +126,9 @@ static bool on_bus(struct iovm_domain *dom, uint64_t pa, uint64_t len)
 static int map_args_check(struct iovm_domain *dom, const iovm_iova_t *iova, uint64_t len, uint32_t perm)
 {
 	if (!dom || !iova || !len || !is_aligned(len, SZ_4K) || !perm_ok(perm))
-		return -EINVAL;
+		return err_inval("!dom || !iova || !len || !is_aligned(len, SZ_4K) || !perm_ok(perm)");
 	if (iova->addr != IOVM_ADDR_INVALID && !is_aligned(iova->addr, SZ_4K))
-		return -EINVAL;
+		return err_inval("iova->addr != IOVM_ADDR_INVALID && !is_aligned(iova->addr, SZ_4K)");
 	if (dom->type == IOVM_DOMAIN_IDENTITY || dom->type == IOVM_DOMAIN_NESTED)
 		return -EOPNOTSUPP;
 	return 0;
@@ -135,12 +140,12 @@ IOVM_API int iovm_domain_map(struct iovm_domain *dom, iovm_iova_t *iova, iovm_pa
 	uint64_t where;
 	int ret;
 
-	err_clear();
+	err_enter();
 	ret = map_args_check(dom, iova, len, perm);
 	if (ret)
 		return ret;
 	if (!is_aligned(pa.addr, SZ_4K) || pa.addr + len < pa.addr || !on_bus(dom, pa.addr, len))
-		return -EINVAL;
+		return err_inval("!is_aligned(pa.addr, SZ_4K) || pa.addr + len < pa.addr || !on_bus(dom, pa.addr, len)");
 	where = iova->addr;
 	ret = domain_map_pa(dom, &where, pa.addr, NULL, len, prot_of(perm));
 	if (!ret)
@@ -154,12 +159,12 @@ IOVM_API int iovm_domain_map_gpa(struct iovm_domain *dom, iovm_iova_t *iova, iov
 	uint64_t where;
 	int ret;
 
-	err_clear();
+	err_enter();
 	if (!dom || !iova || !len || !is_aligned(len | gpa.addr, SZ_4K) || !perm_ok(perm) ||
 	    gpa.addr + len < gpa.addr || gpa.addr + len > (UINT64_C(1) << PT_IOVA_BITS))
-		return -EINVAL;
+		return err_inval("!dom || !iova || !len || !is_aligned(len | gpa.addr, SZ_4K) || !perm_ok(perm) || gpa.addr + len < gpa.addr || gpa.addr + len > (UINT64_C(1) << PT_IOVA_BITS)");
 	if (iova->addr != IOVM_ADDR_INVALID && !is_aligned(iova->addr, SZ_4K))
-		return -EINVAL;
+		return err_inval("iova->addr != IOVM_ADDR_INVALID && !is_aligned(iova->addr, SZ_4K)");
 	if (dom->type != IOVM_DOMAIN_NESTED)
 		return -EOPNOTSUPP;
 	where = iova->addr;
@@ -173,7 +178,7 @@ int iommu_stage2_map(struct iovm_domain *dom, uint64_t gpa, uint64_t pa, const v
 		     uint32_t perm)
 {
 	if (!dom || dom->type != IOVM_DOMAIN_GUEST || !len || !is_aligned(gpa | pa | len, SZ_4K) || !perm_ok(perm))
-		return -EINVAL;
+		return err_inval("!dom || dom->type != IOVM_DOMAIN_GUEST || !len || !is_aligned(gpa | pa | len, SZ_4K) || !perm_ok(perm)");
 	return domain_map_pa(dom, &gpa, pa, where, len, prot_of(perm));
 }
 
@@ -185,22 +190,23 @@ IOVM_API int iovm_domain_map_pages(struct iovm_domain *dom, iovm_iova_t *iova, c
 	bool begun;
 	int ret;
 
-	err_clear();
+	err_enter();
 	if (!pages || !n)
-		return -EINVAL;
+		return err_inval("!pages || !n");
 	ret = map_args_check(dom, iova, len, perm);
 	if (ret)
 		return ret;
 	for (unsigned i = 0; i < n; i++)
 		if (!is_aligned(pages[i].addr, SZ_4K) || !phys_page_size(dom->ctx->phys, pages[i]))
-			return -EINVAL;
+			return err_inval("!is_aligned(pages[i].addr, SZ_4K) || !phys_page_size(dom->ctx->phys, pages[i])");
 	where = iova->addr;
 	ret = iova_take(dom, &where, len, 1);
 	if (ret)
 		return ret;
 	if (where + len > dom->limit || where + len < where) {
 		domain_iova_give(dom, where, len);
-		return -EINVAL;
+		return err_detail(-EINVAL, IOVM_LOG_DEBUG, "IOVA [%#" PRIx64 ", +%#" PRIx64 ") is past the domain's limit",
+				  where, (uint64_t)len);
 	}
 	static_assert(sizeof(iovm_pa_t) == sizeof(uint64_t), "pages are read as plain PAs");
 	flushq_unquarantine(dom, where, len);
@@ -241,10 +247,10 @@ IOVM_API int iovm_domain_map_ptr(struct iovm_domain *dom, const void *ptr, size_
 	uint64_t where;
 	int ret;
 
-	err_clear();
+	err_enter();
 	if (!dom || !ptr || !iova || !len || !is_aligned((uintptr_t)ptr | len, SZ_4K) || !perm_ok(perm) ||
 	    range_bad((uintptr_t)ptr, len))
-		return -EINVAL;
+		return err_inval("!dom || !ptr || !iova || !len || !is_aligned((uintptr_t)ptr | len, SZ_4K) || !perm_ok(perm) || range_bad((uintptr_t)ptr, len)");
 	if (dom->type == IOVM_DOMAIN_NESTED)
 		return -EOPNOTSUPP;
 	ret = iovm_dma_xlate(dom->ctx, ptr, &x);
@@ -253,7 +259,7 @@ IOVM_API int iovm_domain_map_ptr(struct iovm_domain *dom, const void *ptr, size_
 	if (dom->type == IOVM_DOMAIN_IDENTITY) {
 		/* Nothing to map: the device address is the PA, if it is one range. */
 		if (x.contig < len)
-			return -EINVAL;
+			return err_inval("x.contig < len");
 		*iova = IOVM_IOVA(x.pa.addr);
 		return 0;
 	}
@@ -270,7 +276,8 @@ IOVM_API int iovm_domain_map_ptr(struct iovm_domain *dom, const void *ptr, size_
 		return ret;
 	if (where + len > dom->limit || where + len < where) {
 		domain_iova_give(dom, where, len);
-		return -EINVAL;
+		return err_detail(-EINVAL, IOVM_LOG_DEBUG, "IOVA [%#" PRIx64 ", +%#" PRIx64 ") is past the domain's limit",
+				  where, (uint64_t)len);
 	}
 	ret = domain_map_va(dom, where, ptr, len, prot_of(perm));
 	if (ret) {

@@ -264,7 +264,7 @@ int iommu_domain_mirror(struct iovm_domain *dom, const struct iommu_mirror_ops *
 	int ret = 0;
 
 	if (!dom || !ops || !ops->map || !ops->unmap || (nr_usable && !usable))
-		return -EINVAL;
+		return err_inval("!dom || !ops || !ops->map || !ops->unmap || (nr_usable && !usable)");
 	if (dom->type != IOVM_DOMAIN_MANAGED)
 		return -EOPNOTSUPP;
 	if (dom->mirror)
@@ -272,7 +272,7 @@ int iommu_domain_mirror(struct iovm_domain *dom, const struct iommu_mirror_ops *
 	/* The holes between the usable ranges (in order), and above the last. */
 	for (unsigned i = 0; i < nr_usable && !ret; i++) {
 		if (usable[i].start < at || usable[i].last < usable[i].start) {
-			ret = -EINVAL;
+			ret = err_inval("usable ranges in order, none empty or overlapping");
 			break;
 		}
 		ret = reserve_hole(dom, at, usable[i].start);
