@@ -24,6 +24,7 @@
 
 #include <iovm/mem.h>
 
+#include "base/counter.h"
 #include "base/ctx.h"
 #include "base/error.h"
 #include "base/fault_inject.h"
@@ -70,7 +71,7 @@ static void *ring_at(struct iovm_queue *q, struct ring_window *w, uint64_t iova,
 	}
 	if (s.len < size || s.foreign) {
 		atomic_store_explicit(&q->broken, true, memory_order_relaxed);
-		count_add(&q->ring_faults, 1);
+		counter_add(&q->ring_faults, 1);
 		return NULL;
 	}
 	*w = (struct ring_window){ .iova = iova, .ptr = s.ptr, .len = s.len };
@@ -130,7 +131,7 @@ unsigned engine_run(struct iovm_queue *q, unsigned budget)
 		}
 		ring_write_cqe(q, &cqw, &d, &c);
 		atomic_store_explicit(&q->sq_head, ++head, memory_order_release);
-		count_add(&q->completed, 1);
+		counter_add(&q->completed, 1);
 		done++;
 		/*
 		 * An unmap or a flush waiting for this section waits for this
@@ -469,7 +470,7 @@ IOVM_API int iovm_queue_submit(struct iovm_queue *q, const struct iovm_desc *d)
 		atomic_store_explicit(&q->sq_tail, tail + 1, memory_order_seq_cst);
 	else
 		atomic_store_explicit(&q->sq_tail, tail + 1, memory_order_release);
-	count_add(&q->submitted, 1);
+	counter_add(&q->submitted, 1);
 	atomic_signal_fence(memory_order_seq_cst);
 	if (q->has_worker && atomic_load_explicit(&q->sleeping, memory_order_seq_cst)) {
 		mutex_lock(&q->wake_lock);

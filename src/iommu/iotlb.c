@@ -12,7 +12,7 @@
 #include "base/ctx.h"
 #include "base/fault_inject.h"
 #include "base/lock.h"
-#include "iommu/counter.h"
+#include "base/counter.h"
 #include "iommu/iommu_internal.h"
 #include "phys/phys.h"
 

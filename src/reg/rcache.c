@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/counter.h"
 #include "base/ctx.h"
 #include "base/error.h"
 #include "base/fault_inject.h"
@@ -266,7 +267,7 @@ static int get_slow(struct iovm_rcache *c, struct rc_tls *t, uint64_t addr, uint
 	r = lookup_locked(c, t, addr, len, access, &overlap);
 	if (r) {
 		if (t)
-			count_own(&t->hits);
+			counter_add(&t->hits, 1);
 		goto found;
 	}
 	c->misses++;
@@ -347,7 +348,7 @@ IOVM_API int iovm_rcache_get(struct iovm_rcache *c, void *addr, size_t len, uint
 	err_enter(); /* the slow path: a miss registers */
 	return get_slow(c, t, a, len, access, mr);
 hit:
-	count_own(&t->hits);
+	counter_add(&t->hits, 1);
 	*mr = &r->mr;
 	return 0;
 }
