@@ -11,8 +11,8 @@
 
 #include "base/ctx.h"
 #include "base/fault_inject.h"
-#include "base/lock.h"
 #include "base/log.h"
+#include "base/lock.h"
 #include "iommu/counter.h"
 #include "iommu/iommu_internal.h"
 #include "phys/phys.h"
