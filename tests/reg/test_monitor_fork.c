@@ -167,6 +167,9 @@ TEST(fork_while_devices_translate_and_registrations_change)
 int main(void)
 {
 	test_init();
+	/* Its one case: skipped whole under TSan (a skipped case alone asserts nothing, which fails). */
+	if (TEST_TSAN)
+		SKIP("ThreadSanitizer's fork() deadlocks with the monitor's fork event");
 	RUN(fork_while_devices_translate_and_registrations_change);
 	return 0;
 }
