@@ -208,6 +208,15 @@ int mr_register(struct iovm_mr *mr)
 	bool known;
 	int ret;
 
+	/*
+	 * Events read before now are about memory an earlier call took away:
+	 * dealt with before the MR is in the tree, where the invalidator would
+	 * apply them to it. (A munmap returns once its event is read, and its
+	 * invalidation follows on the invalidator's thread: memory mapped
+	 * again at the same addresses and registered at once would otherwise
+	 * lose its pages to the old event.)
+	 */
+	reg_settle(rs);
 	/* Events from here on may be about this memory (see lock_map_run()). */
 	mr->reg_begun = atomic_load_explicit(&rs->begun, memory_order_acquire);
 	ret = precheck(mr, &vi, &known);
