@@ -1,13 +1,13 @@
 #!/bin/sh
 # The whole test suite, leg by leg: the default build (gcc) and the install
 # test, an ASan+UBSan build, a ThreadSanitizer build (clang), and a clang
-# build; every leg replays the fuzz corpora. Hugepages are reserved around it
+# build, all by default; every leg replays the fuzz corpora. Hugepages are reserved around it
 # (as root) and released after.
 #   check.sh [--only LEG[,LEG...]]   LEG: default, install, asan, tsan, clang
 set -eu
 cd "$(dirname "$0")/.."
 
-legs=default,install,asan,clang
+legs=default,install,asan,tsan,clang
 if [ "${1:-}" = "--only" ]; then
 	legs=${2:?--only needs a list of legs}
 fi

@@ -143,6 +143,11 @@ struct iovm_mr;
  * registration). Such an MR keeps reaching whatever memory is at its
  * addresses after the application replaces it.
  *
+ * Memory mapped again where a call that returned took memory away (munmap
+ * then mmap at the same address) registers whole: the events of that call
+ * are dealt with first (the registration may wait for the memory monitor),
+ * and never invalidate the new registration.
+ *
  * Thread safety: safe.
  *
  * Return: 0; -EINVAL for bad arguments; -EFAULT when part of the range is not

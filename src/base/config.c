@@ -268,8 +268,15 @@ int config_parse_size(const char *s, uint64_t *out)
 
 IOVM_API int iovm_size_parse(const char *s, uint64_t *bytes)
 {
+	int ret;
+
 	err_enter();
-	return bytes ? config_parse_size(s, bytes) : -EINVAL;
+	if (!bytes)
+		return err_inval("!bytes");
+	ret = config_parse_size(s, bytes);
+	if (ret)
+		return err_detail(ret, IOVM_LOG_DEBUG, "'%s' is not a size in bytes", s ? s : "(null)");
+	return 0;
 }
 
 static const struct opt_desc *opt_find(const char *name)

@@ -15,6 +15,7 @@
 #include <sched.h>
 #include <string.h>
 
+#include "base/counter.h"
 #include "base/ctx.h"
 #include "dev/exec.h"
 #include "mem/mem.h"
@@ -38,7 +39,7 @@ static void fault_complete(struct exec *x, const struct iovm_fault *f)
 	x->c->fault_addr = iova_val(f->iova);
 	x->c->fault_access = (uint8_t)f->access;
 	x->c->fault_reason = (uint8_t)f->reason;
-	count_add(&x->q->faults, 1);
+	counter_add(&x->q->faults, 1);
 }
 
 /*
@@ -85,7 +86,7 @@ static int side_key(struct exec *x, struct side *s)
 				continue;
 		}
 		x->c->status = IOVM_STATUS_KEY;
-		count_add(&x->q->errors, 1);
+		counter_add(&x->q->errors, 1);
 		return -EFAULT;
 	}
 }
@@ -132,7 +133,7 @@ int key_check(struct exec *x, uint32_t key, uint64_t va, uint64_t len, unsigned 
 				continue;
 		}
 		x->c->status = IOVM_STATUS_KEY;
-		count_add(&x->q->errors, 1);
+		counter_add(&x->q->errors, 1);
 		return -EFAULT;
 	}
 }
@@ -177,7 +178,7 @@ static int side_span(struct exec *x, struct side *s)
 			if (!ret) {
 				x->stuck = iova_eq(f.iova, x->last_resolved) ? x->stuck + 1 : 0;
 				x->last_resolved = f.iova;
-				count_add(&x->q->page_requests, 1);
+				counter_add(&x->q->page_requests, 1);
 				sides_forget(x);
 				continue;
 			}
@@ -197,7 +198,7 @@ static int side_span(struct exec *x, struct side *s)
 			fault_complete(x, &f);
 			return -EFAULT;
 		}
-		count_add(&x->q->fault_retries, 1);
+		counter_add(&x->q->fault_retries, 1);
 		/* What was translated before may be gone: every span afresh. */
 		sides_forget(x);
 	}

@@ -122,15 +122,6 @@ struct iovm_queue {
 	pthread_cond_t wake;
 };
 
-/*
- * A counter with one writer (the engine, or the submitter): a load and a
- * store, no locked instruction; readers may see it lag.
- */
-static inline void count_add(_Atomic uint64_t *c, uint64_t n)
-{
-	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n, memory_order_relaxed);
-}
-
 /* engine.c: run the descriptors the submission ring holds, up to @budget. */
 unsigned engine_run(struct iovm_queue *q, unsigned budget);
 

@@ -24,6 +24,7 @@
 
 #include <iovm/mem.h>
 
+#include "base/counter.h"
 #include "base/ctx.h"
 #include "base/error.h"
 #include "base/fault_inject.h"
@@ -70,7 +71,7 @@ static void *ring_at(struct iovm_queue *q, struct ring_window *w, iova_t iova, s
 	}
 	if (s.len < size || s.foreign) {
 		atomic_store_explicit(&q->broken, true, memory_order_relaxed);
-		count_add(&q->ring_faults, 1);
+		counter_add(&q->ring_faults, 1);
 		return NULL;
 	}
 	*w = (struct ring_window){ .iova = iova, .ptr = s.ptr, .len = s.len };
@@ -130,7 +131,7 @@ unsigned engine_run(struct iovm_queue *q, unsigned budget)
 		}
 		ring_write_cqe(q, &cqw, &d, &c);
 		atomic_store_explicit(&q->sq_head, ++head, memory_order_release);
-		count_add(&q->completed, 1);
+		counter_add(&q->completed, 1);
 		done++;
 		/*
 		 * An unmap or a flush waiting for this section waits for this
@@ -343,10 +344,10 @@ IOVM_API int iovm_queue_create(struct iovm_device *dev, const struct iovm_queue_
 	size_t sq_len, cq_len;
 	int ret;
 
-	err_clear();
+	err_enter();
 	if (!dev || !out || !is_pow2(depth) || depth < 2 || depth > MAX_DEPTH ||
 	    (flags & ~(IOVM_QUEUE_POLLED | IOVM_QUEUE_CPU | IOVM_QUEUE_RINGS_AT)))
-		return -EINVAL;
+		return err_inval("!dev || !out || !is_pow2(depth) || depth < 2 || depth > MAX_DEPTH || (flags & ~(IOVM_QUEUE_POLLED | IOVM_QUEUE_CPU | IOVM_QUEUE_RINGS_AT))");
 	/* A real device has its own queues, in its own registers. */
 	if (dev->vfio)
 		return err_detail(-EOPNOTSUPP, IOVM_LOG_DEBUG, "queues are the software engine's");
@@ -421,9 +422,9 @@ free_queue:
 
 IOVM_API int iovm_queue_destroy(struct iovm_queue *q)
 {
-	err_clear();
+	err_enter();
 	if (!q)
-		return -EINVAL;
+		return err_inval("!q");
 	if (q->has_worker) {
 		atomic_store_explicit(&q->stop, true, memory_order_release);
 		mutex_lock(&q->wake_lock);
@@ -447,11 +448,11 @@ IOVM_API int iovm_queue_submit(struct iovm_queue *q, const struct iovm_desc *d)
 	uint32_t tail;
 
 	if (unlikely(!q || !d))
-		return -EINVAL;
+		return err_hot(-EINVAL, "invalid argument: !q || !d");
 	tail = atomic_load_explicit(&q->sq_tail, memory_order_relaxed);
 	/* Outstanding until reaped: the completion ring always has room for what runs. */
 	if (tail - atomic_load_explicit(&q->cq_head, memory_order_acquire) >= q->depth)
-		return -EAGAIN;
+		return err_hot(-EAGAIN, "the queue holds %u descriptors not reaped: reap first", q->depth);
 	memcpy(&q->sq[tail & (q->depth - 1)], d, sizeof(*d));
 	/*
 	 * A worker's sleep is a store-load handshake with this store: seq_cst,
@@ -463,7 +464,7 @@ IOVM_API int iovm_queue_submit(struct iovm_queue *q, const struct iovm_desc *d)
 		atomic_store_explicit(&q->sq_tail, tail + 1, memory_order_seq_cst);
 	else
 		atomic_store_explicit(&q->sq_tail, tail + 1, memory_order_release);
-	count_add(&q->submitted, 1);
+	counter_add(&q->submitted, 1);
 	atomic_signal_fence(memory_order_seq_cst);
 	if (q->has_worker && atomic_load_explicit(&q->sleeping, memory_order_seq_cst)) {
 		mutex_lock(&q->wake_lock);
@@ -478,11 +479,11 @@ IOVM_API int iovm_queue_process(struct iovm_queue *q, unsigned budget)
 	unsigned done = 0;
 	bool idle = false;
 
-	err_clear();
+	err_enter();
 	if (!q || q->has_worker)
-		return -EINVAL;
+		return err_inval("!q || q->has_worker");
 	if (!atomic_compare_exchange_strong(&q->busy, &idle, true))
-		return -EBUSY;
+		return err_detail(-EBUSY, IOVM_LOG_DEBUG, "another thread processes the queue");
 	while (done < budget) {
 		unsigned n = engine_run(q, MIN(budget - done, SECTION_BUDGET));
 
@@ -499,7 +500,7 @@ IOVM_API int iovm_queue_reap(struct iovm_queue *q, struct iovm_cqe *cqe, unsigne
 	unsigned n = 0;
 
 	if (unlikely(!q || (!cqe && max)))
-		return -EINVAL;
+		return err_hot(-EINVAL, "invalid argument: !q || (!cqe && max)");
 	while (n < max) {
 		struct iovm_cqe *e = &q->cq[q->reap_head & (q->depth - 1)];
 
@@ -516,9 +517,9 @@ IOVM_API int iovm_queue_reap(struct iovm_queue *q, struct iovm_cqe *cqe, unsigne
 
 IOVM_API int iovm_queue_stats(struct iovm_queue *q, struct iovm_queue_stats *st)
 {
-	err_clear();
+	err_enter();
 	if (!q || !st)
-		return -EINVAL;
+		return err_inval("!q || !st");
 	*st = (struct iovm_queue_stats){
 		.submitted = atomic_load(&q->submitted),
 		.completed = atomic_load(&q->completed),

@@ -11,6 +11,7 @@
 #include <setjmp.h>
 #include <string.h>
 
+#include "base/counter.h"
 #include "base/ctx.h"
 #include "dev/exec.h"
 #include "mem/mem.h"
@@ -165,7 +166,7 @@ out:
 		x->c->crc = crc;
 	if (!x->c->status)
 		x->c->status = IOVM_STATUS_SUCCESS;
-	count_add(&x->q->bytes, done);
+	counter_add(&x->q->bytes, done);
 }
 
 /*
@@ -257,7 +258,7 @@ out:
 	x->c->bytes_completed = (uint32_t)done;
 	if (!x->c->status)
 		x->c->status = IOVM_STATUS_SUCCESS;
-	count_add(&x->q->bytes, done);
+	counter_add(&x->q->bytes, done);
 }
 
 /* Write a completion record through the IOMMU, its status last. */
@@ -272,11 +273,11 @@ static void write_completion(struct iovm_queue *q, const struct iovm_desc *d,
 		/* The descriptor's address, as the device reads it: an IOVA of its PASID's domain. */
 		if (iommu_access(q->tlb, d->pasid, iova_make(d->completion), IOVM_MAP_WRITE, &s, &f)) {
 			dev_fault_report(q->dev, &f);
-			count_add(&q->faults, 1);
+			counter_add(&q->faults, 1);
 			return;
 		}
 		if (s.len < sizeof(*rec)) {
-			count_add(&q->faults, 1);
+			counter_add(&q->faults, 1);
 			return;
 		}
 		if (likely(gate_open(q, &s)))
@@ -352,7 +353,7 @@ static void execute(struct exec *x, bool in_batch)
 
 	if (!valid(d, in_batch)) {
 		x->c->status = IOVM_STATUS_INVALID;
-		count_add(&x->q->errors, 1);
+		counter_add(&x->q->errors, 1);
 	} else if (d->op == IOVM_OP_NOOP) {
 		x->c->status = IOVM_STATUS_SUCCESS;
 	} else if (d->op == IOVM_OP_GATHER || d->op == IOVM_OP_SCATTER) {
@@ -392,8 +393,8 @@ static void bus_fault(struct exec *x, const void *addr)
 	x->c->fault_access = (uint8_t)access;
 	x->c->fault_addr = iova_val(iova);
 	x->c->bytes_completed = (uint32_t)x->done;
-	count_add(&x->q->faults, 1);
-	count_add(&x->q->bus_faults, 1);
+	counter_add(&x->q->faults, 1);
+	counter_add(&x->q->bus_faults, 1);
 }
 
 /* execute() under a guard: a fault in foreign memory completes the descriptor, not the process. */

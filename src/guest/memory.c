@@ -82,7 +82,7 @@ static int place_auto(struct iovm_guest *g, const struct iovm_guest_attr *attr, 
 
 	if (pool_arena) {
 		if (attr->page_size && attr->page_size != phys_arena_page_size(pool_arena))
-			return -EINVAL;
+			return err_inval("attr->page_size && attr->page_size != phys_arena_page_size(pool_arena)");
 		sizes[0] = phys_arena_page_size(pool_arena);
 		nr_sizes = 1;
 	} else {
@@ -99,7 +99,7 @@ static int place_auto(struct iovm_guest *g, const struct iovm_guest_attr *attr, 
 		struct phys_arena *a = pool_arena;
 
 		if (!is_aligned(attr->size, page))
-			return -EINVAL;
+			return err_inval("!is_aligned(attr->size, page)");
 		if (!a && phys_arena_get(g->ctx->phys, page, g->ctx->cfg.numa_node, &a))
 			continue; /* no such pages here: the next size */
 		ret = phys_alloc_banks(a, g->pool, attr->size >> shift, &pl, r, n);
@@ -121,7 +121,7 @@ static int place_named(struct iovm_guest *g, const struct iovm_guest_attr *attr,
 	int ret;
 
 	if (!attr->banks || !attr->nr_banks || attr->nr_banks > MAX_BANKS)
-		return -EINVAL;
+		return err_inval("!attr->banks || !attr->nr_banks || attr->nr_banks > MAX_BANKS");
 	if (g->pool)
 		page = phys_arena_page_size(phys_pool_arena(g->pool));
 	else if (!page)
@@ -129,21 +129,21 @@ static int place_named(struct iovm_guest *g, const struct iovm_guest_attr *attr,
 	if (!page)
 		return -ENOENT;
 	if (attr->page_size && attr->page_size != page)
-		return -EINVAL;
+		return err_inval("attr->page_size && attr->page_size != page");
 	for (unsigned i = 0; i < attr->nr_banks; i++) {
 		const struct iovm_guest_bank *b = &attr->banks[i];
 
 		if (!b->len || !is_aligned(pa_val(b->pa) | b->len, page) || pa_val(b->pa) + b->len < pa_val(b->pa))
-			return -EINVAL;
+			return err_inval("a bank's PA or length is not page aligned, or wraps past 2^64");
 		r[i] = (struct phys_range){ .pa = b->pa, .len = b->len };
 		sum += b->len;
 	}
 	qsort(r, attr->nr_banks, sizeof(*r), range_cmp);
 	for (unsigned i = 1; i < attr->nr_banks; i++)
 		if (pa_val(r[i].pa) < range_end(&r[i - 1]))
-			return -EINVAL; /* overlapping */
+			return err_inval("banks that do not overlap");
 	if (attr->size && attr->size != sum)
-		return -EINVAL;
+		return err_inval("attr->size && attr->size != sum");
 	if (g->pool) {
 		g->arena = phys_pool_arena(g->pool);
 	} else {

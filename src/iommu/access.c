@@ -9,7 +9,7 @@
 #include <errno.h>
 
 #include "base/lock.h"
-#include "iommu/counter.h"
+#include "base/counter.h"
 #include "iommu/iommu_internal.h"
 #include "phys/phys.h"
 

@@ -37,7 +37,7 @@
 #include "base/fault_inject.h"
 #include "base/lock.h"
 #include "base/tlscache.h"
-#include "iommu/counter.h"
+#include "base/counter.h"
 #include "iommu/iommu_internal.h"
 #include "phys/phys.h"
 

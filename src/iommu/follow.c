@@ -18,6 +18,7 @@
 #include <iovm/mem.h>
 
 #include "base/ctx.h"
+#include "base/error.h"
 #include "base/fault_inject.h"
 #include "base/log.h"
 #include "iommu/iommu_internal.h"
@@ -157,33 +158,34 @@ IOVM_API int iovm_dma_iova(const struct iovm_domain *dom, const void *ptr, iovm_
 	uint64_t e;
 
 	if (unlikely(!dom || !iova))
-		return -EINVAL;
+		return err_hot(-EINVAL, "invalid argument: !dom || !iova");
 	switch (dom->type) {
 	case IOVM_DOMAIN_IDENTITY:
 		if (iovm_dma_pa(dom->ctx, ptr, &pa))
-			return -ENOENT;
+			return err_hot(-ENOENT, "%p is not in the DMA heap", ptr);
 		*iova = IOVM_IOVA(pa.addr);
 		return 0;
 	case IOVM_DOMAIN_VA:
 		/* Mapped where the heap is committed, if the domain follows the heap. */
 		if (!dom->sub || iovm_dma_pa(dom->ctx, ptr, &pa))
-			return -ENOENT;
+			return err_hot(-ENOENT, "%p: the domain does not follow the heap there", ptr);
 		*iova = IOVM_IOVA((uintptr_t)ptr);
 		return 0;
 	case IOVM_DOMAIN_MANAGED:
 		break;
 	case IOVM_DOMAIN_GUEST:
 	case IOVM_DOMAIN_NESTED:
-		return -ENOENT; /* guest addresses: the heap is not the guest's memory */
+		/* Guest addresses: the heap is not the guest's memory. */
+		return err_hot(-ENOENT, "a guest or nested domain maps no heap memory");
 	}
 	if (unlikely(mem_locate(dom->ctx->mem, ptr, &w)))
-		return -ENOENT;
+		return err_hot(-ENOENT, "%p is not in the DMA heap", ptr);
 	t = atomic_load_explicit(&dom->heap_iova[w.slot], memory_order_acquire);
 	if (unlikely(!t))
-		return -ENOENT;
+		return err_hot(-ENOENT, "%p: the domain does not follow the heap there", ptr);
 	e = atomic_load_explicit(&t[w.page], memory_order_acquire);
 	if (unlikely(!e))
-		return -ENOENT;
+		return err_hot(-ENOENT, "%p: the domain does not map that page", ptr);
 	*iova = IOVM_IOVA(e - 1 + ((uintptr_t)ptr & ((UINT64_C(1) << w.page_shift) - 1)));
 	return 0;
 }

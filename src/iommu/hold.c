@@ -34,7 +34,7 @@ int iommu_hold(struct iovm_domain *dom, uint64_t va, pa_t pa, uint64_t len, iova
 	int ret;
 
 	if (!dom || !len || !is_aligned(va | pa_val(pa) | len, SZ_4K) || !iova)
-		return -EINVAL;
+		return err_inval("!dom || !len || !is_aligned(va | pa_val(pa) | len, SZ_4K) || !iova");
 	switch (dom->type) {
 	case IOVM_DOMAIN_MANAGED:
 		ret = iova_alloc(&dom->iova, align_up(head + len, SZ_2M), SZ_2M, &base);
@@ -72,7 +72,7 @@ int iommu_hold_map(struct iovm_domain *dom, iova_t iova, pa_t pa, uint64_t len, 
 	int ret;
 
 	if (!prot || !len || !is_aligned(iova_val(iova) | pa_val(pa) | len, SZ_4K))
-		return -EINVAL;
+		return err_inval("!prot || !len || !is_aligned(iova_val(iova) | pa_val(pa) | len, SZ_4K)");
 	flushq_unquarantine(dom, iova, len);
 	begun = shadow_map_begin(dom, iova, len, pa, prot);
 	ret = domain_pt_map(dom, iova, pa, NULL, len, prot);

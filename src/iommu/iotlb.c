@@ -11,8 +11,9 @@
 
 #include "base/ctx.h"
 #include "base/fault_inject.h"
+#include "base/log.h"
 #include "base/lock.h"
-#include "iommu/counter.h"
+#include "base/counter.h"
 #include "iommu/iommu_internal.h"
 #include "phys/phys.h"
 
@@ -119,14 +120,23 @@ void iommu_iotlb_counters(const struct iommu_iotlb *t, uint64_t *hits, uint64_t 
 	*misses = counter_read(&t->misses);
 }
 
+/*
+ * A device holds its log messages while inside: the memory monitor's
+ * reader waits for it to leave, and fork() (holding malloc's locks), or a
+ * munmap, waits for the reader; a log handler that allocates, or the log
+ * lock held by a thread inside one, would close the circle (log.h). Held
+ * before the section, handed over after it: the handler runs outside.
+ */
 void iommu_enter(struct iommu_iotlb *t)
 {
+	log_hold();
 	epoch_enter(t->client->is->epoch, &t->reader);
 }
 
 void iommu_exit(struct iommu_iotlb *t)
 {
 	epoch_exit(&t->reader);
+	log_release();
 }
 
 bool iommu_quiesce(struct iommu_iotlb *t)

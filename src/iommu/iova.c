@@ -12,7 +12,7 @@
 #include "base/compiler.h"
 #include "base/fault_inject.h"
 #include "base/lock.h"
-#include "iommu/counter.h"
+#include "base/counter.h"
 #include "iommu/iova.h"
 #include "os/membarrier.h"
 

@@ -7,6 +7,7 @@
  * and to a mirror after iovm's table has it.
  */
 #include <errno.h>
+#include <inttypes.h>
 
 #include <iovm/mem.h>
 
@@ -61,7 +62,7 @@ static int iova_take(struct iovm_domain *dom, iova_t *iova, uint64_t len, uint64
 	if (!dom->has_iova) {
 		/* A VA domain's page 0 is no process memory: kept unmapped, as a managed domain's. */
 		if (!iova_valid(*iova) || (dom->type == IOVM_DOMAIN_VA && iova_val(*iova) < MANAGED_IOVA_BASE))
-			return -EINVAL;
+			return err_inval("!iova_valid(*iova) || (dom->type == IOVM_DOMAIN_VA && iova_val(*iova) < MANAGED_IOVA_BASE)");
 		return 0;
 	}
 	if (!iova_valid(*iova))
@@ -69,7 +70,7 @@ static int iova_take(struct iovm_domain *dom, iova_t *iova, uint64_t len, uint64
 	/* Holes are outside the window: never handed out, never mapped. */
 	if (range_bad(iova_val(*iova), len) || iova_in_hole(&dom->iova, *iova, len) ||
 	    in_mirror_hole(dom, *iova, len))
-		return -EINVAL;
+		return err_inval("range_bad(iova_val(*iova), len) || iova_in_hole(&dom->iova, *iova, len) || in_mirror_hole(dom, *iova, len)");
 	ret = iova_reserve(&dom->iova, *iova, len);
 	if (ret == -EBUSY && (dom->flags & IOVM_DOMAIN_DEFERRED)) {
 		/*
@@ -79,6 +80,9 @@ static int iova_take(struct iovm_domain *dom, iova_t *iova, uint64_t len, uint64
 		flushq_flush(dom);
 		ret = iova_reserve(&dom->iova, *iova, len);
 	}
+	if (ret == -EINVAL)
+		return err_detail(ret, IOVM_LOG_DEBUG, "IOVA [%#" PRIx64 ", +%#" PRIx64 ") is outside the domain's window",
+				  iova_val(*iova), len);
 	return ret == -EBUSY ? -EEXIST : ret;
 }
 
@@ -96,7 +100,8 @@ int domain_map_pa(struct iovm_domain *dom, iova_t *iova, pa_t pa, const void *wh
 	if (ret)
 		return ret;
 	if (!below_limit(dom, *iova, len)) {
-		ret = -EINVAL;
+		ret = err_detail(-EINVAL, IOVM_LOG_DEBUG, "IOVA [%#" PRIx64 ", +%#" PRIx64 ") is past the domain's limit",
+				 iova_val(*iova), len);
 		goto give;
 	}
 	flushq_unquarantine(dom, *iova, len);
@@ -123,9 +128,9 @@ static bool on_bus(struct iovm_domain *dom, pa_t pa, uint64_t len)
 static int map_args_check(struct iovm_domain *dom, const iovm_iova_t *iova, uint64_t len, uint32_t perm)
 {
 	if (!dom || !iova || !len || !is_aligned(len, SZ_4K) || !perm_ok(perm))
-		return -EINVAL;
+		return err_inval("!dom || !iova || !len || !is_aligned(len, SZ_4K) || !perm_ok(perm)");
 	if (iova->addr != IOVM_ADDR_INVALID && !is_aligned(iova->addr, SZ_4K))
-		return -EINVAL;
+		return err_inval("iova->addr != IOVM_ADDR_INVALID && !is_aligned(iova->addr, SZ_4K)");
 	if (dom->type == IOVM_DOMAIN_IDENTITY || dom->type == IOVM_DOMAIN_NESTED)
 		return -EOPNOTSUPP;
 	return 0;
@@ -137,12 +142,12 @@ IOVM_API int iovm_domain_map(struct iovm_domain *dom, iovm_iova_t *iova, iovm_pa
 	iova_t where;
 	int ret;
 
-	err_clear();
+	err_enter();
 	ret = map_args_check(dom, iova, len, perm);
 	if (ret)
 		return ret;
 	if (!is_aligned(pa_val(pa), SZ_4K) || pa_val(pa) + len < pa_val(pa) || !on_bus(dom, pa, len))
-		return -EINVAL;
+		return err_inval("!is_aligned(pa_val(pa), SZ_4K) || pa_val(pa) + len < pa_val(pa) || !on_bus(dom, pa, len)");
 	where = *iova;
 	ret = domain_map_pa(dom, &where, pa, NULL, len, prot_of(perm));
 	if (!ret)
@@ -156,12 +161,12 @@ IOVM_API int iovm_domain_map_gpa(struct iovm_domain *dom, iovm_iova_t *iova, iov
 	iova_t where;
 	int ret;
 
-	err_clear();
+	err_enter();
 	if (!dom || !iova || !len || !is_aligned(len | gpa.addr, SZ_4K) || !perm_ok(perm) ||
 	    gpa.addr + len < gpa.addr || gpa.addr + len > (UINT64_C(1) << PT_IOVA_BITS))
-		return -EINVAL;
+		return err_inval("!dom || !iova || !len || !is_aligned(len | gpa.addr, SZ_4K) || !perm_ok(perm) || gpa.addr + len < gpa.addr || gpa.addr + len > (UINT64_C(1) << PT_IOVA_BITS)");
 	if (iova->addr != IOVM_ADDR_INVALID && !is_aligned(iova->addr, SZ_4K))
-		return -EINVAL;
+		return err_inval("iova->addr != IOVM_ADDR_INVALID && !is_aligned(iova->addr, SZ_4K)");
 	if (dom->type != IOVM_DOMAIN_NESTED)
 		return -EOPNOTSUPP;
 	where = *iova;
@@ -177,7 +182,7 @@ int iommu_stage2_map(struct iovm_domain *dom, gpa_t gpa, pa_t pa, const void *wh
 
 	if (!dom || dom->type != IOVM_DOMAIN_GUEST || !len || !is_aligned(gpa_val(gpa) | pa_val(pa) | len, SZ_4K) ||
 	    !perm_ok(perm))
-		return -EINVAL;
+		return err_inval("!dom || dom->type != IOVM_DOMAIN_GUEST || !len || !is_aligned(gpa_val(gpa) | pa_val(pa) | len, SZ_4K) || !perm_ok(perm)");
 	return domain_map_pa(dom, &at, pa, where, len, prot_of(perm));
 }
 
@@ -190,22 +195,23 @@ IOVM_API int iovm_domain_map_pages(struct iovm_domain *dom, iovm_iova_t *iova, c
 	bool begun;
 	int ret;
 
-	err_clear();
+	err_enter();
 	if (!pages || !n)
-		return -EINVAL;
+		return err_inval("!pages || !n");
 	ret = map_args_check(dom, iova, len, perm);
 	if (ret)
 		return ret;
 	for (unsigned i = 0; i < n; i++)
 		if (!is_aligned(pages[i].addr, SZ_4K) || !phys_page_size(dom->ctx->phys, pages[i]))
-			return -EINVAL;
+			return err_inval("!is_aligned(pages[i].addr, SZ_4K) || !phys_page_size(dom->ctx->phys, pages[i])");
 	where = *iova;
 	ret = iova_take(dom, &where, len, SZ_4K);
 	if (ret)
 		return ret;
 	if (!below_limit(dom, where, len)) {
 		domain_iova_give(dom, where, len);
-		return -EINVAL;
+		return err_detail(-EINVAL, IOVM_LOG_DEBUG, "IOVA [%#" PRIx64 ", +%#" PRIx64 ") is past the domain's limit",
+				  iova_val(where), (uint64_t)len);
 	}
 	flushq_unquarantine(dom, where, len);
 	begun = shadow_map_pages_begin(dom, where, pages, n, prot_of(perm));
@@ -245,10 +251,10 @@ IOVM_API int iovm_domain_map_ptr(struct iovm_domain *dom, const void *ptr, size_
 	iova_t where;
 	int ret;
 
-	err_clear();
+	err_enter();
 	if (!dom || !ptr || !iova || !len || !is_aligned((uintptr_t)ptr | len, SZ_4K) || !perm_ok(perm) ||
 	    range_bad((uintptr_t)ptr, len))
-		return -EINVAL;
+		return err_inval("!dom || !ptr || !iova || !len || !is_aligned((uintptr_t)ptr | len, SZ_4K) || !perm_ok(perm) || range_bad((uintptr_t)ptr, len)");
 	if (dom->type == IOVM_DOMAIN_NESTED)
 		return -EOPNOTSUPP;
 	ret = iovm_dma_xlate(dom->ctx, ptr, &x);
@@ -257,7 +263,7 @@ IOVM_API int iovm_domain_map_ptr(struct iovm_domain *dom, const void *ptr, size_
 	if (dom->type == IOVM_DOMAIN_IDENTITY) {
 		/* Nothing to map: the device address is the PA, if it is one range. */
 		if (x.contig < len)
-			return -EINVAL;
+			return err_inval("x.contig < len");
 		*iova = iova_make(pa_val(x.pa)); /* IOVA == PA */
 		return 0;
 	}
@@ -275,7 +281,8 @@ IOVM_API int iovm_domain_map_ptr(struct iovm_domain *dom, const void *ptr, size_
 		return ret;
 	if (!below_limit(dom, where, len)) {
 		domain_iova_give(dom, where, len);
-		return -EINVAL;
+		return err_detail(-EINVAL, IOVM_LOG_DEBUG, "IOVA [%#" PRIx64 ", +%#" PRIx64 ") is past the domain's limit",
+				  iova_val(where), (uint64_t)len);
 	}
 	ret = domain_map_va(dom, where, ptr, len, prot_of(perm));
 	if (ret) {

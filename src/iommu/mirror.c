@@ -266,7 +266,7 @@ int iommu_domain_mirror(struct iovm_domain *dom, const struct iommu_mirror_ops *
 	int ret = 0;
 
 	if (!dom || !ops || !ops->map || !ops->unmap || (nr_usable && !usable))
-		return -EINVAL;
+		return err_inval("!dom || !ops || !ops->map || !ops->unmap || (nr_usable && !usable)");
 	if (dom->type != IOVM_DOMAIN_MANAGED)
 		return -EOPNOTSUPP;
 	if (dom->mirror)
@@ -276,7 +276,7 @@ int iommu_domain_mirror(struct iovm_domain *dom, const struct iommu_mirror_ops *
 		uint64_t start = iova_val(usable[i].start), len = usable[i].len;
 
 		if (start < at || range_bad(start, len)) {
-			ret = -EINVAL;
+			ret = err_inval("usable ranges in order, none empty or overlapping");
 			break;
 		}
 		ret = reserve_hole(dom, at, start);

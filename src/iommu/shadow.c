@@ -57,6 +57,24 @@ void shadow_destroy(struct shadow *s)
 	mutex_destroy(&s->lock);
 }
 
+/*
+ * The lock, with this thread's log messages held (log.h) while it is held:
+ * devices wait for it inside their sections, so its holder must not wait
+ * for the log handler (which may allocate) or for the log lock either. A
+ * violation found under it is logged once it is dropped.
+ */
+static void shadow_lock(struct shadow *s)
+{
+	log_hold();
+	mutex_lock(&s->lock);
+}
+
+static void shadow_unlock(struct shadow *s)
+{
+	mutex_unlock(&s->lock);
+	log_release();
+}
+
 #define spare_next(r) ((r)->rb.left ? range_of((r)->rb.left) : NULL)
 
 /*
@@ -233,13 +251,13 @@ static bool map_begin(struct iovm_domain *dom, const struct pieces *p)
 
 	if (!dom->is->oracle)
 		return true;
-	mutex_lock(&s->lock);
+	shadow_lock(s);
 	reserve(s, pieces_nodes(p));
 	r = find_le(&s->live, iova_make(end - 1));
 	clear = !r || iova_val(r->iova) + r->len <= iova_val(p->iova);
 	if (clear)
 		insert_pieces(s, p);
-	mutex_unlock(&s->lock);
+	shadow_unlock(s);
 	return clear;
 }
 
@@ -249,7 +267,7 @@ static void map_end(struct iovm_domain *dom, const struct pieces *p, bool begun,
 
 	if (!dom->is->oracle || begun == mapped)
 		return;
-	mutex_lock(&s->lock);
+	shadow_lock(s);
 	reserve(s, CARVE_NODES + pieces_nodes(p));
 	/* Begun and not mapped: it never was. Mapped, not begun: over a live mapping, which it replaces. */
 	carve(s, &s->live, p->iova, p->n << 12);
@@ -257,7 +275,7 @@ static void map_end(struct iovm_domain *dom, const struct pieces *p, bool begun,
 		violation(dom, "mapped over a live mapping", p->iova, p->pas ? p->pas[0] : p->pa);
 		insert_pieces(s, p);
 	}
-	mutex_unlock(&s->lock);
+	shadow_unlock(s);
 }
 
 bool shadow_map_begin(struct iovm_domain *dom, iova_t iova, uint64_t len, pa_t pa, uint32_t prot)
@@ -291,7 +309,7 @@ void shadow_unmap(struct iovm_domain *dom, const struct unmapped *p, bool pendin
 
 	if (!dom->is->oracle)
 		return;
-	mutex_lock(&s->lock);
+	shadow_lock(s);
 	reserve(s, 2 * CARVE_NODES + 1);
 	r = containing(&s->live, p->iova);
 	if (!r || !pa_eq(pa_add(r->pa, iova_diff(p->iova, r->iova)), p->pa))
@@ -304,7 +322,7 @@ void shadow_unmap(struct iovm_domain *dom, const struct unmapped *p, bool pendin
 		carve(s, &s->pending, p->iova, p->len);
 		insert(s, &s->pending, p->iova, p->len, p->pa, prot);
 	}
-	mutex_unlock(&s->lock);
+	shadow_unlock(s);
 }
 
 void shadow_flushed(struct iovm_domain *dom, const struct unmapped *p)
@@ -313,10 +331,10 @@ void shadow_flushed(struct iovm_domain *dom, const struct unmapped *p)
 
 	if (!dom->is->oracle)
 		return;
-	mutex_lock(&s->lock);
+	shadow_lock(s);
 	reserve(s, CARVE_NODES);
 	carve(s, &s->pending, p->iova, p->len);
-	mutex_unlock(&s->lock);
+	shadow_unlock(s);
 }
 
 int shadow_lookup(struct iovm_domain *dom, iova_t iova, pa_t *pa)
@@ -325,13 +343,13 @@ int shadow_lookup(struct iovm_domain *dom, iova_t iova, pa_t *pa)
 	struct shadow_range *r;
 	int ret = -ENOENT;
 
-	mutex_lock(&s->lock);
+	shadow_lock(s);
 	r = containing(&s->live, iova);
 	if (r) {
 		*pa = pa_add(r->pa, iova_diff(iova, r->iova));
 		ret = 0;
 	}
-	mutex_unlock(&s->lock);
+	shadow_unlock(s);
 	return ret;
 }
 
@@ -342,7 +360,7 @@ void shadow_check(struct iovm_domain *dom, iova_t iova, uint64_t len, pa_t pa, u
 	unsigned prot = (access & 1 ? PT_PROT_READ : 0) | (access & 2 ? PT_PROT_WRITE : 0);
 
 	atomic_fetch_add_explicit(&dom->oracle_checks, 1, memory_order_relaxed);
-	mutex_lock(&s->lock);
+	shadow_lock(s);
 	r = containing(&s->live, iova);
 	if (r) {
 		if (!pa_eq(pa_add(r->pa, iova_diff(iova, r->iova)), pa))
@@ -351,11 +369,11 @@ void shadow_check(struct iovm_domain *dom, iova_t iova, uint64_t len, pa_t pa, u
 			violation(dom, "access the mapping does not permit", iova, pa);
 		else if (iova_diff(iova, r->iova) + len > r->len && !containing(&s->live, iova_add(r->iova, r->len)))
 			violation(dom, "translation reaches past the mapping", iova, pa);
-		mutex_unlock(&s->lock);
+		shadow_unlock(s);
 		return;
 	}
 	r = containing(&s->pending, iova);
-	mutex_unlock(&s->lock);
+	shadow_unlock(s);
 	if (!r) {
 		violation(dom, "access to an IOVA that is not mapped", iova, pa);
 		return;

@@ -199,9 +199,10 @@ IOVM_API int iovm_mem_event_unsubscribe(struct iovm_ctx *ctx, struct iovm_mem_su
 	}
 	lock_all(ms, false);
 	mutex_unlock(&ms->lock);
-	if (!ret)
-		free(sub);
-	return ret;
+	if (ret)
+		return err_inval("the handle is not one of this context's subscriptions");
+	free(sub);
+	return 0;
 }
 
 void event_destroy_all(struct mem_space *ms)

@@ -178,9 +178,9 @@ static __noinline void *alloc_slow(struct iovm_ctx *ctx, size_t size, size_t ali
 	return alloc_placed(ms, &req, &pl);
 }
 
-IOVM_API void *iovm_dma_alloc(struct iovm_ctx *ctx, size_t size, size_t align, uint32_t flags)
+/* iovm_dma_alloc() and iovm_dma_zalloc(), once the call has begun. */
+static inline void *dma_alloc(struct iovm_ctx *ctx, size_t size, size_t align, uint32_t flags)
 {
-	err_enter();
 	/* The fast path: default placement, small, served by the thread's cache. */
 	if (likely(ctx && !(flags & ~IOVM_DMA_ZERO) && size - 1 < MEM_SMALL_MAX &&
 		   align <= DMA_DEFAULT_ALIGN * 4 && !(align & (align - 1)))) {
@@ -196,10 +196,16 @@ IOVM_API void *iovm_dma_alloc(struct iovm_ctx *ctx, size_t size, size_t align, u
 	return alloc_slow(ctx, size, align, flags);
 }
 
+IOVM_API void *iovm_dma_alloc(struct iovm_ctx *ctx, size_t size, size_t align, uint32_t flags)
+{
+	err_enter();
+	return dma_alloc(ctx, size, align, flags);
+}
+
 IOVM_API void *iovm_dma_zalloc(struct iovm_ctx *ctx, size_t size, size_t align, uint32_t flags)
 {
 	err_enter();
-	return iovm_dma_alloc(ctx, size, align, flags | IOVM_DMA_ZERO);
+	return dma_alloc(ctx, size, align, flags | IOVM_DMA_ZERO);
 }
 
 /* What @ptr is: a run, or a slab object and its index. */

@@ -248,5 +248,5 @@ int implicit_advise(struct iovm_mr *mr, uintptr_t a, size_t len, uint32_t flags)
 		at = next;
 	}
 	mutex_unlock(&rs->lock);
-	return ret == -ENOENT ? -EINVAL : ret;
+	return ret == -ENOENT ? err_inval("[addr, addr+len) mapped") : ret;
 }

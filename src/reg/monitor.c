@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "base/compiler.h"
+#include "base/counter.h"
 #include "base/ctx.h"
 #include "base/epoch.h"
 #include "base/fault_inject.h"
@@ -85,11 +86,6 @@ static_assert((RING_SIZE & (RING_SIZE - 1)) == 0, "the ring indexes by mask");
 
 _Atomic(monitor_test_hook) monitor_test_hold;
 
-static void count(_Atomic uint64_t *c)
-{
-	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1, memory_order_relaxed);
-}
-
 /* Reader: queue (start, len), or note that an event was lost. */
 static void push(struct reg_monitor *m, uint8_t kind, uint64_t start, uint64_t len, bool source_kept)
 {
@@ -113,14 +109,14 @@ static uint64_t range_len(uint64_t start, uint64_t end)
 /* Reader: one message. */
 static void take(struct reg_monitor *m, const struct uffd_msg *msg)
 {
-	count(&m->events);
+	counter_add(&m->events, 1);
 	switch (msg->event) {
 	case UFFD_EVENT_UNMAP:
-		count(&m->unmaps);
+		counter_add(&m->unmaps, 1);
 		push(m, msg->event, msg->arg.remove.start, range_len(msg->arg.remove.start, msg->arg.remove.end), false);
 		break;
 	case UFFD_EVENT_REMOVE:
-		count(&m->removes);
+		counter_add(&m->removes, 1);
 		push(m, msg->event, msg->arg.remove.start, range_len(msg->arg.remove.start, msg->arg.remove.end), false);
 		break;
 	case UFFD_EVENT_REMAP:
@@ -133,13 +129,13 @@ static void take(struct reg_monitor *m, const struct uffd_msg *msg)
 		 * now, while the application has barely gone on: a source it
 		 * unmaps at once is missed (reg.h says so).
 		 */
-		count(&m->remaps);
+		counter_add(&m->remaps, 1);
 		push(m, msg->event, msg->arg.remap.from, msg->arg.remap.len,
 		     !msync((void *)(uintptr_t)msg->arg.remap.from, msg->arg.remap.len, MS_ASYNC));
 		break;
 	case UFFD_EVENT_FORK:
 		/* The child's copy of the registrations: not ours to watch (see reg.h on fork). */
-		count(&m->forks);
+		counter_add(&m->forks, 1);
 		close((int)msg->arg.fork.ufd);
 		break;
 	default:
@@ -232,8 +228,8 @@ static void *invalidator_main(void *arg)
 		atomic_store_explicit(&m->head, head, memory_order_release);
 		if (atomic_exchange_explicit(&m->overflow, false, memory_order_acq_rel)) {
 			mr_invalidate_all(rs);
-			count(&m->overflows);
-			count(&m->generation);
+			counter_add(&m->overflows, 1);
+			counter_add(&m->generation, 1);
 			relock = true; /* a lost event may have been a DONTUNMAP move */
 		}
 		/*

@@ -206,6 +206,15 @@ int mr_register(struct iovm_mr *mr)
 	bool known;
 	int ret;
 
+	/*
+	 * Events read before now are about memory an earlier call took away:
+	 * dealt with before the MR is in the tree, where the invalidator would
+	 * apply them to it. (A munmap returns once its event is read, and its
+	 * invalidation follows on the invalidator's thread: memory mapped
+	 * again at the same addresses and registered at once would otherwise
+	 * lose its pages to the old event.)
+	 */
+	reg_settle(rs);
 	/* Events from here on may be about this memory (see lock_map_run()). */
 	mr->reg_begun = atomic_load_explicit(&rs->begun, memory_order_acquire);
 	ret = precheck(mr, &vi, &known);
@@ -224,14 +233,14 @@ IOVM_API int iovm_mr_reg(struct iovm_domain *dom, void *addr, size_t len, uint32
 	struct iovm_mr *mr;
 	int ret;
 
-	err_clear();
+	err_enter();
 	if (!dom || !out || (access & ~ACCESS_ALL))
-		return -EINVAL;
+		return err_inval("!dom || !out || (access & ~ACCESS_ALL)");
 	/* The whole address space, as rdma-core's implicit ODP: on demand only. */
 	if (!addr && len == SIZE_MAX && (access & IOVM_ACCESS_ON_DEMAND))
 		return implicit_reg(dom, access, out);
 	if (!addr || !len || a + len < a || a + len > UINTPTR_MAX - PG)
-		return -EINVAL;
+		return err_inval("!addr || !len || a + len < a || a + len > UINTPTR_MAX - PG");
 	mr = mr_new(dom, a, len, access);
 	if (!mr)
 		return -ENOMEM;
@@ -274,9 +283,9 @@ void mr_teardown(struct reg_space *rs, struct iovm_mr *mr)
 
 IOVM_API int iovm_mr_dereg(struct iovm_mr *mr)
 {
-	err_clear();
+	err_enter();
 	if (!mr)
-		return -EINVAL;
+		return err_inval("!mr");
 	/* A cached MR belongs to its cache: iovm_rcache_put() it. */
 	if (mr->rc)
 		return -EBUSY;
@@ -313,9 +322,9 @@ IOVM_API int iovm_mr_query(const struct iovm_mr *mr, struct iovm_mr_info *info)
 {
 	struct iovm_mr *m = (struct iovm_mr *)mr;
 
-	err_clear();
+	err_enter();
 	if (!mr || !info)
-		return -EINVAL;
+		return err_inval("!mr || !info");
 	/* What a call that returned took away is invalid by now. */
 	reg_settle(mr->rs);
 	if (mr->implicit)
@@ -344,13 +353,13 @@ IOVM_API int iovm_mr_iova(const struct iovm_mr *mr, const void *addr, size_t len
 	uintptr_t a = (uintptr_t)addr;
 
 	if (!mr || !iova)
-		return -EINVAL;
+		return err_hot(-EINVAL, "invalid argument: !mr || !iova");
 	/* Its children lie apart in IOVA space, made as devices reach them: by key only. */
 	if (mr->implicit)
-		return -EINVAL;
+		return err_hot(-EINVAL, "invalid argument: mr->implicit");
 	/* A range past the end of the address space is not inside it either. */
 	if (a + len < a || a < mr->addr || a + len > mr->addr + mr->len)
-		return -ERANGE;
+		return err_hot(-ERANGE, "[%p, +%zu) is not inside the MR", addr, len);
 	*iova = iova_add(mr->iova, a - mr->start);
 	return 0;
 }

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/counter.h"
 #include "base/ctx.h"
 #include "base/error.h"
 #include "base/fault_inject.h"
@@ -266,7 +267,7 @@ static int get_slow(struct iovm_rcache *c, struct rc_tls *t, uint64_t addr, uint
 	r = lookup_locked(c, t, addr, len, access, &overlap);
 	if (r) {
 		if (t)
-			count_own(&t->hits);
+			counter_add(&t->hits, 1);
 		goto found;
 	}
 	c->misses++;
@@ -331,7 +332,7 @@ IOVM_API int iovm_rcache_get(struct iovm_rcache *c, void *addr, size_t len, uint
 
 	if (unlikely(!c || !addr || !len || !mr || a + len < a || a + len > (UINT64_C(1) << VA_BITS) ||
 		     (access & ~RC_ACCESS)))
-		return -EINVAL;
+		return err_hot(-EINVAL, "invalid argument: !c || !addr || !len || !mr || a + len < a || a + len > (UINT64_C(1) << VA_BITS) || (access & ~RC_ACCESS)");
 	/* A call that took memory away has returned: what it replaced is invalidated first. */
 	reg_settle(c->rs);
 	t = rc_tls_of(c);
@@ -344,10 +345,10 @@ IOVM_API int iovm_rcache_get(struct iovm_rcache *c, void *addr, size_t len, uint
 			goto hit;
 		}
 	}
-	err_clear();
+	err_enter(); /* the slow path: a miss registers */
 	return get_slow(c, t, a, len, access, mr);
 hit:
-	count_own(&t->hits);
+	counter_add(&t->hits, 1);
 	*mr = &r->mr;
 	return 0;
 }
@@ -362,11 +363,11 @@ IOVM_API int iovm_rcache_put(struct iovm_rcache *c, struct iovm_mr *mr)
 	int64_t left;
 
 	if (unlikely(!c || !mr))
-		return -EINVAL;
+		return err_hot(-EINVAL, "invalid argument: !c || !mr");
 	/* Set once for a cache's MR, which lives as long as its cache: readable even if long put. */
 	r = mr->rc;
 	if (unlikely(!r || r->cache != c))
-		return err_detail(-EINVAL, IOVM_LOG_DEBUG, "rcache: a put of an MR this cache did not give");
+		return err_hot(-EINVAL, "a put of an MR this cache did not give");
 	t = rc_tls_of(c);
 	/*
 	 * Got here and not put yet, with no put elsewhere owing (the shared
@@ -392,7 +393,7 @@ IOVM_API int iovm_rcache_put(struct iovm_rcache *c, struct iovm_mr *mr)
 	}
 	mutex_unlock(&c->lock);
 	if (left < 0)
-		return err_detail(-EINVAL, IOVM_LOG_DEBUG, "rcache: a put with no get of the MR left to match");
+		return err_hot(-EINVAL, "a put with no get of the MR left to match");
 	return 0;
 }
 
@@ -411,9 +412,9 @@ IOVM_API int iovm_rcache_create(struct iovm_domain *dom, const struct iovm_rcach
 	struct iovm_rcache *c;
 	int ret;
 
-	err_clear();
+	err_enter();
 	if (!dom || !out)
-		return -EINVAL;
+		return err_inval("!dom || !out");
 	c = fi_calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
@@ -518,9 +519,9 @@ IOVM_API int iovm_rcache_destroy(struct iovm_rcache *c)
 {
 	struct list_node *n;
 
-	err_clear();
+	err_enter();
 	if (!c)
-		return -EINVAL;
+		return err_inval("!c");
 	mutex_lock(&c->lock);
 	free_idle_zombies(c);
 	if (!list_empty(&c->zombies))
@@ -539,9 +540,9 @@ busy:
 
 IOVM_API int iovm_rcache_stats(struct iovm_rcache *c, struct iovm_rcache_stats *st)
 {
-	err_clear();
+	err_enter();
 	if (!c || !st)
-		return -EINVAL;
+		return err_inval("!c || !st");
 	memset(st, 0, sizeof(*st));
 	holds_stats(c, &st->hits, &st->raced);
 	st->invalidations_unmap = atomic_load_explicit(&c->inval[0], memory_order_relaxed);

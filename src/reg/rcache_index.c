@@ -46,6 +46,7 @@
  */
 #include <errno.h>
 
+#include "base/counter.h"
 #include "reg/rcache_internal.h"
 
 /* A bucket table's first level: at most 2^16 pointers, 512 KiB of address space, most never touched. */
@@ -138,7 +139,7 @@ bool index_try_hold(struct iovm_rcache *c, struct rc_tls *t, struct rc_region *r
 	}
 	/* An invalidation overtook the lookup: not a hit, and counted. (Invalid pages: just a miss.) */
 	if ((s1 & 1) || s1 != s2)
-		count_own(&t->raced);
+		counter_add(&t->raced, 1);
 drop:
 	hold_add(h, r, -1);
 	reader_fence(c);

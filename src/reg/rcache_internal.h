@@ -201,12 +201,6 @@ void region_release_zombie(struct iovm_rcache *c, struct rc_region *r, uint64_t 
 
 /* ---- the hit's steps, inline ---- */
 
-static inline void count_own(_Atomic uint64_t *ctr)
-{
-	/* A counter with one writer: a load and a store, no locked instruction. */
-	atomic_store_explicit(ctr, atomic_load_explicit(ctr, memory_order_relaxed) + 1, memory_order_relaxed);
-}
-
 extern struct tls_kind rc_kind;
 extern __thread struct tls_slots rc_slots __tls_ie;
 

@@ -251,8 +251,9 @@ void mr_fini(struct iovm_mr *mr);
 void mr_free(struct iovm_mr *mr);
 /*
  * mr_register() - check, pin, watch and publish an MR mr_init() made, as
- * iovm_mr_reg() does. Takes reg_space.lock. On an error @mr is as
- * mr_init() left it.
+ * iovm_mr_reg() does, once the invalidator has dealt with the events read
+ * before (reg_settle(): the caller holds no lock the invalidator takes).
+ * Takes reg_space.lock. On an error @mr is as mr_init() left it.
  */
 int mr_register(struct iovm_mr *mr);
 /*

@@ -5,10 +5,14 @@
  * exactly one handler whole (or is dropped by the level), a handler
  * replaced is never called once the swap returned, and the level's bounds
  * are checked. Run under ThreadSanitizer, it checks the publication of
- * handler and argument.
+ * handler and argument. A thread that holds its messages (inside a
+ * device-side section) never reaches the handler: its messages reach it,
+ * in order, once it lets go, and what did not fit is counted.
  */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "base/log.h"
 #include "harness.h"
@@ -76,9 +80,49 @@ TEST(handler_swaps_under_load)
 	CHECK(log_enabled(IOVM_LOG_ERR));
 }
 
+static char seen[40][64];
+static unsigned nseen;
+
+static void record(void *arg, enum iovm_log_level level, const char *msg)
+{
+	(void)arg;
+	(void)level;
+	if (nseen < 40)
+		snprintf(seen[nseen++], sizeof(seen[0]), "%s", msg);
+}
+
+TEST(held_messages_wait_for_the_release)
+{
+	char want[64];
+
+	nseen = 0;
+	CHECK_OK(iovm_log_set_handler(record, NULL));
+	log_hold();
+	log_hold(); /* nested: only the outer release hands them over */
+	for (int i = 0; i < 20; i++)
+		log_err("held %d", i);
+	CHECK_EQ(nseen, 0);
+	log_release();
+	CHECK_EQ(nseen, 0);
+	log_release();
+	/* 16 slots: the first 16 in order, then how many were dropped. */
+	CHECK_EQ(nseen, 17);
+	for (int i = 0; i < 16; i++) {
+		snprintf(want, sizeof(want), "held %d", i);
+		CHECK(!strcmp(seen[i], want));
+	}
+	CHECK(strstr(seen[16], "4 messages dropped") != NULL);
+	/* Not held: straight through. */
+	log_err("plain");
+	CHECK_EQ(nseen, 18);
+	CHECK(!strcmp(seen[17], "plain"));
+	CHECK_OK(iovm_log_set_handler(NULL, NULL));
+}
+
 int main(void)
 {
 	test_init();
 	RUN(handler_swaps_under_load);
+	RUN(held_messages_wait_for_the_release);
 	return 0;
 }

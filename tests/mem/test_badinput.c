@@ -54,6 +54,16 @@ static void *bogus(void)
 	return &stack_var;
 }
 
+/* The detail a row's call left, kept before the row cleans up after it (see check_detail()). */
+static char kept_detail[512];
+static bool detail_kept;
+
+static void keep_detail(void)
+{
+	snprintf(kept_detail, sizeof(kept_detail), "%s", iovm_error_detail());
+	detail_kept = true;
+}
+
 #define B(id) static long bad_##id(void)
 
 B(strerror_intmin) { return strcmp(iovm_strerror(INT_MIN), "unknown error") ? -1 : -EINVAL; }
@@ -336,36 +346,36 @@ B(advise_bad_flags) { return iovm_mr_advise(mr, app, 4096, 1u << 7); }
 B(advise_zero_len) { return iovm_mr_advise(mr, app, 0, 0); }
 B(advise_wraps) { struct iovm_mr *m; long r;
 	if (iovm_mr_reg(dom, app, 4096, IOVM_ACCESS_ON_DEMAND, &m)) return -1;
-	r = iovm_mr_advise(m, app, SIZE_MAX, 0); iovm_mr_dereg(m); return r; }
+	r = iovm_mr_advise(m, app, SIZE_MAX, 0); keep_detail(); iovm_mr_dereg(m); return r; }
 B(advise_outside) { struct iovm_mr *m; long r;
 	if (iovm_mr_reg(dom, app, 4096, IOVM_ACCESS_ON_DEMAND, &m)) return -1;
-	r = iovm_mr_advise(m, app + 4096, 4096, 0); iovm_mr_dereg(m); return r; }
+	r = iovm_mr_advise(m, app + 4096, 4096, 0); keep_detail(); iovm_mr_dereg(m); return r; }
 B(advise_write_readonly) { struct iovm_mr *m; long r;
 	if (iovm_mr_reg(dom, app, 4096, IOVM_ACCESS_ON_DEMAND, &m)) return -1;
-	r = iovm_mr_advise(m, app, 4096, IOVM_ADVISE_WRITE); iovm_mr_dereg(m); return r; }
+	r = iovm_mr_advise(m, app, 4096, IOVM_ADVISE_WRITE); keep_detail(); iovm_mr_dereg(m); return r; }
 B(advise_unmapped) { struct iovm_mr *m; long r;
 	if (iovm_mr_reg(dom, app_gone, 4096, IOVM_ACCESS_ON_DEMAND, &m)) return -1;
-	r = iovm_mr_advise(m, app_gone, 4096, 0); iovm_mr_dereg(m); return r; }
+	r = iovm_mr_advise(m, app_gone, 4096, 0); keep_detail(); iovm_mr_dereg(m); return r; }
 /* A cache's MR: held while the cache lives; put once per get; the cache's only. */
 B(mr_dereg_cached) { struct iovm_rcache *c; struct iovm_mr *m; long r;
 	if (iovm_rcache_create(dom, NULL, &c) || iovm_rcache_get(c, app, 4096, 0, &m)) return -1;
-	r = iovm_mr_dereg(m); iovm_rcache_put(c, m); iovm_rcache_destroy(c); return r; }
+	r = iovm_mr_dereg(m); keep_detail(); iovm_rcache_put(c, m); iovm_rcache_destroy(c); return r; }
 B(rcache_destroy_held) { struct iovm_rcache *c; struct iovm_mr *m; long r;
 	if (iovm_rcache_create(dom, NULL, &c) || iovm_rcache_get(c, app, 4096, 0, &m)) return -1;
-	r = iovm_rcache_destroy(c); iovm_rcache_put(c, m); iovm_rcache_destroy(c); return r; }
+	r = iovm_rcache_destroy(c); keep_detail(); iovm_rcache_put(c, m); iovm_rcache_destroy(c); return r; }
 B(rcache_get_wraps) { struct iovm_mr *m; return iovm_rcache_get(rc, app, SIZE_MAX, 0, &m); }
 B(rcache_put_own_mr) { return iovm_rcache_put(rc, mr); }
 B(rcache_put_twice) { struct iovm_rcache *c; struct iovm_mr *m; long r;
 	if (iovm_rcache_create(dom, NULL, &c) || iovm_rcache_get(c, app, 4096, 0, &m) || iovm_rcache_put(c, m))
 		return -1;
-	r = iovm_rcache_put(c, m); iovm_rcache_destroy(c); return r; }
+	r = iovm_rcache_put(c, m); keep_detail(); iovm_rcache_destroy(c); return r; }
 B(rcache_put_other_cache) { struct iovm_rcache *c; struct iovm_mr *m; long r;
 	if (iovm_rcache_create(dom, NULL, &c) || iovm_rcache_get(c, app, 4096, 0, &m)) return -1;
-	r = iovm_rcache_put(rc, m); iovm_rcache_put(c, m); iovm_rcache_destroy(c); return r; }
+	r = iovm_rcache_put(rc, m); keep_detail(); iovm_rcache_put(c, m); iovm_rcache_destroy(c); return r; }
 B(domain_destroy_registered) { struct iovm_domain *d; struct iovm_mr *m; long r;
 	if (iovm_domain_create(ctx, NULL, &d)) return -1;
 	if (iovm_mr_reg(d, app, 4096, 0, &m)) { iovm_domain_destroy(d); return -1; }
-	r = iovm_domain_destroy(d); iovm_mr_dereg(m); iovm_domain_destroy(d); return r; }
+	r = iovm_domain_destroy(d); keep_detail(); iovm_mr_dereg(m); iovm_domain_destroy(d); return r; }
 B(mr_reg_implicit_pinned) { struct iovm_mr *m; return iovm_mr_reg(dom, NULL, SIZE_MAX, IOVM_ACCESS_LOCAL_WRITE, &m); }
 B(mr_reg_implicit_identity)
 {
@@ -887,17 +897,63 @@ static void quiet(void *arg, enum iovm_log_level level, const char *msg)
 	(void)msg;
 }
 
+/*
+ * Before each row, an earlier call fails and leaves its detail: a row's
+ * call must not leave it behind (issue 16, item 13), and a refused
+ * argument (-EINVAL) must leave a detail that names the call.
+ */
+#define POISON "poison_from_an_earlier_call"
+
+static void poison_detail(void)
+{
+	struct iovm_ctx *c = NULL;
+
+	detail_kept = false;
+	CHECK_EQ(iovm_open(POISON "=1", &c), -EINVAL);
+	CHECK(strstr(iovm_error_detail(), POISON) != NULL);
+}
+
+/* Calls that report through their return value alone: they keep no detail. */
+static bool keeps_no_detail(const char *api)
+{
+	static const char *const none[] = { "iovm_strerror", "iovm_error_detail", "iovm_opts_help",
+					    "iovm_uffd_feature_name", "iovm_device_id", /* their rows: no failure */
+					    "iovm_log_set_handler", "iovm_close", "iovm_sysinfo_free" };
+
+	for (size_t i = 0; i < ARRAY_SIZE(none); i++)
+		if (!strcmp(api, none[i]))
+			return true;
+	return false;
+}
+
+static void check_detail(const struct bad_case *c)
+{
+	const char *d = detail_kept ? kept_detail : iovm_error_detail();
+
+	if (keeps_no_detail(c->api))
+		return;
+	if (!strcmp(c->id, "open_host_pa_unpriv") && geteuid() == 0)
+		return; /* the row makes no call as root */
+	CHECK_MSG(!strstr(d, POISON), "%s (%s): left an earlier call's detail: '%s'", c->id, c->api, d);
+	if (c->expect == -EINVAL)
+		CHECK_MSG(strstr(d, c->api) != NULL, "%s (%s): -EINVAL with detail '%s', which does not name it",
+			  c->id, c->api, d);
+}
+
 TEST(every_call_refuses_bad_input)
 {
 	struct iovm_mem_stats before, after;
 
 	CHECK_OK(iovm_mem_stats(ctx, &before));
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
-		long got = cases[i].fn();
+		long got;
 
+		poison_detail();
+		got = cases[i].fn();
 		CHECK_MSG(got == cases[i].expect, "%s (%s): got %ld (%s), expected %ld (%s)",
 			  cases[i].id, cases[i].api, got, got < 0 ? strerror((int)-got) : "success",
 			  cases[i].expect, strerror((int)-cases[i].expect));
+		check_detail(&cases[i]);
 		iovm_log_set_handler(quiet, NULL); /* a row may restore the default handler */
 	}
 	/* Nothing the refused calls did is left over. */

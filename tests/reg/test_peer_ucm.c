@@ -170,7 +170,7 @@ TEST(ucm_mmap_fixed)
 	app_unmap(p, 64 * PG);
 }
 
-TEST(ucm_munmap)
+static void munmap_part(void)
 {
 	uint8_t *p = app_map(64 * PG);
 	struct iovm_reg_stats st;
@@ -187,7 +187,12 @@ TEST(ucm_munmap)
 	app_unmap(p, 64 * PG);
 }
 
-TEST(ucm_mremap)
+TEST(ucm_munmap)
+{
+	munmap_part();
+}
+
+static void mremap_part(void)
 {
 	uint8_t *p = app_map(64 * PG), *dst = app_map(8 * PG);
 	struct iovm_reg_stats st;
@@ -203,6 +208,29 @@ TEST(ucm_mremap)
 	unreg_both(&b);
 	app_unmap(p, 56 * PG);
 	app_unmap(dst, 8 * PG);
+}
+
+TEST(ucm_mremap)
+{
+	mremap_part();
+}
+
+/*
+ * munmap and mremap of part of a registration, again and again: each
+ * round's memory is most often mapped where the last round's was just
+ * unmapped, and registered at once, while the invalidator may still be
+ * on that munmap. 10 rounds in make check; IOVM_UCM_ROUNDS asks for more.
+ */
+TEST(ucm_again)
+{
+	const char *env = getenv("IOVM_UCM_ROUNDS");
+	unsigned rounds = env ? (unsigned)strtoul(env, NULL, 10) : 10;
+
+	for (unsigned i = 0; i < rounds; i++) {
+		munmap_part();
+		mremap_part();
+	}
+	printf("# %u rounds of munmap and mremap of part of a registration\n", rounds);
 }
 
 /*
@@ -426,6 +454,7 @@ int main(int argc, char **argv)
 	RUN_ONLY(only, ucm_mmap_fixed);
 	RUN_ONLY(only, ucm_munmap);
 	RUN_ONLY(only, ucm_mremap);
+	RUN_ONLY(only, ucm_again);
 	RUN_ONLY(only, ucm_sbrk);
 	RUN_ONLY(only, ucm_shmat);
 	RUN_ONLY(only, ucm_madvise);

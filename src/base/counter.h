@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * counter.h - statistics counters of src/iommu that one thread writes and
- * any thread may read (iovm_domain_stats(), iovm_queue_stats()).
+ * counter.h - statistics counters that one thread writes and any thread
+ * may read (iovm_domain_stats(), iovm_queue_stats(), iovm_reg_stats(),
+ * iovm_rcache_stats()): the one helper every layer counts with.
  *
  * The writer adds with a relaxed load and a relaxed store, not a locked
  * read-modify-write: it is the only writer (the counter's owner thread, or
@@ -10,8 +11,8 @@
  * Readers load relaxed: a counter orders nothing, and a snapshot of several
  * is only as consistent as the caller's lock makes it.
  */
-#ifndef IOVM_IOMMU_COUNTER_H
-#define IOVM_IOMMU_COUNTER_H
+#ifndef IOVM_BASE_COUNTER_H
+#define IOVM_BASE_COUNTER_H
 
 #include <stdatomic.h>
 #include <stdint.h>
@@ -27,4 +28,4 @@ static inline uint64_t counter_read(const _Atomic uint64_t *c)
 	return atomic_load_explicit((_Atomic uint64_t *)c, memory_order_relaxed);
 }
 
-#endif /* IOVM_IOMMU_COUNTER_H */
+#endif /* IOVM_BASE_COUNTER_H */
