@@ -67,25 +67,64 @@ static inline void check_mem_clean(struct iovm_ctx *ctx)
 		  (unsigned long long)st.oracle_sync_errors);
 }
 
-/* errno after a call that returned NULL. */
+/*
+ * Soft checks: a broken promise is reported and counted, and the program
+ * goes on to find the next one; attack_status() makes main() fail at the
+ * end. Hard checks (CHECK*) stop at once, for what the rest depends on.
+ */
+static _Atomic unsigned attack_broken;
+
+#define EXPECT_MSG(cond, ...)                                                            \
+	do {                                                                             \
+		if (!(cond)) {                                                           \
+			fprintf(stderr, "FAIL %s:%d [%s]: ", __FILE__, __LINE__, test_current); \
+			fprintf(stderr, __VA_ARGS__);                                    \
+			fprintf(stderr, "\n");                                           \
+			atomic_fetch_add(&attack_broken, 1);                             \
+		}                                                                        \
+		atomic_fetch_add_explicit(&test_checks, 1, memory_order_relaxed);        \
+	} while (0)
+
+#define EXPECT(cond) EXPECT_MSG(cond, "%s", #cond)
+
+#define EXPECT_EQ(a, b)                                                                  \
+	do {                                                                             \
+		long long _ea = (long long)(a), _eb = (long long)(b);                    \
+		EXPECT_MSG(_ea == _eb, "%s == %s: %lld != %lld (%#llx != %#llx)", #a, #b, _ea, \
+			   _eb, (unsigned long long)_ea, (unsigned long long)_eb);       \
+	} while (0)
+
+/* errno after a call that must return NULL. */
 #define CHECK_NULL_ERRNO(expr, e)                                                        \
 	do {                                                                             \
 		errno = 0;                                                               \
 		void *_p = (void *)(expr);                                               \
-		CHECK_MSG(_p == NULL, "%s: returned %p, expected NULL/%s", #expr, _p,   \
-			  strerror(e));                                                  \
-		CHECK_MSG(errno == (e), "%s: errno %d (%s), expected %d (%s) [%s]", #expr, \
-			  errno, strerror(errno), (e), strerror(e), iovm_error_detail()); \
+		int _e = errno;                                                          \
+		EXPECT_MSG(_p == NULL && _e == (e), "%s: %p errno %d (%s), expected NULL/%d (%s) [%s]", \
+			   #expr, _p, _e, strerror(_e), (e), strerror(e), iovm_error_detail()); \
 	} while (0)
 
 /* A call that must return exactly @e (0 or a negative errno). */
 #define CHECK_RET(expr, e)                                                               \
 	do {                                                                             \
 		long long _r = (long long)(expr);                                        \
-		CHECK_MSG(_r == (long long)(e), "%s: %lld (%s), expected %lld (%s) [%s]", \
-			  #expr, _r, _r < 0 ? strerror((int)-_r) : "-", (long long)(e),  \
-			  (e) < 0 ? strerror(-(e)) : "-", iovm_error_detail());          \
+		EXPECT_MSG(_r == (long long)(e), "%s: %lld (%s), expected %lld (%s) [%s]", \
+			   #expr, _r, _r < 0 ? strerror((int)-_r) : "-", (long long)(e),  \
+			   (e) < 0 ? strerror(-(e)) : "-", iovm_error_detail());          \
 	} while (0)
+
+/* main()'s exit status: 1 when a soft check failed. */
+static inline int attack_status(void)
+{
+	unsigned n = atomic_load(&attack_broken);
+
+	if (n) {
+		fprintf(stderr, "FAIL: %u broken promise(s), see above\n", n);
+		test_ended = 1;
+		return 1;
+	}
+	return 0;
+}
 
 /* Run descriptor @d on a rig's queue and return its completion record. */
 static inline struct iovm_completion attack_run(struct rig *r, struct iovm_desc d)

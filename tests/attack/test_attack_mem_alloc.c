@@ -411,7 +411,7 @@ static int alloc_in_callback(void *arg, const struct iovm_mem_event *ev)
 		cb_free_ret = iovm_dma_free(ctx, (void *)(uintptr_t)0x1000);
 		cb_free_small_ret = iovm_dma_free(ctx, cb_small);
 	}
-	return 0;
+	return attack_status();
 }
 
 TEST(dma_alloc_and_free_from_an_event_callback_are_edeadlk)
@@ -437,13 +437,13 @@ TEST(dma_alloc_and_free_from_an_event_callback_are_edeadlk)
 		CHECK_OK(iovm_dma_free(ctx, cb_small));
 	printf("# in callback: alloc errno %d/%d/%d, free(bogus) %d, free(live 64 B) %d\n",
 	       cb_alloc_errno[0], cb_alloc_errno[1], cb_alloc_errno[2], cb_free_ret, cb_free_small_ret);
-	CHECK_MSG(cb_alloc_errno[0] == EDEADLK && cb_alloc_errno[1] == EDEADLK &&
+	EXPECT_MSG(cb_alloc_errno[0] == EDEADLK && cb_alloc_errno[1] == EDEADLK &&
 		  cb_alloc_errno[2] == EDEADLK,
 		  "alloc of 64 B / 100000 B / 4 MiB inside a COMMIT callback: errno %d/%d/%d "
 		  "(pointers %p/%p/%p), expected EDEADLK each",
 		  cb_alloc_errno[0], cb_alloc_errno[1], cb_alloc_errno[2], cb_got[0], cb_got[1], cb_got[2]);
-	CHECK_EQ(cb_free_ret, -EDEADLK);
-	CHECK_MSG(cb_free_small_ret == -EDEADLK, "free of a live 64 B allocation inside a COMMIT "
+	EXPECT_EQ(cb_free_ret, -EDEADLK);
+	EXPECT_MSG(cb_free_small_ret == -EDEADLK, "free of a live 64 B allocation inside a COMMIT "
 		  "callback: %d, expected -EDEADLK", cb_free_small_ret);
 }
 
@@ -460,7 +460,8 @@ TEST(dma_trim_refuses_bad_arguments_and_releases)
 	CHECK(got >= (int64_t)(8u << 20));
 	/* Released pages are no longer translated. */
 	struct iovm_dma_xlate x;
-	CHECK_RET(iovm_dma_xlate(ctx, p, &x), -ENOENT);
+	/* Pages it had to itself (its ends may share a hugepage with others). */
+	CHECK_RET(iovm_dma_xlate(ctx, p + (2u << 20), &x), -ENOENT);
 	CHECK_RET(iovm_dma_xlate(ctx, p + (4u << 20), &x), -ENOENT);
 	CHECK_RET(iovm_dma_trim(ctx, IOVM_TRIM_ALL), 0);
 }
@@ -486,5 +487,5 @@ int main(void)
 	RUN(dma_alloc_and_free_from_an_event_callback_are_edeadlk);
 	RUN(dma_trim_refuses_bad_arguments_and_releases);
 	iovm_close(ctx);
-	return 0;
+	return attack_status();
 }
