@@ -94,6 +94,45 @@ static _Atomic unsigned attack_broken;
 			   _eb, (unsigned long long)_ea, (unsigned long long)_eb);       \
 	} while (0)
 
+/*
+ * base.h: a failed call leaves a sentence that names the call, and every
+ * -EINVAL says which argument failed which check. @expr's text starts
+ * with the function's name.
+ */
+static inline void expect_detail_names(const char *expr, const char *file, int line)
+{
+	char fn[64];
+	size_t n = strcspn(expr, "( ");
+	const char *d = iovm_error_detail();
+
+	if (n >= sizeof(fn))
+		n = sizeof(fn) - 1;
+	memcpy(fn, expr, n);
+	fn[n] = 0;
+	if (strncmp(fn, "iovm_", 5))
+		return;
+	if (!d || !strstr(d, fn)) {
+		/* Once per function: the first case says it, the rest only count. */
+		static char said[64][64];
+		static unsigned nsaid;
+		static pthread_mutex_t said_lock = PTHREAD_MUTEX_INITIALIZER;
+		unsigned i;
+
+		pthread_mutex_lock(&said_lock);
+		for (i = 0; i < nsaid && strcmp(said[i], fn); i++)
+			;
+		if (i == nsaid && nsaid < 64) {
+			snprintf(said[nsaid++], sizeof(said[0]), "%s", fn);
+			fprintf(stderr, "FAIL %s:%d [%s]: %s: EINVAL without a detail naming %s "
+				"(detail: \"%s\"); further cases of %s only counted\n",
+				file, line, test_current, expr, fn, d ? d : "(null)", fn);
+		}
+		pthread_mutex_unlock(&said_lock);
+		atomic_fetch_add(&attack_broken, 1);
+	}
+	atomic_fetch_add_explicit(&test_checks, 1, memory_order_relaxed);
+}
+
 /* errno after a call that must return NULL. */
 #define CHECK_NULL_ERRNO(expr, e)                                                        \
 	do {                                                                             \
@@ -102,6 +141,8 @@ static _Atomic unsigned attack_broken;
 		int _e = errno;                                                          \
 		EXPECT_MSG(_p == NULL && _e == (e), "%s: %p errno %d (%s), expected NULL/%d (%s) [%s]", \
 			   #expr, _p, _e, strerror(_e), (e), strerror(e), iovm_error_detail()); \
+		if (_p == NULL && _e == EINVAL && (e) == EINVAL)                         \
+			expect_detail_names(#expr, __FILE__, __LINE__);                  \
 	} while (0)
 
 /* A call that must return exactly @e (0 or a negative errno). */
@@ -111,6 +152,8 @@ static _Atomic unsigned attack_broken;
 		EXPECT_MSG(_r == (long long)(e), "%s: %lld (%s), expected %lld (%s) [%s]", \
 			   #expr, _r, _r < 0 ? strerror((int)-_r) : "-", (long long)(e),  \
 			   (e) < 0 ? strerror(-(e)) : "-", iovm_error_detail());          \
+		if (_r == -EINVAL && (e) == -EINVAL)                                     \
+			expect_detail_names(#expr, __FILE__, __LINE__);                  \
 	} while (0)
 
 /* main()'s exit status: 1 when a soft check failed. */
