@@ -441,6 +441,67 @@ TEST(fault_queue_pop_and_handler_arguments)
 	CHECK_OK(iovm_domain_destroy(d));
 }
 
+TEST(map_pages_and_map_ptr_arguments_and_results)
+{
+	struct iovm_domain *d = mk(IOVM_DOMAIN_MANAGED, 0, 48);
+	enum { N = 1500 };
+	static iovm_pa_t pages[N];
+	uint8_t *m = iovm_dma_alloc(ctx, N * 4096, 4096, IOVM_DMA_PAGE_4K);
+	iovm_iova_t io;
+	uint64_t pa;
+	uint32_t perm;
+
+	CHECK(m != NULL);
+	/* Scattered order: page i maps the (i * 7 % N)th page of m. */
+	for (unsigned i = 0; i < N; i++)
+		CHECK_OK(iovm_dma_pa(ctx, m + (size_t)(i * 7 % N) * 4096, &pages[i]));
+	io = IOVM_IOVA_ANY;
+	CHECK_RET(iovm_domain_map_pages(d, &io, pages, 0, RW), -EINVAL);
+	CHECK_RET(iovm_domain_map_pages(d, &io, NULL, 4, RW), -EINVAL);
+	CHECK_RET(iovm_domain_map_pages(NULL, &io, pages, 4, RW), -EINVAL);
+	iovm_pa_t odd[2] = { pages[0], IOVM_PA(pages[1].addr + 8) };
+	CHECK_RET(iovm_domain_map_pages(d, &io, odd, 2, RW), -EINVAL);
+	CHECK_RET(iovm_domain_map_pages(d, &io, pages, 0, 1u << 4), -EINVAL);
+	io = IOVM_IOVA_ANY;
+	CHECK_RET(iovm_domain_map_pages(d, &io, pages, N, RW), 0);
+	for (unsigned i = 0; i < N; i++) {
+		int r = mapped(d, io.addr + (uint64_t)i * 4096 + 9, &pa, &perm);
+		if (r || pa != pages[i].addr + 9) {
+			EXPECT_MSG(0, "map_pages: page %u: %d %#llx, expected %#llx", i, r, (unsigned long long)pa,
+				   (unsigned long long)(pages[i].addr + 9));
+			break;
+		}
+	}
+	CHECK_RET(mapped(d, io.addr + (uint64_t)N * 4096, NULL, NULL), -ENOENT);
+	CHECK_RET(iovm_domain_unmap(d, IOVM_IOVA(io.addr + 4096), 4096 * 600), 0);
+	CHECK_RET(mapped(d, io.addr, &pa, NULL), 0);
+	CHECK_RET(mapped(d, io.addr + 4096, NULL, NULL), -ENOENT);
+	CHECK_RET(mapped(d, io.addr + 601 * 4096, &pa, NULL), 0);
+	EXPECT_EQ(pa, pages[601].addr);
+	CHECK_RET(iovm_domain_unmap(d, io, (size_t)N * 4096), 0);
+	/* map_ptr: alignment, committed memory. */
+	CHECK_RET(iovm_domain_map_ptr(d, m + 1, 4096, RW, &io), -EINVAL);
+	CHECK_RET(iovm_domain_map_ptr(d, m, 4095, RW, &io), -EINVAL);
+	CHECK_RET(iovm_domain_map_ptr(d, m, 0, RW, &io), -EINVAL);
+	CHECK_RET(iovm_domain_map_ptr(d, m, 4096, RW, NULL), -EINVAL);
+	static uint8_t stat_buf[8192] __attribute__((aligned(4096)));
+	CHECK_RET(iovm_domain_map_ptr(d, stat_buf, 4096, RW, &io), -ENOENT);
+	CHECK_RET(iovm_domain_map_ptr(d, m, (size_t)N * 4096, RW, &io), 0);
+	for (unsigned i = 0; i < N; i += 97) {
+		iovm_pa_t want;
+		CHECK_OK(iovm_dma_pa(ctx, m + (size_t)i * 4096, &want));
+		CHECK_RET(mapped(d, io.addr + (uint64_t)i * 4096, &pa, NULL), 0);
+		EXPECT_EQ(pa, want.addr);
+	}
+	iovm_iova_t io2;
+	int r = iovm_dma_iova(d, m + 5, &io2);
+	printf("# iovm_dma_iova in a managed domain that does not follow the heap, of memory mapped "
+	       "by map_ptr: %d\n", r);
+	CHECK_RET(iovm_domain_unmap(d, io, (size_t)N * 4096), 0);
+	CHECK_OK(iovm_dma_free(ctx, m));
+	CHECK_OK(iovm_domain_destroy(d));
+}
+
 int main(void)
 {
 	test_init();
@@ -469,6 +530,7 @@ int main(void)
 	RUN(map_any_in_a_full_deferred_window_after_unmap);
 	RUN(translate_ignores_no_iova_bit);
 	RUN(fault_queue_pop_and_handler_arguments);
+	RUN(map_pages_and_map_ptr_arguments_and_results);
 	iovm_close(ctx);
 	return attack_status();
 }
