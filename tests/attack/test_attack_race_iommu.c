@@ -26,6 +26,7 @@ struct race {
 	uint64_t v[NT];         /* the targets' IOVAs */
 	_Atomic int hot;        /* the target the mapper works on */
 	_Atomic unsigned long done;
+	_Atomic unsigned long want;  /* the engine runs while done < want */
 	_Atomic int stop;
 	_Atomic unsigned long faults, ok;
 };
@@ -37,6 +38,10 @@ static void *engine(void *arg)
 	struct iovm_cqe cqe;
 
 	while (!atomic_load(&r->stop)) {
+		if (atomic_load(&r->done) >= atomic_load(&r->want)) {
+			sched_yield();
+			continue;
+		}
 		int i = test_rand(&seed) % 2 ? atomic_load(&r->hot) : (int)(test_rand(&seed) % NT);
 		struct iovm_desc d = { .op = IOVM_OP_COPY, .src = r->src_iova, .dst = r->v[i], .len = 4096 };
 		int n = 0;
@@ -60,6 +65,8 @@ static void wait_descriptors(struct race *r, unsigned n)
 {
 	unsigned long d0 = atomic_load(&r->done);
 
+	/* Ask for n more (and a few for the race itself), then wait for them. */
+	atomic_store(&r->want, d0 + n + 2);
 	while (atomic_load(&r->done) < d0 + n)
 		sched_yield();
 }
@@ -100,6 +107,7 @@ static void run_race(enum mode mode, unsigned rounds)
 
 		atomic_store(&r->hot, i);
 		wait_descriptors(r, 1);
+		atomic_store(&r->want, atomic_load(&r->done) + 3); /* copies in flight across the unmap */
 		CHECK_OK(iovm_domain_unmap(r->dom, IOVM_IOVA(r->v[i]), 4096));
 		if (mode == DEFERRED_FLUSH) {
 			CHECK_OK(iovm_domain_flush(r->dom));
@@ -130,7 +138,9 @@ static void run_race(enum mode mode, unsigned rounds)
 	pthread_join(et, NULL);
 	EXPECT_MSG(broken == 0, "mode %d: %u rounds of %u reached an unmapped page", mode, broken, rounds);
 	printf("# mode %d: %lu copies, %lu faults\n", mode, atomic_load(&r->ok), atomic_load(&r->faults));
-	CHECK(atomic_load(&r->faults) > 0 && atomic_load(&r->ok) > 0);
+	CHECK(atomic_load(&r->ok) > 0);
+	if (mode != DEFERRED_REMAP)
+		CHECK(atomic_load(&r->faults) > 0);
 	check_domain_clean(r->dom);
 	CHECK_OK(iovm_queue_destroy(r->q));
 	CHECK_OK(iovm_device_close(r->dev));
@@ -145,17 +155,17 @@ static void run_race(enum mode mode, unsigned rounds)
 
 TEST(no_write_lands_after_a_strict_unmap_returns)
 {
-	run_race(STRICT, 3000);
+	run_race(STRICT, 20000);
 }
 
 TEST(no_write_lands_after_a_deferred_flush_returns)
 {
-	run_race(DEFERRED_FLUSH, 2000);
+	run_race(DEFERRED_FLUSH, 10000);
 }
 
 TEST(no_write_lands_in_the_old_page_after_a_map_over_a_quarantined_iova)
 {
-	run_race(DEFERRED_REMAP, 2000);
+	run_race(DEFERRED_REMAP, 10000);
 }
 
 /* A 2 MiB leaf split (4 KiB unmapped out of it) under a reader of its other pages. */
@@ -176,6 +186,7 @@ static void *split_reader(void *arg)
 			break;
 		if (ph == 0) {
 			atomic_store(&split_paused, 1);
+			sched_yield();
 			continue;
 		}
 		atomic_store(&split_paused, 0);
@@ -215,7 +226,7 @@ TEST(splitting_a_huge_leaf_never_hides_its_other_pages)
 		/* Paused: a fresh 2 MiB leaf. */
 		atomic_store(&split_phase, 0);
 		while (!atomic_load(&split_paused))
-			;
+			sched_yield();
 		iovm_domain_unmap(split_dom, IOVM_IOVA(split_base), 2u << 20);
 		CHECK_OK(iovm_domain_map(split_dom, &io, split_pa, 2u << 20, RW));
 		/* Reading: cut a 4 KiB hole out of it (page 1 + k%200), then fill it again. */
