@@ -36,7 +36,18 @@
  * nothing); the registration, and a cached one, then reach the segment.
  * Unmap such memory first. Changes of content (writes through another
  * mapping, by another process) are not replacements: the registration
- * reaches the same pages.
+ * reaches the same pages. Nor are changes of protection (mprotect(2),
+ * pkey_mprotect(2)), which no userfaultfd event reports: a registration
+ * keeps the rights it was registered with, as an rdma-core MR keeps its
+ * device's. iovm_mr_reg(), and a get of the registration cache that
+ * misses, check the memory's protection as it is then; a get that hits a
+ * cached region whose rights cover the request hands it out without
+ * looking at the memory again (as UCX's cache does), also after the
+ * application made it read-only. A device access the memory's protection
+ * now forbids faults on iovm's software platform, which reaches the
+ * memory through the process's mapping (IOVM_STATUS_PAGE_FAULT, nothing
+ * written); a real device (VFIO) reaches the pinned pages with the rights
+ * registered.
  *
  * On iovm's software platform a device reaches registered memory through
  * the process's own mapping of it, not through pinned pages: a device write
@@ -100,7 +111,17 @@ struct iovm_mr;
  * unlock each page once), and mapped in @dom at once, with 2 MiB leaves
  * where the memory's addresses allow. A locked range refuses
  * madvise(MADV_DONTNEED); MADV_DONTNEED_LOCKED discards it, and invalidates
- * the registration's pages.
+ * the registration's pages. mremap(MREMAP_DONTUNMAP) of part of it
+ * unlocks, by the kernel's convention, the whole mapping it moves from,
+ * the pages that stay included (and does not count their lock off
+ * RLIMIT_MEMLOCK): the memory monitor locks them again before devices
+ * reach the memory again and before a call that waits for it
+ * (iovm_mr_query(), iovm_rcache_get()) returns. A madvise(MADV_DONTNEED)
+ * made before that (right after mremap() returns: microseconds), or where
+ * the monitor could not lock them again (RLIMIT_MEMLOCK, which then counts
+ * them twice; a source the application unmapped before the monitor read
+ * the move), discards such pages: the monitor then invalidates them, as
+ * for MADV_DONTNEED_LOCKED. Never stale, but no longer pinned.
  *
  * Implicit: @addr NULL, @len SIZE_MAX and IOVM_ACCESS_ON_DEMAND register the
  * whole user address space under one key, as rdma-core's implicit ODP. It
@@ -245,13 +266,16 @@ IOVM_API int iovm_rcache_destroy(struct iovm_rcache *cache);
  * iovm_rcache_get() - an MR holding [addr, addr+len) with @access (pinned
  * rights: IOVM_ACCESS_* but ON_DEMAND), from the cache or registered now;
  * held until iovm_rcache_put(). A hit takes no lock and writes no cache
- * line another CPU writes. Memory an application's call that returned
+ * line another CPU writes; it is judged by the rights its region was
+ * registered with, not by the memory's protection now (see the head of
+ * this file). Memory an application's call that returned
  * before took away is never a hit: a get that finds the memory monitor
  * with events in hand waits until it has invalidated them.
  *
  * Thread safety: safe.
  *
- * Return: 0; as iovm_mr_reg() otherwise.
+ * Return: 0; -EINVAL for @access with IOVM_ACCESS_ON_DEMAND or a bit of no
+ * IOVM_ACCESS_* right; as iovm_mr_reg() otherwise.
  */
 IOVM_API int iovm_rcache_get(struct iovm_rcache *cache, void *addr, size_t len, uint32_t access,
 			     struct iovm_mr **mr);

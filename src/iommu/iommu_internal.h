@@ -85,10 +85,18 @@ struct shadow_range {
 	uint32_t prot;
 };
 
+/*
+ * Devices check their accesses against the shadow under its lock, inside
+ * their epoch section, and the monitor waits for those sections before it
+ * lets a fork() go on, which holds malloc's locks meanwhile: so nothing is
+ * allocated or freed under the lock. Nodes come from @spare, filled before.
+ */
 struct shadow {
 	struct mutex lock;
-	struct rb_root live;      /* under lock: mapped */
-	struct rb_root pending;   /* under lock: unmapped, awaiting the flush */
+	struct rb_root live;        /* under lock: mapped */
+	struct rb_root pending;     /* under lock: unmapped, awaiting the flush */
+	struct shadow_range *spare; /* under lock: unused nodes, linked by rb.left */
+	uint64_t nspare;            /* under lock: how many */
 };
 
 struct iovm_domain {

@@ -30,6 +30,8 @@ void shadow_init(struct shadow *s)
 	mutex_init(&s->lock);
 	rb_root_init(&s->live, NULL);
 	rb_root_init(&s->pending, NULL);
+	s->spare = NULL;
+	s->nspare = 0;
 }
 
 static void drop_all(struct rb_root *t)
@@ -46,7 +48,62 @@ void shadow_destroy(struct shadow *s)
 {
 	drop_all(&s->live);
 	drop_all(&s->pending);
+	while (s->spare) {
+		struct shadow_range *r = s->spare;
+
+		s->spare = range_of(r->rb.left);
+		free(r);
+	}
 	mutex_destroy(&s->lock);
+}
+
+#define spare_next(r) ((r)->rb.left ? range_of((r)->rb.left) : NULL)
+
+/*
+ * With the lock held, make sure @need nodes are spare, allocating any
+ * missing with the lock dropped. False if malloc failed: an insert then
+ * records nothing and the oracle reports accesses there, loud, not wrong.
+ */
+static bool reserve(struct shadow *s, uint64_t need)
+{
+	lock_assert_held(&s->lock);
+	while (s->nspare < need) {
+		uint64_t want = need - s->nspare, got = 0;
+		struct shadow_range *chain = NULL, *last = NULL;
+
+		mutex_unlock(&s->lock);
+		for (; got < want; got++) {
+			/*
+			 * Not a fault-injection point: the shadow is the tests'
+			 * instrument, not a resource of the call being tested.
+			 */
+			struct shadow_range *r = malloc(sizeof(*r));
+
+			if (!r)
+				break;
+			r->rb.left = chain ? &chain->rb : NULL;
+			if (!chain)
+				last = r;
+			chain = r;
+		}
+		mutex_lock(&s->lock);
+		if (chain) {
+			last->rb.left = s->spare ? &s->spare->rb : NULL;
+			s->spare = chain;
+			s->nspare += got;
+		}
+		if (got < want)
+			return false;
+	}
+	return true;
+}
+
+/* A node back to the spares: free() may wait for malloc's locks too. */
+static void unuse(struct shadow *s, struct shadow_range *r)
+{
+	r->rb.left = s->spare ? &s->spare->rb : NULL;
+	s->spare = r;
+	s->nspare++;
 }
 
 /* The range with the largest start <= @iova. */
@@ -73,18 +130,16 @@ static struct shadow_range *containing(struct rb_root *t, uint64_t iova)
 	return r && iova < r->iova + r->len ? r : NULL;
 }
 
-static void insert(struct rb_root *t, uint64_t iova, uint64_t len, uint64_t pa, uint32_t prot)
+static void insert(struct shadow *s, struct rb_root *t, uint64_t iova, uint64_t len, uint64_t pa, uint32_t prot)
 {
 	struct rb_node **link = &t->root, *parent = NULL;
-	/*
-	 * Not a fault-injection point: the shadow is the tests' instrument, not
-	 * a resource of the call being tested. A failure injected here would
-	 * make the oracle report violations the library did not commit.
-	 */
-	struct shadow_range *r = malloc(sizeof(*r));
+	struct shadow_range *r = s->spare;
 
+	lock_assert_held(&s->lock);
 	if (!r)
-		return; /* the oracle then reports accesses here: loud, not wrong */
+		return; /* reserve() failed: the oracle then reports accesses here */
+	s->spare = spare_next(r);
+	s->nspare--;
 	*r = (struct shadow_range){ .iova = iova, .len = len, .pa = pa, .prot = prot };
 	while (*link) {
 		parent = *link;
@@ -93,8 +148,12 @@ static void insert(struct rb_root *t, uint64_t iova, uint64_t len, uint64_t pa, 
 	rb_insert(t, &r->rb, parent, link);
 }
 
-/* Take [iova, iova+len) out of @t, keeping what sticks out of it. Returns the bytes taken. */
-static uint64_t carve(struct rb_root *t, uint64_t iova, uint64_t len)
+/*
+ * Take [iova, iova+len) out of @t, keeping what sticks out of it: at most
+ * CARVE_NODES new nodes. Returns the bytes taken.
+ */
+#define CARVE_NODES 2
+static uint64_t carve(struct shadow *s, struct rb_root *t, uint64_t iova, uint64_t len)
 {
 	uint64_t end = iova + len, taken = 0;
 
@@ -105,12 +164,12 @@ static uint64_t carve(struct rb_root *t, uint64_t iova, uint64_t len)
 			return taken;
 		keep = *r;
 		rb_erase(t, &r->rb);
-		free(r);
+		unuse(s, r);
 		taken += MIN(end, keep.iova + keep.len) - MAX(iova, keep.iova);
 		if (keep.iova < iova)
-			insert(t, keep.iova, iova - keep.iova, keep.pa, keep.prot);
+			insert(s, t, keep.iova, iova - keep.iova, keep.pa, keep.prot);
 		if (keep.iova + keep.len > end)
-			insert(t, end, keep.iova + keep.len - end, keep.pa + (end - keep.iova), keep.prot);
+			insert(s, t, end, keep.iova + keep.len - end, keep.pa + (end - keep.iova), keep.prot);
 	}
 }
 
@@ -140,18 +199,24 @@ struct pieces {
 	uint32_t prot;
 };
 
+/* The nodes insert_pieces() may take: one per page at most. */
+static uint64_t pieces_nodes(const struct pieces *p)
+{
+	return p->pas ? p->n : 1;
+}
+
 /* Record each run of consecutive PAs. Needs the shadow's lock. */
 static void insert_pieces(struct shadow *s, const struct pieces *p)
 {
 	lock_assert_held(&s->lock);
 	if (!p->pas) {
-		insert(&s->live, p->iova, (uint64_t)p->n << 12, p->pa, p->prot);
+		insert(s, &s->live, p->iova, (uint64_t)p->n << 12, p->pa, p->prot);
 		return;
 	}
 	for (uint64_t i = 0, k; i < p->n; i += k) {
 		for (k = 1; i + k < p->n && p->pas[i + k] == p->pas[i] + (k << 12); k++)
 			;
-		insert(&s->live, p->iova + (i << 12), k << 12, p->pas[i], p->prot);
+		insert(s, &s->live, p->iova + (i << 12), k << 12, p->pas[i], p->prot);
 	}
 }
 
@@ -165,6 +230,7 @@ static bool map_begin(struct iovm_domain *dom, const struct pieces *p)
 	if (!dom->is->oracle)
 		return true;
 	mutex_lock(&s->lock);
+	reserve(s, pieces_nodes(p));
 	r = find_le(&s->live, end - 1);
 	clear = !r || r->iova + r->len <= p->iova;
 	if (clear)
@@ -180,8 +246,9 @@ static void map_end(struct iovm_domain *dom, const struct pieces *p, bool begun,
 	if (!dom->is->oracle || begun == mapped)
 		return;
 	mutex_lock(&s->lock);
+	reserve(s, CARVE_NODES + pieces_nodes(p));
 	/* Begun and not mapped: it never was. Mapped, not begun: over a live mapping, which it replaces. */
-	carve(&s->live, p->iova, p->n << 12);
+	carve(s, &s->live, p->iova, p->n << 12);
 	if (mapped) {
 		violation(dom, "mapped over a live mapping", p->iova, p->pas ? p->pas[0] : p->pa);
 		insert_pieces(s, p);
@@ -221,16 +288,17 @@ void shadow_unmap(struct iovm_domain *dom, const struct unmapped *p, bool pendin
 	if (!dom->is->oracle)
 		return;
 	mutex_lock(&s->lock);
+	reserve(s, 2 * CARVE_NODES + 1);
 	r = containing(&s->live, p->iova);
 	if (!r || r->pa + (p->iova - r->iova) != p->pa)
 		violation(dom, "unmapped what the shadow does not map", p->iova, p->pa);
 	if (r)
-		prot = r->prot; /* carve() frees r */
-	if (carve(&s->live, p->iova, p->len) != p->len)
+		prot = r->prot; /* carve() takes r back */
+	if (carve(s, &s->live, p->iova, p->len) != p->len)
 		violation(dom, "unmapped more than the shadow maps", p->iova, p->pa);
 	if (pending) {
-		carve(&s->pending, p->iova, p->len);
-		insert(&s->pending, p->iova, p->len, p->pa, prot);
+		carve(s, &s->pending, p->iova, p->len);
+		insert(s, &s->pending, p->iova, p->len, p->pa, prot);
 	}
 	mutex_unlock(&s->lock);
 }
@@ -242,7 +310,8 @@ void shadow_flushed(struct iovm_domain *dom, const struct unmapped *p)
 	if (!dom->is->oracle)
 		return;
 	mutex_lock(&s->lock);
-	carve(&s->pending, p->iova, p->len);
+	reserve(s, CARVE_NODES);
+	carve(s, &s->pending, p->iova, p->len);
 	mutex_unlock(&s->lock);
 }
 

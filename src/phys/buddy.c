@@ -657,14 +657,19 @@ bool phys_pinned(struct phys_space *ps, pa_t pa, uint64_t len)
 	uint64_t end = pa_val(pa) + len;
 	bool pinned = len > 0;
 
-	mutex_lock(&ps->lock);
+	/*
+	 * No lock, as for phys_pin(): the oracle asks from inside a device's
+	 * access, and a device must not wait there for a lock whose holder may
+	 * be waiting for malloc (which fork() holds; fork() waits for the
+	 * monitor, the monitor for the devices). A frame with a pin is never
+	 * reused: freed while pinned, it waits as a zombie.
+	 */
 	for (uint64_t p = pa_val(pa); pinned && p < end;) {
 		struct phys_arena *a;
 		struct phys_frame *f = frame_step(ps, &p, &a);
 
-		pinned = f && f->state == FRAME_USED && atomic_load(&f->pinref) >= PIN_ONE;
+		pinned = f && atomic_load_explicit(&f->pinref, memory_order_acquire) >= PIN_ONE;
 	}
-	mutex_unlock(&ps->lock);
 	return pinned;
 }
 

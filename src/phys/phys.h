@@ -183,7 +183,11 @@ void phys_unpin(struct phys_space *ps, pa_t pa, uint64_t len);
  */
 void phys_unpin_many(struct phys_space *ps, const void *ranges, size_t stride, unsigned n);
 
-/* phys_pinned() - whether every frame of [pa, pa+len) is allocated and pinned. */
+/*
+ * phys_pinned() - whether every frame of [pa, pa+len) is pinned (so not
+ * reused, though it may have been freed: it waits for its last unpin).
+ * Takes no lock.
+ */
 bool phys_pinned(struct phys_space *ps, pa_t pa, uint64_t len);
 
 /*

@@ -39,6 +39,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "base/compiler.h"
@@ -90,7 +91,7 @@ static void count(_Atomic uint64_t *c)
 }
 
 /* Reader: queue [start, end), or note that an event was lost. */
-static void push(struct reg_monitor *m, uint8_t kind, uint64_t start, uint64_t end)
+static void push(struct reg_monitor *m, uint8_t kind, uint64_t start, uint64_t end, bool source_kept)
 {
 	uint64_t tail = atomic_load_explicit(&m->tail, memory_order_relaxed);
 
@@ -98,7 +99,8 @@ static void push(struct reg_monitor *m, uint8_t kind, uint64_t start, uint64_t e
 		atomic_store_explicit(&m->overflow, true, memory_order_release);
 		return;
 	}
-	m->ring[tail & (RING_SIZE - 1)] = (struct mon_event){ .kind = kind, .start = start, .end = end };
+	m->ring[tail & (RING_SIZE - 1)] =
+		(struct mon_event){ .kind = kind, .source_kept = source_kept, .start = start, .end = end };
 	atomic_store_explicit(&m->tail, tail + 1, memory_order_release);
 }
 
@@ -109,16 +111,25 @@ static void take(struct reg_monitor *m, const struct uffd_msg *msg)
 	switch (msg->event) {
 	case UFFD_EVENT_UNMAP:
 		count(&m->unmaps);
-		push(m, msg->event, msg->arg.remove.start, msg->arg.remove.end);
+		push(m, msg->event, msg->arg.remove.start, msg->arg.remove.end, false);
 		break;
 	case UFFD_EVENT_REMOVE:
 		count(&m->removes);
-		push(m, msg->event, msg->arg.remove.start, msg->arg.remove.end);
+		push(m, msg->event, msg->arg.remove.start, msg->arg.remove.end, false);
 		break;
 	case UFFD_EVENT_REMAP:
-		/* The old range is gone; the new one is not registered (the kernel moves no registration we rely on). */
+		/*
+		 * The old range is gone; the new one is not registered (the
+		 * kernel moves no registration we rely on). A source still
+		 * mapped is MREMAP_DONTUNMAP's, which unlocks the whole
+		 * mapping it moved from, pages that did not move included:
+		 * the invalidator locks them again (mr_relock_all()). Asked
+		 * now, while the application has barely gone on: a source it
+		 * unmaps at once is missed (reg.h says so).
+		 */
 		count(&m->remaps);
-		push(m, msg->event, msg->arg.remap.from, msg->arg.remap.from + msg->arg.remap.len);
+		push(m, msg->event, msg->arg.remap.from, msg->arg.remap.from + msg->arg.remap.len,
+		     !msync((void *)(uintptr_t)msg->arg.remap.from, msg->arg.remap.len, MS_ASYNC));
 		break;
 	case UFFD_EVENT_FORK:
 		/* The child's copy of the registrations: not ours to watch (see reg.h on fork). */
@@ -186,6 +197,7 @@ static void *invalidator_main(void *arg)
 
 	for (;;) {
 		uint64_t seen, head, tail, val;
+		bool relock;
 
 		if (poll(fds, 2, -1) < 0 && errno != EINTR)
 			break;
@@ -204,17 +216,30 @@ static void *invalidator_main(void *arg)
 		head = atomic_load_explicit(&m->head, memory_order_relaxed);
 		tail = atomic_load_explicit(&m->tail, memory_order_acquire);
 		mutex_lock(&rs->lock);
+		relock = false;
 		for (; head != tail; head++) {
 			const struct mon_event *e = &m->ring[head & (RING_SIZE - 1)];
 
 			mr_invalidate_range(rs, e->start, e->end, e->kind);
+			relock |= e->source_kept;
 		}
 		atomic_store_explicit(&m->head, head, memory_order_release);
 		if (atomic_exchange_explicit(&m->overflow, false, memory_order_acq_rel)) {
 			mr_invalidate_all(rs);
 			count(&m->overflows);
 			count(&m->generation);
+			relock = true; /* a lost event may have been a DONTUNMAP move */
 		}
+		/*
+		 * Pages a pinned MR holds are locked again before the gate opens
+		 * and before lookups waiting for these batches go on: a
+		 * madvise(MADV_DONTNEED) from then on is refused. (Every locked
+		 * piece: which of them shared the unlocked mapping is not
+		 * known. A DONTUNMAP move is rare; mlock() of locked pages only
+		 * walks them.)
+		 */
+		if (relock)
+			mr_relock_all(rs);
 		mutex_unlock(&rs->lock);
 		/* Every event of those batches is dealt with: devices may go back, lookups go on. */
 		atomic_store_explicit(&rs->finished, seen, memory_order_seq_cst);

@@ -297,6 +297,31 @@ void mr_invalidate_all(struct reg_space *rs)
 	}
 }
 
+/* A piece of reg_space.locked: locked again. */
+static int do_mlock(void *arg, uint64_t start, uint64_t end)
+{
+	unsigned *failed = arg;
+
+	/*
+	 * A piece unmapped or replaced meanwhile fails, or locks the new
+	 * memory until that event's invalidation unlocks it: either way its
+	 * event comes.
+	 */
+	if (os_mlock((void *)(uintptr_t)start, end - start))
+		(*failed)++;
+	return 0;
+}
+
+void mr_relock_all(struct reg_space *rs)
+{
+	unsigned failed = 0;
+
+	lock_assert_held(&rs->lock);
+	ranges_for_each(&rs->locked, do_mlock, &failed);
+	if (failed)
+		log_debug("registration: %u locked pieces could not be locked again", failed);
+}
+
 bool mr_pages_valid(const struct iovm_mr *mr, uint64_t addr, uint64_t len)
 {
 	uint64_t first = (addr - mr->start) / PG, last = (addr + len - 1 - mr->start) / PG;

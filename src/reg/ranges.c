@@ -206,6 +206,20 @@ void ranges_remove(struct ranges *r, uint64_t start, uint64_t end, ranges_fn fn,
 		adjust(r, start, end, -1, fn, arg, &reached);
 }
 
+void ranges_for_each(const struct ranges *r, ranges_fn fn, void *arg)
+{
+	struct seg *s = seg_of(rb_first(&r->tree));
+
+	while (s) {
+		uint64_t start = s->start, end = s->end;
+
+		/* Neighbours with other counts are one piece. */
+		for (s = seg_of(rb_next(&s->rb)); s && s->start == end; s = seg_of(rb_next(&s->rb)))
+			end = s->end;
+		fn(arg, start, end);
+	}
+}
+
 uint64_t ranges_count(const struct ranges *r, uint64_t addr)
 {
 	struct seg *s = seg_at_or_after(r, addr);

@@ -38,6 +38,9 @@ int ranges_add(struct ranges *r, uint64_t start, uint64_t end, ranges_fn fn, ran
 /* ranges_remove() - count [start, end) once less; @fn for the pieces now at zero. */
 void ranges_remove(struct ranges *r, uint64_t start, uint64_t end, ranges_fn fn, void *arg);
 
+/* ranges_for_each() - @fn on each maximal piece counted at least once, in address order. */
+void ranges_for_each(const struct ranges *r, ranges_fn fn, void *arg);
+
 /* How many times @addr is counted. */
 uint64_t ranges_count(const struct ranges *r, uint64_t addr);
 

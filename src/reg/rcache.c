@@ -35,6 +35,9 @@
 #include "reg/rcache_internal.h"
 
 #define DEFAULT_MAX_REGIONS 16384
+/* The rights a get may ask for: pinned ones (a cached MR is never on demand). */
+#define RC_ACCESS \
+	(IOVM_ACCESS_LOCAL_READ | IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_REMOTE_READ | IOVM_ACCESS_REMOTE_WRITE)
 
 _Atomic(rcache_test_hook) rcache_test_published;
 
@@ -327,7 +330,7 @@ IOVM_API int iovm_rcache_get(struct iovm_rcache *c, void *addr, size_t len, uint
 	struct rc_tls *t;
 
 	if (unlikely(!c || !addr || !len || !mr || a + len < a || a + len > (UINT64_C(1) << VA_BITS) ||
-		     (access & IOVM_ACCESS_ON_DEMAND)))
+		     (access & ~RC_ACCESS)))
 		return -EINVAL;
 	/* A call that took memory away has returned: what it replaced is invalidated first. */
 	reg_settle(c->rs);

@@ -154,6 +154,7 @@ struct imr_table {
 /* An event of the memory monitor, as queued for the invalidator. */
 struct mon_event {
 	uint8_t kind;             /* UFFD_EVENT_* */
+	bool source_kept;         /* UFFD_EVENT_REMAP: the source was still mapped when read (MREMAP_DONTUNMAP) */
 	uint64_t start, end;      /* the range it takes away: [start, end) */
 };
 
@@ -212,6 +213,12 @@ struct iovm_mr *keys_lookup(struct key_table *t, uint32_t key, bool *remote);
 uint64_t mr_invalidate_range(struct reg_space *rs, uint64_t start, uint64_t end, unsigned kind);
 /* Invalidate every page of every watched MR (a lost event). Needs reg_space.lock. */
 void mr_invalidate_all(struct reg_space *rs);
+/*
+ * Lock again every page registrations lock (reg_space.locked): the kernel
+ * unlocked some of them behind our back (mremap(MREMAP_DONTUNMAP) unlocks
+ * the whole mapping it moves from). Needs reg_space.lock.
+ */
+void mr_relock_all(struct reg_space *rs);
 /* Lock and map, or unmap and unlock, pages [first, last] of @mr. Need reg_space.lock. */
 int mr_lock_map(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last);
 uint64_t mr_drop_pages(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last);

@@ -11,6 +11,7 @@
  * reaches the memory there now (DMA through the engine, by IOVA and by
  * key), and an MR whose memory was replaced reaches nothing.
  */
+#include <malloc.h>
 #include <pthread.h>
 
 #include "base/fault_inject.h"
@@ -89,7 +90,14 @@ TEST(ucx_get_unmapped)
 	cache_end(c);
 }
 
-/* The same with glibc: a large block freed (munmapped) and allocated again. */
+/*
+ * The same with glibc: a large block freed (munmapped) and allocated
+ * again. UCX checks a new registration only where the memory changed (its
+ * physical address): a block glibc carved from its heap stays mapped
+ * after free(), the same memory, and a hit on it is right. glibc's mmap
+ * threshold is fixed at its default first (ucx_basic's free() of a mapped
+ * megabyte raised it: the next megabyte came from the heap).
+ */
 TEST(ucx_get_unmapped_malloc)
 {
 	struct iovm_rcache *c;
@@ -97,12 +105,17 @@ TEST(ucx_get_unmapped_malloc)
 	uint8_t *p, *q;
 	uint32_t k1;
 	struct iovm_mr *mr;
+	bool back;
 
 	if (!TEST_GLIBC_MALLOC)
 		SKIP_CASE("the sanitizer's free() keeps the memory mapped");
+	CHECK(mallopt(M_MMAP_THRESHOLD, 128 << 10) == 1);
 	c = cache_new(0, 0);
 	p = malloc(len);
 	CHECK(p != NULL);
+	back = glibc_mmapped(p);
+	if (!back)
+		printf("# glibc put the block on its heap: its free() keeps the memory, a hit on it is right\n");
 	fill_random(p, len, 4);
 	k1 = get_put(c, p, len, RW);
 	CHECK_EQ(get_put(c, p, len, RW), k1);
@@ -111,7 +124,7 @@ TEST(ucx_get_unmapped_malloc)
 	CHECK(q != NULL);
 	fill_random(q, len, 5);
 	CHECK_OK(iovm_rcache_get(c, q, len, RW, &mr));
-	if (q == p)
+	if (q == p && back)
 		CHECK_MSG(mr_info(mr).lkey != k1, "free()+malloc() at the same address hit the old registration");
 	mr_reaches(&E, mr, q, 8192);
 	mr_reaches(&E, mr, q + len - 8192, 8192);
@@ -303,7 +316,10 @@ TEST(ucx_merge_invalid_prot)
  * merge_invalid_prot_slow: a region cached read-write, then all its memory
  * made read-only: a get for writing that overlaps it fails as a
  * registration would (-EFAULT), rather than hand out write access to
- * memory the application made read-only.
+ * memory the application made read-only. (UCX's test stops there.) A get
+ * all within the old region is a hit with the rights it was registered
+ * with, which mprotect() does not change (reg.h): the device's write
+ * through it faults and lands nowhere.
  */
 TEST(ucx_merge_invalid_prot_slow)
 {
@@ -319,11 +335,11 @@ TEST(ucx_merge_invalid_prot_slow)
 	if (ret == 0)
 		iovm_rcache_put(c, mr);
 	CHECK_MSG(ret == -EFAULT, "a get for writing of partly read-only memory: %d, not -EFAULT", ret);
-	/* And all within the old region, now read-only: a hit would hand out a write right the memory lacks. */
-	ret = iovm_rcache_get(c, mem + PG, 2 * PG, RW, &mr);
-	if (ret == 0)
-		iovm_rcache_put(c, mr);
-	CHECK_MSG(ret == -EFAULT, "a get for writing of read-only memory a cached region covers: %d, not -EFAULT", ret);
+	/* All within the old region, now read-only: a hit, whose write right reaches nothing. */
+	CHECK_OK(iovm_rcache_get(c, mem + PG, 2 * PG, RW, &mr));
+	CHECK_EQ(env_write(&E, (uintptr_t)mem + PG, mr_info(mr).lkey, 64, 0x6f).status, IOVM_STATUS_PAGE_FAULT);
+	CHECK_EQ(mem[PG], 0);
+	CHECK_OK(iovm_rcache_put(c, mr));
 	app_unmap(mem, s1 + s2);
 	cache_end(c);
 }
@@ -546,10 +562,11 @@ static void fork_child(void *arg)
 /* test_md's fork: a registered page, a child that writes its copy; the parent's registration is untouched. */
 TEST(ucx_fork)
 {
-	struct iovm_rcache *c = cache_new(0, 0);
+	struct iovm_rcache *c;
 	struct iovm_mr *r1, *r2;
 
 	SKIP_FORK_UNDER_TSAN();
+	c = cache_new(0, 0);
 
 	fork_page = app_map(PG);
 	memset(fork_page, 42, 100);

@@ -10,6 +10,7 @@
 #ifndef IOVM_TESTS_TEST_PEER_UTIL_H
 #define IOVM_TESTS_TEST_PEER_UTIL_H
 
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include "reg/reg_util.h"
@@ -205,6 +206,18 @@ static inline uint8_t *addr_of(const void *p, size_t off)
 	volatile uintptr_t a = (uintptr_t)p + off; /* the compiler need not follow it */
 
 	return (uint8_t *)a;
+}
+
+/*
+ * Whether -ENOMEM from a pinned registration may be RLIMIT_MEMLOCK's: a
+ * finite limit, unprivileged (root locks past it). An unprivileged run
+ * has 8 MiB: a malloc'ed block of 8 MiB spans 2049 pages.
+ */
+static inline bool memlock_limited(void)
+{
+	struct rlimit rl;
+
+	return !getrlimit(RLIMIT_MEMLOCK, &rl) && rl.rlim_cur != RLIM_INFINITY && geteuid() != 0;
 }
 
 #define RW (IOVM_ACCESS_LOCAL_READ | IOVM_ACCESS_LOCAL_WRITE)

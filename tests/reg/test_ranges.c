@@ -37,6 +37,38 @@ static int fail_at_200(void *arg, uint64_t s, uint64_t e)
 	return on_up(NULL, s, e);
 }
 
+struct pieces {
+	uint64_t seen[PAGES];
+	uint64_t last_end;
+	bool first;
+};
+
+/* ranges_for_each(): pieces in order, each maximal (none touches the one before). */
+static int on_piece(void *arg, uint64_t s, uint64_t e)
+{
+	struct pieces *pc = arg;
+
+	CHECK(s < e && e <= PAGES);
+	CHECK(pc->first || s > pc->last_end);
+	pc->first = false;
+	pc->last_end = e;
+	for (uint64_t p = s; p < e; p++)
+		pc->seen[p]++;
+	return 0;
+}
+
+/* Every page counted at least once is in exactly one piece; no other page is. */
+static void check_pieces(const struct ranges *r)
+{
+	static struct pieces pc;
+
+	memset(&pc, 0, sizeof(pc));
+	pc.first = true;
+	ranges_for_each(r, on_piece, &pc);
+	for (unsigned p = 0; p < PAGES; p++)
+		CHECK_EQ(pc.seen[p], model[p] ? 1 : 0);
+}
+
 TEST(against_model)
 {
 	struct ranges r;
@@ -66,6 +98,8 @@ TEST(against_model)
 			CHECK_EQ(ranges_count(&r, p), model[p]);
 			CHECK_EQ(events[p], model[p] ? 1 : 0);
 		}
+		if (round % 50 == 0)
+			check_pieces(&r);
 	}
 	/* Neighbours with one count are one segment: never more segments than count changes. */
 	{
