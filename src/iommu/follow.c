@@ -10,6 +10,19 @@
  * time a list commits, published with a release store, and kept until the
  * domain goes. A VA domain needs none (IOVA == VA), an identity domain
  * neither (IOVA == PA).
+ *
+ * The heap may hand out one allocation across two commits (it grows a
+ * list by committing the pages after what it committed before), and a
+ * device access that starts at iovm_dma_iova(buf) runs over the whole
+ * buffer: IOVA must be as contiguous as VA. So a managed domain reserves,
+ * at a slot's first commit, an IOVA window as long as the slot, and maps
+ * each page at the window's base plus the page's offset in the slot: any
+ * VA-contiguous range is IOVA-contiguous. The window is kept until the
+ * domain goes; a release unmaps strictly and keeps the window's IOVAs
+ * (deferred, a page committed again at once would be mapped at its old
+ * IOVA while devices may still cache the old translation). Where the
+ * window does not fit (a small dma_bits), each commit gets an IOVA range
+ * of its own, as before: only a range committed at once is contiguous.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -40,8 +53,31 @@ static _Atomic uint64_t *heap_table(struct iovm_domain *dom, const struct mem_wh
 	return t;
 }
 
+/* The IOVA of @w's page in its slot's window, reserved at the slot's first commit; false without one. */
+static bool window_iova(struct iovm_domain *dom, const struct mem_where *w, uint64_t *iova)
+{
+	uint64_t pfn;
+
+	if (!dom->heap_window[w->slot]) {
+		if (iova_alloc(&dom->iova, mem_slot_pages(dom->ctx->mem, 12), UINT64_C(1) << (w->page_shift - 12), &pfn))
+			return false; /* tried again at the next commit: the space may have room then */
+		dom->heap_window[w->slot] = (pfn << 12) + 1;
+	}
+	*iova = dom->heap_window[w->slot] - 1 + (w->page << w->page_shift);
+	return true;
+}
+
+/* Whether @iova lies in the window of @w's slot. */
+static bool in_window(const struct iovm_domain *dom, const struct mem_where *w, uint64_t iova)
+{
+	uint64_t base = dom->heap_window[w->slot] - 1;
+
+	return dom->heap_window[w->slot] && iova - base < mem_slot_pages(dom->ctx->mem, 12) << 12;
+}
+
 static int on_commit(struct iovm_domain *dom, const struct iovm_mem_event *ev)
 {
+	bool windowed = false;
 	uint64_t iova = IOVM_ADDR_INVALID, pfn;
 	struct mem_where w;
 	_Atomic uint64_t *t = NULL;
@@ -56,17 +92,20 @@ static int on_commit(struct iovm_domain *dom, const struct iovm_mem_event *ev)
 		t = heap_table(dom, &w, true);
 		if (!t)
 			return -ENOMEM;
-		/* One IOVA range for the range: aligned to the page size, for huge leaves. */
-		ret = iova_alloc(&dom->iova, ev->len >> 12, ev->page_size >> 12, &pfn);
-		if (ret)
-			return ret;
-		iova = pfn << 12;
+		windowed = window_iova(dom, &w, &iova);
+		if (!windowed) {
+			/* One IOVA range for the range: aligned to the page size, for huge leaves. */
+			ret = iova_alloc(&dom->iova, ev->len >> 12, ev->page_size >> 12, &pfn);
+			if (ret)
+				return ret;
+			iova = pfn << 12;
+		}
 	} else {
 		iova = (uintptr_t)ev->va;
 	}
 	ret = domain_map_va(dom, iova, ev->va, ev->len, PT_PROT_READ | PT_PROT_WRITE);
 	if (ret) {
-		if (dom->type == IOVM_DOMAIN_MANAGED)
+		if (dom->type == IOVM_DOMAIN_MANAGED && !windowed)
 			iova_free(&dom->iova, iova >> 12, ev->len >> 12);
 		return ret;
 	}
@@ -75,6 +114,17 @@ static int on_commit(struct iovm_domain *dom, const struct iovm_mem_event *ev)
 			atomic_store_explicit(&t[w.page + i], iova + (i << w.page_shift) + 1,
 					      memory_order_release);
 	return 0;
+}
+
+/* Unmap a run of released pages: strictly, keeping the IOVAs, in the slot's window. */
+static void release_run(struct iovm_domain *dom, const struct mem_where *w, uint64_t iova, uint64_t len)
+{
+	bool any;
+
+	if (in_window(dom, w, iova))
+		domain_unmap_how(dom, iova, len, UNMAP_STRICT | UNMAP_KEEP_IOVA, &any);
+	else
+		domain_unmap(dom, iova, len, &any);
 }
 
 static void on_release(struct iovm_domain *dom, const struct iovm_mem_event *ev)
@@ -99,17 +149,18 @@ static void on_release(struct iovm_domain *dom, const struct iovm_mem_event *ev)
 
 		if (!e)
 			continue;
-		if (run_len && run_iova + run_len == e - 1) {
+		if (run_len && run_iova + run_len == e - 1 &&
+		    in_window(dom, &w, run_iova) == in_window(dom, &w, e - 1)) {
 			run_len += page;
 			continue;
 		}
 		if (run_len)
-			domain_unmap(dom, run_iova, run_len, &any);
+			release_run(dom, &w, run_iova, run_len);
 		run_iova = e - 1;
 		run_len = page;
 	}
 	if (run_len)
-		domain_unmap(dom, run_iova, run_len, &any);
+		release_run(dom, &w, run_iova, run_len);
 }
 
 static int on_event(void *arg, const struct iovm_mem_event *ev)
@@ -130,6 +181,9 @@ static void drop_heap_tables(struct iovm_domain *dom)
 		if (t)
 			munmap((void *)t, dom->heap_iova_pages[i] * sizeof(*t));
 		atomic_store_explicit(&dom->heap_iova[i], NULL, memory_order_relaxed);
+		if (dom->heap_window[i])
+			iova_free(&dom->iova, (dom->heap_window[i] - 1) >> 12, mem_slot_pages(dom->ctx->mem, 12));
+		dom->heap_window[i] = 0;
 	}
 }
 
@@ -154,6 +208,7 @@ IOVM_API int iovm_dma_iova(const struct iovm_domain *dom, const void *ptr, iovm_
 {
 	_Atomic uint64_t *t;
 	struct mem_where w;
+	struct pt_walk pw;
 	iovm_pa_t pa;
 	uint64_t e;
 
@@ -166,8 +221,15 @@ IOVM_API int iovm_dma_iova(const struct iovm_domain *dom, const void *ptr, iovm_
 		*iova = IOVM_IOVA(pa.addr);
 		return 0;
 	case IOVM_DOMAIN_VA:
-		/* Mapped where the heap is committed, if the domain follows the heap. */
-		if (!dom->sub || iovm_dma_pa(dom->ctx, ptr, &pa))
+		/*
+		 * Mapped where the heap is committed, if the domain follows the
+		 * heap; else where the caller mapped it (iovm_domain_map_ptr()),
+		 * as the page table says: iommu.h promises -ENOENT only for a
+		 * pointer not mapped in @dom.
+		 */
+		if (iovm_dma_pa(dom->ctx, ptr, &pa))
+			return -ENOENT;
+		if (!dom->sub && (pt_walk(&dom->pt, (uintptr_t)ptr, &pw) || pw.pa != pa.addr))
 			return -ENOENT;
 		*iova = IOVM_IOVA((uintptr_t)ptr);
 		return 0;

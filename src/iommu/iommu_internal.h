@@ -149,6 +149,8 @@ struct iovm_domain {
 	struct iovm_mem_sub *sub;
 	_Atomic(_Atomic uint64_t *) heap_iova[MEM_SLOTS]; /* per page: IOVA + 1, or 0 */
 	uint64_t heap_iova_pages[MEM_SLOTS];
+	/* Per slot: the IOVA window its pages map into (follow.c), + 1; 0: none. Under the slot's list lock. */
+	uint64_t heap_window[MEM_SLOTS];
 
 	struct shadow shadow;     /* the oracle's */
 
