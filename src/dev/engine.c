@@ -296,9 +296,10 @@ static int rings_given(struct iovm_queue *q, struct iovm_domain *dom, const stru
 	void *sq, *cq;
 	int ret;
 
-	if ((attr->sq_addr | attr->cq_addr) & (SZ_4K - 1) || attr->sq_addr + sq_len < attr->sq_addr ||
-	    attr->cq_addr + cq_len < attr->cq_addr ||
-	    (attr->sq_addr < attr->cq_addr + cq_len && attr->cq_addr < attr->sq_addr + sq_len))
+	/* By last byte: a ring may end at 2^64 (then it is not mapped: -EFAULT, not -EINVAL). */
+	if ((attr->sq_addr | attr->cq_addr) & (SZ_4K - 1) || attr->sq_addr + (sq_len - 1) < attr->sq_addr ||
+	    attr->cq_addr + (cq_len - 1) < attr->cq_addr ||
+	    (attr->sq_addr <= attr->cq_addr + (cq_len - 1) && attr->cq_addr <= attr->sq_addr + (sq_len - 1)))
 		return err_detail(-EINVAL, IOVM_LOG_DEBUG, "rings at %#lx and %#lx: unaligned or overlapping",
 				  (unsigned long)attr->sq_addr, (unsigned long)attr->cq_addr);
 	ret = ring_given(q, dom, attr->sq_addr, sq_len, &q->sq_pa, &sq);
