@@ -198,6 +198,13 @@ static int child_work(void)
 	if (iovm_open("oracle=on,log_level=error", &ctx))
 		return 10;
 	iovm_close(ctx);
+	/* Other processes may hold the machine's hugepages: without 24 MiB of them, nothing to test. */
+	if (iovm_open("log_level=error,page_size=2M", &ctx))
+		return 77;
+	void *probe = iovm_dma_alloc(ctx, 24u << 20, 0, 0);
+	iovm_close(ctx);
+	if (!probe)
+		return 77;
 	if (getenv("ATTACK_DEBUG"))
 		iovm_log_set_level(IOVM_LOG_DEBUG);
 	rig_open(&r, getenv("ATTACK_DEBUG") ? "oracle=on,log_level=debug,page_size=2M" : "oracle=on,log_level=error,page_size=2M", NULL, IOVM_QUEUE_POLLED);
@@ -256,6 +263,10 @@ TEST(a_forked_child_works_on_its_own_context_beside_the_parents_device)
 		}
 		int status;
 		CHECK(waitpid(pid, &status, 0) == pid);
+		if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
+			printf("# child %d: no hugepages free (other processes hold them): skipped\n", k);
+			continue;
+		}
 		EXPECT_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %d: status %#x", k, status);
 	}
 	atomic_store(&pstop, 1);
