@@ -72,9 +72,9 @@ IOVM_API int iovm_device_open(struct iovm_ctx *ctx, const char *spec, struct iov
 	const char *bdf = NULL;
 	int ret;
 
-	err_clear();
+	err_enter();
 	if (!ctx || !spec || !out)
-		return -EINVAL;
+		return err_inval("!ctx || !spec || !out");
 	if (strcmp(spec, "sw") && !vfio_spec(spec, &api, &bdf))
 		return err_detail(-ENODEV, IOVM_LOG_DEBUG,
 				  "unknown device '%s' (known: sw, vfio:, vfio-group:, vfio-iommufd:<PCI address>)",
@@ -108,9 +108,9 @@ free_dev:
 
 IOVM_API int iovm_device_close(struct iovm_device *dev)
 {
-	err_clear();
+	err_enter();
 	if (!dev)
-		return -EINVAL;
+		return err_inval("!dev");
 	while (!list_empty(&dev->queues))
 		iovm_queue_destroy(list_first(&dev->queues, struct iovm_queue, link));
 	mutex_lock(&dev->ctx->dev->lock);
@@ -133,9 +133,9 @@ IOVM_API int iovm_device_attach(struct iovm_device *dev, struct iovm_domain *dom
 {
 	int ret;
 
-	err_clear();
+	err_enter();
 	if (!dev || !dom)
-		return -EINVAL;
+		return err_inval("!dev || !dom");
 	ret = iommu_attach(dev->client, dom, pasid);
 	if (ret || !dev->vfio)
 		return ret;
@@ -148,9 +148,9 @@ IOVM_API int iovm_device_attach(struct iovm_device *dev, struct iovm_domain *dom
 
 IOVM_API int iovm_device_detach(struct iovm_device *dev, uint32_t pasid)
 {
-	err_clear();
+	err_enter();
 	if (!dev)
-		return -EINVAL;
+		return err_inval("!dev");
 	if (dev->vfio)
 		vfio_dev_detach(dev, pasid);
 	return iommu_detach(dev->client, pasid);
@@ -175,9 +175,9 @@ IOVM_API int iovm_device_fault_pop(struct iovm_device *dev, struct iovm_fault *f
 {
 	int ret = 0;
 
-	err_clear();
+	err_enter();
 	if (!dev || !f)
-		return -EINVAL;
+		return err_inval("!dev || !f");
 	mutex_lock(&dev->fault_lock);
 	if (!dev->fault_count) {
 		ret = -EAGAIN;

@@ -350,10 +350,10 @@ IOVM_API int iovm_queue_create(struct iovm_device *dev, const struct iovm_queue_
 	size_t sq_len, cq_len;
 	int ret;
 
-	err_clear();
+	err_enter();
 	if (!dev || !out || !is_pow2(depth) || depth < 2 || depth > MAX_DEPTH ||
 	    (flags & ~(IOVM_QUEUE_POLLED | IOVM_QUEUE_CPU | IOVM_QUEUE_RINGS_AT)))
-		return -EINVAL;
+		return err_inval("!dev || !out || !is_pow2(depth) || depth < 2 || depth > MAX_DEPTH || (flags & ~(IOVM_QUEUE_POLLED | IOVM_QUEUE_CPU | IOVM_QUEUE_RINGS_AT))");
 	/* A real device has its own queues, in its own registers. */
 	if (dev->vfio)
 		return err_detail(-EOPNOTSUPP, IOVM_LOG_DEBUG, "queues are the software engine's");
@@ -428,9 +428,9 @@ free_queue:
 
 IOVM_API int iovm_queue_destroy(struct iovm_queue *q)
 {
-	err_clear();
+	err_enter();
 	if (!q)
-		return -EINVAL;
+		return err_inval("!q");
 	if (q->has_worker) {
 		atomic_store_explicit(&q->stop, true, memory_order_release);
 		mutex_lock(&q->wake_lock);
@@ -454,7 +454,7 @@ IOVM_API int iovm_queue_submit(struct iovm_queue *q, const struct iovm_desc *d)
 	uint32_t tail;
 
 	if (unlikely(!q || !d))
-		return -EINVAL;
+		return err_hot(-EINVAL, "invalid argument: !q || !d");
 	tail = atomic_load_explicit(&q->sq_tail, memory_order_relaxed);
 	/* Outstanding until reaped: the completion ring always has room for what runs. */
 	if (tail - atomic_load_explicit(&q->cq_head, memory_order_acquire) >= q->depth)
@@ -485,11 +485,11 @@ IOVM_API int iovm_queue_process(struct iovm_queue *q, unsigned budget)
 	unsigned done = 0;
 	bool idle = false;
 
-	err_clear();
+	/* A hot call: base.h has it leave the detail alone when it succeeds, and set it when it fails. */
 	if (!q || q->has_worker)
-		return -EINVAL;
+		return err_hot(-EINVAL, "invalid argument: !q || q->has_worker");
 	if (!atomic_compare_exchange_strong(&q->busy, &idle, true))
-		return -EBUSY;
+		return err_hot(-EBUSY, "another thread processes the queue");
 	while (done < budget) {
 		unsigned n = engine_run(q, MIN(budget - done, SECTION_BUDGET));
 
@@ -506,7 +506,7 @@ IOVM_API int iovm_queue_reap(struct iovm_queue *q, struct iovm_cqe *cqe, unsigne
 	unsigned n = 0;
 
 	if (unlikely(!q || (!cqe && max)))
-		return -EINVAL;
+		return err_hot(-EINVAL, "invalid argument: !q || (!cqe && max)");
 	while (n < max) {
 		struct iovm_cqe *e = &q->cq[q->reap_head & (q->depth - 1)];
 
@@ -523,9 +523,9 @@ IOVM_API int iovm_queue_reap(struct iovm_queue *q, struct iovm_cqe *cqe, unsigne
 
 IOVM_API int iovm_queue_stats(struct iovm_queue *q, struct iovm_queue_stats *st)
 {
-	err_clear();
+	err_enter();
 	if (!q || !st)
-		return -EINVAL;
+		return err_inval("!q || !st");
 	*st = (struct iovm_queue_stats){
 		.submitted = atomic_load(&q->submitted),
 		.completed = atomic_load(&q->completed),

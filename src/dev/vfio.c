@@ -267,9 +267,9 @@ IOVM_API int iovm_device_bar(struct iovm_device *dev, unsigned bar, void **ptr, 
 	struct vfio_dev *v;
 	int ret = 0;
 
-	err_clear();
+	err_enter();
 	if (!dev || bar >= 6 || !ptr || !len)
-		return -EINVAL;
+		return err_inval("!dev || bar >= 6 || !ptr || !len");
 	if (!(v = dev->vfio))
 		return -EOPNOTSUPP;
 	mutex_lock(&v->lock);
@@ -290,9 +290,9 @@ static bool config_args_ok(unsigned off, unsigned len)
 
 IOVM_API int iovm_device_config_read(struct iovm_device *dev, unsigned off, void *buf, unsigned len)
 {
-	err_clear();
+	err_enter();
 	if (!dev || !buf || !config_args_ok(off, len))
-		return -EINVAL;
+		return err_inval("!dev || !buf || !config_args_ok(off, len)");
 	if (!dev->vfio)
 		return -EOPNOTSUPP;
 	return os_vfio_config_read(&dev->vfio->os, off, buf, len);
@@ -300,9 +300,9 @@ IOVM_API int iovm_device_config_read(struct iovm_device *dev, unsigned off, void
 
 IOVM_API int iovm_device_config_write(struct iovm_device *dev, unsigned off, const void *buf, unsigned len)
 {
-	err_clear();
+	err_enter();
 	if (!dev || !buf || !config_args_ok(off, len))
-		return -EINVAL;
+		return err_inval("!dev || !buf || !config_args_ok(off, len)");
 	if (!dev->vfio)
 		return -EOPNOTSUPP;
 	return os_vfio_config_write(&dev->vfio->os, off, buf, len);
@@ -310,9 +310,9 @@ IOVM_API int iovm_device_config_write(struct iovm_device *dev, unsigned off, con
 
 IOVM_API int iovm_device_msi(struct iovm_device *dev, int eventfd)
 {
-	err_clear();
+	err_enter();
 	if (!dev || eventfd < -1)
-		return -EINVAL;
+		return err_inval("!dev || eventfd < -1");
 	if (!dev->vfio)
 		return -EOPNOTSUPP;
 	return os_vfio_msi(&dev->vfio->os, eventfd);
@@ -322,9 +322,9 @@ IOVM_API int iovm_device_query(struct iovm_device *dev, struct iovm_device_info 
 {
 	struct vfio_dev *v;
 
-	err_clear();
+	err_enter();
 	if (!dev || !info)
-		return -EINVAL;
+		return err_inval("!dev || !info");
 	*info = (struct iovm_device_info){ .kind = IOVM_DEVICE_SW, .iommu_group = -1, .dma_avail = -1 };
 	dev_fault_counts(dev, &info->unattached_faults, &info->unattached_faults_dropped);
 	if (!(v = dev->vfio))

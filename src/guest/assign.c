@@ -45,9 +45,9 @@ IOVM_API int iovm_guest_assign(struct iovm_guest *g, struct iovm_device *dev, ui
 	struct iovm_domain *dom;
 	int ret;
 
-	err_clear();
+	err_enter();
 	if (!g || !dev || pasid > IOVM_PASID_MAX || (flags & ~ASSIGN_FLAGS))
-		return -EINVAL;
+		return err_inval("!g || !dev || pasid > IOVM_PASID_MAX || (flags & ~ASSIGN_FLAGS)");
 	if ((flags & IOVM_ASSIGN_IDENTITY) &&
 	    (g->flags & (IOVM_GUEST_DIRECT_MAP | IOVM_GUEST_TRUSTED)) != (IOVM_GUEST_DIRECT_MAP | IOVM_GUEST_TRUSTED))
 		return err_detail(-EPERM, IOVM_LOG_DEBUG,
@@ -90,9 +90,9 @@ IOVM_API int iovm_guest_unassign(struct iovm_guest *g, struct iovm_device *dev, 
 {
 	struct guest_assignment *as;
 
-	err_clear();
+	err_enter();
 	if (!g || !dev || pasid > IOVM_PASID_MAX)
-		return -EINVAL;
+		return err_inval("!g || !dev || pasid > IOVM_PASID_MAX");
 	mutex_lock(&g->lock);
 	as = assignment_find(g, dev, pasid);
 	if (as) {
@@ -122,8 +122,8 @@ void guest_unassign_all(struct iovm_guest *g)
 IOVM_API int iovm_guest_domain_create(struct iovm_guest *g, const struct iovm_domain_attr *attr,
 				      struct iovm_domain **dom)
 {
-	err_clear();
+	err_enter();
 	if (!g || !dom)
-		return -EINVAL;
+		return err_inval("!g || !dom");
 	return iommu_nested_domain_create(g->stage2, attr, dom);
 }

@@ -38,22 +38,22 @@ int guest_space_create(struct iovm_ctx *ctx, struct guest_space **out)
 static int attr_check(const struct iovm_guest_attr *a)
 {
 	if (a->flags & ~GUEST_FLAGS)
-		return -EINVAL;
+		return err_inval("a->flags & ~GUEST_FLAGS");
 	if (a->page_size && a->page_size != SZ_4K && a->page_size != SZ_2M && a->page_size != SZ_1G)
-		return -EINVAL;
+		return err_inval("a->page_size && a->page_size != SZ_4K && a->page_size != SZ_2M && a->page_size != SZ_1G");
 	if (a->min_chunk && !is_pow2(a->min_chunk))
-		return -EINVAL;
+		return err_inval("a->min_chunk && !is_pow2(a->min_chunk)");
 	if (a->max_banks > IOVM_GUEST_MAX_BANKS || a->below >= (UINT64_C(1) << 48))
-		return -EINVAL;
+		return err_inval("a->max_banks > IOVM_GUEST_MAX_BANKS || a->below >= (UINT64_C(1) << 48)");
 	switch (a->placement) {
 	case IOVM_PLACE_AUTO:
-		return a->pool || a->banks || !a->size ? -EINVAL : 0;
+		return a->pool || a->banks || !a->size ? err_inval("AUTO: a->pool || a->banks || !a->size") : 0;
 	case IOVM_PLACE_POOL:
-		return !a->pool || a->banks || !a->size ? -EINVAL : 0;
+		return !a->pool || a->banks || !a->size ? err_inval("POOL: !a->pool || a->banks || !a->size") : 0;
 	case IOVM_PLACE_BANKS:
-		return !a->banks || !a->nr_banks ? -EINVAL : 0;
+		return !a->banks || !a->nr_banks ? err_inval("BANKS: !a->banks || !a->nr_banks") : 0;
 	}
-	return -EINVAL;
+	return err_inval("a->placement is none of IOVM_PLACE_*");
 }
 
 IOVM_API int iovm_guest_create(struct iovm_ctx *ctx, const struct iovm_guest_attr *attr,
@@ -62,9 +62,9 @@ IOVM_API int iovm_guest_create(struct iovm_ctx *ctx, const struct iovm_guest_att
 	struct iovm_guest *g;
 	int ret;
 
-	err_clear();
+	err_enter();
 	if (!ctx || !attr || !out)
-		return -EINVAL;
+		return err_inval("!ctx || !attr || !out");
 	ret = attr_check(attr);
 	if (ret)
 		return ret;
@@ -130,9 +130,9 @@ IOVM_API int iovm_guest_destroy(struct iovm_guest *g)
 {
 	int ret;
 
-	err_clear();
+	err_enter();
 	if (!g)
-		return -EINVAL;
+		return err_inval("!g");
 	mutex_lock(&g->lock);
 	ret = list_empty(&g->assigned) ? 0 : -EBUSY;
 	mutex_unlock(&g->lock);
@@ -152,9 +152,9 @@ IOVM_API int iovm_guest_destroy(struct iovm_guest *g)
 
 IOVM_API int iovm_guest_shutdown(struct iovm_guest *g)
 {
-	err_clear();
+	err_enter();
 	if (!g)
-		return -EINVAL;
+		return err_inval("!g");
 	if (!atomic_load(&g->running))
 		return -EALREADY;
 	guest_mem_stop(g);
@@ -163,9 +163,9 @@ IOVM_API int iovm_guest_shutdown(struct iovm_guest *g)
 
 IOVM_API int iovm_guest_start(struct iovm_guest *g)
 {
-	err_clear();
+	err_enter();
 	if (!g)
-		return -EINVAL;
+		return err_inval("!g");
 	if (atomic_load(&g->running))
 		return -EALREADY;
 	return guest_mem_start(g);
@@ -175,7 +175,7 @@ IOVM_API int iovm_guest_reboot(struct iovm_guest *g)
 {
 	int ret;
 
-	err_clear();
+	err_enter();
 	ret = iovm_guest_shutdown(g);
 	if (ret)
 		return ret;
@@ -184,9 +184,9 @@ IOVM_API int iovm_guest_reboot(struct iovm_guest *g)
 
 IOVM_API int iovm_guest_info(struct iovm_guest *g, struct iovm_guest_info *info)
 {
-	err_clear();
+	err_enter();
 	if (!g || !info)
-		return -EINVAL;
+		return err_inval("!g || !info");
 	*info = (struct iovm_guest_info){
 		.size = g->size,
 		.flags = g->flags,
@@ -202,9 +202,9 @@ IOVM_API int iovm_guest_info(struct iovm_guest *g, struct iovm_guest_info *info)
 
 IOVM_API int iovm_guest_banks(struct iovm_guest *g, struct iovm_guest_bank *banks, unsigned max, unsigned *n)
 {
-	err_clear();
+	err_enter();
 	if (!g || !n || (max && !banks))
-		return -EINVAL;
+		return err_inval("!g || !n || (max && !banks)");
 	for (unsigned i = 0; i < g->nr_banks && i < max; i++) {
 		const struct guest_bank *b = &g->banks[i];
 
@@ -223,12 +223,13 @@ IOVM_API void *iovm_guest_ptr(struct iovm_guest *g, iovm_gpa_t gpa, size_t *len)
 {
 	unsigned lo = 0, hi;
 
+	err_enter();
 	if (!g) {
-		errno = EINVAL;
+		errno = -err_inval("!g");
 		return NULL;
 	}
 	if (!atomic_load_explicit(&g->running, memory_order_acquire)) {
-		errno = EAGAIN;
+		errno = -err_detail(-EAGAIN, IOVM_LOG_DEBUG, "the guest is not running");
 		return NULL;
 	}
 	/* Banks are few and sorted: a binary search for the last one starting at or below @gpa. */
@@ -252,9 +253,9 @@ IOVM_API void *iovm_guest_ptr(struct iovm_guest *g, iovm_gpa_t gpa, size_t *len)
 
 IOVM_API int iovm_guest_stage2(struct iovm_guest *g, struct iovm_domain **dom)
 {
-	err_clear();
+	err_enter();
 	if (!g || !dom)
-		return -EINVAL;
+		return err_inval("!g || !dom");
 	*dom = g->stage2;
 	return 0;
 }

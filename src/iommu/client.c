@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "base/error.h"
 #include "base/fault_inject.h"
 #include "base/lock.h"
 #include "iommu/iommu_internal.h"
@@ -96,7 +97,7 @@ int iommu_attach(struct iommu_client *c, struct iovm_domain *dom, uint32_t pasid
 	int ret = 0;
 
 	if (pasid > IOVM_PASID_MAX || dom->is != c->is)
-		return -EINVAL;
+		return err_inval("pasid > IOVM_PASID_MAX || dom->is != c->is");
 	at = fi_calloc(1, sizeof(*at));
 	if (!at)
 		return -ENOMEM;
@@ -129,7 +130,7 @@ int iommu_detach(struct iommu_client *c, uint32_t pasid)
 	struct list_node *n, *m;
 
 	if (pasid > IOVM_PASID_MAX)
-		return -EINVAL;
+		return err_inval("pasid > IOVM_PASID_MAX");
 	dom = client_domain(c, pasid);
 	if (!dom)
 		return -ENOENT;

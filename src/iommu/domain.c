@@ -29,16 +29,16 @@ static const struct iova_range msi_window = { 0xfee00000, 0xfef00000 };
 static int attr_check(const struct iovm_domain_attr *a)
 {
 	if (a->type > IOVM_DOMAIN_VA || (a->flags & ~DOMAIN_FLAGS))
-		return -EINVAL;
+		return err_inval("a->type > IOVM_DOMAIN_VA || (a->flags & ~DOMAIN_FLAGS)");
 	if (a->dma_bits && (a->dma_bits < 32 || a->dma_bits > PT_IOVA_BITS))
-		return -EINVAL;
+		return err_inval("a->dma_bits && (a->dma_bits < 32 || a->dma_bits > PT_IOVA_BITS)");
 	if (!a->reserved != !a->nr_reserved)
-		return -EINVAL;
+		return err_inval("!a->reserved != !a->nr_reserved");
 	for (unsigned i = 0; i < a->nr_reserved; i++)
 		if (range_bad(a->reserved[i].start.addr, a->reserved[i].len))
-			return -EINVAL;
+			return err_inval("range_bad(a->reserved[i].start.addr, a->reserved[i].len)");
 	if (a->fault_queue > 65536 || a->flush_batch > 65536)
-		return -EINVAL;
+		return err_inval("a->fault_queue > 65536 || a->flush_batch > 65536");
 	return 0;
 }
 
@@ -152,9 +152,9 @@ IOVM_API int iovm_domain_create(struct iovm_ctx *ctx, const struct iovm_domain_a
 	static const struct iovm_domain_attr defaults = { .type = IOVM_DOMAIN_MANAGED };
 	int ret;
 
-	err_clear();
+	err_enter();
 	if (!ctx || !out)
-		return -EINVAL;
+		return err_inval("!ctx || !out");
 	attr = attr ? attr : &defaults;
 	ret = attr_check(attr);
 	if (ret)
@@ -187,7 +187,7 @@ int iommu_nested_domain_create(struct iovm_domain *stage2, const struct iovm_dom
 	 * frames; following the heap maps host memory, not the guest's.
 	 */
 	if (!stage2 || stage2->type != IOVM_DOMAIN_GUEST || attr->type != IOVM_DOMAIN_MANAGED || attr->flags)
-		return -EINVAL;
+		return err_inval("!stage2 || stage2->type != IOVM_DOMAIN_GUEST || attr->type != IOVM_DOMAIN_MANAGED || attr->flags");
 	return domain_create(stage2->ctx, attr, IOVM_DOMAIN_NESTED, stage2, out);
 }
 
@@ -239,9 +239,9 @@ void iommu_domain_use(struct iovm_domain *dom, int delta)
 
 IOVM_API int iovm_domain_destroy(struct iovm_domain *dom)
 {
-	err_clear();
+	err_enter();
 	if (!dom)
-		return -EINVAL;
+		return err_inval("!dom");
 	if (dom->owned)
 		return -EPERM;
 	return domain_destroy(dom);
@@ -257,8 +257,9 @@ IOVM_API int iovm_domain_translate(const struct iovm_domain *dom, iovm_iova_t io
 {
 	struct pt_walk w;
 
+	err_enter();
 	if (!dom || !pa)
-		return -EINVAL;
+		return err_inval("!dom || !pa");
 	if (dom->type == IOVM_DOMAIN_IDENTITY) {
 		if (iova.addr >= dom->limit || !phys_page_size(dom->ctx->phys, pa_make(iova.addr)))
 			return -ENOENT;
@@ -286,9 +287,9 @@ IOVM_API int iovm_domain_translate(const struct iovm_domain *dom, iovm_iova_t io
 IOVM_API int iovm_domain_read_dirty(struct iovm_domain *dom, iovm_iova_t iova, size_t len, bool clear,
 				    bool *accessed, bool *dirty)
 {
-	err_clear();
+	err_enter();
 	if (!dom || !accessed || !dirty || range_bad(iova.addr, len))
-		return -EINVAL;
+		return err_inval("!dom || !accessed || !dirty || range_bad(iova.addr, len)");
 	if (dom->type == IOVM_DOMAIN_IDENTITY)
 		return -EOPNOTSUPP;
 	pt_read_ad(&dom->pt, iova.addr, len, clear, accessed, dirty);
@@ -297,9 +298,9 @@ IOVM_API int iovm_domain_read_dirty(struct iovm_domain *dom, iovm_iova_t iova, s
 
 IOVM_API int iovm_domain_stats(struct iovm_domain *dom, struct iovm_domain_stats *st)
 {
-	err_clear();
+	err_enter();
 	if (!dom || !st)
-		return -EINVAL;
+		return err_inval("!dom || !st");
 	memset(st, 0, sizeof(*st));
 	st->type = dom->type;
 	st->flags = dom->flags;

@@ -39,9 +39,9 @@ IOVM_API int iovm_domain_fault_pop(struct iovm_domain *dom, struct iovm_fault *f
 	struct fault_ring *r;
 	int ret = 0;
 
-	err_clear();
+	err_enter();
 	if (!dom || !f)
-		return -EINVAL;
+		return err_inval("!dom || !f");
 	r = &dom->faults;
 	mutex_lock(&dom->fault_lock);
 	if (!r->count) {
@@ -57,9 +57,9 @@ IOVM_API int iovm_domain_fault_pop(struct iovm_domain *dom, struct iovm_fault *f
 
 IOVM_API int iovm_domain_set_fault_handler(struct iovm_domain *dom, iovm_fault_fn fn, void *arg)
 {
-	err_clear();
+	err_enter();
 	if (!dom)
-		return -EINVAL;
+		return err_inval("!dom");
 	mutex_lock(&dom->lock);
 	dom->fault_fn = fn;
 	dom->fault_arg = fn ? arg : NULL;

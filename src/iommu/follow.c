@@ -31,6 +31,7 @@
 #include <iovm/mem.h>
 
 #include "base/ctx.h"
+#include "base/error.h"
 #include "base/fault_inject.h"
 #include "base/log.h"
 #include "iommu/iommu_internal.h"
@@ -213,7 +214,7 @@ IOVM_API int iovm_dma_iova(const struct iovm_domain *dom, const void *ptr, iovm_
 	uint64_t e;
 
 	if (unlikely(!dom || !iova))
-		return -EINVAL;
+		return err_hot(-EINVAL, "invalid argument: !dom || !iova");
 	switch (dom->type) {
 	case IOVM_DOMAIN_IDENTITY:
 		if (iovm_dma_pa(dom->ctx, ptr, &pa))

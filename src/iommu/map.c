@@ -53,7 +53,7 @@ static int iova_take(struct iovm_domain *dom, uint64_t *iova, uint64_t len, uint
 	if (!dom->has_iova) {
 		/* A VA domain's page 0 is no process memory: kept unmapped, as a managed domain's. */
 		if (*iova == IOVM_ADDR_INVALID || (dom->type == IOVM_DOMAIN_VA && *iova < MANAGED_IOVA_BASE))
-			return -EINVAL;
+			return err_inval("*iova == IOVM_ADDR_INVALID || (dom->type == IOVM_DOMAIN_VA && *iova < MANAGED_IOVA_BASE)");
 		return 0;
 	}
 	if (*iova == IOVM_ADDR_INVALID) {
@@ -66,7 +66,7 @@ static int iova_take(struct iovm_domain *dom, uint64_t *iova, uint64_t len, uint
 	/* Holes are outside the window: never handed out, never mapped. */
 	if (range_bad(*iova, len) || iova_in_hole(&dom->iova, *iova >> 12, len >> 12) ||
 	    in_mirror_hole(dom, *iova, len))
-		return -EINVAL;
+		return err_inval("range_bad(*iova, len) || iova_in_hole(&dom->iova, *iova >> 12, len >> 12) || in_mirror_hole(dom, *iova, len)");
 	ret = iova_reserve(&dom->iova, *iova >> 12, len >> 12);
 	if (ret == -EBUSY && (dom->flags & IOVM_DOMAIN_DEFERRED)) {
 		/*
@@ -76,6 +76,8 @@ static int iova_take(struct iovm_domain *dom, uint64_t *iova, uint64_t len, uint
 		flushq_flush(dom);
 		ret = iova_reserve(&dom->iova, *iova >> 12, len >> 12);
 	}
+	if (ret == -EINVAL)
+		return err_inval("the IOVA range is outside the domain's window (page 0, or past dma_bits)");
 	return ret == -EBUSY ? -EEXIST : ret;
 }
 
@@ -121,9 +123,9 @@ static bool on_bus(struct iovm_domain *dom, uint64_t pa, uint64_t len)
 static int map_args_check(struct iovm_domain *dom, const iovm_iova_t *iova, uint64_t len, uint32_t perm)
 {
 	if (!dom || !iova || !len || !is_aligned(len, SZ_4K) || !perm_ok(perm))
-		return -EINVAL;
+		return err_inval("!dom || !iova || !len || !is_aligned(len, SZ_4K) || !perm_ok(perm)");
 	if (iova->addr != IOVM_ADDR_INVALID && !is_aligned(iova->addr, SZ_4K))
-		return -EINVAL;
+		return err_inval("iova->addr != IOVM_ADDR_INVALID && !is_aligned(iova->addr, SZ_4K)");
 	if (dom->type == IOVM_DOMAIN_IDENTITY || dom->type == IOVM_DOMAIN_NESTED)
 		return -EOPNOTSUPP;
 	return 0;
@@ -135,17 +137,17 @@ IOVM_API int iovm_domain_map(struct iovm_domain *dom, iovm_iova_t *iova, iovm_pa
 	uint64_t where;
 	int ret;
 
-	err_clear();
+	err_enter();
 	ret = map_args_check(dom, iova, len, perm);
 	if (ret)
 		return ret;
 	if (!is_aligned(pa.addr, SZ_4K) || pa.addr + len < pa.addr || !on_bus(dom, pa.addr, len))
-		return -EINVAL;
+		return err_inval("!is_aligned(pa.addr, SZ_4K) || pa.addr + len < pa.addr || !on_bus(dom, pa.addr, len)");
 	where = iova->addr;
 	ret = domain_map_pa(dom, &where, pa.addr, NULL, len, prot_of(perm));
 	if (!ret)
 		iova->addr = where;
-	return ret;
+	return err_inval_unsaid(ret, "the IOVA range is outside the IO page table (past 2^48)");
 }
 
 IOVM_API int iovm_domain_map_gpa(struct iovm_domain *dom, iovm_iova_t *iova, iovm_gpa_t gpa, size_t len,
@@ -154,12 +156,12 @@ IOVM_API int iovm_domain_map_gpa(struct iovm_domain *dom, iovm_iova_t *iova, iov
 	uint64_t where;
 	int ret;
 
-	err_clear();
+	err_enter();
 	if (!dom || !iova || !len || !is_aligned(len | gpa.addr, SZ_4K) || !perm_ok(perm) ||
 	    gpa.addr + len < gpa.addr || gpa.addr + len > (UINT64_C(1) << PT_IOVA_BITS))
-		return -EINVAL;
+		return err_inval("!dom || !iova || !len || !is_aligned(len | gpa.addr, SZ_4K) || !perm_ok(perm) || gpa.addr + len < gpa.addr || gpa.addr + len > (UINT64_C(1) << PT_IOVA_BITS)");
 	if (iova->addr != IOVM_ADDR_INVALID && !is_aligned(iova->addr, SZ_4K))
-		return -EINVAL;
+		return err_inval("iova->addr != IOVM_ADDR_INVALID && !is_aligned(iova->addr, SZ_4K)");
 	if (dom->type != IOVM_DOMAIN_NESTED)
 		return -EOPNOTSUPP;
 	where = iova->addr;
@@ -185,15 +187,15 @@ IOVM_API int iovm_domain_map_pages(struct iovm_domain *dom, iovm_iova_t *iova, c
 	bool begun;
 	int ret;
 
-	err_clear();
+	err_enter();
 	if (!pages || !n)
-		return -EINVAL;
+		return err_inval("!pages || !n");
 	ret = map_args_check(dom, iova, len, perm);
 	if (ret)
 		return ret;
 	for (unsigned i = 0; i < n; i++)
 		if (!is_aligned(pages[i].addr, SZ_4K) || !phys_page_size(dom->ctx->phys, pages[i]))
-			return -EINVAL;
+			return err_inval("!is_aligned(pages[i].addr, SZ_4K) || !phys_page_size(dom->ctx->phys, pages[i])");
 	where = iova->addr;
 	ret = iova_take(dom, &where, len, 1);
 	if (ret)
@@ -241,10 +243,10 @@ IOVM_API int iovm_domain_map_ptr(struct iovm_domain *dom, const void *ptr, size_
 	uint64_t where;
 	int ret;
 
-	err_clear();
+	err_enter();
 	if (!dom || !ptr || !iova || !len || !is_aligned((uintptr_t)ptr | len, SZ_4K) || !perm_ok(perm) ||
 	    range_bad((uintptr_t)ptr, len))
-		return -EINVAL;
+		return err_inval("!dom || !ptr || !iova || !len || !is_aligned((uintptr_t)ptr | len, SZ_4K) || !perm_ok(perm) || range_bad((uintptr_t)ptr, len)");
 	if (dom->type == IOVM_DOMAIN_NESTED)
 		return -EOPNOTSUPP;
 	ret = iovm_dma_xlate(dom->ctx, ptr, &x);
@@ -253,7 +255,7 @@ IOVM_API int iovm_domain_map_ptr(struct iovm_domain *dom, const void *ptr, size_
 	if (dom->type == IOVM_DOMAIN_IDENTITY) {
 		/* Nothing to map: the device address is the PA, if it is one range. */
 		if (x.contig < len)
-			return -EINVAL;
+			return err_inval("x.contig < len");
 		*iova = IOVM_IOVA(x.pa.addr);
 		return 0;
 	}

@@ -146,9 +146,9 @@ IOVM_API int iovm_domain_unmap(struct iovm_domain *dom, iovm_iova_t iova, size_t
 	bool any;
 	int ret;
 
-	err_clear();
+	err_enter();
 	if (!dom || !len || !is_aligned(iova.addr | len, SZ_4K) || range_bad(iova.addr, len))
-		return -EINVAL;
+		return err_inval("!dom || !len || !is_aligned(iova.addr | len, SZ_4K) || range_bad(iova.addr, len)");
 	if (dom->type == IOVM_DOMAIN_IDENTITY)
 		return -EOPNOTSUPP;
 	/* Nothing is ever mapped at or above 2^48: the page table ends there. */
@@ -163,9 +163,9 @@ IOVM_API int iovm_domain_unmap(struct iovm_domain *dom, iovm_iova_t iova, size_t
 
 IOVM_API int iovm_domain_flush(struct iovm_domain *dom)
 {
-	err_clear();
+	err_enter();
 	if (!dom)
-		return -EINVAL;
+		return err_inval("!dom");
 	if (dom->flags & IOVM_DOMAIN_DEFERRED)
 		flushq_flush(dom);
 	return 0;

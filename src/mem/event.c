@@ -196,6 +196,8 @@ IOVM_API int iovm_mem_event_unsubscribe(struct iovm_ctx *ctx, struct iovm_mem_su
 	mutex_unlock(&ms->lock);
 	if (!ret)
 		free(sub);
+	else
+		err_detail(ret, IOVM_LOG_DEBUG, "invalid argument: not a subscription of this context (unsubscribed already?)");
 	return ret;
 }
 

@@ -188,7 +188,7 @@ int mem_flags_check(const struct mem_space *ms, size_t size, uint32_t flags)
 }
 
 /* iovm_dma_alloc() without err_enter(): for the public calls built on it, whose detail names them. */
-static void *dma_alloc(struct iovm_ctx *ctx, size_t size, size_t align, uint32_t flags)
+void *mem_dma_alloc(struct iovm_ctx *ctx, size_t size, size_t align, uint32_t flags)
 {
 	/* The fast path: default placement, small, served by the thread's cache. */
 	/* Not from an event callback: mem.h promises EDEADLK there, thread cache or not. */
@@ -209,13 +209,13 @@ static void *dma_alloc(struct iovm_ctx *ctx, size_t size, size_t align, uint32_t
 IOVM_API void *iovm_dma_alloc(struct iovm_ctx *ctx, size_t size, size_t align, uint32_t flags)
 {
 	err_enter();
-	return dma_alloc(ctx, size, align, flags);
+	return mem_dma_alloc(ctx, size, align, flags);
 }
 
 IOVM_API void *iovm_dma_zalloc(struct iovm_ctx *ctx, size_t size, size_t align, uint32_t flags)
 {
 	err_enter();
-	return dma_alloc(ctx, size, align, flags | IOVM_DMA_ZERO);
+	return mem_dma_alloc(ctx, size, align, flags | IOVM_DMA_ZERO);
 }
 
 /* What @ptr is: a run, or a slab object and its index. */
@@ -336,7 +336,7 @@ IOVM_API void *iovm_dma_realloc(struct iovm_ctx *ctx, void *ptr, size_t size, si
 
 	err_enter();
 	if (!ptr)
-		return dma_alloc(ctx, size, align, flags);
+		return mem_dma_alloc(ctx, size, align, flags);
 	if (!ctx) {
 		errno = -err_inval("!ctx");
 		return NULL;
@@ -357,7 +357,7 @@ IOVM_API void *iovm_dma_realloc(struct iovm_ctx *ctx, void *ptr, size_t size, si
 		if (!o.slab && !req.contig && !run_resize(o.sl, ptr, size))
 			goto in_place;
 	}
-	p = dma_alloc(ctx, size, align, flags & ~IOVM_DMA_ZERO);
+	p = mem_dma_alloc(ctx, size, align, flags & ~IOVM_DMA_ZERO);
 	if (!p)
 		return NULL;
 	memcpy(p, ptr, MIN(old, size));

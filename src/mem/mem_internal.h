@@ -296,6 +296,9 @@ static inline bool event_in_callback(void)
  * refuses with @size (page sizes, a boundary below the size, a node); 0 otherwise.
  */
 int mem_flags_check(const struct mem_space *ms, size_t size, uint32_t flags);
+
+/* iovm_dma_alloc() inside another public call: its detail names that call. */
+void *mem_dma_alloc(struct iovm_ctx *ctx, size_t size, size_t align, uint32_t flags);
 void event_destroy_all(struct mem_space *ms);
 
 /* zone.c */

@@ -115,7 +115,7 @@ IOVM_API int iovm_zone_reserve(struct iovm_ctx *ctx, const char *name, size_t si
 		ret = -ENOMEM;
 		goto unlock;
 	}
-	mem = iovm_dma_alloc(ctx, size, align, flags | IOVM_DMA_CONTIG | IOVM_DMA_ZERO);
+	mem = mem_dma_alloc(ctx, size, align, flags | IOVM_DMA_CONTIG | IOVM_DMA_ZERO);
 	if (!mem) {
 		ret = -errno;
 		free(z);

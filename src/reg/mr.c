@@ -226,14 +226,14 @@ IOVM_API int iovm_mr_reg(struct iovm_domain *dom, void *addr, size_t len, uint32
 	struct iovm_mr *mr;
 	int ret;
 
-	err_clear();
+	err_enter();
 	if (!dom || !out || (access & ~ACCESS_ALL))
-		return -EINVAL;
+		return err_inval("!dom || !out || (access & ~ACCESS_ALL)");
 	/* The whole address space, as rdma-core's implicit ODP: on demand only. */
 	if (!addr && len == SIZE_MAX && (access & IOVM_ACCESS_ON_DEMAND))
 		return implicit_reg(dom, access, out);
 	if (!addr || !len || a + len < a || a + len > UINTPTR_MAX - PG)
-		return -EINVAL;
+		return err_inval("!addr || !len || a + len < a || a + len > UINTPTR_MAX - PG");
 	mr = mr_new(dom, a, len, access);
 	if (!mr)
 		return -ENOMEM;
@@ -276,9 +276,9 @@ void mr_teardown(struct reg_space *rs, struct iovm_mr *mr)
 
 IOVM_API int iovm_mr_dereg(struct iovm_mr *mr)
 {
-	err_clear();
+	err_enter();
 	if (!mr)
-		return -EINVAL;
+		return err_inval("!mr");
 	/* A cached MR belongs to its cache: iovm_rcache_put() it. */
 	if (mr->rc)
 		return -EBUSY;
@@ -315,9 +315,9 @@ IOVM_API int iovm_mr_query(const struct iovm_mr *mr, struct iovm_mr_info *info)
 {
 	struct iovm_mr *m = (struct iovm_mr *)mr;
 
-	err_clear();
+	err_enter();
 	if (!mr || !info)
-		return -EINVAL;
+		return err_inval("!mr || !info");
 	/* What a call that returned took away is invalid by now. */
 	reg_settle(mr->rs);
 	if (mr->implicit)
@@ -346,10 +346,10 @@ IOVM_API int iovm_mr_iova(const struct iovm_mr *mr, const void *addr, size_t len
 	uintptr_t a = (uintptr_t)addr;
 
 	if (!mr || !iova)
-		return -EINVAL;
+		return err_hot(-EINVAL, "invalid argument: !mr || !iova");
 	/* Its children lie apart in IOVA space, made as devices reach them: by key only. */
 	if (mr->implicit)
-		return -EINVAL;
+		return err_hot(-EINVAL, "invalid argument: mr->implicit");
 	/* A range past the end of the address space is not inside it either. */
 	if (a + len < a || a < mr->addr || a + len > mr->addr + mr->len)
 		return -ERANGE;

@@ -323,9 +323,9 @@ IOVM_API int iovm_mr_advise(struct iovm_mr *mr, void *addr, size_t len, uint32_t
 	struct reg_space *rs;
 	int ret;
 
-	err_clear();
+	err_enter();
 	if (!mr || !addr || !len || (flags & ~IOVM_ADVISE_WRITE))
-		return -EINVAL;
+		return err_inval("!mr || !addr || !len || (flags & ~IOVM_ADVISE_WRITE)");
 	if (!mr->on_demand)
 		return err_detail(-EINVAL, IOVM_LOG_DEBUG, "advise: a pinned registration is all there already");
 	if ((flags & IOVM_ADVISE_WRITE) && !(mr->prot & IOVM_MAP_WRITE))

@@ -331,7 +331,7 @@ IOVM_API int iovm_rcache_get(struct iovm_rcache *c, void *addr, size_t len, uint
 
 	if (unlikely(!c || !addr || !len || !mr || a + len < a || a + len > (UINT64_C(1) << VA_BITS) ||
 		     (access & ~RC_ACCESS)))
-		return -EINVAL;
+		return err_hot(-EINVAL, "invalid argument: !c || !addr || !len || !mr || a + len < a || a + len > (UINT64_C(1) << VA_BITS) || (access & ~RC_ACCESS)");
 	/* A call that took memory away has returned: what it replaced is invalidated first. */
 	reg_settle(c->rs);
 	t = rc_tls_of(c);
@@ -362,7 +362,7 @@ IOVM_API int iovm_rcache_put(struct iovm_rcache *c, struct iovm_mr *mr)
 	int64_t left;
 
 	if (unlikely(!c || !mr))
-		return -EINVAL;
+		return err_hot(-EINVAL, "invalid argument: !c || !mr");
 	/* Set once for a cache's MR, which lives as long as its cache: readable even if long put. */
 	r = mr->rc;
 	if (unlikely(!r || r->cache != c))
@@ -411,9 +411,9 @@ IOVM_API int iovm_rcache_create(struct iovm_domain *dom, const struct iovm_rcach
 	struct iovm_rcache *c;
 	int ret;
 
-	err_clear();
+	err_enter();
 	if (!dom || !out)
-		return -EINVAL;
+		return err_inval("!dom || !out");
 	c = fi_calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
@@ -518,9 +518,9 @@ IOVM_API int iovm_rcache_destroy(struct iovm_rcache *c)
 {
 	struct list_node *n;
 
-	err_clear();
+	err_enter();
 	if (!c)
-		return -EINVAL;
+		return err_inval("!c");
 	mutex_lock(&c->lock);
 	free_idle_zombies(c);
 	if (!list_empty(&c->zombies))
@@ -539,9 +539,9 @@ busy:
 
 IOVM_API int iovm_rcache_stats(struct iovm_rcache *c, struct iovm_rcache_stats *st)
 {
-	err_clear();
+	err_enter();
 	if (!c || !st)
-		return -EINVAL;
+		return err_inval("!c || !st");
 	memset(st, 0, sizeof(*st));
 	holds_stats(c, &st->hits, &st->raced);
 	st->invalidations_unmap = atomic_load_explicit(&c->inval[0], memory_order_relaxed);

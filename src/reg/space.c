@@ -64,9 +64,9 @@ IOVM_API int iovm_reg_stats(struct iovm_ctx *ctx, struct iovm_reg_stats *st)
 {
 	struct reg_space *rs;
 
-	err_clear();
+	err_enter();
 	if (!ctx || !st)
-		return -EINVAL;
+		return err_inval("!ctx || !st");
 	rs = ctx->reg;
 	*st = (struct iovm_reg_stats){
 		.mrs = atomic_load_explicit(&rs->nr_mrs, memory_order_relaxed),
