@@ -75,7 +75,7 @@ static void release_pieces(struct iovm_domain *dom, const struct unmapped *p, un
 	phys_unpin_many(dom->ctx->phys, &p[0].pa, sizeof(*p), n);
 	for (unsigned i = 0; i < n; i++) {
 		shadow_flushed(dom, &p[i]);
-		if (dom->has_iova)
+		if (dom->has_iova && !p[i].keep_iova)
 			iova_free(&dom->iova, p[i].iova >> 12, p[i].len >> 12);
 	}
 }

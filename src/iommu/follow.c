@@ -18,9 +18,10 @@
  * at a slot's first commit, an IOVA window as long as the slot, and maps
  * each page at the window's base plus the page's offset in the slot: any
  * VA-contiguous range is IOVA-contiguous. The window is kept until the
- * domain goes; a release unmaps strictly and keeps the window's IOVAs
- * (deferred, a page committed again at once would be mapped at its old
- * IOVA while devices may still cache the old translation). Where the
+ * domain goes: a release unmaps and keeps the window's IOVAs, in a
+ * deferred domain through the flush queue as any unmap; a commit into a
+ * window with such unmaps queued flushes first, so that no device keeps
+ * the old translation of an IOVA mapped anew (iommu.h). Where the
  * window does not fit (a small dma_bits), each commit gets an IOVA range
  * of its own, as before: only a range committed at once is contiguous.
  */
@@ -94,6 +95,10 @@ static int on_commit(struct iovm_domain *dom, const struct iovm_mem_event *ev)
 		if (!t)
 			return -ENOMEM;
 		windowed = window_iova(dom, &w, &iova);
+		if (windowed && dom->heap_window_queued[w.slot]) {
+			flushq_flush(dom);
+			dom->heap_window_queued[w.slot] = false;
+		}
 		if (!windowed) {
 			/* One IOVA range for the range: aligned to the page size, for huge leaves. */
 			ret = iova_alloc(&dom->iova, ev->len >> 12, ev->page_size >> 12, &pfn);
@@ -117,14 +122,16 @@ static int on_commit(struct iovm_domain *dom, const struct iovm_mem_event *ev)
 	return 0;
 }
 
-/* Unmap a run of released pages: strictly, keeping the IOVAs, in the slot's window. */
+/* Unmap a run of released pages, keeping the IOVAs in the slot's window. */
 static void release_run(struct iovm_domain *dom, const struct mem_where *w, uint64_t iova, uint64_t len)
 {
 	bool any;
 
-	if (in_window(dom, w, iova))
-		domain_unmap_how(dom, iova, len, UNMAP_STRICT | UNMAP_KEEP_IOVA, &any);
-	else
+	if (in_window(dom, w, iova)) {
+		domain_unmap_how(dom, iova, len, UNMAP_KEEP_IOVA, &any);
+		if (dom->flags & IOVM_DOMAIN_DEFERRED)
+			dom->heap_window_queued[w->slot] = true;
+	} else
 		domain_unmap(dom, iova, len, &any);
 }
 
@@ -185,6 +192,7 @@ static void drop_heap_tables(struct iovm_domain *dom)
 		if (dom->heap_window[i])
 			iova_free(&dom->iova, (dom->heap_window[i] - 1) >> 12, mem_slot_pages(dom->ctx->mem, 12));
 		dom->heap_window[i] = 0;
+		dom->heap_window_queued[i] = false;
 	}
 }
 

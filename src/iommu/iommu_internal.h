@@ -71,6 +71,7 @@ struct attachment {
 /* A piece an unmap took away. */
 struct unmapped {
 	uint64_t iova, pa, len;
+	bool keep_iova; /* a follow-heap window's (follow.c): its flush frees no IOVA */
 };
 
 struct fault_ring {
@@ -151,6 +152,7 @@ struct iovm_domain {
 	uint64_t heap_iova_pages[MEM_SLOTS];
 	/* Per slot: the IOVA window its pages map into (follow.c), + 1; 0: none. Under the slot's list lock. */
 	uint64_t heap_window[MEM_SLOTS];
+	bool heap_window_queued[MEM_SLOTS]; /* deferred unmaps of the window may await a flush; same lock */
 
 	struct shadow shadow;     /* the oracle's */
 
