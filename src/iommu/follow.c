@@ -58,10 +58,10 @@ static _Atomic uint64_t *heap_table(struct iovm_domain *dom, const struct mem_wh
 /* The IOVA of @w's page in its slot's window, reserved at the slot's first commit; false without one. */
 static bool window_iova(struct iovm_domain *dom, const struct mem_where *w, uint64_t *iova)
 {
-	uint64_t pfn;
+	uint64_t pfn, align = UINT64_C(1) << (w->page_shift - 12);
 
 	if (!dom->heap_window[w->slot]) {
-		if (iova_alloc(&dom->iova, mem_slot_pages(dom->ctx->mem, 12), UINT64_C(1) << (w->page_shift - 12), &pfn))
+		if (iova_alloc(&dom->iova, mem_slot_pages(dom->ctx->mem, 12), align, &pfn))
 			return false; /* tried again at the next commit: the space may have room then */
 		dom->heap_window[w->slot] = (pfn << 12) + 1;
 	}

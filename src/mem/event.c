@@ -197,7 +197,8 @@ IOVM_API int iovm_mem_event_unsubscribe(struct iovm_ctx *ctx, struct iovm_mem_su
 	if (!ret)
 		free(sub);
 	else
-		err_detail(ret, IOVM_LOG_DEBUG, "invalid argument: not a subscription of this context (unsubscribed already?)");
+		err_detail(ret, IOVM_LOG_DEBUG,
+			   "invalid argument: not a subscription of this context (unsubscribed already?)");
 	return ret;
 }
 
