@@ -133,8 +133,8 @@ struct iovm_dma_xlate {
  *
  * Thread safety: safe, lock-free.
  *
- * Return: 0; -EINVAL for NULL arguments; -ENOENT for a pointer outside
- * iovm memory or into a page not committed.
+ * Return: 0; -EINVAL for a NULL @ctx or @x; -ENOENT for a pointer outside
+ * iovm memory (NULL too) or into a page not committed.
  */
 IOVM_API int iovm_dma_xlate(const struct iovm_ctx *ctx, const void *ptr, struct iovm_dma_xlate *x);
 

@@ -230,11 +230,11 @@ int config_parse_size(const char *s, uint64_t *out)
 	char *end;
 
 	if (!s || !isdigit((unsigned char)*s))
-		return -EINVAL;
+		return err_inval("a size starts with a digit");
 	errno = 0;
 	v = strtoull(s, &end, 0);
 	if (errno)
-		return -EINVAL;
+		return err_detail(-EINVAL, IOVM_LOG_DEBUG, "invalid argument: size '%s' is out of range", s);
 	switch (toupper((unsigned char)*end)) {
 	case '\0':
 		break;
@@ -251,7 +251,7 @@ int config_parse_size(const char *s, uint64_t *out)
 		shift = 40;
 		break;
 	default:
-		return -EINVAL;
+		return err_detail(-EINVAL, IOVM_LOG_DEBUG, "invalid argument: size '%s': unknown suffix", s);
 	}
 	if (*end) {
 		end++;
@@ -259,9 +259,9 @@ int config_parse_size(const char *s, uint64_t *out)
 			end += strlen(end);
 	}
 	if (*end)
-		return -EINVAL;
+		return err_detail(-EINVAL, IOVM_LOG_DEBUG, "invalid argument: size '%s': unknown suffix", s);
 	if (shift && v > (UINT64_MAX >> shift))
-		return -EINVAL;
+		return err_detail(-EINVAL, IOVM_LOG_DEBUG, "invalid argument: size '%s' does not fit 64 bits", s);
 	*out = (uint64_t)v << shift;
 	return 0;
 }

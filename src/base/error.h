@@ -48,6 +48,12 @@ static inline void err_begin(const char *api)
 /* An argument failed the check @what (its C expression, or a sentence): -EINVAL. */
 #define err_inval(what) err_detail(-EINVAL, IOVM_LOG_DEBUG, "invalid argument: %s", what)
 
+/* @ret, and when it is a -EINVAL that left no detail (from deep inside), the check @what. */
+static inline int err_inval_unsaid(int ret, const char *what)
+{
+	return ret == -EINVAL && !err_detail_buf[0] ? err_inval(what) : ret;
+}
+
 /* A failure of a hot-path public call, which skipped err_enter(). */
 #define err_hot(err, ...) (err_begin(__func__), err_detail(err, IOVM_LOG_DEBUG, __VA_ARGS__))
 

@@ -290,9 +290,10 @@ static int rings_given(struct iovm_queue *q, struct iovm_domain *dom, const stru
 	void *sq, *cq;
 	int ret;
 
-	if ((attr->sq_addr | attr->cq_addr) & (SZ_4K - 1) || attr->sq_addr + sq_len < attr->sq_addr ||
-	    attr->cq_addr + cq_len < attr->cq_addr ||
-	    (attr->sq_addr < attr->cq_addr + cq_len && attr->cq_addr < attr->sq_addr + sq_len))
+	/* By last byte: a ring may end at 2^64 (then it is not mapped: -EFAULT, not -EINVAL). */
+	if ((attr->sq_addr | attr->cq_addr) & (SZ_4K - 1) || attr->sq_addr + (sq_len - 1) < attr->sq_addr ||
+	    attr->cq_addr + (cq_len - 1) < attr->cq_addr ||
+	    (attr->sq_addr <= attr->cq_addr + (cq_len - 1) && attr->cq_addr <= attr->sq_addr + (sq_len - 1)))
 		return err_detail(-EINVAL, IOVM_LOG_DEBUG, "rings at %#lx and %#lx: unaligned or overlapping",
 				  (unsigned long)attr->sq_addr, (unsigned long)attr->cq_addr);
 	/* The attribute's device addresses: IOVAs of the queue's domain. */
@@ -479,11 +480,11 @@ IOVM_API int iovm_queue_process(struct iovm_queue *q, unsigned budget)
 	unsigned done = 0;
 	bool idle = false;
 
-	err_enter();
+	/* A hot call: base.h has it leave the detail alone when it succeeds, and set it when it fails. */
 	if (!q || q->has_worker)
-		return err_inval("!q || q->has_worker");
+		return err_hot(-EINVAL, "invalid argument: !q || q->has_worker");
 	if (!atomic_compare_exchange_strong(&q->busy, &idle, true))
-		return err_detail(-EBUSY, IOVM_LOG_DEBUG, "another thread processes the queue");
+		return err_hot(-EBUSY, "another thread processes the queue");
 	while (done < budget) {
 		unsigned n = engine_run(q, MIN(budget - done, SECTION_BUDGET));
 

@@ -144,6 +144,10 @@ static int place_named(struct iovm_guest *g, const struct iovm_guest_attr *attr,
 			return err_inval("banks that do not overlap");
 	if (attr->size && attr->size != sum)
 		return err_inval("attr->size && attr->size != sum");
+	/* guest.h: -ENOENT for a bank that is not memory iovm has (past the physical space too). */
+	for (unsigned i = 0; i < attr->nr_banks; i++)
+		if (!phys_page_size(g->ctx->phys, r[i].pa))
+			return -ENOENT;
 	if (g->pool) {
 		g->arena = phys_pool_arena(g->pool);
 	} else {

@@ -72,7 +72,7 @@ static void release_pieces(struct iovm_domain *dom, const struct unmapped *p, un
 	phys_unpin_many(dom->ctx->phys, &p[0].pa, &p[0].len, sizeof(*p), n);
 	for (unsigned i = 0; i < n; i++) {
 		shadow_flushed(dom, &p[i]);
-		if (dom->has_iova)
+		if (dom->has_iova && !p[i].keep_iova)
 			iova_free(&dom->iova, p[i].iova, p[i].len);
 	}
 }

@@ -10,6 +10,20 @@
  * time a list commits, published with a release store, and kept until the
  * domain goes. A VA domain needs none (IOVA == VA), an identity domain
  * neither (IOVA == PA).
+ *
+ * The heap may hand out one allocation across two commits (it grows a
+ * list by committing the pages after what it committed before), and a
+ * device access that starts at iovm_dma_iova(buf) runs over the whole
+ * buffer: IOVA must be as contiguous as VA. So a managed domain reserves,
+ * at a slot's first commit, an IOVA window as long as the slot, and maps
+ * each page at the window's base plus the page's offset in the slot: any
+ * VA-contiguous range is IOVA-contiguous. The window is kept until the
+ * domain goes: a release unmaps and keeps the window's IOVAs, in a
+ * deferred domain through the flush queue as any unmap; a commit into a
+ * window with such unmaps queued flushes first, so that no device keeps
+ * the old translation of an IOVA mapped anew (iommu.h). Where the
+ * window does not fit (a small dma_bits), each commit gets an IOVA range
+ * of its own, as before: only a range committed at once is contiguous.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -41,8 +55,31 @@ static _Atomic uint64_t *heap_table(struct iovm_domain *dom, const struct mem_wh
 	return t;
 }
 
+/* The IOVA of @w's page in its slot's window, reserved at the slot's first commit; false without one. */
+static bool window_iova(struct iovm_domain *dom, const struct mem_where *w, iova_t *iova)
+{
+	iova_t base;
+
+	if (!dom->heap_window[w->slot]) {
+		if (iova_alloc(&dom->iova, mem_slot_pages(dom->ctx->mem, 12) << 12, UINT64_C(1) << w->page_shift, &base))
+			return false; /* tried again at the next commit: the space may have room then */
+		dom->heap_window[w->slot] = iova_val(base) + 1;
+	}
+	*iova = iova_make(dom->heap_window[w->slot] - 1 + (w->page << w->page_shift));
+	return true;
+}
+
+/* Whether @iova lies in the window of @w's slot. */
+static bool in_window(const struct iovm_domain *dom, const struct mem_where *w, uint64_t iova)
+{
+	uint64_t base = dom->heap_window[w->slot] - 1;
+
+	return dom->heap_window[w->slot] && iova - base < mem_slot_pages(dom->ctx->mem, 12) << 12;
+}
+
 static int on_commit(struct iovm_domain *dom, const struct iovm_mem_event *ev)
 {
+	bool windowed = false;
 	iova_t iova;
 	struct mem_where w;
 	_Atomic uint64_t *t = NULL;
@@ -57,16 +94,23 @@ static int on_commit(struct iovm_domain *dom, const struct iovm_mem_event *ev)
 		t = heap_table(dom, &w, true);
 		if (!t)
 			return -ENOMEM;
-		/* One IOVA range for the range: aligned to the page size, for huge leaves. */
-		ret = iova_alloc(&dom->iova, ev->len, ev->page_size, &iova);
-		if (ret)
-			return ret;
+		windowed = window_iova(dom, &w, &iova);
+		if (windowed && dom->heap_window_queued[w.slot]) {
+			flushq_flush(dom);
+			dom->heap_window_queued[w.slot] = false;
+		}
+		if (!windowed) {
+			/* One IOVA range for the range: aligned to the page size, for huge leaves. */
+			ret = iova_alloc(&dom->iova, ev->len, ev->page_size, &iova);
+			if (ret)
+				return ret;
+		}
 	} else {
 		iova = iova_make((uintptr_t)ev->va); /* a VA domain: the process's address */
 	}
 	ret = domain_map_va(dom, iova, ev->va, ev->len, PT_PROT_READ | PT_PROT_WRITE);
 	if (ret) {
-		if (dom->type == IOVM_DOMAIN_MANAGED)
+		if (dom->type == IOVM_DOMAIN_MANAGED && !windowed)
 			iova_free(&dom->iova, iova, ev->len);
 		return ret;
 	}
@@ -75,6 +119,20 @@ static int on_commit(struct iovm_domain *dom, const struct iovm_mem_event *ev)
 			atomic_store_explicit(&t[w.page + i], iova_val(iova) + (i << w.page_shift) + 1,
 					      memory_order_release);
 	return 0;
+}
+
+/* Unmap a run of released pages, keeping the IOVAs in the slot's window. */
+static void release_run(struct iovm_domain *dom, const struct mem_where *w, uint64_t iova, uint64_t len)
+{
+	bool any;
+
+	if (in_window(dom, w, iova)) {
+		domain_unmap_how(dom, iova_make(iova), len, UNMAP_KEEP_IOVA, &any);
+		if (dom->flags & IOVM_DOMAIN_DEFERRED)
+			dom->heap_window_queued[w->slot] = true;
+	} else {
+		domain_unmap(dom, iova_make(iova), len, &any);
+	}
 }
 
 static void on_release(struct iovm_domain *dom, const struct iovm_mem_event *ev)
@@ -99,17 +157,18 @@ static void on_release(struct iovm_domain *dom, const struct iovm_mem_event *ev)
 
 		if (!e)
 			continue;
-		if (run_len && run_iova + run_len == e - 1) {
+		if (run_len && run_iova + run_len == e - 1 &&
+		    in_window(dom, &w, run_iova) == in_window(dom, &w, e - 1)) {
 			run_len += page;
 			continue;
 		}
 		if (run_len)
-			domain_unmap(dom, iova_make(run_iova), run_len, &any);
+			release_run(dom, &w, run_iova, run_len);
 		run_iova = e - 1;
 		run_len = page;
 	}
 	if (run_len)
-		domain_unmap(dom, iova_make(run_iova), run_len, &any);
+		release_run(dom, &w, run_iova, run_len);
 }
 
 static int on_event(void *arg, const struct iovm_mem_event *ev)
@@ -130,6 +189,10 @@ static void drop_heap_tables(struct iovm_domain *dom)
 		if (t)
 			munmap((void *)t, dom->heap_iova_pages[i] * sizeof(*t));
 		atomic_store_explicit(&dom->heap_iova[i], NULL, memory_order_relaxed);
+		if (dom->heap_window[i])
+			iova_free(&dom->iova, iova_make(dom->heap_window[i] - 1), mem_slot_pages(dom->ctx->mem, 12) << 12);
+		dom->heap_window[i] = 0;
+		dom->heap_window_queued[i] = false;
 	}
 }
 
@@ -154,6 +217,7 @@ IOVM_API int iovm_dma_iova(const struct iovm_domain *dom, const void *ptr, iovm_
 {
 	_Atomic uint64_t *t;
 	struct mem_where w;
+	struct pt_walk pw;
 	iovm_pa_t pa;
 	uint64_t e;
 
@@ -166,9 +230,16 @@ IOVM_API int iovm_dma_iova(const struct iovm_domain *dom, const void *ptr, iovm_
 		*iova = IOVM_IOVA(pa.addr);
 		return 0;
 	case IOVM_DOMAIN_VA:
-		/* Mapped where the heap is committed, if the domain follows the heap. */
-		if (!dom->sub || iovm_dma_pa(dom->ctx, ptr, &pa))
-			return err_hot(-ENOENT, "%p: the domain does not follow the heap there", ptr);
+		/*
+		 * Mapped where the heap is committed, if the domain follows the
+		 * heap; else where the caller mapped it (iovm_domain_map_ptr()),
+		 * as the page table says: iommu.h promises -ENOENT only for a
+		 * pointer not mapped in @dom.
+		 */
+		if (iovm_dma_pa(dom->ctx, ptr, &pa))
+			return err_hot(-ENOENT, "%p is not in the DMA heap", ptr);
+		if (!dom->sub && (pt_walk(&dom->pt, iova_make((uintptr_t)ptr), &pw) || pa_val(pw.pa) != pa.addr))
+			return err_hot(-ENOENT, "%p is not mapped in the domain", ptr);
 		*iova = IOVM_IOVA((uintptr_t)ptr);
 		return 0;
 	case IOVM_DOMAIN_MANAGED:

@@ -79,6 +79,7 @@ struct unmapped {
 	iova_t iova;
 	pa_t pa;      /* PA_INVALID once it is known not to be pinned */
 	uint64_t len;
+	bool keep_iova; /* a follow-heap window's (follow.c): its flush frees no IOVA */
 };
 
 struct fault_ring {
@@ -163,6 +164,9 @@ struct iovm_domain {
 	 */
 	_Atomic(_Atomic uint64_t *) heap_iova[MEM_SLOTS];
 	uint64_t heap_iova_pages[MEM_SLOTS];
+	/* Per slot: the IOVA window its pages map into (follow.c), + 1; 0: none. Under the slot's list lock. */
+	uint64_t heap_window[MEM_SLOTS];
+	bool heap_window_queued[MEM_SLOTS]; /* deferred unmaps of the window may await a flush; same lock */
 
 	struct shadow shadow;     /* the oracle's */
 

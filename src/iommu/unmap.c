@@ -121,6 +121,7 @@ int domain_unmap_how(struct iovm_domain *dom, iova_t iova, uint64_t len, unsigne
 			/* What a device may still reach stays allocated until the flush. */
 			if (phys_pin(dom->ctx->phys, c.p[i].pa, c.p[i].len))
 				c.p[i].pa = PA_INVALID; /* not iovm's memory, or freed already */
+			c.p[i].keep_iova = how & UNMAP_KEEP_IOVA;
 			shadow_unmap(dom, &c.p[i], true);
 		}
 		ret = flushq_add(dom, c.p, c.n);

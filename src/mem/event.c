@@ -19,20 +19,15 @@
 #include "base/lock.h"
 #include "mem/mem_internal.h"
 
-static __thread unsigned cb_depth __tls_ie;
-
-bool event_in_callback(void)
-{
-	return cb_depth != 0;
-}
+__thread unsigned event_cb_depth __tls_ie;
 
 static int call(struct mem_sub *sub, const struct iovm_mem_event *ev)
 {
 	int ret;
 
-	cb_depth++;
+	event_cb_depth++;
 	ret = sub->fn(sub->arg, ev);
-	cb_depth--;
+	event_cb_depth--;
 	return ret;
 }
 

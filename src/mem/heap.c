@@ -178,12 +178,22 @@ static __noinline void *alloc_slow(struct iovm_ctx *ctx, size_t size, size_t ali
 	return alloc_placed(ms, &req, &pl);
 }
 
-/* iovm_dma_alloc() and iovm_dma_zalloc(), once the call has begun. */
-static inline void *dma_alloc(struct iovm_ctx *ctx, size_t size, size_t align, uint32_t flags)
+int mem_flags_check(const struct mem_space *ms, size_t size, uint32_t flags)
+{
+	struct placement pl;
+	struct mem_req req;
+	int ret = decode(ms, size, 0, flags, &req, &pl);
+
+	return ret == -EINVAL ? ret : 0;
+}
+
+/* iovm_dma_alloc() without err_enter(): for the public calls built on it, whose detail names them. */
+void *mem_dma_alloc(struct iovm_ctx *ctx, size_t size, size_t align, uint32_t flags)
 {
 	/* The fast path: default placement, small, served by the thread's cache. */
+	/* Not from an event callback: mem.h promises EDEADLK there, thread cache or not. */
 	if (likely(ctx && !(flags & ~IOVM_DMA_ZERO) && size - 1 < MEM_SMALL_MAX &&
-		   align <= DMA_DEFAULT_ALIGN * 4 && !(align & (align - 1)))) {
+		   align <= DMA_DEFAULT_ALIGN * 4 && !(align & (align - 1)) && !event_in_callback())) {
 		int cls = class_of(size, align);
 		void *p = cls >= 0 ? tcache_alloc(ctx->mem, (unsigned)cls) : NULL;
 
@@ -199,13 +209,13 @@ static inline void *dma_alloc(struct iovm_ctx *ctx, size_t size, size_t align, u
 IOVM_API void *iovm_dma_alloc(struct iovm_ctx *ctx, size_t size, size_t align, uint32_t flags)
 {
 	err_enter();
-	return dma_alloc(ctx, size, align, flags);
+	return mem_dma_alloc(ctx, size, align, flags);
 }
 
 IOVM_API void *iovm_dma_zalloc(struct iovm_ctx *ctx, size_t size, size_t align, uint32_t flags)
 {
 	err_enter();
-	return dma_alloc(ctx, size, align, flags | IOVM_DMA_ZERO);
+	return mem_dma_alloc(ctx, size, align, flags | IOVM_DMA_ZERO);
 }
 
 /* What @ptr is: a run, or a slab object and its index. */
@@ -242,8 +252,13 @@ static int mem_free(struct mem_space *ms, void *ptr)
 
 	if (ret)
 		return ret;
-	if (!o.slab)
-		return run_free(o.sl, ptr);
+	if (!o.slab) {
+		/* Counted as the slab frees beyond the thread caches are: mem.h counts every call. */
+		ret = run_free(o.sl, ptr);
+		if (!ret)
+			atomic_fetch_add_explicit(&ms->slow_frees, 1, memory_order_relaxed);
+		return ret;
+	}
 	/* Back in its slab, or stamped as freed into a thread cache: a double free. */
 	if (!slab_is_out(o.slab, o.idx) || ((uintptr_t *)ptr)[1] == dfree_key(ms, ptr))
 		return -EINVAL;
@@ -321,7 +336,7 @@ IOVM_API void *iovm_dma_realloc(struct iovm_ctx *ctx, void *ptr, size_t size, si
 
 	err_enter();
 	if (!ptr)
-		return iovm_dma_alloc(ctx, size, align, flags);
+		return mem_dma_alloc(ctx, size, align, flags);
 	if (!ctx) {
 		errno = -err_inval("!ctx");
 		return NULL;
@@ -342,7 +357,7 @@ IOVM_API void *iovm_dma_realloc(struct iovm_ctx *ctx, void *ptr, size_t size, si
 		if (!o.slab && !req.contig && !run_resize(o.sl, ptr, size))
 			goto in_place;
 	}
-	p = iovm_dma_alloc(ctx, size, align, flags & ~IOVM_DMA_ZERO);
+	p = mem_dma_alloc(ctx, size, align, flags & ~IOVM_DMA_ZERO);
 	if (!p)
 		return NULL;
 	memcpy(p, ptr, MIN(old, size));

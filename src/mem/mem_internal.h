@@ -289,7 +289,21 @@ void tcache_stats(struct mem_space *ms, uint64_t *allocs, uint64_t *frees, uint6
 /* event.c; notify needs the list lock. */
 int event_notify_commit(struct mem_seglist *sl, uint8_t *va, uint64_t len);
 void event_notify_release(struct mem_seglist *sl, uint8_t *va, uint64_t len);
-bool event_in_callback(void);
+/* Whether the calling thread runs a memory event callback: a TLS load, for the allocation fast path. */
+extern __thread unsigned event_cb_depth __tls_ie;
+static inline bool event_in_callback(void)
+{
+	return event_cb_depth != 0;
+}
+
+/*
+ * mem_flags_check() - -EINVAL, with its detail, for @flags iovm_dma_alloc()
+ * refuses with @size (page sizes, a boundary below the size, a node); 0 otherwise.
+ */
+int mem_flags_check(const struct mem_space *ms, size_t size, uint32_t flags);
+
+/* iovm_dma_alloc() inside another public call: its detail names that call. */
+void *mem_dma_alloc(struct iovm_ctx *ctx, size_t size, size_t align, uint32_t flags);
 void event_destroy_all(struct mem_space *ms);
 
 /* zone.c */

@@ -91,6 +91,10 @@ IOVM_API int iovm_zone_reserve(struct iovm_ctx *ctx, const char *name, size_t si
 	if (event_in_callback())
 		return -EDEADLK;
 	ms = ctx->mem;
+	/* Every flag iovm_dma_alloc() refuses, before the lookup: mem.h says whether or not the zone exists. */
+	ret = mem_flags_check(ms, size, flags);
+	if (ret)
+		return ret;
 	align = align ? align : ZONE_DEFAULT_ALIGN;
 	flags &= ~(IOVM_DMA_ZERO | IOVM_DMA_CONTIG);
 
@@ -111,7 +115,7 @@ IOVM_API int iovm_zone_reserve(struct iovm_ctx *ctx, const char *name, size_t si
 		ret = -ENOMEM;
 		goto unlock;
 	}
-	mem = iovm_dma_alloc(ctx, size, align, flags | IOVM_DMA_CONTIG | IOVM_DMA_ZERO);
+	mem = mem_dma_alloc(ctx, size, align, flags | IOVM_DMA_CONTIG | IOVM_DMA_ZERO);
 	if (!mem) {
 		ret = -errno;
 		free(z);

@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -74,13 +75,14 @@ int os_pagemap_read(const void *addr, size_t npages, uint64_t page_size, hpa_t *
 
 int os_pagemap_probe(void)
 {
-	static volatile uint64_t probe_word;
+	/* Contexts open on many threads at once (ctx.h): the write that faults the page in is atomic. */
+	static _Atomic uint64_t probe_word;
 	hpa_t hpa;
 	uint64_t base = os_page_size();
 	const void *page = (const void *)align_down((uintptr_t)&probe_word, base);
 	int ret;
 
-	probe_word++; /* make sure the page is present */
+	atomic_fetch_add_explicit(&probe_word, 1, memory_order_relaxed); /* make sure the page is present */
 	ret = os_pagemap_read(page, 1, base, &hpa);
 	if (ret)
 		return ret;

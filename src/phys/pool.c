@@ -205,6 +205,11 @@ IOVM_API int iovm_pool_create(struct iovm_ctx *ctx, const char *name, uint64_t s
 
 		if (!is_aligned(size, sizes[i]))
 			return err_inval("!is_aligned(size, sizes[i])");
+		/* More than the physical address space holds: memory that is not there, as phys.h says. */
+		if (size / sizes[i] >= (UINT64_C(1) << (PHYS_PA_BITS - 12))) {
+			ret = -ENOMEM;
+			continue;
+		}
 		ret = phys_arena_get(ctx->phys, sizes[i], ctx->cfg.numa_node, &a);
 		if (ret)
 			continue;
