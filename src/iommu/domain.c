@@ -237,12 +237,19 @@ void iommu_domain_use(struct iovm_domain *dom, int delta)
 
 IOVM_API int iovm_domain_destroy(struct iovm_domain *dom)
 {
+	int ret;
+
 	err_enter();
 	if (!dom)
 		return err_inval("!dom");
 	if (dom->owned)
-		return -EPERM;
-	return domain_destroy(dom);
+		return err_detail(-EPERM, IOVM_LOG_DEBUG, "a guest's stage 2: iovm_guest_destroy() owns it");
+	/* base.h: a failed call names itself in the detail, -EBUSY too. */
+	ret = domain_destroy(dom);
+	if (ret == -EBUSY)
+		return err_detail(-EBUSY, IOVM_LOG_DEBUG,
+				  "devices attached, nested domains over it, or registrations or caches use it");
+	return ret;
 }
 
 int iommu_guest_domain_destroy(struct iovm_domain *dom)

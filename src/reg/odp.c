@@ -307,11 +307,24 @@ int odp_advise(struct reg_space *rs, struct iovm_mr *mr, uintptr_t a, size_t len
 	uint64_t last = (align_up(a + len, PG) - mr->start) / PG - 1;
 	int ret;
 
+	uint64_t asked_first = first, asked_last = last;
+
 	lock_assert_held(&rs->lock);
 	/* Whole chunks, as faults would pin them. */
 	first = align_down(first, ODP_CHUNK_PAGES);
 	last = MIN(align_down(last, ODP_CHUNK_PAGES) + ODP_CHUNK_PAGES, mr->npages) - 1;
 	ret = odp_fill(rs, mr, first, last);
+	/*
+	 * reg.h promises -EFAULT only when part of [addr, addr+len) is not
+	 * mapped: the chunk around it may reach memory that is not (an
+	 * implicit child spans 64 MiB of address space), so prefetch just
+	 * the pages asked for then.
+	 */
+	if (ret == -EFAULT && (first != asked_first || last != asked_last)) {
+		first = asked_first;
+		last = asked_last;
+		ret = odp_fill(rs, mr, first, last);
+	}
 	if (!ret)
 		atomic_fetch_add_explicit(&rs->odp_prefetched, (last - first + 1) * PG, memory_order_relaxed);
 	return ret;
