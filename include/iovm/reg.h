@@ -150,8 +150,10 @@ struct iovm_mr;
  *
  * Thread safety: safe.
  *
- * Return: 0; -EINVAL for bad arguments; -EFAULT when part of the range is not
- * mapped, or not writable for a write access; -ENOMEM when the pages cannot
+ * Return: 0; -EINVAL for bad arguments; -EFAULT, for a pinned MR, when part
+ * of the range is not mapped, or not writable for a write access (an
+ * on-demand MR may have holes and read-only pages: a device access there
+ * faults, as its page request finds them); -ENOMEM when the pages cannot
  * be locked (RLIMIT_MEMLOCK) or memory is short; -ENOSPC when no IOVA range
  * or key is left; -EOPNOTSUPP in an identity domain (it maps all memory
  * already), or for an implicit registration without a memory monitor.
