@@ -40,7 +40,8 @@ unsigned long check_warnings(void);
 	})
 #else
 #define IOVM_ASSERT(cond) ((void)sizeof(!(cond)))
-#define IOVM_WARN_ON(cond) (!!(cond))
+/* Still evaluated (a caller may branch on it); a statement expression, so that a bare use warns not. */
+#define IOVM_WARN_ON(cond) ({ bool __c = !!(cond); __c; })
 #endif
 
 #endif /* IOVM_BASE_CHECK_H */
