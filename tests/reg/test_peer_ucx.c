@@ -431,8 +431,12 @@ TEST(ucx_register_failure)
 		if (!fired)
 			break;
 	}
-	if (n == 1)
+	if (n == 1) {
+		/* The cache goes first: a cache left on the domain makes the rig's domain destroy -EBUSY. */
+		cache_end(c);
+		app_unmap(p, len);
 		SKIP_CASE("fault injection is off (debug_checks=false)");
+	}
 	printf("# %lu failure points, %lu gets failed cleanly\n", n - 1, failed);
 	CHECK_OK(iovm_rcache_get(c, p, len, RW, &mr));
 	mr_reaches(&E, mr, p, 4096);
