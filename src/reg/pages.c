@@ -117,16 +117,14 @@ static bool past_lock_limit(uint64_t len)
 }
 
 /*
- * mlock(2) [start, start+len) of @mr: 0, -EFAULT when the memory is not
+ * mlock(2) [start, start+len): 0, -EFAULT when the memory is not
  * there, -ENOMEM when it cannot be locked. mlock says ENOMEM for memory
- * not mapped as for the limit. Not mapped now, mapped again since an
- * event of the monitor (which the unmapping sent before it returned), or
- * within the limit: the memory went under the registration (unmapped and
- * mapped again before it was watched, when no event tells), not there to
- * have. (Within the limit, the kernel short of memory would say ENOMEM
+ * not mapped as for the limit. Not mapped now, or within the limit: the
+ * memory went under the registration (unmapped, and perhaps mapped again),
+ * not there to have. (Within the limit, the kernel short of memory would say ENOMEM
  * too: rare, and then not told apart.)
  */
-static int lock_pages(struct reg_space *rs, struct iovm_mr *mr, uint64_t start, uint64_t len)
+static int lock_pages(uint64_t start, uint64_t len)
 {
 	int ret = os_mlock((void *)start, len);
 
@@ -135,8 +133,15 @@ static int lock_pages(struct reg_space *rs, struct iovm_mr *mr, uint64_t start, 
 	if (ret == -EAGAIN) /* memory short while faulting the pages in (mlock's own ENOMEM is not that) */
 		return err_detail(-ENOMEM, IOVM_LOG_DEBUG, "registration: mlock of %lu bytes: memory short",
 				  (unsigned long)len);
-	if (msync((void *)start, len, MS_ASYNC) ||
-	    atomic_load_explicit(&rs->begun, memory_order_acquire) != mr->reg_begun || !past_lock_limit(len))
+	/*
+	 * Past the limit, the limit is the answer, though a monitor batch
+	 * began since the registration did: other threads' munmaps begin
+	 * batches all the time, and a registration of memory that stayed put
+	 * got -EFAULT for them (the rcache model's threads, unprivileged).
+	 * Memory mapped again meanwhile and past the limit could not be
+	 * locked either: -ENOMEM is true of it too.
+	 */
+	if (msync((void *)start, len, MS_ASYNC) || !past_lock_limit(len))
 		return err_detail(-EFAULT, IOVM_LOG_DEBUG, "registration: [%#lx, %#lx) changed while it was locked",
 				  (unsigned long)start, (unsigned long)(start + len));
 	return err_detail(-ENOMEM, IOVM_LOG_DEBUG, "registration: mlock of %lu bytes: %s (RLIMIT_MEMLOCK)",
@@ -175,7 +180,7 @@ static int lock_map_run(struct reg_space *rs, struct iovm_mr *mr, uint64_t i, ui
 		ret = ranges_add(&rs->locked, start, start + len, count_locked, NULL, &newly);
 		if (ret)
 			return ret;
-		ret = lock_pages(rs, mr, start, len);
+		ret = lock_pages(start, len);
 		if (ret) {
 			ranges_remove(&rs->locked, start, start + len, do_munlock, &undone);
 			IOVM_WARN_ON(undone != newly);
