@@ -134,6 +134,7 @@ struct model {
 	uint64_t gen;           /* pattern generations written */
 	bool monitor;           /* the context runs a memory monitor */
 	bool memlock_limited;   /* a finite RLIMIT_MEMLOCK: -ENOMEM is a possible answer */
+	bool relock_may_fail;   /* memlock_limited, and an MREMAP_DONTUNMAP unlocked pages the monitor must lock again */
 	bool fuzz;              /* fail with abort(), for libFuzzer */
 	bool use_malloc;        /* glibc's free()+malloc() (not under ASan: its free() never unmaps) */
 	bool use_fork;

@@ -421,6 +421,12 @@ static void op_mremap(struct model *m)
 	tmp = m->own.shadow + d * PG;
 	memmove(tmp, m->own.shadow + s * PG, n * PG);
 	if (dontunmap) {
+		/*
+		 * reg.h: the move unlocked the whole source mapping; where the
+		 * monitor cannot lock it again (RLIMIT_MEMLOCK) a DONTNEED may
+		 * discard pinned pages, which are then invalidated: never stale.
+		 */
+		m->relock_may_fail |= m->memlock_limited;
 		/* The source stays mapped, empty: zero-filled on touch. */
 		for (size_t i = 0; i < n * PG; i++)
 			M_CHECK(m, src[i] == 0, "the source of mremap(MREMAP_DONTUNMAP) reads %#x at +%zu", src[i], i);
@@ -495,7 +501,8 @@ static void op_dontneed(struct model *m)
 		for (unsigned h = 0; h < m->nholds; h++) {
 			struct model_rec *rec = m->holds[h].rec;
 
-			M_CHECK(m, (uintptr_t)p < rec->addr || (uintptr_t)p >= rec->addr + rec->pages * PG ||
+			M_CHECK(m, m->relock_may_fail || (uintptr_t)p < rec->addr ||
+				(uintptr_t)p >= rec->addr + rec->pages * PG ||
 				rec->page[((uintptr_t)p - rec->addr) / PG] != RP_LIVE,
 				"madvise(MADV_DONTNEED) discarded page %#lx, which held MR %#x pins (locked)",
 				(unsigned long)p, rec->lkey);
