@@ -291,8 +291,10 @@ enum iovm_status {
 	 * In a scatter or gather, bytes count in list order: the entries
 	 * before the faulting one are whole. A COPY that ran from the end
 	 * (result 1) has its last bytes_completed bytes done. A fault on a
-	 * list (a batch's, a scatter's or a gather's) before any data moved
-	 * completes with bytes_completed 0 (a batch: its children done).
+	 * list (a scatter's or a gather's) before any data moved completes
+	 * with bytes_completed 0. A batch counts descriptors, not bytes: a
+	 * fault on its list completes it with bytes_completed the number of
+	 * children that ran before the fault (each with its own record).
 	 */
 	IOVM_STATUS_PAGE_FAULT = 2,
 	IOVM_STATUS_INVALID = 3,    /* a bad descriptor */
@@ -382,7 +384,8 @@ IOVM_API int iovm_queue_destroy(struct iovm_queue *q);
  *
  * Thread safety: one submitter at a time per queue.
  *
- * Return: 0; -EINVAL; -EAGAIN when the ring is full.
+ * Return: 0; -EINVAL; -EAGAIN when the ring is full: depth descriptors
+ * submitted and not yet reaped (a completion not reaped holds its slot).
  */
 IOVM_API int iovm_queue_submit(struct iovm_queue *q, const struct iovm_desc *d);
 
