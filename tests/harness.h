@@ -125,6 +125,18 @@ static void test_done(void)
 #define TEST_ASAN 0
 #endif
 
+/* ThreadSanitizer replaces malloc too, and its fork() cannot wait for the memory monitor's reader. */
+#if defined(__SANITIZE_THREAD__)
+#define TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TEST_TSAN 1
+#endif
+#endif
+#ifndef TEST_TSAN
+#define TEST_TSAN 0
+#endif
+
 static inline void test_init(void)
 {
 	atexit(test_done);

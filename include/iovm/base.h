@@ -78,7 +78,8 @@ IOVM_API const char *iovm_strerror(int err);
  * iovm_mr_iova(), iovm_rcache_get(), iovm_rcache_put(), iovm_queue_submit(),
  * iovm_queue_process(), iovm_queue_reap()) leave it as it was when they
  * succeed, and set it when they fail. A failure whose errno says it all (a
- * resource short deep inside) may leave it empty.
+ * resource short deep inside; iovm_queue_submit()'s -EAGAIN for a full
+ * ring, which a poller retries at once) may leave it empty.
  *
  * Thread safety: per thread; the string stays valid until the thread's next
  * call into iovm.

@@ -452,8 +452,14 @@ IOVM_API int iovm_queue_submit(struct iovm_queue *q, const struct iovm_desc *d)
 		return err_hot(-EINVAL, "invalid argument: !q || !d");
 	tail = atomic_load_explicit(&q->sq_tail, memory_order_relaxed);
 	/* Outstanding until reaped: the completion ring always has room for what runs. */
-	if (tail - atomic_load_explicit(&q->cq_head, memory_order_acquire) >= q->depth)
-		return err_hot(-EAGAIN, "the queue holds %u descriptors not reaped: reap first", q->depth);
+	if (tail - atomic_load_explicit(&q->cq_head, memory_order_acquire) >= q->depth) {
+		/*
+		 * Back-pressure, not a mistake: a poller retries at once. No
+		 * sentence to format, only no earlier call's detail left behind.
+		 */
+		err_enter();
+		return -EAGAIN;
+	}
 	memcpy(&q->sq[tail & (q->depth - 1)], d, sizeof(*d));
 	/*
 	 * A worker's sleep is a store-load handshake with this store: seq_cst,

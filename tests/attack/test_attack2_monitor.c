@@ -300,25 +300,13 @@ TEST(free_malloc_rcache)
  * registrations". The child writes, discards and unmaps its copy; the
  * parent's MR stays valid, whole, and its device reads the parent's bytes.
  */
-/* ThreadSanitizer's fork() waits for the monitor, which waits on TSan's own fork lock: no fork here then. */
-#if defined(__SANITIZE_THREAD__)
-#define ATTACK_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define ATTACK_TSAN 1
-#endif
-#endif
-#ifndef ATTACK_TSAN
-#define ATTACK_TSAN 0
-#endif
-
 TEST(fork_child_touches)
 {
 	uint8_t *p, *dst;
 	struct iovm_mr *mr, *odp;
 	struct iovm_mr *dmr;
 
-	if (ATTACK_TSAN)
+	if (TEST_TSAN)
 		SKIP_CASE("ThreadSanitizer's fork() deadlocks with the monitor's fork event");
 	p = anon(8 * PG);
 	dst = anon(PG);

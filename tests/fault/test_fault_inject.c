@@ -132,14 +132,6 @@ struct holdings {
 	char map_text[64 << 10]; /* /proc/self/maps, to say what is left over */
 };
 
-#if defined(__SANITIZE_THREAD__)
-#define TEST_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define TEST_TSAN 1
-#endif
-#endif
-
 /*
  * Whether mappings can be compared: a sanitizer's runtime maps memory of
  * its own as the process runs (allocator regions by size class, a
@@ -147,7 +139,7 @@ struct holdings {
  * allocates. There the plain and clang builds, which run the same
  * scenarios, check the mappings, and LeakSanitizer the heap.
  */
-#if TEST_ASAN || defined(TEST_TSAN)
+#if TEST_ASAN || TEST_TSAN
 #define CHECK_MAPS 0
 #else
 #define CHECK_MAPS 1

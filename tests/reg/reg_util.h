@@ -24,16 +24,6 @@
 #define REG_OPTS "page_size=4K,host_pa=off,oracle=on"
 
 /* A sanitizer that replaces malloc: its free() neither unmaps nor trims, and it never uses the brk heap. */
-#if defined(__SANITIZE_THREAD__)
-#define TEST_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define TEST_TSAN 1
-#endif
-#endif
-#ifndef TEST_TSAN
-#define TEST_TSAN 0
-#endif
 #define TEST_OWN_MALLOC (TEST_ASAN || TEST_TSAN)
 
 static inline uint8_t *app_map(size_t len)

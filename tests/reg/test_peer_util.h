@@ -17,17 +17,7 @@
 
 #define SCRATCH_LEN (64u << 10)
 
-/* ThreadSanitizer replaces malloc too: only a plain build has glibc's heap and its mmapped blocks. */
-#if defined(__SANITIZE_THREAD__)
-#define TEST_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define TEST_TSAN 1
-#endif
-#endif
-#ifndef TEST_TSAN
-#define TEST_TSAN 0
-#endif
+/* Only a build without a sanitizer has glibc's heap and its mmapped blocks. */
 #define TEST_GLIBC_MALLOC (!TEST_ASAN && !TEST_TSAN)
 
 struct env {
