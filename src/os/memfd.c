@@ -19,9 +19,8 @@
 #include "os/hugepage.h"
 #include "os/memfd.h"
 
-int os_memfd_create(const char *name, uint64_t page_size, int *fd)
+static int memfd_open(const char *name, uint64_t page_size, unsigned flags, int *fd)
 {
-	unsigned flags = MFD_CLOEXEC;
 	int ret;
 
 	if (!is_pow2(page_size))
@@ -35,6 +34,51 @@ int os_memfd_create(const char *name, uint64_t page_size, int *fd)
 	if (ret < 0)
 		return -errno;
 	*fd = ret;
+	return 0;
+}
+
+int os_memfd_create(const char *name, uint64_t page_size, int *fd)
+{
+	return memfd_open(name, page_size, MFD_CLOEXEC, fd);
+}
+
+int os_memfd_create_sealed(const char *name, uint64_t page_size, uint64_t size, int *fd)
+{
+	int ret, f;
+
+	if (!size || size > INT64_MAX || !is_aligned(size, page_size))
+		return -EINVAL;
+	ret = memfd_open(name, page_size, MFD_CLOEXEC | MFD_ALLOW_SEALING, &f);
+	if (ret)
+		return ret;
+	if (fi_ftruncate(f, (off_t)size)) {
+		ret = -errno;
+		goto close_fd;
+	}
+	if (fcntl(f, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)) {
+		ret = -errno;
+		goto close_fd;
+	}
+	*fd = f;
+	return 0;
+
+close_fd:
+	close(f);
+	return ret;
+}
+
+int os_memfd_sealed_size(int fd, uint64_t *size)
+{
+	int seals = fcntl(fd, F_GET_SEALS);
+	struct stat st;
+
+	if (seals < 0)
+		return -errno;
+	if ((seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW))
+		return -EPERM;
+	if (fstat(fd, &st))
+		return -errno;
+	*size = (uint64_t)st.st_size;
 	return 0;
 }
 

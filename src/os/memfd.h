@@ -19,6 +19,20 @@
 int os_memfd_create(const char *name, uint64_t page_size, int *fd);
 
 /*
+ * os_memfd_create_sealed() - os_memfd_create() of @size bytes whose size is
+ * sealed: nobody it is shared with can shrink it (every other mapping of
+ * it would fault) or grow it.
+ */
+int os_memfd_create_sealed(const char *name, uint64_t page_size, uint64_t size, int *fd);
+
+/*
+ * os_memfd_sealed_size() - the size of a memfd received from another
+ * process; -EPERM when its size is not sealed (the sender could shrink it
+ * under us).
+ */
+int os_memfd_sealed_size(int fd, uint64_t *size);
+
+/*
  * os_memfd_extend() - make the file at least @end bytes long. Pages are
  * allocated when a mapping of them is populated, not here.
  */

@@ -593,6 +593,15 @@ static void unpin_frame(struct phys_space *ps, struct phys_arena *a, struct phys
 	mutex_unlock(&ps->lock);
 }
 
+/* Past a granule of a shared window, which lives as long as it is on the bus: pinned by being there. */
+static bool shared_step(struct phys_space *ps, uint64_t *p)
+{
+	if (!bus_shared(ps, pa_make(*p)))
+		return false;
+	*p = align_down(*p, BUS_GRANULE) + BUS_GRANULE;
+	return true;
+}
+
 static void unpin_range(struct phys_space *ps, pa_t pa, uint64_t len)
 {
 	uint64_t end = pa_val(pa) + len;
@@ -601,6 +610,8 @@ static void unpin_range(struct phys_space *ps, pa_t pa, uint64_t len)
 	for (uint64_t p = pa_val(pa); p < end;) {
 		struct phys_frame *f = frame_step(ps, &p, &a);
 
+		if (!f && shared_step(ps, &p))
+			continue;
 		if (!f)
 			break;
 		unpin_frame(ps, a, f);
@@ -623,7 +634,11 @@ int phys_pin(struct phys_space *ps, pa_t pa, uint64_t len)
 	for (uint64_t p = pa_val(pa); p < end;) {
 		uint64_t at = p;
 		struct phys_frame *f = frame_step(ps, &p, &a);
-		uint32_t old = f ? atomic_load_explicit(&f->pinref, memory_order_relaxed) : PIN_NONE;
+		uint32_t old;
+
+		if (!f && shared_step(ps, &p))
+			continue;
+		old = f ? atomic_load_explicit(&f->pinref, memory_order_relaxed) : PIN_NONE;
 
 		while (!(old & PIN_NONE) &&
 		       !atomic_compare_exchange_weak_explicit(&f->pinref, &old, old + PIN_ONE, memory_order_acq_rel,
@@ -669,6 +684,9 @@ bool phys_pinned(struct phys_space *ps, pa_t pa, uint64_t len)
 	for (uint64_t p = pa_val(pa); pinned && p < end;) {
 		struct phys_arena *a;
 		struct phys_frame *f = frame_step(ps, &p, &a);
+
+		if (!f && shared_step(ps, &p))
+			continue;
 
 		pinned = f && atomic_load_explicit(&f->pinref, memory_order_acquire) >= PIN_ONE;
 	}

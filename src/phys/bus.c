@@ -30,6 +30,14 @@ static struct phys_bank *bus_lookup(struct phys_space *ps, pa_t pa, uint64_t *ba
 	return b;
 }
 
+bool bus_shared(struct phys_space *ps, pa_t pa)
+{
+	uint64_t off;
+	struct phys_bank *b = bus_lookup(ps, pa, &off);
+
+	return b && b->shared;
+}
+
 struct phys_frame *bus_frame(struct phys_space *ps, pa_t pa, struct phys_arena **a)
 {
 	uint64_t off;
@@ -61,7 +69,7 @@ void *phys_bus_map(struct phys_space *ps, pa_t pa, bool *foreign)
 
 	if (!b)
 		return NULL;
-	*foreign = b->foreign;
+	*foreign = b->foreign && !b->shared;
 	return b->bus + off;
 }
 
@@ -85,6 +93,8 @@ uint64_t phys_page_size(struct phys_space *ps, pa_t pa)
 
 	if (!b)
 		return 0;
+	if (b->shared)
+		return b->shared_page_size;
 	return b->foreign ? os_page_size() : b->arena->page_size;
 }
 

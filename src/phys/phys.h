@@ -258,7 +258,18 @@ int phys_window_add(struct phys_space *ps, void *va, uint64_t len, pa_t *pa);
  */
 int phys_window_remove(struct phys_space *ps, pa_t pa);
 
-/* phys_has_windows() - whether any foreign memory is on the bus. Lock-free. */
+/*
+ * phys_window_add_shared() - put memory shared between processes (a memfd
+ * mapped at @va for @len bytes, both multiples of 2 MiB) on the bus at
+ * exactly @pa, where every process of the share puts it. Unlike an
+ * application's memory it cannot vanish under a device while on the bus,
+ * and phys_pin() of it always succeeds. Remove it with
+ * phys_window_remove(). -EBUSY when the PAs are taken.
+ * Thread safety: safe.
+ */
+int phys_window_add_shared(struct phys_space *ps, void *va, uint64_t len, uint64_t page_size, pa_t pa);
+
+/* phys_has_windows() - whether any foreign memory (not shared windows) is on the bus. Lock-free. */
 bool phys_has_windows(const struct phys_space *ps);
 
 /*

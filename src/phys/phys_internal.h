@@ -76,6 +76,13 @@ struct phys_bank {
 	 */
 	bool foreign;
 	uint64_t lo, hi;
+	/*
+	 * A shared window (phys_window_add_shared()): another process's memfd,
+	 * mapped for as long as the window is on the bus, so not foreign to a
+	 * device: reached without a guard, and pinned for as long as it lives.
+	 */
+	bool shared;
+	uint64_t shared_page_size;
 	struct list_node wlink; /* in phys_space.windows or .spare_windows, under its lock */
 };
 
@@ -161,6 +168,8 @@ pa_t bank_page_pa(const struct phys_bank *b, uint64_t page);
 
 /* bus.c: the frame at @pa and its arena, without the lock; NULL off the bus or for foreign memory. */
 struct phys_frame *bus_frame(struct phys_space *ps, pa_t pa, struct phys_arena **a);
+/* Whether @pa is in a shared window (always pinned). Lock-free. */
+bool bus_shared(struct phys_space *ps, pa_t pa);
 
 /* window.c */
 void window_destroy_all(struct phys_space *ps);

@@ -96,6 +96,7 @@ int phys_window_add(struct phys_space *ps, void *va, uint64_t len, pa_t *pa)
 		goto spare;
 	w->arena = NULL;
 	w->foreign = true;
+	w->shared = false;
 	w->released = false;
 	w->bus = (uint8_t *)(v - head);
 	w->pa = pa_make(base);
@@ -123,6 +124,60 @@ unlock:
 	return ret;
 }
 
+int phys_window_add_shared(struct phys_space *ps, void *va, uint64_t len, uint64_t page_size, pa_t pa)
+{
+	uintptr_t v = (uintptr_t)va;
+	struct phys_bank *w;
+	int ret;
+
+	if (!ps || !va || !len || !is_aligned(v | len | pa_val(pa), BUS_GRANULE) || v + len < v ||
+	    pa_val(pa) + len > UINT64_C(1) << PHYS_PA_BITS || !page_size)
+		return -EINVAL;
+	mutex_lock(&ps->lock);
+	if (!list_empty(&ps->spare_windows)) {
+		w = list_entry(ps->spare_windows.next, struct phys_bank, wlink);
+		list_del(&w->wlink);
+	} else {
+		w = fi_calloc(1, sizeof(*w));
+		ret = -ENOMEM;
+		if (!w)
+			goto unlock;
+	}
+	ret = ra_reserve(&ps->emu, pa_val(pa), len)
+		      ? err_detail(-EBUSY, IOVM_LOG_ERR, "PAs %#" PRIx64 "..%#" PRIx64 " of a share are taken",
+				   pa_val(pa), pa_val(pa) + len)
+		      : 0;
+	if (ret)
+		goto spare;
+	w->arena = NULL;
+	w->foreign = true; /* no arena, no frames: the bus treats it as a window */
+	w->shared = true;
+	w->shared_page_size = page_size;
+	w->released = false;
+	w->bus = (uint8_t *)va;
+	w->pa = pa;
+	w->len = len;
+	w->lo = 0;
+	w->hi = len;
+	w->npages = len / page_size;
+	w->hpa = NULL;
+	ret = window_publish(ps, w);
+	if (ret)
+		goto free_pa;
+	list_add_tail(&ps->windows, &w->wlink);
+	mutex_unlock(&ps->lock);
+	return 0;
+
+free_pa:
+	window_unpublish(ps, w);
+	ra_free(&ps->emu, pa_val(pa), len);
+spare:
+	list_add(&ps->spare_windows, &w->wlink);
+unlock:
+	mutex_unlock(&ps->lock);
+	return ret;
+}
+
 int phys_window_remove(struct phys_space *ps, pa_t pa)
 {
 	struct bus_entry *e;
@@ -139,7 +194,8 @@ int phys_window_remove(struct phys_space *ps, pa_t pa)
 	}
 	window_unpublish(ps, w);
 	list_del(&w->wlink);
-	atomic_fetch_sub_explicit(&ps->nr_windows, 1, memory_order_relaxed);
+	if (!w->shared)
+		atomic_fetch_sub_explicit(&ps->nr_windows, 1, memory_order_relaxed);
 	mutex_unlock(&ps->lock);
 	/* A device may be inside an access through the window: let it finish. */
 	if (ps->params.epoch)
