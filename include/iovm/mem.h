@@ -30,6 +30,12 @@ struct iovm_ctx;
 #define IOVM_DMA_BOUNDARY(shift) ((uint32_t)(shift) << 8)
 /* On NUMA node n (0..254); without it, the context's numa_node. */
 #define IOVM_DMA_NODE(n) ((uint32_t)((n) + 1) << 16)
+/*
+ * In a shared heap (iovm/mp.h): the memory belongs to the share, not to
+ * the allocating process, and survives its death. Elsewhere it changes
+ * nothing.
+ */
+#define IOVM_DMA_KEEP (1u << 5)
 
 /**
  * iovm_dma_alloc() - allocate DMA memory.
@@ -182,7 +188,9 @@ struct iovm_zone {
  * @size: bytes, at least 1
  * @align: a power of two; 0 means a cache line (64)
  * @flags: IOVM_DMA_BOUNDARY, IOVM_DMA_NODE and IOVM_DMA_PAGE_* (the zone is
- *         always zeroed at creation and physically contiguous)
+ *         always zeroed at creation and physically contiguous, and in a
+ *         shared heap always kept: IOVM_DMA_ZERO, _CONTIG and _KEEP are
+ *         accepted and change nothing)
  * @zone: set to the zone
  *
  * Reserving is idempotent: a restarted queue that reserves its ring again

@@ -22,7 +22,7 @@
 #define DMA_FLAG_NODE_MASK 0x00ff0000u
 #define DMA_FLAGS_KNOWN                                                                        \
 	(IOVM_DMA_ZERO | IOVM_DMA_CONTIG | DMA_FLAG_PAGES | DMA_FLAG_BOUNDARY_MASK |          \
-	 DMA_FLAG_NODE_MASK)
+	 DMA_FLAG_NODE_MASK | IOVM_DMA_KEEP)
 /* Alignments beyond a 1 GiB page make no sense for DMA memory. */
 #define DMA_MAX_ALIGN SZ_1G
 #define DMA_MAX_BOUNDARY_SHIFT 40
@@ -153,8 +153,28 @@ static void *alloc_placed(struct mem_space *ms, const struct mem_req *req,
 	return NULL;
 }
 
+/* From the shared heap: mem validates the arguments as for its own, the heap places them. */
+static void *alloc_shared(struct mem_space *ms, const struct mem_shared *sh, size_t size, size_t align,
+			  uint32_t flags)
+{
+	struct placement pl;
+	struct mem_req req;
+	int ret = decode(ms, size, align, flags, &req, &pl);
+
+	if (ret == -EINVAL) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (event_in_callback()) {
+		errno = -err_detail(-EDEADLK, IOVM_LOG_DEBUG, "called from a memory event callback");
+		return NULL;
+	}
+	return sh->ops->alloc(sh->arg, size, align, flags);
+}
+
 static __noinline void *alloc_slow(struct iovm_ctx *ctx, size_t size, size_t align, uint32_t flags)
 {
+	const struct mem_shared *sh;
 	struct mem_space *ms;
 	struct placement pl;
 	struct mem_req req;
@@ -165,6 +185,9 @@ static __noinline void *alloc_slow(struct iovm_ctx *ctx, size_t size, size_t ali
 		return NULL;
 	}
 	ms = ctx->mem;
+	sh = mem_shared_of(ms);
+	if (sh)
+		return alloc_shared(ms, sh, size, align, flags);
 	ret = decode(ms, size, align, flags, &req, &pl);
 	if (ret) {
 		errno = -ret;
@@ -193,7 +216,8 @@ void *mem_dma_alloc(struct iovm_ctx *ctx, size_t size, size_t align, uint32_t fl
 	/* The fast path: default placement, small, served by the thread's cache. */
 	/* Not from an event callback: mem.h promises EDEADLK there, thread cache or not. */
 	if (likely(ctx && !(flags & ~IOVM_DMA_ZERO) && size - 1 < MEM_SMALL_MAX &&
-		   align <= DMA_DEFAULT_ALIGN * 4 && !(align & (align - 1)) && !event_in_callback())) {
+		   align <= DMA_DEFAULT_ALIGN * 4 && !(align & (align - 1)) && !event_in_callback() &&
+		   !mem_shared_of(ctx->mem))) {
 		int cls = class_of(size, align);
 		void *p = cls >= 0 ? tcache_alloc(ctx->mem, (unsigned)cls) : NULL;
 
@@ -270,6 +294,7 @@ static int mem_free(struct mem_space *ms, void *ptr)
 
 IOVM_API int iovm_dma_free(struct iovm_ctx *ctx, void *ptr)
 {
+	const struct mem_shared *sh;
 	int ret;
 
 	err_enter();
@@ -279,6 +304,9 @@ IOVM_API int iovm_dma_free(struct iovm_ctx *ctx, void *ptr)
 		return err_inval("!ctx");
 	if (unlikely(event_in_callback()))
 		return err_detail(-EDEADLK, IOVM_LOG_DEBUG, "called from a memory event callback");
+	sh = mem_shared_of(ctx->mem);
+	if (mem_shared_holds(sh, ptr))
+		return sh->ops->free(sh->arg, ptr);
 	ret = mem_free(ctx->mem, ptr);
 	if (unlikely(ret == -EINVAL))
 		return err_detail(ret, IOVM_LOG_DEBUG, "%p is not a live allocation (freed already?)", ptr);
@@ -298,6 +326,7 @@ static uint64_t usable_size(const struct dma_obj *o, const void *ptr)
 
 IOVM_API size_t iovm_dma_size(struct iovm_ctx *ctx, const void *ptr)
 {
+	const struct mem_shared *sh;
 	struct dma_obj o;
 	uint64_t size;
 
@@ -306,6 +335,9 @@ IOVM_API size_t iovm_dma_size(struct iovm_ctx *ctx, const void *ptr)
 		errno = -err_inval("!ctx || !ptr");
 		return 0;
 	}
+	sh = mem_shared_of(ctx->mem);
+	if (mem_shared_holds(sh, ptr))
+		return sh->ops->size(sh->arg, ptr);
 	if (obj_lookup(ctx->mem, ptr, &o) || !(size = usable_size(&o, ptr))) {
 		errno = -err_detail(-EINVAL, IOVM_LOG_DEBUG, "%p is not a live allocation", ptr);
 		return 0;
@@ -322,6 +354,33 @@ static bool placed_in(const struct mem_seglist *sl, const struct placement *pl)
 		if (pl->psz[i] == sl->psz_idx)
 			return true;
 	return false;
+}
+
+/* Memory of the shared heap, moved (its blocks are powers of two: in place when it still fits). */
+static void *realloc_shared(struct iovm_ctx *ctx, void *ptr, size_t size, size_t align, uint32_t flags)
+{
+	const struct mem_shared *sh = mem_shared_of(ctx->mem);
+	size_t old = sh->ops->size(sh->arg, ptr);
+	void *p;
+
+	if (!old) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (event_in_callback()) {
+		errno = -err_detail(-EDEADLK, IOVM_LOG_DEBUG, "called from a memory event callback");
+		return NULL;
+	}
+	if (size <= old && is_aligned((uintptr_t)ptr, MAX(align, 1)))
+		return ptr;
+	p = alloc_shared(ctx->mem, sh, size, align, flags & ~IOVM_DMA_ZERO);
+	if (!p)
+		return NULL;
+	memcpy(p, ptr, MIN(old, size));
+	if ((flags & IOVM_DMA_ZERO) && size > old)
+		memset((uint8_t *)p + old, 0, size - old);
+	sh->ops->free(sh->arg, ptr);
+	return p;
 }
 
 IOVM_API void *iovm_dma_realloc(struct iovm_ctx *ctx, void *ptr, size_t size, size_t align,
@@ -342,6 +401,8 @@ IOVM_API void *iovm_dma_realloc(struct iovm_ctx *ctx, void *ptr, size_t size, si
 		return NULL;
 	}
 	ret = decode(ctx->mem, size, align, flags, &req, &pl);
+	if (ret != -EINVAL && mem_shared_holds(mem_shared_of(ctx->mem), ptr))
+		return realloc_shared(ctx, ptr, size, align, flags);
 	if (!ret && (obj_lookup(ctx->mem, ptr, &o) || !(old = usable_size(&o, ptr))))
 		ret = err_detail(-EINVAL, IOVM_LOG_DEBUG, "%p is not a live allocation", ptr);
 	if (!ret && event_in_callback())

@@ -41,6 +41,42 @@ int mem_locate(const struct mem_space *ms, const void *ptr, struct mem_where *w)
  */
 void mem_nc_device_access(struct mem_space *ms, pa_t pa, uint64_t len, bool write);
 
+/*
+ * A heap shared with other processes (src/mp): once set, it serves the
+ * context's DMA allocations and zones instead of the context's own heap.
+ * Its memory is one range, mapped at @va in this process and on the bus at
+ * @pa. The callbacks validate nothing mem has validated already (flags,
+ * names); they set errno or return a negative errno, with a detail.
+ */
+struct iovm_zone;
+
+struct mem_shared_ops {
+	void *(*alloc)(void *arg, size_t size, size_t align, uint32_t flags);
+	int (*free)(void *arg, void *ptr);
+	size_t (*size)(void *arg, const void *ptr);
+	int (*zone_reserve)(void *arg, const char *name, size_t size, size_t align, uint32_t flags,
+			    const struct iovm_zone **zone);
+	int (*zone_lookup)(void *arg, const char *name, const struct iovm_zone **zone);
+	int (*zone_free)(void *arg, const struct iovm_zone *zone);
+	int (*zone_walk)(void *arg, int (*fn)(void *fn_arg, const struct iovm_zone *z), void *fn_arg);
+};
+
+struct mem_shared {
+	const struct mem_shared_ops *ops;
+	void *arg;
+	uint8_t *va;
+	uint64_t len;
+	pa_t pa;
+	uint64_t page_size;
+};
+
+/*
+ * mem_share_set() - route @ms's allocations and zones to @sh, or back to its
+ * own heap (NULL). @sh must outlive the routing. No other call on the
+ * context may run meanwhile.
+ */
+void mem_share_set(struct mem_space *ms, const struct mem_shared *sh);
+
 /* The slots a heap may use, and the pages a slot spans at a page shift. */
 #define MEM_SLOTS 27
 uint64_t mem_slot_pages(const struct mem_space *ms, unsigned page_shift);

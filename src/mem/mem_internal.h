@@ -33,6 +33,7 @@
 #include "base/radix.h"
 #include "base/range_alloc.h"
 #include "base/tlscache.h"
+#include "mem/mem.h"
 
 struct iovm_ctx;
 struct phys_space;
@@ -187,6 +188,8 @@ struct mem_space {
 	uint64_t arena_len;
 	unsigned slot_shift;
 	_Atomic(struct mem_seglist *) lists[MEM_MAX_LISTS]; /* lock-free; set once under lock */
+	/* A heap shared with other processes (mem.h), serving instead of this one; NULL: none. */
+	_Atomic(const struct mem_shared *) shared;
 
 	uint64_t page_size[MEM_NR_PSZ]; /* 0 where the kernel lacks that size */
 	unsigned pref[MEM_NR_PSZ];      /* page size indices to try, in order */
@@ -301,6 +304,18 @@ static inline bool event_in_callback(void)
  * refuses with @size (page sizes, a boundary below the size, a node); 0 otherwise.
  */
 int mem_flags_check(const struct mem_space *ms, size_t size, uint32_t flags);
+
+/* The shared heap serving @ms, or NULL. */
+static inline const struct mem_shared *mem_shared_of(const struct mem_space *ms)
+{
+	return atomic_load_explicit(&ms->shared, memory_order_acquire);
+}
+
+/* Whether @p points into the shared heap @sh (NULL: none). */
+static inline bool mem_shared_holds(const struct mem_shared *sh, const void *p)
+{
+	return sh && (uintptr_t)p - (uintptr_t)sh->va < sh->len;
+}
 
 /* iovm_dma_alloc() inside another public call: its detail names that call. */
 void *mem_dma_alloc(struct iovm_ctx *ctx, size_t size, size_t align, uint32_t flags);

@@ -148,6 +148,11 @@ free_space:
 	return ret;
 }
 
+void mem_share_set(struct mem_space *ms, const struct mem_shared *sh)
+{
+	atomic_store_explicit(&ms->shared, sh, memory_order_release);
+}
+
 void mem_destroy(struct mem_space *ms)
 {
 	if (!ms)

@@ -189,8 +189,15 @@ IOVM_API int iovm_dma_pa(const struct iovm_ctx *ctx, const void *ptr, iovm_pa_t 
 
 	if (unlikely(!ctx || !pa))
 		return err_hot(-EINVAL, "invalid argument: !ctx || !pa");
-	if (unlikely(!xlate_lookup(ctx, ptr, &sl, &loff, &v)))
+	if (unlikely(!xlate_lookup(ctx, ptr, &sl, &loff, &v))) {
+		const struct mem_shared *sh = mem_shared_of(ctx->mem);
+
+		if (mem_shared_holds(sh, ptr)) {
+			*pa = IOVM_PA(pa_val(sh->pa) + (uint64_t)((const uint8_t *)ptr - sh->va));
+			return 0;
+		}
 		return err_hot(-ENOENT, "%p is not in iovm's DMA memory", ptr);
+	}
 	*pa = IOVM_PA((v & ~XLATE_VALID) + (loff & sl->page_mask));
 	return 0;
 }
@@ -205,8 +212,23 @@ IOVM_API int iovm_dma_xlate(const struct iovm_ctx *ctx, const void *ptr, struct 
 	if (unlikely(!ctx || !x))
 		return err_hot(-EINVAL, "invalid argument: !ctx || !x");
 	e = xlate_lookup(ctx, ptr, &sl, &loff, &v);
-	if (unlikely(!e))
+	if (unlikely(!e)) {
+		const struct mem_shared *sh = mem_shared_of(ctx->mem);
+
+		if (mem_shared_holds(sh, ptr)) {
+			uint64_t off = (uint64_t)((const uint8_t *)ptr - sh->va);
+
+			/* One memfd range on the bus: contiguous to its end; its host PAs unread. */
+			x->pa = IOVM_PA(pa_val(sh->pa) + off);
+			x->hpa = IOVM_HPA(IOVM_ADDR_INVALID);
+			x->contig = sh->len - off;
+			x->hpa_contig = 0;
+			x->page_size = sh->page_size;
+			x->node = -1;
+			return 0;
+		}
 		return err_hot(-ENOENT, "%p is not in iovm's DMA memory", ptr);
+	}
 	hpa = atomic_load_explicit(&e->hpa, memory_order_relaxed);
 	run = atomic_load_explicit(&e->pa_run, memory_order_relaxed);
 	hrun = atomic_load_explicit(&e->hpa_run, memory_order_relaxed);
@@ -254,6 +276,12 @@ IOVM_API void *iovm_dma_ptr(const struct iovm_ctx *ctx, iovm_pa_t pa)
 		return NULL;
 	}
 	ms = ctx->mem;
+	{
+		const struct mem_shared *sh = mem_shared_of(ms);
+
+		if (sh && pa.addr - pa_val(sh->pa) < sh->len)
+			return sh->va + (pa.addr - pa_val(sh->pa));
+	}
 	psz = phys_page_size(ms->phys, pa);
 	for (unsigned i = 0; psz && i < MEM_NR_PSZ; i++) {
 		if (ms->page_size[i] != psz)

@@ -71,7 +71,8 @@ static bool zone_satisfies(const struct mem_zone *z, size_t size, size_t align, 
 IOVM_API int iovm_zone_reserve(struct iovm_ctx *ctx, const char *name, size_t size, size_t align,
 			       uint32_t flags, const struct iovm_zone **out)
 {
-	const uint32_t allowed = ZONE_PLACEMENT_FLAGS | 0x0000ff00u | IOVM_DMA_ZERO | IOVM_DMA_CONTIG;
+	const uint32_t allowed = ZONE_PLACEMENT_FLAGS | 0x0000ff00u | IOVM_DMA_ZERO | IOVM_DMA_CONTIG | IOVM_DMA_KEEP;
+	const struct mem_shared *sh;
 	struct iovm_dma_xlate x;
 	struct mem_space *ms;
 	struct mem_zone *z;
@@ -96,7 +97,11 @@ IOVM_API int iovm_zone_reserve(struct iovm_ctx *ctx, const char *name, size_t si
 	if (ret)
 		return ret;
 	align = align ? align : ZONE_DEFAULT_ALIGN;
-	flags &= ~(IOVM_DMA_ZERO | IOVM_DMA_CONTIG);
+	/* A zone is always zeroed, contiguous, and kept (it belongs to a share, not to a process). */
+	flags &= ~(IOVM_DMA_ZERO | IOVM_DMA_CONTIG | IOVM_DMA_KEEP);
+	sh = mem_shared_of(ms);
+	if (sh)
+		return sh->ops->zone_reserve(sh->arg, name, size, align, flags, out);
 
 	mutex_lock(&ms->zone_lock);
 	z = zone_find(ms, name);
@@ -142,6 +147,7 @@ unlock:
 
 IOVM_API int iovm_zone_lookup(struct iovm_ctx *ctx, const char *name, const struct iovm_zone **out)
 {
+	const struct mem_shared *sh;
 	struct mem_zone *z;
 	int ret;
 
@@ -151,6 +157,9 @@ IOVM_API int iovm_zone_lookup(struct iovm_ctx *ctx, const char *name, const stru
 	ret = name_check(name);
 	if (ret)
 		return ret;
+	sh = mem_shared_of(ctx->mem);
+	if (sh)
+		return sh->ops->zone_lookup(sh->arg, name, out);
 	mutex_lock(&ctx->mem->zone_lock);
 	z = zone_find(ctx->mem, name);
 	if (z)
@@ -161,6 +170,7 @@ IOVM_API int iovm_zone_lookup(struct iovm_ctx *ctx, const char *name, const stru
 
 IOVM_API int iovm_zone_free(struct iovm_ctx *ctx, const struct iovm_zone *zone)
 {
+	const struct mem_shared *sh;
 	struct mem_space *ms;
 	struct list_node *n;
 	struct mem_zone *z = NULL;
@@ -171,6 +181,9 @@ IOVM_API int iovm_zone_free(struct iovm_ctx *ctx, const struct iovm_zone *zone)
 	if (event_in_callback())
 		return -EDEADLK;
 	ms = ctx->mem;
+	sh = mem_shared_of(ms);
+	if (sh)
+		return sh->ops->zone_free(sh->arg, zone);
 	mutex_lock(&ms->zone_lock);
 	/* Compared by address, never dereferenced: a stale zone pointer is refused safely. */
 	list_for_each(n, &ms->zones) {
@@ -192,12 +205,16 @@ IOVM_API int iovm_zone_free(struct iovm_ctx *ctx, const struct iovm_zone *zone)
 IOVM_API int iovm_zone_walk(struct iovm_ctx *ctx, int (*fn)(void *arg, const struct iovm_zone *z),
 			    void *arg)
 {
+	const struct mem_shared *sh;
 	struct list_node *n;
 	int ret = 0;
 
 	err_enter();
 	if (!ctx || !fn)
 		return err_inval("!ctx || !fn");
+	sh = mem_shared_of(ctx->mem);
+	if (sh)
+		return sh->ops->zone_walk(sh->arg, fn, arg);
 	mutex_lock(&ctx->mem->zone_lock);
 	list_for_each(n, &ctx->mem->zones) {
 		ret = fn(arg, &list_entry(n, struct mem_zone, link)->pub);
