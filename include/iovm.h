@@ -19,5 +19,6 @@
 #include <iovm/reg.h>
 #include <iovm/dev.h>
 #include <iovm/guest.h>
+#include <iovm/mp.h>
 
 #endif /* IOVM_H */

@@ -22,6 +22,7 @@ struct iommu_space;
 struct reg_space;
 struct dev_space;
 struct guest_space;
+struct mp_space;
 
 struct iovm_ctx {
 	struct iovm_config cfg; /* as resolved by iovm_open(); read-only afterwards */
@@ -39,6 +40,7 @@ struct iovm_ctx {
 	struct reg_space *reg;
 	struct dev_space *dev;
 	struct guest_space *guest;
+	struct mp_space *mp;    /* NULL unless shared or attached (iovm/mp.h) */
 };
 
 #endif /* IOVM_BASE_CTX_H */

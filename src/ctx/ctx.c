@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <iovm/ctx.h>
+#include <iovm/mp.h>
 #include <iovm/phys.h>
 
 #include "base/ctx.h"
@@ -22,6 +23,7 @@
 #include "iommu/iommu.h"
 #include "reg/reg.h"
 #include "mem/mem.h"
+#include "mp/mp.h"
 #include "os/hugepage.h"
 #include "os/pagemap.h"
 #include "phys/phys.h"
@@ -179,23 +181,31 @@ destroy_epoch:
 	return ret;
 }
 
-IOVM_API int iovm_close(struct iovm_ctx *ctx)
+/* Every layer, top down; leaves the calling thread's error detail alone. */
+static void ctx_destroy(struct iovm_ctx *ctx)
 {
-	err_enter();
-	if (!ctx)
-		return 0;
 	/*
 	 * Top down: guests give their devices back, devices stop, registrations
-	 * go, domains unmap (and leave the heap), then memory goes.
+	 * go, domains unmap (and leave the heap), the share is left (what this
+	 * process held in it freed), then memory goes.
 	 */
 	guest_space_destroy(ctx->guest);
 	dev_destroy(ctx->dev);
 	reg_destroy(ctx->reg);
 	iommu_destroy(ctx->iommu);
+	mp_close(ctx);
 	mem_destroy(ctx->mem);
 	phys_destroy(ctx->phys);
 	epoch_destroy(&ctx->epoch);
 	free(ctx);
+}
+
+IOVM_API int iovm_close(struct iovm_ctx *ctx)
+{
+	err_enter();
+	if (!ctx)
+		return 0;
+	ctx_destroy(ctx);
 	return 0;
 }
 
@@ -214,5 +224,30 @@ IOVM_API int iovm_ctx_info(const struct iovm_ctx *ctx, struct iovm_ctx_info *inf
 		.host_pa_readable = ctx->host_pa_readable,
 		.release_delay_ms = ctx->cfg.release_delay_ms,
 	};
+	return 0;
+}
+
+IOVM_API int iovm_attach(const char *name, const char *opts, struct iovm_ctx **out)
+{
+	struct iovm_ctx *ctx;
+	int ret;
+
+	err_enter();
+	if (!name || !out)
+		return err_inval("!name || !out");
+	ret = mp_name_check(name);
+	if (ret)
+		return ret;
+	ret = iovm_open(opts, &ctx);
+	if (ret)
+		return ret;
+	/* iovm_open() began a call of its own: the detail of what follows names this one. */
+	err_enter();
+	ret = mp_attach(ctx, name);
+	if (ret) {
+		ctx_destroy(ctx);
+		return ret;
+	}
+	*out = ctx;
 	return 0;
 }

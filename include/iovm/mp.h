@@ -1,0 +1,163 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * iovm/mp.h - many processes, one DMA layer: a context shares its DMA heap
+ * and zones under a name, and other processes attach to it.
+ *
+ * What is shared, and how:
+ *  - the heap is one memfd (hugetlb 2 MiB pages when the machine has them,
+ *    4 KiB shmem otherwise) of a size fixed when it is shared. Every process
+ *    maps it wherever its kernel puts it (ASLR on, no fixed address), and
+ *    puts it on its bus at the same physical address: PAs (so IOVAs of
+ *    identity domains) agree in every process, pointers do not. Exchange
+ *    PAs, or offsets, between processes; iovm_dma_ptr() turns a PA back
+ *    into this process's pointer. Translation stays O(1) and lock-free.
+ *  - once a context is shared or attached, iovm_dma_alloc() and its
+ *    siblings, and the iovm_zone_*() calls, serve the shared heap: any
+ *    process allocates, any frees (also what another allocated), every
+ *    process finds a zone by name with the same PA and contents. Common
+ *    buffers (iovm_cbuf_*()) and registrations stay the process's own.
+ *  - attachment goes over a UNIX socket in the abstract namespace (no file
+ *    to leave behind), which passes the memfds with SCM_RIGHTS. The owner
+ *    checks the peer's credentials from the kernel (SO_PEERCRED): only the
+ *    owner's user, or members of a group the owner names, may attach.
+ *
+ * When a process dies (at any instruction, kill -9 included):
+ *  - the share's lock is robust: the next process to take it repairs the
+ *    heap, whatever store the dead one was at;
+ *  - the memory the dead process allocated is freed (the policy), except
+ *    zones and allocations made with IOVM_DMA_KEEP, which belong to the
+ *    share until someone frees them. The owner frees it at once (it waits
+ *    on each attached process's pidfd); while no owner lives,
+ *    iovm_share_reap() does, and so does an allocation that would
+ *    otherwise fail with ENOMEM;
+ *  - nothing is left outside the processes: the memfds go with the last
+ *    process that maps them, the socket with the owner.
+ * When the owner dies or closes, the others keep the memory they map, keep
+ * allocating and freeing, and close cleanly; nobody new can attach.
+ *
+ * Fork: a child inherits nothing of a shared or attached context (its
+ * mappings are not copied: MADV_DONTFORK). A child that wants the share
+ * calls iovm_attach() itself; any call on its parent's context fails with
+ * EPERM, or touches memory the child does not have.
+ */
+#ifndef IOVM_MP_H
+#define IOVM_MP_H
+
+#include <iovm/base.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct iovm_ctx;
+
+/* Names of shares: 1 to IOVM_SHARE_NAMESIZE-1 characters of [A-Za-z0-9._-]. */
+#define IOVM_SHARE_NAMESIZE 64
+
+struct iovm_share_params {
+	uint64_t heap_size; /* bytes of the shared heap, rounded up to its pages; 0: 64 MiB */
+	uint64_t page_size; /* 4 KiB or 2 MiB; 0: 2 MiB when the machine has them free, else 4 KiB */
+	int64_t group;      /* a group whose members may attach, besides the owner's user; -1: none */
+};
+
+/**
+ * iovm_share() - share @ctx's DMA heap under @name.
+ * @ctx: an open context, neither shared nor attached
+ * @name: the share's name, unique on the machine (per network namespace)
+ * @params: NULL for the defaults
+ *
+ * Creates the shared heap, puts it on @ctx's bus and serves attachments
+ * from a thread of @ctx's. From now on @ctx's DMA allocations and zones come
+ * from the shared heap; what it allocated before stays valid, in its own.
+ * The share ends with iovm_close(@ctx) for new attachments; its memory,
+ * when the last attached process closes.
+ *
+ * Thread safety: no other call on @ctx may run meanwhile.
+ *
+ * Return: 0; -EINVAL for bad arguments (a heap below 4 KiB or above 1 TiB,
+ * a page size not 4 KiB or 2 MiB, a group below -1); -EBUSY when @ctx is
+ * already shared or attached; -EEXIST when another share has @name;
+ * -EOPNOTSUPP for 2 MiB pages the machine lacks; -ENOMEM.
+ */
+IOVM_API int iovm_share(struct iovm_ctx *ctx, const char *name, const struct iovm_share_params *params);
+
+/**
+ * iovm_attach() - open a context on the share named @name.
+ * @name: as given to iovm_share()
+ * @opts: iovm_open()'s options for the new context (NULL: IOVM_OPTS)
+ * @ctx: set to the new context
+ *
+ * The context is this process's own (its domains, devices and
+ * registrations are), its DMA heap and zones are the share's.
+ * iovm_close() detaches: what this process allocated is freed, as if it
+ * had died, except IOVM_DMA_KEEP memory and zones.
+ *
+ * Thread safety: safe.
+ *
+ * Return: 0; -EINVAL for bad arguments; -ENOENT when no process shares
+ * @name; -EACCES when its owner does not let this process's user attach;
+ * -EUSERS when MP_MAX_PROCS (128) processes are attached; -EPROTO when
+ * the owner runs another version of iovm; errors of iovm_open().
+ */
+IOVM_API int iovm_attach(const char *name, const char *opts, struct iovm_ctx **ctx);
+
+struct iovm_share_info {
+	char name[IOVM_SHARE_NAMESIZE];
+	bool owner;             /* this context made the share */
+	int owner_pid;          /* the process that made it, alive or not */
+	iovm_pa_t heap_pa;      /* PA of the heap's first byte, in every process */
+	void *heap_va;          /* where this process maps it */
+	uint64_t heap_size;
+	uint64_t heap_free;     /* bytes */
+	uint64_t page_size;
+	uint64_t blocks;        /* allocations live */
+	unsigned processes;     /* attached now, the owner included while it lives */
+	unsigned zones;
+	uint64_t attaches;      /* since the share was made */
+	uint64_t recoveries;    /* times a process took the lock from a dead holder */
+	uint64_t reaped;        /* dead processes whose memory was freed */
+	uint64_t reaped_blocks; /* allocations freed with them */
+};
+
+/**
+ * iovm_share_info() - what the share of @ctx holds.
+ *
+ * Thread safety: safe.
+ *
+ * Return: 0; -EINVAL for a NULL argument; -ENOENT when @ctx is neither
+ * shared nor attached; -ENOTRECOVERABLE as iovm_share_check().
+ */
+IOVM_API int iovm_share_info(struct iovm_ctx *ctx, struct iovm_share_info *info);
+
+/**
+ * iovm_share_reap() - free now the memory of processes of the share that
+ * died, as the owner does by itself while it lives.
+ *
+ * A process still exiting (not yet a zombie) counts as alive.
+ *
+ * Thread safety: safe.
+ *
+ * Return: the number of dead processes reaped; -EINVAL, -ENOENT as
+ * iovm_share_info().
+ */
+IOVM_API int iovm_share_reap(struct iovm_ctx *ctx);
+
+/**
+ * iovm_share_check() - check the shared heap's structure: its blocks tile
+ * it, every free block is listed once, counts agree, and no zone or live
+ * process holds memory it should not. For tests and for an operator who
+ * suspects corruption (rte_malloc_validate()).
+ *
+ * Thread safety: safe; it takes the share's lock.
+ *
+ * Return: 0; -EUCLEAN with a detail naming the first fault;
+ * -ENOTRECOVERABLE when a process died holding the lock and the repair
+ * failed; -EINVAL, -ENOENT as iovm_share_info().
+ */
+IOVM_API int iovm_share_check(struct iovm_ctx *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* IOVM_MP_H */

@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dma.c - the shared heap as a context's DMA heap: what iovm_dma_alloc(),
+ * iovm_dma_free() and iovm_dma_size() do once the context is shared or
+ * attached (mem routes them here, arguments checked).
+ *
+ * A block is held by the allocating process's slot, so that its death
+ * frees it, or by the share (IOVM_DMA_KEEP).
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "base/compiler.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "mp/mp_internal.h"
+
+#define PAGE_FLAGS (IOVM_DMA_PAGE_4K | IOVM_DMA_PAGE_2M | IOVM_DMA_PAGE_1G)
+#define NODE_FLAGS 0x00ff0000u
+
+/* A forked child shares the parent's context struct but not its slot: it must attach. */
+static int not_forked(const struct mp_space *s)
+{
+	if (likely(s->fork_gen == mp_fork_gen()))
+		return 0;
+	return err_detail(-EPERM, IOVM_LOG_DEBUG, "a forked child may not use its parent's share: attach");
+}
+
+/* Placement the shared heap cannot give: its pages are of one size, bound to no node. */
+int mp_placement_check(const struct mp_space *s, uint32_t flags)
+{
+	uint32_t pages = flags & PAGE_FLAGS;
+
+	if (pages && pages != (s->page_size == SZ_2M ? IOVM_DMA_PAGE_2M : IOVM_DMA_PAGE_4K))
+		return err_detail(-EOPNOTSUPP, IOVM_LOG_DEBUG, "the shared heap has only %llu KiB pages",
+				  (unsigned long long)(s->page_size >> 10));
+	if (flags & NODE_FLAGS)
+		return err_detail(-EOPNOTSUPP, IOVM_LOG_DEBUG, "the shared heap is bound to no NUMA node");
+	return 0;
+}
+
+static void *mp_alloc(void *arg, size_t size, size_t align, uint32_t flags)
+{
+	struct mp_space *s = arg;
+	uint8_t owner = flags & IOVM_DMA_KEEP ? MP_OWNER_KEEP : s->slot;
+	uint64_t grain = 0;
+	int ret;
+
+	ret = not_forked(s);
+	if (!ret)
+		ret = mp_placement_check(s, flags);
+	for (int pass = 0; !ret && pass < 2; pass++) {
+		ret = mp_lock(&s->h);
+		if (ret)
+			break;
+		ret = mp_heap_alloc(&s->h, size, align, owner, NULL, &grain);
+		mp_unlock(&s->h);
+		/* Out of memory: some may be a dead process's that nobody freed yet. */
+		if (ret != -ENOMEM || pass || mp_reap_dead(&s->h) <= 0)
+			break;
+	}
+	if (ret) {
+		if (ret == -ENOMEM)
+			err_detail(ret, IOVM_LOG_DEBUG, "the shared heap has no free block of %zu bytes", size);
+		errno = -ret;
+		return NULL;
+	}
+	if (flags & IOVM_DMA_ZERO)
+		memset(s->heap + (grain << MP_GRAIN_SHIFT), 0, size);
+	return s->heap + (grain << MP_GRAIN_SHIFT);
+}
+
+/* The grain @ptr starts, or -EINVAL for a pointer no block can start at. */
+static int grain_of(const struct mp_space *s, const void *ptr, uint64_t *grain)
+{
+	uint64_t off = (uint64_t)((const uint8_t *)ptr - s->heap);
+
+	if (off >= s->heap_size || !is_aligned(off, MP_GRAIN))
+		return err_detail(-EINVAL, IOVM_LOG_DEBUG, "%p is not a live allocation of the shared heap", ptr);
+	*grain = off >> MP_GRAIN_SHIFT;
+	return 0;
+}
+
+static int mp_free(void *arg, void *ptr)
+{
+	struct mp_space *s = arg;
+	uint64_t grain = 0;
+	int ret = not_forked(s);
+
+	if (!ret)
+		ret = grain_of(s, ptr, &grain);
+	if (ret)
+		return ret;
+	ret = mp_lock(&s->h);
+	if (ret)
+		return ret;
+	ret = mp_heap_free(&s->h, grain);
+	mp_unlock(&s->h);
+	if (ret)
+		return err_detail(ret, IOVM_LOG_DEBUG, "%p is not a live allocation of the shared heap (freed already?)",
+				  ptr);
+	return 0;
+}
+
+static size_t mp_size(void *arg, const void *ptr)
+{
+	struct mp_space *s = arg;
+	unsigned order = 0;
+	uint64_t grain = 0;
+	uint8_t owner;
+	int ret = not_forked(s);
+
+	if (!ret)
+		ret = grain_of(s, ptr, &grain);
+	if (!ret)
+		ret = mp_lock(&s->h);
+	if (!ret) {
+		ret = mp_heap_block(&s->h, grain, &order, &owner);
+		mp_unlock(&s->h);
+		if (ret)
+			ret = err_detail(-EINVAL, IOVM_LOG_DEBUG, "%p is not a live allocation of the shared heap", ptr);
+	}
+	if (ret) {
+		errno = -ret;
+		return 0;
+	}
+	return (size_t)(MP_GRAIN << order);
+}
+
+const struct mem_shared_ops mp_mem_ops = {
+	.alloc = mp_alloc,
+	.free = mp_free,
+	.size = mp_size,
+	.zone_reserve = mp_zone_reserve,
+	.zone_lookup = mp_zone_lookup,
+	.zone_free = mp_zone_free,
+	.zone_walk = mp_zone_walk,
+};

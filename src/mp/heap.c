@@ -1,0 +1,321 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * heap.c - the shared heap's allocator: a buddy allocator whose every
+ * change commits with one store, so that a process killed at any
+ * instruction leaves a heap the next one can repair.
+ *
+ * The truth is the state byte of each block's first grain (mp_internal.h):
+ * a walk from grain 0, jumping by each block's size, meets every block.
+ *  - Allocating splits a free block: the buddies' state bytes are written
+ *    first, inside the block where the walk does not look, and the block's
+ *    own byte last. Killed before it, the block is still whole and free.
+ *  - Freeing merges with free buddies: the merged block's byte is written
+ *    once; the bytes it swallowed are cleared afterwards. Killed between,
+ *    they are inside a block, unreached, and the repair clears them.
+ * The free lists (doubly linked through grain-indexed arrays outside the
+ * heap, so that the application's writes can never corrupt them, and a
+ * block's memory is never written by the allocator) are derived: the
+ * repair rebuilds them from the walk.
+ *
+ * Every function but the layout ones needs mp_ctl.lock.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+
+#include "base/compiler.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "mp/mp_internal.h"
+
+uint64_t mp_ctl_layout(uint64_t heap_size, uint64_t *off_state, uint64_t *off_owner, uint64_t *off_next,
+		       uint64_t *off_prev)
+{
+	uint64_t n = heap_size >> MP_GRAIN_SHIFT, off = align_up(sizeof(struct mp_ctl), SZ_4K);
+
+	*off_state = off;
+	off = align_up(off + n, 64);
+	*off_owner = off;
+	off = align_up(off + n, 64);
+	*off_next = off;
+	off = align_up(off + n * sizeof(uint32_t), 64);
+	*off_prev = off;
+	off += n * sizeof(uint32_t);
+	return align_up(off, SZ_4K);
+}
+
+int mp_heap_view(struct mp_ctl *c, struct mp_heap *h)
+{
+	uint64_t s, o, nx, pv, size;
+
+	if (c->magic != MP_MAGIC || c->version != MP_VERSION || c->hdr_size != sizeof(*c))
+		return err_detail(-EPROTO, IOVM_LOG_ERR, "the share's control region is not of this iovm version");
+	if (!c->heap_size || c->heap_size >> MP_GRAIN_SHIFT != c->ngrains || c->ngrains > MP_MAX_GRAINS)
+		return err_detail(-EPROTO, IOVM_LOG_ERR, "the share's heap size is malformed");
+	size = mp_ctl_layout(c->heap_size, &s, &o, &nx, &pv);
+	if (size != c->ctl_size || s != c->off_state || o != c->off_owner || nx != c->off_next ||
+	    pv != c->off_prev)
+		return err_detail(-EPROTO, IOVM_LOG_ERR, "the share's control region layout is malformed");
+	h->c = c;
+	h->state = (uint8_t *)c + s;
+	h->owner = (uint8_t *)c + o;
+	h->next = (uint32_t *)(void *)((uint8_t *)c + nx);
+	h->prev = (uint32_t *)(void *)((uint8_t *)c + pv);
+	return 0;
+}
+
+static inline uint64_t order_grains(unsigned order)
+{
+	return UINT64_C(1) << order;
+}
+
+static void list_push(struct mp_heap *h, uint64_t g, unsigned order)
+{
+	uint64_t head = h->c->free_head[order];
+
+	h->prev[g] = 0;
+	h->next[g] = (uint32_t)head;
+	if (head)
+		h->prev[head - 1] = (uint32_t)(g + 1);
+	h->c->free_head[order] = g + 1;
+}
+
+static void list_remove(struct mp_heap *h, uint64_t g, unsigned order)
+{
+	uint64_t next = h->next[g], prev = h->prev[g];
+
+	if (prev)
+		h->next[prev - 1] = (uint32_t)next;
+	else
+		h->c->free_head[order] = next;
+	if (next)
+		h->prev[next - 1] = (uint32_t)prev;
+}
+
+/* The largest order of a block starting at @g that fits before @end. */
+static unsigned fit_order(uint64_t g, uint64_t end)
+{
+	unsigned order = g ? MIN((unsigned)__builtin_ctzll(g), MP_MAX_ORDER) : MP_MAX_ORDER;
+
+	while (g + order_grains(order) > end)
+		order--;
+	return order;
+}
+
+void mp_heap_init(struct mp_heap *h)
+{
+	struct mp_ctl *c = h->c;
+
+	memset(h->state, 0, c->ngrains);
+	for (unsigned i = 0; i <= MP_MAX_ORDER; i++)
+		c->free_head[i] = 0;
+	for (uint64_t g = 0; g < c->ngrains;) {
+		unsigned order = fit_order(g, c->ngrains);
+
+		h->state[g] = (uint8_t)(MP_BLOCK | order);
+		list_push(h, g, order);
+		g += order_grains(order);
+	}
+	c->free_grains = c->ngrains;
+	c->nr_blocks = 0;
+}
+
+static unsigned order_for(uint64_t size, uint64_t align)
+{
+	uint64_t grains = (MAX(size, align) + MP_GRAIN - 1) >> MP_GRAIN_SHIFT;
+
+	return ilog2_up(MAX(grains, 1));
+}
+
+int mp_heap_alloc(struct mp_heap *h, uint64_t size, uint64_t align, uint8_t owner, uint64_t *record,
+		  uint64_t *grain)
+{
+	struct mp_ctl *c = h->c;
+	unsigned want, order;
+	uint64_t g;
+
+	if (!size || size > (c->ngrains << MP_GRAIN_SHIFT))
+		return -ENOMEM;
+	want = order_for(size, align);
+	if (want > MP_MAX_ORDER)
+		return -ENOMEM;
+	for (order = want; order <= MP_MAX_ORDER && !c->free_head[order]; order++)
+		;
+	if (order > MP_MAX_ORDER)
+		return -ENOMEM;
+	g = c->free_head[order] - 1;
+	list_remove(h, g, order);
+	/* The upper halves, inside the block: the walk does not see them yet. */
+	while (order > want) {
+		uint64_t buddy;
+
+		order--;
+		buddy = g + order_grains(order);
+		h->state[buddy] = (uint8_t)(MP_BLOCK | order);
+		list_push(h, buddy, order);
+	}
+	h->owner[g] = owner;
+	if (record)
+		*record = g;
+	/* The commit: one store, after every other (the compiler keeps the order; x86 stores do too). */
+	atomic_signal_fence(memory_order_release);
+	atomic_store_explicit((_Atomic uint8_t *)&h->state[g], (uint8_t)(MP_BLOCK | MP_ALLOCATED | want),
+			      memory_order_release);
+	c->free_grains -= order_grains(want);
+	c->nr_blocks++;
+	*grain = g;
+	return 0;
+}
+
+int mp_heap_block(const struct mp_heap *h, uint64_t grain, unsigned *order, uint8_t *owner)
+{
+	uint8_t s;
+
+	if (grain >= h->c->ngrains)
+		return -EINVAL;
+	s = h->state[grain];
+	if ((s & (MP_BLOCK | MP_ALLOCATED)) != (MP_BLOCK | MP_ALLOCATED))
+		return -EINVAL;
+	*order = s & MP_ORDER_MASK;
+	*owner = h->owner[grain];
+	return 0;
+}
+
+int mp_heap_free(struct mp_heap *h, uint64_t grain)
+{
+	struct mp_ctl *c = h->c;
+	uint64_t g = grain, swallowed[MP_MAX_ORDER + 1];
+	unsigned order, n = 0, start;
+	uint8_t owner;
+
+	if (mp_heap_block(h, grain, &order, &owner))
+		return -EINVAL;
+	start = order;
+	/* Merge with each free buddy of equal order; nothing is written until the commit. */
+	while (order < MP_MAX_ORDER) {
+		uint64_t buddy = g ^ order_grains(order);
+
+		if (buddy + order_grains(order) > c->ngrains || h->state[buddy] != (MP_BLOCK | order))
+			break;
+		list_remove(h, buddy, order);
+		swallowed[n++] = MAX(buddy, g);
+		g = MIN(buddy, g);
+		order++;
+	}
+	atomic_signal_fence(memory_order_release);
+	atomic_store_explicit((_Atomic uint8_t *)&h->state[g], (uint8_t)(MP_BLOCK | order), memory_order_release);
+	atomic_signal_fence(memory_order_release);
+	/* Now inside the merged block: cleared so that a stale free of one finds nothing. */
+	for (unsigned i = 0; i < n; i++)
+		h->state[swallowed[i]] = 0;
+	list_push(h, g, order);
+	c->free_grains += order_grains(start);
+	c->nr_blocks--;
+	return 0;
+}
+
+uint64_t mp_heap_free_owned(struct mp_heap *h, uint8_t owner)
+{
+	uint64_t freed = 0;
+
+	for (uint64_t g = 0; g < h->c->ngrains;) {
+		uint8_t s = h->state[g];
+		uint64_t next = g + order_grains(s & MP_ORDER_MASK);
+
+		if ((s & MP_ALLOCATED) && h->owner[g] == owner) {
+			mp_heap_free(h, g);
+			freed++;
+			/* The merge may have grown a free block below g: go on from the end of g's block. */
+		}
+		g = next;
+	}
+	return freed;
+}
+
+int mp_heap_repair(struct mp_heap *h)
+{
+	struct mp_ctl *c = h->c;
+	uint64_t free_grains = 0, blocks = 0, g;
+
+	for (unsigned i = 0; i <= MP_MAX_ORDER; i++)
+		c->free_head[i] = 0;
+	for (g = 0; g < c->ngrains;) {
+		uint8_t s = h->state[g];
+		unsigned order = s & MP_ORDER_MASK;
+		uint64_t len = order_grains(order);
+
+		if (!(s & MP_BLOCK) || order > MP_MAX_ORDER || g & (len - 1) || g + len > c->ngrains)
+			return err_detail(-EUCLEAN, IOVM_LOG_ERR, "shared heap: no block at grain %" PRIu64, g);
+		/* What a killed process left inside the block: half-split buddies, swallowed starts. */
+		memset(h->state + g + 1, 0, len - 1);
+		if (s & MP_ALLOCATED) {
+			blocks++;
+		} else {
+			list_push(h, g, order);
+			free_grains += len;
+		}
+		g += len;
+	}
+	c->free_grains = free_grains;
+	c->nr_blocks = blocks;
+	return 0;
+}
+
+int mp_heap_check(const struct mp_heap *h)
+{
+	const struct mp_ctl *c = h->c;
+	uint64_t free_grains = 0, blocks = 0, listed = 0;
+
+	for (uint64_t g = 0; g < c->ngrains;) {
+		uint8_t s = h->state[g];
+		unsigned order = s & MP_ORDER_MASK;
+		uint64_t len = order_grains(order);
+
+		if (!(s & MP_BLOCK) || order > MP_MAX_ORDER || g & (len - 1) || g + len > c->ngrains)
+			return err_detail(-EUCLEAN, IOVM_LOG_ERR, "shared heap: no block at grain %" PRIu64, g);
+		for (uint64_t i = 1; i < len; i++)
+			if (h->state[g + i])
+				return err_detail(-EUCLEAN, IOVM_LOG_ERR,
+						  "shared heap: a block start inside the block at grain %" PRIu64, g);
+		if (s & MP_ALLOCATED) {
+			blocks++;
+		} else {
+			uint64_t buddy = g ^ len;
+
+			free_grains += len;
+			if (order < MP_MAX_ORDER && buddy + len <= c->ngrains && h->state[buddy] == (MP_BLOCK | order))
+				return err_detail(-EUCLEAN, IOVM_LOG_ERR,
+						  "shared heap: free buddies at grains %" PRIu64 " and %" PRIu64
+						  " were not merged", g, buddy);
+		}
+		g += len;
+	}
+	for (unsigned order = 0; order <= MP_MAX_ORDER; order++) {
+		uint64_t prev = 0;
+
+		for (uint64_t e = c->free_head[order]; e; e = h->next[e - 1]) {
+			if (e > c->ngrains || h->state[e - 1] != (MP_BLOCK | order) || h->prev[e - 1] != prev ||
+			    ++listed > c->ngrains)
+				return err_detail(-EUCLEAN, IOVM_LOG_ERR,
+						  "shared heap: free list %u is broken at grain %" PRIu64, order, e - 1);
+			prev = e;
+		}
+	}
+	if (free_grains != c->free_grains || blocks != c->nr_blocks)
+		return err_detail(-EUCLEAN, IOVM_LOG_ERR,
+				  "shared heap: counts disagree (free %" PRIu64 " grains, counted %" PRIu64
+				  "; blocks %" PRIu64 ", counted %" PRIu64 ")",
+				  c->free_grains, free_grains, c->nr_blocks, blocks);
+	/* Every free block listed exactly once: as many listed entries as free blocks walked. */
+	{
+		uint64_t free_blocks = 0;
+
+		for (uint64_t g = 0; g < c->ngrains; g += order_grains(h->state[g] & MP_ORDER_MASK))
+			free_blocks += !(h->state[g] & MP_ALLOCATED);
+		if (free_blocks != listed)
+			return err_detail(-EUCLEAN, IOVM_LOG_ERR,
+					  "shared heap: %" PRIu64 " free blocks, %" PRIu64 " listed", free_blocks,
+					  listed);
+	}
+	return 0;
+}

@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * lock.c - the share's one lock: robust and process-shared, so that a
+ * process killed while holding it hands it, with EOWNERDEAD, to the next
+ * one, which repairs the region before it goes on.
+ *
+ * What a dead holder can have left: a heap change whose committing store
+ * was or was not made (heap.c), a zone half made or half freed (its record
+ * and mp_ctl.zone_pending say which), a dead process half reaped (its slot
+ * stays MP_SLOT_DEAD until the reap completes, and any process finishes
+ * it). None of them needs to know where the holder stopped.
+ */
+#include <errno.h>
+#include <inttypes.h>
+
+#include "base/error.h"
+#include "base/log.h"
+#include "mp/mp_internal.h"
+
+int mp_lock_init(pthread_mutex_t *l)
+{
+	pthread_mutexattr_t attr;
+	int ret;
+
+	if (pthread_mutexattr_init(&attr))
+		return -ENOMEM;
+	ret = pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+	if (!ret)
+		ret = pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+	if (!ret)
+		ret = pthread_mutex_init(l, &attr);
+	pthread_mutexattr_destroy(&attr);
+	return -ret;
+}
+
+int mp_repair(struct mp_heap *h)
+{
+	struct mp_ctl *c = h->c;
+	int ret;
+
+	if (c->zone_pending) {
+		uint32_t i = c->zone_pending - 1;
+		struct mp_zone_rec *z = i < MP_MAX_ZONES ? &c->zones[i] : NULL;
+		unsigned order;
+		uint8_t owner;
+
+		/* A zone not (or no longer) in use whose block exists: its maker or freer died. */
+		if (z && !z->used && z->grain != MP_NO_GRAIN &&
+		    !mp_heap_block(h, z->grain, &order, &owner) && owner == MP_OWNER_KEEP)
+			mp_heap_free(h, z->grain);
+		if (z && !z->used)
+			z->grain = MP_NO_GRAIN;
+		c->zone_pending = 0;
+	}
+	/* The walk is the truth: rebuild the lists from it, after the zone's free above touched them. */
+	ret = mp_heap_repair(h);
+	if (ret)
+		return ret;
+	c->nr_zones = 0;
+	for (unsigned i = 0; i < MP_MAX_ZONES; i++)
+		c->nr_zones += c->zones[i].used != 0;
+	return 0;
+}
+
+int mp_lock(struct mp_heap *h)
+{
+	int ret = pthread_mutex_lock(&h->c->lock);
+
+	if (ret == EOWNERDEAD) {
+		ret = mp_repair(h);
+		if (ret) {
+			/* Unlocked without pthread_mutex_consistent(): nobody may take it again. */
+			pthread_mutex_unlock(&h->c->lock);
+			return err_detail(-ENOTRECOVERABLE, IOVM_LOG_ERR,
+					  "a process died holding the share's lock and its state cannot be repaired");
+		}
+		h->c->recoveries++;
+		pthread_mutex_consistent(&h->c->lock);
+		log_info("share %s: took the lock from a dead process, and repaired the heap", h->c->name);
+		return 0;
+	}
+	if (ret == ENOTRECOVERABLE)
+		return err_detail(-ENOTRECOVERABLE, IOVM_LOG_ERR,
+				  "the share's lock was left unrecoverable by a failed repair");
+	return -ret;
+}
+
+void mp_unlock(struct mp_heap *h)
+{
+	pthread_mutex_unlock(&h->c->lock);
+}

@@ -1,0 +1,272 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mp_internal.h - what the processes of one share have in common: the
+ * control region (a memfd every process maps, at its own address) and the
+ * structures in it.
+ *
+ * Nothing in the control region is a pointer: every reference is an offset
+ * or an index, so that each process reads it at whatever address its kernel
+ * mapped it.
+ *
+ * Locking: one robust, process-shared mutex, mp_ctl.lock, guards every field
+ * below it that does not say otherwise. Any process may die holding it; the
+ * next one to take it repairs what the dead one left (heap.c says how, and
+ * why one store commits each change). The fields above it are written once,
+ * by the owner, before any other process can attach.
+ */
+#ifndef IOVM_MP_INTERNAL_H
+#define IOVM_MP_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <iovm/mem.h>
+#include <iovm/mp.h>
+
+#include "base/addr.h"
+#include "mem/mem.h"
+
+#define MP_MAGIC UINT64_C(0x31706d2d6d766f69) /* "iovm-mp1" */
+#define MP_VERSION 1
+
+/* Processes attached at once, the owner included. */
+#define MP_MAX_PROCS 128
+/* Named zones of one share. */
+#define MP_MAX_ZONES 256
+
+/*
+ * The heap is cut in grains of 64 bytes, a cache line: the smallest block.
+ * Blocks are 2^order grains, aligned to their size (a buddy allocator), so
+ * a block never crosses a boundary as large as itself, in VA or in PA.
+ */
+#define MP_GRAIN_SHIFT 6
+#define MP_GRAIN (UINT64_C(1) << MP_GRAIN_SHIFT)
+/* Orders 0..MP_MAX_ORDER: blocks up to 2^34 grains, 1 TiB. */
+#define MP_MAX_ORDER 34
+/* Grain indexes fit in 32 bits, with 0 meaning "none" in the free lists. */
+#define MP_MAX_GRAINS ((UINT64_C(1) << 32) - 1)
+
+/*
+ * A grain's state byte: at the first grain of a block, MP_BLOCK, the order
+ * and whether it is allocated; 0 inside a block. The blocks tile the heap:
+ * a walk from grain 0 that jumps by each block's size meets every block
+ * start and nothing else. That walk is the truth; the free lists are a
+ * cache of it, rebuilt after a crash.
+ */
+#define MP_BLOCK 0x80u
+#define MP_ALLOCATED 0x40u
+#define MP_ORDER_MASK 0x3fu
+
+/* The owner byte of an allocated block: the process slot that holds it, or: */
+#define MP_OWNER_KEEP 0xffu /* belongs to the share: survives its allocator (zones, IOVM_DMA_KEEP) */
+static_assert(MP_MAX_PROCS < MP_OWNER_KEEP, "slot numbers fit in the owner byte");
+
+enum mp_slot_state {
+	MP_SLOT_FREE = 0,
+	MP_SLOT_LIVE,  /* a process is attached through it */
+	MP_SLOT_DEAD,  /* its process died; its blocks are being freed */
+};
+
+/* One attached process. */
+struct mp_slot {
+	uint32_t state;       /* enum mp_slot_state */
+	int32_t pid;
+	uint64_t start_time;  /* /proc/PID/stat field 22: tells a reused pid apart */
+	uint32_t uid;
+	uint32_t unused;
+};
+
+#define MP_NO_GRAIN UINT64_MAX
+
+struct mp_zone_rec {
+	uint8_t used;         /* the zone exists: set last at creation, cleared first at freeing */
+	char name[IOVM_ZONE_NAMESIZE];
+	uint64_t grain;       /* first grain of its block, or MP_NO_GRAIN */
+	uint64_t len;         /* bytes asked */
+	uint64_t align;
+	uint32_t flags;
+};
+
+struct mp_ctl {
+	/* Written by the owner before the share is published; read-only afterwards. */
+	uint64_t magic;
+	uint32_t version;
+	uint32_t hdr_size;      /* sizeof(struct mp_ctl): both sides built alike */
+	uint64_t ctl_size;      /* bytes of this region */
+	uint64_t heap_size;     /* bytes of the heap memfd */
+	uint64_t heap_pa;       /* PA of the heap's first byte, the same in every process */
+	uint64_t page_size;     /* of the heap's pages */
+	uint64_t ngrains;       /* heap_size / MP_GRAIN */
+	uint64_t off_state;     /* uint8_t[ngrains] */
+	uint64_t off_owner;     /* uint8_t[ngrains] */
+	uint64_t off_next;      /* uint32_t[ngrains]: free list links, grain + 1; 0: none */
+	uint64_t off_prev;      /* uint32_t[ngrains] */
+	uint32_t owner_uid;
+	int32_t group;          /* may attach besides owner_uid; -1: none */
+	int32_t owner_pid;
+	uint32_t unused;
+	char name[IOVM_SHARE_NAMESIZE];
+
+	pthread_mutex_t lock;   /* robust, process-shared */
+
+	uint64_t free_head[MP_MAX_ORDER + 1]; /* grain + 1 of the first free block of each order; 0: none */
+	uint64_t free_grains;
+	uint64_t nr_blocks;     /* allocated blocks */
+	/* A zone being made or freed (index + 1): its record says whether its block should stay. */
+	uint32_t zone_pending;
+	uint32_t nr_zones;
+	uint64_t recoveries;    /* times a process took the lock from a dead holder */
+	uint64_t reaped;        /* dead processes whose memory was freed */
+	uint64_t reaped_blocks;
+	_Atomic uint64_t attaches; /* every attachment ever; read without the lock */
+	struct mp_slot slots[MP_MAX_PROCS];
+	struct mp_zone_rec zones[MP_MAX_ZONES];
+};
+
+/* A process's view of the control region: pointers into its own mapping. */
+struct mp_heap {
+	struct mp_ctl *c;
+	uint8_t *state;
+	uint8_t *owner;
+	uint32_t *next;
+	uint32_t *prev;
+};
+
+/*
+ * The PA of every share's heap, the same in every process: in the emulated
+ * range of both modes (from PHYS_EMU_LOW, or PHYS_EMU_HIGH in host-PA
+ * mode), far above where a process's own banks go (they fill it from the
+ * bottom), so that no process has memory of its own there.
+ */
+#define MP_HEAP_PA ((UINT64_C(1) << 47) + (UINT64_C(1) << 46))
+/* The largest heap: 1 TiB, far below the top of the PA space. */
+#define MP_HEAP_MAX (UINT64_C(1) << 40)
+
+struct iovm_ctx;
+struct mp_server;
+
+/* This process's side of a share: what its context holds (ctx->mp). */
+struct mp_space {
+	struct iovm_ctx *ctx;
+	bool owner;              /* made the share (iovm_share()) */
+	unsigned fork_gen;       /* mp_fork_gen() when made: a forked child is not this process */
+	char name[IOVM_SHARE_NAMESIZE];
+	int ctl_fd, heap_fd;
+	struct mp_ctl *c;        /* the control region, mapped MAP_SHARED */
+	struct mp_heap h;
+	uint8_t *heap;           /* the heap, mapped MAP_SHARED, aligned to heap_align */
+	void *map;               /* the reservation the heap is mapped into */
+	uint64_t map_len;
+	uint64_t ctl_size, heap_size, page_size;
+	pa_t pa;
+	uint8_t slot;            /* this process's slot in mp_ctl.slots */
+	bool on_bus;             /* the heap is a shared window of ctx->phys */
+	int conn_fd;             /* attached: the connection to the owner; -1 */
+	struct mp_server *srv;   /* owner: the server of attachments */
+	struct mem_shared view;  /* what the context's mem routes to */
+	/* The zones as this process sees them, by record index: what iovm_zone_*() return. */
+	pthread_mutex_t zone_view_lock;
+	struct iovm_zone zones[MP_MAX_ZONES]; /* under zone_view_lock, and the share's lock to fill */
+};
+
+/* ---- heap.c: the buddy allocator of the shared heap ---- */
+
+/* mp_ctl_layout() - the control region's size for a heap of @heap_size bytes. */
+uint64_t mp_ctl_layout(uint64_t heap_size, uint64_t *off_state, uint64_t *off_owner, uint64_t *off_next,
+		       uint64_t *off_prev);
+/* mp_heap_view() - @h for the region at @c, after checking its offsets against its size. */
+int mp_heap_view(struct mp_ctl *c, struct mp_heap *h);
+/* mp_heap_init() - tile a fresh heap with free blocks. Before anyone can attach. */
+void mp_heap_init(struct mp_heap *h);
+
+/* The functions below need mp_ctl.lock (mp_lock()). */
+
+/*
+ * mp_heap_alloc() - a block of at least @size bytes aligned to @align (a
+ * power of two), held by @owner (a slot or MP_OWNER_KEEP); its first grain
+ * in @grain, and in *@record (when given) before the store that commits
+ * it: a record in the region then names the block whenever it exists.
+ * -ENOMEM.
+ */
+int mp_heap_alloc(struct mp_heap *h, uint64_t size, uint64_t align, uint8_t owner, uint64_t *record,
+		  uint64_t *grain);
+/* mp_heap_free() - free the block starting at @grain; -EINVAL when no allocated block starts there. */
+int mp_heap_free(struct mp_heap *h, uint64_t grain);
+/* mp_heap_block() - the order of the allocated block at @grain and its owner; -EINVAL. */
+int mp_heap_block(const struct mp_heap *h, uint64_t grain, unsigned *order, uint8_t *owner);
+/* mp_heap_free_owned() - free every block @owner holds; returns how many. */
+uint64_t mp_heap_free_owned(struct mp_heap *h, uint8_t owner);
+/*
+ * mp_heap_repair() - after a holder of the lock died: clear what the walk
+ * does not reach, rebuild the free lists and counts. -EUCLEAN when the
+ * blocks do not tile the heap (which no single lost store can cause).
+ */
+int mp_heap_repair(struct mp_heap *h);
+/*
+ * mp_heap_check() - whether the structure is whole: blocks tile the heap,
+ * every free block is on the list of its order once, buddies of equal
+ * order are not both free, counts agree. -EUCLEAN with a detail.
+ */
+int mp_heap_check(const struct mp_heap *h);
+
+/* ---- lock.c: the robust lock ---- */
+
+int mp_lock_init(pthread_mutex_t *l);
+/*
+ * mp_lock() - take mp_ctl.lock; when its holder died, repair the region
+ * (heap, pending zone) first. -ENOTRECOVERABLE when a repair failed before.
+ */
+int mp_lock(struct mp_heap *h);
+void mp_unlock(struct mp_heap *h);
+/* mp_repair() - what mp_lock() does after a holder died; needs the lock. */
+int mp_repair(struct mp_heap *h);
+
+/* ---- procs.c: the processes of a share ---- */
+
+/* A counter a pthread_atfork() child handler bumps: compare to tell a forked child. */
+unsigned mp_fork_gen(void);
+/* mp_proc_start() - the start time of @pid (in clock ticks since boot), and whether it is a zombie. */
+int mp_proc_start(pid_t pid, uint64_t *start, bool *zombie);
+/* mp_slot_take() - a slot for this process; -EUSERS when none is free after a reap. Takes the lock. */
+int mp_slot_take(struct mp_space *s);
+/* mp_slot_leave() - free what this process holds but IOVM_DMA_KEEP memory, and its slot. Takes the lock. */
+void mp_slot_leave(struct mp_space *s);
+/* mp_reap_pid() - free the slots of the dead process @pid started at @start. Takes the lock. */
+int mp_reap_pid(struct mp_heap *h, pid_t pid, uint64_t start);
+/* mp_reap_dead() - free the slots of every process that died. Takes the lock. */
+int mp_reap_dead(struct mp_heap *h);
+
+/* ---- server.c: the owner's server of attachments ---- */
+
+/* The abstract socket address of share @name: "\0iovm-share/NAME"; its length in @len. */
+int mp_sock_addr(const char *name, void *sun, unsigned *len);
+/* What the owner sends first, with the control and heap memfds when status is 0. */
+struct mp_hello {
+	int32_t status;     /* 0 or a negative errno: why not */
+	uint32_t version;   /* MP_VERSION */
+	uint32_t hdr_size;  /* sizeof(struct mp_ctl) */
+	uint32_t unused;
+	uint64_t ctl_size;
+	uint64_t heap_size;
+};
+int mp_server_start(struct mp_space *s);
+void mp_server_stop(struct mp_space *s);
+
+/* ---- dma.c, zone.c: the shared heap behind the context's iovm_dma_*() and iovm_zone_*() ---- */
+
+extern const struct mem_shared_ops mp_mem_ops;
+/* -EOPNOTSUPP for page-size or node flags the shared heap cannot honour. */
+int mp_placement_check(const struct mp_space *s, uint32_t flags);
+int mp_zone_reserve(void *arg, const char *name, size_t size, size_t align, uint32_t flags,
+		    const struct iovm_zone **zone);
+int mp_zone_lookup(void *arg, const char *name, const struct iovm_zone **zone);
+int mp_zone_free(void *arg, const struct iovm_zone *zone);
+int mp_zone_walk(void *arg, int (*fn)(void *fn_arg, const struct iovm_zone *z), void *fn_arg);
+
+/* ---- attach.c ---- */
+int mp_connect(struct mp_space *s, const char *name);
+
+#endif /* IOVM_MP_INTERNAL_H */
