@@ -41,7 +41,7 @@ TEST(dma_alloc_einval_for_each_documented_bad_argument)
 	CHECK_NULL_ERRNO(iovm_dma_alloc(ctx, 64, (size_t)1 << 31, 0), EINVAL);
 	CHECK_NULL_ERRNO(iovm_dma_alloc(ctx, 64, (size_t)1 << 63, 0), EINVAL);
 	CHECK_NULL_ERRNO(iovm_dma_alloc(ctx, 64, SIZE_MAX, 0), EINVAL);
-	CHECK_NULL_ERRNO(iovm_dma_alloc(ctx, 64, 0, 1u << 5), EINVAL);
+	CHECK_NULL_ERRNO(iovm_dma_alloc(ctx, 64, 0, 1u << 6), EINVAL);
 	CHECK_NULL_ERRNO(iovm_dma_alloc(ctx, 64, 0, 1u << 31), EINVAL);
 	CHECK_NULL_ERRNO(iovm_dma_alloc(ctx, 64, 0, 1u << 7), EINVAL);
 	CHECK_NULL_ERRNO(iovm_dma_alloc(ctx, 64, 0, IOVM_DMA_PAGE_4K | IOVM_DMA_PAGE_2M), EINVAL);

@@ -34,6 +34,7 @@
 #include "fault_dev.c"
 #include "fault_reg.c"
 #include "fault_guest.c"
+#include "fault_mp.c"
 
 struct fi_pass {
 	const char *name;
@@ -278,7 +279,7 @@ int main(void)
 {
 	const struct fault_scenario *const lists[] = {
 		fault_base_scenarios, fault_mem_scenarios, fault_iommu_scenarios,
-		fault_dev_scenarios,  fault_reg_scenarios, fault_guest_scenarios,
+		fault_dev_scenarios,  fault_reg_scenarios, fault_guest_scenarios, fault_mp_scenarios,
 	};
 	const char *only = getenv("IOVM_FAULT_ONLY"), *np = getenv("IOVM_FAULT_PASSES");
 	unsigned nr_passes = sizeof(passes) / sizeof(passes[0]);

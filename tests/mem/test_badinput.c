@@ -90,6 +90,23 @@ B(open_no_value) { struct iovm_ctx *c; return iovm_open("log_level", &c); }
 B(close_null) { return iovm_close(NULL) == 0 ? -EINVAL : -1; }
 B(ctx_info_null_ctx) { struct iovm_ctx_info i; return iovm_ctx_info(NULL, &i); }
 B(ctx_info_null_out) { return iovm_ctx_info(ctx, NULL); }
+B(share_null_ctx) { return iovm_share(NULL, "badinput", NULL); }
+B(share_null_name) { return iovm_share(ctx, NULL, NULL); }
+B(share_bad_name) { return iovm_share(ctx, "bad/name", NULL); }
+B(share_tiny_heap) { return iovm_share(ctx, "badinput", &(struct iovm_share_params){ .heap_size = 1, .group = -1 }); }
+B(share_bad_page) { return iovm_share(ctx, "badinput", &(struct iovm_share_params){ .page_size = 8192, .group = -1 }); }
+B(share_bad_group) { return iovm_share(ctx, "badinput", &(struct iovm_share_params){ .group = -7 }); }
+B(attach_null_name) { struct iovm_ctx *c; return iovm_attach(NULL, "", &c); }
+B(attach_null_out) { return iovm_attach("badinput", "", NULL); }
+B(attach_bad_name) { struct iovm_ctx *c; return iovm_attach("", "", &c); }
+B(attach_nobody) { struct iovm_ctx *c; return iovm_attach("badinput-nobody-shares-this", "", &c); }
+B(share_info_null_ctx) { struct iovm_share_info i; return iovm_share_info(NULL, &i); }
+B(share_info_null_out) { return iovm_share_info(ctx, NULL); }
+B(share_info_not_shared) { struct iovm_share_info i; return iovm_share_info(ctx, &i); }
+B(share_reap_null) { return iovm_share_reap(NULL); }
+B(share_reap_not_shared) { return iovm_share_reap(ctx); }
+B(share_check_null) { return iovm_share_check(NULL); }
+B(share_check_not_shared) { return iovm_share_check(ctx); }
 
 B(alloc_null_ctx) { return ptr_ret(iovm_dma_alloc(NULL, 64, 0, 0)); }
 B(alloc_zero) { return ptr_ret(iovm_dma_alloc(ctx, 0, 0, 0)); }
@@ -555,6 +572,23 @@ static const struct bad_case cases[] = {
 	ROW(close_null, iovm_close, EINVAL),
 	ROW(ctx_info_null_ctx, iovm_ctx_info, EINVAL),
 	ROW(ctx_info_null_out, iovm_ctx_info, EINVAL),
+	ROW(share_null_ctx, iovm_share, EINVAL),
+	ROW(share_null_name, iovm_share, EINVAL),
+	ROW(share_bad_name, iovm_share, EINVAL),
+	ROW(share_tiny_heap, iovm_share, EINVAL),
+	ROW(share_bad_page, iovm_share, EINVAL),
+	ROW(share_bad_group, iovm_share, EINVAL),
+	ROW(attach_null_name, iovm_attach, EINVAL),
+	ROW(attach_null_out, iovm_attach, EINVAL),
+	ROW(attach_bad_name, iovm_attach, EINVAL),
+	ROW(attach_nobody, iovm_attach, ENOENT),
+	ROW(share_info_null_ctx, iovm_share_info, EINVAL),
+	ROW(share_info_null_out, iovm_share_info, EINVAL),
+	ROW(share_info_not_shared, iovm_share_info, ENOENT),
+	ROW(share_reap_null, iovm_share_reap, EINVAL),
+	ROW(share_reap_not_shared, iovm_share_reap, ENOENT),
+	ROW(share_check_null, iovm_share_check, EINVAL),
+	ROW(share_check_not_shared, iovm_share_check, ENOENT),
 	ROW(alloc_null_ctx, iovm_dma_alloc, EINVAL),
 	ROW(alloc_zero, iovm_dma_alloc, EINVAL),
 	ROW(alloc_align_not_pow2, iovm_dma_alloc, EINVAL),

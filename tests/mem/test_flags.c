@@ -10,7 +10,7 @@
 #include "mem_util.h"
 
 #define PAGE_FLAGS (IOVM_DMA_PAGE_4K | IOVM_DMA_PAGE_2M | IOVM_DMA_PAGE_1G)
-#define DEFINED (IOVM_DMA_ZERO | IOVM_DMA_CONTIG | PAGE_FLAGS)
+#define DEFINED (IOVM_DMA_ZERO | IOVM_DMA_CONTIG | PAGE_FLAGS | IOVM_DMA_KEEP)
 /* With the boundary (bits 8-15) and node (bits 16-23) fields. */
 #define KNOWN (DEFINED | 0x00ffff00u)
 

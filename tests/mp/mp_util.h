@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mp_util.h - what the multi-process tests share: a child process run
+ * from a function, a pipe each way to talk to it, and a unique share name.
+ *
+ * A child ends with _exit(): the parent's atexit check is the parent's.
+ * A failed CHECK in a child exits 1, which the parent's child_wait() sees.
+ */
+#ifndef IOVM_TESTS_MP_UTIL_H
+#define IOVM_TESTS_MP_UTIL_H
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <iovm.h>
+
+#include "harness.h"
+
+struct child {
+	pid_t pid;
+	int rd; /* from the child */
+	int wr; /* to the child */
+};
+
+/* Run @fn(@rd, @wr, @arg) in a child process. */
+static inline struct child child_start(void (*fn)(int rd, int wr, void *arg), void *arg)
+{
+	int up[2], down[2];
+	struct child c;
+
+	CHECK(pipe(up) == 0);
+	CHECK(pipe(down) == 0);
+	fflush(NULL);
+	c.pid = fork();
+	CHECK(c.pid >= 0);
+	if (!c.pid) {
+		close(up[0]);
+		close(down[1]);
+		fn(down[0], up[1], arg);
+		_exit(0);
+	}
+	close(up[1]);
+	close(down[0]);
+	c.rd = up[0];
+	c.wr = down[1];
+	return c;
+}
+
+static inline void put64(int fd, uint64_t v)
+{
+	CHECK(write(fd, &v, sizeof(v)) == (ssize_t)sizeof(v));
+}
+
+static inline uint64_t get64(int fd)
+{
+	uint64_t v = 0;
+	ssize_t n;
+
+	do
+		n = read(fd, &v, sizeof(v));
+	while (n < 0 && errno == EINTR);
+	CHECK_MSG(n == (ssize_t)sizeof(v), "read from the other process: %zd", n);
+	return v;
+}
+
+/* The child's exit status: 0 when it ended well; -signal when killed. */
+static inline int child_wait(struct child *c)
+{
+	int st = 0;
+
+	while (waitpid(c->pid, &st, 0) < 0 && errno == EINTR)
+		;
+	close(c->rd);
+	close(c->wr);
+	if (WIFSIGNALED(st))
+		return -WTERMSIG(st);
+	return WEXITSTATUS(st);
+}
+
+static inline void child_ok(struct child *c)
+{
+	int st = child_wait(c);
+
+	CHECK_MSG(st == 0, "child %d ended with %d", (int)c->pid, st);
+}
+
+static inline void child_kill(struct child *c)
+{
+	kill(c->pid, SIGKILL);
+	CHECK_EQ(child_wait(c), -SIGKILL);
+}
+
+/* A share name no other test run uses. */
+static inline const char *share_name(const char *what)
+{
+	static char buf[4][64];
+	static unsigned n;
+	char *b = buf[n++ % 4];
+
+	snprintf(b, 64, "t-%s-%d-%u", what, (int)getpid(), n);
+	return b;
+}
+
+/* Wait (for a hang, not a timing) until @cond holds; fail after a minute. */
+#define WAIT_UNTIL(cond)                                                              \
+	do {                                                                          \
+		unsigned _ms = 0;                                                     \
+		while (!(cond)) {                                                     \
+			CHECK_MSG(_ms < 60000, "waited a minute for %s", #cond);      \
+			usleep(1000);                                                 \
+			_ms++;                                                        \
+		}                                                                     \
+	} while (0)
+
+static inline struct iovm_ctx *attach_ok(const char *name)
+{
+	struct iovm_ctx *ctx = NULL;
+	int ret = iovm_attach(name, "", &ctx);
+
+	CHECK_MSG(ret == 0, "iovm_attach(%s): %s: %s", name, strerror(-ret), iovm_error_detail());
+	return ctx;
+}
+
+static inline struct iovm_ctx *share_ok(const char *name, uint64_t size)
+{
+	struct iovm_share_params p = { .heap_size = size, .group = -1 };
+	struct iovm_ctx *ctx = NULL;
+	int ret;
+
+	CHECK_OK(iovm_open("", &ctx));
+	ret = iovm_share(ctx, name, &p);
+	CHECK_MSG(ret == 0, "iovm_share(%s): %s: %s", name, strerror(-ret), iovm_error_detail());
+	return ctx;
+}
+
+static inline struct iovm_share_info share_info(struct iovm_ctx *ctx)
+{
+	struct iovm_share_info info;
+
+	CHECK_OK(iovm_share_info(ctx, &info));
+	return info;
+}
+
+#endif /* IOVM_TESTS_MP_UTIL_H */
