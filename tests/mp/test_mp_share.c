@@ -539,6 +539,85 @@ TEST(dma_from_another_process)
 	CHECK_OK(iovm_close(ctx));
 }
 
+/* The attached child runs the usual rig: a domain that follows the heap, made before or after the share. */
+static void follow_child(int rd, int wr, void *arg)
+{
+	struct rig r;
+	uint8_t *a, *b;
+
+	(void)rd;
+	(void)arg;
+	memset(&r, 0, sizeof(r));
+	r.ctx = attach_ok(g_name);
+	/* rig_open()'s steps on an attached context: a managed domain following the (shared) heap. */
+	{
+		struct iovm_domain_attr follow = { .type = IOVM_DOMAIN_MANAGED, .flags = IOVM_DOMAIN_FOLLOW_HEAP };
+		struct iovm_queue_attr qa = { .depth = 16 };
+
+		CHECK_OK(iovm_domain_create(r.ctx, &follow, &r.dom));
+		CHECK_OK(iovm_device_open(r.ctx, "sw", &r.dev));
+		CHECK_OK(iovm_device_attach(r.dev, r.dom, IOVM_PASID_NONE));
+		CHECK_OK(iovm_queue_create(r.dev, &qa, &r.q));
+		r.comp = iovm_dma_zalloc(r.ctx, 4096, 4096, 0);
+		CHECK(r.comp != NULL);
+		CHECK_OK(iovm_dma_iova(r.dom, r.comp, &r.comp_iova));
+	}
+	a = iovm_dma_alloc(r.ctx, 100000, 0, 0);
+	b = iovm_dma_alloc(r.ctx, 100000, 0, 0);
+	CHECK(a && b);
+	memset(a, 0x42, 100000);
+	CHECK_EQ(run_desc(&r, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = iova_of(&r, a), .dst = iova_of(&r, b),
+						  .len = 100000 }).status,
+		 IOVM_STATUS_SUCCESS);
+	CHECK(!memcmp(a, b, 100000));
+	CHECK_OK(iovm_dma_free(r.ctx, a));
+	CHECK_OK(iovm_dma_free(r.ctx, b));
+	CHECK_OK(iovm_dma_free(r.ctx, r.comp));
+	rig_close(&r);
+	put64(wr, 1);
+}
+
+TEST(domains_follow_the_shared_heap)
+{
+	struct iovm_domain_attr follow = { .type = IOVM_DOMAIN_MANAGED, .flags = IOVM_DOMAIN_FOLLOW_HEAP };
+	struct iovm_domain_attr va = { .type = IOVM_DOMAIN_VA, .flags = IOVM_DOMAIN_FOLLOW_HEAP };
+	struct iovm_share_params p = { .heap_size = HEAP, .group = -1 };
+	struct iovm_domain *before, *vadom, *after;
+	iovm_iova_t i1, i2, i3;
+	struct iovm_ctx *ctx;
+	struct child c;
+	uint8_t *buf;
+
+	g_name = share_name("follow");
+	CHECK_OK(iovm_open("", &ctx));
+	/* Made before the share: it hears of the shared heap as one commit. */
+	CHECK_OK(iovm_domain_create(ctx, &follow, &before));
+	CHECK_OK(iovm_domain_create(ctx, &va, &vadom));
+	CHECK_OK(iovm_share(ctx, g_name, &p));
+	CHECK_OK(iovm_domain_create(ctx, &follow, &after));
+	buf = iovm_dma_alloc(ctx, 8192, 0, 0);
+	CHECK(buf != NULL);
+	CHECK_OK(iovm_dma_iova(before, buf, &i1));
+	CHECK_OK(iovm_dma_iova(after, buf, &i2));
+	CHECK_OK(iovm_dma_iova(vadom, buf, &i3));
+	CHECK_EQ(i3.addr, (uintptr_t)buf);
+	/* IOVA as contiguous as VA over the whole heap. */
+	{
+		iovm_iova_t j;
+
+		CHECK_OK(iovm_dma_iova(before, buf + 8191, &j));
+		CHECK_EQ(j.addr, i1.addr + 8191);
+	}
+	c = child_start(follow_child, NULL);
+	CHECK_EQ(get64(c.rd), 1);
+	child_ok(&c);
+	CHECK_OK(iovm_dma_free(ctx, buf));
+	CHECK_OK(iovm_domain_destroy(after));
+	CHECK_OK(iovm_domain_destroy(before));
+	CHECK_OK(iovm_domain_destroy(vadom));
+	CHECK_OK(iovm_close(ctx));
+}
+
 /* Exec'd: a process with an address layout of its own attaches and checks what it is given. */
 static int exec_worker(const char *name, const char *pa_text)
 {
@@ -603,5 +682,6 @@ int main(int argc, char **argv)
 	RUN(credentials);
 	RUN(dma_from_another_process);
 	RUN(exec_any_address);
+	RUN(domains_follow_the_shared_heap);
 	return 0;
 }
