@@ -96,6 +96,8 @@ static int mp_free(void *arg, void *ptr)
 		return ret;
 	ret = mp_heap_free(&s->h, grain);
 	mp_unlock(&s->h);
+	if (ret == -EBUSY)
+		return err_detail(ret, IOVM_LOG_DEBUG, "%p is mapped by a device in another process: unmap it first", ptr);
 	if (ret)
 		return err_detail(ret, IOVM_LOG_DEBUG, "%p is not a live allocation of the shared heap (freed already?)",
 				  ptr);

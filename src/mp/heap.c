@@ -38,39 +38,56 @@ void mp_crash_now(void)
 }
 #endif
 
-uint64_t mp_ctl_layout(uint64_t heap_size, uint64_t *off_state, uint64_t *off_owner, uint64_t *off_next,
-		       uint64_t *off_prev)
+uint64_t mp_ctl_layout(uint64_t heap_size, struct mp_layout *l)
 {
 	uint64_t n = heap_size >> MP_GRAIN_SHIFT, off = align_up(sizeof(struct mp_ctl), SZ_4K);
 
-	*off_state = off;
+	l->off_state = off;
 	off = align_up(off + n, 64);
-	*off_owner = off;
+	l->off_owner = off;
 	off = align_up(off + n, 64);
-	*off_next = off;
+	l->off_lender = off;
+	off = align_up(off + n, 64);
+	l->off_next = off;
 	off = align_up(off + n * sizeof(uint32_t), 64);
-	*off_prev = off;
+	l->off_prev = off;
 	off += n * sizeof(uint32_t);
-	return align_up(off, SZ_4K);
+	l->size = align_up(off, SZ_4K);
+	return l->size;
+}
+
+void mp_ctl_layout_set(struct mp_ctl *c, uint64_t heap_size)
+{
+	struct mp_layout l;
+
+	c->ctl_size = mp_ctl_layout(heap_size, &l);
+	c->off_state = l.off_state;
+	c->off_owner = l.off_owner;
+	c->off_lender = l.off_lender;
+	c->off_next = l.off_next;
+	c->off_prev = l.off_prev;
+	c->heap_size = heap_size;
+	c->ngrains = heap_size >> MP_GRAIN_SHIFT;
 }
 
 int mp_heap_view(struct mp_ctl *c, struct mp_heap *h)
 {
-	uint64_t s, o, nx, pv, size;
+	struct mp_layout l;
 
 	if (c->magic != MP_MAGIC || c->version != MP_VERSION || c->hdr_size != sizeof(*c))
 		return err_detail(-EPROTO, IOVM_LOG_ERR, "the share's control region is not of this iovm version");
 	if (!c->heap_size || c->heap_size >> MP_GRAIN_SHIFT != c->ngrains || c->ngrains > MP_MAX_GRAINS)
 		return err_detail(-EPROTO, IOVM_LOG_ERR, "the share's heap size is malformed");
-	size = mp_ctl_layout(c->heap_size, &s, &o, &nx, &pv);
-	if (size != c->ctl_size || s != c->off_state || o != c->off_owner || nx != c->off_next ||
-	    pv != c->off_prev)
+	mp_ctl_layout(c->heap_size, &l);
+	if (l.size != c->ctl_size || l.off_state != c->off_state || l.off_owner != c->off_owner ||
+	    l.off_lender != c->off_lender || l.off_next != c->off_next || l.off_prev != c->off_prev)
 		return err_detail(-EPROTO, IOVM_LOG_ERR, "the share's control region layout is malformed");
 	h->c = c;
-	h->state = (uint8_t *)c + s;
-	h->owner = (uint8_t *)c + o;
-	h->next = (uint32_t *)(void *)((uint8_t *)c + nx);
-	h->prev = (uint32_t *)(void *)((uint8_t *)c + pv);
+	h->state = (uint8_t *)c + l.off_state;
+	h->owner = (uint8_t *)c + l.off_owner;
+	h->lender = (uint8_t *)c + l.off_lender;
+	h->next = (uint32_t *)(void *)((uint8_t *)c + l.off_next);
+	h->prev = (uint32_t *)(void *)((uint8_t *)c + l.off_prev);
 	return 0;
 }
 
@@ -171,6 +188,7 @@ int mp_heap_alloc(struct mp_heap *h, uint64_t size, uint64_t align, uint8_t owne
 		list_push(h, buddy, order);
 	}
 	h->owner[g] = owner;
+	h->lender[g] = MP_LENDER_NONE;
 	mp_crash_point();
 	if (record)
 		*record = g;
@@ -211,6 +229,8 @@ int mp_heap_free(struct mp_heap *h, uint64_t grain)
 
 	if (mp_heap_block(h, grain, &order, &owner))
 		return -EINVAL;
+	if (h->lender[grain] != MP_LENDER_NONE)
+		return -EBUSY;
 	start = order;
 	/* Merge with each free buddy of equal order; nothing is written until the commit. */
 	while (order < MP_MAX_ORDER) {
@@ -240,6 +260,66 @@ int mp_heap_free(struct mp_heap *h, uint64_t grain)
 	return 0;
 }
 
+int mp_heap_lend(struct mp_heap *h, uint64_t grain, uint8_t to)
+{
+	unsigned order;
+	uint8_t owner;
+
+	if (mp_heap_block(h, grain, &order, &owner))
+		return -EINVAL;
+	if (h->lender[grain] != MP_LENDER_NONE || owner == to)
+		return -EBUSY;
+	/* Lender first: killed between, lender == owner, which the repair undoes. */
+	h->lender[grain] = owner;
+	mp_crash_point();
+	h->owner[grain] = to;
+	mp_crash_point();
+	return 0;
+}
+
+int mp_heap_give_back(struct mp_heap *h, uint64_t grain)
+{
+	unsigned order;
+	uint8_t owner, lender;
+
+	if (mp_heap_block(h, grain, &order, &owner) || h->lender[grain] == MP_LENDER_NONE)
+		return -EINVAL;
+	lender = h->lender[grain];
+	if (lender == MP_LENDER_GONE) {
+		/* Its lender died: nobody holds it now. Killed before the free, it stays the borrower's, reaped with it. */
+		h->lender[grain] = MP_LENDER_NONE;
+		mp_crash_point();
+		return mp_heap_free(h, grain);
+	}
+	/* Owner first: killed between, lender == owner, which the repair finishes. */
+	h->owner[grain] = lender;
+	mp_crash_point();
+	h->lender[grain] = MP_LENDER_NONE;
+	mp_crash_point();
+	return 0;
+}
+
+int mp_heap_block_of(const struct mp_heap *h, uint64_t g, uint64_t *first, unsigned *order)
+{
+	/* The block holding g starts at g with its low bits cleared, for some order: try each. */
+	for (unsigned o = 0; o <= MP_MAX_ORDER && g < h->c->ngrains; o++) {
+		uint64_t start = g & ~(order_grains(o) - 1);
+		uint8_t s = h->state[start];
+
+		if ((s & MP_BLOCK) && (s & MP_ORDER_MASK) >= o) {
+			/* The first start met going down is g's block when it reaches g. */
+			if (start + order_grains(s & MP_ORDER_MASK) <= g)
+				return -ENOENT;
+			if (!(s & MP_ALLOCATED))
+				return -ENOENT;
+			*first = start;
+			*order = s & MP_ORDER_MASK;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
 uint64_t mp_heap_free_owned(struct mp_heap *h, uint8_t owner)
 {
 	uint64_t freed = 0;
@@ -248,7 +328,20 @@ uint64_t mp_heap_free_owned(struct mp_heap *h, uint8_t owner)
 		uint8_t s = h->state[g];
 		uint64_t next = g + order_grains(s & MP_ORDER_MASK);
 
-		if ((s & MP_ALLOCATED) && h->owner[g] == owner) {
+		if (!(s & MP_ALLOCATED)) {
+			g = next;
+			continue;
+		}
+		if (h->lender[g] == owner) {
+			/* Lent to a device by the one going: freed when the device gives it back. */
+			h->lender[g] = MP_LENDER_GONE;
+			mp_crash_point();
+		} else if (h->owner[g] == owner && h->lender[g] != MP_LENDER_NONE) {
+			/* A device going: what it borrowed goes back. */
+			if (h->lender[g] == MP_LENDER_GONE)
+				freed++;
+			mp_heap_give_back(h, g);
+		} else if (h->owner[g] == owner) {
 			mp_heap_free(h, g);
 			freed++;
 			/* The merge may have grown a free block below g: go on from the end of g's block. */
@@ -275,6 +368,9 @@ int mp_heap_repair(struct mp_heap *h)
 		/* What a killed process left inside the block: half-split buddies, swallowed starts. */
 		memset(h->state + g + 1, 0, len - 1);
 		if (s & MP_ALLOCATED) {
+			/* A loan half made or half ended (lender == owner): not a loan. */
+			if (h->lender[g] == h->owner[g])
+				h->lender[g] = MP_LENDER_NONE;
 			blocks++;
 		} else {
 			list_push(h, g, order);
@@ -304,6 +400,13 @@ int mp_heap_check(const struct mp_heap *h)
 				return err_detail(-EUCLEAN, IOVM_LOG_ERR,
 						  "shared heap: a block start inside the block at grain %" PRIu64, g);
 		if (s & MP_ALLOCATED) {
+			uint8_t o = h->owner[g], l = h->lender[g];
+
+			if (l == o || (l != MP_LENDER_NONE && l != MP_LENDER_GONE && l != MP_OWNER_KEEP && l >= MP_MAX_PROCS) ||
+			    (o != MP_OWNER_KEEP && o >= MP_MAX_PROCS) || (l != MP_LENDER_NONE && o == MP_OWNER_KEEP))
+				return err_detail(-EUCLEAN, IOVM_LOG_ERR,
+						  "shared heap: the block at grain %" PRIu64 " has owner %u and lender %u", g,
+						  (unsigned)o, (unsigned)l);
 			blocks++;
 		} else {
 			uint64_t buddy = g ^ len;

@@ -65,6 +65,19 @@
 #define MP_OWNER_KEEP 0xffu /* belongs to the share: survives its allocator (zones, IOVM_DMA_KEEP) */
 static_assert(MP_MAX_PROCS < MP_OWNER_KEEP, "slot numbers fit in the owner byte");
 
+/*
+ * The lender byte of an allocated block. A block a client maps for a
+ * device in another process is lent to the device's process: its owner
+ * byte becomes the device's slot, its lender byte the owner it had, so
+ * that nobody frees it while a device may reach it (a free is -EBUSY),
+ * the client's death does not free it (the device unmaps first), and the
+ * device's death gives it back. Lending and giving back are two stores;
+ * a lender equal to the owner is a half-done one, undone by the repair.
+ */
+#define MP_LENDER_NONE 0xfeu /* not lent */
+#define MP_LENDER_GONE 0xfdu /* lent by a process that died since: freed when given back */
+static_assert(MP_MAX_PROCS < MP_LENDER_GONE, "slot numbers fit in the lender byte");
+
 enum mp_slot_state {
 	MP_SLOT_FREE = 0,
 	MP_SLOT_LIVE,  /* a process is attached through it */
@@ -103,6 +116,7 @@ struct mp_ctl {
 	uint64_t ngrains;       /* heap_size / MP_GRAIN */
 	uint64_t off_state;     /* uint8_t[ngrains] */
 	uint64_t off_owner;     /* uint8_t[ngrains] */
+	uint64_t off_lender;    /* uint8_t[ngrains] */
 	uint64_t off_next;      /* uint32_t[ngrains]: free list links, grain + 1; 0: none */
 	uint64_t off_prev;      /* uint32_t[ngrains] */
 	uint32_t owner_uid;
@@ -132,6 +146,7 @@ struct mp_heap {
 	struct mp_ctl *c;
 	uint8_t *state;
 	uint8_t *owner;
+	uint8_t *lender;
 	uint32_t *next;
 	uint32_t *prev;
 };
@@ -195,9 +210,16 @@ void mp_crash_now(void) __attribute__((noreturn));
 
 /* ---- heap.c: the buddy allocator of the shared heap ---- */
 
-/* mp_ctl_layout() - the control region's size for a heap of @heap_size bytes. */
-uint64_t mp_ctl_layout(uint64_t heap_size, uint64_t *off_state, uint64_t *off_owner, uint64_t *off_next,
-		       uint64_t *off_prev);
+/* Where the per-grain arrays of a control region go. */
+struct mp_layout {
+	uint64_t off_state, off_owner, off_lender, off_next, off_prev;
+	uint64_t size; /* of the region */
+};
+
+/* mp_ctl_layout() - the layout of the control region for a heap of @heap_size bytes; its size. */
+uint64_t mp_ctl_layout(uint64_t heap_size, struct mp_layout *l);
+/* mp_ctl_layout_set() - write @heap_size's layout into @c. */
+void mp_ctl_layout_set(struct mp_ctl *c, uint64_t heap_size);
 /* mp_heap_view() - @h for the region at @c, after checking its offsets against its size. */
 int mp_heap_view(struct mp_ctl *c, struct mp_heap *h);
 /* mp_heap_init() - tile a fresh heap with free blocks. Before anyone can attach. */
@@ -214,11 +236,24 @@ void mp_heap_init(struct mp_heap *h);
  */
 int mp_heap_alloc(struct mp_heap *h, uint64_t size, uint64_t align, uint8_t owner, uint64_t *record,
 		  uint64_t *grain);
-/* mp_heap_free() - free the block starting at @grain; -EINVAL when no allocated block starts there. */
+/*
+ * mp_heap_free() - free the block starting at @grain; -EINVAL when no
+ * allocated block starts there, -EBUSY when it is lent to a device.
+ */
 int mp_heap_free(struct mp_heap *h, uint64_t grain);
+/* mp_heap_lend() - lend the allocated block at @grain to slot @to; -EINVAL, -EBUSY when lent already. */
+int mp_heap_lend(struct mp_heap *h, uint64_t grain, uint8_t to);
+/* mp_heap_give_back() - end a loan: the block to its lender, or freed when its lender died. */
+int mp_heap_give_back(struct mp_heap *h, uint64_t grain);
+/* mp_heap_block_of() - the allocated block holding grain @g (its first grain and order); -ENOENT. */
+int mp_heap_block_of(const struct mp_heap *h, uint64_t g, uint64_t *first, unsigned *order);
 /* mp_heap_block() - the order of the allocated block at @grain and its owner; -EINVAL. */
 int mp_heap_block(const struct mp_heap *h, uint64_t grain, unsigned *order, uint8_t *owner);
-/* mp_heap_free_owned() - free every block @owner holds; returns how many. */
+/*
+ * mp_heap_free_owned() - what slot @owner held goes: its blocks are freed,
+ * those lent to it given back, and those it lent marked so that their
+ * return frees them. Returns the blocks freed.
+ */
 uint64_t mp_heap_free_owned(struct mp_heap *h, uint8_t owner);
 /*
  * mp_heap_repair() - after a holder of the lock died: clear what the walk

@@ -191,11 +191,9 @@ static void ctl_init(struct mp_space *s, const struct iovm_share_params *p)
 	c->magic = MP_MAGIC;
 	c->version = MP_VERSION;
 	c->hdr_size = sizeof(*c);
-	c->ctl_size = mp_ctl_layout(s->heap_size, &c->off_state, &c->off_owner, &c->off_next, &c->off_prev);
-	c->heap_size = s->heap_size;
+	mp_ctl_layout_set(c, s->heap_size);
 	c->heap_pa = pa_val(s->pa);
 	c->page_size = s->page_size;
-	c->ngrains = s->heap_size >> MP_GRAIN_SHIFT;
 	c->owner_uid = (uint32_t)getuid();
 	c->group = (int32_t)p->group;
 	c->owner_pid = getpid();
@@ -240,9 +238,9 @@ IOVM_API int iovm_share(struct iovm_ctx *ctx, const char *name, const struct iov
 		goto free_space;
 	}
 	{
-		uint64_t a, b, c2, d;
+		struct mp_layout l;
 
-		s->ctl_size = mp_ctl_layout(s->heap_size, &a, &b, &c2, &d);
+		s->ctl_size = mp_ctl_layout(s->heap_size, &l);
 	}
 	ret = os_memfd_create_sealed("iovm-share-ctl", SZ_4K, s->ctl_size, &s->ctl_fd);
 	if (ret)

@@ -41,7 +41,7 @@ struct region {
 
 struct block {
 	uint64_t grain;
-	uint8_t order, owner;
+	uint8_t order, owner, lender;
 };
 
 struct snap {
@@ -54,7 +54,7 @@ static struct region R;
 
 static void region_init(struct region *r)
 {
-	uint64_t a, b, c, d;
+	struct mp_layout l;
 	struct mp_ctl *ctl;
 
 	if (r->s.c) {
@@ -62,7 +62,7 @@ static void region_init(struct region *r)
 		munmap(r->s.heap, HEAP_SIZE);
 	}
 	memset(r, 0, sizeof(*r));
-	r->ctl_size = mp_ctl_layout(HEAP_SIZE, &a, &b, &c, &d);
+	r->ctl_size = mp_ctl_layout(HEAP_SIZE, &l);
 	ctl = mmap(NULL, r->ctl_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	CHECK(ctl != MAP_FAILED);
 	r->s.heap = mmap(NULL, HEAP_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -70,9 +70,7 @@ static void region_init(struct region *r)
 	ctl->magic = MP_MAGIC;
 	ctl->version = MP_VERSION;
 	ctl->hdr_size = sizeof(*ctl);
-	ctl->ctl_size = mp_ctl_layout(HEAP_SIZE, &ctl->off_state, &ctl->off_owner, &ctl->off_next, &ctl->off_prev);
-	ctl->heap_size = HEAP_SIZE;
-	ctl->ngrains = HEAP_SIZE >> MP_GRAIN_SHIFT;
+	mp_ctl_layout_set(ctl, HEAP_SIZE);
 	ctl->page_size = 4096;
 	strcpy(ctl->name, "crash");
 	for (unsigned i = 0; i < MP_MAX_ZONES; i++)
@@ -97,7 +95,7 @@ static void snap_take(const struct region *r, struct snap *sn)
 		if (!(h->state[g] & MP_ALLOCATED))
 			continue;
 		CHECK(sn->n < MAX_BLOCKS);
-		sn->b[sn->n++] = (struct block){ g, h->state[g] & MP_ORDER_MASK, h->owner[g] };
+		sn->b[sn->n++] = (struct block){ g, h->state[g] & MP_ORDER_MASK, h->owner[g], h->lender[g] };
 	}
 	for (unsigned i = 0; i < MP_MAX_ZONES; i++)
 		sn->zone_used[i] = h->c->zones[i].used;
@@ -161,9 +159,22 @@ static void setup(struct region *r)
 	mp_unlock(h);
 }
 
-enum change { ALLOC_SPLIT, FREE_MERGE, ZONE_MAKE, ZONE_FREE, REAP, NR_CHANGES };
-static const char *const change_name[] = { "an allocation that splits", "a free that merges",
-					   "a zone made", "a zone freed", "a dead process reaped" };
+enum change { ALLOC_SPLIT, FREE_MERGE, ZONE_MAKE, ZONE_FREE, REAP, LEND, GIVE_BACK, REAP_BORROWER, REAP_LENDER,
+	      NR_CHANGES };
+static const char *const change_name[] = {
+	"an allocation that splits", "a free that merges", "a zone made", "a zone freed",
+	"a dead process reaped", "a block lent", "a block given back", "a dead borrower reaped",
+	"a dead lender reaped",
+};
+
+/* The @n-th allocated block of @owner, not lent. */
+static uint64_t nth_block(const struct mp_heap *h, uint8_t owner, unsigned n)
+{
+	for (uint64_t g = 0; g < h->c->ngrains; g += UINT64_C(1) << (h->state[g] & MP_ORDER_MASK))
+		if ((h->state[g] & MP_ALLOCATED) && h->owner[g] == owner && h->lender[g] == MP_LENDER_NONE && !n--)
+			return g;
+	test_fail("no block %u of owner %u", n, (unsigned)owner);
+}
 
 /* The change, in the calling process; the lock is taken here (reap: by the reap). */
 static void change(struct region *r, enum change what)
@@ -202,7 +213,22 @@ static void change(struct region *r, enum change what)
 		CHECK_OK(mp_zone_free(&r->s, z));
 		break;
 	case REAP:
+	case REAP_BORROWER:
+	case REAP_LENDER:
 		CHECK_EQ(mp_reap_pid(h, 0x7ffffff0, 7), 1);
+		break;
+	case LEND:
+		CHECK_OK(mp_lock(h));
+		CHECK_OK(mp_heap_lend(h, nth_block(h, 1, 5), 3));
+		mp_unlock(h);
+		break;
+	case GIVE_BACK:
+		CHECK_OK(mp_lock(h));
+		for (g = 0; g < h->c->ngrains; g += UINT64_C(1) << (h->state[g] & MP_ORDER_MASK))
+			if ((h->state[g] & MP_ALLOCATED) && h->lender[g] != MP_LENDER_NONE)
+				break;
+		CHECK_OK(mp_heap_give_back(h, g));
+		mp_unlock(h);
 		break;
 	default:
 		break;
@@ -216,6 +242,16 @@ static void prepare(struct region *r, enum change what)
 	uint64_t g;
 
 	setup(r);
+	if (what == GIVE_BACK || what == REAP_BORROWER || what == REAP_LENDER) {
+		/* GIVE_BACK: owner 1 lent a block to 3. BORROWER: 1 lent three to 2 (which dies). LENDER: 2 lent three to 3. */
+		uint8_t from = what == REAP_LENDER ? 2 : 1, to = what == REAP_BORROWER ? 2 : 3;
+
+		CHECK_OK(mp_lock(h));
+		for (unsigned i = 0; i < (what == GIVE_BACK ? 1u : 3u); i++)
+			CHECK_OK(mp_heap_lend(h, nth_block(h, from, 0), to));
+		CHECK_EQ(mp_heap_free(h, nth_block(h, 3, 0)), 0);
+		mp_unlock(h);
+	}
 	if (what != ALLOC_SPLIT)
 		return;
 	CHECK_OK(mp_lock(h));
@@ -264,7 +300,7 @@ TEST(every_crash_point)
 			CHECK_MSG(st == 0 || st == MP_CRASH_EXIT, "%s, killed at point %lu: child ended with %d",
 				  change_name[what], n, st);
 			CHECK_OK(mp_lock(&R.s.h));
-			if (st == MP_CRASH_EXIT && what != REAP)
+			if (st == MP_CRASH_EXIT && what != REAP && what != REAP_BORROWER && what != REAP_LENDER)
 				CHECK_MSG(R.s.c->recoveries == recoveries + 1,
 					  "%s, killed at point %lu: the lock did not say its holder died",
 					  change_name[what], n);
@@ -273,20 +309,20 @@ TEST(every_crash_point)
 			zones_whole(&R);
 			mp_unlock(&R.s.h);
 			/* A reap killed half way is finished by the next one. */
-			if (what == REAP && st == MP_CRASH_EXIT)
+			if ((what == REAP || what == REAP_BORROWER || what == REAP_LENDER) && st == MP_CRASH_EXIT)
 				CHECK(mp_reap_dead(&R.s.h) >= 0);
 			snap_take(&R, &now);
 			CHECK_MSG(snap_eq(&now, &before) || snap_eq(&now, &after),
 				  "%s, killed at point %lu: the heap is neither as before nor as after (%u blocks; %u before, %u after)",
 				  change_name[what], n, now.n, before.n, after.n);
-			if (what == REAP)
+			if (what == REAP || what == REAP_BORROWER || what == REAP_LENDER)
 				CHECK(snap_eq(&now, &after));
 			if (st == 0)
 				break;
 		}
 		printf("# %s: killed at each of its %lu points, repaired every time\n", change_name[what], n - 1);
 		/* The split went through eight orders at least; every change has several stores. */
-		CHECK(n > (what == ALLOC_SPLIT ? 24u : 3u));
+		CHECK(n > (what == ALLOC_SPLIT ? 24u : what == LEND || what == GIVE_BACK ? 1u : 3u));
 	}
 }
 
