@@ -120,6 +120,29 @@ int mp_get(int fd, void *buf, size_t len)
 	return 0;
 }
 
+void mp_serve(int rd, int wr, void (*run)(const struct mp_cmd *cmd, struct mp_reply *reply))
+{
+	struct mp_cmd cmd;
+
+	while (!mp_get(rd, &cmd, sizeof(cmd))) {
+		struct mp_reply reply = { .v = NAN };
+
+		run(&cmd, &reply);
+		if (mp_put(wr, &reply, sizeof(reply)))
+			return;
+	}
+}
+
+void mp_call(struct mp_child *side, uint32_t op, uint64_t n, struct mp_reply *reply)
+{
+	struct mp_cmd cmd = { .op = op, .n = n };
+
+	if (mp_put(side->wr, &cmd, sizeof(cmd)) || mp_get(side->rd, reply, sizeof(*reply))) {
+		reply->v = NAN;
+		snprintf(reply->why, sizeof(reply->why), "the process measuring died");
+	}
+}
+
 uint64_t mp_iters(const struct mp_cfg *cfg, uint64_t full)
 {
 	return cfg->quick ? full / 100 + 1 : full;
@@ -259,29 +282,25 @@ static void attach_main(int rd, int wr, void *arg)
 		iovm_close(ctx);
 }
 
-static double iovm_attach_us(void)
+/* One second process, from before its fork until its first allocation had a PA. */
+static void attach_once(struct mp_reply *r)
 {
-	double v[32];
-	unsigned ok = 0;
+	struct attach_done done = { .err = -EPIPE };
+	struct mp_child c;
+	uint64_t t0 = bench_now_ns();
+	int ret;
 
-	for (unsigned r = 0; r < cfg.reps + 1; r++) { /* the first warms up */
-		struct attach_done done = { 0 };
-		struct mp_child c;
-		uint64_t t0 = bench_now_ns();
-
-		if (mp_child_start(&c, attach_main, NULL))
-			break;
-		if (mp_get(c.rd, &done, sizeof(done)))
-			done.err = -EPIPE;
-		mp_child_wait(&c);
-		if (done.err || !done.t) {
-			bench_note("iovm: attach failed: %s", iovm_strerror(done.err));
-			return NAN;
-		}
-		if (r)
-			v[ok++] = (double)(done.t - t0) / 1e3;
+	r->v = NAN;
+	if ((ret = mp_child_start(&c, attach_main, NULL))) {
+		snprintf(r->why, sizeof(r->why), "fork: %s", strerror(-ret));
+		return;
 	}
-	return ok ? bench_median(v, ok) : NAN;
+	mp_get(c.rd, &done, sizeof(done));
+	mp_child_wait(&c);
+	if (done.t)
+		r->v = (double)(done.t - t0) / 1e3;
+	else
+		snprintf(r->why, sizeof(r->why), "attach, alloc and PA: %s", iovm_strerror(done.err));
 }
 
 /* ---- iovm: a second process's alloc+free and lookups ---- */
@@ -317,55 +336,56 @@ static double lookups(struct iovm_ctx *ctx, uint64_t n)
 	return (double)(bench_now_ns() - t0) / (double)n;
 }
 
-static double median_of(double (*fn)(struct iovm_ctx *, size_t, uint64_t), struct iovm_ctx *ctx,
-			size_t size, uint64_t n)
-{
-	double v[32];
+static struct iovm_ctx *ops_ctx; /* the measuring process's */
 
-	fn(ctx, size, n / 10 + 1); /* warm-up */
-	for (unsigned r = 0; r < cfg.reps; r++)
-		v[r] = fn(ctx, size, n);
-	return bench_median(v, cfg.reps);
-}
-
-static double lookups_sized(struct iovm_ctx *ctx, size_t size, uint64_t n)
+static void ops_run(const struct mp_cmd *cmd, struct mp_reply *r)
 {
-	(void)size;
-	return lookups(ctx, n);
+	r->v = cmd->op == MP_PAIR64 ? pairs(ops_ctx, 64, cmd->n)
+	     : cmd->op == MP_PAIR4K ? pairs(ops_ctx, 4096, cmd->n)
+	     : cmd->op == MP_LOOKUP ? lookups(ops_ctx, cmd->n)
+				    : NAN;
+	if (isnan(r->v))
+		snprintf(r->why, sizeof(r->why), "%s failed", cmd->op == MP_LOOKUP ? "iovm_zone_lookup" : "command");
 }
 
 static void ops_main(int rd, int wr, void *arg)
 {
-	struct mp_ops ops = { NAN, NAN, NAN, "" };
-	struct iovm_ctx *ctx;
 	int err;
 
-	(void)rd;
 	(void)arg;
-	ctx = attach_share(&err);
-	if (!ctx) {
-		snprintf(ops.why, sizeof(ops.why), "iovm_attach: %s", iovm_strerror(err));
-	} else {
-		ops.pair64_ns = median_of(pairs, ctx, 64, mp_iters(&cfg, 2000000));
-		ops.pair4k_ns = median_of(pairs, ctx, 4096, mp_iters(&cfg, 2000000));
-		ops.lookup_ns = median_of(lookups_sized, ctx, 0, mp_iters(&cfg, 2000000));
-		iovm_close(ctx);
-	}
-	mp_put(wr, &ops, sizeof(ops));
+	ops_ctx = attach_share(&err);
+	if (mp_put(wr, &err, sizeof(err)) || !ops_ctx)
+		return;
+	mp_serve(rd, wr, ops_run);
+	iovm_close(ops_ctx);
 }
 
-static void iovm_ops(struct mp_ops *ops)
-{
-	struct mp_child c;
+static struct mp_child iovm_ops;
+static bool iovm_ops_up;
 
-	*ops = (struct mp_ops){ NAN, NAN, NAN, "" };
-	if (mp_child_start(&c, ops_main, NULL)) {
-		snprintf(ops->why, sizeof(ops->why), "fork: %s", strerror(errno));
+/* iovm's side of a measurement: an attach here, a timing in the measuring process. */
+static void iovm_call(uint32_t op, uint64_t n, struct mp_reply *r)
+{
+	int err = -EPIPE;
+
+	if (op == MP_ATTACH) {
+		attach_once(r);
 		return;
 	}
-	if (mp_get(c.rd, ops, sizeof(*ops)))
-		snprintf(ops->why, sizeof(ops->why), "the second process died");
-	mp_child_wait(&c);
+	if (!iovm_ops_up) {
+		r->v = NAN;
+		if ((err = mp_child_start(&iovm_ops, ops_main, NULL))) {
+			snprintf(r->why, sizeof(r->why), "fork: %s", strerror(-err));
+			return;
+		}
+		if (mp_get(iovm_ops.rd, &err, sizeof(err)) || err) {
+			snprintf(r->why, sizeof(r->why), "iovm_attach: %s", iovm_strerror(err));
+			mp_child_wait(&iovm_ops);
+			return;
+		}
+		iovm_ops_up = true;
+	}
+	mp_call(&iovm_ops, op, n, r);
 }
 
 /* ---- iovm: recovery after kill -9 ---- */
@@ -441,90 +461,109 @@ static double iovm_recovery_us(struct mp_child *owner)
 
 /* ---- the run ---- */
 
-static void measure_iovm(struct mp_figures *fig, double *recovery_us)
+static struct mp_child dpdk;
+static bool dpdk_up;
+
+/*
+ * One row: both sides warmed up, then their repetitions alternated (iovm,
+ * DPDK, iovm...), so that a change in the machine's load hits both alike.
+ */
+static void measure(const char *name, const char *unit, uint32_t op, uint64_t n, const char *peer,
+		    const char *target)
+{
+	double vi[32], vd[32];
+	unsigned ni = 0, nd = 0;
+	struct mp_reply r;
+
+	bench_progress("%s", name);
+	iovm_call(op, n / 10 + 1, &r);
+	if (dpdk_up)
+		mp_call(&dpdk, op, n / 10 + 1, &r);
+	for (unsigned i = 0; i < cfg.reps; i++) {
+		if (ni == i) {
+			iovm_call(op, n, &r);
+			if (!isnan(r.v))
+				vi[ni++] = r.v;
+			else
+				bench_note("iovm: %s: %s", name, r.why);
+		}
+		if (dpdk_up && nd == i) {
+			mp_call(&dpdk, op, n, &r);
+			if (!isnan(r.v))
+				vd[nd++] = r.v;
+			else
+				bench_note("DPDK: %s: %s", name, r.why);
+		}
+	}
+	bench_result(name, unit, ni == cfg.reps ? bench_median(vi, ni) : NAN,
+		     dpdk_up ? peer : "none (DPDK not run)", nd == cfg.reps ? bench_median(vd, nd) : NAN,
+		     target);
+}
+
+static int start_owner(struct mp_child *owner)
 {
 	struct owner_ready ready = { 0 };
-	struct mp_child owner;
 	char a[32];
 	int ret;
 
-	fig->attach_us = NAN;
-	fig->ops = (struct mp_ops){ NAN, NAN, NAN, "" };
-	*recovery_us = NAN;
 	snprintf(share_name, sizeof(share_name), "iovm-bench-mp-%d", (int)getpid());
-	if ((ret = mp_child_start(&owner, owner_main, NULL))) {
-		snprintf(fig->why, sizeof(fig->why), "fork: %s", strerror(-ret));
-		return;
+	if ((ret = mp_child_start(owner, owner_main, NULL))) {
+		fprintf(stderr, "iovm bench mp: fork: %s\n", strerror(-ret));
+		return -1;
 	}
-	if (mp_get(owner.rd, &ready, sizeof(ready)) || ready.err) {
-		snprintf(fig->why, sizeof(fig->why), "%s", ready.err ? ready.why : "the owner died");
-		mp_child_wait(&owner);
-		return;
+	if (mp_get(owner->rd, &ready, sizeof(ready)) || ready.err) {
+		fprintf(stderr, "iovm bench mp: %s\n", ready.err ? ready.why : "the owner died");
+		mp_child_wait(owner);
+		return -1;
 	}
-	bench_note("iovm: a %s shared heap in %s pages, %u zones; children forked from a process without iovm",
+	bench_note("iovm: a %s shared heap in %s pages, %u zones; processes forked from one without iovm",
 		   bench_size(HEAP_SIZE, a, sizeof(a)), ready.page_size >= (2u << 20) ? "2 MiB" : "4 KiB",
 		   MP_ZONES);
-	bench_progress("iovm: attach");
-	fig->attach_us = iovm_attach_us();
-	bench_progress("iovm: alloc+free and zone lookups in the second process");
-	iovm_ops(&fig->ops);
-	if (fig->ops.why[0])
-		bench_note("iovm: second process: %s", fig->ops.why);
-	bench_progress("iovm: recovery after kill -9");
-	*recovery_us = iovm_recovery_us(&owner);
-	ret = mp_child_wait(&owner);
-	if (ret)
-		bench_note("iovm: the owner ended with %d", ret);
-}
-
-static const char *peer_name(const struct mp_figures *dpdk, const char *what, char *buf, size_t len)
-{
-	if (dpdk->why[0])
-		snprintf(buf, len, "none (DPDK not run)");
-	else
-		snprintf(buf, len, "%s", what);
-	return buf;
+	return 0;
 }
 
 int bench_mp(const struct bench_args *args)
 {
-	struct mp_figures iovm = { 0 }, dpdk = { 0 };
+	uint64_t n = 0;
+	struct mp_child owner;
+	char why[160];
 	double recovery_us;
-	char peer[48];
+	int ret;
 
 	cfg.quick = args->quick;
 	cfg.dpdk = args->dpdk;
 	cfg.opts = args->opts;
 	cfg.reps = args->quick ? 3 : 9;
-	/* iovm's heap (32 pages of 2 MiB) and DPDK's pool (-m, below) are not held at once. */
-	bench_hugepages_reserve(cfg.quick ? 0 : 64);
-	measure_iovm(&iovm, &recovery_us);
-	if (iovm.why[0]) {
-		fprintf(stderr, "iovm bench mp: %s\n", iovm.why);
+	n = mp_iters(&cfg, 2000000);
+	/* iovm's heap (32 pages of 2 MiB) and DPDK's (at most 48) at once. */
+	bench_hugepages_reserve(cfg.quick ? 0 : 96);
+	if (start_owner(&owner))
 		return 1;
-	}
-	mp_dpdk_measure(&cfg, &dpdk);
-	if (dpdk.why[0])
-		bench_note("DPDK: %s; iovm alone", dpdk.why);
-	else if (dpdk.ops.why[0])
-		bench_note("DPDK: secondary: %s", dpdk.ops.why);
+	dpdk_up = mp_dpdk_start(&cfg, &dpdk, why, sizeof(why)) == 0;
+	if (!dpdk_up)
+		bench_note("DPDK: %s; iovm alone", why);
 
-	bench_result("attach: spawn to first alloc+PA", "us", iovm.attach_us,
-		     peer_name(&dpdk, "DPDK secondary rte_eal_init", peer, sizeof(peer)),
-		     dpdk.attach_us, "ratio <= 0.1");
-	bench_result("alloc+free 64 B, second process", "ns/pair", iovm.ops.pair64_ns,
-		     peer_name(&dpdk, "rte_malloc+rte_free, secondary", peer, sizeof(peer)),
-		     dpdk.ops.pair64_ns, "ratio <= 0.33");
-	bench_result("alloc+free 4 KiB, second process", "ns/pair", iovm.ops.pair4k_ns,
-		     peer_name(&dpdk, "rte_malloc+rte_free, secondary", peer, sizeof(peer)),
-		     dpdk.ops.pair4k_ns, "ratio <= 0.33");
-	bench_result("zone lookup by name, second process", "ns/lookup", iovm.ops.lookup_ns,
-		     peer_name(&dpdk, "rte_memzone_lookup, secondary", peer, sizeof(peer)),
-		     dpdk.ops.lookup_ns, NULL);
+	measure("attach: spawn to first alloc+PA", "us", MP_ATTACH, 0, "DPDK secondary rte_eal_init",
+		"ratio <= 0.1");
+	measure("alloc+free 64 B, second process", "ns/pair", MP_PAIR64, n,
+		"rte_malloc+rte_free, secondary", "ratio <= 0.33");
+	measure("alloc+free 4 KiB, second process", "ns/pair", MP_PAIR4K, n,
+		"rte_malloc+rte_free, secondary", "ratio <= 0.33");
+	measure("zone lookup by name, second process", "ns/lookup", MP_LOOKUP, n,
+		"rte_memzone_lookup, secondary", NULL);
+	if (iovm_ops_up)
+		mp_child_wait(&iovm_ops);
+	if (dpdk_up)
+		mp_dpdk_stop(&dpdk);
+
+	bench_progress("recovery after kill -9");
+	recovery_us = iovm_recovery_us(&owner);
 	bench_result("recovery: kill -9 of a holder of 1000 blocks", "us", recovery_us,
 		     "none (DPDK cannot reclaim)", NAN, NULL);
-	bench_unbuilt("device process: descriptors/s, 1-16 clients", "desc/s",
-		      "not built yet");
+	bench_unbuilt("device process: descriptors/s, 1-16 clients", "desc/s", "not built yet");
+	ret = mp_child_wait(&owner);
+	if (ret)
+		bench_note("iovm: the owner ended with %d", ret);
 	bench_note("recovery: from kill -9 until the owner has freed all the dead process held (%d blocks of 64 B to 4 KiB)",
 		   MP_DOOMED_BLOCKS);
 	bench_note("DPDK has no recovery: a dead secondary's rte_malloc memory stays allocated until the primary restarts");

@@ -45,25 +45,42 @@ int mp_child_wait(struct mp_child *c);
 int mp_put(int fd, const void *buf, size_t len);
 int mp_get(int fd, void *buf, size_t len);
 
-/* What a second process measured: medians, NAN where not measured. */
-struct mp_ops {
-	double pair64_ns;
-	double pair4k_ns;
-	double lookup_ns;
-	char why[128]; /* "" when measured; else what failed */
+/*
+ * Each side (iovm, DPDK) answers commands, one timing each, so that the
+ * run alternates between them and a change of the machine's load hits
+ * both alike.
+ */
+enum mp_op {
+	MP_ATTACH = 1, /* spawn a process until its first alloc+translation; us */
+	MP_PAIR64,     /* @n alloc+free of 64 B in a second process; ns per pair */
+	MP_PAIR4K,     /* the same, 4 KiB */
+	MP_LOOKUP,     /* @n zone lookups by name in a second process; ns per lookup */
 };
 
-/* What a side measured in the run. */
-struct mp_figures {
-	double attach_us; /* spawn to first alloc+translation, median */
-	struct mp_ops ops;
-	char why[160]; /* "" when the side ran; else why not (for the table) */
+struct mp_cmd {
+	uint32_t op;
+	uint64_t n;
 };
+
+struct mp_reply {
+	double v;      /* NAN when it failed */
+	char why[128]; /* what failed */
+};
+
+/* Answer commands from @rd on @wr with @run until @rd ends. */
+void mp_serve(int rd, int wr, void (*run)(const struct mp_cmd *cmd, struct mp_reply *reply));
+/* Ask @side; a dead side's reply is NAN. */
+void mp_call(struct mp_child *side, uint32_t op, uint64_t n, struct mp_reply *reply);
 
 /* The loops' lengths: full or quick. */
 uint64_t mp_iters(const struct mp_cfg *cfg, uint64_t full);
 
-/* Fill @out with DPDK's figures, or say in @out->why why there are none. */
-void mp_dpdk_measure(const struct mp_cfg *cfg, struct mp_figures *out);
+/*
+ * mp_dpdk_start() - start DPDK's side: a process with a primary, which
+ * answers mp_call(). Return: 0, or -1 with @why saying why there is none.
+ */
+int mp_dpdk_start(const struct mp_cfg *cfg, struct mp_child *side, char *why, size_t len);
+/* Stop it: the primary, its secondaries, and everything they left. */
+void mp_dpdk_stop(struct mp_child *side);
 
 #endif /* IOVM_BENCH_MP_H */

@@ -44,7 +44,6 @@
 #define HUGE_MOUNT_MB 96
 #define HUGE_DIR "/run/iovm-bench-huge"
 
-static const struct mp_cfg *cfg;
 static char file_prefix[64];
 
 static int eal_start(bool primary, char *why, size_t len)
@@ -136,29 +135,25 @@ static void attach_main(int rd, int wr, void *arg)
 	rte_eal_cleanup();
 }
 
-static double attach_us(char *why, size_t len)
+/* One secondary, from before its fork until its first rte_malloc had an IOVA. */
+static void attach_once(struct mp_reply *r)
 {
-	double v[32];
-	unsigned ok = 0;
+	struct attach_done done = { 0 };
+	struct mp_child c;
+	uint64_t t0 = bench_now_ns();
 
-	for (unsigned r = 0; r < cfg->reps + 1; r++) { /* the first warms up */
-		struct attach_done done = { 0 };
-		struct mp_child c;
-		uint64_t t0 = bench_now_ns();
-
-		if (mp_child_start(&c, attach_main, NULL))
-			break;
-		if (mp_get(c.rd, &done, sizeof(done)))
-			snprintf(done.why, sizeof(done.why), "the secondary died");
-		mp_child_wait(&c);
-		if (!done.t) {
-			snprintf(why, len, "%s", done.why);
-			return NAN;
-		}
-		if (r)
-			v[ok++] = (double)(done.t - t0) / 1e3;
+	r->v = NAN;
+	if (mp_child_start(&c, attach_main, NULL)) {
+		snprintf(r->why, sizeof(r->why), "fork: %s", strerror(errno));
+		return;
 	}
-	return ok ? bench_median(v, ok) : NAN;
+	if (mp_get(c.rd, &done, sizeof(done)))
+		snprintf(done.why, sizeof(done.why), "the secondary died");
+	mp_child_wait(&c);
+	if (done.t)
+		r->v = (double)(done.t - t0) / 1e3;
+	else
+		snprintf(r->why, sizeof(r->why), "%s", done.why);
 }
 
 static double pairs(size_t size, uint64_t n)
@@ -174,12 +169,11 @@ static double pairs(size_t size, uint64_t n)
 	return (double)(bench_now_ns() - t0) / (double)n;
 }
 
-static double lookups(size_t size, uint64_t n)
+static double lookups(uint64_t n)
 {
 	char names[MP_ZONES][32];
 	uint64_t t0, sum = 0;
 
-	(void)size;
 	for (unsigned i = 0; i < MP_ZONES; i++)
 		snprintf(names[i], sizeof(names[i]), "bench-z%u", i);
 	t0 = bench_now_ns();
@@ -194,30 +188,29 @@ static double lookups(size_t size, uint64_t n)
 	return (double)(bench_now_ns() - t0) / (double)n;
 }
 
-static double median_of(double (*fn)(size_t, uint64_t), size_t size, uint64_t n)
+/* In the measuring secondary: one timing. */
+static void ops_run(const struct mp_cmd *cmd, struct mp_reply *r)
 {
-	double v[32];
-
-	fn(size, n / 10 + 1); /* warm-up */
-	for (unsigned r = 0; r < cfg->reps; r++)
-		v[r] = fn(size, n);
-	return bench_median(v, cfg->reps);
+	r->v = cmd->op == MP_PAIR64 ? pairs(64, cmd->n)
+	     : cmd->op == MP_PAIR4K ? pairs(4096, cmd->n)
+	     : cmd->op == MP_LOOKUP ? lookups(cmd->n)
+				    : NAN;
+	if (isnan(r->v))
+		snprintf(r->why, sizeof(r->why), "%s failed", cmd->op == MP_LOOKUP ? "rte_memzone_lookup" : "command");
 }
 
 static void ops_main(int rd, int wr, void *arg)
 {
-	struct mp_ops ops = { NAN, NAN, NAN, "" };
+	struct ready r = { 0 };
 
-	(void)rd;
 	(void)arg;
-	if (eal_start(false, ops.why, sizeof(ops.why))) {
-		mp_put(wr, &ops, sizeof(ops));
+	if (eal_start(false, r.why, sizeof(r.why))) {
+		r.err = 1;
+		mp_put(wr, &r, sizeof(r));
 		return;
 	}
-	ops.pair64_ns = median_of(pairs, 64, mp_iters(cfg, 2000000));
-	ops.pair4k_ns = median_of(pairs, 4096, mp_iters(cfg, 2000000));
-	ops.lookup_ns = median_of(lookups, 0, mp_iters(cfg, 2000000));
-	mp_put(wr, &ops, sizeof(ops));
+	if (!mp_put(wr, &r, sizeof(r)))
+		mp_serve(rd, wr, ops_run);
 	rte_eal_cleanup();
 }
 
@@ -243,41 +236,64 @@ static int private_mounts(char *why, size_t len)
 	return 0;
 }
 
+static struct mp_child ops;
+static bool ops_up;
+
+/* In the driver: an attach, or a timing the measuring secondary (started at the first) runs. */
+static void driver_run(const struct mp_cmd *cmd, struct mp_reply *r)
+{
+	struct ready ready = { 0 };
+
+	if (cmd->op == MP_ATTACH) {
+		attach_once(r);
+		return;
+	}
+	if (!ops_up) {
+		r->v = NAN;
+		if (mp_child_start(&ops, ops_main, NULL)) {
+			snprintf(r->why, sizeof(r->why), "fork: %s", strerror(errno));
+			return;
+		}
+		if (mp_get(ops.rd, &ready, sizeof(ready)) || ready.err) {
+			snprintf(r->why, sizeof(r->why), "%s", ready.err ? ready.why : "the secondary died");
+			mp_child_wait(&ops);
+			return;
+		}
+		ops_up = true;
+	}
+	mp_call(&ops, cmd->op, cmd->n, r);
+}
+
 static void driver_main(int rd, int wr, void *arg)
 {
-	struct mp_figures fig = { .attach_us = NAN, .ops = { NAN, NAN, NAN, "" } };
 	struct ready ready = { 0 };
-	struct mp_child primary, ops;
+	struct mp_child primary;
 
-	(void)rd;
 	(void)arg;
-	if (private_mounts(fig.why, sizeof(fig.why)))
+	if (private_mounts(ready.why, sizeof(ready.why))) {
+		ready.err = 1;
 		goto report;
+	}
 	if (mp_child_start(&primary, primary_main, NULL)) {
-		snprintf(fig.why, sizeof(fig.why), "fork: %s", strerror(errno));
+		ready.err = 1;
+		snprintf(ready.why, sizeof(ready.why), "fork: %s", strerror(errno));
 		goto report;
 	}
 	if (mp_get(primary.rd, &ready, sizeof(ready)) || ready.err) {
-		snprintf(fig.why, sizeof(fig.why), "primary: %s", ready.err ? ready.why : "died");
-		goto stop_primary;
+		if (!ready.err)
+			snprintf(ready.why, sizeof(ready.why), "the primary died");
+		ready.err = 1;
+		mp_child_wait(&primary);
+		goto report;
 	}
-	bench_progress("DPDK: secondary attach");
-	fig.attach_us = attach_us(fig.ops.why, sizeof(fig.ops.why));
-	bench_progress("DPDK: rte_malloc+rte_free and rte_memzone_lookup in a secondary");
-	if (mp_child_start(&ops, ops_main, NULL) == 0) {
-		char why[sizeof(fig.ops.why)];
-
-		snprintf(why, sizeof(why), "%s", fig.ops.why);
-		if (mp_get(ops.rd, &fig.ops, sizeof(fig.ops)))
-			snprintf(fig.ops.why, sizeof(fig.ops.why), "the secondary died");
-		else if (why[0])
-			snprintf(fig.ops.why, sizeof(fig.ops.why), "%s", why);
+	if (!mp_put(wr, &ready, sizeof(ready)))
+		mp_serve(rd, wr, driver_run);
+	if (ops_up)
 		mp_child_wait(&ops);
-	}
-stop_primary:
 	mp_child_wait(&primary);
+	return;
 report:
-	mp_put(wr, &fig, sizeof(fig));
+	mp_put(wr, &ready, sizeof(ready));
 }
 
 static long read_sys_long(const char *path)
@@ -293,53 +309,64 @@ static long read_sys_long(const char *path)
 	return v;
 }
 
-void mp_dpdk_measure(const struct mp_cfg *c, struct mp_figures *out)
+int mp_dpdk_start(const struct mp_cfg *c, struct mp_child *side, char *why, size_t len)
 {
 	const char *sys = "/sys/kernel/mm/hugepages/hugepages-2048kB";
+	struct ready ready = { 0 };
 	long free_pages, resv;
 	char path[128];
-	struct mp_child driver;
 
-	*out = (struct mp_figures){ .attach_us = NAN, .ops = { NAN, NAN, NAN, "" } };
-	cfg = c;
 	if (!c->dpdk) {
-		snprintf(out->why, sizeof(out->why), "not run (--no-dpdk)");
-		return;
+		snprintf(why, len, "not run (--no-dpdk)");
+		return -1;
 	}
 	if (geteuid() != 0) {
-		snprintf(out->why, sizeof(out->why),
-			 "not run: its multi-process needs a hugetlbfs mount and PA mode, so root");
-		return;
+		snprintf(why, len, "not run: its multi-process needs a hugetlbfs mount and PA mode, so root");
+		return -1;
 	}
 	snprintf(path, sizeof(path), "%s/free_hugepages", sys);
 	free_pages = read_sys_long(path);
 	snprintf(path, sizeof(path), "%s/resv_hugepages", sys);
 	resv = read_sys_long(path);
-	if (free_pages - (resv > 0 ? resv : 0) < DPDK_MEM_MB / 2 + 8) {
-		snprintf(out->why, sizeof(out->why),
-			 "not run: its multi-process needs 2 MiB hugepages (--no-huge memory is not shared), %ld free",
-			 free_pages - (resv > 0 ? resv : 0));
-		return;
+	free_pages -= resv > 0 ? resv : 0;
+	if (free_pages < DPDK_MEM_MB / 2 + 8) {
+		snprintf(why, len,
+			 "not run: its secondaries need 2 MiB hugepages (with --no-huge they fail: Cannot init memory), %ld free",
+			 free_pages);
+		return -1;
 	}
 	snprintf(file_prefix, sizeof(file_prefix), "iovm-bench-mp-%d", (int)getpid());
-	if (mp_child_start(&driver, driver_main, NULL)) {
-		snprintf(out->why, sizeof(out->why), "fork: %s", strerror(errno));
-		return;
+	if (mp_child_start(side, driver_main, NULL)) {
+		snprintf(why, len, "fork: %s", strerror(errno));
+		return -1;
 	}
-	if (mp_get(driver.rd, out, sizeof(*out)))
-		snprintf(out->why, sizeof(out->why), "its driver process died");
-	mp_child_wait(&driver);
+	if (mp_get(side->rd, &ready, sizeof(ready)) || ready.err) {
+		snprintf(why, len, "%s", ready.err ? ready.why : "its driver process died");
+		mp_child_wait(side);
+		return -1;
+	}
 	bench_note("DPDK: primary with -m %d --iova-mode=pa on a private hugetlbfs; secondaries forked like iovm's",
 		   DPDK_MEM_MB);
+	return 0;
+}
+
+void mp_dpdk_stop(struct mp_child *side)
+{
+	mp_child_wait(side);
 }
 
 #else /* !HAVE_DPDK */
 
-void mp_dpdk_measure(const struct mp_cfg *c, struct mp_figures *out)
+int mp_dpdk_start(const struct mp_cfg *c, struct mp_child *side, char *why, size_t len)
 {
-	*out = (struct mp_figures){ .attach_us = NAN, .ops = { NAN, NAN, NAN, "" } };
-	snprintf(out->why, sizeof(out->why), c->dpdk ? "not built in (install libdpdk-dev and rebuild)"
-						      : "not run (--no-dpdk)");
+	(void)side;
+	snprintf(why, len, "%s", c->dpdk ? "not built in (install libdpdk-dev and rebuild)" : "not run (--no-dpdk)");
+	return -1;
+}
+
+void mp_dpdk_stop(struct mp_child *side)
+{
+	(void)side;
 }
 
 #endif /* HAVE_DPDK */
