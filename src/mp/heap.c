@@ -22,11 +22,21 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/compiler.h"
 #include "base/error.h"
 #include "base/log.h"
 #include "mp/mp_internal.h"
+
+#ifdef IOVM_DEBUG_CHECKS
+unsigned long mp_crash_countdown;
+
+void mp_crash_now(void)
+{
+	_exit(MP_CRASH_EXIT);
+}
+#endif
 
 uint64_t mp_ctl_layout(uint64_t heap_size, uint64_t *off_state, uint64_t *off_owner, uint64_t *off_next,
 		       uint64_t *off_prev)
@@ -75,9 +85,12 @@ static void list_push(struct mp_heap *h, uint64_t g, unsigned order)
 
 	h->prev[g] = 0;
 	h->next[g] = (uint32_t)head;
+	mp_crash_point();
 	if (head)
 		h->prev[head - 1] = (uint32_t)(g + 1);
+	mp_crash_point();
 	h->c->free_head[order] = g + 1;
+	mp_crash_point();
 }
 
 static void list_remove(struct mp_heap *h, uint64_t g, unsigned order)
@@ -88,8 +101,10 @@ static void list_remove(struct mp_heap *h, uint64_t g, unsigned order)
 		h->next[prev - 1] = (uint32_t)next;
 	else
 		h->c->free_head[order] = next;
+	mp_crash_point();
 	if (next)
 		h->prev[next - 1] = (uint32_t)prev;
+	mp_crash_point();
 }
 
 /* The largest order of a block starting at @g that fits before @end. */
@@ -152,17 +167,23 @@ int mp_heap_alloc(struct mp_heap *h, uint64_t size, uint64_t align, uint8_t owne
 		order--;
 		buddy = g + order_grains(order);
 		h->state[buddy] = (uint8_t)(MP_BLOCK | order);
+		mp_crash_point();
 		list_push(h, buddy, order);
 	}
 	h->owner[g] = owner;
+	mp_crash_point();
 	if (record)
 		*record = g;
+	mp_crash_point();
 	/* The commit: one store, after every other (the compiler keeps the order; x86 stores do too). */
 	atomic_signal_fence(memory_order_release);
 	atomic_store_explicit((_Atomic uint8_t *)&h->state[g], (uint8_t)(MP_BLOCK | MP_ALLOCATED | want),
 			      memory_order_release);
+	mp_crash_point();
 	c->free_grains -= order_grains(want);
+	mp_crash_point();
 	c->nr_blocks++;
+	mp_crash_point();
 	*grain = g;
 	return 0;
 }
@@ -205,12 +226,17 @@ int mp_heap_free(struct mp_heap *h, uint64_t grain)
 	atomic_signal_fence(memory_order_release);
 	atomic_store_explicit((_Atomic uint8_t *)&h->state[g], (uint8_t)(MP_BLOCK | order), memory_order_release);
 	atomic_signal_fence(memory_order_release);
+	mp_crash_point();
 	/* Now inside the merged block: cleared so that a stale free of one finds nothing. */
-	for (unsigned i = 0; i < n; i++)
+	for (unsigned i = 0; i < n; i++) {
 		h->state[swallowed[i]] = 0;
+		mp_crash_point();
+	}
 	list_push(h, g, order);
 	c->free_grains += order_grains(start);
+	mp_crash_point();
 	c->nr_blocks--;
+	mp_crash_point();
 	return 0;
 }
 

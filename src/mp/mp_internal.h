@@ -17,6 +17,7 @@
 #ifndef IOVM_MP_INTERNAL_H
 #define IOVM_MP_INTERNAL_H
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -171,6 +172,26 @@ struct mp_space {
 	pthread_mutex_t zone_view_lock;
 	struct iovm_zone zones[MP_MAX_ZONES]; /* under zone_view_lock, and the share's lock to fill */
 };
+
+/*
+ * Crash points, between the stores of every change to the region: a test
+ * sets mp_crash_countdown in a child process, which then dies (_exit) at
+ * the n-th point it passes, holding the lock, so that every store a
+ * process can be killed after is tried (tests/mp/test_mp_crash.c). Only
+ * with debug checks; nothing otherwise.
+ */
+#define MP_CRASH_EXIT 99
+#ifdef IOVM_DEBUG_CHECKS
+extern unsigned long mp_crash_countdown;
+void mp_crash_now(void) __attribute__((noreturn));
+#define mp_crash_point()                                                     \
+	do {                                                                 \
+		if (__builtin_expect(mp_crash_countdown != 0, 0) && !--mp_crash_countdown) \
+			mp_crash_now();                                      \
+	} while (0)
+#else
+#define mp_crash_point() do { } while (0)
+#endif
 
 /* ---- heap.c: the buddy allocator of the shared heap ---- */
 

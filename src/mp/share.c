@@ -141,8 +141,13 @@ static int go_live(struct mp_space *s)
 		.pa = s->pa,
 		.page_size = s->page_size,
 	};
+	ret = mem_share_set(s->ctx->mem, &s->view);
+	if (ret) {
+		phys_window_remove(s->ctx->phys, s->pa);
+		s->on_bus = false;
+		return ret;
+	}
 	s->ctx->mp = s;
-	mem_share_set(s->ctx->mem, &s->view);
 	return 0;
 }
 
