@@ -109,8 +109,9 @@ struct iovm_share_info {
 	void *heap_va;          /* where this process maps it */
 	uint64_t heap_size;
 	uint64_t heap_free;     /* bytes */
+	uint64_t cached;        /* bytes freed into threads' caches of small blocks: free to their process only */
 	uint64_t page_size;
-	uint64_t blocks;        /* allocations live */
+	uint64_t blocks;        /* allocations live (not counting cached blocks) */
 	unsigned processes;     /* attached now, the owner included while it lives */
 	unsigned zones;
 	uint64_t attaches;      /* since the share was made */

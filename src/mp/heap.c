@@ -152,7 +152,7 @@ void mp_heap_init(struct mp_heap *h)
 	c->nr_blocks = 0;
 }
 
-static unsigned order_for(uint64_t size, uint64_t align)
+unsigned mp_order_for(uint64_t size, uint64_t align)
 {
 	uint64_t grains = (MAX(size, align) + MP_GRAIN - 1) >> MP_GRAIN_SHIFT;
 
@@ -168,7 +168,7 @@ int mp_heap_alloc(struct mp_heap *h, uint64_t size, uint64_t align, uint8_t owne
 
 	if (!size || size > (c->ngrains << MP_GRAIN_SHIFT))
 		return -ENOMEM;
-	want = order_for(size, align);
+	want = mp_order_for(size, align);
 	if (want > MP_MAX_ORDER)
 		return -ENOMEM;
 	for (order = want; order <= MP_MAX_ORDER && !c->free_head[order]; order++)
@@ -188,7 +188,7 @@ int mp_heap_alloc(struct mp_heap *h, uint64_t size, uint64_t align, uint8_t owne
 		list_push(h, buddy, order);
 	}
 	h->owner[g] = owner;
-	h->lender[g] = MP_LENDER_NONE;
+	lender_set(&h->lender[g], MP_LENDER_NONE);
 	mp_crash_point();
 	if (record)
 		*record = g;
@@ -229,8 +229,13 @@ int mp_heap_free(struct mp_heap *h, uint64_t grain)
 
 	if (mp_heap_block(h, grain, &order, &owner))
 		return -EINVAL;
-	if (h->lender[grain] != MP_LENDER_NONE)
-		return -EBUSY;
+	/* Against its owner caching it at once without the lock: one of the two wins. */
+	if (!lender_cas(&h->lender[grain], MP_LENDER_NONE, MP_LENDER_FREEING)) {
+		uint8_t l = lender_get(&h->lender[grain]);
+
+		return l == MP_LENDER_CACHED || l == MP_LENDER_FREEING ? -EINVAL : -EBUSY;
+	}
+	mp_crash_point();
 	start = order;
 	/* Merge with each free buddy of equal order; nothing is written until the commit. */
 	while (order < MP_MAX_ORDER) {
@@ -265,12 +270,11 @@ int mp_heap_lend(struct mp_heap *h, uint64_t grain, uint8_t to)
 	unsigned order;
 	uint8_t owner;
 
-	if (mp_heap_block(h, grain, &order, &owner))
+	if (mp_heap_block(h, grain, &order, &owner) || lender_get(&h->lender[grain]) == MP_LENDER_CACHED)
 		return -EINVAL;
-	if (h->lender[grain] != MP_LENDER_NONE || owner == to)
-		return -EBUSY;
 	/* Lender first: killed between, lender == owner, which the repair undoes. */
-	h->lender[grain] = owner;
+	if (owner == to || !lender_cas(&h->lender[grain], MP_LENDER_NONE, owner))
+		return -EBUSY;
 	mp_crash_point();
 	h->owner[grain] = to;
 	mp_crash_point();
@@ -282,19 +286,19 @@ int mp_heap_give_back(struct mp_heap *h, uint64_t grain)
 	unsigned order;
 	uint8_t owner, lender;
 
-	if (mp_heap_block(h, grain, &order, &owner) || h->lender[grain] == MP_LENDER_NONE)
+	lender = mp_heap_block(h, grain, &order, &owner) ? MP_LENDER_NONE : lender_get(&h->lender[grain]);
+	if (lender == MP_LENDER_NONE || lender == MP_LENDER_CACHED || lender == MP_LENDER_FREEING)
 		return -EINVAL;
-	lender = h->lender[grain];
 	if (lender == MP_LENDER_GONE) {
 		/* Its lender died: nobody holds it now. Killed before the free, it stays the borrower's, reaped with it. */
-		h->lender[grain] = MP_LENDER_NONE;
+		lender_set(&h->lender[grain], MP_LENDER_NONE);
 		mp_crash_point();
 		return mp_heap_free(h, grain);
 	}
 	/* Owner first: killed between, lender == owner, which the repair finishes. */
 	h->owner[grain] = lender;
 	mp_crash_point();
-	h->lender[grain] = MP_LENDER_NONE;
+	lender_set(&h->lender[grain], MP_LENDER_NONE);
 	mp_crash_point();
 	return 0;
 }
@@ -332,18 +336,22 @@ uint64_t mp_heap_free_owned(struct mp_heap *h, uint8_t owner)
 			g = next;
 			continue;
 		}
-		if (h->lender[g] == owner) {
+		uint8_t l = lender_get(&h->lender[g]);
+
+		if (l == owner) {
 			/* Lent to a device by the one going: freed when the device gives it back. */
-			h->lender[g] = MP_LENDER_GONE;
+			lender_set(&h->lender[g], MP_LENDER_GONE);
 			mp_crash_point();
-		} else if (h->owner[g] == owner && h->lender[g] != MP_LENDER_NONE) {
+		} else if (h->owner[g] == owner && l < MP_LENDER_FREEING) {
 			/* A device going: what it borrowed goes back. */
-			if (h->lender[g] == MP_LENDER_GONE)
+			if (l == MP_LENDER_GONE)
 				freed++;
 			mp_heap_give_back(h, g);
 		} else if (h->owner[g] == owner) {
+			/* Its own, cached or half freed by a process killed in the free: free now. */
+			lender_set(&h->lender[g], MP_LENDER_NONE);
 			mp_heap_free(h, g);
-			freed++;
+			freed += l != MP_LENDER_CACHED; /* a cached block was free to it: not an allocation lost */
 			/* The merge may have grown a free block below g: go on from the end of g's block. */
 		}
 		g = next;
@@ -368,9 +376,11 @@ int mp_heap_repair(struct mp_heap *h)
 		/* What a killed process left inside the block: half-split buddies, swallowed starts. */
 		memset(h->state + g + 1, 0, len - 1);
 		if (s & MP_ALLOCATED) {
-			/* A loan half made or half ended (lender == owner): not a loan. */
-			if (h->lender[g] == h->owner[g])
-				h->lender[g] = MP_LENDER_NONE;
+			/* A loan half made or half ended (lender == owner), a free half done: neither happened. */
+			uint8_t l = lender_get(&h->lender[g]);
+
+			if (l == h->owner[g] || l == MP_LENDER_FREEING)
+				lender_set(&h->lender[g], MP_LENDER_NONE);
 			blocks++;
 		} else {
 			list_push(h, g, order);
@@ -400,10 +410,12 @@ int mp_heap_check(const struct mp_heap *h)
 				return err_detail(-EUCLEAN, IOVM_LOG_ERR,
 						  "shared heap: a block start inside the block at grain %" PRIu64, g);
 		if (s & MP_ALLOCATED) {
-			uint8_t o = h->owner[g], l = h->lender[g];
+			uint8_t o = h->owner[g], l = lender_get(&h->lender[g]);
+			bool lent = l < MP_MAX_PROCS || l == MP_OWNER_KEEP || l == MP_LENDER_GONE;
 
-			if (l == o || (l != MP_LENDER_NONE && l != MP_LENDER_GONE && l != MP_OWNER_KEEP && l >= MP_MAX_PROCS) ||
-			    (o != MP_OWNER_KEEP && o >= MP_MAX_PROCS) || (l != MP_LENDER_NONE && o == MP_OWNER_KEEP))
+			if (l == o || l == MP_LENDER_FREEING || (!lent && l != MP_LENDER_NONE && l != MP_LENDER_CACHED) ||
+			    (o != MP_OWNER_KEEP && o >= MP_MAX_PROCS) || (lent && o == MP_OWNER_KEEP) ||
+			    (l == MP_LENDER_CACHED && o >= MP_MAX_PROCS))
 				return err_detail(-EUCLEAN, IOVM_LOG_ERR,
 						  "shared heap: the block at grain %" PRIu64 " has owner %u and lender %u", g,
 						  (unsigned)o, (unsigned)l);

@@ -28,6 +28,7 @@
 #include <iovm/mp.h>
 
 #include "base/addr.h"
+#include "base/tlscache.h"
 #include "mem/mem.h"
 
 #define MP_MAGIC UINT64_C(0x31706d2d6d766f69) /* "iovm-mp1" */
@@ -76,7 +77,29 @@ static_assert(MP_MAX_PROCS < MP_OWNER_KEEP, "slot numbers fit in the owner byte"
  */
 #define MP_LENDER_NONE 0xfeu /* not lent */
 #define MP_LENDER_GONE 0xfdu /* lent by a process that died since: freed when given back */
-static_assert(MP_MAX_PROCS < MP_LENDER_GONE, "slot numbers fit in the lender byte");
+/*
+ * Two more values a block's owner process sets without the lock, each by
+ * a compare-and-swap from NONE, so that of two processes freeing one
+ * block at once (a bug of theirs) one wins and the other is told:
+ */
+#define MP_LENDER_CACHED 0xfcu  /* freed into its owner's thread cache (tcache.c): allocated in the heap */
+#define MP_LENDER_FREEING 0xfbu /* being freed under the lock; meaningless once the block is free */
+static_assert(MP_MAX_PROCS < MP_LENDER_FREEING, "slot numbers fit in the lender byte");
+
+static inline uint8_t lender_get(const uint8_t *l)
+{
+	return __atomic_load_n(l, __ATOMIC_ACQUIRE);
+}
+
+static inline void lender_set(uint8_t *l, uint8_t v)
+{
+	__atomic_store_n(l, v, __ATOMIC_RELEASE);
+}
+
+static inline bool lender_cas(uint8_t *l, uint8_t from, uint8_t to)
+{
+	return __atomic_compare_exchange_n(l, &from, to, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
 
 enum mp_slot_state {
 	MP_SLOT_FREE = 0,
@@ -183,6 +206,9 @@ struct mp_space {
 	int conn_fd;             /* attached: the connection to the owner; -1 */
 	struct mp_server *srv;   /* owner: the server of attachments */
 	struct mem_shared view;  /* what the context's mem routes to */
+	/* The thread caches of small blocks (tcache.c); registered while live. */
+	struct tls_owner tc_owner;
+	bool tc_registered;
 	/* The zones as this process sees them, by record index: what iovm_zone_*() return. */
 	pthread_mutex_t zone_view_lock;
 	struct iovm_zone zones[MP_MAX_ZONES]; /* under zone_view_lock, and the share's lock to fill */
@@ -222,6 +248,8 @@ uint64_t mp_ctl_layout(uint64_t heap_size, struct mp_layout *l);
 void mp_ctl_layout_set(struct mp_ctl *c, uint64_t heap_size);
 /* mp_heap_view() - @h for the region at @c, after checking its offsets against its size. */
 int mp_heap_view(struct mp_ctl *c, struct mp_heap *h);
+/* mp_order_for() - the order of the block that holds @size bytes aligned to @align. */
+unsigned mp_order_for(uint64_t size, uint64_t align);
 /* mp_heap_init() - tile a fresh heap with free blocks. Before anyone can attach. */
 void mp_heap_init(struct mp_heap *h);
 
@@ -321,6 +349,17 @@ int mp_zone_reserve(void *arg, const char *name, size_t size, size_t align, uint
 int mp_zone_lookup(void *arg, const char *name, const struct iovm_zone **zone);
 int mp_zone_free(void *arg, const struct iovm_zone *zone);
 int mp_zone_walk(void *arg, int (*fn)(void *fn_arg, const struct iovm_zone *z), void *fn_arg);
+
+/* ---- tcache.c: per-thread caches of small blocks ---- */
+
+/* Blocks up to 4 KiB (order 6) are cached. */
+#define MP_TCACHE_ORDERS 7
+void mp_tcache_init(struct mp_space *s);
+void mp_tcache_fini(struct mp_space *s);
+/* A block of @order from the calling thread's cache, refilled under the lock when empty; NULL: none. */
+void *mp_tcache_alloc(struct mp_space *s, unsigned order);
+/* Free @grain into the calling thread's cache; 1 when it was not this process's to cache (lock path). */
+int mp_tcache_free(struct mp_space *s, uint64_t grain);
 
 /* ---- attach.c ---- */
 int mp_connect(struct mp_space *s, const char *name);

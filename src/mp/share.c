@@ -141,8 +141,10 @@ static int go_live(struct mp_space *s)
 		.pa = s->pa,
 		.page_size = s->page_size,
 	};
+	mp_tcache_init(s);
 	ret = mem_share_set(s->ctx->mem, &s->view);
 	if (ret) {
+		mp_tcache_fini(s);
 		phys_window_remove(s->ctx->phys, s->pa);
 		s->on_bus = false;
 		return ret;
@@ -350,6 +352,7 @@ void mp_close(struct iovm_ctx *ctx)
 	ctx->mp = NULL;
 	if (s->fork_gen != mp_fork_gen()) {
 		/* A forked child: none of it was copied (MADV_DONTFORK), and the server thread is the parent's. */
+		mp_tcache_fini(s);
 		free(s->srv);
 		os_va_release(s->map, s->map_len);
 		space_free(s);
@@ -358,6 +361,8 @@ void mp_close(struct iovm_ctx *ctx)
 	if (s->on_bus)
 		phys_window_remove(ctx->phys, s->pa);
 	mp_server_stop(s);
+	/* The caches' blocks are this slot's: leaving frees them with the rest. */
+	mp_tcache_fini(s);
 	mp_slot_leave(s);
 	unmap_share(s);
 	space_free(s);
@@ -403,6 +408,12 @@ IOVM_API int iovm_share_info(struct iovm_ctx *ctx, struct iovm_share_info *info)
 	info->heap_free = c->free_grains << MP_GRAIN_SHIFT;
 	info->page_size = s->page_size;
 	info->blocks = c->nr_blocks;
+	/* Blocks in threads' caches are free to their processes, not live allocations. */
+	for (uint64_t g = 0; g < c->ngrains; g += UINT64_C(1) << (s->h.state[g] & MP_ORDER_MASK))
+		if ((s->h.state[g] & MP_ALLOCATED) && lender_get(&s->h.lender[g]) == MP_LENDER_CACHED) {
+			info->blocks--;
+			info->cached += MP_GRAIN << (s->h.state[g] & MP_ORDER_MASK);
+		}
 	for (unsigned i = 0; i < MP_MAX_PROCS; i++)
 		info->processes += c->slots[i].state == MP_SLOT_LIVE;
 	info->zones = c->nr_zones;

@@ -7,6 +7,7 @@
  * owner, credentials, and bad input on every new call.
  */
 #include <grp.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 
@@ -618,6 +619,78 @@ TEST(domains_follow_the_shared_heap)
 	CHECK_OK(iovm_close(ctx));
 }
 
+/* Two processes free one block at once (the owner from its cache, the other under the lock): one wins. */
+struct race {
+	_Atomic uint64_t pa;
+	_Atomic unsigned go, done;
+	_Atomic int result[2];
+};
+
+static void racer(int rd, int wr, void *arg)
+{
+	struct iovm_ctx *ctx = attach_ok(g_name);
+	const struct iovm_zone *z;
+	struct race *r;
+
+	(void)rd;
+	(void)arg;
+	CHECK_OK(iovm_zone_lookup(ctx, "race", &z));
+	r = z->va;
+	for (unsigned round = 1; round <= 2000; round++) {
+		void *p;
+
+		while (atomic_load(&r->go) != round)
+			;
+		p = iovm_dma_ptr(ctx, IOVM_PA(atomic_load(&r->pa)));
+		CHECK(p != NULL);
+		atomic_store(&r->result[1], iovm_dma_free(ctx, p));
+		atomic_fetch_add(&r->done, 1);
+	}
+	CHECK_OK(iovm_close(ctx));
+	put64(wr, 1);
+}
+
+TEST(double_free_race)
+{
+	struct iovm_ctx *ctx;
+	const struct iovm_zone *z;
+	unsigned mine = 0, theirs = 0;
+	struct race *r;
+	struct child c;
+
+	g_name = share_name("race");
+	ctx = share_ok(g_name, HEAP);
+	CHECK_EQ(iovm_zone_reserve(ctx, "race", sizeof(*r), 0, 0, &z), 0);
+	r = z->va;
+	c = child_start(racer, NULL);
+	for (unsigned round = 1; round <= 2000; round++) {
+		void *p = iovm_dma_alloc(ctx, 64 + round % 1000, 0, 0);
+		iovm_pa_t pa;
+		int res;
+
+		CHECK(p != NULL);
+		CHECK_OK(iovm_dma_pa(ctx, p, &pa));
+		atomic_store(&r->pa, pa.addr);
+		atomic_store(&r->done, 0);
+		atomic_store(&r->go, round);
+		res = iovm_dma_free(ctx, p);
+		while (atomic_load(&r->done) != 1)
+			;
+		CHECK_MSG((res == 0) != (atomic_load(&r->result[1]) == 0),
+			  "round %u: both frees said %d and %d", round, res, atomic_load(&r->result[1]));
+		CHECK(res == 0 || res == -EINVAL);
+		CHECK(atomic_load(&r->result[1]) == 0 || atomic_load(&r->result[1]) == -EINVAL);
+		mine += res == 0;
+		theirs += res != 0;
+	}
+	CHECK_EQ(get64(c.rd), 1);
+	child_ok(&c);
+	printf("# 2000 double frees: the owner's won %u, the other process's %u\n", mine, theirs);
+	CHECK_OK(iovm_share_check(ctx));
+	CHECK_EQ(share_info(ctx).blocks, 1);
+	CHECK_OK(iovm_close(ctx));
+}
+
 /* Exec'd: a process with an address layout of its own attaches and checks what it is given. */
 static int exec_worker(const char *name, const char *pa_text)
 {
@@ -683,5 +756,6 @@ int main(int argc, char **argv)
 	RUN(dma_from_another_process);
 	RUN(exec_any_address);
 	RUN(domains_follow_the_shared_heap);
+	RUN(double_free_race);
 	return 0;
 }
