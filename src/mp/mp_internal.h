@@ -146,6 +146,7 @@ struct mp_ctl {
 	int32_t group;          /* may attach besides owner_uid; -1: none */
 	int32_t owner_pid;
 	uint32_t unused;
+	uint64_t share_id;      /* random: tells this share from another of the same name */
 	char name[IOVM_SHARE_NAMESIZE];
 
 	pthread_mutex_t lock;   /* robust, process-shared */
@@ -327,6 +328,11 @@ int mp_reap_dead(struct mp_heap *h);
 
 /* The abstract socket address of share @name: "\0iovm-share/NAME"; its length in @len. */
 int mp_sock_addr(const char *name, void *sun, unsigned *len);
+/* The same for another kind of socket: @fmt has one %s, the name. */
+int mp_sock_addr_fmt(const char *fmt, const char *name, void *sun, unsigned *len);
+struct ucred;
+/* Whether the peer on @fd may join the share: the owner's user, or a member of its group; -EACCES. */
+int mp_peer_allowed(const struct mp_ctl *c, int fd, struct ucred *cred);
 /* What the owner sends first, with the control and heap memfds when status is 0. */
 struct mp_hello {
 	int32_t status;     /* 0 or a negative errno: why not */

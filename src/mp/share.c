@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <iovm/mp.h>
@@ -199,6 +201,8 @@ static void ctl_init(struct mp_space *s, const struct iovm_share_params *p)
 	c->owner_uid = (uint32_t)getuid();
 	c->group = (int32_t)p->group;
 	c->owner_pid = getpid();
+	if (getrandom(&c->share_id, sizeof(c->share_id), GRND_NONBLOCK) != sizeof(c->share_id))
+		c->share_id = ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)s ^ (uint64_t)time(NULL);
 	strcpy(c->name, s->name);
 	for (unsigned i = 0; i < MP_MAX_ZONES; i++)
 		c->zones[i].grain = MP_NO_GRAIN;
