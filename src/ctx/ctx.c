@@ -93,7 +93,8 @@ static int start_pools(struct iovm_ctx *ctx)
 	return 0;
 }
 
-IOVM_API int iovm_open(const char *opts, struct iovm_ctx **out)
+/* iovm_open() without err_enter(): iovm_attach()'s details name iovm_attach(). */
+static int ctx_open(const char *opts, struct iovm_ctx **out)
 {
 	struct phys_params params;
 	struct iovm_config cfg;
@@ -101,7 +102,6 @@ IOVM_API int iovm_open(const char *opts, struct iovm_ctx **out)
 	bool host_pa = false, readable = false;
 	int ret;
 
-	err_enter();
 	if (!out)
 		return err_inval("!out");
 	config_defaults(&cfg);
@@ -200,6 +200,12 @@ static void ctx_destroy(struct iovm_ctx *ctx)
 	free(ctx);
 }
 
+IOVM_API int iovm_open(const char *opts, struct iovm_ctx **out)
+{
+	err_enter();
+	return ctx_open(opts, out);
+}
+
 IOVM_API int iovm_close(struct iovm_ctx *ctx)
 {
 	err_enter();
@@ -238,11 +244,9 @@ IOVM_API int iovm_attach(const char *name, const char *opts, struct iovm_ctx **o
 	ret = mp_name_check(name);
 	if (ret)
 		return ret;
-	ret = iovm_open(opts, &ctx);
+	ret = ctx_open(opts, &ctx);
 	if (ret)
 		return ret;
-	/* iovm_open() began a call of its own: the detail of what follows names this one. */
-	err_enter();
 	ret = mp_attach(ctx, name);
 	if (ret) {
 		ctx_destroy(ctx);

@@ -363,15 +363,14 @@ static void *realloc_shared(struct iovm_ctx *ctx, void *ptr, size_t size, size_t
 	size_t old = sh->ops->size(sh->arg, ptr);
 	void *p;
 
-	if (!old) {
-		errno = EINVAL;
-		return NULL;
-	}
+	if (!old)
+		return NULL; /* errno and detail set */
 	if (event_in_callback()) {
 		errno = -err_detail(-EDEADLK, IOVM_LOG_DEBUG, "called from a memory event callback");
 		return NULL;
 	}
-	if (size <= old && is_aligned((uintptr_t)ptr, MAX(align, 1)))
+	/* In place only when it is this process's: a block kept in place would still die with another. */
+	if (size <= old && is_aligned((uintptr_t)ptr, MAX(align, 1)) && sh->ops->mine(sh->arg, ptr))
 		return ptr;
 	p = alloc_shared(ctx->mem, sh, size, align, flags & ~IOVM_DMA_ZERO);
 	if (!p)
@@ -442,6 +441,12 @@ IOVM_API int64_t iovm_dma_trim(struct iovm_ctx *ctx, uint32_t flags)
 		return err_inval("!ctx || (flags & ~IOVM_TRIM_ALL)");
 	if (event_in_callback())
 		return -EDEADLK;
+	if (mem_shared_of(ctx->mem)) {
+		int ret = mem_shared_of(ctx->mem)->ops->usable(mem_shared_of(ctx->mem)->arg);
+
+		if (ret)
+			return ret;
+	}
 	for (unsigned i = 0; i < MEM_MAX_LISTS; i++) {
 		struct mem_seglist *sl = atomic_load_explicit(&ctx->mem->lists[i], memory_order_acquire);
 

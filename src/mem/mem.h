@@ -59,6 +59,10 @@ struct mem_shared_ops {
 	int (*zone_lookup)(void *arg, const char *name, const struct iovm_zone **zone);
 	int (*zone_free)(void *arg, const struct iovm_zone *zone);
 	int (*zone_walk)(void *arg, int (*fn)(void *fn_arg, const struct iovm_zone *z), void *fn_arg);
+	/* Whether @ptr is a live block this process holds (realloc may keep it in place). */
+	bool (*mine)(void *arg, const void *ptr);
+	/* 0, or -EPERM (with a detail) in a forked child, which may not use the context. */
+	int (*usable)(void *arg);
 };
 
 struct mem_shared {

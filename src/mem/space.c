@@ -196,6 +196,12 @@ IOVM_API int iovm_mem_stats(struct iovm_ctx *ctx, struct iovm_mem_stats *st)
 	if (!ctx || !st)
 		return err_inval("!ctx || !st");
 	ms = ctx->mem;
+	if (mem_shared_of(ms)) {
+		int ret = mem_shared_of(ms)->ops->usable(mem_shared_of(ms)->arg);
+
+		if (ret)
+			return ret;
+	}
 	memset(st, 0, sizeof(*st));
 	for (unsigned i = 0; i < MEM_MAX_LISTS; i++) {
 		struct mem_seglist *sl = atomic_load_explicit(&ms->lists[i], memory_order_acquire);

@@ -27,7 +27,7 @@ static void close_fds(const struct cmsghdr *cm)
 
 	memcpy(fds, CMSG_DATA(cm), MIN(n, 8u) * sizeof(int));
 	for (unsigned i = 0; i < MIN(n, 8u); i++)
-		close(fds[i]);
+		mp_fd_close(fds[i]);
 }
 
 int mp_connect(struct mp_space *s, const char *name)
@@ -53,6 +53,7 @@ int mp_connect(struct mp_space *s, const char *name)
 	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
+	mp_fd_own(fd);
 	if (connect(fd, (struct sockaddr *)&sun, len)) {
 		ret = errno == ECONNREFUSED || errno == ENOENT
 			      ? err_detail(-ENOENT, IOVM_LOG_DEBUG, "no process shares '%s'", name)
@@ -61,6 +62,11 @@ int mp_connect(struct mp_space *s, const char *name)
 	}
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+	/* The owner died or closed between our connect and its answer: nobody shares the name any more. */
+	if (n == 0 || (n < 0 && (errno == ECONNRESET || errno == EPIPE))) {
+		ret = err_detail(-ENOENT, IOVM_LOG_DEBUG, "the owner of '%s' went away", name);
+		goto close_sock;
+	}
 	if (n < 0) {
 		ret = errno == EAGAIN ? err_detail(-ETIMEDOUT, IOVM_LOG_ERR, "the owner of '%s' does not answer", name)
 				      : -errno;
@@ -89,6 +95,8 @@ int mp_connect(struct mp_space *s, const char *name)
 		goto close_sock;
 	}
 	memcpy(fds, CMSG_DATA(cm), sizeof(fds));
+	mp_fd_own(fds[0]);
+	mp_fd_own(fds[1]);
 	s->ctl_fd = fds[0];
 	s->heap_fd = fds[1];
 	s->conn_fd = fd;
@@ -98,6 +106,6 @@ int mp_connect(struct mp_space *s, const char *name)
 	return 0;
 
 close_sock:
-	close(fd);
+	mp_fd_close(fd);
 	return ret;
 }

@@ -49,7 +49,15 @@ struct iovm_rqueue {
 	_Atomic uint32_t reaped;  /* cq_head, for the submitter's count of what is in flight */
 	unsigned empty_reaps;     /* the reaper's */
 	_Atomic bool gone;        /* the device process is gone */
+	unsigned fork_gen;        /* mp_fork_gen() at open: a forked child has none of it */
 };
+
+static int not_forked(const struct iovm_rqueue *q)
+{
+	if (likely(q->fork_gen == mp_fork_gen()))
+		return 0;
+	return err_hot(-EPERM, "a forked child may not use its parent's queue");
+}
 
 /* Whether the connection has ended (the device process is gone). */
 static bool conn_gone(struct iovm_rqueue *q)
@@ -114,12 +122,14 @@ IOVM_API int iovm_rqueue_open(struct iovm_ctx *ctx, const char *name, unsigned d
 	q->ctx = ctx;
 	q->s = ctx->mp;
 	q->depth = depth;
+	q->fork_gen = ctx->mp->fork_gen;
 	pthread_mutex_init(&q->req_lock, NULL);
 	q->conn = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (q->conn < 0) {
 		ret = -errno;
 		goto free_q;
 	}
+	mp_fd_own(q->conn);
 	if (connect(q->conn, (struct sockaddr *)&sun, len)) {
 		ret = errno == ECONNREFUSED || errno == ENOENT
 			      ? err_detail(-ENOENT, IOVM_LOG_DEBUG, "no device process is named '%s'", name)
@@ -154,7 +164,7 @@ free_ring:
 	/* The device process gave the ring back (or never took it) before it answered. */
 	iovm_dma_free(ctx, q->ring);
 close_conn:
-	close(q->conn);
+	mp_fd_close(q->conn);
 free_q:
 	pthread_mutex_destroy(&q->req_lock);
 	free(q);
@@ -177,6 +187,9 @@ IOVM_API int iovm_rqueue_map(struct iovm_rqueue *q, const void *ptr, size_t len,
 	if (!q || !ptr || !len || !iova || !is_aligned((uintptr_t)ptr | len, SZ_4K) || !perm ||
 	    (perm & ~(uint32_t)(IOVM_MAP_READ | IOVM_MAP_WRITE)))
 		return err_inval("!q || !ptr || !len || !iova || unaligned || bad perm");
+	ret = not_forked(q);
+	if (ret)
+		return ret;
 	off = (uint64_t)((const uint8_t *)ptr - q->s->heap);
 	if (off >= q->s->heap_size || len > q->s->heap_size - off)
 		return err_inval("the range is not in the shared heap");
@@ -201,6 +214,9 @@ IOVM_API int iovm_rqueue_unmap(struct iovm_rqueue *q, iovm_iova_t iova, size_t l
 	err_enter();
 	if (!q || !len)
 		return err_inval("!q || !len");
+	ret = not_forked(q);
+	if (ret)
+		return ret;
 	ret = request(q, &r, &rep);
 	if (ret == -EINVAL)
 		return err_inval("nothing was mapped at that IOVA with that length");
@@ -213,6 +229,8 @@ IOVM_API int iovm_rqueue_submit(struct iovm_rqueue *q, const struct iovm_desc *d
 
 	if (unlikely(!q || !d))
 		return err_hot(-EINVAL, "invalid argument: !q || !d");
+	if (unlikely(q->fork_gen != mp_fork_gen()))
+		return not_forked(q);
 	/* In flight: submitted and not reaped. Every completion has its place in the ring. */
 	if (unlikely(q->sq_tail - atomic_load_explicit(&q->reaped, memory_order_acquire) >= q->depth)) {
 		if (conn_gone(q))
@@ -236,6 +254,8 @@ IOVM_API int iovm_rqueue_reap(struct iovm_rqueue *q, struct iovm_cqe *cqe, unsig
 
 	if (unlikely(!q || (!cqe && max)))
 		return err_hot(-EINVAL, "invalid argument: !q || !cqe");
+	if (unlikely(q->fork_gen != mp_fork_gen()))
+		return not_forked(q);
 	cq = dp_cq(q->ring, q->depth);
 	tail = atomic_load_explicit(&q->ring->cq_tail, memory_order_acquire);
 	/* The device process's index, checked: never more than was submitted. */
@@ -262,6 +282,12 @@ IOVM_API int iovm_rqueue_close(struct iovm_rqueue *q)
 	err_enter();
 	if (!q)
 		return err_inval("!q");
+	if (q->fork_gen != mp_fork_gen()) {
+		/* A forked child: its connection was closed at the fork; the queue is the parent's. */
+		pthread_mutex_destroy(&q->req_lock);
+		free(q);
+		return 0;
+	}
 	/*
 	 * The device process stops the queue and gives the ring back before
 	 * it answers. Without an answer (it is gone), the share gave it back
@@ -271,7 +297,7 @@ IOVM_API int iovm_rqueue_close(struct iovm_rqueue *q)
 	request(q, &r, &rep);
 	if (iovm_dma_free(q->ctx, q->ring))
 		log_debug("device queue: its ring is still lent; it goes when this process leaves the share");
-	close(q->conn);
+	mp_fd_close(q->conn);
 	pthread_mutex_destroy(&q->req_lock);
 	free(q);
 	return 0;

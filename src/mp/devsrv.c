@@ -100,6 +100,7 @@ struct iovm_device_server {
 	unsigned cap_loans, nr_loans;
 	uint32_t next_pasid;           /* the control thread's */
 	_Atomic uint64_t opened, descriptors, torn_down, refused;
+	unsigned fork_gen;             /* at serve: a forked child has no threads of it */
 };
 
 /* ---- loans ---- */
@@ -276,7 +277,7 @@ static void client_free(struct iovm_device_server *srv, struct client *c)
 	/* No worker holds its pointer after this. */
 	pthread_rwlock_wrlock(&srv->pass_lock);
 	pthread_rwlock_unlock(&srv->pass_lock);
-	close(c->conn);
+	mp_fd_close(c->conn);
 	free(c->maps);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
@@ -466,11 +467,12 @@ static void accept_client(struct iovm_device_server *srv)
 
 	if (fd < 0)
 		return;
+	mp_fd_own(fd);
 	if (mp_peer_allowed(srv->s->c, fd, &cred)) {
 		struct dp_rep rep = { .status = -EACCES };
 
 		send(fd, &rep, sizeof(rep), MSG_NOSIGNAL);
-		close(fd);
+		mp_fd_close(fd);
 		return;
 	}
 	for (unsigned i = 0; i < MAX_CLIENTS; i++) {
@@ -485,7 +487,7 @@ static void accept_client(struct iovm_device_server *srv)
 		atomic_store_explicit(&srv->clients[i], c, memory_order_release);
 		return;
 	}
-	close(fd);
+	mp_fd_close(fd);
 }
 
 static void *ctl_main(void *arg)
@@ -643,6 +645,7 @@ IOVM_API int iovm_device_serve(struct iovm_ctx *ctx, const char *name, unsigned 
 		return -ENOMEM;
 	srv->ctx = ctx;
 	srv->s = ctx->mp;
+	srv->fork_gen = mp_fork_gen();
 	srv->listen_fd = srv->stop_fd = -1;
 	srv->nr_workers = workers ? workers : 1;
 	{
@@ -671,6 +674,7 @@ IOVM_API int iovm_device_serve(struct iovm_ctx *ctx, const char *name, unsigned 
 		ret = -errno;
 		goto destroy_dom;
 	}
+	mp_fd_own(srv->listen_fd);
 	if (bind(srv->listen_fd, (struct sockaddr *)&sun, len) || listen(srv->listen_fd, 64)) {
 		ret = errno == EADDRINUSE ? err_detail(-EEXIST, IOVM_LOG_DEBUG, "a device server named '%s' exists", name)
 					  : -errno;
@@ -681,6 +685,7 @@ IOVM_API int iovm_device_serve(struct iovm_ctx *ctx, const char *name, unsigned 
 		ret = -errno;
 		goto close_listen;
 	}
+	mp_fd_own(srv->stop_fd);
 	for (unsigned i = 0; i < srv->nr_workers; i++) {
 		struct worker_arg *wa = fi_calloc(1, sizeof(*wa));
 
@@ -705,9 +710,9 @@ stop_workers:
 	atomic_store(&srv->stopping, true);
 	for (unsigned i = 0; i < srv->nr_workers; i++)
 		pthread_join(srv->workers[i], NULL);
-	close(srv->stop_fd);
+	mp_fd_close(srv->stop_fd);
 close_listen:
-	close(srv->listen_fd);
+	mp_fd_close(srv->listen_fd);
 destroy_dom:
 	iovm_device_detach(srv->dev, IOVM_PASID_NONE);
 	iovm_domain_destroy(srv->none_dom);
@@ -744,14 +749,18 @@ IOVM_API int iovm_device_server_stop(struct iovm_device_server *srv)
 	err_enter();
 	if (!srv)
 		return err_inval("!srv");
+	if (srv->fork_gen != mp_fork_gen()) {
+		/* A forked child: the threads are the parent's, the descriptors closed at the fork. */
+		return err_detail(-EPERM, IOVM_LOG_DEBUG, "a forked child may not stop its parent's device server");
+	}
 	if (write(srv->stop_fd, &one, sizeof(one)) != sizeof(one))
 		log_err("device server: cannot stop the control thread");
 	pthread_join(srv->ctl, NULL);
 	atomic_store_explicit(&srv->stopping, true, memory_order_release);
 	for (unsigned i = 0; i < srv->nr_workers; i++)
 		pthread_join(srv->workers[i], NULL);
-	close(srv->stop_fd);
-	close(srv->listen_fd);
+	mp_fd_close(srv->stop_fd);
+	mp_fd_close(srv->listen_fd);
 	iovm_device_detach(srv->dev, IOVM_PASID_NONE);
 	iovm_domain_destroy(srv->none_dom);
 	iovm_device_close(srv->dev);

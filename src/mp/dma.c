@@ -49,6 +49,8 @@ static void *mp_alloc(void *arg, size_t size, size_t align, uint32_t flags)
 	ret = not_forked(s);
 	if (!ret)
 		ret = mp_placement_check(s, flags);
+	if (!ret && (size > s->heap_size || align > s->heap_size))
+		ret = -ENOMEM;
 	/* Small blocks of this process's own come from the thread's cache, without the lock. */
 	if (!ret && !(flags & IOVM_DMA_KEEP) && mp_order_for(size, align) < MP_TCACHE_ORDERS) {
 		void *p = mp_tcache_alloc(s, mp_order_for(size, align));
@@ -59,15 +61,21 @@ static void *mp_alloc(void *arg, size_t size, size_t align, uint32_t flags)
 			return p;
 		}
 	}
-	for (int pass = 0; !ret && pass < 2; pass++) {
+	for (int pass = 0; !ret; pass++) {
 		ret = mp_lock(&s->h);
 		if (ret)
 			break;
 		ret = mp_heap_alloc(&s->h, size, align, owner, NULL, &grain);
 		mp_unlock(&s->h);
-		/* Out of memory: some may be a dead process's that nobody freed yet. */
-		if (ret != -ENOMEM || pass || mp_reap_dead(&s->h) <= 0)
+		/*
+		 * Out of memory: some may be a dead process's that nobody freed
+		 * yet, or this process's own threads' caches. Then once more.
+		 */
+		if (ret != -ENOMEM || pass)
 			break;
+		if (mp_reap_dead(&s->h) <= 0 && !mp_tcache_drain(s))
+			break;
+		ret = 0;
 	}
 	if (ret) {
 		if (ret == -ENOMEM)
@@ -149,6 +157,27 @@ static size_t mp_size(void *arg, const void *ptr)
 	return (size_t)(MP_GRAIN << order);
 }
 
+static bool mp_mine(void *arg, const void *ptr)
+{
+	struct mp_space *s = arg;
+	uint64_t grain = 0;
+	unsigned order;
+	uint8_t owner;
+	bool mine;
+
+	if (not_forked(s) || grain_of(s, ptr, &grain) || mp_lock(&s->h))
+		return false;
+	mine = !mp_heap_block(&s->h, grain, &order, &owner) && owner == s->slot &&
+	       lender_get(&s->h.lender[grain]) == MP_LENDER_NONE;
+	mp_unlock(&s->h);
+	return mine;
+}
+
+static int mp_usable(void *arg)
+{
+	return not_forked(arg);
+}
+
 const struct mem_shared_ops mp_mem_ops = {
 	.alloc = mp_alloc,
 	.free = mp_free,
@@ -157,4 +186,6 @@ const struct mem_shared_ops mp_mem_ops = {
 	.zone_lookup = mp_zone_lookup,
 	.zone_free = mp_zone_free,
 	.zone_walk = mp_zone_walk,
+	.mine = mp_mine,
+	.usable = mp_usable,
 };

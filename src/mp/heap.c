@@ -342,7 +342,7 @@ uint64_t mp_heap_free_owned(struct mp_heap *h, uint8_t owner)
 			/* Lent to a device by the one going: freed when the device gives it back. */
 			lender_set(&h->lender[g], MP_LENDER_GONE);
 			mp_crash_point();
-		} else if (h->owner[g] == owner && l < MP_LENDER_FREEING) {
+		} else if (h->owner[g] == owner && (l < MP_MAX_PROCS || l == MP_OWNER_KEEP || l == MP_LENDER_GONE)) {
 			/* A device going: what it borrowed goes back. */
 			if (l == MP_LENDER_GONE)
 				freed++;

@@ -313,6 +313,13 @@ int mp_repair(struct mp_heap *h);
 
 /* A counter a pthread_atfork() child handler bumps: compare to tell a forked child. */
 unsigned mp_fork_gen(void);
+/*
+ * mp_fd_own() - a descriptor of the mp layer: a forked child closes it
+ * (at fork, before anything else runs). mp_fd_close() closes one; in a
+ * forked child, which no longer has them, they must not be closed again.
+ */
+void mp_fd_own(int fd);
+void mp_fd_close(int fd);
 /* mp_proc_start() - the start time of @pid (in clock ticks since boot), and whether it is a zombie. */
 int mp_proc_start(pid_t pid, uint64_t *start, bool *zombie);
 /* mp_slot_take() - a slot for this process; -EUSERS when none is free after a reap. Takes the lock. */
@@ -364,6 +371,8 @@ void mp_tcache_init(struct mp_space *s);
 void mp_tcache_fini(struct mp_space *s);
 /* A block of @order from the calling thread's cache, refilled under the lock when empty; NULL: none. */
 void *mp_tcache_alloc(struct mp_space *s, unsigned order);
+/* mp_tcache_drain() - give the calling thread's cached blocks back; whether any were. */
+bool mp_tcache_drain(struct mp_space *s);
 /* Free @grain into the calling thread's cache; 1 when it was not this process's to cache (lock path). */
 int mp_tcache_free(struct mp_space *s, uint64_t grain);
 

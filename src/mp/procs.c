@@ -27,14 +27,65 @@
 static _Atomic unsigned fork_gen;
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 
+/*
+ * The descriptors of the mp layer (memfds, sockets, pidfds, eventfds): a
+ * forked child closes them all at once, so that it holds nothing of its
+ * parent's shares by accident (a listening socket would keep the share's
+ * name taken after the owner died; a connection would hide a death).
+ */
+#define MAX_OWN_FDS 4096
+static pthread_mutex_t own_lock = PTHREAD_MUTEX_INITIALIZER;
+static int own_fds[MAX_OWN_FDS]; /* under own_lock */
+static unsigned nr_own;          /* under own_lock */
+
+static void on_fork_prepare(void)
+{
+	pthread_mutex_lock(&own_lock);
+}
+
+static void on_fork_parent(void)
+{
+	pthread_mutex_unlock(&own_lock);
+}
+
 static void on_fork_child(void)
 {
+	for (unsigned i = 0; i < nr_own; i++)
+		close(own_fds[i]);
+	nr_own = 0;
 	atomic_fetch_add_explicit(&fork_gen, 1, memory_order_relaxed);
+	pthread_mutex_unlock(&own_lock);
 }
 
 static void fork_hook(void)
 {
-	pthread_atfork(NULL, NULL, on_fork_child);
+	pthread_atfork(on_fork_prepare, on_fork_parent, on_fork_child);
+}
+
+void mp_fd_own(int fd)
+{
+	pthread_once(&fork_once, fork_hook);
+	if (fd < 0)
+		return;
+	pthread_mutex_lock(&own_lock);
+	if (nr_own < MAX_OWN_FDS)
+		own_fds[nr_own++] = fd;
+	pthread_mutex_unlock(&own_lock);
+}
+
+void mp_fd_close(int fd)
+{
+	if (fd < 0)
+		return;
+	pthread_mutex_lock(&own_lock);
+	for (unsigned i = 0; i < nr_own; i++)
+		if (own_fds[i] == fd) {
+			own_fds[i] = own_fds[--nr_own];
+			break;
+		}
+	/* Under the lock: no fork sees the number closed and still listed (and reused). */
+	close(fd);
+	pthread_mutex_unlock(&own_lock);
 }
 
 unsigned mp_fork_gen(void)

@@ -125,9 +125,9 @@ static int send_hello(int fd, const struct mp_space *s, int status)
 static void drop(struct mp_server *srv, unsigned i)
 {
 	if (srv->w[i].conn >= 0)
-		close(srv->w[i].conn);
+		mp_fd_close(srv->w[i].conn);
 	if (srv->w[i].pidfd >= 0)
-		close(srv->w[i].pidfd);
+		mp_fd_close(srv->w[i].pidfd);
 	srv->w[i] = srv->w[--srv->nr];
 }
 
@@ -142,36 +142,38 @@ static void accept_one(struct mp_server *srv)
 	fd = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 	if (fd < 0)
 		return;
+	mp_fd_own(fd);
 	ret = mp_peer_allowed(s->c, fd, &cred);
 	if (ret) {
 		log_notice("share %s: process %d of user %u may not attach", s->name, (int)cred.pid,
 			   (unsigned)cred.uid);
 		send_hello(fd, s, ret);
-		close(fd);
+		mp_fd_close(fd);
 		return;
 	}
 	if (srv->nr == MAX_WATCHED) {
 		send_hello(fd, s, -EUSERS);
-		close(fd);
+		mp_fd_close(fd);
 		return;
 	}
 	w = &srv->w[srv->nr];
 	w->conn = fd;
 	w->pid = cred.pid;
 	w->pidfd = (int)syscall(SYS_pidfd_open, cred.pid, 0);
+	mp_fd_own(w->pidfd);
 	/* Read after the pidfd is open: if the pid was reused since, the start time tells. */
 	if (mp_proc_start(cred.pid, &w->start, &zombie) || zombie) {
 		if (w->pidfd >= 0)
-			close(w->pidfd);
-		close(fd);
+			mp_fd_close(w->pidfd);
+		mp_fd_close(fd);
 		return;
 	}
 	if (w->pidfd < 0)
 		srv->polling = true;
 	if (send_hello(fd, s, 0)) {
 		if (w->pidfd >= 0)
-			close(w->pidfd);
-		close(fd);
+			mp_fd_close(w->pidfd);
+		mp_fd_close(fd);
 		return;
 	}
 	srv->nr++;
@@ -235,7 +237,7 @@ static void *server_main(void *arg)
 
 				if (recv(w->conn, b, sizeof(b), MSG_DONTWAIT) > 0)
 					continue; /* nothing is expected; drained */
-				close(w->conn);
+				mp_fd_close(w->conn);
 				w->conn = -1;
 				/* Detached and alive: nothing more to watch. Still attached: dying, wait for it. */
 				if (!still_attached(srv, w))
@@ -268,6 +270,7 @@ int mp_server_start(struct mp_space *s)
 		ret = -errno;
 		goto free_srv;
 	}
+	mp_fd_own(srv->listen_fd);
 	if (bind(srv->listen_fd, (struct sockaddr *)&sun, len)) {
 		ret = errno == EADDRINUSE ? err_detail(-EEXIST, IOVM_LOG_DEBUG, "a share named '%s' exists", s->name)
 					  : -errno;
@@ -282,6 +285,7 @@ int mp_server_start(struct mp_space *s)
 		ret = -errno;
 		goto close_listen;
 	}
+	mp_fd_own(srv->stop_fd);
 	ret = -fi_pthread_create(&srv->thread, NULL, server_main, srv);
 	if (ret)
 		goto close_stop;
@@ -289,9 +293,9 @@ int mp_server_start(struct mp_space *s)
 	return 0;
 
 close_stop:
-	close(srv->stop_fd);
+	mp_fd_close(srv->stop_fd);
 close_listen:
-	close(srv->listen_fd);
+	mp_fd_close(srv->listen_fd);
 free_srv:
 	free(srv);
 	return ret;
@@ -309,8 +313,8 @@ void mp_server_stop(struct mp_space *s)
 	pthread_join(srv->thread, NULL);
 	while (srv->nr)
 		drop(srv, srv->nr - 1);
-	close(srv->stop_fd);
-	close(srv->listen_fd);
+	mp_fd_close(srv->stop_fd);
+	mp_fd_close(srv->listen_fd);
 	free(srv);
 	s->srv = NULL;
 }

@@ -70,12 +70,15 @@ static struct mp_space *space_new(struct iovm_ctx *ctx, const char *name)
 
 static void space_free(struct mp_space *s)
 {
+	/* A forked child closed them at the fork (mp_fd_own()): their numbers may be another's now. */
+	if (s->fork_gen != mp_fork_gen())
+		s->ctl_fd = s->heap_fd = s->conn_fd = -1;
 	if (s->ctl_fd >= 0)
-		close(s->ctl_fd);
+		mp_fd_close(s->ctl_fd);
 	if (s->heap_fd >= 0)
-		close(s->heap_fd);
+		mp_fd_close(s->heap_fd);
 	if (s->conn_fd >= 0)
-		close(s->conn_fd);
+		mp_fd_close(s->conn_fd);
 	pthread_mutex_destroy(&s->zone_view_lock);
 	free(s);
 }
@@ -172,11 +175,12 @@ static int make_heap(struct mp_space *s, uint64_t size, uint64_t page_size)
 		ret = os_memfd_create_sealed("iovm-share-heap", sizes[i], len, &s->heap_fd);
 		if (ret)
 			continue;
+		mp_fd_own(s->heap_fd);
 		/* A hugetlb mapping reserves its pages: if the pool is short, it fails here, not later. */
 		probe = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, s->heap_fd, 0);
 		if (probe == MAP_FAILED) {
 			ret = -ENOMEM;
-			close(s->heap_fd);
+			mp_fd_close(s->heap_fd);
 			s->heap_fd = -1;
 			continue;
 		}
@@ -251,6 +255,7 @@ IOVM_API int iovm_share(struct iovm_ctx *ctx, const char *name, const struct iov
 	ret = os_memfd_create_sealed("iovm-share-ctl", SZ_4K, s->ctl_size, &s->ctl_fd);
 	if (ret)
 		goto free_space;
+	mp_fd_own(s->ctl_fd);
 	ret = map_share(s);
 	if (ret)
 		goto free_space;

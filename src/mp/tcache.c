@@ -38,20 +38,23 @@ struct mp_tcache {
 static struct tls_kind tc_kind = TLS_KIND_INIT;
 static __thread struct tls_slots tc_slots __tls_ie;
 
-/* Give @n blocks of @order from the top of @tc back to the heap. Takes the share's lock. */
-static void give_back(struct mp_tcache *tc, unsigned order, unsigned n)
+/* Give @n blocks of @order from the top of @tc back to the heap; how many. Takes the share's lock. */
+static unsigned give_back(struct mp_tcache *tc, unsigned order, unsigned n)
 {
 	struct mp_space *s = tc->s;
+	unsigned given = 0;
 
-	if (mp_lock(&s->h))
-		return; /* unrecoverable: the blocks stay this process's until it goes */
+	if (!tc->n[order] || mp_lock(&s->h))
+		return 0; /* unrecoverable: the blocks stay this process's until it goes */
 	while (n-- && tc->n[order]) {
 		uint64_t g = tc->grain[order][--tc->n[order]];
 
 		lender_set(&s->h.lender[g], MP_LENDER_NONE);
 		mp_heap_free(&s->h, g);
+		given++;
 	}
 	mp_unlock(&s->h);
+	return given;
 }
 
 static void tc_retire(struct tls_owner *o, struct tls_cache *c)
@@ -102,6 +105,22 @@ static struct mp_tcache *my_cache(struct mp_space *s)
 	return (struct mp_tcache *)tls_cache_get(&tc_kind, &tc_slots, &s->tc_owner);
 }
 
+bool mp_tcache_drain(struct mp_space *s)
+{
+	struct mp_tcache *tc;
+	unsigned given = 0;
+
+	/*
+	 * The calling thread's cache only: the others write theirs without a
+	 * lock, and give back as they fill or when their thread exits.
+	 */
+	if (!s->tc_registered || !(tc = my_cache(s)))
+		return false;
+	for (unsigned order = 0; order < MP_TCACHE_ORDERS; order++)
+		given += give_back(tc, order, TC_MAX);
+	return given != 0;
+}
+
 void *mp_tcache_alloc(struct mp_space *s, unsigned order)
 {
 	struct mp_tcache *tc = my_cache(s);
@@ -110,10 +129,19 @@ void *mp_tcache_alloc(struct mp_space *s, unsigned order)
 	if (unlikely(!tc))
 		return NULL;
 	if (unlikely(!tc->n[order])) {
-		/* Empty: a batch of blocks of this order, under one lock. */
+		uint64_t batch;
+
+		/*
+		 * Empty: a batch of blocks of this order, under one lock; a batch
+		 * takes at most 1/256 of what is free, so that caches of many
+		 * processes do not starve the heap (another's cache can only be
+		 * emptied by its own process).
+		 */
 		if (mp_lock(&s->h))
 			return NULL;
-		while (tc->n[order] < TC_BATCH &&
+		batch = MIN((uint64_t)TC_BATCH, (s->c->free_grains >> 8) >> order);
+		batch = MAX(batch, 1);
+		while (tc->n[order] < batch &&
 		       !mp_heap_alloc(&s->h, MP_GRAIN << order, 0, s->slot, NULL, &g)) {
 			lender_set(&s->h.lender[g], MP_LENDER_CACHED);
 			tc->grain[order][tc->n[order]++] = g;
