@@ -297,8 +297,11 @@ static void round_end(struct iovm_ctx *ctx, struct blk *mine, unsigned nmine, ui
 				EXPECT(a4_bad(p, ctl->mail[s].size, ctl->mail[s].tag) == ctl->mail[s].size);
 			r = iovm_dma_free(ctx, p);
 			/* A taker killed after its free and before it emptied the slot: EINVAL. */
-			EXPECT_MSG(r == 0 || (st == 3 && r == -EINVAL), "round %d: mailbox slot %d (%u): %d",
-				   round, s, st, r);
+			EXPECT_MSG(r == 0 || (st == 3 && r == -EINVAL),
+				   "round %d: a KEEP block handed over (mailbox slot %d, state %u) is no longer "
+				   "allocated: free %d; this share's recoveries %llu, reaped %llu processes",
+				   round, s, st, r, (unsigned long long)share_info(ctx).recoveries,
+				   (unsigned long long)share_info(ctx).reaped);
 		}
 		atomic_store(&ctl->mail[s].state, 0);
 	}
