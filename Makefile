@@ -68,6 +68,7 @@ bench: build
 	$(BUILD)/tools/iovm bench mem --plot $(BUILD)/bench-mem.svg --json-out $(BUILD)/bench-mem.json
 	$(BUILD)/tools/iovm bench iommu --plot $(BUILD)/bench-iommu.svg --json-out $(BUILD)/bench-iommu.json
 	$(BUILD)/tools/iovm bench reg --plot $(BUILD)/bench-reg.svg --json-out $(BUILD)/bench-reg.json
+	$(BUILD)/tools/iovm bench mp --plot $(BUILD)/bench-mp.svg --json-out $(BUILD)/bench-mp.json
 
 install: build
 	meson install -C $(BUILD)

@@ -25,6 +25,7 @@ struct result {
 	char peer[48];
 	double peer_value;
 	char target[40];
+	char unbuilt[24]; /* why the row has no figure: not built yet; "" when it has one */
 };
 
 static struct result results[MAX_RESULTS];
@@ -69,6 +70,13 @@ void bench_result(const char *name, const char *unit, double iovm, const char *p
 	r->peer_value = peer_value;
 }
 
+void bench_unbuilt(const char *name, const char *unit, const char *why)
+{
+	bench_result(name, unit, NAN, "none", NAN, why);
+	if (nr_results && !strcmp(results[nr_results - 1].name, name))
+		snprintf(results[nr_results - 1].unbuilt, sizeof(results[0].unbuilt), "%s", why);
+}
+
 void bench_note(const char *fmt, ...)
 {
 	va_list ap;
@@ -98,6 +106,47 @@ static double ratio(const struct result *r)
 	return r->iovm / r->peer_value;
 }
 
+/*
+ * Whether @r meets its target: 1 met, 0 missed, -1 not checked. Only the
+ * clauses "ratio <= X", "ratio >= X", "iovm <= X", "iovm >= X" (X in the
+ * row's unit) and "iovm succeeds" are checked; a row with any other
+ * clause, or a figure missing, is not.
+ */
+static int target_met(const struct result *r)
+{
+	char buf[sizeof(r->target)], *save = NULL;
+	int met = -1;
+
+	snprintf(buf, sizeof(buf), "%s", r->target);
+	for (char *c = strtok_r(buf, ",", &save); c; c = strtok_r(NULL, ",", &save)) {
+		char what[8], op[3];
+		double x, v;
+
+		while (*c == ' ')
+			c++;
+		if (!strcmp(c, "iovm succeeds")) {
+			if (isnan(r->iovm))
+				return 0;
+			met = 1;
+			continue;
+		}
+		if (sscanf(c, "%7s %2s %lf", what, op, &x) != 3)
+			return -1;
+		if (!strcmp(what, "ratio"))
+			v = ratio(r);
+		else if (!strcmp(what, "iovm"))
+			v = r->iovm;
+		else
+			return -1;
+		if (isnan(v) || (strcmp(op, "<=") && strcmp(op, ">=")))
+			return -1;
+		if (!strcmp(op, "<=") ? v > x : v < x)
+			return 0;
+		met = 1;
+	}
+	return met;
+}
+
 static void fmt_value(char *buf, size_t len, double v)
 {
 	if (isnan(v))
@@ -122,12 +171,14 @@ void bench_print_table(FILE *f, const char *title, unsigned reps)
 		fmt_value(a, sizeof(a), r->iovm);
 		fmt_value(b, sizeof(b), r->peer_value);
 		fmt_value(c, sizeof(c), ratio(r));
+		int met = target_met(r);
+
 		if (isnan(r->iovm))
-			snprintf(a, sizeof(a), "failed");
+			snprintf(a, sizeof(a), "%s", r->unbuilt[0] ? "-" : "failed");
 		if (isnan(r->peer_value) && strncmp(r->peer, "none", 4))
 			snprintf(b, sizeof(b), "failed");
-		fprintf(f, "%-44s %-10s %10s  %-34s %10s %8s  %s\n", r->name, r->unit, a, r->peer, b, c,
-			r->target);
+		fprintf(f, "%-44s %-10s %10s  %-34s %10s %8s  %s%s\n", r->name, r->unit, a, r->peer, b, c,
+			r->target, met == 1 ? ": met" : met == 0 ? ": MISSED" : "");
 	}
 	if (nr_notes)
 		fprintf(f, "\n");
@@ -157,6 +208,14 @@ void bench_write_json(FILE *f)
 		json_num(f, r->peer_value);
 		fprintf(f, ", \"ratio\": ");
 		json_num(f, ratio(r));
+		if (r->target[0] && !r->unbuilt[0]) {
+			int met = target_met(r);
+
+			fprintf(f, ", \"target\": \"%s\", \"met\": %s", r->target,
+				met == 1 ? "true" : met == 0 ? "false" : "null");
+		}
+		if (r->unbuilt[0])
+			fprintf(f, ", \"status\": \"%s\"", r->unbuilt);
 		fprintf(f, "}%s\n", i + 1 < nr_results ? "," : "");
 	}
 	fprintf(f, "]\n");
@@ -199,7 +258,7 @@ static unsigned plot_data(FILE *f, bool rates)
 		const struct result *r = &results[i];
 		double scale = 1;
 
-		if (rates ? !rate_unit(r->unit) : !time_unit(r->unit, &scale))
+		if (r->unbuilt[0] || (rates ? !rate_unit(r->unit) : !time_unit(r->unit, &scale)))
 			continue;
 		fprintf(f, "\"%s, %s\\n(%s)\" %g %g\n", r->name, rates ? r->unit : "ns", r->peer,
 			isnan(r->iovm) ? 0 : r->iovm * scale, isnan(r->peer_value) ? 0 : r->peer_value * scale);

@@ -22,6 +22,13 @@ double bench_median(double *v, unsigned n);
 void bench_result(const char *name, const char *unit, double iovm, const char *peer,
 		  double peer_value, const char *target);
 
+/*
+ * bench_unbuilt() - a row for something not built yet: the table says
+ * @why where the target goes, the JSON has null and "status": @why, the
+ * chart leaves it out.
+ */
+void bench_unbuilt(const char *name, const char *unit, const char *why);
+
 /* A line worth keeping with the results (printed under the table). */
 void bench_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -29,7 +36,8 @@ void bench_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void bench_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 void bench_print_table(FILE *f, const char *title, unsigned reps);
-/* JSON: a list of {name, unit, iovm, peer, peer_value, ratio}. */
+/* JSON: a list of {name, unit, iovm, peer, peer_value, ratio}, with target and met (true,
+ * false, null: not checked) where the row has a target, status where it is not built. */
 void bench_write_json(FILE *f);
 int bench_write_json_file(const char *path);
 /* An SVG bar chart of iovm beside its peers, through gnuplot when installed. */
@@ -64,5 +72,6 @@ int bench_iommu(const struct bench_args *args);
 int bench_reg(const struct bench_args *args);
 int bench_vfio(const struct bench_args *args);
 int bench_placement(const struct bench_args *args);
+int bench_mp(const struct bench_args *args);
 
 #endif /* IOVM_BENCH_H */

@@ -12,7 +12,7 @@
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: iovm bench mem|iommu|reg|vfio|placement [--json] [--json-out FILE] [--plot FILE.svg] [--quick]\n"
+		"usage: iovm bench mem|iommu|reg|vfio|placement|mp [--json] [--json-out FILE] [--plot FILE.svg] [--quick]\n"
 		"                                     [--no-dpdk] [--opts IOVM_OPTIONS] [--hugepages N]\n"
 		"  --hugepages N  have N free 2 MiB hugepages for the run (as root: added to the pool,\n"
 		"                 taken back at exit as far as free); 0 leaves the pool alone\n");
@@ -33,6 +33,8 @@ int main(int argc, char **argv)
 		run = bench_vfio;
 	else if (argc >= 2 && !strcmp(argv[1], "placement"))
 		run = bench_placement;
+	else if (argc >= 2 && !strcmp(argv[1], "mp"))
+		run = bench_mp;
 	if (!run) {
 		usage();
 		return 2;

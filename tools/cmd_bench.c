@@ -23,7 +23,7 @@ int cmd_bench(int argc, char **argv)
 	ssize_t n;
 
 	if (argc < 2) {
-		fprintf(stderr, "usage: iovm bench mem|iommu|reg|vfio|placement [--json] [--json-out FILE] [--quick] [--plot FILE.svg]\n"
+		fprintf(stderr, "usage: iovm bench mem|iommu|reg|vfio|placement|mp [--json] [--json-out FILE] [--quick] [--plot FILE.svg]\n"
 				"                      [--no-dpdk] [--opts IOVM_OPTIONS]\n");
 		return 2;
 	}

@@ -257,7 +257,7 @@ struct iovm_desc {
 	uint8_t op;           /* enum iovm_op */
 	uint8_t flags;        /* IOVM_DESC_* */
 	uint16_t sg_count;    /* GATHER and SCATTER */
-	uint32_t pasid;       /* the domain of every address below */
+	uint32_t pasid;       /* the domain of every address below; a batch's children run in the batch's */
 	uint64_t src;         /* IOVA */
 	uint64_t dst;         /* IOVA */
 	uint64_t completion;  /* IOVA of a struct iovm_completion */

@@ -44,6 +44,8 @@
 #define IOVM_MP_H
 
 #include <iovm/base.h>
+#include <iovm/dev.h>
+#include <iovm/iommu.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -109,8 +111,9 @@ struct iovm_share_info {
 	void *heap_va;          /* where this process maps it */
 	uint64_t heap_size;
 	uint64_t heap_free;     /* bytes */
+	uint64_t cached;        /* bytes freed into threads' caches of small blocks: free to their process only */
 	uint64_t page_size;
-	uint64_t blocks;        /* allocations live */
+	uint64_t blocks;        /* allocations live (not counting cached blocks) */
 	unsigned processes;     /* attached now, the owner included while it lives */
 	unsigned zones;
 	uint64_t attaches;      /* since the share was made */
@@ -155,6 +158,149 @@ IOVM_API int iovm_share_reap(struct iovm_ctx *ctx);
  * failed; -EINVAL, -ENOENT as iovm_share_info().
  */
 IOVM_API int iovm_share_check(struct iovm_ctx *ctx);
+
+/*
+ * A device in another process: a context of the share serves the software
+ * DMA engine to client processes of the same share, each in an address
+ * space of its own on the device (a domain attached at a PASID of its
+ * own), through a queue whose rings are in the shared heap.
+ *
+ * How the device reaches a client's memory: only through the client's
+ * domain, which holds only what the client mapped with iovm_rqueue_map():
+ * whole pages of the shared heap every byte of which the client holds (its
+ * own allocations, or the share's: zones, IOVM_DMA_KEEP). While mapped,
+ * the blocks are lent to the device process: nobody can free them (-EBUSY)
+ * and the client's death does not; the device process unmaps and gives
+ * them back (freed, when their owner died). Every descriptor runs in the
+ * client's PASID, whatever the descriptor says, a batch's children too.
+ * The application's own memory (registrations) is not reachable yet.
+ */
+struct iovm_device_server;
+struct iovm_rqueue;
+
+/**
+ * iovm_device_serve() - serve @ctx's software DMA engine, under @name, to
+ * client processes of @ctx's share.
+ * @ctx: a context shared or attached
+ * @name: as a share's name; unique on the machine
+ * @workers: threads that run the clients' descriptors, 1 to 64 (0: 1)
+ * @out: the server
+ *
+ * Clients are allowed as attachments to the share are (the share owner's
+ * user, or its group). Thread safety: safe.
+ *
+ * Return: 0; -EINVAL; -ENOENT when @ctx is neither shared nor attached;
+ * -EEXIST when a device server has @name; -ENOMEM.
+ */
+IOVM_API int iovm_device_serve(struct iovm_ctx *ctx, const char *name, unsigned workers,
+			       struct iovm_device_server **out);
+
+struct iovm_device_server_info {
+	unsigned clients;       /* served now */
+	uint64_t opened;        /* queues ever opened */
+	uint64_t descriptors;   /* run, all clients */
+	uint64_t torn_down;     /* clients gone without closing (dead) */
+	uint64_t refused;       /* requests refused (a map of memory not the client's, say) */
+};
+
+/**
+ * iovm_device_server_info() - counters of @srv.
+ *
+ * Thread safety: safe.
+ *
+ * Return: 0; -EINVAL.
+ */
+IOVM_API int iovm_device_server_info(struct iovm_device_server *srv, struct iovm_device_server_info *info);
+
+/**
+ * iovm_device_server_stop() - stop serving: every client's queue stops,
+ * its mappings go (what was lent goes back) and its connection closes
+ * (its calls then fail with -EPIPE).
+ *
+ * Thread safety: no other call on @srv may run or follow. Before the
+ * context's iovm_close().
+ *
+ * Return: 0; -EINVAL.
+ */
+IOVM_API int iovm_device_server_stop(struct iovm_device_server *srv);
+
+/**
+ * iovm_rqueue_open() - a queue on the device process @name.
+ * @ctx: a context attached to (or owning) the share the device process serves
+ * @name: the device process's name
+ * @depth: descriptors in flight, a power of two, 2 to 4096 (0: 256)
+ * @out: the queue
+ *
+ * Thread safety: safe.
+ *
+ * Return: 0; -EINVAL; -ENOENT when no device process has @name or @ctx
+ * has no share; -EXDEV when it serves another share; -EACCES when it does
+ * not let this user in; -ENOMEM.
+ */
+IOVM_API int iovm_rqueue_open(struct iovm_ctx *ctx, const char *name, unsigned depth, struct iovm_rqueue **out);
+
+/* iovm_rqueue_pasid() - the queue's PASID on the device (its domain there); 0 for NULL. */
+IOVM_API uint32_t iovm_rqueue_pasid(const struct iovm_rqueue *q);
+
+/**
+ * iovm_rqueue_map() - map [ptr, ptr+len) of the shared heap in the queue's
+ * domain on the device.
+ * @ptr, @len: page aligned; every byte of those pages this process's
+ *             allocations, or the share's (zones, IOVM_DMA_KEEP)
+ * @perm: IOVM_MAP_READ and/or IOVM_MAP_WRITE
+ * @iova: where the device sees it
+ *
+ * Thread safety: safe; one request at a time goes to the device process.
+ *
+ * Return: 0; -EINVAL for bad arguments; -EACCES when a byte of the pages
+ * is not this process's to map (another's allocation, free memory);
+ * -EPIPE when the device process is gone; -ENOSPC, -ENOMEM.
+ */
+IOVM_API int iovm_rqueue_map(struct iovm_rqueue *q, const void *ptr, size_t len, uint32_t perm,
+			     iovm_iova_t *iova);
+
+/**
+ * iovm_rqueue_unmap() - unmap what iovm_rqueue_map() mapped at @iova. On
+ * return no descriptor reaches it any more, and its blocks can be freed.
+ *
+ * Thread safety: as iovm_rqueue_map().
+ *
+ * Return: 0; -EINVAL when nothing was mapped there with that length;
+ * -EPIPE.
+ */
+IOVM_API int iovm_rqueue_unmap(struct iovm_rqueue *q, iovm_iova_t iova, size_t len);
+
+/**
+ * iovm_rqueue_submit() - put a descriptor in the queue (its pasid field is
+ * the queue's, whatever it says).
+ *
+ * Thread safety: one submitter at a time per queue.
+ *
+ * Return: 0; -EINVAL; -EAGAIN when depth descriptors are submitted and not
+ * reaped; -EPIPE when the device process is gone.
+ */
+IOVM_API int iovm_rqueue_submit(struct iovm_rqueue *q, const struct iovm_desc *d);
+
+/**
+ * iovm_rqueue_reap() - take up to @max completions.
+ *
+ * Thread safety: one reaper at a time per queue.
+ *
+ * Return: completions taken (0: none yet); -EINVAL; -EPIPE when the device
+ * process is gone and nothing is left to reap.
+ */
+IOVM_API int iovm_rqueue_reap(struct iovm_rqueue *q, struct iovm_cqe *cqe, unsigned max);
+
+/**
+ * iovm_rqueue_close() - close the queue: the device process stops it and
+ * unmaps everything it mapped.
+ *
+ * Thread safety: no other call on @q may run or follow. Before the
+ * context's iovm_close().
+ *
+ * Return: 0; -EINVAL.
+ */
+IOVM_API int iovm_rqueue_close(struct iovm_rqueue *q);
 
 #ifdef __cplusplus
 }

@@ -306,6 +306,12 @@ static void run_batch(struct exec *x)
 
 		if (read_dev(x, d->src_key, d->src + (uint64_t)i * sizeof(child), &child, sizeof(child)))
 			goto out;
+		/*
+		 * In the batch's address space, whatever the child says: a
+		 * submitter confined to one PASID (a client of a device process)
+		 * must not reach another's memory through a child it wrote.
+		 */
+		child.pasid = d->pasid;
 		engine_execute(x->q, &child, &cc, true);
 		if (cc.status == IOVM_STATUS_SUCCESS)
 			ok++;

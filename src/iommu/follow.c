@@ -77,8 +77,36 @@ static bool in_window(const struct iovm_domain *dom, const struct mem_where *w, 
 	return dom->heap_window[w->slot] && iova - base < mem_slot_pages(dom->ctx->mem, 12) << 12;
 }
 
+/* The shared heap (iovm/mp.h): one commit of its whole range, mapped at one IOVA range. */
+static int shared_commit(struct iovm_domain *dom, const struct iovm_mem_event *ev)
+{
+	iova_t iova;
+	int ret = iova_alloc(&dom->iova, ev->len, ev->page_size, &iova);
+
+	if (ret)
+		return ret;
+	ret = domain_map_va(dom, iova, ev->va, ev->len, PT_PROT_READ | PT_PROT_WRITE);
+	if (ret) {
+		iova_free(&dom->iova, iova, ev->len);
+		return ret;
+	}
+	dom->shared_len = ev->len;
+	atomic_store_explicit(&dom->shared_iova, iova_val(iova) + 1, memory_order_release);
+	return 0;
+}
+
+static void shared_release(struct iovm_domain *dom)
+{
+	uint64_t e = atomic_exchange_explicit(&dom->shared_iova, 0, memory_order_acq_rel);
+	bool any;
+
+	if (e)
+		domain_unmap(dom, iova_make(e - 1), dom->shared_len, &any);
+}
+
 static int on_commit(struct iovm_domain *dom, const struct iovm_mem_event *ev)
 {
+	uint64_t shared_off, shared_len;
 	bool windowed = false;
 	iova_t iova;
 	struct mem_where w;
@@ -87,6 +115,8 @@ static int on_commit(struct iovm_domain *dom, const struct iovm_mem_event *ev)
 
 	if (dom->type == IOVM_DOMAIN_IDENTITY)
 		return 0;
+	if (dom->type == IOVM_DOMAIN_MANAGED && !mem_shared_locate(dom->ctx->mem, ev->va, &shared_off, &shared_len))
+		return shared_commit(dom, ev);
 	if (dom->type == IOVM_DOMAIN_MANAGED) {
 		ret = mem_locate(dom->ctx->mem, ev->va, &w);
 		if (ret)
@@ -148,7 +178,11 @@ static void on_release(struct iovm_domain *dom, const struct iovm_mem_event *ev)
 		domain_unmap(dom, iova_make((uintptr_t)ev->va), ev->len, &any);
 		return;
 	}
-	if (mem_locate(dom->ctx->mem, ev->va, &w) || !(t = heap_table(dom, &w, false)))
+	if (mem_locate(dom->ctx->mem, ev->va, &w)) {
+		shared_release(dom);
+		return;
+	}
+	if (!(t = heap_table(dom, &w, false)))
 		return;
 	/* Pages released together may come from several commits: unmap runs of IOVA. */
 	for (uint64_t i = 0; i < ev->len >> w.page_shift; i++) {
@@ -183,6 +217,11 @@ static int on_event(void *arg, const struct iovm_mem_event *ev)
 
 static void drop_heap_tables(struct iovm_domain *dom)
 {
+	uint64_t e = atomic_exchange_explicit(&dom->shared_iova, 0, memory_order_relaxed);
+
+	/* Its mapping went with the release the replay sent, or goes with the domain: the IOVAs go here. */
+	if (e)
+		iova_free(&dom->iova, iova_make(e - 1), dom->shared_len);
 	for (unsigned i = 0; i < MEM_SLOTS; i++) {
 		_Atomic uint64_t *t = atomic_load_explicit(&dom->heap_iova[i], memory_order_relaxed);
 
@@ -249,8 +288,16 @@ IOVM_API int iovm_dma_iova(const struct iovm_domain *dom, const void *ptr, iovm_
 		/* Guest addresses: the heap is not the guest's memory. */
 		return err_hot(-ENOENT, "a guest or nested domain maps no heap memory");
 	}
-	if (unlikely(mem_locate(dom->ctx->mem, ptr, &w)))
+	if (unlikely(mem_locate(dom->ctx->mem, ptr, &w))) {
+		uint64_t off, len;
+
+		e = atomic_load_explicit(&dom->shared_iova, memory_order_acquire);
+		if (e && !mem_shared_locate(dom->ctx->mem, ptr, &off, &len)) {
+			*iova = IOVM_IOVA(e - 1 + off);
+			return 0;
+		}
 		return err_hot(-ENOENT, "%p is not in the DMA heap", ptr);
+	}
 	t = atomic_load_explicit(&dom->heap_iova[w.slot], memory_order_acquire);
 	if (unlikely(!t))
 		return err_hot(-ENOENT, "%p: the domain does not follow the heap there", ptr);

@@ -167,6 +167,13 @@ struct iovm_domain {
 	/* Per slot: the IOVA window its pages map into (follow.c), + 1; 0: none. Under the slot's list lock. */
 	uint64_t heap_window[MEM_SLOTS];
 	bool heap_window_queued[MEM_SLOTS]; /* deferred unmaps of the window may await a flush; same lock */
+	/*
+	 * The heap shared with other processes (iovm/mp.h), mapped whole at one
+	 * IOVA range: its base plus one (0: not mapped), read lock-free by
+	 * iovm_dma_iova(); written by the events, under the heap's lock.
+	 */
+	_Atomic uint64_t shared_iova;
+	uint64_t shared_len;
 
 	struct shadow shadow;     /* the oracle's */
 

@@ -132,6 +132,53 @@ static int replay(struct mem_space *ms, struct mem_sub *sub, enum iovm_mem_event
 	return 0;
 }
 
+/* The shared heap's whole range, as one commit (it is mapped whole, once). */
+static struct iovm_mem_event shared_event(const struct mem_shared *sh, enum iovm_mem_event_type t)
+{
+	return (struct iovm_mem_event){
+		.type = t, .va = sh->va, .len = sh->len, .page_size = sh->page_size, .node = -1,
+	};
+}
+
+int event_share_set(struct mem_space *ms, const struct mem_shared *sh)
+{
+	const struct mem_shared *old = mem_shared_of(ms);
+	struct list_node *n, *m;
+	int ret = 0;
+
+	mutex_lock(&ms->lock);
+	lock_all(ms, true);
+	if (old) {
+		struct iovm_mem_event rel = shared_event(old, IOVM_MEM_EVENT_RELEASE);
+
+		/* Before the routing goes: a domain that maps it unmaps it first. */
+		list_for_each(n, &ms->subs)
+			call(list_entry(n, struct mem_sub, link), &rel);
+	}
+	/* Routed before the commit: a subscriber locates the range it hears of (mem_shared_locate()). */
+	atomic_store_explicit(&ms->shared, sh, memory_order_release);
+	if (sh) {
+		struct iovm_mem_event ev = shared_event(sh, IOVM_MEM_EVENT_COMMIT);
+		struct iovm_mem_event rel = shared_event(sh, IOVM_MEM_EVENT_RELEASE);
+
+		list_for_each(n, &ms->subs) {
+			ret = call(list_entry(n, struct mem_sub, link), &ev);
+			if (!ret)
+				continue;
+			if (ret > 0)
+				ret = -EIO;
+			for (m = ms->subs.next; m != n; m = m->next)
+				call(list_entry(m, struct mem_sub, link), &rel);
+			break;
+		}
+	}
+	if (ret)
+		atomic_store_explicit(&ms->shared, NULL, memory_order_release);
+	lock_all(ms, false);
+	mutex_unlock(&ms->lock);
+	return ret;
+}
+
 IOVM_API int iovm_mem_event_subscribe(struct iovm_ctx *ctx, iovm_mem_event_fn fn, void *arg,
 				      struct iovm_mem_sub **out)
 {
@@ -156,6 +203,13 @@ IOVM_API int iovm_mem_event_subscribe(struct iovm_ctx *ctx, iovm_mem_event_fn fn
 	mutex_lock(&ms->lock);
 	lock_all(ms, true);
 	ret = replay(ms, sub, IOVM_MEM_EVENT_COMMIT, MEM_MAX_LISTS, 0, &fail_list, &fail_page);
+	if (!ret && mem_shared_of(ms)) {
+		struct iovm_mem_event ev = shared_event(mem_shared_of(ms), IOVM_MEM_EVENT_COMMIT);
+
+		ret = call(sub, &ev);
+		if (ret > 0)
+			ret = -EIO;
+	}
 	if (ret) {
 		replay(ms, sub, IOVM_MEM_EVENT_RELEASE, fail_list, fail_page, NULL, NULL);
 		free(sub);

@@ -72,10 +72,15 @@ struct mem_shared {
 
 /*
  * mem_share_set() - route @ms's allocations and zones to @sh, or back to its
- * own heap (NULL). @sh must outlive the routing. No other call on the
- * context may run meanwhile.
+ * own heap (NULL). Memory event subscribers hear of the shared heap as one
+ * commit of its whole range (and its release before the routing goes); a
+ * subscriber that refuses the commit fails it. @sh must outlive the
+ * routing. No other call on the context may run meanwhile.
  */
-void mem_share_set(struct mem_space *ms, const struct mem_shared *sh);
+int mem_share_set(struct mem_space *ms, const struct mem_shared *sh);
+
+/* mem_shared_locate() - where @ptr is in the shared heap, and its length; -ENOENT outside it. Lock-free. */
+int mem_shared_locate(const struct mem_space *ms, const void *ptr, uint64_t *off, uint64_t *len);
 
 /* The slots a heap may use, and the pages a slot spans at a page shift. */
 #define MEM_SLOTS 27

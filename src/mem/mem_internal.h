@@ -320,6 +320,8 @@ static inline bool mem_shared_holds(const struct mem_shared *sh, const void *p)
 /* iovm_dma_alloc() inside another public call: its detail names that call. */
 void *mem_dma_alloc(struct iovm_ctx *ctx, size_t size, size_t align, uint32_t flags);
 void event_destroy_all(struct mem_space *ms);
+/* Route to @sh (or back, NULL), telling subscribers: the old heap's release, the new one's commit. */
+int event_share_set(struct mem_space *ms, const struct mem_shared *sh);
 
 /* zone.c */
 void zone_destroy_all(struct mem_space *ms);

@@ -148,9 +148,20 @@ free_space:
 	return ret;
 }
 
-void mem_share_set(struct mem_space *ms, const struct mem_shared *sh)
+int mem_share_set(struct mem_space *ms, const struct mem_shared *sh)
 {
-	atomic_store_explicit(&ms->shared, sh, memory_order_release);
+	return event_share_set(ms, sh);
+}
+
+int mem_shared_locate(const struct mem_space *ms, const void *ptr, uint64_t *off, uint64_t *len)
+{
+	const struct mem_shared *sh = mem_shared_of(ms);
+
+	if (!mem_shared_holds(sh, ptr))
+		return -ENOENT;
+	*off = (uint64_t)((const uint8_t *)ptr - sh->va);
+	*len = sh->len;
+	return 0;
 }
 
 void mem_destroy(struct mem_space *ms)

@@ -49,6 +49,16 @@ static void *mp_alloc(void *arg, size_t size, size_t align, uint32_t flags)
 	ret = not_forked(s);
 	if (!ret)
 		ret = mp_placement_check(s, flags);
+	/* Small blocks of this process's own come from the thread's cache, without the lock. */
+	if (!ret && !(flags & IOVM_DMA_KEEP) && mp_order_for(size, align) < MP_TCACHE_ORDERS) {
+		void *p = mp_tcache_alloc(s, mp_order_for(size, align));
+
+		if (p) {
+			if (flags & IOVM_DMA_ZERO)
+				memset(p, 0, size);
+			return p;
+		}
+	}
 	for (int pass = 0; !ret && pass < 2; pass++) {
 		ret = mp_lock(&s->h);
 		if (ret)
@@ -89,13 +99,23 @@ static int mp_free(void *arg, void *ptr)
 
 	if (!ret)
 		ret = grain_of(s, ptr, &grain);
-	if (ret)
-		return ret;
+	if (!ret)
+		ret = mp_tcache_free(s, grain);
+	if (ret <= 0) {
+		if (ret == -EBUSY)
+			return err_detail(ret, IOVM_LOG_DEBUG, "%p is mapped by a device in another process: unmap it first",
+					  ptr);
+		if (ret)
+			return err_detail(ret, IOVM_LOG_DEBUG, "%p is not a live allocation of the shared heap", ptr);
+		return 0;
+	}
 	ret = mp_lock(&s->h);
 	if (ret)
 		return ret;
 	ret = mp_heap_free(&s->h, grain);
 	mp_unlock(&s->h);
+	if (ret == -EBUSY)
+		return err_detail(ret, IOVM_LOG_DEBUG, "%p is mapped by a device in another process: unmap it first", ptr);
 	if (ret)
 		return err_detail(ret, IOVM_LOG_DEBUG, "%p is not a live allocation of the shared heap (freed already?)",
 				  ptr);
@@ -116,6 +136,8 @@ static size_t mp_size(void *arg, const void *ptr)
 		ret = mp_lock(&s->h);
 	if (!ret) {
 		ret = mp_heap_block(&s->h, grain, &order, &owner);
+		if (!ret && lender_get(&s->h.lender[grain]) == MP_LENDER_CACHED)
+			ret = -EINVAL; /* freed into its owner's cache */
 		mp_unlock(&s->h);
 		if (ret)
 			ret = err_detail(-EINVAL, IOVM_LOG_DEBUG, "%p is not a live allocation of the shared heap", ptr);

@@ -22,45 +22,72 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/compiler.h"
 #include "base/error.h"
 #include "base/log.h"
 #include "mp/mp_internal.h"
 
-uint64_t mp_ctl_layout(uint64_t heap_size, uint64_t *off_state, uint64_t *off_owner, uint64_t *off_next,
-		       uint64_t *off_prev)
+#ifdef IOVM_DEBUG_CHECKS
+unsigned long mp_crash_countdown;
+
+void mp_crash_now(void)
+{
+	_exit(MP_CRASH_EXIT);
+}
+#endif
+
+uint64_t mp_ctl_layout(uint64_t heap_size, struct mp_layout *l)
 {
 	uint64_t n = heap_size >> MP_GRAIN_SHIFT, off = align_up(sizeof(struct mp_ctl), SZ_4K);
 
-	*off_state = off;
+	l->off_state = off;
 	off = align_up(off + n, 64);
-	*off_owner = off;
+	l->off_owner = off;
 	off = align_up(off + n, 64);
-	*off_next = off;
+	l->off_lender = off;
+	off = align_up(off + n, 64);
+	l->off_next = off;
 	off = align_up(off + n * sizeof(uint32_t), 64);
-	*off_prev = off;
+	l->off_prev = off;
 	off += n * sizeof(uint32_t);
-	return align_up(off, SZ_4K);
+	l->size = align_up(off, SZ_4K);
+	return l->size;
+}
+
+void mp_ctl_layout_set(struct mp_ctl *c, uint64_t heap_size)
+{
+	struct mp_layout l;
+
+	c->ctl_size = mp_ctl_layout(heap_size, &l);
+	c->off_state = l.off_state;
+	c->off_owner = l.off_owner;
+	c->off_lender = l.off_lender;
+	c->off_next = l.off_next;
+	c->off_prev = l.off_prev;
+	c->heap_size = heap_size;
+	c->ngrains = heap_size >> MP_GRAIN_SHIFT;
 }
 
 int mp_heap_view(struct mp_ctl *c, struct mp_heap *h)
 {
-	uint64_t s, o, nx, pv, size;
+	struct mp_layout l;
 
 	if (c->magic != MP_MAGIC || c->version != MP_VERSION || c->hdr_size != sizeof(*c))
 		return err_detail(-EPROTO, IOVM_LOG_ERR, "the share's control region is not of this iovm version");
 	if (!c->heap_size || c->heap_size >> MP_GRAIN_SHIFT != c->ngrains || c->ngrains > MP_MAX_GRAINS)
 		return err_detail(-EPROTO, IOVM_LOG_ERR, "the share's heap size is malformed");
-	size = mp_ctl_layout(c->heap_size, &s, &o, &nx, &pv);
-	if (size != c->ctl_size || s != c->off_state || o != c->off_owner || nx != c->off_next ||
-	    pv != c->off_prev)
+	mp_ctl_layout(c->heap_size, &l);
+	if (l.size != c->ctl_size || l.off_state != c->off_state || l.off_owner != c->off_owner ||
+	    l.off_lender != c->off_lender || l.off_next != c->off_next || l.off_prev != c->off_prev)
 		return err_detail(-EPROTO, IOVM_LOG_ERR, "the share's control region layout is malformed");
 	h->c = c;
-	h->state = (uint8_t *)c + s;
-	h->owner = (uint8_t *)c + o;
-	h->next = (uint32_t *)(void *)((uint8_t *)c + nx);
-	h->prev = (uint32_t *)(void *)((uint8_t *)c + pv);
+	h->state = (uint8_t *)c + l.off_state;
+	h->owner = (uint8_t *)c + l.off_owner;
+	h->lender = (uint8_t *)c + l.off_lender;
+	h->next = (uint32_t *)(void *)((uint8_t *)c + l.off_next);
+	h->prev = (uint32_t *)(void *)((uint8_t *)c + l.off_prev);
 	return 0;
 }
 
@@ -75,9 +102,12 @@ static void list_push(struct mp_heap *h, uint64_t g, unsigned order)
 
 	h->prev[g] = 0;
 	h->next[g] = (uint32_t)head;
+	mp_crash_point();
 	if (head)
 		h->prev[head - 1] = (uint32_t)(g + 1);
+	mp_crash_point();
 	h->c->free_head[order] = g + 1;
+	mp_crash_point();
 }
 
 static void list_remove(struct mp_heap *h, uint64_t g, unsigned order)
@@ -88,8 +118,10 @@ static void list_remove(struct mp_heap *h, uint64_t g, unsigned order)
 		h->next[prev - 1] = (uint32_t)next;
 	else
 		h->c->free_head[order] = next;
+	mp_crash_point();
 	if (next)
 		h->prev[next - 1] = (uint32_t)prev;
+	mp_crash_point();
 }
 
 /* The largest order of a block starting at @g that fits before @end. */
@@ -120,7 +152,7 @@ void mp_heap_init(struct mp_heap *h)
 	c->nr_blocks = 0;
 }
 
-static unsigned order_for(uint64_t size, uint64_t align)
+unsigned mp_order_for(uint64_t size, uint64_t align)
 {
 	uint64_t grains = (MAX(size, align) + MP_GRAIN - 1) >> MP_GRAIN_SHIFT;
 
@@ -136,7 +168,7 @@ int mp_heap_alloc(struct mp_heap *h, uint64_t size, uint64_t align, uint8_t owne
 
 	if (!size || size > (c->ngrains << MP_GRAIN_SHIFT))
 		return -ENOMEM;
-	want = order_for(size, align);
+	want = mp_order_for(size, align);
 	if (want > MP_MAX_ORDER)
 		return -ENOMEM;
 	for (order = want; order <= MP_MAX_ORDER && !c->free_head[order]; order++)
@@ -152,17 +184,24 @@ int mp_heap_alloc(struct mp_heap *h, uint64_t size, uint64_t align, uint8_t owne
 		order--;
 		buddy = g + order_grains(order);
 		h->state[buddy] = (uint8_t)(MP_BLOCK | order);
+		mp_crash_point();
 		list_push(h, buddy, order);
 	}
 	h->owner[g] = owner;
+	lender_set(&h->lender[g], MP_LENDER_NONE);
+	mp_crash_point();
 	if (record)
 		*record = g;
+	mp_crash_point();
 	/* The commit: one store, after every other (the compiler keeps the order; x86 stores do too). */
 	atomic_signal_fence(memory_order_release);
 	atomic_store_explicit((_Atomic uint8_t *)&h->state[g], (uint8_t)(MP_BLOCK | MP_ALLOCATED | want),
 			      memory_order_release);
+	mp_crash_point();
 	c->free_grains -= order_grains(want);
+	mp_crash_point();
 	c->nr_blocks++;
+	mp_crash_point();
 	*grain = g;
 	return 0;
 }
@@ -190,6 +229,13 @@ int mp_heap_free(struct mp_heap *h, uint64_t grain)
 
 	if (mp_heap_block(h, grain, &order, &owner))
 		return -EINVAL;
+	/* Against its owner caching it at once without the lock: one of the two wins. */
+	if (!lender_cas(&h->lender[grain], MP_LENDER_NONE, MP_LENDER_FREEING)) {
+		uint8_t l = lender_get(&h->lender[grain]);
+
+		return l == MP_LENDER_CACHED || l == MP_LENDER_FREEING ? -EINVAL : -EBUSY;
+	}
+	mp_crash_point();
 	start = order;
 	/* Merge with each free buddy of equal order; nothing is written until the commit. */
 	while (order < MP_MAX_ORDER) {
@@ -205,13 +251,77 @@ int mp_heap_free(struct mp_heap *h, uint64_t grain)
 	atomic_signal_fence(memory_order_release);
 	atomic_store_explicit((_Atomic uint8_t *)&h->state[g], (uint8_t)(MP_BLOCK | order), memory_order_release);
 	atomic_signal_fence(memory_order_release);
+	mp_crash_point();
 	/* Now inside the merged block: cleared so that a stale free of one finds nothing. */
-	for (unsigned i = 0; i < n; i++)
+	for (unsigned i = 0; i < n; i++) {
 		h->state[swallowed[i]] = 0;
+		mp_crash_point();
+	}
 	list_push(h, g, order);
 	c->free_grains += order_grains(start);
+	mp_crash_point();
 	c->nr_blocks--;
+	mp_crash_point();
 	return 0;
+}
+
+int mp_heap_lend(struct mp_heap *h, uint64_t grain, uint8_t to)
+{
+	unsigned order;
+	uint8_t owner;
+
+	if (mp_heap_block(h, grain, &order, &owner) || lender_get(&h->lender[grain]) == MP_LENDER_CACHED)
+		return -EINVAL;
+	/* Lender first: killed between, lender == owner, which the repair undoes. */
+	if (owner == to || !lender_cas(&h->lender[grain], MP_LENDER_NONE, owner))
+		return -EBUSY;
+	mp_crash_point();
+	h->owner[grain] = to;
+	mp_crash_point();
+	return 0;
+}
+
+int mp_heap_give_back(struct mp_heap *h, uint64_t grain)
+{
+	unsigned order;
+	uint8_t owner, lender;
+
+	lender = mp_heap_block(h, grain, &order, &owner) ? MP_LENDER_NONE : lender_get(&h->lender[grain]);
+	if (lender == MP_LENDER_NONE || lender == MP_LENDER_CACHED || lender == MP_LENDER_FREEING)
+		return -EINVAL;
+	if (lender == MP_LENDER_GONE) {
+		/* Its lender died: nobody holds it now. Killed before the free, it stays the borrower's, reaped with it. */
+		lender_set(&h->lender[grain], MP_LENDER_NONE);
+		mp_crash_point();
+		return mp_heap_free(h, grain);
+	}
+	/* Owner first: killed between, lender == owner, which the repair finishes. */
+	h->owner[grain] = lender;
+	mp_crash_point();
+	lender_set(&h->lender[grain], MP_LENDER_NONE);
+	mp_crash_point();
+	return 0;
+}
+
+int mp_heap_block_of(const struct mp_heap *h, uint64_t g, uint64_t *first, unsigned *order)
+{
+	/* The block holding g starts at g with its low bits cleared, for some order: try each. */
+	for (unsigned o = 0; o <= MP_MAX_ORDER && g < h->c->ngrains; o++) {
+		uint64_t start = g & ~(order_grains(o) - 1);
+		uint8_t s = h->state[start];
+
+		if ((s & MP_BLOCK) && (s & MP_ORDER_MASK) >= o) {
+			/* The first start met going down is g's block when it reaches g. */
+			if (start + order_grains(s & MP_ORDER_MASK) <= g)
+				return -ENOENT;
+			if (!(s & MP_ALLOCATED))
+				return -ENOENT;
+			*first = start;
+			*order = s & MP_ORDER_MASK;
+			return 0;
+		}
+	}
+	return -ENOENT;
 }
 
 uint64_t mp_heap_free_owned(struct mp_heap *h, uint8_t owner)
@@ -222,9 +332,26 @@ uint64_t mp_heap_free_owned(struct mp_heap *h, uint8_t owner)
 		uint8_t s = h->state[g];
 		uint64_t next = g + order_grains(s & MP_ORDER_MASK);
 
-		if ((s & MP_ALLOCATED) && h->owner[g] == owner) {
+		if (!(s & MP_ALLOCATED)) {
+			g = next;
+			continue;
+		}
+		uint8_t l = lender_get(&h->lender[g]);
+
+		if (l == owner) {
+			/* Lent to a device by the one going: freed when the device gives it back. */
+			lender_set(&h->lender[g], MP_LENDER_GONE);
+			mp_crash_point();
+		} else if (h->owner[g] == owner && l < MP_LENDER_FREEING) {
+			/* A device going: what it borrowed goes back. */
+			if (l == MP_LENDER_GONE)
+				freed++;
+			mp_heap_give_back(h, g);
+		} else if (h->owner[g] == owner) {
+			/* Its own, cached or half freed by a process killed in the free: free now. */
+			lender_set(&h->lender[g], MP_LENDER_NONE);
 			mp_heap_free(h, g);
-			freed++;
+			freed += l != MP_LENDER_CACHED; /* a cached block was free to it: not an allocation lost */
 			/* The merge may have grown a free block below g: go on from the end of g's block. */
 		}
 		g = next;
@@ -249,6 +376,11 @@ int mp_heap_repair(struct mp_heap *h)
 		/* What a killed process left inside the block: half-split buddies, swallowed starts. */
 		memset(h->state + g + 1, 0, len - 1);
 		if (s & MP_ALLOCATED) {
+			/* A loan half made or half ended (lender == owner), a free half done: neither happened. */
+			uint8_t l = lender_get(&h->lender[g]);
+
+			if (l == h->owner[g] || l == MP_LENDER_FREEING)
+				lender_set(&h->lender[g], MP_LENDER_NONE);
 			blocks++;
 		} else {
 			list_push(h, g, order);
@@ -278,6 +410,15 @@ int mp_heap_check(const struct mp_heap *h)
 				return err_detail(-EUCLEAN, IOVM_LOG_ERR,
 						  "shared heap: a block start inside the block at grain %" PRIu64, g);
 		if (s & MP_ALLOCATED) {
+			uint8_t o = h->owner[g], l = lender_get(&h->lender[g]);
+			bool lent = l < MP_MAX_PROCS || l == MP_OWNER_KEEP || l == MP_LENDER_GONE;
+
+			if (l == o || l == MP_LENDER_FREEING || (!lent && l != MP_LENDER_NONE && l != MP_LENDER_CACHED) ||
+			    (o != MP_OWNER_KEEP && o >= MP_MAX_PROCS) || (lent && o == MP_OWNER_KEEP) ||
+			    (l == MP_LENDER_CACHED && o >= MP_MAX_PROCS))
+				return err_detail(-EUCLEAN, IOVM_LOG_ERR,
+						  "shared heap: the block at grain %" PRIu64 " has owner %u and lender %u", g,
+						  (unsigned)o, (unsigned)l);
 			blocks++;
 		} else {
 			uint64_t buddy = g ^ len;

@@ -36,8 +36,11 @@ int mp_lock_init(pthread_mutex_t *l)
 int mp_repair(struct mp_heap *h)
 {
 	struct mp_ctl *c = h->c;
-	int ret;
+	/* The walk is the truth: the free lists, counts and half-done stores first, so that frees below work. */
+	int ret = mp_heap_repair(h);
 
+	if (ret)
+		return ret;
 	if (c->zone_pending) {
 		uint32_t i = c->zone_pending - 1;
 		struct mp_zone_rec *z = i < MP_MAX_ZONES ? &c->zones[i] : NULL;
@@ -52,10 +55,6 @@ int mp_repair(struct mp_heap *h)
 			z->grain = MP_NO_GRAIN;
 		c->zone_pending = 0;
 	}
-	/* The walk is the truth: rebuild the lists from it, after the zone's free above touched them. */
-	ret = mp_heap_repair(h);
-	if (ret)
-		return ret;
 	c->nr_zones = 0;
 	for (unsigned i = 0; i < MP_MAX_ZONES; i++)
 		c->nr_zones += c->zones[i].used != 0;

@@ -17,6 +17,7 @@
 #ifndef IOVM_MP_INTERNAL_H
 #define IOVM_MP_INTERNAL_H
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -27,6 +28,7 @@
 #include <iovm/mp.h>
 
 #include "base/addr.h"
+#include "base/tlscache.h"
 #include "mem/mem.h"
 
 #define MP_MAGIC UINT64_C(0x31706d2d6d766f69) /* "iovm-mp1" */
@@ -63,6 +65,41 @@
 /* The owner byte of an allocated block: the process slot that holds it, or: */
 #define MP_OWNER_KEEP 0xffu /* belongs to the share: survives its allocator (zones, IOVM_DMA_KEEP) */
 static_assert(MP_MAX_PROCS < MP_OWNER_KEEP, "slot numbers fit in the owner byte");
+
+/*
+ * The lender byte of an allocated block. A block a client maps for a
+ * device in another process is lent to the device's process: its owner
+ * byte becomes the device's slot, its lender byte the owner it had, so
+ * that nobody frees it while a device may reach it (a free is -EBUSY),
+ * the client's death does not free it (the device unmaps first), and the
+ * device's death gives it back. Lending and giving back are two stores;
+ * a lender equal to the owner is a half-done one, undone by the repair.
+ */
+#define MP_LENDER_NONE 0xfeu /* not lent */
+#define MP_LENDER_GONE 0xfdu /* lent by a process that died since: freed when given back */
+/*
+ * Two more values a block's owner process sets without the lock, each by
+ * a compare-and-swap from NONE, so that of two processes freeing one
+ * block at once (a bug of theirs) one wins and the other is told:
+ */
+#define MP_LENDER_CACHED 0xfcu  /* freed into its owner's thread cache (tcache.c): allocated in the heap */
+#define MP_LENDER_FREEING 0xfbu /* being freed under the lock; meaningless once the block is free */
+static_assert(MP_MAX_PROCS < MP_LENDER_FREEING, "slot numbers fit in the lender byte");
+
+static inline uint8_t lender_get(const uint8_t *l)
+{
+	return __atomic_load_n(l, __ATOMIC_ACQUIRE);
+}
+
+static inline void lender_set(uint8_t *l, uint8_t v)
+{
+	__atomic_store_n(l, v, __ATOMIC_RELEASE);
+}
+
+static inline bool lender_cas(uint8_t *l, uint8_t from, uint8_t to)
+{
+	return __atomic_compare_exchange_n(l, &from, to, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
 
 enum mp_slot_state {
 	MP_SLOT_FREE = 0,
@@ -102,12 +139,14 @@ struct mp_ctl {
 	uint64_t ngrains;       /* heap_size / MP_GRAIN */
 	uint64_t off_state;     /* uint8_t[ngrains] */
 	uint64_t off_owner;     /* uint8_t[ngrains] */
+	uint64_t off_lender;    /* uint8_t[ngrains] */
 	uint64_t off_next;      /* uint32_t[ngrains]: free list links, grain + 1; 0: none */
 	uint64_t off_prev;      /* uint32_t[ngrains] */
 	uint32_t owner_uid;
 	int32_t group;          /* may attach besides owner_uid; -1: none */
 	int32_t owner_pid;
 	uint32_t unused;
+	uint64_t share_id;      /* random: tells this share from another of the same name */
 	char name[IOVM_SHARE_NAMESIZE];
 
 	pthread_mutex_t lock;   /* robust, process-shared */
@@ -131,6 +170,7 @@ struct mp_heap {
 	struct mp_ctl *c;
 	uint8_t *state;
 	uint8_t *owner;
+	uint8_t *lender;
 	uint32_t *next;
 	uint32_t *prev;
 };
@@ -167,18 +207,50 @@ struct mp_space {
 	int conn_fd;             /* attached: the connection to the owner; -1 */
 	struct mp_server *srv;   /* owner: the server of attachments */
 	struct mem_shared view;  /* what the context's mem routes to */
+	/* The thread caches of small blocks (tcache.c); registered while live. */
+	struct tls_owner tc_owner;
+	bool tc_registered;
 	/* The zones as this process sees them, by record index: what iovm_zone_*() return. */
 	pthread_mutex_t zone_view_lock;
 	struct iovm_zone zones[MP_MAX_ZONES]; /* under zone_view_lock, and the share's lock to fill */
 };
 
+/*
+ * Crash points, between the stores of every change to the region: a test
+ * sets mp_crash_countdown in a child process, which then dies (_exit) at
+ * the n-th point it passes, holding the lock, so that every store a
+ * process can be killed after is tried (tests/mp/test_mp_crash.c). Only
+ * with debug checks; nothing otherwise.
+ */
+#define MP_CRASH_EXIT 99
+#ifdef IOVM_DEBUG_CHECKS
+extern unsigned long mp_crash_countdown;
+void mp_crash_now(void) __attribute__((noreturn));
+#define mp_crash_point()                                                     \
+	do {                                                                 \
+		if (__builtin_expect(mp_crash_countdown != 0, 0) && !--mp_crash_countdown) \
+			mp_crash_now();                                      \
+	} while (0)
+#else
+#define mp_crash_point() do { } while (0)
+#endif
+
 /* ---- heap.c: the buddy allocator of the shared heap ---- */
 
-/* mp_ctl_layout() - the control region's size for a heap of @heap_size bytes. */
-uint64_t mp_ctl_layout(uint64_t heap_size, uint64_t *off_state, uint64_t *off_owner, uint64_t *off_next,
-		       uint64_t *off_prev);
+/* Where the per-grain arrays of a control region go. */
+struct mp_layout {
+	uint64_t off_state, off_owner, off_lender, off_next, off_prev;
+	uint64_t size; /* of the region */
+};
+
+/* mp_ctl_layout() - the layout of the control region for a heap of @heap_size bytes; its size. */
+uint64_t mp_ctl_layout(uint64_t heap_size, struct mp_layout *l);
+/* mp_ctl_layout_set() - write @heap_size's layout into @c. */
+void mp_ctl_layout_set(struct mp_ctl *c, uint64_t heap_size);
 /* mp_heap_view() - @h for the region at @c, after checking its offsets against its size. */
 int mp_heap_view(struct mp_ctl *c, struct mp_heap *h);
+/* mp_order_for() - the order of the block that holds @size bytes aligned to @align. */
+unsigned mp_order_for(uint64_t size, uint64_t align);
 /* mp_heap_init() - tile a fresh heap with free blocks. Before anyone can attach. */
 void mp_heap_init(struct mp_heap *h);
 
@@ -193,11 +265,24 @@ void mp_heap_init(struct mp_heap *h);
  */
 int mp_heap_alloc(struct mp_heap *h, uint64_t size, uint64_t align, uint8_t owner, uint64_t *record,
 		  uint64_t *grain);
-/* mp_heap_free() - free the block starting at @grain; -EINVAL when no allocated block starts there. */
+/*
+ * mp_heap_free() - free the block starting at @grain; -EINVAL when no
+ * allocated block starts there, -EBUSY when it is lent to a device.
+ */
 int mp_heap_free(struct mp_heap *h, uint64_t grain);
+/* mp_heap_lend() - lend the allocated block at @grain to slot @to; -EINVAL, -EBUSY when lent already. */
+int mp_heap_lend(struct mp_heap *h, uint64_t grain, uint8_t to);
+/* mp_heap_give_back() - end a loan: the block to its lender, or freed when its lender died. */
+int mp_heap_give_back(struct mp_heap *h, uint64_t grain);
+/* mp_heap_block_of() - the allocated block holding grain @g (its first grain and order); -ENOENT. */
+int mp_heap_block_of(const struct mp_heap *h, uint64_t g, uint64_t *first, unsigned *order);
 /* mp_heap_block() - the order of the allocated block at @grain and its owner; -EINVAL. */
 int mp_heap_block(const struct mp_heap *h, uint64_t grain, unsigned *order, uint8_t *owner);
-/* mp_heap_free_owned() - free every block @owner holds; returns how many. */
+/*
+ * mp_heap_free_owned() - what slot @owner held goes: its blocks are freed,
+ * those lent to it given back, and those it lent marked so that their
+ * return frees them. Returns the blocks freed.
+ */
 uint64_t mp_heap_free_owned(struct mp_heap *h, uint8_t owner);
 /*
  * mp_heap_repair() - after a holder of the lock died: clear what the walk
@@ -243,6 +328,11 @@ int mp_reap_dead(struct mp_heap *h);
 
 /* The abstract socket address of share @name: "\0iovm-share/NAME"; its length in @len. */
 int mp_sock_addr(const char *name, void *sun, unsigned *len);
+/* The same for another kind of socket: @fmt has one %s, the name. */
+int mp_sock_addr_fmt(const char *fmt, const char *name, void *sun, unsigned *len);
+struct ucred;
+/* Whether the peer on @fd may join the share: the owner's user, or a member of its group; -EACCES. */
+int mp_peer_allowed(const struct mp_ctl *c, int fd, struct ucred *cred);
 /* What the owner sends first, with the control and heap memfds when status is 0. */
 struct mp_hello {
 	int32_t status;     /* 0 or a negative errno: why not */
@@ -265,6 +355,17 @@ int mp_zone_reserve(void *arg, const char *name, size_t size, size_t align, uint
 int mp_zone_lookup(void *arg, const char *name, const struct iovm_zone **zone);
 int mp_zone_free(void *arg, const struct iovm_zone *zone);
 int mp_zone_walk(void *arg, int (*fn)(void *fn_arg, const struct iovm_zone *z), void *fn_arg);
+
+/* ---- tcache.c: per-thread caches of small blocks ---- */
+
+/* Blocks up to 4 KiB (order 6) are cached. */
+#define MP_TCACHE_ORDERS 7
+void mp_tcache_init(struct mp_space *s);
+void mp_tcache_fini(struct mp_space *s);
+/* A block of @order from the calling thread's cache, refilled under the lock when empty; NULL: none. */
+void *mp_tcache_alloc(struct mp_space *s, unsigned order);
+/* Free @grain into the calling thread's cache; 1 when it was not this process's to cache (lock path). */
+int mp_tcache_free(struct mp_space *s, uint64_t grain);
 
 /* ---- attach.c ---- */
 int mp_connect(struct mp_space *s, const char *name);

@@ -91,9 +91,11 @@ static void reap_slot(struct mp_heap *h, unsigned i)
 	uint64_t n;
 
 	c->slots[i].state = MP_SLOT_DEAD;
+	mp_crash_point();
 	n = mp_heap_free_owned(h, (uint8_t)i);
 	c->reaped++;
 	c->reaped_blocks += n;
+	mp_crash_point();
 	log_info("share %s: process %d died; %" PRIu64 " of its allocations freed", c->name,
 		 (int)c->slots[i].pid, n);
 	memset(&c->slots[i], 0, sizeof(c->slots[i]));

@@ -50,12 +50,17 @@ struct mp_server {
 
 int mp_sock_addr(const char *name, void *sun_, unsigned *len)
 {
+	return mp_sock_addr_fmt("iovm-share/%s", name, sun_, len);
+}
+
+int mp_sock_addr_fmt(const char *fmt, const char *name, void *sun_, unsigned *len)
+{
 	struct sockaddr_un *sun = sun_;
 	int n;
 
 	memset(sun, 0, sizeof(*sun));
 	sun->sun_family = AF_UNIX;
-	n = snprintf(sun->sun_path + 1, sizeof(sun->sun_path) - 1, "iovm-share/%s", name);
+	n = snprintf(sun->sun_path + 1, sizeof(sun->sun_path) - 1, fmt, name);
 	if (n < 0 || (size_t)n >= sizeof(sun->sun_path) - 1)
 		return -ENAMETOOLONG;
 	*len = (unsigned)(offsetof(struct sockaddr_un, sun_path) + 1 + (unsigned)n);
@@ -63,7 +68,7 @@ int mp_sock_addr(const char *name, void *sun_, unsigned *len)
 }
 
 /* Whether the peer on @fd may attach: the owner's user, or a member of the named group. */
-static int peer_allowed(const struct mp_ctl *c, int fd, struct ucred *cred)
+int mp_peer_allowed(const struct mp_ctl *c, int fd, struct ucred *cred)
 {
 	socklen_t len = sizeof(*cred);
 	gid_t groups[256];
@@ -137,7 +142,7 @@ static void accept_one(struct mp_server *srv)
 	fd = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 	if (fd < 0)
 		return;
-	ret = peer_allowed(s->c, fd, &cred);
+	ret = mp_peer_allowed(s->c, fd, &cred);
 	if (ret) {
 		log_notice("share %s: process %d of user %u may not attach", s->name, (int)cred.pid,
 			   (unsigned)cred.uid);

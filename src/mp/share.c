@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <iovm/mp.h>
@@ -141,8 +143,15 @@ static int go_live(struct mp_space *s)
 		.pa = s->pa,
 		.page_size = s->page_size,
 	};
+	mp_tcache_init(s);
+	ret = mem_share_set(s->ctx->mem, &s->view);
+	if (ret) {
+		mp_tcache_fini(s);
+		phys_window_remove(s->ctx->phys, s->pa);
+		s->on_bus = false;
+		return ret;
+	}
 	s->ctx->mp = s;
-	mem_share_set(s->ctx->mem, &s->view);
 	return 0;
 }
 
@@ -186,14 +195,14 @@ static void ctl_init(struct mp_space *s, const struct iovm_share_params *p)
 	c->magic = MP_MAGIC;
 	c->version = MP_VERSION;
 	c->hdr_size = sizeof(*c);
-	c->ctl_size = mp_ctl_layout(s->heap_size, &c->off_state, &c->off_owner, &c->off_next, &c->off_prev);
-	c->heap_size = s->heap_size;
+	mp_ctl_layout_set(c, s->heap_size);
 	c->heap_pa = pa_val(s->pa);
 	c->page_size = s->page_size;
-	c->ngrains = s->heap_size >> MP_GRAIN_SHIFT;
 	c->owner_uid = (uint32_t)getuid();
 	c->group = (int32_t)p->group;
 	c->owner_pid = getpid();
+	if (getrandom(&c->share_id, sizeof(c->share_id), GRND_NONBLOCK) != sizeof(c->share_id))
+		c->share_id = ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)s ^ (uint64_t)time(NULL);
 	strcpy(c->name, s->name);
 	for (unsigned i = 0; i < MP_MAX_ZONES; i++)
 		c->zones[i].grain = MP_NO_GRAIN;
@@ -235,9 +244,9 @@ IOVM_API int iovm_share(struct iovm_ctx *ctx, const char *name, const struct iov
 		goto free_space;
 	}
 	{
-		uint64_t a, b, c2, d;
+		struct mp_layout l;
 
-		s->ctl_size = mp_ctl_layout(s->heap_size, &a, &b, &c2, &d);
+		s->ctl_size = mp_ctl_layout(s->heap_size, &l);
 	}
 	ret = os_memfd_create_sealed("iovm-share-ctl", SZ_4K, s->ctl_size, &s->ctl_fd);
 	if (ret)
@@ -347,6 +356,7 @@ void mp_close(struct iovm_ctx *ctx)
 	ctx->mp = NULL;
 	if (s->fork_gen != mp_fork_gen()) {
 		/* A forked child: none of it was copied (MADV_DONTFORK), and the server thread is the parent's. */
+		mp_tcache_fini(s);
 		free(s->srv);
 		os_va_release(s->map, s->map_len);
 		space_free(s);
@@ -355,6 +365,8 @@ void mp_close(struct iovm_ctx *ctx)
 	if (s->on_bus)
 		phys_window_remove(ctx->phys, s->pa);
 	mp_server_stop(s);
+	/* The caches' blocks are this slot's: leaving frees them with the rest. */
+	mp_tcache_fini(s);
 	mp_slot_leave(s);
 	unmap_share(s);
 	space_free(s);
@@ -400,6 +412,12 @@ IOVM_API int iovm_share_info(struct iovm_ctx *ctx, struct iovm_share_info *info)
 	info->heap_free = c->free_grains << MP_GRAIN_SHIFT;
 	info->page_size = s->page_size;
 	info->blocks = c->nr_blocks;
+	/* Blocks in threads' caches are free to their processes, not live allocations. */
+	for (uint64_t g = 0; g < c->ngrains; g += UINT64_C(1) << (s->h.state[g] & MP_ORDER_MASK))
+		if ((s->h.state[g] & MP_ALLOCATED) && lender_get(&s->h.lender[g]) == MP_LENDER_CACHED) {
+			info->blocks--;
+			info->cached += MP_GRAIN << (s->h.state[g] & MP_ORDER_MASK);
+		}
 	for (unsigned i = 0; i < MP_MAX_PROCS; i++)
 		info->processes += c->slots[i].state == MP_SLOT_LIVE;
 	info->zones = c->nr_zones;

@@ -102,12 +102,15 @@ int mp_zone_reserve(void *arg, const char *name, size_t size, size_t align, uint
 	}
 	r = &c->zones[i];
 	c->zone_pending = (uint32_t)i + 1;
+	mp_crash_point();
 	r->grain = MP_NO_GRAIN;
+	mp_crash_point();
 	memset(r->name, 0, sizeof(r->name));
 	strncpy(r->name, name, IOVM_ZONE_NAMESIZE - 1);
 	r->len = size;
 	r->align = align;
 	r->flags = flags;
+	mp_crash_point();
 	/* The record names the block before the block exists: a repair finds it either way. */
 	ret = mp_heap_alloc(&s->h, size, align, MP_OWNER_KEEP, &r->grain, &grain);
 	if (ret) {
@@ -116,11 +119,15 @@ int mp_zone_reserve(void *arg, const char *name, size_t size, size_t align, uint
 		goto unlock;
 	}
 	memset(s->heap + (grain << MP_GRAIN_SHIFT), 0, size);
+	mp_crash_point();
 	atomic_signal_fence(memory_order_release);
 	r->used = 1;
+	mp_crash_point();
 	c->nr_zones++;
+	mp_crash_point();
 	atomic_signal_fence(memory_order_release);
 	c->zone_pending = 0;
+	mp_crash_point();
 	*zone = view_fill(s, (unsigned)i);
 	ret = 0;
 unlock:
@@ -170,13 +177,18 @@ int mp_zone_free(void *arg, const struct iovm_zone *zone)
 		return err_inval("the zone was freed already");
 	}
 	c->zone_pending = (uint32_t)i + 1;
+	mp_crash_point();
 	r->used = 0;
+	mp_crash_point();
 	c->nr_zones--;
+	mp_crash_point();
 	atomic_signal_fence(memory_order_release);
 	mp_heap_free(&s->h, r->grain);
 	r->grain = MP_NO_GRAIN;
+	mp_crash_point();
 	atomic_signal_fence(memory_order_release);
 	c->zone_pending = 0;
+	mp_crash_point();
 	mp_unlock(&s->h);
 	return 0;
 }

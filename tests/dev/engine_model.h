@@ -516,6 +516,8 @@ static inline void em_batch(struct em_exec *x)
 
 		if (em_read(x, d->src_key, d->src + (uint64_t)i * sizeof(child), &child, sizeof(child)))
 			break;
+		/* Children run in the batch's address space (dev.h). */
+		child.pasid = d->pasid;
 		em_execute(x->m, &child, &cc, true);
 		if (cc.status == IOVM_STATUS_SUCCESS)
 			ok++;

@@ -47,7 +47,56 @@ static void sc_share(void)
 	CHECK_EQ(iovm_close(owner), 0);
 }
 
+/* A device server and a client's queue on it, both in this process (the server's threads answer). */
+static void sc_device(void)
+{
+	struct iovm_share_params p = { .heap_size = 4 << 20, .page_size = 4096, .group = -1 };
+	struct iovm_ctx *owner = fault_open(FAULT_OPTS), *cl = NULL;
+	struct iovm_device_server_info info;
+	struct iovm_device_server *srv;
+	struct iovm_rqueue *q;
+	iovm_iova_t ia, ib;
+	char name[64];
+	uint8_t *a, *b;
+	struct iovm_cqe cqe;
+	int n = 0;
+
+	snprintf(name, sizeof(name), "fault-device-%d", (int)getpid());
+	FI_INT(iovm_share(owner, name, &p));
+	FI_INT(iovm_device_serve(owner, name, 1, &srv));
+	FI_INT(iovm_attach(name, FAULT_OPTS, &cl));
+	FI_INT(iovm_rqueue_open(cl, name, 16, &q));
+	CHECK(iovm_rqueue_pasid(q) != 0);
+	a = FI_PTR(iovm_dma_alloc(cl, 8192, 4096, 0));
+	b = FI_PTR(iovm_dma_zalloc(cl, 8192, 4096, 0));
+	memset(a, 0x3d, 8192);
+	FI_INT(iovm_rqueue_map(q, a, 8192, IOVM_MAP_READ, &ia));
+	FI_INT(iovm_rqueue_map(q, b, 8192, IOVM_MAP_READ | IOVM_MAP_WRITE, &ib));
+	FI_INT(iovm_rqueue_submit(q, &(struct iovm_desc){ .op = IOVM_OP_COPY, .src = ia.addr, .dst = ib.addr,
+							   .len = 8192, .tag = 9 }));
+	for (unsigned long spins = 0; !n; spins++) {
+		n = FI_INT(iovm_rqueue_reap(q, &cqe, 1));
+		CHECK(spins < 1000000000ul);
+		if (!n)
+			usleep(1);
+	}
+	CHECK_EQ(cqe.status, IOVM_STATUS_SUCCESS);
+	CHECK_EQ(cqe.tag, 9);
+	CHECK_EQ(b[8191], 0x3d);
+	FI_INT(iovm_rqueue_unmap(q, ib, 8192));
+	FI_INT(iovm_rqueue_unmap(q, ia, 8192));
+	FI_INT(iovm_dma_free(cl, a));
+	FI_INT(iovm_dma_free(cl, b));
+	FI_INT(iovm_device_server_info(srv, &info));
+	CHECK_EQ(info.opened, 1);
+	FI_INT(iovm_rqueue_close(q));
+	CHECK_EQ(iovm_close(cl), 0);
+	FI_INT(iovm_device_server_stop(srv));
+	CHECK_EQ(iovm_close(owner), 0);
+}
+
 static const struct fault_scenario fault_mp_scenarios[] = {
 	{ "share and attach", sc_share },
+	{ "device server", sc_device },
 	{ NULL, NULL },
 };

@@ -107,6 +107,25 @@ B(share_reap_null) { return iovm_share_reap(NULL); }
 B(share_reap_not_shared) { return iovm_share_reap(ctx); }
 B(share_check_null) { return iovm_share_check(NULL); }
 B(share_check_not_shared) { return iovm_share_check(ctx); }
+B(device_serve_null_ctx) { struct iovm_device_server *d; return iovm_device_serve(NULL, "badinput", 1, &d); }
+B(device_serve_null_out) { return iovm_device_serve(ctx, "badinput", 1, NULL); }
+B(device_serve_workers) { struct iovm_device_server *d; return iovm_device_serve(ctx, "badinput", 65, &d); }
+B(device_serve_bad_name) { struct iovm_device_server *d; return iovm_device_serve(ctx, "bad name", 1, &d); }
+B(device_serve_not_shared) { struct iovm_device_server *d; return iovm_device_serve(ctx, "badinput", 1, &d); }
+B(device_server_info_null) { struct iovm_device_server_info i; return iovm_device_server_info(NULL, &i); }
+B(device_server_stop_null) { return iovm_device_server_stop(NULL); }
+B(rqueue_open_null_ctx) { struct iovm_rqueue *rq; return iovm_rqueue_open(NULL, "badinput", 0, &rq); }
+B(rqueue_open_null_out) { return iovm_rqueue_open(ctx, "badinput", 0, NULL); }
+B(rqueue_open_depth) { struct iovm_rqueue *rq; return iovm_rqueue_open(ctx, "badinput", 3, &rq); }
+B(rqueue_open_deep) { struct iovm_rqueue *rq; return iovm_rqueue_open(ctx, "badinput", 8192, &rq); }
+B(rqueue_open_bad_name) { struct iovm_rqueue *rq; return iovm_rqueue_open(ctx, "", 0, &rq); }
+B(rqueue_open_not_shared) { struct iovm_rqueue *rq; return iovm_rqueue_open(ctx, "badinput", 0, &rq); }
+B(rqueue_pasid_null) { return iovm_rqueue_pasid(NULL) == 0 ? -EINVAL : -1; }
+B(rqueue_map_null) { iovm_iova_t i; return iovm_rqueue_map(NULL, app, 4096, IOVM_MAP_READ, &i); }
+B(rqueue_unmap_null) { return iovm_rqueue_unmap(NULL, IOVM_IOVA(4096), 4096); }
+B(rqueue_submit_null) { return iovm_rqueue_submit(NULL, &(struct iovm_desc){ 0 }); }
+B(rqueue_reap_null) { struct iovm_cqe c; return iovm_rqueue_reap(NULL, &c, 1); }
+B(rqueue_close_null) { return iovm_rqueue_close(NULL); }
 
 B(alloc_null_ctx) { return ptr_ret(iovm_dma_alloc(NULL, 64, 0, 0)); }
 B(alloc_zero) { return ptr_ret(iovm_dma_alloc(ctx, 0, 0, 0)); }
@@ -589,6 +608,25 @@ static const struct bad_case cases[] = {
 	ROW(share_reap_not_shared, iovm_share_reap, ENOENT),
 	ROW(share_check_null, iovm_share_check, EINVAL),
 	ROW(share_check_not_shared, iovm_share_check, ENOENT),
+	ROW(device_serve_null_ctx, iovm_device_serve, EINVAL),
+	ROW(device_serve_null_out, iovm_device_serve, EINVAL),
+	ROW(device_serve_workers, iovm_device_serve, EINVAL),
+	ROW(device_serve_bad_name, iovm_device_serve, EINVAL),
+	ROW(device_serve_not_shared, iovm_device_serve, ENOENT),
+	ROW(device_server_info_null, iovm_device_server_info, EINVAL),
+	ROW(device_server_stop_null, iovm_device_server_stop, EINVAL),
+	ROW(rqueue_open_null_ctx, iovm_rqueue_open, EINVAL),
+	ROW(rqueue_open_null_out, iovm_rqueue_open, EINVAL),
+	ROW(rqueue_open_depth, iovm_rqueue_open, EINVAL),
+	ROW(rqueue_open_deep, iovm_rqueue_open, EINVAL),
+	ROW(rqueue_open_bad_name, iovm_rqueue_open, EINVAL),
+	ROW(rqueue_open_not_shared, iovm_rqueue_open, ENOENT),
+	ROW(rqueue_pasid_null, iovm_rqueue_pasid, EINVAL),
+	ROW(rqueue_map_null, iovm_rqueue_map, EINVAL),
+	ROW(rqueue_unmap_null, iovm_rqueue_unmap, EINVAL),
+	ROW(rqueue_submit_null, iovm_rqueue_submit, EINVAL),
+	ROW(rqueue_reap_null, iovm_rqueue_reap, EINVAL),
+	ROW(rqueue_close_null, iovm_rqueue_close, EINVAL),
 	ROW(alloc_null_ctx, iovm_dma_alloc, EINVAL),
 	ROW(alloc_zero, iovm_dma_alloc, EINVAL),
 	ROW(alloc_align_not_pow2, iovm_dma_alloc, EINVAL),
@@ -951,7 +989,8 @@ static void poison_detail(void)
 static bool keeps_no_detail(const char *api)
 {
 	static const char *const none[] = { "iovm_strerror", "iovm_error_detail", "iovm_opts_help",
-					    "iovm_uffd_feature_name", "iovm_device_id", /* their rows: no failure */
+					    "iovm_uffd_feature_name", "iovm_device_id", "iovm_rqueue_pasid",
+					    /* their rows: no failure */
 					    "iovm_log_set_handler", "iovm_close", "iovm_sysinfo_free" };
 
 	for (size_t i = 0; i < ARRAY_SIZE(none); i++)

@@ -7,9 +7,11 @@
  * owner, credentials, and bad input on every new call.
  */
 #include <grp.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 
+#include "dev/dev_util.h"
 #include "mp_util.h"
 
 #define HEAP (UINT64_C(8) << 20)
@@ -461,8 +463,287 @@ TEST(credentials)
 	CHECK_OK(iovm_close(ctx));
 }
 
-int main(void)
+/*
+ * The child: a device of its own (the software engine, the oracle on)
+ * copies a buffer the parent allocated into one it allocated, through a
+ * domain of its own; a descriptor to an IOVA it did not map faults.
+ */
+static void dma_child(int rd, int wr, void *arg)
 {
+	struct iovm_domain_attr attr = { .type = IOVM_DOMAIN_MANAGED };
+	struct iovm_queue_attr qa = { .depth = 16, .flags = IOVM_QUEUE_POLLED };
+	struct iovm_ctx *ctx = NULL;
+	struct iovm_domain *dom;
+	struct iovm_device *dev;
+	iovm_iova_t src_iova, dst_iova;
+	struct iovm_queue *q;
+	uint8_t *src, *dst;
+	iovm_pa_t pa;
+	int ret;
+
+	(void)arg;
+	ret = iovm_attach(g_name, "oracle=on", &ctx);
+	CHECK_MSG(ret == 0, "attach: %s", iovm_error_detail());
+	src = iovm_dma_ptr(ctx, IOVM_PA(get64(rd)));
+	CHECK(src != NULL);
+	dst = iovm_dma_alloc(ctx, 65536, 4096, 0);
+	CHECK(dst != NULL);
+	memset(dst, 0, 65536);
+	CHECK_OK(iovm_domain_create(ctx, &attr, &dom));
+	CHECK_OK(iovm_device_open(ctx, "sw", &dev));
+	CHECK_OK(iovm_device_attach(dev, dom, IOVM_PASID_NONE));
+	CHECK_OK(iovm_queue_create(dev, &qa, &q));
+	CHECK_OK(iovm_domain_map_ptr(dom, src, 65536, IOVM_MAP_READ, &src_iova));
+	CHECK_OK(iovm_domain_map_ptr(dom, dst, 65536, IOVM_MAP_READ | IOVM_MAP_WRITE, &dst_iova));
+	CHECK_EQ(run_polled(q, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = src_iova.addr, .dst = dst_iova.addr,
+						   .len = 65536 }),
+		 IOVM_STATUS_SUCCESS);
+	CHECK(!memcmp(src, dst, 65536));
+	/* Past what it mapped: a fault, and not a byte written. */
+	CHECK_EQ(run_polled(q, (struct iovm_desc){ .op = IOVM_OP_FILL, .dst = dst_iova.addr + 65536, .len = 4096,
+						   .pattern = 0x1111111111111111ull }),
+		 IOVM_STATUS_PAGE_FAULT);
+	no_violations(dom);
+	CHECK_OK(iovm_dma_pa(ctx, dst, &pa));
+	put64(wr, pa.addr);
+	CHECK_EQ(get64(rd), 1);
+	CHECK_OK(iovm_queue_destroy(q));
+	CHECK_OK(iovm_device_close(dev));
+	CHECK_OK(iovm_domain_destroy(dom));
+	CHECK_OK(iovm_dma_free(ctx, dst));
+	CHECK_OK(iovm_close(ctx));
+}
+
+TEST(dma_from_another_process)
+{
+	struct iovm_ctx *ctx;
+	struct child c;
+	iovm_pa_t pa;
+	uint8_t *src, *dst;
+
+	g_name = share_name("dma");
+	ctx = share_ok(g_name, HEAP);
+	src = iovm_dma_alloc(ctx, 65536, 4096, 0);
+	CHECK(src != NULL);
+	for (int i = 0; i < 65536; i++)
+		src[i] = (uint8_t)(i * 7 + 3);
+	CHECK_OK(iovm_dma_pa(ctx, src, &pa));
+	c = child_start(dma_child, NULL);
+	put64(c.wr, pa.addr);
+	dst = iovm_dma_ptr(ctx, IOVM_PA(get64(c.rd)));
+	CHECK(dst != NULL);
+	CHECK(!memcmp(src, dst, 65536));
+	put64(c.wr, 1);
+	child_ok(&c);
+	CHECK_OK(iovm_dma_free(ctx, src));
+	CHECK_EQ(share_info(ctx).blocks, 0);
+	CHECK_OK(iovm_close(ctx));
+}
+
+/* The attached child runs the usual rig: a domain that follows the heap, made before or after the share. */
+static void follow_child(int rd, int wr, void *arg)
+{
+	struct rig r;
+	uint8_t *a, *b;
+
+	(void)rd;
+	(void)arg;
+	memset(&r, 0, sizeof(r));
+	r.ctx = attach_ok(g_name);
+	/* rig_open()'s steps on an attached context: a managed domain following the (shared) heap. */
+	{
+		struct iovm_domain_attr follow = { .type = IOVM_DOMAIN_MANAGED, .flags = IOVM_DOMAIN_FOLLOW_HEAP };
+		struct iovm_queue_attr qa = { .depth = 16 };
+
+		CHECK_OK(iovm_domain_create(r.ctx, &follow, &r.dom));
+		CHECK_OK(iovm_device_open(r.ctx, "sw", &r.dev));
+		CHECK_OK(iovm_device_attach(r.dev, r.dom, IOVM_PASID_NONE));
+		CHECK_OK(iovm_queue_create(r.dev, &qa, &r.q));
+		r.comp = iovm_dma_zalloc(r.ctx, 4096, 4096, 0);
+		CHECK(r.comp != NULL);
+		CHECK_OK(iovm_dma_iova(r.dom, r.comp, &r.comp_iova));
+	}
+	a = iovm_dma_alloc(r.ctx, 100000, 0, 0);
+	b = iovm_dma_alloc(r.ctx, 100000, 0, 0);
+	CHECK(a && b);
+	memset(a, 0x42, 100000);
+	CHECK_EQ(run_desc(&r, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = iova_of(&r, a), .dst = iova_of(&r, b),
+						  .len = 100000 }).status,
+		 IOVM_STATUS_SUCCESS);
+	CHECK(!memcmp(a, b, 100000));
+	CHECK_OK(iovm_dma_free(r.ctx, a));
+	CHECK_OK(iovm_dma_free(r.ctx, b));
+	CHECK_OK(iovm_dma_free(r.ctx, r.comp));
+	rig_close(&r);
+	put64(wr, 1);
+}
+
+TEST(domains_follow_the_shared_heap)
+{
+	struct iovm_domain_attr follow = { .type = IOVM_DOMAIN_MANAGED, .flags = IOVM_DOMAIN_FOLLOW_HEAP };
+	struct iovm_domain_attr va = { .type = IOVM_DOMAIN_VA, .flags = IOVM_DOMAIN_FOLLOW_HEAP };
+	struct iovm_share_params p = { .heap_size = HEAP, .group = -1 };
+	struct iovm_domain *before, *vadom, *after;
+	iovm_iova_t i1, i2, i3;
+	struct iovm_ctx *ctx;
+	struct child c;
+	uint8_t *buf;
+
+	g_name = share_name("follow");
+	CHECK_OK(iovm_open("", &ctx));
+	/* Made before the share: it hears of the shared heap as one commit. */
+	CHECK_OK(iovm_domain_create(ctx, &follow, &before));
+	CHECK_OK(iovm_domain_create(ctx, &va, &vadom));
+	CHECK_OK(iovm_share(ctx, g_name, &p));
+	CHECK_OK(iovm_domain_create(ctx, &follow, &after));
+	buf = iovm_dma_alloc(ctx, 8192, 0, 0);
+	CHECK(buf != NULL);
+	CHECK_OK(iovm_dma_iova(before, buf, &i1));
+	CHECK_OK(iovm_dma_iova(after, buf, &i2));
+	CHECK_OK(iovm_dma_iova(vadom, buf, &i3));
+	CHECK_EQ(i3.addr, (uintptr_t)buf);
+	/* IOVA as contiguous as VA over the whole heap. */
+	{
+		iovm_iova_t j;
+
+		CHECK_OK(iovm_dma_iova(before, buf + 8191, &j));
+		CHECK_EQ(j.addr, i1.addr + 8191);
+	}
+	c = child_start(follow_child, NULL);
+	CHECK_EQ(get64(c.rd), 1);
+	child_ok(&c);
+	CHECK_OK(iovm_dma_free(ctx, buf));
+	CHECK_OK(iovm_domain_destroy(after));
+	CHECK_OK(iovm_domain_destroy(before));
+	CHECK_OK(iovm_domain_destroy(vadom));
+	CHECK_OK(iovm_close(ctx));
+}
+
+/* Two processes free one block at once (the owner from its cache, the other under the lock): one wins. */
+struct race {
+	_Atomic uint64_t pa;
+	_Atomic unsigned go, done;
+	_Atomic int result[2];
+};
+
+static void racer(int rd, int wr, void *arg)
+{
+	struct iovm_ctx *ctx = attach_ok(g_name);
+	const struct iovm_zone *z;
+	struct race *r;
+
+	(void)rd;
+	(void)arg;
+	CHECK_OK(iovm_zone_lookup(ctx, "race", &z));
+	r = z->va;
+	for (unsigned round = 1; round <= 2000; round++) {
+		void *p;
+
+		while (atomic_load(&r->go) != round)
+			;
+		p = iovm_dma_ptr(ctx, IOVM_PA(atomic_load(&r->pa)));
+		CHECK(p != NULL);
+		atomic_store(&r->result[1], iovm_dma_free(ctx, p));
+		atomic_fetch_add(&r->done, 1);
+	}
+	CHECK_OK(iovm_close(ctx));
+	put64(wr, 1);
+}
+
+TEST(double_free_race)
+{
+	struct iovm_ctx *ctx;
+	const struct iovm_zone *z;
+	unsigned mine = 0, theirs = 0;
+	struct race *r;
+	struct child c;
+
+	g_name = share_name("race");
+	ctx = share_ok(g_name, HEAP);
+	CHECK_EQ(iovm_zone_reserve(ctx, "race", sizeof(*r), 0, 0, &z), 0);
+	r = z->va;
+	c = child_start(racer, NULL);
+	for (unsigned round = 1; round <= 2000; round++) {
+		void *p = iovm_dma_alloc(ctx, 64 + round % 1000, 0, 0);
+		iovm_pa_t pa;
+		int res;
+
+		CHECK(p != NULL);
+		CHECK_OK(iovm_dma_pa(ctx, p, &pa));
+		atomic_store(&r->pa, pa.addr);
+		atomic_store(&r->done, 0);
+		atomic_store(&r->go, round);
+		res = iovm_dma_free(ctx, p);
+		while (atomic_load(&r->done) != 1)
+			;
+		CHECK_MSG((res == 0) != (atomic_load(&r->result[1]) == 0),
+			  "round %u: both frees said %d and %d", round, res, atomic_load(&r->result[1]));
+		CHECK(res == 0 || res == -EINVAL);
+		CHECK(atomic_load(&r->result[1]) == 0 || atomic_load(&r->result[1]) == -EINVAL);
+		mine += res == 0;
+		theirs += res != 0;
+	}
+	CHECK_EQ(get64(c.rd), 1);
+	child_ok(&c);
+	printf("# 2000 double frees: the owner's won %u, the other process's %u\n", mine, theirs);
+	CHECK_OK(iovm_share_check(ctx));
+	CHECK_EQ(share_info(ctx).blocks, 1);
+	CHECK_OK(iovm_close(ctx));
+}
+
+/* Exec'd: a process with an address layout of its own attaches and checks what it is given. */
+static int exec_worker(const char *name, const char *pa_text)
+{
+	struct iovm_ctx *ctx;
+	uint8_t *p;
+
+	test_init();
+	ctx = attach_ok(name);
+	p = iovm_dma_ptr(ctx, IOVM_PA(strtoull(pa_text, NULL, 0)));
+	CHECK(p != NULL);
+	for (int i = 0; i < 4096; i++)
+		CHECK(p[i] == (uint8_t)(i ^ 0x5a));
+	for (int i = 0; i < 4096; i++)
+		p[i] = (uint8_t)~p[i];
+	printf("%p\n", (void *)p);
+	CHECK_OK(iovm_close(ctx));
+	return 0;
+}
+
+TEST(exec_any_address)
+{
+	struct iovm_ctx *ctx;
+	char cmd[512], line[64];
+	iovm_pa_t pa;
+	uint8_t *p;
+	FILE *f;
+
+	g_name = share_name("exec");
+	ctx = share_ok(g_name, HEAP);
+	p = iovm_dma_alloc(ctx, 4096, 0, 0);
+	CHECK(p != NULL);
+	for (int i = 0; i < 4096; i++)
+		p[i] = (uint8_t)(i ^ 0x5a);
+	CHECK_OK(iovm_dma_pa(ctx, p, &pa));
+	snprintf(cmd, sizeof(cmd), "/proc/%d/exe exec-worker %s %#llx", (int)getpid(), g_name,
+		 (unsigned long long)pa.addr);
+	f = popen(cmd, "r");
+	CHECK(f != NULL);
+	CHECK(fgets(line, sizeof(line), f) != NULL);
+	/* The rest (its checks' count), so that it does not write to a closed pipe. */
+	while (fgets(cmd, sizeof(cmd), f))
+		;
+	CHECK_EQ(pclose(f), 0);
+	printf("# the same memory at %p here and at %s", (void *)p, line);
+	for (int i = 0; i < 4096; i++)
+		CHECK(p[i] == (uint8_t)~(i ^ 0x5a));
+	CHECK_OK(iovm_close(ctx));
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 4 && !strcmp(argv[1], "exec-worker"))
+		return exec_worker(argv[2], argv[3]);
 	test_init();
 	RUN(bad_input);
 	RUN(bad_frees);
@@ -472,5 +753,9 @@ int main(void)
 	RUN(owner_dies);
 	RUN(fork_inherits_nothing);
 	RUN(credentials);
+	RUN(dma_from_another_process);
+	RUN(exec_any_address);
+	RUN(domains_follow_the_shared_heap);
+	RUN(double_free_race);
 	return 0;
 }

@@ -138,6 +138,35 @@ set -- $pool
 [ $# -eq 4 ] && [ "$2" -gt 0 ] && [ "$1" -eq "$2" ] && [ "$3" -eq "$4" ] ||
 	fail "bench placement: with a pool, some creation or reboot failed: $pool"
 ok
+# The multi-process benchmark: a shared heap, DPDK's secondaries beside it
+# where DPDK is built in and can run (else a note says why). Every iovm row
+# measured, the device process's row says it is not built yet, and the
+# JSON holds every row with its fields. The pool is left alone.
+"$iovm" bench mp --quick --hugepages 0 --json-out "$tmp/mp.json" >"$tmp/mp" 2>&1 ||
+	fail "iovm bench mp: $(cat "$tmp/mp")"
+json_ok "$tmp/mp.json" "iovm bench mp --json-out"
+for row in "attach: spawn to first alloc+PA" "alloc+free 64 B, second process" \
+	"alloc+free 4 KiB, second process" "zone lookup by name, second process" \
+	"recovery: kill -9 of a holder of 1000 blocks"; do
+	grep -q "^$row .*[0-9]" "$tmp/mp" || fail "bench mp lacks a figure for '$row': $(cat "$tmp/mp")"
+	grep -q "\"name\": \"$row\", \"unit\": \"[^\"]*\", \"iovm\": [0-9]" "$tmp/mp.json" ||
+		fail "bench mp JSON lacks iovm's figure for '$row'"
+	ok
+done
+for key in '"name"' '"unit"' '"iovm"' '"peer"' '"peer_value"' '"ratio"' '"target"' '"met"'; do
+	grep -q "$key" "$tmp/mp.json" || fail "bench mp JSON lacks $key"
+	ok
+done
+grep -q "^device process: descriptors/s.*not built yet" "$tmp/mp" || fail "bench mp: the device process row"
+grep -q '"status": "not built yet"' "$tmp/mp.json" || fail "bench mp JSON: the device process row"
+ok
+if grep -q " failed " "$tmp/mp"; then fail "bench mp: a row failed: $(cat "$tmp/mp")"; fi
+ok
+# DPDK's rows: measured, or a note that says why not.
+if ! grep -q "^attach: .*DPDK secondary rte_eal_init *[0-9]" "$tmp/mp"; then
+	grep -q "^note: DPDK: .*iovm alone" "$tmp/mp" || fail "bench mp: no DPDK figure and no reason: $(cat "$tmp/mp")"
+fi
+ok
 if "$iovm" bench nosuchbench >/dev/null 2>&1; then fail "unknown benchmark accepted"; fi
 ok
 

@@ -1,0 +1,278 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * devcli.c - a client's queue on a device process (iovm/mp.h): requests on
+ * a connection, descriptors and completions through rings in a block of
+ * the shared heap the client allocates and the device process borrows.
+ *
+ * The rings are the client's memory lent to the device process, not the
+ * device process's: if the device process dies, the share gives them back
+ * and the client's writes into them never land in memory someone else
+ * was given; if the client dies, they go back to nobody and are freed.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <iovm/mem.h>
+#include <iovm/mp.h>
+
+#include "base/compiler.h"
+#include "base/ctx.h"
+#include "base/error.h"
+#include "base/fault_inject.h"
+#include "base/log.h"
+#include "mp/devproto.h"
+#include "mp/mp.h"
+#include "mp/mp_internal.h"
+
+/* How long the device process may take to answer a request; it answers at once unless stuck. */
+#define REQUEST_TIMEOUT_S 30
+/* Empty reaps between two looks at whether the device process is still there. */
+#define LIVENESS_EVERY 256
+
+struct iovm_rqueue {
+	struct iovm_ctx *ctx;
+	struct mp_space *s;
+	int conn;
+	pthread_mutex_t req_lock; /* one request at a time on the connection */
+	struct dp_ring_ctl *ring;
+	unsigned depth;
+	uint32_t pasid;
+	uint32_t sq_tail;         /* the submitter's */
+	uint32_t cq_head;         /* the reaper's */
+	_Atomic uint32_t reaped;  /* cq_head, for the submitter's count of what is in flight */
+	unsigned empty_reaps;     /* the reaper's */
+	_Atomic bool gone;        /* the device process is gone */
+};
+
+/* Whether the connection has ended (the device process is gone). */
+static bool conn_gone(struct iovm_rqueue *q)
+{
+	struct pollfd p = { .fd = q->conn, .events = POLLIN };
+
+	if (atomic_load_explicit(&q->gone, memory_order_relaxed))
+		return true;
+	if (poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR))) {
+		atomic_store_explicit(&q->gone, true, memory_order_relaxed);
+		return true;
+	}
+	return false;
+}
+
+static int request(struct iovm_rqueue *q, const struct dp_req *r, struct dp_rep *rep)
+{
+	ssize_t n;
+
+	pthread_mutex_lock(&q->req_lock);
+	n = send(q->conn, r, sizeof(*r), MSG_NOSIGNAL);
+	if (n == (ssize_t)sizeof(*r))
+		do
+			n = recv(q->conn, rep, sizeof(*rep), 0);
+		while (n < 0 && errno == EINTR);
+	pthread_mutex_unlock(&q->req_lock);
+	if (n != (ssize_t)sizeof(*rep)) {
+		atomic_store_explicit(&q->gone, true, memory_order_relaxed);
+		return err_detail(-EPIPE, IOVM_LOG_DEBUG, "the device process is gone");
+	}
+	return rep->status;
+}
+
+IOVM_API int iovm_rqueue_open(struct iovm_ctx *ctx, const char *name, unsigned depth, struct iovm_rqueue **out)
+{
+	struct timeval tv = { .tv_sec = REQUEST_TIMEOUT_S };
+	struct dp_req r = { .op = DP_OPEN };
+	struct sockaddr_un sun;
+	struct iovm_rqueue *q;
+	struct dp_rep rep;
+	iovm_pa_t pa;
+	unsigned len;
+	int ret;
+
+	err_enter();
+	depth = depth ? depth : 256;
+	if (!ctx || !out || depth < 2 || depth > 4096 || (depth & (depth - 1)))
+		return err_inval("!ctx || !out || depth is not a power of two, 2 to 4096");
+	ret = mp_name_check(name);
+	if (ret)
+		return ret;
+	if (!ctx->mp)
+		return err_detail(-ENOENT, IOVM_LOG_DEBUG, "the context is neither shared nor attached");
+	if (ctx->mp->fork_gen != mp_fork_gen())
+		return err_detail(-EPERM, IOVM_LOG_DEBUG, "a forked child may not use its parent's share: attach");
+	ret = mp_sock_addr_fmt(DP_SOCK_FMT, name, &sun, &len);
+	if (ret)
+		return ret;
+	q = fi_calloc(1, sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	q->ctx = ctx;
+	q->s = ctx->mp;
+	q->depth = depth;
+	pthread_mutex_init(&q->req_lock, NULL);
+	q->conn = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (q->conn < 0) {
+		ret = -errno;
+		goto free_q;
+	}
+	if (connect(q->conn, (struct sockaddr *)&sun, len)) {
+		ret = errno == ECONNREFUSED || errno == ENOENT
+			      ? err_detail(-ENOENT, IOVM_LOG_DEBUG, "no device process is named '%s'", name)
+			      : -errno;
+		goto close_conn;
+	}
+	setsockopt(q->conn, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	q->ring = iovm_dma_zalloc(ctx, align_up(dp_ring_bytes(depth), SZ_4K), SZ_4K, 0);
+	if (!q->ring) {
+		ret = -errno;
+		goto close_conn;
+	}
+	ret = iovm_dma_pa(ctx, q->ring, &pa);
+	if (ret)
+		goto free_ring;
+	r.a = pa.addr;
+	r.depth = depth;
+	r.slot = q->s->slot;
+	r.share_id = q->s->c->share_id;
+	ret = request(q, &r, &rep);
+	if (ret == -EXDEV)
+		ret = err_detail(ret, IOVM_LOG_DEBUG, "device process '%s' serves another share", name);
+	else if (ret == -EACCES)
+		ret = err_detail(ret, IOVM_LOG_DEBUG, "device process '%s' does not let this process in", name);
+	if (ret)
+		goto free_ring;
+	q->pasid = rep.pasid;
+	*out = q;
+	return 0;
+
+free_ring:
+	/* The device process gave the ring back (or never took it) before it answered. */
+	iovm_dma_free(ctx, q->ring);
+close_conn:
+	close(q->conn);
+free_q:
+	pthread_mutex_destroy(&q->req_lock);
+	free(q);
+	return ret;
+}
+
+IOVM_API uint32_t iovm_rqueue_pasid(const struct iovm_rqueue *q)
+{
+	return q ? q->pasid : 0;
+}
+
+IOVM_API int iovm_rqueue_map(struct iovm_rqueue *q, const void *ptr, size_t len, uint32_t perm, iovm_iova_t *iova)
+{
+	struct dp_req r = { .op = DP_MAP, .perm = perm };
+	struct dp_rep rep;
+	uint64_t off;
+	int ret;
+
+	err_enter();
+	if (!q || !ptr || !len || !iova || !is_aligned((uintptr_t)ptr | len, SZ_4K) || !perm ||
+	    (perm & ~(uint32_t)(IOVM_MAP_READ | IOVM_MAP_WRITE)))
+		return err_inval("!q || !ptr || !len || !iova || unaligned || bad perm");
+	off = (uint64_t)((const uint8_t *)ptr - q->s->heap);
+	if (off >= q->s->heap_size || len > q->s->heap_size - off)
+		return err_inval("the range is not in the shared heap");
+	r.a = pa_val(q->s->pa) + off;
+	r.b = len;
+	ret = request(q, &r, &rep);
+	if (ret == -EACCES)
+		return err_detail(ret, IOVM_LOG_DEBUG, "%p+%zu: a byte of those pages is not this process's to map",
+				  ptr, len);
+	if (ret)
+		return ret;
+	*iova = IOVM_IOVA(rep.iova);
+	return 0;
+}
+
+IOVM_API int iovm_rqueue_unmap(struct iovm_rqueue *q, iovm_iova_t iova, size_t len)
+{
+	struct dp_req r = { .op = DP_UNMAP, .a = iova.addr, .b = len };
+	struct dp_rep rep;
+	int ret;
+
+	err_enter();
+	if (!q || !len)
+		return err_inval("!q || !len");
+	ret = request(q, &r, &rep);
+	if (ret == -EINVAL)
+		return err_inval("nothing was mapped at that IOVA with that length");
+	return ret;
+}
+
+IOVM_API int iovm_rqueue_submit(struct iovm_rqueue *q, const struct iovm_desc *d)
+{
+	struct iovm_desc *sq;
+
+	if (unlikely(!q || !d))
+		return err_hot(-EINVAL, "invalid argument: !q || !d");
+	/* In flight: submitted and not reaped. Every completion has its place in the ring. */
+	if (unlikely(q->sq_tail - atomic_load_explicit(&q->reaped, memory_order_acquire) >= q->depth)) {
+		if (conn_gone(q))
+			return err_hot(-EPIPE, "the device process is gone");
+		return -EAGAIN;
+	}
+	if (unlikely(atomic_load_explicit(&q->gone, memory_order_relaxed)))
+		return err_hot(-EPIPE, "the device process is gone");
+	sq = dp_sq(q->ring);
+	sq[q->sq_tail & (q->depth - 1)] = *d;
+	q->sq_tail++;
+	atomic_store_explicit(&q->ring->sq_tail, q->sq_tail, memory_order_release);
+	return 0;
+}
+
+IOVM_API int iovm_rqueue_reap(struct iovm_rqueue *q, struct iovm_cqe *cqe, unsigned max)
+{
+	struct iovm_cqe *cq;
+	uint32_t tail;
+	unsigned n = 0;
+
+	if (unlikely(!q || (!cqe && max)))
+		return err_hot(-EINVAL, "invalid argument: !q || !cqe");
+	cq = dp_cq(q->ring, q->depth);
+	tail = atomic_load_explicit(&q->ring->cq_tail, memory_order_acquire);
+	/* The device process's index, checked: never more than was submitted. */
+	if (tail - q->cq_head > q->depth)
+		tail = q->cq_head;
+	while (q->cq_head != tail && n < max)
+		cqe[n++] = cq[q->cq_head++ & (q->depth - 1)];
+	if (n) {
+		atomic_store_explicit(&q->ring->cq_head, q->cq_head, memory_order_release);
+		atomic_store_explicit(&q->reaped, q->cq_head, memory_order_release);
+		q->empty_reaps = 0;
+		return (int)n;
+	}
+	if (++q->empty_reaps % LIVENESS_EVERY == 0 && conn_gone(q))
+		return err_hot(-EPIPE, "the device process is gone");
+	return 0;
+}
+
+IOVM_API int iovm_rqueue_close(struct iovm_rqueue *q)
+{
+	struct dp_req r = { .op = DP_CLOSE };
+	struct dp_rep rep;
+
+	err_enter();
+	if (!q)
+		return err_inval("!q");
+	/*
+	 * The device process stops the queue and gives the ring back before
+	 * it answers. Without an answer (it is gone), the share gave it back
+	 * when it died, or will: then the free below may be refused (EBUSY),
+	 * and the ring goes when this process leaves the share.
+	 */
+	request(q, &r, &rep);
+	if (iovm_dma_free(q->ctx, q->ring))
+		log_debug("device queue: its ring is still lent; it goes when this process leaves the share");
+	close(q->conn);
+	pthread_mutex_destroy(&q->req_lock);
+	free(q);
+	return 0;
+}

@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * devproto.h - what a device process and its clients say to each other:
+ * requests and answers on the connection (SOCK_SEQPACKET, one message
+ * each), and the queue's rings, which live in the shared heap in a block
+ * of the client's, lent to the device process while it serves it.
+ */
+#ifndef IOVM_MP_DEVPROTO_H
+#define IOVM_MP_DEVPROTO_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include <iovm/dev.h>
+
+enum dp_op {
+	DP_OPEN = 1,  /* a: the rings' PA, depth, slot: the client's slot in the share, share_id */
+	DP_MAP = 2,   /* a: PA, b: length, perm */
+	DP_UNMAP = 3, /* a: IOVA, b: length */
+	DP_CLOSE = 4, /* the queue stops and everything goes back; then the client frees its ring */
+};
+
+struct dp_req {
+	uint32_t op;
+	uint32_t slot;
+	uint32_t depth;
+	uint32_t perm;
+	uint64_t a, b;
+	uint64_t share_id;
+};
+
+struct dp_rep {
+	int32_t status;  /* 0 or a negative errno */
+	uint32_t pasid;  /* DP_OPEN */
+	uint64_t iova;   /* DP_MAP */
+};
+
+/*
+ * The rings' control words, each on a cache line of its own: the client
+ * writes sq_tail and cq_head, the device process sq_head and cq_tail.
+ * Then depth descriptors, then depth completion entries. The device
+ * process trusts none of it: it copies each descriptor before it reads it,
+ * and checks the indexes against the depth.
+ */
+struct dp_ring_ctl {
+	_Atomic uint32_t sq_tail;
+	uint8_t pad0[60];
+	_Atomic uint32_t sq_head;
+	uint8_t pad1[60];
+	_Atomic uint32_t cq_tail;
+	uint8_t pad2[60];
+	_Atomic uint32_t cq_head;
+	uint8_t pad3[60];
+};
+static_assert(sizeof(struct dp_ring_ctl) == 256, "four cache lines");
+static_assert(sizeof(struct iovm_desc) == 64, "a descriptor is a cache line");
+
+static inline uint64_t dp_ring_bytes(unsigned depth)
+{
+	return sizeof(struct dp_ring_ctl) + (uint64_t)depth * (sizeof(struct iovm_desc) + sizeof(struct iovm_cqe));
+}
+
+static inline struct iovm_desc *dp_sq(struct dp_ring_ctl *r)
+{
+	return (struct iovm_desc *)(void *)(r + 1);
+}
+
+static inline struct iovm_cqe *dp_cq(struct dp_ring_ctl *r, unsigned depth)
+{
+	return (struct iovm_cqe *)(void *)(dp_sq(r) + depth);
+}
+
+/* The abstract socket of device process @name. */
+#define DP_SOCK_FMT "iovm-device/%s"
+
+#endif /* IOVM_MP_DEVPROTO_H */

@@ -1,0 +1,762 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * devsrv.c - a device process: the software engine served to client
+ * processes of the same share, each in a domain of its own at a PASID of
+ * its own (iovm/mp.h).
+ *
+ * One control thread accepts clients and answers their requests (open,
+ * map, unmap, close) one at a time: it alone changes what clients have
+ * mapped and what is lent, so the loan counts need no lock. Worker
+ * threads move descriptors from each client's submission ring (in the
+ * shared heap, in a block of the client's lent to this process) to an
+ * engine queue of the client's, run them, and copy the completions back.
+ *
+ * Isolation: a client's descriptors run in its PASID, whatever they say;
+ * its domain maps only whole pages the client holds (checked and lent
+ * under the share's lock, in one hold); its ring is read by copying each
+ * descriptor once, with the indexes checked against the depth.
+ *
+ * Lifetime: a client that dies or goes is torn down by the control thread
+ * (on the connection's end): its queue stops, under the client's lock so
+ * that no worker is inside it, its domain goes (strict: no access after),
+ * and what it lent goes back (freed, when its owner died).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <iovm/dev.h>
+#include <iovm/iommu.h>
+#include <iovm/mem.h>
+#include <iovm/mp.h>
+
+#include "base/compiler.h"
+#include "base/ctx.h"
+#include "base/error.h"
+#include "base/fault_inject.h"
+#include "base/log.h"
+#include "mp/devproto.h"
+#include "mp/mp.h"
+#include "mp/mp_internal.h"
+
+#define MAX_CLIENTS 256
+#define MAX_WORKERS 64
+#define MAX_DEPTH 4096
+
+struct mapping {
+	uint64_t iova, pa, len;
+};
+
+struct client {
+	pthread_mutex_t lock;    /* a worker inside the client's queue holds it; teardown takes it */
+	int conn;
+	pid_t pid;
+	bool opened;
+	bool closed;             /* closed by the client (DP_CLOSE): torn down, the connection stays to answer */
+	bool dead;               /* under lock: workers skip it */
+	uint8_t slot;            /* the client's slot in the share */
+	uint32_t pasid;
+	unsigned depth;
+	struct iovm_domain *dom;
+	struct iovm_queue *q;    /* the engine's, polled */
+	struct dp_ring_ctl *ring;
+	uint64_t ring_pa, ring_len;
+	uint32_t in_engine;      /* under lock: submitted to the engine, not yet reaped */
+	struct mapping *maps;    /* the control thread's */
+	unsigned nr_maps, cap_maps;
+};
+
+/* A block lent to this process, and how many mappings hold it: the control thread's. */
+struct loan {
+	uint64_t grain; /* + 1; 0: empty slot */
+	uint32_t refs;
+};
+
+struct iovm_device_server {
+	struct iovm_ctx *ctx;
+	struct mp_space *s;
+	struct iovm_device *dev;
+	struct iovm_domain *none_dom; /* PASID_NONE: the engine queues' own rings */
+	int listen_fd, stop_fd;
+	pthread_t ctl;
+	pthread_t workers[MAX_WORKERS];
+	unsigned nr_workers;
+	_Atomic bool stopping;
+	_Atomic(struct client *) clients[MAX_CLIENTS]; /* set and cleared by the control thread */
+	/*
+	 * Workers hold it (read) over a pass through the clients; the control
+	 * thread takes it (write) once a client is out of the array, before
+	 * freeing it: then no worker still holds its pointer.
+	 */
+	pthread_rwlock_t pass_lock;
+	struct loan *loans;            /* open addressing; the control thread's */
+	unsigned cap_loans, nr_loans;
+	uint32_t next_pasid;           /* the control thread's */
+	_Atomic uint64_t opened, descriptors, torn_down, refused;
+};
+
+/* ---- loans ---- */
+
+static struct loan *loan_find(struct iovm_device_server *srv, uint64_t grain, bool make)
+{
+	struct loan *free_slot = NULL;
+
+	if (make && (srv->nr_loans + 1) * 2 > srv->cap_loans) {
+		unsigned cap = srv->cap_loans ? srv->cap_loans * 2 : 256;
+		struct loan *old = srv->loans, *n = fi_calloc(cap, sizeof(*n));
+		unsigned oldcap = srv->cap_loans;
+
+		if (!n)
+			return NULL;
+		srv->loans = n;
+		srv->cap_loans = cap;
+		srv->nr_loans = 0;
+		for (unsigned i = 0; i < oldcap; i++)
+			if (old[i].grain && old[i].refs)
+				*loan_find(srv, old[i].grain - 1, true) = old[i], srv->nr_loans++;
+		free(old);
+	}
+	if (!srv->cap_loans)
+		return NULL;
+	for (unsigned i = (unsigned)(grain * 0x9e3779b97f4a7c15ull >> 40) % srv->cap_loans;;
+	     i = (i + 1) % srv->cap_loans) {
+		struct loan *l = &srv->loans[i];
+
+		if (l->grain == grain + 1)
+			return l;
+		if (!l->grain)
+			free_slot = free_slot ? free_slot : l;
+		if (!l->grain) {
+			if (!make)
+				return NULL;
+			free_slot->grain = grain + 1;
+			free_slot->refs = 0;
+			return free_slot;
+		}
+	}
+}
+
+/* Needs the share's lock. */
+static void loan_put(struct iovm_device_server *srv, uint64_t block)
+{
+	struct loan *l = loan_find(srv, block, false);
+
+	if (!l || !l->refs)
+		return;
+	if (--l->refs)
+		return;
+	mp_heap_give_back(&srv->s->h, block);
+	/* Kept as a tombstone-free slot: rehash on growth drops zero-ref entries. */
+}
+
+/* The blocks of [pa, pa+len), in turn: @fn on each block's first grain. Needs the share's lock. */
+static int for_blocks(struct iovm_device_server *srv, uint64_t pa, uint64_t len,
+		      int (*fn)(struct iovm_device_server *srv, uint64_t block, void *arg), void *arg)
+{
+	struct mp_space *s = srv->s;
+	uint64_t g = (pa - pa_val(s->pa)) >> MP_GRAIN_SHIFT, end = (pa - pa_val(s->pa) + len) >> MP_GRAIN_SHIFT;
+
+	while (g < end) {
+		uint64_t first;
+		unsigned order;
+		int ret;
+
+		if (mp_heap_block_of(&s->h, g, &first, &order))
+			return -EACCES;
+		ret = fn(srv, first, arg);
+		if (ret)
+			return ret;
+		g = first + (UINT64_C(1) << order);
+	}
+	return 0;
+}
+
+/* Whether the client may map this block: its own, the share's, or one it lent us already. */
+static int may_map(struct iovm_device_server *srv, uint64_t b, void *arg)
+{
+	struct mp_heap *h = &srv->s->h;
+	const struct client *c = arg;
+	uint8_t owner = h->owner[b], lender = lender_get(&h->lender[b]);
+
+	if ((owner == c->slot || owner == MP_OWNER_KEEP) && lender == MP_LENDER_NONE)
+		return 0;
+	if (owner == srv->s->slot && (lender == c->slot || lender == MP_OWNER_KEEP))
+		return 0;
+	return -EACCES;
+}
+
+static int lend(struct iovm_device_server *srv, uint64_t b, void *arg)
+{
+	struct loan *l = loan_find(srv, b, true);
+
+	(void)arg;
+	if (!l)
+		return -ENOMEM;
+	if (!l->refs && mp_heap_lend(&srv->s->h, b, srv->s->slot))
+		return -EACCES;
+	l->refs++;
+	return 0;
+}
+
+static int unlend(struct iovm_device_server *srv, uint64_t b, void *arg)
+{
+	(void)arg;
+	loan_put(srv, b);
+	return 0;
+}
+
+/* Check and lend every block of the range, in one hold of the lock; all or nothing. */
+static int borrow(struct iovm_device_server *srv, struct client *c, uint64_t pa, uint64_t len)
+{
+	struct mp_space *s = srv->s;
+	int ret;
+
+	if (pa < pa_val(s->pa) || pa - pa_val(s->pa) > s->heap_size || len > s->heap_size - (pa - pa_val(s->pa)))
+		return -EACCES;
+	ret = mp_lock(&s->h);
+	if (ret)
+		return ret;
+	ret = for_blocks(srv, pa, len, may_map, c);
+	if (!ret) {
+		ret = for_blocks(srv, pa, len, lend, NULL);
+		if (ret) /* only memory runs out here: give back what was lent */
+			for_blocks(srv, pa, len, unlend, NULL);
+	}
+	mp_unlock(&s->h);
+	return ret;
+}
+
+static void give_back_range(struct iovm_device_server *srv, uint64_t pa, uint64_t len)
+{
+	if (mp_lock(&srv->s->h))
+		return;
+	for_blocks(srv, pa, len, unlend, NULL);
+	mp_unlock(&srv->s->h);
+}
+
+/* ---- clients ---- */
+
+/* Stop the client's queue, drop its domain, give back what it lent. Idempotent. */
+static void client_teardown(struct iovm_device_server *srv, struct client *c)
+{
+	/* Under the lock: a worker inside the queue finishes its pass first, and skips it after. */
+	pthread_mutex_lock(&c->lock);
+	c->dead = true;
+	pthread_mutex_unlock(&c->lock);
+	if (c->q)
+		iovm_queue_destroy(c->q);
+	c->q = NULL;
+	if (c->dom) {
+		iovm_device_detach(srv->dev, c->pasid);
+		/* Strict: once it returns, no access through the client's domain. */
+		iovm_domain_destroy(c->dom);
+	}
+	c->dom = NULL;
+	for (unsigned i = 0; i < c->nr_maps; i++)
+		give_back_range(srv, c->maps[i].pa, c->maps[i].len);
+	c->nr_maps = 0;
+	if (c->ring)
+		give_back_range(srv, c->ring_pa, c->ring_len);
+	c->ring = NULL;
+}
+
+/* @c is out of the array already. */
+static void client_free(struct iovm_device_server *srv, struct client *c)
+{
+	if (c->opened && !c->closed)
+		atomic_fetch_add_explicit(&srv->torn_down, 1, memory_order_relaxed);
+	client_teardown(srv, c);
+	/* No worker holds its pointer after this. */
+	pthread_rwlock_wrlock(&srv->pass_lock);
+	pthread_rwlock_unlock(&srv->pass_lock);
+	close(c->conn);
+	free(c->maps);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+static int reply(struct client *c, int status, uint32_t pasid, uint64_t iova)
+{
+	struct dp_rep rep = { .status = status, .pasid = pasid, .iova = iova };
+
+	return send(c->conn, &rep, sizeof(rep), MSG_NOSIGNAL) == (ssize_t)sizeof(rep) ? 0 : -EPIPE;
+}
+
+static bool pasid_used(struct iovm_device_server *srv, uint32_t pasid)
+{
+	for (unsigned i = 0; i < MAX_CLIENTS; i++) {
+		struct client *c = atomic_load_explicit(&srv->clients[i], memory_order_relaxed);
+
+		if (c && c->opened && c->pasid == pasid)
+			return true;
+	}
+	return false;
+}
+
+static int do_open(struct iovm_device_server *srv, struct client *c, const struct dp_req *r)
+{
+	struct iovm_domain_attr attr = { .type = IOVM_DOMAIN_MANAGED };
+	struct iovm_queue_attr qa = { .flags = IOVM_QUEUE_POLLED };
+	struct mp_space *s = srv->s;
+	bool ok;
+	int ret;
+
+	if (c->opened)
+		return -EINVAL;
+	if (r->share_id != s->c->share_id)
+		return -EXDEV;
+	if (r->depth < 2 || r->depth > MAX_DEPTH || (r->depth & (r->depth - 1)) || r->slot >= MP_MAX_PROCS)
+		return -EINVAL;
+	/* The slot it names is its own: the kernel's pid for the connection says so. */
+	ret = mp_lock(&s->h);
+	if (ret)
+		return ret;
+	ok = s->c->slots[r->slot].state == MP_SLOT_LIVE && s->c->slots[r->slot].pid == c->pid;
+	mp_unlock(&s->h);
+	if (!ok)
+		return -EACCES;
+	c->slot = (uint8_t)r->slot;
+	c->depth = r->depth;
+	c->ring_len = align_up(dp_ring_bytes(r->depth), SZ_4K);
+	if (r->a & (SZ_4K - 1))
+		return -EINVAL;
+	ret = borrow(srv, c, r->a, c->ring_len);
+	if (ret)
+		return ret;
+	c->ring_pa = r->a;
+	c->ring = iovm_dma_ptr(srv->ctx, IOVM_PA(r->a));
+	if (!c->ring) {
+		give_back_range(srv, c->ring_pa, c->ring_len);
+		return -EFAULT;
+	}
+	do
+		c->pasid = srv->next_pasid = srv->next_pasid % IOVM_PASID_MAX + 1;
+	while (pasid_used(srv, c->pasid));
+	ret = iovm_domain_create(srv->ctx, &attr, &c->dom);
+	if (ret)
+		goto fail;
+	ret = iovm_device_attach(srv->dev, c->dom, c->pasid);
+	if (ret)
+		goto fail;
+	qa.depth = r->depth;
+	ret = iovm_queue_create(srv->dev, &qa, &c->q);
+	if (ret)
+		goto fail;
+	c->opened = true;
+	atomic_fetch_add_explicit(&srv->opened, 1, memory_order_relaxed);
+	return 0;
+
+fail:
+	/* client_free() undoes what was made: the domain, the loan of the ring. */
+	return ret;
+}
+
+static int add_mapping(struct client *c, uint64_t iova, uint64_t pa, uint64_t len)
+{
+	if (c->nr_maps == c->cap_maps) {
+		unsigned cap = c->cap_maps ? c->cap_maps * 2 : 16;
+		struct mapping *m = fi_realloc(c->maps, cap * sizeof(*m));
+
+		if (!m)
+			return -ENOMEM;
+		c->maps = m;
+		c->cap_maps = cap;
+	}
+	c->maps[c->nr_maps++] = (struct mapping){ iova, pa, len };
+	return 0;
+}
+
+static int do_map(struct iovm_device_server *srv, struct client *c, const struct dp_req *r, uint64_t *iova_out)
+{
+	iovm_iova_t iova = IOVM_IOVA_ANY;
+	int ret;
+
+	if (!r->b || (r->a | r->b) & (SZ_4K - 1) || !r->perm ||
+	    (r->perm & ~(uint32_t)(IOVM_MAP_READ | IOVM_MAP_WRITE)))
+		return -EINVAL;
+	ret = borrow(srv, c, r->a, r->b);
+	if (ret)
+		return ret;
+	ret = iovm_domain_map(c->dom, &iova, IOVM_PA(r->a), r->b, r->perm);
+	if (!ret) {
+		ret = add_mapping(c, iova.addr, r->a, r->b);
+		if (ret)
+			iovm_domain_unmap(c->dom, iova, r->b);
+	}
+	if (ret) {
+		give_back_range(srv, r->a, r->b);
+		return ret;
+	}
+	*iova_out = iova.addr;
+	return 0;
+}
+
+static int do_unmap(struct iovm_device_server *srv, struct client *c, const struct dp_req *r)
+{
+	for (unsigned i = 0; i < c->nr_maps; i++) {
+		struct mapping m = c->maps[i];
+		int ret;
+
+		if (m.iova != r->a || m.len != r->b)
+			continue;
+		/* Strict: when it returns, no descriptor reaches the pages; then they go back. */
+		ret = iovm_domain_unmap(c->dom, IOVM_IOVA(m.iova), m.len);
+		if (ret)
+			return ret;
+		c->maps[i] = c->maps[--c->nr_maps];
+		give_back_range(srv, m.pa, m.len);
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* One request of @c; false when the client is to go (closed, dead, or speaking nonsense). */
+static bool serve_request(struct iovm_device_server *srv, unsigned idx, struct client *c)
+{
+	struct dp_req r;
+	uint64_t iova = 0;
+	ssize_t n = recv(c->conn, &r, sizeof(r), MSG_DONTWAIT);
+	int ret;
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return true;
+	if (n != (ssize_t)sizeof(r))
+		return false;
+	switch (r.op) {
+	case DP_OPEN:
+		ret = do_open(srv, c, &r);
+		if (!ret) {
+			reply(c, 0, c->pasid, 0);
+			return true;
+		}
+		break;
+	case DP_MAP:
+		ret = c->opened && !c->closed ? do_map(srv, c, &r, &iova) : -EINVAL;
+		break;
+	case DP_UNMAP:
+		ret = c->opened && !c->closed ? do_unmap(srv, c, &r) : -EINVAL;
+		break;
+	case DP_CLOSE:
+		/* Torn down before the answer: then the client may free its ring. */
+		client_teardown(srv, c);
+		c->closed = true;
+		ret = 0;
+		break;
+	default:
+		return false;
+	}
+	if (ret)
+		atomic_fetch_add_explicit(&srv->refused, 1, memory_order_relaxed);
+	(void)idx;
+	return reply(c, ret, 0, iova) == 0 && (r.op != DP_OPEN || !ret);
+}
+
+static void accept_client(struct iovm_device_server *srv)
+{
+	struct ucred cred;
+	struct client *c;
+	int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	if (mp_peer_allowed(srv->s->c, fd, &cred)) {
+		struct dp_rep rep = { .status = -EACCES };
+
+		send(fd, &rep, sizeof(rep), MSG_NOSIGNAL);
+		close(fd);
+		return;
+	}
+	for (unsigned i = 0; i < MAX_CLIENTS; i++) {
+		if (atomic_load_explicit(&srv->clients[i], memory_order_relaxed))
+			continue;
+		c = calloc(1, sizeof(*c));
+		if (!c)
+			break;
+		pthread_mutex_init(&c->lock, NULL);
+		c->conn = fd;
+		c->pid = cred.pid;
+		atomic_store_explicit(&srv->clients[i], c, memory_order_release);
+		return;
+	}
+	close(fd);
+}
+
+static void *ctl_main(void *arg)
+{
+	struct iovm_device_server *srv = arg;
+	struct pollfd pfd[2 + MAX_CLIENTS];
+	unsigned idx[MAX_CLIENTS];
+
+	for (;;) {
+		unsigned n = 0;
+
+		pfd[n++] = (struct pollfd){ .fd = srv->stop_fd, .events = POLLIN };
+		pfd[n++] = (struct pollfd){ .fd = srv->listen_fd, .events = POLLIN };
+		for (unsigned i = 0; i < MAX_CLIENTS; i++) {
+			struct client *c = atomic_load_explicit(&srv->clients[i], memory_order_relaxed);
+
+			if (!c)
+				continue;
+			idx[n - 2] = i;
+			pfd[n++] = (struct pollfd){ .fd = c->conn, .events = POLLIN };
+		}
+		if (poll(pfd, n, -1) < 0 && errno != EINTR)
+			break;
+		if (pfd[0].revents)
+			break;
+		for (unsigned k = 2; k < n; k++) {
+			unsigned i = idx[k - 2];
+			struct client *c = atomic_load_explicit(&srv->clients[i], memory_order_relaxed);
+
+			if (!pfd[k].revents || serve_request(srv, i, c))
+				continue;
+			/* Closed, or dead: its queue, its domain and its loans go. */
+			atomic_store_explicit(&srv->clients[i], NULL, memory_order_release);
+			client_free(srv, c);
+		}
+		if (pfd[1].revents)
+			accept_client(srv);
+	}
+	for (unsigned i = 0; i < MAX_CLIENTS; i++) {
+		struct client *c = atomic_load_explicit(&srv->clients[i], memory_order_relaxed);
+
+		if (c) {
+			atomic_store_explicit(&srv->clients[i], NULL, memory_order_release);
+			c->closed = true; /* the server stops: not a client's death */
+			client_free(srv, c);
+		}
+	}
+	return NULL;
+}
+
+/* ---- workers ---- */
+
+/* Move what the client submitted to its engine queue, run it, copy completions back. Needs c->lock. */
+static unsigned service(struct iovm_device_server *srv, struct client *c)
+{
+	struct dp_ring_ctl *r = c->ring;
+	struct iovm_desc *sq = dp_sq(r);
+	struct iovm_cqe *cq = dp_cq(r, c->depth), cqe[32];
+	uint32_t head = atomic_load_explicit(&r->sq_head, memory_order_relaxed);
+	uint32_t tail = atomic_load_explicit(&r->sq_tail, memory_order_acquire);
+	uint32_t cq_tail = atomic_load_explicit(&r->cq_tail, memory_order_relaxed);
+	uint32_t cq_head = atomic_load_explicit(&r->cq_head, memory_order_acquire);
+	unsigned moved = 0;
+	int n;
+
+	/* The client's indexes are checked, never trusted: at most depth in flight, completions included. */
+	if (tail - head > c->depth || cq_tail - cq_head > c->depth)
+		return 0;
+	while (head != tail && (cq_tail - cq_head) + c->in_engine < c->depth) {
+		struct iovm_desc d;
+
+		memcpy(&d, &sq[head & (c->depth - 1)], sizeof(d));
+		d.pasid = c->pasid;
+		if (iovm_queue_submit(c->q, &d))
+			break;
+		head++;
+		c->in_engine++;
+		moved++;
+	}
+	atomic_store_explicit(&r->sq_head, head, memory_order_release);
+	if (c->in_engine)
+		iovm_queue_process(c->q, c->depth);
+	while ((n = iovm_queue_reap(c->q, cqe, 32)) > 0) {
+		for (int i = 0; i < n; i++)
+			cq[cq_tail++ & (c->depth - 1)] = cqe[i];
+		c->in_engine -= (uint32_t)n;
+		atomic_store_explicit(&r->cq_tail, cq_tail, memory_order_release);
+		atomic_fetch_add_explicit(&srv->descriptors, (uint64_t)n, memory_order_relaxed);
+		moved += (unsigned)n;
+	}
+	return moved;
+}
+
+struct worker_arg {
+	struct iovm_device_server *srv;
+	unsigned id;
+};
+
+static void *worker_main(void *arg)
+{
+	struct worker_arg *wa = arg;
+	struct iovm_device_server *srv = wa->srv;
+	unsigned id = wa->id, idle = 0;
+
+	free(wa);
+	while (!atomic_load_explicit(&srv->stopping, memory_order_acquire)) {
+		unsigned work = 0;
+
+		pthread_rwlock_rdlock(&srv->pass_lock);
+		for (unsigned i = id; i < MAX_CLIENTS; i += srv->nr_workers) {
+			struct client *c = atomic_load_explicit(&srv->clients[i], memory_order_acquire);
+
+			if (!c || pthread_mutex_trylock(&c->lock))
+				continue;
+			if (!c->dead && c->opened)
+				work += service(srv, c);
+			pthread_mutex_unlock(&c->lock);
+		}
+		pthread_rwlock_unlock(&srv->pass_lock);
+		if (work) {
+			idle = 0;
+			continue;
+		}
+		/* Nothing to do: spin a while, then sleep longer and longer, up to 200 µs. */
+		if (++idle > 64) {
+			struct timespec ts = { 0, (long)MIN(idle - 64, 200u) * 1000 };
+
+			nanosleep(&ts, NULL);
+		}
+	}
+	return NULL;
+}
+
+/* ---- the public calls ---- */
+
+IOVM_API int iovm_device_serve(struct iovm_ctx *ctx, const char *name, unsigned workers,
+			       struct iovm_device_server **out)
+{
+	struct iovm_domain_attr attr = { .type = IOVM_DOMAIN_MANAGED };
+	struct iovm_device_server *srv;
+	struct sockaddr_un sun;
+	unsigned len;
+	int ret;
+
+	err_enter();
+	if (!ctx || !out || workers > MAX_WORKERS)
+		return err_inval("!ctx || !out || workers > 64");
+	ret = mp_name_check(name);
+	if (ret)
+		return ret;
+	if (!ctx->mp)
+		return err_detail(-ENOENT, IOVM_LOG_DEBUG, "the context is neither shared nor attached");
+	srv = fi_calloc(1, sizeof(*srv));
+	if (!srv)
+		return -ENOMEM;
+	srv->ctx = ctx;
+	srv->s = ctx->mp;
+	srv->listen_fd = srv->stop_fd = -1;
+	srv->nr_workers = workers ? workers : 1;
+	{
+		pthread_rwlockattr_t ra;
+
+		/* Writers first: a busy worker must not starve the control thread's wait. */
+		pthread_rwlockattr_init(&ra);
+		pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+		pthread_rwlock_init(&srv->pass_lock, &ra);
+		pthread_rwlockattr_destroy(&ra);
+	}
+	ret = iovm_device_open(ctx, "sw", &srv->dev);
+	if (ret)
+		goto free_srv;
+	ret = iovm_domain_create(ctx, &attr, &srv->none_dom);
+	if (ret)
+		goto close_dev;
+	ret = iovm_device_attach(srv->dev, srv->none_dom, IOVM_PASID_NONE);
+	if (ret)
+		goto destroy_dom;
+	ret = mp_sock_addr_fmt(DP_SOCK_FMT, name, &sun, &len);
+	if (ret)
+		goto destroy_dom;
+	srv->listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (srv->listen_fd < 0) {
+		ret = -errno;
+		goto destroy_dom;
+	}
+	if (bind(srv->listen_fd, (struct sockaddr *)&sun, len) || listen(srv->listen_fd, 64)) {
+		ret = errno == EADDRINUSE ? err_detail(-EEXIST, IOVM_LOG_DEBUG, "a device server named '%s' exists", name)
+					  : -errno;
+		goto close_listen;
+	}
+	srv->stop_fd = fi_eventfd(0, EFD_CLOEXEC);
+	if (srv->stop_fd < 0) {
+		ret = -errno;
+		goto close_listen;
+	}
+	for (unsigned i = 0; i < srv->nr_workers; i++) {
+		struct worker_arg *wa = fi_calloc(1, sizeof(*wa));
+
+		if (wa) {
+			wa->srv = srv;
+			wa->id = i;
+		}
+		ret = wa ? -fi_pthread_create(&srv->workers[i], NULL, worker_main, wa) : -ENOMEM;
+		if (ret) {
+			free(wa);
+			srv->nr_workers = i;
+			goto stop_workers;
+		}
+	}
+	ret = -fi_pthread_create(&srv->ctl, NULL, ctl_main, srv);
+	if (ret)
+		goto stop_workers;
+	*out = srv;
+	return 0;
+
+stop_workers:
+	atomic_store(&srv->stopping, true);
+	for (unsigned i = 0; i < srv->nr_workers; i++)
+		pthread_join(srv->workers[i], NULL);
+	close(srv->stop_fd);
+close_listen:
+	close(srv->listen_fd);
+destroy_dom:
+	iovm_device_detach(srv->dev, IOVM_PASID_NONE);
+	iovm_domain_destroy(srv->none_dom);
+close_dev:
+	iovm_device_close(srv->dev);
+free_srv:
+	pthread_rwlock_destroy(&srv->pass_lock);
+	free(srv);
+	return ret;
+}
+
+IOVM_API int iovm_device_server_info(struct iovm_device_server *srv, struct iovm_device_server_info *info)
+{
+	err_enter();
+	if (!srv || !info)
+		return err_inval("!srv || !info");
+	memset(info, 0, sizeof(*info));
+	for (unsigned i = 0; i < MAX_CLIENTS; i++) {
+		struct client *c = atomic_load_explicit(&srv->clients[i], memory_order_acquire);
+
+		info->clients += c != NULL;
+	}
+	info->opened = atomic_load_explicit(&srv->opened, memory_order_relaxed);
+	info->descriptors = atomic_load_explicit(&srv->descriptors, memory_order_relaxed);
+	info->torn_down = atomic_load_explicit(&srv->torn_down, memory_order_relaxed);
+	info->refused = atomic_load_explicit(&srv->refused, memory_order_relaxed);
+	return 0;
+}
+
+IOVM_API int iovm_device_server_stop(struct iovm_device_server *srv)
+{
+	uint64_t one = 1;
+
+	err_enter();
+	if (!srv)
+		return err_inval("!srv");
+	if (write(srv->stop_fd, &one, sizeof(one)) != sizeof(one))
+		log_err("device server: cannot stop the control thread");
+	pthread_join(srv->ctl, NULL);
+	atomic_store_explicit(&srv->stopping, true, memory_order_release);
+	for (unsigned i = 0; i < srv->nr_workers; i++)
+		pthread_join(srv->workers[i], NULL);
+	close(srv->stop_fd);
+	close(srv->listen_fd);
+	iovm_device_detach(srv->dev, IOVM_PASID_NONE);
+	iovm_domain_destroy(srv->none_dom);
+	iovm_device_close(srv->dev);
+	free(srv->loans);
+	pthread_rwlock_destroy(&srv->pass_lock);
+	free(srv);
+	return 0;
+}
