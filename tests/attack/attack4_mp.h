@@ -246,8 +246,8 @@ static inline void a4_settled(struct iovm_ctx *ctx, unsigned procs, uint64_t blo
 		CHECK_OK(iovm_share_info(ctx, &in));
 		if (in.processes == procs && in.blocks == blocks && (free_bytes == UINT64_MAX || in.heap_free == free_bytes))
 			break;
-		if (ms++ > 30000) {
-			EXPECT_MSG(0, "after 30 s: processes %u blocks %llu heap_free %llu, expected %u %llu %llu",
+		if (ms++ > 10000) {
+			EXPECT_MSG(0, "after 10 s: processes %u blocks %llu heap_free %llu, expected %u %llu %llu",
 				   in.processes, (unsigned long long)in.blocks,
 				   (unsigned long long)in.heap_free, procs, (unsigned long long)blocks,
 				   (unsigned long long)free_bytes);
