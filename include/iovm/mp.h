@@ -110,8 +110,8 @@ struct iovm_share_info {
 	iovm_pa_t heap_pa;      /* PA of the heap's first byte, in every process */
 	void *heap_va;          /* where this process maps it */
 	uint64_t heap_size;
-	uint64_t heap_free;     /* bytes */
-	uint64_t cached;        /* bytes freed into threads' caches of small blocks: free to their process only */
+	uint64_t heap_free;     /* bytes no process holds: free in the heap, or in a thread's cache */
+	uint64_t cached;        /* of heap_free, bytes in threads' caches of small blocks: free to their process only */
 	uint64_t page_size;
 	uint64_t blocks;        /* allocations live (not counting cached blocks) */
 	unsigned processes;     /* attached now, the owner included while it lives */

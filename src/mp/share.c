@@ -423,6 +423,7 @@ IOVM_API int iovm_share_info(struct iovm_ctx *ctx, struct iovm_share_info *info)
 			info->blocks--;
 			info->cached += MP_GRAIN << (s->h.state[g] & MP_ORDER_MASK);
 		}
+	info->heap_free += info->cached;
 	for (unsigned i = 0; i < MP_MAX_PROCS; i++)
 		info->processes += c->slots[i].state == MP_SLOT_LIVE;
 	info->zones = c->nr_zones;
