@@ -285,13 +285,27 @@ static void round_end(struct iovm_ctx *ctx, struct blk *mine, unsigned nmine, ui
 	for (unsigned i = 0; i < nmine; i++)
 		EXPECT_MSG(a4_bad(mine[i].p, mine[i].size, mine[i].tag) == mine[i].size,
 			   "round %d: the survivor's block %u was overwritten", round, i);
-	for (int s = 0; s < SLOTS; s++) {
-		uint32_t st = atomic_load(&ctl->mail[s].state);
-
-		if (st == 2 || st == 3) {
-			void *p = iovm_dma_ptr(ctx, IOVM_PA(ctl->mail[s].pa));
+	/*
+	 * Full slots first, then those a killed taker left half taken: a taker
+	 * killed after its free leaves a PA that another worker may have been
+	 * given again since, and posted in a full slot; freeing it through the
+	 * half-taken slot first would free the other's block.
+	 */
+	for (int pass = 2; pass <= 3; pass++)
+		for (int s = 0; s < SLOTS; s++) {
+			uint32_t st = atomic_load(&ctl->mail[s].state);
+			void *p;
 			int r;
+			bool posted = false;
 
+			if (st != (uint32_t)pass)
+				continue;
+			for (int o = 0; pass == 3 && o < SLOTS; o++)
+				posted |= o != s && atomic_load(&ctl->mail[o].state) == 2 &&
+					  ctl->mail[o].pa == ctl->mail[s].pa;
+			if (posted)
+				continue;
+			p = iovm_dma_ptr(ctx, IOVM_PA(ctl->mail[s].pa));
 			CHECK(p != NULL);
 			if (st == 2)
 				EXPECT(a4_bad(p, ctl->mail[s].size, ctl->mail[s].tag) == ctl->mail[s].size);
@@ -303,8 +317,8 @@ static void round_end(struct iovm_ctx *ctx, struct blk *mine, unsigned nmine, ui
 				   round, s, st, r, (unsigned long long)share_info(ctx).recoveries,
 				   (unsigned long long)share_info(ctx).reaped);
 		}
+	for (int s = 0; s < SLOTS; s++)
 		atomic_store(&ctl->mail[s].state, 0);
-	}
 	memset(names, 0, sizeof(names));
 	CHECK_RET(iovm_zone_walk(ctx, free_zone_fn, names), 0);
 	for (int i = 0; i < 16 && names[i][0]; i++)
