@@ -10,8 +10,8 @@
  * starts no EAL (so it stays single-threaded, and every fork is safe): an
  * owner process shares the heap, and each measurement is a fresh process
  * that attaches to it. Each timing is warmed up, repeated, and reported as
- * the median. The device process (descriptors from N clients into one
- * device process) is not built yet: its row says so.
+ * the median. The device process's rows (descriptors from N clients
+ * into one device process) are bench_mp_dev.c's.
  */
 #include <errno.h>
 #include <math.h>
@@ -560,14 +560,13 @@ int bench_mp(const struct bench_args *args)
 	recovery_us = iovm_recovery_us(&owner);
 	bench_result("recovery: kill -9 of a holder of 1000 blocks", "us", recovery_us,
 		     "none (DPDK cannot reclaim)", NAN, NULL);
-	bench_unbuilt("device process: descriptors/s, 1-16 clients", "desc/s", "not built yet");
+	mp_dev_bench(&cfg, share_name);
 	ret = mp_child_wait(&owner);
 	if (ret)
 		bench_note("iovm: the owner ended with %d", ret);
 	bench_note("recovery: from kill -9 until the owner has freed all the dead process held (%d blocks of 64 B to 4 KiB)",
 		   MP_DOOMED_BLOCKS);
 	bench_note("DPDK has no recovery: a dead secondary's rte_malloc memory stays allocated until the primary restarts");
-	bench_note("device process (descriptors/s from 1, 2, 4, 16 clients into one device process): not built yet");
 	bench_report(args, "iovm bench mp", cfg.reps);
 	return 0;
 }

@@ -3,7 +3,8 @@
  * bench_mp.h - what the two halves of `iovm bench mp` share: child
  * processes run from a function with a pipe each way, the figures a side
  * measures, and the loops' sizes. bench_mp.c drives the run and measures
- * iovm; bench_mp_dpdk.c measures DPDK's primary and secondaries.
+ * iovm; bench_mp_dpdk.c measures DPDK's primary and secondaries;
+ * bench_mp_dev.c, iovm's device process and its clients.
  */
 #ifndef IOVM_BENCH_MP_H
 #define IOVM_BENCH_MP_H
@@ -82,5 +83,12 @@ uint64_t mp_iters(const struct mp_cfg *cfg, uint64_t full);
 int mp_dpdk_start(const struct mp_cfg *cfg, struct mp_child *side, char *why, size_t len);
 /* Stop it: the primary, its secondaries, and everything they left. */
 void mp_dpdk_stop(struct mp_child *side);
+
+/*
+ * mp_dev_bench() - the device-process rows (bench_mp_dev.c): N client
+ * processes of the share @share into one device process, beside the same
+ * engine in one process. Forks only: the caller holds no context.
+ */
+void mp_dev_bench(const struct mp_cfg *cfg, const char *share);
 
 #endif /* IOVM_BENCH_MP_H */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * iovm.c - the `iovm` command: info, demo, bench, stat.
+ * iovm.c - the `iovm` command: info, demo, bench, stat, device-server.
  */
 #include <stdio.h>
 #include <string.h>
@@ -16,8 +16,9 @@ static const struct {
 } cmds[] = {
 	{ "info", cmd_info, "what this machine offers for DMA memory [--json]" },
 	{ "demo", cmd_demo, "a guided run of the main path, step by step" },
-	{ "bench", cmd_bench, "benchmarks beside their peers: bench mem|iommu|reg|vfio|placement [--json] [--quick] [--plot F]" },
+	{ "bench", cmd_bench, "benchmarks beside their peers: bench mem|iommu|reg|vfio|placement|mp [--json] [--quick] [--plot F]" },
 	{ "stat", cmd_stat, "open a context, allocate as told, print its statistics [--json]" },
+	{ "device-server", cmd_devsrv, "serve the software DMA engine to a share's processes: NAME --share SHARE [--own SIZE]" },
 };
 
 const char *fmt_size(uint64_t bytes, char *buf, unsigned len)
@@ -42,7 +43,7 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: iovm COMMAND [ARGS]\n\ncommands:\n");
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
-		fprintf(f, "  %-6s %s\n", cmds[i].name, cmds[i].help);
+		fprintf(f, "  %-13s %s\n", cmds[i].name, cmds[i].help);
 	fprintf(f, "\noptions (IOVM_OPTS=\"key=value,...\"):\n%s", iovm_opts_help());
 }
 

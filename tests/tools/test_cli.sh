@@ -1,11 +1,12 @@
 #!/bin/sh
-# The iovm command end to end: info (text and JSON), demo, stat, bench, and
-# its refusals. Usage: test_cli.sh BUILD_DIR
+# The iovm command end to end: info (text and JSON), demo, stat, bench,
+# device-server, and its refusals. Usage: test_cli.sh BUILD_DIR
 set -eu
 build=${1:?build dir}
 iovm="$build/tools/iovm"
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+servers=""
+trap 'for p in $servers; do kill -KILL "$p" 2>/dev/null || :; done; rm -rf "$tmp"' EXIT
 checks=0
 
 fail() {
@@ -139,15 +140,18 @@ set -- $pool
 	fail "bench placement: with a pool, some creation or reboot failed: $pool"
 ok
 # The multi-process benchmark: a shared heap, DPDK's secondaries beside it
-# where DPDK is built in and can run (else a note says why). Every iovm row
-# measured, the device process's row says it is not built yet, and the
-# JSON holds every row with its fields. The pool is left alone.
+# where DPDK is built in and can run (else a note says why), and the device
+# process with 1 to 16 clients beside the same engine in one process. Every
+# row measured, and the JSON holds every row with its fields. The pool is
+# left alone.
 "$iovm" bench mp --quick --hugepages 0 --json-out "$tmp/mp.json" >"$tmp/mp" 2>&1 ||
 	fail "iovm bench mp: $(cat "$tmp/mp")"
 json_ok "$tmp/mp.json" "iovm bench mp --json-out"
 for row in "attach: spawn to first alloc+PA" "alloc+free 64 B, second process" \
 	"alloc+free 4 KiB, second process" "zone lookup by name, second process" \
-	"recovery: kill -9 of a holder of 1000 blocks"; do
+	"recovery: kill -9 of a holder of 1000 blocks" "device: copy 64 B, 1 client" "device: copy 64 B, 2 clients" \
+	"device: copy 64 B, 4 clients" "device: copy 64 B, 16 clients" "device: copy 64 B, speed-up 1 to 2 clients" \
+	"device: copy 4 KiB, 1 client" "device: copy 4 KiB, 16 clients" "device: copy 4 KiB, speed-up 1 to 2 clients"; do
 	grep -q "^$row .*[0-9]" "$tmp/mp" || fail "bench mp lacks a figure for '$row': $(cat "$tmp/mp")"
 	grep -q "\"name\": \"$row\", \"unit\": \"[^\"]*\", \"iovm\": [0-9]" "$tmp/mp.json" ||
 		fail "bench mp JSON lacks iovm's figure for '$row'"
@@ -157,8 +161,13 @@ for key in '"name"' '"unit"' '"iovm"' '"peer"' '"peer_value"' '"ratio"' '"target
 	grep -q "$key" "$tmp/mp.json" || fail "bench mp JSON lacks $key"
 	ok
 done
-grep -q "^device process: descriptors/s.*not built yet" "$tmp/mp" || fail "bench mp: the device process row"
-grep -q '"status": "not built yet"' "$tmp/mp.json" || fail "bench mp JSON: the device process row"
+# The device rows' peer ran too, and every completion the clients reaped the device process counted.
+grep -q "^device: copy 64 B, 1 client .*same engine, one process, 1 queue *[0-9]" "$tmp/mp" ||
+	fail "bench mp: no in-process figure beside the device process: $(cat "$tmp/mp")"
+ok
+if grep -q "^note: device process:" "$tmp/mp"; then fail "bench mp: $(grep "^note: device process:" "$tmp/mp")"; fi
+ok
+if grep -q "not built yet" "$tmp/mp"; then fail "bench mp: a row not built: $(cat "$tmp/mp")"; fi
 ok
 if grep -q " failed " "$tmp/mp"; then fail "bench mp: a row failed: $(cat "$tmp/mp")"; fi
 ok
@@ -168,6 +177,76 @@ if ! grep -q "^attach: .*DPDK secondary rte_eal_init *[0-9]" "$tmp/mp"; then
 fi
 ok
 if "$iovm" bench nosuchbench >/dev/null 2>&1; then fail "unknown benchmark accepted"; fi
+ok
+
+# A device process: `iovm device-server` with a share of its own, then a
+# second one attached to that share; a client copies through each and checks
+# the bytes; each stops cleanly on its signal and prints its counters.
+client="$build/tests/tools/devsrv_client"
+share="iovm-cli-share-$$" dev="iovm-cli-dev-$$" dev2="iovm-cli-dev2-$$"
+wait_line() { # FILE PID PATTERN WHAT: until FILE has a line matching PATTERN, while PID lives
+	i=0
+	until grep -q "$3" "$1"; do
+		kill -0 "$2" 2>/dev/null || fail "$4: the server ended: $(cat "$1")"
+		i=$((i + 1))
+		[ $i -lt 400 ] || fail "$4: not within 20 s: $(cat "$1")"
+		sleep 0.05
+	done
+}
+stop_server() { # PID SIGNAL FILE: the exit status after SIGNAL
+	kill -"$2" "$1"
+	rc=0
+	wait "$1" || rc=$?
+	[ "$rc" -eq 0 ] || fail "device-server after SIG$2 exited $rc: $(cat "$3")"
+	grep -q "^stopped by SIG$2\$" "$3" || fail "device-server: no 'stopped by SIG$2' line: $(cat "$3")"
+}
+"$iovm" device-server "$dev" --share "$share" --own 16M --workers 2 --stats 1 >"$tmp/ds" 2>&1 &
+ds=$!
+servers="$ds"
+wait_line "$tmp/ds" "$ds" "^ready: device server $dev on share $share (its own), workers 2, pid $ds\$" "device-server ready"
+ok
+"$client" "$share" "$dev" 100 >"$tmp/cl" 2>&1 || fail "devsrv_client: $(cat "$tmp/cl")"
+grep -q "^copies 100 ok$" "$tmp/cl" || fail "devsrv_client: $(cat "$tmp/cl")"
+ok
+# --stats: a line of counters every second, which comes to show the copies.
+wait_line "$tmp/ds" "$ds" "^stats: clients 0, queues opened 1, descriptors 100, torn down 0, refused 0\$" "device-server --stats"
+ok
+# Refused: a device process of that name exists already; no such share; no such device.
+rc=0
+"$iovm" device-server "$dev" --share "$share" >"$tmp/ds-dup" 2>&1 || rc=$?
+[ "$rc" -eq 1 ] || fail "a second device-server $dev: exit $rc, not 1: $(cat "$tmp/ds-dup")"
+grep -q "iovm_device_serve: .*:" "$tmp/ds-dup" || fail "device-server, name taken: $(cat "$tmp/ds-dup")"
+ok
+rc=0
+"$iovm" device-server "$dev2" --share "iovm-cli-noshare-$$" >"$tmp/ds-none" 2>&1 || rc=$?
+[ "$rc" -eq 1 ] || fail "device-server on a share nobody made: exit $rc, not 1: $(cat "$tmp/ds-none")"
+grep -q "iovm_attach: .*:" "$tmp/ds-none" || fail "device-server, no share: $(cat "$tmp/ds-none")"
+ok
+if "$client" "$share" "iovm-cli-nodev-$$" 1 >"$tmp/cl-none" 2>&1; then fail "a queue on no device process opened"; fi
+grep -q "iovm_rqueue_open" "$tmp/cl-none" || fail "devsrv_client, no device: $(cat "$tmp/cl-none")"
+ok
+for args in "" "$dev2" "--share $share" "$dev2 --share $share --workers 0" "$dev2 --share $share --workers 65" \
+	"$dev2 --share $share --own 1X" "$dev2 --share $share --stats" "$dev2 --share $share --bogus"; do
+	rc=0
+	# shellcheck disable=SC2086 # the words are the arguments
+	"$iovm" device-server $args >"$tmp/ds-bad" 2>&1 || rc=$?
+	[ "$rc" -eq 2 ] || fail "device-server $args: exit $rc, not 2: $(cat "$tmp/ds-bad")"
+	ok
+done
+# A second device process, attached to the first one's share (no --own).
+"$iovm" device-server "$dev2" --share "$share" >"$tmp/ds2" 2>&1 &
+ds2=$!
+servers="$ds $ds2"
+wait_line "$tmp/ds2" "$ds2" "^ready: device server $dev2 on share $share (attached), workers 1," "attached device-server ready"
+"$client" "$share" "$dev2" 10 >"$tmp/cl2" 2>&1 || fail "devsrv_client on $dev2: $(cat "$tmp/cl2")"
+stop_server "$ds2" INT "$tmp/ds2"
+grep -q "^counters: clients 0, queues opened 1, descriptors 10, torn down 0, refused 0\$" "$tmp/ds2" ||
+	fail "attached device-server's counters: $(cat "$tmp/ds2")"
+ok
+stop_server "$ds" TERM "$tmp/ds"
+servers=""
+grep -q "^counters: clients 0, queues opened 1, descriptors 100, torn down 0, refused 0\$" "$tmp/ds" ||
+	fail "device-server's counters: $(cat "$tmp/ds")"
 ok
 
 if "$iovm" nosuchcommand >/dev/null 2>&1; then fail "unknown command accepted"; fi
