@@ -50,6 +50,7 @@ struct iovm_rqueue {
 	unsigned empty_reaps;     /* the reaper's */
 	_Atomic bool gone;        /* the device process is gone */
 	unsigned fork_gen;        /* mp_fork_gen() at open: a forked child has none of it */
+	int wake_fd;              /* the worker's eventfd: written when it sleeps (dp_ring_ctl.sleeping) */
 };
 
 static int not_forked(const struct iovm_rqueue *q)
@@ -75,15 +76,38 @@ static bool conn_gone(struct iovm_rqueue *q)
 
 static int request(struct iovm_rqueue *q, const struct dp_req *r, struct dp_rep *rep)
 {
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = { .iov_base = rep, .iov_len = sizeof(*rep) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+			      .msg_controllen = sizeof(u.buf) };
 	ssize_t n;
 
 	pthread_mutex_lock(&q->req_lock);
 	n = send(q->conn, r, sizeof(*r), MSG_NOSIGNAL);
 	if (n == (ssize_t)sizeof(*r))
 		do
-			n = recv(q->conn, rep, sizeof(*rep), 0);
+			n = recvmsg(q->conn, &msg, MSG_CMSG_CLOEXEC);
 		while (n < 0 && errno == EINTR);
 	pthread_mutex_unlock(&q->req_lock);
+	if (n > 0) {
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+
+		/* The answer to DP_OPEN brings the worker's eventfd; nothing else brings a descriptor. */
+		if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+		    cm->cmsg_len == CMSG_LEN(sizeof(int))) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(cm), sizeof(fd));
+			mp_fd_own(fd);
+			if (r->op == DP_OPEN && q->wake_fd < 0)
+				q->wake_fd = fd;
+			else
+				mp_fd_close(fd);
+		}
+	}
 	if (n != (ssize_t)sizeof(*rep)) {
 		atomic_store_explicit(&q->gone, true, memory_order_relaxed);
 		return err_detail(-EPIPE, IOVM_LOG_DEBUG, "the device process is gone");
@@ -123,6 +147,7 @@ IOVM_API int iovm_rqueue_open(struct iovm_ctx *ctx, const char *name, unsigned d
 	q->s = ctx->mp;
 	q->depth = depth;
 	q->fork_gen = ctx->mp->fork_gen;
+	q->wake_fd = -1;
 	pthread_mutex_init(&q->req_lock, NULL);
 	q->conn = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (q->conn < 0) {
@@ -163,6 +188,7 @@ IOVM_API int iovm_rqueue_open(struct iovm_ctx *ctx, const char *name, unsigned d
 free_ring:
 	/* The device process gave the ring back (or never took it) before it answered. */
 	iovm_dma_free(ctx, q->ring);
+	mp_fd_close(q->wake_fd);
 close_conn:
 	mp_fd_close(q->conn);
 free_q:
@@ -243,6 +269,14 @@ IOVM_API int iovm_rqueue_submit(struct iovm_rqueue *q, const struct iovm_desc *d
 	sq[q->sq_tail & (q->depth - 1)] = *d;
 	q->sq_tail++;
 	atomic_store_explicit(&q->ring->sq_tail, q->sq_tail, memory_order_release);
+	/* The worker marks itself asleep, then looks: one of the two sees the other's store. */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (unlikely(atomic_load_explicit(&q->ring->sleeping, memory_order_relaxed)) && q->wake_fd >= 0) {
+		uint64_t one = 1;
+
+		if (write(q->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+			log_debug("device queue: cannot ring the worker: %s", strerror(errno));
+	}
 	return 0;
 }
 
@@ -297,6 +331,7 @@ IOVM_API int iovm_rqueue_close(struct iovm_rqueue *q)
 	request(q, &r, &rep);
 	if (iovm_dma_free(q->ctx, q->ring))
 		log_debug("device queue: its ring is still lent; it goes when this process leaves the share");
+	mp_fd_close(q->wake_fd);
 	mp_fd_close(q->conn);
 	pthread_mutex_destroy(&q->req_lock);
 	free(q);

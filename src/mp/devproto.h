@@ -51,8 +51,16 @@ struct dp_ring_ctl {
 	uint8_t pad2[60];
 	_Atomic uint32_t cq_head;
 	uint8_t pad3[60];
+	/*
+	 * Set by the device process's worker before it sleeps: a submitter that
+	 * sees it after publishing sq_tail writes the worker's eventfd (passed
+	 * with the answer to DP_OPEN). Both sides fence between their store and
+	 * their load, so that one of them sees the other's.
+	 */
+	_Atomic uint32_t sleeping;
+	uint8_t pad4[60];
 };
-static_assert(sizeof(struct dp_ring_ctl) == 256, "four cache lines");
+static_assert(sizeof(struct dp_ring_ctl) == 320, "five cache lines");
 static_assert(sizeof(struct iovm_desc) == 64, "a descriptor is a cache line");
 
 static inline uint64_t dp_ring_bytes(unsigned depth)

@@ -37,6 +37,7 @@
 #include <iovm/mem.h>
 #include <iovm/mp.h>
 
+#include "base/clock.h"
 #include "base/compiler.h"
 #include "base/ctx.h"
 #include "base/error.h"
@@ -80,6 +81,7 @@ struct loan {
 };
 
 struct iovm_device_server {
+	int wake_fd[MAX_WORKERS];      /* eventfds: a client wakes its worker (client i: worker i % nr) */
 	struct iovm_ctx *ctx;
 	struct mp_space *s;
 	struct iovm_device *dev;
@@ -283,11 +285,34 @@ static void client_free(struct iovm_device_server *srv, struct client *c)
 	free(c);
 }
 
-static int reply(struct client *c, int status, uint32_t pasid, uint64_t iova)
+static int reply_fd(struct client *c, int status, uint32_t pasid, uint64_t iova, int fd)
 {
 	struct dp_rep rep = { .status = status, .pasid = pasid, .iova = iova };
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = { .iov_base = &rep, .iov_len = sizeof(rep) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
 
-	return send(c->conn, &rep, sizeof(rep), MSG_NOSIGNAL) == (ssize_t)sizeof(rep) ? 0 : -EPIPE;
+	if (fd >= 0) {
+		struct cmsghdr *cm;
+
+		memset(&u, 0, sizeof(u));
+		msg.msg_control = u.buf;
+		msg.msg_controllen = sizeof(u.buf);
+		cm = CMSG_FIRSTHDR(&msg);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	}
+	return sendmsg(c->conn, &msg, MSG_NOSIGNAL) == (ssize_t)sizeof(rep) ? 0 : -EPIPE;
+}
+
+static int reply(struct client *c, int status, uint32_t pasid, uint64_t iova)
+{
+	return reply_fd(c, status, pasid, iova, -1);
 }
 
 static bool pasid_used(struct iovm_device_server *srv, uint32_t pasid)
@@ -434,7 +459,8 @@ static bool serve_request(struct iovm_device_server *srv, unsigned idx, struct c
 	case DP_OPEN:
 		ret = do_open(srv, c, &r);
 		if (!ret) {
-			reply(c, 0, c->pasid, 0);
+			/* With the eventfd of the worker that serves this slot of the array. */
+			reply_fd(c, 0, c->pasid, 0, srv->wake_fd[idx % srv->nr_workers]);
 			return true;
 		}
 		break;
@@ -455,7 +481,6 @@ static bool serve_request(struct iovm_device_server *srv, unsigned idx, struct c
 	}
 	if (ret)
 		atomic_fetch_add_explicit(&srv->refused, 1, memory_order_relaxed);
-	(void)idx;
 	return reply(c, ret, 0, iova) == 0 && (r.op != DP_OPEN || !ret);
 }
 
@@ -586,11 +611,53 @@ struct worker_arg {
 	unsigned id;
 };
 
+/* Say @on to worker @id's clients: whether it sleeps. Needs pass_lock (read). */
+static bool mark_sleeping(struct iovm_device_server *srv, unsigned id, uint32_t on)
+{
+	bool work = false;
+
+	for (unsigned i = id; i < MAX_CLIENTS; i += srv->nr_workers) {
+		struct client *c = atomic_load_explicit(&srv->clients[i], memory_order_acquire);
+
+		if (!c || pthread_mutex_trylock(&c->lock)) {
+			work |= c != NULL; /* busy with a request or a teardown: do not sleep on it */
+			continue;
+		}
+		if (!c->dead && c->opened) {
+			atomic_store_explicit(&c->ring->sleeping, on, memory_order_relaxed);
+			atomic_thread_fence(memory_order_seq_cst);
+			work |= atomic_load_explicit(&c->ring->sq_tail, memory_order_relaxed) !=
+					atomic_load_explicit(&c->ring->sq_head, memory_order_relaxed) ||
+				c->in_engine;
+		}
+		pthread_mutex_unlock(&c->lock);
+	}
+	return work;
+}
+
+static void doze(struct iovm_device_server *srv, unsigned id)
+{
+	struct pollfd p = { .fd = srv->wake_fd[id], .events = POLLIN };
+	uint64_t n;
+	bool work;
+
+	pthread_rwlock_rdlock(&srv->pass_lock);
+	work = mark_sleeping(srv, id, 1);
+	pthread_rwlock_unlock(&srv->pass_lock);
+	/* Marked, then looked again: a submission after the mark rings; one before it is seen here. */
+	if (!work && poll(&p, 1, 100) == 1 && read(srv->wake_fd[id], &n, sizeof(n)) < 0)
+		n = 0;
+	pthread_rwlock_rdlock(&srv->pass_lock);
+	mark_sleeping(srv, id, 0);
+	pthread_rwlock_unlock(&srv->pass_lock);
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker_arg *wa = arg;
 	struct iovm_device_server *srv = wa->srv;
 	unsigned id = wa->id, idle = 0;
+	uint64_t idle_since = 0;
 
 	free(wa);
 	while (!atomic_load_explicit(&srv->stopping, memory_order_acquire)) {
@@ -611,11 +678,16 @@ static void *worker_main(void *arg)
 			idle = 0;
 			continue;
 		}
-		/* Nothing to do: spin a while, then sleep longer and longer, up to 200 µs. */
-		if (++idle > 64) {
-			struct timespec ts = { 0, (long)MIN(idle - 64, 200u) * 1000 };
-
-			nanosleep(&ts, NULL);
+		/*
+		 * Nothing to do: spin for 200 µs (a client between two bursts
+		 * submits again sooner than a wake-up would take), then sleep
+		 * until a client rings (or 100 ms: a new client).
+		 */
+		if (!idle++) {
+			idle_since = clock_now_ns();
+		} else if (!(idle & 63) && clock_now_ns() - idle_since > 200 * 1000) {
+			doze(srv, id);
+			idle = 0;
 		}
 	}
 	return NULL;
@@ -648,6 +720,16 @@ IOVM_API int iovm_device_serve(struct iovm_ctx *ctx, const char *name, unsigned 
 	srv->fork_gen = mp_fork_gen();
 	srv->listen_fd = srv->stop_fd = -1;
 	srv->nr_workers = workers ? workers : 1;
+	for (unsigned i = 0; i < MAX_WORKERS; i++)
+		srv->wake_fd[i] = -1;
+	for (unsigned i = 0; i < srv->nr_workers; i++) {
+		srv->wake_fd[i] = fi_eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (srv->wake_fd[i] < 0) {
+			ret = -errno;
+			goto free_srv;
+		}
+		mp_fd_own(srv->wake_fd[i]);
+	}
 	{
 		pthread_rwlockattr_t ra;
 
@@ -719,6 +801,8 @@ destroy_dom:
 close_dev:
 	iovm_device_close(srv->dev);
 free_srv:
+	for (unsigned i = 0; i < MAX_WORKERS; i++)
+		mp_fd_close(srv->wake_fd[i]);
 	pthread_rwlock_destroy(&srv->pass_lock);
 	free(srv);
 	return ret;
@@ -765,6 +849,8 @@ IOVM_API int iovm_device_server_stop(struct iovm_device_server *srv)
 	iovm_domain_destroy(srv->none_dom);
 	iovm_device_close(srv->dev);
 	free(srv->loans);
+	for (unsigned i = 0; i < MAX_WORKERS; i++)
+		mp_fd_close(srv->wake_fd[i]);
 	pthread_rwlock_destroy(&srv->pass_lock);
 	free(srv);
 	return 0;

@@ -58,6 +58,10 @@ int mp_repair(struct mp_heap *h)
 	c->nr_zones = 0;
 	for (unsigned i = 0; i < MP_MAX_ZONES; i++)
 		c->nr_zones += c->zones[i].used != 0;
+	/* A reap the dead holder left half done: finished now, not at the next reap someone asks for. */
+	for (unsigned i = 0; i < MP_MAX_PROCS; i++)
+		if (c->slots[i].state == MP_SLOT_DEAD)
+			mp_reap_slot(h, i);
 	return 0;
 }
 

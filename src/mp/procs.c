@@ -136,7 +136,7 @@ static bool proc_dead(pid_t pid, uint64_t start)
 }
 
 /* Free what slot @i holds and the slot. Needs the lock. */
-static void reap_slot(struct mp_heap *h, unsigned i)
+void mp_reap_slot(struct mp_heap *h, unsigned i)
 {
 	struct mp_ctl *c = h->c;
 	uint64_t n;
@@ -208,7 +208,7 @@ int mp_reap_pid(struct mp_heap *h, pid_t pid, uint64_t start)
 
 		if ((sl->state == MP_SLOT_LIVE && sl->pid == pid && sl->start_time == start) ||
 		    sl->state == MP_SLOT_DEAD) {
-			reap_slot(h, i);
+			mp_reap_slot(h, i);
 			n++;
 		}
 	}
@@ -227,7 +227,7 @@ int mp_reap_dead(struct mp_heap *h)
 
 		if (sl->state == MP_SLOT_DEAD ||
 		    (sl->state == MP_SLOT_LIVE && proc_dead(sl->pid, sl->start_time))) {
-			reap_slot(h, i);
+			mp_reap_slot(h, i);
 			n++;
 		}
 	}
