@@ -457,7 +457,10 @@ static bool serve_request(struct iovm_device_server *srv, unsigned idx, struct c
 		return false;
 	switch (r.op) {
 	case DP_OPEN:
+		/* Under the client's lock: a worker reads what opening sets (ring, queue, opened). */
+		pthread_mutex_lock(&c->lock);
 		ret = do_open(srv, c, &r);
+		pthread_mutex_unlock(&c->lock);
 		if (!ret) {
 			/* With the eventfd of the worker that serves this slot of the array. */
 			reply_fd(c, 0, c->pasid, 0, srv->wake_fd[idx % srv->nr_workers]);

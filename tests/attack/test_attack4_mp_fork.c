@@ -179,8 +179,8 @@ static void probe_all(struct iovm_ctx *ctx, const char *whose)
 	for (size_t i = 0; i < sizeof(probes) / sizeof(probes[0]); i++) {
 		const struct probe *p = &probes[i];
 		int st = run_probe(p);
-		/* Under AddressSanitizer a fault aborts (abort_on_error). */
-		bool crashed = st == -SIGSEGV || st == -SIGBUS || (TEST_ASAN && st == -SIGABRT);
+		/* Under AddressSanitizer a fault aborts (abort_on_error); ThreadSanitizer reports it and exits 66. */
+		bool crashed = st == -SIGSEGV || st == -SIGBUS || (TEST_ASAN && st == -SIGABRT) || (TEST_TSAN && st == 66);
 
 		if (st == SUCCEEDED && p->soft)
 			printf("# note: a forked child's %s on its parent's %s context succeeds\n", p->what,

@@ -21,6 +21,21 @@
 
 #include "harness.h"
 
+#if TEST_TSAN
+/*
+ * Children are forked from a test that has threads (a share's server),
+ * and some start threads of their own (a device process, an engine queue's
+ * worker): ThreadSanitizer refuses that unless told that the test knows.
+ * A child takes no lock its parent's threads could hold at the fork: it
+ * uses nothing of the parent's iovm context, and attaches afresh.
+ */
+const char *__tsan_default_options(void);
+const char *__tsan_default_options(void)
+{
+	return "die_after_fork=0";
+}
+#endif
+
 struct child {
 	pid_t pid;
 	int rd; /* from the child */

@@ -17,19 +17,6 @@
 
 #define HEAP (UINT64_C(64) << 20)
 
-#if TEST_TSAN
-/*
- * The device process is forked from the test, which has threads (the
- * share's server): ThreadSanitizer refuses a child that starts threads of
- * its own unless told that the test knows (its child takes no lock the
- * parent's threads could hold at the fork: it attaches afresh).
- */
-const char *__tsan_default_options(void);
-const char *__tsan_default_options(void)
-{
-	return "die_after_fork=0";
-}
-#endif
 
 static const char *g_share, *g_dev;
 
