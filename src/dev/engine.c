@@ -30,6 +30,7 @@
 #include "base/fault_inject.h"
 #include "base/lock.h"
 #include "base/log.h"
+#include "mem/mem.h"
 #include "dev/dev_internal.h"
 #include "os/membarrier.h"
 #include "phys/phys.h"
@@ -382,8 +383,9 @@ IOVM_API int iovm_queue_create(struct iovm_device *dev, const struct iovm_queue_
 	} else {
 		ret = -ENOMEM;
 		/* Rings in DMA memory, contiguous, each in pages of its own. */
-		q->sq = iovm_dma_zalloc(dev->ctx, align_up(sq_len, SZ_4K), SZ_4K, IOVM_DMA_CONTIG);
-		q->cq = iovm_dma_zalloc(dev->ctx, align_up(cq_len, SZ_4K), SZ_4K, IOVM_DMA_CONTIG);
+		/* The context's own memory, also when it is shared: no other process may free a queue's rings. */
+		q->sq = mem_dma_alloc_own(dev->ctx, align_up(sq_len, SZ_4K), SZ_4K, IOVM_DMA_CONTIG | IOVM_DMA_ZERO);
+		q->cq = mem_dma_alloc_own(dev->ctx, align_up(cq_len, SZ_4K), SZ_4K, IOVM_DMA_CONTIG | IOVM_DMA_ZERO);
 		if (!q->sq || !q->cq)
 			goto free_rings;
 		ret = ring_iova(q, dom, q->sq, sq_len, &q->sq_iova);

@@ -172,6 +172,20 @@ static void *alloc_shared(struct mem_space *ms, const struct mem_shared *sh, siz
 	return sh->ops->alloc(sh->arg, size, align, flags);
 }
 
+void *mem_dma_alloc_own(struct iovm_ctx *ctx, size_t size, size_t align, uint32_t flags)
+{
+	struct placement pl;
+	struct mem_req req;
+	int ret = decode(ctx->mem, size, align, flags, &req, &pl);
+
+	if (ret) {
+		errno = -ret;
+		return NULL;
+	}
+	atomic_fetch_add_explicit(&ctx->mem->slow_allocs, 1, memory_order_relaxed);
+	return alloc_placed(ctx->mem, &req, &pl);
+}
+
 static __noinline void *alloc_slow(struct iovm_ctx *ctx, size_t size, size_t align, uint32_t flags)
 {
 	const struct mem_shared *sh;
@@ -378,7 +392,14 @@ static void *realloc_shared(struct iovm_ctx *ctx, void *ptr, size_t size, size_t
 	memcpy(p, ptr, MIN(old, size));
 	if ((flags & IOVM_DMA_ZERO) && size > old)
 		memset((uint8_t *)p + old, 0, size - old);
-	sh->ops->free(sh->arg, ptr);
+	/* Lent to a device in another process (EBUSY): it cannot go, so it stays, and the move is undone. */
+	if (sh->ops->free(sh->arg, ptr)) {
+		int err = errno = EBUSY;
+
+		sh->ops->free(sh->arg, p);
+		errno = err;
+		return NULL;
+	}
 	return p;
 }
 

@@ -83,6 +83,14 @@ struct mem_shared {
  */
 int mem_share_set(struct mem_space *ms, const struct mem_shared *sh);
 
+/*
+ * mem_dma_alloc_own() - iovm_dma_alloc() from the context's own heap, also
+ * when it is shared: for the library's own memory (an engine queue's
+ * rings), which another process of a share could otherwise free under it.
+ * Freed with iovm_dma_free(). Errors as iovm_dma_alloc(), in errno.
+ */
+void *mem_dma_alloc_own(struct iovm_ctx *ctx, size_t size, size_t align, uint32_t flags);
+
 /* mem_shared_locate() - where @ptr is in the shared heap, and its length; -ENOENT outside it. Lock-free. */
 int mem_shared_locate(const struct mem_space *ms, const void *ptr, uint64_t *off, uint64_t *len);
 

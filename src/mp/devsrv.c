@@ -107,14 +107,19 @@ struct iovm_device_server {
 
 /* ---- loans ---- */
 
+/*
+ * The loan of @grain, made when @make. Open addressing: an entry whose
+ * refs fell to 0 stays (a tombstone, reused by the next insert on its
+ * path) until the table grows, which keeps only live loans; nr_loans
+ * counts every entry taken, so that a probe always meets an empty one.
+ */
 static struct loan *loan_find(struct iovm_device_server *srv, uint64_t grain, bool make)
 {
-	struct loan *free_slot = NULL;
+	struct loan *reuse = NULL;
 
 	if (make && (srv->nr_loans + 1) * 2 > srv->cap_loans) {
-		unsigned cap = srv->cap_loans ? srv->cap_loans * 2 : 256;
+		unsigned cap = srv->cap_loans ? srv->cap_loans * 2 : 256, oldcap = srv->cap_loans;
 		struct loan *old = srv->loans, *n = fi_calloc(cap, sizeof(*n));
-		unsigned oldcap = srv->cap_loans;
 
 		if (!n)
 			return NULL;
@@ -123,26 +128,31 @@ static struct loan *loan_find(struct iovm_device_server *srv, uint64_t grain, bo
 		srv->nr_loans = 0;
 		for (unsigned i = 0; i < oldcap; i++)
 			if (old[i].grain && old[i].refs)
-				*loan_find(srv, old[i].grain - 1, true) = old[i], srv->nr_loans++;
+				*loan_find(srv, old[i].grain - 1, true) = old[i];
 		free(old);
 	}
 	if (!srv->cap_loans)
 		return NULL;
-	for (unsigned i = (unsigned)(grain * 0x9e3779b97f4a7c15ull >> 40) % srv->cap_loans;;
+	for (unsigned i = (unsigned)((grain * 0x9e3779b97f4a7c15ull) >> 40) % srv->cap_loans;;
 	     i = (i + 1) % srv->cap_loans) {
 		struct loan *l = &srv->loans[i];
 
 		if (l->grain == grain + 1)
 			return l;
-		if (!l->grain)
-			free_slot = free_slot ? free_slot : l;
-		if (!l->grain) {
-			if (!make)
-				return NULL;
-			free_slot->grain = grain + 1;
-			free_slot->refs = 0;
-			return free_slot;
+		if (l->grain && !l->refs && !reuse)
+			reuse = l;
+		if (l->grain)
+			continue;
+		/* Not in the table. */
+		if (!make)
+			return NULL;
+		if (!reuse) {
+			reuse = l;
+			srv->nr_loans++;
 		}
+		reuse->grain = grain + 1;
+		reuse->refs = 0;
+		return reuse;
 	}
 }
 
@@ -156,7 +166,7 @@ static void loan_put(struct iovm_device_server *srv, uint64_t block)
 	if (--l->refs)
 		return;
 	mp_heap_give_back(&srv->s->h, block);
-	/* Kept as a tombstone-free slot: rehash on growth drops zero-ref entries. */
+	/* The entry stays as a tombstone: reused by a later loan, dropped when the table grows. */
 }
 
 /* The blocks of [pa, pa+len), in turn: @fn on each block's first grain. Needs the share's lock. */

@@ -176,6 +176,12 @@ int mp_zone_free(void *arg, const struct iovm_zone *zone)
 		mp_unlock(&s->h);
 		return err_inval("the zone was freed already");
 	}
+	/* Mapped by a device in another process: it stays until unmapped, as any lent block. */
+	if (lender_get(&s->h.lender[r->grain]) != MP_LENDER_NONE) {
+		mp_unlock(&s->h);
+		return err_detail(-EBUSY, IOVM_LOG_DEBUG, "zone '%.32s' is mapped by a device in another process",
+				  r->name);
+	}
 	c->zone_pending = (uint32_t)i + 1;
 	mp_crash_point();
 	r->used = 0;
