@@ -79,7 +79,8 @@ IOVM_API void *iovm_dma_zalloc(struct iovm_ctx *ctx, size_t size, size_t align, 
  * Thread safety: safe.
  *
  * Return: the memory, or NULL with errno set (as iovm_dma_alloc(); EINVAL
- * for a @ptr that iovm did not allocate); @ptr is untouched on failure.
+ * for a @ptr that iovm did not allocate; EBUSY, in a shared heap, for
+ * memory a device in another process maps); @ptr is untouched on failure.
  */
 IOVM_API void *iovm_dma_realloc(struct iovm_ctx *ctx, void *ptr, size_t size, size_t align,
 				uint32_t flags);
@@ -93,7 +94,8 @@ IOVM_API void *iovm_dma_realloc(struct iovm_ctx *ctx, void *ptr, size_t size, si
  * Thread safety: safe; from any thread, not only the allocating one.
  *
  * Return: 0; -EINVAL for a pointer iovm did not allocate or one already
- * freed; -EDEADLK from a memory event callback.
+ * freed; -EDEADLK from a memory event callback; -EBUSY, in a shared heap,
+ * for memory a device in another process maps (iovm/mp.h).
  */
 IOVM_API int iovm_dma_free(struct iovm_ctx *ctx, void *ptr);
 
@@ -221,7 +223,9 @@ IOVM_API int iovm_zone_lookup(struct iovm_ctx *ctx, const char *name, const stru
  *
  * Thread safety: safe; the zone must not be used afterwards.
  *
- * Return: 0; -EINVAL for a zone that is not (or no longer) reserved.
+ * Return: 0; -EINVAL for a zone that is not (or no longer) reserved;
+ * -EBUSY, in a shared heap, while a device in another process maps it
+ * (iovm/mp.h).
  */
 IOVM_API int iovm_zone_free(struct iovm_ctx *ctx, const struct iovm_zone *zone);
 

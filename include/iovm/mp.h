@@ -169,7 +169,8 @@ IOVM_API int iovm_share_check(struct iovm_ctx *ctx);
  * domain, which holds only what the client mapped with iovm_rqueue_map():
  * whole pages of the shared heap every byte of which the client holds (its
  * own allocations, or the share's: zones, IOVM_DMA_KEEP). While mapped,
- * the blocks are lent to the device process: nobody can free them (-EBUSY)
+ * the blocks are lent to the device process: nobody can free them
+ * (iovm_dma_free(), iovm_dma_realloc() and iovm_zone_free() say -EBUSY)
  * and the client's death does not; the device process unmaps and gives
  * them back (freed, when their owner died). Every descriptor runs in the
  * client's PASID, whatever the descriptor says, a batch's children too.
