@@ -67,6 +67,19 @@ static void window_unpublish(struct phys_space *ps, struct phys_bank *w)
 	}
 }
 
+/* A window struct: a spare one (removed windows are kept, never freed), or a new one. Needs phys_space.lock. */
+static struct phys_bank *window_take(struct phys_space *ps)
+{
+	struct phys_bank *w;
+
+	lock_assert_held(&ps->lock);
+	if (list_empty(&ps->spare_windows))
+		return fi_calloc(1, sizeof(*w));
+	w = list_entry(ps->spare_windows.next, struct phys_bank, wlink);
+	list_del(&w->wlink);
+	return w;
+}
+
 int phys_window_add(struct phys_space *ps, void *va, uint64_t len, pa_t *pa)
 {
 	uintptr_t v = (uintptr_t)va;
@@ -80,15 +93,10 @@ int phys_window_add(struct phys_space *ps, void *va, uint64_t len, pa_t *pa)
 	span = align_up(head + len, BUS_GRANULE);
 	q.len = span;
 	mutex_lock(&ps->lock);
-	if (!list_empty(&ps->spare_windows)) {
-		w = list_entry(ps->spare_windows.next, struct phys_bank, wlink);
-		list_del(&w->wlink);
-	} else {
-		w = fi_calloc(1, sizeof(*w));
-		ret = -ENOMEM;
-		if (!w)
-			goto unlock;
-	}
+	w = window_take(ps);
+	ret = -ENOMEM;
+	if (!w)
+		goto unlock;
 	ret = ra_alloc(&ps->emu, &q, &base) ? err_detail(-ENOMEM, IOVM_LOG_ERR,
 							   "emulated physical address space is full")
 					      : 0;
@@ -134,15 +142,10 @@ int phys_window_add_shared(struct phys_space *ps, void *va, uint64_t len, uint64
 	    pa_val(pa) + len > UINT64_C(1) << PHYS_PA_BITS || !page_size)
 		return -EINVAL;
 	mutex_lock(&ps->lock);
-	if (!list_empty(&ps->spare_windows)) {
-		w = list_entry(ps->spare_windows.next, struct phys_bank, wlink);
-		list_del(&w->wlink);
-	} else {
-		w = fi_calloc(1, sizeof(*w));
-		ret = -ENOMEM;
-		if (!w)
-			goto unlock;
-	}
+	w = window_take(ps);
+	ret = -ENOMEM;
+	if (!w)
+		goto unlock;
 	ret = ra_reserve(&ps->emu, pa_val(pa), len)
 		      ? err_detail(-EBUSY, IOVM_LOG_ERR, "PAs %#" PRIx64 "..%#" PRIx64 " of a share are taken",
 				   pa_val(pa), pa_val(pa) + len)
