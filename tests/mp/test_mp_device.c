@@ -368,10 +368,70 @@ TEST(sixty_four_clients)
 	CHECK_OK(iovm_close(owner));
 }
 
+/* The device process stops while clients have queues and mappings: they hear of it; what they lent comes back. */
+TEST(stop_with_clients)
+{
+	struct iovm_ctx *owner;
+	struct child srv;
+	struct cl c[3];
+	uint8_t *buf[3];
+	iovm_iova_t iova;
+
+	g_share = share_name("stop");
+	g_dev = share_name("stopdev");
+	owner = share_ok(g_share, HEAP);
+	srv = start_server();
+	for (int i = 0; i < 3; i++) {
+		c[i] = client_open();
+		buf[i] = iovm_dma_alloc(c[i].ctx, 8192, 4096, 0);
+		CHECK(buf[i] != NULL);
+		CHECK_OK(iovm_rqueue_map(c[i].q, buf[i], 8192, IOVM_MAP_READ | IOVM_MAP_WRITE, &iova));
+		CHECK_EQ(iovm_dma_free(c[i].ctx, buf[i]), -EBUSY);
+	}
+	stop_server(&srv);
+	for (int i = 0; i < 3; i++) {
+		int ret = 0;
+
+		CHECK_EQ(iovm_rqueue_map(c[i].q, buf[i], 4096, IOVM_MAP_READ, &iova), -EPIPE);
+		for (unsigned k = 0; k < 100000 && ret >= 0; k++)
+			ret = iovm_rqueue_reap(c[i].q, NULL, 0);
+		CHECK_EQ(ret, -EPIPE);
+		/* Stopped, not dead: it gave back what it borrowed before it went. */
+		CHECK_OK(iovm_dma_free(c[i].ctx, buf[i]));
+		client_close(&c[i]);
+	}
+	CHECK_EQ(share_info(owner).blocks, 0);
+	CHECK_OK(iovm_share_check(owner));
+	CHECK_OK(iovm_close(owner));
+}
+
+/* A client of another share: the device process refuses it, whatever the names. */
+TEST(another_share)
+{
+	struct iovm_ctx *owner, *other;
+	struct iovm_rqueue *q = (struct iovm_rqueue *)1;
+	struct child srv;
+
+	g_share = share_name("xdev");
+	g_dev = share_name("xdevdev");
+	owner = share_ok(g_share, HEAP);
+	srv = start_server();
+	other = share_ok(share_name("xother"), HEAP);
+	CHECK_EQ(iovm_rqueue_open(other, g_dev, 16, &q), -EXDEV);
+	CHECK(q == (struct iovm_rqueue *)1);
+	CHECK_EQ(share_info(other).blocks, 0);
+	CHECK_EQ(iovm_rqueue_open(other, "no-such-device", 16, &q), -ENOENT);
+	CHECK_OK(iovm_close(other));
+	stop_server(&srv);
+	CHECK_OK(iovm_close(owner));
+}
+
 int main(void)
 {
 	test_init();
 	RUN(copy_in_another_process);
+	RUN(stop_with_clients);
+	RUN(another_share);
 	RUN(clients_are_isolated);
 	RUN(client_dies);
 	RUN(device_process_dies);
