@@ -21,8 +21,12 @@ struct iovm_ctx;
  *
  * Options: page_size (auto|4K|2M|1G), mem_limit (bytes, K/M/G/T), numa_node
  * (any|N), host_pa (auto|on|off), log_level (error|warn|notice|info|debug),
- * release_delay_ms. An unknown key or a malformed value fails with -EINVAL,
- * and iovm_error_detail() names it.
+ * release_delay_ms; share=NAME (with share_size, share_group) to share the
+ * context's DMA heap as iovm_share() does, or attach=NAME to open it on
+ * another process's share as iovm_attach() does (iovm/mp.h), not both. An
+ * unknown key or a malformed value fails with -EINVAL, and
+ * iovm_error_detail() names it; errors of iovm_share() and iovm_attach()
+ * for the share options.
  *
  * Nothing is allocated from the kernel yet but address space: memory comes
  * as the heap needs it.

@@ -135,6 +135,50 @@ static int parse_oracle(struct iovm_config *cfg, const char *val)
 	return 0;
 }
 
+static int parse_name(char *dst, const char *val)
+{
+	size_t n = strlen(val);
+
+	/* The characters are the share layer's to check: it says which are allowed. */
+	if (!n || n >= CONFIG_SHARE_NAMESIZE)
+		return -EINVAL;
+	memcpy(dst, val, n + 1);
+	return 0;
+}
+
+static int parse_share(struct iovm_config *cfg, const char *val)
+{
+	return parse_name(cfg->share, val);
+}
+
+static int parse_attach(struct iovm_config *cfg, const char *val)
+{
+	return parse_name(cfg->attach, val);
+}
+
+static int parse_share_size(struct iovm_config *cfg, const char *val)
+{
+	uint64_t sz;
+
+	if (config_parse_size(val, &sz) || !sz)
+		return -EINVAL;
+	cfg->share_size = sz;
+	return 0;
+}
+
+static int parse_share_group(struct iovm_config *cfg, const char *val)
+{
+	char *end;
+	long long g;
+
+	errno = 0;
+	g = strtoll(val, &end, 10);
+	if (errno || *end || end == val || g < -1 || g > INT32_MAX)
+		return -EINVAL;
+	cfg->share_group = g;
+	return 0;
+}
+
 static int parse_pin_budget(struct iovm_config *cfg, const char *val)
 {
 	uint64_t sz;
@@ -204,6 +248,12 @@ static const struct opt_desc opt_table[] = {
 	{ "pool", "NAME:SIZE[:4K|2M|1G] (repeatable)",
 	  "reserve physical memory at start-up for direct-mapped guests (iovm_pool_lookup)",
 	  parse_pool },
+	{ "share", "NAME", "share the DMA heap and zones with other processes under NAME (iovm_share)",
+	  parse_share },
+	{ "share_size", "SIZE (e.g. 256M)", "the shared heap's size; default 64M", parse_share_size },
+	{ "share_group", "-1|GID", "a group whose members may attach besides this user", parse_share_group },
+	{ "attach", "NAME", "use the DMA heap and zones another process shares as NAME (iovm_attach)",
+	  parse_attach },
 };
 
 void config_defaults(struct iovm_config *cfg)
@@ -220,6 +270,7 @@ void config_defaults(struct iovm_config *cfg)
 		 * needed goes back within a second.
 		 */
 		.release_delay_ms = 500,
+		.share_group = -1,
 	};
 }
 
@@ -317,11 +368,15 @@ int config_parse(struct iovm_config *cfg, const char *opts)
 			e[-1] = '\0';
 
 		d = opt_find(key);
-		if (!d)
-			return err_detail(-EINVAL, IOVM_LOG_ERR,
-					  "unknown option '%s' (known: page_size, mem_limit, "
-					  "numa_node, host_pa, log_level, release_delay_ms, pin_budget, oracle, pool)",
-					  key);
+		if (!d) {
+			char known[256] = "";
+
+			/* The names from the table, so that the message never misses one. */
+			for (size_t i = 0; i < sizeof(opt_table) / sizeof(opt_table[0]); i++)
+				snprintf(known + strlen(known), sizeof(known) - strlen(known), "%s%s", i ? ", " : "",
+					 opt_table[i].name);
+			return err_detail(-EINVAL, IOVM_LOG_ERR, "unknown option '%s' (known: %s)", key, known);
+		}
 		val = eq ? eq + 1 : NULL;
 		if (val) {
 			while (isspace((unsigned char)*val))

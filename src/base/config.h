@@ -23,6 +23,8 @@ enum config_host_pa {
 /* Reserved pools made at start-up (option pool=NAME:SIZE[:PAGE], repeated). */
 #define CONFIG_MAX_POOLS 8
 #define CONFIG_POOL_NAMESIZE 32
+/* As IOVM_SHARE_NAMESIZE (iovm/mp.h). */
+#define CONFIG_SHARE_NAMESIZE 64
 
 struct config_pool {
 	char name[CONFIG_POOL_NAMESIZE];
@@ -41,6 +43,11 @@ struct iovm_config {
 	bool oracle;               /* check every device access against a shadow (tests) */
 	struct config_pool pools[CONFIG_MAX_POOLS];
 	unsigned nr_pools;
+	/* Multi-process (iovm/mp.h): share the heap under a name, or attach to one; "" for neither. */
+	char share[CONFIG_SHARE_NAMESIZE];
+	char attach[CONFIG_SHARE_NAMESIZE];
+	uint64_t share_size;       /* 0: the default */
+	int64_t share_group;       /* -1: none */
 };
 
 void config_defaults(struct iovm_config *cfg);

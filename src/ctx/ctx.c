@@ -108,6 +108,10 @@ static int ctx_open(const char *opts, struct iovm_ctx **out)
 	ret = config_parse(&cfg, opts ? opts : getenv("IOVM_OPTS"));
 	if (ret)
 		return ret;
+	if (cfg.share[0] && cfg.attach[0])
+		return err_inval("share= and attach=: a context makes a share or joins one, not both");
+	if ((cfg.share[0] && mp_name_check(cfg.share)) || (cfg.attach[0] && mp_name_check(cfg.attach)))
+		return -EINVAL;
 	if (cfg.log_level != CONFIG_LOG_UNCHANGED)
 		iovm_log_set_level(cfg.log_level);
 	if (!cfg.mem_limit)
@@ -154,6 +158,16 @@ static int ctx_open(const char *opts, struct iovm_ctx **out)
 	if (ret)
 		goto destroy_dev;
 	ret = start_pools(ctx);
+	if (ret)
+		goto destroy_guest;
+	/* Last: the share takes over the heap of a context made whole. */
+	if (cfg.share[0]) {
+		struct iovm_share_params sp = { .heap_size = cfg.share_size, .group = cfg.share_group };
+
+		ret = mp_share(ctx, cfg.share, &sp);
+	} else if (cfg.attach[0]) {
+		ret = mp_attach(ctx, cfg.attach);
+	}
 	if (ret)
 		goto destroy_guest;
 	log_info("opened: page size %s, mem_limit %lu MiB, host-PA mode %s",
@@ -244,6 +258,14 @@ IOVM_API int iovm_attach(const char *name, const char *opts, struct iovm_ctx **o
 	ret = mp_name_check(name);
 	if (ret)
 		return ret;
+	{
+		struct iovm_config cfg;
+
+		/* Before anything is made: a share= in them would make a share of its own first. */
+		config_defaults(&cfg);
+		if (!config_parse(&cfg, opts ? opts : getenv("IOVM_OPTS")) && (cfg.share[0] || cfg.attach[0]))
+			return err_inval("the options of iovm_attach() may not share or attach themselves");
+	}
 	ret = ctx_open(opts, &ctx);
 	if (ret)
 		return ret;

@@ -9,6 +9,11 @@
 
 struct iovm_ctx;
 
+struct iovm_share_params;
+
+/* mp_share() - iovm_share() without err_enter(): for the share= option of iovm_open(). */
+int mp_share(struct iovm_ctx *ctx, const char *name, const struct iovm_share_params *params);
+
 /* mp_name_check() - -EINVAL, with its detail, for a name no share may have. */
 int mp_name_check(const char *name);
 

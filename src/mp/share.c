@@ -214,11 +214,16 @@ static void ctl_init(struct mp_space *s, const struct iovm_share_params *p)
 
 IOVM_API int iovm_share(struct iovm_ctx *ctx, const char *name, const struct iovm_share_params *params)
 {
+	err_enter();
+	return mp_share(ctx, name, params);
+}
+
+int mp_share(struct iovm_ctx *ctx, const char *name, const struct iovm_share_params *params)
+{
 	struct iovm_share_params p = { .heap_size = DEFAULT_HEAP_SIZE, .group = -1 };
 	struct mp_space *s = NULL;
 	int ret;
 
-	err_enter();
 	if (!ctx)
 		return err_inval("!ctx");
 	ret = mp_name_check(name);

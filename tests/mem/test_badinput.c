@@ -90,6 +90,10 @@ B(open_no_value) { struct iovm_ctx *c; return iovm_open("log_level", &c); }
 B(close_null) { return iovm_close(NULL) == 0 ? -EINVAL : -1; }
 B(ctx_info_null_ctx) { struct iovm_ctx_info i; return iovm_ctx_info(NULL, &i); }
 B(ctx_info_null_out) { return iovm_ctx_info(ctx, NULL); }
+B(open_share_and_attach) { struct iovm_ctx *c; return iovm_open("share=a,attach=b", &c); }
+B(open_bad_share_name) { struct iovm_ctx *c; return iovm_open("share=a b", &c); }
+B(open_share_group) { struct iovm_ctx *c; return iovm_open("share=a,share_group=-5", &c); }
+B(attach_opts_share) { struct iovm_ctx *c; return iovm_attach("badinput", "share=x", &c); }
 B(share_null_ctx) { return iovm_share(NULL, "badinput", NULL); }
 B(share_null_name) { return iovm_share(ctx, NULL, NULL); }
 B(share_bad_name) { return iovm_share(ctx, "bad/name", NULL); }
@@ -591,6 +595,10 @@ static const struct bad_case cases[] = {
 	ROW(close_null, iovm_close, EINVAL),
 	ROW(ctx_info_null_ctx, iovm_ctx_info, EINVAL),
 	ROW(ctx_info_null_out, iovm_ctx_info, EINVAL),
+	ROW(open_share_and_attach, iovm_open, EINVAL),
+	ROW(open_bad_share_name, iovm_open, EINVAL),
+	ROW(open_share_group, iovm_open, EINVAL),
+	ROW(attach_opts_share, iovm_attach, EINVAL),
 	ROW(share_null_ctx, iovm_share, EINVAL),
 	ROW(share_null_name, iovm_share, EINVAL),
 	ROW(share_bad_name, iovm_share, EINVAL),

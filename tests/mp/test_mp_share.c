@@ -79,6 +79,39 @@ TEST(bad_input)
 	CHECK_OK(iovm_close(ctx));
 }
 
+/* The options: share= makes a share at iovm_open(), attach= joins it, as the calls do. */
+TEST(options)
+{
+	struct iovm_ctx *owner, *att;
+	char opts[160];
+	const char *name = share_name("opts");
+	struct iovm_share_info info;
+
+	snprintf(opts, sizeof(opts), "share=%s,share_size=4M,share_group=-1", name);
+	CHECK_OK(iovm_open(opts, &owner));
+	info = share_info(owner);
+	CHECK(info.owner);
+	CHECK_EQ(info.heap_size, 4 << 20);
+	snprintf(opts, sizeof(opts), "attach=%s", name);
+	CHECK_OK(iovm_open(opts, &att));
+	info = share_info(att);
+	CHECK(!info.owner);
+	CHECK_EQ(info.processes, 2);
+	/* Its heap is the share's: what one allocates, the other translates. */
+	{
+		void *p = iovm_dma_alloc(att, 100, 0, 0);
+		iovm_pa_t pa;
+
+		CHECK(p != NULL);
+		CHECK_OK(iovm_dma_pa(att, p, &pa));
+		CHECK(iovm_dma_ptr(owner, pa) != NULL);
+		CHECK_OK(iovm_dma_free(owner, iovm_dma_ptr(owner, pa)));
+	}
+	CHECK_EQ(iovm_open("attach=t-nobody-shares-this", &att), -ENOENT);
+	CHECK_OK(iovm_close(att));
+	CHECK_OK(iovm_close(owner));
+}
+
 /* Frees through a shared context: bad pointers, double frees, interior pointers. */
 TEST(bad_frees)
 {
@@ -747,6 +780,7 @@ int main(int argc, char **argv)
 	test_init();
 	RUN(bad_input);
 	RUN(bad_frees);
+	RUN(options);
 	RUN(one_heap);
 	RUN(zones_by_name);
 	RUN(death_frees_but_kept);
