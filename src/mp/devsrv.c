@@ -23,6 +23,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,6 +104,7 @@ struct iovm_device_server {
 	uint32_t next_pasid;           /* the control thread's */
 	_Atomic uint64_t opened, descriptors, torn_down, refused;
 	unsigned fork_gen;             /* at serve: a forked child has no threads of it */
+	_Atomic unsigned started;      /* threads running: iovm_device_serve() returns once all are */
 };
 
 /* ---- loans ---- */
@@ -534,6 +536,7 @@ static void *ctl_main(void *arg)
 	struct pollfd pfd[2 + MAX_CLIENTS];
 	unsigned idx[MAX_CLIENTS];
 
+	atomic_fetch_add_explicit(&srv->started, 1, memory_order_release);
 	for (;;) {
 		unsigned n = 0;
 
@@ -673,6 +676,7 @@ static void *worker_main(void *arg)
 	uint64_t idle_since = 0;
 
 	free(wa);
+	atomic_fetch_add_explicit(&srv->started, 1, memory_order_release);
 	while (!atomic_load_explicit(&srv->stopping, memory_order_acquire)) {
 		unsigned work = 0;
 
@@ -798,6 +802,9 @@ IOVM_API int iovm_device_serve(struct iovm_ctx *ctx, const char *name, unsigned 
 	ret = -fi_pthread_create(&srv->ctl, NULL, ctl_main, srv);
 	if (ret)
 		goto stop_workers;
+	/* Once every thread runs: a fork() right after must not catch one setting itself up. */
+	while (atomic_load_explicit(&srv->started, memory_order_acquire) != srv->nr_workers + 1)
+		sched_yield();
 	*out = srv;
 	return 0;
 

@@ -353,6 +353,8 @@ struct mp_hello {
 };
 int mp_server_start(struct mp_space *s);
 void mp_server_stop(struct mp_space *s);
+/* mp_server_forget() - in a forked child: the parent's server's memory, without its thread or descriptors. */
+void mp_server_forget(struct mp_space *s);
 
 /* ---- dma.c, zone.c: the shared heap behind the context's iovm_dma_*() and iovm_zone_*() ---- */
 

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <sched.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,14 @@ struct mp_server {
 	struct watched w[MAX_WATCHED]; /* the thread's own */
 	unsigned nr;
 	bool polling;    /* some watched process has no pidfd: poll /proc */
+	/*
+	 * The thread's poll set, allocated before the thread starts: the thread
+	 * allocates nothing, so that a fork() of the owner while it runs never
+	 * leaves a child with an allocator lock held (glibc guards its own;
+	 * some allocators, AddressSanitizer's among them, do not).
+	 */
+	struct pollfd *pfd;
+	_Atomic bool started; /* the thread runs: mp_server_start() returns after it */
 };
 
 int mp_sock_addr(const char *name, void *sun_, unsigned *len)
@@ -197,13 +206,9 @@ static bool still_attached(struct mp_server *srv, const struct watched *w)
 static void *server_main(void *arg)
 {
 	struct mp_server *srv = arg;
-	struct pollfd *pfd = calloc(2 + 2 * MAX_WATCHED, sizeof(*pfd));
+	struct pollfd *pfd = srv->pfd;
 
-	if (!pfd) {
-		log_err("share %s: the server has no memory: dead processes are reaped by the others",
-			srv->s->name);
-		return NULL;
-	}
+	atomic_store_explicit(&srv->started, true, memory_order_release);
 	for (;;) {
 		unsigned n = 0;
 		int ret;
@@ -247,7 +252,6 @@ static void *server_main(void *arg)
 		if (pfd[1].revents)
 			accept_one(srv);
 	}
-	free(pfd);
 	return NULL;
 }
 
@@ -265,6 +269,11 @@ int mp_server_start(struct mp_space *s)
 	if (!srv)
 		return -ENOMEM;
 	srv->s = s;
+	srv->pfd = fi_calloc(2 + 2 * MAX_WATCHED, sizeof(*srv->pfd));
+	if (!srv->pfd) {
+		ret = -ENOMEM;
+		goto free_srv;
+	}
 	srv->listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (srv->listen_fd < 0) {
 		ret = -errno;
@@ -289,6 +298,13 @@ int mp_server_start(struct mp_space *s)
 	ret = -fi_pthread_create(&srv->thread, NULL, server_main, srv);
 	if (ret)
 		goto close_stop;
+	/*
+	 * Returns once the thread runs: a new thread sets itself up (its TLS,
+	 * a sanitizer's records of it) with locks held, and a fork() of the
+	 * owner right after iovm_share() must not catch it half way.
+	 */
+	while (!atomic_load_explicit(&srv->started, memory_order_acquire))
+		sched_yield();
 	s->srv = srv;
 	return 0;
 
@@ -297,8 +313,18 @@ close_stop:
 close_listen:
 	mp_fd_close(srv->listen_fd);
 free_srv:
+	free(srv->pfd);
 	free(srv);
 	return ret;
+}
+
+void mp_server_forget(struct mp_space *s)
+{
+	if (!s->srv)
+		return;
+	free(s->srv->pfd);
+	free(s->srv);
+	s->srv = NULL;
 }
 
 void mp_server_stop(struct mp_space *s)
@@ -315,6 +341,7 @@ void mp_server_stop(struct mp_space *s)
 		drop(srv, srv->nr - 1);
 	mp_fd_close(srv->stop_fd);
 	mp_fd_close(srv->listen_fd);
+	free(srv->pfd);
 	free(srv);
 	s->srv = NULL;
 }

@@ -367,7 +367,7 @@ void mp_close(struct iovm_ctx *ctx)
 	if (s->fork_gen != mp_fork_gen()) {
 		/* A forked child: none of it was copied (MADV_DONTFORK), and the server thread is the parent's. */
 		mp_tcache_fini(s);
-		free(s->srv);
+		mp_server_forget(s);
 		os_va_release(s->map, s->map_len);
 		space_free(s);
 		return;
