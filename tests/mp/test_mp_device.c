@@ -263,6 +263,11 @@ TEST(client_dies)
 		CHECK_EQ(get64(d.rd), 1);
 		usleep(2000);
 		child_kill(&d);
+		/*
+		 * Reaped before the next fork: a fork while this process's server
+		 * thread works may hand the child a sanitizer's lock it holds.
+		 */
+		WAIT_UNTIL(share_info(owner).processes == before.processes);
 	}
 	/* Everything the dead lent comes back once the device process has unmapped it: freed. */
 	WAIT_UNTIL(share_info(owner).blocks == before.blocks && share_info(owner).processes == before.processes);
