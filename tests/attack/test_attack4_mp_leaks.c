@@ -150,6 +150,12 @@ TEST(owner_side)
 		}
 	}
 	a4_settled(own, 1, 0, free0);
+	/*
+	 * The owner's server closes a peer's connection and pidfd when it sees
+	 * the peer gone: a moment after the peer's exit, not before it.
+	 */
+	for (unsigned ms = 0; ms < 10000 && counts_now().fds != shared.fds; ms++)
+		usleep(1000);
 	after = counts_now();
 	expect_same(shared, after, "an owner after 30 processes came and went");
 	CHECK_OK(iovm_close(own));
