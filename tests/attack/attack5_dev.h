@@ -14,14 +14,7 @@
 
 #include "attack4_mp.h"
 
-#if TEST_TSAN
-/* The device process and the clients are forked from a test that has threads (the share's server). */
-const char *__tsan_default_options(void);
-const char *__tsan_default_options(void)
-{
-	return "die_after_fork=0";
-}
-#endif
+/* ThreadSanitizer's die_after_fork=0: mp_util.h sets it, for every test that forks from a share's owner. */
 
 static const char *a5_share, *a5_dev;
 
