@@ -44,6 +44,7 @@ static void *mp_alloc(void *arg, size_t size, size_t align, uint32_t flags)
 	struct mp_space *s = arg;
 	uint8_t owner = flags & IOVM_DMA_KEEP ? MP_OWNER_KEEP : s->slot;
 	uint64_t grain = 0;
+	unsigned order;
 	int ret;
 
 	ret = not_forked(s);
@@ -52,8 +53,9 @@ static void *mp_alloc(void *arg, size_t size, size_t align, uint32_t flags)
 	if (!ret && (size > s->heap_size || align > s->heap_size))
 		ret = -ENOMEM;
 	/* Small blocks of this process's own come from the thread's cache, without the lock. */
-	if (!ret && !(flags & IOVM_DMA_KEEP) && mp_order_for(size, align) < MP_TCACHE_ORDERS) {
-		void *p = mp_tcache_alloc(s, mp_order_for(size, align));
+	order = ret ? MP_TCACHE_ORDERS : mp_order_for(size, align);
+	if (!(flags & IOVM_DMA_KEEP) && order < MP_TCACHE_ORDERS) {
+		void *p = mp_tcache_alloc(s, order);
 
 		if (p) {
 			if (flags & IOVM_DMA_ZERO)
