@@ -9,13 +9,71 @@
  * and mp_ctl.zone_pending say which), a dead process half reaped (its slot
  * stays MP_SLOT_DEAD until the reap completes, and any process finishes
  * it). None of them needs to know where the holder stopped.
+ *
+ * A waiter never sleeps on the lock for good: glibc's robust mutex and the
+ * kernel can lose a wakeup when the waiter it went to is killed before it
+ * takes the lock and a third process takes it first, without the waiters
+ * bit (the kernel's robust-list walk at the death wakes another only when
+ * the word is 0). Nobody else would wake the rest when no more unlocks
+ * come, which is what a dead owner leaves. So each sleep ends after
+ * LOCK_RECHECK_NS and the waiter looks again: a lost wakeup costs that
+ * much once, not a hang.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <time.h>
 
 #include "base/error.h"
 #include "base/log.h"
 #include "mp/mp_internal.h"
+
+#if defined(__SANITIZE_THREAD__)
+#define MP_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define MP_TSAN 1
+#endif
+#endif
+#ifdef MP_TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+
+/* How long a waiter sleeps before it looks at the lock again. */
+#define LOCK_RECHECK_NS 50000000L
+
+/*
+ * ThreadSanitizer's pthread_mutex_timedlock() takes EOWNERDEAD for a
+ * failure, and would call our unlock an unlock of a free mutex: tell it.
+ */
+static void tsan_took_from_dead(pthread_mutex_t *l)
+{
+#ifdef MP_TSAN
+	__tsan_mutex_pre_lock(l, 0);
+	__tsan_mutex_post_lock(l, 0, 0);
+#else
+	(void)l;
+#endif
+}
+
+static int lock_wait(pthread_mutex_t *l)
+{
+	int ret = pthread_mutex_trylock(l);
+
+	while (ret == EBUSY || ret == ETIMEDOUT) {
+		struct timespec until;
+
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += LOCK_RECHECK_NS;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		ret = pthread_mutex_timedlock(l, &until);
+		if (ret == EOWNERDEAD)
+			tsan_took_from_dead(l);
+	}
+	return ret;
+}
 
 int mp_lock_init(pthread_mutex_t *l)
 {
@@ -67,7 +125,7 @@ int mp_repair(struct mp_heap *h)
 
 int mp_lock(struct mp_heap *h)
 {
-	int ret = pthread_mutex_lock(&h->c->lock);
+	int ret = lock_wait(&h->c->lock);
 
 	if (ret == EOWNERDEAD) {
 		ret = mp_repair(h);

@@ -20,8 +20,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 
-#include "mp/mp_internal.h"
-#include "mp_util.h"
+#include "mp_region.h"
 
 #ifndef IOVM_DEBUG_CHECKS
 int main(void)
@@ -31,13 +30,7 @@ int main(void)
 }
 #else
 
-#define HEAP_SIZE (UINT64_C(1) << 20)
 #define MAX_BLOCKS 16384
-
-struct region {
-	struct mp_space s;
-	uint64_t ctl_size;
-};
 
 struct block {
 	uint64_t grain;
@@ -51,40 +44,6 @@ struct snap {
 };
 
 static struct region R;
-
-static void region_init(struct region *r)
-{
-	struct mp_layout l;
-	struct mp_ctl *ctl;
-
-	if (r->s.c) {
-		munmap(r->s.c, r->ctl_size);
-		munmap(r->s.heap, HEAP_SIZE);
-	}
-	memset(r, 0, sizeof(*r));
-	r->ctl_size = mp_ctl_layout(HEAP_SIZE, &l);
-	ctl = mmap(NULL, r->ctl_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	CHECK(ctl != MAP_FAILED);
-	r->s.heap = mmap(NULL, HEAP_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	CHECK(r->s.heap != MAP_FAILED);
-	ctl->magic = MP_MAGIC;
-	ctl->version = MP_VERSION;
-	ctl->hdr_size = sizeof(*ctl);
-	mp_ctl_layout_set(ctl, HEAP_SIZE);
-	ctl->page_size = 4096;
-	strcpy(ctl->name, "crash");
-	for (unsigned i = 0; i < MP_MAX_ZONES; i++)
-		ctl->zones[i].grain = MP_NO_GRAIN;
-	CHECK_OK(mp_lock_init(&ctl->lock));
-	r->s.c = ctl;
-	CHECK_OK(mp_heap_view(ctl, &r->s.h));
-	mp_heap_init(&r->s.h);
-	r->s.heap_size = HEAP_SIZE;
-	r->s.page_size = 4096;
-	r->s.pa = pa_make(MP_HEAP_PA);
-	r->s.fork_gen = mp_fork_gen();
-	pthread_mutex_init(&r->s.zone_view_lock, NULL);
-}
 
 static void snap_take(const struct region *r, struct snap *sn)
 {
