@@ -90,11 +90,16 @@ static void worker(int rd, int wr, void *arg)
 			uint64_t pa = atomic_load(&mb->pa[i]), tag, size;
 			uint8_t *p;
 
-			/* The tag and size are written before the PA is posted, and read after it is taken. */
-			if (pa <= 1 || !atomic_compare_exchange_strong(&mb->pa[i], &pa, 0))
+			/*
+			 * The tag and size are written before the PA is posted, and read
+			 * while the slot is held (1): emptied before, a poster could
+			 * claim the slot and write its own tag over them first.
+			 */
+			if (pa <= 1 || !atomic_compare_exchange_strong(&mb->pa[i], &pa, 1))
 				continue;
 			tag = atomic_load(&mb->tag[i]);
 			size = atomic_load(&mb->size[i]);
+			atomic_store(&mb->pa[i], 0);
 			p = iovm_dma_ptr(ctx, IOVM_PA(pa));
 			CHECK(p != NULL);
 			CHECK_MSG(tag_intact(p, size, tag), "a posted block of %llu bytes was overwritten",
