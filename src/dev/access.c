@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/counter.h"
 #include "base/ctx.h"
@@ -139,6 +140,82 @@ int key_check(struct exec *x, uint32_t key, uint64_t va, uint64_t len, unsigned 
 }
 
 /*
+ * Another process's memory went (unmapped there, or the process is gone):
+ * a bus fault at @iova, as foreign memory that vanished under an access.
+ */
+static void remote_fault(struct exec *x, iova_t iova, unsigned access)
+{
+	x->c->status = IOVM_STATUS_PAGE_FAULT;
+	x->c->fault_reason = IOVM_FAULT_BUS;
+	x->c->fault_access = (uint8_t)access;
+	x->c->fault_addr = iova_val(iova);
+	counter_add(&x->q->faults, 1);
+	counter_add(&x->q->bus_faults, 1);
+}
+
+/*
+ * A span of another process's memory (@span->ptr is its address there):
+ * the side works in its bounce buffer, filled from the memory file if it
+ * reads. The memory file says EIO where nothing is mapped and reads
+ * nothing once the process is gone: a fault at the first byte not read.
+ * Inside the section: the window, and so its file, stays while it lasts.
+ */
+static int remote_span(struct exec *x, struct side *s, const struct iommu_span *span)
+{
+	uint64_t want = MIN(span->len, REMOTE_BOUNCE), got = 0;
+	int fd = phys_remote_fd(x->q->dev->ctx->phys, span->pa);
+
+	if (s->key)
+		want = MIN(want, s->keyed);
+	if (fd < 0) {
+		remote_fault(x, s->iova, s->access);
+		return -EFAULT;
+	}
+	if (s->access & IOVM_MAP_READ) {
+		while (got < want) {
+			ssize_t r = pread(fd, s->bounce + got, want - got, (off_t)((uint64_t)(uintptr_t)span->ptr + got));
+
+			if (r > 0)
+				got += (uint64_t)r;
+			else if (r < 0 && errno == EINTR)
+				continue;
+			else
+				break;
+		}
+		if (!got) {
+			remote_fault(x, s->iova, IOVM_MAP_READ);
+			return -EFAULT;
+		}
+		want = got;
+	}
+	s->rfd = fd;
+	s->rva = (uint64_t)(uintptr_t)span->ptr;
+	s->ptr = s->bounce;
+	s->pa = span->pa;
+	s->avail = want;
+	return 0;
+}
+
+/* stretch_done(): the @n bytes the operation wrote in @s's bounce buffer, to the other process. */
+int remote_write(struct exec *x, struct side *s, uint64_t n)
+{
+	uint64_t put = 0;
+
+	while (put < n) {
+		ssize_t r = pwrite(s->rfd, s->ptr + put, n - put, (off_t)(s->rva + put));
+
+		if (r > 0)
+			put += (uint64_t)r;
+		else if (!(r < 0 && errno == EINTR))
+			break;
+	}
+	if (put == n)
+		return 0;
+	remote_fault(x, iova_add(s->iova, put), IOVM_MAP_WRITE);
+	return -EFAULT;
+}
+
+/*
  * Make @s->avail non-zero. On a fault: block on it if asked (and a handler
  * resolves it), else complete with it. -EFAULT when the operation stops.
  */
@@ -157,6 +234,9 @@ static int side_span(struct exec *x, struct side *s)
 				sides_forget(x);
 				continue;
 			}
+			if (unlikely(span.reach == PHYS_REACH_REMOTE))
+				return remote_span(x, s, &span);
+			s->rfd = -1;
 			s->ptr = span.ptr;
 			s->pa = span.pa;
 			s->avail = s->key ? MIN(span.len, s->keyed) : span.len;

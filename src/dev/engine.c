@@ -70,7 +70,7 @@ static void *ring_at(struct iovm_queue *q, struct ring_window *w, iova_t iova, s
 		dev_fault_report(q->dev, &f);
 		s.len = 0;
 	}
-	if (s.len < size || s.foreign) {
+	if (s.len < size || s.reach != PHYS_REACH_OWN) {
 		atomic_store_explicit(&q->broken, true, memory_order_relaxed);
 		counter_add(&q->ring_faults, 1);
 		return NULL;
@@ -257,16 +257,16 @@ static int ring_given(struct iovm_queue *q, struct iovm_domain *dom, iova_t at, 
 	for (size_t off = 0; off < len; off += SZ_4K) {
 		pa_t page;
 		uint32_t perm;
-		bool foreign;
+		uint8_t reach = PHYS_REACH_OWN;
 		uint8_t *p;
 
 		if (iovm_domain_translate(dom, iova_add(at, off), &page, &perm) ||
 		    (perm & (IOVM_MAP_READ | IOVM_MAP_WRITE)) != (IOVM_MAP_READ | IOVM_MAP_WRITE))
 			return err_detail(-EFAULT, IOVM_LOG_DEBUG, "ring at %#lx: %#lx is not mapped read-write",
 					  addr, addr + off);
-		p = phys_bus_map(ps, page, &foreign);
+		p = phys_bus_map(ps, page, &reach);
 		/* The application's memory may go under the engine: rings are iovm's, as its own rings are. */
-		if (!p || foreign)
+		if (!p || reach != PHYS_REACH_OWN)
 			return err_detail(-EFAULT, IOVM_LOG_DEBUG, "ring at %#lx: %#lx is not iovm's memory",
 					  addr, addr + off);
 		if (!off) {

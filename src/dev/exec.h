@@ -8,16 +8,24 @@
 #ifndef IOVM_DEV_EXEC_H
 #define IOVM_DEV_EXEC_H
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "dev/dev_internal.h"
+#include "phys/phys.h"
 
 /* A handler that claims to resolve a fault and does not gets this many tries. */
 #define FAULT_RETRIES 16
 /* The resolver, as many as a descriptor needs, but this many times in a row at one address. */
 #define RESOLVE_STUCK 8
+/*
+ * Another process's memory (PHYS_REACH_REMOTE) moves through a buffer of
+ * this many bytes per side, one pread() or pwrite() of its memory file
+ * each: the engine never dereferences a pointer there.
+ */
+#define REMOTE_BOUNCE 8192
 
 /*
  * One range an operation reads or writes, and the span of it translated
@@ -35,6 +43,14 @@ struct side {
 	uint64_t va;     /* keyed: the next byte's virtual address */
 	uint64_t va_end; /* keyed: where the range ends */
 	uint64_t keyed;  /* keyed: bytes from va that iova holds for; 0: ask the key */
+	/*
+	 * Another process's memory: ptr is in bounce, which holds avail bytes
+	 * read from rva of the memory file rfd (a side that only writes reads
+	 * nothing); stretch_done() writes what the operation wrote there.
+	 */
+	int rfd;         /* -1: ptr is memory of this process */
+	uint64_t rva;
+	uint8_t *bounce;
 };
 
 struct exec {
@@ -61,6 +77,8 @@ struct exec {
 	uint64_t cur_len;
 	unsigned cur_n;
 	bool completing;        /* writing the completion record */
+	/* The sides' bounce buffers (never zeroed: only the bytes read or written are used). */
+	uint8_t bounce[3][REMOTE_BOUNCE];
 };
 
 static inline void exec_init(struct exec *x, struct iovm_queue *q, const struct iovm_desc *d,
@@ -93,7 +111,7 @@ static inline void exec_init(struct exec *x, struct iovm_queue *q, const struct 
 static inline void side_init(struct exec *x, struct side *s, uint32_t key, uint64_t addr, uint64_t len,
 			     unsigned access)
 {
-	*s = (struct side){ .iova = iova_make(addr), .access = access };
+	*s = (struct side){ .iova = iova_make(addr), .access = access, .rfd = -1, .bounce = x->bounce[x->nr_sides] };
 	if ((x->d->flags & IOVM_DESC_KEYED) && key) {
 		s->key = key;
 		s->va = addr;
@@ -109,6 +127,7 @@ static inline void side_advance(struct side *s, uint64_t n)
 		s->keyed -= n;
 	}
 	s->iova = iova_add(s->iova, n);
+	s->rva += n;
 	s->ptr += n;
 	s->pa = pa_add(s->pa, n);
 	s->avail -= n;
@@ -117,7 +136,7 @@ static inline void side_advance(struct side *s, uint64_t n)
 /* Whether the span may be used: not foreign memory while the gate is closed. */
 static inline bool gate_open(struct iovm_queue *q, const struct iommu_span *span)
 {
-	return !span->foreign || !atomic_load_explicit(q->foreign_gate, memory_order_seq_cst);
+	return span->reach != PHYS_REACH_FOREIGN || !atomic_load_explicit(q->foreign_gate, memory_order_seq_cst);
 }
 
 /*
@@ -131,7 +150,26 @@ static inline bool gate_open(struct iovm_queue *q, const struct iommu_span *span
  */
 int key_check(struct exec *x, uint32_t key, uint64_t va, uint64_t len, unsigned access);
 int stretch(struct exec *x, uint64_t left, uint64_t *n);
+int remote_write(struct exec *x, struct side *s, uint64_t n);
 int read_dev(struct exec *x, uint32_t key, uint64_t addr, void *buf, uint64_t n);
 void gate_wait(struct iovm_queue *q);
+
+/*
+ * The operation did @n bytes of the stretch: what it wrote into another
+ * process's memory goes there (a fault completes the descriptor: -EFAULT,
+ * with the stretch not counted done), and every side moves on.
+ */
+static inline int stretch_done(struct exec *x, uint64_t n)
+{
+	for (unsigned i = 0; i < x->nr_sides; i++) {
+		struct side *s = x->sides[i];
+
+		if (unlikely(s->rfd >= 0) && (s->access & IOVM_MAP_WRITE) && remote_write(x, s, n))
+			return -EFAULT;
+	}
+	for (unsigned i = 0; i < x->nr_sides; i++)
+		side_advance(x->sides[i], n);
+	return 0;
+}
 
 #endif /* IOVM_DEV_EXEC_H */

@@ -10,6 +10,7 @@
 #include <sched.h>
 #include <setjmp.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/counter.h"
 #include "base/ctx.h"
@@ -86,6 +87,8 @@ static uint64_t run_copy_down(struct exec *x)
 			break;
 		IOVM_ASSERT(got == n);
 		memmove(dst.ptr, src.ptr, n);
+		if (stretch_done(x, n))
+			break;
 		done += n;
 	}
 	x->nr_sides = 0;
@@ -155,8 +158,8 @@ static void run_linear(struct exec *x)
 			memmove(dst2.ptr, src.ptr, n);
 			break;
 		}
-		for (unsigned i = 0; i < x->nr_sides; i++)
-			side_advance(x->sides[i], n);
+		if (stretch_done(x, n))
+			break;
 		done += n;
 	}
 out:
@@ -245,8 +248,8 @@ static void run_sg(struct exec *x)
 					memmove(lin.ptr, ent.ptr, n);
 				else
 					memmove(ent.ptr, lin.ptr, n);
-				side_advance(&lin, n);
-				side_advance(&ent, n);
+				if (stretch_done(x, n))
+					goto out;
 				left -= n;
 				done += n;
 			}
@@ -259,6 +262,22 @@ out:
 	if (!x->c->status)
 		x->c->status = IOVM_STATUS_SUCCESS;
 	counter_add(&x->q->bytes, done);
+}
+
+/*
+ * A completion record in another process's memory: through its memory
+ * file, the status last, as the record is written in memory of ours. A
+ * record that cannot be written (the memory went) is a fault counted.
+ */
+static void remote_completion(struct iovm_queue *q, const struct iommu_span *s, const struct iovm_completion *c)
+{
+	int fd = phys_remote_fd(q->dev->ctx->phys, s->pa);
+	off_t at = (off_t)(uintptr_t)s->ptr;
+	static_assert(offsetof(struct iovm_completion, status) == 0, "the status is the record's first byte");
+
+	if (fd < 0 || pwrite(fd, (const uint8_t *)c + 1, sizeof(*c) - 1, at + 1) != (ssize_t)sizeof(*c) - 1 ||
+	    pwrite(fd, &c->status, 1, at) != 1)
+		counter_add(&q->faults, 1);
 }
 
 /* Write a completion record through the IOMMU, its status last. */
@@ -283,6 +302,10 @@ static void write_completion(struct iovm_queue *q, const struct iovm_desc *d,
 		if (likely(gate_open(q, &s)))
 			break;
 		gate_wait(q);
+	}
+	if (unlikely(s.reach == PHYS_REACH_REMOTE)) {
+		remote_completion(q, &s, c);
+		return;
 	}
 	/* A record is a device write like any other: in non-coherent memory, its lines must be the device's. */
 	if (unlikely(q->oracle))

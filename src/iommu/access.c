@@ -45,14 +45,14 @@ static int fault_stage2(struct iovm_domain *dom, struct iommu_iotlb *t, uint32_t
 }
 
 /* What an access reaches, from the page it falls in: at most to the end of the bus granule. */
-static void span_set(struct iommu_span *s, uint8_t *page_ptr, bool foreign, pa_t page_pa, uint64_t off,
+static void span_set(struct iommu_span *s, uint8_t *page_ptr, uint8_t reach, pa_t page_pa, uint64_t off,
 		     unsigned shift)
 {
 	pa_t pa = pa_add(page_pa, off);
 
 	s->ptr = page_ptr + off;
 	s->pa = pa;
-	s->foreign = foreign;
+	s->reach = reach;
 	/* Within a 2 MiB granule the bus maps one bank, contiguously. */
 	s->len = MIN((UINT64_C(1) << shift) - off, SZ_2M - (pa_val(pa) & (SZ_2M - 1)));
 }
@@ -81,7 +81,7 @@ static inline int access_cached(struct iommu_iotlb *t, uint32_t pasid, iova_t io
 		e->dirty = 1;
 	}
 	counter_add(&t->hits, 1);
-	span_set(s, e->ptr, e->foreign, e->pa, iova_val(iova) & ((UINT64_C(1) << shift) - 1), shift);
+	span_set(s, e->ptr, e->reach, e->pa, iova_val(iova) & ((UINT64_C(1) << shift) - 1), shift);
 	return 0;
 }
 
@@ -117,7 +117,8 @@ static void oracle_check(struct iovm_domain *dom, iova_t iova, const struct iomm
 static int access_nested(struct iommu_iotlb *t, struct iovm_domain *dom, uint32_t pasid, iova_t iova,
 			 unsigned access, const struct pt_walk *w1, struct iommu_span *s, struct iovm_fault *f)
 {
-	bool write = access & IOVM_MAP_WRITE, foreign = false;
+	bool write = access & IOVM_MAP_WRITE;
+	uint8_t reach = PHYS_REACH_OWN;
 	gpa_t gpa = stage1_gpa(w1->pa);
 	struct pt_walk w2, w;
 	struct iotlb_entry *e;
@@ -142,7 +143,7 @@ static int access_nested(struct iommu_iotlb *t, struct iovm_domain *dom, uint32_
 	off = iova_val(iova) & ((UINT64_C(1) << shift) - 1);
 	page_pa = pa_make(pa_val(w2.pa) - off);
 	gen = atomic_load_explicit(t->bus_gen, memory_order_acquire);
-	page_ptr = phys_bus_map(t->phys, page_pa, &foreign);
+	page_ptr = phys_bus_map(t->phys, page_pa, &reach);
 	if (unlikely(!page_ptr))
 		return fault_stage2(dom, t, pasid, iova, gpa, access, IOVM_FAULT_BUS, f);
 	/*
@@ -151,7 +152,7 @@ static int access_nested(struct iommu_iotlb *t, struct iovm_domain *dom, uint32_
 	 */
 	w = *w1;
 	w.prot = w1->prot & w2.prot & (write ? ~0u : ~(unsigned)PT_PROT_WRITE);
-	e = iotlb_fill(t, iova, shift, pasid, &w, page_pa, page_ptr, foreign, gen, write);
+	e = iotlb_fill(t, iova, shift, pasid, &w, page_pa, page_ptr, reach, gen, write);
 	/*
 	 * iotlb_fill() checked stage 1 still holds; stage 2 likewise. An
 	 * unmap in stage 2 clears its PTE, then invalidates every nested
@@ -159,7 +160,7 @@ static int access_nested(struct iommu_iotlb *t, struct iovm_domain *dom, uint32_
 	 */
 	if ((atomic_load_explicit(w2.ptep, memory_order_seq_cst) ^ w2.pte) & ~(PTE_ACCESSED | PTE_DIRTY))
 		atomic_store_explicit(&e->tag, 0, memory_order_relaxed);
-	span_set(s, page_ptr, foreign, page_pa, off, shift);
+	span_set(s, page_ptr, reach, page_pa, off, shift);
 	if (unlikely(t->oracle))
 		oracle_check(dom, iova, s, access);
 	return 0;
@@ -173,7 +174,8 @@ static __noinline int access_miss(struct iommu_iotlb *t, uint32_t pasid, iova_t 
 				  struct iommu_span *s, struct iovm_fault *f)
 {
 	struct iovm_domain *dom;
-	bool write = access & IOVM_MAP_WRITE, foreign = false;
+	bool write = access & IOVM_MAP_WRITE;
+	uint8_t reach = PHYS_REACH_OWN;
 	uint64_t off;
 	pa_t page_pa;
 	uint8_t *page_ptr;
@@ -191,10 +193,10 @@ static __noinline int access_miss(struct iommu_iotlb *t, uint32_t pasid, iova_t 
 		if (iova_val(iova) >= dom->limit)
 			return fault(dom, t, pasid, iova, access, IOVM_FAULT_NOT_PRESENT, f);
 		/* The bus resolves 2 MiB granules: memory stays contiguous to the granule's end. */
-		page_ptr = phys_bus_map(t->phys, pa, &foreign);
+		page_ptr = phys_bus_map(t->phys, pa, &reach);
 		if (unlikely(!page_ptr))
 			return fault(dom, t, pasid, iova, access, IOVM_FAULT_BUS, f);
-		span_set(s, page_ptr, foreign, pa, 0, 21);
+		span_set(s, page_ptr, reach, pa, 0, 21);
 		return 0;
 	}
 	counter_add(&t->misses, 1);
@@ -211,11 +213,11 @@ static __noinline int access_miss(struct iommu_iotlb *t, uint32_t pasid, iova_t 
 	page_pa = pa_make(pa_val(w.pa) - off);
 	/* The generation before the lookup: a bump in between makes the entry stale, not wrong. */
 	gen = atomic_load_explicit(t->bus_gen, memory_order_acquire);
-	page_ptr = phys_bus_map(t->phys, page_pa, &foreign);
+	page_ptr = phys_bus_map(t->phys, page_pa, &reach);
 	if (unlikely(!page_ptr))
 		return fault(dom, t, pasid, iova, access, IOVM_FAULT_BUS, f);
-	iotlb_fill(t, iova, shift, pasid, &w, page_pa, page_ptr, foreign, gen, write);
-	span_set(s, page_ptr, foreign, page_pa, off, shift);
+	iotlb_fill(t, iova, shift, pasid, &w, page_pa, page_ptr, reach, gen, write);
+	span_set(s, page_ptr, reach, page_pa, off, shift);
 	if (unlikely(t->oracle))
 		oracle_check(dom, iova, s, access);
 	return 0;

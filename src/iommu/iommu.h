@@ -60,11 +60,12 @@ struct iommu_span {
 	uint64_t len;  /* bytes from ptr within one leaf (and one bank) */
 	pa_t pa;
 	/*
-	 * The application's memory (phys_bus_map()): it may be unmapped under
-	 * the device, so reach it under a guard, and not while the foreign gate
-	 * is closed.
+	 * enum phys_reach (phys_bus_map()). The application's memory
+	 * (PHYS_REACH_FOREIGN) may be unmapped under the device: reach it under
+	 * a guard, and not while the foreign gate is closed. Another process's
+	 * (PHYS_REACH_REMOTE): ptr is its VA, reached through its memory file.
 	 */
-	bool foreign;
+	uint8_t reach;
 };
 
 /*

@@ -65,14 +65,14 @@ void iotlb_invalidate(struct iommu_iotlb *t, uint32_t pasid, iova_t iova, uint64
 }
 
 struct iotlb_entry *iotlb_fill(struct iommu_iotlb *t, iova_t iova, unsigned shift, uint32_t pasid,
-			       const struct pt_walk *w, pa_t page_pa, uint8_t *page_ptr, bool foreign, uint32_t bus_gen,
+			       const struct pt_walk *w, pa_t page_pa, uint8_t *page_ptr, uint8_t reach, uint32_t bus_gen,
 			       bool write)
 {
 	struct iotlb_entry *e = iotlb_set(t, iova, shift, pasid) + t->victim++ % IOTLB_WAYS;
 
 	e->pa = page_pa;
 	e->ptr = page_ptr;
-	e->foreign = foreign;
+	e->reach = reach;
 	e->prot = (uint8_t)w->prot;
 	e->ptep = w->ptep;
 	e->pte = w->pte;

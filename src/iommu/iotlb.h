@@ -46,7 +46,7 @@ struct iotlb_entry {
 	uint32_t bus_gen;         /* phys_bus_gen() when filled: ptr is good while it holds */
 	uint8_t prot;             /* PT_PROT_* */
 	uint8_t dirty;            /* the leaf's dirty bit was set through this entry */
-	uint8_t foreign;          /* the page is the application's memory (a window) */
+	uint8_t reach;            /* enum phys_reach: how the CPU reaches the page */
 };
 
 static_assert(sizeof(struct iotlb_entry) == 48, "a set of four entries is three cache lines");
@@ -144,7 +144,7 @@ static inline struct iotlb_entry *iotlb_lookup(struct iommu_iotlb *t, iova_t iov
  * leaf still holds, dropping the entry if not.
  */
 struct iotlb_entry *iotlb_fill(struct iommu_iotlb *t, iova_t iova, unsigned shift, uint32_t pasid,
-			       const struct pt_walk *w, pa_t page_pa, uint8_t *page_ptr, bool foreign, uint32_t bus_gen,
+			       const struct pt_walk *w, pa_t page_pa, uint8_t *page_ptr, uint8_t reach, uint32_t bus_gen,
 			       bool write);
 
 /*

@@ -59,18 +59,26 @@ void *phys_bus_ptr(struct phys_space *ps, pa_t pa)
 	uint64_t off;
 	struct phys_bank *b = bus_lookup(ps, pa, &off);
 
-	return b ? b->bus + off : NULL;
+	return b && !b->remote ? b->bus + off : NULL;
 }
 
-void *phys_bus_map(struct phys_space *ps, pa_t pa, bool *foreign)
+void *phys_bus_map(struct phys_space *ps, pa_t pa, uint8_t *reach)
 {
 	uint64_t off;
 	struct phys_bank *b = bus_lookup(ps, pa, &off);
 
 	if (!b)
 		return NULL;
-	*foreign = b->foreign && !b->shared;
+	*reach = b->remote ? PHYS_REACH_REMOTE : b->foreign && !b->shared ? PHYS_REACH_FOREIGN : PHYS_REACH_OWN;
 	return b->bus + off;
+}
+
+int phys_remote_fd(struct phys_space *ps, pa_t pa)
+{
+	uint64_t off;
+	struct phys_bank *b = bus_lookup(ps, pa, &off);
+
+	return b && b->remote ? b->remote_fd : -1;
 }
 
 hpa_t phys_hpa(struct phys_space *ps, pa_t pa)

@@ -235,12 +235,35 @@ unsigned phys_page_sizes(uint64_t want, uint64_t sizes[2]);
 /* phys_bus_ptr() - the bus's pointer to @pa's memory, or NULL. Lock-free. */
 void *phys_bus_ptr(struct phys_space *ps, pa_t pa);
 
+/* How the CPU reaches the memory at a PA (phys_bus_map()). */
+enum phys_reach {
+	/* iovm's memory, or a share's: plain loads and stores. */
+	PHYS_REACH_OWN = 0,
+	/*
+	 * The application's memory (a window), which may vanish under a
+	 * device: under a guard, and not while the foreign gate is closed.
+	 */
+	PHYS_REACH_FOREIGN = 1,
+	/*
+	 * Another process's memory (phys_window_add_remote()): the pointer is
+	 * its virtual address there, never dereferenced here; the bytes move
+	 * with pread()/pwrite() of phys_remote_fd().
+	 */
+	PHYS_REACH_REMOTE = 2,
+};
+
 /*
- * phys_bus_map() - phys_bus_ptr(), and whether the memory is foreign (a
- * window onto the application's memory, which may vanish under a device:
- * reach it under a guard, and not while the foreign gate is closed).
+ * phys_bus_map() - the bus's pointer to @pa's memory, or NULL, and in
+ * *@reach how the CPU reaches it (enum phys_reach). Lock-free.
  */
-void *phys_bus_map(struct phys_space *ps, pa_t pa, bool *foreign);
+void *phys_bus_map(struct phys_space *ps, pa_t pa, uint8_t *reach);
+
+/*
+ * phys_remote_fd() - the memory file of the process whose memory @pa is
+ * (a window phys_window_add_remote() made), or -1. The file stays open
+ * until the window is removed. Lock-free.
+ */
+int phys_remote_fd(struct phys_space *ps, pa_t pa);
 
 /*
  * phys_window_add() - put the application's memory [va, va+len) (page
@@ -268,6 +291,20 @@ int phys_window_remove(struct phys_space *ps, pa_t pa);
  * Thread safety: safe.
  */
 int phys_window_add_shared(struct phys_space *ps, void *va, uint64_t len, uint64_t page_size, pa_t pa);
+
+/*
+ * phys_window_add_remote() - put [rva, rva+len) (page aligned) of another
+ * process's memory on the bus, at a PA of its own returned in @pa, as
+ * phys_window_add() does for this process's memory. @mem_fd is that
+ * process's /proc/PID/mem, which it opened and passed: the kernel checked
+ * the access when it was opened, and the file holds that process's
+ * address space, not its pid, so a pid used again reaches nobody. It
+ * stays the caller's, open until the window is removed. Devices reach the
+ * memory only through the file (PHYS_REACH_REMOTE); phys_bus_ptr() gives
+ * NULL. Remove it with phys_window_remove().
+ * Thread safety: safe.
+ */
+int phys_window_add_remote(struct phys_space *ps, int mem_fd, uint64_t rva, uint64_t len, pa_t *pa);
 
 /* phys_has_windows() - whether any foreign memory (not shared windows) is on the bus. Lock-free. */
 bool phys_has_windows(const struct phys_space *ps);

@@ -83,6 +83,13 @@ struct phys_bank {
 	 */
 	bool shared;
 	uint64_t shared_page_size;
+	/*
+	 * A remote window (phys_window_add_remote()): bus is another process's
+	 * VA, never dereferenced here; remote_fd its memory file, owned by
+	 * the window (meaningless in every other bank).
+	 */
+	bool remote;
+	int remote_fd;
 	struct list_node wlink; /* in phys_space.windows or .spare_windows, under its lock */
 };
 

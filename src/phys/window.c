@@ -13,6 +13,11 @@
  * The application may unmap the memory under the window at any time:
  * devices reach it under a guard (os/guard.h), and keep off it while the
  * foreign gate is closed (phys_foreign_gate()).
+ *
+ * A remote window is the same onto another process's memory (a device
+ * process serving clients): its bus pointer is the client's VA, which no
+ * one dereferences here, and devices move its bytes with pread()/pwrite()
+ * of the client's memory file, which says EIO where nothing is mapped.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -80,16 +85,14 @@ static struct phys_bank *window_take(struct phys_space *ps)
 	return w;
 }
 
-int phys_window_add(struct phys_space *ps, void *va, uint64_t len, pa_t *pa)
+/* A window onto [v, v+len) of this process (@remote_fd -1) or of the process whose memory file it is. */
+static int window_add(struct phys_space *ps, uint64_t v, uint64_t len, int remote_fd, pa_t *pa)
 {
-	uintptr_t v = (uintptr_t)va;
 	uint64_t head = v & (BUS_GRANULE - 1), span, base;
 	struct range_req q = { .align = BUS_GRANULE, .hi = UINT64_C(1) << PHYS_PA_BITS };
 	struct phys_bank *w;
 	int ret;
 
-	if (!ps || !va || !len || !pa || !is_aligned(v | len, os_page_size()) || v + len < v)
-		return -EINVAL;
 	span = align_up(head + len, BUS_GRANULE);
 	q.len = span;
 	mutex_lock(&ps->lock);
@@ -105,8 +108,10 @@ int phys_window_add(struct phys_space *ps, void *va, uint64_t len, pa_t *pa)
 	w->arena = NULL;
 	w->foreign = true;
 	w->shared = false;
+	w->remote = remote_fd >= 0;
+	w->remote_fd = remote_fd;
 	w->released = false;
-	w->bus = (uint8_t *)(v - head);
+	w->bus = (uint8_t *)(uintptr_t)(v - head);
 	w->pa = pa_make(base);
 	w->len = span;
 	w->lo = head;
@@ -117,7 +122,9 @@ int phys_window_add(struct phys_space *ps, void *va, uint64_t len, pa_t *pa)
 	if (ret)
 		goto free_pa;
 	list_add_tail(&ps->windows, &w->wlink);
-	atomic_fetch_add_explicit(&ps->nr_windows, 1, memory_order_relaxed);
+	/* Counted: memory a device reaches under a guard. Another process's is reached by system calls. */
+	if (!w->remote)
+		atomic_fetch_add_explicit(&ps->nr_windows, 1, memory_order_relaxed);
 	mutex_unlock(&ps->lock);
 	*pa = pa_make(base + head);
 	return 0;
@@ -126,10 +133,29 @@ free_pa:
 	window_unpublish(ps, w);
 	ra_free(&ps->emu, base, span);
 spare:
+	w->remote = false;
 	list_add(&ps->spare_windows, &w->wlink);
 unlock:
 	mutex_unlock(&ps->lock);
 	return ret;
+}
+
+int phys_window_add(struct phys_space *ps, void *va, uint64_t len, pa_t *pa)
+{
+	uintptr_t v = (uintptr_t)va;
+
+	if (!ps || !va || !len || !pa || !is_aligned(v | len, os_page_size()) || v + len < v)
+		return -EINVAL;
+	return window_add(ps, v, len, -1, pa);
+}
+
+int phys_window_add_remote(struct phys_space *ps, int mem_fd, uint64_t rva, uint64_t len, pa_t *pa)
+{
+	/* Any user address of a 64-bit process; the kernel says at each access whether it is mapped. */
+	if (!ps || mem_fd < 0 || !rva || !len || !pa || !is_aligned(rva | len, os_page_size()) || rva + len < rva ||
+	    rva + len > UINT64_C(1) << 57)
+		return -EINVAL;
+	return window_add(ps, rva, len, mem_fd, pa);
 }
 
 int phys_window_add_shared(struct phys_space *ps, void *va, uint64_t len, uint64_t page_size, pa_t pa)
@@ -155,6 +181,7 @@ int phys_window_add_shared(struct phys_space *ps, void *va, uint64_t len, uint64
 	w->arena = NULL;
 	w->foreign = true; /* no arena, no frames: the bus treats it as a window */
 	w->shared = true;
+	w->remote = false;
 	w->shared_page_size = page_size;
 	w->released = false;
 	w->bus = (uint8_t *)va;
@@ -197,7 +224,7 @@ int phys_window_remove(struct phys_space *ps, pa_t pa)
 	}
 	window_unpublish(ps, w);
 	list_del(&w->wlink);
-	if (!w->shared)
+	if (!w->shared && !w->remote)
 		atomic_fetch_sub_explicit(&ps->nr_windows, 1, memory_order_relaxed);
 	mutex_unlock(&ps->lock);
 	/* A device may be inside an access through the window: let it finish. */
@@ -205,6 +232,8 @@ int phys_window_remove(struct phys_space *ps, pa_t pa)
 		epoch_synchronize(ps->params.epoch);
 	mutex_lock(&ps->lock);
 	ra_free(&ps->emu, pa_val(w->pa), w->len);
+	/* Nobody reads through the window any more: the caller may close its file. */
+	w->remote = false;
 	w->released = true;
 	list_add(&ps->spare_windows, &w->wlink);
 	mutex_unlock(&ps->lock);

@@ -5,6 +5,7 @@
  * blocks cannot give), scattered allocation, the limit, zero tracking, bank
  * release, the bus, and host PAs on hugepages (root).
  */
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -350,7 +351,7 @@ TEST(foreign_windows)
 	uint8_t *buf = mmap(NULL, 8 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	uint8_t *aligned = (uint8_t *)align_up((uintptr_t)buf, SZ_2M);
 	struct phys_backing back;
-	bool foreign = false;
+	uint8_t reach = PHYS_REACH_OWN;
 	pa_t pa, pa2;
 
 	CHECK(buf != MAP_FAILED);
@@ -365,8 +366,8 @@ TEST(foreign_windows)
 	CHECK(phys_has_windows(ps));
 	CHECK_EQ(pa_val(pa) & (SZ_2M - 1), 3 * PG);
 	CHECK(phys_bus_ptr(ps, pa) == aligned + 3 * PG);
-	CHECK(phys_bus_map(ps, pa_add(pa, 5000), &foreign) == aligned + 3 * PG + 5000);
-	CHECK(foreign);
+	CHECK(phys_bus_map(ps, pa_add(pa, 5000), &reach) == aligned + 3 * PG + 5000);
+	CHECK_EQ(reach, PHYS_REACH_FOREIGN);
 	CHECK_EQ(phys_page_size(ps, pa), (uint64_t)os_page_size());
 	CHECK_EQ(phys_backing(ps, pa, &back), -ENOENT);
 	/* Only the window's own bytes are on the bus, not the rest of its granule. */
@@ -395,6 +396,59 @@ TEST(foreign_windows)
 	phys_destroy(ps);
 }
 
+/* Another process's memory: on the bus by its memory file, never by a pointer of ours. */
+TEST(remote_windows)
+{
+	struct phys_space *ps = space(64 << 20, false);
+	uint8_t reach = PHYS_REACH_OWN;
+	uint64_t rva = UINT64_C(0x7f1234560000);
+	int fd = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+	pa_t pa, local;
+	uint8_t *buf = mmap(NULL, PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	CHECK(fd >= 0 && buf != MAP_FAILED);
+	/* Bad arguments: no file, unaligned, empty, wrapping, past any user address. */
+	CHECK_EQ(phys_window_add_remote(ps, -1, rva, PG, &pa), -EINVAL);
+	CHECK_EQ(phys_window_add_remote(ps, fd, rva + 1, PG, &pa), -EINVAL);
+	CHECK_EQ(phys_window_add_remote(ps, fd, rva, PG - 1, &pa), -EINVAL);
+	CHECK_EQ(phys_window_add_remote(ps, fd, rva, 0, &pa), -EINVAL);
+	CHECK_EQ(phys_window_add_remote(ps, fd, 0, PG, &pa), -EINVAL);
+	CHECK_EQ(phys_window_add_remote(ps, fd, UINT64_MAX & ~(uint64_t)(PG - 1), 2 * PG, &pa), -EINVAL);
+	CHECK_EQ(phys_window_add_remote(ps, fd, UINT64_C(1) << 57, PG, &pa), -EINVAL);
+	CHECK_EQ(phys_window_add_remote(NULL, fd, rva, PG, &pa), -EINVAL);
+	CHECK_EQ(phys_window_add_remote(ps, fd, rva, PG, NULL), -EINVAL);
+	/* Any address of the other process: its bus pointer is that address, reached by the file. */
+	CHECK_OK(phys_window_add_remote(ps, fd, rva, 2 * PG, &pa));
+	CHECK_EQ(pa_val(pa) & (SZ_2M - 1), rva & (SZ_2M - 1));
+	CHECK(phys_bus_ptr(ps, pa) == NULL);
+	CHECK(phys_bus_map(ps, pa_add(pa, 100), &reach) == (void *)(uintptr_t)(rva + 100));
+	CHECK_EQ(reach, PHYS_REACH_REMOTE);
+	CHECK_EQ(phys_remote_fd(ps, pa_add(pa, PG)), fd);
+	CHECK_EQ(phys_remote_fd(ps, pa_add(pa, 2 * PG)), -1);
+	/* Not counted as foreign memory under a guard: its accesses are system calls. */
+	CHECK(!phys_has_windows(ps));
+	/* A local window beside it is no remote one. */
+	CHECK_OK(phys_window_add(ps, buf, PG, &local));
+	CHECK_EQ(phys_remote_fd(ps, local), -1);
+	phys_bus_map(ps, local, &reach);
+	CHECK_EQ(reach, PHYS_REACH_FOREIGN);
+	CHECK_OK(phys_window_remove(ps, local));
+	/* Removed: off the bus, the file still the caller's; its struct reused as no remote window. */
+	CHECK_OK(phys_window_remove(ps, pa));
+	CHECK_EQ(phys_remote_fd(ps, pa), -1);
+	CHECK(fcntl(fd, F_GETFD) >= 0);
+	CHECK_OK(phys_window_add(ps, buf, PG, &local));
+	CHECK_EQ(phys_remote_fd(ps, local), -1);
+	CHECK(phys_bus_ptr(ps, local) == buf);
+	CHECK_OK(phys_window_remove(ps, local));
+	/* Left on the bus: destroying the space frees it and leaves the file alone. */
+	CHECK_OK(phys_window_add_remote(ps, fd, rva, PG, &pa));
+	phys_destroy(ps);
+	CHECK(fcntl(fd, F_GETFD) >= 0);
+	close(fd);
+	munmap(buf, PG);
+}
+
 int main(void)
 {
 	test_init();
@@ -404,6 +458,7 @@ int main(void)
 	RUN(scattered);
 	RUN(limit_and_release);
 	RUN(bus_and_backing);
+	RUN(remote_windows);
 	RUN(hugepages_emulated);
 	RUN(host_pa_mode);
 	RUN(foreign_windows);
