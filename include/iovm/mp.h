@@ -166,15 +166,31 @@ IOVM_API int iovm_share_check(struct iovm_ctx *ctx);
  * own), through a queue whose rings are in the shared heap.
  *
  * How the device reaches a client's memory: only through the client's
- * domain, which holds only what the client mapped with iovm_rqueue_map():
- * whole pages of the shared heap every byte of which the client holds (its
- * own allocations, or the share's: zones, IOVM_DMA_KEEP). While mapped,
- * the blocks are lent to the device process: nobody can free them
- * (iovm_dma_free(), iovm_dma_realloc() and iovm_zone_free() say -EBUSY)
- * and the client's death does not; the device process unmaps and gives
- * them back (freed, when their owner died). Every descriptor runs in the
- * client's PASID, whatever the descriptor says, a batch's children too.
- * The application's own memory (registrations) is not reachable yet.
+ * domain, which holds only what the client mapped with iovm_rqueue_map().
+ * Every descriptor runs in the client's PASID, whatever the descriptor
+ * says, a batch's children too. Two kinds of memory can be mapped:
+ *
+ * - Whole pages of the shared heap every byte of which the client holds
+ *   (its own allocations, or the share's: zones, IOVM_DMA_KEEP). While
+ *   mapped, the blocks are lent to the device process: nobody can free
+ *   them (iovm_dma_free(), iovm_dma_realloc() and iovm_zone_free() say
+ *   -EBUSY) and the client's death does not; the device process unmaps and
+ *   gives them back (freed, when their owner died).
+ * - The client's own memory, anywhere else in its address space (malloc(),
+ *   stacks, files it mapped). The device process reaches it through the
+ *   client's /proc/self/mem, which the client opens on itself (the kernel
+ *   checks that open) and passes when it opens the queue: every access
+ *   then goes through the client's page tables as they are at that moment.
+ *   A page the client has not touched yet is faulted in, in the client,
+ *   and charged to it. A page it unmapped gives a fault (IOVM_STATUS_PAGE_FAULT,
+ *   IOVM_FAULT_BUS, at the IOVA of the first byte not moved). Chosen over
+ *   process_vm_readv(), which asks ptrace's leave at every call and is
+ *   refused where Yama's ptrace_scope is 1, and over memory the client
+ *   would have to share (a memfd), which would dictate how it allocates.
+ *   The rights are checked when the range is mapped, as a registration
+ *   checks them. Nothing is pinned: the memory stays the client's, and a
+ *   new mapping the client puts at an address it has mapped on the device
+ *   is reached there until it unmaps it on the device too.
  */
 struct iovm_device_server;
 struct iovm_rqueue;
@@ -244,18 +260,24 @@ IOVM_API int iovm_rqueue_open(struct iovm_ctx *ctx, const char *name, unsigned d
 IOVM_API uint32_t iovm_rqueue_pasid(const struct iovm_rqueue *q);
 
 /**
- * iovm_rqueue_map() - map [ptr, ptr+len) of the shared heap in the queue's
- * domain on the device.
- * @ptr, @len: page aligned; every byte of those pages this process's
- *             allocations, or the share's (zones, IOVM_DMA_KEEP)
+ * iovm_rqueue_map() - map [ptr, ptr+len) in the queue's domain on the
+ * device: memory of the shared heap, or this process's own memory.
+ * @ptr, @len: page aligned. In the shared heap: every byte of those pages
+ *             this process's allocations, or the share's (zones,
+ *             IOVM_DMA_KEEP). Outside it (none of it in the heap): every
+ *             byte mapped in this process, readable, and writable for
+ *             IOVM_MAP_WRITE.
  * @perm: IOVM_MAP_READ and/or IOVM_MAP_WRITE
  * @iova: where the device sees it
  *
  * Thread safety: safe; one request at a time goes to the device process.
  *
- * Return: 0; -EINVAL for bad arguments; -EACCES when a byte of the pages
- * is not this process's to map (another's allocation, free memory);
- * -EPIPE when the device process is gone; -ENOSPC, -ENOMEM.
+ * Return: 0; -EINVAL for bad arguments, or a range partly in the heap;
+ * -EACCES when a byte of the heap's pages is not this process's to map
+ * (another's allocation, free memory); -EFAULT when own memory is not all
+ * mapped with the rights asked; -EOPNOTSUPP when the device process cannot
+ * reach this process's own memory (no /proc); -EPIPE when the device
+ * process is gone; -ENOSPC (4096 ranges of own memory at once), -ENOMEM.
  */
 IOVM_API int iovm_rqueue_map(struct iovm_rqueue *q, const void *ptr, size_t len, uint32_t perm,
 			     iovm_iova_t *iova);

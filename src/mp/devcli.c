@@ -10,6 +10,7 @@
  * was given; if the client dies, they go back to nobody and are freed.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -30,6 +31,7 @@
 #include "mp/devproto.h"
 #include "mp/mp.h"
 #include "mp/mp_internal.h"
+#include "os/vma.h"
 
 /* How long the device process may take to answer a request; it answers at once unless stuck. */
 #define REQUEST_TIMEOUT_S 30
@@ -74,7 +76,33 @@ static bool conn_gone(struct iovm_rqueue *q)
 	return false;
 }
 
-static int request(struct iovm_rqueue *q, const struct dp_req *r, struct dp_rep *rep)
+/* Send @r, with @fd (SCM_RIGHTS) unless -1. */
+static ssize_t send_req(struct iovm_rqueue *q, const struct dp_req *r, int fd)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = { .iov_base = (void *)r, .iov_len = sizeof(*r) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	if (fd >= 0) {
+		struct cmsghdr *cm;
+
+		memset(&u, 0, sizeof(u));
+		msg.msg_control = u.buf;
+		msg.msg_controllen = sizeof(u.buf);
+		cm = CMSG_FIRSTHDR(&msg);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	}
+	return sendmsg(q->conn, &msg, MSG_NOSIGNAL);
+}
+
+/* One request and its answer; @fd (-1: none) goes with the request. */
+static int request(struct iovm_rqueue *q, const struct dp_req *r, int fd, struct dp_rep *rep)
 {
 	union {
 		char buf[CMSG_SPACE(sizeof(int))];
@@ -86,7 +114,7 @@ static int request(struct iovm_rqueue *q, const struct dp_req *r, struct dp_rep 
 	ssize_t n;
 
 	pthread_mutex_lock(&q->req_lock);
-	n = send(q->conn, r, sizeof(*r), MSG_NOSIGNAL);
+	n = send_req(q, r, fd);
 	if (n == (ssize_t)sizeof(*r))
 		do
 			n = recvmsg(q->conn, &msg, MSG_CMSG_CLOEXEC);
@@ -98,14 +126,14 @@ static int request(struct iovm_rqueue *q, const struct dp_req *r, struct dp_rep 
 		/* The answer to DP_OPEN brings the worker's eventfd; nothing else brings a descriptor. */
 		if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
 		    cm->cmsg_len == CMSG_LEN(sizeof(int))) {
-			int fd;
+			int got;
 
-			memcpy(&fd, CMSG_DATA(cm), sizeof(fd));
-			mp_fd_own(fd);
+			memcpy(&got, CMSG_DATA(cm), sizeof(got));
+			mp_fd_own(got);
 			if (r->op == DP_OPEN && q->wake_fd < 0)
-				q->wake_fd = fd;
+				q->wake_fd = got;
 			else
-				mp_fd_close(fd);
+				mp_fd_close(got);
 		}
 	}
 	if (n != (ssize_t)sizeof(*rep)) {
@@ -124,7 +152,7 @@ IOVM_API int iovm_rqueue_open(struct iovm_ctx *ctx, const char *name, unsigned d
 	struct dp_rep rep;
 	iovm_pa_t pa;
 	unsigned len;
-	int ret;
+	int ret, mem_fd;
 
 	err_enter();
 	depth = depth ? depth : 256;
@@ -174,7 +202,16 @@ IOVM_API int iovm_rqueue_open(struct iovm_ctx *ctx, const char *name, unsigned d
 	r.depth = depth;
 	r.slot = q->s->slot;
 	r.share_id = q->s->c->share_id;
-	ret = request(q, &r, &rep);
+	/*
+	 * This process's memory file, for the device process to reach its own
+	 * memory (iovm_rqueue_map() of memory outside the heap): opened here,
+	 * where the kernel checks the access (on itself: granted), and passed.
+	 * Without it (a kernel without /proc), only the shared heap is reached.
+	 */
+	mem_fd = fi_open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+	ret = request(q, &r, mem_fd, &rep);
+	if (mem_fd >= 0)
+		close(mem_fd);
 	if (ret == -EXDEV)
 		ret = err_detail(ret, IOVM_LOG_DEBUG, "device process '%s' serves another share", name);
 	else if (ret == -EACCES)
@@ -202,6 +239,30 @@ IOVM_API uint32_t iovm_rqueue_pasid(const struct iovm_rqueue *q)
 	return q ? q->pasid : 0;
 }
 
+/*
+ * Memory of this process's own, outside the shared heap: none of it in the
+ * heap, every byte mapped, readable, and writable if the device is to
+ * write. The device reaches it through this process's memory file, which
+ * would write read-only pages as a debugger does: the rights are checked
+ * here, as a registration checks them, when the range is mapped.
+ */
+static int own_memory_check(const struct iovm_rqueue *q, const void *ptr, size_t len, uint32_t perm)
+{
+	uintptr_t start = (uintptr_t)ptr, heap = (uintptr_t)q->s->heap;
+	struct os_vma_info vi;
+	int ret;
+
+	if (start < heap + q->s->heap_size && heap < start + len)
+		return err_inval("the range is partly in the shared heap");
+	ret = os_vma_range(start, start + len, &vi);
+	if (ret)
+		return err_detail(ret, IOVM_LOG_DEBUG, "cannot read this process's mappings");
+	if (!vi.mapped || !vi.readable || (!vi.writable && (perm & IOVM_MAP_WRITE)))
+		return err_detail(-EFAULT, IOVM_LOG_DEBUG, "%p+%zu is not all mapped and %s", ptr, len,
+				  perm & IOVM_MAP_WRITE ? "writable" : "readable");
+	return 0;
+}
+
 IOVM_API int iovm_rqueue_map(struct iovm_rqueue *q, const void *ptr, size_t len, uint32_t perm, iovm_iova_t *iova)
 {
 	struct dp_req r = { .op = DP_MAP, .perm = perm };
@@ -216,12 +277,22 @@ IOVM_API int iovm_rqueue_map(struct iovm_rqueue *q, const void *ptr, size_t len,
 	ret = not_forked(q);
 	if (ret)
 		return ret;
+	if ((uintptr_t)ptr + len < (uintptr_t)ptr)
+		return err_inval("the range wraps");
 	off = (uint64_t)((const uint8_t *)ptr - q->s->heap);
-	if (off >= q->s->heap_size || len > q->s->heap_size - off)
-		return err_inval("the range is not in the shared heap");
-	r.a = pa_val(q->s->pa) + off;
+	if (off < q->s->heap_size && len <= q->s->heap_size - off) {
+		r.a = pa_val(q->s->pa) + off;
+	} else {
+		ret = own_memory_check(q, ptr, len, perm);
+		if (ret)
+			return ret;
+		r.op = DP_MAP_VA;
+		r.a = (uintptr_t)ptr;
+	}
 	r.b = len;
-	ret = request(q, &r, &rep);
+	ret = request(q, &r, -1, &rep);
+	if (ret == -EOPNOTSUPP)
+		return err_detail(ret, IOVM_LOG_DEBUG, "the device process cannot reach this process's own memory");
 	if (ret == -EACCES)
 		return err_detail(ret, IOVM_LOG_DEBUG, "%p+%zu: a byte of those pages is not this process's to map",
 				  ptr, len);
@@ -243,7 +314,7 @@ IOVM_API int iovm_rqueue_unmap(struct iovm_rqueue *q, iovm_iova_t iova, size_t l
 	ret = not_forked(q);
 	if (ret)
 		return ret;
-	ret = request(q, &r, &rep);
+	ret = request(q, &r, -1, &rep);
 	if (ret == -EINVAL)
 		return err_inval("nothing was mapped at that IOVA with that length");
 	return ret;
@@ -328,7 +399,7 @@ IOVM_API int iovm_rqueue_close(struct iovm_rqueue *q)
 	 * when it died, or will: then the free below may be refused (EBUSY),
 	 * and the ring goes when this process leaves the share.
 	 */
-	request(q, &r, &rep);
+	request(q, &r, -1, &rep);
 	if (iovm_dma_free(q->ctx, q->ring))
 		log_debug("device queue: its ring is still lent; it goes when this process leaves the share");
 	mp_fd_close(q->wake_fd);

@@ -14,10 +14,16 @@
 #include <iovm/dev.h>
 
 enum dp_op {
-	DP_OPEN = 1,  /* a: the rings' PA, depth, slot: the client's slot in the share, share_id */
-	DP_MAP = 2,   /* a: PA, b: length, perm */
-	DP_UNMAP = 3, /* a: IOVA, b: length */
-	DP_CLOSE = 4, /* the queue stops and everything goes back; then the client frees its ring */
+	/*
+	 * a: the rings' PA, depth, slot: the client's slot in the share,
+	 * share_id; with it, the client's /proc/self/mem (SCM_RIGHTS), or
+	 * nothing where the client could not open it.
+	 */
+	DP_OPEN = 1,
+	DP_MAP = 2,    /* a: PA of the shared heap, b: length, perm */
+	DP_UNMAP = 3,  /* a: IOVA, b: length */
+	DP_CLOSE = 4,  /* the queue stops and everything goes back; then the client frees its ring */
+	DP_MAP_VA = 5, /* a: the client's own VA, b: length, perm: reached through its memory file */
 };
 
 struct dp_req {

@@ -48,213 +48,7 @@
 #include "mp/mp.h"
 #include "mp/mp_internal.h"
 
-#define MAX_CLIENTS 256
-#define MAX_WORKERS 64
-#define MAX_DEPTH 4096
-
-struct mapping {
-	uint64_t iova, pa, len;
-};
-
-struct client {
-	pthread_mutex_t lock;    /* a worker inside the client's queue holds it; teardown takes it */
-	int conn;
-	pid_t pid;
-	bool opened;
-	bool closed;             /* closed by the client (DP_CLOSE): torn down, the connection stays to answer */
-	bool dead;               /* under lock: workers skip it */
-	uint8_t slot;            /* the client's slot in the share */
-	uint32_t pasid;
-	unsigned depth;
-	struct iovm_domain *dom;
-	struct iovm_queue *q;    /* the engine's, polled */
-	struct dp_ring_ctl *ring;
-	uint64_t ring_pa, ring_len;
-	uint32_t in_engine;      /* under lock: submitted to the engine, not yet reaped */
-	struct mapping *maps;    /* the control thread's */
-	unsigned nr_maps, cap_maps;
-};
-
-/* A block lent to this process, and how many mappings hold it: the control thread's. */
-struct loan {
-	uint64_t grain; /* + 1; 0: empty slot */
-	uint32_t refs;
-};
-
-struct iovm_device_server {
-	int wake_fd[MAX_WORKERS];      /* eventfds: a client wakes its worker (client i: worker i % nr) */
-	struct iovm_ctx *ctx;
-	struct mp_space *s;
-	struct iovm_device *dev;
-	struct iovm_domain *none_dom; /* PASID_NONE: the engine queues' own rings */
-	int listen_fd, stop_fd;
-	pthread_t ctl;
-	pthread_t workers[MAX_WORKERS];
-	unsigned nr_workers;
-	_Atomic bool stopping;
-	_Atomic(struct client *) clients[MAX_CLIENTS]; /* set and cleared by the control thread */
-	/*
-	 * Workers hold it (read) over a pass through the clients; the control
-	 * thread takes it (write) once a client is out of the array, before
-	 * freeing it: then no worker still holds its pointer.
-	 */
-	pthread_rwlock_t pass_lock;
-	struct loan *loans;            /* open addressing; the control thread's */
-	unsigned cap_loans, nr_loans;
-	uint32_t next_pasid;           /* the control thread's */
-	_Atomic uint64_t opened, descriptors, torn_down, refused;
-	unsigned fork_gen;             /* at serve: a forked child has no threads of it */
-	_Atomic unsigned started;      /* threads running: iovm_device_serve() returns once all are */
-};
-
-/* ---- loans ---- */
-
-/*
- * The loan of @grain, made when @make. Open addressing: an entry whose
- * refs fell to 0 stays (a tombstone, reused by the next insert on its
- * path) until the table grows, which keeps only live loans; nr_loans
- * counts every entry taken, so that a probe always meets an empty one.
- */
-static struct loan *loan_find(struct iovm_device_server *srv, uint64_t grain, bool make)
-{
-	struct loan *reuse = NULL;
-
-	if (make && (srv->nr_loans + 1) * 2 > srv->cap_loans) {
-		unsigned cap = srv->cap_loans ? srv->cap_loans * 2 : 256, oldcap = srv->cap_loans;
-		struct loan *old = srv->loans, *n = fi_calloc(cap, sizeof(*n));
-
-		if (!n)
-			return NULL;
-		srv->loans = n;
-		srv->cap_loans = cap;
-		srv->nr_loans = 0;
-		for (unsigned i = 0; i < oldcap; i++)
-			if (old[i].grain && old[i].refs)
-				*loan_find(srv, old[i].grain - 1, true) = old[i];
-		free(old);
-	}
-	if (!srv->cap_loans)
-		return NULL;
-	for (unsigned i = (unsigned)((grain * 0x9e3779b97f4a7c15ull) >> 40) % srv->cap_loans;;
-	     i = (i + 1) % srv->cap_loans) {
-		struct loan *l = &srv->loans[i];
-
-		if (l->grain == grain + 1)
-			return l;
-		if (l->grain && !l->refs && !reuse)
-			reuse = l;
-		if (l->grain)
-			continue;
-		/* Not in the table. */
-		if (!make)
-			return NULL;
-		if (!reuse) {
-			reuse = l;
-			srv->nr_loans++;
-		}
-		reuse->grain = grain + 1;
-		reuse->refs = 0;
-		return reuse;
-	}
-}
-
-/* Needs the share's lock. */
-static void loan_put(struct iovm_device_server *srv, uint64_t block)
-{
-	struct loan *l = loan_find(srv, block, false);
-
-	if (!l || !l->refs)
-		return;
-	if (--l->refs)
-		return;
-	mp_heap_give_back(&srv->s->h, block);
-	/* The entry stays as a tombstone: reused by a later loan, dropped when the table grows. */
-}
-
-/* The blocks of [pa, pa+len), in turn: @fn on each block's first grain. Needs the share's lock. */
-static int for_blocks(struct iovm_device_server *srv, uint64_t pa, uint64_t len,
-		      int (*fn)(struct iovm_device_server *srv, uint64_t block, void *arg), void *arg)
-{
-	struct mp_space *s = srv->s;
-	uint64_t g = (pa - pa_val(s->pa)) >> MP_GRAIN_SHIFT, end = (pa - pa_val(s->pa) + len) >> MP_GRAIN_SHIFT;
-
-	while (g < end) {
-		uint64_t first;
-		unsigned order;
-		int ret;
-
-		if (mp_heap_block_of(&s->h, g, &first, &order))
-			return -EACCES;
-		ret = fn(srv, first, arg);
-		if (ret)
-			return ret;
-		g = first + (UINT64_C(1) << order);
-	}
-	return 0;
-}
-
-/* Whether the client may map this block: its own, the share's, or one it lent us already. */
-static int may_map(struct iovm_device_server *srv, uint64_t b, void *arg)
-{
-	struct mp_heap *h = &srv->s->h;
-	const struct client *c = arg;
-	uint8_t owner = h->owner[b], lender = lender_get(&h->lender[b]);
-
-	if ((owner == c->slot || owner == MP_OWNER_KEEP) && lender == MP_LENDER_NONE)
-		return 0;
-	if (owner == srv->s->slot && (lender == c->slot || lender == MP_OWNER_KEEP))
-		return 0;
-	return -EACCES;
-}
-
-static int lend(struct iovm_device_server *srv, uint64_t b, void *arg)
-{
-	struct loan *l = loan_find(srv, b, true);
-
-	(void)arg;
-	if (!l)
-		return -ENOMEM;
-	if (!l->refs && mp_heap_lend(&srv->s->h, b, srv->s->slot))
-		return -EACCES;
-	l->refs++;
-	return 0;
-}
-
-static int unlend(struct iovm_device_server *srv, uint64_t b, void *arg)
-{
-	(void)arg;
-	loan_put(srv, b);
-	return 0;
-}
-
-/* Check and lend every block of the range, in one hold of the lock; all or nothing. */
-static int borrow(struct iovm_device_server *srv, struct client *c, uint64_t pa, uint64_t len)
-{
-	struct mp_space *s = srv->s;
-	int ret;
-
-	if (pa < pa_val(s->pa) || pa - pa_val(s->pa) > s->heap_size || len > s->heap_size - (pa - pa_val(s->pa)))
-		return -EACCES;
-	ret = mp_lock(&s->h);
-	if (ret)
-		return ret;
-	ret = for_blocks(srv, pa, len, may_map, c);
-	if (!ret) {
-		ret = for_blocks(srv, pa, len, lend, NULL);
-		if (ret) /* only memory runs out here: give back what was lent */
-			for_blocks(srv, pa, len, unlend, NULL);
-	}
-	mp_unlock(&s->h);
-	return ret;
-}
-
-static void give_back_range(struct iovm_device_server *srv, uint64_t pa, uint64_t len)
-{
-	if (mp_lock(&srv->s->h))
-		return;
-	for_blocks(srv, pa, len, unlend, NULL);
-	mp_unlock(&srv->s->h);
-}
+#include "mp/devsrv.h"
 
 /* ---- clients ---- */
 
@@ -274,11 +68,9 @@ static void client_teardown(struct iovm_device_server *srv, struct client *c)
 		iovm_domain_destroy(c->dom);
 	}
 	c->dom = NULL;
-	for (unsigned i = 0; i < c->nr_maps; i++)
-		give_back_range(srv, c->maps[i].pa, c->maps[i].len);
-	c->nr_maps = 0;
+	devmem_unmap_all(srv, c);
 	if (c->ring)
-		give_back_range(srv, c->ring_pa, c->ring_len);
+		devmem_give_back(srv, c->ring_pa, c->ring_len);
 	c->ring = NULL;
 }
 
@@ -292,6 +84,8 @@ static void client_free(struct iovm_device_server *srv, struct client *c)
 	pthread_rwlock_wrlock(&srv->pass_lock);
 	pthread_rwlock_unlock(&srv->pass_lock);
 	mp_fd_close(c->conn);
+	/* After its windows went (teardown): nobody reads through it any more. */
+	mp_fd_close(c->mem_fd);
 	free(c->maps);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
@@ -365,13 +159,13 @@ static int do_open(struct iovm_device_server *srv, struct client *c, const struc
 	c->ring_len = align_up(dp_ring_bytes(r->depth), SZ_4K);
 	if (r->a & (SZ_4K - 1))
 		return -EINVAL;
-	ret = borrow(srv, c, r->a, c->ring_len);
+	ret = devmem_borrow(srv, c, r->a, c->ring_len);
 	if (ret)
 		return ret;
 	c->ring_pa = r->a;
 	c->ring = iovm_dma_ptr(srv->ctx, IOVM_PA(r->a));
 	if (!c->ring) {
-		give_back_range(srv, c->ring_pa, c->ring_len);
+		devmem_give_back(srv, c->ring_pa, c->ring_len);
 		return -EFAULT;
 	}
 	do
@@ -396,63 +190,34 @@ fail:
 	return ret;
 }
 
-static int add_mapping(struct client *c, uint64_t iova, uint64_t pa, uint64_t len)
+/* A request of @c, and the descriptor that came with it in *@fd (-1: none). As recv(). */
+static ssize_t recv_req(struct client *c, struct dp_req *r, int *fd)
 {
-	if (c->nr_maps == c->cap_maps) {
-		unsigned cap = c->cap_maps ? c->cap_maps * 2 : 16;
-		struct mapping *m = fi_realloc(c->maps, cap * sizeof(*m));
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = { .iov_base = r, .iov_len = sizeof(*r) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+			      .msg_controllen = sizeof(u.buf) };
+	ssize_t n = recvmsg(c->conn, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	struct cmsghdr *cm;
 
-		if (!m)
-			return -ENOMEM;
-		c->maps = m;
-		c->cap_maps = cap;
+	*fd = -1;
+	if (n < 0)
+		return n;
+	cm = CMSG_FIRSTHDR(&msg);
+	if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(int))) {
+		memcpy(fd, CMSG_DATA(cm), sizeof(int));
+		mp_fd_own(*fd);
 	}
-	c->maps[c->nr_maps++] = (struct mapping){ iova, pa, len };
-	return 0;
-}
-
-static int do_map(struct iovm_device_server *srv, struct client *c, const struct dp_req *r, uint64_t *iova_out)
-{
-	iovm_iova_t iova = IOVM_IOVA_ANY;
-	int ret;
-
-	if (!r->b || (r->a | r->b) & (SZ_4K - 1) || !r->perm ||
-	    (r->perm & ~(uint32_t)(IOVM_MAP_READ | IOVM_MAP_WRITE)))
-		return -EINVAL;
-	ret = borrow(srv, c, r->a, r->b);
-	if (ret)
-		return ret;
-	ret = iovm_domain_map(c->dom, &iova, IOVM_PA(r->a), r->b, r->perm);
-	if (!ret) {
-		ret = add_mapping(c, iova.addr, r->a, r->b);
-		if (ret)
-			iovm_domain_unmap(c->dom, iova, r->b);
-	}
-	if (ret) {
-		give_back_range(srv, r->a, r->b);
-		return ret;
-	}
-	*iova_out = iova.addr;
-	return 0;
-}
-
-static int do_unmap(struct iovm_device_server *srv, struct client *c, const struct dp_req *r)
-{
-	for (unsigned i = 0; i < c->nr_maps; i++) {
-		struct mapping m = c->maps[i];
-		int ret;
-
-		if (m.iova != r->a || m.len != r->b)
-			continue;
-		/* Strict: when it returns, no descriptor reaches the pages; then they go back. */
-		ret = iovm_domain_unmap(c->dom, IOVM_IOVA(m.iova), m.len);
-		if (ret)
-			return ret;
-		c->maps[i] = c->maps[--c->nr_maps];
-		give_back_range(srv, m.pa, m.len);
+	/* Cut off, or more than one descriptor: what came is closed, the request refused. */
+	if (msg.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) {
+		mp_fd_close(*fd);
+		*fd = -1;
 		return 0;
 	}
-	return -EINVAL;
+	return n;
 }
 
 /* One request of @c; false when the client is to go (closed, dead, or speaking nonsense). */
@@ -460,15 +225,19 @@ static bool serve_request(struct iovm_device_server *srv, unsigned idx, struct c
 {
 	struct dp_req r;
 	uint64_t iova = 0;
-	ssize_t n = recv(c->conn, &r, sizeof(r), MSG_DONTWAIT);
-	int ret;
+	int fd = -1, ret;
+	ssize_t n = recv_req(c, &r, &fd);
 
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return true;
-	if (n != (ssize_t)sizeof(r))
+	/* A descriptor comes only with DP_OPEN, and once: anything else is nonsense. */
+	if (n != (ssize_t)sizeof(r) || (fd >= 0 && (r.op != DP_OPEN || c->opened || c->mem_fd >= 0))) {
+		mp_fd_close(fd);
 		return false;
+	}
 	switch (r.op) {
 	case DP_OPEN:
+		c->mem_fd = fd;
 		/* Under the client's lock: a worker reads what opening sets (ring, queue, opened). */
 		pthread_mutex_lock(&c->lock);
 		ret = do_open(srv, c, &r);
@@ -480,10 +249,11 @@ static bool serve_request(struct iovm_device_server *srv, unsigned idx, struct c
 		}
 		break;
 	case DP_MAP:
-		ret = c->opened && !c->closed ? do_map(srv, c, &r, &iova) : -EINVAL;
+	case DP_MAP_VA:
+		ret = c->opened && !c->closed ? devmem_map(srv, c, &r, &iova) : -EINVAL;
 		break;
 	case DP_UNMAP:
-		ret = c->opened && !c->closed ? do_unmap(srv, c, &r) : -EINVAL;
+		ret = c->opened && !c->closed ? devmem_unmap(srv, c, &r) : -EINVAL;
 		break;
 	case DP_CLOSE:
 		/* Torn down before the answer: then the client may free its ring. */
@@ -523,6 +293,7 @@ static void accept_client(struct iovm_device_server *srv)
 			break;
 		pthread_mutex_init(&c->lock, NULL);
 		c->conn = fd;
+		c->mem_fd = -1;
 		c->pid = cred.pid;
 		atomic_store_explicit(&srv->clients[i], c, memory_order_release);
 		return;

@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * devsrv.h - a device process's state (devsrv.c), shared with what
+ * handles its clients' mappings (devmem.c).
+ */
+#ifndef IOVM_MP_DEVSRV_H
+#define IOVM_MP_DEVSRV_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "mp/devproto.h"
+#include "mp/mp_internal.h"
+
+#define MAX_CLIENTS 256
+#define MAX_WORKERS 64
+#define MAX_DEPTH 4096
+
+/*
+ * What a client mapped in its domain: a range of the shared heap (its
+ * blocks lent to this process), or a range of the client's own memory,
+ * reached through its memory file (a remote window at pa).
+ */
+struct mapping {
+	uint64_t iova, pa, len;
+	bool remote;
+};
+
+struct client {
+	pthread_mutex_t lock;    /* a worker inside the client's queue holds it; teardown takes it */
+	int conn;
+	pid_t pid;
+	bool opened;
+	bool closed;             /* closed by the client (DP_CLOSE): torn down, the connection stays to answer */
+	bool dead;               /* under lock: workers skip it */
+	uint8_t slot;            /* the client's slot in the share */
+	uint32_t pasid;
+	unsigned depth;
+	struct iovm_domain *dom;
+	struct iovm_queue *q;    /* the engine's, polled */
+	struct dp_ring_ctl *ring;
+	uint64_t ring_pa, ring_len;
+	uint32_t in_engine;      /* under lock: submitted to the engine, not yet reaped */
+	int mem_fd;              /* the client's /proc/PID/mem, passed at open; -1: none */
+	struct mapping *maps;    /* the control thread's */
+	unsigned nr_maps, cap_maps;
+};
+
+/* A block lent to this process, and how many mappings hold it: the control thread's. */
+struct loan {
+	uint64_t grain; /* + 1; 0: empty slot */
+	uint32_t refs;
+};
+
+struct iovm_device_server {
+	int wake_fd[MAX_WORKERS];      /* eventfds: a client wakes its worker (client i: worker i % nr) */
+	struct iovm_ctx *ctx;
+	struct mp_space *s;
+	struct iovm_device *dev;
+	struct iovm_domain *none_dom; /* PASID_NONE: the engine queues' own rings */
+	int listen_fd, stop_fd;
+	pthread_t ctl;
+	pthread_t workers[MAX_WORKERS];
+	unsigned nr_workers;
+	_Atomic bool stopping;
+	_Atomic(struct client *) clients[MAX_CLIENTS]; /* set and cleared by the control thread */
+	/*
+	 * Workers hold it (read) over a pass through the clients; the control
+	 * thread takes it (write) once a client is out of the array, before
+	 * freeing it: then no worker still holds its pointer.
+	 */
+	pthread_rwlock_t pass_lock;
+	struct loan *loans;            /* open addressing; the control thread's */
+	unsigned cap_loans, nr_loans;
+	uint32_t next_pasid;           /* the control thread's */
+	_Atomic uint64_t opened, descriptors, torn_down, refused;
+	unsigned fork_gen;             /* at serve: a forked child has no threads of it */
+	_Atomic unsigned started;      /* threads running: iovm_device_serve() returns once all are */
+};
+
+/*
+ * devmem.c, all the control thread's. devmem_borrow(): check that every
+ * block of [pa, pa+len) is @c's to map and lend it to this process, all or
+ * nothing (-EACCES). devmem_give_back(): the loans of [pa, pa+len) go.
+ * devmem_map(), devmem_unmap(): DP_MAP, DP_MAP_VA and DP_UNMAP.
+ * devmem_unmap_all(): after the client's domain went, everything it
+ * mapped goes back.
+ */
+int devmem_borrow(struct iovm_device_server *srv, struct client *c, uint64_t pa, uint64_t len);
+void devmem_give_back(struct iovm_device_server *srv, uint64_t pa, uint64_t len);
+int devmem_map(struct iovm_device_server *srv, struct client *c, const struct dp_req *r, uint64_t *iova);
+int devmem_unmap(struct iovm_device_server *srv, struct client *c, const struct dp_req *r);
+void devmem_unmap_all(struct iovm_device_server *srv, struct client *c);
+
+#endif /* IOVM_MP_DEVSRV_H */

@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mp_device.h - what the device-process tests share: a share of HEAP
+ * bytes, a device process serving it (a child, with the oracle on), a
+ * client's context and queue, and a descriptor run to its completion.
+ */
+#ifndef IOVM_TESTS_MP_DEVICE_H
+#define IOVM_TESTS_MP_DEVICE_H
+
+#include "mp_util.h"
+
+#define HEAP (UINT64_C(64) << 20)
+
+static const char *g_share, *g_dev;
+
+static inline void server(int rd, int wr, void *arg)
+{
+	struct iovm_ctx *ctx = NULL;
+	struct iovm_device_server *srv;
+	int ret;
+
+	(void)arg;
+	ret = iovm_attach(g_share, "oracle=on", &ctx);
+	CHECK_MSG(ret == 0, "attach: %s", iovm_error_detail());
+	CHECK_OK(iovm_device_serve(ctx, g_dev, 2, &srv));
+	put64(wr, 1);
+	if (get64(rd) == 2) {
+		struct iovm_device_server_info info;
+
+		CHECK_OK(iovm_device_server_info(srv, &info));
+		put64(wr, info.opened);
+		put64(wr, info.torn_down);
+		put64(wr, info.descriptors);
+		get64(rd);
+	}
+	CHECK_OK(iovm_device_server_stop(srv));
+	CHECK_OK(iovm_close(ctx));
+}
+
+struct cl {
+	struct iovm_ctx *ctx;
+	struct iovm_rqueue *q;
+};
+
+static inline struct cl client_open(void)
+{
+	struct cl c;
+	int ret;
+
+	c.ctx = attach_ok(g_share);
+	ret = iovm_rqueue_open(c.ctx, g_dev, 64, &c.q);
+	CHECK_MSG(ret == 0, "rqueue_open: %s", iovm_error_detail());
+	CHECK(iovm_rqueue_pasid(c.q) != 0);
+	return c;
+}
+
+static inline void client_close(struct cl *c)
+{
+	CHECK_OK(iovm_rqueue_close(c->q));
+	CHECK_OK(iovm_close(c->ctx));
+}
+
+/* Run @d to completion: its status. */
+static inline uint8_t run(struct iovm_rqueue *q, struct iovm_desc d)
+{
+	struct iovm_cqe cqe;
+	int n = 0;
+
+	d.tag = 0x5eed;
+	CHECK_OK(iovm_rqueue_submit(q, &d));
+	for (unsigned long spins = 0; !n; spins++) {
+		n = iovm_rqueue_reap(q, &cqe, 1);
+		CHECK_MSG(n >= 0, "reap: %d", n);
+		CHECK(spins < 2000000000ul);
+		if (!n && spins % 64 == 63)
+			usleep(10);
+	}
+	CHECK_EQ(cqe.tag, 0x5eed);
+	return cqe.status;
+}
+
+static inline struct child start_server(void)
+{
+	struct child srv = child_start(server, NULL);
+
+	CHECK_EQ(get64(srv.rd), 1);
+	return srv;
+}
+
+static inline void stop_server(struct child *srv)
+{
+	put64(srv->wr, 1);
+	child_ok(srv);
+}
+
+#endif /* IOVM_TESTS_MP_DEVICE_H */
