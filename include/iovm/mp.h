@@ -188,9 +188,13 @@ IOVM_API int iovm_share_check(struct iovm_ctx *ctx);
  *   refused where Yama's ptrace_scope is 1, and over memory the client
  *   would have to share (a memfd), which would dictate how it allocates.
  *   The rights are checked when the range is mapped, as a registration
- *   checks them. Nothing is pinned: the memory stays the client's, and a
- *   new mapping the client puts at an address it has mapped on the device
- *   is reached there until it unmaps it on the device too.
+ *   checks them. Nothing is pinned and nothing of the pages is cached on
+ *   the device: each access walks the client's page tables under its mmap
+ *   lock, so once the client's munmap() (or mremap(), or
+ *   madvise(MADV_DONTNEED)) returns, no device access reaches the pages
+ *   that went; that is the invalidation, made by the kernel. As with an
+ *   on-demand registration, memory the client maps later at such an
+ *   address is reached there, until the range is unmapped on the device.
  */
 struct iovm_device_server;
 struct iovm_rqueue;

@@ -15,6 +15,7 @@
  * process; thousands of maps and unmaps leave nothing behind either.
  */
 #include <dirent.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -388,6 +389,109 @@ static void wait_fds(pid_t pid, unsigned n)
 	}
 }
 
+/*
+ * The client's munmap is the device's invalidation: the device reads and
+ * writes the client's memory through its page tables, under its mmap
+ * lock, so once munmap (or an mremap over the range) has returned, no
+ * device access reaches the pages that went. A thread replaces the range
+ * again and again, each time by mremap() of a mapping stamped with the
+ * next generation (atomically: the range is never a hole, never half
+ * written), then publishes the generation; the device copies the range
+ * meanwhile. A copy submitted after generation g was published must find
+ * in every page one generation, g or later: an earlier one is memory
+ * unmapped before the copy began, reached.
+ */
+#define SWAP_PAGES 8
+
+struct swapper {
+	uint8_t *at;
+	_Atomic uint32_t gen;
+	_Atomic bool stop;
+	unsigned rounds;
+};
+
+static void *swap_main(void *arg)
+{
+	struct swapper *sw = arg;
+
+	for (uint32_t g = 2; !atomic_load(&sw->stop) && g < 250; g++) {
+		uint8_t *p = mmap(NULL, SWAP_PAGES * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		CHECK(p != MAP_FAILED);
+		memset(p, (int)g, SWAP_PAGES * 4096);
+		CHECK(mremap(p, SWAP_PAGES * 4096, SWAP_PAGES * 4096, MREMAP_MAYMOVE | MREMAP_FIXED, sw->at) == sw->at);
+		atomic_store_explicit(&sw->gen, g, memory_order_release);
+		sw->rounds++;
+		sched_yield();
+	}
+	return NULL;
+}
+
+TEST(munmap_reaches_the_device)
+{
+	struct iovm_ctx *owner;
+	struct child srv;
+	struct cl c;
+	struct swapper sw = { 0 };
+	uint8_t *heap;
+	iovm_iova_t io, ih;
+	pthread_t t;
+	unsigned copies = 0, newer = 0;
+
+	g_share = share_name("ownswap");
+	g_dev = share_name("ownswapdev");
+	owner = share_ok(g_share, HEAP);
+	srv = start_server();
+	c = client_open();
+	sw.at = own_pages(SWAP_PAGES);
+	memset(sw.at, 1, SWAP_PAGES * 4096);
+	atomic_store(&sw.gen, 1);
+	heap = iovm_dma_alloc(c.ctx, SWAP_PAGES * 4096, 4096, 0);
+	CHECK(heap != NULL);
+	CHECK_OK(iovm_rqueue_map(c.q, sw.at, SWAP_PAGES * 4096, IOVM_MAP_READ, &io));
+	CHECK_OK(iovm_rqueue_map(c.q, heap, SWAP_PAGES * 4096, IOVM_MAP_READ | IOVM_MAP_WRITE, &ih));
+	/* Plainly first: unmapped, the range faults at its first byte; mapped again, the new pages are reached. */
+	CHECK_OK(munmap(sw.at, SWAP_PAGES * 4096));
+	CHECK_EQ(run(c.q, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = io.addr, .dst = ih.addr, .len = 4096 }),
+		 IOVM_STATUS_PAGE_FAULT);
+	CHECK(mmap(sw.at, SWAP_PAGES * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) ==
+	      sw.at);
+	memset(heap, 0xff, SWAP_PAGES * 4096);
+	CHECK_EQ(run(c.q, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = io.addr, .dst = ih.addr, .len = 4096 }),
+		 IOVM_STATUS_SUCCESS);
+	CHECK_EQ(heap[0], 0);
+	CHECK_EQ(heap[4095], 0);
+	memset(sw.at, 1, SWAP_PAGES * 4096);
+	/* Then against the swapper. */
+	CHECK_OK(pthread_create(&t, NULL, swap_main, &sw));
+	while (atomic_load_explicit(&sw.gen, memory_order_acquire) < 249) {
+		uint32_t g0 = atomic_load_explicit(&sw.gen, memory_order_acquire);
+
+		CHECK_EQ(run(c.q, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = io.addr, .dst = ih.addr,
+						      .len = SWAP_PAGES * 4096 }), IOVM_STATUS_SUCCESS);
+		for (unsigned pg = 0; pg < SWAP_PAGES; pg++) {
+			uint8_t v = heap[pg * 4096];
+
+			CHECK_MSG(v >= g0, "page %u holds generation %u, unmapped before generation %u was published", pg, v,
+				  g0);
+			for (unsigned i = 1; i < 4096; i++)
+				CHECK_MSG(heap[pg * 4096 + i] == v, "page %u is half generation %u, half %u", pg, v,
+					  heap[pg * 4096 + i]);
+			newer += v > g0;
+		}
+		copies++;
+	}
+	atomic_store(&sw.stop, true);
+	CHECK_OK(pthread_join(t, NULL));
+	printf("# %u copies against %u replacements; %u pages already newer than at submission\n", copies, sw.rounds,
+	       newer);
+	CHECK(copies > 0);
+	client_close(&c);
+	CHECK_OK(munmap(sw.at, SWAP_PAGES * 4096));
+	stop_server(&srv);
+	CHECK_OK(iovm_close(owner));
+}
+
 /* A client opens a queue, has the device fill a page of its own, and closes. */
 static void one_client_fills(void)
 {
@@ -502,6 +606,7 @@ int main(void)
 	RUN(own_memory_ops);
 	RUN(own_memory_rights);
 	RUN(twins_reach_their_own);
+	RUN(munmap_reaches_the_device);
 	RUN(client_dies_with_own_memory_mapped);
 	RUN(many_maps);
 	return 0;
