@@ -522,8 +522,8 @@ int main(void)
 	RUN(batch_list_across_a_hole);
 	RUN(sg_list_across_a_hole);
 	RUN(sg_entry_across_a_hole);
-	RUN(compare_and_copy_crc_into_a_hole);
 	RUN(memmove_from_the_end_into_a_hole);
 	RUN(range_end_faults_as_the_heap);
+	RUN(compare_and_copy_crc_into_a_hole); /* last: it holds a known failure */
 	return 0;
 }
