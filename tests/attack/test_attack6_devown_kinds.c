@@ -216,11 +216,147 @@ TEST(own_ranges_limit_per_queue)
 	a6_teardown(owner, &srv);
 }
 
+/* The [vdso] and [vvar] mappings of the client: special pages, not ordinary memory. */
+static int find_map(const char *name, uint8_t **start, size_t *len, char perms[5])
+{
+	char line[512];
+	FILE *f = fopen("/proc/self/maps", "r");
+	int found = 0;
+
+	CHECK(f != NULL);
+	while (!found && fgets(line, sizeof(line), f)) {
+		unsigned long a, b;
+
+		if (strstr(line, name) && sscanf(line, "%lx-%lx %4s", &a, &b, perms) == 3) {
+			*start = (uint8_t *)a;
+			*len = b - a;
+			found = 1;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+TEST(vdso_and_vvar)
+{
+	struct iovm_ctx *owner;
+	struct child srv;
+	struct a6_cl c;
+	uint8_t *p, *dst = a6_anon(4 * A6_PAGE, PROT_READ | PROT_WRITE);
+	size_t len;
+	char perms[5];
+	iovm_iova_t iova;
+	uint64_t idst;
+	int ret, tried = 0;
+
+	owner = a6_setup("a6vdso", &srv, 1);
+	c = a6_client(8);
+	idst = a6_map(c.q, dst, 4 * A6_PAGE, IOVM_MAP_READ | IOVM_MAP_WRITE);
+	if (find_map("[vdso]", &p, &len, perms)) {
+		uint32_t n = (uint32_t)(len < 4 * A6_PAGE ? len : 4 * A6_PAGE);
+
+		tried++;
+		CHECK_EQ(map_err(c.q, p, len, IOVM_MAP_READ | IOVM_MAP_WRITE), -EFAULT);
+		ret = iovm_rqueue_map(c.q, p, len, IOVM_MAP_READ, &iova);
+		CHECK_MSG(ret == 0, "[vdso] (%s) is readable: map READ says %d", perms, ret);
+		if (!ret) {
+			struct iovm_cqe cq = a6_run(c.q, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = iova.addr,
+									      .dst = idst, .len = n });
+
+			CHECK_EQ(cq.status, IOVM_STATUS_SUCCESS);
+			CHECK(!memcmp(dst, p, n));
+			/* Even a descriptor that tries: the vdso is never written. */
+			CHECK_EQ(a6_st(c.q, (struct iovm_desc){ .op = IOVM_OP_FILL, .dst = iova.addr, .len = 8 }),
+				 IOVM_STATUS_PAGE_FAULT);
+			CHECK_OK(iovm_rqueue_unmap(c.q, iova, len));
+		}
+	}
+	if (find_map("[vvar]", &p, &len, perms)) {
+		tried++;
+		ret = iovm_rqueue_map(c.q, p, len, IOVM_MAP_READ, &iova);
+		printf("# [vvar] (%s, %zu bytes) mapped READ: %d\n", perms, len, ret);
+		CHECK(ret == 0 || ret == -EFAULT);
+		if (!ret) {
+			struct iovm_cqe cq = a6_run(c.q, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = iova.addr,
+									      .dst = idst, .len = A6_PAGE });
+
+			printf("# a COPY from [vvar]: status %u after %u bytes\n", cq.status, cq.bytes_completed);
+			CHECK(cq.status == IOVM_STATUS_SUCCESS || cq.status == IOVM_STATUS_PAGE_FAULT);
+			CHECK_OK(iovm_rqueue_unmap(c.q, iova, len));
+		}
+	}
+	/* The device process still serves. */
+	CHECK_EQ(a6_st(c.q, (struct iovm_desc){ .op = IOVM_OP_FILL, .dst = idst, .len = 8, .pattern = 3 }),
+		 IOVM_STATUS_SUCCESS);
+	CHECK_EQ(dst[0], 3);
+	a6_client_close(&c);
+	munmap(dst, 4 * A6_PAGE);
+	a6_teardown(owner, &srv);
+	if (!tried)
+		SKIP_CASE("no [vdso] nor [vvar] in this process");
+}
+
+/* WRITE without READ: the device writes, never reads, as on the heap (the same fault for a read). */
+TEST(write_only_as_the_heap)
+{
+	struct iovm_ctx *owner;
+	struct child srv;
+	struct a6_cl c;
+	uint8_t *own = a6_anon(2 * A6_PAGE, PROT_READ | PROT_WRITE), *heap, *rec = a6_anon(A6_PAGE, PROT_READ | PROT_WRITE);
+	uint64_t io, ih, ir, src;
+	struct iovm_completion r[2];
+	iovm_iova_t hiova = { 0 };
+	int ret;
+
+	owner = a6_setup("a6wo", &srv, 1);
+	c = a6_client(8);
+	heap = iovm_dma_alloc(c.ctx, 2 * A6_PAGE, A6_PAGE, 0);
+	CHECK(heap != NULL);
+	memset(own, 0x12, 2 * A6_PAGE);
+	memset(heap, 0x12, 2 * A6_PAGE);
+	ir = a6_map(c.q, rec, A6_PAGE, IOVM_MAP_READ | IOVM_MAP_WRITE);
+	ret = iovm_rqueue_map(c.q, heap, 2 * A6_PAGE, IOVM_MAP_WRITE, &hiova);
+	if (ret) {
+		printf("# WRITE without READ refused for the heap: %d\n", ret);
+		CHECK_EQ(map_err(c.q, own, 2 * A6_PAGE, IOVM_MAP_WRITE), ret);
+	} else {
+		ih = hiova.addr;
+		io = a6_map(c.q, own, 2 * A6_PAGE, IOVM_MAP_WRITE);
+		for (int k = 0; k < 2; k++) {
+			src = k ? io : ih;
+			memset(rec, 0, 64);
+			CHECK_EQ(a6_st(c.q, (struct iovm_desc){ .op = IOVM_OP_FILL, .dst = src + 100, .len = A6_PAGE,
+								.pattern = 0x3434343434343434ull }),
+				 IOVM_STATUS_SUCCESS);
+			CHECK_EQ(a6_st(c.q, (struct iovm_desc){ .op = IOVM_OP_CRC32C, .src = src, .len = 64,
+								.flags = IOVM_DESC_COMPLETION, .completion = ir }),
+				 IOVM_STATUS_PAGE_FAULT);
+			memcpy(&r[k], rec, sizeof(r[k]));
+			r[k].fault_addr -= src;
+		}
+		CHECK_MSG(!memcmp(&r[0], &r[1], sizeof(r[0])),
+			  "a read of write-only memory: heap reason %u access %u at +%#" PRIx64 ", own reason %u "
+			  "access %u at +%#" PRIx64,
+			  r[0].fault_reason, r[0].fault_access, r[0].fault_addr, r[1].fault_reason, r[1].fault_access,
+			  r[1].fault_addr);
+		CHECK(!memcmp(own, heap, 2 * A6_PAGE));
+		CHECK_EQ(own[100], 0x34);
+		CHECK_OK(iovm_rqueue_unmap(c.q, hiova, 2 * A6_PAGE));
+	}
+	CHECK_OK(iovm_dma_free(c.ctx, heap));
+	a6_client_close(&c);
+	munmap(own, 2 * A6_PAGE);
+	munmap(rec, A6_PAGE);
+	a6_teardown(owner, &srv);
+}
+
 int main(void)
 {
 	test_init();
 	RUN(map_arguments_and_rights);
 	RUN(ranges_at_the_heap_edges);
 	RUN(own_ranges_limit_per_queue);
+	RUN(vdso_and_vvar);
+	RUN(write_only_as_the_heap);
 	return 0;
 }
