@@ -361,6 +361,39 @@ TEST(mprotect_after_map)
 	a6_teardown(owner, &srv);
 }
 
+/* A range of 4 GiB reserved, not touched: mapped whole; only what the device writes becomes resident. */
+TEST(four_gib_untouched)
+{
+	const size_t len = (size_t)4 << 30;
+	struct iovm_ctx *owner;
+	struct child srv;
+	struct a6_cl c;
+	uint8_t *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	uint64_t im;
+	struct iovm_cqe cq;
+	unsigned char vec[4];
+
+	if (m == MAP_FAILED) {
+		CHECK(1);
+		SKIP_CASE("no 4 GiB of address space: %s", strerror(errno));
+	}
+	owner = a6_setup("a6big", &srv, 2);
+	c = a6_client(8);
+	im = a6_map(c.q, m, len, RW);
+	CHECK_EQ(a6_st(c.q, fill(im + ((size_t)3 << 30) + 5, 2 * A6_PAGE, 0x3b)), IOVM_STATUS_SUCCESS);
+	CHECK(all(m + ((size_t)3 << 30) + 5, 2 * A6_PAGE, 0x3b));
+	CHECK(mincore(m + ((size_t)3 << 30), 4 * A6_PAGE, vec) == 0);
+	CHECK_EQ((vec[0] & 1) + (vec[1] & 1) + (vec[2] & 1) + (vec[3] & 1), 3);
+	/* Across its end: 8 bytes done. */
+	cq = a6_run(c.q, fill(im + len - 8, 16, 0x3c));
+	CHECK_EQ(cq.status, IOVM_STATUS_PAGE_FAULT);
+	CHECK_EQ(cq.bytes_completed, 8);
+	CHECK(all(m + len - 8, 8, 0x3c));
+	a6_client_close(&c);
+	munmap(m, len);
+	a6_teardown(owner, &srv);
+}
+
 int main(void)
 {
 	test_init();
@@ -369,5 +402,6 @@ int main(void)
 	RUN(untouched_dontneed_and_mremap);
 	RUN(read_only_is_never_written);
 	RUN(mprotect_after_map);
+	RUN(four_gib_untouched);
 	return 0;
 }

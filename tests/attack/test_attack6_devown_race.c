@@ -302,11 +302,51 @@ TEST(fork_while_the_device_writes)
 	(void)kid;
 }
 
+/* Two queues of one client on the same own memory: closing one while the other runs leaves the other whole. */
+TEST(two_queues_one_closes)
+{
+	const size_t len = 64 * A6_PAGE;
+	struct iovm_ctx *owner;
+	struct child srv;
+	struct a6_cl c;
+	struct iovm_rqueue *q2;
+	uint8_t *m = a6_anon(len, PROT_READ | PROT_WRITE);
+	uint64_t i1, i2;
+	struct filler f;
+	unsigned mem, sock;
+
+	owner = a6_setup("a6twoq", &srv, 2);
+	c = a6_client(16);
+	CHECK_OK(iovm_rqueue_open(c.ctx, a6_dev, 16, &q2));
+	i1 = a6_map(c.q, m, len, RW);
+	i2 = a6_map(q2, m, len, RW);
+	filler_start(&f, q2, i2, (uint32_t)len);
+	for (int i = 0; i < 20; i++)
+		CHECK_EQ(a6_st(c.q, fill(i1 + (uint64_t)i * A6_PAGE, A6_PAGE, 0x9a)), IOVM_STATUS_SUCCESS);
+	CHECK_OK(iovm_rqueue_close(c.q));
+	{
+		unsigned long before = atomic_load(&f.done);
+
+		WAIT_UNTIL(atomic_load(&f.done) >= before + 20);
+	}
+	filler_stop(&f);
+	CHECK_EQ(atomic_load(&f.faulted), 0);
+	CHECK_EQ(a6_st(q2, fill(i2, len, 0x9b)), IOVM_STATUS_SUCCESS);
+	CHECK_EQ(m[len - 1], 0x9b);
+	WAIT_UNTIL((a6_fds(srv.pid, &mem, &sock), mem <= 1));
+	CHECK_OK(iovm_rqueue_close(q2));
+	WAIT_UNTIL((a6_fds(srv.pid, &mem, &sock), mem == 0));
+	CHECK_OK(iovm_close(c.ctx));
+	munmap(m, len);
+	a6_teardown(owner, &srv);
+}
+
 int main(void)
 {
 	test_init();
 	RUN(munmap_and_mremap_while_running);
 	RUN(rqueue_unmap_while_running);
 	RUN(fork_while_the_device_writes);
+	RUN(two_queues_one_closes);
 	return 0;
 }
