@@ -6,7 +6,7 @@
  * read()); a private file mapping (the client's copy changes, the file
  * never); hugetlb pages; pages never touched (faulted in, in the client);
  * madvise(MADV_DONTNEED) (what the client sees after is what the device
- * sees); mremap() (the old addresses fault, the moved pages are not
+ * sees); a file cut short under its mapping; 4 GiB never touched; mremap() (the old addresses fault, the moved pages are not
  * reached); read-only memory that the device never writes, whatever a
  * descriptor tries (destination, dst2, scatter entry, completion record).
  * Then memory mprotect()ed after it was mapped: not promised either way;
@@ -394,6 +394,51 @@ TEST(four_gib_untouched)
 	a6_teardown(owner, &srv);
 }
 
+/* A shared file mapping whose file is cut short under it: the pages past the end fault (the CPU would SIGBUS). */
+TEST(file_truncated_under_the_mapping)
+{
+	struct iovm_ctx *owner;
+	struct child srv;
+	struct a6_cl c;
+	int fd = tmpfile_fd(4 * A6_PAGE);
+	uint8_t *f = mmap(NULL, 4 * A6_PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	uint8_t *dst = a6_anon(4 * A6_PAGE, PROT_READ | PROT_WRITE);
+	uint64_t iff, idst;
+	struct iovm_cqe cq;
+
+	CHECK(f != MAP_FAILED);
+	owner = a6_setup("a6trunc", &srv, 2);
+	c = a6_client(8);
+	memset(f, 0x7e, 4 * A6_PAGE);
+	iff = a6_map(c.q, f, 4 * A6_PAGE, RW);
+	idst = a6_map(c.q, dst, 4 * A6_PAGE, RW);
+	CHECK(ftruncate(fd, A6_PAGE + 100) == 0);
+	cq = a6_run(c.q, copy(iff + A6_PAGE, idst, 3 * A6_PAGE));
+	printf("# a COPY from a file cut short: status %u after %u bytes\n", cq.status, cq.bytes_completed);
+	CHECK_EQ(cq.status, IOVM_STATUS_PAGE_FAULT);
+	CHECK_EQ(cq.bytes_completed, A6_PAGE);
+	cq = a6_run(c.q, fill(iff + A6_PAGE, 3 * A6_PAGE, 0x7f));
+	CHECK_EQ(cq.status, IOVM_STATUS_PAGE_FAULT);
+	CHECK_EQ(cq.bytes_completed, A6_PAGE);
+	CHECK(all(f + A6_PAGE, 100, 0x7f));
+	{
+		struct stat st;
+
+		CHECK(fstat(fd, &st) == 0);
+		CHECK_MSG(st.st_size == (off_t)(A6_PAGE + 100), "the device's write grew the file: %lld",
+			  (long long)st.st_size);
+	}
+	/* Grown again: reached again. */
+	CHECK(ftruncate(fd, 4 * A6_PAGE) == 0);
+	CHECK_EQ(a6_st(c.q, fill(iff + 3 * A6_PAGE, A6_PAGE, 0x70)), IOVM_STATUS_SUCCESS);
+	CHECK(all(f + 3 * A6_PAGE, A6_PAGE, 0x70));
+	a6_client_close(&c);
+	munmap(f, 4 * A6_PAGE);
+	munmap(dst, 4 * A6_PAGE);
+	close(fd);
+	a6_teardown(owner, &srv);
+}
+
 int main(void)
 {
 	test_init();
@@ -403,5 +448,6 @@ int main(void)
 	RUN(read_only_is_never_written);
 	RUN(mprotect_after_map);
 	RUN(four_gib_untouched);
+	RUN(file_truncated_under_the_mapping);
 	return 0;
 }
