@@ -192,6 +192,65 @@ TEST(memmove_from_the_end_dst_meets_the_hole)
 	a6_teardown(owner, &srv);
 }
 
+/*
+ * DUALCAST whose dst (own memory) runs into the hole while dst2 is heap
+ * memory: dst2 gets the bytes before the hole, none after (dev.h: "the
+ * bytes before it are done, in every destination (both of DUALCAST), and
+ * no byte after"). Known to fail, with the mirror case (dst2 into the
+ * hole: dst gets the rest of the stretch) in test_attack6_devown.c: run
+ * with IOVM_ATTACK6_KNOWN=1.
+ */
+TEST(dualcast_dst_into_a_hole_dst2_on_the_heap)
+{
+	struct iovm_ctx *owner;
+	struct child srv;
+	struct rig r;
+	uint64_t seed = 0xd0a2, ihp;
+	uint8_t *heap, *orig;
+	unsigned bad = 0;
+
+	owner = a6_setup("a6f2dh", &srv, 2);
+	rig_open(&r);
+	heap = iovm_dma_alloc(r.c.ctx, SZ, A6_PAGE, 0);
+	orig = malloc(SZ);
+	CHECK(heap && orig);
+	ihp = a6_map(r.c.q, heap, SZ, RW);
+	for (unsigned round = 0; round < 12; round++) {
+		uint32_t before = 1 + (uint32_t)(test_rand(&seed) % 7000), len = before + A6_PAGE + 10;
+		uint32_t d2 = (uint32_t)(test_rand(&seed) % 4096);
+		struct iovm_completion rec;
+		struct iovm_cqe cq;
+
+		rig_fill(&r, &seed);
+		a6_fill_rand(heap, SZ, &seed);
+		memcpy(orig, heap, SZ);
+		rec = rig_run(&r, (struct iovm_desc){ .op = IOVM_OP_DUALCAST, .src = r.id, .dst = r.ih + HOLE - before,
+						      .dst2 = ihp + d2, .len = len },
+			      &cq);
+		expect_bus(&rec, r.ih + HOLE, IOVM_MAP_WRITE, "DUALCAST's dst");
+		CHECK_EQ(rec.bytes_completed, before);
+		CHECK(!memcmp(heap + d2, r.d, before));
+		expect_h(&r, HOLE - before, r.d, before, "DUALCAST's dst into the hole");
+		if (memcmp(heap + d2 + before, orig + d2 + before, len - before)) {
+			uint32_t last = len;
+
+			while (last > before && heap[d2 + last - 1] == orig[d2 + last - 1])
+				last--;
+			printf("# round %u: dst stopped after %u bytes, dst2 (heap) written up to %u\n", round, before, last);
+			bad++;
+		}
+	}
+	if (bad && !a6_known())
+		printf("# known (IOVM_ATTACK6_KNOWN=1 fails): %u rounds\n", bad);
+	else
+		CHECK_MSG(bad == 0, "%u rounds: DUALCAST wrote dst2 past the fault in dst", bad);
+	CHECK_OK(iovm_rqueue_unmap(r.c.q, IOVM_IOVA(ihp), SZ));
+	CHECK_OK(iovm_dma_free(r.c.ctx, heap));
+	free(orig);
+	rig_close(&r);
+	a6_teardown(owner, &srv);
+}
+
 int main(void)
 {
 	test_init();
@@ -199,5 +258,6 @@ int main(void)
 	RUN(dualcast_source_into_a_hole);
 	RUN(compare_difference_before_a_hole);
 	RUN(memmove_from_the_end_dst_meets_the_hole);
+	RUN(dualcast_dst_into_a_hole_dst2_on_the_heap);
 	return 0;
 }
