@@ -206,9 +206,14 @@ IOVM_API int iovm_rqueue_open(struct iovm_ctx *ctx, const char *name, unsigned d
 	 * This process's memory file, for the device process to reach its own
 	 * memory (iovm_rqueue_map() of memory outside the heap): opened here,
 	 * where the kernel checks the access (on itself: granted), and passed.
-	 * Without it (a kernel without /proc), only the shared heap is reached.
+	 * Without it (no /proc, or a hardened one), only the shared heap is reached.
 	 */
 	mem_fd = fi_open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+	if (mem_fd < 0 && errno != ENOENT && errno != EACCES && errno != EPERM) {
+		/* Out of descriptors, say: the queue would quietly lack what it has elsewhere. */
+		ret = err_detail(-errno, IOVM_LOG_DEBUG, "cannot open /proc/self/mem: %s", strerror(errno));
+		goto free_ring;
+	}
 	ret = request(q, &r, mem_fd, &rep);
 	if (mem_fd >= 0)
 		close(mem_fd);
