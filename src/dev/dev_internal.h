@@ -15,6 +15,7 @@
 
 struct mem_space;
 #include "base/lock.h"
+#include "dev/dev.h"
 #include "iommu/iommu.h"
 #include "os/vfio.h"
 
@@ -94,6 +95,8 @@ struct iovm_queue {
 	 */
 	bool light_doorbell;
 	pthread_t worker;
+	dev_page_request_fn page_request; /* set before the queue runs: remote windows' page requests */
+	void *page_request_arg;
 
 	/* The submitter's. */
 	_Atomic uint32_t sq_tail __cacheline_aligned; /* the doorbell */

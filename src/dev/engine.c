@@ -543,3 +543,9 @@ IOVM_API int iovm_queue_stats(struct iovm_queue *q, struct iovm_queue_stats *st)
 	iommu_iotlb_counters(q->tlb, &st->iotlb_hits, &st->iotlb_misses);
 	return 0;
 }
+
+void dev_queue_set_page_request(struct iovm_queue *q, dev_page_request_fn fn, void *arg)
+{
+	q->page_request = fn;
+	q->page_request_arg = arg;
+}

@@ -68,6 +68,7 @@ static void sc_device(void)
 	FI_INT(iovm_attach(name, FAULT_OPTS, &cl));
 	FI_INT(iovm_rqueue_open(cl, name, 16, &q));
 	CHECK(iovm_rqueue_pasid(q) != 0);
+	FI_INT(iovm_rqueue_set_fault_handler(q, NULL, NULL));
 	a = FI_PTR(iovm_dma_alloc(cl, 8192, 4096, 0));
 	b = FI_PTR(iovm_dma_zalloc(cl, 8192, 4096, 0));
 	memset(a, 0x3d, 8192);
