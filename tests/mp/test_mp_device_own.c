@@ -604,6 +604,86 @@ TEST(page_requests)
 	CHECK_OK(iovm_close(owner));
 }
 
+/*
+ * 64 clients on one device process, each with its own memory mapped at
+ * the same address in every one of them (they are forked from one
+ * parent), half of it unmapped: every copy's page requests go to the
+ * client that owns the address space, whose handler maps the page with
+ * the client's own byte. Each must find its own bytes only.
+ */
+static void *many_at; /* the parent's; each client's copy is its own */
+
+static int many_handler(void *arg, void *addr, uint32_t access)
+{
+	uint8_t me = (uint8_t)(uintptr_t)arg;
+	uint8_t *page = (uint8_t *)((uintptr_t)addr & ~(uintptr_t)4095);
+
+	(void)access;
+	CHECK(page >= (uint8_t *)many_at && page < (uint8_t *)many_at + 8 * 4096);
+	CHECK(mmap(page, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == page);
+	memset(page, me, 4096);
+	return 0;
+}
+
+static void many_own_client(int rd, int wr, void *arg)
+{
+	uint8_t me = (uint8_t)(uintptr_t)arg;
+	struct cl c = client_open();
+	uint8_t *own = many_at, *heap = iovm_dma_zalloc(c.ctx, 8 * 4096, 4096, 0);
+	iovm_iova_t io, ih;
+
+	CHECK(heap != NULL);
+	memset(own, me, 8 * 4096);
+	CHECK_OK(iovm_rqueue_map(c.q, own, 8 * 4096, IOVM_MAP_READ | IOVM_MAP_WRITE, &io));
+	CHECK_OK(iovm_rqueue_map(c.q, heap, 8 * 4096, IOVM_MAP_READ | IOVM_MAP_WRITE, &ih));
+	CHECK_OK(iovm_rqueue_set_fault_handler(c.q, many_handler, arg));
+	put64(wr, iovm_rqueue_pasid(c.q));
+	get64(rd);
+	for (int round = 0; round < 10; round++) {
+		for (int pg = round & 1; pg < 8; pg += 2)
+			CHECK_OK(munmap(own + pg * 4096, 4096));
+		CHECK_EQ(run(c.q, (struct iovm_desc){ .op = IOVM_OP_COPY, .flags = IOVM_DESC_BLOCK_ON_FAULT, .src = io.addr,
+						      .dst = ih.addr, .len = 8 * 4096 }), IOVM_STATUS_SUCCESS);
+		for (int i = 0; i < 8 * 4096; i++)
+			CHECK_MSG(heap[i] == me, "client %u found %#x at %d", me, heap[i], i);
+		memset(heap, 0, 8 * 4096);
+	}
+	client_close(&c);
+	put64(wr, 1);
+}
+
+TEST(sixty_four_clients_page_requests)
+{
+	unsigned n = TEST_ASAN || TEST_TSAN ? 16 : 64;
+	static struct child c[64];
+	static uint64_t pasid[64];
+	struct iovm_ctx *owner;
+	struct child srv;
+
+	g_share = share_name("ownmany64");
+	g_dev = share_name("ownmany64dev");
+	owner = share_ok(g_share, HEAP);
+	srv = start_server();
+	many_at = own_pages(8);
+	for (unsigned i = 0; i < n; i++) {
+		c[i] = child_start(many_own_client, (void *)(uintptr_t)(i + 1));
+		pasid[i] = get64(c[i].rd);
+		for (unsigned j = 0; j < i; j++)
+			CHECK(pasid[j] != pasid[i]);
+	}
+	for (unsigned i = 0; i < n; i++)
+		put64(c[i].wr, 1);
+	for (unsigned i = 0; i < n; i++) {
+		CHECK_EQ(get64(c[i].rd), 1);
+		child_ok(&c[i]);
+	}
+	printf("# %u clients at one address each, their holes filled by their own handlers\n", n);
+	stop_server(&srv);
+	CHECK_OK(munmap(many_at, 8 * 4096));
+	CHECK_EQ(share_info(owner).blocks, 0);
+	CHECK_OK(iovm_close(owner));
+}
+
 /* A client opens a queue, has the device fill a page of its own, and closes. */
 static void one_client_fills(void)
 {
@@ -720,6 +800,7 @@ int main(void)
 	RUN(twins_reach_their_own);
 	RUN(munmap_reaches_the_device);
 	RUN(page_requests);
+	RUN(sixty_four_clients_page_requests);
 	RUN(client_dies_with_own_memory_mapped);
 	RUN(many_maps);
 	return 0;
