@@ -18,6 +18,7 @@
 
 #include "base/counter.h"
 #include "base/ctx.h"
+#include "base/fault_inject.h"
 #include "dev/exec.h"
 #include "mem/mem.h"
 #include "reg/reg.h"
@@ -196,13 +197,17 @@ static int remote_span(struct exec *x, struct side *s, const struct iommu_span *
 {
 	uint64_t want = MIN(span->len, REMOTE_BOUNCE), got = 0, rva = (uint64_t)(uintptr_t)span->ptr;
 	int fd = phys_remote_fd(x->q->dev->ctx->phys, span->pa);
+	uint8_t *bounce;
 
 	if (s->key)
 		want = MIN(want, s->keyed);
-	if (fd < 0) {
+	if (!x->q->bounce)
+		x->q->bounce = fi_malloc(REMOTE_SIDES * REMOTE_BOUNCE);
+	if (fd < 0 || !x->q->bounce) {
 		remote_fault(x, s->iova, s->access);
 		return -EFAULT;
 	}
+	bounce = x->q->bounce + (size_t)s->slot * REMOTE_BOUNCE;
 	if (!(s->access & IOVM_MAP_READ) && (x->d->flags & IOVM_DESC_BLOCK_ON_FAULT)) {
 		uint8_t probe;
 
@@ -213,7 +218,7 @@ static int remote_span(struct exec *x, struct side *s, const struct iommu_span *
 	}
 	if (s->access & IOVM_MAP_READ) {
 		while (got < want) {
-			ssize_t r = pread(fd, s->bounce + got, want - got, (off_t)(rva + got));
+			ssize_t r = pread(fd, bounce + got, want - got, (off_t)(rva + got));
 
 			if (r > 0)
 				got += (uint64_t)r;
@@ -228,7 +233,7 @@ static int remote_span(struct exec *x, struct side *s, const struct iommu_span *
 	}
 	s->rfd = fd;
 	s->rva = rva;
-	s->ptr = s->bounce;
+	s->ptr = bounce;
 	s->pa = span->pa;
 	s->avail = want;
 	return 0;

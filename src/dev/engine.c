@@ -442,6 +442,7 @@ IOVM_API int iovm_queue_destroy(struct iovm_queue *q)
 	rings_free(q, iommu_client_domain(q->dev->client, IOVM_PASID_NONE));
 	pthread_cond_destroy(&q->wake);
 	mutex_destroy(&q->wake_lock);
+	free(q->bounce);
 	free(q);
 	return 0;
 }
