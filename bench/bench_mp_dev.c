@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <iovm.h>
@@ -51,6 +52,7 @@ static struct {
 	const char *share;
 	char device[IOVM_SHARE_NAMESIZE];
 	uint32_t len; /* bytes per copy */
+	bool own;     /* clients copy between buffers of their own memory, not the shared heap's */
 } dv;
 
 /*
@@ -188,8 +190,16 @@ static void stream_round(struct streamer *s, const struct dev_round *rd, struct 
 static bool stream_buffers(struct iovm_ctx *ctx, struct streamer *s, struct dev_count *out)
 {
 	s->span = (DEV_SLOTS * dv.len + 4095) & ~4095u; /* the device maps whole pages */
-	s->src = iovm_dma_alloc(ctx, s->span, 4096, 0);
-	s->dst = iovm_dma_zalloc(ctx, s->span, 4096, 0);
+	if (dv.own) {
+		/* The process's own memory, as malloc() would give it: the device reaches it through its memory file. */
+		s->src = mmap(NULL, s->span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		s->dst = mmap(NULL, s->span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (s->src == MAP_FAILED || s->dst == MAP_FAILED)
+			s->src = s->dst = NULL;
+	} else {
+		s->src = iovm_dma_alloc(ctx, s->span, 4096, 0);
+		s->dst = iovm_dma_zalloc(ctx, s->span, 4096, 0);
+	}
 	if (!s->src || !s->dst) {
 		out->err = -ENOMEM;
 		snprintf(out->why, sizeof(out->why), "iovm_dma_alloc");
@@ -391,9 +401,9 @@ static double round_rate(struct mp_child *procs, unsigned n, uint64_t *totals)
  * Adds the clients' completions to *@completions.
  */
 static double rounds_of(struct mp_child *clients, unsigned n, struct mp_child *peer, double *peer_rate,
-			uint64_t *completions)
+			uint64_t *completions, bool peer_on_device)
 {
-	uint64_t totals[16] = { 0 }, peer_total;
+	uint64_t totals[16] = { 0 }, peer_total = 0;
 	unsigned reps = dv.cfg->reps, nv = 0, np = 0;
 	double v[32], p[32];
 
@@ -408,6 +418,9 @@ static double rounds_of(struct mp_child *clients, unsigned n, struct mp_child *p
 	}
 	for (unsigned i = 0; i < n; i++)
 		*completions += totals[i];
+	/* A peer that is a client of the device process too: the device counts its descriptors. */
+	if (peer_on_device)
+		*completions += peer_total;
 	*peer_rate = np == reps ? bench_median(p, np) : NAN;
 	return nv == reps ? bench_median(v, nv) : NAN;
 }
@@ -434,7 +447,7 @@ static void rows_of(uint32_t len, uint64_t *completions)
 		while (up < n && start(&clients[up], client_main, "a client"))
 			up++;
 		if (up == n)
-			rate[k] = rounds_of(clients, n, peer_up ? &peer : NULL, &peer_rate, completions);
+			rate[k] = rounds_of(clients, n, peer_up ? &peer : NULL, &peer_rate, completions, false);
 		for (unsigned i = 0; i < up; i++)
 			stop_stream(&clients[i]);
 		snprintf(name, sizeof(name), "device: copy %s, %u client%s", size, n, n > 1 ? "s" : "");
@@ -444,6 +457,38 @@ static void rows_of(uint32_t len, uint64_t *completions)
 		stop_stream(&peer);
 	snprintf(name, sizeof(name), "device: copy %s, speed-up 1 to 2 clients", size);
 	bench_result(name, "x", rate[1] / rate[0], "none", NAN, "report");
+}
+
+/*
+ * One client copying between buffers of its own memory (not the heap's):
+ * the device process moves them through the client's memory file, a
+ * system call per 4 KiB page and side; beside it, the same client on
+ * heap memory, which the device process has mapped.
+ */
+static void own_rows(uint32_t len, uint64_t *completions)
+{
+	struct mp_child own, heap;
+	double rate = NAN, heap_rate = NAN;
+	bool own_up, heap_up;
+	char name[64], size[16];
+
+	dv.len = len;
+	bench_size(len, size, sizeof(size));
+	if (len < 1024)
+		snprintf(size, sizeof(size), "%u B", len);
+	bench_progress("device process: %s copies of a client's own memory", size);
+	heap_up = start(&heap, client_main, "a client on heap memory");
+	dv.own = true;
+	own_up = start(&own, client_main, "a client on its own memory");
+	dv.own = false;
+	if (own_up)
+		rate = rounds_of(&own, 1, heap_up ? &heap : NULL, &heap_rate, completions, true);
+	if (own_up)
+		stop_stream(&own);
+	if (heap_up)
+		stop_stream(&heap);
+	snprintf(name, sizeof(name), "device: copy %s of own memory, 1 client", size);
+	bench_result(name, "Mdesc/s", rate, "the same client, heap memory", heap_rate, "report");
 }
 
 void mp_dev_bench(const struct mp_cfg *cfg, const char *share)
@@ -460,6 +505,8 @@ void mp_dev_bench(const struct mp_cfg *cfg, const char *share)
 	}
 	rows_of(64, &completions);
 	rows_of(4096, &completions);
+	own_rows(64, &completions);
+	own_rows(4096, &completions);
 	/* The device process's count, when the driver is done: every completion a client reaped, and no other. */
 	if (mp_put(device.wr, "", 1) || mp_get(device.rd, &served, sizeof(served)))
 		bench_note("device process: it died before the end");

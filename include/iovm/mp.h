@@ -309,7 +309,8 @@ IOVM_API int iovm_rqueue_unmap(struct iovm_rqueue *q, iovm_iova_t iova, size_t l
 IOVM_API int iovm_rqueue_submit(struct iovm_rqueue *q, const struct iovm_desc *d);
 
 /**
- * iovm_rqueue_reap() - take up to @max completions.
+ * iovm_rqueue_reap() - take up to @max completions, and answer a page
+ * request of the device process if one waits (iovm_rqueue_set_fault_handler()).
  *
  * Thread safety: one reaper at a time per queue.
  *
@@ -317,6 +318,35 @@ IOVM_API int iovm_rqueue_submit(struct iovm_rqueue *q, const struct iovm_desc *d
  * process is gone and nothing is left to reap.
  */
 IOVM_API int iovm_rqueue_reap(struct iovm_rqueue *q, struct iovm_cqe *cqe, unsigned max);
+
+/**
+ * typedef iovm_rqueue_fault_fn - a page request of the device process: a
+ * descriptor with IOVM_DESC_BLOCK_ON_FAULT reached @addr of this process's
+ * own memory (mapped with iovm_rqueue_map()) for @access (IOVM_MAP_READ or
+ * IOVM_MAP_WRITE) and found nothing mapped there. Return 0 when the page
+ * is mapped now (the device tries again, with the rights it was mapped
+ * with), or a negative errno (the descriptor completes with the fault,
+ * IOVM_STATUS_PAGE_FAULT, IOVM_FAULT_BUS, after the bytes before it).
+ */
+typedef int (*iovm_rqueue_fault_fn)(void *arg, void *addr, uint32_t access);
+
+/**
+ * iovm_rqueue_set_fault_handler() - answer the device process's page
+ * requests with @fn(@arg, ...) (NULL: answer none). Requests are answered
+ * inside iovm_rqueue_reap(), in the reaping thread: a queue whose
+ * descriptors block on faults is reaped while they run. The device waits
+ * up to 5 s for an answer (the clients its worker thread serves wait with
+ * it, as a device's queue stalls on a page request), then completes the
+ * descriptor with the fault; a queue closed meanwhile ends the wait. A
+ * descriptor without IOVM_DESC_BLOCK_ON_FAULT completes with the fault at
+ * once, the bytes before it done.
+ *
+ * Thread safety: as iovm_rqueue_reap(); set it before such descriptors
+ * are submitted.
+ *
+ * Return: 0; -EINVAL.
+ */
+IOVM_API int iovm_rqueue_set_fault_handler(struct iovm_rqueue *q, iovm_rqueue_fault_fn fn, void *arg);
 
 /**
  * iovm_rqueue_close() - close the queue: the device process stops it and

@@ -18,6 +18,7 @@
 
 #include "base/counter.h"
 #include "base/ctx.h"
+#include "base/fault_inject.h"
 #include "dev/exec.h"
 #include "mem/mem.h"
 #include "reg/reg.h"
@@ -154,26 +155,70 @@ static void remote_fault(struct exec *x, iova_t iova, unsigned access)
 }
 
 /*
+ * Nothing is mapped at @rva of the other process. A descriptor that asks
+ * to block on faults asks the queue's page request hook, outside its
+ * section (the other process answers when it can): -EAGAIN when the page
+ * is there now, to be translated afresh; else the fault completes it.
+ */
+static int remote_missing(struct exec *x, struct side *s, uint64_t rva, unsigned access)
+{
+	struct iovm_queue *q = x->q;
+	int ret;
+
+	if (!(x->d->flags & IOVM_DESC_BLOCK_ON_FAULT) || !q->page_request || x->retries >= FAULT_RETRIES) {
+		remote_fault(x, s->iova, access);
+		return -EFAULT;
+	}
+	iommu_exit(q->tlb);
+	q->sections_left++;
+	ret = q->page_request(q->page_request_arg, rva, access);
+	iommu_enter(q->tlb);
+	x->retries++;
+	if (ret) {
+		remote_fault(x, s->iova, access);
+		return -EFAULT;
+	}
+	counter_add(&q->page_requests, 1);
+	return -EAGAIN;
+}
+
+/*
  * A span of another process's memory (@span->ptr is its address there):
  * the side works in its bounce buffer, filled from the memory file if it
  * reads. The memory file says EIO where nothing is mapped and reads
- * nothing once the process is gone: a fault at the first byte not read.
- * Inside the section: the window, and so its file, stays while it lasts.
+ * nothing once the process is gone: a fault at the first byte not read,
+ * or a page request (remote_missing()), which may ask for the span again
+ * (-EAGAIN). A side that only writes learns it at its pwrite(), too late
+ * to ask: a descriptor that blocks on faults has its first byte read
+ * first. Inside the section: the window, and so its file, stays while it
+ * lasts.
  */
 static int remote_span(struct exec *x, struct side *s, const struct iommu_span *span)
 {
-	uint64_t want = MIN(span->len, REMOTE_BOUNCE), got = 0;
+	uint64_t want = MIN(span->len, REMOTE_BOUNCE), got = 0, rva = (uint64_t)(uintptr_t)span->ptr;
 	int fd = phys_remote_fd(x->q->dev->ctx->phys, span->pa);
+	uint8_t *bounce;
 
 	if (s->key)
 		want = MIN(want, s->keyed);
-	if (fd < 0) {
+	if (!x->q->bounce)
+		x->q->bounce = fi_malloc(REMOTE_SIDES * REMOTE_BOUNCE);
+	if (fd < 0 || !x->q->bounce) {
 		remote_fault(x, s->iova, s->access);
 		return -EFAULT;
 	}
+	bounce = x->q->bounce + (size_t)s->slot * REMOTE_BOUNCE;
+	if (!(s->access & IOVM_MAP_READ) && (x->d->flags & IOVM_DESC_BLOCK_ON_FAULT)) {
+		uint8_t probe;
+
+		/* Up to the page's end: the next page is probed in its own span. */
+		want = MIN(want, SZ_4K - (rva & (SZ_4K - 1)));
+		if (pread(fd, &probe, 1, (off_t)rva) != 1)
+			return remote_missing(x, s, rva, IOVM_MAP_WRITE);
+	}
 	if (s->access & IOVM_MAP_READ) {
 		while (got < want) {
-			ssize_t r = pread(fd, s->bounce + got, want - got, (off_t)((uint64_t)(uintptr_t)span->ptr + got));
+			ssize_t r = pread(fd, bounce + got, want - got, (off_t)(rva + got));
 
 			if (r > 0)
 				got += (uint64_t)r;
@@ -182,15 +227,13 @@ static int remote_span(struct exec *x, struct side *s, const struct iommu_span *
 			else
 				break;
 		}
-		if (!got) {
-			remote_fault(x, s->iova, IOVM_MAP_READ);
-			return -EFAULT;
-		}
+		if (!got)
+			return remote_missing(x, s, rva, IOVM_MAP_READ);
 		want = got;
 	}
 	s->rfd = fd;
-	s->rva = (uint64_t)(uintptr_t)span->ptr;
-	s->ptr = s->bounce;
+	s->rva = rva;
+	s->ptr = bounce;
 	s->pa = span->pa;
 	s->avail = want;
 	return 0;
@@ -234,8 +277,15 @@ static int side_span(struct exec *x, struct side *s)
 				sides_forget(x);
 				continue;
 			}
-			if (unlikely(span.reach == PHYS_REACH_REMOTE))
-				return remote_span(x, s, &span);
+			if (unlikely(span.reach == PHYS_REACH_REMOTE)) {
+				int ret = remote_span(x, s, &span);
+
+				if (ret != -EAGAIN)
+					return ret;
+				/* Asked and answered, outside the section: everything afresh. */
+				sides_forget(x);
+				continue;
+			}
 			s->rfd = -1;
 			s->ptr = span.ptr;
 			s->pa = span.pa;

@@ -15,6 +15,7 @@
 
 struct mem_space;
 #include "base/lock.h"
+#include "dev/dev.h"
 #include "iommu/iommu.h"
 #include "os/vfio.h"
 
@@ -67,6 +68,14 @@ int vfio_dev_detach(struct iovm_device *dev, uint32_t pasid);
  * an engine and a reaper on different CPUs then move only the lines they
  * must (the rings, and the doorbell the other side reads).
  */
+/*
+ * Another process's memory (PHYS_REACH_REMOTE) moves through a buffer of
+ * this many bytes per side, one pread() or pwrite() of its memory file
+ * each: the engine never dereferences a pointer there.
+ */
+#define REMOTE_BOUNCE 8192
+#define REMOTE_SIDES 3
+
 struct iovm_queue {
 	/* Set at creation, read-only after. */
 	struct iovm_device *dev;
@@ -94,6 +103,15 @@ struct iovm_queue {
 	 */
 	bool light_doorbell;
 	pthread_t worker;
+	dev_page_request_fn page_request; /* set before the queue runs: remote windows' page requests */
+	void *page_request_arg;
+	/*
+	 * The engine's (whoever runs the queue): REMOTE_SIDES buffers of
+	 * REMOTE_BOUNCE bytes, made at the first access to another process's
+	 * memory, one per side of the descriptor under way (a batch's child
+	 * runs while its parent has none).
+	 */
+	uint8_t *bounce;
 
 	/* The submitter's. */
 	_Atomic uint32_t sq_tail __cacheline_aligned; /* the doorbell */

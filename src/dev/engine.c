@@ -442,6 +442,7 @@ IOVM_API int iovm_queue_destroy(struct iovm_queue *q)
 	rings_free(q, iommu_client_domain(q->dev->client, IOVM_PASID_NONE));
 	pthread_cond_destroy(&q->wake);
 	mutex_destroy(&q->wake_lock);
+	free(q->bounce);
 	free(q);
 	return 0;
 }
@@ -542,4 +543,10 @@ IOVM_API int iovm_queue_stats(struct iovm_queue *q, struct iovm_queue_stats *st)
 	};
 	iommu_iotlb_counters(q->tlb, &st->iotlb_hits, &st->iotlb_misses);
 	return 0;
+}
+
+void dev_queue_set_page_request(struct iovm_queue *q, dev_page_request_fn fn, void *arg)
+{
+	q->page_request = fn;
+	q->page_request_arg = arg;
 }

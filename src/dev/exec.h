@@ -20,12 +20,6 @@
 #define FAULT_RETRIES 16
 /* The resolver, as many as a descriptor needs, but this many times in a row at one address. */
 #define RESOLVE_STUCK 8
-/*
- * Another process's memory (PHYS_REACH_REMOTE) moves through a buffer of
- * this many bytes per side, one pread() or pwrite() of its memory file
- * each: the engine never dereferences a pointer there.
- */
-#define REMOTE_BOUNCE 8192
 
 /*
  * One range an operation reads or writes, and the span of it translated
@@ -44,13 +38,14 @@ struct side {
 	uint64_t va_end; /* keyed: where the range ends */
 	uint64_t keyed;  /* keyed: bytes from va that iova holds for; 0: ask the key */
 	/*
-	 * Another process's memory: ptr is in bounce, which holds avail bytes
-	 * read from rva of the memory file rfd (a side that only writes reads
-	 * nothing); stretch_done() writes what the operation wrote there.
+	 * Another process's memory: ptr is in the queue's bounce buffer of
+	 * the side's slot, which holds avail bytes read from rva of the memory
+	 * file rfd (a side that only writes reads nothing); stretch_done()
+	 * writes what the operation wrote there.
 	 */
 	int rfd;         /* -1: ptr is memory of this process */
 	uint64_t rva;
-	uint8_t *bounce;
+	uint8_t slot;    /* its index in exec.sides: which of the queue's bounce buffers is its */
 };
 
 struct exec {
@@ -77,9 +72,10 @@ struct exec {
 	uint64_t cur_len;
 	unsigned cur_n;
 	bool completing;        /* writing the completion record */
-	/* The sides' bounce buffers (never zeroed: only the bytes read or written are used). */
-	uint8_t bounce[3][REMOTE_BOUNCE];
 };
+
+static_assert(sizeof(((struct exec *)0)->sides) / sizeof(struct side *) == REMOTE_SIDES,
+	      "a bounce buffer per side a descriptor may have");
 
 static inline void exec_init(struct exec *x, struct iovm_queue *q, const struct iovm_desc *d,
 		      struct iovm_completion *c)
@@ -111,7 +107,7 @@ static inline void exec_init(struct exec *x, struct iovm_queue *q, const struct 
 static inline void side_init(struct exec *x, struct side *s, uint32_t key, uint64_t addr, uint64_t len,
 			     unsigned access)
 {
-	*s = (struct side){ .iova = iova_make(addr), .access = access, .rfd = -1, .bounce = x->bounce[x->nr_sides] };
+	*s = (struct side){ .iova = iova_make(addr), .access = access, .rfd = -1, .slot = (uint8_t)x->nr_sides };
 	if ((x->d->flags & IOVM_DESC_KEYED) && key) {
 		s->key = key;
 		s->va = addr;

@@ -53,6 +53,10 @@ struct iovm_rqueue {
 	_Atomic bool gone;        /* the device process is gone */
 	unsigned fork_gen;        /* mp_fork_gen() at open: a forked child has none of it */
 	int wake_fd;              /* the worker's eventfd: written when it sleeps (dp_ring_ctl.sleeping) */
+	/* Page requests: answered by the reaper, with the handler set before. */
+	iovm_rqueue_fault_fn fault_fn;
+	void *fault_arg;
+	uint32_t pr_answered;     /* the reaper's: the last request answered */
 };
 
 static int not_forked(const struct iovm_rqueue *q)
@@ -206,9 +210,14 @@ IOVM_API int iovm_rqueue_open(struct iovm_ctx *ctx, const char *name, unsigned d
 	 * This process's memory file, for the device process to reach its own
 	 * memory (iovm_rqueue_map() of memory outside the heap): opened here,
 	 * where the kernel checks the access (on itself: granted), and passed.
-	 * Without it (a kernel without /proc), only the shared heap is reached.
+	 * Without it (no /proc, or a hardened one), only the shared heap is reached.
 	 */
 	mem_fd = fi_open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+	if (mem_fd < 0 && errno != ENOENT && errno != EACCES && errno != EPERM) {
+		/* Out of descriptors, say: the queue would quietly lack what it has elsewhere. */
+		ret = err_detail(-errno, IOVM_LOG_DEBUG, "cannot open /proc/self/mem: %s", strerror(errno));
+		goto free_ring;
+	}
 	ret = request(q, &r, mem_fd, &rep);
 	if (mem_fd >= 0)
 		close(mem_fd);
@@ -351,6 +360,36 @@ IOVM_API int iovm_rqueue_submit(struct iovm_rqueue *q, const struct iovm_desc *d
 	return 0;
 }
 
+/*
+ * The device process asks about a page of this process's own memory (a
+ * descriptor that blocks on faults found nothing mapped there): the
+ * handler says whether it is mapped now; without one, it is not.
+ */
+static __noinline void page_request_answer(struct iovm_rqueue *q)
+{
+	struct dp_ring_ctl *r = q->ring;
+	uint32_t seq = atomic_load_explicit(&r->pr_seq, memory_order_acquire);
+	uint64_t addr = atomic_load_explicit(&r->pr_addr, memory_order_relaxed);
+	uint32_t access = atomic_load_explicit(&r->pr_access, memory_order_relaxed);
+	int status = -EFAULT;
+
+	if (q->fault_fn && (access == IOVM_MAP_READ || access == IOVM_MAP_WRITE))
+		status = q->fault_fn(q->fault_arg, (void *)(uintptr_t)addr, access);
+	atomic_store_explicit(&r->pr_status, status ? -EFAULT : 0, memory_order_relaxed);
+	atomic_store_explicit(&r->pr_done, seq, memory_order_release);
+	q->pr_answered = seq;
+}
+
+IOVM_API int iovm_rqueue_set_fault_handler(struct iovm_rqueue *q, iovm_rqueue_fault_fn fn, void *arg)
+{
+	err_enter();
+	if (!q)
+		return err_inval("!q");
+	q->fault_fn = fn;
+	q->fault_arg = arg;
+	return 0;
+}
+
 IOVM_API int iovm_rqueue_reap(struct iovm_rqueue *q, struct iovm_cqe *cqe, unsigned max)
 {
 	struct iovm_cqe *cq;
@@ -361,6 +400,8 @@ IOVM_API int iovm_rqueue_reap(struct iovm_rqueue *q, struct iovm_cqe *cqe, unsig
 		return err_hot(-EINVAL, "invalid argument: !q || !cqe");
 	if (unlikely(q->fork_gen != mp_fork_gen()))
 		return not_forked(q);
+	if (unlikely(atomic_load_explicit(&q->ring->pr_seq, memory_order_relaxed) != q->pr_answered))
+		page_request_answer(q);
 	cq = dp_cq(q->ring, q->depth);
 	tail = atomic_load_explicit(&q->ring->cq_tail, memory_order_acquire);
 	/* The device process's index, checked: never more than was submitted. */

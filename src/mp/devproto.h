@@ -65,8 +65,22 @@ struct dp_ring_ctl {
 	 */
 	_Atomic uint32_t sleeping;
 	uint8_t pad4[60];
+	/*
+	 * A page request: a descriptor that blocks on faults found nothing
+	 * mapped at pr_addr of the client's own memory. The device process
+	 * writes pr_addr and pr_access, then pr_seq (release), and waits; the
+	 * client, in its reap, resolves it and writes pr_status (0: mapped
+	 * now), then pr_done = pr_seq (release). The device process trusts
+	 * neither: it counts its own requests, and waits a bounded time.
+	 */
+	_Atomic uint64_t pr_addr;
+	_Atomic uint32_t pr_access;
+	_Atomic uint32_t pr_seq;
+	_Atomic uint32_t pr_done;
+	_Atomic int32_t pr_status;
+	uint8_t pad5[40];
 };
-static_assert(sizeof(struct dp_ring_ctl) == 320, "five cache lines");
+static_assert(sizeof(struct dp_ring_ctl) == 384, "six cache lines");
 static_assert(sizeof(struct iovm_desc) == 64, "a descriptor is a cache line");
 
 static inline uint64_t dp_ring_bytes(unsigned depth)

@@ -36,6 +36,8 @@ struct client {
 	bool opened;
 	bool closed;             /* closed by the client (DP_CLOSE): torn down, the connection stays to answer */
 	bool dead;               /* under lock: workers skip it */
+	_Atomic bool going;      /* set before teardown takes the lock: a worker waiting on a page request gives up */
+	uint32_t pr_seq;         /* page requests asked: the worker's, under lock */
 	uint8_t slot;            /* the client's slot in the share */
 	uint32_t pasid;
 	unsigned depth;

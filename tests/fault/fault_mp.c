@@ -55,7 +55,8 @@ static void sc_device(void)
 	struct iovm_device_server_info info;
 	struct iovm_device_server *srv;
 	struct iovm_rqueue *q;
-	iovm_iova_t ia, ib;
+	static uint8_t own[8192] __attribute__((aligned(4096)));
+	iovm_iova_t ia, ib, io;
 	char name[64];
 	uint8_t *a, *b;
 	struct iovm_cqe cqe;
@@ -67,6 +68,7 @@ static void sc_device(void)
 	FI_INT(iovm_attach(name, FAULT_OPTS, &cl));
 	FI_INT(iovm_rqueue_open(cl, name, 16, &q));
 	CHECK(iovm_rqueue_pasid(q) != 0);
+	FI_INT(iovm_rqueue_set_fault_handler(q, NULL, NULL));
 	a = FI_PTR(iovm_dma_alloc(cl, 8192, 4096, 0));
 	b = FI_PTR(iovm_dma_zalloc(cl, 8192, 4096, 0));
 	memset(a, 0x3d, 8192);
@@ -83,6 +85,20 @@ static void sc_device(void)
 	CHECK_EQ(cqe.status, IOVM_STATUS_SUCCESS);
 	CHECK_EQ(cqe.tag, 9);
 	CHECK_EQ(b[8191], 0x3d);
+	/* Memory of this process's own, which the device reaches through the process's memory file. */
+	memset(own, 0, sizeof(own));
+	FI_INT(iovm_rqueue_map(q, own, sizeof(own), IOVM_MAP_READ | IOVM_MAP_WRITE, &io));
+	FI_INT(iovm_rqueue_submit(q, &(struct iovm_desc){ .op = IOVM_OP_COPY, .src = ia.addr, .dst = io.addr,
+							   .len = 8192, .tag = 10 }));
+	for (unsigned long spins = 0, got = 0; !got; spins++) {
+		got = (unsigned long)FI_INT(iovm_rqueue_reap(q, &cqe, 1));
+		CHECK(spins < 1000000000ul);
+		if (!got)
+			usleep(1);
+	}
+	CHECK_EQ(cqe.status, IOVM_STATUS_SUCCESS);
+	CHECK_EQ(own[8191], 0x3d);
+	FI_INT(iovm_rqueue_unmap(q, io, sizeof(own)));
 	FI_INT(iovm_rqueue_unmap(q, ib, 8192));
 	FI_INT(iovm_rqueue_unmap(q, ia, 8192));
 	FI_INT(iovm_dma_free(cl, a));

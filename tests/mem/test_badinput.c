@@ -129,6 +129,7 @@ B(rqueue_map_null) { iovm_iova_t i; return iovm_rqueue_map(NULL, app, 4096, IOVM
 B(rqueue_unmap_null) { return iovm_rqueue_unmap(NULL, IOVM_IOVA(4096), 4096); }
 B(rqueue_submit_null) { return iovm_rqueue_submit(NULL, &(struct iovm_desc){ 0 }); }
 B(rqueue_reap_null) { struct iovm_cqe c; return iovm_rqueue_reap(NULL, &c, 1); }
+B(rqueue_fault_handler_null) { return iovm_rqueue_set_fault_handler(NULL, NULL, NULL); }
 B(rqueue_close_null) { return iovm_rqueue_close(NULL); }
 
 B(alloc_null_ctx) { return ptr_ret(iovm_dma_alloc(NULL, 64, 0, 0)); }
@@ -634,6 +635,7 @@ static const struct bad_case cases[] = {
 	ROW(rqueue_unmap_null, iovm_rqueue_unmap, EINVAL),
 	ROW(rqueue_submit_null, iovm_rqueue_submit, EINVAL),
 	ROW(rqueue_reap_null, iovm_rqueue_reap, EINVAL),
+	ROW(rqueue_fault_handler_null, iovm_rqueue_set_fault_handler, EINVAL),
 	ROW(rqueue_close_null, iovm_rqueue_close, EINVAL),
 	ROW(alloc_null_ctx, iovm_dma_alloc, EINVAL),
 	ROW(alloc_zero, iovm_dma_alloc, EINVAL),
