@@ -16,7 +16,10 @@
 #define HOLE (8 * A6_PAGE)
 
 struct handler {
-	int mode; /* 0: map the page, filled with fillb; 1: say 0, map nothing; 2: refuse */
+	int mode; /* 0: map the page, filled with fillb; 1: say 0, map nothing; 2: refuse; 3: 0, and map+unmap on q */
+	struct iovm_rqueue *q;
+	void *other;
+	int other_ret[2];
 	uint8_t fillb;
 	unsigned calls;
 	void *addr[64];
@@ -37,6 +40,12 @@ static int handle(void *arg, void *addr, uint32_t access)
 		return -EFAULT;
 	if (h->mode == 1)
 		return 0;
+	if (h->mode == 3) { /* the handler uses its queue: a map and an unmap of another range */
+		iovm_iova_t iova = { 0 };
+
+		h->other_ret[0] = iovm_rqueue_map(h->q, h->other, A6_PAGE, RW, &iova);
+		h->other_ret[1] = h->other_ret[0] ? 0 : iovm_rqueue_unmap(h->q, iova, A6_PAGE);
+	}
 	CHECK(mmap(page, A6_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == page);
 	memset(page, h->fillb, A6_PAGE);
 	return 0;
@@ -253,11 +262,40 @@ TEST(client_dies_while_the_device_waits)
 	a6_teardown(owner, &srv);
 }
 
+/* A handler that maps and unmaps another range of its queue, inside the reap: no deadlock with the waiting device. */
+TEST(handler_uses_its_queue)
+{
+	struct iovm_ctx *owner;
+	struct child srv;
+	struct handler hd = { .mode = 3, .fillb = 0x44 };
+	struct prig r;
+	struct iovm_cqe cq;
+
+	owner = a6_setup("a6prq", &srv, 1);
+	prig_open(&r, &hd);
+	hd.q = r.c.q;
+	hd.other = a6_anon(A6_PAGE, PROT_READ | PROT_WRITE);
+	hole(&r);
+	cq = a6_run(r.c.q, (struct iovm_desc){ .op = IOVM_OP_COPY, .flags = IOVM_DESC_BLOCK_ON_FAULT,
+					       .src = r.ih + HOLE, .dst = r.id, .len = 100 });
+	printf("# a handler's map and unmap inside the reap: %d, %d; the descriptor: status %u after %u, %u requests\n",
+	       hd.other_ret[0], hd.other_ret[1], cq.status, cq.bytes_completed, hd.calls);
+	CHECK_EQ(hd.calls, 1);
+	CHECK_OK(hd.other_ret[0]);
+	CHECK_OK(hd.other_ret[1]);
+	CHECK_EQ(cq.status, IOVM_STATUS_SUCCESS);
+	CHECK(all(r.d, 100, 0x44));
+	prig_close(&r);
+	munmap(hd.other, A6_PAGE);
+	a6_teardown(owner, &srv);
+}
+
 int main(void)
 {
 	test_init();
 	RUN(handler_maps_the_page);
 	RUN(handler_says_yes_maps_nothing_or_refuses);
+	RUN(handler_uses_its_queue);
 	RUN(close_while_the_device_waits);
 	RUN(client_dies_while_the_device_waits);
 	return 0;
