@@ -80,65 +80,23 @@ static bool conn_gone(struct iovm_rqueue *q)
 	return false;
 }
 
-/* Send @r, with @fd (SCM_RIGHTS) unless -1. */
-static ssize_t send_req(struct iovm_rqueue *q, const struct dp_req *r, int fd)
-{
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct iovec iov = { .iov_base = (void *)r, .iov_len = sizeof(*r) };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-
-	if (fd >= 0) {
-		struct cmsghdr *cm;
-
-		memset(&u, 0, sizeof(u));
-		msg.msg_control = u.buf;
-		msg.msg_controllen = sizeof(u.buf);
-		cm = CMSG_FIRSTHDR(&msg);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-	}
-	return sendmsg(q->conn, &msg, MSG_NOSIGNAL);
-}
-
 /* One request and its answer; @fd (-1: none) goes with the request. */
 static int request(struct iovm_rqueue *q, const struct dp_req *r, int fd, struct dp_rep *rep)
 {
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct iovec iov = { .iov_base = rep, .iov_len = sizeof(*rep) };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-			      .msg_controllen = sizeof(u.buf) };
+	int got = -1;
 	ssize_t n;
 
 	pthread_mutex_lock(&q->req_lock);
-	n = send_req(q, r, fd);
+	n = mp_send_fds(q->conn, r, sizeof(*r), &fd, fd >= 0);
 	if (n == (ssize_t)sizeof(*r))
-		do
-			n = recvmsg(q->conn, &msg, MSG_CMSG_CLOEXEC);
-		while (n < 0 && errno == EINTR);
+		n = mp_recv_fd(q->conn, rep, sizeof(*rep), 0, &got);
 	pthread_mutex_unlock(&q->req_lock);
-	if (n > 0) {
-		struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-
-		/* The answer to DP_OPEN brings the worker's eventfd; nothing else brings a descriptor. */
-		if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
-		    cm->cmsg_len == CMSG_LEN(sizeof(int))) {
-			int got;
-
-			memcpy(&got, CMSG_DATA(cm), sizeof(got));
-			mp_fd_own(got);
-			if (r->op == DP_OPEN && q->wake_fd < 0)
-				q->wake_fd = got;
-			else
-				mp_fd_close(got);
-		}
+	/* The answer to DP_OPEN brings the worker's eventfd; nothing else brings a descriptor. */
+	if (got >= 0) {
+		if (r->op == DP_OPEN && q->wake_fd < 0 && n == (ssize_t)sizeof(*rep))
+			q->wake_fd = got;
+		else
+			mp_fd_close(got);
 	}
 	if (n != (ssize_t)sizeof(*rep)) {
 		atomic_store_explicit(&q->gone, true, memory_order_relaxed);

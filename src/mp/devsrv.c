@@ -100,26 +100,8 @@ static void client_free(struct iovm_device_server *srv, struct client *c)
 static int reply_fd(struct client *c, int status, uint32_t pasid, uint64_t iova, int fd)
 {
 	struct dp_rep rep = { .status = status, .pasid = pasid, .iova = iova };
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct iovec iov = { .iov_base = &rep, .iov_len = sizeof(rep) };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
 
-	if (fd >= 0) {
-		struct cmsghdr *cm;
-
-		memset(&u, 0, sizeof(u));
-		msg.msg_control = u.buf;
-		msg.msg_controllen = sizeof(u.buf);
-		cm = CMSG_FIRSTHDR(&msg);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-	}
-	return sendmsg(c->conn, &msg, MSG_NOSIGNAL) == (ssize_t)sizeof(rep) ? 0 : -EPIPE;
+	return mp_send_fds(c->conn, &rep, sizeof(rep), &fd, fd >= 0) == (ssize_t)sizeof(rep) ? 0 : -EPIPE;
 }
 
 static int reply(struct client *c, int status, uint32_t pasid, uint64_t iova)
@@ -228,43 +210,13 @@ fail:
 	return ret;
 }
 
-/* A request of @c, and the descriptor that came with it in *@fd (-1: none). As recv(). */
-static ssize_t recv_req(struct client *c, struct dp_req *r, int *fd)
-{
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct iovec iov = { .iov_base = r, .iov_len = sizeof(*r) };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-			      .msg_controllen = sizeof(u.buf) };
-	ssize_t n = recvmsg(c->conn, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-	struct cmsghdr *cm;
-
-	*fd = -1;
-	if (n < 0)
-		return n;
-	cm = CMSG_FIRSTHDR(&msg);
-	if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(int))) {
-		memcpy(fd, CMSG_DATA(cm), sizeof(int));
-		mp_fd_own(*fd);
-	}
-	/* Cut off, or more than one descriptor: what came is closed, the request refused. */
-	if (msg.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) {
-		mp_fd_close(*fd);
-		*fd = -1;
-		return 0;
-	}
-	return n;
-}
-
 /* One request of @c; false when the client is to go (closed, dead, or speaking nonsense). */
 static bool serve_request(struct iovm_device_server *srv, unsigned idx, struct client *c)
 {
 	struct dp_req r;
 	uint64_t iova = 0;
 	int fd = -1, ret;
-	ssize_t n = recv_req(c, &r, &fd);
+	ssize_t n = mp_recv_fd(c->conn, &r, sizeof(r), MSG_DONTWAIT, &fd);
 
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return true;

@@ -320,6 +320,16 @@ unsigned mp_fork_gen(void);
  */
 void mp_fd_own(int fd);
 void mp_fd_close(int fd);
+/*
+ * fdpass.c. mp_send_fds(): @buf with @nr_fds (at most 2) descriptors
+ * beside it, as sendmsg() (MSG_NOSIGNAL). mp_recv_fd(): a message into
+ * @buf, and the descriptor that came with it in *@fd (-1: none; owned,
+ * close-on-exec), as recvmsg() with @flags; a message cut off (more than
+ * one descriptor, or longer than @len) is -1 with errno EPROTO, and what
+ * came is closed.
+ */
+ssize_t mp_send_fds(int sock, const void *buf, size_t len, const int *fds, unsigned nr_fds);
+ssize_t mp_recv_fd(int sock, void *buf, size_t len, int flags, int *fd);
 /* mp_proc_start() - the start time of @pid (in clock ticks since boot), and whether it is a zombie. */
 int mp_proc_start(pid_t pid, uint64_t *start, bool *zombie);
 /* mp_slot_take() - a slot for this process; -EUSERS when none is free after a reap. Takes the lock. */

@@ -108,27 +108,9 @@ static int send_hello(int fd, const struct mp_space *s, int status)
 		.ctl_size = s->c->ctl_size,
 		.heap_size = s->heap_size,
 	};
-	union {
-		char buf[CMSG_SPACE(2 * sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct iovec iov = { .iov_base = &hello, .iov_len = sizeof(hello) };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	int fds[2] = { s->ctl_fd, s->heap_fd };
 
-	if (!status) {
-		struct cmsghdr *cm;
-		int fds[2] = { s->ctl_fd, s->heap_fd };
-
-		memset(&u, 0, sizeof(u));
-		msg.msg_control = u.buf;
-		msg.msg_controllen = sizeof(u.buf);
-		cm = CMSG_FIRSTHDR(&msg);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(fds));
-		memcpy(CMSG_DATA(cm), fds, sizeof(fds));
-	}
-	return sendmsg(fd, &msg, MSG_NOSIGNAL) == (ssize_t)sizeof(hello) ? 0 : -errno;
+	return mp_send_fds(fd, &hello, sizeof(hello), fds, status ? 0 : 2) == (ssize_t)sizeof(hello) ? 0 : -errno;
 }
 
 static void drop(struct mp_server *srv, unsigned i)
