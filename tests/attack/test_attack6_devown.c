@@ -12,6 +12,8 @@
  * the hole is reached there.
  *
  * IOVM_ATTACK6_SEED=N replays a seed; IOVM_ATTACK6_STEPS=N runs longer.
+ * Known failure, run with IOVM_ATTACK6_KNOWN=1: a DUALCAST whose dst2 runs
+ * into the hole has written dst to the end of the stretch it read.
  */
 #include "attack6_devown.h"
 

@@ -8,6 +8,8 @@
  * kind and access, the CRC of the bytes done, and the bytes themselves
  * (done before the fault, untouched after). Then the end of a range, which
  * must fault as the end of a heap range does.
+ * Known failure, run with IOVM_ATTACK6_KNOWN=1: COPY_CRC stopped by the
+ * hole in its destination reports the CRC of the whole stretch it read.
  */
 #include "attack6_rig.h"
 

@@ -7,7 +7,9 @@
  * difference: the hole is never reached); a memmove from the end whose
  * destination meets the hole first. Each against dev.h's rule: the bytes
  * before the first byte not moved are done, in every destination, and no
- * byte after.
+ * byte after. Known failure, run with IOVM_ATTACK6_KNOWN=1: a DUALCAST
+ * whose dst (own memory) runs into the hole has written dst2 (heap memory)
+ * to the end of the stretch.
  */
 #include "attack6_rig.h"
 
