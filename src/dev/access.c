@@ -188,10 +188,10 @@ static int remote_missing(struct exec *x, struct side *s, uint64_t rva, unsigned
  * reads. The memory file says EIO where nothing is mapped and reads
  * nothing once the process is gone: a fault at the first byte not read,
  * or a page request (remote_missing()), which may ask for the span again
- * (-EAGAIN). A side that only writes learns it at its pwrite(), too late
- * to ask: a descriptor that blocks on faults has its first byte read
- * first. Inside the section: the window, and so its file, stays while it
- * lasts.
+ * (-EAGAIN). A side that only writes has its page's first byte read, so
+ * that a hole is found before the stretch moves a byte anywhere; only the
+ * other process unmapping the page in between is found at the pwrite().
+ * Inside the section: the window, and so its file, stays while it lasts.
  */
 static int remote_span(struct exec *x, struct side *s, const struct iommu_span *span)
 {
@@ -208,10 +208,15 @@ static int remote_span(struct exec *x, struct side *s, const struct iommu_span *
 		return -EFAULT;
 	}
 	bounce = x->q->bounce + (size_t)s->slot * REMOTE_BOUNCE;
-	if (!(s->access & IOVM_MAP_READ) && (x->d->flags & IOVM_DESC_BLOCK_ON_FAULT)) {
+	if (!(s->access & IOVM_MAP_READ)) {
 		uint8_t probe;
 
-		/* Up to the page's end: the next page is probed in its own span. */
+		/*
+		 * A side that only writes: is the page there? Up to the page's
+		 * end, the next page probed in its own span. Else the operation
+		 * would do the stretch (into the other destinations, into its
+		 * CRC) and only the pwrite() would find the hole, too late.
+		 */
 		want = MIN(want, SZ_4K - (rva & (SZ_4K - 1)));
 		if (pread(fd, &probe, 1, (off_t)rva) != 1)
 			return remote_missing(x, s, rva, IOVM_MAP_WRITE);

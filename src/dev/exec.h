@@ -152,8 +152,11 @@ void gate_wait(struct iovm_queue *q);
 
 /*
  * The operation did @n bytes of the stretch: what it wrote into another
- * process's memory goes there (a fault completes the descriptor: -EFAULT,
- * with the stretch not counted done), and every side moves on.
+ * process's memory goes there, and every side moves on. A fault there
+ * completes the descriptor: -EFAULT, the stretch not counted done. It
+ * comes only of the other process unmapping the page since remote_span()
+ * found it there; the stretch's bytes may then be in the other
+ * destinations, as a write racing one's own munmap lands or not.
  */
 static inline int stretch_done(struct exec *x, uint64_t n)
 {

@@ -123,6 +123,8 @@ static void run_linear(struct exec *x)
 		side_init(x, &dst2, 0, d->dst2, d->len, IOVM_MAP_WRITE);
 
 	while (done < d->len) {
+		uint32_t crc_before = crc;
+
 		x->done = done;
 		if (stretch(x, d->len - done, &n))
 			break;
@@ -158,8 +160,11 @@ static void run_linear(struct exec *x)
 			memmove(dst2.ptr, src.ptr, n);
 			break;
 		}
-		if (stretch_done(x, n))
+		if (stretch_done(x, n)) {
+			/* Not done: nor in the CRC, which covers the bytes done. */
+			crc = crc_before;
 			break;
+		}
 		done += n;
 	}
 out:

@@ -8,8 +8,6 @@
  * memory (anonymous, memfd, file, stack) mapped with iovm_rqueue_map().
  * Written from the public headers (iovm/mp.h, iovm/dev.h) alone: these
  * tests attack promises, not the implementation.
- *
- * Known failures stay in the file, run only with IOVM_ATTACK6_KNOWN=1.
  */
 #ifndef IOVM_TESTS_ATTACK6_DEVOWN_H
 #define IOVM_TESTS_ATTACK6_DEVOWN_H
@@ -222,13 +220,6 @@ static inline void a6_fill_rand(uint8_t *p, size_t len, uint64_t *seed)
 
 		memcpy(p + i, &r, len - i < 8 ? len - i : 8);
 	}
-}
-
-static inline int a6_known(void)
-{
-	const char *e = getenv("IOVM_ATTACK6_KNOWN");
-
-	return e && *e == '1';
 }
 
 /*

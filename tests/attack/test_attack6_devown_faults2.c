@@ -7,9 +7,8 @@
  * difference: the hole is never reached); a memmove from the end whose
  * destination meets the hole first. Each against dev.h's rule: the bytes
  * before the first byte not moved are done, in every destination, and no
- * byte after. Known failure, run with IOVM_ATTACK6_KNOWN=1: a DUALCAST
- * whose dst (own memory) runs into the hole has written dst2 (heap memory)
- * to the end of the stretch.
+ * byte after. It found a DUALCAST whose dst (own memory) runs into the
+ * hole writing dst2 (heap memory) to the end of the stretch (fixed).
  */
 #include "attack6_rig.h"
 
@@ -198,9 +197,8 @@ TEST(memmove_from_the_end_dst_meets_the_hole)
  * DUALCAST whose dst (own memory) runs into the hole while dst2 is heap
  * memory: dst2 gets the bytes before the hole, none after (dev.h: "the
  * bytes before it are done, in every destination (both of DUALCAST), and
- * no byte after"). Known to fail, with the mirror case (dst2 into the
- * hole: dst gets the rest of the stretch) in test_attack6_devown.c: run
- * with IOVM_ATTACK6_KNOWN=1.
+ * no byte after"). The mirror case (dst2 into the hole) is in
+ * test_attack6_devown.c.
  */
 TEST(dualcast_dst_into_a_hole_dst2_on_the_heap)
 {
@@ -242,10 +240,7 @@ TEST(dualcast_dst_into_a_hole_dst2_on_the_heap)
 			bad++;
 		}
 	}
-	if (bad && !a6_known())
-		printf("# known (IOVM_ATTACK6_KNOWN=1 fails): %u rounds\n", bad);
-	else
-		CHECK_MSG(bad == 0, "%u rounds: DUALCAST wrote dst2 past the fault in dst", bad);
+	CHECK_MSG(bad == 0, "%u rounds: DUALCAST wrote dst2 past the fault in dst", bad);
 	CHECK_OK(iovm_rqueue_unmap(r.c.q, IOVM_IOVA(ihp), SZ));
 	CHECK_OK(iovm_dma_free(r.c.ctx, heap));
 	free(orig);

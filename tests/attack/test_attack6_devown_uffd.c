@@ -36,25 +36,18 @@ static void untouched_under(struct a6_cl *c, uint8_t *fresh, const char *what)
 	uint8_t *dst = a6_anon(2 * A6_PAGE, PROT_READ | PROT_WRITE);
 	uint64_t ifr = a6_map(c->q, fresh, LEN, RW), idst = a6_map(c->q, dst, 2 * A6_PAGE, RW);
 	struct iovm_cqe cq;
-	int known = 0;
 
 	memset(dst, 0xee, 2 * A6_PAGE);
 	cq = a6_run(c->q, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = ifr + 3 * A6_PAGE, .dst = idst,
 					      .len = 2 * A6_PAGE });
-	if (cq.status != IOVM_STATUS_SUCCESS && known) {
-		printf("# known (IOVM_ATTACK6_KNOWN=1): a read of untouched own memory under an %s registration: "
-		       "status %u after %u bytes\n", what, cq.status, cq.bytes_completed);
-	} else {
+	{
 		CHECK_MSG(cq.status == IOVM_STATUS_SUCCESS,
 			  "a read of untouched own memory under a %s registration: status %u after %u bytes", what,
 			  cq.status, cq.bytes_completed);
 		CHECK(all(dst, 2 * A6_PAGE, 0));
 	}
 	cq = a6_run(c->q, fill(ifr + 9 * A6_PAGE + 1, 2 * A6_PAGE, 0x5f));
-	if (cq.status != IOVM_STATUS_SUCCESS && known) {
-		printf("# known (IOVM_ATTACK6_KNOWN=1): a write of untouched own memory under an %s registration: "
-		       "status %u after %u bytes\n", what, cq.status, cq.bytes_completed);
-	} else {
+	{
 		CHECK_MSG(cq.status == IOVM_STATUS_SUCCESS,
 			  "a write of untouched own memory under a %s registration: status %u after %u bytes", what,
 			  cq.status, cq.bytes_completed);
