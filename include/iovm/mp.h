@@ -188,7 +188,9 @@ IOVM_API int iovm_share_check(struct iovm_ctx *ctx);
  *   refused where Yama's ptrace_scope is 1, and over memory the client
  *   would have to share (a memfd), which would dictate how it allocates.
  *   The rights are checked when the range is mapped, as a registration
- *   checks them. Nothing is pinned and nothing of the pages is cached on
+ *   checks them; a later mprotect() does not take them away on the device
+ *   (the memory file writes as a debugger does, whatever the page's
+ *   protection): unmap it on the device first. Nothing is pinned and nothing of the pages is cached on
  *   the device: each access walks the client's page tables under its mmap
  *   lock, so once the client's munmap() (or mremap(), or
  *   madvise(MADV_DONTNEED)) returns, no device access reaches the pages
