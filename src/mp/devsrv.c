@@ -466,7 +466,13 @@ static void *worker_main(void *arg)
 		} else if (!(idle & 63) && clock_now_ns() - idle_since > 200 * 1000) {
 			doze(srv, id);
 			idle = 0;
+			continue;
 		}
+		/*
+		 * A client that shares this CPU with the worker (more busy
+		 * threads than CPUs) gets it now: it has the descriptors.
+		 */
+		sched_yield();
 	}
 	return NULL;
 }
