@@ -23,15 +23,20 @@
  * the client's domain, so that the engine's IOMMU checks every access as
  * it checks heap memory, and the engine moves the bytes with the file.
  *
- * All of it is the control thread's: the loan table and the mappings need
- * no lock. The share's lock guards the heap's owner and lender arrays.
+ * All of it is the control thread's (the loan table and the mappings need
+ * no lock; the share's lock guards the heap's owner and lender arrays),
+ * but for page requests: a worker asks the client about a hole in its own
+ * memory through its ring, and waits for the answer.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include <iovm/iommu.h>
 #include <iovm/mem.h>
 
+#include "base/clock.h"
 #include "base/compiler.h"
 #include "base/ctx.h"
 #include "base/fault_inject.h"
@@ -40,6 +45,8 @@
 
 /* Ranges of its own memory one client may have mapped at once: each is a window on the bus. */
 #define MAX_REMOTE_MAPS 4096
+/* How long a worker waits for a client's answer to a page request: it reaps far more often than this. */
+#define PAGE_REQUEST_TIMEOUT_NS (UINT64_C(5) * 1000000000)
 
 /* ---- loans of the shared heap ---- */
 
@@ -313,4 +320,37 @@ int devmem_unmap(struct iovm_device_server *srv, struct client *c, const struct 
 		return 0;
 	}
 	return -EINVAL;
+}
+
+/* ---- page requests on the client's own memory ---- */
+
+/*
+ * A page request to the client (dev_queue_set_page_request()), from the
+ * worker serving it, under the client's lock: through its ring; the client
+ * answers in its reap. Bounded: a client that does not reap, that goes,
+ * or a server that stops, leaves the descriptor to complete with the fault.
+ */
+int devmem_page_request(void *arg, uint64_t rva, unsigned access)
+{
+	struct client *c = arg;
+	struct dp_ring_ctl *r = c->ring;
+	uint32_t seq = ++c->pr_seq;
+	uint64_t start = clock_now_ns();
+
+	atomic_store_explicit(&r->pr_addr, rva, memory_order_relaxed);
+	atomic_store_explicit(&r->pr_access, access, memory_order_relaxed);
+	atomic_store_explicit(&r->pr_seq, seq, memory_order_release);
+	for (unsigned spins = 0;; spins++) {
+		if (atomic_load_explicit(&r->pr_done, memory_order_acquire) == seq)
+			return atomic_load_explicit(&r->pr_status, memory_order_relaxed) ? -EFAULT : 0;
+		if (atomic_load_explicit(&c->going, memory_order_acquire))
+			return -EPIPE;
+		if (spins < 1000) {
+			sched_yield();
+			continue;
+		}
+		if (clock_now_ns() - start > PAGE_REQUEST_TIMEOUT_NS)
+			return -ETIMEDOUT;
+		nanosleep(&(struct timespec){ .tv_nsec = 50 * 1000 }, NULL);
+	}
 }

@@ -51,9 +51,6 @@
 
 #include "mp/devsrv.h"
 
-/* How long a worker waits for a client's answer to a page request: it reaps far more often than this. */
-#define PAGE_REQUEST_TIMEOUT_NS (UINT64_C(5) * 1000000000)
-
 /* ---- clients ---- */
 
 /* Stop the client's queue, drop its domain, give back what it lent. Idempotent. */
@@ -120,37 +117,6 @@ static bool pasid_used(struct iovm_device_server *srv, uint32_t pasid)
 	return false;
 }
 
-/*
- * A page request to the client (dev_queue_set_page_request()), from the
- * worker serving it, under the client's lock: through its ring; the client
- * answers in its reap. Bounded: a client that does not reap, that goes,
- * or a server that stops, leaves the descriptor to complete with the fault.
- */
-static int client_page_request(void *arg, uint64_t rva, unsigned access)
-{
-	struct client *c = arg;
-	struct dp_ring_ctl *r = c->ring;
-	uint32_t seq = ++c->pr_seq;
-	uint64_t start = clock_now_ns();
-
-	atomic_store_explicit(&r->pr_addr, rva, memory_order_relaxed);
-	atomic_store_explicit(&r->pr_access, access, memory_order_relaxed);
-	atomic_store_explicit(&r->pr_seq, seq, memory_order_release);
-	for (unsigned spins = 0;; spins++) {
-		if (atomic_load_explicit(&r->pr_done, memory_order_acquire) == seq)
-			return atomic_load_explicit(&r->pr_status, memory_order_relaxed) ? -EFAULT : 0;
-		if (atomic_load_explicit(&c->going, memory_order_acquire))
-			return -EPIPE;
-		if (spins < 1000) {
-			sched_yield();
-			continue;
-		}
-		if (clock_now_ns() - start > PAGE_REQUEST_TIMEOUT_NS)
-			return -ETIMEDOUT;
-		nanosleep(&(struct timespec){ .tv_nsec = 50 * 1000 }, NULL);
-	}
-}
-
 static int do_open(struct iovm_device_server *srv, struct client *c, const struct dp_req *r)
 {
 	struct iovm_domain_attr attr = { .type = IOVM_DOMAIN_MANAGED };
@@ -200,7 +166,7 @@ static int do_open(struct iovm_device_server *srv, struct client *c, const struc
 	ret = iovm_queue_create(srv->dev, &qa, &c->q);
 	if (ret)
 		goto fail;
-	dev_queue_set_page_request(c->q, client_page_request, c);
+	dev_queue_set_page_request(c->q, devmem_page_request, c);
 	c->opened = true;
 	atomic_fetch_add_explicit(&srv->opened, 1, memory_order_relaxed);
 	return 0;

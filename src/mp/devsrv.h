@@ -96,5 +96,11 @@ void devmem_give_back(struct iovm_device_server *srv, uint64_t pa, uint64_t len)
 int devmem_map(struct iovm_device_server *srv, struct client *c, const struct dp_req *r, uint64_t *iova);
 int devmem_unmap(struct iovm_device_server *srv, struct client *c, const struct dp_req *r);
 void devmem_unmap_all(struct iovm_device_server *srv, struct client *c);
+/*
+ * devmem_page_request() - a page request to client @arg about @rva of its
+ * own memory (dev_queue_set_page_request()); from the worker serving it,
+ * under its lock. 0 when the client mapped the page; else the fault.
+ */
+int devmem_page_request(void *arg, uint64_t rva, unsigned access);
 
 #endif /* IOVM_MP_DEVSRV_H */

@@ -2,10 +2,13 @@
 /*
  * mp_device.h - what the device-process tests share: a share of HEAP
  * bytes, a device process serving it (a child, with the oracle on), a
- * client's context and queue, and a descriptor run to its completion.
+ * client's context and queue, a descriptor run to its completion (or to
+ * its completion record), and pages of the client's own memory.
  */
 #ifndef IOVM_TESTS_MP_DEVICE_H
 #define IOVM_TESTS_MP_DEVICE_H
+
+#include <sys/mman.h>
 
 #include "mp_util.h"
 
@@ -91,6 +94,25 @@ static inline void stop_server(struct child *srv)
 {
 	put64(srv->wr, 1);
 	child_ok(srv);
+}
+
+/* Run @d with its completion record at @rec (which the device sees at @rec_iova): the record. */
+static inline struct iovm_completion run_rec(struct iovm_rqueue *q, struct iovm_desc d, struct iovm_completion *rec,
+				      uint64_t rec_iova)
+{
+	memset(rec, 0xee, sizeof(*rec));
+	d.flags |= IOVM_DESC_COMPLETION;
+	d.completion = rec_iova;
+	CHECK_EQ(run(q, d), __atomic_load_n(&rec->status, __ATOMIC_ACQUIRE));
+	return *rec;
+}
+
+static inline uint8_t *own_pages(size_t n)
+{
+	uint8_t *p = mmap(NULL, n * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	CHECK(p != MAP_FAILED);
+	return p;
 }
 
 #endif /* IOVM_TESTS_MP_DEVICE_H */
