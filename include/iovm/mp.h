@@ -219,7 +219,7 @@ IOVM_API int iovm_device_serve(struct iovm_ctx *ctx, const char *name, unsigned 
 			       struct iovm_device_server **out);
 
 struct iovm_device_server_info {
-	unsigned clients;       /* served now */
+	unsigned clients;       /* served now: one that went counts until all it held has gone back */
 	uint64_t opened;        /* queues ever opened */
 	uint64_t descriptors;   /* run, all clients */
 	uint64_t torn_down;     /* clients gone without closing (dead) */

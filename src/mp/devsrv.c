@@ -92,6 +92,7 @@ static void client_free(struct iovm_device_server *srv, struct client *c)
 	free(c->maps);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
+	atomic_fetch_sub_explicit(&srv->nr_clients, 1, memory_order_release);
 }
 
 static int reply_fd(struct client *c, int status, uint32_t pasid, uint64_t iova, int fd)
@@ -251,6 +252,7 @@ static void accept_client(struct iovm_device_server *srv)
 		c->conn = fd;
 		c->mem_fd = -1;
 		c->pid = cred.pid;
+		atomic_fetch_add_explicit(&srv->nr_clients, 1, memory_order_relaxed);
 		atomic_store_explicit(&srv->clients[i], c, memory_order_release);
 		return;
 	}
@@ -567,11 +569,7 @@ IOVM_API int iovm_device_server_info(struct iovm_device_server *srv, struct iovm
 	if (!srv || !info)
 		return err_inval("!srv || !info");
 	memset(info, 0, sizeof(*info));
-	for (unsigned i = 0; i < MAX_CLIENTS; i++) {
-		struct client *c = atomic_load_explicit(&srv->clients[i], memory_order_acquire);
-
-		info->clients += c != NULL;
-	}
+	info->clients = atomic_load_explicit(&srv->nr_clients, memory_order_acquire);
 	info->opened = atomic_load_explicit(&srv->opened, memory_order_relaxed);
 	info->descriptors = atomic_load_explicit(&srv->descriptors, memory_order_relaxed);
 	info->torn_down = atomic_load_explicit(&srv->torn_down, memory_order_relaxed);

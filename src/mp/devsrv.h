@@ -79,6 +79,8 @@ struct iovm_device_server {
 	unsigned cap_loans, nr_loans;
 	uint32_t next_pasid;           /* the control thread's */
 	_Atomic uint64_t opened, descriptors, torn_down, refused;
+	/* Clients accepted and not yet freed: one going counts until what it held has gone back. */
+	_Atomic unsigned nr_clients;
 	unsigned fork_gen;             /* at serve: a forked child has no threads of it */
 	_Atomic unsigned started;      /* threads running: iovm_device_serve() returns once all are */
 };
