@@ -189,8 +189,9 @@ static int remote_missing(struct exec *x, struct side *s, uint64_t rva, unsigned
  * nothing once the process is gone: a fault at the first byte not read,
  * or a page request (remote_missing()), which may ask for the span again
  * (-EAGAIN). A side that only writes has its page's first byte read, so
- * that a hole is found before the stretch moves a byte anywhere; only the
- * other process unmapping the page in between is found at the pwrite().
+ * that a hole is found before the stretch moves a byte anywhere (only the
+ * other process unmapping the page in between is found at the pwrite()),
+ * unless the operation can count a partial write-back (write_exact).
  * Inside the section: the window, and so its file, stays while it lasts.
  */
 static int remote_span(struct exec *x, struct side *s, const struct iommu_span *span)
@@ -208,7 +209,7 @@ static int remote_span(struct exec *x, struct side *s, const struct iommu_span *
 		return -EFAULT;
 	}
 	bounce = x->q->bounce + (size_t)s->slot * REMOTE_BOUNCE;
-	if (!(s->access & IOVM_MAP_READ)) {
+	if (!(s->access & IOVM_MAP_READ) && !x->write_exact) {
 		uint8_t probe;
 
 		/*
@@ -259,6 +260,8 @@ int remote_write(struct exec *x, struct side *s, uint64_t n)
 	}
 	if (put == n)
 		return 0;
+	/* The bytes before the hole are written: counted where nothing else was done past them. */
+	x->partial = x->write_exact ? put : 0;
 	remote_fault(x, iova_add(s->iova, put), IOVM_MAP_WRITE);
 	return -EFAULT;
 }

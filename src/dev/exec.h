@@ -72,6 +72,14 @@ struct exec {
 	uint64_t cur_len;
 	unsigned cur_n;
 	bool completing;        /* writing the completion record */
+	/*
+	 * One destination and nothing derived from its bytes (COPY and FILL
+	 * from the start, GATHER, SCATTER; not blocking on faults): a
+	 * write-back to another process that fails counts the bytes it wrote
+	 * (partial), so a side that only writes there is not probed first.
+	 */
+	bool write_exact;
+	uint64_t partial;
 };
 
 static_assert(sizeof(((struct exec *)0)->sides) / sizeof(struct side *) == REMOTE_SIDES,
@@ -97,6 +105,8 @@ static inline void exec_init(struct exec *x, struct iovm_queue *q, const struct 
 	x->cur_len = 0;
 	x->cur_n = 0;
 	x->completing = false;
+	x->write_exact = false;
+	x->partial = 0;
 }
 
 /*
@@ -153,10 +163,11 @@ void gate_wait(struct iovm_queue *q);
 /*
  * The operation did @n bytes of the stretch: what it wrote into another
  * process's memory goes there, and every side moves on. A fault there
- * completes the descriptor: -EFAULT, the stretch not counted done. It
- * comes only of the other process unmapping the page since remote_span()
- * found it there; the stretch's bytes may then be in the other
- * destinations, as a write racing one's own munmap lands or not.
+ * completes the descriptor: -EFAULT, the stretch not counted done but for
+ * x->partial bytes (write_exact). Without write_exact it comes only of the
+ * other process unmapping the page since remote_span() found it there;
+ * the stretch's bytes may then be in the other destinations, as a write
+ * racing one's own munmap lands or not.
  */
 static inline int stretch_done(struct exec *x, uint64_t n)
 {

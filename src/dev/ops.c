@@ -115,6 +115,7 @@ static void run_linear(struct exec *x)
 		done = run_copy_down(x);
 		goto out;
 	}
+	x->write_exact = (d->op == IOVM_OP_COPY || d->op == IOVM_OP_FILL) && !(d->flags & IOVM_DESC_BLOCK_ON_FAULT);
 	if (reads)
 		side_init(x, &src, d->src_key, d->src, d->len, IOVM_MAP_READ);
 	if (has_dst)
@@ -161,8 +162,9 @@ static void run_linear(struct exec *x)
 			break;
 		}
 		if (stretch_done(x, n)) {
-			/* Not done: nor in the CRC, which covers the bytes done. */
+			/* Not done but what write_exact counts: nor in the CRC, which covers the bytes done. */
 			crc = crc_before;
+			done += x->partial;
 			break;
 		}
 		done += n;
@@ -229,6 +231,7 @@ static void run_sg(struct exec *x)
 
 	if (sg_check(x, list_key, list, linear_key, linear, gather))
 		goto out;
+	x->write_exact = !(d->flags & IOVM_DESC_BLOCK_ON_FAULT);
 	for (unsigned base = 0; base < d->sg_count; base += 64) {
 		unsigned cnt = MIN(64u, d->sg_count - base);
 
@@ -253,8 +256,10 @@ static void run_sg(struct exec *x)
 					memmove(lin.ptr, ent.ptr, n);
 				else
 					memmove(ent.ptr, lin.ptr, n);
-				if (stretch_done(x, n))
+				if (stretch_done(x, n)) {
+					done += x->partial;
 					goto out;
+				}
 				left -= n;
 				done += n;
 			}

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_mp_device_pr.c - page requests of a device process to the client
- * that owns the address space: a descriptor that blocks on faults and
+ * test_mp_device_pr.c - holes in a client's own memory on the device: a
+ * hole inside a span of several pages faults exactly at the hole, the
+ * bytes before it done. And page requests of a device process to the
+ * client that owns the address space: a descriptor that blocks on faults and
  * meets a hole in the client's own memory asks the client, whose handler
  * (iovm_rqueue_set_fault_handler(), answered in its reap) maps the page.
  * Without the flag, a handler, or its yes, the descriptor completes with
@@ -12,6 +14,64 @@
 #include <stdlib.h>
 
 #include "mp_device.h"
+
+/*
+ * A hole inside a 2 MiB-aligned range, which the device may map with 2 MiB
+ * leaves: a span then holds more than one page, and a write-back runs
+ * into the hole partway. The bytes before the hole are done, exactly; no
+ * byte after; the fault is at the hole.
+ */
+TEST(hole_inside_a_large_span)
+{
+	static const uint32_t holes[] = { 5 * 4096, 6 * 4096 + 0, 300 * 4096 };
+	struct iovm_ctx *owner;
+	struct child srv;
+	struct cl c;
+	uint8_t *raw, *big, *heap;
+	struct iovm_completion *rec;
+	iovm_iova_t ib, ih, ir;
+
+	g_share = share_name("ownbig");
+	g_dev = share_name("ownbigdev");
+	owner = share_ok(g_share, HEAP);
+	srv = start_server();
+	c = client_open();
+	raw = mmap(NULL, 6 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(raw != MAP_FAILED);
+	big = (uint8_t *)(((uintptr_t)raw + (2 << 20) - 1) & ~(uintptr_t)((2 << 20) - 1));
+	heap = iovm_dma_zalloc(c.ctx, 64 * 4096, 4096, 0);
+	rec = iovm_dma_zalloc(c.ctx, 4096, 4096, 0);
+	CHECK(heap && rec);
+	CHECK_OK(iovm_rqueue_map(c.q, heap, 64 * 4096, IOVM_MAP_READ | IOVM_MAP_WRITE, &ih));
+	CHECK_OK(iovm_rqueue_map(c.q, rec, 4096, IOVM_MAP_READ | IOVM_MAP_WRITE, &ir));
+	for (unsigned h = 0; h < sizeof(holes) / sizeof(holes[0]); h++) {
+		uint32_t hole = holes[h], start = hole - 3 * 4096 - 1000, len = 6 * 4096;
+		struct iovm_completion r;
+
+		memset(big, 0x33, 4 << 20);
+		CHECK_OK(iovm_rqueue_map(c.q, big, 4 << 20, IOVM_MAP_READ | IOVM_MAP_WRITE, &ib));
+		CHECK_OK(munmap(big + hole, 4096));
+		r = run_rec(c.q, (struct iovm_desc){ .op = IOVM_OP_FILL, .dst = ib.addr + start, .len = len,
+						     .pattern = 0x4444444444444444ull }, rec, ir.addr);
+		CHECK_EQ(r.status, IOVM_STATUS_PAGE_FAULT);
+		CHECK_EQ(r.fault_addr, ib.addr + hole);
+		CHECK_EQ(r.bytes_completed, hole - start);
+		CHECK(big[start] == 0x44 && big[hole - 1] == 0x44 && big[hole + 4096] == 0x33);
+		r = run_rec(c.q, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = ih.addr, .dst = ib.addr + start + 1,
+						     .len = len }, rec, ir.addr);
+		CHECK_EQ(r.status, IOVM_STATUS_PAGE_FAULT);
+		CHECK_EQ(r.fault_addr, ib.addr + hole);
+		CHECK_EQ(r.bytes_completed, hole - start - 1);
+		CHECK(big[hole - 1] == 0 && big[hole + 4096] == 0x33);
+		CHECK_OK(iovm_rqueue_unmap(c.q, ib, 4 << 20));
+		CHECK(mmap(big + hole, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) ==
+		      big + hole);
+	}
+	client_close(&c);
+	CHECK_OK(munmap(raw, 6 << 20));
+	stop_server(&srv);
+	CHECK_OK(iovm_close(owner));
+}
 
 /*
  * Page requests: a descriptor that blocks on faults and finds a hole in
@@ -208,6 +268,7 @@ TEST(sixty_four_clients_page_requests)
 int main(void)
 {
 	test_init();
+	RUN(hole_inside_a_large_span);
 	RUN(page_requests);
 	RUN(sixty_four_clients_page_requests);
 	return 0;
