@@ -21,18 +21,8 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 
+#include "dev/crc32c_ref.h"
 #include "mp_device.h"
-
-static uint32_t crc32c_ref(uint32_t crc, const uint8_t *p, size_t n)
-{
-	crc = ~crc;
-	while (n--) {
-		crc ^= *p++;
-		for (int k = 0; k < 8; k++)
-			crc = (crc >> 1) ^ (0x82f63b78u & (0u - (crc & 1)));
-	}
-	return ~crc;
-}
 
 /*
  * What the device process @pid holds of its clients: their memory files
