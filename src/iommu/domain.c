@@ -322,11 +322,11 @@ IOVM_API int iovm_domain_stats(struct iovm_domain *dom, struct iovm_domain_stats
 		st->iova_fragmentation = is.free ? (unsigned)(1000 - is.largest * 1000 / is.free) : 0;
 	}
 	if (dom->type != IOVM_DOMAIN_IDENTITY) {
-		st->leaves_4k = atomic_load(&dom->pt.leaves[0]);
-		st->leaves_2m = atomic_load(&dom->pt.leaves[1]);
-		st->leaves_1g = atomic_load(&dom->pt.leaves[2]);
-		st->tables = atomic_load(&dom->pt.nr_tables);
-		st->splits = atomic_load(&dom->pt.splits);
+		st->leaves_4k = atomic_load(&dom->pt.cnt->leaves[0]);
+		st->leaves_2m = atomic_load(&dom->pt.cnt->leaves[1]);
+		st->leaves_1g = atomic_load(&dom->pt.cnt->leaves[2]);
+		st->tables = atomic_load(&dom->pt.cnt->nr_tables);
+		st->splits = atomic_load(&dom->pt.cnt->splits);
 	}
 	st->strict_invalidations = atomic_load(&dom->strict_invalidations);
 	flushq_stats(dom, st);

@@ -23,32 +23,36 @@ static iopte_t mk_leaf(pa_t pa, unsigned prot, int level)
 	       (prot & PT_PROT_WRITE ? PTE_WRITE : 0) | (level ? PTE_LEAF : 0) | (pa_val(pa) & PTE_ADDR_MASK);
 }
 
-static iopte_t mk_table(_Atomic iopte_t *t)
+/* An entry naming table @t: its address less the delta (pgtable.h), the same in every process. */
+static iopte_t mk_table(const struct io_pgtable *pt, _Atomic iopte_t *t)
 {
-	return PTE_PRESENT | ((uintptr_t)t & PTE_ADDR_MASK);
+	return PTE_PRESENT | (((uintptr_t)t - pt->delta) & PTE_ADDR_MASK);
 }
 
 static _Atomic iopte_t *table_alloc(struct io_pgtable *pt)
 {
-	void *t = fi_aligned_alloc(4096, 4096);
+	void *t = pt->src ? pt->src->alloc(pt->src->arg) : fi_aligned_alloc(4096, 4096);
 
 	if (!t)
 		return NULL;
 	memset(t, 0, 4096);
-	atomic_fetch_add_explicit(&pt->nr_tables, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&pt->cnt->nr_tables, 1, memory_order_relaxed);
 	return t;
 }
 
 static void table_free(struct io_pgtable *pt, _Atomic iopte_t *t)
 {
-	IOVM_WARN_ON(atomic_fetch_sub_explicit(&pt->nr_tables, 1, memory_order_relaxed) == 0);
-	free((void *)t);
+	IOVM_WARN_ON(atomic_fetch_sub_explicit(&pt->cnt->nr_tables, 1, memory_order_relaxed) == 0);
+	if (pt->src)
+		pt->src->free(pt->src->arg, (void *)t);
+	else
+		free((void *)t);
 }
 
 /* Take @n leaves of @level off the count: never more than it holds. */
 static void leaves_sub(struct io_pgtable *pt, int level, uint64_t n)
 {
-	IOVM_WARN_ON(atomic_fetch_sub_explicit(&pt->leaves[level], n, memory_order_relaxed) < n);
+	IOVM_WARN_ON(atomic_fetch_sub_explicit(&pt->cnt->leaves[level], n, memory_order_relaxed) < n);
 }
 
 /*
@@ -119,9 +123,41 @@ void pt_retired_take(struct io_pgtable *pt, struct pt_retired *r)
 int pt_init(struct io_pgtable *pt)
 {
 	memset(pt, 0, sizeof(*pt));
+	pt->cnt = &pt->own;
 	mutex_init(&pt->retired_lock);
 	pt->root = table_alloc(pt);
-	return pt->root ? 0 : -ENOMEM;
+	if (!pt->root) {
+		mutex_destroy(&pt->retired_lock);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int pt_init_shared(struct io_pgtable *pt, const struct pt_source *src, struct pt_counters *cnt, uint64_t *root_off)
+{
+	memset(pt, 0, sizeof(*pt));
+	pt->src = src;
+	pt->delta = src->delta;
+	pt->cnt = cnt;
+	if (*root_off) {
+		if (!is_aligned(*root_off, SZ_4K))
+			return -EINVAL;
+		pt->root = (_Atomic iopte_t *)(uintptr_t)(*root_off + pt->delta);
+	} else {
+		pt->root = table_alloc(pt);
+		if (!pt->root)
+			return -ENOMEM;
+		*root_off = (uintptr_t)pt->root - pt->delta;
+	}
+	mutex_init(&pt->retired_lock);
+	return 0;
+}
+
+void pt_view_close(struct io_pgtable *pt)
+{
+	pt_reclaim(pt);
+	pt->root = NULL;
+	mutex_destroy(&pt->retired_lock);
 }
 
 /* Free a subtree, counting its leaves per level into @leaves. */
@@ -135,7 +171,7 @@ static void free_subtree(struct io_pgtable *pt, _Atomic iopte_t *t, int level, u
 		if (pte_is_leaf(pte, level))
 			leaves[level]++;
 		else
-			free_subtree(pt, pte_table(pte), level - 1, leaves);
+			free_subtree(pt, pt_table(pt, pte), level - 1, leaves);
 	}
 	table_free(pt, t);
 }
@@ -158,9 +194,9 @@ void pt_destroy(struct io_pgtable *pt)
 	pt_reclaim(pt);
 	/* The counters agree with the table: every leaf counted once, every table freed. */
 	for (int l = 0; l < 3; l++)
-		IOVM_WARN_ON(leaves[l] != atomic_load_explicit(&pt->leaves[l], memory_order_relaxed));
+		IOVM_WARN_ON(leaves[l] != atomic_load_explicit(&pt->cnt->leaves[l], memory_order_relaxed));
 	IOVM_WARN_ON(leaves[3] != 0);
-	IOVM_WARN_ON(atomic_load_explicit(&pt->nr_tables, memory_order_relaxed) != 0);
+	IOVM_WARN_ON(atomic_load_explicit(&pt->cnt->nr_tables, memory_order_relaxed) != 0);
 	mutex_destroy(&pt->retired_lock);
 }
 
@@ -178,14 +214,14 @@ static _Atomic iopte_t *next_table(struct io_pgtable *pt, _Atomic iopte_t *slot,
 			*err = -EEXIST;
 			return NULL;
 		}
-		return pte_table(pte);
+		return pt_table(pt, pte);
 	}
 	t = table_alloc(pt);
 	if (!t) {
 		*err = -ENOMEM;
 		return NULL;
 	}
-	want = mk_table(t);
+	want = mk_table(pt, t);
 	pte = 0;
 	if (atomic_compare_exchange_strong_explicit(slot, &pte, want, memory_order_release,
 						    memory_order_acquire))
@@ -196,7 +232,7 @@ static _Atomic iopte_t *next_table(struct io_pgtable *pt, _Atomic iopte_t *slot,
 		*err = -EEXIST;
 		return NULL;
 	}
-	return pte_table(pte);
+	return pt_table(pt, pte);
 }
 
 /* The slot at @level for @iova, making the tables above it. */
@@ -237,7 +273,7 @@ static int fill_level0(struct io_pgtable *pt, _Atomic iopte_t *slot, iova_t iova
 
 	/* A device may have walked a neighbour of the first leaf: take the line once. */
 	prefetch_for_write(slot);
-	atomic_fetch_add_explicit(&pt->leaves[0], n, memory_order_relaxed);
+	atomic_fetch_add_explicit(&pt->cnt->leaves[0], n, memory_order_relaxed);
 	for (unsigned i = 0; i < n; i++) {
 		if (atomic_load_explicit(&slot[i], memory_order_relaxed) & PTE_PRESENT) {
 			/* Take back what this call stored: the caller undoes only the rest. */
@@ -256,14 +292,14 @@ static uint64_t drop_subtree(struct io_pgtable *pt, _Atomic iopte_t *t, int leve
 			     pt_unmap_fn fn, void *arg, struct pt_retired *r);
 
 /* Whether the subtree of table @t (entries of @level) maps nothing. */
-static bool subtree_empty(_Atomic iopte_t *t, int level)
+static bool subtree_empty(const struct io_pgtable *pt, _Atomic iopte_t *t, int level)
 {
 	for (unsigned i = 0; i < PT_ENTRIES; i++) {
 		iopte_t pte = atomic_load_explicit(&t[i], memory_order_acquire);
 
 		if (!(pte & PTE_PRESENT))
 			continue;
-		if (pte_is_leaf(pte, level) || !subtree_empty(pte_table(pte), level - 1))
+		if (pte_is_leaf(pte, level) || !subtree_empty(pt, pt_table(pt, pte), level - 1))
 			return false;
 	}
 	return true;
@@ -282,12 +318,12 @@ static bool put_huge_leaf(struct io_pgtable *pt, _Atomic iopte_t *slot, int leve
 	*old = 0;
 	if (atomic_compare_exchange_strong_explicit(slot, old, leaf, memory_order_release, memory_order_relaxed))
 		return true;
-	if ((*old & PTE_LEAF) || !subtree_empty(pte_table(*old), level - 1))
+	if ((*old & PTE_LEAF) || !subtree_empty(pt, pt_table(pt, *old), level - 1))
 		return false;
 	if (!atomic_compare_exchange_strong_explicit(slot, old, leaf, memory_order_release, memory_order_relaxed))
 		return false;
 	/* Walkers that read the table's address before may still read its zeros: retired, not freed. */
-	drop_subtree(pt, pte_table(*old), level - 1, 0, NULL, NULL, r);
+	drop_subtree(pt, pt_table(pt, *old), level - 1, 0, NULL, NULL, r);
 	return true;
 }
 
@@ -338,7 +374,7 @@ static int map_range(struct io_pgtable *pt, iova_t iova, pa_t pa, const pa_t *pa
 						n++;
 						done += PT_SPAN(level);
 					}
-					atomic_fetch_add_explicit(&pt->leaves[level], n, memory_order_relaxed);
+					atomic_fetch_add_explicit(&pt->cnt->leaves[level], n, memory_order_relaxed);
 					goto next;
 				}
 				if (old & PTE_LEAF) {
@@ -403,7 +439,7 @@ static uint64_t drop_subtree(struct io_pgtable *pt, _Atomic iopte_t *t, int leve
 			leaves++;
 			gone += PT_SPAN(level);
 		} else {
-			gone += drop_subtree(pt, pte_table(pte), level - 1, va, fn, arg, r);
+			gone += drop_subtree(pt, pt_table(pt, pte), level - 1, va, fn, arg, r);
 		}
 	}
 	if (leaves)
@@ -427,7 +463,7 @@ static _Atomic iopte_t *split_leaf(struct io_pgtable *pt, _Atomic iopte_t *slot,
 		if (!(pte & PTE_PRESENT))
 			return NULL;
 		if (!(pte & PTE_LEAF))
-			return pte_table(pte);
+			return pt_table(pt, pte);
 		t = table_alloc(pt);
 		if (!t) {
 			*err = -ENOMEM;
@@ -440,11 +476,11 @@ static _Atomic iopte_t *split_leaf(struct io_pgtable *pt, _Atomic iopte_t *slot,
 						      (pte & (PTE_ACCESSED | PTE_DIRTY)),
 					      memory_order_relaxed);
 		/* Fails if the device set an accessed or dirty bit meanwhile: copy again. */
-		if (atomic_compare_exchange_strong_explicit(slot, &pte, mk_table(t), memory_order_release,
+		if (atomic_compare_exchange_strong_explicit(slot, &pte, mk_table(pt, t), memory_order_release,
 							    memory_order_relaxed)) {
-			atomic_fetch_add_explicit(&pt->leaves[level - 1], PT_ENTRIES, memory_order_relaxed);
+			atomic_fetch_add_explicit(&pt->cnt->leaves[level - 1], PT_ENTRIES, memory_order_relaxed);
 			leaves_sub(pt, level, 1);
-			atomic_fetch_add_explicit(&pt->splits, 1, memory_order_relaxed);
+			atomic_fetch_add_explicit(&pt->cnt->splits, 1, memory_order_relaxed);
 			return t;
 		}
 		table_free(pt, t);
@@ -518,7 +554,7 @@ static uint64_t unmap_level(struct io_pgtable *pt, _Atomic iopte_t *t, int level
 				leaves++;
 				gone += span;
 			} else {
-				gone += drop_subtree(pt, pte_table(pte), level - 1, e_start, fn, arg, r);
+				gone += drop_subtree(pt, pt_table(pt, pte), level - 1, e_start, fn, arg, r);
 			}
 			continue;
 		}
@@ -531,7 +567,7 @@ static uint64_t unmap_level(struct io_pgtable *pt, _Atomic iopte_t *t, int level
 				continue; /* emptied meanwhile, or no memory to split */
 			gone += unmap_level(pt, child, level - 1, e_start, s, e, fn, arg, r);
 		} else {
-			gone += unmap_level(pt, pte_table(pte), level - 1, e_start, s, e, fn, arg, r);
+			gone += unmap_level(pt, pt_table(pt, pte), level - 1, e_start, s, e, fn, arg, r);
 		}
 	}
 	if (leaves)
@@ -552,7 +588,7 @@ static int split_at(struct io_pgtable *pt, uint64_t addr)
 		if (!(pte & PTE_PRESENT))
 			return 0;
 		if (!pte_is_leaf(pte, level)) {
-			t = pte_table(pte);
+			t = pt_table(pt, pte);
 			continue;
 		}
 		if (is_aligned(addr, PT_SPAN(level)))
@@ -570,8 +606,8 @@ int pt_unmap_prepare(struct io_pgtable *pt, iova_t start, uint64_t len)
 	int ret;
 
 	/* Without a huge leaf (the common case) there is nothing to split. */
-	if (!atomic_load_explicit(&pt->leaves[1], memory_order_relaxed) &&
-	    !atomic_load_explicit(&pt->leaves[2], memory_order_relaxed))
+	if (!atomic_load_explicit(&pt->cnt->leaves[1], memory_order_relaxed) &&
+	    !atomic_load_explicit(&pt->cnt->leaves[2], memory_order_relaxed))
 		return 0;
 	if (!len || iova + len < iova || iova + len > (UINT64_C(1) << PT_IOVA_BITS))
 		return 0;

@@ -9,8 +9,10 @@
  *   level 1: IOVA[29:21]  2 MiB   (a leaf, or a table)
  *   level 0: IOVA[20:12]  4 KiB   (leaves)
  *
- * An entry holds a leaf's PA, or the host address of the next table: this is
- * a software IOMMU, and its walker is the CPU. The interface takes typed
+ * An entry holds a leaf's PA, or the address of the next table: its host
+ * address in a private table (this is a software IOMMU, and its walker is
+ * the CPU); in a table shared between processes, an address every process
+ * agrees on (struct pt_source). The interface takes typed
  * addresses (an iova_t in, a pa_t out) and ranges as (start, len); the
  * walks inside do their arithmetic on integers.
  *
@@ -70,24 +72,48 @@ struct pt_retired {
 };
 
 /*
- * Devices read @root at every walk; every map and unmap writes the
- * counters. Apart, so that a device's walk does not take a line from the
- * CPU mapping, nor the CPU's count one from the device.
+ * Where a table's 4 KiB pages come from, and how an entry names one. A
+ * private table's pages are the process's own (aligned_alloc()), and an
+ * entry holds a table's host address. A table shared between processes
+ * (the shared domains of iovm/mp.h) lives in memory that each process maps
+ * at an address of its own: its entries hold what is the same in all of
+ * them, a table's host address less this process's @delta (its PA, for
+ * tables in the shared heap), and a walk adds @delta back, one add per
+ * level.
+ */
+struct pt_source {
+	void *(*alloc)(void *arg);            /* a 4 KiB-aligned page, or NULL */
+	void (*free)(void *arg, void *table);
+	void *arg;
+	uintptr_t delta;
+};
+
+/* What a table holds, updated atomically by concurrent writers (of every process, for a shared one). */
+struct pt_counters {
+	_Atomic uint64_t nr_tables;
+	_Atomic uint64_t leaves[3]; /* 4 KiB, 2 MiB, 1 GiB leaves mapped */
+	_Atomic uint64_t splits;    /* huge leaves split by partial unmaps */
+};
+
+/*
+ * Devices read @root and @delta at every walk; every map and unmap writes
+ * the counters. Apart, so that a device's walk does not take a line from
+ * the CPU mapping, nor the CPU's count one from the device.
  */
 struct io_pgtable {
 	_Atomic iopte_t *root;
-	/* Counters, updated atomically by concurrent writers. */
-	_Atomic uint64_t nr_tables __cacheline_aligned;
-	_Atomic uint64_t leaves[3]; /* 4 KiB, 2 MiB, 1 GiB leaves mapped */
-	_Atomic uint64_t splits;    /* huge leaves split by partial unmaps */
+	uintptr_t delta;            /* @src's, or 0 */
+	const struct pt_source *src; /* NULL: the process's own pages */
+	struct pt_counters *cnt;    /* &own, or a shared table's, in shared memory */
+	struct pt_counters own __cacheline_aligned;
 	struct mutex retired_lock;
 	struct pt_retired retired;  /* under retired_lock: the table's own list (pt_retired_give()) */
 };
 
-/* An entry's parts. */
-static inline _Atomic iopte_t *pte_table(iopte_t pte)
+/* An entry's parts: the table it points to, in this process. */
+static inline _Atomic iopte_t *pt_table(const struct io_pgtable *pt, iopte_t pte)
 {
-	return (_Atomic iopte_t *)(uintptr_t)(pte & PTE_ADDR_MASK);
+	return (_Atomic iopte_t *)((uintptr_t)(pte & PTE_ADDR_MASK) + pt->delta);
 }
 
 static inline bool pte_is_leaf(iopte_t pte, int level)
@@ -128,8 +154,17 @@ struct pt_walk {
 };
 
 int pt_init(struct io_pgtable *pt);
-/* Frees every table: no walker or writer may remain. */
+/*
+ * pt_init_shared() - a process's view of a table whose pages come from
+ * @src, with its counters at @cnt: a fresh one (*@root_off 0: its root is
+ * made, and its offset from @delta, which every process agrees on, is
+ * returned there), or one another process made (the root at *@root_off).
+ */
+int pt_init_shared(struct io_pgtable *pt, const struct pt_source *src, struct pt_counters *cnt, uint64_t *root_off);
+/* Frees every table: no walker or writer may remain, in any process. */
 void pt_destroy(struct io_pgtable *pt);
+/* pt_view_close() - forget a shared table's view, freeing nothing but what is on its own retired list. */
+void pt_view_close(struct io_pgtable *pt);
 
 /*
  * pt_map() - map [iova, iova+len) to [pa, pa+len), with the largest leaves

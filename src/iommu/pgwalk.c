@@ -25,7 +25,7 @@ static int run_flush(struct run *r)
 	return ret;
 }
 
-static int each_level(_Atomic iopte_t *t, int level, uint64_t base, struct run *r)
+static int each_level(const struct io_pgtable *pt, _Atomic iopte_t *t, int level, uint64_t base, struct run *r)
 {
 	for (unsigned idx = 0; idx < PT_ENTRIES; idx++) {
 		iopte_t pte = atomic_load_explicit(&t[idx], memory_order_acquire);
@@ -37,7 +37,7 @@ static int each_level(_Atomic iopte_t *t, int level, uint64_t base, struct run *
 		if (!(pte & PTE_PRESENT))
 			continue;
 		if (!pte_is_leaf(pte, level)) {
-			if ((ret = each_level(pte_table(pte), level - 1, at, r)))
+			if ((ret = each_level(pt, pt_table(pt, pte), level - 1, at, r)))
 				return ret;
 			continue;
 		}
@@ -58,7 +58,7 @@ static int each_level(_Atomic iopte_t *t, int level, uint64_t base, struct run *
 int pt_for_each(const struct io_pgtable *pt, pt_leaf_fn fn, void *arg)
 {
 	struct run r = { .fn = fn, .arg = arg };
-	int ret = each_level(pt->root, PT_LEVELS - 1, 0, &r);
+	int ret = each_level(pt, pt->root, PT_LEVELS - 1, 0, &r);
 
 	return ret ? ret : run_flush(&r);
 }
@@ -84,11 +84,11 @@ int pt_walk(const struct io_pgtable *pt, iova_t at, struct pt_walk *w)
 			w->pte = pte;
 			return 0;
 		}
-		t = pte_table(pte);
+		t = pt_table(pt, pte);
 	}
 }
 
-static void ad_level(_Atomic iopte_t *t, int level, uint64_t base, uint64_t start, uint64_t end,
+static void ad_level(const struct io_pgtable *pt, _Atomic iopte_t *t, int level, uint64_t base, uint64_t start, uint64_t end,
 		     bool clear, bool *accessed, bool *dirty)
 {
 	uint64_t span = PT_SPAN(level);
@@ -102,7 +102,7 @@ static void ad_level(_Atomic iopte_t *t, int level, uint64_t base, uint64_t star
 		if (!(pte & PTE_PRESENT))
 			continue;
 		if (!pte_is_leaf(pte, level)) {
-			ad_level(pte_table(pte), level - 1, e_start, start, end, clear, accessed, dirty);
+			ad_level(pt, pt_table(pt, pte), level - 1, e_start, start, end, clear, accessed, dirty);
 			continue;
 		}
 		if (clear)
@@ -119,5 +119,5 @@ void pt_read_ad(struct io_pgtable *pt, iova_t iova, uint64_t len, bool clear, bo
 
 	*accessed = *dirty = false;
 	if (end)
-		ad_level(pt->root, PT_LEVELS - 1, 0, iova_val(iova), end, clear, accessed, dirty);
+		ad_level(pt, pt->root, PT_LEVELS - 1, 0, iova_val(iova), end, clear, accessed, dirty);
 }

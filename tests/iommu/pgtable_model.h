@@ -217,7 +217,7 @@ static inline void pgm_check_all(struct pgm *g)
 	if (ext_next_run(&g->m, &c.i, &rest))
 		PGM_FAIL(g, "the model maps %#" PRIx64 "+%#" PRIx64 ", the table not", rest.page << 12, rest.n << 12);
 	for (int l = 0; l < 3; l++)
-		leaf_pages += atomic_load(&pt->leaves[l]) << (9 * l);
+		leaf_pages += atomic_load(&pt->cnt->leaves[l]) << (9 * l);
 	PGM_CHECK(g, leaf_pages == ext_total(&g->m), "leaf counters %" PRIu64 " pages, model %" PRIu64, leaf_pages,
 		  ext_total(&g->m));
 	if (g->kind == PGM_STRICT) {

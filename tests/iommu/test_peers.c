@@ -64,7 +64,7 @@ TEST(lpae_selftest_sequence)
 		CHECK_OK(pt_map(&pt, IOVM_IOVA(iova), IOVM_PA(iova), sizes[i], PTRW, true, NULL));
 		CHECK_EQ(pt_map(&pt, IOVM_IOVA(iova), IOVM_PA(iova + sizes[i]), sizes[i], PT_PROT_READ, true, NULL), -EEXIST);
 		walks_to(&pt, iova + 42, iova + 42, PTRW);
-		CHECK_EQ(pt.leaves[i], 1);
+		CHECK_EQ(pt.cnt->leaves[i], 1);
 	}
 	/* The smallest page out of the 2 MiB block, then mapped again elsewhere. */
 	CHECK_EQ(pt_unmap(&pt, IOVM_IOVA((UINT64_C(2) << 30) + SZ_4K), SZ_4K, NULL, NULL, NULL), SZ_4K);
@@ -81,7 +81,7 @@ TEST(lpae_selftest_sequence)
 		CHECK_OK(pt_map(&pt, IOVM_IOVA(iova), IOVM_PA(iova), sizes[i], PT_PROT_WRITE, true, NULL));
 		walks_to(&pt, iova + 42, iova + 42, PT_PROT_WRITE);
 	}
-	CHECK_EQ(pt.leaves[0] + pt.leaves[1] + pt.leaves[2], 3); /* one leaf each, the split one whole again */
+	CHECK_EQ(pt.cnt->leaves[0] + pt.cnt->leaves[1] + pt.cnt->leaves[2], 3); /* one leaf each, the split one whole again */
 	pt_destroy(&pt);
 }
 
@@ -158,10 +158,10 @@ TEST(gpt_map_every_size_once)
 		at += sizes[i];
 	}
 	for (unsigned i = 0; i < 3; i++)
-		CHECK_EQ(pt.leaves[i], 1);
+		CHECK_EQ(pt.cnt->leaves[i], 1);
 	for (unsigned i = 0; i < 3; i++)
 		CHECK_EQ(pt_unmap(&pt, IOVM_IOVA(where[i]), sizes[i], NULL, NULL, NULL), sizes[i]);
-	CHECK_EQ(pt.leaves[0] + pt.leaves[1] + pt.leaves[2], 0);
+	CHECK_EQ(pt.cnt->leaves[0] + pt.cnt->leaves[1] + pt.cnt->leaves[2], 0);
 	pt_destroy(&pt);
 }
 
@@ -179,10 +179,10 @@ TEST(gpt_region_in_pieces_then_whole)
 	for (unsigned i = 0; i < 3; i++) {
 		for (uint64_t off = 0; off < SZ_1G; off += sizes[i])
 			CHECK_OK(pt_map(&pt, IOVM_IOVA(at + off), IOVM_PA(pa + off), sizes[i], PTRW, true, NULL));
-		CHECK_EQ(pt.leaves[i], SZ_1G / sizes[i]);
+		CHECK_EQ(pt.cnt->leaves[i], SZ_1G / sizes[i]);
 		walks_to(&pt, at + SZ_1G - 1, pa + SZ_1G - 1, PTRW);
 		CHECK_EQ(pt_unmap(&pt, IOVM_IOVA(at), SZ_1G, NULL, NULL, NULL), SZ_1G);
-		CHECK_EQ(pt.leaves[0] + pt.leaves[1] + pt.leaves[2], 0);
+		CHECK_EQ(pt.cnt->leaves[0] + pt.cnt->leaves[1] + pt.cnt->leaves[2], 0);
 	}
 	/* A page mapped and unmapped in each 2 MiB of the gigabyte: tables left, empty. */
 	for (uint64_t off = 0; off < SZ_1G; off += SZ_2M * 64) {
@@ -190,10 +190,10 @@ TEST(gpt_region_in_pieces_then_whole)
 		CHECK_EQ(pt_unmap(&pt, IOVM_IOVA(at + off + SZ_4K), SZ_4K, NULL, NULL, NULL), SZ_4K);
 	}
 	CHECK_OK(pt_map(&pt, IOVM_IOVA(at), IOVM_PA(pa), SZ_1G, PTRW, true, NULL));
-	CHECK_EQ(pt.leaves[2], 1);
+	CHECK_EQ(pt.cnt->leaves[2], 1);
 	CHECK_EQ(pt_unmap(&pt, IOVM_IOVA(at), SZ_1G, NULL, NULL, NULL), SZ_1G);
 	pt_reclaim(&pt);
-	CHECK_EQ(pt.nr_tables, 2); /* the root and the table of its 512 GiB: the empty ones went */
+	CHECK_EQ(pt.cnt->nr_tables, 2); /* the root and the table of its 512 GiB: the empty ones went */
 	pt_destroy(&pt);
 }
 

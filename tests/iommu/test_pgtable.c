@@ -7,6 +7,8 @@
  * with walkers running.
  */
 #include <pthread.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "iommu/pgtable.h"
 #include "harness.h"
@@ -38,9 +40,9 @@ TEST(leaf_sizes)
 	CHECK_OK(pt_init(&pt));
 	/* 1 GiB + 2 MiB + 4 KiB, all aligned: one leaf of each size. */
 	CHECK_OK(pt_map(&pt, IOVM_IOVA(iova), IOVM_PA(pa), SZ_1G + SZ_2M + SZ_4K, RW, true, NULL));
-	CHECK_EQ(pt.leaves[2], 1);
-	CHECK_EQ(pt.leaves[1], 1);
-	CHECK_EQ(pt.leaves[0], 1);
+	CHECK_EQ(pt.cnt->leaves[2], 1);
+	CHECK_EQ(pt.cnt->leaves[1], 1);
+	CHECK_EQ(pt.cnt->leaves[0], 1);
 	expect(&pt, iova + 12345, pa + 12345, 30, RW);
 	expect(&pt, iova + SZ_1G + 77, pa + SZ_1G + 77, 21, RW);
 	expect(&pt, iova + SZ_1G + SZ_2M + 5, pa + SZ_1G + SZ_2M + 5, 12, RW);
@@ -48,7 +50,7 @@ TEST(leaf_sizes)
 	unmapped(&pt, iova - 1);
 	/* Without huge leaves: 4 KiB leaves only. */
 	CHECK_OK(pt_map(&pt, IOVM_IOVA(UINT64_C(8) << 30), IOVM_PA(pa), SZ_2M, PT_PROT_READ, false, NULL));
-	CHECK_EQ(pt.leaves[0], 1 + 512);
+	CHECK_EQ(pt.cnt->leaves[0], 1 + 512);
 	expect(&pt, (UINT64_C(8) << 30) + (UINT64_C(1) << 20), pa + (UINT64_C(1) << 20), 12, PT_PROT_READ);
 	/* Misaligned PA for a huge leaf: smaller leaves. */
 	CHECK_OK(pt_map(&pt, IOVM_IOVA(UINT64_C(16) << 30), IOVM_PA(pa + SZ_4K), SZ_2M, RW, true, NULL));
@@ -75,19 +77,19 @@ TEST(bad_input_and_overlap)
 	pages[1].addr &= ~UINT64_C(1);
 
 	CHECK_OK(pt_map(&pt, IOVM_IOVA(0x200000 + 0x3000), IOVM_PA(0x7000), SZ_4K, RW, true, NULL));
-	tables = pt.nr_tables;
+	tables = pt.cnt->nr_tables;
 	/* Overlapping the page at 0x203000: refused, and nothing of it stays. */
 	CHECK_EQ(pt_map(&pt, IOVM_IOVA(0x200000), IOVM_PA(0x100000), 16 * SZ_4K, RW, true, NULL), -EEXIST);
 	unmapped(&pt, 0x200000);
 	unmapped(&pt, 0x202000);
 	unmapped(&pt, 0x204000);
 	expect(&pt, 0x203000, 0x7000, 12, RW);
-	CHECK_EQ(pt.leaves[0], 1);
+	CHECK_EQ(pt.cnt->leaves[0], 1);
 	CHECK_EQ(pt_map_pages(&pt, IOVM_IOVA(0x201000), pages, 4, RW, NULL), -EEXIST);
 	unmapped(&pt, 0x201000);
 	unmapped(&pt, 0x202000);
-	CHECK_EQ(pt.leaves[0], 1);
-	CHECK_EQ(pt.nr_tables, tables);
+	CHECK_EQ(pt.cnt->leaves[0], 1);
+	CHECK_EQ(pt.cnt->nr_tables, tables);
 	/* A huge leaf where anything is mapped is refused too. */
 	CHECK_OK(pt_map(&pt, IOVM_IOVA(UINT64_C(1) << 30), IOVM_PA(0), SZ_2M, RW, true, NULL));
 	CHECK_EQ(pt_map(&pt, IOVM_IOVA((UINT64_C(1) << 30) + SZ_4K), IOVM_PA(0), SZ_4K, RW, true, NULL), -EEXIST);
@@ -124,14 +126,14 @@ TEST(partial_unmap_splits)
 
 	CHECK_OK(pt_init(&pt));
 	CHECK_OK(pt_map(&pt, IOVM_IOVA(iova), IOVM_PA(pa), SZ_1G, RW, true, NULL));
-	CHECK_EQ(pt.leaves[2], 1);
+	CHECK_EQ(pt.cnt->leaves[2], 1);
 	/* One 4 KiB page out of a 1 GiB leaf: split to 2 MiB, then to 4 KiB. */
 	CHECK_EQ(pt_unmap(&pt, IOVM_IOVA(iova + SZ_2M * 3 + SZ_4K * 5), SZ_4K, collect, &p, NULL), SZ_4K);
 	CHECK_EQ(p.n, 1);
-	CHECK_EQ(pt.splits, 2);
-	CHECK_EQ(pt.leaves[2], 0);
-	CHECK_EQ(pt.leaves[1], 511);
-	CHECK_EQ(pt.leaves[0], 511);
+	CHECK_EQ(pt.cnt->splits, 2);
+	CHECK_EQ(pt.cnt->leaves[2], 0);
+	CHECK_EQ(pt.cnt->leaves[1], 511);
+	CHECK_EQ(pt.cnt->leaves[0], 511);
 	unmapped(&pt, iova + SZ_2M * 3 + SZ_4K * 5);
 	expect(&pt, iova + SZ_2M * 3 + SZ_4K * 4, pa + SZ_2M * 3 + SZ_4K * 4, 12, RW);
 	expect(&pt, iova + SZ_2M * 3 + SZ_4K * 6 + 9, pa + SZ_2M * 3 + SZ_4K * 6 + 9, 12, RW);
@@ -141,10 +143,10 @@ TEST(partial_unmap_splits)
 	CHECK_EQ(pt_unmap(&pt, IOVM_IOVA(iova), SZ_1G, collect, &p, NULL), SZ_1G - SZ_4K);
 	CHECK_EQ(p.bytes, SZ_1G - SZ_4K);
 	CHECK_EQ(p.n, 511 + 511);
-	CHECK_EQ(pt.leaves[0] + pt.leaves[1] + pt.leaves[2], 0);
+	CHECK_EQ(pt.cnt->leaves[0] + pt.cnt->leaves[1] + pt.cnt->leaves[2], 0);
 	/* The detached tables go once a grace period says so. */
 	pt_reclaim(&pt);
-	CHECK(pt.nr_tables <= 3); /* root, and the level-2 and level-1 tables still linked */
+	CHECK(pt.cnt->nr_tables <= 3); /* root, and the level-2 and level-1 tables still linked */
 	pt_destroy(&pt);
 }
 
@@ -264,14 +266,14 @@ TEST(huge_leaf_over_an_empty_table)
 	/* A 4 KiB page inside a 2 MiB region, gone again: its table stays. */
 	CHECK_OK(pt_map(&pt, IOVM_IOVA(iova + SZ_4K), IOVM_PA(pa), SZ_4K, RW, true, NULL));
 	CHECK_EQ(pt_unmap(&pt, IOVM_IOVA(iova + SZ_4K), SZ_4K, NULL, NULL, NULL), SZ_4K);
-	tables = pt.nr_tables;
+	tables = pt.cnt->nr_tables;
 	CHECK_OK(pt_map(&pt, IOVM_IOVA(iova), IOVM_PA(pa), SZ_2M, RW, true, NULL));
-	CHECK_EQ(pt.leaves[1], 1);
-	CHECK_EQ(pt.leaves[0], 0);
+	CHECK_EQ(pt.cnt->leaves[1], 1);
+	CHECK_EQ(pt.cnt->leaves[0], 0);
 	expect(&pt, iova + 5, pa + 5, 21, RW);
 	/* The empty table was retired: freed at the next reclaim. */
 	pt_reclaim(&pt);
-	CHECK_EQ(pt.nr_tables, tables - 1);
+	CHECK_EQ(pt.cnt->nr_tables, tables - 1);
 	CHECK_EQ(pt_unmap(&pt, IOVM_IOVA(iova), SZ_2M, NULL, NULL, NULL), SZ_2M);
 	/* A 1 GiB region whose table holds only empty tables. */
 	CHECK_OK(pt_map(&pt, IOVM_IOVA(iova + SZ_2M * 7), IOVM_PA(pa), SZ_4K, RW, true, NULL));
@@ -279,8 +281,8 @@ TEST(huge_leaf_over_an_empty_table)
 	CHECK_EQ(pt_unmap(&pt, IOVM_IOVA(iova + SZ_2M * 7), SZ_4K, NULL, NULL, NULL), SZ_4K);
 	CHECK_EQ(pt_unmap(&pt, IOVM_IOVA(iova + SZ_2M * 9), SZ_2M, NULL, NULL, NULL), SZ_2M);
 	CHECK_OK(pt_map(&pt, IOVM_IOVA(iova), IOVM_PA(pa), SZ_1G, RW, true, NULL));
-	CHECK_EQ(pt.leaves[2], 1);
-	CHECK_EQ(pt.leaves[1] + pt.leaves[0], 0);
+	CHECK_EQ(pt.cnt->leaves[2], 1);
+	CHECK_EQ(pt.cnt->leaves[1] + pt.cnt->leaves[0], 0);
 	expect(&pt, iova + SZ_2M * 7 + 3, pa + SZ_2M * 7 + 3, 30, RW);
 	/* A table that still maps something is no place for a huge leaf: refused, nothing changed. */
 	CHECK_EQ(pt_unmap(&pt, IOVM_IOVA(iova + SZ_4K), SZ_4K, NULL, NULL, NULL), SZ_4K); /* splits the 1 GiB leaf */
@@ -363,6 +365,114 @@ TEST(concurrent_writers_and_walkers)
 	pt_destroy(&shared);
 }
 
+/*
+ * A table whose pages are in memory mapped twice, at two addresses, as a
+ * shared domain's are in two processes: a view through each, entries that
+ * hold what is the same in both (the page's offset from a fake PA base),
+ * maps through one seen by walks through the other, counters in common,
+ * and every page back in the arena after a destroy through the second.
+ */
+#define ARENA_PAGES 64
+#define ARENA_PA (UINT64_C(3) << 40)
+
+struct arena {
+	uint8_t *base[2];
+	bool used[ARENA_PAGES];
+	unsigned in_use;
+};
+
+struct arena_view {
+	struct arena *a;
+	int which;
+	struct pt_source src;
+};
+
+static void *arena_alloc(void *arg)
+{
+	struct arena_view *v = arg;
+
+	for (unsigned i = 0; i < ARENA_PAGES; i++)
+		if (!v->a->used[i]) {
+			v->a->used[i] = true;
+			v->a->in_use++;
+			return v->a->base[v->which] + (size_t)i * SZ_4K;
+		}
+	return NULL;
+}
+
+static void arena_free(void *arg, void *t)
+{
+	struct arena_view *v = arg;
+	size_t i = (size_t)((uint8_t *)t - v->a->base[v->which]) / SZ_4K;
+
+	CHECK(i < ARENA_PAGES && v->a->used[i]);
+	v->a->used[i] = false;
+	v->a->in_use--;
+}
+
+TEST(one_table_mapped_at_two_addresses)
+{
+	struct arena a = { 0 };
+	struct arena_view v[2];
+	struct pt_counters cnt = { 0 };
+	struct io_pgtable pt[2];
+	uint64_t root_off = 0, root_again;
+	int fd = memfd_create("pt-arena", MFD_CLOEXEC);
+	uint64_t iova = UINT64_C(7) << 39, pa = UINT64_C(9) << 30;
+
+	CHECK(fd >= 0);
+	CHECK_OK(ftruncate(fd, ARENA_PAGES * SZ_4K));
+	for (int i = 0; i < 2; i++) {
+		a.base[i] = mmap(NULL, ARENA_PAGES * SZ_4K, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		CHECK(a.base[i] != MAP_FAILED);
+		v[i] = (struct arena_view){ .a = &a, .which = i };
+		v[i].src = (struct pt_source){ .alloc = arena_alloc, .free = arena_free, .arg = &v[i],
+					       .delta = (uintptr_t)a.base[i] - ARENA_PA };
+	}
+	CHECK(a.base[0] != a.base[1]);
+	CHECK_OK(pt_init_shared(&pt[0], &v[0].src, &cnt, &root_off));
+	CHECK_EQ(root_off, ARENA_PA); /* the first page, named the same in both */
+	root_again = root_off;
+	CHECK_OK(pt_init_shared(&pt[1], &v[1].src, &cnt, &root_again));
+	CHECK_EQ(root_again, root_off);
+	CHECK_EQ(a.in_use, 1);
+	CHECK_EQ(pt_init_shared(&pt[1], &v[1].src, &cnt, &(uint64_t){ ARENA_PA + 1 }), -EINVAL);
+	CHECK_OK(pt_init_shared(&pt[1], &v[1].src, &cnt, &root_again));
+
+	/* Mapped through one view, walked through the other: one 2 MiB leaf, three 4 KiB ones. */
+	CHECK_OK(pt_map(&pt[0], IOVM_IOVA(iova), IOVM_PA(pa), SZ_2M + 3 * SZ_4K, RW, true, NULL));
+	expect(&pt[1], iova + 4242, pa + 4242, 21, RW);
+	expect(&pt[1], iova + SZ_2M + 2 * SZ_4K + 1, pa + SZ_2M + 2 * SZ_4K + 1, 12, RW);
+	unmapped(&pt[1], iova + SZ_2M + 3 * SZ_4K);
+	CHECK_EQ(cnt.leaves[1], 1);
+	CHECK_EQ(cnt.leaves[0], 3);
+	CHECK_EQ(cnt.nr_tables, a.in_use);
+	/* No entry holds either view's address: each names a page by its fake PA. */
+	for (unsigned i = 0; i < PT_ENTRIES; i++) {
+		iopte_t e = atomic_load(&pt[0].root[i]);
+
+		if (e & PTE_PRESENT)
+			CHECK((e & PTE_ADDR_MASK) >= ARENA_PA && (e & PTE_ADDR_MASK) < ARENA_PA + ARENA_PAGES * SZ_4K);
+	}
+	/* Split through the second view, seen through the first. */
+	CHECK_EQ(pt_unmap(&pt[1], IOVM_IOVA(iova + SZ_4K), SZ_4K, NULL, NULL, NULL), SZ_4K);
+	unmapped(&pt[0], iova + SZ_4K);
+	expect(&pt[0], iova + 2 * SZ_4K, pa + 2 * SZ_4K, 12, RW);
+	CHECK_EQ(cnt.splits, 1);
+	CHECK_EQ(pt_unmap(&pt[0], IOVM_IOVA(iova), SZ_2M + 3 * SZ_4K, NULL, NULL, NULL), SZ_2M + 2 * SZ_4K);
+	unmapped(&pt[1], iova);
+	/* The first view goes without freeing what the other still walks; the last frees all. */
+	pt_view_close(&pt[0]);
+	CHECK_OK(pt_map(&pt[1], IOVM_IOVA(iova), IOVM_PA(pa), SZ_4K, PT_PROT_READ, true, NULL));
+	expect(&pt[1], iova, pa, 12, PT_PROT_READ);
+	pt_destroy(&pt[1]);
+	CHECK_EQ(a.in_use, 0);
+	CHECK_EQ(cnt.nr_tables, 0);
+	for (int i = 0; i < 2; i++)
+		munmap(a.base[i], ARENA_PAGES * SZ_4K);
+	close(fd);
+}
+
 int main(void)
 {
 	test_init();
@@ -373,5 +483,6 @@ int main(void)
 	RUN(against_model);
 	RUN(huge_leaf_over_an_empty_table);
 	RUN(concurrent_writers_and_walkers);
+	RUN(one_table_mapped_at_two_addresses);
 	return 0;
 }

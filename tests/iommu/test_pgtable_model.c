@@ -47,8 +47,8 @@ static void run_seed(enum pgm_kind kind, struct iovm_ctx *ctx, uint64_t buf_pa, 
 	if (getenv("IOVM_MODEL_VERBOSE"))
 		printf("# seed %" PRIu64 ": %zu extents, %" PRIu64 " pages mapped, leaves %" PRIu64 "/%" PRIu64 "/%" PRIu64
 		       ", %" PRIu64 " splits, %" PRIu64 " tables, %" PRIu64 " checks\n",
-		       seed, g.m.nr, ext_total(&g.m), (uint64_t)pgm_pt(&g)->leaves[0], (uint64_t)pgm_pt(&g)->leaves[1],
-		       (uint64_t)pgm_pt(&g)->leaves[2], (uint64_t)pgm_pt(&g)->splits, (uint64_t)pgm_pt(&g)->nr_tables,
+		       seed, g.m.nr, ext_total(&g.m), (uint64_t)pgm_pt(&g)->cnt->leaves[0], (uint64_t)pgm_pt(&g)->cnt->leaves[1],
+		       (uint64_t)pgm_pt(&g)->cnt->leaves[2], (uint64_t)pgm_pt(&g)->cnt->splits, (uint64_t)pgm_pt(&g)->cnt->nr_tables,
 		       g.checks);
 	pgm_close(&g);
 	free(bytes);

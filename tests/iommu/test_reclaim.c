@@ -176,7 +176,7 @@ TEST(one_unmap_frees_no_table_of_another)
 	CHECK_OK(iovm_domain_map(dom, &at, pa_of(ctx, buf), 2 * SZ_4K, RW));
 	device_open(ctx, &early, dom, 1);
 	device_open(ctx, &late, dom, 2);
-	tables = atomic_load(&dom->pt.nr_tables);
+	tables = atomic_load(&dom->pt.cnt->nr_tables);
 	/* A device inside a section from the start: every grace period waits for it. */
 	stall(&early, 0);
 	/* A unmaps its range, detaching its table, and waits for the early device. */
@@ -192,7 +192,7 @@ TEST(one_unmap_frees_no_table_of_another)
 	/* A's period ends, and it frees what it detached (one table): not B's. */
 	release(&early);
 	CHECK_EQ(pthread_join(a.t, NULL), 0);
-	CHECK_EQ(atomic_load(&dom->pt.nr_tables), tables - 1);
+	CHECK_EQ(atomic_load(&dom->pt.cnt->nr_tables), tables - 1);
 	CHECK_MSG(table_intact(late.ptep, late.pte), "B's table freed by A while a device was in it");
 	CHECK(!atomic_load(&b.done));
 	release(&late);
@@ -251,7 +251,7 @@ TEST(refused_map_frees_no_table_in_use)
 	CHECK_OK(iovm_domain_unmap(dom, other, SZ_4K));
 	mirror.refuse = -ENOSPC; /* from now on */
 	device_open(ctx, &d, dom, IOVM_PASID_NONE);
-	tables = atomic_load(&dom->pt.nr_tables);
+	tables = atomic_load(&dom->pt.cnt->nr_tables);
 	stall(&d, at + SZ_4K);
 	/* The unmap detaches the walked table, tells the mirror, then waits for the device's section. */
 	unmap_async(&u, dom, at, SZ_2M);
@@ -266,7 +266,7 @@ TEST(refused_map_frees_no_table_in_use)
 	CHECK_EQ(pthread_create(&m.t, NULL, refused_map_main, &m), 0);
 	for (int i = 0; i < 100 && !atomic_load(&m.done); i++)
 		usleep(2000);
-	CHECK_EQ(atomic_load(&dom->pt.nr_tables), tables); /* the walked table is not freed */
+	CHECK_EQ(atomic_load(&dom->pt.cnt->nr_tables), tables); /* the walked table is not freed */
 	CHECK_MSG(table_intact(d.ptep, d.pte), "a table in use was freed before its grace period");
 	release(&d);
 	CHECK_EQ(pthread_join(u.t, NULL), 0);
