@@ -47,12 +47,21 @@ static struct iova_range hole_of(const struct iovm_iova_range *r)
 	return (struct iova_range){ r->start, r->len };
 }
 
+/* What a shared domain's view is made with (iommu_domain_create_shared()). */
+struct shared_args {
+	const struct iommu_shared_ops *ops;
+	void *arg;
+	const struct pt_source *src;
+	struct pt_counters *cnt;
+	uint64_t *root_off;
+};
+
 /*
  * A domain of @type: the public types, a guest's stage 2, or a stage 1
- * nested over @parent. @attr is checked.
+ * nested over @parent; a view of a shared domain with @sh. @attr is checked.
  */
 static int domain_create(struct iovm_ctx *ctx, const struct iovm_domain_attr *attr, enum iovm_domain_type type,
-			 struct iovm_domain *parent, struct iovm_domain **out)
+			 struct iovm_domain *parent, const struct shared_args *sh, struct iovm_domain **out)
 {
 	struct iommu_space *is = ctx->iommu;
 	struct iovm_domain *dom;
@@ -82,7 +91,13 @@ static int domain_create(struct iovm_ctx *ctx, const struct iovm_domain_attr *at
 	ret = fault_ring_init(&dom->faults, attr->fault_queue ? attr->fault_queue : DEFAULT_FAULT_QUEUE);
 	if (ret)
 		goto free_dom;
-	if (dom->type != IOVM_DOMAIN_IDENTITY) {
+	if (sh) {
+		dom->shared_ops = sh->ops;
+		dom->shared_arg = sh->arg;
+		ret = pt_init_shared(&dom->pt, sh->src, sh->cnt, sh->root_off);
+		if (ret)
+			goto free_faults;
+	} else if (dom->type != IOVM_DOMAIN_IDENTITY) {
 		ret = pt_init(&dom->pt);
 		if (ret)
 			goto free_faults;
@@ -91,7 +106,7 @@ static int domain_create(struct iovm_ctx *ctx, const struct iovm_domain_attr *at
 		ret = -ENOMEM;
 		goto free_pt;
 	}
-	if (dom->type == IOVM_DOMAIN_MANAGED || dom->type == IOVM_DOMAIN_NESTED) {
+	if (!sh && (dom->type == IOVM_DOMAIN_MANAGED || dom->type == IOVM_DOMAIN_NESTED)) {
 		nr_holes = attr->reserved ? attr->nr_reserved : 1;
 		holes = fi_calloc(nr_holes, sizeof(*holes));
 		ret = -ENOMEM;
@@ -134,7 +149,9 @@ free_iova:
 		iova_destroy(&dom->iova);
 free_pt:
 	flushq_destroy(dom);
-	if (dom->type != IOVM_DOMAIN_IDENTITY)
+	if (sh)
+		pt_view_close(&dom->pt); /* the caller frees a root it made */
+	else if (dom->type != IOVM_DOMAIN_IDENTITY)
 		pt_destroy(&dom->pt);
 free_faults:
 	free(dom->faults.slots);
@@ -157,13 +174,13 @@ IOVM_API int iovm_domain_create(struct iovm_ctx *ctx, const struct iovm_domain_a
 	ret = attr_check(attr);
 	if (ret)
 		return ret;
-	return domain_create(ctx, attr, attr->type, NULL, out);
+	return domain_create(ctx, attr, attr->type, NULL, NULL, out);
 }
 
 int iommu_guest_domain_create(struct iovm_ctx *ctx, struct iovm_domain **out)
 {
 	static const struct iovm_domain_attr stage2 = { .type = IOVM_DOMAIN_GUEST };
-	int ret = domain_create(ctx, &stage2, IOVM_DOMAIN_GUEST, NULL, out);
+	int ret = domain_create(ctx, &stage2, IOVM_DOMAIN_GUEST, NULL, NULL, out);
 
 	if (!ret)
 		(*out)->owned = true;
@@ -186,7 +203,24 @@ int iommu_nested_domain_create(struct iovm_domain *stage2, const struct iovm_dom
 	 */
 	if (!stage2 || stage2->type != IOVM_DOMAIN_GUEST || attr->type != IOVM_DOMAIN_MANAGED || attr->flags)
 		return err_inval("!stage2 || stage2->type != IOVM_DOMAIN_GUEST || attr->type != IOVM_DOMAIN_MANAGED || attr->flags");
-	return domain_create(stage2->ctx, attr, IOVM_DOMAIN_NESTED, stage2, out);
+	return domain_create(stage2->ctx, attr, IOVM_DOMAIN_NESTED, stage2, NULL, out);
+}
+
+int iommu_domain_create_shared(struct iovm_ctx *ctx, uint64_t limit, const struct iommu_shared_ops *ops, void *arg,
+			       const struct pt_source *src, struct pt_counters *cnt, uint64_t *root_off,
+			       struct iovm_domain **out)
+{
+	const struct iovm_domain_attr attr = { .type = IOVM_DOMAIN_MANAGED };
+	const struct shared_args sh = { .ops = ops, .arg = arg, .src = src, .cnt = cnt, .root_off = root_off };
+	int ret;
+
+	if (!ctx || !ops || !src || !cnt || !root_off || !out || limit > (UINT64_C(1) << PT_IOVA_BITS) ||
+	    limit < (UINT64_C(4) << 30))
+		return err_inval("!ctx || !ops || !src || !cnt || !root_off || !out || limit > 2^48 || limit < 4 GiB");
+	ret = domain_create(ctx, &attr, IOVM_DOMAIN_MANAGED, NULL, &sh, out);
+	if (!ret)
+		(*out)->limit = limit;
+	return ret;
 }
 
 int domain_destroy(struct iovm_domain *dom)
@@ -200,6 +234,9 @@ int domain_destroy(struct iovm_domain *dom)
 		return -EBUSY;
 	}
 	mutex_unlock(&dom->lock);
+	/* No device of this process walks it now: others' invalidations need no answer from here. */
+	if (dom->shared_ops)
+		dom->shared_ops->quiesce(dom->shared_arg);
 	if (dom->parent) {
 		mutex_lock(&dom->parent->lock);
 		list_del(&dom->child_link);
@@ -216,8 +253,12 @@ int domain_destroy(struct iovm_domain *dom)
 	mutex_unlock(&is->lock);
 	/* Pending unmaps give their pins and IOVAs back. */
 	flushq_destroy(dom);
-	if (dom->type != IOVM_DOMAIN_IDENTITY)
+	if (dom->shared_ops) {
+		/* Other processes may walk on: the tables go with the last view's release, all at once. */
+		pt_view_close(&dom->pt);
+	} else if (dom->type != IOVM_DOMAIN_IDENTITY) {
 		pt_destroy(&dom->pt);
+	}
 	if (dom->has_iova)
 		iova_destroy(&dom->iova);
 	shadow_destroy(&dom->shadow);
@@ -226,6 +267,8 @@ int domain_destroy(struct iovm_domain *dom)
 	mutex_destroy(&dom->lock);
 	mutex_destroy(&dom->fault_lock);
 	mutex_destroy(&dom->flush_lock);
+	if (dom->shared_ops)
+		dom->shared_ops->release(dom->shared_arg);
 	free(dom);
 	return 0;
 }

@@ -35,6 +35,9 @@ int iommu_hold(struct iovm_domain *dom, uint64_t va, pa_t pa, uint64_t len, iova
 
 	if (!dom || !len || !is_aligned(va | pa_val(pa) | len, SZ_4K) || !iova)
 		return err_inval("!dom || !len || !is_aligned(va | pa_val(pa) | len, SZ_4K) || !iova");
+	if (dom->shared_ops)
+		return err_detail(-EOPNOTSUPP, IOVM_LOG_DEBUG,
+				  "a shared domain maps the shared heap only: a registration's memory is this process's");
 	switch (dom->type) {
 	case IOVM_DOMAIN_MANAGED:
 		ret = iova_alloc(&dom->iova, align_up(head + len, SZ_2M), SZ_2M, &base);

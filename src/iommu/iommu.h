@@ -125,6 +125,55 @@ uint64_t iommu_hold_huge_leaves(struct iovm_domain *dom, iova_t iova, uint64_t l
  * has it, and of each range unmapped. A map the mirror refuses fails, and
  * is undone in iovm's table too.
  */
+/*
+ * A domain shared with other processes (the shared domains of iovm/mp.h):
+ * its page table's pages are in memory every process maps, and every
+ * process that opened it walks it. What only the sharer can do, it does
+ * through these:
+ */
+struct iommu_shared_ops {
+	/* An IOVA range for @len bytes aligned to @align (ANY), or the one at @iova (-EEXIST: taken; -EINVAL: outside). */
+	int (*iova_alloc)(void *arg, uint64_t len, uint64_t align, iova_t *iova);
+	int (*iova_reserve)(void *arg, iova_t iova, uint64_t len);
+	void (*iova_free)(void *arg, iova_t iova, uint64_t len);
+	/* Whether [pa, +len) is memory every process has at that PA. */
+	bool (*pa_ok)(void *arg, pa_t pa, uint64_t len);
+	/*
+	 * After this process's devices let go of [iova, +len) (a strict unmap):
+	 * every other process's devices too, before it returns; @len 0: only
+	 * their walks that began before (tables detached, no leaf).
+	 */
+	void (*invalidate)(void *arg, iova_t iova, uint64_t len);
+	/*
+	 * At destroy, once nothing is attached and before the view goes: this
+	 * process stops answering other processes' invalidations.
+	 */
+	void (*quiesce)(void *arg);
+	/* After the view is torn down: the view's hold on the domain goes (the last one's: its tables). */
+	void (*release)(void *arg);
+};
+
+struct pt_source;
+struct pt_counters;
+
+/*
+ * iommu_domain_create_shared() - this process's view of a managed, strict
+ * domain shared with others: its page table's pages come from @src, its
+ * counters are at @cnt, its root at *@root_off (0: made, and returned
+ * there). IOVAs below @limit.
+ */
+int iommu_domain_create_shared(struct iovm_ctx *ctx, uint64_t limit, const struct iommu_shared_ops *ops, void *arg,
+			       const struct pt_source *src, struct pt_counters *cnt, uint64_t *root_off,
+			       struct iovm_domain **out);
+
+/*
+ * iommu_domain_invalidate() - what a strict unmap does for this process's
+ * devices, for another process's unmap of a shared domain: their IOTLBs
+ * forget [iova, +len), then every device-side section that began before
+ * ends. Outside any section.
+ */
+void iommu_domain_invalidate(struct iovm_domain *dom, iova_t iova, uint64_t len);
+
 struct iommu_mirror_ops {
 	/* [iova, +len) to the process's memory at [va, +len), in order. */
 	int (*map)(void *arg, iova_t iova, void *va, uint64_t len, bool write);

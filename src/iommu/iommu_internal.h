@@ -123,6 +123,13 @@ struct iovm_domain {
 	 * and unmaps: on lines of their own (the domain is line-aligned).
 	 */
 	struct io_pgtable pt;     /* every type but identity */
+	/*
+	 * A domain shared with other processes (iommu_domain_create_shared()):
+	 * its IOVAs, what it may map, and the invalidation of other processes'
+	 * devices are the sharer's; NULL for the process's own.
+	 */
+	const struct iommu_shared_ops *shared_ops;
+	void *shared_arg;
 	struct iova_alloc iova __cacheline_aligned; /* managed and nested domains */
 	bool has_iova;
 	/*

@@ -59,6 +59,13 @@ static int iova_take(struct iovm_domain *dom, iova_t *iova, uint64_t len, uint64
 {
 	int ret;
 
+	if (dom->shared_ops) {
+		if (!iova_valid(*iova))
+			return dom->shared_ops->iova_alloc(dom->shared_arg, len, align, iova);
+		if (range_bad(iova_val(*iova), len))
+			return err_inval("range_bad(iova_val(*iova), len)");
+		return dom->shared_ops->iova_reserve(dom->shared_arg, *iova, len);
+	}
 	if (!dom->has_iova) {
 		/* A VA domain's page 0 is no process memory: kept unmapped, as a managed domain's. */
 		if (!iova_valid(*iova) || (dom->type == IOVM_DOMAIN_VA && iova_val(*iova) < MANAGED_IOVA_BASE))
@@ -88,7 +95,9 @@ static int iova_take(struct iovm_domain *dom, iova_t *iova, uint64_t len, uint64
 
 void domain_iova_give(struct iovm_domain *dom, iova_t iova, uint64_t len)
 {
-	if (dom->has_iova)
+	if (dom->shared_ops)
+		dom->shared_ops->iova_free(dom->shared_arg, iova, len);
+	else if (dom->has_iova)
 		iova_free(&dom->iova, iova, len);
 }
 
@@ -114,6 +123,20 @@ int domain_map_pa(struct iovm_domain *dom, iova_t *iova, pa_t pa, const void *wh
 give:
 	domain_iova_give(dom, *iova, len);
 	return ret;
+}
+
+/*
+ * Whether a shared domain may map [pa, pa+len): only what every process
+ * has at that PA (the shared heap); another process's device would reach
+ * its own memory, or none, at a PA of this process's own.
+ */
+static int pa_shareable(struct iovm_domain *dom, pa_t pa, uint64_t len)
+{
+	if (!dom->shared_ops || dom->shared_ops->pa_ok(dom->shared_arg, pa, len))
+		return 0;
+	return err_detail(-EINVAL, IOVM_LOG_DEBUG,
+			  "PA [%#" PRIx64 ", +%#" PRIx64 ") is not in the shared heap: a shared domain maps only that",
+			  pa_val(pa), len);
 }
 
 /* Whether every page of [pa, pa+len) is memory iovm owns. */
@@ -148,6 +171,9 @@ IOVM_API int iovm_domain_map(struct iovm_domain *dom, iovm_iova_t *iova, iovm_pa
 		return ret;
 	if (!is_aligned(pa_val(pa), SZ_4K) || pa_val(pa) + len < pa_val(pa) || !on_bus(dom, pa, len))
 		return err_inval("!is_aligned(pa_val(pa), SZ_4K) || pa_val(pa) + len < pa_val(pa) || !on_bus(dom, pa, len)");
+	ret = pa_shareable(dom, pa, len);
+	if (ret)
+		return ret;
 	where = *iova;
 	ret = domain_map_pa(dom, &where, pa, NULL, len, prot_of(perm));
 	if (!ret)
@@ -204,6 +230,9 @@ IOVM_API int iovm_domain_map_pages(struct iovm_domain *dom, iovm_iova_t *iova, c
 	for (unsigned i = 0; i < n; i++)
 		if (!is_aligned(pages[i].addr, SZ_4K) || !phys_page_size(dom->ctx->phys, pages[i]))
 			return err_inval("!is_aligned(pages[i].addr, SZ_4K) || !phys_page_size(dom->ctx->phys, pages[i])");
+	for (unsigned i = 0; i < n; i++)
+		if ((ret = pa_shareable(dom, pages[i], SZ_4K)))
+			return ret;
 	where = *iova;
 	ret = iova_take(dom, &where, len, SZ_4K);
 	if (ret)
@@ -270,6 +299,9 @@ IOVM_API int iovm_domain_map_ptr(struct iovm_domain *dom, const void *ptr, size_
 	/* A VA domain's IOVA is the process's address. */
 	where = iova_make(dom->type == IOVM_DOMAIN_VA ? (uintptr_t)ptr : IOVM_ADDR_INVALID);
 	if (x.contig >= len) {
+		ret = pa_shareable(dom, x.pa, len);
+		if (ret)
+			return ret;
 		ret = domain_map_pa(dom, &where, x.pa, ptr, len, prot_of(perm));
 		if (!ret)
 			*iova = where;
@@ -309,6 +341,9 @@ int domain_map_va(struct iovm_domain *dom, iova_t iova, const void *va, uint64_t
 		if (ret)
 			goto unwind;
 		run = MIN(x.contig, len - done);
+		ret = pa_shareable(dom, x.pa, run);
+		if (ret)
+			goto unwind;
 		begun = shadow_map_begin(dom, iova_add(iova, done), run, x.pa, prot);
 		ret = pt_map(&dom->pt, iova_add(iova, done), x.pa, run, prot, true, &retired);
 		shadow_map_end(dom, iova_add(iova, done), run, x.pa, prot, begun, !ret);

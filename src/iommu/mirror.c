@@ -267,7 +267,7 @@ int iommu_domain_mirror(struct iovm_domain *dom, const struct iommu_mirror_ops *
 
 	if (!dom || !ops || !ops->map || !ops->unmap || (nr_usable && !usable))
 		return err_inval("!dom || !ops || !ops->map || !ops->unmap || (nr_usable && !usable)");
-	if (dom->type != IOVM_DOMAIN_MANAGED)
+	if (dom->type != IOVM_DOMAIN_MANAGED || dom->shared_ops)
 		return -EOPNOTSUPP;
 	if (dom->mirror)
 		return -EBUSY;

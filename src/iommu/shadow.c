@@ -242,6 +242,15 @@ static void insert_pieces(struct shadow *s, const struct pieces *p)
 	}
 }
 
+/*
+ * A domain shared with other processes has no shadow: another process's
+ * maps and unmaps would not reach this process's record of it.
+ */
+static bool oracle_on(const struct iovm_domain *dom)
+{
+	return dom->is->oracle && !dom->shared_ops;
+}
+
 static bool map_begin(struct iovm_domain *dom, const struct pieces *p)
 {
 	struct shadow *s = &dom->shadow;
@@ -249,7 +258,7 @@ static bool map_begin(struct iovm_domain *dom, const struct pieces *p)
 	struct shadow_range *r;
 	bool clear;
 
-	if (!dom->is->oracle)
+	if (!oracle_on(dom))
 		return true;
 	shadow_lock(s);
 	reserve(s, pieces_nodes(p));
@@ -265,7 +274,7 @@ static void map_end(struct iovm_domain *dom, const struct pieces *p, bool begun,
 {
 	struct shadow *s = &dom->shadow;
 
-	if (!dom->is->oracle || begun == mapped)
+	if (!oracle_on(dom) || begun == mapped)
 		return;
 	shadow_lock(s);
 	reserve(s, CARVE_NODES + pieces_nodes(p));
@@ -307,7 +316,7 @@ void shadow_unmap(struct iovm_domain *dom, const struct unmapped *p, bool pendin
 	struct shadow_range *r;
 	uint32_t prot = 0;
 
-	if (!dom->is->oracle)
+	if (!oracle_on(dom))
 		return;
 	shadow_lock(s);
 	reserve(s, 2 * CARVE_NODES + 1);
@@ -329,7 +338,7 @@ void shadow_flushed(struct iovm_domain *dom, const struct unmapped *p)
 {
 	struct shadow *s = &dom->shadow;
 
-	if (!dom->is->oracle)
+	if (!oracle_on(dom))
 		return;
 	shadow_lock(s);
 	reserve(s, CARVE_NODES);

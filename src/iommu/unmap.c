@@ -68,7 +68,17 @@ void domain_retired_free(struct iovm_domain *dom, struct pt_retired *r)
 	if (!r->head)
 		return;
 	epoch_synchronize(dom->is->epoch);
+	/* Other processes walk a shared domain's tables too. */
+	if (dom->shared_ops)
+		dom->shared_ops->invalidate(dom->shared_arg, iova_make(0), 0);
 	pt_retired_free(&dom->pt, r);
+}
+
+void iommu_domain_invalidate(struct iovm_domain *dom, iova_t iova, uint64_t len)
+{
+	if (len)
+		domain_invalidate(dom, iova, len, false);
+	epoch_synchronize(dom->is->epoch);
 }
 
 void domain_undo_map(struct iovm_domain *dom, iova_t iova, uint64_t len)
@@ -130,6 +140,9 @@ int domain_unmap_how(struct iovm_domain *dom, iova_t iova, uint64_t len, unsigne
 	}
 	domain_invalidate(dom, iova, len, false);
 	epoch_synchronize(dom->is->epoch);
+	/* A shared domain's: every other process's devices too, before anything is freed or reused. */
+	if (dom->shared_ops)
+		dom->shared_ops->invalidate(dom->shared_arg, iova, len);
 	/* Its own tables only: another writer's may still be cached by a device. */
 	pt_retired_free(&dom->pt, &retired);
 	for (unsigned i = 0; i < c.n; i++) {
