@@ -160,6 +160,81 @@ IOVM_API int iovm_share_reap(struct iovm_ctx *ctx);
 IOVM_API int iovm_share_check(struct iovm_ctx *ctx);
 
 /*
+ * Shared domains: a managed domain that every process of the share can
+ * open by name, each getting a struct iovm_domain of its own that works
+ * as any domain does (iovm_domain_map(), _map_ptr(), _map_pages(),
+ * _unmap(), _translate(), devices attached at PASIDs) on one IO address
+ * space: what one process maps, every process's devices reach at the same
+ * IOVA, and what one unmaps, no device of any process reaches once the
+ * unmap returns.
+ *
+ * How: the IO page table, its counters and the IOVA allocator are in one
+ * block of the shared heap; every entry names the next table by its PA,
+ * which each process turns into its own pointer (lookups stay lock-free).
+ * A strict unmap clears the entries, lets go of this process's devices,
+ * then posts the range to every other process that has the domain open: a
+ * thread of each (one per view) drops what its devices cached of the
+ * range and waits for their accesses in flight, then answers, and only
+ * then does the unmap return (a process that died counts as answered: its
+ * devices are gone). One unmap is posted at a time.
+ *
+ * What may be mapped: memory of the shared heap only, which is at the same
+ * PA in every process (a process's own memory is not; -EINVAL), and not a
+ * shared domain's own block. A queue's rings are its process's own memory:
+ * attach a domain of the process's own at IOVM_PASID_NONE for them, and
+ * the shared domain at another PASID, which descriptors name. Page tables
+ * come from the domain's pool (iovm_share_domain_params.tables) and stay
+ * once made, as a private domain's do; a map that needs one more than the
+ * pool holds fails with -ENOMEM. Registrations (iovm/reg.h) and VFIO
+ * devices cannot use a shared domain (-EOPNOTSUPP), nor can deferred
+ * invalidation (every unmap is strict). The oracle keeps no shadow of it.
+ * iovm_domain_stats() gives the shared table's counts, and this view's
+ * invalidations.
+ *
+ * Lifetime: iovm_domain_destroy() closes this process's view (-EBUSY
+ * while a device is attached); the domain, its tables and its name go with
+ * the last view, closed or dead. A process that dies holding the view
+ * loses it (the reap); one that dies mid-map leaves what it mapped, and at
+ * worst a table or an IOVA range allocated but unused until the domain
+ * goes. Memory a mapping names must stay allocated while mapped: freeing
+ * it is the caller's bug, as with any domain.
+ */
+struct iovm_share_domain_params {
+	uint64_t iova_size; /* bytes of IOVA space, from 4 GiB up; 0: 4 x the heap, at least 1 GiB */
+	uint32_t tables;    /* 4 KiB page-table pages it may use; 0: 64 + 4 per 2 MiB of heap */
+};
+
+/**
+ * iovm_share_domain_create() - make a shared domain named @name in @ctx's
+ * share, and open it.
+ * @ctx: a context shared or attached
+ * @name: 1 to IOVM_ZONE_NAMESIZE-1 characters; unique among the share's domains
+ * @params: NULL for the defaults
+ * @dom: set to this process's view
+ *
+ * Thread safety: safe.
+ *
+ * Return: 0; -EINVAL for bad arguments; -ENOENT when @ctx is neither
+ * shared nor attached; -EEXIST when the share has a domain @name;
+ * -ENOSPC when it has MP_MAX_DOMAINS (32); -ENOMEM when the heap has no
+ * room; -EPERM in a forked child of the context's process.
+ */
+IOVM_API int iovm_share_domain_create(struct iovm_ctx *ctx, const char *name,
+				      const struct iovm_share_domain_params *params, struct iovm_domain **dom);
+
+/**
+ * iovm_share_domain_open() - open the shared domain @name of @ctx's share.
+ * @dom: set to this process's view; iovm_domain_destroy() closes it
+ *
+ * Thread safety: safe.
+ *
+ * Return: 0; -EINVAL; -ENOENT when the share has no domain @name (or @ctx
+ * no share); -EBUSY when this process has it open already (one view per
+ * process: use that one); -EPERM as iovm_share_domain_create().
+ */
+IOVM_API int iovm_share_domain_open(struct iovm_ctx *ctx, const char *name, struct iovm_domain **dom);
+
+/*
  * A device in another process: a context of the share serves the software
  * DMA engine to client processes of the same share, each in an address
  * space of its own on the device (a domain attached at a PASID of its

@@ -113,6 +113,8 @@ int mp_repair(struct mp_heap *h)
 			z->grain = MP_NO_GRAIN;
 		c->zone_pending = 0;
 	}
+	/* A shared domain made or closed halfway: its block goes if nobody has it open. */
+	mp_domains_tidy(h);
 	c->nr_zones = 0;
 	for (unsigned i = 0; i < MP_MAX_ZONES; i++)
 		c->nr_zones += c->zones[i].used != 0;
@@ -143,6 +145,17 @@ int mp_lock(struct mp_heap *h)
 	if (ret == ENOTRECOVERABLE)
 		return err_detail(-ENOTRECOVERABLE, IOVM_LOG_ERR,
 				  "the share's lock was left unrecoverable by a failed repair");
+	return -ret;
+}
+
+int mp_lock_plain(pthread_mutex_t *l)
+{
+	int ret = lock_wait(l);
+
+	if (ret == EOWNERDEAD) {
+		pthread_mutex_consistent(l);
+		return 0;
+	}
 	return -ret;
 }
 

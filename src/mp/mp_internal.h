@@ -32,12 +32,14 @@
 #include "mem/mem.h"
 
 #define MP_MAGIC UINT64_C(0x31706d2d6d766f69) /* "iovm-mp1" */
-#define MP_VERSION 1
+#define MP_VERSION 2
 
 /* Processes attached at once, the owner included. */
 #define MP_MAX_PROCS 128
 /* Named zones of one share. */
 #define MP_MAX_ZONES 256
+/* Shared domains of one share. */
+#define MP_MAX_DOMAINS 32
 
 /*
  * The heap is cut in grains of 64 bytes, a cache line: the smallest block.
@@ -127,6 +129,20 @@ struct mp_zone_rec {
 	uint32_t flags;
 };
 
+/*
+ * A shared domain (domain.c): a name, one block of the heap held by the
+ * share (its control block, IOVA bitmap and page-table pool), and which
+ * processes have it open. A record with no process holds no block: its
+ * maker sets its own bit last, whoever clears the last bit frees the
+ * block, and the repair and the reap free the block of a record left with
+ * none (mp_domains_tidy()).
+ */
+struct mp_domain_rec {
+	uint64_t views[MP_MAX_PROCS / 64]; /* a bit per slot that has it open */
+	uint64_t grain;       /* first grain of its block, or MP_NO_GRAIN */
+	char name[IOVM_ZONE_NAMESIZE];
+};
+
 struct mp_ctl {
 	/* Written by the owner before the share is published; read-only afterwards. */
 	uint64_t magic;
@@ -163,6 +179,7 @@ struct mp_ctl {
 	_Atomic uint64_t attaches; /* every attachment ever; read without the lock */
 	struct mp_slot slots[MP_MAX_PROCS];
 	struct mp_zone_rec zones[MP_MAX_ZONES];
+	struct mp_domain_rec domains[MP_MAX_DOMAINS];
 };
 
 /* A process's view of the control region: pointers into its own mapping. */
@@ -306,6 +323,12 @@ int mp_lock_init(pthread_mutex_t *l);
  */
 int mp_lock(struct mp_heap *h);
 void mp_unlock(struct mp_heap *h);
+/*
+ * mp_lock_plain() - take another robust, process-shared lock that guards
+ * nothing a dead holder can leave half done (its EOWNERDEAD is consistent
+ * at once); 0, or a negative errno.
+ */
+int mp_lock_plain(pthread_mutex_t *l);
 /* mp_repair() - what mp_lock() does after a holder died; needs the lock. */
 int mp_repair(struct mp_heap *h);
 
@@ -389,6 +412,18 @@ void *mp_tcache_alloc(struct mp_space *s, unsigned order);
 bool mp_tcache_drain(struct mp_space *s);
 /* Free @grain into the calling thread's cache; 1 when it was not this process's to cache (lock path). */
 int mp_tcache_free(struct mp_space *s, uint64_t grain);
+
+/* ---- domain.c: shared domains ---- */
+
+/* mp_domains_tidy() - free the block of every domain record no process has open. Needs the lock. */
+void mp_domains_tidy(struct mp_heap *h);
+/* mp_domains_forget_slot() - slot @i has no view open any more (it died). Needs the lock. */
+void mp_domains_forget_slot(struct mp_heap *h, unsigned i);
+
+/* ---- share.c ---- */
+
+/* mp_space_of() - @ctx's share: -EINVAL, -ENOENT (neither shared nor attached), -EPERM (a forked child). */
+int mp_space_of(struct iovm_ctx *ctx, struct mp_space **out);
 
 /* ---- attach.c ---- */
 int mp_connect(struct mp_space *s, const char *name);

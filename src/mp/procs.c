@@ -144,6 +144,9 @@ void mp_reap_slot(struct mp_heap *h, unsigned i)
 	c->slots[i].state = MP_SLOT_DEAD;
 	mp_crash_point();
 	n = mp_heap_free_owned(h, (uint8_t)i);
+	/* Its views of shared domains go; a domain nobody has open any more, with them. */
+	mp_domains_forget_slot(h, i);
+	mp_domains_tidy(h);
 	c->reaped++;
 	c->reaped_blocks += n;
 	mp_crash_point();
@@ -192,6 +195,8 @@ void mp_slot_leave(struct mp_space *s)
 		return;
 	if (s->c->slots[s->slot].state == MP_SLOT_LIVE && s->c->slots[s->slot].pid == getpid()) {
 		mp_heap_free_owned(&s->h, s->slot);
+		mp_domains_forget_slot(&s->h, s->slot);
+		mp_domains_tidy(&s->h);
 		memset(&s->c->slots[s->slot], 0, sizeof(s->c->slots[s->slot]));
 	}
 	mp_unlock(&s->h);

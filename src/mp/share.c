@@ -210,6 +210,8 @@ static void ctl_init(struct mp_space *s, const struct iovm_share_params *p)
 	strcpy(c->name, s->name);
 	for (unsigned i = 0; i < MP_MAX_ZONES; i++)
 		c->zones[i].grain = MP_NO_GRAIN;
+	for (unsigned i = 0; i < MP_MAX_DOMAINS; i++)
+		c->domains[i].grain = MP_NO_GRAIN;
 }
 
 IOVM_API int iovm_share(struct iovm_ctx *ctx, const char *name, const struct iovm_share_params *params)
@@ -384,7 +386,7 @@ void mp_close(struct iovm_ctx *ctx)
 
 /* ---- the public calls on a share ---- */
 
-static int space_of(struct iovm_ctx *ctx, struct mp_space **out)
+int mp_space_of(struct iovm_ctx *ctx, struct mp_space **out)
 {
 	if (!ctx)
 		return err_inval("!ctx");
@@ -405,7 +407,7 @@ IOVM_API int iovm_share_info(struct iovm_ctx *ctx, struct iovm_share_info *info)
 	err_enter();
 	if (!info)
 		return err_inval("!info");
-	ret = space_of(ctx, &s);
+	ret = mp_space_of(ctx, &s);
 	if (ret)
 		return ret;
 	c = s->c;
@@ -446,7 +448,7 @@ IOVM_API int iovm_share_reap(struct iovm_ctx *ctx)
 	int ret;
 
 	err_enter();
-	ret = space_of(ctx, &s);
+	ret = mp_space_of(ctx, &s);
 	if (ret)
 		return ret;
 	return mp_reap_dead(&s->h);
@@ -459,7 +461,7 @@ IOVM_API int iovm_share_check(struct iovm_ctx *ctx)
 	int ret;
 
 	err_enter();
-	ret = space_of(ctx, &s);
+	ret = mp_space_of(ctx, &s);
 	if (ret)
 		return ret;
 	c = s->c;

@@ -47,6 +47,59 @@ static void sc_share(void)
 	CHECK_EQ(iovm_close(owner), 0);
 }
 
+/*
+ * A shared domain made by the owner, opened by the attached context (in
+ * this process, a view and an agent of its own), mapped through one,
+ * translated and unmapped through the other; a device of the owner's on
+ * it. Nothing left of it after.
+ */
+static void sc_share_domain(void)
+{
+	struct iovm_share_params p = { .heap_size = 4 << 20, .page_size = 4096, .group = -1 };
+	struct iovm_queue_attr qa = { .depth = 4, .flags = IOVM_QUEUE_POLLED };
+	struct iovm_ctx *owner = fault_open(FAULT_OPTS), *att = NULL;
+	struct iovm_domain *d1, *d2, *rings;
+	struct iovm_share_info info;
+	struct iovm_device *dev;
+	struct iovm_queue *q;
+	iovm_iova_t iova = IOVM_IOVA(IOVM_ADDR_INVALID);
+	iovm_pa_t pa, seen;
+	char name[64];
+	uint8_t *a;
+
+	snprintf(name, sizeof(name), "fault-sdom-%d", (int)getpid());
+	FI_INT(iovm_share(owner, name, &p));
+	FI_INT(iovm_attach(name, FAULT_OPTS, &att));
+	FI_INT(iovm_share_domain_create(owner, "fault-dom", NULL, &d1));
+	FI_INT(iovm_share_domain_open(att, "fault-dom", &d2));
+	a = FI_PTR(iovm_dma_zalloc(att, 8192, 4096, 0));
+	FI_INT(iovm_domain_map_ptr(d2, a, 8192, IOVM_MAP_READ | IOVM_MAP_WRITE, &iova));
+	FI_INT(iovm_dma_pa(att, a, &pa));
+	FI_INT(iovm_domain_translate(d1, iova, &seen, NULL));
+	CHECK_EQ(seen.addr, pa.addr);
+	FI_INT(iovm_device_open(owner, "sw", &dev));
+	FI_INT(iovm_domain_create(owner, NULL, &rings));
+	FI_INT(iovm_device_attach(dev, rings, IOVM_PASID_NONE));
+	FI_INT(iovm_device_attach(dev, d1, 1));
+	FI_INT(iovm_queue_create(dev, &qa, &q));
+	FI_INT(iovm_queue_submit(q, &(struct iovm_desc){ .op = IOVM_OP_FILL, .dst = iova.addr, .len = 8192,
+							 .pattern = 0x5a5a5a5a5a5a5a5aull, .pasid = 1 }));
+	FI_INT(iovm_queue_process(q, 1));
+	CHECK_EQ(a[8191], 0x5a);
+	FI_INT(iovm_domain_unmap(d1, iova, 8192));
+	CHECK_EQ(iovm_domain_translate(d2, iova, &seen, NULL), -ENOENT);
+	CHECK_EQ(iovm_queue_destroy(q), 0);
+	CHECK_EQ(iovm_device_close(dev), 0);
+	CHECK_EQ(iovm_domain_destroy(rings), 0);
+	CHECK_EQ(iovm_domain_destroy(d2), 0);
+	CHECK_EQ(iovm_domain_destroy(d1), 0);
+	FI_INT(iovm_dma_free(owner, iovm_dma_ptr(owner, pa)));
+	CHECK_EQ(iovm_close(att), 0);
+	FI_INT(iovm_share_info(owner, &info));
+	CHECK_EQ(info.blocks, 0);
+	CHECK_EQ(iovm_close(owner), 0);
+}
+
 /* A device server and a client's queue on it, both in this process (the server's threads answer). */
 static void sc_device(void)
 {
@@ -114,5 +167,6 @@ static void sc_device(void)
 static const struct fault_scenario fault_mp_scenarios[] = {
 	{ "share and attach", sc_share },
 	{ "device server", sc_device },
+	{ "shared domain", sc_share_domain },
 	{ NULL, NULL },
 };

@@ -124,6 +124,15 @@ B(rqueue_open_depth) { struct iovm_rqueue *rq; return iovm_rqueue_open(ctx, "bad
 B(rqueue_open_deep) { struct iovm_rqueue *rq; return iovm_rqueue_open(ctx, "badinput", 8192, &rq); }
 B(rqueue_open_bad_name) { struct iovm_rqueue *rq; return iovm_rqueue_open(ctx, "", 0, &rq); }
 B(rqueue_open_not_shared) { struct iovm_rqueue *rq; return iovm_rqueue_open(ctx, "badinput", 0, &rq); }
+B(sdom_create_null_ctx) { struct iovm_domain *d; return iovm_share_domain_create(NULL, "d", NULL, &d); }
+B(sdom_create_null_name) { struct iovm_domain *d; return iovm_share_domain_create(ctx, NULL, NULL, &d); }
+B(sdom_create_null_out) { return iovm_share_domain_create(ctx, "d", NULL, NULL); }
+B(sdom_create_long_name) { struct iovm_domain *d; return iovm_share_domain_create(ctx, "0123456789012345678901234567890123", NULL, &d); }
+B(sdom_create_not_shared) { struct iovm_domain *d; return iovm_share_domain_create(ctx, "d", NULL, &d); }
+B(sdom_open_null_ctx) { struct iovm_domain *d; return iovm_share_domain_open(NULL, "d", &d); }
+B(sdom_open_empty_name) { struct iovm_domain *d; return iovm_share_domain_open(ctx, "", &d); }
+B(sdom_open_null_out) { return iovm_share_domain_open(ctx, "d", NULL); }
+B(sdom_open_not_shared) { struct iovm_domain *d; return iovm_share_domain_open(ctx, "d", &d); }
 B(rqueue_pasid_null) { return iovm_rqueue_pasid(NULL) == 0 ? -EINVAL : -1; }
 B(rqueue_map_null) { iovm_iova_t i; return iovm_rqueue_map(NULL, app, 4096, IOVM_MAP_READ, &i); }
 B(rqueue_unmap_null) { return iovm_rqueue_unmap(NULL, IOVM_IOVA(4096), 4096); }
@@ -630,6 +639,15 @@ static const struct bad_case cases[] = {
 	ROW(rqueue_open_deep, iovm_rqueue_open, EINVAL),
 	ROW(rqueue_open_bad_name, iovm_rqueue_open, EINVAL),
 	ROW(rqueue_open_not_shared, iovm_rqueue_open, ENOENT),
+	ROW(sdom_create_null_ctx, iovm_share_domain_create, EINVAL),
+	ROW(sdom_create_null_name, iovm_share_domain_create, EINVAL),
+	ROW(sdom_create_null_out, iovm_share_domain_create, EINVAL),
+	ROW(sdom_create_long_name, iovm_share_domain_create, EINVAL),
+	ROW(sdom_create_not_shared, iovm_share_domain_create, ENOENT),
+	ROW(sdom_open_null_ctx, iovm_share_domain_open, EINVAL),
+	ROW(sdom_open_empty_name, iovm_share_domain_open, EINVAL),
+	ROW(sdom_open_null_out, iovm_share_domain_open, EINVAL),
+	ROW(sdom_open_not_shared, iovm_share_domain_open, ENOENT),
 	ROW(rqueue_pasid_null, iovm_rqueue_pasid, EINVAL),
 	ROW(rqueue_map_null, iovm_rqueue_map, EINVAL),
 	ROW(rqueue_unmap_null, iovm_rqueue_unmap, EINVAL),

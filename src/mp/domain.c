@@ -1,0 +1,681 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * domain.c - shared domains (iovm/mp.h): one IO address space that every
+ * process of a share opens by name, each through a view of its own (an
+ * iovm_domain of the iommu layer whose page table is the shared one).
+ *
+ * Where things are. A record in the control region (struct
+ * mp_domain_rec) names the domain and one block of the heap, held by the
+ * share, which holds everything the processes have in common:
+ *
+ *   [ struct mp_domain_shm | IOVA bitmap | pool bitmap | ... | table pool ]
+ *                                                          ^ 4 KiB aligned
+ *
+ * The page tables are pages of the pool, so that the domain, and whatever
+ * a dead process left allocated in it, goes with one free of the block.
+ * A table entry names the next table by its PA: each process adds its own
+ * heap's VA less the heap's PA (the view's pt_source.delta).
+ *
+ * Locking. The share's lock guards the record, the IOVA bitmap and the
+ * pool bitmap (each change is one store of a bit, so a holder that dies
+ * leaves a bit set for nothing at worst: leaked until the domain goes).
+ * The domain's inval_lock, robust too, orders the strict unmaps that are
+ * posted to other processes: one at a time, its range in inval_iova and
+ * inval_len, its number in inval_seq. Each view's agent thread waits on
+ * inval_seq (a futex in shared memory), invalidates what its process's
+ * devices cached, waits for their sections, and answers in its slot's ack
+ * word. The poster holds inval_lock, never the share's lock, while it
+ * waits: an agent's work takes no lock of the share.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <iovm/iommu.h>
+#include <iovm/mp.h>
+
+#include "base/compiler.h"
+#include "base/ctx.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "iommu/iommu.h"
+#include "iommu/pgtable.h"
+#include "mp/mp_internal.h"
+
+#define DOMAIN_MAGIC UINT64_C(0x6d6f642d6d766f69) /* "iovm-dom" */
+/* Shared IOVAs start above 4 GiB: clear of the MSI window and of 32-bit DMA masks' surprises. */
+#define DOMAIN_IOVA_BASE (UINT64_C(4) << 30)
+/* How long a poster sleeps before it looks whether a silent process still lives. */
+#define ACK_RECHECK_NS 10000000L
+
+/* The block's head, in shared memory: no pointers. */
+struct mp_domain_shm {
+	uint64_t magic;
+	uint64_t iova_pages;      /* 4 KiB pages from DOMAIN_IOVA_BASE */
+	uint64_t iova_hint;       /* under the share's lock: where the next search starts */
+	uint64_t iova_map_off;    /* from the block's start: uint64_t[iova_pages / 64] */
+	uint64_t pool_map_off;    /* uint64_t[pool_tables / 64] */
+	uint64_t pool_off;        /* the first table, 4 KiB aligned */
+	uint32_t pool_tables;
+	uint32_t unused;
+	uint64_t root_pa;
+	struct pt_counters cnt;
+	pthread_mutex_t inval_lock;         /* robust, process-shared */
+	_Atomic uint32_t inval_seq;         /* futex: the last unmap posted */
+	uint32_t unused2;
+	_Atomic uint64_t inval_iova, inval_len; /* its range: written under inval_lock before inval_seq */
+	_Atomic uint32_t ack[MP_MAX_PROCS];     /* futex each: the last inval_seq a slot's agent answered */
+	_Atomic uint8_t listening[MP_MAX_PROCS]; /* a slot's view answers invalidations */
+};
+
+static_assert(sizeof(struct mp_domain_shm) % 8 == 0, "the bitmaps after it are word-aligned");
+
+/* This process's view: the shared domain's iommu_shared_ops argument. */
+struct mp_dview {
+	struct mp_space *s;
+	unsigned rec;              /* index in mp_ctl.domains */
+	uint64_t grain;            /* the block's first grain, as the record said when opened */
+	struct mp_domain_shm *shm;
+	uint64_t *iova_map, *pool_map;
+	uint8_t *pool;
+	struct pt_source src;
+	struct iovm_domain *dom;
+	pthread_t agent;
+	bool agent_running;
+	_Atomic bool agent_stop;
+	uint32_t seen;             /* the agent's: the last inval_seq handled */
+	bool live;                 /* opened whole: its release leaves the record */
+};
+
+static long futex(_Atomic uint32_t *word, int op, uint32_t val, const struct timespec *timeout)
+{
+	return syscall(SYS_futex, (uint32_t *)word, op, val, timeout, NULL, 0);
+}
+
+static bool name_ok(const char *name)
+{
+	size_t n = name ? strnlen(name, IOVM_ZONE_NAMESIZE) : 0;
+
+	return n && n < IOVM_ZONE_NAMESIZE;
+}
+
+static bool rec_open(const struct mp_domain_rec *r)
+{
+	for (unsigned i = 0; i < MP_MAX_PROCS / 64; i++)
+		if (r->views[i])
+			return true;
+	return false;
+}
+
+static bool rec_has(const struct mp_domain_rec *r, unsigned slot)
+{
+	return r->views[slot / 64] >> (slot % 64) & 1;
+}
+
+static int find(const struct mp_ctl *c, const char *name)
+{
+	for (unsigned i = 0; i < MP_MAX_DOMAINS; i++)
+		if (rec_open(&c->domains[i]) && !strncmp(c->domains[i].name, name, IOVM_ZONE_NAMESIZE))
+			return (int)i;
+	return -1;
+}
+
+void mp_domains_forget_slot(struct mp_heap *h, unsigned slot)
+{
+	for (unsigned i = 0; i < MP_MAX_DOMAINS; i++) {
+		h->c->domains[i].views[slot / 64] &= ~(UINT64_C(1) << (slot % 64));
+		mp_crash_point();
+	}
+}
+
+void mp_domains_tidy(struct mp_heap *h)
+{
+	for (unsigned i = 0; i < MP_MAX_DOMAINS; i++) {
+		struct mp_domain_rec *r = &h->c->domains[i];
+		unsigned order;
+		uint8_t owner;
+
+		if (rec_open(r) || r->grain == MP_NO_GRAIN)
+			continue;
+		if (!mp_heap_block(h, r->grain, &order, &owner) && owner == MP_OWNER_KEEP)
+			mp_heap_free(h, r->grain);
+		mp_crash_point();
+		r->grain = MP_NO_GRAIN;
+		mp_crash_point();
+	}
+}
+
+/* ---- the block ---- */
+
+struct block_layout {
+	uint64_t iova_pages, iova_map_off, pool_map_off, pool_off, size;
+	uint32_t tables;
+};
+
+static int layout_of(const struct mp_space *s, const struct iovm_share_domain_params *p, struct block_layout *l)
+{
+	uint64_t iova_size = p && p->iova_size ? p->iova_size : MAX(4 * s->heap_size, (uint64_t)SZ_1G);
+	uint64_t tables = p && p->tables ? p->tables : 64 + 4 * (align_up(s->heap_size, SZ_2M) / SZ_2M);
+
+	if (!is_aligned(iova_size, SZ_4K) || iova_size > (UINT64_C(1) << 48) - DOMAIN_IOVA_BASE)
+		return err_inval("iova_size is not a multiple of 4 KiB below 2^48 - 4 GiB");
+	if (tables < 4 || tables > (UINT64_C(1) << 20))
+		return err_inval("tables below 4 (a walk needs one per level) or above 2^20");
+	l->iova_pages = align_up(iova_size / SZ_4K, 64);
+	l->tables = (uint32_t)tables;
+	l->iova_map_off = sizeof(struct mp_domain_shm);
+	l->pool_map_off = l->iova_map_off + l->iova_pages / 8;
+	l->pool_off = align_up(l->pool_map_off + align_up(tables, 64) / 8, SZ_4K);
+	l->size = l->pool_off + (uint64_t)l->tables * SZ_4K;
+	return 0;
+}
+
+static void view_point(struct mp_dview *v)
+{
+	uint8_t *base = v->s->heap + (v->grain << MP_GRAIN_SHIFT);
+
+	v->shm = (struct mp_domain_shm *)base;
+	v->iova_map = (uint64_t *)(base + v->shm->iova_map_off);
+	v->pool_map = (uint64_t *)(base + v->shm->pool_map_off);
+	v->pool = base + v->shm->pool_off;
+}
+
+/* Whether bit @i of @map is set; set or clear it (one store: what a dead holder leaves is a bit). */
+static bool bit(const uint64_t *map, uint64_t i)
+{
+	return map[i / 64] >> (i % 64) & 1;
+}
+
+static void bits_set(uint64_t *map, uint64_t from, uint64_t n, bool on)
+{
+	for (uint64_t i = from; i < from + n; i++) {
+		if (on)
+			map[i / 64] |= UINT64_C(1) << (i % 64);
+		else
+			map[i / 64] &= ~(UINT64_C(1) << (i % 64));
+		mp_crash_point();
+	}
+}
+
+/* The first set bit in [from, to), or @to. */
+static uint64_t next_set(const uint64_t *map, uint64_t from, uint64_t to)
+{
+	while (from < to) {
+		uint64_t w = map[from / 64] >> (from % 64);
+
+		if (w)
+			return MIN(from + (uint64_t)__builtin_ctzll(w), to);
+		from = align_down(from, 64) + 64;
+	}
+	return to;
+}
+
+/* ---- the table pool: pt_source of a view ---- */
+
+static void *table_alloc(void *arg)
+{
+	struct mp_dview *v = arg;
+	void *t = NULL;
+
+	if (mp_lock(&v->s->h))
+		return NULL;
+	for (uint64_t w = 0; w < align_up(v->shm->pool_tables, 64) / 64 && !t; w++) {
+		uint64_t i;
+
+		if (v->pool_map[w] == UINT64_MAX)
+			continue;
+		i = w * 64 + (uint64_t)__builtin_ctzll(~v->pool_map[w]);
+		if (i >= v->shm->pool_tables)
+			break;
+		bits_set(v->pool_map, i, 1, true);
+		t = v->pool + i * SZ_4K;
+	}
+	mp_unlock(&v->s->h);
+	if (!t)
+		err_detail(-ENOMEM, IOVM_LOG_DEBUG, "shared domain: all %u page-table pages are in use",
+			   v->shm->pool_tables);
+	return t;
+}
+
+static void table_free(void *arg, void *t)
+{
+	struct mp_dview *v = arg;
+	uint64_t i = (uint64_t)((uint8_t *)t - v->pool) / SZ_4K;
+
+	if (mp_lock(&v->s->h))
+		return; /* unrecoverable: the page stays taken */
+	if (IOVM_WARN_ON(i >= v->shm->pool_tables || !bit(v->pool_map, i)))
+		goto unlock;
+	bits_set(v->pool_map, i, 1, false);
+unlock:
+	mp_unlock(&v->s->h);
+}
+
+/* ---- iommu_shared_ops ---- */
+
+static int iova_alloc(void *arg, uint64_t len, uint64_t align, iova_t *iova)
+{
+	struct mp_dview *v = arg;
+	struct mp_domain_shm *shm = v->shm;
+	uint64_t n = len / SZ_4K, a = MAX(align / SZ_4K, 1), pages = shm->iova_pages;
+	int ret;
+
+	if (!n || n > pages)
+		return err_detail(-ENOSPC, IOVM_LOG_DEBUG, "no IOVA range of %#lx bytes in the shared domain",
+				  (unsigned long)len);
+	ret = mp_lock(&v->s->h);
+	if (ret)
+		return ret;
+	/*
+	 * First fit from the hint, then from the bottom; a set bit met moves
+	 * the candidate past it. IOVA base and alignment agree: the base is
+	 * 1 GiB aligned.
+	 */
+	for (int pass = 0; pass < 2; pass++) {
+		uint64_t at = align_up(pass ? 0 : MIN(shm->iova_hint, pages), a);
+
+		while (at + n <= pages) {
+			uint64_t hit = next_set(v->iova_map, at, at + n);
+
+			if (hit == at + n) {
+				bits_set(v->iova_map, at, n, true);
+				shm->iova_hint = at + n;
+				mp_unlock(&v->s->h);
+				*iova = iova_make(DOMAIN_IOVA_BASE + at * SZ_4K);
+				return 0;
+			}
+			at = align_up(hit + 1, a);
+		}
+	}
+	mp_unlock(&v->s->h);
+	return err_detail(-ENOSPC, IOVM_LOG_DEBUG, "no IOVA range of %#lx bytes left in the shared domain",
+			  (unsigned long)len);
+}
+
+static int iova_reserve(void *arg, iova_t iova, uint64_t len)
+{
+	struct mp_dview *v = arg;
+	uint64_t at, n = len / SZ_4K;
+	int ret;
+
+	if (iova_val(iova) < DOMAIN_IOVA_BASE || (iova_val(iova) - DOMAIN_IOVA_BASE) / SZ_4K + n > v->shm->iova_pages)
+		return err_detail(-EINVAL, IOVM_LOG_DEBUG, "IOVA %#lx is outside the shared domain's window",
+				  (unsigned long)iova_val(iova));
+	at = (iova_val(iova) - DOMAIN_IOVA_BASE) / SZ_4K;
+	ret = mp_lock(&v->s->h);
+	if (ret)
+		return ret;
+	if (next_set(v->iova_map, at, at + n) != at + n) {
+		mp_unlock(&v->s->h);
+		return -EEXIST;
+	}
+	bits_set(v->iova_map, at, n, true);
+	mp_unlock(&v->s->h);
+	return 0;
+}
+
+static void iova_free(void *arg, iova_t iova, uint64_t len)
+{
+	struct mp_dview *v = arg;
+	uint64_t at = (iova_val(iova) - DOMAIN_IOVA_BASE) / SZ_4K, n = len / SZ_4K;
+
+	if (IOVM_WARN_ON(iova_val(iova) < DOMAIN_IOVA_BASE || at + n > v->shm->iova_pages))
+		return;
+	if (mp_lock(&v->s->h))
+		return;
+	IOVM_WARN_ON(next_set(v->iova_map, at, at + n) != at); /* freed whole, or a bug */
+	bits_set(v->iova_map, at, n, false);
+	mp_unlock(&v->s->h);
+}
+
+static bool pa_ok(void *arg, pa_t pa, uint64_t len)
+{
+	struct mp_dview *v = arg;
+	struct mp_space *s = v->s;
+	uint64_t off = pa_val(pa) - pa_val(s->pa);
+	bool ok;
+
+	if (pa_val(pa) < pa_val(s->pa) || off >= s->heap_size || len > s->heap_size - off)
+		return false;
+	/* Not a shared domain's block: a device that could write page tables would map anything. */
+	if (mp_lock(&s->h))
+		return false;
+	ok = true;
+	for (unsigned i = 0; i < MP_MAX_DOMAINS && ok; i++) {
+		const struct mp_domain_rec *r = &s->c->domains[i];
+		unsigned order;
+		uint8_t owner;
+
+		if (r->grain == MP_NO_GRAIN || mp_heap_block(&s->h, r->grain, &order, &owner))
+			continue;
+		uint64_t b = r->grain << MP_GRAIN_SHIFT, blen = MP_GRAIN << order;
+
+		ok = off + len <= b || off >= b + blen;
+	}
+	mp_unlock(&s->h);
+	return ok;
+}
+
+/*
+ * Whether slot @i still has the domain open, in a process that lives (a
+ * zombie does not: its devices are gone). The record's bit, under the
+ * lock: the reap of a dead process clears it, so that a process that
+ * takes the slot afterwards is not waited for unless it opens the domain.
+ */
+static bool still_open(struct mp_dview *v, unsigned i)
+{
+	struct mp_ctl *c = v->s->c;
+	uint64_t start, now;
+	bool open, zombie;
+	pid_t pid;
+
+	if (mp_lock(&v->s->h))
+		return false;
+	open = rec_has(&c->domains[v->rec], i) && c->slots[i].state == MP_SLOT_LIVE;
+	pid = c->slots[i].pid;
+	start = c->slots[i].start_time;
+	mp_unlock(&v->s->h);
+	return open && !mp_proc_start(pid, &now, &zombie) && now == start && !zombie;
+}
+
+static void invalidate(void *arg, iova_t iova, uint64_t len)
+{
+	struct mp_dview *v = arg;
+	struct mp_domain_shm *shm = v->shm;
+	uint32_t seq;
+
+	if (mp_lock_plain(&shm->inval_lock))
+		return; /* not recoverable: nothing can be posted any more */
+	atomic_store_explicit(&shm->inval_iova, iova_val(iova), memory_order_relaxed);
+	atomic_store_explicit(&shm->inval_len, len, memory_order_relaxed);
+	seq = atomic_fetch_add_explicit(&shm->inval_seq, 1, memory_order_acq_rel) + 1;
+	futex(&shm->inval_seq, FUTEX_WAKE, INT_MAX, NULL);
+	for (unsigned i = 0; i < MP_MAX_PROCS; i++) {
+		if (i == v->s->slot)
+			continue;
+		for (;;) {
+			uint32_t a = atomic_load_explicit(&shm->ack[i], memory_order_acquire);
+			struct timespec recheck = { 0, ACK_RECHECK_NS };
+
+			if (!atomic_load_explicit(&shm->listening[i], memory_order_acquire) || (int32_t)(a - seq) >= 0)
+				break;
+			if (!still_open(v, i))
+				break;
+			futex(&shm->ack[i], FUTEX_WAIT, a, &recheck);
+		}
+	}
+	pthread_mutex_unlock(&shm->inval_lock);
+}
+
+/* The view's agent: answers other processes' unmaps for this process's devices. */
+static void *agent_main(void *arg)
+{
+	struct mp_dview *v = arg;
+	struct mp_domain_shm *shm = v->shm;
+	unsigned slot = v->s->slot;
+
+	while (!atomic_load_explicit(&v->agent_stop, memory_order_acquire)) {
+		uint32_t seq = atomic_load_explicit(&shm->inval_seq, memory_order_acquire);
+
+		if (seq == v->seen) {
+			futex(&shm->inval_seq, FUTEX_WAIT, seq, NULL);
+			continue;
+		}
+		/* One posted at a time: the range is the one numbered @seq until this answer. */
+		iommu_domain_invalidate(v->dom, iova_make(atomic_load_explicit(&shm->inval_iova, memory_order_relaxed)),
+					atomic_load_explicit(&shm->inval_len, memory_order_relaxed));
+		v->seen = seq;
+		atomic_store_explicit(&shm->ack[slot], seq, memory_order_release);
+		futex(&shm->ack[slot], FUTEX_WAKE, INT_MAX, NULL);
+	}
+	return NULL;
+}
+
+static void agent_stop(struct mp_dview *v)
+{
+	if (!v->agent_running)
+		return;
+	atomic_store_explicit(&v->agent_stop, true, memory_order_release);
+	/* Every process's agents wake, look, and sleep again: rare, and harmless. */
+	futex(&v->shm->inval_seq, FUTEX_WAKE, INT_MAX, NULL);
+	pthread_join(v->agent, NULL);
+	v->agent_running = false;
+}
+
+static void quiesce(void *arg)
+{
+	struct mp_dview *v = arg;
+
+	if (!v->live || v->s->fork_gen != mp_fork_gen())
+		return;
+	agent_stop(v);
+	atomic_store_explicit(&v->shm->listening[v->s->slot], 0, memory_order_release);
+	futex(&v->shm->ack[v->s->slot], FUTEX_WAKE, INT_MAX, NULL);
+}
+
+/* This process lets go of the record: the last one out frees the block. Needs the share's lock. */
+static void rec_leave(struct mp_dview *v)
+{
+	struct mp_domain_rec *r = &v->s->c->domains[v->rec];
+
+	if (r->grain != v->grain || !rec_has(r, v->s->slot))
+		return; /* reaped already (this process was taken for dead) */
+	r->views[v->s->slot / 64] &= ~(UINT64_C(1) << (v->s->slot % 64));
+	mp_crash_point();
+	mp_domains_tidy(&v->s->h);
+}
+
+static void release(void *arg)
+{
+	struct mp_dview *v = arg;
+
+	/* A forked child has neither the heap nor the parent's slot: nothing shared to give back. */
+	if (v->live && v->s->fork_gen == mp_fork_gen()) {
+		quiesce(v);
+		if (!mp_lock(&v->s->h)) {
+			rec_leave(v);
+			mp_unlock(&v->s->h);
+		}
+	}
+	free(v);
+}
+
+static const struct iommu_shared_ops shared_ops = {
+	.iova_alloc = iova_alloc,
+	.iova_reserve = iova_reserve,
+	.iova_free = iova_free,
+	.pa_ok = pa_ok,
+	.invalidate = invalidate,
+	.quiesce = quiesce,
+	.release = release,
+};
+
+/* ---- making and opening ---- */
+
+/*
+ * The view of record @rec (this process's bit set in it by the caller):
+ * its iommu domain, then its agent, listening. On failure the caller
+ * leaves the record.
+ */
+static int view_open(struct mp_space *s, unsigned rec, uint64_t grain, struct iovm_domain **out)
+{
+	struct mp_dview *v = calloc(1, sizeof(*v));
+	uint64_t root;
+	int ret;
+
+	if (!v)
+		return -ENOMEM;
+	v->s = s;
+	v->rec = rec;
+	v->grain = grain;
+	view_point(v);
+	v->src = (struct pt_source){ .alloc = table_alloc, .free = table_free, .arg = v,
+				     .delta = (uintptr_t)s->heap - pa_val(s->pa) };
+	root = v->shm->root_pa;
+	ret = iommu_domain_create_shared(s->ctx, DOMAIN_IOVA_BASE + v->shm->iova_pages * SZ_4K, &shared_ops, v,
+					 &v->src, &v->shm->cnt, &root, &v->dom);
+	if (ret)
+		goto free_view;
+	/* From the number now: what was posted before, this process's devices never saw. */
+	v->seen = atomic_load_explicit(&v->shm->inval_seq, memory_order_acquire);
+	atomic_store_explicit(&v->shm->ack[s->slot], v->seen, memory_order_release);
+	ret = -pthread_create(&v->agent, NULL, agent_main, v);
+	if (ret)
+		goto destroy_domain;
+	v->agent_running = true;
+	atomic_store_explicit(&v->shm->listening[s->slot], 1, memory_order_release);
+	v->live = true;
+	*out = v->dom;
+	return 0;
+
+destroy_domain:
+	/* Not live: its release frees @v only, and the caller leaves the record. */
+	iovm_domain_destroy(v->dom);
+	return ret;
+free_view:
+	free(v);
+	return ret;
+}
+
+/* The record's block, made and initialized; this process's bit, set last, commits it. Needs the lock. */
+static int rec_make(struct mp_space *s, unsigned rec, const char *name, const struct block_layout *l)
+{
+	struct mp_domain_rec *r = &s->c->domains[rec];
+	struct mp_domain_shm *shm;
+	uint64_t grain;
+	uint8_t *base;
+	int ret;
+
+	memset(r->name, 0, sizeof(r->name));
+	strncpy(r->name, name, IOVM_ZONE_NAMESIZE - 1);
+	mp_crash_point();
+	/* The record names the block before the block exists: the tidy finds it either way. */
+	ret = mp_heap_alloc(&s->h, l->size, SZ_4K, MP_OWNER_KEEP, &r->grain, &grain);
+	if (ret)
+		return ret;
+	base = s->heap + (grain << MP_GRAIN_SHIFT);
+	memset(base, 0, l->pool_off + SZ_4K); /* the head, both bitmaps, the root */
+	shm = (struct mp_domain_shm *)base;
+	shm->iova_pages = l->iova_pages;
+	shm->iova_map_off = l->iova_map_off;
+	shm->pool_map_off = l->pool_map_off;
+	shm->pool_off = l->pool_off;
+	shm->pool_tables = l->tables;
+	/* The root is the pool's first page, made here so that every view opens an existing table. */
+	((uint64_t *)(base + l->pool_map_off))[0] = 1;
+	shm->root_pa = pa_val(s->pa) + (grain << MP_GRAIN_SHIFT) + l->pool_off;
+	atomic_store_explicit(&shm->cnt.nr_tables, 1, memory_order_relaxed);
+	ret = mp_lock_init(&shm->inval_lock);
+	if (ret) {
+		mp_heap_free(&s->h, grain);
+		r->grain = MP_NO_GRAIN;
+		return ret;
+	}
+	shm->magic = DOMAIN_MAGIC;
+	mp_crash_point();
+	atomic_signal_fence(memory_order_release);
+	r->views[s->slot / 64] |= UINT64_C(1) << (s->slot % 64);
+	mp_crash_point();
+	return 0;
+}
+
+IOVM_API int iovm_share_domain_create(struct iovm_ctx *ctx, const char *name,
+				      const struct iovm_share_domain_params *params, struct iovm_domain **dom)
+{
+	struct block_layout l = { 0 };
+	struct mp_space *s;
+	int ret, rec = -1;
+	uint64_t grain;
+
+	err_enter();
+	if (!dom || !name_ok(name))
+		return err_inval("!dom || name is not 1 to IOVM_ZONE_NAMESIZE-1 characters");
+	ret = mp_space_of(ctx, &s);
+	if (ret)
+		return ret;
+	ret = layout_of(s, params, &l);
+	if (ret)
+		return ret;
+	for (int pass = 0; pass < 2; pass++) {
+		ret = mp_lock(&s->h);
+		if (ret)
+			return ret;
+		if (find(s->c, name) >= 0) {
+			mp_unlock(&s->h);
+			return err_detail(-EEXIST, IOVM_LOG_DEBUG, "the share has a domain '%s' already", name);
+		}
+		for (rec = 0; rec < MP_MAX_DOMAINS; rec++)
+			if (!rec_open(&s->c->domains[rec]) && s->c->domains[rec].grain == MP_NO_GRAIN)
+				break;
+		if (rec == MP_MAX_DOMAINS) {
+			mp_unlock(&s->h);
+			return err_detail(-ENOSPC, IOVM_LOG_DEBUG, "the share has %d domains already", MP_MAX_DOMAINS);
+		}
+		ret = rec_make(s, (unsigned)rec, name, &l);
+		grain = s->c->domains[rec].grain;
+		mp_unlock(&s->h);
+		if (ret != -ENOMEM || pass)
+			break;
+		/* The memory of dead processes first, as an allocation does. */
+		mp_reap_dead(&s->h);
+	}
+	if (ret)
+		return err_detail(ret, IOVM_LOG_DEBUG, "no room in the shared heap for domain '%s' (%#lx bytes)", name,
+				  (unsigned long)l.size);
+	ret = view_open(s, (unsigned)rec, grain, dom);
+	if (ret) {
+		struct mp_dview undo = { .s = s, .rec = (unsigned)rec, .grain = grain };
+
+		if (!mp_lock(&s->h)) {
+			rec_leave(&undo);
+			mp_unlock(&s->h);
+		}
+	}
+	return ret;
+}
+
+IOVM_API int iovm_share_domain_open(struct iovm_ctx *ctx, const char *name, struct iovm_domain **dom)
+{
+	struct mp_space *s;
+	uint64_t grain;
+	int ret, rec;
+
+	err_enter();
+	if (!dom || !name_ok(name))
+		return err_inval("!dom || name is not 1 to IOVM_ZONE_NAMESIZE-1 characters");
+	ret = mp_space_of(ctx, &s);
+	if (ret)
+		return ret;
+	ret = mp_lock(&s->h);
+	if (ret)
+		return ret;
+	rec = find(s->c, name);
+	if (rec < 0) {
+		mp_unlock(&s->h);
+		return err_detail(-ENOENT, IOVM_LOG_DEBUG, "the share has no domain '%s'", name);
+	}
+	if (rec_has(&s->c->domains[rec], s->slot)) {
+		mp_unlock(&s->h);
+		return err_detail(-EBUSY, IOVM_LOG_DEBUG, "this process has domain '%s' open already", name);
+	}
+	s->c->domains[rec].views[s->slot / 64] |= UINT64_C(1) << (s->slot % 64);
+	mp_crash_point();
+	grain = s->c->domains[rec].grain;
+	mp_unlock(&s->h);
+	ret = view_open(s, (unsigned)rec, grain, dom);
+	if (ret) {
+		struct mp_dview undo = { .s = s, .rec = (unsigned)rec, .grain = grain };
+
+		if (!mp_lock(&s->h)) {
+			rec_leave(&undo);
+			mp_unlock(&s->h);
+		}
+	}
+	return ret;
+}
