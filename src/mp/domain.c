@@ -43,6 +43,7 @@
 #include "base/compiler.h"
 #include "base/ctx.h"
 #include "base/error.h"
+#include "base/fault_inject.h"
 #include "base/log.h"
 #include "iommu/iommu.h"
 #include "iommu/pgtable.h"
@@ -53,6 +54,8 @@
 #define DOMAIN_IOVA_BASE (UINT64_C(4) << 30)
 /* How long a poster sleeps before it looks whether a silent process still lives. */
 #define ACK_RECHECK_NS 10000000L
+/* How long an idle agent sleeps before it looks whether its view is closing. */
+#define AGENT_RECHECK_NS 100000000L
 
 /* The block's head, in shared memory: no pointers. */
 struct mp_domain_shm {
@@ -424,7 +427,15 @@ static void *agent_main(void *arg)
 		uint32_t seq = atomic_load_explicit(&shm->inval_seq, memory_order_acquire);
 
 		if (seq == v->seen) {
-			futex(&shm->inval_seq, FUTEX_WAIT, seq, NULL);
+			/*
+			 * The stop's wake can come between the look at agent_stop
+			 * and this wait, which only compares inval_seq (shared with
+			 * every process, so not bumped for one view's stop): the
+			 * sleep ends by itself, and the stop is seen then.
+			 */
+			struct timespec recheck = { 0, AGENT_RECHECK_NS };
+
+			futex(&shm->inval_seq, FUTEX_WAIT, seq, &recheck);
 			continue;
 		}
 		/* One posted at a time: the range is the one numbered @seq until this answer. */
@@ -505,7 +516,7 @@ static const struct iommu_shared_ops shared_ops = {
  */
 static int view_open(struct mp_space *s, unsigned rec, uint64_t grain, struct iovm_domain **out)
 {
-	struct mp_dview *v = calloc(1, sizeof(*v));
+	struct mp_dview *v = fi_calloc(1, sizeof(*v));
 	uint64_t root;
 	int ret;
 
@@ -525,7 +536,7 @@ static int view_open(struct mp_space *s, unsigned rec, uint64_t grain, struct io
 	/* From the number now: what was posted before, this process's devices never saw. */
 	v->seen = atomic_load_explicit(&v->shm->inval_seq, memory_order_acquire);
 	atomic_store_explicit(&v->shm->ack[s->slot], v->seen, memory_order_release);
-	ret = -pthread_create(&v->agent, NULL, agent_main, v);
+	ret = -fi_pthread_create(&v->agent, NULL, agent_main, v);
 	if (ret)
 		goto destroy_domain;
 	v->agent_running = true;
