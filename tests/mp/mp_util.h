@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -51,9 +52,14 @@ static inline struct child child_start(void (*fn)(int rd, int wr, void *arg), vo
 	CHECK(pipe(up) == 0);
 	CHECK(pipe(down) == 0);
 	fflush(NULL);
+	pid_t parent = getpid();
+
 	c.pid = fork();
 	CHECK(c.pid >= 0);
 	if (!c.pid) {
+		/* A test that fails leaves no child behind, looping until killed. */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() != parent)
+			_exit(1);
 		close(up[0]);
 		close(down[1]);
 		fn(down[0], up[1], arg);
