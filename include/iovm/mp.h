@@ -120,6 +120,7 @@ struct iovm_share_info {
 	uint64_t recoveries;    /* times a process took the lock from a dead holder */
 	uint64_t reaped;        /* dead processes whose memory was freed */
 	uint64_t reaped_blocks; /* allocations freed with them */
+	uint64_t domain_held;   /* bytes freed while a shared domain mapped them: not free until unmapped */
 };
 
 /**
@@ -185,22 +186,38 @@ IOVM_API int iovm_share_check(struct iovm_ctx *ctx);
  * the shared domain at another PASID, which descriptors name. Page tables
  * come from the domain's pool (iovm_share_domain_params.tables) and stay
  * once made, as a private domain's do; a map that needs one more than the
- * pool holds fails with -ENOMEM. Registrations (iovm/reg.h) and VFIO
- * devices cannot use a shared domain (-EOPNOTSUPP), nor can deferred
- * invalidation (every unmap is strict). The oracle keeps no shadow of it.
- * iovm_domain_stats() gives the shared table's counts, and this view's
- * invalidations.
+ * pool holds fails with -ENOMEM. IOVAs (iovm_domain_map()'s, or chosen
+ * first-fit from the bottom of the window) are the domain's, not a
+ * process's: any process may unmap any range, and a range unmapped is free
+ * to any process at once. Registrations (iovm/reg.h, registration caches
+ * included) and VFIO devices cannot use a shared domain (-EOPNOTSUPP), nor
+ * can deferred invalidation (every unmap is strict). The oracle keeps no
+ * shadow of it. iovm_domain_stats() gives the shared table's and the
+ * shared IOVA allocator's counts, and this view's invalidations.
  *
  * Lifetime: iovm_domain_destroy() closes this process's view (-EBUSY
  * while a device is attached); the domain, its tables and its name go with
  * the last view, closed or dead. A process that dies holding the view
  * loses it (the reap); one that dies mid-map leaves what it mapped, and at
  * worst a table or an IOVA range allocated but unused until the domain
- * goes. Memory a mapping names must stay allocated while mapped: freeing
- * it is the caller's bug, as with any domain.
+ * goes.
+ *
+ * Memory mapped is kept while mapped. A block of the heap freed while a
+ * shared domain maps a page of it (by any process, iovm_dma_free() as
+ * well as the reap of a process killed with its mappings in place) is not
+ * free: the share keeps it (iovm_share_info().domain_held), gives it to
+ * no allocation, and frees it when the last mapping of its pages goes, by
+ * an unmap in any process or with the last view of the domain. A device
+ * that keeps writing through such a mapping writes into that memory only.
+ * A second free of it is -EINVAL, as of any memory freed.
+ *
+ * Fork: a forked child has no view of its parent's shared domains; the
+ * struct iovm_domain it inherited is its parent's: a map on it fails with
+ * EPERM, and other calls touch memory the child does not have. The child
+ * attaches, then opens the domain by name.
  */
 struct iovm_share_domain_params {
-	uint64_t iova_size; /* bytes of IOVA space, from 4 GiB up; 0: 4 x the heap, at least 1 GiB */
+	uint64_t iova_size; /* bytes of IOVA space; the window is [4 GiB, 4 GiB + iova_size); 0: 4 x the heap, >= 1 GiB */
 	uint32_t tables;    /* 4 KiB page-table pages it may use; 0: 64 + 4 per 2 MiB of heap */
 };
 

@@ -255,7 +255,8 @@ struct iovm_rcache_attr {
  *
  * Thread safety: safe.
  *
- * Return: 0; -EINVAL; -ENOMEM.
+ * Return: 0; -EINVAL; -ENOMEM; -EOPNOTSUPP for a shared domain
+ * (iovm/mp.h), which takes no registrations.
  */
 IOVM_API int iovm_rcache_create(struct iovm_domain *dom, const struct iovm_rcache_attr *attr,
 				struct iovm_rcache **cache);

@@ -354,7 +354,15 @@ IOVM_API int iovm_domain_stats(struct iovm_domain *dom, struct iovm_domain_stats
 	memset(st, 0, sizeof(*st));
 	st->type = dom->type;
 	st->flags = dom->flags;
-	if (dom->has_iova) {
+	if (dom->shared_ops) {
+		uint64_t allocated, free_pages, largest;
+
+		dom->shared_ops->iova_stats(dom->shared_arg, &allocated, &free_pages, &largest);
+		st->iova_allocated = allocated << 12;
+		st->iova_free = free_pages << 12;
+		st->iova_largest_gap = largest << 12;
+		st->iova_fragmentation = free_pages ? (unsigned)(1000 - largest * 1000 / free_pages) : 0;
+	} else if (dom->has_iova) {
 		struct iova_stats is;
 
 		iova_stats(&dom->iova, &is);

@@ -107,3 +107,8 @@ struct iovm_ctx *iommu_domain_ctx(const struct iovm_domain *dom)
 {
 	return dom->ctx;
 }
+
+bool iommu_domain_shared(const struct iovm_domain *dom)
+{
+	return dom->shared_ops != NULL;
+}

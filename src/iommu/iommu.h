@@ -136,8 +136,18 @@ struct iommu_shared_ops {
 	int (*iova_alloc)(void *arg, uint64_t len, uint64_t align, iova_t *iova);
 	int (*iova_reserve)(void *arg, iova_t iova, uint64_t len);
 	void (*iova_free)(void *arg, iova_t iova, uint64_t len);
-	/* Whether [pa, +len) is memory every process has at that PA. */
-	bool (*pa_ok)(void *arg, pa_t pa, uint64_t len);
+	/* Whether [pa, +len) is memory every process has at that PA: 0, -EINVAL, or -EPERM (a forked child). */
+	int (*pa_check)(void *arg, pa_t pa, uint64_t len);
+	/*
+	 * Before entries naming [pa, +len) are written: what pa_check() checks,
+	 * and a count of the mapping, so that the memory outlives a free
+	 * while mapped. Each hold is put back by pa_put(): for a map that
+	 * fails, at once; for a mapping, by the unmap, after its invalidation.
+	 */
+	int (*pa_hold)(void *arg, pa_t pa, uint64_t len);
+	void (*pa_put)(void *arg, pa_t pa, uint64_t len);
+	/* The IOVA allocator's counts, in 4 KiB pages: allocated, free, the largest free run. */
+	void (*iova_stats)(void *arg, uint64_t *allocated, uint64_t *free_pages, uint64_t *largest);
 	/*
 	 * After this process's devices let go of [iova, +len) (a strict unmap):
 	 * every other process's devices too, before it returns; @len 0: only
@@ -230,5 +240,7 @@ int iommu_nested_domain_create(struct iovm_domain *stage2, const struct iovm_dom
 bool iommu_can_hold(const struct iovm_domain *dom);
 /* The context of the domain. */
 struct iovm_ctx *iommu_domain_ctx(const struct iovm_domain *dom);
+/* Whether @dom is a view of a domain shared with other processes (iommu_domain_create_shared()). */
+bool iommu_domain_shared(const struct iovm_domain *dom);
 
 #endif /* IOVM_IOMMU_IOMMU_H */

@@ -132,11 +132,18 @@ give:
  */
 static int pa_shareable(struct iovm_domain *dom, pa_t pa, uint64_t len)
 {
-	if (!dom->shared_ops || dom->shared_ops->pa_ok(dom->shared_arg, pa, len))
-		return 0;
-	return err_detail(-EINVAL, IOVM_LOG_DEBUG,
-			  "PA [%#" PRIx64 ", +%#" PRIx64 ") is not in the shared heap: a shared domain maps only that",
-			  pa_val(pa), len);
+	return dom->shared_ops ? dom->shared_ops->pa_check(dom->shared_arg, pa, len) : 0;
+}
+
+int domain_pa_hold(struct iovm_domain *dom, pa_t pa, uint64_t len)
+{
+	return dom->shared_ops ? dom->shared_ops->pa_hold(dom->shared_arg, pa, len) : 0;
+}
+
+void domain_pa_put(struct iovm_domain *dom, pa_t pa, uint64_t len)
+{
+	if (dom->shared_ops)
+		dom->shared_ops->pa_put(dom->shared_arg, pa, len);
 }
 
 /* Whether every page of [pa, pa+len) is memory iovm owns. */
@@ -243,9 +250,20 @@ IOVM_API int iovm_domain_map_pages(struct iovm_domain *dom, iovm_iova_t *iova, c
 				  iova_val(where), (uint64_t)len);
 	}
 	flushq_unquarantine(dom, where, len);
+	for (unsigned i = 0; i < n; i++) {
+		ret = domain_pa_hold(dom, pages[i], SZ_4K);
+		if (ret) {
+			while (i-- > 0)
+				domain_pa_put(dom, pages[i], SZ_4K);
+			domain_iova_give(dom, where, len);
+			return ret;
+		}
+	}
 	begun = shadow_map_pages_begin(dom, where, pages, n, prot_of(perm));
 	ret = pt_map_pages(&dom->pt, where, pages, n, prot_of(perm), &retired);
 	if (ret) {
+		for (unsigned i = 0; i < n; i++)
+			domain_pa_put(dom, pages[i], SZ_4K);
 		shadow_map_pages_end(dom, where, pages, n, prot_of(perm), begun, false);
 		domain_retired_free(dom, &retired);
 		domain_iova_give(dom, where, len);
@@ -341,14 +359,17 @@ int domain_map_va(struct iovm_domain *dom, iova_t iova, const void *va, uint64_t
 		if (ret)
 			goto unwind;
 		run = MIN(x.contig, len - done);
-		ret = pa_shareable(dom, x.pa, run);
+		/* A shared domain's hold checks the PA too. */
+		ret = domain_pa_hold(dom, x.pa, run);
 		if (ret)
 			goto unwind;
 		begun = shadow_map_begin(dom, iova_add(iova, done), run, x.pa, prot);
 		ret = pt_map(&dom->pt, iova_add(iova, done), x.pa, run, prot, true, &retired);
 		shadow_map_end(dom, iova_add(iova, done), run, x.pa, prot, begun, !ret);
-		if (ret)
+		if (ret) {
+			domain_pa_put(dom, x.pa, run); /* mapped nothing */
 			goto unwind;
+		}
 		ret = mirror_batch_add(dom, &batch, iova_add(iova, done), x.pa, (const uint8_t *)va + done, run,
 				       prot & PT_PROT_WRITE);
 		if (ret) {

@@ -129,9 +129,14 @@ int domain_pt_map(struct iovm_domain *dom, iova_t iova, pa_t pa, const void *whe
 {
 	struct pt_retired retired = { NULL };
 	struct mirror_batch b = { 0 };
-	int ret = pt_map(&dom->pt, iova, pa, len, prot, true, &retired);
+	int ret = domain_pa_hold(dom, pa, len);
 
-	if (!ret && dom->mirror) {
+	if (ret)
+		return ret;
+	ret = pt_map(&dom->pt, iova, pa, len, prot, true, &retired);
+	if (ret) {
+		domain_pa_put(dom, pa, len); /* mapped nothing */
+	} else if (dom->mirror) {
 		ret = mirror_batch_add(dom, &b, iova, pa, where, len, prot & PT_PROT_WRITE);
 		if (!ret)
 			ret = mirror_batch_end(dom, &b);

@@ -147,6 +147,8 @@ int domain_unmap_how(struct iovm_domain *dom, iova_t iova, uint64_t len, unsigne
 	pt_retired_free(&dom->pt, &retired);
 	for (unsigned i = 0; i < c.n; i++) {
 		shadow_unmap(dom, &c.p[i], false);
+		/* No device of any process reaches it now: memory freed while mapped may go. */
+		domain_pa_put(dom, c.p[i].pa, c.p[i].len);
 		if (!(how & UNMAP_KEEP_IOVA))
 			domain_iova_give(dom, c.p[i].iova, c.p[i].len);
 	}

@@ -8,16 +8,25 @@
  * mp_domain_rec) names the domain and one block of the heap, held by the
  * share, which holds everything the processes have in common:
  *
- *   [ struct mp_domain_shm | IOVA bitmap | pool bitmap | ... | table pool ]
- *                                                          ^ 4 KiB aligned
+ *   [ struct mp_domain_shm | IOVA bitmap | pool bitmap | page refs | table pool ]
+ *                                                                  ^ 4 KiB aligned
  *
  * The page tables are pages of the pool, so that the domain, and whatever
  * a dead process left allocated in it, goes with one free of the block.
  * A table entry names the next table by its PA: each process adds its own
  * heap's VA less the heap's PA (the view's pt_source.delta).
  *
- * Locking. The share's lock guards the record, the IOVA bitmap and the
- * pool bitmap (each change is one store of a bit, so a holder that dies
+ * Memory mapped. The page refs count, for each 4 KiB page of the heap, the
+ * IOVA pages of this domain that map it: taken before the entries are
+ * written, dropped after the unmap's invalidation. A free of a block that
+ * any domain counts a page of hands it to the share instead
+ * (MP_LENDER_DOMAINS, heap.c), whoever frees it, the reap of a dead
+ * process included: a device keeps writing where the domain says, and
+ * that memory is given to nobody else until the last unmap of its pages,
+ * or the end of the domain, frees it here.
+ *
+ * Locking. The share's lock guards the record, the IOVA bitmap, the pool
+ * bitmap and the page refs (each change is one store of a bit, so a holder that dies
  * leaves a bit set for nothing at worst: leaked until the domain goes).
  * The domain's inval_lock, robust too, orders the strict unmaps that are
  * posted to other processes: one at a time, its range in inval_iova and
@@ -28,6 +37,7 @@
  * waits: an agent's work takes no lock of the share.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
@@ -61,9 +71,11 @@
 struct mp_domain_shm {
 	uint64_t magic;
 	uint64_t iova_pages;      /* 4 KiB pages from DOMAIN_IOVA_BASE */
-	uint64_t iova_hint;       /* under the share's lock: where the next search starts */
+	uint64_t iova_hint;       /* under the share's lock: every page below it is taken */
 	uint64_t iova_map_off;    /* from the block's start: uint64_t[iova_pages / 64] */
 	uint64_t pool_map_off;    /* uint64_t[pool_tables / 64] */
+	uint64_t refs_off;        /* uint32_t[heap_pages]: this domain's mappings of each heap page */
+	uint64_t heap_pages;
 	uint64_t pool_off;        /* the first table, 4 KiB aligned */
 	uint32_t pool_tables;
 	uint32_t unused;
@@ -86,6 +98,7 @@ struct mp_dview {
 	uint64_t grain;            /* the block's first grain, as the record said when opened */
 	struct mp_domain_shm *shm;
 	uint64_t *iova_map, *pool_map;
+	uint32_t *refs;
 	uint8_t *pool;
 	struct pt_source src;
 	struct iovm_domain *dom;
@@ -137,8 +150,13 @@ void mp_domains_forget_slot(struct mp_heap *h, unsigned slot)
 	}
 }
 
+static void held_sweep(struct mp_heap *h);
+static void maps_rebuild(struct mp_heap *h);
+
 void mp_domains_tidy(struct mp_heap *h)
 {
+	bool gone = false;
+
 	for (unsigned i = 0; i < MP_MAX_DOMAINS; i++) {
 		struct mp_domain_rec *r = &h->c->domains[i];
 		unsigned order;
@@ -146,18 +164,33 @@ void mp_domains_tidy(struct mp_heap *h)
 
 		if (rec_open(r) || r->grain == MP_NO_GRAIN)
 			continue;
+		if (!gone) {
+			/* Its mappings go with it: before its block, so that no free keeps memory for it. */
+			maps_rebuild(h);
+			gone = true;
+		}
 		if (!mp_heap_block(h, r->grain, &order, &owner) && owner == MP_OWNER_KEEP)
 			mp_heap_free(h, r->grain);
 		mp_crash_point();
 		r->grain = MP_NO_GRAIN;
 		mp_crash_point();
 	}
+	/* What the domains just gone held for the dead or the freed. */
+	if (gone)
+		held_sweep(h);
+}
+
+void mp_domains_repair(struct mp_heap *h)
+{
+	maps_rebuild(h);
+	mp_domains_tidy(h);
+	held_sweep(h);
 }
 
 /* ---- the block ---- */
 
 struct block_layout {
-	uint64_t iova_pages, iova_map_off, pool_map_off, pool_off, size;
+	uint64_t iova_pages, iova_map_off, pool_map_off, refs_off, heap_pages, pool_off, size;
 	uint32_t tables;
 };
 
@@ -174,7 +207,9 @@ static int layout_of(const struct mp_space *s, const struct iovm_share_domain_pa
 	l->tables = (uint32_t)tables;
 	l->iova_map_off = sizeof(struct mp_domain_shm);
 	l->pool_map_off = l->iova_map_off + l->iova_pages / 8;
-	l->pool_off = align_up(l->pool_map_off + align_up(tables, 64) / 8, SZ_4K);
+	l->refs_off = l->pool_map_off + align_up(tables, 64) / 8;
+	l->heap_pages = align_up(s->heap_size, SZ_4K) / SZ_4K;
+	l->pool_off = align_up(l->refs_off + l->heap_pages * sizeof(uint32_t), SZ_4K);
 	l->size = l->pool_off + (uint64_t)l->tables * SZ_4K;
 	return 0;
 }
@@ -186,6 +221,7 @@ static void view_point(struct mp_dview *v)
 	v->shm = (struct mp_domain_shm *)base;
 	v->iova_map = (uint64_t *)(base + v->shm->iova_map_off);
 	v->pool_map = (uint64_t *)(base + v->shm->pool_map_off);
+	v->refs = (uint32_t *)(void *)(base + v->shm->refs_off);
 	v->pool = base + v->shm->pool_off;
 }
 
@@ -262,13 +298,24 @@ unlock:
 
 /* ---- iommu_shared_ops ---- */
 
+/* A forked child's view is its parent's: the heap and the lock are not in the child. */
+static int not_forked(const struct mp_dview *v)
+{
+	if (v->s->fork_gen != mp_fork_gen())
+		return err_detail(-EPERM, IOVM_LOG_DEBUG, "a shared domain's view from before a fork: attach, then open");
+	return 0;
+}
+
 static int iova_alloc(void *arg, uint64_t len, uint64_t align, iova_t *iova)
 {
 	struct mp_dview *v = arg;
 	struct mp_domain_shm *shm = v->shm;
-	uint64_t n = len / SZ_4K, a = MAX(align / SZ_4K, 1), pages = shm->iova_pages;
-	int ret;
+	uint64_t n = len / SZ_4K, a = MAX(align / SZ_4K, 1), pages;
+	int ret = not_forked(v);
 
+	if (ret)
+		return ret;
+	pages = shm->iova_pages;
 	if (!n || n > pages)
 		return err_detail(-ENOSPC, IOVM_LOG_DEBUG, "no IOVA range of %#lx bytes in the shared domain",
 				  (unsigned long)len);
@@ -276,25 +323,24 @@ static int iova_alloc(void *arg, uint64_t len, uint64_t align, iova_t *iova)
 	if (ret)
 		return ret;
 	/*
-	 * First fit from the hint, then from the bottom; a set bit met moves
-	 * the candidate past it. IOVA base and alignment agree: the base is
-	 * 1 GiB aligned.
+	 * First fit, from the lowest page that may be free (every page below
+	 * iova_hint is taken): IOVAs stay packed at the bottom, so that the
+	 * page tables, which stay once made and come from a bounded pool,
+	 * are few. A set bit met moves the candidate past it; the base is
+	 * 1 GiB aligned, so an aligned page index is an aligned IOVA.
 	 */
-	for (int pass = 0; pass < 2; pass++) {
-		uint64_t at = align_up(pass ? 0 : MIN(shm->iova_hint, pages), a);
+	for (uint64_t at = align_up(MIN(shm->iova_hint, pages), a); at + n <= pages;) {
+		uint64_t hit = next_set(v->iova_map, at, at + n);
 
-		while (at + n <= pages) {
-			uint64_t hit = next_set(v->iova_map, at, at + n);
-
-			if (hit == at + n) {
-				bits_set(v->iova_map, at, n, true);
+		if (hit == at + n) {
+			bits_set(v->iova_map, at, n, true);
+			if (at == shm->iova_hint)
 				shm->iova_hint = at + n;
-				mp_unlock(&v->s->h);
-				*iova = iova_make(DOMAIN_IOVA_BASE + at * SZ_4K);
-				return 0;
-			}
-			at = align_up(hit + 1, a);
+			mp_unlock(&v->s->h);
+			*iova = iova_make(DOMAIN_IOVA_BASE + at * SZ_4K);
+			return 0;
 		}
+		at = align_up(hit + 1, a);
 	}
 	mp_unlock(&v->s->h);
 	return err_detail(-ENOSPC, IOVM_LOG_DEBUG, "no IOVA range of %#lx bytes left in the shared domain",
@@ -305,8 +351,10 @@ static int iova_reserve(void *arg, iova_t iova, uint64_t len)
 {
 	struct mp_dview *v = arg;
 	uint64_t at, n = len / SZ_4K;
-	int ret;
+	int ret = not_forked(v);
 
+	if (ret)
+		return ret;
 	if (iova_val(iova) < DOMAIN_IOVA_BASE || (iova_val(iova) - DOMAIN_IOVA_BASE) / SZ_4K + n > v->shm->iova_pages)
 		return err_detail(-EINVAL, IOVM_LOG_DEBUG, "IOVA %#lx is outside the shared domain's window",
 				  (unsigned long)iova_val(iova));
@@ -334,23 +382,20 @@ static void iova_free(void *arg, iova_t iova, uint64_t len)
 		return;
 	IOVM_WARN_ON(next_set(v->iova_map, at, at + n) != at); /* freed whole, or a bug */
 	bits_set(v->iova_map, at, n, false);
+	if (at < v->shm->iova_hint)
+		v->shm->iova_hint = at;
 	mp_unlock(&v->s->h);
 }
 
-static bool pa_ok(void *arg, pa_t pa, uint64_t len)
+/* Whether [pa, +len) is in the heap and clear of every shared domain's own block. Needs the lock. */
+static bool pa_ok_locked(struct mp_space *s, pa_t pa, uint64_t len)
 {
-	struct mp_dview *v = arg;
-	struct mp_space *s = v->s;
 	uint64_t off = pa_val(pa) - pa_val(s->pa);
-	bool ok;
 
 	if (pa_val(pa) < pa_val(s->pa) || off >= s->heap_size || len > s->heap_size - off)
 		return false;
 	/* Not a shared domain's block: a device that could write page tables would map anything. */
-	if (mp_lock(&s->h))
-		return false;
-	ok = true;
-	for (unsigned i = 0; i < MP_MAX_DOMAINS && ok; i++) {
+	for (unsigned i = 0; i < MP_MAX_DOMAINS; i++) {
 		const struct mp_domain_rec *r = &s->c->domains[i];
 		unsigned order;
 		uint8_t owner;
@@ -359,10 +404,217 @@ static bool pa_ok(void *arg, pa_t pa, uint64_t len)
 			continue;
 		uint64_t b = r->grain << MP_GRAIN_SHIFT, blen = MP_GRAIN << order;
 
-		ok = off + len <= b || off >= b + blen;
+		if (off + len > b && off < b + blen)
+			return false;
 	}
-	mp_unlock(&s->h);
-	return ok;
+	return true;
+}
+
+static int pa_check(void *arg, pa_t pa, uint64_t len)
+{
+	struct mp_dview *v = arg;
+	int ret = not_forked(v);
+	bool ok;
+
+	if (ret || (ret = mp_lock(&v->s->h)))
+		return ret;
+	ok = pa_ok_locked(v->s, pa, len);
+	mp_unlock(&v->s->h);
+	if (!ok)
+		return err_detail(-EINVAL, IOVM_LOG_DEBUG,
+				  "PA [%#" PRIx64 ", +%#" PRIx64 ") is not in the shared heap, or is a shared domain's own",
+				  pa_val(pa), len);
+	return 0;
+}
+
+/* The heap pages [*first, *last] that [pa, +len) touches. */
+static void pages_of(const struct mp_space *s, pa_t pa, uint64_t len, uint64_t *first, uint64_t *last)
+{
+	uint64_t off = pa_val(pa) - pa_val(s->pa);
+
+	*first = off / SZ_4K;
+	*last = (off + len - 1) / SZ_4K;
+}
+
+/* A count of mp_heap.maps or of a domain's refs: changed under the lock, read without it too. */
+static void count_add(uint32_t *n, int delta)
+{
+	__atomic_store_n(n, *n + (uint32_t)delta, __ATOMIC_RELAXED);
+}
+
+static int pa_hold(void *arg, pa_t pa, uint64_t len)
+{
+	struct mp_dview *v = arg;
+	struct mp_heap *h = &v->s->h;
+	uint64_t first, last, p;
+	int ret = not_forked(v);
+
+	if (ret || (ret = mp_lock(&v->s->h)))
+		return ret;
+	if (!len || !pa_ok_locked(v->s, pa, len)) {
+		mp_unlock(&v->s->h);
+		return err_detail(-EINVAL, IOVM_LOG_DEBUG,
+				  "PA [%#" PRIx64 ", +%#" PRIx64 ") is not shared heap a shared domain may map", pa_val(pa),
+				  len);
+	}
+	pages_of(v->s, pa, len, &first, &last);
+	for (p = first; p <= last; p++) {
+		if (v->refs[p] == UINT32_MAX || h->maps[p] == UINT32_MAX)
+			break;
+		/* The sum first: killed between, it counts one more, which the repair sets right. */
+		count_add(&h->maps[p], 1);
+		mp_crash_point();
+		count_add(&v->refs[p], 1);
+		mp_crash_point();
+	}
+	if (p <= last) {
+		while (p-- > first) {
+			count_add(&v->refs[p], -1);
+			count_add(&h->maps[p], -1);
+		}
+		mp_unlock(&v->s->h);
+		return err_detail(-ENOSPC, IOVM_LOG_DEBUG, "heap page %#" PRIx64 " is mapped 2^32 - 1 times already",
+				  pa_val(pa) + (p - first) * SZ_4K);
+	}
+	mp_unlock(&v->s->h);
+	return 0;
+}
+
+/* What the share held of heap page @p for the domains, once none maps it: freed. Needs the lock. */
+static void page_unheld(struct mp_heap *h, uint64_t p)
+{
+	uint64_t g = p * (SZ_4K / MP_GRAIN), end = MIN(g + SZ_4K / MP_GRAIN, h->c->ngrains);
+
+	while (g < end) {
+		uint64_t first;
+		unsigned order;
+		bool allocated;
+
+		if (mp_heap_block_any(h, g, &first, &order, &allocated))
+			return; /* not a heap the walk can read: the repair's business */
+		if (allocated && lender_get(&h->lender[first]) == MP_LENDER_DOMAINS && !mp_domains_map(h, first, order))
+			mp_heap_free_held(h, first);
+		g = first + (UINT64_C(1) << order);
+	}
+}
+
+static void pa_put(void *arg, pa_t pa, uint64_t len)
+{
+	struct mp_dview *v = arg;
+	struct mp_heap *h = &v->s->h;
+	uint64_t first, last;
+
+	if (!len || mp_lock(h))
+		return; /* unrecoverable: held until the domain goes */
+	pages_of(v->s, pa, len, &first, &last);
+	for (uint64_t p = first; p <= last && p < v->shm->heap_pages; p++) {
+		if (IOVM_WARN_ON(!v->refs[p] || !h->maps[p]))
+			continue;
+		count_add(&v->refs[p], -1);
+		mp_crash_point();
+		count_add(&h->maps[p], -1);
+		mp_crash_point();
+		if (!h->maps[p] && h->c->domains_held)
+			page_unheld(h, p);
+	}
+	mp_unlock(h);
+}
+
+bool mp_domains_map(const struct mp_heap *h, uint64_t grain, unsigned order)
+{
+	uint64_t first = (grain << MP_GRAIN_SHIFT) / SZ_4K;
+	uint64_t last = (((grain + (UINT64_C(1) << order)) << MP_GRAIN_SHIFT) - 1) / SZ_4K;
+
+	for (uint64_t p = first; p <= last; p++)
+		if (__atomic_load_n(&h->maps[p], __ATOMIC_RELAXED))
+			return true;
+	return false;
+}
+
+/* The refs of record @r's domain, when it is open and made; NULL otherwise. */
+static const uint32_t *rec_refs(const struct mp_heap *h, const struct mp_domain_rec *r)
+{
+	const struct mp_domain_shm *shm;
+	unsigned order;
+	uint8_t owner;
+
+	if (!h->mem || r->grain == MP_NO_GRAIN || !rec_open(r) || mp_heap_block(h, r->grain, &order, &owner))
+		return NULL;
+	shm = (const struct mp_domain_shm *)(h->mem + (r->grain << MP_GRAIN_SHIFT));
+	if (shm->magic != DOMAIN_MAGIC || shm->heap_pages != mp_heap_pages(h->c->heap_size))
+		return NULL; /* being made: maps nothing yet */
+	return (const uint32_t *)(const void *)((const uint8_t *)shm + shm->refs_off);
+}
+
+/*
+ * mp_heap.maps again, as the sum of the open domains' refs: after a
+ * domain went (its mappings with it), or a holder died between the two
+ * counts. Each page's sum is one store: a free looking without the lock
+ * never sees a page mapped by a live domain as unmapped.
+ */
+static void maps_rebuild(struct mp_heap *h)
+{
+	const uint32_t *refs[MP_MAX_DOMAINS];
+	unsigned n = 0;
+
+	if (!h->mem)
+		return; /* a region without a heap behind it (the crash tests): no domain, counts as set */
+	for (unsigned i = 0; i < MP_MAX_DOMAINS; i++)
+		if ((refs[n] = rec_refs(h, &h->c->domains[i])))
+			n++;
+	for (uint64_t p = 0; p < mp_heap_pages(h->c->heap_size); p++) {
+		uint64_t sum = 0;
+
+		for (unsigned i = 0; i < n; i++)
+			sum += refs[i][p];
+		__atomic_store_n(&h->maps[p], (uint32_t)MIN(sum, UINT32_MAX), __ATOMIC_RELAXED);
+	}
+	mp_crash_point();
+}
+
+/* Free what the share held for domains that no domain maps now; forget the flag when none is left. */
+static void held_sweep(struct mp_heap *h)
+{
+	bool left = false;
+
+	if (!h->c->domains_held)
+		return;
+	for (uint64_t g = 0; g < h->c->ngrains;) {
+		uint8_t st = h->state[g];
+		uint64_t next = g + (UINT64_C(1) << (st & MP_ORDER_MASK));
+
+		if ((st & MP_ALLOCATED) && lender_get(&h->lender[g]) == MP_LENDER_DOMAINS) {
+			if (mp_domains_map(h, g, st & MP_ORDER_MASK))
+				left = true;
+			else
+				mp_heap_free_held(h, g);
+		}
+		g = next;
+	}
+	if (!left)
+		h->c->domains_held = 0;
+	mp_crash_point();
+}
+
+static void iova_stats_of(void *arg, uint64_t *allocated, uint64_t *free_pages, uint64_t *largest)
+{
+	struct mp_dview *v = arg;
+	uint64_t run = 0, pages = v->shm->iova_pages;
+
+	*allocated = *free_pages = *largest = 0;
+	if (v->s->fork_gen != mp_fork_gen() || mp_lock(&v->s->h))
+		return;
+	for (uint64_t i = 0; i < pages; i++) {
+		if (bit(v->iova_map, i)) {
+			++*allocated;
+			run = 0;
+		} else {
+			++*free_pages;
+			run++;
+			*largest = MAX(*largest, run);
+		}
+	}
+	mp_unlock(&v->s->h);
 }
 
 /*
@@ -501,7 +753,10 @@ static const struct iommu_shared_ops shared_ops = {
 	.iova_alloc = iova_alloc,
 	.iova_reserve = iova_reserve,
 	.iova_free = iova_free,
-	.pa_ok = pa_ok,
+	.pa_check = pa_check,
+	.pa_hold = pa_hold,
+	.pa_put = pa_put,
+	.iova_stats = iova_stats_of,
 	.invalidate = invalidate,
 	.quiesce = quiesce,
 	.release = release,
@@ -571,11 +826,13 @@ static int rec_make(struct mp_space *s, unsigned rec, const char *name, const st
 	if (ret)
 		return ret;
 	base = s->heap + (grain << MP_GRAIN_SHIFT);
-	memset(base, 0, l->pool_off + SZ_4K); /* the head, both bitmaps, the root */
+	memset(base, 0, l->pool_off + SZ_4K); /* the head, both bitmaps, the refs, the root */
 	shm = (struct mp_domain_shm *)base;
 	shm->iova_pages = l->iova_pages;
 	shm->iova_map_off = l->iova_map_off;
 	shm->pool_map_off = l->pool_map_off;
+	shm->refs_off = l->refs_off;
+	shm->heap_pages = l->heap_pages;
 	shm->pool_off = l->pool_off;
 	shm->pool_tables = l->tables;
 	/* The root is the pool's first page, made here so that every view opens an existing table. */

@@ -51,7 +51,9 @@ uint64_t mp_ctl_layout(uint64_t heap_size, struct mp_layout *l)
 	l->off_next = off;
 	off = align_up(off + n * sizeof(uint32_t), 64);
 	l->off_prev = off;
-	off += n * sizeof(uint32_t);
+	off = align_up(off + n * sizeof(uint32_t), 64);
+	l->off_maps = off;
+	off += mp_heap_pages(heap_size) * sizeof(uint32_t);
 	l->size = align_up(off, SZ_4K);
 	return l->size;
 }
@@ -66,6 +68,7 @@ void mp_ctl_layout_set(struct mp_ctl *c, uint64_t heap_size)
 	c->off_lender = l.off_lender;
 	c->off_next = l.off_next;
 	c->off_prev = l.off_prev;
+	c->off_maps = l.off_maps;
 	c->heap_size = heap_size;
 	c->ngrains = heap_size >> MP_GRAIN_SHIFT;
 }
@@ -80,7 +83,8 @@ int mp_heap_view(struct mp_ctl *c, struct mp_heap *h)
 		return err_detail(-EPROTO, IOVM_LOG_ERR, "the share's heap size is malformed");
 	mp_ctl_layout(c->heap_size, &l);
 	if (l.size != c->ctl_size || l.off_state != c->off_state || l.off_owner != c->off_owner ||
-	    l.off_lender != c->off_lender || l.off_next != c->off_next || l.off_prev != c->off_prev)
+	    l.off_lender != c->off_lender || l.off_next != c->off_next || l.off_prev != c->off_prev ||
+	    l.off_maps != c->off_maps)
 		return err_detail(-EPROTO, IOVM_LOG_ERR, "the share's control region layout is malformed");
 	h->c = c;
 	h->state = (uint8_t *)c + l.off_state;
@@ -88,6 +92,7 @@ int mp_heap_view(struct mp_ctl *c, struct mp_heap *h)
 	h->lender = (uint8_t *)c + l.off_lender;
 	h->next = (uint32_t *)(void *)((uint8_t *)c + l.off_next);
 	h->prev = (uint32_t *)(void *)((uint8_t *)c + l.off_prev);
+	h->maps = (uint32_t *)(void *)((uint8_t *)c + l.off_maps);
 	return 0;
 }
 
@@ -220,22 +225,13 @@ int mp_heap_block(const struct mp_heap *h, uint64_t grain, unsigned *order, uint
 	return 0;
 }
 
-int mp_heap_free(struct mp_heap *h, uint64_t grain)
+/* The block at @grain, of @order, its lender byte FREEING or DOMAINS: free, merged with its free buddies. */
+static void free_block(struct mp_heap *h, uint64_t grain, unsigned order)
 {
 	struct mp_ctl *c = h->c;
 	uint64_t g = grain, swallowed[MP_MAX_ORDER + 1];
-	unsigned order, n = 0, start;
-	uint8_t owner;
+	unsigned n = 0, start;
 
-	if (mp_heap_block(h, grain, &order, &owner))
-		return -EINVAL;
-	/* Against its owner caching it at once without the lock: one of the two wins. */
-	if (!lender_cas(&h->lender[grain], MP_LENDER_NONE, MP_LENDER_FREEING)) {
-		uint8_t l = lender_get(&h->lender[grain]);
-
-		return l == MP_LENDER_CACHED || l == MP_LENDER_FREEING ? -EINVAL : -EBUSY;
-	}
-	mp_crash_point();
 	start = order;
 	/* Merge with each free buddy of equal order; nothing is written until the commit. */
 	while (order < MP_MAX_ORDER) {
@@ -262,6 +258,49 @@ int mp_heap_free(struct mp_heap *h, uint64_t grain)
 	mp_crash_point();
 	c->nr_blocks--;
 	mp_crash_point();
+}
+
+int mp_heap_free(struct mp_heap *h, uint64_t grain)
+{
+	unsigned order;
+	uint8_t owner;
+
+	if (mp_heap_block(h, grain, &order, &owner))
+		return -EINVAL;
+	/* Against its owner caching it at once without the lock: one of the two wins. */
+	if (!lender_cas(&h->lender[grain], MP_LENDER_NONE, MP_LENDER_FREEING)) {
+		uint8_t l = lender_get(&h->lender[grain]);
+
+		return l == MP_LENDER_CACHED || l == MP_LENDER_FREEING || l == MP_LENDER_DOMAINS ? -EINVAL : -EBUSY;
+	}
+	mp_crash_point();
+	if (mp_domains_map(h, grain, order)) {
+		/* A device may still reach it through a shared domain: the share keeps it until unmapped. */
+		h->c->domains_held = 1;
+		mp_crash_point();
+		lender_set(&h->lender[grain], MP_LENDER_DOMAINS);
+		mp_crash_point();
+		h->owner[grain] = MP_OWNER_KEEP;
+		mp_crash_point();
+		return 0;
+	}
+	free_block(h, grain, order);
+	return 0;
+}
+
+int mp_heap_free_held(struct mp_heap *h, uint64_t grain)
+{
+	unsigned order;
+	uint8_t owner;
+
+	if (mp_heap_block(h, grain, &order, &owner) || lender_get(&h->lender[grain]) != MP_LENDER_DOMAINS)
+		return -EINVAL;
+	/*
+	 * The lender byte stays: the free commits with the state byte, and a
+	 * holder killed before that leaves the block held, as it was (nothing
+	 * without the lock touches a held block's lender byte).
+	 */
+	free_block(h, grain, order);
 	return 0;
 }
 
@@ -303,7 +342,7 @@ int mp_heap_give_back(struct mp_heap *h, uint64_t grain)
 	return 0;
 }
 
-int mp_heap_block_of(const struct mp_heap *h, uint64_t g, uint64_t *first, unsigned *order)
+int mp_heap_block_any(const struct mp_heap *h, uint64_t g, uint64_t *first, unsigned *order, bool *allocated)
 {
 	/* The block holding g starts at g with its low bits cleared, for some order: try each. */
 	for (unsigned o = 0; o <= MP_MAX_ORDER && g < h->c->ngrains; o++) {
@@ -314,14 +353,22 @@ int mp_heap_block_of(const struct mp_heap *h, uint64_t g, uint64_t *first, unsig
 			/* The first start met going down is g's block when it reaches g. */
 			if (start + order_grains(s & MP_ORDER_MASK) <= g)
 				return -ENOENT;
-			if (!(s & MP_ALLOCATED))
-				return -ENOENT;
 			*first = start;
 			*order = s & MP_ORDER_MASK;
+			*allocated = s & MP_ALLOCATED;
 			return 0;
 		}
 	}
 	return -ENOENT;
+}
+
+int mp_heap_block_of(const struct mp_heap *h, uint64_t g, uint64_t *first, unsigned *order)
+{
+	bool allocated;
+
+	if (mp_heap_block_any(h, g, first, order, &allocated) || !allocated)
+		return -ENOENT;
+	return 0;
 }
 
 uint64_t mp_heap_free_owned(struct mp_heap *h, uint8_t owner)
@@ -347,6 +394,10 @@ uint64_t mp_heap_free_owned(struct mp_heap *h, uint8_t owner)
 			if (l == MP_LENDER_GONE)
 				freed++;
 			mp_heap_give_back(h, g);
+		} else if (l == MP_LENDER_DOMAINS) {
+			/* Freed while a shared domain maps it, half handed to the share: finished. */
+			h->owner[g] = MP_OWNER_KEEP;
+			mp_crash_point();
 		} else if (h->owner[g] == owner) {
 			/* Its own, cached or half freed by a process killed in the free: free now. */
 			lender_set(&h->lender[g], MP_LENDER_NONE);
@@ -381,6 +432,11 @@ int mp_heap_repair(struct mp_heap *h)
 
 			if (l == h->owner[g] || l == MP_LENDER_FREEING)
 				lender_set(&h->lender[g], MP_LENDER_NONE);
+			/* Handed to the share halfway: finished (its flag was set first). */
+			if (l == MP_LENDER_DOMAINS) {
+				h->owner[g] = MP_OWNER_KEEP;
+				c->domains_held = 1;
+			}
 			blocks++;
 		} else {
 			list_push(h, g, order);
@@ -412,8 +468,11 @@ int mp_heap_check(const struct mp_heap *h)
 		if (s & MP_ALLOCATED) {
 			uint8_t o = h->owner[g], l = lender_get(&h->lender[g]);
 			bool lent = l < MP_MAX_PROCS || l == MP_OWNER_KEEP || l == MP_LENDER_GONE;
+			bool held = l == MP_LENDER_DOMAINS;
 
-			if (l == o || l == MP_LENDER_FREEING || (!lent && l != MP_LENDER_NONE && l != MP_LENDER_CACHED) ||
+			if (l == o || l == MP_LENDER_FREEING ||
+			    (!lent && !held && l != MP_LENDER_NONE && l != MP_LENDER_CACHED) ||
+			    (held && (o != MP_OWNER_KEEP || !c->domains_held)) ||
 			    (o != MP_OWNER_KEEP && o >= MP_MAX_PROCS) || (lent && o == MP_OWNER_KEEP) ||
 			    (l == MP_LENDER_CACHED && o >= MP_MAX_PROCS))
 				return err_detail(-EUCLEAN, IOVM_LOG_ERR,

@@ -113,8 +113,8 @@ int mp_repair(struct mp_heap *h)
 			z->grain = MP_NO_GRAIN;
 		c->zone_pending = 0;
 	}
-	/* A shared domain made or closed halfway: its block goes if nobody has it open. */
-	mp_domains_tidy(h);
+	/* A shared domain made or closed halfway: its block goes if nobody has it open; counts half changed. */
+	mp_domains_repair(h);
 	c->nr_zones = 0;
 	for (unsigned i = 0; i < MP_MAX_ZONES; i++)
 		c->nr_zones += c->zones[i].used != 0;

@@ -32,7 +32,7 @@
 #include "mem/mem.h"
 
 #define MP_MAGIC UINT64_C(0x31706d2d6d766f69) /* "iovm-mp1" */
-#define MP_VERSION 2
+#define MP_VERSION 3
 
 /* Processes attached at once, the owner included. */
 #define MP_MAX_PROCS 128
@@ -86,7 +86,16 @@ static_assert(MP_MAX_PROCS < MP_OWNER_KEEP, "slot numbers fit in the owner byte"
  */
 #define MP_LENDER_CACHED 0xfcu  /* freed into its owner's thread cache (tcache.c): allocated in the heap */
 #define MP_LENDER_FREEING 0xfbu /* being freed under the lock; meaningless once the block is free */
-static_assert(MP_MAX_PROCS < MP_LENDER_FREEING, "slot numbers fit in the lender byte");
+/*
+ * And one the free sets under the lock: a block freed (by its process, or
+ * by the reap of a process that died) while a shared domain maps a page
+ * of it is not freed but handed to the share (owner MP_OWNER_KEEP), so
+ * that no device writes into memory given to someone else; the last unmap
+ * of its pages, or the end of the last domain that maps them, frees it
+ * (domain.c). Set before the owner; a repair finishes a half-done one.
+ */
+#define MP_LENDER_DOMAINS 0xfau
+static_assert(MP_MAX_PROCS < MP_LENDER_DOMAINS, "slot numbers fit in the lender byte");
 
 static inline uint8_t lender_get(const uint8_t *l)
 {
@@ -158,6 +167,7 @@ struct mp_ctl {
 	uint64_t off_lender;    /* uint8_t[ngrains] */
 	uint64_t off_next;      /* uint32_t[ngrains]: free list links, grain + 1; 0: none */
 	uint64_t off_prev;      /* uint32_t[ngrains] */
+	uint64_t off_maps;      /* uint32_t[mp_heap_pages()]: shared domains' mappings of each heap page (domain.c) */
 	uint32_t owner_uid;
 	int32_t group;          /* may attach besides owner_uid; -1: none */
 	int32_t owner_pid;
@@ -176,6 +186,7 @@ struct mp_ctl {
 	uint64_t recoveries;    /* times a process took the lock from a dead holder */
 	uint64_t reaped;        /* dead processes whose memory was freed */
 	uint64_t reaped_blocks;
+	uint64_t domains_held;  /* a block may be MP_LENDER_DOMAINS: set first, cleared by a sweep that finds none */
 	_Atomic uint64_t attaches; /* every attachment ever; read without the lock */
 	struct mp_slot slots[MP_MAX_PROCS];
 	struct mp_zone_rec zones[MP_MAX_ZONES];
@@ -190,6 +201,14 @@ struct mp_heap {
 	uint8_t *lender;
 	uint32_t *next;
 	uint32_t *prev;
+	/*
+	 * For each 4 KiB page of the heap, how many IOVA pages of shared
+	 * domains map it, all domains together: the sum of each domain's
+	 * counts (domain.c), which the repair rebuilds. Written under the
+	 * lock, read without it (atomically): a free looks here first.
+	 */
+	uint32_t *maps;
+	uint8_t *mem;   /* this process's mapping of the heap (shared domains' records point into it); NULL: none */
 };
 
 /*
@@ -256,9 +275,15 @@ void mp_crash_now(void) __attribute__((noreturn));
 
 /* Where the per-grain arrays of a control region go. */
 struct mp_layout {
-	uint64_t off_state, off_owner, off_lender, off_next, off_prev;
+	uint64_t off_state, off_owner, off_lender, off_next, off_prev, off_maps;
 	uint64_t size; /* of the region */
 };
+
+/* The heap's 4 KiB pages: what mp_heap.maps counts. */
+static inline uint64_t mp_heap_pages(uint64_t heap_size)
+{
+	return (heap_size + 4095) / 4096;
+}
 
 /* mp_ctl_layout() - the layout of the control region for a heap of @heap_size bytes; its size. */
 uint64_t mp_ctl_layout(uint64_t heap_size, struct mp_layout *l);
@@ -284,9 +309,15 @@ int mp_heap_alloc(struct mp_heap *h, uint64_t size, uint64_t align, uint8_t owne
 		  uint64_t *grain);
 /*
  * mp_heap_free() - free the block starting at @grain; -EINVAL when no
- * allocated block starts there, -EBUSY when it is lent to a device.
+ * allocated block starts there (or it was freed already), -EBUSY when it
+ * is lent to a device. One a shared domain maps is handed to the share
+ * instead (MP_LENDER_DOMAINS), freed by mp_heap_free_held() once unmapped.
  */
 int mp_heap_free(struct mp_heap *h, uint64_t grain);
+/* mp_heap_free_held() - free the MP_LENDER_DOMAINS block at @grain, which no domain maps now; -EINVAL. */
+int mp_heap_free_held(struct mp_heap *h, uint64_t grain);
+/* mp_heap_block_any() - the block, free or allocated, holding grain @g: its first grain, order, whether allocated. */
+int mp_heap_block_any(const struct mp_heap *h, uint64_t g, uint64_t *first, unsigned *order, bool *allocated);
 /* mp_heap_lend() - lend the allocated block at @grain to slot @to; -EINVAL, -EBUSY when lent already. */
 int mp_heap_lend(struct mp_heap *h, uint64_t grain, uint8_t to);
 /* mp_heap_give_back() - end a loan: the block to its lender, or freed when its lender died. */
@@ -419,6 +450,13 @@ int mp_tcache_free(struct mp_space *s, uint64_t grain);
 void mp_domains_tidy(struct mp_heap *h);
 /* mp_domains_forget_slot() - slot @i has no view open any more (it died). Needs the lock. */
 void mp_domains_forget_slot(struct mp_heap *h, unsigned i);
+/*
+ * mp_domains_map() - whether a shared domain maps a page of the block at
+ * @grain. Without the lock, a hint: true for a map that completed before.
+ */
+bool mp_domains_map(const struct mp_heap *h, uint64_t grain, unsigned order);
+/* mp_domains_repair() - after a holder of the lock died: the counts rebuilt, then mp_domains_tidy(). */
+void mp_domains_repair(struct mp_heap *h);
 
 /* ---- share.c ---- */
 

@@ -273,6 +273,7 @@ int mp_share(struct iovm_ctx *ctx, const char *name, const struct iovm_share_par
 	ret = mp_heap_view(s->c, &s->h);
 	if (ret)
 		goto unmap;
+	s->h.mem = s->heap;
 	mp_heap_init(&s->h);
 	ret = mp_slot_take(s);
 	if (ret)
@@ -339,6 +340,7 @@ int mp_attach(struct iovm_ctx *ctx, const char *name)
 		ret = err_detail(-EPROTO, IOVM_LOG_ERR, "the share's control region disagrees with its owner");
 	if (ret)
 		goto unmap;
+	s->h.mem = s->heap;
 	s->page_size = s->c->page_size;
 	s->pa = pa_make(s->c->heap_pa);
 	ret = mp_slot_take(s);
@@ -424,12 +426,21 @@ IOVM_API int iovm_share_info(struct iovm_ctx *ctx, struct iovm_share_info *info)
 	info->heap_free = c->free_grains << MP_GRAIN_SHIFT;
 	info->page_size = s->page_size;
 	info->blocks = c->nr_blocks;
-	/* Blocks in threads' caches are free to their processes, not live allocations. */
-	for (uint64_t g = 0; g < c->ngrains; g += UINT64_C(1) << (s->h.state[g] & MP_ORDER_MASK))
-		if ((s->h.state[g] & MP_ALLOCATED) && lender_get(&s->h.lender[g]) == MP_LENDER_CACHED) {
-			info->blocks--;
+	/*
+	 * Blocks in threads' caches are free to their processes, not live
+	 * allocations; blocks kept for shared domains are neither.
+	 */
+	for (uint64_t g = 0; g < c->ngrains; g += UINT64_C(1) << (s->h.state[g] & MP_ORDER_MASK)) {
+		uint8_t l = lender_get(&s->h.lender[g]);
+
+		if (!(s->h.state[g] & MP_ALLOCATED) || (l != MP_LENDER_CACHED && l != MP_LENDER_DOMAINS))
+			continue;
+		info->blocks--;
+		if (l == MP_LENDER_CACHED)
 			info->cached += MP_GRAIN << (s->h.state[g] & MP_ORDER_MASK);
-		}
+		else
+			info->domain_held += MP_GRAIN << (s->h.state[g] & MP_ORDER_MASK);
+	}
 	info->heap_free += info->cached;
 	for (unsigned i = 0; i < MP_MAX_PROCS; i++)
 		info->processes += c->slots[i].state == MP_SLOT_LIVE;

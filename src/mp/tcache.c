@@ -171,10 +171,13 @@ int mp_tcache_free(struct mp_space *s, uint64_t grain)
 	tc = my_cache(s);
 	if (unlikely(!tc))
 		return 1;
+	/* A device may reach it through a shared domain: the lock path keeps it for the domain. */
+	if (unlikely(mp_domains_map(h, grain, order)))
+		return 1;
 	if (!lender_cas(&h->lender[grain], MP_LENDER_NONE, MP_LENDER_CACHED)) {
 		uint8_t l = lender_get(&h->lender[grain]);
 
-		return l == MP_LENDER_CACHED || l == MP_LENDER_FREEING ? -EINVAL : -EBUSY;
+		return l == MP_LENDER_CACHED || l == MP_LENDER_FREEING || l == MP_LENDER_DOMAINS ? -EINVAL : -EBUSY;
 	}
 	/*
 	 * Another process may have freed it and a third allocated the grain

@@ -415,6 +415,9 @@ IOVM_API int iovm_rcache_create(struct iovm_domain *dom, const struct iovm_rcach
 	err_enter();
 	if (!dom || !out)
 		return err_inval("!dom || !out");
+	/* Registrations cannot use it (iovm/mp.h): a cache that could never hit is refused now. */
+	if (iommu_domain_shared(dom))
+		return err_detail(-EOPNOTSUPP, IOVM_LOG_DEBUG, "a shared domain takes no registrations, so no cache");
 	c = fi_calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;

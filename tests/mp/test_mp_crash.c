@@ -87,7 +87,8 @@ static void zones_whole(const struct region *r)
 	}
 	CHECK_EQ(h->c->nr_zones, zones);
 	for (uint64_t g = 0; g < h->c->ngrains; g += UINT64_C(1) << (h->state[g] & MP_ORDER_MASK))
-		keep += (h->state[g] & MP_ALLOCATED) && h->owner[g] == MP_OWNER_KEEP;
+		keep += (h->state[g] & MP_ALLOCATED) && h->owner[g] == MP_OWNER_KEEP &&
+			h->lender[g] != MP_LENDER_DOMAINS;
 	CHECK_EQ(keep, zones + 2);
 	CHECK_EQ(h->c->zone_pending, 0);
 }
@@ -119,12 +120,19 @@ static void setup(struct region *r)
 }
 
 enum change { ALLOC_SPLIT, FREE_MERGE, ZONE_MAKE, ZONE_FREE, REAP, LEND, GIVE_BACK, REAP_BORROWER, REAP_LENDER,
-	      NR_CHANGES };
+	      FREE_MAPPED, FREE_HELD, REAP_MAPPED, NR_CHANGES };
 static const char *const change_name[] = {
 	"an allocation that splits", "a free that merges", "a zone made", "a zone freed",
 	"a dead process reaped", "a block lent", "a block given back", "a dead borrower reaped",
-	"a dead lender reaped",
+	"a dead lender reaped", "a free of a block a shared domain maps", "a held block's last unmap",
+	"a dead process reaped, a domain mapping its blocks",
 };
+
+/* Say that a shared domain maps (or no longer maps) the first page of the block at @g. */
+static void mark_mapped(struct mp_heap *h, uint64_t g, uint32_t n)
+{
+	h->maps[(g << MP_GRAIN_SHIFT) / 4096] = n;
+}
 
 /* The @n-th allocated block of @owner, not lent. */
 static uint64_t nth_block(const struct mp_heap *h, uint8_t owner, unsigned n)
@@ -174,11 +182,26 @@ static void change(struct region *r, enum change what)
 	case REAP:
 	case REAP_BORROWER:
 	case REAP_LENDER:
+	case REAP_MAPPED:
 		CHECK_EQ(mp_reap_pid(h, 0x7ffffff0, 7), 1);
 		break;
 	case LEND:
 		CHECK_OK(mp_lock(h));
 		CHECK_OK(mp_heap_lend(h, nth_block(h, 1, 5), 3));
+		mp_unlock(h);
+		break;
+	case FREE_MAPPED:
+		CHECK_OK(mp_lock(h));
+		CHECK_OK(mp_heap_free(h, nth_block(h, 1, 7)));
+		mp_unlock(h);
+		break;
+	case FREE_HELD:
+		CHECK_OK(mp_lock(h));
+		for (g = 0; g < h->c->ngrains; g += UINT64_C(1) << (h->state[g] & MP_ORDER_MASK))
+			if ((h->state[g] & MP_ALLOCATED) && h->lender[g] == MP_LENDER_DOMAINS)
+				break;
+		CHECK(g < h->c->ngrains);
+		CHECK_OK(mp_heap_free_held(h, g));
 		mp_unlock(h);
 		break;
 	case GIVE_BACK:
@@ -210,6 +233,24 @@ static void prepare(struct region *r, enum change what)
 			CHECK_OK(mp_heap_lend(h, nth_block(h, from, 0), to));
 		CHECK_EQ(mp_heap_free(h, nth_block(h, 3, 0)), 0);
 		mp_unlock(h);
+	}
+	if (what == FREE_MAPPED || what == FREE_HELD) {
+		/* Owner 1's eighth block mapped; FREE_HELD: freed while mapped (held), then unmapped. */
+		uint64_t g1 = nth_block(h, 1, 7);
+
+		mark_mapped(h, g1, 1);
+		if (what == FREE_HELD) {
+			CHECK_OK(mp_lock(h));
+			CHECK_OK(mp_heap_free(h, g1));
+			CHECK_EQ(h->lender[g1], MP_LENDER_DOMAINS);
+			mp_unlock(h);
+			mark_mapped(h, g1, 0);
+		}
+	}
+	if (what == REAP_MAPPED) {
+		/* Three of the dying owner 2's blocks mapped. */
+		for (unsigned i = 0; i < 3; i++)
+			mark_mapped(h, nth_block(h, 2, 4 * i), 1);
 	}
 	if (what != ALLOC_SPLIT)
 		return;
@@ -259,7 +300,8 @@ TEST(every_crash_point)
 			CHECK_MSG(st == 0 || st == MP_CRASH_EXIT, "%s, killed at point %lu: child ended with %d",
 				  change_name[what], n, st);
 			CHECK_OK(mp_lock(&R.s.h));
-			if (st == MP_CRASH_EXIT && what != REAP && what != REAP_BORROWER && what != REAP_LENDER)
+			if (st == MP_CRASH_EXIT && what != REAP && what != REAP_BORROWER && what != REAP_LENDER &&
+			    what != REAP_MAPPED)
 				CHECK_MSG(R.s.c->recoveries == recoveries + 1,
 					  "%s, killed at point %lu: the lock did not say its holder died",
 					  change_name[what], n);
@@ -272,7 +314,7 @@ TEST(every_crash_point)
 			CHECK_MSG(snap_eq(&now, &before) || snap_eq(&now, &after),
 				  "%s, killed at point %lu: the heap is neither as before nor as after (%u blocks; %u before, %u after)",
 				  change_name[what], n, now.n, before.n, after.n);
-			if (what == REAP || what == REAP_BORROWER || what == REAP_LENDER)
+			if (what == REAP || what == REAP_BORROWER || what == REAP_LENDER || what == REAP_MAPPED)
 				CHECK(snap_eq(&now, &after));
 			if (st == 0)
 				break;

@@ -13,66 +13,13 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 
-#include "dev/dev_util.h"
+#include "mp_sdom.h"
 #include "mp_util.h"
 
 #define HEAP (UINT64_C(16) << 20)
 #define DOM "shared-dom"
-#define PATTERN(tag) (UINT64_C(0x0101010101010101) * (uint8_t)(tag))
 
 static const char *g_name;
-
-/*
- * A device of this process with one polled queue: its rings are this
- * process's own memory, in a domain of its own at IOVM_PASID_NONE; the
- * shared domain is at PASID SHARED_PASID, where every descriptor goes.
- */
-#define SHARED_PASID 1
-
-struct devq {
-	struct iovm_device *dev;
-	struct iovm_domain *rings;
-	struct iovm_queue *q;
-};
-
-static struct devq devq_open(struct iovm_ctx *ctx, struct iovm_domain *dom)
-{
-	struct iovm_queue_attr qa = { .depth = 16, .flags = IOVM_QUEUE_POLLED };
-	struct devq d;
-
-	CHECK_OK(iovm_device_open(ctx, "sw", &d.dev));
-	CHECK_OK(iovm_domain_create(ctx, NULL, &d.rings));
-	CHECK_OK(iovm_device_attach(d.dev, d.rings, IOVM_PASID_NONE));
-	CHECK_OK(iovm_device_attach(d.dev, dom, SHARED_PASID));
-	CHECK_OK(iovm_queue_create(d.dev, &qa, &d.q));
-	return d;
-}
-
-static void devq_close(struct devq *d)
-{
-	CHECK_OK(iovm_queue_destroy(d->q));
-	CHECK_OK(iovm_device_close(d->dev));
-	CHECK_OK(iovm_domain_destroy(d->rings));
-}
-
-static uint8_t run(struct devq *d, struct iovm_desc desc)
-{
-	desc.pasid = SHARED_PASID;
-	return run_polled(d->q, desc);
-}
-
-static uint8_t fill(struct devq *d, uint64_t iova, uint64_t len, uint8_t tag)
-{
-	return run(d, (struct iovm_desc){ .op = IOVM_OP_FILL, .dst = iova, .len = len, .pattern = PATTERN(tag) });
-}
-
-static bool all_bytes(const uint8_t *p, size_t len, uint8_t v)
-{
-	for (size_t i = 0; i < len; i++)
-		if (p[i] != v)
-			return false;
-	return true;
-}
 
 static uint64_t free_bytes(struct iovm_ctx *ctx)
 {
@@ -87,6 +34,7 @@ TEST(bad_input)
 	uint8_t *buf, own[8192] __attribute__((aligned(4096)));
 	iovm_iova_t iova;
 	struct iovm_mr *mr;
+	struct iovm_rcache *rc;
 	struct iovm_cbuf *cb;
 	iovm_pa_t pages[2], pa;
 	iovm_iova_t taken;
@@ -136,6 +84,7 @@ TEST(bad_input)
 	iova = IOVM_IOVA(IOVM_ADDR_INVALID);
 	CHECK_EQ(iovm_domain_map(dom, &iova, info.heap_pa, info.heap_size, IOVM_MAP_READ), -EINVAL);
 	CHECK_EQ(iovm_mr_reg(dom, own, sizeof(own), IOVM_ACCESS_LOCAL_WRITE, &mr), -EOPNOTSUPP);
+	CHECK_EQ(iovm_rcache_create(dom, NULL, &rc), -EOPNOTSUPP);
 	buf = iovm_dma_alloc(ctx, 8192, 4096, 0);
 	CHECK(buf != NULL);
 	/* An IOVA outside the window, and one taken. */
@@ -243,13 +192,13 @@ static void two_way_child(int rd, int wr, void *arg)
 	memset(buf, 0, 65536);
 	CHECK_OK(iovm_domain_map_ptr(dom, buf, 65536, IOVM_MAP_READ | IOVM_MAP_WRITE, &dst));
 	d = devq_open(ctx, dom);
-	CHECK_EQ(run(&d, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = src.addr, .dst = dst.addr,
+	CHECK_EQ(devq_run(&d, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = src.addr, .dst = dst.addr,
 						     .len = 65536 }),
 		 IOVM_STATUS_SUCCESS);
 	for (int i = 0; i < 65536; i++)
 		CHECK_EQ(buf[i], (uint8_t)(i * 13 + 5));
 	/* The parent's mapping is read-only: a write there faults. */
-	CHECK_EQ(fill(&d, src.addr, 4096, 1), IOVM_STATUS_PAGE_FAULT);
+	CHECK_EQ(devq_fill(&d, src.addr, 4096, 1), IOVM_STATUS_PAGE_FAULT);
 	put64(wr, dst.addr);
 	CHECK_EQ(get64(rd), 1); /* the parent read it */
 	CHECK_OK(iovm_domain_unmap(dom, dst, 65536));
@@ -295,14 +244,14 @@ TEST(mapped_in_one_reached_from_another)
 	memset(back, 0, 65536);
 	CHECK_OK(iovm_domain_map_ptr(dom, back, 65536, IOVM_MAP_READ | IOVM_MAP_WRITE, &back_iova));
 	/* Through the child's mapping, by this process's device: the child's buffer holds the copy. */
-	CHECK_EQ(run(&d, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = theirs.addr, .dst = back_iova.addr,
+	CHECK_EQ(devq_run(&d, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = theirs.addr, .dst = back_iova.addr,
 						     .len = 65536 }),
 		 IOVM_STATUS_SUCCESS);
 	CHECK(!memcmp(back, buf, 65536));
 	put64(c.wr, 1);
 	/* The child unmapped its range: this process's device, which cached it, faults there now. */
 	CHECK_EQ(get64(c.rd), 2);
-	CHECK_EQ(fill(&d, theirs.addr, 4096, 9), IOVM_STATUS_PAGE_FAULT);
+	CHECK_EQ(devq_fill(&d, theirs.addr, 4096, 9), IOVM_STATUS_PAGE_FAULT);
 	CHECK_EQ(iovm_domain_translate(dom, theirs, &seen, NULL), -ENOENT);
 	put64(c.wr, 3);
 	child_ok(&c);
@@ -339,11 +288,11 @@ static void filler_child(int rd, int wr, void *arg)
 		int flags = fcntl(rd, F_GETFL);
 
 		/* Until the parent says its unmap returned, fill; a fill may fault only once it began. */
-		CHECK_EQ(fill(&d, iova, 4096, 0xa5), IOVM_STATUS_SUCCESS);
+		CHECK_EQ(devq_fill(&d, iova, 4096, 0xa5), IOVM_STATUS_SUCCESS);
 		put64(wr, 1);
 		CHECK_OK(fcntl(rd, F_SETFL, flags | O_NONBLOCK));
 		for (;;) {
-			uint8_t st = fill(&d, iova, 4096, 0xa5);
+			uint8_t st = devq_fill(&d, iova, 4096, 0xa5);
 			ssize_t n;
 
 			ok += st == IOVM_STATUS_SUCCESS;
@@ -356,7 +305,7 @@ static void filler_child(int rd, int wr, void *arg)
 		CHECK_OK(fcntl(rd, F_SETFL, flags));
 		CHECK_EQ(msg, 2);
 		for (int i = 0; i < 64; i++)
-			after += fill(&d, iova, 4096, 0xa5) != IOVM_STATUS_PAGE_FAULT;
+			after += devq_fill(&d, iova, 4096, 0xa5) != IOVM_STATUS_PAGE_FAULT;
 		put64(wr, after);
 		put64(wr, ok);
 	}
@@ -407,10 +356,14 @@ TEST(strict_unmap_reaches_a_running_device)
 /*
  * Several processes map, use and unmap their own buffers in one domain at
  * once: every IOVA one gets is its own (its device's fills land in its
- * buffer and nowhere else), and an unmapped range faults.
+ * buffer and nowhere else), and an unmapped range faults. An IOVA that
+ * one process unmaps is another's to map at once: the fault after the
+ * unmap is looked for in a window of the process's own (every other
+ * round), far above where the allocator puts the others.
  */
 #define WORKERS 4
 #define WORK_ROUNDS 150
+#define WINDOW(tag) ((UINT64_C(4) << 30) + (UINT64_C(512) << 20) + (uint64_t)(tag) * (UINT64_C(128) << 10))
 
 static void worker_child(int rd, int wr, void *arg)
 {
@@ -425,18 +378,25 @@ static void worker_child(int rd, int wr, void *arg)
 	d = devq_open(ctx, dom);
 	for (int round = 0; round < WORK_ROUNDS; round++) {
 		size_t len = (size_t)(1 + rand_r(&seed) % 24) * 4096;
-		iovm_iova_t iova = IOVM_IOVA(IOVM_ADDR_INVALID);
+		bool own = round % 2;
+		iovm_iova_t iova = IOVM_IOVA(own ? WINDOW(tag) : IOVM_ADDR_INVALID);
 		uint8_t *buf = iovm_dma_alloc(ctx, len, 4096, 0);
 		iovm_pa_t pa;
 
 		CHECK(buf != NULL);
 		memset(buf, 0, len);
-		CHECK_OK(iovm_domain_map_ptr(dom, buf, len, IOVM_MAP_READ | IOVM_MAP_WRITE, &iova));
+		if (own)
+			CHECK_OK(map_at(ctx, dom, buf, len, &iova));
+		else
+			CHECK_OK(iovm_domain_map_ptr(dom, buf, len, IOVM_MAP_READ | IOVM_MAP_WRITE, &iova));
 		CHECK_OK(iovm_domain_translate(dom, IOVM_IOVA(iova.addr + len - 1), &pa, NULL));
-		CHECK_EQ(fill(&d, iova.addr, len, tag), IOVM_STATUS_SUCCESS);
+		CHECK_EQ(devq_fill(&d, iova.addr, len, tag), IOVM_STATUS_SUCCESS);
 		CHECK(all_bytes(buf, len, tag));
+		if (own)
+			CHECK_EQ(iova.addr, WINDOW(tag));
 		CHECK_OK(iovm_domain_unmap(dom, iova, len));
-		CHECK_EQ(fill(&d, iova.addr, 4096, (uint8_t)(tag + 1)), IOVM_STATUS_PAGE_FAULT);
+		if (own)
+			CHECK_EQ(devq_fill(&d, iova.addr, 4096, (uint8_t)(tag + 1)), IOVM_STATUS_PAGE_FAULT);
 		CHECK(all_bytes(buf, len, tag));
 		CHECK_OK(iovm_dma_free(ctx, buf));
 	}
@@ -467,6 +427,8 @@ TEST(processes_map_and_unmap_at_once)
 	}
 	CHECK_OK(iovm_domain_stats(dom, &st));
 	CHECK_EQ(st.leaves_4k + st.leaves_2m + st.leaves_1g, 0);
+	CHECK_EQ(st.iova_allocated, 0);
+	CHECK_EQ(st.iova_free, UINT64_C(1) << 30);
 	CHECK_EQ(st.strict_invalidations, 0); /* counted per view: this one unmapped nothing */
 	CHECK_OK(iovm_domain_destroy(dom));
 	CHECK_OK(iovm_share_check(ctx));
@@ -489,7 +451,7 @@ static void doomed_child(int rd, int wr, void *arg)
 	(void)arg;
 	CHECK_OK(iovm_share_domain_open(ctx, DOM, &dom));
 	d = devq_open(ctx, dom);
-	CHECK_EQ(fill(&d, iova.addr, 4096, 0x77), IOVM_STATUS_SUCCESS);
+	CHECK_EQ(devq_fill(&d, iova.addr, 4096, 0x77), IOVM_STATUS_SUCCESS);
 	put64(wr, 1);
 	pause();
 }

@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mp_sdom.h - what the shared-domain tests have in common: a software
+ * device of this process whose queue's rings are in a domain of the
+ * process's own (at IOVM_PASID_NONE) and which reaches the shared domain
+ * at PASID SDOM_PASID, where every descriptor goes.
+ */
+#ifndef IOVM_TESTS_MP_SDOM_H
+#define IOVM_TESTS_MP_SDOM_H
+
+#include <iovm.h>
+
+#include "dev/dev_util.h"
+
+#define SDOM_PASID 1
+#define SDOM_PATTERN(tag) (UINT64_C(0x0101010101010101) * (uint8_t)(tag))
+
+struct devq {
+	struct iovm_device *dev;
+	struct iovm_domain *rings;
+	struct iovm_queue *q;
+};
+
+static inline struct devq devq_open(struct iovm_ctx *ctx, struct iovm_domain *dom)
+{
+	struct iovm_queue_attr qa = { .depth = 16, .flags = IOVM_QUEUE_POLLED };
+	struct devq d;
+
+	CHECK_OK(iovm_device_open(ctx, "sw", &d.dev));
+	CHECK_OK(iovm_domain_create(ctx, NULL, &d.rings));
+	CHECK_OK(iovm_device_attach(d.dev, d.rings, IOVM_PASID_NONE));
+	CHECK_OK(iovm_device_attach(d.dev, dom, SDOM_PASID));
+	CHECK_OK(iovm_queue_create(d.dev, &qa, &d.q));
+	return d;
+}
+
+static inline void devq_close(struct devq *d)
+{
+	CHECK_OK(iovm_queue_destroy(d->q));
+	CHECK_OK(iovm_device_close(d->dev));
+	CHECK_OK(iovm_domain_destroy(d->rings));
+}
+
+/* One descriptor in the shared domain, polled to its end: its status. */
+static inline uint8_t devq_run(struct devq *d, struct iovm_desc desc)
+{
+	desc.pasid = SDOM_PASID;
+	return run_polled(d->q, desc);
+}
+
+static inline uint8_t devq_fill(struct devq *d, uint64_t iova, uint64_t len, uint8_t tag)
+{
+	return devq_run(d, (struct iovm_desc){ .op = IOVM_OP_FILL, .dst = iova, .len = len,
+					       .pattern = SDOM_PATTERN(tag) });
+}
+
+static inline bool all_bytes(const uint8_t *p, size_t len, uint8_t v)
+{
+	for (size_t i = 0; i < len; i++)
+		if (p[i] != v)
+			return false;
+	return true;
+}
+
+/* Map @len bytes of the shared heap at @buf at the IOVA @iova asks (the heap is one PA range). */
+static inline int map_at(struct iovm_ctx *ctx, struct iovm_domain *dom, void *buf, size_t len, iovm_iova_t *iova)
+{
+	struct iovm_dma_xlate x;
+
+	CHECK_OK(iovm_dma_xlate(ctx, buf, &x));
+	CHECK(x.contig >= len);
+	return iovm_domain_map(dom, iova, x.pa, len, IOVM_MAP_READ | IOVM_MAP_WRITE);
+}
+
+#endif /* IOVM_TESTS_MP_SDOM_H */

@@ -1,0 +1,378 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_mp_domain_held.c - memory a shared domain maps is given to nobody
+ * else while mapped, however it stops being its holder's: freed by the
+ * process (through its thread cache or the lock), or reaped with a process
+ * killed while its mappings stand. A device keeps writing where the domain
+ * says; every allocation made meanwhile, up to the heap's last byte, is
+ * elsewhere and untouched. The last unmap of it (by any process), or the
+ * end of the last domain that maps it, frees it; iovm_share_info() counts
+ * it as held, never as free or as a live allocation. And what a forked
+ * child may do with its parent's view.
+ */
+#include <stdlib.h>
+
+#include "mp_sdom.h"
+#include "mp_util.h"
+
+#define HEAP (UINT64_C(8) << 20)
+#define DOM "held-dom"
+#define DOM2 "held-dom2"
+#define MAX_ALLOCS (HEAP / 4096)
+
+static const char *g_name;
+
+/* Every 4 KiB block the heap has left, zeroed; none may overlap [pa, +len) of any range in @avoid. */
+struct avoid {
+	uint64_t pa, len;
+};
+
+static unsigned grab_all(struct iovm_ctx *ctx, void **out, const struct avoid *avoid, unsigned n_avoid)
+{
+	unsigned n = 0;
+
+	for (;;) {
+		void *p = iovm_dma_alloc(ctx, 4096, 4096, 0);
+		iovm_pa_t pa;
+
+		if (!p) {
+			CHECK_EQ(errno, ENOMEM);
+			break;
+		}
+		CHECK(n < MAX_ALLOCS);
+		CHECK_OK(iovm_dma_pa(ctx, p, &pa));
+		for (unsigned i = 0; i < n_avoid; i++)
+			CHECK_MSG(pa.addr + 4096 <= avoid[i].pa || pa.addr >= avoid[i].pa + avoid[i].len,
+				  "allocation at PA %#llx is in memory a shared domain maps at %#llx",
+				  (unsigned long long)pa.addr, (unsigned long long)avoid[i].pa);
+		memset(p, 0, 4096);
+		out[n++] = p;
+	}
+	return n;
+}
+
+static void free_all(struct iovm_ctx *ctx, void **p, unsigned n, bool untouched)
+{
+	for (unsigned i = 0; i < n; i++) {
+		if (untouched)
+			CHECK(all_bytes(p[i], 4096, 0));
+		CHECK_OK(iovm_dma_free(ctx, p[i]));
+	}
+}
+
+/*
+ * Freed by its process while mapped, both ways a free goes (a 4 KiB block
+ * through the thread cache, a 64 KiB one under the lock): the memory is
+ * held, not reused by anyone, reached by the device; a second free is
+ * refused; the unmap frees it.
+ */
+TEST(freed_while_mapped_is_held_until_unmapped)
+{
+	static void *grabbed[MAX_ALLOCS];
+	const size_t sizes[2] = { 4096, 65536 };
+
+	for (int k = 0; k < 2; k++) {
+		struct iovm_ctx *ctx;
+		struct iovm_domain *dom;
+		iovm_iova_t iova = IOVM_IOVA(IOVM_ADDR_INVALID);
+		size_t len = sizes[k];
+		struct iovm_share_info before, info;
+		struct avoid held;
+		struct devq d;
+		unsigned n;
+		uint8_t *buf;
+		iovm_pa_t pa;
+
+		g_name = share_name("held-free");
+		ctx = share_ok(g_name, HEAP);
+		CHECK_OK(iovm_share_domain_create(ctx, DOM, NULL, &dom));
+		d = devq_open(ctx, dom);
+		buf = iovm_dma_alloc(ctx, len, 4096, 0);
+		CHECK(buf != NULL);
+		CHECK_OK(iovm_dma_pa(ctx, buf, &pa));
+		CHECK_OK(iovm_domain_map_ptr(dom, buf, len, IOVM_MAP_READ | IOVM_MAP_WRITE, &iova));
+		before = share_info(ctx);
+		CHECK_OK(iovm_dma_free(ctx, buf));
+		info = share_info(ctx);
+		CHECK_EQ(info.domain_held, len);
+		CHECK_EQ(info.heap_free, before.heap_free);
+		CHECK_EQ(info.blocks, before.blocks - 1);
+		CHECK_OK(iovm_share_check(ctx));
+		/* Freed already, as far as anyone may know. */
+		CHECK_EQ(iovm_dma_free(ctx, buf), -EINVAL);
+		held = (struct avoid){ pa.addr, len };
+		n = grab_all(ctx, grabbed, &held, 1);
+		CHECK(n > 0);
+		/* The device writes where the domain says: into the held memory, nobody's allocation. */
+		CHECK_EQ(devq_fill(&d, iova.addr, len, 0x5e), IOVM_STATUS_SUCCESS);
+		CHECK(all_bytes(buf, len, 0x5e));
+		free_all(ctx, grabbed, n, true);
+		CHECK_OK(iovm_domain_unmap(dom, iova, len));
+		info = share_info(ctx);
+		CHECK_EQ(info.domain_held, 0);
+		CHECK_EQ(info.heap_free, before.heap_free + len);
+		CHECK_OK(iovm_share_check(ctx));
+		devq_close(&d);
+		CHECK_OK(iovm_domain_destroy(dom));
+		info = share_info(ctx);
+		CHECK_EQ(info.blocks, 0);
+		CHECK_EQ(info.heap_free, info.heap_size);
+		CHECK_OK(iovm_close(ctx));
+	}
+}
+
+/*
+ * Mapped in two domains, freed: the end of one leaves it held for the
+ * other; the other's unmap frees it. Mapped twice in one domain: the first
+ * unmap leaves it held.
+ */
+TEST(held_until_the_last_mapping_goes)
+{
+	struct iovm_ctx *ctx;
+	struct iovm_domain *a, *b;
+	iovm_iova_t ia = IOVM_IOVA(IOVM_ADDR_INVALID), ib = IOVM_IOVA(IOVM_ADDR_INVALID),
+		    ib2 = IOVM_IOVA(IOVM_ADDR_INVALID);
+	uint8_t *buf;
+
+	g_name = share_name("held-two");
+	ctx = share_ok(g_name, HEAP);
+	CHECK_OK(iovm_share_domain_create(ctx, DOM, NULL, &a));
+	CHECK_OK(iovm_share_domain_create(ctx, DOM2, NULL, &b));
+	buf = iovm_dma_alloc(ctx, 3 * 4096, 4096, 0);
+	CHECK(buf != NULL);
+	CHECK_OK(iovm_domain_map_ptr(a, buf, 3 * 4096, IOVM_MAP_READ, &ia));
+	/* Only the middle page, twice. */
+	CHECK_OK(iovm_domain_map_ptr(b, buf + 4096, 4096, IOVM_MAP_READ, &ib));
+	CHECK_OK(iovm_domain_map_ptr(b, buf + 4096, 4096, IOVM_MAP_READ, &ib2));
+	CHECK_OK(iovm_dma_free(ctx, buf));
+	CHECK_EQ(share_info(ctx).domain_held, 4 * 4096); /* the block, rounded up to its order */
+	CHECK_OK(iovm_domain_destroy(a)); /* a's mappings go with it */
+	CHECK_EQ(share_info(ctx).domain_held, 4 * 4096);
+	CHECK_OK(iovm_domain_unmap(b, ib, 4096));
+	CHECK_EQ(share_info(ctx).domain_held, 4 * 4096);
+	CHECK_OK(iovm_share_check(ctx));
+	CHECK_OK(iovm_domain_unmap(b, ib2, 4096));
+	CHECK_EQ(share_info(ctx).domain_held, 0);
+	CHECK_OK(iovm_domain_destroy(b));
+	CHECK_EQ(share_info(ctx).heap_free, HEAP);
+	CHECK_OK(iovm_share_check(ctx));
+	CHECK_OK(iovm_close(ctx));
+}
+
+/*
+ * A process killed with its memory mapped (a block of its own, a small
+ * one from its thread cache's size class): the reap keeps both for the
+ * domain. The survivor takes the whole heap and none of it overlaps; its
+ * device writes through the dead one's IOVAs into the held memory only;
+ * the survivor unmaps them (any process may), and they are free.
+ */
+struct dead_maps {
+	uint64_t iova[2], pa[2], len[2];
+};
+
+static void mapper_child(int rd, int wr, void *arg)
+{
+	struct iovm_ctx *ctx = attach_ok(g_name);
+	const size_t len[2] = { 65536, 4096 };
+	struct iovm_domain *dom;
+
+	(void)rd;
+	(void)arg;
+	CHECK_OK(iovm_share_domain_open(ctx, DOM, &dom));
+	for (int i = 0; i < 2; i++) {
+		iovm_iova_t iova = IOVM_IOVA(IOVM_ADDR_INVALID);
+		uint8_t *buf = iovm_dma_alloc(ctx, len[i], 4096, 0);
+		iovm_pa_t pa;
+
+		CHECK(buf != NULL);
+		CHECK_OK(iovm_dma_pa(ctx, buf, &pa));
+		CHECK_OK(iovm_domain_map_ptr(dom, buf, len[i], IOVM_MAP_READ | IOVM_MAP_WRITE, &iova));
+		put64(wr, iova.addr);
+		put64(wr, pa.addr);
+		put64(wr, len[i]);
+	}
+	pause();
+}
+
+TEST(dead_mappers_memory_is_held_while_mapped)
+{
+	static void *grabbed[MAX_ALLOCS];
+
+	for (int by_close = 0; by_close < 2; by_close++) {
+		struct iovm_share_info info;
+		struct avoid held[2];
+		struct iovm_ctx *ctx;
+		struct iovm_domain *dom;
+		struct dead_maps m;
+		struct devq d;
+		struct child c;
+		unsigned n;
+
+		g_name = share_name("held-dead");
+		ctx = share_ok(g_name, HEAP);
+		CHECK_OK(iovm_share_domain_create(ctx, DOM, NULL, &dom));
+		d = devq_open(ctx, dom);
+		c = child_start(mapper_child, NULL);
+		for (int i = 0; i < 2; i++) {
+			m.iova[i] = get64(c.rd);
+			m.pa[i] = get64(c.rd);
+			m.len[i] = get64(c.rd);
+			held[i] = (struct avoid){ m.pa[i], m.len[i] };
+		}
+		child_kill(&c);
+		WAIT_UNTIL(share_info(ctx).processes == 1);
+		CHECK_OK(iovm_share_check(ctx));
+		info = share_info(ctx);
+		CHECK_EQ(info.domain_held, m.len[0] + m.len[1]);
+		CHECK_EQ(info.reaped, 1);
+		n = grab_all(ctx, grabbed, held, 2);
+		CHECK(n > 0);
+		for (int i = 0; i < 2; i++)
+			CHECK_EQ(devq_fill(&d, m.iova[i], m.len[i], (uint8_t)(0x61 + i)), IOVM_STATUS_SUCCESS);
+		free_all(ctx, grabbed, n, true);
+		if (by_close) {
+			/* The domain's end takes its mappings, and the hold, with it. */
+			devq_close(&d);
+			CHECK_OK(iovm_domain_destroy(dom));
+			CHECK_EQ(share_info(ctx).domain_held, 0);
+		} else {
+			for (int i = 0; i < 2; i++)
+				CHECK_OK(iovm_domain_unmap(dom, IOVM_IOVA(m.iova[i]), m.len[i]));
+			CHECK_EQ(share_info(ctx).domain_held, 0);
+			CHECK_EQ(devq_fill(&d, m.iova[0], 4096, 0x70), IOVM_STATUS_PAGE_FAULT);
+			devq_close(&d);
+			CHECK_OK(iovm_domain_destroy(dom));
+		}
+		info = share_info(ctx);
+		CHECK_EQ(info.blocks, 0);
+		CHECK_EQ(info.heap_free, info.heap_size);
+		CHECK_OK(iovm_share_check(ctx));
+		CHECK_OK(iovm_close(ctx));
+	}
+}
+
+/* The IOVA counts are the shared allocator's: what any process mapped, every view counts. */
+static void stats_child(int rd, int wr, void *arg)
+{
+	struct iovm_ctx *ctx = attach_ok(g_name);
+	struct iovm_domain_stats st;
+	struct iovm_domain *dom;
+
+	(void)arg;
+	CHECK_OK(iovm_share_domain_open(ctx, DOM, &dom));
+	CHECK_OK(iovm_domain_stats(dom, &st));
+	put64(wr, st.iova_allocated);
+	put64(wr, st.iova_free);
+	(void)get64(rd);
+	CHECK_OK(iovm_domain_destroy(dom));
+	CHECK_OK(iovm_close(ctx));
+}
+
+TEST(iova_counts_are_the_domains)
+{
+	const uint64_t size = UINT64_C(64) << 20;
+	struct iovm_domain_stats st;
+	struct iovm_ctx *ctx;
+	struct iovm_domain *dom;
+	iovm_iova_t iova = IOVM_IOVA(IOVM_ADDR_INVALID), fixed = IOVM_IOVA((UINT64_C(4) << 30) + (UINT64_C(32) << 20));
+	struct child c;
+	uint8_t *buf;
+
+	g_name = share_name("held-stats");
+	ctx = share_ok(g_name, HEAP);
+	CHECK_OK(iovm_share_domain_create(ctx, DOM, &(struct iovm_share_domain_params){ .iova_size = size }, &dom));
+	buf = iovm_dma_alloc(ctx, 3 * 4096, 4096, 0);
+	CHECK(buf != NULL);
+	CHECK_OK(iovm_domain_map_ptr(dom, buf, 3 * 4096, IOVM_MAP_READ, &iova));
+	CHECK_OK(map_at(ctx, dom, buf, 4096, &fixed));
+	c = child_start(stats_child, NULL);
+	CHECK_EQ(get64(c.rd), 4 * 4096);
+	CHECK_EQ(get64(c.rd), size - 4 * 4096);
+	put64(c.wr, 1);
+	child_ok(&c);
+	CHECK_OK(iovm_domain_stats(dom, &st));
+	CHECK_EQ(st.iova_allocated, 4 * 4096);
+	CHECK_EQ(st.iova_free, size - 4 * 4096);
+	/* The fixed page splits the free space: the largest gap is above it. */
+	CHECK_EQ(st.iova_largest_gap, size - (UINT64_C(32) << 20) - 4096);
+	CHECK_OK(iovm_domain_unmap(dom, iova, 3 * 4096));
+	CHECK_OK(iovm_domain_unmap(dom, fixed, 4096));
+	CHECK_OK(iovm_domain_stats(dom, &st));
+	CHECK_EQ(st.iova_allocated, 0);
+	CHECK_EQ(st.iova_largest_gap, size);
+	CHECK_OK(iovm_domain_destroy(dom));
+	CHECK_OK(iovm_dma_free(ctx, buf));
+	CHECK_OK(iovm_close(ctx));
+}
+
+/*
+ * Fork: the child's inherited view is its parent's; a map on it is EPERM
+ * and touches nothing. Attached and opened by name, the child maps, and
+ * the parent's device reaches what it mapped.
+ */
+static struct iovm_domain *g_inherited;
+static void *g_parent_buf;
+
+static void forked_child(int rd, int wr, void *arg)
+{
+	iovm_iova_t iova = IOVM_IOVA(IOVM_ADDR_INVALID);
+	struct iovm_ctx *ctx;
+	struct iovm_domain *dom;
+	uint8_t *buf;
+
+	(void)rd;
+	(void)arg;
+	CHECK_EQ(iovm_domain_map_ptr(g_inherited, g_parent_buf, 4096, IOVM_MAP_READ, &iova), -EPERM);
+	CHECK_EQ(iovm_domain_map(g_inherited, &iova, IOVM_PA(UINT64_C(1) << 47), 4096, IOVM_MAP_READ), -EPERM);
+	ctx = attach_ok(g_name);
+	CHECK_OK(iovm_share_domain_open(ctx, DOM, &dom));
+	buf = iovm_dma_alloc(ctx, 4096, 4096, 0);
+	CHECK(buf != NULL);
+	memset(buf, 0, 4096);
+	CHECK_OK(iovm_domain_map_ptr(dom, buf, 4096, IOVM_MAP_READ | IOVM_MAP_WRITE, &iova));
+	put64(wr, iova.addr);
+	CHECK_EQ(get64(rd), 1);
+	CHECK(all_bytes(buf, 4096, 0x4f));
+	CHECK_OK(iovm_domain_unmap(dom, iova, 4096));
+	CHECK_OK(iovm_domain_destroy(dom));
+	CHECK_OK(iovm_dma_free(ctx, buf));
+	CHECK_OK(iovm_close(ctx));
+}
+
+TEST(a_forked_child_opens_its_own_view)
+{
+	struct iovm_domain_stats st;
+	struct iovm_ctx *ctx;
+	struct devq d;
+	struct child c;
+
+	g_name = share_name("held-fork");
+	ctx = share_ok(g_name, HEAP);
+	CHECK_OK(iovm_share_domain_create(ctx, DOM, NULL, &g_inherited));
+	d = devq_open(ctx, g_inherited);
+	g_parent_buf = iovm_dma_alloc(ctx, 4096, 4096, 0);
+	CHECK(g_parent_buf != NULL);
+	c = child_start(forked_child, NULL);
+	CHECK_EQ(devq_fill(&d, get64(c.rd), 4096, 0x4f), IOVM_STATUS_SUCCESS);
+	put64(c.wr, 1);
+	child_ok(&c);
+	CHECK_OK(iovm_domain_stats(g_inherited, &st));
+	CHECK_EQ(st.iova_allocated, 0);
+	CHECK_EQ(st.leaves_4k, 0);
+	devq_close(&d);
+	CHECK_OK(iovm_domain_destroy(g_inherited));
+	CHECK_OK(iovm_dma_free(ctx, g_parent_buf));
+	CHECK_EQ(share_info(ctx).heap_free, HEAP);
+	CHECK_OK(iovm_close(ctx));
+}
+
+int main(void)
+{
+	test_init();
+	RUN(freed_while_mapped_is_held_until_unmapped);
+	RUN(held_until_the_last_mapping_goes);
+	RUN(dead_mappers_memory_is_held_while_mapped);
+	RUN(iova_counts_are_the_domains);
+	RUN(a_forked_child_opens_its_own_view);
+	return 0;
+}
