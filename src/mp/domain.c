@@ -16,18 +16,21 @@
  * A table entry names the next table by its PA: each process adds its own
  * heap's VA less the heap's PA (the view's pt_source.delta).
  *
- * Memory mapped. The page refs count, for each 4 KiB page of the heap, the
- * IOVA pages of this domain that map it: taken before the entries are
+ * What the block holds and hands out is domain_space.c's: IOVAs, table
+ * pages, and the page refs, which count, for each 4 KiB page of the heap,
+ * the IOVA pages of this domain that map it: taken before the entries are
  * written, dropped after the unmap's invalidation. A free of a block that
  * any domain counts a page of hands it to the share instead
  * (MP_LENDER_DOMAINS, heap.c), whoever frees it, the reap of a dead
  * process included: a device keeps writing where the domain says, and
  * that memory is given to nobody else until the last unmap of its pages,
- * or the end of the domain, frees it here.
+ * or the end of the domain, frees it. This file: the records, the views,
+ * and the invalidations they post to each other.
  *
  * Locking. The share's lock guards the record, the IOVA bitmap, the pool
- * bitmap and the page refs (each change is one store of a bit, so a holder that dies
- * leaves a bit set for nothing at worst: leaked until the domain goes).
+ * bitmap and the page refs (each change is one store of a bit or a count,
+ * so that a holder that dies leaves at worst a bit set or a count too
+ * high, for nothing: leaked until the domain goes).
  * The domain's inval_lock, robust too, orders the strict unmaps that are
  * posted to other processes: one at a time, its range in inval_iova and
  * inval_len, its number in inval_seq. Each view's agent thread waits on
@@ -57,57 +60,13 @@
 #include "base/log.h"
 #include "iommu/iommu.h"
 #include "iommu/pgtable.h"
+#include "mp/domain.h"
 #include "mp/mp_internal.h"
 
-#define DOMAIN_MAGIC UINT64_C(0x6d6f642d6d766f69) /* "iovm-dom" */
-/* Shared IOVAs start above 4 GiB: clear of the MSI window and of 32-bit DMA masks' surprises. */
-#define DOMAIN_IOVA_BASE (UINT64_C(4) << 30)
 /* How long a poster sleeps before it looks whether a silent process still lives. */
 #define ACK_RECHECK_NS 10000000L
 /* How long an idle agent sleeps before it looks whether its view is closing. */
 #define AGENT_RECHECK_NS 100000000L
-
-/* The block's head, in shared memory: no pointers. */
-struct mp_domain_shm {
-	uint64_t magic;
-	uint64_t iova_pages;      /* 4 KiB pages from DOMAIN_IOVA_BASE */
-	uint64_t iova_hint;       /* under the share's lock: every page below it is taken */
-	uint64_t iova_map_off;    /* from the block's start: uint64_t[iova_pages / 64] */
-	uint64_t pool_map_off;    /* uint64_t[pool_tables / 64] */
-	uint64_t refs_off;        /* uint32_t[heap_pages]: this domain's mappings of each heap page */
-	uint64_t heap_pages;
-	uint64_t pool_off;        /* the first table, 4 KiB aligned */
-	uint32_t pool_tables;
-	uint32_t unused;
-	uint64_t root_pa;
-	struct pt_counters cnt;
-	pthread_mutex_t inval_lock;         /* robust, process-shared */
-	_Atomic uint32_t inval_seq;         /* futex: the last unmap posted */
-	uint32_t unused2;
-	_Atomic uint64_t inval_iova, inval_len; /* its range: written under inval_lock before inval_seq */
-	_Atomic uint32_t ack[MP_MAX_PROCS];     /* futex each: the last inval_seq a slot's agent answered */
-	_Atomic uint8_t listening[MP_MAX_PROCS]; /* a slot's view answers invalidations */
-};
-
-static_assert(sizeof(struct mp_domain_shm) % 8 == 0, "the bitmaps after it are word-aligned");
-
-/* This process's view: the shared domain's iommu_shared_ops argument. */
-struct mp_dview {
-	struct mp_space *s;
-	unsigned rec;              /* index in mp_ctl.domains */
-	uint64_t grain;            /* the block's first grain, as the record said when opened */
-	struct mp_domain_shm *shm;
-	uint64_t *iova_map, *pool_map;
-	uint32_t *refs;
-	uint8_t *pool;
-	struct pt_source src;
-	struct iovm_domain *dom;
-	pthread_t agent;
-	bool agent_running;
-	_Atomic bool agent_stop;
-	uint32_t seen;             /* the agent's: the last inval_seq handled */
-	bool live;                 /* opened whole: its release leaves the record */
-};
 
 static long futex(_Atomic uint32_t *word, int op, uint32_t val, const struct timespec *timeout)
 {
@@ -121,14 +80,6 @@ static bool name_ok(const char *name)
 	return n && n < IOVM_ZONE_NAMESIZE;
 }
 
-static bool rec_open(const struct mp_domain_rec *r)
-{
-	for (unsigned i = 0; i < MP_MAX_PROCS / 64; i++)
-		if (r->views[i])
-			return true;
-	return false;
-}
-
 static bool rec_has(const struct mp_domain_rec *r, unsigned slot)
 {
 	return r->views[slot / 64] >> (slot % 64) & 1;
@@ -137,7 +88,7 @@ static bool rec_has(const struct mp_domain_rec *r, unsigned slot)
 static int find(const struct mp_ctl *c, const char *name)
 {
 	for (unsigned i = 0; i < MP_MAX_DOMAINS; i++)
-		if (rec_open(&c->domains[i]) && !strncmp(c->domains[i].name, name, IOVM_ZONE_NAMESIZE))
+		if (sdom_rec_open(&c->domains[i]) && !strncmp(c->domains[i].name, name, IOVM_ZONE_NAMESIZE))
 			return (int)i;
 	return -1;
 }
@@ -150,9 +101,6 @@ void mp_domains_forget_slot(struct mp_heap *h, unsigned slot)
 	}
 }
 
-static void held_sweep(struct mp_heap *h);
-static void maps_rebuild(struct mp_heap *h);
-
 void mp_domains_tidy(struct mp_heap *h)
 {
 	bool gone = false;
@@ -162,11 +110,11 @@ void mp_domains_tidy(struct mp_heap *h)
 		unsigned order;
 		uint8_t owner;
 
-		if (rec_open(r) || r->grain == MP_NO_GRAIN)
+		if (sdom_rec_open(r) || r->grain == MP_NO_GRAIN)
 			continue;
 		if (!gone) {
 			/* Its mappings go with it: before its block, so that no free keeps memory for it. */
-			maps_rebuild(h);
+			sdom_maps_rebuild(h);
 			gone = true;
 		}
 		if (!mp_heap_block(h, r->grain, &order, &owner) && owner == MP_OWNER_KEEP)
@@ -177,444 +125,14 @@ void mp_domains_tidy(struct mp_heap *h)
 	}
 	/* What the domains just gone held for the dead or the freed. */
 	if (gone)
-		held_sweep(h);
+		sdom_held_sweep(h);
 }
 
 void mp_domains_repair(struct mp_heap *h)
 {
-	maps_rebuild(h);
+	sdom_maps_rebuild(h);
 	mp_domains_tidy(h);
-	held_sweep(h);
-}
-
-/* ---- the block ---- */
-
-struct block_layout {
-	uint64_t iova_pages, iova_map_off, pool_map_off, refs_off, heap_pages, pool_off, size;
-	uint32_t tables;
-};
-
-static int layout_of(const struct mp_space *s, const struct iovm_share_domain_params *p, struct block_layout *l)
-{
-	uint64_t iova_size = p && p->iova_size ? p->iova_size : MAX(4 * s->heap_size, (uint64_t)SZ_1G);
-	uint64_t tables = p && p->tables ? p->tables : 64 + 4 * (align_up(s->heap_size, SZ_2M) / SZ_2M);
-
-	if (!is_aligned(iova_size, SZ_4K) || iova_size > (UINT64_C(1) << 48) - DOMAIN_IOVA_BASE)
-		return err_inval("iova_size is not a multiple of 4 KiB below 2^48 - 4 GiB");
-	if (tables < 4 || tables > (UINT64_C(1) << 20))
-		return err_inval("tables below 4 (a walk needs one per level) or above 2^20");
-	l->iova_pages = align_up(iova_size / SZ_4K, 64);
-	l->tables = (uint32_t)tables;
-	l->iova_map_off = sizeof(struct mp_domain_shm);
-	l->pool_map_off = l->iova_map_off + l->iova_pages / 8;
-	l->refs_off = l->pool_map_off + align_up(tables, 64) / 8;
-	l->heap_pages = align_up(s->heap_size, SZ_4K) / SZ_4K;
-	l->pool_off = align_up(l->refs_off + l->heap_pages * sizeof(uint32_t), SZ_4K);
-	l->size = l->pool_off + (uint64_t)l->tables * SZ_4K;
-	return 0;
-}
-
-static void view_point(struct mp_dview *v)
-{
-	uint8_t *base = v->s->heap + (v->grain << MP_GRAIN_SHIFT);
-
-	v->shm = (struct mp_domain_shm *)base;
-	v->iova_map = (uint64_t *)(base + v->shm->iova_map_off);
-	v->pool_map = (uint64_t *)(base + v->shm->pool_map_off);
-	v->refs = (uint32_t *)(void *)(base + v->shm->refs_off);
-	v->pool = base + v->shm->pool_off;
-}
-
-/* Whether bit @i of @map is set; set or clear it (one store: what a dead holder leaves is a bit). */
-static bool bit(const uint64_t *map, uint64_t i)
-{
-	return map[i / 64] >> (i % 64) & 1;
-}
-
-static void bits_set(uint64_t *map, uint64_t from, uint64_t n, bool on)
-{
-	for (uint64_t i = from; i < from + n; i++) {
-		if (on)
-			map[i / 64] |= UINT64_C(1) << (i % 64);
-		else
-			map[i / 64] &= ~(UINT64_C(1) << (i % 64));
-		mp_crash_point();
-	}
-}
-
-/* The first set bit in [from, to), or @to. */
-static uint64_t next_set(const uint64_t *map, uint64_t from, uint64_t to)
-{
-	while (from < to) {
-		uint64_t w = map[from / 64] >> (from % 64);
-
-		if (w)
-			return MIN(from + (uint64_t)__builtin_ctzll(w), to);
-		from = align_down(from, 64) + 64;
-	}
-	return to;
-}
-
-/* ---- the table pool: pt_source of a view ---- */
-
-static void *table_alloc(void *arg)
-{
-	struct mp_dview *v = arg;
-	void *t = NULL;
-
-	if (mp_lock(&v->s->h))
-		return NULL;
-	for (uint64_t w = 0; w < align_up(v->shm->pool_tables, 64) / 64 && !t; w++) {
-		uint64_t i;
-
-		if (v->pool_map[w] == UINT64_MAX)
-			continue;
-		i = w * 64 + (uint64_t)__builtin_ctzll(~v->pool_map[w]);
-		if (i >= v->shm->pool_tables)
-			break;
-		bits_set(v->pool_map, i, 1, true);
-		t = v->pool + i * SZ_4K;
-	}
-	mp_unlock(&v->s->h);
-	if (!t)
-		err_detail(-ENOMEM, IOVM_LOG_DEBUG, "shared domain: all %u page-table pages are in use",
-			   v->shm->pool_tables);
-	return t;
-}
-
-static void table_free(void *arg, void *t)
-{
-	struct mp_dview *v = arg;
-	uint64_t i = (uint64_t)((uint8_t *)t - v->pool) / SZ_4K;
-
-	if (mp_lock(&v->s->h))
-		return; /* unrecoverable: the page stays taken */
-	if (IOVM_WARN_ON(i >= v->shm->pool_tables || !bit(v->pool_map, i)))
-		goto unlock;
-	bits_set(v->pool_map, i, 1, false);
-unlock:
-	mp_unlock(&v->s->h);
-}
-
-/* ---- iommu_shared_ops ---- */
-
-/* A forked child's view is its parent's: the heap and the lock are not in the child. */
-static int not_forked(const struct mp_dview *v)
-{
-	if (v->s->fork_gen != mp_fork_gen())
-		return err_detail(-EPERM, IOVM_LOG_DEBUG, "a shared domain's view from before a fork: attach, then open");
-	return 0;
-}
-
-static int iova_alloc(void *arg, uint64_t len, uint64_t align, iova_t *iova)
-{
-	struct mp_dview *v = arg;
-	struct mp_domain_shm *shm = v->shm;
-	uint64_t n = len / SZ_4K, a = MAX(align / SZ_4K, 1), pages;
-	int ret = not_forked(v);
-
-	if (ret)
-		return ret;
-	pages = shm->iova_pages;
-	if (!n || n > pages)
-		return err_detail(-ENOSPC, IOVM_LOG_DEBUG, "no IOVA range of %#lx bytes in the shared domain",
-				  (unsigned long)len);
-	ret = mp_lock(&v->s->h);
-	if (ret)
-		return ret;
-	/*
-	 * First fit, from the lowest page that may be free (every page below
-	 * iova_hint is taken): IOVAs stay packed at the bottom, so that the
-	 * page tables, which stay once made and come from a bounded pool,
-	 * are few. A set bit met moves the candidate past it; the base is
-	 * 1 GiB aligned, so an aligned page index is an aligned IOVA.
-	 */
-	for (uint64_t at = align_up(MIN(shm->iova_hint, pages), a); at + n <= pages;) {
-		uint64_t hit = next_set(v->iova_map, at, at + n);
-
-		if (hit == at + n) {
-			bits_set(v->iova_map, at, n, true);
-			if (at == shm->iova_hint)
-				shm->iova_hint = at + n;
-			mp_unlock(&v->s->h);
-			*iova = iova_make(DOMAIN_IOVA_BASE + at * SZ_4K);
-			return 0;
-		}
-		at = align_up(hit + 1, a);
-	}
-	mp_unlock(&v->s->h);
-	return err_detail(-ENOSPC, IOVM_LOG_DEBUG, "no IOVA range of %#lx bytes left in the shared domain",
-			  (unsigned long)len);
-}
-
-static int iova_reserve(void *arg, iova_t iova, uint64_t len)
-{
-	struct mp_dview *v = arg;
-	uint64_t at, n = len / SZ_4K;
-	int ret = not_forked(v);
-
-	if (ret)
-		return ret;
-	if (iova_val(iova) < DOMAIN_IOVA_BASE || (iova_val(iova) - DOMAIN_IOVA_BASE) / SZ_4K + n > v->shm->iova_pages)
-		return err_detail(-EINVAL, IOVM_LOG_DEBUG, "IOVA %#lx is outside the shared domain's window",
-				  (unsigned long)iova_val(iova));
-	at = (iova_val(iova) - DOMAIN_IOVA_BASE) / SZ_4K;
-	ret = mp_lock(&v->s->h);
-	if (ret)
-		return ret;
-	if (next_set(v->iova_map, at, at + n) != at + n) {
-		mp_unlock(&v->s->h);
-		return -EEXIST;
-	}
-	bits_set(v->iova_map, at, n, true);
-	mp_unlock(&v->s->h);
-	return 0;
-}
-
-static void iova_free(void *arg, iova_t iova, uint64_t len)
-{
-	struct mp_dview *v = arg;
-	uint64_t at = (iova_val(iova) - DOMAIN_IOVA_BASE) / SZ_4K, n = len / SZ_4K;
-
-	if (IOVM_WARN_ON(iova_val(iova) < DOMAIN_IOVA_BASE || at + n > v->shm->iova_pages))
-		return;
-	if (mp_lock(&v->s->h))
-		return;
-	IOVM_WARN_ON(next_set(v->iova_map, at, at + n) != at); /* freed whole, or a bug */
-	bits_set(v->iova_map, at, n, false);
-	if (at < v->shm->iova_hint)
-		v->shm->iova_hint = at;
-	mp_unlock(&v->s->h);
-}
-
-/* Whether [pa, +len) is in the heap and clear of every shared domain's own block. Needs the lock. */
-static bool pa_ok_locked(struct mp_space *s, pa_t pa, uint64_t len)
-{
-	uint64_t off = pa_val(pa) - pa_val(s->pa);
-
-	if (pa_val(pa) < pa_val(s->pa) || off >= s->heap_size || len > s->heap_size - off)
-		return false;
-	/* Not a shared domain's block: a device that could write page tables would map anything. */
-	for (unsigned i = 0; i < MP_MAX_DOMAINS; i++) {
-		const struct mp_domain_rec *r = &s->c->domains[i];
-		unsigned order;
-		uint8_t owner;
-
-		if (r->grain == MP_NO_GRAIN || mp_heap_block(&s->h, r->grain, &order, &owner))
-			continue;
-		uint64_t b = r->grain << MP_GRAIN_SHIFT, blen = MP_GRAIN << order;
-
-		if (off + len > b && off < b + blen)
-			return false;
-	}
-	return true;
-}
-
-static int pa_check(void *arg, pa_t pa, uint64_t len)
-{
-	struct mp_dview *v = arg;
-	int ret = not_forked(v);
-	bool ok;
-
-	if (ret || (ret = mp_lock(&v->s->h)))
-		return ret;
-	ok = pa_ok_locked(v->s, pa, len);
-	mp_unlock(&v->s->h);
-	if (!ok)
-		return err_detail(-EINVAL, IOVM_LOG_DEBUG,
-				  "PA [%#" PRIx64 ", +%#" PRIx64 ") is not in the shared heap, or is a shared domain's own",
-				  pa_val(pa), len);
-	return 0;
-}
-
-/* The heap pages [*first, *last] that [pa, +len) touches. */
-static void pages_of(const struct mp_space *s, pa_t pa, uint64_t len, uint64_t *first, uint64_t *last)
-{
-	uint64_t off = pa_val(pa) - pa_val(s->pa);
-
-	*first = off / SZ_4K;
-	*last = (off + len - 1) / SZ_4K;
-}
-
-/* A count of mp_heap.maps or of a domain's refs: changed under the lock, read without it too. */
-static void count_add(uint32_t *n, int delta)
-{
-	__atomic_store_n(n, *n + (uint32_t)delta, __ATOMIC_RELAXED);
-}
-
-static int pa_hold(void *arg, pa_t pa, uint64_t len)
-{
-	struct mp_dview *v = arg;
-	struct mp_heap *h = &v->s->h;
-	uint64_t first, last, p;
-	int ret = not_forked(v);
-
-	if (ret || (ret = mp_lock(&v->s->h)))
-		return ret;
-	if (!len || !pa_ok_locked(v->s, pa, len)) {
-		mp_unlock(&v->s->h);
-		return err_detail(-EINVAL, IOVM_LOG_DEBUG,
-				  "PA [%#" PRIx64 ", +%#" PRIx64 ") is not shared heap a shared domain may map", pa_val(pa),
-				  len);
-	}
-	pages_of(v->s, pa, len, &first, &last);
-	for (p = first; p <= last; p++) {
-		if (v->refs[p] == UINT32_MAX || h->maps[p] == UINT32_MAX)
-			break;
-		/* The sum first: killed between, it counts one more, which the repair sets right. */
-		count_add(&h->maps[p], 1);
-		mp_crash_point();
-		count_add(&v->refs[p], 1);
-		mp_crash_point();
-	}
-	if (p <= last) {
-		while (p-- > first) {
-			count_add(&v->refs[p], -1);
-			count_add(&h->maps[p], -1);
-		}
-		mp_unlock(&v->s->h);
-		return err_detail(-ENOSPC, IOVM_LOG_DEBUG, "heap page %#" PRIx64 " is mapped 2^32 - 1 times already",
-				  pa_val(pa) + (p - first) * SZ_4K);
-	}
-	mp_unlock(&v->s->h);
-	return 0;
-}
-
-/* What the share held of heap page @p for the domains, once none maps it: freed. Needs the lock. */
-static void page_unheld(struct mp_heap *h, uint64_t p)
-{
-	uint64_t g = p * (SZ_4K / MP_GRAIN), end = MIN(g + SZ_4K / MP_GRAIN, h->c->ngrains);
-
-	while (g < end) {
-		uint64_t first;
-		unsigned order;
-		bool allocated;
-
-		if (mp_heap_block_any(h, g, &first, &order, &allocated))
-			return; /* not a heap the walk can read: the repair's business */
-		if (allocated && lender_get(&h->lender[first]) == MP_LENDER_DOMAINS && !mp_domains_map(h, first, order))
-			mp_heap_free_held(h, first);
-		g = first + (UINT64_C(1) << order);
-	}
-}
-
-static void pa_put(void *arg, pa_t pa, uint64_t len)
-{
-	struct mp_dview *v = arg;
-	struct mp_heap *h = &v->s->h;
-	uint64_t first, last;
-
-	if (!len || mp_lock(h))
-		return; /* unrecoverable: held until the domain goes */
-	pages_of(v->s, pa, len, &first, &last);
-	for (uint64_t p = first; p <= last && p < v->shm->heap_pages; p++) {
-		if (IOVM_WARN_ON(!v->refs[p] || !h->maps[p]))
-			continue;
-		count_add(&v->refs[p], -1);
-		mp_crash_point();
-		count_add(&h->maps[p], -1);
-		mp_crash_point();
-		if (!h->maps[p] && h->c->domains_held)
-			page_unheld(h, p);
-	}
-	mp_unlock(h);
-}
-
-bool mp_domains_map(const struct mp_heap *h, uint64_t grain, unsigned order)
-{
-	uint64_t first = (grain << MP_GRAIN_SHIFT) / SZ_4K;
-	uint64_t last = (((grain + (UINT64_C(1) << order)) << MP_GRAIN_SHIFT) - 1) / SZ_4K;
-
-	for (uint64_t p = first; p <= last; p++)
-		if (__atomic_load_n(&h->maps[p], __ATOMIC_RELAXED))
-			return true;
-	return false;
-}
-
-/* The refs of record @r's domain, when it is open and made; NULL otherwise. */
-static const uint32_t *rec_refs(const struct mp_heap *h, const struct mp_domain_rec *r)
-{
-	const struct mp_domain_shm *shm;
-	unsigned order;
-	uint8_t owner;
-
-	if (!h->mem || r->grain == MP_NO_GRAIN || !rec_open(r) || mp_heap_block(h, r->grain, &order, &owner))
-		return NULL;
-	shm = (const struct mp_domain_shm *)(h->mem + (r->grain << MP_GRAIN_SHIFT));
-	if (shm->magic != DOMAIN_MAGIC || shm->heap_pages != mp_heap_pages(h->c->heap_size))
-		return NULL; /* being made: maps nothing yet */
-	return (const uint32_t *)(const void *)((const uint8_t *)shm + shm->refs_off);
-}
-
-/*
- * mp_heap.maps again, as the sum of the open domains' refs: after a
- * domain went (its mappings with it), or a holder died between the two
- * counts. Each page's sum is one store: a free looking without the lock
- * never sees a page mapped by a live domain as unmapped.
- */
-static void maps_rebuild(struct mp_heap *h)
-{
-	const uint32_t *refs[MP_MAX_DOMAINS];
-	unsigned n = 0;
-
-	if (!h->mem)
-		return; /* a region without a heap behind it (the crash tests): no domain, counts as set */
-	for (unsigned i = 0; i < MP_MAX_DOMAINS; i++)
-		if ((refs[n] = rec_refs(h, &h->c->domains[i])))
-			n++;
-	for (uint64_t p = 0; p < mp_heap_pages(h->c->heap_size); p++) {
-		uint64_t sum = 0;
-
-		for (unsigned i = 0; i < n; i++)
-			sum += refs[i][p];
-		__atomic_store_n(&h->maps[p], (uint32_t)MIN(sum, UINT32_MAX), __ATOMIC_RELAXED);
-	}
-	mp_crash_point();
-}
-
-/* Free what the share held for domains that no domain maps now; forget the flag when none is left. */
-static void held_sweep(struct mp_heap *h)
-{
-	bool left = false;
-
-	if (!h->c->domains_held)
-		return;
-	for (uint64_t g = 0; g < h->c->ngrains;) {
-		uint8_t st = h->state[g];
-		uint64_t next = g + (UINT64_C(1) << (st & MP_ORDER_MASK));
-
-		if ((st & MP_ALLOCATED) && lender_get(&h->lender[g]) == MP_LENDER_DOMAINS) {
-			if (mp_domains_map(h, g, st & MP_ORDER_MASK))
-				left = true;
-			else
-				mp_heap_free_held(h, g);
-		}
-		g = next;
-	}
-	if (!left)
-		h->c->domains_held = 0;
-	mp_crash_point();
-}
-
-static void iova_stats_of(void *arg, uint64_t *allocated, uint64_t *free_pages, uint64_t *largest)
-{
-	struct mp_dview *v = arg;
-	uint64_t run = 0, pages = v->shm->iova_pages;
-
-	*allocated = *free_pages = *largest = 0;
-	if (v->s->fork_gen != mp_fork_gen() || mp_lock(&v->s->h))
-		return;
-	for (uint64_t i = 0; i < pages; i++) {
-		if (bit(v->iova_map, i)) {
-			++*allocated;
-			run = 0;
-		} else {
-			++*free_pages;
-			run++;
-			*largest = MAX(*largest, run);
-		}
-	}
-	mp_unlock(&v->s->h);
+	sdom_held_sweep(h);
 }
 
 /*
@@ -750,13 +268,13 @@ static void release(void *arg)
 }
 
 static const struct iommu_shared_ops shared_ops = {
-	.iova_alloc = iova_alloc,
-	.iova_reserve = iova_reserve,
-	.iova_free = iova_free,
-	.pa_check = pa_check,
-	.pa_hold = pa_hold,
-	.pa_put = pa_put,
-	.iova_stats = iova_stats_of,
+	.iova_alloc = sdom_iova_alloc,
+	.iova_reserve = sdom_iova_reserve,
+	.iova_free = sdom_iova_free,
+	.pa_check = sdom_pa_check,
+	.pa_hold = sdom_pa_hold,
+	.pa_put = sdom_pa_put,
+	.iova_stats = sdom_iova_stats,
 	.invalidate = invalidate,
 	.quiesce = quiesce,
 	.release = release,
@@ -780,8 +298,8 @@ static int view_open(struct mp_space *s, unsigned rec, uint64_t grain, struct io
 	v->s = s;
 	v->rec = rec;
 	v->grain = grain;
-	view_point(v);
-	v->src = (struct pt_source){ .alloc = table_alloc, .free = table_free, .arg = v,
+	sdom_view_point(v);
+	v->src = (struct pt_source){ .alloc = sdom_table_alloc, .free = sdom_table_free, .arg = v,
 				     .delta = (uintptr_t)s->heap - pa_val(s->pa) };
 	root = v->shm->root_pa;
 	ret = iommu_domain_create_shared(s->ctx, DOMAIN_IOVA_BASE + v->shm->iova_pages * SZ_4K, &shared_ops, v,
@@ -810,7 +328,7 @@ free_view:
 }
 
 /* The record's block, made and initialized; this process's bit, set last, commits it. Needs the lock. */
-static int rec_make(struct mp_space *s, unsigned rec, const char *name, const struct block_layout *l)
+static int rec_make(struct mp_space *s, unsigned rec, const char *name, const struct sdom_layout *l)
 {
 	struct mp_domain_rec *r = &s->c->domains[rec];
 	struct mp_domain_shm *shm;
@@ -856,7 +374,7 @@ static int rec_make(struct mp_space *s, unsigned rec, const char *name, const st
 IOVM_API int iovm_share_domain_create(struct iovm_ctx *ctx, const char *name,
 				      const struct iovm_share_domain_params *params, struct iovm_domain **dom)
 {
-	struct block_layout l = { 0 };
+	struct sdom_layout l = { 0 };
 	struct mp_space *s;
 	int ret, rec = -1;
 	uint64_t grain;
@@ -867,7 +385,7 @@ IOVM_API int iovm_share_domain_create(struct iovm_ctx *ctx, const char *name,
 	ret = mp_space_of(ctx, &s);
 	if (ret)
 		return ret;
-	ret = layout_of(s, params, &l);
+	ret = sdom_layout(s, params, &l);
 	if (ret)
 		return ret;
 	for (int pass = 0; pass < 2; pass++) {
@@ -879,7 +397,7 @@ IOVM_API int iovm_share_domain_create(struct iovm_ctx *ctx, const char *name,
 			return err_detail(-EEXIST, IOVM_LOG_DEBUG, "the share has a domain '%s' already", name);
 		}
 		for (rec = 0; rec < MP_MAX_DOMAINS; rec++)
-			if (!rec_open(&s->c->domains[rec]) && s->c->domains[rec].grain == MP_NO_GRAIN)
+			if (!sdom_rec_open(&s->c->domains[rec]) && s->c->domains[rec].grain == MP_NO_GRAIN)
 				break;
 		if (rec == MP_MAX_DOMAINS) {
 			mp_unlock(&s->h);

@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * domain.h - a shared domain's block and a process's view of it, between
+ * domain.c (records, views, invalidations across processes) and
+ * domain_space.c (what the block holds: the IOVA allocator, the table
+ * pool, the counts of mapped heap pages). See domain.c for the design.
+ */
+#ifndef IOVM_MP_DOMAIN_H
+#define IOVM_MP_DOMAIN_H
+
+#include <pthread.h>
+
+#include "base/addr.h"
+#include "iommu/pgtable.h"
+#include "mp/mp_internal.h"
+
+#define DOMAIN_MAGIC UINT64_C(0x6d6f642d6d766f69) /* "iovm-dom" */
+/* Shared IOVAs start above 4 GiB: clear of the MSI window and of 32-bit DMA masks' surprises. */
+#define DOMAIN_IOVA_BASE (UINT64_C(4) << 30)
+
+/* The block's head, in shared memory: no pointers. */
+struct mp_domain_shm {
+	uint64_t magic;
+	uint64_t iova_pages;      /* 4 KiB pages from DOMAIN_IOVA_BASE */
+	uint64_t iova_hint;       /* under the share's lock: every page below it is taken */
+	uint64_t iova_map_off;    /* from the block's start: uint64_t[iova_pages / 64] */
+	uint64_t pool_map_off;    /* uint64_t[pool_tables / 64] */
+	uint64_t refs_off;        /* uint32_t[heap_pages]: this domain's mappings of each heap page */
+	uint64_t heap_pages;
+	uint64_t pool_off;        /* the first table, 4 KiB aligned */
+	uint32_t pool_tables;
+	uint32_t unused;
+	uint64_t root_pa;
+	struct pt_counters cnt;
+	pthread_mutex_t inval_lock;         /* robust, process-shared */
+	_Atomic uint32_t inval_seq;         /* futex: the last unmap posted */
+	uint32_t unused2;
+	_Atomic uint64_t inval_iova, inval_len; /* its range: written under inval_lock before inval_seq */
+	_Atomic uint32_t ack[MP_MAX_PROCS];     /* futex each: the last inval_seq a slot's agent answered */
+	_Atomic uint8_t listening[MP_MAX_PROCS]; /* a slot's view answers invalidations */
+};
+
+static_assert(sizeof(struct mp_domain_shm) % 8 == 0, "the bitmaps after it are word-aligned");
+
+/* This process's view: the shared domain's iommu_shared_ops argument. */
+struct mp_dview {
+	struct mp_space *s;
+	unsigned rec;              /* index in mp_ctl.domains */
+	uint64_t grain;            /* the block's first grain, as the record said when opened */
+	struct mp_domain_shm *shm;
+	uint64_t *iova_map, *pool_map;
+	uint32_t *refs;
+	uint8_t *pool;
+	struct pt_source src;
+	struct iovm_domain *dom;
+	pthread_t agent;
+	bool agent_running;
+	_Atomic bool agent_stop;
+	uint32_t seen;             /* the agent's: the last inval_seq handled */
+	bool live;                 /* opened whole: its release leaves the record */
+};
+
+/* Where each part of a domain's block goes, for a heap and the domain's parameters. */
+struct sdom_layout {
+	uint64_t iova_pages, iova_map_off, pool_map_off, refs_off, heap_pages, pool_off, size;
+	uint32_t tables;
+};
+
+/* Whether a process has record @r's domain open. Needs the share's lock. */
+static inline bool sdom_rec_open(const struct mp_domain_rec *r)
+{
+	for (unsigned i = 0; i < MP_MAX_PROCS / 64; i++)
+		if (r->views[i])
+			return true;
+	return false;
+}
+
+/* ---- domain_space.c ---- */
+
+/* sdom_layout() - the layout for @s's heap and @p (NULL: the defaults); -EINVAL. */
+int sdom_layout(const struct mp_space *s, const struct iovm_share_domain_params *p, struct sdom_layout *l);
+/* sdom_view_point() - @v's pointers into the block at v->grain. */
+void sdom_view_point(struct mp_dview *v);
+/* sdom_not_forked() - -EPERM in a forked child: the heap and the lock are not there. */
+int sdom_not_forked(const struct mp_dview *v);
+/* The view's pt_source: a page of the table pool, under the share's lock. */
+void *sdom_table_alloc(void *arg);
+void sdom_table_free(void *arg, void *t);
+/* The view's iommu_shared_ops (iommu/iommu.h) that the block answers; @arg is the view. */
+int sdom_iova_alloc(void *arg, uint64_t len, uint64_t align, iova_t *iova);
+int sdom_iova_reserve(void *arg, iova_t iova, uint64_t len);
+void sdom_iova_free(void *arg, iova_t iova, uint64_t len);
+void sdom_iova_stats(void *arg, uint64_t *allocated, uint64_t *free_pages, uint64_t *largest);
+int sdom_pa_check(void *arg, pa_t pa, uint64_t len);
+int sdom_pa_hold(void *arg, pa_t pa, uint64_t len);
+void sdom_pa_put(void *arg, pa_t pa, uint64_t len);
+/* sdom_maps_rebuild() - mp_heap.maps as the sum of the open domains' counts. Needs the lock. */
+void sdom_maps_rebuild(struct mp_heap *h);
+/* sdom_held_sweep() - free the blocks held for domains that none maps now. Needs the lock. */
+void sdom_held_sweep(struct mp_heap *h);
+
+#endif /* IOVM_MP_DOMAIN_H */

@@ -1,0 +1,443 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * domain_space.c - what a shared domain's block holds, and hands out to
+ * the processes' views: IOVAs (a bitmap, first fit), page-table pages (a
+ * bitmap over the pool), and the count, per heap page, of the IOVA pages
+ * that map it, with the heap's sum of those counts, which keeps memory
+ * freed while mapped from anyone else (MP_LENDER_DOMAINS). All of it
+ * under the share's lock; what each change stores, and what a holder
+ * killed between two stores leaves, is said where it is done.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+
+#include "base/compiler.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "mp/domain.h"
+
+/* ---- the block ---- */
+
+int sdom_layout(const struct mp_space *s, const struct iovm_share_domain_params *p, struct sdom_layout *l)
+{
+	uint64_t iova_size = p && p->iova_size ? p->iova_size : MAX(4 * s->heap_size, (uint64_t)SZ_1G);
+	uint64_t tables = p && p->tables ? p->tables : 64 + 4 * (align_up(s->heap_size, SZ_2M) / SZ_2M);
+
+	if (!is_aligned(iova_size, SZ_4K) || iova_size > (UINT64_C(1) << 48) - DOMAIN_IOVA_BASE)
+		return err_inval("iova_size is not a multiple of 4 KiB below 2^48 - 4 GiB");
+	if (tables < 4 || tables > (UINT64_C(1) << 20))
+		return err_inval("tables below 4 (a walk needs one per level) or above 2^20");
+	l->iova_pages = align_up(iova_size / SZ_4K, 64);
+	l->tables = (uint32_t)tables;
+	l->iova_map_off = sizeof(struct mp_domain_shm);
+	l->pool_map_off = l->iova_map_off + l->iova_pages / 8;
+	l->refs_off = l->pool_map_off + align_up(tables, 64) / 8;
+	l->heap_pages = align_up(s->heap_size, SZ_4K) / SZ_4K;
+	l->pool_off = align_up(l->refs_off + l->heap_pages * sizeof(uint32_t), SZ_4K);
+	l->size = l->pool_off + (uint64_t)l->tables * SZ_4K;
+	return 0;
+}
+
+void sdom_view_point(struct mp_dview *v)
+{
+	uint8_t *base = v->s->heap + (v->grain << MP_GRAIN_SHIFT);
+
+	v->shm = (struct mp_domain_shm *)base;
+	v->iova_map = (uint64_t *)(base + v->shm->iova_map_off);
+	v->pool_map = (uint64_t *)(base + v->shm->pool_map_off);
+	v->refs = (uint32_t *)(void *)(base + v->shm->refs_off);
+	v->pool = base + v->shm->pool_off;
+}
+
+/* Whether bit @i of @map is set; set or clear it (one store: what a dead holder leaves is a bit). */
+static bool bit(const uint64_t *map, uint64_t i)
+{
+	return map[i / 64] >> (i % 64) & 1;
+}
+
+static void bits_set(uint64_t *map, uint64_t from, uint64_t n, bool on)
+{
+	for (uint64_t i = from; i < from + n; i++) {
+		if (on)
+			map[i / 64] |= UINT64_C(1) << (i % 64);
+		else
+			map[i / 64] &= ~(UINT64_C(1) << (i % 64));
+		mp_crash_point();
+	}
+}
+
+/* The first set bit in [from, to), or @to. */
+static uint64_t next_set(const uint64_t *map, uint64_t from, uint64_t to)
+{
+	while (from < to) {
+		uint64_t w = map[from / 64] >> (from % 64);
+
+		if (w)
+			return MIN(from + (uint64_t)__builtin_ctzll(w), to);
+		from = align_down(from, 64) + 64;
+	}
+	return to;
+}
+
+/* ---- the table pool: pt_source of a view ---- */
+
+void *sdom_table_alloc(void *arg)
+{
+	struct mp_dview *v = arg;
+	void *t = NULL;
+
+	if (mp_lock(&v->s->h))
+		return NULL;
+	for (uint64_t w = 0; w < align_up(v->shm->pool_tables, 64) / 64 && !t; w++) {
+		uint64_t i;
+
+		if (v->pool_map[w] == UINT64_MAX)
+			continue;
+		i = w * 64 + (uint64_t)__builtin_ctzll(~v->pool_map[w]);
+		if (i >= v->shm->pool_tables)
+			break;
+		bits_set(v->pool_map, i, 1, true);
+		t = v->pool + i * SZ_4K;
+	}
+	mp_unlock(&v->s->h);
+	if (!t)
+		err_detail(-ENOMEM, IOVM_LOG_DEBUG, "shared domain: all %u page-table pages are in use",
+			   v->shm->pool_tables);
+	return t;
+}
+
+void sdom_table_free(void *arg, void *t)
+{
+	struct mp_dview *v = arg;
+	uint64_t i = (uint64_t)((uint8_t *)t - v->pool) / SZ_4K;
+
+	if (mp_lock(&v->s->h))
+		return; /* unrecoverable: the page stays taken */
+	if (IOVM_WARN_ON(i >= v->shm->pool_tables || !bit(v->pool_map, i)))
+		goto unlock;
+	bits_set(v->pool_map, i, 1, false);
+unlock:
+	mp_unlock(&v->s->h);
+}
+
+/* ---- iommu_shared_ops ---- */
+
+/* A forked child's view is its parent's: the heap and the lock are not in the child. */
+int sdom_not_forked(const struct mp_dview *v)
+{
+	if (v->s->fork_gen != mp_fork_gen())
+		return err_detail(-EPERM, IOVM_LOG_DEBUG, "a shared domain's view from before a fork: attach, then open");
+	return 0;
+}
+
+int sdom_iova_alloc(void *arg, uint64_t len, uint64_t align, iova_t *iova)
+{
+	struct mp_dview *v = arg;
+	struct mp_domain_shm *shm = v->shm;
+	uint64_t n = len / SZ_4K, a = MAX(align / SZ_4K, 1), pages;
+	int ret = sdom_not_forked(v);
+
+	if (ret)
+		return ret;
+	pages = shm->iova_pages;
+	if (!n || n > pages)
+		return err_detail(-ENOSPC, IOVM_LOG_DEBUG, "no IOVA range of %#lx bytes in the shared domain",
+				  (unsigned long)len);
+	ret = mp_lock(&v->s->h);
+	if (ret)
+		return ret;
+	/*
+	 * First fit, from the lowest page that may be free (every page below
+	 * iova_hint is taken): IOVAs stay packed at the bottom, so that the
+	 * page tables, which stay once made and come from a bounded pool,
+	 * are few. A set bit met moves the candidate past it; the base is
+	 * 1 GiB aligned, so an aligned page index is an aligned IOVA.
+	 */
+	for (uint64_t at = align_up(MIN(shm->iova_hint, pages), a); at + n <= pages;) {
+		uint64_t hit = next_set(v->iova_map, at, at + n);
+
+		if (hit == at + n) {
+			bits_set(v->iova_map, at, n, true);
+			if (at == shm->iova_hint)
+				shm->iova_hint = at + n;
+			mp_unlock(&v->s->h);
+			*iova = iova_make(DOMAIN_IOVA_BASE + at * SZ_4K);
+			return 0;
+		}
+		at = align_up(hit + 1, a);
+	}
+	mp_unlock(&v->s->h);
+	return err_detail(-ENOSPC, IOVM_LOG_DEBUG, "no IOVA range of %#lx bytes left in the shared domain",
+			  (unsigned long)len);
+}
+
+int sdom_iova_reserve(void *arg, iova_t iova, uint64_t len)
+{
+	struct mp_dview *v = arg;
+	uint64_t at, n = len / SZ_4K;
+	int ret = sdom_not_forked(v);
+
+	if (ret)
+		return ret;
+	if (iova_val(iova) < DOMAIN_IOVA_BASE || (iova_val(iova) - DOMAIN_IOVA_BASE) / SZ_4K + n > v->shm->iova_pages)
+		return err_detail(-EINVAL, IOVM_LOG_DEBUG, "IOVA %#lx is outside the shared domain's window",
+				  (unsigned long)iova_val(iova));
+	at = (iova_val(iova) - DOMAIN_IOVA_BASE) / SZ_4K;
+	ret = mp_lock(&v->s->h);
+	if (ret)
+		return ret;
+	if (next_set(v->iova_map, at, at + n) != at + n) {
+		mp_unlock(&v->s->h);
+		return -EEXIST;
+	}
+	bits_set(v->iova_map, at, n, true);
+	mp_unlock(&v->s->h);
+	return 0;
+}
+
+void sdom_iova_free(void *arg, iova_t iova, uint64_t len)
+{
+	struct mp_dview *v = arg;
+	uint64_t at = (iova_val(iova) - DOMAIN_IOVA_BASE) / SZ_4K, n = len / SZ_4K;
+
+	if (IOVM_WARN_ON(iova_val(iova) < DOMAIN_IOVA_BASE || at + n > v->shm->iova_pages))
+		return;
+	if (mp_lock(&v->s->h))
+		return;
+	IOVM_WARN_ON(next_set(v->iova_map, at, at + n) != at); /* freed whole, or a bug */
+	bits_set(v->iova_map, at, n, false);
+	if (at < v->shm->iova_hint)
+		v->shm->iova_hint = at;
+	mp_unlock(&v->s->h);
+}
+
+/* Whether [pa, +len) is in the heap and clear of every shared domain's own block. Needs the lock. */
+static bool pa_ok_locked(struct mp_space *s, pa_t pa, uint64_t len)
+{
+	uint64_t off = pa_val(pa) - pa_val(s->pa);
+
+	if (pa_val(pa) < pa_val(s->pa) || off >= s->heap_size || len > s->heap_size - off)
+		return false;
+	/* Not a shared domain's block: a device that could write page tables would map anything. */
+	for (unsigned i = 0; i < MP_MAX_DOMAINS; i++) {
+		const struct mp_domain_rec *r = &s->c->domains[i];
+		unsigned order;
+		uint8_t owner;
+
+		if (r->grain == MP_NO_GRAIN || mp_heap_block(&s->h, r->grain, &order, &owner))
+			continue;
+		uint64_t b = r->grain << MP_GRAIN_SHIFT, blen = MP_GRAIN << order;
+
+		if (off + len > b && off < b + blen)
+			return false;
+	}
+	return true;
+}
+
+int sdom_pa_check(void *arg, pa_t pa, uint64_t len)
+{
+	struct mp_dview *v = arg;
+	int ret = sdom_not_forked(v);
+	bool ok;
+
+	if (ret || (ret = mp_lock(&v->s->h)))
+		return ret;
+	ok = pa_ok_locked(v->s, pa, len);
+	mp_unlock(&v->s->h);
+	if (!ok)
+		return err_detail(-EINVAL, IOVM_LOG_DEBUG,
+				  "PA [%#" PRIx64 ", +%#" PRIx64 ") is not in the shared heap, or is a shared domain's own",
+				  pa_val(pa), len);
+	return 0;
+}
+
+/* The heap pages [*first, *last] that [pa, +len) touches. */
+static void pages_of(const struct mp_space *s, pa_t pa, uint64_t len, uint64_t *first, uint64_t *last)
+{
+	uint64_t off = pa_val(pa) - pa_val(s->pa);
+
+	*first = off / SZ_4K;
+	*last = (off + len - 1) / SZ_4K;
+}
+
+/* A count of mp_heap.maps or of a domain's refs: changed under the lock, read without it too. */
+static void count_add(uint32_t *n, int delta)
+{
+	__atomic_store_n(n, *n + (uint32_t)delta, __ATOMIC_RELAXED);
+}
+
+int sdom_pa_hold(void *arg, pa_t pa, uint64_t len)
+{
+	struct mp_dview *v = arg;
+	struct mp_heap *h = &v->s->h;
+	uint64_t first, last, p;
+	int ret = sdom_not_forked(v);
+
+	if (ret || (ret = mp_lock(&v->s->h)))
+		return ret;
+	if (!len || !pa_ok_locked(v->s, pa, len)) {
+		mp_unlock(&v->s->h);
+		return err_detail(-EINVAL, IOVM_LOG_DEBUG,
+				  "PA [%#" PRIx64 ", +%#" PRIx64 ") is not shared heap a shared domain may map", pa_val(pa),
+				  len);
+	}
+	pages_of(v->s, pa, len, &first, &last);
+	for (p = first; p <= last; p++) {
+		if (v->refs[p] == UINT32_MAX || h->maps[p] == UINT32_MAX)
+			break;
+		/* The sum first: killed between, it counts one more, which the repair sets right. */
+		count_add(&h->maps[p], 1);
+		mp_crash_point();
+		count_add(&v->refs[p], 1);
+		mp_crash_point();
+	}
+	if (p <= last) {
+		while (p-- > first) {
+			count_add(&v->refs[p], -1);
+			count_add(&h->maps[p], -1);
+		}
+		mp_unlock(&v->s->h);
+		return err_detail(-ENOSPC, IOVM_LOG_DEBUG, "heap page %#" PRIx64 " is mapped 2^32 - 1 times already",
+				  pa_val(pa) + (p - first) * SZ_4K);
+	}
+	mp_unlock(&v->s->h);
+	return 0;
+}
+
+/* What the share held of heap page @p for the domains, once none maps it: freed. Needs the lock. */
+static void page_unheld(struct mp_heap *h, uint64_t p)
+{
+	uint64_t g = p * (SZ_4K / MP_GRAIN), end = MIN(g + SZ_4K / MP_GRAIN, h->c->ngrains);
+
+	while (g < end) {
+		uint64_t first;
+		unsigned order;
+		bool allocated;
+
+		if (mp_heap_block_any(h, g, &first, &order, &allocated))
+			return; /* not a heap the walk can read: the repair's business */
+		if (allocated && lender_get(&h->lender[first]) == MP_LENDER_DOMAINS && !mp_domains_map(h, first, order))
+			mp_heap_free_held(h, first);
+		g = first + (UINT64_C(1) << order);
+	}
+}
+
+void sdom_pa_put(void *arg, pa_t pa, uint64_t len)
+{
+	struct mp_dview *v = arg;
+	struct mp_heap *h = &v->s->h;
+	uint64_t first, last;
+
+	if (!len || mp_lock(h))
+		return; /* unrecoverable: held until the domain goes */
+	pages_of(v->s, pa, len, &first, &last);
+	for (uint64_t p = first; p <= last && p < v->shm->heap_pages; p++) {
+		if (IOVM_WARN_ON(!v->refs[p] || !h->maps[p]))
+			continue;
+		count_add(&v->refs[p], -1);
+		mp_crash_point();
+		count_add(&h->maps[p], -1);
+		mp_crash_point();
+		if (!h->maps[p] && h->c->domains_held)
+			page_unheld(h, p);
+	}
+	mp_unlock(h);
+}
+
+bool mp_domains_map(const struct mp_heap *h, uint64_t grain, unsigned order)
+{
+	uint64_t first = (grain << MP_GRAIN_SHIFT) / SZ_4K;
+	uint64_t last = (((grain + (UINT64_C(1) << order)) << MP_GRAIN_SHIFT) - 1) / SZ_4K;
+
+	for (uint64_t p = first; p <= last; p++)
+		if (__atomic_load_n(&h->maps[p], __ATOMIC_RELAXED))
+			return true;
+	return false;
+}
+
+/* The refs of record @r's domain, when it is open and made; NULL otherwise. */
+static const uint32_t *rec_refs(const struct mp_heap *h, const struct mp_domain_rec *r)
+{
+	const struct mp_domain_shm *shm;
+	unsigned order;
+	uint8_t owner;
+
+	if (!h->mem || r->grain == MP_NO_GRAIN || !sdom_rec_open(r) || mp_heap_block(h, r->grain, &order, &owner))
+		return NULL;
+	shm = (const struct mp_domain_shm *)(h->mem + (r->grain << MP_GRAIN_SHIFT));
+	if (shm->magic != DOMAIN_MAGIC || shm->heap_pages != mp_heap_pages(h->c->heap_size))
+		return NULL; /* being made: maps nothing yet */
+	return (const uint32_t *)(const void *)((const uint8_t *)shm + shm->refs_off);
+}
+
+/*
+ * mp_heap.maps again, as the sum of the open domains' refs: after a
+ * domain went (its mappings with it), or a holder died between the two
+ * counts. Each page's sum is one store: a free looking without the lock
+ * never sees a page mapped by a live domain as unmapped.
+ */
+void sdom_maps_rebuild(struct mp_heap *h)
+{
+	const uint32_t *refs[MP_MAX_DOMAINS];
+	unsigned n = 0;
+
+	if (!h->mem)
+		return; /* a region without a heap behind it (the crash tests): no domain, counts as set */
+	for (unsigned i = 0; i < MP_MAX_DOMAINS; i++)
+		if ((refs[n] = rec_refs(h, &h->c->domains[i])))
+			n++;
+	for (uint64_t p = 0; p < mp_heap_pages(h->c->heap_size); p++) {
+		uint64_t sum = 0;
+
+		for (unsigned i = 0; i < n; i++)
+			sum += refs[i][p];
+		__atomic_store_n(&h->maps[p], (uint32_t)MIN(sum, UINT32_MAX), __ATOMIC_RELAXED);
+	}
+	mp_crash_point();
+}
+
+/* Free what the share held for domains that no domain maps now; forget the flag when none is left. */
+void sdom_held_sweep(struct mp_heap *h)
+{
+	bool left = false;
+
+	if (!h->c->domains_held)
+		return;
+	for (uint64_t g = 0; g < h->c->ngrains;) {
+		uint8_t st = h->state[g];
+		uint64_t next = g + (UINT64_C(1) << (st & MP_ORDER_MASK));
+
+		if ((st & MP_ALLOCATED) && lender_get(&h->lender[g]) == MP_LENDER_DOMAINS) {
+			if (mp_domains_map(h, g, st & MP_ORDER_MASK))
+				left = true;
+			else
+				mp_heap_free_held(h, g);
+		}
+		g = next;
+	}
+	if (!left)
+		h->c->domains_held = 0;
+	mp_crash_point();
+}
+
+void sdom_iova_stats(void *arg, uint64_t *allocated, uint64_t *free_pages, uint64_t *largest)
+{
+	struct mp_dview *v = arg;
+	uint64_t run = 0, pages = v->shm->iova_pages;
+
+	*allocated = *free_pages = *largest = 0;
+	if (v->s->fork_gen != mp_fork_gen() || mp_lock(&v->s->h))
+		return;
+	for (uint64_t i = 0; i < pages; i++) {
+		if (bit(v->iova_map, i)) {
+			++*allocated;
+			run = 0;
+		} else {
+			++*free_pages;
+			run++;
+			*largest = MAX(*largest, run);
+		}
+	}
+	mp_unlock(&v->s->h);
+}
