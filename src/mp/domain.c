@@ -327,6 +327,42 @@ free_view:
 	return ret;
 }
 
+/* Blocks a domain may not have before one it may: more are looked at only on a heap mostly mapped. */
+#define BLOCK_TRIES 32
+
+/*
+ * A block of @size bytes for a domain's own, held by this process until
+ * the record takes it, of memory no domain maps: free memory may be
+ * mapped, and a device writing through such a mapping would rewrite the
+ * new domain's tables. Mapped candidates are set aside while looking, then
+ * given back as they were. -ENOMEM. Needs the lock.
+ */
+static int block_unmapped(struct mp_space *s, uint64_t size, uint64_t *grain)
+{
+	uint64_t aside[BLOCK_TRIES];
+	unsigned n = 0, order;
+	uint8_t owner;
+	int ret;
+
+	for (;;) {
+		ret = mp_heap_alloc(&s->h, size, SZ_4K, s->slot, NULL, grain);
+		if (ret)
+			break;
+		if (mp_heap_block(&s->h, *grain, &order, &owner) || !mp_domains_map(&s->h, *grain, order))
+			break;
+		if (n == BLOCK_TRIES) {
+			mp_heap_unalloc(&s->h, *grain);
+			ret = err_detail(-ENOMEM, IOVM_LOG_DEBUG,
+					 "the shared heap's free memory is mapped in shared domains: no block for a domain");
+			break;
+		}
+		aside[n++] = *grain;
+	}
+	while (n--)
+		mp_heap_unalloc(&s->h, aside[n]);
+	return ret;
+}
+
 /* The record's block, made and initialized; this process's bit, set last, commits it. Needs the lock. */
 static int rec_make(struct mp_space *s, unsigned rec, const char *name, const struct sdom_layout *l)
 {
@@ -339,10 +375,18 @@ static int rec_make(struct mp_space *s, unsigned rec, const char *name, const st
 	memset(r->name, 0, sizeof(r->name));
 	strncpy(r->name, name, IOVM_ZONE_NAMESIZE - 1);
 	mp_crash_point();
-	/* The record names the block before the block exists: the tidy finds it either way. */
-	ret = mp_heap_alloc(&s->h, l->size, SZ_4K, MP_OWNER_KEEP, &r->grain, &grain);
+	ret = block_unmapped(s, l->size, &grain);
 	if (ret)
 		return ret;
+	/*
+	 * The record names the block, then the share takes it: killed between,
+	 * the block is this process's, freed by its reap; the tidy frees the
+	 * block of a record nobody opened only once it is the share's.
+	 */
+	r->grain = grain;
+	mp_crash_point();
+	s->h.owner[grain] = MP_OWNER_KEEP;
+	mp_crash_point();
 	base = s->heap + (grain << MP_GRAIN_SHIFT);
 	memset(base, 0, l->pool_off + SZ_4K); /* the head, both bitmaps, the refs, the root */
 	shm = (struct mp_domain_shm *)base;

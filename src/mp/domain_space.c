@@ -28,10 +28,10 @@ int sdom_layout(const struct mp_space *s, const struct iovm_share_domain_params 
 		return err_inval("iova_size is not a multiple of 4 KiB below 2^48 - 4 GiB");
 	if (tables < 4 || tables > (UINT64_C(1) << 20))
 		return err_inval("tables below 4 (a walk needs one per level) or above 2^20");
-	l->iova_pages = align_up(iova_size / SZ_4K, 64);
+	l->iova_pages = iova_size / SZ_4K;
 	l->tables = (uint32_t)tables;
 	l->iova_map_off = sizeof(struct mp_domain_shm);
-	l->pool_map_off = l->iova_map_off + l->iova_pages / 8;
+	l->pool_map_off = l->iova_map_off + align_up(l->iova_pages, 64) / 8;
 	l->refs_off = l->pool_map_off + align_up(tables, 64) / 8;
 	l->heap_pages = align_up(s->heap_size, SZ_4K) / SZ_4K;
 	l->pool_off = align_up(l->refs_off + l->heap_pages * sizeof(uint32_t), SZ_4K);
@@ -212,12 +212,17 @@ void sdom_iova_free(void *arg, iova_t iova, uint64_t len)
 	mp_unlock(&v->s->h);
 }
 
-/* Whether [pa, +len) is in the heap and clear of every shared domain's own block. Needs the lock. */
+/*
+ * Whether [pa, +len) is in the heap and clear of every shared domain's own
+ * block. Needs the lock. Free memory may be mapped, as in a private domain
+ * (the heap is every process's); a domain's block is never made of memory
+ * a domain maps (rec_make()).
+ */
 static bool pa_ok_locked(struct mp_space *s, pa_t pa, uint64_t len)
 {
 	uint64_t off = pa_val(pa) - pa_val(s->pa);
 
-	if (pa_val(pa) < pa_val(s->pa) || off >= s->heap_size || len > s->heap_size - off)
+	if (pa_val(pa) < pa_val(s->pa) || off >= s->heap_size || len > s->heap_size - off || !len)
 		return false;
 	/* Not a shared domain's block: a device that could write page tables would map anything. */
 	for (unsigned i = 0; i < MP_MAX_DOMAINS; i++) {

@@ -288,6 +288,18 @@ int mp_heap_free(struct mp_heap *h, uint64_t grain)
 	return 0;
 }
 
+int mp_heap_unalloc(struct mp_heap *h, uint64_t grain)
+{
+	unsigned order;
+	uint8_t owner;
+
+	if (mp_heap_block(h, grain, &order, &owner) || !lender_cas(&h->lender[grain], MP_LENDER_NONE, MP_LENDER_FREEING))
+		return -EINVAL;
+	mp_crash_point();
+	free_block(h, grain, order);
+	return 0;
+}
+
 int mp_heap_free_held(struct mp_heap *h, uint64_t grain)
 {
 	unsigned order;

@@ -314,6 +314,8 @@ int mp_heap_alloc(struct mp_heap *h, uint64_t size, uint64_t align, uint8_t owne
  * instead (MP_LENDER_DOMAINS), freed by mp_heap_free_held() once unmapped.
  */
 int mp_heap_free(struct mp_heap *h, uint64_t grain);
+/* mp_heap_unalloc() - free the block at @grain that nobody used, as if never allocated (mapped or not). */
+int mp_heap_unalloc(struct mp_heap *h, uint64_t grain);
 /* mp_heap_free_held() - free the MP_LENDER_DOMAINS block at @grain, which no domain maps now; -EINVAL. */
 int mp_heap_free_held(struct mp_heap *h, uint64_t grain);
 /* mp_heap_block_any() - the block, free or allocated, holding grain @g: its first grain, order, whether allocated. */
