@@ -167,7 +167,7 @@ IOVM_API int iovm_share_check(struct iovm_ctx *ctx);
  * _unmap(), _translate(), devices attached at PASIDs) on one IO address
  * space: what one process maps, every process's devices reach at the same
  * IOVA, and what one unmaps, no device of any process reaches once the
- * unmap returns.
+ * unmap returns (in a deferred one, once that process's flush returns).
  *
  * How: the IO page table, its counters and the IOVA allocator are in one
  * block of the shared heap; every entry names the next table by its PA,
@@ -188,12 +188,27 @@ IOVM_API int iovm_share_check(struct iovm_ctx *ctx);
  * once made, as a private domain's do; a map that needs one more than the
  * pool holds fails with -ENOMEM. IOVAs (iovm_domain_map()'s, or chosen
  * first-fit from the bottom of the window) are the domain's, not a
- * process's: any process may unmap any range, and a range unmapped is free
- * to any process at once. Registrations (iovm/reg.h, registration caches
- * included) and VFIO devices cannot use a shared domain (-EOPNOTSUPP), nor
- * can deferred invalidation (every unmap is strict). The oracle keeps no
- * shadow of it. iovm_domain_stats() gives the shared table's and the
- * shared IOVA allocator's counts, and this view's invalidations.
+ * process's: any process may unmap any range, and a range a strict unmap
+ * freed is free to any process at once. Registrations (iovm/reg.h,
+ * registration caches included) and VFIO devices cannot use a shared
+ * domain (-EOPNOTSUPP). The oracle keeps no shadow of it.
+ * iovm_domain_stats() gives the shared table's and the shared IOVA
+ * allocator's counts, and this view's invalidations and flushes.
+ *
+ * Deferred (params.flags IOVM_DOMAIN_DEFERRED): an unmap returns without
+ * waiting for anyone; its range waits in a flush queue of the unmapping
+ * process (a ring per thread, as a private deferred domain's), and until
+ * the flush, devices of any process may still reach it through what they
+ * cached, but neither its IOVAs nor its memory go to anyone else (the
+ * IOVAs stay taken; memory freed meanwhile is held, as below). A flush
+ * (the batch full, the timeout, iovm_domain_flush() in that process)
+ * drops what this process's devices cached, posts one invalidation of
+ * everything to every other process that has the domain open and waits
+ * for their answers, then gives the IOVAs and the memory back: one round
+ * trip per batch, not per unmap. A process killed with unmaps queued
+ * leaves their IOVAs taken and their memory held until the domain goes.
+ * A map at a fixed IOVA that another process's queue holds is -EEXIST
+ * until that process flushes.
  *
  * Lifetime: iovm_domain_destroy() closes this process's view (-EBUSY
  * while a device is attached); the domain, its tables and its name go with
@@ -223,6 +238,9 @@ IOVM_API int iovm_share_check(struct iovm_ctx *ctx);
 struct iovm_share_domain_params {
 	uint64_t iova_size; /* bytes of IOVA space; the window is [4 GiB, 4 GiB + iova_size); 0: 4 x the heap, >= 1 GiB */
 	uint32_t tables;    /* 4 KiB page-table pages it may use; 0: 64 + 4 per 2 MiB of heap */
+	uint32_t flags;     /* IOVM_DOMAIN_DEFERRED or 0 (strict) */
+	uint32_t flush_batch;      /* deferred: unmapped ranges per flush, per process; 0: 256 */
+	uint32_t flush_timeout_us; /* deferred: longest wait for a flush; 0: 10000 */
 };
 
 /**

@@ -208,15 +208,20 @@ int iommu_nested_domain_create(struct iovm_domain *stage2, const struct iovm_dom
 
 int iommu_domain_create_shared(struct iovm_ctx *ctx, uint64_t limit, const struct iommu_shared_ops *ops, void *arg,
 			       const struct pt_source *src, struct pt_counters *cnt, uint64_t *root_off,
-			       struct iovm_domain **out)
+			       const struct iovm_domain_attr *how, struct iovm_domain **out)
 {
-	const struct iovm_domain_attr attr = { .type = IOVM_DOMAIN_MANAGED };
 	const struct shared_args sh = { .ops = ops, .arg = arg, .src = src, .cnt = cnt, .root_off = root_off };
+	struct iovm_domain_attr attr = { .type = IOVM_DOMAIN_MANAGED };
 	int ret;
 
 	if (!ctx || !ops || !src || !cnt || !root_off || !out || limit > (UINT64_C(1) << PT_IOVA_BITS) ||
-	    limit < (UINT64_C(4) << 30))
-		return err_inval("!ctx || !ops || !src || !cnt || !root_off || !out || limit > 2^48 || limit < 4 GiB");
+	    limit < (UINT64_C(4) << 30) || (how && (how->flags & ~IOVM_DOMAIN_DEFERRED)))
+		return err_inval("!ctx || !ops || !src || !cnt || !root_off || !out || limit > 2^48 || limit < 4 GiB || flags other than DEFERRED");
+	if (how) {
+		attr.flags = how->flags;
+		attr.flush_batch = how->flush_batch;
+		attr.flush_timeout_us = how->flush_timeout_us;
+	}
 	ret = domain_create(ctx, &attr, IOVM_DOMAIN_MANAGED, NULL, &sh, out);
 	if (!ret)
 		(*out)->limit = limit;

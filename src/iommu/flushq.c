@@ -68,6 +68,15 @@ static __thread struct tls_slots fq_slots __tls_ie;
 /* Release what a flush covers: the mirror's mappings, pins, IOVAs, the shadow's pending record. */
 static void release_pieces(struct iovm_domain *dom, const struct unmapped *p, unsigned n)
 {
+	if (dom->shared_ops) {
+		/* A shared domain's: the map's hold on the memory, and the shared allocator's IOVAs. */
+		for (unsigned i = 0; i < n; i++) {
+			domain_pa_put(dom, p[i].pa, p[i].len);
+			if (!p[i].keep_iova)
+				domain_iova_give(dom, p[i].iova, p[i].len);
+		}
+		return;
+	}
 	mirror_unmap_pieces(dom, p, n);
 	phys_unpin_many(dom->ctx->phys, &p[0].pa, &p[0].len, sizeof(*p), n);
 	for (unsigned i = 0; i < n; i++) {
@@ -88,6 +97,9 @@ static void invalidate_all(struct iovm_domain *dom)
 	pt_retired_take(&dom->pt, &retired);
 	domain_invalidate(dom, iova_make(0), 0, true);
 	epoch_synchronize(dom->is->epoch);
+	/* A shared domain's: every other process's devices too, before anything is freed or reused. */
+	if (dom->shared_ops)
+		dom->shared_ops->invalidate(dom->shared_arg, iova_make(0), UINT64_MAX);
 	pt_retired_free(&dom->pt, &retired);
 }
 

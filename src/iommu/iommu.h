@@ -151,7 +151,8 @@ struct iommu_shared_ops {
 	/*
 	 * After this process's devices let go of [iova, +len) (a strict unmap):
 	 * every other process's devices too, before it returns; @len 0: only
-	 * their walks that began before (tables detached, no leaf).
+	 * their walks that began before (tables detached, no leaf); @len
+	 * UINT64_MAX: everything they cache (a deferred domain's flush).
 	 */
 	void (*invalidate)(void *arg, iova_t iova, uint64_t len);
 	/*
@@ -167,14 +168,16 @@ struct pt_source;
 struct pt_counters;
 
 /*
- * iommu_domain_create_shared() - this process's view of a managed, strict
- * domain shared with others: its page table's pages come from @src, its
+ * iommu_domain_create_shared() - this process's view of a managed domain
+ * shared with others: its page table's pages come from @src, its
  * counters are at @cnt, its root at *@root_off (0: made, and returned
- * there). IOVAs below @limit.
+ * there). IOVAs below @limit. Of @attr only flags (IOVM_DOMAIN_DEFERRED:
+ * this view's unmaps wait in its own flush queue, each flush posted to
+ * every other process), flush_batch and flush_timeout_us count.
  */
 int iommu_domain_create_shared(struct iovm_ctx *ctx, uint64_t limit, const struct iommu_shared_ops *ops, void *arg,
 			       const struct pt_source *src, struct pt_counters *cnt, uint64_t *root_off,
-			       struct iovm_domain **out);
+			       const struct iovm_domain_attr *attr, struct iovm_domain **out);
 
 /*
  * iommu_domain_invalidate() - what a strict unmap does for this process's

@@ -64,7 +64,13 @@ static int iova_take(struct iovm_domain *dom, iova_t *iova, uint64_t len, uint64
 			return dom->shared_ops->iova_alloc(dom->shared_arg, len, align, iova);
 		if (range_bad(iova_val(*iova), len))
 			return err_inval("range_bad(iova_val(*iova), len)");
-		return dom->shared_ops->iova_reserve(dom->shared_arg, *iova, len);
+		ret = dom->shared_ops->iova_reserve(dom->shared_arg, *iova, len);
+		if (ret == -EEXIST && (dom->flags & IOVM_DOMAIN_DEFERRED)) {
+			/* Quarantined by this process's unmap, perhaps, as below; another's stays taken. */
+			flushq_flush(dom);
+			ret = dom->shared_ops->iova_reserve(dom->shared_arg, *iova, len);
+		}
+		return ret;
 	}
 	if (!dom->has_iova) {
 		/* A VA domain's page 0 is no process memory: kept unmapped, as a managed domain's. */

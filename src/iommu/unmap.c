@@ -76,7 +76,9 @@ void domain_retired_free(struct iovm_domain *dom, struct pt_retired *r)
 
 void iommu_domain_invalidate(struct iovm_domain *dom, iova_t iova, uint64_t len)
 {
-	if (len)
+	if (len == UINT64_MAX)
+		domain_invalidate(dom, iova_make(0), 0, true);
+	else if (len)
 		domain_invalidate(dom, iova, len, false);
 	epoch_synchronize(dom->is->epoch);
 }
@@ -128,8 +130,12 @@ int domain_unmap_how(struct iovm_domain *dom, iova_t iova, uint64_t len, unsigne
 		return 0;
 	if (deferred) {
 		for (unsigned i = 0; i < c.n; i++) {
-			/* What a device may still reach stays allocated until the flush. */
-			if (phys_pin(dom->ctx->phys, c.p[i].pa, c.p[i].len))
+			/*
+			 * What a device may still reach stays allocated until the
+			 * flush: pinned, or, in a shared domain, still counted by
+			 * the hold its map took (domain_pa_put() at the flush).
+			 */
+			if (!dom->shared_ops && phys_pin(dom->ctx->phys, c.p[i].pa, c.p[i].len))
 				c.p[i].pa = PA_INVALID; /* not iovm's memory, or freed already */
 			c.p[i].keep_iova = how & UNMAP_KEEP_IOVA;
 			shadow_unmap(dom, &c.p[i], true);

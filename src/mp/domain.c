@@ -290,6 +290,7 @@ static const struct iommu_shared_ops shared_ops = {
 static int view_open(struct mp_space *s, unsigned rec, uint64_t grain, struct iovm_domain **out)
 {
 	struct mp_dview *v = fi_calloc(1, sizeof(*v));
+	struct iovm_domain_attr how;
 	uint64_t root;
 	int ret;
 
@@ -302,8 +303,11 @@ static int view_open(struct mp_space *s, unsigned rec, uint64_t grain, struct io
 	v->src = (struct pt_source){ .alloc = sdom_table_alloc, .free = sdom_table_free, .arg = v,
 				     .delta = (uintptr_t)s->heap - pa_val(s->pa) };
 	root = v->shm->root_pa;
+	how = (struct iovm_domain_attr){ .type = IOVM_DOMAIN_MANAGED, .flags = v->shm->flags,
+					 .flush_batch = v->shm->flush_batch,
+					 .flush_timeout_us = v->shm->flush_timeout_us };
 	ret = iommu_domain_create_shared(s->ctx, DOMAIN_IOVA_BASE + v->shm->iova_pages * SZ_4K, &shared_ops, v,
-					 &v->src, &v->shm->cnt, &root, &v->dom);
+					 &v->src, &v->shm->cnt, &root, &how, &v->dom);
 	if (ret)
 		goto free_view;
 	/* From the number now: what was posted before, this process's devices never saw. */
@@ -391,6 +395,9 @@ static int rec_make(struct mp_space *s, unsigned rec, const char *name, const st
 	memset(base, 0, l->pool_off + SZ_4K); /* the head, both bitmaps, the refs, the root */
 	shm = (struct mp_domain_shm *)base;
 	shm->iova_pages = l->iova_pages;
+	shm->flags = l->flags;
+	shm->flush_batch = l->flush_batch;
+	shm->flush_timeout_us = l->flush_timeout_us;
 	shm->iova_map_off = l->iova_map_off;
 	shm->pool_map_off = l->pool_map_off;
 	shm->refs_off = l->refs_off;

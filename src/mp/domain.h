@@ -23,13 +23,14 @@ struct mp_domain_shm {
 	uint64_t magic;
 	uint64_t iova_pages;      /* 4 KiB pages from DOMAIN_IOVA_BASE */
 	uint64_t iova_hint;       /* under the share's lock: every page below it is taken */
-	uint64_t iova_map_off;    /* from the block's start: uint64_t[iova_pages / 64] */
+	uint64_t iova_map_off;    /* from the block's start: uint64_t[iova_pages / 64, rounded up] */
 	uint64_t pool_map_off;    /* uint64_t[pool_tables / 64] */
 	uint64_t refs_off;        /* uint32_t[heap_pages]: this domain's mappings of each heap page */
 	uint64_t heap_pages;
 	uint64_t pool_off;        /* the first table, 4 KiB aligned */
 	uint32_t pool_tables;
-	uint32_t unused;
+	uint32_t flags;           /* IOVM_DOMAIN_DEFERRED or 0: every view's */
+	uint32_t flush_batch, flush_timeout_us; /* deferred: each view's queue (0: the iommu layer's defaults) */
 	uint64_t root_pa;
 	struct pt_counters cnt;
 	pthread_mutex_t inval_lock;         /* robust, process-shared */
@@ -64,6 +65,7 @@ struct mp_dview {
 struct sdom_layout {
 	uint64_t iova_pages, iova_map_off, pool_map_off, refs_off, heap_pages, pool_off, size;
 	uint32_t tables;
+	uint32_t flags, flush_batch, flush_timeout_us;
 };
 
 /* Whether a process has record @r's domain open. Needs the share's lock. */

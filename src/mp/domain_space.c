@@ -28,6 +28,11 @@ int sdom_layout(const struct mp_space *s, const struct iovm_share_domain_params 
 		return err_inval("iova_size is not a multiple of 4 KiB below 2^48 - 4 GiB");
 	if (tables < 4 || tables > (UINT64_C(1) << 20))
 		return err_inval("tables below 4 (a walk needs one per level) or above 2^20");
+	if (p && ((p->flags & ~IOVM_DOMAIN_DEFERRED) || p->flush_batch > 65536))
+		return err_inval("flags other than IOVM_DOMAIN_DEFERRED, or flush_batch above 65536");
+	l->flags = p ? p->flags : 0;
+	l->flush_batch = p ? p->flush_batch : 0;
+	l->flush_timeout_us = p ? p->flush_timeout_us : 0;
 	l->iova_pages = iova_size / SZ_4K;
 	l->tables = (uint32_t)tables;
 	l->iova_map_off = sizeof(struct mp_domain_shm);

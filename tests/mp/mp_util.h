@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -70,6 +71,56 @@ static inline struct child child_start(void (*fn)(int rd, int wr, void *arg), vo
 	c.rd = up[0];
 	c.wr = down[1];
 	return c;
+}
+
+/*
+ * Run this program again in a child, as `PROGRAM --child ROLE RD WR ARG`
+ * (child_exec_role() reads it back): for a child forked while threads of
+ * the parent run. A forked child inherits every lock as some other thread
+ * held it at the fork; glibc's malloc takes care of its own, but not every
+ * allocator does (AddressSanitizer's, in gcc 12, leaves one held now and
+ * then, and the child's first thread to allocate hangs). Exec starts over.
+ */
+static inline struct child child_exec(const char *role, uint64_t arg)
+{
+	int up[2], down[2];
+	pid_t parent = getpid();
+	struct child c;
+
+	CHECK(pipe(up) == 0);
+	CHECK(pipe(down) == 0);
+	fflush(NULL);
+	c.pid = fork();
+	CHECK(c.pid >= 0);
+	if (!c.pid) {
+		char rd[16], wr[16], a[24];
+
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() != parent)
+			_exit(1);
+		close(up[0]);
+		close(down[1]);
+		snprintf(rd, sizeof(rd), "%d", down[0]);
+		snprintf(wr, sizeof(wr), "%d", up[1]);
+		snprintf(a, sizeof(a), "%llu", (unsigned long long)arg);
+		execl("/proc/self/exe", "child", "--child", role, rd, wr, a, (char *)NULL);
+		_exit(127);
+	}
+	close(up[1]);
+	close(down[0]);
+	c.rd = up[0];
+	c.wr = down[1];
+	return c;
+}
+
+/* In main(): whether this process is a child_exec() child of @role; its pipes and argument. */
+static inline bool child_exec_role(int argc, char **argv, const char *role, int *rd, int *wr, uint64_t *arg)
+{
+	if (argc != 6 || strcmp(argv[1], "--child") || strcmp(argv[2], role))
+		return false;
+	*rd = atoi(argv[3]);
+	*wr = atoi(argv[4]);
+	*arg = strtoull(argv[5], NULL, 10);
+	return true;
 }
 
 static inline void put64(int fd, uint64_t v)

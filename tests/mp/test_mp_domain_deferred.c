@@ -1,0 +1,233 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_mp_domain_deferred.c - shared domains with deferred invalidation
+ * (iovm_share_domain_params.flags IOVM_DOMAIN_DEFERRED): an unmap returns
+ * at once and waits in its process's flush queue; until the flush its
+ * IOVAs go to nobody (another process's map there is -EEXIST) and memory
+ * freed meanwhile is held; the flush (asked for, the batch full, or the
+ * timeout) reaches every process's devices, and only then are the IOVAs
+ * and the memory given back. A process killed with unmaps queued leaves
+ * them taken and held until the domain goes, and no longer.
+ */
+#include <stdlib.h>
+
+#include "mp_sdom.h"
+#include "mp_util.h"
+
+#define HEAP (UINT64_C(16) << 20)
+#define DOM "deferred-dom"
+#define AT (UINT64_C(4) << 30) /* the first IOVA of the window */
+
+static const char *g_name;
+
+static struct iovm_ctx *create(struct iovm_domain **dom, uint32_t batch, uint32_t timeout_us)
+{
+	struct iovm_share_domain_params p = { .flags = IOVM_DOMAIN_DEFERRED, .flush_batch = batch,
+					      .flush_timeout_us = timeout_us };
+	struct iovm_ctx *ctx = share_ok(g_name, HEAP);
+
+	CHECK_OK(iovm_share_domain_create(ctx, DOM, &p, dom));
+	return ctx;
+}
+
+static uint64_t pending(struct iovm_domain *dom)
+{
+	struct iovm_domain_stats st;
+
+	CHECK_OK(iovm_domain_stats(dom, &st));
+	CHECK(st.flags & IOVM_DOMAIN_DEFERRED);
+	return st.pending_unmaps;
+}
+
+TEST(bad_input)
+{
+	struct iovm_share_domain_params p = { .flags = IOVM_DOMAIN_FOLLOW_HEAP };
+	struct iovm_domain *dom;
+	struct iovm_ctx *ctx;
+
+	g_name = share_name("def-bad");
+	ctx = share_ok(g_name, HEAP);
+	CHECK_EQ(iovm_share_domain_create(ctx, DOM, &p, &dom), -EINVAL);
+	p.flags = IOVM_DOMAIN_DEFERRED | (1u << 30);
+	CHECK_EQ(iovm_share_domain_create(ctx, DOM, &p, &dom), -EINVAL);
+	p = (struct iovm_share_domain_params){ .flags = IOVM_DOMAIN_DEFERRED, .flush_batch = 65537 };
+	CHECK_EQ(iovm_share_domain_create(ctx, DOM, &p, &dom), -EINVAL);
+	CHECK_EQ(iovm_share_domain_open(ctx, DOM, &dom), -ENOENT); /* nothing made by the refusals */
+	CHECK_EQ(share_info(ctx).heap_free, HEAP);
+	CHECK_OK(iovm_close(ctx));
+}
+
+/*
+ * The other process: a view and a device. It reaches the parent's mapping,
+ * then, told the parent unmapped (not flushed), finds the IOVA still taken
+ * for it; told the parent flushed, its device faults there and the IOVA is
+ * its to map.
+ */
+static void other(int rd, int wr, void *arg)
+{
+	struct iovm_ctx *ctx = attach_ok(g_name);
+	iovm_iova_t at = IOVM_IOVA(AT);
+	struct iovm_domain *dom;
+	struct devq d;
+	uint8_t *mine;
+	uint8_t st;
+
+	(void)arg;
+	CHECK_OK(iovm_share_domain_open(ctx, DOM, &dom));
+	d = devq_open(ctx, dom);
+	mine = iovm_dma_alloc(ctx, 4096, 4096, 0);
+	CHECK(mine != NULL);
+	memset(mine, 0, 4096);
+	CHECK_EQ(get64(rd), 1); /* mapped */
+	CHECK_EQ(devq_fill(&d, AT, 8192, 0x21), IOVM_STATUS_SUCCESS);
+	put64(wr, 1);
+	CHECK_EQ(get64(rd), 2); /* unmapped, not flushed */
+	/* Quarantined in the parent's queue: not this process's to map. */
+	CHECK_EQ(map_at(ctx, dom, mine, 4096, &at), -EEXIST);
+	/* What the device cached may still be used: into the held memory, or a fault; nowhere else. */
+	st = devq_fill(&d, AT, 8192, 0x22);
+	CHECK(st == IOVM_STATUS_SUCCESS || st == IOVM_STATUS_PAGE_FAULT);
+	put64(wr, st);
+	CHECK_EQ(get64(rd), 3); /* flushed */
+	CHECK_EQ(devq_fill(&d, AT, 4096, 0x23), IOVM_STATUS_PAGE_FAULT);
+	at = IOVM_IOVA(AT);
+	CHECK_OK(map_at(ctx, dom, mine, 4096, &at));
+	CHECK_EQ(devq_fill(&d, AT, 4096, 0x24), IOVM_STATUS_SUCCESS);
+	CHECK(all_bytes(mine, 4096, 0x24));
+	CHECK_OK(iovm_domain_unmap(dom, at, 4096));
+	CHECK_OK(iovm_domain_flush(dom));
+	put64(wr, 4);
+	devq_close(&d);
+	CHECK_OK(iovm_domain_destroy(dom));
+	CHECK_OK(iovm_dma_free(ctx, mine));
+	CHECK_OK(iovm_close(ctx));
+}
+
+TEST(the_flush_reaches_every_process)
+{
+	iovm_iova_t at = IOVM_IOVA(AT);
+	struct iovm_domain_stats st;
+	struct iovm_domain *dom;
+	struct iovm_ctx *ctx;
+	struct child c;
+	uint8_t *buf, landed;
+
+	g_name = share_name("def-flush");
+	/* No flush but the one asked for: a batch and a timeout the test never reaches. */
+	ctx = create(&dom, 4096, 600 * 1000 * 1000);
+	c = child_start(other, NULL);
+	buf = iovm_dma_alloc(ctx, 8192, 4096, 0);
+	CHECK(buf != NULL);
+	memset(buf, 0, 8192);
+	CHECK_OK(map_at(ctx, dom, buf, 8192, &at));
+	put64(c.wr, 1);
+	CHECK_EQ(get64(c.rd), 1);
+	CHECK(all_bytes(buf, 8192, 0x21));
+	CHECK_OK(iovm_domain_unmap(dom, at, 8192));
+	CHECK_EQ(pending(dom), 1);
+	/* Freed while its unmap waits: held, not free. */
+	CHECK_OK(iovm_dma_free(ctx, buf));
+	CHECK_EQ(share_info(ctx).domain_held, 8192);
+	put64(c.wr, 2);
+	landed = (uint8_t)get64(c.rd);
+	if (landed == IOVM_STATUS_SUCCESS)
+		CHECK(all_bytes(buf, 8192, 0x22)); /* the held memory, read through this process's mapping */
+	CHECK_OK(iovm_domain_flush(dom));
+	CHECK_EQ(pending(dom), 0);
+	CHECK_EQ(share_info(ctx).domain_held, 0);
+	put64(c.wr, 3);
+	CHECK_EQ(get64(c.rd), 4);
+	child_ok(&c);
+	CHECK_OK(iovm_domain_stats(dom, &st));
+	CHECK(st.flushes >= 1);
+	CHECK_EQ(st.flushed_unmaps, 1);
+	CHECK_EQ(st.iova_allocated, 0);
+	CHECK_OK(iovm_domain_destroy(dom));
+	CHECK_EQ(share_info(ctx).heap_free, HEAP);
+	CHECK_OK(iovm_share_check(ctx));
+	CHECK_OK(iovm_close(ctx));
+}
+
+/* The batch full flushes by itself; so does the timeout (waited for, not timed). */
+TEST(a_full_batch_and_the_timeout_flush)
+{
+	for (int by_timeout = 0; by_timeout < 2; by_timeout++) {
+		struct iovm_domain *dom;
+		struct iovm_ctx *ctx;
+		uint8_t *buf[4];
+
+		g_name = share_name("def-auto");
+		ctx = by_timeout ? create(&dom, 4096, 1000) : create(&dom, 4, 600 * 1000 * 1000);
+		for (int i = 0; i < 4; i++) {
+			iovm_iova_t iova = IOVM_IOVA_ANY;
+
+			buf[i] = iovm_dma_alloc(ctx, 4096, 4096, 0);
+			CHECK(buf[i] != NULL);
+			CHECK_OK(iovm_domain_map_ptr(dom, buf[i], 4096, IOVM_MAP_READ, &iova));
+			CHECK_OK(iovm_dma_free(ctx, buf[i]));
+			CHECK_OK(iovm_domain_unmap(dom, iova, 4096));
+		}
+		if (by_timeout)
+			WAIT_UNTIL(pending(dom) == 0);
+		/* The fourth unmap filled the batch of 4: flushed before it returned, or at the deadline. */
+		CHECK_EQ(pending(dom), 0);
+		CHECK_EQ(share_info(ctx).domain_held, 0);
+		CHECK_OK(iovm_domain_destroy(dom));
+		CHECK_EQ(share_info(ctx).heap_free, HEAP);
+		CHECK_OK(iovm_close(ctx));
+	}
+}
+
+/* A process killed with unmaps queued: taken and held until the domain goes, and free then. */
+static void doomed(int rd, int wr, void *arg)
+{
+	struct iovm_ctx *ctx = attach_ok(g_name);
+	iovm_iova_t iova = IOVM_IOVA_ANY;
+	struct iovm_domain *dom;
+	uint8_t *buf;
+
+	(void)rd;
+	(void)arg;
+	CHECK_OK(iovm_share_domain_open(ctx, DOM, &dom));
+	buf = iovm_dma_alloc(ctx, 16384, 4096, 0);
+	CHECK(buf != NULL);
+	CHECK_OK(iovm_domain_map_ptr(dom, buf, 16384, IOVM_MAP_READ | IOVM_MAP_WRITE, &iova));
+	CHECK_OK(iovm_domain_unmap(dom, iova, 16384));
+	put64(wr, iova.addr);
+	pause();
+}
+
+TEST(killed_with_unmaps_queued)
+{
+	struct iovm_domain_stats st;
+	struct iovm_domain *dom;
+	struct iovm_ctx *ctx;
+	struct child c;
+
+	g_name = share_name("def-dead");
+	ctx = create(&dom, 4096, 600 * 1000 * 1000);
+	c = child_start(doomed, NULL);
+	(void)get64(c.rd);
+	child_kill(&c);
+	WAIT_UNTIL(share_info(ctx).processes == 1);
+	CHECK_OK(iovm_share_check(ctx));
+	CHECK_EQ(share_info(ctx).domain_held, 16384);
+	CHECK_OK(iovm_domain_stats(dom, &st));
+	CHECK_EQ(st.iova_allocated, 16384);
+	CHECK_EQ(st.leaves_4k + st.leaves_2m, 0);
+	CHECK_OK(iovm_domain_destroy(dom));
+	CHECK_EQ(share_info(ctx).domain_held, 0);
+	CHECK_EQ(share_info(ctx).heap_free, HEAP);
+	CHECK_OK(iovm_share_check(ctx));
+	CHECK_OK(iovm_close(ctx));
+}
+
+int main(void)
+{
+	test_init();
+	RUN(bad_input);
+	RUN(the_flush_reaches_every_process);
+	RUN(a_full_batch_and_the_timeout_flush);
+	RUN(killed_with_unmaps_queued);
+	return 0;
+}
