@@ -51,7 +51,7 @@ static void sc_share(void)
  * A shared domain made by the owner, opened by the attached context (in
  * this process, a view and an agent of its own), mapped through one,
  * translated and unmapped through the other; a device of the owner's on
- * it. Nothing left of it after.
+ * it; then a deferred one, unmapped and flushed. Nothing left of it after.
  */
 static void sc_share_domain(void)
 {
@@ -91,6 +91,17 @@ static void sc_share_domain(void)
 	CHECK_EQ(iovm_queue_destroy(q), 0);
 	CHECK_EQ(iovm_device_close(dev), 0);
 	CHECK_EQ(iovm_domain_destroy(rings), 0);
+	CHECK_EQ(iovm_domain_destroy(d2), 0);
+	CHECK_EQ(iovm_domain_destroy(d1), 0);
+	/* Deferred: the unmap queues in a ring of this thread's, the flush posts to the other view. */
+	FI_INT(iovm_share_domain_create(owner, "fault-def",
+					&(struct iovm_share_domain_params){ .flags = IOVM_DOMAIN_DEFERRED }, &d1));
+	FI_INT(iovm_share_domain_open(att, "fault-def", &d2));
+	iova = IOVM_IOVA(IOVM_ADDR_INVALID);
+	FI_INT(iovm_domain_map_ptr(d2, a, 8192, IOVM_MAP_READ | IOVM_MAP_WRITE, &iova));
+	FI_INT(iovm_domain_unmap(d1, iova, 8192));
+	FI_INT(iovm_domain_flush(d1));
+	CHECK_EQ(iovm_domain_translate(d2, iova, &seen, NULL), -ENOENT);
 	CHECK_EQ(iovm_domain_destroy(d2), 0);
 	CHECK_EQ(iovm_domain_destroy(d1), 0);
 	FI_INT(iovm_dma_free(owner, iovm_dma_ptr(owner, pa)));
