@@ -52,6 +52,7 @@ struct iommu_space {
 	pthread_t flusher;         /* started with the first deferred domain */
 	bool flusher_running;      /* under lock */
 	bool flusher_stop;         /* under lock */
+	_Atomic bool flusher_started; /* the thread runs: flusher_kick() returns after it */
 	/* Set by the flusher while it watches a deadline: unmaps need not wake it. */
 	_Atomic bool flusher_armed;
 	_Atomic(iommu_resolver_fn) resolver; /* set once, before devices run */

@@ -4,6 +4,7 @@
  * flusher thread that bounds how long a deferred invalidation waits.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -78,6 +79,7 @@ static void *flusher_main(void *arg)
 {
 	struct iommu_space *is = arg;
 
+	atomic_store_explicit(&is->flusher_started, true, memory_order_release);
 	mutex_lock(&is->lock);
 	while (!is->flusher_stop) {
 		uint64_t now = clock_now_ns(), next = now + FLUSHER_IDLE_NS;
@@ -100,15 +102,24 @@ static void *flusher_main(void *arg)
 
 void flusher_kick(struct iommu_space *is)
 {
+	bool started = false;
+
 	mutex_lock(&is->lock);
 	if (!is->flusher_running && !is->flusher_stop) {
 		if (fi_pthread_create(&is->flusher, NULL, flusher_main, is) == 0)
-			is->flusher_running = true;
+			is->flusher_running = started = true;
 		else
 			log_warn("cannot start the IOMMU flusher: deferred flushes wait for the batch");
 	}
 	pthread_cond_signal(&is->flusher_cond);
 	mutex_unlock(&is->lock);
+	/*
+	 * Returns once the thread runs: a new thread sets itself up (its TLS,
+	 * a sanitizer's records of it) with locks held, and a fork() right
+	 * after the unmap that started it must not catch it half way.
+	 */
+	while (started && !atomic_load_explicit(&is->flusher_started, memory_order_acquire))
+		sched_yield();
 }
 
 void iommu_destroy(struct iommu_space *is)

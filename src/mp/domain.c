@@ -44,6 +44,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -193,6 +194,7 @@ static void *agent_main(void *arg)
 	struct mp_domain_shm *shm = v->shm;
 	unsigned slot = v->s->slot;
 
+	atomic_store_explicit(&v->agent_started, true, memory_order_release);
 	while (!atomic_load_explicit(&v->agent_stop, memory_order_acquire)) {
 		uint32_t seq = atomic_load_explicit(&shm->inval_seq, memory_order_acquire);
 
@@ -317,6 +319,9 @@ static int view_open(struct mp_space *s, unsigned rec, uint64_t grain, struct io
 	if (ret)
 		goto destroy_domain;
 	v->agent_running = true;
+	/* Returns once the agent runs: a fork() right after must not catch a thread setting itself up. */
+	while (!atomic_load_explicit(&v->agent_started, memory_order_acquire))
+		sched_yield();
 	atomic_store_explicit(&v->shm->listening[s->slot], 1, memory_order_release);
 	v->live = true;
 	*out = v->dom;

@@ -57,6 +57,7 @@ struct mp_dview {
 	pthread_t agent;
 	bool agent_running;
 	_Atomic bool agent_stop;
+	_Atomic bool agent_started; /* the agent runs: view_open() returns after it */
 	uint32_t seen;             /* the agent's: the last inval_seq handled */
 	bool live;                 /* opened whole: its release leaves the record */
 };
