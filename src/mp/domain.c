@@ -286,18 +286,20 @@ static const struct iommu_shared_ops shared_ops = {
 
 /*
  * The view of record @rec (this process's bit set in it by the caller):
- * its iommu domain, then its agent, listening. On failure the caller
- * leaves the record.
+ * its iommu domain, then its agent, listening. On failure this process
+ * leaves the record (the last one out frees the domain).
  */
 static int view_open(struct mp_space *s, unsigned rec, uint64_t grain, struct iovm_domain **out)
 {
-	struct mp_dview *v = fi_calloc(1, sizeof(*v));
+	struct mp_dview *v = fi_calloc(1, sizeof(*v)), undo = { .s = s, .rec = rec, .grain = grain };
 	struct iovm_domain_attr how;
 	uint64_t root;
 	int ret;
 
-	if (!v)
-		return -ENOMEM;
+	if (!v) {
+		ret = -ENOMEM;
+		goto leave;
+	}
 	v->s = s;
 	v->rec = rec;
 	v->grain = grain;
@@ -328,11 +330,16 @@ static int view_open(struct mp_space *s, unsigned rec, uint64_t grain, struct io
 	return 0;
 
 destroy_domain:
-	/* Not live: its release frees @v only, and the caller leaves the record. */
+	/* Not live: its release frees @v only. */
 	iovm_domain_destroy(v->dom);
-	return ret;
+	goto leave;
 free_view:
 	free(v);
+leave:
+	if (!mp_lock(&s->h)) {
+		rec_leave(&undo);
+		mp_unlock(&s->h);
+	}
 	return ret;
 }
 
@@ -470,16 +477,7 @@ IOVM_API int iovm_share_domain_create(struct iovm_ctx *ctx, const char *name,
 	if (ret)
 		return err_detail(ret, IOVM_LOG_DEBUG, "no room in the shared heap for domain '%s' (%#lx bytes)", name,
 				  (unsigned long)l.size);
-	ret = view_open(s, (unsigned)rec, grain, dom);
-	if (ret) {
-		struct mp_dview undo = { .s = s, .rec = (unsigned)rec, .grain = grain };
-
-		if (!mp_lock(&s->h)) {
-			rec_leave(&undo);
-			mp_unlock(&s->h);
-		}
-	}
-	return ret;
+	return view_open(s, (unsigned)rec, grain, dom);
 }
 
 IOVM_API int iovm_share_domain_open(struct iovm_ctx *ctx, const char *name, struct iovm_domain **dom)
@@ -510,14 +508,5 @@ IOVM_API int iovm_share_domain_open(struct iovm_ctx *ctx, const char *name, stru
 	mp_crash_point();
 	grain = s->c->domains[rec].grain;
 	mp_unlock(&s->h);
-	ret = view_open(s, (unsigned)rec, grain, dom);
-	if (ret) {
-		struct mp_dview undo = { .s = s, .rec = (unsigned)rec, .grain = grain };
-
-		if (!mp_lock(&s->h)) {
-			rec_leave(&undo);
-			mp_unlock(&s->h);
-		}
-	}
-	return ret;
+	return view_open(s, (unsigned)rec, grain, dom);
 }

@@ -87,6 +87,19 @@ static inline uint64_t a8_free(struct iovm_ctx *ctx)
 	return share_info(ctx).heap_free;
 }
 
+/* Nothing held, the heap back at @base_free bytes free in @base_blocks blocks, and sound. */
+static inline void a8_settled(struct iovm_ctx *ctx, uint64_t base_free, uint64_t base_blocks, const char *when)
+{
+	struct iovm_share_info in = share_info(ctx);
+
+	EXPECT_MSG(in.domain_held == 0, "%s: domain_held %llu", when, (unsigned long long)in.domain_held);
+	EXPECT_MSG(in.heap_free == base_free, "%s: heap_free %llu, was %llu", when,
+		   (unsigned long long)in.heap_free, (unsigned long long)base_free);
+	EXPECT_MSG(in.blocks == base_blocks, "%s: blocks %llu, was %llu", when,
+		   (unsigned long long)in.blocks, (unsigned long long)base_blocks);
+	EXPECT_SOUND(ctx);
+}
+
 static inline iovm_pa_t a8_pa(struct iovm_ctx *ctx, const void *p)
 {
 	iovm_pa_t pa;

@@ -44,32 +44,47 @@ struct child {
 	int wr; /* to the child */
 };
 
-/* Run @fn(@rd, @wr, @arg) in a child process. */
-static inline struct child child_start(void (*fn)(int rd, int wr, void *arg), void *arg)
+/*
+ * Fork a child that dies with its parent (a test that fails leaves no
+ * child behind, looping until killed): 0 in the child, with @c's pipes
+ * the child's ends (c->rd from the parent, c->wr to it); the pid in the
+ * parent, with the parent's ends.
+ */
+static inline pid_t child_fork(struct child *c)
 {
 	int up[2], down[2];
-	struct child c;
+	pid_t parent = getpid();
 
 	CHECK(pipe(up) == 0);
 	CHECK(pipe(down) == 0);
 	fflush(NULL);
-	pid_t parent = getpid();
-
-	c.pid = fork();
-	CHECK(c.pid >= 0);
-	if (!c.pid) {
-		/* A test that fails leaves no child behind, looping until killed. */
+	c->pid = fork();
+	CHECK(c->pid >= 0);
+	if (!c->pid) {
 		if (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() != parent)
 			_exit(1);
 		close(up[0]);
 		close(down[1]);
-		fn(down[0], up[1], arg);
-		_exit(0);
+		c->rd = down[0];
+		c->wr = up[1];
+		return 0;
 	}
 	close(up[1]);
 	close(down[0]);
-	c.rd = up[0];
-	c.wr = down[1];
+	c->rd = up[0];
+	c->wr = down[1];
+	return c->pid;
+}
+
+/* Run @fn(@rd, @wr, @arg) in a child process. */
+static inline struct child child_start(void (*fn)(int rd, int wr, void *arg), void *arg)
+{
+	struct child c;
+
+	if (!child_fork(&c)) {
+		fn(c.rd, c.wr, arg);
+		_exit(0);
+	}
 	return c;
 }
 
@@ -83,32 +98,17 @@ static inline struct child child_start(void (*fn)(int rd, int wr, void *arg), vo
  */
 static inline struct child child_exec(const char *role, uint64_t arg)
 {
-	int up[2], down[2];
-	pid_t parent = getpid();
 	struct child c;
 
-	CHECK(pipe(up) == 0);
-	CHECK(pipe(down) == 0);
-	fflush(NULL);
-	c.pid = fork();
-	CHECK(c.pid >= 0);
-	if (!c.pid) {
+	if (!child_fork(&c)) {
 		char rd[16], wr[16], a[24];
 
-		if (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() != parent)
-			_exit(1);
-		close(up[0]);
-		close(down[1]);
-		snprintf(rd, sizeof(rd), "%d", down[0]);
-		snprintf(wr, sizeof(wr), "%d", up[1]);
+		snprintf(rd, sizeof(rd), "%d", c.rd);
+		snprintf(wr, sizeof(wr), "%d", c.wr);
 		snprintf(a, sizeof(a), "%llu", (unsigned long long)arg);
 		execl("/proc/self/exe", "child", "--child", role, rd, wr, a, (char *)NULL);
 		_exit(127);
 	}
-	close(up[1]);
-	close(down[0]);
-	c.rd = up[0];
-	c.wr = down[1];
 	return c;
 }
 
