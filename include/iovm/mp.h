@@ -215,11 +215,14 @@ IOVM_API int iovm_share_check(struct iovm_ctx *ctx);
  * the last view, closed or dead. A process that dies holding the view
  * loses it (the reap); one that dies mid-map leaves what it mapped, and at
  * worst a table or an IOVA range allocated but unused until the domain
- * goes. One killed inside an unmap, after it cleared the entries and
- * before the other processes answered, leaves the memory those entries
- * named held and their IOVAs taken until the domain goes: other
- * processes' devices may still hold the translation, and the unmap's
- * record of which memory it was died with it.
+ * goes. One killed inside a strict unmap, after it cleared the entries
+ * and before the other processes answered, leaves the memory those
+ * entries named held and their IOVAs taken (other processes' devices may
+ * still hold the translation) until the next strict unmap or flush in
+ * any process: that one invalidates everything in every process, then
+ * frees them. What the unmap had not recorded yet (the instant between
+ * clearing the entries and recording them; pieces past its 16th) stays
+ * until the domain goes.
  *
  * Memory mapped is kept while mapped. A block of the heap freed while a
  * shared domain maps a page of it (by any process, iovm_dma_free() as

@@ -71,7 +71,7 @@ static void release_pieces(struct iovm_domain *dom, const struct unmapped *p, un
 	if (dom->shared_ops) {
 		/* A shared domain's: the map's hold on the memory, and the shared allocator's IOVAs. */
 		for (unsigned i = 0; i < n; i++) {
-			domain_pa_put(dom, p[i].pa, p[i].len);
+			domain_pa_put(dom, p[i].iova, p[i].pa, p[i].len);
 			if (!p[i].keep_iova)
 				domain_iova_give(dom, p[i].iova, p[i].len);
 		}

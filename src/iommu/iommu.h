@@ -145,7 +145,14 @@ struct iommu_shared_ops {
 	 * fails, at once; for a mapping, by the unmap, after its invalidation.
 	 */
 	int (*pa_hold)(void *arg, pa_t pa, uint64_t len);
-	void (*pa_put)(void *arg, pa_t pa, uint64_t len);
+	void (*pa_put)(void *arg, iova_t iova, pa_t pa, uint64_t len);
+	/*
+	 * A strict unmap cleared the entries of [iova, +len), which named
+	 * [pa, +len), and is about to post its invalidation: recorded, so that
+	 * if this process dies before the pa_put(), a survivor can release it
+	 * once an invalidation of everything has reached every process.
+	 */
+	void (*pa_pending)(void *arg, iova_t iova, pa_t pa, uint64_t len);
 	/* The IOVA allocator's counts, in 4 KiB pages: allocated, free, the largest free run. */
 	void (*iova_stats)(void *arg, uint64_t *allocated, uint64_t *free_pages, uint64_t *largest);
 	/*

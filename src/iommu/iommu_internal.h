@@ -261,7 +261,7 @@ void domain_undo_map(struct iovm_domain *dom, iova_t iova, uint64_t len);
  * its release (iommu_shared_ops.pa_hold, .pa_put); nothing for the others.
  */
 int domain_pa_hold(struct iovm_domain *dom, pa_t pa, uint64_t len);
-void domain_pa_put(struct iovm_domain *dom, pa_t pa, uint64_t len);
+void domain_pa_put(struct iovm_domain *dom, iova_t iova, pa_t pa, uint64_t len);
 /*
  * Map [pa, +len) at *@iova: one the domain chooses (IOVM_ADDR_INVALID) or
  * the caller's. A nested domain's @pa is a guest physical address

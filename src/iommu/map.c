@@ -146,10 +146,10 @@ int domain_pa_hold(struct iovm_domain *dom, pa_t pa, uint64_t len)
 	return dom->shared_ops ? dom->shared_ops->pa_hold(dom->shared_arg, pa, len) : 0;
 }
 
-void domain_pa_put(struct iovm_domain *dom, pa_t pa, uint64_t len)
+void domain_pa_put(struct iovm_domain *dom, iova_t iova, pa_t pa, uint64_t len)
 {
 	if (dom->shared_ops)
-		dom->shared_ops->pa_put(dom->shared_arg, pa, len);
+		dom->shared_ops->pa_put(dom->shared_arg, iova, pa, len);
 }
 
 /* Whether every page of [pa, pa+len) is memory iovm owns. */
@@ -260,7 +260,7 @@ IOVM_API int iovm_domain_map_pages(struct iovm_domain *dom, iovm_iova_t *iova, c
 		ret = domain_pa_hold(dom, pages[i], SZ_4K);
 		if (ret) {
 			while (i-- > 0)
-				domain_pa_put(dom, pages[i], SZ_4K);
+				domain_pa_put(dom, iova_add(where, (uint64_t)i << 12), pages[i], SZ_4K);
 			domain_iova_give(dom, where, len);
 			return ret;
 		}
@@ -269,7 +269,7 @@ IOVM_API int iovm_domain_map_pages(struct iovm_domain *dom, iovm_iova_t *iova, c
 	ret = pt_map_pages(&dom->pt, where, pages, n, prot_of(perm), &retired);
 	if (ret) {
 		for (unsigned i = 0; i < n; i++)
-			domain_pa_put(dom, pages[i], SZ_4K);
+			domain_pa_put(dom, iova_add(where, (uint64_t)i << 12), pages[i], SZ_4K);
 		shadow_map_pages_end(dom, where, pages, n, prot_of(perm), begun, false);
 		domain_retired_free(dom, &retired);
 		domain_iova_give(dom, where, len);
@@ -373,7 +373,7 @@ int domain_map_va(struct iovm_domain *dom, iova_t iova, const void *va, uint64_t
 		ret = pt_map(&dom->pt, iova_add(iova, done), x.pa, run, prot, true, &retired);
 		shadow_map_end(dom, iova_add(iova, done), run, x.pa, prot, begun, !ret);
 		if (ret) {
-			domain_pa_put(dom, x.pa, run); /* mapped nothing */
+			domain_pa_put(dom, iova_add(iova, done), x.pa, run); /* mapped nothing */
 			goto unwind;
 		}
 		ret = mirror_batch_add(dom, &batch, iova_add(iova, done), x.pa, (const uint8_t *)va + done, run,

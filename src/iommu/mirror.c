@@ -135,7 +135,7 @@ int domain_pt_map(struct iovm_domain *dom, iova_t iova, pa_t pa, const void *whe
 		return ret;
 	ret = pt_map(&dom->pt, iova, pa, len, prot, true, &retired);
 	if (ret) {
-		domain_pa_put(dom, pa, len); /* mapped nothing */
+		domain_pa_put(dom, iova, pa, len); /* mapped nothing */
 	} else if (dom->mirror) {
 		ret = mirror_batch_add(dom, &b, iova, pa, where, len, prot & PT_PROT_WRITE);
 		if (!ret)

@@ -144,6 +144,10 @@ int domain_unmap_how(struct iovm_domain *dom, iova_t iova, uint64_t len, unsigne
 		collect_done(&c);
 		return ret;
 	}
+	/* A shared domain's pieces, recorded before the wait for the others: a death meanwhile leaves them to a survivor. */
+	if (dom->shared_ops)
+		for (unsigned i = 0; i < c.n; i++)
+			dom->shared_ops->pa_pending(dom->shared_arg, c.p[i].iova, c.p[i].pa, c.p[i].len);
 	domain_invalidate(dom, iova, len, false);
 	epoch_synchronize(dom->is->epoch);
 	/* A shared domain's: every other process's devices too, before anything is freed or reused. */
@@ -154,7 +158,7 @@ int domain_unmap_how(struct iovm_domain *dom, iova_t iova, uint64_t len, unsigne
 	for (unsigned i = 0; i < c.n; i++) {
 		shadow_unmap(dom, &c.p[i], false);
 		/* No device of any process reaches it now: memory freed while mapped may go. */
-		domain_pa_put(dom, c.p[i].pa, c.p[i].len);
+		domain_pa_put(dom, c.p[i].iova, c.p[i].pa, c.p[i].len);
 		if (!(how & UNMAP_KEEP_IOVA))
 			domain_iova_give(dom, c.p[i].iova, c.p[i].len);
 	}

@@ -37,7 +37,10 @@
  * inval_seq (a futex in shared memory), invalidates what its process's
  * devices cached, waits for their sections, and answers in its slot's ack
  * word. The poster holds inval_lock, never the share's lock, while it
- * waits: an agent's work takes no lock of the share.
+ * waits: an agent's work takes no lock of the share. What a poster that
+ * dies leaves (entries cleared, memory still held for devices that may
+ * cache them) its slot's journal names; the reap makes it orphans, and
+ * the next poster posts an invalidation of everything and frees them.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -97,8 +100,19 @@ static int find(const struct mp_ctl *c, const char *name)
 void mp_domains_forget_slot(struct mp_heap *h, unsigned slot)
 {
 	for (unsigned i = 0; i < MP_MAX_DOMAINS; i++) {
-		h->c->domains[i].views[slot / 64] &= ~(UINT64_C(1) << (slot % 64));
+		struct mp_domain_rec *r = &h->c->domains[i];
+
+		r->views[slot / 64] &= ~(UINT64_C(1) << (slot % 64));
 		mp_crash_point();
+		/* Its unmaps in flight, left to the next invalidation of everything. */
+		if (h->mem && r->grain != MP_NO_GRAIN) {
+			struct mp_domain_shm *shm = (struct mp_domain_shm *)(h->mem + (r->grain << MP_GRAIN_SHIFT));
+			unsigned order;
+			uint8_t owner;
+
+			if (!mp_heap_block(h, r->grain, &order, &owner) && shm->magic == DOMAIN_MAGIC)
+				sdom_journal_orphan(shm, slot);
+		}
 	}
 }
 
@@ -162,10 +176,23 @@ static void invalidate(void *arg, iova_t iova, uint64_t len)
 {
 	struct mp_dview *v = arg;
 	struct mp_domain_shm *shm = v->shm;
-	uint32_t seq;
+	uint32_t seq, upto = 0;
+	bool orphans;
 
 	if (mp_lock_plain(&shm->inval_lock))
 		return; /* not recoverable: nothing can be posted any more */
+	/*
+	 * Pieces of a dead process's unmap: their entries were cleared before
+	 * they were recorded, so that an invalidation of everything posted
+	 * now reaches whatever any device still caches of them. This process's
+	 * devices first, then every other's; then they are released.
+	 */
+	orphans = sdom_orphans_seen(v, &upto);
+	if (orphans && len != UINT64_MAX) {
+		iommu_domain_invalidate(v->dom, iova_make(0), UINT64_MAX);
+		iova = iova_make(0);
+		len = UINT64_MAX;
+	}
 	atomic_store_explicit(&shm->inval_iova, iova_val(iova), memory_order_relaxed);
 	atomic_store_explicit(&shm->inval_len, len, memory_order_relaxed);
 	seq = atomic_fetch_add_explicit(&shm->inval_seq, 1, memory_order_acq_rel) + 1;
@@ -184,6 +211,8 @@ static void invalidate(void *arg, iova_t iova, uint64_t len)
 			futex(&shm->ack[i], FUTEX_WAIT, a, &recheck);
 		}
 	}
+	if (orphans)
+		sdom_orphans_release(v, upto);
 	pthread_mutex_unlock(&shm->inval_lock);
 }
 
@@ -276,6 +305,7 @@ static const struct iommu_shared_ops shared_ops = {
 	.pa_check = sdom_pa_check,
 	.pa_hold = sdom_pa_hold,
 	.pa_put = sdom_pa_put,
+	.pa_pending = sdom_pa_pending,
 	.iova_stats = sdom_iova_stats,
 	.invalidate = invalidate,
 	.quiesce = quiesce,

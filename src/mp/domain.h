@@ -18,6 +18,16 @@
 /* Shared IOVAs start above 4 GiB: clear of the MSI window and of 32-bit DMA masks' surprises. */
 #define DOMAIN_IOVA_BASE (UINT64_C(4) << 30)
 
+/* Pieces of one strict unmap a process records while the others answer (more: not recorded). */
+#define SDOM_INFLIGHT 16
+/* Pieces that died with their process, waiting for someone's invalidation of everything. */
+#define SDOM_ORPHANS 256
+
+/* A piece of an unmap: its IOVAs, and the memory its entries named. len 0: an empty record. */
+struct sdom_piece {
+	uint64_t iova, pa, len;
+};
+
 /* The block's head, in shared memory: no pointers. */
 struct mp_domain_shm {
 	uint64_t magic;
@@ -39,6 +49,17 @@ struct mp_domain_shm {
 	_Atomic uint64_t inval_iova, inval_len; /* its range: written under inval_lock before inval_seq */
 	_Atomic uint32_t ack[MP_MAX_PROCS];     /* futex each: the last inval_seq a slot's agent answered */
 	_Atomic uint8_t listening[MP_MAX_PROCS]; /* a slot's view answers invalidations */
+	/*
+	 * Under the share's lock. A strict unmap records its pieces in its
+	 * slot's journal after clearing their entries, and erases each as it
+	 * puts the piece's hold back: one store each way (len), so that a
+	 * record is there exactly while its hold is. The reap moves a dead
+	 * slot's records to the orphans; the next poster of an invalidation
+	 * makes it one of everything and releases the orphans it saw first.
+	 */
+	struct sdom_piece inflight[MP_MAX_PROCS][SDOM_INFLIGHT];
+	struct sdom_piece orphans[SDOM_ORPHANS]; /* a ring: [orphan_head, orphan_tail) */
+	uint32_t orphan_head, orphan_tail;
 };
 
 static_assert(sizeof(struct mp_domain_shm) % 8 == 0, "the bitmaps after it are word-aligned");
@@ -96,7 +117,14 @@ void sdom_iova_free(void *arg, iova_t iova, uint64_t len);
 void sdom_iova_stats(void *arg, uint64_t *allocated, uint64_t *free_pages, uint64_t *largest);
 int sdom_pa_check(void *arg, pa_t pa, uint64_t len);
 int sdom_pa_hold(void *arg, pa_t pa, uint64_t len);
-void sdom_pa_put(void *arg, pa_t pa, uint64_t len);
+void sdom_pa_put(void *arg, iova_t iova, pa_t pa, uint64_t len);
+void sdom_pa_pending(void *arg, iova_t iova, pa_t pa, uint64_t len);
+/* sdom_orphans_seen() - the orphans' tail now, for sdom_orphans_release(); whether there are any. */
+bool sdom_orphans_seen(struct mp_dview *v, uint32_t *upto);
+/* sdom_orphans_release() - after an invalidation of everything posted since sdom_orphans_seen(): free them. */
+void sdom_orphans_release(struct mp_dview *v, uint32_t upto);
+/* sdom_journal_orphan() - slot @slot died: its records of unmaps in flight become orphans. Needs the lock. */
+void sdom_journal_orphan(struct mp_domain_shm *shm, unsigned slot);
 /* sdom_maps_rebuild() - mp_heap.maps as the sum of the open domains' counts. Needs the lock. */
 void sdom_maps_rebuild(struct mp_heap *h);
 /* sdom_held_sweep() - free the blocks held for domains that none maps now. Needs the lock. */

@@ -201,19 +201,26 @@ int sdom_iova_reserve(void *arg, iova_t iova, uint64_t len)
 	return 0;
 }
 
-void sdom_iova_free(void *arg, iova_t iova, uint64_t len)
+/* Needs the lock. */
+static void iova_free_locked(struct mp_dview *v, iova_t iova, uint64_t len)
 {
-	struct mp_dview *v = arg;
 	uint64_t at = (iova_val(iova) - DOMAIN_IOVA_BASE) / SZ_4K, n = len / SZ_4K;
 
 	if (IOVM_WARN_ON(iova_val(iova) < DOMAIN_IOVA_BASE || at + n > v->shm->iova_pages))
-		return;
-	if (mp_lock(&v->s->h))
 		return;
 	IOVM_WARN_ON(next_set(v->iova_map, at, at + n) != at); /* freed whole, or a bug */
 	bits_set(v->iova_map, at, n, false);
 	if (at < v->shm->iova_hint)
 		v->shm->iova_hint = at;
+}
+
+void sdom_iova_free(void *arg, iova_t iova, uint64_t len)
+{
+	struct mp_dview *v = arg;
+
+	if (mp_lock(&v->s->h))
+		return;
+	iova_free_locked(v, iova, len);
 	mp_unlock(&v->s->h);
 }
 
@@ -333,14 +340,12 @@ static void page_unheld(struct mp_heap *h, uint64_t p)
 	}
 }
 
-void sdom_pa_put(void *arg, pa_t pa, uint64_t len)
+/* The hold on [pa, +len) goes: memory freed meanwhile is freed once no domain maps it. Needs the lock. */
+static void put_locked(struct mp_dview *v, pa_t pa, uint64_t len)
 {
-	struct mp_dview *v = arg;
 	struct mp_heap *h = &v->s->h;
 	uint64_t first, last;
 
-	if (!len || mp_lock(h))
-		return; /* unrecoverable: held until the domain goes */
 	pages_of(v->s, pa, len, &first, &last);
 	for (uint64_t p = first; p <= last && p < v->shm->heap_pages; p++) {
 		if (IOVM_WARN_ON(!v->refs[p] || !h->maps[p]))
@@ -352,7 +357,97 @@ void sdom_pa_put(void *arg, pa_t pa, uint64_t len)
 		if (!h->maps[p] && h->c->domains_held)
 			page_unheld(h, p);
 	}
-	mp_unlock(h);
+}
+
+void sdom_pa_put(void *arg, iova_t iova, pa_t pa, uint64_t len)
+{
+	struct mp_dview *v = arg;
+	struct sdom_piece *j;
+
+	if (!len || mp_lock(&v->s->h))
+		return; /* unrecoverable: held until the domain goes */
+	/* Its record first: killed between, the hold stays for nothing (held until the domain goes). */
+	j = v->shm->inflight[v->s->slot];
+	for (unsigned i = 0; i < SDOM_INFLIGHT; i++)
+		if (j[i].len == len && j[i].iova == iova_val(iova) && j[i].pa == pa_val(pa)) {
+			j[i].len = 0;
+			mp_crash_point();
+			break;
+		}
+	put_locked(v, pa, len);
+	mp_unlock(&v->s->h);
+}
+
+void sdom_pa_pending(void *arg, iova_t iova, pa_t pa, uint64_t len)
+{
+	struct mp_dview *v = arg;
+	struct sdom_piece *j;
+
+	if (!len || mp_lock(&v->s->h))
+		return;
+	j = v->shm->inflight[v->s->slot];
+	for (unsigned i = 0; i < SDOM_INFLIGHT; i++)
+		if (!j[i].len) {
+			j[i].iova = iova_val(iova);
+			j[i].pa = pa_val(pa);
+			mp_crash_point();
+			j[i].len = len; /* the commit */
+			mp_crash_point();
+			break;
+		}
+	/* No room: not recorded; a death before its put leaves it held until the domain goes. */
+	mp_unlock(&v->s->h);
+}
+
+void sdom_journal_orphan(struct mp_domain_shm *shm, unsigned slot)
+{
+	struct sdom_piece *j = shm->inflight[slot];
+
+	for (unsigned i = 0; i < SDOM_INFLIGHT; i++) {
+		struct sdom_piece p = j[i];
+
+		if (!p.len)
+			continue;
+		/* Erased first: killed between, it is lost (held until the domain goes), never freed twice. */
+		j[i].len = 0;
+		mp_crash_point();
+		if (shm->orphan_tail - shm->orphan_head >= SDOM_ORPHANS)
+			continue; /* no room: the same */
+		shm->orphans[shm->orphan_tail % SDOM_ORPHANS] = p;
+		mp_crash_point();
+		shm->orphan_tail++;
+		mp_crash_point();
+	}
+}
+
+bool sdom_orphans_seen(struct mp_dview *v, uint32_t *upto)
+{
+	bool any;
+
+	if (mp_lock(&v->s->h))
+		return false;
+	*upto = v->shm->orphan_tail;
+	any = *upto != v->shm->orphan_head;
+	mp_unlock(&v->s->h);
+	return any;
+}
+
+void sdom_orphans_release(struct mp_dview *v, uint32_t upto)
+{
+	struct mp_domain_shm *shm = v->shm;
+
+	if (mp_lock(&v->s->h))
+		return;
+	/* Each taken off the ring, then released: killed between, it is lost, never released twice. */
+	while (shm->orphan_head != upto && shm->orphan_head != shm->orphan_tail) {
+		struct sdom_piece p = shm->orphans[shm->orphan_head % SDOM_ORPHANS];
+
+		shm->orphan_head++;
+		mp_crash_point();
+		put_locked(v, pa_make(p.pa), p.len);
+		iova_free_locked(v, iova_make(p.iova), p.len);
+	}
+	mp_unlock(&v->s->h);
 }
 
 bool mp_domains_map(const struct mp_heap *h, uint64_t grain, unsigned order)

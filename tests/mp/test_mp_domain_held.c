@@ -12,6 +12,7 @@
  */
 #include <stdlib.h>
 
+#include "mp/mp_internal.h" /* mp_crash_countdown */
 #include "mp_sdom.h"
 #include "mp_util.h"
 
@@ -368,6 +369,100 @@ TEST(a_forked_child_opens_its_own_view)
 	CHECK_OK(iovm_close(ctx));
 }
 
+#ifdef IOVM_DEBUG_CHECKS
+/*
+ * A process killed at each store of a strict unmap in a shared domain
+ * (the library's crash points, mp_internal.h): what it leaves is sound,
+ * freed by the survivor's next strict unmap (or, what it had not recorded,
+ * with the domain), and never freed twice: the survivor's own mapping of
+ * the same page keeps its hold throughout, so that its buffer, freed
+ * while mapped, is held to the byte.
+ */
+static unsigned long g_countdown;
+
+static void unmap_dies(int rd, int wr, void *arg)
+{
+	struct iovm_ctx *ctx = attach_ok(g_name);
+	iovm_iova_t iova = IOVM_IOVA(IOVM_ADDR_INVALID);
+	struct iovm_domain *dom;
+	iovm_pa_t pa;
+
+	(void)arg;
+	CHECK_OK(iovm_share_domain_open(ctx, DOM, &dom));
+	pa = IOVM_PA(get64(rd));
+	CHECK_OK(iovm_domain_map(dom, &iova, pa, 8192, IOVM_MAP_READ));
+	put64(wr, iova.addr);
+	(void)get64(rd);
+	mp_crash_countdown = g_countdown;
+	CHECK_OK(iovm_domain_unmap(dom, iova, 8192));
+	mp_crash_countdown = 0;
+	put64(wr, 1); /* lived through it */
+	pause();
+}
+
+TEST(killed_at_each_store_of_an_unmap)
+{
+	unsigned long n;
+
+	for (n = 1;; n++) {
+		struct iovm_ctx *ctx;
+		struct iovm_domain *dom;
+		iovm_iova_t mine = IOVM_IOVA(IOVM_ADDR_INVALID), next = IOVM_IOVA(IOVM_ADDR_INVALID);
+		struct iovm_domain_stats st;
+		struct child c;
+		uint8_t *buf, *other;
+		iovm_pa_t pa;
+		uint64_t said;
+		bool lived;
+		int ret;
+
+		g_name = share_name("held-crash");
+		ctx = share_ok(g_name, HEAP);
+		CHECK_OK(iovm_share_domain_create(ctx, DOM, NULL, &dom));
+		buf = iovm_dma_alloc(ctx, 8192, 4096, 0);
+		other = iovm_dma_alloc(ctx, 4096, 4096, 0);
+		CHECK(buf && other);
+		CHECK_OK(iovm_dma_pa(ctx, buf, &pa));
+		CHECK_OK(iovm_domain_map_ptr(dom, buf, 8192, IOVM_MAP_READ, &mine));
+		g_countdown = n;
+		c = child_start(unmap_dies, NULL);
+		put64(c.wr, pa.addr);
+		(void)get64(c.rd);
+		put64(c.wr, 1);
+		/* It says it lived through the unmap, or dies at the n-th point with the pipe closing. */
+		lived = read(c.rd, &said, sizeof(said)) == (ssize_t)sizeof(said);
+		if (lived) {
+			child_kill(&c);
+		} else {
+			ret = child_wait(&c);
+			CHECK_MSG(ret == MP_CRASH_EXIT, "point %lu: the child ended with %d", n, ret);
+		}
+		WAIT_UNTIL(share_info(ctx).processes == 1);
+		CHECK_MSG(iovm_share_check(ctx) == 0, "point %lu: %s", n, iovm_error_detail());
+		/* The survivor's next strict unmap frees what the dead one recorded. */
+		CHECK_OK(iovm_domain_map_ptr(dom, other, 4096, IOVM_MAP_READ, &next));
+		CHECK_OK(iovm_domain_unmap(dom, next, 4096));
+		/* Its own mapping kept its hold: its buffer, freed now, is held whole. */
+		CHECK_OK(iovm_dma_free(ctx, buf));
+		CHECK_MSG(share_info(ctx).domain_held == 8192, "point %lu: held %llu, not the survivor's 8192", n,
+			  (unsigned long long)share_info(ctx).domain_held);
+		CHECK_OK(iovm_domain_unmap(dom, mine, 8192));
+		CHECK_OK(iovm_domain_stats(dom, &st));
+		CHECK_EQ(st.leaves_4k + st.leaves_2m, 0);
+		CHECK_OK(iovm_domain_destroy(dom));
+		CHECK_OK(iovm_dma_free(ctx, other));
+		CHECK_MSG(share_info(ctx).heap_free == HEAP, "point %lu: %llu bytes not free after the domain went", n,
+			  (unsigned long long)(HEAP - share_info(ctx).heap_free));
+		CHECK_OK(iovm_share_check(ctx));
+		CHECK_OK(iovm_close(ctx));
+		if (lived)
+			break;
+	}
+	printf("# a strict unmap killed at each of its %lu stores, whole every time\n", n - 1);
+	CHECK(n > 4);
+}
+#endif
+
 int main(void)
 {
 	test_init();
@@ -376,5 +471,8 @@ int main(void)
 	RUN(dead_mappers_memory_is_held_while_mapped);
 	RUN(iova_counts_are_the_domains);
 	RUN(a_forked_child_opens_its_own_view);
+#ifdef IOVM_DEBUG_CHECKS
+	RUN(killed_at_each_store_of_an_unmap);
+#endif
 	return 0;
 }
