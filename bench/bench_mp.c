@@ -561,6 +561,7 @@ int bench_mp(const struct bench_args *args)
 	bench_result("recovery: kill -9 of a holder of 1000 blocks", "us", recovery_us,
 		     "none (DPDK cannot reclaim)", NAN, NULL);
 	mp_dev_bench(&cfg, share_name);
+	mp_sdom_bench(&cfg, share_name);
 	ret = mp_child_wait(&owner);
 	if (ret)
 		bench_note("iovm: the owner ended with %d", ret);

@@ -4,7 +4,8 @@
  * processes run from a function with a pipe each way, the figures a side
  * measures, and the loops' sizes. bench_mp.c drives the run and measures
  * iovm; bench_mp_dpdk.c measures DPDK's primary and secondaries;
- * bench_mp_dev.c, iovm's device process and its clients.
+ * bench_mp_dev.c, iovm's device process and its clients; bench_mp_sdom.c,
+ * shared domains.
  */
 #ifndef IOVM_BENCH_MP_H
 #define IOVM_BENCH_MP_H
@@ -90,5 +91,12 @@ void mp_dpdk_stop(struct mp_child *side);
  * engine in one process. Forks only: the caller holds no context.
  */
 void mp_dev_bench(const struct mp_cfg *cfg, const char *share);
+
+/*
+ * mp_sdom_bench() - the shared-domain rows (bench_mp_sdom.c): map+unmap in
+ * a domain two processes of @share have open, beside a private domain.
+ * Forks only: the caller holds no context.
+ */
+void mp_sdom_bench(const struct mp_cfg *cfg, const char *share);
 
 #endif /* IOVM_BENCH_MP_H */

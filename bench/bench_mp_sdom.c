@@ -1,0 +1,194 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench_mp_sdom.c - the shared-domain rows of `iovm bench mp`: a map and
+ * an unmap of 4 KiB in a domain shared with one other process that has it
+ * open (iovm_share_domain_create()), strict and deferred, beside the same
+ * pair in a private domain of the same process, strict and deferred: the
+ * ratio is what sharing the IO address space costs. A strict unmap waits
+ * for the other process's agent to drop what its devices cached; a
+ * deferred one queues, and a flush posts once per batch.
+ *
+ * Two processes forked from the benchmark (which holds no context), both
+ * attached to the share: the other view, which opens both domains and
+ * waits, and the measuring one, which made them. Each repetition runs the
+ * four loops in turn, so that a change of the machine's load hits all
+ * alike; the medians are reported.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <iovm.h>
+
+#include "bench.h"
+#include "bench_mp.h"
+
+#define SDOM_STRICT "bench-sdom-strict"
+#define SDOM_DEFERRED "bench-sdom-deferred"
+#define SDOM_REPS_MAX 32
+
+enum { PRIV_STRICT, SHARED_STRICT, PRIV_DEFERRED, SHARED_DEFERRED, NR_LOOPS };
+
+static const struct mp_cfg *sd_cfg;
+static const char *sd_share;
+
+struct sdom_result {
+	int err;            /* 0, or what failed */
+	char why[96];
+	double ns[NR_LOOPS]; /* median ns per map+unmap pair */
+};
+
+static struct iovm_ctx *sd_attach(int *err)
+{
+	struct iovm_ctx *ctx = NULL;
+
+	*err = iovm_attach(sd_share, sd_cfg->opts, &ctx);
+	return *err ? NULL : ctx;
+}
+
+/* The other view: opens both domains, says so, and holds them until told. */
+static void viewer_main(int rd, int wr, void *arg)
+{
+	struct iovm_domain *s = NULL, *d = NULL;
+	struct iovm_ctx *ctx;
+	int err;
+	char c;
+
+	(void)arg;
+	ctx = sd_attach(&err);
+	if (ctx && !(err = iovm_share_domain_open(ctx, SDOM_STRICT, &s)))
+		err = iovm_share_domain_open(ctx, SDOM_DEFERRED, &d);
+	mp_put(wr, &err, sizeof(err));
+	while (read(rd, &c, 1) < 0 && errno == EINTR)
+		;
+	if (d)
+		iovm_domain_destroy(d);
+	if (s)
+		iovm_domain_destroy(s);
+	if (ctx)
+		iovm_close(ctx);
+}
+
+static double pairs(struct iovm_domain *dom, void *buf, uint64_t n)
+{
+	uint64_t t0 = bench_now_ns();
+
+	for (uint64_t i = 0; i < n; i++) {
+		iovm_iova_t iova = IOVM_IOVA_ANY;
+
+		if (iovm_domain_map_ptr(dom, buf, 4096, IOVM_MAP_READ | IOVM_MAP_WRITE, &iova) ||
+		    iovm_domain_unmap(dom, iova, 4096))
+			return NAN;
+	}
+	/* A deferred domain's last batch is part of the cost. */
+	iovm_domain_flush(dom);
+	return (double)(bench_now_ns() - t0) / (double)n;
+}
+
+/* The measuring process: makes the domains, waits for the other view, then times. */
+static void measurer_main(int rd, int wr, void *arg)
+{
+	struct iovm_share_domain_params def = { .flags = IOVM_DOMAIN_DEFERRED };
+	struct iovm_domain_attr pdef = { .type = IOVM_DOMAIN_MANAGED, .flags = IOVM_DOMAIN_DEFERRED };
+	struct iovm_domain *dom[NR_LOOPS] = { NULL };
+	struct sdom_result res = { 0 };
+	double v[NR_LOOPS][SDOM_REPS_MAX];
+	uint64_t n = mp_iters(sd_cfg, 20000);
+	unsigned reps = sd_cfg->reps < SDOM_REPS_MAX ? sd_cfg->reps : SDOM_REPS_MAX;
+	struct iovm_ctx *ctx;
+	void *buf = NULL;
+	int go = 0;
+
+	(void)arg;
+	ctx = sd_attach(&res.err);
+	if (!ctx) {
+		snprintf(res.why, sizeof(res.why), "iovm_attach");
+		goto say;
+	}
+	if ((res.err = iovm_domain_create(ctx, NULL, &dom[PRIV_STRICT])) ||
+	    (res.err = iovm_domain_create(ctx, &pdef, &dom[PRIV_DEFERRED])) ||
+	    (res.err = iovm_share_domain_create(ctx, SDOM_STRICT, NULL, &dom[SHARED_STRICT])) ||
+	    (res.err = iovm_share_domain_create(ctx, SDOM_DEFERRED, &def, &dom[SHARED_DEFERRED]))) {
+		snprintf(res.why, sizeof(res.why), "a domain: %s", iovm_error_detail());
+		goto say;
+	}
+	buf = iovm_dma_alloc(ctx, 4096, 4096, 0);
+	if (!buf) {
+		res.err = -errno;
+		snprintf(res.why, sizeof(res.why), "iovm_dma_alloc");
+		goto say;
+	}
+	res.err = 0;
+	mp_put(wr, &res.err, sizeof(res.err)); /* domains made: the other view may open them */
+	if (mp_get(rd, &go, sizeof(go)) || !go)
+		goto close;
+	for (int k = 0; k < NR_LOOPS; k++)
+		pairs(dom[k], buf, n / 10 + 1); /* warm-up */
+	for (unsigned r = 0; r < reps && !res.err; r++)
+		for (int k = 0; k < NR_LOOPS && !res.err; k++)
+			if (isnan(v[k][r] = pairs(dom[k], buf, n))) {
+				res.err = -EIO;
+				snprintf(res.why, sizeof(res.why), "map or unmap failed: %s", iovm_error_detail());
+			}
+	for (int k = 0; k < NR_LOOPS && !res.err; k++)
+		res.ns[k] = bench_median(v[k], reps);
+	mp_put(wr, &res, sizeof(res));
+	goto close;
+say:
+	/* Not ready: the error first, where the readiness was awaited, then what failed. */
+	mp_put(wr, &res.err, sizeof(res.err));
+	mp_put(wr, &res, sizeof(res));
+close:
+	if (buf)
+		iovm_dma_free(ctx, buf);
+	for (int k = 0; k < NR_LOOPS; k++)
+		if (dom[k])
+			iovm_domain_destroy(dom[k]);
+	if (ctx)
+		iovm_close(ctx);
+}
+
+void mp_sdom_bench(const struct mp_cfg *cfg, const char *share)
+{
+	struct sdom_result res = { .err = -EPIPE };
+	struct mp_child measurer, viewer;
+	int err = -EPIPE, go, started;
+
+	sd_cfg = cfg;
+	sd_share = share;
+	bench_progress("shared domain: map+unmap");
+	if (mp_child_start(&measurer, measurer_main, NULL))
+		return;
+	if (mp_get(measurer.rd, &err, sizeof(err)) || err) {
+		mp_get(measurer.rd, &res, sizeof(res));
+		bench_note("iovm: shared domain rows: %s: %s", res.why, iovm_strerror(res.err));
+		mp_child_wait(&measurer);
+		return;
+	}
+	started = mp_child_start(&viewer, viewer_main, NULL) == 0;
+	go = started && !mp_get(viewer.rd, &err, sizeof(err)) && !err;
+	if (!go)
+		bench_note("iovm: shared domain rows: the other view: %s", iovm_strerror(err));
+	mp_put(measurer.wr, &go, sizeof(go));
+	if (go)
+		mp_get(measurer.rd, &res, sizeof(res));
+	mp_child_wait(&measurer);
+	if (started) {
+		close(viewer.wr);
+		mp_child_wait(&viewer);
+	}
+	if (!go)
+		return;
+	if (res.err)
+		bench_note("iovm: shared domain rows: %s", res.why);
+	bench_result("shared domain: map+unmap 4 KiB, strict", "ns/pair",
+		     res.err ? NAN : res.ns[SHARED_STRICT], "private domain, strict, same process",
+		     res.err ? NAN : res.ns[PRIV_STRICT], "report");
+	bench_result("shared domain: map+unmap 4 KiB, deferred", "ns/pair",
+		     res.err ? NAN : res.ns[SHARED_DEFERRED], "private domain, deferred, same process",
+		     res.err ? NAN : res.ns[PRIV_DEFERRED], "report");
+	bench_note("shared domain: one other process has it open; a strict unmap waits for its agent; "
+		   "a deferred one posts once per batch of 256 (each loop ends with a flush)");
+}
