@@ -181,7 +181,10 @@ IOVM_API int iovm_share_check(struct iovm_ctx *ctx);
  *
  * What may be mapped: memory of the shared heap only, which is at the same
  * PA in every process (a process's own memory is not; -EINVAL), and not a
- * shared domain's own block. A queue's rings are its process's own memory:
+ * shared domain's own block. Free heap memory may be mapped too, as in a
+ * private domain (what is allocated there later is reachable through the
+ * mapping), but a domain's own block is never made of memory a domain
+ * maps. A queue's rings are its process's own memory:
  * attach a domain of the process's own at IOVM_PASID_NONE for them, and
  * the shared domain at another PASID, which descriptors name. Page tables
  * come from the domain's pool (iovm_share_domain_params.tables) and stay
