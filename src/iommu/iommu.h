@@ -136,13 +136,14 @@ struct iommu_shared_ops {
 	int (*iova_alloc)(void *arg, uint64_t len, uint64_t align, iova_t *iova);
 	int (*iova_reserve)(void *arg, iova_t iova, uint64_t len);
 	void (*iova_free)(void *arg, iova_t iova, uint64_t len);
-	/* Whether [pa, +len) is memory every process has at that PA: 0, -EINVAL, or -EPERM (a forked child). */
-	int (*pa_check)(void *arg, pa_t pa, uint64_t len);
 	/*
-	 * Before entries naming [pa, +len) are written: what pa_check() checks,
-	 * and a count of the mapping, so that the memory outlives a free
-	 * while mapped. Each hold is put back by pa_put(): for a map that
-	 * fails, at once; for a mapping, by the unmap, after its invalidation.
+	 * Before entries naming [pa, +len) are written: whether it is memory
+	 * every process has at that PA (-EINVAL if not; -EPERM in a forked
+	 * child), and a count of the mapping, so that the memory outlives a
+	 * free while mapped. Each hold is put back by pa_put(): for a map
+	 * that fails, at once; for a mapping, by the unmap, after its
+	 * invalidation. Another process's device would reach its own memory,
+	 * or none, at a PA of this process's own.
 	 */
 	int (*pa_hold)(void *arg, pa_t pa, uint64_t len);
 	void (*pa_put)(void *arg, iova_t iova, pa_t pa, uint64_t len);

@@ -131,16 +131,6 @@ give:
 	return ret;
 }
 
-/*
- * Whether a shared domain may map [pa, pa+len): only what every process
- * has at that PA (the shared heap); another process's device would reach
- * its own memory, or none, at a PA of this process's own.
- */
-static int pa_shareable(struct iovm_domain *dom, pa_t pa, uint64_t len)
-{
-	return dom->shared_ops ? dom->shared_ops->pa_check(dom->shared_arg, pa, len) : 0;
-}
-
 int domain_pa_hold(struct iovm_domain *dom, pa_t pa, uint64_t len)
 {
 	return dom->shared_ops ? dom->shared_ops->pa_hold(dom->shared_arg, pa, len) : 0;
@@ -184,9 +174,6 @@ IOVM_API int iovm_domain_map(struct iovm_domain *dom, iovm_iova_t *iova, iovm_pa
 		return ret;
 	if (!is_aligned(pa_val(pa), SZ_4K) || pa_val(pa) + len < pa_val(pa) || !on_bus(dom, pa, len))
 		return err_inval("!is_aligned(pa_val(pa), SZ_4K) || pa_val(pa) + len < pa_val(pa) || !on_bus(dom, pa, len)");
-	ret = pa_shareable(dom, pa, len);
-	if (ret)
-		return ret;
 	where = *iova;
 	ret = domain_map_pa(dom, &where, pa, NULL, len, prot_of(perm));
 	if (!ret)
@@ -243,9 +230,6 @@ IOVM_API int iovm_domain_map_pages(struct iovm_domain *dom, iovm_iova_t *iova, c
 	for (unsigned i = 0; i < n; i++)
 		if (!is_aligned(pages[i].addr, SZ_4K) || !phys_page_size(dom->ctx->phys, pages[i]))
 			return err_inval("!is_aligned(pages[i].addr, SZ_4K) || !phys_page_size(dom->ctx->phys, pages[i])");
-	for (unsigned i = 0; i < n; i++)
-		if ((ret = pa_shareable(dom, pages[i], SZ_4K)))
-			return ret;
 	where = *iova;
 	ret = iova_take(dom, &where, len, SZ_4K);
 	if (ret)
@@ -323,9 +307,6 @@ IOVM_API int iovm_domain_map_ptr(struct iovm_domain *dom, const void *ptr, size_
 	/* A VA domain's IOVA is the process's address. */
 	where = iova_make(dom->type == IOVM_DOMAIN_VA ? (uintptr_t)ptr : IOVM_ADDR_INVALID);
 	if (x.contig >= len) {
-		ret = pa_shareable(dom, x.pa, len);
-		if (ret)
-			return ret;
 		ret = domain_map_pa(dom, &where, x.pa, ptr, len, prot_of(perm));
 		if (!ret)
 			*iova = where;

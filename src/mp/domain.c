@@ -302,7 +302,6 @@ static const struct iommu_shared_ops shared_ops = {
 	.iova_alloc = sdom_iova_alloc,
 	.iova_reserve = sdom_iova_reserve,
 	.iova_free = sdom_iova_free,
-	.pa_check = sdom_pa_check,
 	.pa_hold = sdom_pa_hold,
 	.pa_put = sdom_pa_put,
 	.pa_pending = sdom_pa_pending,

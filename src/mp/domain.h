@@ -115,7 +115,6 @@ int sdom_iova_alloc(void *arg, uint64_t len, uint64_t align, iova_t *iova);
 int sdom_iova_reserve(void *arg, iova_t iova, uint64_t len);
 void sdom_iova_free(void *arg, iova_t iova, uint64_t len);
 void sdom_iova_stats(void *arg, uint64_t *allocated, uint64_t *free_pages, uint64_t *largest);
-int sdom_pa_check(void *arg, pa_t pa, uint64_t len);
 int sdom_pa_hold(void *arg, pa_t pa, uint64_t len);
 void sdom_pa_put(void *arg, iova_t iova, pa_t pa, uint64_t len);
 void sdom_pa_pending(void *arg, iova_t iova, pa_t pa, uint64_t len);

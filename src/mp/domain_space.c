@@ -252,23 +252,6 @@ static bool pa_ok_locked(struct mp_space *s, pa_t pa, uint64_t len)
 	return true;
 }
 
-int sdom_pa_check(void *arg, pa_t pa, uint64_t len)
-{
-	struct mp_dview *v = arg;
-	int ret = sdom_not_forked(v);
-	bool ok;
-
-	if (ret || (ret = mp_lock(&v->s->h)))
-		return ret;
-	ok = pa_ok_locked(v->s, pa, len);
-	mp_unlock(&v->s->h);
-	if (!ok)
-		return err_detail(-EINVAL, IOVM_LOG_DEBUG,
-				  "PA [%#" PRIx64 ", +%#" PRIx64 ") is not in the shared heap, or is a shared domain's own",
-				  pa_val(pa), len);
-	return 0;
-}
-
 /* The heap pages [*first, *last] that [pa, +len) touches. */
 static void pages_of(const struct mp_space *s, pa_t pa, uint64_t len, uint64_t *first, uint64_t *last)
 {
@@ -296,8 +279,8 @@ int sdom_pa_hold(void *arg, pa_t pa, uint64_t len)
 	if (!len || !pa_ok_locked(v->s, pa, len)) {
 		mp_unlock(&v->s->h);
 		return err_detail(-EINVAL, IOVM_LOG_DEBUG,
-				  "PA [%#" PRIx64 ", +%#" PRIx64 ") is not shared heap a shared domain may map", pa_val(pa),
-				  len);
+				  "PA [%#" PRIx64 ", +%#" PRIx64 ") is not in the shared heap, or is a shared domain's own",
+				  pa_val(pa), len);
 	}
 	pages_of(v->s, pa, len, &first, &last);
 	for (p = first; p <= last; p++) {
