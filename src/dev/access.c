@@ -174,7 +174,7 @@ static int remote_missing(struct exec *x, struct side *s, uint64_t rva, unsigned
 	ret = q->page_request(q->page_request_arg, rva, access);
 	iommu_enter(q->tlb);
 	x->retries++;
-	if (ret) {
+	if (ret < 0) {
 		remote_fault(x, s->iova, access);
 		return -EFAULT;
 	}

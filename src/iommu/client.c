@@ -225,15 +225,33 @@ void iommu_set_resolver(struct iommu_space *is, iommu_resolver_fn fn, void *arg)
 	atomic_store_explicit(&is->resolver, fn, memory_order_release);
 }
 
+void iommu_domain_set_resolver(struct iovm_domain *dom, iommu_resolver_fn fn, void *arg)
+{
+	mutex_lock(&dom->lock);
+	dom->resolver = fn;
+	dom->resolver_arg = arg;
+	mutex_unlock(&dom->lock);
+}
+
 int iommu_resolve(struct iommu_client *c, const struct iovm_fault *f)
 {
 	iommu_resolver_fn fn = atomic_load_explicit(&c->is->resolver, memory_order_acquire);
 	struct iovm_domain *dom = client_domain(c, f->pasid);
+	void *arg;
+	int ret;
 
 	/* On-demand registrations live in single-stage domains. */
-	if (!fn || !dom || f->reason != IOVM_FAULT_NOT_PRESENT || f->stage != IOVM_STAGE_ONLY)
+	if (!dom || f->reason != IOVM_FAULT_NOT_PRESENT || f->stage != IOVM_STAGE_ONLY)
 		return -ENOENT;
-	return fn(c->is->resolver_arg, dom, f->iova, f->access);
+	ret = fn ? fn(c->is->resolver_arg, dom, f->iova, f->access) : -ENOENT;
+	if (ret != -ENOENT)
+		return ret;
+	/* Not a registration of this process's: the domain's own resolver, if it has one. */
+	mutex_lock(&dom->lock);
+	fn = dom->resolver;
+	arg = dom->resolver_arg;
+	mutex_unlock(&dom->lock);
+	return fn ? fn(arg, dom, f->iova, f->access) : -ENOENT;
 }
 
 int iommu_fault_handle(struct iommu_client *c, const struct iovm_fault *f)

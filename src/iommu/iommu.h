@@ -92,7 +92,14 @@ typedef int (*iommu_resolver_fn)(void *arg, struct iovm_domain *dom, iova_t iova
 /* Set once, before any device runs. */
 void iommu_set_resolver(struct iommu_space *is, iommu_resolver_fn fn, void *arg);
 
-/* iommu_resolve() - a not-present fault to the resolver. Outside a section. */
+/*
+ * iommu_domain_set_resolver() - a resolver of @dom's own (NULL: none), asked
+ * about not-present faults in @dom that the space's resolver says are not
+ * its (-ENOENT): a device process's mirror of a client's registrations.
+ * Set before devices fault in @dom, or under its traffic: under its lock.
+ */
+void iommu_domain_set_resolver(struct iovm_domain *dom, iommu_resolver_fn fn, void *arg);
+/* iommu_resolve() - a not-present fault to the resolvers (the space's, then the domain's). Outside a section. */
 int iommu_resolve(struct iommu_client *c, const struct iovm_fault *f);
 
 /*

@@ -151,6 +151,8 @@ struct iovm_domain {
 	_Atomic unsigned reg_users; /* registrations and registration caches on it (iommu_domain_use()) */
 	iovm_fault_fn fault_fn;   /* under lock */
 	void *fault_arg;          /* under lock */
+	iommu_resolver_fn resolver; /* under lock: this domain's own (iommu_domain_set_resolver()) */
+	void *resolver_arg;       /* under lock */
 
 	struct mutex fault_lock;
 	struct fault_ring faults;      /* under fault_lock */

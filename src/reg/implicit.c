@@ -58,6 +58,7 @@ int implicit_reg(struct iovm_domain *dom, uint32_t access, struct iovm_mr **out)
 	mr->npages = (mr->end - mr->start) / PG;
 	mr->implicit = true;
 	mr->on_demand = true;
+	list_init(&mr->mirrors); /* never mirrored (no one range), but deregistration looks */
 	mr->access = access | IOVM_ACCESS_LOCAL_READ;
 	mr->prot = IOVM_MAP_READ | (access & (IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_REMOTE_WRITE) ? IOVM_MAP_WRITE : 0);
 	mutex_init(&mr->lock);
@@ -244,7 +245,7 @@ int implicit_advise(struct iovm_mr *mr, uintptr_t a, size_t len, uint32_t flags)
 
 		ret = implicit_child(rs, mr, at, &child);
 		if (!ret)
-			ret = odp_advise(rs, child, at, next - at);
+			ret = odp_advise(rs, child, at, next - at, false);
 		at = next;
 	}
 	mutex_unlock(&rs->lock);

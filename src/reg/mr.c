@@ -105,6 +105,7 @@ int mr_init(struct iovm_mr *mr, struct iovm_domain *dom, uintptr_t a, size_t len
 	 * it back in.)
 	 */
 	mr->locked = !mr->on_demand;
+	list_init(&mr->mirrors);
 	itree_node_set(&mr->node, mr->start, mr->end - mr->start);
 	mr->valid = fi_calloc((mr->npages + 63) / 64, sizeof(uint64_t));
 	if (!mr->valid)
@@ -297,6 +298,10 @@ int mr_dereg(struct iovm_mr *mr)
 	struct reg_space *rs = mr->rs;
 
 	mutex_lock(&rs->lock);
+	if (!list_empty(&mr->mirrors)) {
+		mutex_unlock(&rs->lock);
+		return err_detail(-EBUSY, IOVM_LOG_DEBUG, "the MR is mapped on a device queue: unmap it there first");
+	}
 	if (mr->implicit)
 		implicit_teardown(rs, mr);
 	else

@@ -300,8 +300,12 @@ void odp_forget(struct reg_space *rs, struct iovm_mr *mr)
 		}
 }
 
-/* Prefetch [a, a+len) of on-demand @mr (not implicit). Needs reg_space.lock. */
-int odp_advise(struct reg_space *rs, struct iovm_mr *mr, uintptr_t a, size_t len)
+/*
+ * Prefetch [a, a+len) of on-demand @mr (not implicit), or, when @fault,
+ * resolve a mirror's page request for it (counted as a fault). Needs
+ * reg_space.lock.
+ */
+int odp_advise(struct reg_space *rs, struct iovm_mr *mr, uintptr_t a, size_t len, bool fault)
 {
 	uint64_t first = (align_down(a, PG) - mr->start) / PG;
 	uint64_t last = (align_up(a + len, PG) - mr->start) / PG - 1;
@@ -325,7 +329,9 @@ int odp_advise(struct reg_space *rs, struct iovm_mr *mr, uintptr_t a, size_t len
 		last = asked_last;
 		ret = odp_fill(rs, mr, first, last);
 	}
-	if (!ret)
+	if (!ret && fault)
+		atomic_fetch_add_explicit(&rs->odp_faults, 1, memory_order_relaxed);
+	else if (!ret)
 		atomic_fetch_add_explicit(&rs->odp_prefetched, (last - first + 1) * PG, memory_order_relaxed);
 	return ret;
 }
@@ -352,7 +358,7 @@ IOVM_API int iovm_mr_advise(struct iovm_mr *mr, void *addr, size_t len, uint32_t
 		return -ERANGE;
 	rs = mr->rs;
 	mutex_lock(&rs->lock);
-	ret = odp_advise(rs, mr, a, len);
+	ret = odp_advise(rs, mr, a, len, false);
 	mutex_unlock(&rs->lock);
 	return ret == -ENOENT ? err_inval("[addr, addr+len) inside the MR and mapped") : ret;
 }

@@ -230,6 +230,8 @@ static uint64_t drop_pages(struct reg_space *rs, struct iovm_mr *mr, uint64_t fi
 		uint64_t j = pages_find(mr, i, last, false) - 1;
 
 		pages_set(mr, i, j, false);
+		/* The mirrors' devices first: a page request there finds the pages invalid now. */
+		mirrors_drop(mr, mr->start + i * PG, mr->start + (j + 1) * PG);
 		iommu_hold_unmap(mr->dom, iova_add(mr->iova, i * PG), (j - i + 1) * PG);
 		if (mr->locked)
 			ranges_remove(&rs->locked, mr->start + i * PG, mr->start + (j + 1) * PG, do_munlock,

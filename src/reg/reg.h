@@ -9,8 +9,10 @@
 #include <stdint.h>
 
 #include "base/addr.h"
+#include "base/list.h"
 
 struct iovm_ctx;
+struct iovm_mr;
 struct reg_space;
 
 struct iovm_domain;
@@ -41,5 +43,46 @@ int reg_key_iova(struct reg_space *rs, uint32_t key, uint64_t va, uint64_t len, 
  * 0, -ENOKEY, -ENOMEM, -ENOSPC.
  */
 int reg_key_grow(struct reg_space *rs, uint32_t key, uint64_t va);
+
+/*
+ * Mirrors of an MR: another device's mapping of the MR's pages (a device
+ * process's, iovm_rqueue_map_mr()), made page request by page request
+ * (reg_mirror_resolve()), which must go before the pages here do.
+ *
+ * @drop is told [start, end) of the process's addresses whose pages go
+ * (the pin budget evicts them, the memory monitor invalidates them, the
+ * MR ends) before they are unmapped and unpinned here. It runs under the
+ * registration's locks, and may block, but never call into registration.
+ */
+struct reg_mirror {
+	void (*drop)(struct reg_mirror *m, uintptr_t start, uintptr_t end);
+	struct list_node link; /* in the MR's mirrors, under reg_space.lock */
+};
+
+/* What a mirror of an MR mirrors. */
+struct reg_mirror_range {
+	uintptr_t addr;         /* as registered */
+	uintptr_t start, end;   /* its pages */
+	unsigned prot;          /* IOVM_MAP_* it grants */
+};
+
+/*
+ * reg_mirror_add() - @mr is mirrored by @m until reg_mirror_del(); it
+ * cannot be deregistered meanwhile (-EBUSY). *@range: what it mirrors.
+ * -EINVAL for an implicit MR (or its child), a registration cache's, or
+ * one deregistered.
+ */
+int reg_mirror_add(struct iovm_mr *mr, struct reg_mirror *m, struct reg_mirror_range *range);
+void reg_mirror_del(struct iovm_mr *mr, struct reg_mirror *m);
+
+/*
+ * reg_mirror_resolve() - a mirror's page request for [start, start+len)
+ * (inside the MR, page aligned) for @access: an on-demand MR pins and maps
+ * the pages, within the pin budget, as a fault of its own device would
+ * (counted as one); a pinned MR's must still be valid. 0 when they are
+ * there; -EFAULT when not (unmapped, or without the rights), -ENOMEM,
+ * -EAGAIN when invalidations kept overtaking it.
+ */
+int reg_mirror_resolve(struct iovm_mr *mr, uintptr_t start, size_t len, unsigned access);
 
 #endif /* IOVM_REG_REG_H */

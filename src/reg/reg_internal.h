@@ -96,6 +96,7 @@ struct iovm_mr {
 	bool holes;               /* not all mapped when registered (or changed before chunks): watch chunks first */
 	unsigned refs;            /* resolvers working on it without the lock */
 	uint64_t reg_begun;       /* reg_space.begun when its registration began */
+	struct list_node mirrors; /* struct reg_mirror: told of pages going, under reg_space.lock */
 
 	struct mutex lock;     /* valid, nr_valid and the domain mapping */
 	uint64_t *valid;          /* under lock: a bit per page, mapped in the domain */
@@ -229,6 +230,8 @@ int mr_populate(const struct iovm_mr *mr, uint64_t start, uint64_t len);
  * seqcount (mr->seq, odd while an invalidation runs) tells whether it held.
  */
 bool mr_pages_valid(const struct iovm_mr *mr, uint64_t addr, uint64_t len);
+/* mirror.c: tell @mr's mirrors that its pages in [start, end) go. Needs reg_space.lock. */
+void mirrors_drop(struct iovm_mr *mr, uintptr_t start, uintptr_t end);
 
 /* mr.c */
 /* Deregister every MR (the context closes). */
@@ -303,7 +306,7 @@ int odp_resolve(void *arg, struct iovm_domain *dom, iova_t iova, unsigned access
  */
 int odp_fill(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last);
 /* Prefetch [addr, addr+len) of a (not implicit) on-demand MR. Needs reg_space.lock. */
-int odp_advise(struct reg_space *rs, struct iovm_mr *mr, uintptr_t addr, size_t len);
+int odp_advise(struct reg_space *rs, struct iovm_mr *mr, uintptr_t addr, size_t len, bool fault);
 /* The process's mappings of pages [first, last] changed (unmapped, moved). Needs reg_space.lock. */
 void odp_mappings_changed(struct iovm_mr *mr, uint64_t first, uint64_t last);
 /* The MR goes: its chunks leave the LRU. Needs reg_space.lock. */
