@@ -320,6 +320,7 @@ IOVM_API int iovm_share_domain_open(struct iovm_ctx *ctx, const char *name, stru
  */
 struct iovm_device_server;
 struct iovm_rqueue;
+struct iovm_mr;
 
 /**
  * iovm_device_serve() - serve @ctx's software DMA engine, under @name, to
@@ -418,6 +419,64 @@ IOVM_API int iovm_rqueue_map(struct iovm_rqueue *q, const void *ptr, size_t len,
  * -EPIPE.
  */
 IOVM_API int iovm_rqueue_unmap(struct iovm_rqueue *q, iovm_iova_t iova, size_t len);
+
+/**
+ * iovm_rqueue_map_mr() - map the pages of registration @mr (this
+ * process's own memory, outside the shared heap) in the queue's domain on
+ * the device, as a device of this process would reach it: page by page,
+ * through page requests this process answers with the registration.
+ * @mr: an MR of this process's (iovm_mr_reg()), on demand or pinned; not
+ *      implicit, not a registration cache's
+ * @perm: IOVM_MAP_READ and/or IOVM_MAP_WRITE, rights @mr grants
+ *        (IOVM_MAP_WRITE: a write access)
+ * @iova: set to the device's IOVA of the MR's address as registered
+ *        (iovm_mr_info.addr); the MR's pages follow it contiguously
+ *
+ * The device maps nothing of it at first. Its first access to each 64 KiB
+ * of the MR's addresses (cut at multiples of 64 KiB, and at the MR's ends)
+ * is a page request to this process, answered in iovm_rqueue_reap()
+ * whatever the descriptor asks, as an on-demand MR's own device faults
+ * are: an on-demand MR pins the pages, within the context's pin budget,
+ * with the memory monitor watching them (iovm_reg_stats.odp_faults counts
+ * it); a pinned MR answers whether its pages are still valid. Only then
+ * does the device map them. When the registration lets pages go (the pin
+ * budget evicts them, the memory monitor invalidates them: munmap(),
+ * mremap(), MADV_DONTNEED), this process first has the device unmap the
+ * 64 KiB pieces they touch, and waits for its answer: once the pages are
+ * unpinned here, no device access reaches them through @mr's mapping; the
+ * next asks again. A page that is not there (a hole, or unmapped) is
+ * answered with a fault: the descriptor completes IOVM_STATUS_PAGE_FAULT
+ * after the bytes before it. Reached, as iovm_rqueue_map()'s own memory,
+ * through this process's memory file; after this process's munmap()
+ * returns, nothing of the pages is reached, whatever the device mapped.
+ *
+ * @mr cannot be deregistered while mapped (iovm_mr_dereg() says -EBUSY):
+ * iovm_rqueue_unmap_mr() it first. Each queue maps an MR once.
+ *
+ * Thread safety: safe, as iovm_rqueue_map(). The queue must be reaped
+ * while descriptors reach the MR: the page requests are answered there.
+ *
+ * Return: 0; -EINVAL for bad arguments, an implicit MR, a registration
+ * cache's, or an MR of the shared heap's memory; -EACCES when @mr does not
+ * grant @perm; -EEXIST when @mr is mapped on this queue already;
+ * -EOPNOTSUPP when the device process cannot reach this process's own
+ * memory (no /proc); -EPIPE when the device process is gone; -ENOSPC
+ * (4096 ranges of own memory at once, this and iovm_rqueue_map()'s),
+ * -ENOMEM.
+ */
+IOVM_API int iovm_rqueue_map_mr(struct iovm_rqueue *q, struct iovm_mr *mr, uint32_t perm, iovm_iova_t *iova);
+
+/**
+ * iovm_rqueue_unmap_mr() - unmap @mr from the queue's domain on the
+ * device. On return no descriptor reaches its pages through the queue, and
+ * @mr may be deregistered.
+ *
+ * Thread safety: as iovm_rqueue_map().
+ *
+ * Return: 0 (also when the device process is gone); -EINVAL when @mr is
+ * not mapped on @q.
+ */
+IOVM_API int iovm_rqueue_unmap_mr(struct iovm_rqueue *q, struct iovm_mr *mr);
 
 /**
  * iovm_rqueue_submit() - put a descriptor in the queue (its pasid field is

@@ -188,7 +188,8 @@ IOVM_API int iovm_mr_advise(struct iovm_mr *mr, void *addr, size_t len, uint32_t
  *
  * Thread safety: no other call on @mr may run or follow.
  *
- * Return: 0; -EINVAL; -EBUSY for an MR of a registration cache (put it back).
+ * Return: 0; -EINVAL; -EBUSY for an MR of a registration cache (put it back),
+ * or one mapped on a device queue (iovm_rqueue_map_mr(): unmap it there first).
  */
 IOVM_API int iovm_mr_dereg(struct iovm_mr *mr);
 

@@ -28,6 +28,7 @@
 #include "base/error.h"
 #include "base/fault_inject.h"
 #include "base/log.h"
+#include "mp/devcli.h"
 #include "mp/devproto.h"
 #include "mp/mp.h"
 #include "mp/mp_internal.h"
@@ -38,28 +39,7 @@
 /* Empty reaps between two looks at whether the device process is still there. */
 #define LIVENESS_EVERY 256
 
-struct iovm_rqueue {
-	struct iovm_ctx *ctx;
-	struct mp_space *s;
-	int conn;
-	pthread_mutex_t req_lock; /* one request at a time on the connection */
-	struct dp_ring_ctl *ring;
-	unsigned depth;
-	uint32_t pasid;
-	uint32_t sq_tail;         /* the submitter's */
-	uint32_t cq_head;         /* the reaper's */
-	_Atomic uint32_t reaped;  /* cq_head, for the submitter's count of what is in flight */
-	unsigned empty_reaps;     /* the reaper's */
-	_Atomic bool gone;        /* the device process is gone */
-	unsigned fork_gen;        /* mp_fork_gen() at open: a forked child has none of it */
-	int wake_fd;              /* the worker's eventfd: written when it sleeps (dp_ring_ctl.sleeping) */
-	/* Page requests: answered by the reaper, with the handler set before. */
-	iovm_rqueue_fault_fn fault_fn;
-	void *fault_arg;
-	uint32_t pr_answered;     /* the reaper's: the last request answered */
-};
-
-static int not_forked(const struct iovm_rqueue *q)
+int rq_not_forked(const struct iovm_rqueue *q)
 {
 	if (likely(q->fork_gen == mp_fork_gen()))
 		return 0;
@@ -81,7 +61,7 @@ static bool conn_gone(struct iovm_rqueue *q)
 }
 
 /* One request and its answer; @fd (-1: none) goes with the request. */
-static int request(struct iovm_rqueue *q, const struct dp_req *r, int fd, struct dp_rep *rep)
+int rq_request(struct iovm_rqueue *q, const struct dp_req *r, int fd, struct dp_rep *rep)
 {
 	int got = -1;
 	ssize_t n;
@@ -139,6 +119,7 @@ IOVM_API int iovm_rqueue_open(struct iovm_ctx *ctx, const char *name, unsigned d
 	q->fork_gen = ctx->mp->fork_gen;
 	q->wake_fd = -1;
 	pthread_mutex_init(&q->req_lock, NULL);
+	pthread_mutex_init(&q->mirror_lock, NULL);
 	q->conn = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (q->conn < 0) {
 		ret = -errno;
@@ -176,7 +157,7 @@ IOVM_API int iovm_rqueue_open(struct iovm_ctx *ctx, const char *name, unsigned d
 		ret = err_detail(-errno, IOVM_LOG_DEBUG, "cannot open /proc/self/mem: %s", strerror(errno));
 		goto free_ring;
 	}
-	ret = request(q, &r, mem_fd, &rep);
+	ret = rq_request(q, &r, mem_fd, &rep);
 	if (mem_fd >= 0)
 		close(mem_fd);
 	if (ret == -EXDEV)
@@ -196,6 +177,7 @@ free_ring:
 close_conn:
 	mp_fd_close(q->conn);
 free_q:
+	pthread_mutex_destroy(&q->mirror_lock);
 	pthread_mutex_destroy(&q->req_lock);
 	free(q);
 	return ret;
@@ -241,7 +223,7 @@ IOVM_API int iovm_rqueue_map(struct iovm_rqueue *q, const void *ptr, size_t len,
 	if (!q || !ptr || !len || !iova || !is_aligned((uintptr_t)ptr | len, SZ_4K) || !perm ||
 	    (perm & ~(uint32_t)(IOVM_MAP_READ | IOVM_MAP_WRITE)))
 		return err_inval("!q || !ptr || !len || !iova || unaligned || bad perm");
-	ret = not_forked(q);
+	ret = rq_not_forked(q);
 	if (ret)
 		return ret;
 	if ((uintptr_t)ptr + len < (uintptr_t)ptr)
@@ -257,7 +239,7 @@ IOVM_API int iovm_rqueue_map(struct iovm_rqueue *q, const void *ptr, size_t len,
 		r.a = (uintptr_t)ptr;
 	}
 	r.b = len;
-	ret = request(q, &r, -1, &rep);
+	ret = rq_request(q, &r, -1, &rep);
 	if (ret == -EOPNOTSUPP)
 		return err_detail(ret, IOVM_LOG_DEBUG, "the device process cannot reach this process's own memory");
 	if (ret == -EACCES)
@@ -278,10 +260,10 @@ IOVM_API int iovm_rqueue_unmap(struct iovm_rqueue *q, iovm_iova_t iova, size_t l
 	err_enter();
 	if (!q || !len)
 		return err_inval("!q || !len");
-	ret = not_forked(q);
+	ret = rq_not_forked(q);
 	if (ret)
 		return ret;
-	ret = request(q, &r, -1, &rep);
+	ret = rq_request(q, &r, -1, &rep);
 	if (ret == -EINVAL)
 		return err_inval("nothing was mapped at that IOVA with that length");
 	return ret;
@@ -294,7 +276,7 @@ IOVM_API int iovm_rqueue_submit(struct iovm_rqueue *q, const struct iovm_desc *d
 	if (unlikely(!q || !d))
 		return err_hot(-EINVAL, "invalid argument: !q || !d");
 	if (unlikely(q->fork_gen != mp_fork_gen()))
-		return not_forked(q);
+		return rq_not_forked(q);
 	/* In flight: submitted and not reaped. Every completion has its place in the ring. */
 	if (unlikely(q->sq_tail - atomic_load_explicit(&q->reaped, memory_order_acquire) >= q->depth)) {
 		if (conn_gone(q))
@@ -331,9 +313,14 @@ static __noinline void page_request_answer(struct iovm_rqueue *q)
 	uint32_t access = atomic_load_explicit(&r->pr_access, memory_order_relaxed);
 	int status = -EFAULT;
 
-	if (q->fault_fn && (access == IOVM_MAP_READ || access == IOVM_MAP_WRITE))
-		status = q->fault_fn(q->fault_arg, (void *)(uintptr_t)addr, access);
-	atomic_store_explicit(&r->pr_status, status ? -EFAULT : 0, memory_order_relaxed);
+	if (access != IOVM_MAP_READ && access != IOVM_MAP_WRITE)
+		status = -EFAULT;
+	else if (rq_mirror_answer(q, addr, access, &status))
+		; /* a registration's page: its own answer, whatever the handler */
+	else if (q->fault_fn && q->fault_fn(q->fault_arg, (void *)(uintptr_t)addr, access) >= 0)
+		status = 0;
+	/* 0: there now; DP_PR_PAGE_ONLY: only the page asked about (a mirror's hole beside it); else not. */
+	atomic_store_explicit(&r->pr_status, status < 0 ? -EFAULT : status, memory_order_relaxed);
 	atomic_store_explicit(&r->pr_done, seq, memory_order_release);
 	q->pr_answered = seq;
 }
@@ -357,7 +344,7 @@ IOVM_API int iovm_rqueue_reap(struct iovm_rqueue *q, struct iovm_cqe *cqe, unsig
 	if (unlikely(!q || (!cqe && max)))
 		return err_hot(-EINVAL, "invalid argument: !q || !cqe");
 	if (unlikely(q->fork_gen != mp_fork_gen()))
-		return not_forked(q);
+		return rq_not_forked(q);
 	if (unlikely(atomic_load_explicit(&q->ring->pr_seq, memory_order_relaxed) != q->pr_answered))
 		page_request_answer(q);
 	cq = dp_cq(q->ring, q->depth);
@@ -388,6 +375,8 @@ IOVM_API int iovm_rqueue_close(struct iovm_rqueue *q)
 		return err_inval("!q");
 	if (q->fork_gen != mp_fork_gen()) {
 		/* A forked child: its connection was closed at the fork; the queue is the parent's. */
+		rq_mirrors_close(q);
+		pthread_mutex_destroy(&q->mirror_lock);
 		pthread_mutex_destroy(&q->req_lock);
 		free(q);
 		return 0;
@@ -398,11 +387,14 @@ IOVM_API int iovm_rqueue_close(struct iovm_rqueue *q)
 	 * when it died, or will: then the free below may be refused (EBUSY),
 	 * and the ring goes when this process leaves the share.
 	 */
-	request(q, &r, -1, &rep);
+	rq_request(q, &r, -1, &rep);
+	/* The device process unmapped everything: the registrations are unmirrored. */
+	rq_mirrors_close(q);
 	if (iovm_dma_free(q->ctx, q->ring))
 		log_debug("device queue: its ring is still lent; it goes when this process leaves the share");
 	mp_fd_close(q->wake_fd);
 	mp_fd_close(q->conn);
+	pthread_mutex_destroy(&q->mirror_lock);
 	pthread_mutex_destroy(&q->req_lock);
 	free(q);
 	return 0;

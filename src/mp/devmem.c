@@ -23,10 +23,12 @@
  * the client's domain, so that the engine's IOMMU checks every access as
  * it checks heap memory, and the engine moves the bytes with the file.
  *
- * All of it is the control thread's (the loan table and the mappings need
- * no lock; the share's lock guards the heap's owner and lender arrays),
- * but for page requests: a worker asks the client about a hole in its own
- * memory through its ring, and waits for the answer.
+ * All of it is the control thread's (the loan table needs no lock; the
+ * share's lock guards the heap's owner and lender arrays; a client's
+ * mappings change under its maps_lock, for the workers that resolve faults
+ * in its mirrored registrations: devodp.c), but for page requests: a
+ * worker asks the client about a hole in its own memory through its ring,
+ * and waits for the answer.
  */
 #include <errno.h>
 #include <sched.h>
@@ -43,8 +45,6 @@
 #include "mp/devsrv.h"
 #include "phys/phys.h"
 
-/* Ranges of its own memory one client may have mapped at once: each is a window on the bus. */
-#define MAX_REMOTE_MAPS 4096
 /* How long a worker waits for a client's answer to a page request: it reaps far more often than this. */
 #define PAGE_REQUEST_TIMEOUT_NS (UINT64_C(5) * 1000000000)
 
@@ -199,19 +199,26 @@ void devmem_give_back(struct iovm_device_server *srv, uint64_t pa, uint64_t len)
 
 /* ---- mappings ---- */
 
-static int add_mapping(struct client *c, uint64_t iova, uint64_t pa, uint64_t len, bool remote)
+int devmem_add_mapping(struct client *c, const struct mapping *m)
 {
+	int ret = 0;
+
+	pthread_mutex_lock(&c->maps_lock);
 	if (c->nr_maps == c->cap_maps) {
 		unsigned cap = c->cap_maps ? c->cap_maps * 2 : 16;
-		struct mapping *m = fi_realloc(c->maps, cap * sizeof(*m));
+		struct mapping *n = fi_realloc(c->maps, cap * sizeof(*n));
 
-		if (!m)
-			return -ENOMEM;
-		c->maps = m;
-		c->cap_maps = cap;
+		if (n) {
+			c->maps = n;
+			c->cap_maps = cap;
+		} else {
+			ret = -ENOMEM;
+		}
 	}
-	c->maps[c->nr_maps++] = (struct mapping){ iova, pa, len, remote };
-	return 0;
+	if (!ret)
+		c->maps[c->nr_maps++] = *m;
+	pthread_mutex_unlock(&c->maps_lock);
+	return ret;
 }
 
 /* DP_MAP: [a, a+b) of the shared heap, lent while mapped. */
@@ -226,7 +233,7 @@ static int map_heap(struct iovm_device_server *srv, struct client *c, const stru
 	ret = iovm_domain_map(c->dom, &iova, IOVM_PA(r->a), r->b, r->perm);
 	if (ret)
 		goto give_back;
-	ret = add_mapping(c, iova.addr, r->a, r->b, false);
+	ret = devmem_add_mapping(c, &(struct mapping){ .iova = iova.addr, .pa = r->a, .len = r->b });
 	if (ret)
 		goto unmap;
 	*iova_out = iova.addr;
@@ -239,7 +246,7 @@ give_back:
 	return ret;
 }
 
-static unsigned remote_maps(const struct client *c)
+unsigned devmem_remote_maps(const struct client *c)
 {
 	unsigned n = 0;
 
@@ -258,7 +265,7 @@ static int map_remote(struct iovm_device_server *srv, struct client *c, const st
 
 	if (c->mem_fd < 0)
 		return -EOPNOTSUPP;
-	if (remote_maps(c) >= MAX_REMOTE_MAPS)
+	if (devmem_remote_maps(c) >= MAX_REMOTE_MAPS)
 		return -ENOSPC;
 	ret = phys_window_add_remote(ps, c->mem_fd, r->a, r->b, &pa);
 	if (ret)
@@ -266,7 +273,7 @@ static int map_remote(struct iovm_device_server *srv, struct client *c, const st
 	ret = iovm_domain_map(c->dom, &iova, IOVM_PA(pa_val(pa)), r->b, r->perm);
 	if (ret)
 		goto remove_window;
-	ret = add_mapping(c, iova.addr, pa_val(pa), r->b, true);
+	ret = devmem_add_mapping(c, &(struct mapping){ .iova = iova.addr, .pa = pa_val(pa), .len = r->b, .remote = true });
 	if (ret)
 		goto unmap;
 	*iova_out = iova.addr;
@@ -284,6 +291,8 @@ int devmem_map(struct iovm_device_server *srv, struct client *c, const struct dp
 	if (!r->b || (r->a | r->b) & (SZ_4K - 1) || r->a + r->b < r->a || !r->perm ||
 	    (r->perm & ~(uint32_t)(IOVM_MAP_READ | IOVM_MAP_WRITE)))
 		return -EINVAL;
+	if (r->op == DP_MAP_MR)
+		return devodp_map(srv, c, r, iova_out);
 	return r->op == DP_MAP_VA ? map_remote(srv, c, r, iova_out) : map_heap(srv, c, r, iova_out);
 }
 
@@ -298,9 +307,11 @@ static void mapping_release(struct iovm_device_server *srv, const struct mapping
 
 void devmem_unmap_all(struct iovm_device_server *srv, struct client *c)
 {
+	pthread_mutex_lock(&c->maps_lock);
 	for (unsigned i = 0; i < c->nr_maps; i++)
 		mapping_release(srv, &c->maps[i]);
 	c->nr_maps = 0;
+	pthread_mutex_unlock(&c->maps_lock);
 }
 
 int devmem_unmap(struct iovm_device_server *srv, struct client *c, const struct dp_req *r)
@@ -311,11 +322,20 @@ int devmem_unmap(struct iovm_device_server *srv, struct client *c, const struct 
 
 		if (m.iova != r->a || m.len != r->b)
 			continue;
+		if (m.mirror) {
+			pthread_mutex_lock(&c->maps_lock);
+			c->maps[i] = c->maps[--c->nr_maps];
+			pthread_mutex_unlock(&c->maps_lock);
+			devodp_unmap(srv, c, &m);
+			return 0;
+		}
 		/* Strict: when it returns, no descriptor reaches the pages; then they go back (or the window goes). */
 		ret = iovm_domain_unmap(c->dom, IOVM_IOVA(m.iova), m.len);
 		if (ret)
 			return ret;
+		pthread_mutex_lock(&c->maps_lock);
 		c->maps[i] = c->maps[--c->nr_maps];
+		pthread_mutex_unlock(&c->maps_lock);
 		mapping_release(srv, &m);
 		return 0;
 	}
@@ -342,7 +362,12 @@ int devmem_page_request(void *arg, uint64_t rva, unsigned access)
 	atomic_store_explicit(&r->pr_seq, seq, memory_order_release);
 	for (unsigned spins = 0;; spins++) {
 		if (atomic_load_explicit(&r->pr_done, memory_order_acquire) == seq)
-			return atomic_load_explicit(&r->pr_status, memory_order_relaxed) ? -EFAULT : 0;
+		{
+			int32_t status = atomic_load_explicit(&r->pr_status, memory_order_relaxed);
+
+			/* The client's word, checked: 0, DP_PR_PAGE_ONLY, or a fault. */
+			return status == 0 || status == DP_PR_PAGE_ONLY ? status : -EFAULT;
+		}
 		if (atomic_load_explicit(&c->going, memory_order_acquire))
 			return -EPIPE;
 		if (spins < 1000) {

@@ -24,6 +24,15 @@ enum dp_op {
 	DP_UNMAP = 3,  /* a: IOVA, b: length */
 	DP_CLOSE = 4,  /* the queue stops and everything goes back; then the client frees its ring */
 	DP_MAP_VA = 5, /* a: the client's own VA, b: length, perm: reached through its memory file */
+	/*
+	 * A registration of the client's (iovm_rqueue_map_mr()), mirrored: a
+	 * range of its own memory, as DP_MAP_VA, mapped DP_MIRROR_CHUNK at a
+	 * time as the client answers page requests (a: the client's VA, b:
+	 * length, perm). DP_DROP: a: VA, b: length: the client's pages there
+	 * go; the device unmaps the chunks they touch before it answers.
+	 */
+	DP_MAP_MR = 6,
+	DP_DROP = 7,
 };
 
 struct dp_req {
@@ -70,7 +79,9 @@ struct dp_ring_ctl {
 	 * mapped at pr_addr of the client's own memory. The device process
 	 * writes pr_addr and pr_access, then pr_seq (release), and waits; the
 	 * client, in its reap, resolves it and writes pr_status (0: mapped
-	 * now), then pr_done = pr_seq (release). The device process trusts
+	 * now; DP_PR_PAGE_ONLY: in a mirrored registration, only the page
+	 * asked about, not its whole chunk; else a fault), then pr_done =
+	 * pr_seq (release). The device process trusts
 	 * neither: it counts its own requests, and waits a bounded time.
 	 */
 	_Atomic uint64_t pr_addr;
@@ -97,6 +108,15 @@ static inline struct iovm_cqe *dp_cq(struct dp_ring_ctl *r, unsigned depth)
 {
 	return (struct iovm_cqe *)(void *)(dp_sq(r) + depth);
 }
+
+/*
+ * What one page request of a mirrored registration maps: the client's
+ * addresses are cut at multiples of it (and at the range's ends); both
+ * sides cut alike, the client to pin, the device to map.
+ */
+#define DP_MIRROR_CHUNK (UINT64_C(64) * 1024)
+/* A page request's answer: a mirror's chunk has a hole, the page asked about is there. */
+#define DP_PR_PAGE_ONLY 1
 
 /* The abstract socket of device process @name. */
 #define DP_SOCK_FMT "iovm-device/%s"

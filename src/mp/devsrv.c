@@ -45,6 +45,7 @@
 #include "base/fault_inject.h"
 #include "base/log.h"
 #include "dev/dev.h"
+#include "iommu/iommu.h"
 #include "mp/devproto.h"
 #include "mp/mp.h"
 #include "mp/mp_internal.h"
@@ -90,6 +91,7 @@ static void client_free(struct iovm_device_server *srv, struct client *c)
 	/* After its windows went (teardown): nobody reads through it any more. */
 	mp_fd_close(c->mem_fd);
 	free(c->maps);
+	pthread_mutex_destroy(&c->maps_lock);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 	atomic_fetch_sub_explicit(&srv->nr_clients, 1, memory_order_release);
@@ -160,6 +162,8 @@ static int do_open(struct iovm_device_server *srv, struct client *c, const struc
 	ret = iovm_domain_create(srv->ctx, &attr, &c->dom);
 	if (ret)
 		goto fail;
+	/* Faults in the client's mirrored registrations: page requests to the client. */
+	iommu_domain_set_resolver(c->dom, devodp_resolve, c);
 	ret = iovm_device_attach(srv->dev, c->dom, c->pasid);
 	if (ret)
 		goto fail;
@@ -207,10 +211,14 @@ static bool serve_request(struct iovm_device_server *srv, unsigned idx, struct c
 		break;
 	case DP_MAP:
 	case DP_MAP_VA:
+	case DP_MAP_MR:
 		ret = c->opened && !c->closed ? devmem_map(srv, c, &r, &iova) : -EINVAL;
 		break;
 	case DP_UNMAP:
 		ret = c->opened && !c->closed ? devmem_unmap(srv, c, &r) : -EINVAL;
+		break;
+	case DP_DROP:
+		ret = c->opened && !c->closed ? devodp_drop(c, &r) : -EINVAL;
 		break;
 	case DP_CLOSE:
 		/* Torn down before the answer: then the client may free its ring. */
@@ -249,6 +257,7 @@ static void accept_client(struct iovm_device_server *srv)
 		if (!c)
 			break;
 		pthread_mutex_init(&c->lock, NULL);
+		pthread_mutex_init(&c->maps_lock, NULL);
 		c->conn = fd;
 		c->mem_fd = -1;
 		c->pid = cred.pid;

@@ -18,6 +18,8 @@
 #define MAX_CLIENTS 256
 #define MAX_WORKERS 64
 #define MAX_DEPTH 4096
+/* Ranges of its own memory one client may have mapped at once: each is a window on the bus. */
+#define MAX_REMOTE_MAPS 4096
 
 /*
  * What a client mapped in its domain: a range of the shared heap (its
@@ -27,6 +29,10 @@
 struct mapping {
 	uint64_t iova, pa, len;
 	bool remote;
+	/* A mirrored registration (DP_MAP_MR, remote too): */
+	bool mirror;
+	uint32_t perm;
+	uint64_t rva;            /* the client's VA of iova */
 };
 
 struct client {
@@ -47,8 +53,17 @@ struct client {
 	uint64_t ring_pa, ring_len;
 	uint32_t in_engine;      /* under lock: submitted to the engine, not yet reaped */
 	int mem_fd;              /* the client's /proc/PID/mem, passed at open; -1: none */
-	struct mapping *maps;    /* the control thread's */
+	/*
+	 * What the client mapped: changed by the control thread under
+	 * maps_lock, read by it without; a worker resolving a fault in a
+	 * mirrored registration (devodp.c) reads it under maps_lock.
+	 */
+	pthread_mutex_t maps_lock;
+	struct mapping *maps;
 	unsigned nr_maps, cap_maps;
+	/* The chunk a worker's page request is about (under maps_lock): a drop that touches it says so. */
+	uint64_t pending_lo, pending_hi;
+	bool pending_dropped;
 };
 
 /* A block lent to this process, and how many mappings hold it: the control thread's. */
@@ -98,10 +113,24 @@ void devmem_give_back(struct iovm_device_server *srv, uint64_t pa, uint64_t len)
 int devmem_map(struct iovm_device_server *srv, struct client *c, const struct dp_req *r, uint64_t *iova);
 int devmem_unmap(struct iovm_device_server *srv, struct client *c, const struct dp_req *r);
 void devmem_unmap_all(struct iovm_device_server *srv, struct client *c);
+/* devmem.c: add @m to @c's mappings (takes maps_lock); how many of them are windows on its memory file. */
+int devmem_add_mapping(struct client *c, const struct mapping *m);
+unsigned devmem_remote_maps(const struct client *c);
+/*
+ * devodp.c. devodp_map(): DP_MAP_MR, from devmem_map(). devodp_drop():
+ * DP_DROP. devodp_unmap(): a mirror's mapping @m goes (DP_UNMAP), out of
+ * the array already. devodp_resolve(): the resolver of @c's domain
+ * (iommu_domain_set_resolver()), on a worker, outside its section.
+ */
+int devodp_map(struct iovm_device_server *srv, struct client *c, const struct dp_req *r, uint64_t *iova);
+int devodp_drop(struct client *c, const struct dp_req *r);
+void devodp_unmap(struct iovm_device_server *srv, struct client *c, const struct mapping *m);
+int devodp_resolve(void *arg, struct iovm_domain *dom, iova_t iova, unsigned access);
 /*
  * devmem_page_request() - a page request to client @arg about @rva of its
  * own memory (dev_queue_set_page_request()); from the worker serving it,
- * under its lock. 0 when the client mapped the page; else the fault.
+ * under its lock. 0 when the client mapped the page (DP_PR_PAGE_ONLY: in
+ * a mirrored registration, only that page of its chunk); else the fault.
  */
 int devmem_page_request(void *arg, uint64_t rva, unsigned access);
 

@@ -163,6 +163,44 @@ static void sc_device(void)
 	CHECK_EQ(cqe.status, IOVM_STATUS_SUCCESS);
 	CHECK_EQ(own[8191], 0x3d);
 	FI_INT(iovm_rqueue_unmap(q, io, sizeof(own)));
+	/*
+	 * The same memory as an on-demand registration of this process's: the
+	 * device's page requests are answered in this thread's reap, by the
+	 * registration. A fault injected there answers no: the copy faults
+	 * once, and goes through when asked again.
+	 */
+	{
+		struct iovm_domain_attr attr = { .type = IOVM_DOMAIN_MANAGED };
+		struct iovm_domain *rd = NULL;
+		struct iovm_mr *mr = NULL;
+		iovm_iova_t im;
+
+		FI_INT(iovm_domain_create(cl, &attr, &rd));
+		FI_INT(iovm_mr_reg(rd, own, sizeof(own), IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_ON_DEMAND, &mr));
+		FI_INT(iovm_rqueue_map_mr(q, mr, IOVM_MAP_READ | IOVM_MAP_WRITE, &im));
+		memset(own, 0, sizeof(own));
+		for (unsigned tries = 0;; tries++) {
+			unsigned long got = 0;
+
+			FI_INT(iovm_rqueue_submit(q, &(struct iovm_desc){ .op = IOVM_OP_COPY, .src = ia.addr,
+									   .dst = im.addr, .len = 8192, .tag = 11 }));
+			for (unsigned long spins = 0; !got; spins++) {
+				got = (unsigned long)FI_INT(iovm_rqueue_reap(q, &cqe, 1));
+				CHECK(spins < 1000000000ul);
+				if (!got)
+					usleep(1);
+			}
+			CHECK(tries < 2);
+			if (cqe.status == IOVM_STATUS_SUCCESS)
+				break;
+			CHECK_EQ(cqe.status, IOVM_STATUS_PAGE_FAULT);
+		}
+		CHECK_EQ(own[8191], 0x3d);
+		CHECK_EQ(iovm_mr_dereg(mr), -EBUSY);
+		FI_INT(iovm_rqueue_unmap_mr(q, mr));
+		FI_INT(iovm_mr_dereg(mr));
+		CHECK_EQ(iovm_domain_destroy(rd), 0);
+	}
 	FI_INT(iovm_rqueue_unmap(q, ib, 8192));
 	FI_INT(iovm_rqueue_unmap(q, ia, 8192));
 	FI_INT(iovm_dma_free(cl, a));

@@ -136,6 +136,8 @@ B(sdom_open_not_shared) { struct iovm_domain *d; return iovm_share_domain_open(c
 B(rqueue_pasid_null) { return iovm_rqueue_pasid(NULL) == 0 ? -EINVAL : -1; }
 B(rqueue_map_null) { iovm_iova_t i; return iovm_rqueue_map(NULL, app, 4096, IOVM_MAP_READ, &i); }
 B(rqueue_unmap_null) { return iovm_rqueue_unmap(NULL, IOVM_IOVA(4096), 4096); }
+B(rqueue_map_mr_null) { iovm_iova_t i; return iovm_rqueue_map_mr(NULL, NULL, IOVM_MAP_READ, &i); }
+B(rqueue_unmap_mr_null) { return iovm_rqueue_unmap_mr(NULL, NULL); }
 B(rqueue_submit_null) { return iovm_rqueue_submit(NULL, &(struct iovm_desc){ 0 }); }
 B(rqueue_reap_null) { struct iovm_cqe c; return iovm_rqueue_reap(NULL, &c, 1); }
 B(rqueue_fault_handler_null) { return iovm_rqueue_set_fault_handler(NULL, NULL, NULL); }
@@ -648,6 +650,8 @@ static const struct bad_case cases[] = {
 	ROW(sdom_open_empty_name, iovm_share_domain_open, EINVAL),
 	ROW(sdom_open_null_out, iovm_share_domain_open, EINVAL),
 	ROW(sdom_open_not_shared, iovm_share_domain_open, ENOENT),
+	ROW(rqueue_map_mr_null, iovm_rqueue_map_mr, EINVAL),
+	ROW(rqueue_unmap_mr_null, iovm_rqueue_unmap_mr, EINVAL),
 	ROW(rqueue_pasid_null, iovm_rqueue_pasid, EINVAL),
 	ROW(rqueue_map_null, iovm_rqueue_map, EINVAL),
 	ROW(rqueue_unmap_null, iovm_rqueue_unmap, EINVAL),

@@ -1,0 +1,276 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_mp_device_mr.c - a client's registrations mapped on a device
+ * process (iovm_rqueue_map_mr()): the device's first touch of each 64 KiB
+ * is a page request the client answers with the registration, pinning it
+ * within its pin budget, whether the descriptor blocks on faults or not;
+ * pages the budget evicts, or the memory monitor invalidates, are unmapped
+ * on the device before the client unpins them, so the next access asks
+ * again; a page the client unmapped faults exactly there, and memory
+ * mapped again there is reached afresh, never the old pages. And every
+ * refusal: a registration that does not grant the rights, one mapped
+ * twice, an implicit one, a deregistration while mapped.
+ */
+#include <stdlib.h>
+
+#include "mp_device.h"
+
+#define KB64 (64 * 1024)
+
+/* @n pages at a multiple of 64 KiB, where the device's pieces start: counts of requests come out whole. */
+static uint8_t *pages_64k(size_t n)
+{
+	uint8_t *raw = own_pages(n + 16), *p = (uint8_t *)(((uintptr_t)raw + KB64 - 1) & ~(uintptr_t)(KB64 - 1));
+
+	if (p > raw)
+		CHECK_OK(munmap(raw, (size_t)(p - raw)));
+	if (raw + (n + 16) * 4096 > p + n * 4096)
+		CHECK_OK(munmap(p + n * 4096, (size_t)(raw + (n + 16) * 4096 - (p + n * 4096))));
+	return p;
+}
+
+static struct iovm_reg_stats rstats(struct iovm_ctx *ctx)
+{
+	struct iovm_reg_stats st;
+
+	CHECK_OK(iovm_reg_stats(ctx, &st));
+	return st;
+}
+
+struct rig {
+	struct iovm_ctx *owner, *ctx;
+	struct child srv;
+	struct iovm_rqueue *q;
+	struct iovm_domain *dom; /* the client's own, where its MRs are registered */
+	uint8_t *heap;           /* 1 MiB of the shared heap, mapped on the device */
+	struct iovm_completion *rec;
+	iovm_iova_t ih, ir;
+};
+
+static void rig_open(struct rig *r, const char *tag, const char *opts)
+{
+	struct iovm_domain_attr attr = { .type = IOVM_DOMAIN_MANAGED };
+	int ret;
+
+	g_share = share_name(tag);
+	g_dev = share_name("mrdev");
+	r->owner = share_ok(g_share, HEAP);
+	r->srv = start_server();
+	ret = iovm_attach(g_share, opts, &r->ctx);
+	CHECK_MSG(ret == 0, "attach: %s", iovm_error_detail());
+	CHECK_OK(iovm_rqueue_open(r->ctx, g_dev, 64, &r->q));
+	CHECK_OK(iovm_domain_create(r->ctx, &attr, &r->dom));
+	r->heap = iovm_dma_zalloc(r->ctx, 1 << 20, 4096, 0);
+	r->rec = iovm_dma_zalloc(r->ctx, 4096, 4096, 0);
+	CHECK(r->heap && r->rec);
+	CHECK_OK(iovm_rqueue_map(r->q, r->heap, 1 << 20, IOVM_MAP_READ | IOVM_MAP_WRITE, &r->ih));
+	CHECK_OK(iovm_rqueue_map(r->q, r->rec, 4096, IOVM_MAP_READ | IOVM_MAP_WRITE, &r->ir));
+}
+
+static void rig_close(struct rig *r)
+{
+	CHECK_OK(iovm_rqueue_close(r->q));
+	CHECK_OK(iovm_domain_destroy(r->dom));
+	CHECK_OK(iovm_close(r->ctx));
+	stop_server(&r->srv);
+	CHECK_OK(iovm_close(r->owner));
+}
+
+static struct iovm_completion go(struct rig *r, struct iovm_desc d)
+{
+	return run_rec(r->q, d, r->rec, r->ir.addr);
+}
+
+/* The first touch of each 64 KiB asks, once; a descriptor that does not block on faults is answered too. */
+TEST(first_touch_asks_per_64k)
+{
+	struct rig r;
+	struct iovm_mr *mr;
+	uint8_t *app = pages_64k(256);
+	struct iovm_reg_stats before;
+	struct iovm_completion c;
+	iovm_iova_t io;
+
+	rig_open(&r, "mrfirst", "");
+	for (unsigned i = 0; i < 256 * 4096; i++)
+		app[i] = (uint8_t)(i * 7 + 3);
+	/* Registered 100 bytes in: the IOVA given is the registered address's. */
+	CHECK_OK(iovm_mr_reg(r.dom, app + 100, 256 * 4096 - 100, IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_ON_DEMAND, &mr));
+	CHECK_OK(iovm_rqueue_map_mr(r.q, mr, IOVM_MAP_READ | IOVM_MAP_WRITE, &io));
+	before = rstats(r.ctx);
+	CHECK_EQ(before.odp_pinned_bytes, 0);
+	c = go(&r, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = io.addr - 100, .dst = r.ih.addr, .len = 1 << 20 });
+	CHECK_EQ(c.status, IOVM_STATUS_SUCCESS);
+	CHECK(memcmp(r.heap, app, 1 << 20) == 0);
+	CHECK_EQ(rstats(r.ctx).odp_faults - before.odp_faults, (1 << 20) / KB64);
+	CHECK_EQ(rstats(r.ctx).odp_pinned_bytes, 1 << 20);
+	/* Mapped on the device now: no more requests. */
+	c = go(&r, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = io.addr - 100, .dst = r.ih.addr, .len = 1 << 20 });
+	CHECK_EQ(c.status, IOVM_STATUS_SUCCESS);
+	CHECK_EQ(rstats(r.ctx).odp_faults - before.odp_faults, (1 << 20) / KB64);
+	/* A write through it lands in the client's memory. */
+	c = go(&r, (struct iovm_desc){ .op = IOVM_OP_FILL, .dst = io.addr + 5000, .len = 70000,
+				       .pattern = 0x5151515151515151ull });
+	CHECK_EQ(c.status, IOVM_STATUS_SUCCESS);
+	CHECK(app[100 + 4999] != 0x51 && app[100 + 5000] == 0x51 && app[100 + 5000 + 69999] == 0x51 &&
+	      app[100 + 5000 + 70000] != 0x51);
+	/* Mapped: it stays registered. Unmapped: it may go, and its pins with it. */
+	CHECK_EQ(iovm_mr_dereg(mr), -EBUSY);
+	CHECK_OK(iovm_rqueue_unmap_mr(r.q, mr));
+	CHECK_EQ(iovm_rqueue_unmap_mr(r.q, mr), -EINVAL);
+	/* The device reaches nothing of it any more. */
+	c = go(&r, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = io.addr, .dst = r.ih.addr, .len = 4096 });
+	CHECK_EQ(c.status, IOVM_STATUS_PAGE_FAULT);
+	CHECK_OK(iovm_mr_dereg(mr));
+	CHECK_EQ(rstats(r.ctx).odp_pinned_bytes, 0);
+	rig_close(&r);
+	CHECK_OK(munmap(app, 256 * 4096));
+}
+
+/*
+ * A pin budget of 256 KiB over a 1 MiB registration: the copy goes
+ * through, evicting as it goes; what was evicted was unmapped on the
+ * device, so a second pass asks again for it.
+ */
+TEST(pin_budget_evicts_on_the_device)
+{
+	struct rig r;
+	struct iovm_mr *mr;
+	uint8_t *app = pages_64k(256);
+	struct iovm_reg_stats s0, s1, s2;
+	struct iovm_completion c;
+	iovm_iova_t io;
+
+	rig_open(&r, "mrbudget", "pin_budget=256K");
+	memset(app, 0x3c, 256 * 4096);
+	CHECK_OK(iovm_mr_reg(r.dom, app, 256 * 4096, IOVM_ACCESS_ON_DEMAND, &mr));
+	CHECK_OK(iovm_rqueue_map_mr(r.q, mr, IOVM_MAP_READ, &io));
+	s0 = rstats(r.ctx);
+	c = go(&r, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = io.addr, .dst = r.ih.addr, .len = 1 << 20 });
+	CHECK_EQ(c.status, IOVM_STATUS_SUCCESS);
+	CHECK_EQ(r.heap[0], 0x3c);
+	CHECK_EQ(r.heap[(1 << 20) - 1], 0x3c);
+	s1 = rstats(r.ctx);
+	CHECK_EQ(s1.odp_faults - s0.odp_faults, 16);
+	CHECK(s1.odp_pinned_bytes <= 256 * 1024);
+	CHECK(s1.odp_evicted_bytes - s0.odp_evicted_bytes >= 768 * 1024);
+	/* Evicted here, so unmapped there: the first 768 KiB at least ask again. */
+	c = go(&r, (struct iovm_desc){ .op = IOVM_OP_CRC32C, .src = io.addr, .len = 1 << 20 });
+	CHECK_EQ(c.status, IOVM_STATUS_SUCCESS);
+	s2 = rstats(r.ctx);
+	CHECK(s2.odp_faults - s1.odp_faults >= 12);
+	CHECK(s2.odp_pinned_bytes <= 256 * 1024);
+	/* No write right asked for: a write faults, and nothing is written. */
+	c = go(&r, (struct iovm_desc){ .op = IOVM_OP_FILL, .flags = IOVM_DESC_BLOCK_ON_FAULT, .dst = io.addr,
+				       .len = 64, .pattern = 1 });
+	CHECK_EQ(c.status, IOVM_STATUS_PAGE_FAULT);
+	CHECK_EQ(app[0], 0x3c);
+	CHECK_OK(iovm_rqueue_unmap_mr(r.q, mr));
+	CHECK_OK(iovm_mr_dereg(mr));
+	rig_close(&r);
+	CHECK_OK(munmap(app, 256 * 4096));
+}
+
+/*
+ * The client unmaps a page the device has mapped: its monitor invalidates
+ * it, the device drops the chunk, and the next access faults exactly at
+ * the hole. Memory mapped there again is reached afresh: its bytes, never
+ * the old page's.
+ */
+TEST(munmap_reaches_the_device)
+{
+	struct rig r;
+	struct iovm_mr *mr;
+	uint8_t *app = pages_64k(64);
+	struct iovm_completion c;
+	iovm_iova_t io;
+
+	rig_open(&r, "mrunmap", "");
+	memset(app, 0x21, 64 * 4096);
+	CHECK_OK(iovm_mr_reg(r.dom, app, 64 * 4096, IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_ON_DEMAND, &mr));
+	if (!rstats(r.ctx).monitor) {
+		CHECK_OK(iovm_mr_dereg(mr));
+		rig_close(&r);
+		SKIP("no memory monitor (userfaultfd) here: invalidations are not seen");
+	}
+	CHECK_OK(iovm_rqueue_map_mr(r.q, mr, IOVM_MAP_READ | IOVM_MAP_WRITE, &io));
+	c = go(&r, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = io.addr, .dst = r.ih.addr, .len = 64 * 4096 });
+	CHECK_EQ(c.status, IOVM_STATUS_SUCCESS);
+	CHECK_OK(munmap(app + 20 * 4096, 4096));
+	for (unsigned spins = 0; rstats(r.ctx).odp_pinned_bytes == 64 * 4096; spins++) {
+		CHECK(spins < 1000000);
+		usleep(10);
+	}
+	memset(r.heap, 0, 64 * 4096);
+	c = go(&r, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = io.addr, .dst = r.ih.addr, .len = 64 * 4096 });
+	CHECK_EQ(c.status, IOVM_STATUS_PAGE_FAULT);
+	CHECK_EQ(c.fault_addr, io.addr + 20 * 4096);
+	CHECK_EQ(c.bytes_completed, 20 * 4096);
+	CHECK(r.heap[20 * 4096 - 1] == 0x21 && r.heap[20 * 4096] == 0);
+	/* Mapped again, with other bytes: those are what the device reads. */
+	CHECK(mmap(app + 20 * 4096, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) ==
+	      app + 20 * 4096);
+	memset(app + 20 * 4096, 0x77, 4096);
+	c = go(&r, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = io.addr, .dst = r.ih.addr, .len = 64 * 4096 });
+	CHECK_EQ(c.status, IOVM_STATUS_SUCCESS);
+	CHECK(r.heap[20 * 4096 - 1] == 0x21 && r.heap[20 * 4096] == 0x77 && r.heap[21 * 4096] == 0x21);
+	CHECK_OK(iovm_rqueue_unmap_mr(r.q, mr));
+	CHECK_OK(iovm_mr_dereg(mr));
+	rig_close(&r);
+	CHECK_OK(munmap(app, 64 * 4096));
+}
+
+/* A pinned registration: asked too, answered from its valid pages; the refusals. */
+TEST(pinned_and_refusals)
+{
+	struct rig r;
+	struct iovm_mr *mr, *ro, *imp = NULL;
+	uint8_t *app = pages_64k(32);
+	struct iovm_completion c;
+	iovm_iova_t io, i2;
+	int ret;
+
+	rig_open(&r, "mrpinned", "");
+	memset(app, 0x42, 32 * 4096);
+	CHECK_OK(iovm_mr_reg(r.dom, app, 16 * 4096, IOVM_ACCESS_LOCAL_WRITE, &mr));
+	CHECK_OK(iovm_mr_reg(r.dom, app + 16 * 4096, 16 * 4096, 0, &ro));
+	CHECK_OK(iovm_rqueue_map_mr(r.q, mr, IOVM_MAP_READ | IOVM_MAP_WRITE, &io));
+	CHECK_EQ(iovm_rqueue_map_mr(r.q, mr, IOVM_MAP_READ, &i2), -EEXIST);
+	CHECK_EQ(iovm_rqueue_map_mr(r.q, ro, IOVM_MAP_READ | IOVM_MAP_WRITE, &i2), -EACCES);
+	CHECK_EQ(iovm_rqueue_map_mr(r.q, ro, 0, &i2), -EINVAL);
+	CHECK_EQ(iovm_rqueue_map_mr(r.q, ro, IOVM_MAP_READ, NULL), -EINVAL);
+	CHECK_EQ(iovm_rqueue_map_mr(r.q, ro, 8, &i2), -EINVAL);
+	CHECK_EQ(iovm_rqueue_unmap_mr(r.q, ro), -EINVAL);
+	CHECK_OK(iovm_rqueue_map_mr(r.q, ro, IOVM_MAP_READ, &i2));
+	/* An implicit registration has no one range. */
+	ret = iovm_mr_reg(r.dom, NULL, SIZE_MAX, IOVM_ACCESS_ON_DEMAND, &imp);
+	if (!ret) {
+		CHECK_EQ(iovm_rqueue_map_mr(r.q, imp, IOVM_MAP_READ, &i2), -EINVAL);
+		CHECK_OK(iovm_mr_dereg(imp));
+	}
+	c = go(&r, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = i2.addr, .dst = io.addr + 8, .len = 16 * 4096 - 8 });
+	CHECK_EQ(c.status, IOVM_STATUS_SUCCESS);
+	CHECK(app[7] == 0x42 && app[8] == 0x42);
+	c = go(&r, (struct iovm_desc){ .op = IOVM_OP_FILL, .dst = io.addr, .len = 16 * 4096, .pattern = 0x0909090909090909ull });
+	CHECK_EQ(c.status, IOVM_STATUS_SUCCESS);
+	CHECK(app[0] == 9 && app[16 * 4096 - 1] == 9 && app[16 * 4096] == 0x42);
+	CHECK_EQ(iovm_mr_dereg(ro), -EBUSY);
+	CHECK_OK(iovm_rqueue_unmap_mr(r.q, ro));
+	CHECK_OK(iovm_mr_dereg(ro));
+	/* Closing the queue unmaps the rest: the MR may go after. */
+	CHECK_OK(iovm_rqueue_close(r.q));
+	CHECK_OK(iovm_mr_dereg(mr));
+	CHECK_OK(iovm_rqueue_open(r.ctx, g_dev, 64, &r.q));
+	rig_close(&r);
+	CHECK_OK(munmap(app, 32 * 4096));
+}
+
+int main(void)
+{
+	test_init();
+	RUN(first_touch_asks_per_64k);
+	RUN(pin_budget_evicts_on_the_device);
+	RUN(munmap_reaches_the_device);
+	RUN(pinned_and_refusals);
+	return 0;
+}
