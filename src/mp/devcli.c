@@ -319,8 +319,7 @@ static __noinline void page_request_answer(struct iovm_rqueue *q)
 		; /* a registration's page: its own answer, whatever the handler */
 	else if (q->fault_fn && q->fault_fn(q->fault_arg, (void *)(uintptr_t)addr, access) >= 0)
 		status = 0;
-	/* 0: there now; DP_PR_PAGE_ONLY: only the page asked about (a mirror's hole beside it); else not. */
-	atomic_store_explicit(&r->pr_status, status < 0 ? -EFAULT : status, memory_order_relaxed);
+	atomic_store_explicit(&r->pr_status, status ? -EFAULT : 0, memory_order_relaxed);
 	atomic_store_explicit(&r->pr_done, seq, memory_order_release);
 	q->pr_answered = seq;
 }

@@ -3,14 +3,16 @@
  * devcli_mr.c - a client's registrations mirrored on a device process
  * (iovm_rqueue_map_mr()): the device maps their pages only as this
  * process answers its page requests through the registration (pinned
- * within the pin budget, watched by the memory monitor), and unmaps them
- * before the registration lets them go (a reg_mirror's drop: DP_DROP,
- * answered once the device unmapped them). The device side: devodp.c.
+ * within the pin budget, watched by the memory monitor, then filled on
+ * the device: DP_FILL), and unmaps them before the registration lets them
+ * go (DP_DROP, answered once the device unmapped them). Fills and drops
+ * are sent under the registration's lock, which orders them. The device
+ * side: devodp.c.
  *
  * Locks, in the order taken: mirror_lock (the reaper answering a page
- * request), the registration's (reg_mirror_resolve()), req_lock (a drop
- * sent from under the registration's lock). Nothing takes them the other
- * way: a map or an unmap takes each alone.
+ * request), the registration's (reg_mirror_resolve()), req_lock (a fill
+ * or a drop sent from under the registration's lock). Nothing takes them
+ * the other way: a map or an unmap takes each alone.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -34,6 +36,18 @@ struct rq_mirror {
 	uintptr_t start, end;    /* the MR's pages */
 	uint64_t iova;           /* the device's IOVA of start */
 };
+
+/* The registration pinned [start, end) for a page request: the device maps it before the answer. */
+static int mirror_fill(struct reg_mirror *m, uintptr_t start, uintptr_t end)
+{
+	struct rq_mirror *mi = container_of(m, struct rq_mirror, m);
+	struct dp_req r = { .op = DP_FILL, .a = start, .b = end - start };
+	struct dp_rep rep;
+
+	if (!mi->q || mi->q->fork_gen != mp_fork_gen())
+		return -EFAULT;
+	return rq_request(mi->q, &r, -1, &rep) ? -EFAULT : 0;
+}
 
 /* The registration's pages in [start, end) go: the device unmaps them first. */
 static void mirror_drop(struct reg_mirror *m, uintptr_t start, uintptr_t end)
@@ -120,6 +134,7 @@ IOVM_API int iovm_rqueue_map_mr(struct iovm_rqueue *q, struct iovm_mr *mr, uint3
 	mi = fi_calloc(1, sizeof(*mi));
 	if (!mi)
 		return -ENOMEM;
+	mi->m.fill = mirror_fill;
 	mi->m.drop = mirror_drop;
 	mi->q = q;
 	mi->mr = mr;
@@ -198,7 +213,7 @@ bool rq_mirror_answer(struct iovm_rqueue *q, uint64_t addr, uint32_t access, int
 
 	pthread_mutex_lock(&q->mirror_lock);
 	for (unsigned i = 0; i < q->nr_mirrors; i++) {
-		const struct rq_mirror *mi = q->mirrors[i];
+		struct rq_mirror *mi = q->mirrors[i];
 		uint64_t lo, hi;
 
 		if (addr < mi->start || addr >= mi->end)
@@ -206,11 +221,11 @@ bool rq_mirror_answer(struct iovm_rqueue *q, uint64_t addr, uint32_t access, int
 		/* The chunk the device maps on this answer: cut as it cuts it (DP_MIRROR_CHUNK). */
 		lo = MAX((uint64_t)mi->start, align_down(addr, DP_MIRROR_CHUNK));
 		hi = MIN((uint64_t)mi->end, align_down(addr, DP_MIRROR_CHUNK) + DP_MIRROR_CHUNK);
-		*status = reg_mirror_resolve(mi->mr, lo, hi - lo, access);
+		*status = reg_mirror_resolve(&mi->m, mi->mr, lo, hi - lo, access);
 		/* A hole in the chunk: the page alone, as a fault of our own device would. */
-		if (*status == -EFAULT && hi - lo > SZ_4K &&
-		    !reg_mirror_resolve(mi->mr, align_down(addr, SZ_4K), SZ_4K, access))
-			*status = DP_PR_PAGE_ONLY;
+		if (*status == -EFAULT && hi - lo > SZ_4K)
+			*status = reg_mirror_resolve(&mi->m, mi->mr, align_down(addr, SZ_4K), SZ_4K,
+						     access);
 		found = true;
 		break;
 	}

@@ -362,12 +362,7 @@ int devmem_page_request(void *arg, uint64_t rva, unsigned access)
 	atomic_store_explicit(&r->pr_seq, seq, memory_order_release);
 	for (unsigned spins = 0;; spins++) {
 		if (atomic_load_explicit(&r->pr_done, memory_order_acquire) == seq)
-		{
-			int32_t status = atomic_load_explicit(&r->pr_status, memory_order_relaxed);
-
-			/* The client's word, checked: 0, DP_PR_PAGE_ONLY, or a fault. */
-			return status == 0 || status == DP_PR_PAGE_ONLY ? status : -EFAULT;
-		}
+			return atomic_load_explicit(&r->pr_status, memory_order_relaxed) ? -EFAULT : 0;
 		if (atomic_load_explicit(&c->going, memory_order_acquire))
 			return -EPIPE;
 		if (spins < 1000) {

@@ -2,21 +2,25 @@
 /*
  * devodp.c - a client's registrations mirrored on the device process
  * (iovm_rqueue_map_mr()): a range of the client's own memory, reached as
- * DP_MAP_VA's through its memory file, whose IOVAs are held but mapped
- * only chunk by chunk (DP_MIRROR_CHUNK), each after the client answered a
- * page request for it: the client pinned it, within its pin budget, with
- * its memory monitor watching. When the client's pages go (its budget
- * evicts them, its monitor invalidates them), it says so (DP_DROP) before
- * it unpins them, and the chunks they touch are unmapped, strictly,
- * before the answer. This is rdma-core's on-demand paging with the roles
- * of the kernel's HMM played by the client.
+ * DP_MAP_VA's is, through its memory file, whose IOVAs are held but whose
+ * pages are mapped only as the client answers page requests. This is
+ * rdma-core's on-demand paging with the kernel's HMM played by the client:
  *
- * The resolver runs on the worker serving the client, outside its
- * device-side section; the control thread maps, drops and unmaps. Both
- * under the client's maps_lock, which the resolver drops while it waits
- * for the client's answer: a drop meanwhile that touches the chunk asked
- * for (pending_dropped) makes it ask again, as an HMM fault that an
- * invalidation overtook starts over.
+ * - A fault in the range (the resolver, on the worker serving the client,
+ *   outside its section) asks the client about the address and waits.
+ * - The client pins the chunk around it (DP_MIRROR_CHUNK) within its pin
+ *   budget, with its memory monitor watching, and, still holding its
+ *   registration lock, has the control thread map it (DP_FILL); then it
+ *   answers, and the access is tried again.
+ * - When the client's pages go (its budget evicts them, its monitor
+ *   invalidates them), it has the control thread unmap the chunks they
+ *   touch (DP_DROP), strictly, before it unpins them, again under its
+ *   registration lock. So fills and drops reach us in the order of the
+ *   pins they follow: a drop after a fill undoes it; none can come
+ *   between a pin and its fill.
+ *
+ * The control thread changes the mappings under the client's maps_lock;
+ * the resolver reads them under it.
  */
 #include <errno.h>
 
@@ -28,13 +32,13 @@
 #include "mp/devsrv.h"
 #include "phys/phys.h"
 
-/* The mirror's mapping of @c holding @rva, or NULL. Under maps_lock. */
-static struct mapping *mirror_at_iova(struct client *c, uint64_t iova)
+/* The mirror's mapping of @c holding [rva, rva+len) of the client's addresses, or NULL. Under maps_lock. */
+static struct mapping *mirror_at_rva(struct client *c, uint64_t rva, uint64_t len)
 {
 	for (unsigned i = 0; i < c->nr_maps; i++) {
 		struct mapping *m = &c->maps[i];
 
-		if (m->mirror && iova - m->iova < m->len)
+		if (m->mirror && rva - m->rva < m->len && len <= m->len - (rva - m->rva))
 			return m;
 	}
 	return NULL;
@@ -72,16 +76,33 @@ remove_window:
 	return ret;
 }
 
-/* [*lo, *hi): the chunks of @m that [a, a+len) touches, cut at @m's ends; false when none. */
-static bool chunks_touched(const struct mapping *m, uint64_t a, uint64_t len, uint64_t *lo, uint64_t *hi)
+int devodp_fill(struct client *c, const struct dp_req *r)
 {
-	uint64_t end = m->rva + m->len;
+	struct mapping *m;
+	uint64_t off;
+	int ret;
 
-	if (a >= end || a + len <= m->rva || a + len < a)
-		return false;
-	*lo = MAX(m->rva, align_down(a, DP_MIRROR_CHUNK));
-	*hi = MIN(end, align_up(a + len, DP_MIRROR_CHUNK));
-	return true;
+	if (!r->b || (r->a | r->b) & (SZ_4K - 1))
+		return -EINVAL;
+	pthread_mutex_lock(&c->maps_lock);
+	m = mirror_at_rva(c, r->a, r->b);
+	if (!m) {
+		pthread_mutex_unlock(&c->maps_lock);
+		return -EINVAL;
+	}
+	off = r->a - m->rva;
+	ret = iommu_hold_map(c->dom, iova_make(m->iova + off), pa_make(m->pa + off), r->b, m->perm);
+	/* Pages of it mapped before (one by one, beside a hole then): the others, one by one. */
+	if (ret == -EEXIST) {
+		ret = 0;
+		for (uint64_t at = 0; !ret && at < r->b; at += SZ_4K) {
+			ret = iommu_hold_map(c->dom, iova_make(m->iova + off + at), pa_make(m->pa + off + at), SZ_4K,
+					     m->perm);
+			ret = ret == -EEXIST ? 0 : ret;
+		}
+	}
+	pthread_mutex_unlock(&c->maps_lock);
+	return ret;
 }
 
 int devodp_drop(struct client *c, const struct dp_req *r)
@@ -89,12 +110,13 @@ int devodp_drop(struct client *c, const struct dp_req *r)
 	pthread_mutex_lock(&c->maps_lock);
 	for (unsigned i = 0; i < c->nr_maps; i++) {
 		const struct mapping *m = &c->maps[i];
-		uint64_t lo, hi;
+		uint64_t end = m->rva + m->len, lo, hi;
 
-		if (!m->mirror || !chunks_touched(m, r->a, r->b, &lo, &hi))
+		if (!m->mirror || r->a >= end || r->a + r->b <= m->rva || r->a + r->b < r->a)
 			continue;
-		if (lo < c->pending_hi && c->pending_lo < hi)
-			c->pending_dropped = true;
+		/* Whole chunks, cut at the range's ends: a fill maps no more than one. */
+		lo = MAX(m->rva, align_down(r->a, DP_MIRROR_CHUNK));
+		hi = MIN(end, align_up(r->a + r->b, DP_MIRROR_CHUNK));
 		/* Strict: once it returns, no device access reaches them through these IOVAs. */
 		iommu_hold_unmap(c->dom, iova_make(m->iova + (lo - m->rva)), hi - lo);
 	}
@@ -104,10 +126,6 @@ int devodp_drop(struct client *c, const struct dp_req *r)
 
 void devodp_unmap(struct iovm_device_server *srv, struct client *c, const struct mapping *m)
 {
-	pthread_mutex_lock(&c->maps_lock);
-	if (m->rva < c->pending_hi && c->pending_lo < m->rva + m->len)
-		c->pending_dropped = true;
-	pthread_mutex_unlock(&c->maps_lock);
 	iommu_hold_unmap(c->dom, iova_make(m->iova), m->len);
 	iommu_unhold(c->dom, iova_make(m->iova), pa_make(m->pa), m->len);
 	phys_window_remove(srv->ctx->phys, pa_make(m->pa));
@@ -116,54 +134,25 @@ void devodp_unmap(struct iovm_device_server *srv, struct client *c, const struct
 int devodp_resolve(void *arg, struct iovm_domain *dom, iova_t iova, unsigned access)
 {
 	struct client *c = arg;
-	struct mapping *m;
-	uint64_t rva, lo = 0, hi = 0, off;
-	uint32_t perm;
-	int ret;
+	uint64_t rva = 0;
+	bool found = false;
+	int ret = -ENOENT;
 
 	pthread_mutex_lock(&c->maps_lock);
-	m = mirror_at_iova(c, iova_val(iova));
-	if (!m || dom != c->dom) {
-		pthread_mutex_unlock(&c->maps_lock);
-		return -ENOENT;
-	}
-	/* Not present, and not allowed either: no use asking the client. */
-	if (access & ~m->perm) {
-		pthread_mutex_unlock(&c->maps_lock);
-		return -EACCES;
-	}
-	rva = m->rva + (iova_val(iova) - m->iova);
-	chunks_touched(m, rva, 1, &lo, &hi);
-	c->pending_lo = lo;
-	c->pending_hi = hi;
-	c->pending_dropped = false;
-	pthread_mutex_unlock(&c->maps_lock);
+	for (unsigned i = 0; i < c->nr_maps && !found; i++) {
+		const struct mapping *m = &c->maps[i];
 
+		if (!m->mirror || iova_val(iova) - m->iova >= m->len)
+			continue;
+		found = true;
+		rva = m->rva + (iova_val(iova) - m->iova);
+		/* Not present, and not allowed either: no use asking the client. */
+		ret = access & ~m->perm ? -EACCES : 0;
+	}
+	pthread_mutex_unlock(&c->maps_lock);
+	if (!found || ret || dom != c->dom)
+		return found && dom == c->dom ? ret : -ENOENT;
+	/* The client fills what it pinned (DP_FILL) before it answers: yes means mapped now. */
 	ret = devmem_page_request(c, rva, access);
-	if (ret == DP_PR_PAGE_ONLY) {
-		lo = align_down(rva, SZ_4K);
-		hi = lo + SZ_4K;
-		ret = 0;
-	}
-
-	pthread_mutex_lock(&c->maps_lock);
-	m = mirror_at_iova(c, iova_val(iova));
-	if (!ret && m && !c->pending_dropped) {
-		off = lo - m->rva;
-		perm = m->perm;
-		ret = iommu_hold_map(dom, iova_make(m->iova + off), pa_make(m->pa + off), hi - lo, perm);
-		/* Pages of it mapped one by one before (a hole beside them then): the others, one by one. */
-		if (ret == -EEXIST) {
-			ret = 0;
-			for (uint64_t at = 0; !ret && at < hi - lo; at += SZ_4K) {
-				ret = iommu_hold_map(dom, iova_make(m->iova + off + at), pa_make(m->pa + off + at),
-						     SZ_4K, perm);
-				ret = ret == -EEXIST ? 0 : ret;
-			}
-		}
-	}
-	/* Dropped (or gone) while the client answered: 0, and the access faults again and asks afresh. */
-	c->pending_lo = c->pending_hi = 0;
-	pthread_mutex_unlock(&c->maps_lock);
-	return ret == -ETIMEDOUT || ret == -EPIPE ? -EFAULT : ret;
+	return ret ? -EFAULT : 0;
 }

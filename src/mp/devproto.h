@@ -26,13 +26,17 @@ enum dp_op {
 	DP_MAP_VA = 5, /* a: the client's own VA, b: length, perm: reached through its memory file */
 	/*
 	 * A registration of the client's (iovm_rqueue_map_mr()), mirrored: a
-	 * range of its own memory, as DP_MAP_VA, mapped DP_MIRROR_CHUNK at a
-	 * time as the client answers page requests (a: the client's VA, b:
-	 * length, perm). DP_DROP: a: VA, b: length: the client's pages there
-	 * go; the device unmaps the chunks they touch before it answers.
+	 * range of its own memory, as DP_MAP_VA, but nothing mapped (a: the
+	 * client's VA, b: length, perm). Its pages are mapped as the client
+	 * answers page requests: it pins them, then sends DP_FILL (a: VA, b:
+	 * length, inside one such range), then answers. DP_DROP (a: VA, b:
+	 * length): the client's pages there go; the device unmaps the chunks
+	 * (DP_MIRROR_CHUNK) they touch before it answers. The client sends
+	 * both under its registration lock, which orders them.
 	 */
 	DP_MAP_MR = 6,
 	DP_DROP = 7,
+	DP_FILL = 8,
 };
 
 struct dp_req {
@@ -79,9 +83,7 @@ struct dp_ring_ctl {
 	 * mapped at pr_addr of the client's own memory. The device process
 	 * writes pr_addr and pr_access, then pr_seq (release), and waits; the
 	 * client, in its reap, resolves it and writes pr_status (0: mapped
-	 * now; DP_PR_PAGE_ONLY: in a mirrored registration, only the page
-	 * asked about, not its whole chunk; else a fault), then pr_done =
-	 * pr_seq (release). The device process trusts
+	 * now), then pr_done = pr_seq (release). The device process trusts
 	 * neither: it counts its own requests, and waits a bounded time.
 	 */
 	_Atomic uint64_t pr_addr;
@@ -110,13 +112,12 @@ static inline struct iovm_cqe *dp_cq(struct dp_ring_ctl *r, unsigned depth)
 }
 
 /*
- * What one page request of a mirrored registration maps: the client's
- * addresses are cut at multiples of it (and at the range's ends); both
- * sides cut alike, the client to pin, the device to map.
+ * What one page request of a mirrored registration asks for: the client's
+ * addresses cut at multiples of it (and at the range's ends); the client
+ * pins and fills that much (or the page alone, beside a hole), and a drop
+ * unmaps whole such chunks on the device.
  */
 #define DP_MIRROR_CHUNK (UINT64_C(64) * 1024)
-/* A page request's answer: a mirror's chunk has a hole, the page asked about is there. */
-#define DP_PR_PAGE_ONLY 1
 
 /* The abstract socket of device process @name. */
 #define DP_SOCK_FMT "iovm-device/%s"

@@ -78,15 +78,19 @@ static void client_teardown(struct iovm_device_server *srv, struct client *c)
 	c->ring = NULL;
 }
 
-/* @c is out of the array already. */
-static void client_free(struct iovm_device_server *srv, struct client *c)
+/* Whether every worker that was in a pass when @c left the array has finished it. */
+static bool passes_over(struct iovm_device_server *srv, const struct client *c)
 {
-	if (c->opened && !c->closed)
-		atomic_fetch_add_explicit(&srv->torn_down, 1, memory_order_relaxed);
-	client_teardown(srv, c);
-	/* No worker holds its pointer after this. */
-	pthread_rwlock_wrlock(&srv->pass_lock);
-	pthread_rwlock_unlock(&srv->pass_lock);
+	for (unsigned w = 0; w < srv->nr_workers; w++)
+		if ((c->passes_seen[w] & 1) &&
+		    atomic_load_explicit(&srv->passes[w], memory_order_acquire) == c->passes_seen[w])
+			return false;
+	return true;
+}
+
+/* What was left of @c once no worker holds its pointer. */
+static void client_release(struct iovm_device_server *srv, struct client *c)
+{
 	mp_fd_close(c->conn);
 	/* After its windows went (teardown): nobody reads through it any more. */
 	mp_fd_close(c->mem_fd);
@@ -95,6 +99,40 @@ static void client_free(struct iovm_device_server *srv, struct client *c)
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 	atomic_fetch_sub_explicit(&srv->nr_clients, 1, memory_order_release);
+}
+
+/* Release the clients whose passes are over; whether some still wait. */
+static bool freeing_reap(struct iovm_device_server *srv)
+{
+	for (struct client **p = &srv->freeing; *p;) {
+		struct client *c = *p;
+
+		if (!passes_over(srv, c)) {
+			p = &c->next_free;
+			continue;
+		}
+		*p = c->next_free;
+		client_release(srv, c);
+	}
+	return srv->freeing != NULL;
+}
+
+/* Client @i goes: out of the array, torn down now, released once no worker's pass holds it. */
+static void client_free(struct iovm_device_server *srv, unsigned i)
+{
+	struct client *c = atomic_load_explicit(&srv->clients[i], memory_order_relaxed);
+
+	atomic_store_explicit(&srv->clients[i], NULL, memory_order_release);
+	/* Against the worker's: it counts its pass, then loads; we clear, then read its count. */
+	atomic_thread_fence(memory_order_seq_cst);
+	for (unsigned w = 0; w < srv->nr_workers; w++)
+		c->passes_seen[w] = atomic_load_explicit(&srv->passes[w], memory_order_relaxed);
+	if (c->opened && !c->closed)
+		atomic_fetch_add_explicit(&srv->torn_down, 1, memory_order_relaxed);
+	client_teardown(srv, c);
+	c->next_free = srv->freeing;
+	srv->freeing = c;
+	freeing_reap(srv);
 }
 
 static int reply_fd(struct client *c, int status, uint32_t pasid, uint64_t iova, int fd)
@@ -220,6 +258,9 @@ static bool serve_request(struct iovm_device_server *srv, unsigned idx, struct c
 	case DP_DROP:
 		ret = c->opened && !c->closed ? devodp_drop(c, &r) : -EINVAL;
 		break;
+	case DP_FILL:
+		ret = c->opened && !c->closed ? devodp_fill(c, &r) : -EINVAL;
+		break;
 	case DP_CLOSE:
 		/* Torn down before the answer: then the client may free its ring. */
 		client_teardown(srv, c);
@@ -288,7 +329,8 @@ static void *ctl_main(void *arg)
 			idx[n - 2] = i;
 			pfd[n++] = (struct pollfd){ .fd = c->conn, .events = POLLIN };
 		}
-		if (poll(pfd, n, -1) < 0 && errno != EINTR)
+		/* Clients waiting for the workers' passes: looked at again within a millisecond. */
+		if (poll(pfd, n, freeing_reap(srv) ? 1 : -1) < 0 && errno != EINTR)
 			break;
 		if (pfd[0].revents)
 			break;
@@ -299,8 +341,7 @@ static void *ctl_main(void *arg)
 			if (!pfd[k].revents || serve_request(srv, i, c))
 				continue;
 			/* Closed, or dead: its queue, its domain and its loans go. */
-			atomic_store_explicit(&srv->clients[i], NULL, memory_order_release);
-			client_free(srv, c);
+			client_free(srv, i);
 		}
 		if (pfd[1].revents)
 			accept_client(srv);
@@ -309,11 +350,13 @@ static void *ctl_main(void *arg)
 		struct client *c = atomic_load_explicit(&srv->clients[i], memory_order_relaxed);
 
 		if (c) {
-			atomic_store_explicit(&srv->clients[i], NULL, memory_order_release);
 			c->closed = true; /* the server stops: not a client's death */
-			client_free(srv, c);
+			client_free(srv, i);
 		}
 	}
+	/* The workers run until the control thread is gone: their passes end. */
+	while (freeing_reap(srv))
+		usleep(100);
 	return NULL;
 }
 
@@ -365,7 +408,14 @@ struct worker_arg {
 	unsigned id;
 };
 
-/* Say @on to worker @id's clients: whether it sleeps. Needs pass_lock (read). */
+/* A pass of worker @id through its clients begins (odd) or ends (even). */
+static void pass_mark(struct iovm_device_server *srv, unsigned id)
+{
+	/* Before the pass loads a client pointer: see client_free(). */
+	atomic_fetch_add_explicit(&srv->passes[id], 1, memory_order_seq_cst);
+}
+
+/* Say @on to worker @id's clients: whether it sleeps. Inside a pass. */
 static bool mark_sleeping(struct iovm_device_server *srv, unsigned id, uint32_t on)
 {
 	bool work = false;
@@ -395,15 +445,15 @@ static void doze(struct iovm_device_server *srv, unsigned id)
 	uint64_t n;
 	bool work;
 
-	pthread_rwlock_rdlock(&srv->pass_lock);
+	pass_mark(srv, id);
 	work = mark_sleeping(srv, id, 1);
-	pthread_rwlock_unlock(&srv->pass_lock);
+	pass_mark(srv, id);
 	/* Marked, then looked again: a submission after the mark rings; one before it is seen here. */
 	if (!work && poll(&p, 1, 100) == 1 && read(srv->wake_fd[id], &n, sizeof(n)) < 0)
 		n = 0;
-	pthread_rwlock_rdlock(&srv->pass_lock);
+	pass_mark(srv, id);
 	mark_sleeping(srv, id, 0);
-	pthread_rwlock_unlock(&srv->pass_lock);
+	pass_mark(srv, id);
 }
 
 static void *worker_main(void *arg)
@@ -418,7 +468,7 @@ static void *worker_main(void *arg)
 	while (!atomic_load_explicit(&srv->stopping, memory_order_acquire)) {
 		unsigned work = 0;
 
-		pthread_rwlock_rdlock(&srv->pass_lock);
+		pass_mark(srv, id);
 		for (unsigned i = id; i < MAX_CLIENTS; i += srv->nr_workers) {
 			struct client *c = atomic_load_explicit(&srv->clients[i], memory_order_acquire);
 
@@ -428,7 +478,7 @@ static void *worker_main(void *arg)
 				work += service(srv, c);
 			pthread_mutex_unlock(&c->lock);
 		}
-		pthread_rwlock_unlock(&srv->pass_lock);
+		pass_mark(srv, id);
 		if (work) {
 			idle = 0;
 			continue;
@@ -490,15 +540,6 @@ IOVM_API int iovm_device_serve(struct iovm_ctx *ctx, const char *name, unsigned 
 			goto free_srv;
 		}
 		mp_fd_own(srv->wake_fd[i]);
-	}
-	{
-		pthread_rwlockattr_t ra;
-
-		/* Writers first: a busy worker must not starve the control thread's wait. */
-		pthread_rwlockattr_init(&ra);
-		pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-		pthread_rwlock_init(&srv->pass_lock, &ra);
-		pthread_rwlockattr_destroy(&ra);
 	}
 	ret = iovm_device_open(ctx, "sw", &srv->dev);
 	if (ret)
@@ -567,7 +608,6 @@ close_dev:
 free_srv:
 	for (unsigned i = 0; i < MAX_WORKERS; i++)
 		mp_fd_close(srv->wake_fd[i]);
-	pthread_rwlock_destroy(&srv->pass_lock);
 	free(srv);
 	return ret;
 }
@@ -611,7 +651,6 @@ IOVM_API int iovm_device_server_stop(struct iovm_device_server *srv)
 	free(srv->loans);
 	for (unsigned i = 0; i < MAX_WORKERS; i++)
 		mp_fd_close(srv->wake_fd[i]);
-	pthread_rwlock_destroy(&srv->pass_lock);
 	free(srv);
 	return 0;
 }

@@ -52,6 +52,9 @@ struct client {
 	struct dp_ring_ctl *ring;
 	uint64_t ring_pa, ring_len;
 	uint32_t in_engine;      /* under lock: submitted to the engine, not yet reaped */
+	/* Out of the array, torn down, waiting for the workers' passes (the control thread's): */
+	struct client *next_free;
+	uint64_t passes_seen[MAX_WORKERS];
 	int mem_fd;              /* the client's /proc/PID/mem, passed at open; -1: none */
 	/*
 	 * What the client mapped: changed by the control thread under
@@ -61,9 +64,6 @@ struct client {
 	pthread_mutex_t maps_lock;
 	struct mapping *maps;
 	unsigned nr_maps, cap_maps;
-	/* The chunk a worker's page request is about (under maps_lock): a drop that touches it says so. */
-	uint64_t pending_lo, pending_hi;
-	bool pending_dropped;
 };
 
 /* A block lent to this process, and how many mappings hold it: the control thread's. */
@@ -85,11 +85,15 @@ struct iovm_device_server {
 	_Atomic bool stopping;
 	_Atomic(struct client *) clients[MAX_CLIENTS]; /* set and cleared by the control thread */
 	/*
-	 * Workers hold it (read) over a pass through the clients; the control
-	 * thread takes it (write) once a client is out of the array, before
-	 * freeing it: then no worker still holds its pointer.
+	 * Each worker's passes through the clients, odd while in one. A
+	 * client out of the array is freed once every worker that was in a
+	 * pass then has finished it: then none still holds its pointer. The
+	 * control thread never waits for that (a worker's pass may wait on a
+	 * client's page request, whose answer may need the control thread):
+	 * it keeps such clients on freeing and looks again.
 	 */
-	pthread_rwlock_t pass_lock;
+	_Atomic uint64_t passes[MAX_WORKERS];
+	struct client *freeing;        /* the control thread's */
 	struct loan *loans;            /* open addressing; the control thread's */
 	unsigned cap_loans, nr_loans;
 	uint32_t next_pasid;           /* the control thread's */
@@ -117,20 +121,21 @@ void devmem_unmap_all(struct iovm_device_server *srv, struct client *c);
 int devmem_add_mapping(struct client *c, const struct mapping *m);
 unsigned devmem_remote_maps(const struct client *c);
 /*
- * devodp.c. devodp_map(): DP_MAP_MR, from devmem_map(). devodp_drop():
- * DP_DROP. devodp_unmap(): a mirror's mapping @m goes (DP_UNMAP), out of
- * the array already. devodp_resolve(): the resolver of @c's domain
- * (iommu_domain_set_resolver()), on a worker, outside its section.
+ * devodp.c. devodp_map(): DP_MAP_MR, from devmem_map(). devodp_fill(),
+ * devodp_drop(): DP_FILL, DP_DROP. devodp_unmap(): a mirror's mapping @m
+ * goes (DP_UNMAP), out of the array already. devodp_resolve(): the
+ * resolver of @c's domain (iommu_domain_set_resolver()), on a worker,
+ * outside its section.
  */
 int devodp_map(struct iovm_device_server *srv, struct client *c, const struct dp_req *r, uint64_t *iova);
+int devodp_fill(struct client *c, const struct dp_req *r);
 int devodp_drop(struct client *c, const struct dp_req *r);
 void devodp_unmap(struct iovm_device_server *srv, struct client *c, const struct mapping *m);
 int devodp_resolve(void *arg, struct iovm_domain *dom, iova_t iova, unsigned access);
 /*
  * devmem_page_request() - a page request to client @arg about @rva of its
  * own memory (dev_queue_set_page_request()); from the worker serving it,
- * under its lock. 0 when the client mapped the page (DP_PR_PAGE_ONLY: in
- * a mirrored registration, only that page of its chunk); else the fault.
+ * under its lock. 0 when the client mapped the page; else the fault.
  */
 int devmem_page_request(void *arg, uint64_t rva, unsigned access);
 

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * mirror.c - mirrors of a registration: another device's mapping of an
- * MR's pages, made page request by page request and dropped before the
- * pages go here (a device process serving this process: src/mp/devodp.c).
+ * MR's pages, filled page request by page request once the pages are
+ * pinned here, and dropped before they go (a device process serving this
+ * process: src/mp/devodp.c). Fills and drops run under reg_space.lock,
+ * which orders them as the pins they follow.
  *
  * The mirror's device reaches the memory by its own path (this process's
  * memory file); what a mirror adds is the registration's discipline: the
@@ -58,7 +60,7 @@ void mirrors_drop(struct iovm_mr *mr, uintptr_t start, uintptr_t end)
 	}
 }
 
-int reg_mirror_resolve(struct iovm_mr *mr, uintptr_t start, size_t len, unsigned access)
+int reg_mirror_resolve(struct reg_mirror *m, struct iovm_mr *mr, uintptr_t start, size_t len, unsigned access)
 {
 	struct reg_space *rs = mr->rs;
 	int ret;
@@ -76,6 +78,9 @@ int reg_mirror_resolve(struct iovm_mr *mr, uintptr_t start, size_t len, unsigned
 		ret = odp_advise(rs, mr, start, len, true);
 	else
 		ret = mr_pages_valid(mr, start, len) ? 0 : -EFAULT;
+	/* Still under the lock: no drop of these pages can come between the pin and the fill. */
+	if (!ret)
+		ret = m->fill(m, start, start + len);
 	mutex_unlock(&rs->lock);
 	return ret == -ENOENT ? -EFAULT : ret;
 }

@@ -49,12 +49,15 @@ int reg_key_grow(struct reg_space *rs, uint32_t key, uint64_t va);
  * process's, iovm_rqueue_map_mr()), made page request by page request
  * (reg_mirror_resolve()), which must go before the pages here do.
  *
- * @drop is told [start, end) of the process's addresses whose pages go
- * (the pin budget evicts them, the memory monitor invalidates them, the
- * MR ends) before they are unmapped and unpinned here. It runs under the
- * registration's locks, and may block, but never call into registration.
+ * @fill maps [start, end) of the process's addresses on the mirror's
+ * device, once they are pinned here; @drop unmaps them there, before the
+ * pages go here (the pin budget evicts them, the memory monitor
+ * invalidates them, the MR ends). Both run under the registration's lock,
+ * which orders them: a drop that follows a fill undoes it. They may
+ * block, but never call into registration.
  */
 struct reg_mirror {
+	int (*fill)(struct reg_mirror *m, uintptr_t start, uintptr_t end);
 	void (*drop)(struct reg_mirror *m, uintptr_t start, uintptr_t end);
 	struct list_node link; /* in the MR's mirrors, under reg_space.lock */
 };
@@ -76,13 +79,14 @@ int reg_mirror_add(struct iovm_mr *mr, struct reg_mirror *m, struct reg_mirror_r
 void reg_mirror_del(struct iovm_mr *mr, struct reg_mirror *m);
 
 /*
- * reg_mirror_resolve() - a mirror's page request for [start, start+len)
- * (inside the MR, page aligned) for @access: an on-demand MR pins and maps
- * the pages, within the pin budget, as a fault of its own device would
- * (counted as one); a pinned MR's must still be valid. 0 when they are
- * there; -EFAULT when not (unmapped, or without the rights), -ENOMEM,
- * -EAGAIN when invalidations kept overtaking it.
+ * reg_mirror_resolve() - mirror @m's page request for [start, start+len)
+ * of @mr (inside it, page aligned) for @access: an on-demand MR pins and
+ * maps the pages, within the pin budget, as a fault of its own device
+ * would (counted as one); a pinned MR's must still be valid. Then, under
+ * the same hold of the lock, @m's fill. 0 when they are there and filled;
+ * -EFAULT when not (unmapped, or without the rights), -ENOMEM, -EAGAIN
+ * when invalidations kept overtaking it, or what the fill said.
  */
-int reg_mirror_resolve(struct iovm_mr *mr, uintptr_t start, size_t len, unsigned access);
+int reg_mirror_resolve(struct reg_mirror *m, struct iovm_mr *mr, uintptr_t start, size_t len, unsigned access);
 
 #endif /* IOVM_REG_REG_H */

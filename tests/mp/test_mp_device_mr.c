@@ -11,6 +11,8 @@
  * refusal: a registration that does not grant the rights, one mapped
  * twice, an implicit one, a deregistration while mapped.
  */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "mp_device.h"
@@ -265,6 +267,166 @@ TEST(pinned_and_refusals)
 	CHECK_OK(munmap(app, 32 * 4096));
 }
 
+/*
+ * 64 clients on one device process (16 under sanitizers), each with an
+ * on-demand MR at the same address (forked from one parent), a pin budget
+ * of 128 KiB under a 512 KiB MR: every page request goes to the client
+ * that owns the address space, and is answered by its own registration
+ * and budget. Each finds its own bytes only, and stays within its budget.
+ */
+static uint8_t *many_at;
+
+static void many_mr_client(int rd, int wr, void *arg)
+{
+	uint8_t me = (uint8_t)(uintptr_t)arg;
+	struct iovm_domain_attr attr = { .type = IOVM_DOMAIN_MANAGED };
+	struct iovm_ctx *ctx = NULL;
+	struct iovm_rqueue *q;
+	struct iovm_domain *dom;
+	struct iovm_mr *mr;
+	uint8_t *heap;
+	iovm_iova_t io, ih;
+	int ret;
+
+	ret = iovm_attach(g_share, "pin_budget=128K", &ctx);
+	CHECK_MSG(ret == 0, "attach: %s", iovm_error_detail());
+	CHECK_OK(iovm_rqueue_open(ctx, g_dev, 16, &q));
+	CHECK_OK(iovm_domain_create(ctx, &attr, &dom));
+	heap = iovm_dma_zalloc(ctx, 128 * 4096, 4096, 0);
+	CHECK(heap != NULL);
+	memset(many_at, me, 128 * 4096);
+	CHECK_OK(iovm_mr_reg(dom, many_at, 128 * 4096, IOVM_ACCESS_ON_DEMAND, &mr));
+	CHECK_OK(iovm_rqueue_map_mr(q, mr, IOVM_MAP_READ, &io));
+	CHECK_OK(iovm_rqueue_map(q, heap, 128 * 4096, IOVM_MAP_READ | IOVM_MAP_WRITE, &ih));
+	put64(wr, iovm_rqueue_pasid(q));
+	get64(rd);
+	for (int round = 0; round < 4; round++) {
+		struct iovm_reg_stats st;
+
+		CHECK_EQ(run(q, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = io.addr, .dst = ih.addr,
+						    .len = 128 * 4096 }), IOVM_STATUS_SUCCESS);
+		for (int i = 0; i < 128 * 4096; i++)
+			CHECK_MSG(heap[i] == me, "client %u found %#x at %d", me, heap[i], i);
+		memset(heap, 0, 128 * 4096);
+		CHECK_OK(iovm_reg_stats(ctx, &st));
+		CHECK(st.odp_pinned_bytes <= 128 * 1024);
+		CHECK(st.odp_faults >= (uint64_t)(round + 1) * 8);
+	}
+	CHECK_OK(iovm_rqueue_close(q));
+	CHECK_OK(iovm_mr_dereg(mr));
+	CHECK_OK(iovm_domain_destroy(dom));
+	CHECK_OK(iovm_close(ctx));
+	put64(wr, 1);
+}
+
+TEST(sixty_four_clients_own_registrations)
+{
+	unsigned n = TEST_ASAN || TEST_TSAN ? 16 : 64;
+	static struct child c[64];
+	static uint64_t pasid[64];
+	struct iovm_ctx *owner;
+	struct child srv;
+
+	g_share = share_name("mrmany");
+	g_dev = share_name("mrmanydev");
+	owner = share_ok(g_share, HEAP);
+	srv = start_server();
+	many_at = pages_64k(128);
+	for (unsigned i = 0; i < n; i++) {
+		c[i] = child_start(many_mr_client, (void *)(uintptr_t)(i + 1));
+		pasid[i] = get64(c[i].rd);
+		for (unsigned j = 0; j < i; j++)
+			CHECK(pasid[j] != pasid[i]);
+	}
+	for (unsigned i = 0; i < n; i++)
+		put64(c[i].wr, 1);
+	for (unsigned i = 0; i < n; i++) {
+		CHECK_EQ(get64(c[i].rd), 1);
+		child_ok(&c[i]);
+	}
+	printf("# %u clients, one address, each page request answered by its own registration\n", n);
+	stop_server(&srv);
+	CHECK_OK(munmap(many_at, 128 * 4096));
+	CHECK_EQ(share_info(owner).blocks, 0);
+	CHECK_OK(iovm_close(owner));
+}
+
+/*
+ * Drops racing page requests: one thread discards (MADV_DONTNEED) and
+ * prefetches random pieces of the MR while descriptors copy all of it
+ * under a pin budget of a quarter of it, evicting as they go. Every copy
+ * completes, each byte the pattern or a discarded page's zero; the
+ * budget holds after each.
+ */
+struct churn {
+	struct iovm_mr *mr;
+	uint8_t *app;
+	_Atomic bool stop;
+	unsigned rounds;
+};
+
+static void *churner(void *arg)
+{
+	struct churn *ch = arg;
+	unsigned seed = 7;
+
+	while (!atomic_load(&ch->stop)) {
+		unsigned piece = (unsigned)rand_r(&seed) % 16;
+
+		if (rand_r(&seed) & 1)
+			CHECK_OK(madvise(ch->app + piece * KB64, KB64, MADV_DONTNEED));
+		else
+			CHECK(iovm_mr_advise(ch->mr, ch->app + piece * KB64, KB64, 0) == 0 ||
+			      errno == EAGAIN);
+		ch->rounds++;
+		usleep(50);
+	}
+	return NULL;
+}
+
+TEST(drops_race_page_requests)
+{
+	struct rig r;
+	struct churn ch = { 0 };
+	pthread_t t;
+	unsigned copies = TEST_ASAN || TEST_TSAN ? 40 : 200;
+
+	rig_open(&r, "mrrace", "pin_budget=256K");
+	ch.app = pages_64k(256);
+	memset(ch.app, 0x6d, 256 * 4096);
+	CHECK_OK(iovm_mr_reg(r.dom, ch.app, 256 * 4096, IOVM_ACCESS_ON_DEMAND, &ch.mr));
+	if (!rstats(r.ctx).monitor) {
+		CHECK_OK(iovm_mr_dereg(ch.mr));
+		rig_close(&r);
+		SKIP("no memory monitor (userfaultfd) here: discards are not seen");
+	}
+	{
+		iovm_iova_t io;
+
+		CHECK_OK(iovm_rqueue_map_mr(r.q, ch.mr, IOVM_MAP_READ, &io));
+		CHECK_OK(pthread_create(&t, NULL, churner, &ch));
+		for (unsigned i = 0; i < copies; i++) {
+			struct iovm_completion c;
+
+			memset(r.heap, 0xee, 1 << 20);
+			c = go(&r, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = io.addr, .dst = r.ih.addr,
+						       .len = 1 << 20 });
+			CHECK_MSG(c.status == IOVM_STATUS_SUCCESS, "copy %u: status %u, reason %u at +%#llx after %u bytes", i,
+				  c.status, c.fault_reason, (unsigned long long)(c.fault_addr - io.addr), c.bytes_completed);
+			for (unsigned b = 0; b < 1 << 20; b += 509)
+				CHECK_MSG(r.heap[b] == 0x6d || r.heap[b] == 0, "byte %u: %#x", b, r.heap[b]);
+			CHECK(rstats(r.ctx).odp_pinned_bytes <= 256 * 1024);
+		}
+		atomic_store(&ch.stop, true);
+		CHECK_OK(pthread_join(t, NULL));
+		CHECK(ch.rounds > 0);
+		CHECK_OK(iovm_rqueue_unmap_mr(r.q, ch.mr));
+	}
+	CHECK_OK(iovm_mr_dereg(ch.mr));
+	rig_close(&r);
+	CHECK_OK(munmap(ch.app, 256 * 4096));
+}
+
 int main(void)
 {
 	test_init();
@@ -272,5 +434,7 @@ int main(void)
 	RUN(pin_budget_evicts_on_the_device);
 	RUN(munmap_reaches_the_device);
 	RUN(pinned_and_refusals);
+	RUN(drops_race_page_requests);
+	RUN(sixty_four_clients_own_registrations);
 	return 0;
 }
