@@ -562,6 +562,7 @@ int bench_mp(const struct bench_args *args)
 		     "none (DPDK cannot reclaim)", NAN, NULL);
 	mp_dev_bench(&cfg, share_name);
 	mp_sdom_bench(&cfg, share_name);
+	mp_mr_bench(&cfg, share_name);
 	ret = mp_child_wait(&owner);
 	if (ret)
 		bench_note("iovm: the owner ended with %d", ret);

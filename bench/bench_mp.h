@@ -5,7 +5,7 @@
  * measures, and the loops' sizes. bench_mp.c drives the run and measures
  * iovm; bench_mp_dpdk.c measures DPDK's primary and secondaries;
  * bench_mp_dev.c, iovm's device process and its clients; bench_mp_sdom.c,
- * shared domains.
+ * shared domains; bench_mp_mr.c, a client's registration on the device.
  */
 #ifndef IOVM_BENCH_MP_H
 #define IOVM_BENCH_MP_H
@@ -98,5 +98,12 @@ void mp_dev_bench(const struct mp_cfg *cfg, const char *share);
  * Forks only: the caller holds no context.
  */
 void mp_sdom_bench(const struct mp_cfg *cfg, const char *share);
+
+/*
+ * mp_mr_bench() - the mirrored-registration row (bench_mp_mr.c): a page
+ * request of a device process answered by a client's on-demand MR, beside
+ * the same MR's first touch by a device of the client's own. Forks only.
+ */
+void mp_mr_bench(const struct mp_cfg *cfg, const char *share);
 
 #endif /* IOVM_BENCH_MP_H */
