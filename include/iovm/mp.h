@@ -433,22 +433,33 @@ IOVM_API int iovm_rqueue_unmap(struct iovm_rqueue *q, iovm_iova_t iova, size_t l
  *        (iovm_mr_info.addr); the MR's pages follow it contiguously
  *
  * The device maps nothing of it at first. Its first access to each 64 KiB
- * of the MR's addresses (cut at multiples of 64 KiB, and at the MR's ends)
- * is a page request to this process, answered in iovm_rqueue_reap()
- * whatever the descriptor asks, as an on-demand MR's own device faults
- * are: an on-demand MR pins the pages, within the context's pin budget,
- * with the memory monitor watching them (iovm_reg_stats.odp_faults counts
- * it); a pinned MR answers whether its pages are still valid. Only then
- * does the device map them. When the registration lets pages go (the pin
- * budget evicts them, the memory monitor invalidates them: munmap(),
- * mremap(), MADV_DONTNEED), this process first has the device unmap the
- * 64 KiB pieces they touch, and waits for its answer: once the pages are
- * unpinned here, no device access reaches them through @mr's mapping; the
- * next asks again. A page that is not there (a hole, or unmapped) is
- * answered with a fault: the descriptor completes IOVM_STATUS_PAGE_FAULT
- * after the bytes before it. Reached, as iovm_rqueue_map()'s own memory,
- * through this process's memory file; after this process's munmap()
- * returns, nothing of the pages is reached, whatever the device mapped.
+ * piece of the MR (cut at multiples of 64 KiB from the MR's first page, as
+ * an on-demand MR pins them, and at its end) is a page request to this
+ * process, answered in iovm_rqueue_reap() whatever the descriptor asks,
+ * as an on-demand MR's own device faults are: an on-demand MR pins the
+ * piece, within the context's pin budget, with the memory monitor
+ * watching it (iovm_reg_stats.odp_faults counts it); a pinned MR answers
+ * whether its pages are still valid. Then, before the answer, the device
+ * maps what is still pinned of the piece, writable only where the MR
+ * grants writes and the memory is writable now (a read-only page faults
+ * a device write, as the memory file the device reaches it through would
+ * not). When the registration lets pages go (the pin budget evicts them,
+ * the memory monitor invalidates them: munmap(), mremap(),
+ * MADV_DONTNEED), this process first has the device unmap the pieces they
+ * touch, and waits for its answer: once the pages are unpinned here, no
+ * device access reaches them through @mr's mapping; the next asks again.
+ * A page that is not there (a hole, or unmapped) is answered with a
+ * fault: the descriptor completes IOVM_STATUS_PAGE_FAULT after the bytes
+ * before it. So is a descriptor that needs more pieces at once than the
+ * pin budget holds (a copy between two pieces under a 64 KiB budget): its
+ * sides' requests would evict each other for ever.
+ *
+ * Reached, as iovm_rqueue_map()'s own memory, through this process's
+ * memory file: after this process's munmap() returns, nothing of the old
+ * pages is reached. Unlike a device of this process's, the device does
+ * not wait for the memory monitor: between the return of a munmap() of
+ * MR memory and the monitor's invalidation (microseconds), a device
+ * access may reach memory mapped anew at those addresses.
  *
  * @mr cannot be deregistered while mapped (iovm_mr_dereg() says -EBUSY):
  * iovm_rqueue_unmap_mr() it first. Each queue maps an MR once.

@@ -306,7 +306,7 @@ static int side_span(struct exec *x, struct side *s)
 		 * outside the section. A fault that comes back at once at the
 		 * same address, resolved each time, is given up on.
 		 */
-		if (f.reason == IOVM_FAULT_NOT_PRESENT && x->stuck < RESOLVE_STUCK) {
+		if (f.reason == IOVM_FAULT_NOT_PRESENT && x->stuck < RESOLVE_STUCK && x->resolved_idle < RESOLVE_IDLE) {
 			int ret;
 
 			iommu_exit(x->q->tlb);
@@ -315,6 +315,7 @@ static int side_span(struct exec *x, struct side *s)
 			iommu_enter(x->q->tlb);
 			if (!ret) {
 				x->stuck = iova_eq(f.iova, x->last_resolved) ? x->stuck + 1 : 0;
+				x->resolved_idle++;
 				x->last_resolved = f.iova;
 				counter_add(&x->q->page_requests, 1);
 				sides_forget(x);
@@ -362,6 +363,8 @@ int stretch(struct exec *x, uint64_t left, uint64_t *n)
 			return -EFAULT;
 		i = 0;
 	}
+	/* Every side translated: bytes move, whatever the faults resolved to get here. */
+	x->resolved_idle = 0;
 	for (i = 0; i < x->nr_sides; i++)
 		m = MIN(m, x->sides[i]->avail);
 	*n = m;

@@ -20,6 +20,13 @@
 #define FAULT_RETRIES 16
 /* The resolver, as many as a descriptor needs, but this many times in a row at one address. */
 #define RESOLVE_STUCK 8
+/*
+ * ... and this many times between two stretches: sides whose faults undo
+ * each other (a pin budget too small for what one descriptor needs at
+ * once evicts one side's pages to resolve the other's) would go on for
+ * ever; the descriptor completes with the fault instead.
+ */
+#define RESOLVE_IDLE 64
 
 /*
  * One range an operation reads or writes, and the span of it translated
@@ -57,6 +64,7 @@ struct exec {
 	unsigned nr_sides;
 	unsigned retries;
 	unsigned stuck;         /* resolved faults in a row at last_resolved */
+	unsigned resolved_idle; /* resolved faults since the last stretch every side could take */
 	iova_t last_resolved;
 	uint64_t done;          /* bytes done, for a fault that jumps out of an operation */
 	/*
@@ -100,6 +108,7 @@ static inline void exec_init(struct exec *x, struct iovm_queue *q, const struct 
 	x->nr_sides = 0;
 	x->retries = 0;
 	x->stuck = 0;
+	x->resolved_idle = 0;
 	x->last_resolved = iova_make(0);
 	x->done = 0;
 	x->cur_len = 0;

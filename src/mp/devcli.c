@@ -315,7 +315,7 @@ static __noinline void page_request_answer(struct iovm_rqueue *q)
 
 	if (access != IOVM_MAP_READ && access != IOVM_MAP_WRITE)
 		status = -EFAULT;
-	else if (rq_mirror_answer(q, addr, access, &status))
+	else if (rq_mirror_answer(q, addr, atomic_load_explicit(&r->pr_iova, memory_order_relaxed), access, &status))
 		; /* a registration's page: its own answer, whatever the handler */
 	else if (q->fault_fn && q->fault_fn(q->fault_arg, (void *)(uintptr_t)addr, access) >= 0)
 		status = 0;

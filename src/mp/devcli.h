@@ -53,10 +53,10 @@ int rq_not_forked(const struct iovm_rqueue *q);
 int rq_request(struct iovm_rqueue *q, const struct dp_req *r, int fd, struct dp_rep *rep);
 /*
  * devcli_mr.c. rq_mirror_answer(): a page request at @addr in a mirrored
- * registration, answered through it into *@status; false when @addr is in
- * none. rq_mirrors_close(): after DP_CLOSE, the mirrors go.
+ * registration (the one the device's @iova is in; 0: any that holds
+ * @addr), answered through it into *@status; false when there is none. rq_mirrors_close(): after DP_CLOSE, the mirrors go.
  */
-bool rq_mirror_answer(struct iovm_rqueue *q, uint64_t addr, uint32_t access, int *status);
+bool rq_mirror_answer(struct iovm_rqueue *q, uint64_t addr, uint64_t iova, uint32_t access, int *status);
 void rq_mirrors_close(struct iovm_rqueue *q);
 
 #endif /* IOVM_MP_DEVCLI_H */

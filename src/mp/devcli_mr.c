@@ -38,10 +38,10 @@ struct rq_mirror {
 };
 
 /* The registration pinned [start, end) for a page request: the device maps it before the answer. */
-static int mirror_fill(struct reg_mirror *m, uintptr_t start, uintptr_t end)
+static int mirror_fill(struct reg_mirror *m, uintptr_t start, uintptr_t end, unsigned perm)
 {
 	struct rq_mirror *mi = container_of(m, struct rq_mirror, m);
-	struct dp_req r = { .op = DP_FILL, .a = start, .b = end - start };
+	struct dp_req r = { .op = DP_FILL, .a = mi->iova + (start - mi->start), .b = end - start, .perm = perm };
 	struct dp_rep rep;
 
 	if (!mi->q || mi->q->fork_gen != mp_fork_gen())
@@ -207,7 +207,7 @@ IOVM_API int iovm_rqueue_unmap_mr(struct iovm_rqueue *q, struct iovm_mr *mr)
 	return ret == -EPIPE ? 0 : ret;
 }
 
-bool rq_mirror_answer(struct iovm_rqueue *q, uint64_t addr, uint32_t access, int *status)
+bool rq_mirror_answer(struct iovm_rqueue *q, uint64_t addr, uint64_t iova, uint32_t access, int *status)
 {
 	bool found = false;
 
@@ -216,16 +216,24 @@ bool rq_mirror_answer(struct iovm_rqueue *q, uint64_t addr, uint32_t access, int
 		struct rq_mirror *mi = q->mirrors[i];
 		uint64_t lo, hi;
 
-		if (addr < mi->start || addr >= mi->end)
+		/* Two MRs may hold one address: the device says which it faulted in. */
+		if (addr < mi->start || addr >= mi->end ||
+		    (iova && (iova < mi->iova || iova - mi->iova != addr - mi->start)))
 			continue;
-		/* The chunk the device maps on this answer: cut as it cuts it (DP_MIRROR_CHUNK). */
-		lo = MAX((uint64_t)mi->start, align_down(addr, DP_MIRROR_CHUNK));
-		hi = MIN((uint64_t)mi->end, align_down(addr, DP_MIRROR_CHUNK) + DP_MIRROR_CHUNK);
-		*status = reg_mirror_resolve(&mi->m, mi->mr, lo, hi - lo, access);
+		/* The chunk around it, cut from the MR's first page as the MR pins them (DP_MIRROR_CHUNK). */
+		lo = mi->start + align_down(addr - mi->start, DP_MIRROR_CHUNK);
+		hi = MIN((uint64_t)mi->end, lo + DP_MIRROR_CHUNK);
+		*status = reg_mirror_resolve(&mi->m, mi->mr, lo, hi - lo, addr, access);
 		/* A hole in the chunk: the page alone, as a fault of our own device would. */
 		if (*status == -EFAULT && hi - lo > SZ_4K)
-			*status = reg_mirror_resolve(&mi->m, mi->mr, align_down(addr, SZ_4K), SZ_4K,
-						     access);
+			*status = reg_mirror_resolve(&mi->m, mi->mr, align_down(addr, SZ_4K), SZ_4K, addr, access);
+		/*
+		 * Taken back at once (the pin budget, an invalidation): the
+		 * device asks again, as many times as its engine lets a
+		 * descriptor that makes no progress.
+		 */
+		if (*status == -EAGAIN)
+			*status = 0;
 		found = true;
 		break;
 	}

@@ -352,12 +352,18 @@ int devmem_unmap(struct iovm_device_server *srv, struct client *c, const struct 
  */
 int devmem_page_request(void *arg, uint64_t rva, unsigned access)
 {
+	return devmem_page_request_at(arg, rva, 0, access);
+}
+
+int devmem_page_request_at(void *arg, uint64_t rva, uint64_t iova, unsigned access)
+{
 	struct client *c = arg;
 	struct dp_ring_ctl *r = c->ring;
 	uint32_t seq = ++c->pr_seq;
 	uint64_t start = clock_now_ns();
 
 	atomic_store_explicit(&r->pr_addr, rva, memory_order_relaxed);
+	atomic_store_explicit(&r->pr_iova, iova, memory_order_relaxed);
 	atomic_store_explicit(&r->pr_access, access, memory_order_relaxed);
 	atomic_store_explicit(&r->pr_seq, seq, memory_order_release);
 	for (unsigned spins = 0;; spins++) {

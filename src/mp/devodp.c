@@ -8,10 +8,11 @@
  *
  * - A fault in the range (the resolver, on the worker serving the client,
  *   outside its section) asks the client about the address and waits.
- * - The client pins the chunk around it (DP_MIRROR_CHUNK) within its pin
- *   budget, with its memory monitor watching, and, still holding its
- *   registration lock, has the control thread map it (DP_FILL); then it
- *   answers, and the access is tried again.
+ * - The client pins the chunk around it (DP_MIRROR_CHUNK, cut from the
+ *   MR's first page) within its pin budget, with its memory monitor
+ *   watching, and, still holding its registration lock, has the control
+ *   thread map what is still pinned of it (DP_FILL), writable only where
+ *   its memory is now; then it answers, and the access is tried again.
  * - When the client's pages go (its budget evicts them, its monitor
  *   invalidates them), it has the control thread unmap the chunks they
  *   touch (DP_DROP), strictly, before it unpins them, again under its
@@ -32,13 +33,13 @@
 #include "mp/devsrv.h"
 #include "phys/phys.h"
 
-/* The mirror's mapping of @c holding [rva, rva+len) of the client's addresses, or NULL. Under maps_lock. */
-static struct mapping *mirror_at_rva(struct client *c, uint64_t rva, uint64_t len)
+/* The mirror's mapping of @c holding [iova, iova+len), or NULL. Under maps_lock. */
+static struct mapping *mirror_at(struct client *c, uint64_t iova, uint64_t len)
 {
 	for (unsigned i = 0; i < c->nr_maps; i++) {
 		struct mapping *m = &c->maps[i];
 
-		if (m->mirror && rva - m->rva < m->len && len <= m->len - (rva - m->rva))
+		if (m->mirror && iova - m->iova < m->len && len <= m->len - (iova - m->iova))
 			return m;
 	}
 	return NULL;
@@ -80,24 +81,31 @@ int devodp_fill(struct client *c, const struct dp_req *r)
 {
 	struct mapping *m;
 	uint64_t off;
+	uint32_t perm;
 	int ret;
 
-	if (!r->b || (r->a | r->b) & (SZ_4K - 1))
+	if (!r->b || (r->a | r->b) & (SZ_4K - 1) || !r->perm || (r->perm & ~(uint32_t)(IOVM_MAP_READ | IOVM_MAP_WRITE)))
 		return -EINVAL;
 	pthread_mutex_lock(&c->maps_lock);
-	m = mirror_at_rva(c, r->a, r->b);
+	m = mirror_at(c, r->a, r->b);
 	if (!m) {
 		pthread_mutex_unlock(&c->maps_lock);
 		return -EINVAL;
 	}
-	off = r->a - m->rva;
-	ret = iommu_hold_map(c->dom, iova_make(m->iova + off), pa_make(m->pa + off), r->b, m->perm);
+	off = r->a - m->iova;
+	/* What the client's memory allows now (a read-only page), within what the mapping was given. */
+	perm = m->perm & r->perm;
+	if (!perm) {
+		pthread_mutex_unlock(&c->maps_lock);
+		return -EACCES;
+	}
+	ret = iommu_hold_map(c->dom, iova_make(m->iova + off), pa_make(m->pa + off), r->b, perm);
 	/* Pages of it mapped before (one by one, beside a hole then): the others, one by one. */
 	if (ret == -EEXIST) {
 		ret = 0;
 		for (uint64_t at = 0; !ret && at < r->b; at += SZ_4K) {
 			ret = iommu_hold_map(c->dom, iova_make(m->iova + off + at), pa_make(m->pa + off + at), SZ_4K,
-					     m->perm);
+					     perm);
 			ret = ret == -EEXIST ? 0 : ret;
 		}
 	}
@@ -114,9 +122,9 @@ int devodp_drop(struct client *c, const struct dp_req *r)
 
 		if (!m->mirror || r->a >= end || r->a + r->b <= m->rva || r->a + r->b < r->a)
 			continue;
-		/* Whole chunks, cut at the range's ends: a fill maps no more than one. */
-		lo = MAX(m->rva, align_down(r->a, DP_MIRROR_CHUNK));
-		hi = MIN(end, align_up(r->a + r->b, DP_MIRROR_CHUNK));
+		/* Whole chunks, cut from the range's start as the client cuts them: a fill maps no more than one. */
+		lo = r->a <= m->rva ? m->rva : m->rva + align_down(r->a - m->rva, DP_MIRROR_CHUNK);
+		hi = MIN(end, m->rva + align_up(r->a + r->b - m->rva, DP_MIRROR_CHUNK));
 		/* Strict: once it returns, no device access reaches them through these IOVAs. */
 		iommu_hold_unmap(c->dom, iova_make(m->iova + (lo - m->rva)), hi - lo);
 	}
@@ -153,6 +161,6 @@ int devodp_resolve(void *arg, struct iovm_domain *dom, iova_t iova, unsigned acc
 	if (!found || ret || dom != c->dom)
 		return found && dom == c->dom ? ret : -ENOENT;
 	/* The client fills what it pinned (DP_FILL) before it answers: yes means mapped now. */
-	ret = devmem_page_request(c, rva, access);
+	ret = devmem_page_request_at(c, rva, iova_val(iova), access);
 	return ret ? -EFAULT : 0;
 }

@@ -28,8 +28,9 @@ enum dp_op {
 	 * A registration of the client's (iovm_rqueue_map_mr()), mirrored: a
 	 * range of its own memory, as DP_MAP_VA, but nothing mapped (a: the
 	 * client's VA, b: length, perm). Its pages are mapped as the client
-	 * answers page requests: it pins them, then sends DP_FILL (a: VA, b:
-	 * length, inside one such range), then answers. DP_DROP (a: VA, b:
+	 * answers page requests: it pins them, then sends DP_FILL (a: the
+	 * device's IOVA of them, b: length, inside one such range, perm: what
+	 * its memory allows now), then answers. DP_DROP (a: VA, b:
 	 * length): the client's pages there go; the device unmaps the chunks
 	 * (DP_MIRROR_CHUNK) they touch before it answers. The client sends
 	 * both under its registration lock, which orders them.
@@ -81,17 +82,19 @@ struct dp_ring_ctl {
 	/*
 	 * A page request: a descriptor that blocks on faults found nothing
 	 * mapped at pr_addr of the client's own memory. The device process
-	 * writes pr_addr and pr_access, then pr_seq (release), and waits; the
+	 * writes pr_addr, pr_iova and pr_access, then pr_seq (release), and
+	 * waits; the
 	 * client, in its reap, resolves it and writes pr_status (0: mapped
 	 * now), then pr_done = pr_seq (release). The device process trusts
 	 * neither: it counts its own requests, and waits a bounded time.
 	 */
 	_Atomic uint64_t pr_addr;
+	_Atomic uint64_t pr_iova; /* in a mirrored registration, the IOVA that faulted (two may hold pr_addr); else 0 */
 	_Atomic uint32_t pr_access;
 	_Atomic uint32_t pr_seq;
 	_Atomic uint32_t pr_done;
 	_Atomic int32_t pr_status;
-	uint8_t pad5[40];
+	uint8_t pad5[32];
 };
 static_assert(sizeof(struct dp_ring_ctl) == 384, "six cache lines");
 static_assert(sizeof(struct iovm_desc) == 64, "a descriptor is a cache line");
@@ -112,10 +115,11 @@ static inline struct iovm_cqe *dp_cq(struct dp_ring_ctl *r, unsigned depth)
 }
 
 /*
- * What one page request of a mirrored registration asks for: the client's
- * addresses cut at multiples of it (and at the range's ends); the client
- * pins and fills that much (or the page alone, beside a hole), and a drop
- * unmaps whole such chunks on the device.
+ * What one page request of a mirrored registration asks for: the range
+ * cut at multiples of it from its start (the MR's first page, as the MR
+ * pins them), and at its end; the client pins and fills that much (or
+ * the page alone, beside a hole), and a drop unmaps whole such chunks on
+ * the device.
  */
 #define DP_MIRROR_CHUNK (UINT64_C(64) * 1024)
 

@@ -138,5 +138,7 @@ int devodp_resolve(void *arg, struct iovm_domain *dom, iova_t iova, unsigned acc
  * under its lock. 0 when the client mapped the page; else the fault.
  */
 int devmem_page_request(void *arg, uint64_t rva, unsigned access);
+/* The same about @iova of a mirrored registration: the client answers through that one. */
+int devmem_page_request_at(void *arg, uint64_t rva, uint64_t iova, unsigned access);
 
 #endif /* IOVM_MP_DEVSRV_H */

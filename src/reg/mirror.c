@@ -20,6 +20,7 @@
 #include "base/error.h"
 #include "base/lock.h"
 #include "base/log.h"
+#include "os/vma.h"
 #include "reg/reg_internal.h"
 
 #define PG 4096u
@@ -60,15 +61,46 @@ void mirrors_drop(struct iovm_mr *mr, uintptr_t start, uintptr_t end)
 	}
 }
 
-int reg_mirror_resolve(struct reg_mirror *m, struct iovm_mr *mr, uintptr_t start, size_t len, unsigned access)
+/* The run of valid pages of [start, start+len) that holds @at: [*lo, *hi); false when @at's is not valid. */
+static bool valid_run(const struct iovm_mr *mr, uintptr_t start, size_t len, uintptr_t at, uintptr_t *lo, uintptr_t *hi)
+{
+	uintptr_t a = at & ~(uintptr_t)(PG - 1);
+
+	if (!mr_pages_valid(mr, a, PG))
+		return false;
+	for (*lo = a; *lo > start && mr_pages_valid(mr, *lo - PG, PG); *lo -= PG)
+		;
+	for (*hi = a + PG; *hi < start + len && mr_pages_valid(mr, *hi, PG); *hi += PG)
+		;
+	return true;
+}
+
+int reg_mirror_resolve(struct reg_mirror *m, struct iovm_mr *mr, uintptr_t start, size_t len, uintptr_t at,
+		       unsigned access)
 {
 	struct reg_space *rs = mr->rs;
+	unsigned perm = mr->prot;
+	uintptr_t lo, hi;
 	int ret;
 
-	if (!len || (start | len) & (PG - 1) || start < mr->start || start + len > mr->end)
+	if (!len || (start | len) & (PG - 1) || start < mr->start || start + len > mr->end || at < start ||
+	    at >= start + len)
 		return -EINVAL;
 	if ((access & IOVM_MAP_WRITE) && !(mr->prot & IOVM_MAP_WRITE))
 		return -EFAULT;
+	/*
+	 * The memory's protection now: the device's path to it (a memory
+	 * file) writes whatever the protection, where a device of ours
+	 * would fault. A later mprotect() is not seen (as for a pinned MR).
+	 */
+	if (perm & IOVM_MAP_WRITE) {
+		struct os_vma_info vi;
+
+		if (os_vma_range(start, start + len, &vi) || !vi.writable)
+			perm &= ~(unsigned)IOVM_MAP_WRITE;
+		if ((access & IOVM_MAP_WRITE) && !(perm & IOVM_MAP_WRITE))
+			return -EFAULT;
+	}
 	/* What a call that returned took away is invalid by now, as for a device of ours. */
 	reg_settle(rs);
 	mutex_lock(&rs->lock);
@@ -78,9 +110,13 @@ int reg_mirror_resolve(struct reg_mirror *m, struct iovm_mr *mr, uintptr_t start
 		ret = odp_advise(rs, mr, start, len, true);
 	else
 		ret = mr_pages_valid(mr, start, len) ? 0 : -EFAULT;
-	/* Still under the lock: no drop of these pages can come between the pin and the fill. */
+	/*
+	 * Still under the lock: no drop of these pages can come between the
+	 * pin and the fill. Only what is still pinned, around the page asked
+	 * about: the budget may have taken back part of the range at once.
+	 */
 	if (!ret)
-		ret = m->fill(m, start, start + len);
+		ret = valid_run(mr, start, len, at, &lo, &hi) ? m->fill(m, lo, hi, perm) : -EAGAIN;
 	mutex_unlock(&rs->lock);
 	return ret == -ENOENT ? -EFAULT : ret;
 }

@@ -50,14 +50,18 @@ int reg_key_grow(struct reg_space *rs, uint32_t key, uint64_t va);
  * (reg_mirror_resolve()), which must go before the pages here do.
  *
  * @fill maps [start, end) of the process's addresses on the mirror's
- * device, once they are pinned here; @drop unmaps them there, before the
+ * device, once they are pinned here, with @perm (IOVM_MAP_*: what the MR
+ * grants and the memory's protection allows now: a device that reaches
+ * the memory by another path than the process's page tables, as a
+ * process's memory file does, must not write a read-only page); @drop
+ * unmaps them there, before the
  * pages go here (the pin budget evicts them, the memory monitor
  * invalidates them, the MR ends). Both run under the registration's lock,
  * which orders them: a drop that follows a fill undoes it. They may
  * block, but never call into registration.
  */
 struct reg_mirror {
-	int (*fill)(struct reg_mirror *m, uintptr_t start, uintptr_t end);
+	int (*fill)(struct reg_mirror *m, uintptr_t start, uintptr_t end, unsigned perm);
 	void (*drop)(struct reg_mirror *m, uintptr_t start, uintptr_t end);
 	struct list_node link; /* in the MR's mirrors, under reg_space.lock */
 };
@@ -83,10 +87,13 @@ void reg_mirror_del(struct iovm_mr *mr, struct reg_mirror *m);
  * of @mr (inside it, page aligned) for @access: an on-demand MR pins and
  * maps the pages, within the pin budget, as a fault of its own device
  * would (counted as one); a pinned MR's must still be valid. Then, under
- * the same hold of the lock, @m's fill. 0 when they are there and filled;
- * -EFAULT when not (unmapped, or without the rights), -ENOMEM, -EAGAIN
+ * the same hold of the lock, @m's fill of the pages still pinned (the pin
+ * budget may have taken some back) that hold the one at @at. 0 when they
+ * are there and filled; -EFAULT when not (unmapped, or without the rights
+ * @access needs, the MR's or the memory's protection), -ENOMEM, -EAGAIN
  * when invalidations kept overtaking it, or what the fill said.
  */
-int reg_mirror_resolve(struct reg_mirror *m, struct iovm_mr *mr, uintptr_t start, size_t len, unsigned access);
+int reg_mirror_resolve(struct reg_mirror *m, struct iovm_mr *mr, uintptr_t start, size_t len, uintptr_t at,
+		       unsigned access);
 
 #endif /* IOVM_REG_REG_H */

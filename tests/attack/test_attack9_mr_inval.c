@@ -113,7 +113,6 @@ TEST(odp_munmap_then_readonly_memory)
 	struct iovm_reg_stats s0;
 	iovm_iova_t io;
 
-	A9_KNOWN("munmap + read-only mmap under an on-demand MR: the device's write lands in the new read-only page");
 	a9_open(&r, "a9odpro", "", 0);
 	memset(app, 0x21, NP * 4096);
 	CHECK_OK(iovm_mr_reg(r.dom, app, NP * 4096, IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_ON_DEMAND, &mr));
@@ -155,8 +154,6 @@ TEST(odp_readonly_page_from_start)
 	struct iovm_completion c;
 	iovm_iova_t io;
 
-	A9_KNOWN("a device write to a read-only page of an on-demand MR (mapped IOVM_MAP_WRITE) succeeds and "
-		 "changes the read-only page, where reg.h says it faults");
 	a9_open(&r, "a9rostart", "", 0);
 	memset(app, 0x21, NP * 4096);
 	CHECK_OK(mprotect(app + 21 * 4096, 4096, PROT_READ));
