@@ -455,11 +455,14 @@ IOVM_API int iovm_rqueue_unmap(struct iovm_rqueue *q, iovm_iova_t iova, size_t l
  * sides' requests would evict each other for ever.
  *
  * Reached, as iovm_rqueue_map()'s own memory, through this process's
- * memory file: after this process's munmap() returns, nothing of the old
- * pages is reached. Unlike a device of this process's, the device does
- * not wait for the memory monitor: between the return of a munmap() of
- * MR memory and the monitor's invalidation (microseconds), a device
- * access may reach memory mapped anew at those addresses.
+ * memory file, but kept off it as a device of this process is: the memory
+ * monitor closes a gate the device reads before it lets a munmap() (or
+ * mremap(), madvise()) of registered memory return, and waits for the
+ * device's accesses in flight; the device waits while it is closed (at
+ * most 5 s, then the descriptor faults), and by the time it opens, the
+ * pages that went are unmapped on the device. So from the moment such a
+ * call returns, no device access through @mr lands anywhere: neither in
+ * the old pages nor in memory mapped anew at their addresses.
  *
  * @mr cannot be deregistered while mapped (iovm_mr_dereg() says -EBUSY):
  * iovm_rqueue_unmap_mr() it first. Each queue maps an MR once.

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/counter.h"
 #include "base/ctx.h"
 #include "base/fault_inject.h"
@@ -343,17 +344,71 @@ static int side_span(struct exec *x, struct side *s)
 	}
 }
 
+/* How long a closed gate of another process keeps a descriptor out of its memory before it faults. */
+#define REMOTE_GATE_TIMEOUT_NS (UINT64_C(5) * 1000000000)
+
+/*
+ * Sides in another process's memory whose owner's memory monitor is
+ * letting a munmap() go (phys/gate.c): its count is held from here to
+ * the stretch's write-back, so that its monitor waits for this access;
+ * a gate found closed sends the descriptor out of its section until it
+ * opens, then every side is translated afresh (the invalidation it
+ * waited for may have taken the mapping away). 0, -EAGAIN (translate
+ * again), or -EFAULT when the gate stayed closed.
+ */
+static int remote_gates(struct exec *x)
+{
+	for (unsigned i = 0; i < x->nr_sides; i++) {
+		struct side *s = x->sides[i];
+		const _Atomic uint32_t *gate;
+		_Atomic uint32_t *busy;
+		uint64_t since;
+
+		if (likely(s->rfd < 0) || !phys_remote_gate(x->q->dev->ctx->phys, s->pa, &gate, &busy))
+			continue;
+		if (x->gate_busy == busy)
+			continue;
+		/* Counted, then looked at: the monitor closes, then looks at the count (Dekker). */
+		atomic_fetch_add_explicit(busy, 1, memory_order_seq_cst);
+		if (likely(!atomic_load_explicit(gate, memory_order_seq_cst))) {
+			gate_release(x); /* one process per descriptor: never two held */
+			x->gate_busy = busy;
+			continue;
+		}
+		atomic_fetch_sub_explicit(busy, 1, memory_order_release);
+		gate_release(x);
+		iommu_exit(x->q->tlb);
+		x->q->sections_left++;
+		since = clock_now_ns();
+		while (atomic_load_explicit(gate, memory_order_acquire) && clock_now_ns() - since < REMOTE_GATE_TIMEOUT_NS)
+			sched_yield();
+		iommu_enter(x->q->tlb);
+		if (atomic_load_explicit(gate, memory_order_acquire)) {
+			remote_fault(x, s->iova, s->access);
+			return -EFAULT;
+		}
+		sides_forget(x);
+		return -EAGAIN;
+	}
+	return 0;
+}
+
 /* The next stretch every side can take, at most @left; -EFAULT on a fault. */
 int stretch(struct exec *x, uint64_t left, uint64_t *n)
 {
 	uint64_t m = left;
 	unsigned i = 0;
+	int ret;
 
+	/* The last stretch's hold on another process's memory, if it did not write back. */
+	gate_release(x);
+again:
 	/*
 	 * Translate the sides that need it. A fault handler may reset every span
 	 * while one side is translated: start over then. It ends, since a
 	 * descriptor's handler calls are bounded.
 	 */
+	i = 0;
 	while (i < x->nr_sides) {
 		if (x->sides[i]->avail) {
 			i++;
@@ -363,6 +418,11 @@ int stretch(struct exec *x, uint64_t left, uint64_t *n)
 			return -EFAULT;
 		i = 0;
 	}
+	ret = remote_gates(x);
+	if (unlikely(ret == -EAGAIN))
+		goto again;
+	if (ret)
+		return ret;
 	/* Every side translated: bytes move, whatever the faults resolved to get here. */
 	x->resolved_idle = 0;
 	for (i = 0; i < x->nr_sides; i++)

@@ -65,6 +65,12 @@ struct exec {
 	unsigned retries;
 	unsigned stuck;         /* resolved faults in a row at last_resolved */
 	unsigned resolved_idle; /* resolved faults since the last stretch every side could take */
+	/*
+	 * The access count of the other process whose memory this stretch
+	 * reaches (phys/gate.c), held from the gate's check, once every side
+	 * is translated, to the stretch's write-back; NULL: none held.
+	 */
+	_Atomic uint32_t *gate_busy;
 	iova_t last_resolved;
 	uint64_t done;          /* bytes done, for a fault that jumps out of an operation */
 	/*
@@ -109,6 +115,7 @@ static inline void exec_init(struct exec *x, struct iovm_queue *q, const struct 
 	x->retries = 0;
 	x->stuck = 0;
 	x->resolved_idle = 0;
+	x->gate_busy = NULL;
 	x->last_resolved = iova_make(0);
 	x->done = 0;
 	x->cur_len = 0;
@@ -178,14 +185,28 @@ void gate_wait(struct iovm_queue *q);
  * the stretch's bytes may then be in the other destinations, as a write
  * racing one's own munmap lands or not.
  */
+/* The other process's access count, if held: this process is out of its memory. */
+static inline void gate_release(struct exec *x)
+{
+	if (unlikely(x->gate_busy)) {
+		atomic_fetch_sub_explicit(x->gate_busy, 1, memory_order_release);
+		x->gate_busy = NULL;
+	}
+}
+
 static inline int stretch_done(struct exec *x, uint64_t n)
 {
-	for (unsigned i = 0; i < x->nr_sides; i++) {
+	int ret = 0;
+
+	for (unsigned i = 0; i < x->nr_sides && !ret; i++) {
 		struct side *s = x->sides[i];
 
 		if (unlikely(s->rfd >= 0) && (s->access & IOVM_MAP_WRITE) && remote_write(x, s, n))
-			return -EFAULT;
+			ret = -EFAULT;
 	}
+	gate_release(x);
+	if (ret)
+		return ret;
 	for (unsigned i = 0; i < x->nr_sides; i++)
 		side_advance(x->sides[i], n);
 	return 0;

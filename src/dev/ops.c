@@ -466,4 +466,6 @@ void engine_execute(struct iovm_queue *q, const struct iovm_desc *d, struct iovm
 		execute_guarded(&x, in_batch);
 	else
 		execute(&x, in_batch);
+	/* However it ended (a fault, a mismatch), it is out of the other process's memory now. */
+	gate_release(&x);
 }

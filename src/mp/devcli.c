@@ -33,6 +33,7 @@
 #include "mp/mp.h"
 #include "mp/mp_internal.h"
 #include "os/vma.h"
+#include "phys/phys.h"
 
 /* How long the device process may take to answer a request; it answers at once unless stuck. */
 #define REQUEST_TIMEOUT_S 30
@@ -85,6 +86,12 @@ int rq_request(struct iovm_rqueue *q, const struct dp_req *r, int fd, struct dp_
 	return rep->status;
 }
 
+/* Whether the device process is still there: a monitor waiting for its accesses stops waiting when not. */
+static bool device_alive(void *arg)
+{
+	return !conn_gone(arg);
+}
+
 IOVM_API int iovm_rqueue_open(struct iovm_ctx *ctx, const char *name, unsigned depth, struct iovm_rqueue **out)
 {
 	struct timeval tv = { .tv_sec = REQUEST_TIMEOUT_S };
@@ -118,6 +125,7 @@ IOVM_API int iovm_rqueue_open(struct iovm_ctx *ctx, const char *name, unsigned d
 	q->depth = depth;
 	q->fork_gen = ctx->mp->fork_gen;
 	q->wake_fd = -1;
+	q->gate_peer = -1;
 	pthread_mutex_init(&q->req_lock, NULL);
 	pthread_mutex_init(&q->mirror_lock, NULL);
 	q->conn = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
@@ -141,6 +149,12 @@ IOVM_API int iovm_rqueue_open(struct iovm_ctx *ctx, const char *name, unsigned d
 	ret = iovm_dma_pa(ctx, q->ring, &pa);
 	if (ret)
 		goto free_ring;
+	/* Our memory monitor's gate, for the device's accesses to our mirrored registrations. */
+	q->gate_peer = phys_gate_peer_add(ctx->phys, &q->ring->client_gate, &q->ring->dev_busy, device_alive, q);
+	if (q->gate_peer < 0) {
+		ret = err_detail(-ENOSPC, IOVM_LOG_DEBUG, "this process has too many device queues open");
+		goto free_ring;
+	}
 	r.a = pa.addr;
 	r.depth = depth;
 	r.slot = q->s->slot;
@@ -172,6 +186,7 @@ IOVM_API int iovm_rqueue_open(struct iovm_ctx *ctx, const char *name, unsigned d
 
 free_ring:
 	/* The device process gave the ring back (or never took it) before it answered. */
+	phys_gate_peer_del(ctx->phys, q->gate_peer);
 	iovm_dma_free(ctx, q->ring);
 	mp_fd_close(q->wake_fd);
 close_conn:
@@ -387,8 +402,9 @@ IOVM_API int iovm_rqueue_close(struct iovm_rqueue *q)
 	 * and the ring goes when this process leaves the share.
 	 */
 	rq_request(q, &r, -1, &rep);
-	/* The device process unmapped everything: the registrations are unmirrored. */
+	/* The device process unmapped everything: the registrations are unmirrored, the gate copy goes. */
 	rq_mirrors_close(q);
+	phys_gate_peer_del(q->ctx->phys, q->gate_peer);
 	if (iovm_dma_free(q->ctx, q->ring))
 		log_debug("device queue: its ring is still lent; it goes when this process leaves the share");
 	mp_fd_close(q->wake_fd);

@@ -36,6 +36,7 @@ struct iovm_rqueue {
 	iovm_rqueue_fault_fn fault_fn;
 	void *fault_arg;
 	uint32_t pr_answered;     /* the reaper's: the last request answered */
+	int gate_peer;            /* phys_gate_peer_add()'s: the ring's copy of the foreign gate */
 	/*
 	 * Registrations mirrored on the device (devcli_mr.c): the array, and
 	 * each entry's MR, under mirror_lock, which the reaper holds while it

@@ -95,8 +95,17 @@ struct dp_ring_ctl {
 	_Atomic uint32_t pr_done;
 	_Atomic int32_t pr_status;
 	uint8_t pad5[32];
+	/*
+	 * The client's foreign gate, a copy its memory monitor keeps
+	 * (phys_gate_peer_add()), and the device process's accesses in flight
+	 * to the client's mirrored registrations, which that monitor waits
+	 * out before it lets a munmap() return (phys/gate.c).
+	 */
+	_Atomic uint32_t client_gate;
+	_Atomic uint32_t dev_busy;
+	uint8_t pad6[56];
 };
-static_assert(sizeof(struct dp_ring_ctl) == 384, "six cache lines");
+static_assert(sizeof(struct dp_ring_ctl) == 448, "seven cache lines");
 static_assert(sizeof(struct iovm_desc) == 64, "a descriptor is a cache line");
 
 static inline uint64_t dp_ring_bytes(unsigned depth)

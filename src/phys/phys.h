@@ -318,6 +318,39 @@ bool phys_has_windows(const struct phys_space *ps);
 _Atomic uint32_t *phys_foreign_gate(struct phys_space *ps);
 
 /*
+ * The foreign gate for devices of other processes (gate.c). A device
+ * process reaching this process's memory through its memory file (a
+ * remote window there) cannot read the gate: it reads a copy in memory
+ * both share (@gate), and counts its accesses in flight in @busy (each
+ * from before it looks at the copy until the access ends).
+ *
+ * phys_gate_peer_add() - keep *@gate equal to the gate from now on;
+ * @alive(@arg) says whether the other process still runs, so that one
+ * that died inside an access is not waited for. Its id, or -ENOSPC.
+ * phys_gate_peer_del() - forget it: after it, nothing of it is touched.
+ * phys_gate_close(), phys_gate_open() - the memory monitor's: the gate
+ * and its copies, by 1 and by @n.
+ * phys_gate_wait_peers() - after the gate closed: until no peer is
+ * inside an access (or alive).
+ * Thread safety: safe; none takes a lock an application thread may hold
+ * while it waits for the memory monitor, nor allocates.
+ */
+int phys_gate_peer_add(struct phys_space *ps, _Atomic uint32_t *gate, _Atomic uint32_t *busy,
+		       bool (*alive)(void *arg), void *arg);
+void phys_gate_peer_del(struct phys_space *ps, int id);
+void phys_gate_close(struct phys_space *ps);
+void phys_gate_open(struct phys_space *ps, uint32_t n);
+void phys_gate_wait_peers(struct phys_space *ps);
+
+/*
+ * The other side: a remote window's gate copy and access count, given by
+ * its owner (phys_window_gate()), which phys_remote_gate() reads back for
+ * the window at @pa (false: none, the window is not gated).
+ */
+int phys_window_gate(struct phys_space *ps, pa_t pa, const _Atomic uint32_t *gate, _Atomic uint32_t *busy);
+bool phys_remote_gate(struct phys_space *ps, pa_t pa, const _Atomic uint32_t **gate, _Atomic uint32_t **busy);
+
+/*
  * phys_bus_gen() - a counter bumped whenever memory leaves the bus. A cache
  * of bus pointers (an IOTLB) notes it when it fills an entry, reads it
  * before phys_bus_ptr(), and trusts the entry only while it has not moved.

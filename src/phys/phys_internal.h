@@ -90,7 +90,20 @@ struct phys_bank {
 	 */
 	bool remote;
 	int remote_fd;
+	/* A remote window's owner's gate copy and the count of our accesses it waits for (gate.c), or NULL. */
+	const _Atomic uint32_t *remote_gate;
+	_Atomic uint32_t *remote_busy;
 	struct list_node wlink; /* in phys_space.windows or .spare_windows, under its lock */
+};
+
+/* A device of another process that reaches this process's memory (gate.c): what it reads and counts. */
+#define PHYS_GATE_PEERS 256
+
+struct phys_gate_peer {
+	_Atomic uint32_t *gate;  /* kept equal to foreign_gate; NULL: a free entry */
+	_Atomic uint32_t *busy;  /* its accesses in flight */
+	bool (*alive)(void *arg);
+	void *arg;
 };
 
 /* The memory of one page size on one node, in one memfd. */
@@ -141,6 +154,15 @@ struct phys_space {
 	uint32_t next_pool_id;    /* under lock; ids start at 1 */
 	_Atomic uint64_t nr_windows;
 	_Atomic uint32_t foreign_gate; /* non-zero: devices keep off foreign memory */
+	/*
+	 * Devices of other processes that reach this process's memory (gate.c):
+	 * copies of the gate they read, and their accesses in flight. Under
+	 * gate_lock, a spin lock held only across a few stores: the memory
+	 * monitor's reader takes it, and takes no lock an application thread
+	 * could hold while it waits for that reader.
+	 */
+	atomic_flag gate_lock;
+	struct phys_gate_peer gate_peers[PHYS_GATE_PEERS];
 };
 
 /* Ranges one pool may hold: a pool is carved in few, large blocks. */

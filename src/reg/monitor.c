@@ -12,7 +12,8 @@
  *
  * Two threads:
  *  - the reader closes the foreign gate (devices keep off the application's
- *    memory), waits for devices inside an access to leave, reads the
+ *    memory; devices of other processes too: phys/gate.c), waits for
+ *    devices inside an access to leave, reads the
  *    events, which lets the application go on, and queues them in a
  *    preallocated ring. It never allocates and never takes a lock the
  *    application could hold: glibc's free() calls munmap, and its heap
@@ -62,7 +63,7 @@
 struct reg_monitor {
 	struct reg_space *rs;
 	struct epoch *epoch;
-	_Atomic uint32_t *gate;
+	struct phys_space *ps;   /* its foreign gate (phys_gate_close()) */
 	int uffd;
 	int wake_fd;   /* eventfd: the reader tells the invalidator */
 	int stop_fd;   /* eventfd: the reader stops */
@@ -169,8 +170,10 @@ static void *reader_main(void *arg)
 		atomic_store_explicit(&rs->begun, atomic_load_explicit(&rs->begun, memory_order_relaxed) + 1,
 				      memory_order_relaxed);
 		atomic_fetch_add_explicit(&rs->unsettled, 1, memory_order_seq_cst);
-		atomic_fetch_add_explicit(m->gate, 1, memory_order_seq_cst);
+		phys_gate_close(m->ps);
 		epoch_synchronize(m->epoch);
+		/* And devices of other processes, which reach our memory by its addresses too. */
+		phys_gate_wait_peers(m->ps);
 		while ((n = read(m->uffd, msg, sizeof(msg))) > 0)
 			for (ssize_t i = 0; i < n / (ssize_t)sizeof(msg[0]); i++)
 				take(m, &msg[i]);
@@ -246,7 +249,7 @@ static void *invalidator_main(void *arg)
 		/* Every event of those batches is dealt with: devices may go back, lookups go on. */
 		atomic_store_explicit(&rs->finished, seen, memory_order_seq_cst);
 		atomic_fetch_sub_explicit(&rs->unsettled, (uint32_t)(seen - m->batches_done), memory_order_seq_cst);
-		atomic_fetch_sub_explicit(m->gate, (uint32_t)(seen - m->batches_done), memory_order_seq_cst);
+		phys_gate_open(m->ps, (uint32_t)(seen - m->batches_done));
 		m->batches_done = seen;
 		/* Seen after @finished moved (both seq_cst): a waiter counted before it looked, or saw it move. */
 		if (atomic_load_explicit(&rs->settle_waiters, memory_order_seq_cst)) {
@@ -294,7 +297,7 @@ int monitor_start(struct reg_space *rs, struct reg_monitor **out)
 		return -ENOMEM;
 	m->rs = rs;
 	m->epoch = &rs->ctx->epoch;
-	m->gate = phys_foreign_gate(rs->ctx->phys);
+	m->ps = rs->ctx->phys;
 	m->wake_fd = m->stop_fd = m->inv_stop_fd = -1;
 	ret = os_uffd_open(&m->uffd, NULL, 0);
 	if (ret)

@@ -519,8 +519,6 @@ static void race_replace(uint32_t access, const char *tag)
 
 TEST(race_pinned_replace)
 {
-	A9_KNOWN("pinned MR: after munmap() of a page returned and new memory was mapped there, descriptors "
-		 "over the MR still write (and read) the new page, even one submitted after the munmap returned");
 	race_replace(IOVM_ACCESS_LOCAL_WRITE, "a9racep");
 }
 

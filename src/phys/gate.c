@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * gate.c - the foreign gate's copies for devices of other processes.
+ *
+ * The memory monitor closes the foreign gate before it lets an
+ * application's munmap() (or madvise, mremap) return, waits for the
+ * devices inside an access, and opens it once the registrations the event
+ * hit are invalidated (reg/monitor.c). A device process reaching this
+ * process's memory through its memory file has no view of the gate nor of
+ * our epoch: each such peer gets a copy of the gate in memory both share,
+ * kept equal to it under gate_lock, and counts its accesses in flight in a
+ * word of the same memory, from before it looks at the copy until the
+ * access ends. The reader, once the gate and every copy are closed, waits
+ * until no count is up: the two sides each store, fence and load, so that
+ * at least one sees the other's store (Dekker), and no access that looked
+ * at an open gate is left running when the munmap returns.
+ *
+ * gate_lock is a spin lock: the monitor's reader must never wait for a
+ * lock an application thread holds (it could be that thread's munmap the
+ * reader lets go), and it is held only across stores and the wait for
+ * peers' accesses, which take microseconds and wait for nothing of ours.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <time.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "phys/phys_internal.h"
+
+/* How long a peer's accesses may keep the reader before its liveness is asked again. */
+#define PEER_RECHECK_NS (UINT64_C(1000) * 1000)
+
+static void gate_lock(struct phys_space *ps)
+{
+	while (atomic_flag_test_and_set_explicit(&ps->gate_lock, memory_order_acquire))
+		sched_yield();
+}
+
+static void gate_unlock(struct phys_space *ps)
+{
+	atomic_flag_clear_explicit(&ps->gate_lock, memory_order_release);
+}
+
+int phys_gate_peer_add(struct phys_space *ps, _Atomic uint32_t *gate, _Atomic uint32_t *busy,
+		       bool (*alive)(void *arg), void *arg)
+{
+	int id = -ENOSPC;
+
+	gate_lock(ps);
+	for (int i = 0; i < PHYS_GATE_PEERS; i++) {
+		struct phys_gate_peer *p = &ps->gate_peers[i];
+
+		if (p->gate)
+			continue;
+		/* Equal from now on: copied and published under the lock every change takes. */
+		atomic_store_explicit(gate, atomic_load_explicit(&ps->foreign_gate, memory_order_relaxed),
+				      memory_order_seq_cst);
+		*p = (struct phys_gate_peer){ .gate = gate, .busy = busy, .alive = alive, .arg = arg };
+		id = i;
+		break;
+	}
+	gate_unlock(ps);
+	return id;
+}
+
+void phys_gate_peer_del(struct phys_space *ps, int id)
+{
+	if (id < 0 || id >= PHYS_GATE_PEERS)
+		return;
+	gate_lock(ps);
+	ps->gate_peers[id] = (struct phys_gate_peer){ 0 };
+	gate_unlock(ps);
+}
+
+void phys_gate_close(struct phys_space *ps)
+{
+	gate_lock(ps);
+	atomic_fetch_add_explicit(&ps->foreign_gate, 1, memory_order_seq_cst);
+	for (int i = 0; i < PHYS_GATE_PEERS; i++)
+		if (ps->gate_peers[i].gate)
+			atomic_fetch_add_explicit(ps->gate_peers[i].gate, 1, memory_order_seq_cst);
+	gate_unlock(ps);
+}
+
+void phys_gate_open(struct phys_space *ps, uint32_t n)
+{
+	gate_lock(ps);
+	atomic_fetch_sub_explicit(&ps->foreign_gate, n, memory_order_seq_cst);
+	for (int i = 0; i < PHYS_GATE_PEERS; i++)
+		if (ps->gate_peers[i].gate)
+			atomic_fetch_sub_explicit(ps->gate_peers[i].gate, n, memory_order_seq_cst);
+	gate_unlock(ps);
+}
+
+void phys_gate_wait_peers(struct phys_space *ps)
+{
+	/* Under the lock: a peer cannot go (and its words be freed) while we read them. */
+	gate_lock(ps);
+	for (int i = 0; i < PHYS_GATE_PEERS; i++) {
+		struct phys_gate_peer *p = &ps->gate_peers[i];
+		uint64_t since = 0;
+
+		if (!p->gate)
+			continue;
+		for (unsigned spins = 0; atomic_load_explicit(p->busy, memory_order_seq_cst); spins++) {
+			if (spins < 64)
+				continue;
+			if (!since) {
+				since = clock_now_ns();
+			} else if (clock_now_ns() - since > PEER_RECHECK_NS) {
+				/* A peer that died inside an access never counts it out. */
+				if (p->alive && !p->alive(p->arg))
+					break;
+				since = clock_now_ns();
+			}
+			sched_yield();
+		}
+	}
+	gate_unlock(ps);
+}
