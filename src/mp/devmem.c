@@ -255,6 +255,15 @@ unsigned devmem_remote_maps(const struct client *c)
 	return n;
 }
 
+int devmem_window(struct iovm_device_server *srv, struct client *c, uint64_t rva, uint64_t len, pa_t *pa)
+{
+	if (c->mem_fd < 0)
+		return -EOPNOTSUPP;
+	if (devmem_remote_maps(c) >= MAX_REMOTE_MAPS)
+		return -ENOSPC;
+	return phys_window_add_remote(srv->ctx->phys, c->mem_fd, rva, len, pa);
+}
+
 /* DP_MAP_VA: [a, a+b) of the client's own memory, through its memory file. */
 static int map_remote(struct iovm_device_server *srv, struct client *c, const struct dp_req *r, uint64_t *iova_out)
 {
@@ -263,11 +272,7 @@ static int map_remote(struct iovm_device_server *srv, struct client *c, const st
 	pa_t pa;
 	int ret;
 
-	if (c->mem_fd < 0)
-		return -EOPNOTSUPP;
-	if (devmem_remote_maps(c) >= MAX_REMOTE_MAPS)
-		return -ENOSPC;
-	ret = phys_window_add_remote(ps, c->mem_fd, r->a, r->b, &pa);
+	ret = devmem_window(srv, c, r->a, r->b, &pa);
 	if (ret)
 		return ret;
 	ret = iovm_domain_map(c->dom, &iova, IOVM_PA(pa_val(pa)), r->b, r->perm);

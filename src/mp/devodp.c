@@ -53,11 +53,7 @@ int devodp_map(struct iovm_device_server *srv, struct client *c, const struct dp
 	pa_t pa;
 	int ret;
 
-	if (c->mem_fd < 0)
-		return -EOPNOTSUPP;
-	if (devmem_remote_maps(c) >= MAX_REMOTE_MAPS)
-		return -ENOSPC;
-	ret = phys_window_add_remote(ps, c->mem_fd, r->a, r->b, &pa);
+	ret = devmem_window(srv, c, r->a, r->b, &pa);
 	if (ret)
 		return ret;
 	/* The client's monitor waits for our accesses before its munmap() returns (phys/gate.c). */

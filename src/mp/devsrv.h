@@ -117,9 +117,14 @@ void devmem_give_back(struct iovm_device_server *srv, uint64_t pa, uint64_t len)
 int devmem_map(struct iovm_device_server *srv, struct client *c, const struct dp_req *r, uint64_t *iova);
 int devmem_unmap(struct iovm_device_server *srv, struct client *c, const struct dp_req *r);
 void devmem_unmap_all(struct iovm_device_server *srv, struct client *c);
-/* devmem.c: add @m to @c's mappings (takes maps_lock); how many of them are windows on its memory file. */
+/*
+ * devmem.c: add @m to @c's mappings (takes maps_lock); how many of them
+ * are windows on its memory file; a new such window on [rva, rva+len) at
+ * *@pa (-EOPNOTSUPP without the file, -ENOSPC past MAX_REMOTE_MAPS).
+ */
 int devmem_add_mapping(struct client *c, const struct mapping *m);
 unsigned devmem_remote_maps(const struct client *c);
+int devmem_window(struct iovm_device_server *srv, struct client *c, uint64_t rva, uint64_t len, pa_t *pa);
 /*
  * devodp.c. devodp_map(): DP_MAP_MR, from devmem_map(). devodp_fill(),
  * devodp_drop(): DP_FILL, DP_DROP. devodp_unmap(): a mirror's mapping @m

@@ -115,4 +115,29 @@ static inline uint8_t *own_pages(size_t n)
 	return p;
 }
 
+/*
+ * Clients 1 to @n, each a process running @fn(rd, wr, (void *)i) that
+ * says its queue's PASID, waits for the word to go, and says 1 when done:
+ * their PASIDs all differ, and each ends cleanly.
+ */
+static inline void run_clients(unsigned n, void (*fn)(int rd, int wr, void *arg))
+{
+	static struct child c[64];
+	static uint64_t pasid[64];
+
+	CHECK(n <= 64);
+	for (unsigned i = 0; i < n; i++) {
+		c[i] = child_start(fn, (void *)(uintptr_t)(i + 1));
+		pasid[i] = get64(c[i].rd);
+		for (unsigned j = 0; j < i; j++)
+			CHECK(pasid[j] != pasid[i]);
+	}
+	for (unsigned i = 0; i < n; i++)
+		put64(c[i].wr, 1);
+	for (unsigned i = 0; i < n; i++) {
+		CHECK_EQ(get64(c[i].rd), 1);
+		child_ok(&c[i]);
+	}
+}
+
 #endif /* IOVM_TESTS_MP_DEVICE_H */

@@ -260,8 +260,6 @@ static void many_client(int rd, int wr, void *arg)
 TEST(sixty_four_clients)
 {
 	unsigned n = TEST_ASAN || TEST_TSAN ? 16 : 64;
-	static struct child c[64];
-	static uint64_t pasid[64];
 	struct iovm_ctx *owner;
 	struct child srv;
 
@@ -269,18 +267,7 @@ TEST(sixty_four_clients)
 	g_dev = share_name("manydev");
 	owner = share_ok(g_share, HEAP);
 	srv = start_server();
-	for (unsigned i = 0; i < n; i++) {
-		c[i] = child_start(many_client, (void *)(uintptr_t)(i + 1));
-		pasid[i] = get64(c[i].rd);
-		for (unsigned j = 0; j < i; j++)
-			CHECK(pasid[j] != pasid[i]);
-	}
-	for (unsigned i = 0; i < n; i++)
-		put64(c[i].wr, 1);
-	for (unsigned i = 0; i < n; i++) {
-		CHECK_EQ(get64(c[i].rd), 1);
-		child_ok(&c[i]);
-	}
+	run_clients(n, many_client);
 	printf("# %u clients, each at a PASID of its own, copied their own buffers\n", n);
 	stop_server(&srv);
 	CHECK_EQ(share_info(owner).blocks, 0);

@@ -322,8 +322,6 @@ static void many_mr_client(int rd, int wr, void *arg)
 TEST(sixty_four_clients_own_registrations)
 {
 	unsigned n = TEST_ASAN || TEST_TSAN ? 16 : 64;
-	static struct child c[64];
-	static uint64_t pasid[64];
 	struct iovm_ctx *owner;
 	struct child srv;
 
@@ -332,18 +330,7 @@ TEST(sixty_four_clients_own_registrations)
 	owner = share_ok(g_share, HEAP);
 	srv = start_server();
 	many_at = pages_64k(128);
-	for (unsigned i = 0; i < n; i++) {
-		c[i] = child_start(many_mr_client, (void *)(uintptr_t)(i + 1));
-		pasid[i] = get64(c[i].rd);
-		for (unsigned j = 0; j < i; j++)
-			CHECK(pasid[j] != pasid[i]);
-	}
-	for (unsigned i = 0; i < n; i++)
-		put64(c[i].wr, 1);
-	for (unsigned i = 0; i < n; i++) {
-		CHECK_EQ(get64(c[i].rd), 1);
-		child_ok(&c[i]);
-	}
+	run_clients(n, many_mr_client);
 	printf("# %u clients, one address, each page request answered by its own registration\n", n);
 	stop_server(&srv);
 	CHECK_OK(munmap(many_at, 128 * 4096));

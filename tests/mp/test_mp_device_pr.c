@@ -236,8 +236,6 @@ static void many_own_client(int rd, int wr, void *arg)
 TEST(sixty_four_clients_page_requests)
 {
 	unsigned n = TEST_ASAN || TEST_TSAN ? 16 : 64;
-	static struct child c[64];
-	static uint64_t pasid[64];
 	struct iovm_ctx *owner;
 	struct child srv;
 
@@ -246,18 +244,7 @@ TEST(sixty_four_clients_page_requests)
 	owner = share_ok(g_share, HEAP);
 	srv = start_server();
 	many_at = own_pages(8);
-	for (unsigned i = 0; i < n; i++) {
-		c[i] = child_start(many_own_client, (void *)(uintptr_t)(i + 1));
-		pasid[i] = get64(c[i].rd);
-		for (unsigned j = 0; j < i; j++)
-			CHECK(pasid[j] != pasid[i]);
-	}
-	for (unsigned i = 0; i < n; i++)
-		put64(c[i].wr, 1);
-	for (unsigned i = 0; i < n; i++) {
-		CHECK_EQ(get64(c[i].rd), 1);
-		child_ok(&c[i]);
-	}
+	run_clients(n, many_own_client);
 	printf("# %u clients at one address each, their holes filled by their own handlers\n", n);
 	stop_server(&srv);
 	CHECK_OK(munmap(many_at, 8 * 4096));
