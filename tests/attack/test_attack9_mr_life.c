@@ -233,6 +233,8 @@ TEST(isolation_other_client)
 	struct child other;
 	iovm_iova_t io;
 
+	if (TEST_TSAN)
+		SKIP_CASE("ThreadSanitizer's fork() deadlocks with the memory monitor's fork event");
 	a9_open(&r, "a9iso", "", 0);
 	memset(app, 0x21, 16 * 4096);
 	CHECK_OK(iovm_mr_reg(r.dom, app, 16 * 4096, ODPW, &mr));
@@ -359,6 +361,8 @@ TEST(fork_child)
 	pid_t pid;
 	int st;
 
+	if (TEST_TSAN)
+		SKIP_CASE("ThreadSanitizer's fork() deadlocks with the memory monitor's fork event");
 	a9_open(&r, "a9fork", "", 0);
 	memset(app, 0x21, 32 * 4096);
 	CHECK_OK(iovm_mr_reg(r.dom, app, 16 * 4096, ODPW, &mr));
