@@ -286,9 +286,10 @@ IOVM_API int iovm_share_domain_open(struct iovm_ctx *ctx, const char *name, stru
  * own), through a queue whose rings are in the shared heap.
  *
  * How the device reaches a client's memory: only through the client's
- * domain, which holds only what the client mapped with iovm_rqueue_map().
- * Every descriptor runs in the client's PASID, whatever the descriptor
- * says, a batch's children too. Two kinds of memory can be mapped:
+ * domain, which holds only what the client mapped with iovm_rqueue_map()
+ * and iovm_rqueue_map_mr(). Every descriptor runs in the client's PASID,
+ * whatever the descriptor says, a batch's children too. Two kinds of
+ * memory can be mapped:
  *
  * - Whole pages of the shared heap every byte of which the client holds
  *   (its own allocations, or the share's: zones, IOVM_DMA_KEEP). While
