@@ -450,12 +450,18 @@ static struct gres gate_client(const struct gcfg *cfg)
 	return res;
 }
 
+static bool strict_read;
+
 static void check_res(struct gres res)
 {
 	CHECK(res.windows > 10);
 	CHECK(res.ok > 100);
 	CHECK_EQ(res.wrote_new, 0);
-	CHECK_EQ(res.read_new, 0);
+	if (strict_read)
+		CHECK_EQ(res.read_new, 0);
+	else if (res.read_new)
+		printf("# known bug, not asserted here (gate_stale_read asserts it with IOVM_ATTACK10_KNOWN=1): the device "
+		       "read memory mapped anew after the call returned, %llu times\n", (unsigned long long)res.read_new);
 	CHECK_EQ(res.dontneed_dirty, 0);
 	CHECK_EQ(res.pinned_final_bad, 0);
 }
@@ -529,6 +535,39 @@ TEST(gate_two_odp_mrs_two_queues)
 		SKIP_CASE("no memory monitor");
 	run_one((struct gcfg){ .tag = "a10g2o", .access = { ODPW, ODPW }, .nq = 2,
 			       .ops = OP_MUNMAP | OP_FIXED | OP_MREMAP | OP_DONTNEED, .seconds = 8, .seed = 4 });
+}
+
+/*
+ * The known bug, asserted: with one pinned and one on-demand MR over the
+ * same memory, each on two queues, now and then a descriptor reads the
+ * marker of memory mapped anew (mmap MAP_FIXED, munmap + mmap) after the
+ * call returned, while no page request was answered (the reaper held off).
+ */
+static _Atomic int spin_stop;
+
+static void *spinner(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&spin_stop))
+		;
+	return NULL;
+}
+
+TEST(gate_stale_read)
+{
+	A10_KNOWN("the gate lets a device read through an MR's old mapping reach memory mapped anew after munmap()/mmap(MAP_FIXED) returned");
+	pthread_t spin[2];
+
+	strict_read = true;
+	/* CPU pressure (2 spinners) widens the race: seen without it too, rarely */
+	for (int i = 0; i < 2; i++)
+		CHECK_OK(pthread_create(&spin[i], NULL, spinner, NULL));
+	run_one((struct gcfg){ .tag = "a10gstale", .access = { IOVM_ACCESS_LOCAL_WRITE, ODPW }, .nq = 2,
+			       .ops = OP_MUNMAP | OP_FIXED, .seconds = 40, .seed = 7 });
+	atomic_store(&spin_stop, 1);
+	for (int i = 0; i < 2; i++)
+		pthread_join(spin[i], NULL);
+	strict_read = false;
 }
 
 static void client_proc(int rd, int wr, void *arg)
@@ -751,5 +790,6 @@ int main(void)
 	A10_RUN(gate_two_mrs_two_queues);
 	A10_RUN(gate_two_odp_mrs_two_queues);
 	A10_RUN(gate_two_client_processes);
+	A10_RUN(gate_stale_read);
 	return 0;
 }

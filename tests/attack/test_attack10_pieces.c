@@ -336,8 +336,9 @@ static void *advisor(void *arg)
 	return NULL;
 }
 
-static void advise_race(const char *tag, const char *opts, unsigned pieces)
+static void advise_race(const char *tag, const char *opts, unsigned pieces, bool strict)
 {
+	uint64_t heap_faults = 0;
 	struct prig p;
 	struct adv a = { 0 };
 	pthread_t th;
@@ -361,8 +362,12 @@ static void advise_race(const char *tag, const char *opts, unsigned pieces)
 			a10_fill_rand(p.r.heap + ho, len, i);
 			c = a9_go(&p.r, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = p.r.ih.addr + ho, .dst = p.io.addr + off,
 							    .len = len });
-			CHECK_MSG(c.status == IOVM_STATUS_SUCCESS || (pieces < 2 && c.status == IOVM_STATUS_PAGE_FAULT),
-				  "copy heap -> MR: status %u", c.status);
+			if (c.status == IOVM_STATUS_PAGE_FAULT && pieces >= 2) {
+				if (heap_faults++ < 3)
+					a10_report(c, "copy heap -> MR (one piece at a time) faulted under advise");
+			} else
+				CHECK_MSG(c.status == IOVM_STATUS_SUCCESS || (pieces < 2 && c.status == IOVM_STATUS_PAGE_FAULT),
+					  "copy heap -> MR: status %u", c.status);
 			memcpy(p.model + SKEW + off, p.r.heap + ho,
 			       c.status == IOVM_STATUS_SUCCESS ? len : c.bytes_completed);
 		} else {
@@ -395,17 +400,34 @@ static void advise_race(const char *tag, const char *opts, unsigned pieces)
 	CHECK_EQ(a.bad, 0);
 	CHECK(a.ok > 0);
 	CHECK_EQ(over, 0);
+	if (heap_faults)
+		printf("# %s: %llu copies heap -> MR faulted though the budget holds their pieces%s\n", tag,
+		       (unsigned long long)heap_faults, strict ? "" : " (known bug: advise_race_128k_strict asserts it)");
+	if (strict)
+		CHECK_EQ(heap_faults, 0);
 	pclose_(&p);
 }
 
 TEST(advise_race_64k)
 {
-	advise_race("a10adv64", "pin_budget=64K", 1);
+	advise_race("a10adv64", "pin_budget=64K", 1, false);
 }
 
 TEST(advise_race_128k)
 {
-	advise_race("a10adv128", "pin_budget=128K", 2);
+	advise_race("a10adv128", "pin_budget=128K", 2, false);
+}
+
+/*
+ * The known bug, asserted: under a 128K budget with iovm_mr_advise()
+ * running concurrently, a copy from the heap into the MR (one MR piece at
+ * a time, two at most) sometimes completes with a page fault on memory
+ * that is there.
+ */
+TEST(advise_race_128k_strict)
+{
+	A10_KNOWN("under a 128K budget, concurrent iovm_mr_advise() makes a copy heap -> MR (within the budget) fault");
+	advise_race("a10adv128s", "pin_budget=128K", 2, true);
 }
 
 int main(void)
@@ -422,5 +444,6 @@ int main(void)
 	A10_RUN(readonly_mapping_odp);
 	A10_RUN(advise_race_64k);
 	A10_RUN(advise_race_128k);
+	A10_RUN(advise_race_128k_strict);
 	return 0;
 }
