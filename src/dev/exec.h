@@ -204,11 +204,21 @@ static inline int stretch_done(struct exec *x, uint64_t n)
 		if (unlikely(s->rfd >= 0) && (s->access & IOVM_MAP_WRITE) && remote_write(x, s, n))
 			ret = -EFAULT;
 	}
-	gate_release(x);
-	if (ret)
+	if (ret) {
+		gate_release(x);
 		return ret;
-	for (unsigned i = 0; i < x->nr_sides; i++)
+	}
+	for (unsigned i = 0; i < x->nr_sides; i++) {
 		side_advance(x->sides[i], n);
+		/*
+		 * What is left in a gated side's bounce buffer was read under
+		 * this hold: once it is let go, the owner's munmap() may return
+		 * and its memory change, so the next stretch reads afresh.
+		 */
+		if (unlikely(x->gate_busy) && x->sides[i]->rfd >= 0)
+			x->sides[i]->avail = 0;
+	}
+	gate_release(x);
 	return 0;
 }
 
