@@ -716,8 +716,9 @@ static void two_queues_concurrent_body(void *arg)
 
 			while (inflight[i] < 24) {
 				unsigned fs = (unsigned)__builtin_ctzll(~busy[i]);
+				uint64_t sq = ++seq;
 				struct iovm_desc d = { .op = IOVM_OP_FILL, .dst = ih[i].addr + i * 65536 + fs * 1024, .len = 1024,
-						       .pattern = seq, .tag = (++seq << 8) | (i << 7) | fs };
+						       .pattern = sq, .tag = (sq << 8) | (i << 7) | fs };
 
 				if (use_rec) {
 					d.flags = IOVM_DESC_COMPLETION;
