@@ -175,7 +175,7 @@ static int remote_missing(struct exec *x, struct side *s, uint64_t rva, unsigned
 	ret = q->page_request(q->page_request_arg, rva, access);
 	iommu_enter(q->tlb);
 	x->retries++;
-	if (ret < 0) {
+	if (ret) {
 		remote_fault(x, s->iova, access);
 		return -EFAULT;
 	}
@@ -397,7 +397,7 @@ static int remote_gates(struct exec *x)
 int stretch(struct exec *x, uint64_t left, uint64_t *n)
 {
 	uint64_t m = left;
-	unsigned i = 0;
+	unsigned i;
 	int ret;
 
 	/* The last stretch's hold on another process's memory, if it did not write back. */

@@ -19,8 +19,8 @@ void dev_destroy(struct dev_space *ds);
  * Page requests on another process's memory (a remote window): a
  * descriptor that asks to block on faults and finds nothing mapped at the
  * other process's address @rva asks @fn, outside its device-side section,
- * whether the page is mapped now (0 or more: try again; negative: the
- * descriptor completes with the fault). Set once, before the queue runs anything.
+ * whether the page is mapped now (0: try again; else the descriptor
+ * completes with the fault). Set once, before the queue runs anything.
  */
 typedef int (*dev_page_request_fn)(void *arg, uint64_t rva, unsigned access);
 void dev_queue_set_page_request(struct iovm_queue *q, dev_page_request_fn fn, void *arg);

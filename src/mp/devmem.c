@@ -319,6 +319,14 @@ void devmem_unmap_all(struct iovm_device_server *srv, struct client *c)
 	pthread_mutex_unlock(&c->maps_lock);
 }
 
+/* Mapping @i of @c out of the array, under maps_lock for the workers that read it. */
+static void maps_remove(struct client *c, unsigned i)
+{
+	pthread_mutex_lock(&c->maps_lock);
+	c->maps[i] = c->maps[--c->nr_maps];
+	pthread_mutex_unlock(&c->maps_lock);
+}
+
 int devmem_unmap(struct iovm_device_server *srv, struct client *c, const struct dp_req *r)
 {
 	for (unsigned i = 0; i < c->nr_maps; i++) {
@@ -328,9 +336,7 @@ int devmem_unmap(struct iovm_device_server *srv, struct client *c, const struct 
 		if (m.iova != r->a || m.len != r->b)
 			continue;
 		if (m.mirror) {
-			pthread_mutex_lock(&c->maps_lock);
-			c->maps[i] = c->maps[--c->nr_maps];
-			pthread_mutex_unlock(&c->maps_lock);
+			maps_remove(c, i);
 			devodp_unmap(srv, c, &m);
 			return 0;
 		}
@@ -338,9 +344,7 @@ int devmem_unmap(struct iovm_device_server *srv, struct client *c, const struct 
 		ret = iovm_domain_unmap(c->dom, IOVM_IOVA(m.iova), m.len);
 		if (ret)
 			return ret;
-		pthread_mutex_lock(&c->maps_lock);
-		c->maps[i] = c->maps[--c->nr_maps];
-		pthread_mutex_unlock(&c->maps_lock);
+		maps_remove(c, i);
 		mapping_release(srv, &m);
 		return 0;
 	}

@@ -142,25 +142,22 @@ void devodp_unmap(struct iovm_device_server *srv, struct client *c, const struct
 int devodp_resolve(void *arg, struct iovm_domain *dom, iova_t iova, unsigned access)
 {
 	struct client *c = arg;
-	uint64_t rva = 0;
-	bool found = false;
-	int ret = -ENOENT;
+	const struct mapping *m;
+	uint64_t rva;
+	uint32_t perm;
 
+	if (dom != c->dom)
+		return -ENOENT;
 	pthread_mutex_lock(&c->maps_lock);
-	for (unsigned i = 0; i < c->nr_maps && !found; i++) {
-		const struct mapping *m = &c->maps[i];
-
-		if (!m->mirror || iova_val(iova) - m->iova >= m->len)
-			continue;
-		found = true;
-		rva = m->rva + (iova_val(iova) - m->iova);
-		/* Not present, and not allowed either: no use asking the client. */
-		ret = access & ~m->perm ? -EACCES : 0;
-	}
+	m = mirror_at(c, iova_val(iova), 1);
+	rva = m ? m->rva + (iova_val(iova) - m->iova) : 0;
+	perm = m ? m->perm : 0;
 	pthread_mutex_unlock(&c->maps_lock);
-	if (!found || ret || dom != c->dom)
-		return found && dom == c->dom ? ret : -ENOENT;
+	if (!m)
+		return -ENOENT;
+	/* Not present, and not allowed either: no use asking the client. */
+	if (access & ~perm)
+		return -EACCES;
 	/* The client fills what it pinned (DP_FILL) before it answers: yes means mapped now. */
-	ret = devmem_page_request_at(c, rva, iova_val(iova), access);
-	return ret ? -EFAULT : 0;
+	return devmem_page_request_at(c, rva, iova_val(iova), access) ? -EFAULT : 0;
 }

@@ -22,10 +22,8 @@
  */
 #include <errno.h>
 #include <sched.h>
-#include <time.h>
 
 #include "base/clock.h"
-#include "base/log.h"
 #include "phys/phys_internal.h"
 
 /* How long a peer's accesses may keep the reader before its liveness is asked again. */
