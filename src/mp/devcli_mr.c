@@ -34,7 +34,7 @@ struct rq_mirror {
 	struct iovm_rqueue *q;   /* NULL in a forked child: nothing to tell */
 	struct iovm_mr *mr;
 	uintptr_t start, end;    /* the MR's pages */
-	uint64_t iova;           /* the device's IOVA of start */
+	uint64_t iova;           /* the device's IOVA of start; under mirror_lock, 0 until the device answers */
 };
 
 /* The registration pinned [start, end) for a page request: the device maps it before the answer. */
@@ -169,7 +169,10 @@ IOVM_API int iovm_rqueue_map_mr(struct iovm_rqueue *q, struct iovm_mr *mr, uint3
 			err_detail(ret, IOVM_LOG_DEBUG, "the device process cannot reach this process's own memory");
 		goto take;
 	}
+	/* In the array already (the device may ask at once): the reaper reads it under the lock. */
+	pthread_mutex_lock(&q->mirror_lock);
 	mi->iova = rep.iova;
+	pthread_mutex_unlock(&q->mirror_lock);
 	*iova = IOVM_IOVA(rep.iova + (range.addr - mi->start));
 	return 0;
 
@@ -216,9 +219,9 @@ bool rq_mirror_answer(struct iovm_rqueue *q, uint64_t addr, uint64_t iova, uint3
 		struct rq_mirror *mi = q->mirrors[i];
 		uint64_t lo, hi;
 
-		/* Two MRs may hold one address: the device says which it faulted in. */
+		/* Two MRs may hold one address: the device says which it faulted in (unknown yet: by address). */
 		if (addr < mi->start || addr >= mi->end ||
-		    (iova && (iova < mi->iova || iova - mi->iova != addr - mi->start)))
+		    (iova && mi->iova && (iova < mi->iova || iova - mi->iova != addr - mi->start)))
 			continue;
 		/* The chunk around it, cut from the MR's first page as the MR pins them (DP_MIRROR_CHUNK). */
 		lo = mi->start + align_down(addr - mi->start, DP_MIRROR_CHUNK);
