@@ -206,8 +206,12 @@ static void *replacer(void *arg)
 		/* not pages 40..47, where the remapper writes its marker */
 		uint8_t *p = x->app + (a9_rng(&s) % 40) * A9_PAGE;
 
-		CHECK_OK(munmap(p, A9_PAGE));
-		CHECK(mmap(p, A9_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) == p);
+		/*
+		 * Replaced in one call: between a munmap() and a mmap() of
+		 * the hole, another thread's mapping (the sanitizer's, the
+		 * library's) may take it.
+		 */
+		CHECK(mmap(p, A9_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == p);
 		x->replaced++;
 		usleep(200);
 	}
@@ -326,8 +330,8 @@ static void *replacer2(void *arg)
 	while (!atomic_load(&x->stop)) {
 		uint8_t *p = x->app + (a9_rng(&s) % NP) * A9_PAGE;
 
-		CHECK_OK(munmap(p, A9_PAGE));
-		CHECK(mmap(p, A9_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) == p);
+		/* In one call, as in replacer(): a hole could be another thread's before we map it again. */
+		CHECK(mmap(p, A9_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == p);
 		atomic_store(&last_munmap, a9_now());
 		x->replaced++;
 		usleep(100);
