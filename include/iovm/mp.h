@@ -209,8 +209,13 @@ IOVM_API int iovm_share_check(struct iovm_ctx *ctx);
  * everything to every other process that has the domain open and waits
  * for their answers, then gives the IOVAs and the memory back: one round
  * trip per batch, not per unmap. A process killed with unmaps queued
- * leaves their IOVAs taken and their memory held until the domain goes.
- * A map at a fixed IOVA that another process's queue holds is -EEXIST
+ * leaves their IOVAs taken and their memory held (other processes'
+ * devices may still cache them) until the next flush or strict unmap in
+ * any process, as below; iovm_domain_flush() posts that invalidation
+ * even with nothing of its own queued. Every unmap in flight is recorded
+ * in the domain's journal, which holds eight flush batches (at least
+ * 1024, at most 16384 pieces): an unmap that finds no room there is
+ * flushed at once, as if its batch were full. A map at a fixed IOVA that another process's queue holds is -EEXIST
  * until that process flushes.
  *
  * Lifetime: iovm_domain_destroy() closes this process's view (-EBUSY
@@ -218,14 +223,17 @@ IOVM_API int iovm_share_check(struct iovm_ctx *ctx);
  * the last view, closed or dead. A process that dies holding the view
  * loses it (the reap); one that dies mid-map leaves what it mapped, and at
  * worst a table or an IOVA range allocated but unused until the domain
- * goes. One killed inside a strict unmap, after it cleared the entries
- * and before the other processes answered, leaves the memory those
- * entries named held and their IOVAs taken (other processes' devices may
- * still hold the translation) until the next strict unmap or flush in
- * any process: that one invalidates everything in every process, then
- * frees them. What the unmap had not recorded yet (the instant between
- * clearing the entries and recording them; pieces past its 16th) stays
- * until the domain goes.
+ * goes. One killed with an unmap in flight (strict, after it cleared the
+ * entries and before the other processes answered; deferred, queued for
+ * a flush; or inside the release that follows either) leaves the memory
+ * those entries named held and their IOVAs taken (other processes'
+ * devices may still hold the translation) until the next strict unmap or
+ * flush in any process: that one invalidates everything in every
+ * process, then frees them, resuming a release where it stopped. What
+ * stays until the domain goes is at most one piece per unmap killed in
+ * the instant between clearing its entries and recording them, one
+ * page (its hold or its IOVA) per release killed mid-step, and the
+ * page-table pages its queued unmaps detached.
  *
  * Memory mapped is kept while mapped. A block of the heap freed while a
  * shared domain maps a page of it (by any process, iovm_dma_free() as

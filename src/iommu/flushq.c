@@ -70,11 +70,8 @@ static void release_pieces(struct iovm_domain *dom, const struct unmapped *p, un
 {
 	if (dom->shared_ops) {
 		/* A shared domain's: the map's hold on the memory, and the shared allocator's IOVAs. */
-		for (unsigned i = 0; i < n; i++) {
-			domain_pa_put(dom, p[i].iova, p[i].pa, p[i].len);
-			if (!p[i].keep_iova)
-				domain_iova_give(dom, p[i].iova, p[i].len);
-		}
+		for (unsigned i = 0; i < n; i++)
+			domain_unmapped_release(dom, p[i].iova, p[i].pa, p[i].len, p[i].keep_iova);
 		return;
 	}
 	mirror_unmap_pieces(dom, p, n);
@@ -144,7 +141,8 @@ static void flush_locked(struct iovm_domain *dom, const struct unmapped *extra, 
 		r->seen = atomic_load_explicit(&r->tail, memory_order_acquire);
 		any |= r->seen != atomic_load_explicit(&r->head, memory_order_relaxed);
 	}
-	if (!any)
+	/* Nothing queued here; a shared domain's dead process may have left unmaps for any flush to release. */
+	if (!any && !(dom->shared_ops && dom->shared_ops->orphans(dom->shared_arg)))
 		return;
 	invalidate_all(dom);
 	if (nr_extra)

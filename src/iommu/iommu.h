@@ -132,6 +132,10 @@ uint64_t iommu_hold_huge_leaves(struct iovm_domain *dom, iova_t iova, uint64_t l
  * has it, and of each range unmapped. A map the mirror refuses fails, and
  * is undone in iovm's table too.
  */
+/* iommu_shared_ops.pa_pending()'s @how. */
+#define IOMMU_PENDING_DEFERRED (1u << 0)  /* queued for a flush, not posted at once */
+#define IOMMU_PENDING_KEEP_IOVA (1u << 1) /* the unmap frees no IOVA: a map's undo */
+
 /*
  * A domain shared with other processes (the shared domains of iovm/mp.h):
  * its page table's pages are in memory every process maps, and every
@@ -147,20 +151,28 @@ struct iommu_shared_ops {
 	 * Before entries naming [pa, +len) are written: whether it is memory
 	 * every process has at that PA (-EINVAL if not; -EPERM in a forked
 	 * child), and a count of the mapping, so that the memory outlives a
-	 * free while mapped. Each hold is put back by pa_put(): for a map
-	 * that fails, at once; for a mapping, by the unmap, after its
-	 * invalidation. Another process's device would reach its own memory,
+	 * free while mapped. Each hold is put back: by pa_put() for a map
+	 * that fails, at once; for a mapping, by the unmap's pa_release(),
+	 * after its invalidation. Another process's device would reach its own memory,
 	 * or none, at a PA of this process's own.
 	 */
 	int (*pa_hold)(void *arg, pa_t pa, uint64_t len);
 	void (*pa_put)(void *arg, iova_t iova, pa_t pa, uint64_t len);
+	/* After an unmap's invalidation: the holds on [pa, +len), its pa_pending() record, and its IOVAs if @free_iova. */
+	void (*pa_release)(void *arg, iova_t iova, pa_t pa, uint64_t len, bool free_iova);
 	/*
-	 * A strict unmap cleared the entries of [iova, +len), which named
-	 * [pa, +len), and is about to post its invalidation: recorded, so that
-	 * if this process dies before the pa_put(), a survivor can release it
-	 * once an invalidation of everything has reached every process.
+	 * An unmap cleared the entries of [iova, +len), which named [pa,
+	 * +len), and the invalidation that lets them go is still to come (a
+	 * strict unmap's, posted next; a deferred one's, at its flush):
+	 * recorded until the pa_release(), so that if this process dies first, a
+	 * survivor releases it (and its IOVAs, unless
+	 * IOMMU_PENDING_KEEP_IOVA) once an invalidation of everything has
+	 * reached every process. -ENOSPC: not recorded (a deferred unmap is
+	 * then flushed at once).
 	 */
-	void (*pa_pending)(void *arg, iova_t iova, pa_t pa, uint64_t len);
+	int (*pa_pending)(void *arg, iova_t iova, pa_t pa, uint64_t len, unsigned how);
+	/* Whether a dead process left unmaps in flight: a flush with nothing queued invalidates for them. */
+	bool (*orphans)(void *arg);
 	/* The IOVA allocator's counts, in 4 KiB pages: allocated, free, the largest free run. */
 	void (*iova_stats)(void *arg, uint64_t *allocated, uint64_t *free_pages, uint64_t *largest);
 	/*

@@ -264,6 +264,8 @@ void domain_undo_map(struct iovm_domain *dom, iova_t iova, uint64_t len);
  */
 int domain_pa_hold(struct iovm_domain *dom, pa_t pa, uint64_t len);
 void domain_pa_put(struct iovm_domain *dom, iova_t iova, pa_t pa, uint64_t len);
+/* An unmapped piece, once no device reaches it: its hold (shared domains), and its IOVAs unless @keep_iova. */
+void domain_unmapped_release(struct iovm_domain *dom, iova_t iova, pa_t pa, uint64_t len, bool keep_iova);
 /*
  * Map [pa, +len) at *@iova: one the domain chooses (IOVM_ADDR_INVALID) or
  * the caller's. A nested domain's @pa is a guest physical address

@@ -131,6 +131,14 @@ give:
 	return ret;
 }
 
+void domain_unmapped_release(struct iovm_domain *dom, iova_t iova, pa_t pa, uint64_t len, bool keep_iova)
+{
+	if (dom->shared_ops)
+		dom->shared_ops->pa_release(dom->shared_arg, iova, pa, len, !keep_iova);
+	else if (!keep_iova)
+		domain_iova_give(dom, iova, len);
+}
+
 int domain_pa_hold(struct iovm_domain *dom, pa_t pa, uint64_t len)
 {
 	return dom->shared_ops ? dom->shared_ops->pa_hold(dom->shared_arg, pa, len) : 0;

@@ -95,6 +95,12 @@ int domain_unmap(struct iovm_domain *dom, iova_t iova, uint64_t len, bool *any)
 	return domain_unmap_how(dom, iova, len, 0, any);
 }
 
+/* A shared domain's journal entry for a piece of an unmap made @how. */
+static unsigned pending_how(unsigned how, bool deferred)
+{
+	return (deferred ? IOMMU_PENDING_DEFERRED : 0) | (how & UNMAP_KEEP_IOVA ? IOMMU_PENDING_KEEP_IOVA : 0);
+}
+
 int domain_unmap_how(struct iovm_domain *dom, iova_t iova, uint64_t len, unsigned how, bool *any)
 {
 	bool deferred = (dom->flags & IOVM_DOMAIN_DEFERRED) && !(how & UNMAP_STRICT);
@@ -129,25 +135,35 @@ int domain_unmap_how(struct iovm_domain *dom, iova_t iova, uint64_t len, unsigne
 	if (!c.n)
 		return 0;
 	if (deferred) {
+		bool unrecorded = false;
+
 		for (unsigned i = 0; i < c.n; i++) {
 			/*
 			 * What a device may still reach stays allocated until the
 			 * flush: pinned, or, in a shared domain, still counted by
-			 * the hold its map took (domain_pa_put() at the flush).
+			 * the hold its map took (domain_unmapped_release() at the flush).
 			 */
 			if (!dom->shared_ops && phys_pin(dom->ctx->phys, c.p[i].pa, c.p[i].len))
 				c.p[i].pa = PA_INVALID; /* not iovm's memory, or freed already */
 			c.p[i].keep_iova = how & UNMAP_KEEP_IOVA;
 			shadow_unmap(dom, &c.p[i], true);
+			/* A shared domain's, in its journal: a death before the flush leaves them to a survivor. */
+			if (dom->shared_ops)
+				unrecorded |= dom->shared_ops->pa_pending(dom->shared_arg, c.p[i].iova, c.p[i].pa,
+									  c.p[i].len, pending_how(how, true)) != 0;
 		}
 		ret = flushq_add(dom, c.p, c.n);
+		/* No room in the journal: not left in flight unrecorded any longer than a strict unmap. */
+		if (!ret && unrecorded)
+			flushq_flush(dom);
 		collect_done(&c);
 		return ret;
 	}
 	/* A shared domain's pieces, recorded before the wait for the others: a death meanwhile leaves them to a survivor. */
 	if (dom->shared_ops)
 		for (unsigned i = 0; i < c.n; i++)
-			dom->shared_ops->pa_pending(dom->shared_arg, c.p[i].iova, c.p[i].pa, c.p[i].len);
+			(void)dom->shared_ops->pa_pending(dom->shared_arg, c.p[i].iova, c.p[i].pa, c.p[i].len,
+							  pending_how(how, false));
 	domain_invalidate(dom, iova, len, false);
 	epoch_synchronize(dom->is->epoch);
 	/* A shared domain's: every other process's devices too, before anything is freed or reused. */
@@ -158,9 +174,7 @@ int domain_unmap_how(struct iovm_domain *dom, iova_t iova, uint64_t len, unsigne
 	for (unsigned i = 0; i < c.n; i++) {
 		shadow_unmap(dom, &c.p[i], false);
 		/* No device of any process reaches it now: memory freed while mapped may go. */
-		domain_pa_put(dom, c.p[i].iova, c.p[i].pa, c.p[i].len);
-		if (!(how & UNMAP_KEEP_IOVA))
-			domain_iova_give(dom, c.p[i].iova, c.p[i].len);
+		domain_unmapped_release(dom, c.p[i].iova, c.p[i].pa, c.p[i].len, how & UNMAP_KEEP_IOVA);
 	}
 	atomic_fetch_add_explicit(&dom->strict_invalidations, 1, memory_order_relaxed);
 	collect_done(&c);

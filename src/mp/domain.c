@@ -8,8 +8,8 @@
  * mp_domain_rec) names the domain and one block of the heap, held by the
  * share, which holds everything the processes have in common:
  *
- *   [ struct mp_domain_shm | IOVA bitmap | pool bitmap | page refs | table pool ]
- *                                                                  ^ 4 KiB aligned
+ *   [ struct mp_domain_shm | journal | IOVA bitmap | pool bitmap | page refs | table pool ]
+ *                                                                            ^ 4 KiB aligned
  *
  * The page tables are pages of the pool, so that the domain, and whatever
  * a dead process left allocated in it, goes with one free of the block.
@@ -37,10 +37,13 @@
  * inval_seq (a futex in shared memory), invalidates what its process's
  * devices cached, waits for their sections, and answers in its slot's ack
  * word. The poster holds inval_lock, never the share's lock, while it
- * waits: an agent's work takes no lock of the share. What a poster that
- * dies leaves (entries cleared, memory still held for devices that may
- * cache them) its slot's journal names; the reap makes it orphans, and
- * the next poster posts an invalidation of everything and frees them.
+ * waits: an agent's work takes no lock of the share. What a process that
+ * dies with unmaps in flight leaves (entries cleared, memory and IOVAs
+ * still held for devices that may cache them: a strict unmap's being
+ * posted, a deferred one's queued for its flush) the journal names; the
+ * reap makes those entries orphans, and the next poster, or the next
+ * flush of any process, posts an invalidation of everything and frees
+ * them.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -176,7 +179,7 @@ static void invalidate(void *arg, iova_t iova, uint64_t len)
 {
 	struct mp_dview *v = arg;
 	struct mp_domain_shm *shm = v->shm;
-	uint32_t seq, upto = 0;
+	uint32_t seq;
 	bool orphans;
 
 	if (mp_lock_plain(&shm->inval_lock))
@@ -187,7 +190,7 @@ static void invalidate(void *arg, iova_t iova, uint64_t len)
 	 * now reaches whatever any device still caches of them. This process's
 	 * devices first, then every other's; then they are released.
 	 */
-	orphans = sdom_orphans_seen(v, &upto);
+	orphans = sdom_orphans_claim(v);
 	if (orphans && len != UINT64_MAX) {
 		iommu_domain_invalidate(v->dom, iova_make(0), UINT64_MAX);
 		iova = iova_make(0);
@@ -212,7 +215,7 @@ static void invalidate(void *arg, iova_t iova, uint64_t len)
 		}
 	}
 	if (orphans)
-		sdom_orphans_release(v, upto);
+		sdom_orphans_release(v);
 	pthread_mutex_unlock(&shm->inval_lock);
 }
 
@@ -304,7 +307,9 @@ static const struct iommu_shared_ops shared_ops = {
 	.iova_free = sdom_iova_free,
 	.pa_hold = sdom_pa_hold,
 	.pa_put = sdom_pa_put,
+	.pa_release = sdom_pa_release,
 	.pa_pending = sdom_pa_pending,
+	.orphans = sdom_orphans_waiting,
 	.iova_stats = sdom_iova_stats,
 	.invalidate = invalidate,
 	.quiesce = quiesce,
@@ -433,12 +438,14 @@ static int rec_make(struct mp_space *s, unsigned rec, const char *name, const st
 	s->h.owner[grain] = MP_OWNER_KEEP;
 	mp_crash_point();
 	base = s->heap + (grain << MP_GRAIN_SHIFT);
-	memset(base, 0, l->pool_off + SZ_4K); /* the head, both bitmaps, the refs, the root */
+	memset(base, 0, l->pool_off + SZ_4K); /* the head, the journal, both bitmaps, the refs, the root */
 	shm = (struct mp_domain_shm *)base;
 	shm->iova_pages = l->iova_pages;
 	shm->flags = l->flags;
 	shm->flush_batch = l->flush_batch;
 	shm->flush_timeout_us = l->flush_timeout_us;
+	shm->journal_off = l->journal_off;
+	shm->journal_mask = (uint32_t)(l->journal_entries - 1);
 	shm->iova_map_off = l->iova_map_off;
 	shm->pool_map_off = l->pool_map_off;
 	shm->refs_off = l->refs_off;

@@ -18,15 +18,31 @@
 /* Shared IOVAs start above 4 GiB: clear of the MSI window and of 32-bit DMA masks' surprises. */
 #define DOMAIN_IOVA_BASE (UINT64_C(4) << 30)
 
-/* Pieces of one strict unmap a process records while the others answer (more: not recorded). */
-#define SDOM_INFLIGHT 16
-/* Pieces that died with their process, waiting for someone's invalidation of everything. */
-#define SDOM_ORPHANS 256
+/*
+ * The journal of unmaps in flight: entries a process cleared whose
+ * invalidation is still to come (a strict unmap's, being posted, or a
+ * deferred unmap's, at its flush), and the memory they named. One table
+ * for every process, sized from the flush batch, an entry at most
+ * SDOM_PROBE places after the hash of its IOVA.
+ */
+#define SDOM_JOURNAL_MIN 1024u
+#define SDOM_JOURNAL_MAX 16384u
+#define SDOM_PROBE 64u
+/* owner: a slot; a slot | SDOM_CLAIMED (an orphan that slot is invalidating); SDOM_ORPHAN. */
+#define SDOM_CLAIMED 0x100u
+#define SDOM_ORPHAN 0xffffu
+/* flags: the unmap keeps its IOVAs (a map's undo: the mapper frees them). */
+#define SDOM_KEEP_IOVA 1u
 
-/* A piece of an unmap: its IOVAs, and the memory its entries named. len 0: an empty record. */
+/* A piece of an unmap: its IOVAs, and the memory its entries named. len 0: an empty entry. */
 struct sdom_piece {
 	uint64_t iova, pa, len;
+	uint16_t owner, flags;
+	uint32_t done; /* steps of its release taken (release_locked(), domain_space.c) */
 };
+
+static_assert(MP_MAX_PROCS < SDOM_CLAIMED, "slot numbers leave the claimed bit clear");
+static_assert(sizeof(struct sdom_piece) == 32, "two entries to a cache line");
 
 /* The block's head, in shared memory: no pointers. */
 struct mp_domain_shm {
@@ -50,16 +66,16 @@ struct mp_domain_shm {
 	_Atomic uint32_t ack[MP_MAX_PROCS];     /* futex each: the last inval_seq a slot's agent answered */
 	_Atomic uint8_t listening[MP_MAX_PROCS]; /* a slot's view answers invalidations */
 	/*
-	 * Under the share's lock. A strict unmap records its pieces in its
-	 * slot's journal after clearing their entries, and erases each as it
-	 * puts the piece's hold back: one store each way (len), so that a
-	 * record is there exactly while its hold is. The reap moves a dead
-	 * slot's records to the orphans; the next poster of an invalidation
-	 * makes it one of everything and releases the orphans it saw first.
+	 * Under the share's lock. Each unmap records its pieces here after
+	 * clearing their entries and erases each as it puts the piece's hold
+	 * back: one store each way (len), so that an entry is there exactly
+	 * while its hold is. The reap marks a dead slot's entries orphans, in
+	 * place; the next poster of an invalidation claims them, makes it one
+	 * of everything, and then releases them.
 	 */
-	struct sdom_piece inflight[MP_MAX_PROCS][SDOM_INFLIGHT];
-	struct sdom_piece orphans[SDOM_ORPHANS]; /* a ring: [orphan_head, orphan_tail) */
-	uint32_t orphan_head, orphan_tail;
+	uint64_t journal_off;     /* struct sdom_piece[journal_mask + 1] */
+	uint32_t journal_mask;    /* entries less one: a power of two less one */
+	uint32_t orphans;         /* set before a reap marks orphans; cleared by a claim that took them all */
 };
 
 static_assert(sizeof(struct mp_domain_shm) % 8 == 0, "the bitmaps after it are word-aligned");
@@ -72,6 +88,7 @@ struct mp_dview {
 	struct mp_domain_shm *shm;
 	uint64_t *iova_map, *pool_map;
 	uint32_t *refs;
+	struct sdom_piece *journal;
 	uint8_t *pool;
 	struct pt_source src;
 	struct iovm_domain *dom;
@@ -85,6 +102,7 @@ struct mp_dview {
 
 /* Where each part of a domain's block goes, for a heap and the domain's parameters. */
 struct sdom_layout {
+	uint64_t journal_off, journal_entries;
 	uint64_t iova_pages, iova_map_off, pool_map_off, refs_off, heap_pages, pool_off, size;
 	uint32_t tables;
 	uint32_t flags, flush_batch, flush_timeout_us;
@@ -117,12 +135,14 @@ void sdom_iova_free(void *arg, iova_t iova, uint64_t len);
 void sdom_iova_stats(void *arg, uint64_t *allocated, uint64_t *free_pages, uint64_t *largest);
 int sdom_pa_hold(void *arg, pa_t pa, uint64_t len);
 void sdom_pa_put(void *arg, iova_t iova, pa_t pa, uint64_t len);
-void sdom_pa_pending(void *arg, iova_t iova, pa_t pa, uint64_t len);
-/* sdom_orphans_seen() - the orphans' tail now, for sdom_orphans_release(); whether there are any. */
-bool sdom_orphans_seen(struct mp_dview *v, uint32_t *upto);
-/* sdom_orphans_release() - after an invalidation of everything posted since sdom_orphans_seen(): free them. */
-void sdom_orphans_release(struct mp_dview *v, uint32_t upto);
-/* sdom_journal_orphan() - slot @slot died: its records of unmaps in flight become orphans. Needs the lock. */
+void sdom_pa_release(void *arg, iova_t iova, pa_t pa, uint64_t len, bool free_iova);
+int sdom_pa_pending(void *arg, iova_t iova, pa_t pa, uint64_t len, unsigned how);
+bool sdom_orphans_waiting(void *arg);
+/* sdom_orphans_claim() - this slot's now, the orphans that wait: whether there were any. */
+bool sdom_orphans_claim(struct mp_dview *v);
+/* sdom_orphans_release() - after an invalidation of everything posted since the claim: free them. */
+void sdom_orphans_release(struct mp_dview *v);
+/* sdom_journal_orphan() - slot @slot died: its unmaps in flight, and its claims, become orphans. Needs the lock. */
 void sdom_journal_orphan(struct mp_domain_shm *shm, unsigned slot);
 /* sdom_maps_rebuild() - mp_heap.maps as the sum of the open domains' counts. Needs the lock. */
 void sdom_maps_rebuild(struct mp_heap *h);

@@ -15,9 +15,25 @@
 #include "base/compiler.h"
 #include "base/error.h"
 #include "base/log.h"
+#include "iommu/iommu.h"
 #include "mp/domain.h"
 
 /* ---- the block ---- */
+
+/*
+ * Entries of the journal: room for eight flush batches of deferred unmaps
+ * in flight (threads of processes), so that one seldom finds no room
+ * (it is then flushed at once), and for the strict unmaps of every slot.
+ */
+static uint64_t journal_entries(uint32_t flags, uint32_t flush_batch)
+{
+	uint64_t want = flags & IOVM_DOMAIN_DEFERRED ? 8 * (uint64_t)(flush_batch ? flush_batch : 256) : 0;
+	uint64_t n = SDOM_JOURNAL_MIN;
+
+	while (n < want && n < SDOM_JOURNAL_MAX)
+		n <<= 1;
+	return n;
+}
 
 int sdom_layout(const struct mp_space *s, const struct iovm_share_domain_params *p, struct sdom_layout *l)
 {
@@ -35,7 +51,9 @@ int sdom_layout(const struct mp_space *s, const struct iovm_share_domain_params 
 	l->flush_timeout_us = p ? p->flush_timeout_us : 0;
 	l->iova_pages = iova_size / SZ_4K;
 	l->tables = (uint32_t)tables;
-	l->iova_map_off = sizeof(struct mp_domain_shm);
+	l->journal_off = align_up(sizeof(struct mp_domain_shm), CACHE_LINE_SIZE);
+	l->journal_entries = journal_entries(l->flags, l->flush_batch);
+	l->iova_map_off = l->journal_off + l->journal_entries * sizeof(struct sdom_piece);
 	l->pool_map_off = l->iova_map_off + align_up(l->iova_pages, 64) / 8;
 	l->refs_off = l->pool_map_off + align_up(tables, 64) / 8;
 	l->heap_pages = align_up(s->heap_size, SZ_4K) / SZ_4K;
@@ -52,6 +70,7 @@ void sdom_view_point(struct mp_dview *v)
 	v->iova_map = (uint64_t *)(base + v->shm->iova_map_off);
 	v->pool_map = (uint64_t *)(base + v->shm->pool_map_off);
 	v->refs = (uint32_t *)(void *)(base + v->shm->refs_off);
+	v->journal = (struct sdom_piece *)(void *)(base + v->shm->journal_off);
 	v->pool = base + v->shm->pool_off;
 }
 
@@ -323,112 +342,190 @@ static void page_unheld(struct mp_heap *h, uint64_t p)
 	}
 }
 
-/* The hold on [pa, +len) goes: memory freed meanwhile is freed once no domain maps it. Needs the lock. */
-static void put_locked(struct mp_dview *v, pa_t pa, uint64_t len)
+/* Heap page @p's hold goes: memory freed meanwhile is freed once no domain maps it. Needs the lock. */
+static void put_page(struct mp_dview *v, uint64_t p)
 {
 	struct mp_heap *h = &v->s->h;
+
+	if (p >= v->shm->heap_pages || IOVM_WARN_ON(!v->refs[p] || !h->maps[p]))
+		return;
+	/* The domain's count first: killed between, the sum counts one more, which the repair sets right. */
+	count_add(&v->refs[p], -1);
+	mp_crash_point();
+	count_add(&h->maps[p], -1);
+	mp_crash_point();
+	if (!h->maps[p] && h->c->domains_held)
+		page_unheld(h, p);
+}
+
+/* The hold on [pa, +len) goes. Needs the lock. */
+static void put_locked(struct mp_dview *v, pa_t pa, uint64_t len)
+{
 	uint64_t first, last;
 
 	pages_of(v->s, pa, len, &first, &last);
-	for (uint64_t p = first; p <= last && p < v->shm->heap_pages; p++) {
-		if (IOVM_WARN_ON(!v->refs[p] || !h->maps[p]))
-			continue;
-		count_add(&v->refs[p], -1);
-		mp_crash_point();
-		count_add(&h->maps[p], -1);
-		mp_crash_point();
-		if (!h->maps[p] && h->c->domains_held)
-			page_unheld(h, p);
-	}
+	for (uint64_t p = first; p <= last; p++)
+		put_page(v, p);
+}
+
+/* ---- the journal of unmaps in flight ---- */
+
+/* Where the entries of a piece at @iova may go: SDOM_PROBE places from its hash. */
+static uint32_t journal_home(const struct mp_domain_shm *shm, uint64_t iova)
+{
+	return (uint32_t)(((iova >> 12) * UINT64_C(0x9e3779b97f4a7c15)) >> 32) & shm->journal_mask;
 }
 
 void sdom_pa_put(void *arg, iova_t iova, pa_t pa, uint64_t len)
 {
 	struct mp_dview *v = arg;
-	struct sdom_piece *j;
 
+	(void)iova;
 	if (!len || mp_lock(&v->s->h))
 		return; /* unrecoverable: held until the domain goes */
-	/* Its record first: killed between, the hold stays for nothing (held until the domain goes). */
-	j = v->shm->inflight[v->s->slot];
-	for (unsigned i = 0; i < SDOM_INFLIGHT; i++)
-		if (j[i].len == len && j[i].iova == iova_val(iova) && j[i].pa == pa_val(pa)) {
-			j[i].len = 0;
-			mp_crash_point();
-			break;
-		}
 	put_locked(v, pa, len);
 	mp_unlock(&v->s->h);
 }
 
-void sdom_pa_pending(void *arg, iova_t iova, pa_t pa, uint64_t len)
+/*
+ * An unmapped piece goes: its heap pages' holds, then its IOVA pages (when
+ * @free_iova), a step each. Its journal entry @e (NULL: not recorded)
+ * counts the steps, each before it is taken, and goes last: a release
+ * killed anywhere, resumed by whoever claims the entry, takes no step
+ * twice and loses at most the one it was in (held, or taken, until the
+ * domain goes). Needs the lock.
+ */
+static void release_locked(struct mp_dview *v, struct sdom_piece *e, iova_t iova, pa_t pa, uint64_t len,
+			   bool free_iova)
 {
-	struct mp_dview *v = arg;
-	struct sdom_piece *j;
+	uint64_t first, last, holds, steps;
 
-	if (!len || mp_lock(&v->s->h))
-		return;
-	j = v->shm->inflight[v->s->slot];
-	for (unsigned i = 0; i < SDOM_INFLIGHT; i++)
-		if (!j[i].len) {
-			j[i].iova = iova_val(iova);
-			j[i].pa = pa_val(pa);
+	pages_of(v->s, pa, len, &first, &last);
+	holds = last - first + 1;
+	steps = holds + (free_iova ? len / SZ_4K : 0);
+	for (uint64_t k = e ? e->done : 0; k < steps; k++) {
+		if (e) {
+			e->done = (uint32_t)(k + 1);
 			mp_crash_point();
-			j[i].len = len; /* the commit */
-			mp_crash_point();
-			break;
 		}
-	/* No room: not recorded; a death before its put leaves it held until the domain goes. */
-	mp_unlock(&v->s->h);
-}
-
-void sdom_journal_orphan(struct mp_domain_shm *shm, unsigned slot)
-{
-	struct sdom_piece *j = shm->inflight[slot];
-
-	for (unsigned i = 0; i < SDOM_INFLIGHT; i++) {
-		struct sdom_piece p = j[i];
-
-		if (!p.len)
-			continue;
-		/* Erased first: killed between, it is lost (held until the domain goes), never freed twice. */
-		j[i].len = 0;
-		mp_crash_point();
-		if (shm->orphan_tail - shm->orphan_head >= SDOM_ORPHANS)
-			continue; /* no room: the same */
-		shm->orphans[shm->orphan_tail % SDOM_ORPHANS] = p;
-		mp_crash_point();
-		shm->orphan_tail++;
+		if (k < holds)
+			put_page(v, first + k);
+		else
+			iova_free_locked(v, iova_add(iova, (k - holds) * SZ_4K), SZ_4K);
+	}
+	if (e) {
+		e->len = 0;
 		mp_crash_point();
 	}
 }
 
-bool sdom_orphans_seen(struct mp_dview *v, uint32_t *upto)
+void sdom_pa_release(void *arg, iova_t iova, pa_t pa, uint64_t len, bool free_iova)
 {
-	bool any;
+	struct mp_dview *v = arg;
+	struct mp_domain_shm *shm = v->shm;
+	struct sdom_piece *e = NULL;
+	uint32_t at;
+
+	if (!len || mp_lock(&v->s->h))
+		return; /* unrecoverable: held until the domain goes */
+	at = journal_home(shm, iova_val(iova));
+	for (uint32_t i = 0; i < SDOM_PROBE && !e; i++) {
+		struct sdom_piece *j = &v->journal[(at + i) & shm->journal_mask];
+
+		if (j->len == len && j->owner == v->s->slot && j->iova == iova_val(iova) && j->pa == pa_val(pa))
+			e = j;
+	}
+	release_locked(v, e, iova, pa, len, free_iova);
+	mp_unlock(&v->s->h);
+}
+
+int sdom_pa_pending(void *arg, iova_t iova, pa_t pa, uint64_t len, unsigned how)
+{
+	struct mp_dview *v = arg;
+	struct mp_domain_shm *shm = v->shm;
+	/* A deferred piece leaves half the places to strict ones, which have no way out but to go unrecorded. */
+	uint32_t probe = how & IOMMU_PENDING_DEFERRED ? SDOM_PROBE / 2 : SDOM_PROBE, at;
+	int ret = -ENOSPC;
+
+	if (!len || mp_lock(&v->s->h))
+		return -ENOSPC;
+	at = journal_home(shm, iova_val(iova));
+	for (uint32_t i = 0; i < probe; i++) {
+		struct sdom_piece *e = &v->journal[(at + i) & shm->journal_mask];
+
+		if (e->len)
+			continue;
+		e->iova = iova_val(iova);
+		e->pa = pa_val(pa);
+		e->owner = (uint16_t)v->s->slot;
+		e->flags = how & IOMMU_PENDING_KEEP_IOVA ? SDOM_KEEP_IOVA : 0;
+		e->done = 0;
+		mp_crash_point();
+		e->len = len; /* the commit */
+		mp_crash_point();
+		ret = 0;
+		break;
+	}
+	/* No room: not recorded; a death before its put leaves it held until the domain goes. */
+	mp_unlock(&v->s->h);
+	return ret;
+}
+
+void sdom_journal_orphan(struct mp_domain_shm *shm, unsigned slot)
+{
+	struct sdom_piece *j = (struct sdom_piece *)(void *)((uint8_t *)shm + shm->journal_off);
+
+	for (uint32_t i = 0; i <= shm->journal_mask; i++)
+		if (j[i].len && (j[i].owner & ~SDOM_CLAIMED) == slot) {
+			/* The flag before the first: killed between, the next claim looks for nothing, harmlessly. */
+			__atomic_store_n(&shm->orphans, 1, __ATOMIC_RELAXED);
+			mp_crash_point();
+			j[i].owner = SDOM_ORPHAN; /* one store: killed anywhere, each entry is the one or the other */
+			mp_crash_point();
+		}
+}
+
+bool sdom_orphans_waiting(void *arg)
+{
+	struct mp_dview *v = arg;
+
+	return __atomic_load_n(&v->shm->orphans, __ATOMIC_RELAXED) != 0;
+}
+
+bool sdom_orphans_claim(struct mp_dview *v)
+{
+	struct mp_domain_shm *shm = v->shm;
+	bool any = false;
 
 	if (mp_lock(&v->s->h))
 		return false;
-	*upto = v->shm->orphan_tail;
-	any = *upto != v->shm->orphan_head;
+	if (shm->orphans) {
+		for (uint32_t i = 0; i <= shm->journal_mask; i++)
+			if (v->journal[i].len && v->journal[i].owner == SDOM_ORPHAN) {
+				/* Killed after this store, this slot's reap makes it an orphan again. */
+				v->journal[i].owner = (uint16_t)(v->s->slot | SDOM_CLAIMED);
+				mp_crash_point();
+				any = true;
+			}
+		__atomic_store_n(&shm->orphans, 0, __ATOMIC_RELAXED);
+		mp_crash_point();
+	}
 	mp_unlock(&v->s->h);
 	return any;
 }
 
-void sdom_orphans_release(struct mp_dview *v, uint32_t upto)
+void sdom_orphans_release(struct mp_dview *v)
 {
 	struct mp_domain_shm *shm = v->shm;
 
 	if (mp_lock(&v->s->h))
 		return;
-	/* Each taken off the ring, then released: killed between, it is lost, never released twice. */
-	while (shm->orphan_head != upto && shm->orphan_head != shm->orphan_tail) {
-		struct sdom_piece p = shm->orphans[shm->orphan_head % SDOM_ORPHANS];
+	for (uint32_t i = 0; i <= shm->journal_mask; i++) {
+		struct sdom_piece *e = &v->journal[i];
 
-		shm->orphan_head++;
-		mp_crash_point();
-		put_locked(v, pa_make(p.pa), p.len);
-		iova_free_locked(v, iova_make(p.iova), p.len);
+		/* Resumed where a claimer, or the dead process itself, was killed in its release. */
+		if (e->len && e->owner == (v->s->slot | SDOM_CLAIMED))
+			release_locked(v, e, iova_make(e->iova), pa_make(e->pa), e->len, !(e->flags & SDOM_KEEP_IOVA));
 	}
 	mp_unlock(&v->s->h);
 }

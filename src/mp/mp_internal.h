@@ -32,7 +32,7 @@
 #include "mem/mem.h"
 
 #define MP_MAGIC UINT64_C(0x31706d2d6d766f69) /* "iovm-mp1" */
-#define MP_VERSION 3
+#define MP_VERSION 4
 
 /* Processes attached at once, the owner included. */
 #define MP_MAX_PROCS 128

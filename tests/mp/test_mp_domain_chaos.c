@@ -158,7 +158,7 @@ static void gen_start(struct gen *g)
 	CHECK_OK(iovm_share_domain_create(g->ctx, DOM,
 					  &(struct iovm_share_domain_params){
 						  .flags = g->deferred ? IOVM_DOMAIN_DEFERRED : 0,
-						  /* What a death leaves queued is held until the domain goes: a little. */
+						  /* Small batches: flushes, and the journal's orphans, come often. */
 						  .flush_batch = 16 },
 					  &g->dom));
 	g->d = devq_open(g->ctx, g->dom);

@@ -7,7 +7,9 @@
  * freed meanwhile is held; the flush (asked for, the batch full, or the
  * timeout) reaches every process's devices, and only then are the IOVAs
  * and the memory given back. A process killed with unmaps queued leaves
- * them taken and held until the domain goes, and no longer.
+ * them in the domain's journal: taken and held until the next flush of
+ * any process (or the domain's end), and no longer, however many; an
+ * unmap that finds the journal full is flushed at once.
  */
 #include <stdlib.h>
 
@@ -178,27 +180,40 @@ TEST(a_full_batch_and_the_timeout_flush)
 	}
 }
 
-/* A process killed with unmaps queued: taken and held until the domain goes, and free then. */
+/*
+ * A process killed with @arg unmaps queued, 16 KiB the first, one page
+ * each of the rest (the same page, mapped again and again): taken and
+ * held until another process's flush, and free then.
+ */
 static void doomed(int rd, int wr, void *arg)
 {
 	struct iovm_ctx *ctx = attach_ok(g_name);
+	unsigned n = (unsigned)(uintptr_t)arg;
 	iovm_iova_t iova = IOVM_IOVA_ANY;
 	struct iovm_domain *dom;
 	uint8_t *buf;
 
 	(void)rd;
-	(void)arg;
 	CHECK_OK(iovm_share_domain_open(ctx, DOM, &dom));
 	buf = iovm_dma_alloc(ctx, 16384, 4096, 0);
 	CHECK(buf != NULL);
 	CHECK_OK(iovm_domain_map_ptr(dom, buf, 16384, IOVM_MAP_READ | IOVM_MAP_WRITE, &iova));
 	CHECK_OK(iovm_domain_unmap(dom, iova, 16384));
-	put64(wr, iova.addr);
+	for (unsigned i = 1; i < n; i++) {
+		iova = IOVM_IOVA_ANY;
+		CHECK_OK(iovm_domain_map_ptr(dom, buf, 4096, IOVM_MAP_READ, &iova));
+		CHECK_OK(iovm_domain_unmap(dom, iova, 4096));
+	}
+	CHECK_EQ(pending(dom), n); /* none flushed: the batch holds them, the journal too */
+	/* Its memory freed while its unmaps wait: held for them, not freed by its death either. */
+	CHECK_OK(iovm_dma_free(ctx, buf));
+	put64(wr, n);
 	pause();
 }
 
-TEST(killed_with_unmaps_queued)
+static void killed_with(unsigned n)
 {
+	uint64_t taken = 16384 + (uint64_t)(n - 1) * 4096, before;
 	struct iovm_domain_stats st;
 	struct iovm_domain *dom;
 	struct iovm_ctx *ctx;
@@ -206,17 +221,102 @@ TEST(killed_with_unmaps_queued)
 
 	g_name = share_name("def-dead");
 	ctx = create(&dom, 4096, 600 * 1000 * 1000);
-	c = child_start(doomed, NULL);
-	(void)get64(c.rd);
+	before = share_info(ctx).heap_free;
+	c = child_start(doomed, (void *)(uintptr_t)n);
+	CHECK_EQ(get64(c.rd), n);
 	child_kill(&c);
 	WAIT_UNTIL(share_info(ctx).processes == 1);
 	CHECK_OK(iovm_share_check(ctx));
+	/* Reaped: what its devices may still cache stays held and taken, until some process invalidates. */
 	CHECK_EQ(share_info(ctx).domain_held, 16384);
 	CHECK_OK(iovm_domain_stats(dom, &st));
-	CHECK_EQ(st.iova_allocated, 16384);
+	CHECK_EQ(st.iova_allocated, taken);
 	CHECK_EQ(st.leaves_4k + st.leaves_2m, 0);
-	CHECK_OK(iovm_domain_destroy(dom));
+	CHECK_EQ(st.pending_unmaps, 0); /* none is this process's */
+	/* A flush with nothing of its own queued still invalidates for the dead, and frees what they left. */
+	CHECK_OK(iovm_domain_flush(dom));
 	CHECK_EQ(share_info(ctx).domain_held, 0);
+	CHECK_EQ(share_info(ctx).heap_free, before); /* the dead's memory, given back */
+	CHECK_OK(iovm_domain_stats(dom, &st));
+	CHECK_EQ(st.iova_allocated, 0);
+	CHECK(st.flushes >= 1);
+	/* Released once: another flush finds nothing to free twice. */
+	CHECK_OK(iovm_domain_flush(dom));
+	CHECK_OK(iovm_share_check(ctx));
+	CHECK_OK(iovm_domain_destroy(dom));
+	CHECK_EQ(share_info(ctx).heap_free, HEAP);
+	CHECK_OK(iovm_share_check(ctx));
+	CHECK_OK(iovm_close(ctx));
+}
+
+TEST(killed_with_unmaps_queued)
+{
+	killed_with(1);
+	/* Far more than the 16 a slot's strict unmaps used to record. */
+	killed_with(3000);
+}
+
+/*
+ * The journal holds eight flush batches (here 16384 entries, 32 places
+ * from each IOVA's hash for deferred unmaps): a process with more in
+ * flight than it finds room for is flushed at once, though neither its
+ * batch (65536) nor its timeout is reached, and what is queued is always
+ * recorded. Then killed: nothing is left held or taken after a flush.
+ */
+static void overflowing(int rd, int wr, void *arg)
+{
+	struct iovm_ctx *ctx = attach_ok(g_name);
+	struct iovm_domain_stats st;
+	uint64_t most = 0, flushes;
+	struct iovm_domain *dom;
+	uint8_t *buf;
+
+	(void)rd;
+	(void)arg;
+	CHECK_OK(iovm_share_domain_open(ctx, DOM, &dom));
+	buf = iovm_dma_alloc(ctx, 4096, 4096, 0);
+	CHECK(buf != NULL);
+	for (unsigned i = 0; i < 40000; i++) {
+		iovm_iova_t iova = IOVM_IOVA_ANY;
+		uint64_t now;
+
+		CHECK_OK(iovm_domain_map_ptr(dom, buf, 4096, IOVM_MAP_READ, &iova));
+		CHECK_OK(iovm_domain_unmap(dom, iova, 4096));
+		if (i % 32)
+			continue; /* the stats walk the IOVA bitmap: a look now and then */
+		now = pending(dom);
+		most = MAX(most, now);
+	}
+	CHECK_OK(iovm_domain_stats(dom, &st));
+	flushes = st.flushes;
+	printf("# at most %llu unmaps in flight, %llu flushes\n", (unsigned long long)most,
+	       (unsigned long long)flushes);
+	CHECK(flushes >= 2);
+	CHECK(most <= 16384);
+	CHECK(most > 16384 / 4);
+	CHECK(st.pending_unmaps > 0);
+	put64(wr, st.pending_unmaps);
+	pause();
+}
+
+TEST(a_full_journal_flushes_at_once)
+{
+	struct iovm_domain_stats st;
+	struct iovm_domain *dom;
+	struct iovm_ctx *ctx;
+	struct child c;
+
+	g_name = share_name("def-full");
+	ctx = create(&dom, 65536, 600 * 1000 * 1000);
+	c = child_start(overflowing, NULL);
+	CHECK(get64(c.rd) > 0);
+	child_kill(&c);
+	WAIT_UNTIL(share_info(ctx).processes == 1);
+	CHECK_OK(iovm_domain_flush(dom));
+	CHECK_OK(iovm_domain_stats(dom, &st));
+	CHECK_EQ(st.iova_allocated, 0);
+	CHECK_EQ(share_info(ctx).domain_held, 0);
+	CHECK_OK(iovm_domain_destroy(dom));
 	CHECK_EQ(share_info(ctx).heap_free, HEAP);
 	CHECK_OK(iovm_share_check(ctx));
 	CHECK_OK(iovm_close(ctx));
@@ -229,5 +329,6 @@ int main(void)
 	RUN(the_flush_reaches_every_process);
 	RUN(a_full_batch_and_the_timeout_flush);
 	RUN(killed_with_unmaps_queued);
+	RUN(a_full_journal_flushes_at_once);
 	return 0;
 }
