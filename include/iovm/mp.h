@@ -194,7 +194,12 @@ IOVM_API int iovm_share_check(struct iovm_ctx *ctx);
  * process's: any process may unmap any range, and a range a strict unmap
  * freed is free to any process at once. Registrations (iovm/reg.h,
  * registration caches included) and VFIO devices cannot use a shared
- * domain (-EOPNOTSUPP). The oracle keeps no shadow of it.
+ * domain (-EOPNOTSUPP). With oracle=on in the process that makes it
+ * (and its shadow no more than an eighth of the heap: 4 bytes per 4 KiB
+ * page of the IOVA window), the domain's block holds the oracle's
+ * shadow, which every process records its maps and unmaps into and
+ * checks its devices' accesses against (iovm_domain_stats()'s oracle
+ * counts are the view's own); made without it, no access is checked.
  * iovm_domain_stats() gives the shared table's and the shared IOVA
  * allocator's counts, and this view's invalidations and flushes.
  *

@@ -96,8 +96,8 @@ static void oracle_check(struct iovm_domain *dom, iova_t iova, const struct iomm
 {
 	pa_t out;
 
-	if (dom->shared_ops)
-		return; /* no shadow (shadow.c) */
+	if (dom->shared_ops && !dom->sshadow)
+		return; /* made without the oracle: no shadow (shadow.c) */
 	if (!dom->parent) {
 		shadow_check(dom, iova, s->len, s->pa, access);
 		return;

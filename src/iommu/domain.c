@@ -94,6 +94,8 @@ static int domain_create(struct iovm_ctx *ctx, const struct iovm_domain_attr *at
 	if (sh) {
 		dom->shared_ops = sh->ops;
 		dom->shared_arg = sh->arg;
+		dom->sshadow = sh->ops->shadow(sh->arg, &dom->sshadow_base, &dom->sshadow_pages,
+						 &dom->sshadow_pa);
 		ret = pt_init_shared(&dom->pt, sh->src, sh->cnt, sh->root_off);
 		if (ret)
 			goto free_faults;

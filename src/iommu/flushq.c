@@ -70,8 +70,10 @@ static void release_pieces(struct iovm_domain *dom, const struct unmapped *p, un
 {
 	if (dom->shared_ops) {
 		/* A shared domain's: the map's hold on the memory, and the shared allocator's IOVAs. */
-		for (unsigned i = 0; i < n; i++)
+		for (unsigned i = 0; i < n; i++) {
+			shadow_flushed(dom, &p[i]);
 			domain_unmapped_release(dom, p[i].iova, p[i].pa, p[i].len, p[i].keep_iova);
+		}
 		return;
 	}
 	mirror_unmap_pieces(dom, p, n);

@@ -173,6 +173,15 @@ struct iommu_shared_ops {
 	int (*pa_pending)(void *arg, iova_t iova, pa_t pa, uint64_t len, unsigned how);
 	/* Whether a dead process left unmaps in flight: a flush with nothing queued invalidates for them. */
 	bool (*orphans)(void *arg);
+	/*
+	 * The oracle's shadow (shadow_shared.c), NULL if the domain has none: a
+	 * word per 4 KiB page of IOVA from *@base, *@pages of them, in memory
+	 * every process maps, naming pages from the PA *@pa_base. Asked once,
+	 * as the view is made.
+	 */
+	_Atomic uint32_t *(*shadow)(void *arg, uint64_t *base, uint64_t *pages, uint64_t *pa_base);
+	/* Whether some mapping of the domain still holds heap page @pa: a stale access may reach only that. */
+	bool (*pa_held)(void *arg, pa_t pa);
 	/* The IOVA allocator's counts, in 4 KiB pages: allocated, free, the largest free run. */
 	void (*iova_stats)(void *arg, uint64_t *allocated, uint64_t *free_pages, uint64_t *largest);
 	/*

@@ -186,6 +186,9 @@ struct iovm_domain {
 	uint64_t shared_len;
 
 	struct shadow shadow;     /* the oracle's */
+	/* A shared domain's shadow (iommu_shared_ops.shadow): a word per 4 KiB page of IOVA from sshadow_base. */
+	_Atomic uint32_t *sshadow;
+	uint64_t sshadow_base, sshadow_pages, sshadow_pa;
 
 	/* A mirror (mirror.c); set and cleared while no map or unmap runs. */
 	const struct iommu_mirror_ops *mirror;

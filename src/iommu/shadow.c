@@ -18,6 +18,7 @@
 #include "base/lock.h"
 #include "base/log.h"
 #include "iommu/iommu_internal.h"
+#include "iommu/shadow.h"
 #include "phys/phys.h"
 
 /* The first violations are logged in full; then only counted. */
@@ -194,7 +195,7 @@ static uint64_t carve(struct shadow *s, struct rb_root *t, iova_t at, uint64_t l
 	}
 }
 
-static void violation(struct iovm_domain *dom, const char *what, iova_t iova, pa_t pa)
+void shadow_violation(struct iovm_domain *dom, const char *what, iova_t iova, pa_t pa)
 {
 	uint64_t n = atomic_fetch_add_explicit(&dom->oracle_violations, 1, memory_order_relaxed);
 
@@ -209,26 +210,17 @@ static void violation(struct iovm_domain *dom, const char *what, iova_t iova, pa
  * under DMA that never stopped), and its access must find the record. A
  * range that overlaps a live mapping is not recorded at the start: the map
  * should fail; if it does not, that is the violation, found at the end.
- *
- * The pieces of a map: @n pages at consecutive IOVAs from @iova, at the
- * PAs @pas gives; or, with @pas NULL, one piece of @n pages from @pa.
+ * The pieces of a map: struct shadow_pieces (shadow.h).
  */
-struct pieces {
-	iova_t iova;
-	pa_t pa;
-	const pa_t *pas;
-	uint64_t n;
-	uint32_t prot;
-};
 
 /* The nodes insert_pieces() may take: one per page at most. */
-static uint64_t pieces_nodes(const struct pieces *p)
+static uint64_t pieces_nodes(const struct shadow_pieces *p)
 {
 	return p->pas ? p->n : 1;
 }
 
 /* Record each run of consecutive PAs. Needs the shadow's lock. */
-static void insert_pieces(struct shadow *s, const struct pieces *p)
+static void insert_pieces(struct shadow *s, const struct shadow_pieces *p)
 {
 	lock_assert_held(&s->lock);
 	if (!p->pas) {
@@ -243,21 +235,30 @@ static void insert_pieces(struct shadow *s, const struct pieces *p)
 }
 
 /*
- * A domain shared with other processes has no shadow: another process's
- * maps and unmaps would not reach this process's record of it.
+ * A domain shared with other processes keeps its shadow in memory they all
+ * map (shadow_shared.c), when its maker ran with the oracle on: another
+ * process's maps and unmaps would not reach this process's tree. One
+ * without: no shadow, no checks.
  */
 static bool oracle_on(const struct iovm_domain *dom)
 {
 	return dom->is->oracle && !dom->shared_ops;
 }
 
-static bool map_begin(struct iovm_domain *dom, const struct pieces *p)
+static bool sshadow_on(const struct iovm_domain *dom)
+{
+	return dom->is->oracle && dom->sshadow;
+}
+
+static bool map_begin(struct iovm_domain *dom, const struct shadow_pieces *p)
 {
 	struct shadow *s = &dom->shadow;
 	uint64_t end = iova_val(p->iova) + (p->n << 12);
 	struct shadow_range *r;
 	bool clear;
 
+	if (sshadow_on(dom))
+		return sshadow_map_begin(dom, p);
 	if (!oracle_on(dom))
 		return true;
 	shadow_lock(s);
@@ -270,10 +271,14 @@ static bool map_begin(struct iovm_domain *dom, const struct pieces *p)
 	return clear;
 }
 
-static void map_end(struct iovm_domain *dom, const struct pieces *p, bool begun, bool mapped)
+static void map_end(struct iovm_domain *dom, const struct shadow_pieces *p, bool begun, bool mapped)
 {
 	struct shadow *s = &dom->shadow;
 
+	if (sshadow_on(dom)) {
+		sshadow_map_end(dom, p, begun, mapped);
+		return;
+	}
 	if (!oracle_on(dom) || begun == mapped)
 		return;
 	shadow_lock(s);
@@ -281,7 +286,7 @@ static void map_end(struct iovm_domain *dom, const struct pieces *p, bool begun,
 	/* Begun and not mapped: it never was. Mapped, not begun: over a live mapping, which it replaces. */
 	carve(s, &s->live, p->iova, p->n << 12);
 	if (mapped) {
-		violation(dom, "mapped over a live mapping", p->iova, p->pas ? p->pas[0] : p->pa);
+		shadow_violation(dom, "mapped over a live mapping", p->iova, p->pas ? p->pas[0] : p->pa);
 		insert_pieces(s, p);
 	}
 	shadow_unlock(s);
@@ -289,25 +294,25 @@ static void map_end(struct iovm_domain *dom, const struct pieces *p, bool begun,
 
 bool shadow_map_begin(struct iovm_domain *dom, iova_t iova, uint64_t len, pa_t pa, uint32_t prot)
 {
-	return map_begin(dom, &(struct pieces){ .iova = iova, .pa = pa, .n = len >> 12, .prot = prot });
+	return map_begin(dom, &(struct shadow_pieces){ .iova = iova, .pa = pa, .n = len >> 12, .prot = prot });
 }
 
 void shadow_map_end(struct iovm_domain *dom, iova_t iova, uint64_t len, pa_t pa, uint32_t prot, bool begun,
 		    bool mapped)
 {
-	map_end(dom, &(struct pieces){ .iova = iova, .pa = pa, .n = len >> 12, .prot = prot }, begun,
+	map_end(dom, &(struct shadow_pieces){ .iova = iova, .pa = pa, .n = len >> 12, .prot = prot }, begun,
 		mapped);
 }
 
 bool shadow_map_pages_begin(struct iovm_domain *dom, iova_t iova, const pa_t *pas, unsigned n, uint32_t prot)
 {
-	return map_begin(dom, &(struct pieces){ .iova = iova, .pas = pas, .n = n, .prot = prot });
+	return map_begin(dom, &(struct shadow_pieces){ .iova = iova, .pas = pas, .n = n, .prot = prot });
 }
 
 void shadow_map_pages_end(struct iovm_domain *dom, iova_t iova, const pa_t *pas, unsigned n, uint32_t prot,
 			  bool begun, bool mapped)
 {
-	map_end(dom, &(struct pieces){ .iova = iova, .pas = pas, .n = n, .prot = prot }, begun, mapped);
+	map_end(dom, &(struct shadow_pieces){ .iova = iova, .pas = pas, .n = n, .prot = prot }, begun, mapped);
 }
 
 void shadow_unmap(struct iovm_domain *dom, const struct unmapped *p, bool pending)
@@ -316,17 +321,21 @@ void shadow_unmap(struct iovm_domain *dom, const struct unmapped *p, bool pendin
 	struct shadow_range *r;
 	uint32_t prot = 0;
 
+	if (sshadow_on(dom)) {
+		sshadow_unmap(dom, p, pending);
+		return;
+	}
 	if (!oracle_on(dom))
 		return;
 	shadow_lock(s);
 	reserve(s, 2 * CARVE_NODES + 1);
 	r = containing(&s->live, p->iova);
 	if (!r || !pa_eq(pa_add(r->pa, iova_diff(p->iova, r->iova)), p->pa))
-		violation(dom, "unmapped what the shadow does not map", p->iova, p->pa);
+		shadow_violation(dom, "unmapped what the shadow does not map", p->iova, p->pa);
 	if (r)
 		prot = r->prot; /* carve() takes r back */
 	if (carve(s, &s->live, p->iova, p->len) != p->len)
-		violation(dom, "unmapped more than the shadow maps", p->iova, p->pa);
+		shadow_violation(dom, "unmapped more than the shadow maps", p->iova, p->pa);
 	if (pending) {
 		carve(s, &s->pending, p->iova, p->len);
 		insert(s, &s->pending, p->iova, p->len, p->pa, prot);
@@ -338,6 +347,10 @@ void shadow_flushed(struct iovm_domain *dom, const struct unmapped *p)
 {
 	struct shadow *s = &dom->shadow;
 
+	if (sshadow_on(dom)) {
+		sshadow_flushed(dom, p);
+		return;
+	}
 	if (!oracle_on(dom))
 		return;
 	shadow_lock(s);
@@ -369,28 +382,32 @@ void shadow_check(struct iovm_domain *dom, iova_t iova, uint64_t len, pa_t pa, u
 	unsigned prot = (access & 1 ? PT_PROT_READ : 0) | (access & 2 ? PT_PROT_WRITE : 0);
 
 	atomic_fetch_add_explicit(&dom->oracle_checks, 1, memory_order_relaxed);
+	if (dom->shared_ops) {
+		sshadow_check(dom, iova, len, pa, prot);
+		return;
+	}
 	shadow_lock(s);
 	r = containing(&s->live, iova);
 	if (r) {
 		if (!pa_eq(pa_add(r->pa, iova_diff(iova, r->iova)), pa))
-			violation(dom, "translated to another PA than mapped", iova, pa);
+			shadow_violation(dom, "translated to another PA than mapped", iova, pa);
 		else if ((r->prot & prot) != prot)
-			violation(dom, "access the mapping does not permit", iova, pa);
+			shadow_violation(dom, "access the mapping does not permit", iova, pa);
 		else if (iova_diff(iova, r->iova) + len > r->len && !containing(&s->live, iova_add(r->iova, r->len)))
-			violation(dom, "translation reaches past the mapping", iova, pa);
+			shadow_violation(dom, "translation reaches past the mapping", iova, pa);
 		shadow_unlock(s);
 		return;
 	}
 	r = containing(&s->pending, iova);
 	shadow_unlock(s);
 	if (!r) {
-		violation(dom, "access to an IOVA that is not mapped", iova, pa);
+		shadow_violation(dom, "access to an IOVA that is not mapped", iova, pa);
 		return;
 	}
 	/* A stale translation: inside the deferred window, and only to pages nobody else has. */
 	atomic_fetch_add_explicit(&dom->oracle_stale, 1, memory_order_relaxed);
 	if (!pa_eq(pa_add(r->pa, iova_diff(iova, r->iova)), pa))
-		violation(dom, "stale translation to another PA than was mapped", iova, pa);
+		shadow_violation(dom, "stale translation to another PA than was mapped", iova, pa);
 	else if (!phys_pinned(dom->ctx->phys, pa_make(align_down(pa_val(pa), SZ_4K)), SZ_4K))
-		violation(dom, "stale access to a page no longer pinned (reused)", iova, pa);
+		shadow_violation(dom, "stale access to a page no longer pinned (reused)", iova, pa);
 }

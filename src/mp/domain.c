@@ -8,8 +8,8 @@
  * mp_domain_rec) names the domain and one block of the heap, held by the
  * share, which holds everything the processes have in common:
  *
- *   [ struct mp_domain_shm | journal | IOVA bitmap | pool bitmap | page refs | table pool ]
- *                                                                            ^ 4 KiB aligned
+ *   [ struct mp_domain_shm | journal | (shadow) | IOVA bitmap | pool bitmap | page refs | table pool ]
+ *                                                                                       ^ 4 KiB aligned
  *
  * The page tables are pages of the pool, so that the domain, and whatever
  * a dead process left allocated in it, goes with one free of the block.
@@ -310,6 +310,8 @@ static const struct iommu_shared_ops shared_ops = {
 	.pa_release = sdom_pa_release,
 	.pa_pending = sdom_pa_pending,
 	.orphans = sdom_orphans_waiting,
+	.shadow = sdom_shadow,
+	.pa_held = sdom_pa_held,
 	.iova_stats = sdom_iova_stats,
 	.invalidate = invalidate,
 	.quiesce = quiesce,
@@ -445,6 +447,7 @@ static int rec_make(struct mp_space *s, unsigned rec, const char *name, const st
 	shm->flush_batch = l->flush_batch;
 	shm->flush_timeout_us = l->flush_timeout_us;
 	shm->journal_off = l->journal_off;
+	shm->shadow_off = l->shadow_off;
 	shm->journal_mask = (uint32_t)(l->journal_entries - 1);
 	shm->iova_map_off = l->iova_map_off;
 	shm->pool_map_off = l->pool_map_off;

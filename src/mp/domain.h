@@ -73,6 +73,7 @@ struct mp_domain_shm {
 	 * place; the next poster of an invalidation claims them, makes it one
 	 * of everything, and then releases them.
 	 */
+	uint64_t shadow_off;      /* the oracle's (iommu/shadow_shared.c): uint32_t[iova_pages]; 0: none */
 	uint64_t journal_off;     /* struct sdom_piece[journal_mask + 1] */
 	uint32_t journal_mask;    /* entries less one: a power of two less one */
 	uint32_t orphans;         /* set before a reap marks orphans; cleared by a claim that took them all */
@@ -89,6 +90,7 @@ struct mp_dview {
 	uint64_t *iova_map, *pool_map;
 	uint32_t *refs;
 	struct sdom_piece *journal;
+	_Atomic uint32_t *shadow;  /* NULL: none */
 	uint8_t *pool;
 	struct pt_source src;
 	struct iovm_domain *dom;
@@ -102,7 +104,7 @@ struct mp_dview {
 
 /* Where each part of a domain's block goes, for a heap and the domain's parameters. */
 struct sdom_layout {
-	uint64_t journal_off, journal_entries;
+	uint64_t journal_off, journal_entries, shadow_off;
 	uint64_t iova_pages, iova_map_off, pool_map_off, refs_off, heap_pages, pool_off, size;
 	uint32_t tables;
 	uint32_t flags, flush_batch, flush_timeout_us;
@@ -138,6 +140,8 @@ void sdom_pa_put(void *arg, iova_t iova, pa_t pa, uint64_t len);
 void sdom_pa_release(void *arg, iova_t iova, pa_t pa, uint64_t len, bool free_iova);
 int sdom_pa_pending(void *arg, iova_t iova, pa_t pa, uint64_t len, unsigned how);
 bool sdom_orphans_waiting(void *arg);
+_Atomic uint32_t *sdom_shadow(void *arg, uint64_t *base, uint64_t *pages, uint64_t *pa_base);
+bool sdom_pa_held(void *arg, pa_t pa);
 /* sdom_orphans_claim() - this slot's now, the orphans that wait: whether there were any. */
 bool sdom_orphans_claim(struct mp_dview *v);
 /* sdom_orphans_release() - after an invalidation of everything posted since the claim: free them. */

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "base/compiler.h"
+#include "base/ctx.h"
 #include "base/error.h"
 #include "base/log.h"
 #include "iommu/iommu.h"
@@ -54,6 +55,13 @@ int sdom_layout(const struct mp_space *s, const struct iovm_share_domain_params 
 	l->journal_off = align_up(sizeof(struct mp_domain_shm), CACHE_LINE_SIZE);
 	l->journal_entries = journal_entries(l->flags, l->flush_batch);
 	l->iova_map_off = l->journal_off + l->journal_entries * sizeof(struct sdom_piece);
+	/*
+	 * The oracle's shadow, a word per IOVA page, when the maker checks its
+	 * devices' accesses, and it takes no more than an eighth of the heap.
+	 */
+	l->shadow_off = s->ctx->cfg.oracle && l->iova_pages * sizeof(uint32_t) <= s->heap_size / 8 ? l->iova_map_off : 0;
+	if (l->shadow_off)
+		l->iova_map_off += align_up(l->iova_pages * sizeof(uint32_t), 8);
 	l->pool_map_off = l->iova_map_off + align_up(l->iova_pages, 64) / 8;
 	l->refs_off = l->pool_map_off + align_up(tables, 64) / 8;
 	l->heap_pages = align_up(s->heap_size, SZ_4K) / SZ_4K;
@@ -71,6 +79,7 @@ void sdom_view_point(struct mp_dview *v)
 	v->pool_map = (uint64_t *)(base + v->shm->pool_map_off);
 	v->refs = (uint32_t *)(void *)(base + v->shm->refs_off);
 	v->journal = (struct sdom_piece *)(void *)(base + v->shm->journal_off);
+	v->shadow = v->shm->shadow_off ? (_Atomic uint32_t *)(void *)(base + v->shm->shadow_off) : NULL;
 	v->pool = base + v->shm->pool_off;
 }
 
@@ -485,6 +494,36 @@ void sdom_journal_orphan(struct mp_domain_shm *shm, unsigned slot)
 		}
 }
 
+/* The shadow's words of [iova, +len): nothing mapped. The IOVAs are still taken: no other map has them. */
+static void shadow_clear(struct mp_dview *v, uint64_t iova, uint64_t len)
+{
+	for (uint64_t off = 0; off < len; off += SZ_4K) {
+		uint64_t page = (iova + off - DOMAIN_IOVA_BASE) / SZ_4K;
+
+		if (iova + off >= DOMAIN_IOVA_BASE && page < v->shm->iova_pages)
+			atomic_store_explicit(&v->shadow[page], 0, memory_order_release);
+	}
+}
+
+_Atomic uint32_t *sdom_shadow(void *arg, uint64_t *base, uint64_t *pages, uint64_t *pa_base)
+{
+	struct mp_dview *v = arg;
+
+	*pa_base = pa_val(v->s->pa);
+	*base = DOMAIN_IOVA_BASE;
+	*pages = v->shm->iova_pages;
+	return v->shadow;
+}
+
+bool sdom_pa_held(void *arg, pa_t pa)
+{
+	struct mp_dview *v = arg;
+	uint64_t off = pa_val(pa) - pa_val(v->s->pa);
+
+	return pa_val(pa) >= pa_val(v->s->pa) && off / SZ_4K < v->shm->heap_pages &&
+	       __atomic_load_n(&v->refs[off / SZ_4K], __ATOMIC_RELAXED) > 0;
+}
+
 bool sdom_orphans_waiting(void *arg)
 {
 	struct mp_dview *v = arg;
@@ -523,9 +562,13 @@ void sdom_orphans_release(struct mp_dview *v)
 	for (uint32_t i = 0; i <= shm->journal_mask; i++) {
 		struct sdom_piece *e = &v->journal[i];
 
+		if (!e->len || e->owner != (v->s->slot | SDOM_CLAIMED))
+			continue;
+		/* What the dead process's unmap had not taken out of the oracle's shadow yet: before any IOVA goes. */
+		if (v->shadow && !e->done)
+			shadow_clear(v, e->iova, e->len);
 		/* Resumed where a claimer, or the dead process itself, was killed in its release. */
-		if (e->len && e->owner == (v->s->slot | SDOM_CLAIMED))
-			release_locked(v, e, iova_make(e->iova), pa_make(e->pa), e->len, !(e->flags & SDOM_KEEP_IOVA));
+		release_locked(v, e, iova_make(e->iova), pa_make(e->pa), e->len, !(e->flags & SDOM_KEEP_IOVA));
 	}
 	mp_unlock(&v->s->h);
 }

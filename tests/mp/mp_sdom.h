@@ -16,6 +16,7 @@
 #define SDOM_PATTERN(tag) (UINT64_C(0x0101010101010101) * (uint8_t)(tag))
 
 struct devq {
+	struct iovm_domain *shared;
 	struct iovm_device *dev;
 	struct iovm_domain *rings;
 	struct iovm_queue *q;
@@ -24,7 +25,7 @@ struct devq {
 static inline struct devq devq_open(struct iovm_ctx *ctx, struct iovm_domain *dom)
 {
 	struct iovm_queue_attr qa = { .depth = 16, .flags = IOVM_QUEUE_POLLED };
-	struct devq d;
+	struct devq d = { .shared = dom };
 
 	CHECK_OK(iovm_device_open(ctx, "sw", &d.dev));
 	CHECK_OK(iovm_domain_create(ctx, NULL, &d.rings));
@@ -34,8 +35,19 @@ static inline struct devq devq_open(struct iovm_ctx *ctx, struct iovm_domain *do
 	return d;
 }
 
+/* Whether the oracle found nothing wrong in this process's accesses to the shared domain (checked: iovm_domain_stats). */
+static inline void devq_oracle_clean(struct devq *d)
+{
+	struct iovm_domain_stats st;
+
+	CHECK_OK(iovm_domain_stats(d->shared, &st));
+	CHECK_MSG(st.oracle_violations == 0, "the oracle saw %llu violations in %llu checks",
+		  (unsigned long long)st.oracle_violations, (unsigned long long)st.oracle_checks);
+}
+
 static inline void devq_close(struct devq *d)
 {
+	devq_oracle_clean(d);
 	CHECK_OK(iovm_queue_destroy(d->q));
 	CHECK_OK(iovm_device_close(d->dev));
 	CHECK_OK(iovm_domain_destroy(d->rings));

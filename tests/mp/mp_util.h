@@ -192,7 +192,8 @@ static inline const char *share_name(const char *what)
 static inline struct iovm_ctx *attach_ok(const char *name)
 {
 	struct iovm_ctx *ctx = NULL;
-	int ret = iovm_attach(name, "", &ctx);
+	/* The oracle on: shared domains are made with its shadow, and every device access is checked. */
+	int ret = iovm_attach(name, "oracle=on", &ctx);
 
 	CHECK_MSG(ret == 0, "iovm_attach(%s): %s: %s", name, strerror(-ret), iovm_error_detail());
 	return ctx;
@@ -204,7 +205,7 @@ static inline struct iovm_ctx *share_ok(const char *name, uint64_t size)
 	struct iovm_ctx *ctx = NULL;
 	int ret;
 
-	CHECK_OK(iovm_open("", &ctx));
+	CHECK_OK(iovm_open("oracle=on", &ctx));
 	ret = iovm_share(ctx, name, &p);
 	CHECK_MSG(ret == 0, "iovm_share(%s): %s: %s", name, strerror(-ret), iovm_error_detail());
 	return ctx;
