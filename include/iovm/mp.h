@@ -236,9 +236,10 @@ IOVM_API int iovm_share_check(struct iovm_ctx *ctx);
  * flush in any process: that one invalidates everything in every
  * process, then frees them, resuming a release where it stopped. What
  * stays until the domain goes is at most one piece per unmap killed in
- * the instant between clearing its entries and recording them, one
- * page (its hold or its IOVA) per release killed mid-step, and the
- * page-table pages its queued unmaps detached.
+ * the instant between clearing its entries and recording them, and one
+ * page (its hold or its IOVA) or one detached page-table page per release
+ * killed mid-step. The page-table pages an unmap detached are in the
+ * journal too, and freed the same way.
  *
  * Memory mapped is kept while mapped. A block of the heap freed while a
  * shared domain maps a page of it (by any process, iovm_dma_free() as

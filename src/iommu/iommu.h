@@ -171,6 +171,12 @@ struct iommu_shared_ops {
 	 * then flushed at once).
 	 */
 	int (*pa_pending)(void *arg, iova_t iova, pa_t pa, uint64_t len, unsigned how);
+	/*
+	 * A table of the view's pt_source that an unmap detached, to be freed
+	 * once no device can reach it (after a strict unmap's invalidation, or
+	 * a flush's): recorded, as pa_pending()'s pieces, until it is freed.
+	 */
+	void (*table_pending)(void *arg, void *table);
 	/* Whether a dead process left unmaps in flight: a flush with nothing queued invalidates for them. */
 	bool (*orphans)(void *arg);
 	/*

@@ -96,6 +96,12 @@ void pt_retired_free(struct io_pgtable *pt, struct pt_retired *r)
 	r->head = NULL;
 }
 
+void pt_retired_each(const struct pt_retired *r, void (*fn)(void *arg, void *table), void *arg)
+{
+	for (void *t = r->head; t; t = retired_next(t))
+		fn(arg, t);
+}
+
 void pt_retired_give(struct io_pgtable *pt, struct pt_retired *r)
 {
 	void *last = r->head;

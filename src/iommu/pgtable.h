@@ -244,6 +244,8 @@ void pt_read_ad(struct io_pgtable *pt, iova_t iova, uint64_t len, bool clear, bo
 
 /* Free the tables on @r: no walker or device cache may reach them any more. */
 void pt_retired_free(struct io_pgtable *pt, struct pt_retired *r);
+/* Call @fn on each table on @r. */
+void pt_retired_each(const struct pt_retired *r, void (*fn)(void *arg, void *table), void *arg);
 /* Add the tables on @r to the table's own list, which the next pt_retired_take() gets. */
 void pt_retired_give(struct io_pgtable *pt, struct pt_retired *r);
 /* Move the table's own list to @r (empty before). */

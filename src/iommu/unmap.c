@@ -118,6 +118,9 @@ int domain_unmap_how(struct iovm_domain *dom, iova_t iova, uint64_t len, unsigne
 		return ret;
 	pt_unmap(&dom->pt, iova, len, collect_piece, &c, &retired);
 	*any = c.n > 0;
+	/* A shared domain's detached tables, in its journal: a death before they are freed leaves them to a survivor. */
+	if (dom->shared_ops && retired.head)
+		pt_retired_each(&retired, dom->shared_ops->table_pending, dom->shared_arg);
 	/* A deferred unmap leaves the mirror's mapping to the flush, as the IOTLB's. */
 	if (c.n && !deferred && !(how & UNMAP_NO_MIRROR))
 		domain_mirror_unmap(dom, iova, len);

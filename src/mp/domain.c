@@ -309,6 +309,7 @@ static const struct iommu_shared_ops shared_ops = {
 	.pa_put = sdom_pa_put,
 	.pa_release = sdom_pa_release,
 	.pa_pending = sdom_pa_pending,
+	.table_pending = sdom_table_pending,
 	.orphans = sdom_orphans_waiting,
 	.shadow = sdom_shadow,
 	.pa_held = sdom_pa_held,

@@ -31,8 +31,9 @@
 /* owner: a slot; a slot | SDOM_CLAIMED (an orphan that slot is invalidating); SDOM_ORPHAN. */
 #define SDOM_CLAIMED 0x100u
 #define SDOM_ORPHAN 0xffffu
-/* flags: the unmap keeps its IOVAs (a map's undo: the mapper frees them). */
+/* flags: the unmap keeps its IOVAs (a map's undo: the mapper frees them); a detached table (pa: its page). */
 #define SDOM_KEEP_IOVA 1u
+#define SDOM_TABLE 2u
 
 /* A piece of an unmap: its IOVAs, and the memory its entries named. len 0: an empty entry. */
 struct sdom_piece {
@@ -130,6 +131,7 @@ int sdom_not_forked(const struct mp_dview *v);
 /* The view's pt_source: a page of the table pool, under the share's lock. */
 void *sdom_table_alloc(void *arg);
 void sdom_table_free(void *arg, void *t);
+void sdom_table_pending(void *arg, void *t);
 /* The view's iommu_shared_ops (iommu/iommu.h) that the block answers; @arg is the view. */
 int sdom_iova_alloc(void *arg, uint64_t len, uint64_t align, iova_t *iova);
 int sdom_iova_reserve(void *arg, iova_t iova, uint64_t len);

@@ -113,6 +113,54 @@ static uint64_t next_set(const uint64_t *map, uint64_t from, uint64_t to)
 	return to;
 }
 
+/* ---- the journal's places ---- */
+
+/* Where the entry keyed @key (a piece's IOVA, a table's PA) may go: SDOM_PROBE places from its hash. */
+static uint32_t journal_home(const struct mp_domain_shm *shm, uint64_t key)
+{
+	return (uint32_t)(((key >> 12) * UINT64_C(0x9e3779b97f4a7c15)) >> 32) & shm->journal_mask;
+}
+
+/* This slot's entry of [iova | pa, +len) (@flags' SDOM_TABLE alike), or NULL. Needs the lock. */
+static struct sdom_piece *journal_find(struct mp_dview *v, uint64_t key, uint64_t iova, uint64_t pa, uint64_t len,
+				       unsigned flags)
+{
+	uint32_t at = journal_home(v->shm, key);
+
+	for (uint32_t i = 0; i < SDOM_PROBE; i++) {
+		struct sdom_piece *e = &v->journal[(at + i) & v->shm->journal_mask];
+
+		if (e->len == len && e->owner == v->s->slot && e->iova == iova && e->pa == pa &&
+		    (e->flags & SDOM_TABLE) == (flags & SDOM_TABLE))
+			return e;
+	}
+	return NULL;
+}
+
+/* Record [iova | pa, +len) in one of the first @probe places from its key's: -ENOSPC. Needs the lock. */
+static int journal_add(struct mp_dview *v, uint64_t key, uint64_t iova, uint64_t pa, uint64_t len, unsigned flags,
+		       uint32_t probe)
+{
+	uint32_t at = journal_home(v->shm, key);
+
+	for (uint32_t i = 0; i < probe; i++) {
+		struct sdom_piece *e = &v->journal[(at + i) & v->shm->journal_mask];
+
+		if (e->len)
+			continue;
+		e->iova = iova;
+		e->pa = pa;
+		e->owner = (uint16_t)v->s->slot;
+		e->flags = (uint16_t)flags;
+		e->done = 0;
+		mp_crash_point();
+		e->len = len; /* the commit */
+		mp_crash_point();
+		return 0;
+	}
+	return -ENOSPC;
+}
+
 /* ---- the table pool: pt_source of a view ---- */
 
 void *sdom_table_alloc(void *arg)
@@ -140,17 +188,45 @@ void *sdom_table_alloc(void *arg)
 	return t;
 }
 
+/* The PA of pool page @t: the same in every process. */
+static uint64_t table_pa(const struct mp_dview *v, const void *t)
+{
+	return pa_val(v->s->pa) + (uint64_t)((const uint8_t *)t - v->s->heap);
+}
+
+/* Pool page @i goes back. Needs the lock. */
+static void table_free_locked(struct mp_dview *v, uint64_t i)
+{
+	if (IOVM_WARN_ON(i >= v->shm->pool_tables || !bit(v->pool_map, i)))
+		return;
+	bits_set(v->pool_map, i, 1, false);
+}
+
 void sdom_table_free(void *arg, void *t)
 {
 	struct mp_dview *v = arg;
-	uint64_t i = (uint64_t)((uint8_t *)t - v->pool) / SZ_4K;
+	struct sdom_piece *e;
 
 	if (mp_lock(&v->s->h))
 		return; /* unrecoverable: the page stays taken */
-	if (IOVM_WARN_ON(i >= v->shm->pool_tables || !bit(v->pool_map, i)))
-		goto unlock;
-	bits_set(v->pool_map, i, 1, false);
-unlock:
+	/* Its journal entry first (a detached table's): killed between, the page stays taken, never freed twice. */
+	e = journal_find(v, table_pa(v, t), 0, table_pa(v, t), SZ_4K, SDOM_TABLE);
+	if (e) {
+		e->len = 0;
+		mp_crash_point();
+	}
+	table_free_locked(v, (uint64_t)((uint8_t *)t - v->pool) / SZ_4K);
+	mp_unlock(&v->s->h);
+}
+
+void sdom_table_pending(void *arg, void *t)
+{
+	struct mp_dview *v = arg;
+
+	if (mp_lock(&v->s->h))
+		return;
+	/* No room: not recorded; a death before its free leaves it taken until the domain goes. */
+	(void)journal_add(v, table_pa(v, t), 0, table_pa(v, t), SZ_4K, SDOM_TABLE, SDOM_PROBE);
 	mp_unlock(&v->s->h);
 }
 
@@ -379,12 +455,6 @@ static void put_locked(struct mp_dview *v, pa_t pa, uint64_t len)
 
 /* ---- the journal of unmaps in flight ---- */
 
-/* Where the entries of a piece at @iova may go: SDOM_PROBE places from its hash. */
-static uint32_t journal_home(const struct mp_domain_shm *shm, uint64_t iova)
-{
-	return (uint32_t)(((iova >> 12) * UINT64_C(0x9e3779b97f4a7c15)) >> 32) & shm->journal_mask;
-}
-
 void sdom_pa_put(void *arg, iova_t iova, pa_t pa, uint64_t len)
 {
 	struct mp_dview *v = arg;
@@ -431,51 +501,25 @@ static void release_locked(struct mp_dview *v, struct sdom_piece *e, iova_t iova
 void sdom_pa_release(void *arg, iova_t iova, pa_t pa, uint64_t len, bool free_iova)
 {
 	struct mp_dview *v = arg;
-	struct mp_domain_shm *shm = v->shm;
-	struct sdom_piece *e = NULL;
-	uint32_t at;
 
 	if (!len || mp_lock(&v->s->h))
 		return; /* unrecoverable: held until the domain goes */
-	at = journal_home(shm, iova_val(iova));
-	for (uint32_t i = 0; i < SDOM_PROBE && !e; i++) {
-		struct sdom_piece *j = &v->journal[(at + i) & shm->journal_mask];
-
-		if (j->len == len && j->owner == v->s->slot && j->iova == iova_val(iova) && j->pa == pa_val(pa))
-			e = j;
-	}
-	release_locked(v, e, iova, pa, len, free_iova);
+	release_locked(v, journal_find(v, iova_val(iova), iova_val(iova), pa_val(pa), len, 0), iova, pa, len, free_iova);
 	mp_unlock(&v->s->h);
 }
 
 int sdom_pa_pending(void *arg, iova_t iova, pa_t pa, uint64_t len, unsigned how)
 {
 	struct mp_dview *v = arg;
-	struct mp_domain_shm *shm = v->shm;
 	/* A deferred piece leaves half the places to strict ones, which have no way out but to go unrecorded. */
-	uint32_t probe = how & IOMMU_PENDING_DEFERRED ? SDOM_PROBE / 2 : SDOM_PROBE, at;
-	int ret = -ENOSPC;
+	uint32_t probe = how & IOMMU_PENDING_DEFERRED ? SDOM_PROBE / 2 : SDOM_PROBE;
+	int ret;
 
 	if (!len || mp_lock(&v->s->h))
 		return -ENOSPC;
-	at = journal_home(shm, iova_val(iova));
-	for (uint32_t i = 0; i < probe; i++) {
-		struct sdom_piece *e = &v->journal[(at + i) & shm->journal_mask];
-
-		if (e->len)
-			continue;
-		e->iova = iova_val(iova);
-		e->pa = pa_val(pa);
-		e->owner = (uint16_t)v->s->slot;
-		e->flags = how & IOMMU_PENDING_KEEP_IOVA ? SDOM_KEEP_IOVA : 0;
-		e->done = 0;
-		mp_crash_point();
-		e->len = len; /* the commit */
-		mp_crash_point();
-		ret = 0;
-		break;
-	}
-	/* No room: not recorded; a death before its put leaves it held until the domain goes. */
+	/* No room: not recorded; a death before its release leaves it held until the domain goes. */
+	ret = journal_add(v, iova_val(iova), iova_val(iova), pa_val(pa), len,
+			  how & IOMMU_PENDING_KEEP_IOVA ? SDOM_KEEP_IOVA : 0, probe);
 	mp_unlock(&v->s->h);
 	return ret;
 }
@@ -564,6 +608,16 @@ void sdom_orphans_release(struct mp_dview *v)
 
 		if (!e->len || e->owner != (v->s->slot | SDOM_CLAIMED))
 			continue;
+		if (e->flags & SDOM_TABLE) {
+			/* Erased, then freed: killed between, the page stays taken, never freed twice. */
+			uint64_t page = (e->pa - pa_val(v->s->pa) - (uint64_t)(v->pool - v->s->heap)) / SZ_4K;
+
+			e->len = 0;
+			mp_crash_point();
+			atomic_fetch_sub_explicit(&shm->cnt.nr_tables, 1, memory_order_relaxed);
+			table_free_locked(v, page);
+			continue;
+		}
 		/* What the dead process's unmap had not taken out of the oracle's shadow yet: before any IOVA goes. */
 		if (v->shadow && !e->done)
 			shadow_clear(v, e->iova, e->len);

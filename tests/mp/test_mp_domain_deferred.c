@@ -182,13 +182,16 @@ TEST(a_full_batch_and_the_timeout_flush)
 
 /*
  * A process killed with @arg unmaps queued, 16 KiB the first, one page
- * each of the rest (the same page, mapped again and again): taken and
- * held until another process's flush, and free then.
+ * each of the rest (the same page, mapped again and again), and one more
+ * that detached a page table (a 2 MiB range whole): taken and held until
+ * another process's flush, and free then, the table too.
  */
+#define TABLE_AT (AT + (UINT64_C(512) << 20)) /* 2 MiB aligned, in a range of its own */
 static void doomed(int rd, int wr, void *arg)
 {
 	struct iovm_ctx *ctx = attach_ok(g_name);
 	unsigned n = (unsigned)(uintptr_t)arg;
+	struct iovm_domain_stats st;
 	iovm_iova_t iova = IOVM_IOVA_ANY;
 	struct iovm_domain *dom;
 	uint8_t *buf;
@@ -204,16 +207,21 @@ static void doomed(int rd, int wr, void *arg)
 		CHECK_OK(iovm_domain_map_ptr(dom, buf, 4096, IOVM_MAP_READ, &iova));
 		CHECK_OK(iovm_domain_unmap(dom, iova, 4096));
 	}
-	CHECK_EQ(pending(dom), n); /* none flushed: the batch holds them, the journal too */
+	iova = IOVM_IOVA(TABLE_AT);
+	CHECK_OK(map_at(ctx, dom, buf, 4096, &iova));
+	CHECK_OK(iovm_domain_unmap(dom, iova, SZ_2M)); /* its leaf table, detached */
+	CHECK_EQ(pending(dom), n + 1); /* none flushed: the batch holds them, the journal too */
 	/* Its memory freed while its unmaps wait: held for them, not freed by its death either. */
 	CHECK_OK(iovm_dma_free(ctx, buf));
+	CHECK_OK(iovm_domain_stats(dom, &st));
 	put64(wr, n);
+	put64(wr, st.tables); /* the detached one still counted: it is freed at the flush */
 	pause();
 }
 
 static void killed_with(unsigned n)
 {
-	uint64_t taken = 16384 + (uint64_t)(n - 1) * 4096, before;
+	uint64_t taken = 16384 + (uint64_t)n * 4096, before, tables;
 	struct iovm_domain_stats st;
 	struct iovm_domain *dom;
 	struct iovm_ctx *ctx;
@@ -224,6 +232,7 @@ static void killed_with(unsigned n)
 	before = share_info(ctx).heap_free;
 	c = child_start(doomed, (void *)(uintptr_t)n);
 	CHECK_EQ(get64(c.rd), n);
+	tables = get64(c.rd);
 	child_kill(&c);
 	WAIT_UNTIL(share_info(ctx).processes == 1);
 	CHECK_OK(iovm_share_check(ctx));
@@ -240,6 +249,8 @@ static void killed_with(unsigned n)
 	CHECK_OK(iovm_domain_stats(dom, &st));
 	CHECK_EQ(st.iova_allocated, 0);
 	CHECK(st.flushes >= 1);
+	/* The detached table is free again; the tables above it stay, as any domain's do once made. */
+	CHECK_EQ(st.tables, tables - 1);
 	/* Released once: another flush finds nothing to free twice. */
 	CHECK_OK(iovm_domain_flush(dom));
 	CHECK_OK(iovm_share_check(ctx));
