@@ -70,7 +70,9 @@ bench: build
 	$(BUILD)/tools/iovm bench reg --plot $(BUILD)/bench-reg.svg --json-out $(BUILD)/bench-reg.json
 	$(BUILD)/tools/iovm bench mp --plot $(BUILD)/bench-mp.svg --json-out $(BUILD)/bench-mp.json
 
+# Into PREFIX, also when $(BUILD) was set up before with another prefix.
 install: build
+	meson configure $(BUILD) --prefix=$(PREFIX) >/dev/null
 	meson install -C $(BUILD)
 
 uninstall:

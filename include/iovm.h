@@ -11,6 +11,7 @@
 #define IOVM_H
 
 #include <iovm/base.h>
+#include <iovm/version.h>
 #include <iovm/ctx.h>
 #include <iovm/os.h>
 #include <iovm/phys.h>

@@ -28,9 +28,57 @@ cc -std=c17 -Wall -Wextra -Werror -o "$root/ring-static" "$src/examples/dma_ring
 cc -std=c17 -Wall -Wextra -Werror -o "$root/iommu-shared" "$src/examples/iommu_copy.c" $(pc --cflags --libs)
 LD_LIBRARY_PATH=$libdir "$root/iommu-shared" >/dev/null
 # Only the public API is exported from the shared library.
-if nm -D --defined-only "$libdir/libiovm.so" | awk '{print $3}' | grep -v '^iovm_' | grep -q .; then
+# (and the version node's own symbol, IOVM_0).
+if nm -D --defined-only "$libdir/libiovm.so" | awk '{print $3}' | grep -v '^iovm_' | grep -vx 'IOVM_0' | grep -q .; then
 	echo "FAIL: the shared library exports more than iovm_*:" >&2
-	nm -D --defined-only "$libdir/libiovm.so" | awk '{print $3}' | grep -v '^iovm_' >&2
+	nm -D --defined-only "$libdir/libiovm.so" | awk '{print $3}' | grep -v '^iovm_' | grep -vx 'IOVM_0' >&2
 	exit 1
 fi
-echo "installed, built against iovm.pc (shared and static), ran"
+# Every export carries the soname's version node (src/libiovm.map).
+if objdump -T "$libdir/libiovm.so" | awk '$NF ~ /^iovm_/ && $(NF-1) != "IOVM_0"' | grep -q .; then
+	echo "FAIL: exports without the IOVM_0 version node:" >&2
+	objdump -T "$libdir/libiovm.so" | awk '$NF ~ /^iovm_/ && $(NF-1) != "IOVM_0"' >&2
+	exit 1
+fi
+# The static library defines no global symbol but iovm_*: a program may have
+# its own log_msg, crc32c or rb_insert (names the library uses inside).
+if nm -g --defined-only "$libdir/libiovm.a" | awk 'NF == 3 {print $3}' | grep -v '^iovm_' | grep -q .; then
+	echo "FAIL: the static library defines more than iovm_*:" >&2
+	nm -g --defined-only "$libdir/libiovm.a" | awk 'NF == 3 {print $3}' | grep -v '^iovm_' | head >&2
+	exit 1
+fi
+cat >"$root/own_names.c" <<'C'
+#include <stdio.h>
+#include <string.h>
+#include <iovm.h>
+/* Names the library uses inside: a program of its own may define them too. */
+int log_msg(int level, const char *fmt) { return level + (int)strlen(fmt); }
+unsigned crc32c(unsigned crc, const void *p, unsigned long n) { (void)p; return crc + (unsigned)n; }
+void rb_insert(void) {}
+int iova_alloc(void) { return 7; }
+int main(void)
+{
+	struct iovm_ctx *ctx;
+	void *p;
+
+	if (iovm_open("", &ctx))
+		return 1;
+	p = iovm_dma_alloc(ctx, 4096, 4096, 0);
+	if (!p || iovm_dma_free(ctx, p) || iovm_close(ctx))
+		return 1;
+	rb_insert();
+	printf("%s %d %u %d\n", iovm_version(NULL), log_msg(1, "x"), crc32c(1, p, 2), iova_alloc());
+	return 0;
+}
+C
+cc -std=c17 -Wall -Wextra -Werror -o "$root/own-static" "$root/own_names.c" $(pc --cflags) "$libdir/libiovm.a" -lpthread
+got=$("$root/own-static")
+want="$(LD_LIBRARY_PATH=$libdir "$root$prefix/bin/iovm" --version | sed 's/^iovm \([^ ]*\) .*/\1/') 2 3 7"
+[ "$got" = "$want" ] ||
+	{ echo "FAIL: a program with names of its own, linked statically, ran wrong" >&2; exit 1; }
+# make install PREFIX=... goes there though the build was set up with another prefix.
+make -s -C "$src" install BUILD="$(cd "$build" && pwd)" PREFIX="$root/elsewhere" >/dev/null
+meson configure "$build" --prefix="$prefix" >/dev/null
+test -x "$root/elsewhere/bin/iovm" || { echo "FAIL: make install PREFIX= did not install there" >&2; exit 1; }
+test -f "$root/elsewhere/include/iovm/version.h" || { echo "FAIL: version.h not installed" >&2; exit 1; }
+echo "installed, built against iovm.pc (shared and static), ran; exports versioned, no internal symbol"

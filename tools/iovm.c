@@ -41,7 +41,7 @@ const char *fmt_size(uint64_t bytes, char *buf, unsigned len)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: iovm COMMAND [ARGS]\n\ncommands:\n");
+	fprintf(f, "usage: iovm COMMAND [ARGS] | --version | --help\n\ncommands:\n");
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		fprintf(f, "  %-13s %s\n", cmds[i].name, cmds[i].help);
 	fprintf(f, "\noptions (IOVM_OPTS=\"key=value,...\"):\n%s", iovm_opts_help());
@@ -53,6 +53,11 @@ int main(int argc, char **argv)
 	    !strcmp(argv[1], "help")) {
 		usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+		/* The command's headers, and the library it runs with: they differ when a shared library was swapped. */
+		printf("iovm %s (library %s)\n", IOVM_VERSION_STRING, iovm_version(NULL));
+		return 0;
 	}
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (!strcmp(argv[1], cmds[i].name))

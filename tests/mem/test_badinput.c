@@ -74,6 +74,8 @@ B(log_level_low) { return iovm_log_set_level(-1); }
 B(log_level_high) { return iovm_log_set_level(5); }
 B(log_handler_null) { return iovm_log_set_handler(NULL, NULL) == 0 ? -EINVAL : -1; }
 B(opts_help) { return iovm_opts_help()[0] ? -EINVAL : -1; }
+/* No bad input: a NULL @number is allowed, and the string is the headers'. */
+B(version_null) { return !strcmp(iovm_version(NULL), IOVM_VERSION_STRING) ? -EINVAL : -1; }
 B(size_parse_suffix) { uint64_t v; return iovm_size_parse("1X", &v); }
 
 B(open_null_out) { return iovm_open("", NULL); }
@@ -594,6 +596,7 @@ static const struct bad_case cases[] = {
 	ROW(log_level_high, iovm_log_set_level, EINVAL),
 	ROW(log_handler_null, iovm_log_set_handler, EINVAL),
 	ROW(opts_help, iovm_opts_help, EINVAL),
+	ROW(version_null, iovm_version, EINVAL),
 	ROW(size_parse_suffix, iovm_size_parse, EINVAL),
 	ROW(open_null_out, iovm_open, EINVAL),
 	ROW(open_unknown_key, iovm_open, EINVAL),
@@ -1020,7 +1023,7 @@ static void poison_detail(void)
 /* Calls that report through their return value alone: they keep no detail. */
 static bool keeps_no_detail(const char *api)
 {
-	static const char *const none[] = { "iovm_strerror", "iovm_error_detail", "iovm_opts_help",
+	static const char *const none[] = { "iovm_strerror", "iovm_error_detail", "iovm_opts_help", "iovm_version",
 					    "iovm_uffd_feature_name", "iovm_device_id", "iovm_rqueue_pasid",
 					    /* their rows: no failure */
 					    "iovm_log_set_handler", "iovm_close", "iovm_sysinfo_free" };

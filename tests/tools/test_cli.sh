@@ -27,6 +27,13 @@ json_ok() { # file, what
 	ok
 }
 
+# --version: the command's version and the library's, on stdout, exit 0; the same as `iovm version`.
+"$iovm" --version >"$tmp/version" || fail "iovm --version"
+grep -Eqx 'iovm [0-9]+\.[0-9]+\.[0-9]+ \(library [0-9]+\.[0-9]+\.[0-9]+\)' "$tmp/version" ||
+	fail "iovm --version: $(cat "$tmp/version")"
+[ "$("$iovm" version)" = "$(cat "$tmp/version")" ] || fail "iovm version differs from --version"
+ok
+
 "$iovm" info >"$tmp/info" || fail "iovm info"
 for word in "page sizes" "hugepage pools" "host PAs" "userfaultfd" "IOMMU groups" "VFIO" "CPUs"; do
 	grep -q "$word" "$tmp/info" || fail "iovm info lacks '$word'"

@@ -9,7 +9,8 @@
 # It installs what it lacks from Debian (qemu-system-x86, busybox-static),
 # fetches Debian's 6.1 guest kernel (apt-get download, dpkg -x: its VFIO
 # drivers are modules, loaded in order by the guest's init), builds the
-# tests statically against libiovm.a, packs an initramfs, boots, and passes
+# tests statically against libiovm_internal.a (every symbol), packs an
+# initramfs, boots, and passes
 # only if every test in the guest printed "RESULT: PASS".
 #
 # Usage: vm_test.sh BUILD_DIR [TESTS, comma-separated]
@@ -104,14 +105,14 @@ for t in ${TESTS//,/ }; do
 		# iovm-bench, static, without the peers (the guest has no DPDK).
 		$cc -std=c17 -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -static -I"$ROOT/include" -I"$ROOT/src" \
 			-o "$WORK/vm_bench" "$ROOT"/bench/{main,bench,bench_mem,bench_iommu,bench_reg,bench_vfio,bench_placement}.c \
-			"$BUILD/libiovm.a" -lpthread -lm || fail "cannot build the benchmark"
+			"$BUILD/libiovm_internal.a" -lpthread -lm || fail "cannot build the benchmark"
 		continue
 	fi
 	t=${t%%+*}
 	[[ " ${built:-} " == *" $t "* ]] && continue # built for an earlier NAME+INTERFACE
 	built="${built:-} $t"
 	$cc -std=c17 -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -static -I"$ROOT/include" -I"$ROOT/src" -o "$WORK/vm_$t" \
-		"$SRC/vm_$t.c" "$BUILD/libiovm.a" -lpthread || fail "cannot build vm_$t"
+		"$SRC/vm_$t.c" "$BUILD/libiovm_internal.a" -lpthread || fail "cannot build vm_$t"
 done
 
 # The initramfs: busybox, the VFIO modules in load order, init, the tests.
