@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 #include <sys/file.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -225,12 +226,14 @@ int bench_write_json_file(const char *path)
 {
 	FILE *f = fopen(path, "w");
 
-	if (!f) {
-		fprintf(stderr, "bench: %s: %s\n", path, strerror(errno));
+	if (!f)
 		return -errno;
-	}
 	bench_write_json(f);
-	fclose(f);
+	/* A full disk shows at the close. */
+	if (ferror(f) | fclose(f)) {
+		unlink(path);
+		return -EIO;
+	}
 	fprintf(stderr, "[bench] JSON written to %s\n", path);
 	return 0;
 }
@@ -267,17 +270,88 @@ static unsigned plot_data(FILE *f, bool rates)
 	return n;
 }
 
+static bool output_failed;
+
+void bench_output_fail(const char *what, int err)
+{
+	fprintf(stderr, "[bench] %s: %s\n", what,
+		err == -ENOPKG ? "gnuplot is not installed (apt-get install gnuplot-nox)" : strerror(-err));
+	output_failed = true;
+}
+
+bool bench_output_failed(void)
+{
+	return output_failed;
+}
+
+FILE *bench_gnuplot_open(const char *out, pid_t *pid)
+{
+	int in[2], img, err;
+	FILE *gp;
+
+	img = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (img < 0)
+		return NULL;
+	if (pipe2(in, O_CLOEXEC)) {
+		err = errno;
+		goto close_img;
+	}
+	*pid = fork();
+	if (*pid == 0) {
+		/* The child: the script on stdin, the image on stdout, and nothing else open. */
+		if (dup2(in[0], 0) < 0 || dup2(img, 1) < 0)
+			_exit(126);
+		execlp("gnuplot", "gnuplot", (char *)NULL);
+		_exit(errno == ENOENT ? 127 : 126);
+	}
+	err = errno;
+	close(in[0]);
+	close(img);
+	if (*pid < 0) {
+		close(in[1]);
+		unlink(out);
+		errno = err;
+		return NULL;
+	}
+	gp = fdopen(in[1], "w");
+	if (!gp) {
+		err = errno;
+		close(in[1]);
+		bench_gnuplot_close(NULL, *pid, out);
+		errno = err;
+	}
+	return gp;
+
+close_img:
+	close(img);
+	unlink(out);
+	errno = err;
+	return NULL;
+}
+
+int bench_gnuplot_close(FILE *gp, pid_t pid, const char *out)
+{
+	int st;
+
+	if (gp)
+		fclose(gp);
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	if (WIFEXITED(st) && !WEXITSTATUS(st))
+		return 0;
+	unlink(out);
+	return WIFEXITED(st) && WEXITSTATUS(st) == 127 ? -ENOPKG : -EIO;
+}
+
 int bench_plot(const char *svg, const char *title)
 {
 	char times[] = "/tmp/iovm-bench-t-XXXXXX", rates[] = "/tmp/iovm-bench-r-XXXXXX";
 	unsigned nt, nr, panels;
 	FILE *ft, *fr, *gp;
-	int fdt, fdr;
+	int fdt, fdr, ret;
+	pid_t pid;
 
-	if (system("command -v gnuplot >/dev/null 2>&1")) {
-		fprintf(stderr, "[bench] gnuplot is not installed: no chart (apt-get install gnuplot-nox)\n");
-		return -ENOENT;
-	}
 	fdt = mkstemp(times);
 	fdr = mkstemp(rates);
 	ft = fdt >= 0 ? fdopen(fdt, "w") : NULL;
@@ -302,18 +376,18 @@ int bench_plot(const char *svg, const char *title)
 	fclose(ft);
 	fclose(fr);
 	panels = (nt > 0) + (nr > 0);
-	gp = panels ? popen("gnuplot", "w") : NULL;
+	gp = panels ? bench_gnuplot_open(svg, &pid) : NULL;
 	if (!gp) {
+		ret = panels ? -errno : -ENODATA;
 		unlink(times);
 		unlink(rates);
-		return panels ? -errno : -ENODATA;
+		return ret;
 	}
 	/* SVG by default; PNG when the name says so. */
 	fprintf(gp, "set terminal %s size 1200,%u font 'sans,10' background rgb 'white'\n",
 		strlen(svg) > 4 && !strcmp(svg + strlen(svg) - 4, ".png") ? "pngcairo" : "svg",
 		100 + 550 * panels);
 	fprintf(gp,
-		"set output '%s'\n"
 		"set termoption noenhanced\n"
 		"set multiplot layout %u,1 title '%s'\n"
 		"set style data histograms\n"
@@ -323,7 +397,7 @@ int bench_plot(const char *svg, const char *title)
 		"set xtics rotate by -20 font 'sans,9'\n"
 		"set key top left\n"
 		"set grid ytics\n",
-		svg, panels, title);
+		panels, title);
 	if (nt)
 		fprintf(gp,
 			"set title 'time: lower is better (log scale; a missing bar did not succeed)'\n"
@@ -335,11 +409,12 @@ int bench_plot(const char *svg, const char *title)
 			"plot '%s' using 2:xtic(1) title 'iovm' lc rgb '#2a7ab9', '' using 3 title 'peer' lc rgb '#d9822b'\n",
 			rates);
 	fprintf(gp, "unset multiplot\n");
-	pclose(gp);
+	ret = bench_gnuplot_close(gp, pid, svg);
 	unlink(times);
 	unlink(rates);
-	fprintf(stderr, "[bench] chart written to %s\n", svg);
-	return 0;
+	if (!ret)
+		fprintf(stderr, "[bench] chart written to %s\n", svg);
+	return ret;
 }
 
 const char *bench_size(uint64_t bytes, char *buf, unsigned len)
@@ -356,15 +431,27 @@ const char *bench_size(uint64_t bytes, char *buf, unsigned len)
 void bench_report(const struct bench_args *args, const char *title, unsigned reps)
 {
 	char chart_title[128];
+	int ret;
 
 	bench_print_table(stdout, title, reps);
-	if (args->json)
-		bench_write_json(stdout);
-	if (args->json_out)
-		bench_write_json_file(args->json_out);
+	if (args->json) {
+		FILE *f = fdopen(dup(args->json_fd), "w");
+
+		if (f) {
+			bench_write_json(f);
+			if (ferror(f) | fclose(f))
+				bench_output_fail("--json: cannot write the JSON", -EIO);
+		} else {
+			bench_output_fail("--json", -errno);
+		}
+	}
+	if (args->json_out && (ret = bench_write_json_file(args->json_out)))
+		bench_output_fail(args->json_out, ret);
 	if (args->plot) {
 		snprintf(chart_title, sizeof(chart_title), "%s: iovm beside its peers", title);
-		bench_plot(args->plot, chart_title);
+		ret = bench_plot(args->plot, chart_title);
+		if (ret)
+			bench_output_fail(args->plot, ret);
 	}
 }
 

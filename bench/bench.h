@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 uint64_t bench_now_ns(void);
 double bench_median(double *v, unsigned n);
@@ -40,8 +41,21 @@ void bench_print_table(FILE *f, const char *title, unsigned reps);
  * false, null: not checked) where the row has a target, status where it is not built. */
 void bench_write_json(FILE *f);
 int bench_write_json_file(const char *path);
-/* An SVG bar chart of iovm beside its peers, through gnuplot when installed. */
+/* An SVG bar chart of iovm beside its peers, through gnuplot when installed: 0, or a negative errno. */
 int bench_plot(const char *svg, const char *title);
+/*
+ * gnuplot, its script on the returned stream, its image written to @out,
+ * which it never sees: the file is opened here and given to it as its
+ * standard output, so that no name can reach its command language (a
+ * quote and a newline in a name would run commands). No shell either.
+ * NULL with errno set.
+ */
+FILE *bench_gnuplot_open(const char *out, pid_t *pid);
+/* End the script and wait: 0; -ENOPKG: gnuplot is not installed; -EIO: it failed (the file is removed then). */
+int bench_gnuplot_close(FILE *gp, pid_t pid, const char *out);
+/* An output the arguments asked for (--json, --json-out, --plot) failed: said on stderr; the exit status is 1. */
+void bench_output_fail(const char *what, int err);
+bool bench_output_failed(void);
 
 /*
  * Add pages to the machine's 2 MiB pool so that @nr are free, for this run
@@ -56,7 +70,8 @@ const char *bench_size(uint64_t bytes, char *buf, unsigned len);
 
 /* What every benchmark takes from the command line. */
 struct bench_args {
-	bool json;            /* the JSON list on stdout, after the table */
+	bool json;            /* the JSON list alone on stdout; the table goes to stderr */
+	int json_fd;          /* --json: the real standard output (main.c sends stdout to stderr meanwhile) */
 	const char *json_out; /* and/or into a file */
 	const char *plot;     /* an SVG (or .png) chart */
 	bool quick;           /* fewer iterations: for the test suite */

@@ -252,11 +252,14 @@ static void plot(const char *path, const struct run *runs, unsigned steps)
 	char data[] = "/tmp/iovm-placement-XXXXXX";
 	int fd = mkstemp(data);
 	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL, *gp;
+	pid_t pid;
+	int ret;
 
 	if (!f) {
+		ret = -errno;
 		if (fd >= 0)
 			close(fd);
-		bench_note("plot: cannot write its data: %s", strerror(errno));
+		bench_output_fail("plot: its data", ret);
 		return;
 	}
 	for (unsigned i = 0; i < WINDOWS; i++) {
@@ -274,19 +277,14 @@ static void plot(const char *path, const struct run *runs, unsigned steps)
 		fprintf(f, "\n");
 	}
 	fclose(f);
-	if (system("command -v gnuplot >/dev/null 2>&1")) {
-		bench_note("gnuplot is not installed: no plot (apt-get install gnuplot-nox)");
-		unlink(data);
-		return;
-	}
-	gp = popen("gnuplot", "w");
+	gp = bench_gnuplot_open(path, &pid);
 	if (!gp) {
+		bench_output_fail(path, -errno);
 		unlink(data);
 		return;
 	}
 	fprintf(gp,
 		"set terminal %s size 1000,800 font 'sans,10' background rgb 'white'\n"
-		"set output '%s'\n"
 		"set termoption noenhanced\n"
 		"set multiplot layout 2,1 title 'iovm bench placement: direct-mapped guests among short-lived DMA allocations'\n"
 		"set key bottom left\n"
@@ -302,11 +300,12 @@ static void plot(const char *path, const struct run *runs, unsigned steps)
 		"plot '%s' using 1:5 with linespoints title '%s', '' using 1:6 with linespoints title '%s', "
 		"'' using 1:7 with linespoints title '%s'\n"
 		"unset multiplot\n",
-		strlen(path) > 4 && !strcmp(path + strlen(path) - 4, ".png") ? "pngcairo" : "svg", path, data,
+		strlen(path) > 4 && !strcmp(path + strlen(path) - 4, ".png") ? "pngcairo" : "svg", data,
 		policy_name[0], policy_name[1], policy_name[2], data, policy_name[0], policy_name[1],
 		policy_name[2]);
-	if (pclose(gp))
-		bench_note("gnuplot failed: no plot");
+	ret = bench_gnuplot_close(gp, pid, path);
+	if (ret)
+		bench_output_fail(path, ret);
 	else
 		bench_note("plot: %s", path);
 	unlink(data);

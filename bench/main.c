@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bench.h"
 
@@ -22,6 +23,7 @@ int main(int argc, char **argv)
 {
 	struct bench_args args = { .dpdk = true };
 	int (*run)(const struct bench_args *) = NULL;
+	int ret;
 
 	if (argc >= 2 && !strcmp(argv[1], "mem"))
 		run = bench_mem;
@@ -59,5 +61,16 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	return run(&args);
+	if (args.json) {
+		/* JSON alone on the real stdout: the table, notes and anything else printed go to stderr. */
+		fflush(stdout);
+		args.json_fd = dup(1);
+		if (args.json_fd < 0 || dup2(2, 1) < 0) {
+			perror("iovm bench: --json");
+			return 1;
+		}
+	}
+	ret = run(&args);
+	fflush(stdout);
+	return ret ? ret : bench_output_failed() ? 1 : 0;
 }

@@ -49,6 +49,7 @@ static void sc_base(void)
 
 	CHECK(strlen(iovm_strerror(-ENOMEM)) > 0);
 	CHECK(strlen(iovm_opts_help()) > 0);
+	CHECK(strlen(iovm_version(NULL)) > 0); /* allocates nothing: no failure to inject */
 	CHECK(iovm_uffd_feature_name(6) != NULL);
 	{
 		uint64_t size;

@@ -122,15 +122,41 @@ for row in "IOVA alloc+free, 1 thread" "map 256 x 4 KiB, one batch" "copy 64 KiB
 done
 if grep -q " failed " "$tmp/iommu"; then fail "bench iommu: a row failed: $(cat "$tmp/iommu")"; fi
 ok
-# The registration benchmark likewise.
-"$iovm" bench reg --quick --no-dpdk --json-out "$tmp/reg.json" >"$tmp/reg" 2>&1 ||
+# The registration benchmark likewise; with --json, stdout is the JSON alone
+# (the table goes to stderr), the same document --json-out writes.
+"$iovm" bench reg --quick --no-dpdk --json --json-out "$tmp/reg.json" >"$tmp/reg.stdout" 2>"$tmp/reg" ||
 	fail "iovm bench reg: $(cat "$tmp/reg")"
 json_ok "$tmp/reg.json" "iovm bench reg --json-out"
+json_ok "$tmp/reg.stdout" "iovm bench reg --json: stdout"
+cmp -s "$tmp/reg.stdout" "$tmp/reg.json" || fail "bench --json and --json-out wrote different JSON"
+ok
 for row in "rcache hit: get+put" "on-demand minor fault" "pinned registration of"; do
 	grep -q "$row" "$tmp/reg" || fail "bench reg lacks the row '$row'"
 	ok
 done
 if grep -q " failed " "$tmp/reg"; then fail "bench reg: a row failed: $(cat "$tmp/reg")"; fi
+ok
+# An output that cannot be written fails the run (exit 1, said on stderr), the table printed all the same.
+if "$iovm" bench reg --quick --no-dpdk --json-out "$tmp/no/such/dir/r.json" >"$tmp/reg-bad" 2>&1; then
+	fail "bench --json-out into a missing directory exited 0"
+fi
+grep -q "no/such/dir/r.json: No such file or directory" "$tmp/reg-bad" || fail "bench --json-out failure unsaid"
+grep -q "rcache hit: get+put" "$tmp/reg-bad" || fail "bench --json-out failure lost the table"
+ok
+# --plot: a file name is never gnuplot's to read. A name with a quote and a
+# newline that would run a command through gnuplot's language runs nothing:
+# the chart is written under that name, or (no gnuplot) the run fails.
+odd="c'
+system(\"touch pwned\")
+'.svg"
+abs_iovm=$(cd "$(dirname "$iovm")" && pwd)/iovm
+if (cd "$tmp" && "$abs_iovm" bench reg --quick --no-dpdk --plot "$odd") >"$tmp/reg-plot" 2>&1; then
+	[ -s "$tmp/$odd" ] || fail "bench --plot exited 0 without the chart"
+else
+	grep -q "gnuplot is not installed" "$tmp/reg-plot" || fail "bench --plot failed: $(tail -3 "$tmp/reg-plot")"
+	[ ! -e "$tmp/$odd" ] || fail "bench --plot failed and left a file"
+fi
+[ ! -e "$tmp/pwned" ] || fail "bench --plot ran a command from the file name"
 ok
 # The placement benchmark: every row measured, and with a reserved pool
 # every guest creation and reboot succeeds (a behaviour, not a timing).
