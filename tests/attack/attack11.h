@@ -160,6 +160,8 @@ enum {
 	A11_ALLOC,      /* len: an allocation of this process's; its PA */
 	A11_FREE,       /* pa: iovm_dma_free(); the return value */
 	A11_IOVA,       /* the domain's iova_allocated, as this view sees it */
+	A11_MAP_RUN,    /* pa, iova, n: map the page at pa at n fixed IOVAs from iova on; 0 */
+	A11_UNMAP_RUN,  /* iova, n: unmap them one page at a time; 0 */
 	A11_CLOSE,      /* close the view and the context, and exit */
 };
 
@@ -221,6 +223,18 @@ static void a11_agent_main(int rd, int wr, void *arg)
 			break;
 		case A11_IOVA:
 			r = a11_iova(dom);
+			break;
+		case A11_MAP_RUN:
+			for (uint64_t i = 0; i < c; i++) {
+				iovm_iova_t iova = IOVM_IOVA(b + i * A11_PAGE);
+				int ret = iovm_domain_map(dom, &iova, IOVM_PA(a), A11_PAGE, IOVM_MAP_READ | IOVM_MAP_WRITE);
+
+				CHECK_MSG(ret == 0, "map at %#llx: %d", (unsigned long long)iova.addr, ret);
+			}
+			break;
+		case A11_UNMAP_RUN:
+			for (uint64_t i = 0; i < b; i++)
+				CHECK_OK(iovm_domain_unmap(dom, IOVM_IOVA(a + i * A11_PAGE), A11_PAGE));
 			break;
 		case A11_CLOSE:
 			if (have_dev)
