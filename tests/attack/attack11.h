@@ -162,6 +162,7 @@ enum {
 	A11_IOVA,       /* the domain's iova_allocated, as this view sees it */
 	A11_MAP_RUN,    /* pa, iova, n: map the page at pa at n fixed IOVAs from iova on; 0 */
 	A11_UNMAP_RUN,  /* iova, n: unmap them one page at a time; 0 */
+	A11_STORM,      /* pa, pages, seed: map a random page at any IOVA and unmap it, a flush now and then; for ever */
 	A11_CLOSE,      /* close the view and the context, and exit */
 };
 
@@ -235,6 +236,16 @@ static void a11_agent_main(int rd, int wr, void *arg)
 		case A11_UNMAP_RUN:
 			for (uint64_t i = 0; i < b; i++)
 				CHECK_OK(iovm_domain_unmap(dom, IOVM_IOVA(a + i * A11_PAGE), A11_PAGE));
+			break;
+		case A11_STORM:
+			for (uint64_t seed = c | 1, i = 0;; i++) {
+				uint64_t x = test_rand(&seed), len = A11_PAGE * (1 + x % 2);
+				uint64_t iova = a11_map_pa(dom, a + ((x >> 8) % (b - 1)) * A11_PAGE, len);
+
+				CHECK_OK(iovm_domain_unmap(dom, IOVM_IOVA(iova), len));
+				if (x % 13 == 0)
+					CHECK_OK(iovm_domain_flush(dom));
+			}
 			break;
 		case A11_CLOSE:
 			if (have_dev)
