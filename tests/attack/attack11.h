@@ -126,6 +126,24 @@ static inline void a11_reaped(struct iovm_ctx *ctx, unsigned n)
 	WAIT_UNTIL(share_info(ctx).processes == n);
 }
 
+/* Print (up to 8 of) the pages mapped in [from, to), as the table translates them; their count. */
+static inline unsigned a11_dump_mapped(struct iovm_domain *dom, uint64_t from, uint64_t to)
+{
+	unsigned n = 0;
+
+	for (uint64_t at = from; at < to; at += A11_PAGE) {
+		iovm_pa_t pa;
+		uint32_t perm;
+
+		if (iovm_domain_translate(dom, IOVM_IOVA(at), &pa, &perm))
+			continue;
+		if (n++ < 8)
+			printf("#   mapped: IOVA %#llx -> PA %#llx (perm %u)\n", (unsigned long long)at,
+			       (unsigned long long)pa.addr, perm);
+	}
+	return n;
+}
+
 /* Map the page at PA @pa at an IOVA the domain chooses; the IOVA. */
 static inline uint64_t a11_map_pa(struct iovm_domain *dom, uint64_t pa, uint64_t len)
 {
@@ -164,6 +182,7 @@ enum {
 	A11_UNMAP_RUN,  /* iova, n: unmap them one page at a time; 0 */
 	A11_STORM,      /* pa, pages, seed: map a random page at any IOVA and unmap it, a flush now and then; for ever */
 	A11_CLOSE,      /* close the view and the context, and exit */
+	A11_CLOSE_CTX,  /* close the context with the view open, and exit */
 };
 
 static void a11_agent_main(int rd, int wr, void *arg)
@@ -251,6 +270,12 @@ static void a11_agent_main(int rd, int wr, void *arg)
 			if (have_dev)
 				devq_close(&d);
 			CHECK_OK(iovm_domain_destroy(dom));
+			CHECK_OK(iovm_close(ctx));
+			put64(wr, 0);
+			_exit(0);
+		case A11_CLOSE_CTX:
+			if (have_dev)
+				devq_close(&d);
 			CHECK_OK(iovm_close(ctx));
 			put64(wr, 0);
 			_exit(0);

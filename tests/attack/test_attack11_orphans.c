@@ -342,6 +342,121 @@ TEST(slots_reused_neither_inherit_nor_lose)
 	orig_down(&o);
 }
 
+/*
+ * A process that closes (its view, or its whole context with the view
+ * open) with unmaps queued: they are flushed then, or left recorded for
+ * the next flush; never lost, never freed twice.
+ */
+TEST(closed_with_unmaps_queued)
+{
+	for (int how = 0; how < 2; how++) {
+		struct orig o;
+		struct child c;
+		uint64_t pend, iova;
+
+		orig_up(&o, 4096, A11_NEVER);
+		c = a11_agent();
+		pend = a11_cmd(&c, A11_QUEUE, o.pa + A11_PAGE, A11_PAGE, 700);
+		CHECK(pend > 0);
+		CHECK_EQ(a11_iova(o.dom), A11_PAGE + pend * A11_PAGE);
+		CHECK_EQ(a11_cmd(&c, how ? A11_CLOSE_CTX : A11_CLOSE, 0, 0, 0), 0);
+		child_ok(&c);
+		a11_reaped(o.ctx, 1);
+		iova = a11_iova(o.dom);
+		CHECK_MSG(iova == A11_PAGE || iova == A11_PAGE + pend * A11_PAGE,
+			  "%s with %llu unmaps queued: %llu bytes of IOVA taken", how ? "closed its context" : "closed its view",
+			  (unsigned long long)pend, (unsigned long long)iova);
+		printf("# %s with %llu unmaps queued: %s\n", how ? "closed its context" : "closed its view",
+		       (unsigned long long)pend, iova == A11_PAGE ? "flushed then" : "left for the next flush");
+		CHECK_EQ(a11_held(o.ctx), BLOCK);
+		CHECK_OK(iovm_domain_flush(o.dom));
+		orig_freed(&o, 0);
+		orig_down(&o);
+	}
+}
+
+/*
+ * One process, two deferred shared domains, the same page queued in both,
+ * killed: each domain's flush frees its own journal's, not the other's;
+ * the hold stays while either still names the page (or the survivor's
+ * mapping in either does); the end of one domain leaves the other's.
+ */
+#define DOM2 "a11-dom2"
+
+static void two_domains_child(int rd, int wr, void *arg)
+{
+	struct iovm_domain *d1, *d2;
+	struct iovm_ctx *ctx = a11_attach(&d1);
+	uint64_t pa = get64(rd);
+
+	(void)arg;
+	CHECK_OK(iovm_share_domain_open(ctx, DOM2, &d2));
+	for (int i = 0; i < 300; i++) {
+		uint64_t a = a11_map_pa(d1, pa, A11_PAGE), b = a11_map_pa(d2, pa, A11_PAGE);
+
+		CHECK_OK(iovm_domain_unmap(d1, IOVM_IOVA(a), A11_PAGE));
+		CHECK_OK(iovm_domain_unmap(d2, IOVM_IOVA(b), A11_PAGE));
+	}
+	put64(wr, a11_pending(d1));
+	put64(wr, a11_pending(d2));
+	pause();
+}
+
+TEST(two_domains_one_death)
+{
+	for (int end_first = 0; end_first < 2; end_first++) {
+		struct iovm_share_domain_params p = a11_params(IOVM_DOMAIN_DEFERRED, 4096, A11_NEVER);
+		struct iovm_domain *d2;
+		uint64_t p1, p2, mine2;
+		struct orig o;
+		struct child c;
+
+		orig_up(&o, 4096, A11_NEVER);
+		CHECK_OK(iovm_share_domain_create(o.ctx, DOM2, &p, &d2));
+		mine2 = a11_map_pa(d2, o.pa + 2 * A11_PAGE, A11_PAGE);
+		c = child_start(two_domains_child, NULL);
+		put64(c.wr, o.pa + 3 * A11_PAGE);
+		p1 = get64(c.rd);
+		p2 = get64(c.rd);
+		CHECK(p1 > 0 && p2 > 0);
+		child_kill(&c);
+		a11_reaped(o.ctx, 1);
+		CHECK_EQ(a11_iova(o.dom), A11_PAGE + p1 * A11_PAGE);
+		CHECK_EQ(a11_iova(d2), A11_PAGE + p2 * A11_PAGE);
+		CHECK_EQ(a11_held(o.ctx), BLOCK);
+		if (end_first) {
+			/* The second domain ends (its last view): its orphans go with it; the first's stay. */
+			CHECK_OK(iovm_domain_unmap(d2, IOVM_IOVA(mine2), A11_PAGE));
+			CHECK_OK(iovm_domain_destroy(d2));
+			CHECK_EQ(a11_iova(o.dom), A11_PAGE + p1 * A11_PAGE);
+			CHECK_EQ(a11_held(o.ctx), BLOCK);
+			CHECK_OK(iovm_domain_flush(o.dom));
+			orig_freed(&o, 0);
+			orig_down(&o);
+			continue;
+		}
+		CHECK_OK(iovm_domain_flush(o.dom));
+		CHECK_MSG(a11_iova(d2) == A11_PAGE + p2 * A11_PAGE,
+			  "the first domain's flush changed the second's IOVAs: %llu bytes taken, not %llu",
+			  (unsigned long long)a11_iova(d2), (unsigned long long)(A11_PAGE + p2 * A11_PAGE));
+		CHECK_EQ(a11_iova(o.dom), A11_PAGE);
+		CHECK_EQ(a11_held(o.ctx), BLOCK);
+		/* The first domain's mapping goes: the second's orphans and mine2 hold the block still. */
+		CHECK_OK(iovm_domain_unmap(o.dom, IOVM_IOVA(o.mine), A11_PAGE));
+		CHECK_OK(iovm_domain_flush(o.dom));
+		CHECK_EQ(a11_held(o.ctx), BLOCK);
+		CHECK_OK(iovm_domain_flush(d2));
+		CHECK_EQ(a11_iova(d2), A11_PAGE);
+		CHECK_EQ(a11_held(o.ctx), BLOCK); /* mine2 */
+		CHECK_OK(iovm_domain_unmap(d2, IOVM_IOVA(mine2), A11_PAGE));
+		CHECK_OK(iovm_domain_flush(d2));
+		CHECK_EQ(a11_held(o.ctx), 0);
+		CHECK_OK(iovm_domain_destroy(d2));
+		CHECK_OK(iovm_dma_free(o.ctx, o.other));
+		a11_end(o.ctx, o.dom);
+	}
+}
+
 int main(void)
 {
 	test_init();
@@ -352,5 +467,7 @@ int main(void)
 	RUN(a_fixed_map_on_the_deads_iovas);
 	RUN(the_last_view_goes_while_orphans_wait);
 	RUN(slots_reused_neither_inherit_nor_lose);
+	RUN(closed_with_unmaps_queued);
+	RUN(two_domains_one_death);
 	return 0;
 }
