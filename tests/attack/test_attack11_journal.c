@@ -27,9 +27,9 @@ struct jrig {
 	uint8_t *buf;
 };
 
-static void jrig_up(struct jrig *j, uint32_t batch)
+static void jrig_up_flags(struct jrig *j, uint32_t flags, uint32_t batch)
 {
-	struct iovm_share_domain_params p = a11_params(IOVM_DOMAIN_DEFERRED, batch, A11_NEVER);
+	struct iovm_share_domain_params p = a11_params(flags, batch, A11_NEVER);
 
 	p.iova_size = UINT64_C(1) << 30;
 	p.tables = 1024;
@@ -37,6 +37,11 @@ static void jrig_up(struct jrig *j, uint32_t batch)
 	j->buf = iovm_dma_alloc(j->ctx, BLOCK, 4096, 0);
 	CHECK(j->buf != NULL);
 	j->pa = a11_pa(j->ctx, j->buf);
+}
+
+static void jrig_up(struct jrig *j, uint32_t batch)
+{
+	jrig_up_flags(j, IOVM_DOMAIN_DEFERRED, batch);
 }
 
 static void jrig_down(struct jrig *j)
@@ -249,8 +254,7 @@ static void killed_mid_unmaps(uint32_t flags, uint32_t batch, uint64_t *seed, un
 	uint64_t left;
 	int ret;
 
-	jrig_up(&j, batch);
-	(void)flags;
+	jrig_up_flags(&j, flags, batch);
 	for (unsigned i = 0; i < NPROC; i++) {
 		c[i] = a11_agent();
 		CHECK_EQ(a11_cmd(&c[i], A11_MAP_RUN, j.pa + (i % NPAGES) * A11_PAGE, run_at(i), RUN_N), 0);
@@ -262,6 +266,24 @@ static void killed_mid_unmaps(uint32_t flags, uint32_t batch, uint64_t *seed, un
 		a11_send(&c[i], A11_UNMAP_RUN, run_at(i), RUN_N, 0);
 	a11_nap(1 + (unsigned)(test_rand(seed) % 12));
 	kill_all(&j, c, NPROC);
+	/*
+	 * Before anyone unmaps what they left: the survivor's flush (or strict
+	 * unmap elsewhere) frees what was recorded; whatever still translates
+	 * must still be taken and held - nothing freed while still mapped.
+	 */
+	{
+		uint64_t i2 = a11_map_pa(j.dom, j.pa, A11_PAGE);
+		unsigned mapped;
+
+		CHECK_OK(iovm_domain_unmap(j.dom, IOVM_IOVA(i2), A11_PAGE));
+		CHECK_OK(iovm_domain_flush(j.dom));
+		mapped = a11_dump_mapped(j.dom, run_at(0), run_at(NPROC));
+		CHECK_MSG(a11_iova(j.dom) >= mapped * A11_PAGE, "%u pages still mapped, only %llu bytes of IOVA taken",
+			  mapped, (unsigned long long)a11_iova(j.dom));
+		CHECK_MSG(!mapped || a11_held(j.ctx) == BLOCK, "%u pages still mapped, held %llu, not the block", mapped,
+			  (unsigned long long)a11_held(j.ctx));
+		CHECK(a11_leaves(j.dom) >= mapped);
+	}
 	ret = iovm_domain_unmap(j.dom, IOVM_IOVA(run_at(0)), NPROC * RUN_N * A11_PAGE);
 	CHECK_MSG(ret == 0 || ret == -ENOENT, "the survivor's unmap of what is left: %d", ret);
 	CHECK_OK(iovm_domain_flush(j.dom));
@@ -298,6 +320,11 @@ TEST(killed_mid_unmaps)
 	for (int round = 0; round < 12; round++)
 		killed_mid_unmaps(IOVM_DOMAIN_DEFERRED, round % 2 ? 65536 : 64, &seed, &left, &stale);
 	printf("# 12 deferred rounds: something left until the domain's end in %u, a stale leaf count in %u\n", left,
+	       stale);
+	left = stale = 0;
+	for (int round = 0; round < 8; round++)
+		killed_mid_unmaps(0, 0, &seed, &left, &stale);
+	printf("# 8 strict rounds: something left until the domain's end in %u, a stale leaf count in %u\n", left,
 	       stale);
 }
 

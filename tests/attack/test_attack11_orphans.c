@@ -457,6 +457,103 @@ TEST(two_domains_one_death)
 	}
 }
 
+/*
+ * Many survivors claim the same orphans at once (each flushes, the owner
+ * too), and one claimer is killed at a random moment of it: freed once
+ * (the survivor's mapping holds the block to the byte; the IOVAs come
+ * back once), at most a page left by the killed claimer's release.
+ */
+TEST(concurrent_claimers)
+{
+	uint64_t seed = (uint64_t)getpid() * 0x2545f4914f6cdd1dull;
+
+	for (int round = 0; round < 10; round++) {
+		struct child f[4];
+		struct orig o;
+		uint64_t left;
+		bool kill_one = round % 2;
+
+		orig_up(&o, 4096, A11_NEVER);
+		for (int i = 0; i < 4; i++)
+			f[i] = a11_agent();
+		o.alive = 5;
+		queue_and_die(&o, 4, 1200, 4096);
+		for (int i = 0; i < 4; i++)
+			a11_send(&f[i], A11_FLUSH, 0, 0, 0);
+		if (kill_one) {
+			a11_nap((unsigned)(test_rand(&seed) % 3));
+			child_kill(&f[0]);
+		}
+		CHECK_OK(iovm_domain_flush(o.dom));
+		for (int i = kill_one; i < 4; i++)
+			CHECK_EQ(get64(f[i].rd), 0);
+		a11_reaped(o.ctx, kill_one ? 4 : 5);
+		CHECK_OK(iovm_domain_flush(o.dom));
+		CHECK_MSG(a11_held(o.ctx) == BLOCK, "round %d: held %llu, not the block the survivor maps", round,
+			  (unsigned long long)a11_held(o.ctx));
+		CHECK_MSG(iovm_share_check(o.ctx) == 0, "%s", iovm_error_detail());
+		left = a11_iova(o.dom) - A11_PAGE;
+		CHECK_MSG(left <= (kill_one ? A11_PAGE : 0), "round %d: %llu bytes of IOVA left after the claims", round,
+			  (unsigned long long)left);
+		for (int i = kill_one; i < 4; i++)
+			a11_agent_close(&f[i]);
+		CHECK_OK(iovm_domain_unmap(o.dom, IOVM_IOVA(o.mine), A11_PAGE));
+		CHECK_OK(iovm_domain_flush(o.dom));
+		CHECK(a11_held(o.ctx) == 0 || (kill_one && a11_held(o.ctx) == BLOCK && !left));
+		CHECK_OK(iovm_dma_free(o.ctx, o.other));
+		a11_end(o.ctx, o.dom);
+	}
+}
+
+/*
+ * The page the dead's queue names is also in a live process's queue: the
+ * survivor's flush frees the dead's, but the page stays held while the
+ * live queue names it (its devices may cache it), and goes with that
+ * process's flush (or, if it is killed, the next one).
+ */
+TEST(a_live_queue_keeps_the_hold)
+{
+	for (int live_dies = 0; live_dies < 2; live_dies++) {
+		struct iovm_share_domain_params p = a11_params(IOVM_DOMAIN_DEFERRED, 4096, A11_NEVER);
+		struct child d, l;
+		struct iovm_domain *dom;
+		struct iovm_ctx *ctx;
+		uint64_t pa, pd, pl;
+		uint8_t *buf;
+
+		ctx = a11_share("a11-livehold", &p, &dom);
+		buf = iovm_dma_alloc(ctx, BLOCK, 4096, 0);
+		CHECK(buf != NULL);
+		pa = a11_pa(ctx, buf);
+		d = a11_agent();
+		l = a11_agent();
+		pd = a11_cmd(&d, A11_QUEUE, pa + A11_PAGE, A11_PAGE, 500);
+		pl = a11_cmd(&l, A11_QUEUE, pa + A11_PAGE, A11_PAGE, 3);
+		CHECK_EQ(pl, 3);
+		CHECK_OK(iovm_dma_free(ctx, buf));
+		CHECK_EQ(a11_held(ctx), BLOCK);
+		child_kill(&d);
+		a11_reaped(ctx, 2);
+		CHECK_OK(iovm_domain_flush(dom));
+		CHECK_MSG(a11_held(ctx) == BLOCK, "held %llu after the flush: a live process's queue still names the page",
+			  (unsigned long long)a11_held(ctx));
+		CHECK_EQ(a11_iova(dom), pl * A11_PAGE);
+		(void)pd;
+		if (live_dies) {
+			child_kill(&l);
+			a11_reaped(ctx, 1);
+			CHECK_EQ(a11_held(ctx), BLOCK);
+			CHECK_OK(iovm_domain_flush(dom));
+		} else {
+			CHECK_EQ(a11_cmd(&l, A11_FLUSH, 0, 0, 0), 0);
+			a11_agent_close(&l);
+		}
+		CHECK_EQ(a11_held(ctx), 0);
+		CHECK_EQ(a11_iova(dom), 0);
+		a11_end(ctx, dom);
+	}
+}
+
 int main(void)
 {
 	test_init();
@@ -469,5 +566,7 @@ int main(void)
 	RUN(slots_reused_neither_inherit_nor_lose);
 	RUN(closed_with_unmaps_queued);
 	RUN(two_domains_one_death);
+	RUN(concurrent_claimers);
+	RUN(a_live_queue_keeps_the_hold);
 	return 0;
 }

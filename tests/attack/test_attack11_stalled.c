@@ -167,6 +167,18 @@ static void strict_killed_waiting(bool staller_dies, enum trigger t)
 	CHECK_EQ(a11_held(r.ctx), BLOCK);
 	CHECK_EQ(a11_leaves(r.dom), 1);
 	still_taken(&r, iova, &s, !staller_dies);
+	if (t == BY_MY_UNMAP) {
+		/* Nor does the domain choose them for anyone: 32 maps at any IOVA, none of them there. */
+		uint64_t any[32];
+
+		for (int i = 0; i < 32; i++) {
+			any[i] = a11_map_pa(r.dom, a11_pa(r.ctx, r.other), A11_PAGE);
+			CHECK_MSG(any[i] + A11_PAGE <= iova || any[i] >= iova + BLOCK,
+				  "the domain chose IOVA %#llx, which a dead unmap holds", (unsigned long long)any[i]);
+		}
+		for (int i = 0; i < 32; i++)
+			CHECK_OK(iovm_domain_unmap(r.dom, IOVM_IOVA(any[i]), A11_PAGE));
+	}
 	trigger(&r, false, t);
 	if (!staller_dies)
 		a11_agent_close(&s);
