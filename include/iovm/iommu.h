@@ -207,9 +207,11 @@ IOVM_API int iovm_domain_unmap(struct iovm_domain *dom, iovm_iova_t iova, size_t
 
 /**
  * iovm_domain_flush() - for a deferred domain, flush the queued
- * invalidations now; for a strict one, nothing. When it returns, no device
- * uses a translation unmapped before the call, and nothing unmapped before
- * it is quarantined: its pages are unpinned, its IOVAs free.
+ * invalidations now; for a strict one, nothing (a shared one, strict or
+ * deferred, also frees what a dead process left in flight: iovm/mp.h).
+ * When it returns, no device uses a translation unmapped before the call,
+ * and nothing unmapped before it is quarantined: its pages are unpinned,
+ * its IOVAs free.
  *
  * Thread safety: safe.
  *

@@ -217,7 +217,8 @@ IOVM_API int iovm_share_check(struct iovm_ctx *ctx);
  * leaves their IOVAs taken and their memory held (other processes'
  * devices may still cache them) until the next flush or strict unmap in
  * any process, as below; iovm_domain_flush() posts that invalidation
- * even with nothing of its own queued. Every unmap in flight is recorded
+ * even with nothing of its own queued, and reaps first a process that
+ * died with entries in the journal and was not reaped yet. Every unmap in flight is recorded
  * in the domain's journal, which holds eight flush batches (at least
  * 1024, at most 16384 pieces): an unmap that finds no room there is
  * flushed at once, as if its batch were full. A map at a fixed IOVA that another process's queue holds is -EEXIST

@@ -275,8 +275,15 @@ int flushq_add(struct iovm_domain *dom, const struct unmapped *pieces, unsigned 
 
 void flushq_flush(struct iovm_domain *dom)
 {
-	if (!dom->fq_ready)
+	if (!dom->fq_ready) {
+		/* A strict shared domain queues nothing; what a dead process left in flight waits for this. */
+		if (dom->shared_ops && dom->shared_ops->orphans(dom->shared_arg)) {
+			mutex_lock(&dom->flush_lock);
+			invalidate_all(dom);
+			mutex_unlock(&dom->flush_lock);
+		}
 		return;
+	}
 	mutex_lock(&dom->flush_lock);
 	flush_locked(dom, NULL, 0);
 	mutex_unlock(&dom->flush_lock);

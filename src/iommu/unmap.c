@@ -209,7 +209,8 @@ IOVM_API int iovm_domain_flush(struct iovm_domain *dom)
 	err_enter();
 	if (!dom)
 		return err_inval("!dom");
-	if (dom->flags & IOVM_DOMAIN_DEFERRED)
+	/* A shared domain's, strict too: what a dead process left in flight waits for an invalidation of everything. */
+	if ((dom->flags & IOVM_DOMAIN_DEFERRED) || dom->shared_ops)
 		flushq_flush(dom);
 	return 0;
 }

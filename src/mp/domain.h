@@ -78,6 +78,9 @@ struct mp_domain_shm {
 	uint64_t journal_off;     /* struct sdom_piece[journal_mask + 1] */
 	uint32_t journal_mask;    /* entries less one: a power of two less one */
 	uint32_t orphans;         /* set before a reap marks orphans; cleared by a claim that took them all */
+	uint32_t unused3;
+	/* Slots that recorded entries since their last reap: whose death a claim looks for (bits, one store each). */
+	uint64_t writers[MP_MAX_PROCS / 64];
 };
 
 static_assert(sizeof(struct mp_domain_shm) % 8 == 0, "the bitmaps after it are word-aligned");

@@ -148,6 +148,7 @@ static int journal_add(struct mp_dview *v, uint64_t key, uint64_t iova, uint64_t
 
 		if (e->len)
 			continue;
+		v->shm->writers[v->s->slot / 64] |= UINT64_C(1) << (v->s->slot % 64);
 		e->iova = iova;
 		e->pa = pa;
 		e->owner = (uint16_t)v->s->slot;
@@ -536,6 +537,9 @@ void sdom_journal_orphan(struct mp_domain_shm *shm, unsigned slot)
 			j[i].owner = SDOM_ORPHAN; /* one store: killed anywhere, each entry is the one or the other */
 			mp_crash_point();
 		}
+	/* None left that is the slot's: whoever takes the slot next starts afresh. */
+	shm->writers[slot / 64] &= ~(UINT64_C(1) << (slot % 64));
+	mp_crash_point();
 }
 
 /* The shadow's words of [iova, +len): nothing mapped. The IOVAs are still taken: no other map has them. */
@@ -568,11 +572,31 @@ bool sdom_pa_held(void *arg, pa_t pa)
 	       __atomic_load_n(&v->refs[off / SZ_4K], __ATOMIC_RELAXED) > 0;
 }
 
+/*
+ * Whether a process that recorded entries died and was not reaped yet (its
+ * entries are still its own: the reap makes them orphans). Needs the lock.
+ * A slot is looked up in /proc only if it recorded since its last reap.
+ */
+static bool dead_writer(struct mp_dview *v)
+{
+	for (unsigned i = 0; i < MP_MAX_PROCS; i++)
+		if (i != v->s->slot && (v->shm->writers[i / 64] >> (i % 64) & 1) && mp_slot_gone(&v->s->c->slots[i]))
+			return true;
+	return false;
+}
+
 bool sdom_orphans_waiting(void *arg)
 {
 	struct mp_dview *v = arg;
+	bool any;
 
-	return __atomic_load_n(&v->shm->orphans, __ATOMIC_RELAXED) != 0;
+	if (__atomic_load_n(&v->shm->orphans, __ATOMIC_RELAXED))
+		return true;
+	if (mp_lock(&v->s->h))
+		return false;
+	any = dead_writer(v);
+	mp_unlock(&v->s->h);
+	return any;
 }
 
 bool sdom_orphans_claim(struct mp_dview *v)
@@ -582,6 +606,14 @@ bool sdom_orphans_claim(struct mp_dview *v)
 
 	if (mp_lock(&v->s->h))
 		return false;
+	/*
+	 * A writer that died and was not reaped yet (the owner's watch is not
+	 * instant, and a share without an owner reaps when asked): reaped now,
+	 * so that this invalidation of everything frees what it left.
+	 */
+	for (unsigned i = 0; i < MP_MAX_PROCS; i++)
+		if (i != v->s->slot && (shm->writers[i / 64] >> (i % 64) & 1) && mp_slot_gone(&v->s->c->slots[i]))
+			mp_reap_slot(&v->s->h, i); /* sdom_journal_orphan() sets shm->orphans */
 	if (shm->orphans) {
 		for (uint32_t i = 0; i <= shm->journal_mask; i++)
 			if (v->journal[i].len && v->journal[i].owner == SDOM_ORPHAN) {

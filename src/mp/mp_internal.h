@@ -394,6 +394,8 @@ int mp_slot_take(struct mp_space *s);
 void mp_slot_leave(struct mp_space *s);
 /* mp_reap_pid() - free the slots of the dead process @pid started at @start. Takes the lock. */
 int mp_reap_pid(struct mp_heap *h, pid_t pid, uint64_t start);
+/* mp_slot_gone() - whether slot @sl's process is dead (or its reap was cut short): reap it. */
+bool mp_slot_gone(const struct mp_slot *sl);
 /* mp_reap_slot() - free what slot @i holds, then the slot (DEAD while it runs). Needs the lock. */
 void mp_reap_slot(struct mp_heap *h, unsigned i);
 /* mp_reap_dead() - free the slots of every process that died. Takes the lock. */

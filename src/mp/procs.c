@@ -135,6 +135,11 @@ static bool proc_dead(pid_t pid, uint64_t start)
 	return zombie || now != start;
 }
 
+bool mp_slot_gone(const struct mp_slot *sl)
+{
+	return sl->state == MP_SLOT_DEAD || (sl->state == MP_SLOT_LIVE && proc_dead(sl->pid, sl->start_time));
+}
+
 /* Free what slot @i holds and the slot. Needs the lock. */
 void mp_reap_slot(struct mp_heap *h, unsigned i)
 {
@@ -230,8 +235,7 @@ int mp_reap_dead(struct mp_heap *h)
 	for (unsigned i = 0; i < MP_MAX_PROCS; i++) {
 		struct mp_slot *sl = &h->c->slots[i];
 
-		if (sl->state == MP_SLOT_DEAD ||
-		    (sl->state == MP_SLOT_LIVE && proc_dead(sl->pid, sl->start_time))) {
+		if (mp_slot_gone(sl)) {
 			mp_reap_slot(h, i);
 			n++;
 		}
