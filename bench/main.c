@@ -10,9 +10,9 @@
 
 #include "bench.h"
 
-static void usage(void)
+static void usage(FILE *f)
 {
-	fprintf(stderr,
+	fprintf(f,
 		"usage: iovm bench mem|iommu|reg|vfio|placement|mp [--json] [--json-out FILE] [--plot FILE.svg] [--quick]\n"
 		"                                     [--no-dpdk] [--opts IOVM_OPTIONS] [--hugepages N]\n"
 		"  --hugepages N  have N free 2 MiB hugepages for the run (as root: added to the pool,\n"
@@ -37,8 +37,12 @@ int main(int argc, char **argv)
 		run = bench_placement;
 	else if (argc >= 2 && !strcmp(argv[1], "mp"))
 		run = bench_mp;
+	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		usage(stdout);
+		return 0;
+	}
 	if (!run) {
-		usage();
+		usage(stderr);
 		return 2;
 	}
 	for (int i = 2; i < argc; i++) {
@@ -56,8 +60,11 @@ int main(int argc, char **argv)
 			args.opts = argv[++i];
 		else if (!strcmp(argv[i], "--hugepages") && i + 1 < argc)
 			bench_hugepages_set(strtol(argv[++i], NULL, 10));
-		else {
-			usage();
+		else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			usage(stdout);
+			return 0;
+		} else {
+			usage(stderr);
 			return 2;
 		}
 	}

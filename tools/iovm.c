@@ -2,6 +2,7 @@
 /*
  * iovm.c - the `iovm` command: info, demo, bench, stat, device-server.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -9,17 +10,35 @@
 
 #include "cmd.h"
 
+/*
+ * The commands. Exit status, for all of them: 0 done, 1 a call failed (why
+ * on stderr), 2 a bad command line (the usage on stderr). COMMAND --help
+ * prints the usage on stdout and exits 0.
+ */
 static const struct {
 	const char *name;
 	int (*fn)(int argc, char **argv);
 	const char *help;
+	const char *args;
 } cmds[] = {
-	{ "info", cmd_info, "what this machine offers for DMA memory [--json]" },
-	{ "demo", cmd_demo, "a guided run of the main path, step by step" },
-	{ "bench", cmd_bench, "benchmarks beside their peers: bench mem|iommu|reg|vfio|placement|mp [--json] [--quick] [--plot F]" },
-	{ "stat", cmd_stat, "open a context, allocate as told, print its statistics [--json]" },
-	{ "device-server", cmd_devsrv, "serve the software DMA engine to a share's processes: NAME --share SHARE [--own SIZE]" },
+	{ "info", cmd_info, "what this machine offers for DMA memory [--json]", "[--json]" },
+	{ "demo", cmd_demo, "a guided run of the main path, step by step", "[IOVM_OPTIONS]" },
+	{ "bench", cmd_bench, "benchmarks beside their peers: bench mem|iommu|reg|vfio|placement|mp [--json] [--quick] [--plot F]",
+	  "mem|iommu|reg|vfio|placement|mp [--json] [--json-out FILE] [--plot FILE.svg] [--quick]\n"
+	  "                  [--no-dpdk] [--opts IOVM_OPTIONS] [--hugepages N]" },
+	{ "stat", cmd_stat, "open a context, allocate as told, print its statistics [--json]", "[--json] [SIZE...]" },
+	{ "device-server", cmd_devsrv, "serve the software DMA engine to a share's processes: NAME --share SHARE [--own SIZE]",
+	  "NAME --share SHARE [--own SIZE] [--workers N] [--stats SECONDS]" },
 };
+
+/* Whether the command line asks for help: --help or -h after the command. */
+static bool wants_help(int argc, char **argv)
+{
+	for (int i = 2; i < argc; i++)
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+			return true;
+	return false;
+}
 
 const char *fmt_size(uint64_t bytes, char *buf, unsigned len)
 {
@@ -59,9 +78,15 @@ int main(int argc, char **argv)
 		printf("iovm %s (library %s)\n", IOVM_VERSION_STRING, iovm_version(NULL));
 		return 0;
 	}
-	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
-		if (!strcmp(argv[1], cmds[i].name))
-			return cmds[i].fn(argc - 1, argv + 1);
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		if (strcmp(argv[1], cmds[i].name))
+			continue;
+		if (wants_help(argc, argv)) {
+			printf("usage: iovm %s %s\n\n%s\n", cmds[i].name, cmds[i].args, cmds[i].help);
+			return 0;
+		}
+		return cmds[i].fn(argc - 1, argv + 1);
+	}
 	fprintf(stderr, "iovm: unknown command '%s'\n\n", argv[1]);
 	usage(stderr);
 	return 2;

@@ -302,6 +302,16 @@ enum iovm_status {
 	IOVM_STATUS_KEY = 5,        /* a key refused (IOVM_DESC_KEYED): see there */
 };
 
+/**
+ * iovm_status_name() - the name of completion status @status (enum
+ * iovm_status), for logs and messages: "success", "page fault"...
+ *
+ * Thread safety: safe; no context needed.
+ *
+ * Return: a static string; "unknown status" for a value the enum lacks.
+ */
+IOVM_API const char *iovm_status_name(int status);
+
 struct iovm_completion {
 	uint8_t status;           /* enum iovm_status; written last */
 	uint8_t result;           /* COMPARE: 0 equal, 1 different; COPY: 1 when it ran from the end */

@@ -263,6 +263,17 @@ enum iovm_fault_reason {
 	IOVM_FAULT_BUS = 4,       /* mapped to a physical address with no memory */
 };
 
+/**
+ * iovm_fault_reason_name() - the name of fault reason @reason (enum
+ * iovm_fault_reason, also a completion record's fault_reason): "not
+ * present", "permission"...
+ *
+ * Thread safety: safe; no context needed.
+ *
+ * Return: a static string; "unknown fault reason" for a value the enum lacks.
+ */
+IOVM_API const char *iovm_fault_reason_name(int reason);
+
 /*
  * The stage of a two-stage translation that faulted. A fault in stage 2
  * goes to the stage-2 (guest) domain's queue and handler, as an IOMMU

@@ -65,6 +65,21 @@ static bool vfio_spec(const char *spec, enum os_vfio_api *api, const char **bdf)
 	return false;
 }
 
+IOVM_API const char *iovm_status_name(int status)
+{
+	static const char *const names[] = {
+		[IOVM_STATUS_NONE] = "not completed",
+		[IOVM_STATUS_SUCCESS] = "success",
+		[IOVM_STATUS_PAGE_FAULT] = "page fault",
+		[IOVM_STATUS_INVALID] = "invalid descriptor",
+		[IOVM_STATUS_BATCH_FAIL] = "batch failed",
+		[IOVM_STATUS_KEY] = "key refused",
+	};
+
+	err_enter();
+	return status >= 0 && (unsigned)status < ARRAY_SIZE(names) ? names[status] : "unknown status";
+}
+
 IOVM_API int iovm_device_open(struct iovm_ctx *ctx, const char *spec, struct iovm_device **out)
 {
 	enum os_vfio_api api = OS_VFIO_AUTO;

@@ -11,6 +11,20 @@
 #include "base/lock.h"
 #include "iommu/iommu_internal.h"
 
+IOVM_API const char *iovm_fault_reason_name(int reason)
+{
+	static const char *const names[] = {
+		[IOVM_FAULT_NOT_PRESENT] = "not present",
+		[IOVM_FAULT_PERMISSION] = "permission",
+		[IOVM_FAULT_NO_DOMAIN] = "no domain for the PASID",
+		[IOVM_FAULT_BUS] = "no memory at the physical address",
+	};
+
+	err_enter();
+	return reason > 0 && (unsigned)reason < ARRAY_SIZE(names) && names[reason] ? names[reason]
+										      : "unknown fault reason";
+}
+
 int fault_ring_init(struct fault_ring *r, unsigned depth)
 {
 	r->slots = fi_calloc(depth, sizeof(*r->slots));

@@ -49,7 +49,9 @@ static void sc_base(void)
 
 	CHECK(strlen(iovm_strerror(-ENOMEM)) > 0);
 	CHECK(strlen(iovm_opts_help()) > 0);
-	CHECK(strlen(iovm_version(NULL)) > 0); /* allocates nothing: no failure to inject */
+	CHECK(strlen(iovm_version(NULL)) > 0); /* these allocate nothing: no failure to inject */
+	CHECK(strlen(iovm_status_name(IOVM_STATUS_PAGE_FAULT)) > 0);
+	CHECK(strlen(iovm_fault_reason_name(IOVM_FAULT_PERMISSION)) > 0);
 	CHECK(iovm_uffd_feature_name(6) != NULL);
 	{
 		uint64_t size;

@@ -76,6 +76,9 @@ B(log_handler_null) { return iovm_log_set_handler(NULL, NULL) == 0 ? -EINVAL : -
 B(opts_help) { return iovm_opts_help()[0] ? -EINVAL : -1; }
 /* No bad input: a NULL @number is allowed, and the string is the headers'. */
 B(version_null) { return !strcmp(iovm_version(NULL), IOVM_VERSION_STRING) ? -EINVAL : -1; }
+/* Values outside the enums: named unknown, never NULL. */
+B(status_name_bad) { return !strcmp(iovm_status_name(-1), "unknown status") ? -EINVAL : -1; }
+B(fault_reason_name_bad) { return !strcmp(iovm_fault_reason_name(1 << 20), "unknown fault reason") ? -EINVAL : -1; }
 B(size_parse_suffix) { uint64_t v; return iovm_size_parse("1X", &v); }
 
 B(open_null_out) { return iovm_open("", NULL); }
@@ -597,6 +600,8 @@ static const struct bad_case cases[] = {
 	ROW(log_handler_null, iovm_log_set_handler, EINVAL),
 	ROW(opts_help, iovm_opts_help, EINVAL),
 	ROW(version_null, iovm_version, EINVAL),
+	ROW(status_name_bad, iovm_status_name, EINVAL),
+	ROW(fault_reason_name_bad, iovm_fault_reason_name, EINVAL),
 	ROW(size_parse_suffix, iovm_size_parse, EINVAL),
 	ROW(open_null_out, iovm_open, EINVAL),
 	ROW(open_unknown_key, iovm_open, EINVAL),
@@ -1023,7 +1028,7 @@ static void poison_detail(void)
 /* Calls that report through their return value alone: they keep no detail. */
 static bool keeps_no_detail(const char *api)
 {
-	static const char *const none[] = { "iovm_strerror", "iovm_error_detail", "iovm_opts_help", "iovm_version",
+	static const char *const none[] = { "iovm_strerror", "iovm_error_detail", "iovm_opts_help", "iovm_version", "iovm_status_name", "iovm_fault_reason_name",
 					    "iovm_uffd_feature_name", "iovm_device_id", "iovm_rqueue_pasid",
 					    /* their rows: no failure */
 					    "iovm_log_set_handler", "iovm_close", "iovm_sysinfo_free" };

@@ -34,6 +34,19 @@ grep -Eqx 'iovm [0-9]+\.[0-9]+\.[0-9]+ \(library [0-9]+\.[0-9]+\.[0-9]+\)' "$tmp
 [ "$("$iovm" version)" = "$(cat "$tmp/version")" ] || fail "iovm version differs from --version"
 ok
 
+# COMMAND --help: the usage on stdout, nothing on stderr, exit 0; an unknown command: exit 2.
+for c in info demo stat bench device-server; do
+	"$iovm" "$c" --help >"$tmp/help" 2>"$tmp/help.err" || fail "iovm $c --help exited $?"
+	head -n1 "$tmp/help" | grep -q "^usage: iovm $c" || fail "iovm $c --help: $(head -n1 "$tmp/help")"
+	[ ! -s "$tmp/help.err" ] || fail "iovm $c --help wrote to stderr: $(cat "$tmp/help.err")"
+	ok
+done
+"$iovm" bench mem --help | grep -q "^usage: iovm bench" || fail "iovm bench mem --help"
+rc=0
+"$iovm" no-such-command >/dev/null 2>&1 || rc=$?
+[ "$rc" = 2 ] || fail "an unknown command exited $rc, not 2"
+ok
+
 "$iovm" info >"$tmp/info" || fail "iovm info"
 for word in "page sizes" "hugepage pools" "host PAs" "userfaultfd" "IOMMU groups" "VFIO" "CPUs"; do
 	grep -q "$word" "$tmp/info" || fail "iovm info lacks '$word'"
