@@ -235,12 +235,17 @@ IOVM_API int iovm_share_check(struct iovm_ctx *ctx);
  * those entries named held and their IOVAs taken (other processes'
  * devices may still hold the translation) until the next strict unmap or
  * flush in any process: that one invalidates everything in every
- * process, then frees them, resuming a release where it stopped. What
- * stays until the domain goes is at most one piece per unmap killed in
- * the instant between clearing its entries and recording them, and one
- * page (its hold or its IOVA) or one detached page-table page per release
- * killed mid-step. The page-table pages an unmap detached are in the
- * journal too, and freed the same way.
+ * process, then frees them, resuming a release where it stopped (a
+ * process that died with entries there and was not reaped yet is reaped
+ * first). What stays until the domain goes is at most one piece per
+ * unmap killed in the instant between clearing its entries and recording
+ * them; one page (its hold or its IOVA) or one detached page-table page
+ * per release killed mid-step; and the pieces of one unmap past what the
+ * journal finds room for (an unmap of more than about a thousand pieces,
+ * each a 4 KiB or 2 MiB leaf, killed while the others answer). The
+ * page-table pages an unmap detached are in the journal too, and freed
+ * the same way. iovm_domain_stats()'s leaf counts may keep a leaf a
+ * process killed mid-unmap had cleared.
  *
  * Memory mapped is kept while mapped. A block of the heap freed while a
  * shared domain maps a page of it (by any process, iovm_dma_free() as
