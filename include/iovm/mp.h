@@ -240,12 +240,12 @@ IOVM_API int iovm_share_check(struct iovm_ctx *ctx);
  * first). What stays until the domain goes is at most one piece per
  * unmap killed in the instant between clearing its entries and recording
  * them; one page (its hold or its IOVA) or one detached page-table page
- * per release killed mid-step; and the pieces of one unmap past what the
- * journal finds room for (an unmap of more than about a thousand pieces,
- * each a 4 KiB or 2 MiB leaf, killed while the others answer). The
- * page-table pages an unmap detached are in the journal too, and freed
- * the same way. iovm_domain_stats()'s leaf counts may keep a leaf a
- * process killed mid-unmap had cleared.
+ * per release killed mid-step. An unmap of more than 256 leaves goes in
+ * parts, each cleared, recorded and invalidated before the next: killed
+ * meanwhile, it leaves what it had not cleared mapped. The page-table
+ * pages an unmap detached are in the journal too, and freed the same
+ * way. iovm_domain_stats()'s leaf counts may keep a leaf a process
+ * killed mid-unmap had cleared.
  *
  * Memory mapped is kept while mapped. A block of the heap freed while a
  * shared domain maps a page of it (by any process, iovm_dma_free() as

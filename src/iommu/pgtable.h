@@ -241,6 +241,8 @@ static inline void pt_mark(_Atomic iopte_t *ptep, iopte_t pte, bool write)
  * migration reads and clears the same way).
  */
 void pt_read_ad(struct io_pgtable *pt, iova_t iova, uint64_t len, bool clear, bool *accessed, bool *dirty);
+/* pt_count_leaves() - the leaves of any size in [iova, iova+len), counted up to @cap (then @cap). */
+uint64_t pt_count_leaves(const struct io_pgtable *pt, iova_t iova, uint64_t len, uint64_t cap);
 
 /* Free the tables on @r: no walker or device cache may reach them any more. */
 void pt_retired_free(struct io_pgtable *pt, struct pt_retired *r);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * pgwalk.c - reading IO page tables: the device side's lock-free walk, the
- * runs of every mapping (pt_for_each()), and the accessed and dirty bits.
+ * runs of every mapping (pt_for_each()), the accessed and dirty bits, and
+ * the leaves of a range counted.
  */
 #include <errno.h>
 
@@ -120,4 +121,32 @@ void pt_read_ad(struct io_pgtable *pt, iova_t iova, uint64_t len, bool clear, bo
 	*accessed = *dirty = false;
 	if (end)
 		ad_level(pt, pt->root, PT_LEVELS - 1, 0, iova_val(iova), end, clear, accessed, dirty);
+}
+
+static uint64_t count_level(const struct io_pgtable *pt, _Atomic iopte_t *t, int level, uint64_t base, uint64_t start,
+			    uint64_t end, uint64_t cap, uint64_t n)
+{
+	uint64_t span = PT_SPAN(level);
+
+	for (uint64_t idx = (MAX(start, base) - base) / span; idx < PT_ENTRIES && n < cap; idx++) {
+		uint64_t e_start = base + idx * span;
+		iopte_t pte = atomic_load_explicit(&t[idx], memory_order_acquire);
+
+		if (e_start >= end)
+			break;
+		if (!(pte & PTE_PRESENT))
+			continue;
+		if (pte_is_leaf(pte, level))
+			n++;
+		else
+			n = count_level(pt, pt_table(pt, pte), level - 1, e_start, start, end, cap, n);
+	}
+	return n;
+}
+
+uint64_t pt_count_leaves(const struct io_pgtable *pt, iova_t iova, uint64_t len, uint64_t cap)
+{
+	uint64_t end = pt_clip_end(iova, len);
+
+	return end ? MIN(count_level(pt, pt->root, PT_LEVELS - 1, 0, iova_val(iova), end, cap, 0), cap) : 0;
 }

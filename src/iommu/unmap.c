@@ -101,6 +101,32 @@ static unsigned pending_how(unsigned how, bool deferred)
 	return (deferred ? IOMMU_PENDING_DEFERRED : 0) | (how & UNMAP_KEEP_IOVA ? IOMMU_PENDING_KEEP_IOVA : 0);
 }
 
+/*
+ * A shared domain's unmap records each piece in the domain's journal before
+ * the invalidation that lets it go, and a journal has room for about a
+ * thousand: an unmap of more leaves than this goes in parts, each cleared,
+ * recorded and invalidated before the next, so that no piece of it is ever
+ * in flight unrecorded (a process killed meanwhile leaves the survivors
+ * everything it had cleared).
+ */
+#define SHARED_UNMAP_LEAVES 256
+
+static int unmap_in_parts(struct iovm_domain *dom, iova_t iova, uint64_t len, unsigned how, bool *any)
+{
+	uint64_t mid = align_down(iova_val(iova) + len / 2, SZ_2M);
+	bool any_lo = false, any_hi = false;
+	int ret;
+
+	/* At a 2 MiB boundary where the range has one: a huge leaf is not split for the cut. */
+	if (mid <= iova_val(iova) || mid >= iova_val(iova) + len)
+		mid = iova_val(iova) + align_down(len / 2, SZ_4K);
+	ret = domain_unmap_how(dom, iova, mid - iova_val(iova), how, &any_lo);
+	if (!ret)
+		ret = domain_unmap_how(dom, iova_make(mid), iova_val(iova) + len - mid, how, &any_hi);
+	*any = any_lo || any_hi;
+	return ret;
+}
+
 int domain_unmap_how(struct iovm_domain *dom, iova_t iova, uint64_t len, unsigned how, bool *any)
 {
 	bool deferred = (dom->flags & IOVM_DOMAIN_DEFERRED) && !(how & UNMAP_STRICT);
@@ -108,6 +134,9 @@ int domain_unmap_how(struct iovm_domain *dom, iova_t iova, uint64_t len, unsigne
 	struct collect c;
 	int ret = 0;
 
+	if (dom->shared_ops && len > SZ_4K &&
+	    pt_count_leaves(&dom->pt, iova, len, SHARED_UNMAP_LEAVES + 1) > SHARED_UNMAP_LEAVES)
+		return unmap_in_parts(dom, iova, len, how, any);
 	c.p = c.inline_p;
 	c.n = 0;
 	c.cap = COLLECT_INLINE;

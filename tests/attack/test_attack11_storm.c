@@ -37,6 +37,23 @@ static void *flush_loop(void *arg)
 	return NULL;
 }
 
+/*
+ * The pages the window maps, by translation. Not the domain's leaf count:
+ * a process killed between clearing an entry and counting it leaves the
+ * count one too high (iovm/mp.h says so).
+ */
+static unsigned mapped_pages(struct iovm_domain *dom)
+{
+	unsigned n = 0;
+
+	for (uint64_t at = BASE; at < BASE + WINDOW; at += A11_PAGE) {
+		iovm_pa_t to;
+
+		n += !iovm_domain_translate(dom, IOVM_IOVA(at), &to, NULL);
+	}
+	return n;
+}
+
 static void storm(bool deferred, bool survivor_flushes)
 {
 	struct iovm_share_domain_params p = a11_params(deferred ? IOVM_DOMAIN_DEFERRED : 0, 32, 1000);
@@ -103,13 +120,14 @@ static void storm(bool deferred, bool survivor_flushes)
 	CHECK_OK(iovm_domain_flush(dom));
 	/* One page (and at most one more being unmapped) per process killed mid-map. */
 	CHECK_MSG(stray <= 2 * kills, "%u pages left mapped by %u dead", stray, kills);
-	CHECK_EQ(a11_leaves(dom), 1);
+	CHECK_EQ(mapped_pages(dom), 1);
+	CHECK(a11_leaves(dom) >= 1);
 	CHECK_MSG(a11_held(ctx) == BLOCK, "held %llu, not the block the survivor maps", (unsigned long long)a11_held(ctx));
 	left = a11_iova(dom) - A11_PAGE;
 	CHECK_MSG(left <= kills * 4 * A11_PAGE, "%llu bytes of IOVA left by %u dead", (unsigned long long)left, kills);
 	CHECK_OK(iovm_domain_unmap(dom, IOVM_IOVA(mine), A11_PAGE));
 	CHECK_OK(iovm_domain_flush(dom));
-	CHECK_EQ(a11_leaves(dom), 0);
+	CHECK_EQ(mapped_pages(dom), 0);
 	printf("# %s%s: %u killed, %u pages left mapped, then %llu bytes of IOVA and %llu held left to the domain's "
 	       "end; %lu flushes of the survivor's loop\n",
 	       deferred ? "deferred" : "strict", survivor_flushes ? ", the survivor flushing" : "", kills, stray,
