@@ -89,8 +89,12 @@ int pt_walk(const struct io_pgtable *pt, iova_t at, struct pt_walk *w)
 	}
 }
 
-static void ad_level(const struct io_pgtable *pt, _Atomic iopte_t *t, int level, uint64_t base, uint64_t start, uint64_t end,
-		     bool clear, bool *accessed, bool *dirty)
+/* Called for each leaf of a range, with its slot; false stops the walk. */
+typedef bool (*leaf_visit_fn)(void *arg, _Atomic iopte_t *slot, iopte_t pte);
+
+/* The leaves of [start, end) under table @t of @level, which maps from @base. False: stopped. */
+static bool range_leaves(const struct io_pgtable *pt, _Atomic iopte_t *t, int level, uint64_t base, uint64_t start,
+			 uint64_t end, leaf_visit_fn fn, void *arg)
 {
 	uint64_t span = PT_SPAN(level);
 
@@ -103,50 +107,61 @@ static void ad_level(const struct io_pgtable *pt, _Atomic iopte_t *t, int level,
 		if (!(pte & PTE_PRESENT))
 			continue;
 		if (!pte_is_leaf(pte, level)) {
-			ad_level(pt, pt_table(pt, pte), level - 1, e_start, start, end, clear, accessed, dirty);
+			if (!range_leaves(pt, pt_table(pt, pte), level - 1, e_start, start, end, fn, arg))
+				return false;
 			continue;
 		}
-		if (clear)
-			pte = atomic_fetch_and_explicit(&t[idx], ~(PTE_ACCESSED | PTE_DIRTY),
-							memory_order_relaxed);
-		*accessed |= pte & PTE_ACCESSED;
-		*dirty |= pte & PTE_DIRTY;
+		if (!fn(arg, &t[idx], pte))
+			return false;
 	}
+	return true;
+}
+
+struct ad {
+	bool clear, accessed, dirty;
+};
+
+static bool ad_leaf(void *arg, _Atomic iopte_t *slot, iopte_t pte)
+{
+	struct ad *ad = arg;
+
+	if (ad->clear)
+		pte = atomic_fetch_and_explicit(slot, ~(PTE_ACCESSED | PTE_DIRTY), memory_order_relaxed);
+	ad->accessed |= pte & PTE_ACCESSED;
+	ad->dirty |= pte & PTE_DIRTY;
+	return true;
 }
 
 void pt_read_ad(struct io_pgtable *pt, iova_t iova, uint64_t len, bool clear, bool *accessed, bool *dirty)
 {
 	uint64_t end = pt_clip_end(iova, len);
+	struct ad ad = { .clear = clear };
 
-	*accessed = *dirty = false;
 	if (end)
-		ad_level(pt, pt->root, PT_LEVELS - 1, 0, iova_val(iova), end, clear, accessed, dirty);
+		range_leaves(pt, pt->root, PT_LEVELS - 1, 0, iova_val(iova), end, ad_leaf, &ad);
+	*accessed = ad.accessed;
+	*dirty = ad.dirty;
 }
 
-static uint64_t count_level(const struct io_pgtable *pt, _Atomic iopte_t *t, int level, uint64_t base, uint64_t start,
-			    uint64_t end, uint64_t cap, uint64_t n)
+struct count {
+	uint64_t n, cap;
+};
+
+static bool count_leaf(void *arg, _Atomic iopte_t *slot, iopte_t pte)
 {
-	uint64_t span = PT_SPAN(level);
+	struct count *c = arg;
 
-	for (uint64_t idx = (MAX(start, base) - base) / span; idx < PT_ENTRIES && n < cap; idx++) {
-		uint64_t e_start = base + idx * span;
-		iopte_t pte = atomic_load_explicit(&t[idx], memory_order_acquire);
-
-		if (e_start >= end)
-			break;
-		if (!(pte & PTE_PRESENT))
-			continue;
-		if (pte_is_leaf(pte, level))
-			n++;
-		else
-			n = count_level(pt, pt_table(pt, pte), level - 1, e_start, start, end, cap, n);
-	}
-	return n;
+	(void)slot;
+	(void)pte;
+	return ++c->n < c->cap;
 }
 
 uint64_t pt_count_leaves(const struct io_pgtable *pt, iova_t iova, uint64_t len, uint64_t cap)
 {
 	uint64_t end = pt_clip_end(iova, len);
+	struct count c = { .cap = cap };
 
-	return end ? MIN(count_level(pt, pt->root, PT_LEVELS - 1, 0, iova_val(iova), end, cap, 0), cap) : 0;
+	if (end && cap)
+		range_leaves(pt, pt->root, PT_LEVELS - 1, 0, iova_val(iova), end, count_leaf, &c);
+	return c.n;
 }

@@ -58,6 +58,27 @@ TEST(leaf_sizes)
 	pt_destroy(&pt);
 }
 
+/* pt_count_leaves(): leaves of every size that a range touches, whole or in part, up to the cap. */
+TEST(count_leaves_of_a_range)
+{
+	struct io_pgtable pt;
+	uint64_t iova = UINT64_C(1) << 30, pa = UINT64_C(5) << 30, small = UINT64_C(8) << 30;
+
+	CHECK_OK(pt_init(&pt));
+	CHECK_OK(pt_map(&pt, IOVM_IOVA(iova), IOVM_PA(pa), SZ_1G + SZ_2M + SZ_4K, RW, true, NULL));
+	CHECK_OK(pt_map(&pt, IOVM_IOVA(small), IOVM_PA(pa), SZ_2M, RW, false, NULL)); /* 512 of 4 KiB */
+	CHECK_EQ(pt_count_leaves(&pt, IOVM_IOVA(iova), SZ_1G + SZ_2M + SZ_4K, 100), 3);
+	CHECK_EQ(pt_count_leaves(&pt, IOVM_IOVA(iova + 4096), 4096, 100), 1); /* inside the 1 GiB leaf */
+	CHECK_EQ(pt_count_leaves(&pt, IOVM_IOVA(iova + SZ_1G - 4096), 8192, 100), 2); /* across two */
+	CHECK_EQ(pt_count_leaves(&pt, IOVM_IOVA(iova - SZ_2M), SZ_2M, 100), 0);
+	CHECK_EQ(pt_count_leaves(&pt, IOVM_IOVA(small), SZ_2M, 1000), 512);
+	CHECK_EQ(pt_count_leaves(&pt, IOVM_IOVA(small), SZ_2M, 257), 257); /* stops at the cap */
+	CHECK_EQ(pt_count_leaves(&pt, IOVM_IOVA(small + 4096), 3 * 4096, 1000), 3);
+	CHECK_EQ(pt_count_leaves(&pt, IOVM_IOVA(small), SZ_2M, 0), 0);
+	CHECK_EQ(pt_count_leaves(&pt, IOVM_IOVA(0), UINT64_MAX, 10000), 3 + 512); /* past 2^48: clipped */
+	pt_destroy(&pt);
+}
+
 TEST(bad_input_and_overlap)
 {
 	struct io_pgtable pt;
@@ -482,6 +503,7 @@ int main(void)
 	RUN(accessed_dirty);
 	RUN(against_model);
 	RUN(huge_leaf_over_an_empty_table);
+	RUN(count_leaves_of_a_range);
 	RUN(concurrent_writers_and_walkers);
 	RUN(one_table_mapped_at_two_addresses);
 	return 0;
