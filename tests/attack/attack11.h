@@ -61,6 +61,20 @@ static inline struct iovm_share_domain_params a11_params(uint32_t flags, uint32_
 						  .flush_timeout_us = timeout_us };
 }
 
+/* A share named @name of 4 KiB pages, whatever hugepages the machine has free: the tests count in 4 KiB pages. */
+static inline struct iovm_ctx *a11_share_4k(const char *name)
+{
+	struct iovm_share_params sp = { .heap_size = A11_HEAP, .group = -1, .page_size = A11_PAGE };
+	struct iovm_ctx *ctx = NULL;
+	int ret;
+
+	CHECK_OK(iovm_open("oracle=on", &ctx));
+	ret = iovm_share(ctx, name, &sp);
+	CHECK_MSG(ret == 0, "iovm_share(%s): %s: %s", name, strerror(-ret), iovm_error_detail());
+	CHECK_EQ(share_info(ctx).page_size, A11_PAGE);
+	return ctx;
+}
+
 /* The owner: a share named anew, and its shared domain. */
 static inline struct iovm_ctx *a11_share(const char *what, const struct iovm_share_domain_params *p,
 					 struct iovm_domain **dom)
@@ -69,8 +83,7 @@ static inline struct iovm_ctx *a11_share(const char *what, const struct iovm_sha
 	int ret;
 
 	g_name = share_name(what);
-	ctx = share_ok(g_name, A11_HEAP);
-	CHECK_EQ(share_info(ctx).page_size, A11_PAGE); /* the tests count in 4 KiB pages */
+	ctx = a11_share_4k(g_name);
 	ret = iovm_share_domain_create(ctx, A11_DOM, p, dom);
 	CHECK_MSG(ret == 0, "iovm_share_domain_create: %s: %s", strerror(-ret), iovm_error_detail());
 	return ctx;

@@ -23,7 +23,7 @@ static uint32_t g_flags;
 static void owner_main(int rd, int wr, void *arg)
 {
 	struct iovm_share_domain_params p = a11_params(g_flags, 4096, A11_NEVER);
-	struct iovm_ctx *ctx = share_ok(g_name, A11_HEAP);
+	struct iovm_ctx *ctx = a11_share_4k(g_name);
 	struct iovm_domain *dom;
 
 	(void)arg;
