@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -222,17 +223,52 @@ void bench_write_json(FILE *f)
 	fprintf(f, "]\n");
 }
 
+/* Whether @fd is a regular file: only such an output is removed when it fails (a device or a pipe is not ours). */
+static bool regular_fd(int fd)
+{
+	struct stat st;
+
+	return !fstat(fd, &st) && S_ISREG(st.st_mode);
+}
+
+/* All of @len bytes to @fd: 0, or -errno (a full disk: -ENOSPC). */
+static int write_all(int fd, const char *p, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
 int bench_write_json_file(const char *path)
 {
 	FILE *f = fopen(path, "w");
+	bool regular;
+	int err = 0;
 
 	if (!f)
 		return -errno;
+	regular = regular_fd(fileno(f));
 	bench_write_json(f);
-	/* A full disk shows at the close. */
-	if (ferror(f) | fclose(f)) {
-		unlink(path);
-		return -EIO;
+	/* A full disk shows at the flush, with its errno. */
+	if (fflush(f))
+		err = -errno;
+	else if (ferror(f))
+		err = -EIO;
+	if (fclose(f) && !err)
+		err = -errno;
+	if (err) {
+		/* Half written: removed, if it is a file of its own (a device or a pipe is left alone). */
+		if (regular)
+			unlink(path);
+		return err;
 	}
 	fprintf(stderr, "[bench] JSON written to %s\n", path);
 	return 0;
@@ -284,73 +320,104 @@ bool bench_output_failed(void)
 	return output_failed;
 }
 
-FILE *bench_gnuplot_open(const char *out, pid_t *pid)
+int bench_gnuplot_open(const char *path, struct bench_gnuplot *g)
 {
-	int in[2], img, err;
-	FILE *gp;
+	int in[2], img[2], err;
 
-	img = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (img < 0)
-		return NULL;
+	g->script = NULL;
+	g->out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (g->out < 0)
+		return -errno;
+	g->regular = regular_fd(g->out);
 	if (pipe2(in, O_CLOEXEC)) {
-		err = errno;
-		goto close_img;
+		err = -errno;
+		goto close_out;
 	}
-	*pid = fork();
-	if (*pid == 0) {
+	if (pipe2(img, O_CLOEXEC)) {
+		err = -errno;
+		goto close_in;
+	}
+	g->pid = fork();
+	if (g->pid == 0) {
 		/* The child: the script on stdin, the image on stdout, and nothing else open. */
-		if (dup2(in[0], 0) < 0 || dup2(img, 1) < 0)
+		if (dup2(in[0], 0) < 0 || dup2(img[1], 1) < 0)
 			_exit(126);
 		execlp("gnuplot", "gnuplot", (char *)NULL);
 		_exit(errno == ENOENT ? 127 : 126);
 	}
-	err = errno;
+	err = -errno;
 	close(in[0]);
-	close(img);
-	if (*pid < 0) {
+	close(img[1]);
+	g->image = img[0];
+	if (g->pid < 0) {
 		close(in[1]);
-		unlink(out);
-		errno = err;
-		return NULL;
+		close(img[0]);
+		goto close_out;
 	}
-	gp = fdopen(in[1], "w");
-	if (!gp) {
-		err = errno;
+	g->script = fdopen(in[1], "w");
+	if (!g->script) {
+		err = -errno;
 		close(in[1]);
-		bench_gnuplot_close(NULL, *pid, out);
-		errno = err;
+		bench_gnuplot_close(g, path);
+		return err;
 	}
-	return gp;
+	return 0;
 
-close_img:
-	close(img);
-	unlink(out);
-	errno = err;
-	return NULL;
+close_in:
+	close(in[0]);
+	close(in[1]);
+close_out:
+	close(g->out);
+	if (g->regular)
+		unlink(path);
+	return err;
 }
 
-int bench_gnuplot_close(FILE *gp, pid_t pid, const char *out)
+int bench_gnuplot_close(struct bench_gnuplot *g, const char *path)
 {
-	int st;
+	char buf[65536];
+	int st, err = 0;
+	ssize_t n;
 
-	if (gp)
-		fclose(gp);
-	while (waitpid(pid, &st, 0) < 0)
-		if (errno != EINTR)
-			return -errno;
-	if (WIFEXITED(st) && !WEXITSTATUS(st))
-		return 0;
-	unlink(out);
-	return WIFEXITED(st) && WEXITSTATUS(st) == 127 ? -ENOPKG : -EIO;
+	/*
+	 * The script is a few lines: all of it is in the pipe before gnuplot
+	 * writes a byte, so writing it all first cannot wait on its output.
+	 */
+	if (g->script)
+		fclose(g->script);
+	/* The image, copied here: a write that fails (a full disk) is seen, where gnuplot's would not be. */
+	while ((n = read(g->image, buf, sizeof(buf))) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			err = err ? err : -errno;
+			break;
+		}
+		if (!err)
+			err = write_all(g->out, buf, (size_t)n);
+	}
+	close(g->image);
+	while (waitpid(g->pid, &st, 0) < 0)
+		if (errno != EINTR) {
+			err = err ? err : -errno;
+			break;
+		}
+	if (!(WIFEXITED(st) && !WEXITSTATUS(st)))
+		err = WIFEXITED(st) && WEXITSTATUS(st) == 127 ? -ENOPKG : -EIO;
+	if (close(g->out) && !err)
+		err = -errno;
+	if (err && g->regular)
+		unlink(path);
+	return err;
 }
 
 int bench_plot(const char *svg, const char *title)
 {
 	char times[] = "/tmp/iovm-bench-t-XXXXXX", rates[] = "/tmp/iovm-bench-r-XXXXXX";
 	unsigned nt, nr, panels;
+	struct bench_gnuplot g;
 	FILE *ft, *fr, *gp;
 	int fdt, fdr, ret;
-	pid_t pid;
 
 	fdt = mkstemp(times);
 	fdr = mkstemp(rates);
@@ -376,13 +443,13 @@ int bench_plot(const char *svg, const char *title)
 	fclose(ft);
 	fclose(fr);
 	panels = (nt > 0) + (nr > 0);
-	gp = panels ? bench_gnuplot_open(svg, &pid) : NULL;
-	if (!gp) {
-		ret = panels ? -errno : -ENODATA;
+	ret = panels ? bench_gnuplot_open(svg, &g) : -ENODATA;
+	if (ret) {
 		unlink(times);
 		unlink(rates);
 		return ret;
 	}
+	gp = g.script;
 	/* SVG by default; PNG when the name says so. */
 	fprintf(gp, "set terminal %s size 1200,%u font 'sans,10' background rgb 'white'\n",
 		strlen(svg) > 4 && !strcmp(svg + strlen(svg) - 4, ".png") ? "pngcairo" : "svg",
@@ -409,7 +476,7 @@ int bench_plot(const char *svg, const char *title)
 			"plot '%s' using 2:xtic(1) title 'iovm' lc rgb '#2a7ab9', '' using 3 title 'peer' lc rgb '#d9822b'\n",
 			rates);
 	fprintf(gp, "unset multiplot\n");
-	ret = bench_gnuplot_close(gp, pid, svg);
+	ret = bench_gnuplot_close(&g, svg);
 	unlink(times);
 	unlink(rates);
 	if (!ret)

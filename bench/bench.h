@@ -44,15 +44,27 @@ int bench_write_json_file(const char *path);
 /* An SVG bar chart of iovm beside its peers, through gnuplot when installed: 0, or a negative errno. */
 int bench_plot(const char *svg, const char *title);
 /*
- * gnuplot, its script on the returned stream, its image written to @out,
- * which it never sees: the file is opened here and given to it as its
- * standard output, so that no name can reach its command language (a
- * quote and a newline in a name would run commands). No shell either.
- * NULL with errno set.
+ * A gnuplot run: its script written to @script; its image, which it writes
+ * to its standard output, copied by bench_gnuplot_close() into the file
+ * @path names, opened here. gnuplot never sees the name, so that no name
+ * can reach its command language (a quote and a newline in a name would
+ * run commands), and no shell runs either.
  */
-FILE *bench_gnuplot_open(const char *out, pid_t *pid);
-/* End the script and wait: 0; -ENOPKG: gnuplot is not installed; -EIO: it failed (the file is removed then). */
-int bench_gnuplot_close(FILE *gp, pid_t pid, const char *out);
+struct bench_gnuplot {
+	FILE *script; /* gnuplot's standard input */
+	pid_t pid;
+	int image;    /* gnuplot's standard output */
+	int out;      /* the file asked for */
+	bool regular; /* a regular file: removed when the chart fails; anything else is not ours to remove */
+};
+
+/* 0, or a negative errno (the file cannot be made). */
+int bench_gnuplot_open(const char *path, struct bench_gnuplot *g);
+/*
+ * End the script, copy the image, wait: 0; -ENOPKG: gnuplot is not
+ * installed; -EIO: it failed; the errno of a write that failed (-ENOSPC).
+ */
+int bench_gnuplot_close(struct bench_gnuplot *g, const char *path);
 /* An output the arguments asked for (--json, --json-out, --plot) failed: said on stderr; the exit status is 1. */
 void bench_output_fail(const char *what, int err);
 bool bench_output_failed(void);

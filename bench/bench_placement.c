@@ -252,7 +252,7 @@ static void plot(const char *path, const struct run *runs, unsigned steps)
 	char data[] = "/tmp/iovm-placement-XXXXXX";
 	int fd = mkstemp(data);
 	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL, *gp;
-	pid_t pid;
+	struct bench_gnuplot g;
 	int ret;
 
 	if (!f) {
@@ -277,12 +277,13 @@ static void plot(const char *path, const struct run *runs, unsigned steps)
 		fprintf(f, "\n");
 	}
 	fclose(f);
-	gp = bench_gnuplot_open(path, &pid);
-	if (!gp) {
-		bench_output_fail(path, -errno);
+	ret = bench_gnuplot_open(path, &g);
+	if (ret) {
+		bench_output_fail(path, ret);
 		unlink(data);
 		return;
 	}
+	gp = g.script;
 	fprintf(gp,
 		"set terminal %s size 1000,800 font 'sans,10' background rgb 'white'\n"
 		"set termoption noenhanced\n"
@@ -303,7 +304,7 @@ static void plot(const char *path, const struct run *runs, unsigned steps)
 		strlen(path) > 4 && !strcmp(path + strlen(path) - 4, ".png") ? "pngcairo" : "svg", data,
 		policy_name[0], policy_name[1], policy_name[2], data, policy_name[0], policy_name[1],
 		policy_name[2]);
-	ret = bench_gnuplot_close(gp, pid, path);
+	ret = bench_gnuplot_close(&g, path);
 	if (ret)
 		bench_output_fail(path, ret);
 	else

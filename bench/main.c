@@ -3,6 +3,7 @@
  * main.c - iovm-bench, which `iovm bench NAME` runs: the benchmarks, each
  * beside its peers, measured in one run.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,8 +59,18 @@ int main(int argc, char **argv)
 			args.dpdk = false;
 		else if (!strcmp(argv[i], "--opts") && i + 1 < argc)
 			args.opts = argv[++i];
-		else if (!strcmp(argv[i], "--hugepages") && i + 1 < argc)
-			bench_hugepages_set(strtol(argv[++i], NULL, 10));
+		else if (!strcmp(argv[i], "--hugepages") && i + 1 < argc) {
+			char *end;
+			long nr;
+
+			errno = 0;
+			nr = strtol(argv[++i], &end, 10);
+			if (errno || end == argv[i] || *end || nr < 0 || nr > 1000000) {
+				fprintf(stderr, "iovm bench: --hugepages '%s' is not a number of pages\n", argv[i]);
+				return 2;
+			}
+			bench_hugepages_set(nr);
+		}
 		else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			usage(stdout);
 			return 0;

@@ -156,6 +156,26 @@ fi
 grep -q "no/such/dir/r.json: No such file or directory" "$tmp/reg-bad" || fail "bench --json-out failure unsaid"
 grep -q "rcache hit: get+put" "$tmp/reg-bad" || fail "bench --json-out failure lost the table"
 ok
+# An output that cannot be written to the end (a full device: a private copy
+# of /dev/full, as root) fails the run, says why, and the device stays: a
+# failed output is removed only when it is a regular file.
+if mknod -m 666 "$tmp/full" c 1 7 2>/dev/null; then
+	for out in --json-out --plot; do
+		if "$iovm" bench reg --quick --no-dpdk $out "$tmp/full" >"$tmp/reg-full" 2>&1; then
+			fail "bench $out onto a full device exited 0"
+		fi
+		grep -Eq "full: (No space left on device|gnuplot is not installed)" "$tmp/reg-full" ||
+			fail "bench $out onto a full device: $(tail -2 "$tmp/reg-full")"
+		[ -c "$tmp/full" ] || fail "bench $out removed the device it could not write"
+		ok
+	done
+else
+	echo "# skip: a full device needs mknod (root)"
+fi
+rc=0
+"$iovm" bench reg --quick --no-dpdk --hugepages abc >/dev/null 2>&1 || rc=$?
+[ "$rc" = 2 ] || fail "bench --hugepages abc exited $rc, not 2"
+ok
 # --plot: a file name is never gnuplot's to read. A name with a quote and a
 # newline that would run a command through gnuplot's language runs nothing:
 # the chart is written under that name, or (no gnuplot) the run fails.
