@@ -76,6 +76,18 @@ got=$("$root/own-static")
 want="$(LD_LIBRARY_PATH=$libdir "$root$prefix/bin/iovm" --version | sed 's/^iovm \([^ ]*\) .*/\1/') 2 3 7"
 [ "$got" = "$want" ] ||
 	{ echo "FAIL: a program with names of its own, linked statically, ran wrong" >&2; exit 1; }
+# The installed headers compile alone in strict C17 and, where a C++ compiler
+# is installed, in C++ (-pedantic: the descriptor's anonymous key struct).
+printf '#include <iovm.h>\nint main(void) { struct iovm_desc d = { 0 }; d.src_key = 1; return (int)d.src_key - 1; }\n' \
+	>"$root/strict.c"
+cc -std=c17 -Wall -Wextra -Werror -pedantic $(pc --cflags) -c -o "$root/strict.o" "$root/strict.c"
+for cxx in g++ clang++; do
+	command -v "$cxx" >/dev/null || continue
+	printf '#include <iovm.h>\nint main() { iovm_desc d = {}; d.src_key = 1; return iovm_version(nullptr) ? (int)d.src_key - 1 : 1; }\n' \
+		>"$root/cxx.cc"
+	"$cxx" -std=c++17 -Wall -Wextra -Werror -pedantic $(pc --cflags) -c -o "$root/cxx.o" "$root/cxx.cc" ||
+		{ echo "FAIL: the headers do not compile in C++17 with $cxx" >&2; exit 1; }
+done
 # make install PREFIX=... goes there though the build was set up with another prefix.
 make -s -C "$src" install BUILD="$(cd "$build" && pwd)" PREFIX="$root/elsewhere" >/dev/null
 meson configure "$build" --prefix="$prefix" >/dev/null

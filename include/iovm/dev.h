@@ -253,6 +253,16 @@ enum iovm_op {
  */
 #define IOVM_DESC_KEYED (1u << 2)
 
+/*
+ * The keys share dst2's place in an anonymous struct: standard C11; in C++
+ * an extension g++ and clang++ both take, said here so that -pedantic does
+ * not complain of it.
+ */
+#if defined(__cplusplus) && defined(__clang__)
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wnested-anon-types"
+#pragma clang diagnostic ignored "-Wgnu-anonymous-struct"
+#endif
 struct iovm_desc {
 	uint8_t op;           /* enum iovm_op */
 	uint8_t flags;        /* IOVM_DESC_* */
@@ -266,13 +276,16 @@ struct iovm_desc {
 	uint64_t pattern;     /* FILL, COMPARE_PATTERN */
 	union {
 		uint64_t dst2;    /* DUALCAST */
-		struct {
+		__extension__ struct {
 			uint32_t src_key; /* IOVM_DESC_KEYED: the MR of src, or 0 */
 			uint32_t dst_key; /* IOVM_DESC_KEYED: the MR of dst, or 0 */
 		};
 	};
 	uint64_t tag;         /* returned in the completion ring entry */
 };
+#if defined(__cplusplus) && defined(__clang__)
+#pragma clang diagnostic pop
+#endif
 
 /* A scatter/gather list entry. */
 struct iovm_sge {
