@@ -294,9 +294,10 @@ TEST(unmap_mr_and_close_race_munmap)
 	}
 	atomic_store(&x.stop, 1);
 	pthread_join(t2, NULL);
+	/* Both seen to stop before the flag goes back: a replacer that missed it would never end. */
+	pthread_join(t1, NULL);
 	/* close with descriptors in flight while pages are still being replaced */
 	atomic_store(&x.stop, 0);
-	pthread_join(t1, NULL);
 	CHECK_OK(pthread_create(&t1, NULL, replacer, &x));
 	for (unsigned i = 0; i < 16; i++)
 		iovm_rqueue_submit(r.q, &(struct iovm_desc){ .op = IOVM_OP_FILL, .dst = io.addr, .len = NP * A9_PAGE, .tag = 1000 + i });
