@@ -245,9 +245,14 @@ static bool oracle_on(const struct iovm_domain *dom)
 	return dom->is->oracle && !dom->shared_ops;
 }
 
+/*
+ * Whether a shared domain's maps and unmaps go into its shadow: whenever it
+ * has one, whatever this process's own option, since other processes'
+ * devices check against it (this one's checks follow its option).
+ */
 static bool sshadow_on(const struct iovm_domain *dom)
 {
-	return dom->is->oracle && dom->sshadow;
+	return dom->sshadow != NULL;
 }
 
 static bool map_begin(struct iovm_domain *dom, const struct shadow_pieces *p)

@@ -215,6 +215,77 @@ TEST(an_entry_behind_the_shadows_back)
 	CHECK_OK(iovm_close(ctx));
 }
 
+/*
+ * A process without the oracle maps and unmaps in a domain that has a
+ * shadow: it records into it all the same, so that the other process's
+ * checks find its mapping, and nothing after its unmap.
+ */
+static void mapper_without_oracle(int rd, int wr, void *arg)
+{
+	struct iovm_ctx *ctx;
+	struct iovm_domain *dom;
+	iovm_iova_t at = IOVM_IOVA_ANY;
+	uint8_t *buf;
+
+	(void)arg;
+	CHECK_OK(iovm_attach(g_name, "oracle=off", &ctx));
+	CHECK_OK(iovm_share_domain_open(ctx, DOM, &dom));
+	buf = iovm_dma_alloc(ctx, 4096, 4096, IOVM_DMA_KEEP);
+	CHECK(buf != NULL);
+	CHECK_OK(iovm_domain_map_ptr(dom, buf, 4096, IOVM_MAP_READ | IOVM_MAP_WRITE, &at));
+	put64(wr, at.addr);
+	CHECK_EQ(get64(rd), 1); /* filled there */
+	CHECK(all_bytes(buf, 4096, 0x91));
+	CHECK_OK(iovm_domain_unmap(dom, at, 4096));
+	put64(wr, 2);
+	CHECK_EQ(get64(rd), 3);
+	CHECK_OK(iovm_domain_destroy(dom));
+	CHECK_OK(iovm_dma_free(ctx, buf));
+	CHECK_OK(iovm_close(ctx));
+}
+
+TEST(a_process_without_the_oracle_still_records)
+{
+	struct iovm_domain *dom;
+	struct iovm_ctx *ctx;
+	struct child c, m;
+	struct seen s;
+	uint64_t at;
+
+	g_name = share_name("oracle-mixed");
+	ctx = create("oracle=on", 0, &dom);
+	c = child_start(other, NULL);
+	CHECK_EQ(get64(c.rd), 1);
+	m = child_start(mapper_without_oracle, NULL);
+	at = get64(m.rd);
+	s = fill(&c, at, 4096, 0x91);
+	CHECK_EQ(s.status, IOVM_STATUS_SUCCESS);
+	CHECK(s.checks > 0);
+	CHECK_EQ(s.violations, 0); /* the mapping is in the shadow */
+	put64(m.wr, 1);
+	CHECK_EQ(get64(m.rd), 2);
+	s = fill(&c, at, 4096, 0x92);
+	CHECK_EQ(s.status, IOVM_STATUS_PAGE_FAULT);
+	CHECK_EQ(s.violations, 0);
+	put64(m.wr, 3);
+	child_ok(&m);
+	/* Mapped again here, at the same IOVA: the shadow was cleared by the unmap without the oracle. */
+	{
+		uint8_t *buf = iovm_dma_alloc(ctx, 4096, 4096, 0);
+		iovm_iova_t again = IOVM_IOVA(at);
+
+		CHECK(buf != NULL);
+		CHECK_OK(map_at(ctx, dom, buf, 4096, &again));
+		s = fill(&c, at, 4096, 0x93);
+		CHECK_EQ(s.status, IOVM_STATUS_SUCCESS);
+		CHECK_EQ(s.violations, 0);
+		CHECK_OK(iovm_domain_unmap(dom, again, 4096));
+		CHECK_OK(iovm_dma_free(ctx, buf));
+	}
+	end(&c);
+	finish(ctx, dom);
+}
+
 /* Made without the oracle: no shadow, so a device with the oracle on checks nothing there. */
 TEST(made_without_the_oracle)
 {
@@ -248,6 +319,7 @@ int main(void)
 	RUN(one_shadow_for_every_process);
 	RUN(stale_in_the_deferred_window);
 	RUN(an_entry_behind_the_shadows_back);
+	RUN(a_process_without_the_oracle_still_records);
 	RUN(made_without_the_oracle);
 	return 0;
 }
