@@ -575,12 +575,14 @@ bool sdom_pa_held(void *arg, pa_t pa)
 /*
  * Whether a process that recorded entries died and was not reaped yet (its
  * entries are still its own: the reap makes them orphans). Needs the lock.
- * A slot is looked up in /proc only if it recorded since its last reap.
+ * A flush asks this, and every claim (each strict unmap) looks the same
+ * way: one kill(pid, 0) per slot that recorded since its last reap, not a
+ * read of /proc.
  */
 static bool dead_writer(struct mp_dview *v)
 {
 	for (unsigned i = 0; i < MP_MAX_PROCS; i++)
-		if (i != v->s->slot && (v->shm->writers[i / 64] >> (i % 64) & 1) && mp_slot_gone(&v->s->c->slots[i]))
+		if (i != v->s->slot && (v->shm->writers[i / 64] >> (i % 64) & 1) && mp_slot_exited(&v->s->c->slots[i]))
 			return true;
 	return false;
 }
@@ -612,7 +614,7 @@ bool sdom_orphans_claim(struct mp_dview *v)
 	 * so that this invalidation of everything frees what it left.
 	 */
 	for (unsigned i = 0; i < MP_MAX_PROCS; i++)
-		if (i != v->s->slot && (shm->writers[i / 64] >> (i % 64) & 1) && mp_slot_gone(&v->s->c->slots[i]))
+		if (i != v->s->slot && (shm->writers[i / 64] >> (i % 64) & 1) && mp_slot_exited(&v->s->c->slots[i]))
 			mp_reap_slot(&v->s->h, i); /* sdom_journal_orphan() sets shm->orphans */
 	if (shm->orphans) {
 		for (uint32_t i = 0; i <= shm->journal_mask; i++)

@@ -396,6 +396,12 @@ void mp_slot_leave(struct mp_space *s);
 int mp_reap_pid(struct mp_heap *h, pid_t pid, uint64_t start);
 /* mp_slot_gone() - whether slot @sl's process is dead (or its reap was cut short): reap it. */
 bool mp_slot_gone(const struct mp_slot *sl);
+/*
+ * mp_slot_exited() - the same, cheaply, for a hot path: one kill(pid, 0),
+ * no /proc. A zombie, or a pid taken by another process since, reads as
+ * alive: the owner's reap, or mp_slot_gone(), finds those.
+ */
+bool mp_slot_exited(const struct mp_slot *sl);
 /* mp_reap_slot() - free what slot @i holds, then the slot (DEAD while it runs). Needs the lock. */
 void mp_reap_slot(struct mp_heap *h, unsigned i);
 /* mp_reap_dead() - free the slots of every process that died. Takes the lock. */

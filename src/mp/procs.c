@@ -13,6 +13,7 @@
  * killed half way leaves a slot the next reap finishes.
  */
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -138,6 +139,12 @@ static bool proc_dead(pid_t pid, uint64_t start)
 bool mp_slot_gone(const struct mp_slot *sl)
 {
 	return sl->state == MP_SLOT_DEAD || (sl->state == MP_SLOT_LIVE && proc_dead(sl->pid, sl->start_time));
+}
+
+bool mp_slot_exited(const struct mp_slot *sl)
+{
+	return sl->state == MP_SLOT_DEAD ||
+	       (sl->state == MP_SLOT_LIVE && kill(sl->pid, 0) < 0 && errno == ESRCH);
 }
 
 /* Free what slot @i holds and the slot. Needs the lock. */
