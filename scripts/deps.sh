@@ -7,8 +7,8 @@ set -eu
 
 want=""
 case "${1:-build}" in
-build) want="gcc libc6-dev make meson ninja-build pkg-config" ;;
-check) want="gcc libc6-dev make meson ninja-build pkg-config clang libclang-rt-dev" ;;
+build) want="gcc libc6-dev make meson ninja-build pkg-config libibverbs-dev" ;;
+check) want="gcc libc6-dev make meson ninja-build pkg-config libibverbs-dev clang libclang-rt-dev" ;;
 bench) want="gcc libc6-dev make meson ninja-build pkg-config libdpdk-dev libucx-dev gnuplot-nox" ;;
 *) echo "deps.sh: unknown target '$1'" >&2; exit 2 ;;
 esac

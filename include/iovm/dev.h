@@ -28,7 +28,8 @@ struct iovm_queue;
  * @spec: "sw" for a software DMA engine; "vfio:dddd:bb:dd.f" for a PCI
  *        device through VFIO (bound to vfio-pci if it is not; root);
  *        "vfio-group:" or "vfio-iommufd:" before the address to choose the
- *        kernel interface
+ *        kernel interface; "verbs:NAME" for the RDMA device NAME through
+ *        rdma-core's verbs (as ibv_devices lists it: "verbs:rxe0")
  * @dev: set to the device
  *
  * "vfio:" takes iommufd (/dev/iommu and the device's VFIO cdev: Linux 6.6
@@ -41,10 +42,36 @@ struct iovm_queue;
  * vfio runs in its unsafe no-IOMMU mode, the device uses host physical
  * addresses (iovm_dma_xlate()'s hpa) and cannot be attached.
  *
+ * "verbs:" loads rdma-core's libibverbs.so.1 at the first such call
+ * (libiovm does not link it) and opens the device with a protection
+ * domain of its own (iovm_device_verbs() gives both, for the caller's
+ * queue pairs). Attached, at IOVM_PASID_NONE, to one managed domain
+ * that has no registrations yet, every registration of
+ * that domain (iovm_mr_reg(), iovm_rcache_get(), implicit ones) is also
+ * the device's (ibv_reg_mr() in its protection domain, after iovm checked
+ * and pinned the memory, and deregistered from the device before anything
+ * else of it goes): iovm_mr_query() and iovm_mr_iova() give the device's
+ * lkey, rkey and IOVA, which is the virtual address, as work requests
+ * name it; MRs may overlap, as verbs lets them.
+ * IOVM_ACCESS_REMOTE_WRITE brings local write with it, as verbs needs.
+ * IOVM_ACCESS_ON_DEMAND is IBV_ACCESS_ON_DEMAND where the device reports
+ * on-demand paging for RC sends, receives, writes and reads (an implicit
+ * registration needs its implicit ODP too); where it does not, such a
+ * registration fails with -EOPNOTSUPP rather than quietly pinning memory
+ * the caller asked not to pin. iovm_mr_advise() of such an MR is
+ * ibv_advise_mr() (prefetch, flushed). A verbs device has no queues of
+ * iovm's (-EOPNOTSUPP): post to the queue pairs you make on its
+ * protection domain. Detaching it is -EBUSY while the domain has MRs
+ * (a cache's included); closing it deregisters them from the device
+ * first, and they stay iovm's alone.
+ *
  * Thread safety: safe.
  *
- * Return: 0; -EINVAL for a bad argument; -ENODEV for an unknown @spec, or a
- * device vfio-pci does not take; -ENOENT for no such PCI device, or for
+ * Return: 0; -EINVAL for a bad argument; -ENODEV for an unknown @spec, a
+ * device vfio-pci does not take, or no RDMA device NAME (the detail lists
+ * those there are); -EOPNOTSUPP for "verbs:" where libibverbs cannot be
+ * loaded (the detail says what to install) or libiovm was built without
+ * rdma-core's headers; -ENOENT for no such PCI device, or for
  * "vfio-iommufd:" where the kernel or the device has no iommufd; -EBUSY
  * when its group is not viable (another device of it has a driver);
  * -EACCES, -EPERM without privileges; -ENOMEM.
@@ -54,7 +81,9 @@ IOVM_API int iovm_device_open(struct iovm_ctx *ctx, const char *spec, struct iov
 /**
  * iovm_device_close() - stop the device's queues, detach it, free it.
  *
- * Thread safety: no other call on @dev or its queues may run or follow.
+ * Thread safety: no other call on @dev or its queues may run or follow;
+ * for a verbs device, no call on the MRs of its domain may run meanwhile
+ * (they lose the device's registrations).
  *
  * Return: 0, or -EINVAL.
  */
@@ -115,6 +144,7 @@ enum iovm_device_kind {
 	IOVM_DEVICE_SW = 0,            /* the software DMA engine */
 	IOVM_DEVICE_VFIO = 1,          /* a PCI device behind the kernel's IOMMU */
 	IOVM_DEVICE_VFIO_NOIOMMU = 2,  /* a PCI device with no IOMMU: host physical addresses */
+	IOVM_DEVICE_VERBS = 3,         /* an RDMA device through rdma-core's verbs */
 };
 
 #define IOVM_DEVICE_MAX_RANGES 16
@@ -152,6 +182,30 @@ struct iovm_device_info {
  * Return: 0, or -EINVAL.
  */
 IOVM_API int iovm_device_query(struct iovm_device *dev, struct iovm_device_info *info);
+
+#define IOVM_VERBS_NAME_MAX 64
+
+/* An RDMA device's verbs objects (iovm_device_verbs()). */
+struct iovm_device_verbs {
+	void *context;                 /* struct ibv_context *: the device, opened */
+	void *pd;                      /* struct ibv_pd *: its protection domain, which the MRs are in */
+	bool odp;                      /* on-demand paging for RC sends, receives, writes and reads */
+	bool odp_implicit;             /* and implicit: one key for the whole address space */
+	char name[IOVM_VERBS_NAME_MAX];
+};
+
+/**
+ * iovm_device_verbs() - the verbs objects of a "verbs:" device, for the
+ * caller's completion queues and queue pairs, which must be made in the
+ * same protection domain as the MRs. They are the device's: do not close
+ * or deallocate them; they live until iovm_device_close().
+ *
+ * Thread safety: safe.
+ *
+ * Return: 0; -EINVAL for NULL; -EOPNOTSUPP for a device that is not a
+ * verbs device.
+ */
+IOVM_API int iovm_device_verbs(struct iovm_device *dev, struct iovm_device_verbs *info);
 
 /**
  * iovm_device_bar() - map PCI BAR @bar of a VFIO device (once; later calls

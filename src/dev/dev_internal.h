@@ -35,6 +35,7 @@ struct iovm_device {
 	struct mutex lock;         /* queues */
 	struct list_node queues;      /* under lock */
 	struct vfio_dev *vfio;        /* a real device (vfio.c); NULL for the software engine */
+	struct verbs_dev *verbs;      /* an RDMA device (verbs.c); NULL otherwise */
 	/*
 	 * Faults no domain can take: requests with a PASID that has nothing
 	 * attached, as an IOMMU records a request whose PASID entry is not
@@ -61,6 +62,17 @@ int vfio_dev_open(struct iovm_device *dev, const char *bdf, enum os_vfio_api api
 void vfio_dev_close(struct iovm_device *dev);
 int vfio_dev_attach(struct iovm_device *dev, struct iovm_domain *dom, uint32_t pasid);
 int vfio_dev_detach(struct iovm_device *dev, uint32_t pasid);
+
+/*
+ * verbs.c: the device behind "verbs:<name>", its protection domain bound to
+ * one VA domain. Without rdma-core's headers at build time, open says
+ * -EOPNOTSUPP (verbs_none.c).
+ */
+struct verbs_dev;
+int verbs_dev_open(struct iovm_device *dev, const char *name);
+void verbs_dev_close(struct iovm_device *dev);
+int verbs_dev_attach(struct iovm_device *dev, struct iovm_domain *dom, uint32_t pasid);
+int verbs_dev_detach(struct iovm_device *dev, uint32_t pasid);
 
 /*
  * A queue's fields are grouped by who writes them, each group on its own

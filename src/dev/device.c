@@ -7,6 +7,7 @@
  * "vfio:<PCI address>" is a real PCI device through VFIO (vfio.c), by
  * iommufd where the kernel has it and by its group otherwise;
  * "vfio-group:" and "vfio-iommufd:" ask for one of the two.
+ * "verbs:<name>" is an RDMA device through rdma-core (verbs.c).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -84,16 +85,22 @@ IOVM_API int iovm_device_open(struct iovm_ctx *ctx, const char *spec, struct iov
 {
 	enum os_vfio_api api = OS_VFIO_AUTO;
 	struct iovm_device *dev;
-	const char *bdf = NULL;
+	const char *bdf = NULL, *verbs = NULL;
 	int ret;
 
 	err_enter();
 	if (!ctx || !spec || !out)
 		return err_inval("!ctx || !spec || !out");
-	if (strcmp(spec, "sw") && !vfio_spec(spec, &api, &bdf))
+	if (!strncmp(spec, "verbs:", 6))
+		verbs = spec + 6;
+	else if (strcmp(spec, "sw") && !vfio_spec(spec, &api, &bdf))
 		return err_detail(-ENODEV, IOVM_LOG_DEBUG,
-				  "unknown device '%s' (known: sw, vfio:, vfio-group:, vfio-iommufd:<PCI address>)",
+				  "unknown device '%s' (known: sw, vfio:, vfio-group:, vfio-iommufd:<PCI address>, "
+				  "verbs:<RDMA device>)",
 				  spec);
+	if (verbs && (!*verbs || strlen(verbs) >= IOVM_VERBS_NAME_MAX))
+		return err_detail(-EINVAL, IOVM_LOG_DEBUG, "verbs: a device name of 1 to %d bytes",
+				  IOVM_VERBS_NAME_MAX - 1);
 	dev = fi_calloc(1, sizeof(*dev));
 	if (!dev)
 		return -ENOMEM;
@@ -105,6 +112,8 @@ IOVM_API int iovm_device_open(struct iovm_ctx *ctx, const char *spec, struct iov
 	if (ret)
 		goto free_dev;
 	if (bdf && (ret = vfio_dev_open(dev, bdf, api)))
+		goto destroy_client;
+	if (verbs && (ret = verbs_dev_open(dev, verbs)))
 		goto destroy_client;
 	mutex_lock(&ctx->dev->lock);
 	list_add_tail(&ctx->dev->devices, &dev->link);
@@ -132,6 +141,7 @@ IOVM_API int iovm_device_close(struct iovm_device *dev)
 	list_del(&dev->link);
 	mutex_unlock(&dev->ctx->dev->lock);
 	vfio_dev_close(dev);
+	verbs_dev_close(dev);
 	iommu_client_destroy(dev->client);
 	mutex_destroy(&dev->fault_lock);
 	mutex_destroy(&dev->lock);
@@ -152,11 +162,18 @@ IOVM_API int iovm_device_attach(struct iovm_device *dev, struct iovm_domain *dom
 	err_enter();
 	if (!dev || !dom)
 		return err_inval("!dev || !dom");
+	/* Checked first: iommu_attach() would take a PASID a protection domain does not have. */
+	if (dev->verbs && pasid != IOVM_PASID_NONE)
+		return err_detail(-EINVAL, IOVM_LOG_DEBUG, "verbs: a protection domain has no PASIDs");
 	ret = iommu_attach(dev->client, dom, pasid);
-	if (ret || !dev->vfio)
+	if (ret || (!dev->vfio && !dev->verbs))
 		return ret;
 	/* The kernel's IOMMU translates for a real device: the domain is mirrored there. */
-	ret = vfio_dev_attach(dev, dom, pasid);
+	if (dev->vfio)
+		ret = vfio_dev_attach(dev, dom, pasid);
+	/* An RDMA device translates by itself: the domain's MRs are registered there. */
+	else
+		ret = verbs_dev_attach(dev, dom, pasid);
 	if (ret)
 		iommu_detach(dev->client, pasid);
 	return ret;
@@ -169,6 +186,13 @@ IOVM_API int iovm_device_detach(struct iovm_device *dev, uint32_t pasid)
 		return err_inval("!dev");
 	if (dev->vfio)
 		vfio_dev_detach(dev, pasid);
+	/* Refused while the domain has MRs the device registered: their keys are in use. */
+	if (dev->verbs) {
+		int ret = verbs_dev_detach(dev, pasid);
+
+		if (ret)
+			return ret;
+	}
 	return iommu_detach(dev->client, pasid);
 }
 

@@ -351,7 +351,7 @@ IOVM_API int iovm_queue_create(struct iovm_device *dev, const struct iovm_queue_
 	    (flags & ~(IOVM_QUEUE_POLLED | IOVM_QUEUE_CPU | IOVM_QUEUE_RINGS_AT)))
 		return err_inval("!dev || !out || !is_pow2(depth) || depth < 2 || depth > MAX_DEPTH || (flags & ~(IOVM_QUEUE_POLLED | IOVM_QUEUE_CPU | IOVM_QUEUE_RINGS_AT))");
 	/* A real device has its own queues, in its own registers. */
-	if (dev->vfio)
+	if (dev->vfio || dev->verbs)
 		return err_detail(-EOPNOTSUPP, IOVM_LOG_DEBUG, "queues are the software engine's");
 	if ((flags & IOVM_QUEUE_CPU) && ((flags & IOVM_QUEUE_POLLED) || !cpu_allowed(attr->cpu)))
 		return err_detail(-EINVAL, IOVM_LOG_DEBUG, "queue worker CPU %u: no such CPU", attr->cpu);

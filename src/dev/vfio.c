@@ -338,6 +338,8 @@ IOVM_API int iovm_device_query(struct iovm_device *dev, struct iovm_device_info 
 		return err_inval("!dev || !info");
 	*info = (struct iovm_device_info){ .kind = IOVM_DEVICE_SW, .iommu_group = -1, .dma_avail = -1 };
 	dev_fault_counts(dev, &info->unattached_faults, &info->unattached_faults_dropped);
+	if (dev->verbs)
+		info->kind = IOVM_DEVICE_VERBS;
 	if (!(v = dev->vfio))
 		return 0;
 	info->kind = v->os.noiommu ? IOVM_DEVICE_VFIO_NOIOMMU : IOVM_DEVICE_VFIO;

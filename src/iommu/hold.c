@@ -108,6 +108,11 @@ struct iovm_ctx *iommu_domain_ctx(const struct iovm_domain *dom)
 	return dom->ctx;
 }
 
+enum iovm_domain_type iommu_domain_type(const struct iovm_domain *dom)
+{
+	return dom->type;
+}
+
 bool iommu_domain_shared(const struct iovm_domain *dom)
 {
 	return dom->shared_ops != NULL;

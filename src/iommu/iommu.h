@@ -285,6 +285,8 @@ int iommu_nested_domain_create(struct iovm_domain *stage2, const struct iovm_dom
 bool iommu_can_hold(const struct iovm_domain *dom);
 /* The context of the domain. */
 struct iovm_ctx *iommu_domain_ctx(const struct iovm_domain *dom);
+/* What kind of domain @dom is. */
+enum iovm_domain_type iommu_domain_type(const struct iovm_domain *dom);
 /* Whether @dom is a view of a domain shared with other processes (iommu_domain_create_shared()). */
 bool iommu_domain_shared(const struct iovm_domain *dom);
 

@@ -83,7 +83,16 @@ int implicit_reg(struct iovm_domain *dom, uint32_t access, struct iovm_mr **out)
 	iommu_domain_use(dom, 1);
 	atomic_fetch_add_explicit(&rs->nr_mrs, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&rs->registered, 1, memory_order_relaxed);
+	backend_adopt(rs, mr);
 	mutex_unlock(&rs->lock);
+	/* A device with its own implicit registration (backend.c) holds the whole address space too. */
+	ret = backend_register(mr);
+	if (ret) {
+		mutex_lock(&rs->lock);
+		implicit_teardown(rs, mr);
+		mutex_unlock(&rs->lock);
+		return ret;
+	}
 	*out = mr;
 	return 0;
 
@@ -160,6 +169,8 @@ void implicit_teardown(struct reg_space *rs, struct iovm_mr *mr)
 {
 	lock_assert_held(&rs->lock);
 	IOVM_ASSERT(mr->implicit);
+	/* The device's own registration first: it reaches the pages by itself. */
+	backend_release(rs, mr);
 	/* The keys first: no device finds the table afresh. */
 	keys_free(&rs->keys, mr->lkey);
 	atomic_store_explicit(&mr->state, MR_GONE, memory_order_release);
@@ -213,8 +224,8 @@ int implicit_query(struct iovm_mr *mr, struct iovm_mr_info *info)
 		.addr = NULL,
 		.len = SIZE_MAX,
 		.iova = IOVM_IOVA(0),
-		.lkey = mr->lkey,
-		.rkey = mr->rkey,
+		.lkey = mr->be ? mr->be_lkey : mr->lkey,
+		.rkey = mr->be ? mr->be_rkey : mr->rkey,
 		.access = mr->access,
 		.monitored = true,
 		.on_demand = true,

@@ -182,6 +182,7 @@ int mr_publish(struct reg_space *rs, struct iovm_mr *mr, const struct os_vma_inf
 	if (keys && (ret = keys_alloc(&rs->keys, mr, &mr->lkey, &mr->rkey)))
 		goto unmap;
 	itree_node_set(&mr->inode, iova_val(mr->iova), mr->end - mr->start);
+	backend_adopt(rs, mr);
 	itree_insert(&rs->mrs, &mr->node);
 	itree_insert(&rs->by_iova, &mr->inode);
 	/* The domain cannot go while the MR (and the monitor's invalidations of it) may reach it. */
@@ -224,6 +225,15 @@ int mr_register(struct iovm_mr *mr)
 	mutex_lock(&rs->lock);
 	ret = mr_publish(rs, mr, known ? &vi : NULL, true);
 	mutex_unlock(&rs->lock);
+	if (ret)
+		return ret;
+	/* The device's registration, once ours holds the pages (backend.c). */
+	ret = backend_register(mr);
+	if (ret) {
+		mutex_lock(&rs->lock);
+		mr_unpublish(rs, mr);
+		mutex_unlock(&rs->lock);
+	}
 	return ret;
 }
 
@@ -254,12 +264,14 @@ IOVM_API int iovm_mr_reg(struct iovm_domain *dom, void *addr, size_t len, uint32
 	return 0;
 }
 
-void mr_teardown(struct reg_space *rs, struct iovm_mr *mr)
+void mr_unpublish(struct reg_space *rs, struct iovm_mr *mr)
 {
 	struct iovm_ctx *ctx = iommu_domain_ctx(mr->dom);
 
 	lock_assert_held(&rs->lock);
 	IOVM_ASSERT(!mr->implicit);
+	/* The device's registration first: it may be reaching the pages by itself. */
+	backend_release(rs, mr);
 	itree_remove(&rs->mrs, &mr->node);
 	itree_remove(&rs->by_iova, &mr->inode);
 	/* First the keys: no new device lookup finds it. */
@@ -279,6 +291,11 @@ void mr_teardown(struct reg_space *rs, struct iovm_mr *mr)
 		atomic_fetch_sub_explicit(&rs->nr_mrs, 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(&rs->deregistered, 1, memory_order_relaxed);
 	}
+}
+
+void mr_teardown(struct reg_space *rs, struct iovm_mr *mr)
+{
+	mr_unpublish(rs, mr);
 	mr_free(mr);
 }
 
@@ -338,9 +355,11 @@ IOVM_API int iovm_mr_query(const struct iovm_mr *mr, struct iovm_mr_info *info)
 	*info = (struct iovm_mr_info){
 		.addr = (void *)mr->addr,
 		.len = mr->len,
-		.iova = iova_add(mr->iova, mr->addr - mr->start),
-		.lkey = mr->lkey,
-		.rkey = mr->rkey,
+		/* A device that translates by itself (backend.c) names the memory by its address. */
+		.iova = mr->be ? iova_make(mr->addr) : iova_add(mr->iova, mr->addr - mr->start),
+		/* A device with registrations of its own (backend.c) knows the MR by its keys. */
+		.lkey = mr->be ? mr->be_lkey : mr->lkey,
+		.rkey = mr->be ? mr->be_rkey : mr->rkey,
 		.access = mr->access,
 		.monitored = mr->monitored,
 		.on_demand = mr->on_demand,
@@ -365,6 +384,6 @@ IOVM_API int iovm_mr_iova(const struct iovm_mr *mr, const void *addr, size_t len
 	/* A range past the end of the address space is not inside it either. */
 	if (a + len < a || a < mr->addr || a + len > mr->addr + mr->len)
 		return err_hot(-ERANGE, "[%p, +%zu) is not inside the MR", addr, len);
-	*iova = iova_add(mr->iova, a - mr->start);
+	*iova = mr->be ? iova_make(a) : iova_add(mr->iova, a - mr->start);
 	return 0;
 }

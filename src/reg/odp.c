@@ -352,6 +352,9 @@ IOVM_API int iovm_mr_advise(struct iovm_mr *mr, void *addr, size_t len, uint32_t
 	/* A range past the end of the address space is not inside the MR either. */
 	if (a + len < a)
 		return -ERANGE;
+	/* A device that pages by itself is told; iovm's own pins would serve only its software engine. */
+	if (mr->be && (mr->implicit || (a >= mr->addr && a + len <= mr->addr + mr->len)))
+		return backend_advise(mr, a, len, flags);
 	if (mr->implicit)
 		return implicit_advise(mr, a, len, flags);
 	if (a < mr->addr || a + len > mr->addr + mr->len)

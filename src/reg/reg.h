@@ -6,6 +6,7 @@
 #define IOVM_REG_REG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "base/addr.h"
@@ -95,5 +96,42 @@ void reg_mirror_del(struct iovm_mr *mr, struct reg_mirror *m);
  */
 int reg_mirror_resolve(struct reg_mirror *m, struct iovm_mr *mr, uintptr_t start, size_t len, uintptr_t at,
 		       unsigned access);
+
+/*
+ * A device's own registrations behind iovm's (a verbs device's protection
+ * domain: src/dev/verbs.c). A domain bound to a backend has every MR
+ * registered there too, after iovm has it (pinned, watched, mapped), and
+ * deregistered there first when it goes; the MR then names itself by the
+ * device's keys (iovm_mr_query()).
+ *
+ * @reg registers [addr, addr+len) (addr NULL and len SIZE_MAX: the whole
+ * address space, implicitly, on demand) with @access (IOVM_ACCESS_*) and
+ * sets the device's handle and keys; a negative errno otherwise. Called
+ * without reg_space.lock (a device's registration may take long: it pins
+ * gigabytes). @dereg undoes it; called under reg_space.lock, it must not
+ * call into registration. @advise (may be NULL: -EOPNOTSUPP) prefetches
+ * [addr, addr+len) of an on-demand MR, with IOVM_ADVISE_* @flags; called
+ * without the lock.
+ */
+struct reg_backend_ops {
+	int (*reg)(void *arg, void *addr, size_t len, uint32_t access, void **handle, uint32_t *lkey,
+		   uint32_t *rkey);
+	void (*dereg)(void *arg, void *handle);
+	int (*advise)(void *arg, void *handle, uint32_t lkey, void *addr, size_t len, uint32_t flags);
+};
+
+/*
+ * reg_backend_bind() - register @dom's MRs through @ops too, from now on.
+ * -EBUSY when @dom has MRs already (they would lack the device's) or a
+ * backend; -ENOMEM.
+ */
+int reg_backend_bind(struct reg_space *rs, struct iovm_domain *dom, const struct reg_backend_ops *ops, void *arg);
+/*
+ * reg_backend_unbind() - undo it. -EBUSY while @dom has MRs through it (a
+ * cache's included), unless @force: then they are deregistered from the
+ * backend first and stay iovm's alone (the device goes). 0 also when @dom
+ * was not bound.
+ */
+int reg_backend_unbind(struct reg_space *rs, struct iovm_domain *dom, bool force);
 
 #endif /* IOVM_REG_REG_H */

@@ -106,6 +106,11 @@ struct iovm_mr {
 	 * faults and cache hits read it around what they check.
 	 */
 	_Atomic uint64_t seq;
+
+	/* Set before the MR is handed out, read-only after (backend.c): */
+	const struct reg_backend *be; /* the domain's backend, when it has one */
+	void *be_handle;              /* the device's registration; NULL once deregistered there */
+	uint32_t be_lkey, be_rkey;    /* its keys, which the MR is known by */
 };
 
 /*
@@ -173,6 +178,7 @@ struct reg_space {
 	struct reg_monitor *mon;  /* under lock: started with the first MR */
 	struct list_node caches;  /* under lock: registration caches */
 	struct list_node implicits; /* under lock: implicit MRs (in no tree: they have no range) */
+	struct list_node backends;  /* under lock: struct reg_backend, the domains bound to one */
 	bool mon_off;             /* under lock: the monitor cannot start here (no userfaultfd, not allowed) */
 	bool mon_warned;          /* under lock: a failed start was logged (once per context) */
 	/*
@@ -267,6 +273,18 @@ int mr_register(struct iovm_mr *mr);
 int mr_publish(struct reg_space *rs, struct iovm_mr *mr, const struct os_vma_info *vi, bool keys);
 /* Take @mr out of the space and undo all it holds, then free it. Needs reg_space.lock. */
 void mr_teardown(struct reg_space *rs, struct iovm_mr *mr);
+/* The same, but @mr is left as mr_init() made it. Needs reg_space.lock. */
+void mr_unpublish(struct reg_space *rs, struct iovm_mr *mr);
+
+/* backend.c */
+/* Give @mr its domain's backend, if any, as it is published. Needs reg_space.lock. */
+void backend_adopt(struct reg_space *rs, struct iovm_mr *mr);
+/* Register published @mr through its backend; 0 without one. No lock held. */
+int backend_register(struct iovm_mr *mr);
+/* Deregister it there, before the rest of it goes. Needs reg_space.lock. */
+void backend_release(struct reg_space *rs, struct iovm_mr *mr);
+/* iovm_mr_advise() of an MR with a backend. No lock held. */
+int backend_advise(struct iovm_mr *mr, uintptr_t addr, size_t len, uint32_t flags);
 
 /* implicit.c */
 int implicit_reg(struct iovm_domain *dom, uint32_t access, struct iovm_mr **out);

@@ -70,6 +70,12 @@ static void engine(bool polled)
 	CHECK(iovm_device_id(dev) != 0);
 	FI_INT(iovm_device_query(dev, &info));
 	CHECK_EQ(info.kind, IOVM_DEVICE_SW);
+	{
+		struct iovm_device_verbs v;
+
+		/* Fails the same whatever fails under it: not a verbs device. */
+		CHECK_EQ(iovm_device_verbs(dev, &v), -EOPNOTSUPP);
+	}
 	FI_INT(iovm_device_attach(dev, dom, IOVM_PASID_NONE));
 	FI_INT(iovm_queue_create(dev, &qa, &q));
 	copy_through(q, polled, dom, IOVM_PASID_NONE, a, b, 64 << 10);

@@ -301,6 +301,11 @@ B(dev_open_vfio_long) { struct iovm_device *d; return iovm_device_open(ctx, "vfi
 B(dev_open_group_absent) { struct iovm_device *d; return iovm_device_open(ctx, "vfio-group:ffff:ff:1f.7", &d); }
 B(dev_open_iommufd_absent) { struct iovm_device *d; return iovm_device_open(ctx, "vfio-iommufd:ffff:ff:1f.7", &d); }
 B(dev_open_vfio_prefix) { struct iovm_device *d; return iovm_device_open(ctx, "vfio-type1:0000:00:03.0", &d); }
+B(dev_open_verbs_empty) { struct iovm_device *d; return iovm_device_open(ctx, "verbs:", &d); }
+B(dev_open_verbs_long) { struct iovm_device *d; return iovm_device_open(ctx, "verbs:0123456789012345678901234567890123456789012345678901234567890123", &d); }
+B(dev_verbs_null) { struct iovm_device_verbs v; return iovm_device_verbs(NULL, &v); }
+B(dev_verbs_null_out) { return iovm_device_verbs(dev, NULL); }
+B(dev_verbs_not_verbs) { struct iovm_device_verbs v; return iovm_device_verbs(dev, &v); }
 B(dev_query_null) { struct iovm_device_info i; return iovm_device_query(NULL, &i); }
 B(dev_query_null_out) { return iovm_device_query(dev, NULL); }
 B(dev_fault_pop_null) { struct iovm_fault f; return iovm_device_fault_pop(NULL, &f); }
@@ -796,6 +801,11 @@ static const struct bad_case cases[] = {
 	ROW(dev_open_group_absent, iovm_device_open, ENOENT),
 	ROW(dev_open_iommufd_absent, iovm_device_open, ENOENT),
 	ROW(dev_open_vfio_prefix, iovm_device_open, ENODEV),
+	ROW(dev_open_verbs_empty, iovm_device_open, EINVAL),
+	ROW(dev_open_verbs_long, iovm_device_open, EINVAL),
+	ROW(dev_verbs_null, iovm_device_verbs, EINVAL),
+	ROW(dev_verbs_null_out, iovm_device_verbs, EINVAL),
+	ROW(dev_verbs_not_verbs, iovm_device_verbs, EOPNOTSUPP),
 	ROW(dev_query_null, iovm_device_query, EINVAL),
 	ROW(dev_query_null_out, iovm_device_query, EINVAL),
 	ROW(dev_fault_pop_null, iovm_device_fault_pop, EINVAL),

@@ -1,0 +1,290 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fake_ibverbs.c - a stand-in for rdma-core's libibverbs.so.1, for the
+ * tests of iovm's verbs backend on machines without an RDMA device (the
+ * real thing runs in the VM test's guest, on rxe). Loaded by iovm through
+ * IOVM_VERBS_LIBRARY.
+ *
+ * It keeps what a device would: its MRs (address, length, access, keys),
+ * and checks what the kernel checks at ibv_reg_mr(): a protection domain
+ * of its own, remote write only with local write, on-demand only on a
+ * device with ODP, and, pinned, every page of the range mapped. Two
+ * devices: fake0 without ODP, fake1 with ODP for RC, implicit included.
+ * The tests read its state through the fake_ibv_*() calls.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <infiniband/verbs.h>
+
+#include "dev/fake_ibverbs.h"
+
+/* The project builds with hidden symbols: a library stands in only with its calls exported. */
+#pragma GCC visibility push(default)
+
+#define FAKE_DEVS 2
+#define FAKE_MRS 4096
+
+struct fake_mr {
+	struct ibv_mr mr;
+	bool live;
+	int access;
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct ibv_device devs[FAKE_DEVS];
+static struct fake_mr mrs[FAKE_MRS];        /* under lock */
+static struct fake_ibv_counts counts;       /* under lock */
+static struct fake_ibv_advice last_advice;  /* under lock */
+static int fail_next_reg;                   /* under lock: an errno for the next ibv_reg_mr() */
+static uint32_t next_key = 0x1000;          /* under lock */
+
+static bool dev_has_odp(const struct ibv_device *d)
+{
+	return d == &devs[1];
+}
+
+struct ibv_device **ibv_get_device_list(int *num)
+{
+	struct ibv_device **list = calloc(FAKE_DEVS + 1, sizeof(*list));
+
+	if (!list) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	for (int i = 0; i < FAKE_DEVS; i++) {
+		strcpy(devs[i].name, i ? "fake1" : "fake0");
+		devs[i].transport_type = IBV_TRANSPORT_IB;
+		list[i] = &devs[i];
+	}
+	if (num)
+		*num = FAKE_DEVS;
+	return list;
+}
+
+void ibv_free_device_list(struct ibv_device **list)
+{
+	free(list);
+}
+
+const char *ibv_get_device_name(struct ibv_device *device)
+{
+	return device->name;
+}
+
+static int query_device_ex(struct ibv_context *context, const struct ibv_query_device_ex_input *input,
+			   struct ibv_device_attr_ex *attr, size_t attr_size)
+{
+	(void)input;
+	memset(attr, 0, attr_size);
+	if (dev_has_odp(context->device)) {
+		attr->odp_caps.general_caps = IBV_ODP_SUPPORT | IBV_ODP_SUPPORT_IMPLICIT;
+		attr->odp_caps.per_transport_caps.rc_odp_caps =
+			IBV_ODP_SUPPORT_SEND | IBV_ODP_SUPPORT_RECV | IBV_ODP_SUPPORT_WRITE | IBV_ODP_SUPPORT_READ;
+	}
+	return 0;
+}
+
+static int advise_mr(struct ibv_pd *pd, enum ibv_advise_mr_advice advice, uint32_t flags, struct ibv_sge *sg,
+		     uint32_t num_sge)
+{
+	bool found = false;
+
+	(void)pd;
+	pthread_mutex_lock(&lock);
+	counts.advises++;
+	for (int i = 0; i < FAKE_MRS; i++)
+		if (mrs[i].live && mrs[i].mr.lkey == sg[0].lkey)
+			found = (mrs[i].access & IBV_ACCESS_ON_DEMAND) != 0;
+	last_advice = (struct fake_ibv_advice){ .addr = sg[0].addr, .len = sg[0].length, .lkey = sg[0].lkey,
+						.write = advice == IBV_ADVISE_MR_ADVICE_PREFETCH_WRITE,
+						.flush = flags & IBV_ADVISE_MR_FLAG_FLUSH, .nsge = num_sge };
+	pthread_mutex_unlock(&lock);
+	return found ? 0 : EINVAL;
+}
+
+struct ibv_context *ibv_open_device(struct ibv_device *device)
+{
+	struct verbs_context *v = calloc(1, sizeof(*v));
+
+	if (!v) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	v->sz = sizeof(*v);
+	v->context.abi_compat = __VERBS_ABI_IS_EXTENDED;
+	v->context.device = device;
+	v->query_device_ex = query_device_ex;
+	v->advise_mr = advise_mr;
+	pthread_mutex_lock(&lock);
+	counts.contexts++;
+	pthread_mutex_unlock(&lock);
+	return &v->context;
+}
+
+int ibv_close_device(struct ibv_context *context)
+{
+	pthread_mutex_lock(&lock);
+	counts.contexts--;
+	pthread_mutex_unlock(&lock);
+	free(verbs_get_ctx(context));
+	return 0;
+}
+
+struct ibv_pd *ibv_alloc_pd(struct ibv_context *context)
+{
+	struct ibv_pd *pd = calloc(1, sizeof(*pd));
+
+	if (!pd) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	pd->context = context;
+	pthread_mutex_lock(&lock);
+	counts.pds++;
+	pthread_mutex_unlock(&lock);
+	return pd;
+}
+
+int ibv_dealloc_pd(struct ibv_pd *pd)
+{
+	int busy = 0;
+
+	pthread_mutex_lock(&lock);
+	for (int i = 0; i < FAKE_MRS; i++)
+		busy |= mrs[i].live && mrs[i].mr.pd == pd;
+	if (!busy)
+		counts.pds--;
+	pthread_mutex_unlock(&lock);
+	/* As the kernel: a protection domain that still has MRs stays. */
+	if (busy)
+		return EBUSY;
+	free(pd);
+	return 0;
+}
+
+int ibv_query_device(struct ibv_context *context, struct ibv_device_attr *attr)
+{
+	(void)context;
+	memset(attr, 0, sizeof(*attr));
+	return 0;
+}
+
+/* Whether every page of [addr, addr+len) is mapped: msync() says ENOMEM for a hole. */
+static bool all_mapped(void *addr, size_t len)
+{
+	uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE), a = (uintptr_t)addr & ~(pg - 1);
+
+	return !msync((void *)a, ((uintptr_t)addr + len - a + pg - 1) & ~(pg - 1), MS_ASYNC);
+}
+
+/* In parentheses: verbs.h makes ibv_reg_mr a macro. */
+struct ibv_mr *(ibv_reg_mr)(struct ibv_pd *pd, void *addr, size_t length, int access)
+{
+	bool odp = access & IBV_ACCESS_ON_DEMAND;
+	struct fake_mr *m = NULL;
+	int err = 0;
+
+	pthread_mutex_lock(&lock);
+	counts.regs++;
+	if (fail_next_reg) {
+		err = fail_next_reg;
+		fail_next_reg = 0;
+	} else if (!pd || !length) {
+		err = EINVAL;
+	} else if ((access & IBV_ACCESS_REMOTE_WRITE) && !(access & IBV_ACCESS_LOCAL_WRITE)) {
+		err = EINVAL;
+	} else if (odp && !dev_has_odp(pd->context->device)) {
+		err = EOPNOTSUPP;
+	} else if (!addr && !(odp && length == SIZE_MAX)) {
+		err = EINVAL;
+	} else if (!odp && !all_mapped(addr, length)) {
+		err = EFAULT;
+	}
+	for (int i = 0; !err && !m && i < FAKE_MRS; i++)
+		if (!mrs[i].live)
+			m = &mrs[i];
+	if (!err && !m)
+		err = ENOMEM;
+	if (!err) {
+		*m = (struct fake_mr){ .live = true, .access = access };
+		m->mr = (struct ibv_mr){ .context = pd->context, .pd = pd, .addr = addr, .length = length,
+					 .lkey = next_key, .rkey = next_key + 1 };
+		next_key += 2;
+		counts.live++;
+	}
+	pthread_mutex_unlock(&lock);
+	if (err) {
+		errno = err;
+		return NULL;
+	}
+	return &m->mr;
+}
+
+int ibv_dereg_mr(struct ibv_mr *mr)
+{
+	struct fake_mr *m = (struct fake_mr *)mr;
+	int ret = 0;
+
+	pthread_mutex_lock(&lock);
+	counts.deregs++;
+	if (m < mrs || m >= mrs + FAKE_MRS || !m->live) {
+		counts.bad_deregs++;
+		ret = EINVAL;
+	} else {
+		m->live = false;
+		counts.live--;
+	}
+	pthread_mutex_unlock(&lock);
+	return ret;
+}
+
+/* ---- for the tests ---- */
+
+struct fake_ibv_counts fake_ibv_counts(void)
+{
+	struct fake_ibv_counts c;
+
+	pthread_mutex_lock(&lock);
+	c = counts;
+	pthread_mutex_unlock(&lock);
+	return c;
+}
+
+int fake_ibv_find(uint32_t lkey, struct fake_ibv_mr *out)
+{
+	int ret = -ENOENT;
+
+	pthread_mutex_lock(&lock);
+	for (int i = 0; i < FAKE_MRS; i++)
+		if (mrs[i].live && mrs[i].mr.lkey == lkey) {
+			*out = (struct fake_ibv_mr){ .addr = mrs[i].mr.addr, .len = mrs[i].mr.length,
+						     .access = mrs[i].access, .lkey = mrs[i].mr.lkey,
+						     .rkey = mrs[i].mr.rkey, .pd = mrs[i].mr.pd };
+			ret = 0;
+		}
+	pthread_mutex_unlock(&lock);
+	return ret;
+}
+
+void fake_ibv_fail_next_reg(int err)
+{
+	pthread_mutex_lock(&lock);
+	fail_next_reg = err;
+	pthread_mutex_unlock(&lock);
+}
+
+struct fake_ibv_advice fake_ibv_last_advice(void)
+{
+	struct fake_ibv_advice a;
+
+	pthread_mutex_lock(&lock);
+	a = last_advice;
+	pthread_mutex_unlock(&lock);
+	return a;
+}
