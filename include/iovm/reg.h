@@ -150,7 +150,9 @@ struct iovm_mr;
  *
  * Thread safety: safe.
  *
- * Return: 0; -EINVAL for bad arguments; -EFAULT, for a pinned MR, when part
+ * Return: 0; -EINVAL for bad arguments; -EEXIST in a VA domain where another
+ * MR holds part of the range (a VA domain maps each address once: use a
+ * managed domain for MRs that overlap); -EFAULT, for a pinned MR, when part
  * of the range is not mapped, or not writable for a write access (an
  * on-demand MR may have holes and read-only pages: a device access there
  * faults, as its page request finds them); -ENOMEM when the pages cannot
