@@ -473,7 +473,12 @@ IOVM_API int iovm_rqueue_unmap(struct iovm_rqueue *q, iovm_iova_t iova, size_t l
  * fault: the descriptor completes IOVM_STATUS_PAGE_FAULT after the bytes
  * before it. So is a descriptor that needs more pieces at once than the
  * pin budget holds (a copy between two pieces under a 64 KiB budget): its
- * sides' requests would evict each other for ever.
+ * sides' requests would evict each other for ever. The budget is the
+ * context's: descriptors that run at the same time over its on-demand MRs
+ * (on other queues, on devices of this process) need their pieces
+ * together, and may fault alike where those do not fit.
+ * iovm_mr_advise() never makes one fault: it leaves the pieces of the
+ * latest page requests pinned (iovm/reg.h).
  *
  * Reached, as iovm_rqueue_map()'s own memory, through this process's
  * memory file, but kept off it as a device of this process is: the memory

@@ -96,7 +96,9 @@ struct iovm_mr;
  * and maps the 64 KiB around it (a page request, answered whether the
  * descriptor blocks on faults or not). Pinned pages count against the
  * context's pin_budget option; beyond it the least recently used are
- * unmapped and unpinned (and fault again when next used).
+ * unmapped and unpinned (and fault again when next used): those
+ * iovm_mr_advise() pinned, and those of older page requests, before those
+ * of the latest (see iovm_mr_advise()).
  */
 #define IOVM_ACCESS_ON_DEMAND (1u << 4)
 
@@ -172,6 +174,13 @@ IOVM_API int iovm_mr_reg(struct iovm_domain *dom, void *addr, size_t len, uint32
  * pin budget. For an implicit registration, the children that hold the
  * range are made as well.
  * @flags: IOVM_ADVISE_*
+ *
+ * A hint: it never makes a device access fault. It takes no pages from
+ * the latest page requests of devices (as many 64 KiB pieces as the pin
+ * budget holds whole), which a descriptor running may need; to stay
+ * within the budget it unpins pages of older requests and of earlier
+ * prefetches, least recently used first, and where those are not enough,
+ * part of what it has just pinned itself (and still returns 0).
  *
  * Thread safety: safe.
  *

@@ -64,41 +64,93 @@ static bool chunk_accessed(struct iovm_mr *mr, uint64_t c)
 	return accessed;
 }
 
-/* Unpin the least recently used chunks until the budget holds, sparing @keep. Needs reg_space.lock. */
-static void evict(struct reg_space *rs, struct odp_chunk *keep)
+/*
+ * Whether @ch was pinned for one of the latest page requests, as many as
+ * the budget holds whole chunks (one at least: the option refuses less).
+ * Those are what devices reach now: the pieces a running descriptor needs
+ * at once, when they fit in the budget, are among them. Rounded down, so
+ * that they fit: sparing them, a prefetch can always get back within the
+ * budget. Needs reg_space.lock.
+ */
+static bool recently_asked(const struct reg_space *rs, const struct odp_chunk *ch)
 {
-	lock_assert_held(&rs->lock);
-	/* Each chunk may be passed over once (its second chance): at most two rounds. */
-	for (uint64_t look = 0, limit = 2 * (rs->odp_pinned / ODP_CHUNK_PAGES + 1);
+	return ch->asked && rs->asked - ch->asked < rs->budget_pages / ODP_CHUNK_PAGES;
+}
+
+/*
+ * Unpin the least recently used chunks until the budget holds, sparing
+ * @keep, and the recently asked ones when @spare_asked. Needs
+ * reg_space.lock.
+ */
+static void evict_sweep(struct reg_space *rs, struct odp_chunk *keep, bool spare_asked)
+{
+	/*
+	 * Each chunk may be passed over once (its second chance): at most two
+	 * rounds of the list, those spared going round with the rest.
+	 */
+	for (uint64_t look = 0, limit = 2 * rs->lru_len;
 	     rs->odp_pinned > rs->budget_pages && !list_empty(&rs->lru) && look < limit; look++) {
 		struct odp_chunk *ch = list_entry(rs->lru.next, struct odp_chunk, lru);
 		struct iovm_mr *mr = ch->mr;
 		uint64_t c = (uint64_t)(ch - mr->chunks), first = c * ODP_CHUNK_PAGES;
 
 		list_del(&ch->lru);
-		if (ch == keep || (!ch->second_chance && chunk_accessed(mr, c))) {
+		if (ch == keep || (spare_asked && recently_asked(rs, ch))) {
+			list_add_tail(&rs->lru, &ch->lru);
+			continue;
+		}
+		if (!ch->second_chance && chunk_accessed(mr, c)) {
 			/* Used since last looked at: to the back, once. */
-			ch->second_chance = ch != keep;
+			ch->second_chance = true;
 			list_add_tail(&rs->lru, &ch->lru);
 			continue;
 		}
 		ch->linked = false;
+		rs->lru_len--;
 		ch->second_chance = false;
+		ch->asked = 0;
 		atomic_fetch_add_explicit(&rs->odp_evicted,
 					  mr_drop_pages(rs, mr, first, MIN(first + ODP_CHUNK_PAGES, mr->npages) - 1),
 					  memory_order_relaxed);
 	}
 }
 
-/* The chunk was used: to the back of the LRU list. Needs reg_space.lock. */
-static void touch(struct reg_space *rs, struct odp_chunk *ch)
+/*
+ * Back within the budget after pinning for a page request (@asked, @keep
+ * its chunk) or a prefetch. Chunks pinned by prefetches and by older
+ * requests go first; a page request then takes the least recently used of
+ * the others, but a prefetch never does: it evicts its own pins instead.
+ *
+ * A prefetch is a hint, as rdma-core's ibv_advise_mr(): it must never make
+ * a valid access fail. A device answered a page request retries the
+ * access after the answer; had a prefetch unpinned the chunk in between
+ * (the budget full), the device would ask again, and a prefetch looping
+ * on another thread could do so every time, until the engine gave up on
+ * the descriptor as stuck (as it must for sides that truly do not fit in
+ * the budget, which evict each other): a fault on memory that is there,
+ * within the budget. Needs reg_space.lock.
+ */
+static void evict(struct reg_space *rs, struct odp_chunk *keep, bool asked)
+{
+	lock_assert_held(&rs->lock);
+	evict_sweep(rs, keep, true);
+	if (asked)
+		evict_sweep(rs, keep, false);
+}
+
+/* The chunk was used (@asked: for a page request): to the back of the LRU list. Needs reg_space.lock. */
+static void touch(struct reg_space *rs, struct odp_chunk *ch, bool asked)
 {
 	lock_assert_held(&rs->lock);
 	if (ch->linked)
 		list_del(&ch->lru);
+	else
+		rs->lru_len++;
 	list_add_tail(&rs->lru, &ch->lru);
 	ch->linked = true;
 	ch->second_chance = false;
+	if (asked)
+		ch->asked = ++rs->asked;
 }
 
 /*
@@ -176,7 +228,7 @@ static int watch_range(struct reg_space *rs, struct iovm_mr *mr, uint64_t start,
 }
 
 /* The HMM dance: see the file's head. */
-int odp_fill(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last)
+int odp_fill(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last, bool asked)
 {
 	lock_assert_held(&rs->lock);
 	for (unsigned attempt = 0; attempt < ODP_RETRIES; attempt++) {
@@ -234,9 +286,9 @@ int odp_fill(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t 
 				mr->chunks[c].watched = true;
 				mr->chunks[c].rewatch = false;
 			}
-			touch(rs, &mr->chunks[c]);
+			touch(rs, &mr->chunks[c], asked);
 		}
-		evict(rs, &mr->chunks[last / ODP_CHUNK_PAGES]);
+		evict(rs, asked ? &mr->chunks[last / ODP_CHUNK_PAGES] : NULL, asked);
 		return 0;
 	}
 	return -EAGAIN;
@@ -277,10 +329,10 @@ int odp_resolve(void *arg, struct iovm_domain *dom, iova_t iova, unsigned access
 	page = iova_diff(iova, mr->iova) / PG;
 	first = align_down(page, ODP_CHUNK_PAGES);
 	last = MIN(first + ODP_CHUNK_PAGES, mr->npages) - 1;
-	ret = odp_fill(rs, mr, first, last);
+	ret = odp_fill(rs, mr, first, last, true);
 	/* A hole in the window (part of it unmapped): the page alone. */
 	if (ret == -EFAULT && first != last)
-		ret = odp_fill(rs, mr, page, page);
+		ret = odp_fill(rs, mr, page, page, true);
 	if (!ret)
 		atomic_fetch_add_explicit(&rs->odp_faults, 1, memory_order_relaxed);
 	mutex_unlock(&rs->lock);
@@ -297,6 +349,7 @@ void odp_forget(struct reg_space *rs, struct iovm_mr *mr)
 		if (mr->chunks[c].linked) {
 			list_del(&mr->chunks[c].lru);
 			mr->chunks[c].linked = false;
+			rs->lru_len--;
 		}
 }
 
@@ -317,7 +370,7 @@ int odp_advise(struct reg_space *rs, struct iovm_mr *mr, uintptr_t a, size_t len
 	/* Whole chunks, as faults would pin them. */
 	first = align_down(first, ODP_CHUNK_PAGES);
 	last = MIN(align_down(last, ODP_CHUNK_PAGES) + ODP_CHUNK_PAGES, mr->npages) - 1;
-	ret = odp_fill(rs, mr, first, last);
+	ret = odp_fill(rs, mr, first, last, fault);
 	/*
 	 * reg.h promises -EFAULT only when part of [addr, addr+len) is not
 	 * mapped: the chunk around it may reach memory that is not (an
@@ -327,7 +380,7 @@ int odp_advise(struct reg_space *rs, struct iovm_mr *mr, uintptr_t a, size_t len
 	if (ret == -EFAULT && (first != asked_first || last != asked_last)) {
 		first = asked_first;
 		last = asked_last;
-		ret = odp_fill(rs, mr, first, last);
+		ret = odp_fill(rs, mr, first, last, fault);
 	}
 	if (!ret && fault)
 		atomic_fetch_add_explicit(&rs->odp_faults, 1, memory_order_relaxed);

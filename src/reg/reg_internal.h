@@ -128,6 +128,7 @@ struct odp_chunk {
 	bool second_chance;       /* passed over once by eviction: accessed since */
 	bool watched;             /* all of it was mapped, and watched, at its last fault */
 	bool rewatch;             /* its mappings changed since (an unmap, a move): watch again */
+	uint64_t asked;           /* reg_space.asked at its last page request; 0: prefetched only */
 };
 
 /*
@@ -171,8 +172,10 @@ struct reg_space {
 	struct itree by_iova;     /* under lock: MRs by IOVA (of any domain) */
 	pthread_cond_t idle;      /* signalled, under lock, when an MR's refs drop */
 	struct list_node lru;     /* under lock: chunks of on-demand MRs that hold pins */
+	uint64_t lru_len;         /* under lock: chunks on @lru */
 	uint64_t budget_pages;    /* the pin_budget option, in pages */
 	uint64_t odp_pinned;      /* under lock: pages pinned for on-demand MRs */
+	uint64_t asked;           /* under lock: chunks pinned for page requests so far (odp_chunk.asked) */
 	struct key_table keys;    /* slots under lock; lookups lock-free */
 	struct ranges locked;     /* under lock: mlock counts per page */
 	struct reg_monitor *mon;  /* under lock: started with the first MR */
@@ -317,12 +320,14 @@ typedef void (*odp_test_hook)(struct iovm_mr *mr, uint64_t first, uint64_t last)
 extern _Atomic(odp_test_hook) odp_test_between;
 int odp_resolve(void *arg, struct iovm_domain *dom, iova_t iova, unsigned access);
 /*
- * Pin and map pages [first, last] of on-demand @mr (a fault, a prefetch).
- * Needs reg_space.lock, which it drops while faulting the pages in.
- * -ENOENT when the MR went meanwhile, -EFAULT when the memory is not there
- * (or cannot be watched), -EAGAIN when invalidations kept interrupting.
+ * Pin and map pages [first, last] of on-demand @mr: for a device's page
+ * request (@asked), or a prefetch, which never evicts what recent page
+ * requests pinned (odp.c's evict()). Needs reg_space.lock, which it drops
+ * while faulting the pages in. -ENOENT when the MR went meanwhile,
+ * -EFAULT when the memory is not there (or cannot be watched), -EAGAIN
+ * when invalidations kept interrupting.
  */
-int odp_fill(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last);
+int odp_fill(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last, bool asked);
 /* Prefetch [addr, addr+len) of a (not implicit) on-demand MR. Needs reg_space.lock. */
 int odp_advise(struct reg_space *rs, struct iovm_mr *mr, uintptr_t addr, size_t len, bool fault);
 /* The process's mappings of pages [first, last] changed (unmapped, moved). Needs reg_space.lock. */

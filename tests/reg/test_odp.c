@@ -3,9 +3,12 @@
  * test_odp.c - on-demand registrations through the engine: first-touch
  * faults answered whether the descriptor blocks or not, memory that follows
  * the address space (unmapped: a fault; mapped again: the new memory),
- * prefetch, pin-budget eviction, and an invalidation that arrives in the
- * middle of a fault.
+ * prefetch, pin-budget eviction, prefetches that race with faults, and an
+ * invalidation that arrives in the middle of a fault.
  */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -164,6 +167,137 @@ TEST(pin_budget)
 	app_unmap(app, 256 * PG);
 }
 
+/*
+ * Budget of two chunks, both pinned by the device's faults (and accessed
+ * since, which gives each a second chance once): a prefetch of a third
+ * chunk evicts its own pin, not the device's, which it does not know the
+ * device is done with. The device finds both still mapped.
+ */
+TEST(advise_spares_faulted_chunks)
+{
+	struct rig r;
+	struct iovm_mr *mr;
+	uint8_t *app = app_map(64 * PG), *heap;
+	uint64_t before;
+
+	rig_open(&r, REG_OPTS ",pin_budget=128K", NULL, IOVM_QUEUE_POLLED);
+	heap = iovm_dma_alloc(r.ctx, PG, PG, 0);
+	CHECK(heap);
+	fill_random(heap, PG, 1);
+	CHECK_OK(iovm_mr_reg(r.dom, app, 64 * PG, IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_ON_DEMAND, &mr));
+	CHECK_EQ(dma_copy(&r, iova_of(&r, heap), mr_iova(mr, app), PG), IOVM_STATUS_SUCCESS);
+	CHECK_EQ(dma_copy(&r, iova_of(&r, heap), mr_iova(mr, app + 16 * PG), PG), IOVM_STATUS_SUCCESS);
+	CHECK_EQ(mr_info(mr).valid_pages, 32);
+	CHECK_OK(iovm_mr_advise(mr, app + 32 * PG, PG, 0));
+	CHECK_EQ(rstats(&r).odp_pinned_bytes, 32 * PG);
+	CHECK_EQ(rstats(&r).odp_prefetched_bytes, 16 * PG);
+	before = qstats(&r).page_requests;
+	CHECK_EQ(dma_copy(&r, mr_iova(mr, app), mr_iova(mr, app + 16 * PG + 8), PG), IOVM_STATUS_SUCCESS);
+	CHECK_EQ(qstats(&r).page_requests, before);
+	CHECK(!memcmp(app + 16 * PG + 8, heap, PG));
+	/* A fault does take the chunks of earlier faults back, the least recently used first. */
+	CHECK_EQ(dma_copy(&r, iova_of(&r, heap), mr_iova(mr, app + 48 * PG), PG), IOVM_STATUS_SUCCESS);
+	CHECK_EQ(qstats(&r).page_requests, before + 1);
+	CHECK_EQ(rstats(&r).odp_pinned_bytes, 32 * PG);
+	no_violations(r.dom);
+	CHECK_OK(iovm_mr_dereg(mr));
+	rig_close(&r);
+	app_unmap(app, 64 * PG);
+}
+
+/*
+ * iovm_mr_advise() in a loop on another thread while copies run into and
+ * within the MR under a budget of two chunks. Each copy needs two chunks
+ * at once at most (a span of each side): the budget holds them, so every
+ * copy succeeds. A prefetch is a hint: it must not evict a chunk a fault
+ * just pinned before the device used it, time after time, until the
+ * engine gives the descriptor up as stuck.
+ */
+struct advisor {
+	struct iovm_mr *mr;
+	uint8_t *app;
+	size_t len;
+	atomic_int stop;
+	unsigned long calls;
+	int bad;
+};
+
+static void *advise_loop(void *arg)
+{
+	struct advisor *a = arg;
+	uint64_t x = 99;
+
+	while (!atomic_load(&a->stop)) {
+		size_t l, off;
+		int ret;
+
+		x = x * 6364136223846793005u + 1442695040888963407u;
+		l = 1 + (x >> 33) % (48 * 1024);
+		off = (x >> 7) % (a->len - l);
+		ret = iovm_mr_advise(a->mr, a->app + off, l, (x & 1) ? IOVM_ADVISE_WRITE : 0);
+		if (ret && ret != -EAGAIN && !a->bad)
+			a->bad = ret;
+		a->calls++;
+	}
+	return NULL;
+}
+
+TEST(advise_races_faults)
+{
+	const size_t np = 96, len = np * PG;
+	struct advisor a = { 0 };
+	struct rig r;
+	uint8_t *app = app_map(len), *heap, *model = malloc(len);
+	uint64_t x = 4242, failed = 0;
+	pthread_t th;
+
+	CHECK(model);
+	fill_random(app, len, 7);
+	memcpy(model, app, len);
+	rig_open(&r, REG_OPTS ",pin_budget=128K", NULL, IOVM_QUEUE_POLLED);
+	heap = iovm_dma_alloc(r.ctx, 4 * PG, PG, 0);
+	CHECK(heap);
+	CHECK_OK(iovm_mr_reg(r.dom, app, len, IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_ON_DEMAND, &a.mr));
+	a.app = app;
+	a.len = len;
+	CHECK_OK(pthread_create(&th, NULL, advise_loop, &a));
+	for (unsigned i = 0; i < 4000 || !a.calls; i++) {
+		uint32_t n;
+		size_t off, off2;
+		uint8_t st;
+
+		x = x * 6364136223846793005u + 1442695040888963407u;
+		n = (uint32_t)(1 + (x >> 33) % 6000);
+		off = (x >> 3) % (len - n);
+		if (i % 2) {
+			fill_random(heap, n, i);
+			st = dma_copy(&r, iova_of(&r, heap), mr_iova(a.mr, app + off), n);
+			if (st == IOVM_STATUS_SUCCESS)
+				memcpy(model + off, heap, n);
+		} else {
+			off2 = (x >> 17) % (len - n);
+			if (off2 < off + n && off < off2 + n)
+				continue;
+			st = dma_copy(&r, mr_iova(a.mr, app + off), mr_iova(a.mr, app + off2), n);
+			if (st == IOVM_STATUS_SUCCESS)
+				memmove(model + off2, model + off, n);
+		}
+		failed += st != IOVM_STATUS_SUCCESS;
+		CHECK(rstats(&r).odp_pinned_bytes <= 128 << 10);
+	}
+	atomic_store(&a.stop, 1);
+	CHECK_OK(pthread_join(th, NULL));
+	printf("# %lu prefetches; %llu copies failed\n", a.calls, (unsigned long long)failed);
+	CHECK_EQ(a.bad, 0);
+	CHECK_EQ(failed, 0);
+	CHECK(!memcmp(app, model, len));
+	no_violations(r.dom);
+	CHECK_OK(iovm_mr_dereg(a.mr));
+	rig_close(&r);
+	app_unmap(app, len);
+	free(model);
+}
+
 /* An invalidation that lands while a fault has the pages faulted in but not yet mapped. */
 static struct rig *between_rig;
 static uint8_t *between_hole;
@@ -225,6 +359,8 @@ int main(void)
 	RUN(follows_the_address_space);
 	RUN(prefetch);
 	RUN(pin_budget);
+	RUN(advise_spares_faulted_chunks);
+	RUN(advise_races_faults);
 	RUN(invalidation_during_a_fault);
 	return 0;
 }
