@@ -347,6 +347,18 @@ static int side_span(struct exec *x, struct side *s)
 /* How long a closed gate of another process keeps a descriptor out of its memory before it faults. */
 #define REMOTE_GATE_TIMEOUT_NS (UINT64_C(5) * 1000000000)
 
+bool remote_gate_wait(struct iovm_queue *q, const _Atomic uint32_t *gate)
+{
+	uint64_t since = clock_now_ns();
+
+	iommu_exit(q->tlb);
+	q->sections_left++;
+	while (atomic_load_explicit(gate, memory_order_acquire) && clock_now_ns() - since < REMOTE_GATE_TIMEOUT_NS)
+		sched_yield();
+	iommu_enter(q->tlb);
+	return !atomic_load_explicit(gate, memory_order_acquire);
+}
+
 /*
  * Sides in another process's memory whose owner's memory monitor is
  * letting a munmap() go (phys/gate.c): its count is held from here to
@@ -362,7 +374,6 @@ static int remote_gates(struct exec *x)
 		struct side *s = x->sides[i];
 		const _Atomic uint32_t *gate;
 		_Atomic uint32_t *busy;
-		uint64_t since;
 
 		if (likely(s->rfd < 0) || !phys_remote_gate(x->q->dev->ctx->phys, s->pa, &gate, &busy))
 			continue;
@@ -377,13 +388,7 @@ static int remote_gates(struct exec *x)
 		}
 		atomic_fetch_sub_explicit(busy, 1, memory_order_release);
 		gate_release(x);
-		iommu_exit(x->q->tlb);
-		x->q->sections_left++;
-		since = clock_now_ns();
-		while (atomic_load_explicit(gate, memory_order_acquire) && clock_now_ns() - since < REMOTE_GATE_TIMEOUT_NS)
-			sched_yield();
-		iommu_enter(x->q->tlb);
-		if (atomic_load_explicit(gate, memory_order_acquire)) {
+		if (!remote_gate_wait(x->q, gate)) {
 			remote_fault(x, s->iova, s->access);
 			return -EFAULT;
 		}

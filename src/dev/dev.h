@@ -25,4 +25,13 @@ void dev_destroy(struct dev_space *ds);
 typedef int (*dev_page_request_fn)(void *arg, uint64_t rva, unsigned access);
 void dev_queue_set_page_request(struct iovm_queue *q, dev_page_request_fn fn, void *arg);
 
+/*
+ * For the tests: called by the engine once it translated a completion
+ * record in another process's gated memory (a mirrored MR), before it
+ * counts itself in there, so that a test can let that process's munmap()
+ * go by meanwhile. NULL in normal use.
+ */
+typedef void (*dev_test_hook)(void);
+extern _Atomic(dev_test_hook) dev_test_remote_record;
+
 #endif /* IOVM_DEV_DEV_H */

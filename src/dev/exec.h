@@ -175,6 +175,12 @@ int stretch(struct exec *x, uint64_t left, uint64_t *n);
 int remote_write(struct exec *x, struct side *s, uint64_t n);
 int read_dev(struct exec *x, uint32_t key, uint64_t addr, void *buf, uint64_t n);
 void gate_wait(struct iovm_queue *q);
+/*
+ * remote_gate_wait(): out of the section until another process's closed
+ * gate (phys/gate.c) opens, at most 5 s: true when it opened (whatever was
+ * translated before is suspect), false when it stayed closed.
+ */
+bool remote_gate_wait(struct iovm_queue *q, const _Atomic uint32_t *gate);
 
 /*
  * The operation did @n bytes of the stretch: what it wrote into another

@@ -290,10 +290,14 @@ static void remote_completion(struct iovm_queue *q, const struct iommu_span *s, 
 		counter_add(&q->faults, 1);
 }
 
+_Atomic(dev_test_hook) dev_test_remote_record;
+
 /* Write a completion record through the IOMMU, its status last. */
 static void write_completion(struct iovm_queue *q, const struct iovm_desc *d,
 			     const struct iovm_completion *c)
 {
+	_Atomic uint32_t *busy = NULL;
+	const _Atomic uint32_t *gate;
 	struct iommu_span s;
 	struct iovm_fault f;
 	struct iovm_completion *rec;
@@ -309,12 +313,39 @@ static void write_completion(struct iovm_queue *q, const struct iovm_desc *d,
 			counter_add(&q->faults, 1);
 			return;
 		}
+		/*
+		 * A record in another process's registration (a mirrored MR) is a
+		 * write through it like a stretch's: its monitor waits only for
+		 * accesses counted in its busy word, so count before looking at
+		 * the gate (Dekker, as remote_gates()). Uncounted, the pwrite()
+		 * could land after the owner's munmap() returned, in memory
+		 * mapped anew there: the translation stays good until the
+		 * owner's invalidation unmaps it, which comes after that return.
+		 */
+		if (unlikely(s.reach == PHYS_REACH_REMOTE) && phys_remote_gate(q->dev->ctx->phys, s.pa, &gate, &busy)) {
+			dev_test_hook hook = atomic_load_explicit(&dev_test_remote_record, memory_order_acquire);
+
+			if (unlikely(hook))
+				hook();
+			atomic_fetch_add_explicit(busy, 1, memory_order_seq_cst);
+			if (likely(!atomic_load_explicit(gate, memory_order_seq_cst)))
+				break;
+			atomic_fetch_sub_explicit(busy, 1, memory_order_release);
+			busy = NULL;
+			/* Its invalidation may unmap the record's page: translated afresh once it is done. */
+			if (remote_gate_wait(q, gate))
+				continue;
+			counter_add(&q->faults, 1);
+			return;
+		}
 		if (likely(gate_open(q, &s)))
 			break;
 		gate_wait(q);
 	}
 	if (unlikely(s.reach == PHYS_REACH_REMOTE)) {
 		remote_completion(q, &s, c);
+		if (busy)
+			atomic_fetch_sub_explicit(busy, 1, memory_order_release);
 		return;
 	}
 	/* A record is a device write like any other: in non-coherent memory, its lines must be the device's. */
@@ -403,6 +434,12 @@ static void execute(struct exec *x, bool in_batch)
 		run_linear(x);
 	}
 	if (d->flags & IOVM_DESC_COMPLETION && !(x->c->status == IOVM_STATUS_INVALID && (d->completion & 31))) {
+		/*
+		 * The data moved: let go of another process's count (read_dev()
+		 * keeps it), or a record there would wait for a gate whose
+		 * monitor waits for that count.
+		 */
+		gate_release(x);
 		x->completing = true;
 		write_completion(x->q, d, x->c);
 	}

@@ -15,6 +15,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
+#include "dev/dev.h"
 #include "mp_device.h"
 
 #define KB64 (64 * 1024)
@@ -414,6 +415,110 @@ TEST(drops_race_page_requests)
 	CHECK_OK(munmap(ch.app, 256 * 4096));
 }
 
+/*
+ * The device process's worker, told to stop once it translated a record in
+ * the client's MR: it says so, then waits (at most 10 s, never a hang) for
+ * the client to let it go. In memory both processes share: it runs in the
+ * device process, a forked child.
+ */
+struct record_sync {
+	_Atomic int armed, reached, go;
+};
+
+static struct record_sync *rsync;
+
+static bool all_bytes(const uint8_t *p, uint8_t v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != v)
+			return false;
+	return true;
+}
+
+static void record_hold(void)
+{
+	if (!atomic_exchange(&rsync->armed, 0))
+		return;
+	atomic_store(&rsync->reached, 1);
+	for (unsigned i = 0; i < 1000000 && !atomic_load(&rsync->go); i++)
+		usleep(10);
+}
+
+/*
+ * A completion record in the client's MR is a device write through it as
+ * much as a FILL is: once the client's mmap(MAP_FIXED) over the record's
+ * page returned, the record must not land in the memory mapped anew, even
+ * though the device translated its address before (deterministic: the
+ * worker holds between the translation and the write until the call
+ * returned and the client wrote the new page).
+ */
+TEST(record_in_mr_kept_off_new_memory)
+{
+	struct rig r;
+	struct iovm_mr *mr;
+	uint8_t *app = pages_64k(16), *page = app + 4 * 4096;
+	struct iovm_completion c;
+	struct iovm_cqe cqe;
+	iovm_iova_t io;
+	int n = 0;
+
+	rsync = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	CHECK(rsync != MAP_FAILED);
+	/* Set before the device process is forked: its worker calls it. */
+	dev_test_remote_record = record_hold;
+	rig_open(&r, "mrrecord", "");
+	memset(app, 0x21, 16 * 4096);
+	CHECK_OK(iovm_mr_reg(r.dom, app, 16 * 4096, IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_ON_DEMAND, &mr));
+	if (!rstats(r.ctx).monitor) {
+		CHECK_OK(iovm_mr_dereg(mr));
+		rig_close(&r);
+		dev_test_remote_record = NULL;
+		SKIP("no memory monitor (userfaultfd) here: invalidations are not seen");
+	}
+	CHECK_OK(iovm_rqueue_map_mr(r.q, mr, IOVM_MAP_READ | IOVM_MAP_WRITE, &io));
+	/* The piece mapped on the device, and a record written through it while nothing moves. */
+	c = go(&r, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = io.addr, .dst = r.ih.addr, .len = 16 * 4096 });
+	CHECK_EQ(c.status, IOVM_STATUS_SUCCESS);
+	atomic_store(&rsync->go, 1);
+	atomic_store(&rsync->armed, 1);
+	CHECK_EQ(run(r.q, (struct iovm_desc){ .op = IOVM_OP_NOOP, .flags = IOVM_DESC_COMPLETION,
+					      .completion = io.addr + 4 * 4096 }),
+		 IOVM_STATUS_SUCCESS);
+	CHECK(atomic_load(&rsync->reached));
+	CHECK_EQ(page[0], IOVM_STATUS_SUCCESS);
+	/* Again, the worker held after it translated the record's address. */
+	memset(page, 0x21, 4096);
+	atomic_store(&rsync->reached, 0);
+	atomic_store(&rsync->go, 0);
+	atomic_store(&rsync->armed, 1);
+	CHECK_OK(iovm_rqueue_submit(r.q, &(struct iovm_desc){ .op = IOVM_OP_NOOP, .tag = 0x5eed,
+							      .flags = IOVM_DESC_COMPLETION,
+							      .completion = io.addr + 4 * 4096 }));
+	for (unsigned i = 0; !atomic_load(&rsync->reached); i++) {
+		CHECK(i < 1000000);
+		usleep(10);
+	}
+	/* It returns at once: the device is not counted in the client's memory yet. */
+	CHECK(mmap(page, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == page);
+	memset(page, 0x77, 4096);
+	atomic_store(&rsync->go, 1);
+	for (unsigned long spins = 0; !n; spins++) {
+		n = iovm_rqueue_reap(r.q, &cqe, 1);
+		CHECK(n >= 0);
+		CHECK(spins < 2000000000ul);
+		if (!n && spins % 64 == 63)
+			usleep(10);
+	}
+	CHECK_EQ(cqe.tag, 0x5eed);
+	CHECK_MSG(all_bytes(page, 0x77, 4096), "the record landed in memory mapped after the call returned");
+	dev_test_remote_record = NULL;
+	CHECK_OK(iovm_rqueue_unmap_mr(r.q, mr));
+	CHECK_OK(iovm_mr_dereg(mr));
+	rig_close(&r);
+	CHECK_OK(munmap(app, 16 * 4096));
+	CHECK_OK(munmap(rsync, 4096));
+}
+
 int main(void)
 {
 	test_init();
@@ -422,6 +527,7 @@ int main(void)
 	RUN(munmap_reaches_the_device);
 	RUN(pinned_and_refusals);
 	RUN(drops_race_page_requests);
+	RUN(record_in_mr_kept_off_new_memory);
 	RUN(sixty_four_clients_own_registrations);
 	return 0;
 }
