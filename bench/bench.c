@@ -67,7 +67,8 @@ void bench_result(const char *name, const char *unit, double iovm, const char *p
 	snprintf(r->name, sizeof(r->name), "%s", name);
 	snprintf(r->unit, sizeof(r->unit), "%s", unit);
 	snprintf(r->peer, sizeof(r->peer), "%s", peer);
-	snprintf(r->target, sizeof(r->target), "%s", target ? target : "");
+	/* "report": a figure reported for what it is, held to no target. */
+	snprintf(r->target, sizeof(r->target), "%s", target && strcmp(target, "report") ? target : "");
 	r->iovm = iovm;
 	r->peer_value = peer_value;
 }
@@ -108,57 +109,275 @@ static double ratio(const struct result *r)
 	return r->iovm / r->peer_value;
 }
 
+/* Rows measured as rates (GB/s, Mops/s...): higher is better. */
+static bool rate_unit(const char *unit)
+{
+	return strstr(unit, "/s") != NULL;
+}
+
+/* Whether a higher figure is better: rates, speed-ups (x) and shares (%); otherwise (times, counts) lower is. */
+static bool higher_better(const char *unit)
+{
+	return rate_unit(unit) || !strcmp(unit, "x") || !strcmp(unit, "%");
+}
+
 /*
- * Whether @r meets its target: 1 met, 0 missed, -1 not checked. Only the
- * clauses "ratio <= X", "ratio >= X", "iovm <= X", "iovm >= X" (X in the
- * row's unit) and "iovm succeeds" are checked; a row with any other
- * clause, or a figure missing, is not.
+ * How far iovm leads the peer, the same way round for every row: the
+ * peer's figure over iovm's where lower is better (times), iovm's over the
+ * peer's where higher is (rates); above 1 iovm leads. NAN without both
+ * figures; 0 or infinity where one of them is 0.
+ */
+static double lead(const struct result *r)
+{
+	if (isnan(r->iovm) || isnan(r->peer_value))
+		return NAN;
+	if (r->iovm == 0 && r->peer_value == 0)
+		return 1;
+	return higher_better(r->unit) ? r->iovm / r->peer_value : r->peer_value / r->iovm;
+}
+
+enum peer_state { PEER_MEASURED, PEER_FAILED, PEER_NOT_BUILT, PEER_NOT_RUN, PEER_NONE };
+
+static const char *const peer_state_name[] = {
+	[PEER_MEASURED] = "measured",
+	[PEER_FAILED] = "failed",
+	[PEER_NOT_BUILT] = "not built",
+	[PEER_NOT_RUN] = "not run",
+	[PEER_NONE] = "none",
+};
+
+/* What became of a row's peer: the convention of bench_result()'s @peer (bench.h). */
+static enum peer_state peer_state(const struct result *r)
+{
+	if (strncmp(r->peer, "none", 4))
+		return isnan(r->peer_value) ? PEER_FAILED : PEER_MEASURED;
+	if (strstr(r->peer, "not built"))
+		return PEER_NOT_BUILT;
+	if (strstr(r->peer, "not run") || strstr(r->peer, "--no-"))
+		return PEER_NOT_RUN;
+	return PEER_NONE;
+}
+
+/* The reason in a peer "none (REASON)", into @buf; "" when there is none. */
+static const char *peer_reason(const struct result *r, char *buf, size_t len)
+{
+	const char *open = strchr(r->peer, '(');
+	size_t n;
+
+	buf[0] = '\0';
+	if (!open)
+		return buf;
+	n = strlen(open + 1);
+	if (n && open[n] == ')')
+		n--;
+	/* "none (report)": a figure reported alone, no reason to give. */
+	if (n != 6 || strncmp(open + 1, "report", 6))
+		snprintf(buf, len, "%.*s", (int)n, open + 1);
+	return buf;
+}
+
+/* A target's clause, in the row's terms. */
+struct clause {
+	enum { C_SUCCEEDS, C_IOVM, C_RATIO } what;
+	bool upper;  /* "<=" or "<": the figure at most @x; else at least */
+	bool strict; /* "<" or ">" */
+	double x;    /* in the row's unit (C_IOVM) or iovm / peer (C_RATIO) */
+};
+
+#define MAX_CLAUSES 4
+
+/* Nanoseconds in a time unit ("ns", "us", "ms", "s", what follows a '/' aside); 0 for any other unit. */
+static double time_scale(const char *unit)
+{
+	static const struct { const char *name; double ns; } units[] = {
+		{ "ns", 1 }, { "us", 1e3 }, { "ms", 1e6 }, { "s", 1e9 },
+	};
+	size_t n = strcspn(unit, "/");
+
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (n == strlen(units[i].name) && !strncmp(unit, units[i].name, n))
+			return units[i].ns;
+	return 0;
+}
+
+/* One clause of a target (see bench_result() in bench.h): 0, or -1 when it says nothing checkable. */
+static int parse_clause(const struct result *r, char *s, struct clause *c)
+{
+	char *save = NULL, *tok[8], *end, *suffix;
+	unsigned n = 0, i = 0;
+	int subject = -1; /* C_IOVM, C_RATIO, or -1: none given */
+	double x;
+
+	for (char *t = strtok_r(s, " ", &save); t && n < 8; t = strtok_r(NULL, " ", &save))
+		tok[n++] = t;
+	if (n == 2 && !strcmp(tok[0], "iovm") && !strcmp(tok[1], "succeeds")) {
+		c->what = C_SUCCEEDS;
+		return 0;
+	}
+	if (i < n && !strcmp(tok[i], "iovm"))
+		subject = C_IOVM, i++;
+	else if (i < n && !strcmp(tok[i], "ratio"))
+		subject = C_RATIO, i++;
+	if (i == n)
+		return -1;
+	if (!strcmp(tok[i], "<=") || !strcmp(tok[i], "<"))
+		c->upper = true;
+	else if (!strcmp(tok[i], ">=") || !strcmp(tok[i], ">"))
+		c->upper = false;
+	else
+		return -1;
+	c->strict = !tok[i][1];
+	if (++i == n)
+		return -1;
+	/* "<= UCX": at most the peer's figure. */
+	if ((tok[i][0] < '0' || tok[i][0] > '9') && tok[i][0] != '.') {
+		if (subject == C_IOVM)
+			return -1;
+		c->what = C_RATIO;
+		c->x = 1;
+		return 0;
+	}
+	errno = 0;
+	x = strtod(tok[i], &end);
+	if (errno || end == tok[i] || !isfinite(x))
+		return -1;
+	if (*end == '/') { /* "1/3" */
+		char *den = end + 1;
+		double d = strtod(den, &end);
+
+		if (end == den || !(d > 0))
+			return -1;
+		x /= d;
+	}
+	/* The unit, written on the number ("0.5x", "100%") or after it ("20 ns"). */
+	suffix = *end ? end : i + 1 < n ? tok[++i] : "";
+	i++;
+	if (subject == C_RATIO) {
+		if (*suffix && strcmp(suffix, "x") && strcmp(suffix, "of"))
+			return -1;
+		c->what = C_RATIO;
+	} else if (!strcmp(suffix, "of") || (!strcmp(suffix, "x") && (i < n || strcmp(r->unit, "x")))) {
+		/* "<= 1/3 of peer", "<= 0.5x UCX": against the peer (but ">= 1.8x" of a speed-up is its figure). */
+		if (subject == C_IOVM)
+			return -1;
+		c->what = C_RATIO;
+	} else {
+		double from = time_scale(suffix), to = time_scale(r->unit);
+
+		c->what = C_IOVM;
+		if (from && to)
+			x = x * from / to;
+		else if (*suffix && strcmp(suffix, r->unit))
+			return -1; /* a unit that is not the row's */
+		if (i < n)
+			return -1;
+	}
+	c->x = x;
+	return 0;
+}
+
+/* A row's target as clauses: how many (0: no target), or -1 when a clause is not understood. */
+static int parse_target(const struct result *r, struct clause *c)
+{
+	char buf[sizeof(r->target)], *save = NULL;
+	int n = 0;
+
+	if (r->unbuilt[0] || !r->target[0])
+		return 0;
+	snprintf(buf, sizeof(buf), "%s", r->target);
+	for (char *s = strtok_r(buf, ",", &save); s; s = strtok_r(NULL, ",", &save)) {
+		if (n == MAX_CLAUSES || parse_clause(r, s, &c[n]))
+			return -1;
+		n++;
+	}
+	return n;
+}
+
+/* Whether @r meets one clause of its target: 1 met, 0 missed, -1 not checked (a figure it needs is missing). */
+static int clause_met(const struct result *r, const struct clause *c)
+{
+	double v = c->what == C_RATIO ? ratio(r) : r->iovm;
+
+	if (isnan(r->iovm))
+		return 0; /* iovm did not succeed: no target is met */
+	if (c->what == C_SUCCEEDS)
+		return 1;
+	if (isnan(v))
+		return -1;
+	return c->upper ? (c->strict ? v < c->x : v <= c->x) : (c->strict ? v > c->x : v >= c->x);
+}
+
+/*
+ * Whether @r meets its target: 1 met, 0 missed (a clause missed, or iovm
+ * failed), -1 not checked (a figure a clause needs is missing, or a clause
+ * is not understood), -2 no target.
  */
 static int target_met(const struct result *r)
 {
-	char buf[sizeof(r->target)], *save = NULL;
-	int met = -1;
+	struct clause c[MAX_CLAUSES];
+	int n = parse_target(r, c), met = 1;
 
-	snprintf(buf, sizeof(buf), "%s", r->target);
-	for (char *c = strtok_r(buf, ",", &save); c; c = strtok_r(NULL, ",", &save)) {
-		char what[8], op[3];
-		double x, v;
+	if (!n)
+		return -2;
+	if (n < 0)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		int m = clause_met(r, &c[i]);
 
-		while (*c == ' ')
-			c++;
-		if (!strcmp(c, "iovm succeeds")) {
-			if (isnan(r->iovm))
-				return 0;
-			met = 1;
-			continue;
-		}
-		if (sscanf(c, "%7s %2s %lf", what, op, &x) != 3)
-			return -1;
-		if (!strcmp(what, "ratio"))
-			v = ratio(r);
-		else if (!strcmp(what, "iovm"))
-			v = r->iovm;
-		else
-			return -1;
-		if (isnan(v) || (strcmp(op, "<=") && strcmp(op, ">=")))
-			return -1;
-		if (!strcmp(op, "<=") ? v > x : v < x)
+		if (!m)
 			return 0;
-		met = 1;
+		if (m < 0)
+			met = -1;
 	}
 	return met;
+}
+
+/* The table's and the chart's word for target_met(). */
+static const char *met_word(int met)
+{
+	return met == 1 ? "met" : met == 0 ? "MISSED" : met == -1 ? "unchecked" : "";
+}
+
+/*
+ * The target and whether it is met, for people: "ratio <= 0.33: met"; ""
+ * without a target. One partly checked says so by clause: "<= 15 ns: met,
+ * <= 0.5x UCX: unchecked".
+ */
+static const char *target_text(const struct result *r, char *buf, size_t len)
+{
+	struct clause c[MAX_CLAUSES];
+	int n = parse_target(r, c), met = target_met(r), i = 0;
+	char copy[sizeof(r->target)], *save = NULL;
+	size_t at = 0;
+
+	buf[0] = '\0';
+	if (met == -2)
+		return buf;
+	if (met != -1 || n <= 1) {
+		snprintf(buf, len, "%s: %s", r->target, met_word(met));
+		return buf;
+	}
+	snprintf(copy, sizeof(copy), "%s", r->target);
+	for (char *s = strtok_r(copy, ",", &save); s && i < n && at < len; s = strtok_r(NULL, ",", &save), i++) {
+		while (*s == ' ')
+			s++;
+		at += (size_t)snprintf(buf + at, len - at, "%s%s: %s", i ? ", " : "", s, met_word(clause_met(r, &c[i])));
+	}
+	return buf;
 }
 
 static void fmt_value(char *buf, size_t len, double v)
 {
 	if (isnan(v))
 		snprintf(buf, len, "-");
-	else if (v >= 100)
+	else if (isinf(v))
+		snprintf(buf, len, "%s", v > 0 ? "inf" : "-inf");
+	else if (fabs(v) >= 100)
 		snprintf(buf, len, "%.0f", v);
-	else if (v >= 1)
+	else if (fabs(v) >= 1)
 		snprintf(buf, len, "%.2f", v);
 	else
-		snprintf(buf, len, "%.3f", v);
+		snprintf(buf, len, "%.3g", v);
 }
 
 void bench_print_table(FILE *f, const char *title, unsigned reps)
@@ -168,34 +387,58 @@ void bench_print_table(FILE *f, const char *title, unsigned reps)
 		"peer", "ratio", "target");
 	for (unsigned i = 0; i < nr_results; i++) {
 		const struct result *r = &results[i];
-		char a[32], b[32], c[32];
+		enum peer_state ps = peer_state(r);
+		char a[32], b[32], c[32], t[128];
 
 		fmt_value(a, sizeof(a), r->iovm);
 		fmt_value(b, sizeof(b), r->peer_value);
 		fmt_value(c, sizeof(c), ratio(r));
-		int met = target_met(r);
-
 		if (isnan(r->iovm))
 			snprintf(a, sizeof(a), "%s", r->unbuilt[0] ? "-" : "failed");
-		if (isnan(r->peer_value) && strncmp(r->peer, "none", 4))
+		if (ps == PEER_FAILED)
 			snprintf(b, sizeof(b), "failed");
-		fprintf(f, "%-44s %-10s %10s  %-34s %10s %8s  %s%s\n", r->name, r->unit, a, r->peer, b, c,
-			r->target, met == 1 ? ": met" : met == 0 ? ": MISSED" : "");
+		else if (ps == PEER_NOT_BUILT)
+			snprintf(b, sizeof(b), "not built");
+		else if (ps == PEER_NOT_RUN)
+			snprintf(b, sizeof(b), "not run");
+		if (r->unbuilt[0])
+			snprintf(t, sizeof(t), "%s", r->unbuilt);
+		else
+			target_text(r, t, sizeof(t));
+		fprintf(f, "%-44s %-10s %10s  %-34s %10s %8s  %s\n", r->name, r->unit, a, r->peer, b, c, t);
 	}
 	if (nr_notes)
 		fprintf(f, "\n");
 	for (unsigned i = 0; i < nr_notes; i++)
 		fprintf(f, "note: %s\n", notes[i]);
-	fprintf(f, "\nratio = iovm / peer: for times (ns, us, ms) below 1 is better for iovm;"
-		   " for rates (/s) and speed-ups (x) above 1 is.\n");
+	fprintf(f, "\nratio = iovm / peer: for times (ns, us, ms) and counts below 1 is better for iovm;"
+		   " for rates (/s), speed-ups (x) and shares (%%) above 1 is.\n"
+		   "A target is met, MISSED, or unchecked (a figure it needs is missing).\n");
 }
 
 static void json_num(FILE *f, double v)
 {
-	if (isnan(v))
+	if (!isfinite(v))
 		fprintf(f, "null");
 	else
 		fprintf(f, "%.6g", v);
+}
+
+/* A JSON string: the names are the benchmarks' own, but a quote or a control character must not break the document. */
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
 }
 
 void bench_write_json(FILE *f)
@@ -203,21 +446,43 @@ void bench_write_json(FILE *f)
 	fprintf(f, "[\n");
 	for (unsigned i = 0; i < nr_results; i++) {
 		const struct result *r = &results[i];
+		enum peer_state ps = peer_state(r);
+		int met = target_met(r);
+		char why[48];
 
-		fprintf(f, "  {\"name\": \"%s\", \"unit\": \"%s\", \"iovm\": ", r->name, r->unit);
+		fprintf(f, "  {\"name\": ");
+		json_str(f, r->name);
+		fprintf(f, ", \"unit\": ");
+		json_str(f, r->unit);
+		fprintf(f, ", \"iovm\": ");
 		json_num(f, r->iovm);
-		fprintf(f, ", \"peer\": \"%s\", \"peer_value\": ", r->peer);
+		fprintf(f, ", \"peer\": ");
+		if (ps == PEER_MEASURED || ps == PEER_FAILED)
+			json_str(f, r->peer);
+		else
+			fprintf(f, "null");
+		fprintf(f, ", \"peer_status\": \"%s\"", peer_state_name[ps]);
+		if (ps != PEER_MEASURED && ps != PEER_FAILED && peer_reason(r, why, sizeof(why))[0]) {
+			fprintf(f, ", \"peer_note\": ");
+			json_str(f, why);
+		}
+		fprintf(f, ", \"peer_value\": ");
 		json_num(f, r->peer_value);
 		fprintf(f, ", \"ratio\": ");
 		json_num(f, ratio(r));
-		if (r->target[0] && !r->unbuilt[0]) {
-			int met = target_met(r);
-
-			fprintf(f, ", \"target\": \"%s\", \"met\": %s", r->target,
-				met == 1 ? "true" : met == 0 ? "false" : "null");
+		fprintf(f, ", \"lead\": ");
+		json_num(f, lead(r));
+		fprintf(f, ", \"better\": \"%s\"", higher_better(r->unit) ? "higher" : "lower");
+		fprintf(f, ", \"target\": ");
+		if (met == -2)
+			fprintf(f, "null");
+		else
+			json_str(f, r->target);
+		fprintf(f, ", \"met\": %s", met == 1 ? "true" : met == 0 ? "false" : "null");
+		if (r->unbuilt[0]) {
+			fprintf(f, ", \"status\": ");
+			json_str(f, r->unbuilt);
 		}
-		if (r->unbuilt[0])
-			fprintf(f, ", \"status\": \"%s\"", r->unbuilt);
 		fprintf(f, "}%s\n", i + 1 < nr_results ? "," : "");
 	}
 	fprintf(f, "]\n");
@@ -272,12 +537,6 @@ int bench_write_json_file(const char *path)
 	}
 	fprintf(stderr, "[bench] JSON written to %s\n", path);
 	return 0;
-}
-
-/* Rows measured as rates (GB/s, Mops/s...): higher is better. */
-static bool rate_unit(const char *unit)
-{
-	return strstr(unit, "/s") != NULL;
 }
 
 /* Rows measured in time, in nanoseconds: one log axis holds them all. */

@@ -357,9 +357,9 @@ int bench_placement(const struct bench_args *args)
 	printf("\n");
 
 	bench_result("guest creations that succeed, reserved pool", "%", pct(cok[POL_POOL], c[POL_POOL]),
-		     "plain buddy", pct(cok[POL_BUDDY], c[POL_BUDDY]), "100%");
+		     "plain buddy", pct(cok[POL_BUDDY], c[POL_BUDDY]), ">= 100%");
 	bench_result("guest reboots that succeed, reserved pool", "%", pct(bok[POL_POOL], b[POL_POOL]), "plain buddy",
-		     pct(bok[POL_BUDDY], b[POL_BUDDY]), "100%");
+		     pct(bok[POL_BUDDY], b[POL_BUDDY]), ">= 100%");
 	bench_result("guest creations that succeed, halving", "%", pct(cok[POL_HALVING], c[POL_HALVING]),
 		     "plain buddy", pct(cok[POL_BUDDY], c[POL_BUDDY]), NULL);
 	bench_result("guest reboots that succeed, halving", "%", pct(bok[POL_HALVING], b[POL_HALVING]), "plain buddy",

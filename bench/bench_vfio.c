@@ -212,7 +212,7 @@ static void bench_entries(void)
 			iovm_domain_unmap(dom, per[p], SZ_2M);
 	}
 	snprintf(row, sizeof(row), "kernel entries for %s of heap", size);
-	bench_result(row, "entries", (double)at_once, "one per hugepage (DPDK)", (double)per_page, "coalesced");
+	bench_result(row, "entries", (double)at_once, "one per hugepage (DPDK)", (double)per_page, "ratio < 1");
 	snprintf(row, sizeof(row), "map %s of heap into the kernel", size);
 	bench_result(row, "ms", bench_median(t_once, nr), "a hugepage at a time", bench_median(t_page, nr), "report");
 	bench_note("at the kernel's default budget of 65535 entries: %.0f GiB of heap mapped as iovm maps it, "
