@@ -539,32 +539,6 @@ int bench_write_json_file(const char *path)
 	return 0;
 }
 
-/* Rows measured in time, in nanoseconds: one log axis holds them all. */
-static bool time_unit(const char *unit, double *scale)
-{
-	/* "ns", "ns/lookup", "us"...: a time, per whatever follows. */
-	*scale = !strncmp(unit, "ns", 2) ? 1 : !strncmp(unit, "us", 2) ? 1e3 : !strncmp(unit, "ms", 2) ? 1e6 : 0;
-	return *scale != 0 && !rate_unit(unit);
-}
-
-/* Write the rows @want selects to @f; returns how many. */
-static unsigned plot_data(FILE *f, bool rates)
-{
-	unsigned n = 0;
-
-	for (unsigned i = 0; i < nr_results; i++) {
-		const struct result *r = &results[i];
-		double scale = 1;
-
-		if (r->unbuilt[0] || (rates ? !rate_unit(r->unit) : !time_unit(r->unit, &scale)))
-			continue;
-		fprintf(f, "\"%s, %s\\n(%s)\" %g %g\n", r->name, rates ? r->unit : "ns", r->peer,
-			isnan(r->iovm) ? 0 : r->iovm * scale, isnan(r->peer_value) ? 0 : r->peer_value * scale);
-		n++;
-	}
-	return n;
-}
-
 static bool output_failed;
 
 void bench_output_fail(const char *what, int err)
@@ -670,74 +644,439 @@ int bench_gnuplot_close(struct bench_gnuplot *g, const char *path)
 	return err;
 }
 
+/* ---- the chart ---- */
+
+/*
+ * Text for gnuplot's command language: single-quoted, where only '' is
+ * special and no substitution (`command`, @macro) happens; control
+ * characters become spaces.
+ */
+static void gp_quote(FILE *f, const char *s)
+{
+	fputc('\'', f);
+	for (; *s; s++) {
+		if (*s == '\'')
+			fputs("''", f);
+		else if ((unsigned char)*s < 0x20)
+			fputc(' ', f);
+		else
+			fputc(*s, f);
+	}
+	fputc('\'', f);
+}
+
+/* Text for a data file: double-quoted, where gnuplot reads \n as a line break; no quote or backslash of ours. */
+static void gp_data_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		if (*s == '\n')
+			fputs("\\n", f);
+		else if (*s == '"')
+			fputc('\'', f);
+		else if (*s == '\\' || (unsigned char)*s < 0x20)
+			fputc(' ', f);
+		else
+			fputc(*s, f);
+	}
+	fputc('"', f);
+}
+
+/* How a row shows on the ratio panel: a bar, or a word where the bar would be. */
+enum plot_class { PC_LEADS, PC_TRAILS, PC_IOVM_FAILED, PC_PEER_FAILED, PC_PEER_NOT_RUN, PC_PEER_NOT_BUILT, NR_PC };
+
+static const struct {
+	const char *colour;
+	const char *legend;
+} plot_classes[NR_PC] = {
+	[PC_LEADS] = { "#2a7ab9", "iovm leads (right of 1x)" },
+	[PC_TRAILS] = { "#e07b24", "iovm trails (left of 1x)" },
+	[PC_IOVM_FAILED] = { "#b03030", "iovm failed" },
+	[PC_PEER_FAILED] = { "#b8860b", "peer failed" },
+	[PC_PEER_NOT_RUN] = { "#7d4fa0", "peer not run" },
+	[PC_PEER_NOT_BUILT] = { "#808080", "peer not built" },
+};
+
+struct plot_row {
+	const struct result *r;
+	enum plot_class cls;
+	double lead;   /* lead(), or NAN */
+	double target; /* the lead the target asks for at least, or NAN */
+	int met;
+};
+
+/*
+ * The lead that @r's target asks for, on the chart's axis: the clause that
+ * asks most of those that bound the lead from below. A clause on iovm's
+ * own figure moves with the peer's figure (20 ns against a peer's 40 ns is
+ * a lead of 2); a clause that bounds it from above, or "iovm succeeds",
+ * has no place on the axis. NAN when none has.
+ */
+static double target_lead(const struct result *r)
+{
+	struct clause c[MAX_CLAUSES];
+	int n = parse_target(r, c);
+	bool hb = higher_better(r->unit);
+	double t = NAN;
+
+	for (int i = 0; i < n; i++) {
+		double v;
+
+		if (c[i].what == C_SUCCEEDS || c[i].x <= 0)
+			continue;
+		/* A bound from below on the lead: at most, where lower is better; at least, where higher is. */
+		if (c[i].upper == hb)
+			continue;
+		if (c[i].what == C_RATIO)
+			v = hb ? c[i].x : 1 / c[i].x;
+		else if (isnan(r->peer_value) || r->peer_value <= 0)
+			continue;
+		else
+			v = hb ? c[i].x / r->peer_value : r->peer_value / c[i].x;
+		if (isnan(t) || v > t)
+			t = v;
+	}
+	return t;
+}
+
+static int cmp_rows(const void *a, const void *b)
+{
+	const struct plot_row *x = a, *y = b;
+
+	/* Bars first, the largest lead on top; then the rows without a bar, by why. */
+	if (x->cls != y->cls && (x->cls > PC_TRAILS || y->cls > PC_TRAILS))
+		return x->cls < y->cls ? -1 : 1;
+	if (x->cls <= PC_TRAILS)
+		return x->lead > y->lead ? -1 : x->lead < y->lead;
+	return 0;
+}
+
+/* The ratio panel's rows, sorted, into @rows; the rest (no peer at all, or not built yet) are left for the list. */
+static unsigned plot_rows(struct plot_row *rows)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < nr_results; i++) {
+		const struct result *r = &results[i];
+		enum peer_state ps = peer_state(r);
+		struct plot_row *p = &rows[n];
+
+		if (r->unbuilt[0] || ps == PEER_NONE)
+			continue;
+		p->r = r;
+		p->lead = lead(r);
+		p->target = target_lead(r);
+		p->met = target_met(r);
+		if (ps == PEER_NOT_BUILT)
+			p->cls = PC_PEER_NOT_BUILT;
+		else if (ps == PEER_NOT_RUN)
+			p->cls = PC_PEER_NOT_RUN;
+		else if (isnan(r->iovm))
+			p->cls = PC_IOVM_FAILED;
+		else if (ps == PEER_FAILED)
+			p->cls = PC_PEER_FAILED;
+		else
+			p->cls = p->lead >= 1 ? PC_LEADS : PC_TRAILS;
+		/* A target on the lead axis only where there is a lead. */
+		if (p->cls > PC_TRAILS)
+			p->target = NAN;
+		n++;
+	}
+	/* A stable order among equals: the benchmark's. */
+	for (unsigned i = 1; i < n; i++)
+		for (unsigned j = i; j > 0 && cmp_rows(&rows[j - 1], &rows[j]) > 0; j--) {
+			struct plot_row t = rows[j];
+
+			rows[j] = rows[j - 1];
+			rows[j - 1] = t;
+		}
+	return n;
+}
+
+/* "38x", "3.84x", "0.58x", "0.0036x": two decimals, two significant figures below 0.1. */
+static void fmt_lead(char *buf, size_t len, double v)
+{
+	if (isinf(v))
+		snprintf(buf, len, "inf");
+	else if (v >= 10)
+		snprintf(buf, len, "%.0fx", v);
+	else if (v >= 0.1)
+		snprintf(buf, len, "%.2fx", v);
+	else
+		snprintf(buf, len, "%.2gx", v);
+}
+
+/*
+ * A row's figures, into @fig ("14.3 vs 55 ns/pair", or with no peer "10.7
+ * ns (why)"), and its target, into @tgt ("target ratio <= 0.33: met", or
+ * "" without one).
+ */
+static void row_detail(const struct result *r, bool with_peer, char *fig, size_t flen, char *tgt, size_t tlen)
+{
+	char a[32], b[32], why[48];
+	int met = target_met(r);
+	enum peer_state ps = peer_state(r);
+
+	fmt_value(a, sizeof(a), r->iovm);
+	fmt_value(b, sizeof(b), r->peer_value);
+	if (isnan(r->iovm))
+		snprintf(a, sizeof(a), "%s", r->unbuilt[0] ? r->unbuilt : "failed");
+	peer_reason(r, why, sizeof(why));
+	if (!with_peer)
+		snprintf(fig, flen, "%s%s%s%s%s%s", a, isnan(r->iovm) ? "" : " ", isnan(r->iovm) ? "" : r->unit,
+			 why[0] ? " (" : "", why, why[0] ? ")" : "");
+	else if (ps == PEER_MEASURED && !isnan(r->iovm))
+		snprintf(fig, flen, "iovm %s vs peer %s %s", a, b, r->unit);
+	else if (ps == PEER_MEASURED)
+		snprintf(fig, flen, "iovm failed, peer %s %s", b, r->unit);
+	else
+		snprintf(fig, flen, "iovm %s%s%s, peer %s", a, isnan(r->iovm) ? "" : " ", isnan(r->iovm) ? "" : r->unit,
+			 peer_state_name[ps]);
+	if (met == -2) {
+		tgt[0] = '\0';
+	} else {
+		char t[128];
+
+		snprintf(tgt, tlen, "target %s", target_text(r, t, sizeof(t)));
+	}
+}
+
+/* The x range: decades around every lead, target and 1, at most 1e-4 to 1e4 (bars beyond stop at the edge). */
+static void plot_range(const struct plot_row *rows, unsigned n, double *lo, double *hi)
+{
+	double a = 1, b = 1;
+
+	for (unsigned i = 0; i < n; i++) {
+		double v[2] = { rows[i].lead, rows[i].target };
+
+		for (int k = 0; k < 2; k++)
+			if (isfinite(v[k]) && v[k] > 0) {
+				a = fmin(a, v[k]);
+				b = fmax(b, v[k]);
+			}
+	}
+	*lo = fmax(1e-4, pow(10, floor(log10(a / 1.5))));
+	*hi = fmin(1e4, pow(10, ceil(log10(b * 3))));
+	if (*lo > 0.1)
+		*lo = 0.1;
+	if (*hi < 10)
+		*hi = 10;
+}
+
+/* The rows not on the ratio panel: iovm alone (no peer), or not built yet. */
+static unsigned plot_list_rows(void)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < nr_results; i++)
+		n += results[i].unbuilt[0] || peer_state(&results[i]) == PEER_NONE;
+	return n;
+}
+
+static const struct bench_panels *own_panels;
+
+void bench_plot_panels(const struct bench_panels *p)
+{
+	own_panels = p;
+}
+
 int bench_plot(const char *svg, const char *title)
 {
-	char times[] = "/tmp/iovm-bench-t-XXXXXX", rates[] = "/tmp/iovm-bench-r-XXXXXX";
-	unsigned nt, nr, panels;
+	char data[] = "/tmp/iovm-bench-XXXXXX", fig[128], tgt[96], line[300];
+	static struct plot_row rows[MAX_RESULTS];
+	unsigned n = plot_rows(rows), nl = plot_list_rows(), width = 1400, height, ratio_h, list_h, head = 40;
+	bool present[NR_PC] = { false }, markers[3] = { false }; /* the targets drawn: unchecked, missed, met */
 	struct bench_gnuplot g;
-	FILE *ft, *fr, *gp;
-	int fdt, fdr, ret;
+	double lo, hi, y0;
+	FILE *f, *gp;
+	int fd, ret;
 
-	fdt = mkstemp(times);
-	fdr = mkstemp(rates);
-	ft = fdt >= 0 ? fdopen(fdt, "w") : NULL;
-	fr = fdr >= 0 ? fdopen(fdr, "w") : NULL;
-	if (!ft || !fr) {
-		int err = -errno;
-
-		if (ft)
-			fclose(ft);
-		else if (fdt >= 0)
-			close(fdt);
-		if (fr)
-			fclose(fr);
-		else if (fdr >= 0)
-			close(fdr);
-		unlink(times);
-		unlink(rates);
-		return err;
+	if (!n && !nl && !own_panels)
+		return -ENODATA;
+	fd = mkstemp(data);
+	f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	if (!f) {
+		ret = -errno;
+		if (fd >= 0) {
+			close(fd);
+			unlink(data);
+		}
+		return ret;
 	}
-	nt = plot_data(ft, false);
-	nr = plot_data(fr, true);
-	fclose(ft);
-	fclose(fr);
-	panels = (nt > 0) + (nr > 0);
-	ret = panels ? bench_gnuplot_open(svg, &g) : -ENODATA;
+	plot_range(rows, n, &lo, &hi);
+	/*
+	 * One line a row, y counting down from the top: 1 y, 2-3 the bar's
+	 * ends, 4 the class, 5 where its label goes, 6 the target's lead, 7
+	 * whether met, 8 the row's name and peer, 9 the label, 10 whether the
+	 * label goes over the bar.
+	 */
+	for (unsigned i = 0; i < n; i++) {
+		const struct plot_row *p = &rows[i];
+		double y = n - 1 - i, l = fmin(hi, fmax(lo, p->lead)), t = p->target;
+		char name[160], label[96], why[48];
+
+		present[p->cls] = true;
+		if (p->cls <= PC_TRAILS) {
+			fmt_lead(label, sizeof(label), p->lead);
+			if (p->lead > hi || p->lead < lo) /* beyond the axis: the bar stops at its edge */
+				snprintf(label + strlen(label), sizeof(label) - strlen(label), " (off the axis)");
+		} else {
+			snprintf(label, sizeof(label), "%s", plot_classes[p->cls].legend);
+		}
+		/* The row's name; under it its peer, or why there is none. */
+		if (p->cls == PC_PEER_NOT_BUILT || p->cls == PC_PEER_NOT_RUN)
+			snprintf(name, sizeof(name), "%s\n(%s)", p->r->name, peer_reason(p->r, why, sizeof(why)));
+		else
+			snprintf(name, sizeof(name), "%s\nvs %s", p->r->name, p->r->peer);
+		fprintf(f, "%g ", y);
+		if (p->cls <= PC_TRAILS)
+			fprintf(f, "%g %g ", fmin(1, l), fmax(1, l));
+		else
+			fprintf(f, "NaN NaN ");
+		/* The label at the bar's end; at 1x for a bar that trails, or, in white, over one beyond the axis. */
+		fprintf(f, "%d %g ", p->cls, p->cls == PC_LEADS && p->lead <= hi ? l : 1);
+		if (isfinite(t))
+			markers[p->met + 1] = true;
+		if (isfinite(t))
+			fprintf(f, "%g ", fmin(hi, fmax(lo, t)));
+		else
+			fprintf(f, "NaN ");
+		fprintf(f, "%d ", p->met);
+		gp_data_str(f, name);
+		fputc(' ', f);
+		gp_data_str(f, label);
+		fprintf(f, " %d\n", p->cls == PC_LEADS && p->lead > hi);
+	}
+	if (fflush(f) || ferror(f)) {
+		ret = errno ? -errno : -EIO;
+		fclose(f);
+		unlink(data);
+		return ret;
+	}
+	fclose(f);
+
+	ret = bench_gnuplot_open(svg, &g);
 	if (ret) {
-		unlink(times);
-		unlink(rates);
+		unlink(data);
 		return ret;
 	}
 	gp = g.script;
+	/* Heights in pixels: the title, 44 a row and 150 for the axis and key, 18 a line of the list. */
+	ratio_h = n ? 40 + 44 * n + 150 : 0;
+	list_h = nl ? 40 + 18 * nl : 0;
+	height = head + ratio_h + list_h + (own_panels ? own_panels->height : 0);
 	/* SVG by default; PNG when the name says so. */
-	fprintf(gp, "set terminal %s size 1200,%u font 'sans,10' background rgb 'white'\n",
-		strlen(svg) > 4 && !strcmp(svg + strlen(svg) - 4, ".png") ? "pngcairo" : "svg",
-		100 + 550 * panels);
-	fprintf(gp,
-		"set termoption noenhanced\n"
-		"set multiplot layout %u,1 title '%s'\n"
-		"set style data histograms\n"
-		"set style histogram clustered gap 1\n"
-		"set style fill solid 0.8 border -1\n"
-		"set logscale y\n"
-		"set xtics rotate by -20 font 'sans,9'\n"
-		"set key top left\n"
-		"set grid ytics\n",
-		panels, title);
-	if (nt)
+	fprintf(gp, "set terminal %s size %u,%u font 'sans,10' background rgb 'white'\n",
+		strlen(svg) > 4 && !strcmp(svg + strlen(svg) - 4, ".png") ? "pngcairo" : "svg", width, height);
+	fprintf(gp, "set termoption noenhanced\nset multiplot title ");
+	gp_quote(gp, title);
+	fprintf(gp, " font 'sans,12'\n");
+#define SY(px) (1 - (double)(px) / height) /* a height from the top, in pixels, as a screen coordinate */
+	y0 = head;
+	if (n) {
 		fprintf(gp,
-			"set title 'time: lower is better (log scale; a missing bar did not succeed)'\n"
-			"plot '%s' using 2:xtic(1) title 'iovm' lc rgb '#2a7ab9', '' using 3 title 'peer' lc rgb '#d9822b'\n",
-			times);
-	if (nr)
+			"set lmargin at screen 0.25\nset rmargin at screen 0.68\n"
+			"set tmargin at screen %g\nset bmargin at screen %g\n"
+			"set title 'Each row: iovm against the peer measured in the same run (sorted by lead)' font 'sans,10'\n"
+			"set logscale x\nset xrange [%g:%g]\nset yrange [-0.6:%g]\n"
+			"set format x '%%gx'\nset mxtics 10\nset grid xtics lc rgb '#dddddd'\n"
+			"set xlabel 'lead of iovm = peer''s figure / iovm''s, for rates and shares iovm''s / peer''s: "
+			"right of 1x iovm leads, left of it iovm trails'\n"
+			"set ytics scale 0 font 'sans,9'\n"
+			"set key at screen 0.5, screen %g center top horizontal maxrows 2 samplen 1.5 font 'sans,9'\n"
+			"set arrow 1 from 1, graph 0 to 1, graph 1 nohead lw 2 lc rgb 'black' front\n"
+			"set style fill solid 0.85 noborder\n",
+			SY(y0 + 40), SY(y0 + ratio_h - 110), lo, hi, n - 0.4, SY(y0 + ratio_h - 50));
+		/* Between the bars and the rows without one, a line. */
+		for (unsigned i = 0; i + 1 < n; i++)
+			if (rows[i].cls <= PC_TRAILS && rows[i + 1].cls > PC_TRAILS)
+				fprintf(gp,
+					"set arrow 2 from graph 0, first %g to graph 1, first %g nohead dt 2 lc rgb '#999999'\n",
+					n - 1.5 - i, n - 1.5 - i);
+		/* Each row's figures and target, right of the panel. */
+		for (unsigned i = 0; i < n; i++) {
+			row_detail(rows[i].r, true, fig, sizeof(fig), tgt, sizeof(tgt));
+			fprintf(gp, "set label %u ", 10 + 2 * i);
+			gp_quote(gp, fig);
+			fprintf(gp, " at graph 1.01, first %u left font 'sans,8' offset 0,%s tc rgb '#333333'\n", n - 1 - i,
+				tgt[0] ? "0.55" : "0");
+			if (!tgt[0])
+				continue;
+			fprintf(gp, "set label %u ", 11 + 2 * i);
+			gp_quote(gp, tgt);
+			fprintf(gp, " at graph 1.01, first %u left font 'sans,8' offset 0,-0.55 tc rgb '%s'\n", n - 1 - i,
+				rows[i].met == 0 ? "#c0392b" : rows[i].met == 1 ? "#1e7b34" : "#666666");
+		}
+		fprintf(gp, "plot '%s' using (1):1:ytic(8) with points ps 0 notitle", data);
+		for (int c = PC_LEADS; c <= PC_TRAILS; c++)
+			fprintf(gp,
+				", '' using (($4)==%d ? sqrt(($2)*($3)) : NaN):1:2:3:(($1)-0.32):(($1)+0.32) "
+				"with boxxyerror lc rgb '%s' %s '%s'",
+				c, plot_classes[c].colour, present[c] ? "title" : "notitle", plot_classes[c].legend);
 		fprintf(gp,
-			"set title 'rates: higher is better (log scale)'\n"
-			"plot '%s' using 2:xtic(1) title 'iovm' lc rgb '#2a7ab9', '' using 3 title 'peer' lc rgb '#d9822b'\n",
-			rates);
+			", '' using (($4)<=%d && ($10)==0 ? ($5) : NaN):1:(stringcolumn(9)) with labels left offset 0.6,0 "
+			"font 'sans,9' notitle"
+			", '' using (($10)==1 ? ($5) : NaN):1:(stringcolumn(9)) with labels left offset 0.6,0 "
+			"font 'sans,9' tc rgb 'white' notitle",
+			PC_TRAILS);
+		/* The word where a bar would be: beside 1x, on the side with more room. */
+		for (int c = PC_IOVM_FAILED; c < NR_PC; c++)
+			if (present[c])
+				fprintf(gp,
+					", '' using (($4)==%d ? 1 : NaN):1:(stringcolumn(9)) with labels %s offset %s,0 "
+					"font 'sans,9' tc rgb '%s' notitle, NaN with boxes lc rgb '%s' title '%s'",
+					c, lo * hi < 1 ? "right" : "left", lo * hi < 1 ? "-0.6" : "0.6", plot_classes[c].colour,
+					plot_classes[c].colour, plot_classes[c].legend);
+		/* The targets: a tick across the row where the lead would meet it. */
+		for (int m = 1; m >= -1; m--)
+			if (markers[m + 1])
+				fprintf(gp,
+					", '' using (($7)==%d ? ($6) : NaN):(($1)-0.42):(0):(0.84) with vectors nohead lw 3 "
+					"lc rgb '%s' title 'target (%s)'",
+					m, m == 1 ? "#1e7b34" : m == 0 ? "#c0392b" : "#888888", met_word(m));
+		fprintf(gp, "\n");
+		fprintf(gp, "unset arrow\nunset label\nunset logscale x\nunset title\nunset xlabel\nunset key\nunset grid\n");
+		y0 += ratio_h;
+	}
+	if (nl) {
+		unsigned k = 0;
+
+		/* The list: text only, on an empty plot. */
+		fprintf(gp,
+			"set lmargin at screen 0.02\nset rmargin at screen 0.98\n"
+			"set tmargin at screen %g\nset bmargin at screen %g\n"
+			"unset border\nunset xtics\nunset ytics\nunset x2tics\nunset y2tics\n"
+			"set xrange [0:1]\nset yrange [0:1]\nset label 1 ",
+			SY(y0), SY(y0 + list_h));
+		gp_quote(gp, n ? "Rows with no peer to compare against (not on the lead axis): iovm's own figures"
+			       : "No row has a peer to compare against: iovm's own figures");
+		fprintf(gp, " at screen 0.02, screen %g left font 'sans,10'\n", SY(y0 + 20));
+		for (unsigned i = 0; i < nr_results; i++) {
+			const struct result *r = &results[i];
+			int met = target_met(r);
+
+			if (!r->unbuilt[0] && peer_state(r) != PEER_NONE)
+				continue;
+			row_detail(r, false, fig, sizeof(fig), tgt, sizeof(tgt));
+			snprintf(line, sizeof(line), "%.63s: %.127s%s%.95s", r->name, fig, tgt[0] ? "; " : "", tgt);
+			fprintf(gp, "set label %u ", 2 + k);
+			gp_quote(gp, line);
+			fprintf(gp, " at screen 0.03, screen %g left font 'sans,9' tc rgb '%s'\n", SY(y0 + 42 + 18 * k),
+				met == 0 ? "#c0392b" : r->unbuilt[0] ? "#808080" : "#333333");
+			k++;
+		}
+		fprintf(gp, "plot NaN notitle\n");
+		y0 += list_h;
+	}
+	if (own_panels) {
+		/* A clean slate for them: the settings above are the common panels' own. */
+		fprintf(gp, "reset\nset termoption noenhanced\n");
+		own_panels->draw(gp, SY(y0), SY(y0 + own_panels->height), own_panels->arg);
+	}
+#undef SY
 	fprintf(gp, "unset multiplot\n");
 	ret = bench_gnuplot_close(&g, svg);
-	unlink(times);
-	unlink(rates);
+	unlink(data);
 	if (!ret)
 		fprintf(stderr, "[bench] chart written to %s\n", svg);
 	return ret;

@@ -63,8 +63,31 @@ void bench_print_table(FILE *f, const char *title, unsigned reps);
  */
 void bench_write_json(FILE *f);
 int bench_write_json_file(const char *path);
-/* An SVG bar chart of iovm beside its peers, through gnuplot when installed: 0, or a negative errno. */
+/*
+ * The chart, an SVG (a PNG when the name ends in .png) through gnuplot:
+ * every row with a peer as iovm's lead over it, on one log axis (the
+ * peer's figure over iovm's where lower is better, iovm's over the
+ * peer's where higher is: above 1 iovm leads), sorted by lead, a line at
+ * 1, each row's target a tick where the lead would meet it; a row whose
+ * peer was not built, not run or failed, or where iovm failed, says so in
+ * place of its bar. Rows with no peer at all are listed under it with
+ * their own figures, then the benchmark's own panels, if any. 0, or a
+ * negative errno.
+ */
 int bench_plot(const char *svg, const char *title);
+
+/*
+ * A benchmark's own panels, drawn under the common ones: @draw writes
+ * gnuplot commands for the band of the image between the screen
+ * coordinates @top and @bottom, @height pixels tall. Registered before
+ * bench_report(); NULL: none.
+ */
+struct bench_panels {
+	unsigned height;
+	void (*draw)(FILE *gp, double top, double bottom, void *arg);
+	void *arg;
+};
+void bench_plot_panels(const struct bench_panels *p);
 /*
  * A gnuplot run: its script written to @script; its image, which it writes
  * to its standard output, copied by bench_gnuplot_close() into the file
