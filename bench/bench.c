@@ -1103,9 +1103,18 @@ void bench_report(const struct bench_args *args, const char *title, unsigned rep
 		FILE *f = fdopen(dup(args->json_fd), "w");
 
 		if (f) {
+			int err = 0;
+
 			bench_write_json(f);
-			if (ferror(f) | fclose(f))
-				bench_output_fail("--json: cannot write the JSON", -EIO);
+			/* A full device or a closed pipe shows at the flush, with its errno. */
+			if (fflush(f))
+				err = errno ? -errno : -EIO;
+			else if (ferror(f))
+				err = -EIO;
+			if (fclose(f) && !err)
+				err = -errno;
+			if (err)
+				bench_output_fail("--json: cannot write the JSON", err);
 		} else {
 			bench_output_fail("--json", -errno);
 		}

@@ -2,6 +2,7 @@
 /*
  * iovm.c - the `iovm` command: info, demo, bench, stat, device-server.
  */
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,8 +13,8 @@
 
 /*
  * The commands. Exit status, for all of them: 0 done, 1 a call failed (why
- * on stderr), 2 a bad command line (the usage on stderr). COMMAND --help
- * prints the usage on stdout and exits 0.
+ * on stderr) or the output could not be written, 2 a bad command line (the
+ * usage on stderr). COMMAND --help prints the usage on stdout and exits 0.
  */
 static const struct {
 	const char *name;
@@ -66,7 +67,38 @@ static void usage(FILE *f)
 	fprintf(f, "\noptions (IOVM_OPTS=\"key=value,...\"):\n%s", iovm_opts_help());
 }
 
-int main(int argc, char **argv)
+/*
+ * Every command ends here: what it printed must have reached stdout, or
+ * the exit status says it did not (1, and why on stderr). A full disk or a
+ * closed pipe (SIGPIPE ignored) shows at the flush, or in the error flag
+ * of an earlier write.
+ */
+static int finish(int status)
+{
+	int err = 0;
+	bool failed = false;
+
+	errno = 0;
+	if (fflush(stdout)) {
+		err = errno;
+		failed = true;
+	}
+	if (ferror(stdout))
+		failed = true;
+	if (fclose(stdout) && !failed) {
+		err = errno;
+		failed = true;
+	}
+	if (!failed)
+		return status;
+	if (err)
+		fprintf(stderr, "iovm: cannot write the output: %s\n", strerror(err));
+	else
+		fprintf(stderr, "iovm: cannot write the output\n");
+	return status ? status : 1;
+}
+
+static int run(int argc, char **argv)
 {
 	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
 	    !strcmp(argv[1], "help")) {
@@ -90,4 +122,9 @@ int main(int argc, char **argv)
 	fprintf(stderr, "iovm: unknown command '%s'\n\n", argv[1]);
 	usage(stderr);
 	return 2;
+}
+
+int main(int argc, char **argv)
+{
+	return finish(run(argc, argv));
 }

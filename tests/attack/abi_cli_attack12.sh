@@ -718,14 +718,57 @@ if mkfull "$T/full"; then
 	grep -qi 'no space' "$T/err" ||
 		note "P7 --json-out to a full device (write: ENOSPC) says '$(tail -n1 "$T/err")'"
 fi
-# stdout that cannot be written (not an --json-out/--plot output: notes only)
-if mkfull "$T/full"; then
-	for c in "--version" "stat --json 4K" "info --json" "$BQ --json"; do
+# stdout that cannot be written: exit 1, why on stderr, never 0 with the
+# output lost; on a full device (a private copy of /dev/full) and on a
+# pipe whose reader is gone, SIGPIPE ignored (epipe, built here: no race
+# on when the reader leaves)
+P7OUT="--version|--help|stat --json 4K|stat 4K|info --json|info|demo|bench --help|$BQ|$BQ --json"
+p7out() { # HOW CMD...: HOW is a label; expect exit 1 and "cannot write" on stderr
+	_how=$1
+	shift
+	_ifs=$IFS
+	IFS='|'
+	set -f
+	for c in $P7OUT; do
+		IFS=$_ifs
 		# shellcheck disable=SC2086
-		"$TO" 120 "$IOVM" $c >"$T/full" 2>"$T/err"
+		"$@" $c 2>"$T/err"
 		r=$?
-		[ $r -eq 0 ] && note "P7 'iovm $c > /dev/full' exits 0: the output lost without a word"
+		if [ $r -eq 1 ] && grep -q "cannot write" "$T/err"; then
+			npass=$((npass + 1))
+		else
+			bad "P7 'iovm $c' with stdout $_how: exit $r (want 1), stderr ends '$(tail -n1 "$T/err")'"
+		fi
+		IFS='|'
 	done
+	IFS=$_ifs
+	set +f
+}
+if mkfull "$T/full"; then
+	f0=$nfail
+	p7full() { "$TO" 120 "$IOVM" "$@" >"$T/full"; }
+	p7out "a full device" p7full
+	[ $nfail -eq $f0 ] && ok "P7 stdout on a full device: exit 1, why on stderr (--version, --help, stat, info, demo, bench)"
+fi
+cat >epipe.c <<'EOF'
+#include <signal.h>
+#include <unistd.h>
+int main(int argc, char **argv)
+{
+	int p[2];
+	if (argc < 2 || pipe(p) || close(p[0]) || dup2(p[1], 1) < 0)
+		return 125;
+	signal(SIGPIPE, SIG_IGN);
+	execvp(argv[1], argv + 1);
+	return 127;
+}
+EOF
+if $CC -o epipe epipe.c 2>/dev/null; then
+	f0=$nfail
+	p7out "a closed pipe" "$TO" 120 ./epipe "$IOVM"
+	[ $nfail -eq $f0 ] && ok "P7 stdout a closed pipe, SIGPIPE ignored: exit 1, why on stderr (--version, --help, stat, info, demo, bench)"
+else
+	note "P7 cannot build the closed-pipe helper: skipped"
 fi
 # gnuplot missing (an empty PATH), or failing
 mkdir -p "$T/nogp" "$T/fakebin"

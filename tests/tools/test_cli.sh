@@ -47,6 +47,43 @@ rc=0
 [ "$rc" = 2 ] || fail "an unknown command exited $rc, not 2"
 ok
 
+# Stdout that cannot be written: every command, --help and --version too,
+# exits 1 and says why on stderr, never 0 with its output lost. A full
+# device (a private copy of /dev/full, made with mknod: root only) and a
+# pipe whose reader is gone, SIGPIPE ignored (closed_stdout).
+closed="$build/tests/tools/closed_stdout"
+full=""
+if mknod -m 666 "$tmp/stdout-full" c 1 7 2>/dev/null; then
+	full="$tmp/stdout-full"
+else
+	echo "# skip: stdout on a full device: mknod needs root"
+fi
+for c in "--version" "--help" "info" "info --json" "info --help" "stat" "stat --json 4K" "stat --help" \
+	"demo" "demo --help" "bench --help" "bench reg --help" "device-server --help" \
+	"bench reg --quick --no-dpdk" "bench reg --quick --no-dpdk --json"; do
+	if [ -n "$full" ]; then
+		rc=0
+		# shellcheck disable=SC2086 # the words are the arguments
+		"$iovm" $c >"$full" 2>"$tmp/out.err" || rc=$?
+		[ "$rc" = 1 ] || fail "iovm $c >full device: exit $rc, not 1"
+		grep -q "cannot write .*: No space left on device" "$tmp/out.err" ||
+			fail "iovm $c >full device: $(tail -n1 "$tmp/out.err")"
+		[ -c "$full" ] || fail "iovm $c >full device: the device is gone"
+		ok
+	fi
+	rc=0
+	# shellcheck disable=SC2086
+	"$closed" "$iovm" $c 2>"$tmp/out.err" || rc=$?
+	[ "$rc" = 1 ] || fail "iovm $c >closed pipe: exit $rc, not 1"
+	grep -q "cannot write .*: Broken pipe" "$tmp/out.err" || fail "iovm $c >closed pipe: $(tail -n1 "$tmp/out.err")"
+	ok
+done
+# ... and a bad command line keeps its 2 (its usage went to stderr).
+rc=0
+"$closed" "$iovm" info --bogus 2>/dev/null || rc=$?
+[ "$rc" = 2 ] || fail "iovm info --bogus >closed pipe: exit $rc, not 2"
+ok
+
 "$iovm" info >"$tmp/info" || fail "iovm info"
 for word in "page sizes" "hugepage pools" "host PAs" "userfaultfd" "IOMMU groups" "VFIO" "CPUs"; do
 	grep -q "$word" "$tmp/info" || fail "iovm info lacks '$word'"
