@@ -74,6 +74,8 @@ static int run_bench(int argc, char **argv)
 		return 0;
 	}
 	if (!run) {
+		if (argc >= 2)
+			fprintf(stderr, "iovm bench: unknown benchmark '%s'\n", argv[1]);
 		usage(stderr);
 		return 2;
 	}
@@ -106,6 +108,7 @@ static int run_bench(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		} else {
+			fprintf(stderr, "iovm bench: unknown or incomplete argument '%s'\n", argv[i]);
 			usage(stderr);
 			return 2;
 		}

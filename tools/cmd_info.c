@@ -224,7 +224,8 @@ int cmd_info(int argc, char **argv)
 		if (!strcmp(argv[i], "--json")) {
 			as_json = true;
 		} else {
-			fprintf(stderr, "usage: iovm info [--json]\n");
+			fprintf(stderr, "iovm info: unknown argument '%s'\n", argv[i]);
+			cmd_usage(stderr, "info");
 			return 2;
 		}
 	}

@@ -59,6 +59,13 @@ const char *fmt_size(uint64_t bytes, char *buf, unsigned len)
 	return buf;
 }
 
+void cmd_usage(FILE *f, const char *name)
+{
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (!strcmp(cmds[i].name, name))
+			fprintf(f, "usage: iovm %s %s\n\n%s\n", cmds[i].name, cmds[i].args, cmds[i].help);
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: iovm COMMAND [ARGS] | --version | --help\n\ncommands:\n");
@@ -106,6 +113,10 @@ static int run(int argc, char **argv)
 		return argc < 2 ? 2 : 0;
 	}
 	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+		if (argc > 2) {
+			fprintf(stderr, "iovm: %s takes no argument, not '%s'\n", argv[1], argv[2]);
+			return 2;
+		}
 		/* The command's headers, and the library it runs with: they differ when a shared library was swapped. */
 		printf("iovm %s (library %s)\n", IOVM_VERSION_STRING, iovm_version(NULL));
 		return 0;
@@ -114,7 +125,7 @@ static int run(int argc, char **argv)
 		if (strcmp(argv[1], cmds[i].name))
 			continue;
 		if (wants_help(argc, argv)) {
-			printf("usage: iovm %s %s\n\n%s\n", cmds[i].name, cmds[i].args, cmds[i].help);
+			cmd_usage(stdout, cmds[i].name);
 			return 0;
 		}
 		return cmds[i].fn(argc - 1, argv + 1);

@@ -101,11 +101,31 @@ grep -q "^done\.$" "$tmp/demo" || fail "iovm demo did not finish"
 grep -q "found the same zone (same memory)" "$tmp/demo" || fail "demo: zone not found again"
 ok
 
-# A bad option is refused, and the message names it.
-if IOVM_OPTS="pagesize=2M" "$iovm" demo >"$tmp/bad" 2>&1; then fail "bad IOVM_OPTS accepted"; fi
-grep -q "'pagesize'" "$tmp/bad" || fail "bad option not named"
+# A bad option is refused (exit 1), and the message on stderr names it.
+rc=0
+IOVM_OPTS="pagesize=2M" "$iovm" demo >"$tmp/bad" 2>"$tmp/bad.err" || rc=$?
+[ "$rc" = 1 ] || fail "bad IOVM_OPTS: demo exited $rc, not 1"
+grep -q "^iovm demo: .*'pagesize'" "$tmp/bad.err" || fail "bad option not named on stderr: $(cat "$tmp/bad.err")"
 ok
 
+# Bad command lines: exit 2, a message and the usage on stderr, nothing on stdout.
+for args in "--version extra" "version extra" "info extra" "info --bogus" "demo a b" "demo --bogus" \
+	"stat --bogus" "stat 1X" "stat --json -x" "bench" "bench nosuch" "bench reg --bogus" "bench reg --plot" \
+	"device-server" "nosuchcommand"; do
+	rc=0
+	# shellcheck disable=SC2086 # the words are the arguments
+	"$iovm" $args >"$tmp/bad.out" 2>"$tmp/bad.err" || rc=$?
+	[ "$rc" = 2 ] || fail "iovm $args: exit $rc, not 2"
+	[ -s "$tmp/bad.err" ] || fail "iovm $args: nothing said on stderr"
+	[ ! -s "$tmp/bad.out" ] || fail "iovm $args: wrote on stdout: $(head -n2 "$tmp/bad.out")"
+	ok
+done
+for args in "info extra" "demo a b" "bench"; do
+	rc=0
+	# shellcheck disable=SC2086
+	"$iovm" $args 2>&1 >/dev/null | grep -q "^usage: iovm ${args%% *} " || fail "iovm $args: no usage on stderr"
+	ok
+done
 "$iovm" stat 1M 64K --json >"$tmp/stat.json" || fail "iovm stat"
 json_ok "$tmp/stat.json" "iovm stat --json"
 # Sizes as the options parse them: every suffix they know, in either case,
