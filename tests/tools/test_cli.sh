@@ -120,7 +120,7 @@ for args in "--version extra" "version extra" "info extra" "info --bogus" "demo 
 	[ ! -s "$tmp/bad.out" ] || fail "iovm $args: wrote on stdout: $(head -n2 "$tmp/bad.out")"
 	ok
 done
-for args in "info extra" "demo a b" "bench"; do
+for args in "stat --bogus" "info extra" "demo a b" "bench"; do
 	rc=0
 	# shellcheck disable=SC2086
 	"$iovm" $args 2>&1 >/dev/null | grep -q "^usage: iovm ${args%% *} " || fail "iovm $args: no usage on stderr"
@@ -128,6 +128,30 @@ for args in "info extra" "demo a b" "bench"; do
 done
 "$iovm" stat 1M 64K --json >"$tmp/stat.json" || fail "iovm stat"
 json_ok "$tmp/stat.json" "iovm stat --json"
+# --json: the JSON alone on stdout, whatever the library logs (to stderr).
+IOVM_OPTS=log_level=debug "$iovm" stat --json 4K >"$tmp/stat-log.json" 2>"$tmp/stat-log.err" || fail "iovm stat, log_level=debug"
+json_ok "$tmp/stat-log.json" "iovm stat --json with log_level=debug"
+IOVM_OPTS=log_level=debug "$iovm" info --json >"$tmp/info-log.json" 2>/dev/null || fail "iovm info, log_level=debug"
+json_ok "$tmp/info-log.json" "iovm info --json with log_level=debug"
+# The text says each arena's largest free run, the JSON's figure (not its page size):
+# 1 MiB and 64 KiB of a 2 MiB bank in 4 KiB pages leave a run that is neither.
+size_text() { # BYTES: as fmt_size() writes a multiple of 1 KiB
+	n=$1 u=B
+	for next in KiB MiB GiB TiB; do
+		[ "$n" -ge 1024 ] && [ $((n % 1024)) -eq 0 ] || break
+		n=$((n / 1024)) u=$next
+	done
+	echo "$n $u"
+}
+IOVM_OPTS=page_size=4K,mem_limit=64M "$iovm" stat 1M 64K >"$tmp/stat.txt" || fail "iovm stat 1M 64K"
+IOVM_OPTS=page_size=4K,mem_limit=64M "$iovm" stat --json 1M 64K >"$tmp/stat2.json" || fail "iovm stat --json 1M 64K"
+runs=$(sed -n 's/^ *"largest_free_run": \([0-9]*\),*$/\1/p' "$tmp/stat2.json")
+[ -n "$runs" ] || fail "iovm stat --json: no largest_free_run"
+for run in $runs; do
+	grep -q "largest free run $(size_text "$run");" "$tmp/stat.txt" ||
+		fail "iovm stat: no arena with 'largest free run $(size_text "$run")': $(grep arena "$tmp/stat.txt")"
+	ok
+done
 # Sizes as the options parse them: every suffix they know, in either case,
 # allocated in full (sizes past the slabs, 32 KiB, are counted exactly);
 # anything else refused before a byte is allocated.
