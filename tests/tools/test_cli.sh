@@ -91,6 +91,12 @@ for word in "page sizes" "hugepage pools" "host PAs" "userfaultfd" "IOMMU groups
 done
 "$iovm" info --json >"$tmp/info.json" || fail "iovm info --json"
 json_ok "$tmp/info.json" "iovm info --json"
+# A NUMA node set: the line of iovm's configuration says it, and the page size beside it still.
+if IOVM_OPTS=numa_node=0 "$iovm" info >"$tmp/info-node" 2>/dev/null && ! grep -q "cannot open" "$tmp/info-node"; then
+	grep -q "^iovm  *page size [0-9]* [KMG]iB.*; NUMA node 0;" "$tmp/info-node" ||
+		fail "iovm info, numa_node=0: $(grep '^iovm ' "$tmp/info-node")"
+	ok
+fi
 for key in '"hugepage_pools"' '"userfaultfd"' '"iommu_groups"' '"vfio"' '"cpus"' '"host_pa"'; do
 	grep -q "$key" "$tmp/info.json" || fail "iovm info --json lacks $key"
 	ok
