@@ -132,6 +132,16 @@ for args in "stat --bogus" "info extra" "demo a b" "bench"; do
 	"$iovm" $args 2>&1 >/dev/null | grep -q "^usage: iovm ${args%% *} " || fail "iovm $args: no usage on stderr"
 	ok
 done
+# A benchmark that cannot run here (no device for bench vfio): exit 1, why on stderr, nothing on stdout.
+if [ -z "${IOVM_BENCH_DEVICE:-}" ] && [ ! -e /dev/vfio/vfio ]; then
+	rc=0
+	"$iovm" bench vfio --quick >"$tmp/vfio.out" 2>"$tmp/vfio.err" || rc=$?
+	[ "$rc" = 1 ] || fail "bench vfio without a device: exit $rc, not 1"
+	grep -q "no device to assign" "$tmp/vfio.err" || fail "bench vfio without a device: $(cat "$tmp/vfio.err")"
+	[ ! -s "$tmp/vfio.out" ] || fail "bench vfio without a device wrote on stdout"
+	ok
+fi
+
 "$iovm" stat 1M 64K --json >"$tmp/stat.json" || fail "iovm stat"
 json_ok "$tmp/stat.json" "iovm stat --json"
 # --json: the JSON alone on stdout, whatever the library logs (to stderr).
