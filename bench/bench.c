@@ -796,9 +796,7 @@ static unsigned plot_rows(struct plot_row *rows)
 /* "38x", "3.84x", "0.58x", "0.0036x": two decimals, two significant figures below 0.1. */
 static void fmt_lead(char *buf, size_t len, double v)
 {
-	if (isinf(v))
-		snprintf(buf, len, "inf");
-	else if (v >= 10)
+	if (v >= 10)
 		snprintf(buf, len, "%.0fx", v);
 	else if (v >= 0.1)
 		snprintf(buf, len, "%.2fx", v);
@@ -916,7 +914,10 @@ int bench_plot(const char *svg, const char *title)
 		char name[160], label[96], why[48];
 
 		present[p->cls] = true;
-		if (p->cls <= PC_TRAILS) {
+		if (p->cls <= PC_TRAILS && (isinf(p->lead) || p->lead == 0)) {
+			/* A figure of 0: a lead without end, the bar to the axis' edge. */
+			snprintf(label, sizeof(label), "%s: a figure is 0", p->lead ? "infinite" : "0x");
+		} else if (p->cls <= PC_TRAILS) {
 			fmt_lead(label, sizeof(label), p->lead);
 			if (p->lead > hi || p->lead < lo) /* beyond the axis: the bar stops at its edge */
 				snprintf(label + strlen(label), sizeof(label) - strlen(label), " (off the axis)");
