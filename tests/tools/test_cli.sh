@@ -221,6 +221,11 @@ done
 grep -q "alloc+free 64 B" "$tmp/bench" || fail "bench table lacks its rows"
 ok
 
+# Whether a row of the table in FILE says iovm failed: its iovm column (a
+# peer that failed, DPDK's when it cannot start here, is not iovm's).
+iovm_failed() { # FILE
+	awk '/^measure /{t=1; next} t && /^$/{t=0} t && substr($0, 57, 10) ~ /failed/{f=1} END{exit !f}' "$1"
+}
 # The IOMMU benchmark: every row measured (none "failed"), JSON that parses.
 "$iovm" bench iommu --quick --no-dpdk --json-out "$tmp/iommu.json" >"$tmp/iommu" 2>&1 ||
 	fail "iovm bench iommu: $(cat "$tmp/iommu")"
@@ -230,7 +235,7 @@ for row in "IOVA alloc+free, 1 thread" "map 256 x 4 KiB, one batch" "copy 64 KiB
 	grep -q "$row" "$tmp/iommu" || fail "bench iommu lacks the row '$row'"
 	ok
 done
-if grep -q " failed " "$tmp/iommu"; then fail "bench iommu: a row failed: $(cat "$tmp/iommu")"; fi
+if iovm_failed "$tmp/iommu"; then fail "bench iommu: a row failed: $(cat "$tmp/iommu")"; fi
 ok
 # The registration benchmark likewise; with --json, stdout is the JSON alone
 # (the table goes to stderr), the same document --json-out writes.
@@ -244,7 +249,7 @@ for row in "rcache hit: get+put" "on-demand minor fault" "pinned registration of
 	grep -q "$row" "$tmp/reg" || fail "bench reg lacks the row '$row'"
 	ok
 done
-if grep -q " failed " "$tmp/reg"; then fail "bench reg: a row failed: $(cat "$tmp/reg")"; fi
+if iovm_failed "$tmp/reg"; then fail "bench reg: a row failed: $(cat "$tmp/reg")"; fi
 ok
 # An output that cannot be written fails the run (exit 1, said on stderr), the table printed all the same.
 if "$iovm" bench reg --quick --no-dpdk --json-out "$tmp/no/such/dir/r.json" >"$tmp/reg-bad" 2>&1; then
@@ -332,13 +337,42 @@ if grep -q "^note: device process:" "$tmp/mp"; then fail "bench mp: $(grep "^not
 ok
 if grep -q "not built yet" "$tmp/mp"; then fail "bench mp: a row not built: $(cat "$tmp/mp")"; fi
 ok
-if grep -q " failed " "$tmp/mp"; then fail "bench mp: a row failed: $(cat "$tmp/mp")"; fi
+if iovm_failed "$tmp/mp"; then fail "bench mp: a row failed: $(cat "$tmp/mp")"; fi
 ok
 # DPDK's rows: measured, or a note that says why not.
 if ! grep -q "^attach: .*DPDK secondary rte_eal_init *[0-9]" "$tmp/mp"; then
 	grep -q "^note: DPDK: .*iovm alone" "$tmp/mp" || fail "bench mp: no DPDK figure and no reason: $(cat "$tmp/mp")"
 fi
 ok
+# Every benchmark's JSON: each row with every field; a row with a target
+# says whether it is met (true or false) unless a figure it needs is
+# missing (a target the report does not understand would stay null); a
+# row without a peer figure says why, and names no peer unless it failed.
+if command -v python3 >/dev/null; then
+	for j in bench iommu reg placement mp; do
+		python3 - "$tmp/$j.json" <<'EOF' || fail "bench JSON $j.json: rows as the report promises"
+import json, sys
+rows = json.load(open(sys.argv[1]))
+keys = {"name", "unit", "iovm", "peer", "peer_status", "peer_value", "ratio", "lead", "better", "target", "met"}
+for r in rows:
+    missing = keys - set(r)
+    assert not missing, (r["name"], "lacks", missing)
+    assert r["peer_status"] in ("measured", "failed", "not built", "not run", "none"), r
+    assert r["better"] in ("lower", "higher"), r
+    if r["peer_status"] == "measured":
+        assert r["peer"] and r["peer_value"] is not None, r
+    elif r["peer_status"] == "failed":
+        assert r["peer"] and r["peer_value"] is None, r
+    else:
+        assert r["peer"] is None and r["peer_value"] is None, r
+    if r["target"] is not None and r["iovm"] is not None and r["peer_status"] in ("measured", "none"):
+        assert r["met"] in (True, False), ("target not checked", r)
+    if r["target"] is None:
+        assert r["met"] is None, r
+EOF
+		ok
+	done
+fi
 if "$iovm" bench nosuchbench >/dev/null 2>&1; then fail "unknown benchmark accepted"; fi
 ok
 
