@@ -17,8 +17,23 @@ double bench_median(double *v, unsigned n);
 
 /*
  * bench_result() - one row: iovm's figure and the peer's, measured in this
- * run. NAN means "did not succeed" (or no peer); @target, if any, is the
- * goal the row is held to.
+ * run, in @unit; which way is better follows from it: higher for rates
+ * ("/s"), speed-ups ("x") and shares ("%"), lower for everything else
+ * (times, counts). NAN means "did not succeed".
+ *
+ * @peer names the peer; a row without a peer figure says why in a peer of
+ * the form "none (WHY)": "none (X not built in)" is a peer not built,
+ * "none (--no-...)" or "none (... not run)" a peer not run, any other
+ * "none..." a row that has no peer at all. A named peer with a NAN figure
+ * failed.
+ *
+ * @target, if any, is the goal the row is held to: clauses joined by
+ * commas, each met for the row to be: "iovm succeeds"; "[iovm] OP X
+ * [UNIT]", iovm's own figure (a time UNIT converted to the row's: "<= 20
+ * ns", "iovm <= 5 us", ">= 100%"; a speed-up's ">= 1.8x"); "ratio OP X",
+ * "OP Xx PEER", "OP X/Y of peer" or "OP PEER", iovm's figure over the
+ * peer's ("<= 0.5x UCX", "<= 1/3 of peer", "<= UCX"). OP is <=, <, >= or
+ * >. "report" or NULL: none.
  */
 void bench_result(const char *name, const char *unit, double iovm, const char *peer,
 		  double peer_value, const char *target);
@@ -37,12 +52,42 @@ void bench_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void bench_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 void bench_print_table(FILE *f, const char *title, unsigned reps);
-/* JSON: a list of {name, unit, iovm, peer, peer_value, ratio}, with target and met (true,
- * false, null: not checked) where the row has a target, status where it is not built. */
+/*
+ * JSON: a list of rows, each {name, unit, iovm, peer (null where there
+ * is none to name), peer_status ("measured", "failed", "not built", "not
+ * run" or "none"), peer_note (why there is no peer, where given),
+ * peer_value, ratio (iovm / peer), lead (the chart's: above 1 iovm
+ * leads), better ("lower" or "higher"), target (null: none), met (true,
+ * false, or null: not checked, or no target)}, and status where the row
+ * is not built; a figure that is missing is null.
+ */
 void bench_write_json(FILE *f);
 int bench_write_json_file(const char *path);
-/* An SVG bar chart of iovm beside its peers, through gnuplot when installed: 0, or a negative errno. */
+/*
+ * The chart, an SVG (a PNG when the name ends in .png) through gnuplot:
+ * every row with a peer as iovm's lead over it, on one log axis (the
+ * peer's figure over iovm's where lower is better, iovm's over the
+ * peer's where higher is: above 1 iovm leads), sorted by lead, a line at
+ * 1, each row's target a tick where the lead would meet it; a row whose
+ * peer was not built, not run or failed, or where iovm failed, says so in
+ * place of its bar. Rows with no peer at all are listed under it with
+ * their own figures, then the benchmark's own panels, if any. 0, or a
+ * negative errno.
+ */
 int bench_plot(const char *svg, const char *title);
+
+/*
+ * A benchmark's own panels, drawn under the common ones: @draw writes
+ * gnuplot commands for the band of the image between the screen
+ * coordinates @top and @bottom, @height pixels tall. Registered before
+ * bench_report(); NULL: none.
+ */
+struct bench_panels {
+	unsigned height;
+	void (*draw)(FILE *gp, double top, double bottom, void *arg);
+	void *arg;
+};
+void bench_plot_panels(const struct bench_panels *p);
 /*
  * A gnuplot run: its script written to @script; its image, which it writes
  * to its standard output, copied by bench_gnuplot_close() into the file

@@ -465,6 +465,19 @@ static struct mp_child dpdk;
 static bool dpdk_up;
 
 /*
+ * Why DPDK's rows have no peer: not built in, or not asked for. NULL when
+ * it was to run: then a DPDK that did not start is a peer that failed.
+ */
+static const char *dpdk_absent(void)
+{
+#ifdef HAVE_DPDK
+	return cfg.dpdk ? NULL : "none (--no-dpdk)";
+#else
+	return "none (DPDK not built in)";
+#endif
+}
+
+/*
  * One row: both sides warmed up, then their repetitions alternated (iovm,
  * DPDK, iovm...), so that a change in the machine's load hits both alike.
  */
@@ -496,7 +509,7 @@ static void measure(const char *name, const char *unit, uint32_t op, uint64_t n,
 		}
 	}
 	bench_result(name, unit, ni == cfg.reps ? bench_median(vi, ni) : NAN,
-		     dpdk_up ? peer : "none (DPDK not run)", nd == cfg.reps ? bench_median(vd, nd) : NAN,
+		     dpdk_up || !dpdk_absent() ? peer : dpdk_absent(), nd == cfg.reps ? bench_median(vd, nd) : NAN,
 		     target);
 }
 

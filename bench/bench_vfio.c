@@ -15,8 +15,8 @@
  *    (IOMMU_IOAS_MAP) beside the VFIO group (VFIO_IOMMU_MAP_DMA).
  *
  * The device: IOVM_BENCH_DEVICE ("vfio:0000:00:03.0"), else the first of
- * QEMU's edu or NVMe devices found. Without one the benchmark says so and
- * exits 77.
+ * QEMU's edu or NVMe devices found. Without one the benchmark says so on
+ * stderr and exits 1.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -212,7 +212,7 @@ static void bench_entries(void)
 			iovm_domain_unmap(dom, per[p], SZ_2M);
 	}
 	snprintf(row, sizeof(row), "kernel entries for %s of heap", size);
-	bench_result(row, "entries", (double)at_once, "one per hugepage (DPDK)", (double)per_page, "coalesced");
+	bench_result(row, "entries", (double)at_once, "one per hugepage (DPDK)", (double)per_page, "ratio < 1");
 	snprintf(row, sizeof(row), "map %s of heap into the kernel", size);
 	bench_result(row, "ms", bench_median(t_once, nr), "a hugepage at a time", bench_median(t_page, nr), "report");
 	bench_note("at the kernel's default budget of 65535 entries: %.0f GiB of heap mapped as iovm maps it, "
@@ -325,9 +325,9 @@ int bench_vfio(const struct bench_args *a)
 
 	args = a;
 	if (find_device(spec, sizeof(spec))) {
-		printf("iovm bench vfio: no device to assign (set IOVM_BENCH_DEVICE=vfio:BDF); `make vm-bench` "
-		       "runs this benchmark in a VM with QEMU's devices\n");
-		return 77;
+		fprintf(stderr, "iovm bench vfio: no device to assign (set IOVM_BENCH_DEVICE=vfio:BDF); `make vm-bench` "
+			"runs this benchmark in a VM with QEMU's devices\n");
+		return 1;
 	}
 	bench_hugepages_reserve(args->quick ? 32 : 520);
 	ret = iovm_open(args->opts ? args->opts : "page_size=2M", &ctx);
@@ -338,8 +338,10 @@ int bench_vfio(const struct bench_args *a)
 	if ((ret = iovm_device_query(dev, &di)))
 		die("iovm_device_query", ret);
 	if (di.kind != IOVM_DEVICE_VFIO) {
-		printf("iovm bench vfio: %s is not behind an IOMMU\n", spec);
-		return 77;
+		fprintf(stderr, "iovm bench vfio: %s is not behind an IOMMU\n", spec);
+		iovm_device_close(dev);
+		iovm_close(ctx);
+		return 1;
 	}
 	/* Domains whose IOVAs the kernel can map from the start. */
 	for (unsigned i = 0; i < di.nr_iova_ranges; i++)

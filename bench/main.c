@@ -4,6 +4,7 @@
  * beside its peers, measured in one run.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +21,37 @@ static void usage(FILE *f)
 		"                 taken back at exit as far as free); 0 leaves the pool alone\n");
 }
 
-int main(int argc, char **argv)
+/*
+ * The end of every run: what was printed must have reached stdout (the
+ * table; with --json, which went to stderr, the JSON checked apart), or
+ * the exit status says it did not: 1, and why on stderr.
+ */
+static int finish(int status)
+{
+	bool failed = false;
+	int err = 0;
+
+	errno = 0;
+	if (fflush(stdout)) {
+		err = errno;
+		failed = true;
+	}
+	if (ferror(stdout))
+		failed = true;
+	if (fclose(stdout) && !failed) {
+		err = errno;
+		failed = true;
+	}
+	if (!failed)
+		return status;
+	if (err)
+		fprintf(stderr, "iovm bench: cannot write the output: %s\n", strerror(err));
+	else
+		fprintf(stderr, "iovm bench: cannot write the output\n");
+	return status ? status : 1;
+}
+
+static int run_bench(int argc, char **argv)
 {
 	struct bench_args args = { .dpdk = true };
 	int (*run)(const struct bench_args *) = NULL;
@@ -43,6 +74,8 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (!run) {
+		if (argc >= 2)
+			fprintf(stderr, "iovm bench: unknown benchmark '%s'\n", argv[1]);
 		usage(stderr);
 		return 2;
 	}
@@ -75,6 +108,7 @@ int main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		} else {
+			fprintf(stderr, "iovm bench: unknown or incomplete argument '%s'\n", argv[i]);
 			usage(stderr);
 			return 2;
 		}
@@ -89,6 +123,10 @@ int main(int argc, char **argv)
 		}
 	}
 	ret = run(&args);
-	fflush(stdout);
 	return ret ? ret : bench_output_failed() ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	return finish(run_bench(argc, argv));
 }

@@ -23,8 +23,8 @@ int cmd_bench(int argc, char **argv)
 	ssize_t n;
 
 	if (argc < 2) {
-		fprintf(stderr, "usage: iovm bench mem|iommu|reg|vfio|placement|mp [--json] [--json-out FILE] [--quick] [--plot FILE.svg]\n"
-				"                      [--no-dpdk] [--opts IOVM_OPTIONS]\n");
+		fprintf(stderr, "iovm bench: which benchmark?\n");
+		cmd_usage(stderr, "bench");
 		return 2;
 	}
 	/* In the build tree, next to tools/ ; installed, in libexecdir. */

@@ -84,15 +84,22 @@ int cmd_demo(int argc, char **argv)
 	uint8_t *buf, *big;
 	char a[32], b[32];
 	uint64_t t0, t1;
-	int ret;
+	int ret, status = 0;
 
+	/* One argument at most, the options: "key=value,...", never an option of the command. */
+	if (argc > 2 || (opts && opts[0] == '-')) {
+		fprintf(stderr, "iovm demo: unknown or extra argument '%s'\n", argc > 2 ? argv[2] : opts);
+		cmd_usage(stderr, "demo");
+		return 2;
+	}
 	printf("iovm demo: DMA memory for a user-space driver, step by step.\n");
 
 	say("Open a context (iovm_open)");
 	printf("   options: %s\n", opts ? opts : getenv("IOVM_OPTS") ? getenv("IOVM_OPTS") : "(defaults)");
 	ret = iovm_open(opts, &ctx);
 	if (ret) {
-		printf("   failed: %s: %s\n", iovm_strerror(ret), iovm_error_detail());
+		printf("   failed\n");
+		fprintf(stderr, "iovm demo: iovm_open: %s: %s\n", iovm_strerror(ret), iovm_error_detail());
 		return 1;
 	}
 	iovm_ctx_info(ctx, &ci);
@@ -125,7 +132,9 @@ int cmd_demo(int argc, char **argv)
 	say("Allocate a 64 KiB DMA buffer (iovm_dma_alloc) and look at its device address");
 	buf = iovm_dma_alloc(ctx, 64 << 10, 4096, 0);
 	if (!buf) {
-		printf("   failed: %s\n", strerror(errno));
+		printf("   failed\n");
+		fprintf(stderr, "iovm demo: iovm_dma_alloc of 64 KiB: %s\n", strerror(errno));
+		status = 1;
 		goto close;
 	}
 	show_addr(ctx, "buffer", buf);
@@ -186,6 +195,7 @@ int cmd_demo(int argc, char **argv)
 close:
 	say("Close the context (iovm_close): all memory goes back to the kernel");
 	iovm_close(ctx);
-	printf("\ndone.\n");
-	return 0;
+	if (!status)
+		printf("\ndone.\n");
+	return status;
 }

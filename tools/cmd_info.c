@@ -44,7 +44,7 @@ static void print_pools(const struct iovm_sysinfo *in, int node)
 
 static void text(const struct iovm_sysinfo *in, const struct iovm_ctx_info *ci, int open_err)
 {
-	char a[32], b[32];
+	char a[32], b[32], c[32];
 
 	printf("kernel          %s%s\n", in->kernel, in->root ? " (running as root)" : " (not root)");
 	printf("CPUs            %u online, %u NUMA node%s (memory policy %s)\n", in->nr_cpus_online,
@@ -110,7 +110,7 @@ static void text(const struct iovm_sysinfo *in, const struct iovm_ctx_info *ci, 
 	       fmt_size(ci->page_size, a, sizeof(a)), ci->page_size_fallback ? ", 4 KiB fallback" : "",
 	       ci->host_pa ? "on (device addresses of hugepages are host PAs)" : "off (emulated PAs)",
 	       fmt_size(ci->mem_limit, b, sizeof(b)),
-	       ci->numa_node < 0 ? "any" : (snprintf(a, sizeof(a), "%d", ci->numa_node), a),
+	       ci->numa_node < 0 ? "any" : (snprintf(c, sizeof(c), "%d", ci->numa_node), c),
 	       ci->release_delay_ms);
 }
 
@@ -224,7 +224,8 @@ int cmd_info(int argc, char **argv)
 		if (!strcmp(argv[i], "--json")) {
 			as_json = true;
 		} else {
-			fprintf(stderr, "usage: iovm info [--json]\n");
+			fprintf(stderr, "iovm info: unknown argument '%s'\n", argv[i]);
+			cmd_usage(stderr, "info");
 			return 2;
 		}
 	}

@@ -16,34 +16,47 @@
 #include "cmd.h"
 #include "json.h"
 
+/* A SIZE as the options take it: a suffix the parser does not know is refused, not ignored. */
+static bool parse_size(const char *arg, uint64_t *size)
+{
+	if (iovm_size_parse(arg, size) || !*size) {
+		fprintf(stderr, "iovm stat: '%s' is not a size (bytes, or with a suffix K, M, G or T)\n", arg);
+		return false;
+	}
+	return true;
+}
+
 int cmd_stat(int argc, char **argv)
 {
 	struct iovm_mem_stats st;
 	struct iovm_phys_stats ps;
 	struct iovm_ctx *ctx;
 	bool as_json = false;
-	char a[32], b[32], c[32];
+	char a[32], b[32], c[32], d[32];
+	uint64_t size;
 	int ret;
 
+	/* The command line first, whole: a bad one is refused before a context is opened. */
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json")) {
+			as_json = true;
+		} else if (argv[i][0] == '-' && (argv[i][1] < '0' || argv[i][1] > '9')) {
+			fprintf(stderr, "iovm stat: unknown option '%s'\n", argv[i]);
+			cmd_usage(stderr, "stat");
+			return 2;
+		} else if (!parse_size(argv[i], &size)) {
+			return 2;
+		}
+	}
 	ret = iovm_open(NULL, &ctx);
 	if (ret) {
 		fprintf(stderr, "iovm stat: %s: %s\n", iovm_strerror(ret), iovm_error_detail());
 		return 1;
 	}
 	for (int i = 1; i < argc; i++) {
-		uint64_t size;
-
-		if (!strcmp(argv[i], "--json")) {
-			as_json = true;
+		if (!strcmp(argv[i], "--json"))
 			continue;
-		}
-		/* Sizes as the options take them: a suffix the parser does not know is refused, not ignored. */
-		if (iovm_size_parse(argv[i], &size) || !size) {
-			fprintf(stderr, "iovm stat: '%s' is not a size (bytes, or with a suffix K, M, G or T)\n",
-				argv[i]);
-			iovm_close(ctx);
-			return 2;
-		}
+		parse_size(argv[i], &size);
 		if (size > SIZE_MAX || !iovm_dma_alloc(ctx, (size_t)size, 0, 0)) {
 			fprintf(stderr, "iovm stat: cannot allocate '%s' (%" PRIu64 " bytes): %s\n", argv[i], size,
 				strerror(errno));
@@ -110,15 +123,15 @@ int cmd_stat(int argc, char **argv)
 			       fmt_size(st.lists[i].page_size, a, sizeof(a)), st.lists[i].node,
 			       fmt_size(st.lists[i].committed, b, sizeof(b)),
 			       fmt_size(st.lists[i].in_use, c, sizeof(c)));
-		printf("physical  %s in %u banks, %s free; host-PA mode %s\n",
-		       fmt_size(ps.total, a, sizeof(a)), ps.nr_banks, fmt_size(ps.free, b, sizeof(b)),
-		       ps.host_pa ? "on" : "off");
+		printf("physical  %s in %u bank%s, %s free; host-PA mode %s\n",
+		       fmt_size(ps.total, a, sizeof(a)), ps.nr_banks, ps.nr_banks == 1 ? "" : "s",
+		       fmt_size(ps.free, b, sizeof(b)), ps.host_pa ? "on" : "off");
 		for (unsigned i = 0; i < ps.nr_arenas; i++) {
 			printf("  arena   %s pages, node %d: %s, %s free, largest free run %s; free blocks by order:",
 			       fmt_size(ps.arenas[i].page_size, a, sizeof(a)), ps.arenas[i].node,
 			       fmt_size(ps.arenas[i].total, b, sizeof(b)),
 			       fmt_size(ps.arenas[i].free, c, sizeof(c)),
-			       fmt_size(ps.arenas[i].largest_free_run, a, sizeof(a)));
+			       fmt_size(ps.arenas[i].largest_free_run, d, sizeof(d)));
 			for (unsigned o = 0; o < IOVM_PHYS_ORDERS; o++)
 				if (ps.arenas[i].free_blocks[o])
 					printf(" %u:%" PRIu64, o, ps.arenas[i].free_blocks[o]);

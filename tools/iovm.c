@@ -2,6 +2,7 @@
 /*
  * iovm.c - the `iovm` command: info, demo, bench, stat, device-server.
  */
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,8 +13,8 @@
 
 /*
  * The commands. Exit status, for all of them: 0 done, 1 a call failed (why
- * on stderr), 2 a bad command line (the usage on stderr). COMMAND --help
- * prints the usage on stdout and exits 0.
+ * on stderr) or the output could not be written, 2 a bad command line (the
+ * usage on stderr). COMMAND --help prints the usage on stdout and exits 0.
  */
 static const struct {
 	const char *name;
@@ -58,6 +59,13 @@ const char *fmt_size(uint64_t bytes, char *buf, unsigned len)
 	return buf;
 }
 
+void cmd_usage(FILE *f, const char *name)
+{
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (!strcmp(cmds[i].name, name))
+			fprintf(f, "usage: iovm %s %s\n\n%s\n", cmds[i].name, cmds[i].args, cmds[i].help);
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: iovm COMMAND [ARGS] | --version | --help\n\ncommands:\n");
@@ -66,7 +74,38 @@ static void usage(FILE *f)
 	fprintf(f, "\noptions (IOVM_OPTS=\"key=value,...\"):\n%s", iovm_opts_help());
 }
 
-int main(int argc, char **argv)
+/*
+ * Every command ends here: what it printed must have reached stdout, or
+ * the exit status says it did not (1, and why on stderr). A full disk or a
+ * closed pipe (SIGPIPE ignored) shows at the flush, or in the error flag
+ * of an earlier write.
+ */
+static int finish(int status)
+{
+	int err = 0;
+	bool failed = false;
+
+	errno = 0;
+	if (fflush(stdout)) {
+		err = errno;
+		failed = true;
+	}
+	if (ferror(stdout))
+		failed = true;
+	if (fclose(stdout) && !failed) {
+		err = errno;
+		failed = true;
+	}
+	if (!failed)
+		return status;
+	if (err)
+		fprintf(stderr, "iovm: cannot write the output: %s\n", strerror(err));
+	else
+		fprintf(stderr, "iovm: cannot write the output\n");
+	return status ? status : 1;
+}
+
+static int run(int argc, char **argv)
 {
 	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
 	    !strcmp(argv[1], "help")) {
@@ -74,6 +113,10 @@ int main(int argc, char **argv)
 		return argc < 2 ? 2 : 0;
 	}
 	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+		if (argc > 2) {
+			fprintf(stderr, "iovm: %s takes no argument, not '%s'\n", argv[1], argv[2]);
+			return 2;
+		}
 		/* The command's headers, and the library it runs with: they differ when a shared library was swapped. */
 		printf("iovm %s (library %s)\n", IOVM_VERSION_STRING, iovm_version(NULL));
 		return 0;
@@ -82,7 +125,7 @@ int main(int argc, char **argv)
 		if (strcmp(argv[1], cmds[i].name))
 			continue;
 		if (wants_help(argc, argv)) {
-			printf("usage: iovm %s %s\n\n%s\n", cmds[i].name, cmds[i].args, cmds[i].help);
+			cmd_usage(stdout, cmds[i].name);
 			return 0;
 		}
 		return cmds[i].fn(argc - 1, argv + 1);
@@ -90,4 +133,9 @@ int main(int argc, char **argv)
 	fprintf(stderr, "iovm: unknown command '%s'\n\n", argv[1]);
 	usage(stderr);
 	return 2;
+}
+
+int main(int argc, char **argv)
+{
+	return finish(run(argc, argv));
 }

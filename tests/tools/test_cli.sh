@@ -47,6 +47,43 @@ rc=0
 [ "$rc" = 2 ] || fail "an unknown command exited $rc, not 2"
 ok
 
+# Stdout that cannot be written: every command, --help and --version too,
+# exits 1 and says why on stderr, never 0 with its output lost. A full
+# device (a private copy of /dev/full, made with mknod: root only) and a
+# pipe whose reader is gone, SIGPIPE ignored (closed_stdout).
+closed="$build/tests/tools/closed_stdout"
+full=""
+if mknod -m 666 "$tmp/stdout-full" c 1 7 2>/dev/null; then
+	full="$tmp/stdout-full"
+else
+	echo "# skip: stdout on a full device: mknod needs root"
+fi
+for c in "--version" "--help" "info" "info --json" "info --help" "stat" "stat --json 4K" "stat --help" \
+	"demo" "demo --help" "bench --help" "bench reg --help" "device-server --help" \
+	"bench reg --quick --no-dpdk" "bench reg --quick --no-dpdk --json"; do
+	if [ -n "$full" ]; then
+		rc=0
+		# shellcheck disable=SC2086 # the words are the arguments
+		"$iovm" $c >"$full" 2>"$tmp/out.err" || rc=$?
+		[ "$rc" = 1 ] || fail "iovm $c >full device: exit $rc, not 1"
+		grep -q "cannot write .*: No space left on device" "$tmp/out.err" ||
+			fail "iovm $c >full device: $(tail -n1 "$tmp/out.err")"
+		[ -c "$full" ] || fail "iovm $c >full device: the device is gone"
+		ok
+	fi
+	rc=0
+	# shellcheck disable=SC2086
+	"$closed" "$iovm" $c 2>"$tmp/out.err" || rc=$?
+	[ "$rc" = 1 ] || fail "iovm $c >closed pipe: exit $rc, not 1"
+	grep -q "cannot write .*: Broken pipe" "$tmp/out.err" || fail "iovm $c >closed pipe: $(tail -n1 "$tmp/out.err")"
+	ok
+done
+# ... and a bad command line keeps its 2 (its usage went to stderr).
+rc=0
+"$closed" "$iovm" info --bogus 2>/dev/null || rc=$?
+[ "$rc" = 2 ] || fail "iovm info --bogus >closed pipe: exit $rc, not 2"
+ok
+
 "$iovm" info >"$tmp/info" || fail "iovm info"
 for word in "page sizes" "hugepage pools" "host PAs" "userfaultfd" "IOMMU groups" "VFIO" "CPUs"; do
 	grep -q "$word" "$tmp/info" || fail "iovm info lacks '$word'"
@@ -54,6 +91,12 @@ for word in "page sizes" "hugepage pools" "host PAs" "userfaultfd" "IOMMU groups
 done
 "$iovm" info --json >"$tmp/info.json" || fail "iovm info --json"
 json_ok "$tmp/info.json" "iovm info --json"
+# A NUMA node set: the line of iovm's configuration says it, and the page size beside it still.
+if IOVM_OPTS=numa_node=0 "$iovm" info >"$tmp/info-node" 2>/dev/null && ! grep -q "cannot open" "$tmp/info-node"; then
+	grep -q "^iovm  *page size [0-9]* [KMG]iB.*; NUMA node 0;" "$tmp/info-node" ||
+		fail "iovm info, numa_node=0: $(grep '^iovm ' "$tmp/info-node")"
+	ok
+fi
 for key in '"hugepage_pools"' '"userfaultfd"' '"iommu_groups"' '"vfio"' '"cpus"' '"host_pa"'; do
 	grep -q "$key" "$tmp/info.json" || fail "iovm info --json lacks $key"
 	ok
@@ -64,13 +107,67 @@ grep -q "^done\.$" "$tmp/demo" || fail "iovm demo did not finish"
 grep -q "found the same zone (same memory)" "$tmp/demo" || fail "demo: zone not found again"
 ok
 
-# A bad option is refused, and the message names it.
-if IOVM_OPTS="pagesize=2M" "$iovm" demo >"$tmp/bad" 2>&1; then fail "bad IOVM_OPTS accepted"; fi
-grep -q "'pagesize'" "$tmp/bad" || fail "bad option not named"
+# A bad option is refused (exit 1), and the message on stderr names it.
+rc=0
+IOVM_OPTS="pagesize=2M" "$iovm" demo >"$tmp/bad" 2>"$tmp/bad.err" || rc=$?
+[ "$rc" = 1 ] || fail "bad IOVM_OPTS: demo exited $rc, not 1"
+grep -q "^iovm demo: .*'pagesize'" "$tmp/bad.err" || fail "bad option not named on stderr: $(cat "$tmp/bad.err")"
 ok
+
+# Bad command lines: exit 2, a message and the usage on stderr, nothing on stdout.
+for args in "--version extra" "version extra" "info extra" "info --bogus" "demo a b" "demo --bogus" \
+	"stat --bogus" "stat 1X" "stat --json -x" "bench" "bench nosuch" "bench reg --bogus" "bench reg --plot" \
+	"device-server" "nosuchcommand"; do
+	rc=0
+	# shellcheck disable=SC2086 # the words are the arguments
+	"$iovm" $args >"$tmp/bad.out" 2>"$tmp/bad.err" || rc=$?
+	[ "$rc" = 2 ] || fail "iovm $args: exit $rc, not 2"
+	[ -s "$tmp/bad.err" ] || fail "iovm $args: nothing said on stderr"
+	[ ! -s "$tmp/bad.out" ] || fail "iovm $args: wrote on stdout: $(head -n2 "$tmp/bad.out")"
+	ok
+done
+for args in "stat --bogus" "info extra" "demo a b" "bench"; do
+	rc=0
+	# shellcheck disable=SC2086
+	"$iovm" $args 2>&1 >/dev/null | grep -q "^usage: iovm ${args%% *} " || fail "iovm $args: no usage on stderr"
+	ok
+done
+# A benchmark that cannot run here (no device for bench vfio): exit 1, why on stderr, nothing on stdout.
+if [ -z "${IOVM_BENCH_DEVICE:-}" ] && [ ! -e /dev/vfio/vfio ]; then
+	rc=0
+	"$iovm" bench vfio --quick >"$tmp/vfio.out" 2>"$tmp/vfio.err" || rc=$?
+	[ "$rc" = 1 ] || fail "bench vfio without a device: exit $rc, not 1"
+	grep -q "no device to assign" "$tmp/vfio.err" || fail "bench vfio without a device: $(cat "$tmp/vfio.err")"
+	[ ! -s "$tmp/vfio.out" ] || fail "bench vfio without a device wrote on stdout"
+	ok
+fi
 
 "$iovm" stat 1M 64K --json >"$tmp/stat.json" || fail "iovm stat"
 json_ok "$tmp/stat.json" "iovm stat --json"
+# --json: the JSON alone on stdout, whatever the library logs (to stderr).
+IOVM_OPTS=log_level=debug "$iovm" stat --json 4K >"$tmp/stat-log.json" 2>"$tmp/stat-log.err" || fail "iovm stat, log_level=debug"
+json_ok "$tmp/stat-log.json" "iovm stat --json with log_level=debug"
+IOVM_OPTS=log_level=debug "$iovm" info --json >"$tmp/info-log.json" 2>/dev/null || fail "iovm info, log_level=debug"
+json_ok "$tmp/info-log.json" "iovm info --json with log_level=debug"
+# The text says each arena's largest free run, the JSON's figure (not its page size):
+# 1 MiB and 64 KiB of a 2 MiB bank in 4 KiB pages leave a run that is neither.
+size_text() { # BYTES: as fmt_size() writes a multiple of 1 KiB
+	n=$1 u=B
+	for next in KiB MiB GiB TiB; do
+		[ "$n" -ge 1024 ] && [ $((n % 1024)) -eq 0 ] || break
+		n=$((n / 1024)) u=$next
+	done
+	echo "$n $u"
+}
+IOVM_OPTS=page_size=4K,mem_limit=64M "$iovm" stat 1M 64K >"$tmp/stat.txt" || fail "iovm stat 1M 64K"
+IOVM_OPTS=page_size=4K,mem_limit=64M "$iovm" stat --json 1M 64K >"$tmp/stat2.json" || fail "iovm stat --json 1M 64K"
+runs=$(sed -n 's/^ *"largest_free_run": \([0-9]*\),*$/\1/p' "$tmp/stat2.json")
+[ -n "$runs" ] || fail "iovm stat --json: no largest_free_run"
+for run in $runs; do
+	grep -q "largest free run $(size_text "$run");" "$tmp/stat.txt" ||
+		fail "iovm stat: no arena with 'largest free run $(size_text "$run")': $(grep arena "$tmp/stat.txt")"
+	ok
+done
 # Sizes as the options parse them: every suffix they know, in either case,
 # allocated in full (sizes past the slabs, 32 KiB, are counted exactly);
 # anything else refused before a byte is allocated.
@@ -124,6 +221,11 @@ done
 grep -q "alloc+free 64 B" "$tmp/bench" || fail "bench table lacks its rows"
 ok
 
+# Whether a row of the table in FILE says iovm failed: its iovm column (a
+# peer that failed, DPDK's when it cannot start here, is not iovm's).
+iovm_failed() { # FILE
+	awk '/^measure /{t=1; next} t && /^$/{t=0} t && substr($0, 57, 10) ~ /failed/{f=1} END{exit !f}' "$1"
+}
 # The IOMMU benchmark: every row measured (none "failed"), JSON that parses.
 "$iovm" bench iommu --quick --no-dpdk --json-out "$tmp/iommu.json" >"$tmp/iommu" 2>&1 ||
 	fail "iovm bench iommu: $(cat "$tmp/iommu")"
@@ -133,7 +235,7 @@ for row in "IOVA alloc+free, 1 thread" "map 256 x 4 KiB, one batch" "copy 64 KiB
 	grep -q "$row" "$tmp/iommu" || fail "bench iommu lacks the row '$row'"
 	ok
 done
-if grep -q " failed " "$tmp/iommu"; then fail "bench iommu: a row failed: $(cat "$tmp/iommu")"; fi
+if iovm_failed "$tmp/iommu"; then fail "bench iommu: a row failed: $(cat "$tmp/iommu")"; fi
 ok
 # The registration benchmark likewise; with --json, stdout is the JSON alone
 # (the table goes to stderr), the same document --json-out writes.
@@ -147,7 +249,7 @@ for row in "rcache hit: get+put" "on-demand minor fault" "pinned registration of
 	grep -q "$row" "$tmp/reg" || fail "bench reg lacks the row '$row'"
 	ok
 done
-if grep -q " failed " "$tmp/reg"; then fail "bench reg: a row failed: $(cat "$tmp/reg")"; fi
+if iovm_failed "$tmp/reg"; then fail "bench reg: a row failed: $(cat "$tmp/reg")"; fi
 ok
 # An output that cannot be written fails the run (exit 1, said on stderr), the table printed all the same.
 if "$iovm" bench reg --quick --no-dpdk --json-out "$tmp/no/such/dir/r.json" >"$tmp/reg-bad" 2>&1; then
@@ -235,13 +337,42 @@ if grep -q "^note: device process:" "$tmp/mp"; then fail "bench mp: $(grep "^not
 ok
 if grep -q "not built yet" "$tmp/mp"; then fail "bench mp: a row not built: $(cat "$tmp/mp")"; fi
 ok
-if grep -q " failed " "$tmp/mp"; then fail "bench mp: a row failed: $(cat "$tmp/mp")"; fi
+if iovm_failed "$tmp/mp"; then fail "bench mp: a row failed: $(cat "$tmp/mp")"; fi
 ok
 # DPDK's rows: measured, or a note that says why not.
 if ! grep -q "^attach: .*DPDK secondary rte_eal_init *[0-9]" "$tmp/mp"; then
 	grep -q "^note: DPDK: .*iovm alone" "$tmp/mp" || fail "bench mp: no DPDK figure and no reason: $(cat "$tmp/mp")"
 fi
 ok
+# Every benchmark's JSON: each row with every field; a row with a target
+# says whether it is met (true or false) unless a figure it needs is
+# missing (a target the report does not understand would stay null); a
+# row without a peer figure says why, and names no peer unless it failed.
+if command -v python3 >/dev/null; then
+	for j in bench iommu reg placement mp; do
+		python3 - "$tmp/$j.json" <<'EOF' || fail "bench JSON $j.json: rows as the report promises"
+import json, sys
+rows = json.load(open(sys.argv[1]))
+keys = {"name", "unit", "iovm", "peer", "peer_status", "peer_value", "ratio", "lead", "better", "target", "met"}
+for r in rows:
+    missing = keys - set(r)
+    assert not missing, (r["name"], "lacks", missing)
+    assert r["peer_status"] in ("measured", "failed", "not built", "not run", "none"), r
+    assert r["better"] in ("lower", "higher"), r
+    if r["peer_status"] == "measured":
+        assert r["peer"] and r["peer_value"] is not None, r
+    elif r["peer_status"] == "failed":
+        assert r["peer"] and r["peer_value"] is None, r
+    else:
+        assert r["peer"] is None and r["peer_value"] is None, r
+    if r["target"] is not None and r["iovm"] is not None and r["peer_status"] in ("measured", "none"):
+        assert r["met"] in (True, False), ("target not checked", r)
+    if r["target"] is None:
+        assert r["met"] is None, r
+EOF
+		ok
+	done
+fi
 if "$iovm" bench nosuchbench >/dev/null 2>&1; then fail "unknown benchmark accepted"; fi
 ok
 
