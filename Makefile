@@ -7,6 +7,7 @@
 #   make vm-test-iommufd  the VM test on its own 6.12 guest kernel: iommufd and no-IOMMU too
 #   make fuzz    every libFuzzer target for FUZZ_SECONDS (60) each; make check replays their corpora
 #   make check-tsan  the suite under ThreadSanitizer alone
+#   make deb     Debian packages libiovm0, libiovm-dev, iovm into build/deb, checked by lintian
 #
 # Both install missing Debian packages first (apt-get, as root).
 
@@ -74,6 +75,12 @@ bench: build
 install: build
 	meson configure $(BUILD) --prefix=$(PREFIX) >/dev/null
 	meson install -C $(BUILD)
+
+# Debian packages (debian/), built from a copy of the tree: scripts/deb.sh.
+.PHONY: deb
+deb:
+	@scripts/deps.sh deb
+	scripts/deb.sh $(BUILD)/deb
 
 uninstall:
 	ninja -C $(BUILD) uninstall

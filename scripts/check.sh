@@ -1,13 +1,14 @@
 #!/bin/sh
 # The whole test suite, leg by leg: the default build (gcc) and the install
-# test, an ASan+UBSan build, a ThreadSanitizer build (clang), and a clang
+# test, the Debian packages (built without lintian, unpacked and used), an
+# ASan+UBSan build, a ThreadSanitizer build (clang), and a clang
 # build, all by default; every leg replays the fuzz corpora. Hugepages are reserved around it
 # (as root) and released after.
-#   check.sh [--only LEG[,LEG...]]   LEG: default, install, asan, tsan, clang
+#   check.sh [--only LEG[,LEG...]]   LEG: default, install, deb, asan, tsan, clang
 set -eu
 cd "$(dirname "$0")/.."
 
-legs=default,install,asan,tsan,clang
+legs=default,install,deb,asan,tsan,clang
 if [ "${1:-}" = "--only" ]; then
 	legs=${2:?--only needs a list of legs}
 fi
@@ -40,6 +41,12 @@ if leg install; then
 	echo "== make install, then build against the installed library"
 	[ -f build/build.ninja ] || meson setup build >/dev/null
 	tests/install_test.sh build .
+fi
+if leg deb; then
+	# A build of its own, in a copy of the tree (scripts/deb.sh): about 30 s
+	# of CPU. lintian is make deb's, not this leg's.
+	echo "== Debian packages: built, unpacked into a scratch root, built against"
+	tests/deb_test.sh . build/deb
 fi
 if leg asan; then
 	echo "== ASan + UBSan build"

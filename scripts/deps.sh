@@ -3,6 +3,8 @@
 #   deps.sh build   compiler and build system
 #   deps.sh check   the above, clang for the second compiler, its sanitizer and libFuzzer runtimes
 #   deps.sh bench   the peers the benchmarks compare against (optional)
+#   deps.sh deb     the build's, dpkg-buildpackage and debhelper, and lintian (make deb)
+#   deps.sh deb-build  the same but lintian (make check's deb leg, which skips it)
 set -eu
 
 want=""
@@ -10,6 +12,8 @@ case "${1:-build}" in
 build) want="gcc libc6-dev make meson ninja-build pkg-config libibverbs-dev" ;;
 check) want="gcc libc6-dev make meson ninja-build pkg-config libibverbs-dev clang libclang-rt-dev" ;;
 bench) want="gcc libc6-dev make meson ninja-build pkg-config libdpdk-dev libucx-dev gnuplot-nox" ;;
+deb) want="gcc libc6-dev make meson ninja-build pkg-config python3 build-essential debhelper dpkg-dev lintian" ;;
+deb-build) want="gcc libc6-dev make meson ninja-build pkg-config python3 build-essential debhelper dpkg-dev" ;;
 *) echo "deps.sh: unknown target '$1'" >&2; exit 2 ;;
 esac
 
