@@ -43,6 +43,14 @@ check-tsan:
 	@scripts/deps.sh check
 	scripts/check.sh --only tsan
 
+check-asan:
+	@scripts/deps.sh check
+	scripts/check.sh --only asan
+
+check-clang:
+	@scripts/deps.sh check
+	scripts/check.sh --only clang
+
 FUZZ_SECONDS ?= 60
 fuzz:
 	@scripts/deps.sh check
