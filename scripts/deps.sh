@@ -12,8 +12,8 @@ case "${1:-build}" in
 build) want="gcc libc6-dev make meson ninja-build pkg-config libibverbs-dev" ;;
 check) want="gcc libc6-dev make meson ninja-build pkg-config libibverbs-dev clang libclang-rt-dev" ;;
 bench) want="gcc libc6-dev make meson ninja-build pkg-config libdpdk-dev libucx-dev gnuplot-nox" ;;
-deb) want="gcc libc6-dev make meson ninja-build pkg-config python3 build-essential debhelper dpkg-dev lintian" ;;
-deb-build) want="gcc libc6-dev make meson ninja-build pkg-config python3 build-essential debhelper dpkg-dev" ;;
+deb) want="gcc libc6-dev make meson ninja-build pkg-config libibverbs-dev python3 build-essential debhelper dpkg-dev lintian" ;;
+deb-build) want="gcc libc6-dev make meson ninja-build pkg-config libibverbs-dev python3 build-essential debhelper dpkg-dev" ;;
 *) echo "deps.sh: unknown target '$1'" >&2; exit 2 ;;
 esac
 
