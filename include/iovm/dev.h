@@ -191,6 +191,15 @@ struct iovm_device_verbs {
 	void *pd;                      /* struct ibv_pd *: its protection domain, which the MRs are in */
 	bool odp;                      /* on-demand paging for RC sends, receives, writes and reads */
 	bool odp_implicit;             /* and implicit: one key for the whole address space */
+	/*
+	 * fork() leaves the MRs intact: the kernel copies pinned pages for the
+	 * child (Linux 5.13 and later: rdma-core's IBV_FORK_UNNEEDED), or the
+	 * application called ibv_fork_init() (RDMAV_FORK_SAFE=1) before its
+	 * first registration. iovm never calls ibv_fork_init() itself: it makes
+	 * registered memory absent in children, which is the application's
+	 * choice to make.
+	 */
+	bool fork_safe;
 	char name[IOVM_VERBS_NAME_MAX];
 };
 

@@ -285,6 +285,12 @@ IOVM_API int iovm_device_verbs(struct iovm_device *dev, struct iovm_device_verbs
 		return err_detail(-EOPNOTSUPP, IOVM_LOG_DEBUG, "not a verbs device");
 	*info = (struct iovm_device_verbs){ .context = vd->context, .pd = vd->pd, .odp = vd->odp,
 					    .odp_implicit = vd->odp_implicit };
+	/* Asked each time: the application may call ibv_fork_init() after opening. */
+	if (vd->lib->is_fork_initialized) {
+		enum ibv_fork_status f = vd->lib->is_fork_initialized();
+
+		info->fork_safe = f == IBV_FORK_UNNEEDED || f == IBV_FORK_ENABLED;
+	}
 	strcpy(info->name, vd->name);
 	return 0;
 }

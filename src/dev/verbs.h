@@ -18,6 +18,7 @@ typedef int (*verbs_dealloc_pd_fn)(struct ibv_pd *pd);
 typedef struct ibv_mr *(*verbs_reg_mr_fn)(struct ibv_pd *pd, void *addr, size_t length, int access);
 typedef int (*verbs_dereg_mr_fn)(struct ibv_mr *mr);
 typedef int (*verbs_query_device_fn)(struct ibv_context *context, struct ibv_device_attr *attr);
+typedef enum ibv_fork_status (*verbs_is_fork_initialized_fn)(void);
 
 /* libibverbs's exported calls the backend makes; all set once loaded. */
 struct verbs_lib {
@@ -31,6 +32,7 @@ struct verbs_lib {
 	verbs_reg_mr_fn reg_mr;
 	verbs_dereg_mr_fn dereg_mr;
 	verbs_query_device_fn query_device;
+	verbs_is_fork_initialized_fn is_fork_initialized; /* NULL before rdma-core 35 (IBVERBS_1.13) */
 };
 
 /*

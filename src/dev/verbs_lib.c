@@ -70,6 +70,8 @@ int verbs_lib_get(const struct verbs_lib **out)
 		.reg_mr = (verbs_reg_mr_fn)sym(h, "ibv_reg_mr"),
 		.dereg_mr = (verbs_dereg_mr_fn)sym(h, "ibv_dereg_mr"),
 		.query_device = (verbs_query_device_fn)sym(h, "ibv_query_device"),
+		/* Optional: older libraries cannot tell, and are taken as not fork-safe. */
+		.is_fork_initialized = (verbs_is_fork_initialized_fn)dlsym(h, "ibv_is_fork_initialized"),
 	};
 	if (!l.get_device_list || !l.free_device_list || !l.get_device_name || !l.open_device || !l.close_device ||
 	    !l.alloc_pd || !l.dealloc_pd || !l.reg_mr || !l.dereg_mr || !l.query_device) {

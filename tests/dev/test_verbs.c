@@ -76,6 +76,7 @@ TEST(devices_by_name)
 	CHECK_EQ(info.kind, IOVM_DEVICE_VERBS);
 	CHECK_OK(iovm_device_verbs(dev, &v));
 	CHECK(v.context && v.pd && !v.odp && !v.odp_implicit);
+	CHECK(v.fork_safe);
 	CHECK(!strcmp(v.name, "fake0"));
 	CHECK(((struct ibv_pd *)v.pd)->context == (struct ibv_context *)v.context);
 	c = fake_ibv_counts();
