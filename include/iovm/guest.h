@@ -126,6 +126,8 @@ IOVM_API int iovm_guest_start(struct iovm_guest *guest);
 /**
  * iovm_guest_reboot() - iovm_guest_shutdown(), then iovm_guest_start().
  *
+ * Thread safety: not concurrently with another call on @guest.
+ *
  * Return: as iovm_guest_start(); the guest stays stopped when it fails.
  */
 IOVM_API int iovm_guest_reboot(struct iovm_guest *guest);

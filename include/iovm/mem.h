@@ -62,9 +62,14 @@ IOVM_API void *iovm_dma_alloc(struct iovm_ctx *ctx, size_t size, size_t align, u
 
 /**
  * iovm_dma_zalloc() - allocate zeroed DMA memory.
+ * @ctx, @size, @align, @flags: as iovm_dma_alloc()
  *
  * Memory known to hold zeroes (pages fresh from the kernel) is not zeroed
  * again. Otherwise as iovm_dma_alloc().
+ *
+ * Thread safety: safe.
+ *
+ * Return: as iovm_dma_alloc().
  */
 IOVM_API void *iovm_dma_zalloc(struct iovm_ctx *ctx, size_t size, size_t align, uint32_t flags);
 
@@ -280,6 +285,8 @@ IOVM_API int iovm_cbuf_free(struct iovm_cbuf *cb);
 /**
  * iovm_cbuf_ptr() - where the CPU reaches the buffer: one contiguous range.
  *
+ * Thread safety: safe.
+ *
  * Return: the pointer, or NULL with errno EINVAL.
  */
 IOVM_API void *iovm_cbuf_ptr(const struct iovm_cbuf *cb);
@@ -364,7 +371,8 @@ IOVM_API int iovm_mem_event_subscribe(struct iovm_ctx *ctx, iovm_mem_event_fn fn
 /**
  * iovm_mem_event_unsubscribe() - stop the calls; no RELEASE is replayed.
  *
- * Thread safety: safe; once it returns, @fn is not running and will not run.
+ * Thread safety: safe; once it returns, the subscription's callback is
+ * not running and will not run.
  *
  * Return: 0, or -EINVAL for an unknown subscription.
  */
