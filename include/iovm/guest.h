@@ -128,7 +128,9 @@ IOVM_API int iovm_guest_start(struct iovm_guest *guest);
  *
  * Thread safety: not concurrently with another call on @guest.
  *
- * Return: as iovm_guest_start(); the guest stays stopped when it fails.
+ * Return: 0; -EINVAL; -EALREADY when it is not running (as
+ * iovm_guest_shutdown(): nothing happens); otherwise as
+ * iovm_guest_start(), and the guest stays stopped when that fails.
  */
 IOVM_API int iovm_guest_reboot(struct iovm_guest *guest);
 
