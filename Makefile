@@ -1,6 +1,7 @@
 # iovm - the two commands of the README, and a few more.
 #
 #   make run     build, then run `iovm demo` on the default configuration
+#   make docs    man pages and the HTML reference from the headers, into $(BUILD)/docs/{man,html}
 #   make check   build, run every test, then again under ASan+UBSan (and a clang build)
 #   make vm-test the VM test alone (also part of make check, in the default build)
 #   make vm-bench `iovm bench vfio` in the VM test's guest
@@ -17,7 +18,7 @@ BUILD_CLANG ?= build-clang
 PREFIX      ?= /usr/local
 DEMO_ARGS   ?=
 
-.PHONY: all deps build run check test check-tsan fuzz check-asan check-clang vm-test vm-test-iommufd vm-bench bench install uninstall clean
+.PHONY: all deps build docs run check test check-tsan fuzz check-asan check-clang vm-test vm-test-iommufd vm-bench bench install uninstall clean
 
 all: build
 
@@ -27,6 +28,10 @@ deps:
 build: deps
 	@[ -f $(BUILD)/build.ninja ] || meson setup $(BUILD) --prefix=$(PREFIX)
 	ninja -C $(BUILD)
+
+# Built by `ninja` too (so `make install` has them); this names them alone.
+docs: build
+	ninja -C $(BUILD) docs
 
 run: build
 	$(BUILD)/tools/iovm demo $(DEMO_ARGS)

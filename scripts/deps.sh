@@ -1,7 +1,8 @@
 #!/bin/sh
 # Install the Debian packages a target needs, when they are missing.
 #   deps.sh build   compiler and build system
-#   deps.sh check   the above, clang for the second compiler, its sanitizer and libFuzzer runtimes
+#   deps.sh check   the above, clang for the second compiler, its sanitizer and libFuzzer runtimes,
+#                   groff for the docs test's check of the man pages
 #   deps.sh bench   the peers the benchmarks compare against (optional)
 #   deps.sh deb     the build's, dpkg-buildpackage and debhelper, and lintian (make deb)
 #   deps.sh deb-build  the same but lintian (make check's deb leg, which skips it)
@@ -10,7 +11,7 @@ set -eu
 want=""
 case "${1:-build}" in
 build) want="gcc libc6-dev make meson ninja-build pkg-config libibverbs-dev" ;;
-check) want="gcc libc6-dev make meson ninja-build pkg-config libibverbs-dev clang libclang-rt-dev" ;;
+check) want="gcc libc6-dev make meson ninja-build pkg-config libibverbs-dev clang libclang-rt-dev groff-base" ;;
 bench) want="gcc libc6-dev make meson ninja-build pkg-config libdpdk-dev libucx-dev gnuplot-nox" ;;
 deb) want="gcc libc6-dev make meson ninja-build pkg-config libibverbs-dev python3 build-essential debhelper dpkg-dev lintian" ;;
 deb-build) want="gcc libc6-dev make meson ninja-build pkg-config libibverbs-dev python3 build-essential debhelper dpkg-dev" ;;

@@ -126,7 +126,12 @@ IOVM_API int iovm_log_set_handler(iovm_log_fn fn, void *arg);
 /**
  * iovm_opts_help() - the options iovm_open() accepts, one per line.
  *
+ * Each line gives an option's name, its values and what it does, in
+ * columns; `iovm --help` prints them.
+ *
  * Thread safety: safe; the string is static.
+ *
+ * Return: the table, a static string, never NULL.
  */
 IOVM_API const char *iovm_opts_help(void);
 

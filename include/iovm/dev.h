@@ -90,9 +90,12 @@ IOVM_API int iovm_device_open(struct iovm_ctx *ctx, const char *spec, struct iov
 IOVM_API int iovm_device_close(struct iovm_device *dev);
 
 /**
- * iovm_device_id() - the device's id, as faults report it; 0 for NULL.
+ * iovm_device_id() - the device's id, as faults report it
+ * (struct iovm_fault.device).
  *
  * Thread safety: safe.
+ *
+ * Return: the id; 0 for a NULL @dev.
  */
 IOVM_API uint32_t iovm_device_id(const struct iovm_device *dev);
 
@@ -436,14 +439,14 @@ struct iovm_queue_attr {
  * iovm_queue_create() - a queue of the device's engine, with its rings in DMA
  * memory, mapped in the domain attached for IOVM_PASID_NONE.
  *
- * Thread safety: safe.
- *
  * With IOVM_QUEUE_RINGS_AT the rings are the caller's memory (a guest's, say),
  * found through the domain as the device finds them: the completion ring is
  * zeroed here, and the rings' frames stay pinned until the queue is
  * destroyed, so that memory freed under the queue (a guest shut down) is
  * not handed out again while iovm_queue_submit() still writes there. The
  * domain's mapping of the rings must not change while this call runs.
+ *
+ * Thread safety: safe.
  *
  * Return: 0; -EINVAL for bad attributes (IOVM_QUEUE_CPU with a polled queue,
  * a CPU the machine lacks or the process's cpuset excludes; rings that are

@@ -126,7 +126,11 @@ IOVM_API int iovm_guest_start(struct iovm_guest *guest);
 /**
  * iovm_guest_reboot() - iovm_guest_shutdown(), then iovm_guest_start().
  *
- * Return: as iovm_guest_start(); the guest stays stopped when it fails.
+ * Thread safety: not concurrently with another call on @guest.
+ *
+ * Return: 0; -EINVAL; -EALREADY when it is not running (as
+ * iovm_guest_shutdown(): nothing happens); otherwise as
+ * iovm_guest_start(), and the guest stays stopped when that fails.
  */
 IOVM_API int iovm_guest_reboot(struct iovm_guest *guest);
 

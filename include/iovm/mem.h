@@ -62,9 +62,14 @@ IOVM_API void *iovm_dma_alloc(struct iovm_ctx *ctx, size_t size, size_t align, u
 
 /**
  * iovm_dma_zalloc() - allocate zeroed DMA memory.
+ * @ctx, @size, @align, @flags: as iovm_dma_alloc()
  *
  * Memory known to hold zeroes (pages fresh from the kernel) is not zeroed
  * again. Otherwise as iovm_dma_alloc().
+ *
+ * Thread safety: safe.
+ *
+ * Return: as iovm_dma_alloc().
  */
 IOVM_API void *iovm_dma_zalloc(struct iovm_ctx *ctx, size_t size, size_t align, uint32_t flags);
 
@@ -119,7 +124,8 @@ IOVM_API size_t iovm_dma_size(struct iovm_ctx *ctx, const void *ptr);
  *
  * Thread safety: safe.
  *
- * Return: the bytes of pages decommitted, or -EINVAL.
+ * Return: the bytes of pages decommitted; -EINVAL; -EDEADLK from a memory
+ * event callback.
  */
 IOVM_API int64_t iovm_dma_trim(struct iovm_ctx *ctx, uint32_t flags);
 
@@ -204,7 +210,7 @@ struct iovm_zone {
  * Return: 0 when the zone was created, 1 when it existed; -EINVAL for bad
  * arguments (flags as iovm_dma_alloc() refuses them, whether or not the
  * zone exists); -EEXIST when a zone of that name exists but does not
- * satisfy the request; -EOPNOTSUPP, -ENOMEM as iovm_dma_alloc().
+ * satisfy the request; -EOPNOTSUPP, -ENOMEM, -EDEADLK as iovm_dma_alloc().
  */
 IOVM_API int iovm_zone_reserve(struct iovm_ctx *ctx, const char *name, size_t size, size_t align,
 			       uint32_t flags, const struct iovm_zone **zone);
@@ -225,7 +231,7 @@ IOVM_API int iovm_zone_lookup(struct iovm_ctx *ctx, const char *name, const stru
  *
  * Return: 0; -EINVAL for a zone that is not (or no longer) reserved;
  * -EBUSY, in a shared heap, while a device in another process maps it
- * (iovm/mp.h).
+ * (iovm/mp.h); -EDEADLK from a memory event callback.
  */
 IOVM_API int iovm_zone_free(struct iovm_ctx *ctx, const struct iovm_zone *zone);
 
@@ -240,7 +246,6 @@ IOVM_API int iovm_zone_free(struct iovm_ctx *ctx, const struct iovm_zone *zone);
 IOVM_API int iovm_zone_walk(struct iovm_ctx *ctx, int (*fn)(void *arg, const struct iovm_zone *z),
 			    void *arg);
 
-/* Memory events: pages committed into the heap, or about to be released. */
 /*
  * Common buffers: rings and tables a driver shares with a device, made of
  * 4 KiB pieces of physically scattered memory mapped as one virtually
@@ -280,6 +285,8 @@ IOVM_API int iovm_cbuf_free(struct iovm_cbuf *cb);
 /**
  * iovm_cbuf_ptr() - where the CPU reaches the buffer: one contiguous range.
  *
+ * Thread safety: safe.
+ *
  * Return: the pointer, or NULL with errno EINVAL.
  */
 IOVM_API void *iovm_cbuf_ptr(const struct iovm_cbuf *cb);
@@ -318,6 +325,7 @@ IOVM_API int iovm_dma_sync_for_device(struct iovm_ctx *ctx, const void *ptr, siz
  */
 IOVM_API int iovm_dma_sync_for_cpu(struct iovm_ctx *ctx, const void *ptr, size_t len);
 
+/* Memory events: pages committed into the heap, or about to be released. */
 enum iovm_mem_event_type {
 	IOVM_MEM_EVENT_COMMIT = 1,
 	IOVM_MEM_EVENT_RELEASE = 2,
@@ -356,7 +364,8 @@ struct iovm_mem_sub;
  *
  * Thread safety: safe.
  *
- * Return: 0, -EINVAL, -ENOMEM, or @fn's error.
+ * Return: 0, -EINVAL, -ENOMEM, or @fn's error; -EDEADLK from a memory
+ * event callback.
  */
 IOVM_API int iovm_mem_event_subscribe(struct iovm_ctx *ctx, iovm_mem_event_fn fn, void *arg,
 				      struct iovm_mem_sub **sub);
@@ -364,9 +373,11 @@ IOVM_API int iovm_mem_event_subscribe(struct iovm_ctx *ctx, iovm_mem_event_fn fn
 /**
  * iovm_mem_event_unsubscribe() - stop the calls; no RELEASE is replayed.
  *
- * Thread safety: safe; once it returns, @fn is not running and will not run.
+ * Thread safety: safe; once it returns, the subscription's callback is
+ * not running and will not run.
  *
- * Return: 0, or -EINVAL for an unknown subscription.
+ * Return: 0; -EINVAL for an unknown subscription; -EDEADLK from a memory
+ * event callback.
  */
 IOVM_API int iovm_mem_event_unsubscribe(struct iovm_ctx *ctx, struct iovm_mem_sub *sub);
 

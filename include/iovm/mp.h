@@ -352,7 +352,9 @@ struct iovm_mr;
  * @out: the server
  *
  * Clients are allowed as attachments to the share are (the share owner's
- * user, or its group). Thread safety: safe.
+ * user, or its group).
+ *
+ * Thread safety: safe.
  *
  * Return: 0; -EINVAL; -ENOENT when @ctx is neither shared nor attached;
  * -EEXIST when a device server has @name; -ENOMEM.
@@ -404,7 +406,13 @@ IOVM_API int iovm_device_server_stop(struct iovm_device_server *srv);
  */
 IOVM_API int iovm_rqueue_open(struct iovm_ctx *ctx, const char *name, unsigned depth, struct iovm_rqueue **out);
 
-/* iovm_rqueue_pasid() - the queue's PASID on the device (its domain there); 0 for NULL. */
+/**
+ * iovm_rqueue_pasid() - the queue's PASID on the device (its domain there).
+ *
+ * Thread safety: safe.
+ *
+ * Return: the PASID; 0 for a NULL @q.
+ */
 IOVM_API uint32_t iovm_rqueue_pasid(const struct iovm_rqueue *q);
 
 /**

@@ -80,14 +80,20 @@ struct iovm_sysinfo {
  */
 IOVM_API int iovm_sysinfo_get(struct iovm_sysinfo **info);
 
-/** iovm_sysinfo_free() - free what iovm_sysinfo_get() returned; NULL is a no-op. */
+/**
+ * iovm_sysinfo_free() - free what iovm_sysinfo_get() returned; NULL is a no-op.
+ *
+ * Thread safety: no other call on @info may run or follow.
+ */
 IOVM_API void iovm_sysinfo_free(struct iovm_sysinfo *info);
 
 /**
  * iovm_uffd_feature_name() - the name of userfaultfd feature bit @bit
- * ("EVENT_UNMAP"), or NULL for an unknown bit.
+ * ("EVENT_UNMAP"), as iovm_sysinfo.uffd_features has them.
  *
- * Thread safety: safe.
+ * Thread safety: safe; no context needed.
+ *
+ * Return: a static string; NULL for an unknown bit.
  */
 IOVM_API const char *iovm_uffd_feature_name(unsigned bit);
 

@@ -313,8 +313,8 @@ IOVM_API int iovm_rcache_get(struct iovm_rcache *cache, void *addr, size_t len, 
  * one's hold, as no count can tell the two apart.
  *
  * Thread safety: safe. A put on the thread of its get takes no lock; one
- * on another thread (and the next put on the get's thread after it) takes
- * the cache's lock.
+ * on another thread, and the next put on the thread of that get after it,
+ * take the cache's lock.
  *
  * Return: 0; -EINVAL for NULL, an MR this cache did not give (the
  * caller's own, another cache's), or one with no get left to put.
