@@ -749,7 +749,7 @@ CALLBACKS = {
 #   NEG   a negative errno (int or int64_t);
 #   NULL  NULL, with errno set;
 #   ZERO  0, with errno set (iovm_dma_size());
-#   None  it cannot fail (names, versions, no-ops).
+#   None  it cannot fail (names, versions, no-ops, iovm_close()).
 NEG, NULL, ZERO = "neg", "null", "zero"
 
 _p = POINTER
@@ -762,14 +762,14 @@ BINDINGS = {
     "iovm_strerror": (c_char_p, [c_int], None),
     "iovm_error_detail": (c_char_p, [], None),
     "iovm_log_set_level": (c_int, [c_int], NEG),
-    "iovm_log_set_handler": (c_int, [LOG_FN, _vp], NEG),
+    "iovm_log_set_handler": (c_int, [LOG_FN, _vp], None),  # returns 0
     "iovm_opts_help": (c_char_p, [], None),
     "iovm_size_parse": (c_int, [c_char_p, _p(c_uint64)], NEG),
     # version.h
     "iovm_version": (c_char_p, [_p(c_uint)], None),
     # ctx.h
     "iovm_open": (c_int, [c_char_p, _pp], NEG),
-    "iovm_close": (c_int, [_vp], NEG),
+    "iovm_close": (c_int, [_vp], None),  # returns 0
     "iovm_ctx_info": (c_int, [_vp, _p(CtxInfo)], NEG),
     # os.h
     "iovm_sysinfo_get": (c_int, [_p(_p(SysInfo))], NEG),
