@@ -1140,8 +1140,6 @@ def _desc(desc, fields):
 
 
 class _QueueOps:
-    _tags = None
-
     def run(self, desc=None, timeout=10.0, **fields):
         """Submit one descriptor and wait for its completion: its Cqe.
         Other completions reaped meanwhile are kept for reap()."""
@@ -1368,5 +1366,11 @@ __all__ = [
     "LogLevel", "MemEventType", "GuestPlacement", "PA", "HPA", "IOVA", "GPA",
     "strerror", "error_detail", "version", "log_set_level", "log_set_handler", "opts_help",
     "size_parse", "sysinfo", "uffd_feature_name", "fault_reason_name", "status_name",
-    "dma_boundary", "dma_node", "version_encode", "address_of",
+    "dma_boundary", "dma_node", "version_encode", "address_of", "lib", "library_path",
+    "BINDINGS", "STRUCTS", "CtxInfo", "HugepagePool", "IommuGroup", "SysInfo", "PhysArenaStats",
+    "PhysPoolStats", "PhysStats", "Xlate", "ZoneInfo", "MemEvent", "MemListStats", "MemStats",
+    "IovaRange", "DomainAttr", "Fault", "DomainStats", "MrInfo", "RcacheAttr", "RcacheStats",
+    "RegStats", "IovaWindow", "DeviceInfo", "DeviceVerbs", "QueueAttr", "QueueStats", "GuestBank",
+    "GuestAttr", "GuestInfo", "ShareParams", "ShareInfo", "ShareDomainParams", "DeviceServerInfo",
+    "LOG_FN", "ZONE_WALK_FN", "MEM_EVENT_FN", "FAULT_FN", "RQUEUE_FAULT_FN",
 ]

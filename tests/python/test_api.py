@@ -7,7 +7,7 @@ A binding missing from these tables fails test_tables_cover_every_binding."""
 import ctypes
 import errno
 import unittest
-from ctypes import byref, c_bool, c_size_t, c_uint, c_uint32, c_uint64, c_void_p, POINTER
+from ctypes import byref, c_bool, c_size_t, c_uint, c_uint32, c_uint64, c_void_p
 
 import iovm
 from iovm import raw, _lib

@@ -4,7 +4,6 @@ order, what a context's close() does to what was made from it, and an
 interpreter that exits with everything still alive."""
 
 import gc
-import mmap
 import unittest
 import weakref
 
