@@ -531,6 +531,7 @@ class DeviceVerbs(_Struct):
         ("pd", c_void_p),
         ("odp", c_bool),
         ("odp_implicit", c_bool),
+        ("fork_safe", c_bool),
         ("name", c_char * C.IOVM_VERBS_NAME_MAX),
     ]
 
