@@ -64,7 +64,8 @@ ma=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
 lib=$out/libiovm0_${version}_$arch.deb
 dev=$out/libiovm-dev_${version}_$arch.deb
 cmd=$out/iovm_${version}_$arch.deb
-for d in "$lib" "$dev" "$cmd"; do
+py=$out/python3-iovm_${version}_all.deb
+for d in "$lib" "$dev" "$cmd" "$py"; do
 	[ -f "$d" ] || fail "no $d"
 	[ "$(dpkg-deb -f "$d" Version)" = "$version" ] || fail "$d: Version $(dpkg-deb -f "$d" Version), not $version"
 done
@@ -77,6 +78,8 @@ deps "$dev" | grep -qx "libiovm0 (= $version)" ||
 deps "$cmd" | grep -q '^libiovm0\( \|$\)' ||
 	fail "iovm depends on '$(dpkg-deb -f "$cmd" Depends)', not libiovm0"
 deps "$lib" | grep -q '^libiovm' && fail "libiovm0 depends on itself or its -dev"
+deps "$py" | grep -q '^libiovm0 (>= ' || fail "python3-iovm depends on '$(dpkg-deb -f "$py" Depends)', not libiovm0"
+deps "$py" | grep -qx python3 || fail "python3-iovm does not depend on python3"
 # libiovm0 ships the symbols file of debian/, as debian/gen-symbols.sh makes it.
 dpkg-deb -I "$lib" symbols >"$root/symbols" 2>/dev/null || fail "libiovm0 has no symbols file"
 cmp -s "$root/symbols" "$src/debian/libiovm0.symbols" ||
@@ -87,6 +90,10 @@ contents() { dpkg-deb -c "$1" | awk '$1 !~ /^d/ { sub(/^\.\//, "", $6); print $6
 contents "$lib" >"$root/lib.list"
 contents "$dev" >"$root/dev.list"
 contents "$cmd" >"$root/cmd.list"
+contents "$py" >"$root/py.list"
+grep -qx usr/lib/python3/dist-packages/iovm/__init__.py "$root/py.list" || fail "python3-iovm lacks the module"
+grep -v -e '^usr/lib/python3/dist-packages/iovm/' -e '^usr/share/doc/python3-iovm/' "$root/py.list" &&
+	fail "python3-iovm holds more than the module and its docs (above)"
 if grep -v -e "^usr/lib/$ma/libiovm\.so\.[0-9][0-9.]*$" -e '^usr/share/doc/libiovm0/' "$root/lib.list"; then
 	fail "libiovm0 holds more than the shared library and its docs (above)"
 fi
@@ -102,9 +109,9 @@ for f in usr/bin/iovm usr/libexec/iovm/iovm-bench usr/share/doc/iovm/copyright; 
 done
 grep '^usr/share/man/man[^3]' "$root/dev.list" && fail "libiovm-dev holds man pages of other sections than 3"
 grep '^usr/share/man/man[^1]' "$root/cmd.list" && fail "iovm holds man pages of other sections than 1"
-sort "$root/lib.list" "$root/dev.list" "$root/cmd.list" | uniq -d | grep . && fail "files in two packages (above)"
+sort "$root/lib.list" "$root/dev.list" "$root/cmd.list" "$root/py.list" | uniq -d | grep . && fail "files in two packages (above)"
 
-for d in "$lib" "$dev" "$cmd"; do
+for d in "$lib" "$dev" "$cmd" "$py"; do
 	dpkg-deb -x "$d" "$root"
 done
 for p in libiovm0 libiovm-dev iovm; do
@@ -169,4 +176,13 @@ done
 got=$(LD_LIBRARY_PATH=$libdir "$root/usr/bin/iovm" --version) || fail "iovm --version failed"
 case $got in *"$meson_version"*) ;; *) fail "iovm --version says '$got', not $meson_version" ;; esac
 grep -q /usr/libexec/iovm "$root/usr/bin/iovm" || fail "iovm does not look for iovm-bench in /usr/libexec/iovm"
+# The unpacked Python module, on the unpacked library: DMA memory and its PA.
+got=$(IOVM_LIBRARY=$libdir/libiovm.so.0 PYTHONPATH=$root/usr/lib/python3/dist-packages /usr/bin/python3 -c '
+import iovm
+with iovm.open("page_size=4K") as ctx:
+    buf = ctx.buffer(b"from the package")
+    assert buf.read() == b"from the package" and ctx.xlate(buf, 5).pa.addr == buf.pa + 5
+    print(iovm.__file__)
+') || fail "the unpacked python3-iovm does not work"
+case $got in "$root"/usr/lib/python3/dist-packages/iovm/*) ;; *) fail "python imported '$got', not the unpacked module" ;; esac
 echo "debian/ agrees with meson.build, LICENSE and src/libiovm.map; packages built, unpacked, built against (shared and static), ran"
