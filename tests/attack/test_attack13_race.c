@@ -2,7 +2,7 @@
 /*
  * test_attack13_race.c - a verbs domain's registrations from threads:
  * four threads get and put the same range of the registration cache
- * while another replaces it (mmap MAP_FIXED, munmap and mmap): once the
+ * while another replaces it (mmap MAP_FIXED, a PROT_NONE hole and memory again): once the
  * replacing call has returned, no get gives a device MR registered before
  * it began; registrations racing attach and detach of the device (every
  * MR registered wholly inside an attachment is the device's, none made
@@ -47,7 +47,7 @@ static void *getter(void *arg)
 		int ret;
 
 		ret = iovm_rcache_get(cr.cache, cr.p + off, len, IOVM_ACCESS_REMOTE_WRITE, &mr);
-		if (ret == -EFAULT) { /* a hole between munmap and mmap */
+		if (ret == -EFAULT) { /* the hole */
 			atomic_fetch_add(&cr.efault, 1);
 			continue;
 		}
@@ -73,6 +73,7 @@ static void *getter(void *arg)
 	return NULL;
 }
 
+/* @unmap_too: every other round a hole first (a get there fails -EFAULT). */
 static void race_cache(int unmap_too)
 {
 	struct fake_ibv_counts c0 = fake_ibv_counts();
@@ -92,17 +93,22 @@ static void race_cache(int unmap_too)
 		uint64_t s = fake_ibv_seq();
 
 		if (unmap_too && r % 2) {
-			CHECK_OK(munmap(cr.p, RLEN));
+			/*
+			 * A hole (PROT_NONE mapped over it: a munmap would let another
+			 * thread's mmap take the address), then memory again.
+			 */
+			CHECK(mmap(cr.p, RLEN, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == cr.p);
 			sched_yield();
-			CHECK(mmap(cr.p, RLEN, PROT_READ | PROT_WRITE,
-				   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) == cr.p);
+			CHECK(mmap(cr.p, RLEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1,
+				   0) == cr.p);
 		} else {
 			CHECK(mmap(cr.p, RLEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1,
 				   0) == cr.p);
 		}
 		atomic_store_explicit(&cr.repl_seq, s, memory_order_release);
-		/* Let the getters at it. */
-		for (int y = 0; y < 20; y++)
+		/* Let the getters at it: a few gets after each replacement (bounded, for slow sanitizers). */
+		uint64_t g = atomic_load(&cr.gets);
+		for (int y = 0; y < 100000 && atomic_load(&cr.gets) < g + GETTERS; y++)
 			sched_yield();
 	}
 	atomic_store(&cr.done, 1);
@@ -111,7 +117,7 @@ static void race_cache(int unmap_too)
 	CHECK_OK(iovm_rcache_stats(cr.cache, &st));
 	printf("# %s: %llu gets (%llu after a replacement), %llu EFAULT, %llu overtaken while held; "
 	       "cache: %llu hits, %llu misses, %llu raced, %llu regions\n",
-	       unmap_too ? "MAP_FIXED and munmap+mmap" : "MAP_FIXED", (unsigned long long)cr.gets,
+	       unmap_too ? "MAP_FIXED and a hole" : "MAP_FIXED", (unsigned long long)cr.gets,
 	       (unsigned long long)cr.checked, (unsigned long long)cr.efault, (unsigned long long)cr.stale,
 	       (unsigned long long)st.hits, (unsigned long long)st.misses, (unsigned long long)st.raced,
 	       (unsigned long long)st.regions);

@@ -178,9 +178,12 @@ int ibv_close_device(struct ibv_context *context)
 	for (int i = 0; i < FAKE_CTXS; i++)
 		if (open_ctxs[i] == context)
 			open_ctxs[i] = NULL;
+	/* MRs left on it are orphans now: a context allocated later at the same address is not theirs. */
 	for (int i = 0; i < FAKE_MRS; i++)
-		if (mrs[i].live && mrs[i].mr.context == context)
+		if (mrs[i].live && mrs[i].mr.context == context) {
 			counts.close_busy++;
+			mrs[i].mr.context = NULL;
+		}
 	pthread_mutex_unlock(&lock);
 	free(verbs_get_ctx(context));
 	return 0;
@@ -283,6 +286,8 @@ struct ibv_mr *(ibv_reg_mr)(struct ibv_pd *pd, void *addr, size_t length, int ac
 		err = EINVAL;
 	} else if ((access & IBV_ACCESS_REMOTE_WRITE) && !(access & IBV_ACCESS_LOCAL_WRITE)) {
 		err = EINVAL;
+	} else if (!ctx_open(pd->context)) {
+		err = ENODEV; /* its device is closed (counted above): nothing of it to read */
 	} else if (odp && !dev_has_odp(pd->context->device)) {
 		err = EOPNOTSUPP;
 	} else if (!addr && !(odp && length == SIZE_MAX)) {
