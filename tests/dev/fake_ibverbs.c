@@ -34,6 +34,8 @@ struct fake_mr {
 	struct ibv_mr mr;
 	bool live;
 	int access;
+	uint64_t seq;
+	bool resident;
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -43,6 +45,28 @@ static struct fake_ibv_counts counts;       /* under lock */
 static struct fake_ibv_advice last_advice;  /* under lock */
 static int fail_next_reg;                   /* under lock: an errno for the next ibv_reg_mr() */
 static uint32_t next_key = 0x1000;          /* under lock */
+static uint64_t seq = 1;                    /* under lock: registrations' order */
+static int fail_next_dereg, fail_next_open, fail_next_pd; /* under lock */
+static unsigned reg_delay_us;               /* under lock */
+static void (*dereg_hook)(const struct fake_ibv_mr *, void *); /* under lock */
+static void *dereg_hook_arg;                /* under lock */
+#define FAKE_CTXS 64
+static struct ibv_context *open_ctxs[FAKE_CTXS]; /* under lock: devices open now */
+
+static bool ctx_open(const struct ibv_context *c)
+{
+	for (int i = 0; i < FAKE_CTXS; i++)
+		if (open_ctxs[i] == c)
+			return true;
+	return false;
+}
+
+static struct fake_ibv_mr mr_out(const struct fake_mr *m)
+{
+	return (struct fake_ibv_mr){ .addr = m->mr.addr, .len = m->mr.length, .access = m->access,
+				     .lkey = m->mr.lkey, .rkey = m->mr.rkey, .pd = m->mr.pd, .seq = m->seq,
+				     .resident = m->resident };
+}
 
 static bool dev_has_odp(const struct ibv_device *d)
 {
@@ -94,24 +118,39 @@ static int advise_mr(struct ibv_pd *pd, enum ibv_advise_mr_advice advice, uint32
 		     uint32_t num_sge)
 {
 	bool found = false;
+	uint64_t total = 0;
 
 	(void)pd;
+	for (uint32_t i = 0; i < num_sge; i++)
+		total += sg[i].length;
 	pthread_mutex_lock(&lock);
 	counts.advises++;
+	counts.advised_bytes += total;
 	for (int i = 0; i < FAKE_MRS; i++)
 		if (mrs[i].live && mrs[i].mr.lkey == sg[0].lkey)
 			found = (mrs[i].access & IBV_ACCESS_ON_DEMAND) != 0;
 	last_advice = (struct fake_ibv_advice){ .addr = sg[0].addr, .len = sg[0].length, .lkey = sg[0].lkey,
 						.write = advice == IBV_ADVISE_MR_ADVICE_PREFETCH_WRITE,
-						.flush = flags & IBV_ADVISE_MR_FLAG_FLUSH, .nsge = num_sge };
+						.flush = flags & IBV_ADVISE_MR_FLAG_FLUSH, .nsge = num_sge,
+						.total = total };
 	pthread_mutex_unlock(&lock);
 	return found ? 0 : EINVAL;
 }
 
 struct ibv_context *ibv_open_device(struct ibv_device *device)
 {
-	struct verbs_context *v = calloc(1, sizeof(*v));
+	struct verbs_context *v;
+	int err;
 
+	pthread_mutex_lock(&lock);
+	err = fail_next_open;
+	fail_next_open = 0;
+	pthread_mutex_unlock(&lock);
+	if (err) {
+		errno = err;
+		return NULL;
+	}
+	v = calloc(1, sizeof(*v));
 	if (!v) {
 		errno = ENOMEM;
 		return NULL;
@@ -123,6 +162,11 @@ struct ibv_context *ibv_open_device(struct ibv_device *device)
 	v->advise_mr = advise_mr;
 	pthread_mutex_lock(&lock);
 	counts.contexts++;
+	for (int i = 0; i < FAKE_CTXS; i++)
+		if (!open_ctxs[i]) {
+			open_ctxs[i] = &v->context;
+			break;
+		}
 	pthread_mutex_unlock(&lock);
 	return &v->context;
 }
@@ -131,6 +175,15 @@ int ibv_close_device(struct ibv_context *context)
 {
 	pthread_mutex_lock(&lock);
 	counts.contexts--;
+	for (int i = 0; i < FAKE_CTXS; i++)
+		if (open_ctxs[i] == context)
+			open_ctxs[i] = NULL;
+	/* MRs left on it are orphans now: a context allocated later at the same address is not theirs. */
+	for (int i = 0; i < FAKE_MRS; i++)
+		if (mrs[i].live && mrs[i].mr.context == context) {
+			counts.close_busy++;
+			mrs[i].mr.context = NULL;
+		}
 	pthread_mutex_unlock(&lock);
 	free(verbs_get_ctx(context));
 	return 0;
@@ -138,8 +191,18 @@ int ibv_close_device(struct ibv_context *context)
 
 struct ibv_pd *ibv_alloc_pd(struct ibv_context *context)
 {
-	struct ibv_pd *pd = calloc(1, sizeof(*pd));
+	struct ibv_pd *pd;
+	int err;
 
+	pthread_mutex_lock(&lock);
+	err = fail_next_pd;
+	fail_next_pd = 0;
+	pthread_mutex_unlock(&lock);
+	if (err) {
+		errno = err;
+		return NULL;
+	}
+	pd = calloc(1, sizeof(*pd));
 	if (!pd) {
 		errno = ENOMEM;
 		return NULL;
@@ -160,6 +223,8 @@ int ibv_dealloc_pd(struct ibv_pd *pd)
 		busy |= mrs[i].live && mrs[i].mr.pd == pd;
 	if (!busy)
 		counts.pds--;
+	else
+		counts.dealloc_busy++;
 	pthread_mutex_unlock(&lock);
 	/* As the kernel: a protection domain that still has MRs stays. */
 	if (busy)
@@ -194,10 +259,32 @@ struct ibv_mr *(ibv_reg_mr)(struct ibv_pd *pd, void *addr, size_t length, int ac
 {
 	bool odp = access & IBV_ACCESS_ON_DEMAND;
 	struct fake_mr *m = NULL;
+	unsigned delay;
+	bool resident = false;
 	int err = 0;
 
 	pthread_mutex_lock(&lock);
+	delay = reg_delay_us;
+	pthread_mutex_unlock(&lock);
+	if (delay)
+		usleep(delay);
+	if (!odp && addr && length && length != SIZE_MAX) {
+		/* Pinned: iovm faulted the pages in before it asked (mincore: resident). */
+		uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE), a = (uintptr_t)addr & ~(pg - 1);
+		size_t n = ((uintptr_t)addr + length - a + pg - 1) / pg;
+		unsigned char *vec = malloc(n);
+
+		if (vec && !mincore((void *)a, n * pg, vec)) {
+			resident = true;
+			for (size_t i = 0; i < n; i++)
+				resident &= vec[i] & 1;
+		}
+		free(vec);
+	}
+	pthread_mutex_lock(&lock);
 	counts.regs++;
+	if (pd && !ctx_open(pd->context))
+		counts.regs_after_close++;
 	if (fail_next_reg) {
 		err = fail_next_reg;
 		fail_next_reg = 0;
@@ -205,6 +292,8 @@ struct ibv_mr *(ibv_reg_mr)(struct ibv_pd *pd, void *addr, size_t length, int ac
 		err = EINVAL;
 	} else if ((access & IBV_ACCESS_REMOTE_WRITE) && !(access & IBV_ACCESS_LOCAL_WRITE)) {
 		err = EINVAL;
+	} else if (!ctx_open(pd->context)) {
+		err = ENODEV; /* its device is closed (counted above): nothing of it to read */
 	} else if (odp && !dev_has_odp(pd->context->device)) {
 		err = EOPNOTSUPP;
 	} else if (!addr && !(odp && length == SIZE_MAX)) {
@@ -218,7 +307,7 @@ struct ibv_mr *(ibv_reg_mr)(struct ibv_pd *pd, void *addr, size_t length, int ac
 	if (!err && !m)
 		err = ENOMEM;
 	if (!err) {
-		*m = (struct fake_mr){ .live = true, .access = access };
+		*m = (struct fake_mr){ .live = true, .access = access, .seq = seq++, .resident = resident };
 		m->mr = (struct ibv_mr){ .context = pd->context, .pd = pd, .addr = addr, .length = length,
 					 .lkey = next_key, .rkey = next_key + 1 };
 		next_key += 2;
@@ -235,14 +324,32 @@ struct ibv_mr *(ibv_reg_mr)(struct ibv_pd *pd, void *addr, size_t length, int ac
 int ibv_dereg_mr(struct ibv_mr *mr)
 {
 	struct fake_mr *m = (struct fake_mr *)mr;
+	void (*hook)(const struct fake_ibv_mr *, void *) = NULL;
+	void *hook_arg = NULL;
+	struct fake_ibv_mr out = { 0 };
 	int ret = 0;
 
+	pthread_mutex_lock(&lock);
+	if (m >= mrs && m < mrs + FAKE_MRS && m->live && dereg_hook) {
+		hook = dereg_hook;
+		hook_arg = dereg_hook_arg;
+		out = mr_out(m);
+	}
+	pthread_mutex_unlock(&lock);
+	if (hook)
+		hook(&out, hook_arg);
 	pthread_mutex_lock(&lock);
 	counts.deregs++;
 	if (m < mrs || m >= mrs + FAKE_MRS || !m->live) {
 		counts.bad_deregs++;
 		ret = EINVAL;
+	} else if (fail_next_dereg) {
+		ret = fail_next_dereg;
+		fail_next_dereg = 0;
+		counts.failed_deregs++;
 	} else {
+		if (!ctx_open(m->mr.context))
+			counts.deregs_after_close++;
 		m->live = false;
 		counts.live--;
 	}
@@ -269,9 +376,7 @@ int fake_ibv_find(uint32_t lkey, struct fake_ibv_mr *out)
 	pthread_mutex_lock(&lock);
 	for (int i = 0; i < FAKE_MRS; i++)
 		if (mrs[i].live && mrs[i].mr.lkey == lkey) {
-			*out = (struct fake_ibv_mr){ .addr = mrs[i].mr.addr, .len = mrs[i].mr.length,
-						     .access = mrs[i].access, .lkey = mrs[i].mr.lkey,
-						     .rkey = mrs[i].mr.rkey, .pd = mrs[i].mr.pd };
+			*out = mr_out(&mrs[i]);
 			ret = 0;
 		}
 	pthread_mutex_unlock(&lock);
@@ -293,4 +398,99 @@ struct fake_ibv_advice fake_ibv_last_advice(void)
 	a = last_advice;
 	pthread_mutex_unlock(&lock);
 	return a;
+}
+
+uint64_t fake_ibv_seq(void)
+{
+	uint64_t s;
+
+	pthread_mutex_lock(&lock);
+	s = seq;
+	pthread_mutex_unlock(&lock);
+	return s;
+}
+
+void fake_ibv_fail_next_dereg(int err)
+{
+	pthread_mutex_lock(&lock);
+	fail_next_dereg = err;
+	pthread_mutex_unlock(&lock);
+}
+
+void fake_ibv_fail_next_open(int err)
+{
+	pthread_mutex_lock(&lock);
+	fail_next_open = err;
+	pthread_mutex_unlock(&lock);
+}
+
+void fake_ibv_fail_next_pd(int err)
+{
+	pthread_mutex_lock(&lock);
+	fail_next_pd = err;
+	pthread_mutex_unlock(&lock);
+}
+
+void fake_ibv_on_dereg(void (*fn)(const struct fake_ibv_mr *mr, void *arg), void *arg)
+{
+	pthread_mutex_lock(&lock);
+	dereg_hook = fn;
+	dereg_hook_arg = arg;
+	pthread_mutex_unlock(&lock);
+}
+
+void fake_ibv_set_reg_delay(unsigned us)
+{
+	pthread_mutex_lock(&lock);
+	reg_delay_us = us;
+	pthread_mutex_unlock(&lock);
+}
+
+uint64_t fake_ibv_key_seq(uint32_t lkey)
+{
+	uint64_t s = 0;
+
+	/* Keys go 0x1000, 0x1002, ... and seqs 1, 2, ..., one each per registration made. */
+	pthread_mutex_lock(&lock);
+	if (lkey >= 0x1000 && lkey < next_key && !(lkey & 1))
+		s = (lkey - 0x1000) / 2 + 1;
+	pthread_mutex_unlock(&lock);
+	return s;
+}
+
+int64_t fake_ibv_live_in_pd(const void *pd)
+{
+	int64_t n = 0;
+
+	pthread_mutex_lock(&lock);
+	for (int i = 0; i < FAKE_MRS; i++)
+		n += mrs[i].live && mrs[i].mr.pd == pd;
+	pthread_mutex_unlock(&lock);
+	return n;
+}
+
+int fake_ibv_remote_write(uint32_t rkey, uint64_t addr, const void *src, size_t len)
+{
+	int ret = -ENOENT;
+
+	pthread_mutex_lock(&lock);
+	for (int i = 0; i < FAKE_MRS; i++) {
+		struct fake_mr *m = &mrs[i];
+		uint64_t a = (uint64_t)(uintptr_t)m->mr.addr;
+
+		if (!m->live || m->mr.rkey != rkey)
+			continue;
+		if (!(m->access & IBV_ACCESS_REMOTE_WRITE))
+			ret = -EACCES;
+		else if (m->mr.length != SIZE_MAX && (addr < a || len > m->mr.length || addr - a > m->mr.length - len))
+			ret = -ERANGE;
+		else
+			ret = 0;
+		break;
+	}
+	/* Under the lock: the MR cannot be deregistered while the write lands. */
+	if (!ret)
+		memcpy((void *)(uintptr_t)addr, src, len);
+	pthread_mutex_unlock(&lock);
+	return ret;
 }
