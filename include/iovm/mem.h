@@ -45,8 +45,9 @@ struct iovm_ctx;
  * @flags: IOVM_DMA_* flags
  *
  * Memory comes from hugepages when the context's page size allows it and
- * they are available, from 4 KiB pages otherwise. Small sizes are served
- * from a per-thread cache.
+ * they are available, from 4 KiB pages otherwise; with host_pa=on, from
+ * hugepages only, at their host PA (see iovm_open()). Small sizes are
+ * served from a per-thread cache.
  *
  * Thread safety: safe.
  *
@@ -54,9 +55,11 @@ struct iovm_ctx;
  * alignment that is not a power of two or above 1 GiB, unknown bits, more
  * than one IOVM_DMA_PAGE_* flag (each says "only"), a boundary smaller than
  * the size or above 2^40, a node that is not online; EOPNOTSUPP for an
- * IOVM_DMA_PAGE_* size the kernel has no pages of; ENOMEM when the memory
- * is not there (hugepages exhausted, mem_limit reached: never memory only
- * partly backed); EDEADLK when called from a memory event callback.
+ * IOVM_DMA_PAGE_* size the kernel has no pages of, and for
+ * IOVM_DMA_PAGE_4K with host_pa=on; ENOMEM when the memory is not there
+ * (hugepages exhausted, with host_pa=on or a hugepage page size; mem_limit
+ * reached: never memory only partly backed); EDEADLK when called from a
+ * memory event callback.
  */
 IOVM_API void *iovm_dma_alloc(struct iovm_ctx *ctx, size_t size, size_t align, uint32_t flags);
 
@@ -269,7 +272,9 @@ struct iovm_cbuf;
  *
  * Thread safety: safe.
  *
- * Return: 0; -EINVAL for bad arguments (more than 256 MiB); -ENOMEM.
+ * Return: 0; -EINVAL for bad arguments (more than 256 MiB); -EOPNOTSUPP
+ * with host_pa=on (4 KiB pages have no fixed host PA: see iovm_open());
+ * -ENOMEM.
  */
 IOVM_API int iovm_cbuf_alloc(struct iovm_ctx *ctx, size_t size, uint32_t flags, struct iovm_cbuf **cb);
 

@@ -89,7 +89,7 @@ struct iovm_pool;
  * @name: unique, at most 31 characters; for iovm_pool_lookup() and statistics
  * @size: bytes, a multiple of the page size
  * @page_size: 4 KiB, 2 MiB or 1 GiB; 0: 2 MiB hugepages when the machine
- *             gives them, else 4 KiB
+ *             gives them, else 4 KiB (never with host_pa=on: see iovm_open())
  * @max_ranges: contiguous ranges it may be carved in, 1 to
  *              IOVM_POOL_MAX_RANGES; 1 asks for a single run
  * @pool: set to the pool
@@ -101,7 +101,8 @@ struct iovm_pool;
  *
  * Return: 0; -EINVAL for a bad argument; -EEXIST when the name is taken;
  * -ENOMEM when the memory is not there in few enough ranges;
- * -EOPNOTSUPP when the kernel has no pages of @page_size.
+ * -EOPNOTSUPP when the kernel has no pages of @page_size, or for 4 KiB
+ * pages with host_pa=on.
  */
 IOVM_API int iovm_pool_create(struct iovm_ctx *ctx, const char *name, uint64_t size, uint64_t page_size,
 			      unsigned max_ranges, struct iovm_pool **pool);

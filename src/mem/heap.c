@@ -100,6 +100,9 @@ static int decode(const struct mem_space *ms, size_t size, size_t align, uint32_
 	for (int i = MEM_NR_PSZ - 1; i >= 0; i--) {
 		if (!(flags & (IOVM_DMA_PAGE_4K << i)))
 			continue;
+		if (i == MEM_PSZ_4K && ms->host_pa_only)
+			return err_detail(-EOPNOTSUPP, IOVM_LOG_DEBUG,
+					  "IOVM_DMA_PAGE_4K with host_pa=on: 4 KiB pages have no fixed host PA");
 		if (!ms->page_size[i])
 			return -EOPNOTSUPP;
 		pl->psz[pl->nr_psz++] = (unsigned)i;

@@ -194,7 +194,8 @@ struct mem_space {
 	uint64_t page_size[MEM_NR_PSZ]; /* 0 where the kernel lacks that size */
 	unsigned pref[MEM_NR_PSZ];      /* page size indices to try, in order */
 	unsigned nr_pref;
-	bool auto_pages;                /* page_size=auto: 4 KiB is a fallback */
+	bool auto_pages;                /* page_size=auto: 4 KiB is a fallback (unless host_pa_only) */
+	bool host_pa_only;              /* host_pa=on: no 4 KiB pages (page_size[MEM_PSZ_4K] is 0) */
 	int node_of_slot[MEM_MAX_NODE_SLOTS];
 	unsigned nr_node_slots;
 	unsigned default_node_slot;

@@ -186,17 +186,22 @@ unmap:
 	return ret;
 }
 
-unsigned phys_page_sizes(uint64_t want, uint64_t sizes[2])
+unsigned phys_page_sizes(const struct phys_space *ps, uint64_t want, uint64_t sizes[2])
 {
+	unsigned n = 0;
+
 	if (want) {
 		sizes[0] = want;
 		return 1;
 	}
-	if (!os_hugepage_supported(SZ_2M)) {
-		sizes[0] = SZ_4K;
-		return 1;
+	if (os_hugepage_supported(SZ_2M))
+		sizes[n++] = SZ_2M;
+	/* Host PAs only: no 4 KiB fallback, but a kernel without 2 MiB pages may have 1 GiB ones. */
+	if (ps->params.host_pa_only) {
+		if (!n && os_hugepage_supported(SZ_1G))
+			sizes[n++] = SZ_1G;
+		return n;
 	}
-	sizes[0] = SZ_2M;
-	sizes[1] = SZ_4K;
-	return 2;
+	sizes[n++] = SZ_4K;
+	return n;
 }
