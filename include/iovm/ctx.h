@@ -42,9 +42,9 @@ struct iovm_ctx;
  * not, and only a kernel pin (a driver's) would hold them.
  *  - host_pa=on: every PA handed out is a host PA, or the call fails. No
  *    4 KiB pages are used: no fallback to them when hugepages run out
- *    (-ENOMEM instead); IOVM_DMA_PAGE_4K, pools or guests of 4 KiB pages,
- *    common buffers (iovm_cbuf_alloc()) and sharing a heap (iovm/mp.h)
- *    fail with -EOPNOTSUPP.
+ *    (-ENOMEM instead); IOVM_DMA_PAGE_4K, pools or guests of 4 KiB pages
+ *    and sharing a heap (iovm/mp.h) fail with -EOPNOTSUPP; common buffers
+ *    are made of 4 KiB pieces of hugepages.
  *  - host_pa=auto: host-PA mode where pagemap shows host PAs (root) and
  *    the kernel has hugepages. Hugepage memory then has host PAs; memory of
  *    4 KiB pages (the fallback, IOVM_DMA_PAGE_4K, common buffers when no

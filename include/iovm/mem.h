@@ -270,11 +270,14 @@ struct iovm_cbuf;
  * 4 KiB pages), mapped into the process.
  * @flags: IOVM_CBUF_NONCOHERENT, or 0 for a coherent buffer
  *
+ * In host-PA mode the pages are 4 KiB pieces of hugepages, at their host
+ * PA, taken from the DMA heap; with host_pa=auto, when no hugepage is
+ * free, 4 KiB pages with emulated PAs (see iovm_open()).
+ *
  * Thread safety: safe.
  *
- * Return: 0; -EINVAL for bad arguments (more than 256 MiB); -EOPNOTSUPP
- * with host_pa=on (4 KiB pages have no fixed host PA: see iovm_open());
- * -ENOMEM.
+ * Return: 0; -EINVAL for bad arguments (more than 256 MiB); -ENOMEM (with
+ * host_pa=on, also when no hugepage is free).
  */
 IOVM_API int iovm_cbuf_alloc(struct iovm_ctx *ctx, size_t size, uint32_t flags, struct iovm_cbuf **cb);
 
