@@ -50,6 +50,8 @@ struct iovm_ctx;
  *    4 KiB pages (the fallback, IOVM_DMA_PAGE_4K, common buffers when no
  *    hugepage is free, pools and guests of 4 KiB pages) and shared heaps
  *    have emulated ones, with a warning in the log the first time.
+ *    iovm_dma_xlate() says which translation is a host PA
+ *    (IOVM_XLATE_PA_REAL), iovm_pa_is_host() which PA is.
  *  - host_pa=off: every PA is emulated.
  *
  * Thread safety: safe; several contexts may coexist in a process.

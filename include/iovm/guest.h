@@ -81,7 +81,7 @@ struct iovm_guest_attr {
  *
  * With host_pa=on every bank is hugepages at their host PA (page_size 0
  * tries no 4 KiB pages); with host_pa=auto, banks of 4 KiB pages have
- * emulated PAs.
+ * emulated PAs (iovm_pa_is_host() says).
  *
  * Thread safety: safe.
  *

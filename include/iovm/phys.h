@@ -45,7 +45,7 @@ struct iovm_phys_pool_stats {
 };
 
 struct iovm_phys_stats {
-	bool host_pa;        /* hugepage memory is placed at its host PA */
+	bool host_pa;        /* hugepage memory is placed at its host PA (iovm_pa_is_host()) */
 	uint64_t limit;      /* mem_limit, bytes */
 	uint64_t total;      /* bytes in banks */
 	uint64_t free;       /* bytes free in the frame allocator */
@@ -72,6 +72,26 @@ struct iovm_phys_stats {
  * Return: 0, or -EINVAL for a NULL argument.
  */
 IOVM_API int iovm_phys_stats(struct iovm_ctx *ctx, struct iovm_phys_stats *st);
+
+/**
+ * iovm_pa_is_host() - whether a physical address iovm gave is the host's.
+ * @ctx: the context
+ * @pa: any PA of @ctx's memory: of the DMA heap (iovm_dma_pa()), a zone,
+ *      a common buffer's page, a guest's bank, a domain's translation
+ *
+ * A host PA is the machine's physical address of the memory, a real bus
+ * address; the others are emulated, iovm's own (see iovm_open()): those of
+ * 4 KiB pages with host_pa=auto, of registered application memory and of
+ * shared heaps, and all of them with host_pa=off.
+ *
+ * O(1), no lock.
+ *
+ * Thread safety: safe, lock-free.
+ *
+ * Return: 1 for a host PA, 0 for an emulated one; -EINVAL for a NULL @ctx;
+ * -ENOENT when no memory of @ctx is at @pa.
+ */
+IOVM_API int iovm_pa_is_host(const struct iovm_ctx *ctx, iovm_pa_t pa);
 
 /*
  * Reserved pools: physical memory taken out of the frame allocator for

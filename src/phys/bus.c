@@ -106,6 +106,22 @@ bool phys_remote_gate(struct phys_space *ps, pa_t pa, const _Atomic uint32_t **g
 	return true;
 }
 
+bool phys_arena_at_host_pa(const struct phys_arena *a)
+{
+	return a->at_host_pa;
+}
+
+int phys_pa_is_host(struct phys_space *ps, pa_t pa)
+{
+	uint64_t off;
+	struct phys_bank *b = bus_lookup(ps, pa, &off);
+
+	if (!b)
+		return -ENOENT;
+	/* Windows have no arena of their own: the application's memory, a share's, another process's. */
+	return !b->foreign && b->arena->at_host_pa;
+}
+
 hpa_t phys_hpa(struct phys_space *ps, pa_t pa)
 {
 	uint64_t off, page;

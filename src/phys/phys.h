@@ -366,6 +366,19 @@ bool phys_remote_gate(struct phys_space *ps, pa_t pa, const _Atomic uint32_t **g
  */
 const _Atomic uint32_t *phys_bus_gen(const struct phys_space *ps);
 
+/*
+ * phys_arena_at_host_pa() - whether @a's frames sit at their host PA
+ * (host-PA mode, hugepages): their PA is then a host PA.
+ */
+bool phys_arena_at_host_pa(const struct phys_arena *a);
+
+/*
+ * phys_pa_is_host() - 1 when @pa is a host PA (memory of a host-PA
+ * arena), 0 when it is emulated (other arenas, windows onto foreign or
+ * shared memory), -ENOENT when no memory is there. Lock-free.
+ */
+int phys_pa_is_host(struct phys_space *ps, pa_t pa);
+
 /* phys_hpa() - the host PA of @pa, or HPA_INVALID. Lock-free. */
 hpa_t phys_hpa(struct phys_space *ps, pa_t pa);
 

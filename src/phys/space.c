@@ -239,3 +239,15 @@ IOVM_API int iovm_phys_stats(struct iovm_ctx *ctx, struct iovm_phys_stats *st)
 		return err_inval("!ctx || !st");
 	return phys_stats(ctx->phys, st);
 }
+
+IOVM_API int iovm_pa_is_host(const struct iovm_ctx *ctx, iovm_pa_t pa)
+{
+	int ret;
+
+	if (!ctx)
+		return err_hot(-EINVAL, "invalid argument: !ctx");
+	ret = phys_pa_is_host(ctx->phys, pa_make(pa.addr));
+	if (ret < 0)
+		return err_hot(ret, "PA %#llx is not memory of this context", (unsigned long long)pa.addr);
+	return ret;
+}
