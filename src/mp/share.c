@@ -168,6 +168,9 @@ static int go_live(struct mp_space *s)
 		return ret;
 	}
 	s->ctx->mp = s;
+	/* host_pa=auto: the context's other memory may be at host PAs; what the share hands out is not. */
+	if (s->ctx->host_pa)
+		log_warn("host-PA mode: the shared heap %s has emulated physical addresses, not the host's", s->name);
 	return 0;
 }
 
