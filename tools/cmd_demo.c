@@ -42,12 +42,15 @@ static void show_addr(struct iovm_ctx *ctx, const char *what, const void *p)
 		return;
 	}
 	printf("   %-10s va %p -> pa %#" PRIx64, what, p, x.pa.addr);
-	if (x.hpa.addr != IOVM_ADDR_INVALID)
-		printf(", host pa %#" PRIx64, x.hpa.addr);
+	/* The flag, not hpa == pa, says whether a device may be given this address. */
+	if (x.flags & IOVM_XLATE_PA_REAL)
+		printf(" = host physical address");
+	else if (x.hpa.addr != IOVM_ADDR_INVALID)
+		printf(" emulated; the memory is at host pa %#" PRIx64, x.hpa.addr);
 	else if (x.page_size == 4096)
-		printf(" (4 KiB pages have no fixed host address)");
+		printf(" emulated (4 KiB pages have no fixed host address)");
 	else
-		printf(" (host address hidden)");
+		printf(" emulated (host address hidden)");
 	printf("\n   %-10s contiguous for %s from here (%s pages%s)\n", "",
 	       fmt_size(x.contig, a, sizeof(a)), fmt_size(x.page_size, b, sizeof(b)),
 	       x.node >= 0 ? ", on a bound node" : "");
@@ -103,12 +106,17 @@ int cmd_demo(int argc, char **argv)
 		return 1;
 	}
 	iovm_ctx_info(ctx, &ci);
-	printf("   pages of %s%s; host-PA mode %s; at most %s of memory\n",
-	       fmt_size(ci.page_size, a, sizeof(a)),
+	printf("   pages of %s%s; at most %s of memory\n", fmt_size(ci.page_size, a, sizeof(a)),
 	       ci.page_size_fallback ? ", 4 KiB ones when hugepages run out" : "",
-	       ci.host_pa ? "on: hugepage device addresses are the machine's physical addresses"
-			  : "off: device addresses are iovm's emulated physical addresses",
 	       fmt_size(ci.mem_limit, b, sizeof(b)));
+	if (ci.host_pa_only)
+		printf("   host-PA mode on (host_pa=on): every device address is the machine's physical\n"
+		       "   address, or the allocation fails; hugepages only, 4 KiB pages have no fixed one.\n");
+	else if (ci.host_pa)
+		printf("   host-PA mode on for hugepages: their device addresses are the machine's physical\n"
+		       "   addresses; 4 KiB pages get iovm's emulated ones (each address below says which).\n");
+	else
+		printf("   host-PA mode off: device addresses are iovm's emulated physical addresses.\n");
 	if (!ci.host_pa_readable)
 		printf("   Host physical addresses are hidden from this user (pagemap needs root):\n"
 		       "   device addresses below are iovm's own, for its software platform.\n");
@@ -121,9 +129,10 @@ int cmd_demo(int argc, char **argv)
 				if (si->pools[i].node < 0 && si->pools[i].page_size == ci.page_size)
 					free_huge = si->pools[i].free;
 			if (ci.page_size > 4096 && !free_huge)
-				printf("   No free %s hugepages here: memory will be 4 KiB pages\n"
+				printf("   No free %s hugepages here: %s\n"
 				       "   (as root: echo 256 > /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages).\n",
-				       fmt_size(ci.page_size, a, sizeof(a)));
+				       fmt_size(ci.page_size, a, sizeof(a)),
+				       ci.page_size_fallback ? "memory will be 4 KiB pages" : "allocations will fail");
 			iovm_sysinfo_free(si);
 		}
 	}
@@ -133,7 +142,10 @@ int cmd_demo(int argc, char **argv)
 	buf = iovm_dma_alloc(ctx, 64 << 10, 4096, 0);
 	if (!buf) {
 		printf("   failed\n");
-		fprintf(stderr, "iovm demo: iovm_dma_alloc of 64 KiB: %s\n", strerror(errno));
+		fprintf(stderr, "iovm demo: iovm_dma_alloc of 64 KiB: %s%s\n", strerror(errno),
+			ci.host_pa_only && errno == ENOMEM
+				? " (host_pa=on: no free hugepage, and an emulated address is no answer)"
+				: "");
 		status = 1;
 		goto close;
 	}

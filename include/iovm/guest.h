@@ -79,12 +79,17 @@ struct iovm_guest_attr {
  * their banks one after another from guest physical 0. The memory is
  * zeroed. All or nothing.
  *
+ * With host_pa=on every bank is hugepages at their host PA (page_size 0
+ * tries no 4 KiB pages); with host_pa=auto, banks of 4 KiB pages have
+ * emulated PAs (iovm_pa_is_host() says).
+ *
  * Thread safety: safe.
  *
  * Return: 0; -EINVAL for a bad attribute (banks not page aligned, a size
- * that is not their sum, a pool of another page size); -ENOMEM when the
- * memory is not there in few enough banks (a pool exhausted, say); -EBUSY
- * when a named bank is taken; -ENOENT when it is not memory iovm has.
+ * that is not their sum, a pool of another page size); -EOPNOTSUPP for
+ * 4 KiB pages with host_pa=on; -ENOMEM when the memory is not there in few
+ * enough banks (a pool exhausted, say); -EBUSY when a named bank is taken;
+ * -ENOENT when it is not memory iovm has.
  */
 IOVM_API int iovm_guest_create(struct iovm_ctx *ctx, const struct iovm_guest_attr *attr,
 			       struct iovm_guest **guest);

@@ -45,8 +45,9 @@ struct iovm_ctx;
  * @flags: IOVM_DMA_* flags
  *
  * Memory comes from hugepages when the context's page size allows it and
- * they are available, from 4 KiB pages otherwise. Small sizes are served
- * from a per-thread cache.
+ * they are available, from 4 KiB pages otherwise; with host_pa=on, from
+ * hugepages only, at their host PA (see iovm_open()). Small sizes are
+ * served from a per-thread cache.
  *
  * Thread safety: safe.
  *
@@ -54,9 +55,11 @@ struct iovm_ctx;
  * alignment that is not a power of two or above 1 GiB, unknown bits, more
  * than one IOVM_DMA_PAGE_* flag (each says "only"), a boundary smaller than
  * the size or above 2^40, a node that is not online; EOPNOTSUPP for an
- * IOVM_DMA_PAGE_* size the kernel has no pages of; ENOMEM when the memory
- * is not there (hugepages exhausted, mem_limit reached: never memory only
- * partly backed); EDEADLK when called from a memory event callback.
+ * IOVM_DMA_PAGE_* size the kernel has no pages of, and for
+ * IOVM_DMA_PAGE_4K with host_pa=on; ENOMEM when the memory is not there
+ * (hugepages exhausted, with host_pa=on or a hugepage page size; mem_limit
+ * reached: never memory only partly backed); EDEADLK when called from a
+ * memory event callback.
  */
 IOVM_API void *iovm_dma_alloc(struct iovm_ctx *ctx, size_t size, size_t align, uint32_t flags);
 
@@ -129,6 +132,14 @@ IOVM_API size_t iovm_dma_size(struct iovm_ctx *ctx, const void *ptr);
  */
 IOVM_API int64_t iovm_dma_trim(struct iovm_ctx *ctx, uint32_t flags);
 
+/*
+ * iovm_dma_xlate() flags: @pa is the host physical address of the byte,
+ * a real bus address a device without an IOMMU can be given (then hpa ==
+ * pa and hpa_contig == contig). Without it, @pa is emulated: iovm's own,
+ * for its software platform (see iovm_open()).
+ */
+#define IOVM_XLATE_PA_REAL (1u << 0)
+
 /* The translation of a pointer. */
 struct iovm_dma_xlate {
 	iovm_pa_t pa;        /* physical address */
@@ -137,6 +148,7 @@ struct iovm_dma_xlate {
 	size_t hpa_contig;   /* the same for hpa; 0 when unknown */
 	uint64_t page_size;
 	int node;            /* -1: not bound to a node */
+	uint32_t flags;      /* IOVM_XLATE_PA_REAL, or 0 */
 };
 
 /**
@@ -144,6 +156,13 @@ struct iovm_dma_xlate {
  * included.
  *
  * O(1): two table loads, no lock, no system call.
+ *
+ * Whether @x->pa is a host PA (IOVM_XLATE_PA_REAL) holds for the whole
+ * page and its contiguous run: always with host_pa=on, never with
+ * host_pa=off, for hugepage memory only with host_pa=auto. @x->hpa may be
+ * known where @x->pa is emulated (hugepages read by root with
+ * host_pa=off): it is then where the memory is, not an address iovm gives
+ * devices.
  *
  * Thread safety: safe, lock-free.
  *
@@ -155,7 +174,9 @@ IOVM_API int iovm_dma_xlate(const struct iovm_ctx *ctx, const void *ptr, struct 
 /**
  * iovm_dma_pa() - the physical address of a pointer into iovm memory.
  *
- * The fast path of iovm_dma_xlate(), for the data path.
+ * The fast path of iovm_dma_xlate(), for the data path. It does not say
+ * whether the PA is the host's: with host_pa=on it always is; otherwise
+ * iovm_dma_xlate() or iovm_pa_is_host() says.
  *
  * Thread safety: safe, lock-free.
  *
@@ -187,6 +208,7 @@ struct iovm_zone {
 	uint64_t page_size;
 	int node;
 	uint32_t flags;     /* as reserved */
+	uint32_t pa_flags;  /* IOVM_XLATE_PA_REAL when pa is a host PA, as iovm_dma_xlate() says */
 };
 
 /**
@@ -267,9 +289,14 @@ struct iovm_cbuf;
  * 4 KiB pages), mapped into the process.
  * @flags: IOVM_CBUF_NONCOHERENT, or 0 for a coherent buffer
  *
+ * In host-PA mode the pages are 4 KiB pieces of hugepages, at their host
+ * PA, taken from the DMA heap; with host_pa=auto, when no hugepage is
+ * free, 4 KiB pages with emulated PAs (see iovm_open()).
+ *
  * Thread safety: safe.
  *
- * Return: 0; -EINVAL for bad arguments (more than 256 MiB); -ENOMEM.
+ * Return: 0; -EINVAL for bad arguments (more than 256 MiB); -ENOMEM (with
+ * host_pa=on, also when no hugepage is free).
  */
 IOVM_API int iovm_cbuf_alloc(struct iovm_ctx *ctx, size_t size, uint32_t flags, struct iovm_cbuf **cb);
 
@@ -295,6 +322,9 @@ IOVM_API void *iovm_cbuf_ptr(const struct iovm_cbuf *cb);
  * iovm_cbuf_pages() - the physical address of each 4 KiB page, in order.
  * @pages: room for @max
  * @n: set to the number of pages (only @max are filled)
+ *
+ * All host PAs or all emulated (iovm_pa_is_host() of any of them says);
+ * with host_pa=on, host PAs.
  *
  * Thread safety: safe.
  *

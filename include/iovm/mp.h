@@ -79,7 +79,9 @@ struct iovm_share_params {
  * Return: 0; -EINVAL for bad arguments (a heap below 4 KiB or above 1 TiB,
  * a page size not 4 KiB or 2 MiB, a group below -1); -EBUSY when @ctx is
  * already shared or attached; -EEXIST when another share has @name;
- * -EOPNOTSUPP for 2 MiB pages the machine lacks; -ENOMEM.
+ * -EOPNOTSUPP for 2 MiB pages the machine lacks, or for a context opened
+ * with host_pa=on (a shared heap's PAs are emulated, the same in every
+ * process: see iovm_open()); -ENOMEM.
  */
 IOVM_API int iovm_share(struct iovm_ctx *ctx, const char *name, const struct iovm_share_params *params);
 
@@ -99,7 +101,8 @@ IOVM_API int iovm_share(struct iovm_ctx *ctx, const char *name, const struct iov
  * Return: 0; -EINVAL for bad arguments; -ENOENT when no process shares
  * @name; -EACCES when its owner does not let this process's user attach;
  * -EUSERS when MP_MAX_PROCS (128) processes are attached; -EPROTO when
- * the owner runs another version of iovm; errors of iovm_open().
+ * the owner runs another version of iovm; -EOPNOTSUPP for host_pa=on in
+ * @opts (as iovm_share()); errors of iovm_open().
  */
 IOVM_API int iovm_attach(const char *name, const char *opts, struct iovm_ctx **ctx);
 

@@ -45,7 +45,7 @@ struct iovm_phys_pool_stats {
 };
 
 struct iovm_phys_stats {
-	bool host_pa;        /* hugepage memory is placed at its host PA */
+	bool host_pa;        /* hugepage memory is placed at its host PA (iovm_pa_is_host()) */
 	uint64_t limit;      /* mem_limit, bytes */
 	uint64_t total;      /* bytes in banks */
 	uint64_t free;       /* bytes free in the frame allocator */
@@ -73,6 +73,26 @@ struct iovm_phys_stats {
  */
 IOVM_API int iovm_phys_stats(struct iovm_ctx *ctx, struct iovm_phys_stats *st);
 
+/**
+ * iovm_pa_is_host() - whether a physical address iovm gave is the host's.
+ * @ctx: the context
+ * @pa: any PA of @ctx's memory: of the DMA heap (iovm_dma_pa()), a zone,
+ *      a common buffer's page, a guest's bank, a domain's translation
+ *
+ * A host PA is the machine's physical address of the memory, a real bus
+ * address; the others are emulated, iovm's own (see iovm_open()): those of
+ * 4 KiB pages with host_pa=auto, of registered application memory and of
+ * shared heaps, and all of them with host_pa=off.
+ *
+ * O(1), no lock.
+ *
+ * Thread safety: safe, lock-free.
+ *
+ * Return: 1 for a host PA, 0 for an emulated one; -EINVAL for a NULL @ctx;
+ * -ENOENT when no memory of @ctx is at @pa.
+ */
+IOVM_API int iovm_pa_is_host(const struct iovm_ctx *ctx, iovm_pa_t pa);
+
 /*
  * Reserved pools: physical memory taken out of the frame allocator for
  * direct-mapped guests (iovm/guest.h), so that what other users of memory
@@ -89,7 +109,7 @@ struct iovm_pool;
  * @name: unique, at most 31 characters; for iovm_pool_lookup() and statistics
  * @size: bytes, a multiple of the page size
  * @page_size: 4 KiB, 2 MiB or 1 GiB; 0: 2 MiB hugepages when the machine
- *             gives them, else 4 KiB
+ *             gives them, else 4 KiB (never with host_pa=on: see iovm_open())
  * @max_ranges: contiguous ranges it may be carved in, 1 to
  *              IOVM_POOL_MAX_RANGES; 1 asks for a single run
  * @pool: set to the pool
@@ -101,7 +121,8 @@ struct iovm_pool;
  *
  * Return: 0; -EINVAL for a bad argument; -EEXIST when the name is taken;
  * -ENOMEM when the memory is not there in few enough ranges;
- * -EOPNOTSUPP when the kernel has no pages of @page_size.
+ * -EOPNOTSUPP when the kernel has no pages of @page_size, or for 4 KiB
+ * pages with host_pa=on.
  */
 IOVM_API int iovm_pool_create(struct iovm_ctx *ctx, const char *name, uint64_t size, uint64_t page_size,
 			      unsigned max_ranges, struct iovm_pool **pool);

@@ -232,7 +232,7 @@ static const struct opt_desc opt_table[] = {
 	{ "numa_node", "any|N", "NUMA node of DMA memory; placement is verified",
 	  parse_numa_node },
 	{ "host_pa", "auto|on|off",
-	  "device addresses of hugepage memory are host physical addresses (root)",
+	  "hugepage memory at its host physical address (root); on: only such memory, or the call fails",
 	  parse_host_pa },
 	{ "log_level", "error|warn|notice|info|debug", "process-wide log level",
 	  parse_log_level },

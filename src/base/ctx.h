@@ -27,6 +27,7 @@ struct mp_space;
 struct iovm_ctx {
 	struct iovm_config cfg; /* as resolved by iovm_open(); read-only afterwards */
 	bool host_pa;           /* host-PA mode, resolved from cfg */
+	bool host_pa_only;      /* host_pa=on: every PA handed out is a host PA, or the call fails */
 	bool host_pa_readable;  /* pagemap shows host PAs */
 	/*
 	 * Device-side sections: engines enter them around every access; unmaps,

@@ -131,11 +131,13 @@ static int ctx_open(const char *opts, struct iovm_ctx **out)
 		return -ENOMEM;
 	ctx->cfg = cfg;
 	ctx->host_pa = host_pa;
+	ctx->host_pa_only = host_pa && cfg.host_pa == CONFIG_HOST_PA_ON;
 	ctx->host_pa_readable = readable;
 	epoch_init(&ctx->epoch);
 	params = (struct phys_params){
 		.limit = cfg.mem_limit,
 		.host_pa = host_pa,
+		.host_pa_only = ctx->host_pa_only,
 		.read_hpa = readable,
 		.epoch = &ctx->epoch,
 	};
@@ -173,7 +175,9 @@ static int ctx_open(const char *opts, struct iovm_ctx **out)
 	log_info("opened: page size %s, mem_limit %lu MiB, host-PA mode %s",
 		 cfg.page_size ? (cfg.page_size == SZ_4K ? "4K" : cfg.page_size == SZ_2M ? "2M" : "1G")
 			       : "auto",
-		 (unsigned long)(cfg.mem_limit >> 20), host_pa ? "on" : "off");
+		 (unsigned long)(cfg.mem_limit >> 20),
+		 ctx->host_pa_only ? "on: host PAs only, hugepages only"
+		 : host_pa ? "on for hugepages; 4 KiB pages get emulated PAs" : "off: emulated PAs");
 	*out = ctx;
 	return 0;
 
@@ -231,18 +235,24 @@ IOVM_API int iovm_close(struct iovm_ctx *ctx)
 
 IOVM_API int iovm_ctx_info(const struct iovm_ctx *ctx, struct iovm_ctx_info *info)
 {
+	uint64_t page_size;
+
 	err_enter();
 	if (!ctx || !info)
 		return err_inval("!ctx || !info");
+	page_size = ctx->cfg.page_size;
+	if (!page_size)
+		page_size = os_hugepage_supported(SZ_2M) ? SZ_2M : ctx->host_pa_only ? SZ_1G : SZ_4K;
 	*info = (struct iovm_ctx_info){
-		.page_size = ctx->cfg.page_size ? ctx->cfg.page_size
-						: (os_hugepage_supported(SZ_2M) ? SZ_2M : SZ_4K),
-		.page_size_fallback = !ctx->cfg.page_size,
+		.page_size = page_size,
+		/* Host PAs only: no 4 KiB pages to fall back on. */
+		.page_size_fallback = !ctx->cfg.page_size && !ctx->host_pa_only,
 		.mem_limit = ctx->cfg.mem_limit,
 		.numa_node = ctx->cfg.numa_node,
 		.host_pa = ctx->host_pa,
 		.host_pa_readable = ctx->host_pa_readable,
 		.release_delay_ms = ctx->cfg.release_delay_ms,
+		.host_pa_only = ctx->host_pa_only,
 	};
 	return 0;
 }

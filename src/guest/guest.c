@@ -69,6 +69,9 @@ IOVM_API int iovm_guest_create(struct iovm_ctx *ctx, const struct iovm_guest_att
 	ret = attr_check(attr);
 	if (ret)
 		return ret;
+	if (ctx->host_pa_only && attr->page_size == SZ_4K)
+		return err_detail(-EOPNOTSUPP, IOVM_LOG_DEBUG,
+				  "host_pa=on: a guest of 4 KiB pages would have no fixed host physical addresses");
 	g = fi_calloc(1, sizeof(*g));
 	if (!g)
 		return -ENOMEM;

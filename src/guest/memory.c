@@ -86,7 +86,7 @@ static int place_auto(struct iovm_guest *g, const struct iovm_guest_attr *attr, 
 		sizes[0] = phys_arena_page_size(pool_arena);
 		nr_sizes = 1;
 	} else {
-		nr_sizes = phys_page_sizes(attr->page_size, sizes);
+		nr_sizes = phys_page_sizes(g->ctx->phys, attr->page_size, sizes);
 	}
 	for (unsigned i = 0; i < nr_sizes; i++) {
 		uint64_t page = sizes[i], chunk = attr->min_chunk ? attr->min_chunk : dm ? DM_MIN_CHUNK : page;

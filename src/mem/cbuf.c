@@ -20,6 +20,14 @@
  * has not written). A sync for the device over lines the device wrote and
  * the CPU never synced back is an error too: a write-back over DMA'd data.
  *
+ * In host-PA mode the pieces are 4 KiB pieces of hugepages, at their host
+ * PA: a 4 KiB page has no fixed one (ctx.h). They are one allocation of
+ * the context's own heap, from hugepages only; a coherent buffer maps
+ * the hugepages that hold it again, elsewhere, so that what the
+ * application holds is the buffer's and never a heap pointer
+ * iovm_dma_free() would take. Without a free hugepage, host_pa=on fails
+ * and host_pa=auto takes emulated 4 KiB frames, as without host PAs.
+ *
  * Locking: mem_space.cbuf_lock for the list of buffers and the page
  * registry's writes; the registry is read without it (radix); line states
  * are atomics, written by syncs (the buffer's owner serializes them) and
@@ -63,7 +71,10 @@ struct iovm_cbuf {
 	uint8_t *va;             /* what the CPU sees: the frames, or its cache of them */
 	uint8_t **mem;           /* the bus's pointer to each page: what devices see */
 	_Atomic uint8_t *lines;  /* non-coherent: the state of each line */
-	struct phys_arena *arena;
+	struct phys_arena *arena; /* the 4 KiB frames' arena; NULL for heap memory */
+	uint8_t *heap;           /* host-PA mode: the heap memory that makes the buffer, or NULL */
+	uint8_t *mirror;         /* coherent, of heap memory: the second mapping of its hugepages */
+	size_t mirror_len;
 };
 
 /* A non-coherent page, by frame number, in mem_space.nc_pages. */
@@ -101,12 +112,15 @@ void cbuf_space_destroy(struct mem_space *ms)
 /* Give back what a buffer holds (it is off the list and out of the registry). */
 static void cbuf_release(struct iovm_cbuf *cb)
 {
-	if (cb->va) {
-		if (cb->flags & IOVM_CBUF_NONCOHERENT)
-			munmap(cb->va, cb->size);
-		else
-			os_va_release(cb->va, cb->size);
-	}
+	if (cb->mirror)
+		os_va_release(cb->mirror, cb->mirror_len);
+	else if (cb->va && (cb->flags & IOVM_CBUF_NONCOHERENT))
+		munmap(cb->va, cb->size);
+	else if (cb->va)
+		os_va_release(cb->va, cb->size);
+	/* After the mirror: the hugepages it mapped may go back with the memory. */
+	if (cb->heap)
+		mem_dma_free_own(cb->ms, cb->heap);
 	/* No arena yet: the pages were never set (an allocation before it failed). */
 	for (unsigned i = 0; cb->arena && i < cb->nr_pages; i++)
 		if (pa_valid(cb->pages[i]))
@@ -129,6 +143,80 @@ static int nc_register(struct mem_space *ms, struct iovm_cbuf *owner, struct iov
 		p->index = i;
 		__atomic_store_n(&p->cb, cb, __ATOMIC_RELEASE);
 	}
+	return 0;
+}
+
+/* The pages as 4 KiB frames of the 4 KiB arena, one by one: emulated PAs. */
+static int pages_from_frames(struct mem_space *ms, struct iovm_cbuf *cb)
+{
+	int ret = phys_arena_get(ms->phys, SZ_4K, ms->ctx->cfg.numa_node, &cb->arena);
+
+	if (ret)
+		return ret;
+	/* Page by page: the pieces need not be contiguous, and after churn they are not. */
+	for (unsigned i = 0; i < cb->nr_pages; i++) {
+		struct phys_req req = { .nframes = 1, .align = 1 };
+		bool zero;
+
+		ret = phys_alloc_contig(cb->arena, &req, &cb->pages[i], &zero);
+		if (ret)
+			return ret;
+		cb->mem[i] = phys_bus_ptr(ms->phys, cb->pages[i]);
+		if (!zero)
+			memset(cb->mem[i], 0, SZ_4K);
+	}
+	return 0;
+}
+
+/* Host-PA mode: the pages as 4 KiB pieces of the heap's hugepages, zeroed; -ENOMEM when none is free. */
+static int pages_from_heap(struct mem_space *ms, struct iovm_cbuf *cb)
+{
+	cb->heap = mem_dma_alloc_huge(ms, cb->size, SZ_4K, true);
+	if (!cb->heap)
+		return -ENOMEM;
+	for (unsigned i = 0; i < cb->nr_pages; i++) {
+		iovm_pa_t pa;
+		int ret = iovm_dma_pa(ms->ctx, cb->heap + ((size_t)i << 12), &pa);
+
+		if (ret)
+			return ret;
+		cb->pages[i] = pa_make(pa.addr);
+		cb->mem[i] = phys_bus_ptr(ms->phys, cb->pages[i]);
+		if (!cb->mem[i])
+			return -ENOENT;
+	}
+	return 0;
+}
+
+/*
+ * The CPU's view of a coherent buffer of heap memory: the hugepages that
+ * hold it, mapped again in a reservation of their own (a hugepage is
+ * mapped whole or not at all).
+ */
+static int map_mirror(struct mem_space *ms, struct iovm_cbuf *cb)
+{
+	struct iovm_dma_xlate x;
+	uint8_t *first, *end;
+	int ret = iovm_dma_xlate(ms->ctx, cb->heap, &x);
+
+	if (ret)
+		return ret;
+	first = (uint8_t *)align_down((uintptr_t)cb->heap, x.page_size);
+	end = (uint8_t *)align_up((uintptr_t)cb->heap + cb->size, x.page_size);
+	cb->mirror = os_va_reserve((size_t)(end - first), x.page_size);
+	if (!cb->mirror)
+		return -ENOMEM;
+	cb->mirror_len = (size_t)(end - first);
+	for (size_t off = 0; off < cb->mirror_len; off += x.page_size) {
+		iovm_pa_t pa;
+
+		ret = iovm_dma_pa(ms->ctx, first + off, &pa);
+		if (!ret)
+			ret = phys_map(ms->phys, pa_make(pa.addr), x.page_size, cb->mirror + off, true);
+		if (ret)
+			return ret;
+	}
+	cb->va = cb->mirror + (cb->heap - first);
 	return 0;
 }
 
@@ -156,20 +244,26 @@ IOVM_API int iovm_cbuf_alloc(struct iovm_ctx *ctx, size_t size, uint32_t flags, 
 		goto release;
 	for (unsigned i = 0; i < cb->nr_pages; i++)
 		cb->pages[i] = PA_INVALID;
-	ret = phys_arena_get(ms->phys, SZ_4K, ctx->cfg.numa_node, &cb->arena);
-	if (ret)
-		goto release;
-	/* Page by page: the pieces need not be contiguous, and after churn they are not. */
-	for (unsigned i = 0; i < cb->nr_pages; i++) {
-		struct phys_req req = { .nframes = 1, .align = 1 };
-		bool zero;
-
-		ret = phys_alloc_contig(cb->arena, &req, &cb->pages[i], &zero);
+	ret = -ENOMEM;
+	if (ctx->host_pa) {
+		ret = pages_from_heap(ms, cb);
+		if (ret && cb->heap) {
+			mem_dma_free_own(ms, cb->heap);
+			cb->heap = NULL;
+			for (unsigned i = 0; i < cb->nr_pages; i++)
+				cb->pages[i] = PA_INVALID;
+		}
+		if (ret && ctx->host_pa_only) {
+			ret = err_detail(ret, IOVM_LOG_DEBUG,
+					 "host_pa=on: no free hugepage for a common buffer of %zu bytes", size);
+			goto release;
+		}
+	}
+	/* Without host PAs, or none to be had with host_pa=auto: emulated 4 KiB frames. */
+	if (ret) {
+		ret = pages_from_frames(ms, cb);
 		if (ret)
 			goto release;
-		cb->mem[i] = phys_bus_ptr(ms->phys, cb->pages[i]);
-		if (!zero)
-			memset(cb->mem[i], 0, SZ_4K);
 	}
 	ret = -ENOMEM; /* what each failure below says */
 	if (flags & IOVM_CBUF_NONCOHERENT) {
@@ -185,6 +279,10 @@ IOVM_API int iovm_cbuf_alloc(struct iovm_ctx *ctx, size_t size, uint32_t flags, 
 		/* As Linux's dma_alloc_noncoherent(): the device owns it until the CPU syncs. */
 		for (size_t l = 0; l < (size_t)cb->nr_pages * LINES_PER_PAGE; l++)
 			atomic_init(&cb->lines[l], LINE_DEVICE);
+	} else if (cb->heap) {
+		ret = map_mirror(ms, cb);
+		if (ret)
+			goto release;
 	} else {
 		cb->va = os_va_reserve(cb->size, SZ_4K);
 		if (!cb->va)

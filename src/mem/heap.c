@@ -100,6 +100,9 @@ static int decode(const struct mem_space *ms, size_t size, size_t align, uint32_
 	for (int i = MEM_NR_PSZ - 1; i >= 0; i--) {
 		if (!(flags & (IOVM_DMA_PAGE_4K << i)))
 			continue;
+		if (i == MEM_PSZ_4K && ms->host_pa_only)
+			return err_detail(-EOPNOTSUPP, IOVM_LOG_DEBUG,
+					  "IOVM_DMA_PAGE_4K with host_pa=on: 4 KiB pages have no fixed host PA");
 		if (!ms->page_size[i])
 			return -EOPNOTSUPP;
 		pl->psz[pl->nr_psz++] = (unsigned)i;
@@ -184,6 +187,26 @@ void *mem_dma_alloc_own(struct iovm_ctx *ctx, size_t size, size_t align, uint32_
 	}
 	atomic_fetch_add_explicit(&ctx->mem->slow_allocs, 1, memory_order_relaxed);
 	return alloc_placed(ctx->mem, &req, &pl);
+}
+
+void *mem_dma_alloc_huge(struct mem_space *ms, size_t size, size_t align, bool zero)
+{
+	struct placement pl = { .nr_psz = 0, .node_slot = ms->default_node_slot };
+	struct mem_req req = { .size = size, .align = MAX(align, DMA_DEFAULT_ALIGN), .zero = zero };
+
+	if (!size || (align && !is_pow2(align)) || align > DMA_MAX_ALIGN) {
+		errno = EINVAL;
+		return NULL;
+	}
+	for (unsigned i = 0; i < ms->nr_pref; i++)
+		if (ms->pref[i] != MEM_PSZ_4K)
+			pl.psz[pl.nr_psz++] = ms->pref[i];
+	if (!pl.nr_psz || size > (UINT64_C(1) << ms->slot_shift)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	atomic_fetch_add_explicit(&ms->slow_allocs, 1, memory_order_relaxed);
+	return alloc_placed(ms, &req, &pl);
 }
 
 static __noinline void *alloc_slow(struct iovm_ctx *ctx, size_t size, size_t align, uint32_t flags)
@@ -304,6 +327,11 @@ static int mem_free(struct mem_space *ms, void *ptr)
 		return 0;
 	atomic_fetch_add_explicit(&ms->slow_frees, 1, memory_order_relaxed);
 	return slab_free(o.sl, o.slab, ptr);
+}
+
+int mem_dma_free_own(struct mem_space *ms, void *ptr)
+{
+	return mem_free(ms, ptr);
 }
 
 IOVM_API int iovm_dma_free(struct iovm_ctx *ctx, void *ptr)

@@ -194,7 +194,8 @@ struct mem_space {
 	uint64_t page_size[MEM_NR_PSZ]; /* 0 where the kernel lacks that size */
 	unsigned pref[MEM_NR_PSZ];      /* page size indices to try, in order */
 	unsigned nr_pref;
-	bool auto_pages;                /* page_size=auto: 4 KiB is a fallback */
+	bool auto_pages;                /* page_size=auto: 4 KiB is a fallback (unless host_pa_only) */
+	bool host_pa_only;              /* host_pa=on: no 4 KiB pages (page_size[MEM_PSZ_4K] is 0) */
 	int node_of_slot[MEM_MAX_NODE_SLOTS];
 	unsigned nr_node_slots;
 	unsigned default_node_slot;
@@ -316,6 +317,17 @@ static inline bool mem_shared_holds(const struct mem_shared *sh, const void *p)
 {
 	return sh && (uintptr_t)p - (uintptr_t)sh->va < sh->len;
 }
+
+/*
+ * mem_dma_alloc_huge() - @size bytes of the context's own heap, from
+ * hugepages only (its page sizes but 4 KiB, on its default node), zeroed
+ * with @zero: memory at its host PA in host-PA mode. NULL with errno set
+ * (ENOMEM when no hugepage is to be had). mem_dma_free_own() frees it,
+ * as it frees any memory of the own heap, without the public call's
+ * error detail.
+ */
+void *mem_dma_alloc_huge(struct mem_space *ms, size_t size, size_t align, bool zero);
+int mem_dma_free_own(struct mem_space *ms, void *ptr);
 
 /* iovm_dma_alloc() inside another public call: its detail names that call. */
 void *mem_dma_alloc(struct iovm_ctx *ctx, size_t size, size_t align, uint32_t flags);

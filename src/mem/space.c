@@ -81,9 +81,20 @@ int mem_create(struct iovm_ctx *ctx, struct mem_space **out)
 				 (unsigned long)os_page_size());
 		goto free_space;
 	}
+	/*
+	 * Host PAs only (host_pa=on): no 4 KiB pages at all, their host PA is
+	 * not fixed (ctx.h). The heap then has no 4 KiB list: no fallback, and
+	 * IOVM_DMA_PAGE_4K is refused.
+	 */
+	ms->host_pa_only = ctx->host_pa_only;
+	if (ms->host_pa_only)
+		ms->page_size[MEM_PSZ_4K] = 0;
 	/* auto: hugepages when the kernel has them, else 4 KiB; 4 KiB is the fallback. */
 	if (ctx->cfg.page_size) {
 		ms->pref[ms->nr_pref++] = psz_index(ctx->cfg.page_size);
+	} else if (ms->host_pa_only) {
+		ms->auto_pages = true;
+		ms->pref[ms->nr_pref++] = ms->page_size[MEM_PSZ_2M] ? MEM_PSZ_2M : MEM_PSZ_1G;
 	} else {
 		ms->auto_pages = true;
 		if (ms->page_size[MEM_PSZ_2M])

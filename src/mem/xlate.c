@@ -24,8 +24,18 @@
 #include "mem/mem_internal.h"
 #include "phys/phys.h"
 
-/* PAs of pages are page aligned: bit 0 of the word is free to say "valid". */
+/*
+ * PAs of pages are page aligned: bit 0 of the word is free to say
+ * "valid", bit 1 "a host PA" (iovm_dma_xlate()'s IOVM_XLATE_PA_REAL).
+ */
 #define XLATE_VALID UINT64_C(1)
+#define XLATE_HOST UINT64_C(2)
+#define XLATE_BITS (XLATE_VALID | XLATE_HOST)
+
+#if UINTPTR_MAX == UINT64_MAX
+/* flags took the tail padding: programs built against the older header still pass room enough. */
+static_assert(sizeof(struct iovm_dma_xlate) == 48, "struct iovm_dma_xlate keeps its size");
+#endif
 
 static inline uint64_t xlate_pa(const struct mem_xlate *e)
 {
@@ -36,7 +46,7 @@ static inline uint64_t xlate_pa(const struct mem_xlate *e)
 static void run_update(struct mem_seglist *sl, uint64_t page)
 {
 	struct mem_xlate *e = &sl->xlate[page];
-	uint64_t pa = xlate_pa(e) & ~XLATE_VALID;
+	uint64_t pa = xlate_pa(e) & ~XLATE_BITS;
 	uint64_t hpa = atomic_load_explicit(&e->hpa, memory_order_relaxed);
 	uint32_t run = 1, hrun = hpa != IOVM_ADDR_INVALID ? 1 : 0;
 
@@ -47,7 +57,7 @@ static void run_update(struct mem_seglist *sl, uint64_t page)
 		uint32_t nrun = atomic_load_explicit(&n->pa_run, memory_order_relaxed);
 		uint32_t nhrun = atomic_load_explicit(&n->hpa_run, memory_order_relaxed);
 
-		if ((npa & XLATE_VALID) && (npa & ~XLATE_VALID) == pa + sl->page_size && nrun < UINT32_MAX)
+		if ((npa & XLATE_VALID) && (npa & ~XLATE_BITS) == pa + sl->page_size && nrun < UINT32_MAX)
 			run = nrun + 1;
 		if (hrun && (npa & XLATE_VALID) && nhpa != IOVM_ADDR_INVALID &&
 		    nhpa == hpa + sl->page_size && nhrun && nhrun < UINT32_MAX)
@@ -60,6 +70,8 @@ static void run_update(struct mem_seglist *sl, uint64_t page)
 void xlate_commit(struct mem_seglist *sl, uint64_t page, uint64_t n, pa_t pa)
 {
 	struct phys_space *ps = sl->ms->phys;
+	/* A list's pages all come from its arena: host PAs, or none of them. */
+	uint64_t bits = XLATE_VALID | (phys_arena_at_host_pa(sl->arena) ? XLATE_HOST : 0);
 
 	lock_assert_held(&sl->lock);
 	for (uint64_t i = 0; i < n; i++) {
@@ -68,7 +80,7 @@ void xlate_commit(struct mem_seglist *sl, uint64_t page, uint64_t n, pa_t pa)
 		hpa_t h = phys_hpa(ps, p);
 
 		atomic_store_explicit(&e->hpa, hpa_val(h), memory_order_relaxed);
-		atomic_store_explicit(&e->pa, pa_val(p) | XLATE_VALID, memory_order_release);
+		atomic_store_explicit(&e->pa, pa_val(p) | bits, memory_order_release);
 	}
 	for (uint64_t i = n; i--;)
 		run_update(sl, page + i);
@@ -107,7 +119,7 @@ void xlate_release(struct mem_seglist *sl, uint64_t page, uint64_t n)
 		struct mem_xlate *e = &sl->xlate[page + i];
 
 		/* The PA bits stay: the release path reads them to free the frames. */
-		atomic_store_explicit(&e->pa, xlate_pa(e) & ~XLATE_VALID, memory_order_release);
+		atomic_store_explicit(&e->pa, xlate_pa(e) & ~XLATE_BITS, memory_order_release);
 		atomic_store_explicit(&e->pa_run, 0, memory_order_relaxed);
 		atomic_store_explicit(&e->hpa_run, 0, memory_order_relaxed);
 	}
@@ -116,7 +128,7 @@ void xlate_release(struct mem_seglist *sl, uint64_t page, uint64_t n)
 /* The PA of a page whose entry was just invalidated (the release path). */
 pa_t xlate_stale_pa(const struct mem_seglist *sl, uint64_t page)
 {
-	return pa_make(xlate_pa(&sl->xlate[page]) & ~XLATE_VALID);
+	return pa_make(xlate_pa(&sl->xlate[page]) & ~XLATE_BITS);
 }
 
 void rev_clear(struct mem_space *ms, unsigned psz_idx, pa_t pa, uint64_t npages)
@@ -198,7 +210,7 @@ IOVM_API int iovm_dma_pa(const struct iovm_ctx *ctx, const void *ptr, iovm_pa_t 
 		}
 		return err_hot(-ENOENT, "%p is not in iovm's DMA memory", ptr);
 	}
-	*pa = IOVM_PA((v & ~XLATE_VALID) + (loff & sl->page_mask));
+	*pa = IOVM_PA((v & ~XLATE_BITS) + (loff & sl->page_mask));
 	return 0;
 }
 
@@ -225,6 +237,7 @@ IOVM_API int iovm_dma_xlate(const struct iovm_ctx *ctx, const void *ptr, struct 
 			x->hpa_contig = 0;
 			x->page_size = sh->page_size;
 			x->node = -1;
+			x->flags = 0; /* a share's PAs are emulated, the same in every process */
 			return 0;
 		}
 		return err_hot(-ENOENT, "%p is not in iovm's DMA memory", ptr);
@@ -234,12 +247,13 @@ IOVM_API int iovm_dma_xlate(const struct iovm_ctx *ctx, const void *ptr, struct 
 	hrun = atomic_load_explicit(&e->hpa_run, memory_order_relaxed);
 	in_page = loff & sl->page_mask;
 
-	x->pa = IOVM_PA((v & ~XLATE_VALID) + in_page);
+	x->pa = IOVM_PA((v & ~XLATE_BITS) + in_page);
 	x->hpa = IOVM_HPA(hpa != IOVM_ADDR_INVALID ? hpa + in_page : IOVM_ADDR_INVALID);
 	x->contig = ((uint64_t)MAX(run, 1u) << sl->page_shift) - in_page;
 	x->hpa_contig = hrun ? ((uint64_t)hrun << sl->page_shift) - in_page : 0;
 	x->page_size = sl->page_size;
 	x->node = sl->node;
+	x->flags = (v & XLATE_HOST) ? IOVM_XLATE_PA_REAL : 0;
 	return 0;
 }
 

@@ -136,6 +136,7 @@ IOVM_API int iovm_zone_reserve(struct iovm_ctx *ctx, const char *name, size_t si
 	z->pub.page_size = x.page_size;
 	z->pub.node = x.node;
 	z->pub.flags = flags;
+	z->pub.pa_flags = x.flags & IOVM_XLATE_PA_REAL;
 	list_add_tail(&ms->zones, &z->link);
 	ms->nr_zones++;
 	*out = &z->pub;

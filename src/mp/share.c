@@ -129,6 +129,19 @@ static void unmap_share(struct mp_space *s)
 	s->c = NULL;
 }
 
+/*
+ * A shared heap is one range of emulated PA, the same in every process of
+ * the share: with host_pa=on, where every PA must be the host's, there is
+ * none.
+ */
+static int host_pa_check(const struct iovm_ctx *ctx)
+{
+	if (!ctx->host_pa_only)
+		return 0;
+	return err_detail(-EOPNOTSUPP, IOVM_LOG_ERR,
+			  "host_pa=on: a shared heap has emulated physical addresses, not the host's");
+}
+
 /* Put the heap on the bus and route the context's heap to it. */
 static int go_live(struct mp_space *s)
 {
@@ -155,6 +168,9 @@ static int go_live(struct mp_space *s)
 		return ret;
 	}
 	s->ctx->mp = s;
+	/* host_pa=auto: the context's other memory may be at host PAs; what the share hands out is not. */
+	if (s->ctx->host_pa)
+		log_warn("host-PA mode: the shared heap %s has emulated physical addresses, not the host's", s->name);
 	return 0;
 }
 
@@ -229,6 +245,9 @@ int mp_share(struct iovm_ctx *ctx, const char *name, const struct iovm_share_par
 	if (!ctx)
 		return err_inval("!ctx");
 	ret = mp_name_check(name);
+	if (ret)
+		return ret;
+	ret = host_pa_check(ctx);
 	if (ret)
 		return ret;
 	if (params) {
@@ -320,6 +339,8 @@ int mp_attach(struct iovm_ctx *ctx, const char *name)
 	int ret;
 
 	ret = mp_name_check(name);
+	if (!ret)
+		ret = host_pa_check(ctx);
 	if (ret)
 		return ret;
 	s = space_new(ctx, name);

@@ -37,6 +37,7 @@ static const struct iovm_zone *view_fill(struct mp_space *s, unsigned i)
 	z->page_size = s->page_size;
 	z->node = -1;
 	z->flags = r->flags;
+	z->pa_flags = 0; /* a share's PAs are emulated */
 	pthread_mutex_unlock(&s->zone_view_lock);
 	return z;
 }

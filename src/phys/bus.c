@@ -106,6 +106,22 @@ bool phys_remote_gate(struct phys_space *ps, pa_t pa, const _Atomic uint32_t **g
 	return true;
 }
 
+bool phys_arena_at_host_pa(const struct phys_arena *a)
+{
+	return a->at_host_pa;
+}
+
+int phys_pa_is_host(struct phys_space *ps, pa_t pa)
+{
+	uint64_t off;
+	struct phys_bank *b = bus_lookup(ps, pa, &off);
+
+	if (!b)
+		return -ENOENT;
+	/* Windows have no arena of their own: the application's memory, a share's, another process's. */
+	return !b->foreign && b->arena->at_host_pa;
+}
+
 hpa_t phys_hpa(struct phys_space *ps, pa_t pa)
 {
 	uint64_t off, page;
@@ -186,17 +202,22 @@ unmap:
 	return ret;
 }
 
-unsigned phys_page_sizes(uint64_t want, uint64_t sizes[2])
+unsigned phys_page_sizes(const struct phys_space *ps, uint64_t want, uint64_t sizes[2])
 {
+	unsigned n = 0;
+
 	if (want) {
 		sizes[0] = want;
 		return 1;
 	}
-	if (!os_hugepage_supported(SZ_2M)) {
-		sizes[0] = SZ_4K;
-		return 1;
+	if (os_hugepage_supported(SZ_2M))
+		sizes[n++] = SZ_2M;
+	/* Host PAs only: no 4 KiB fallback, but a kernel without 2 MiB pages may have 1 GiB ones. */
+	if (ps->params.host_pa_only) {
+		if (!n && os_hugepage_supported(SZ_1G))
+			sizes[n++] = SZ_1G;
+		return n;
 	}
-	sizes[0] = SZ_2M;
-	sizes[1] = SZ_4K;
-	return 2;
+	sizes[n++] = SZ_4K;
+	return n;
 }

@@ -11,7 +11,8 @@
  *  - host-PA mode: each hugepage sits at its host physical address (read
  *    from pagemap), so "physically contiguous" means contiguous on the
  *    machine. Non-hugepage memory then lives in an emulated window above
- *    any host address (PHYS_EMU_HIGH).
+ *    any host address (PHYS_EMU_HIGH), except with host_pa=on
+ *    (params.host_pa_only), where there is none: 4 KiB arenas are refused.
  * A buddy allocator hands out frames (pages of the arena's size); the bus
  * turns a PA into a pointer to its memory, without a lock.
  */
@@ -41,6 +42,11 @@ struct epoch;
 struct phys_params {
 	uint64_t limit;   /* bytes the space may hold */
 	bool host_pa;     /* place hugepages at their host PA */
+	/*
+	 * host_pa=on: no memory off the host's PAs. Arenas of 4 KiB pages are
+	 * refused (-EOPNOTSUPP): their host PA is not fixed (see ctx.h).
+	 */
+	bool host_pa_only;
 	bool read_hpa;    /* read host PAs of hugepages (pagemap shows them) */
 	/*
 	 * Readers of the bus (device engines), or NULL: a released bank's bus
@@ -221,9 +227,10 @@ int phys_map(struct phys_space *ps, pa_t pa, uint64_t len, void *va, bool popula
 /*
  * phys_page_sizes() - the page sizes to try, in order, for @want (4 KiB,
  * 2 MiB or 1 GiB; 0: 2 MiB hugepages when the kernel has them, then
- * 4 KiB). Fills @sizes, returns how many.
+ * 4 KiB, unless @ps takes host PAs only). Fills @sizes, returns how many
+ * (0: none to try).
  */
-unsigned phys_page_sizes(uint64_t want, uint64_t sizes[2]);
+unsigned phys_page_sizes(const struct phys_space *ps, uint64_t want, uint64_t sizes[2]);
 
 /*
  * The bus resolves PAs in 2 MiB granules: the smallest hugepage, and a
@@ -358,6 +365,19 @@ bool phys_remote_gate(struct phys_space *ps, pa_t pa, const _Atomic uint32_t **g
  * pointer checked inside a section stays good until the section ends.
  */
 const _Atomic uint32_t *phys_bus_gen(const struct phys_space *ps);
+
+/*
+ * phys_arena_at_host_pa() - whether @a's frames sit at their host PA
+ * (host-PA mode, hugepages): their PA is then a host PA.
+ */
+bool phys_arena_at_host_pa(const struct phys_arena *a);
+
+/*
+ * phys_pa_is_host() - 1 when @pa is a host PA (memory of a host-PA
+ * arena), 0 when it is emulated (other arenas, windows onto foreign or
+ * shared memory), -ENOENT when no memory is there. Lock-free.
+ */
+int phys_pa_is_host(struct phys_space *ps, pa_t pa);
 
 /* phys_hpa() - the host PA of @pa, or HPA_INVALID. Lock-free. */
 hpa_t phys_hpa(struct phys_space *ps, pa_t pa);

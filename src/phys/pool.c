@@ -197,7 +197,7 @@ IOVM_API int iovm_pool_create(struct iovm_ctx *ctx, const char *name, uint64_t s
 	if (page_size && page_size != SZ_4K && page_size != SZ_2M && page_size != SZ_1G)
 		return err_inval("page_size && page_size != SZ_4K && page_size != SZ_2M && page_size != SZ_1G");
 	/* Auto: 2 MiB hugepages when the machine gives them, else 4 KiB. */
-	nr_sizes = phys_page_sizes(page_size, sizes);
+	nr_sizes = phys_page_sizes(ctx->phys, page_size, sizes);
 	for (unsigned i = 0; i < nr_sizes; i++) {
 		struct phys_placement pl = { .max_banks = max_ranges };
 		struct phys_arena *a;

@@ -93,6 +93,14 @@ static int arena_create(struct phys_space *ps, uint64_t page_size, int node,
 	int ret;
 
 	lock_assert_held(&ps->lock);
+	/*
+	 * 4 KiB pages have a host PA, but not one that stays: the kernel may
+	 * migrate them (compaction, NUMA balancing, khugepaged) even while
+	 * they are locked. With host_pa=on none is handed out at all.
+	 */
+	if (ps->params.host_pa_only && page_size == os_page_size())
+		return err_detail(-EOPNOTSUPP, IOVM_LOG_DEBUG,
+				  "host_pa=on: 4 KiB pages have no fixed host physical address, so none are used");
 	if (ps->nr_arenas == IOVM_PHYS_MAX_ARENAS)
 		return -ENOSPC;
 	a = fi_calloc(1, sizeof(*a));
@@ -123,6 +131,10 @@ static int arena_create(struct phys_space *ps, uint64_t page_size, int node,
 	if (ret)
 		goto free_file_space;
 	ps->arenas[ps->nr_arenas++] = a;
+	/* Once per context (and node): from here on, some of its memory has PAs a device cannot use. */
+	if (ps->params.host_pa && !a->at_host_pa)
+		log_warn("host-PA mode: memory of 4 KiB pages gets emulated physical addresses, not the host's "
+			 "(host_pa=on refuses such memory)");
 	*out = a;
 	return 0;
 
@@ -226,4 +238,16 @@ IOVM_API int iovm_phys_stats(struct iovm_ctx *ctx, struct iovm_phys_stats *st)
 	if (!ctx || !st)
 		return err_inval("!ctx || !st");
 	return phys_stats(ctx->phys, st);
+}
+
+IOVM_API int iovm_pa_is_host(const struct iovm_ctx *ctx, iovm_pa_t pa)
+{
+	int ret;
+
+	if (!ctx)
+		return err_hot(-EINVAL, "invalid argument: !ctx");
+	ret = phys_pa_is_host(ctx->phys, pa_make(pa.addr));
+	if (ret < 0)
+		return err_hot(ret, "PA %#llx is not memory of this context", (unsigned long long)pa.addr);
+	return ret;
 }

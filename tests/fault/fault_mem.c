@@ -23,6 +23,8 @@ static void check_xlate(struct iovm_ctx *ctx, void *p)
 	FI_INT(iovm_dma_pa(ctx, p, &pa));
 	CHECK_EQ(pa.addr, x.pa.addr);
 	CHECK(iovm_dma_ptr(ctx, pa) == p);
+	/* The two agree on whether the PA is the host's. */
+	CHECK_EQ(FI_INT(iovm_pa_is_host(ctx, pa)), (x.flags & IOVM_XLATE_PA_REAL) ? 1 : 0);
 }
 
 static void sc_dma(void)
@@ -97,9 +99,9 @@ static void sc_zone(void)
 	CHECK_EQ(iovm_close(ctx), 0);
 }
 
-static void sc_cbuf(void)
+static void cbuf_scenario(const char *opts)
 {
-	struct iovm_ctx *ctx = fault_open("page_size=4K,host_pa=off,oracle=on");
+	struct iovm_ctx *ctx = fault_open(opts);
 	struct iovm_cbuf *cb, *nc;
 	iovm_pa_t pages[16];
 	unsigned n;
@@ -121,6 +123,22 @@ static void sc_cbuf(void)
 	FI_INT(iovm_cbuf_free(nc));
 	FI_INT(iovm_cbuf_free(cb));
 	CHECK_EQ(iovm_close(ctx), 0);
+}
+
+static void sc_cbuf(void)
+{
+	cbuf_scenario("page_size=4K,host_pa=off,oracle=on");
+}
+
+/*
+ * As root, where hugepages are free: buffers cut from the heap's
+ * hugepages, mapped a second time (the host-PA path). Otherwise, or once
+ * the pool runs dry, emulated frames: host_pa=auto never fails for want
+ * of hugepages, so others' use of the pool cannot fail the scenario.
+ */
+static void sc_cbuf_host_pa(void)
+{
+	cbuf_scenario("host_pa=auto,oracle=on");
 }
 
 /* What a subscriber sees: committed bytes, as the events say. */
@@ -161,6 +179,7 @@ static const struct fault_scenario fault_mem_scenarios[] = {
 	{ "dma heap", sc_dma },
 	{ "zones", sc_zone },
 	{ "common buffers", sc_cbuf },
+	{ "common buffers, host-PA mode", sc_cbuf_host_pa },
 	{ "memory events", sc_events },
 	{ NULL, NULL },
 };

@@ -184,6 +184,9 @@ B(xlate_foreign) { struct iovm_dma_xlate x; return iovm_dma_xlate(ctx, &stack_va
 B(pa_null_ctx) { iovm_pa_t pa; return iovm_dma_pa(NULL, live, &pa); }
 B(pa_null_out) { return iovm_dma_pa(ctx, live, NULL); }
 B(pa_foreign) { iovm_pa_t pa; return iovm_dma_pa(ctx, &stack_var, &pa); }
+B(pa_is_host_null_ctx) { return iovm_pa_is_host(NULL, page_pa); }
+B(pa_is_host_unknown) { return iovm_pa_is_host(ctx, IOVM_PA(UINT64_MAX - 4095)); }
+B(pa_is_host_zero) { return iovm_pa_is_host(ctx, IOVM_PA(0)); }
 B(ptr_null_ctx) { return ptr_ret(iovm_dma_ptr(NULL, IOVM_PA(0x200000))); }
 B(ptr_unknown_pa) { return ptr_ret(iovm_dma_ptr(ctx, IOVM_PA(UINT64_MAX - 4095))); }
 
@@ -708,6 +711,9 @@ static const struct bad_case cases[] = {
 	ROW(pa_null_ctx, iovm_dma_pa, EINVAL),
 	ROW(pa_null_out, iovm_dma_pa, EINVAL),
 	ROW(pa_foreign, iovm_dma_pa, ENOENT),
+	ROW(pa_is_host_null_ctx, iovm_pa_is_host, EINVAL),
+	ROW(pa_is_host_unknown, iovm_pa_is_host, ENOENT),
+	ROW(pa_is_host_zero, iovm_pa_is_host, ENOENT),
 	ROW(ptr_null_ctx, iovm_dma_ptr, EINVAL),
 	ROW(ptr_unknown_pa, iovm_dma_ptr, ENOENT),
 	ROW(zone_null_ctx, iovm_zone_reserve, EINVAL),
