@@ -25,7 +25,8 @@
  * a commit fails the allocation; calls from a notify that would deadlock;
  * many maps; lookups from many threads while others register and
  * allocate; a device copying into registered memory by its vtophys
- * address; maps and registrations left at iovm_close().
+ * address, and by the IOVA a notify mapped it at in an IOMMU domain (SPDK's
+ * VFIO path); maps and registrations left at iovm_close().
  */
 #include <pthread.h>
 #include <sys/mman.h>
@@ -1010,6 +1011,97 @@ TEST(a_device_copies_into_registered_memory)
 	iovm_close(ctx);
 }
 
+/*
+ * SPDK's VFIO path: the notify maps each registered range into the IOMMU
+ * domain (at an IOVA of the domain's choosing) and keeps the IOVA as the
+ * translation; the device copies by IOVA; unregistration unmaps first.
+ */
+struct iommu_map_ctx {
+	struct iovm_ctx *ctx;
+	struct iovm_domain *dom;
+	uint64_t mapped;
+};
+
+static int iommu_notify(void *cb_ctx, struct iovm_mem_map *map, enum iovm_mem_map_notify_action action, void *vaddr,
+			size_t size)
+{
+	struct iommu_map_ctx *im = cb_ctx;
+	uint64_t va = (uintptr_t)vaddr, len = size, pa;
+	iovm_iova_t iova = IOVM_IOVA_ANY;
+
+	if (action == IOVM_MEM_MAP_NOTIFY_UNREGISTER) {
+		uint64_t tr = iovm_mem_map_translate(map, va, NULL);
+
+		if (tr == IOVM_ADDR_INVALID)
+			return 0;
+		CHECK_OK(iovm_domain_unmap(im->dom, IOVM_IOVA(tr), size));
+		CHECK_OK(iovm_mem_map_clear_translation(map, va, size));
+		im->mapped -= size;
+		return 0;
+	}
+	/* The heap's granules: the domain follows the heap by itself where a driver wants that. */
+	pa = iovm_vtophys(im->ctx, vaddr, &len);
+	if (pa == IOVM_VTOPHYS_ERROR || len < size)
+		return 0;
+	CHECK_EQ(pa % G, 0);
+	CHECK_OK(iovm_domain_map(im->dom, &iova, IOVM_PA(pa), size, IOVM_MAP_READ | IOVM_MAP_WRITE));
+	for (uint64_t off = 0; off < size; off += G)
+		CHECK_OK(iovm_mem_map_set_translation(map, va + off, G, iova.addr + off));
+	im->mapped += size;
+	return 0;
+}
+
+TEST(a_notify_maps_registrations_into_an_iommu)
+{
+	struct iovm_ctx *ctx = open_ctx(OPTS);
+	struct iovm_domain_attr attr = { .type = IOVM_DOMAIN_MANAGED, .flags = IOVM_DOMAIN_FOLLOW_HEAP };
+	struct iovm_queue_attr qattr = { .depth = 8, .flags = IOVM_QUEUE_POLLED };
+	struct iovm_mem_map_ops ops = { .notify = iommu_notify, .are_contiguous = next_granule };
+	struct iommu_map_ctx im = { .ctx = ctx };
+	uint8_t *app = app_map(3), *src;
+	struct iovm_mem_map *map;
+	struct iovm_device *dev;
+	struct iovm_queue *q;
+	struct iovm_cqe cqe;
+	iovm_iova_t siova;
+	uint64_t diova, size = 2 * G;
+
+	CHECK_OK(iovm_domain_create(ctx, &attr, &im.dom));
+	CHECK_OK(iovm_device_open(ctx, "sw", &dev));
+	CHECK_OK(iovm_device_attach(dev, im.dom, IOVM_PASID_NONE));
+	CHECK_OK(iovm_queue_create(dev, &qattr, &q));
+	CHECK_OK(iovm_mem_map_alloc(ctx, IOVM_ADDR_INVALID, &ops, &im, &map));
+	CHECK_OK(iovm_mem_register(ctx, app, 3 * G));
+	CHECK_EQ(im.mapped, 3 * G);
+	src = iovm_dma_alloc(ctx, 8192, 4096, 0);
+	CHECK(src != NULL);
+	memset(src, 0x3e, 8192);
+	CHECK_OK(iovm_dma_iova(im.dom, src, &siova));
+	/* Across granules of the registration: one IOVA run, as are_contiguous says. */
+	diova = iovm_mem_map_translate(map, (uintptr_t)app + G - 4096, &size);
+	CHECK(diova != IOVM_ADDR_INVALID);
+	CHECK_EQ(size, 2 * G);
+	CHECK_OK(run_one(q, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = siova.addr,
+						 .dst = diova + G - 4096, .len = 8192, .tag = 1 },
+			 &cqe));
+	CHECK_EQ(cqe.status, IOVM_STATUS_SUCCESS);
+	CHECK(memcmp(app + G - 4096, src, 8192) == 0);
+	/* Unregistered: unmapped from the domain before it left, and the device faults there. */
+	CHECK_OK(iovm_mem_unregister(ctx, app, 3 * G));
+	CHECK_EQ(im.mapped, 0);
+	CHECK_OK(run_one(q, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = siova.addr,
+						 .dst = diova + G - 4096, .len = 8192, .tag = 2 },
+			 &cqe));
+	CHECK_EQ(cqe.status, IOVM_STATUS_PAGE_FAULT);
+	CHECK_OK(iovm_dma_free(ctx, src));
+	CHECK_OK(iovm_mem_map_free(&map));
+	CHECK_OK(iovm_queue_destroy(q));
+	CHECK_OK(iovm_device_close(dev));
+	CHECK_OK(iovm_domain_destroy(im.dom));
+	app_unmap(app, 3);
+	iovm_close(ctx);
+}
+
 TEST(vtophys_edges)
 {
 	struct iovm_ctx *ctx = open_ctx(OPTS);
@@ -1053,6 +1145,7 @@ int main(void)
 	RUN(many_maps_hear_the_same);
 	RUN(lookups_race_registrations_without_a_lock);
 	RUN(a_device_copies_into_registered_memory);
+	RUN(a_notify_maps_registrations_into_an_iommu);
 	RUN(vtophys_edges);
 	return 0;
 }
