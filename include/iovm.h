@@ -16,6 +16,7 @@
 #include <iovm/os.h>
 #include <iovm/phys.h>
 #include <iovm/mem.h>
+#include <iovm/memmap.h>
 #include <iovm/iommu.h>
 #include <iovm/reg.h>
 #include <iovm/dev.h>

@@ -10,6 +10,7 @@
 #ifndef IOVM_BASE_CTX_H
 #define IOVM_BASE_CTX_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -23,6 +24,7 @@ struct reg_space;
 struct dev_space;
 struct guest_space;
 struct mp_space;
+struct memmap_space;
 
 struct iovm_ctx {
 	struct iovm_config cfg; /* as resolved by iovm_open(); read-only afterwards */
@@ -42,6 +44,11 @@ struct iovm_ctx {
 	struct dev_space *dev;
 	struct guest_space *guest;
 	struct mp_space *mp;    /* NULL unless shared or attached (iovm/mp.h) */
+	/*
+	 * SPDK's memory maps (iovm/memmap.h), from the first call that needs
+	 * them: published once, read without a lock (iovm_vtophys()).
+	 */
+	_Atomic(struct memmap_space *) memmap;
 };
 
 #endif /* IOVM_BASE_CTX_H */

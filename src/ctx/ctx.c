@@ -23,6 +23,7 @@
 #include "iommu/iommu.h"
 #include "reg/reg.h"
 #include "mem/mem.h"
+#include "mem/memmap.h"
 #include "mp/mp.h"
 #include "os/hugepage.h"
 #include "os/pagemap.h"
@@ -211,6 +212,8 @@ static void ctx_destroy(struct iovm_ctx *ctx)
 	dev_destroy(ctx->dev);
 	reg_destroy(ctx->reg);
 	iommu_destroy(ctx->iommu);
+	/* Before the share goes and the heap with it: the maps follow the heap's events. */
+	memmap_destroy(ctx);
 	mp_close(ctx);
 	mem_destroy(ctx->mem);
 	phys_destroy(ctx->phys);

@@ -2,8 +2,11 @@
 /*
  * fault_mem.c - fault-injection scenarios of iovm/mem.h and phys.h: the DMA
  * heap (alloc, zalloc, realloc, free, trim, translation), zones, common
- * buffers and their syncs, memory events, and the statistics.
+ * buffers and their syncs, memory events, and the statistics; and SPDK's
+ * memory maps, registration and vtophys (iovm/memmap.h).
  */
+#include <sys/mman.h>
+
 #include "fault.h"
 
 static bool all_zero(const uint8_t *p, size_t n)
@@ -175,11 +178,81 @@ static void sc_events(void)
 	CHECK_EQ(iovm_close(ctx), 0);
 }
 
+#define MM_G IOVM_MEM_MAP_GRANULE
+
+/*
+ * A driver's map: each granule translates to its own address. Setting a
+ * translation may need a table, so under injection the notify refuses
+ * with -ENOMEM, and the registration, the allocation or the map that
+ * needed it fails whole.
+ */
+static int memmap_notify(void *cb_ctx, struct iovm_mem_map *map, enum iovm_mem_map_notify_action action, void *vaddr,
+			 size_t size)
+{
+	uint64_t va = (uintptr_t)vaddr;
+
+	(void)cb_ctx;
+	if (action == IOVM_MEM_MAP_NOTIFY_UNREGISTER)
+		return iovm_mem_map_clear_translation(map, va, size);
+	for (uint64_t g = va; g < va + size; g += MM_G) {
+		int ret = iovm_mem_map_set_translation(map, g, MM_G, g);
+
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static void sc_memmap(void)
+{
+	struct iovm_ctx *ctx = fault_open(FAULT_OPTS);
+	struct iovm_mem_map_ops ops = { .notify = memmap_notify };
+	struct iovm_mem_map *map = NULL, *plain = NULL;
+	uint8_t *raw, *app, *buf, *more;
+	uint64_t size, g;
+
+	/* The application's memory: 4 granules, 2 MiB aligned (the test's own mapping, never injected). */
+	raw = mmap(NULL, 5 * MM_G, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	CHECK(raw != MAP_FAILED);
+	app = (uint8_t *)align_up((uintptr_t)raw, MM_G);
+	buf = FI_PTR(iovm_dma_alloc(ctx, 1 << 20, 4096, 0));
+	/* Told of the heap as it is; a failed map took back what it was told. */
+	FI_INT(iovm_mem_map_alloc(ctx, 0, &ops, NULL, &map));
+	g = align_down((uintptr_t)buf, MM_G);
+	CHECK_EQ(iovm_mem_map_translate(map, g, NULL), g);
+	/* A commit the map hears of: refused under injection, and the allocation with it. */
+	more = FI_PTR(iovm_dma_alloc(ctx, 4 << 20, MM_G, 0));
+	CHECK_EQ(iovm_mem_map_translate(map, (uintptr_t)more + MM_G, NULL), (uintptr_t)more + MM_G);
+	FI_INT(iovm_mem_register(ctx, app, 2 * MM_G));
+	CHECK_EQ(iovm_mem_map_translate(map, (uintptr_t)app + MM_G, NULL), (uintptr_t)app + MM_G);
+	size = UINT64_MAX;
+	CHECK(iovm_vtophys(ctx, app + 5, &size) != IOVM_VTOPHYS_ERROR);
+	CHECK_EQ(size, 2 * MM_G - 5);
+	FI_INT(iovm_mem_map_alloc(ctx, 7, NULL, NULL, &plain));
+	FI_INT(iovm_mem_map_set_translation(plain, (uintptr_t)app, 4 * MM_G, 9));
+	CHECK_EQ(iovm_mem_map_translate(plain, (uintptr_t)app + 3 * MM_G, NULL), 9);
+	FI_INT(iovm_mem_map_clear_translation(plain, (uintptr_t)app, MM_G));
+	CHECK_EQ(iovm_mem_map_translate(plain, (uintptr_t)app, NULL), 7);
+	FI_INT(iovm_mem_unregister(ctx, app, 2 * MM_G));
+	CHECK_EQ(iovm_mem_map_translate(map, (uintptr_t)app, NULL), 0);
+	CHECK_EQ(iovm_vtophys(ctx, app, NULL), IOVM_VTOPHYS_ERROR);
+	FI_INT(iovm_mem_map_free(&plain));
+	FI_INT(iovm_dma_free(ctx, more));
+	FI_INT(iovm_mem_map_free(&map));
+	FI_INT(iovm_dma_free(ctx, buf));
+	/* One left to iovm_close(), with a registration: both go there. */
+	FI_INT(iovm_mem_map_alloc(ctx, 0, &ops, NULL, &map));
+	FI_INT(iovm_mem_register(ctx, app + 2 * MM_G, MM_G));
+	CHECK_EQ(iovm_close(ctx), 0);
+	CHECK_OK(munmap(raw, 5 * MM_G));
+}
+
 static const struct fault_scenario fault_mem_scenarios[] = {
 	{ "dma heap", sc_dma },
 	{ "zones", sc_zone },
 	{ "common buffers", sc_cbuf },
 	{ "common buffers, host-PA mode", sc_cbuf_host_pa },
 	{ "memory events", sc_events },
+	{ "memory maps", sc_memmap },
 	{ NULL, NULL },
 };

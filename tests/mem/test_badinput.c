@@ -27,6 +27,7 @@ static struct iovm_guest *guest, *guest_down; /* a running guest, and one shut d
 static struct iovm_pool *pool;
 static struct iovm_cbuf *cbuf;                /* non-coherent, 4 KiB */
 static struct iovm_domain *s2, *ndom;        /* guest's stage 2, and a nested domain over it */
+static struct iovm_mem_map *mmap_keys;       /* an SPDK-style memory map (iovm/memmap.h) */
 
 /* Pointer results: 0 for a pointer, -errno for NULL. */
 static long ptr_ret(const void *p)
@@ -598,6 +599,44 @@ B(sync_cpu_zero) { return iovm_dma_sync_for_cpu(ctx, live, 0); }
 B(sync_cpu_foreign) { return iovm_dma_sync_for_cpu(ctx, &stack_var, 4); }
 B(sync_cpu_past_cbuf) { return iovm_dma_sync_for_cpu(ctx, (uint8_t *)iovm_cbuf_ptr(cbuf) + 4000, 4096); }
 B(map_stage2_any) { iovm_iova_t i = IOVM_IOVA_ANY; return iovm_domain_map(s2, &i, page_pa, 4096, 3); }
+#define G2M IOVM_MEM_MAP_GRANULE
+/* Value-returning calls: -errno when they said there was nothing (and why, in errno). */
+static long u64_ret(uint64_t v)
+{
+	return v == IOVM_ADDR_INVALID ? -errno : 0;
+}
+/* 2 MiB inside the 64 MiB hole app_gone starts: unmapped. */
+static void *gone_2m(void) { return (void *)(uintptr_t)align_up((uintptr_t)app_gone, G2M); }
+B(mmap_alloc_null_ctx) { struct iovm_mem_map *m; return iovm_mem_map_alloc(NULL, 0, NULL, NULL, &m); }
+B(mmap_alloc_null_out) { return iovm_mem_map_alloc(ctx, 0, NULL, NULL, NULL); }
+B(mmap_free_null) { return iovm_mem_map_free(NULL); }
+B(mmap_set_null) { return iovm_mem_map_set_translation(NULL, 0, G2M, 1); }
+B(mmap_set_unaligned) { return iovm_mem_map_set_translation(mmap_keys, 4096, G2M, 1); }
+B(mmap_set_odd_size) { return iovm_mem_map_set_translation(mmap_keys, G2M, 1234, 1); }
+B(mmap_set_zero) { return iovm_mem_map_set_translation(mmap_keys, G2M, 0, 1); }
+B(mmap_set_beyond) { return iovm_mem_map_set_translation(mmap_keys, IOVM_MEM_MAP_VA_LIMIT, G2M, 1); }
+B(mmap_set_wraps) { return iovm_mem_map_set_translation(mmap_keys, G2M, UINT64_MAX - G2M + 1, 1); }
+B(mmap_clear_null) { return iovm_mem_map_clear_translation(NULL, 0, G2M); }
+B(mmap_clear_unaligned) { return iovm_mem_map_clear_translation(mmap_keys, 0, G2M + 1); }
+B(mmap_clear_past_top) { return iovm_mem_map_clear_translation(mmap_keys, IOVM_MEM_MAP_VA_LIMIT - G2M, 2 * G2M); }
+B(mmap_translate_null) { errno = 0; return u64_ret(iovm_mem_map_translate(NULL, 0, NULL)); }
+B(memreg_null_ctx) { return iovm_mem_register(NULL, gone_2m(), G2M); }
+B(memreg_null_addr) { return iovm_mem_register(ctx, NULL, G2M); }
+B(memreg_zero) { return iovm_mem_register(ctx, gone_2m(), 0); }
+B(memreg_unaligned) { return iovm_mem_register(ctx, (uint8_t *)gone_2m() + 4096, G2M); }
+B(memreg_odd_len) { return iovm_mem_register(ctx, gone_2m(), G2M + 4096); }
+B(memreg_wraps) { return iovm_mem_register(ctx, gone_2m(), SIZE_MAX - G2M + 1); }
+B(memreg_beyond) { return iovm_mem_register(ctx, (void *)(uintptr_t)IOVM_MEM_MAP_VA_LIMIT, G2M); }
+/* The last granule of user space: above what an mmap without a hint is ever given. */
+B(memreg_unmapped) { return iovm_mem_register(ctx, (void *)(uintptr_t)(IOVM_MEM_MAP_VA_LIMIT - G2M), G2M); }
+B(memreg_heap) { return iovm_mem_register(ctx, (void *)(uintptr_t)align_down((uintptr_t)live, G2M), G2M); }
+B(memunreg_null_ctx) { return iovm_mem_unregister(NULL, gone_2m(), G2M); }
+B(memunreg_unaligned) { return iovm_mem_unregister(ctx, (uint8_t *)gone_2m() + 1, G2M); }
+B(memunreg_not_registered) { return iovm_mem_unregister(ctx, gone_2m(), G2M); }
+B(vtophys_null_ctx) { errno = 0; return u64_ret(iovm_vtophys(NULL, live, NULL)); }
+B(vtophys_stack) { errno = 0; return u64_ret(iovm_vtophys(ctx, &stack_var, NULL)); }
+B(vtophys_beyond) { errno = 0;
+	return u64_ret(iovm_vtophys(ctx, (void *)(uintptr_t)IOVM_MEM_MAP_VA_LIMIT, &(uint64_t){ 4096 })); }
 
 static const struct bad_case cases[] = {
 	ROW(strerror_intmin, iovm_strerror, EINVAL),
@@ -1016,6 +1055,34 @@ static const struct bad_case cases[] = {
 	ROW(sync_cpu_zero, iovm_dma_sync_for_cpu, EINVAL),
 	ROW(sync_cpu_foreign, iovm_dma_sync_for_cpu, ENOENT),
 	ROW(sync_cpu_past_cbuf, iovm_dma_sync_for_cpu, ENOENT),
+	ROW(mmap_alloc_null_ctx, iovm_mem_map_alloc, EINVAL),
+	ROW(mmap_alloc_null_out, iovm_mem_map_alloc, EINVAL),
+	ROW(mmap_free_null, iovm_mem_map_free, EINVAL),
+	ROW(mmap_set_null, iovm_mem_map_set_translation, EINVAL),
+	ROW(mmap_set_unaligned, iovm_mem_map_set_translation, EINVAL),
+	ROW(mmap_set_odd_size, iovm_mem_map_set_translation, EINVAL),
+	ROW(mmap_set_zero, iovm_mem_map_set_translation, EINVAL),
+	ROW(mmap_set_beyond, iovm_mem_map_set_translation, EINVAL),
+	ROW(mmap_set_wraps, iovm_mem_map_set_translation, EINVAL),
+	ROW(mmap_clear_null, iovm_mem_map_clear_translation, EINVAL),
+	ROW(mmap_clear_unaligned, iovm_mem_map_clear_translation, EINVAL),
+	ROW(mmap_clear_past_top, iovm_mem_map_clear_translation, EINVAL),
+	ROW(mmap_translate_null, iovm_mem_map_translate, EINVAL),
+	ROW(memreg_null_ctx, iovm_mem_register, EINVAL),
+	ROW(memreg_null_addr, iovm_mem_register, EINVAL),
+	ROW(memreg_zero, iovm_mem_register, EINVAL),
+	ROW(memreg_unaligned, iovm_mem_register, EINVAL),
+	ROW(memreg_odd_len, iovm_mem_register, EINVAL),
+	ROW(memreg_wraps, iovm_mem_register, EINVAL),
+	ROW(memreg_beyond, iovm_mem_register, EINVAL),
+	ROW(memreg_unmapped, iovm_mem_register, EFAULT),
+	ROW(memreg_heap, iovm_mem_register, EBUSY),
+	ROW(memunreg_null_ctx, iovm_mem_unregister, EINVAL),
+	ROW(memunreg_unaligned, iovm_mem_unregister, EINVAL),
+	ROW(memunreg_not_registered, iovm_mem_unregister, EINVAL),
+	ROW(vtophys_null_ctx, iovm_vtophys, EINVAL),
+	ROW(vtophys_stack, iovm_vtophys, ENOENT),
+	ROW(vtophys_beyond, iovm_vtophys, ENOENT),
 };
 
 static void quiet(void *arg, enum iovm_log_level level, const char *msg)
@@ -1143,7 +1210,9 @@ int main(void)
 	CHECK_OK(munmap(app_gone, 64 << 20));
 	CHECK_OK(iovm_mr_reg(dom, app, 4096, IOVM_ACCESS_LOCAL_WRITE, &mr));
 	CHECK_OK(iovm_rcache_create(dom, NULL, &rc));
+	CHECK_OK(iovm_mem_map_alloc(ctx, 0, NULL, NULL, &mmap_keys));
 	RUN(every_call_refuses_bad_input);
+	CHECK_OK(iovm_mem_map_free(&mmap_keys));
 	CHECK_OK(iovm_cbuf_free(cbuf));
 	CHECK_OK(iovm_domain_destroy(ndom));
 	CHECK_OK(iovm_guest_destroy(guest));

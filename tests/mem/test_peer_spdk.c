@@ -20,13 +20,13 @@
  *                 returned; a release is announced while its translation
  *                 still holds, and covers whole announced commits.
  *
- * Known gaps, what SPDK tests and iovm has no counterpart for: maps of
- * the caller's own translations (spdk_mem_map_set_translation(), with a
- * default value and a contiguity callback); registering memory iovm did
- * not allocate so that it has a physical translation (spdk_mem_register();
- * iovm registers foreign memory per domain, by IOVA: iovm_mr_reg()); and
- * unregistering part of a registration (-ERANGE in SPDK; iovm releases
- * whole commits only).
+ * SPDK's memory maps themselves (spdk_mem_map_*() with a default value,
+ * notify and contiguity callbacks; spdk_mem_register() of memory iovm did
+ * not allocate, so that it has a physical translation; unregistering part
+ * of a registration, -ERANGE) have their iovm counterparts in
+ * iovm/memmap.h, and memory_ut's scenarios for them are in
+ * test_memmap.c. This file keeps to the heap's own translation and
+ * events, which those maps are built on.
  */
 #include <sys/mman.h>
 
