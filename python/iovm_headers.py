@@ -114,6 +114,8 @@ def _c_expr_to_py(expr):
     expr = expr.strip()
     expr = re.sub(r"\(\s*(?:uint\d+_t|int\d+_t|unsigned|int|size_t)\s*\)", "", expr)
     expr = re.sub(r"\b(0x[0-9a-fA-F]+|\d+)[uUlL]+\b", r"\1", expr)
+    # <stdint.h>'s constant macros: the value, whatever its width.
+    expr = re.sub(r"\b(?:U?INT(?:8|16|32|64|MAX)_C)\s*\(\s*([^()]*?)\s*\)", r"(\1)", expr)
     return expr
 
 

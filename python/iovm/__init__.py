@@ -49,7 +49,8 @@ from ._lib import (IovmError, raw, lib, path as library_path, BINDINGS, STRUCTS,
                    DeviceVerbs, Desc, Sge, Completion, Cqe, QueueAttr, QueueStats,
                    GuestBank, GuestAttr, GuestInfo, ShareParams, ShareInfo,
                    ShareDomainParams, DeviceServerInfo, LOG_FN, ZONE_WALK_FN,
-                   MEM_EVENT_FN, FAULT_FN, RQUEUE_FAULT_FN)
+                   MEM_EVENT_FN, FAULT_FN, RQUEUE_FAULT_FN, MemMapOps, MEM_MAP_NOTIFY_FN,
+                   MEM_MAP_CONTIGUOUS_FN)
 
 # The IOVM_* constants, under their C names and without the prefix
 # (iovm.IOVM_DMA_ZERO is iovm.DMA_ZERO).
@@ -1373,4 +1374,5 @@ __all__ = [
     "RegStats", "IovaWindow", "DeviceInfo", "DeviceVerbs", "QueueAttr", "QueueStats", "GuestBank",
     "GuestAttr", "GuestInfo", "ShareParams", "ShareInfo", "ShareDomainParams", "DeviceServerInfo",
     "LOG_FN", "ZONE_WALK_FN", "MEM_EVENT_FN", "FAULT_FN", "RQUEUE_FAULT_FN",
+    "MemMapOps", "MEM_MAP_NOTIFY_FN", "MEM_MAP_CONTIGUOUS_FN",
 ]

@@ -194,6 +194,7 @@ class CtxInfo(_Struct):
         ("host_pa", c_bool),
         ("host_pa_readable", c_bool),
         ("release_delay_ms", c_uint32),
+        ("host_pa_only", c_bool),
     ]
 
 
@@ -301,6 +302,7 @@ class Xlate(_Struct):
         ("hpa_contig", c_size_t),
         ("page_size", c_uint64),
         ("node", c_int),
+        ("flags", c_uint32),
     ]
 
 
@@ -316,6 +318,7 @@ class ZoneInfo(_Struct):
         ("page_size", c_uint64),
         ("node", c_int),
         ("flags", c_uint32),
+        ("pa_flags", c_uint32),
     ]
 
 
@@ -734,6 +737,16 @@ ZONE_WALK_FN = CFUNCTYPE(c_int, c_void_p, POINTER(ZoneInfo))
 MEM_EVENT_FN = CFUNCTYPE(c_int, c_void_p, POINTER(MemEvent))
 FAULT_FN = CFUNCTYPE(c_int, c_void_p, c_void_p, POINTER(Fault))
 RQUEUE_FAULT_FN = CFUNCTYPE(c_int, c_void_p, c_void_p, c_uint32)
+MEM_MAP_NOTIFY_FN = CFUNCTYPE(c_int, c_void_p, c_void_p, c_int, c_void_p, c_size_t)
+MEM_MAP_CONTIGUOUS_FN = CFUNCTYPE(c_int, c_void_p, c_uint64, c_uint64)
+
+
+@_struct("iovm_mem_map_ops")
+class MemMapOps(_Struct):
+    _fields_ = [
+        ("notify", MEM_MAP_NOTIFY_FN),
+        ("are_contiguous", MEM_MAP_CONTIGUOUS_FN),
+    ]
 
 # The function-pointer typedefs of the headers, for the checker.
 CALLBACKS = {
@@ -741,6 +754,8 @@ CALLBACKS = {
     "iovm_mem_event_fn": MEM_EVENT_FN,
     "iovm_fault_fn": FAULT_FN,
     "iovm_rqueue_fault_fn": RQUEUE_FAULT_FN,
+    "iovm_mem_map_notify_cb": MEM_MAP_NOTIFY_FN,
+    "iovm_mem_map_contiguous_cb": MEM_MAP_CONTIGUOUS_FN,
 }
 
 
@@ -750,8 +765,9 @@ CALLBACKS = {
 #   NEG   a negative errno (int or int64_t);
 #   NULL  NULL, with errno set;
 #   ZERO  0, with errno set (iovm_dma_size());
+#   ALL1  IOVM_ADDR_INVALID (all ones), with errno set (translations);
 #   None  it cannot fail (names, versions, no-ops, iovm_close()).
-NEG, NULL, ZERO = "neg", "null", "zero"
+NEG, NULL, ZERO, ALL1 = "neg", "null", "zero", "all1"
 
 _p = POINTER
 _vp = c_void_p
@@ -802,6 +818,15 @@ BINDINGS = {
     "iovm_dma_sync_for_device": (c_int, [_vp, _vp, c_size_t], NEG),
     "iovm_dma_sync_for_cpu": (c_int, [_vp, _vp, c_size_t], NEG),
     "iovm_mem_event_subscribe": (c_int, [_vp, MEM_EVENT_FN, _vp, _pp], NEG),
+    "iovm_mem_map_alloc": (c_int, [_vp, c_uint64, _p(MemMapOps), _vp, _pp], NEG),
+    "iovm_mem_map_free": (c_int, [_pp], NEG),
+    "iovm_mem_map_set_translation": (c_int, [_vp, c_uint64, c_uint64, c_uint64], NEG),
+    "iovm_mem_map_clear_translation": (c_int, [_vp, c_uint64, c_uint64], NEG),
+    "iovm_mem_map_translate": (c_uint64, [_vp, c_uint64, _p(c_uint64)], ALL1),
+    "iovm_mem_register": (c_int, [_vp, _vp, c_size_t], NEG),
+    "iovm_mem_unregister": (c_int, [_vp, _vp, c_size_t], NEG),
+    "iovm_vtophys": (c_uint64, [_vp, _vp, _p(c_uint64)], ALL1),
+    "iovm_pa_is_host": (c_int, [_vp, PA], NEG),
     "iovm_mem_event_unsubscribe": (c_int, [_vp, _vp], NEG),
     "iovm_mem_stats": (c_int, [_vp, _p(MemStats)], NEG),
     # iommu.h
@@ -916,6 +941,9 @@ def _make_errcheck(name, how):
                 err = ctypes.get_errno() or 22
         elif how == ZERO:
             if result == 0:
+                err = ctypes.get_errno() or 22
+        elif how == ALL1:
+            if result == 0xFFFFFFFFFFFFFFFF:
                 err = ctypes.get_errno() or 22
         if TRACE is not None:
             _record(name, "error" if err else "ok")

@@ -40,6 +40,7 @@ IOVM_DMA_PAGE_2M = 8
 IOVM_DMA_PAGE_1G = 16
 IOVM_DMA_KEEP = 32
 IOVM_TRIM_ALL = 1
+IOVM_XLATE_PA_REAL = 1
 IOVM_ZONE_NAMESIZE = 32
 IOVM_CBUF_NONCOHERENT = 1
 IOVM_MEM_EVENT_COMMIT = 1
@@ -121,6 +122,13 @@ IOVM_ASSIGN_IDENTITY = 1
 # iovm/mp.h
 IOVM_SHARE_NAMESIZE = 64
 
+# iovm/memmap.h
+IOVM_MEM_MAP_GRANULE = 0x200000
+IOVM_MEM_MAP_VA_LIMIT = 0x1000000000000
+IOVM_VTOPHYS_ERROR = 0xffffffffffffffff
+IOVM_MEM_MAP_NOTIFY_REGISTER = 0
+IOVM_MEM_MAP_NOTIFY_UNREGISTER = 1
+
 # The enumerators of each enum, by its tag.
 ENUMS = {
     'iovm_log_level': (
@@ -188,5 +196,9 @@ ENUMS = {
         'IOVM_PLACE_AUTO',
         'IOVM_PLACE_POOL',
         'IOVM_PLACE_BANKS',
+    ),
+    'iovm_mem_map_notify_action': (
+        'IOVM_MEM_MAP_NOTIFY_REGISTER',
+        'IOVM_MEM_MAP_NOTIFY_UNREGISTER',
     ),
 }
