@@ -63,7 +63,12 @@ struct iovm_queue;
  * iovm's (-EOPNOTSUPP): post to the queue pairs you make on its
  * protection domain. Detaching it is -EBUSY while the domain has MRs
  * (a cache's included); closing it deregisters them from the device
- * first, and they stay iovm's alone.
+ * first, and they stay iovm's alone. A device that refuses a
+ * deregistration (rdma-core's EBUSY while memory windows are bound)
+ * makes iovm_mr_dereg() fail with its error, the MR whole; where the
+ * call cannot fail (a cache's eviction or destroy, closing) the refusal
+ * is asked again once, then logged, and the device's MR is left to the
+ * device's close, which takes it down with the protection domain.
  *
  * Thread safety: safe.
  *

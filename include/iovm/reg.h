@@ -253,6 +253,11 @@ IOVM_API int iovm_mr_iova(const struct iovm_mr *mr, const void *addr, size_t len
  */
 struct iovm_rcache;
 
+/*
+ * The limits are applied at each miss, which evicts the least recently used
+ * regions nobody holds until the cache is within them: regions held beyond
+ * them when they are put back stay registered until the next miss.
+ */
 struct iovm_rcache_attr {
 	size_t max_regions; /* 0 means 16384 */
 	size_t max_bytes;   /* registered bytes kept; 0 means the context's pin_budget */

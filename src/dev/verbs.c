@@ -200,14 +200,15 @@ static int verbs_reg(void *arg, void *addr, size_t len, uint32_t access, void **
 	return 0;
 }
 
-static void verbs_dereg(void *arg, void *handle)
+static int verbs_dereg(void *arg, void *handle)
 {
 	struct verbs_dev *vd = arg;
 	int ret = vd->lib->dereg_mr(handle);
 
-	/* Nothing to give back to a caller that is tearing down: said, and the pages stay the kernel's. */
+	/* rdma-core returns a positive errno (EBUSY while memory windows are bound), the MR still valid. */
 	if (ret)
 		log_warn("verbs: %s: ibv_dereg_mr: %s", vd->name, strerror(ret));
+	return -ret;
 }
 
 static int verbs_advise(void *arg, void *handle, uint32_t lkey, void *addr, size_t len, uint32_t flags)

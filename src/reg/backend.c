@@ -18,6 +18,8 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
 
 #include "base/compiler.h"
 #include "base/error.h"
@@ -140,19 +142,46 @@ void backend_release(struct reg_space *rs, struct iovm_mr *mr)
 	lock_assert_held(&rs->lock);
 	if (!be)
 		return;
-	/* The device lets go of the pages first: iovm's pins and window go after. */
-	if (mr->be_handle)
-		be->ops->dereg(be->arg, mr->be_handle);
+	/*
+	 * The device lets go of the pages first: iovm's pins and window go
+	 * after. On paths that cannot fail (a cache's eviction, closing) a
+	 * refusal is asked again once, then logged: the device's MR is left to
+	 * its context, whose close takes it down with the protection domain.
+	 */
+	if (mr->be_handle && be->ops->dereg(be->arg, mr->be_handle) && be->ops->dereg(be->arg, mr->be_handle))
+		log_err("registration: the device refused to deregister [%#lx, +%zu): left to its close",
+			(unsigned long)mr->addr, mr->len);
 	mr->be_handle = NULL;
 	mr->be = NULL;
 	be->nr_mrs--;
+}
+
+int backend_deregister(struct reg_space *rs, struct iovm_mr *mr)
+{
+	int ret;
+
+	lock_assert_held(&rs->lock);
+	if (!mr->be || !mr->be_handle)
+		return 0;
+	ret = mr->be->ops->dereg(mr->be->arg, mr->be_handle);
+	if (ret)
+		return err_detail(ret, IOVM_LOG_DEBUG, "registration: the device keeps the MR (%s): it stays whole",
+				  strerror(-ret));
+	mr->be_handle = NULL;
+	return 0;
 }
 
 int backend_advise(struct iovm_mr *mr, uintptr_t addr, size_t len, uint32_t flags)
 {
 	const struct reg_backend *be = mr->be;
 
+	uintptr_t start = addr & ~(uintptr_t)4095, end = (addr + len + 4095) & ~(uintptr_t)4095;
+
 	if (!be->ops->advise)
 		return err_detail(-EOPNOTSUPP, IOVM_LOG_DEBUG, "advise: the device takes no advice");
+	/* As iovm's own prefetch: a hole is -EFAULT, whatever the device would say of it (msync() finds holes). */
+	if (msync((void *)start, end - start, MS_ASYNC))
+		return err_detail(-EFAULT, IOVM_LOG_DEBUG, "advise: [%#lx, +%zu) is not all mapped", (unsigned long)addr,
+				  len);
 	return be->ops->advise(be->arg, mr->be_handle, mr->be_lkey, (void *)addr, len, flags);
 }

@@ -307,17 +307,23 @@ IOVM_API int iovm_mr_dereg(struct iovm_mr *mr)
 	/* A cached MR belongs to its cache: iovm_rcache_put() it. */
 	if (mr->rc)
 		return -EBUSY;
-	return mr_dereg(mr);
+	return mr_dereg(mr, true);
 }
 
-int mr_dereg(struct iovm_mr *mr)
+int mr_dereg(struct iovm_mr *mr, bool may_fail)
 {
 	struct reg_space *rs = mr->rs;
+	int ret;
 
 	mutex_lock(&rs->lock);
 	if (!list_empty(&mr->mirrors)) {
 		mutex_unlock(&rs->lock);
 		return err_detail(-EBUSY, IOVM_LOG_DEBUG, "the MR is mapped on a device queue: unmap it there first");
+	}
+	/* A device that refuses (memory windows still bound to the MR) keeps it whole, as rdma-core does. */
+	if (may_fail && (ret = backend_deregister(rs, mr))) {
+		mutex_unlock(&rs->lock);
+		return ret;
 	}
 	if (mr->implicit)
 		implicit_teardown(rs, mr);

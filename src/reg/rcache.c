@@ -113,7 +113,7 @@ static void region_free(struct iovm_rcache *c, struct rc_region *r)
 	lock_assert_held(&c->lock);
 	IOVM_ASSERT(r->live && (atomic_load_explicit(&r->gen, memory_order_relaxed) & 1));
 	r->live = false;
-	mr_dereg(&r->mr);
+	mr_dereg(&r->mr, false);
 	atomic_store_explicit(&r->zombie, false, memory_order_relaxed);
 	/*
 	 * A new life: the threads' holds on this one count no more, and the

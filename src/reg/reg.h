@@ -108,15 +108,16 @@ int reg_mirror_resolve(struct reg_mirror *m, struct iovm_mr *mr, uintptr_t start
  * address space, implicitly, on demand) with @access (IOVM_ACCESS_*) and
  * sets the device's handle and keys; a negative errno otherwise. Called
  * without reg_space.lock (a device's registration may take long: it pins
- * gigabytes). @dereg undoes it; called under reg_space.lock, it must not
- * call into registration. @advise (may be NULL: -EOPNOTSUPP) prefetches
+ * gigabytes). @dereg undoes it, or says why it cannot (a negative errno:
+ * the registration stays); called under reg_space.lock, it must not call
+ * into registration. @advise (may be NULL: -EOPNOTSUPP) prefetches
  * [addr, addr+len) of an on-demand MR, with IOVM_ADVISE_* @flags; called
  * without the lock.
  */
 struct reg_backend_ops {
 	int (*reg)(void *arg, void *addr, size_t len, uint32_t access, void **handle, uint32_t *lkey,
 		   uint32_t *rkey);
-	void (*dereg)(void *arg, void *handle);
+	int (*dereg)(void *arg, void *handle);
 	int (*advise)(void *arg, void *handle, uint32_t lkey, void *addr, size_t len, uint32_t flags);
 };
 

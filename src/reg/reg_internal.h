@@ -245,8 +245,12 @@ void mirrors_drop(struct iovm_mr *mr, uintptr_t start, uintptr_t end);
 /* mr.c */
 /* Deregister every MR (the context closes). */
 void mr_teardown_all(struct reg_space *rs);
-/* Deregister; needs no lock held. */
-int mr_dereg(struct iovm_mr *mr);
+/*
+ * Deregister; needs no lock held. With @may_fail, a device that refuses
+ * its registration's end (backend.c) fails it, the MR whole; without, the
+ * refusal is logged and the rest goes.
+ */
+int mr_dereg(struct iovm_mr *mr, bool may_fail);
 
 /* mr.c, for implicit.c */
 /* The memory monitor, started with the first registration; NULL without one. Needs reg_space.lock. */
@@ -284,8 +288,10 @@ void mr_unpublish(struct reg_space *rs, struct iovm_mr *mr);
 void backend_adopt(struct reg_space *rs, struct iovm_mr *mr);
 /* Register published @mr through its backend; 0 without one. No lock held. */
 int backend_register(struct iovm_mr *mr);
-/* Deregister it there, before the rest of it goes. Needs reg_space.lock. */
+/* Deregister it there, before the rest of it goes, whatever the device says. Needs reg_space.lock. */
 void backend_release(struct reg_space *rs, struct iovm_mr *mr);
+/* Deregister it there, or say why not (the MR stays the device's). Needs reg_space.lock. */
+int backend_deregister(struct reg_space *rs, struct iovm_mr *mr);
 /* iovm_mr_advise() of an MR with a backend. No lock held. */
 int backend_advise(struct iovm_mr *mr, uintptr_t addr, size_t len, uint32_t flags);
 
