@@ -5,6 +5,7 @@
 #   make vm-test the VM test alone (also part of make check, in the default build)
 #   make vm-bench `iovm bench vfio` in the VM test's guest
 #   make vm-test-iommufd  the VM test on its own 6.12 guest kernel: iommufd and no-IOMMU too
+#   make vm-test-rdma  RDMA between two Soft-RoCE (rxe) endpoints in a QEMU guest
 #   make fuzz    every libFuzzer target for FUZZ_SECONDS (60) each; make check replays their corpora
 #   make check-tsan  the suite under ThreadSanitizer alone
 #
@@ -16,7 +17,7 @@ BUILD_CLANG ?= build-clang
 PREFIX      ?= /usr/local
 DEMO_ARGS   ?=
 
-.PHONY: all deps build run check test check-tsan fuzz check-asan check-clang vm-test vm-test-iommufd vm-bench bench install uninstall clean
+.PHONY: all deps build run check test check-tsan fuzz check-asan check-clang vm-test vm-test-iommufd vm-test-rdma vm-bench bench install uninstall clean
 
 all: build
 
@@ -56,6 +57,12 @@ vm-test: build
 # and VFIO's no-IOMMU mode, which Debian's 6.1 kernel cannot run.
 vm-test-iommufd: build
 	IOVM_VM_KERNEL=$$(tests/vm/make_kernel.sh | tail -n1) tests/vm/vm_test.sh $(BUILD)
+
+# RDMA through the kernel's Soft-RoCE (rxe) on Debian's 6.1 guest kernel:
+# two processes, each with its own rxe device, over a veth pair; libibverbs
+# first, then iovm. Not part of make check (yet).
+vm-test-rdma: build
+	tests/vm/vm_rdma.sh $(BUILD)
 
 # `iovm bench vfio` in the VM test's guest: VFIO through an emulated IOMMU.
 vm-bench: build
