@@ -3,6 +3,9 @@
 #   deps.sh build   compiler and build system
 #   deps.sh check   the above, clang for the second compiler, its sanitizer and libFuzzer runtimes
 #   deps.sh bench   the peers the benchmarks compare against (optional)
+#   deps.sh rdma    the build's, and libibverbs' headers (libibverbs-dev, with the
+#                   providers) to build the verbs backend against on the host;
+#                   vm_rdma.sh needs none of it: it unpacks its own
 set -eu
 
 want=""
@@ -10,6 +13,7 @@ case "${1:-build}" in
 build) want="gcc libc6-dev make meson ninja-build pkg-config" ;;
 check) want="gcc libc6-dev make meson ninja-build pkg-config clang libclang-rt-dev" ;;
 bench) want="gcc libc6-dev make meson ninja-build pkg-config libdpdk-dev libucx-dev gnuplot-nox" ;;
+rdma) want="gcc libc6-dev make meson ninja-build pkg-config libibverbs-dev" ;;
 *) echo "deps.sh: unknown target '$1'" >&2; exit 2 ;;
 esac
 
