@@ -48,7 +48,8 @@ step() { echo "[$(($(date +%s) - T0)) s] $*"; }
 . "$SRC/vm_lib.sh"
 vm_need_qemu
 [ -f "$BUILD/libiovm_internal.a" ] || fail "no $BUILD/libiovm_internal.a: build first"
-mkdir -p "$CACHE" "$WORK" 2>/dev/null && [ -w "$CACHE" ] ||
+mkdir -p "$WORK" || fail "cannot make $WORK"
+mkdir -p "$CACHE" 2>/dev/null && [ -w "$CACHE" ] ||
 	skip "cannot write the cache $CACHE (set IOVM_VM_CACHE, or run as root)"
 
 # The guest kernel.
