@@ -35,7 +35,7 @@ vm_need_qemu() {
 vm_kernel_pkg() {
 	local pkg
 	pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/.*Depends: \(linux-image-[0-9][^ ]*\)/\1/p' | head -1)
-	[ -n "$pkg" ] || pkg=$(ls "$CACHE" 2>/dev/null | sed -n 's/^\(linux-image-[0-9][^_]*\)_.*\.deb$/\1/p;s/^\(linux-image-[0-9][^_]*-amd64\)$/\1/p' | head -1)
+	[ -n "$pkg" ] || pkg=$(ls "$CACHE" 2>/dev/null | sed -n 's/^\(linux-image-[0-9][^_]*\)_.*\.deb$/\1/p;s/^\(linux-image-[0-9][^_]*-amd64\)\(-[a-z]*\)\{0,1\}$/\1/p' | head -1)
 	echo "$pkg"
 }
 
