@@ -109,8 +109,10 @@ cp "$SRC/init" "$R/init" && cp "$SRC/vm_rdma_setup.sh" "$R/vm_setup" && cp "$WOR
 if [ -n "$kmods" ]; then
 	cp "$kmods"/*.ko "$kmods/load-order" "$R/lib/modules/" || fail "cannot copy the modules"
 fi
-# Every library the binaries and the provider load, from the unpacked packages first, then the host's.
-libs=$(for b in "$R/vm_rdma" "$R/usr/bin/ip" "$R/usr/bin/rdma" "$PROVIDER"; do
+# libibverbs itself (iovm dlopen()s it), and every library the binaries and the provider load, from
+# the unpacked packages first, then the host's.
+cp -L "$UR/usr/lib/x86_64-linux-gnu/libibverbs.so.1" "$R/usr/lib/x86_64-linux-gnu/" || fail "no libibverbs.so.1"
+libs=$(for b in "$R/vm_rdma" "$R/usr/bin/ip" "$R/usr/bin/rdma" "$PROVIDER" "$R/usr/lib/x86_64-linux-gnu/libibverbs.so.1"; do
 	LD_LIBRARY_PATH=$ULIB ldd "$b" || echo "$b: not a dynamic executable?"
 done)
 missing=$(echo "$libs" | sed -n 's/^\s*\(\S*\) => not found.*/\1/p' | sort -u)
