@@ -6,6 +6,8 @@
 #   make vm-test the VM test alone (also part of make check, in the default build)
 #   make vm-bench `iovm bench vfio` in the VM test's guest
 #   make vm-test-iommufd  the VM test on its own 6.12 guest kernel: iommufd and no-IOMMU too
+#   make vm-test-rdma  RDMA between two Soft-RoCE (rxe) endpoints in a QEMU guest
+#   make vm-test-rdma-odp  the same on its own 7.x guest kernel: namespaces and on-demand paging
 #   make fuzz    every libFuzzer target for FUZZ_SECONDS (60) each; make check replays their corpora
 #   make check-tsan  the suite under ThreadSanitizer alone
 #   make deb     Debian packages libiovm0, libiovm-dev, iovm into build/deb, checked by lintian
@@ -18,7 +20,7 @@ BUILD_CLANG ?= build-clang
 PREFIX      ?= /usr/local
 DEMO_ARGS   ?=
 
-.PHONY: all deps build docs run check test check-tsan fuzz check-asan check-clang vm-test vm-test-iommufd vm-bench bench install uninstall clean
+.PHONY: all deps build docs deb run check test check-tsan fuzz check-asan check-clang vm-test vm-test-iommufd vm-test-rdma vm-test-rdma-odp vm-bench bench install uninstall clean
 
 all: build
 
@@ -70,6 +72,19 @@ vm-test: build
 # and VFIO's no-IOMMU mode, which Debian's 6.1 kernel cannot run.
 vm-test-iommufd: build
 	IOVM_VM_KERNEL=$$(tests/vm/make_kernel.sh | tail -n1) tests/vm/vm_test.sh $(BUILD)
+
+# RDMA through the kernel's Soft-RoCE (rxe) on Debian's 6.1 guest kernel:
+# two processes, each with its own rxe device, over a veth pair; libibverbs
+# first, then iovm. Not part of make check (yet).
+vm-test-rdma: build
+	tests/vm/vm_rdma.sh $(BUILD)
+
+# The RDMA VM test on a guest kernel of its own (built once into
+# /var/tmp/iovm-vm from trixie-backports' newest linux-source, some 25
+# minutes here): each endpoint in its own network namespace, and rxe's
+# on-demand paging, which Debian's 6.1 kernel lacks.
+vm-test-rdma-odp: build
+	IOVM_VM_RDMA_KERNEL=$$(tests/vm/make_kernel.sh rdma | tail -n1) tests/vm/vm_rdma.sh $(BUILD)
 
 # `iovm bench vfio` in the VM test's guest: VFIO through an emulated IOMMU.
 vm-bench: build

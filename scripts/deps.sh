@@ -6,6 +6,9 @@
 #   deps.sh bench   the peers the benchmarks compare against (optional)
 #   deps.sh deb     the build's, dpkg-buildpackage and debhelper, and lintian (make deb)
 #   deps.sh deb-build  the same but lintian (make check's deb leg, which skips it)
+#   deps.sh rdma    the build's, and libibverbs' headers (libibverbs-dev, with the
+#                   providers) to build the verbs backend against on the host;
+#                   vm_rdma.sh needs none of it: it unpacks its own
 set -eu
 
 want=""
@@ -15,6 +18,7 @@ check) want="gcc libc6-dev make meson ninja-build pkg-config libibverbs-dev clan
 bench) want="gcc libc6-dev make meson ninja-build pkg-config libdpdk-dev libucx-dev gnuplot-nox" ;;
 deb) want="gcc libc6-dev make meson ninja-build pkg-config libibverbs-dev python3 build-essential debhelper dpkg-dev lintian" ;;
 deb-build) want="gcc libc6-dev make meson ninja-build pkg-config libibverbs-dev python3 build-essential debhelper dpkg-dev" ;;
+rdma) want="gcc libc6-dev make meson ninja-build pkg-config libibverbs-dev" ;;
 *) echo "deps.sh: unknown target '$1'" >&2; exit 2 ;;
 esac
 

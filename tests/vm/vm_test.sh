@@ -36,50 +36,17 @@ CACHE=${IOVM_VM_CACHE:-/var/tmp/iovm-vm}
 WORK=$BUILD/vm
 TIMEOUT=${VM_TIMEOUT:-300}
 
-skip() { echo "SKIP: $*"; exit 77; }
-fail() { echo "FAIL: $*"; exit 1; }
+. "$SRC/vm_lib.sh"
+vm_need_qemu
 
-# What QEMU and the initramfs need.
-need=()
-command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
-static_busybox() { [ -x /bin/busybox ] && LANG=C ldd /bin/busybox 2>&1 | grep -q "not a dynamic"; }
-static_busybox || need+=(busybox-static)
-if [ ${#need[@]} -gt 0 ]; then
-	[ "$(id -u)" = 0 ] || skip "not root, and ${need[*]} missing"
-	echo "installing ${need[*]}"
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null 2>&1 ||
-		{ apt-get update -q >/dev/null 2>&1 &&
-		  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null 2>&1; } ||
-		skip "cannot install ${need[*]}"
-fi
-command -v qemu-system-x86_64 >/dev/null || skip "no qemu-system-x86_64"
-static_busybox || skip "no static busybox"
-
-# The guest kernel: Debian's, as linux-image-amd64 names it today.
+# The guest kernel: Debian's, with the VFIO modules (some 15 MB of the package's 400).
 mkdir -p "$CACHE" "$WORK" || fail "cannot make $CACHE or $WORK"
-pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/.*Depends: \(linux-image-[0-9][^ ]*\)/\1/p' | head -1)
-[ -n "$pkg" ] || pkg=$(ls "$CACHE" 2>/dev/null | sed -n 's/^\(linux-image-[0-9][^_]*\)_.*\.deb$/\1/p' | head -1)
+pkg=$(vm_kernel_pkg)
 [ -n "$pkg" ] || skip "no linux-image package known to apt"
 kpkg=$CACHE/$pkg
-# Kept: the kernel and the VFIO modules (some 15 MB of the package's 400).
 VFIO_MODULES="virt/lib/irqbypass drivers/vfio/vfio drivers/vfio/vfio_iommu_type1 drivers/vfio/vfio_virqfd
 	drivers/vfio/pci/vfio-pci-core drivers/vfio/pci/vfio-pci"
-if [ ! -f "$kpkg/vmlinuz" ]; then
-	tmp=$CACHE/unpack.$$
-	rm -rf "$tmp" && mkdir -p "$tmp" || fail "cannot make $tmp"
-	(cd "$tmp" && apt-get download -q "$pkg" >/dev/null 2>&1) || { rm -rf "$tmp"; skip "cannot download $pkg"; }
-	dpkg -x "$tmp"/"$pkg"_*.deb "$tmp/x" || { rm -rf "$tmp"; fail "cannot unpack $pkg"; }
-	mkdir -p "$kpkg.new/modules"
-	cp "$tmp"/x/boot/vmlinuz-* "$kpkg.new/vmlinuz" || { rm -rf "$tmp"; fail "no kernel in $pkg"; }
-	mods=$(ls -d "$tmp"/x/lib/modules/*/kernel | head -1)
-	for m in $VFIO_MODULES; do
-		b=$(basename $m)
-		if [ -f "$mods/$m.ko" ]; then cp "$mods/$m.ko" "$kpkg.new/modules/"
-		elif [ -f "$mods/$m.ko.xz" ]; then xz -dc "$mods/$m.ko.xz" >"$kpkg.new/modules/$b.ko"
-		fi
-	done
-	rm -rf "$tmp" "$kpkg" && mv "$kpkg.new" "$kpkg" || fail "cannot keep $pkg"
-fi
+vm_unpack_kernel "$pkg" "$kpkg" $VFIO_MODULES
 kernel=$kpkg/vmlinuz
 own_kernel=${IOVM_VM_KERNEL:-}
 if [ -n "$own_kernel" ]; then
@@ -128,8 +95,7 @@ for m in $VFIO_MODULES; do
 	[ -f "$kpkg/modules/$b.ko" ] || continue # vfio_virqfd is part of vfio on later kernels
 	cp "$kpkg/modules/$b.ko" "$R/lib/modules/" && echo "$b" >>"$R/lib/modules/load-order"
 done
-(cd "$R" && find . | busybox cpio -o -H newc -R 0:0 2>/dev/null | gzip -1) >"$WORK/initramfs.gz" ||
-	fail "cannot pack the initramfs"
+vm_pack "$R" "$WORK/initramfs.gz"
 # The NVMe disk: fresh each boot, with blocks the guest must read back.
 rm -f "$WORK/nvme.img" && truncate -s 64M "$WORK/nvme.img" || fail "cannot make the disk image"
 case ",$TESTS," in *,nvme,* | *,nvme+*) "$WORK/vm_nvme" --seed "$WORK/nvme.img" || fail "cannot seed the disk image" ;; esac

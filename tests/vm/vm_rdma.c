@@ -1,0 +1,763 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vm_rdma.c - runs inside the RDMA VM test's guest (vm_rdma.sh): two
+ * endpoints, each a process of its own with its own Soft-RoCE device
+ * (rxe0 on veth0, rxe1 on veth1), that share no memory and reach each
+ * other in RoCEv2 packets over the veth pair; each in a network namespace
+ * of its own where the guest's rxe supports that (vm_rdma_setup.sh
+ * decides). Before iovm is involved, plain libibverbs proves the stack:
+ *
+ *   write       A writes B's registered buffer (RDMA WRITE)
+ *   read        A reads B's registered buffer (RDMA READ)
+ *   send        SEND/RECV, A to B and back
+ *   stale-rkey  B deregisters a buffer whose rkey A holds: A's RDMA WRITE
+ *               and READ with it complete with IBV_WC_REM_ACCESS_ERR, and
+ *               the bytes on both sides stay as they were
+ *   odp         RDMA WRITE and READ on on-demand-paging MRs whose pages
+ *               are not yet there (rxe from Linux 6.15; skipped before)
+ *
+ * Each case runs in both processes at once, on a reliable-connected QP
+ * pair of its own, made by ep_connect(): the two exchange QPN, PSN, GID
+ * (the device's RoCEv2 IPv4 GID) and one buffer's address, rkey and
+ * length through pipes; ep_sync() is a barrier, and after each case B
+ * sends A its count of failed checks. A (the parent) prints the verdict.
+ * iovm's own cases go into cases[] below: same helpers, same lockstep.
+ *
+ * Usage: vm_rdma [DEV_A DEV_B [NETNS_A NETNS_B]]
+ *   without arguments, the same words from $IOVM_VM_RDMA, else rxe0 rxe1;
+ *   NETNS_* are paths such as /var/run/netns/A that each process
+ *   setns()es into before it opens its device. IOVM_VM_RDMA_ODP=1: the
+ *   kernel was built with rxe's on-demand paging, which must work.
+ * Prints "RESULT: PASS" or "RESULT: FAIL" as the other VM tests do.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <infiniband/verbs.h>
+
+#include "vm_common.h"
+
+#define BUF_LEN 8192
+#define CQ_TIMEOUT 30.0 /* seconds: TCG is slow, a retry storm slower */
+
+enum side { SIDE_A, SIDE_B };
+
+/* What ep_connect() tells the peer. */
+struct ep_info {
+	uint32_t qpn, psn;
+	union ibv_gid gid;
+	uint64_t addr; /* one buffer the peer may target, */
+	uint32_t rkey; /* with its rkey */
+	uint32_t len;
+};
+
+/* One endpoint: a process, its device, and its end of the pipes to the other. */
+struct ep {
+	enum side side;
+	const char *name; /* "A" or "B" in messages */
+	int in, out;      /* pipes from and to the peer */
+	struct ibv_context *ctx;
+	struct ibv_pd *pd;
+	struct ibv_cq *cq;
+	uint8_t port;
+	int gid_index;
+	union ibv_gid gid;
+	enum ibv_mtu mtu;
+	struct ibv_qp *qp;   /* the case's QP, from ep_connect() */
+	struct ep_info peer; /* what the peer told ep_connect() */
+};
+
+static int xwrite(int fd, const void *p, size_t n)
+{
+	for (size_t done = 0; done < n;) {
+		ssize_t r = write(fd, (const char *)p + done, n - done);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		done += (size_t)r;
+	}
+	return 0;
+}
+
+/* Reads n bytes from the peer; -1 if it is gone or silent for CQ_TIMEOUT * 2. */
+static int xread(int fd, void *p, size_t n)
+{
+	for (size_t done = 0; done < n;) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		ssize_t r;
+
+		if (poll(&pfd, 1, (int)(CQ_TIMEOUT * 2000)) == 0) {
+			printf("  the peer said nothing for %.0f s\n", CQ_TIMEOUT * 2);
+			return -1;
+		}
+		r = read(fd, (char *)p + done, n - done);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		done += (size_t)r;
+	}
+	return 0;
+}
+
+/* Sends mine, receives the peer's: the same size both ways. */
+static int ep_exchange(struct ep *ep, const void *mine, void *theirs, size_t n)
+{
+	return xwrite(ep->out, mine, n) || xread(ep->in, theirs, n) ? -1 : 0;
+}
+
+/* A barrier: returns when both endpoints got here. */
+static int ep_sync(struct ep *ep)
+{
+	char me = 's', them;
+
+	return ep_exchange(ep, &me, &them, 1);
+}
+
+static bool gid_is_ipv4(const union ibv_gid *g)
+{
+	static const uint8_t prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+	return !memcmp(g->raw, prefix, sizeof(prefix));
+}
+
+static const char *gid_str(const union ibv_gid *g, char *s, size_t len)
+{
+	if (gid_is_ipv4(g))
+		return inet_ntop(AF_INET, g->raw + 12, s, (socklen_t)len);
+	return inet_ntop(AF_INET6, g->raw, s, (socklen_t)len);
+}
+
+/*
+ * The device's RoCEv2 GID of an IPv4 address: rxe fills its GID table from
+ * the netdev's addresses, a little after they are set, so wait for it.
+ */
+static int find_gid(struct ep *ep)
+{
+	struct ibv_gid_entry e[64];
+	char s[64];
+
+	for (double t0 = now(); now() - t0 < 20;) {
+		ssize_t n = ibv_query_gid_table(ep->ctx, e, 64, 0);
+
+		for (ssize_t i = 0; i < n; i++) {
+			if (e[i].port_num != ep->port || e[i].gid_type != IBV_GID_TYPE_ROCE_V2 ||
+			    !gid_is_ipv4(&e[i].gid))
+				continue;
+			ep->gid_index = (int)e[i].gid_index;
+			ep->gid = e[i].gid;
+			printf("  %s: %s port %u: RoCEv2 GID %d is %s (netdev %u)\n", ep->name,
+			       ibv_get_device_name(ep->ctx->device), ep->port, ep->gid_index,
+			       gid_str(&ep->gid, s, sizeof(s)), e[i].ndev_ifindex);
+			return 0;
+		}
+		usleep(100000);
+	}
+	printf("  %s: no RoCEv2 IPv4 GID on %s\n", ep->name, ibv_get_device_name(ep->ctx->device));
+	return -1;
+}
+
+static int ep_open(struct ep *ep, const char *dev)
+{
+	struct ibv_device **list;
+	struct ibv_port_attr pa;
+	int n;
+
+	list = ibv_get_device_list(&n);
+	if (!list) {
+		printf("  %s: ibv_get_device_list: %s\n", ep->name, strerror(errno));
+		return -1;
+	}
+	for (int i = 0; i < n && !ep->ctx; i++)
+		if (!strcmp(ibv_get_device_name(list[i]), dev))
+			ep->ctx = ibv_open_device(list[i]);
+	ibv_free_device_list(list);
+	if (!ep->ctx) {
+		printf("  %s: cannot open %s (%d devices)\n", ep->name, dev, n);
+		return -1;
+	}
+	ep->port = 1;
+	if (ibv_query_port(ep->ctx, ep->port, &pa) || pa.state != IBV_PORT_ACTIVE) {
+		printf("  %s: %s port 1 is not active\n", ep->name, dev);
+		return -1;
+	}
+	ep->mtu = pa.active_mtu;
+	ep->pd = ibv_alloc_pd(ep->ctx);
+	ep->cq = ep->pd ? ibv_create_cq(ep->ctx, 64, NULL, NULL, 0) : NULL;
+	if (!ep->cq) {
+		printf("  %s: cannot allocate a PD and a CQ on %s\n", ep->name, dev);
+		return -1;
+	}
+	return find_gid(ep);
+}
+
+static int modify(struct ep *ep, struct ibv_qp_attr *a, int mask, const char *what)
+{
+	int r = ibv_modify_qp(ep->qp, a, mask);
+
+	if (r)
+		printf("  %s: QP %#x to %s: %s\n", ep->name, ep->qp->qp_num, what, strerror(r));
+	return r ? -1 : 0;
+}
+
+/*
+ * A new RC QP connected to the peer's, which calls this at the same time;
+ * both are ready to send when it returns. addr, rkey and len describe a
+ * buffer the peer may target (0 for none); the peer's lands in ep->peer.
+ * Receives are posted after it, then an ep_sync() before the peer sends.
+ */
+static int ep_connect(struct ep *ep, uint64_t addr, uint32_t rkey, uint32_t len)
+{
+	struct ibv_qp_init_attr ia = {
+		.send_cq = ep->cq,
+		.recv_cq = ep->cq,
+		.cap = { .max_send_wr = 16, .max_recv_wr = 16, .max_send_sge = 1, .max_recv_sge = 1 },
+		.qp_type = IBV_QPT_RC,
+		.sq_sig_all = 1,
+	};
+	struct ibv_qp_attr a;
+	struct ep_info me = { .gid = ep->gid, .addr = addr, .rkey = rkey, .len = len };
+	int ok;
+
+	ep->qp = ibv_create_qp(ep->pd, &ia);
+	ok = ep->qp != NULL;
+	if (!ok)
+		printf("  %s: ibv_create_qp: %s\n", ep->name, strerror(errno));
+	else {
+		me.qpn = ep->qp->qp_num;
+		me.psn = (uint32_t)(me.qpn * 7919u) & 0xffffff;
+	}
+	if (ep_exchange(ep, &me, &ep->peer, sizeof(me)) || !ok || !ep->peer.qpn)
+		return -1;
+
+	a = (struct ibv_qp_attr){ .qp_state = IBV_QPS_INIT, .port_num = ep->port,
+		.qp_access_flags = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ };
+	if (modify(ep, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_ACCESS_FLAGS, "INIT"))
+		return -1;
+	a = (struct ibv_qp_attr){
+		.qp_state = IBV_QPS_RTR,
+		.path_mtu = ep->mtu,
+		.dest_qp_num = ep->peer.qpn,
+		.rq_psn = ep->peer.psn,
+		.max_dest_rd_atomic = 4,
+		.min_rnr_timer = 12,
+		.ah_attr = { .is_global = 1, .port_num = ep->port,
+			.grh = { .dgid = ep->peer.gid, .sgid_index = (uint8_t)ep->gid_index, .hop_limit = 64 } },
+	};
+	if (modify(ep, &a, IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_DEST_QPN | IBV_QP_RQ_PSN |
+				   IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER, "RTR"))
+		return -1;
+	a = (struct ibv_qp_attr){ .qp_state = IBV_QPS_RTS, .sq_psn = me.psn, .timeout = 16, .retry_cnt = 7,
+		.rnr_retry = 7, .max_rd_atomic = 4 };
+	if (modify(ep, &a, IBV_QP_STATE | IBV_QP_SQ_PSN | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT | IBV_QP_RNR_RETRY |
+				   IBV_QP_MAX_QP_RD_ATOMIC, "RTS"))
+		return -1;
+	/* Nobody sends before the peer's QP can receive: a QP short of RTR drops what comes in. */
+	return ep_sync(ep);
+}
+
+/* Destroys the case's QP, and drops what its CQ still holds. */
+static void ep_disconnect(struct ep *ep)
+{
+	struct ibv_wc wc;
+
+	if (ep->qp)
+		ibv_destroy_qp(ep->qp);
+	ep->qp = NULL;
+	while (ibv_poll_cq(ep->cq, 1, &wc) > 0)
+		;
+}
+
+/* The next completion; its status, or -1 when none came in CQ_TIMEOUT. */
+static int ep_wait(struct ep *ep, struct ibv_wc *wc)
+{
+	for (double t0 = now(); now() - t0 < CQ_TIMEOUT;) {
+		int n = ibv_poll_cq(ep->cq, 1, wc);
+
+		if (n < 0)
+			break;
+		if (n)
+			return (int)wc->status;
+		usleep(200);
+	}
+	printf("  %s: no completion in %.0f s\n", ep->name, CQ_TIMEOUT);
+	return -1;
+}
+
+/* Posts one work request on the case's QP and waits for its completion: the status, or -1. */
+static int ep_post_wait(struct ep *ep, enum ibv_wr_opcode op, struct ibv_mr *mr, void *p, size_t len,
+			uint64_t raddr, uint32_t rkey)
+{
+	struct ibv_sge sge = { .addr = (uintptr_t)p, .length = (uint32_t)len, .lkey = mr->lkey };
+	struct ibv_send_wr wr = { .wr_id = 1, .sg_list = &sge, .num_sge = 1, .opcode = op,
+		.send_flags = IBV_SEND_SIGNALED, .wr = { .rdma = { .remote_addr = raddr, .rkey = rkey } } };
+	struct ibv_send_wr *bad;
+	struct ibv_wc wc;
+	int r = ibv_post_send(ep->qp, &wr, &bad);
+
+	if (r) {
+		printf("  %s: ibv_post_send: %s\n", ep->name, strerror(r));
+		return -1;
+	}
+	return ep_wait(ep, &wc);
+}
+
+static int ep_post_recv(struct ep *ep, struct ibv_mr *mr, void *p, size_t len)
+{
+	struct ibv_sge sge = { .addr = (uintptr_t)p, .length = (uint32_t)len, .lkey = mr->lkey };
+	struct ibv_recv_wr wr = { .wr_id = 2, .sg_list = &sge, .num_sge = 1 }, *bad;
+
+	return ibv_post_recv(ep->qp, &wr, &bad) ? -1 : 0;
+}
+
+/* A malloc'ed buffer filled with v, registered with access; NULL (a failed check) if not. */
+static struct ibv_mr *ep_buffer(struct ep *ep, uint8_t **p, size_t len, uint8_t v, int access)
+{
+	struct ibv_mr *mr = NULL;
+
+	*p = malloc(len);
+	if (*p) {
+		memset(*p, v, len);
+		mr = ibv_reg_mr(ep->pd, *p, len, access);
+	}
+	CHECK(mr, "%s: ibv_reg_mr of %zu malloc'ed bytes%s%s", ep->name, len, mr ? "" : ": ",
+	      mr ? "" : strerror(errno));
+	return mr;
+}
+
+static void ep_free(struct ibv_mr *mr, uint8_t *p)
+{
+	if (mr)
+		ibv_dereg_mr(mr);
+	free(p);
+}
+
+/* "" when the n bytes at p are want's, else where they first differ. */
+static const char *differ(const uint8_t *p, const uint8_t *want, size_t n)
+{
+	static char note[64];
+
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != want[i]) {
+			snprintf(note, sizeof(note), " (not from byte %zu on)", i);
+			return note;
+		}
+	return "";
+}
+
+static const char *status_str(int st)
+{
+	return st < 0 ? "no completion" : ibv_wc_status_str((enum ibv_wc_status)st);
+}
+
+/* RDMA WRITE: A's pattern into B's zeroed buffer. */
+static int case_write(struct ep *ep)
+{
+	uint8_t *buf, want[BUF_LEN];
+	struct ibv_mr *mr;
+	int st, rc = -1;
+
+	fill(want, BUF_LEN, 1);
+	mr = ep_buffer(ep, &buf, BUF_LEN, 0, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE);
+	if (!mr || ep_connect(ep, (uintptr_t)buf, mr->rkey, BUF_LEN))
+		goto out;
+	if (ep->side == SIDE_A) {
+		memcpy(buf, want, BUF_LEN);
+		st = ep_post_wait(ep, IBV_WR_RDMA_WRITE, mr, buf, BUF_LEN, ep->peer.addr, ep->peer.rkey);
+		CHECK(st == IBV_WC_SUCCESS, "%s: RDMA WRITE of %d bytes to B's rkey %#x: %s", ep->name, BUF_LEN,
+		      ep->peer.rkey, status_str(st));
+	}
+	if (ep_sync(ep))
+		goto out;
+	if (ep->side == SIDE_B)
+		CHECK(!memcmp(buf, want, BUF_LEN), "%s: the buffer holds what A wrote%s", ep->name,
+		      differ(buf, want, BUF_LEN));
+	rc = 0;
+out:
+	ep_disconnect(ep);
+	ep_free(mr, buf);
+	return rc;
+}
+
+/* RDMA READ: B's pattern into A's zeroed buffer. */
+static int case_read(struct ep *ep)
+{
+	uint8_t *buf, want[BUF_LEN];
+	struct ibv_mr *mr;
+	int st, rc = -1;
+
+	fill(want, BUF_LEN, 2);
+	mr = ep_buffer(ep, &buf, BUF_LEN, 0, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ);
+	if (mr && ep->side == SIDE_B)
+		memcpy(buf, want, BUF_LEN);
+	if (!mr || ep_connect(ep, (uintptr_t)buf, mr->rkey, BUF_LEN))
+		goto out;
+	if (ep->side == SIDE_A) {
+		st = ep_post_wait(ep, IBV_WR_RDMA_READ, mr, buf, BUF_LEN, ep->peer.addr, ep->peer.rkey);
+		CHECK(st == IBV_WC_SUCCESS && !memcmp(buf, want, BUF_LEN),
+		      "%s: RDMA READ of %d bytes from B's rkey %#x: %s, %s%s", ep->name, BUF_LEN, ep->peer.rkey,
+		      status_str(st), memcmp(buf, want, BUF_LEN) ? "other bytes" : "B's bytes",
+		      differ(buf, want, BUF_LEN));
+	}
+	if (ep_sync(ep))
+		goto out;
+	rc = 0;
+out:
+	ep_disconnect(ep);
+	ep_free(mr, buf);
+	return rc;
+}
+
+/* SEND/RECV: A's message to B, and B's answer (each byte plus one) back. */
+static int case_send(struct ep *ep)
+{
+	enum { MSG = 3000 };
+	uint8_t *buf, want[MSG];
+	struct ibv_mr *mr;
+	struct ibv_wc wc;
+	int st, rc = -1;
+
+	fill(want, MSG, 3);
+	/* The first half sends, the second receives. */
+	mr = ep_buffer(ep, &buf, 2 * MSG, 0, IBV_ACCESS_LOCAL_WRITE);
+	if (!mr || ep_connect(ep, 0, 0, 0))
+		goto out;
+	CHECK(!ep_post_recv(ep, mr, buf + MSG, MSG), "%s: a receive of %d bytes posted", ep->name, MSG);
+	if (ep_sync(ep))
+		goto out;
+	for (int round = 0; round < 2; round++) {
+		bool same = true;
+
+		if ((round == 0) == (ep->side == SIDE_A)) {
+			for (int i = 0; i < MSG; i++)
+				buf[i] = (uint8_t)(want[i] + round);
+			st = ep_post_wait(ep, IBV_WR_SEND, mr, buf, MSG, 0, 0);
+			CHECK(st == IBV_WC_SUCCESS, "%s: SEND of %d bytes: %s", ep->name, MSG, status_str(st));
+			continue;
+		}
+		st = ep_wait(ep, &wc);
+		for (int i = 0; i < MSG; i++)
+			same &= buf[MSG + i] == (uint8_t)(want[i] + round);
+		CHECK(st == IBV_WC_SUCCESS && wc.opcode == IBV_WC_RECV && wc.byte_len == MSG && same,
+		      "%s: RECV of %u bytes: %s, %s", ep->name, st == IBV_WC_SUCCESS ? wc.byte_len : 0,
+		      status_str(st), same ? "as sent" : "other bytes");
+	}
+	if (ep_sync(ep))
+		goto out;
+	rc = 0;
+out:
+	ep_disconnect(ep);
+	ep_free(mr, buf);
+	return rc;
+}
+
+/*
+ * A stale rkey: B registers a buffer, tells A its rkey, deregisters it.
+ * A's RDMA WRITE and READ with that rkey, each on a QP pair of its own (an
+ * access error ends a QP), must complete with IBV_WC_REM_ACCESS_ERR; B's
+ * buffer (still allocated) and A's READ target keep their bytes.
+ */
+static int case_stale_rkey(struct ep *ep)
+{
+	uint8_t *buf, *src = NULL, fillv = ep->side == SIDE_A ? 0xa5 : 0x5a;
+	struct ibv_mr *mr, *smr = NULL;
+	struct ep_info stale;
+	int st, rc = -1;
+
+	mr = ep_buffer(ep, &buf, BUF_LEN, fillv,
+		       IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ);
+	if (ep->side == SIDE_A) {
+		smr = ep_buffer(ep, &src, BUF_LEN, 0, IBV_ACCESS_LOCAL_WRITE);
+		if (smr)
+			fill(src, BUF_LEN, 4);
+	}
+	if (!mr || (ep->side == SIDE_A && !smr) || ep_connect(ep, (uintptr_t)buf, mr->rkey, BUF_LEN))
+		goto out;
+	stale = ep->peer;
+	if (ep->side == SIDE_B) {
+		uint32_t rkey = mr->rkey;
+
+		CHECK(!ibv_dereg_mr(mr), "%s: ibv_dereg_mr of the buffer whose rkey %#x A holds", ep->name, rkey);
+		mr = NULL;
+	}
+	if (ep_sync(ep))
+		goto out;
+	for (int read = 0; read < 2; read++) {
+		if (read) {
+			ep_disconnect(ep);
+			if (ep_connect(ep, 0, 0, 0))
+				goto out;
+		}
+		if (ep->side == SIDE_A) {
+			st = read ? ep_post_wait(ep, IBV_WR_RDMA_READ, mr, buf, BUF_LEN, stale.addr, stale.rkey)
+				  : ep_post_wait(ep, IBV_WR_RDMA_WRITE, smr, src, BUF_LEN, stale.addr, stale.rkey);
+			CHECK(st == IBV_WC_REM_ACCESS_ERR, "%s: RDMA %s with B's stale rkey %#x: %s", ep->name,
+			      read ? "READ" : "WRITE", stale.rkey, status_str(st));
+		}
+		if (ep_sync(ep))
+			goto out;
+	}
+	CHECK(all(buf, BUF_LEN, fillv), "%s: the %s buffer kept its bytes (%#x)", ep->name,
+	      ep->side == SIDE_A ? "READ's target" : "deregistered", fillv);
+	rc = 0;
+out:
+	ep_disconnect(ep);
+	ep_free(smr, src);
+	ep_free(mr, buf);
+	return rc;
+}
+
+/* Whether this device does RC RDMA WRITE and READ on on-demand-paging MRs. */
+static bool ep_odp(struct ep *ep)
+{
+	struct ibv_device_attr_ex da;
+	uint32_t need = IBV_ODP_SUPPORT_WRITE | IBV_ODP_SUPPORT_READ;
+
+	return !ibv_query_device_ex(ep->ctx, NULL, &da) && (da.odp_caps.general_caps & IBV_ODP_SUPPORT) &&
+	       (da.odp_caps.per_transport_caps.rc_odp_caps & need) == need;
+}
+
+/* Fresh anonymous memory, not yet touched: no page is present until the device faults it in. */
+static struct ibv_mr *ep_odp_buffer(struct ep *ep, uint8_t **p, size_t len)
+{
+	struct ibv_mr *mr = NULL;
+
+	*p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (*p != MAP_FAILED)
+		mr = ibv_reg_mr(ep->pd, *p, len,
+				IBV_ACCESS_ON_DEMAND | IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE |
+					IBV_ACCESS_REMOTE_READ);
+	else
+		*p = NULL;
+	CHECK(mr, "%s: ibv_reg_mr(IBV_ACCESS_ON_DEMAND) of %zu untouched bytes%s%s", ep->name, len,
+	      mr ? "" : ": ", mr ? "" : strerror(errno));
+	return mr;
+}
+
+/*
+ * On-demand paging (rxe has it from Linux 6.15): A's RDMA WRITE into B's
+ * ODP buffer, whose pages are not there yet, then A's RDMA READ of it into
+ * an ODP buffer of A's own; 1 KiB packets (the veth's MTU), so most land
+ * inside a page (Linux 7.3.4's rxe put each at its page's start:
+ * rxe-odp-copy.patch). Skipped where a device lacks ODP, unless the
+ * guest's kernel was built for it (IOVM_VM_RDMA_ODP=1): a failure then.
+ */
+static int case_odp(struct ep *ep)
+{
+	uint8_t *odp = NULL, *src = NULL, want[BUF_LEN];
+	struct ibv_mr *mr = NULL, *smr = NULL;
+	const char *expect = getenv("IOVM_VM_RDMA_ODP");
+	int mine = ep_odp(ep), theirs, st, rc = -1;
+
+	if (ep_exchange(ep, &mine, &theirs, sizeof(mine)))
+		return -1;
+	if (!mine || !theirs) {
+		if (ep->side == SIDE_A)
+			CHECK(!(expect && !strcmp(expect, "1")), "%s: no ODP on %s: skipped%s", ep->name,
+			      !mine ? "A's device" : "B's device",
+			      expect && !strcmp(expect, "1") ? ", but this kernel was built for it" : "");
+		return 0;
+	}
+	fill(want, BUF_LEN, 5);
+	mr = ep_odp_buffer(ep, &odp, BUF_LEN);
+	if (ep->side == SIDE_A)
+		smr = ep_buffer(ep, &src, BUF_LEN, 0, IBV_ACCESS_LOCAL_WRITE);
+	if (!mr || (ep->side == SIDE_A && !smr) || ep_connect(ep, (uintptr_t)odp, mr->rkey, BUF_LEN))
+		goto out;
+	if (ep->side == SIDE_A) {
+		memcpy(src, want, BUF_LEN);
+		st = ep_post_wait(ep, IBV_WR_RDMA_WRITE, smr, src, BUF_LEN, ep->peer.addr, ep->peer.rkey);
+		CHECK(st == IBV_WC_SUCCESS, "%s: RDMA WRITE into B's ODP buffer (pages absent): %s", ep->name,
+		      status_str(st));
+	}
+	if (ep_sync(ep))
+		goto out;
+	if (ep->side == SIDE_B)
+		CHECK(!memcmp(odp, want, BUF_LEN), "%s: the ODP buffer holds what A wrote%s", ep->name,
+		      differ(odp, want, BUF_LEN));
+	if (ep->side == SIDE_A) {
+		st = ep_post_wait(ep, IBV_WR_RDMA_READ, mr, odp, BUF_LEN, ep->peer.addr, ep->peer.rkey);
+		CHECK(st == IBV_WC_SUCCESS && !memcmp(odp, want, BUF_LEN),
+		      "%s: RDMA READ of it into A's own ODP buffer (pages absent): %s, %s%s", ep->name,
+		      status_str(st), memcmp(odp, want, BUF_LEN) ? "other bytes" : "the bytes written",
+		      differ(odp, want, BUF_LEN));
+	}
+	if (ep_sync(ep))
+		goto out;
+	rc = 0;
+out:
+	ep_disconnect(ep);
+	if (mr)
+		ibv_dereg_mr(mr);
+	if (odp)
+		munmap(odp, BUF_LEN);
+	ep_free(smr, src);
+	return rc;
+}
+
+/*
+ * The cases, in order. Both endpoints run each one at the same time and
+ * make the same ep_connect() and ep_sync() calls; a case counts failed
+ * CHECKs in failures, and returns -1 only when the two lost step (a
+ * connection or a barrier failed): the run stops there.
+ */
+static const struct {
+	const char *name;
+	int (*run)(struct ep *ep);
+} cases[] = {
+	{ "write", case_write },
+	{ "read", case_read },
+	{ "send", case_send },
+	{ "stale-rkey", case_stale_rkey },
+	{ "odp", case_odp },
+	/* iovm's cases (memory registered through the library) follow here. */
+};
+
+/* B's checks and failed checks, as B reported them to A. */
+static int peer_checks, peer_failures;
+
+/* A counter of the device's port 1 (rxe's hw_counters), or -1. */
+static long hw_counter(const char *dev, const char *name)
+{
+	char path[256];
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/class/infiniband/%s/ports/1/hw_counters/%s", dev, name);
+	f = fopen(path, "r");
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+/* One endpoint's life: its namespace, its device, every case. */
+static void endpoint(struct ep *ep, const char *dev, const char *netns)
+{
+	int fd, bad, theirs;
+
+	if (netns) {
+		fd = open(netns, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || setns(fd, CLONE_NEWNET)) {
+			printf("  %s: cannot enter the network namespace %s: %s\n", ep->name, netns, strerror(errno));
+			failures++;
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	if (!failures && ep_open(ep, dev))
+		failures++;
+	/* Both ready, or neither runs a case. */
+	bad = failures;
+	if (ep_exchange(ep, &bad, &theirs, sizeof(bad))) {
+		peer_failures++;
+		return;
+	}
+	peer_failures += theirs;
+	if (bad || theirs)
+		return;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int before = failures, rc;
+
+		if (ep->side == SIDE_A)
+			printf("case %s\n", cases[i].name);
+		rc = cases[i].run(ep);
+		bad = failures - before + (rc < 0);
+		if (rc < 0 || ep_exchange(ep, &bad, &theirs, sizeof(bad))) {
+			printf("  %s: lost step with the other endpoint in case %s\n", ep->name, cases[i].name);
+			failures++;
+			return;
+		}
+		peer_failures += theirs;
+		if (ep->side == SIDE_A)
+			printf("case %s: %s\n", cases[i].name, bad + theirs ? "FAIL" : "ok");
+	}
+	if (ep_exchange(ep, &checks, &peer_checks, sizeof(checks)))
+		peer_failures++;
+}
+
+int main(int argc, char **argv)
+{
+	const char *dev[2] = { "rxe0", "rxe1" }, *ns[2] = { NULL, NULL };
+	char *env = getenv("IOVM_VM_RDMA"), *words[4];
+	int ab[2], ba[2], status, n = 0;
+	pid_t pid;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	signal(SIGPIPE, SIG_IGN); /* a peer gone is an error from write(), not the end */
+	/* The arguments, or the same words in IOVM_VM_RDMA (vm_rdma_setup.sh sets it). */
+	if (argc > 1)
+		for (int i = 1; i < argc && n < 4; i++)
+			words[n++] = argv[i];
+	else if (env)
+		for (char *w = strtok(env, " "); w && n < 4; w = strtok(NULL, " "))
+			words[n++] = w;
+	if (n >= 2)
+		dev[0] = words[0], dev[1] = words[1];
+	if (n >= 4)
+		ns[0] = words[2], ns[1] = words[3];
+	printf("RDMA between %s%s%s and %s%s%s, in two processes\n", dev[0], ns[0] ? " in " : "",
+	       ns[0] ? ns[0] : "", dev[1], ns[1] ? " in " : "", ns[1] ? ns[1] : "");
+	if (pipe(ab) || pipe(ba)) {
+		printf("pipe: %s\nRESULT: FAIL\n", strerror(errno));
+		return 1;
+	}
+	/* Nothing of libibverbs exists before the fork: each process has its own. */
+	pid = fork();
+	if (pid < 0) {
+		printf("fork: %s\nRESULT: FAIL\n", strerror(errno));
+		return 1;
+	}
+	if (pid == 0) {
+		struct ep b = { .side = SIDE_B, .name = "B", .in = ab[0], .out = ba[1] };
+
+		close(ab[1]);
+		close(ba[0]);
+		endpoint(&b, dev[1], ns[1]);
+		_exit(failures ? 1 : 0);
+	}
+	struct ep a = { .side = SIDE_A, .name = "A", .in = ba[0], .out = ab[1] };
+
+	close(ab[0]);
+	close(ba[1]);
+	endpoint(&a, dev[0], ns[0]);
+	close(a.out);
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status)) {
+		printf("  B: %d failed checks, exit status %#x\n", peer_failures, status);
+		if (!peer_failures)
+			peer_failures++;
+	}
+	/* The packets went through both devices, in both directions; what rxe counted. */
+	for (int i = 0; i < 2; i++) {
+		long sent = hw_counter(dev[i], "sent_pkts"), rcvd = hw_counter(dev[i], "rcvd_pkts");
+		char path[256];
+		struct dirent *d;
+		DIR *dir;
+
+		CHECK(sent > 0 && rcvd > 0, "%s: %s sent %ld packets and received %ld", i ? "B" : "A", dev[i], sent,
+		      rcvd);
+		snprintf(path, sizeof(path), "/sys/class/infiniband/%s/ports/1/hw_counters", dev[i]);
+		dir = opendir(path);
+		printf("  %s counters:", dev[i]);
+		while (dir && (d = readdir(dir)))
+			if (d->d_name[0] != '.' && strcmp(d->d_name, "lifespan") && hw_counter(dev[i], d->d_name) > 0)
+				printf(" %s=%ld", d->d_name, hw_counter(dev[i], d->d_name));
+		printf("\n");
+		if (dir)
+			closedir(dir);
+	}
+	printf("B: %d checks, %d failed\n", peer_checks, peer_failures);
+	checks += peer_checks;
+	failures += peer_failures;
+	return vm_result();
+}
