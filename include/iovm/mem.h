@@ -123,7 +123,10 @@ IOVM_API size_t iovm_dma_size(struct iovm_ctx *ctx, const void *ptr);
  * iovm_dma_trim() - give free pages back, and banks whose pages are all free.
  *
  * Without IOVM_TRIM_ALL, only pages free for release_delay_ms go. The heap
- * also trims by itself as memory is freed.
+ * also trims by itself as memory is freed. Pages go back in whole commits
+ * (what the heap committed at once: a hugepage, or the 4 KiB pages one
+ * allocation was missing): a free page of a commit that still holds live
+ * memory stays until the rest of that commit is free.
  *
  * Thread safety: safe.
  *
