@@ -21,7 +21,8 @@
  * (the device's RoCEv2 IPv4 GID) and one buffer's address, rkey and
  * length through pipes; ep_sync() is a barrier, and after each case B
  * sends A its count of failed checks. A (the parent) prints the verdict.
- * iovm's own cases go into cases[] below: same helpers, same lockstep.
+ * iovm's own cases (iovm-reg, iovm-cache, iovm-odp) register through
+ * libiovm's verbs backend: same helpers, same lockstep.
  *
  * Usage: vm_rdma [DEV_A DEV_B [NETNS_A NETNS_B]]
  *   without arguments, the same words from $IOVM_VM_RDMA, else rxe0 rxe1;
@@ -41,6 +42,8 @@
 
 #include <arpa/inet.h>
 #include <infiniband/verbs.h>
+
+#include <iovm.h>
 
 #include "vm_common.h"
 
@@ -72,6 +75,7 @@ struct ep {
 	enum ibv_mtu mtu;
 	struct ibv_qp *qp;   /* the case's QP, from ep_connect() */
 	struct ep_info peer; /* what the peer told ep_connect() */
+	const char *devname; /* the RDMA device, for iovm's "verbs:" */
 };
 
 static int xwrite(int fd, const void *p, size_t n)
@@ -603,6 +607,332 @@ out:
 	return rc;
 }
 
+/* ---- iovm's cases: memory registered through libiovm's verbs backend ---- */
+
+/*
+ * The endpoint's device opened again through iovm ("verbs:NAME"), bound to
+ * a managed domain: its MRs are iovm's, and the case's QPs must be in the
+ * protection domain iovm opened, so the endpoint's context, PD and CQ are
+ * swapped for iovm's while the case runs.
+ */
+struct iovm_ep {
+	struct iovm_ctx *ctx;
+	struct iovm_device *dev;
+	struct iovm_domain *dom;
+	struct ibv_context *own_ctx;
+	struct ibv_pd *own_pd;
+	struct ibv_cq *own_cq;
+};
+
+static int iovm_ep_open(struct ep *ep, struct iovm_ep *ie)
+{
+	struct iovm_device_verbs v = { 0 };
+	struct ibv_cq *cq;
+	char spec[80];
+
+	snprintf(spec, sizeof(spec), "verbs:%s", ep->devname);
+	CHECK(!iovm_open("page_size=4K", &ie->ctx), "%s: iovm_open", ep->name);
+	if (!ie->ctx)
+		return -1;
+	CHECK(!iovm_device_open(ie->ctx, spec, &ie->dev), "%s: iovm_device_open(%s): %s", ep->name, spec,
+	      iovm_error_detail());
+	if (!ie->dev)
+		return -1;
+	CHECK(!iovm_domain_create(ie->ctx, NULL, &ie->dom), "%s: iovm_domain_create", ep->name);
+	CHECK(ie->dom && !iovm_device_attach(ie->dev, ie->dom, IOVM_PASID_NONE), "%s: iovm_device_attach: %s",
+	      ep->name, iovm_error_detail());
+	CHECK(!iovm_device_verbs(ie->dev, &v) && v.pd && v.context, "%s: iovm_device_verbs", ep->name);
+	cq = v.context ? ibv_create_cq(v.context, 64, NULL, NULL, 0) : NULL;
+	CHECK(cq, "%s: a CQ on iovm's context", ep->name);
+	if (!cq)
+		return -1;
+	ie->own_ctx = ep->ctx, ie->own_pd = ep->pd, ie->own_cq = ep->cq;
+	ep->ctx = v.context, ep->pd = v.pd, ep->cq = cq;
+	return 0;
+}
+
+static void iovm_ep_close(struct ep *ep, struct iovm_ep *ie)
+{
+	if (ie->own_cq) {
+		ibv_destroy_cq(ep->cq);
+		ep->ctx = ie->own_ctx, ep->pd = ie->own_pd, ep->cq = ie->own_cq;
+	}
+	if (ie->dev) {
+		iovm_device_detach(ie->dev, IOVM_PASID_NONE);
+		iovm_device_close(ie->dev);
+	}
+	if (ie->dom)
+		iovm_domain_destroy(ie->dom);
+	if (ie->ctx)
+		iovm_close(ie->ctx);
+	*ie = (struct iovm_ep){ 0 };
+}
+
+/* An MR's device keys as a struct ibv_mr for ep_post_wait() (which reads lkey only). */
+static struct ibv_mr iovm_keys(struct iovm_mr *mr)
+{
+	struct iovm_mr_info info = { 0 };
+
+	iovm_mr_query(mr, &info);
+	return (struct ibv_mr){ .lkey = info.lkey, .rkey = info.rkey, .addr = info.addr, .length = info.len };
+}
+
+/*
+ * iovm_mr_reg() of malloc'ed memory on both sides: A's RDMA WRITE lands
+ * in B's buffer and A's READ brings it back; once B's iovm_mr_dereg()
+ * returned, A's WRITE with the old rkey is a remote access error and
+ * touches nothing.
+ */
+static int case_iovm_reg(struct ep *ep)
+{
+	const uint32_t rw = IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_REMOTE_WRITE | IOVM_ACCESS_REMOTE_READ;
+	uint8_t *buf = malloc(BUF_LEN), *want = malloc(BUF_LEN);
+	struct iovm_mr *mr = NULL;
+	struct iovm_ep ie = { 0 };
+	struct ibv_mr k;
+	int st, rc = -1;
+
+	if (!buf || !want || iovm_ep_open(ep, &ie))
+		goto out;
+	memset(buf, 0, BUF_LEN);
+	fill(want, BUF_LEN, 11);
+	if (ep->side == SIDE_A)
+		memcpy(buf, want, BUF_LEN);
+	CHECK(!iovm_mr_reg(ie.dom, buf, BUF_LEN, rw, &mr), "%s: iovm_mr_reg of %d malloc'ed bytes: %s", ep->name,
+	      BUF_LEN, iovm_error_detail());
+	if (!mr)
+		goto out;
+	k = iovm_keys(mr);
+	if (ep_connect(ep, (uintptr_t)buf, k.rkey, BUF_LEN))
+		goto out;
+	if (ep->side == SIDE_A) {
+		st = ep_post_wait(ep, IBV_WR_RDMA_WRITE, &k, buf, BUF_LEN, ep->peer.addr, ep->peer.rkey);
+		CHECK(st == IBV_WC_SUCCESS, "%s: RDMA WRITE from iovm's MR into B's: %s", ep->name, status_str(st));
+		memset(buf, 0, BUF_LEN);
+		st = ep_post_wait(ep, IBV_WR_RDMA_READ, &k, buf, BUF_LEN, ep->peer.addr, ep->peer.rkey);
+		CHECK(st == IBV_WC_SUCCESS && !memcmp(buf, want, BUF_LEN), "%s: RDMA READ of it back: %s%s", ep->name,
+		      status_str(st), differ(buf, want, BUF_LEN));
+	}
+	if (ep_sync(ep))
+		goto out;
+	if (ep->side == SIDE_B) {
+		CHECK(!memcmp(buf, want, BUF_LEN), "%s: iovm's MR holds what A wrote%s", ep->name,
+		      differ(buf, want, BUF_LEN));
+		CHECK(!iovm_mr_dereg(mr), "%s: iovm_mr_dereg", ep->name);
+		mr = NULL;
+	}
+	if (ep_sync(ep))
+		goto out;
+	if (ep->side == SIDE_A) {
+		fill(buf, BUF_LEN, 12);
+		st = ep_post_wait(ep, IBV_WR_RDMA_WRITE, &k, buf, BUF_LEN, ep->peer.addr, ep->peer.rkey);
+		CHECK(st == IBV_WC_REM_ACCESS_ERR, "%s: RDMA WRITE with the rkey of B's deregistered MR: %s", ep->name,
+		      status_str(st));
+	}
+	if (ep_sync(ep))
+		goto out;
+	if (ep->side == SIDE_B)
+		CHECK(!memcmp(buf, want, BUF_LEN), "%s: the deregistered buffer kept its bytes%s", ep->name,
+		      differ(buf, want, BUF_LEN));
+	rc = 0;
+out:
+	ep_disconnect(ep);
+	if (mr)
+		iovm_mr_dereg(mr);
+	iovm_ep_close(ep, &ie);
+	free(buf);
+	free(want);
+	return rc;
+}
+
+/* B's buffer holds fill(seed)'s bytes. */
+static void check_pattern(struct ep *ep, const uint8_t *buf, uint32_t seed, const char *what)
+{
+	uint8_t *want = malloc(BUF_LEN);
+
+	if (!want)
+		return;
+	fill(want, BUF_LEN, seed);
+	CHECK(!memcmp(buf, want, BUF_LEN), "%s: %s%s", ep->name, what, differ(buf, want, BUF_LEN));
+	free(want);
+}
+
+/*
+ * The registration cache in front of the device, and memory replaced
+ * under it: B gets an MR of an mmap'ed buffer from iovm's cache, A writes
+ * into it; a second get is a hit (same MR); B mmap()s new memory over the
+ * buffer (MAP_FIXED) and gets again: a fresh MR with a new rkey. A's WRITE
+ * with the new rkey lands in the new memory; one with the old rkey never
+ * does (the old pinned pages take it, or the device refuses it).
+ */
+static int case_iovm_cache(struct ep *ep)
+{
+	const uint32_t rw = IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_REMOTE_WRITE;
+	uint8_t *buf = NULL, *src = malloc(BUF_LEN);
+	struct iovm_rcache *cache = NULL;
+	struct iovm_mr *mr = NULL, *mr2 = NULL, *smr = NULL;
+	struct iovm_ep ie = { 0 };
+	struct ibv_mr k = { 0 }, sk = { 0 };
+	struct ep_info old;
+	int st, rc = -1;
+
+	if (!src || iovm_ep_open(ep, &ie))
+		goto out;
+	buf = mmap(NULL, BUF_LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(buf != MAP_FAILED, "%s: mmap", ep->name);
+	if (buf == MAP_FAILED) {
+		buf = NULL;
+		goto out;
+	}
+	memset(buf, 0, BUF_LEN);
+	CHECK(!iovm_rcache_create(ie.dom, NULL, &cache), "%s: iovm_rcache_create", ep->name);
+	if (!cache)
+		goto out;
+	if (ep->side == SIDE_A) {
+		CHECK(!iovm_mr_reg(ie.dom, src, BUF_LEN, IOVM_ACCESS_LOCAL_WRITE, &smr), "%s: iovm_mr_reg", ep->name);
+		if (!smr)
+			goto out;
+		sk = iovm_keys(smr);
+	} else {
+		CHECK(!iovm_rcache_get(cache, buf, BUF_LEN, rw, &mr), "%s: iovm_rcache_get: %s", ep->name,
+		      iovm_error_detail());
+		if (!mr)
+			goto out;
+		k = iovm_keys(mr);
+		CHECK(!iovm_rcache_put(cache, mr), "%s: put", ep->name);
+		CHECK(!iovm_rcache_get(cache, buf, BUF_LEN, rw, &mr2) && mr2 == mr, "%s: a second get is a hit",
+		      ep->name);
+		if (mr2)
+			iovm_rcache_put(cache, mr2);
+		mr2 = NULL;
+	}
+	/* A writes fill(21) through the cached MR. */
+	if (ep_connect(ep, (uintptr_t)buf, k.rkey, BUF_LEN))
+		goto out;
+	old = ep->peer;
+	if (ep->side == SIDE_A) {
+		fill(src, BUF_LEN, 21);
+		st = ep_post_wait(ep, IBV_WR_RDMA_WRITE, &sk, src, BUF_LEN, old.addr, old.rkey);
+		CHECK(st == IBV_WC_SUCCESS, "%s: RDMA WRITE into B's cached MR: %s", ep->name, status_str(st));
+	}
+	if (ep_sync(ep))
+		goto out;
+	if (ep->side == SIDE_B) {
+		uint32_t was = k.rkey;
+
+		check_pattern(ep, buf, 21, "the cached MR holds A's bytes");
+		/* New memory over the buffer: the cache hands out a fresh MR. */
+		CHECK(mmap(buf, BUF_LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == buf,
+		      "%s: mmap MAP_FIXED over the buffer", ep->name);
+		CHECK(!iovm_rcache_get(cache, buf, BUF_LEN, rw, &mr2), "%s: get after the replacement: %s", ep->name,
+		      iovm_error_detail());
+		if (!mr2)
+			goto out;
+		k = iovm_keys(mr2);
+		CHECK(k.rkey != was, "%s: the memory replaced, the cache gave a fresh MR (rkey %#x, was %#x)", ep->name,
+		      k.rkey, was);
+	}
+	ep_disconnect(ep);
+	if (ep_connect(ep, (uintptr_t)buf, k.rkey, BUF_LEN))
+		goto out;
+	/* A writes fill(22) with the new rkey; then fill(23) with the old one, which must not land. */
+	if (ep->side == SIDE_A) {
+		fill(src, BUF_LEN, 22);
+		st = ep_post_wait(ep, IBV_WR_RDMA_WRITE, &sk, src, BUF_LEN, ep->peer.addr, ep->peer.rkey);
+		CHECK(st == IBV_WC_SUCCESS, "%s: RDMA WRITE with the fresh rkey: %s", ep->name, status_str(st));
+		fill(src, BUF_LEN, 23);
+		st = ep_post_wait(ep, IBV_WR_RDMA_WRITE, &sk, src, BUF_LEN, old.addr, old.rkey);
+		CHECK(st == IBV_WC_SUCCESS || st == IBV_WC_REM_ACCESS_ERR, "%s: RDMA WRITE with the old rkey: %s",
+		      ep->name, status_str(st));
+		printf("  %s: RDMA WRITE with the old rkey after the replacement: %s\n", ep->name, status_str(st));
+	}
+	if (ep_sync(ep))
+		goto out;
+	if (ep->side == SIDE_B)
+		check_pattern(ep, buf, 22, "the new memory holds the fresh rkey's bytes, not the old rkey's");
+	rc = 0;
+out:
+	ep_disconnect(ep);
+	if (mr2)
+		iovm_rcache_put(cache, mr2);
+	if (cache)
+		iovm_rcache_destroy(cache);
+	if (smr)
+		iovm_mr_dereg(smr);
+	iovm_ep_close(ep, &ie);
+	if (buf)
+		munmap(buf, BUF_LEN);
+	free(src);
+	return rc;
+}
+
+/*
+ * On demand through iovm: where the device has ODP (rxe from Linux 6.15),
+ * B's iovm_mr_reg(IOVM_ACCESS_ON_DEMAND) of memory never touched is an
+ * ODP MR, and A's RDMA WRITE lands in it; where it has not, iovm refuses
+ * the registration with -EOPNOTSUPP rather than pinning it.
+ */
+static int case_iovm_odp(struct ep *ep)
+{
+	const uint32_t odp = IOVM_ACCESS_ON_DEMAND | IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_REMOTE_WRITE;
+	uint8_t *buf = NULL, *src = malloc(BUF_LEN);
+	struct iovm_mr *mr = NULL, *smr = NULL;
+	struct iovm_device_verbs v = { 0 };
+	struct iovm_ep ie = { 0 };
+	struct ibv_mr k = { 0 }, sk = { 0 };
+	int st, ret, rc = -1;
+
+	if (!src || iovm_ep_open(ep, &ie))
+		goto out;
+	iovm_device_verbs(ie.dev, &v);
+	buf = mmap(NULL, BUF_LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (buf == MAP_FAILED) {
+		buf = NULL;
+		goto out;
+	}
+	ret = iovm_mr_reg(ie.dom, buf, BUF_LEN, odp, &mr);
+	if (!v.odp) {
+		CHECK(ret == -EOPNOTSUPP, "%s: no ODP on %s: iovm_mr_reg on demand refused (%d: %s)", ep->name,
+		      ep->devname, ret, iovm_error_detail());
+		rc = 0;
+		goto out;
+	}
+	CHECK(!ret, "%s: iovm_mr_reg on demand of untouched memory: %s", ep->name, iovm_error_detail());
+	if (ret)
+		goto out;
+	k = iovm_keys(mr);
+	if (ep->side == SIDE_A) {
+		CHECK(!iovm_mr_reg(ie.dom, src, BUF_LEN, IOVM_ACCESS_LOCAL_WRITE, &smr), "%s: iovm_mr_reg", ep->name);
+		if (!smr)
+			goto out;
+		sk = iovm_keys(smr);
+		fill(src, BUF_LEN, 31);
+	}
+	if (ep_connect(ep, (uintptr_t)buf, k.rkey, BUF_LEN))
+		goto out;
+	if (ep->side == SIDE_A) {
+		st = ep_post_wait(ep, IBV_WR_RDMA_WRITE, &sk, src, BUF_LEN, ep->peer.addr, ep->peer.rkey);
+		CHECK(st == IBV_WC_SUCCESS, "%s: RDMA WRITE into B's on-demand iovm MR (pages absent): %s", ep->name,
+		      status_str(st));
+	}
+	if (ep_sync(ep))
+		goto out;
+	if (ep->side == SIDE_B)
+		check_pattern(ep, buf, 31, "the on-demand MR holds what A wrote");
+	rc = 0;
+out:
+	ep_disconnect(ep);
+	if (mr)
+		iovm_mr_dereg(mr);
+	if (smr)
+		iovm_mr_dereg(smr);
+	iovm_ep_close(ep, &ie);
+	if (buf)
+		munmap(buf, BUF_LEN);
+	free(src);
+	return rc;
+}
+
 /*
  * The cases, in order. Both endpoints run each one at the same time and
  * make the same ep_connect() and ep_sync() calls; a case counts failed
@@ -618,7 +948,10 @@ static const struct {
 	{ "send", case_send },
 	{ "stale-rkey", case_stale_rkey },
 	{ "odp", case_odp },
-	/* iovm's cases (memory registered through the library) follow here. */
+	/* iovm's: memory registered through the library's verbs backend. */
+	{ "iovm-reg", case_iovm_reg },
+	{ "iovm-cache", case_iovm_cache },
+	{ "iovm-odp", case_iovm_odp },
 };
 
 /* B's checks and failed checks, as B reported them to A. */
@@ -655,6 +988,7 @@ static void endpoint(struct ep *ep, const char *dev, const char *netns)
 		if (fd >= 0)
 			close(fd);
 	}
+	ep->devname = dev;
 	if (!failures && ep_open(ep, dev))
 		failures++;
 	/* Both ready, or neither runs a case. */
