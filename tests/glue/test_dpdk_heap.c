@@ -292,6 +292,34 @@ TEST(mbufs_at_domain_iova_through_a_device)
 	CHECK_OK(iovm_domain_destroy(dom));
 }
 
+/*
+ * IOVM_DPDK_HOST_PA: only memory at host PAs (hugepages, see iovm_open()),
+ * never emulated ones; 4 KiB pages never have one.
+ */
+static bool pages_4k;
+
+TEST(host_pa_only)
+{
+	struct iovm_dpdk_heap *h;
+	struct iovm_dma_xlate x;
+	void *p;
+	int ret;
+
+	ret = iovm_dpdk_heap_create(ctx, NULL, "iovm-hpa", CHUNK, 0, IOVM_DPDK_HOST_PA, &h);
+	if (pages_4k || ret) {
+		CHECK_EQ(ret, -EOPNOTSUPP);
+		CHECK_EQ(rte_malloc_heap_get_socket("iovm-hpa"), -1);
+		return;
+	}
+	p = rte_malloc_socket("glue", 4096, 0, iovm_dpdk_heap_socket(h));
+	CHECK(p != NULL);
+	CHECK_OK(iovm_dma_xlate(ctx, p, &x));
+	CHECK(x.flags & IOVM_XLATE_PA_REAL);
+	CHECK_EQ(rte_malloc_virt2iova(p), x.pa.addr);
+	rte_free(p);
+	CHECK_OK(iovm_dpdk_heap_destroy(h));
+}
+
 /* The chunks go back to iovm: its heap holds no more than before. */
 TEST(memory_goes_back_to_iovm)
 {
@@ -329,11 +357,13 @@ int main(void)
 	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
 		CHECK_OK(iovm_open(opts[i], &ctx));
 		printf("# iovm_open(\"%s\")\n", opts[i]);
+		pages_4k = strstr(opts[i], "4K") != NULL;
 		RUN(bad_arguments);
 		RUN(malloc_at_iovm_pa);
 		RUN(malloc_at_domain_iova);
 		RUN(mbufs_at_iovm_pa);
 		RUN(mbufs_at_domain_iova_through_a_device);
+		RUN(host_pa_only);
 		RUN(memory_goes_back_to_iovm);
 		CHECK_OK(iovm_close(ctx));
 	}
