@@ -213,12 +213,17 @@ static void bench_lookups(void)
 		bufs[i] = iovm_dma_alloc(ctx, LOOKUP_BUF_SIZE, 0, 0);
 		if (!bufs[i]) {
 			bench_note("iovm: cannot allocate lookup buffers: %s", strerror(errno));
+			while (i--)
+				iovm_dma_free(ctx, bufs[i]);
 			return;
 		}
 	}
 	ptrs = random_pointers(bufs, n);
-	if (!ptrs)
+	if (!ptrs) {
+		for (int i = 0; i < LOOKUP_BUFS; i++)
+			iovm_dma_free(ctx, bufs[i]);
 		return;
+	}
 	iovm_lookups(ptrs, n);
 	for (unsigned r = 0; r < reps(); r++)
 		v[r] = iovm_lookups(ptrs, n);
@@ -228,23 +233,41 @@ static void bench_lookups(void)
 	free(ptrs);
 #ifdef HAVE_DPDK
 	if (dpdk_up) {
-		for (int i = 0; i < LOOKUP_BUFS; i++)
+		double peer = NAN;
+		int i;
+
+		/*
+		 * bufs[] still holds the freed iovm buffers: clear it, so that
+		 * a failed rte_malloc leaves nothing but NULLs and DPDK's own
+		 * buffers for rte_free.
+		 */
+		memset(bufs, 0, sizeof(bufs));
+		for (i = 0; i < LOOKUP_BUFS; i++)
 			if (!(bufs[i] = rte_malloc(NULL, LOOKUP_BUF_SIZE, 0)))
-				goto no_dpdk;
-		ptrs = random_pointers(bufs, n);
-		dpdk_memseg_lookups(ptrs, n);
-		for (unsigned r = 0; r < reps(); r++)
-			v[r] = dpdk_memseg_lookups(ptrs, n);
-		bench_result(name, "ns/lookup", iovm, "rte_mem_virt2memseg", bench_median(v, reps()),
+				break;
+		ptrs = i == LOOKUP_BUFS ? random_pointers(bufs, n) : NULL;
+		if (ptrs) {
+			dpdk_memseg_lookups(ptrs, n);
+			for (unsigned r = 0; r < reps(); r++)
+				v[r] = dpdk_memseg_lookups(ptrs, n);
+			peer = bench_median(v, reps());
+		} else if (i < LOOKUP_BUFS) {
+			/* rte_malloc does not always set rte_errno: no reason given. */
+			bench_note("DPDK: rte_malloc gave %d of the %d MiB of lookup buffers", i,
+				   LOOKUP_BUFS * (LOOKUP_BUF_SIZE >> 20));
+		}
+		/* The row stays when DPDK fails: its peer then reads "failed". */
+		bench_result(name, "ns/lookup", iovm, "rte_mem_virt2memseg", peer,
 			     "iovm <= 3 ns, ratio <= 0.5");
-		/* rte_mem_virt2iova reads pagemap per call in PA mode: fewer calls. */
-		for (unsigned r = 0; r < reps(); r++)
-			v[r] = dpdk_virt2iova_lookups(ptrs, n / 200 + 1);
-		bench_result(name, "ns/lookup", iovm, "rte_mem_virt2iova", bench_median(v, reps()),
-			     NULL);
-		free(ptrs);
-no_dpdk:
-		for (int i = 0; i < LOOKUP_BUFS; i++)
+		if (ptrs) {
+			/* rte_mem_virt2iova reads pagemap per call in PA mode: fewer calls. */
+			for (unsigned r = 0; r < reps(); r++)
+				v[r] = dpdk_virt2iova_lookups(ptrs, n / 200 + 1);
+			bench_result(name, "ns/lookup", iovm, "rte_mem_virt2iova",
+				     bench_median(v, reps()), NULL);
+			free(ptrs);
+		}
+		for (i = 0; i < LOOKUP_BUFS; i++)
 			rte_free(bufs[i]);
 		return;
 	}
