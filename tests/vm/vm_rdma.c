@@ -21,7 +21,7 @@
  * (the device's RoCEv2 IPv4 GID) and one buffer's address, rkey and
  * length through pipes; ep_sync() is a barrier, and after each case B
  * sends A its count of failed checks. A (the parent) prints the verdict.
- * iovm's own cases (iovm-reg, iovm-cache, iovm-odp) register through
+ * iovm's own cases (iovm-reg, iovm-cache, iovm-odp, iovm-malloc) register through
  * libiovm's verbs backend: same helpers, same lockstep.
  *
  * Usage: vm_rdma [DEV_A DEV_B [NETNS_A NETNS_B]]
@@ -32,6 +32,7 @@
  * Prints "RESULT: PASS" or "RESULT: FAIL" as the other VM tests do.
  */
 #include <dirent.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
@@ -934,6 +935,94 @@ out:
 }
 
 /*
+ * glibc's free() and malloc() at the same address under the cache: B gets
+ * an MR of a large malloc() (glibc maps it alone), A writes into it; B
+ * free()s it and malloc()s again (glibc's mmap gives the same address, as
+ * UCX's cache is known to serve stale); the cache's next get is a fresh
+ * MR, and A's WRITE with its rkey lands in the new buffer.
+ */
+#define MALLOC_LEN (256 * 1024)
+static int case_iovm_malloc(struct ep *ep)
+{
+	const uint32_t rw = IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_REMOTE_WRITE;
+	uint8_t *buf = NULL, *src = malloc(BUF_LEN);
+	struct iovm_rcache *cache = NULL;
+	struct iovm_mr *mr = NULL, *smr = NULL;
+	struct iovm_ep ie = { 0 };
+	struct ibv_mr k = { 0 }, sk = { 0 };
+	int st, rc = -1;
+
+	if (!src || iovm_ep_open(ep, &ie))
+		goto out;
+	/* A fixed threshold: glibc would otherwise serve the second malloc() from its heap. */
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+	CHECK(!iovm_rcache_create(ie.dom, NULL, &cache), "%s: iovm_rcache_create", ep->name);
+	if (!cache)
+		goto out;
+	if (ep->side == SIDE_A) {
+		CHECK(!iovm_mr_reg(ie.dom, src, BUF_LEN, IOVM_ACCESS_LOCAL_WRITE, &smr), "%s: iovm_mr_reg", ep->name);
+		if (!smr)
+			goto out;
+		sk = iovm_keys(smr);
+	}
+	for (int round = 0; round < 2; round++) {
+		uint32_t was = k.rkey;
+		uint8_t *old = buf;
+
+		if (ep->side == SIDE_B) {
+			buf = malloc(MALLOC_LEN);
+			CHECK(buf, "%s: malloc", ep->name);
+			if (!buf)
+				goto out;
+			memset(buf, 0, MALLOC_LEN);
+			if (round)
+				printf("  %s: malloc() after free() gave %s address\n", ep->name,
+				       buf == old ? "the same" : "another");
+			CHECK(!iovm_rcache_get(cache, buf, BUF_LEN, rw, &mr), "%s: iovm_rcache_get: %s", ep->name,
+			      iovm_error_detail());
+			if (!mr)
+				goto out;
+			k = iovm_keys(mr);
+			if (round)
+				CHECK(k.rkey != was, "%s: after free()+malloc(), a fresh MR (rkey %#x, was %#x)", ep->name,
+				      k.rkey, was);
+		}
+		if (ep_connect(ep, (uintptr_t)buf, k.rkey, BUF_LEN))
+			goto out;
+		if (ep->side == SIDE_A) {
+			fill(src, BUF_LEN, 41 + round);
+			st = ep_post_wait(ep, IBV_WR_RDMA_WRITE, &sk, src, BUF_LEN, ep->peer.addr, ep->peer.rkey);
+			CHECK(st == IBV_WC_SUCCESS, "%s: RDMA WRITE into B's malloc()ed buffer, round %d: %s", ep->name,
+			      round, status_str(st));
+		}
+		if (ep_sync(ep))
+			goto out;
+		ep_disconnect(ep);
+		if (ep->side == SIDE_B) {
+			check_pattern(ep, buf, 41 + round, "the buffer holds what A wrote");
+			iovm_rcache_put(cache, mr);
+			mr = NULL;
+			if (!round)
+				free(buf); /* glibc munmap()s it: the memory monitor sees it go */
+		}
+	}
+	rc = 0;
+out:
+	ep_disconnect(ep);
+	if (mr)
+		iovm_rcache_put(cache, mr);
+	if (cache)
+		iovm_rcache_destroy(cache);
+	if (smr)
+		iovm_mr_dereg(smr);
+	iovm_ep_close(ep, &ie);
+	if (ep->side == SIDE_B)
+		free(buf);
+	free(src);
+	return rc;
+}
+
+/*
  * The cases, in order. Both endpoints run each one at the same time and
  * make the same ep_connect() and ep_sync() calls; a case counts failed
  * CHECKs in failures, and returns -1 only when the two lost step (a
@@ -952,6 +1041,7 @@ static const struct {
 	{ "iovm-reg", case_iovm_reg },
 	{ "iovm-cache", case_iovm_cache },
 	{ "iovm-odp", case_iovm_odp },
+	{ "iovm-malloc", case_iovm_malloc },
 };
 
 /* B's checks and failed checks, as B reported them to A. */
