@@ -21,7 +21,7 @@
  * (the device's RoCEv2 IPv4 GID) and one buffer's address, rkey and
  * length through pipes; ep_sync() is a barrier, and after each case B
  * sends A its count of failed checks. A (the parent) prints the verdict.
- * iovm's own cases (iovm-reg, iovm-cache, iovm-odp, iovm-malloc) register through
+ * iovm's own cases (iovm-reg, -cache, -odp, -malloc, -fork) register through
  * libiovm's verbs backend: same helpers, same lockstep.
  *
  * Usage: vm_rdma [DEV_A DEV_B [NETNS_A NETNS_B]]
@@ -1023,6 +1023,101 @@ out:
 }
 
 /*
+ * Fork, by rdma-core's and the kernel's rules (Linux 5.13 and later copy
+ * pinned pages for the child, so ibv_fork_init() is not needed): B
+ * registers a buffer through iovm and forks; the child writes its own
+ * copy of the buffer; A's RDMA WRITE lands in the parent's buffer, and
+ * never in the child's copy, nor does the child's write reach the parent.
+ */
+static int case_iovm_fork(struct ep *ep)
+{
+	const uint32_t rw = IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_REMOTE_WRITE;
+	uint8_t *buf = NULL, *src = malloc(BUF_LEN);
+	struct iovm_mr *mr = NULL, *smr = NULL;
+	struct iovm_device_verbs v = { 0 };
+	struct iovm_ep ie = { 0 };
+	struct ibv_mr k = { 0 }, sk = { 0 };
+	int go[2] = { -1, -1 }, st, rc = -1;
+	pid_t child = -1;
+
+	if (!src || iovm_ep_open(ep, &ie))
+		goto out;
+	iovm_device_verbs(ie.dev, &v);
+	CHECK(v.fork_safe, "%s: iovm_device_verbs: fork leaves MRs intact on this kernel", ep->name);
+	buf = mmap(NULL, BUF_LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (buf == MAP_FAILED) {
+		buf = NULL;
+		goto out;
+	}
+	memset(buf, 0, BUF_LEN);
+	if (ep->side == SIDE_A) {
+		CHECK(!iovm_mr_reg(ie.dom, src, BUF_LEN, IOVM_ACCESS_LOCAL_WRITE, &smr), "%s: iovm_mr_reg", ep->name);
+		if (!smr)
+			goto out;
+		sk = iovm_keys(smr);
+	} else {
+		CHECK(!iovm_mr_reg(ie.dom, buf, BUF_LEN, rw, &mr), "%s: iovm_mr_reg: %s", ep->name, iovm_error_detail());
+		if (!mr)
+			goto out;
+		k = iovm_keys(mr);
+		if (pipe(go))
+			goto out;
+		child = fork();
+		if (child == 0) {
+			char c;
+
+			/* The child's copy: written here, checked after A's WRITE. No verbs, no iovm call. */
+			memset(buf, 0x77, BUF_LEN);
+			close(go[1]);
+			if (read(go[0], &c, 1) != 1)
+				_exit(2);
+			_exit(all(buf, BUF_LEN, 0x77) ? 0 : 1);
+		}
+		CHECK(child > 0, "%s: fork", ep->name);
+		close(go[0]);
+		go[0] = -1;
+	}
+	if (ep_connect(ep, (uintptr_t)buf, k.rkey, BUF_LEN))
+		goto out;
+	if (ep->side == SIDE_A) {
+		fill(src, BUF_LEN, 51);
+		st = ep_post_wait(ep, IBV_WR_RDMA_WRITE, &sk, src, BUF_LEN, ep->peer.addr, ep->peer.rkey);
+		CHECK(st == IBV_WC_SUCCESS, "%s: RDMA WRITE into B's MR after B forked: %s", ep->name, status_str(st));
+	}
+	if (ep_sync(ep))
+		goto out;
+	if (ep->side == SIDE_B && child > 0) {
+		int ws = 0;
+
+		check_pattern(ep, buf, 51, "the parent's buffer holds A's bytes, not the child's");
+		CHECK(write(go[1], "x", 1) == 1, "%s: tell the child", ep->name);
+		CHECK(waitpid(child, &ws, 0) == child && WIFEXITED(ws) && WEXITSTATUS(ws) == 0,
+		      "%s: the child's copy kept its own bytes, none of A's (status %#x)", ep->name, ws);
+		child = -1;
+	}
+	rc = 0;
+out:
+	ep_disconnect(ep);
+	if (child > 0) {
+		kill(child, SIGKILL);
+		waitpid(child, NULL, 0);
+	}
+	if (go[0] >= 0)
+		close(go[0]);
+	if (go[1] >= 0)
+		close(go[1]);
+	if (mr)
+		iovm_mr_dereg(mr);
+	if (smr)
+		iovm_mr_dereg(smr);
+	iovm_ep_close(ep, &ie);
+	if (buf)
+		munmap(buf, BUF_LEN);
+	free(src);
+	return rc;
+}
+
+/*
  * The cases, in order. Both endpoints run each one at the same time and
  * make the same ep_connect() and ep_sync() calls; a case counts failed
  * CHECKs in failures, and returns -1 only when the two lost step (a
@@ -1042,6 +1137,7 @@ static const struct {
 	{ "iovm-cache", case_iovm_cache },
 	{ "iovm-odp", case_iovm_odp },
 	{ "iovm-malloc", case_iovm_malloc },
+	{ "iovm-fork", case_iovm_fork },
 };
 
 /* B's checks and failed checks, as B reported them to A. */
