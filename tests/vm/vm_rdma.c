@@ -21,7 +21,7 @@
  * (the device's RoCEv2 IPv4 GID) and one buffer's address, rkey and
  * length through pipes; ep_sync() is a barrier, and after each case B
  * sends A its count of failed checks. A (the parent) prints the verdict.
- * iovm's own cases (iovm-reg, -cache, -odp, -malloc, -fork) register through
+ * iovm's own cases (iovm-reg, -cache, -odp, -malloc, -fork, -replace-*) register through
  * libiovm's verbs backend: same helpers, same lockstep.
  *
  * Usage: vm_rdma [DEV_A DEV_B [NETNS_A NETNS_B]]
@@ -1118,6 +1118,113 @@ out:
 }
 
 /*
+ * The remote side keeps writing while the local side replaces the memory:
+ * A posts RDMA WRITEs to B's MR back to back while B mmap()s new memory
+ * over the registered range (MAP_FIXED), then once more after. A pinned
+ * MR (the device's pages were pinned at registration) never lets a write
+ * land in the new memory: it stays zero. An on-demand one, where the
+ * device pages, follows the address space as the kernel promises: the
+ * write after the replacement lands in the new memory.
+ */
+#define REPLACE_WRITES 200
+static int replace_under_writes(struct ep *ep, bool odp)
+{
+	const uint32_t rw = IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_REMOTE_WRITE | (odp ? IOVM_ACCESS_ON_DEMAND : 0);
+	uint8_t *buf = NULL, *src = malloc(BUF_LEN);
+	struct iovm_mr *mr = NULL, *smr = NULL;
+	struct iovm_device_verbs v = { 0 };
+	struct iovm_ep ie = { 0 };
+	struct ibv_mr k = { 0 }, sk = { 0 };
+	int st, rc = -1, ok = 0, refused = 0;
+
+	if (!src || iovm_ep_open(ep, &ie))
+		goto out;
+	iovm_device_verbs(ie.dev, &v);
+	buf = mmap(NULL, BUF_LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (buf == MAP_FAILED) {
+		buf = NULL;
+		goto out;
+	}
+	memset(buf, 0, BUF_LEN);
+	if (ep->side == SIDE_A) {
+		CHECK(!iovm_mr_reg(ie.dom, src, BUF_LEN, IOVM_ACCESS_LOCAL_WRITE, &smr), "%s: iovm_mr_reg", ep->name);
+		if (!smr)
+			goto out;
+		sk = iovm_keys(smr);
+		fill(src, BUF_LEN, 61);
+	} else if (!odp || v.odp) {
+		CHECK(!iovm_mr_reg(ie.dom, buf, BUF_LEN, rw, &mr), "%s: iovm_mr_reg%s: %s", ep->name,
+		      odp ? " on demand" : "", iovm_error_detail());
+		if (!mr)
+			goto out;
+		k = iovm_keys(mr);
+	}
+	if (ep_connect(ep, (uintptr_t)buf, k.rkey, BUF_LEN))
+		goto out;
+	if (ep->side == SIDE_A && ep->peer.rkey) {
+		/* Back to back while B replaces its memory, then one more once it has. */
+		for (int i = 0; i < REPLACE_WRITES; i++) {
+			st = ep_post_wait(ep, IBV_WR_RDMA_WRITE, &sk, src, BUF_LEN, ep->peer.addr, ep->peer.rkey);
+			if (st != IBV_WC_SUCCESS) {
+				refused += st == IBV_WC_REM_ACCESS_ERR;
+				break; /* the QP is in error now */
+			}
+			ok++;
+		}
+	} else if (ep->side == SIDE_B && mr) {
+		usleep(20000);
+		CHECK(mmap(buf, BUF_LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == buf,
+		      "%s: mmap MAP_FIXED over the registered buffer", ep->name);
+	}
+	if (ep_sync(ep))
+		goto out;
+	/* One more WRITE, surely after the replacement, on a fresh QP. */
+	ep_disconnect(ep);
+	if (ep_connect(ep, (uintptr_t)buf, k.rkey, BUF_LEN))
+		goto out;
+	if (ep->side == SIDE_A && ep->peer.rkey) {
+		st = ep_post_wait(ep, IBV_WR_RDMA_WRITE, &sk, src, BUF_LEN, ep->peer.addr, ep->peer.rkey);
+		printf("  %s: %d WRITEs went while B replaced its %s MR's memory%s; the one after: %s\n", ep->name, ok,
+		       odp ? "on-demand" : "pinned", refused ? " (then refused)" : "", status_str(st));
+		CHECK(st == IBV_WC_SUCCESS || (!odp && st == IBV_WC_REM_ACCESS_ERR),
+		      "%s: the WRITE after the replacement: %s", ep->name, status_str(st));
+	}
+	if (ep_sync(ep))
+		goto out;
+	if (ep->side == SIDE_B && mr) {
+		if (odp)
+			check_pattern(ep, buf, 61, "the on-demand MR followed the address space: the new memory has A's bytes");
+		else
+			CHECK(all(buf, BUF_LEN, 0), "%s: no WRITE through the pinned MR landed in the new memory%s", ep->name,
+			      all(buf, BUF_LEN, 0) ? "" : " (it holds some of A's bytes)");
+	} else if (ep->side == SIDE_B) {
+		printf("  %s: no ODP on %s: the on-demand half skipped\n", ep->name, ep->devname);
+	}
+	rc = 0;
+out:
+	ep_disconnect(ep);
+	if (mr)
+		iovm_mr_dereg(mr);
+	if (smr)
+		iovm_mr_dereg(smr);
+	iovm_ep_close(ep, &ie);
+	if (buf)
+		munmap(buf, BUF_LEN);
+	free(src);
+	return rc;
+}
+
+static int case_iovm_replace_pinned(struct ep *ep)
+{
+	return replace_under_writes(ep, false);
+}
+
+static int case_iovm_replace_odp(struct ep *ep)
+{
+	return replace_under_writes(ep, true);
+}
+
+/*
  * The cases, in order. Both endpoints run each one at the same time and
  * make the same ep_connect() and ep_sync() calls; a case counts failed
  * CHECKs in failures, and returns -1 only when the two lost step (a
@@ -1138,6 +1245,8 @@ static const struct {
 	{ "iovm-odp", case_iovm_odp },
 	{ "iovm-malloc", case_iovm_malloc },
 	{ "iovm-fork", case_iovm_fork },
+	{ "iovm-replace-pinned", case_iovm_replace_pinned },
+	{ "iovm-replace-odp", case_iovm_replace_odp },
 };
 
 /* B's checks and failed checks, as B reported them to A. */
