@@ -21,7 +21,7 @@
  * (the device's RoCEv2 IPv4 GID) and one buffer's address, rkey and
  * length through pipes; ep_sync() is a barrier, and after each case B
  * sends A its count of failed checks. A (the parent) prints the verdict.
- * iovm's own cases (iovm-reg, -cache, -odp, -malloc, -fork, -replace-*) register through
+ * iovm's own cases (iovm-reg, -cache, -odp, -malloc, -fork, -replace-*, -1g) register through
  * libiovm's verbs backend: same helpers, same lockstep.
  *
  * Usage: vm_rdma [DEV_A DEV_B [NETNS_A NETNS_B]]
@@ -38,6 +38,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/sysinfo.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1225,6 +1226,95 @@ static int case_iovm_replace_odp(struct ep *ep)
 }
 
 /*
+ * A gigabyte through iovm, pinned and (where the device pages) on demand:
+ * B registers 1 GiB of its memory, A writes 8 KiB at its start, middle
+ * and last bytes by the rkey, and B finds each there. Run where the guest
+ * has the memory for it (make vm-test-rdma-odp boots one with 3 GiB).
+ */
+#define BIG_LEN (UINT64_C(1) << 30)
+static int case_iovm_1g(struct ep *ep)
+{
+	static const uint64_t offs[] = { 0, BIG_LEN / 2 + 4096 * 7, BIG_LEN - BUF_LEN };
+	uint8_t *big = NULL, *src = malloc(BUF_LEN);
+	struct iovm_mr *smr = NULL;
+	struct iovm_device_verbs v = { 0 };
+	struct iovm_ep ie = { 0 };
+	struct ibv_mr sk = { 0 };
+	struct sysinfo si;
+	int rc = -1;
+
+	if (sysinfo(&si) || (uint64_t)si.totalram * si.mem_unit < 5 * BIG_LEN / 2) {
+		if (ep->side == SIDE_A)
+			printf("  %s: the guest has less than 2.5 GiB: the gigabyte case skipped\n", ep->name);
+		return 0;
+	}
+	if (!src || iovm_ep_open(ep, &ie))
+		goto out;
+	iovm_device_verbs(ie.dev, &v);
+	if (ep->side == SIDE_A) {
+		CHECK(!iovm_mr_reg(ie.dom, src, BUF_LEN, IOVM_ACCESS_LOCAL_WRITE, &smr), "%s: iovm_mr_reg", ep->name);
+		if (!smr)
+			goto out;
+		sk = iovm_keys(smr);
+	} else {
+		big = mmap(NULL, BIG_LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		CHECK(big != MAP_FAILED, "%s: mmap of 1 GiB", ep->name);
+		if (big == MAP_FAILED) {
+			big = NULL;
+			goto out;
+		}
+	}
+	for (int odp = 0; odp < 2; odp++) {
+		struct iovm_mr *mr = NULL;
+		struct ibv_mr k = { 0 };
+
+		if (odp && !v.odp)
+			break;
+		if (ep->side == SIDE_B) {
+			double t0 = now();
+			uint32_t acc = IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_REMOTE_WRITE | (odp ? IOVM_ACCESS_ON_DEMAND : 0);
+
+			CHECK(!iovm_mr_reg(ie.dom, big, BIG_LEN, acc, &mr), "%s: iovm_mr_reg of 1 GiB %s: %s", ep->name,
+			      odp ? "on demand" : "pinned", iovm_error_detail());
+			printf("  %s: 1 GiB registered %s through iovm in %.2f s\n", ep->name, odp ? "on demand" : "pinned",
+			       now() - t0);
+			if (mr)
+				k = iovm_keys(mr);
+		}
+		if (ep_connect(ep, (uintptr_t)big, k.rkey, 0))
+			goto out;
+		if (ep->side == SIDE_A && ep->peer.rkey)
+			for (unsigned i = 0; i < sizeof(offs) / sizeof(offs[0]); i++) {
+				int st;
+
+				fill(src, BUF_LEN, 71 + i + 10 * odp);
+				st = ep_post_wait(ep, IBV_WR_RDMA_WRITE, &sk, src, BUF_LEN, ep->peer.addr + offs[i],
+						  ep->peer.rkey);
+				CHECK(st == IBV_WC_SUCCESS, "%s: RDMA WRITE at +%#llx of B's 1 GiB %s MR: %s", ep->name,
+				      (unsigned long long)offs[i], odp ? "on-demand" : "pinned", status_str(st));
+			}
+		if (ep_sync(ep))
+			goto out;
+		ep_disconnect(ep);
+		if (ep->side == SIDE_B && mr) {
+			for (unsigned i = 0; i < sizeof(offs) / sizeof(offs[0]); i++)
+				check_pattern(ep, big + offs[i], 71 + i + 10 * odp, "the gigabyte holds A's bytes there");
+			CHECK(!iovm_mr_dereg(mr), "%s: iovm_mr_dereg of 1 GiB", ep->name);
+		}
+	}
+	rc = 0;
+out:
+	ep_disconnect(ep);
+	if (smr)
+		iovm_mr_dereg(smr);
+	iovm_ep_close(ep, &ie);
+	if (big)
+		munmap(big, BIG_LEN);
+	free(src);
+	return rc;
+}
+
+/*
  * The cases, in order. Both endpoints run each one at the same time and
  * make the same ep_connect() and ep_sync() calls; a case counts failed
  * CHECKs in failures, and returns -1 only when the two lost step (a
@@ -1247,6 +1337,7 @@ static const struct {
 	{ "iovm-fork", case_iovm_fork },
 	{ "iovm-replace-pinned", case_iovm_replace_pinned },
 	{ "iovm-replace-odp", case_iovm_replace_odp },
+	{ "iovm-1g", case_iovm_1g },
 };
 
 /* B's checks and failed checks, as B reported them to A. */
