@@ -209,6 +209,30 @@ def address_of(obj, offset=0):
         del c
 
 
+def _size_t(n):
+    """n, checked to be a size: ctypes would cut a larger int to 64 bits
+    silently, and the object would believe in bytes it does not have."""
+    if not isinstance(n, int) or isinstance(n, bool):
+        raise TypeError("a size must be an int, not %s" % type(n).__name__)
+    if n < 0 or n >= 1 << 64:
+        raise OverflowError("size %d is not a size_t" % n)
+    return n
+
+
+def _bounds(size, length, offset):
+    """(offset, length) of a range of a buffer of size bytes, checked."""
+    n = size - offset if length is None else length
+    if not isinstance(offset, int) or not isinstance(n, int):
+        raise TypeError("offset and length are ints")
+    if offset < 0 or n < 0 or offset + n > size:
+        raise ValueError("[%d, +%d) is not inside the %d bytes" % (offset, n, size))
+    return offset, n
+
+
+def _view_of(address, size):
+    return memoryview((ctypes.c_ubyte * size).from_address(address)).cast("B")
+
+
 def _buflen(obj):
     with memoryview(obj) as m:
         return m.nbytes
@@ -238,6 +262,16 @@ class _Resource:
     handle, never the object)."""
 
     _kind = "resource"
+    _views = ()
+
+    def _release_views(self):
+        """Let go of the memoryviews handed out: a view must not outlive its memory."""
+        for m in self._views:
+            try:
+                m.release()
+            except Exception:
+                pass
+        self._views = []
 
     def _setup(self, ctx, ptr, destroy=None, args=None, keep=()):
         self._ctx = ctx
@@ -270,6 +304,10 @@ class _Resource:
     def _close_with(self, fn, *args):
         if self._ptr is None:
             return
+        state = self._ctx._state if self._ctx is not None else None
+        if state is not None and not state.here():
+            self._forget()  # a forked child's copy: the parent's to free
+            return
         if self._ctx is not None and self._ctx is not self and self._ctx._ptr is None:
             self._ptr = None
             return
@@ -291,14 +329,21 @@ class _CtxState:
     """What the finalizers of a context's resources share: whether it is
     open. A resource's finalizer frees nothing once the context is closed
     (iovm_close() took it all)."""
-    __slots__ = ("open", "__weakref__")
+    __slots__ = ("open", "pid", "__weakref__")
 
     def __init__(self):
         self.open = True
+        self.pid = _os.getpid()
+
+    def here(self):
+        """Whether this process made the context: a forked child holds a
+        copy of the parent's objects and must free nothing of them (the
+        heap's memory may be shared with the parent)."""
+        return self.pid == _os.getpid()
 
 
 def _gc_destroy(state, destroy, *args):
-    if state is not None and not state.open:
+    if state is not None and (not state.open or not state.here()):
         return
     try:
         getattr(raw, destroy)(*[a for a in args if not isinstance(a, _Keep)])
@@ -383,11 +428,11 @@ class Context(_Resource):
 
     def alloc(self, size, align=0, flags=0):
         """iovm_dma_alloc(): a DmaBuffer of size bytes."""
-        p = raw.iovm_dma_alloc(self._handle(), size, align, flags)
+        p = raw.iovm_dma_alloc(self._handle(), _size_t(size), _size_t(align), flags)
         return DmaBuffer(self, p, size)
 
     def zalloc(self, size, align=0, flags=0):
-        p = raw.iovm_dma_zalloc(self._handle(), size, align, flags)
+        p = raw.iovm_dma_zalloc(self._handle(), _size_t(size), _size_t(align), flags)
         return DmaBuffer(self, p, size)
 
     def buffer(self, data, align=0, flags=0):
@@ -561,9 +606,15 @@ class Context(_Resource):
 def _ctx_close(state, ptr, registry):
     """Close a context: first what must go before iovm_close() (remote
     queues, device servers), then forget everything else, which
-    iovm_close() destroys top down."""
+    iovm_close() destroys top down. In a forked child, only forget."""
     objs = [r() for _k, r in sorted(registry.items())]
     objs = [o for o in objs if o is not None]
+    if not state.here():
+        for o in objs:
+            o._release_views()
+            o._forget()
+        state.open = False
+        return
     for o in reversed(objs):
         if o._kind in ("rqueue", "devserver") and o._ptr is not None:
             try:
@@ -571,8 +622,7 @@ def _ctx_close(state, ptr, registry):
             except Exception:
                 o._forget()
     for o in reversed(objs):
-        if isinstance(o, DmaBuffer):
-            o._release_views()
+        o._release_views()
         o._forget()
     state.open = False
     try:
@@ -609,27 +659,22 @@ class DmaBuffer(_Resource):
     @property
     def view(self):
         """A memoryview of the buffer's bytes (released when it is freed)."""
-        arr = (ctypes.c_ubyte * self.size).from_address(self._handle())
-        m = memoryview(arr).cast("B")
+        m = _view_of(self._handle(), self.size)
         self._views.append(m)
         return m
 
-    def _release_views(self):
-        for m in self._views:
-            try:
-                m.release()
-            except Exception:
-                pass
-        self._views = []
-
     def __getitem__(self, i):
-        return self.view[i]
+        # A view of its own, let go at once: indexing keeps nothing.
+        with _view_of(self._handle(), self.size) as v:
+            r = v[i]
+            return bytes(r) if isinstance(r, memoryview) else r
 
-    def __setitem__(self, i, v):
-        self.view[i] = v
+    def __setitem__(self, i, val):
+        with _view_of(self._handle(), self.size) as v:
+            v[i] = val
 
     def read(self, length=None, offset=0):
-        n = self.size - offset if length is None else length
+        offset, n = _bounds(self.size, length, offset)
         return ctypes.string_at(self._handle() + offset, n)
 
     def write(self, data, offset=0):
@@ -639,7 +684,7 @@ class DmaBuffer(_Resource):
         ctypes.memmove(self._handle() + offset, bytes(data), len(data))
 
     def fill(self, byte, length=None, offset=0):
-        n = self.size - offset if length is None else length
+        offset, n = _bounds(self.size, length, offset)
         ctypes.memset(self._handle() + offset, byte, n)
 
     def as_struct(self, cls, offset=0):
@@ -670,7 +715,7 @@ class DmaBuffer(_Resource):
     def realloc(self, size, align=0, flags=0):
         """iovm_dma_realloc(): resize; the address may change (views of
         the old memory are released)."""
-        p = raw.iovm_dma_realloc(self._ctx._handle(), self._handle(), size, align, flags)
+        p = raw.iovm_dma_realloc(self._ctx._handle(), self._handle(), _size_t(size), _size_t(align), flags)
         self._release_views()
         self._fin.detach()
         self._ptr = p
@@ -718,9 +763,13 @@ class Zone(_Resource):
 
     @property
     def view(self):
-        return memoryview((ctypes.c_ubyte * self._length()).from_address(self._address())).cast("B")
+        """A memoryview of the zone (released when it is freed)."""
+        m = _view_of(self._address(), self._length())
+        self._views = list(self._views) + [m]
+        return m
 
     def free(self):
+        self._release_views()
         self._close_with(raw.iovm_zone_free, self._ctx._ptr, self._zp)
 
     close = free
@@ -751,7 +800,10 @@ class CommonBuffer(_Resource):
 
     @property
     def view(self):
-        return memoryview((ctypes.c_ubyte * self.size).from_address(self._address())).cast("B")
+        """A memoryview of the buffer (released when it is freed)."""
+        m = _view_of(self._address(), self.size)
+        self._views = list(self._views) + [m]
+        return m
 
     def pages(self):
         """The physical address of each 4 KiB page, in order."""
@@ -762,6 +814,7 @@ class CommonBuffer(_Resource):
         return [arr[i].addr for i in range(n.value)]
 
     def close(self):
+        self._release_views()
         self._close_with(raw.iovm_cbuf_free, self._ptr)
 
     free = close

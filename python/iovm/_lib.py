@@ -943,14 +943,31 @@ def _make_errcheck(name, how):
             if result == 0:
                 err = ctypes.get_errno() or 22
         elif how == ALL1:
+            # All ones may be an answer (a map whose default it is): an error only with errno set.
             if result == 0xFFFFFFFFFFFFFFFF:
-                err = ctypes.get_errno() or 22
+                err = ctypes.get_errno()
         if TRACE is not None:
             _record(name, "error" if err else "ok")
         if err:
             raise IovmError(err, name, _detail())
         return result
     return check
+
+
+class _ClearErrno:
+    """A function that says failure with errno beside a value that may also
+    be an answer: errno is cleared before each call, so that what it holds
+    after is the call's."""
+
+    def __init__(self, fn):
+        self._fn = fn
+
+    def __call__(self, *args):
+        ctypes.set_errno(0)
+        return self._fn(*args)
+
+    def __getattr__(self, name):
+        return getattr(self._fn, name)
 
 
 class _Raw:
@@ -962,7 +979,7 @@ class _Raw:
             fn.restype = restype
             fn.argtypes = argtypes
             fn.errcheck = _make_errcheck(name, how)
-            setattr(self, name, fn)
+            setattr(self, name, _ClearErrno(fn) if how == ALL1 else fn)
 
     def __dir__(self):
         return list(BINDINGS)

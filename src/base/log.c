@@ -151,12 +151,17 @@ void log_msg(int level, const char *fmt, ...)
 	mutex_unlock(&log_lock);
 }
 
+void log_set_level(int level)
+{
+	atomic_store_explicit(&log_level, level, memory_order_relaxed);
+}
+
 IOVM_API int iovm_log_set_level(int level)
 {
 	err_enter();
 	if (level < IOVM_LOG_ERR || level > IOVM_LOG_DEBUG)
 		return err_inval("level < IOVM_LOG_ERR || level > IOVM_LOG_DEBUG");
-	atomic_store_explicit(&log_level, level, memory_order_relaxed);
+	log_set_level(level);
 	return 0;
 }
 

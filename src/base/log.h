@@ -45,6 +45,9 @@ static inline void log_release(void)
 		log_flush_held();
 }
 
+/* The level iovm_log_set_level() sets, from inside the library (a level already checked). */
+void log_set_level(int level);
+
 #define log_err(...) log_msg(IOVM_LOG_ERR, __VA_ARGS__)
 #define log_warn(...) log_msg(IOVM_LOG_WARN, __VA_ARGS__)
 #define log_notice(...) log_msg(IOVM_LOG_NOTICE, __VA_ARGS__)

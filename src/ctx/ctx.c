@@ -114,7 +114,8 @@ static int ctx_open(const char *opts, struct iovm_ctx **out)
 	if ((cfg.share[0] && mp_name_check(cfg.share)) || (cfg.attach[0] && mp_name_check(cfg.attach)))
 		return -EINVAL;
 	if (cfg.log_level != CONFIG_LOG_UNCHANGED)
-		iovm_log_set_level(cfg.log_level);
+		/* Not the public call: its err_enter() would name it in the details of iovm_open()'s errors. */
+		log_set_level(cfg.log_level);
 	if (!cfg.mem_limit)
 		cfg.mem_limit = MAX(machine_ram(), SZ_2M);
 	if (!cfg.pin_budget)

@@ -4,7 +4,7 @@ objects used after their context closed or after they were destroyed,
 wrong types, the errno and detail an exception carries, garbage collected
 from other threads, objects across fork. What could crash the interpreter
 runs in a child interpreter, whose death by a signal fails the test.
-Known bugs run only with IOVM_ATTACK14_KNOWN=1."""
+The bugs it found are fixed; every test runs."""
 
 import ctypes
 import gc
@@ -21,7 +21,6 @@ from ctypes import byref, c_uint64, c_void_p
 import iovm
 from iovm import raw
 
-KNOWN = os.environ.get("IOVM_ATTACK14_KNOWN") == "1"
 G = 1 << 21
 
 
@@ -155,10 +154,6 @@ class TestAfterClose(unittest.TestCase):
                 pass
             print("OK")
         """
-        if not KNOWN:
-            self.skipTest("known bug: CommonBuffer.view and Zone.view are not released when the "
-                          "buffer or zone is freed (or the context closed): a write through them "
-                          "after free segfaults (IOVM_ATTACK14_KNOWN=1 runs it)")
         self.assertNoCrash(code)
 
     def test_read_fill_past_end(self):
@@ -177,10 +172,6 @@ class TestAfterClose(unittest.TestCase):
                     raise SystemExit("went past a 16-byte buffer: no bound checked")
             print("OK")
         """
-        if not KNOWN:
-            self.skipTest("known bug: DmaBuffer.read() and fill() do not check their length "
-                          "or offset (write() does): they read and write past the buffer "
-                          "(IOVM_ATTACK14_KNOWN=1 runs it)")
         self.assertNoCrash(code)
 
 
@@ -206,10 +197,6 @@ class TestTypesAndErrors(unittest.TestCase):
         # ctypes cuts an int to size_t silently: alloc(2**64 + 16) allocates
         # 16 bytes but the buffer believes it has 2**64 + 16, and write()'s
         # bound check lets a write run past the allocation.
-        if not KNOWN:
-            self.skipTest("known bug: ctx.alloc(2**64 + 16) returns a DmaBuffer of size "
-                          "2**64 + 16 over a 16-byte allocation (ctypes truncates); write() "
-                          "then overflows the heap (IOVM_ATTACK14_KNOWN=1 runs it)")
         try:
             b = self.ctx.alloc((1 << 64) + 16)
         except (OverflowError, ValueError, TypeError, ctypes.ArgumentError, iovm.IovmError):
@@ -242,10 +229,6 @@ class TestTypesAndErrors(unittest.TestCase):
         self.assertEqual((e2.errno, e2.function, e2.detail), (e.errno, e.function, e.detail))
 
     def test_detail_names_open_with_log_level(self):
-        if not KNOWN:
-            self.skipTest("known bug: iovm_open(\"log_level=error,host_pa=on,page_size=4K\")'s "
-                          "detail names iovm_log_set_level, not iovm_open "
-                          "(IOVM_ATTACK14_KNOWN=1 runs it)")
         with self.assertRaises(iovm.IovmError) as cm:
             iovm.open("log_level=error,host_pa=on,page_size=4K")
         self.assertTrue(cm.exception.detail.startswith("iovm_open"), cm.exception.detail)
@@ -258,10 +241,6 @@ class TestTypesAndErrors(unittest.TestCase):
         try:
             raw.iovm_mem_map_set_translation(m, 4 * G, G, 0x1000)
             self.assertEqual(raw.iovm_mem_map_translate(m, 4 * G + 5, None), 0x1000)
-            if not KNOWN:
-                self.skipTest("known bug: raw.iovm_mem_map_translate() raises IovmError for a "
-                              "map whose default translation is IOVM_ADDR_INVALID (all ones) "
-                              "instead of returning it (IOVM_ATTACK14_KNOWN=1 runs it)")
             sz = c_uint64(3 * G)
             self.assertEqual(raw.iovm_mem_map_translate(m, 8 * G + 5, byref(sz)),
                              0xFFFFFFFFFFFFFFFF)
@@ -281,10 +260,6 @@ class TestTypesAndErrors(unittest.TestCase):
         b = tracemalloc.get_traced_memory()[0]
         tracemalloc.stop()
         self.assertEqual(buf[63], 19967 & 0xFF)
-        if not KNOWN and b - a > 1 << 20:
-            self.skipTest("known bug: each buf[i] keeps a memoryview in the buffer until it is "
-                          "freed: %d bytes more after 18000 indexings "
-                          "(IOVM_ATTACK14_KNOWN=1 runs it)" % (b - a))
         self.assertLess(b - a, 1 << 20, "indexing a buffer grows memory without bound")
 
 
@@ -339,10 +314,6 @@ class TestThreadsAndFork(unittest.TestCase):
         # it behind the child's back, and python/README.md says nothing.
         if "fork" not in multiprocessing.get_all_start_methods():
             self.skipTest("no fork here")
-        if not KNOWN:
-            self.skipTest("known bug: a forked child's GC of an inherited DmaBuffer calls "
-                          "iovm_dma_free() on the parent's context and the parent's buffer "
-                          "contents change (IOVM_ATTACK14_KNOWN=1 runs it)")
         rc, out = run_child("""
             import multiprocessing, os, iovm
             ctx = iovm.open("page_size=4K")
