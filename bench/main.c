@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "../tools/output.h"
 
 static void usage(FILE *f)
 {
@@ -21,35 +22,6 @@ static void usage(FILE *f)
 		"                 taken back at exit as far as free); 0 leaves the pool alone\n");
 }
 
-/*
- * The end of every run: what was printed must have reached stdout (the
- * table; with --json, which went to stderr, the JSON checked apart), or
- * the exit status says it did not: 1, and why on stderr.
- */
-static int finish(int status)
-{
-	bool failed = false;
-	int err = 0;
-
-	errno = 0;
-	if (fflush(stdout)) {
-		err = errno;
-		failed = true;
-	}
-	if (ferror(stdout))
-		failed = true;
-	if (fclose(stdout) && !failed) {
-		err = errno;
-		failed = true;
-	}
-	if (!failed)
-		return status;
-	if (err)
-		fprintf(stderr, "iovm bench: cannot write the output: %s\n", strerror(err));
-	else
-		fprintf(stderr, "iovm bench: cannot write the output\n");
-	return status ? status : 1;
-}
 
 static int run_bench(int argc, char **argv)
 {
@@ -128,5 +100,5 @@ static int run_bench(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	return finish(run_bench(argc, argv));
+	return output_finish("iovm bench", run_bench(argc, argv));
 }

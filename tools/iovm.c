@@ -10,6 +10,7 @@
 #include <iovm.h>
 
 #include "cmd.h"
+#include "output.h"
 
 /*
  * The commands. Exit status, for all of them: 0 done, 1 a call failed (why
@@ -74,36 +75,6 @@ static void usage(FILE *f)
 	fprintf(f, "\noptions (IOVM_OPTS=\"key=value,...\"):\n%s", iovm_opts_help());
 }
 
-/*
- * Every command ends here: what it printed must have reached stdout, or
- * the exit status says it did not (1, and why on stderr). A full disk or a
- * closed pipe (SIGPIPE ignored) shows at the flush, or in the error flag
- * of an earlier write.
- */
-static int finish(int status)
-{
-	int err = 0;
-	bool failed = false;
-
-	errno = 0;
-	if (fflush(stdout)) {
-		err = errno;
-		failed = true;
-	}
-	if (ferror(stdout))
-		failed = true;
-	if (fclose(stdout) && !failed) {
-		err = errno;
-		failed = true;
-	}
-	if (!failed)
-		return status;
-	if (err)
-		fprintf(stderr, "iovm: cannot write the output: %s\n", strerror(err));
-	else
-		fprintf(stderr, "iovm: cannot write the output\n");
-	return status ? status : 1;
-}
 
 static int run(int argc, char **argv)
 {
@@ -137,5 +108,5 @@ static int run(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	return finish(run(argc, argv));
+	return output_finish("iovm", run(argc, argv));
 }
