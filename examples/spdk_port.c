@@ -27,6 +27,8 @@
  *
  *   cc spdk_port.c $(pkg-config --cflags --libs iovm)
  */
+/* MAP_ANONYMOUS, which -std=c17 alone hides. */
+#define _DEFAULT_SOURCE
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
