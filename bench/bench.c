@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "../tools/json.h"
 
 #define MAX_RESULTS 64
 #define MAX_NOTES 32
@@ -416,76 +417,47 @@ void bench_print_table(FILE *f, const char *title, unsigned reps)
 		   "A target is met, MISSED, or unchecked (a figure it needs is missing).\n");
 }
 
-static void json_num(FILE *f, double v)
-{
-	if (!isfinite(v))
-		fprintf(f, "null");
-	else
-		fprintf(f, "%.6g", v);
-}
-
-/* A JSON string: the names are the benchmarks' own, but a quote or a control character must not break the document. */
-static void json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
-	fputc('"', f);
-}
-
+/* The results as a JSON array of objects, one per row, through tools/json.c's writer. */
 void bench_write_json(FILE *f)
 {
-	fprintf(f, "[\n");
+	struct json j;
+
+	json_init(&j, f);
+	json_begin(&j, NULL, '[');
 	for (unsigned i = 0; i < nr_results; i++) {
 		const struct result *r = &results[i];
 		enum peer_state ps = peer_state(r);
 		int met = target_met(r);
 		char why[48];
 
-		fprintf(f, "  {\"name\": ");
-		json_str(f, r->name);
-		fprintf(f, ", \"unit\": ");
-		json_str(f, r->unit);
-		fprintf(f, ", \"iovm\": ");
-		json_num(f, r->iovm);
-		fprintf(f, ", \"peer\": ");
+		json_begin(&j, NULL, '{');
+		json_str(&j, "name", r->name);
+		json_str(&j, "unit", r->unit);
+		json_double(&j, "iovm", r->iovm);
 		if (ps == PEER_MEASURED || ps == PEER_FAILED)
-			json_str(f, r->peer);
+			json_str(&j, "peer", r->peer);
 		else
-			fprintf(f, "null");
-		fprintf(f, ", \"peer_status\": \"%s\"", peer_state_name[ps]);
-		if (ps != PEER_MEASURED && ps != PEER_FAILED && peer_reason(r, why, sizeof(why))[0]) {
-			fprintf(f, ", \"peer_note\": ");
-			json_str(f, why);
-		}
-		fprintf(f, ", \"peer_value\": ");
-		json_num(f, r->peer_value);
-		fprintf(f, ", \"ratio\": ");
-		json_num(f, ratio(r));
-		fprintf(f, ", \"lead\": ");
-		json_num(f, lead(r));
-		fprintf(f, ", \"better\": \"%s\"", higher_better(r->unit) ? "higher" : "lower");
-		fprintf(f, ", \"target\": ");
+			json_null(&j, "peer");
+		json_str(&j, "peer_status", peer_state_name[ps]);
+		if (ps != PEER_MEASURED && ps != PEER_FAILED && peer_reason(r, why, sizeof(why))[0])
+			json_str(&j, "peer_note", why);
+		json_double(&j, "peer_value", r->peer_value);
+		json_double(&j, "ratio", ratio(r));
+		json_double(&j, "lead", lead(r));
+		json_str(&j, "better", higher_better(r->unit) ? "higher" : "lower");
 		if (met == -2)
-			fprintf(f, "null");
+			json_null(&j, "target");
 		else
-			json_str(f, r->target);
-		fprintf(f, ", \"met\": %s", met == 1 ? "true" : met == 0 ? "false" : "null");
-		if (r->unbuilt[0]) {
-			fprintf(f, ", \"status\": ");
-			json_str(f, r->unbuilt);
-		}
-		fprintf(f, "}%s\n", i + 1 < nr_results ? "," : "");
+			json_str(&j, "target", r->target);
+		if (met == 0 || met == 1)
+			json_bool(&j, "met", met == 1);
+		else
+			json_null(&j, "met");
+		if (r->unbuilt[0])
+			json_str(&j, "status", r->unbuilt);
+		json_end(&j, '}');
 	}
-	fprintf(f, "]\n");
+	json_end(&j, ']');
 }
 
 /* Whether @fd is a regular file: only such an output is removed when it fails (a device or a pipe is not ours). */

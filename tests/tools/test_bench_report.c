@@ -203,6 +203,28 @@ static void table(void)
 	free(buf);
 }
 
+/*
+ * The writer (tools/json.c) puts each member on a line of its own: fold
+ * @buf back to one line per row, members separated by ", ", so that a row
+ * reads as one string.
+ */
+static void fold_json(char *buf)
+{
+	char *in = buf, *out = buf;
+
+	while (*in) {
+		if (*in == '\n') {
+			while (*++in == ' ')
+				;
+			if (out > buf && out[-1] == ',')
+				*out++ = ' ';
+			continue;
+		}
+		*out++ = *in++;
+	}
+	*out = '\0';
+}
+
 static void json(void)
 {
 	char *buf = NULL, *row;
@@ -213,6 +235,7 @@ static void json(void)
 	every_state();
 	bench_write_json(f);
 	fclose(f);
+	fold_json(buf);
 	for (row = strstr(buf, "{\"name\""); row; row = strstr(row + 1, "{\"name\"")) {
 		char *end = strchr(row, '}');
 

@@ -321,7 +321,9 @@ for row in "attach: spawn to first alloc+PA" "alloc+free 64 B, second process" \
 	"device: copy 64 B, 4 clients" "device: copy 64 B, 16 clients" "device: copy 64 B, speed-up 1 to 2 clients" \
 	"device: copy 4 KiB, 1 client" "device: copy 4 KiB, 16 clients" "device: copy 4 KiB, speed-up 1 to 2 clients"; do
 	grep -q "^$row .*[0-9]" "$tmp/mp" || fail "bench mp lacks a figure for '$row': $(cat "$tmp/mp")"
-	grep -q "\"name\": \"$row\", \"unit\": \"[^\"]*\", \"iovm\": [0-9]" "$tmp/mp.json" ||
+	python3 -c 'import json, sys
+sys.exit(not any(o["name"] == sys.argv[2] and isinstance(o["iovm"], (int, float))
+		 for o in json.load(open(sys.argv[1]))))' "$tmp/mp.json" "$row" ||
 		fail "bench mp JSON lacks iovm's figure for '$row'"
 	ok
 done

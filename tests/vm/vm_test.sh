@@ -72,7 +72,7 @@ for t in ${TESTS//,/ }; do
 		# iovm-bench, static, without the peers (the guest has no DPDK): every
 		# file of bench/, which builds each peer's part only where it is found.
 		$cc -std=c17 -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -static -I"$ROOT/include" -I"$ROOT/src" \
-			-o "$WORK/vm_bench" "$ROOT"/bench/*.c "$ROOT"/tools/output.c \
+			-o "$WORK/vm_bench" "$ROOT"/bench/*.c "$ROOT"/tools/output.c "$ROOT"/tools/json.c \
 			"$BUILD/libiovm_internal.a" -lpthread -lm || fail "cannot build the benchmark"
 		continue
 	fi
