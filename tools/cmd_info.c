@@ -42,6 +42,9 @@ static void print_pools(const struct iovm_sysinfo *in, int node)
 	printf("\n");
 }
 
+/* iovm_open()'s error detail, kept: any later call of the library clears it. */
+static char open_detail[256];
+
 static void text(const struct iovm_sysinfo *in, const struct iovm_ctx_info *ci, int open_err)
 {
 	char a[32], b[32], c[32];
@@ -102,13 +105,15 @@ static void text(const struct iovm_sysinfo *in, const struct iovm_ctx_info *ci, 
 	printf("%s\n", in->nr_vfio_pci ? "" : "no device bound");
 	if (open_err) {
 		printf("iovm            cannot open with IOVM_OPTS: %s: %s\n", iovm_strerror(open_err),
-		       iovm_error_detail());
+		       open_detail);
 		return;
 	}
 	printf("iovm            page size %s%s; host-PA mode %s; mem_limit %s; NUMA node %s; "
 	       "release delay %u ms\n",
 	       fmt_size(ci->page_size, a, sizeof(a)), ci->page_size_fallback ? ", 4 KiB fallback" : "",
-	       ci->host_pa ? "on (device addresses of hugepages are host PAs)" : "off (emulated PAs)",
+	       ci->host_pa_only ? "on, strict (every PA handed out is a host PA, or the call fails)"
+	       : ci->host_pa	? "on (device addresses of hugepages are host PAs)"
+				: "off (emulated PAs)",
 	       fmt_size(ci->mem_limit, b, sizeof(b)),
 	       ci->numa_node < 0 ? "any" : (snprintf(c, sizeof(c), "%d", ci->numa_node), c),
 	       ci->release_delay_ms);
@@ -192,11 +197,12 @@ static void json(const struct iovm_sysinfo *in, const struct iovm_ctx_info *ci, 
 	json_begin(&j, "iovm", '{');
 	if (open_err) {
 		json_str(&j, "error", iovm_strerror(open_err));
-		json_str(&j, "detail", iovm_error_detail());
+		json_str(&j, "detail", open_detail);
 	} else {
 		json_u64(&j, "page_size", ci->page_size);
 		json_bool(&j, "page_size_fallback", ci->page_size_fallback);
 		json_bool(&j, "host_pa_mode", ci->host_pa);
+		json_bool(&j, "host_pa_only", ci->host_pa_only);
 		json_u64(&j, "mem_limit", ci->mem_limit);
 		json_i64(&j, "numa_node", ci->numa_node);
 		json_u64(&j, "release_delay_ms", ci->release_delay_ms);
@@ -237,6 +243,7 @@ int cmd_info(int argc, char **argv)
 	/* Quietly: an IOVM_OPTS error is part of the report, not a log line. */
 	iovm_log_set_handler(quiet, NULL);
 	open_err = iovm_open(NULL, &ctx);
+	snprintf(open_detail, sizeof(open_detail), "%s", open_err ? iovm_error_detail() : "");
 	iovm_log_set_handler(NULL, NULL);
 	if (!open_err) {
 		iovm_ctx_info(ctx, &ci);

@@ -97,7 +97,30 @@ if IOVM_OPTS=numa_node=0 "$iovm" info >"$tmp/info-node" 2>/dev/null && ! grep -q
 		fail "iovm info, numa_node=0: $(grep '^iovm ' "$tmp/info-node")"
 	ok
 fi
-for key in '"hugepage_pools"' '"userfaultfd"' '"iommu_groups"' '"vfio"' '"cpus"' '"host_pa"'; do
+# IOVM_OPTS that iovm_open() refuses: the report says why, in the text and the JSON.
+IOVM_OPTS=bogus=1 "$iovm" info >"$tmp/info-bad" || fail "iovm info, IOVM_OPTS=bogus=1"
+grep -q "cannot open with IOVM_OPTS: Invalid argument: iovm_open: unknown option 'bogus'" "$tmp/info-bad" ||
+	fail "iovm info, bad IOVM_OPTS: the reason is lost: $(grep '^iovm ' "$tmp/info-bad")"
+ok
+IOVM_OPTS=bogus=1 "$iovm" info --json | grep -q "\"detail\": \"iovm_open: unknown option 'bogus'" ||
+	fail "iovm info --json, bad IOVM_OPTS: the reason is lost"
+ok
+# host_pa=on: the configuration line says the mode is strict, and so does the
+# JSON; host_pa=off: neither. Opening with host_pa=on needs readable host PAs
+# (root) and free hugepages: where it cannot open, the line says so instead.
+IOVM_OPTS=host_pa=off "$iovm" info --json >"$tmp/info-off.json" || fail "iovm info, host_pa=off"
+if ! grep -q '"error"' "$tmp/info-off.json"; then
+	grep -q '"host_pa_only": false' "$tmp/info-off.json" || fail "iovm info --json, host_pa=off: no host_pa_only false"
+	ok
+fi
+if IOVM_OPTS=host_pa=on "$iovm" info >"$tmp/info-hpa" 2>/dev/null && ! grep -q "cannot open" "$tmp/info-hpa"; then
+	grep -q "host-PA mode on, strict" "$tmp/info-hpa" || fail "iovm info, host_pa=on: $(grep '^iovm ' "$tmp/info-hpa")"
+	ok
+	IOVM_OPTS=host_pa=on "$iovm" info --json | grep -q '"host_pa_only": true' ||
+		fail "iovm info --json, host_pa=on: no host_pa_only true"
+	ok
+fi
+for key in '"hugepage_pools"' '"userfaultfd"' '"iommu_groups"' '"vfio"' '"cpus"' '"host_pa"' '"host_pa_only"'; do
 	grep -q "$key" "$tmp/info.json" || fail "iovm info --json lacks $key"
 	ok
 done
