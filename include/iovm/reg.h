@@ -132,7 +132,12 @@ struct iovm_mr;
  * registration for it, and the child's pages fault in as any on-demand
  * MR's. Memory that is not monitored (see above: a file's mappings,
  * shared memory) is not reachable through it: a device access there
- * faults. Needs the memory monitor (-EOPNOTSUPP without userfaultfd).
+ * faults. Needs the memory monitor (-EOPNOTSUPP without userfaultfd). On
+ * a verbs device, the device's own implicit ODP MR where it has implicit
+ * ODP; where it pages on demand without it (rxe), each child is
+ * registered on the device, on demand, and has keys of its own:
+ * iovm_mr_keys() gives them, and iovm_mr_query() gives 0 for the parent's;
+ * a device without ODP refuses it (-EOPNOTSUPP).
  *
  * @dom cannot be destroyed while the MR lives (iovm_domain_destroy() says
  * -EBUSY).
@@ -241,6 +246,39 @@ IOVM_API int iovm_mr_query(const struct iovm_mr *mr, struct iovm_mr_info *info);
  * of the address space included).
  */
 IOVM_API int iovm_mr_iova(const struct iovm_mr *mr, const void *addr, size_t len, iovm_iova_t *iova);
+
+struct iovm_mr_keys {
+	uint32_t lkey, rkey; /* the keys a device reaches the range by */
+	void *addr;          /* the range they reach: an MR's own, or, implicit, its child's */
+	size_t len;
+};
+
+/**
+ * iovm_mr_keys() - the keys that reach [addr, addr+len) of @mr.
+ * @keys: set to the keys, and the whole range they reach
+ *
+ * A keyed descriptor, or a verbs work request, names the memory by key
+ * and virtual address. For an MR of a range, these are its keys, as
+ * iovm_mr_query() gives them. For an implicit registration, its one key
+ * for the whole address space, where the device has one: iovm's software
+ * engine, and a verbs device with implicit ODP. A verbs device that pages
+ * on demand without implicit ODP (rxe, for one) has no such key: there
+ * the implicit MR is registered on the device child by child, each the
+ * 64 MiB of address space, aligned, around @addr, on demand
+ * (IBV_ACCESS_ON_DEMAND), made the first time this call (or a device
+ * access, or iovm_mr_advise()) reaches it and kept as long as @mr; these
+ * are the child's keys, and [keys.addr, keys.addr + keys.len) its range.
+ * Split a scatter list at those boundaries.
+ *
+ * Thread safety: safe, while @mr is registered; lock-free once the
+ * child is made.
+ *
+ * Return: 0; -EINVAL for bad arguments; -ERANGE when [addr, addr+len) is
+ * not inside @mr, or, for an implicit MR registered child by child, when
+ * it crosses a 64 MiB boundary; -ENOMEM, or the device's error, when the
+ * child cannot be registered.
+ */
+IOVM_API int iovm_mr_keys(struct iovm_mr *mr, const void *addr, size_t len, struct iovm_mr_keys *keys);
 
 /*
  * The registration cache: MRs by address, kept registered after use so that

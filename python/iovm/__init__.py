@@ -45,7 +45,7 @@ from ._lib import (IovmError, raw, lib, path as library_path, BINDINGS, STRUCTS,
                    PA, HPA, IOVA, GPA, CtxInfo, HugepagePool, IommuGroup, SysInfo,
                    PhysArenaStats, PhysPoolStats, PhysStats, Xlate, ZoneInfo, MemEvent,
                    MemListStats, MemStats, IovaRange, DomainAttr, Fault, DomainStats,
-                   MrInfo, RcacheAttr, RcacheStats, RegStats, IovaWindow, DeviceInfo,
+                   MrInfo, MrKeys, RcacheAttr, RcacheStats, RegStats, IovaWindow, DeviceInfo,
                    DeviceVerbs, Desc, Sge, Completion, Cqe, QueueAttr, QueueStats,
                    GuestBank, GuestAttr, GuestInfo, ShareParams, ShareInfo,
                    ShareDomainParams, DeviceServerInfo, LOG_FN, ZONE_WALK_FN,
@@ -1042,6 +1042,14 @@ class MR(_Resource):
         raw.iovm_mr_iova(self._handle(), (a or 0) + offset, length, byref(v))
         return v.addr
 
+    def keys(self, obj, length=1, offset=0):
+        """iovm_mr_keys(): the keys that reach an address inside the MR, and
+        the range they reach (an implicit MR's child, on a verbs device
+        without implicit ODP)."""
+        k = MrKeys()
+        raw.iovm_mr_keys(self._handle(), address_of(obj) + offset, length, byref(k))
+        return k
+
     def advise(self, obj=None, length=None, write=False, offset=0):
         """iovm_mr_advise(): prefetch (on-demand MRs)."""
         if obj is None:
@@ -1423,7 +1431,7 @@ __all__ = [
     "dma_boundary", "dma_node", "version_encode", "address_of", "lib", "library_path",
     "BINDINGS", "STRUCTS", "CtxInfo", "HugepagePool", "IommuGroup", "SysInfo", "PhysArenaStats",
     "PhysPoolStats", "PhysStats", "Xlate", "ZoneInfo", "MemEvent", "MemListStats", "MemStats",
-    "IovaRange", "DomainAttr", "Fault", "DomainStats", "MrInfo", "RcacheAttr", "RcacheStats",
+    "IovaRange", "DomainAttr", "Fault", "DomainStats", "MrInfo", "MrKeys", "RcacheAttr", "RcacheStats",
     "RegStats", "IovaWindow", "DeviceInfo", "DeviceVerbs", "QueueAttr", "QueueStats", "GuestBank",
     "GuestAttr", "GuestInfo", "ShareParams", "ShareInfo", "ShareDomainParams", "DeviceServerInfo",
     "LOG_FN", "ZONE_WALK_FN", "MEM_EVENT_FN", "FAULT_FN", "RQUEUE_FAULT_FN",

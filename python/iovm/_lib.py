@@ -450,6 +450,16 @@ class MrInfo(_Struct):
     ]
 
 
+@_struct("iovm_mr_keys")
+class MrKeys(_Struct):
+    _fields_ = [
+        ("lkey", c_uint32),
+        ("rkey", c_uint32),
+        ("addr", c_void_p),
+        ("len", c_size_t),
+    ]
+
+
 @_struct("iovm_rcache_attr")
 class RcacheAttr(_Struct):
     _fields_ = [
@@ -851,6 +861,7 @@ BINDINGS = {
     "iovm_mr_dereg": (c_int, [_vp], NEG),
     "iovm_mr_query": (c_int, [_vp, _p(MrInfo)], NEG),
     "iovm_mr_iova": (c_int, [_vp, _vp, c_size_t, _p(IOVA)], NEG),
+    "iovm_mr_keys": (c_int, [_vp, _vp, c_size_t, _p(MrKeys)], NEG),
     "iovm_rcache_create": (c_int, [_vp, _p(RcacheAttr), _pp], NEG),
     "iovm_rcache_destroy": (c_int, [_vp], NEG),
     "iovm_rcache_get": (c_int, [_vp, _vp, c_size_t, c_uint32, _pp], NEG),

@@ -19,8 +19,10 @@
  * (-EOPNOTSUPP), not quietly pinned: pinning would break the promise that
  * made the caller ask (memory that may be unmapped, overcommitted, larger
  * than what may be locked), and the caller can ask for a pinned MR
- * knowing what it gets. Implicit (the whole address space) needs the
- * device's implicit ODP likewise.
+ * knowing what it gets. Implicit (the whole address space) is the
+ * device's own implicit ODP MR where it has implicit ODP; with ODP alone,
+ * iovm registers it child by child, 64 MiB on demand each
+ * (reg/implicit.c, iovm_mr_keys()).
  *
  * Locks: verbs_dev.lock guards the bound domain; registrations run under
  * none of ours (ibv_reg_mr may pin for a long time), deregistrations under
@@ -254,7 +256,8 @@ int verbs_dev_attach(struct iovm_device *dev, struct iovm_domain *dom, uint32_t 
 		return err_detail(-EINVAL, IOVM_LOG_DEBUG, "verbs: attach the device to a managed domain");
 	mutex_lock(&vd->lock);
 	ret = vd->dom ? err_detail(-EBUSY, IOVM_LOG_DEBUG, "verbs: %s is attached already", vd->name)
-		      : reg_backend_bind(dev->ctx->reg, dom, &verbs_backend, vd);
+		      : reg_backend_bind(dev->ctx->reg, dom, &verbs_backend, vd,
+					 (vd->odp ? REG_BACKEND_ODP : 0) | (vd->odp_implicit ? REG_BACKEND_IMPLICIT : 0));
 	if (!ret)
 		vd->dom = dom;
 	mutex_unlock(&vd->lock);

@@ -28,10 +28,13 @@
 #include "base/log.h"
 #include "reg/reg_internal.h"
 
+#define PG 4096u
+
 struct reg_backend {
 	struct iovm_domain *dom;
 	const struct reg_backend_ops *ops;
 	void *arg;
+	unsigned caps;          /* REG_BACKEND_* */
 	unsigned nr_mrs;        /* under reg_space.lock: MRs registered through it, or being */
 	struct list_node link;  /* in reg_space.backends, under its lock */
 };
@@ -61,14 +64,15 @@ static bool domain_has_mrs(struct reg_space *rs, const struct iovm_domain *dom)
 	return false;
 }
 
-int reg_backend_bind(struct reg_space *rs, struct iovm_domain *dom, const struct reg_backend_ops *ops, void *arg)
+int reg_backend_bind(struct reg_space *rs, struct iovm_domain *dom, const struct reg_backend_ops *ops, void *arg,
+		     unsigned caps)
 {
 	struct reg_backend *be = fi_calloc(1, sizeof(*be));
 	int ret = 0;
 
 	if (!be)
 		return -ENOMEM;
-	*be = (struct reg_backend){ .dom = dom, .ops = ops, .arg = arg };
+	*be = (struct reg_backend){ .dom = dom, .ops = ops, .arg = arg, .caps = caps };
 	mutex_lock(&rs->lock);
 	if (backend_find(rs, dom))
 		ret = err_detail(-EBUSY, IOVM_LOG_DEBUG, "the domain registers through another device already");
@@ -117,11 +121,24 @@ void backend_adopt(struct reg_space *rs, struct iovm_mr *mr)
 	struct reg_backend *be;
 
 	lock_assert_held(&rs->lock);
-	/* An implicit MR's children are its own business: the device registered the parent. */
-	if (mr->parent || !(be = backend_find(rs, mr->dom)))
+	/*
+	 * An implicit MR's children are the device's business only where the
+	 * parent is not: where the device registered the whole address space
+	 * itself, the parent holds it all.
+	 */
+	if (mr->parent)
+		be = mr->parent->be && !(mr->parent->be->caps & REG_BACKEND_IMPLICIT) ? (struct reg_backend *)mr->parent->be : NULL;
+	else
+		be = backend_find(rs, mr->dom);
+	if (!be)
 		return;
 	mr->be = be;
 	be->nr_mrs++;
+}
+
+bool backend_by_children(const struct iovm_mr *mr)
+{
+	return mr->implicit && mr->be && !(mr->be->caps & REG_BACKEND_IMPLICIT);
 }
 
 int backend_register(struct iovm_mr *mr)
@@ -132,6 +149,19 @@ int backend_register(struct iovm_mr *mr)
 
 	if (!be)
 		return 0;
+	if (backend_by_children(mr)) {
+		/* Nothing on the device yet: each child is registered there as iovm makes it. */
+		if (!(be->caps & REG_BACKEND_ODP))
+			return err_detail(-EOPNOTSUPP, IOVM_LOG_DEBUG,
+					  "registration: the device has no on-demand paging, which an implicit "
+					  "registration needs (register ranges, or use a registration cache)");
+		return 0;
+	}
+	/* A child's range ends where user space does: the device refuses the last page of the 47 bits. */
+	if (mr->parent) {
+		addr = (void *)mr->start;
+		len = MIN(mr->end, IMR_VA_END - PG) - mr->start;
+	}
 	return be->ops->reg(be->arg, addr, len, mr->access, &mr->be_handle, &mr->be_lkey, &mr->be_rkey);
 }
 

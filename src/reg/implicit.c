@@ -18,6 +18,16 @@
  * Children live as long as their parent: deregistering it retires the key,
  * then each child, then waits out the devices that may still read the
  * table.
+ *
+ * A device that translates by itself (backend.c) holds the whole address
+ * space under its own one key where it can (a verbs device with implicit
+ * ODP). Where it pages on demand but not implicitly, each child is
+ * registered on the device as iovm makes it, 64 MiB on demand, before the
+ * child is in the table: iovm_mr_keys() gives the child's keys for a
+ * range, making the child first if need be. That registration runs under
+ * reg_space.lock, unlike a range's: an on-demand registration pins
+ * nothing, so it is quick, and two callers asking for one child must not
+ * both make it.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -144,6 +154,12 @@ int implicit_child(struct reg_space *rs, struct iovm_mr *mr, uint64_t va, struct
 		mr_free(child);
 		return ret;
 	}
+	/* The device's registration of the child, when the parent has none of its own (see above). */
+	ret = backend_register(child);
+	if (ret) {
+		mr_teardown(rs, child);
+		return ret;
+	}
 	/* Published whole: a device that finds it finds its IOVA and window in place. */
 	atomic_store_explicit(&leaf[IMR_LEAF_IDX(va)], child, memory_order_release);
 	mr->kids->nr_children++;
@@ -224,8 +240,9 @@ int implicit_query(struct iovm_mr *mr, struct iovm_mr_info *info)
 		.addr = NULL,
 		.len = SIZE_MAX,
 		.iova = IOVM_IOVA(0),
-		.lkey = mr->be ? mr->be_lkey : mr->lkey,
-		.rkey = mr->be ? mr->be_rkey : mr->rkey,
+		/* A device registered child by child has no key for it all: iovm_mr_keys() gives a child's. */
+		.lkey = backend_by_children(mr) ? 0 : mr->be ? mr->be_lkey : mr->lkey,
+		.rkey = backend_by_children(mr) ? 0 : mr->be ? mr->be_rkey : mr->rkey,
 		.access = mr->access,
 		.monitored = true,
 		.on_demand = true,
@@ -245,11 +262,26 @@ int implicit_advise(struct iovm_mr *mr, uintptr_t a, size_t len, uint32_t flags)
 	struct reg_space *rs = mr->rs;
 	int ret = 0;
 
-	(void)flags; /* the children are written as the parent may be */
 	if (a < mr->start || a + len > mr->end)
 		return -ERANGE;
+	if (backend_by_children(mr)) {
+		/* The device pages each child itself: advice goes to the children's registrations there. */
+		for (uintptr_t at = a; at < a + len && !ret;) {
+			uintptr_t next = MIN(align_down(at, IMR_CHILD_SIZE) + IMR_CHILD_SIZE, a + len);
+			struct iovm_mr *child;
+
+			mutex_lock(&rs->lock);
+			ret = implicit_child(rs, mr, at, &child);
+			mutex_unlock(&rs->lock);
+			/* The child lives as long as the parent, which the caller keeps registered. */
+			if (!ret)
+				ret = backend_advise(child, at, next - at, flags);
+			at = next;
+		}
+		return ret;
+	}
+	/* Child by child: each prefetch is an on-demand MR's, written as the parent may be. */
 	mutex_lock(&rs->lock);
-	/* Child by child: each prefetch is an on-demand MR's. */
 	for (uintptr_t at = a; at < a + len && !ret;) {
 		uintptr_t next = MIN(align_down(at, IMR_CHILD_SIZE) + IMR_CHILD_SIZE, a + len);
 		struct iovm_mr *child;
@@ -261,4 +293,40 @@ int implicit_advise(struct iovm_mr *mr, uintptr_t a, size_t len, uint32_t flags)
 	}
 	mutex_unlock(&rs->lock);
 	return ret == -ENOENT ? err_inval("[addr, addr+len) mapped") : ret;
+}
+
+int implicit_keys(struct iovm_mr *mr, uintptr_t a, size_t len, struct iovm_mr_keys *keys)
+{
+	struct reg_space *rs = mr->rs;
+	struct iovm_mr *child;
+	int ret;
+
+	if (a < mr->start || a + len > mr->end)
+		return -ERANGE;
+	if (!backend_by_children(mr)) {
+		*keys = (struct iovm_mr_keys){ .lkey = mr->be ? mr->be_lkey : mr->lkey,
+					       .rkey = mr->be ? mr->be_rkey : mr->rkey,
+					       .addr = (void *)mr->start,
+					       .len = mr->end - mr->start };
+		return 0;
+	}
+	if (align_down(a, IMR_CHILD_SIZE) != align_down(a + len - 1, IMR_CHILD_SIZE))
+		return err_detail(-ERANGE, IOVM_LOG_DEBUG,
+				  "keys: [%#lx, +%zu) crosses a 64 MiB boundary, between two of the device's registrations",
+				  (unsigned long)a, len);
+	/* Found lock-free once made: a child is in the table only with its device registration in place. */
+	child = implicit_child_find(mr, a);
+	if (!child) {
+		mutex_lock(&rs->lock);
+		ret = atomic_load_explicit(&mr->state, memory_order_acquire) == MR_LIVE ? implicit_child(rs, mr, a, &child)
+											: -EINVAL;
+		mutex_unlock(&rs->lock);
+		if (ret)
+			return ret;
+	}
+	*keys = (struct iovm_mr_keys){ .lkey = child->be_lkey,
+				       .rkey = child->be_rkey,
+				       .addr = (void *)child->start,
+				       .len = MIN(child->end, IMR_VA_END - PG) - child->start };
+	return 0;
 }

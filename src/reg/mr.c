@@ -393,3 +393,23 @@ IOVM_API int iovm_mr_iova(const struct iovm_mr *mr, const void *addr, size_t len
 	*iova = mr->be ? iova_make(a) : iova_add(mr->iova, a - mr->start);
 	return 0;
 }
+
+IOVM_API int iovm_mr_keys(struct iovm_mr *mr, const void *addr, size_t len, struct iovm_mr_keys *keys)
+{
+	uintptr_t a = (uintptr_t)addr;
+
+	err_enter();
+	if (!mr || !addr || !len || !keys)
+		return err_inval("!mr || !addr || !len || !keys");
+	if (a + len < a)
+		return -ERANGE;
+	if (mr->implicit)
+		return implicit_keys(mr, a, len, keys);
+	if (a < mr->addr || a + len > mr->addr + mr->len)
+		return -ERANGE;
+	*keys = (struct iovm_mr_keys){ .lkey = mr->be ? mr->be_lkey : mr->lkey,
+				       .rkey = mr->be ? mr->be_rkey : mr->rkey,
+				       .addr = (void *)mr->addr,
+				       .len = mr->len };
+	return 0;
+}

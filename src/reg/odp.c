@@ -406,7 +406,7 @@ IOVM_API int iovm_mr_advise(struct iovm_mr *mr, void *addr, size_t len, uint32_t
 	if (a + len < a)
 		return -ERANGE;
 	/* A device that pages by itself is told; iovm's own pins would serve only its software engine. */
-	if (mr->be && (mr->implicit || (a >= mr->addr && a + len <= mr->addr + mr->len)))
+	if (mr->be && !backend_by_children(mr) && (mr->implicit || (a >= mr->addr && a + len <= mr->addr + mr->len)))
 		return backend_advise(mr, a, len, flags);
 	if (mr->implicit)
 		return implicit_advise(mr, a, len, flags);

@@ -113,6 +113,11 @@ int reg_mirror_resolve(struct reg_mirror *m, struct iovm_mr *mr, uintptr_t start
  * into registration. @advise (may be NULL: -EOPNOTSUPP) prefetches
  * [addr, addr+len) of an on-demand MR, with IOVM_ADVISE_* @flags; called
  * without the lock.
+ *
+ * The device's paging, given at binding (REG_BACKEND_*): without
+ * REG_BACKEND_ODP an on-demand registration is @reg's to refuse; without
+ * REG_BACKEND_IMPLICIT, an implicit MR is registered on the device child
+ * by child, each child's 64 MiB on demand, as iovm makes them.
  */
 struct reg_backend_ops {
 	int (*reg)(void *arg, void *addr, size_t len, uint32_t access, void **handle, uint32_t *lkey,
@@ -122,11 +127,15 @@ struct reg_backend_ops {
 };
 
 /*
- * reg_backend_bind() - register @dom's MRs through @ops too, from now on.
+ * reg_backend_bind() - register @dom's MRs through @ops too, from now on;
+ * @caps: REG_BACKEND_*.
  * -EBUSY when @dom has MRs already (they would lack the device's) or a
  * backend; -ENOMEM.
  */
-int reg_backend_bind(struct reg_space *rs, struct iovm_domain *dom, const struct reg_backend_ops *ops, void *arg);
+#define REG_BACKEND_ODP (1u << 0)      /* the device pages on demand */
+#define REG_BACKEND_IMPLICIT (1u << 1) /* ... and registers the whole address space under one key */
+int reg_backend_bind(struct reg_space *rs, struct iovm_domain *dom, const struct reg_backend_ops *ops, void *arg,
+		     unsigned caps);
 /*
  * reg_backend_unbind() - undo it. -EBUSY while @dom has MRs through it (a
  * cache's included), unless @force: then they are deregistered from the

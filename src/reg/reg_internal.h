@@ -288,6 +288,8 @@ void mr_unpublish(struct reg_space *rs, struct iovm_mr *mr);
 void backend_adopt(struct reg_space *rs, struct iovm_mr *mr);
 /* Register published @mr through its backend; 0 without one. No lock held. */
 int backend_register(struct iovm_mr *mr);
+/* Whether implicit @mr is registered on its device child by child (a device without implicit ODP). */
+bool backend_by_children(const struct iovm_mr *mr);
 /* Deregister it there, before the rest of it goes, whatever the device says. Needs reg_space.lock. */
 void backend_release(struct reg_space *rs, struct iovm_mr *mr);
 /* Deregister it there, or say why not (the MR stays the device's). Needs reg_space.lock. */
@@ -305,6 +307,8 @@ int implicit_child(struct reg_space *rs, struct iovm_mr *mr, uint64_t va, struct
 struct iovm_mr *implicit_child_find(const struct iovm_mr *mr, uint64_t va);
 int implicit_query(struct iovm_mr *mr, struct iovm_mr_info *info);
 int implicit_advise(struct iovm_mr *mr, uintptr_t addr, size_t len, uint32_t flags);
+/* The keys of [addr, addr+len) of implicit @mr: its own, or its child's on the device (made if need be). */
+int implicit_keys(struct iovm_mr *mr, uintptr_t addr, size_t len, struct iovm_mr_keys *keys);
 
 /* rcache.c: an invalidation of @kind hit a cached region. Lock-free. */
 void rcache_count_invalidation(struct rc_region *r, unsigned kind);

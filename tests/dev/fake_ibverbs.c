@@ -8,13 +8,16 @@
  * It keeps what a device would: its MRs (address, length, access, keys),
  * and checks what the kernel checks at ibv_reg_mr(): a protection domain
  * of its own, remote write only with local write, on-demand only on a
- * device with ODP, and, pinned, every page of the range mapped. Two
- * devices: fake0 without ODP, fake1 with ODP for RC, implicit included.
+ * device with ODP, implicit only on one with implicit ODP, a range inside
+ * user space, and, pinned, every page of the range mapped. Three devices:
+ * fake0 without ODP, fake1 with ODP for RC, implicit included, and fake2
+ * with ODP for RC but not implicit (as rxe).
  * The tests read its state through the fake_ibv_*() calls.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -27,7 +30,7 @@
 /* The project builds with hidden symbols: a library stands in only with its calls exported. */
 #pragma GCC visibility push(default)
 
-#define FAKE_DEVS 2
+#define FAKE_DEVS 3
 #define FAKE_MRS 4096
 
 struct fake_mr {
@@ -70,6 +73,11 @@ static struct fake_ibv_mr mr_out(const struct fake_mr *m)
 
 static bool dev_has_odp(const struct ibv_device *d)
 {
+	return d == &devs[1] || d == &devs[2];
+}
+
+static bool dev_has_implicit(const struct ibv_device *d)
+{
 	return d == &devs[1];
 }
 
@@ -82,7 +90,7 @@ struct ibv_device **ibv_get_device_list(int *num)
 		return NULL;
 	}
 	for (int i = 0; i < FAKE_DEVS; i++) {
-		strcpy(devs[i].name, i ? "fake1" : "fake0");
+		snprintf(devs[i].name, sizeof(devs[i].name), "fake%d", i);
 		devs[i].transport_type = IBV_TRANSPORT_IB;
 		list[i] = &devs[i];
 	}
@@ -107,7 +115,8 @@ static int query_device_ex(struct ibv_context *context, const struct ibv_query_d
 	(void)input;
 	memset(attr, 0, attr_size);
 	if (dev_has_odp(context->device)) {
-		attr->odp_caps.general_caps = IBV_ODP_SUPPORT | IBV_ODP_SUPPORT_IMPLICIT;
+		attr->odp_caps.general_caps =
+			IBV_ODP_SUPPORT | (dev_has_implicit(context->device) ? IBV_ODP_SUPPORT_IMPLICIT : 0);
 		attr->odp_caps.per_transport_caps.rc_odp_caps =
 			IBV_ODP_SUPPORT_SEND | IBV_ODP_SUPPORT_RECV | IBV_ODP_SUPPORT_WRITE | IBV_ODP_SUPPORT_READ;
 	}
@@ -298,6 +307,11 @@ struct ibv_mr *(ibv_reg_mr)(struct ibv_pd *pd, void *addr, size_t length, int ac
 		err = EOPNOTSUPP;
 	} else if (!addr && !(odp && length == SIZE_MAX)) {
 		err = EINVAL;
+	} else if (!addr && !dev_has_implicit(pd->context->device)) {
+		err = EOPNOTSUPP;
+	} else if (addr && ((uintptr_t)addr + length < (uintptr_t)addr ||
+			    (uintptr_t)addr + length > (UINT64_C(1) << 47) - 4096)) {
+		err = EFAULT; /* the kernel's access_ok(): user space ends a page below 2^47 */
 	} else if (!odp && !all_mapped(addr, length)) {
 		err = EFAULT;
 	}

@@ -11,6 +11,7 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -474,7 +475,8 @@ TEST(every_failure_point)
 	struct iovm_device *dev;
 	struct iovm_domain *dom;
 	struct iovm_rcache *cache;
-	unsigned long fired = 0;
+	unsigned long fired = 0, fired_child = 0;
+	bool hit_child;
 	void *buf;
 
 #ifndef IOVM_DEBUG_CHECKS
@@ -560,7 +562,180 @@ TEST(every_failure_point)
 	CHECK_OK(iovm_rcache_destroy(cache));
 	CHECK_EQ(fake_ibv_counts().bad_deregs, 0);
 	close_bound(dev, dom);
+
+	/* A child of an implicit MR, on a device without implicit ODP: a failure leaves no child. */
+	open_bound("verbs:fake2", &dev, &dom);
+	for (unsigned long n = 1;; n++) {
+		struct fake_ibv_counts c0;
+		struct iovm_mr_info info;
+		struct iovm_mr_keys k;
+		struct iovm_mr *mr;
+		struct fake_ibv_mr fm;
+		int ret;
+
+		CHECK_OK(iovm_mr_reg(dom, NULL, SIZE_MAX, IOVM_ACCESS_ON_DEMAND, &mr));
+		c0 = fake_ibv_counts();
+		fi_arm(FI_ALL, n, 0);
+		ret = iovm_mr_keys(mr, buf, PG, &k);
+		hit_child = fi_disarm();
+		CHECK_OK(iovm_mr_query(mr, &info));
+		if (ret) {
+			CHECK(hit_child && ret < 0);
+			CHECK_EQ(info.children, 0);
+			CHECK_EQ(fake_ibv_counts().live, c0.live);
+		} else {
+			CHECK_EQ(info.children, 1);
+			CHECK_OK(fake_ibv_find(k.lkey, &fm));
+		}
+		CHECK_OK(iovm_mr_dereg(mr));
+		CHECK_EQ(fake_ibv_counts().live, c0.live);
+		if (!hit_child)
+			break;
+		fired_child++;
+	}
+	CHECK(fired_child >= 2);
+	printf("# %lu failure points under a child's registration\n", fired_child);
+	close_bound(dev, dom);
 	munmap(buf, 16 * PG);
+}
+
+/*
+ * Implicit on a device that pages on demand without implicit ODP (fake2,
+ * as rxe): nothing on the device for the parent; each 64 MiB child
+ * registered there on demand the first time its keys are asked for, once,
+ * also by four threads at once; a range across two children refused; the
+ * top of user space clipped as the kernel wants; advice to the child's
+ * registration; a device failure leaves no child; all gone with the parent.
+ */
+#define CHILD (UINT64_C(64) << 20)
+
+struct keys_race {
+	struct iovm_mr *mr;
+	void *addr;
+	struct iovm_mr_keys keys;
+	int ret;
+};
+
+static void *keys_racer(void *arg)
+{
+	struct keys_race *r = arg;
+
+	r->ret = iovm_mr_keys(r->mr, r->addr, 64, &r->keys);
+	return NULL;
+}
+
+TEST(implicit_by_children)
+{
+	struct iovm_device *dev;
+	struct iovm_domain *dom;
+	struct iovm_mr *mr, *pinned;
+	struct iovm_mr_info info;
+	struct iovm_mr_keys k, k2, top;
+	struct fake_ibv_counts c0;
+	struct fake_ibv_mr fm;
+	uint8_t *buf = pages(32);
+	uintptr_t child0 = (uintptr_t)buf & ~(uintptr_t)(CHILD - 1);
+	uint32_t acc = IOVM_ACCESS_ON_DEMAND | IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_REMOTE_WRITE;
+	uint64_t regs;
+
+	open_bound("verbs:fake2", &dev, &dom);
+	c0 = fake_ibv_counts();
+	CHECK_OK(iovm_mr_reg(dom, NULL, SIZE_MAX, acc, &mr));
+	/* The parent is nothing on the device: it has no key for it all. */
+	CHECK_EQ(fake_ibv_counts().live, c0.live);
+	CHECK_OK(iovm_mr_query(mr, &info));
+	CHECK(info.implicit && info.lkey == 0 && info.rkey == 0 && info.children == 0);
+
+	/* The first ask makes the child and registers its 64 MiB, on demand. */
+	CHECK_OK(iovm_mr_keys(mr, buf + 100, 2 * PG, &k));
+	CHECK_EQ((uintptr_t)k.addr, child0);
+	CHECK_EQ(k.len, CHILD);
+	CHECK_OK(fake_ibv_find(k.lkey, &fm));
+	CHECK_EQ((uintptr_t)fm.addr, child0);
+	CHECK_EQ(fm.len, CHILD);
+	CHECK_EQ(fm.rkey, k.rkey);
+	CHECK_EQ(fm.access, IBV_ACCESS_ON_DEMAND | IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE);
+	CHECK_EQ(fake_ibv_counts().live, c0.live + 1);
+	/* Asked again, anywhere in the child: the same keys, no device call. */
+	regs = fake_ibv_counts().regs;
+	CHECK_OK(iovm_mr_keys(mr, (void *)(child0 + CHILD - 64), 64, &k2));
+	CHECK(k2.lkey == k.lkey && k2.rkey == k.rkey && k2.addr == k.addr);
+	CHECK_EQ(fake_ibv_counts().regs, regs);
+	/* A remote write through the child's rkey lands in the memory. */
+	CHECK_OK(fake_ibv_remote_write(k.rkey, (uintptr_t)buf + 8, "child", 5));
+	CHECK(!memcmp(buf + 8, "child", 5));
+
+	/* Across two children: refused, saying why, nothing made. */
+	CHECK_EQ(iovm_mr_keys(mr, (void *)(child0 + CHILD - 8), 16, &k2), -ERANGE);
+	CHECK(strstr(iovm_error_detail(), "64 MiB"));
+	CHECK_EQ(fake_ibv_counts().live, c0.live + 1);
+	/* Outside user space, or NULL-page: outside the MR. */
+	CHECK_EQ(iovm_mr_keys(mr, (void *)(uintptr_t)100, 8, &k2), -ERANGE);
+	CHECK_EQ(iovm_mr_keys(mr, (void *)(UINT64_C(1) << 47), 8, &k2), -ERANGE);
+	CHECK_EQ(iovm_mr_keys(mr, (void *)UINTPTR_MAX, 2, &k2), -ERANGE);
+
+	/* The last child ends a page below 2^47, where the kernel's user space does. */
+	CHECK_OK(iovm_mr_keys(mr, (void *)((UINT64_C(1) << 47) - 2 * PG), 8, &top));
+	CHECK_EQ((uintptr_t)top.addr, (UINT64_C(1) << 47) - CHILD);
+	CHECK_EQ(top.len, CHILD - PG);
+	CHECK(top.lkey != k.lkey);
+
+	/* A device that refuses a child: no child, and the next ask makes it. */
+	fake_ibv_fail_next_reg(ENOMEM);
+	CHECK_EQ(iovm_mr_keys(mr, (void *)(child0 + 3 * CHILD), 8, &k2), -ENOMEM);
+	CHECK_OK(iovm_mr_query(mr, &info));
+	CHECK_EQ(info.children, 2);
+
+	/* Four threads ask for one new child at once: one registration, one set of keys. */
+	{
+		pthread_t t[4];
+		struct keys_race r[4];
+
+		regs = fake_ibv_counts().regs;
+		for (int i = 0; i < 4; i++) {
+			r[i] = (struct keys_race){ .mr = mr, .addr = (void *)(child0 + 3 * CHILD + (uintptr_t)i * PG) };
+			CHECK_OK(pthread_create(&t[i], NULL, keys_racer, &r[i]));
+		}
+		for (int i = 0; i < 4; i++)
+			CHECK_OK(pthread_join(t[i], NULL));
+		for (int i = 0; i < 4; i++)
+			CHECK(r[i].ret == 0 && r[i].keys.lkey == r[0].keys.lkey);
+		CHECK_EQ(fake_ibv_counts().regs, regs + 1);
+	}
+	CHECK_OK(iovm_mr_query(mr, &info));
+	CHECK_EQ(info.children, 3);
+	CHECK_EQ(fake_ibv_counts().live, c0.live + 3);
+
+	/* Advice goes to the child's registration on the device. */
+	CHECK_OK(iovm_mr_advise(mr, buf, 3 * PG, IOVM_ADVISE_WRITE));
+	CHECK_EQ(fake_ibv_last_advice().lkey, k.lkey);
+	CHECK_EQ(fake_ibv_last_advice().addr, (uintptr_t)buf);
+
+	/* An MR of a range beside it: its own keys; outside it, -ERANGE. */
+	CHECK_OK(iovm_mr_reg(dom, buf, 32 * PG, IOVM_ACCESS_LOCAL_WRITE, &pinned));
+	CHECK_OK(iovm_mr_query(pinned, &info));
+	CHECK_OK(iovm_mr_keys(pinned, buf + PG, PG, &k2));
+	CHECK(k2.lkey == info.lkey && k2.rkey == info.rkey && k2.addr == buf && k2.len == 32 * PG);
+	CHECK_EQ(iovm_mr_keys(pinned, buf + 31 * PG, 2 * PG, &k2), -ERANGE);
+	CHECK_OK(iovm_mr_dereg(pinned));
+
+	/* The parent goes: every child goes from the device. */
+	CHECK_OK(iovm_mr_dereg(mr));
+	CHECK_EQ(fake_ibv_counts().live, c0.live);
+	CHECK_EQ(fake_ibv_find(k.lkey, &fm), -ENOENT);
+	CHECK_EQ(fake_ibv_find(top.lkey, &fm), -ENOENT);
+	close_bound(dev, dom);
+
+	/* A device with implicit ODP: the parent's one key, for all of user space. */
+	open_bound("verbs:fake1", &dev, &dom);
+	CHECK_OK(iovm_mr_reg(dom, NULL, SIZE_MAX, acc, &mr));
+	CHECK_OK(iovm_mr_query(mr, &info));
+	CHECK_OK(iovm_mr_keys(mr, buf, 2 * CHILD, &k));
+	CHECK(k.lkey == info.lkey && k.rkey == info.rkey && k.lkey != 0);
+	CHECK(k.len >= (UINT64_C(1) << 46));
+	CHECK_OK(iovm_mr_dereg(mr));
+	close_bound(dev, dom);
+	munmap(buf, 32 * PG);
 }
 
 int main(void)
@@ -581,6 +756,7 @@ int main(void)
 	RUN(cache_hits_and_replacement);
 	RUN(detach_and_close_with_mrs);
 	RUN(context_close_takes_all);
+	RUN(implicit_by_children);
 	RUN(every_failure_point);
 	CHECK_OK(iovm_close(ctx));
 	return 0;

@@ -47,6 +47,12 @@ static void check_mr(struct iovm_domain *dom, struct iovm_mr *mr, uint8_t *p, si
 	CHECK(info.lkey != 0);
 	FI_INT(iovm_mr_iova(mr, p + 4096, 4096, &iova));
 	CHECK_EQ(iova.addr, info.iova.addr + 4096);
+	{
+		struct iovm_mr_keys keys;
+
+		FI_INT(iovm_mr_keys(mr, p + 4096, 4096, &keys));
+		CHECK(keys.lkey == info.lkey && keys.rkey == info.rkey && keys.addr == p && keys.len == len);
+	}
 	if (!on_demand)
 		FI_INT(iovm_domain_translate(dom, iova, &pa, &perm));
 }
@@ -92,8 +98,16 @@ static void sc_mr(void)
 					   &implicit));
 		}
 	}
-	if (implicit)
+	if (implicit) {
+		struct iovm_mr_keys keys;
+		struct iovm_mr_info info;
+
 		FI_INT(iovm_mr_advise(implicit, q, 64 << 10, IOVM_ADVISE_WRITE));
+		/* iovm's own engine: the implicit MR's one key, for all of user space. */
+		FI_INT(iovm_mr_keys(implicit, q, 4096, &keys));
+		FI_INT(iovm_mr_query(implicit, &info));
+		CHECK(keys.lkey == info.lkey && keys.lkey != 0 && (uintptr_t)keys.addr <= (uintptr_t)q);
+	}
 	FI_INT(iovm_reg_stats(ctx, &rs));
 	CHECK(rs.mrs >= 2);
 	if (implicit)

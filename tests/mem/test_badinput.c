@@ -406,6 +406,12 @@ B(mr_iova_null) { iovm_iova_t i; return iovm_mr_iova(NULL, app, 1, &i); }
 B(mr_iova_null_out) { return iovm_mr_iova(mr, app, 1, NULL); }
 B(mr_iova_outside) { iovm_iova_t i; return iovm_mr_iova(mr, app + 4096, 1, &i); }
 B(mr_iova_wraps) { iovm_iova_t i; return iovm_mr_iova(mr, app, SIZE_MAX, &i); }
+B(mr_keys_null) { struct iovm_mr_keys k; return iovm_mr_keys(NULL, app, 1, &k); }
+B(mr_keys_null_out) { return iovm_mr_keys(mr, app, 1, NULL); }
+B(mr_keys_null_addr) { struct iovm_mr_keys k; return iovm_mr_keys(mr, NULL, 1, &k); }
+B(mr_keys_zero_len) { struct iovm_mr_keys k; return iovm_mr_keys(mr, app, 0, &k); }
+B(mr_keys_outside) { struct iovm_mr_keys k; return iovm_mr_keys(mr, app + 4096, 1, &k); }
+B(mr_keys_wraps) { struct iovm_mr_keys k; return iovm_mr_keys(mr, app, SIZE_MAX, &k); }
 B(advise_null) { return iovm_mr_advise(NULL, app, 4096, 0); }
 B(advise_pinned) { return iovm_mr_advise(mr, app, 4096, 0); }
 B(advise_bad_flags) { return iovm_mr_advise(mr, app, 4096, 1u << 7); }
@@ -919,6 +925,12 @@ static const struct bad_case cases[] = {
 	ROW(mr_iova_null_out, iovm_mr_iova, EINVAL),
 	ROW(mr_iova_outside, iovm_mr_iova, ERANGE),
 	ROW(mr_iova_wraps, iovm_mr_iova, ERANGE),
+	ROW(mr_keys_null, iovm_mr_keys, EINVAL),
+	ROW(mr_keys_null_out, iovm_mr_keys, EINVAL),
+	ROW(mr_keys_null_addr, iovm_mr_keys, EINVAL),
+	ROW(mr_keys_zero_len, iovm_mr_keys, EINVAL),
+	ROW(mr_keys_outside, iovm_mr_keys, ERANGE),
+	ROW(mr_keys_wraps, iovm_mr_keys, ERANGE),
 	ROW(advise_null, iovm_mr_advise, EINVAL),
 	ROW(advise_pinned, iovm_mr_advise, EINVAL),
 	ROW(advise_bad_flags, iovm_mr_advise, EINVAL),

@@ -97,6 +97,7 @@ BAD = {
     "iovm_mr_dereg": (E.EINVAL, lambda f: raw.iovm_mr_dereg(NULL)),
     "iovm_mr_query": (E.EINVAL, lambda f: raw.iovm_mr_query(NULL, byref(iovm.MrInfo()))),
     "iovm_mr_iova": (E.EINVAL, lambda f: raw.iovm_mr_iova(NULL, f.foreign, 1, byref(IOVA()))),
+    "iovm_mr_keys": (E.EINVAL, lambda f: raw.iovm_mr_keys(NULL, f.foreign, 1, byref(iovm.MrKeys()))),
     "iovm_rcache_create": (E.EINVAL, lambda f: raw.iovm_rcache_create(NULL, NULL, byref(out()))),
     "iovm_rcache_destroy": (E.EINVAL, lambda f: raw.iovm_rcache_destroy(NULL)),
     "iovm_rcache_get": (E.EINVAL, lambda f: raw.iovm_rcache_get(

@@ -127,6 +127,13 @@ class TestRegister(RegBase):
         self.assertEqual(c.status, iovm.Status.SUCCESS, iovm.status_name(c.status))
         self.assertEqual(bytes(ba[PAGE:PAGE + 8]), b"implicit")
         self.assertGreaterEqual(mr.info().children, 1)
+        # iovm's engine: the one key, for all of user space
+        k = mr.keys(ba, 8, offset=PAGE)
+        self.assertEqual((k.lkey, k.rkey), (mr.lkey, mr.rkey))
+        self.assertLessEqual(k.addr, iovm.address_of(ba))
+        with self.assertRaises(iovm.IovmError) as cm:
+            mr.keys(ba, 0)
+        self.assertEqual(cm.exception.errno, errno.EINVAL)
         with self.assertRaises(iovm.IovmError) as cm:
             mr.iova(ba)
         self.assertEqual(cm.exception.errno, errno.EINVAL)
