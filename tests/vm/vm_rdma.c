@@ -936,6 +936,96 @@ out:
 }
 
 /*
+ * An implicit registration of the whole address space on both sides: on a
+ * device with implicit ODP, its one key; with ODP alone (rxe), iovm
+ * registers the 64 MiB child around each buffer on the device when
+ * iovm_mr_keys() first asks, and the child's keys reach untouched memory.
+ * Without ODP it is refused.
+ */
+#define CHILD_LEN (UINT64_C(64) << 20)
+static uint8_t *child_aligned(void **resv)
+{
+	uint8_t *r = mmap(NULL, 2 * CHILD_LEN, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0), *p;
+
+	if (r == MAP_FAILED)
+		return NULL;
+	*resv = r;
+	p = (uint8_t *)(((uintptr_t)r + CHILD_LEN - 1) & ~(uintptr_t)(CHILD_LEN - 1));
+	/* Inside one child, whatever BUF_LEN is: a work request's buffer names one child's keys. */
+	return mmap(p + 4096, BUF_LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) ==
+			       MAP_FAILED
+		       ? NULL
+		       : p + 4096;
+}
+
+static int case_iovm_implicit(struct ep *ep)
+{
+	const uint32_t acc = IOVM_ACCESS_ON_DEMAND | IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_REMOTE_WRITE;
+	struct iovm_device_verbs v = { 0 };
+	struct iovm_ep ie = { 0 };
+	struct iovm_mr *mr = NULL;
+	struct iovm_mr_info info = { 0 };
+	struct iovm_mr_keys k = { 0 };
+	void *resv = NULL;
+	uint8_t *buf = NULL;
+	int st, ret, rc = -1;
+
+	if (iovm_ep_open(ep, &ie))
+		goto out;
+	iovm_device_verbs(ie.dev, &v);
+	ret = iovm_mr_reg(ie.dom, NULL, SIZE_MAX, acc, &mr);
+	if (!v.odp) {
+		CHECK(ret == -EOPNOTSUPP, "%s: no ODP on %s: an implicit registration refused (%d: %s)", ep->name,
+		      ep->devname, ret, iovm_error_detail());
+		mr = NULL;
+		rc = 0;
+		goto out;
+	}
+	CHECK(!ret, "%s: implicit registration on %s (%s implicit ODP): %s", ep->name, ep->devname,
+	      v.odp_implicit ? "with" : "without", iovm_error_detail());
+	if (ret)
+		goto out;
+	buf = child_aligned(&resv);
+	CHECK(buf, "%s: a buffer inside one 64 MiB child", ep->name);
+	if (!buf)
+		goto out;
+	CHECK(!iovm_mr_keys(mr, buf, BUF_LEN, &k), "%s: iovm_mr_keys: %s", ep->name, iovm_error_detail());
+	CHECK(!iovm_mr_query(mr, &info), "%s: iovm_mr_query", ep->name);
+	if (v.odp_implicit)
+		CHECK(k.lkey == info.lkey && k.lkey, "%s: implicit ODP: the parent's one key", ep->name);
+	else
+		CHECK(info.lkey == 0 && info.children == 1 && k.lkey && (uintptr_t)k.addr % CHILD_LEN == 0 &&
+			      k.len == CHILD_LEN,
+		      "%s: without implicit ODP: the child's keys (parent key %#x, %llu children, [%p, +%zu))",
+		      ep->name, info.lkey, (unsigned long long)info.children, k.addr, k.len);
+	if (ep->side == SIDE_A)
+		fill(buf, BUF_LEN, 47);
+	/* B's buffer untouched: A writes from its own implicit MR's child into B's through B's child rkey. */
+	if (ep_connect(ep, (uintptr_t)buf, k.rkey, BUF_LEN))
+		goto out;
+	if (ep->side == SIDE_A) {
+		struct ibv_mr sk = { .lkey = k.lkey, .rkey = k.rkey };
+
+		st = ep_post_wait(ep, IBV_WR_RDMA_WRITE, &sk, buf, BUF_LEN, ep->peer.addr, ep->peer.rkey);
+		CHECK(st == IBV_WC_SUCCESS, "%s: RDMA WRITE between implicit registrations: %s", ep->name,
+		      status_str(st));
+	}
+	if (ep_sync(ep))
+		goto out;
+	if (ep->side == SIDE_B)
+		check_pattern(ep, buf, 47, "B's implicit MR's child holds what A wrote");
+	rc = 0;
+out:
+	ep_disconnect(ep);
+	if (mr)
+		CHECK(!iovm_mr_dereg(mr), "%s: iovm_mr_dereg of the implicit MR: %s", ep->name, iovm_error_detail());
+	iovm_ep_close(ep, &ie);
+	if (resv)
+		munmap(resv, 2 * CHILD_LEN);
+	return rc;
+}
+
+/*
  * glibc's free() and malloc() at the same address under the cache: B gets
  * an MR of a large malloc() (glibc maps it alone), A writes into it; B
  * free()s it and malloc()s again (glibc's mmap gives the same address, as
@@ -1333,6 +1423,7 @@ static const struct {
 	{ "iovm-reg", case_iovm_reg },
 	{ "iovm-cache", case_iovm_cache },
 	{ "iovm-odp", case_iovm_odp },
+	{ "iovm-implicit", case_iovm_implicit },
 	{ "iovm-malloc", case_iovm_malloc },
 	{ "iovm-fork", case_iovm_fork },
 	{ "iovm-replace-pinned", case_iovm_replace_pinned },
