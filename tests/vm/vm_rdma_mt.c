@@ -33,7 +33,7 @@
 #include "vm_rdma.h"
 
 #define NT 4                   /* worker threads */
-#define ROUNDS 128             /* per worker: a WRITE and a READ each */
+#define ROUNDS 64              /* per worker: a WRITE and a READ each */
 #define WR_LEN 4096            /* bytes per WRITE */
 #define SLOT_LEN (2 * WR_LEN)  /* a slot: WR_LEN written, WR_LEN that must stay zero */
 #define SLOTS 4                /* per worker */
