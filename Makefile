@@ -8,6 +8,7 @@
 #   make vm-test-iommufd  the VM test on its own 6.12 guest kernel: iommufd and no-IOMMU too
 #   make vm-test-rdma  RDMA between two Soft-RoCE (rxe) endpoints in a QEMU guest
 #   make vm-test-rdma-odp  the same on its own 7.x guest kernel: namespaces and on-demand paging
+#   make vm-bench-rdma `iovm bench rdma` in that guest (vm-bench-rdma-odp: on the 7.x kernel)
 #   make fuzz    every libFuzzer target for FUZZ_SECONDS (60) each; make check replays their corpora
 #   make check-tsan  the suite under ThreadSanitizer alone
 #   make deb     Debian packages libiovm0, libiovm-dev, iovm into build/deb, checked by lintian
@@ -20,7 +21,7 @@ BUILD_CLANG ?= build-clang
 PREFIX      ?= /usr/local
 DEMO_ARGS   ?=
 
-.PHONY: all deps build docs deb run check test check-tsan fuzz check-asan check-clang vm-test vm-test-iommufd vm-test-rdma vm-test-rdma-odp vm-bench bench install uninstall clean
+.PHONY: all deps build docs deb run check test check-tsan fuzz check-asan check-clang vm-test vm-test-iommufd vm-test-rdma vm-test-rdma-odp vm-bench vm-bench-rdma vm-bench-rdma-odp bench install uninstall clean
 
 all: build
 
@@ -85,6 +86,15 @@ vm-test-rdma: build
 # on-demand paging, which Debian's 6.1 kernel lacks.
 vm-test-rdma-odp: build
 	IOVM_VM_RDMA_KERNEL=$$(tests/vm/make_kernel.sh rdma | tail -n1) tests/vm/vm_rdma.sh $(BUILD)
+
+# `iovm bench rdma` on Soft-RoCE in the RDMA VM test's guest (Debian's 6.1:
+# no ODP rows), beside UCX's and libfabric's caches: build/bench-rdma.json.
+vm-bench-rdma: build
+	tests/vm/vm_rdma.sh $(BUILD) bench
+
+# The same on the ODP kernel (built once, as vm-test-rdma-odp): build/bench-rdma-odp.json.
+vm-bench-rdma-odp: build
+	IOVM_VM_RDMA_KERNEL=$$(tests/vm/make_kernel.sh rdma | tail -n1) tests/vm/vm_rdma.sh $(BUILD) bench
 
 # `iovm bench vfio` in the VM test's guest: VFIO through an emulated IOMMU.
 vm-bench: build

@@ -145,5 +145,6 @@ int bench_reg(const struct bench_args *args);
 int bench_vfio(const struct bench_args *args);
 int bench_placement(const struct bench_args *args);
 int bench_mp(const struct bench_args *args);
+int bench_rdma(const struct bench_args *args);
 
 #endif /* IOVM_BENCH_H */

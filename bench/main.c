@@ -16,7 +16,7 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: iovm bench mem|iommu|reg|vfio|placement|mp [--json] [--json-out FILE] [--plot FILE.svg] [--quick]\n"
+		"usage: iovm bench mem|iommu|reg|vfio|placement|mp|rdma [--json] [--json-out FILE] [--plot FILE.svg] [--quick]\n"
 		"                                     [--no-dpdk] [--opts IOVM_OPTIONS] [--hugepages N]\n"
 		"  --hugepages N  have N free 2 MiB hugepages for the run (as root: added to the pool,\n"
 		"                 taken back at exit as far as free); 0 leaves the pool alone\n");
@@ -41,6 +41,8 @@ static int run_bench(int argc, char **argv)
 		run = bench_placement;
 	else if (argc >= 2 && !strcmp(argv[1], "mp"))
 		run = bench_mp;
+	else if (argc >= 2 && !strcmp(argv[1], "rdma"))
+		run = bench_rdma;
 	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
 		usage(stdout);
 		return 0;

@@ -15,7 +15,7 @@ want=""
 case "${1:-build}" in
 build) want="gcc libc6-dev make meson ninja-build pkg-config libibverbs-dev" ;;
 check) want="gcc libc6-dev make meson ninja-build pkg-config libibverbs-dev clang libclang-rt-dev groff-base" ;;
-bench) want="gcc libc6-dev make meson ninja-build pkg-config libdpdk-dev libucx-dev gnuplot-nox" ;;
+bench) want="gcc libc6-dev make meson ninja-build pkg-config libdpdk-dev libucx-dev libfabric-dev gnuplot-nox" ;;
 deb) want="gcc libc6-dev make meson ninja-build pkg-config libibverbs-dev python3 build-essential debhelper dpkg-dev lintian" ;;
 deb-build) want="gcc libc6-dev make meson ninja-build pkg-config libibverbs-dev python3 build-essential debhelper dpkg-dev" ;;
 rdma) want="gcc libc6-dev make meson ninja-build pkg-config libibverbs-dev" ;;

@@ -25,8 +25,8 @@ static const struct {
 } cmds[] = {
 	{ "info", cmd_info, "what this machine offers for DMA memory [--json]", "[--json]" },
 	{ "demo", cmd_demo, "a guided run of the main path, step by step", "[IOVM_OPTIONS]" },
-	{ "bench", cmd_bench, "benchmarks beside their peers: bench mem|iommu|reg|vfio|placement|mp [--json] [--quick] [--plot F]",
-	  "mem|iommu|reg|vfio|placement|mp [--json] [--json-out FILE] [--plot FILE.svg] [--quick]\n"
+	{ "bench", cmd_bench, "benchmarks beside their peers: bench mem|iommu|reg|vfio|placement|mp|rdma [--json] [--quick] [--plot F]",
+	  "mem|iommu|reg|vfio|placement|mp|rdma [--json] [--json-out FILE] [--plot FILE.svg] [--quick]\n"
 	  "                  [--no-dpdk] [--opts IOVM_OPTIONS] [--hugepages N]" },
 	{ "stat", cmd_stat, "open a context, allocate as told, print its statistics [--json]", "[--json] [SIZE...]" },
 	{ "device-server", cmd_devsrv, "serve the software DMA engine to a share's processes: NAME --share SHARE [--own SIZE]",

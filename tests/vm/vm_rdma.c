@@ -21,8 +21,8 @@
  * (the device's RoCEv2 IPv4 GID) and one buffer's address, rkey and
  * length through pipes; ep_sync() is a barrier, and after each case B
  * sends A its count of failed checks. A (the parent) prints the verdict.
- * iovm's own cases (iovm-reg, -cache, -odp, -malloc, -fork, -replace-*, -1g) register through
- * libiovm's verbs backend: same helpers, same lockstep.
+ * iovm's own cases (iovm-reg, -cache, -odp, -malloc, -cache-threads, -fork, -replace-*, -1g)
+ * register through libiovm's verbs backend: same helpers, same lockstep.
  *
  * Usage: vm_rdma [DEV_A DEV_B [NETNS_A NETNS_B]]
  *   without arguments, the same words from $IOVM_VM_RDMA, else rxe0 rxe1;
@@ -48,37 +48,7 @@
 #include <iovm.h>
 
 #include "vm_common.h"
-
-#define BUF_LEN 8192
-#define CQ_TIMEOUT 30.0 /* seconds: TCG is slow, a retry storm slower */
-
-enum side { SIDE_A, SIDE_B };
-
-/* What ep_connect() tells the peer. */
-struct ep_info {
-	uint32_t qpn, psn;
-	union ibv_gid gid;
-	uint64_t addr; /* one buffer the peer may target, */
-	uint32_t rkey; /* with its rkey */
-	uint32_t len;
-};
-
-/* One endpoint: a process, its device, and its end of the pipes to the other. */
-struct ep {
-	enum side side;
-	const char *name; /* "A" or "B" in messages */
-	int in, out;      /* pipes from and to the peer */
-	struct ibv_context *ctx;
-	struct ibv_pd *pd;
-	struct ibv_cq *cq;
-	uint8_t port;
-	int gid_index;
-	union ibv_gid gid;
-	enum ibv_mtu mtu;
-	struct ibv_qp *qp;   /* the case's QP, from ep_connect() */
-	struct ep_info peer; /* what the peer told ep_connect() */
-	const char *devname; /* the RDMA device, for iovm's "verbs:" */
-};
+#include "vm_rdma.h"
 
 static int xwrite(int fd, const void *p, size_t n)
 {
@@ -115,13 +85,13 @@ static int xread(int fd, void *p, size_t n)
 }
 
 /* Sends mine, receives the peer's: the same size both ways. */
-static int ep_exchange(struct ep *ep, const void *mine, void *theirs, size_t n)
+int ep_exchange(struct ep *ep, const void *mine, void *theirs, size_t n)
 {
 	return xwrite(ep->out, mine, n) || xread(ep->in, theirs, n) ? -1 : 0;
 }
 
 /* A barrier: returns when both endpoints got here. */
-static int ep_sync(struct ep *ep)
+int ep_sync(struct ep *ep)
 {
 	char me = 's', them;
 
@@ -220,7 +190,7 @@ static int modify(struct ep *ep, struct ibv_qp_attr *a, int mask, const char *wh
  * buffer the peer may target (0 for none); the peer's lands in ep->peer.
  * Receives are posted after it, then an ep_sync() before the peer sends.
  */
-static int ep_connect(struct ep *ep, uint64_t addr, uint32_t rkey, uint32_t len)
+int ep_connect(struct ep *ep, uint64_t addr, uint32_t rkey, uint32_t len)
 {
 	struct ibv_qp_init_attr ia = {
 		.send_cq = ep->cq,
@@ -359,7 +329,7 @@ static const char *differ(const uint8_t *p, const uint8_t *want, size_t n)
 	return "";
 }
 
-static const char *status_str(int st)
+const char *status_str(int st)
 {
 	return st < 0 ? "no completion" : ibv_wc_status_str((enum ibv_wc_status)st);
 }
@@ -611,22 +581,7 @@ out:
 
 /* ---- iovm's cases: memory registered through libiovm's verbs backend ---- */
 
-/*
- * The endpoint's device opened again through iovm ("verbs:NAME"), bound to
- * a managed domain: its MRs are iovm's, and the case's QPs must be in the
- * protection domain iovm opened, so the endpoint's context, PD and CQ are
- * swapped for iovm's while the case runs.
- */
-struct iovm_ep {
-	struct iovm_ctx *ctx;
-	struct iovm_device *dev;
-	struct iovm_domain *dom;
-	struct ibv_context *own_ctx;
-	struct ibv_pd *own_pd;
-	struct ibv_cq *own_cq;
-};
-
-static int iovm_ep_open(struct ep *ep, struct iovm_ep *ie)
+int iovm_ep_open(struct ep *ep, struct iovm_ep *ie)
 {
 	struct iovm_device_verbs v = { 0 };
 	struct ibv_cq *cq;
@@ -653,7 +608,7 @@ static int iovm_ep_open(struct ep *ep, struct iovm_ep *ie)
 	return 0;
 }
 
-static void iovm_ep_close(struct ep *ep, struct iovm_ep *ie)
+void iovm_ep_close(struct ep *ep, struct iovm_ep *ie)
 {
 	if (ie->own_cq) {
 		ibv_destroy_cq(ep->cq);
@@ -671,7 +626,7 @@ static void iovm_ep_close(struct ep *ep, struct iovm_ep *ie)
 }
 
 /* An MR's device keys as a struct ibv_mr for ep_post_wait() (which reads lkey only). */
-static struct ibv_mr iovm_keys(struct iovm_mr *mr)
+struct ibv_mr iovm_keys(struct iovm_mr *mr)
 {
 	struct iovm_mr_info info = { 0 };
 
@@ -1404,6 +1359,11 @@ out:
 	return rc;
 }
 
+static int case_iovm_cache_threads_(struct ep *ep)
+{
+	return case_iovm_cache_threads(ep, &checks, &failures);
+}
+
 /*
  * The cases, in order. Both endpoints run each one at the same time and
  * make the same ep_connect() and ep_sync() calls; a case counts failed
@@ -1425,6 +1385,7 @@ static const struct {
 	{ "iovm-odp", case_iovm_odp },
 	{ "iovm-implicit", case_iovm_implicit },
 	{ "iovm-malloc", case_iovm_malloc },
+	{ "iovm-cache-threads", case_iovm_cache_threads_ }, /* vm_rdma_mt.c */
 	{ "iovm-fork", case_iovm_fork },
 	{ "iovm-replace-pinned", case_iovm_replace_pinned },
 	{ "iovm-replace-odp", case_iovm_replace_odp },

@@ -9,7 +9,8 @@
 # the kernel's rxe can (vm_rdma_setup.sh, run by the guest's init, says
 # which it did). The guest program, tests/vm/vm_rdma.c, checks RDMA WRITE,
 # READ, SEND/RECV, a stale rkey and on-demand paging with plain libibverbs,
-# before iovm's own cases.
+# before iovm's own cases (vm_rdma_mt.c: the registration cache under
+# four threads).
 #
 # What it needs and does:
 #  - QEMU and a static busybox (installed from Debian when missing, as
@@ -33,15 +34,25 @@
 # Run as root for the installs; nothing else needs it (the cache must be
 # writable).
 #
-# Usage: vm_rdma.sh BUILD_DIR
+# With "bench" after BUILD_DIR (make vm-bench-rdma): the guest runs
+# BUILD_DIR's iovm-bench (`iovm bench rdma`, as meson built it, with the
+# peers it found: UCX's and libfabric's runtime libraries, libucx0 and
+# libfabric1 with their dependencies, are fetched and unpacked into the
+# cache as rdma-core's are, in rdma-peers) in a guest of 3 GiB instead of
+# vm_rdma, and its JSON lands in BUILD_DIR/bench-rdma.json, or
+# bench-rdma-odp.json on the kernel IOVM_VM_RDMA_KERNEL names.
+#
+# Usage: vm_rdma.sh BUILD_DIR [bench]
 # Exit: 0 pass, 1 fail, 77 skipped (says why).
 set -u
-BUILD=$(readlink -f "${1:?usage: vm_rdma.sh BUILD_DIR}")
+BUILD=$(readlink -f "${1:?usage: vm_rdma.sh BUILD_DIR [bench]}")
+MODE=${2:-test}
 SRC=$(dirname "$(readlink -f "$0")")
 ROOT=$(readlink -f "$SRC/../..")
 CACHE=${IOVM_VM_CACHE:-/var/tmp/iovm-vm}
 WORK=$BUILD/vm-rdma
 TIMEOUT=${VM_TIMEOUT:-300}
+[ "${2:-}" = bench ] && TIMEOUT=${VM_TIMEOUT:-900}
 T0=$(date +%s)
 step() { echo "[$(($(date +%s) - T0)) s] $*"; }
 
@@ -54,10 +65,13 @@ mkdir -p "$CACHE" 2>/dev/null && [ -w "$CACHE" ] ||
 
 # The guest kernel.
 kernel=${IOVM_VM_RDMA_KERNEL:-}
-append="console=ttyS0 panic=-1 quiet vmtests=rdma"
+# no_timer_check: on a loaded host the TCG guest's IO-APIC timer check can
+# miss its ticks and panic the boot ("IO-APIC + timer doesn't work").
+append="console=ttyS0 panic=-1 quiet no_timer_check vmtests=rdma"
+[ "$MODE" = bench ] && append=${append/vmtests=rdma/vmtests=bench-rdma}
 # 1 GiB; the ODP kernel's run gets 3 GiB, for the case that registers a gigabyte.
 MEM=${VM_RDMA_MEM:-1G}
-[ -z "$kernel" ] || MEM=${VM_RDMA_MEM:-3G}
+[ -z "$kernel" ] && [ "$MODE" != bench ] || MEM=${VM_RDMA_MEM:-3G}
 if [ -n "$kernel" ]; then
 	[ -f "$kernel" ] || fail "IOVM_VM_RDMA_KERNEL=$kernel: no such kernel"
 	append+=" vmrdmaodp" # built with rxe's on-demand paging: vm_rdma requires it
@@ -86,7 +100,24 @@ if [ ! -f "$U/.done" ]; then
 	rm -rf "$U.new/debs" "$U" && touch "$U.new/.done" && mv "$U.new" "$U" || fail "cannot keep $U"
 fi
 UR=$U/root
+# The benchmark's peers' runtime libraries, the same way, in a cache of their own.
+PR=
+if [ "$MODE" = bench ]; then
+	[ -x "$BUILD/bench/iovm-bench" ] || fail "no $BUILD/bench/iovm-bench: build first"
+	PDEBS="libucx0 libfabric1 librdmacm1 libnuma1 libpsm2-2 libpsm-infinipath1 libatomic1"
+	P=$CACHE/rdma-peers
+	if [ ! -f "$P/.done" ]; then
+		step "fetching $PDEBS"
+		rm -rf "$P.new" && mkdir -p "$P.new/debs" || fail "cannot make $P.new"
+		(cd "$P.new/debs" && apt-get download -q $PDEBS >/dev/null 2>&1) ||
+			{ rm -rf "$P.new"; skip "cannot download the packages $PDEBS"; }
+		for d in "$P.new"/debs/*.deb; do dpkg -x "$d" "$P.new/root" || fail "cannot unpack $d"; done
+		rm -rf "$P.new/debs" "$P" && touch "$P.new/.done" && mv "$P.new" "$P" || fail "cannot keep $P"
+	fi
+	PR=$P/root
+fi
 ULIB=$UR/usr/lib/x86_64-linux-gnu:$UR/lib/x86_64-linux-gnu
+[ -z "$PR" ] || ULIB=$PR/usr/lib/x86_64-linux-gnu:$PR/lib/x86_64-linux-gnu:$ULIB
 PROVIDER=$UR/usr/lib/x86_64-linux-gnu/libibverbs/librxe-rdmav34.so
 for f in "$PROVIDER" "$UR/etc/libibverbs.d/rxe.driver" "$UR/usr/bin/rdma" "$UR/bin/ip" \
 	"$UR/usr/include/infiniband/verbs.h"; do
@@ -96,7 +127,7 @@ done
 # The guest program: dynamic (libibverbs dlopen()s its provider), with iovm's library for its cases.
 cc=${CC:-gcc}
 $cc -std=c17 -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -I"$ROOT/include" -I"$ROOT/src" -I"$UR/usr/include" \
-	-o "$WORK/vm_rdma" "$SRC/vm_rdma.c" "$BUILD/libiovm_internal.a" \
+	-o "$WORK/vm_rdma" "$SRC/vm_rdma.c" "$SRC/vm_rdma_mt.c" "$BUILD/libiovm_internal.a" \
 	-L"$UR/usr/lib/x86_64-linux-gnu" -Wl,-rpath-link,"$ULIB" -libverbs -ldl -lpthread ||
 	fail "cannot build vm_rdma"
 
@@ -112,10 +143,19 @@ cp "$SRC/init" "$R/init" && cp "$SRC/vm_rdma_setup.sh" "$R/vm_setup" && cp "$WOR
 if [ -n "$kmods" ]; then
 	cp "$kmods"/*.ko "$kmods/load-order" "$R/lib/modules/" || fail "cannot copy the modules"
 fi
+# The benchmark, and UCX's ib transport (UCX loads its modules from ucx/ beside libucs).
+extra=
+if [ "$MODE" = bench ]; then
+	cp "$BUILD/bench/iovm-bench" "$R/vm_bench" || fail "cannot copy iovm-bench"
+	mkdir -p "$R/usr/lib/x86_64-linux-gnu/ucx" &&
+		cp -L "$PR"/usr/lib/x86_64-linux-gnu/ucx/libuct_ib.so.0 "$R/usr/lib/x86_64-linux-gnu/ucx/" ||
+		fail "no UCX ib module in libucx0"
+	extra="$R/vm_bench $R/usr/lib/x86_64-linux-gnu/ucx/libuct_ib.so.0"
+fi
 # libibverbs itself (iovm dlopen()s it), and every library the binaries and the provider load, from
 # the unpacked packages first, then the host's.
 cp -L "$UR/usr/lib/x86_64-linux-gnu/libibverbs.so.1" "$R/usr/lib/x86_64-linux-gnu/" || fail "no libibverbs.so.1"
-libs=$(for b in "$R/vm_rdma" "$R/usr/bin/ip" "$R/usr/bin/rdma" "$PROVIDER" "$R/usr/lib/x86_64-linux-gnu/libibverbs.so.1"; do
+libs=$(for b in $extra "$R/vm_rdma" "$R/usr/bin/ip" "$R/usr/bin/rdma" "$PROVIDER" "$R/usr/lib/x86_64-linux-gnu/libibverbs.so.1"; do
 	LD_LIBRARY_PATH=$ULIB ldd "$b" || echo "$b: not a dynamic executable?"
 done)
 missing=$(echo "$libs" | sed -n 's/^\s*\(\S*\) => not found.*/\1/p' | sort -u)
@@ -140,5 +180,12 @@ if [ $rc -ne 0 ] && ! grep -q "VM: running" "$log"; then
 fi
 [ $rc -eq 0 ] || fail "qemu rc $rc$([ $rc = 124 ] && echo ": timed out after $TIMEOUT s")"
 step "guest done"
+if [ "$MODE" = bench ]; then
+	out=$BUILD/bench-rdma$(grep -q vmrdmaodp <<<"$append" && echo -odp).json
+	sed -n '/^BENCH-JSON-BEGIN/,/^BENCH-JSON-END/p' "$log" | sed '1d;$d' | tr -d '\r' >"$out"
+	grep -q 'RESULT: PASS' "$log" || fail "iovm bench rdma did not finish in the guest"
+	echo "PASS: iovm bench rdma; JSON: $out"
+	exit 0
+fi
 grep -q 'RESULT: PASS' "$log" || fail "the RDMA guest test did not pass"
 echo "PASS: RDMA between two rxe endpoints: $(sed -n 's/^VM: rdma: \(rxe0 .*\)/\1/p' "$log" | head -1 | tr -d '\r')"
