@@ -105,7 +105,8 @@ void bench_progress(const char *fmt, ...)
 
 static double ratio(const struct result *r)
 {
-	if (isnan(r->iovm) || isnan(r->peer_value) || r->peer_value == 0)
+	/* A figure below zero is a difference lost in noise (a cost less a baseline): no ratio to read. */
+	if (isnan(r->iovm) || isnan(r->peer_value) || r->peer_value <= 0 || r->iovm < 0)
 		return NAN;
 	return r->iovm / r->peer_value;
 }
@@ -130,7 +131,8 @@ static bool higher_better(const char *unit)
  */
 static double lead(const struct result *r)
 {
-	if (isnan(r->iovm) || isnan(r->peer_value))
+	/* As ratio(): a figure below zero has no lead to read. */
+	if (isnan(r->iovm) || isnan(r->peer_value) || r->iovm < 0 || r->peer_value < 0)
 		return NAN;
 	if (r->iovm == 0 && r->peer_value == 0)
 		return 1;
@@ -734,6 +736,9 @@ static unsigned plot_rows(struct plot_row *rows)
 		struct plot_row *p = &rows[n];
 
 		if (r->unbuilt[0] || ps == PEER_NONE)
+			continue;
+		/* Both measured, and still no lead: a figure below zero (lead()), nothing to draw. */
+		if (ps == PEER_MEASURED && !isnan(r->iovm) && isnan(lead(r)))
 			continue;
 		p->r = r;
 		p->lead = lead(r);

@@ -172,6 +172,7 @@ static void every_state(void)
 	bench_result("not built row", "ns/lookup", 2.9, "none (DPDK not built in)", NAN, "iovm <= 3 ns");
 	bench_result("not run row", "us", 500, "none (--no-dpdk)", NAN, "ratio <= 0.1");
 	bench_result("peer at zero", "%", 100, "plain buddy", 0, NULL);
+	bench_result("peer below zero", "us", 285, "a cost less its baseline", -6.75, "ratio <= 1");
 	bench_result("kernel entries for 1 GiB of heap", "entries", 2, "one per hugepage (DPDK)", 512, "ratio < 1");
 	bench_result("map 4 KiB, VFIO device's domain", "ns", 900, "iovm's table alone", 11, "report");
 	bench_result("alone row", "ns", 10.7, "none (no software peer)", NAN, "<= 60 ns");
@@ -262,6 +263,9 @@ static void json(void)
 		if (strstr(row, "\"trails by 2\""))
 			CHECK(strstr(row, "\"lead\": 0.5, \"better\": \"higher\"") && strstr(row, "\"met\": false"),
 			      "JSON: a rate that trails: %s", row);
+		if (strstr(row, "\"peer below zero\""))
+			CHECK(strstr(row, "\"ratio\": null, \"lead\": null") && strstr(row, "\"met\": null"),
+			      "JSON: a peer below zero read as a lead: %s", row);
 		if (strstr(row, "\"peer at zero\""))
 			CHECK(strstr(row, "\"ratio\": null, \"lead\": null"), "JSON: a lead of infinity: %s", row);
 		if (strstr(row, "VFIO device"))
@@ -284,8 +288,8 @@ static void order(void)
 
 	every_state();
 	n = plot_rows(rows);
-	/* Not on the panel: no peer at all ("alone row", "alone failed"), not built yet. */
-	CHECK(n == nr_results - 3, "%u rows on the ratio panel, want %u", n, nr_results - 3);
+	/* Not on the panel: no peer at all ("alone row", "alone failed"), not built yet, below zero. */
+	CHECK(n == nr_results - 4, "%u rows on the ratio panel, want %u", n, nr_results - 4);
 	for (unsigned i = 0; i + 1 < n; i++) {
 		/* The bars (leads and trails alike) are one group, sorted by lead; then each state's group. */
 		int a = rows[i].cls <= PC_TRAILS ? 0 : (int)rows[i].cls, b = rows[i + 1].cls <= PC_TRAILS ? 0 : (int)rows[i + 1].cls;
