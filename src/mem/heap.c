@@ -253,7 +253,7 @@ int mem_flags_check(const struct mem_space *ms, size_t size, uint32_t flags)
  * or not. An alignment above 16 takes class_of()'s search for a class
  * aligned enough, out of line.
  */
-static inline void *alloc_fast(struct iovm_ctx *ctx, size_t size, size_t align, uint32_t flags)
+mem_fast_inline void *alloc_fast(struct iovm_ctx *ctx, size_t size, size_t align, uint32_t flags)
 {
 	unsigned cls;
 	void *p;
@@ -360,7 +360,7 @@ static __noinline int free_slow(struct mem_space *ms, void *ptr)
  * unit's entry, which holds the class): the checks run beside the store
  * that the next allocation of the class waits for.
  */
-static inline int mem_free(struct mem_space *ms, void *ptr)
+mem_fast_inline int mem_free(struct mem_space *ms, void *ptr)
 {
 	uint64_t off = (uint64_t)((uint8_t *)ptr - ms->arena);
 	_Atomic uintptr_t *units;

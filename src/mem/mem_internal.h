@@ -39,6 +39,9 @@ struct iovm_ctx;
 struct phys_space;
 struct phys_arena;
 
+/* The fast paths of iovm_dma_alloc() and iovm_dma_free(): inline whatever the compiler's estimate. */
+#define mem_fast_inline static inline __attribute__((always_inline))
+
 /* The heap allocates virtual memory in 4 KiB units, whatever the page size. */
 #define MEM_UNIT_SHIFT 12
 #define MEM_UNIT (UINT64_C(1) << MEM_UNIT_SHIFT)

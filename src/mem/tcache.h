@@ -45,7 +45,7 @@ void *tcache_refill(struct mem_space *ms, struct mem_tcache *tc, unsigned cls);
 /* Give the older half of a bin that went over its max back to the slabs. */
 void tcache_overflow(struct mem_space *ms, struct tcache_bin *bin, unsigned cls);
 
-static inline struct mem_tcache *tcache_get(struct mem_space *ms)
+mem_fast_inline struct mem_tcache *tcache_get(struct mem_space *ms)
 {
 	if (likely(mem_tcache_slots.s[0].id == ms->tc_owner.id))
 		return (struct mem_tcache *)mem_tcache_slots.s[0].c;
@@ -53,7 +53,7 @@ static inline struct mem_tcache *tcache_get(struct mem_space *ms)
 }
 
 /* An object of class @cls from the calling thread's cache; NULL when none is to be had. */
-static inline void *tcache_alloc(struct mem_space *ms, unsigned cls)
+mem_fast_inline void *tcache_alloc(struct mem_space *ms, unsigned cls)
 {
 	struct mem_tcache *tc = tcache_get(ms);
 	struct tcache_bin *bin;
@@ -76,7 +76,7 @@ static inline void *tcache_alloc(struct mem_space *ms, unsigned cls)
 }
 
 /* Put @ptr, a live object of class @cls, in the calling thread's cache; false when it has none. */
-static inline bool tcache_free(struct mem_space *ms, void *ptr, unsigned cls)
+mem_fast_inline bool tcache_free(struct mem_space *ms, void *ptr, unsigned cls)
 {
 	struct mem_tcache *tc = tcache_get(ms);
 	uintptr_t *obj = ptr;
