@@ -15,7 +15,7 @@
 
 #include "base/ctx.h"
 #include "base/error.h"
-#include "mem/mem_internal.h"
+#include "mem/tcache.h"
 
 #define DMA_FLAG_PAGES (IOVM_DMA_PAGE_4K | IOVM_DMA_PAGE_2M | IOVM_DMA_PAGE_1G)
 #define DMA_FLAG_BOUNDARY_MASK 0x0000ff00u
@@ -247,30 +247,51 @@ int mem_flags_check(const struct mem_space *ms, size_t size, uint32_t flags)
 	return ret == -EINVAL ? ret : 0;
 }
 
+/*
+ * The fast path: default placement, small, served by the thread's cache.
+ * Not from an event callback: mem.h promises EDEADLK there, thread cache
+ * or not. An alignment above 16 takes class_of()'s search for a class
+ * aligned enough, out of line.
+ */
+mem_fast_inline void *alloc_fast(struct iovm_ctx *ctx, size_t size, size_t align, uint32_t flags)
+{
+	unsigned cls;
+	void *p;
+
+	if (unlikely(!ctx || (flags & ~IOVM_DMA_ZERO) || size - 1 >= MEM_SMALL_MAX ||
+		     align > DMA_DEFAULT_ALIGN * 4 || (align & (align - 1)) || event_in_callback() ||
+		     mem_shared_of(ctx->mem)))
+		return NULL;
+	if (likely(align <= DMA_DEFAULT_ALIGN)) {
+		cls = class_of_small(size);
+	} else {
+		int c = class_of(size, align);
+
+		if (c < 0)
+			return NULL;
+		cls = (unsigned)c;
+	}
+	p = tcache_alloc(ctx->mem, cls);
+	if (likely(p) && unlikely(flags & IOVM_DMA_ZERO))
+		memset(p, 0, size);
+	return p;
+}
+
 /* iovm_dma_alloc() without err_enter(): for the public calls built on it, whose detail names them. */
 void *mem_dma_alloc(struct iovm_ctx *ctx, size_t size, size_t align, uint32_t flags)
 {
-	/* The fast path: default placement, small, served by the thread's cache. */
-	/* Not from an event callback: mem.h promises EDEADLK there, thread cache or not. */
-	if (likely(ctx && !(flags & ~IOVM_DMA_ZERO) && size - 1 < MEM_SMALL_MAX &&
-		   align <= DMA_DEFAULT_ALIGN * 4 && !(align & (align - 1)) && !event_in_callback() &&
-		   !mem_shared_of(ctx->mem))) {
-		int cls = class_of(size, align);
-		void *p = cls >= 0 ? tcache_alloc(ctx->mem, (unsigned)cls) : NULL;
+	void *p = alloc_fast(ctx, size, align, flags);
 
-		if (likely(p)) {
-			if (flags & IOVM_DMA_ZERO)
-				memset(p, 0, size);
-			return p;
-		}
-	}
-	return alloc_slow(ctx, size, align, flags);
+	return likely(p) ? p : alloc_slow(ctx, size, align, flags);
 }
 
 IOVM_API void *iovm_dma_alloc(struct iovm_ctx *ctx, size_t size, size_t align, uint32_t flags)
 {
+	void *p;
+
 	err_enter();
-	return mem_dma_alloc(ctx, size, align, flags);
+	p = alloc_fast(ctx, size, align, flags);
+	return likely(p) ? p : alloc_slow(ctx, size, align, flags);
 }
 
 IOVM_API void *iovm_dma_zalloc(struct iovm_ctx *ctx, size_t size, size_t align, uint32_t flags)
@@ -302,11 +323,12 @@ static int obj_lookup(struct mem_space *ms, const void *ptr, struct dma_obj *o)
 		o->slab = NULL;
 		return is_aligned(off, MEM_UNIT) ? 0 : -EINVAL;
 	}
-	o->slab = (struct mem_slab *)e;
+	o->slab = unit_slab_ptr(e);
 	return slab_obj_index(o->slab, ptr, &o->idx);
 }
 
-static int mem_free(struct mem_space *ms, void *ptr)
+/* A free that is no live slab object of the default set: a run, a slab beyond the caches, or bad. */
+static __noinline int free_slow(struct mem_space *ms, void *ptr)
 {
 	struct dma_obj o;
 	int ret = obj_lookup(ms, ptr, &o);
@@ -323,10 +345,44 @@ static int mem_free(struct mem_space *ms, void *ptr)
 	/* Back in its slab, or stamped as freed into a thread cache: a double free. */
 	if (!slab_is_out(o.slab, o.idx) || ((uintptr_t *)ptr)[1] == dfree_key(ms, ptr))
 		return -EINVAL;
-	if (o.sl->in_default_set && tcache_free(ms, ptr, o.slab->cls))
+	if (o.slab->cached && tcache_free(ms, ptr, o.slab->cls))
 		return 0;
 	atomic_fetch_add_explicit(&ms->slow_frees, 1, memory_order_relaxed);
 	return slab_free(o.sl, o.slab, ptr);
+}
+
+/*
+ * The fast path: a live object of a slab whose list the thread caches
+ * serve goes into the calling thread's cache. Its checks are
+ * obj_lookup()'s and free_slow()'s, in line: the pointer's list, its
+ * unit's slab, an object's start, the slab's bit and the free stamp. The
+ * bin it goes to depends on two loads only (the slot's unit map, the
+ * unit's entry, which holds the class): the checks run beside the store
+ * that the next allocation of the class waits for.
+ */
+mem_fast_inline int mem_free(struct mem_space *ms, void *ptr)
+{
+	uint64_t off = (uint64_t)((uint8_t *)ptr - ms->arena);
+	_Atomic uintptr_t *units;
+	struct mem_slab *s;
+	uint32_t idx;
+	uintptr_t e;
+
+	if (unlikely(off >= ms->arena_len))
+		return -EINVAL;
+	units = atomic_load_explicit(&ms->slot_units[off >> ms->slot_shift], memory_order_acquire);
+	if (unlikely(!units))
+		return -EINVAL;
+	e = atomic_load_explicit(&units[(off & ms->slot_mask) >> MEM_UNIT_SHIFT], memory_order_acquire);
+	if (unlikely(!e || unit_is_run(e)))
+		return free_slow(ms, ptr);
+	s = unit_slab_ptr(e);
+	if (unlikely(slab_obj_index(s, ptr, &idx) || !slab_is_out(s, idx) ||
+		     ((uintptr_t *)ptr)[1] == dfree_key(ms, ptr) || !s->cached))
+		return free_slow(ms, ptr);
+	if (likely(tcache_free(ms, ptr, unit_slab_cls(e))))
+		return 0;
+	return free_slow(ms, ptr);
 }
 
 int mem_dma_free_own(struct mem_space *ms, void *ptr)
@@ -347,7 +403,7 @@ IOVM_API int iovm_dma_free(struct iovm_ctx *ctx, void *ptr)
 	if (unlikely(event_in_callback()))
 		return err_detail(-EDEADLK, IOVM_LOG_DEBUG, "called from a memory event callback");
 	sh = mem_shared_of(ctx->mem);
-	if (mem_shared_holds(sh, ptr))
+	if (unlikely(mem_shared_holds(sh, ptr)))
 		return sh->ops->free(sh->arg, ptr);
 	ret = mem_free(ctx->mem, ptr);
 	if (unlikely(ret == -EINVAL))

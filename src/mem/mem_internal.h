@@ -39,6 +39,9 @@ struct iovm_ctx;
 struct phys_space;
 struct phys_arena;
 
+/* The fast paths of iovm_dma_alloc() and iovm_dma_free(): inline whatever the compiler's estimate. */
+#define mem_fast_inline static inline __attribute__((always_inline))
+
 /* The heap allocates virtual memory in 4 KiB units, whatever the page size. */
 #define MEM_UNIT_SHIFT 12
 #define MEM_UNIT (UINT64_C(1) << MEM_UNIT_SHIFT)
@@ -97,18 +100,27 @@ static_assert(sizeof(struct mem_page) == 48, "page state is sized for 48 bytes")
 
 struct mem_seglist;
 
-/* A slab: a page run cut into objects of one size class. */
+/*
+ * A slab: a page run cut into objects of one size class. The fields the
+ * free path reads come first and are written once, when the slab is made:
+ * a free finds everything it checks in this line and the bitmap, without
+ * going through the list to the class.
+ */
 struct mem_slab {
-	struct mem_seglist *sl;
 	uint8_t *base;
+	uint32_t size;        /* the class's object size */
+	uint32_t magic;       /* the class's magic (mem_class) */
+	uint32_t span;        /* nobj * size: offsets at or beyond it are no object */
 	uint32_t cls;         /* index in mem_seglist.classes */
+	struct mem_seglist *sl;
 	uint32_t nobj;
+	bool cached;          /* its list is in the default set: frees go to the thread caches */
+	bool zero;            /* its memory held zeroes when it was made */
 	uint32_t nfree;       /* under mem_class.lock: objects not handed out */
 	uint32_t bump;        /* under mem_class.lock: objects [bump, nobj) never handed out */
 	void *free;           /* under mem_class.lock: returned objects, linked through their first word */
 	struct list_node link; /* under mem_class.lock: in mem_class.partial */
 	struct list_node all_link; /* under mem_class.lock: in mem_class.all */
-	bool zero;            /* its memory held zeroes when it was made */
 	/* One bit per object, set while it is out of the slab; written under mem_class.lock. */
 	_Atomic uint64_t used[];
 };
@@ -126,11 +138,23 @@ struct mem_class {
 	uint64_t nr_slabs;        /* under lock */
 } __cacheline_aligned;
 
-/* Unit map entries: a slab pointer (bit 0 clear), or a page run's length at its first unit. */
+/*
+ * Unit map entries: a slab (bit 0 clear), or a page run's length at its
+ * first unit. A slab's entry is its address, aligned to UNIT_SLAB_ALIGN,
+ * with its class in bits 1-6: a free finds the thread cache's bin for
+ * the object in the one load of the unit map, without waiting for a
+ * second load from the slab (the next allocation's load of that bin waits
+ * on the free's store to it).
+ */
 #define UNIT_RUN_TAG 1u
+#define UNIT_SLAB_ALIGN 128
 #define unit_run(nunits) (((uintptr_t)(nunits) << 1) | UNIT_RUN_TAG)
 #define unit_is_run(e) ((e) & UNIT_RUN_TAG)
 #define unit_run_len(e) ((uint64_t)(e) >> 1)
+#define unit_slab(s) ((uintptr_t)(s) | ((uintptr_t)(s)->cls << 1))
+#define unit_slab_ptr(e) ((struct mem_slab *)((e) & ~(uintptr_t)(UNIT_SLAB_ALIGN - 1)))
+#define unit_slab_cls(e) ((unsigned)((e) >> 1) & (UNIT_SLAB_ALIGN / 2 - 1))
+static_assert(MEM_NR_CLASSES <= UNIT_SLAB_ALIGN / 2, "a class fits in a slab's unit entry");
 
 struct mem_seglist {
 	struct mem_space *ms;
@@ -188,6 +212,9 @@ struct mem_space {
 	uint64_t arena_len;
 	unsigned slot_shift;
 	_Atomic(struct mem_seglist *) lists[MEM_MAX_LISTS]; /* lock-free; set once under lock */
+	/* Each list's units, set before the list is: a free reaches its unit in two loads. */
+	_Atomic uintptr_t *_Atomic slot_units[MEM_MAX_LISTS];
+	uint64_t slot_mask;             /* (1 << slot_shift) - 1: an offset in the arena to one in its slot */
 	/* A heap shared with other processes (mem.h), serving instead of this one; NULL: none. */
 	_Atomic(const struct mem_shared *) shared;
 
@@ -279,13 +306,46 @@ int slab_free(struct mem_seglist *sl, struct mem_slab *s, void *obj);
 int slab_refill(struct mem_seglist *sl, unsigned cls, bool allow_grow, void **head, unsigned want);
 void slab_flush(const struct mem_space *ms, unsigned cls, void *head, unsigned n);
 void slab_destroy_all(struct mem_seglist *sl);
-int slab_obj_index(const struct mem_slab *s, const void *obj, uint32_t *idx);
-bool slab_is_out(const struct mem_slab *s, uint32_t idx);
 struct mem_slab *slab_of(const struct mem_space *ms, const void *obj);
 
-/* tcache.c */
-void *tcache_alloc(struct mem_space *ms, unsigned cls);
-bool tcache_free(struct mem_space *ms, void *obj, unsigned cls);
+/* The index of @obj in @s; -EINVAL when @obj is not the start of one of its objects. */
+static inline int slab_obj_index(const struct mem_slab *s, const void *obj, uint32_t *idx)
+{
+	uint64_t off = (uint64_t)((const uint8_t *)obj - s->base), i;
+
+	if (unlikely(off >= s->span))
+		return -EINVAL;
+	/* Exact for every multiple of size below 2^32 / size * size: slabs are far smaller. */
+	i = (off * s->magic) >> 32;
+	if (unlikely(i * s->size != off))
+		return -EINVAL;
+	*idx = (uint32_t)i;
+	return 0;
+}
+
+/* Whether object @idx of @s is out of the slab (with the user, or in a thread cache). Lock-free. */
+static inline bool slab_is_out(const struct mem_slab *s, uint32_t idx)
+{
+	return atomic_load_explicit(&s->used[idx / 64], memory_order_relaxed) &
+	       (UINT64_C(1) << (idx % 64));
+}
+
+/*
+ * class_of() for an alignment of at most 16 (every class is a multiple of
+ * 16) and 1 <= @size <= MEM_SMALL_MAX: arithmetic, no loop, for the
+ * allocation fast path.
+ */
+static inline unsigned class_of_small(uint64_t size)
+{
+	unsigned lg;
+
+	if (size <= 128)
+		return (unsigned)((size - 1) >> 4);
+	lg = ilog2(size - 1);
+	return 8 + (lg - 7) * 4 + (unsigned)((size - 1) >> (lg - 2)) - 4;
+}
+
+/* tcache.c; the fast paths, tcache_alloc() and tcache_free(), are in mem/tcache.h. */
 void tcache_register_space(struct mem_space *ms);
 void tcache_destroy_all(struct mem_space *ms);
 void tcache_stats(struct mem_space *ms, uint64_t *allocs, uint64_t *frees, uint64_t *hits);

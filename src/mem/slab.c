@@ -60,16 +60,11 @@ uint32_t class_cache_max(unsigned idx)
 
 int class_of(uint64_t size, uint64_t align)
 {
-	unsigned idx, lg;
+	unsigned idx;
 
 	if (!size || size > MEM_SMALL_MAX || align > MEM_SMALL_MAX)
 		return -1;
-	if (size <= 128) {
-		idx = (unsigned)((size + 15) / 16) - 1;
-	} else {
-		lg = ilog2(size - 1);
-		idx = 8 + (lg - 7) * 4 + (unsigned)((size - 1) >> (lg - 2)) - 4;
-	}
+	idx = class_of_small(size);
 	/* Objects of a class are aligned to the largest power of two dividing its size. */
 	while (idx < MEM_NR_CLASSES && lowbit(class_size(idx)) < align)
 		idx++;
@@ -90,27 +85,6 @@ void class_init(struct mem_class *c, unsigned idx)
 	list_init(&c->all);
 }
 
-int slab_obj_index(const struct mem_slab *s, const void *obj, uint32_t *idx)
-{
-	const struct mem_class *c = &s->sl->classes[s->cls];
-	uint64_t off = (uint64_t)((const uint8_t *)obj - s->base), i;
-
-	if (off >= (uint64_t)s->nobj * c->size)
-		return -EINVAL;
-	/* Exact for every multiple of size below 2^32 / size * size: slabs are far smaller. */
-	i = (off * c->magic) >> 32;
-	if (i * c->size != off)
-		return -EINVAL;
-	*idx = (uint32_t)i;
-	return 0;
-}
-
-bool slab_is_out(const struct mem_slab *s, uint32_t idx)
-{
-	return atomic_load_explicit(&s->used[idx / 64], memory_order_relaxed) &
-	       (UINT64_C(1) << (idx % 64));
-}
-
 /* Needs the class lock: writers are serialised, readers see whole words. */
 static void bit_set(struct mem_slab *s, uint32_t idx, bool out)
 {
@@ -123,9 +97,7 @@ static void bit_set(struct mem_slab *s, uint32_t idx, bool out)
 
 static uint32_t obj_index(const struct mem_slab *s, const void *obj)
 {
-	const struct mem_class *c = &s->sl->classes[s->cls];
-
-	return (uint32_t)(((uint64_t)((const uint8_t *)obj - s->base) * c->magic) >> 32);
+	return (uint32_t)(((uint64_t)((const uint8_t *)obj - s->base) * s->magic) >> 32);
 }
 
 static size_t slab_struct_size(const struct mem_class *c)
@@ -153,20 +125,26 @@ static struct mem_slab *slab_create(struct mem_seglist *sl, unsigned cls, bool a
 	bool zero;
 
 	lock_assert_held(&sl->classes[cls].lock);
-	s = fi_calloc(1, slab_struct_size(c));
+	/* Aligned so that its unit entries carry its class (mem_internal.h). */
+	s = fi_aligned_alloc(UNIT_SLAB_ALIGN, align_up(slab_struct_size(c), UNIT_SLAB_ALIGN));
 	if (!s)
 		return NULL;
+	memset(s, 0, slab_struct_size(c));
 	if (run_alloc(sl, &req, allow_grow, &mem, &zero)) {
 		free(s);
 		return NULL;
 	}
 	s->sl = sl;
 	s->base = mem;
+	s->size = c->size;
+	s->magic = c->magic;
+	s->span = c->nobj * c->size;
 	s->cls = cls;
+	s->cached = sl->in_default_set;
 	s->nobj = c->nobj;
 	s->nfree = c->nobj;
 	s->zero = zero;
-	slab_units_set(s, (uintptr_t)s);
+	slab_units_set(s, unit_slab(s));
 	list_add(&c->partial, &s->link);
 	list_add(&c->all, &s->all_link);
 	c->nr_slabs++;
@@ -314,7 +292,7 @@ struct mem_slab *slab_of(const struct mem_space *ms, const void *obj)
 		return NULL;
 	e = atomic_load_explicit(&sl->units[(uint64_t)((const uint8_t *)obj - sl->base) >> MEM_UNIT_SHIFT],
 				 memory_order_acquire);
-	return e && !unit_is_run(e) ? (struct mem_slab *)e : NULL;
+	return e && !unit_is_run(e) ? unit_slab_ptr(e) : NULL;
 }
 
 void slab_flush(const struct mem_space *ms, unsigned cls, void *head, unsigned n)

@@ -43,6 +43,7 @@ struct mem_seglist *mem_list_get(struct mem_space *ms, unsigned psz_idx, unsigne
 				 (unsigned long)(ms->page_size[psz_idx] >> 10), iovm_strerror(ret));
 			sl = NULL;
 		} else {
+			atomic_store_explicit(&ms->slot_units[slot], sl->units, memory_order_release);
 			atomic_store_explicit(&ms->lists[slot], sl, memory_order_release);
 		}
 	}
@@ -118,6 +119,7 @@ int mem_create(struct iovm_ctx *ctx, struct mem_space **out)
 
 	/* A slot holds mem_limit at least, so a list can never run out of VA before memory. */
 	ms->slot_shift = MIN(MAX(ilog2_up(ctx->cfg.mem_limit), MEM_SLOT_SHIFT_MIN), MEM_SLOT_SHIFT_MAX);
+	ms->slot_mask = (UINT64_C(1) << ms->slot_shift) - 1;
 	nr_slots = MEM_NR_PSZ * ms->nr_node_slots;
 	ms->arena_len = (uint64_t)nr_slots << ms->slot_shift;
 	ms->arena = os_va_reserve(ms->arena_len, SZ_1G);

@@ -10,29 +10,20 @@
  * A cache serves requests with the context's default placement only; its
  * objects may come from any list of the default set (2 MiB, or 4 KiB once
  * hugepages ran out).
+ *
+ * The fast paths, tcache_alloc() and tcache_free(), are inline in
+ * mem/tcache.h; this file owns the caches' life, refills, overflows and
+ * statistics.
  */
 #include <errno.h>
 #include <stdlib.h>
 
 #include "base/fault_inject.h"
 #include "base/tlscache.h"
-#include "mem/mem_internal.h"
-
-struct tcache_bin {
-	void *head;     /* objects linked through word 0; word 1 holds the free stamp */
-	uint32_t count;
-	uint32_t max;   /* the class's cache_max, kept here to spare a lookup per free */
-};
-
-struct mem_tcache {
-	struct tls_cache base;
-	/* Written by the owning thread only; read racily by statistics. */
-	uint64_t allocs, frees, hits;
-	struct tcache_bin bins[MEM_NR_CLASSES];
-};
+#include "mem/tcache.h"
 
 static struct tls_kind tcache_kind = TLS_KIND_INIT;
-static __thread struct tls_slots tcache_slots __tls_ie;
+__thread struct tls_slots mem_tcache_slots __tls_ie;
 
 static struct mem_space *space_of(struct tls_owner *o)
 {
@@ -51,6 +42,15 @@ static struct tls_cache *tcache_create(struct tls_owner *o)
 	return &tc->base;
 }
 
+/* Allocations the cache served without a refill; read by its thread, or racily by statistics. */
+static uint64_t cache_hits(const struct mem_tcache *tc)
+{
+	uint64_t misses = counter_read(&tc->misses), allocs = counter_read(&tc->allocs);
+
+	/* A reader on another thread may see a miss before the allocation it counts. */
+	return allocs > misses ? allocs - misses : 0;
+}
+
 /* The owner lives: its objects go back to their slabs. Runs under the tlscache lock. */
 static void tcache_retire(struct tls_owner *o, struct tls_cache *c)
 {
@@ -60,9 +60,9 @@ static void tcache_retire(struct tls_owner *o, struct tls_cache *c)
 	for (unsigned k = 0; k < MEM_NR_CLASSES; k++)
 		if (tc->bins[k].count)
 			slab_flush(ms, k, tc->bins[k].head, tc->bins[k].count);
-	atomic_fetch_add_explicit(&ms->retired_allocs, tc->allocs, memory_order_relaxed);
-	atomic_fetch_add_explicit(&ms->retired_frees, tc->frees, memory_order_relaxed);
-	atomic_fetch_add_explicit(&ms->retired_hits, tc->hits, memory_order_relaxed);
+	atomic_fetch_add_explicit(&ms->retired_allocs, counter_read(&tc->allocs), memory_order_relaxed);
+	atomic_fetch_add_explicit(&ms->retired_frees, counter_read(&tc->frees), memory_order_relaxed);
+	atomic_fetch_add_explicit(&ms->retired_hits, cache_hits(tc), memory_order_relaxed);
 	free(tc);
 }
 
@@ -85,14 +85,14 @@ void tcache_destroy_all(struct mem_space *ms)
 	tls_owner_unregister(&ms->tc_owner);
 }
 
-static inline struct mem_tcache *tcache_get(struct mem_space *ms)
+struct mem_tcache *tcache_get_slow(struct mem_space *ms)
 {
-	struct tls_cache *c = tls_cache_get(&tcache_kind, &tcache_slots, &ms->tc_owner);
+	struct tls_cache *c = tls_cache_get(&tcache_kind, &mem_tcache_slots, &ms->tc_owner);
 
 	return c ? container_of(c, struct mem_tcache, base) : NULL;
 }
 
-static __noinline void *tcache_refill(struct mem_space *ms, struct mem_tcache *tc, unsigned cls)
+void *tcache_refill(struct mem_space *ms, struct mem_tcache *tc, unsigned cls)
 {
 	struct tcache_bin *bin = &tc->bins[cls];
 
@@ -111,6 +111,7 @@ static __noinline void *tcache_refill(struct mem_space *ms, struct mem_tcache *t
 			got = slab_refill(sl, cls, pass || seglist_may_grow(sl), &bin->head, want);
 			if (got > 0) {
 				bin->count += (uint32_t)got;
+				counter_add(&tc->misses, 1);
 				return bin->head;
 			}
 		}
@@ -118,57 +119,17 @@ static __noinline void *tcache_refill(struct mem_space *ms, struct mem_tcache *t
 	return NULL;
 }
 
-void *tcache_alloc(struct mem_space *ms, unsigned cls)
+void tcache_overflow(struct mem_space *ms, struct tcache_bin *bin, unsigned cls)
 {
-	struct mem_tcache *tc = tcache_get(ms);
-	struct tcache_bin *bin;
-	uintptr_t *obj;
+	/* Give the older half back: walk past the newer half first. */
+	unsigned keep = bin->max / 2;
+	uintptr_t *tail = bin->head;
 
-	if (unlikely(!tc))
-		return NULL;
-	bin = &tc->bins[cls];
-	obj = bin->head;
-	if (likely(obj)) {
-		tc->hits++;
-	} else {
-		obj = tcache_refill(ms, tc, cls);
-		if (!obj)
-			return NULL;
-	}
-	bin->head = (void *)obj[0];
-	bin->count--;
-	obj[1] = 0; /* no stamp on a live object */
-	tc->allocs++;
-	return obj;
-}
-
-bool tcache_free(struct mem_space *ms, void *ptr, unsigned cls)
-{
-	struct mem_tcache *tc = tcache_get(ms);
-	uintptr_t *obj = ptr;
-	struct tcache_bin *bin;
-	uint32_t max;
-
-	if (unlikely(!tc))
-		return false;
-	bin = &tc->bins[cls];
-	obj[0] = (uintptr_t)bin->head;
-	obj[1] = dfree_key(ms, obj);
-	bin->head = obj;
-	tc->frees++;
-	max = bin->max;
-	if (unlikely(++bin->count > max)) {
-		/* Give the older half back: walk past the newer half first. */
-		unsigned keep = max / 2;
-		uintptr_t *tail = bin->head;
-
-		for (unsigned i = 1; i < keep; i++)
-			tail = (uintptr_t *)tail[0];
-		slab_flush(ms, cls, (void *)tail[0], bin->count - keep);
-		tail[0] = 0;
-		bin->count = keep;
-	}
-	return true;
+	for (unsigned i = 1; i < keep; i++)
+		tail = (uintptr_t *)tail[0];
+	slab_flush(ms, cls, (void *)tail[0], bin->count - keep);
+	tail[0] = 0;
+	bin->count = keep;
 }
 
 struct tcache_sums {
@@ -180,9 +141,9 @@ static void sum_cache(struct tls_cache *c, void *arg)
 	struct mem_tcache *tc = container_of(c, struct mem_tcache, base);
 	struct tcache_sums *s = arg;
 
-	s->allocs += tc->allocs;
-	s->frees += tc->frees;
-	s->hits += tc->hits;
+	s->allocs += counter_read(&tc->allocs);
+	s->frees += counter_read(&tc->frees);
+	s->hits += cache_hits(tc);
 }
 
 void tcache_stats(struct mem_space *ms, uint64_t *allocs, uint64_t *frees, uint64_t *hits)

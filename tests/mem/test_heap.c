@@ -2,9 +2,11 @@
 /*
  * test_heap.c - the DMA heap's calls: sizes and classes, alignment,
  * physical contiguity, boundaries, zeroing, realloc, usable size, double
- * frees refused, page size and node placement, and the hysteresis that
+ * frees refused (from any thread), the thread caches' counters, page size and node placement, and the hysteresis that
  * keeps a freed page mapped until it has stayed free long enough.
  */
+#include <pthread.h>
+
 #include "mem_util.h"
 
 static const char *opts_4k = "page_size=4K,host_pa=off,mem_limit=1G";
@@ -199,6 +201,75 @@ TEST(free_validation)
 	iovm_close(ctx);
 }
 
+/*
+ * The free fast path checks by address: an object of a live slab that was
+ * never handed out, and one already in another thread's cache, are refused.
+ */
+static void *free_in_thread(void *p)
+{
+	return (void *)(intptr_t)iovm_dma_free(((void **)p)[0], ((void **)p)[1]);
+}
+
+TEST(free_validation_by_address)
+{
+	struct iovm_ctx *ctx = open_ctx(opts_4k);
+	uint8_t *p = iovm_dma_alloc(ctx, 64, 0, 0), *q = iovm_dma_alloc(ctx, 64, 0, 0);
+	void *args[2] = { ctx, q };
+	pthread_t t;
+	void *ret;
+
+	CHECK(p && q);
+	/* A fresh slab of 64 B objects hands out a few dozen: 200 further on was never out. */
+	CHECK_EQ(iovm_dma_free(ctx, p + 64 * 200), -EINVAL);
+	CHECK_OK(pthread_create(&t, NULL, free_in_thread, args));
+	CHECK_OK(pthread_join(t, &ret));
+	CHECK_EQ((int)(intptr_t)ret, 0);
+	/* q sits in the exited thread's cache, or back in its slab: either way freed. */
+	CHECK_EQ(iovm_dma_free(ctx, q), -EINVAL);
+	CHECK_OK(iovm_dma_free(ctx, p));
+	CHECK_EQ(iovm_dma_free(ctx, p), -EINVAL);
+	iovm_close(ctx);
+}
+
+/* Each allocation a thread cache serves is one hit; the one that refilled the cache is none. */
+static void *one_alloc_in_thread(void *arg)
+{
+	struct iovm_ctx *ctx = arg;
+	void *p = iovm_dma_alloc(ctx, 64, 0, 0);
+
+	return p && !iovm_dma_free(ctx, p) ? p : NULL;
+}
+
+TEST(cache_counters)
+{
+	struct iovm_ctx *ctx = open_ctx(opts_4k);
+	struct iovm_mem_stats a, b;
+	pthread_t t;
+	void *ret;
+
+	CHECK_OK(iovm_dma_free(ctx, iovm_dma_alloc(ctx, 64, 0, 0)));
+	CHECK_OK(iovm_mem_stats(ctx, &a));
+	for (int i = 0; i < 1000; i++) {
+		void *p = iovm_dma_alloc(ctx, 64, 0, 0);
+
+		CHECK(p != NULL);
+		CHECK_OK(iovm_dma_free(ctx, p));
+	}
+	CHECK_OK(iovm_mem_stats(ctx, &b));
+	CHECK_EQ(b.allocs - a.allocs, 1000);
+	CHECK_EQ(b.frees - a.frees, 1000);
+	CHECK_EQ(b.cache_hits - a.cache_hits, 1000);
+	/* A new thread's first allocation fills its cache: counted, not a hit, once the thread is gone too. */
+	CHECK_OK(pthread_create(&t, NULL, one_alloc_in_thread, ctx));
+	CHECK_OK(pthread_join(t, &ret));
+	CHECK(ret != NULL);
+	CHECK_OK(iovm_mem_stats(ctx, &a));
+	CHECK_EQ(a.allocs - b.allocs, 1);
+	CHECK_EQ(a.frees - b.frees, 1);
+	CHECK_EQ(a.cache_hits, b.cache_hits);
+	iovm_close(ctx);
+}
+
 TEST(placement)
 {
 	struct iovm_ctx *ctx = open_ctx("host_pa=off,mem_limit=1G");
@@ -330,6 +401,8 @@ int main(void)
 	RUN(known_zero_is_not_zeroed_again);
 	RUN(realloc);
 	RUN(free_validation);
+	RUN(free_validation_by_address);
+	RUN(cache_counters);
 	RUN(placement);
 	RUN(hysteresis);
 	RUN(banks_given_back);
