@@ -44,7 +44,7 @@ int os_memfd_create(const char *name, uint64_t page_size, int *fd)
 
 int os_memfd_create_sealed(const char *name, uint64_t page_size, uint64_t size, int *fd)
 {
-	int ret, f;
+	int ret, f = -1; /* set by memfd_open(); gcc -O3 cannot tell */
 
 	if (!size || size > INT64_MAX || !is_aligned(size, page_size))
 		return -EINVAL;

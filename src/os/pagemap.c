@@ -77,7 +77,7 @@ int os_pagemap_probe(void)
 {
 	/* Contexts open on many threads at once (ctx.h): the write that faults the page in is atomic. */
 	static _Atomic uint64_t probe_word;
-	hpa_t hpa;
+	hpa_t hpa = HPA_INVALID; /* set by the read; gcc -O3 cannot tell */
 	uint64_t base = os_page_size();
 	const void *page = (const void *)align_down((uintptr_t)&probe_word, base);
 	int ret;

@@ -304,8 +304,8 @@ int os_vfio_region(struct os_vfio *v, unsigned index, uint64_t *size, uint64_t *
 
 int os_vfio_region_map(struct os_vfio *v, unsigned index, void **ptr, uint64_t *len)
 {
-	uint64_t size, offset;
-	bool mmappable;
+	uint64_t size = 0, offset = 0; /* set by os_vfio_region(); gcc -O3 cannot tell */
+	bool mmappable = false;
 	void *p;
 	int ret = os_vfio_region(v, index, &size, &offset, &mmappable);
 

@@ -40,7 +40,7 @@ TEST(limits_holes_alignment)
 	struct iova_alloc a;
 	struct iova_stats st;
 	static uint64_t got[2000][2];
-	uint64_t pfn;
+	uint64_t pfn = 0;
 	iova_t at;
 
 	CHECK_EQ(iova_init(&a, iova_make(0), 0, NULL, 0), -EINVAL);
@@ -91,7 +91,7 @@ TEST(magazines)
 {
 	struct iova_alloc a;
 	struct iova_stats st;
-	uint64_t p[300], q;
+	uint64_t p[300], q = 0;
 
 	CHECK_OK(iova_init(&a, iova_make(SZ_4K), (UINT64_C(1) << 39) - SZ_4K, NULL, 0));
 	CHECK_OK(alloc_pages(&a, 1, 1, &p[0]));
@@ -208,7 +208,7 @@ TEST(overlapping_holes)
 	};
 	struct iova_alloc a;
 	struct iova_stats st;
-	uint64_t pfn, n = 0;
+	uint64_t pfn = 0, n = 0;
 
 	CHECK_OK(iova_init(&a, iova_make(SZ_4K), 0x800000 - SZ_4K, holes, 3));
 	for (uint64_t p = 1; p < 0x800; p++) {
