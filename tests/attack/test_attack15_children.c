@@ -519,6 +519,83 @@ TEST(child_refused_then_made)
 	munmap(base, 3 * A15_CHILD);
 }
 
+struct same_child {
+	struct iovm_mr *mr;
+	uint8_t *at;
+	struct iovm_mr_keys k;
+	int ret;
+};
+
+static void *ask_same(void *arg)
+{
+	struct same_child *a = arg;
+
+	a->ret = iovm_mr_keys(a->mr, a->at, 64, &a->k);
+	return NULL;
+}
+
+/*
+ * Four threads ask one new child while the device refuses its first
+ * registration: each gets the refusal or the child's one set of keys,
+ * never another; the device holds at most one MR for it, the one named.
+ */
+TEST(threads_on_a_refused_child)
+{
+	struct iovm_device *dev;
+	struct iovm_domain *dom;
+	struct iovm_mr *mr;
+	struct fake_ibv_counts c0;
+	uint8_t *base = reserve_children(2);
+
+	a13_bound(ctx, "verbs:fake2", &dev, &dom);
+	mr = a15_implicit(dom);
+	c0 = fake_ibv_counts();
+	for (unsigned round = 0; round < 4; round++) {
+		struct same_child a[4];
+		pthread_t t[4];
+		uint32_t lkey = 0;
+		unsigned ok = 0;
+		uint8_t *child = base + (uintptr_t)(round & 1) * A15_CHILD;
+
+		if (round >= 2) {
+			/* A second go at the same two children: they exist now, or are made now. */
+			fake_ibv_set_reg_delay(0);
+		} else {
+			fake_ibv_set_reg_delay(2000);
+			fake_ibv_fail_next_reg(ENOMEM);
+		}
+		for (unsigned i = 0; i < 4; i++) {
+			a[i] = (struct same_child){ .mr = mr, .at = child + (uintptr_t)i * 4096 };
+			CHECK_OK(pthread_create(&t[i], NULL, ask_same, &a[i]));
+		}
+		for (unsigned i = 0; i < 4; i++)
+			CHECK_OK(pthread_join(t[i], NULL));
+		fake_ibv_set_reg_delay(0);
+		for (unsigned i = 0; i < 4; i++) {
+			CHECK_MSG(a[i].ret == 0 || a[i].ret == -ENOMEM, "round %u thread %u: %d", round, i, a[i].ret);
+			if (a[i].ret)
+				continue;
+			ok++;
+			if (!lkey)
+				lkey = a[i].k.lkey;
+			CHECK_EQ(a[i].k.lkey, lkey);
+			CHECK((uint8_t *)a[i].k.addr == child && a[i].k.len == A15_CHILD);
+		}
+		if (round < 2)
+			CHECK_MSG(ok < 4, "round %u: the refusal reached no thread", round);
+		else
+			CHECK_EQ(ok, 4);
+		if (ok)
+			CHECK_EQ(a15_child_keys(mr, (uintptr_t)child, 1).lkey, lkey);
+	}
+	CHECK_EQ(a15_children(mr), 2);
+	CHECK_EQ(fake_ibv_counts().live, c0.live + 2);
+	CHECK_OK(iovm_mr_dereg(mr));
+	a13_device_clean(c0);
+	a13_unbind(dev, dom);
+	munmap(base, 2 * A15_CHILD);
+}
+
 /* ---- the device and the context going with children alive ---- */
 
 /* Detach is -EBUSY while the implicit MR lives, with no child or with some; after it goes, fine. */
@@ -741,6 +818,7 @@ int main(void)
 	A15_RUN(parent_dereg_refused);
 	A15_RUN(parent_dereg_refused_always);
 	A15_RUN(child_refused_then_made);
+	A15_RUN(threads_on_a_refused_child);
 	A15_RUN(detach_busy);
 	A15_RUN(close_with_children);
 	A15_RUN(context_close_with_children);
