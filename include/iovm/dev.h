@@ -56,7 +56,8 @@ struct iovm_queue;
  * IOVM_ACCESS_REMOTE_WRITE brings local write with it, as verbs needs.
  * IOVM_ACCESS_ON_DEMAND is IBV_ACCESS_ON_DEMAND where the device reports
  * on-demand paging for RC sends, receives, writes and reads (an implicit
- * registration needs its implicit ODP too); where it does not, such a
+ * registration is the device's implicit ODP MR where it has implicit ODP,
+ * else registered child by child: iovm_mr_keys()); where it does not, such a
  * registration fails with -EOPNOTSUPP rather than quietly pinning memory
  * the caller asked not to pin. iovm_mr_advise() of such an MR is
  * ibv_advise_mr() (prefetch, flushed). A verbs device has no queues of
@@ -65,7 +66,10 @@ struct iovm_queue;
  * (a cache's included); closing it deregisters them from the device
  * first, and they stay iovm's alone. A device that refuses a
  * deregistration (rdma-core's EBUSY while memory windows are bound)
- * makes iovm_mr_dereg() fail with its error, the MR whole; where the
+ * makes iovm_mr_dereg() fail with its error, the MR whole (an implicit
+ * MR registered child by child, in address order, keeps the child
+ * refused and those after it; the children before it are gone, and made
+ * anew, with new keys, when asked); where the
  * call cannot fail (a cache's eviction or destroy, closing) the refusal
  * is asked again once, then logged, and the device's MR is left to the
  * device's close, which takes it down with the protection domain.

@@ -137,7 +137,10 @@ struct iovm_mr;
  * ODP; where it pages on demand without it (rxe), each child is
  * registered on the device, on demand, and has keys of its own:
  * iovm_mr_keys() gives them, and iovm_mr_query() gives 0 for the parent's;
- * a device without ODP refuses it (-EOPNOTSUPP).
+ * a device without ODP refuses it (-EOPNOTSUPP). A verbs device pages by
+ * itself, as the kernel's ODP follows the address space: it reaches any
+ * memory mapped there, memory the monitor does not watch included (the
+ * kernel keeps it current; iovm's faults apply to iovm's own devices).
  *
  * @dom cannot be destroyed while the MR lives (iovm_domain_destroy() says
  * -EBUSY).
@@ -275,7 +278,8 @@ struct iovm_mr_keys {
  *
  * Return: 0; -EINVAL for bad arguments; -ERANGE when [addr, addr+len) is
  * not inside @mr, or, for an implicit MR registered child by child, when
- * it crosses a 64 MiB boundary; -ENOMEM, or the device's error, when the
+ * it crosses a 64 MiB boundary or runs into the last page below 2^47,
+ * which is not user space; -ENOMEM, or the device's error, when the
  * child cannot be registered.
  */
 IOVM_API int iovm_mr_keys(struct iovm_mr *mr, const void *addr, size_t len, struct iovm_mr_keys *keys);

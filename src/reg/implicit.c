@@ -181,6 +181,32 @@ int reg_key_grow(struct reg_space *rs, uint32_t key, uint64_t va)
 	return ret;
 }
 
+int implicit_deregister_children(struct reg_space *rs, struct iovm_mr *mr)
+{
+	lock_assert_held(&rs->lock);
+	if (!backend_by_children(mr))
+		return 0;
+	for (unsigned t = 0; t < IMR_TOP; t++) {
+		_Atomic(struct iovm_mr *) *leaf = atomic_load_explicit(&mr->kids->leaf[t], memory_order_relaxed);
+
+		for (unsigned i = 0; leaf && i < IMR_LEAF; i++) {
+			struct iovm_mr *child = atomic_load_explicit(&leaf[i], memory_order_relaxed);
+			int ret;
+
+			if (!child)
+				continue;
+			ret = backend_deregister(rs, child);
+			if (ret)
+				return ret;
+			/* Gone from the device: gone from the table too, so that no ask finds its retired keys. */
+			atomic_store_explicit(&leaf[i], NULL, memory_order_release);
+			mr->kids->nr_children--;
+			mr_teardown(rs, child);
+		}
+	}
+	return 0;
+}
+
 void implicit_teardown(struct reg_space *rs, struct iovm_mr *mr)
 {
 	lock_assert_held(&rs->lock);
@@ -310,6 +336,10 @@ int implicit_keys(struct iovm_mr *mr, uintptr_t a, size_t len, struct iovm_mr_ke
 					       .len = mr->end - mr->start };
 		return 0;
 	}
+	/* The device's children end where user space does (backend_register()): past it, no key reaches. */
+	if (a + len > IMR_VA_END - PG)
+		return err_detail(-ERANGE, IOVM_LOG_DEBUG, "keys: [%#lx, +%zu) runs past the end of user space",
+				  (unsigned long)a, len);
 	if (align_down(a, IMR_CHILD_SIZE) != align_down(a + len - 1, IMR_CHILD_SIZE))
 		return err_detail(-ERANGE, IOVM_LOG_DEBUG,
 				  "keys: [%#lx, +%zu) crosses a 64 MiB boundary, between two of the device's registrations",

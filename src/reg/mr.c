@@ -320,8 +320,13 @@ int mr_dereg(struct iovm_mr *mr, bool may_fail)
 		mutex_unlock(&rs->lock);
 		return err_detail(-EBUSY, IOVM_LOG_DEBUG, "the MR is mapped on a device queue: unmap it there first");
 	}
-	/* A device that refuses (memory windows still bound to the MR) keeps it whole, as rdma-core does. */
-	if (may_fail && (ret = backend_deregister(rs, mr))) {
+	/*
+	 * A device that refuses (memory windows still bound to the MR) keeps it
+	 * whole, as rdma-core does; an implicit MR registered there child by
+	 * child keeps the children from the one refused on.
+	 */
+	if (may_fail && ((mr->implicit && (ret = implicit_deregister_children(rs, mr))) ||
+			 (ret = backend_deregister(rs, mr)))) {
 		mutex_unlock(&rs->lock);
 		return ret;
 	}

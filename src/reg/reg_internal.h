@@ -299,6 +299,13 @@ int backend_advise(struct iovm_mr *mr, uintptr_t addr, size_t len, uint32_t flag
 
 /* implicit.c */
 int implicit_reg(struct iovm_domain *dom, uint32_t access, struct iovm_mr **out);
+/*
+ * Deregister the children of implicit @mr from its device, where it is
+ * registered there child by child, in address order; at the first the
+ * device refuses, stop and return its error: the children before it are
+ * gone, it and those after stay. Needs reg_space.lock.
+ */
+int implicit_deregister_children(struct reg_space *rs, struct iovm_mr *mr);
 /* Deregister an implicit MR and its children. Needs reg_space.lock. */
 void implicit_teardown(struct reg_space *rs, struct iovm_mr *mr);
 /* The child holding @va, made now if need be. Needs reg_space.lock. */
