@@ -196,6 +196,9 @@ IOVM_API int iovm_mr_advise(struct iovm_mr *mr, void *addr, size_t len, uint32_t
 /**
  * iovm_mr_dereg() - unmap the registration from its domain, unlock its
  * pages, and retire its keys. Returns once no device can reach its memory.
+ * An MR of iovm_mr_reg_async() still pinning stops first (its threads
+ * finish the chunk each pins, and are joined), also when the call then
+ * fails.
  *
  * Thread safety: no other call on @mr may run or follow.
  *
@@ -218,7 +221,10 @@ IOVM_API int iovm_mr_dereg(struct iovm_mr *mr);
  * but return at once and pin in the background: the range is cut into
  * chunks (aligned to their size in the address space) that threads of the
  * registration pin (fault in and mlock(2)) in parallel, lowest addresses
- * first, and map in @dom as each is pinned.
+ * first, and map in @dom as each is pinned. The threads run in the
+ * background, SCHED_BATCH at a nice value 5 above the caller's (where the
+ * system allows): where CPUs are short, the application's threads go
+ * first, and the call returns without waiting for a CPU.
  * @dom: a managed or VA domain
  * @access: IOVM_ACCESS_* but IOVM_ACCESS_ON_DEMAND (nothing to pin: use
  *          iovm_mr_reg())

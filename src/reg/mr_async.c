@@ -16,7 +16,10 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -34,6 +37,7 @@
 #define FLAGS_ALL 0x3fffu
 #define CHUNK_SHIFT_DEFAULT 25 /* 32 MiB: some 100 ms of pinning each on a slow machine */
 #define THREADS_DEFAULT_MAX 8
+#define NICE_MORE 5 /* the pinning threads' nice above the caller's */
 
 _Atomic(mr_async_test_hook) mr_async_test_chunk;
 
@@ -170,6 +174,20 @@ static void pin_leave(struct mr_async *as, uint32_t n)
 static void *pin_thread(void *arg)
 {
 	struct mr_async *as = arg;
+	int tid = (int)syscall(SYS_gettid);
+
+	/*
+	 * In the background: the caller's threads (the application's start-up,
+	 * a copy) go first where CPUs are short. Per thread on Linux; where it
+	 * cannot be had, the thread pins at the caller's priority.
+	 */
+	errno = 0;
+	{
+		int nice = getpriority(PRIO_PROCESS, (id_t)tid);
+
+		if (!errno)
+			(void)setpriority(PRIO_PROCESS, (id_t)tid, MIN(nice + NICE_MORE, 19));
+	}
 
 	for (;;) {
 		mr_async_test_hook hook;
@@ -295,6 +313,8 @@ IOVM_API int iovm_mr_reg_async(struct iovm_domain *dom, void *addr, size_t len, 
 {
 	unsigned shift = (flags >> 8) & 0x3fu, started = 0;
 	uintptr_t a = (uintptr_t)addr;
+	pthread_attr_t attr;
+	bool batch;
 	struct mr_async *as;
 	struct iovm_mr *mr;
 	int ret = 0;
@@ -323,11 +343,27 @@ IOVM_API int iovm_mr_reg_async(struct iovm_domain *dom, void *addr, size_t len, 
 		return ret;
 	}
 	as->running = as->planned;
+	/* SCHED_BATCH: a pinning thread that wakes does not preempt the caller (nor the application's threads). */
+	batch = !pthread_attr_init(&attr);
+	if (batch && (pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED) ||
+		      pthread_attr_setschedpolicy(&attr, SCHED_BATCH) ||
+		      pthread_attr_setschedparam(&attr, &(struct sched_param){ .sched_priority = 0 }))) {
+		pthread_attr_destroy(&attr);
+		batch = false;
+	}
 	for (; started < as->planned; started++) {
-		ret = fi_pthread_create(&as->threads[started], NULL, pin_thread, as);
+		ret = fi_pthread_create(&as->threads[started], batch ? &attr : NULL, pin_thread, as);
+		/* Where SCHED_BATCH is refused (a seccomp policy, a cgroup), at the caller's policy. */
+		if (ret == EPERM && batch) {
+			pthread_attr_destroy(&attr);
+			batch = false;
+			ret = fi_pthread_create(&as->threads[started], NULL, pin_thread, as);
+		}
 		if (ret)
 			break;
 	}
+	if (batch)
+		pthread_attr_destroy(&attr);
 	as->nthreads = started;
 	if (!started) {
 		mutex_lock(&mr->rs->lock);
