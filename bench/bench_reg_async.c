@@ -6,11 +6,13 @@
  * (iovm_mr_reg(), which pins as ibv_reg_mr() does: the pages faulted in
  * and locked in one pass), all in GB/s of memory made usable; how soon the
  * call returns and the first chunk is usable; and what the pinning costs a
- * thread copying memory meanwhile. On 1 GiB and on the largest memory this
- * machine holds comfortably (a quarter of MemAvailable, at most 4 GiB).
+ * thread copying memory meanwhile. On 1 GiB, prefaulted and fresh, and on
+ * the largest memory this machine holds comfortably (a quarter of
+ * MemAvailable, at most 4 GiB), prefaulted.
  */
 #include <errno.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,9 +86,26 @@ static uint64_t sync_pin(uint8_t *a, size_t len)
 	return t;
 }
 
-/* The three ways on @len bytes of prefaulted 4 KiB pages, interleaved, @nr times: medians. */
-static void pin_rows(size_t len, unsigned nr)
+/* Fresh memory for each way (@fresh), or the same, prefaulted: [a, a+len) to use. */
+static uint8_t *next_memory(uint8_t *a, size_t len, bool fresh)
 {
+	if (!fresh)
+		return a;
+	munmap(a, len);
+	a = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (a == MAP_FAILED)
+		fail("mmap", -errno);
+	return a;
+}
+
+/*
+ * The three ways on @len bytes of 4 KiB pages, interleaved, @nr times:
+ * medians. Prefaulted (the memory of loaded weights), or @fresh, never
+ * touched (a pool allocated at start-up), which each way faults in.
+ */
+static void pin_rows(size_t len, unsigned nr, bool fresh)
+{
+	const char *kind = fresh ? " fresh" : "";
 	double as[16], lk[16], sy[16], ret_us[16], first_ms[16];
 	char name[120], sz[16];
 	uint8_t *a = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -97,25 +116,29 @@ static void pin_rows(size_t len, unsigned nr)
 		return;
 	}
 	bench_size(len, sz, sizeof(sz));
-	bench_progress("pinned registration of %s: in the background, one mlock, iovm_mr_reg", sz);
-	memset(a, 1, len); /* prefaulted: every way locks what is there */
+	bench_progress("pinned registration of %s%s: in the background, one mlock, iovm_mr_reg", sz, kind);
+	if (!fresh)
+		memset(a, 1, len); /* prefaulted: every way locks what is there */
 	for (unsigned rep = 0; rep < nr; rep++) {
 		uint64_t r, f;
 
+		a = next_memory(a, len, fresh);
 		as[rep] = gbps(len, async_pin(a, len, 0, &r, &f));
 		ret_us[rep] = (double)r / 1e3;
 		first_ms[rep] = (double)f / 1e6;
+		a = next_memory(a, len, fresh);
 		lk[rep] = gbps(len, one_mlock(a, len));
+		a = next_memory(a, len, fresh);
 		sy[rep] = gbps(len, sync_pin(a, len));
 	}
-	snprintf(name, sizeof(name), "async reg %s, %ld threads, vs mlock", sz, MIN(cpus, 8L));
+	snprintf(name, sizeof(name), "async reg %s%s, %ld threads, vs mlock", sz, kind, MIN(cpus, 8L));
 	bench_result(name, "GB/s", bench_median(as, nr), "one mlock", bench_median(lk, nr), ">= 1.5x one mlock");
-	snprintf(name, sizeof(name), "async reg %s, vs 1-thread pin", sz);
+	snprintf(name, sizeof(name), "async reg %s%s, vs 1-thread pin", sz, kind);
 	bench_result(name, "GB/s", bench_median(as, nr), "iovm_mr_reg", bench_median(sy, nr), ">= 1.5x iovm_mr_reg");
-	snprintf(name, sizeof(name), "async reg %s: call returns", sz);
+	snprintf(name, sizeof(name), "async reg %s%s: call returns", sz, kind);
 	bench_result(name, "ms", bench_median(ret_us, nr) / 1e3, "iovm_mr_reg", 1e3 * (double)len / 1e9 / bench_median(sy, nr),
 		     "<= 1 ms");
-	snprintf(name, sizeof(name), "async reg %s: first 32 MiB usable", sz);
+	snprintf(name, sizeof(name), "async reg %s%s: first 32 MiB usable", sz, kind);
 	bench_result(name, "ms", bench_median(first_ms, nr), "iovm_mr_reg", 1e3 * (double)len / 1e9 / bench_median(sy, nr),
 		     "<= 1/10 of peer");
 	munmap(a, len);
@@ -209,12 +232,13 @@ void bench_reg_async(const struct bench_args *a, struct iovm_domain *d, size_t r
 			   bench_size(room, s1, sizeof(s1)));
 		return;
 	}
-	pin_rows(one, nr);
+	pin_rows(one, nr, false);
+	pin_rows(one, nr, true);
 	copy_rows(one, nr);
 	if (big && big <= room) {
 		bench_note("async registration: the largest size is %s, a quarter of MemAvailable (at most 4 GiB)",
 			   bench_size(big, s2, sizeof(s2)));
-		pin_rows(big, nr);
+		pin_rows(big, nr, false);
 	} else if (!a->quick) {
 		bench_note("async registration: no size above %s measured (MemAvailable / 4, or RLIMIT_MEMLOCK)",
 			   bench_size(one, s1, sizeof(s1)));
