@@ -171,24 +171,28 @@ static void pin_leave(struct mr_async *as, uint32_t n)
 		pin_finish(as);
 }
 
+/*
+ * The calling thread in the background: the application's threads (its
+ * start-up, a copy) go first where CPUs are short. A nice value is per
+ * thread on Linux; where it cannot be had, the thread pins at the
+ * caller's.
+ */
+static void background(void)
+{
+	id_t tid = (id_t)syscall(SYS_gettid);
+	int nice;
+
+	errno = 0;
+	nice = getpriority(PRIO_PROCESS, tid);
+	if (!errno)
+		(void)setpriority(PRIO_PROCESS, tid, MIN(nice + NICE_MORE, 19));
+}
+
 static void *pin_thread(void *arg)
 {
 	struct mr_async *as = arg;
-	int tid = (int)syscall(SYS_gettid);
 
-	/*
-	 * In the background: the caller's threads (the application's start-up,
-	 * a copy) go first where CPUs are short. Per thread on Linux; where it
-	 * cannot be had, the thread pins at the caller's priority.
-	 */
-	errno = 0;
-	{
-		int nice = getpriority(PRIO_PROCESS, (id_t)tid);
-
-		if (!errno)
-			(void)setpriority(PRIO_PROCESS, (id_t)tid, MIN(nice + NICE_MORE, 19));
-	}
-
+	background();
 	for (;;) {
 		mr_async_test_hook hook;
 		uint32_t k;
