@@ -299,51 +299,6 @@ TEST(device_refusal_leaves_nothing)
 	munmap(buf, 16 * PG);
 }
 
-/*
- * Registered in the background: the device sees one registration of the
- * whole range, made once every chunk is pinned; no part is usable before.
- * A device that refuses it stops the registration with its error.
- */
-TEST(async_one_device_registration)
-{
-	struct iovm_mr_pinning pin;
-	struct iovm_mr_info info;
-	struct fake_ibv_counts c0;
-	struct fake_ibv_mr f;
-	struct iovm_device *dev;
-	struct iovm_domain *dom;
-	struct iovm_mr *mr;
-	char *buf = pages(64);
-
-	open_bound("verbs:fake0", &dev, &dom);
-	c0 = fake_ibv_counts();
-	CHECK_OK(iovm_mr_reg_async(dom, buf + 10, 60 * PG, IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_REMOTE_READ,
-				   IOVM_REG_THREADS(3) | IOVM_REG_CHUNK_SHIFT(16), &mr));
-	CHECK_OK(iovm_mr_wait(mr, buf + 10, PG, -1));
-	CHECK_OK(iovm_mr_ready(mr, &pin));
-	CHECK(pin.done && pin.chunks >= 4 && pin.chunks_done == pin.chunks);
-	CHECK_EQ(fake_ibv_counts().regs, c0.regs + 1);
-	CHECK_EQ(fake_ibv_counts().live, c0.live + 1);
-	CHECK_OK(iovm_mr_query(mr, &info));
-	CHECK_OK(fake_ibv_find(info.lkey, &f));
-	CHECK(f.addr == buf + 10 && f.len == 60 * PG && f.resident);
-	CHECK_OK(iovm_mr_dereg(mr));
-	CHECK_EQ(fake_ibv_counts().live, c0.live);
-
-	fake_ibv_fail_next_reg(EPERM);
-	CHECK_OK(iovm_mr_reg_async(dom, buf, 64 * PG, IOVM_ACCESS_LOCAL_WRITE,
-				   IOVM_REG_THREADS(2) | IOVM_REG_CHUNK_SHIFT(16), &mr));
-	CHECK_EQ(iovm_mr_wait(mr, buf, PG, -1), -EPERM);
-	CHECK_EQ(iovm_mr_ready(mr, &pin), -EPERM);
-	/* Every chunk pinned, none usable: the device has no registration of them. */
-	CHECK(pin.done && pin.chunks_done == pin.chunks && pin.prefix == 0);
-	CHECK_EQ(fake_ibv_counts().live, c0.live);
-	CHECK_OK(iovm_mr_dereg(mr));
-	CHECK_EQ(fake_ibv_counts().bad_deregs, 0);
-	close_bound(dev, dom);
-	munmap(buf, 64 * PG);
-}
-
 /* The cache in front of the device: hits make no device call; replaced memory is never a hit. */
 TEST(cache_hits_and_replacement)
 {
@@ -626,7 +581,6 @@ int main(void)
 	RUN(cache_hits_and_replacement);
 	RUN(detach_and_close_with_mrs);
 	RUN(context_close_takes_all);
-	RUN(async_one_device_registration);
 	RUN(every_failure_point);
 	CHECK_OK(iovm_close(ctx));
 	return 0;
