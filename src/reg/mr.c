@@ -371,8 +371,9 @@ IOVM_API int iovm_mr_query(const struct iovm_mr *mr, struct iovm_mr_info *info)
 		/* A device that translates by itself (backend.c) names the memory by its address. */
 		.iova = mr->be ? iova_make(mr->addr) : iova_add(mr->iova, mr->addr - mr->start),
 		/* A device with registrations of its own (backend.c) knows the MR by its keys. */
-		.lkey = mr->be ? mr->be_lkey : mr->lkey,
-		.rkey = mr->be ? mr->be_rkey : mr->rkey,
+		/* Pinning in the background, the device's keys come once it is whole (mr_async.c): 0 until then. */
+		.lkey = mr->be ? (mr_async_backend_ready(mr) ? mr->be_lkey : 0) : mr->lkey,
+		.rkey = mr->be ? (mr_async_backend_ready(mr) ? mr->be_rkey : 0) : mr->rkey,
 		.access = mr->access,
 		.monitored = mr->monitored,
 		.on_demand = mr->on_demand,

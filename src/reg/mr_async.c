@@ -307,6 +307,11 @@ void mr_async_stop_all(struct reg_space *rs)
 	}
 }
 
+bool mr_async_backend_ready(const struct iovm_mr *mr)
+{
+	return !mr->async || atomic_load_explicit(&mr->async->usable, memory_order_acquire);
+}
+
 bool mr_async_cancelled(const struct iovm_mr *mr)
 {
 	return mr->async && atomic_load_explicit(&mr->async->cancel, memory_order_acquire);

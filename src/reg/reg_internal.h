@@ -304,6 +304,8 @@ void mr_async_free(struct iovm_mr *mr);
 /* For the tests: called by a pinning thread before each chunk. NULL in normal use. */
 typedef void (*mr_async_test_hook)(struct iovm_mr *mr, uint64_t chunk);
 extern _Atomic(mr_async_test_hook) mr_async_test_chunk;
+/* Lock-free: whether @mr's backend registration is made (always, but while an async one pins). */
+bool mr_async_backend_ready(const struct iovm_mr *mr);
 /* Whether @mr's pinning was told to stop (for the tests' hook). */
 bool mr_async_cancelled(const struct iovm_mr *mr);
 

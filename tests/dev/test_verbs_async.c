@@ -7,6 +7,9 @@
  * registration.
  */
 #include <errno.h>
+#include <sched.h>
+#include <semaphore.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -15,6 +18,7 @@
 
 #include "dev/fake_ibverbs.h"
 #include "harness.h"
+#include "reg/reg_internal.h"
 
 #define PG 4096u
 
@@ -33,6 +37,19 @@ static void close_bound(struct iovm_device *dev, struct iovm_domain *dom)
 	CHECK_OK(iovm_device_detach(dev, IOVM_PASID_NONE));
 	CHECK_OK(iovm_domain_destroy(dom));
 	CHECK_OK(iovm_device_close(dev));
+}
+
+/* The pinning thread held before chunk 1 until released. */
+static sem_t reached;
+static _Atomic bool released;
+
+static void hold_at_1(struct iovm_mr *mr, uint64_t chunk)
+{
+	if (chunk != 1)
+		return;
+	sem_post(&reached);
+	while (!atomic_load(&released) && !mr_async_cancelled(mr))
+		sched_yield();
 }
 
 static void *pages(size_t n)
@@ -62,8 +79,19 @@ TEST(async_one_device_registration)
 
 	open_bound("verbs:fake0", &dev, &dom);
 	c0 = fake_ibv_counts();
+	sem_init(&reached, 0, 0);
+	atomic_store(&mr_async_test_chunk, hold_at_1);
 	CHECK_OK(iovm_mr_reg_async(dom, buf + 10, 60 * PG, IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_REMOTE_READ,
 				   IOVM_REG_THREADS(3) | IOVM_REG_CHUNK_SHIFT(16), &mr));
+	/* Chunk 1 held: whatever else is pinned, nothing is usable, and the device has no registration. */
+	sem_wait(&reached);
+	CHECK_EQ(iovm_mr_wait(mr, buf + 10, PG, 0), -ETIMEDOUT);
+	CHECK_EQ(iovm_mr_ready(mr, &pin), -EINPROGRESS);
+	CHECK_EQ(pin.prefix, 0);
+	CHECK_OK(iovm_mr_query(mr, &info));
+	CHECK_EQ(info.lkey, 0);
+	CHECK_EQ(fake_ibv_counts().regs, c0.regs);
+	atomic_store(&released, true);
 	CHECK_OK(iovm_mr_wait(mr, buf + 10, PG, -1));
 	CHECK_OK(iovm_mr_ready(mr, &pin));
 	CHECK(pin.done && pin.chunks >= 4 && pin.chunks_done == pin.chunks);
@@ -74,6 +102,8 @@ TEST(async_one_device_registration)
 	CHECK(f.addr == buf + 10 && f.len == 60 * PG && f.resident);
 	CHECK_OK(iovm_mr_dereg(mr));
 	CHECK_EQ(fake_ibv_counts().live, c0.live);
+	atomic_store(&mr_async_test_chunk, NULL);
+	sem_destroy(&reached);
 
 	fake_ibv_fail_next_reg(EPERM);
 	CHECK_OK(iovm_mr_reg_async(dom, buf, 64 * PG, IOVM_ACCESS_LOCAL_WRITE,
