@@ -238,7 +238,8 @@ IOVM_API int iovm_mr_dereg(struct iovm_mr *mr);
  * With a device that registers memory by itself (a verbs domain), the
  * device's registration is made, one for the whole range, once every chunk
  * is pinned: no part is usable before (iovm_mr_wait() of any part waits for
- * the whole; iovm_mr_query() gives the device's keys from then on).
+ * the whole; iovm_mr_query() gives the device's keys from then on, 0
+ * before).
  *
  * What is checked before returning: the arguments, and, from the
  * process's mappings, that the range is mapped and, for a write access,
