@@ -8,6 +8,7 @@
 #define IOVM_BENCH_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
@@ -142,6 +143,9 @@ void bench_report(const struct bench_args *args, const char *title, unsigned rep
 int bench_mem(const struct bench_args *args);
 int bench_iommu(const struct bench_args *args);
 int bench_reg(const struct bench_args *args);
+/* bench_reg_async.c: the rows of background registration, in @dom, within @room bytes lockable. */
+struct iovm_domain;
+void bench_reg_async(const struct bench_args *args, struct iovm_domain *dom, size_t room);
 int bench_vfio(const struct bench_args *args);
 int bench_placement(const struct bench_args *args);
 int bench_mp(const struct bench_args *args);

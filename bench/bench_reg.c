@@ -9,7 +9,9 @@
  *    prefetch of a large range;
  *  - what the memory monitor adds to munmap() of registered memory;
  *  - pinned registration beside mlock() of the same memory, on 4 KiB and on
- *    2 MiB pages; on-demand registration of the same size.
+ *    2 MiB pages; on-demand registration of the same size;
+ *  - pinned registration in the background, in parallel chunks
+ *    (bench_reg_async.c).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -551,6 +553,7 @@ int bench_reg(const struct bench_args *a)
 	bench_odp();
 	bench_munmap();
 	bench_registration();
+	bench_reg_async(a, dom, lockable_bytes());
 	bench_report(a, "iovm bench reg", reps());
 	iovm_queue_destroy(q);
 	iovm_device_close(dev);

@@ -204,6 +204,9 @@ IOVM_API int iovm_mr_advise(struct iovm_mr *mr, void *addr, size_t len, uint32_t
 /**
  * iovm_mr_dereg() - unmap the registration from its domain, unlock its
  * pages, and retire its keys. Returns once no device can reach its memory.
+ * An MR of iovm_mr_reg_async() still pinning stops first (its threads
+ * finish the chunk each pins, and are joined), also when the call then
+ * fails.
  *
  * Thread safety: no other call on @mr may run or follow.
  *
@@ -211,6 +214,110 @@ IOVM_API int iovm_mr_advise(struct iovm_mr *mr, void *addr, size_t len, uint32_t
  * or one mapped on a device queue (iovm_rqueue_map_mr(): unmap it there first).
  */
 IOVM_API int iovm_mr_dereg(struct iovm_mr *mr);
+
+/*
+ * iovm_mr_reg_async() flags: how many threads pin, and in what chunks.
+ * IOVM_REG_THREADS(n): n threads (1 to 255); 0: one per online CPU, at
+ * most 8. IOVM_REG_CHUNK_SHIFT(s): chunks of 2^s bytes (16, 64 KiB, to 30,
+ * 1 GiB); 0: 32 MiB. Chunks smaller than 2 MiB map no 2 MiB leaves.
+ */
+#define IOVM_REG_THREADS(n) ((uint32_t)(n) & 0xffu)
+#define IOVM_REG_CHUNK_SHIFT(s) (((uint32_t)(s) & 0x3fu) << 8)
+
+/**
+ * iovm_mr_reg_async() - register [addr, addr+len) pinned, as iovm_mr_reg(),
+ * but return at once and pin in the background: the range is cut into
+ * chunks (aligned to their size in the address space) that threads of the
+ * registration pin (fault in and mlock(2)) in parallel, lowest addresses
+ * first, and map in @dom as each is pinned. The threads run in the
+ * background, SCHED_BATCH at a nice value 5 above the caller's (where the
+ * system allows): where CPUs are short, the application's threads go
+ * first, and the call returns without waiting for a CPU.
+ * @dom: a managed or VA domain
+ * @access: IOVM_ACCESS_* but IOVM_ACCESS_ON_DEMAND (nothing to pin: use
+ *          iovm_mr_reg())
+ * @flags: IOVM_REG_THREADS() | IOVM_REG_CHUNK_SHIFT(), or 0
+ * @mr: set to the registration, "pinning" until iovm_mr_ready() says 0
+ *
+ * The MR has its keys, IOVA and info at once. A device access to a chunk
+ * not yet pinned is a DMA fault (IOVM_STATUS_PAGE_FAULT, not a byte
+ * touched), as an access to an invalidated page, also for a descriptor
+ * that blocks on faults: iovm_mr_wait() for the part to be reached first.
+ * With a device that registers memory by itself (a verbs domain), the
+ * device's registration is made, one for the whole range, once every chunk
+ * is pinned: no part is usable before (iovm_mr_wait() of any part waits for
+ * the whole; iovm_mr_query() gives the device's keys from then on, 0
+ * before).
+ *
+ * What is checked before returning: the arguments, and, from the
+ * process's mappings, that the range is mapped and, for a write access,
+ * writable (-EFAULT otherwise, as iovm_mr_reg()). What goes wrong while
+ * pinning (memory short, RLIMIT_MEMLOCK reached, memory unmapped under the
+ * registration) stops it: chunks being pinned finish, no other starts, and
+ * iovm_mr_wait() and iovm_mr_ready() say the error. Chunks pinned before
+ * stay usable until iovm_mr_dereg(). The memory monitor watches the MR
+ * from the start: memory the application takes away is invalidated,
+ * pinned or not yet.
+ *
+ * iovm_mr_dereg() cancels the pinning: the threads stop after the chunk
+ * each is pinning, and every page is unlocked and unmapped before it
+ * returns.
+ *
+ * Thread safety: safe.
+ *
+ * Return: 0; -EINVAL for bad arguments (as iovm_mr_reg(), an implicit
+ * or on-demand registration, unknown @flags, a thread count or chunk shift
+ * out of range); -EFAULT when part of the range is not mapped (or not
+ * writable for a write access) when called; -EAGAIN when no thread can be
+ * started; otherwise as iovm_mr_reg().
+ */
+IOVM_API int iovm_mr_reg_async(struct iovm_domain *dom, void *addr, size_t len, uint32_t access, uint32_t flags,
+			       struct iovm_mr **mr);
+
+/**
+ * iovm_mr_wait() - wait until [addr, addr+len) of @mr is pinned and mapped
+ * (usable by devices), for at most @timeout_ms milliseconds.
+ * @timeout_ms: < 0: as long as it takes; 0: do not wait, only look
+ *
+ * An MR of iovm_mr_reg() (pinned or on demand) is usable at once: 0.
+ * Usable says nothing of what the application does to the memory
+ * afterwards (the memory monitor invalidates what it takes away: see
+ * iovm_mr_query()).
+ *
+ * Thread safety: safe, from any number of threads at once, while @mr is
+ * registered (not while iovm_mr_dereg() runs).
+ *
+ * Return: 0 once the range is usable; -ETIMEDOUT when it is not yet
+ * after @timeout_ms; the error that stopped the pinning (-ENOMEM memory
+ * short or RLIMIT_MEMLOCK, -EFAULT memory unmapped or not writable, ...)
+ * when part of the range will never be; -EINVAL for NULL, zero @len or an
+ * implicit MR; -ERANGE when the range is not inside @mr.
+ */
+IOVM_API int iovm_mr_wait(struct iovm_mr *mr, const void *addr, size_t len, int timeout_ms);
+
+/* How far the pinning of an MR of iovm_mr_reg_async() is. */
+struct iovm_mr_pinning {
+	uint64_t bytes;        /* the MR's pages, in bytes */
+	uint64_t pinned;       /* of them, pinned and mapped by now */
+	uint64_t prefix;       /* usable from the MR's first page on, without a gap */
+	uint32_t chunks;       /* chunks of the range */
+	uint32_t chunks_done;  /* of them, pinned */
+	uint32_t threads;      /* the registration's threads */
+	int error;             /* 0, or what stopped the pinning */
+	bool done;             /* no more will be pinned: all of it, or @error stopped it */
+};
+
+/**
+ * iovm_mr_ready() - whether @mr is usable whole, and, in @p if not NULL,
+ * how far its pinning is. Takes no lock.
+ *
+ * Thread safety: safe, while @mr is registered.
+ *
+ * Return: 0 when the whole MR is usable (always, for an MR of
+ * iovm_mr_reg()); -EINPROGRESS while pinning; the error that stopped it;
+ * -EINVAL for NULL or an implicit MR.
+ */
+IOVM_API int iovm_mr_ready(const struct iovm_mr *mr, struct iovm_mr_pinning *p);
 
 struct iovm_mr_info {
 	void *addr;          /* as registered */

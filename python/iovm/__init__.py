@@ -45,7 +45,7 @@ from ._lib import (IovmError, raw, lib, path as library_path, BINDINGS, STRUCTS,
                    PA, HPA, IOVA, GPA, CtxInfo, HugepagePool, IommuGroup, SysInfo,
                    PhysArenaStats, PhysPoolStats, PhysStats, Xlate, ZoneInfo, MemEvent,
                    MemListStats, MemStats, IovaRange, DomainAttr, Fault, DomainStats,
-                   MrInfo, MrKeys, RcacheAttr, RcacheStats, RegStats, IovaWindow, DeviceInfo,
+                   MrInfo, MrKeys, MrPinning, RcacheAttr, RcacheStats, RegStats, IovaWindow, DeviceInfo,
                    DeviceVerbs, Desc, Sge, Completion, Cqe, QueueAttr, QueueStats,
                    GuestBank, GuestAttr, GuestInfo, ShareParams, ShareInfo,
                    ShareDomainParams, DeviceServerInfo, LOG_FN, ZONE_WALK_FN,
@@ -992,6 +992,18 @@ class Domain(_Resource):
         raw.iovm_mr_reg(self._handle(), a, n, access, byref(p))
         return MR(self, p.value, keep)
 
+    def register_async(self, obj, length=None, access=None, threads=0, chunk_shift=0, offset=0):
+        """iovm_mr_reg_async(): register memory pinned, returning at once
+        while threads pin it in chunks (threads 0: one per CPU, at most 8;
+        chunk_shift 0: 32 MiB chunks). An MR: wait() for the part to use."""
+        if access is None:
+            access = constants.IOVM_ACCESS_LOCAL_READ | constants.IOVM_ACCESS_LOCAL_WRITE
+        a, n, keep = _span(obj, length, offset)
+        p = c_void_p()
+        flags = (threads & 0xff) | ((chunk_shift & 0x3f) << 8)
+        raw.iovm_mr_reg_async(self._handle(), a, n, access, flags, byref(p))
+        return MR(self, p.value, keep)
+
     def register_implicit(self, access=None):
         """An implicit on-demand registration of the whole address space."""
         if access is None:
@@ -1049,6 +1061,35 @@ class MR(_Resource):
         k = MrKeys()
         raw.iovm_mr_keys(self._handle(), address_of(obj) + offset, length, byref(k))
         return k
+
+    def wait(self, obj=None, length=None, timeout_ms=-1, offset=0):
+        """iovm_mr_wait(): whether the part (the whole MR by default) is
+        usable within timeout_ms (-1: as long as it takes); raises the
+        error that stopped the pinning."""
+        if obj is None:
+            i = self.info()
+            a, n = i.addr + offset, (i.len - offset if length is None else length)
+        else:
+            a, n, _k = _span(obj, length, offset)
+        try:
+            raw.iovm_mr_wait(self._handle(), a, n, timeout_ms)
+        except IovmError as e:
+            if e.errno == _errno.ETIMEDOUT:
+                return False
+            raise
+        return True
+
+    def ready(self):
+        """iovm_mr_ready(): (usable whole, MrPinning); raises the error
+        that stopped the pinning."""
+        p = MrPinning()
+        try:
+            raw.iovm_mr_ready(self._handle(), byref(p))
+        except IovmError as e:
+            if e.errno == _errno.EINPROGRESS:
+                return False, p
+            raise
+        return True, p
 
     def advise(self, obj=None, length=None, write=False, offset=0):
         """iovm_mr_advise(): prefetch (on-demand MRs)."""
@@ -1431,8 +1472,8 @@ __all__ = [
     "dma_boundary", "dma_node", "version_encode", "address_of", "lib", "library_path",
     "BINDINGS", "STRUCTS", "CtxInfo", "HugepagePool", "IommuGroup", "SysInfo", "PhysArenaStats",
     "PhysPoolStats", "PhysStats", "Xlate", "ZoneInfo", "MemEvent", "MemListStats", "MemStats",
-    "IovaRange", "DomainAttr", "Fault", "DomainStats", "MrInfo", "MrKeys", "RcacheAttr", "RcacheStats",
-    "RegStats", "IovaWindow", "DeviceInfo", "DeviceVerbs", "QueueAttr", "QueueStats", "GuestBank",
+    "IovaRange", "DomainAttr", "Fault", "DomainStats", "MrInfo", "MrKeys", "MrPinning", "RcacheAttr",
+    "RcacheStats", "RegStats", "IovaWindow", "DeviceInfo", "DeviceVerbs", "QueueAttr", "QueueStats", "GuestBank",
     "GuestAttr", "GuestInfo", "ShareParams", "ShareInfo", "ShareDomainParams", "DeviceServerInfo",
     "LOG_FN", "ZONE_WALK_FN", "MEM_EVENT_FN", "FAULT_FN", "RQUEUE_FAULT_FN",
     "MemMapOps", "MEM_MAP_NOTIFY_FN", "MEM_MAP_CONTIGUOUS_FN",

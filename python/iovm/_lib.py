@@ -460,6 +460,20 @@ class MrKeys(_Struct):
     ]
 
 
+@_struct("iovm_mr_pinning")
+class MrPinning(_Struct):
+    _fields_ = [
+        ("bytes", c_uint64),
+        ("pinned", c_uint64),
+        ("prefix", c_uint64),
+        ("chunks", c_uint32),
+        ("chunks_done", c_uint32),
+        ("threads", c_uint32),
+        ("error", c_int),
+        ("done", c_bool),
+    ]
+
+
 @_struct("iovm_rcache_attr")
 class RcacheAttr(_Struct):
     _fields_ = [
@@ -862,6 +876,9 @@ BINDINGS = {
     "iovm_mr_query": (c_int, [_vp, _p(MrInfo)], NEG),
     "iovm_mr_iova": (c_int, [_vp, _vp, c_size_t, _p(IOVA)], NEG),
     "iovm_mr_keys": (c_int, [_vp, _vp, c_size_t, _p(MrKeys)], NEG),
+    "iovm_mr_reg_async": (c_int, [_vp, _vp, c_size_t, c_uint32, c_uint32, _pp], NEG),
+    "iovm_mr_wait": (c_int, [_vp, _vp, c_size_t, c_int], NEG),
+    "iovm_mr_ready": (c_int, [_vp, _p(MrPinning)], NEG),
     "iovm_rcache_create": (c_int, [_vp, _p(RcacheAttr), _pp], NEG),
     "iovm_rcache_destroy": (c_int, [_vp], NEG),
     "iovm_rcache_get": (c_int, [_vp, _vp, c_size_t, c_uint32, _pp], NEG),

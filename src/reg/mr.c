@@ -140,6 +140,8 @@ void mr_fini(struct iovm_mr *mr)
 
 void mr_free(struct iovm_mr *mr)
 {
+	if (mr->async)
+		mr_async_free(mr);
 	mr_fini(mr);
 	/* A cache's MR lives in its region's struct, kept for the cache's life. */
 	if (!mr->rc)
@@ -177,7 +179,8 @@ int mr_publish(struct reg_space *rs, struct iovm_mr *mr, const struct os_vma_inf
 	ret = iommu_hold(mr->dom, mr->start, mr->pa, mr->end - mr->start, &mr->iova);
 	if (ret)
 		goto remove_window;
-	if (!mr->on_demand && (ret = mr_lock_map(rs, mr, 0, mr->npages - 1)))
+	/* Pinned in the background (mr_async.c): its threads lock and map the pages. */
+	if (!mr->on_demand && !mr->async && (ret = mr_lock_map(rs, mr, 0, mr->npages - 1)))
 		goto unmap; /* what was mapped before the failure */
 	if (keys && (ret = keys_alloc(&rs->keys, mr, &mr->lkey, &mr->rkey)))
 		goto unmap;
@@ -225,7 +228,7 @@ int mr_register(struct iovm_mr *mr)
 	mutex_lock(&rs->lock);
 	ret = mr_publish(rs, mr, known ? &vi : NULL, true);
 	mutex_unlock(&rs->lock);
-	if (ret)
+	if (ret || mr->async) /* an async MR's device registration follows its pages (mr_async.c) */
 		return ret;
 	/* The device's registration, once ours holds the pages (backend.c). */
 	ret = backend_register(mr);
@@ -307,6 +310,9 @@ IOVM_API int iovm_mr_dereg(struct iovm_mr *mr)
 	/* A cached MR belongs to its cache: iovm_rcache_put() it. */
 	if (mr->rc)
 		return -EBUSY;
+	/* Pinning in the background: its threads stop first (they take the locks mr_dereg() holds). */
+	if (mr->async)
+		mr_async_stop(mr);
 	return mr_dereg(mr, true);
 }
 
@@ -342,6 +348,7 @@ void mr_teardown_all(struct reg_space *rs)
 {
 	struct itree_node *n;
 
+	mr_async_stop_all(rs);
 	mutex_lock(&rs->lock);
 	/* Implicit MRs first: their children are in the tree. */
 	while (!list_empty(&rs->implicits))
@@ -369,8 +376,9 @@ IOVM_API int iovm_mr_query(const struct iovm_mr *mr, struct iovm_mr_info *info)
 		/* A device that translates by itself (backend.c) names the memory by its address. */
 		.iova = mr->be ? iova_make(mr->addr) : iova_add(mr->iova, mr->addr - mr->start),
 		/* A device with registrations of its own (backend.c) knows the MR by its keys. */
-		.lkey = mr->be ? mr->be_lkey : mr->lkey,
-		.rkey = mr->be ? mr->be_rkey : mr->rkey,
+		/* Pinning in the background, the device's keys come once it is whole (mr_async.c): 0 until then. */
+		.lkey = mr->be ? (mr_async_backend_ready(mr) ? mr->be_lkey : 0) : mr->lkey,
+		.rkey = mr->be ? (mr_async_backend_ready(mr) ? mr->be_rkey : 0) : mr->rkey,
 		.access = mr->access,
 		.monitored = mr->monitored,
 		.on_demand = mr->on_demand,

@@ -219,6 +219,54 @@ int mr_lock_map(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64
 	return ret;
 }
 
+/*
+ * A chunk pinned outside the locks (mr_async.c): counted first, so that no
+ * other registration's end unlocks its pages while its thread locks them.
+ */
+int mr_pin_count(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last)
+{
+	uint64_t newly = 0;
+	int ret;
+
+	lock_assert_held(&rs->lock);
+	ret = ranges_add(&rs->locked, mr->start + first * PG, mr->start + (last + 1) * PG, count_locked, NULL, &newly);
+	if (!ret)
+		atomic_fetch_add_explicit(&rs->locked_bytes, newly, memory_order_relaxed);
+	return ret;
+}
+
+void mr_pin_uncount(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last)
+{
+	uint64_t unlocked = 0;
+
+	lock_assert_held(&rs->lock);
+	ranges_remove(&rs->locked, mr->start + first * PG, mr->start + (last + 1) * PG, do_munlock, &unlocked);
+	atomic_fetch_sub_explicit(&rs->locked_bytes, unlocked, memory_order_relaxed);
+}
+
+int mr_pin_map(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last, bool relock)
+{
+	uint64_t start = mr->start + first * PG, len = (last - first + 1) * PG;
+	int ret = 0;
+
+	lock_assert_held(&rs->lock);
+	mutex_lock(&mr->lock);
+	/* Locked outside the lock: again, where that failed or an event hit the MR meanwhile. */
+	if (relock)
+		ret = lock_pages(start, len);
+	if (!ret)
+		ret = iommu_hold_map(mr->dom, iova_add(mr->iova, first * PG), pa_add(mr->pa, first * PG), len,
+				     mr->prot);
+	if (!ret) {
+		pages_set(mr, first, last, true);
+		__atomic_store_n(&mr->nr_valid, mr->nr_valid + (last - first + 1), __ATOMIC_RELAXED);
+	}
+	mutex_unlock(&mr->lock);
+	if (ret)
+		mr_pin_uncount(rs, mr, first, last);
+	return ret;
+}
+
 /* Unlock and unmap the valid pages of [first, last] page indices. Needs mr->lock and reg_space.lock. */
 static uint64_t drop_pages(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last)
 {
@@ -283,7 +331,7 @@ uint64_t mr_invalidate_range(struct reg_space *rs, uint64_t start, uint64_t len,
 		if (mr->rc)
 			rcache_count_invalidation(mr->rc, kind);
 		/* A pinned MR with nothing left is dead; an on-demand one faults its pages in again. */
-		if (!mr->nr_valid && !mr->on_demand)
+		if (!mr->nr_valid && !mr->on_demand && !mr->pinning)
 			atomic_store_explicit(&mr->state, MR_DEAD, memory_order_release);
 		mutex_unlock(&mr->lock);
 	}

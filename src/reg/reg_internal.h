@@ -97,6 +97,8 @@ struct iovm_mr {
 	unsigned refs;            /* resolvers working on it without the lock */
 	uint64_t reg_begun;       /* reg_space.begun when its registration began */
 	struct list_node mirrors; /* struct reg_mirror: told of pages going, under reg_space.lock */
+	struct mr_async *async;   /* iovm_mr_reg_async(): its pinning (mr_async.c); set before publishing */
+	bool pinning;             /* under reg_space.lock: its threads still pin (not dead at 0 valid pages) */
 
 	struct mutex lock;     /* valid, nr_valid and the domain mapping */
 	uint64_t *valid;          /* under lock: a bit per page, mapped in the domain */
@@ -232,6 +234,16 @@ void mr_relock_all(struct reg_space *rs);
 /* Lock and map, or unmap and unlock, pages [first, last] of @mr. Need reg_space.lock. */
 int mr_lock_map(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last);
 uint64_t mr_drop_pages(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last);
+/*
+ * A chunk [first, last] of a pinned MR locked outside the locks
+ * (mr_async.c): mr_pin_count() counts it in reg_space.locked before it is
+ * locked; mr_pin_map() maps it after (locking it again first if @relock),
+ * or uncounts it on an error; mr_pin_uncount() uncounts (and unlocks what
+ * nothing else holds). Need reg_space.lock.
+ */
+int mr_pin_count(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last);
+int mr_pin_map(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last, bool relock);
+void mr_pin_uncount(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last);
 /* Fault (start, len) in, for writing if @mr may be written: 0 or -EFAULT. No lock needed. */
 int mr_populate(const struct iovm_mr *mr, uint64_t start, uint64_t len);
 /*
@@ -282,6 +294,20 @@ int mr_publish(struct reg_space *rs, struct iovm_mr *mr, const struct os_vma_inf
 void mr_teardown(struct reg_space *rs, struct iovm_mr *mr);
 /* The same, but @mr is left as mr_init() made it. Needs reg_space.lock. */
 void mr_unpublish(struct reg_space *rs, struct iovm_mr *mr);
+
+/* mr_async.c */
+/* Stop and join the threads of every MR still pinning (the context closes). No lock held. */
+void mr_async_stop_all(struct reg_space *rs);
+/* Stop and join @mr's pinning threads (before it is deregistered), free what it took. No lock held. */
+void mr_async_stop(struct iovm_mr *mr);
+void mr_async_free(struct iovm_mr *mr);
+/* For the tests: called by a pinning thread before each chunk. NULL in normal use. */
+typedef void (*mr_async_test_hook)(struct iovm_mr *mr, uint64_t chunk);
+extern _Atomic(mr_async_test_hook) mr_async_test_chunk;
+/* Lock-free: whether @mr's backend registration is made (always, but while an async one pins). */
+bool mr_async_backend_ready(const struct iovm_mr *mr);
+/* Whether @mr's pinning was told to stop (for the tests' hook). */
+bool mr_async_cancelled(const struct iovm_mr *mr);
 
 /* backend.c */
 /* Give @mr its domain's backend, if any, as it is published. Needs reg_space.lock. */

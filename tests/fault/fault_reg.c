@@ -63,7 +63,7 @@ static void sc_mr(void)
 {
 	struct iovm_ctx *ctx = fault_open("page_size=4K,host_pa=off,pin_budget=64M");
 	struct iovm_domain_attr attr = { .type = IOVM_DOMAIN_MANAGED };
-	struct iovm_mr *pinned, *odp, *implicit;
+	struct iovm_mr *pinned, *odp, *implicit, *async;
 	struct iovm_reg_stats rs;
 	struct iovm_domain *dom;
 	uint8_t *p = app_map(LEN), *q = app_map(LEN);
@@ -108,10 +108,17 @@ static void sc_mr(void)
 		FI_INT(iovm_mr_query(implicit, &info));
 		CHECK(keys.lkey == info.lkey && keys.lkey != 0 && (uintptr_t)keys.addr <= (uintptr_t)q);
 	}
+	/* Pinned in the background: a thread that cannot start leaves the others to pin it all. */
+	FI_INT(iovm_mr_reg_async(dom, q, LEN, IOVM_ACCESS_LOCAL_WRITE, IOVM_REG_THREADS(2) | IOVM_REG_CHUNK_SHIFT(16),
+				 &async));
+	FI_INT(iovm_mr_wait(async, q, LEN, -1));
+	FI_INT(iovm_mr_ready(async, NULL));
+	check_mr(dom, async, q, LEN, false);
 	FI_INT(iovm_reg_stats(ctx, &rs));
 	CHECK(rs.mrs >= 2);
 	if (implicit)
 		FI_INT(iovm_mr_dereg(implicit));
+	FI_INT(iovm_mr_dereg(async));
 	FI_INT(iovm_mr_dereg(odp));
 	FI_INT(iovm_mr_dereg(pinned));
 	FI_INT(iovm_reg_stats(ctx, &rs));

@@ -455,6 +455,34 @@ B(mr_reg_implicit_identity)
 	return iovm_mr_reg(idom, NULL, SIZE_MAX, IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_ON_DEMAND, &m);
 }
 B(mr_reg_implicit_null_out) { return iovm_mr_reg(dom, NULL, SIZE_MAX, IOVM_ACCESS_ON_DEMAND, NULL); }
+B(mr_reg_async_null_dom) { struct iovm_mr *m; return iovm_mr_reg_async(NULL, app, 4096, 0, 0, &m); }
+B(mr_reg_async_null_addr) { struct iovm_mr *m; return iovm_mr_reg_async(dom, NULL, 4096, 0, 0, &m); }
+B(mr_reg_async_zero_len) { struct iovm_mr *m; return iovm_mr_reg_async(dom, app, 0, 0, 0, &m); }
+B(mr_reg_async_null_out) { return iovm_mr_reg_async(dom, app, 4096, 0, 0, NULL); }
+B(mr_reg_async_on_demand) { struct iovm_mr *m; return iovm_mr_reg_async(dom, app, 4096, IOVM_ACCESS_ON_DEMAND, 0, &m); }
+B(mr_reg_async_implicit) { struct iovm_mr *m;
+	return iovm_mr_reg_async(dom, NULL, SIZE_MAX, IOVM_ACCESS_ON_DEMAND, 0, &m); }
+B(mr_reg_async_bad_flags) { struct iovm_mr *m; return iovm_mr_reg_async(dom, app, 4096, 0, 1u << 20, &m); }
+B(mr_reg_async_small_chunk) { struct iovm_mr *m;
+	return iovm_mr_reg_async(dom, app, 4096, 0, IOVM_REG_CHUNK_SHIFT(12), &m); }
+B(mr_reg_async_big_chunk) { struct iovm_mr *m;
+	return iovm_mr_reg_async(dom, app, 4096, 0, IOVM_REG_CHUNK_SHIFT(31), &m); }
+B(mr_reg_async_wraps) { struct iovm_mr *m; return iovm_mr_reg_async(dom, (void *)(UINTPTR_MAX - 100), 4096, 0, 0, &m); }
+B(mr_reg_async_unmapped) { struct iovm_mr *m; return iovm_mr_reg_async(dom, app_gone, 4096, 0, 0, &m); }
+B(mr_reg_async_write_readonly) { struct iovm_mr *m;
+	return iovm_mr_reg_async(dom, app_ro, 4096, IOVM_ACCESS_LOCAL_WRITE, 0, &m); }
+B(mr_reg_async_identity) { struct iovm_mr *m; return iovm_mr_reg_async(idom, app, 4096, 0, 0, &m); }
+B(mr_wait_null) { return iovm_mr_wait(NULL, app, 4096, 0); }
+B(mr_wait_zero_len) { return iovm_mr_wait(mr, app, 0, 0); }
+B(mr_wait_outside) { return iovm_mr_wait(mr, app + 4096, 1, 0); }
+B(mr_wait_wraps) { return iovm_mr_wait(mr, app, SIZE_MAX, -1); }
+B(mr_wait_implicit) { struct iovm_mr *m; long r;
+	if (iovm_mr_reg(dom, NULL, SIZE_MAX, IOVM_ACCESS_ON_DEMAND, &m)) return -EINVAL; /* no monitor: nothing to try */
+	r = iovm_mr_wait(m, app, 4096, 0); keep_detail(); iovm_mr_dereg(m); return r; }
+B(mr_ready_null) { return iovm_mr_ready(NULL, NULL); }
+B(mr_ready_implicit) { struct iovm_mr *m; long r;
+	if (iovm_mr_reg(dom, NULL, SIZE_MAX, IOVM_ACCESS_ON_DEMAND, &m)) return -EINVAL;
+	r = iovm_mr_ready(m, NULL); keep_detail(); iovm_mr_dereg(m); return r; }
 B(rcache_create_null_dom) { struct iovm_rcache *x; return iovm_rcache_create(NULL, NULL, &x); }
 B(rcache_create_null_out) { return iovm_rcache_create(dom, NULL, NULL); }
 B(rcache_destroy_null) { return iovm_rcache_destroy(NULL); }
@@ -944,6 +972,26 @@ static const struct bad_case cases[] = {
 	ROW(mr_reg_implicit_pinned, iovm_mr_reg, EINVAL),
 	ROW(mr_reg_implicit_identity, iovm_mr_reg, EOPNOTSUPP),
 	ROW(mr_reg_implicit_null_out, iovm_mr_reg, EINVAL),
+	ROW(mr_reg_async_null_dom, iovm_mr_reg_async, EINVAL),
+	ROW(mr_reg_async_null_addr, iovm_mr_reg_async, EINVAL),
+	ROW(mr_reg_async_zero_len, iovm_mr_reg_async, EINVAL),
+	ROW(mr_reg_async_null_out, iovm_mr_reg_async, EINVAL),
+	ROW(mr_reg_async_on_demand, iovm_mr_reg_async, EINVAL),
+	ROW(mr_reg_async_implicit, iovm_mr_reg_async, EINVAL),
+	ROW(mr_reg_async_bad_flags, iovm_mr_reg_async, EINVAL),
+	ROW(mr_reg_async_small_chunk, iovm_mr_reg_async, EINVAL),
+	ROW(mr_reg_async_big_chunk, iovm_mr_reg_async, EINVAL),
+	ROW(mr_reg_async_wraps, iovm_mr_reg_async, EINVAL),
+	ROW(mr_reg_async_unmapped, iovm_mr_reg_async, EFAULT),
+	ROW(mr_reg_async_write_readonly, iovm_mr_reg_async, EFAULT),
+	ROW(mr_reg_async_identity, iovm_mr_reg_async, EOPNOTSUPP),
+	ROW(mr_wait_null, iovm_mr_wait, EINVAL),
+	ROW(mr_wait_zero_len, iovm_mr_wait, EINVAL),
+	ROW(mr_wait_outside, iovm_mr_wait, ERANGE),
+	ROW(mr_wait_wraps, iovm_mr_wait, ERANGE),
+	ROW(mr_wait_implicit, iovm_mr_wait, EINVAL),
+	ROW(mr_ready_null, iovm_mr_ready, EINVAL),
+	ROW(mr_ready_implicit, iovm_mr_ready, EINVAL),
 	ROW(rcache_create_null_dom, iovm_rcache_create, EINVAL),
 	ROW(rcache_create_null_out, iovm_rcache_create, EINVAL),
 	ROW(rcache_destroy_null, iovm_rcache_destroy, EINVAL),

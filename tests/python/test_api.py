@@ -98,6 +98,10 @@ BAD = {
     "iovm_mr_query": (E.EINVAL, lambda f: raw.iovm_mr_query(NULL, byref(iovm.MrInfo()))),
     "iovm_mr_iova": (E.EINVAL, lambda f: raw.iovm_mr_iova(NULL, f.foreign, 1, byref(IOVA()))),
     "iovm_mr_keys": (E.EINVAL, lambda f: raw.iovm_mr_keys(NULL, f.foreign, 1, byref(iovm.MrKeys()))),
+    "iovm_mr_reg_async": (E.EINVAL, lambda f: raw.iovm_mr_reg_async(f.dom._ptr, f.foreign, 64,
+                                                                    iovm.ACCESS_ON_DEMAND, 0, byref(out()))),
+    "iovm_mr_wait": (E.EINVAL, lambda f: raw.iovm_mr_wait(NULL, f.foreign, 64, 0)),
+    "iovm_mr_ready": (E.EINVAL, lambda f: raw.iovm_mr_ready(NULL, byref(iovm.MrPinning()))),
     "iovm_rcache_create": (E.EINVAL, lambda f: raw.iovm_rcache_create(NULL, NULL, byref(out()))),
     "iovm_rcache_destroy": (E.EINVAL, lambda f: raw.iovm_rcache_destroy(NULL)),
     "iovm_rcache_get": (E.EINVAL, lambda f: raw.iovm_rcache_get(

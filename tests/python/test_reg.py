@@ -112,6 +112,27 @@ class TestRegister(RegBase):
         mr.dereg()
         m.close()
 
+    def test_register_async(self):
+        m = private_map(64 * PAGE)
+        addr = iovm.address_of(m)
+        mr = self.dom.register_async(addr + 100, 60 * PAGE, threads=2, chunk_shift=16)
+        self.assertTrue(mr.wait())
+        self.assertTrue(mr.wait(addr + 100, PAGE, timeout_ms=0))
+        usable, p = mr.ready()
+        self.assertTrue(usable)
+        self.assertTrue(p.done)
+        self.assertEqual(p.pinned, 61 * PAGE)
+        self.assertEqual(p.prefix, 61 * PAGE)
+        self.heap.write(b"async")
+        c = self.q.run(op=iovm.Op.COPY, src=self.heap_iova, dst=mr.iova(addr + 40 * PAGE, 5), len=5, tag=3)
+        self.assertEqual(c.status, iovm.Status.SUCCESS)
+        self.assertEqual(m[40 * PAGE:40 * PAGE + 5], b"async")
+        with self.assertRaises(iovm.IovmError) as cm:
+            mr.wait(addr, 128 * PAGE)
+        self.assertEqual(cm.exception.errno, errno.ERANGE)
+        mr.dereg()
+        m.close()
+
     def test_implicit(self):
         ba = bytearray(3 * PAGE)
         try:
