@@ -238,7 +238,10 @@ IOVM_API int iovm_dma_iova(const struct iovm_domain *dom, const void *ptr, iovm_
  *
  * Thread safety: safe, lock-free.
  *
- * Return: 0; -EINVAL; -ENOENT when nothing is mapped there.
+ * Return: 0; -EINVAL; -ENOENT when nothing is mapped there; -EOPNOTSUPP
+ * with host_pa=on where @iova maps memory that has no host PA (an MR's
+ * application memory, iovm/reg.h, which devices reach by IOVA): that
+ * mode hands out host PAs only.
  */
 IOVM_API int iovm_domain_translate(const struct iovm_domain *dom, iovm_iova_t iova, iovm_pa_t *pa,
 				   uint32_t *perm);

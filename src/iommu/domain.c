@@ -335,6 +335,15 @@ IOVM_API int iovm_domain_translate(const struct iovm_domain *dom, iovm_iova_t io
 		w.pa = w2.pa;
 		w.prot &= w2.prot;
 	}
+	/*
+	 * host_pa=on promises host PAs or a failure: a registration's window
+	 * (application memory of 4 KiB pages) has PAs of iovm's own, which a
+	 * device is never given; it reaches that memory by IOVA.
+	 */
+	if (dom->ctx->host_pa_only && phys_pa_is_host(dom->ctx->phys, w.pa) != 1)
+		return err_detail(-EOPNOTSUPP, IOVM_LOG_DEBUG,
+				  "host_pa=on: IOVA %#llx maps memory without a host PA (a registration's): reach it by IOVA",
+				  (unsigned long long)iova_val(iova));
 	*pa = w.pa;
 	if (perm)
 		*perm = (w.prot & PT_PROT_READ ? IOVM_MAP_READ : 0) | (w.prot & PT_PROT_WRITE ? IOVM_MAP_WRITE : 0);

@@ -23,6 +23,7 @@
  * takes every free hugepage for a while, so it runs alone in the suite.
  */
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "os/pagemap.h"
@@ -576,6 +577,54 @@ TEST(host_pa_on_pool_runs_dry_midway)
 	release_pool(holder);
 }
 
+/*
+ * host_pa=on: an MR's IOVA maps application memory of 4 KiB pages, which
+ * has no host PA: iovm_domain_translate() refuses to hand a PA out for
+ * it, while the heap's memory mapped in the same domain translates to its
+ * host PA.
+ */
+TEST(host_pa_on_registration_has_no_pa)
+{
+	struct iovm_domain_attr attr = { .type = IOVM_DOMAIN_MANAGED };
+	struct iovm_ctx *ctx;
+	struct iovm_domain *dom;
+	struct iovm_mr *mr;
+	struct iovm_mr_info info;
+	iovm_iova_t iova;
+	iovm_pa_t pa, heap_pa;
+	uint32_t perm;
+	void *app, *heap;
+
+	if (!pagemap_shows_frames())
+		SKIP_CASE("pagemap hides host physical addresses (needs root): host_pa=on cannot open");
+	if (!os_hugepage_supported(SZ_2M) || hugepages_available(SZ_2M, -1) < 1)
+		SKIP_CASE("no free 2 MiB hugepage at the moment");
+	CHECK_OK(iovm_open("host_pa=on", &ctx));
+	CHECK_OK(iovm_domain_create(ctx, &attr, &dom));
+	app = mmap(NULL, 4 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(app != MAP_FAILED);
+	memset(app, 1, 4 * 4096);
+	CHECK_OK(iovm_mr_reg(dom, app, 4 * 4096, IOVM_ACCESS_LOCAL_WRITE, &mr));
+	CHECK_OK(iovm_mr_query(mr, &info));
+	CHECK_EQ(iovm_domain_translate(dom, info.iova, &pa, &perm), -EOPNOTSUPP);
+	CHECK(strstr(iovm_error_detail(), "host PA"));
+	/* The heap's memory in the same domain: its host PA. */
+	heap = iovm_dma_alloc(ctx, 4096, 4096, 0);
+	if (heap) {
+		CHECK_OK(iovm_dma_pa(ctx, heap, &heap_pa));
+		CHECK_OK(iovm_domain_map_ptr(dom, heap, 4096, IOVM_MAP_READ, &iova));
+		CHECK_OK(iovm_domain_translate(dom, iova, &pa, &perm));
+		CHECK_EQ(pa.addr, heap_pa.addr);
+		CHECK_EQ(iovm_pa_is_host(ctx, pa), 1);
+		CHECK_OK(iovm_domain_unmap(dom, iova, 4096));
+		iovm_dma_free(ctx, heap);
+	}
+	CHECK_OK(iovm_mr_dereg(mr));
+	CHECK_OK(iovm_domain_destroy(dom));
+	CHECK_OK(iovm_close(ctx));
+	munmap(app, 4 * 4096);
+}
+
 int main(void)
 {
 	test_init();
@@ -587,6 +636,7 @@ int main(void)
 	RUN(host_pa_on_pool_as_found);
 	RUN(host_pa_on_pool_exhausted);
 	RUN(host_pa_on_pool_runs_dry_midway);
+	RUN(host_pa_on_registration_has_no_pa);
 	close(pagemap_fd);
 	return 0;
 }
