@@ -348,7 +348,7 @@ struct iovm_reg_stats {
 	uint64_t mrs;                 /* registered now */
 	uint64_t registered, deregistered;
 	uint64_t locked_bytes;        /* locked for pinned registrations */
-	uint64_t monitor_events;      /* read from userfaultfd */
+	uint64_t monitor_events;      /* read from userfaultfd, or queued by libc's hooked munmap() */
 	uint64_t events_unmap, events_remove, events_remap, events_fork;
 	uint64_t invalidated_pages;   /* pages of MRs the monitor invalidated */
 	uint64_t odp_faults;          /* page requests for on-demand MRs answered */
