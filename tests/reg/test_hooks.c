@@ -135,12 +135,23 @@ TEST(glibc_free_is_hooked)
 
 	if (TEST_OWN_MALLOC)
 		SKIP_CASE("the sanitizer's free() keeps blocks mapped, and unmaps by raw syscalls");
-	/* Above the threshold, fixed so that it does not grow: free() unmaps it, by libc's internal call. */
+	/*
+	 * 8 MiB: above glibc's mmap threshold, fixed here (free() of an
+	 * mmapped chunk raises it otherwise), and above any free chunk of
+	 * its heaps.
+	 */
 	mallopt(M_MMAP_THRESHOLD, 128 << 10);
-	block = malloc(1 << 20);
+	block = malloc(8 << 20);
 	CHECK(block != NULL);
+	/* glibc's chunk header: IS_MMAPPED (2) in the size word, so that free() unmaps it. */
+	{
+		size_t head;
+
+		memcpy(&head, (uint8_t *)(uintptr_t)((uintptr_t)block - sizeof(head)), sizeof(head));
+		CHECK(head & 2);
+	}
 	inside = (uint8_t *)align_up((uintptr_t)block, PG);
-	memset(block, 1, 1 << 20);
+	memset(block, 1, 8 << 20);
 	setup(&t, inside);
 	h = hooked(&t.r);
 	u = by_uffd(&t.r);
@@ -310,13 +321,50 @@ TEST(dlopen_while_unmapping)
 static _Atomic bool stop_churn;
 static _Atomic uint64_t churned;
 
-/* Map and unmap memory in a watched granule: every munmap() goes through the hooks. */
+#define CHURN_THREADS 3
+#define CHURN_BUFS 150
+
+/* Registered memory per thread, each unmapped in turn by its thread: every munmap() a hook's. */
+static uint8_t *churn_bufs[CHURN_THREADS][CHURN_BUFS];
+static struct iovm_mr *churn_mrs[CHURN_THREADS][CHURN_BUFS];
+static unsigned churn_n;
+
+static void churn_prepare(struct case_ *t, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		for (unsigned j = 0; j < CHURN_BUFS; j++) {
+			churn_bufs[i][j] = app_map(4 * PG);
+			CHECK_OK(iovm_mr_reg(t->r.dom, churn_bufs[i][j], 4 * PG, IOVM_ACCESS_LOCAL_WRITE,
+					     &churn_mrs[i][j]));
+		}
+	churn_n = n;
+}
+
+/*
+ * Deregistered while their memory goes: the monitor still watches it (its
+ * userfaultfd keeps every range until it stops), and hooks still come.
+ */
+static void churn_dereg(void)
+{
+	for (unsigned i = 0; i < churn_n; i++)
+		for (unsigned j = 0; j < CHURN_BUFS; j++)
+			CHECK_OK(iovm_mr_dereg(churn_mrs[i][j]));
+}
+
 static void *churn(void *arg)
 {
-	uint8_t *p = watched_area + (size_t)(uintptr_t)arg * 64 * PG;
+	unsigned i = (unsigned)(uintptr_t)arg;
+	uint8_t *p = NULL;
 
+	for (unsigned j = 0; j < CHURN_BUFS; j++) {
+		munmap(churn_bufs[i][j], 4 * PG);
+		atomic_fetch_add(&churned, 1);
+		sched_yield();
+	}
+	/* Then plain maps and unmaps, until told. */
 	while (!atomic_load(&stop_churn)) {
-		if (mmap(p, 16 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != p)
+		p = mmap(NULL, 16 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED)
 			break;
 		p[0] = 1;
 		munmap(p, 16 * PG);
@@ -329,7 +377,7 @@ static void churn_start(pthread_t *tid, unsigned n)
 {
 	atomic_store(&stop_churn, false);
 	for (unsigned i = 0; i < n; i++)
-		CHECK_OK(pthread_create(&tid[i], NULL, churn, (void *)(uintptr_t)(i + 1)));
+		CHECK_OK(pthread_create(&tid[i], NULL, churn, (void *)(uintptr_t)i));
 }
 
 static void churn_stop(pthread_t *tid, unsigned n)
@@ -350,19 +398,21 @@ TEST(context_closed_while_unmapping)
 {
 	for (unsigned round = 0; round < 5; round++) {
 		struct case_ t;
-		pthread_t tid[3];
+		pthread_t tid[CHURN_THREADS];
 		uint64_t h;
 
 		watched_area = app_map(2 << 20);
 		setup(&t, watched_area);
-		churn_start(tid, 3);
-		churn_wait(atomic_load(&churned), 50);
+		churn_prepare(&t, CHURN_THREADS);
+		churn_start(tid, CHURN_THREADS);
+		churn_wait(atomic_load(&churned), 20);
 		h = hooked(&t.r);
 		CHECK(h > 0);
 		/* Closed with hooks in flight: it waits for those using its monitor. */
+		churn_dereg();
 		teardown(&t);
 		churn_wait(atomic_load(&churned), 50);
-		churn_stop(tid, 3);
+		churn_stop(tid, CHURN_THREADS);
 		app_unmap(watched_area, 2 << 20);
 	}
 }
@@ -376,6 +426,7 @@ TEST(fork_while_unmapping)
 		SKIP_CASE("ThreadSanitizer's fork() in a threaded process is its own test");
 	watched_area = app_map(2 << 20);
 	setup(&t, watched_area);
+	churn_prepare(&t, 2);
 	churn_start(tid, 2);
 	for (unsigned i = 0; i < 6; i++) {
 		bool raw = i & 1;
@@ -401,6 +452,7 @@ TEST(fork_while_unmapping)
 		CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %u: status %#x", i, status);
 	}
 	churn_stop(tid, 2);
+	churn_dereg();
 	/* The parent's memory is the parent's: still registered, still reachable. */
 	CHECK(mr_info(t.mr).valid);
 	CHECK_EQ(dma_copy(&t.r, iova_of(&t.r, t.heap), t.iova, PG), IOVM_STATUS_SUCCESS);
