@@ -36,9 +36,8 @@
  * ring then has several producers (a slot is claimed, filled, then marked
  * ready), and the invalidator waits for the slots claimed before a batch
  * was counted. Which pages may be watched is kept, for the hooks, in a
- * bitmap set by monitor_watch() and cleared by the hooks' unmaps: a page
- * it misses is still watched by the userfaultfd (slower, never wrong),
- * one it has in excess costs a hook its work for nothing.
+ * watchmap (watchmap.c) set by monitor_watch() and cleared by the hooks'
+ * unmaps.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -67,15 +66,12 @@
 #include "os/vma.h"
 #include "phys/phys.h"
 #include "reg/reg_internal.h"
+#include "reg/watchmap.h"
 
 /* Events the ring holds: a burst of 4096 unmaps without loss, 128 KiB. */
 #define RING_SIZE 4096
 /* Messages read per read(2). */
 #define READ_BATCH 16
-/* The hooks' filter: a bit per page of the 47-bit address space, in leaves of 128 MiB. */
-#define FILT_SHIFT 12
-#define FILT_LEAF_BITS 15
-#define FILT_TOP (1u << (47 - FILT_SHIFT - FILT_LEAF_BITS))
 
 struct reg_monitor {
 	struct reg_space *rs;
@@ -101,9 +97,7 @@ struct reg_monitor {
 	_Atomic uint64_t events, unmaps, removes, remaps, forks, overflows, generation;
 	_Atomic uint64_t hooked;       /* events queued by hooks, any thread */
 
-	/* The hooks' filter: leaves made by monitor_watch(), read lock-free, freed at the stop. */
-	_Atomic(_Atomic uint64_t *) *filt; /* FILT_TOP of them (8 MiB, touched where used) */
-	_Atomic bool filt_all;         /* a leaf could not be made: every range may be watched */
+	struct watchmap watched;       /* for the hooks: pages monitor_watch() watched (watchmap.c) */
 	int hook_id;                   /* hooks.c's slot, or negative */
 };
 
@@ -351,15 +345,7 @@ int monitor_start(struct reg_space *rs, struct reg_monitor **out)
 	m->ps = rs->ctx->phys;
 	m->wake_fd = m->stop_fd = m->inv_stop_fd = -1;
 	m->hook_id = -1;
-	/*
-	 * Mapped, not malloc'd: 8 MiB of which only the pages used are ever
-	 * touched, kept out of the application's heap. Without it every
-	 * unmap looks watched to the hooks: slower, still right.
-	 */
-	m->filt = mmap(NULL, FILT_TOP * sizeof(*m->filt), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-		       -1, 0);
-	if (m->filt == MAP_FAILED)
-		m->filt = NULL;
+	watchmap_init(&m->watched);
 	ret = os_uffd_open(&m->uffd, NULL, 0);
 	if (ret)
 		goto free_m;
@@ -416,6 +402,7 @@ close_uffd:
 	if (m->uffd >= 0)
 		close(m->uffd);
 free_m:
+	watchmap_fini(&m->watched);
 	free(m);
 	return ret;
 }
@@ -444,68 +431,13 @@ void monitor_stop(struct reg_monitor *m)
 	close(m->wake_fd);
 	close(m->stop_fd);
 	close(m->inv_stop_fd);
-	for (unsigned i = 0; m->filt && i < FILT_TOP; i++)
-		free((void *)atomic_load_explicit(&m->filt[i], memory_order_relaxed));
-	if (m->filt)
-		munmap((void *)m->filt, FILT_TOP * sizeof(*m->filt));
+	watchmap_fini(&m->watched);
 	free(m);
-}
-
-enum filt_op { FILT_SET, FILT_CLEAR, FILT_TEST };
-
-/*
- * Set, clear or test the bits of pages [start, start+len), a word at a
- * time. FILT_SET makes leaves (calloc: monitor_watch() may allocate);
- * the others never allocate. Test: whether any is set.
- */
-static bool filter_op(struct reg_monitor *m, uint64_t start, uint64_t len, enum filt_op op)
-{
-	uint64_t first = start >> FILT_SHIFT, end = (start + len + (1u << FILT_SHIFT) - 1) >> FILT_SHIFT;
-
-	if (start + len > (UINT64_C(1) << 47) || start + len < start || !m->filt) {
-		if (op == FILT_SET)
-			atomic_store_explicit(&m->filt_all, true, memory_order_release);
-		return true;
-	}
-	for (uint64_t pg = first; pg < end;) {
-		_Atomic(_Atomic uint64_t *) *slot = &m->filt[pg >> FILT_LEAF_BITS];
-		_Atomic uint64_t *leaf = atomic_load_explicit(slot, memory_order_acquire);
-		uint64_t bit = pg & ((1u << FILT_LEAF_BITS) - 1);
-		uint64_t n = MIN(end - pg, 64 - bit % 64);
-		uint64_t mask = (n == 64 ? ~UINT64_C(0) : ((UINT64_C(1) << n) - 1)) << (bit % 64);
-
-		if (!leaf && op == FILT_SET) {
-			_Atomic uint64_t *fresh = calloc((1u << FILT_LEAF_BITS) / 64, sizeof(*fresh));
-
-			if (!fresh) {
-				atomic_store_explicit(&m->filt_all, true, memory_order_release);
-				return true;
-			}
-			if (atomic_compare_exchange_strong_explicit(slot, &leaf, fresh, memory_order_acq_rel,
-								    memory_order_acquire))
-				leaf = fresh;
-			else
-				free((void *)fresh);
-		}
-		if (!leaf) {
-			/* A whole leaf never watched: on to the next one. */
-			pg = (pg | ((1u << FILT_LEAF_BITS) - 1)) + 1;
-			continue;
-		}
-		if (op == FILT_SET)
-			atomic_fetch_or_explicit(&leaf[bit / 64], mask, memory_order_seq_cst);
-		else if (op == FILT_CLEAR)
-			atomic_fetch_and_explicit(&leaf[bit / 64], ~mask, memory_order_relaxed);
-		else if (atomic_load_explicit(&leaf[bit / 64], memory_order_acquire) & mask)
-			return true;
-		pg += n;
-	}
-	return false;
 }
 
 bool monitor_may_watch(struct reg_monitor *m, uint64_t start, uint64_t len)
 {
-	return atomic_load_explicit(&m->filt_all, memory_order_acquire) || filter_op(m, start, len, FILT_TEST);
+	return watchmap_any(&m->watched, start, len);
 }
 
 void monitor_hook_before(struct reg_monitor *m, uint64_t start, uint64_t len)
@@ -526,7 +458,7 @@ void monitor_hook_after(struct reg_monitor *m, unsigned kind, uint64_t start, ui
 {
 	atomic_fetch_add_explicit(&m->hooked, 1, memory_order_relaxed);
 	/* Gone from the userfaultfd: the next unmap there is none of ours (until registered again). */
-	filter_op(m, start, len, FILT_CLEAR);
+	watchmap_clear(&m->watched, start, len);
 	push(m, (uint8_t)kind, start, len, false);
 	batch_queued(m);
 }
@@ -547,7 +479,7 @@ int monitor_watch(struct reg_monitor *m, uint64_t start, uint64_t len, int sysv)
 	 * libfabric found, overlapping registrations cannot each undo it.
 	 */
 	/* In the hooks' filter first: a hook that misses it leaves the event to userfaultfd. */
-	filter_op(m, start, len, FILT_SET);
+	watchmap_set(&m->watched, start, len);
 	if (fi_ioctl(m->uffd, UFFDIO_REGISTER, &r))
 		return -errno; /* a file's private mapping, a PFN map, another userfaultfd's range */
 	/*
