@@ -25,13 +25,17 @@ void watchmap_init(struct watchmap *w)
 
 	w->top = p == MAP_FAILED ? NULL : p;
 	atomic_init(&w->all, w->top == NULL);
+	atomic_init(&w->lo, WM_TOP);
+	atomic_init(&w->hi, 0);
 }
 
 void watchmap_fini(struct watchmap *w)
 {
 	if (!w->top)
 		return;
-	for (unsigned i = 0; i < WM_TOP; i++)
+	/* Only where leaves were made: the rest of the top was never touched. */
+	for (uint32_t i = atomic_load_explicit(&w->lo, memory_order_relaxed);
+	     i < atomic_load_explicit(&w->hi, memory_order_relaxed); i++)
 		free((void *)atomic_load_explicit(&w->top[i], memory_order_relaxed));
 	munmap((void *)w->top, WM_TOP * sizeof(*w->top));
 	w->top = NULL;
@@ -63,10 +67,22 @@ static bool wm_op(struct watchmap *w, uint64_t start, uint64_t len, enum wm_op o
 				return true;
 			}
 			if (atomic_compare_exchange_strong_explicit(slot, &leaf, fresh, memory_order_acq_rel,
-								    memory_order_acquire))
+								    memory_order_acquire)) {
+				uint32_t i = (uint32_t)(pg >> WM_LEAF_BITS), v;
+
 				leaf = fresh;
-			else
+				v = atomic_load_explicit(&w->lo, memory_order_relaxed);
+				while (i < v && !atomic_compare_exchange_weak_explicit(&w->lo, &v, i, memory_order_relaxed,
+										      memory_order_relaxed))
+					;
+				v = atomic_load_explicit(&w->hi, memory_order_relaxed);
+				while (i + 1 > v && !atomic_compare_exchange_weak_explicit(&w->hi, &v, i + 1,
+											  memory_order_relaxed,
+											  memory_order_relaxed))
+					;
+			} else {
 				free((void *)fresh);
+			}
 		}
 		if (!leaf) {
 			/* A whole leaf never watched: on to the next one. */

@@ -18,6 +18,7 @@
 struct watchmap {
 	_Atomic(_Atomic uint64_t *) *top; /* 2^20 leaves (8 MiB mapped, touched where used); NULL: all */
 	_Atomic bool all;                 /* a leaf could not be made: every page may be watched */
+	_Atomic uint32_t lo, hi;          /* the leaves made lie in [lo, hi) of top */
 };
 
 /* Map the top level (never fails: without it every page may be watched). */
