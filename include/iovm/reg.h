@@ -18,6 +18,23 @@
  * events in hand waits for it: the invalidation of one batch, some
  * microseconds).
  *
+ * munmap() through libc (the application's own calls, and glibc's: free()
+ * of a block it had mmapped, the trimming of a thread's heap) does not
+ * wait for the monitor's thread: on x86-64, libc's munmap() is patched at
+ * its entry, once, when the first context starts its monitor (never
+ * undone; libiovm is then never unloaded), to invalidate in the calling
+ * thread: the range leaves userfaultfd's watch before the call, devices
+ * are held off before it returns, with the same promise as above. What
+ * bypasses libc (syscall(SYS_munmap), the dynamic loader's own unmaps, a
+ * sanitizer's allocator), and mremap(), madvise(), brk() and mmap()
+ * MAP_FIXED, are still seen by userfaultfd, waiting for its thread as
+ * before. A libc whose munmap() entry is not a known one is not patched
+ * (userfaultfd alone then); IOVM_NO_HOOKS=1 in the environment keeps it
+ * so. A context's hooks stop when it closes; after fork() a child's
+ * hooks leave its memory alone (registrations are the parent's). Another
+ * userfaultfd's registrations are left alone (Linux refuses to unregister
+ * them): a range holding one goes the userfaultfd way.
+ *
  * Not monitored (iovm_mr_query() says so; the registration cache never
  * keeps such memory, and an implicit registration does not reach it):
  *  - memory the monitor cannot watch: a regular file's mappings, PFN
@@ -497,7 +514,7 @@ struct iovm_reg_stats {
 	uint64_t mrs;                 /* registered now */
 	uint64_t registered, deregistered;
 	uint64_t locked_bytes;        /* locked for pinned registrations */
-	uint64_t monitor_events;      /* read from userfaultfd */
+	uint64_t monitor_events;      /* read from userfaultfd, or queued by libc's hooked munmap() */
 	uint64_t events_unmap, events_remove, events_remap, events_fork;
 	uint64_t invalidated_pages;   /* pages of MRs the monitor invalidated */
 	uint64_t odp_faults;          /* page requests for on-demand MRs answered */

@@ -29,6 +29,15 @@
  * waits; one inside an access when the reader closed the gate is waited
  * for; one that reached memory already unmapped takes a guarded fault
  * (os/guard.h): no device access ever reaches what replaces the memory.
+ *
+ * The synchronous path (hooks.c): libc's munmap() does the reader's part
+ * in the calling thread (monitor_hook_before/after()), with the range
+ * taken out of the userfaultfd first, so that it raises no event; the
+ * ring then has several producers (a slot is claimed, filled, then marked
+ * ready), and the invalidator waits for the slots claimed before a batch
+ * was counted. Which pages may be watched is kept, for the hooks, in a
+ * watchmap (watchmap.c) set by monitor_watch() and cleared by the hooks'
+ * unmaps.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -39,8 +48,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "base/compiler.h"
@@ -50,10 +61,12 @@
 #include "base/fault_inject.h"
 #include "base/lock.h"
 #include "base/log.h"
+#include "os/patch.h"
 #include "os/uffd.h"
 #include "os/vma.h"
 #include "phys/phys.h"
 #include "reg/reg_internal.h"
+#include "reg/watchmap.h"
 
 /* Events the ring holds: a burst of 4096 unmaps without loss, 128 KiB. */
 #define RING_SIZE 4096
@@ -71,9 +84,10 @@ struct reg_monitor {
 	bool fork_events;
 	pthread_t reader, invalidator;
 
-	/* The ring: the reader produces at tail, the invalidator consumes at head. */
+	/* The ring: producers (the reader, hooks) claim at tail, the invalidator consumes at head. */
 	struct mon_event ring[RING_SIZE];
-	_Atomic uint64_t tail;         /* written by the reader */
+	_Atomic uint64_t ready[RING_SIZE]; /* slot i holds event n once it reads n + 1 */
+	_Atomic uint64_t tail;         /* claimed by producers */
 	_Atomic uint64_t head;         /* written by the invalidator */
 	_Atomic uint64_t batches_read; /* by the reader: gate closings whose events are queued */
 	uint64_t batches_done;         /* the invalidator's */
@@ -81,24 +95,53 @@ struct reg_monitor {
 
 	/* Counters: written by one thread each, read racily. */
 	_Atomic uint64_t events, unmaps, removes, remaps, forks, overflows, generation;
+	_Atomic uint64_t hooked;       /* events queued by hooks, any thread */
+
+	struct watchmap watched;       /* for the hooks: pages monitor_watch() watched (watchmap.c) */
+	int hook_id;                   /* hooks.c's slot, or negative */
 };
 
 static_assert((RING_SIZE & (RING_SIZE - 1)) == 0, "the ring indexes by mask");
 
 _Atomic(monitor_test_hook) monitor_test_hold;
 
-/* Reader: queue (start, len), or note that an event was lost. */
+/* Reader or hook: queue (start, len), or note that an event was lost. */
 static void push(struct reg_monitor *m, uint8_t kind, uint64_t start, uint64_t len, bool source_kept)
 {
 	uint64_t tail = atomic_load_explicit(&m->tail, memory_order_relaxed);
 
-	if (tail - atomic_load_explicit(&m->head, memory_order_acquire) == RING_SIZE) {
-		atomic_store_explicit(&m->overflow, true, memory_order_release);
-		return;
-	}
+	do {
+		if (tail - atomic_load_explicit(&m->head, memory_order_acquire) >= RING_SIZE) {
+			atomic_store_explicit(&m->overflow, true, memory_order_release);
+			return;
+		}
+	} while (!atomic_compare_exchange_weak_explicit(&m->tail, &tail, tail + 1, memory_order_acq_rel,
+							memory_order_relaxed));
 	m->ring[tail & (RING_SIZE - 1)] =
 		(struct mon_event){ .kind = kind, .source_kept = source_kept, .start = start, .len = len };
-	atomic_store_explicit(&m->tail, tail + 1, memory_order_release);
+	atomic_store_explicit(&m->ready[tail & (RING_SIZE - 1)], tail + 1, memory_order_release);
+}
+
+/* Reader or hook: a batch begins; lookups wait for it, devices keep off. */
+static void batch_begin(struct reg_monitor *m)
+{
+	atomic_fetch_add_explicit(&m->rs->begun, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&m->rs->unsettled, 1, memory_order_seq_cst);
+	phys_gate_close(m->ps);
+	epoch_synchronize(m->epoch);
+	/* And devices of other processes, which reach our memory by its addresses too. */
+	phys_gate_wait_peers(m->ps);
+}
+
+/* Its events are queued: the invalidator may take it. */
+static void batch_queued(struct reg_monitor *m)
+{
+	uint64_t one = 1;
+
+	atomic_fetch_add_explicit(&m->batches_read, 1, memory_order_release);
+	if (os_raw_syscall6(SYS_write, m->wake_fd, (long)&one, sizeof(one), 0, 0, 0) < 0) {
+		/* An eventfd write fails only on overflow of its counter: the invalidator is awake anyway. */
+	}
 }
 
 /* The bytes of the kernel's [start, end): none for an empty or reversed one. */
@@ -148,12 +191,10 @@ static void take(struct reg_monitor *m, const struct uffd_msg *msg)
 static void *reader_main(void *arg)
 {
 	struct reg_monitor *m = arg;
-	struct reg_space *rs = m->rs;
 	struct pollfd fds[2] = { { .fd = m->uffd, .events = POLLIN }, { .fd = m->stop_fd, .events = POLLIN } };
 
 	for (;;) {
 		struct uffd_msg msg[READ_BATCH];
-		uint64_t one = 1;
 		ssize_t n;
 
 		if (poll(fds, 2, -1) < 0 && errno != EINTR)
@@ -167,20 +208,11 @@ static void *reader_main(void *arg)
 		 * off the application's memory, before the application may go
 		 * on: its call returns once the events are read.
 		 */
-		atomic_store_explicit(&rs->begun, atomic_load_explicit(&rs->begun, memory_order_relaxed) + 1,
-				      memory_order_relaxed);
-		atomic_fetch_add_explicit(&rs->unsettled, 1, memory_order_seq_cst);
-		phys_gate_close(m->ps);
-		epoch_synchronize(m->epoch);
-		/* And devices of other processes, which reach our memory by its addresses too. */
-		phys_gate_wait_peers(m->ps);
+		batch_begin(m);
 		while ((n = read(m->uffd, msg, sizeof(msg))) > 0)
 			for (ssize_t i = 0; i < n / (ssize_t)sizeof(msg[0]); i++)
 				take(m, &msg[i]);
-		atomic_fetch_add_explicit(&m->batches_read, 1, memory_order_release);
-		if (write(m->wake_fd, &one, sizeof(one)) < 0) {
-			/* An eventfd write fails only on overflow of its counter: the invalidator is awake anyway. */
-		}
+		batch_queued(m);
 	}
 	/*
 	 * The reader closes the userfaultfd itself, last: that unregisters
@@ -199,7 +231,14 @@ static void *invalidator_main(void *arg)
 	struct reg_monitor *m = arg;
 	struct reg_space *rs = m->rs;
 	struct pollfd fds[2] = { { .fd = m->wake_fd, .events = POLLIN }, { .fd = m->inv_stop_fd, .events = POLLIN } };
+	struct sched_param sp = { 0 };
 
+	/*
+	 * Woken by the hooks from the application's own munmap(): as a batch
+	 * thread it does not preempt the thread that woke it (which then
+	 * returns at once), and runs when a CPU is free or at its next turn.
+	 */
+	(void)pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
 	for (;;) {
 		uint64_t seen, head, tail, val;
 		bool relock;
@@ -224,6 +263,12 @@ static void *invalidator_main(void *arg)
 		relock = false;
 		for (; head != tail; head++) {
 			const struct mon_event *e = &m->ring[head & (RING_SIZE - 1)];
+			unsigned spins = 0;
+
+			/* Claimed before the batch was counted: its producer is a few stores from done. */
+			while (atomic_load_explicit(&m->ready[head & (RING_SIZE - 1)], memory_order_acquire) != head + 1)
+				if (++spins > 64)
+					sched_yield();
 
 			mr_invalidate_range(rs, e->start, e->len, e->kind);
 			relock |= e->source_kept;
@@ -299,6 +344,8 @@ int monitor_start(struct reg_space *rs, struct reg_monitor **out)
 	m->epoch = &rs->ctx->epoch;
 	m->ps = rs->ctx->phys;
 	m->wake_fd = m->stop_fd = m->inv_stop_fd = -1;
+	m->hook_id = -1;
+	watchmap_init(&m->watched);
 	ret = os_uffd_open(&m->uffd, NULL, 0);
 	if (ret)
 		goto free_m;
@@ -331,6 +378,8 @@ int monitor_start(struct reg_space *rs, struct reg_monitor **out)
 	ret = -fi_pthread_create(&m->invalidator, NULL, invalidator_main, m);
 	if (ret)
 		goto stop_reader;
+	/* Without hooks (no libc patched, no slot free), userfaultfd alone sees everything. */
+	m->hook_id = hooks_add(m);
 	*out = m;
 	return 0;
 
@@ -353,6 +402,7 @@ close_uffd:
 	if (m->uffd >= 0)
 		close(m->uffd);
 free_m:
+	watchmap_fini(&m->watched);
 	free(m);
 	return ret;
 }
@@ -363,6 +413,8 @@ void monitor_stop(struct reg_monitor *m)
 
 	if (!m)
 		return;
+	/* No hook is inside with @m once this returns, and none enters. */
+	hooks_del(m->hook_id);
 	/*
 	 * The invalidator first: it may free memory, and glibc's (or a
 	 * sanitizer's) allocator may unmap some that lies in a watched range;
@@ -379,7 +431,41 @@ void monitor_stop(struct reg_monitor *m)
 	close(m->wake_fd);
 	close(m->stop_fd);
 	close(m->inv_stop_fd);
+	watchmap_fini(&m->watched);
 	free(m);
+}
+
+bool monitor_may_watch(struct reg_monitor *m, uint64_t start, uint64_t len)
+{
+	return watchmap_any(&m->watched, start, len);
+}
+
+void monitor_hook_before(struct reg_monitor *m, uint64_t start, uint64_t len)
+{
+	struct uffdio_range r = { .start = start, .len = len };
+
+	/*
+	 * Out of the userfaultfd's watch: the call raises no event and waits
+	 * for no read. It fails for a range with no VMA we could have
+	 * registered: then any part still registered raises its event, as
+	 * before (invalidated twice: harmless).
+	 */
+	os_raw_syscall6(SYS_ioctl, m->uffd, (long)UFFDIO_UNREGISTER, (long)&r, 0, 0, 0);
+	batch_begin(m);
+}
+
+void monitor_hook_after(struct reg_monitor *m, unsigned kind, uint64_t start, uint64_t len)
+{
+	atomic_fetch_add_explicit(&m->hooked, 1, memory_order_relaxed);
+	/* Gone from the userfaultfd: the next unmap there is none of ours (until registered again). */
+	watchmap_clear(&m->watched, start, len);
+	push(m, (uint8_t)kind, start, len, false);
+	batch_queued(m);
+}
+
+uint64_t monitor_hooked(struct reg_monitor *m)
+{
+	return atomic_load_explicit(&m->hooked, memory_order_relaxed);
 }
 
 int monitor_watch(struct reg_monitor *m, uint64_t start, uint64_t len, int sysv)
@@ -392,6 +478,8 @@ int monitor_watch(struct reg_monitor *m, uint64_t start, uint64_t len, int sysv)
 	 * userfaultfd), and never unregistered before the monitor stops: as
 	 * libfabric found, overlapping registrations cannot each undo it.
 	 */
+	/* In the hooks' filter first: a hook that misses it leaves the event to userfaultfd. */
+	watchmap_set(&m->watched, start, len);
 	if (fi_ioctl(m->uffd, UFFDIO_REGISTER, &r))
 		return -errno; /* a file's private mapping, a PFN map, another userfaultfd's range */
 	/*
@@ -413,8 +501,11 @@ int monitor_watch(struct reg_monitor *m, uint64_t start, uint64_t len, int sysv)
 void monitor_stats(struct reg_monitor *m, struct iovm_reg_stats *st)
 {
 	st->monitor = true;
-	st->monitor_events = atomic_load_explicit(&m->events, memory_order_relaxed);
-	st->events_unmap = atomic_load_explicit(&m->unmaps, memory_order_relaxed);
+	/* The hooks' events are the ones userfaultfd would have sent (only unmaps, so far). */
+	st->monitor_events = atomic_load_explicit(&m->events, memory_order_relaxed) +
+			     atomic_load_explicit(&m->hooked, memory_order_relaxed);
+	st->events_unmap = atomic_load_explicit(&m->unmaps, memory_order_relaxed) +
+			   atomic_load_explicit(&m->hooked, memory_order_relaxed);
 	st->events_remove = atomic_load_explicit(&m->removes, memory_order_relaxed);
 	st->events_remap = atomic_load_explicit(&m->remaps, memory_order_relaxed);
 	st->events_fork = atomic_load_explicit(&m->forks, memory_order_relaxed);

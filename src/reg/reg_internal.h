@@ -395,6 +395,30 @@ void monitor_stop(struct reg_monitor *m);
  */
 int monitor_watch(struct reg_monitor *m, uint64_t start, uint64_t len, int sysv);
 void monitor_stats(struct reg_monitor *m, struct iovm_reg_stats *st);
+/*
+ * The synchronous path (hooks.c), for a call that takes (start, len) away
+ * (page aligned): whether @m may watch some of it (a filter: false only
+ * when it watches none); before the call, take the range out of the
+ * userfaultfd and close the gate as the reader does; after it, queue the
+ * event and wake the invalidator. Never allocate, take no lock the
+ * application could hold.
+ */
+bool monitor_may_watch(struct reg_monitor *m, uint64_t start, uint64_t len);
+void monitor_hook_before(struct reg_monitor *m, uint64_t start, uint64_t len);
+void monitor_hook_after(struct reg_monitor *m, unsigned kind, uint64_t start, uint64_t len);
+/* Events queued by the synchronous path so far (read racily). */
+uint64_t monitor_hooked(struct reg_monitor *m);
+
+/* hooks.c: libc's munmap() patched to call the monitors first. */
+#define HOOK_MUNMAP 1u
+/* Patch libc once (unless IOVM_NO_HOOKS is set) and let @m's hooks run: a slot id, or -errno. */
+int hooks_add(struct reg_monitor *m);
+/* Stop @id's hooks, and wait until none uses its monitor. */
+void hooks_del(int id);
+/* HOOK_* of the functions patched. */
+unsigned hooks_installed(void);
+/* For tests and benchmarks: hooks off (userfaultfd alone) or on again. */
+void hooks_set_enabled(bool on);
 /* Wait until the invalidator finished every batch of events begun by now. Holding no lock of iovm's. */
 void reg_settle_wait(struct reg_space *rs);
 

@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * watchmap.c - the pages a memory monitor may watch, for its hooks
+ * (watchmap.h): set by monitor_watch(), cleared by the hooks' own unmaps,
+ * read lock-free. The top level is mmapped, not malloc'd: 8 MiB of which
+ * only the pages used are touched, kept out of the application's heap.
+ */
+#include <stdlib.h>
+#include <sys/mman.h>
+
+#include "base/compiler.h"
+#include "reg/watchmap.h"
+
+#define WM_SHIFT 12                 /* a bit per 4 KiB page */
+#define WM_LEAF_BITS 15             /* a 4 KiB leaf: 128 MiB */
+#define WM_TOP (1u << (47 - WM_SHIFT - WM_LEAF_BITS))
+#define WM_END (UINT64_C(1) << 47)
+
+enum wm_op { WM_SET, WM_CLEAR, WM_TEST };
+
+void watchmap_init(struct watchmap *w)
+{
+	void *p = mmap(NULL, WM_TOP * sizeof(*w->top), PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	w->top = p == MAP_FAILED ? NULL : p;
+	atomic_init(&w->all, w->top == NULL);
+	atomic_init(&w->lo, WM_TOP);
+	atomic_init(&w->hi, 0);
+}
+
+void watchmap_fini(struct watchmap *w)
+{
+	if (!w->top)
+		return;
+	/* Only where leaves were made: the rest of the top was never touched. */
+	for (uint32_t i = atomic_load_explicit(&w->lo, memory_order_relaxed);
+	     i < atomic_load_explicit(&w->hi, memory_order_relaxed); i++)
+		free((void *)atomic_load_explicit(&w->top[i], memory_order_relaxed));
+	munmap((void *)w->top, WM_TOP * sizeof(*w->top));
+	w->top = NULL;
+}
+
+/* Set, clear or test the bits of [start, start+len), a word at a time. Test: whether any is set. */
+static bool wm_op(struct watchmap *w, uint64_t start, uint64_t len, enum wm_op op)
+{
+	uint64_t end;
+
+	if (start + len > WM_END || start + len < start || !w->top) {
+		if (op == WM_SET)
+			atomic_store_explicit(&w->all, true, memory_order_release);
+		return true;
+	}
+	end = (start + len + (1u << WM_SHIFT) - 1) >> WM_SHIFT;
+	for (uint64_t pg = start >> WM_SHIFT; pg < end;) {
+		_Atomic(_Atomic uint64_t *) *slot = &w->top[pg >> WM_LEAF_BITS];
+		_Atomic uint64_t *leaf = atomic_load_explicit(slot, memory_order_acquire);
+		uint64_t bit = pg & ((1u << WM_LEAF_BITS) - 1);
+		uint64_t n = MIN(end - pg, 64 - bit % 64);
+		uint64_t mask = (n == 64 ? ~UINT64_C(0) : ((UINT64_C(1) << n) - 1)) << (bit % 64);
+
+		if (!leaf && op == WM_SET) {
+			_Atomic uint64_t *fresh = calloc((1u << WM_LEAF_BITS) / 64, sizeof(*fresh));
+
+			if (!fresh) {
+				atomic_store_explicit(&w->all, true, memory_order_release);
+				return true;
+			}
+			if (atomic_compare_exchange_strong_explicit(slot, &leaf, fresh, memory_order_acq_rel,
+								    memory_order_acquire)) {
+				uint32_t i = (uint32_t)(pg >> WM_LEAF_BITS), v;
+
+				leaf = fresh;
+				v = atomic_load_explicit(&w->lo, memory_order_relaxed);
+				while (i < v && !atomic_compare_exchange_weak_explicit(&w->lo, &v, i, memory_order_relaxed,
+										      memory_order_relaxed))
+					;
+				v = atomic_load_explicit(&w->hi, memory_order_relaxed);
+				while (i + 1 > v && !atomic_compare_exchange_weak_explicit(&w->hi, &v, i + 1,
+											  memory_order_relaxed,
+											  memory_order_relaxed))
+					;
+			} else {
+				free((void *)fresh);
+			}
+		}
+		if (!leaf) {
+			/* A whole leaf never watched: on to the next one. */
+			pg = (pg | ((1u << WM_LEAF_BITS) - 1)) + 1;
+			continue;
+		}
+		/* Set before the range is registered (seq_cst): a hook that misses it finds it registered. */
+		if (op == WM_SET)
+			atomic_fetch_or_explicit(&leaf[bit / 64], mask, memory_order_seq_cst);
+		else if (op == WM_CLEAR)
+			atomic_fetch_and_explicit(&leaf[bit / 64], ~mask, memory_order_relaxed);
+		else if (atomic_load_explicit(&leaf[bit / 64], memory_order_acquire) & mask)
+			return true;
+		pg += n;
+	}
+	return false;
+}
+
+void watchmap_set(struct watchmap *w, uint64_t start, uint64_t len)
+{
+	wm_op(w, start, len, WM_SET);
+}
+
+void watchmap_clear(struct watchmap *w, uint64_t start, uint64_t len)
+{
+	wm_op(w, start, len, WM_CLEAR);
+}
+
+bool watchmap_any(struct watchmap *w, uint64_t start, uint64_t len)
+{
+	return atomic_load_explicit(&w->all, memory_order_acquire) || wm_op(w, start, len, WM_TEST);
+}

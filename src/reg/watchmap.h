@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * watchmap.h - which pages a memory monitor may watch, read lock-free by
+ * libc's hooked munmap() (reg/hooks.c): a bit per page of the 47-bit
+ * address space, in leaves of 128 MiB made as ranges are watched.
+ *
+ * Only a filter: a page it misses is still watched by the userfaultfd
+ * (slower, never wrong); one it has in excess costs a hook its work for
+ * nothing.
+ */
+#ifndef IOVM_REG_WATCHMAP_H
+#define IOVM_REG_WATCHMAP_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct watchmap {
+	_Atomic(_Atomic uint64_t *) *top; /* 2^20 leaves (8 MiB mapped, touched where used); NULL: all */
+	_Atomic bool all;                 /* a leaf could not be made: every page may be watched */
+	_Atomic uint32_t lo, hi;          /* the leaves made lie in [lo, hi) of top */
+};
+
+/* Map the top level (never fails: without it every page may be watched). */
+void watchmap_init(struct watchmap *w);
+/* Free it all: no reader may be left (the hooks were stopped). */
+void watchmap_fini(struct watchmap *w);
+/* Mark [start, start+len) watched; may allocate (not from a hook). */
+void watchmap_set(struct watchmap *w, uint64_t start, uint64_t len);
+/* Unmark it; lock-free, never allocates. */
+void watchmap_clear(struct watchmap *w, uint64_t start, uint64_t len);
+/* Whether any page of it may be watched; lock-free, never allocates. */
+bool watchmap_any(struct watchmap *w, uint64_t start, uint64_t len);
+
+#endif /* IOVM_REG_WATCHMAP_H */
