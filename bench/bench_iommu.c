@@ -815,6 +815,7 @@ static void pin_driver(void)
 
 int bench_iommu(const struct bench_args *a)
 {
+	bool only_engine;
 	int ret;
 
 	args = a;
@@ -829,11 +830,16 @@ int bench_iommu(const struct bench_args *a)
 #ifndef HAVE_DPDK
 	bench_note("DPDK: not built in (install libdpdk-dev and rebuild to compare against its dmadev)");
 #endif
-	bench_iova();
+	/* IOVM_BENCH_IOMMU=engine: the engine's rows alone, for profiling them. */
+	only_engine = getenv("IOVM_BENCH_IOMMU") && !strcmp(getenv("IOVM_BENCH_IOMMU"), "engine");
+	if (!only_engine)
+		bench_iova();
 	pin_driver();
-	bench_pgtable();
+	if (!only_engine)
+		bench_pgtable();
 	bench_engine();
-	bench_map_per_io();
+	if (!only_engine)
+		bench_map_per_io();
 	bench_report(args, "iovm bench iommu", reps());
 	iovm_close(ctx);
 	return 0;

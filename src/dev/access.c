@@ -268,10 +268,12 @@ int remote_write(struct exec *x, struct side *s, uint64_t n)
 }
 
 /*
- * Make @s->avail non-zero. On a fault: block on it if asked (and a handler
- * resolves it), else complete with it. -EFAULT when the operation stops.
+ * Make @s->avail non-zero: a page-contiguous run of up to @want bytes
+ * where the domain maps one. On a fault: block on it if asked (and a
+ * handler resolves it), else complete with it. -EFAULT when the operation
+ * stops.
  */
-static int side_span(struct exec *x, struct side *s)
+static int side_span(struct exec *x, struct side *s, uint64_t want)
 {
 	for (;;) {
 		struct iommu_span span;
@@ -280,7 +282,8 @@ static int side_span(struct exec *x, struct side *s)
 		/* A keyed side asks its key first, and again after the device left its section. */
 		if (s->key && !s->keyed && side_key(x, s))
 			return -EFAULT;
-		if (!iommu_access(x->q->tlb, x->pasid, s->iova, s->access, &span, &f)) {
+		if (!iommu_access_run(x->q->tlb, x->pasid, s->iova, s->access, s->key ? MIN(want, s->keyed) : want,
+				      &span, &f)) {
 			if (unlikely(!gate_open(x->q, &span))) {
 				gate_wait(x->q);
 				sides_forget(x);
@@ -419,7 +422,7 @@ again:
 			i++;
 			continue;
 		}
-		if (side_span(x, x->sides[i]))
+		if (side_span(x, x->sides[i], left))
 			return -EFAULT;
 		i = 0;
 	}
