@@ -142,10 +142,6 @@ static void run_linear(struct exec *x)
 	if ((reads && key_check(x, d->src_key, d->src, d->len, IOVM_MAP_READ)) ||
 	    (has_dst && key_check(x, d->dst_key, d->dst, d->len, dst_access)))
 		goto out;
-	if (copy_whole(x)) {
-		done = d->len;
-		goto out;
-	}
 	if (copy_down(d)) {
 		done = run_copy_down(x);
 		goto out;
@@ -459,6 +455,11 @@ static void execute(struct exec *x, bool in_batch)
 	if (!valid(d, in_batch)) {
 		x->c->status = IOVM_STATUS_INVALID;
 		counter_add(&x->q->errors, 1);
+	} else if (d->op == IOVM_OP_COPY && copy_whole(x)) {
+		/* run_linear()'s end, for what it would have done. */
+		x->c->bytes_completed = d->len;
+		x->c->status = IOVM_STATUS_SUCCESS;
+		counter_add(&x->q->bytes, d->len);
 	} else if (d->op == IOVM_OP_NOOP) {
 		x->c->status = IOVM_STATUS_SUCCESS;
 	} else if (d->op == IOVM_OP_GATHER || d->op == IOVM_OP_SCATTER) {

@@ -226,8 +226,9 @@ static __noinline int access_miss(struct iommu_iotlb *t, uint32_t pasid, iova_t 
 	return 0;
 }
 
-int iommu_access(struct iommu_iotlb *t, uint32_t pasid, iova_t iova, unsigned access, struct iommu_span *s,
-		 struct iovm_fault *f)
+/* iommu_access(), inline in it and in iommu_access_run(): a hit is a few loads and compares. */
+static inline int access_one(struct iommu_iotlb *t, uint32_t pasid, iova_t iova, unsigned access,
+			     struct iommu_span *s, struct iovm_fault *f)
 {
 	if (unlikely(access_cached(t, pasid, iova, access, s)))
 		return access_miss(t, pasid, iova, access, s, f);
@@ -240,10 +241,16 @@ int iommu_access(struct iommu_iotlb *t, uint32_t pasid, iova_t iova, unsigned ac
 	return 0;
 }
 
+int iommu_access(struct iommu_iotlb *t, uint32_t pasid, iova_t iova, unsigned access, struct iommu_span *s,
+		 struct iovm_fault *f)
+{
+	return access_one(t, pasid, iova, access, s, f);
+}
+
 int iommu_access_run(struct iommu_iotlb *t, uint32_t pasid, iova_t iova, unsigned access, uint64_t want,
 		     struct iommu_span *s, struct iovm_fault *f)
 {
-	int ret = iommu_access(t, pasid, iova, access, s, f);
+	int ret = access_one(t, pasid, iova, access, s, f);
 
 	if (ret || s->reach != PHYS_REACH_OWN)
 		return ret;
@@ -254,7 +261,7 @@ int iommu_access_run(struct iommu_iotlb *t, uint32_t pasid, iova_t iova, unsigne
 
 		/* Not past 2^64: the run would go on at IOVA 0. */
 		if (next < iova_val(iova) ||
-		    iommu_access(t, pasid, iova_make(next), access, &n, &nf) || n.reach != PHYS_REACH_OWN ||
+		    access_one(t, pasid, iova_make(next), access, &n, &nf) || n.reach != PHYS_REACH_OWN ||
 		    n.ptr != s->ptr + s->len || !pa_eq(n.pa, pa_add(s->pa, s->len)))
 			break;
 		s->len += n.len;
