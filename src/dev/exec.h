@@ -92,6 +92,12 @@ struct exec {
 	 * write-back to another process that fails counts the bytes it wrote
 	 * (partial), so a side that only writes there is not probed first.
 	 */
+	/*
+	 * Sides are translated a leaf at a time, not in page-contiguous
+	 * runs: a stretch found them overlapping, where doing it in one
+	 * piece rather than leaf by leaf would change what is read.
+	 */
+	bool leaves;
 	bool write_exact;
 	uint64_t partial;
 };
@@ -121,6 +127,7 @@ static inline void exec_init(struct exec *x, struct iovm_queue *q, const struct 
 	x->cur_len = 0;
 	x->cur_n = 0;
 	x->completing = false;
+	x->leaves = false;
 	x->write_exact = false;
 	x->partial = 0;
 }

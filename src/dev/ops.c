@@ -100,8 +100,8 @@ static uint64_t run_copy_down(struct exec *x)
  * run of iovm's own memory: translated once each, one memmove, no
  * stretches. False, with nothing moved, when anything else holds (keys, a
  * fault, a shorter run, memory of the application or of another process,
- * a copy down): the general way then translates afresh and does it, with
- * its faults at their exact IOVAs.
+ * a copy down, overlapping memory): the general way then translates
+ * afresh and does it, with its faults at their exact IOVAs.
  */
 static bool copy_whole(struct exec *x)
 {
@@ -116,6 +116,13 @@ static bool copy_whole(struct exec *x)
 		return false;
 	if (iommu_access_run(x->q->tlb, x->pasid, iova_make(d->dst), IOVM_MAP_WRITE, d->len, &dst, &f) ||
 	    dst.reach != PHYS_REACH_OWN || dst.len < d->len)
+		return false;
+	/*
+	 * Overlapping memory (whatever the IOVAs say: two may reach one
+	 * page) is copied in the order the general way has: leaf by leaf,
+	 * or from the end for a copy down.
+	 */
+	if (src.ptr < dst.ptr + d->len && dst.ptr < src.ptr + d->len)
 		return false;
 	/* The checks stretch() makes for the oracle. */
 	if (unlikely(x->q->oracle)) {
