@@ -23,17 +23,39 @@
 #define MAX_SG 4096
 #define MAX_BATCH 1024
 
+/*
+ * The pattern's 8 bytes as they fall from byte @at of the operation on: a
+ * word stored or compared every 8 bytes, not a byte at a time.
+ */
+static void pattern_word(uint8_t w[8], uint64_t pattern, uint64_t at)
+{
+	for (unsigned j = 0; j < 8; j++)
+		w[j] = (uint8_t)(pattern >> (8 * ((at + j) % 8)));
+}
+
 static void pattern_fill(uint8_t *p, uint64_t n, uint64_t pattern, uint64_t at)
 {
-	for (uint64_t i = 0; i < n; i++)
-		p[i] = (uint8_t)(pattern >> (8 * ((at + i) % 8)));
+	uint8_t w[8];
+	uint64_t i = 0;
+
+	pattern_word(w, pattern, at);
+	for (; i + 8 <= n; i += 8)
+		memcpy(p + i, w, 8);
+	for (; i < n; i++)
+		p[i] = w[i % 8];
 }
 
 /* The first offset where @p differs from the pattern, or @n. */
 static uint64_t pattern_diff(const uint8_t *p, uint64_t n, uint64_t pattern, uint64_t at)
 {
-	for (uint64_t i = 0; i < n; i++)
-		if (p[i] != (uint8_t)(pattern >> (8 * ((at + i) % 8))))
+	uint8_t w[8];
+	uint64_t i = 0;
+
+	pattern_word(w, pattern, at);
+	while (i + 8 <= n && !memcmp(p + i, w, 8))
+		i += 8;
+	for (; i < n; i++)
+		if (p[i] != w[i % 8])
 			return i;
 	return n;
 }
