@@ -14,6 +14,13 @@
  *
  * The allocator and page-table rows call the internal layers directly: they
  * measure the data structures the domain calls are built of.
+ *
+ *	IOVM_BENCH_IOMMU=engine   the engine's rows alone (profiling them)
+ *
+ * The engine's rows move with where its threads run: this thread is
+ * pinned to the first CPU and a queue's worker to the second, where there
+ * is one (DPDK's copy thread is a control thread, off its lcore 0); under
+ * `taskset -c 0` they all share one CPU.
  */
 #include <errno.h>
 #include <inttypes.h>
