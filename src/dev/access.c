@@ -268,10 +268,12 @@ int remote_write(struct exec *x, struct side *s, uint64_t n)
 }
 
 /*
- * Make @s->avail non-zero. On a fault: block on it if asked (and a handler
- * resolves it), else complete with it. -EFAULT when the operation stops.
+ * Make @s->avail non-zero: a page-contiguous run of up to @want bytes
+ * where the domain maps one. On a fault: block on it if asked (and a
+ * handler resolves it), else complete with it. -EFAULT when the operation
+ * stops.
  */
-static int side_span(struct exec *x, struct side *s)
+static int side_span(struct exec *x, struct side *s, uint64_t want)
 {
 	for (;;) {
 		struct iommu_span span;
@@ -280,7 +282,10 @@ static int side_span(struct exec *x, struct side *s)
 		/* A keyed side asks its key first, and again after the device left its section. */
 		if (s->key && !s->keyed && side_key(x, s))
 			return -EFAULT;
-		if (!iommu_access(x->q->tlb, x->pasid, s->iova, s->access, &span, &f)) {
+		if (x->leaves)
+			want = 0;
+		if (!iommu_access_run(x->q->tlb, x->pasid, s->iova, s->access, s->key ? MIN(want, s->keyed) : want,
+				      &span, &f)) {
 			if (unlikely(!gate_open(x->q, &span))) {
 				gate_wait(x->q);
 				sides_forget(x);
@@ -398,6 +403,30 @@ static int remote_gates(struct exec *x)
 	return 0;
 }
 
+/*
+ * Whether a stretch of @m bytes may have gone past a 4 KiB page of some
+ * side (where a leaf may end) while a side it writes overlaps another
+ * side. Leaf by leaf, such an operation reads what it wrote a leaf
+ * before; in one run it would not. Those descriptors keep the leaf order.
+ */
+static bool runs_overlap(const struct exec *x, uint64_t m)
+{
+	bool crosses = false;
+
+	for (unsigned i = 0; i < x->nr_sides; i++)
+		crosses |= m > SZ_4K - (iova_val(x->sides[i]->iova) & (SZ_4K - 1));
+	if (!crosses)
+		return false;
+	for (unsigned i = 0; i < x->nr_sides; i++)
+		for (unsigned j = i + 1; j < x->nr_sides; j++) {
+			const struct side *a = x->sides[i], *b = x->sides[j];
+
+			if (((a->access | b->access) & IOVM_MAP_WRITE) && a->ptr < b->ptr + m && b->ptr < a->ptr + m)
+				return true;
+		}
+	return false;
+}
+
 /* The next stretch every side can take, at most @left; -EFAULT on a fault. */
 int stretch(struct exec *x, uint64_t left, uint64_t *n)
 {
@@ -419,7 +448,7 @@ again:
 			i++;
 			continue;
 		}
-		if (side_span(x, x->sides[i]))
+		if (side_span(x, x->sides[i], left))
 			return -EFAULT;
 		i = 0;
 	}
@@ -432,6 +461,11 @@ again:
 	x->resolved_idle = 0;
 	for (i = 0; i < x->nr_sides; i++)
 		m = MIN(m, x->sides[i]->avail);
+	if (unlikely(x->nr_sides > 1 && !x->leaves && runs_overlap(x, m))) {
+		x->leaves = true;
+		sides_forget(x);
+		goto again;
+	}
 	*n = m;
 	/* The bytes this stretch touches, checked for the syncs non-coherent memory needs. */
 	if (unlikely(x->q->oracle))

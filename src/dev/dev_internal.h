@@ -132,6 +132,7 @@ struct iovm_queue {
 	/* The engine's: the worker's, or the one polling caller's. */
 	_Atomic uint32_t sq_head __cacheline_aligned;
 	uint32_t cq_tail;
+	uint32_t cq_head_seen;        /* cq_head when it last looked: the reaper's line, read when it must */
 	uint8_t cq_phase;             /* the phase it writes */
 	_Atomic bool broken;          /* the engine could not reach its rings */
 	_Atomic bool busy;            /* a polling caller is running it */

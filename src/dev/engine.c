@@ -55,16 +55,13 @@ struct ring_window {
 	uint64_t len;  /* 0: nothing translated */
 };
 
-/* The CPU's pointer to @size bytes of a ring at @iova, or NULL: the queue is broken. */
-static void *ring_at(struct iovm_queue *q, struct ring_window *w, iova_t iova, size_t size, unsigned access)
+/* ring_at() past its window: translate the ring afresh there, or break the queue. */
+static __noinline void *ring_map(struct iovm_queue *q, struct ring_window *w, iova_t iova, size_t size,
+				 unsigned access)
 {
-	/* Unsigned: an IOVA below the window wraps to a large offset. */
-	uint64_t off = iova_diff(iova, w->iova);
 	struct iommu_span s;
 	struct iovm_fault f;
 
-	if (off < w->len && off + size <= w->len)
-		return w->ptr + off;
 	/* Rings are iovm's own memory: one the application could unmap is no ring. */
 	if (iommu_access(q->tlb, IOVM_PASID_NONE, iova, access, &s, &f)) {
 		dev_fault_report(q->dev, &f);
@@ -79,6 +76,18 @@ static void *ring_at(struct iovm_queue *q, struct ring_window *w, iova_t iova, s
 	return s.ptr;
 }
 
+/* The CPU's pointer to @size bytes of a ring at @iova, or NULL: the queue is broken. */
+static inline void *ring_at(struct iovm_queue *q, struct ring_window *w, iova_t iova, size_t size,
+			    unsigned access)
+{
+	/* Unsigned: an IOVA below the window wraps to a large offset. */
+	uint64_t off = iova_diff(iova, w->iova);
+
+	if (likely(off < w->len && off + size <= w->len))
+		return w->ptr + off;
+	return ring_map(q, w, iova, size, access);
+}
+
 static void ring_write_cqe(struct iovm_queue *q, struct ring_window *w, const struct iovm_desc *d,
 			   const struct iovm_completion *c)
 {
@@ -88,9 +97,14 @@ static void ring_write_cqe(struct iovm_queue *q, struct ring_window *w, const st
 	/*
 	 * The submitter keeps no more than depth descriptors unreaped, so the
 	 * entry written here is one the reaper has taken (the acquire on the
-	 * doorbell orders its cq_head after the reap that made room).
+	 * doorbell orders its cq_head after the reap that made room). cq_head
+	 * only grows: an older value that shows room shows it truly, and the
+	 * reaper's line is read only when it does not, not per descriptor.
 	 */
-	IOVM_WARN_ON(q->cq_tail - atomic_load_explicit(&q->cq_head, memory_order_acquire) >= q->depth);
+	if (unlikely(q->cq_tail - q->cq_head_seen >= q->depth)) {
+		q->cq_head_seen = atomic_load_explicit(&q->cq_head, memory_order_acquire);
+		IOVM_WARN_ON(q->cq_tail - q->cq_head_seen >= q->depth);
+	}
 	if (!e)
 		return;
 	e->tag = d->tag;
@@ -107,22 +121,34 @@ unsigned engine_run(struct iovm_queue *q, unsigned budget)
 	uint32_t head = atomic_load_explicit(&q->sq_head, memory_order_relaxed);
 	struct ring_window sqw = { 0 }, cqw = { 0 };
 	uint32_t left = q->sections_left;
+	uint32_t tail = head;
 	unsigned done = 0;
 
 	if (atomic_load_explicit(&q->broken, memory_order_relaxed))
 		return 0;
 	iommu_enter(q->tlb);
-	while (done < budget && head != atomic_load_explicit(&q->sq_tail, memory_order_acquire)) {
+	while (done < budget) {
 		iova_t iova = iova_add(q->sq_iova, (uint64_t)(head & (q->depth - 1)) * sizeof(struct iovm_desc));
 		struct iovm_completion c = { 0 };
 		struct iovm_desc d;
-		/* Fetched through the IOMMU, as hardware fetches its descriptors. */
-		const void *sqe = ring_at(q, &sqw, iova, sizeof(d), IOVM_MAP_READ);
+		const void *sqe;
 
+		/*
+		 * The doorbell read again only once the descriptors it showed
+		 * are done: the submitter's line is not pulled over per
+		 * descriptor, and its acquire orders every one it showed.
+		 */
+		if (head == tail) {
+			tail = atomic_load_explicit(&q->sq_tail, memory_order_acquire);
+			if (head == tail)
+				break;
+			/* The doorbell is never more than a ring ahead of the engine. */
+			IOVM_WARN_ON(tail - head > q->depth);
+		}
+		/* Fetched through the IOMMU, as hardware fetches its descriptors. */
+		sqe = ring_at(q, &sqw, iova, sizeof(d), IOVM_MAP_READ);
 		if (!sqe)
 			break;
-		/* The doorbell is never more than a ring ahead of the engine. */
-		IOVM_WARN_ON(atomic_load_explicit(&q->sq_tail, memory_order_relaxed) - head > q->depth);
 		memcpy(&d, sqe, sizeof(d));
 		engine_execute(q, &d, &c, false);
 		if (q->sections_left != left) {

@@ -92,6 +92,12 @@ struct exec {
 	 * write-back to another process that fails counts the bytes it wrote
 	 * (partial), so a side that only writes there is not probed first.
 	 */
+	/*
+	 * Sides are translated a leaf at a time, not in page-contiguous
+	 * runs: a stretch found them overlapping, where doing it in one
+	 * piece rather than leaf by leaf would change what is read.
+	 */
+	bool leaves;
 	bool write_exact;
 	uint64_t partial;
 };
@@ -121,6 +127,7 @@ static inline void exec_init(struct exec *x, struct iovm_queue *q, const struct 
 	x->cur_len = 0;
 	x->cur_n = 0;
 	x->completing = false;
+	x->leaves = false;
 	x->write_exact = false;
 	x->partial = 0;
 }
@@ -133,7 +140,23 @@ static inline void exec_init(struct exec *x, struct iovm_queue *q, const struct 
 static inline void side_init(struct exec *x, struct side *s, uint32_t key, uint64_t addr, uint64_t len,
 			     unsigned access)
 {
-	*s = (struct side){ .iova = iova_make(addr), .access = access, .rfd = -1, .slot = (uint8_t)x->nr_sides };
+	/*
+	 * Field by field, as exec_init(): a compound literal is a rep stos,
+	 * and the loads of the side that follow (stretch()) cannot be
+	 * forwarded from it: they wait for it to retire.
+	 */
+	s->iova = iova_make(addr);
+	s->access = access;
+	s->ptr = NULL;
+	s->pa = pa_make(0);
+	s->avail = 0;
+	s->key = 0;
+	s->va = 0;
+	s->va_end = 0;
+	s->keyed = 0;
+	s->rfd = -1;
+	s->rva = 0;
+	s->slot = (uint8_t)x->nr_sides;
 	if ((x->d->flags & IOVM_DESC_KEYED) && key) {
 		s->key = key;
 		s->va = addr;

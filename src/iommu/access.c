@@ -5,6 +5,7 @@
  * table (both stages of a nested domain), the permission check, the
  * accessed and dirty bits, a fill; or a fault, described for the caller to
  * report. With the oracle on, each access is checked against the shadow.
+ * iommu_access_run(): the same, leaf after leaf, for a page-contiguous run.
  */
 #include <errno.h>
 
@@ -71,7 +72,7 @@ static inline int access_cached(struct iommu_iotlb *t, uint32_t pasid, iova_t io
 	/* Beyond the page table's reach: no tag can name it, and the walk faults. */
 	if (unlikely(iova_val(iova) >> PT_IOVA_BITS))
 		return -EAGAIN;
-	e = iotlb_lookup(t, iova, pasid);
+	e = iotlb_lookup_last(t, iova, pasid, access);
 	if (!e || e->bus_gen != atomic_load_explicit(t->bus_gen, memory_order_acquire) ||
 	    (access & e->prot) != access)
 		return -EAGAIN;
@@ -225,8 +226,9 @@ static __noinline int access_miss(struct iommu_iotlb *t, uint32_t pasid, iova_t 
 	return 0;
 }
 
-int iommu_access(struct iommu_iotlb *t, uint32_t pasid, iova_t iova, unsigned access, struct iommu_span *s,
-		 struct iovm_fault *f)
+/* iommu_access(), inline in it and in iommu_access_run(): a hit is a few loads and compares. */
+static inline int access_one(struct iommu_iotlb *t, uint32_t pasid, iova_t iova, unsigned access,
+			     struct iommu_span *s, struct iovm_fault *f)
 {
 	if (unlikely(access_cached(t, pasid, iova, access, s)))
 		return access_miss(t, pasid, iova, access, s, f);
@@ -235,6 +237,34 @@ int iommu_access(struct iommu_iotlb *t, uint32_t pasid, iova_t iova, unsigned ac
 
 		if (dom)
 			oracle_check(dom, iova, s, access);
+	}
+	return 0;
+}
+
+int iommu_access(struct iommu_iotlb *t, uint32_t pasid, iova_t iova, unsigned access, struct iommu_span *s,
+		 struct iovm_fault *f)
+{
+	return access_one(t, pasid, iova, access, s, f);
+}
+
+int iommu_access_run(struct iommu_iotlb *t, uint32_t pasid, iova_t iova, unsigned access, uint64_t want,
+		     struct iommu_span *s, struct iovm_fault *f)
+{
+	int ret = access_one(t, pasid, iova, access, s, f);
+
+	if (ret || s->reach != PHYS_REACH_OWN)
+		return ret;
+	while (s->len < want) {
+		uint64_t next = iova_val(iova) + s->len;
+		struct iommu_span n;
+		struct iovm_fault nf;
+
+		/* Not past 2^64: the run would go on at IOVA 0. */
+		if (next < iova_val(iova) ||
+		    access_one(t, pasid, iova_make(next), access, &n, &nf) || n.reach != PHYS_REACH_OWN ||
+		    n.ptr != s->ptr + s->len || !pa_eq(n.pa, pa_add(s->pa, s->len)))
+			break;
+		s->len += n.len;
 	}
 	return 0;
 }

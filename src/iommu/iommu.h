@@ -77,6 +77,18 @@ struct iommu_span {
 int iommu_access(struct iommu_iotlb *t, uint32_t pasid, iova_t iova, unsigned access, struct iommu_span *s,
 		 struct iovm_fault *f);
 
+/*
+ * iommu_access_run() - iommu_access(), then, while the span is shorter
+ * than @want, the leaves that follow it as long as they continue it in
+ * iovm's own memory (PHYS_REACH_OWN) at consecutive PAs and CPU pointers:
+ * one span for a page-contiguous run, copied in one piece. A following
+ * leaf that faults or does not continue the run ends it unreported (the
+ * caller's next access there finds the fault, at its exact IOVA). Each
+ * leaf is translated, checked and marked as iommu_access() does it.
+ */
+int iommu_access_run(struct iommu_iotlb *t, uint32_t pasid, iova_t iova, unsigned access, uint64_t want,
+		     struct iommu_span *s, struct iovm_fault *f);
+
 /* iommu_fault_report() - record a fault in its domain's fault queue and counters. */
 void iommu_fault_report(struct iommu_client *c, struct iovm_fault *f);
 

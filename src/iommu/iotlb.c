@@ -81,6 +81,9 @@ struct iotlb_entry *iotlb_fill(struct iommu_iotlb *t, iova_t iova, unsigned shif
 	atomic_store_explicit(&e->tag, iotlb_tag(iova, shift, pasid), memory_order_seq_cst);
 	if ((atomic_load_explicit(w->ptep, memory_order_seq_cst) ^ w->pte) & ~(PTE_ACCESSED | PTE_DIRTY))
 		atomic_store_explicit(&e->tag, 0, memory_order_relaxed);
+	/* The next access of the kind most likely falls in it. */
+	t->last[write] = e;
+	t->last_shift[write] = shift;
 	return e;
 }
 
@@ -95,7 +98,8 @@ int iommu_iotlb_create(struct iommu_client *c, struct iommu_iotlb **out)
 	t->phys = c->is->ctx->phys;
 	t->bus_gen = phys_bus_gen(t->phys);
 	t->oracle = c->is->oracle;
-	epoch_reader_add(c->is->epoch, &t->reader);
+	t->epoch = c->is->epoch;
+	epoch_reader_add(t->epoch, &t->reader);
 	mutex_lock(&c->lock);
 	list_add(&c->iotlbs, &t->link);
 	mutex_unlock(&c->lock);
@@ -130,7 +134,7 @@ void iommu_iotlb_counters(const struct iommu_iotlb *t, uint64_t *hits, uint64_t 
 void iommu_enter(struct iommu_iotlb *t)
 {
 	log_hold();
-	epoch_enter(t->client->is->epoch, &t->reader);
+	epoch_enter(t->epoch, &t->reader);
 }
 
 void iommu_exit(struct iommu_iotlb *t)
@@ -141,7 +145,7 @@ void iommu_exit(struct iommu_iotlb *t)
 
 bool iommu_quiesce(struct iommu_iotlb *t)
 {
-	struct epoch *e = t->client->is->epoch;
+	struct epoch *e = t->epoch;
 
 	if (likely(!epoch_waited_on(e, &t->reader)))
 		return false;

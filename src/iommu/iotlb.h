@@ -68,9 +68,20 @@ struct iommu_iotlb {
 	bool oracle;                /* the space's: check accesses against the shadow */
 	struct list_node link;      /* in iommu_client.iotlbs, under its lock */
 	struct epoch_reader reader; /* the owner's device-side sections */
+	struct epoch *epoch;        /* the space's, which reader is in: one load, not three */
 	/* Written by the owner only (counter_add()), read by iommu_iotlb_counters() on any thread. */
 	_Atomic uint64_t hits, misses;
 	unsigned victim;            /* the owner's: round-robin replacement within a set */
+	/*
+	 * The owner's: the entry each kind of access (read, write) last hit
+	 * or filled, looked at before any set, as a copy's source and
+	 * destination each stay in their page descriptor after descriptor.
+	 * A hint only: a hit is its tag, loaded as a set's is, equal to the
+	 * access's, so an invalidation (which clears the tag) or a refill
+	 * (which changes it) misses here as it would in the set.
+	 */
+	struct iotlb_entry *last[2];
+	unsigned last_shift[2];
 	struct iotlb_entry small[IOTLB_SMALL];
 	struct iotlb_entry huge[IOTLB_HUGE];
 };
@@ -136,6 +147,33 @@ static inline struct iotlb_entry *iotlb_lookup(struct iommu_iotlb *t, iova_t iov
 		if (atomic_load_explicit(&e[w].tag, memory_order_acquire) == tag)
 			return &e[w];
 	return NULL;
+}
+
+/* Which of iommu_iotlb.last an access of @access uses. */
+static inline unsigned iotlb_last_slot(unsigned access)
+{
+	return (access & PT_PROT_WRITE) ? 1 : 0;
+}
+
+/*
+ * iotlb_lookup_last() - iotlb_lookup() for the owner: the entry its last
+ * access of the kind hit first, then the sets; remembered for the next.
+ */
+static inline struct iotlb_entry *iotlb_lookup_last(struct iommu_iotlb *t, iova_t iova, uint32_t pasid,
+						   unsigned access)
+{
+	unsigned slot = iotlb_last_slot(access);
+	struct iotlb_entry *e = t->last[slot];
+
+	if (likely(e) && atomic_load_explicit(&e->tag, memory_order_acquire) ==
+				 iotlb_tag(iova, t->last_shift[slot], pasid))
+		return e;
+	e = iotlb_lookup(t, iova, pasid);
+	if (e) {
+		t->last[slot] = e;
+		t->last_shift[slot] = e >= t->huge ? IOTLB_HUGE_SHIFT : 12;
+	}
+	return e;
 }
 
 /*
