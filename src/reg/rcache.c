@@ -338,7 +338,7 @@ static __noinline int get_slow(struct iovm_rcache *c, struct rc_tls *t, uint64_t
 found:
 	mutex_unlock(&c->lock);
 	if (t)
-		t->hint[hint_slot(addr)] = r;
+		t->hint[hint_slot(addr)] = (struct rc_hint){ .page = addr >> 12, .r = r };
 	*out = &r->mr;
 	return 0;
 
@@ -361,13 +361,13 @@ IOVM_API int iovm_rcache_get(struct iovm_rcache *c, void *addr, size_t len, uint
 	reg_settle(c->rs);
 	t = rc_tls_of(c);
 	if (likely(t)) {
-		struct rc_region **hint = &t->hint[hint_slot(a)];
+		struct rc_hint *hint = &t->hint[hint_slot(a)];
 
 		/* A buffer of the thread's working set again (a ping-pong, a ring of sends): no index walk. */
-		if ((r = *hint) && index_try_hit(c, t, r, a, len, access))
+		if (hint->page == a >> 12 && (r = hint->r) && index_try_hit(c, t, r, a, len, access))
 			goto hit;
 		if ((r = index_lookup(c, t, a, len, access))) {
-			*hint = r;
+			*hint = (struct rc_hint){ .page = a >> 12, .r = r };
 			goto hit;
 		}
 	}

@@ -110,6 +110,16 @@ struct rc_held {
 /* Hints a thread keeps (rc_tls.hint): a working set of buffers found without the index. */
 #define RC_HINTS 128
 
+/*
+ * A hint: the region a get that began in @page found. The page is kept
+ * beside it so that a get of another page sharing the slot (a miss, most
+ * often) does not read a region struct long out of the CPU's caches.
+ */
+struct rc_hint {
+	uint64_t page;
+	struct rc_region *r;
+};
+
 struct rc_tls {
 	struct tls_cache base;
 	_Atomic uint64_t hits, raced; /* written by its thread only */
@@ -120,7 +130,7 @@ struct rc_tls {
 	 * in the index is (the struct may live another life by now). Its
 	 * thread's only.
 	 */
-	struct rc_region *hint[RC_HINTS];
+	struct rc_hint hint[RC_HINTS];
 };
 
 struct iovm_rcache {
