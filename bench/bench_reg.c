@@ -76,6 +76,29 @@ static uint8_t *map_anon(size_t len, bool huge)
 #define CACHE_BUF (16 * PG)
 
 /*
+ * Misses are timed in windows of MISS_WIN consecutive registrations: each
+ * side's window k registers the same pages as bare_registrations()'s
+ * window k, in the same order, on the same state of the address space.
+ * What a cache adds to a registration is then the median over windows of
+ * the difference (a window preempted on this or that side moves one
+ * difference, not the median), and a window is long enough to hold what
+ * is paid once per many misses (a chunk of region structs, a pool's
+ * growth).
+ */
+#define MISS_WIN 64
+#define MAX_WINS 4096
+
+/* The median over @nw windows of (@a[k] - @b[k]), per registration. */
+static double paired_per_op(const double *a, const double *b, unsigned nw)
+{
+	static double d[MAX_WINS];
+
+	for (unsigned k = 0; k < nw; k++)
+		d[k] = a[k] - b[k];
+	return nw ? bench_median(d, nw) / MISS_WIN : NAN;
+}
+
+/*
  * Gets and puts of @nbufs buffers (a power of two) in turn, each its own
  * region: with one, the same buffer again and again; with many, every get
  * goes through the index.
@@ -106,21 +129,27 @@ static double iovm_hits(struct iovm_rcache *c, uint8_t *bufs, unsigned nbufs, ui
  * limits; iovm is given room), so both sides do the same registrations and
  * differ only in their bookkeeping.
  */
-static double iovm_misses(uint8_t *pages, uint64_t n)
+static double iovm_misses(uint8_t *pages, uint64_t n, double *win)
 {
 	struct iovm_rcache_attr attr = { .max_regions = n + 1, .max_bytes = SIZE_MAX };
 	struct iovm_rcache *c;
 	struct iovm_mr *mr;
-	uint64_t t0;
+	uint64_t t0, tw;
 	int ret;
 
 	if ((ret = iovm_rcache_create(dom, &attr, &c)))
 		die("iovm_rcache_create", ret);
-	t0 = bench_now_ns();
+	t0 = tw = bench_now_ns();
 	for (uint64_t i = 0; i < n; i++) {
 		if ((ret = iovm_rcache_get(c, pages + i * 2 * PG, PG, IOVM_ACCESS_LOCAL_WRITE, &mr)))
 			die("iovm_rcache_get", ret);
 		iovm_rcache_put(c, mr);
+		if ((i + 1) % MISS_WIN == 0) {
+			uint64_t now = bench_now_ns();
+
+			win[i / MISS_WIN] = (double)(now - tw);
+			tw = now;
+		}
 	}
 	t0 = bench_now_ns() - t0;
 	iovm_rcache_destroy(c);
@@ -131,18 +160,25 @@ static double iovm_misses(uint8_t *pages, uint64_t n)
  * The same registrations as iovm_misses() with no cache at all: what a
  * miss costs beyond it is the cache's bookkeeping.
  */
-static double bare_registrations(uint8_t *pages, uint64_t n)
+static double bare_registrations(uint8_t *pages, uint64_t n, double *win)
 {
 	struct iovm_mr **mrs = calloc(n, sizeof(*mrs));
-	uint64_t t0;
+	uint64_t t0, tw;
 	int ret;
 
 	if (!mrs)
 		die("calloc", -ENOMEM);
-	t0 = bench_now_ns();
-	for (uint64_t i = 0; i < n; i++)
+	t0 = tw = bench_now_ns();
+	for (uint64_t i = 0; i < n; i++) {
 		if ((ret = iovm_mr_reg(dom, pages + i * 2 * PG, PG, IOVM_ACCESS_LOCAL_WRITE, &mrs[i])))
 			die("iovm_mr_reg", ret);
+		if ((i + 1) % MISS_WIN == 0) {
+			uint64_t now = bench_now_ns();
+
+			win[i / MISS_WIN] = (double)(now - tw);
+			tw = now;
+		}
+	}
 	t0 = bench_now_ns() - t0;
 	for (uint64_t i = 0; i < n; i++)
 		iovm_mr_dereg(mrs[i]);
@@ -230,19 +266,25 @@ static double ucx_hits(ucs_rcache_t *c, uint8_t *bufs, unsigned nbufs, uint64_t 
 	return (double)(bench_now_ns() - t0) / (double)n;
 }
 
-static double ucx_misses(uint8_t *pages, uint64_t n)
+static double ucx_misses(uint8_t *pages, uint64_t n, double *win)
 {
 	ucs_rcache_t *c = ucx_cache(n + 1);
 	ucs_rcache_region_t *r;
-	uint64_t t0;
+	uint64_t t0, tw;
 
 	if (!c)
 		return NAN;
-	t0 = bench_now_ns();
+	t0 = tw = bench_now_ns();
 	for (uint64_t i = 0; i < n; i++) {
 		if (ucs_rcache_get(c, pages + i * 2 * PG, PG, PROT_READ | PROT_WRITE, NULL, &r) != UCS_OK)
 			return NAN;
 		ucs_rcache_region_put(c, r);
+		if ((i + 1) % MISS_WIN == 0) {
+			uint64_t now = bench_now_ns();
+
+			win[i / MISS_WIN] = (double)(now - tw);
+			tw = now;
+		}
 	}
 	t0 = bench_now_ns() - t0;
 	ucs_rcache_destroy(c);
@@ -255,16 +297,18 @@ static void bench_cache(void)
 	uint64_t nmiss = iters(20000);
 	uint8_t *bufs = map_anon(CACHE_BUFS * CACHE_BUF, false), *pages = map_anon(nmiss * 2 * PG, false);
 	double hit[16], uhit[16], hitn[16], uhitn[16], miss[16], umiss[16], keep[16], ukeep[16];
-	unsigned nr = reps();
+	static double wmiss[MAX_WINS], wumiss[MAX_WINS], wbare[MAX_WINS];
+	unsigned nr = reps(), nw = (unsigned)(nmiss / MISS_WIN);
 	struct iovm_rcache *c;
 	const char *peer = "UCX ucs_rcache 1.13";
-	double bare;
 	int ret;
 #ifdef HAVE_UCX
 	ucs_rcache_t *uc = args->dpdk ? ucx_cache(1024) : NULL; /* --no-dpdk: no peers at all */
 #endif
 
 	bench_progress("registration cache: hits and misses, beside UCX");
+	if (nw > MAX_WINS)
+		die("too many misses to time", -EINVAL);
 	if (!bufs || !pages)
 		die("mmap", -ENOMEM);
 	memset(bufs, 1, CACHE_BUFS * CACHE_BUF);
@@ -281,19 +325,19 @@ static void bench_cache(void)
 		 * goes first every other run, so neither always follows.
 		 */
 		if (rep & 1)
-			miss[rep] = iovm_misses(pages, nmiss);
+			miss[rep] = iovm_misses(pages, nmiss, wmiss);
 #ifdef HAVE_UCX
 		if (uc) {
 			uhit[rep] = ucx_hits(uc, bufs, 1, iters(2000000));
 			uhitn[rep] = ucx_hits(uc, bufs, CACHE_BUFS, iters(2000000));
-			umiss[rep] = ucx_misses(pages, nmiss);
+			umiss[rep] = ucx_misses(pages, nmiss, wumiss);
 		}
 #endif
 		if (!(rep & 1))
-			miss[rep] = iovm_misses(pages, nmiss);
-		bare = bare_registrations(pages, nmiss);
-		keep[rep] = miss[rep] - bare;
-		ukeep[rep] = umiss[rep] - bare;
+			miss[rep] = iovm_misses(pages, nmiss, wmiss);
+		bare_registrations(pages, nmiss, wbare);
+		keep[rep] = paired_per_op(wmiss, wbare, nw);
+		ukeep[rep] = isnan(umiss[rep]) ? NAN : paired_per_op(wumiss, wbare, nw);
 	}
 	iovm_rcache_destroy(c);
 #ifdef HAVE_UCX
@@ -310,7 +354,10 @@ static void bench_cache(void)
 		     "<= 15 ns, <= 0.5x UCX");
 	bench_result("rcache miss: register 4 KiB, put", "us", bench_median(miss, nr) / 1e3, peer,
 		     bench_median(umiss, nr) / 1e3, "<= UCX");
-	/* The miss less the same registration without a cache, measured in the same run. */
+	/*
+	 * The miss less the same registration without a cache, measured in
+	 * the same run: the median over windows of the paired difference.
+	 */
 	bench_result("rcache miss: bookkeeping only", "us", bench_median(keep, nr) / 1e3, peer,
 		     bench_median(ukeep, nr) / 1e3, "<= UCX");
 	munmap(bufs, CACHE_BUFS * CACHE_BUF);

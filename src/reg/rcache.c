@@ -46,29 +46,50 @@ static void cache_free(struct iovm_rcache *c);
 
 /* ---- regions ---- */
 
-/* A region struct, from the spares or a new chunk. Needs cache.lock. */
+/* A chunk of structs to make regions of. Needs cache.lock. */
+static int chunk_new(struct iovm_rcache *c)
+{
+	/* Cache-line aligned (what a reader reads is one line); not cleared: each struct is as it is first used. */
+	struct rc_chunk *ch = fi_aligned_alloc(_Alignof(struct rc_chunk), sizeof(*ch));
+
+	lock_assert_held(&c->lock);
+	if (!ch)
+		return -ENOMEM;
+	list_add(&c->chunks, &ch->link);
+	c->fresh = ch->r;
+	c->nr_fresh = RC_CHUNK;
+	return 0;
+}
+
+/* A region struct, from the spares or a chunk. Needs cache.lock. */
 static struct rc_region *region_new(struct iovm_rcache *c)
 {
 	struct rc_region *r;
-	struct rc_chunk *ch;
 
 	lock_assert_held(&c->lock);
 	if (list_empty(&c->spare)) {
-		/* Cache-line aligned (what a reader reads is one line): not calloc(). */
-		ch = fi_aligned_alloc(_Alignof(struct rc_chunk), sizeof(*ch));
-		if (!ch)
+		if (!c->nr_fresh && chunk_new(c))
 			return NULL;
-		memset(ch, 0, sizeof(*ch));
-		list_add(&c->chunks, &ch->link);
-		for (unsigned i = 0; i < RC_CHUNK; i++) {
-			struct rc_region *n = &ch->r[i];
-
-			n->cache = c;
-			n->mr.rc = n;
-			/* Out of the index: odd. */
-			atomic_init(&n->gen, 1);
-			list_add_tail(&c->spare, &n->lru);
-		}
+		r = c->fresh++;
+		c->nr_fresh--;
+		/*
+		 * Made: the fields a struct keeps for its whole life, out of the
+		 * index (odd), idle, in its first life. The range, rights and
+		 * list words are written as a miss registers and files it, and
+		 * the MR by mr_init(). (Stores, not memset(): its string
+		 * instruction costs a miss more than these.)
+		 */
+		r->cache = c;
+		r->mr.rc = r;
+		r->slot = (uint16_t)(c->nr_structs++ % HELD);
+		r->level = r->nr_links = 0;
+		r->live = false;
+		atomic_init(&r->gen, 1);
+		atomic_init(&r->zombie, false);
+		atomic_init(&r->shared, 0);
+		atomic_init(&r->used, 0);
+		atomic_init(&r->life, 0);
+		return r;
 	}
 	r = list_entry(c->spare.next, struct rc_region, lru);
 	list_del(&r->lru);
@@ -99,6 +120,7 @@ static int region_register(struct iovm_rcache *c, struct rc_region *r, uint64_t 
 	atomic_store_explicit(&r->start, start, memory_order_relaxed);
 	atomic_store_explicit(&r->end, end, memory_order_relaxed);
 	atomic_store_explicit(&r->access, access, memory_order_relaxed);
+	atomic_store_explicit(&r->npages, r->mr.npages, memory_order_relaxed);
 	r->live = true;
 	return 0;
 
@@ -255,8 +277,9 @@ static void keep_uncached(struct iovm_rcache *c, struct rc_tls *t, struct rc_reg
 	hold_add(t ? held_of(t, r, true) : NULL, r, 1);
 }
 
-static int get_slow(struct iovm_rcache *c, struct rc_tls *t, uint64_t addr, uint64_t len, uint32_t access,
-		    struct iovm_mr **out)
+/* Out of line: the hit's path stays short, with no frame for the miss's. */
+static __noinline int get_slow(struct iovm_rcache *c, struct rc_tls *t, uint64_t addr, uint64_t len,
+			       uint32_t access, struct iovm_mr **out)
 {
 	uint64_t start = align_down(addr, PG), end = align_up(addr + len, PG);
 	struct rc_region *r;
@@ -271,7 +294,8 @@ static int get_slow(struct iovm_rcache *c, struct rc_tls *t, uint64_t addr, uint
 		goto found;
 	}
 	c->misses++;
-	atomic_fetch_add_explicit(&c->clock, 1, memory_order_relaxed);
+	/* Its one writer holds cache.lock: no locked instruction. */
+	counter_add(&c->clock, 1);
 	/*
 	 * Regions are page-aligned: one overlaps [start, end) exactly when it
 	 * overlaps [addr, addr+len), so a lookup that met none leaves nothing
@@ -314,7 +338,7 @@ static int get_slow(struct iovm_rcache *c, struct rc_tls *t, uint64_t addr, uint
 found:
 	mutex_unlock(&c->lock);
 	if (t)
-		t->last = r;
+		t->hint[hint_slot(addr)] = (struct rc_hint){ .page = addr >> 12, .r = r };
 	*out = &r->mr;
 	return 0;
 
@@ -337,11 +361,13 @@ IOVM_API int iovm_rcache_get(struct iovm_rcache *c, void *addr, size_t len, uint
 	reg_settle(c->rs);
 	t = rc_tls_of(c);
 	if (likely(t)) {
-		/* The same buffer again (a ping-pong, a ring of sends): no index walk. */
-		if ((r = t->last) && index_try_hit(c, t, r, a, len, access))
+		struct rc_hint *hint = &t->hint[hint_slot(a)];
+
+		/* A buffer of the thread's working set again (a ping-pong, a ring of sends): no index walk. */
+		if (hint->page == a >> 12 && (r = hint->r) && index_try_hit(c, t, r, a, len, access))
 			goto hit;
 		if ((r = index_lookup(c, t, a, len, access))) {
-			t->last = r;
+			*hint = (struct rc_hint){ .page = a >> 12, .r = r };
 			goto hit;
 		}
 	}
@@ -374,7 +400,7 @@ IOVM_API int iovm_rcache_put(struct iovm_rcache *c, struct iovm_mr *mr)
 	 * counter not below zero): the sum of holds is at least this thread's,
 	 * so there is a get to match. Undone in the thread's own table.
 	 */
-	if (likely(t) && (h = held_of(t, r, false)) && atomic_load_explicit(&r->shared, memory_order_relaxed) >= 0) {
+	if (likely(t) && (h = held_for_put(t, r)) && atomic_load_explicit(&r->shared, memory_order_relaxed) >= 0) {
 		uint64_t life = atomic_load_explicit(&h->life, memory_order_relaxed);
 
 		hold_add(h, r, -1);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * rcache_index.c - the registration cache's index of regions by address,
- * walked without a lock, and the lock-free hit.
+ * walked without a lock, and the lock-free hit's rarer steps (its common
+ * ones are inline, in rcache_internal.h).
  *
  * The index sorts regions by size into levels 8x apart: a region of L
  * bytes belongs to the smallest level whose granule (16 KiB, 128 KiB, ...,
@@ -39,7 +40,8 @@
  *     region (a zombie, deregistered by its last put);
  *   - check every page of the range is valid, between two reads of the
  *     MR's seqcount: a lookup overtaken by an invalidation of its range is
- *     no hit.
+ *     no hit. (Inline when the MR's count of valid pages is whole, which
+ *     the same seqcount guards; page by page in index_hold_slow() else.)
  * A region is filed only once its MR is registered and every field a
  * reader or a put reads is written: from the moment a reader can find it,
  * it is whole.
@@ -110,18 +112,13 @@ static uintptr_t entry_of(struct rc_region *r, unsigned i)
 
 /* ---- the lock-free hit ---- */
 
-bool index_try_hold(struct iovm_rcache *c, struct rc_tls *t, struct rc_region *r, uint64_t gen, uint64_t addr,
-		    uint64_t len)
+bool index_hold_slow(struct iovm_rcache *c, struct rc_tls *t, struct rc_region *r, struct rc_held *h, uint64_t gen,
+		     uint64_t life, uint64_t addr, uint64_t len)
 {
 	struct iovm_mr *mr = &r->mr;
-	struct rc_held *h;
-	uint64_t s1, s2, life;
+	uint64_t s1, s2;
 	bool valid;
 
-	h = held_of(t, r, true);
-	life = atomic_load_explicit(&r->life, memory_order_relaxed);
-	hold_add(h, r, 1);
-	reader_fence(c);
 	/* Still indexed, in the life whose range and rights we read? */
 	if (atomic_load_explicit(&r->gen, memory_order_acquire) != gen)
 		goto drop;
@@ -130,11 +127,7 @@ bool index_try_hold(struct iovm_rcache *c, struct rc_tls *t, struct rc_region *r
 	atomic_thread_fence(memory_order_acquire);
 	s2 = atomic_load_explicit(&mr->seq, memory_order_relaxed);
 	if (valid && !(s1 & 1) && s1 == s2) {
-		uint64_t now = atomic_load_explicit(&c->clock, memory_order_relaxed);
-
-		/* Written only when the clock moved: almost never. */
-		if (atomic_load_explicit(&r->used, memory_order_relaxed) != now)
-			atomic_store_explicit(&r->used, now, memory_order_relaxed);
+		region_touch(c, r);
 		return true;
 	}
 	/* An invalidation overtook the lookup: not a hit, and counted. (Invalid pages: just a miss.) */
@@ -211,8 +204,12 @@ int index_add(struct iovm_rcache *c, struct rc_region *r)
 		if (!(b[i] = radix_lookup_alloc(&c->level[k], key + i)))
 			return -ENOMEM;
 	r->level = (uint8_t)k;
-	/* Even: a reader that finds a link below (release) reads the fields written before. */
-	atomic_fetch_add_explicit(&r->gen, 1, memory_order_release);
+	/*
+	 * Even: a reader that finds a link below (release) reads the fields
+	 * written before. Its one writer holds cache.lock: no locked
+	 * instruction.
+	 */
+	atomic_store_explicit(&r->gen, atomic_load_explicit(&r->gen, memory_order_relaxed) + 1, memory_order_release);
 	for (unsigned i = 0; i < r->nr_links; i++) {
 		atomic_store_explicit(&r->next[i], bucket_first(b[i], k, key + i, memory_order_relaxed),
 				      memory_order_relaxed);

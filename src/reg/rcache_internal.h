@@ -6,7 +6,7 @@
  *   rcache_holds.c  who holds what: the threads' tables of holds, their
  *                   sums, and the accounting that accepts each put once;
  *   rcache_index.c  the index by address, walked without a lock, and the
- *                   lock-free hit.
+ *                   lock-free hit's rarer steps.
  * The hit's own steps (a hold counted, a region checked) are inline here:
  * they run in every get.
  *
@@ -41,7 +41,7 @@
 #define NR_LEVELS 12
 static_assert(LEVEL_SHIFT0 + LEVEL_STEP * (NR_LEVELS - 1) == VA_BITS, "the top level takes any region");
 /* Regions a thread holds at once in its table; past it, holds go to the shared counters. */
-#define HELD 32
+#define HELD 64
 
 struct bucket {
 	_Atomic uintptr_t first; /* a list entry, or the end marker; 0 while never used */
@@ -66,6 +66,7 @@ struct rc_region {
 	_Atomic uint64_t start, end; /* [start, end), pages */
 	_Atomic uint32_t access;
 	uint8_t level, nr_links;     /* under cache.lock: its level and list words in use */
+	uint16_t slot;               /* its entry in the threads' tables of holds (held_slot()): set when made */
 	_Atomic uintptr_t next[2];   /* in the buckets of its level it overlaps: written under cache.lock */
 	struct list_node lru;        /* under cache.lock: in cache.lru (indexed), .zombies or .spare */
 	bool live;                   /* under cache.lock: its MR is registered (a miss made it, no free since) */
@@ -73,24 +74,30 @@ struct rc_region {
 	_Atomic int64_t shared;      /* holds counted outside the threads' tables */
 	_Atomic uint64_t used;       /* the cache's clock at the last hit */
 	_Atomic uint64_t life;       /* moved when it is freed: holds of an earlier life do not count */
+	/* Its MR's pages, written with the range: a hit compares it with the MR's count of valid pages. */
+	_Atomic uint64_t npages;
 	uint64_t seen;               /* under cache.lock: the clock when eviction last looked */
 	/* Its registration: mr.rc points back here for the struct's whole life. */
 	struct iovm_mr mr;
 } __attribute__((aligned(64)));
 static_assert(offsetof(struct rc_region, next) + sizeof(uintptr_t[2]) <= 64, "a reader's fields in one line");
+/* What a hit and its put read past the first line (holds, age, pages) in the second. */
+static_assert(offsetof(struct rc_region, zombie) >= 64 && offsetof(struct rc_region, npages) + sizeof(uint64_t) <= 128,
+	      "a hit's own fields in the second line");
 
 /*
  * Region structs come RC_CHUNK at a time: a miss then costs no malloc() of
  * its own (a cold cache pays one per RC_CHUNK misses, as UCX's memory pool
- * grows). A lock-free reader may look at a struct after its region went
- * (its generation says so), and a put may be handed the MR of one, so
- * structs live as long as the cache.
+ * grows), and a struct is cleared only when a miss first takes it, so a
+ * chunk costs its allocation alone. A lock-free reader may look at a
+ * struct after its region went (its generation says so), and a put may be
+ * handed the MR of one, so structs live as long as the cache.
  */
 #define RC_CHUNK 64
 
 struct rc_chunk {
 	struct list_node link; /* in cache.chunks, under cache.lock */
-	struct rc_region r[RC_CHUNK];
+	struct rc_region r[RC_CHUNK]; /* from cache.fresh on: never used, not cleared */
 };
 
 /* A thread's holds on one cache's regions: written by that thread only. */
@@ -100,16 +107,30 @@ struct rc_held {
 	_Atomic int64_t n;     /* never negative: a put takes from it only what its thread's gets put there */
 };
 
+/* Hints a thread keeps (rc_tls.hint): a working set of buffers found without the index. */
+#define RC_HINTS 128
+
+/*
+ * A hint: the region a get that began in @page found. The page is kept
+ * beside it so that a get of another page sharing the slot (a miss, most
+ * often) does not read a region struct long out of the CPU's caches.
+ */
+struct rc_hint {
+	uint64_t page;
+	struct rc_region *r;
+};
+
 struct rc_tls {
 	struct tls_cache base;
 	_Atomic uint64_t hits, raced; /* written by its thread only */
-	/*
-	 * The region this thread found last, tried first: a hint, checked as
-	 * any region found in the index is (the struct may live another
-	 * life by now). Its thread's only.
-	 */
-	struct rc_region *last;
 	struct rc_held held[HELD];
+	/*
+	 * The regions this thread found last, by the page their get began
+	 * in, tried before the index: hints, each checked as any region found
+	 * in the index is (the struct may live another life by now). Its
+	 * thread's only.
+	 */
+	struct rc_hint hint[RC_HINTS];
 };
 
 struct iovm_rcache {
@@ -130,8 +151,11 @@ struct iovm_rcache {
 	struct list_node lru;          /* indexed regions, least recently registered or found first */
 	struct list_node spare;        /* region structs to reuse */
 	struct list_node chunks;       /* struct rc_chunk: where every region struct lives */
+	struct rc_region *fresh;       /* the newest chunk's structs never used: from here */
+	unsigned nr_fresh;             /* how many */
 	struct list_node zombies;      /* live, out of the index: held, or uncached */
 	uint64_t nr_regions, bytes;    /* indexed */
+	uint64_t nr_structs;           /* region structs made */
 	uint64_t misses, uncached, evictions;
 	struct list_node link;         /* in reg_space.caches, under its lock */
 };
@@ -190,9 +214,14 @@ struct rc_region *index_lookup(struct iovm_rcache *c, struct rc_tls *t, uint64_t
 struct rc_region *index_for_each_overlap(struct iovm_rcache *c, uint64_t start, uint64_t end,
 					 bool (*fn)(struct iovm_rcache *c, struct rc_region *r, void *arg),
 					 void *arg);
-/* Hold @r, read at generation @gen, for [addr, addr+len) if it is a valid hit. */
-bool index_try_hold(struct iovm_rcache *c, struct rc_tls *t, struct rc_region *r, uint64_t gen, uint64_t addr,
-		    uint64_t len);
+/*
+ * The rest of a hit the inline check could not settle: @r, read at
+ * generation @gen, held through @h (taken in @r's life @life). The pages
+ * of [addr, addr+len) checked one by one; the hold kept if it is a valid
+ * hit, else dropped.
+ */
+bool index_hold_slow(struct iovm_rcache *c, struct rc_tls *t, struct rc_region *r, struct rc_held *h, uint64_t gen,
+		     uint64_t life, uint64_t addr, uint64_t len);
 
 /* ---- rcache.c ---- */
 
@@ -211,6 +240,20 @@ static inline struct rc_tls *rc_tls_of(struct iovm_rcache *c)
 		return container_of(rc_slots.s[0].c, struct rc_tls, base);
 	return rc_tls_slow(c);
 }
+
+/*
+ * The hint slot of a get at @addr: its page number (below 2^35) folded
+ * seven bits at a time, which spreads buffers at a fixed stride (a pool's)
+ * over distinct slots, as a multiplicative hash does not for strides of
+ * a power of two.
+ */
+static inline unsigned hint_slot(uint64_t addr)
+{
+	uint64_t k = addr >> 12;
+
+	return (unsigned)(k ^ k >> 7 ^ k >> 14 ^ k >> 21 ^ k >> 28) & (RC_HINTS - 1);
+}
+static_assert(RC_HINTS == 128 && VA_BITS - 12 <= 35, "hint_slot() folds 35 bits into seven");
 
 /* Whether @e counts holds on @r as it is now. */
 static inline bool held_is(const struct rc_held *e, const struct rc_region *r)
@@ -240,12 +283,15 @@ static inline struct rc_held *held_claim(struct rc_held *e, struct rc_region *r)
 	return e;
 }
 
-static inline unsigned held_hash(const struct rc_region *r)
+/*
+ * Where a thread's table counts holds on @r first: the struct's number in
+ * its cache, so that regions made one after another (a pool's buffers
+ * registered in turn) never share an entry, up to HELD of them.
+ */
+static inline unsigned held_slot(const struct rc_region *r)
 {
-	/* Fibonacci hashing: region structs sit at a fixed stride, which a mask alone would fold. */
-	return (unsigned)(((uintptr_t)r >> 6) * UINT64_C(0x9e3779b97f4a7c15) >> 59) & (HELD - 1);
+	return r->slot & (HELD - 1);
 }
-static_assert(HELD == 32, "held_hash() takes five bits");
 
 /*
  * The thread's entry for @r, from @r's slot on: with @make, the first that
@@ -259,7 +305,7 @@ static_assert(HELD == 32, "held_hash() takes five bits");
  */
 static inline struct rc_held *held_of(struct rc_tls *t, struct rc_region *r, bool make)
 {
-	unsigned h = held_hash(r);
+	unsigned h = held_slot(r);
 
 	for (unsigned i = 0; i < HELD; i++) {
 		struct rc_held *e = &t->held[(h + i) & (HELD - 1)];
@@ -292,6 +338,70 @@ static inline void hold_add(struct rc_held *h, struct rc_region *r, int64_t d)
 	} else {
 		atomic_fetch_add_explicit(&r->shared, d, memory_order_seq_cst);
 	}
+}
+
+/* The thread's entry to count a get's hold on @r in: @r's own slot first, as a put looks. */
+static inline struct rc_held *held_for_get(struct rc_tls *t, struct rc_region *r)
+{
+	struct rc_held *e = &t->held[held_slot(r)];
+
+	if (likely(held_is(e, r)))
+		return e;
+	return held_of(t, r, true);
+}
+
+/* The thread's entry that counts a hold on @r to give back, or NULL. */
+static inline struct rc_held *held_for_put(struct rc_tls *t, struct rc_region *r)
+{
+	struct rc_held *e = &t->held[held_slot(r)];
+
+	if (likely(held_is(e, r) && atomic_load_explicit(&e->n, memory_order_relaxed) > 0))
+		return e;
+	return held_of(t, r, false);
+}
+
+/* A hit on @r: its last-used stamp moved to the clock, written only when the clock moved (almost never). */
+static inline void region_touch(struct iovm_rcache *c, struct rc_region *r)
+{
+	uint64_t now = atomic_load_explicit(&c->clock, memory_order_relaxed);
+
+	if (atomic_load_explicit(&r->used, memory_order_relaxed) != now)
+		atomic_store_explicit(&r->used, now, memory_order_relaxed);
+}
+
+/*
+ * Hold @r, read at generation @gen, for [addr, addr+len) if it is a valid
+ * hit:
+ *   - count a hold on it in the thread's own table (a plain store);
+ *   - check it is still indexed, in the same life (its generation did not
+ *     move; see rcache_index.c for why the hold comes first);
+ *   - check its pages are valid, between two reads of the MR's seqcount:
+ *     inline when every page of the MR is (its count of valid pages, kept
+ *     with the bits under the same seqcount, is whole), which is how a
+ *     cached MR lives until memory is taken from it; page by page
+ *     (index_hold_slow()) otherwise.
+ */
+static inline bool index_try_hold(struct iovm_rcache *c, struct rc_tls *t, struct rc_region *r, uint64_t gen,
+				  uint64_t addr, uint64_t len)
+{
+	struct iovm_mr *mr = &r->mr;
+	struct rc_held *h = held_for_get(t, r);
+	uint64_t life = atomic_load_explicit(&r->life, memory_order_relaxed);
+
+	hold_add(h, r, 1);
+	reader_fence(c);
+	if (likely(atomic_load_explicit(&r->gen, memory_order_acquire) == gen)) {
+		uint64_t s1 = atomic_load_explicit(&mr->seq, memory_order_acquire);
+		bool whole = __atomic_load_n(&mr->nr_valid, __ATOMIC_RELAXED) ==
+			     atomic_load_explicit(&r->npages, memory_order_relaxed);
+
+		atomic_thread_fence(memory_order_acquire);
+		if (likely(whole && !(s1 & 1) && atomic_load_explicit(&mr->seq, memory_order_relaxed) == s1)) {
+			region_touch(c, r);
+			return true;
+		}
+	}
+	return index_hold_slow(c, t, r, h, gen, life, addr, len);
 }
 
 /*

@@ -5,8 +5,9 @@
  * 1.13 gets wrong (glibc's free() of a large block, then a malloc at the
  * same address), eviction by count and by bytes with held regions spared,
  * memory the monitor cannot watch, destruction while held, an index of
- * crowded memory and regions of every size, and its lists walked without a
- * lock while evictions move region structs between them.
+ * crowded memory and regions of every size, its lists walked without a
+ * lock while evictions move region structs between them, and a thread's
+ * working set of buffers past its hints and its table of holds.
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -551,6 +552,82 @@ TEST(get_under_a_concurrent_munmap)
 	app_unmap(f.p, f.len);
 }
 
+/*
+ * A thread's working set: more buffers than its hints have slots and its
+ * table of holds has entries, got and put in turn, then all held at once.
+ * Each is found again on its own MR; the holds past the table balance (the
+ * cache stays busy until the last put, and a put too many is refused);
+ * and no hint serves memory that was replaced since it was set.
+ */
+TEST(a_working_set_of_buffers)
+{
+	enum { NB = 136, STRIDE = 8 * PG, LEN = 4 * PG };
+	struct rig r;
+	struct iovm_rcache *c;
+	static struct iovm_mr *m[NB];
+	struct iovm_mr *again;
+	uint8_t *app = app_map(NB * STRIDE), *heap;
+	uint64_t hits, misses;
+
+	rig_open(&r, REG_OPTS, NULL, IOVM_QUEUE_POLLED);
+	heap = iovm_dma_alloc(r.ctx, PG, PG, 0);
+	CHECK(heap != NULL);
+	memset(heap, 0x5a, PG);
+	CHECK_OK(iovm_rcache_create(r.dom, NULL, &c));
+	for (int i = 0; i < NB; i++) {
+		CHECK_OK(iovm_rcache_get(c, app + i * STRIDE, LEN, IOVM_ACCESS_LOCAL_WRITE, &m[i]));
+		CHECK_OK(iovm_rcache_put(c, m[i]));
+	}
+	/* In turn, twice, by a part of each: hits, each on its buffer's MR. */
+	for (int round = 0; round < 2; round++)
+		for (int i = 0; i < NB; i++) {
+			CHECK_OK(iovm_rcache_get(c, app + i * STRIDE + 100, LEN - 200, 0, &again));
+			CHECK_MSG(again == m[i], "buffer %d found another MR", i);
+			CHECK_OK(iovm_rcache_put(c, again));
+		}
+	CHECK_EQ(cstats(c).hits, 2 * NB);
+	CHECK_EQ(cstats(c).misses, NB);
+	/* All held at once. */
+	for (int i = 0; i < NB; i++) {
+		CHECK_OK(iovm_rcache_get(c, app + i * STRIDE, LEN, 0, &again));
+		CHECK(again == m[i]);
+	}
+	CHECK_EQ(iovm_rcache_destroy(c), -EBUSY);
+	for (int i = NB - 1; i >= 0; i--)
+		CHECK_OK(iovm_rcache_put(c, m[i]));
+	CHECK_EQ(iovm_rcache_put(c, m[0]), -EINVAL);
+	CHECK_EQ(iovm_rcache_put(c, m[NB - 1]), -EINVAL);
+	/*
+	 * Every third buffer's memory replaced: once the mmap() returned,
+	 * those miss and register the new memory; the rest still hit.
+	 */
+	for (int i = 0; i < NB; i += 3) {
+		CHECK(mmap(app + i * STRIDE, LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1,
+			   0) == app + i * STRIDE);
+		memset(app + i * STRIDE, 0, LEN);
+	}
+	hits = cstats(c).hits;
+	misses = cstats(c).misses;
+	for (int i = 0; i < NB; i++) {
+		CHECK_OK(iovm_rcache_get(c, app + i * STRIDE, LEN, IOVM_ACCESS_LOCAL_WRITE, &again));
+		if (i % 3) {
+			CHECK_MSG(again == m[i], "buffer %d found another MR", i);
+		} else {
+			/* A new registration (counted below; its struct may be the old one's, reused). */
+			CHECK_EQ(dma_copy(&r, iova_of(&r, heap), mr_iova(again, app + i * STRIDE + PG), PG),
+				 IOVM_STATUS_SUCCESS);
+			CHECK_EQ(app[i * STRIDE + PG], 0x5a);
+		}
+		CHECK_OK(iovm_rcache_put(c, again));
+	}
+	CHECK_EQ(cstats(c).misses - misses, (NB + 2) / 3);
+	CHECK_EQ(cstats(c).hits - hits, NB - (NB + 2) / 3);
+	CHECK_OK(iovm_rcache_destroy(c));
+	no_violations(r.dom);
+	rig_close(&r);
+	app_unmap(app, NB * STRIDE);
+}
+
 int main(void)
 {
 	test_init();
@@ -564,5 +641,6 @@ int main(void)
 	RUN(crowded_memory_and_every_size);
 	RUN(lists_under_churn);
 	RUN(get_under_a_concurrent_munmap);
+	RUN(a_working_set_of_buffers);
 	return 0;
 }
