@@ -2,13 +2,18 @@
 /*
  * watchmap.c - the pages a memory monitor may watch, for its hooks
  * (watchmap.h): set by monitor_watch(), cleared by the hooks' own unmaps,
- * read lock-free. The top level is 8 MiB of calloc() (which maps it
- * fresh: only the pages used are touched), not an mmap of our own: a
- * leak checker (LeakSanitizer, in the application's build or ours) scans
- * heap blocks for pointers, not anonymous mappings, and would call every
- * leaf, reachable only from the top, leaked while a context is open.
+ * read lock-free. The top level is an mmap of our own, 8 MiB of which
+ * only the pages used are touched, not malloc()'d: glibc would map it
+ * too, but freeing a block it mapped raises its mmap threshold to that
+ * size, and the application's large blocks would come from its heap
+ * from then on (no longer unmapped by free()). A leak checker scans heap
+ * blocks, not anonymous mappings: the top is declared to LeakSanitizer,
+ * where one is loaded (ours or the application's), as a root region, or
+ * every leaf, reachable only from there, would read as leaked while a
+ * context is open.
  */
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #include "base/compiler.h"
 #include "reg/watchmap.h"
@@ -20,9 +25,18 @@
 
 enum wm_op { WM_SET, WM_CLEAR, WM_TEST };
 
+/* LeakSanitizer's, where a sanitizer runtime is loaded; NULL otherwise. */
+extern void __lsan_register_root_region(const void *p, size_t size) __attribute__((weak));
+extern void __lsan_unregister_root_region(const void *p, size_t size) __attribute__((weak));
+
 void watchmap_init(struct watchmap *w)
 {
-	w->top = calloc(WM_TOP, sizeof(*w->top));
+	void *p = mmap(NULL, WM_TOP * sizeof(*w->top), PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	w->top = p == MAP_FAILED ? NULL : p;
+	if (w->top && __lsan_register_root_region)
+		__lsan_register_root_region((const void *)w->top, WM_TOP * sizeof(*w->top));
 	atomic_init(&w->all, w->top == NULL);
 	atomic_init(&w->lo, WM_TOP);
 	atomic_init(&w->hi, 0);
@@ -36,7 +50,9 @@ void watchmap_fini(struct watchmap *w)
 	for (uint32_t i = atomic_load_explicit(&w->lo, memory_order_relaxed);
 	     i < atomic_load_explicit(&w->hi, memory_order_relaxed); i++)
 		free((void *)atomic_load_explicit(&w->top[i], memory_order_relaxed));
-	free((void *)w->top);
+	if (__lsan_unregister_root_region)
+		__lsan_unregister_root_region((const void *)w->top, WM_TOP * sizeof(*w->top));
+	munmap((void *)w->top, WM_TOP * sizeof(*w->top));
 	w->top = NULL;
 }
 
