@@ -12,7 +12,9 @@
  * every leaf, reachable only from there, would read as leaked while a
  * context is open.
  */
+#include <dlfcn.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 
 #include "base/compiler.h"
@@ -25,9 +27,20 @@
 
 enum wm_op { WM_SET, WM_CLEAR, WM_TEST };
 
-/* LeakSanitizer's, where a sanitizer runtime is loaded; NULL otherwise. */
-extern void __lsan_register_root_region(const void *p, size_t size) __attribute__((weak));
-extern void __lsan_unregister_root_region(const void *p, size_t size) __attribute__((weak));
+/*
+ * LeakSanitizer's root regions, where its runtime is loaded; looked up at
+ * run time, so that libiovm references nothing outside libc.
+ */
+typedef void lsan_region_fn(const void *p, size_t size);
+
+static lsan_region_fn *lsan_fn(const char *name)
+{
+	lsan_region_fn *fn;
+	void *sym = dlsym(RTLD_DEFAULT, name);
+
+	memcpy(&fn, &sym, sizeof(fn));
+	return fn;
+}
 
 void watchmap_init(struct watchmap *w)
 {
@@ -35,8 +48,12 @@ void watchmap_init(struct watchmap *w)
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 
 	w->top = p == MAP_FAILED ? NULL : p;
-	if (w->top && __lsan_register_root_region)
-		__lsan_register_root_region((const void *)w->top, WM_TOP * sizeof(*w->top));
+	if (w->top) {
+		lsan_region_fn *reg = lsan_fn("__lsan_register_root_region");
+
+		if (reg)
+			reg((const void *)w->top, WM_TOP * sizeof(*w->top));
+	}
 	atomic_init(&w->all, w->top == NULL);
 	atomic_init(&w->lo, WM_TOP);
 	atomic_init(&w->hi, 0);
@@ -50,8 +67,12 @@ void watchmap_fini(struct watchmap *w)
 	for (uint32_t i = atomic_load_explicit(&w->lo, memory_order_relaxed);
 	     i < atomic_load_explicit(&w->hi, memory_order_relaxed); i++)
 		free((void *)atomic_load_explicit(&w->top[i], memory_order_relaxed));
-	if (__lsan_unregister_root_region)
-		__lsan_unregister_root_region((const void *)w->top, WM_TOP * sizeof(*w->top));
+	{
+		lsan_region_fn *unreg = lsan_fn("__lsan_unregister_root_region");
+
+		if (unreg)
+			unreg((const void *)w->top, WM_TOP * sizeof(*w->top));
+	}
 	munmap((void *)w->top, WM_TOP * sizeof(*w->top));
 	w->top = NULL;
 }
