@@ -509,7 +509,7 @@ static void run_one(struct gcfg cfg)
 TEST(gate_odp)
 {
 	run_one((struct gcfg){ .tag = "a10godp", .access = { ODPW }, .nq = 1,
-			       .ops = OP_MUNMAP | OP_FIXED | OP_MREMAP | OP_DONTNEED, .seconds = 8, .seed = 1 });
+			       .ops = OP_MUNMAP | OP_FIXED | OP_MREMAP | OP_DONTNEED, .seconds = 5, .seed = 1 });
 }
 
 TEST(gate_pinned)
@@ -517,7 +517,7 @@ TEST(gate_pinned)
 	if (skipped)
 		SKIP_CASE("no memory monitor");
 	run_one((struct gcfg){ .tag = "a10gpin", .access = { IOVM_ACCESS_LOCAL_WRITE }, .nq = 1,
-			       .ops = OP_MUNMAP | OP_FIXED | OP_MREMAP | OP_DONTNEED_LOCKED, .seconds = 8, .seed = 2 });
+			       .ops = OP_MUNMAP | OP_FIXED | OP_MREMAP | OP_DONTNEED_LOCKED, .seconds = 5, .seed = 2 });
 }
 
 TEST(gate_two_mrs_two_queues)
@@ -526,7 +526,7 @@ TEST(gate_two_mrs_two_queues)
 		SKIP_CASE("no memory monitor");
 	/* one pinned MR and one on-demand MR over the same memory, each mapped on two queues */
 	run_one((struct gcfg){ .tag = "a10g2", .access = { IOVM_ACCESS_LOCAL_WRITE, ODPW }, .nq = 2,
-			       .ops = OP_MUNMAP | OP_FIXED | OP_MREMAP | OP_DONTNEED_LOCKED, .seconds = 8, .seed = 3 });
+			       .ops = OP_MUNMAP | OP_FIXED | OP_MREMAP | OP_DONTNEED_LOCKED, .seconds = 5, .seed = 3 });
 }
 
 TEST(gate_two_odp_mrs_two_queues)
@@ -534,7 +534,7 @@ TEST(gate_two_odp_mrs_two_queues)
 	if (skipped)
 		SKIP_CASE("no memory monitor");
 	run_one((struct gcfg){ .tag = "a10g2o", .access = { ODPW, ODPW }, .nq = 2,
-			       .ops = OP_MUNMAP | OP_FIXED | OP_MREMAP | OP_DONTNEED, .seconds = 8, .seed = 4 });
+			       .ops = OP_MUNMAP | OP_FIXED | OP_MREMAP | OP_DONTNEED, .seconds = 5, .seed = 4 });
 }
 
 /*
@@ -616,9 +616,9 @@ TEST(gate_two_client_processes)
 {
 	struct gcfg cfgs[2] = {
 		{ .tag = "a10gp1", .access = { ODPW }, .nq = 2, .ops = OP_MUNMAP | OP_FIXED | OP_MREMAP | OP_DONTNEED,
-		  .seconds = 8, .seed = 5 },
+		  .seconds = 5, .seed = 5 },
 		{ .tag = "a10gp2", .access = { IOVM_ACCESS_LOCAL_WRITE }, .nq = 1,
-		  .ops = OP_MUNMAP | OP_FIXED | OP_MREMAP | OP_DONTNEED_LOCKED, .seconds = 8, .seed = 6 },
+		  .ops = OP_MUNMAP | OP_FIXED | OP_MREMAP | OP_DONTNEED_LOCKED, .seconds = 5, .seed = 6 },
 	};
 
 	if (skipped)

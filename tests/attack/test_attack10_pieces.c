@@ -350,7 +350,7 @@ static void advise_race(const char *tag, const char *opts, unsigned pieces, bool
 	a = (struct adv){ .mr = p.mr, .base = p.app + SKEW, .len = 96 * A9_PAGE };
 	CHECK_OK(pthread_create(&th, NULL, advisor, &a));
 	t0 = a9_now();
-	for (unsigned i = 0; a9_now() - t0 < 6; i++) {
+	for (unsigned i = 0; a9_now() - t0 < 4; i++) {
 		uint32_t len = (uint32_t)(1 + a9_rng(&s) % 6000);
 		size_t off = a9_rng(&s) % (96 * A9_PAGE - len);
 		struct iovm_completion c;
