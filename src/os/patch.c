@@ -4,7 +4,7 @@
  * UCX's "bistro" does it, in one atomic store.
  *
  * The first instruction of the function is overwritten by a 5-byte
- * jmp rel32 to a stub page of ours (jmp *hook), mapped within reach of
+ * jmp rel32 to a trampoline page of ours (jmp *hook), mapped within reach of
  * rel32. The 5 bytes lie in one aligned 8-byte word, written by one
  * store: a thread entering the function executes the old bytes or the new
  * ones, never a mix. Two entries are known:
@@ -12,7 +12,7 @@
  *    mov $nr,%eax; syscall): the jmp replaces it exactly;
  *  - a 4-byte first instruction (endbr64, sub $imm8,%rsp) followed by
  *    more: the jmp's fifth byte (the top byte of rel32) is chosen equal to
- *    the byte it overwrites, by placing the stub where that holds, so
+ *    the byte it overwrites, by placing the trampoline where that holds, so
  *    that a thread already past the first instruction finds the second
  *    unchanged.
  * Anything else is left alone (-EOPNOTSUPP); so is every other CPU.
@@ -53,8 +53,8 @@ long os_raw_syscall6(long nr, long a, long b, long c, long d, long e, long f)
 }
 
 #if defined(__x86_64__)
-/* A page of ours at an address whose rel32 from @from lies in [lo, hi]: the stub jumps to @hook. */
-static uint8_t *stub_page(uintptr_t from, int64_t lo, int64_t hi, void *hook)
+/* A page of ours at an address whose rel32 from @from lies in [lo, hi]: the trampoline jumps to @hook. */
+static uint8_t *trampoline_page(uintptr_t from, int64_t lo, int64_t hi, void *hook)
 {
 	int64_t step = (hi - lo) / 64 > (int64_t)PAGE ? (hi - lo) / 64 : (int64_t)PAGE;
 
@@ -92,7 +92,7 @@ int os_patch_libc(const char *name, void *hook)
 #if defined(__x86_64__)
 	static const uint8_t endbr64[4] = { 0xf3, 0x0f, 0x1e, 0xfa };
 	void *h = dlopen("libc.so.6", RTLD_NOLOAD | RTLD_LAZY);
-	uint8_t *fn, *stub, bytes[8];
+	uint8_t *fn, *tramp, bytes[8];
 	uint64_t *word, old, new;
 	unsigned off;
 	int64_t lo, hi, rel;
@@ -117,10 +117,10 @@ int os_patch_libc(const char *name, void *hook)
 	} else {
 		return -EOPNOTSUPP;
 	}
-	stub = stub_page((uintptr_t)fn + 5, lo, hi, hook);
-	if (!stub)
+	tramp = trampoline_page((uintptr_t)fn + 5, lo, hi, hook);
+	if (!tramp)
 		return -ENOMEM;
-	rel = (int64_t)(uintptr_t)stub - (int64_t)((uintptr_t)fn + 5);
+	rel = (int64_t)(uintptr_t)tramp - (int64_t)((uintptr_t)fn + 5);
 	word = (uint64_t *)((uintptr_t)fn & ~(uintptr_t)7);
 	/*
 	 * Read and written by hand: a sanitizer would look for its shadow of
@@ -138,7 +138,7 @@ int os_patch_libc(const char *name, void *hook)
 	if (mprotect((void *)((uintptr_t)fn & ~(PAGE - 1)), PAGE, PROT_READ | PROT_WRITE | PROT_EXEC)) {
 		int err = -errno;
 
-		munmap(stub, PAGE);
+		munmap(tramp, PAGE);
 		return err;
 	}
 	__asm__ volatile("movq %1, %0\n\tmfence" : "=m"(*word) : "r"(new) : "memory");
