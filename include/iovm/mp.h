@@ -240,10 +240,10 @@ IOVM_API int iovm_share_check(struct iovm_ctx *ctx);
  * flush in any process: that one invalidates everything in every
  * process, then frees them, resuming a release where it stopped (a
  * process that died with entries there and was not reaped yet is reaped
- * first). What stays until the domain goes is at most one piece per
+ * first). A release killed mid-step is resumed at that step, and takes
+ * it once. What stays until the domain goes is at most one piece per
  * unmap killed in the instant between clearing its entries and recording
- * them; one page (its hold or its IOVA) or one detached page-table page
- * per release killed mid-step. An unmap of more than 256 leaves goes in
+ * them. An unmap of more than 256 leaves goes in
  * parts, each cleared, recorded and invalidated before the next: killed
  * meanwhile, it leaves what it had not cleared mapped. The page-table
  * pages an unmap detached are in the journal too, and freed the same

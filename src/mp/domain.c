@@ -148,6 +148,8 @@ void mp_domains_tidy(struct mp_heap *h)
 
 void mp_domains_repair(struct mp_heap *h)
 {
+	/* The dead holder's step first: it reads the counts as that process left them. */
+	sdom_steps_repair(h);
 	sdom_maps_rebuild(h);
 	mp_domains_tidy(h);
 	sdom_held_sweep(h);

@@ -39,7 +39,7 @@
 struct sdom_piece {
 	uint64_t iova, pa, len;
 	uint16_t owner, flags;
-	uint32_t done; /* steps of its release taken (release_locked(), domain_space.c) */
+	uint32_t done; /* half-steps of its release: 2k, k steps taken; 2k + 1, step k begun (release_locked()) */
 };
 
 static_assert(MP_MAX_PROCS < SDOM_CLAIMED, "slot numbers leave the claimed bit clear");
@@ -62,7 +62,7 @@ struct mp_domain_shm {
 	struct pt_counters cnt;
 	pthread_mutex_t inval_lock;         /* robust, process-shared */
 	_Atomic uint32_t inval_seq;         /* futex: the last unmap posted */
-	uint32_t unused2;
+	uint32_t step_page;       /* under the share's lock: the heap page of the hold step being taken */
 	_Atomic uint64_t inval_iova, inval_len; /* its range: written under inval_lock before inval_seq */
 	_Atomic uint32_t ack[MP_MAX_PROCS];     /* futex each: the last inval_seq a slot's agent answered */
 	_Atomic uint8_t listening[MP_MAX_PROCS]; /* a slot's view answers invalidations */
@@ -78,7 +78,7 @@ struct mp_domain_shm {
 	uint64_t journal_off;     /* struct sdom_piece[journal_mask + 1] */
 	uint32_t journal_mask;    /* entries less one: a power of two less one */
 	uint32_t orphans;         /* set before a reap marks orphans; cleared by a claim that took them all */
-	uint32_t unused3;
+	uint32_t step_refs;       /* under the share's lock: that page's refs before the step */
 	/* Slots that recorded entries since their last reap: whose death a claim looks for (bits, one store each). */
 	uint64_t writers[MP_MAX_PROCS / 64];
 };
@@ -155,6 +155,8 @@ void sdom_orphans_release(struct mp_dview *v);
 void sdom_journal_orphan(struct mp_domain_shm *shm, unsigned slot);
 /* sdom_maps_rebuild() - mp_heap.maps as the sum of the open domains' counts. Needs the lock. */
 void sdom_maps_rebuild(struct mp_heap *h);
+/* sdom_steps_repair() - settle the release step a dead lock holder was taking. Needs the lock, first. */
+void sdom_steps_repair(struct mp_heap *h);
 /* sdom_held_sweep() - free the blocks held for domains that none maps now. Needs the lock. */
 void sdom_held_sweep(struct mp_heap *h);
 

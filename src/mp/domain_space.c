@@ -203,6 +203,25 @@ static void table_free_locked(struct mp_dview *v, uint64_t i)
 	bits_set(v->pool_map, i, 1, false);
 }
 
+/*
+ * A detached table's pool page @i goes back, and its entry @e (NULL: not
+ * recorded) with it: begun (done = 1), freed, erased; a death between is
+ * settled by sdom_steps_repair() from the page's bit. Needs the lock.
+ */
+static void table_release_locked(struct mp_dview *v, struct sdom_piece *e, uint64_t i)
+{
+	if (e) {
+		e->done = 1;
+		mp_crash_point();
+	}
+	table_free_locked(v, i);
+	mp_crash_point();
+	if (e) {
+		e->len = 0;
+		mp_crash_point();
+	}
+}
+
 void sdom_table_free(void *arg, void *t)
 {
 	struct mp_dview *v = arg;
@@ -210,13 +229,8 @@ void sdom_table_free(void *arg, void *t)
 
 	if (mp_lock(&v->s->h))
 		return; /* unrecoverable: the page stays taken */
-	/* Its journal entry first (a detached table's): killed between, the page stays taken, never freed twice. */
 	e = journal_find(v, table_pa(v, t), 0, table_pa(v, t), SZ_4K, SDOM_TABLE);
-	if (e) {
-		e->len = 0;
-		mp_crash_point();
-	}
-	table_free_locked(v, (uint64_t)((uint8_t *)t - v->pool) / SZ_4K);
+	table_release_locked(v, e, (uint64_t)((uint8_t *)t - v->pool) / SZ_4K);
 	mp_unlock(&v->s->h);
 }
 
@@ -470,10 +484,14 @@ void sdom_pa_put(void *arg, iova_t iova, pa_t pa, uint64_t len)
 /*
  * An unmapped piece goes: its heap pages' holds, then its IOVA pages (when
  * @free_iova), a step each. Its journal entry @e (NULL: not recorded)
- * counts the steps, each before it is taken, and goes last: a release
- * killed anywhere, resumed by whoever claims the entry, takes no step
- * twice and loses at most the one it was in (held, or taken, until the
- * domain goes). Needs the lock.
+ * counts half-steps, so that a release killed anywhere is resumed by
+ * whoever claims the entry and takes every step exactly once: done = 2k
+ * says k steps are taken; done = 2k + 1 says step k has begun and may be
+ * taken. Only the lock's holder is ever inside a step, and the lock's
+ * next taker settles it before anything else changes the counts
+ * (sdom_steps_repair()): an IOVA step is taken when its page's bit is
+ * clear; a hold step when the page's refs differ from the witness stored
+ * before it. The entry goes last. Needs the lock.
  */
 static void release_locked(struct mp_dview *v, struct sdom_piece *e, iova_t iova, pa_t pa, uint64_t len,
 			   bool free_iova)
@@ -483,19 +501,85 @@ static void release_locked(struct mp_dview *v, struct sdom_piece *e, iova_t iova
 	pages_of(v->s, pa, len, &first, &last);
 	holds = last - first + 1;
 	steps = holds + (free_iova ? len / SZ_4K : 0);
-	for (uint64_t k = e ? e->done : 0; k < steps; k++) {
+	/* A step left begun (no repair could settle it) counts as taken: held or taken until the domain goes, never twice. */
+	for (uint64_t k = e ? (e->done + 1) / 2 : 0; k < steps; k++) {
 		if (e) {
-			e->done = (uint32_t)(k + 1);
+			if (k < holds) {
+				v->shm->step_page = (uint32_t)(first + k);
+				v->shm->step_refs = v->refs[first + k];
+				mp_crash_point();
+			}
+			e->done = (uint32_t)(2 * k + 1);
 			mp_crash_point();
 		}
 		if (k < holds)
 			put_page(v, first + k);
 		else
 			iova_free_locked(v, iova_add(iova, (k - holds) * SZ_4K), SZ_4K);
+		if (e) {
+			e->done = (uint32_t)(2 * k + 2);
+			mp_crash_point();
+		}
 	}
 	if (e) {
 		e->len = 0;
 		mp_crash_point();
+	}
+}
+
+/*
+ * The step @e has begun, taken or not: its half-step made whole either way
+ * (a table's: erased once freed). @block_pa: the domain's block. Needs the lock.
+ */
+static void step_settle(struct mp_domain_shm *shm, struct sdom_piece *e, uint64_t block_pa)
+{
+	const uint64_t *iova_map = (const uint64_t *)(const void *)((const uint8_t *)shm + shm->iova_map_off);
+	const uint64_t *pool_map = (const uint64_t *)(const void *)((const uint8_t *)shm + shm->pool_map_off);
+	const uint32_t *refs = (const uint32_t *)(const void *)((const uint8_t *)shm + shm->refs_off);
+	uint64_t k = e->done / 2, holds = ((e->pa & (SZ_4K - 1)) + e->len - 1) / SZ_4K + 1;
+	bool taken;
+
+	if (e->flags & SDOM_TABLE) {
+		uint64_t page = (e->pa - block_pa - shm->pool_off) / SZ_4K;
+
+		/* Freed: the entry's erasure was all that was left. Not yet: begun it stays, and is resumed. */
+		if (e->pa < block_pa + shm->pool_off || page >= shm->pool_tables || !bit(pool_map, page)) {
+			e->len = 0;
+			mp_crash_point();
+		}
+		return;
+	}
+	if (k < holds) {
+		taken = shm->step_page < shm->heap_pages && refs[shm->step_page] != shm->step_refs;
+	} else {
+		uint64_t page = (e->iova - DOMAIN_IOVA_BASE) / SZ_4K + (k - holds);
+
+		taken = e->iova < DOMAIN_IOVA_BASE || page >= shm->iova_pages || !bit(iova_map, page);
+	}
+	e->done = (uint32_t)(2 * k + (taken ? 2 : 0));
+	mp_crash_point();
+}
+
+void sdom_steps_repair(struct mp_heap *h)
+{
+	if (!h->mem)
+		return;
+	for (unsigned i = 0; i < MP_MAX_DOMAINS; i++) {
+		const struct mp_domain_rec *r = &h->c->domains[i];
+		struct mp_domain_shm *shm;
+		struct sdom_piece *j;
+		unsigned order;
+		uint8_t owner;
+
+		if (r->grain == MP_NO_GRAIN || mp_heap_block(h, r->grain, &order, &owner))
+			continue;
+		shm = (struct mp_domain_shm *)(void *)(h->mem + (r->grain << MP_GRAIN_SHIFT));
+		if (shm->magic != DOMAIN_MAGIC || shm->heap_pages != mp_heap_pages(h->c->heap_size))
+			continue;
+		j = (struct sdom_piece *)(void *)((uint8_t *)shm + shm->journal_off);
+		for (uint32_t e = 0; e <= shm->journal_mask; e++)
+			if (j[e].len && (j[e].done & 1))
+				step_settle(shm, &j[e], h->c->heap_pa + (r->grain << MP_GRAIN_SHIFT));
 	}
 }
 
@@ -643,13 +727,15 @@ void sdom_orphans_release(struct mp_dview *v)
 		if (!e->len || e->owner != (v->s->slot | SDOM_CLAIMED))
 			continue;
 		if (e->flags & SDOM_TABLE) {
-			/* Erased, then freed: killed between, the page stays taken, never freed twice. */
 			uint64_t page = (e->pa - pa_val(v->s->pa) - (uint64_t)(v->pool - v->s->heap)) / SZ_4K;
 
-			e->len = 0;
-			mp_crash_point();
-			atomic_fetch_sub_explicit(&shm->cnt.nr_tables, 1, memory_order_relaxed);
-			table_free_locked(v, page);
+			/* The stats' count, once: begun first, so that a resumed release does not count it again. */
+			if (!e->done) {
+				e->done = 1;
+				mp_crash_point();
+				atomic_fetch_sub_explicit(&shm->cnt.nr_tables, 1, memory_order_relaxed);
+			}
+			table_release_locked(v, e, page);
 			continue;
 		}
 		/* What the dead process's unmap had not taken out of the oracle's shadow yet: before any IOVA goes. */

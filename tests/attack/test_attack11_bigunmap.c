@@ -8,7 +8,7 @@
  * killed while a third process, stopped, has not answered. mp.h: every
  * unmap in flight is recorded; what may stay until the domain goes is at
  * most one piece per unmap killed in the instant between clearing and
- * recording, and a page per release killed mid-step. So the survivor's
+ * recording (a release killed mid-step is resumed). So the survivor's
  * next strict unmap (or flush) must free all but a page or two.
  *
  * This round found that beyond the journal's room the pieces were not

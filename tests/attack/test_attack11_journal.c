@@ -191,8 +191,8 @@ TEST(a_journal_full_of_the_dead)
 /*
  * Killed mid-storm, at a random moment: what stays after the survivor's
  * flush is at most one piece per process killed in the instant between
- * clearing and recording, and one page per release killed mid-step (all
- * one-page unmaps here); the domain's end frees even that.
+ * clearing and recording (all one-page unmaps here; a release killed
+ * mid-step is resumed); the domain's end frees even that.
  */
 TEST(killed_mid_storm)
 {
@@ -238,8 +238,8 @@ TEST(killed_mid_storm)
  * Killed while unmapping only (each has mapped its run of 3000 pages at
  * fixed IOVAs first): the survivor unmaps what is left of the runs and
  * flushes; per process at most one page of IOVA and one hold stay (one
- * piece killed in the instant, or one release killed mid-step), nothing
- * else; the domain's end frees even that.
+ * piece killed in the instant), nothing else; the domain's end frees
+ * even that.
  */
 #define RUN_N 3000 /* 4 x 3000 < 16384: with a batch of 65536, nothing is flushed, no release runs */
 static uint64_t run_at(unsigned i)
