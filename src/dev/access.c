@@ -160,13 +160,20 @@ static void remote_fault(struct exec *x, iova_t iova, unsigned access)
  * to block on faults asks the queue's page request hook, outside its
  * section (the other process answers when it can): -EAGAIN when the page
  * is there now, to be translated afresh; else the fault completes it.
+ * Bounded as the resolver of local faults is: as many requests as the
+ * descriptor needs, but RESOLVE_STUCK in a row at one address, and
+ * RESOLVE_IDLE between two stretches that moved bytes. (A count of all
+ * its requests failed a copy that simply needed many, each page taken
+ * back by the owner's discards or its pin budget before the device used
+ * it: a loaded machine, where the device waits long to run, saw it.)
  */
 static int remote_missing(struct exec *x, struct side *s, uint64_t rva, unsigned access)
 {
 	struct iovm_queue *q = x->q;
 	int ret;
 
-	if (!(x->d->flags & IOVM_DESC_BLOCK_ON_FAULT) || !q->page_request || x->retries >= FAULT_RETRIES) {
+	if (!(x->d->flags & IOVM_DESC_BLOCK_ON_FAULT) || !q->page_request || x->stuck >= RESOLVE_STUCK ||
+	    x->resolved_idle >= RESOLVE_IDLE) {
 		remote_fault(x, s->iova, access);
 		return -EFAULT;
 	}
@@ -174,11 +181,13 @@ static int remote_missing(struct exec *x, struct side *s, uint64_t rva, unsigned
 	q->sections_left++;
 	ret = q->page_request(q->page_request_arg, rva, access);
 	iommu_enter(q->tlb);
-	x->retries++;
 	if (ret) {
 		remote_fault(x, s->iova, access);
 		return -EFAULT;
 	}
+	x->stuck = iova_eq(s->iova, x->last_resolved) ? x->stuck + 1 : 0;
+	x->resolved_idle++;
+	x->last_resolved = s->iova;
 	counter_add(&q->page_requests, 1);
 	return -EAGAIN;
 }
