@@ -29,6 +29,7 @@
 #define SLOT (16 * 1024)
 #define LISTS (512 * 1024) /* heap offset of the scatter/gather lists */
 #define MARK 0xc0de000000000000ull
+#define MIN_OK 100        /* descriptors completed, at least, for a race to count as tried */
 
 enum { OP_MUNMAP = 1, OP_FIXED = 2, OP_MREMAP = 4, OP_DONTNEED = 8, OP_DONTNEED_LOCKED = 16 };
 
@@ -388,7 +389,13 @@ static struct gres gate_client(const struct gcfg *cfg)
 	double t0 = a9_now(), last_progress = a9_now();
 	uint64_t done_before = 0;
 
-	while (a9_now() - t0 < cfg->seconds) {
+	/*
+	 * For cfg->seconds, and on until enough descriptors completed for the
+	 * race to have been tried (check_res()): a loaded machine runs fewer
+	 * in the time. Never past 12 times as long: the checks then say what
+	 * was too little.
+	 */
+	while (a9_now() - t0 < cfg->seconds || (g->res.ok <= MIN_OK && a9_now() - t0 < 12 * cfg->seconds)) {
 		while (atomic_load(&g->want))
 			sched_yield();
 		pthread_mutex_lock(&g->mx);
@@ -455,7 +462,7 @@ static bool strict_read;
 static void check_res(struct gres res)
 {
 	CHECK(res.windows > 10);
-	CHECK(res.ok > 100);
+	CHECK(res.ok > MIN_OK);
 	CHECK_EQ(res.wrote_new, 0);
 	if (strict_read)
 		CHECK_EQ(res.read_new, 0);
