@@ -143,6 +143,11 @@ void bench_report(const struct bench_args *args, const char *title, unsigned rep
 int bench_mem(const struct bench_args *args);
 int bench_iommu(const struct bench_args *args);
 int bench_reg(const struct bench_args *args);
+/* The event-coverage table of the memory monitors (bench_reg_cover.c): before any context is opened. */
+void bench_reg_cover(bool quick);
+/* The child's side: monitor @mon, @reps munmaps timed, its answers written to @fd; the exit status. */
+#define BENCH_REG_COVER_CHILD "reg-cover-child"
+int bench_reg_cover_child(int mon, unsigned reps, int fd);
 /* bench_reg_async.c: the rows of background registration, in @dom, within @room bytes lockable. */
 struct iovm_domain;
 void bench_reg_async(const struct bench_args *args, struct iovm_domain *dom, size_t room);

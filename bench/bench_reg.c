@@ -510,7 +510,8 @@ static void bench_munmap(bool busy)
 	for (unsigned i = 0; busy && i < ncpu; i++)
 		pthread_join(spinners[i], NULL);
 	if (!(hooks_installed() & HOOK_MUNMAP))
-		bench_note("munmap: libc's munmap() is not hooked here: both rows are userfaultfd's");
+		bench_note("munmap: libc's munmap() is not hooked here: both rows are userfaultfd's (another library "
+			   "patched it first? UCX's libucs does as it is loaded: UCX_MEM_MMAP_HOOK_MODE=none stops it)");
 	bench_result(busy ? "munmap 64 KiB, registered (monitored), CPUs busy" : "munmap 64 KiB, registered (monitored)",
 		     "us", bench_median(reg, nr), "plain munmap", bench_median(plain, nr), "<= 1.5x plain munmap");
 	bench_result(busy ? "munmap 64 KiB, registered, userfaultfd alone, CPUs busy"
@@ -632,6 +633,8 @@ int bench_reg(const struct bench_args *a)
 	int ret;
 
 	args = a;
+	/* Forked monitors first, from a process that has set none up. */
+	bench_reg_cover(a->quick);
 	/* Room to pin a whole prefetch: the budget is not what is measured. */
 	snprintf(opts, sizeof(opts), "%s%spin_budget=4G", a->opts ? a->opts : "", a->opts ? "," : "");
 	if ((ret = iovm_open(opts, &ctx)))
