@@ -55,9 +55,13 @@ void gate_wait(struct iovm_queue *q)
 {
 	iommu_exit(q->tlb);
 	q->sections_left++;
-	for (unsigned spins = 0; atomic_load_explicit(q->foreign_gate, memory_order_acquire); spins++)
+	for (unsigned spins = 0; atomic_load_explicit(q->foreign_gate, memory_order_acquire); spins++) {
+		/* The invalidator may be putting a hook's batch off: we wait for it (again now and then). */
+		if (spins % 4096 == 0)
+			reg_kick(q->dev->ctx->reg);
 		if (spins > 64)
 			sched_yield();
+	}
 	iommu_enter(q->tlb);
 }
 

@@ -117,3 +117,8 @@ bool iommu_domain_shared(const struct iovm_domain *dom)
 {
 	return dom->shared_ops != NULL;
 }
+
+bool iommu_domain_mirrored(const struct iovm_domain *dom)
+{
+	return dom->mirror != NULL || dom->shared_ops != NULL;
+}

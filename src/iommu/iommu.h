@@ -301,5 +301,7 @@ struct iovm_ctx *iommu_domain_ctx(const struct iovm_domain *dom);
 enum iovm_domain_type iommu_domain_type(const struct iovm_domain *dom);
 /* Whether @dom is a view of a domain shared with other processes (iommu_domain_create_shared()). */
 bool iommu_domain_shared(const struct iovm_domain *dom);
+/* Whether devices outside this process's gate reach @dom: mirrored (VFIO) or shared. */
+bool iommu_domain_mirrored(const struct iovm_domain *dom);
 
 #endif /* IOVM_IOMMU_IOMMU_H */

@@ -55,6 +55,7 @@ int phys_gate_peer_add(struct phys_space *ps, _Atomic uint32_t *gate, _Atomic ui
 		atomic_store_explicit(gate, atomic_load_explicit(&ps->foreign_gate, memory_order_relaxed),
 				      memory_order_seq_cst);
 		*p = (struct phys_gate_peer){ .gate = gate, .busy = busy, .alive = alive, .arg = arg };
+		atomic_fetch_add_explicit(&ps->nr_gate_peers, 1, memory_order_seq_cst);
 		id = i;
 		break;
 	}
@@ -67,8 +68,15 @@ void phys_gate_peer_del(struct phys_space *ps, int id)
 	if (id < 0 || id >= PHYS_GATE_PEERS)
 		return;
 	gate_lock(ps);
+	if (ps->gate_peers[id].gate)
+		atomic_fetch_sub_explicit(&ps->nr_gate_peers, 1, memory_order_relaxed);
 	ps->gate_peers[id] = (struct phys_gate_peer){ 0 };
 	gate_unlock(ps);
+}
+
+bool phys_gate_has_peers(struct phys_space *ps)
+{
+	return atomic_load_explicit(&ps->nr_gate_peers, memory_order_seq_cst) != 0;
 }
 
 void phys_gate_close(struct phys_space *ps)

@@ -348,6 +348,8 @@ void phys_gate_peer_del(struct phys_space *ps, int id);
 void phys_gate_close(struct phys_space *ps);
 void phys_gate_open(struct phys_space *ps, uint32_t n);
 void phys_gate_wait_peers(struct phys_space *ps);
+/* phys_gate_has_peers() - whether any peer is added now (lock-free, never blocks). */
+bool phys_gate_has_peers(struct phys_space *ps);
 
 /*
  * The other side: a remote window's gate copy and access count, given by

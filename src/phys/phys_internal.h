@@ -163,6 +163,7 @@ struct phys_space {
 	 */
 	atomic_flag gate_lock;
 	struct phys_gate_peer gate_peers[PHYS_GATE_PEERS];
+	_Atomic uint32_t nr_gate_peers; /* entries of gate_peers in use: written under gate_lock */
 };
 
 /* Ranges one pool may hold: a pool is carved in few, large blocks. */

@@ -10,8 +10,9 @@
  * call: take the range out of the monitor's userfaultfd (so the call
  * raises no event and waits for no read), close the foreign gate and wait
  * for devices inside an access, as the reader does; after it, queue the
- * event the kernel would have sent and wake the invalidator, which
- * invalidates and opens the gate. The guarantee is the reader's: no
+ * event the kernel would have sent for the invalidator, which
+ * invalidates and opens the gate (woken only if parked: monitor.c's
+ * batch_queued(); whoever waits for the gate or a lookup kicks it). The guarantee is the reader's: no
  * device access reaches what replaces the memory once the call returns,
  * and no lookup begun after it sees what it took away.
  *

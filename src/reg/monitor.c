@@ -72,6 +72,8 @@
 #define RING_SIZE 4096
 /* Messages read per read(2). */
 #define READ_BATCH 16
+/* How long the invalidator stays awake after a batch, for the hooks' next ones (invalidator_main()). */
+#define LINGER_MS 1
 
 struct reg_monitor {
 	struct reg_space *rs;
@@ -92,6 +94,7 @@ struct reg_monitor {
 	_Atomic uint64_t batches_read; /* by the reader: gate closings whose events are queued */
 	uint64_t batches_done;         /* the invalidator's */
 	_Atomic bool overflow;
+	_Atomic bool parked;           /* the invalidator sleeps with no timer: a hook's batch must wake it */
 
 	/* Counters: written by one thread each, read racily. */
 	_Atomic uint64_t events, unmaps, removes, remaps, forks, overflows, generation;
@@ -133,15 +136,42 @@ static void batch_begin(struct reg_monitor *m)
 	phys_gate_wait_peers(m->ps);
 }
 
-/* Its events are queued: the invalidator may take it. */
-static void batch_queued(struct reg_monitor *m)
+static void wake(struct reg_monitor *m)
 {
 	uint64_t one = 1;
 
-	atomic_fetch_add_explicit(&m->batches_read, 1, memory_order_release);
 	if (os_raw_syscall6(SYS_write, m->wake_fd, (long)&one, sizeof(one), 0, 0, 0) < 0) {
 		/* An eventfd write fails only on overflow of its counter: the invalidator is awake anyway. */
 	}
+}
+
+/*
+ * Its events are queued: the invalidator may take it. The reader wakes it
+ * always (@lazy false); a hook (@lazy) only when it is parked, when the
+ * ring fills, or when a device the gate does not hold off may reach
+ * registered memory (another process's, through a gate copy; real
+ * hardware behind a backend or a mirrored domain): those do not wait
+ * for the invalidator as ours do, and must not reach the old pages
+ * longer than a wake-up takes.
+ */
+static void batch_queued(struct reg_monitor *m, bool lazy)
+{
+	atomic_fetch_add_explicit(&m->batches_read, 1, memory_order_seq_cst);
+	/* After the count (seq_cst): an invalidator that parked after this load sees the batch. */
+	if (!lazy || atomic_load_explicit(&m->parked, memory_order_seq_cst) ||
+	    atomic_load_explicit(&m->tail, memory_order_relaxed) - atomic_load_explicit(&m->head, memory_order_relaxed) >=
+		    RING_SIZE / 2 ||
+	    atomic_load_explicit(&m->rs->eager_mrs, memory_order_relaxed) || phys_gate_has_peers(m->ps))
+		wake(m);
+}
+
+void reg_kick(struct reg_space *rs)
+{
+	struct reg_monitor *m = atomic_load_explicit(&rs->kick_mon, memory_order_acquire);
+
+	/* A batch begun, maybe not yet queued: the invalidator takes it then, at its timer at the latest. */
+	if (m && atomic_load_explicit(&rs->unsettled, memory_order_seq_cst))
+		wake(m);
 }
 
 /* The bytes of the kernel's [start, end): none for an empty or reversed one. */
@@ -212,7 +242,7 @@ static void *reader_main(void *arg)
 		while ((n = read(m->uffd, msg, sizeof(msg))) > 0)
 			for (ssize_t i = 0; i < n / (ssize_t)sizeof(msg[0]); i++)
 				take(m, &msg[i]);
-		batch_queued(m);
+		batch_queued(m, false);
 	}
 	/*
 	 * The reader closes the userfaultfd itself, last: that unregisters
@@ -226,11 +256,78 @@ static void *reader_main(void *arg)
 	return NULL;
 }
 
+/* Invalidator: the batches queued by now, invalidated; the gate opened for them, lookups let go. */
+static void invalidate_batches(struct reg_monitor *m)
+{
+	struct reg_space *rs = m->rs;
+	uint64_t seen, head, tail;
+	bool relock;
+
+	{
+		monitor_test_hook hook = atomic_load_explicit(&monitor_test_hold, memory_order_acquire);
+
+		if (unlikely(hook))
+			hook();
+	}
+	/* The batches counted here have their events in the ring (the reader counted after queuing). */
+	seen = atomic_load_explicit(&m->batches_read, memory_order_acquire);
+	head = atomic_load_explicit(&m->head, memory_order_relaxed);
+	tail = atomic_load_explicit(&m->tail, memory_order_acquire);
+	mutex_lock(&rs->lock);
+	relock = false;
+	for (; head != tail; head++) {
+		const struct mon_event *e = &m->ring[head & (RING_SIZE - 1)];
+		unsigned spins = 0;
+
+		/* Claimed before the batch was counted: its producer is a few stores from done. */
+		while (atomic_load_explicit(&m->ready[head & (RING_SIZE - 1)], memory_order_acquire) != head + 1)
+			if (++spins > 64)
+				sched_yield();
+
+		mr_invalidate_range(rs, e->start, e->len, e->kind);
+		relock |= e->source_kept;
+	}
+	atomic_store_explicit(&m->head, head, memory_order_release);
+	if (atomic_exchange_explicit(&m->overflow, false, memory_order_acq_rel)) {
+		mr_invalidate_all(rs);
+		counter_add(&m->overflows, 1);
+		counter_add(&m->generation, 1);
+		relock = true; /* a lost event may have been a DONTUNMAP move */
+	}
+	/*
+	 * Pages a pinned MR holds are locked again before the gate opens
+	 * and before lookups waiting for these batches go on: a
+	 * madvise(MADV_DONTNEED) from then on is refused. (Every locked
+	 * piece: which of them shared the unlocked mapping is not
+	 * known. A DONTUNMAP move is rare; mlock() of locked pages only
+	 * walks them.)
+	 */
+	if (relock)
+		mr_relock_all(rs);
+	mutex_unlock(&rs->lock);
+	/* Every event of those batches is dealt with: devices may go back, lookups go on. */
+	atomic_store_explicit(&rs->finished, seen, memory_order_seq_cst);
+	atomic_fetch_sub_explicit(&rs->unsettled, (uint32_t)(seen - m->batches_done), memory_order_seq_cst);
+	phys_gate_open(m->ps, (uint32_t)(seen - m->batches_done));
+	m->batches_done = seen;
+	/* Seen after @finished moved (both seq_cst): a waiter counted before it looked, or saw it move. */
+	if (atomic_load_explicit(&rs->settle_waiters, memory_order_seq_cst)) {
+		mutex_lock(&rs->settle_lock);
+		pthread_cond_broadcast(&rs->settled);
+		mutex_unlock(&rs->settle_lock);
+	}
+}
+
+static bool batches_pending(struct reg_monitor *m)
+{
+	return atomic_load_explicit(&m->batches_read, memory_order_seq_cst) != m->batches_done;
+}
+
 static void *invalidator_main(void *arg)
 {
 	struct reg_monitor *m = arg;
-	struct reg_space *rs = m->rs;
 	struct pollfd fds[2] = { { .fd = m->wake_fd, .events = POLLIN }, { .fd = m->inv_stop_fd, .events = POLLIN } };
+	bool linger = false;
 
 	/*
 	 * A normal thread, not SCHED_BATCH: the gate a batch closed stays
@@ -238,69 +335,45 @@ static void *invalidator_main(void *arg)
 	 * batch thread it let the munmap() that woke it return sooner, but on
 	 * busy CPUs it ran late and devices stalled for it (attack10_gate:
 	 * 140 times fewer descriptors done).
+	 *
+	 * After a batch it lingers, on a timer of LINGER_MS, before it parks:
+	 * the hooks' batches meanwhile wake nobody (their munmap() returns
+	 * without a wake-up, the dearest part of it), and are taken at the
+	 * timer, or at once when a lookup or a device waits for them
+	 * (monitor_kick()). Parked, it is woken by the next hook.
 	 */
 	for (;;) {
-		uint64_t seen, head, tail, val;
-		bool relock;
+		uint64_t val;
+		int n;
 
-		if (poll(fds, 2, -1) < 0 && errno != EINTR)
+		if (!linger) {
+			/* Parked, then a last look: a hook that queued before it saw it parked, or is seen here (seq_cst). */
+			atomic_store_explicit(&m->parked, true, memory_order_seq_cst);
+			if (batches_pending(m)) {
+				atomic_store_explicit(&m->parked, false, memory_order_relaxed);
+				invalidate_batches(m);
+				linger = true;
+				continue;
+			}
+		}
+		n = poll(fds, 2, linger ? LINGER_MS : -1);
+		atomic_store_explicit(&m->parked, false, memory_order_relaxed);
+		if (n < 0 && errno != EINTR)
 			break;
-		if (fds[1].revents)
+		if (n > 0 && fds[1].revents) {
+			/* What is queued is dealt with: the gate opens, nobody waits for ever. */
+			if (batches_pending(m))
+				invalidate_batches(m);
 			break;
-		if (read(m->wake_fd, &val, sizeof(val)) < 0)
-			continue;
-		{
-			monitor_test_hook hook = atomic_load_explicit(&monitor_test_hold, memory_order_acquire);
-
-			if (unlikely(hook))
-				hook();
 		}
-		/* The batches counted here have their events in the ring (the reader counted after queuing). */
-		seen = atomic_load_explicit(&m->batches_read, memory_order_acquire);
-		head = atomic_load_explicit(&m->head, memory_order_relaxed);
-		tail = atomic_load_explicit(&m->tail, memory_order_acquire);
-		mutex_lock(&rs->lock);
-		relock = false;
-		for (; head != tail; head++) {
-			const struct mon_event *e = &m->ring[head & (RING_SIZE - 1)];
-			unsigned spins = 0;
-
-			/* Claimed before the batch was counted: its producer is a few stores from done. */
-			while (atomic_load_explicit(&m->ready[head & (RING_SIZE - 1)], memory_order_acquire) != head + 1)
-				if (++spins > 64)
-					sched_yield();
-
-			mr_invalidate_range(rs, e->start, e->len, e->kind);
-			relock |= e->source_kept;
+		if (n > 0 && (fds[0].revents & POLLIN) && read(m->wake_fd, &val, sizeof(val)) < 0) {
+			/* Drained by a kick's read racing ours: nothing lost, the batches are counted. */
 		}
-		atomic_store_explicit(&m->head, head, memory_order_release);
-		if (atomic_exchange_explicit(&m->overflow, false, memory_order_acq_rel)) {
-			mr_invalidate_all(rs);
-			counter_add(&m->overflows, 1);
-			counter_add(&m->generation, 1);
-			relock = true; /* a lost event may have been a DONTUNMAP move */
-		}
-		/*
-		 * Pages a pinned MR holds are locked again before the gate opens
-		 * and before lookups waiting for these batches go on: a
-		 * madvise(MADV_DONTNEED) from then on is refused. (Every locked
-		 * piece: which of them shared the unlocked mapping is not
-		 * known. A DONTUNMAP move is rare; mlock() of locked pages only
-		 * walks them.)
-		 */
-		if (relock)
-			mr_relock_all(rs);
-		mutex_unlock(&rs->lock);
-		/* Every event of those batches is dealt with: devices may go back, lookups go on. */
-		atomic_store_explicit(&rs->finished, seen, memory_order_seq_cst);
-		atomic_fetch_sub_explicit(&rs->unsettled, (uint32_t)(seen - m->batches_done), memory_order_seq_cst);
-		phys_gate_open(m->ps, (uint32_t)(seen - m->batches_done));
-		m->batches_done = seen;
-		/* Seen after @finished moved (both seq_cst): a waiter counted before it looked, or saw it move. */
-		if (atomic_load_explicit(&rs->settle_waiters, memory_order_seq_cst)) {
-			mutex_lock(&rs->settle_lock);
-			pthread_cond_broadcast(&rs->settled);
-			mutex_unlock(&rs->settle_lock);
+		if (batches_pending(m)) {
+			invalidate_batches(m);
+			linger = true;
+		} else if (!n) {
+			linger = false; /* a whole LINGER_MS without a batch: park */
 		}
 	}
 	return NULL;
@@ -378,6 +451,7 @@ int monitor_start(struct reg_space *rs, struct reg_monitor **out)
 	ret = -fi_pthread_create(&m->invalidator, NULL, invalidator_main, m);
 	if (ret)
 		goto stop_reader;
+	atomic_store_explicit(&rs->kick_mon, m, memory_order_release);
 	/* Without hooks (no libc patched, no slot free), userfaultfd alone sees everything. */
 	m->hook_id = hooks_add(m);
 	*out = m;
@@ -415,6 +489,7 @@ void monitor_stop(struct reg_monitor *m)
 		return;
 	/* No hook is inside with @m once this returns, and none enters. */
 	hooks_del(m->hook_id);
+	atomic_store_explicit(&m->rs->kick_mon, NULL, memory_order_release);
 	/*
 	 * The invalidator first: it may free memory, and glibc's (or a
 	 * sanitizer's) allocator may unmap some that lies in a watched range;
@@ -460,7 +535,7 @@ void monitor_hook_after(struct reg_monitor *m, unsigned kind, uint64_t start, ui
 	/* Gone from the userfaultfd: the next unmap there is none of ours (until registered again). */
 	watchmap_clear(&m->watched, start, len);
 	push(m, (uint8_t)kind, start, len, false);
-	batch_queued(m);
+	batch_queued(m, true);
 }
 
 uint64_t monitor_hooked(struct reg_monitor *m)
@@ -525,6 +600,8 @@ void reg_settle_wait(struct reg_space *rs)
 	lock_assert_not_held(&rs->lock);
 	if (atomic_load_explicit(&rs->finished, memory_order_acquire) >= want)
 		return;
+	/* A hook's batch may wait for the invalidator's timer: not this lookup. */
+	reg_kick(rs);
 	mutex_lock(&rs->settle_lock);
 	atomic_fetch_add_explicit(&rs->settle_waiters, 1, memory_order_seq_cst);
 	while (atomic_load_explicit(&rs->finished, memory_order_seq_cst) < want)

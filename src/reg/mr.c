@@ -186,6 +186,10 @@ int mr_publish(struct reg_space *rs, struct iovm_mr *mr, const struct os_vma_inf
 		goto unmap;
 	itree_node_set(&mr->inode, iova_val(mr->iova), mr->end - mr->start);
 	backend_adopt(rs, mr);
+	/* A device that the foreign gate does not hold off: its invalidations are not put off (monitor.c). */
+	mr->eager = mr->be || iommu_domain_mirrored(mr->dom);
+	if (mr->eager)
+		atomic_fetch_add_explicit(&rs->eager_mrs, 1, memory_order_seq_cst);
 	itree_insert(&rs->mrs, &mr->node);
 	itree_insert(&rs->by_iova, &mr->inode);
 	/* The domain cannot go while the MR (and the monitor's invalidations of it) may reach it. */
@@ -290,6 +294,8 @@ void mr_unpublish(struct reg_space *rs, struct iovm_mr *mr)
 	/* Waits out every device-side section: after it, nothing holds the MR or the window. */
 	phys_window_remove(ctx->phys, mr->pa);
 	iommu_domain_use(mr->dom, -1);
+	if (mr->eager)
+		atomic_fetch_sub_explicit(&rs->eager_mrs, 1, memory_order_relaxed);
 	if (!mr->parent) {
 		atomic_fetch_sub_explicit(&rs->nr_mrs, 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(&rs->deregistered, 1, memory_order_relaxed);

@@ -144,4 +144,11 @@ int reg_backend_bind(struct reg_space *rs, struct iovm_domain *dom, const struct
  */
 int reg_backend_unbind(struct reg_space *rs, struct iovm_domain *dom, bool force);
 
+/*
+ * reg_kick() - someone waits for the batches begun (a device at the closed
+ * gate, a lookup): wake the invalidator, which puts off the hooks'
+ * batches otherwise (monitor.c). Lock-free; any thread.
+ */
+void reg_kick(struct reg_space *rs);
+
 #endif /* IOVM_REG_REG_H */

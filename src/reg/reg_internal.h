@@ -84,6 +84,7 @@ struct iovm_mr {
 	bool watched;             /* registered with the monitor's userfaultfd: its events invalidate it */
 	bool monitored;           /* watched, and none of its pages can be replaced without an event */
 	bool locked;              /* its valid pages are counted in reg_space.locked */
+	bool eager;               /* counted in reg_space.eager_mrs */
 	bool on_demand;           /* pages are pinned and mapped when devices fault on them */
 	bool implicit;            /* the whole address space, by key only: its children hold the pages */
 	struct iovm_mr *parent;   /* a child of an implicit MR: the MR its pages are reached by */
@@ -200,6 +201,14 @@ struct reg_space {
 	_Atomic uint64_t begun;       /* batches the reader began (it closed the gate for): the reader's */
 	_Atomic uint64_t finished __cacheline_aligned; /* of those, invalidated: the invalidator's */
 	_Atomic uint32_t settle_waiters; /* threads in reg_settle_wait() */
+	/*
+	 * MRs a device reaches without the foreign gate (a backend's, a
+	 * mirrored domain's: real hardware): while any lives, the hooks wake
+	 * the invalidator at once (monitor.c).
+	 */
+	_Atomic uint32_t eager_mrs;
+	/* The monitor, for reg_kick(): set once it runs, cleared before it stops. */
+	_Atomic(struct reg_monitor *) kick_mon;
 	struct mutex settle_lock;     /* the waits on @settled */
 	pthread_cond_t settled;       /* broadcast, under settle_lock, when @finished moves and someone waits */
 	/* Counters, single-writer or under lock, read racily. */

@@ -124,6 +124,58 @@ TEST(munmap_is_hooked)
 		app_unmap(t.app + 4 * PG, 4 * PG);
 }
 
+/*
+ * A device straight after the hooked munmap(), no lookup in between: the
+ * hook woke nobody unless the invalidator was parked (monitor.c), so the
+ * device finds the gate closed, and must get the invalidation done (it
+ * kicks the invalidator) rather than reach memory mapped there since. Half
+ * the rounds let the invalidator park first (its linger is 1 ms), so the
+ * hook's own wake is taken too.
+ */
+TEST(device_right_after_hooked_munmap)
+{
+	struct case_ t;
+	uint64_t h;
+
+	setup(&t, app_map(NPAGES * PG));
+	h = hooked(&t.r);
+	for (unsigned round = 0; round < 40; round++) {
+		uint8_t *p = app_map(4 * PG), *q;
+		struct iovm_mr *mr;
+		uint64_t iova;
+
+		CHECK_OK(iovm_mr_reg(t.r.dom, p, 4 * PG, IOVM_ACCESS_LOCAL_WRITE, &mr));
+		iova = mr_iova(mr, p);
+		CHECK_EQ(dma_copy(&t.r, iova_of(&t.r, t.heap), iova, PG), IOVM_STATUS_SUCCESS);
+		if (round & 1)
+			usleep(3000);
+		CHECK_OK(munmap(p, 4 * PG));
+		q = mmap(p, 4 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+		if (q != MAP_FAILED && q != p) {
+			munmap(q, 4 * PG);
+			q = MAP_FAILED;
+		}
+		if (q != MAP_FAILED)
+			memset(q, 0xa5, 4 * PG);
+		for (unsigned i = 0; i < 4; i++)
+			CHECK_MSG(dma_copy(&t.r, iova_of(&t.r, t.heap), iova + (uint64_t)i * PG, PG) ==
+					  IOVM_STATUS_PAGE_FAULT,
+				  "round %u: page %u still reachable", round, i);
+		for (size_t i = 0; q != MAP_FAILED && i < 4 * PG; i++)
+			if (q[i] != 0xa5) {
+				CHECK_MSG(0, "round %u: byte %zu of the new memory changed", round, i);
+				break;
+			}
+		CHECK_OK(iovm_mr_dereg(mr));
+		if (q != MAP_FAILED)
+			app_unmap(q, 4 * PG);
+	}
+	CHECK_EQ(hooked(&t.r), h + 40);
+	no_violations(t.r.dom);
+	teardown(&t);
+	app_unmap(t.app, NPAGES * PG);
+}
+
 TEST(raw_syscall_is_caught_by_userfaultfd)
 {
 	struct case_ t;
@@ -493,6 +545,7 @@ int main(void)
 		need_hooks();
 	}
 	RUN_SELECTED(munmap_is_hooked);
+	RUN_SELECTED(device_right_after_hooked_munmap);
 	RUN_SELECTED(raw_syscall_is_caught_by_userfaultfd);
 	RUN_SELECTED(glibc_free_is_hooked);
 	RUN_SELECTED(hook_reentered_from_a_signal_handler);
