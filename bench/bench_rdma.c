@@ -34,6 +34,7 @@
 #include <iovm.h>
 
 #include "bench.h"
+#include "os/vma.h"
 
 #ifndef HAVE_VERBS
 int bench_rdma(const struct bench_args *args)
@@ -519,7 +520,7 @@ static void rows_cache(struct ep *ep, const char *dev)
 	const uint64_t nhit = args->quick ? 2000 : 20000, nmiss = args->quick ? 64 : 256;
 	const size_t blen = 16 * PG;
 	uint8_t *bi = map(blen, true), *bu = map(blen, true), *bf = map(blen, true);
-	double hit[16], uhit[16], fhit[16], miss[16], umiss[16], fmiss[16], keep[16], ukeep[16], fkeep[16];
+	double hit[16], uhit[16], fhit[16], miss[16], umiss[16], fmiss[16], keep[16], ukeep[16], fkeep[16], tmiss[16];
 	const char *upeer = "none (UCX not built in)", *fpeer = "none (libfabric not built in)";
 	struct iovm_rcache *c;
 	unsigned nr = reps();
@@ -565,6 +566,15 @@ static void rows_cache(struct ep *ep, const char *dev)
 		}
 #endif
 		bare = fmin(bare, bare_misses(ep, pages, nmiss));
+		/* iovm as before os_vma_probe(): the maps' text read at each miss (Linux < 6.11's only way then). */
+		{
+			uint8_t *other = map(nmiss * 2 * PG, true);
+
+			os_vma_text_only(true);
+			tmiss[r] = iovm_misses(ep, other, nmiss);
+			os_vma_text_only(false);
+			munmap(other, nmiss * 2 * PG);
+		}
 		keep[r] = miss[r] - bare, ukeep[r] = umiss[r] - bare, fkeep[r] = fmiss[r] - bare;
 		munmap(pages, nmiss * 2 * PG);
 	}
@@ -591,6 +601,10 @@ static void rows_cache(struct ep *ep, const char *dev)
 		     bench_median(umiss, nr) / 1e3, "report");
 	bench_result("rcache miss: register 4 KiB, put, vs libfabric", "us", bench_median(miss, nr) / 1e3, fpeer,
 		     bench_median(fmiss, nr) / 1e3, "report");
+	bench_result(os_vma_queries() ? "rcache miss: 4 KiB, PROCMAP_QUERY vs the maps' text"
+				      : "rcache miss: 4 KiB, probes vs the maps' text",
+		     "us", bench_median(miss, nr) / 1e3, "iovm reading /proc/self/maps at each miss",
+		     bench_median(tmiss, nr) / 1e3, "ratio <= 0.5");
 	bench_result("rcache miss: bookkeeping only, vs UCX", "us", above_noise(bench_median(keep, nr)) / 1e3, upeer,
 		     above_noise(bench_median(ukeep, nr)) / 1e3, "ratio <= 1");
 	bench_result("rcache miss: bookkeeping only, vs libfabric", "us", above_noise(bench_median(keep, nr)) / 1e3,
