@@ -32,7 +32,8 @@
  * Before a registration pins its pages: what maps them (@vi), and for a
  * pinned one whether they are there and permitted, from the process's
  * mappings (one PROCMAP_QUERY per mapping since Linux 6.11, else a read of
- * /proc/self/maps). mlock(2) then faults the pages in as it locks them:
+ * /proc/self/maps, or for a small range probes of the range that fault it
+ * in: os_vma_probe()). mlock(2) then faults the pages in as it locks them:
  * one walk of the pages instead of two (populating first cost 1.9 times
  * mlock alone, this 1.1). Where the maps cannot be read the pages are
  * faulted in to know they are there, and what maps them stays unknown:
@@ -41,8 +42,10 @@
 static int precheck(struct iovm_mr *mr, struct os_vma_info *vi, bool *known)
 {
 	bool write = mr->prot & IOVM_MAP_WRITE;
+	/* A pinned MR's pages are faulted in by its mlock(2): a small one's may be first, to ask them (vma.c). */
+	unsigned fault = mr->on_demand ? 0 : OS_VMA_FAULT_READ | (write ? OS_VMA_FAULT_WRITE : 0);
 
-	*known = !os_vma_range(mr->start, mr->end, vi);
+	*known = !os_vma_probe(mr->start, mr->end, fault, vi);
 	if (!*known)
 		return mr->on_demand ? 0 : mr_populate(mr, mr->start, mr->end - mr->start);
 	/* On demand, holes are allowed: they fault when a device reaches them. */

@@ -353,6 +353,120 @@ TEST(vma)
 	vma_cases(false);
 }
 
+/* os_vma_probe() and os_vma_range() agree on @p's @npages, faulted in for writing. */
+static struct os_vma_info probe_agrees(const void *p, size_t npages)
+{
+	uintptr_t s = (uintptr_t)p, e = s + npages * 4096;
+	struct os_vma_info pi, ri;
+
+	CHECK_OK(os_vma_probe(s, e, OS_VMA_FAULT_READ | OS_VMA_FAULT_WRITE, &pi));
+	CHECK_OK(os_vma_range(s, e, &ri));
+	CHECK_EQ(pi.mapped, ri.mapped);
+	CHECK_EQ(pi.readable, ri.readable);
+	CHECK_EQ(pi.writable, ri.writable);
+	CHECK_EQ(pi.file_backed, ri.file_backed);
+	CHECK_EQ(pi.sysv_shm, ri.sysv_shm);
+	CHECK_EQ(pi.page_size, ri.page_size);
+	return pi;
+}
+
+/*
+ * The probes of a range (kernels without PROCMAP_QUERY): the maps' answer
+ * for every kind of memory, the text's where they see anything but
+ * anonymous memory; they fault the range in, and answer private
+ * anonymous memory without the text (->writable false where not asked).
+ */
+TEST(vma_probe)
+{
+	const long pg = 4096;
+	uint8_t *p = mmap(NULL, 8 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), *q;
+	unsigned char res[8];
+	struct os_vma_info vi;
+	int fd, shm;
+
+	CHECK(p != MAP_FAILED);
+	os_vma_no_queries(true);
+	CHECK(!os_vma_queries());
+	vi = probe_agrees(p, 4);
+	CHECK(vi.mapped && vi.readable && vi.writable && !vi.file_backed && !vi.sysv_shm);
+	/* Faulted in, as the pin would have. */
+	CHECK_OK(mincore(p, 4 * pg, res));
+	for (int i = 0; i < 4; i++)
+		CHECK(res[i] & 1);
+	/* Read only: asked, it is not writable. */
+	CHECK_OK(os_vma_probe((uintptr_t)p + 4 * pg, (uintptr_t)p + 5 * pg, OS_VMA_FAULT_READ, &vi));
+	if (vi.writable)
+		printf("# no MADV_POPULATE_READ (Linux < 5.14): the text for every range\n");
+	CHECK_OK(mprotect(p + 5 * pg, pg, PROT_READ));
+	vi = probe_agrees(p + 4 * pg, 2);
+	CHECK(vi.mapped && vi.readable && !vi.writable);
+	CHECK_OK(mprotect(p + 5 * pg, pg, PROT_NONE));
+	vi = probe_agrees(p + 5 * pg, 1);
+	CHECK(!vi.readable);
+	/* A hole. */
+	CHECK_OK(munmap(p + 7 * pg, pg));
+	vi = probe_agrees(p + 6 * pg, 2);
+	CHECK(!vi.mapped);
+	/* A memfd's mappings, shared and private, written or not: its file's. */
+	fd = memfd_create("iovm-vma-probe", MFD_CLOEXEC);
+	CHECK(fd >= 0);
+	CHECK_OK(ftruncate(fd, 4 * pg));
+	q = mmap(NULL, 4 * pg, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	CHECK(q != MAP_FAILED);
+	CHECK(probe_agrees(q, 4).file_backed);
+	CHECK_OK(munmap(q, 4 * pg));
+	q = mmap(NULL, 4 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	CHECK(q != MAP_FAILED);
+	CHECK(probe_agrees(q, 4).file_backed);
+	memset(q, 1, 4 * pg); /* every page copied: anonymous pages, still the file's mapping */
+	CHECK(probe_agrees(q, 4).file_backed);
+	CHECK_OK(munmap(q, 4 * pg));
+	/* Private anonymous memory, a file's mapping in its second half: met. */
+	q = mmap(NULL, 4 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(q != MAP_FAILED);
+	CHECK(mmap(q + 2 * pg, 2 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, 0) == q + 2 * pg);
+	memset(q, 1, 4 * pg);
+	CHECK(probe_agrees(q, 4).file_backed);
+	CHECK(!probe_agrees(q, 2).file_backed);
+	CHECK_OK(munmap(q, 4 * pg));
+	close(fd);
+	/* Shared anonymous memory, System V's. */
+	q = mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	CHECK(q != MAP_FAILED);
+	CHECK(probe_agrees(q, 2).file_backed);
+	CHECK_OK(munmap(q, 2 * pg));
+	shm = shmget(IPC_PRIVATE, 2 * pg, IPC_CREAT | 0600);
+	if (shm >= 0) {
+		q = shmat(shm, NULL, 0);
+		shmctl(shm, IPC_RMID, NULL);
+		CHECK(q != (void *)-1);
+		CHECK(probe_agrees(q, 2).sysv_shm);
+		shmdt(q);
+	}
+	/* Hugetlb, anonymous and a hugetlbfs memfd's private mapping, written: told apart. */
+	q = mmap(NULL, 2 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+	if (q != MAP_FAILED) {
+		CHECK(!probe_agrees(q, 4).file_backed);
+		munmap(q, 2 << 20);
+	}
+	fd = memfd_create("iovm-vma-probe-huge", MFD_CLOEXEC | MFD_HUGETLB);
+	if (fd >= 0 && !ftruncate(fd, 2 << 20)) {
+		q = mmap(NULL, 2 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+		if (q != MAP_FAILED) {
+			memset(q, 1, 4 * pg);
+			CHECK(probe_agrees(q + 4 * pg, 4).file_backed);
+			munmap(q, 2 << 20);
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+	/* Not faulted in: the maps, exactly. */
+	CHECK_OK(os_vma_probe((uintptr_t)p, (uintptr_t)p + pg, 0, &vi));
+	CHECK(vi.writable);
+	os_vma_no_queries(false);
+	CHECK_OK(munmap(p, 7 * pg));
+}
+
 /* The kernel's inclusive IOVA ranges, as iovm says ranges: (start, len). */
 TEST(vfio_ranges)
 {
@@ -387,6 +501,7 @@ int main(void)
 	RUN(userfaultfd);
 	RUN(guard);
 	RUN(vma);
+	RUN(vma_probe);
 	RUN(vfio_ranges);
 	return 0;
 }

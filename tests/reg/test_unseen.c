@@ -16,6 +16,7 @@
 #include <sys/shm.h>
 #include <unistd.h>
 
+#include "os/vma.h"
 #include "reg/reg_util.h"
 
 #define NPAGES 16
@@ -239,6 +240,23 @@ TEST(shmat_remap_is_not_seen)
 	munmap(p, NPAGES * PG);
 }
 
+/*
+ * The same, on a kernel without PROCMAP_QUERY, where a small pinned
+ * registration asks its range instead of reading the maps' text
+ * (os_vma_probe()): what is anonymous stays monitored, nothing else is;
+ * a memfd's private mapping stays its file's once the first pin has
+ * copied every page.
+ */
+TEST(unseen_by_probes)
+{
+	os_vma_no_queries(true);
+	test_memfd_shared_mapping();
+	test_memfd_private_mapping();
+	test_shared_anonymous_mapping();
+	test_private_anonymous_stays_monitored();
+	os_vma_no_queries(false);
+}
+
 int main(void)
 {
 	test_init();
@@ -249,5 +267,6 @@ int main(void)
 	RUN_SELECTED(shared_memory_mapped_into_an_on_demand_hole);
 	RUN_SELECTED(implicit_does_not_reach_shared_memory);
 	RUN_SELECTED(shmat_remap_is_not_seen);
+	RUN_SELECTED(unseen_by_probes);
 	return 0;
 }

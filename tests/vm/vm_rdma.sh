@@ -16,8 +16,9 @@
 #  - QEMU and a static busybox (installed from Debian when missing, as
 #    root; skipped, saying so, when that cannot be);
 #  - the guest kernel: Debian's (linux-image-amd64, as vm_test.sh), keeping
-#    rdma_rxe, ib_uverbs, ib_core, veth, crc32_generic and what they depend
-#    on (udp_tunnel, ip6_udp_tunnel), loaded in that order by tests/vm/init;
+#    rdma_rxe, ib_uverbs, ib_core, rdma_ucm, veth, crc32_generic and what
+#    they depend on (udp_tunnel, ip6_udp_tunnel, rdma_cm, iw_cm, ib_cm),
+#    loaded in that order by tests/vm/init;
 #    or the kernel IOVM_VM_RDMA_KERNEL names, everything built in, such as
 #    `tests/vm/make_kernel.sh rdma` builds (a Linux >= 6.15 with rxe's
 #    on-demand paging, which the test then requires);
@@ -69,6 +70,9 @@ kernel=${IOVM_VM_RDMA_KERNEL:-}
 # miss its ticks and panic the boot ("IO-APIC + timer doesn't work").
 append="console=ttyS0 panic=-1 quiet no_timer_check vmtests=rdma"
 [ "$MODE" = bench ] && append=${append/vmtests=rdma/vmtests=bench-rdma}
+# IOVM_VM_FI_LOG=warn|info|debug: libfabric's log level in the guest (FI_LOG_LEVEL), to read
+# why its verbs provider has nothing to offer.
+[ -n "${IOVM_VM_FI_LOG:-}" ] && append+=" vmfilog=$IOVM_VM_FI_LOG"
 # 1 GiB; the ODP kernel's run gets 3 GiB, for the case that registers a gigabyte.
 MEM=${VM_RDMA_MEM:-1G}
 [ -z "$kernel" ] && [ "$MODE" != bench ] || MEM=${VM_RDMA_MEM:-3G}
@@ -80,9 +84,13 @@ else
 	pkg=$(vm_kernel_pkg)
 	[ -n "$pkg" ] || skip "no linux-image package known to apt"
 	# rdma_rxe needs the crc32 crypto algorithm, which it does not name as a dependency.
-	vm_unpack_kernel "$pkg" "$CACHE/$pkg-rdma" crc32_generic veth ib_core ib_uverbs rdma_rxe
-	kernel=$CACHE/$pkg-rdma/vmlinuz
-	kmods=$CACHE/$pkg-rdma/modules
+	# rdma_ucm (with rdma_cm, iw_cm, ib_cm) gives librdmacm its /dev/infiniband/rdma_cm:
+	# libfabric's verbs provider finds its devices and addresses through it. A cache
+	# of its own: the older "-rdma" one, without it, is left as it is.
+	kdir=$CACHE/$pkg-rdmacm
+	vm_unpack_kernel "$pkg" "$kdir" crc32_generic veth ib_core ib_uverbs rdma_rxe rdma_ucm
+	kernel=$kdir/vmlinuz
+	kmods=$kdir/modules
 	grep -qx rdma_rxe "$kmods/load-order" || skip "$pkg has no rdma_rxe module"
 fi
 step "kernel: $kernel"
@@ -136,6 +144,10 @@ R=$WORK/rootfs
 rm -rf "$R" && mkdir -p "$R"/{bin,lib/modules,lib64,proc,sys,dev,tmp,run,etc/libibverbs.d} \
 	"$R"/usr/{bin,lib/x86_64-linux-gnu/libibverbs} || fail "cannot make $R"
 cp /bin/busybox "$R/bin/busybox" && ln -s busybox "$R/bin/sh"
+# Name resolution of "localhost" (librdmacm's rdma_getaddrinfo, libfabric's verbs provider
+# without an address): no DNS here, the files alone.
+printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n' >"$R/etc/hosts" &&
+	printf 'hosts: files\n' >"$R/etc/nsswitch.conf" || fail "cannot fill $R/etc"
 cp "$SRC/init" "$R/init" && cp "$SRC/vm_rdma_setup.sh" "$R/vm_setup" && cp "$WORK/vm_rdma" "$R/" &&
 	cp "$UR/bin/ip" "$UR/usr/bin/rdma" "$R/usr/bin/" && cp "$PROVIDER" "$R/usr/lib/x86_64-linux-gnu/libibverbs/" &&
 	cp "$UR/etc/libibverbs.d/rxe.driver" "$R/etc/libibverbs.d/" || fail "cannot fill $R"
