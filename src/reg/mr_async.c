@@ -105,6 +105,42 @@ static int stop_error(const struct mr_async *as)
 	return err ? err : -ECANCELED;
 }
 
+/*
+ * Lock [start, start+len) of @mr outside the locks, in parallel with the
+ * other threads' chunks of the same mapping: 0, or an error (the caller
+ * then locks it again under the lock, where errors are told apart).
+ *
+ * mlock(2) of a chunk does its work in two parts: it marks the chunk's
+ * mapping locked and locks the pages there, holding the process's
+ * mmap_lock for writing (splitting the mapping at the chunk's ends), then
+ * faults in the rest holding it for reading. Each thread's first part
+ * waited for the other's second, however long: the threads took turns
+ * (1.1 times one mlock of the whole range with two of them). Locked on
+ * fault instead (MLOCK_ONFAULT: the first part alone, which finds little
+ * to do in fresh memory), the pages are faulted in by touching them,
+ * which takes the mapping's own lock: the pages there are locked by the
+ * first part, those faulted in as they come. (The first part stays one
+ * thread at a time: in prefaulted memory, most of the work.) Prefaulted
+ * memory also skips mlock's second walk of pages there already.
+ *
+ * A write touch breaks copy-on-write as mlock does in a writable private
+ * mapping, but would dirty a shared one's pages, which mlock only reads:
+ * only memory known to be private and anonymous (monitored: see
+ * mr_publish()) registered with write rights goes this way, the rest
+ * keeps mlock.
+ */
+static int lock_chunk(struct iovm_mr *mr, uint64_t start, uint64_t len)
+{
+	int ret;
+
+	if (!mr->monitored || !(mr->access & (IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_REMOTE_WRITE)))
+		return os_mlock((void *)start, len);
+	ret = os_mlock_onfault((void *)start, len);
+	if (ret == -ENOSYS || ret == -EINVAL) /* before Linux 4.4 */
+		return os_mlock((void *)start, len);
+	return ret ? ret : os_populate_touched((void *)start, len, true);
+}
+
 /* Lock chunk @k outside the locks, then map it under reg_space.lock. */
 static int pin_chunk(struct mr_async *as, uint64_t k)
 {
@@ -121,7 +157,7 @@ static int pin_chunk(struct mr_async *as, uint64_t k)
 	if (ret)
 		return ret;
 	/* The long part, in parallel: faulting the pages in and locking them. */
-	locked = os_mlock((void *)(mr->start + first * PG), (last - first + 1) * PG);
+	locked = lock_chunk(mr, mr->start + first * PG, (last - first + 1) * PG);
 	mutex_lock(&rs->lock);
 	ret = mr_pin_map(rs, mr, first, last, locked || atomic_load_explicit(&mr->seq, memory_order_acquire) != seq);
 	mutex_unlock(&rs->lock);
