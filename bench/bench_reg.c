@@ -629,6 +629,7 @@ int bench_reg(const struct bench_args *a)
 {
 	struct iovm_domain_attr da = { .type = IOVM_DOMAIN_MANAGED, .flags = IOVM_DOMAIN_FOLLOW_HEAP };
 	struct iovm_queue_attr qa = { .depth = 64, .flags = IOVM_QUEUE_POLLED };
+	const char *only;
 	char opts[256];
 	int ret;
 
@@ -650,12 +651,20 @@ int bench_reg(const struct bench_args *a)
 	 * munmap() too, and whichever patches first keeps it (reg/hooks.c
 	 * leaves an entry it does not know alone).
 	 */
-	bench_munmap(false);
-	bench_munmap(true);
-	bench_cache();
-	bench_odp();
-	bench_registration();
-	bench_reg_async(a, dom, lockable_bytes());
+	/* IOVM_BENCH_REG=cache or =async: those rows alone, for profiling them. */
+	only = getenv("IOVM_BENCH_REG");
+	if (!only || !strcmp(only, "munmap")) {
+		bench_munmap(false);
+		bench_munmap(true);
+	}
+	if (!only || !strcmp(only, "cache"))
+		bench_cache();
+	if (!only) {
+		bench_odp();
+		bench_registration();
+	}
+	if (!only || !strcmp(only, "async"))
+		bench_reg_async(a, dom, lockable_bytes());
 	bench_report(a, "iovm bench reg", reps());
 	iovm_queue_destroy(q);
 	iovm_device_close(dev);

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <iovm.h>
@@ -86,6 +87,28 @@ static uint64_t sync_pin(uint8_t *a, size_t len)
 	return t;
 }
 
+/*
+ * CPU time the process has used (all its threads, those gone included),
+ * in ms, and the times threads other than the calling one waited (gave up
+ * their CPU: a lock, a sleep): what a way costs whatever the machine's
+ * load, and whether its threads wait for each other.
+ */
+struct cpu_mark {
+	double ms;
+	long waits;
+};
+
+static struct cpu_mark cpu_now(void)
+{
+	struct rusage all, self;
+
+	getrusage(RUSAGE_SELF, &all);
+	getrusage(RUSAGE_THREAD, &self);
+	return (struct cpu_mark){ .ms = (double)(all.ru_utime.tv_sec + all.ru_stime.tv_sec) * 1e3 +
+					(double)(all.ru_utime.tv_usec + all.ru_stime.tv_usec) / 1e3,
+				  .waits = all.ru_nvcsw - self.ru_nvcsw };
+}
+
 /* Fresh memory for each way (@fresh), or the same, prefaulted: [a, a+len) to use. */
 static uint8_t *next_memory(uint8_t *a, size_t len, bool fresh)
 {
@@ -106,7 +129,7 @@ static uint8_t *next_memory(uint8_t *a, size_t len, bool fresh)
 static void pin_rows(size_t len, unsigned nr, bool fresh)
 {
 	const char *kind = fresh ? " fresh" : "";
-	double as[16], lk[16], sy[16], ret_us[16], first_ms[16];
+	double as[16], lk[16], sy[16], ret_us[16], first_ms[16], as_cpu[16], lk_cpu[16], as_waits[16];
 	char name[120], sz[16];
 	uint8_t *a = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -122,15 +145,26 @@ static void pin_rows(size_t len, unsigned nr, bool fresh)
 	for (unsigned rep = 0; rep < nr; rep++) {
 		uint64_t r, f;
 
+		struct cpu_mark c0, c1;
+
 		a = next_memory(a, len, fresh);
+		c0 = cpu_now();
 		as[rep] = gbps(len, async_pin(a, len, 0, &r, &f));
+		c1 = cpu_now();
+		as_cpu[rep] = c1.ms - c0.ms;
+		as_waits[rep] = (double)(c1.waits - c0.waits);
 		ret_us[rep] = (double)r / 1e3;
 		first_ms[rep] = (double)f / 1e6;
 		a = next_memory(a, len, fresh);
+		c0 = cpu_now();
 		lk[rep] = gbps(len, one_mlock(a, len));
+		lk_cpu[rep] = cpu_now().ms - c0.ms;
 		a = next_memory(a, len, fresh);
 		sy[rep] = gbps(len, sync_pin(a, len));
 	}
+	/* Load moves the rates (the threads run at nice +5 beside others); CPU time far less. */
+	bench_note("async reg %s%s: %.0f ms of CPU (one mlock: %.0f ms); its threads waited %.0f times (medians)", sz,
+		   kind, bench_median(as_cpu, nr), bench_median(lk_cpu, nr), bench_median(as_waits, nr));
 	snprintf(name, sizeof(name), "async reg %s%s, %ld threads, vs mlock", sz, kind, MIN(cpus, 8L));
 	bench_result(name, "GB/s", bench_median(as, nr), "one mlock", bench_median(lk, nr), ">= 1.5x one mlock");
 	snprintf(name, sizeof(name), "async reg %s%s, vs 1-thread pin", sz, kind);

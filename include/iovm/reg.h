@@ -245,8 +245,11 @@ IOVM_API int iovm_mr_dereg(struct iovm_mr *mr);
  * iovm_mr_reg_async() - register [addr, addr+len) pinned, as iovm_mr_reg(),
  * but return at once and pin in the background: the range is cut into
  * chunks (aligned to their size in the address space) that threads of the
- * registration pin (fault in and mlock(2)) in parallel, lowest addresses
- * first, and map in @dom as each is pinned. The threads run in the
+ * registration pin (lock and fault in: where monitored memory registered
+ * with write rights has pages already, with mlock2(2) MLOCK_ONFAULT, then
+ * a touch of each page that adds zero to a byte of it atomically; else
+ * with mlock(2)) in parallel, lowest addresses first, and map in @dom as
+ * each is pinned. The threads run in the
  * background, SCHED_BATCH at a nice value 5 above the caller's (where the
  * system allows): where CPUs are short, the application's threads go
  * first, and the call returns without waiting for a CPU.

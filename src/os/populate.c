@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * populate.c - MADV_POPULATE_WRITE, and a SIGBUS-guarded touch where it is
- * missing.
+ * missing or where threads populate one mapping in parallel; mlock.
  *
  * A hugetlb page that cannot be had at fault time is a SIGBUS (DPDK catches
  * it with sigsetjmp around the first touch). MADV_POPULATE_WRITE turns the
@@ -25,6 +25,8 @@
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
+/* MLOCK_ONFAULT (Linux 4.4), which older C libraries do not name. */
+#define MLOCK_ONFAULT_FLAG 1
 
 /* Out of line, so that nothing of the caller's frame lives across the longjmp. */
 static __noinline void touch_pages(volatile uint8_t *p, size_t len, uint64_t page_size)
@@ -137,4 +139,32 @@ int os_mlock(const void *addr, size_t len)
 int os_munlock(const void *addr, size_t len)
 {
 	return syscall(SYS_munlock, addr, len) ? -errno : 0;
+}
+
+int os_mlock_onfault(const void *addr, size_t len)
+{
+	/* As os_mlock(): an injected failure is memory short. */
+	if (fi_fail(FI_SYSCALL, EAGAIN))
+		return -EAGAIN;
+#ifdef SYS_mlock2
+	return syscall(SYS_mlock2, addr, len, MLOCK_ONFAULT_FLAG) ? -errno : 0;
+#else
+	(void)addr;
+	(void)len;
+	return -ENOSYS;
+#endif
+}
+
+int os_populate_touched(void *addr, size_t len, bool write)
+{
+	struct os_guard g;
+
+	if (!is_aligned((uintptr_t)addr, 4096))
+		return -EINVAL;
+	if (sigsetjmp(g.jmp, 0))
+		return -EFAULT; /* SIGSEGV or SIGBUS: unmapped, not permitted, or no page to be had */
+	os_guard_set(&g);
+	touch_range(addr, len, write);
+	os_guard_clear(&g);
+	return 0;
 }

@@ -43,4 +43,24 @@ int os_populate_range(void *addr, size_t len, bool write);
 int os_mlock(const void *addr, size_t len);
 int os_munlock(const void *addr, size_t len);
 
+/*
+ * os_mlock_onfault() - mlock2(2) with MLOCK_ONFAULT: the pages there are
+ * locked now, the others as they fault in; none is faulted in. 0, or
+ * -errno (-ENOSYS or -EINVAL where the kernel has no mlock2 or flag,
+ * before Linux 4.4).
+ */
+int os_mlock_onfault(const void *addr, size_t len);
+
+/*
+ * os_populate_touched() - fault in [addr, addr+len) (4 KiB aligned) by
+ * touching a byte of each page from user space, for writing (adding zero,
+ * atomically: concurrent writers lose nothing) when @write: the faults
+ * take the mapping's own lock, not the process's mmap_lock, so threads
+ * populating parts of one mapping do not wait for each other, nor for an
+ * mlock(2) of another part, as MADV_POPULATE_* and mlock's own faulting in
+ * do. -EFAULT when a page is not there to have (unmapped, not permitted,
+ * SIGBUS), 0 otherwise.
+ */
+int os_populate_touched(void *addr, size_t len, bool write);
+
 #endif /* IOVM_OS_POPULATE_H */

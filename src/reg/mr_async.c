@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -105,6 +106,55 @@ static int stop_error(const struct mr_async *as)
 	return err ? err : -ECANCELED;
 }
 
+/*
+ * Whether memory [start, start+len) has pages already, judged by its
+ * first and last: faulted in by touching, fresh memory costs a third more
+ * CPU than mlock(2) faulting it in (a fault taken from user space per
+ * page), which a machine with no CPU to spare pays in time.
+ */
+static bool chunk_has_pages(uint64_t start, uint64_t len)
+{
+	unsigned char first = 0, last = 0;
+
+	if (mincore((void *)start, PG, &first) || mincore((void *)(start + len - PG), PG, &last))
+		return true; /* not all mapped: the touch finds out */
+	return (first | last) & 1;
+}
+
+/*
+ * Lock [start, start+len) of @mr outside the locks, in parallel with the
+ * other threads' chunks of the same mapping: 0, or an error (the caller
+ * then locks it again under the lock, where errors are told apart).
+ *
+ * mlock(2) of a chunk does its work in two parts: it marks the chunk's
+ * mapping locked and locks the pages there, holding the process's
+ * mmap_lock for writing, then faults in the rest (walking the pages there
+ * too) holding it for reading. Each thread's first part waited for the
+ * other's second: two threads took turns (1.1 times one mlock of the
+ * whole range). Where the chunk has pages already, it is locked on fault
+ * instead (MLOCK_ONFAULT: the first part alone, still one thread at a
+ * time) and faulted in by touching each page, which takes no mmap_lock
+ * and faults nothing in that is there: no second walk, no turns.
+ *
+ * Fresh memory keeps mlock (chunk_has_pages()). A write touch breaks
+ * copy-on-write as mlock does in a writable private mapping, but would
+ * dirty a shared one's pages, which mlock only reads: only memory known
+ * to be private and anonymous (monitored: see mr_publish()) registered
+ * with write rights is touched.
+ */
+static int lock_chunk(struct iovm_mr *mr, uint64_t start, uint64_t len)
+{
+	int ret;
+
+	if (!mr->monitored || !(mr->access & (IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_REMOTE_WRITE)) ||
+	    !chunk_has_pages(start, len))
+		return os_mlock((void *)start, len);
+	ret = os_mlock_onfault((void *)start, len);
+	if (ret == -ENOSYS || ret == -EINVAL) /* before Linux 4.4 */
+		return os_mlock((void *)start, len);
+	return ret ? ret : os_populate_touched((void *)start, len, true);
+}
+
 /* Lock chunk @k outside the locks, then map it under reg_space.lock. */
 static int pin_chunk(struct mr_async *as, uint64_t k)
 {
@@ -121,7 +171,7 @@ static int pin_chunk(struct mr_async *as, uint64_t k)
 	if (ret)
 		return ret;
 	/* The long part, in parallel: faulting the pages in and locking them. */
-	locked = os_mlock((void *)(mr->start + first * PG), (last - first + 1) * PG);
+	locked = lock_chunk(mr, mr->start + first * PG, (last - first + 1) * PG);
 	mutex_lock(&rs->lock);
 	ret = mr_pin_map(rs, mr, first, last, locked || atomic_load_explicit(&mr->seq, memory_order_acquire) != seq);
 	mutex_unlock(&rs->lock);

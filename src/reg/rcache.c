@@ -16,6 +16,8 @@
  * region behind a cache's MR, and one behind no MR of the cache's is
  * refused.
  *
+ * Region structs come from rcache_structs.c.
+ *
  * Regions are evicted least recently used first, by count and by bytes,
  * idle ones only. The clock moves with misses, and a hit writes the
  * region's last-used stamp only when the clock moved since: almost never a
@@ -45,57 +47,6 @@ _Atomic(rcache_test_hook) rcache_test_published;
 static void cache_free(struct iovm_rcache *c);
 
 /* ---- regions ---- */
-
-/* A chunk of structs to make regions of. Needs cache.lock. */
-static int chunk_new(struct iovm_rcache *c)
-{
-	/* Cache-line aligned (what a reader reads is one line); not cleared: each struct is as it is first used. */
-	struct rc_chunk *ch = fi_aligned_alloc(_Alignof(struct rc_chunk), sizeof(*ch));
-
-	lock_assert_held(&c->lock);
-	if (!ch)
-		return -ENOMEM;
-	list_add(&c->chunks, &ch->link);
-	c->fresh = ch->r;
-	c->nr_fresh = RC_CHUNK;
-	return 0;
-}
-
-/* A region struct, from the spares or a chunk. Needs cache.lock. */
-static struct rc_region *region_new(struct iovm_rcache *c)
-{
-	struct rc_region *r;
-
-	lock_assert_held(&c->lock);
-	if (list_empty(&c->spare)) {
-		if (!c->nr_fresh && chunk_new(c))
-			return NULL;
-		r = c->fresh++;
-		c->nr_fresh--;
-		/*
-		 * Made: the fields a struct keeps for its whole life, out of the
-		 * index (odd), idle, in its first life. The range, rights and
-		 * list words are written as a miss registers and files it, and
-		 * the MR by mr_init(). (Stores, not memset(): its string
-		 * instruction costs a miss more than these.)
-		 */
-		r->cache = c;
-		r->mr.rc = r;
-		r->slot = (uint16_t)(c->nr_structs++ % HELD);
-		r->level = r->nr_links = 0;
-		r->live = false;
-		atomic_init(&r->gen, 1);
-		atomic_init(&r->zombie, false);
-		atomic_init(&r->shared, 0);
-		atomic_init(&r->used, 0);
-		atomic_init(&r->life, 0);
-		return r;
-	}
-	r = list_entry(c->spare.next, struct rc_region, lru);
-	list_del(&r->lru);
-	IOVM_ASSERT(!r->live && (atomic_load_explicit(&r->gen, memory_order_relaxed) & 1));
-	return r;
-}
 
 /*
  * Register [start, end) with @access in spare @r: live, not filed. Needs
@@ -498,7 +449,7 @@ void rcache_destroy_all(struct reg_space *rs)
 		c = list_empty(&rs->caches) ? NULL : list_entry(rs->caches.next, struct iovm_rcache, link);
 		mutex_unlock(&rs->lock);
 		if (!c)
-			return;
+			break;
 		/* The context closes: held MRs are let go too. */
 		mutex_lock(&c->lock);
 		while (!list_empty(&c->zombies)) {
@@ -510,9 +461,11 @@ void rcache_destroy_all(struct reg_space *rs)
 		mutex_unlock(&c->lock);
 		cache_free(c);
 	}
+	/* No cache is left to use them: the region structs the caches kept for the next go too. */
+	chunks_free_all(rs);
 }
 
-/* Deregister every region the cache keeps and free it. */
+/* Deregister every region the cache keeps and free it, but its region structs (chunk_new()). */
 static void cache_free(struct iovm_rcache *c)
 {
 	struct list_node *n, *t;
@@ -531,12 +484,8 @@ static void cache_free(struct iovm_rcache *c)
 		list_del(&r->lru);
 		region_free(c, r);
 	}
-	while (!list_empty(&c->chunks)) {
-		struct rc_chunk *ch = list_entry(c->chunks.next, struct rc_chunk, link);
-
-		list_del(&ch->link);
-		free(ch);
-	}
+	/* No reader is left (nor thread's table): its structs may live again in another cache. */
+	chunks_give_back(c);
 	mutex_unlock(&c->lock);
 	mutex_destroy(&c->lock);
 	index_destroy(c);

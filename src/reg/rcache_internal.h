@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * rcache_internal.h - what the registration cache's three files share:
- *   rcache.c        its life and its API: regions made, retired, evicted
- *                   and freed, gets that miss, puts, statistics;
+ * rcache_internal.h - what the registration cache's four files share:
+ *   rcache.c        its life and its API: regions registered, retired,
+ *                   evicted and freed, gets that miss, puts, statistics;
+ *   rcache_structs.c where region structs come from: chunks, kept for the
+ *                   context's next caches when their cache goes;
  *   rcache_holds.c  who holds what: the threads' tables of holds, their
  *                   sums, and the accounting that accepts each put once;
  *   rcache_index.c  the index by address, walked without a lock, and the
@@ -91,7 +93,8 @@ static_assert(offsetof(struct rc_region, zombie) >= 64 && offsetof(struct rc_reg
  * grows), and a struct is cleared only when a miss first takes it, so a
  * chunk costs its allocation alone. A lock-free reader may look at a
  * struct after its region went (its generation says so), and a put may be
- * handed the MR of one, so structs live as long as the cache.
+ * handed the MR of one, so structs live as long as the cache; then the
+ * context's next caches take them (rcache_structs.c).
  */
 #define RC_CHUNK 64
 
@@ -222,6 +225,15 @@ struct rc_region *index_for_each_overlap(struct iovm_rcache *c, uint64_t start, 
  */
 bool index_hold_slow(struct iovm_rcache *c, struct rc_tls *t, struct rc_region *r, struct rc_held *h, uint64_t gen,
 		     uint64_t life, uint64_t addr, uint64_t len);
+
+/* ---- rcache_structs.c ---- */
+
+/* A region struct, made or a spare, out of the index and idle. Needs cache.lock. */
+struct rc_region *region_new(struct iovm_rcache *c);
+/* The cache goes: its chunks to the context's, for its next caches. Needs cache.lock, no reader left. */
+void chunks_give_back(struct iovm_rcache *c);
+/* The context closes, its caches gone: their chunks are freed. */
+void chunks_free_all(struct reg_space *rs);
 
 /* ---- rcache.c ---- */
 

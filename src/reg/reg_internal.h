@@ -183,6 +183,7 @@ struct reg_space {
 	struct ranges locked;     /* under lock: mlock counts per page */
 	struct reg_monitor *mon;  /* under lock: started with the first MR */
 	struct list_node caches;  /* under lock: registration caches */
+	struct list_node rc_chunks; /* under lock: region structs of destroyed caches, for the next (rcache.c) */
 	struct list_node implicits; /* under lock: implicit MRs (in no tree: they have no range) */
 	struct list_node backends;  /* under lock: struct reg_backend, the domains bound to one */
 	bool mon_off;             /* under lock: the monitor cannot start here (no userfaultfd, not allowed) */

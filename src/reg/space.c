@@ -31,6 +31,7 @@ int reg_create(struct iovm_ctx *ctx, struct reg_space **out)
 	itree_init(&rs->by_iova);
 	list_init(&rs->lru);
 	list_init(&rs->caches);
+	list_init(&rs->rc_chunks);
 	list_init(&rs->implicits);
 	list_init(&rs->backends);
 	rs->budget_pages = ctx->cfg.pin_budget / 4096;

@@ -4,7 +4,7 @@
  * (iovm_mr_reg_async()): what is usable when, through the engine; odd
  * sizes and alignments; waits from several threads; a deregistration that
  * cancels it mid-way; memory unmapped under it mid-way; RLIMIT_MEMLOCK
- * reached. A hook holds the pinning thread before a chunk, so that each
+ * reached; chunks locked on fault and touched in, beside a writer. A hook holds the pinning thread before a chunk, so that each
  * case is where it says, whatever the machine's speed.
  */
 #include <pthread.h>
@@ -360,6 +360,124 @@ TEST(lock_budget_exceeded)
 	CHECK_EQ(WEXITSTATUS(status), 0);
 }
 
+/* Whether the VMA holding @p has @flag (" lo", " lf") in /proc/self/smaps' VmFlags. */
+static bool vma_flag(const void *p, const char *flag)
+{
+	char line[256];
+	bool in = false, has = false;
+	FILE *f = fopen("/proc/self/smaps", "re");
+
+	CHECK(f != NULL);
+	while (f && fgets(line, sizeof(line), f)) {
+		unsigned long s, e;
+
+		if (sscanf(line, "%lx-%lx ", &s, &e) == 2) {
+			in = (uintptr_t)p >= s && (uintptr_t)p < e;
+			continue;
+		}
+		if (in && !strncmp(line, "VmFlags:", 8)) {
+			has = strstr(line, flag) != NULL;
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+	return has;
+}
+
+struct bumper {
+	_Atomic uint64_t *word;
+	_Atomic bool stop;
+	uint64_t n;
+};
+
+/* Add one to a word of registered memory until told to stop: none of them may be lost. */
+static void *bump(void *arg)
+{
+	struct bumper *b = arg;
+
+	while (!atomic_load(&b->stop)) {
+		atomic_fetch_add_explicit(b->word, 1, memory_order_relaxed);
+		b->n++;
+	}
+	return NULL;
+}
+
+/*
+ * Pinned by two threads for writing, half of it prefaulted (each chunk
+ * locked on fault, then faulted in by touching it) and half never touched
+ * (mlock(2)):
+ * every page ends up there and locked, the prefaulted pages as they were,
+ * with a word written all along by another thread losing none of its
+ * writes (the touch adds zero atomically), the fresh ones zero; DMA
+ * reaches both halves; the deregistration unlocks all of it. A
+ * registration for reading only, and one of shared memory, keep mlock(2).
+ */
+TEST(locked_on_fault_then_touched)
+{
+	enum { N = 16 };
+	struct rig r;
+	struct bumper b = { 0 };
+	struct iovm_mr *mr;
+	pthread_t tid;
+	uint8_t *app = app_map_aligned(N * CH), *heap, *shared;
+	unsigned char vec[N * CH / PG];
+	uint64_t before = vm_locked();
+
+	rig_open(&r, REG_OPTS, NULL, IOVM_QUEUE_POLLED);
+	heap = iovm_dma_zalloc(r.ctx, PG, PG, 0);
+	memset(heap, 0x5c, PG);
+	for (unsigned i = 0; i < N / 2 * CH / PG; i++)
+		memset(app + i * PG, (int)(i % 251) + 1, PG);
+	/* The word the touch of page 3 adds zero to. */
+	b.word = (_Atomic uint64_t *)(app + 3 * PG);
+	atomic_store(b.word, 0);
+	CHECK_OK(pthread_create(&tid, NULL, bump, &b));
+	CHECK_OK(iovm_mr_reg_async(r.dom, app, N * CH, IOVM_ACCESS_LOCAL_WRITE,
+				   IOVM_REG_THREADS(2) | IOVM_REG_CHUNK_SHIFT(16), &mr));
+	CHECK_OK(iovm_mr_wait(mr, app, N * CH, -1));
+	atomic_store(&b.stop, true);
+	CHECK_OK(pthread_join(tid, NULL));
+	CHECK_EQ(atomic_load(b.word), b.n);
+	CHECK_OK(mincore(app, N * CH, vec));
+	for (unsigned i = 0; i < N * CH / PG; i++) {
+		CHECK_MSG(vec[i] & 1, "page %u is not there", i);
+		if (i == 3)
+			continue;
+		CHECK_MSG(app[i * PG + PG - 1] == (i < N / 2 * CH / PG ? (i % 251) + 1 : 0), "page %u changed", i);
+	}
+	for (unsigned k = 0; k < N; k++)
+		CHECK_MSG(vma_flag(app + k * CH, " lo"), "chunk %u is not locked", k);
+	/* Not vacuous: the prefaulted chunks were locked on fault (mlock2(2), Linux 4.4), the fresh by mlock(2). */
+	CHECK(vma_flag(app, " lf") && vma_flag(app + (N / 2 - 1) * CH, " lf"));
+	CHECK(!vma_flag(app + N / 2 * CH, " lf") && !vma_flag(app + (N - 1) * CH, " lf"));
+	CHECK_EQ(vm_locked() - before, N * CH);
+	CHECK_EQ(dma_copy(&r, iova_of(&r, heap), mr_iova(mr, app + (N - 1) * CH), PG), IOVM_STATUS_SUCCESS);
+	CHECK_EQ(app[(N - 1) * CH + 9], 0x5c);
+	CHECK_EQ(dma_copy(&r, iova_of(&r, heap), mr_iova(mr, app + PG), PG), IOVM_STATUS_SUCCESS);
+	CHECK_EQ(app[PG + 9], 0x5c);
+	CHECK_OK(iovm_mr_dereg(mr));
+	for (unsigned k = 0; k < N; k++)
+		CHECK(!vma_flag(app + k * CH, " lo") && !vma_flag(app + k * CH, " lf"));
+	CHECK_EQ(vm_locked(), before);
+	/* For reading only: mlock(2), not on fault. */
+	CHECK_OK(iovm_mr_reg_async(r.dom, app, 2 * CH, 0, ONE_THREAD, &mr));
+	CHECK_OK(iovm_mr_wait(mr, app, 2 * CH, -1));
+	CHECK(vma_flag(app, " lo") && !vma_flag(app, " lf"));
+	CHECK_OK(iovm_mr_dereg(mr));
+	/* Shared memory, with write rights: mlock(2) too, which does not dirty its pages. */
+	shared = mmap(NULL, 2 * CH, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	CHECK(shared != MAP_FAILED);
+	CHECK_OK(iovm_mr_reg_async(r.dom, shared, 2 * CH, IOVM_ACCESS_LOCAL_WRITE, ONE_THREAD, &mr));
+	CHECK_OK(iovm_mr_wait(mr, shared, 2 * CH, -1));
+	CHECK(vma_flag(shared, " lo") && !vma_flag(shared, " lf"));
+	CHECK_OK(iovm_mr_dereg(mr));
+	munmap(shared, 2 * CH);
+	no_violations(r.dom);
+	rig_close(&r);
+	app_unmap(app, N * CH);
+}
+
 int main(void)
 {
 	test_init();
@@ -369,5 +487,6 @@ int main(void)
 	RUN_SELECTED(unmapped_hole_mid_range);
 	RUN_SELECTED(parallel_waits);
 	RUN_SELECTED(lock_budget_exceeded);
+	RUN_SELECTED(locked_on_fault_then_touched);
 	return 0;
 }

@@ -7,7 +7,8 @@
  * memory the monitor cannot watch, destruction while held, an index of
  * crowded memory and regions of every size, its lists walked without a
  * lock while evictions move region structs between them, and a thread's
- * working set of buffers past its hints and its table of holds.
+ * working set of buffers past its hints and its table of holds; region
+ * structs of a destroyed cache living again in the next ones.
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -499,7 +500,7 @@ static void *flip(void *arg)
  * A get whose memory goes while it registers fails with -EFAULT, as a get
  * of unmapped memory does: not -ENOMEM. Five times over, each with a new
  * context, whose first registration (it starts the monitor) is the
- * longest.
+ * longest; a new cache every 64 gets, its region structs the last one's.
  */
 TEST(get_under_a_concurrent_munmap)
 {
@@ -526,19 +527,25 @@ TEST(get_under_a_concurrent_munmap)
 		atomic_store(&f.stop, false);
 		atomic_store(&f.flips, 0);
 		CHECK_OK(pthread_create(&tid, NULL, flip, &f));
-		/* Gets until the memory went and came back 200 times under them (or the flips stopped). */
-		for (unsigned i = 0; atomic_load(&f.flips) < 200 && !atomic_load(&f.lost) && i < 10000000; i++) {
+		/* Gets until the memory went and came back 200 times under them, 256 at least (or the flips stopped). */
+		for (unsigned i = 0; (atomic_load(&f.flips) < 200 || i < 256) && !atomic_load(&f.lost) && i < 10000000; i++) {
 			struct iovm_mr *m;
 			int ret = iovm_rcache_get(c, f.p, f.len, IOVM_ACCESS_LOCAL_WRITE, &m);
 
 			if (!ret) {
 				ok++;
+				CHECK(mr_info(m).addr == f.p && mr_info(m).len == f.len);
 				CHECK_OK(iovm_rcache_put(c, m));
-				continue;
+			} else {
+				CHECK_MSG(ret == -EFAULT, "round %u, get %u under a munmap: %d (%s): %s", round, i,
+					  ret, strerror(-ret), iovm_error_detail());
+				fault++;
 			}
-			CHECK_MSG(ret == -EFAULT, "round %u, get %u under a munmap: %d (%s): %s", round, i, ret,
-				  strerror(-ret), iovm_error_detail());
-			fault++;
+			/* A new cache now and then, on the region structs of the one before (chunk_new()). */
+			if (i % 64 == 63) {
+				CHECK_OK(iovm_rcache_destroy(c));
+				CHECK_OK(iovm_rcache_create(r.dom, &(struct iovm_rcache_attr){ .max_regions = 1 }, &c));
+			}
 		}
 		atomic_store(&f.stop, true);
 		CHECK_OK(pthread_join(tid, NULL));
@@ -550,6 +557,85 @@ TEST(get_under_a_concurrent_munmap)
 	if (atomic_load(&f.lost))
 		SKIP_CASE("another mapping took the hole");
 	app_unmap(f.p, f.len);
+}
+
+/*
+ * Region structs outlive their cache: a destroyed cache's are kept for the
+ * context's next caches (rcache.c, chunk_new()). Two caches living at once
+ * on structs of a third, destroyed, one: neither finds what the old one
+ * registered (every get a miss, also of the very ranges it had), no two
+ * live MRs share a struct, each MR is its own range's and reaches its own
+ * memory, one cache's MR is refused by the other, and memory replaced
+ * since the old cache registered it is reached new.
+ */
+TEST(structs_of_a_destroyed_cache_live_again)
+{
+	enum { NB = 70, STRIDE = 2 * PG }; /* past one chunk of 64 structs */
+	struct rig r;
+	struct iovm_rcache *a, *b, *c;
+	static struct iovm_mr *ma[NB], *mb[NB], *mc[NB];
+	uint8_t *app = app_map(NB * STRIDE), *other = app_map(NB * STRIDE), *heap;
+	unsigned reused = 0;
+
+	rig_open(&r, REG_OPTS, NULL, IOVM_QUEUE_POLLED);
+	heap = iovm_dma_alloc(r.ctx, PG, PG, 0);
+	CHECK(heap != NULL);
+	memset(heap, 0x6b, PG);
+	CHECK_OK(iovm_rcache_create(r.dom, NULL, &a));
+	for (int i = 0; i < NB; i++) {
+		CHECK_OK(iovm_rcache_get(a, app + i * STRIDE, PG, IOVM_ACCESS_LOCAL_WRITE, &ma[i]));
+		CHECK_OK(iovm_rcache_put(a, ma[i]));
+	}
+	CHECK_OK(iovm_rcache_destroy(a));
+	/* The first buffer's memory replaced after the old cache registered it. */
+	CHECK(mmap(app, PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == app);
+	CHECK_OK(iovm_rcache_create(r.dom, NULL, &b));
+	CHECK_OK(iovm_rcache_create(r.dom, NULL, &c));
+	for (int i = 0; i < NB; i++) {
+		CHECK_OK(iovm_rcache_get(b, app + i * STRIDE, PG, IOVM_ACCESS_LOCAL_WRITE, &mb[i]));
+		CHECK_OK(iovm_rcache_get(c, other + i * STRIDE, PG, IOVM_ACCESS_LOCAL_WRITE, &mc[i]));
+	}
+	CHECK_EQ(cstats(b).misses, NB);
+	CHECK_EQ(cstats(c).misses, NB);
+	CHECK_EQ(cstats(b).hits + cstats(c).hits, 0);
+	for (int i = 0; i < NB; i++) {
+		struct iovm_mr_info ib = mr_info(mb[i]), ic = mr_info(mc[i]);
+
+		for (int j = 0; j < NB; j++) {
+			CHECK_MSG(mb[i] != mc[j], "two live MRs share a struct: b[%d], c[%d]", i, j);
+			CHECK(j == i || (mb[i] != mb[j] && mc[i] != mc[j]));
+			reused += mb[i] == ma[j] || mc[i] == ma[j];
+		}
+		CHECK(ib.addr == app + i * STRIDE && ib.len == PG && ib.valid && ib.valid_pages == 1);
+		CHECK(ic.addr == other + i * STRIDE && ic.len == PG && ic.valid && ic.valid_pages == 1);
+		CHECK(ib.lkey != ic.lkey);
+	}
+	/* Not vacuous: the new caches run on the old one's structs. */
+	CHECK_EQ(reused, NB);
+	/* Each reaches its own memory: the new memory of the first buffer, and the other cache's. */
+	CHECK_EQ(dma_copy(&r, iova_of(&r, heap), mr_iova(mb[0], app), PG), IOVM_STATUS_SUCCESS);
+	CHECK_EQ(app[0], 0x6b);
+	CHECK_EQ(dma_copy(&r, iova_of(&r, heap), mr_iova(mc[NB - 1], other + (NB - 1) * STRIDE), PG),
+		 IOVM_STATUS_SUCCESS);
+	CHECK_EQ(other[(NB - 1) * STRIDE + PG - 1], 0x6b);
+	CHECK_EQ(app[(NB - 1) * STRIDE], 0);
+	/* One cache's MR is not the other's to take back. */
+	CHECK_EQ(iovm_rcache_put(c, mb[0]), -EINVAL);
+	CHECK_EQ(iovm_rcache_put(b, mc[0]), -EINVAL);
+	/* Memory taken from one cache's region leaves the other's alone. */
+	CHECK_OK(munmap(app + STRIDE, PG));
+	CHECK_EQ(mr_info(mb[1]).valid_pages, 0);
+	CHECK_EQ(mr_info(mc[1]).valid_pages, 1);
+	for (int i = 0; i < NB; i++) {
+		CHECK_OK(iovm_rcache_put(b, mb[i]));
+		CHECK_OK(iovm_rcache_put(c, mc[i]));
+	}
+	CHECK_OK(iovm_rcache_destroy(b));
+	CHECK_OK(iovm_rcache_destroy(c));
+	no_violations(r.dom);
+	rig_close(&r);
+	app_unmap(app, NB * STRIDE);
+	app_unmap(other, NB * STRIDE);
 }
 
 /*
@@ -642,5 +728,6 @@ int main(void)
 	RUN(lists_under_churn);
 	RUN(get_under_a_concurrent_munmap);
 	RUN(a_working_set_of_buffers);
+	RUN(structs_of_a_destroyed_cache_live_again);
 	return 0;
 }
