@@ -155,6 +155,8 @@ struct iovm_queue {
 
 /* engine.c: run the descriptors the submission ring holds, up to @budget. */
 unsigned engine_run(struct iovm_queue *q, unsigned budget);
+/* engine.c: a queue's worker thread (queue.c starts it), running it until q->stop. */
+void *engine_worker(void *arg);
 
 /* ops.c: execute one descriptor (inside a device-side section). */
 void engine_execute(struct iovm_queue *q, const struct iovm_desc *d, struct iovm_completion *c,
