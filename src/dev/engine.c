@@ -209,6 +209,56 @@ void *engine_worker(void *arg)
 	return NULL;
 }
 
+/*
+ * Copy a descriptor into the ring field by field. A caller most often
+ * builds it on its stack just before (zeroed, then its fields stored):
+ * a wider load would span several of those stores, still in flight, and
+ * wait for all of them to reach the cache, where a load of one field is
+ * forwarded from the store that holds it. Volatile, so that the compiler
+ * keeps the loads as they are written.
+ */
+static inline void desc_put(struct iovm_desc *e, const struct iovm_desc *d)
+{
+	const volatile struct iovm_desc *v = (const volatile struct iovm_desc *)d;
+	/* The small fields gathered into the words they share, stored whole: fewer stores. */
+	struct {
+		uint8_t op, flags;
+		uint16_t sg_count;
+		uint32_t pasid;
+	} head = { v->op, v->flags, v->sg_count, v->pasid };
+	struct {
+		uint32_t len, crc_seed;
+	} mid = { v->len, v->crc_seed };
+	static_assert(sizeof(head) == offsetof(struct iovm_desc, src) &&
+			      sizeof(mid) == offsetof(struct iovm_desc, pattern) - offsetof(struct iovm_desc, len),
+		      "the words the small fields share");
+
+	memcpy(e, &head, sizeof(head));
+	e->src = v->src;
+	e->dst = v->dst;
+	e->completion = v->completion;
+	memcpy(&e->len, &mid, sizeof(mid));
+	e->pattern = v->pattern;
+	e->dst2 = v->dst2;
+	e->tag = v->tag;
+}
+
+/* iovm_queue_submit()'s ring full: back-pressure, not a mistake, out of its way. */
+static __noinline int submit_full(void)
+{
+	/* A poller retries at once. No sentence to format, only no earlier call's detail left behind. */
+	err_enter();
+	return -EAGAIN;
+}
+
+/* iovm_queue_submit() found the worker asleep: wake it, out of the submitter's way. */
+static __noinline void submit_wake(struct iovm_queue *q)
+{
+	mutex_lock(&q->wake_lock);
+	pthread_cond_signal(&q->wake);
+	mutex_unlock(&q->wake_lock);
+}
+
 IOVM_API int iovm_queue_submit(struct iovm_queue *q, const struct iovm_desc *d)
 {
 	uint32_t tail;
@@ -217,15 +267,9 @@ IOVM_API int iovm_queue_submit(struct iovm_queue *q, const struct iovm_desc *d)
 		return err_hot(-EINVAL, "invalid argument: !q || !d");
 	tail = atomic_load_explicit(&q->sq_tail, memory_order_relaxed);
 	/* Outstanding until reaped: the completion ring always has room for what runs. */
-	if (tail - atomic_load_explicit(&q->cq_head, memory_order_acquire) >= q->depth) {
-		/*
-		 * Back-pressure, not a mistake: a poller retries at once. No
-		 * sentence to format, only no earlier call's detail left behind.
-		 */
-		err_enter();
-		return -EAGAIN;
-	}
-	memcpy(&q->sq[tail & (q->depth - 1)], d, sizeof(*d));
+	if (unlikely(tail - atomic_load_explicit(&q->cq_head, memory_order_acquire) >= q->depth))
+		return submit_full();
+	desc_put(&q->sq[tail & (q->depth - 1)], d);
 	/*
 	 * A worker's sleep is a store-load handshake with this store: seq_cst,
 	 * unless the worker's membarrier stands in for our fence (a locked
@@ -238,11 +282,8 @@ IOVM_API int iovm_queue_submit(struct iovm_queue *q, const struct iovm_desc *d)
 		atomic_store_explicit(&q->sq_tail, tail + 1, memory_order_release);
 	counter_add(&q->submitted, 1);
 	atomic_signal_fence(memory_order_seq_cst);
-	if (q->has_worker && atomic_load_explicit(&q->sleeping, memory_order_seq_cst)) {
-		mutex_lock(&q->wake_lock);
-		pthread_cond_signal(&q->wake);
-		mutex_unlock(&q->wake_lock);
-	}
+	if (q->has_worker && unlikely(atomic_load_explicit(&q->sleeping, memory_order_seq_cst)))
+		submit_wake(q);
 	return 0;
 }
 
@@ -269,20 +310,28 @@ IOVM_API int iovm_queue_process(struct iovm_queue *q, unsigned budget)
 
 IOVM_API int iovm_queue_reap(struct iovm_queue *q, struct iovm_cqe *cqe, unsigned max)
 {
+	uint32_t head;
+	uint8_t phase;
 	unsigned n = 0;
 
 	if (unlikely(!q || (!cqe && max)))
 		return err_hot(-EINVAL, "invalid argument: !q || (!cqe && max)");
+	/* In registers while entries are copied out: the caller's array is not the queue. */
+	head = q->reap_head;
+	phase = q->reap_phase;
 	while (n < max) {
-		struct iovm_cqe *e = &q->cq[q->reap_head & (q->depth - 1)];
+		struct iovm_cqe *e = &q->cq[head & (q->depth - 1)];
 
-		if (__atomic_load_n(&e->phase, __ATOMIC_ACQUIRE) != q->reap_phase)
+		if (__atomic_load_n(&e->phase, __ATOMIC_ACQUIRE) != phase)
 			break;
 		cqe[n++] = *e;
-		if ((++q->reap_head & (q->depth - 1)) == 0)
-			q->reap_phase ^= 1;
+		if ((++head & (q->depth - 1)) == 0)
+			phase ^= 1;
 	}
-	if (n)
-		atomic_store_explicit(&q->cq_head, q->reap_head, memory_order_release);
+	if (n) {
+		q->reap_head = head;
+		q->reap_phase = phase;
+		atomic_store_explicit(&q->cq_head, head, memory_order_release);
+	}
 	return (int)n;
 }
