@@ -2,8 +2,8 @@
 /*
  * engine.c - the software DMA engine's queues at work: submission, the
  * engine's run over the rings (reached only through the IOMMU, by a
- * worker thread or a polling caller), and reaping. Making and destroying
- * queues, and their rings, is queue.c's.
+ * worker thread or a polling caller), the COPY it does inline, and
+ * reaping. Making and destroying queues, and their rings, is queue.c's.
  *
  * Submission ring: depth descriptors of 64 bytes; the submitter writes one
  * and moves the tail (a doorbell in host memory, as a device register would
@@ -28,6 +28,7 @@
 #include "base/log.h"
 #include "mem/mem.h"
 #include "dev/dev_internal.h"
+#include "iommu/access_hot.h"
 #include "os/membarrier.h"
 #include "phys/phys.h"
 
@@ -57,7 +58,7 @@ static __noinline void *ring_map(struct iovm_queue *q, struct ring_window *w, io
 	struct iovm_fault f;
 
 	/* Rings are iovm's own memory: one the application could unmap is no ring. */
-	if (iommu_access(q->tlb, IOVM_PASID_NONE, iova, access, &s, &f)) {
+	if (iommu_access_aside(q->tlb, IOVM_PASID_NONE, iova, access, &s, &f)) {
 		dev_fault_report(q->dev, &f);
 		s.len = 0;
 	}
@@ -82,10 +83,20 @@ static inline void *ring_at(struct iovm_queue *q, struct ring_window *w, iova_t 
 	return ring_map(q, w, iova, size, access);
 }
 
-static void ring_write_cqe(struct iovm_queue *q, struct ring_window *w, const struct iovm_desc *d,
-			   const struct iovm_completion *c)
+/*
+ * Where the engine writes its next completion entry: the queue's cq_tail
+ * and cq_phase, kept in registers over a run and stored back at its end.
+ */
+struct cq_cursor {
+	uint32_t tail;
+	uint8_t phase;
+};
+
+/* The completion ring's next entry, through the IOMMU, its phase last. */
+static inline void ring_write_cqe(struct iovm_queue *q, struct ring_window *w, struct cq_cursor *cur, uint64_t tag,
+				  uint32_t bytes, uint8_t status)
 {
-	iova_t iova = iova_add(q->cq_iova, (uint64_t)(q->cq_tail & (q->depth - 1)) * sizeof(struct iovm_cqe));
+	iova_t iova = iova_add(q->cq_iova, (uint64_t)(cur->tail & (q->depth - 1)) * sizeof(struct iovm_cqe));
 	struct iovm_cqe *e = ring_at(q, w, iova, sizeof(*e), IOVM_MAP_WRITE);
 
 	/*
@@ -95,37 +106,141 @@ static void ring_write_cqe(struct iovm_queue *q, struct ring_window *w, const st
 	 * only grows: an older value that shows room shows it truly, and the
 	 * reaper's line is read only when it does not, not per descriptor.
 	 */
-	if (unlikely(q->cq_tail - q->cq_head_seen >= q->depth)) {
+	if (unlikely(cur->tail - q->cq_head_seen >= q->depth)) {
 		q->cq_head_seen = atomic_load_explicit(&q->cq_head, memory_order_acquire);
-		IOVM_WARN_ON(q->cq_tail - q->cq_head_seen >= q->depth);
+		IOVM_WARN_ON(cur->tail - q->cq_head_seen >= q->depth);
 	}
 	if (!e)
 		return;
-	e->tag = d->tag;
-	e->bytes_completed = c->bytes_completed;
-	e->status = c->status;
+	e->tag = tag;
+	e->bytes_completed = bytes;
+	e->status = status;
 	/* The phase last: it makes the entry visible to the reaper. */
-	__atomic_store_n(&e->phase, q->cq_phase, __ATOMIC_RELEASE);
-	if ((++q->cq_tail & (q->depth - 1)) == 0)
-		q->cq_phase ^= 1;
+	__atomic_store_n(&e->phase, cur->phase, __ATOMIC_RELEASE);
+	if ((++cur->tail & (q->depth - 1)) == 0)
+		cur->phase ^= 1;
+}
+
+/*
+ * What a run did, counted in the queue's counters (and the IOTLB's) at
+ * once, not descriptor by descriptor: before the completion entry of the
+ * last descriptor the doorbell showed, or of one run the general way, so
+ * that a reaper that took every completion reads every count; and when
+ * the run ends. @completed descriptors, of which @hot by copy_hot(),
+ * which moved @bytes.
+ */
+static __noinline void counts_flush(struct iovm_queue *q, uint32_t completed, uint32_t hot, uint64_t bytes)
+{
+	counter_add(&q->completed, completed);
+	if (hot) {
+		counter_add(&q->bytes, bytes);
+		/* Each hit the IOTLB for its source and its destination. */
+		iommu_count_hits(q->tlb, 2 * (uint64_t)hot);
+	}
+}
+
+/*
+ * A descriptor the general way: copied out of the ring (so that what is
+ * checked is what runs), executed; its completion entry's fields in
+ * *@e. Out of line: copy_hot()'s loop keeps its registers.
+ */
+static __noinline void run_general(struct iovm_queue *q, const struct iovm_desc *sqe, struct iovm_cqe *e)
+{
+	struct iovm_completion c = { 0 };
+	struct iovm_desc d;
+
+	memcpy(&d, sqe, sizeof(d));
+	engine_execute(q, &d, &c, false);
+	e->tag = d.tag;
+	e->bytes_completed = c.bytes_completed;
+	e->status = c.status;
+}
+
+/*
+ * A COPY that the IOTLB's last hits hold whole on both sides, in iovm's own
+ * memory: no keys, no overlap (nor a copy down, whose record says so).
+ * Read from the ring once, field by field (its tag in *@tag), translated
+ * inline through @memo (the pages the run's last copies read and wrote,
+ * iommu_hot_access()), one memcpy, its completion record written if it asks for one:
+ * its length, for its completion entry. 0, with nothing done, nothing
+ * translated or counted, for anything else: engine_execute() then runs it
+ * from its own copy of the descriptor, translating afresh and faulting
+ * where it must.
+ */
+static __inline_always uint32_t copy_hot(struct iovm_queue *q, struct iommu_hot *memo, const struct iovm_desc *sqe,
+				uint64_t *tag)
+{
+	/* Each field read once: what is checked is what is used, whatever the submitter writes meanwhile. */
+	const volatile struct iovm_desc *v = (const volatile struct iovm_desc *)sqe;
+	uint8_t op = v->op, flags = v->flags;
+	uint64_t src, dst, completion = 0;
+	uint32_t pasid, len;
+	pa_t spa, dpa;
+	uint8_t *s, *d;
+
+	if (op != IOVM_OP_COPY || (flags & ~(IOVM_DESC_BLOCK_ON_FAULT | IOVM_DESC_COMPLETION)))
+		return 0;
+	pasid = v->pasid;
+	src = v->src;
+	dst = v->dst;
+	len = v->len;
+	*tag = v->tag;
+	/*
+	 * A record misaligned is an invalid descriptor. One in the
+	 * application's memory, which may vanish under the write, is written
+	 * under the guard that only the general way sets.
+	 */
+	if (flags & IOVM_DESC_COMPLETION) {
+		completion = v->completion;
+		if ((completion & 31) || phys_has_windows(q->dev->ctx->phys))
+			return 0;
+	}
+	/* A PASID beyond the tags' bits is invalid, and must not reach a tag. */
+	if (pasid > IOVM_PASID_MAX || !len || (dst > src && dst - src < len))
+		return 0;
+	s = iommu_hot_access(q->tlb, &memo[0], pasid, src, IOVM_MAP_READ, len, &spa);
+	if (!s)
+		return 0;
+	d = iommu_hot_access(q->tlb, &memo[1], pasid, dst, IOVM_MAP_WRITE, len, &dpa);
+	/* Memory that overlaps, whatever the IOVAs say, goes leaf by leaf as the general way has it. */
+	if (!d || (s < d + len && d < s + len))
+		return 0;
+	/* The checks stretch() makes for the oracle. */
+	if (unlikely(q->oracle)) {
+		mem_nc_device_access(q->mem, spa, len, false);
+		mem_nc_device_access(q->mem, dpa, len, true);
+	}
+	memcpy(d, s, len);
+	if (flags & IOVM_DESC_COMPLETION) {
+		struct iovm_completion c = { .status = IOVM_STATUS_SUCCESS, .bytes_completed = len };
+
+		engine_write_completion(q, pasid, completion, &c);
+	}
+	return len;
 }
 
 unsigned engine_run(struct iovm_queue *q, unsigned budget)
 {
 	uint32_t head = atomic_load_explicit(&q->sq_head, memory_order_relaxed);
 	struct ring_window sqw = { 0 }, cqw = { 0 };
+	struct cq_cursor cur = { q->cq_tail, q->cq_phase };
+	/* copy_hot()'s last pages, read and written: good for this section only. */
+	struct iommu_hot memo[2] = { 0 };
 	uint32_t left = q->sections_left;
-	uint32_t tail = head;
-	unsigned done = 0;
+	uint32_t tail = head, start = head, end = head + budget;
+	/* Not yet in the counters: descriptors from @flushed, @hot of them by copy_hot(), moving @bytes. */
+	uint32_t flushed = head, hot = 0;
+	uint64_t bytes = 0;
 
 	if (atomic_load_explicit(&q->broken, memory_order_relaxed))
 		return 0;
 	iommu_enter(q->tlb);
-	while (done < budget) {
+	while (head != end) {
 		iova_t iova = iova_add(q->sq_iova, (uint64_t)(head & (q->depth - 1)) * sizeof(struct iovm_desc));
-		struct iovm_completion c = { 0 };
-		struct iovm_desc d;
-		const void *sqe;
+		const struct iovm_desc *sqe;
+		uint32_t len, done;
+		uint8_t status;
+		uint64_t tag;
 
 		/*
 		 * The doorbell read again only once the descriptors it showed
@@ -140,29 +255,54 @@ unsigned engine_run(struct iovm_queue *q, unsigned budget)
 			IOVM_WARN_ON(tail - head > q->depth);
 		}
 		/* Fetched through the IOMMU, as hardware fetches its descriptors. */
-		sqe = ring_at(q, &sqw, iova, sizeof(d), IOVM_MAP_READ);
+		sqe = ring_at(q, &sqw, iova, sizeof(struct iovm_desc), IOVM_MAP_READ);
 		if (!sqe)
 			break;
-		memcpy(&d, sqe, sizeof(d));
-		engine_execute(q, &d, &c, false);
-		if (q->sections_left != left) {
-			/* A fault handler ran outside the section: translate the rings afresh. */
+		len = copy_hot(q, memo, sqe, &tag);
+		if (len) {
+			hot++;
+			bytes += len;
+			done = len;
+			status = IOVM_STATUS_SUCCESS;
+		} else {
+			struct iovm_cqe g;
+
+			run_general(q, sqe, &g);
+			tag = g.tag;
+			done = g.bytes_completed;
+			status = g.status;
+		}
+		if (unlikely(q->sections_left != left)) {
+			/* A fault handler ran outside the section: translate the rings (and the data) afresh. */
 			left = q->sections_left;
 			sqw.len = cqw.len = 0;
+			memo[0].e = memo[1].e = NULL;
 		}
-		ring_write_cqe(q, &cqw, &d, &c);
-		atomic_store_explicit(&q->sq_head, ++head, memory_order_release);
-		counter_add(&q->completed, 1);
-		done++;
+		head++;
+		if (!len || head == tail) {
+			counts_flush(q, head - flushed, hot, bytes);
+			flushed = head;
+			hot = 0;
+			bytes = 0;
+		}
+		ring_write_cqe(q, &cqw, &cur, tag, done, status);
 		/*
 		 * An unmap or a flush waiting for this section waits for this
 		 * descriptor only: the rings are translated afresh after.
 		 */
-		if (iommu_quiesce(q->tlb))
+		if (unlikely(iommu_waited_on(q->tlb)) && iommu_quiesce(q->tlb)) {
 			sqw.len = cqw.len = 0;
+			memo[0].e = memo[1].e = NULL;
+		}
 	}
+	if (head != flushed)
+		counts_flush(q, head - flushed, hot, bytes);
+	q->cq_tail = cur.tail;
+	q->cq_phase = cur.phase;
+	/* The engine's own: only a later run of the queue reads it, after this one. */
+	atomic_store_explicit(&q->sq_head, head, memory_order_release);
 	iommu_exit(q->tlb);
-	return done;
+	return head - start;
 }
 
 void *engine_worker(void *arg)
