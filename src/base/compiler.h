@@ -25,6 +25,8 @@
 #define __cleanup(fn) __attribute__((cleanup(fn)))
 #define __printf(a, b) __attribute__((format(printf, a, b)))
 #define __noinline __attribute__((noinline))
+/* Inlined whatever the compiler's estimate: hot paths whose calls would cost more than their bodies. */
+#define __inline_always inline __attribute__((always_inline))
 /* Thread-locals of the fast paths: a %fs-relative load, not a call to __tls_get_addr. */
 #define __tls_ie __attribute__((tls_model("initial-exec")))
 

@@ -155,10 +155,21 @@ struct iovm_queue {
 
 /* engine.c: run the descriptors the submission ring holds, up to @budget. */
 unsigned engine_run(struct iovm_queue *q, unsigned budget);
+/* engine.c: a queue's worker thread (queue.c starts it), running it until q->stop. */
+void *engine_worker(void *arg);
 
 /* ops.c: execute one descriptor (inside a device-side section). */
 void engine_execute(struct iovm_queue *q, const struct iovm_desc *d, struct iovm_completion *c,
 		    bool in_batch);
+
+/*
+ * ops.c: write a descriptor's completion record at IOVA @completion of
+ * @pasid's domain, through the IOMMU, its status last (inside a
+ * device-side section, which it may leave and enter again, as a fault
+ * handler does: q->sections_left counts it).
+ */
+void engine_write_completion(struct iovm_queue *q, uint32_t pasid, uint64_t completion,
+			     const struct iovm_completion *c);
 
 /* crc32c.c */
 uint32_t crc32c(uint32_t crc, const void *buf, size_t len);

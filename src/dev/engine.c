@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * engine.c - the software DMA engine's queues: rings in DMA memory, or where
- * the caller placed them (a guest's memory, at the guest's addresses),
- * reached by the engine only through the IOMMU, a worker thread or a
- * polling caller.
+ * engine.c - the software DMA engine's queues at work: submission, the
+ * engine's run over the rings (reached only through the IOMMU, by a
+ * worker thread or a polling caller), the COPY it does inline, and
+ * reaping. Making and destroying queues, and their rings, is queue.c's.
  *
  * Submission ring: depth descriptors of 64 bytes; the submitter writes one
  * and moves the tail (a doorbell in host memory, as a device register would
@@ -17,26 +17,21 @@
  */
 #include <errno.h>
 #include <sched.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <iovm/mem.h>
-
 #include "base/counter.h"
 #include "base/ctx.h"
 #include "base/error.h"
-#include "base/fault_inject.h"
 #include "base/lock.h"
 #include "base/log.h"
 #include "mem/mem.h"
 #include "dev/dev_internal.h"
+#include "iommu/access_hot.h"
 #include "os/membarrier.h"
 #include "phys/phys.h"
 
-#define DEFAULT_DEPTH 256
-#define MAX_DEPTH 65536
 /* A worker polls this many times before it sleeps: short, on machines of two cores. */
 #define WORKER_SPINS 200
 /* A sleeping worker wakes at least this often, whatever happens to doorbells. */
@@ -63,7 +58,7 @@ static __noinline void *ring_map(struct iovm_queue *q, struct ring_window *w, io
 	struct iovm_fault f;
 
 	/* Rings are iovm's own memory: one the application could unmap is no ring. */
-	if (iommu_access(q->tlb, IOVM_PASID_NONE, iova, access, &s, &f)) {
+	if (iommu_access_aside(q->tlb, IOVM_PASID_NONE, iova, access, &s, &f)) {
 		dev_fault_report(q->dev, &f);
 		s.len = 0;
 	}
@@ -88,10 +83,20 @@ static inline void *ring_at(struct iovm_queue *q, struct ring_window *w, iova_t 
 	return ring_map(q, w, iova, size, access);
 }
 
-static void ring_write_cqe(struct iovm_queue *q, struct ring_window *w, const struct iovm_desc *d,
-			   const struct iovm_completion *c)
+/*
+ * Where the engine writes its next completion entry: the queue's cq_tail
+ * and cq_phase, kept in registers over a run and stored back at its end.
+ */
+struct cq_cursor {
+	uint32_t tail;
+	uint8_t phase;
+};
+
+/* The completion ring's next entry, through the IOMMU, its phase last. */
+static inline void ring_write_cqe(struct iovm_queue *q, struct ring_window *w, struct cq_cursor *cur, uint64_t tag,
+				  uint32_t bytes, uint8_t status)
 {
-	iova_t iova = iova_add(q->cq_iova, (uint64_t)(q->cq_tail & (q->depth - 1)) * sizeof(struct iovm_cqe));
+	iova_t iova = iova_add(q->cq_iova, (uint64_t)(cur->tail & (q->depth - 1)) * sizeof(struct iovm_cqe));
 	struct iovm_cqe *e = ring_at(q, w, iova, sizeof(*e), IOVM_MAP_WRITE);
 
 	/*
@@ -101,37 +106,141 @@ static void ring_write_cqe(struct iovm_queue *q, struct ring_window *w, const st
 	 * only grows: an older value that shows room shows it truly, and the
 	 * reaper's line is read only when it does not, not per descriptor.
 	 */
-	if (unlikely(q->cq_tail - q->cq_head_seen >= q->depth)) {
+	if (unlikely(cur->tail - q->cq_head_seen >= q->depth)) {
 		q->cq_head_seen = atomic_load_explicit(&q->cq_head, memory_order_acquire);
-		IOVM_WARN_ON(q->cq_tail - q->cq_head_seen >= q->depth);
+		IOVM_WARN_ON(cur->tail - q->cq_head_seen >= q->depth);
 	}
 	if (!e)
 		return;
-	e->tag = d->tag;
-	e->bytes_completed = c->bytes_completed;
-	e->status = c->status;
+	e->tag = tag;
+	e->bytes_completed = bytes;
+	e->status = status;
 	/* The phase last: it makes the entry visible to the reaper. */
-	__atomic_store_n(&e->phase, q->cq_phase, __ATOMIC_RELEASE);
-	if ((++q->cq_tail & (q->depth - 1)) == 0)
-		q->cq_phase ^= 1;
+	__atomic_store_n(&e->phase, cur->phase, __ATOMIC_RELEASE);
+	if ((++cur->tail & (q->depth - 1)) == 0)
+		cur->phase ^= 1;
+}
+
+/*
+ * What a run did, counted in the queue's counters (and the IOTLB's) at
+ * once, not descriptor by descriptor: before the completion entry of the
+ * last descriptor the doorbell showed, or of one run the general way, so
+ * that a reaper that took every completion reads every count; and when
+ * the run ends. @completed descriptors, of which @hot by copy_hot(),
+ * which moved @bytes.
+ */
+static __noinline void counts_flush(struct iovm_queue *q, uint32_t completed, uint32_t hot, uint64_t bytes)
+{
+	counter_add(&q->completed, completed);
+	if (hot) {
+		counter_add(&q->bytes, bytes);
+		/* Each hit the IOTLB for its source and its destination. */
+		iommu_count_hits(q->tlb, 2 * (uint64_t)hot);
+	}
+}
+
+/*
+ * A descriptor the general way: copied out of the ring (so that what is
+ * checked is what runs), executed; its completion entry's fields in
+ * *@e. Out of line: copy_hot()'s loop keeps its registers.
+ */
+static __noinline void run_general(struct iovm_queue *q, const struct iovm_desc *sqe, struct iovm_cqe *e)
+{
+	struct iovm_completion c = { 0 };
+	struct iovm_desc d;
+
+	memcpy(&d, sqe, sizeof(d));
+	engine_execute(q, &d, &c, false);
+	e->tag = d.tag;
+	e->bytes_completed = c.bytes_completed;
+	e->status = c.status;
+}
+
+/*
+ * A COPY that the IOTLB's last hits hold whole on both sides, in iovm's own
+ * memory: no keys, no overlap (nor a copy down, whose record says so).
+ * Read from the ring once, field by field (its tag in *@tag), translated
+ * inline through @memo (the pages the run's last copies read and wrote,
+ * iommu_hot_access()), one memcpy, its completion record written if it asks for one:
+ * its length, for its completion entry. 0, with nothing done, nothing
+ * translated or counted, for anything else: engine_execute() then runs it
+ * from its own copy of the descriptor, translating afresh and faulting
+ * where it must.
+ */
+static __inline_always uint32_t copy_hot(struct iovm_queue *q, struct iommu_hot *memo, const struct iovm_desc *sqe,
+				uint64_t *tag)
+{
+	/* Each field read once: what is checked is what is used, whatever the submitter writes meanwhile. */
+	const volatile struct iovm_desc *v = (const volatile struct iovm_desc *)sqe;
+	uint8_t op = v->op, flags = v->flags;
+	uint64_t src, dst, completion = 0;
+	uint32_t pasid, len;
+	pa_t spa, dpa;
+	uint8_t *s, *d;
+
+	if (op != IOVM_OP_COPY || (flags & ~(IOVM_DESC_BLOCK_ON_FAULT | IOVM_DESC_COMPLETION)))
+		return 0;
+	pasid = v->pasid;
+	src = v->src;
+	dst = v->dst;
+	len = v->len;
+	*tag = v->tag;
+	/*
+	 * A record misaligned is an invalid descriptor. One in the
+	 * application's memory, which may vanish under the write, is written
+	 * under the guard that only the general way sets.
+	 */
+	if (flags & IOVM_DESC_COMPLETION) {
+		completion = v->completion;
+		if ((completion & 31) || phys_has_windows(q->dev->ctx->phys))
+			return 0;
+	}
+	/* A PASID beyond the tags' bits is invalid, and must not reach a tag. */
+	if (pasid > IOVM_PASID_MAX || !len || (dst > src && dst - src < len))
+		return 0;
+	s = iommu_hot_access(q->tlb, &memo[0], pasid, src, IOVM_MAP_READ, len, &spa);
+	if (!s)
+		return 0;
+	d = iommu_hot_access(q->tlb, &memo[1], pasid, dst, IOVM_MAP_WRITE, len, &dpa);
+	/* Memory that overlaps, whatever the IOVAs say, goes leaf by leaf as the general way has it. */
+	if (!d || (s < d + len && d < s + len))
+		return 0;
+	/* The checks stretch() makes for the oracle. */
+	if (unlikely(q->oracle)) {
+		mem_nc_device_access(q->mem, spa, len, false);
+		mem_nc_device_access(q->mem, dpa, len, true);
+	}
+	memcpy(d, s, len);
+	if (flags & IOVM_DESC_COMPLETION) {
+		struct iovm_completion c = { .status = IOVM_STATUS_SUCCESS, .bytes_completed = len };
+
+		engine_write_completion(q, pasid, completion, &c);
+	}
+	return len;
 }
 
 unsigned engine_run(struct iovm_queue *q, unsigned budget)
 {
 	uint32_t head = atomic_load_explicit(&q->sq_head, memory_order_relaxed);
 	struct ring_window sqw = { 0 }, cqw = { 0 };
+	struct cq_cursor cur = { q->cq_tail, q->cq_phase };
+	/* copy_hot()'s last pages, read and written: good for this section only. */
+	struct iommu_hot memo[2] = { 0 };
 	uint32_t left = q->sections_left;
-	uint32_t tail = head;
-	unsigned done = 0;
+	uint32_t tail = head, start = head, end = head + budget;
+	/* Not yet in the counters: descriptors from @flushed, @hot of them by copy_hot(), moving @bytes. */
+	uint32_t flushed = head, hot = 0;
+	uint64_t bytes = 0;
 
 	if (atomic_load_explicit(&q->broken, memory_order_relaxed))
 		return 0;
 	iommu_enter(q->tlb);
-	while (done < budget) {
+	while (head != end) {
 		iova_t iova = iova_add(q->sq_iova, (uint64_t)(head & (q->depth - 1)) * sizeof(struct iovm_desc));
-		struct iovm_completion c = { 0 };
-		struct iovm_desc d;
-		const void *sqe;
+		const struct iovm_desc *sqe;
+		uint32_t len, done;
+		uint8_t status;
+		uint64_t tag;
 
 		/*
 		 * The doorbell read again only once the descriptors it showed
@@ -146,32 +255,57 @@ unsigned engine_run(struct iovm_queue *q, unsigned budget)
 			IOVM_WARN_ON(tail - head > q->depth);
 		}
 		/* Fetched through the IOMMU, as hardware fetches its descriptors. */
-		sqe = ring_at(q, &sqw, iova, sizeof(d), IOVM_MAP_READ);
+		sqe = ring_at(q, &sqw, iova, sizeof(struct iovm_desc), IOVM_MAP_READ);
 		if (!sqe)
 			break;
-		memcpy(&d, sqe, sizeof(d));
-		engine_execute(q, &d, &c, false);
-		if (q->sections_left != left) {
-			/* A fault handler ran outside the section: translate the rings afresh. */
+		len = copy_hot(q, memo, sqe, &tag);
+		if (len) {
+			hot++;
+			bytes += len;
+			done = len;
+			status = IOVM_STATUS_SUCCESS;
+		} else {
+			struct iovm_cqe g;
+
+			run_general(q, sqe, &g);
+			tag = g.tag;
+			done = g.bytes_completed;
+			status = g.status;
+		}
+		if (unlikely(q->sections_left != left)) {
+			/* A fault handler ran outside the section: translate the rings (and the data) afresh. */
 			left = q->sections_left;
 			sqw.len = cqw.len = 0;
+			memo[0].e = memo[1].e = NULL;
 		}
-		ring_write_cqe(q, &cqw, &d, &c);
-		atomic_store_explicit(&q->sq_head, ++head, memory_order_release);
-		counter_add(&q->completed, 1);
-		done++;
+		head++;
+		if (!len || head == tail) {
+			counts_flush(q, head - flushed, hot, bytes);
+			flushed = head;
+			hot = 0;
+			bytes = 0;
+		}
+		ring_write_cqe(q, &cqw, &cur, tag, done, status);
 		/*
 		 * An unmap or a flush waiting for this section waits for this
 		 * descriptor only: the rings are translated afresh after.
 		 */
-		if (iommu_quiesce(q->tlb))
+		if (unlikely(iommu_waited_on(q->tlb)) && iommu_quiesce(q->tlb)) {
 			sqw.len = cqw.len = 0;
+			memo[0].e = memo[1].e = NULL;
+		}
 	}
+	if (head != flushed)
+		counts_flush(q, head - flushed, hot, bytes);
+	q->cq_tail = cur.tail;
+	q->cq_phase = cur.phase;
+	/* The engine's own: only a later run of the queue reads it, after this one. */
+	atomic_store_explicit(&q->sq_head, head, memory_order_release);
 	iommu_exit(q->tlb);
-	return done;
+	return head - start;
 }
 
-static void *worker_main(void *arg)
+void *engine_worker(void *arg)
 {
 	struct iovm_queue *q = arg;
 	unsigned idle = 0;
@@ -216,261 +350,53 @@ static void *worker_main(void *arg)
 }
 
 /*
- * Whether @cpu exists. The calling thread's own affinity does not matter (a
- * driver thread pinned elsewhere may start a worker for another CPU); the
- * kernel refuses, at thread creation, a CPU the process's cpuset excludes.
+ * Copy a descriptor into the ring field by field. A caller most often
+ * builds it on its stack just before (zeroed, then its fields stored):
+ * a wider load would span several of those stores, still in flight, and
+ * wait for all of them to reach the cache, where a load of one field is
+ * forwarded from the store that holds it. Volatile, so that the compiler
+ * keeps the loads as they are written.
  */
-static bool cpu_allowed(unsigned cpu)
+static inline void desc_put(struct iovm_desc *e, const struct iovm_desc *d)
 {
-	long n = sysconf(_SC_NPROCESSORS_CONF);
+	const volatile struct iovm_desc *v = (const volatile struct iovm_desc *)d;
+	/* The small fields gathered into the words they share, stored whole: fewer stores. */
+	struct {
+		uint8_t op, flags;
+		uint16_t sg_count;
+		uint32_t pasid;
+	} head = { v->op, v->flags, v->sg_count, v->pasid };
+	struct {
+		uint32_t len, crc_seed;
+	} mid = { v->len, v->crc_seed };
+	static_assert(sizeof(head) == offsetof(struct iovm_desc, src) &&
+			      sizeof(mid) == offsetof(struct iovm_desc, pattern) - offsetof(struct iovm_desc, len),
+		      "the words the small fields share");
 
-	return cpu < CPU_SETSIZE && n > 0 && cpu < (unsigned long)n;
+	memcpy(e, &head, sizeof(head));
+	e->src = v->src;
+	e->dst = v->dst;
+	e->completion = v->completion;
+	memcpy(&e->len, &mid, sizeof(mid));
+	e->pattern = v->pattern;
+	e->dst2 = v->dst2;
+	e->tag = v->tag;
 }
 
-/* The queue's worker thread, on @cpu alone when it is not -1. */
-static int worker_start(struct iovm_queue *q, int cpu)
+/* iovm_queue_submit()'s ring full: back-pressure, not a mistake, out of its way. */
+static __noinline int submit_full(void)
 {
-	pthread_attr_t attr;
-	cpu_set_t one;
-	int ret;
-
-	ret = -pthread_attr_init(&attr);
-	if (ret)
-		return ret;
-	if (cpu >= 0) {
-		CPU_ZERO(&one);
-		CPU_SET(cpu, &one);
-		ret = -pthread_attr_setaffinity_np(&attr, sizeof(one), &one);
-	}
-	if (!ret)
-		ret = -fi_pthread_create(&q->worker, &attr, worker_main, q);
-	pthread_attr_destroy(&attr);
-	if (ret && cpu >= 0)
-		return err_detail(ret, IOVM_LOG_DEBUG, "queue worker on CPU %d: %s", cpu, strerror(-ret));
-	return ret;
-}
-
-/* The device address of a ring: the heap's mapping in the domain, or one made here. */
-static int ring_iova(struct iovm_queue *q, struct iovm_domain *dom, void *ring, size_t len, iova_t *iova)
-{
-	int ret;
-
-	if (!iovm_dma_iova(dom, ring, iova))
-		return 0;
-	ret = iovm_domain_map_ptr(dom, ring, align_up(len, SZ_4K), IOVM_MAP_READ | IOVM_MAP_WRITE, iova);
-	if (ret)
-		return ret;
-	q->rings_mapped = true;
-	return 0;
-}
-
-/*
- * A ring the caller placed at device address @addr (IOVM_QUEUE_RINGS_AT),
- * found through @dom as the engine will find it: every page mapped for
- * reading and writing, in iovm's memory, at consecutive PAs and bus
- * pointers. Pinned, so that its frames are not handed out again while the
- * queue lives, whatever happens to the mapping; its PA in @pa, the CPU's
- * pointer in @ptr.
- */
-static int ring_given(struct iovm_queue *q, struct iovm_domain *dom, iova_t at, size_t len, pa_t *pa, void **ptr)
-{
-	struct phys_space *ps = q->dev->ctx->phys;
-	unsigned long addr = (unsigned long)iova_val(at);
-	uint8_t *first = NULL;
-	pa_t pa0 = pa_make(0);
-	int ret;
-
-	for (size_t off = 0; off < len; off += SZ_4K) {
-		pa_t page;
-		uint32_t perm;
-		uint8_t reach = PHYS_REACH_OWN;
-		uint8_t *p;
-
-		if (iovm_domain_translate(dom, iova_add(at, off), &page, &perm) ||
-		    (perm & (IOVM_MAP_READ | IOVM_MAP_WRITE)) != (IOVM_MAP_READ | IOVM_MAP_WRITE))
-			return err_detail(-EFAULT, IOVM_LOG_DEBUG, "ring at %#lx: %#lx is not mapped read-write",
-					  addr, addr + off);
-		p = phys_bus_map(ps, page, &reach);
-		/* The application's memory may go under the engine: rings are iovm's, as its own rings are. */
-		if (!p || reach != PHYS_REACH_OWN)
-			return err_detail(-EFAULT, IOVM_LOG_DEBUG, "ring at %#lx: %#lx is not iovm's memory",
-					  addr, addr + off);
-		if (!off) {
-			first = p;
-			pa0 = page;
-		} else if (!pa_eq(page, pa_add(pa0, off)) || p != first + off) {
-			return err_detail(-EFAULT, IOVM_LOG_DEBUG, "ring at %#lx: not physically contiguous", addr);
-		}
-	}
-	ret = phys_pin(ps, pa0, len);
-	if (ret)
-		return err_detail(-EFAULT, IOVM_LOG_DEBUG, "ring at %#lx: its memory is not allocated", addr);
-	*pa = pa0;
-	*ptr = first;
-	return 0;
-}
-
-/* Both rings where the caller put them: checked, pinned, the completion ring zeroed. */
-static int rings_given(struct iovm_queue *q, struct iovm_domain *dom, const struct iovm_queue_attr *attr,
-		       size_t sq_len, size_t cq_len)
-{
-	void *sq, *cq;
-	int ret;
-
-	/* By last byte: a ring may end at 2^64 (then it is not mapped: -EFAULT, not -EINVAL). */
-	if ((attr->sq_addr | attr->cq_addr) & (SZ_4K - 1) || attr->sq_addr + (sq_len - 1) < attr->sq_addr ||
-	    attr->cq_addr + (cq_len - 1) < attr->cq_addr ||
-	    (attr->sq_addr <= attr->cq_addr + (cq_len - 1) && attr->cq_addr <= attr->sq_addr + (sq_len - 1)))
-		return err_detail(-EINVAL, IOVM_LOG_DEBUG, "rings at %#lx and %#lx: unaligned or overlapping",
-				  (unsigned long)attr->sq_addr, (unsigned long)attr->cq_addr);
-	/* The attribute's device addresses: IOVAs of the queue's domain. */
-	ret = ring_given(q, dom, iova_make(attr->sq_addr), sq_len, &q->sq_pa, &sq);
-	if (ret)
-		return ret;
-	ret = ring_given(q, dom, iova_make(attr->cq_addr), cq_len, &q->cq_pa, &cq);
-	if (ret) {
-		phys_unpin(q->dev->ctx->phys, q->sq_pa, sq_len);
-		return ret;
-	}
-	q->rings_given = true;
-	q->sq = sq;
-	q->cq = cq;
-	q->sq_iova = iova_make(attr->sq_addr);
-	q->cq_iova = iova_make(attr->cq_addr);
-	/* Phase 0 everywhere: the engine's first pass writes 1. */
-	memset(q->cq, 0, cq_len);
-	return 0;
-}
-
-static void rings_free(struct iovm_queue *q, struct iovm_domain *dom)
-{
-	size_t sq_len = align_up((uint64_t)q->depth * sizeof(struct iovm_desc), SZ_4K);
-	size_t cq_len = align_up((uint64_t)q->depth * sizeof(struct iovm_cqe), SZ_4K);
-
-	if (q->rings_given) {
-		phys_unpin(q->dev->ctx->phys, q->sq_pa, sq_len);
-		phys_unpin(q->dev->ctx->phys, q->cq_pa, cq_len);
-		return;
-	}
-	if (q->rings_mapped && dom) {
-		if (iova_val(q->sq_iova))
-			iovm_domain_unmap(dom, q->sq_iova, sq_len);
-		if (iova_val(q->cq_iova))
-			iovm_domain_unmap(dom, q->cq_iova, cq_len);
-	}
-	iovm_dma_free(q->dev->ctx, q->sq);
-	iovm_dma_free(q->dev->ctx, q->cq);
-}
-
-IOVM_API int iovm_queue_create(struct iovm_device *dev, const struct iovm_queue_attr *attr,
-			       struct iovm_queue **out)
-{
-	unsigned depth = attr && attr->depth ? attr->depth : DEFAULT_DEPTH;
-	uint32_t flags = attr ? attr->flags : 0;
-	struct iovm_domain *dom;
-	struct iovm_queue *q;
-	size_t sq_len, cq_len;
-	int ret;
-
+	/* A poller retries at once. No sentence to format, only no earlier call's detail left behind. */
 	err_enter();
-	if (!dev || !out || !is_pow2(depth) || depth < 2 || depth > MAX_DEPTH ||
-	    (flags & ~(IOVM_QUEUE_POLLED | IOVM_QUEUE_CPU | IOVM_QUEUE_RINGS_AT)))
-		return err_inval("!dev || !out || !is_pow2(depth) || depth < 2 || depth > MAX_DEPTH || (flags & ~(IOVM_QUEUE_POLLED | IOVM_QUEUE_CPU | IOVM_QUEUE_RINGS_AT))");
-	/* A real device has its own queues, in its own registers. */
-	if (dev->vfio || dev->verbs)
-		return err_detail(-EOPNOTSUPP, IOVM_LOG_DEBUG, "queues are the software engine's");
-	if ((flags & IOVM_QUEUE_CPU) && ((flags & IOVM_QUEUE_POLLED) || !cpu_allowed(attr->cpu)))
-		return err_detail(-EINVAL, IOVM_LOG_DEBUG, "queue worker CPU %u: no such CPU", attr->cpu);
-	dom = iommu_client_domain(dev->client, IOVM_PASID_NONE);
-	if (!dom)
-		return err_detail(-ENODEV, IOVM_LOG_DEBUG,
-				  "a queue needs a domain attached for IOVM_PASID_NONE, for its rings");
-	/* Aligned: its writers' groups are on cache lines of their own. */
-	q = fi_aligned_alloc(CACHE_LINE_SIZE, align_up(sizeof(*q), CACHE_LINE_SIZE));
-	if (!q)
-		return -ENOMEM;
-	memset(q, 0, sizeof(*q));
-	q->dev = dev;
-	q->foreign_gate = phys_foreign_gate(dev->ctx->phys);
-	q->mem = dev->ctx->mem;
-	q->oracle = dev->ctx->cfg.oracle;
-	q->depth = depth;
-	q->flags = flags;
-	q->cq_phase = 1;
-	q->reap_phase = 1;
-	mutex_init(&q->wake_lock);
-	pthread_cond_init(&q->wake, NULL);
-	sq_len = (size_t)depth * sizeof(struct iovm_desc);
-	cq_len = (size_t)depth * sizeof(struct iovm_cqe);
-	if (flags & IOVM_QUEUE_RINGS_AT) {
-		ret = rings_given(q, dom, attr, align_up(sq_len, SZ_4K), align_up(cq_len, SZ_4K));
-		if (ret)
-			goto free_queue;
-	} else {
-		ret = -ENOMEM;
-		/* Rings in DMA memory, contiguous, each in pages of its own. */
-		/* The context's own memory, also when it is shared: no other process may free a queue's rings. */
-		q->sq = mem_dma_alloc_own(dev->ctx, align_up(sq_len, SZ_4K), SZ_4K, IOVM_DMA_CONTIG | IOVM_DMA_ZERO);
-		q->cq = mem_dma_alloc_own(dev->ctx, align_up(cq_len, SZ_4K), SZ_4K, IOVM_DMA_CONTIG | IOVM_DMA_ZERO);
-		if (!q->sq || !q->cq)
-			goto free_rings;
-		ret = ring_iova(q, dom, q->sq, sq_len, &q->sq_iova);
-		if (ret)
-			goto free_rings;
-		ret = ring_iova(q, dom, q->cq, cq_len, &q->cq_iova);
-		if (ret)
-			goto free_rings;
-	}
-	ret = iommu_iotlb_create(dev->client, &q->tlb);
-	if (ret)
-		goto free_rings;
-	if (!(flags & IOVM_QUEUE_POLLED)) {
-		/* Read by the worker: set before it starts. A failed membarrier later costs a nap, no more. */
-		q->light_doorbell = os_membarrier_init();
-		ret = worker_start(q, flags & IOVM_QUEUE_CPU ? (int)attr->cpu : -1);
-		if (ret)
-			goto free_tlb;
-		q->has_worker = true;
-	}
-	mutex_lock(&dev->lock);
-	list_add_tail(&dev->queues, &q->link);
-	mutex_unlock(&dev->lock);
-	*out = q;
-	return 0;
-
-free_tlb:
-	iommu_iotlb_destroy(q->tlb);
-free_rings:
-	rings_free(q, dom);
-free_queue:
-	pthread_cond_destroy(&q->wake);
-	mutex_destroy(&q->wake_lock);
-	free(q);
-	return ret;
+	return -EAGAIN;
 }
 
-IOVM_API int iovm_queue_destroy(struct iovm_queue *q)
+/* iovm_queue_submit() found the worker asleep: wake it, out of the submitter's way. */
+static __noinline void submit_wake(struct iovm_queue *q)
 {
-	err_enter();
-	if (!q)
-		return err_inval("!q");
-	if (q->has_worker) {
-		atomic_store_explicit(&q->stop, true, memory_order_release);
-		mutex_lock(&q->wake_lock);
-		pthread_cond_signal(&q->wake);
-		mutex_unlock(&q->wake_lock);
-		pthread_join(q->worker, NULL);
-	}
-	mutex_lock(&q->dev->lock);
-	list_del(&q->link);
-	mutex_unlock(&q->dev->lock);
-	iommu_iotlb_destroy(q->tlb);
-	rings_free(q, iommu_client_domain(q->dev->client, IOVM_PASID_NONE));
-	pthread_cond_destroy(&q->wake);
-	mutex_destroy(&q->wake_lock);
-	free(q->bounce);
-	free(q);
-	return 0;
+	mutex_lock(&q->wake_lock);
+	pthread_cond_signal(&q->wake);
+	mutex_unlock(&q->wake_lock);
 }
 
 IOVM_API int iovm_queue_submit(struct iovm_queue *q, const struct iovm_desc *d)
@@ -481,15 +407,9 @@ IOVM_API int iovm_queue_submit(struct iovm_queue *q, const struct iovm_desc *d)
 		return err_hot(-EINVAL, "invalid argument: !q || !d");
 	tail = atomic_load_explicit(&q->sq_tail, memory_order_relaxed);
 	/* Outstanding until reaped: the completion ring always has room for what runs. */
-	if (tail - atomic_load_explicit(&q->cq_head, memory_order_acquire) >= q->depth) {
-		/*
-		 * Back-pressure, not a mistake: a poller retries at once. No
-		 * sentence to format, only no earlier call's detail left behind.
-		 */
-		err_enter();
-		return -EAGAIN;
-	}
-	memcpy(&q->sq[tail & (q->depth - 1)], d, sizeof(*d));
+	if (unlikely(tail - atomic_load_explicit(&q->cq_head, memory_order_acquire) >= q->depth))
+		return submit_full();
+	desc_put(&q->sq[tail & (q->depth - 1)], d);
 	/*
 	 * A worker's sleep is a store-load handshake with this store: seq_cst,
 	 * unless the worker's membarrier stands in for our fence (a locked
@@ -502,11 +422,8 @@ IOVM_API int iovm_queue_submit(struct iovm_queue *q, const struct iovm_desc *d)
 		atomic_store_explicit(&q->sq_tail, tail + 1, memory_order_release);
 	counter_add(&q->submitted, 1);
 	atomic_signal_fence(memory_order_seq_cst);
-	if (q->has_worker && atomic_load_explicit(&q->sleeping, memory_order_seq_cst)) {
-		mutex_lock(&q->wake_lock);
-		pthread_cond_signal(&q->wake);
-		mutex_unlock(&q->wake_lock);
-	}
+	if (q->has_worker && unlikely(atomic_load_explicit(&q->sleeping, memory_order_seq_cst)))
+		submit_wake(q);
 	return 0;
 }
 
@@ -533,46 +450,28 @@ IOVM_API int iovm_queue_process(struct iovm_queue *q, unsigned budget)
 
 IOVM_API int iovm_queue_reap(struct iovm_queue *q, struct iovm_cqe *cqe, unsigned max)
 {
+	uint32_t head;
+	uint8_t phase;
 	unsigned n = 0;
 
 	if (unlikely(!q || (!cqe && max)))
 		return err_hot(-EINVAL, "invalid argument: !q || (!cqe && max)");
+	/* In registers while entries are copied out: the caller's array is not the queue. */
+	head = q->reap_head;
+	phase = q->reap_phase;
 	while (n < max) {
-		struct iovm_cqe *e = &q->cq[q->reap_head & (q->depth - 1)];
+		struct iovm_cqe *e = &q->cq[head & (q->depth - 1)];
 
-		if (__atomic_load_n(&e->phase, __ATOMIC_ACQUIRE) != q->reap_phase)
+		if (__atomic_load_n(&e->phase, __ATOMIC_ACQUIRE) != phase)
 			break;
 		cqe[n++] = *e;
-		if ((++q->reap_head & (q->depth - 1)) == 0)
-			q->reap_phase ^= 1;
+		if ((++head & (q->depth - 1)) == 0)
+			phase ^= 1;
 	}
-	if (n)
-		atomic_store_explicit(&q->cq_head, q->reap_head, memory_order_release);
+	if (n) {
+		q->reap_head = head;
+		q->reap_phase = phase;
+		atomic_store_explicit(&q->cq_head, head, memory_order_release);
+	}
 	return (int)n;
-}
-
-IOVM_API int iovm_queue_stats(struct iovm_queue *q, struct iovm_queue_stats *st)
-{
-	err_enter();
-	if (!q || !st)
-		return err_inval("!q || !st");
-	*st = (struct iovm_queue_stats){
-		.submitted = atomic_load(&q->submitted),
-		.completed = atomic_load(&q->completed),
-		.bytes = atomic_load(&q->bytes),
-		.faults = atomic_load(&q->faults),
-		.fault_retries = atomic_load(&q->fault_retries),
-		.errors = atomic_load(&q->errors),
-		.ring_faults = atomic_load(&q->ring_faults),
-		.bus_faults = atomic_load(&q->bus_faults),
-		.page_requests = atomic_load(&q->page_requests),
-	};
-	iommu_iotlb_counters(q->tlb, &st->iotlb_hits, &st->iotlb_misses);
-	return 0;
-}
-
-void dev_queue_set_page_request(struct iovm_queue *q, dev_page_request_fn fn, void *arg)
-{
-	q->page_request = fn;
-	q->page_request_arg = arg;
 }

@@ -352,8 +352,8 @@ static void remote_completion(struct iovm_queue *q, const struct iommu_span *s, 
 
 _Atomic(dev_test_hook) dev_test_remote_record;
 
-/* Write a completion record through the IOMMU, its status last. */
-static void write_completion(struct iovm_queue *q, const struct iovm_desc *d,
+/* Write a completion record at @completion of @pasid's domain, through the IOMMU, its status last. */
+void engine_write_completion(struct iovm_queue *q, uint32_t pasid, uint64_t completion,
 			     const struct iovm_completion *c)
 {
 	_Atomic uint32_t *busy = NULL;
@@ -364,7 +364,7 @@ static void write_completion(struct iovm_queue *q, const struct iovm_desc *d,
 
 	for (;;) {
 		/* The descriptor's address, as the device reads it: an IOVA of its PASID's domain. */
-		if (iommu_access(q->tlb, d->pasid, iova_make(d->completion), IOVM_MAP_WRITE, &s, &f)) {
+		if (iommu_access(q->tlb, pasid, iova_make(completion), IOVM_MAP_WRITE, &s, &f)) {
 			dev_fault_report(q->dev, &f);
 			counter_add(&q->faults, 1);
 			return;
@@ -506,7 +506,7 @@ static void execute(struct exec *x, bool in_batch)
 		 */
 		gate_release(x);
 		x->completing = true;
-		write_completion(x->q, d, x->c);
+		engine_write_completion(x->q, d->pasid, d->completion, x->c);
 	}
 }
 
@@ -549,7 +549,7 @@ static void execute_guarded(struct exec *x, bool in_batch)
 		bus_fault(x, g.addr);
 		/* The record may be where the fault was: then there is none. */
 		if (!completing && (x->d->flags & IOVM_DESC_COMPLETION))
-			write_completion(x->q, x->d, x->c);
+			engine_write_completion(x->q, x->d->pasid, x->d->completion, x->c);
 		return;
 	}
 	os_guard_set(&g);

@@ -6,12 +6,14 @@
  * accessed and dirty bits, a fill; or a fault, described for the caller to
  * report. With the oracle on, each access is checked against the shadow.
  * iommu_access_run(): the same, leaf after leaf, for a page-contiguous run.
+ * iommu_access_aside(): the same, leaving the IOTLB's last hits alone.
  */
 #include <errno.h>
 
 #include "base/lock.h"
 #include "base/counter.h"
 #include "iommu/iommu_internal.h"
+#include "iommu/access_hot.h"
 #include "phys/phys.h"
 
 static int fault(struct iovm_domain *dom, struct iommu_iotlb *t, uint32_t pasid, iova_t iova, unsigned access,
@@ -245,6 +247,30 @@ int iommu_access(struct iommu_iotlb *t, uint32_t pasid, iova_t iova, unsigned ac
 		 struct iovm_fault *f)
 {
 	return access_one(t, pasid, iova, access, s, f);
+}
+
+void iommu_hot_oracle(struct iommu_iotlb *t, uint32_t pasid, uint64_t iova, unsigned access, uint64_t len, pa_t pa)
+{
+	struct iovm_domain *dom = client_domain(t->client, pasid);
+	struct iommu_span s = { .len = len, .pa = pa, .reach = PHYS_REACH_OWN };
+
+	if (dom)
+		oracle_check(dom, iova_make(iova), &s, access);
+}
+
+int iommu_access_aside(struct iommu_iotlb *t, uint32_t pasid, iova_t iova, unsigned access, struct iommu_span *s,
+		       struct iovm_fault *f)
+{
+	struct iotlb_entry *last[2] = { t->last[0], t->last[1] };
+	unsigned shift[2] = { t->last_shift[0], t->last_shift[1] };
+	int ret = access_one(t, pasid, iova, access, s, f);
+
+	/* Hints only: one whose entry was refilled meanwhile misses on its tag. */
+	t->last[0] = last[0];
+	t->last[1] = last[1];
+	t->last_shift[0] = shift[0];
+	t->last_shift[1] = shift[1];
+	return ret;
 }
 
 int iommu_access_run(struct iommu_iotlb *t, uint32_t pasid, iova_t iova, unsigned access, uint64_t want,

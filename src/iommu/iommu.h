@@ -78,6 +78,15 @@ int iommu_access(struct iommu_iotlb *t, uint32_t pasid, iova_t iova, unsigned ac
 		 struct iovm_fault *f);
 
 /*
+ * iommu_access_aside() - iommu_access() that leaves the IOTLB's last hits
+ * (which iommu_access_hot() looks at) as they were: for the engine's own
+ * rings, translated once per section between the data's accesses, which
+ * would otherwise find the hints on the rings' pages.
+ */
+int iommu_access_aside(struct iommu_iotlb *t, uint32_t pasid, iova_t iova, unsigned access, struct iommu_span *s,
+		       struct iovm_fault *f);
+
+/*
  * iommu_access_run() - iommu_access(), then, while the span is shorter
  * than @want, the leaves that follow it as long as they continue it in
  * iovm's own memory (PHYS_REACH_OWN) at consecutive PAs and CPU pointers:

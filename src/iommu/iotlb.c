@@ -70,6 +70,7 @@ struct iotlb_entry *iotlb_fill(struct iommu_iotlb *t, iova_t iova, unsigned shif
 {
 	struct iotlb_entry *e = iotlb_set(t, iova, shift, pasid) + t->victim++ % IOTLB_WAYS;
 
+	t->fills++;
 	e->pa = page_pa;
 	e->ptr = page_ptr;
 	e->reach = reach;

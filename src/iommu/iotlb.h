@@ -82,6 +82,13 @@ struct iommu_iotlb {
 	 */
 	struct iotlb_entry *last[2];
 	unsigned last_shift[2];
+	/*
+	 * The owner's: entries filled so far. An entry's fields change only
+	 * in a fill (an invalidation clears its tag, nothing else), so an
+	 * entry whose tag is what it was, with no fill since, holds what it
+	 * held then (iommu_hot_access()).
+	 */
+	uint64_t fills;
 	struct iotlb_entry small[IOTLB_SMALL];
 	struct iotlb_entry huge[IOTLB_HUGE];
 };
