@@ -248,7 +248,9 @@ IOVM_API int iovm_domain_translate(const struct iovm_domain *dom, iovm_iova_t io
 
 /**
  * iovm_domain_read_dirty() - whether devices accessed, and wrote, any page of
- * [iova, iova+len); with @clear, the bits are cleared as read.
+ * [iova, iova+len); with @clear, the bits are cleared as read, and devices
+ * drop what they cached of the range: every access that begins after the
+ * call returns sets them again (one under way as it returns may not).
  *
  * Thread safety: safe.
  *

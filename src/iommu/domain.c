@@ -359,6 +359,19 @@ IOVM_API int iovm_domain_read_dirty(struct iovm_domain *dom, iovm_iova_t iova, s
 	if (dom->type == IOVM_DOMAIN_IDENTITY)
 		return -EOPNOTSUPP;
 	pt_read_ad(&dom->pt, iova, len, clear, accessed, dirty);
+	/*
+	 * Bits cleared: devices drop what they cached of the range and leave
+	 * the accesses under way, so that every access after the return walks
+	 * again and sets them again (an IOTLB entry remembers that it set
+	 * them; a migration that clears and reads in rounds would miss the
+	 * writes of every round but the first). iommufd's GET_DIRTY_BITMAP
+	 * flushes the IOTLB the same way.
+	 */
+	if (clear && (*accessed || *dirty)) {
+		iommu_domain_invalidate(dom, iova_make(iova.addr), len);
+		if (dom->shared_ops)
+			dom->shared_ops->invalidate(dom->shared_arg, iova_make(iova.addr), len);
+	}
 	return 0;
 }
 

@@ -51,6 +51,25 @@ TEST(accessed_and_dirty_follow_the_device_and_survive_a_split)
 	EXPECT(acc && dirty);
 	CHECK_OK(iovm_domain_read_dirty(r.dom, IOVM_IOVA(base), 4u << 20, false, &acc, &dirty));
 	EXPECT_MSG(!acc && !dirty, "after clearing: accessed %d dirty %d", acc, dirty);
+	/*
+	 * Written again after the clear, through what the device cached: dirty
+	 * again (a migration that clears and reads in rounds misses nothing),
+	 * and a read sets accessed again. Rounds, so that a device's IOTLB
+	 * holding the page from the round before is what is tried.
+	 */
+	for (unsigned round = 0; round < 4; round++) {
+		c = run_desc(&r, (struct iovm_desc){ .op = IOVM_OP_FILL, .dst = base + 700 * 4096 + 8, .len = 8,
+						      .pattern = round });
+		CHECK_EQ(c.status, IOVM_STATUS_SUCCESS);
+		CHECK_OK(iovm_domain_read_dirty(r.dom, IOVM_IOVA(base + 700 * 4096), 4096, true, &acc, &dirty));
+		EXPECT_MSG(acc && dirty, "round %u: a write after read_dirty(clear) left the page clean: %d %d", round,
+			   acc, dirty);
+		c = run_desc(&r, (struct iovm_desc){ .op = IOVM_OP_CRC32C, .src = base + 5 * 4096, .len = 100 });
+		CHECK_EQ(c.status, IOVM_STATUS_SUCCESS);
+		CHECK_OK(iovm_domain_read_dirty(r.dom, IOVM_IOVA(base + 5 * 4096), 4096, true, &acc, &dirty));
+		EXPECT_MSG(acc && !dirty, "round %u: a read after read_dirty(clear): accessed %d dirty %d", round, acc,
+			   dirty);
+	}
 	/* An unmapped range reads as untouched. */
 	CHECK_OK(iovm_domain_read_dirty(r.dom, IOVM_IOVA(base + 100 * 4096), 4096, false, &acc, &dirty));
 	EXPECT(!acc && !dirty);
