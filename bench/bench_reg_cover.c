@@ -148,9 +148,15 @@ static uint8_t *make_malloc(struct watched *w)
 	return p;
 }
 
+/*
+ * Only when free() gave the block back to the kernel is there anything to
+ * see: a sanitizer's allocator keeps it in quarantine, and glibc's mmap
+ * threshold may have put it in an arena. Still mapped: nothing changed.
+ */
 static void ev_malloc_free(struct watched *w)
 {
 	free(w->p);
+	w->refused = msync(w->p, w->len, MS_ASYNC) == 0;
 }
 
 static void cleanup_none(struct watched *w)
