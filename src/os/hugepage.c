@@ -79,3 +79,17 @@ int os_hugepage_pool(uint64_t size, int node, uint64_t *total, uint64_t *free)
 	snprintf(path, sizeof(path), "%s/free_hugepages", dir);
 	return sysfs_read_u64(path, free);
 }
+
+int os_hugepage_available(uint64_t size, uint64_t *avail)
+{
+	char path[192];
+	uint64_t total, free, resv = 0;
+	int ret = os_hugepage_pool(size, -1, &total, &free);
+
+	if (ret)
+		return ret;
+	snprintf(path, sizeof(path), HUGEPAGES_DIR "/hugepages-%" PRIu64 "kB/resv_hugepages", size >> 10);
+	(void)sysfs_read_u64(path, &resv); /* absent: none reserved */
+	*avail = free > resv ? free - resv : 0;
+	return 0;
+}

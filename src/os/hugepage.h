@@ -25,4 +25,7 @@ bool os_hugepage_supported(uint64_t size);
  */
 int os_hugepage_pool(uint64_t size, int node, uint64_t *total, uint64_t *free);
 
+/* os_hugepage_available() - free pages of @size that no mapping has reserved (free less resv). */
+int os_hugepage_available(uint64_t size, uint64_t *avail);
+
 #endif /* IOVM_OS_HUGEPAGE_H */

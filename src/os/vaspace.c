@@ -53,6 +53,13 @@ int os_va_commit(void *addr, size_t len, int fd, uint64_t off, bool populate)
 	return 0;
 }
 
+int os_va_commit_sparse(void *addr, size_t len, int fd, uint64_t off)
+{
+	void *p = fi_mmap(addr, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED | MAP_NORESERVE, fd, (off_t)off);
+
+	return p == MAP_FAILED ? -errno : 0;
+}
+
 int os_va_decommit(void *addr, size_t len)
 {
 	void *p = mmap(addr, len, RESERVE_PROT, RESERVE_FLAGS | MAP_FIXED, -1, 0);

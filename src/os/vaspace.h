@@ -24,6 +24,13 @@ void os_va_release(void *addr, size_t len);
  */
 int os_va_commit(void *addr, size_t len, int fd, uint64_t off, bool populate);
 
+/*
+ * os_va_commit_sparse() - os_va_commit() without reserving memory for it
+ * (MAP_NORESERVE): the file's pages are allocated elsewhere (fallocate()),
+ * and a page that is not there is SIGBUS, or a fresh page, when touched.
+ */
+int os_va_commit_sparse(void *addr, size_t len, int fd, uint64_t off);
+
 /* os_va_decommit() - put [addr, addr+len) back to reserved, dropping the mapping. */
 int os_va_decommit(void *addr, size_t len);
 
