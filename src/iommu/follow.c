@@ -77,31 +77,44 @@ static bool in_window(const struct iovm_domain *dom, const struct mem_where *w, 
 	return dom->heap_window[w->slot] && iova - base < mem_slot_pages(dom->ctx->mem, 12) << 12;
 }
 
-/* The shared heap (iovm/mp.h): one commit of its whole range, mapped at one IOVA range. */
-static int shared_commit(struct iovm_domain *dom, const struct iovm_mem_event *ev)
+/*
+ * The shared heap (iovm/mp.h): one IOVA range for its whole length, taken
+ * at its first commit, where each parcel is mapped as it gets memory
+ * (at the range's base plus its offset) and unmapped before it loses it.
+ */
+static int shared_commit(struct iovm_domain *dom, const struct iovm_mem_event *ev, uint64_t off, uint64_t len)
 {
+	uint64_t e = atomic_load_explicit(&dom->shared_iova, memory_order_relaxed);
 	iova_t iova;
-	int ret = iova_alloc(&dom->iova, ev->len, ev->page_size, &iova);
+	int ret;
 
-	if (ret)
-		return ret;
-	ret = domain_map_va(dom, iova, ev->va, ev->len, PT_PROT_READ | PT_PROT_WRITE);
-	if (ret) {
-		iova_free(&dom->iova, iova, ev->len);
-		return ret;
+	if (!e) {
+		ret = iova_alloc(&dom->iova, len, MAX(ev->page_size, SZ_2M), &iova);
+		if (ret)
+			return ret;
+		dom->shared_len = len;
+		e = iova_val(iova) + 1;
+		atomic_store_explicit(&dom->shared_iova, e, memory_order_release);
 	}
-	dom->shared_len = ev->len;
-	atomic_store_explicit(&dom->shared_iova, iova_val(iova) + 1, memory_order_release);
-	return 0;
+	/* A parcel released before may still be in the flush queue at these IOVAs: flushed first. */
+	if (dom->shared_queued) {
+		flushq_flush(dom);
+		dom->shared_queued = false;
+	}
+	return domain_map_va(dom, iova_make(e - 1 + off), ev->va, ev->len, PT_PROT_READ | PT_PROT_WRITE);
 }
 
-static void shared_release(struct iovm_domain *dom)
+static void shared_release(struct iovm_domain *dom, const struct iovm_mem_event *ev)
 {
-	uint64_t e = atomic_exchange_explicit(&dom->shared_iova, 0, memory_order_acq_rel);
+	uint64_t e = atomic_load_explicit(&dom->shared_iova, memory_order_acquire), off, len;
 	bool any;
 
-	if (e)
-		domain_unmap(dom, iova_make(e - 1), dom->shared_len, &any);
+	/* The range keeps its IOVAs (the domain's end frees them, once): the parcel may come back. */
+	if (e && !mem_shared_locate(dom->ctx->mem, ev->va, &off, &len)) {
+		domain_unmap_how(dom, iova_make(e - 1 + off), ev->len, UNMAP_KEEP_IOVA, &any);
+		if (dom->flags & IOVM_DOMAIN_DEFERRED)
+			dom->shared_queued = true;
+	}
 }
 
 static int on_commit(struct iovm_domain *dom, const struct iovm_mem_event *ev)
@@ -116,7 +129,7 @@ static int on_commit(struct iovm_domain *dom, const struct iovm_mem_event *ev)
 	if (dom->type == IOVM_DOMAIN_IDENTITY)
 		return 0;
 	if (dom->type == IOVM_DOMAIN_MANAGED && !mem_shared_locate(dom->ctx->mem, ev->va, &shared_off, &shared_len))
-		return shared_commit(dom, ev);
+		return shared_commit(dom, ev, shared_off, shared_len);
 	if (dom->type == IOVM_DOMAIN_MANAGED) {
 		ret = mem_locate(dom->ctx->mem, ev->va, &w);
 		if (ret)
@@ -179,7 +192,7 @@ static void on_release(struct iovm_domain *dom, const struct iovm_mem_event *ev)
 		return;
 	}
 	if (mem_locate(dom->ctx->mem, ev->va, &w)) {
-		shared_release(dom);
+		shared_release(dom, ev);
 		return;
 	}
 	if (!(t = heap_table(dom, &w, false)))

@@ -178,12 +178,14 @@ struct iovm_domain {
 	uint64_t heap_window[MEM_SLOTS];
 	bool heap_window_queued[MEM_SLOTS]; /* deferred unmaps of the window may await a flush; same lock */
 	/*
-	 * The heap shared with other processes (iovm/mp.h), mapped whole at one
-	 * IOVA range: its base plus one (0: not mapped), read lock-free by
+	 * The heap shared with other processes (iovm/mp.h): one IOVA range for
+	 * all of it, where each parcel is mapped while it has memory (its
+	 * events). The range's base plus one (0: none yet), read lock-free by
 	 * iovm_dma_iova(); written by the events, under the heap's lock.
 	 */
 	_Atomic uint64_t shared_iova;
 	uint64_t shared_len;
+	bool shared_queued;          /* a parcel of it released into the flush queue since the last flush */
 
 	struct shadow shadow;     /* the oracle's */
 	/* A shared domain's shadow (iommu_shared_ops.shadow): a word per 4 KiB page of IOVA from sshadow_base. */

@@ -17,6 +17,7 @@
 #include "base/error.h"
 #include "base/fault_inject.h"
 #include "base/lock.h"
+#include "base/log.h"
 #include "mem/mem_internal.h"
 
 __thread unsigned event_cb_depth __tls_ie;
@@ -140,40 +141,138 @@ static struct iovm_mem_event shared_event(const struct mem_shared *sh, enum iovm
 	};
 }
 
-int event_share_set(struct mem_space *ms, const struct mem_shared *sh)
+static bool applied(const struct mem_space *ms, uint64_t i)
 {
-	const struct mem_shared *old = mem_shared_of(ms);
+	return ms->shared_applied[i / 64] >> (i % 64) & 1;
+}
+
+static void applied_set(struct mem_space *ms, uint64_t i, bool on)
+{
+	if (on)
+		ms->shared_applied[i / 64] |= UINT64_C(1) << (i % 64);
+	else
+		ms->shared_applied[i / 64] &= ~(UINT64_C(1) << (i % 64));
+}
+
+/* Section @i of the shared heap as an event. */
+static struct iovm_mem_event parcel_event(const struct mem_shared *sh, enum iovm_mem_event_type t, uint64_t i)
+{
+	struct iovm_mem_event ev = shared_event(sh, t);
+
+	ev.va = sh->va + i * sh->parcel_size;
+	ev.len = sh->parcel_size;
+	return ev;
+}
+
+/*
+ * Section @i's commit to every subscriber; those that took it hear of its
+ * undoing when one refuses. Needs every list lock.
+ */
+static int parcel_commit_all(struct mem_space *ms, const struct mem_shared *sh, uint64_t i)
+{
+	struct iovm_mem_event ev = parcel_event(sh, IOVM_MEM_EVENT_COMMIT, i);
+	struct iovm_mem_event rel = parcel_event(sh, IOVM_MEM_EVENT_RELEASE, i);
 	struct list_node *n, *m;
-	int ret = 0;
+	int ret;
+
+	list_for_each(n, &ms->subs) {
+		ret = call(list_entry(n, struct mem_sub, link), &ev);
+		if (!ret)
+			continue;
+		for (m = ms->subs.next; m != n; m = m->next)
+			call(list_entry(m, struct mem_sub, link), &rel);
+		return ret > 0 ? -EIO : ret;
+	}
+	return 0;
+}
+
+static void parcel_release_all(struct mem_space *ms, const struct mem_shared *sh, uint64_t i)
+{
+	struct iovm_mem_event rel = parcel_event(sh, IOVM_MEM_EVENT_RELEASE, i);
+	struct list_node *n;
+
+	list_for_each(n, &ms->subs)
+		call(list_entry(n, struct mem_sub, link), &rel);
+}
+
+/* The subscribers brought to the parcels' states. Needs every list lock. */
+static void shared_sync_locked(struct mem_space *ms, const struct mem_shared *sh)
+{
+	for (uint64_t i = 0; i < ms->shared_nparcels; i++) {
+		bool want = sh->ops->committed(sh->arg, i * sh->parcel_size);
+
+		if (want == applied(ms, i))
+			continue;
+		if (!want) {
+			/* Before its memory goes: a domain that maps it unmaps it first. */
+			parcel_release_all(ms, sh, i);
+			applied_set(ms, i, false);
+		} else if (!parcel_commit_all(ms, sh, i)) {
+			applied_set(ms, i, true);
+		} else {
+			/* Tried again at the next change: a device of this process does not reach it meanwhile. */
+			log_warn("a memory-event subscriber refused 2 MiB of the shared heap: %s", iovm_error_detail());
+		}
+	}
+}
+
+void mem_shared_sync(struct mem_space *ms)
+{
+	const struct mem_shared *sh;
 
 	mutex_lock(&ms->lock);
 	lock_all(ms, true);
-	if (old) {
-		struct iovm_mem_event rel = shared_event(old, IOVM_MEM_EVENT_RELEASE);
+	sh = mem_shared_of(ms);
+	if (sh && ms->shared_applied)
+		shared_sync_locked(ms, sh);
+	lock_all(ms, false);
+	mutex_unlock(&ms->lock);
+}
 
-		/* Before the routing goes: a domain that maps it unmaps it first. */
-		list_for_each(n, &ms->subs)
-			call(list_entry(n, struct mem_sub, link), &rel);
+int event_share_set(struct mem_space *ms, const struct mem_shared *sh)
+{
+	const struct mem_shared *old = mem_shared_of(ms);
+	uint64_t *map = NULL, nparcels = 0;
+	int ret = 0;
+
+	if (sh) {
+		nparcels = sh->len / sh->parcel_size;
+		map = fi_calloc((nparcels + 63) / 64, sizeof(*map));
+		if (!map)
+			return -ENOMEM;
 	}
-	/* Routed before the commit: a subscriber locates the range it hears of (mem_shared_locate()). */
+	mutex_lock(&ms->lock);
+	lock_all(ms, true);
+	if (old) {
+		/* Before the routing goes: a domain that maps it unmaps it first. */
+		for (uint64_t i = 0; i < ms->shared_nparcels; i++)
+			if (applied(ms, i))
+				parcel_release_all(ms, old, i);
+		free(ms->shared_applied);
+		ms->shared_applied = NULL;
+		ms->shared_nparcels = 0;
+	}
+	/* Routed before the commits: a subscriber locates the range it hears of (mem_shared_locate()). */
 	atomic_store_explicit(&ms->shared, sh, memory_order_release);
 	if (sh) {
-		struct iovm_mem_event ev = shared_event(sh, IOVM_MEM_EVENT_COMMIT);
-		struct iovm_mem_event rel = shared_event(sh, IOVM_MEM_EVENT_RELEASE);
-
-		list_for_each(n, &ms->subs) {
-			ret = call(list_entry(n, struct mem_sub, link), &ev);
-			if (!ret)
-				continue;
-			if (ret > 0)
-				ret = -EIO;
-			for (m = ms->subs.next; m != n; m = m->next)
-				call(list_entry(m, struct mem_sub, link), &rel);
-			break;
+		ms->shared_applied = map;
+		ms->shared_nparcels = nparcels;
+		for (uint64_t i = 0; i < nparcels && !ret; i++)
+			if (sh->ops->committed(sh->arg, i * sh->parcel_size)) {
+				ret = parcel_commit_all(ms, sh, i);
+				if (!ret)
+					applied_set(ms, i, true);
+			}
+		if (ret) {
+			for (uint64_t i = 0; i < nparcels; i++)
+				if (applied(ms, i))
+					parcel_release_all(ms, sh, i);
+			free(ms->shared_applied);
+			ms->shared_applied = NULL;
+			ms->shared_nparcels = 0;
+			atomic_store_explicit(&ms->shared, NULL, memory_order_release);
 		}
 	}
-	if (ret)
-		atomic_store_explicit(&ms->shared, NULL, memory_order_release);
 	lock_all(ms, false);
 	mutex_unlock(&ms->lock);
 	return ret;
@@ -182,10 +281,11 @@ int event_share_set(struct mem_space *ms, const struct mem_shared *sh)
 IOVM_API int iovm_mem_event_subscribe(struct iovm_ctx *ctx, iovm_mem_event_fn fn, void *arg,
 				      struct iovm_mem_sub **out)
 {
+	const struct mem_shared *sh;
 	struct mem_space *ms;
 	struct mem_sub *sub;
 	unsigned fail_list = MEM_MAX_LISTS;
-	uint64_t fail_page = 0;
+	uint64_t fail_page = 0, i = 0;
 	int ret;
 
 	err_enter();
@@ -203,12 +303,25 @@ IOVM_API int iovm_mem_event_subscribe(struct iovm_ctx *ctx, iovm_mem_event_fn fn
 	mutex_lock(&ms->lock);
 	lock_all(ms, true);
 	ret = replay(ms, sub, IOVM_MEM_EVENT_COMMIT, MEM_MAX_LISTS, 0, &fail_list, &fail_page);
-	if (!ret && mem_shared_of(ms)) {
-		struct iovm_mem_event ev = shared_event(mem_shared_of(ms), IOVM_MEM_EVENT_COMMIT);
+	sh = mem_shared_of(ms);
+	if (!ret && sh && ms->shared_applied) {
+		/* The parcels the others heard of: the new one hears of the same. */
+		for (i = 0; i < ms->shared_nparcels && !ret; i++) {
+			struct iovm_mem_event ev = parcel_event(sh, IOVM_MEM_EVENT_COMMIT, i);
 
-		ret = call(sub, &ev);
-		if (ret > 0)
-			ret = -EIO;
+			if (applied(ms, i) && (ret = call(sub, &ev)) > 0)
+				ret = -EIO;
+		}
+		if (ret) {
+			struct iovm_mem_event rel;
+
+			/* Section i - 1 refused: those before it are undone. */
+			for (uint64_t k = 0; k + 1 < i; k++)
+				if (applied(ms, k)) {
+					rel = parcel_event(sh, IOVM_MEM_EVENT_RELEASE, k);
+					call(sub, &rel);
+				}
+		}
 	}
 	if (ret) {
 		replay(ms, sub, IOVM_MEM_EVENT_RELEASE, fail_list, fail_page, NULL, NULL);
@@ -219,9 +332,17 @@ IOVM_API int iovm_mem_event_subscribe(struct iovm_ctx *ctx, iovm_mem_event_fn fn
 	}
 	lock_all(ms, false);
 	mutex_unlock(&ms->lock);
-	if (sub)
-		*out = (struct iovm_mem_sub *)sub;
-	return ret;
+	if (!sub)
+		return ret;
+	/* The shared heap's later changes, from every process: this one follows them from now on. */
+	if (sh && sh->ops->follow && (ret = sh->ops->follow(sh->arg))) {
+		iovm_mem_event_unsubscribe(ctx, (struct iovm_mem_sub *)sub);
+		return ret;
+	}
+	if (sh)
+		mem_shared_sync(ms);
+	*out = (struct iovm_mem_sub *)sub;
+	return 0;
 }
 
 IOVM_API int iovm_mem_event_unsubscribe(struct iovm_ctx *ctx, struct iovm_mem_sub *handle)
@@ -262,4 +383,6 @@ void event_destroy_all(struct mem_space *ms)
 		list_del(n);
 		free(list_entry(n, struct mem_sub, link));
 	}
+	free(ms->shared_applied);
+	ms->shared_applied = NULL;
 }

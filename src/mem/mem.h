@@ -63,8 +63,16 @@ struct mem_shared_ops {
 	bool (*mine)(void *arg, const void *ptr);
 	/* 0, or -EPERM (with a detail) in a forked child, which may not use the context. */
 	int (*usable)(void *arg);
+	/* Whether the parcel at @off has memory behind it now (lock-free). */
+	bool (*committed)(void *arg, uint64_t off);
+	/* This process has memory-event subscribers now: follow the parcels' changes (mem_shared_sync()). */
+	int (*follow)(void *arg);
 };
 
+/*
+ * The shared heap is committed by parcels of @parcel_size bytes: subscribers
+ * hear of each as it gets memory, and of its release before it goes.
+ */
 struct mem_shared {
 	const struct mem_shared_ops *ops;
 	void *arg;
@@ -72,14 +80,16 @@ struct mem_shared {
 	uint64_t len;
 	pa_t pa;
 	uint64_t page_size;
+	uint64_t parcel_size;
 };
 
 /*
  * mem_share_set() - route @ms's allocations and zones to @sh, or back to its
- * own heap (NULL). Memory event subscribers hear of the shared heap as one
- * commit of its whole range (and its release before the routing goes); a
- * subscriber that refuses the commit fails it. @sh must outlive the
- * routing. No other call on the context may run meanwhile.
+ * own heap (NULL). Memory event subscribers hear of each parcel of the
+ * shared heap that has memory now as a commit (and of its release before
+ * the routing goes); a subscriber that refuses one fails it. Later changes
+ * come through mem_shared_sync(). @sh must outlive the routing. No other
+ * call on the context may run meanwhile.
  */
 int mem_share_set(struct mem_space *ms, const struct mem_shared *sh);
 
@@ -90,6 +100,13 @@ int mem_share_set(struct mem_space *ms, const struct mem_shared *sh);
  * Freed with iovm_dma_free(). Errors as iovm_dma_alloc(), in errno.
  */
 void *mem_dma_alloc_own(struct iovm_ctx *ctx, size_t size, size_t align, uint32_t flags);
+
+/*
+ * mem_shared_sync() - tell the subscribers of every parcel of the shared
+ * heap whose memory came or went since they last heard (ops->committed()).
+ * Takes the context's event locks: not from a memory-event callback.
+ */
+void mem_shared_sync(struct mem_space *ms);
 
 /* mem_shared_locate() - where @ptr is in the shared heap, and its length; -ENOENT outside it. Lock-free. */
 int mem_shared_locate(const struct mem_space *ms, const void *ptr, uint64_t *off, uint64_t *len);

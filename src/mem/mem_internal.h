@@ -230,6 +230,9 @@ struct mem_space {
 
 	struct mutex lock;    /* list creation; subs (with every list lock) */
 	struct list_node subs;
+	/* The shared heap's sections the subscribers have heard committed (under lock, with every list lock). */
+	uint64_t *shared_applied;
+	uint64_t shared_nparcels;
 
 	struct mutex rev_lock; /* table allocation of rev */
 	struct radix rev[MEM_NR_PSZ]; /* lock-free: pa >> page_shift -> VA of the page */

@@ -44,6 +44,7 @@ static void *mp_alloc(void *arg, size_t size, size_t align, uint32_t flags)
 	struct mp_space *s = arg;
 	uint8_t owner = flags & IOVM_DMA_KEEP ? MP_OWNER_KEEP : s->slot;
 	uint64_t grain = 0;
+	uint32_t seq = 0;
 	unsigned order;
 	int ret;
 
@@ -68,6 +69,7 @@ static void *mp_alloc(void *arg, size_t size, size_t align, uint32_t flags)
 		if (ret)
 			break;
 		ret = mp_heap_alloc(&s->h, size, align, owner, NULL, &grain);
+		seq = mp_follow_seq(s);
 		mp_unlock(&s->h);
 		/*
 		 * Out of memory: some may be a dead process's that nobody freed
@@ -85,6 +87,8 @@ static void *mp_alloc(void *arg, size_t size, size_t align, uint32_t flags)
 		errno = -ret;
 		return NULL;
 	}
+	/* Its memory in every process's following domains before anyone has its address. */
+	mp_follow_wait(s, seq);
 	if (flags & IOVM_DMA_ZERO)
 		memset(s->heap + (grain << MP_GRAIN_SHIFT), 0, size);
 	return s->heap + (grain << MP_GRAIN_SHIFT);
@@ -124,6 +128,8 @@ static int mp_free(void *arg, void *ptr)
 		return ret;
 	ret = mp_heap_free(&s->h, grain);
 	mp_unlock(&s->h);
+	if (!ret)
+		mp_parcel_trim(s);
 	if (ret == -EBUSY)
 		return err_detail(ret, IOVM_LOG_DEBUG, "%p is mapped by a device in another process: unmap it first", ptr);
 	if (ret)
@@ -180,6 +186,22 @@ static int mp_usable(void *arg)
 	return not_forked(arg);
 }
 
+static bool mp_committed(void *arg, uint64_t off)
+{
+	struct mp_space *s = arg;
+	uint64_t i = off >> MP_PARCEL_SHIFT;
+
+	return i < s->c->nparcels && __atomic_load_n(&s->h.parcel[i], __ATOMIC_ACQUIRE) == MP_PARCEL_COMMITTED;
+}
+
+static int mp_follow(void *arg)
+{
+	struct mp_space *s = arg;
+	int ret = not_forked(s);
+
+	return ret ? ret : mp_follow_start(s);
+}
+
 const struct mem_shared_ops mp_mem_ops = {
 	.alloc = mp_alloc,
 	.free = mp_free,
@@ -190,4 +212,6 @@ const struct mem_shared_ops mp_mem_ops = {
 	.zone_walk = mp_zone_walk,
 	.mine = mp_mine,
 	.usable = mp_usable,
+	.committed = mp_committed,
+	.follow = mp_follow,
 };

@@ -53,7 +53,9 @@ uint64_t mp_ctl_layout(uint64_t heap_size, struct mp_layout *l)
 	l->off_prev = off;
 	off = align_up(off + n * sizeof(uint32_t), 64);
 	l->off_maps = off;
-	off += mp_heap_pages(heap_size) * sizeof(uint32_t);
+	off = align_up(off + mp_heap_pages(heap_size) * sizeof(uint32_t), 64);
+	l->off_parcel = off;
+	off += (heap_size + MP_PARCEL - 1) >> MP_PARCEL_SHIFT;
 	l->size = align_up(off, SZ_4K);
 	return l->size;
 }
@@ -69,8 +71,11 @@ void mp_ctl_layout_set(struct mp_ctl *c, uint64_t heap_size)
 	c->off_next = l.off_next;
 	c->off_prev = l.off_prev;
 	c->off_maps = l.off_maps;
+	c->off_parcel = l.off_parcel;
 	c->heap_size = heap_size;
 	c->ngrains = heap_size >> MP_GRAIN_SHIFT;
+	c->nparcels = (heap_size + MP_PARCEL - 1) >> MP_PARCEL_SHIFT;
+	c->trim_grain = MP_NO_GRAIN;
 }
 
 int mp_heap_view(struct mp_ctl *c, struct mp_heap *h)
@@ -79,12 +84,13 @@ int mp_heap_view(struct mp_ctl *c, struct mp_heap *h)
 
 	if (c->magic != MP_MAGIC || c->version != MP_VERSION || c->hdr_size != sizeof(*c))
 		return err_detail(-EPROTO, IOVM_LOG_ERR, "the share's control region is not of this iovm version");
-	if (!c->heap_size || c->heap_size >> MP_GRAIN_SHIFT != c->ngrains || c->ngrains > MP_MAX_GRAINS)
+	if (!c->heap_size || c->heap_size >> MP_GRAIN_SHIFT != c->ngrains || c->ngrains > MP_MAX_GRAINS ||
+	    (c->heap_size + MP_PARCEL - 1) >> MP_PARCEL_SHIFT != c->nparcels)
 		return err_detail(-EPROTO, IOVM_LOG_ERR, "the share's heap size is malformed");
 	mp_ctl_layout(c->heap_size, &l);
 	if (l.size != c->ctl_size || l.off_state != c->off_state || l.off_owner != c->off_owner ||
 	    l.off_lender != c->off_lender || l.off_next != c->off_next || l.off_prev != c->off_prev ||
-	    l.off_maps != c->off_maps)
+	    l.off_maps != c->off_maps || l.off_parcel != c->off_parcel)
 		return err_detail(-EPROTO, IOVM_LOG_ERR, "the share's control region layout is malformed");
 	h->c = c;
 	h->state = (uint8_t *)c + l.off_state;
@@ -93,6 +99,8 @@ int mp_heap_view(struct mp_ctl *c, struct mp_heap *h)
 	h->next = (uint32_t *)(void *)((uint8_t *)c + l.off_next);
 	h->prev = (uint32_t *)(void *)((uint8_t *)c + l.off_prev);
 	h->maps = (uint32_t *)(void *)((uint8_t *)c + l.off_maps);
+	h->parcel = (uint8_t *)c + l.off_parcel;
+	h->fd = -1;
 	return 0;
 }
 
@@ -144,6 +152,7 @@ void mp_heap_init(struct mp_heap *h)
 	struct mp_ctl *c = h->c;
 
 	memset(h->state, 0, c->ngrains);
+	memset(h->parcel, MP_PARCEL_UNCOMMITTED, c->nparcels);
 	for (unsigned i = 0; i <= MP_MAX_ORDER; i++)
 		c->free_head[i] = 0;
 	for (uint64_t g = 0; g < c->ngrains;) {
@@ -207,7 +216,33 @@ int mp_heap_alloc(struct mp_heap *h, uint64_t size, uint64_t align, uint8_t owne
 	mp_crash_point();
 	c->nr_blocks++;
 	mp_crash_point();
+	/* Memory behind it before anyone has its address; none to be had: as if there were no block. */
+	if (mp_parcel_commit(h, g, want)) {
+		mp_heap_unalloc(h, g);
+		return -ENOMEM;
+	}
 	*grain = g;
+	return 0;
+}
+
+int mp_heap_take(struct mp_heap *h, uint64_t grain, unsigned order, uint8_t owner, uint8_t lender)
+{
+	struct mp_ctl *c = h->c;
+
+	if (grain >= c->ngrains || h->state[grain] != (MP_BLOCK | order))
+		return -EINVAL;
+	list_remove(h, grain, order);
+	h->owner[grain] = owner;
+	lender_set(&h->lender[grain], lender);
+	mp_crash_point();
+	atomic_signal_fence(memory_order_release);
+	atomic_store_explicit((_Atomic uint8_t *)&h->state[grain], (uint8_t)(MP_BLOCK | MP_ALLOCATED | order),
+			      memory_order_release);
+	mp_crash_point();
+	c->free_grains -= order_grains(order);
+	mp_crash_point();
+	c->nr_blocks++;
+	mp_crash_point();
 	return 0;
 }
 
@@ -481,9 +516,10 @@ int mp_heap_check(const struct mp_heap *h)
 			uint8_t o = h->owner[g], l = lender_get(&h->lender[g]);
 			bool lent = l < MP_MAX_PROCS || l == MP_OWNER_KEEP || l == MP_LENDER_GONE;
 			bool held = l == MP_LENDER_DOMAINS;
+			bool trim = l == MP_LENDER_TRIM && o == MP_OWNER_KEEP && c->trim_grain == g;
 
 			if (l == o || l == MP_LENDER_FREEING ||
-			    (!lent && !held && l != MP_LENDER_NONE && l != MP_LENDER_CACHED) ||
+			    (!lent && !held && !trim && l != MP_LENDER_NONE && l != MP_LENDER_CACHED) ||
 			    (held && (o != MP_OWNER_KEEP || !c->domains_held)) ||
 			    (o != MP_OWNER_KEEP && o >= MP_MAX_PROCS) || (lent && o == MP_OWNER_KEEP) ||
 			    (l == MP_LENDER_CACHED && o >= MP_MAX_PROCS))

@@ -115,6 +115,8 @@ int mp_repair(struct mp_heap *h)
 	}
 	/* A shared domain made or closed halfway: its block goes if nobody has it open; counts half changed. */
 	mp_domains_repair(h);
+	/* An allocation killed before its commit: committed now. */
+	mp_parcel_repair(h);
 	c->nr_zones = 0;
 	for (unsigned i = 0; i < MP_MAX_ZONES; i++)
 		c->nr_zones += c->zones[i].used != 0;

@@ -32,7 +32,7 @@
 #include "mem/mem.h"
 
 #define MP_MAGIC UINT64_C(0x31706d2d6d766f69) /* "iovm-mp1" */
-#define MP_VERSION 4
+#define MP_VERSION 5
 
 /* Processes attached at once, the owner included. */
 #define MP_MAX_PROCS 128
@@ -63,6 +63,24 @@
 #define MP_BLOCK 0x80u
 #define MP_ALLOCATED 0x40u
 #define MP_ORDER_MASK 0x3fu
+
+/*
+ * The heap's memory is committed by parcels of 2 MiB, as blocks are
+ * allocated in them (fallocate() of the memfd, whose mappings reserve
+ * nothing), and given back (a hole punched) once free (parcels.c).
+ */
+#define MP_PARCEL_SHIFT 21
+#define MP_PARCEL (UINT64_C(1) << MP_PARCEL_SHIFT)
+/* The order of a block of one parcel. */
+#define MP_PARCEL_ORDER (MP_PARCEL_SHIFT - MP_GRAIN_SHIFT)
+/* A parcel's state byte (mp_ctl.off_parcel). */
+enum mp_parcel_state {
+	MP_PARCEL_UNCOMMITTED = 0, /* no memory behind it: no block of it is allocated */
+	MP_PARCEL_COMMITTED,       /* memory behind it */
+	MP_PARCEL_RELEASING,       /* in the block being trimmed: followers unmap it, then the hole */
+};
+/* Free committed parcels a trim leaves: allocation and free of a few MiB in turn commit nothing. */
+#define MP_TRIM_KEEP 2
 
 /* The owner byte of an allocated block: the process slot that holds it, or: */
 #define MP_OWNER_KEEP 0xffu /* belongs to the share: survives its allocator (zones, IOVM_DMA_KEEP) */
@@ -96,6 +114,8 @@ static_assert(MP_MAX_PROCS < MP_OWNER_KEEP, "slot numbers fit in the owner byte"
  */
 #define MP_LENDER_DOMAINS 0xfau
 static_assert(MP_MAX_PROCS < MP_LENDER_DOMAINS, "slot numbers fit in the lender byte");
+/* A free block taken by a trim (parcels.c), owner MP_OWNER_KEEP: freed when its holes are punched. */
+#define MP_LENDER_TRIM 0xf9u
 
 static inline uint8_t lender_get(const uint8_t *l)
 {
@@ -168,6 +188,8 @@ struct mp_ctl {
 	uint64_t off_next;      /* uint32_t[ngrains]: free list links, grain + 1; 0: none */
 	uint64_t off_prev;      /* uint32_t[ngrains] */
 	uint64_t off_maps;      /* uint32_t[mp_heap_pages()]: shared domains' mappings of each heap page (domain.c) */
+	uint64_t off_parcel;      /* uint8_t[nparcels]: enum mp_parcel_state of each parcel */
+	uint64_t nparcels;         /* heap_size / MP_PARCEL, rounded up */
 	uint32_t owner_uid;
 	int32_t group;          /* may attach besides owner_uid; -1: none */
 	int32_t owner_pid;
@@ -188,6 +210,18 @@ struct mp_ctl {
 	uint64_t reaped_blocks;
 	uint64_t domains_held;  /* a block may be MP_LENDER_DOMAINS: set first, cleared by a sweep that finds none */
 	_Atomic uint64_t attaches; /* every attachment ever; read without the lock */
+	/*
+	 * Sections (parcels.c). Under the lock but heap_seq (written under
+	 * it, read without: a futex), and the followers' words, each its
+	 * process's: heap_ack (a futex: the last heap_seq it applied) and
+	 * heap_follows (it has memory-event subscribers, and answers).
+	 */
+	_Atomic uint32_t heap_seq;     /* bumped at each change of a parcel's state */
+	uint32_t trimmer;              /* slot + 1 of the process trimming trim_grain; 0: none */
+	uint64_t trim_grain;           /* the block being trimmed, or MP_NO_GRAIN */
+	uint64_t committed_parcels, commits, releases;
+	_Atomic uint32_t heap_ack[MP_MAX_PROCS];
+	_Atomic uint8_t heap_follows[MP_MAX_PROCS];
 	struct mp_slot slots[MP_MAX_PROCS];
 	struct mp_zone_rec zones[MP_MAX_ZONES];
 	struct mp_domain_rec domains[MP_MAX_DOMAINS];
@@ -197,6 +231,8 @@ struct mp_ctl {
 struct mp_heap {
 	struct mp_ctl *c;
 	uint8_t *state;
+	uint8_t *parcel;  /* mp_ctl.off_parcel */
+	int fd;         /* the heap's memfd, to commit and punch; -1: none (the crash tests' region) */
 	uint8_t *owner;
 	uint8_t *lender;
 	uint32_t *next;
@@ -243,6 +279,13 @@ struct mp_space {
 	int conn_fd;             /* attached: the connection to the owner; -1 */
 	struct mp_server *srv;   /* owner: the server of attachments */
 	struct mem_shared view;  /* what the context's mem routes to */
+	/* The follower (parcels.c): applies parcel changes to this process's memory-event subscribers. */
+	pthread_t follower;
+	bool follower_running;
+	_Atomic bool follower_stop;
+	pthread_mutex_t follow_lock; /* serializes this process's applying and its answers */
+	uint32_t followed_seq;   /* under follow_lock: the heap_seq this process's subscribers have */
+	_Atomic uint32_t waited_seq; /* the last heap_seq every follower was waited for at */
 	/* The thread caches of small blocks (tcache.c); registered while live. */
 	struct tls_owner tc_owner;
 	bool tc_registered;
@@ -275,7 +318,7 @@ void mp_crash_now(void) __attribute__((noreturn));
 
 /* Where the per-grain arrays of a control region go. */
 struct mp_layout {
-	uint64_t off_state, off_owner, off_lender, off_next, off_prev, off_maps;
+	uint64_t off_state, off_owner, off_lender, off_next, off_prev, off_maps, off_parcel;
 	uint64_t size; /* of the region */
 };
 
@@ -453,6 +496,34 @@ void *mp_tcache_alloc(struct mp_space *s, unsigned order);
 bool mp_tcache_drain(struct mp_space *s);
 /* Free @grain into the calling thread's cache; 1 when it was not this process's to cache (lock path). */
 int mp_tcache_free(struct mp_space *s, uint64_t grain);
+
+/* ---- parcels.c: memory committed as the heap is used, followed by every process ---- */
+
+/*
+ * mp_parcel_commit() - memory behind every parcel of the block at @grain of
+ * @order; -ENOMEM when the kernel has none (hugepages). Needs the lock.
+ */
+int mp_parcel_commit(struct mp_heap *h, uint64_t grain, unsigned order);
+/* mp_follow_seq() - heap_seq now: read under the lock after a change, for mp_follow_wait(). */
+uint32_t mp_follow_seq(const struct mp_space *s);
+/*
+ * mp_follow_wait() - after a change this process made or saw (heap_seq
+ * @seq): its own subscribers brought up to date, then every other live
+ * follower waited for until it answered @seq. Without the lock, outside
+ * memory-event callbacks.
+ */
+void mp_follow_wait(struct mp_space *s, uint32_t seq);
+/* mp_parcel_trim() - past MP_TRIM_KEEP free committed parcels, give a free block's back. Takes the lock. */
+void mp_parcel_trim(struct mp_space *s);
+/* mp_follow_start() - this process answers parcel changes (a thread); mp_follow_stop() ends that. */
+int mp_follow_start(struct mp_space *s);
+void mp_follow_stop(struct mp_space *s);
+/* mp_parcel_forget_slot() - slot @i died or left: no follower there; its trim, if any, ended. Needs the lock. */
+void mp_parcel_forget_slot(struct mp_heap *h, unsigned i);
+/* mp_parcel_repair() - after a holder of the lock died: allocated blocks committed, a dead trim ended. */
+void mp_parcel_repair(struct mp_heap *h);
+/* mp_heap_take() - the free block at @grain of @order, allocated to @owner lent to @lender. Needs the lock. */
+int mp_heap_take(struct mp_heap *h, uint64_t grain, unsigned order, uint8_t owner, uint8_t lender);
 
 /* ---- domain.c: shared domains ---- */
 

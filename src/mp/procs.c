@@ -156,6 +156,8 @@ void mp_reap_slot(struct mp_heap *h, unsigned i)
 	c->slots[i].state = MP_SLOT_DEAD;
 	mp_crash_point();
 	n = mp_heap_free_owned(h, (uint8_t)i);
+	/* Not a follower any more; a trim it was in, ended. */
+	mp_parcel_forget_slot(h, i);
 	/* Its views of shared domains go; a domain nobody has open any more, with them. */
 	mp_domains_forget_slot(h, i);
 	mp_domains_tidy(h);

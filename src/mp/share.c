@@ -5,6 +5,7 @@
  * process's kernel chooses; the shared heap as the context's DMA heap.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@
 #include "mem/mem.h"
 #include "mp/mp.h"
 #include "mp/mp_internal.h"
+#include "os/hugepage.h"
 #include "os/memfd.h"
 #include "os/vaspace.h"
 #include "phys/phys.h"
@@ -65,6 +67,7 @@ static struct mp_space *space_new(struct iovm_ctx *ctx, const char *name)
 	s->fork_gen = mp_fork_gen();
 	strcpy(s->name, name);
 	pthread_mutex_init(&s->zone_view_lock, NULL);
+	pthread_mutex_init(&s->follow_lock, NULL);
 	return s;
 }
 
@@ -80,6 +83,7 @@ static void space_free(struct mp_space *s)
 	if (s->conn_fd >= 0)
 		mp_fd_close(s->conn_fd);
 	pthread_mutex_destroy(&s->zone_view_lock);
+	pthread_mutex_destroy(&s->follow_lock);
 	free(s);
 }
 
@@ -100,7 +104,8 @@ static int map_share(struct mp_space *s)
 		goto unmap_ctl;
 	}
 	s->map_len = map_len;
-	ret = os_va_commit(s->map, s->heap_size, s->heap_fd, 0, false);
+	/* No reservation: memory comes by parcels as blocks need it (parcels.c). */
+	ret = os_va_commit_sparse(s->map, s->heap_size, s->heap_fd, 0);
 	if (ret)
 		goto release;
 	if (madvise(ctl, s->ctl_size, MADV_DONTFORK) || madvise(s->map, map_len, MADV_DONTFORK)) {
@@ -158,6 +163,7 @@ static int go_live(struct mp_space *s)
 		.len = s->heap_size,
 		.pa = s->pa,
 		.page_size = s->page_size,
+		.parcel_size = MP_PARCEL,
 	};
 	mp_tcache_init(s);
 	ret = mem_share_set(s->ctx->mem, &s->view);
@@ -186,21 +192,34 @@ static int make_heap(struct mp_space *s, uint64_t size, uint64_t page_size)
 	}
 	for (unsigned i = 0; i < 2 && sizes[i]; i++) {
 		uint64_t len = align_up(size, MAX(sizes[i], SZ_2M));
-		void *probe;
 
+		/*
+		 * Chosen for the caller: 2 MiB pages only when the pool has room
+		 * for the whole heap now (they are taken as it is used, so that
+		 * others may take them meanwhile: allocations then fail, ENOMEM).
+		 */
+		if (!page_size && sizes[i] == SZ_2M) {
+			uint64_t avail = 0;
+
+			if (os_hugepage_available(SZ_2M, &avail) || avail < len / SZ_2M)
+				continue;
+		}
 		ret = os_memfd_create_sealed("iovm-share-heap", sizes[i], len, &s->heap_fd);
 		if (ret)
 			continue;
 		mp_fd_own(s->heap_fd);
-		/* A hugetlb mapping reserves its pages: if the pool is short, it fails here, not later. */
-		probe = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, s->heap_fd, 0);
-		if (probe == MAP_FAILED) {
+		/*
+		 * Memory comes as the heap is used (parcels.c): the size is
+		 * address space. One parcel's worth now, given back at once,
+		 * says whether the pool has any: if not, the share fails here.
+		 */
+		if (fi_fallocate(s->heap_fd, 0, 0, (off_t)MP_PARCEL) ||
+		    fi_fallocate(s->heap_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t)MP_PARCEL)) {
 			ret = -ENOMEM;
 			mp_fd_close(s->heap_fd);
 			s->heap_fd = -1;
 			continue;
 		}
-		munmap(probe, len);
 		s->heap_size = len;
 		s->page_size = sizes[i];
 		return 0;
@@ -293,6 +312,7 @@ int mp_share(struct iovm_ctx *ctx, const char *name, const struct iovm_share_par
 	if (ret)
 		goto unmap;
 	s->h.mem = s->heap;
+	s->h.fd = s->heap_fd;
 	mp_heap_init(&s->h);
 	ret = mp_slot_take(s);
 	if (ret)
@@ -362,6 +382,7 @@ int mp_attach(struct iovm_ctx *ctx, const char *name)
 	if (ret)
 		goto unmap;
 	s->h.mem = s->heap;
+	s->h.fd = s->heap_fd;
 	s->page_size = s->c->page_size;
 	s->pa = pa_make(s->c->heap_pa);
 	ret = mp_slot_take(s);
@@ -399,6 +420,8 @@ void mp_close(struct iovm_ctx *ctx)
 	}
 	if (s->on_bus)
 		phys_window_remove(ctx->phys, s->pa);
+	/* Not waited for, nor following, once its subscribers are gone. */
+	mp_follow_stop(s);
 	mp_server_stop(s);
 	/* The caches' blocks are this slot's: leaving frees them with the rest. */
 	mp_tcache_fini(s);
@@ -449,15 +472,19 @@ IOVM_API int iovm_share_info(struct iovm_ctx *ctx, struct iovm_share_info *info)
 	info->blocks = c->nr_blocks;
 	/*
 	 * Blocks in threads' caches are free to their processes, not live
-	 * allocations; blocks kept for shared domains are neither.
+	 * allocations; blocks kept for shared domains are neither; a block
+	 * being trimmed is free memory on its way to the kernel.
 	 */
 	for (uint64_t g = 0; g < c->ngrains; g += UINT64_C(1) << (s->h.state[g] & MP_ORDER_MASK)) {
 		uint8_t l = lender_get(&s->h.lender[g]);
 
-		if (!(s->h.state[g] & MP_ALLOCATED) || (l != MP_LENDER_CACHED && l != MP_LENDER_DOMAINS))
+		if (!(s->h.state[g] & MP_ALLOCATED) ||
+		    (l != MP_LENDER_CACHED && l != MP_LENDER_DOMAINS && l != MP_LENDER_TRIM))
 			continue;
 		info->blocks--;
-		if (l == MP_LENDER_CACHED)
+		if (l == MP_LENDER_TRIM)
+			info->heap_free += MP_GRAIN << (s->h.state[g] & MP_ORDER_MASK);
+		else if (l == MP_LENDER_CACHED)
 			info->cached += MP_GRAIN << (s->h.state[g] & MP_ORDER_MASK);
 		else
 			info->domain_held += MP_GRAIN << (s->h.state[g] & MP_ORDER_MASK);

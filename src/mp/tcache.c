@@ -130,6 +130,7 @@ void *mp_tcache_alloc(struct mp_space *s, unsigned order)
 		return NULL;
 	if (unlikely(!tc->n[order])) {
 		uint64_t batch;
+		uint32_t seq;
 
 		/*
 		 * Empty: a batch of blocks of this order, under one lock; a batch
@@ -146,9 +147,12 @@ void *mp_tcache_alloc(struct mp_space *s, unsigned order)
 			lender_set(&s->h.lender[g], MP_LENDER_CACHED);
 			tc->grain[order][tc->n[order]++] = g;
 		}
+		seq = mp_follow_seq(s);
 		mp_unlock(&s->h);
 		if (!tc->n[order])
 			return NULL;
+		/* Memory a batch committed: in every process's following domains first. */
+		mp_follow_wait(s, seq);
 	}
 	g = tc->grain[order][--tc->n[order]];
 	lender_set(&s->h.lender[g], MP_LENDER_NONE);

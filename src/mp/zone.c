@@ -70,6 +70,7 @@ int mp_zone_reserve(void *arg, const char *name, size_t size, size_t align, uint
 	unsigned shift = (flags >> 8) & 0xff;
 	struct mp_zone_rec *r;
 	uint64_t grain;
+	uint32_t seq;
 	int ret, i;
 
 	if (s->fork_gen != mp_fork_gen())
@@ -115,6 +116,8 @@ int mp_zone_reserve(void *arg, const char *name, size_t size, size_t align, uint
 	/* The record names the block before the block exists: a repair finds it either way. */
 	ret = mp_heap_alloc(&s->h, size, align, MP_OWNER_KEEP, &r->grain, &grain);
 	if (ret) {
+		r->grain = MP_NO_GRAIN; /* a block found, then no memory to commit for it: unallocated again */
+		mp_crash_point();
 		c->zone_pending = 0;
 		ret = err_detail(ret, IOVM_LOG_DEBUG, "the shared heap has no free block for zone '%s'", name);
 		goto unlock;
@@ -132,7 +135,11 @@ int mp_zone_reserve(void *arg, const char *name, size_t size, size_t align, uint
 	*zone = view_fill(s, (unsigned)i);
 	ret = 0;
 unlock:
+	seq = mp_follow_seq(s);
 	mp_unlock(&s->h);
+	/* A zone's memory in every process's following domains before its maker has it. */
+	if (ret >= 0)
+		mp_follow_wait(s, seq);
 	return ret;
 }
 
@@ -197,6 +204,7 @@ int mp_zone_free(void *arg, const struct iovm_zone *zone)
 	c->zone_pending = 0;
 	mp_crash_point();
 	mp_unlock(&s->h);
+	mp_parcel_trim(s);
 	return 0;
 }
 
