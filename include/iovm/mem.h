@@ -382,6 +382,14 @@ struct iovm_mem_event {
  * together, never part of one.
  * Callbacks run on the allocating thread with the heap's lock held: they
  * may translate (iovm_dma_xlate), but must not allocate or free.
+ *
+ * A shared heap (iovm/mp.h) is committed and released by parcels of 2
+ * MiB, by any process of the share: this process's subscribers hear of
+ * each, on a thread the share starts in this process once it has one, or
+ * on the thread of this process's own allocation or free; the allocation
+ * or free that caused it returns after they heard. A COMMIT refused there
+ * fails nothing in the process that committed: the parcel stays unmapped
+ * for this process's subscribers, and is offered again at the next change.
  */
 typedef int (*iovm_mem_event_fn)(void *arg, const struct iovm_mem_event *ev);
 

@@ -5,7 +5,12 @@
  *
  * What is shared, and how:
  *  - the heap is one memfd (hugetlb 2 MiB pages when the machine has them,
- *    4 KiB shmem otherwise) of a size fixed when it is shared. Every process
+ *    4 KiB shmem otherwise) whose size, fixed when it is shared, is address
+ *    space, not memory: memory comes by parcels of 2 MiB as allocations
+ *    need it (hugepages are taken then: an allocation the pool cannot serve
+ *    fails with ENOMEM), and a free that leaves more than two committed
+ *    parcels free gives back the free block that holds them (the kernel
+ *    gets the pages back; they come back zeroed). Every process
  *    maps it wherever its kernel puts it (ASLR on, no fixed address), and
  *    puts it on its bus at the same physical address: PAs (so IOVAs of
  *    identity domains) agree in every process, pointers do not. Exchange
@@ -16,6 +21,14 @@
  *    process allocates, any frees (also what another allocated), every
  *    process finds a zone by name with the same PA and contents. Common
  *    buffers (iovm_cbuf_*()) and registrations stay the process's own.
+ *  - memory events (iovm/mem.h) of the shared heap: a process whose context
+ *    has subscribers (a domain that follows the heap) hears of each parcel
+ *    as it gets memory and before it loses it, whichever process caused it,
+ *    from a thread of its own. An allocation that commits a parcel returns
+ *    once every such process has heard (its following domains map the
+ *    memory before anyone has its address); a free that gives one back,
+ *    once every such process has unmapped it. A stopped follower holds both
+ *    up until it runs or dies (a dead one is waited for no more).
  *  - attachment goes over a UNIX socket in the abstract namespace (no file
  *    to leave behind), which passes the memfds with SCM_RIGHTS. The owner
  *    checks the peer's credentials from the kernel (SO_PEERCRED): only the
@@ -57,7 +70,7 @@ struct iovm_ctx;
 #define IOVM_SHARE_NAMESIZE 64
 
 struct iovm_share_params {
-	uint64_t heap_size; /* bytes of the shared heap, rounded up to its pages; 0: 64 MiB */
+	uint64_t heap_size; /* bytes of the shared heap (address space: memory comes as used), to 2 MiB; 0: 64 MiB */
 	uint64_t page_size; /* 4 KiB or 2 MiB; 0: 2 MiB when the machine has them free, else 4 KiB */
 	int64_t group;      /* a group whose members may attach, besides the owner's user; -1: none */
 };
@@ -81,7 +94,8 @@ struct iovm_share_params {
  * already shared or attached; -EEXIST when another share has @name;
  * -EOPNOTSUPP for 2 MiB pages the machine lacks, or for a context opened
  * with host_pa=on (a shared heap's PAs are emulated, the same in every
- * process: see iovm_open()); -ENOMEM.
+ * process: see iovm_open()); -ENOMEM (also when not even one parcel of 2
+ * MiB of memory can be had now).
  */
 IOVM_API int iovm_share(struct iovm_ctx *ctx, const char *name, const struct iovm_share_params *params);
 
