@@ -148,6 +148,14 @@ void bench_reg_cover(bool quick);
 /* The child's side: monitor @mon, @reps munmaps timed, its answers written to @fd; the exit status. */
 #define BENCH_REG_COVER_CHILD "reg-cover-child"
 int bench_reg_cover_child(int mon, unsigned reps, int fd);
+/*
+ * bench reg's munmap rows in an exec'd process without UCX's munmap patch
+ * (bench_reg_cover.c): plain, monitored, userfaultfd alone (us), hooked;
+ * 0, or -1 when no answer came. The child's side: bench_reg_munmap_child().
+ */
+#define BENCH_REG_MUNMAP_CHILD "reg-munmap-child"
+int bench_reg_munmap_remote(bool busy, bool quick, const char *opts, double out[4]);
+int bench_reg_munmap_child(int busy, int quick, const char *opts, int fd);
 /* bench_reg_async.c: the rows of background registration, in @dom, within @room bytes lockable. */
 struct iovm_domain;
 void bench_reg_async(const struct bench_args *args, struct iovm_domain *dom, size_t room);

@@ -469,6 +469,44 @@ static struct cover_result child_cover(enum monitor m, unsigned reps)
 	return r;
 }
 
+int bench_reg_munmap_remote(bool busy, bool quick, const char *opts, double out[4])
+{
+	struct pollfd pfd;
+	int fds[2], st, ret = -1;
+	pid_t pid;
+
+	if (pipe(fds))
+		return -1;
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		char b[4], q[4], fd[16];
+
+		close(fds[0]);
+		snprintf(b, sizeof(b), "%d", busy);
+		snprintf(q, sizeof(q), "%d", quick);
+		snprintf(fd, sizeof(fd), "%d", fds[1]);
+		setenv("UCX_MEM_MMAP_HOOK_MODE", "none", 1);
+		execl("/proc/self/exe", "iovm-bench", BENCH_REG_MUNMAP_CHILD, b, q, opts ? opts : "", fd, (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	pfd = (struct pollfd){ .fd = fds[0], .events = POLLIN };
+	/* Minutes at most: a full run is seconds. */
+	if (poll(&pfd, 1, 10 * COVER_TIMEOUT_MS) == 1 && read(fds[0], out, 4 * sizeof(double)) == 4 * sizeof(double))
+		ret = 0;
+	else
+		kill(pid, SIGKILL);
+	close(fds[0]);
+	waitpid(pid, &st, 0);
+	return ret;
+}
+
 static unsigned seen_count(const struct cover_result *r, unsigned *tried)
 {
 	unsigned n = 0;

@@ -32,6 +32,8 @@ static int run_bench(int argc, char **argv)
 	/* Not for people: one monitor of bench reg's coverage table, exec'd in a process of its own. */
 	if (argc == 5 && !strcmp(argv[1], BENCH_REG_COVER_CHILD))
 		return bench_reg_cover_child(atoi(argv[2]), (unsigned)atoi(argv[3]), atoi(argv[4]));
+	if (argc == 6 && !strcmp(argv[1], BENCH_REG_MUNMAP_CHILD))
+		return bench_reg_munmap_child(atoi(argv[2]), atoi(argv[3]), argv[4], atoi(argv[5]));
 
 	if (argc >= 2 && !strcmp(argv[1], "mem"))
 		run = bench_mem;
