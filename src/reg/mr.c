@@ -134,9 +134,11 @@ void mr_fini(struct iovm_mr *mr)
 {
 	free(mr->chunks);
 	free(mr->valid);
+	free(mr->taken);
 	free(mr->kids);
 	mr->chunks = NULL;
 	mr->valid = NULL;
+	mr->taken = NULL;
 	mr->kids = NULL;
 	mutex_destroy(&mr->lock);
 }

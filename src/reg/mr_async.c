@@ -12,7 +12,9 @@
  * them, so that no other registration's end unlocks them meanwhile; an
  * event of the memory monitor that hits the MR between the lock and the
  * map (mr->seq moved) has the chunk locked again under the lock, where
- * memory unmapped meanwhile fails as for iovm_mr_reg().
+ * memory unmapped meanwhile fails as for iovm_mr_reg(); pages an event
+ * took away (mr->taken) are never mapped: what replaced them is not the
+ * memory that was registered.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -388,9 +390,10 @@ IOVM_API int iovm_mr_reg_async(struct iovm_domain *dom, void *addr, size_t len, 
 	mr = mr_new(dom, a, len, access);
 	if (!mr)
 		return -ENOMEM;
-	as = async_new(mr, shift, flags & 0xffu);
+	mr->taken = fi_calloc((mr->npages + 63) / 64, sizeof(uint64_t));
+	as = mr->taken ? async_new(mr, shift, flags & 0xffu) : NULL;
 	if (!as) {
-		mr_free(mr);
+		mr_free(mr); /* and its taken bits */
 		return -ENOMEM;
 	}
 	mr->async = as;

@@ -244,13 +244,27 @@ void mr_pin_uncount(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, ui
 	atomic_fetch_sub_explicit(&rs->locked_bytes, unlocked, memory_order_relaxed);
 }
 
-int mr_pin_map(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last, bool relock)
+static bool taken(const struct iovm_mr *mr, uint64_t i)
+{
+	return mr->taken && (mr->taken[i / 64] >> (i % 64) & 1);
+}
+
+/* The end of the run from @i whose pages are all taken, or all not, up to @last. */
+static uint64_t taken_run(const struct iovm_mr *mr, uint64_t i, uint64_t last)
+{
+	bool t = taken(mr, i);
+
+	while (i < last && taken(mr, i + 1) == t)
+		i++;
+	return i;
+}
+
+/* Map [first, last] locked, @relock: locked again first. Needs mr->lock and reg_space.lock. */
+static int pin_map_run(struct iovm_mr *mr, uint64_t first, uint64_t last, bool relock)
 {
 	uint64_t start = mr->start + first * PG, len = (last - first + 1) * PG;
 	int ret = 0;
 
-	lock_assert_held(&rs->lock);
-	mutex_lock(&mr->lock);
 	/* Locked outside the lock: again, where that failed or an event hit the MR meanwhile. */
 	if (relock)
 		ret = lock_pages(start, len);
@@ -261,9 +275,28 @@ int mr_pin_map(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_
 		pages_set(mr, first, last, true);
 		__atomic_store_n(&mr->nr_valid, mr->nr_valid + (last - first + 1), __ATOMIC_RELAXED);
 	}
+	return ret;
+}
+
+int mr_pin_map(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last, bool relock)
+{
+	int ret = 0;
+
+	lock_assert_held(&rs->lock);
+	mutex_lock(&mr->lock);
+	/*
+	 * Pages an event took away while the chunk was pinned outside the
+	 * lock (or before) are not mapped: their addresses hold other memory
+	 * now, which the chunk's thread may have locked; that lock goes.
+	 */
+	for (uint64_t i = first, j; i <= last && !ret; i = j + 1) {
+		j = taken_run(mr, i, last);
+		if (taken(mr, i))
+			mr_pin_uncount(rs, mr, i, j);
+		else if ((ret = pin_map_run(mr, i, j, relock)))
+			mr_pin_uncount(rs, mr, i, last);
+	}
 	mutex_unlock(&mr->lock);
-	if (ret)
-		mr_pin_uncount(rs, mr, first, last);
 	return ret;
 }
 
@@ -325,6 +358,10 @@ uint64_t mr_invalidate_range(struct reg_space *rs, uint64_t start, uint64_t len,
 		/* Odd while the pages go: a lock-free reader of the valid bits knows to look again. */
 		atomic_fetch_add_explicit(&mr->seq, 1, memory_order_seq_cst);
 		pages += drop_pages(rs, mr, (s - mr->start) / PG, (align_up(e, PG) - mr->start) / PG - 1);
+		/* Pinned in the background: pages not pinned yet are never to be (mr_pin_map()). */
+		if (mr->taken)
+			for (uint64_t i = (s - mr->start) / PG; i <= (align_up(e, PG) - mr->start) / PG - 1; i++)
+				mr->taken[i / 64] |= UINT64_C(1) << (i % 64);
 		if (mr->on_demand && (kind == UFFD_EVENT_UNMAP || kind == UFFD_EVENT_REMAP || !kind))
 			odp_mappings_changed(mr, (s - mr->start) / PG, (align_up(e, PG) - mr->start) / PG - 1);
 		atomic_fetch_add_explicit(&mr->seq, 1, memory_order_release);

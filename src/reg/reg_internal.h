@@ -103,6 +103,13 @@ struct iovm_mr {
 
 	struct mutex lock;     /* valid, nr_valid and the domain mapping */
 	uint64_t *valid;          /* under lock: a bit per page, mapped in the domain */
+	/*
+	 * Under lock; pinned in the background only (iovm_mr_reg_async()): a
+	 * bit per page an event took away, before its chunk was pinned or
+	 * after; such a page is never mapped (NULL: none). What replaced it is
+	 * not the memory that was registered.
+	 */
+	uint64_t *taken;
 	uint64_t nr_valid;        /* under lock */
 	/*
 	 * A seqcount: odd while an invalidation runs, moved on by each. On-demand
