@@ -132,4 +132,35 @@ static inline void a17_spin_stop_all(pthread_t *t, unsigned n)
 		pthread_join(t[i], NULL);
 }
 
+/*
+ * [p, p+len) was registered at @iova and has just been taken away (the
+ * call returned): map it anew with 0xa5 if the address is free, and let
+ * the device at the old IOVA: both ways must fault, touching nothing.
+ * What it says went wrong, or NULL; the new memory is unmapped.
+ */
+static inline const char *a17_after_gone(struct a17q *a, uint8_t *p, size_t len, uint64_t iova)
+{
+	uint8_t *q = mmap(p, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	const char *bad = NULL;
+
+	if (q != MAP_FAILED && q != p) {
+		munmap(q, len);
+		q = MAP_FAILED;
+	}
+	if (q != MAP_FAILED)
+		memset(q, 0xa5, len);
+	memset(a->buf, 0x5a, PG);
+	if (a17_copy(a, iova, a->buf_iova, PG) != IOVM_STATUS_PAGE_FAULT)
+		bad = "a device read of the old IOVA did not fault";
+	else if (a17_any(a->buf, 0xa5, PG))
+		bad = "a device read of the old IOVA brought the new memory's bytes";
+	else if (a17_copy(a, a->buf_iova, iova + len - PG, PG) != IOVM_STATUS_PAGE_FAULT)
+		bad = "a device write to the old IOVA did not fault";
+	else if (q != MAP_FAILED && !a17_all(q, 0xa5, len))
+		bad = "the device wrote in the new memory";
+	if (q != MAP_FAILED)
+		munmap(q, len);
+	return bad;
+}
+
 #endif /* IOVM_TESTS_ATTACK17_H */
