@@ -14,6 +14,7 @@
 #include <linux/capability.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 
 #include "attack/attack17.h"
 
@@ -440,6 +441,62 @@ TEST(replace_mid_pinning_loop)
 	rig_close(&r);
 }
 
+/*
+ * fork() while the threads pin: the child writes its copy whole and
+ * exits; the parent's registration still reaches the parent's memory,
+ * with the parent's bytes, and a device write lands there.
+ */
+TEST(fork_mid_pinning)
+{
+	struct rig r;
+	struct a17q a;
+	size_t len = 16 * MB;
+	uint8_t *p = map_aligned(len, 2 * MB);
+	struct iovm_mr *mr;
+	uint64_t iova;
+
+	if (TEST_TSAN)
+		SKIP_CASE("fork() while the monitor watches cannot run under TSan (known-gaps.md)");
+	rig_open(&r, REG_OPTS, NULL, IOVM_QUEUE_POLLED);
+	a17q_open(&r, &a, PG, IOVM_QUEUE_POLLED);
+	for (unsigned round = 0; round < a17_rounds(4); round++) {
+		pid_t pid;
+		int status;
+
+		memset(p, 0x42, len);
+		CHECK_OK(iovm_mr_reg_async(r.dom, p, len, IOVM_ACCESS_LOCAL_WRITE,
+					   IOVM_REG_THREADS(2) | IOVM_REG_CHUNK_SHIFT(16 + round % 3), &mr));
+		iova = mr_iova(mr, p);
+		if (round & 1)
+			usleep(300);
+		pid = fork();
+		CHECK(pid >= 0);
+		if (pid == 0) {
+			memset(p, 0x77, len);
+			munmap(p + MB, MB);
+			_exit(0);
+		}
+		CHECK_EQ(waitpid(pid, &status, 0), pid);
+		CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x", status);
+		CHECK_EQ(iovm_mr_wait(mr, p, len, -1), 0);
+		CHECK_MSG(a17_all(p, 0x42, len), "round %u: the parent's memory changed", round);
+		for (size_t off = 0; off < len; off += MB / 2) {
+			CHECK_EQ(a17_copy(&a, iova + off, a.buf_iova, PG), IOVM_STATUS_SUCCESS);
+			CHECK_MSG(a17_all(a.buf, 0x42, PG), "round %u: device read at %zu brought %#x", round, off,
+				  a.buf[0]);
+			memset(a.buf, 0x33, PG);
+			CHECK_EQ(a17_copy(&a, a.buf_iova, iova + off, PG), IOVM_STATUS_SUCCESS);
+			CHECK_MSG(a17_all(p + off, 0x33, PG), "round %u: device write at %zu not in the parent's memory",
+				  round, off);
+		}
+		CHECK_EQ(mr_info(mr).valid_pages, len / PG);
+		CHECK_OK(iovm_mr_dereg(mr));
+	}
+	a17q_close(&r, &a);
+	rig_close(&r);
+	app_unmap(p, len);
+}
+
 int main(void)
 {
 	test_init();
@@ -452,6 +509,7 @@ int main(void)
 	RUN_SELECTED(dereg_mid_pinning);
 	RUN_SELECTED(wait_boundaries);
 	RUN_SELECTED(replace_mid_pinning_loop);
+	RUN_SELECTED(fork_mid_pinning);
 	RUN_SELECTED(memlock_too_small);
 	return 0;
 }

@@ -10,6 +10,7 @@
  * Tight loops, a worker-run queue, several threads with every CPU busy,
  * and everything on CPU 0 with a spinner beside it.
  */
+#include <malloc.h>
 #include <sys/syscall.h>
 
 #include "attack/attack17.h"
@@ -95,10 +96,17 @@ static void one_round(struct rig *r, struct a17q *a, enum how how, unsigned roun
 	default:
 		CHECK(0);
 	}
+	if (round % 4 == 1) {
+		/* Here the lookup goes first: it must wait for the batch (and wake the invalidator). */
+		struct iovm_mr_info info = mr_info(mr);
+
+		CHECK_MSG(info.valid_pages == 0, "%s round %u: query first calls %llu pages valid", how_name[how],
+			  round, (unsigned long long)info.valid_pages);
+	}
 	if (q != MAP_FAILED)
 		memset(q, 0xa5, len);
 	memset(a->buf, 0x5a, PG);
-	/* No lookup: the device goes first. */
+	/* No lookup (but in rounds 1 mod 4): the device goes first. */
 	st = a17_copy(a, iova + (round % NP) * PG, a->buf_iova, PG);
 	CHECK_MSG(st == IOVM_STATUS_PAGE_FAULT, "%s round %u: device read of the old IOVA: status %u, not a fault",
 		  how_name[how], round, st);
@@ -296,6 +304,73 @@ TEST(fresh_reg_reached)
 	rig_close(&r);
 }
 
+/*
+ * glibc's free() of a block it mmapped (an internal munmap, not the PLT)
+ * and malloc() of the same size at once, most often at the same address:
+ * the device at the old IOVA faults, reaches nothing of the new block.
+ */
+static void *free_main(void *arg)
+{
+	struct thr *t = arg;
+	size_t sz = 1u << 20, reg = sz - 2 * PG;
+	unsigned same = 0;
+
+	for (unsigned i = 0; i < t->rounds; i++) {
+		uint8_t *b = malloc(sz), *pg, *nb;
+		struct iovm_mr *mr;
+		uint64_t iova;
+		uint8_t st;
+
+		CHECK(b != NULL);
+		pg = (uint8_t *)(((uintptr_t)b + PG - 1) & ~(uintptr_t)(PG - 1));
+		memset(b, 0x11, sz);
+		CHECK_OK(iovm_mr_reg(t->r->dom, pg, reg, IOVM_ACCESS_LOCAL_WRITE, &mr));
+		iova = mr_iova(mr, pg);
+		free(b);
+		nb = malloc(sz);
+		CHECK(nb != NULL);
+		memset(nb, 0xa5, sz);
+		same += nb == b;
+		memset(t->a.buf, 0x5a, PG);
+		st = a17_copy(&t->a, iova + (i % 16) * PG, t->a.buf_iova, PG);
+		CHECK_MSG(st == IOVM_STATUS_PAGE_FAULT, "round %u: device read after free(): status %u", i, st);
+		CHECK_MSG(!a17_any(t->a.buf, 0xa5, PG), "round %u: the device read the new block", i);
+		st = a17_copy(&t->a, t->a.buf_iova, iova + (i % 16) * PG, PG);
+		CHECK_MSG(st == IOVM_STATUS_PAGE_FAULT, "round %u: device write after free(): status %u", i, st);
+		CHECK_MSG(a17_all(nb, 0xa5, sz), "round %u: the device wrote in the new block", i);
+		CHECK_OK(iovm_mr_dereg(mr));
+		free(nb);
+	}
+	CHECK_MSG(same > 0, "malloc() never gave the freed address again: the test reached nothing");
+	return NULL;
+}
+
+TEST(glibc_free_then_malloc)
+{
+	struct rig r;
+	struct thr t[3];
+	pthread_t th[3];
+
+	if (TEST_OWN_MALLOC)
+		SKIP_CASE("the sanitizer's malloc never unmaps on free()");
+	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+	rig_open(&r, REG_OPTS, NULL, IOVM_QUEUE_POLLED);
+	for (unsigned i = 0; i < 3; i++) {
+		t[i].r = &r;
+		t[i].rounds = a17_rounds(40);
+		t[i].seed = i;
+		a17q_open(&r, &t[i].a, PG, IOVM_QUEUE_POLLED);
+	}
+	free_main(&t[0]);
+	for (unsigned i = 0; i < 3; i++)
+		CHECK_OK(-pthread_create(&th[i], NULL, free_main, &t[i]));
+	for (unsigned i = 0; i < 3; i++)
+		pthread_join(th[i], NULL);
+	for (unsigned i = 0; i < 3; i++)
+		a17q_close(&r, &t[i].a);
+	rig_close(&r);
+}
+
 /* Everything (the library's threads too: made after) on CPU 0, with a spinner there. */
 TEST(one_cpu)
 {
@@ -319,6 +394,7 @@ int main(void)
 	RUN_SELECTED(tight_worker);
 	RUN_SELECTED(threads_cpus_busy);
 	RUN_SELECTED(one_cpu);
+	RUN_SELECTED(glibc_free_then_malloc);
 	RUN_SELECTED(fresh_reg_reached);
 	if (atomic_load(&fresh_unreached))
 		printf("# %u fresh registrations not reached (fresh_reg_reached's bug)\n", atomic_load(&fresh_unreached));
