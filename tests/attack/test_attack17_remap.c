@@ -276,20 +276,22 @@ TEST(fresh_reg_reached)
 	struct rig r;
 	struct thr t[4];
 	pthread_t th[4], sp[8];
-	unsigned ns, nthr = 4;
+	unsigned ns, nthr = getenv("A17_THREADS") ? (unsigned)atoi(getenv("A17_THREADS")) : 4;
 	const char *h = getenv("A17_HOW");
 
 	A17_KNOWN("another thread's mmap MAP_FIXED, mremap or raw munmap event invalidates a later registration "
 		  "of memory mmap(NULL) handed out at the freed address");
+	if (nthr < 1 || nthr > 4)
+		nthr = 4;
 	fresh_how = h ? atoi(h) : BY_FIXED;
 	rig_open(&r, REG_OPTS, NULL, IOVM_QUEUE_POLLED);
 	for (unsigned i = 0; i < nthr; i++) {
 		t[i].r = &r;
-		t[i].rounds = a17_rounds(150);
+		t[i].rounds = a17_rounds(600);
 		t[i].seed = i;
 		a17q_open(&r, &t[i].a, PG, IOVM_QUEUE_POLLED);
 	}
-	ns = a17_spin_start(sp, 2);
+	ns = a17_spin_start(sp, getenv("A17_NOSPIN") ? 0 : 2);
 	for (unsigned i = 0; i < nthr; i++)
 		CHECK_OK(-pthread_create(&th[i], NULL, fresh_main, &t[i]));
 	for (unsigned i = 0; i < nthr; i++)
