@@ -123,7 +123,8 @@ TEST(writes_kept_while_pinning)
  */
 static void take_away_mid(int how)
 {
-	static const char *names[] = { "munmap", "mmap MAP_FIXED", "mprotect PROT_READ", "mprotect PROT_NONE" };
+	static const char *names[] = { "munmap", "mmap MAP_FIXED", "mprotect PROT_READ", "mprotect PROT_NONE",
+				       "munmap, nothing mapped", "mremap onto it" };
 	struct rig r;
 	struct a17q a;
 	size_t len = 32 * MB, mid = 8 * MB, hole = 4 * MB;
@@ -160,13 +161,23 @@ static void take_away_mid(int how)
 	case 3:
 		CHECK_OK(mprotect(p + mid, hole, PROT_NONE));
 		break;
+	case 4:
+		CHECK_OK(munmap(p + mid, hole));
+		break;
+	case 5: {
+		uint8_t *n = app_map(hole);
+
+		q = mremap(n, hole, hole, MREMAP_MAYMOVE | MREMAP_FIXED, p + mid);
+		CHECK(q == p + mid);
+		break;
+	}
 	}
 	if (q != MAP_FAILED)
 		memset(q, 0xa5, hole);
 	ret = wait_done(mr);
 	printf("# %s mid-pinning: pinning ended %d\n", names[how], ret);
 	CHECK_MSG(ret == 0 || ret == -EFAULT || ret == -ENOMEM, "%s: pinning ended %d", names[how], ret);
-	if (how <= 1) {
+	if (how <= 1 || how >= 4) {
 		memset(a.buf, 0x5a, PG);
 		st = a17_copy(&a, iova + mid + PG, a.buf_iova, PG);
 		CHECK_MSG(st == IOVM_STATUS_PAGE_FAULT, "%s: device read of the replaced part: status %u", names[how],
@@ -183,7 +194,7 @@ static void take_away_mid(int how)
 		CHECK_EQ(a17_copy(&a, iova, a.buf_iova, PG), IOVM_STATUS_SUCCESS);
 		CHECK(a17_all(a.buf, 0x42, PG));
 	}
-	if (ret == 0 && how >= 2) {
+	if (ret == 0 && (how == 2 || how == 3)) {
 		CHECK_OK(mprotect(p + mid, hole, PROT_READ | PROT_WRITE));
 		CHECK(a17_all(p + mid, 0x42, hole));
 	}
@@ -191,7 +202,7 @@ static void take_away_mid(int how)
 	CHECK_EQ(rstats(&r).locked_bytes, 0);
 	a17q_close(&r, &a);
 	rig_close(&r);
-	if (how >= 2)
+	if (how == 2 || how == 3)
 		mprotect(p + mid, hole, PROT_READ | PROT_WRITE);
 	app_unmap(p, len);
 }
@@ -206,6 +217,17 @@ TEST(map_fixed_mid_pinning)
 {
 	A17_KNOWN("mmap MAP_FIXED over part of an MR mid-pinning: the pinning ends 0 and the device reads the new memory");
 	take_away_mid(1);
+}
+
+TEST(munmap_hole_mid_pinning)
+{
+	take_away_mid(4);
+}
+
+TEST(mremap_mid_pinning)
+{
+	A17_KNOWN("mremap onto part of an MR mid-pinning: the pinning ends 0 and the device reads the new memory");
+	take_away_mid(5);
 }
 
 TEST(mprotect_ro_mid_pinning)
@@ -248,6 +270,74 @@ TEST(dereg_mid_pinning)
 	app_unmap(p, len);
 }
 
+/*
+ * The last 64 KiB of a 64 MiB registration unmapped right after
+ * iovm_mr_reg_async() returned, before one thread pinning 64 KiB chunks
+ * from the lowest address can have reached it (a device access there
+ * faults, checked first): "what goes wrong while pinning (... memory
+ * unmapped under the registration) stops it ... iovm_mr_wait() and
+ * iovm_mr_ready() say the error" (-EFAULT).
+ */
+TEST(unmapped_tail_is_an_error)
+{
+	struct rig r;
+	struct a17q a;
+	size_t len = 64 * MB;
+	unsigned zero = 0, rounds = a17_rounds(3);
+	int last = 0;
+
+	rig_open(&r, REG_OPTS, NULL, IOVM_QUEUE_POLLED);
+	a17q_open(&r, &a, PG, IOVM_QUEUE_POLLED);
+	for (unsigned round = 0; round < rounds; round++) {
+		uint8_t *p = map_aligned(len, 2 * MB);
+		struct iovm_mr *mr;
+		uint64_t iova;
+		int ret, w;
+
+		memset(p, 0x42, len);
+		CHECK_OK(iovm_mr_reg_async(r.dom, p, len, IOVM_ACCESS_LOCAL_WRITE,
+					   IOVM_REG_THREADS(1) | IOVM_REG_CHUNK_SHIFT(16), &mr));
+		iova = mr_iova(mr, p);
+		if (iovm_mr_wait(mr, p + len - K64, K64, 0) == 0) {
+			CHECK_OK(iovm_mr_dereg(mr));
+			app_unmap(p, len);
+			continue; /* pinned already: nothing to learn */
+		}
+		CHECK_OK(munmap(p + len - K64, K64));
+		ret = wait_done(mr);
+		w = iovm_mr_wait(mr, p + len - K64, K64, 0);
+		CHECK_EQ(a17_copy(&a, iova + len - PG, a.buf_iova, PG), IOVM_STATUS_PAGE_FAULT);
+		if (ret == 0 || w == 0) {
+			zero++;
+			last = w;
+		}
+		CHECK_OK(iovm_mr_dereg(mr));
+		app_unmap(p, len - K64);
+	}
+	printf("# unmapped_tail_is_an_error: %u of %u rounds said 0 (wait of the tail: %d)\n", zero, rounds, last);
+	CHECK_MSG(zero == 0,
+		  "%u of %u rounds: a chunk unmapped before it was pinned, and the pinning ended 0, iovm_mr_wait() of "
+		  "it %d",
+		  zero, rounds, last);
+	a17q_close(&r, &a);
+	rig_close(&r);
+}
+
+/* Threads waiting as long as it takes, each on a later chunk, when RLIMIT_MEMLOCK stops the pinning. */
+struct waiter {
+	struct iovm_mr *mr;
+	uint8_t *at;
+	int ret;
+};
+
+static void *waiter_main(void *arg)
+{
+	struct waiter *w = arg;
+
+	w->ret = iovm_mr_wait(w->mr, w->at, K64, -1);
+	return NULL;
+}
+
 /* Drop CAP_IPC_LOCK from the effective set, so that RLIMIT_MEMLOCK applies to root. */
 static bool drop_ipc_lock(void)
 {
@@ -285,6 +375,20 @@ TEST(memlock_too_small)
 	CHECK_OK(setrlimit(RLIMIT_MEMLOCK, &lim));
 	CHECK_OK(iovm_mr_reg_async(r.dom, p, len, IOVM_ACCESS_LOCAL_WRITE,
 				   IOVM_REG_THREADS(2) | IOVM_REG_CHUNK_SHIFT(20), &mr));
+	{
+		struct waiter w[4];
+		pthread_t wt[4];
+
+		for (unsigned i = 0; i < 4; i++) {
+			w[i].mr = mr;
+			w[i].at = p + len - (i + 1) * 3 * MB;
+			CHECK_OK(-pthread_create(&wt[i], NULL, waiter_main, &w[i]));
+		}
+		for (unsigned i = 0; i < 4; i++) {
+			pthread_join(wt[i], NULL);
+			CHECK_MSG(w[i].ret == -ENOMEM, "a waiter on a chunk never pinned: %d", w[i].ret);
+		}
+	}
 	ret = wait_done(mr);
 	CHECK_MSG(ret == -ENOMEM, "RLIMIT_MEMLOCK reached: pinning ended %d", ret);
 	CHECK_EQ(iovm_mr_wait(mr, p, len, 1000), -ENOMEM);
@@ -497,6 +601,61 @@ TEST(fork_mid_pinning)
 	app_unmap(p, len);
 }
 
+/*
+ * A descriptor that blocks on faults, to a chunk not pinned yet: a DMA
+ * fault at once (iovm/reg.h), nothing written; keyed the same.
+ */
+TEST(block_on_fault_not_pinned)
+{
+	struct rig r;
+	struct a17q a;
+	size_t len = 64 * MB;
+	uint8_t *p = map_aligned(len, 2 * MB);
+	struct iovm_mr *mr;
+	struct iovm_mr_info info;
+	uint64_t iova;
+	unsigned faults = 0;
+
+	rig_open(&r, REG_OPTS, NULL, IOVM_QUEUE_POLLED);
+	a17q_open(&r, &a, PG, IOVM_QUEUE_POLLED);
+	for (unsigned round = 0; round < a17_rounds(4); round++) {
+		uint8_t st;
+
+		memset(p, 0x42, len);
+		CHECK_OK(iovm_mr_reg_async(r.dom, p, len, IOVM_ACCESS_LOCAL_WRITE,
+					   IOVM_REG_THREADS(1) | IOVM_REG_CHUNK_SHIFT(16), &mr));
+		iova = mr_iova(mr, p);
+		info = mr_info(mr);
+		memset(a.buf, 0x5a, PG);
+		st = a17_run(&a, (struct iovm_desc){ .op = IOVM_OP_COPY,
+						     .flags = IOVM_DESC_BLOCK_ON_FAULT,
+						     .src = a.buf_iova,
+						     .dst = iova + len - PG,
+						     .len = PG });
+		if (st == IOVM_STATUS_PAGE_FAULT) {
+			faults++;
+			CHECK_MSG(a17_all(p + len - PG, 0x42, PG), "round %u: a faulted write wrote", round);
+		} else {
+			CHECK_EQ(st, IOVM_STATUS_SUCCESS);
+			CHECK_EQ(iovm_mr_wait(mr, p + len - PG, PG, 0), 0);
+		}
+		st = a17_run(&a, (struct iovm_desc){ .op = IOVM_OP_COPY,
+						     .flags = IOVM_DESC_KEYED | IOVM_DESC_BLOCK_ON_FAULT,
+						     .src = (uintptr_t)(p + len - 2 * PG),
+						     .src_key = info.lkey,
+						     .dst = a.buf_iova,
+						     .len = PG });
+		CHECK_MSG(st == IOVM_STATUS_PAGE_FAULT || st == IOVM_STATUS_SUCCESS, "keyed: status %u", st);
+		if (st == IOVM_STATUS_SUCCESS)
+			CHECK(a17_all(a.buf, 0x42, PG));
+		CHECK_OK(iovm_mr_dereg(mr));
+	}
+	printf("# block_on_fault_not_pinned: %u faults\n", faults);
+	a17q_close(&r, &a);
+	rig_close(&r);
+	app_unmap(p, len);
+}
+
 int main(void)
 {
 	test_init();
@@ -504,12 +663,16 @@ int main(void)
 	RUN_SELECTED(writes_kept_while_pinning);
 	RUN_SELECTED(munmap_mid_pinning);
 	RUN_SELECTED(map_fixed_mid_pinning);
+	RUN_SELECTED(munmap_hole_mid_pinning);
+	RUN_SELECTED(mremap_mid_pinning);
 	RUN_SELECTED(mprotect_ro_mid_pinning);
 	RUN_SELECTED(mprotect_none_mid_pinning);
 	RUN_SELECTED(dereg_mid_pinning);
 	RUN_SELECTED(wait_boundaries);
 	RUN_SELECTED(replace_mid_pinning_loop);
 	RUN_SELECTED(fork_mid_pinning);
+	RUN_SELECTED(block_on_fault_not_pinned);
+	RUN_SELECTED(unmapped_tail_is_an_error);
 	RUN_SELECTED(memlock_too_small);
 	return 0;
 }
