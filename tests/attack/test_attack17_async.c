@@ -271,7 +271,7 @@ TEST(dereg_mid_pinning)
 }
 
 /*
- * The last 64 KiB of a 64 MiB registration unmapped right after
+ * The last 64 KiB of a 32 MiB registration unmapped right after
  * iovm_mr_reg_async() returned, before one thread pinning 64 KiB chunks
  * from the lowest address can have reached it (a device access there
  * faults, checked first): "what goes wrong while pinning (... memory
@@ -282,8 +282,8 @@ TEST(unmapped_tail_is_an_error)
 {
 	struct rig r;
 	struct a17q a;
-	size_t len = 64 * MB;
-	unsigned zero = 0, rounds = a17_rounds(3);
+	size_t len = 32 * MB;
+	unsigned zero = 0, rounds = a17_rounds(2);
 	int last = 0;
 
 	rig_open(&r, REG_OPTS, NULL, IOVM_QUEUE_POLLED);
@@ -563,7 +563,7 @@ TEST(fork_mid_pinning)
 		SKIP_CASE("fork() while the monitor watches cannot run under TSan (known-gaps.md)");
 	rig_open(&r, REG_OPTS, NULL, IOVM_QUEUE_POLLED);
 	a17q_open(&r, &a, PG, IOVM_QUEUE_POLLED);
-	for (unsigned round = 0; round < a17_rounds(4); round++) {
+	for (unsigned round = 0; round < a17_rounds(3); round++) {
 		pid_t pid;
 		int status;
 

@@ -147,7 +147,7 @@ TEST(tight_polled)
 
 	rig_open(&r, REG_OPTS, NULL, IOVM_QUEUE_POLLED);
 	a17q_open(&r, &a, PG, IOVM_QUEUE_POLLED);
-	loop(&r, &a, a17_rounds(150), 0);
+	loop(&r, &a, a17_rounds(100), 0);
 	a17q_close(&r, &a);
 	rig_close(&r);
 }
@@ -159,7 +159,7 @@ TEST(tight_worker)
 
 	rig_open(&r, REG_OPTS, NULL, IOVM_QUEUE_POLLED);
 	a17q_open(&r, &a, PG, 0);
-	loop(&r, &a, a17_rounds(100), 1);
+	loop(&r, &a, a17_rounds(70), 1);
 	a17q_close(&r, &a);
 	rig_close(&r);
 }
