@@ -175,10 +175,68 @@ TEST(cycles_under_replacement)
 	rig_close(&r);
 }
 
+/*
+ * On CPU 0 alone, a spinner beside: a cached region replaced (every way),
+ * then at once a get of it. The get must wait for the batch (waking the
+ * invalidator, which lingers or is parked) and never hit the old region:
+ * the device reads the new pattern.
+ */
+TEST(one_cpu_get_after_replace)
+{
+	cpu_set_t old, one;
+	pthread_t sp[1];
+	struct a17q a;
+	struct iovm_rcache *c;
+	unsigned stale = 0, rounds = a17_rounds(200);
+	char first[160] = "";
+
+	CHECK_OK(sched_getaffinity(0, sizeof(old), &old));
+	if (!CPU_ISSET(0, &old))
+		SKIP_CASE("CPU 0 not in this process's cpuset");
+	CPU_ZERO(&one);
+	CPU_SET(0, &one);
+	CHECK_OK(sched_setaffinity(0, sizeof(one), &one));
+	rig_open(&r, REG_OPTS, NULL, IOVM_QUEUE_POLLED);
+	a17q_open(&r, &a, SLEN, IOVM_QUEUE_POLLED);
+	CHECK_OK(iovm_rcache_create(r.dom, NULL, &c));
+	a17_spin_start(sp, 1);
+	slots[0].p = app_map(SLEN);
+	slots[0].pat = 1;
+	memset(slots[0].p, 1, SLEN);
+	for (unsigned i = 0; i < rounds; i++) {
+		struct slot *s = &slots[0];
+		struct iovm_mr *mr;
+		iovm_iova_t iova;
+		uint8_t st;
+
+		CHECK_OK(iovm_rcache_get(c, s->p, SLEN, IOVM_ACCESS_LOCAL_WRITE, &mr));
+		CHECK_OK(iovm_rcache_put(c, mr));
+		if (i % 5 == 4)
+			usleep(1500); /* the invalidator parks */
+		replace(s, i, (uint8_t)(s->pat + 1 ? s->pat + 1 : 1));
+		CHECK_OK(iovm_rcache_get(c, s->p, SLEN, IOVM_ACCESS_LOCAL_WRITE, &mr));
+		CHECK_OK(iovm_mr_iova(mr, s->p, SLEN, &iova));
+		st = a17_copy(&a, iova.addr, a.buf_iova, SLEN);
+		if ((st != IOVM_STATUS_SUCCESS || !a17_all(a.buf, s->pat, SLEN)) && !stale++)
+			snprintf(first, sizeof(first), "round %u (way %u): device status %u, byte %#x, memory holds %#x", i,
+				 i % 4, st, a.buf[0], s->pat);
+		CHECK_OK(iovm_rcache_put(c, mr));
+	}
+	a17_spin_stop_all(sp, 1);
+	CHECK_MSG(stale == 0, "%u of %u gets right after a replacement did not bring the memory; first: %s", stale,
+		  rounds, first);
+	CHECK_OK(iovm_rcache_destroy(c));
+	app_unmap(slots[0].p, SLEN);
+	a17q_close(&r, &a);
+	rig_close(&r);
+	CHECK_OK(sched_setaffinity(0, sizeof(old), &old));
+}
+
 int main(void)
 {
 	test_init();
 	alarm(100);
 	RUN_SELECTED(cycles_under_replacement);
+	RUN_SELECTED(one_cpu_get_after_replace);
 	return 0;
 }
