@@ -126,7 +126,10 @@ IOVM_API size_t iovm_dma_size(struct iovm_ctx *ctx, const void *ptr);
  * also trims by itself as memory is freed. Pages go back in whole commits
  * (what the heap committed at once: a hugepage, or the 4 KiB pages one
  * allocation was missing): a free page of a commit that still holds live
- * memory stays until the rest of that commit is free.
+ * memory stays until the rest of that commit is free. In a shared heap
+ * (iovm/mp.h): the calling thread's cached small blocks go back first,
+ * then every free 2 MiB parcel (without IOVM_TRIM_ALL, all but two), as
+ * any process's trim does: followers unmap it before it goes.
  *
  * Thread safety: safe.
  *

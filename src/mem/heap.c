@@ -551,6 +551,10 @@ IOVM_API int64_t iovm_dma_trim(struct iovm_ctx *ctx, uint32_t flags)
 
 		if (ret)
 			return ret;
+		/* The shared heap's free parcels: and the context's own heap, for what it held before. */
+		if (mem_shared_of(ctx->mem)->ops->trim)
+			released += mem_shared_of(ctx->mem)->ops->trim(mem_shared_of(ctx->mem)->arg,
+									 flags & IOVM_TRIM_ALL);
 	}
 	for (unsigned i = 0; i < MEM_MAX_LISTS; i++) {
 		struct mem_seglist *sl = atomic_load_explicit(&ctx->mem->lists[i], memory_order_acquire);

@@ -67,6 +67,8 @@ struct mem_shared_ops {
 	bool (*committed)(void *arg, uint64_t off);
 	/* This process has memory-event subscribers now: follow the parcels' changes (mem_shared_sync()). */
 	int (*follow)(void *arg);
+	/* iovm_dma_trim(): give free memory back to the kernel (@all: every free parcel); the bytes. */
+	uint64_t (*trim)(void *arg, bool all);
 };
 
 /*

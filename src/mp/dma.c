@@ -194,6 +194,13 @@ static bool mp_committed(void *arg, uint64_t off)
 	return i < s->c->nparcels && __atomic_load_n(&s->h.parcel[i], __ATOMIC_ACQUIRE) == MP_PARCEL_COMMITTED;
 }
 
+static uint64_t mp_trim(void *arg, bool all)
+{
+	struct mp_space *s = arg;
+
+	return not_forked(s) ? 0 : mp_parcel_trim_all(s, all);
+}
+
 static int mp_follow(void *arg)
 {
 	struct mp_space *s = arg;
@@ -214,4 +221,5 @@ const struct mem_shared_ops mp_mem_ops = {
 	.usable = mp_usable,
 	.committed = mp_committed,
 	.follow = mp_follow,
+	.trim = mp_trim,
 };

@@ -515,6 +515,12 @@ uint32_t mp_follow_seq(const struct mp_space *s);
 void mp_follow_wait(struct mp_space *s, uint32_t seq);
 /* mp_parcel_trim() - past MP_TRIM_KEEP free committed parcels, give a free block's back. Takes the lock. */
 void mp_parcel_trim(struct mp_space *s);
+/*
+ * mp_parcel_trim_all() - iovm_dma_trim() on the shared heap: this thread's
+ * cached blocks back, then trims until no free committed parcel is left
+ * (@all) or MP_TRIM_KEEP are; the bytes given back.
+ */
+uint64_t mp_parcel_trim_all(struct mp_space *s, bool all);
 /* mp_follow_start() - this process answers parcel changes (a thread); mp_follow_stop() ends that. */
 int mp_follow_start(struct mp_space *s);
 void mp_follow_stop(struct mp_space *s);

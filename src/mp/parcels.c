@@ -234,9 +234,9 @@ static void block_parcels(uint64_t grain, unsigned order, uint64_t *first, uint6
 
 /*
  * A free block worth trimming: whole parcels, of which committed ones,
- * while more than MP_TRIM_KEEP committed parcels are free. Needs the lock.
+ * while more than @keep committed parcels are free. Needs the lock.
  */
-static bool trim_pick(struct mp_heap *h, uint64_t *grain, unsigned *order)
+static bool trim_pick(struct mp_heap *h, uint64_t keep, uint64_t *grain, unsigned *order)
 {
 	struct mp_ctl *c = h->c;
 	uint64_t free_committed = 0, best = MP_NO_GRAIN;
@@ -255,26 +255,27 @@ static bool trim_pick(struct mp_heap *h, uint64_t *grain, unsigned *order)
 			}
 		}
 	}
-	if (best == MP_NO_GRAIN || free_committed <= MP_TRIM_KEEP)
+	if (best == MP_NO_GRAIN || free_committed <= keep)
 		return false;
 	*grain = best;
 	*order = best_order;
 	return true;
 }
 
-void mp_parcel_trim(struct mp_space *s)
+/* One trim, past @keep free committed parcels: the parcels it gave back. */
+static uint64_t trim_once(struct mp_space *s, uint64_t keep)
 {
 	struct mp_heap *h = &s->h;
 	struct mp_ctl *c = s->c;
-	uint64_t grain, first, last;
+	uint64_t grain, first, last, given = 0;
 	unsigned order;
 	uint32_t seq;
 
 	if (h->fd < 0 || mp_lock(h))
-		return;
-	if (c->trimmer || !trim_pick(h, &grain, &order)) {
+		return 0;
+	if (c->trimmer || !trim_pick(h, keep, &grain, &order)) {
 		mp_unlock(h);
-		return;
+		return 0;
 	}
 	/* Named before it is taken: a death anywhere after leaves a trim its reap ends. */
 	c->trim_grain = grain;
@@ -285,7 +286,7 @@ void mp_parcel_trim(struct mp_space *s)
 		c->trimmer = 0;
 		c->trim_grain = MP_NO_GRAIN;
 		mp_unlock(h);
-		return;
+		return 0;
 	}
 	block_parcels(grain, order, &first, &last);
 	for (uint64_t i = first; i <= last; i++)
@@ -302,12 +303,13 @@ void mp_parcel_trim(struct mp_space *s)
 			log_warn("shared heap %s: cannot give back a parcel: %s", s->name, strerror(errno));
 
 	if (mp_lock(h))
-		return; /* unrecoverable: the trim stays, its memory with it */
+		return 0; /* unrecoverable: the trim stays, its memory with it */
 	for (uint64_t i = first; i <= last; i++)
 		if (parcel_get(h, i) == MP_PARCEL_RELEASING) {
 			parcel_set(h, i, MP_PARCEL_UNCOMMITTED);
 			c->committed_parcels--;
 			c->releases++;
+			given++;
 		}
 	lender_set(&h->lender[grain], MP_LENDER_NONE);
 	mp_crash_point();
@@ -316,6 +318,23 @@ void mp_parcel_trim(struct mp_space *s)
 	mp_crash_point();
 	c->trim_grain = MP_NO_GRAIN;
 	mp_unlock(h);
+	return given;
+}
+
+void mp_parcel_trim(struct mp_space *s)
+{
+	(void)trim_once(s, MP_TRIM_KEEP);
+}
+
+uint64_t mp_parcel_trim_all(struct mp_space *s, bool all)
+{
+	uint64_t given = 0, n;
+
+	/* This thread's cached small blocks first: they keep parcels from being free. */
+	mp_tcache_drain(s);
+	while ((n = trim_once(s, all ? 0 : MP_TRIM_KEEP)))
+		given += n;
+	return given << MP_PARCEL_SHIFT;
 }
 
 /*
