@@ -173,7 +173,10 @@ struct iovm_mr;
  * Memory mapped again where a call that returned took memory away (munmap
  * then mmap at the same address) registers whole: the events of that call
  * are dealt with first (the registration may wait for the memory monitor),
- * and never invalidate the new registration.
+ * and never invalidate the new registration. Memory mapped into a hole
+ * that another thread's call is still making (its event not yet read by
+ * the monitor: mremap, MAP_FIXED and raw munmap go through userfaultfd)
+ * may be: its pages are then refused, never stale (guarantees.md).
  *
  * Thread safety: safe.
  *
@@ -272,8 +275,10 @@ IOVM_API int iovm_mr_dereg(struct iovm_mr *mr);
  * What is checked before returning: the arguments, and, from the
  * process's mappings, that the range is mapped and, for a write access,
  * writable (-EFAULT otherwise, as iovm_mr_reg()). What goes wrong while
- * pinning (memory short, RLIMIT_MEMLOCK reached, memory unmapped under the
- * registration) stops it: chunks being pinned finish, no other starts, and
+ * pinning (memory short, RLIMIT_MEMLOCK reached, memory unmapped or
+ * replaced under the registration before its chunk was pinned: -EFAULT,
+ * and nothing of what replaced it is mapped) stops it: chunks being
+ * pinned finish, no other starts, and
  * iovm_mr_wait() and iovm_mr_ready() say the error. Chunks pinned before
  * stay usable until iovm_mr_dereg(). The memory monitor watches the MR
  * from the start: memory the application takes away is invalidated,

@@ -12,9 +12,9 @@
  * them, so that no other registration's end unlocks them meanwhile; an
  * event of the memory monitor that hits the MR between the lock and the
  * map (mr->seq moved) has the chunk locked again under the lock, where
- * memory unmapped meanwhile fails as for iovm_mr_reg(); pages an event
- * took away (mr->taken) are never mapped: what replaced them is not the
- * memory that was registered.
+ * memory unmapped meanwhile fails as for iovm_mr_reg(); a chunk with pages
+ * an event took away (mr->taken) is never mapped, and fails the same way:
+ * what replaced them is not the memory that was registered.
  */
 #include <errno.h>
 #include <pthread.h>

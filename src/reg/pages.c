@@ -287,14 +287,14 @@ int mr_pin_map(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_
 	/*
 	 * Pages an event took away while the chunk was pinned outside the
 	 * lock (or before) are not mapped: their addresses hold other memory
-	 * now, which the chunk's thread may have locked; that lock goes.
+	 * now, or none, which the chunk's thread may have locked (that lock
+	 * goes). The pinning fails there, as for memory unmapped mid-way.
 	 */
-	for (uint64_t i = first, j; i <= last && !ret; i = j + 1) {
-		j = taken_run(mr, i, last);
-		if (taken(mr, i))
-			mr_pin_uncount(rs, mr, i, j);
-		else if ((ret = pin_map_run(mr, i, j, relock)))
-			mr_pin_uncount(rs, mr, i, last);
+	if (taken_run(mr, first, last) != last || taken(mr, first)) {
+		mr_pin_uncount(rs, mr, first, last);
+		ret = -EFAULT;
+	} else if ((ret = pin_map_run(mr, first, last, relock))) {
+		mr_pin_uncount(rs, mr, first, last);
 	}
 	mutex_unlock(&mr->lock);
 	return ret;

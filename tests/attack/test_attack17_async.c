@@ -209,13 +209,11 @@ static void take_away_mid(int how)
 
 TEST(munmap_mid_pinning)
 {
-	A17_KNOWN("munmap()+mmap of part of an MR mid-pinning: the pinning ends 0 and the device reads the new memory");
 	take_away_mid(0);
 }
 
 TEST(map_fixed_mid_pinning)
 {
-	A17_KNOWN("mmap MAP_FIXED over part of an MR mid-pinning: the pinning ends 0 and the device reads the new memory");
 	take_away_mid(1);
 }
 
@@ -226,7 +224,6 @@ TEST(munmap_hole_mid_pinning)
 
 TEST(mremap_mid_pinning)
 {
-	A17_KNOWN("mremap onto part of an MR mid-pinning: the pinning ends 0 and the device reads the new memory");
 	take_away_mid(5);
 }
 
@@ -502,7 +499,6 @@ TEST(replace_mid_pinning_loop)
 	unsigned bad = 0, rounds = a17_rounds(20), zero = 0;
 	char first[200] = "";
 
-	A17_KNOWN("munmap()+mmap of part of an MR mid-pinning: the pinning ends 0 and the device reads the new memory");
 
 	rig_open(&r, REG_OPTS, NULL, IOVM_QUEUE_POLLED);
 	a17q_open(&r, &a, PG, IOVM_QUEUE_POLLED);
