@@ -98,6 +98,16 @@ TEST(commits_as_used_and_gives_back_when_free)
 	}
 	CHECK_OK(iovm_share_check(ctx));
 	CHECK_EQ(share_info(ctx).heap_free, HEAP);
+	/* iovm_dma_trim(IOVM_TRIM_ALL) gives back what trims keep too, and says how much. */
+	{
+		uint64_t kept = committed(ctx);
+		int64_t given = iovm_dma_trim(ctx, IOVM_TRIM_ALL);
+
+		CHECK_MSG(given >= (int64_t)(kept * MP_PARCEL), "iovm_dma_trim gave back %lld bytes of %llu parcels",
+			  (long long)given, (unsigned long long)kept);
+		CHECK_EQ(committed(ctx), 0);
+		CHECK_EQ(file_parcels(ctx), 0);
+	}
 	CHECK_OK(iovm_close(ctx));
 }
 
