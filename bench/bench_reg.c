@@ -529,9 +529,10 @@ static struct munmap_medians munmap_measure(bool busy)
 static void bench_munmap(bool busy)
 {
 	struct munmap_medians m;
-	double out[4];
 
 #ifdef HAVE_UCX
+	double out[4];
+
 	if (!bench_reg_munmap_remote(busy, args->quick, args->opts, out)) {
 		m = (struct munmap_medians){ .plain = out[0], .reg = out[1], .uffd = out[2], .hooked = out[3] != 0 };
 		bench_note("munmap%s: measured in a process of its own, where UCX's libucs does not patch munmap()",
