@@ -426,50 +426,15 @@ int bench_reg_cover_child(int mon, unsigned reps, int wr)
 	return write(wr, &r, sizeof(r)) == (ssize_t)sizeof(r) ? 0 : 2;
 }
 
-/* One monitor in a child of its own: its answers, or a status saying why none came. */
-static struct cover_result child_cover(enum monitor m, unsigned reps)
-{
-	struct cover_result r = { .status = -ECHILD };
-	struct pollfd pfd;
-	int fds[2], st;
-	pid_t pid;
-
-	if (pipe(fds))
-		return r;
-	fflush(NULL);
-	pid = fork();
-	if (pid < 0) {
-		close(fds[0]);
-		close(fds[1]);
-		return r;
-	}
-	if (pid == 0) {
-		char mon[16], nrep[16], fd[16];
-
-		close(fds[0]);
-		snprintf(mon, sizeof(mon), "%d", (int)m);
-		snprintf(nrep, sizeof(nrep), "%u", reps);
-		snprintf(fd, sizeof(fd), "%d", fds[1]);
-		if (m != MON_UCM)
-			setenv("UCX_MEM_MMAP_HOOK_MODE", "none", 1);
-		if (m == MON_UFFD)
-			setenv("IOVM_NO_HOOKS", "1", 1);
-		execl("/proc/self/exe", "iovm-bench", BENCH_REG_COVER_CHILD, mon, nrep, fd, (char *)NULL);
-		_exit(127);
-	}
-	close(fds[1]);
-	pfd = (struct pollfd){ .fd = fds[0], .events = POLLIN };
-	/* A monitor that hangs (the reports against UCM's hooks) is one that failed, not a bench that hangs. */
-	if (poll(&pfd, 1, COVER_TIMEOUT_MS) != 1 || read(fds[0], &r, sizeof(r)) != (ssize_t)sizeof(r)) {
-		kill(pid, SIGKILL);
-		r.status = -ETIMEDOUT;
-	}
-	close(fds[0]);
-	waitpid(pid, &st, 0);
-	return r;
-}
-
-int bench_reg_munmap_remote(bool busy, bool quick, const char *opts, double out[4])
+/*
+ * This program again, exec'd as `iovm-bench ARGS... FD` (main.c's hidden
+ * commands), with UCX's libucs kept off munmap() (@ucm_off) and iovm's
+ * hooks off (@no_hooks): @len bytes of its answer on the pipe FD into
+ * @out. 0; -1 when none came within @timeout_ms (the child is killed: a
+ * monitor that hangs, as UCM's hooks are reported to, fails the row, not
+ * the bench).
+ */
+static int exec_self(const char *const args[], bool ucm_off, bool no_hooks, void *out, size_t len, int timeout_ms)
 {
 	struct pollfd pfd;
 	int fds[2], st, ret = -1;
@@ -485,26 +450,57 @@ int bench_reg_munmap_remote(bool busy, bool quick, const char *opts, double out[
 		return -1;
 	}
 	if (pid == 0) {
-		char b[4], q[4], fd[16];
+		const char *argv[8] = { "iovm-bench" };
+		unsigned n = 1;
+		char fd[16];
 
 		close(fds[0]);
-		snprintf(b, sizeof(b), "%d", busy);
-		snprintf(q, sizeof(q), "%d", quick);
 		snprintf(fd, sizeof(fd), "%d", fds[1]);
-		setenv("UCX_MEM_MMAP_HOOK_MODE", "none", 1);
-		execl("/proc/self/exe", "iovm-bench", BENCH_REG_MUNMAP_CHILD, b, q, opts ? opts : "", fd, (char *)NULL);
+		while (*args && n < 6)
+			argv[n++] = *args++;
+		argv[n++] = fd;
+		argv[n] = NULL;
+		if (ucm_off)
+			setenv("UCX_MEM_MMAP_HOOK_MODE", "none", 1);
+		if (no_hooks)
+			setenv("IOVM_NO_HOOKS", "1", 1);
+		execv("/proc/self/exe", (char *const *)argv);
 		_exit(127);
 	}
 	close(fds[1]);
 	pfd = (struct pollfd){ .fd = fds[0], .events = POLLIN };
-	/* Minutes at most: a full run is seconds. */
-	if (poll(&pfd, 1, 10 * COVER_TIMEOUT_MS) == 1 && read(fds[0], out, 4 * sizeof(double)) == 4 * sizeof(double))
+	if (poll(&pfd, 1, timeout_ms) == 1 && read(fds[0], out, len) == (ssize_t)len)
 		ret = 0;
 	else
 		kill(pid, SIGKILL);
 	close(fds[0]);
 	waitpid(pid, &st, 0);
 	return ret;
+}
+
+/* One monitor in a child of its own: its answers, or a status saying why none came. */
+static struct cover_result child_cover(enum monitor m, unsigned reps)
+{
+	struct cover_result r = { .status = -ECHILD };
+	char mon[16], nrep[16];
+	const char *args[] = { BENCH_REG_COVER_CHILD, mon, nrep, NULL };
+
+	snprintf(mon, sizeof(mon), "%d", (int)m);
+	snprintf(nrep, sizeof(nrep), "%u", reps);
+	if (exec_self(args, m != MON_UCM, m == MON_UFFD, &r, sizeof(r), COVER_TIMEOUT_MS))
+		r.status = -ETIMEDOUT;
+	return r;
+}
+
+int bench_reg_munmap_remote(bool busy, bool quick, const char *opts, double out[4])
+{
+	char b[4], q[4];
+	const char *args[] = { BENCH_REG_MUNMAP_CHILD, b, q, opts ? opts : "", NULL };
+
+	snprintf(b, sizeof(b), "%d", busy);
+	snprintf(q, sizeof(q), "%d", quick);
+	/* Minutes at most: a full run is seconds. */
+	return exec_self(args, true, false, out, 4 * sizeof(double), 10 * COVER_TIMEOUT_MS);
 }
 
 static unsigned seen_count(const struct cover_result *r, unsigned *tried)
