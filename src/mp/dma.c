@@ -109,6 +109,7 @@ static int mp_free(void *arg, void *ptr)
 {
 	struct mp_space *s = arg;
 	uint64_t grain = 0;
+	bool due;
 	int ret = not_forked(s);
 
 	if (!ret)
@@ -127,8 +128,9 @@ static int mp_free(void *arg, void *ptr)
 	if (ret)
 		return ret;
 	ret = mp_heap_free(&s->h, grain);
+	due = !ret && mp_parcel_trim_due(&s->h);
 	mp_unlock(&s->h);
-	if (!ret)
+	if (due)
 		mp_parcel_trim(s);
 	if (ret == -EBUSY)
 		return err_detail(ret, IOVM_LOG_DEBUG, "%p is mapped by a device in another process: unmap it first", ptr);

@@ -515,6 +515,8 @@ uint32_t mp_follow_seq(const struct mp_space *s);
 void mp_follow_wait(struct mp_space *s, uint32_t seq);
 /* mp_parcel_trim() - past MP_TRIM_KEEP free committed parcels, give a free block's back. Takes the lock. */
 void mp_parcel_trim(struct mp_space *s);
+/* mp_parcel_trim_due() - whether a trim could find anything now (O(1)); a free asks it under the lock. */
+bool mp_parcel_trim_due(const struct mp_heap *h);
 /*
  * mp_parcel_trim_all() - iovm_dma_trim() on the shared heap: this thread's
  * cached blocks back, then trims until no free committed parcel is left

@@ -72,11 +72,18 @@ static void parcel_set(struct mp_heap *h, uint64_t i, uint8_t st)
 	atomic_fetch_add_explicit(&h->c->heap_seq, 1, memory_order_acq_rel);
 }
 
+/* The parcels the block at @grain of @order meets: [*first, *last]. */
+static void block_parcels(uint64_t grain, unsigned order, uint64_t *first, uint64_t *last)
+{
+	*first = (grain << MP_GRAIN_SHIFT) >> MP_PARCEL_SHIFT;
+	*last = (((grain + (UINT64_C(1) << order)) << MP_GRAIN_SHIFT) - 1) >> MP_PARCEL_SHIFT;
+}
+
 int mp_parcel_commit(struct mp_heap *h, uint64_t grain, unsigned order)
 {
-	uint64_t first = (grain << MP_GRAIN_SHIFT) >> MP_PARCEL_SHIFT;
-	uint64_t last = (((grain + (UINT64_C(1) << order)) << MP_GRAIN_SHIFT) - 1) >> MP_PARCEL_SHIFT;
+	uint64_t first, last;
 
+	block_parcels(grain, order, &first, &last);
 	if (h->fd < 0)
 		return 0; /* a region without memory behind it (the crash tests) */
 	for (uint64_t i = first; i <= last && i < h->c->nparcels; i++) {
@@ -226,12 +233,6 @@ static uint64_t committed_in(const struct mp_heap *h, uint64_t first, uint64_t l
 	return n;
 }
 
-static void block_parcels(uint64_t grain, unsigned order, uint64_t *first, uint64_t *last)
-{
-	*first = (grain << MP_GRAIN_SHIFT) >> MP_PARCEL_SHIFT;
-	*last = (((grain + (UINT64_C(1) << order)) << MP_GRAIN_SHIFT) - 1) >> MP_PARCEL_SHIFT;
-}
-
 /*
  * A free block worth trimming: whole parcels, of which committed ones,
  * while more than @keep committed parcels are free. Needs the lock.
@@ -319,6 +320,21 @@ static uint64_t trim_once(struct mp_space *s, uint64_t keep)
 	c->trim_grain = MP_NO_GRAIN;
 	mp_unlock(h);
 	return given;
+}
+
+bool mp_parcel_trim_due(const struct mp_heap *h)
+{
+	const struct mp_ctl *c = h->c;
+	uint64_t used = (c->ngrains - c->free_grains) << MP_GRAIN_SHIFT;
+
+	/*
+	 * Free committed parcels are at most the committed bytes no block
+	 * holds: with no more than MP_TRIM_KEEP parcels of those, no trim
+	 * could pick one, and the free need not look (trim_pick() walks the
+	 * free lists of parcel-sized blocks).
+	 */
+	return h->fd >= 0 && !c->trimmer && (c->committed_parcels << MP_PARCEL_SHIFT) > used &&
+	       (c->committed_parcels << MP_PARCEL_SHIFT) - used > (uint64_t)MP_TRIM_KEEP << MP_PARCEL_SHIFT;
 }
 
 void mp_parcel_trim(struct mp_space *s)

@@ -166,6 +166,7 @@ int mp_zone_free(void *arg, const struct iovm_zone *zone)
 	struct mp_ctl *c = s->c;
 	struct mp_zone_rec *r;
 	uintptr_t i;
+	bool due;
 	int ret;
 
 	if (s->fork_gen != mp_fork_gen())
@@ -203,8 +204,10 @@ int mp_zone_free(void *arg, const struct iovm_zone *zone)
 	atomic_signal_fence(memory_order_release);
 	c->zone_pending = 0;
 	mp_crash_point();
+	due = mp_parcel_trim_due(&s->h);
 	mp_unlock(&s->h);
-	mp_parcel_trim(s);
+	if (due)
+		mp_parcel_trim(s);
 	return 0;
 }
 
