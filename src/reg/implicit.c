@@ -267,8 +267,8 @@ int implicit_query(struct iovm_mr *mr, struct iovm_mr_info *info)
 		.len = SIZE_MAX,
 		.iova = IOVM_IOVA(0),
 		/* A device registered child by child has no key for it all: iovm_mr_keys() gives a child's. */
-		.lkey = backend_by_children(mr) ? 0 : mr->be ? mr->be_lkey : mr->lkey,
-		.rkey = backend_by_children(mr) ? 0 : mr->be ? mr->be_rkey : mr->rkey,
+		.lkey = backend_by_children(mr) ? 0 : mr_lkey_of(mr),
+		.rkey = backend_by_children(mr) ? 0 : mr_rkey_of(mr),
 		.access = mr->access,
 		.monitored = true,
 		.on_demand = true,
@@ -330,8 +330,8 @@ int implicit_keys(struct iovm_mr *mr, uintptr_t a, size_t len, struct iovm_mr_ke
 	if (a < mr->start || a + len > mr->end)
 		return -ERANGE;
 	if (!backend_by_children(mr)) {
-		*keys = (struct iovm_mr_keys){ .lkey = mr->be ? mr->be_lkey : mr->lkey,
-					       .rkey = mr->be ? mr->be_rkey : mr->rkey,
+		*keys = (struct iovm_mr_keys){ .lkey = mr_lkey_of(mr),
+					       .rkey = mr_rkey_of(mr),
 					       .addr = (void *)mr->start,
 					       .len = mr->end - mr->start };
 		return 0;

@@ -431,8 +431,8 @@ IOVM_API int iovm_mr_keys(struct iovm_mr *mr, const void *addr, size_t len, stru
 		return implicit_keys(mr, a, len, keys);
 	if (a < mr->addr || a + len > mr->addr + mr->len)
 		return -ERANGE;
-	*keys = (struct iovm_mr_keys){ .lkey = mr->be ? mr->be_lkey : mr->lkey,
-				       .rkey = mr->be ? mr->be_rkey : mr->rkey,
+	*keys = (struct iovm_mr_keys){ .lkey = mr_lkey_of(mr),
+				       .rkey = mr_rkey_of(mr),
 				       .addr = (void *)mr->addr,
 				       .len = mr->len };
 	return 0;

@@ -123,6 +123,17 @@ struct iovm_mr {
 	uint32_t be_lkey, be_rkey;    /* its keys, which the MR is known by */
 };
 
+/* The keys devices know @mr by: its backend's (a verbs device's), or iovm's own. */
+static inline uint32_t mr_lkey_of(const struct iovm_mr *mr)
+{
+	return mr->be ? mr->be_lkey : mr->lkey;
+}
+
+static inline uint32_t mr_rkey_of(const struct iovm_mr *mr)
+{
+	return mr->be ? mr->be_rkey : mr->rkey;
+}
+
 /*
  * On-demand pages are pinned and mapped 64 KiB at a time: the prefetch
  * window of a fault, and the unit of eviction when the pin budget is
