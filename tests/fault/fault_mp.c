@@ -213,8 +213,44 @@ static void sc_device(void)
 	CHECK_EQ(iovm_close(owner), 0);
 }
 
+/*
+ * The shared heap's parcels (src/mp/parcels.c): a context that follows the
+ * heap (its follower thread), a commit the owner makes and the follower
+ * maps, a free that trims (holes punched), iovm_dma_trim() of the rest.
+ */
+static void sc_share_parcels(void)
+{
+	struct iovm_share_params p = { .heap_size = 16 << 20, .page_size = 4096, .group = -1 };
+	struct iovm_domain_attr follow = { .type = IOVM_DOMAIN_MANAGED, .flags = IOVM_DOMAIN_FOLLOW_HEAP };
+	struct iovm_ctx *owner = fault_open(FAULT_OPTS), *att = NULL;
+	struct iovm_domain *dom;
+	struct iovm_share_info info;
+	iovm_iova_t iova;
+	iovm_pa_t pa;
+	uint8_t *a;
+	char name[64];
+
+	snprintf(name, sizeof(name), "fault-parcels-%d", (int)getpid());
+	FI_INT(iovm_share(owner, name, &p));
+	FI_INT(iovm_attach(name, FAULT_OPTS, &att));
+	FI_INT(iovm_domain_create(att, &follow, &dom));
+	a = FI_PTR(iovm_dma_alloc(owner, 8 << 20, 0, 0));
+	a[(8 << 20) - 1] = 1;
+	/* The attached context follows: its domain maps what the owner committed. */
+	FI_INT(iovm_dma_pa(owner, a, &pa));
+	FI_INT(iovm_dma_iova(dom, iovm_dma_ptr(att, pa), &iova));
+	FI_INT(iovm_dma_free(owner, a));
+	CHECK(FI_INT(iovm_dma_trim(owner, IOVM_TRIM_ALL)) >= 0);
+	FI_INT(iovm_share_info(owner, &info));
+	CHECK_EQ(info.blocks, 0);
+	FI_INT(iovm_domain_destroy(dom));
+	CHECK_EQ(iovm_close(att), 0);
+	CHECK_EQ(iovm_close(owner), 0);
+}
+
 static const struct fault_scenario fault_mp_scenarios[] = {
 	{ "share and attach", sc_share },
+	{ "shared heap parcels, followed and trimmed", sc_share_parcels },
 	{ "device server", sc_device },
 	{ "shared domain", sc_share_domain },
 	{ NULL, NULL },
