@@ -227,16 +227,43 @@ static int watch_range(struct reg_space *rs, struct iovm_mr *mr, uint64_t start,
 	return mr->parent && *unseen ? -EFAULT : 0;
 }
 
+/*
+ * A fault in of pages [first, last] of @mr outside reg_space.lock, which
+ * an invalidation of any of them marks @hit (odp_fills_hit()). The MR's
+ * sequence would tell of every invalidation of the MR, anywhere in it:
+ * an application that keeps discarding some of its pages would fail
+ * every fault in of the others, ODP_RETRIES times in a row, on a loaded
+ * machine where a fault in takes long.
+ */
+struct odp_filling {
+	struct list_node link;   /* in reg_space.odp_fills, under its lock */
+	const struct iovm_mr *mr;
+	uint64_t first, last;
+	bool hit;                /* under reg_space.lock */
+};
+
+void odp_fills_hit(struct reg_space *rs, const struct iovm_mr *mr, uint64_t first, uint64_t last)
+{
+	lock_assert_held(&rs->lock);
+	for (struct list_node *n = rs->odp_fills.next; n != &rs->odp_fills; n = n->next) {
+		struct odp_filling *f = container_of(n, struct odp_filling, link);
+
+		if (f->mr == mr && first <= f->last && f->first <= last)
+			f->hit = true;
+	}
+}
+
 /* The HMM dance: see the file's head. */
 int odp_fill(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last, bool asked)
 {
 	lock_assert_held(&rs->lock);
 	for (unsigned attempt = 0; attempt < ODP_RETRIES; attempt++) {
-		uint64_t seq = atomic_load_explicit(&mr->seq, memory_order_acquire);
+		struct odp_filling filling = { .mr = mr, .first = first, .last = last };
 		bool watch = needs_watch(rs, mr, first, last), unseen = false;
 		int ret;
 
 		mr->refs++;
+		list_add_tail(&rs->odp_fills, &filling.link);
 		mutex_unlock(&rs->lock);
 		/*
 		 * Watched before it is faulted in: memory mapped into the range
@@ -256,6 +283,7 @@ int odp_fill(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t 
 				hook(mr, first, last);
 		}
 		mutex_lock(&rs->lock);
+		list_del(&filling.link);
 		if (!--mr->refs)
 			pthread_cond_broadcast(&rs->idle);
 		if (atomic_load_explicit(&mr->state, memory_order_acquire) == MR_GONE)
@@ -268,7 +296,7 @@ int odp_fill(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t 
 			mutex_unlock(&mr->lock);
 		}
 		/* Invalidated while faulting in: what was faulted may be gone. Again. */
-		if (atomic_load_explicit(&mr->seq, memory_order_acquire) != seq) {
+		if (filling.hit) {
 			atomic_fetch_add_explicit(&rs->odp_retries, 1, memory_order_relaxed);
 			continue;
 		}

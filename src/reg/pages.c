@@ -362,6 +362,8 @@ uint64_t mr_invalidate_range(struct reg_space *rs, uint64_t start, uint64_t len,
 		if (mr->taken)
 			for (uint64_t i = (s - mr->start) / PG; i <= (align_up(e, PG) - mr->start) / PG - 1; i++)
 				mr->taken[i / 64] |= UINT64_C(1) << (i % 64);
+		if (mr->on_demand)
+			odp_fills_hit(rs, mr, (s - mr->start) / PG, (align_up(e, PG) - mr->start) / PG - 1);
 		if (mr->on_demand && (kind == UFFD_EVENT_UNMAP || kind == UFFD_EVENT_REMAP || !kind))
 			odp_mappings_changed(mr, (s - mr->start) / PG, (align_up(e, PG) - mr->start) / PG - 1);
 		atomic_fetch_add_explicit(&mr->seq, 1, memory_order_release);

@@ -204,6 +204,7 @@ struct reg_space {
 	struct list_node rc_chunks; /* under lock: region structs of destroyed caches, for the next (rcache.c) */
 	struct list_node implicits; /* under lock: implicit MRs (in no tree: they have no range) */
 	struct list_node backends;  /* under lock: struct reg_backend, the domains bound to one */
+	struct list_node odp_fills; /* under lock: struct odp_filling, faults in that left the lock (odp.c) */
 	bool mon_off;             /* under lock: the monitor cannot start here (no userfaultfd, not allowed) */
 	bool mon_warned;          /* under lock: a failed start was logged (once per context) */
 	/*
@@ -400,6 +401,8 @@ int odp_resolve(void *arg, struct iovm_domain *dom, iova_t iova, unsigned access
  */
 int odp_fill(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last, bool asked);
 /* Prefetch [addr, addr+len) of a (not implicit) on-demand MR. Needs reg_space.lock. */
+/* An invalidation of pages [first, last] of @mr: the faults in them under way retry (odp.c). Needs reg_space.lock. */
+void odp_fills_hit(struct reg_space *rs, const struct iovm_mr *mr, uint64_t first, uint64_t last);
 int odp_advise(struct reg_space *rs, struct iovm_mr *mr, uintptr_t addr, size_t len, bool fault);
 /* The process's mappings of pages [first, last] changed (unmapped, moved). Needs reg_space.lock. */
 void odp_mappings_changed(struct iovm_mr *mr, uint64_t first, uint64_t last);

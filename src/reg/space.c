@@ -33,6 +33,7 @@ int reg_create(struct iovm_ctx *ctx, struct reg_space **out)
 	list_init(&rs->caches);
 	list_init(&rs->rc_chunks);
 	list_init(&rs->implicits);
+	list_init(&rs->odp_fills);
 	list_init(&rs->backends);
 	rs->budget_pages = ctx->cfg.pin_budget / 4096;
 	keys_init(&rs->keys);
