@@ -160,6 +160,34 @@ static void remote_fault(struct exec *x, iova_t iova, unsigned access)
 }
 
 /*
+ * Whether a fault at @iova may be resolved once more (@unmaps: the
+ * domain's iommu_unmaps_begun() now; constant where unmaps are not seen).
+ * Back at the address resolved last with nothing unmapped since, the
+ * answer did not hold: stuck, RESOLVE_STUCK times in a row at most. Taken
+ * back by an unmap in between (the owner discarded the page, or a pin
+ * budget evicted it, before the device got to it: on a loaded machine the
+ * device may wait long to run after the answer), it is a race, not the
+ * resolver's failure: asked again, within RESOLVE_IDLE.
+ */
+static bool resolve_allowed(struct exec *x, iova_t iova, uint64_t unmaps)
+{
+	if (iova_eq(iova, x->last_resolved) && unmaps == x->resolved_unmaps)
+		x->stuck++;
+	else
+		x->stuck = 0;
+	return x->stuck < RESOLVE_STUCK && x->resolved_idle < RESOLVE_IDLE;
+}
+
+/* The fault at @iova resolved (@unmaps: as resolve_allowed()'s, read before it was asked). */
+static void resolve_done(struct exec *x, iova_t iova, uint64_t unmaps)
+{
+	x->resolved_idle++;
+	x->last_resolved = iova;
+	x->resolved_unmaps = unmaps;
+	counter_add(&x->q->page_requests, 1);
+}
+
+/*
  * Nothing is mapped at @rva of the other process. A descriptor that asks
  * to block on faults asks the queue's page request hook, outside its
  * section (the other process answers when it can): -EAGAIN when the page
@@ -176,8 +204,7 @@ static int remote_missing(struct exec *x, struct side *s, uint64_t rva, unsigned
 	struct iovm_queue *q = x->q;
 	int ret;
 
-	if (!(x->d->flags & IOVM_DESC_BLOCK_ON_FAULT) || !q->page_request || x->stuck >= RESOLVE_STUCK ||
-	    x->resolved_idle >= RESOLVE_IDLE) {
+	if (!(x->d->flags & IOVM_DESC_BLOCK_ON_FAULT) || !q->page_request || !resolve_allowed(x, s->iova, 0)) {
 		remote_fault(x, s->iova, access);
 		return -EFAULT;
 	}
@@ -189,10 +216,7 @@ static int remote_missing(struct exec *x, struct side *s, uint64_t rva, unsigned
 		remote_fault(x, s->iova, access);
 		return -EFAULT;
 	}
-	x->stuck = iova_eq(s->iova, x->last_resolved) ? x->stuck + 1 : 0;
-	x->resolved_idle++;
-	x->last_resolved = s->iova;
-	counter_add(&q->page_requests, 1);
+	resolve_done(x, s->iova, 0);
 	return -EAGAIN;
 }
 
@@ -325,7 +349,10 @@ static int side_span(struct exec *x, struct side *s, uint64_t want)
 		 * outside the section. A fault that comes back at once at the
 		 * same address, resolved each time, is given up on.
 		 */
-		if (f.reason == IOVM_FAULT_NOT_PRESENT && x->stuck < RESOLVE_STUCK && x->resolved_idle < RESOLVE_IDLE) {
+		if (f.reason == IOVM_FAULT_NOT_PRESENT &&
+		    resolve_allowed(x, f.iova, iommu_unmaps_begun(x->q->dev->client, x->pasid))) {
+			/* Before asking: an unmap from here on, even before the answer comes, took the page back. */
+			uint64_t unmaps = iommu_unmaps_begun(x->q->dev->client, x->pasid);
 			int ret;
 
 			iommu_exit(x->q->tlb);
@@ -333,10 +360,7 @@ static int side_span(struct exec *x, struct side *s, uint64_t want)
 			ret = iommu_resolve(x->q->dev->client, &f);
 			iommu_enter(x->q->tlb);
 			if (!ret) {
-				x->stuck = iova_eq(f.iova, x->last_resolved) ? x->stuck + 1 : 0;
-				x->resolved_idle++;
-				x->last_resolved = f.iova;
-				counter_add(&x->q->page_requests, 1);
+				resolve_done(x, f.iova, unmaps);
 				sides_forget(x);
 				continue;
 			}
@@ -365,16 +389,16 @@ static int side_span(struct exec *x, struct side *s, uint64_t want)
 /* How long a closed gate of another process keeps a descriptor out of its memory before it faults. */
 #define REMOTE_GATE_TIMEOUT_NS (UINT64_C(5) * 1000000000)
 
-bool remote_gate_wait(struct iovm_queue *q, const _Atomic uint32_t *gate)
+bool remote_gate_wait(struct iovm_queue *q, struct phys_gate_words *w)
 {
 	uint64_t since = clock_now_ns();
 
 	iommu_exit(q->tlb);
 	q->sections_left++;
-	while (atomic_load_explicit(gate, memory_order_acquire) && clock_now_ns() - since < REMOTE_GATE_TIMEOUT_NS)
+	while (atomic_load_explicit(&w->gate, memory_order_acquire) && clock_now_ns() - since < REMOTE_GATE_TIMEOUT_NS)
 		sched_yield();
 	iommu_enter(q->tlb);
-	return !atomic_load_explicit(gate, memory_order_acquire);
+	return !atomic_load_explicit(&w->gate, memory_order_acquire);
 }
 
 /*
@@ -390,23 +414,34 @@ static int remote_gates(struct exec *x)
 {
 	for (unsigned i = 0; i < x->nr_sides; i++) {
 		struct side *s = x->sides[i];
-		const _Atomic uint32_t *gate;
-		_Atomic uint32_t *busy;
+		struct phys_gate_words *w;
 
-		if (likely(s->rfd < 0) || !phys_remote_gate(x->q->dev->ctx->phys, s->pa, &gate, &busy))
+		if (likely(s->rfd < 0) || !(w = phys_remote_gate(x->q->dev->ctx->phys, s->pa)))
 			continue;
-		if (x->gate_busy == busy)
+		if (x->gate_busy == w)
 			continue;
 		/* Counted, then looked at: the monitor closes, then looks at the count (Dekker). */
-		atomic_fetch_add_explicit(busy, 1, memory_order_seq_cst);
-		if (likely(!atomic_load_explicit(gate, memory_order_seq_cst))) {
+		atomic_fetch_add_explicit(&w->busy, 1, memory_order_seq_cst);
+		if (likely(!atomic_load_explicit(&w->gate, memory_order_seq_cst))) {
 			gate_release(x); /* one process per descriptor: never two held */
-			x->gate_busy = busy;
+			x->gate_busy = w;
+			/* Counted in: its monitor may close the gate again. */
+			gate_unwait(x);
 			continue;
 		}
-		atomic_fetch_sub_explicit(busy, 1, memory_order_release);
+		atomic_fetch_sub_explicit(&w->busy, 1, memory_order_release);
 		gate_release(x);
-		if (!remote_gate_wait(x->q, gate)) {
+		/*
+		 * Waiting, until a stretch gets in: the monitor holds off closing
+		 * the gate again meanwhile, or an application that keeps
+		 * unmapping would keep it closed (phys_gate_yield()).
+		 */
+		if (x->gate_waiting != w) {
+			gate_unwait(x);
+			atomic_fetch_add_explicit(&w->waiting, 1, memory_order_seq_cst);
+			x->gate_waiting = w;
+		}
+		if (!remote_gate_wait(x->q, w)) {
 			remote_fault(x, s->iova, s->access);
 			return -EFAULT;
 		}

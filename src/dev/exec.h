@@ -63,15 +63,18 @@ struct exec {
 	struct side *sides[3];
 	unsigned nr_sides;
 	unsigned retries;
-	unsigned stuck;         /* resolved faults in a row at last_resolved */
+	unsigned stuck;         /* faults back at last_resolved, in a row, with nothing unmapped since */
 	unsigned resolved_idle; /* resolved faults since the last stretch every side could take */
 	/*
 	 * The access count of the other process whose memory this stretch
 	 * reaches (phys/gate.c), held from the gate's check, once every side
 	 * is translated, to the stretch's write-back; NULL: none held.
 	 */
-	_Atomic uint32_t *gate_busy;
+	struct phys_gate_words *gate_busy;
+	/* The other process's words where this descriptor counts itself waiting for its gate; NULL: not waiting. */
+	struct phys_gate_words *gate_waiting;
 	iova_t last_resolved;
+	uint64_t resolved_unmaps; /* iommu_unmaps_begun() when last_resolved was resolved */
 	uint64_t done;          /* bytes done, for a fault that jumps out of an operation */
 	/*
 	 * The stretch the operation under way works on, copied out of the
@@ -122,7 +125,9 @@ static inline void exec_init(struct exec *x, struct iovm_queue *q, const struct 
 	x->stuck = 0;
 	x->resolved_idle = 0;
 	x->gate_busy = NULL;
+	x->gate_waiting = NULL;
 	x->last_resolved = iova_make(0);
+	x->resolved_unmaps = 0;
 	x->done = 0;
 	x->cur_len = 0;
 	x->cur_n = 0;
@@ -203,7 +208,7 @@ void gate_wait(struct iovm_queue *q);
  * gate (phys/gate.c) opens, at most 5 s: true when it opened (whatever was
  * translated before is suspect), false when it stayed closed.
  */
-bool remote_gate_wait(struct iovm_queue *q, const _Atomic uint32_t *gate);
+bool remote_gate_wait(struct iovm_queue *q, struct phys_gate_words *w);
 
 /*
  * The operation did @n bytes of the stretch: what it wrote into another
@@ -218,8 +223,17 @@ bool remote_gate_wait(struct iovm_queue *q, const _Atomic uint32_t *gate);
 static inline void gate_release(struct exec *x)
 {
 	if (unlikely(x->gate_busy)) {
-		atomic_fetch_sub_explicit(x->gate_busy, 1, memory_order_release);
+		atomic_fetch_sub_explicit(&x->gate_busy->busy, 1, memory_order_release);
 		x->gate_busy = NULL;
+	}
+}
+
+/* No longer waiting for the other process's gate: in, or given up (phys_gate_yield() waits for it). */
+static inline void gate_unwait(struct exec *x)
+{
+	if (unlikely(x->gate_waiting)) {
+		atomic_fetch_sub_explicit(&x->gate_waiting->waiting, 1, memory_order_release);
+		x->gate_waiting = NULL;
 	}
 }
 

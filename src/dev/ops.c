@@ -356,8 +356,7 @@ _Atomic(dev_test_hook) dev_test_remote_record;
 void engine_write_completion(struct iovm_queue *q, uint32_t pasid, uint64_t completion,
 			     const struct iovm_completion *c)
 {
-	_Atomic uint32_t *busy = NULL;
-	const _Atomic uint32_t *gate;
+	struct phys_gate_words *held = NULL, *waiting = NULL, *w;
 	struct iommu_span s;
 	struct iovm_fault f;
 	struct iovm_completion *rec;
@@ -366,13 +365,10 @@ void engine_write_completion(struct iovm_queue *q, uint32_t pasid, uint64_t comp
 		/* The descriptor's address, as the device reads it: an IOVA of its PASID's domain. */
 		if (iommu_access(q->tlb, pasid, iova_make(completion), IOVM_MAP_WRITE, &s, &f)) {
 			dev_fault_report(q->dev, &f);
-			counter_add(&q->faults, 1);
-			return;
+			goto fault;
 		}
-		if (s.len < sizeof(*rec)) {
-			counter_add(&q->faults, 1);
-			return;
-		}
+		if (s.len < sizeof(*rec))
+			goto fault;
 		/*
 		 * A record in another process's registration (a mirrored MR) is a
 		 * write through it like a stretch's: its monitor waits only for
@@ -382,30 +378,37 @@ void engine_write_completion(struct iovm_queue *q, uint32_t pasid, uint64_t comp
 		 * mapped anew there: the translation stays good until the
 		 * owner's invalidation unmaps it, which comes after that return.
 		 */
-		if (unlikely(s.reach == PHYS_REACH_REMOTE) && phys_remote_gate(q->dev->ctx->phys, s.pa, &gate, &busy)) {
+		if (unlikely(s.reach == PHYS_REACH_REMOTE) && (w = phys_remote_gate(q->dev->ctx->phys, s.pa))) {
 			dev_test_hook hook = atomic_load_explicit(&dev_test_remote_record, memory_order_acquire);
 
 			if (unlikely(hook))
 				hook();
-			atomic_fetch_add_explicit(busy, 1, memory_order_seq_cst);
-			if (likely(!atomic_load_explicit(gate, memory_order_seq_cst)))
+			atomic_fetch_add_explicit(&w->busy, 1, memory_order_seq_cst);
+			if (likely(!atomic_load_explicit(&w->gate, memory_order_seq_cst))) {
+				held = w;
 				break;
-			atomic_fetch_sub_explicit(busy, 1, memory_order_release);
-			busy = NULL;
+			}
+			atomic_fetch_sub_explicit(&w->busy, 1, memory_order_release);
+			/* Waiting: its monitor lets us in before it closes the gate again (phys_gate_yield()). */
+			if (!waiting) {
+				waiting = w;
+				atomic_fetch_add_explicit(&w->waiting, 1, memory_order_seq_cst);
+			}
 			/* Its invalidation may unmap the record's page: translated afresh once it is done. */
-			if (remote_gate_wait(q, gate))
+			if (remote_gate_wait(q, w))
 				continue;
-			counter_add(&q->faults, 1);
-			return;
+			goto fault;
 		}
 		if (likely(gate_open(q, &s)))
 			break;
 		gate_wait(q);
 	}
+	if (unlikely(waiting))
+		atomic_fetch_sub_explicit(&waiting->waiting, 1, memory_order_release);
 	if (unlikely(s.reach == PHYS_REACH_REMOTE)) {
 		remote_completion(q, &s, c);
-		if (busy)
-			atomic_fetch_sub_explicit(busy, 1, memory_order_release);
+		if (held)
+			atomic_fetch_sub_explicit(&held->busy, 1, memory_order_release);
 		return;
 	}
 	/* A record is a device write like any other: in non-coherent memory, its lines must be the device's. */
@@ -414,6 +417,12 @@ void engine_write_completion(struct iovm_queue *q, uint32_t pasid, uint64_t comp
 	rec = (struct iovm_completion *)s.ptr;
 	memcpy((uint8_t *)rec + 1, (const uint8_t *)c + 1, sizeof(*rec) - 1);
 	__atomic_store_n(&rec->status, c->status, __ATOMIC_RELEASE);
+	return;
+
+fault:
+	if (waiting)
+		atomic_fetch_sub_explicit(&waiting->waiting, 1, memory_order_release);
+	counter_add(&q->faults, 1);
 }
 
 static void run_batch(struct exec *x)
@@ -570,4 +579,5 @@ void engine_execute(struct iovm_queue *q, const struct iovm_desc *d, struct iovm
 		execute(&x, in_batch);
 	/* However it ended (a fault, a mismatch), it is out of the other process's memory now. */
 	gate_release(&x);
+	gate_unwait(&x);
 }

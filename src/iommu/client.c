@@ -254,6 +254,13 @@ int iommu_resolve(struct iommu_client *c, const struct iovm_fault *f)
 	return fn ? fn(arg, dom, f->iova, f->access) : -ENOENT;
 }
 
+uint64_t iommu_unmaps_begun(struct iommu_client *c, uint32_t pasid)
+{
+	struct iovm_domain *dom = client_domain(c, pasid);
+
+	return dom ? atomic_load_explicit(&dom->unmaps_begun, memory_order_seq_cst) : 0;
+}
+
 int iommu_fault_handle(struct iommu_client *c, const struct iovm_fault *f)
 {
 	struct iovm_domain *dom = fault_domain(c, f);

@@ -122,6 +122,14 @@ void iommu_set_resolver(struct iommu_space *is, iommu_resolver_fn fn, void *arg)
 void iommu_domain_set_resolver(struct iovm_domain *dom, iommu_resolver_fn fn, void *arg);
 /* iommu_resolve() - a not-present fault to the resolvers (the space's, then the domain's). Outside a section. */
 int iommu_resolve(struct iommu_client *c, const struct iovm_fault *f);
+/*
+ * iommu_unmaps_begun() - how many unmaps began in @pasid's domain so far
+ * (0: none attached). A fault resolved, then back at the same address
+ * with this count unchanged, was not resolved (the resolver said so, and
+ * mapped nothing that stayed); with it changed, an unmap took the page
+ * back in between (its owner's invalidation, a pin budget). Lock-free.
+ */
+uint64_t iommu_unmaps_begun(struct iommu_client *c, uint32_t pasid);
 
 /*
  * iommu_fault_handle() - ask @f's domain's fault handler to resolve it.

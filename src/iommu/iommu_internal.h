@@ -199,6 +199,8 @@ struct iovm_domain {
 	unsigned nr_mirror_reserved, cap_mirror_reserved;
 
 	_Atomic uint64_t strict_invalidations __cacheline_aligned, flushes, flushed_unmaps;
+	/* Counted before an unmap clears a PTE: a fault it causes reads the count after it (iommu_unmaps_begun()). */
+	_Atomic uint64_t unmaps_begun;
 	_Atomic uint64_t oracle_checks, oracle_stale, oracle_violations;
 };
 

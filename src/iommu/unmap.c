@@ -145,6 +145,7 @@ int domain_unmap_how(struct iovm_domain *dom, iova_t iova, uint64_t len, unsigne
 	ret = pt_unmap_prepare(&dom->pt, iova, len);
 	if (ret)
 		return ret;
+	atomic_fetch_add_explicit(&dom->unmaps_begun, 1, memory_order_seq_cst);
 	pt_unmap(&dom->pt, iova, len, collect_piece, &c, &retired);
 	*any = c.n > 0;
 	/* A shared domain's detached tables, in its journal: a death before they are freed leaves them to a survivor. */

@@ -150,7 +150,7 @@ IOVM_API int iovm_rqueue_open(struct iovm_ctx *ctx, const char *name, unsigned d
 	if (ret)
 		goto free_ring;
 	/* Our memory monitor's gate, for the device's accesses to our mirrored registrations. */
-	q->gate_peer = phys_gate_peer_add(ctx->phys, &q->ring->client_gate, &q->ring->dev_busy, device_alive, q);
+	q->gate_peer = phys_gate_peer_add(ctx->phys, &q->ring->gate, device_alive, q);
 	if (q->gate_peer < 0) {
 		ret = err_detail(-ENOSPC, IOVM_LOG_DEBUG, "this process has too many device queues open");
 		goto free_ring;

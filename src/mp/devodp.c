@@ -57,7 +57,7 @@ int devodp_map(struct iovm_device_server *srv, struct client *c, const struct dp
 	if (ret)
 		return ret;
 	/* The client's monitor waits for our accesses before its munmap() returns (phys/gate.c). */
-	ret = phys_window_gate(ps, pa, &c->ring->client_gate, &c->ring->dev_busy);
+	ret = phys_window_gate(ps, pa, &c->ring->gate);
 	if (ret)
 		goto remove_window;
 	ret = iommu_hold(c->dom, r->a, pa, r->b, &iova);

@@ -13,6 +13,8 @@
 
 #include <iovm/dev.h>
 
+#include "phys/phys.h"
+
 enum dp_op {
 	/*
 	 * a: the rings' PA, depth, slot: the client's slot in the share,
@@ -97,13 +99,14 @@ struct dp_ring_ctl {
 	uint8_t pad5[32];
 	/*
 	 * The client's foreign gate, a copy its memory monitor keeps
-	 * (phys_gate_peer_add()), and the device process's accesses in flight
+	 * (phys_gate_peer_add()); the device process's accesses in flight
 	 * to the client's mirrored registrations, which that monitor waits
-	 * out before it lets a munmap() return (phys/gate.c).
+	 * out before it lets a munmap() return; and its descriptors waiting
+	 * for the gate, which that monitor lets in before it closes the gate
+	 * again (phys/gate.c).
 	 */
-	_Atomic uint32_t client_gate;
-	_Atomic uint32_t dev_busy;
-	uint8_t pad6[56];
+	struct phys_gate_words gate;
+	uint8_t pad6[48];
 };
 static_assert(sizeof(struct dp_ring_ctl) == 448, "seven cache lines");
 static_assert(sizeof(struct iovm_desc) == 64, "a descriptor is a cache line");

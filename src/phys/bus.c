@@ -81,29 +81,24 @@ int phys_remote_fd(struct phys_space *ps, pa_t pa)
 	return b && b->remote ? b->remote_fd : -1;
 }
 
-int phys_window_gate(struct phys_space *ps, pa_t pa, const _Atomic uint32_t *gate, _Atomic uint32_t *busy)
+int phys_window_gate(struct phys_space *ps, pa_t pa, struct phys_gate_words *w)
 {
 	uint64_t off;
 	struct phys_bank *b = bus_lookup(ps, pa, &off);
 
-	if (!b || !b->remote || !gate || !busy)
+	if (!b || !b->remote || !w)
 		return -EINVAL;
 	/* Before devices map the window: set once, read without a lock. */
-	b->remote_busy = busy;
-	b->remote_gate = gate;
+	b->remote_gate = w;
 	return 0;
 }
 
-bool phys_remote_gate(struct phys_space *ps, pa_t pa, const _Atomic uint32_t **gate, _Atomic uint32_t **busy)
+struct phys_gate_words *phys_remote_gate(struct phys_space *ps, pa_t pa)
 {
 	uint64_t off;
 	struct phys_bank *b = bus_lookup(ps, pa, &off);
 
-	if (!b || !b->remote || !b->remote_gate)
-		return false;
-	*gate = b->remote_gate;
-	*busy = b->remote_busy;
-	return true;
+	return b && b->remote ? b->remote_gate : NULL;
 }
 
 bool phys_arena_at_host_pa(const struct phys_arena *a)

@@ -26,6 +26,8 @@
 #include "base/clock.h"
 #include "phys/phys_internal.h"
 
+/* How long the reader lets devices that wait for the gate get in, at most, before it closes it again. */
+#define PHYS_GATE_YIELD_NS (UINT64_C(20) * 1000000)
 /* How long a peer's accesses may keep the reader before its liveness is asked again. */
 #define PEER_RECHECK_NS (UINT64_C(1000) * 1000)
 
@@ -40,8 +42,7 @@ static void gate_unlock(struct phys_space *ps)
 	atomic_flag_clear_explicit(&ps->gate_lock, memory_order_release);
 }
 
-int phys_gate_peer_add(struct phys_space *ps, _Atomic uint32_t *gate, _Atomic uint32_t *busy,
-		       bool (*alive)(void *arg), void *arg)
+int phys_gate_peer_add(struct phys_space *ps, struct phys_gate_words *w, bool (*alive)(void *arg), void *arg)
 {
 	int id = -ENOSPC;
 
@@ -49,12 +50,12 @@ int phys_gate_peer_add(struct phys_space *ps, _Atomic uint32_t *gate, _Atomic ui
 	for (int i = 0; i < PHYS_GATE_PEERS; i++) {
 		struct phys_gate_peer *p = &ps->gate_peers[i];
 
-		if (p->gate)
+		if (p->w)
 			continue;
 		/* Equal from now on: copied and published under the lock every change takes. */
-		atomic_store_explicit(gate, atomic_load_explicit(&ps->foreign_gate, memory_order_relaxed),
+		atomic_store_explicit(&w->gate, atomic_load_explicit(&ps->foreign_gate, memory_order_relaxed),
 				      memory_order_seq_cst);
-		*p = (struct phys_gate_peer){ .gate = gate, .busy = busy, .alive = alive, .arg = arg };
+		*p = (struct phys_gate_peer){ .w = w, .alive = alive, .arg = arg };
 		atomic_fetch_add_explicit(&ps->nr_gate_peers, 1, memory_order_seq_cst);
 		id = i;
 		break;
@@ -68,7 +69,7 @@ void phys_gate_peer_del(struct phys_space *ps, int id)
 	if (id < 0 || id >= PHYS_GATE_PEERS)
 		return;
 	gate_lock(ps);
-	if (ps->gate_peers[id].gate)
+	if (ps->gate_peers[id].w)
 		atomic_fetch_sub_explicit(&ps->nr_gate_peers, 1, memory_order_relaxed);
 	ps->gate_peers[id] = (struct phys_gate_peer){ 0 };
 	gate_unlock(ps);
@@ -84,8 +85,8 @@ void phys_gate_close(struct phys_space *ps)
 	gate_lock(ps);
 	atomic_fetch_add_explicit(&ps->foreign_gate, 1, memory_order_seq_cst);
 	for (int i = 0; i < PHYS_GATE_PEERS; i++)
-		if (ps->gate_peers[i].gate)
-			atomic_fetch_add_explicit(ps->gate_peers[i].gate, 1, memory_order_seq_cst);
+		if (ps->gate_peers[i].w)
+			atomic_fetch_add_explicit(&ps->gate_peers[i].w->gate, 1, memory_order_seq_cst);
 	gate_unlock(ps);
 }
 
@@ -94,8 +95,8 @@ void phys_gate_open(struct phys_space *ps, uint32_t n)
 	gate_lock(ps);
 	atomic_fetch_sub_explicit(&ps->foreign_gate, n, memory_order_seq_cst);
 	for (int i = 0; i < PHYS_GATE_PEERS; i++)
-		if (ps->gate_peers[i].gate)
-			atomic_fetch_sub_explicit(ps->gate_peers[i].gate, n, memory_order_seq_cst);
+		if (ps->gate_peers[i].w)
+			atomic_fetch_sub_explicit(&ps->gate_peers[i].w->gate, n, memory_order_seq_cst);
 	gate_unlock(ps);
 }
 
@@ -107,9 +108,9 @@ void phys_gate_wait_peers(struct phys_space *ps)
 		struct phys_gate_peer *p = &ps->gate_peers[i];
 		uint64_t since = 0;
 
-		if (!p->gate)
+		if (!p->w)
 			continue;
-		for (unsigned spins = 0; atomic_load_explicit(p->busy, memory_order_seq_cst); spins++) {
+		for (unsigned spins = 0; atomic_load_explicit(&p->w->busy, memory_order_seq_cst); spins++) {
 			if (spins < 64)
 				continue;
 			if (!since) {
@@ -124,4 +125,34 @@ void phys_gate_wait_peers(struct phys_space *ps)
 		}
 	}
 	gate_unlock(ps);
+}
+
+void phys_gate_yield(struct phys_space *ps)
+{
+	uint64_t since = 0;
+
+	/*
+	 * The gate opens when the invalidator is done with the batches before
+	 * (phys_gate_open() takes the lock: it is not held across the wait);
+	 * a waiting descriptor then counts itself busy and, seeing it open,
+	 * stops waiting. Bounded: a peer that waits for something else, or
+	 * died, delays the application's call no longer than this.
+	 */
+	while (phys_gate_has_peers(ps)) {
+		bool waits = false;
+
+		/* Under the lock, as phys_gate_wait_peers(): no peer's words go while read. */
+		gate_lock(ps);
+		for (int i = 0; i < PHYS_GATE_PEERS && !waits; i++)
+			waits = ps->gate_peers[i].w &&
+				atomic_load_explicit(&ps->gate_peers[i].w->waiting, memory_order_seq_cst);
+		gate_unlock(ps);
+		if (!waits)
+			return;
+		if (!since)
+			since = clock_now_ns();
+		else if (clock_now_ns() - since > PHYS_GATE_YIELD_NS)
+			return;
+		sched_yield();
+	}
 }

@@ -325,13 +325,23 @@ bool phys_has_windows(const struct phys_space *ps);
 _Atomic uint32_t *phys_foreign_gate(struct phys_space *ps);
 
 /*
+ * The words one device process and the memory's owner share for the
+ * foreign gate (gate.c), in memory both map.
+ */
+struct phys_gate_words {
+	_Atomic uint32_t gate;    /* the owner's copy of its foreign gate */
+	_Atomic uint32_t busy;    /* the device's accesses in flight (each from before it looks at the copy) */
+	_Atomic uint32_t waiting; /* the device's descriptors held off by a closed gate, until one gets in */
+	uint32_t pad;
+};
+
+/*
  * The foreign gate for devices of other processes (gate.c). A device
  * process reaching this process's memory through its memory file (a
  * remote window there) cannot read the gate: it reads a copy in memory
- * both share (@gate), and counts its accesses in flight in @busy (each
- * from before it looks at the copy until the access ends).
+ * both share (@w->gate), and counts its accesses in flight in @w->busy.
  *
- * phys_gate_peer_add() - keep *@gate equal to the gate from now on;
+ * phys_gate_peer_add() - keep @w->gate equal to the gate from now on;
  * @alive(@arg) says whether the other process still runs, so that one
  * that died inside an access is not waited for. Its id, or -ENOSPC.
  * phys_gate_peer_del() - forget it: after it, nothing of it is touched.
@@ -339,25 +349,32 @@ _Atomic uint32_t *phys_foreign_gate(struct phys_space *ps);
  * and its copies, by 1 and by @n.
  * phys_gate_wait_peers() - after the gate closed: until no peer is
  * inside an access (or alive).
+ * phys_gate_yield() - before the gate closes again: while a peer's
+ * descriptor waits for it to open, until that one got in, for at most
+ * PHYS_GATE_YIELD_NS. Fairness only: an application that keeps
+ * unmapping would otherwise keep the gate closed, each of its calls
+ * closing it again before the last one's invalidation opened it, and a
+ * device that waits would fault at its timeout. Nothing is unsafe
+ * without it: a device stays out while the gate is closed.
  * Thread safety: safe; none takes a lock an application thread may hold
  * while it waits for the memory monitor, nor allocates.
  */
-int phys_gate_peer_add(struct phys_space *ps, _Atomic uint32_t *gate, _Atomic uint32_t *busy,
-		       bool (*alive)(void *arg), void *arg);
+int phys_gate_peer_add(struct phys_space *ps, struct phys_gate_words *w, bool (*alive)(void *arg), void *arg);
 void phys_gate_peer_del(struct phys_space *ps, int id);
 void phys_gate_close(struct phys_space *ps);
 void phys_gate_open(struct phys_space *ps, uint32_t n);
 void phys_gate_wait_peers(struct phys_space *ps);
+void phys_gate_yield(struct phys_space *ps);
 /* phys_gate_has_peers() - whether any peer is added now (lock-free, never blocks). */
 bool phys_gate_has_peers(struct phys_space *ps);
 
 /*
- * The other side: a remote window's gate copy and access count, given by
- * its owner (phys_window_gate()), which phys_remote_gate() reads back for
- * the window at @pa (false: none, the window is not gated).
+ * The other side: a remote window's gate words, given by its owner
+ * (phys_window_gate()), which phys_remote_gate() reads back for the
+ * window at @pa (NULL: none, the window is not gated).
  */
-int phys_window_gate(struct phys_space *ps, pa_t pa, const _Atomic uint32_t *gate, _Atomic uint32_t *busy);
-bool phys_remote_gate(struct phys_space *ps, pa_t pa, const _Atomic uint32_t **gate, _Atomic uint32_t **busy);
+int phys_window_gate(struct phys_space *ps, pa_t pa, struct phys_gate_words *w);
+struct phys_gate_words *phys_remote_gate(struct phys_space *ps, pa_t pa);
 
 /*
  * phys_bus_gen() - a counter bumped whenever memory leaves the bus. A cache

@@ -90,9 +90,8 @@ struct phys_bank {
 	 */
 	bool remote;
 	int remote_fd;
-	/* A remote window's owner's gate copy and the count of our accesses it waits for (gate.c), or NULL. */
-	const _Atomic uint32_t *remote_gate;
-	_Atomic uint32_t *remote_busy;
+	/* A remote window's owner's gate copy and the counts of our accesses it looks at (gate.c), or NULL. */
+	struct phys_gate_words *remote_gate;
 	struct list_node wlink; /* in phys_space.windows or .spare_windows, under its lock */
 };
 
@@ -100,8 +99,7 @@ struct phys_bank {
 #define PHYS_GATE_PEERS 256
 
 struct phys_gate_peer {
-	_Atomic uint32_t *gate;  /* kept equal to foreign_gate; NULL: a free entry */
-	_Atomic uint32_t *busy;  /* its accesses in flight */
+	struct phys_gate_words *w; /* gate kept equal to foreign_gate; NULL: a free entry */
 	bool (*alive)(void *arg);
 	void *arg;
 };

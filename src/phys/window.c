@@ -111,7 +111,6 @@ static int window_add(struct phys_space *ps, uint64_t v, uint64_t len, int remot
 	w->remote = remote_fd >= 0;
 	w->remote_fd = remote_fd;
 	w->remote_gate = NULL;
-	w->remote_busy = NULL;
 	w->released = false;
 	w->bus = (uint8_t *)(uintptr_t)(v - head);
 	w->pa = pa_make(base);

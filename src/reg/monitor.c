@@ -128,6 +128,8 @@ static void push(struct reg_monitor *m, uint8_t kind, uint64_t start, uint64_t l
 /* Reader or hook: a batch begins; lookups wait for it, devices keep off. */
 static void batch_begin(struct reg_monitor *m)
 {
+	/* A device of another process waiting for the gate gets in first (fairness, phys/gate.c). */
+	phys_gate_yield(m->ps);
 	atomic_fetch_add_explicit(&m->rs->begun, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&m->rs->unsettled, 1, memory_order_seq_cst);
 	phys_gate_close(m->ps);
