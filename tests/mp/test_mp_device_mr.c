@@ -379,16 +379,6 @@ TEST(drops_race_page_requests)
 	pthread_t t;
 	unsigned copies = TEST_ASAN || TEST_TSAN ? 40 : 200;
 
-	/*
-	 * Known to fail on a loaded machine (docs/known-gaps.md): a copy ends
-	 * with a bus fault (reason 4) mid-way, about one run in three when two
-	 * tests run at once; not through the page-request bound, the pwrite
-	 * of a remote side, nor the engine's SIGBUS guard (instrumented,
-	 * 2026-12-05). IOVM_MP_KNOWN=1 runs it.
-	 */
-	if (!getenv("IOVM_MP_KNOWN") || strcmp(getenv("IOVM_MP_KNOWN"), "1"))
-		SKIP_CASE("known to fail under load: a bus fault mid-copy (IOVM_MP_KNOWN=1 runs it)");
-
 	rig_open(&r, "mrrace", "pin_budget=256K");
 	ch.app = pages_64k(256);
 	memset(ch.app, 0x6d, 256 * 4096);
