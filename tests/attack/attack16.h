@@ -91,12 +91,20 @@ static inline long a16_bad(const void *p, size_t len, uint64_t seed, uint64_t fi
 struct a16_count {
 	_Atomic uint64_t commits, releases, committed, released;
 	_Atomic int bad; /* an event not in whole 2 MiB parcels */
+	/*
+	 * The shared heap's VAs (a16_count_heap()): events of the process's
+	 * own memory, outside it, are not counted (in 4 KiB pages where the
+	 * machine has no hugepages, they are not in parcels).
+	 */
+	uintptr_t heap_lo, heap_hi;
 };
 
 static inline int a16_count_fn(void *arg, const struct iovm_mem_event *ev)
 {
 	struct a16_count *c = arg;
 
+	if ((uintptr_t)ev->va < c->heap_lo || (uintptr_t)ev->va >= c->heap_hi)
+		return 0;
 	if (ev->len % A16_PARCEL || (uintptr_t)ev->va % A16_PARCEL)
 		c->bad = 1;
 	if (ev->type == IOVM_MEM_EVENT_COMMIT) {

@@ -55,6 +55,8 @@ TEST(boundaries)
 
 	g_name = share_name("a16b");
 	ctx = owner(HEAP, 0);
+	cnt.heap_lo = (uintptr_t)share_info(ctx).heap_va;
+	cnt.heap_hi = cnt.heap_lo + share_info(ctx).heap_size;
 	CHECK_OK(iovm_mem_event_subscribe(ctx, a16_count_fn, &cnt, &sub));
 	a16_follow(&r, ctx);
 	dst = iovm_dma_alloc(ctx, 7 * A16_MIB, 4096, 0);
@@ -139,6 +141,8 @@ TEST(zero_after_trim)
 
 	g_name = share_name("a16z");
 	ctx = owner(HEAP, 0);
+	cnt.heap_lo = (uintptr_t)share_info(ctx).heap_va;
+	cnt.heap_hi = cnt.heap_lo + share_info(ctx).heap_size;
 	CHECK_OK(iovm_mem_event_subscribe(ctx, a16_count_fn, &cnt, &sub));
 	for (unsigned round = 0; round < 4; round++) {
 		uint64_t rel = cnt.released;
@@ -273,6 +277,8 @@ TEST(follower_commit_and_release)
 
 	g_name = share_name("a16f");
 	ctx = owner(HEAP, 0);
+	cnt.heap_lo = (uintptr_t)share_info(ctx).heap_va;
+	cnt.heap_hi = cnt.heap_lo + share_info(ctx).heap_size;
 	CHECK_OK(iovm_mem_event_subscribe(ctx, a16_count_fn, &cnt, &sub));
 	c = child_start(follower, NULL);
 	CHECK_EQ(get64(c.rd), 1);
