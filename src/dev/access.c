@@ -208,6 +208,8 @@ static int remote_missing(struct exec *x, struct side *s, uint64_t rva, unsigned
 		remote_fault(x, s->iova, access);
 		return -EFAULT;
 	}
+	/* The answer may come from a thread the monitor's yield would wait for: no longer waiting. */
+	gate_unwait(x);
 	iommu_exit(q->tlb);
 	q->sections_left++;
 	ret = q->page_request(q->page_request_arg, rva, access);
@@ -355,6 +357,8 @@ static int side_span(struct exec *x, struct side *s, uint64_t want)
 			uint64_t unmaps = iommu_unmaps_begun(x->q->dev->client, x->pasid);
 			int ret;
 
+			/* A page request's answer may come from a thread the monitor's yield would wait for. */
+			gate_unwait(x);
 			iommu_exit(x->q->tlb);
 			x->q->sections_left++;
 			ret = iommu_resolve(x->q->dev->client, &f);
@@ -442,6 +446,7 @@ static int remote_gates(struct exec *x)
 			x->gate_waiting = w;
 		}
 		if (!remote_gate_wait(x->q, w)) {
+			gate_unwait(x);
 			remote_fault(x, s->iova, s->access);
 			return -EFAULT;
 		}

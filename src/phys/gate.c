@@ -143,9 +143,13 @@ void phys_gate_yield(struct phys_space *ps)
 
 		/* Under the lock, as phys_gate_wait_peers(): no peer's words go while read. */
 		gate_lock(ps);
-		for (int i = 0; i < PHYS_GATE_PEERS && !waits; i++)
-			waits = ps->gate_peers[i].w &&
-				atomic_load_explicit(&ps->gate_peers[i].w->waiting, memory_order_seq_cst);
+		for (int i = 0; i < PHYS_GATE_PEERS && !waits; i++) {
+			struct phys_gate_peer *p = &ps->gate_peers[i];
+
+			/* A peer that died waiting never counts itself out. */
+			waits = p->w && atomic_load_explicit(&p->w->waiting, memory_order_seq_cst) &&
+				(!p->alive || p->alive(p->arg));
+		}
 		gate_unlock(ps);
 		if (!waits)
 			return;

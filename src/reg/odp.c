@@ -5,12 +5,12 @@
  * invalidates them or the pin budget needs them back.
  *
  * On-demand paging in user space is on-demand pinning. The fault path
- * follows the kernel's HMM pattern: read the MR's invalidation sequence,
- * fault the pages in without any lock held (the long part), take the lock,
- * and map only if no invalidation ran meanwhile; else start over. An
- * invalidation that arrives during a fault thus either runs before the
- * mapping (which sees its sequence and retries) or after it (and unmaps
- * what was just mapped).
+ * follows the kernel's HMM pattern: note the fault's pages as being faulted
+ * in (reg_space.odp_fills), fault them in without any lock held (the long
+ * part), take the lock, and map only if no invalidation of those pages ran
+ * meanwhile; else start over. An invalidation that arrives during a fault
+ * thus either runs before the mapping (which sees it marked and retries)
+ * or after it (and unmaps what was just mapped).
  *
  * Pins are taken and given back 64 KiB at a time (ODP_CHUNK_PAGES). Chunks
  * holding pins sit on an LRU list; past the budget, the least recently used

@@ -400,9 +400,9 @@ int odp_resolve(void *arg, struct iovm_domain *dom, iova_t iova, unsigned access
  * when invalidations kept interrupting.
  */
 int odp_fill(struct reg_space *rs, struct iovm_mr *mr, uint64_t first, uint64_t last, bool asked);
-/* Prefetch [addr, addr+len) of a (not implicit) on-demand MR. Needs reg_space.lock. */
 /* An invalidation of pages [first, last] of @mr: the faults in them under way retry (odp.c). Needs reg_space.lock. */
 void odp_fills_hit(struct reg_space *rs, const struct iovm_mr *mr, uint64_t first, uint64_t last);
+/* Prefetch [addr, addr+len) of a (not implicit) on-demand MR. Needs reg_space.lock. */
 int odp_advise(struct reg_space *rs, struct iovm_mr *mr, uintptr_t addr, size_t len, bool fault);
 /* The process's mappings of pages [first, last] changed (unmapped, moved). Needs reg_space.lock. */
 void odp_mappings_changed(struct iovm_mr *mr, uint64_t first, uint64_t last);
