@@ -516,6 +516,8 @@ again:
 		m = MIN(m, x->sides[i]->avail);
 	if (unlikely(x->nr_sides > 1 && !x->leaves && runs_overlap(x, m))) {
 		x->leaves = true;
+		/* Translated again, maybe through page requests: not inside the other process's memory meanwhile. */
+		gate_release(x);
 		sides_forget(x);
 		goto again;
 	}
@@ -551,6 +553,8 @@ int read_dev(struct exec *x, uint32_t key, uint64_t addr, void *buf, uint64_t n)
 		side_advance(&s, m);
 		got += m;
 	}
+	/* In @buf now: out of the other process's memory (a batch's children run next, and may wait for its gate). */
+	gate_release(x);
 	x->nr_sides = 0;
 	return 0;
 }
