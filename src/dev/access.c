@@ -351,10 +351,10 @@ static int side_span(struct exec *x, struct side *s, uint64_t want)
 		 * outside the section. A fault that comes back at once at the
 		 * same address, resolved each time, is given up on.
 		 */
-		if (f.reason == IOVM_FAULT_NOT_PRESENT &&
-		    resolve_allowed(x, f.iova, iommu_unmaps_begun(x->q->dev->client, x->pasid))) {
-			/* Before asking: an unmap from here on, even before the answer comes, took the page back. */
-			uint64_t unmaps = iommu_unmaps_begun(x->q->dev->client, x->pasid);
+		/* Read before asking: an unmap from here on, even before the answer comes, took the page back. */
+		uint64_t unmaps = f.reason == IOVM_FAULT_NOT_PRESENT ? iommu_unmaps_begun(x->q->dev->client, x->pasid) : 0;
+
+		if (f.reason == IOVM_FAULT_NOT_PRESENT && resolve_allowed(x, f.iova, unmaps)) {
 			int ret;
 
 			/* A page request's answer may come from a thread the monitor's yield would wait for. */
