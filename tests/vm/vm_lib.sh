@@ -8,6 +8,14 @@
 skip() { echo "SKIP: $*"; exit 77; }
 fail() { echo "FAIL: $*"; exit 1; }
 
+# vm_fail_recap LOG...: the guest's failed checks again, last, so that a
+# log cut to its tail (CI shows only that) still names them.
+vm_fail_recap() {
+	local f
+	f=$(grep -hE 'FAIL \(|FATAL:' "$@" 2>/dev/null | tr -d '\r' | head -20)
+	[ -z "$f" ] || { echo "the guest's failed checks:"; sed 's/^ */  /' <<<"$f"; }
+}
+
 # vm_install PKG...: apt-get install as root; skips when that cannot be.
 vm_install() {
 	[ "$(id -u)" = 0 ] || skip "not root, and $* missing"

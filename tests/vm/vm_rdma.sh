@@ -199,5 +199,5 @@ if [ "$MODE" = bench ]; then
 	echo "PASS: iovm bench rdma; JSON: $out"
 	exit 0
 fi
-grep -q 'RESULT: PASS' "$log" || fail "the RDMA guest test did not pass"
+grep -q 'RESULT: PASS' "$log" || { vm_fail_recap "$log"; fail "the RDMA guest test did not pass"; }
 echo "PASS: RDMA between two rxe endpoints: $(sed -n 's/^VM: rdma: \(rxe0 .*\)/\1/p' "$log" | head -1 | tr -d '\r')"

@@ -137,7 +137,7 @@ log=$WORK/vm.log
 [ -z "$with" ] || boot "$log" "$with" yes
 [ -z "$without" ] || boot "$WORK/vm-noiommu.log" "$without" no
 n=$(echo "$TESTS" | tr ',' '\n' | wc -l)
-[ "$pass" = "$n" ] || fail "$pass of $n guest tests passed"
+[ "$pass" = "$n" ] || { vm_fail_recap "$WORK"/vm*.log; fail "$pass of $n guest tests passed"; }
 case ",$TESTS," in *,nvme,* | *,nvme+*) "$WORK/vm_nvme" --verify "$WORK/nvme.img" | sed 's/^/  host: /'
 	[ "${PIPESTATUS[0]}" = 0 ] || fail "the disk image lacks what the guest wrote" ;; esac
 case ",$TESTS," in *,bench,*)
