@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * monitor.h - what the memory monitor's two files share: the monitor
+ * itself (monitor.c: its userfaultfd, its reader thread, its start and
+ * stop) and its event ring with the batches producers queue there
+ * (monitor_batch.c: the ring, the invalidator thread, the hooks' side,
+ * lookups waiting for a batch). monitor.c's first comment says how they
+ * work together.
+ */
+#ifndef IOVM_REG_MONITOR_H
+#define IOVM_REG_MONITOR_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "reg/reg_internal.h"
+#include "reg/watchmap.h"
+
+/* Events the ring holds: a burst of 4096 unmaps without loss, 128 KiB. */
+#define RING_SIZE 4096
+/* Messages read per read(2). */
+#define READ_BATCH 16
+/* How long the invalidator stays awake after a batch, for the hooks' next ones (invalidator_main()). */
+#define LINGER_MS 1
+
+struct reg_monitor {
+	struct reg_space *rs;
+	struct epoch *epoch;
+	struct phys_space *ps;   /* its foreign gate (phys_gate_close()) */
+	int uffd;
+	int wake_fd;   /* eventfd: the reader tells the invalidator */
+	int stop_fd;   /* eventfd: the reader stops */
+	int inv_stop_fd; /* eventfd: the invalidator stops */
+	bool fork_events;
+	pthread_t reader, invalidator;
+
+	/* The ring: producers (the reader, hooks) claim at tail, the invalidator consumes at head. */
+	struct mon_event ring[RING_SIZE];
+	_Atomic uint64_t ready[RING_SIZE]; /* slot i holds event n once it reads n + 1 */
+	_Atomic uint64_t tail;         /* claimed by producers */
+	_Atomic uint64_t head;         /* written by the invalidator */
+	_Atomic uint64_t batches_read; /* by the reader: gate closings whose events are queued */
+	uint64_t batches_done;         /* the invalidator's */
+	_Atomic bool overflow;
+	_Atomic bool parked;           /* the invalidator sleeps with no timer: a hook's batch must wake it */
+
+	/* Counters: written by one thread each, read racily. */
+	_Atomic uint64_t events, unmaps, removes, remaps, forks, overflows, generation;
+	_Atomic uint64_t hooked;       /* events queued by hooks, any thread */
+
+	struct watchmap watched;       /* for the hooks: pages monitor_watch() watched (watchmap.c) */
+	int hook_id;                   /* hooks.c's slot, or negative */
+};
+
+static_assert((RING_SIZE & (RING_SIZE - 1)) == 0, "the ring indexes by mask");
+
+/* monitor_batch.c */
+/* Reader or hook: queue (start, len), or note that an event was lost. */
+void mon_push(struct reg_monitor *m, uint8_t kind, uint64_t start, uint64_t len, bool source_kept);
+/* Reader or hook: a batch begins; lookups wait for it, devices keep off. */
+void mon_batch_begin(struct reg_monitor *m);
+/* Its events are queued: the invalidator may take it (@lazy: a hook's, which may not wake it). */
+void mon_batch_queued(struct reg_monitor *m, bool lazy);
+/* The invalidator thread's body. */
+void *mon_invalidator_main(void *arg);
+
+#endif
