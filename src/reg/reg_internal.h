@@ -409,7 +409,7 @@ void odp_mappings_changed(struct iovm_mr *mr, uint64_t first, uint64_t last);
 /* The MR goes: its chunks leave the LRU. Needs reg_space.lock. */
 void odp_forget(struct reg_space *rs, struct iovm_mr *mr);
 
-/* monitor.c */
+/* monitor.c, monitor_batch.c (monitor_test_hold and the synchronous path) */
 /*
  * For the tests: called by the invalidator each time it wakes, before it
  * takes the events, so that a test can hold it while the ring overflows.
