@@ -424,16 +424,13 @@ static int remote_gates(struct exec *x)
 			continue;
 		if (x->gate_busy == w)
 			continue;
-		/* Counted, then looked at: the monitor closes, then looks at the count (Dekker). */
-		atomic_fetch_add_explicit(&w->busy, 1, memory_order_seq_cst);
-		if (likely(!atomic_load_explicit(&w->gate, memory_order_seq_cst))) {
+		if (likely(phys_gate_enter(w))) {
 			gate_release(x); /* one process per descriptor: never two held */
 			x->gate_busy = w;
 			/* Counted in: its monitor may close the gate again. */
 			gate_unwait(x);
 			continue;
 		}
-		atomic_fetch_sub_explicit(&w->busy, 1, memory_order_release);
 		gate_release(x);
 		/*
 		 * Waiting, until a stretch gets in: the monitor holds off closing
@@ -442,7 +439,7 @@ static int remote_gates(struct exec *x)
 		 */
 		if (x->gate_waiting != w) {
 			gate_unwait(x);
-			atomic_fetch_add_explicit(&w->waiting, 1, memory_order_seq_cst);
+			phys_gate_wait_begin(w);
 			x->gate_waiting = w;
 		}
 		if (!remote_gate_wait(x->q, w)) {

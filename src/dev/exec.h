@@ -223,7 +223,7 @@ bool remote_gate_wait(struct iovm_queue *q, struct phys_gate_words *w);
 static inline void gate_release(struct exec *x)
 {
 	if (unlikely(x->gate_busy)) {
-		atomic_fetch_sub_explicit(&x->gate_busy->busy, 1, memory_order_release);
+		phys_gate_leave(x->gate_busy);
 		x->gate_busy = NULL;
 	}
 }
@@ -232,7 +232,7 @@ static inline void gate_release(struct exec *x)
 static inline void gate_unwait(struct exec *x)
 {
 	if (unlikely(x->gate_waiting)) {
-		atomic_fetch_sub_explicit(&x->gate_waiting->waiting, 1, memory_order_release);
+		phys_gate_wait_end(x->gate_waiting);
 		x->gate_waiting = NULL;
 	}
 }

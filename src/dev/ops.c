@@ -373,7 +373,7 @@ void engine_write_completion(struct iovm_queue *q, uint32_t pasid, uint64_t comp
 		 * A record in another process's registration (a mirrored MR) is a
 		 * write through it like a stretch's: its monitor waits only for
 		 * accesses counted in its busy word, so count before looking at
-		 * the gate (Dekker, as remote_gates()). Uncounted, the pwrite()
+		 * the gate (phys_gate_enter()). Uncounted, the pwrite()
 		 * could land after the owner's munmap() returned, in memory
 		 * mapped anew there: the translation stays good until the
 		 * owner's invalidation unmaps it, which comes after that return.
@@ -383,16 +383,14 @@ void engine_write_completion(struct iovm_queue *q, uint32_t pasid, uint64_t comp
 
 			if (unlikely(hook))
 				hook();
-			atomic_fetch_add_explicit(&w->busy, 1, memory_order_seq_cst);
-			if (likely(!atomic_load_explicit(&w->gate, memory_order_seq_cst))) {
+			if (likely(phys_gate_enter(w))) {
 				held = w;
 				break;
 			}
-			atomic_fetch_sub_explicit(&w->busy, 1, memory_order_release);
 			/* Waiting: its monitor lets us in before it closes the gate again (phys_gate_yield()). */
 			if (!waiting) {
 				waiting = w;
-				atomic_fetch_add_explicit(&w->waiting, 1, memory_order_seq_cst);
+				phys_gate_wait_begin(w);
 			}
 			/* Its invalidation may unmap the record's page: translated afresh once it is done. */
 			if (remote_gate_wait(q, w))
@@ -404,11 +402,11 @@ void engine_write_completion(struct iovm_queue *q, uint32_t pasid, uint64_t comp
 		gate_wait(q);
 	}
 	if (unlikely(waiting))
-		atomic_fetch_sub_explicit(&waiting->waiting, 1, memory_order_release);
+		phys_gate_wait_end(waiting);
 	if (unlikely(s.reach == PHYS_REACH_REMOTE)) {
 		remote_completion(q, &s, c);
 		if (held)
-			atomic_fetch_sub_explicit(&held->busy, 1, memory_order_release);
+			phys_gate_leave(held);
 		return;
 	}
 	/* A record is a device write like any other: in non-coherent memory, its lines must be the device's. */
@@ -421,7 +419,7 @@ void engine_write_completion(struct iovm_queue *q, uint32_t pasid, uint64_t comp
 
 fault:
 	if (waiting)
-		atomic_fetch_sub_explicit(&waiting->waiting, 1, memory_order_release);
+		phys_gate_wait_end(waiting);
 	counter_add(&q->faults, 1);
 }
 

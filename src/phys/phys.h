@@ -19,6 +19,7 @@
 #ifndef IOVM_PHYS_PHYS_H
 #define IOVM_PHYS_PHYS_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -375,6 +376,42 @@ bool phys_gate_has_peers(struct phys_space *ps);
  */
 int phys_window_gate(struct phys_space *ps, pa_t pa, struct phys_gate_words *w);
 struct phys_gate_words *phys_remote_gate(struct phys_space *ps, pa_t pa);
+
+/*
+ * The device's side of @w, for each access to the owner's memory:
+ * phys_gate_enter() counts the access in @w->busy, then looks at the
+ * gate: true when it is open, the count then held until phys_gate_leave();
+ * false, with nothing held, when it is closed. Counted before looked at,
+ * as the owner's monitor closes the gate before it looks at the count
+ * (Dekker: both seq_cst), so either the monitor waits for this access or
+ * this access sees the gate closed. phys_gate_wait_begin() and
+ * phys_gate_wait_end() bracket a wait for a closed gate to open: the
+ * owner's phys_gate_yield() lets such a waiter in before it closes the
+ * gate again. Lock-free, never block.
+ */
+static inline bool phys_gate_enter(struct phys_gate_words *w)
+{
+	atomic_fetch_add_explicit(&w->busy, 1, memory_order_seq_cst);
+	if (atomic_load_explicit(&w->gate, memory_order_seq_cst) == 0)
+		return true;
+	atomic_fetch_sub_explicit(&w->busy, 1, memory_order_release);
+	return false;
+}
+
+static inline void phys_gate_leave(struct phys_gate_words *w)
+{
+	atomic_fetch_sub_explicit(&w->busy, 1, memory_order_release);
+}
+
+static inline void phys_gate_wait_begin(struct phys_gate_words *w)
+{
+	atomic_fetch_add_explicit(&w->waiting, 1, memory_order_seq_cst);
+}
+
+static inline void phys_gate_wait_end(struct phys_gate_words *w)
+{
+	atomic_fetch_sub_explicit(&w->waiting, 1, memory_order_release);
+}
 
 /*
  * phys_bus_gen() - a counter bumped whenever memory leaves the bus. A cache
