@@ -6,13 +6,14 @@
  * itself, and never waits for the reader thread to be scheduled.
  *
  * For each live monitor (one per context) whose watched ranges may meet
- * the call's (a filter of 2 MiB granules, monitor.c), before the system
+ * the call's (a filter of 2 MiB granules, watchmap.c), before the system
  * call: take the range out of the monitor's userfaultfd (so the call
  * raises no event and waits for no read), close the foreign gate and wait
  * for devices inside an access, as the reader does; after it, queue the
  * event the kernel would have sent for the invalidator, which
- * invalidates and opens the gate (woken only if parked: monitor.c's
- * batch_queued(); whoever waits for the gate or a lookup kicks it). The guarantee is the reader's: no
+ * invalidates and opens the gate (woken only if parked:
+ * monitor_batch.c's mon_batch_queued(); whoever waits for the gate or a
+ * lookup kicks it). The guarantee is the reader's: no
  * device access reaches what replaces the memory once the call returns,
  * and no lookup begun after it sees what it took away.
  *
