@@ -352,6 +352,78 @@ TEST(invalidation_during_a_fault)
 	app_unmap(app, 16 * PG);
 }
 
+/*
+ * The application keeps discarding pages of the MR away from the ones a
+ * fault brings in: every time the fault has left the lock, a page of
+ * another chunk goes (madvise, as an allocator returning memory does).
+ * Only an invalidation of the pages being faulted in may send the fault
+ * round again; one elsewhere in the MR must not, or an application that
+ * keeps discarding some pages starves every fault in of the others
+ * (its 8 rounds, then a device fault).
+ */
+#define DISCARDS 16 /* more than a fault in retries (ODP_RETRIES, 8) */
+static unsigned elsewhere_calls, fault_page;
+
+static void discard_elsewhere(struct iovm_mr *mr, uint64_t first, uint64_t last)
+{
+	uint64_t seq = atomic_load(&mr->seq);
+	uint8_t *page = between_hole + (elsewhere_calls % 16) * PG;
+
+	CHECK(first <= fault_page && last >= fault_page && last - first < 32);
+	if (++elsewhere_calls > DISCARDS)
+		odp_test_between = NULL;
+	CHECK_OK(madvise(page, PG, MADV_DONTNEED));
+	/* Invalidated by now? The monitor's REMOVE event, read and taken (the MR's sequence moves twice). */
+	for (unsigned spins = 0; atomic_load(&mr->seq) < seq + 2; spins++) {
+		CHECK(spins < 1000000);
+		usleep(10);
+	}
+}
+
+TEST(discards_elsewhere_spare_a_fault)
+{
+	struct rig r;
+	struct iovm_mr *mr;
+	uint8_t *app = app_map(64 * PG), *heap;
+	struct iovm_reg_stats before;
+
+	rig_open(&r, REG_OPTS, NULL, IOVM_QUEUE_POLLED);
+	heap = iovm_dma_alloc(r.ctx, PG, PG, 0);
+	memset(heap, 0x5e, PG);
+	memset(app, 0x11, 64 * PG);
+	CHECK_OK(iovm_mr_reg(r.dom, app, 64 * PG, IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_ON_DEMAND, &mr));
+	before = rstats(&r);
+	between_rig = &r;
+	between_hole = app + 40 * PG; /* pages 40..55: chunks 2 and 3, the fault's is chunk 0 */
+	elsewhere_calls = 0;
+	fault_page = 5;
+	odp_test_between = discard_elsewhere;
+	CHECK_EQ(dma_copy(&r, iova_of(&r, heap), mr_iova(mr, app) + 5 * PG, PG), IOVM_STATUS_SUCCESS);
+	odp_test_between = NULL;
+	CHECK_EQ(elsewhere_calls, 1);
+	CHECK_EQ(rstats(&r).odp_fault_retries, before.odp_fault_retries);
+	CHECK_EQ(app[5 * PG], 0x5e);
+	CHECK_EQ(app[5 * PG + PG - 1], 0x5e);
+	/* The discarded page reads zero, as the kernel gives it back; its neighbours kept theirs. */
+	CHECK_EQ(app[40 * PG], 0);
+	CHECK_EQ(app[41 * PG], 0x11);
+	/* And a discard of the very page being faulted in still sends the fault round again. */
+	before = rstats(&r);
+	between_hole = app + 20 * PG;
+	elsewhere_calls = DISCARDS; /* one call, then the hook is gone */
+	fault_page = 20;
+	odp_test_between = discard_elsewhere;
+	CHECK_EQ(dma_copy(&r, iova_of(&r, heap), mr_iova(mr, app) + 20 * PG, PG), IOVM_STATUS_SUCCESS);
+	odp_test_between = NULL;
+	CHECK_EQ(rstats(&r).odp_fault_retries, before.odp_fault_retries + 1);
+	CHECK_EQ(app[20 * PG], 0x5e);
+	no_violations(r.dom);
+	CHECK_OK(iovm_mr_dereg(mr));
+	iovm_dma_free(r.ctx, heap);
+	rig_close(&r);
+	app_unmap(app, 64 * PG);
+}
+
 int main(void)
 {
 	test_init();
@@ -362,5 +434,6 @@ int main(void)
 	RUN(advise_spares_faulted_chunks);
 	RUN(advise_races_faults);
 	RUN(invalidation_during_a_fault);
+	RUN(discards_elsewhere_spare_a_fault);
 	return 0;
 }
