@@ -240,6 +240,10 @@ int ep_connect(struct ep *ep, uint64_t addr, uint32_t rkey, uint32_t len)
 	return ep_sync(ep);
 }
 
+/* A completion that came before the one waited for (ep_wait_for()). */
+static struct ibv_wc early;
+static bool has_early;
+
 /* Destroys the case's QP, and drops what its CQ still holds. */
 static void ep_disconnect(struct ep *ep)
 {
@@ -250,6 +254,7 @@ static void ep_disconnect(struct ep *ep)
 	ep->qp = NULL;
 	while (ibv_poll_cq(ep->cq, 1, &wc) > 0)
 		;
+	has_early = false;
 }
 
 /* The next completion; its status, or -1 when none came in CQ_TIMEOUT. */
@@ -268,6 +273,34 @@ static int ep_wait(struct ep *ep, struct ibv_wc *wc)
 	return -1;
 }
 
+/*
+ * The completion of work request wr_id (1: a send queue's, 2: a receive's):
+ * the send and the receive queue share the CQ, and a peer's SEND can
+ * complete the receive before the ACK of this side's own SEND completes
+ * that; one such early completion is kept for the wait that wants it.
+ */
+static int ep_wait_for(struct ep *ep, uint64_t wr_id, struct ibv_wc *wc)
+{
+	if (has_early && early.wr_id == wr_id) {
+		*wc = early;
+		has_early = false;
+		return (int)wc->status;
+	}
+	for (;;) {
+		int st = ep_wait(ep, wc);
+
+		if (st < 0 || wc->wr_id == wr_id)
+			return st;
+		if (has_early) {
+			printf("  %s: a second completion (wr_id %llu) before wr_id %llu's\n", ep->name,
+			       (unsigned long long)wc->wr_id, (unsigned long long)wr_id);
+			return -1;
+		}
+		early = *wc;
+		has_early = true;
+	}
+}
+
 /* Posts one work request on the case's QP and waits for its completion: the status, or -1. */
 static int ep_post_wait(struct ep *ep, enum ibv_wr_opcode op, struct ibv_mr *mr, void *p, size_t len,
 			uint64_t raddr, uint32_t rkey)
@@ -283,7 +316,7 @@ static int ep_post_wait(struct ep *ep, enum ibv_wr_opcode op, struct ibv_mr *mr,
 		printf("  %s: ibv_post_send: %s\n", ep->name, strerror(r));
 		return -1;
 	}
-	return ep_wait(ep, &wc);
+	return ep_wait_for(ep, 1, &wc);
 }
 
 static int ep_post_recv(struct ep *ep, struct ibv_mr *mr, void *p, size_t len)
@@ -419,12 +452,13 @@ static int case_send(struct ep *ep)
 			CHECK(st == IBV_WC_SUCCESS, "%s: SEND of %d bytes: %s", ep->name, MSG, status_str(st));
 			continue;
 		}
-		st = ep_wait(ep, &wc);
+		st = ep_wait_for(ep, 2, &wc);
 		for (int i = 0; i < MSG; i++)
 			same &= buf[MSG + i] == (uint8_t)(want[i] + round);
 		CHECK(st == IBV_WC_SUCCESS && wc.opcode == IBV_WC_RECV && wc.byte_len == MSG && same,
-		      "%s: RECV of %u bytes: %s, %s", ep->name, st == IBV_WC_SUCCESS ? wc.byte_len : 0,
-		      status_str(st), same ? "as sent" : "other bytes");
+		      "%s: RECV of %u bytes: %s, %s (opcode %d, wr_id %llu)", ep->name,
+		      st == IBV_WC_SUCCESS ? wc.byte_len : 0, status_str(st), same ? "as sent" : "other bytes",
+		      st >= 0 ? (int)wc.opcode : -1, st >= 0 ? (unsigned long long)wc.wr_id : 0ull);
 	}
 	if (ep_sync(ep))
 		goto out;
