@@ -209,9 +209,28 @@ IOVM_API int iovm_share_check(struct iovm_ctx *ctx);
  * pool holds fails with -ENOMEM. IOVAs (iovm_domain_map()'s, or chosen
  * first-fit from the bottom of the window) are the domain's, not a
  * process's: any process may unmap any range, and a range a strict unmap
- * freed is free to any process at once. Registrations (iovm/reg.h,
- * registration caches included) and VFIO devices cannot use a shared
- * domain (-EOPNOTSUPP). With oracle=on in the process that makes it
+ * freed is free to any process at once. VFIO devices and registration
+ * caches cannot use a shared domain (-EOPNOTSUPP).
+ *
+ * A process's own memory (malloc(), mmap(), what it has: not only the
+ * heap) goes into a shared domain by iovm_mr_reg() and
+ * iovm_mr_reg_async() on its view, pinned (on demand: -EOPNOTSUPP). The
+ * registration takes its IOVAs from the domain's, and its pages sit at
+ * PAs its IOVAs name, which mean that memory and nothing else in every
+ * process for as long as the IOVAs are taken: every process sees the
+ * entries (iovm_domain_translate()), and the registering process's
+ * devices reach the memory. Other processes' devices do not reach it
+ * yet: a descriptor of theirs that names it faults (IOVM_STATUS_PAGE_FAULT)
+ * and touches nothing of their own. The registration follows the
+ * registering process's address space as in a domain of its own: an
+ * munmap(), MAP_FIXED or madvise() of its memory takes the pages out of
+ * the shared table, strictly, before any device reaches them again
+ * (reg.h). A process killed with registrations in a shared domain leaves
+ * their entries and IOVAs until some process unmaps the range or the
+ * domain goes; every device that reaches them faults (the memory went
+ * with the process). Unmapping a registration's range by
+ * iovm_domain_unmap() while it lives is a misuse, as in a domain of a
+ * process's own. With oracle=on in the process that makes it
  * (and its shadow no more than an eighth of the heap: 4 bytes per 4 KiB
  * page of the IOVA window), the domain's block holds the oracle's
  * shadow, which every process records its maps and unmaps into and

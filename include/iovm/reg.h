@@ -188,7 +188,8 @@ struct iovm_mr;
  * faults, as its page request finds them); -ENOMEM when the pages cannot
  * be locked (RLIMIT_MEMLOCK) or memory is short; -ENOSPC when no IOVA range
  * or key is left; -EOPNOTSUPP in an identity domain (it maps all memory
- * already), or for an implicit registration without a memory monitor.
+ * already), for an implicit registration without a memory monitor, or for
+ * an on-demand one in a shared domain (iovm/mp.h: pinned only there).
  */
 IOVM_API int iovm_mr_reg(struct iovm_domain *dom, void *addr, size_t len, uint32_t access,
 			 struct iovm_mr **mr);

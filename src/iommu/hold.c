@@ -37,7 +37,7 @@ int iommu_hold(struct iovm_domain *dom, uint64_t va, pa_t pa, uint64_t len, iova
 		return err_inval("!dom || !len || !is_aligned(va | pa_val(pa) | len, SZ_4K) || !iova");
 	if (dom->shared_ops)
 		return err_detail(-EOPNOTSUPP, IOVM_LOG_DEBUG,
-				  "a shared domain maps the shared heap only: a registration's memory is this process's");
+				  "a shared domain's registrations take their PA from their IOVA (iommu_hold_shared())");
 	switch (dom->type) {
 	case IOVM_DOMAIN_MANAGED:
 		ret = iova_alloc(&dom->iova, align_up(head + len, SZ_2M), SZ_2M, &base);
@@ -60,11 +60,38 @@ int iommu_hold(struct iovm_domain *dom, uint64_t va, pa_t pa, uint64_t len, iova
 	}
 }
 
+int iommu_hold_shared(struct iovm_domain *dom, uint64_t va, uint64_t len, iova_t *iova, pa_t *pa)
+{
+	uint64_t head = va & (SZ_2M - 1), span = align_up(head + len, SZ_2M);
+	iova_t base;
+	int ret;
+
+	if (!dom || !dom->shared_ops || !len || !is_aligned(va | len, SZ_4K) || !iova || !pa)
+		return err_inval("!dom || !dom->shared_ops || !len || !is_aligned(va | len, SZ_4K) || !iova || !pa");
+	ret = dom->shared_ops->iova_alloc(dom->shared_arg, span, SZ_2M, &base);
+	if (ret)
+		return err_detail(ret, IOVM_LOG_DEBUG, "no IOVA range of %lu bytes left in the shared domain",
+				  (unsigned long)len);
+	ret = dom->shared_ops->reg_pa(dom->shared_arg, base, span, pa);
+	if (ret) {
+		dom->shared_ops->iova_free(dom->shared_arg, base, span);
+		return err_detail(ret, IOVM_LOG_DEBUG,
+				  "IOVA %#lx of the shared domain is beyond what a registration's PA can follow",
+				  (unsigned long)iova_val(base));
+	}
+	*iova = iova_add(base, head);
+	*pa = pa_add(*pa, head);
+	return 0;
+}
+
 void iommu_unhold(struct iovm_domain *dom, iova_t iova, pa_t pa, uint64_t len)
 {
 	uint64_t head = hold_head(pa);
 
-	if (dom->type == IOVM_DOMAIN_MANAGED)
+	if (dom->shared_ops)
+		dom->shared_ops->iova_free(dom->shared_arg, iova_make(iova_val(iova) - head),
+					   align_up(head + len, SZ_2M));
+	else if (dom->type == IOVM_DOMAIN_MANAGED)
 		iova_free(&dom->iova, iova_make(iova_val(iova) - head), align_up(head + len, SZ_2M));
 }
 

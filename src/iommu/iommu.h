@@ -148,6 +148,14 @@ int iommu_fault_handle(struct iommu_client *c, const struct iovm_fault *f);
  * range back, once nothing in it is mapped.
  */
 int iommu_hold(struct iovm_domain *dom, uint64_t va, pa_t pa, uint64_t len, iova_t *iova);
+/*
+ * iommu_hold_shared() - iommu_hold() in a shared domain, where the PA
+ * follows from the IOVA: the IOVAs, congruent to @va modulo 2 MiB, and
+ * the PA (*@pa, with the same offset) at which the caller puts the
+ * memory's window (phys_window_add_at()) before it maps any of it.
+ * iommu_unhold() gives both back.
+ */
+int iommu_hold_shared(struct iovm_domain *dom, uint64_t va, uint64_t len, iova_t *iova, pa_t *pa);
 /* A registration or registration cache starts (+1) or stops (-1) using @dom: destroy refuses while any does. */
 void iommu_domain_use(struct iovm_domain *dom, int delta);
 void iommu_unhold(struct iovm_domain *dom, iova_t iova, pa_t pa, uint64_t len);
@@ -177,15 +185,17 @@ struct iommu_shared_ops {
 	int (*iova_reserve)(void *arg, iova_t iova, uint64_t len);
 	void (*iova_free)(void *arg, iova_t iova, uint64_t len);
 	/*
-	 * Before entries naming [pa, +len) are written: whether it is memory
-	 * every process has at that PA (-EINVAL if not; -EPERM in a forked
-	 * child), and a count of the mapping, so that the memory outlives a
-	 * free while mapped. Each hold is put back: by pa_put() for a map
+	 * Before entries at [iova, +len) naming [pa, +len) are written:
+	 * whether it is memory every process has at that PA (-EINVAL if not;
+	 * -EPERM in a forked child): the shared heap, or a registration's
+	 * window at the PA reg_pa() gives for @iova; and for the heap's, a
+	 * count of the mapping, so that the memory outlives a free while
+	 * mapped. Each hold is put back: by pa_put() for a map
 	 * that fails, at once; for a mapping, by the unmap's pa_release(),
 	 * after its invalidation. Another process's device would reach its own memory,
 	 * or none, at a PA of this process's own.
 	 */
-	int (*pa_hold)(void *arg, pa_t pa, uint64_t len);
+	int (*pa_hold)(void *arg, iova_t iova, pa_t pa, uint64_t len);
 	void (*pa_put)(void *arg, iova_t iova, pa_t pa, uint64_t len);
 	/* After an unmap's invalidation: the holds on [pa, +len), its pa_pending() record, and its IOVAs if @free_iova. */
 	void (*pa_release)(void *arg, iova_t iova, pa_t pa, uint64_t len, bool free_iova);
@@ -217,6 +227,13 @@ struct iommu_shared_ops {
 	_Atomic uint32_t *(*shadow)(void *arg, uint64_t *base, uint64_t *pages, uint64_t *pa_base);
 	/* Whether some mapping of the domain still holds heap page @pa: a stale access may reach only that. */
 	bool (*pa_held)(void *arg, pa_t pa);
+	/*
+	 * Where a registration that holds [iova, +len) (2 MiB aligned, from
+	 * iova_alloc()) puts its window: a PA that means that memory and
+	 * nothing else in every process, for as long as the IOVAs are taken
+	 * (iommu_hold_shared()). -ENOSPC beyond what the domain can name.
+	 */
+	int (*reg_pa)(void *arg, iova_t iova, uint64_t len, pa_t *pa);
 	/* The IOVA allocator's counts, in 4 KiB pages: allocated, free, the largest free run. */
 	void (*iova_stats)(void *arg, uint64_t *allocated, uint64_t *free_pages, uint64_t *largest);
 	/*

@@ -269,7 +269,7 @@ void domain_undo_map(struct iovm_domain *dom, iova_t iova, uint64_t len);
  * A shared domain's hold on [pa, +len) for entries about to name it, and
  * its release (iommu_shared_ops.pa_hold, .pa_put); nothing for the others.
  */
-int domain_pa_hold(struct iovm_domain *dom, pa_t pa, uint64_t len);
+int domain_pa_hold(struct iovm_domain *dom, iova_t iova, pa_t pa, uint64_t len);
 void domain_pa_put(struct iovm_domain *dom, iova_t iova, pa_t pa, uint64_t len);
 /* An unmapped piece, once no device reaches it: its hold (shared domains), and its IOVAs unless @keep_iova. */
 void domain_unmapped_release(struct iovm_domain *dom, iova_t iova, pa_t pa, uint64_t len, bool keep_iova);

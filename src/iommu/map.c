@@ -139,9 +139,9 @@ void domain_unmapped_release(struct iovm_domain *dom, iova_t iova, pa_t pa, uint
 		domain_iova_give(dom, iova, len);
 }
 
-int domain_pa_hold(struct iovm_domain *dom, pa_t pa, uint64_t len)
+int domain_pa_hold(struct iovm_domain *dom, iova_t iova, pa_t pa, uint64_t len)
 {
-	return dom->shared_ops ? dom->shared_ops->pa_hold(dom->shared_arg, pa, len) : 0;
+	return dom->shared_ops ? dom->shared_ops->pa_hold(dom->shared_arg, iova, pa, len) : 0;
 }
 
 void domain_pa_put(struct iovm_domain *dom, iova_t iova, pa_t pa, uint64_t len)
@@ -249,7 +249,7 @@ IOVM_API int iovm_domain_map_pages(struct iovm_domain *dom, iovm_iova_t *iova, c
 	}
 	flushq_unquarantine(dom, where, len);
 	for (unsigned i = 0; i < n; i++) {
-		ret = domain_pa_hold(dom, pages[i], SZ_4K);
+		ret = domain_pa_hold(dom, iova_add(where, (uint64_t)i << 12), pages[i], SZ_4K);
 		if (ret) {
 			while (i-- > 0)
 				domain_pa_put(dom, iova_add(where, (uint64_t)i << 12), pages[i], SZ_4K);
@@ -355,7 +355,7 @@ int domain_map_va(struct iovm_domain *dom, iova_t iova, const void *va, uint64_t
 			goto unwind;
 		run = MIN(x.contig, len - done);
 		/* A shared domain's hold checks the PA too. */
-		ret = domain_pa_hold(dom, x.pa, run);
+		ret = domain_pa_hold(dom, iova_add(iova, done), x.pa, run);
 		if (ret)
 			goto unwind;
 		begun = shadow_map_begin(dom, iova_add(iova, done), run, x.pa, prot);

@@ -129,7 +129,7 @@ int domain_pt_map(struct iovm_domain *dom, iova_t iova, pa_t pa, const void *whe
 {
 	struct pt_retired retired = { NULL };
 	struct mirror_batch b = { 0 };
-	int ret = domain_pa_hold(dom, pa, len);
+	int ret = domain_pa_hold(dom, iova, pa, len);
 
 	if (ret)
 		return ret;

@@ -315,6 +315,7 @@ static const struct iommu_shared_ops shared_ops = {
 	.orphans = sdom_orphans_waiting,
 	.shadow = sdom_shadow,
 	.pa_held = sdom_pa_held,
+	.reg_pa = sdom_reg_pa,
 	.iova_stats = sdom_iova_stats,
 	.invalidate = invalidate,
 	.quiesce = quiesce,

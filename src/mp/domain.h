@@ -13,6 +13,7 @@
 #include "base/addr.h"
 #include "iommu/pgtable.h"
 #include "mp/mp_internal.h"
+#include "phys/phys.h"
 
 #define DOMAIN_MAGIC UINT64_C(0x6d6f642d6d766f69) /* "iovm-dom" */
 /* Shared IOVAs start above 4 GiB: clear of the MSI window and of 32-bit DMA masks' surprises. */
@@ -34,6 +35,19 @@
 /* flags: the unmap keeps its IOVAs (a map's undo: the mapper frees them); a detached table (pa: its page). */
 #define SDOM_KEEP_IOVA 1u
 #define SDOM_TABLE 2u
+/* A piece of a registration's window (not the heap's): its release has no hold to put back. */
+#define SDOM_FOREIGN 4u
+/*
+ * A registration's window in a shared domain sits at a PA its IOVA names
+ * (sdom_reg_pa()): domain record i's registrations at
+ * PHYS_SHARED_REG_BASE + i * SDOM_REG_SPAN + (IOVA - DOMAIN_IOVA_BASE),
+ * which no process allocates otherwise. A PA stays one registration's for
+ * as long as its IOVAs are taken, which the IOVA allocator gives to one
+ * map at a time and keeps taken until the unmap's invalidation reached
+ * every process: no device of any process reaches another registration,
+ * or another process's memory, through a stale entry.
+ */
+#define SDOM_REG_SPAN (PHYS_SHARED_REG_SIZE / MP_MAX_DOMAINS)
 
 /* A piece of an unmap: its IOVAs, and the memory its entries named. len 0: an empty entry. */
 struct sdom_piece {
@@ -140,13 +154,14 @@ int sdom_iova_alloc(void *arg, uint64_t len, uint64_t align, iova_t *iova);
 int sdom_iova_reserve(void *arg, iova_t iova, uint64_t len);
 void sdom_iova_free(void *arg, iova_t iova, uint64_t len);
 void sdom_iova_stats(void *arg, uint64_t *allocated, uint64_t *free_pages, uint64_t *largest);
-int sdom_pa_hold(void *arg, pa_t pa, uint64_t len);
+int sdom_pa_hold(void *arg, iova_t iova, pa_t pa, uint64_t len);
 void sdom_pa_put(void *arg, iova_t iova, pa_t pa, uint64_t len);
 void sdom_pa_release(void *arg, iova_t iova, pa_t pa, uint64_t len, bool free_iova);
 int sdom_pa_pending(void *arg, iova_t iova, pa_t pa, uint64_t len, unsigned how);
 bool sdom_orphans_waiting(void *arg);
 _Atomic uint32_t *sdom_shadow(void *arg, uint64_t *base, uint64_t *pages, uint64_t *pa_base);
 bool sdom_pa_held(void *arg, pa_t pa);
+int sdom_reg_pa(void *arg, iova_t iova, uint64_t len, pa_t *pa);
 /* sdom_orphans_claim() - this slot's now, the orphans that wait: whether there were any. */
 bool sdom_orphans_claim(struct mp_dview *v);
 /* sdom_orphans_release() - after an invalidation of everything posted since the claim: free them. */

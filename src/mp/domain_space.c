@@ -386,14 +386,28 @@ static void count_add(uint32_t *n, int delta)
 	__atomic_store_n(n, *n + (uint32_t)delta, __ATOMIC_RELAXED);
 }
 
-int sdom_pa_hold(void *arg, pa_t pa, uint64_t len)
+int sdom_pa_hold(void *arg, iova_t iova, pa_t pa, uint64_t len)
 {
 	struct mp_dview *v = arg;
 	struct mp_heap *h = &v->s->h;
 	uint64_t first, last, p;
+	pa_t want;
 	int ret = sdom_not_forked(v);
 
-	if (ret || (ret = mp_lock(&v->s->h)))
+	if (ret)
+		return ret;
+	/*
+	 * A registration's window, at the PA its IOVAs name (sdom_reg_pa()):
+	 * nothing to count, the registration holds its memory. At any other
+	 * IOVA it would name memory another registration may get.
+	 */
+	if (pa_val(pa) >= PHYS_SHARED_REG_BASE && pa_val(pa) < PHYS_SHARED_REG_BASE + PHYS_SHARED_REG_SIZE)
+		return !sdom_reg_pa(v, iova, len, &want) && pa_eq(want, pa)
+			       ? 0
+			       : err_detail(-EINVAL, IOVM_LOG_DEBUG,
+					    "PA %#" PRIx64 " is a registration's, not at IOVA %#" PRIx64 "'s",
+					    pa_val(pa), iova_val(iova));
+	if ((ret = mp_lock(&v->s->h)))
 		return ret;
 	if (!len || !pa_ok_locked(v->s, pa, len)) {
 		mp_unlock(&v->s->h);
@@ -458,11 +472,19 @@ static void put_page(struct mp_dview *v, uint64_t p)
 		page_unheld(h, p);
 }
 
+/* Whether [pa, +len) is the shared heap's (a registration's window is not, and holds nothing). */
+static bool in_heap(const struct mp_space *s, uint64_t pa, uint64_t len)
+{
+	return pa >= pa_val(s->pa) && pa - pa_val(s->pa) < s->heap_size && len <= s->heap_size - (pa - pa_val(s->pa));
+}
+
 /* The hold on [pa, +len) goes. Needs the lock. */
 static void put_locked(struct mp_dview *v, pa_t pa, uint64_t len)
 {
 	uint64_t first, last;
 
+	if (!in_heap(v->s, pa_val(pa), len))
+		return;
 	pages_of(v->s, pa, len, &first, &last);
 	for (uint64_t p = first; p <= last; p++)
 		put_page(v, p);
@@ -499,7 +521,8 @@ static void release_locked(struct mp_dview *v, struct sdom_piece *e, iova_t iova
 	uint64_t first, last, holds, steps;
 
 	pages_of(v->s, pa, len, &first, &last);
-	holds = last - first + 1;
+	/* A registration's window: IOVA steps only (none when it keeps them: its unhold frees them). */
+	holds = (e ? e->flags & SDOM_FOREIGN : !in_heap(v->s, pa_val(pa), len)) ? 0 : last - first + 1;
 	steps = holds + (free_iova ? len / SZ_4K : 0);
 	/* A step left begun (no repair could settle it) counts as taken: held or taken until the domain goes, never twice. */
 	for (uint64_t k = e ? (e->done + 1) / 2 : 0; k < steps; k++) {
@@ -536,7 +559,7 @@ static void step_settle(struct mp_domain_shm *shm, struct sdom_piece *e, uint64_
 	const uint64_t *iova_map = (const uint64_t *)(const void *)((const uint8_t *)shm + shm->iova_map_off);
 	const uint64_t *pool_map = (const uint64_t *)(const void *)((const uint8_t *)shm + shm->pool_map_off);
 	const uint32_t *refs = (const uint32_t *)(const void *)((const uint8_t *)shm + shm->refs_off);
-	uint64_t k = e->done / 2, holds = ((e->pa & (SZ_4K - 1)) + e->len - 1) / SZ_4K + 1;
+	uint64_t k = e->done / 2, holds = e->flags & SDOM_FOREIGN ? 0 : ((e->pa & (SZ_4K - 1)) + e->len - 1) / SZ_4K + 1;
 	bool taken;
 
 	if (e->flags & SDOM_TABLE) {
@@ -604,7 +627,9 @@ int sdom_pa_pending(void *arg, iova_t iova, pa_t pa, uint64_t len, unsigned how)
 		return -ENOSPC;
 	/* No room: not recorded; a death before its release leaves it held until the domain goes. */
 	ret = journal_add(v, iova_val(iova), iova_val(iova), pa_val(pa), len,
-			  how & IOMMU_PENDING_KEEP_IOVA ? SDOM_KEEP_IOVA : 0, probe);
+			  (how & IOMMU_PENDING_KEEP_IOVA ? SDOM_KEEP_IOVA : 0) |
+				  (in_heap(v->s, pa_val(pa), len) ? 0 : SDOM_FOREIGN),
+			  probe);
 	mp_unlock(&v->s->h);
 	return ret;
 }
@@ -654,6 +679,18 @@ bool sdom_pa_held(void *arg, pa_t pa)
 
 	return pa_val(pa) >= pa_val(v->s->pa) && off / SZ_4K < v->shm->heap_pages &&
 	       __atomic_load_n(&v->refs[off / SZ_4K], __ATOMIC_RELAXED) > 0;
+}
+
+int sdom_reg_pa(void *arg, iova_t iova, uint64_t len, pa_t *pa)
+{
+	struct mp_dview *v = arg;
+	uint64_t off = iova_val(iova) - DOMAIN_IOVA_BASE;
+
+	static_assert(SDOM_REG_SPAN * MP_MAX_DOMAINS <= PHYS_SHARED_REG_SIZE, "every domain's span in the region");
+	if (iova_val(iova) < DOMAIN_IOVA_BASE || off >= SDOM_REG_SPAN || len > SDOM_REG_SPAN - off)
+		return -ENOSPC;
+	*pa = pa_make(PHYS_SHARED_REG_BASE + (uint64_t)v->rec * SDOM_REG_SPAN + off);
+	return 0;
 }
 
 /*

@@ -19,6 +19,7 @@
 #ifndef IOVM_PHYS_PHYS_H
 #define IOVM_PHYS_PHYS_H
 
+#include <assert.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -37,6 +38,15 @@ struct phys_arena;
 #define PHYS_EMU_LOW SZ_2M
 /* In host-PA mode, emulated PAs live above every host PA (x86 has at most 46 bits today). */
 #define PHYS_EMU_HIGH (UINT64_C(1) << 47)
+/*
+ * PAs no process allocates (out of the emulated range in every mode): a
+ * share's domains put the windows of the registrations they map here, at
+ * PAs the domain's IOVAs name (mp/domain_space.c), so that a PA one
+ * process's registration has means nothing else in any process.
+ */
+#define PHYS_SHARED_REG_BASE (UINT64_C(1) << 46)
+#define PHYS_SHARED_REG_SIZE (UINT64_C(1) << 46)
+static_assert(PHYS_SHARED_REG_BASE + PHYS_SHARED_REG_SIZE <= PHYS_EMU_HIGH, "below host-PA mode's emulated PAs");
 
 struct epoch;
 
@@ -280,6 +290,16 @@ int phys_remote_fd(struct phys_space *ps, pa_t pa);
  * Thread safety: safe.
  */
 int phys_window_add(struct phys_space *ps, void *va, uint64_t len, pa_t *pa);
+
+/*
+ * phys_window_add_at() - as phys_window_add(), at exactly @pa, which keeps
+ * the VA's offset within 2 MiB and lies in [PHYS_SHARED_REG_BASE,
+ * +PHYS_SHARED_REG_SIZE): the caller chose it (a shared domain, from the
+ * IOVA it maps it at). -EINVAL for a PA that is not so; -EEXIST when a
+ * window is there already.
+ * Thread safety: safe.
+ */
+int phys_window_add_at(struct phys_space *ps, void *va, uint64_t len, pa_t pa);
 
 /*
  * phys_window_remove() - take the window at @pa (as phys_window_add() gave

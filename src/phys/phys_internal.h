@@ -75,6 +75,7 @@ struct phys_bank {
 	 * granules is nobody's.
 	 */
 	bool foreign;
+	bool fixed_pa;      /* at a PA its caller chose (phys_window_add_at()): not the emulated range's */
 	uint64_t lo, hi;
 	/*
 	 * A shared window (phys_window_add_shared()): another process's memfd,

@@ -44,8 +44,11 @@ int phys_create(const struct phys_params *params, struct phys_space **out)
 	ra_init(&ps->emu);
 	emu_base = params->host_pa ? PHYS_EMU_HIGH : PHYS_EMU_LOW;
 	ret = ra_free(&ps->emu, emu_base, (UINT64_C(1) << PHYS_PA_BITS) - emu_base);
+	/* The shared domains' registration windows' PAs (phys_window_add_at()): nobody else's, in any mode. */
+	if (!ret && !params->host_pa)
+		ret = ra_reserve(&ps->emu, PHYS_SHARED_REG_BASE, PHYS_SHARED_REG_SIZE);
 	if (ret)
-		goto free_space;
+		goto free_emu;
 	ret = radix_init(&ps->bus, PHYS_PA_BITS - BUS_SHIFT, 9, sizeof(struct bus_entry));
 	if (ret)
 		goto free_emu;
@@ -54,7 +57,6 @@ int phys_create(const struct phys_params *params, struct phys_space **out)
 
 free_emu:
 	ra_destroy(&ps->emu);
-free_space:
 	mutex_destroy(&ps->lock);
 	free(ps);
 	return ret;

@@ -85,8 +85,12 @@ static struct phys_bank *window_take(struct phys_space *ps)
 	return w;
 }
 
-/* A window onto [v, v+len) of this process (@remote_fd -1) or of the process whose memory file it is. */
-static int window_add(struct phys_space *ps, uint64_t v, uint64_t len, int remote_fd, pa_t *pa)
+/*
+ * A window onto [v, v+len) of this process (@remote_fd -1) or of the
+ * process whose memory file it is; at *@pa when @fixed (its granules
+ * outside the emulated range), else where the emulated range has room.
+ */
+static int window_add(struct phys_space *ps, uint64_t v, uint64_t len, int remote_fd, bool fixed, pa_t *pa)
 {
 	uint64_t head = v & (BUS_GRANULE - 1), span, base;
 	struct range_req q = { .align = BUS_GRANULE, .hi = UINT64_C(1) << PHYS_PA_BITS };
@@ -100,13 +104,17 @@ static int window_add(struct phys_space *ps, uint64_t v, uint64_t len, int remot
 	ret = -ENOMEM;
 	if (!w)
 		goto unlock;
-	ret = ra_alloc(&ps->emu, &q, &base) ? err_detail(-ENOMEM, IOVM_LOG_ERR,
-							   "emulated physical address space is full")
-					      : 0;
-	if (ret)
+	if (fixed)
+		base = pa_val(*pa) - head;
+	else
+		ret = ra_alloc(&ps->emu, &q, &base) ? err_detail(-ENOMEM, IOVM_LOG_ERR,
+								   "emulated physical address space is full")
+						      : 0;
+	if (!fixed && ret)
 		goto spare;
 	w->arena = NULL;
 	w->foreign = true;
+	w->fixed_pa = fixed;
 	w->shared = false;
 	w->remote = remote_fd >= 0;
 	w->remote_fd = remote_fd;
@@ -132,9 +140,11 @@ static int window_add(struct phys_space *ps, uint64_t v, uint64_t len, int remot
 
 free_pa:
 	window_unpublish(ps, w);
-	ra_free(&ps->emu, base, span);
+	if (!fixed)
+		ra_free(&ps->emu, base, span);
 spare:
 	w->remote = false;
+	w->fixed_pa = false;
 	list_add(&ps->spare_windows, &w->wlink);
 unlock:
 	mutex_unlock(&ps->lock);
@@ -147,7 +157,20 @@ int phys_window_add(struct phys_space *ps, void *va, uint64_t len, pa_t *pa)
 
 	if (!ps || !va || !len || !pa || !is_aligned(v | len, os_page_size()) || v + len < v)
 		return -EINVAL;
-	return window_add(ps, v, len, -1, pa);
+	return window_add(ps, v, len, -1, false, pa);
+}
+
+int phys_window_add_at(struct phys_space *ps, void *va, uint64_t len, pa_t pa)
+{
+	uintptr_t v = (uintptr_t)va;
+	uint64_t head = v & (BUS_GRANULE - 1), start = pa_val(pa) - head;
+
+	if (!ps || !va || !len || !is_aligned(v | len, os_page_size()) || v + len < v ||
+	    (pa_val(pa) & (BUS_GRANULE - 1)) != head || pa_val(pa) < PHYS_SHARED_REG_BASE ||
+	    len > PHYS_SHARED_REG_SIZE || start + align_up(head + len, BUS_GRANULE) >
+						 PHYS_SHARED_REG_BASE + PHYS_SHARED_REG_SIZE)
+		return -EINVAL;
+	return window_add(ps, v, len, -1, true, &pa);
 }
 
 int phys_window_add_remote(struct phys_space *ps, int mem_fd, uint64_t rva, uint64_t len, pa_t *pa)
@@ -156,7 +179,7 @@ int phys_window_add_remote(struct phys_space *ps, int mem_fd, uint64_t rva, uint
 	if (!ps || mem_fd < 0 || !rva || !len || !pa || !is_aligned(rva | len, os_page_size()) || rva + len < rva ||
 	    rva + len > UINT64_C(1) << 57)
 		return -EINVAL;
-	return window_add(ps, rva, len, mem_fd, pa);
+	return window_add(ps, rva, len, mem_fd, false, pa);
 }
 
 int phys_window_add_shared(struct phys_space *ps, void *va, uint64_t len, uint64_t page_size, pa_t pa)
@@ -173,14 +196,16 @@ int phys_window_add_shared(struct phys_space *ps, void *va, uint64_t len, uint64
 	ret = -ENOMEM;
 	if (!w)
 		goto unlock;
-	ret = ra_reserve(&ps->emu, pa_val(pa), len)
-		      ? err_detail(-EBUSY, IOVM_LOG_ERR, "PAs %#" PRIx64 "..%#" PRIx64 " of a share are taken",
-				   pa_val(pa), pa_val(pa) + len)
-		      : 0;
+	ret = ra_reserve(&ps->emu, pa_val(pa), len);
+	/* Out of memory for the allocator's nodes is that, not PAs taken. */
+	if (ret && ret != -ENOMEM)
+		ret = err_detail(-EBUSY, IOVM_LOG_ERR, "PAs %#" PRIx64 "..%#" PRIx64 " of a share are taken",
+				 pa_val(pa), pa_val(pa) + len);
 	if (ret)
 		goto spare;
 	w->arena = NULL;
 	w->foreign = true; /* no arena, no frames: the bus treats it as a window */
+	w->fixed_pa = false;
 	w->shared = true;
 	w->remote = false;
 	w->shared_page_size = page_size;
@@ -232,7 +257,9 @@ int phys_window_remove(struct phys_space *ps, pa_t pa)
 	if (ps->params.epoch)
 		epoch_synchronize(ps->params.epoch);
 	mutex_lock(&ps->lock);
-	ra_free(&ps->emu, pa_val(w->pa), w->len);
+	if (!w->fixed_pa)
+		ra_free(&ps->emu, pa_val(w->pa), w->len);
+	w->fixed_pa = false;
 	/* Nobody reads through the window any more: the caller may close its file. */
 	w->remote = false;
 	w->released = true;

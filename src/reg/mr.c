@@ -178,12 +178,24 @@ int mr_publish(struct reg_space *rs, struct iovm_mr *mr, const struct os_vma_inf
 		/* On demand: whether the watch covered it all (msync finds holes, O(mappings)). */
 		mr->holes = mr->on_demand && msync((void *)mr->start, mr->end - mr->start, MS_ASYNC);
 	}
-	ret = phys_window_add(ctx->phys, (void *)mr->start, mr->end - mr->start, &mr->pa);
-	if (ret)
-		return ret;
-	ret = iommu_hold(mr->dom, mr->start, mr->pa, mr->end - mr->start, &mr->iova);
-	if (ret)
-		goto remove_window;
+	if (iommu_domain_shared(mr->dom)) {
+		/* The PA follows from the shared domain's IOVA: the same memory in every process's eyes. */
+		ret = iommu_hold_shared(mr->dom, mr->start, mr->end - mr->start, &mr->iova, &mr->pa);
+		if (ret)
+			return ret;
+		ret = phys_window_add_at(ctx->phys, (void *)mr->start, mr->end - mr->start, mr->pa);
+		if (ret) {
+			iommu_unhold(mr->dom, mr->iova, mr->pa, mr->end - mr->start);
+			return ret;
+		}
+	} else {
+		ret = phys_window_add(ctx->phys, (void *)mr->start, mr->end - mr->start, &mr->pa);
+		if (ret)
+			return ret;
+		ret = iommu_hold(mr->dom, mr->start, mr->pa, mr->end - mr->start, &mr->iova);
+		if (ret)
+			goto remove_window;
+	}
 	/* Pinned in the background (mr_async.c): its threads lock and map the pages. */
 	if (!mr->on_demand && !mr->async && (ret = mr_lock_map(rs, mr, 0, mr->npages - 1)))
 		goto unmap; /* what was mapped before the failure */
@@ -259,6 +271,14 @@ IOVM_API int iovm_mr_reg(struct iovm_domain *dom, void *addr, size_t len, uint32
 	err_enter();
 	if (!dom || !out || (access & ~ACCESS_ALL))
 		return err_inval("!dom || !out || (access & ~ACCESS_ALL)");
+	/*
+	 * A shared domain's devices are in other processes too, whose faults
+	 * no resolver of ours answers: its registrations are pinned.
+	 */
+	if ((access & IOVM_ACCESS_ON_DEMAND) && iommu_domain_shared(dom))
+		return err_detail(-EOPNOTSUPP, IOVM_LOG_DEBUG,
+				  "a shared domain takes pinned registrations only: other processes' devices fault "
+				  "where no resolver of theirs answers");
 	/* The whole address space, as rdma-core's implicit ODP: on demand only. */
 	if (!addr && len == SIZE_MAX && (access & IOVM_ACCESS_ON_DEMAND))
 		return implicit_reg(dom, access, out);
