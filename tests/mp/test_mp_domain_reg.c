@@ -58,6 +58,24 @@ static uint64_t iova_allocated(struct iovm_domain *dom)
 	return st.iova_allocated;
 }
 
+/* LEN bytes of the shared heap, zeroed, mapped in @dom for the device to copy into: at *@iova. */
+static uint8_t *back_open(struct iovm_ctx *ctx, struct iovm_domain *dom, iovm_iova_t *iova)
+{
+	uint8_t *back = iovm_dma_alloc(ctx, LEN, 4096, 0);
+
+	CHECK(back != NULL);
+	memset(back, 0, LEN);
+	*iova = IOVM_IOVA(IOVM_ADDR_INVALID);
+	CHECK_OK(iovm_domain_map_ptr(dom, back, LEN, IOVM_MAP_READ | IOVM_MAP_WRITE, iova));
+	return back;
+}
+
+static void back_close(struct iovm_ctx *ctx, struct iovm_domain *dom, uint8_t *back, iovm_iova_t iova)
+{
+	CHECK_OK(iovm_domain_unmap(dom, iova, LEN));
+	CHECK_OK(iovm_dma_free(ctx, back));
+}
+
 /* A copy of @len bytes by @d's device from @src to @dst, both IOVAs of the shared domain. */
 static uint8_t copy(struct devq *d, uint64_t src, uint64_t dst, uint64_t len)
 {
@@ -73,7 +91,7 @@ static void reg_child(int rd, int wr, void *arg)
 {
 	struct iovm_ctx *ctx = attach_ok(g_name);
 	struct iovm_domain *dom;
-	iovm_iova_t back_iova = IOVM_IOVA(IOVM_ADDR_INVALID);
+	iovm_iova_t back_iova;
 	iovm_pa_t pa;
 	struct iovm_mr *mr;
 	uint8_t *mine = app_map(LEN, 31), *back;
@@ -92,10 +110,7 @@ static void reg_child(int rd, int wr, void *arg)
 	CHECK(pa.addr >= REG_PA_LO && pa.addr < REG_PA_HI);
 	put64(wr, pa.addr);
 	d = devq_open(ctx, dom);
-	back = iovm_dma_alloc(ctx, LEN, 4096, 0);
-	CHECK(back != NULL);
-	memset(back, 0, LEN);
-	CHECK_OK(iovm_domain_map_ptr(dom, back, LEN, IOVM_MAP_READ | IOVM_MAP_WRITE, &back_iova));
+	back = back_open(ctx, dom, &back_iova);
 	CHECK(copy(&d, theirs, back_iova.addr, LEN) != IOVM_STATUS_SUCCESS);
 	CHECK(all_bytes(back, LEN, 0));
 	CHECK(devq_fill(&d, theirs, 4096, 0x99) != IOVM_STATUS_SUCCESS);
@@ -103,10 +118,9 @@ static void reg_child(int rd, int wr, void *arg)
 	CHECK(!memcmp(back, mine, LEN));
 	put64(wr, 1);
 	CHECK_EQ(get64(rd), 2);
-	CHECK_OK(iovm_domain_unmap(dom, back_iova, LEN));
+	back_close(ctx, dom, back, back_iova);
 	devq_close(&d);
 	CHECK_OK(iovm_mr_dereg(mr));
-	CHECK_OK(iovm_dma_free(ctx, back));
 	CHECK_OK(iovm_domain_destroy(dom));
 	CHECK_OK(iovm_close(ctx));
 	munmap(mine, LEN);
@@ -116,7 +130,7 @@ TEST(own_memory_in_a_shared_domain)
 {
 	struct iovm_ctx *ctx;
 	struct iovm_domain *dom;
-	iovm_iova_t back_iova = IOVM_IOVA(IOVM_ADDR_INVALID);
+	iovm_iova_t back_iova;
 	iovm_pa_t pa, child_pa;
 	struct iovm_mr *mr;
 	uint64_t iova, theirs, before, iovas;
@@ -147,10 +161,7 @@ TEST(own_memory_in_a_shared_domain)
 	CHECK(pa.addr >= REG_PA_LO && pa.addr < REG_PA_HI);
 	/* This process's device reaches it, both ways. */
 	d = devq_open(ctx, dom);
-	back = iovm_dma_alloc(ctx, LEN, 4096, 0);
-	CHECK(back != NULL);
-	memset(back, 0, LEN);
-	CHECK_OK(iovm_domain_map_ptr(dom, back, LEN, IOVM_MAP_READ | IOVM_MAP_WRITE, &back_iova));
+	back = back_open(ctx, dom, &back_iova);
 	CHECK_EQ(copy(&d, iova, back_iova.addr, LEN), IOVM_STATUS_SUCCESS);
 	CHECK(!memcmp(back, app, LEN));
 	CHECK_EQ(devq_fill(&d, iova + 4096, 4096, 0x5c), IOVM_STATUS_SUCCESS);
@@ -185,11 +196,10 @@ TEST(own_memory_in_a_shared_domain)
 	CHECK_OK(iovm_mr_dereg(mr));
 	CHECK_EQ(iovm_domain_translate(dom, IOVM_IOVA(iova + 8192), &pa, NULL), -ENOENT);
 	CHECK_EQ(copy(&d, iova + 8192, back_iova.addr, 4096), IOVM_STATUS_PAGE_FAULT);
-	CHECK_OK(iovm_domain_unmap(dom, back_iova, LEN));
+	back_close(ctx, dom, back, back_iova);
 	CHECK_EQ(iova_allocated(dom), iovas);
 	devq_close(&d);
 	CHECK_OK(iovm_domain_destroy(dom));
-	CHECK_OK(iovm_dma_free(ctx, back));
 	CHECK_EQ(share_info(ctx).heap_free, before);
 	CHECK_OK(iovm_share_check(ctx));
 	CHECK_OK(iovm_close(ctx));
@@ -216,7 +226,7 @@ TEST(death_with_registrations)
 {
 	struct iovm_ctx *ctx;
 	struct iovm_domain *dom;
-	iovm_iova_t back_iova = IOVM_IOVA(IOVM_ADDR_INVALID);
+	iovm_iova_t back_iova;
 	iovm_pa_t pa;
 	uint64_t theirs, before;
 	struct child c;
@@ -232,10 +242,7 @@ TEST(death_with_registrations)
 	child_kill(&c);
 	WAIT_UNTIL(share_info(ctx).processes == 1);
 	d = devq_open(ctx, dom);
-	back = iovm_dma_alloc(ctx, LEN, 4096, 0);
-	CHECK(back != NULL);
-	memset(back, 0, LEN);
-	CHECK_OK(iovm_domain_map_ptr(dom, back, LEN, IOVM_MAP_READ | IOVM_MAP_WRITE, &back_iova));
+	back = back_open(ctx, dom, &back_iova);
 	/* Still in the table, at a PA nothing of this process's is at: a fault, no byte moved. */
 	CHECK_OK(iovm_domain_translate(dom, IOVM_IOVA(theirs), &pa, NULL));
 	CHECK(pa.addr >= REG_PA_LO && pa.addr < REG_PA_HI);
@@ -245,10 +252,9 @@ TEST(death_with_registrations)
 	/* Any process may unmap any range: the dead one's too, and the domain goes whole. */
 	CHECK_OK(iovm_domain_unmap(dom, IOVM_IOVA(theirs), LEN));
 	CHECK_EQ(iovm_domain_translate(dom, IOVM_IOVA(theirs), &pa, NULL), -ENOENT);
-	CHECK_OK(iovm_domain_unmap(dom, back_iova, LEN));
+	back_close(ctx, dom, back, back_iova);
 	devq_close(&d);
 	CHECK_OK(iovm_domain_destroy(dom));
-	CHECK_OK(iovm_dma_free(ctx, back));
 	CHECK_EQ(share_info(ctx).heap_free, before);
 	CHECK_OK(iovm_share_check(ctx));
 	CHECK_OK(iovm_close(ctx));
@@ -260,7 +266,7 @@ TEST(async_in_a_shared_domain)
 	const size_t len = UINT64_C(4) << 20;
 	struct iovm_ctx *ctx;
 	struct iovm_domain *dom;
-	iovm_iova_t back_iova = IOVM_IOVA(IOVM_ADDR_INVALID);
+	iovm_iova_t back_iova;
 	struct iovm_mr *mr;
 	uint8_t *app = app_map(len, 9), *back;
 	uint64_t iova;
@@ -273,19 +279,16 @@ TEST(async_in_a_shared_domain)
 	CHECK_OK(iovm_mr_wait(mr, app, len, -1));
 	iova = mr_iova(mr);
 	d = devq_open(ctx, dom);
-	back = iovm_dma_alloc(ctx, LEN, 4096, 0);
-	CHECK(back != NULL);
-	CHECK_OK(iovm_domain_map_ptr(dom, back, LEN, IOVM_MAP_READ | IOVM_MAP_WRITE, &back_iova));
+	back = back_open(ctx, dom, &back_iova);
 	for (size_t off = 0; off < len; off += len / 4) {
 		memset(back, 0, LEN);
 		CHECK_EQ(copy(&d, iova + off, back_iova.addr, LEN), IOVM_STATUS_SUCCESS);
 		CHECK(!memcmp(back, app + off, LEN));
 	}
 	CHECK_OK(iovm_mr_dereg(mr));
-	CHECK_OK(iovm_domain_unmap(dom, back_iova, LEN));
+	back_close(ctx, dom, back, back_iova);
 	devq_close(&d);
 	CHECK_OK(iovm_domain_destroy(dom));
-	CHECK_OK(iovm_dma_free(ctx, back));
 	CHECK_OK(iovm_share_check(ctx));
 	CHECK_OK(iovm_close(ctx));
 	munmap(app, len);
