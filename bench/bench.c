@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -532,9 +533,24 @@ int bench_gnuplot_open(const char *path, struct bench_gnuplot *g)
 	int in[2], img[2], err;
 
 	g->script = NULL;
+	/*
+	 * A gnuplot that is not installed exits at once, closing the script's
+	 * pipe: writing the script then raises SIGPIPE, which would kill the
+	 * run (its exit status, 127, is what says so). Blocked until the close.
+	 */
+	{
+		sigset_t pipe_only;
+
+		sigemptyset(&pipe_only);
+		sigaddset(&pipe_only, SIGPIPE);
+		pthread_sigmask(SIG_BLOCK, &pipe_only, &g->mask);
+	}
 	g->out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (g->out < 0)
-		return -errno;
+	if (g->out < 0) {
+		err = -errno;
+		pthread_sigmask(SIG_SETMASK, &g->mask, NULL);
+		return err;
+	}
 	g->regular = regular_fd(g->out);
 	if (pipe2(in, O_CLOEXEC)) {
 		err = -errno;
@@ -546,7 +562,8 @@ int bench_gnuplot_open(const char *path, struct bench_gnuplot *g)
 	}
 	g->pid = fork();
 	if (g->pid == 0) {
-		/* The child: the script on stdin, the image on stdout, and nothing else open. */
+		/* The child: the script on stdin, the image on stdout, nothing else open, the old mask. */
+		pthread_sigmask(SIG_SETMASK, &g->mask, NULL);
 		if (dup2(in[0], 0) < 0 || dup2(img[1], 1) < 0)
 			_exit(126);
 		execlp("gnuplot", "gnuplot", (char *)NULL);
@@ -577,6 +594,7 @@ close_out:
 	close(g->out);
 	if (g->regular)
 		unlink(path);
+	pthread_sigmask(SIG_SETMASK, &g->mask, NULL);
 	return err;
 }
 
@@ -592,6 +610,17 @@ int bench_gnuplot_close(struct bench_gnuplot *g, const char *path)
 	 */
 	if (g->script)
 		fclose(g->script);
+	/* The SIGPIPE of a gnuplot gone, if any, taken: its exit status says what happened. */
+	{
+		const struct timespec now = { 0, 0 };
+		sigset_t pipe_only;
+
+		sigemptyset(&pipe_only);
+		sigaddset(&pipe_only, SIGPIPE);
+		while (sigtimedwait(&pipe_only, NULL, &now) == SIGPIPE)
+			;
+		pthread_sigmask(SIG_SETMASK, &g->mask, NULL);
+	}
 	/* The image, copied here: a write that fails (a full disk) is seen, where gnuplot's would not be. */
 	while ((n = read(g->image, buf, sizeof(buf))) != 0) {
 		if (n < 0) {

@@ -7,6 +7,7 @@
 #ifndef IOVM_BENCH_H
 #define IOVM_BENCH_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -102,6 +103,7 @@ struct bench_gnuplot {
 	int image;    /* gnuplot's standard output */
 	int out;      /* the file asked for */
 	bool regular; /* a regular file: removed when the chart fails; anything else is not ours to remove */
+	sigset_t mask; /* the thread's signal mask before: SIGPIPE is blocked while the script is written */
 };
 
 /* 0, or a negative errno (the file cannot be made). */
