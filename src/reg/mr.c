@@ -219,7 +219,10 @@ int mr_publish(struct reg_space *rs, struct iovm_mr *mr, const struct os_vma_inf
 
 unmap:
 	mr_drop_pages(rs, mr, 0, mr->npages - 1);
+	/* The window before the IOVAs, as mr_unpublish() says why. */
+	phys_window_remove(ctx->phys, mr->pa);
 	iommu_unhold(mr->dom, mr->iova, mr->pa, mr->end - mr->start);
+	return ret;
 remove_window:
 	phys_window_remove(ctx->phys, mr->pa);
 	return ret;
@@ -315,9 +318,14 @@ void mr_unpublish(struct reg_space *rs, struct iovm_mr *mr)
 		cond_wait(&rs->idle, &rs->lock);
 	odp_forget(rs, mr);
 	mr_drop_pages(rs, mr, 0, mr->npages - 1);
-	iommu_unhold(mr->dom, mr->iova, mr->pa, mr->end - mr->start);
 	/* Waits out every device-side section: after it, nothing holds the MR or the window. */
 	phys_window_remove(ctx->phys, mr->pa);
+	/*
+	 * Then the IOVAs: in a shared domain another process may take them at
+	 * once, and with them the PA they name; our window must be gone by
+	 * then, or our devices would reach our memory there.
+	 */
+	iommu_unhold(mr->dom, mr->iova, mr->pa, mr->end - mr->start);
 	iommu_domain_use(mr->dom, -1);
 	if (mr->eager)
 		atomic_fetch_sub_explicit(&rs->eager_mrs, 1, memory_order_relaxed);
