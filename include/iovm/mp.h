@@ -225,10 +225,14 @@ IOVM_API int iovm_share_check(struct iovm_ctx *ctx);
  * registering process's address space as in a domain of its own: an
  * munmap(), MAP_FIXED or madvise() of its memory takes the pages out of
  * the shared table, strictly, before any device reaches them again
- * (reg.h). A process killed with registrations in a shared domain leaves
- * their entries and IOVAs until some process unmaps the range or the
- * domain goes; every device that reaches them faults (the memory went
- * with the process). Unmapping a registration's range by
+ * (reg.h). A registration takes its IOVAs in whole 2 MiB units (its
+ * IOVA keeps the memory's offset within 2 MiB, as the PA it names must):
+ * 64 KiB across a 2 MiB boundary takes 4 MiB of the window, all of it
+ * back at iovm_mr_dereg(). A process killed with registrations in a
+ * shared domain leaves their entries, at which every device faults (the
+ * memory went with the process), and their IOVA units: any process may
+ * unmap the entries, which gives their pages' IOVAs back, but the rest
+ * of the units stays taken until the domain goes. Unmapping a registration's range by
  * iovm_domain_unmap() while it lives is a misuse, as in a domain of a
  * process's own. With oracle=on in the process that makes it
  * (and its shadow no more than an eighth of the heap: 4 bytes per 4 KiB
