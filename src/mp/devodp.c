@@ -122,9 +122,14 @@ int devodp_drop(struct client *c, const struct dp_req *r)
 
 		if (!m->mirror || r->a >= end || r->a + r->b <= m->rva || r->a + r->b < r->a)
 			continue;
-		/* Whole chunks, cut from the range's start as the client cuts them: a fill maps no more than one. */
-		lo = r->a <= m->rva ? m->rva : m->rva + align_down(r->a - m->rva, DP_MIRROR_CHUNK);
-		hi = MIN(end, m->rva + align_up(r->a + r->b - m->rva, DP_MIRROR_CHUNK));
+		/*
+		 * The pages the client let go, no more: the rest of their chunk
+		 * is still pinned there (a fill maps only pinned pages, and a
+		 * drop follows every unpin), and a descriptor on it must not
+		 * ask again because a neighbour was discarded.
+		 */
+		lo = MAX(m->rva, align_down(r->a, SZ_4K));
+		hi = MIN(end, align_up(r->a + r->b, SZ_4K));
 		/* Strict: once it returns, no device access reaches them through these IOVAs. */
 		iommu_hold_unmap(c->dom, iova_make(m->iova + (lo - m->rva)), hi - lo);
 	}
