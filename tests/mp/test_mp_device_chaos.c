@@ -134,10 +134,17 @@ static void chaos_client(int rd, int wr, void *arg)
 {
 	struct iovm_ctx *ctx = attach_ok(g_share);
 	uint64_t seed = (uint64_t)getpid() * 2654435761u + (uintptr_t)arg;
-	uint8_t *own = own_pages(PAGES), *heap = iovm_dma_alloc(ctx, PAGES * 4096, 4096, 0);
+	uint8_t *own = own_pages(PAGES), *heap;
 
 	(void)rd;
-	CHECK(heap != NULL);
+	/*
+	 * A heap of 2 MiB pages commits a parcel at the first allocation in
+	 * it: -ENOMEM while other processes (the rest of the suite) hold the
+	 * pool, for a while. Tried again, for at most 5 s.
+	 */
+	for (unsigned tries = 0; !(heap = iovm_dma_alloc(ctx, PAGES * 4096, 4096, 0)) && tries < 1000; tries++)
+		usleep(5000);
+	CHECK_MSG(heap != NULL, "iovm_dma_alloc: %s", iovm_error_detail());
 	put64(wr, 1);
 	for (;;) {
 		struct iovm_rqueue *q;
