@@ -583,18 +583,16 @@ static void run_churn(const struct ccfg *cfg)
  * on OTHER pages of the same 64 KiB pieces, which nobody took away, fault
  * (IOVM_STATUS_PAGE_FAULT, IOVM_FAULT_NOT_PRESENT at a page never discarded).
  */
-#define SAME_PIECE_BUG "descriptors on pages never discarded fault (not present) while other pages of their 64 KiB piece are discarded in a loop"
+/* Fixed (devodp.c: a drop unmaps the pages let go, not their chunk): descriptors on pages never discarded faulted while other pages of their 64 KiB piece were discarded in a loop. */
 
 TEST(same_piece_dontneed_odp)
 {
-	A18_KNOWN(SAME_PIECE_BUG);
 	run_churn(&(struct ccfg){ .tag = "a18same", .opts = "oracle=on,pin_budget=16M", .layout = L_SAME,
 				  .churn_mr = true, .nq = 2, .gather = true, .steps = a18_rounds(1500) });
 }
 
 TEST(same_piece_one_piece_descriptors_odp)
 {
-	A18_KNOWN(SAME_PIECE_BUG);
 	run_churn(&(struct ccfg){ .tag = "a18same1", .opts = "oracle=on,pin_budget=16M", .layout = L_SAME,
 				  .churn_mr = true, .nq = 2, .gather = false, .nocross = true,
 				  .steps = a18_rounds(3000) });
@@ -602,7 +600,6 @@ TEST(same_piece_one_piece_descriptors_odp)
 
 TEST(same_piece_budget_128k)
 {
-	A18_KNOWN(SAME_PIECE_BUG);
 	run_churn(&(struct ccfg){ .tag = "a18b128", .opts = "oracle=on,pin_budget=128K", .layout = L_SAME,
 				  .churn_mr = true, .nq = 1, .gather = false, .steps = a18_rounds(1500) });
 }
@@ -656,7 +653,6 @@ TEST(pinned_other_pieces_locked)
 /* The same bug with a pinned MR (its churned pages discarded with MADV_DONTNEED_LOCKED): rarer, seen under taskset -c 0. */
 TEST(pinned_same_piece_locked)
 {
-	A18_KNOWN(SAME_PIECE_BUG);
 	run_churn(&(struct ccfg){ .tag = "a18pin", .opts = "oracle=on", .pinned = true, .layout = L_SAME,
 				  .churn_mr = true, .unrelated = true, .umode = 3, .nq = 2, .gather = true,
 				  .toucher = true, .steps = a18_rounds(1000) });
@@ -677,7 +673,6 @@ TEST(everything_loaded_odp)
 
 TEST(same_piece_loaded_odp)
 {
-	A18_KNOWN(SAME_PIECE_BUG);
 	run_churn(&(struct ccfg){ .tag = "a18sload", .opts = "oracle=on,pin_budget=16M", .layout = L_SAME,
 				  .churn_mr = true, .unrelated = true, .umode = 3, .nq = 2, .load = 2, .gather = true,
 				  .toucher = true, .steps = a18_rounds(600) });
