@@ -56,11 +56,12 @@ static void client_main(int rd, int wr, void *arg)
 	const unsigned long nsteps = a18_rounds(2500);
 	void *got;
 
-	a18_client(&c, "oracle=on,pin_budget=16M", 64, 1u << 20);
+	/* The addresses first, before the client's own mappings (a sanitizer's too) can land there. */
 	got = mmap(g_a, APG * A18_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
 	CHECK(got == g_a);
 	got = mmap(g_b, BPG * A18_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
 	CHECK(got == g_b);
+	a18_client(&c, "oracle=on,pin_budget=16M", 64, 1u << 20);
 	for (size_t i = 0; i < APG * A18_PAGE; i += 8)
 		*(uint64_t *)(g_a + i) = SIG(id) | i;
 	for (size_t i = 0; i < BPG * A18_PAGE; i += 8)
@@ -211,7 +212,8 @@ static void run_iso(const char *tag, unsigned load_n)
 		collided += get64(cl[i].rd);
 		foreign += fo;
 		descs += steps;
-		CHECK(own >= 100 && fo >= 100);
+		/* A twenty-fifth of the steps each way, at least (100 of 2500; fewer under the sanitizers). */
+		CHECK(own >= a18_rounds(2500) / 25 && fo >= a18_rounds(2500) / 25);
 	}
 	if (load_n)
 		a18_load_stop(&load);
