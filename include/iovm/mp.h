@@ -579,7 +579,9 @@ IOVM_API int iovm_rqueue_unmap_mr(struct iovm_rqueue *q, struct iovm_mr *mr);
  * Thread safety: one submitter at a time per queue.
  *
  * Return: 0; -EINVAL; -EAGAIN when depth descriptors are submitted and not
- * reaped; -EPIPE when the device process is gone.
+ * reaped; -EPIPE when the device process is gone and the queue has found
+ * it so (a reap, a full ring or any request to it looks; a submit before
+ * that returns 0, and its descriptor never completes).
  */
 IOVM_API int iovm_rqueue_submit(struct iovm_rqueue *q, const struct iovm_desc *d);
 

@@ -374,7 +374,9 @@ IOVM_API int iovm_rqueue_reap(struct iovm_rqueue *q, struct iovm_cqe *cqe, unsig
 		q->empty_reaps = 0;
 		return (int)n;
 	}
-	if (++q->empty_reaps % LIVENESS_EVERY == 0 && conn_gone(q))
+	/* Once found gone, at every call (the header's promise), not at every LIVENESS_EVERY-th. */
+	if (unlikely(atomic_load_explicit(&q->gone, memory_order_relaxed)) ||
+	    (++q->empty_reaps % LIVENESS_EVERY == 0 && conn_gone(q)))
 		return err_hot(-EPIPE, "the device process is gone");
 	return 0;
 }

@@ -182,13 +182,9 @@ TEST(device_killed_under_churn)
 		after = iovm_rqueue_reap(r->c.q, &cqe, 1);
 		printf("# after the first -EPIPE: reap %d, submit %d, reap %d\n", again, sub, after);
 		CHECK_EQ(sub, -EPIPE);
-		if (again != -EPIPE || after != -EPIPE)
-			printf("# skip part of %s: known bug (IOVM_ATTACK18_KNOWN=1 checks it): reap says 0, not -EPIPE, "
-			       "once it said -EPIPE (the device process gone, nothing left)\n", test_current);
-		if (getenv("IOVM_ATTACK18_KNOWN") && !strcmp(getenv("IOVM_ATTACK18_KNOWN"), "1")) {
-			CHECK_EQ(again, -EPIPE);
-			CHECK_EQ(after, -EPIPE);
-		}
+		/* Fixed 2026-12-06: reap said 0 again after its first -EPIPE. */
+		CHECK_EQ(again, -EPIPE);
+		CHECK_EQ(after, -EPIPE);
 	}
 	CHECK_EQ(iovm_rqueue_map(r->c.q, r->x, A18_PAGE, A18_RW, &v), -EPIPE);
 	CHECK_EQ(iovm_rqueue_map_mr(r->c.q, mr2, A18_RW, &v), -EPIPE);

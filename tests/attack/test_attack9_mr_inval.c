@@ -135,10 +135,16 @@ TEST(odp_munmap_then_readonly_memory)
 	CHECK_EQ(c.status, IOVM_STATUS_PAGE_FAULT);
 	CHECK_EQ(c.fault_addr, io.addr + 21 * 4096);
 	CHECK(a9_all(p, 0xcd, 4096));
-	CHECK(a9_stats(r.ctx).odp_faults > s0.odp_faults);
 	c = a9_go(&r, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = io.addr + 21 * 4096, .dst = r.ih.addr, .len = 4096 });
 	CHECK_EQ(c.status, IOVM_STATUS_SUCCESS);
 	CHECK(a9_all(r.heap, 0xcd, 4096));
+	/*
+	 * The device asked the client for the new page, not a mapping it kept:
+	 * the read of it is a page request answered (the write before it was
+	 * refused at the client, read-only; since 2026-12-06 a drop unmaps
+	 * only page 21, so the fill asked about that page alone).
+	 */
+	CHECK(a9_stats(r.ctx).odp_faults > s0.odp_faults);
 	CHECK_OK(iovm_rqueue_unmap_mr(r.q, mr));
 	CHECK_OK(iovm_mr_dereg(mr));
 	a9_close(&r, true);
