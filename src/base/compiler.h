@@ -25,6 +25,12 @@
 #define __cleanup(fn) __attribute__((cleanup(fn)))
 #define __printf(a, b) __attribute__((format(printf, a, b)))
 #define __noinline __attribute__((noinline))
+/*
+ * Not checked by AddressSanitizer: for code that touches whole pages of
+ * memory the application registered, where the bytes around its buffer
+ * (a malloc() block's neighbours, an ASan redzone) are the page's too.
+ */
+#define __no_sanitize_address __attribute__((no_sanitize_address))
 /* Inlined whatever the compiler's estimate: hot paths whose calls would cost more than their bodies. */
 #define __inline_always inline __attribute__((always_inline))
 /* Thread-locals of the fast paths: a %fs-relative load, not a call to __tls_get_addr. */

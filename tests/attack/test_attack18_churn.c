@@ -533,7 +533,8 @@ static void run_churn(const struct ccfg *cfg)
 		CHECK(atomic_load(&r->unr_ops) >= 300 || !(cfg->umode & 1));
 		CHECK(atomic_load(&r->malloc_ops) >= 20 || !(cfg->umode & 2));
 	}
-	CHECK(st1.monitor_events > st0.monitor_events);
+	/* ASan's allocator gives malloc()'s memory back by its own means: no event of a malloc churn alone. */
+	CHECK(st1.monitor_events > st0.monitor_events || (TEST_ASAN && cfg->unrelated && cfg->umode == 2));
 	if (!cfg->pinned)
 		CHECK(st1.odp_faults > st0.odp_faults);
 	if (cfg->toucher) {
