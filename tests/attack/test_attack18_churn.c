@@ -682,6 +682,9 @@ TEST(same_piece_loaded_odp)
 int main(void)
 {
 	test_init();
+	/* Twelve cases of churn, each minutes long under TSan (past the test's timeout): the other legs run them. */
+	if (TEST_TSAN)
+		SKIP("under ThreadSanitizer the churn cases take longer than the test's 180 s");
 	/* A fixed threshold: glibc's free() of these blocks always unmaps them (no dynamic raise). */
 	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 	A18_RUN(other_pieces_dontneed_odp);
