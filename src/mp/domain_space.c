@@ -343,6 +343,12 @@ void sdom_iova_free(void *arg, iova_t iova, uint64_t len)
 	mp_unlock(&v->s->h);
 }
 
+/* Whether [pa, +len) is the shared heap's (a registration's window is not, and holds nothing). */
+static bool in_heap(const struct mp_space *s, uint64_t pa, uint64_t len)
+{
+	return pa >= pa_val(s->pa) && pa - pa_val(s->pa) < s->heap_size && len <= s->heap_size - (pa - pa_val(s->pa));
+}
+
 /*
  * Whether [pa, +len) is in the heap and clear of every shared domain's own
  * block. Needs the lock. Free memory may be mapped, as in a private domain
@@ -353,7 +359,7 @@ static bool pa_ok_locked(struct mp_space *s, pa_t pa, uint64_t len)
 {
 	uint64_t off = pa_val(pa) - pa_val(s->pa);
 
-	if (pa_val(pa) < pa_val(s->pa) || off >= s->heap_size || len > s->heap_size - off || !len)
+	if (!len || !in_heap(s, pa_val(pa), len))
 		return false;
 	/* Not a shared domain's block: a device that could write page tables would map anything. */
 	for (unsigned i = 0; i < MP_MAX_DOMAINS; i++) {
@@ -470,12 +476,6 @@ static void put_page(struct mp_dview *v, uint64_t p)
 	mp_crash_point();
 	if (!h->maps[p] && h->c->domains_held)
 		page_unheld(h, p);
-}
-
-/* Whether [pa, +len) is the shared heap's (a registration's window is not, and holds nothing). */
-static bool in_heap(const struct mp_space *s, uint64_t pa, uint64_t len)
-{
-	return pa >= pa_val(s->pa) && pa - pa_val(s->pa) < s->heap_size && len <= s->heap_size - (pa - pa_val(s->pa));
 }
 
 /* The hold on [pa, +len) goes. Needs the lock. */
