@@ -118,7 +118,10 @@ IOVM_API int iovm_domain_destroy(struct iovm_domain *dom);
  * iovm_domain_map() - map physical memory.
  * @iova: in: where (page aligned), or IOVM_IOVA_ANY in a managed domain;
  *        out: where it was mapped
- * @pa: page aligned physical address of memory iovm owns
+ * @pa: page aligned physical address of memory iovm owns: the DMA heap's,
+ *       a zone's, memory registered with iovm_mem_register(); not a
+ *       memory registration's (iovm_mr_reg(), iovm/reg.h), whose PAs only
+ *       it maps, and which the next registration gets once it ends
  * @len: bytes, page aligned
  * @perm: IOVM_MAP_READ and/or IOVM_MAP_WRITE
  *
@@ -136,7 +139,8 @@ IOVM_API int iovm_domain_destroy(struct iovm_domain *dom);
  * beyond the IOVA allocator's.
  *
  * Return: 0; -EINVAL for bad arguments (a range outside the window, a
- * length whose end overflows) or a PA no bank holds; -EEXIST when
+ * length whose end overflows) or a PA no bank holds, or a memory
+ * registration's; -EEXIST when
  * part of the range is mapped (not merely unmapped and awaiting a deferred
  * flush: see "Remapping" above); -ENOSPC when no IOVA range fits; -ENOMEM.
  */

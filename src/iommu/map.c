@@ -154,7 +154,7 @@ void domain_pa_put(struct iovm_domain *dom, iova_t iova, pa_t pa, uint64_t len)
 static bool on_bus(struct iovm_domain *dom, pa_t pa, uint64_t len)
 {
 	for (uint64_t off = 0; off < len; off += SZ_2M - ((pa_val(pa) + off) & (SZ_2M - 1)))
-		if (!phys_page_size(dom->ctx->phys, pa_add(pa, off)))
+		if (!phys_map_page_size(dom->ctx->phys, pa_add(pa, off)))
 			return false;
 	return true;
 }
@@ -236,8 +236,8 @@ IOVM_API int iovm_domain_map_pages(struct iovm_domain *dom, iovm_iova_t *iova, c
 	if (ret)
 		return ret;
 	for (unsigned i = 0; i < n; i++)
-		if (!is_aligned(pages[i].addr, SZ_4K) || !phys_page_size(dom->ctx->phys, pages[i]))
-			return err_inval("!is_aligned(pages[i].addr, SZ_4K) || !phys_page_size(dom->ctx->phys, pages[i])");
+		if (!is_aligned(pages[i].addr, SZ_4K) || !phys_map_page_size(dom->ctx->phys, pages[i]))
+			return err_inval("!is_aligned(pages[i].addr, SZ_4K) || !phys_map_page_size(dom->ctx->phys, pages[i])");
 	where = *iova;
 	ret = iova_take(dom, &where, len, SZ_4K);
 	if (ret)

@@ -87,7 +87,7 @@ IOVM_API int iovm_mem_register(struct iovm_ctx *ctx, void *vaddr, size_t len)
 			goto unlock;
 		}
 	}
-	ret = phys_window_add(ctx->phys, vaddr, len, &pa);
+	ret = phys_window_add(ctx->phys, vaddr, len, 0, &pa);
 	if (ret)
 		goto unlock;
 	/* Translated before the maps hear of it: a notify may ask iovm_vtophys() where it is. */

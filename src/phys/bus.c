@@ -142,6 +142,18 @@ uint64_t phys_page_size(struct phys_space *ps, pa_t pa)
 	return b->foreign ? os_page_size() : b->arena->page_size;
 }
 
+uint64_t phys_map_page_size(struct phys_space *ps, pa_t pa)
+{
+	uint64_t off;
+	struct phys_bank *b = bus_lookup(ps, pa, &off);
+
+	if (!b || b->private)
+		return 0;
+	if (b->shared)
+		return b->shared_page_size;
+	return b->foreign ? os_page_size() : b->arena->page_size;
+}
+
 int phys_backing(struct phys_space *ps, pa_t pa, struct phys_backing *out)
 {
 	uint64_t off, page;

@@ -284,19 +284,29 @@ void *phys_bus_map(struct phys_space *ps, pa_t pa, uint8_t *reach);
 int phys_remote_fd(struct phys_space *ps, pa_t pa);
 
 /*
- * phys_window_add() - put the application's memory [va, va+len) (page
- * aligned) on the bus, at a PA of its own, returned in @pa, whose offset
- * within 2 MiB is the VA's. Nothing is pinned: see reg/ for that.
- * Thread safety: safe.
+ * A window whose PAs only its registration maps: a memory registration's
+ * (reg/), which maps and unmaps them itself and whose PAs the next
+ * registration gets once it ends. phys_map_page_size() does not know them,
+ * so that the public map calls refuse them: a mapping made by hand would
+ * outlive the registration and reach the next one's memory.
  */
-int phys_window_add(struct phys_space *ps, void *va, uint64_t len, pa_t *pa);
+#define PHYS_WINDOW_PRIVATE 1u
 
 /*
- * phys_window_add_at() - as phys_window_add(), at exactly @pa, which keeps
- * the VA's offset within 2 MiB and lies in [PHYS_SHARED_REG_BASE,
- * +PHYS_SHARED_REG_SIZE): the caller chose it (a shared domain, from the
- * IOVA it maps it at). -EINVAL for a PA that is not so; -EEXIST when a
- * window is there already.
+ * phys_window_add() - put the application's memory [va, va+len) (page
+ * aligned) on the bus, at a PA of its own, returned in @pa, whose offset
+ * within 2 MiB is the VA's. @flags: 0 or PHYS_WINDOW_PRIVATE. Nothing is
+ * pinned: see reg/ for that.
+ * Thread safety: safe.
+ */
+int phys_window_add(struct phys_space *ps, void *va, uint64_t len, unsigned flags, pa_t *pa);
+
+/*
+ * phys_window_add_at() - as phys_window_add(), PHYS_WINDOW_PRIVATE, at
+ * exactly @pa, which keeps the VA's offset within 2 MiB and lies in
+ * [PHYS_SHARED_REG_BASE, +PHYS_SHARED_REG_SIZE): the caller chose it (a
+ * shared domain, from the IOVA it maps it at). -EINVAL for a PA that is
+ * not so; -EEXIST when a window is there already.
  * Thread safety: safe.
  */
 int phys_window_add_at(struct phys_space *ps, void *va, uint64_t len, pa_t pa);
@@ -460,6 +470,12 @@ hpa_t phys_hpa(struct phys_space *ps, pa_t pa);
 
 /* phys_page_size() - the page size of the bank holding @pa, or 0. Lock-free. */
 uint64_t phys_page_size(struct phys_space *ps, pa_t pa);
+/*
+ * phys_map_page_size() - as phys_page_size(), but 0 in a window only its
+ * registration maps (PHYS_WINDOW_PRIVATE): what a caller may map by hand.
+ * Lock-free.
+ */
+uint64_t phys_map_page_size(struct phys_space *ps, pa_t pa);
 
 int phys_stats(struct phys_space *ps, struct iovm_phys_stats *st);
 

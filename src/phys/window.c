@@ -90,7 +90,8 @@ static struct phys_bank *window_take(struct phys_space *ps)
  * process whose memory file it is; at *@pa when @fixed (its granules
  * outside the emulated range), else where the emulated range has room.
  */
-static int window_add(struct phys_space *ps, uint64_t v, uint64_t len, int remote_fd, bool fixed, pa_t *pa)
+static int window_add(struct phys_space *ps, uint64_t v, uint64_t len, int remote_fd, bool fixed, bool private,
+		      pa_t *pa)
 {
 	uint64_t head = v & (BUS_GRANULE - 1), span, base;
 	struct range_req q = { .align = BUS_GRANULE, .hi = UINT64_C(1) << PHYS_PA_BITS };
@@ -115,6 +116,7 @@ static int window_add(struct phys_space *ps, uint64_t v, uint64_t len, int remot
 	w->arena = NULL;
 	w->foreign = true;
 	w->fixed_pa = fixed;
+	w->private = private;
 	w->shared = false;
 	w->remote = remote_fd >= 0;
 	w->remote_fd = remote_fd;
@@ -151,13 +153,14 @@ unlock:
 	return ret;
 }
 
-int phys_window_add(struct phys_space *ps, void *va, uint64_t len, pa_t *pa)
+int phys_window_add(struct phys_space *ps, void *va, uint64_t len, unsigned flags, pa_t *pa)
 {
 	uintptr_t v = (uintptr_t)va;
 
-	if (!ps || !va || !len || !pa || !is_aligned(v | len, os_page_size()) || v + len < v)
+	if (!ps || !va || !len || !pa || !is_aligned(v | len, os_page_size()) || v + len < v ||
+	    (flags & ~PHYS_WINDOW_PRIVATE))
 		return -EINVAL;
-	return window_add(ps, v, len, -1, false, pa);
+	return window_add(ps, v, len, -1, false, flags & PHYS_WINDOW_PRIVATE, pa);
 }
 
 int phys_window_add_at(struct phys_space *ps, void *va, uint64_t len, pa_t pa)
@@ -170,7 +173,7 @@ int phys_window_add_at(struct phys_space *ps, void *va, uint64_t len, pa_t pa)
 	    len > PHYS_SHARED_REG_SIZE || start + align_up(head + len, BUS_GRANULE) >
 						 PHYS_SHARED_REG_BASE + PHYS_SHARED_REG_SIZE)
 		return -EINVAL;
-	return window_add(ps, v, len, -1, true, &pa);
+	return window_add(ps, v, len, -1, true, true, &pa);
 }
 
 int phys_window_add_remote(struct phys_space *ps, int mem_fd, uint64_t rva, uint64_t len, pa_t *pa)
@@ -179,7 +182,7 @@ int phys_window_add_remote(struct phys_space *ps, int mem_fd, uint64_t rva, uint
 	if (!ps || mem_fd < 0 || !rva || !len || !pa || !is_aligned(rva | len, os_page_size()) || rva + len < rva ||
 	    rva + len > UINT64_C(1) << 57)
 		return -EINVAL;
-	return window_add(ps, rva, len, mem_fd, false, pa);
+	return window_add(ps, rva, len, mem_fd, false, false, pa);
 }
 
 int phys_window_add_shared(struct phys_space *ps, void *va, uint64_t len, uint64_t page_size, pa_t pa)
@@ -206,6 +209,7 @@ int phys_window_add_shared(struct phys_space *ps, void *va, uint64_t len, uint64
 	w->arena = NULL;
 	w->foreign = true; /* no arena, no frames: the bus treats it as a window */
 	w->fixed_pa = false;
+	w->private = false;
 	w->shared = true;
 	w->remote = false;
 	w->shared_page_size = page_size;

@@ -189,7 +189,7 @@ int mr_publish(struct reg_space *rs, struct iovm_mr *mr, const struct os_vma_inf
 			return ret;
 		}
 	} else {
-		ret = phys_window_add(ctx->phys, (void *)mr->start, mr->end - mr->start, &mr->pa);
+		ret = phys_window_add(ctx->phys, (void *)mr->start, mr->end - mr->start, PHYS_WINDOW_PRIVATE, &mr->pa);
 		if (ret)
 			return ret;
 		ret = iommu_hold(mr->dom, mr->start, mr->pa, mr->end - mr->start, &mr->iova);

@@ -390,6 +390,29 @@ TEST(refused)
 	/* The view cannot close under a registration. */
 	CHECK_OK(iovm_mr_reg(dom, app, LEN, IOVM_ACCESS_LOCAL_WRITE, &mr));
 	CHECK_EQ(iovm_domain_destroy(dom), -EBUSY);
+	/*
+	 * Its PA is the registration's alone: mapped by hand, into the shared
+	 * domain or a private one, at a chosen IOVA or any, it is memory
+	 * iovm's banks do not hold (-EINVAL), and nothing is mapped.
+	 */
+	{
+		uint64_t iova = mr_iova(mr);
+		struct iovm_domain *priv;
+		iovm_pa_t pa, got;
+		iovm_iova_t at = IOVM_IOVA_ANY;
+
+		CHECK_OK(iovm_domain_translate(dom, IOVM_IOVA(iova), &pa, NULL));
+		CHECK(pa.addr >= REG_PA_LO && pa.addr < REG_PA_HI);
+		CHECK_EQ(iovm_domain_map(dom, &at, pa, 4096, IOVM_MAP_READ), -EINVAL);
+		at = IOVM_IOVA(iova + (UINT64_C(1) << 30));
+		CHECK_EQ(iovm_domain_map(dom, &at, pa, 4096, IOVM_MAP_READ | IOVM_MAP_WRITE), -EINVAL);
+		CHECK_EQ(iovm_domain_translate(dom, at, &got, NULL), -ENOENT);
+		CHECK_OK(iovm_domain_create(ctx, NULL, &priv));
+		at = IOVM_IOVA_ANY;
+		CHECK_EQ(iovm_domain_map(priv, &at, pa, 4096, IOVM_MAP_READ), -EINVAL);
+		CHECK_EQ(iovm_domain_map(priv, &at, IOVM_PA(pa.addr + LEN - 4096), 4096, IOVM_MAP_READ), -EINVAL);
+		CHECK_OK(iovm_domain_destroy(priv));
+	}
 	CHECK_OK(iovm_mr_dereg(mr));
 	CHECK_OK(iovm_domain_destroy(dom));
 	CHECK_OK(iovm_share_check(ctx));

@@ -357,12 +357,13 @@ TEST(foreign_windows)
 	CHECK(buf != MAP_FAILED);
 	CHECK(!phys_has_windows(ps));
 	/* Bad arguments. */
-	CHECK_EQ(phys_window_add(ps, buf + 1, PG, &pa), -EINVAL);
-	CHECK_EQ(phys_window_add(ps, buf, PG + 1, &pa), -EINVAL);
-	CHECK_EQ(phys_window_add(ps, buf, 0, &pa), -EINVAL);
-	CHECK_EQ(phys_window_add(ps, NULL, PG, &pa), -EINVAL);
+	CHECK_EQ(phys_window_add(ps, buf + 1, PG, 0, &pa), -EINVAL);
+	CHECK_EQ(phys_window_add(ps, buf, PG + 1, 0, &pa), -EINVAL);
+	CHECK_EQ(phys_window_add(ps, buf, 0, 0, &pa), -EINVAL);
+	CHECK_EQ(phys_window_add(ps, NULL, PG, 0, &pa), -EINVAL);
+	CHECK_EQ(phys_window_add(ps, buf, PG, 2, &pa), -EINVAL); /* an unknown flag */
 	/* Three pages, 12 KiB into a granule: the PA keeps the VA's offset within 2 MiB. */
-	CHECK_OK(phys_window_add(ps, aligned + 3 * PG, 3 * PG, &pa));
+	CHECK_OK(phys_window_add(ps, aligned + 3 * PG, 3 * PG, 0, &pa));
 	CHECK(phys_has_windows(ps));
 	CHECK_EQ(pa_val(pa) & (SZ_2M - 1), 3 * PG);
 	CHECK(phys_bus_ptr(ps, pa) == aligned + 3 * PG);
@@ -374,7 +375,12 @@ TEST(foreign_windows)
 	CHECK(phys_bus_ptr(ps, pa_add(pa, 3 * PG)) == NULL);
 	CHECK(phys_bus_ptr(ps, pa_make(pa_val(pa) - 1)) == NULL);
 	/* A 2 MiB-aligned VA gets a 2 MiB-aligned PA; windows do not overlap. */
-	CHECK_OK(phys_window_add(ps, aligned + SZ_2M, SZ_2M + PG, &pa2));
+	CHECK_EQ(phys_map_page_size(ps, pa), (uint64_t)os_page_size()); /* anyone may map it */
+	CHECK_OK(phys_window_add(ps, aligned + SZ_2M, SZ_2M + PG, PHYS_WINDOW_PRIVATE, &pa2));
+	/* A registration's alone: on the bus as any window, but not for a mapping by hand. */
+	CHECK_EQ(phys_page_size(ps, pa2), (uint64_t)os_page_size());
+	CHECK_EQ(phys_map_page_size(ps, pa2), 0);
+	CHECK_EQ(phys_map_page_size(ps, pa_add(pa2, SZ_2M)), 0);
 	CHECK(is_aligned(pa_val(pa2), SZ_2M));
 	CHECK(phys_bus_ptr(ps, pa_add(pa2, SZ_2M)) == aligned + 2 * SZ_2M);
 	CHECK(phys_bus_ptr(ps, pa_add(pa2, SZ_2M + PG)) == NULL);
@@ -386,7 +392,7 @@ TEST(foreign_windows)
 	CHECK_EQ(phys_window_remove(ps, PA_INVALID), -EINVAL);
 	/* Many come and go: their structs and PAs are reused. */
 	for (int i = 0; i < 1000; i++) {
-		CHECK_OK(phys_window_add(ps, buf, PG, &pa));
+		CHECK_OK(phys_window_add(ps, buf, PG, 0, &pa));
 		CHECK(phys_bus_ptr(ps, pa) == buf);
 		CHECK_OK(phys_window_remove(ps, pa));
 	}
@@ -428,7 +434,7 @@ TEST(remote_windows)
 	/* Not counted as foreign memory under a guard: its accesses are system calls. */
 	CHECK(!phys_has_windows(ps));
 	/* A local window beside it is no remote one. */
-	CHECK_OK(phys_window_add(ps, buf, PG, &local));
+	CHECK_OK(phys_window_add(ps, buf, PG, 0, &local));
 	CHECK_EQ(phys_remote_fd(ps, local), -1);
 	phys_bus_map(ps, local, &reach);
 	CHECK_EQ(reach, PHYS_REACH_FOREIGN);
@@ -437,7 +443,7 @@ TEST(remote_windows)
 	CHECK_OK(phys_window_remove(ps, pa));
 	CHECK_EQ(phys_remote_fd(ps, pa), -1);
 	CHECK(fcntl(fd, F_GETFD) >= 0);
-	CHECK_OK(phys_window_add(ps, buf, PG, &local));
+	CHECK_OK(phys_window_add(ps, buf, PG, 0, &local));
 	CHECK_EQ(phys_remote_fd(ps, local), -1);
 	CHECK(phys_bus_ptr(ps, local) == buf);
 	CHECK_OK(phys_window_remove(ps, local));

@@ -355,6 +355,60 @@ TEST(domain_in_use_is_busy)
 	app_unmap(app + 4 * PG, 4 * PG);
 }
 
+/*
+ * A registration's PAs are its own: the next registration gets them once
+ * it ends. Mapped by hand into another domain, that mapping would outlive
+ * it and reach the next one's memory: the map calls refuse them (-EINVAL),
+ * while memory registered with iovm_mem_register() (SPDK's way: register,
+ * vtophys, map) stays the caller's to map.
+ */
+TEST(registration_pas_are_not_mapped_by_hand)
+{
+	struct rig r;
+	struct iovm_domain *other;
+	struct iovm_mr *mr;
+	uint8_t *app = app_map(8 * PG), *big;
+	iovm_pa_t pa, pages[2];
+	iovm_iova_t at = IOVM_IOVA_ANY;
+	uint64_t size = 0;
+
+	rig_open(&r, REG_OPTS, NULL, IOVM_QUEUE_POLLED);
+	CHECK_OK(iovm_domain_create(r.ctx, NULL, &other));
+	CHECK_OK(iovm_mr_reg(r.dom, app, 8 * PG, IOVM_ACCESS_LOCAL_WRITE, &mr));
+	CHECK_OK(iovm_domain_translate(r.dom, IOVM_IOVA(mr_iova(mr, app)), &pa, NULL));
+	CHECK_EQ(iovm_domain_map(other, &at, pa, PG, IOVM_MAP_READ), -EINVAL);
+	CHECK_EQ(iovm_domain_map(r.dom, &at, IOVM_PA(pa.addr + 4 * PG), 4 * PG, IOVM_MAP_READ | IOVM_MAP_WRITE),
+		 -EINVAL);
+	pages[0] = pa;
+	pages[1] = IOVM_PA(pa.addr + PG);
+	CHECK_EQ(iovm_domain_map_pages(other, &at, pages, 2, IOVM_MAP_READ), -EINVAL);
+	{
+		struct iovm_domain_stats st;
+
+		CHECK_OK(iovm_domain_stats(other, &st));
+		CHECK_EQ(st.leaves_4k + st.leaves_2m + st.leaves_1g, 0);
+	}
+	CHECK_OK(iovm_mr_dereg(mr));
+	/* Memory registered as SPDK does: its PA is the caller's to map. */
+	big = mmap(NULL, 4 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(big != MAP_FAILED);
+	{
+		uint8_t *al = (uint8_t *)(((uintptr_t)big + (2 << 20) - 1) & ~(uintptr_t)((2 << 20) - 1));
+
+		CHECK_OK(iovm_mem_register(r.ctx, al, 2 << 20));
+		size = PG;
+		pa = IOVM_PA(iovm_vtophys(r.ctx, al, &size));
+		at = IOVM_IOVA_ANY;
+		CHECK_OK(iovm_domain_map(other, &at, pa, PG, IOVM_MAP_READ));
+		CHECK_OK(iovm_domain_unmap(other, at, PG));
+		CHECK_OK(iovm_mem_unregister(r.ctx, al, 2 << 20));
+	}
+	munmap(big, 4 << 20);
+	CHECK_OK(iovm_domain_destroy(other));
+	rig_close(&r);
+	app_unmap(app, 8 * PG);
+}
+
 int main(void)
 {
 	test_init();
@@ -366,5 +420,6 @@ int main(void)
 	RUN(domain_in_use_is_busy);
 	RUN(locked_bytes_count_each_page_once);
 	RUN(past_the_lock_limit);
+	RUN(registration_pas_are_not_mapped_by_hand);
 	return 0;
 }
