@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * domain.h - a shared domain's block and a process's view of it, between
- * domain.c (records, views, invalidations across processes) and
+ * domain.c (records, views, invalidations across processes),
  * domain_space.c (what the block holds: the IOVA allocator, the table
- * pool, the counts of mapped heap pages). See domain.c for the design.
+ * pool, the counts of mapped heap pages) and domain_journal.c (the unmaps
+ * in flight that still hold them). See domain.c for the design.
  */
 #ifndef IOVM_MP_DOMAIN_H
 #define IOVM_MP_DOMAIN_H
@@ -174,5 +175,31 @@ void sdom_maps_rebuild(struct mp_heap *h);
 void sdom_steps_repair(struct mp_heap *h);
 /* sdom_held_sweep() - free the blocks held for domains that none maps now. Needs the lock. */
 void sdom_held_sweep(struct mp_heap *h);
+
+/*
+ * Between domain_space.c (the block's IOVAs, tables and holds) and
+ * domain_journal.c (the unmaps in flight that still hold them). All need
+ * the share's lock.
+ */
+static inline bool sdom_bit(const uint64_t *map, uint64_t i)
+{
+	return map[i / 64] >> (i % 64) & 1;
+}
+/* sdom_in_heap() - whether [pa, +len) is the heap's (else a registration's window). */
+bool sdom_in_heap(const struct mp_space *s, uint64_t pa, uint64_t len);
+/* sdom_pages_of() - the heap pages [*first, *last] that [pa, +len) touches. */
+void sdom_pages_of(const struct mp_space *s, pa_t pa, uint64_t len, uint64_t *first, uint64_t *last);
+/* sdom_put_page_locked() - heap page @p's hold goes (memory freed meanwhile is freed once none maps it). */
+void sdom_put_page_locked(struct mp_dview *v, uint64_t p);
+/* sdom_iova_free_locked() - [iova, +len) back to the allocator. */
+void sdom_iova_free_locked(struct mp_dview *v, iova_t iova, uint64_t len);
+/* sdom_table_release_locked() - pool table @i freed, then its entry @e (NULL: none) erased. */
+void sdom_table_release_locked(struct mp_dview *v, struct sdom_piece *e, uint64_t i);
+/* sdom_journal_find() - this slot's entry of [iova | pa, +len) (@flags' SDOM_TABLE alike), or NULL. */
+struct sdom_piece *sdom_journal_find(struct mp_dview *v, uint64_t key, uint64_t iova, uint64_t pa, uint64_t len,
+				     unsigned flags);
+/* sdom_journal_add() - record [iova | pa, +len) in one of @probe places from @key's: 0 or -ENOSPC. */
+int sdom_journal_add(struct mp_dview *v, uint64_t key, uint64_t iova, uint64_t pa, uint64_t len, unsigned flags,
+		     uint32_t probe);
 
 #endif /* IOVM_MP_DOMAIN_H */

@@ -83,12 +83,7 @@ void sdom_view_point(struct mp_dview *v)
 	v->pool = base + v->shm->pool_off;
 }
 
-/* Whether bit @i of @map is set; set or clear it (one store: what a dead holder leaves is a bit). */
-static bool bit(const uint64_t *map, uint64_t i)
-{
-	return map[i / 64] >> (i % 64) & 1;
-}
-
+/* Set or clear @n bits of @map from @from (one store each: what a dead holder leaves is a bit). */
 static void bits_set(uint64_t *map, uint64_t from, uint64_t n, bool on)
 {
 	for (uint64_t i = from; i < from + n; i++) {
@@ -111,55 +106,6 @@ static uint64_t next_set(const uint64_t *map, uint64_t from, uint64_t to)
 		from = align_down(from, 64) + 64;
 	}
 	return to;
-}
-
-/* ---- the journal's places ---- */
-
-/* Where the entry keyed @key (a piece's IOVA, a table's PA) may go: SDOM_PROBE places from its hash. */
-static uint32_t journal_home(const struct mp_domain_shm *shm, uint64_t key)
-{
-	return (uint32_t)(((key >> 12) * UINT64_C(0x9e3779b97f4a7c15)) >> 32) & shm->journal_mask;
-}
-
-/* This slot's entry of [iova | pa, +len) (@flags' SDOM_TABLE alike), or NULL. Needs the lock. */
-static struct sdom_piece *journal_find(struct mp_dview *v, uint64_t key, uint64_t iova, uint64_t pa, uint64_t len,
-				       unsigned flags)
-{
-	uint32_t at = journal_home(v->shm, key);
-
-	for (uint32_t i = 0; i < SDOM_PROBE; i++) {
-		struct sdom_piece *e = &v->journal[(at + i) & v->shm->journal_mask];
-
-		if (e->len == len && e->owner == v->s->slot && e->iova == iova && e->pa == pa &&
-		    (e->flags & SDOM_TABLE) == (flags & SDOM_TABLE))
-			return e;
-	}
-	return NULL;
-}
-
-/* Record [iova | pa, +len) in one of the first @probe places from its key's: -ENOSPC. Needs the lock. */
-static int journal_add(struct mp_dview *v, uint64_t key, uint64_t iova, uint64_t pa, uint64_t len, unsigned flags,
-		       uint32_t probe)
-{
-	uint32_t at = journal_home(v->shm, key);
-
-	for (uint32_t i = 0; i < probe; i++) {
-		struct sdom_piece *e = &v->journal[(at + i) & v->shm->journal_mask];
-
-		if (e->len)
-			continue;
-		v->shm->writers[v->s->slot / 64] |= UINT64_C(1) << (v->s->slot % 64);
-		e->iova = iova;
-		e->pa = pa;
-		e->owner = (uint16_t)v->s->slot;
-		e->flags = (uint16_t)flags;
-		e->done = 0;
-		mp_crash_point();
-		e->len = len; /* the commit */
-		mp_crash_point();
-		return 0;
-	}
-	return -ENOSPC;
 }
 
 /* ---- the table pool: pt_source of a view ---- */
@@ -198,7 +144,7 @@ static uint64_t table_pa(const struct mp_dview *v, const void *t)
 /* Pool page @i goes back. Needs the lock. */
 static void table_free_locked(struct mp_dview *v, uint64_t i)
 {
-	if (IOVM_WARN_ON(i >= v->shm->pool_tables || !bit(v->pool_map, i)))
+	if (IOVM_WARN_ON(i >= v->shm->pool_tables || !sdom_bit(v->pool_map, i)))
 		return;
 	bits_set(v->pool_map, i, 1, false);
 }
@@ -208,7 +154,7 @@ static void table_free_locked(struct mp_dview *v, uint64_t i)
  * recorded) with it: begun (done = 1), freed, erased; a death between is
  * settled by sdom_steps_repair() from the page's bit. Needs the lock.
  */
-static void table_release_locked(struct mp_dview *v, struct sdom_piece *e, uint64_t i)
+void sdom_table_release_locked(struct mp_dview *v, struct sdom_piece *e, uint64_t i)
 {
 	if (e) {
 		e->done = 1;
@@ -229,8 +175,8 @@ void sdom_table_free(void *arg, void *t)
 
 	if (mp_lock(&v->s->h))
 		return; /* unrecoverable: the page stays taken */
-	e = journal_find(v, table_pa(v, t), 0, table_pa(v, t), SZ_4K, SDOM_TABLE);
-	table_release_locked(v, e, (uint64_t)((uint8_t *)t - v->pool) / SZ_4K);
+	e = sdom_journal_find(v, table_pa(v, t), 0, table_pa(v, t), SZ_4K, SDOM_TABLE);
+	sdom_table_release_locked(v, e, (uint64_t)((uint8_t *)t - v->pool) / SZ_4K);
 	mp_unlock(&v->s->h);
 }
 
@@ -241,7 +187,7 @@ void sdom_table_pending(void *arg, void *t)
 	if (mp_lock(&v->s->h))
 		return;
 	/* No room: not recorded; a death before its free leaves it taken until the domain goes. */
-	(void)journal_add(v, table_pa(v, t), 0, table_pa(v, t), SZ_4K, SDOM_TABLE, SDOM_PROBE);
+	(void)sdom_journal_add(v, table_pa(v, t), 0, table_pa(v, t), SZ_4K, SDOM_TABLE, SDOM_PROBE);
 	mp_unlock(&v->s->h);
 }
 
@@ -321,7 +267,7 @@ int sdom_iova_reserve(void *arg, iova_t iova, uint64_t len)
 }
 
 /* Needs the lock. */
-static void iova_free_locked(struct mp_dview *v, iova_t iova, uint64_t len)
+void sdom_iova_free_locked(struct mp_dview *v, iova_t iova, uint64_t len)
 {
 	uint64_t at = (iova_val(iova) - DOMAIN_IOVA_BASE) / SZ_4K, n = len / SZ_4K;
 
@@ -339,12 +285,12 @@ void sdom_iova_free(void *arg, iova_t iova, uint64_t len)
 
 	if (mp_lock(&v->s->h))
 		return;
-	iova_free_locked(v, iova, len);
+	sdom_iova_free_locked(v, iova, len);
 	mp_unlock(&v->s->h);
 }
 
 /* Whether [pa, +len) is the shared heap's (a registration's window is not, and holds nothing). */
-static bool in_heap(const struct mp_space *s, uint64_t pa, uint64_t len)
+bool sdom_in_heap(const struct mp_space *s, uint64_t pa, uint64_t len)
 {
 	return pa >= pa_val(s->pa) && pa - pa_val(s->pa) < s->heap_size && len <= s->heap_size - (pa - pa_val(s->pa));
 }
@@ -359,7 +305,7 @@ static bool pa_ok_locked(struct mp_space *s, pa_t pa, uint64_t len)
 {
 	uint64_t off = pa_val(pa) - pa_val(s->pa);
 
-	if (!len || !in_heap(s, pa_val(pa), len))
+	if (!len || !sdom_in_heap(s, pa_val(pa), len))
 		return false;
 	/* Not a shared domain's block: a device that could write page tables would map anything. */
 	for (unsigned i = 0; i < MP_MAX_DOMAINS; i++) {
@@ -378,7 +324,7 @@ static bool pa_ok_locked(struct mp_space *s, pa_t pa, uint64_t len)
 }
 
 /* The heap pages [*first, *last] that [pa, +len) touches. */
-static void pages_of(const struct mp_space *s, pa_t pa, uint64_t len, uint64_t *first, uint64_t *last)
+void sdom_pages_of(const struct mp_space *s, pa_t pa, uint64_t len, uint64_t *first, uint64_t *last)
 {
 	uint64_t off = pa_val(pa) - pa_val(s->pa);
 
@@ -421,7 +367,7 @@ int sdom_pa_hold(void *arg, iova_t iova, pa_t pa, uint64_t len)
 				  "PA [%#" PRIx64 ", +%#" PRIx64 ") is not in the shared heap, or is a shared domain's own",
 				  pa_val(pa), len);
 	}
-	pages_of(v->s, pa, len, &first, &last);
+	sdom_pages_of(v->s, pa, len, &first, &last);
 	for (p = first; p <= last; p++) {
 		if (v->refs[p] == UINT32_MAX || h->maps[p] == UINT32_MAX)
 			break;
@@ -463,7 +409,7 @@ static void page_unheld(struct mp_heap *h, uint64_t p)
 }
 
 /* Heap page @p's hold goes: memory freed meanwhile is freed once no domain maps it. Needs the lock. */
-static void put_page(struct mp_dview *v, uint64_t p)
+void sdom_put_page_locked(struct mp_dview *v, uint64_t p)
 {
 	struct mp_heap *h = &v->s->h;
 
@@ -483,14 +429,12 @@ static void put_locked(struct mp_dview *v, pa_t pa, uint64_t len)
 {
 	uint64_t first, last;
 
-	if (!in_heap(v->s, pa_val(pa), len))
+	if (!sdom_in_heap(v->s, pa_val(pa), len))
 		return;
-	pages_of(v->s, pa, len, &first, &last);
+	sdom_pages_of(v->s, pa, len, &first, &last);
 	for (uint64_t p = first; p <= last; p++)
-		put_page(v, p);
+		sdom_put_page_locked(v, p);
 }
-
-/* ---- the journal of unmaps in flight ---- */
 
 void sdom_pa_put(void *arg, iova_t iova, pa_t pa, uint64_t len)
 {
@@ -501,165 +445,6 @@ void sdom_pa_put(void *arg, iova_t iova, pa_t pa, uint64_t len)
 		return; /* unrecoverable: held until the domain goes */
 	put_locked(v, pa, len);
 	mp_unlock(&v->s->h);
-}
-
-/*
- * An unmapped piece goes: its heap pages' holds, then its IOVA pages (when
- * @free_iova), a step each. Its journal entry @e (NULL: not recorded)
- * counts half-steps, so that a release killed anywhere is resumed by
- * whoever claims the entry and takes every step exactly once: done = 2k
- * says k steps are taken; done = 2k + 1 says step k has begun and may be
- * taken. Only the lock's holder is ever inside a step, and the lock's
- * next taker settles it before anything else changes the counts
- * (sdom_steps_repair()): an IOVA step is taken when its page's bit is
- * clear; a hold step when the page's refs differ from the witness stored
- * before it. The entry goes last. Needs the lock.
- */
-static void release_locked(struct mp_dview *v, struct sdom_piece *e, iova_t iova, pa_t pa, uint64_t len,
-			   bool free_iova)
-{
-	uint64_t first, last, holds, steps;
-
-	pages_of(v->s, pa, len, &first, &last);
-	/* A registration's window: IOVA steps only (none when it keeps them: its unhold frees them). */
-	holds = (e ? e->flags & SDOM_FOREIGN : !in_heap(v->s, pa_val(pa), len)) ? 0 : last - first + 1;
-	steps = holds + (free_iova ? len / SZ_4K : 0);
-	/* A step left begun (no repair could settle it) counts as taken: held or taken until the domain goes, never twice. */
-	for (uint64_t k = e ? (e->done + 1) / 2 : 0; k < steps; k++) {
-		if (e) {
-			if (k < holds) {
-				v->shm->step_page = (uint32_t)(first + k);
-				v->shm->step_refs = v->refs[first + k];
-				mp_crash_point();
-			}
-			e->done = (uint32_t)(2 * k + 1);
-			mp_crash_point();
-		}
-		if (k < holds)
-			put_page(v, first + k);
-		else
-			iova_free_locked(v, iova_add(iova, (k - holds) * SZ_4K), SZ_4K);
-		if (e) {
-			e->done = (uint32_t)(2 * k + 2);
-			mp_crash_point();
-		}
-	}
-	if (e) {
-		e->len = 0;
-		mp_crash_point();
-	}
-}
-
-/*
- * The step @e has begun, taken or not: its half-step made whole either way
- * (a table's: erased once freed). @block_pa: the domain's block. Needs the lock.
- */
-static void step_settle(struct mp_domain_shm *shm, struct sdom_piece *e, uint64_t block_pa)
-{
-	const uint64_t *iova_map = (const uint64_t *)(const void *)((const uint8_t *)shm + shm->iova_map_off);
-	const uint64_t *pool_map = (const uint64_t *)(const void *)((const uint8_t *)shm + shm->pool_map_off);
-	const uint32_t *refs = (const uint32_t *)(const void *)((const uint8_t *)shm + shm->refs_off);
-	uint64_t k = e->done / 2, holds = e->flags & SDOM_FOREIGN ? 0 : ((e->pa & (SZ_4K - 1)) + e->len - 1) / SZ_4K + 1;
-	bool taken;
-
-	if (e->flags & SDOM_TABLE) {
-		uint64_t page = (e->pa - block_pa - shm->pool_off) / SZ_4K;
-
-		/* Freed: the entry's erasure was all that was left. Not yet: begun it stays, and is resumed. */
-		if (e->pa < block_pa + shm->pool_off || page >= shm->pool_tables || !bit(pool_map, page)) {
-			e->len = 0;
-			mp_crash_point();
-		}
-		return;
-	}
-	if (k < holds) {
-		taken = shm->step_page < shm->heap_pages && refs[shm->step_page] != shm->step_refs;
-	} else {
-		uint64_t page = (e->iova - DOMAIN_IOVA_BASE) / SZ_4K + (k - holds);
-
-		taken = e->iova < DOMAIN_IOVA_BASE || page >= shm->iova_pages || !bit(iova_map, page);
-	}
-	e->done = (uint32_t)(2 * k + (taken ? 2 : 0));
-	mp_crash_point();
-}
-
-void sdom_steps_repair(struct mp_heap *h)
-{
-	if (!h->mem)
-		return;
-	for (unsigned i = 0; i < MP_MAX_DOMAINS; i++) {
-		const struct mp_domain_rec *r = &h->c->domains[i];
-		struct mp_domain_shm *shm;
-		struct sdom_piece *j;
-		unsigned order;
-		uint8_t owner;
-
-		if (r->grain == MP_NO_GRAIN || mp_heap_block(h, r->grain, &order, &owner))
-			continue;
-		shm = (struct mp_domain_shm *)(void *)(h->mem + (r->grain << MP_GRAIN_SHIFT));
-		if (shm->magic != DOMAIN_MAGIC || shm->heap_pages != mp_heap_pages(h->c->heap_size))
-			continue;
-		j = (struct sdom_piece *)(void *)((uint8_t *)shm + shm->journal_off);
-		for (uint32_t e = 0; e <= shm->journal_mask; e++)
-			if (j[e].len && (j[e].done & 1))
-				step_settle(shm, &j[e], h->c->heap_pa + (r->grain << MP_GRAIN_SHIFT));
-	}
-}
-
-void sdom_pa_release(void *arg, iova_t iova, pa_t pa, uint64_t len, bool free_iova)
-{
-	struct mp_dview *v = arg;
-
-	if (!len || mp_lock(&v->s->h))
-		return; /* unrecoverable: held until the domain goes */
-	release_locked(v, journal_find(v, iova_val(iova), iova_val(iova), pa_val(pa), len, 0), iova, pa, len, free_iova);
-	mp_unlock(&v->s->h);
-}
-
-int sdom_pa_pending(void *arg, iova_t iova, pa_t pa, uint64_t len, unsigned how)
-{
-	struct mp_dview *v = arg;
-	/* A deferred piece leaves half the places to strict ones, which have no way out but to go unrecorded. */
-	uint32_t probe = how & IOMMU_PENDING_DEFERRED ? SDOM_PROBE / 2 : SDOM_PROBE;
-	int ret;
-
-	if (!len || mp_lock(&v->s->h))
-		return -ENOSPC;
-	/* No room: not recorded; a death before its release leaves it held until the domain goes. */
-	ret = journal_add(v, iova_val(iova), iova_val(iova), pa_val(pa), len,
-			  (how & IOMMU_PENDING_KEEP_IOVA ? SDOM_KEEP_IOVA : 0) |
-				  (in_heap(v->s, pa_val(pa), len) ? 0 : SDOM_FOREIGN),
-			  probe);
-	mp_unlock(&v->s->h);
-	return ret;
-}
-
-void sdom_journal_orphan(struct mp_domain_shm *shm, unsigned slot)
-{
-	struct sdom_piece *j = (struct sdom_piece *)(void *)((uint8_t *)shm + shm->journal_off);
-
-	for (uint32_t i = 0; i <= shm->journal_mask; i++)
-		if (j[i].len && (j[i].owner & ~SDOM_CLAIMED) == slot) {
-			/* The flag before the first: killed between, the next claim looks for nothing, harmlessly. */
-			__atomic_store_n(&shm->orphans, 1, __ATOMIC_RELAXED);
-			mp_crash_point();
-			j[i].owner = SDOM_ORPHAN; /* one store: killed anywhere, each entry is the one or the other */
-			mp_crash_point();
-		}
-	/* None left that is the slot's: whoever takes the slot next starts afresh. */
-	shm->writers[slot / 64] &= ~(UINT64_C(1) << (slot % 64));
-	mp_crash_point();
-}
-
-/* The shadow's words of [iova, +len): nothing mapped. The IOVAs are still taken: no other map has them. */
-static void shadow_clear(struct mp_dview *v, uint64_t iova, uint64_t len)
-{
-	for (uint64_t off = 0; off < len; off += SZ_4K) {
-		uint64_t page = (iova + off - DOMAIN_IOVA_BASE) / SZ_4K;
-
-		if (iova + off >= DOMAIN_IOVA_BASE && page < v->shm->iova_pages)
-			atomic_store_explicit(&v->shadow[page], 0, memory_order_release);
-	}
 }
 
 _Atomic uint32_t *sdom_shadow(void *arg, uint64_t *base, uint64_t *pages, uint64_t *pa_base)
@@ -691,97 +476,6 @@ int sdom_reg_pa(void *arg, iova_t iova, uint64_t len, pa_t *pa)
 		return -ENOSPC;
 	*pa = pa_make(PHYS_SHARED_REG_BASE + (uint64_t)v->rec * SDOM_REG_SPAN + off);
 	return 0;
-}
-
-/*
- * Whether a process that recorded entries died and was not reaped yet (its
- * entries are still its own: the reap makes them orphans). Needs the lock.
- * A flush asks this, and every claim (each strict unmap) looks the same
- * way: one kill(pid, 0) per slot that recorded since its last reap, not a
- * read of /proc.
- */
-static bool dead_writer(struct mp_dview *v)
-{
-	for (unsigned i = 0; i < MP_MAX_PROCS; i++)
-		if (i != v->s->slot && (v->shm->writers[i / 64] >> (i % 64) & 1) && mp_slot_exited(&v->s->c->slots[i]))
-			return true;
-	return false;
-}
-
-bool sdom_orphans_waiting(void *arg)
-{
-	struct mp_dview *v = arg;
-	bool any;
-
-	if (__atomic_load_n(&v->shm->orphans, __ATOMIC_RELAXED))
-		return true;
-	if (mp_lock(&v->s->h))
-		return false;
-	any = dead_writer(v);
-	mp_unlock(&v->s->h);
-	return any;
-}
-
-bool sdom_orphans_claim(struct mp_dview *v)
-{
-	struct mp_domain_shm *shm = v->shm;
-	bool any = false;
-
-	if (mp_lock(&v->s->h))
-		return false;
-	/*
-	 * A writer that died and was not reaped yet (the owner's watch is not
-	 * instant, and a share without an owner reaps when asked): reaped now,
-	 * so that this invalidation of everything frees what it left.
-	 */
-	for (unsigned i = 0; i < MP_MAX_PROCS; i++)
-		if (i != v->s->slot && (shm->writers[i / 64] >> (i % 64) & 1) && mp_slot_exited(&v->s->c->slots[i]))
-			mp_reap_slot(&v->s->h, i); /* sdom_journal_orphan() sets shm->orphans */
-	if (shm->orphans) {
-		for (uint32_t i = 0; i <= shm->journal_mask; i++)
-			if (v->journal[i].len && v->journal[i].owner == SDOM_ORPHAN) {
-				/* Killed after this store, this slot's reap makes it an orphan again. */
-				v->journal[i].owner = (uint16_t)(v->s->slot | SDOM_CLAIMED);
-				mp_crash_point();
-				any = true;
-			}
-		__atomic_store_n(&shm->orphans, 0, __ATOMIC_RELAXED);
-		mp_crash_point();
-	}
-	mp_unlock(&v->s->h);
-	return any;
-}
-
-void sdom_orphans_release(struct mp_dview *v)
-{
-	struct mp_domain_shm *shm = v->shm;
-
-	if (mp_lock(&v->s->h))
-		return;
-	for (uint32_t i = 0; i <= shm->journal_mask; i++) {
-		struct sdom_piece *e = &v->journal[i];
-
-		if (!e->len || e->owner != (v->s->slot | SDOM_CLAIMED))
-			continue;
-		if (e->flags & SDOM_TABLE) {
-			uint64_t page = (e->pa - pa_val(v->s->pa) - (uint64_t)(v->pool - v->s->heap)) / SZ_4K;
-
-			/* The stats' count, once: begun first, so that a resumed release does not count it again. */
-			if (!e->done) {
-				e->done = 1;
-				mp_crash_point();
-				atomic_fetch_sub_explicit(&shm->cnt.nr_tables, 1, memory_order_relaxed);
-			}
-			table_release_locked(v, e, page);
-			continue;
-		}
-		/* What the dead process's unmap had not taken out of the oracle's shadow yet: before any IOVA goes. */
-		if (v->shadow && !e->done)
-			shadow_clear(v, e->iova, e->len);
-		/* Resumed where a claimer, or the dead process itself, was killed in its release. */
-		release_locked(v, e, iova_make(e->iova), pa_make(e->pa), e->len, !(e->flags & SDOM_KEEP_IOVA));
-	}
-	mp_unlock(&v->s->h);
 }
 
 bool mp_domains_map(const struct mp_heap *h, uint64_t grain, unsigned order)
@@ -869,7 +563,7 @@ void sdom_iova_stats(void *arg, uint64_t *allocated, uint64_t *free_pages, uint6
 	if (v->s->fork_gen != mp_fork_gen() || mp_lock(&v->s->h))
 		return;
 	for (uint64_t i = 0; i < pages; i++) {
-		if (bit(v->iova_map, i)) {
+		if (sdom_bit(v->iova_map, i)) {
 			++*allocated;
 			run = 0;
 		} else {
