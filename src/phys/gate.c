@@ -26,8 +26,18 @@
 #include "base/clock.h"
 #include "phys/phys_internal.h"
 
-/* How long the reader lets devices that wait for the gate get in, at most, before it closes it again. */
-#define PHYS_GATE_YIELD_NS (UINT64_C(20) * 1000000)
+/*
+ * How long the reader lets a device that waits for the gate get in before
+ * it closes it again: counted from when the gate is seen open (the
+ * batches before done), for the device's process to be scheduled...
+ */
+#define PHYS_GATE_YIELD_OPEN_NS (UINT64_C(50) * 1000000)
+/*
+ * ...and at most, in all, the batches before included: a thread whose
+ * call the invalidator waits for (one that holds the registration lock)
+ * would otherwise wait for a gate that cannot open.
+ */
+#define PHYS_GATE_YIELD_MAX_NS (UINT64_C(500) * 1000000)
 /* How long a peer's accesses may keep the reader before its liveness is asked again. */
 #define PEER_RECHECK_NS (UINT64_C(1000) * 1000)
 
@@ -127,19 +137,27 @@ void phys_gate_wait_peers(struct phys_space *ps)
 	gate_unlock(ps);
 }
 
-void phys_gate_yield(struct phys_space *ps)
+void phys_gate_yield(struct phys_space *ps, bool (*stop)(void *arg), void *arg)
 {
-	uint64_t since = 0;
+	uint64_t since = 0, open_since = 0;
 
 	/*
 	 * The gate opens when the invalidator is done with the batches before
 	 * (phys_gate_open() takes the lock: it is not held across the wait);
 	 * a waiting descriptor then counts itself busy and, seeing it open,
-	 * stops waiting. Bounded: a peer that waits for something else, or
-	 * died, delays the application's call no longer than this.
+	 * stops waiting. Its time counts from the gate's opening, not from
+	 * our call: under a stream of unmaps from several threads the
+	 * batches before may take longer than the device's chance, and a
+	 * bound counted from the call let every closer give up before the
+	 * gate ever opened, keeping the device out until its timeout
+	 * (attack18's churn, a bus fault). Bounded: a peer that waits for
+	 * something else, or died, delays the application's call no longer
+	 * than PHYS_GATE_YIELD_MAX_NS; and @stop ends it once the gate may be
+	 * kept closed by someone who waits for the caller.
 	 */
 	while (phys_gate_has_peers(ps)) {
 		bool waits = false;
+		uint64_t now;
 
 		/* Under the lock, as phys_gate_wait_peers(): no peer's words go while read. */
 		gate_lock(ps);
@@ -153,9 +171,14 @@ void phys_gate_yield(struct phys_space *ps)
 		gate_unlock(ps);
 		if (!waits)
 			return;
+		now = clock_now_ns();
 		if (!since)
-			since = clock_now_ns();
-		else if (clock_now_ns() - since > PHYS_GATE_YIELD_NS)
+			since = now;
+		if (!open_since && !atomic_load_explicit(&ps->foreign_gate, memory_order_seq_cst))
+			open_since = now;
+		if ((open_since && now - open_since > PHYS_GATE_YIELD_OPEN_NS) || now - since > PHYS_GATE_YIELD_MAX_NS)
+			return;
+		if (stop && stop(arg))
 			return;
 		sched_yield();
 	}

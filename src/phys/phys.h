@@ -382,11 +382,14 @@ struct phys_gate_words {
  * inside an access (or alive).
  * phys_gate_yield() - before the gate closes again: while a peer's
  * descriptor waits for it to open, until that one got in, for at most
- * PHYS_GATE_YIELD_NS. Fairness only: an application that keeps
- * unmapping would otherwise keep the gate closed, each of its calls
- * closing it again before the last one's invalidation opened it, and a
- * device that waits would fault at its timeout. Nothing is unsafe
- * without it: a device stays out while the gate is closed.
+ * PHYS_GATE_YIELD_OPEN_NS once the gate is open, PHYS_GATE_YIELD_MAX_NS
+ * in all, or until @stop(@arg) (NULL: none) says the gate may be kept
+ * closed by someone who waits for the caller. Never from the thread that
+ * opens the gate (it would wait for itself). Fairness only: an
+ * application that keeps unmapping would otherwise keep the gate closed,
+ * each of its calls closing it again before the last one's invalidation
+ * opened it, and a device that waits would fault at its timeout. Nothing
+ * is unsafe without it: a device stays out while the gate is closed.
  * Thread safety: safe; none takes a lock an application thread may hold
  * while it waits for the memory monitor, nor allocates.
  */
@@ -395,7 +398,7 @@ void phys_gate_peer_del(struct phys_space *ps, int id);
 void phys_gate_close(struct phys_space *ps);
 void phys_gate_open(struct phys_space *ps, uint32_t n);
 void phys_gate_wait_peers(struct phys_space *ps);
-void phys_gate_yield(struct phys_space *ps);
+void phys_gate_yield(struct phys_space *ps, bool (*stop)(void *arg), void *arg);
 /* phys_gate_has_peers() - whether any peer is added now (lock-free, never blocks). */
 bool phys_gate_has_peers(struct phys_space *ps);
 

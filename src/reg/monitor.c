@@ -124,7 +124,7 @@ static void *reader_main(void *arg)
 		 * off the application's memory, before the application may go
 		 * on: its call returns once the events are read.
 		 */
-		mon_batch_begin(m);
+		mon_batch_begin(m, true);
 		while ((n = read(m->uffd, msg, sizeof(msg))) > 0)
 			for (ssize_t i = 0; i < n / (ssize_t)sizeof(msg[0]); i++)
 				take(m, &msg[i]);

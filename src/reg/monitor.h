@@ -45,6 +45,11 @@ struct reg_monitor {
 	uint64_t batches_done;         /* the invalidator's */
 	_Atomic bool overflow;
 	_Atomic bool parked;           /* the invalidator sleeps with no timer: a hook's batch must wake it */
+	/*
+	 * Hooks between their gate closing and their queuing, any thread: a
+	 * munmap() under way there may wait for the reader to read its event.
+	 */
+	_Atomic uint32_t hooks_closing;
 
 	/* Counters: written by one thread each, read racily. */
 	_Atomic uint64_t events, unmaps, removes, remaps, forks, overflows, generation;
@@ -60,7 +65,7 @@ static_assert((RING_SIZE & (RING_SIZE - 1)) == 0, "the ring indexes by mask");
 /* Reader or hook: queue (start, len), or note that an event was lost. */
 void mon_push(struct reg_monitor *m, uint8_t kind, uint64_t start, uint64_t len, bool source_kept);
 /* Reader or hook: a batch begins; lookups wait for it, devices keep off. */
-void mon_batch_begin(struct reg_monitor *m);
+void mon_batch_begin(struct reg_monitor *m, bool reader);
 /* Its events are queued: the invalidator may take it (@lazy: a hook's, which may not wake it). */
 void mon_batch_queued(struct reg_monitor *m, bool lazy);
 /* The invalidator thread's body. */

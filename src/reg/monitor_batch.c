@@ -41,10 +41,37 @@ void mon_push(struct reg_monitor *m, uint8_t kind, uint64_t start, uint64_t len,
 	atomic_store_explicit(&m->ready[tail & (RING_SIZE - 1)], tail + 1, memory_order_release);
 }
 
-void mon_batch_begin(struct reg_monitor *m)
+/*
+ * Set on the invalidator while it invalidates: a munmap() it makes then
+ * (free() of a block glibc had mapped) begins a batch in its hook, whose
+ * yield must not wait for a gate only this thread opens.
+ */
+static __thread bool opening_gate __tls_ie;
+
+/* The reader's yield stops once a hook closed the gate: that hook's munmap() may wait for the reader. */
+static bool hook_closing(void *arg)
 {
-	/* A device of another process waiting for the gate gets in first (fairness, phys/gate.c). */
-	phys_gate_yield(m->ps);
+	struct reg_monitor *m = arg;
+
+	return atomic_load_explicit(&m->hooks_closing, memory_order_seq_cst) != 0;
+}
+
+void mon_batch_begin(struct reg_monitor *m, bool reader)
+{
+	/*
+	 * A device of another process waiting for the gate gets in first
+	 * (fairness, phys/gate.c), but never at the price of a wait for a
+	 * gate the caller keeps closed: the invalidator's own, or, for the
+	 * reader, a hook's whose munmap() raised an event only the reader
+	 * reads (a range it could not take out of the userfaultfd). Seen
+	 * in attack18's churn: the reader waited out the whole yield for a
+	 * gate that hook held, and the device waited with it.
+	 */
+	if (!opening_gate)
+		phys_gate_yield(m->ps, reader ? hook_closing : NULL, m);
+	/* A hook's, counted until queued, before the gate closes (seq_cst): a reader that sees it closed sees the count. */
+	if (!reader)
+		atomic_fetch_add_explicit(&m->hooks_closing, 1, memory_order_seq_cst);
 	atomic_fetch_add_explicit(&m->rs->begun, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&m->rs->unsettled, 1, memory_order_seq_cst);
 	phys_gate_close(m->ps);
@@ -98,6 +125,7 @@ static void invalidate_batches(struct reg_monitor *m)
 	uint64_t seen, head, tail;
 	bool relock;
 
+	opening_gate = true;
 	{
 		monitor_test_hook hook = atomic_load_explicit(&monitor_test_hold, memory_order_acquire);
 
@@ -145,6 +173,7 @@ static void invalidate_batches(struct reg_monitor *m)
 	atomic_fetch_sub_explicit(&rs->unsettled, (uint32_t)(seen - m->batches_done), memory_order_seq_cst);
 	phys_gate_open(m->ps, (uint32_t)(seen - m->batches_done));
 	m->batches_done = seen;
+	opening_gate = false;
 	/* Seen after @finished moved (both seq_cst): a waiter counted before it looked, or saw it move. */
 	if (atomic_load_explicit(&rs->settle_waiters, memory_order_seq_cst)) {
 		mutex_lock(&rs->settle_lock);
@@ -230,7 +259,7 @@ void monitor_hook_before(struct reg_monitor *m, uint64_t start, uint64_t len)
 	 * before (invalidated twice: harmless).
 	 */
 	os_raw_syscall6(SYS_ioctl, m->uffd, (long)UFFDIO_UNREGISTER, (long)&r, 0, 0, 0);
-	mon_batch_begin(m);
+	mon_batch_begin(m, false);
 }
 
 void monitor_hook_after(struct reg_monitor *m, unsigned kind, uint64_t start, uint64_t len)
@@ -240,6 +269,7 @@ void monitor_hook_after(struct reg_monitor *m, unsigned kind, uint64_t start, ui
 	watchmap_clear(&m->watched, start, len);
 	mon_push(m, (uint8_t)kind, start, len, false);
 	mon_batch_queued(m, true);
+	atomic_fetch_sub_explicit(&m->hooks_closing, 1, memory_order_release);
 }
 
 uint64_t monitor_hooked(struct reg_monitor *m)
