@@ -217,7 +217,11 @@ IOVM_API int iovm_mem_register(struct iovm_ctx *ctx, void *vaddr, size_t len);
  * iovm_mem_unregister() - undo iovm_mem_register(): every map hears of it
  * (IOVM_MEM_MAP_NOTIFY_UNREGISTER, once per registration, while it still
  * translates), then it leaves the bus; when this returns, no device of
- * iovm reaches it any more.
+ * iovm reaches it any more. Its physical addresses may then be given to
+ * memory registered later this way (never to the DMA heap, nor to a
+ * memory registration of iovm/reg.h): unmap what you mapped of it by hand
+ * (iovm_domain_map()) first, as a map's notify callback does, or such a
+ * mapping reaches that memory.
  * @vaddr, @len: whole registrations, one or several adjacent ones
  *
  * Thread safety: safe.

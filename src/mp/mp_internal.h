@@ -30,6 +30,7 @@
 #include "base/addr.h"
 #include "base/tlscache.h"
 #include "mem/mem.h"
+#include "phys/phys.h"
 
 #define MP_MAGIC UINT64_C(0x31706d2d6d766f69) /* "iovm-mp1" */
 #define MP_VERSION 5
@@ -256,6 +257,7 @@ struct mp_heap {
 #define MP_HEAP_PA ((UINT64_C(1) << 47) + (UINT64_C(1) << 46))
 /* The largest heap: 1 TiB, far below the top of the PA space. */
 #define MP_HEAP_MAX (UINT64_C(1) << 40)
+static_assert(MP_HEAP_PA + MP_HEAP_MAX <= PHYS_WINDOWS_BASE, "a share's heap below the windows' PAs");
 
 struct iovm_ctx;
 struct mp_server;

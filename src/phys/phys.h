@@ -47,6 +47,20 @@ struct phys_arena;
 #define PHYS_SHARED_REG_BASE (UINT64_C(1) << 46)
 #define PHYS_SHARED_REG_SIZE (UINT64_C(1) << 46)
 static_assert(PHYS_SHARED_REG_BASE + PHYS_SHARED_REG_SIZE <= PHYS_EMU_HIGH, "below host-PA mode's emulated PAs");
+/*
+ * Windows' PAs, in every mode apart from the banks' and from each other:
+ * those a caller may map by hand (iovm_mem_register()'s, a device
+ * process's remote windows), then a registration's alone
+ * (PHYS_WINDOW_PRIVATE). A mapping made by hand that outlives its
+ * memory's window so reaches at most another such window later, never
+ * the heap nor a registration (attack20's memreg).
+ */
+#define PHYS_WINDOWS_BASE ((UINT64_C(1) << PHYS_PA_BITS) - (UINT64_C(1) << 45))
+#define PHYS_WINDOWS_SIZE (UINT64_C(1) << 44)
+#define PHYS_PRIVATE_WINDOWS_BASE (PHYS_WINDOWS_BASE + PHYS_WINDOWS_SIZE)
+#define PHYS_PRIVATE_WINDOWS_SIZE (UINT64_C(1) << 44)
+static_assert(PHYS_PRIVATE_WINDOWS_BASE + PHYS_PRIVATE_WINDOWS_SIZE == UINT64_C(1) << PHYS_PA_BITS,
+	      "the windows' ranges end the PA space");
 
 struct epoch;
 

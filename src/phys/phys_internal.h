@@ -135,7 +135,8 @@ struct phys_space {
 	struct mutex lock;
 	struct phys_params params;  /* params.epoch: readers of the bus, waited out at bank release */
 	uint64_t total;          /* bytes in live banks */
-	struct range_alloc emu;  /* free emulated PA */
+	struct range_alloc emu;  /* free emulated PA of banks */
+	struct range_alloc emu_windows, emu_private; /* free PA of windows (phys.h's PHYS_WINDOWS_BASE) */
 	struct radix bus;        /* pa >> BUS_SHIFT -> struct bus_entry; read lock-free */
 	/* Bumped when a granule leaves the bus: caches of bus pointers check it. */
 	_Atomic uint32_t bus_gen;

@@ -42,11 +42,17 @@ int phys_create(const struct phys_params *params, struct phys_space **out)
 	list_init(&ps->spare_windows);
 	list_init(&ps->pools);
 	ra_init(&ps->emu);
+	ra_init(&ps->emu_windows);
+	ra_init(&ps->emu_private);
 	emu_base = params->host_pa ? PHYS_EMU_HIGH : PHYS_EMU_LOW;
-	ret = ra_free(&ps->emu, emu_base, (UINT64_C(1) << PHYS_PA_BITS) - emu_base);
+	ret = ra_free(&ps->emu, emu_base, PHYS_WINDOWS_BASE - emu_base);
 	/* The shared domains' registration windows' PAs (phys_window_add_at()): nobody else's, in any mode. */
 	if (!ret && !params->host_pa)
 		ret = ra_reserve(&ps->emu, PHYS_SHARED_REG_BASE, PHYS_SHARED_REG_SIZE);
+	if (!ret)
+		ret = ra_free(&ps->emu_windows, PHYS_WINDOWS_BASE, PHYS_WINDOWS_SIZE);
+	if (!ret)
+		ret = ra_free(&ps->emu_private, PHYS_PRIVATE_WINDOWS_BASE, PHYS_PRIVATE_WINDOWS_SIZE);
 	if (ret)
 		goto free_emu;
 	ret = radix_init(&ps->bus, PHYS_PA_BITS - BUS_SHIFT, 9, sizeof(struct bus_entry));
@@ -56,6 +62,8 @@ int phys_create(const struct phys_params *params, struct phys_space **out)
 	return 0;
 
 free_emu:
+	ra_destroy(&ps->emu_private);
+	ra_destroy(&ps->emu_windows);
 	ra_destroy(&ps->emu);
 	mutex_destroy(&ps->lock);
 	free(ps);
@@ -80,6 +88,8 @@ void phys_destroy(struct phys_space *ps)
 	for (unsigned i = 0; i < ps->nr_arenas; i++)
 		arena_destroy(ps->arenas[i]);
 	radix_destroy(&ps->bus);
+	ra_destroy(&ps->emu_private);
+	ra_destroy(&ps->emu_windows);
 	ra_destroy(&ps->emu);
 	mutex_destroy(&ps->lock);
 	free(ps);

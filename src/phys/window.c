@@ -108,9 +108,9 @@ static int window_add(struct phys_space *ps, uint64_t v, uint64_t len, int remot
 	if (fixed)
 		base = pa_val(*pa) - head;
 	else
-		ret = ra_alloc(&ps->emu, &q, &base) ? err_detail(-ENOMEM, IOVM_LOG_ERR,
-								   "emulated physical address space is full")
-						      : 0;
+		ret = ra_alloc(private ? &ps->emu_private : &ps->emu_windows, &q, &base)
+			      ? err_detail(-ENOMEM, IOVM_LOG_ERR, "the windows' physical address space is full")
+			      : 0;
 	if (!fixed && ret)
 		goto spare;
 	w->arena = NULL;
@@ -143,7 +143,7 @@ static int window_add(struct phys_space *ps, uint64_t v, uint64_t len, int remot
 free_pa:
 	window_unpublish(ps, w);
 	if (!fixed)
-		ra_free(&ps->emu, base, span);
+		ra_free(private ? &ps->emu_private : &ps->emu_windows, base, span);
 spare:
 	w->remote = false;
 	w->fixed_pa = false;
@@ -261,8 +261,9 @@ int phys_window_remove(struct phys_space *ps, pa_t pa)
 	if (ps->params.epoch)
 		epoch_synchronize(ps->params.epoch);
 	mutex_lock(&ps->lock);
+	/* A shared window's PAs are the banks' (its owner's); the others', one of the windows' ranges. */
 	if (!w->fixed_pa)
-		ra_free(&ps->emu, pa_val(w->pa), w->len);
+		ra_free(w->shared ? &ps->emu : w->private ? &ps->emu_private : &ps->emu_windows, pa_val(w->pa), w->len);
 	w->fixed_pa = false;
 	/* Nobody reads through the window any more: the caller may close its file. */
 	w->remote = false;

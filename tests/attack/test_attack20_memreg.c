@@ -10,13 +10,12 @@
  *    device of iovm reaches it; and iommu.h promises that a memory
  *    registration's (iovm_mr_reg()) PAs are mapped by it alone. The
  *    stale hand mapping is then probed: after unregister, after munmap
- *    and MAP_FIXED of the memory, and after a later iovm_mr_reg() (in
- *    another domain) or iovm_mem_register() of other memory, which gets
- *    the same PA. Known bug (IOVM_ATTACK20_KNOWN=1 runs it, fails every
- *    run): the hand mapping survives iovm_mem_unregister(), and the next
- *    registration, an MR of another domain included, gets the same PA:
- *    a device of the first domain reads and writes the MR's memory
- *    through it, the oracle counting no violation;
+ *    and MAP_FIXED of the memory, after a later iovm_mr_reg() (in
+ *    another domain) and heap allocation, which must never get its PA,
+ *    and after a later iovm_mem_register() of other memory, which may
+ *    (memmap.h). Broken until 2026-12-06 (every run): the next MR got the
+ *    same PA, and a device of the first domain read and wrote the MR's
+ *    memory through it, the oracle counting no violation;
  *  - identity domains: iovm_mem_unregister() and iovm_mr_dereg() end the
  *    device's reach of the PA.
  * The oracle is on: it must see no violation.
@@ -147,30 +146,35 @@ TEST(unregistered_under_a_mapping)
 		       (unsigned long long)mpa, (unsigned long long)pa, iovm_status_name(c.status),
 		       reached ? ", the MR's memory" : "");
 		c = wr(&r, at.addr + PG, 64);
-		if ((reached || c.status == IOVM_STATUS_SUCCESS) &&
-		    a20_known("a hand mapping of iovm_mem_register() memory survives iovm_mem_unregister(); "
-			      "the next iovm_mr_reg() gets its PA and a device reaches the MR's memory through it")) {
-			EXPECT_MSG(!reached, "a device of another domain read an MR's memory (PA %#llx) through a stale hand mapping",
-				   (unsigned long long)mpa);
-			EXPECT_MSG(c.status != IOVM_STATUS_SUCCESS && a20_same(m, G2, 33),
-				   "a device of another domain wrote an MR's memory through a stale hand mapping (%s)",
-				   iovm_status_name(c.status));
-		}
+		/* Fixed 2026-12-06: an MR's windows take PAs no iovm_mem_register() window ever had. */
+		CHECK_MSG(mpa / G2 != pa / G2, "the MR got the stale mapping's PA %#llx", (unsigned long long)pa);
+		EXPECT_MSG(!reached, "a device of another domain read an MR's memory (PA %#llx) through a stale hand mapping",
+			   (unsigned long long)mpa);
+		EXPECT_MSG(c.status != IOVM_STATUS_SUCCESS && a20_same(m, G2, 33),
+			   "a device of another domain wrote an MR's memory through a stale hand mapping (%s)",
+			   iovm_status_name(c.status));
 	}
 	CHECK_OK(iovm_mr_dereg(mr));
+	/* Nor the heap: a fresh 4 MiB of it has other PAs, and the stale mapping still faults. */
+	{
+		uint8_t *h = iovm_dma_zalloc(r.ctx, 2 * G2, G2, 0);
+
+		CHECK(h != NULL);
+		for (uint64_t off = 0; off < 2 * G2; off += G2)
+			CHECK(iovm_vtophys(r.ctx, h + off, NULL) / G2 != pa / G2);
+		EXPECT(rd(&r, at.addr, buf, PG).status != IOVM_STATUS_SUCCESS);
+		CHECK_OK(iovm_dma_free(r.ctx, h));
+	}
+	/*
+	 * memmap.h: the PAs may go to memory registered later the same way,
+	 * which a mapping left by hand then reaches (the caller's to unmap
+	 * first, as SPDK's notify callbacks do). Said, not asserted either way.
+	 */
 	CHECK_OK(iovm_mem_register(r.ctx, b, G2));
 	bpa = iovm_vtophys(r.ctx, b, NULL);
 	c = rd(&r, at.addr, buf, PG);
-	if ((c.status == IOVM_STATUS_SUCCESS || bpa == pa) &&
-	    a20_known("a hand mapping of iovm_mem_register() memory survives iovm_mem_unregister() and reaches "
-		      "the next iovm_mem_register()'s memory at the same PA")) {
-		EXPECT_MSG(c.status != IOVM_STATUS_SUCCESS,
-			   "the stale mapping of PA %#llx read the next registration's memory (PA %#llx)%s",
-			   (unsigned long long)pa, (unsigned long long)bpa, !memcmp(buf, b, PG) ? ", its bytes" : "");
-		c = wr(&r, at.addr, 64);
-		EXPECT_MSG(c.status != IOVM_STATUS_SUCCESS && a20_same(b, G2, 32),
-			   "the stale mapping wrote the next registration's memory");
-	}
+	printf("# %s: the next iovm_mem_register() got PA %#llx; read through the stale mapping: %s\n", test_current,
+	       (unsigned long long)bpa, iovm_status_name(c.status));
 	check_domain_clean(r.dom);
 	check_domain_clean(other);
 	CHECK_OK(iovm_mem_unregister(r.ctx, b, G2));

@@ -376,7 +376,11 @@ TEST(foreign_windows)
 	CHECK(phys_bus_ptr(ps, pa_make(pa_val(pa) - 1)) == NULL);
 	/* A 2 MiB-aligned VA gets a 2 MiB-aligned PA; windows do not overlap. */
 	CHECK_EQ(phys_map_page_size(ps, pa), (uint64_t)os_page_size()); /* anyone may map it */
+	/* Windows take PAs of their own, apart from the banks': a mappable one's, then a registration's. */
+	CHECK(pa_val(pa) >= PHYS_WINDOWS_BASE && pa_val(pa) < PHYS_WINDOWS_BASE + PHYS_WINDOWS_SIZE);
 	CHECK_OK(phys_window_add(ps, aligned + SZ_2M, SZ_2M + PG, PHYS_WINDOW_PRIVATE, &pa2));
+	CHECK(pa_val(pa2) >= PHYS_PRIVATE_WINDOWS_BASE &&
+	      pa_val(pa2) < PHYS_PRIVATE_WINDOWS_BASE + PHYS_PRIVATE_WINDOWS_SIZE);
 	/* A registration's alone: on the bus as any window, but not for a mapping by hand. */
 	CHECK_EQ(phys_page_size(ps, pa2), (uint64_t)os_page_size());
 	CHECK_EQ(phys_map_page_size(ps, pa2), 0);
@@ -397,6 +401,17 @@ TEST(foreign_windows)
 		CHECK_OK(phys_window_remove(ps, pa));
 	}
 	CHECK_OK(phys_window_remove(ps, pa2));
+	/* A registration's PAs, let go, come back to registrations only: never to a mappable window. */
+	{
+		pa_t again, mine;
+
+		CHECK_OK(phys_window_add(ps, aligned + SZ_2M, SZ_2M + PG, 0, &again));
+		CHECK(pa_val(again) / SZ_2M != pa_val(pa2) / SZ_2M);
+		CHECK_OK(phys_window_add(ps, aligned + 2 * SZ_2M, PG, PHYS_WINDOW_PRIVATE, &mine));
+		CHECK(pa_val(mine) >= PHYS_PRIVATE_WINDOWS_BASE);
+		CHECK_OK(phys_window_remove(ps, mine));
+		CHECK_OK(phys_window_remove(ps, again));
+	}
 	CHECK(!phys_has_windows(ps));
 	munmap(buf, 8 << 20);
 	phys_destroy(ps);
