@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "mp/mp_util.h"
+#include "attack/devsrv_child.h"
 
 #ifndef MADV_DONTNEED_LOCKED
 #define MADV_DONTNEED_LOCKED 24
@@ -80,48 +81,9 @@ static inline uint64_t a18_rng(uint64_t *s)
 
 static const char *a18_share, *a18_dev;
 
-enum { A18_SRV_STOP = 1, A18_SRV_INFO = 2 };
-
-static void a18_server(int rd, int wr, void *arg)
-{
-	struct iovm_ctx *ctx = NULL;
-	struct iovm_device_server *srv;
-	unsigned workers = arg ? (unsigned)(uintptr_t)arg : 2;
-	int ret;
-
-	ret = iovm_attach(a18_share, "oracle=on", &ctx);
-	CHECK_MSG(ret == 0, "attach: %s", iovm_error_detail());
-	ret = iovm_device_serve(ctx, a18_dev, workers, &srv);
-	CHECK_MSG(ret == 0, "serve: %s", iovm_error_detail());
-	put64(wr, 1);
-	for (;;) {
-		uint64_t cmd = get64(rd);
-		struct iovm_device_server_info info;
-
-		if (cmd != A18_SRV_INFO)
-			break;
-		CHECK_OK(iovm_device_server_info(srv, &info));
-		put64(wr, info.clients);
-		put64(wr, info.opened);
-		put64(wr, info.torn_down);
-		put64(wr, info.descriptors);
-		put64(wr, info.refused);
-	}
-	CHECK_OK(iovm_device_server_stop(srv));
-	CHECK_OK(iovm_close(ctx));
-}
-
 static inline struct iovm_device_server_info a18_srv_info(struct child *srv)
 {
-	struct iovm_device_server_info info;
-
-	put64(srv->wr, A18_SRV_INFO);
-	info.clients = (unsigned)get64(srv->rd);
-	info.opened = get64(srv->rd);
-	info.torn_down = get64(srv->rd);
-	info.descriptors = get64(srv->rd);
-	info.refused = get64(srv->rd);
-	return info;
+	return devsrv_info(srv);
 }
 
 /* A fresh share (owned by this process) and a device process for it. */
@@ -135,15 +97,13 @@ static inline struct iovm_ctx *a18_setup(const char *what, struct child *srv, un
 	snprintf(devs[n % 8], 64, "%s-d", a18_share);
 	a18_dev = devs[n++ % 8];
 	owner = share_ok(a18_share, A18_HEAP);
-	*srv = child_start(a18_server, (void *)(uintptr_t)workers);
-	CHECK_EQ(get64(srv->rd), 1);
+	*srv = devsrv_start(a18_share, a18_dev, workers);
 	return owner;
 }
 
 static inline void a18_stop_server(struct child *srv)
 {
-	put64(srv->wr, A18_SRV_STOP);
-	child_ok(srv);
+	devsrv_stop(srv);
 }
 
 /* ---- a client ---- */

@@ -21,69 +21,26 @@
 #include <time.h>
 
 #include "mp/mp_util.h"
+#include "attack/devsrv_child.h"
 
 #define A6_HEAP (UINT64_C(64) << 20)
 #define A6_PAGE 4096ul
 
 static const char *a6_share, *a6_dev;
 
-enum { A6_SRV_STOP = 1, A6_SRV_INFO = 2 };
-
-/* The device process: a child attached to the share, serving its engine. */
-static void a6_server(int rd, int wr, void *arg)
-{
-	struct iovm_ctx *ctx = NULL;
-	struct iovm_device_server *srv;
-	unsigned workers = arg ? (unsigned)(uintptr_t)arg : 2;
-	int ret;
-
-	ret = iovm_attach(a6_share, "oracle=on", &ctx);
-	CHECK_MSG(ret == 0, "attach: %s", iovm_error_detail());
-	ret = iovm_device_serve(ctx, a6_dev, workers, &srv);
-	CHECK_MSG(ret == 0, "serve: %s", iovm_error_detail());
-	put64(wr, 1);
-	for (;;) {
-		uint64_t cmd = get64(rd);
-		struct iovm_device_server_info info;
-
-		if (cmd != A6_SRV_INFO)
-			break;
-		CHECK_OK(iovm_device_server_info(srv, &info));
-		put64(wr, info.clients);
-		put64(wr, info.opened);
-		put64(wr, info.torn_down);
-		put64(wr, info.descriptors);
-		put64(wr, info.refused);
-	}
-	CHECK_OK(iovm_device_server_stop(srv));
-	CHECK_OK(iovm_close(ctx));
-}
-
 static inline struct child a6_start_server(unsigned workers)
 {
-	struct child srv = child_start(a6_server, (void *)(uintptr_t)workers);
-
-	CHECK_EQ(get64(srv.rd), 1);
-	return srv;
+	return devsrv_start(a6_share, a6_dev, workers);
 }
 
 static inline struct iovm_device_server_info a6_server_info(struct child *srv)
 {
-	struct iovm_device_server_info info;
-
-	put64(srv->wr, A6_SRV_INFO);
-	info.clients = (unsigned)get64(srv->rd);
-	info.opened = get64(srv->rd);
-	info.torn_down = get64(srv->rd);
-	info.descriptors = get64(srv->rd);
-	info.refused = get64(srv->rd);
-	return info;
+	return devsrv_info(srv);
 }
 
 static inline void a6_stop_server(struct child *srv)
 {
-	put64(srv->wr, A6_SRV_STOP);
-	child_ok(srv);
+	devsrv_stop(srv);
 }
 
 /* A fresh share and device process for one test. */
