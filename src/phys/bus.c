@@ -144,14 +144,18 @@ uint64_t phys_page_size(struct phys_space *ps, pa_t pa)
 
 uint64_t phys_map_page_size(struct phys_space *ps, pa_t pa)
 {
-	uint64_t off;
-	struct phys_bank *b = bus_lookup(ps, pa, &off);
+	uint64_t v = pa_val(pa);
 
-	if (!b || b->private)
+	/*
+	 * By the PA alone, never by the window found there: a caller outside
+	 * the devices' epoch may find a window whose struct is being reused
+	 * for another (TSan saw attack20's race read a flag being written),
+	 * while a registration's PAs are its ranges' for good. (In host-PA
+	 * mode too: no host has memory at 2^46 and up, PHYS_EMU_HIGH says.)
+	 */
+	if (v - PHYS_PRIVATE_WINDOWS_BASE < PHYS_PRIVATE_WINDOWS_SIZE || v - PHYS_SHARED_REG_BASE < PHYS_SHARED_REG_SIZE)
 		return 0;
-	if (b->shared)
-		return b->shared_page_size;
-	return b->foreign ? os_page_size() : b->arena->page_size;
+	return phys_page_size(ps, pa);
 }
 
 int phys_backing(struct phys_space *ps, pa_t pa, struct phys_backing *out)

@@ -489,7 +489,9 @@ hpa_t phys_hpa(struct phys_space *ps, pa_t pa);
 uint64_t phys_page_size(struct phys_space *ps, pa_t pa);
 /*
  * phys_map_page_size() - as phys_page_size(), but 0 in a window only its
- * registration maps (PHYS_WINDOW_PRIVATE): what a caller may map by hand.
+ * registration maps (PHYS_WINDOW_PRIVATE, phys_window_add_at()): what a
+ * caller may map by hand. Decided by the PA's range, so that a window
+ * coming or going meanwhile never turns a registration's PA mappable.
  * Lock-free.
  */
 uint64_t phys_map_page_size(struct phys_space *ps, pa_t pa);

@@ -76,7 +76,7 @@ struct phys_bank {
 	 */
 	bool foreign;
 	bool fixed_pa;      /* at a PA its caller chose (phys_window_add_at()): not the emulated range's */
-	bool private;       /* its registration's alone (PHYS_WINDOW_PRIVATE): not for phys_map_page_size() */
+	bool private;       /* its registration's alone (PHYS_WINDOW_PRIVATE): its PAs are PHYS_PRIVATE_WINDOWS_*'s */
 	uint64_t lo, hi;
 	/*
 	 * A shared window (phys_window_add_shared()): another process's memfd,
