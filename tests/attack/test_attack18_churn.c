@@ -652,9 +652,18 @@ TEST(pinned_other_pieces_locked)
 				  .toucher = true, .steps = a18_rounds(700) });
 }
 
-/* The same bug with a pinned MR (its churned pages discarded with MADV_DONTNEED_LOCKED): rarer; CI's ASan leg saw it. */
+/*
+ * The same bug with a pinned MR (its churned pages discarded with
+ * MADV_DONTNEED_LOCKED): rarer; CI's ASan leg saw it, fixed with it.
+ * Broken still: once in a suite run after that fix, a copy out of stable
+ * pages moved the bytes up to a page boundary, then faulted (bus) at the
+ * next stable page of its unit, the gate not in question (1464 bytes
+ * done). Cause not found yet.
+ */
 TEST(pinned_same_piece_locked)
 {
+	A18_KNOWN("a copy out of a pinned MR's stable pages faults (bus) at a page boundary inside its run while other "
+		  "pages of the same pieces are discarded (once in a suite run)");
 	run_churn(&(struct ccfg){ .tag = "a18pin", .opts = "oracle=on", .pinned = true, .layout = L_SAME,
 				  .churn_mr = true, .unrelated = true, .umode = 3, .nq = 2, .gather = true,
 				  .toucher = true, .steps = a18_rounds(1000) });
