@@ -635,10 +635,13 @@ TEST(unrelated_malloc_odp)
  * The client's gate kept the device out for its 5 s: each unmapping
  * thread held off closing it for a waiting device 20 ms from its call,
  * less than the batches before took to open, so one of them always
- * closed it again. Five runs here.
+ * closed it again. Still broken after that fix, rarer: once in a run of
+ * the whole test, 0 bytes done; cause not found. Five runs here.
  */
 TEST(unrelated_all_odp)
 {
+	A18_KNOWN("a descriptor on an MR nobody touches faults (bus) while unrelated registered memory churns "
+		  "from several threads (rarer since the gate fix: once in a run of the whole test)");
 	for (unsigned i = 0; i < 5; i++)
 		run_churn(&(struct ccfg){ .tag = "a18all", .opts = "oracle=on,pin_budget=16M", .layout = L_SAME,
 					  .unrelated = true, .umode = 3, .nq = 2, .gather = true, .toucher = true,
@@ -675,6 +678,8 @@ TEST(pinned_same_piece_locked)
  */
 TEST(everything_loaded_odp)
 {
+	A18_KNOWN("a descriptor on an MR nobody touches faults (bus) while unrelated registered memory churns "
+		  "from several threads on a loaded machine");
 	run_churn(&(struct ccfg){ .tag = "a18load", .opts = "oracle=on,pin_budget=16M", .layout = L_OTHER,
 				  .churn_mr = true, .unrelated = true, .umode = 1, .nq = 2, .load = 2, .gather = true,
 				  .toucher = true, .steps = a18_rounds(600) });
