@@ -648,8 +648,16 @@ TEST(unrelated_all_odp)
 					  .pause = 400 + i * 400, .steps = a18_rounds(1500) });
 }
 
+/*
+ * Broken, rarely: once in a clang leg of a fresh make check (2026-12-06),
+ * a copy within stable pages faulted (not present, 0 bytes done) while
+ * pages of other pieces were discarded; 16 runs of 16 passed beside two
+ * busy loops right after. Cause not found.
+ */
 TEST(pinned_other_pieces_locked)
 {
+	A18_KNOWN("a copy within a pinned MR's stable pages faults (not present) while pages of other pieces are "
+		  "discarded (once in a clang leg)");
 	run_churn(&(struct ccfg){ .tag = "a18pino", .opts = "oracle=on", .pinned = true, .layout = L_OTHER,
 				  .churn_mr = true, .unrelated = true, .umode = 1, .nq = 2, .gather = true,
 				  .toucher = true, .steps = a18_rounds(700) });
