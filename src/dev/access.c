@@ -285,10 +285,98 @@ static int remote_span(struct exec *x, struct side *s, const struct iommu_span *
 	return 0;
 }
 
+/*
+ * Out of the section to have another process move bytes of its
+ * registration (iommu_delegate()): a descriptor waiting for a gate counts
+ * itself out first, as for a page request, since that process's answer
+ * may wait for an invalidation that waits for this section.
+ */
+static int delegate(struct exec *x, struct side *s, void *buf, uint64_t len, unsigned op, uint64_t *done,
+		    unsigned *reason)
+{
+	int ret;
+
+	gate_release(x);
+	gate_unwait(x);
+	iommu_exit(x->q->tlb);
+	x->q->sections_left++;
+	ret = iommu_delegate(x->q->dev->client, x->pasid, s->iova, buf, len, op, done, reason);
+	iommu_enter(x->q->tlb);
+	return ret;
+}
+
+/* A fault at @iova in another process's registration, for @reason (an IOVM_FAULT_*). */
+static void delegated_fault(struct exec *x, iova_t iova, unsigned access, unsigned reason)
+{
+	remote_fault(x, iova, access);
+	x->c->fault_reason = (uint8_t)reason;
+}
+
+/*
+ * A span of another process's registration in a shared domain: the side
+ * works in its bounce buffer, which that process fills (a side that
+ * reads) or takes back (stretch_done(), remote_write()). A side that
+ * only writes has its page probed for a write first, as remote_span()
+ * does, unless the operation counts a partial write-back. Each ask
+ * leaves the section: every other side is translated again after it,
+ * while the bytes in a delegated side's buffer stay (what the other
+ * process's memory held at that moment).
+ */
+static int delegated_span(struct exec *x, struct side *s, const struct iommu_span *span)
+{
+	uint64_t want = MIN(span->len, REMOTE_BOUNCE), got = 0;
+	unsigned reason;
+	uint8_t *bounce;
+	int ret = 0;
+
+	if (s->key)
+		want = MIN(want, s->keyed);
+	if (!x->q->bounce)
+		x->q->bounce = fi_malloc(REMOTE_SIDES * REMOTE_BOUNCE);
+	if (x->host || !x->q->bounce) {
+		remote_fault(x, s->iova, s->access);
+		return -EFAULT;
+	}
+	bounce = x->q->bounce + (size_t)s->slot * REMOTE_BOUNCE;
+	if (s->access & IOVM_MAP_READ)
+		ret = delegate(x, s, bounce, want, IOMMU_DELEGATE_READ, &got, &reason);
+	else if (!x->write_exact) {
+		want = MIN(want, SZ_4K - (iova_val(s->iova) & (SZ_4K - 1)));
+		ret = delegate(x, s, NULL, want, IOMMU_DELEGATE_PROBE, &got, &reason);
+	} else {
+		/* What gets written is found at the write-back, which counts the bytes it wrote. */
+		got = want;
+	}
+	for (unsigned i = 0; i < x->nr_sides; i++)
+		if (x->sides[i]->rfd != SIDE_DELEGATED)
+			x->sides[i]->avail = 0;
+	if (!got) {
+		delegated_fault(x, s->iova, s->access & IOVM_MAP_READ ? IOVM_MAP_READ : IOVM_MAP_WRITE,
+				ret ? reason : IOVM_FAULT_BUS);
+		return -EFAULT;
+	}
+	s->rfd = SIDE_DELEGATED;
+	s->rva = 0;
+	s->ptr = bounce;
+	s->pa = span->pa;
+	s->avail = got;
+	return 0;
+}
+
 /* stretch_done(): the @n bytes the operation wrote in @s's bounce buffer, to the other process. */
 int remote_write(struct exec *x, struct side *s, uint64_t n)
 {
 	uint64_t put = 0;
+
+	if (s->rfd == SIDE_DELEGATED) {
+		unsigned reason = IOVM_FAULT_BUS;
+
+		if (!delegate(x, s, s->ptr, n, IOMMU_DELEGATE_WRITE, &put, &reason) && put == n)
+			return 0;
+		x->partial = x->write_exact ? put : 0;
+		delegated_fault(x, iova_add(s->iova, put), IOVM_MAP_WRITE, reason);
+		return -EFAULT;
+	}
 
 	while (put < n) {
 		ssize_t r = pwrite(s->rfd, s->ptr + put, n - put, (off_t)(s->rva + put));
@@ -330,6 +418,8 @@ static int side_span(struct exec *x, struct side *s, uint64_t want)
 				sides_forget(x);
 				continue;
 			}
+			if (unlikely(span.reach == PHYS_REACH_DELEGATED))
+				return delegated_span(x, s, &span);
 			if (unlikely(span.reach == PHYS_REACH_REMOTE)) {
 				int ret = remote_span(x, s, &span);
 

@@ -7,7 +7,10 @@
 
 #include <stdint.h>
 
+#include "base/addr.h"
+
 struct iovm_ctx;
+struct iovm_domain;
 struct dev_space;
 struct iovm_queue;
 
@@ -24,6 +27,26 @@ void dev_destroy(struct dev_space *ds);
  */
 typedef int (*dev_page_request_fn)(void *arg, uint64_t rva, unsigned access);
 void dev_queue_set_page_request(struct iovm_queue *q, dev_page_request_fn fn, void *arg);
+
+/*
+ * The host's transfers (xfer.c): bytes between a buffer of this process
+ * and IOVAs of @dom, as this process's devices reach them (its IOMMU,
+ * gate and page requests), for another process's device in a shared
+ * domain (iommu_delegate()). An engine with no rings, hidden: its
+ * attachment does not keep @dom from being destroyed, so close it in the
+ * domain's quiesce. One thread at a time.
+ */
+struct dev_xfer;
+int dev_xfer_open(struct iovm_ctx *ctx, struct iovm_domain *dom, struct dev_xfer **out);
+void dev_xfer_close(struct dev_xfer *xf);
+/*
+ * dev_xfer() - @op (enum iommu_delegate_op) over [iova, +len): the bytes
+ * done in *@done, 0 when all were, else -EFAULT (the reason in *@reason,
+ * an IOVM_FAULT_*) or -EINVAL. Never delegates in turn: another
+ * process's registration is a bus fault here. Outside any section.
+ */
+int dev_xfer(struct dev_xfer *xf, iova_t iova, void *buf, uint64_t len, unsigned op, uint64_t *done,
+	     unsigned *reason);
 
 /*
  * For the tests: called by the engine once it translated a completion

@@ -50,10 +50,17 @@ struct side {
 	 * file rfd (a side that only writes reads nothing); stretch_done()
 	 * writes what the operation wrote there.
 	 */
-	int rfd;         /* -1: ptr is memory of this process */
+	int rfd;         /* -1: ptr is memory of this process; SIDE_DELEGATED: another's, moved by it */
 	uint64_t rva;
 	uint8_t slot;    /* its index in exec.sides: which of the queue's bounce buffers is its */
 };
+
+/*
+ * A side's rfd for another process's registration in a shared domain
+ * (PHYS_REACH_DELEGATED): its bounce buffer is filled and written back
+ * by that process (iommu_delegate()), outside the section.
+ */
+#define SIDE_DELEGATED (-2)
 
 struct exec {
 	struct iovm_queue *q;
@@ -101,6 +108,8 @@ struct exec {
 	 * piece rather than leaf by leaf would change what is read.
 	 */
 	bool leaves;
+	/* The host's transfer (xfer.c), for another process: never delegated on, or it would ask itself round. */
+	bool host;
 	bool write_exact;
 	uint64_t partial;
 };
@@ -133,6 +142,7 @@ static inline void exec_init(struct exec *x, struct iovm_queue *q, const struct 
 	x->cur_n = 0;
 	x->completing = false;
 	x->leaves = false;
+	x->host = false;
 	x->write_exact = false;
 	x->partial = 0;
 }
@@ -239,12 +249,20 @@ static inline void gate_unwait(struct exec *x)
 
 static inline int stretch_done(struct exec *x, uint64_t n)
 {
+	bool left = false;
 	int ret = 0;
 
-	for (unsigned i = 0; i < x->nr_sides && !ret; i++) {
-		struct side *s = x->sides[i];
+	/*
+	 * Memory files first, under the gate's hold; then delegated sides,
+	 * whose write-back leaves the section (and lets the hold go).
+	 */
+	for (unsigned i = 0; i < 2 * x->nr_sides && !ret; i++) {
+		struct side *s = x->sides[i % x->nr_sides];
 
-		if (unlikely(s->rfd >= 0) && (s->access & IOVM_MAP_WRITE) && remote_write(x, s, n))
+		if (likely(s->rfd == -1) || !(s->access & IOVM_MAP_WRITE) || (s->rfd == SIDE_DELEGATED) != (i >= x->nr_sides))
+			continue;
+		left |= s->rfd == SIDE_DELEGATED;
+		if (remote_write(x, s, n))
 			ret = -EFAULT;
 	}
 	if (ret) {
@@ -253,6 +271,9 @@ static inline int stretch_done(struct exec *x, uint64_t n)
 	}
 	for (unsigned i = 0; i < x->nr_sides; i++) {
 		side_advance(x->sides[i], n);
+		/* A delegated write-back left the section: nothing translated before holds. */
+		if (unlikely(left))
+			x->sides[i]->avail = 0;
 		/*
 		 * What is left in a gated side's bounce buffer was read under
 		 * this hold: once it is let go, the owner's munmap() may return

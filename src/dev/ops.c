@@ -367,7 +367,8 @@ void engine_write_completion(struct iovm_queue *q, uint32_t pasid, uint64_t comp
 			dev_fault_report(q->dev, &f);
 			goto fault;
 		}
-		if (s.len < sizeof(*rec))
+		/* Not in another process's registration of a shared domain: that process would have to write it. */
+		if (s.len < sizeof(*rec) || s.reach == PHYS_REACH_DELEGATED)
 			goto fault;
 		/*
 		 * A record in another process's registration (a mirrored MR) is a

@@ -172,6 +172,34 @@ static int access_nested(struct iommu_iotlb *t, struct iovm_domain *dom, uint32_
 }
 
 /*
+ * Whether @pa, which no window of this process holds, is another
+ * process's registration in the shared domain @dom, which that process
+ * reaches for us (iommu_delegate()).
+ */
+static bool delegated(const struct iovm_domain *dom, pa_t pa)
+{
+	return dom->shared_ops && dom->shared_ops->delegate && pa_val(pa) - PHYS_SHARED_REG_BASE < PHYS_SHARED_REG_SIZE;
+}
+
+/*
+ * A span of another process's registration: no pointer, and no IOTLB
+ * entry (each access walks again, and asks that process): it is the
+ * slow path by nature, and an entry would outlive that process's unmap
+ * on nothing but its invalidation. To the leaf's end, as any span.
+ */
+static __noinline int span_delegated(struct iommu_iotlb *t, struct iovm_domain *dom, iova_t iova,
+				     struct iommu_span *s, pa_t page_pa, uint64_t off, unsigned shift, unsigned access)
+{
+	s->ptr = NULL;
+	s->pa = pa_add(page_pa, off);
+	s->reach = PHYS_REACH_DELEGATED;
+	s->len = MIN((UINT64_C(1) << shift) - off, SZ_2M - (pa_val(s->pa) & (SZ_2M - 1)));
+	if (unlikely(t->oracle))
+		oracle_check(dom, iova, s, access);
+	return 0;
+}
+
+/*
  * iommu_access() past the IOTLB: a walk and a fill, a fault, or an identity
  * domain. Out of line, so that a hit pays for none of its stack frame.
  */
@@ -219,8 +247,11 @@ static __noinline int access_miss(struct iommu_iotlb *t, uint32_t pasid, iova_t 
 	/* The generation before the lookup: a bump in between makes the entry stale, not wrong. */
 	gen = atomic_load_explicit(t->bus_gen, memory_order_acquire);
 	page_ptr = phys_bus_map(t->phys, page_pa, &reach);
-	if (unlikely(!page_ptr))
+	if (unlikely(!page_ptr)) {
+		if (delegated(dom, page_pa))
+			return span_delegated(t, dom, iova, s, page_pa, off, shift, access);
 		return fault(dom, t, pasid, iova, access, IOVM_FAULT_BUS, f);
+	}
 	iotlb_fill(t, iova, shift, pasid, &w, page_pa, page_ptr, reach, gen, write);
 	span_set(s, page_ptr, reach, page_pa, off, shift);
 	if (unlikely(t->oracle))

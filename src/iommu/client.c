@@ -35,6 +35,11 @@ int iommu_client_create(struct iommu_space *is, struct iommu_client **out)
 	return 0;
 }
 
+void iommu_client_hide(struct iommu_client *c)
+{
+	c->hidden = true;
+}
+
 uint32_t iommu_client_id(const struct iommu_client *c)
 {
 	return c->id;
@@ -113,6 +118,7 @@ int iommu_attach(struct iommu_client *c, struct iovm_domain *dom, uint32_t pasid
 	if (!ret) {
 		list_add_tail(&dom->attachments, &at->link);
 		dom->nr_attached++;
+		dom->nr_hidden += c->hidden;
 		atomic_store_explicit(slot, dom, memory_order_release);
 	}
 	mutex_unlock(&c->lock);
@@ -147,6 +153,7 @@ int iommu_detach(struct iommu_client *c, uint32_t pasid)
 				gone = at;
 				list_del(n);
 				dom->nr_attached--;
+				dom->nr_hidden -= c->hidden;
 				break;
 			}
 		}
@@ -252,6 +259,18 @@ int iommu_resolve(struct iommu_client *c, const struct iovm_fault *f)
 	arg = dom->resolver_arg;
 	mutex_unlock(&dom->lock);
 	return fn ? fn(arg, dom, f->iova, f->access) : -ENOENT;
+}
+
+int iommu_delegate(struct iommu_client *c, uint32_t pasid, iova_t iova, void *buf, uint64_t len, unsigned op,
+		   uint64_t *done, unsigned *reason)
+{
+	struct iovm_domain *dom = client_domain(c, pasid);
+
+	*done = 0;
+	*reason = IOVM_FAULT_BUS;
+	if (!dom || !dom->shared_ops || !dom->shared_ops->delegate)
+		return -EFAULT;
+	return dom->shared_ops->delegate(dom->shared_arg, iova, buf, len, op, done, reason);
 }
 
 uint64_t iommu_unmaps_begun(struct iommu_client *c, uint32_t pasid)

@@ -235,7 +235,7 @@ int domain_destroy(struct iovm_domain *dom)
 	struct iommu_space *is = dom->is;
 
 	mutex_lock(&dom->lock);
-	if (dom->nr_attached || !list_empty(&dom->children) ||
+	if (dom->nr_attached - dom->nr_hidden || !list_empty(&dom->children) ||
 	    atomic_load_explicit(&dom->reg_users, memory_order_acquire)) {
 		mutex_unlock(&dom->lock);
 		return -EBUSY;

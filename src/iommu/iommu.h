@@ -28,6 +28,13 @@ void iommu_destroy(struct iommu_space *is);
 /* A device's side of the IOMMU; it embeds a client. */
 int iommu_client_create(struct iommu_space *is, struct iommu_client **out);
 /* Detaches every domain. No access may be running. */
+/*
+ * iommu_client_hide() - @c is the domain's own, not the application's (a
+ * shared domain's engine that answers other processes' accesses): its
+ * attachment does not keep iovm_domain_destroy() from going on; the
+ * domain's quiesce() detaches it. Before its first attach.
+ */
+void iommu_client_hide(struct iommu_client *c);
 void iommu_client_destroy(struct iommu_client *c);
 uint32_t iommu_client_id(const struct iommu_client *c);
 int iommu_attach(struct iommu_client *c, struct iovm_domain *dom, uint32_t pasid);
@@ -64,6 +71,8 @@ struct iommu_span {
 	 * (PHYS_REACH_FOREIGN) may be unmapped under the device: reach it under
 	 * a guard, and not while the foreign gate is closed. Another process's
 	 * (PHYS_REACH_REMOTE): ptr is its VA, reached through its memory file.
+	 * Another process's registration in a shared domain
+	 * (PHYS_REACH_DELEGATED): ptr is NULL; iommu_delegate() moves bytes.
 	 */
 	uint8_t reach;
 };
@@ -120,6 +129,28 @@ void iommu_set_resolver(struct iommu_space *is, iommu_resolver_fn fn, void *arg)
  * Set before devices fault in @dom, or under its traffic: under its lock.
  */
 void iommu_domain_set_resolver(struct iovm_domain *dom, iommu_resolver_fn fn, void *arg);
+/* iommu_delegate()'s operations. */
+enum iommu_delegate_op {
+	IOMMU_DELEGATE_READ = 1,  /* @len bytes at @iova into @buf */
+	IOMMU_DELEGATE_WRITE = 2, /* @len bytes of @buf to @iova */
+	IOMMU_DELEGATE_PROBE = 3, /* whether @iova's page is there to be written: no byte moves */
+};
+
+/*
+ * iommu_delegate() - move bytes of another process's registration in
+ * @pasid's shared domain (a span iommu_access() said is
+ * PHYS_REACH_DELEGATED): that process's engine does it, through its
+ * own translation, gate and page requests, and answers. Outside a
+ * section: the answer may wait for that process's invalidations, which
+ * wait for this process's sections. The bytes done (*@done, at most
+ * @len; a read or write stops at the first it cannot do), then 0, or
+ * -EFAULT with nothing more (the memory went, the process is gone or did
+ * not answer, or it faulted: *@reason, an IOVM_FAULT_*). Bytes read are a
+ * snapshot of that moment.
+ */
+int iommu_delegate(struct iommu_client *c, uint32_t pasid, iova_t iova, void *buf, uint64_t len, unsigned op,
+		   uint64_t *done, unsigned *reason);
+
 /* iommu_resolve() - a not-present fault to the resolvers (the space's, then the domain's). Outside a section. */
 int iommu_resolve(struct iommu_client *c, const struct iovm_fault *f);
 /*
@@ -234,6 +265,14 @@ struct iommu_shared_ops {
 	 * (iommu_hold_shared()). -ENOSPC beyond what the domain can name.
 	 */
 	int (*reg_pa)(void *arg, iova_t iova, uint64_t len, pa_t *pa);
+	/*
+	 * Another process's registration at @iova (its PA in the
+	 * registrations' range, no window here): the bytes moved by that
+	 * process (iommu_delegate(), which says what the arguments mean).
+	 * NULL: such an access is a bus fault.
+	 */
+	int (*delegate)(void *arg, iova_t iova, void *buf, uint64_t len, unsigned op, uint64_t *done,
+			unsigned *reason);
 	/* The IOVA allocator's counts, in 4 KiB pages: allocated, free, the largest free run. */
 	void (*iova_stats)(void *arg, uint64_t *allocated, uint64_t *free_pages, uint64_t *largest);
 	/*

@@ -66,6 +66,7 @@ struct iommu_client {
 	struct radix pasids;       /* pasid -> struct iovm_domain *; read lock-free */
 	struct mutex lock;      /* iotlbs, and writes of pasids */
 	struct list_node iotlbs;   /* under lock */
+	bool hidden;               /* iommu_client_hide(): set before its first attach */
 };
 
 /* A (client, PASID) a domain is attached for. */
@@ -148,6 +149,7 @@ struct iovm_domain {
 	struct mutex lock;     /* attachments, the fault handler */
 	struct list_node attachments; /* under lock */
 	unsigned nr_attached;     /* under lock */
+	unsigned nr_hidden;       /* under lock: of nr_attached, hidden clients' (iommu_client_hide()) */
 	_Atomic unsigned reg_users; /* registrations and registration caches on it (iommu_domain_use()) */
 	iovm_fault_fn fault_fn;   /* under lock */
 	void *fault_arg;          /* under lock */

@@ -282,6 +282,14 @@ enum phys_reach {
 	 * with pread()/pwrite() of phys_remote_fd().
 	 */
 	PHYS_REACH_REMOTE = 2,
+	/*
+	 * Another process's registration in a shared domain, at a PA of
+	 * [PHYS_SHARED_REG_BASE, +PHYS_SHARED_REG_SIZE) this process has no
+	 * window for: no pointer at all; the registering process's own engine
+	 * moves the bytes (iommu_delegate()). Never on the bus: the IOMMU
+	 * says so for such a PA of a shared domain that can delegate.
+	 */
+	PHYS_REACH_DELEGATED = 3,
 };
 
 /*
