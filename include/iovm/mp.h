@@ -218,10 +218,18 @@ IOVM_API int iovm_share_check(struct iovm_ctx *ctx);
  * registration takes its IOVAs from the domain's, and its pages sit at
  * PAs its IOVAs name, which mean that memory and nothing else in every
  * process for as long as the IOVAs are taken: every process sees the
- * entries (iovm_domain_translate()), and the registering process's
- * devices reach the memory. Other processes' devices do not reach it
- * yet: a descriptor of theirs that names it faults (IOVM_STATUS_PAGE_FAULT)
- * and touches nothing of their own. The registration follows the
+ * entries (iovm_domain_translate()), and every process's devices reach
+ * the memory: the registering process's directly, another's through the
+ * registering process, whose own engine (a thread the first registration
+ * starts) moves the bytes between the registration and a cell of the
+ * domain's block, through its own translation, so that they reach what
+ * its devices would and nothing else. Such an access is slow (two futex
+ * round trips per 4 KiB at most), waits while the registering process
+ * lives and keeps the domain open (a stopped process stalls it), and
+ * faults (IOVM_STATUS_PAGE_FAULT, IOVM_FAULT_BUS, or the fault that
+ * process's engine met) once that process unmapped, deregistered, closed
+ * the domain or died; a completion record there faults (counted, not
+ * written). The registration follows the
  * registering process's address space as in a domain of its own: an
  * munmap(), MAP_FIXED or madvise() of its memory takes the pages out of
  * the shared table, strictly, before any device reaches them again

@@ -161,7 +161,7 @@ void mp_domains_repair(struct mp_heap *h)
  * lock: the reap of a dead process clears it, so that a process that
  * takes the slot afterwards is not waited for unless it opens the domain.
  */
-static bool still_open(struct mp_dview *v, unsigned i)
+bool sdom_still_open(struct mp_dview *v, unsigned i)
 {
 	struct mp_ctl *c = v->s->c;
 	uint64_t start, now;
@@ -211,7 +211,7 @@ static void invalidate(void *arg, iova_t iova, uint64_t len)
 
 			if (!atomic_load_explicit(&shm->listening[i], memory_order_acquire) || (int32_t)(a - seq) >= 0)
 				break;
-			if (!still_open(v, i))
+			if (!sdom_still_open(v, i))
 				break;
 			futex(&shm->ack[i], FUTEX_WAIT, a, &recheck);
 		}
@@ -271,6 +271,8 @@ static void quiesce(void *arg)
 
 	if (!v->live || v->s->fork_gen != mp_fork_gen())
 		return;
+	/* Its answers first: a request it runs may wait for an invalidation the agent answers. */
+	sdom_server_stop(v);
 	agent_stop(v);
 	atomic_store_explicit(&v->shm->listening[v->s->slot], 0, memory_order_release);
 	futex(&v->shm->ack[v->s->slot], FUTEX_WAKE, INT_MAX, NULL);
@@ -300,6 +302,7 @@ static void release(void *arg)
 			mp_unlock(&v->s->h);
 		}
 	}
+	pthread_mutex_destroy(&v->server_lock);
 	free(v);
 }
 
@@ -315,7 +318,8 @@ static const struct iommu_shared_ops shared_ops = {
 	.orphans = sdom_orphans_waiting,
 	.shadow = sdom_shadow,
 	.pa_held = sdom_pa_held,
-	.reg_pa = sdom_reg_pa,
+	.reg_pa = sdom_reg_pa_own,
+	.delegate = sdom_delegate,
 	.iova_stats = sdom_iova_stats,
 	.invalidate = invalidate,
 	.quiesce = quiesce,
@@ -343,6 +347,7 @@ static int view_open(struct mp_space *s, unsigned rec, uint64_t grain, struct io
 	v->s = s;
 	v->rec = rec;
 	v->grain = grain;
+	pthread_mutex_init(&v->server_lock, NULL);
 	sdom_view_point(v);
 	v->src = (struct pt_source){ .alloc = sdom_table_alloc, .free = sdom_table_free, .arg = v,
 				     .delta = (uintptr_t)s->heap - pa_val(s->pa) };
@@ -374,6 +379,7 @@ destroy_domain:
 	iovm_domain_destroy(v->dom);
 	goto leave;
 free_view:
+	pthread_mutex_destroy(&v->server_lock);
 	free(v);
 leave:
 	if (!mp_lock(&s->h)) {
@@ -451,6 +457,8 @@ static int rec_make(struct mp_space *s, unsigned rec, const char *name, const st
 	shm->flush_batch = l->flush_batch;
 	shm->flush_timeout_us = l->flush_timeout_us;
 	shm->journal_off = l->journal_off;
+	shm->owners_off = l->owners_off;
+	shm->cells_off = l->cells_off;
 	shm->shadow_off = l->shadow_off;
 	shm->journal_mask = (uint32_t)(l->journal_entries - 1);
 	shm->iova_map_off = l->iova_map_off;

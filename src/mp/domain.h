@@ -50,6 +50,44 @@
  */
 #define SDOM_REG_SPAN (PHYS_SHARED_REG_SIZE / MP_MAX_DOMAINS)
 
+/*
+ * Another process's device reaching a registration (domain_remote.c):
+ * its process asks the registering one, the owner of the IOVA's 2 MiB
+ * unit, in one of SDOM_CELLS cells of the block, and the owner's server
+ * thread moves up to SDOM_CELL_DATA bytes between the cell and the
+ * registration with its own engine. A cell's word is its state, its
+ * requester's slot and a generation, changed by compare-and-swap only, so
+ * that of two processes reclaiming a dead one's cell one wins.
+ */
+#define SDOM_CELLS 16u
+#define SDOM_CELL_DATA 4096u
+#define SDOM_UNIT_SHIFT 21
+enum sdom_cell_state {
+	SDOM_CELL_FREE,
+	SDOM_CELL_TAKEN,    /* the requester fills it in */
+	SDOM_CELL_ASKED,    /* for the owner's server */
+	SDOM_CELL_RUNNING,  /* the owner moves the bytes */
+	SDOM_CELL_ANSWERED, /* for the requester */
+};
+#define SDOM_CELL_WORD(state, slot, gen) ((uint32_t)(state) | (uint32_t)(slot) << 4 | (uint32_t)(gen) << 12)
+#define SDOM_CELL_STATE(w) ((w) & 0xfu)
+#define SDOM_CELL_SLOT(w) ((w) >> 4 & 0xffu)
+#define SDOM_CELL_GEN(w) ((w) >> 12)
+static_assert(MP_MAX_PROCS <= 256, "a slot in the cell word's 8 bits");
+
+struct sdom_cell {
+	_Atomic uint32_t word;   /* futex: SDOM_CELL_WORD() */
+	_Atomic uint32_t owner;  /* the slot asked */
+	_Atomic uint32_t op;     /* enum iommu_delegate_op */
+	_Atomic uint32_t reason; /* the answer's IOVM_FAULT_* */
+	_Atomic uint64_t iova, len;
+	_Atomic uint64_t done;   /* the answer's bytes */
+	_Atomic int32_t ret;     /* the answer's 0 or -errno */
+	uint8_t rsvd[20];
+	uint8_t data[SDOM_CELL_DATA];
+};
+static_assert(sizeof(struct sdom_cell) == 64 + SDOM_CELL_DATA, "a cell's head on a cache line of its own");
+
 /* A piece of an unmap: its IOVAs, and the memory its entries named. len 0: an empty entry. */
 struct sdom_piece {
 	uint64_t iova, pa, len;
@@ -96,6 +134,9 @@ struct mp_domain_shm {
 	uint32_t step_refs;       /* under the share's lock: that page's refs before the step */
 	/* Slots that recorded entries since their last reap: whose death a claim looks for (bits, one store each). */
 	uint64_t writers[MP_MAX_PROCS / 64];
+	uint64_t owners_off;      /* _Atomic uint16_t[units of 2 MiB of IOVA]: the registering slot + 1; 0: none */
+	uint64_t cells_off;       /* struct sdom_cell[SDOM_CELLS] */
+	_Atomic uint32_t bell[MP_MAX_PROCS]; /* futex each: requests were asked of that slot's server */
 };
 
 static_assert(sizeof(struct mp_domain_shm) % 8 == 0, "the bitmaps after it are word-aligned");
@@ -118,11 +159,22 @@ struct mp_dview {
 	_Atomic bool agent_stop;
 	_Atomic bool agent_started; /* the agent runs: view_open() returns after it */
 	uint32_t seen;             /* the agent's: the last inval_seq handled */
+	_Atomic uint16_t *owners;
+	struct sdom_cell *cells;
+	/* The server (domain_remote.c): started by the first registration, stopped by quiesce(). */
+	pthread_mutex_t server_lock; /* starting and stopping it */
+	pthread_t server;
+	bool server_running;         /* under server_lock */
+	_Atomic bool server_stop;
+	_Atomic bool server_started;
+	struct dev_xfer *xfer;       /* the server's */
+	_Atomic uint32_t cells_mine; /* a bit per cell a thread of this process holds or is taking */
 	bool live;                 /* opened whole: its release leaves the record */
 };
 
 /* Where each part of a domain's block goes, for a heap and the domain's parameters. */
 struct sdom_layout {
+	uint64_t owners_off, cells_off;
 	uint64_t journal_off, journal_entries, shadow_off;
 	uint64_t iova_pages, iova_map_off, pool_map_off, refs_off, heap_pages, pool_off, size;
 	uint32_t tables;
@@ -137,6 +189,20 @@ static inline bool sdom_rec_open(const struct mp_domain_rec *r)
 			return true;
 	return false;
 }
+
+/* ---- domain.c ---- */
+
+/* sdom_still_open() - whether slot @i's process has @v's domain open and lives. Takes the lock. */
+bool sdom_still_open(struct mp_dview *v, unsigned i);
+
+/* ---- domain_remote.c ---- */
+
+/* sdom_reg_pa_own() - the view's reg_pa(): sdom_reg_pa(), the units this process's, its server started. */
+int sdom_reg_pa_own(void *arg, iova_t iova, uint64_t len, pa_t *pa);
+/* sdom_delegate() - the view's delegate() (iommu/iommu.h): a request to the unit's owner, and its answer. */
+int sdom_delegate(void *arg, iova_t iova, void *buf, uint64_t len, unsigned op, uint64_t *done, unsigned *reason);
+/* sdom_server_stop() - no more answers from this process (quiesce): the server joined, its engine closed. */
+void sdom_server_stop(struct mp_dview *v);
 
 /* ---- domain_space.c ---- */
 

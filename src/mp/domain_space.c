@@ -52,7 +52,11 @@ int sdom_layout(const struct mp_space *s, const struct iovm_share_domain_params 
 	l->flush_timeout_us = p ? p->flush_timeout_us : 0;
 	l->iova_pages = iova_size / SZ_4K;
 	l->tables = (uint32_t)tables;
-	l->journal_off = align_up(sizeof(struct mp_domain_shm), CACHE_LINE_SIZE);
+	l->cells_off = align_up(sizeof(struct mp_domain_shm), CACHE_LINE_SIZE);
+	l->owners_off = l->cells_off + SDOM_CELLS * sizeof(struct sdom_cell);
+	l->journal_off = align_up(l->owners_off + sizeof(uint16_t) * align_up(l->iova_pages, SZ_2M / SZ_4K) /
+							    (SZ_2M / SZ_4K),
+				  CACHE_LINE_SIZE);
 	l->journal_entries = journal_entries(l->flags, l->flush_batch);
 	l->iova_map_off = l->journal_off + l->journal_entries * sizeof(struct sdom_piece);
 	/*
@@ -81,6 +85,8 @@ void sdom_view_point(struct mp_dview *v)
 	v->journal = (struct sdom_piece *)(void *)(base + v->shm->journal_off);
 	v->shadow = v->shm->shadow_off ? (_Atomic uint32_t *)(void *)(base + v->shm->shadow_off) : NULL;
 	v->pool = base + v->shm->pool_off;
+	v->owners = (_Atomic uint16_t *)(void *)(base + v->shm->owners_off);
+	v->cells = (struct sdom_cell *)(void *)(base + v->shm->cells_off);
 }
 
 /* Set or clear @n bits of @map from @from (one store each: what a dead holder leaves is a bit). */

@@ -33,7 +33,7 @@
 #include "phys/phys.h"
 
 #define MP_MAGIC UINT64_C(0x31706d2d6d766f69) /* "iovm-mp1" */
-#define MP_VERSION 5
+#define MP_VERSION 6
 
 /* Processes attached at once, the owner included. */
 #define MP_MAX_PROCS 128

@@ -5,9 +5,9 @@
  * real processes: the registration takes IOVAs from the domain's shared
  * allocator, and its window sits at a PA its IOVA names, which means
  * nothing else in any process. The registering process's devices reach
- * the memory; another process's device that names those IOVAs faults and
- * touches nothing of its own (other processes do not reach a process's
- * registrations yet: mp.h). An munmap of registered memory takes the
+ * the memory, and so do other processes' devices, through the registering
+ * process (which moves the bytes with its own engine: mp.h); once it
+ * unmaps, deregisters or dies, they fault. An munmap of registered memory takes the
  * pages out of the shared table before anyone's device reaches them
  * again; a deregistration gives the IOVAs back; a process that dies with
  * registrations leaves only IOVAs taken, at which every device faults.
@@ -82,10 +82,20 @@ static uint8_t copy(struct devq *d, uint64_t src, uint64_t dst, uint64_t len)
 	return devq_run(d, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = src, .dst = dst, .len = (uint32_t)len });
 }
 
+/* Whether @p holds app_map(@len, @seed)'s bytes. */
+static bool app_bytes(const uint8_t *p, size_t len, uint8_t seed)
+{
+	for (size_t i = 0; i < len; i++)
+		if (p[i] != (uint8_t)(i * 7 + seed))
+			return false;
+	return true;
+}
+
 /*
  * The child: opens the domain, registers memory of its own, says where;
- * its device copies from the parent's registration (a fault, nothing
- * moved) and from its own (the bytes); then waits to be told to go.
+ * its device copies from the parent's registration and from its own (the
+ * bytes, the parent's through the parent), and fills a page of the
+ * parent's; then waits to be told to go.
  */
 static void reg_child(int rd, int wr, void *arg)
 {
@@ -111,9 +121,17 @@ static void reg_child(int rd, int wr, void *arg)
 	put64(wr, pa.addr);
 	d = devq_open(ctx, dom);
 	back = back_open(ctx, dom, &back_iova);
-	CHECK(copy(&d, theirs, back_iova.addr, LEN) != IOVM_STATUS_SUCCESS);
-	CHECK(all_bytes(back, LEN, 0));
-	CHECK(devq_fill(&d, theirs, 4096, 0x99) != IOVM_STATUS_SUCCESS);
+	/* The parent's bytes: its pattern, and the page its own device filled. */
+	CHECK_EQ(copy(&d, theirs, back_iova.addr, LEN), IOVM_STATUS_SUCCESS);
+	CHECK(app_bytes(back, 4096, 3));
+	CHECK(all_bytes(back + 4096, 4096, 0x5c));
+	CHECK(app_bytes(back + 8192, LEN - 8192, (uint8_t)(3 + 8192 * 7)));
+	/* Odd lengths and offsets, across pages, both ways, and from one registration to another. */
+	CHECK_EQ(copy(&d, theirs + 8192 + 4000, my_iova + 3, 5000), IOVM_STATUS_SUCCESS);
+	CHECK(app_bytes(mine + 3, 5000, (uint8_t)(3 + (8192 + 4000) * 7)));
+	CHECK_EQ(devq_fill(&d, theirs + 3 * 4096, 4096, 0x99), IOVM_STATUS_SUCCESS);
+	for (size_t i = 3; i < 5003; i++) /* this process's bytes back as they were */
+		mine[i] = (uint8_t)(i * 7 + 31);
 	CHECK_EQ(copy(&d, my_iova, back_iova.addr, LEN), IOVM_STATUS_SUCCESS);
 	CHECK(!memcmp(back, mine, LEN));
 	put64(wr, 1);
@@ -167,17 +185,19 @@ TEST(own_memory_in_a_shared_domain)
 	CHECK_EQ(devq_fill(&d, iova + 4096, 4096, 0x5c), IOVM_STATUS_SUCCESS);
 	CHECK(all_bytes(app + 4096, 4096, 0x5c));
 
-	/* Another process: its own registration elsewhere; ours it cannot reach. */
+	/* Another process: its own registration elsewhere; its device reaches ours through us. */
 	theirs = get64(c.rd);
 	CHECK(theirs >= iova + LEN || theirs + LEN <= iova);
 	put64(c.wr, iova);
 	child_pa.addr = get64(c.rd);
 	CHECK_EQ(child_pa.addr, pa.addr);
 	CHECK_EQ(get64(c.rd), 1);
-	/* Nor this process the child's: a fault, nothing written here. */
+	CHECK(all_bytes(app + 3 * 4096, 4096, 0x99));
+	CHECK(app_bytes(app + 4 * 4096, LEN - 4 * 4096, (uint8_t)(3 + 4 * 4096 * 7)));
+	/* And this process's device the child's, through the child. */
 	memset(back, 0, LEN);
-	CHECK(copy(&d, theirs, back_iova.addr, LEN) != IOVM_STATUS_SUCCESS);
-	CHECK(all_bytes(back, LEN, 0));
+	CHECK_EQ(copy(&d, theirs, back_iova.addr, LEN), IOVM_STATUS_SUCCESS);
+	CHECK(app_bytes(back, LEN, 31));
 	put64(c.wr, 2);
 	child_ok(&c);
 	CHECK_EQ(copy(&d, theirs, back_iova.addr, 4096), IOVM_STATUS_PAGE_FAULT); /* its IOVAs went with it */
