@@ -214,7 +214,8 @@ IOVM_API int iovm_share_check(struct iovm_ctx *ctx);
  *
  * A process's own memory (malloc(), mmap(), what it has: not only the
  * heap) goes into a shared domain by iovm_mr_reg() and
- * iovm_mr_reg_async() on its view, pinned (on demand: -EOPNOTSUPP). The
+ * iovm_mr_reg_async() on its view, pinned or on demand (the implicit
+ * registration of the whole address space: -EOPNOTSUPP). The
  * registration takes its IOVAs from the domain's, and its pages sit at
  * PAs its IOVAs name, which mean that memory and nothing else in every
  * process for as long as the IOVAs are taken: every process sees the
@@ -224,7 +225,9 @@ IOVM_API int iovm_share_check(struct iovm_ctx *ctx);
  * starts) moves the bytes between the registration and a cell of the
  * domain's block, through its own translation, so that they reach what
  * its devices would and nothing else. Such an access is slow (two futex
- * round trips per 4 KiB at most), waits while the registering process
+ * round trips per 4 KiB at most; an on-demand page not there yet is
+ * that process's page request, answered by its own monitor and pin
+ * budget), waits while the registering process
  * lives and keeps the domain open (a stopped process stalls it), and
  * faults (IOVM_STATUS_PAGE_FAULT, IOVM_FAULT_BUS, or the fault that
  * process's engine met) once that process unmapped, deregistered, closed

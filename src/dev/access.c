@@ -291,7 +291,7 @@ static int remote_span(struct exec *x, struct side *s, const struct iommu_span *
  * itself out first, as for a page request, since that process's answer
  * may wait for an invalidation that waits for this section.
  */
-static int delegate(struct exec *x, struct side *s, void *buf, uint64_t len, unsigned op, uint64_t *done,
+static int delegate(struct exec *x, iova_t iova, void *buf, uint64_t len, unsigned op, uint64_t *done,
 		    unsigned *reason)
 {
 	int ret;
@@ -300,7 +300,7 @@ static int delegate(struct exec *x, struct side *s, void *buf, uint64_t len, uns
 	gate_unwait(x);
 	iommu_exit(x->q->tlb);
 	x->q->sections_left++;
-	ret = iommu_delegate(x->q->dev->client, x->pasid, s->iova, buf, len, op, done, reason);
+	ret = iommu_delegate(x->q->dev->client, x->pasid, iova, buf, len, op, done, reason);
 	iommu_enter(x->q->tlb);
 	return ret;
 }
@@ -339,10 +339,10 @@ static int delegated_span(struct exec *x, struct side *s, const struct iommu_spa
 	}
 	bounce = x->q->bounce + (size_t)s->slot * REMOTE_BOUNCE;
 	if (s->access & IOVM_MAP_READ)
-		ret = delegate(x, s, bounce, want, IOMMU_DELEGATE_READ, &got, &reason);
+		ret = delegate(x, s->iova, bounce, want, IOMMU_DELEGATE_READ, &got, &reason);
 	else if (!x->write_exact) {
 		want = MIN(want, SZ_4K - (iova_val(s->iova) & (SZ_4K - 1)));
-		ret = delegate(x, s, NULL, want, IOMMU_DELEGATE_PROBE, &got, &reason);
+		ret = delegate(x, s->iova, NULL, want, IOMMU_DELEGATE_PROBE, &got, &reason);
 	} else {
 		/* What gets written is found at the write-back, which counts the bytes it wrote. */
 		got = want;
@@ -371,7 +371,17 @@ int remote_write(struct exec *x, struct side *s, uint64_t n)
 	if (s->rfd == SIDE_DELEGATED) {
 		unsigned reason = IOVM_FAULT_BUS;
 
-		if (!delegate(x, s, s->ptr, n, IOMMU_DELEGATE_WRITE, &put, &reason) && put == n)
+		/* The other process answers for less than a bounce buffer at a time: ask until all is written. */
+		while (put < n) {
+			uint64_t got = 0;
+			int ret = delegate(x, iova_add(s->iova, put), s->ptr + put, n - put, IOMMU_DELEGATE_WRITE, &got,
+					   &reason);
+
+			put += got;
+			if (ret || !got)
+				break;
+		}
+		if (put == n)
 			return 0;
 		x->partial = x->write_exact ? put : 0;
 		delegated_fault(x, iova_add(s->iova, put), IOVM_MAP_WRITE, reason);
@@ -392,6 +402,20 @@ int remote_write(struct exec *x, struct side *s, uint64_t n)
 	x->partial = x->write_exact ? put : 0;
 	remote_fault(x, iova_add(s->iova, put), IOVM_MAP_WRITE);
 	return -EFAULT;
+}
+
+/*
+ * A fault not present at @f->iova of a shared domain, in another
+ * process's registration: that process probes the page, which brings an
+ * on-demand page in (its own monitor and pin budget answer). Outside
+ * the section. 0 once the page is there; -ENOENT otherwise.
+ */
+static int delegated_resolve(struct exec *x, const struct iovm_fault *f)
+{
+	unsigned op = f->access & IOVM_MAP_WRITE ? IOMMU_DELEGATE_PROBE : IOMMU_DELEGATE_PROBE_READ, reason;
+	uint64_t done;
+
+	return iommu_delegate(x->q->dev->client, x->pasid, f->iova, NULL, 1, op, &done, &reason) ? -ENOENT : 0;
 }
 
 /*
@@ -452,6 +476,9 @@ static int side_span(struct exec *x, struct side *s, uint64_t want)
 			iommu_exit(x->q->tlb);
 			x->q->sections_left++;
 			ret = iommu_resolve(x->q->dev->client, &f);
+			/* Not ours: maybe another process's on-demand registration, whose page request that process makes. */
+			if (ret == -ENOENT && !x->host)
+				ret = delegated_resolve(x, &f);
 			iommu_enter(x->q->tlb);
 			if (!ret) {
 				resolve_done(x, f.iova, unmaps);

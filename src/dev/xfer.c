@@ -94,7 +94,8 @@ void dev_xfer_close(struct dev_xfer *xf)
 /* The transfer itself, in the section; *@done grows with each stretch. */
 static void xfer_run(struct exec *x, iova_t iova, uint8_t *buf, uint64_t len, unsigned op, volatile uint64_t *done)
 {
-	unsigned access = op == IOMMU_DELEGATE_READ ? IOVM_MAP_READ : IOVM_MAP_WRITE;
+	unsigned access = op == IOMMU_DELEGATE_READ || op == IOMMU_DELEGATE_PROBE_READ ? IOVM_MAP_READ : IOVM_MAP_WRITE;
+	bool probe = op == IOMMU_DELEGATE_PROBE || op == IOMMU_DELEGATE_PROBE_READ;
 	struct side s;
 	uint64_t n;
 
@@ -104,7 +105,7 @@ static void xfer_run(struct exec *x, iova_t iova, uint8_t *buf, uint64_t len, un
 		x->done = *done;
 		if (stretch(x, len - *done, &n))
 			return;
-		if (op == IOMMU_DELEGATE_PROBE) {
+		if (probe) {
 			*done = len;
 			return;
 		}
@@ -129,8 +130,9 @@ int dev_xfer(struct dev_xfer *xf, iova_t iova, void *buf, uint64_t len, unsigned
 
 	*done = 0;
 	*reason = IOVM_FAULT_BUS;
-	if (!xf || (op != IOMMU_DELEGATE_READ && op != IOMMU_DELEGATE_WRITE && op != IOMMU_DELEGATE_PROBE) ||
-	    (!buf && op != IOMMU_DELEGATE_PROBE) || !len || iova_val(iova) + len < iova_val(iova))
+	if (!xf || op < IOMMU_DELEGATE_READ || op > IOMMU_DELEGATE_PROBE_READ ||
+	    (!buf && (op == IOMMU_DELEGATE_READ || op == IOMMU_DELEGATE_WRITE)) || !len ||
+	    iova_val(iova) + len < iova_val(iova))
 		return -EINVAL;
 	exec_init(&x, xf->q, &d, &c);
 	x.host = true;

@@ -134,13 +134,16 @@ enum iommu_delegate_op {
 	IOMMU_DELEGATE_READ = 1,  /* @len bytes at @iova into @buf */
 	IOMMU_DELEGATE_WRITE = 2, /* @len bytes of @buf to @iova */
 	IOMMU_DELEGATE_PROBE = 3, /* whether @iova's page is there to be written: no byte moves */
+	IOMMU_DELEGATE_PROBE_READ = 4, /* ... to be read */
 };
 
 /*
  * iommu_delegate() - move bytes of another process's registration in
  * @pasid's shared domain (a span iommu_access() said is
  * PHYS_REACH_DELEGATED): that process's engine does it, through its
- * own translation, gate and page requests, and answers. Outside a
+ * own translation, gate and page requests (a probe of a page not
+ * present is its page request: an on-demand registration's first
+ * touch), and answers. Outside a
  * section: the answer may wait for that process's invalidations, which
  * wait for this process's sections. The bytes done (*@done, at most
  * @len; a read or write stops at the first it cannot do), then 0, or

@@ -274,17 +274,14 @@ IOVM_API int iovm_mr_reg(struct iovm_domain *dom, void *addr, size_t len, uint32
 	err_enter();
 	if (!dom || !out || (access & ~ACCESS_ALL))
 		return err_inval("!dom || !out || (access & ~ACCESS_ALL)");
-	/*
-	 * A shared domain's devices are in other processes too, whose faults
-	 * no resolver of ours answers: its registrations are pinned.
-	 */
-	if ((access & IOVM_ACCESS_ON_DEMAND) && iommu_domain_shared(dom))
-		return err_detail(-EOPNOTSUPP, IOVM_LOG_DEBUG,
-				  "a shared domain takes pinned registrations only: other processes' devices fault "
-				  "where no resolver of theirs answers");
 	/* The whole address space, as rdma-core's implicit ODP: on demand only. */
-	if (!addr && len == SIZE_MAX && (access & IOVM_ACCESS_ON_DEMAND))
+	if (!addr && len == SIZE_MAX && (access & IOVM_ACCESS_ON_DEMAND)) {
+		/* Its children's IOVAs would be the shared allocator's, made as faults come. */
+		if (iommu_domain_shared(dom))
+			return err_detail(-EOPNOTSUPP, IOVM_LOG_DEBUG,
+					  "a shared domain takes no implicit registration");
 		return implicit_reg(dom, access, out);
+	}
 	if (!addr || !len || a + len < a || a + len > UINTPTR_MAX - PG)
 		return err_inval("!addr || !len || a + len < a || a + len > UINTPTR_MAX - PG");
 	mr = mr_new(dom, a, len, access);

@@ -402,8 +402,7 @@ TEST(refused)
 	g_name = share_name("dom-regbad");
 	ctx = share_ok(g_name, HEAP);
 	CHECK_OK(iovm_share_domain_create(ctx, DOM, NULL, &dom));
-	/* Pinned only: other processes' devices would fault where no resolver of theirs answers. */
-	CHECK_EQ(iovm_mr_reg(dom, app, LEN, IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_ON_DEMAND, &mr), -EOPNOTSUPP);
+	/* No implicit registration: its children's IOVAs would come from the shared allocator as faults come. */
 	CHECK_EQ(iovm_mr_reg(dom, NULL, SIZE_MAX, IOVM_ACCESS_ON_DEMAND, &mr), -EOPNOTSUPP);
 	CHECK_EQ(iovm_rcache_create(dom, NULL, &rc), -EOPNOTSUPP);
 	CHECK_EQ(iovm_mr_reg(dom, app, 0, IOVM_ACCESS_LOCAL_WRITE, &mr), -EINVAL);

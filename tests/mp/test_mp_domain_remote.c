@@ -248,6 +248,75 @@ TEST(owner_killed_with_a_request_waiting)
 	CHECK_OK(iovm_close(ctx));
 }
 
+/* ---- an on-demand registration, first touched by another process's device ---- */
+
+static void odp_child(int rd, int wr, void *arg)
+{
+	struct iovm_ctx *ctx = attach_ok(g_name);
+	struct iovm_domain *dom;
+	uint64_t theirs, back_iova;
+	uint8_t *back;
+	struct devq d;
+	struct iovm_queue_stats st;
+
+	(void)arg;
+	CHECK_OK(iovm_share_domain_open(ctx, DOM, &dom));
+	d = devq_open(ctx, dom);
+	back = back_open(ctx, dom, &back_iova);
+	theirs = get64(rd);
+	/* Nothing is mapped yet: each page comes by the owner's page request. */
+	CHECK_EQ(copy(&d, theirs + 4096 + 7, back_iova, 3 * 4096), IOVM_STATUS_SUCCESS);
+	for (size_t i = 0; i < 3 * 4096; i++)
+		CHECK(back[i] == old_byte(4096 + 7 + i, 11));
+	CHECK_EQ(devq_fill(&d, theirs + 8 * 4096, 2 * 4096, TAG), IOVM_STATUS_SUCCESS);
+	CHECK_OK(iovm_queue_stats(d.q, &st));
+	CHECK(st.page_requests > 0);
+	put64(wr, 1);
+	CHECK_EQ(get64(rd), 2);
+	/* Discarded by the owner (MADV_DONTNEED): asked for again, its bytes now zero. */
+	CHECK_EQ(copy(&d, theirs + 4096, back_iova, 4096), IOVM_STATUS_SUCCESS);
+	CHECK(all_bytes(back, 4096, 0));
+	put64(wr, 3);
+	devq_close(&d);
+	CHECK_OK(iovm_domain_unmap(dom, IOVM_IOVA(back_iova), LEN));
+	CHECK_OK(iovm_dma_free(ctx, back));
+	CHECK_OK(iovm_domain_destroy(dom));
+	CHECK_OK(iovm_close(ctx));
+}
+
+TEST(on_demand_first_touch_by_another_process)
+{
+	struct iovm_ctx *ctx;
+	struct iovm_domain *dom;
+	struct iovm_mr *mr;
+	struct iovm_mr_info info;
+	uint8_t *app = app_map(11);
+	struct child c;
+
+	g_name = share_name("dom-remote-odp");
+	ctx = share_ok(g_name, HEAP);
+	CHECK_OK(iovm_share_domain_create(ctx, DOM, NULL, &dom));
+	c = child_start(odp_child, NULL);
+	CHECK_OK(iovm_mr_reg(dom, app, LEN, IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_ON_DEMAND, &mr));
+	CHECK_OK(iovm_mr_query(mr, &info));
+	CHECK_EQ(info.valid_pages, 0);
+	put64(c.wr, info.iova.addr);
+	CHECK_EQ(get64(c.rd), 1);
+	CHECK(all_bytes(app + 8 * 4096, 2 * 4096, TAG));
+	CHECK(app[8 * 4096 - 1] == old_byte(8 * 4096 - 1, 11) && app[10 * 4096] == old_byte(10 * 4096, 11));
+	CHECK_OK(iovm_mr_query(mr, &info));
+	CHECK(info.valid_pages >= 5);
+	CHECK_OK(madvise(app + 4096, 4096, MADV_DONTNEED));
+	put64(c.wr, 2);
+	CHECK_EQ(get64(c.rd), 3);
+	child_ok(&c);
+	CHECK_OK(iovm_mr_dereg(mr));
+	CHECK_OK(iovm_domain_destroy(dom));
+	CHECK_OK(iovm_share_check(ctx));
+	CHECK_OK(iovm_close(ctx));
+	munmap(app, LEN);
+}
+
 /* ---- churn, against a model ---- */
 
 #define ROUNDS 12u
@@ -382,6 +451,7 @@ int main(void)
 {
 	RUN(follows_the_owners_unmaps);
 	RUN(owner_killed_with_a_request_waiting);
+	RUN(on_demand_first_touch_by_another_process);
 	RUN(churn_never_reaches_fresh_memory);
 	return 0;
 }
