@@ -189,7 +189,7 @@ struct iovm_mr;
  * be locked (RLIMIT_MEMLOCK) or memory is short; -ENOSPC when no IOVA range
  * or key is left; -EOPNOTSUPP in an identity domain (it maps all memory
  * already), for an implicit registration without a memory monitor, or for
- * an on-demand one in a shared domain (iovm/mp.h: pinned only there).
+ * an implicit one in a shared domain (iovm/mp.h).
  */
 IOVM_API int iovm_mr_reg(struct iovm_domain *dom, void *addr, size_t len, uint32_t access,
 			 struct iovm_mr **mr);
@@ -448,7 +448,7 @@ struct iovm_rcache_attr {
  * Thread safety: safe.
  *
  * Return: 0; -EINVAL; -ENOMEM; -EOPNOTSUPP for a shared domain
- * (iovm/mp.h), which takes no registrations.
+ * (iovm/mp.h), which keeps no cache.
  */
 IOVM_API int iovm_rcache_create(struct iovm_domain *dom, const struct iovm_rcache_attr *attr,
 				struct iovm_rcache **cache);
