@@ -152,7 +152,8 @@ static int bus_publish(struct phys_space *ps, struct phys_bank *b)
 		pa_t pa = pa_add(bank_page_pa(b, page), off - (page << b->arena->shift));
 		struct bus_entry *e = radix_lookup(&ps->bus, pa_val(pa) >> BUS_SHIFT);
 
-		e->off = off;
+		/* Release: see struct bus_entry. */
+		atomic_store_explicit(&e->off, off, memory_order_release);
 		atomic_store_explicit(&e->bank, b, memory_order_release);
 	}
 	return 0;

@@ -6,14 +6,30 @@
  * bank's bus mapping then gives the pointer, and its memfd the offset to map
  * elsewhere. A granule's entry is published after its offset (release) and
  * read bank first (acquire), so a reader never sees a half-written entry.
+ *
+ * Two kinds of readers. The devices look up inside the epoch
+ * (bus_lookup()): a bank or window they find is not released or reused
+ * before they leave it, so they read its fields as they are. Everyone
+ * else (the map calls, a domain's translate, guest banks, the pin path)
+ * may find a window that is being removed and its struct rewritten as
+ * another meanwhile (window.c): they read through bus_read(), which
+ * checks the window's seq and looks again rather than answer with a mix
+ * of two windows.
  */
 #include <errno.h>
+#include <sched.h>
 
 #include "base/compiler.h"
 #include "os/hugepage.h"
 #include "os/vaspace.h"
 #include "phys/phys_internal.h"
 
+/*
+ * The bank or window at @pa, and @pa's offset in it, for the devices
+ * (inside the epoch) and for callers that hold what they look up (a bank
+ * of theirs, a window their registration keeps). The relaxed loads cost
+ * what plain ones do: nothing rewrites the fields under such a reader.
+ */
 static struct phys_bank *bus_lookup(struct phys_space *ps, pa_t pa, uint64_t *bank_off)
 {
 	struct bus_entry *e = radix_lookup(&ps->bus, pa_val(pa) >> BUS_SHIFT);
@@ -24,18 +40,72 @@ static struct phys_bank *bus_lookup(struct phys_space *ps, pa_t pa, uint64_t *ba
 	b = atomic_load_explicit(&e->bank, memory_order_acquire);
 	if (!b)
 		return NULL;
-	*bank_off = e->off + (pa_val(pa) & (BUS_GRANULE - 1));
-	if (unlikely(b->foreign) && (*bank_off < b->lo || *bank_off >= b->hi))
+	*bank_off = atomic_load_explicit(&e->off, memory_order_relaxed) + (pa_val(pa) & (BUS_GRANULE - 1));
+	if (unlikely(b->foreign) && (*bank_off < atomic_load_explicit(&b->lo, memory_order_relaxed) ||
+				     *bank_off >= atomic_load_explicit(&b->hi, memory_order_relaxed)))
 		return NULL;
 	return b;
 }
 
+/* What bus_read() found at a PA: one bank's or window's fields, never a mix of two. */
+struct bus_view {
+	struct phys_arena *arena; /* NULL: a window */
+	bool shared;
+	uint64_t shared_page_size;
+};
+
+/*
+ * The bank or window at @pa, copied into @v, for a caller outside the
+ * devices' epoch: false when none is there. A seqcount read (struct
+ * phys_bank): the window's seq, even, then the entry still pointing at
+ * it (so that seq is the count of the window published here, not of one
+ * the struct was before), then its fields, then seq unchanged. A bank's
+ * fields read here never change, nor its seq.
+ */
+static bool bus_read(struct phys_space *ps, pa_t pa, struct bus_view *v)
+{
+	struct bus_entry *e = radix_lookup(&ps->bus, pa_val(pa) >> BUS_SHIFT);
+
+	if (!e)
+		return false;
+	for (unsigned tries = 0;; tries++) {
+		struct phys_bank *b = atomic_load_explicit(&e->bank, memory_order_acquire);
+		uint64_t off;
+		uint32_t seq;
+		bool in;
+
+		if (!b)
+			return false;
+		/* A writer holds phys_space.lock for a few stores: spin, then let it run. */
+		if (tries > 64)
+			sched_yield();
+		seq = atomic_load_explicit(&b->seq, memory_order_acquire);
+		if ((seq & 1) || atomic_load_explicit(&e->bank, memory_order_acquire) != b)
+			continue;
+		/* Set when the struct was made: a bank stays a bank, a window a window. */
+		v->arena = b->arena;
+		if (!b->foreign) {
+			v->shared = false;
+			return true;
+		}
+		/* Acquire: an offset the granule's next owner stored comes with this window's seq bump. */
+		off = atomic_load_explicit(&e->off, memory_order_acquire) + (pa_val(pa) & (BUS_GRANULE - 1));
+		in = off >= atomic_load_explicit(&b->lo, memory_order_relaxed) &&
+		     off < atomic_load_explicit(&b->hi, memory_order_relaxed);
+		v->shared = atomic_load_explicit(&b->shared, memory_order_relaxed);
+		v->shared_page_size = atomic_load_explicit(&b->shared_page_size, memory_order_relaxed);
+		/* The field loads ahead of the second look at seq: a rewrite they saw any of shows in it. */
+		atomic_thread_fence(memory_order_acquire);
+		if (atomic_load_explicit(&b->seq, memory_order_relaxed) == seq)
+			return in;
+	}
+}
+
 bool bus_shared(struct phys_space *ps, pa_t pa)
 {
-	uint64_t off;
-	struct phys_bank *b = bus_lookup(ps, pa, &off);
+	struct bus_view v;
 
-	return b && b->shared;
+	return bus_read(ps, pa, &v) && v.shared;
 }
 
 struct phys_frame *bus_frame(struct phys_space *ps, pa_t pa, struct phys_arena **a)
@@ -69,7 +139,12 @@ void *phys_bus_map(struct phys_space *ps, pa_t pa, uint8_t *reach)
 
 	if (!b)
 		return NULL;
-	*reach = b->remote ? PHYS_REACH_REMOTE : b->foreign && !b->shared ? PHYS_REACH_FOREIGN : PHYS_REACH_OWN;
+	if (b->remote)
+		*reach = PHYS_REACH_REMOTE;
+	else if (b->foreign && !atomic_load_explicit(&b->shared, memory_order_relaxed))
+		*reach = PHYS_REACH_FOREIGN;
+	else
+		*reach = PHYS_REACH_OWN;
 	return b->bus + off;
 }
 
@@ -108,13 +183,12 @@ bool phys_arena_at_host_pa(const struct phys_arena *a)
 
 int phys_pa_is_host(struct phys_space *ps, pa_t pa)
 {
-	uint64_t off;
-	struct phys_bank *b = bus_lookup(ps, pa, &off);
+	struct bus_view v;
 
-	if (!b)
+	if (!bus_read(ps, pa, &v))
 		return -ENOENT;
 	/* Windows have no arena of their own: the application's memory, a share's, another process's. */
-	return !b->foreign && b->arena->at_host_pa;
+	return v.arena && v.arena->at_host_pa;
 }
 
 hpa_t phys_hpa(struct phys_space *ps, pa_t pa)
@@ -132,14 +206,14 @@ hpa_t phys_hpa(struct phys_space *ps, pa_t pa)
 
 uint64_t phys_page_size(struct phys_space *ps, pa_t pa)
 {
-	uint64_t off;
-	struct phys_bank *b = bus_lookup(ps, pa, &off);
+	struct bus_view v;
 
-	if (!b)
+	/* Outside the epoch (the map calls, translate, guest banks): the window may be going. */
+	if (!bus_read(ps, pa, &v))
 		return 0;
-	if (b->shared)
-		return b->shared_page_size;
-	return b->foreign ? os_page_size() : b->arena->page_size;
+	if (v.shared)
+		return v.shared_page_size;
+	return v.arena ? v.arena->page_size : os_page_size();
 }
 
 uint64_t phys_map_page_size(struct phys_space *ps, pa_t pa)
@@ -147,11 +221,12 @@ uint64_t phys_map_page_size(struct phys_space *ps, pa_t pa)
 	uint64_t v = pa_val(pa);
 
 	/*
-	 * By the PA alone, never by the window found there: a caller outside
-	 * the devices' epoch may find a window whose struct is being reused
-	 * for another (TSan saw attack20's race read a flag being written),
-	 * while a registration's PAs are its ranges' for good. (In host-PA
-	 * mode too: no host has memory at 2^46 and up, PHYS_EMU_HIGH says.)
+	 * By the PA alone, not by the window found there: a registration's
+	 * PAs are its ranges' for good, whichever window holds them this
+	 * instant, while a flag of the window would answer for one instant
+	 * only. (In host-PA mode too: no host has memory at 2^46 and up,
+	 * PHYS_EMU_HIGH says.) phys_page_size() then reads the window found
+	 * against its seq (bus_read()).
 	 */
 	if (v - PHYS_PRIVATE_WINDOWS_BASE < PHYS_PRIVATE_WINDOWS_SIZE || v - PHYS_SHARED_REG_BASE < PHYS_SHARED_REG_SIZE)
 		return 0;

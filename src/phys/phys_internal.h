@@ -72,19 +72,31 @@ struct phys_bank {
 	 * A window (window.c): the process's own memory put on the bus, at VA
 	 * bus, from PA pa, with no arena and no frames. Only the bytes [lo, hi)
 	 * from bus are the application's: the rest of the first and last
-	 * granules is nobody's.
+	 * granules is nobody's. foreign (and arena, hpa) are set once, when
+	 * the struct is made: a window's struct is only ever another window.
+	 *
+	 * A removed window's struct is reused for the next one (window_take()),
+	 * and lookups outside the devices' epoch may be reading it meanwhile.
+	 * So a window's fields are rewritten, under phys_space.lock, only
+	 * inside a write section of seq (odd while it lasts; its bus entries'
+	 * removal is one too), and the fields such a lookup reads (lo, hi,
+	 * shared, shared_page_size) are atomics, read against seq by
+	 * bus_read() (bus.c). Devices read them plainly (relaxed) under the
+	 * epoch, which phys_window_remove() waits out before reuse. A bank's
+	 * seq stays 0: a bank's struct is never reused.
 	 */
 	bool foreign;
 	bool fixed_pa;      /* at a PA its caller chose (phys_window_add_at()): not the emulated range's */
 	bool private;       /* its registration's alone (PHYS_WINDOW_PRIVATE): its PAs are PHYS_PRIVATE_WINDOWS_*'s */
-	uint64_t lo, hi;
+	_Atomic uint32_t seq; /* odd while a rewrite is under way; bumped under phys_space.lock */
+	_Atomic uint64_t lo, hi;
 	/*
 	 * A shared window (phys_window_add_shared()): another process's memfd,
 	 * mapped for as long as the window is on the bus, so not foreign to a
 	 * device: reached without a guard, and pinned for as long as it lives.
 	 */
-	bool shared;
-	uint64_t shared_page_size;
+	_Atomic bool shared;
+	_Atomic uint64_t shared_page_size;
 	/*
 	 * A remote window (phys_window_add_remote()): bus is another process's
 	 * VA, never dereferenced here; remote_fd its memory file, owned by
@@ -128,7 +140,14 @@ struct phys_arena {
 /* One 2 MiB granule of PA, in the bus table. */
 struct bus_entry {
 	_Atomic(struct phys_bank *) bank; /* NULL: no memory here; published last */
-	uint64_t off;                     /* offset of the granule in its bank */
+	/*
+	 * Offset of the granule in its bank. Stored (release) under
+	 * phys_space.lock before bank, and rewritten when the granule goes to
+	 * another bank or window while a lookup may still hold the old one:
+	 * bus_read() loads it with acquire, so that a new owner's offset
+	 * brings the old window's seq bump with it.
+	 */
+	_Atomic uint64_t off;
 };
 
 struct phys_space {
@@ -199,7 +218,7 @@ pa_t bank_page_pa(const struct phys_bank *b, uint64_t page);
 
 /* bus.c: the frame at @pa and its arena, without the lock; NULL off the bus or for foreign memory. */
 struct phys_frame *bus_frame(struct phys_space *ps, pa_t pa, struct phys_arena **a);
-/* Whether @pa is in a shared window (always pinned). Lock-free. */
+/* Whether @pa is in a shared window (always pinned). Lock-free, outside the epoch too. */
 bool bus_shared(struct phys_space *ps, pa_t pa);
 
 /* window.c */

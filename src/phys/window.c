@@ -21,6 +21,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "base/compiler.h"
@@ -31,6 +32,27 @@
 #include "base/log.h"
 #include "os/hugepage.h"
 #include "phys/phys_internal.h"
+
+/*
+ * A rewrite of window @w's fields or bus entries, which lock-free lookups
+ * outside the epoch may be reading (struct phys_bank, bus_read()): seq is
+ * odd from window_write_begin() to window_write_end(). Needs
+ * phys_space.lock, which keeps writers one at a time.
+ */
+static void window_write_begin(struct phys_bank *w)
+{
+	atomic_store_explicit(&w->seq, atomic_load_explicit(&w->seq, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+	/* The odd count ahead of every store of the rewrite: a reader that sees one of them sees it. */
+	atomic_thread_fence(memory_order_release);
+}
+
+static void window_write_end(struct phys_bank *w)
+{
+	/* Behind every store of the rewrite: a reader that sees the even count sees them all. */
+	atomic_store_explicit(&w->seq, atomic_load_explicit(&w->seq, memory_order_relaxed) + 1,
+			      memory_order_release);
+}
 
 /* Needs phys_space.lock. */
 static int window_publish(struct phys_space *ps, struct phys_bank *w)
@@ -50,18 +72,24 @@ static int window_publish(struct phys_space *ps, struct phys_bank *w)
 	for (uint64_t g = 0; g < n; g++) {
 		struct bus_entry *e = radix_lookup(&ps->bus, first + g);
 
-		e->off = g << BUS_SHIFT;
+		/* Release: see struct bus_entry. */
+		atomic_store_explicit(&e->off, g << BUS_SHIFT, memory_order_release);
 		atomic_store_explicit(&e->bank, w, memory_order_release);
 	}
 	return 0;
 }
 
-/* Needs phys_space.lock. */
+/*
+ * Needs phys_space.lock. A write section: a lookup that found the window
+ * before its entries went, and then reads an offset the granule's next
+ * owner stored, sees the window's seq move and looks again.
+ */
 static void window_unpublish(struct phys_space *ps, struct phys_bank *w)
 {
 	uint64_t first = pa_val(w->pa) >> BUS_SHIFT, n = w->len >> BUS_SHIFT;
 
 	lock_assert_held(&ps->lock);
+	window_write_begin(w);
 	/* Before the entries go: an IOTLB filled after the bump finds them gone. */
 	atomic_fetch_add_explicit(&ps->bus_gen, 1, memory_order_seq_cst);
 	for (uint64_t g = 0; g < n; g++) {
@@ -70,16 +98,26 @@ static void window_unpublish(struct phys_space *ps, struct phys_bank *w)
 		if (e && atomic_load_explicit(&e->bank, memory_order_relaxed) == w)
 			atomic_store_explicit(&e->bank, NULL, memory_order_release);
 	}
+	window_write_end(w);
 }
 
-/* A window struct: a spare one (removed windows are kept, never freed), or a new one. Needs phys_space.lock. */
+/*
+ * A window struct: a spare one (removed windows are kept, never freed), or
+ * a new one. Needs phys_space.lock. What every window has (foreign, no
+ * arena, no host PAs) is set here once, before anyone can find the struct:
+ * a rewrite that stored it again would race with lookups for nothing.
+ */
 static struct phys_bank *window_take(struct phys_space *ps)
 {
 	struct phys_bank *w;
 
 	lock_assert_held(&ps->lock);
-	if (list_empty(&ps->spare_windows))
-		return fi_calloc(1, sizeof(*w));
+	if (list_empty(&ps->spare_windows)) {
+		w = fi_calloc(1, sizeof(*w));
+		if (w)
+			w->foreign = true; /* no arena, no frames: the bus treats shared windows as windows too */
+		return w;
+	}
 	w = list_entry(ps->spare_windows.next, struct phys_bank, wlink);
 	list_del(&w->wlink);
 	return w;
@@ -113,11 +151,10 @@ static int window_add(struct phys_space *ps, uint64_t v, uint64_t len, int remot
 			      : 0;
 	if (!fixed && ret)
 		goto spare;
-	w->arena = NULL;
-	w->foreign = true;
+	window_write_begin(w);
 	w->fixed_pa = fixed;
 	w->private = private;
-	w->shared = false;
+	atomic_store_explicit(&w->shared, false, memory_order_relaxed);
 	w->remote = remote_fd >= 0;
 	w->remote_fd = remote_fd;
 	w->remote_gate = NULL;
@@ -125,10 +162,10 @@ static int window_add(struct phys_space *ps, uint64_t v, uint64_t len, int remot
 	w->bus = (uint8_t *)(uintptr_t)(v - head);
 	w->pa = pa_make(base);
 	w->len = span;
-	w->lo = head;
-	w->hi = head + len;
+	atomic_store_explicit(&w->lo, head, memory_order_relaxed);
+	atomic_store_explicit(&w->hi, head + len, memory_order_relaxed);
 	w->npages = len / os_page_size();
-	w->hpa = NULL;
+	window_write_end(w);
 	ret = window_publish(ps, w);
 	if (ret)
 		goto free_pa;
@@ -145,8 +182,10 @@ free_pa:
 	if (!fixed)
 		ra_free(private ? &ps->emu_private : &ps->emu_windows, base, span);
 spare:
+	window_write_begin(w);
 	w->remote = false;
 	w->fixed_pa = false;
+	window_write_end(w);
 	list_add(&ps->spare_windows, &w->wlink);
 unlock:
 	mutex_unlock(&ps->lock);
@@ -206,21 +245,20 @@ int phys_window_add_shared(struct phys_space *ps, void *va, uint64_t len, uint64
 				 pa_val(pa), pa_val(pa) + len);
 	if (ret)
 		goto spare;
-	w->arena = NULL;
-	w->foreign = true; /* no arena, no frames: the bus treats it as a window */
+	window_write_begin(w);
 	w->fixed_pa = false;
 	w->private = false;
-	w->shared = true;
+	atomic_store_explicit(&w->shared, true, memory_order_relaxed);
 	w->remote = false;
-	w->shared_page_size = page_size;
+	atomic_store_explicit(&w->shared_page_size, page_size, memory_order_relaxed);
 	w->released = false;
 	w->bus = (uint8_t *)va;
 	w->pa = pa;
 	w->len = len;
-	w->lo = 0;
-	w->hi = len;
+	atomic_store_explicit(&w->lo, 0, memory_order_relaxed);
+	atomic_store_explicit(&w->hi, len, memory_order_relaxed);
 	w->npages = len / page_size;
-	w->hpa = NULL;
+	window_write_end(w);
 	ret = window_publish(ps, w);
 	if (ret)
 		goto free_pa;
@@ -242,19 +280,21 @@ int phys_window_remove(struct phys_space *ps, pa_t pa)
 {
 	struct bus_entry *e;
 	struct phys_bank *w;
+	bool shared;
 
 	if (!ps || !pa_valid(pa))
 		return -EINVAL;
 	mutex_lock(&ps->lock);
 	e = radix_lookup(&ps->bus, pa_val(pa) >> BUS_SHIFT);
 	w = e ? atomic_load_explicit(&e->bank, memory_order_relaxed) : NULL;
-	if (!w || !w->foreign || !pa_eq(pa, pa_add(w->pa, w->lo))) {
+	if (!w || !w->foreign || !pa_eq(pa, pa_add(w->pa, atomic_load_explicit(&w->lo, memory_order_relaxed)))) {
 		mutex_unlock(&ps->lock);
 		return -ENOENT;
 	}
 	window_unpublish(ps, w);
 	list_del(&w->wlink);
-	if (!w->shared && !w->remote)
+	shared = atomic_load_explicit(&w->shared, memory_order_relaxed);
+	if (!shared && !w->remote)
 		atomic_fetch_sub_explicit(&ps->nr_windows, 1, memory_order_relaxed);
 	mutex_unlock(&ps->lock);
 	/* A device may be inside an access through the window: let it finish. */
@@ -263,11 +303,13 @@ int phys_window_remove(struct phys_space *ps, pa_t pa)
 	mutex_lock(&ps->lock);
 	/* A shared window's PAs are the banks' (its owner's); the others', one of the windows' ranges. */
 	if (!w->fixed_pa)
-		ra_free(w->shared ? &ps->emu : w->private ? &ps->emu_private : &ps->emu_windows, pa_val(w->pa), w->len);
+		ra_free(shared ? &ps->emu : w->private ? &ps->emu_private : &ps->emu_windows, pa_val(w->pa), w->len);
+	window_write_begin(w);
 	w->fixed_pa = false;
 	/* Nobody reads through the window any more: the caller may close its file. */
 	w->remote = false;
 	w->released = true;
+	window_write_end(w);
 	list_add(&ps->spare_windows, &w->wlink);
 	mutex_unlock(&ps->lock);
 	return 0;
