@@ -2,14 +2,17 @@
 /*
  * devsrv.c - a device process: the software engine served to client
  * processes of the same share, each in a domain of its own at a PASID of
- * its own (iovm/mp.h).
+ * its own (iovm/mp.h). This file owns the server and its clients' life:
+ * the public calls that start and stop it, the socket, and the control
+ * thread that accepts clients, answers their requests and tears them down.
  *
  * One control thread accepts clients and answers their requests (open,
  * map, unmap, close) one at a time: it alone changes what clients have
  * mapped and what is lent, so the loan counts need no lock. Worker
- * threads move descriptors from each client's submission ring (in the
- * shared heap, in a block of the client's lent to this process) to an
- * engine queue of the client's, run them, and copy the completions back.
+ * threads (devwork.c) move descriptors from each client's submission ring
+ * (in the shared heap, in a block of the client's lent to this process)
+ * to an engine queue of the client's, run them, and copy the completions
+ * back.
  *
  * Isolation: a client's descriptors run in its PASID, whatever they say;
  * its domain maps only whole pages the client holds (checked and lent
@@ -38,7 +41,6 @@
 #include <iovm/mem.h>
 #include <iovm/mp.h>
 
-#include "base/clock.h"
 #include "base/compiler.h"
 #include "base/ctx.h"
 #include "base/error.h"
@@ -360,150 +362,6 @@ static void *ctl_main(void *arg)
 	return NULL;
 }
 
-/* ---- workers ---- */
-
-/* Move what the client submitted to its engine queue, run it, copy completions back. Needs c->lock. */
-static unsigned service(struct iovm_device_server *srv, struct client *c)
-{
-	struct dp_ring_ctl *r = c->ring;
-	struct iovm_desc *sq = dp_sq(r);
-	struct iovm_cqe *cq = dp_cq(r, c->depth), cqe[32];
-	uint32_t head = atomic_load_explicit(&r->sq_head, memory_order_relaxed);
-	uint32_t tail = atomic_load_explicit(&r->sq_tail, memory_order_acquire);
-	uint32_t cq_tail = atomic_load_explicit(&r->cq_tail, memory_order_relaxed);
-	uint32_t cq_head = atomic_load_explicit(&r->cq_head, memory_order_acquire);
-	unsigned moved = 0;
-	int n;
-
-	/* The client's indexes are checked, never trusted: at most depth in flight, completions included. */
-	if (tail - head > c->depth || cq_tail - cq_head > c->depth)
-		return 0;
-	while (head != tail && (cq_tail - cq_head) + c->in_engine < c->depth) {
-		struct iovm_desc d;
-
-		memcpy(&d, &sq[head & (c->depth - 1)], sizeof(d));
-		d.pasid = c->pasid;
-		if (iovm_queue_submit(c->q, &d))
-			break;
-		head++;
-		c->in_engine++;
-		moved++;
-	}
-	atomic_store_explicit(&r->sq_head, head, memory_order_release);
-	if (c->in_engine)
-		iovm_queue_process(c->q, c->depth);
-	while ((n = iovm_queue_reap(c->q, cqe, 32)) > 0) {
-		for (int i = 0; i < n; i++)
-			cq[cq_tail++ & (c->depth - 1)] = cqe[i];
-		c->in_engine -= (uint32_t)n;
-		atomic_store_explicit(&r->cq_tail, cq_tail, memory_order_release);
-		atomic_fetch_add_explicit(&srv->descriptors, (uint64_t)n, memory_order_relaxed);
-		moved += (unsigned)n;
-	}
-	return moved;
-}
-
-struct worker_arg {
-	struct iovm_device_server *srv;
-	unsigned id;
-};
-
-/* A pass of worker @id through its clients begins (odd) or ends (even). */
-static void pass_mark(struct iovm_device_server *srv, unsigned id)
-{
-	/* Before the pass loads a client pointer: see client_free(). */
-	atomic_fetch_add_explicit(&srv->passes[id], 1, memory_order_seq_cst);
-}
-
-/* Say @on to worker @id's clients: whether it sleeps. Inside a pass. */
-static bool mark_sleeping(struct iovm_device_server *srv, unsigned id, uint32_t on)
-{
-	bool work = false;
-
-	for (unsigned i = id; i < MAX_CLIENTS; i += srv->nr_workers) {
-		struct client *c = atomic_load_explicit(&srv->clients[i], memory_order_acquire);
-
-		if (!c || pthread_mutex_trylock(&c->lock)) {
-			work |= c != NULL; /* busy with a request or a teardown: do not sleep on it */
-			continue;
-		}
-		if (!c->dead && c->opened) {
-			atomic_store_explicit(&c->ring->sleeping, on, memory_order_relaxed);
-			atomic_thread_fence(memory_order_seq_cst);
-			work |= atomic_load_explicit(&c->ring->sq_tail, memory_order_relaxed) !=
-					atomic_load_explicit(&c->ring->sq_head, memory_order_relaxed) ||
-				c->in_engine;
-		}
-		pthread_mutex_unlock(&c->lock);
-	}
-	return work;
-}
-
-static void doze(struct iovm_device_server *srv, unsigned id)
-{
-	struct pollfd p = { .fd = srv->wake_fd[id], .events = POLLIN };
-	uint64_t n;
-	bool work;
-
-	pass_mark(srv, id);
-	work = mark_sleeping(srv, id, 1);
-	pass_mark(srv, id);
-	/* Marked, then looked again: a submission after the mark rings; one before it is seen here. */
-	if (!work && poll(&p, 1, 100) == 1 && read(srv->wake_fd[id], &n, sizeof(n)) < 0)
-		n = 0;
-	pass_mark(srv, id);
-	mark_sleeping(srv, id, 0);
-	pass_mark(srv, id);
-}
-
-static void *worker_main(void *arg)
-{
-	struct worker_arg *wa = arg;
-	struct iovm_device_server *srv = wa->srv;
-	unsigned id = wa->id, idle = 0;
-	uint64_t idle_since = 0;
-
-	free(wa);
-	atomic_fetch_add_explicit(&srv->started, 1, memory_order_release);
-	while (!atomic_load_explicit(&srv->stopping, memory_order_acquire)) {
-		unsigned work = 0;
-
-		pass_mark(srv, id);
-		for (unsigned i = id; i < MAX_CLIENTS; i += srv->nr_workers) {
-			struct client *c = atomic_load_explicit(&srv->clients[i], memory_order_acquire);
-
-			if (!c || pthread_mutex_trylock(&c->lock))
-				continue;
-			if (!c->dead && c->opened)
-				work += service(srv, c);
-			pthread_mutex_unlock(&c->lock);
-		}
-		pass_mark(srv, id);
-		if (work) {
-			idle = 0;
-			continue;
-		}
-		/*
-		 * Nothing to do: spin for 200 µs (a client between two bursts
-		 * submits again sooner than a wake-up would take), then sleep
-		 * until a client rings (or 100 ms: a new client).
-		 */
-		if (!idle++) {
-			idle_since = clock_now_ns();
-		} else if (!(idle & 63) && clock_now_ns() - idle_since > 200 * 1000) {
-			doze(srv, id);
-			idle = 0;
-			continue;
-		}
-		/*
-		 * A client that shares this CPU with the worker (more busy
-		 * threads than CPUs) gets it now: it has the descriptors.
-		 */
-		sched_yield();
-	}
-	return NULL;
-}
-
 /* ---- the public calls ---- */
 
 IOVM_API int iovm_device_serve(struct iovm_ctx *ctx, const char *name, unsigned workers,
@@ -571,13 +429,13 @@ IOVM_API int iovm_device_serve(struct iovm_ctx *ctx, const char *name, unsigned 
 	}
 	mp_fd_own(srv->stop_fd);
 	for (unsigned i = 0; i < srv->nr_workers; i++) {
-		struct worker_arg *wa = fi_calloc(1, sizeof(*wa));
+		struct devwork_arg *wa = fi_calloc(1, sizeof(*wa));
 
 		if (wa) {
 			wa->srv = srv;
 			wa->id = i;
 		}
-		ret = wa ? -fi_pthread_create(&srv->workers[i], NULL, worker_main, wa) : -ENOMEM;
+		ret = wa ? -fi_pthread_create(&srv->workers[i], NULL, devwork_main, wa) : -ENOMEM;
 		if (ret) {
 			free(wa);
 			srv->nr_workers = i;

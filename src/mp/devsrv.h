@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * devsrv.h - a device process's state (devsrv.c), shared with what
- * handles its clients' mappings (devmem.c).
+ * devsrv.h - a device process's state (devsrv.c), shared with its worker
+ * threads (devwork.c) and with what handles its clients' mappings
+ * (devmem.c, devodp.c).
  */
 #ifndef IOVM_MP_DEVSRV_H
 #define IOVM_MP_DEVSRV_H
@@ -103,6 +104,18 @@ struct iovm_device_server {
 	unsigned fork_gen;             /* at serve: a forked child has no threads of it */
 	_Atomic unsigned started;      /* threads running: iovm_device_serve() returns once all are */
 };
+
+/* What a worker thread starts with: its server and its number (devwork_main()). */
+struct devwork_arg {
+	struct iovm_device_server *srv;
+	unsigned id;
+};
+
+/*
+ * devwork_main() - worker @arg->id (a struct devwork_arg, which it frees)
+ * serving its clients' rings until srv->stopping. devwork.c.
+ */
+void *devwork_main(void *arg);
 
 /*
  * devmem.c, all the control thread's. devmem_borrow(): check that every
