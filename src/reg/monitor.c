@@ -23,7 +23,9 @@
  *    of the MRs they cover (unmapping them from their domains, strictly),
  *    then opens the gate again. It may allocate: the reader keeps reading
  *    whatever it waits for.
- * On overflow of the ring, events are dropped, and the invalidator
+ * A producer that finds the ring full wakes the invalidator and waits
+ * for room, bounded (MON_PUSH_WAIT_NS: the invalidator may be waiting for
+ * that producer); past the bound, events are dropped, and the invalidator
  * invalidates every monitored MR and bumps a generation: still correct.
  * A device that finds the gate closed leaves its device-side section and
  * waits; one inside an access when the reader closed the gate is waited

@@ -18,7 +18,7 @@
 #include "reg/reg_internal.h"
 #include "reg/watchmap.h"
 
-/* Events the ring holds: a burst of 4096 unmaps without loss, 128 KiB. */
+/* Events the ring holds, 128 KiB: past 4096 waiting, producers wait for room (ring_wait()). */
 #define RING_SIZE 4096
 /* Messages read per read(2). */
 #define READ_BATCH 16
@@ -50,6 +50,8 @@ struct reg_monitor {
 	 * munmap() under way there may wait for the reader to read its event.
 	 */
 	_Atomic uint32_t hooks_closing;
+	/* Producers waiting for room in a full ring: the invalidator takes what is queued, counted or not. */
+	_Atomic uint32_t push_waiting;
 
 	/* Counters: written by one thread each, read racily. */
 	_Atomic uint64_t events, unmaps, removes, remaps, forks, overflows, generation;

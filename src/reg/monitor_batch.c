@@ -15,6 +15,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/compiler.h"
 #include "base/counter.h"
 #include "base/epoch.h"
@@ -25,28 +26,75 @@
 
 _Atomic(monitor_test_hook) monitor_test_hold;
 
-void mon_push(struct reg_monitor *m, uint8_t kind, uint64_t start, uint64_t len, bool source_kept)
-{
-	uint64_t tail = atomic_load_explicit(&m->tail, memory_order_relaxed);
-
-	do {
-		if (tail - atomic_load_explicit(&m->head, memory_order_acquire) >= RING_SIZE) {
-			atomic_store_explicit(&m->overflow, true, memory_order_release);
-			return;
-		}
-	} while (!atomic_compare_exchange_weak_explicit(&m->tail, &tail, tail + 1, memory_order_acq_rel,
-							memory_order_relaxed));
-	m->ring[tail & (RING_SIZE - 1)] =
-		(struct mon_event){ .kind = kind, .source_kept = source_kept, .start = start, .len = len };
-	atomic_store_explicit(&m->ready[tail & (RING_SIZE - 1)], tail + 1, memory_order_release);
-}
-
 /*
  * Set on the invalidator while it invalidates: a munmap() it makes then
  * (free() of a block glibc had mapped) begins a batch in its hook, whose
  * yield must not wait for a gate only this thread opens.
  */
 static __thread bool opening_gate __tls_ie;
+
+_Atomic uint64_t monitor_push_wait_ns = MON_PUSH_WAIT_NS;
+
+static void mon_wake(struct reg_monitor *m);
+
+/*
+ * The ring is full: whether to wait for the invalidator to make room
+ * (after a sched_yield(), the invalidator woken), or to drop the event.
+ * An event dropped invalidates every monitored registration, a pinned
+ * one's pages included, which no event touched: a stream of unmaps from
+ * several threads on a loaded machine filled the ring now and then, and
+ * attack18's pinned MR died under descriptors on pages nobody discarded.
+ * So a producer waits, bounded: the invalidator may itself wait for this
+ * producer (its own munmap() waiting for the reader to read the event;
+ * a malloc arena lock the hook's caller holds), and never makes room
+ * for its own events (it frees the ring only after its pass). Once an
+ * event is lost the rest may go too: everything is invalidated anyway.
+ */
+static bool ring_wait(struct reg_monitor *m, uint64_t *since)
+{
+	uint64_t now, wait = atomic_load_explicit(&monitor_push_wait_ns, memory_order_relaxed);
+
+	if (opening_gate || !wait || atomic_load_explicit(&m->overflow, memory_order_acquire))
+		return false;
+	now = clock_now_ns();
+	if (!*since) {
+		*since = now;
+		/* Before the wake-up (seq_cst): an invalidator that finds nothing pending sees it. */
+		atomic_fetch_add_explicit(&m->push_waiting, 1, memory_order_seq_cst);
+		mon_wake(m);
+	} else if (now - *since >= wait) {
+		return false;
+	}
+	sched_yield();
+	return true;
+}
+
+void mon_push(struct reg_monitor *m, uint8_t kind, uint64_t start, uint64_t len, bool source_kept)
+{
+	uint64_t tail = atomic_load_explicit(&m->tail, memory_order_relaxed), since = 0;
+	bool room = true;
+
+	for (;;) {
+		if (tail - atomic_load_explicit(&m->head, memory_order_acquire) >= RING_SIZE) {
+			room = ring_wait(m, &since);
+			if (!room)
+				break;
+			tail = atomic_load_explicit(&m->tail, memory_order_relaxed);
+		} else if (atomic_compare_exchange_weak_explicit(&m->tail, &tail, tail + 1, memory_order_acq_rel,
+								 memory_order_relaxed)) {
+			break;
+		}
+	}
+	if (since)
+		atomic_fetch_sub_explicit(&m->push_waiting, 1, memory_order_release);
+	if (!room) {
+		atomic_store_explicit(&m->overflow, true, memory_order_release);
+		return;
+	}
+	m->ring[tail & (RING_SIZE - 1)] =
+		(struct mon_event){ .kind = kind, .source_kept = source_kept, .start = start, .len = len };
+	atomic_store_explicit(&m->ready[tail & (RING_SIZE - 1)], tail + 1, memory_order_release);
+}
 
 /* The reader's yield stops once a hook closed the gate: that hook's munmap() may wait for the reader. */
 static bool hook_closing(void *arg)
@@ -182,9 +230,11 @@ static void invalidate_batches(struct reg_monitor *m)
 	}
 }
 
+/* Batches queued, or a producer waiting for room (its batch, maybe the reader's long one, not counted yet). */
 static bool batches_pending(struct reg_monitor *m)
 {
-	return atomic_load_explicit(&m->batches_read, memory_order_seq_cst) != m->batches_done;
+	return atomic_load_explicit(&m->batches_read, memory_order_seq_cst) != m->batches_done ||
+	       atomic_load_explicit(&m->push_waiting, memory_order_seq_cst);
 }
 
 void *mon_invalidator_main(void *arg)

@@ -417,6 +417,16 @@ void odp_forget(struct reg_space *rs, struct iovm_mr *mr);
  */
 typedef void (*monitor_test_hook)(void);
 extern _Atomic(monitor_test_hook) monitor_test_hold;
+/*
+ * How long a producer waits for room in a full event ring before the
+ * event is dropped (every monitored registration then invalidated:
+ * monitor_batch.c, ring_wait()); that long only where the invalidator
+ * waits for that producer. monitor_push_wait_ns: MON_PUSH_WAIT_NS, but
+ * for the tests, which hold the invalidator as long as they need, or
+ * want the drop at once (0).
+ */
+#define MON_PUSH_WAIT_NS (UINT64_C(1000) * 1000000)
+extern _Atomic uint64_t monitor_push_wait_ns;
 int monitor_start(struct reg_space *rs, struct reg_monitor **out);
 void monitor_stop(struct reg_monitor *m);
 /*

@@ -19,7 +19,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/ctx.h"
 #include "base/fault_inject.h"
+#include "reg/monitor.h"
 #include "reg/reg_internal.h"
 #include "reg/reg_util.h"
 
@@ -410,8 +412,9 @@ static void invalidator_hold(void)
 }
 
 /*
- * More events than the ring holds while the invalidator cannot take them:
- * the reader drops what does not fit, and the invalidator, once it runs,
+ * More events than the ring holds while the invalidator cannot take them
+ * (the producers' wait for room cut short, as when it runs out): the
+ * reader drops what does not fit, and the invalidator, once it runs,
  * invalidates every monitored registration and bumps the generation. Still
  * correct: a pinned MR the events never touched is dead (its keys refused),
  * an on-demand one faults its pages in again, and no device access reaches
@@ -439,6 +442,8 @@ TEST(ring_overflow)
 	before = rstats(&r);
 	CHECK_EQ(before.ring_overflows, 0);
 
+	/* Dropped at once, not after the wait for room that a held invalidator would never end. */
+	monitor_push_wait_ns = 0;
 	atomic_store(&hold_invalidator, true);
 	monitor_test_hold = invalidator_hold;
 	/* The first event wakes the invalidator, which is held; then the flood, a page at a time. */
@@ -464,6 +469,7 @@ TEST(ring_overflow)
 		usleep(10);
 	}
 	monitor_test_hold = NULL;
+	monitor_push_wait_ns = MON_PUSH_WAIT_NS;
 	CHECK_EQ(rstats(&r).ring_overflows, 1);
 	CHECK_EQ(rstats(&r).generation, before.generation + 1);
 	/* The quiet one was invalidated all the same: dead, its pages unmapped, its keys refused. */
@@ -477,6 +483,89 @@ TEST(ring_overflow)
 	/* The on-demand one faults its (discarded, now zero) pages back in. */
 	CHECK_EQ(dma_copy(&r, mr_iova(odp, flood), iova_of(&r, heap), PG), IOVM_STATUS_SUCCESS);
 	CHECK_EQ(heap[0], 0);
+	no_violations(r.dom);
+	CHECK_OK(iovm_mr_dereg(pinned));
+	CHECK_OK(iovm_mr_dereg(odp));
+	rig_close(&r);
+	app_unmap(quiet, 4 * PG);
+	app_unmap(flood, (FLOOD + 1) * (size_t)PG);
+}
+
+struct flood_job {
+	uint8_t *p;
+	unsigned n;
+};
+
+static void *flood_main(void *arg)
+{
+	const struct flood_job *j = arg;
+
+	for (unsigned i = 0; i < j->n; i++)
+		CHECK_OK(madvise(j->p + (size_t)i * PG, PG, MADV_DONTNEED));
+	return NULL;
+}
+
+/*
+ * More events than the ring holds while the invalidator is late (held
+ * here; on a loaded machine, not scheduled while several threads unmap):
+ * the reader waits for room instead of dropping events, so nothing is
+ * lost and a pinned MR the events never touched stays whole. It died,
+ * invalidated with everything on the overflow, under attack18's churn:
+ * descriptors on its pages, which nobody discarded, faulted.
+ */
+TEST(ring_full_waits_for_the_invalidator)
+{
+	struct rig r;
+	struct iovm_mr *pinned, *odp;
+	struct iovm_mr_info info;
+	uint8_t *heap, *quiet = app_map(4 * PG), *flood = app_map((FLOOD + 1) * (size_t)PG);
+	struct flood_job job = { .p = flood, .n = FLOOD };
+	struct iovm_reg_stats before;
+	struct reg_monitor *mon;
+	pthread_t tid;
+
+	rig_open(&r, REG_OPTS, NULL, IOVM_QUEUE_POLLED);
+	heap = iovm_dma_alloc(r.ctx, 4 * PG, PG, 0);
+	fill_random(heap, 4 * PG, 37);
+	CHECK_OK(iovm_mr_reg(r.dom, quiet, 4 * PG, IOVM_ACCESS_LOCAL_WRITE, &pinned));
+	CHECK_OK(iovm_mr_reg(r.dom, flood, (FLOOD + 1) * (size_t)PG, IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_ON_DEMAND,
+			     &odp));
+	CHECK_EQ(dma_copy(&r, iova_of(&r, heap), mr_iova(odp, flood), 4 * PG), IOVM_STATUS_SUCCESS);
+	before = rstats(&r);
+	/* However long the invalidator is held: the test lets it go once the ring is full. */
+	monitor_push_wait_ns = UINT64_MAX;
+	atomic_store(&hold_invalidator, true);
+	atomic_store(&invalidator_held, 0);
+	monitor_test_hold = invalidator_hold;
+	CHECK_OK(madvise(flood + (size_t)FLOOD * PG, PG, MADV_DONTNEED));
+	for (unsigned spins = 0; !atomic_load(&invalidator_held); spins++) {
+		CHECK(spins < 100000);
+		usleep(10);
+	}
+	/* Each madvise() waits for its event's read: the flood from a thread, which the full ring holds up. */
+	CHECK_OK(pthread_create(&tid, NULL, flood_main, &job));
+	/* The ring full (4096 events queued), and one more read: waiting for room (or, dropped, an overflow). */
+	mon = r.ctx->reg->mon;
+	while (!atomic_load(&mon->push_waiting) && !atomic_load(&mon->overflow))
+		usleep(10);
+	atomic_store(&hold_invalidator, false);
+	CHECK_OK(pthread_join(tid, NULL));
+	monitor_test_hold = NULL;
+	monitor_push_wait_ns = MON_PUSH_WAIT_NS;
+	/* A fault on the on-demand MR waits for every batch begun: all of the flood invalidated by then. */
+	CHECK_EQ(dma_copy(&r, mr_iova(odp, flood), iova_of(&r, heap), PG), IOVM_STATUS_SUCCESS);
+	CHECK_EQ(heap[0], 0);
+	CHECK_EQ(rstats(&r).events_remove - before.events_remove, FLOOD + 1);
+	CHECK_EQ(rstats(&r).ring_overflows, 0);
+	CHECK_EQ(rstats(&r).generation, before.generation);
+	/* The quiet one untouched: valid, and a keyed descriptor writes it. */
+	CHECK_OK(iovm_mr_query(pinned, &info));
+	CHECK(info.valid);
+	CHECK_EQ(info.valid_pages, 4);
+	CHECK_EQ(run_desc(&r, (struct iovm_desc){ .op = IOVM_OP_COPY, .flags = IOVM_DESC_KEYED, .src = iova_of(&r, heap),
+						  .dst = (uintptr_t)quiet, .len = 8, .dst_key = info.lkey })
+			 .status,
+		 IOVM_STATUS_SUCCESS);
 	no_violations(r.dom);
 	CHECK_OK(iovm_mr_dereg(pinned));
 	CHECK_OK(iovm_mr_dereg(odp));
@@ -579,6 +668,7 @@ int main(void)
 	RUN(fork);
 	RUN(sysv_shm_is_not_monitored);
 	RUN(ring_overflow);
+	RUN(ring_full_waits_for_the_invalidator);
 	RUN(monitor_start_failure_is_retried);
 	return 0;
 }
