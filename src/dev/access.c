@@ -507,16 +507,20 @@ static int side_span(struct exec *x, struct side *s, uint64_t want)
 	}
 }
 
-/* How long a closed gate of another process keeps a descriptor out of its memory before it faults. */
+/* How long a closed gate of another process keeps a descriptor out of its memory before it faults... */
 #define REMOTE_GATE_TIMEOUT_NS (UINT64_C(5) * 1000000000)
+/* ...counting at most this much of each gap between two looks at it (clock_wait_tick()). */
+#define REMOTE_GATE_GAP_NS (UINT64_C(50) * 1000000)
 
 bool remote_gate_wait(struct iovm_queue *q, struct phys_gate_words *w)
 {
-	uint64_t since = clock_now_ns();
+	struct clock_wait cw;
 
+	clock_wait_start(&cw, clock_now_ns());
 	iommu_exit(q->tlb);
 	q->sections_left++;
-	while (atomic_load_explicit(&w->gate, memory_order_acquire) && clock_now_ns() - since < REMOTE_GATE_TIMEOUT_NS)
+	while (atomic_load_explicit(&w->gate, memory_order_acquire) &&
+	       clock_wait_tick(&cw, clock_now_ns(), REMOTE_GATE_GAP_NS) < REMOTE_GATE_TIMEOUT_NS)
 		sched_yield();
 	iommu_enter(q->tlb);
 	return !atomic_load_explicit(&w->gate, memory_order_acquire);

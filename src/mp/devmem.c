@@ -45,8 +45,10 @@
 #include "mp/devsrv.h"
 #include "phys/phys.h"
 
-/* How long a worker waits for a client's answer to a page request: it reaps far more often than this. */
+/* How long a worker waits for a client's answer to a page request: it reaps far more often than this... */
 #define PAGE_REQUEST_TIMEOUT_NS (UINT64_C(5) * 1000000000)
+/* ...counting at most this much of each gap between two looks at the answer (clock_wait_tick()). */
+#define PAGE_REQUEST_GAP_NS (UINT64_C(50) * 1000000)
 
 /* ---- loans of the shared heap ---- */
 
@@ -369,12 +371,13 @@ int devmem_page_request_at(void *arg, uint64_t rva, uint64_t iova, unsigned acce
 	struct client *c = arg;
 	struct dp_ring_ctl *r = c->ring;
 	uint32_t seq = ++c->pr_seq;
-	uint64_t start = clock_now_ns();
+	struct clock_wait cw;
 
 	atomic_store_explicit(&r->pr_addr, rva, memory_order_relaxed);
 	atomic_store_explicit(&r->pr_iova, iova, memory_order_relaxed);
 	atomic_store_explicit(&r->pr_access, access, memory_order_relaxed);
 	atomic_store_explicit(&r->pr_seq, seq, memory_order_release);
+	clock_wait_start(&cw, clock_now_ns());
 	for (unsigned spins = 0;; spins++) {
 		if (atomic_load_explicit(&r->pr_done, memory_order_acquire) == seq)
 			return atomic_load_explicit(&r->pr_status, memory_order_relaxed) ? -EFAULT : 0;
@@ -384,7 +387,7 @@ int devmem_page_request_at(void *arg, uint64_t rva, uint64_t iova, unsigned acce
 			sched_yield();
 			continue;
 		}
-		if (clock_now_ns() - start > PAGE_REQUEST_TIMEOUT_NS)
+		if (clock_wait_tick(&cw, clock_now_ns(), PAGE_REQUEST_GAP_NS) > PAGE_REQUEST_TIMEOUT_NS)
 			return -ETIMEDOUT;
 		nanosleep(&(struct timespec){ .tv_nsec = 50 * 1000 }, NULL);
 	}
