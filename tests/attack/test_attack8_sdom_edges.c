@@ -120,8 +120,11 @@ TEST(bad_input)
 
 	EXPECT_EQ(iovm_rcache_create(d, NULL, &rc), -EOPNOTSUPP);
 	m = aligned_alloc(A8_K4, A8_K4);
-	/* Pinned registrations of the process's own memory are taken (mp.h), on demand ones not. */
-	EXPECT_EQ(iovm_mr_reg(d, m, A8_K4, IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_ON_DEMAND, &mr), -EOPNOTSUPP);
+	/* Registrations of the process's own memory are taken (mp.h), pinned or on demand; the implicit one not. */
+	EXPECT_EQ(iovm_mr_reg(d, NULL, SIZE_MAX, IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_ON_DEMAND, &mr), -EOPNOTSUPP);
+	EXPECT_EQ(iovm_mr_reg(d, m, A8_K4, IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_ON_DEMAND, &mr), 0);
+	EXPECT_EQ(iovm_mr_dereg(mr), 0);
+	mr = NULL;
 	EXPECT_EQ(iovm_mr_reg(d, m, A8_K4, IOVM_ACCESS_LOCAL_WRITE, &mr), 0);
 	EXPECT_EQ(iovm_domain_destroy(d), -EBUSY);
 	EXPECT_EQ(iovm_mr_dereg(mr), 0);

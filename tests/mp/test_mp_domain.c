@@ -83,7 +83,7 @@ TEST(bad_input)
 	CHECK_OK(iovm_share_info(ctx, &info));
 	iova = IOVM_IOVA(IOVM_ADDR_INVALID);
 	CHECK_EQ(iovm_domain_map(dom, &iova, info.heap_pa, info.heap_size, IOVM_MAP_READ), -EINVAL);
-	CHECK_EQ(iovm_mr_reg(dom, own, sizeof(own), IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_ON_DEMAND, &mr), -EOPNOTSUPP);
+	CHECK_EQ(iovm_mr_reg(dom, NULL, SIZE_MAX, IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_ON_DEMAND, &mr), -EOPNOTSUPP);
 	CHECK_EQ(iovm_rcache_create(dom, NULL, &rc), -EOPNOTSUPP);
 	buf = iovm_dma_alloc(ctx, 8192, 4096, 0);
 	CHECK(buf != NULL);
