@@ -84,52 +84,70 @@ static uint8_t copy(struct devq *d, uint64_t src, uint64_t dst, uint64_t len)
 	return devq_run(d, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = src, .dst = dst, .len = (uint32_t)len });
 }
 
+/* The asking process's side: its context, its view, a device on it and LEN bytes of heap mapped there. */
+struct asker_side {
+	struct iovm_ctx *ctx;
+	struct iovm_domain *dom;
+	struct devq d;
+	uint8_t *back;
+	uint64_t back_iova;
+};
+
+static struct asker_side asker_open(void)
+{
+	struct asker_side a = { .ctx = attach_ok(g_name) };
+
+	CHECK_OK(iovm_share_domain_open(a.ctx, DOM, &a.dom));
+	a.d = devq_open(a.ctx, a.dom);
+	a.back = back_open(a.ctx, a.dom, &a.back_iova);
+	return a;
+}
+
+static void asker_close(struct asker_side *a)
+{
+	devq_close(&a->d);
+	CHECK_OK(iovm_domain_unmap(a->dom, IOVM_IOVA(a->back_iova), LEN));
+	CHECK_OK(iovm_dma_free(a->ctx, a->back));
+	CHECK_OK(iovm_domain_destroy(a->dom));
+	CHECK_OK(iovm_close(a->ctx));
+}
+
 /* ---- the owner's unmap and deregistration ---- */
 
 /* The other process: told the owner's IOVA, then what to try after each of the owner's steps. */
 static void unmap_child(int rd, int wr, void *arg)
 {
-	struct iovm_ctx *ctx = attach_ok(g_name);
-	struct iovm_domain *dom;
-	uint64_t theirs, back_iova;
-	uint8_t *back;
-	struct devq d;
+	struct asker_side a = asker_open();
+	uint64_t theirs;
 
 	(void)arg;
-	CHECK_OK(iovm_share_domain_open(ctx, DOM, &dom));
-	d = devq_open(ctx, dom);
-	back = back_open(ctx, dom, &back_iova);
 	theirs = get64(rd);
 	/* Whole, odd-sized and unaligned, both ways. */
-	CHECK_EQ(copy(&d, theirs, back_iova, LEN), IOVM_STATUS_SUCCESS);
+	CHECK_EQ(copy(&a.d, theirs, a.back_iova, LEN), IOVM_STATUS_SUCCESS);
 	for (size_t i = 0; i < LEN; i++)
-		CHECK(back[i] == old_byte(i, 5));
-	CHECK_EQ(devq_fill(&d, theirs + 5 * 4096 + 100, 3 * 4096 - 200, TAG), IOVM_STATUS_SUCCESS);
+		CHECK(a.back[i] == old_byte(i, 5));
+	CHECK_EQ(devq_fill(&a.d, theirs + 5 * 4096 + 100, 3 * 4096 - 200, TAG), IOVM_STATUS_SUCCESS);
 	put64(wr, 1);
 	/* Page 2 replaced by the owner: a fault there, the bytes next to it still there. */
 	CHECK_EQ(get64(rd), 2);
-	memset(back, 0, LEN);
-	CHECK_EQ(copy(&d, theirs + 2 * 4096, back_iova, 4096), IOVM_STATUS_PAGE_FAULT);
-	CHECK_EQ(devq_fill(&d, theirs + 2 * 4096, 4096, TAG), IOVM_STATUS_PAGE_FAULT);
-	CHECK(all_bytes(back, LEN, 0));
-	CHECK_EQ(copy(&d, theirs + 3 * 4096, back_iova, 4096), IOVM_STATUS_SUCCESS);
+	memset(a.back, 0, LEN);
+	CHECK_EQ(copy(&a.d, theirs + 2 * 4096, a.back_iova, 4096), IOVM_STATUS_PAGE_FAULT);
+	CHECK_EQ(devq_fill(&a.d, theirs + 2 * 4096, 4096, TAG), IOVM_STATUS_PAGE_FAULT);
+	CHECK(all_bytes(a.back, LEN, 0));
+	CHECK_EQ(copy(&a.d, theirs + 3 * 4096, a.back_iova, 4096), IOVM_STATUS_SUCCESS);
 	for (size_t i = 0; i < 4096; i++)
-		CHECK(back[i] == old_byte(3 * 4096 + i, 5));
+		CHECK(a.back[i] == old_byte(3 * 4096 + i, 5));
 	/* A copy that runs into the hole stops there, with what came before it. */
-	CHECK_EQ(copy(&d, theirs + 4096, back_iova, 2 * 4096), IOVM_STATUS_PAGE_FAULT);
+	CHECK_EQ(copy(&a.d, theirs + 4096, a.back_iova, 2 * 4096), IOVM_STATUS_PAGE_FAULT);
 	put64(wr, 3);
 	/* Deregistered: nothing reached any more. */
 	CHECK_EQ(get64(rd), 4);
-	memset(back, 0, LEN);
-	CHECK(copy(&d, theirs + 3 * 4096, back_iova, 4096) != IOVM_STATUS_SUCCESS);
-	CHECK(devq_fill(&d, theirs + 4 * 4096, 4096, TAG) != IOVM_STATUS_SUCCESS);
-	CHECK(all_bytes(back, LEN, 0));
+	memset(a.back, 0, LEN);
+	CHECK(copy(&a.d, theirs + 3 * 4096, a.back_iova, 4096) != IOVM_STATUS_SUCCESS);
+	CHECK(devq_fill(&a.d, theirs + 4 * 4096, 4096, TAG) != IOVM_STATUS_SUCCESS);
+	CHECK(all_bytes(a.back, LEN, 0));
 	put64(wr, 5);
-	devq_close(&d);
-	CHECK_OK(iovm_domain_unmap(dom, IOVM_IOVA(back_iova), LEN));
-	CHECK_OK(iovm_dma_free(ctx, back));
-	CHECK_OK(iovm_domain_destroy(dom));
-	CHECK_OK(iovm_close(ctx));
+	asker_close(&a);
 }
 
 TEST(follows_the_owners_unmaps)
@@ -252,36 +270,26 @@ TEST(owner_killed_with_a_request_waiting)
 
 static void odp_child(int rd, int wr, void *arg)
 {
-	struct iovm_ctx *ctx = attach_ok(g_name);
-	struct iovm_domain *dom;
-	uint64_t theirs, back_iova;
-	uint8_t *back;
-	struct devq d;
+	struct asker_side a = asker_open();
 	struct iovm_queue_stats st;
+	uint64_t theirs;
 
 	(void)arg;
-	CHECK_OK(iovm_share_domain_open(ctx, DOM, &dom));
-	d = devq_open(ctx, dom);
-	back = back_open(ctx, dom, &back_iova);
 	theirs = get64(rd);
 	/* Nothing is mapped yet: each page comes by the owner's page request. */
-	CHECK_EQ(copy(&d, theirs + 4096 + 7, back_iova, 3 * 4096), IOVM_STATUS_SUCCESS);
+	CHECK_EQ(copy(&a.d, theirs + 4096 + 7, a.back_iova, 3 * 4096), IOVM_STATUS_SUCCESS);
 	for (size_t i = 0; i < 3 * 4096; i++)
-		CHECK(back[i] == old_byte(4096 + 7 + i, 11));
-	CHECK_EQ(devq_fill(&d, theirs + 8 * 4096, 2 * 4096, TAG), IOVM_STATUS_SUCCESS);
-	CHECK_OK(iovm_queue_stats(d.q, &st));
+		CHECK(a.back[i] == old_byte(4096 + 7 + i, 11));
+	CHECK_EQ(devq_fill(&a.d, theirs + 8 * 4096, 2 * 4096, TAG), IOVM_STATUS_SUCCESS);
+	CHECK_OK(iovm_queue_stats(a.d.q, &st));
 	CHECK(st.page_requests > 0);
 	put64(wr, 1);
 	CHECK_EQ(get64(rd), 2);
 	/* Discarded by the owner (MADV_DONTNEED): asked for again, its bytes now zero. */
-	CHECK_EQ(copy(&d, theirs + 4096, back_iova, 4096), IOVM_STATUS_SUCCESS);
-	CHECK(all_bytes(back, 4096, 0));
+	CHECK_EQ(copy(&a.d, theirs + 4096, a.back_iova, 4096), IOVM_STATUS_SUCCESS);
+	CHECK(all_bytes(a.back, 4096, 0));
 	put64(wr, 3);
-	devq_close(&d);
-	CHECK_OK(iovm_domain_unmap(dom, IOVM_IOVA(back_iova), LEN));
-	CHECK_OK(iovm_dma_free(ctx, back));
-	CHECK_OK(iovm_domain_destroy(dom));
-	CHECK_OK(iovm_close(ctx));
+	asker_close(&a);
 }
 
 TEST(on_demand_first_touch_by_another_process)
@@ -330,16 +338,10 @@ TEST(on_demand_first_touch_by_another_process)
  */
 static void churn_child(int rd, int wr, void *arg)
 {
-	struct iovm_ctx *ctx = attach_ok(g_name);
-	struct iovm_domain *dom;
-	uint64_t back_iova, ok = 0, faults = 0;
-	uint8_t *back;
-	struct devq d;
+	struct asker_side a = asker_open();
+	uint64_t ok = 0, faults = 0;
 
 	(void)arg;
-	CHECK_OK(iovm_share_domain_open(ctx, DOM, &dom));
-	d = devq_open(ctx, dom);
-	back = back_open(ctx, dom, &back_iova);
 	srand((unsigned)getpid());
 	for (unsigned r = 0; r < ROUNDS; r++) {
 		uint64_t theirs = get64(rd);
@@ -350,14 +352,14 @@ static void churn_child(int rd, int wr, void *arg)
 			uint8_t st;
 
 			if (i % 3 == 2) {
-				st = devq_fill(&d, theirs + (uint64_t)k * 4096, 4096, TAG);
+				st = devq_fill(&a.d, theirs + (uint64_t)k * 4096, 4096, TAG);
 			} else {
-				memset(back, 0, 4096);
-				st = copy(&d, theirs + (uint64_t)k * 4096, back_iova, 4096);
+				memset(a.back, 0, 4096);
+				st = copy(&a.d, theirs + (uint64_t)k * 4096, a.back_iova, 4096);
 				if (st == IOVM_STATUS_SUCCESS)
 					for (size_t j = 0; j < 4096; j++)
-						CHECK_MSG(back[j] == old_byte((size_t)k * 4096 + j, seed) || back[j] == TAG,
-							  "round %u page %u byte %zu: %#x", r, k, j, back[j]);
+						CHECK_MSG(a.back[j] == old_byte((size_t)k * 4096 + j, seed) || a.back[j] == TAG,
+							  "round %u page %u byte %zu: %#x", r, k, j, a.back[j]);
 			}
 			CHECK(st == IOVM_STATUS_SUCCESS || st == IOVM_STATUS_PAGE_FAULT);
 			if (st == IOVM_STATUS_SUCCESS)
@@ -369,11 +371,7 @@ static void churn_child(int rd, int wr, void *arg)
 	}
 	put64(wr, ok);
 	put64(wr, faults);
-	devq_close(&d);
-	CHECK_OK(iovm_domain_unmap(dom, IOVM_IOVA(back_iova), LEN));
-	CHECK_OK(iovm_dma_free(ctx, back));
-	CHECK_OK(iovm_domain_destroy(dom));
-	CHECK_OK(iovm_close(ctx));
+	asker_close(&a);
 }
 
 struct replacer {
