@@ -75,11 +75,6 @@
 /* How long an idle agent sleeps before it looks whether its view is closing. */
 #define AGENT_RECHECK_NS 100000000L
 
-static long futex(_Atomic uint32_t *word, int op, uint32_t val, const struct timespec *timeout)
-{
-	return syscall(SYS_futex, (uint32_t *)word, op, val, timeout, NULL, 0);
-}
-
 static bool name_ok(const char *name)
 {
 	size_t n = name ? strnlen(name, IOVM_ZONE_NAMESIZE) : 0;
@@ -201,7 +196,7 @@ static void invalidate(void *arg, iova_t iova, uint64_t len)
 	atomic_store_explicit(&shm->inval_iova, iova_val(iova), memory_order_relaxed);
 	atomic_store_explicit(&shm->inval_len, len, memory_order_relaxed);
 	seq = atomic_fetch_add_explicit(&shm->inval_seq, 1, memory_order_acq_rel) + 1;
-	futex(&shm->inval_seq, FUTEX_WAKE, INT_MAX, NULL);
+	mp_futex(&shm->inval_seq, FUTEX_WAKE, INT_MAX, NULL);
 	for (unsigned i = 0; i < MP_MAX_PROCS; i++) {
 		if (i == v->s->slot)
 			continue;
@@ -213,7 +208,7 @@ static void invalidate(void *arg, iova_t iova, uint64_t len)
 				break;
 			if (!sdom_still_open(v, i))
 				break;
-			futex(&shm->ack[i], FUTEX_WAIT, a, &recheck);
+			mp_futex(&shm->ack[i], FUTEX_WAIT, a, &recheck);
 		}
 	}
 	if (orphans)
@@ -241,7 +236,7 @@ static void *agent_main(void *arg)
 			 */
 			struct timespec recheck = { 0, AGENT_RECHECK_NS };
 
-			futex(&shm->inval_seq, FUTEX_WAIT, seq, &recheck);
+			mp_futex(&shm->inval_seq, FUTEX_WAIT, seq, &recheck);
 			continue;
 		}
 		/* One posted at a time: the range is the one numbered @seq until this answer. */
@@ -249,7 +244,7 @@ static void *agent_main(void *arg)
 					atomic_load_explicit(&shm->inval_len, memory_order_relaxed));
 		v->seen = seq;
 		atomic_store_explicit(&shm->ack[slot], seq, memory_order_release);
-		futex(&shm->ack[slot], FUTEX_WAKE, INT_MAX, NULL);
+		mp_futex(&shm->ack[slot], FUTEX_WAKE, INT_MAX, NULL);
 	}
 	return NULL;
 }
@@ -260,7 +255,7 @@ static void agent_stop(struct mp_dview *v)
 		return;
 	atomic_store_explicit(&v->agent_stop, true, memory_order_release);
 	/* Every process's agents wake, look, and sleep again: rare, and harmless. */
-	futex(&v->shm->inval_seq, FUTEX_WAKE, INT_MAX, NULL);
+	mp_futex(&v->shm->inval_seq, FUTEX_WAKE, INT_MAX, NULL);
 	pthread_join(v->agent, NULL);
 	v->agent_running = false;
 }
@@ -275,7 +270,7 @@ static void quiesce(void *arg)
 	sdom_server_stop(v);
 	agent_stop(v);
 	atomic_store_explicit(&v->shm->listening[v->s->slot], 0, memory_order_release);
-	futex(&v->shm->ack[v->s->slot], FUTEX_WAKE, INT_MAX, NULL);
+	mp_futex(&v->shm->ack[v->s->slot], FUTEX_WAKE, INT_MAX, NULL);
 }
 
 /* This process lets go of the record: the last one out frees the block. Needs the share's lock. */

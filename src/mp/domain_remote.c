@@ -36,6 +36,7 @@
 
 #include <iovm/iommu.h>
 
+#include "base/clock.h"
 #include "base/fault_inject.h"
 #include "dev/dev.h"
 #include "iommu/iommu.h"
@@ -47,19 +48,6 @@
 #define SERVER_RECHECK_NS 100000000L
 /* How long an asker looks for a free cell before it gives up (a fault). */
 #define CELL_WAIT_NS (UINT64_C(5) * 1000000000)
-
-static long futex(_Atomic uint32_t *word, int op, uint32_t val, const struct timespec *timeout)
-{
-	return syscall(SYS_futex, (uint32_t *)word, op, val, timeout, NULL, 0);
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000 + (uint64_t)t.tv_nsec;
-}
 
 /* ---- the owner's side ---- */
 
@@ -80,7 +68,7 @@ static void serve(struct mp_dview *v, struct sdom_cell *c, uint32_t w)
 	atomic_store_explicit(&c->ret, ret, memory_order_relaxed);
 	atomic_store_explicit(&c->word, SDOM_CELL_WORD(SDOM_CELL_ANSWERED, SDOM_CELL_SLOT(w), SDOM_CELL_GEN(w)),
 			      memory_order_release);
-	futex(&c->word, FUTEX_WAKE, INT_MAX, NULL);
+	mp_futex(&c->word, FUTEX_WAKE, INT_MAX, NULL);
 }
 
 /* The server: answers the requests asked of this process, one at a time. */
@@ -115,7 +103,7 @@ static void *server_main(void *arg)
 			/* A bell rung since @rung wakes at once; the stop's wake can be missed: the sleep ends anyway. */
 			struct timespec recheck = { 0, SERVER_RECHECK_NS };
 
-			futex(bell, FUTEX_WAIT, rung, &recheck);
+			mp_futex(bell, FUTEX_WAIT, rung, &recheck);
 		}
 	}
 	return NULL;
@@ -146,7 +134,7 @@ void sdom_server_stop(struct mp_dview *v)
 	atomic_store_explicit(&v->server_stop, true, memory_order_release);
 	if (v->server_running) {
 		atomic_fetch_add_explicit(&v->shm->bell[v->s->slot], 1, memory_order_release);
-		futex(&v->shm->bell[v->s->slot], FUTEX_WAKE, INT_MAX, NULL);
+		mp_futex(&v->shm->bell[v->s->slot], FUTEX_WAKE, INT_MAX, NULL);
 		pthread_join(v->server, NULL);
 		v->server_running = false;
 	}
@@ -200,7 +188,7 @@ static bool cell_stale(struct mp_dview *v, struct sdom_cell *c, uint32_t w)
 /* A cell for this thread, TAKEN (its word in *@w), or NULL when none came free in CELL_WAIT_NS. */
 static struct sdom_cell *cell_take(struct mp_dview *v, uint32_t *w)
 {
-	uint64_t since = now_ns();
+	uint64_t since = clock_now_ns();
 
 	for (unsigned round = 0;; round++) {
 		for (unsigned i = 0; i < SDOM_CELLS; i++) {
@@ -218,7 +206,7 @@ static struct sdom_cell *cell_take(struct mp_dview *v, uint32_t *w)
 				return c;
 			atomic_fetch_and_explicit(&v->cells_mine, ~bit, memory_order_release);
 		}
-		if (now_ns() - since > CELL_WAIT_NS)
+		if (clock_now_ns() - since > CELL_WAIT_NS)
 			return NULL;
 		sched_yield();
 	}
@@ -245,7 +233,7 @@ static bool answer_wait(struct mp_dview *v, struct sdom_cell *c, unsigned owner,
 			*w = now;
 			return true;
 		}
-		if (futex(&c->word, FUTEX_WAIT, now, &recheck) == 0 || errno != ETIMEDOUT)
+		if (mp_futex(&c->word, FUTEX_WAIT, now, &recheck) == 0 || errno != ETIMEDOUT)
 			continue;
 		if (sdom_still_open(v, owner))
 			continue;
@@ -287,7 +275,7 @@ int sdom_delegate(void *arg, iova_t iova, void *buf, uint64_t len, unsigned op, 
 	w = SDOM_CELL_WORD(SDOM_CELL_ASKED, v->s->slot, SDOM_CELL_GEN(w));
 	atomic_store_explicit(&c->word, w, memory_order_release);
 	atomic_fetch_add_explicit(&v->shm->bell[owner], 1, memory_order_release);
-	futex(&v->shm->bell[owner], FUTEX_WAKE, INT_MAX, NULL);
+	mp_futex(&v->shm->bell[owner], FUTEX_WAKE, INT_MAX, NULL);
 	if (!answer_wait(v, c, owner, &w)) {
 		cell_put(v, c, w);
 		return -EFAULT;

@@ -22,7 +22,10 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <iovm/mem.h>
 #include <iovm/mp.h>
@@ -31,6 +34,12 @@
 #include "base/tlscache.h"
 #include "mem/mem.h"
 #include "phys/phys.h"
+
+/* futex(2) on a word of shared memory (not private: other processes wait on it too). */
+static inline long mp_futex(_Atomic uint32_t *word, int op, uint32_t val, const struct timespec *timeout)
+{
+	return syscall(SYS_futex, (uint32_t *)word, op, val, timeout, NULL, 0);
+}
 
 #define MP_MAGIC UINT64_C(0x31706d2d6d766f69) /* "iovm-mp1" */
 #define MP_VERSION 6

@@ -54,11 +54,6 @@
 #define FOLLOW_RECHECK_NS 10000000L
 #define FOLLOWER_IDLE_NS 100000000L
 
-static long futex(_Atomic uint32_t *word, int op, uint32_t val, const struct timespec *timeout)
-{
-	return syscall(SYS_futex, (uint32_t *)word, op, val, timeout, NULL, 0);
-}
-
 static uint8_t parcel_get(const struct mp_heap *h, uint64_t i)
 {
 	return __atomic_load_n(&h->parcel[i], __ATOMIC_ACQUIRE);
@@ -134,7 +129,7 @@ static uint32_t follow_apply(struct mp_space *s)
 	}
 	if (atomic_load_explicit(&s->c->heap_follows[s->slot], memory_order_relaxed)) {
 		atomic_store_explicit(&s->c->heap_ack[s->slot], seq, memory_order_release);
-		futex(&s->c->heap_ack[s->slot], FUTEX_WAKE, INT_MAX, NULL);
+		mp_futex(&s->c->heap_ack[s->slot], FUTEX_WAKE, INT_MAX, NULL);
 	}
 	pthread_mutex_unlock(&s->follow_lock);
 	return seq;
@@ -153,7 +148,7 @@ void mp_follow_wait(struct mp_space *s, uint32_t seq)
 	if (seq == atomic_load_explicit(&s->waited_seq, memory_order_acquire))
 		return;
 	follow_apply(s);
-	futex(&c->heap_seq, FUTEX_WAKE, INT_MAX, NULL);
+	mp_futex(&c->heap_seq, FUTEX_WAKE, INT_MAX, NULL);
 	for (unsigned i = 0; i < MP_MAX_PROCS; i++) {
 		if (i == s->slot)
 			continue;
@@ -163,7 +158,7 @@ void mp_follow_wait(struct mp_space *s, uint32_t seq)
 
 			if ((int32_t)(a - seq) >= 0 || !follower_live(&s->h, i))
 				break;
-			futex(&c->heap_ack[i], FUTEX_WAIT, a, &recheck);
+			mp_futex(&c->heap_ack[i], FUTEX_WAIT, a, &recheck);
 		}
 	}
 	atomic_store_explicit(&s->waited_seq, seq, memory_order_release);
@@ -182,7 +177,7 @@ static void *follower_main(void *arg)
 			follow_apply(s);
 			continue;
 		}
-		futex(&c->heap_seq, FUTEX_WAIT, seq, &idle);
+		mp_futex(&c->heap_seq, FUTEX_WAIT, seq, &idle);
 	}
 	return NULL;
 }
@@ -216,7 +211,7 @@ void mp_follow_stop(struct mp_space *s)
 	atomic_store_explicit(&s->c->heap_follows[s->slot], 0, memory_order_release);
 	atomic_store_explicit(&s->follower_stop, true, memory_order_release);
 	atomic_fetch_add_explicit(&s->c->heap_seq, 0, memory_order_acq_rel);
-	futex(&s->c->heap_seq, FUTEX_WAKE, INT_MAX, NULL);
+	mp_futex(&s->c->heap_seq, FUTEX_WAKE, INT_MAX, NULL);
 	pthread_join(s->follower, NULL);
 	s->follower_running = false;
 }
