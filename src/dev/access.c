@@ -347,9 +347,7 @@ static int delegated_span(struct exec *x, struct side *s, const struct iommu_spa
 		/* What gets written is found at the write-back, which counts the bytes it wrote. */
 		got = want;
 	}
-	for (unsigned i = 0; i < x->nr_sides; i++)
-		if (x->sides[i]->rfd != SIDE_DELEGATED)
-			x->sides[i]->avail = 0;
+	sides_forget_local(x);
 	if (!got) {
 		delegated_fault(x, s->iova, s->access & IOVM_MAP_READ ? IOVM_MAP_READ : IOVM_MAP_WRITE,
 				ret ? reason : IOVM_FAULT_BUS);

@@ -248,6 +248,21 @@ static inline void gate_unwait(struct exec *x)
 	}
 }
 
+/*
+ * The device left its section to have another process move bytes
+ * (iommu_delegate()): what it translated may have gone meanwhile, spans
+ * and keys alike, but not the bytes in a delegated side's buffer, which
+ * are what that process's memory held when it answered.
+ */
+static inline void sides_forget_local(struct exec *x)
+{
+	for (unsigned i = 0; i < x->nr_sides; i++)
+		if (x->sides[i]->rfd != SIDE_DELEGATED) {
+			x->sides[i]->avail = 0;
+			x->sides[i]->keyed = 0;
+		}
+}
+
 static inline int stretch_done(struct exec *x, uint64_t n)
 {
 	bool left = false;
@@ -272,9 +287,11 @@ static inline int stretch_done(struct exec *x, uint64_t n)
 	}
 	for (unsigned i = 0; i < x->nr_sides; i++) {
 		side_advance(x->sides[i], n);
-		/* A delegated write-back left the section: nothing translated before holds. */
-		if (unlikely(left))
+		/* A delegated write-back left the section: nothing translated before holds, its own buffer neither. */
+		if (unlikely(left)) {
 			x->sides[i]->avail = 0;
+			x->sides[i]->keyed = 0;
+		}
 		/*
 		 * What is left in a gated side's bounce buffer was read under
 		 * this hold: once it is let go, the owner's munmap() may return
