@@ -214,6 +214,83 @@ static void sc_device(void)
 }
 
 /*
+ * Delegated access (mp.h): the owner's memory, registered pinned and on
+ * demand in a shared domain; the attached context's device reads and
+ * writes it through the owner's server thread (src/mp/domain_remote.c),
+ * which the first registration starts. A failure there is the
+ * registration's; a failure in the asking thread is a fault of the
+ * descriptor, and the copy asked again goes through.
+ */
+static void sc_delegated(void)
+{
+	struct iovm_share_params p = { .heap_size = 4 << 20, .page_size = 4096, .group = -1 };
+	struct iovm_queue_attr qa = { .depth = 4, .flags = IOVM_QUEUE_POLLED };
+	struct iovm_ctx *owner = fault_open(FAULT_OPTS), *att = NULL;
+	struct iovm_domain *d1, *d2, *rings;
+	static uint8_t own[3 * 4096] __attribute__((aligned(4096)));
+	struct iovm_mr *mr[2];
+	struct iovm_mr_info mi;
+	struct iovm_device *dev;
+	struct iovm_queue *q;
+	iovm_iova_t bi = IOVM_IOVA(IOVM_ADDR_INVALID);
+	char name[64];
+	uint8_t *b;
+
+	snprintf(name, sizeof(name), "fault-deleg-%d", (int)getpid());
+	FI_INT(iovm_share(owner, name, &p));
+	FI_INT(iovm_attach(name, FAULT_OPTS, &att));
+	FI_INT(iovm_share_domain_create(owner, "fault-deleg", NULL, &d1));
+	FI_INT(iovm_share_domain_open(att, "fault-deleg", &d2));
+	FI_INT(iovm_mr_reg(d1, own, 4096 + 100, IOVM_ACCESS_LOCAL_WRITE, &mr[0]));
+	FI_INT(iovm_mr_reg(d1, own + 2 * 4096, 4096, IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_ON_DEMAND, &mr[1]));
+	b = FI_PTR(iovm_dma_zalloc(att, 8192, 4096, 0));
+	FI_INT(iovm_domain_map_ptr(d2, b, 8192, IOVM_MAP_READ | IOVM_MAP_WRITE, &bi));
+	FI_INT(iovm_device_open(att, "sw", &dev));
+	FI_INT(iovm_domain_create(att, NULL, &rings));
+	FI_INT(iovm_device_attach(dev, rings, IOVM_PASID_NONE));
+	FI_INT(iovm_device_attach(dev, d2, 1));
+	FI_INT(iovm_queue_create(dev, &qa, &q));
+	for (unsigned k = 0; k < 2; k++) {
+		FI_INT(iovm_mr_query(mr[k], &mi));
+		memset(k ? own + 2 * 4096 : own, 0x40 + k, 4096);
+		memset(b, 0, 8192);
+		/* Read: the owner's bytes arrive; then written: they land in the owner's memory. */
+		for (unsigned pass = 0; pass < 2; pass++) {
+			struct iovm_desc d = { .op = IOVM_OP_COPY, .len = 4096, .pasid = 1, .tag = pass };
+			struct iovm_cqe cqe;
+			unsigned tries = 0;
+
+			d.src = pass ? bi.addr + 4096 : mi.iova.addr;
+			d.dst = pass ? mi.iova.addr : bi.addr;
+			if (pass)
+				memset(b + 4096, 0x60 + k, 4096);
+			for (;; tries++) {
+				CHECK(tries < 3);
+				FI_INT(iovm_queue_submit(q, &d));
+				FI_INT(iovm_queue_process(q, 1));
+				CHECK_EQ(FI_INT(iovm_queue_reap(q, &cqe, 1)), 1);
+				if (cqe.status == IOVM_STATUS_SUCCESS)
+					break;
+				CHECK_MSG(cqe.status == IOVM_STATUS_PAGE_FAULT, "status %d", cqe.status);
+			}
+		}
+		CHECK_EQ(b[4095], 0x40 + k);
+		CHECK_EQ((k ? own + 2 * 4096 : own)[4095], 0x60 + k);
+	}
+	CHECK_EQ(iovm_queue_destroy(q), 0);
+	CHECK_EQ(iovm_device_close(dev), 0);
+	CHECK_EQ(iovm_domain_destroy(rings), 0);
+	FI_INT(iovm_domain_unmap(d2, bi, 8192));
+	FI_INT(iovm_dma_free(att, b));
+	FI_INT(iovm_mr_dereg(mr[1]));
+	FI_INT(iovm_mr_dereg(mr[0]));
+	CHECK_EQ(iovm_domain_destroy(d2), 0);
+	CHECK_EQ(iovm_domain_destroy(d1), 0);
+	CHECK_EQ(iovm_close(att), 0);
+	CHECK_EQ(iovm_close(owner), 0);
+}
+
+/*
  * The shared heap's parcels (src/mp/parcels.c): a context that follows the
  * heap (its follower thread), a commit the owner makes and the follower
  * maps, a free that trims (holes punched), iovm_dma_trim() of the rest.
@@ -253,5 +330,6 @@ static const struct fault_scenario fault_mp_scenarios[] = {
 	{ "shared heap parcels, followed and trimmed", sc_share_parcels },
 	{ "device server", sc_device },
 	{ "shared domain", sc_share_domain },
+	{ "delegated access", sc_delegated },
 	{ NULL, NULL },
 };
