@@ -26,6 +26,7 @@
 #include "base/error.h"
 #include "base/lock.h"
 #include "base/log.h"
+#include "base/sanitizer.h"
 #include "mem/mem.h"
 #include "dev/dev_internal.h"
 #include "iommu/access_hot.h"
@@ -115,6 +116,8 @@ static inline void ring_write_cqe(struct iovm_queue *q, struct ring_window *w, s
 	e->tag = tag;
 	e->bytes_completed = bytes;
 	e->status = status;
+	/* Where the reaper reads it, for ThreadSanitizer: the bus may reach the ring at another address. */
+	tsan_release(&q->cq[cur->tail & (q->depth - 1)].phase);
 	/* The phase last: it makes the entry visible to the reaper. */
 	__atomic_store_n(&e->phase, cur->phase, __ATOMIC_RELEASE);
 	if ((++cur->tail & (q->depth - 1)) == 0)

@@ -20,6 +20,7 @@
 #include "base/ctx.h"
 #include "base/fault_inject.h"
 #include "base/lock.h"
+#include "base/sanitizer.h"
 #include "dev/dev.h"
 #include "dev/exec.h"
 #include "os/guard.h"
@@ -35,28 +36,7 @@
  * checked (a loop it does not instrument, which compilers do not turn
  * back into a memcpy() it intercepts).
  */
-#if defined(__SANITIZE_ADDRESS__)
-#define XFER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define XFER_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define XFER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define XFER_TSAN 1
-#endif
-#endif
-#ifdef XFER_TSAN
-void AnnotateIgnoreReadsBegin(const char *file, int line);
-void AnnotateIgnoreReadsEnd(const char *file, int line);
-void AnnotateIgnoreWritesBegin(const char *file, int line);
-void AnnotateIgnoreWritesEnd(const char *file, int line);
-#endif
-
-#ifdef XFER_ASAN
+#ifdef IOVM_ASAN
 static __no_sanitize_address void unchecked_copy(void *dst, const void *src, uint64_t n)
 {
 	volatile uint8_t *d = dst;
@@ -71,15 +51,9 @@ static __no_sanitize_address void unchecked_copy(void *dst, const void *src, uin
 
 static void dma_copy(void *dst, const void *src, uint64_t n)
 {
-#ifdef XFER_TSAN
-	AnnotateIgnoreReadsBegin(__FILE__, __LINE__);
-	AnnotateIgnoreWritesBegin(__FILE__, __LINE__);
-#endif
+	tsan_ignore_begin();
 	unchecked_copy(dst, src, n);
-#ifdef XFER_TSAN
-	AnnotateIgnoreWritesEnd(__FILE__, __LINE__);
-	AnnotateIgnoreReadsEnd(__FILE__, __LINE__);
-#endif
+	tsan_ignore_end();
 }
 
 struct dev_xfer {

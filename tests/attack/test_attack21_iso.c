@@ -648,8 +648,6 @@ TEST(replaced_under_fire)
 
 int main(void)
 {
-	if (TEST_TSAN)
-		SKIP("not under ThreadSanitizer: %s", "its processes reuse each other's page tables of the shared domain, ordered by acks between processes that ThreadSanitizer cannot see (it flags pt_walk() against a table's memset in another map)");
 	a21_init();
 	a21_watchdog(280);
 	RUN(read_only_and_bounds);
