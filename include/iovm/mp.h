@@ -231,8 +231,10 @@ IOVM_API int iovm_share_check(struct iovm_ctx *ctx);
  * lives and keeps the domain open (a stopped process stalls it), and
  * faults (IOVM_STATUS_PAGE_FAULT, IOVM_FAULT_BUS, or the fault that
  * process's engine met) once that process unmapped, deregistered, closed
- * the domain or died; a completion record there faults (counted, not
- * written). The registration follows the
+ * the domain or died. A completion record there is written by the
+ * registering process too, its status last (where the registration is
+ * not writable, or is gone, it faults: counted, not written). The
+ * registration follows the
  * registering process's address space as in a domain of its own: an
  * munmap(), MAP_FIXED or madvise() of its memory takes the pages out of
  * the shared table, strictly, before any device reaches them again

@@ -350,6 +350,36 @@ static void remote_completion(struct iovm_queue *q, const struct iommu_span *s, 
 		counter_add(&q->faults, 1);
 }
 
+/*
+ * A record in another process's registration of a shared domain: that
+ * process writes it (iommu_delegate()), the body first and the status
+ * after, so that its application, which polls the status, never sees a
+ * status before the rest. Out of the section, as any delegated access:
+ * the answer may wait for that process's invalidation, which waits for
+ * this process's sections. Not written (the memory went, or its process
+ * did): counted as a fault, like a record whose IOVA does not translate.
+ */
+static void delegated_completion(struct iovm_queue *q, uint32_t pasid, uint64_t completion,
+				 const struct iovm_completion *c)
+{
+	struct iovm_completion rec = *c;
+	uint64_t done = 0;
+	unsigned reason;
+	int ret;
+	static_assert(offsetof(struct iovm_completion, status) == 0, "the status is the record's first byte");
+
+	iommu_exit(q->tlb);
+	q->sections_left++;
+	ret = iommu_delegate(q->dev->client, pasid, iova_make(completion + 1), (uint8_t *)&rec + 1,
+			     sizeof(rec) - 1, IOMMU_DELEGATE_WRITE, &done, &reason);
+	if (!ret && done == sizeof(rec) - 1)
+		ret = iommu_delegate(q->dev->client, pasid, iova_make(completion), &rec.status, 1,
+				     IOMMU_DELEGATE_WRITE, &done, &reason);
+	iommu_enter(q->tlb);
+	if (ret || done != 1)
+		counter_add(&q->faults, 1);
+}
+
 _Atomic(dev_test_hook) dev_test_remote_record;
 
 /* Write a completion record at @completion of @pasid's domain, through the IOMMU, its status last. */
@@ -367,9 +397,14 @@ void engine_write_completion(struct iovm_queue *q, uint32_t pasid, uint64_t comp
 			dev_fault_report(q->dev, &f);
 			goto fault;
 		}
-		/* Not in another process's registration of a shared domain: that process would have to write it. */
-		if (s.len < sizeof(*rec) || s.reach == PHYS_REACH_DELEGATED)
+		if (s.len < sizeof(*rec))
 			goto fault;
+		if (unlikely(s.reach == PHYS_REACH_DELEGATED)) {
+			if (waiting)
+				phys_gate_wait_end(waiting);
+			delegated_completion(q, pasid, completion, c);
+			return;
+		}
 		/*
 		 * A record in another process's registration (a mirrored MR) is a
 		 * write through it like a stretch's: its monitor waits only for

@@ -277,6 +277,25 @@ static void sc_delegated(void)
 		CHECK_EQ(b[4095], 0x40 + k);
 		CHECK_EQ((k ? own + 2 * 4096 : own)[4095], 0x60 + k);
 	}
+	/* A completion record in the owner's registration: the owner writes it, status last. */
+	{
+		struct iovm_completion *rec = (struct iovm_completion *)(own + 4096 + 32);
+		struct iovm_cqe cqe;
+
+		FI_INT(iovm_mr_query(mr[0], &mi));
+		/* A failure on the way leaves it unwritten (counted as a fault): the next one is. */
+		memset(rec, 0, sizeof(*rec));
+		for (unsigned tries = 0; !__atomic_load_n(&rec->status, __ATOMIC_ACQUIRE); tries++) {
+			CHECK(tries < 2);
+			FI_INT(iovm_queue_submit(q, &(struct iovm_desc){ .op = IOVM_OP_NOOP, .pasid = 1,
+									 .flags = IOVM_DESC_COMPLETION,
+									 .completion = mi.iova.addr + 4096 + 32 }));
+			FI_INT(iovm_queue_process(q, 1));
+			CHECK_EQ(FI_INT(iovm_queue_reap(q, &cqe, 1)), 1);
+			CHECK_EQ(cqe.status, IOVM_STATUS_SUCCESS);
+		}
+		CHECK_EQ(rec->status, IOVM_STATUS_SUCCESS);
+	}
 	CHECK_EQ(iovm_queue_destroy(q), 0);
 	CHECK_EQ(iovm_device_close(dev), 0);
 	CHECK_EQ(iovm_domain_destroy(rings), 0);
