@@ -78,7 +78,7 @@ static int read_host_pa(struct phys_arena *a, struct phys_bank *b)
 	b->hpa = fi_malloc(b->npages * sizeof(*b->hpa));
 	if (!b->hpa)
 		return -ENOMEM;
-	ret = os_pagemap_read(b->bus, b->npages, a->page_size, b->hpa);
+	ret = os_pagemap_read(atomic_load_explicit(&b->bus, memory_order_relaxed), b->npages, a->page_size, b->hpa);
 	if (ret)
 		goto fail;
 	if (!a->at_host_pa)
@@ -209,6 +209,7 @@ int bank_add(struct phys_arena *a, uint64_t bytes)
 	struct range_req file_req;
 	struct phys_bank *b;
 	uint64_t off;
+	uint8_t *bus;
 	int ret;
 
 	lock_assert_held(&a->space->lock);
@@ -240,22 +241,24 @@ int bank_add(struct phys_arena *a, uint64_t bytes)
 	ret = os_memfd_extend(a->fd, off + bytes);
 	if (ret)
 		goto free_file_range;
-	b->bus = os_va_map_shared(bytes, a->fd, off);
-	if (!b->bus) {
+	bus = os_va_map_shared(bytes, a->fd, off);
+	if (!bus) {
 		/* A hugetlb mapping reserves its pages: ENOMEM here is an exhausted pool. */
 		ret = -ENOMEM;
 		goto punch;
 	}
+	/* Before the bank is published (bus_publish() releases): set once, read relaxed. */
+	atomic_store_explicit(&b->bus, bus, memory_order_relaxed);
 	if (a->node >= 0) {
-		ret = os_numa_bind(b->bus, bytes, a->node);
+		ret = os_numa_bind(bus, bytes, a->node);
 		if (ret)
 			goto unmap_bus;
 	}
-	ret = os_populate(b->bus, bytes, a->page_size);
+	ret = os_populate(bus, bytes, a->page_size);
 	if (ret)
 		goto unmap_bus;
 	if (a->node >= 0) {
-		ret = verify_node(a, b->bus, b->npages);
+		ret = verify_node(a, bus, b->npages);
 		if (ret)
 			goto unmap_bus;
 	}
@@ -302,7 +305,7 @@ unplace:
 free_hpa:
 	free(b->hpa);
 unmap_bus:
-	munmap(b->bus, bytes);
+	munmap(bus, bytes);
 punch:
 	os_memfd_punch(a->fd, off, bytes);
 free_file_range:
@@ -326,7 +329,7 @@ int bank_release(struct phys_bank *b)
 	/* A device may be inside an access through the bus mapping: let it finish. */
 	if (ps->params.epoch)
 		epoch_synchronize(ps->params.epoch);
-	munmap(b->bus, b->len);
+	munmap(atomic_load_explicit(&b->bus, memory_order_relaxed), b->len);
 	os_memfd_punch(a->fd, b->file_off, b->len);
 	ra_free(&a->file_space, b->file_off, b->len);
 	if (!a->at_host_pa) {
@@ -354,7 +357,7 @@ void bank_destroy_all(struct phys_space *ps)
 		if (!b)
 			continue;
 		if (!b->released)
-			munmap(b->bus, b->len);
+			munmap(atomic_load_explicit(&b->bus, memory_order_relaxed), b->len);
 		free(b->hpa);
 		free(b);
 	}

@@ -10,8 +10,8 @@
  * Two kinds of readers. The devices look up inside the epoch
  * (bus_lookup()): a bank or window they find is not released or reused
  * before they leave it, so they read its fields as they are. Everyone
- * else (the map calls, a domain's translate, guest banks, the pin path)
- * may find a window that is being removed and its struct rewritten as
+ * else (the map calls, a domain's translate and its mirror, guest banks,
+ * the pin path, a queue's rings) may find a window that is being removed and its struct rewritten as
  * another meanwhile (window.c): they read through bus_read(), which
  * checks the window's seq and looks again rather than answer with a mix
  * of two windows.
@@ -50,8 +50,11 @@ static struct phys_bank *bus_lookup(struct phys_space *ps, pa_t pa, uint64_t *ba
 /* What bus_read() found at a PA: one bank's or window's fields, never a mix of two. */
 struct bus_view {
 	struct phys_arena *arena; /* NULL: a window */
+	bool foreign;
 	bool shared;
+	bool remote;
 	uint64_t shared_page_size;
+	uint8_t *ptr; /* the bus's pointer to the PA (a remote window's: the other process's VA) */
 };
 
 /*
@@ -60,7 +63,9 @@ struct bus_view {
  * phys_bank): the window's seq, even, then the entry still pointing at
  * it (so that seq is the count of the window published here, not of one
  * the struct was before), then its fields, then seq unchanged. A bank's
- * fields read here never change, nor its seq.
+ * fields read here never change, nor its seq; its granule's offset does
+ * when the bank goes and another takes the granule, which the entry's
+ * second look catches.
  */
 static bool bus_read(struct phys_space *ps, pa_t pa, struct bus_view *v)
 {
@@ -82,23 +87,43 @@ static bool bus_read(struct phys_space *ps, pa_t pa, struct bus_view *v)
 		seq = atomic_load_explicit(&b->seq, memory_order_acquire);
 		if ((seq & 1) || atomic_load_explicit(&e->bank, memory_order_acquire) != b)
 			continue;
+		/*
+		 * Acquire: an offset the granule's next owner stored comes with
+		 * this window's seq bump, or with the NULL entry this bank's
+		 * release left (bus_unpublish() stores it before anyone
+		 * publishes the granule again).
+		 */
+		off = atomic_load_explicit(&e->off, memory_order_acquire) + (pa_val(pa) & (BUS_GRANULE - 1));
 		/* Set when the struct was made: a bank stays a bank, a window a window. */
 		v->arena = b->arena;
+		v->foreign = b->foreign;
 		if (!b->foreign) {
-			v->shared = false;
+			/* The bank still here after the offset: the offset is its own. */
+			if (atomic_load_explicit(&e->bank, memory_order_acquire) != b)
+				continue;
+			v->shared = v->remote = false;
+			v->ptr = atomic_load_explicit(&b->bus, memory_order_relaxed) + off;
 			return true;
 		}
-		/* Acquire: an offset the granule's next owner stored comes with this window's seq bump. */
-		off = atomic_load_explicit(&e->off, memory_order_acquire) + (pa_val(pa) & (BUS_GRANULE - 1));
 		in = off >= atomic_load_explicit(&b->lo, memory_order_relaxed) &&
 		     off < atomic_load_explicit(&b->hi, memory_order_relaxed);
 		v->shared = atomic_load_explicit(&b->shared, memory_order_relaxed);
+		v->remote = atomic_load_explicit(&b->remote, memory_order_relaxed);
 		v->shared_page_size = atomic_load_explicit(&b->shared_page_size, memory_order_relaxed);
+		v->ptr = atomic_load_explicit(&b->bus, memory_order_relaxed) + off;
 		/* The field loads ahead of the second look at seq: a rewrite they saw any of shows in it. */
 		atomic_thread_fence(memory_order_acquire);
 		if (atomic_load_explicit(&b->seq, memory_order_relaxed) == seq)
 			return in;
 	}
+}
+
+/* How the CPU reaches what bus_lookup() or bus_read() found (enum phys_reach). */
+static uint8_t reach_of(bool foreign, bool shared, bool remote)
+{
+	if (remote)
+		return PHYS_REACH_REMOTE;
+	return foreign && !shared ? PHYS_REACH_FOREIGN : PHYS_REACH_OWN;
 }
 
 bool bus_shared(struct phys_space *ps, pa_t pa)
@@ -126,10 +151,10 @@ const _Atomic uint32_t *phys_bus_gen(const struct phys_space *ps)
 
 void *phys_bus_ptr(struct phys_space *ps, pa_t pa)
 {
-	uint64_t off;
-	struct phys_bank *b = bus_lookup(ps, pa, &off);
+	struct bus_view v;
 
-	return b && !b->remote ? b->bus + off : NULL;
+	/* Outside the epoch (the mirror's map calls, common buffers): the window may be going. */
+	return bus_read(ps, pa, &v) && !v.remote ? v.ptr : NULL;
 }
 
 void *phys_bus_map(struct phys_space *ps, pa_t pa, uint8_t *reach)
@@ -137,15 +162,22 @@ void *phys_bus_map(struct phys_space *ps, pa_t pa, uint8_t *reach)
 	uint64_t off;
 	struct phys_bank *b = bus_lookup(ps, pa, &off);
 
+	/* The devices' path, inside the epoch: what it found is not rewritten before it leaves. */
 	if (!b)
 		return NULL;
-	if (b->remote)
-		*reach = PHYS_REACH_REMOTE;
-	else if (b->foreign && !atomic_load_explicit(&b->shared, memory_order_relaxed))
-		*reach = PHYS_REACH_FOREIGN;
-	else
-		*reach = PHYS_REACH_OWN;
-	return b->bus + off;
+	*reach = reach_of(b->foreign, atomic_load_explicit(&b->shared, memory_order_relaxed),
+			  atomic_load_explicit(&b->remote, memory_order_relaxed));
+	return atomic_load_explicit(&b->bus, memory_order_relaxed) + off;
+}
+
+void *phys_bus_map_outside(struct phys_space *ps, pa_t pa, uint8_t *reach)
+{
+	struct bus_view v;
+
+	if (!bus_read(ps, pa, &v))
+		return NULL;
+	*reach = reach_of(v.foreign, v.shared, v.remote);
+	return v.ptr;
 }
 
 int phys_remote_fd(struct phys_space *ps, pa_t pa)
@@ -153,7 +185,7 @@ int phys_remote_fd(struct phys_space *ps, pa_t pa)
 	uint64_t off;
 	struct phys_bank *b = bus_lookup(ps, pa, &off);
 
-	return b && b->remote ? b->remote_fd : -1;
+	return b && atomic_load_explicit(&b->remote, memory_order_relaxed) ? b->remote_fd : -1;
 }
 
 int phys_window_gate(struct phys_space *ps, pa_t pa, struct phys_gate_words *w)
@@ -161,7 +193,7 @@ int phys_window_gate(struct phys_space *ps, pa_t pa, struct phys_gate_words *w)
 	uint64_t off;
 	struct phys_bank *b = bus_lookup(ps, pa, &off);
 
-	if (!b || !b->remote || !w)
+	if (!b || !atomic_load_explicit(&b->remote, memory_order_relaxed) || !w)
 		return -EINVAL;
 	/* Before devices map the window: set once, read without a lock. */
 	b->remote_gate = w;
@@ -173,7 +205,7 @@ struct phys_gate_words *phys_remote_gate(struct phys_space *ps, pa_t pa)
 	uint64_t off;
 	struct phys_bank *b = bus_lookup(ps, pa, &off);
 
-	return b && b->remote ? b->remote_gate : NULL;
+	return b && atomic_load_explicit(&b->remote, memory_order_relaxed) ? b->remote_gate : NULL;
 }
 
 bool phys_arena_at_host_pa(const struct phys_arena *a)

@@ -264,7 +264,12 @@ unsigned phys_page_sizes(const struct phys_space *ps, uint64_t want, uint64_t si
 #define PHYS_BUS_SHIFT 21
 #define PHYS_BUS_GRANULE (UINT64_C(1) << PHYS_BUS_SHIFT)
 
-/* phys_bus_ptr() - the bus's pointer to @pa's memory, or NULL. Lock-free. */
+/*
+ * phys_bus_ptr() - the bus's pointer to @pa's memory, or NULL. Lock-free,
+ * and safe outside the devices' epoch: a window that goes meanwhile, its
+ * struct reused for another, answers as it was or not at all, never with
+ * a mix of the two.
+ */
 void *phys_bus_ptr(struct phys_space *ps, pa_t pa);
 
 /* How the CPU reaches the memory at a PA (phys_bus_map()). */
@@ -294,9 +299,22 @@ enum phys_reach {
 
 /*
  * phys_bus_map() - the bus's pointer to @pa's memory, or NULL, and in
- * *@reach how the CPU reaches it (enum phys_reach). Lock-free.
+ * *@reach how the CPU reaches it (enum phys_reach). Lock-free. Only
+ * inside the devices' epoch (iommu_access()), which a window's removal
+ * waits out before its struct is reused: the window's fields are read
+ * as they are, with no check: the devices' miss path pays nothing for it.
  */
 void *phys_bus_map(struct phys_space *ps, pa_t pa, uint8_t *reach);
+
+/*
+ * phys_bus_map_outside() - phys_bus_map() for a caller outside the
+ * devices' epoch (a queue's rings, found through their domain): a window
+ * that goes meanwhile, its struct reused for another, answers as it was
+ * or not at all, never with one window's pointer and another's reach.
+ * Lock-free; a few more loads than phys_bus_map(), and a retry when a
+ * window is rewritten under it.
+ */
+void *phys_bus_map_outside(struct phys_space *ps, pa_t pa, uint8_t *reach);
 
 /*
  * phys_remote_fd() - the memory file of the process whose memory @pa is

@@ -63,7 +63,13 @@ struct phys_bank {
 	uint64_t file_off;  /* where the bank starts in the arena's memfd */
 	uint64_t len;       /* bytes */
 	uint64_t npages;
-	uint8_t *bus;       /* the bus's mapping of the bank; MAP_SHARED */
+	/*
+	 * The bus's mapping of the bank (MAP_SHARED), or a window's memory.
+	 * Atomic for windows' sake: window_add() rewrites it in a reused
+	 * struct while bus_read() may read it (see below). A bank's is set
+	 * before the bank is published and never changes.
+	 */
+	_Atomic(uint8_t *) bus;
 	pa_t pa;            /* emulated banks: PA of the first page; host-PA banks: PA_INVALID */
 	hpa_t *hpa;         /* host PA of each page, or NULL when unknown */
 	uint64_t nr_free;   /* frames of this bank free in the buddy */
@@ -80,8 +86,8 @@ struct phys_bank {
 	 * So a window's fields are rewritten, under phys_space.lock, only
 	 * inside a write section of seq (odd while it lasts; its bus entries'
 	 * removal is one too), and the fields such a lookup reads (lo, hi,
-	 * shared, shared_page_size) are atomics, read against seq by
-	 * bus_read() (bus.c). Devices read them plainly (relaxed) under the
+	 * shared, shared_page_size, remote, bus) are atomics, read against
+	 * seq by bus_read() (bus.c). Devices read them plainly (relaxed) under the
 	 * epoch, which phys_window_remove() waits out before reuse. A bank's
 	 * seq stays 0: a bank's struct is never reused.
 	 */
@@ -100,9 +106,10 @@ struct phys_bank {
 	/*
 	 * A remote window (phys_window_add_remote()): bus is another process's
 	 * VA, never dereferenced here; remote_fd its memory file, owned by
-	 * the window (meaningless in every other bank).
+	 * the window (meaningless in every other bank). remote is atomic as
+	 * the fields above are: bus_read() reads it against seq.
 	 */
-	bool remote;
+	_Atomic bool remote;
 	int remote_fd;
 	/* A remote window's owner's gate copy and the counts of our accesses it looks at (gate.c), or NULL. */
 	struct phys_gate_words *remote_gate;

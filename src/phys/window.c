@@ -155,11 +155,11 @@ static int window_add(struct phys_space *ps, uint64_t v, uint64_t len, int remot
 	w->fixed_pa = fixed;
 	w->private = private;
 	atomic_store_explicit(&w->shared, false, memory_order_relaxed);
-	w->remote = remote_fd >= 0;
+	atomic_store_explicit(&w->remote, remote_fd >= 0, memory_order_relaxed);
 	w->remote_fd = remote_fd;
 	w->remote_gate = NULL;
 	w->released = false;
-	w->bus = (uint8_t *)(uintptr_t)(v - head);
+	atomic_store_explicit(&w->bus, (uint8_t *)(uintptr_t)(v - head), memory_order_relaxed);
 	w->pa = pa_make(base);
 	w->len = span;
 	atomic_store_explicit(&w->lo, head, memory_order_relaxed);
@@ -171,7 +171,7 @@ static int window_add(struct phys_space *ps, uint64_t v, uint64_t len, int remot
 		goto free_pa;
 	list_add_tail(&ps->windows, &w->wlink);
 	/* Counted: memory a device reaches under a guard. Another process's is reached by system calls. */
-	if (!w->remote)
+	if (!atomic_load_explicit(&w->remote, memory_order_relaxed))
 		atomic_fetch_add_explicit(&ps->nr_windows, 1, memory_order_relaxed);
 	mutex_unlock(&ps->lock);
 	*pa = pa_make(base + head);
@@ -183,7 +183,7 @@ free_pa:
 		ra_free(private ? &ps->emu_private : &ps->emu_windows, base, span);
 spare:
 	window_write_begin(w);
-	w->remote = false;
+	atomic_store_explicit(&w->remote, false, memory_order_relaxed);
 	w->fixed_pa = false;
 	window_write_end(w);
 	list_add(&ps->spare_windows, &w->wlink);
@@ -249,10 +249,10 @@ int phys_window_add_shared(struct phys_space *ps, void *va, uint64_t len, uint64
 	w->fixed_pa = false;
 	w->private = false;
 	atomic_store_explicit(&w->shared, true, memory_order_relaxed);
-	w->remote = false;
+	atomic_store_explicit(&w->remote, false, memory_order_relaxed);
 	atomic_store_explicit(&w->shared_page_size, page_size, memory_order_relaxed);
 	w->released = false;
-	w->bus = (uint8_t *)va;
+	atomic_store_explicit(&w->bus, (uint8_t *)va, memory_order_relaxed);
 	w->pa = pa;
 	w->len = len;
 	atomic_store_explicit(&w->lo, 0, memory_order_relaxed);
@@ -294,7 +294,7 @@ int phys_window_remove(struct phys_space *ps, pa_t pa)
 	window_unpublish(ps, w);
 	list_del(&w->wlink);
 	shared = atomic_load_explicit(&w->shared, memory_order_relaxed);
-	if (!shared && !w->remote)
+	if (!shared && !atomic_load_explicit(&w->remote, memory_order_relaxed))
 		atomic_fetch_sub_explicit(&ps->nr_windows, 1, memory_order_relaxed);
 	mutex_unlock(&ps->lock);
 	/* A device may be inside an access through the window: let it finish. */
@@ -307,7 +307,7 @@ int phys_window_remove(struct phys_space *ps, pa_t pa)
 	window_write_begin(w);
 	w->fixed_pa = false;
 	/* Nobody reads through the window any more: the caller may close its file. */
-	w->remote = false;
+	atomic_store_explicit(&w->remote, false, memory_order_relaxed);
 	w->released = true;
 	window_write_end(w);
 	list_add(&ps->spare_windows, &w->wlink);
