@@ -103,7 +103,14 @@ static int ring_given(struct iovm_queue *q, struct iovm_domain *dom, iova_t at, 
 		    (perm & (IOVM_MAP_READ | IOVM_MAP_WRITE)) != (IOVM_MAP_READ | IOVM_MAP_WRITE))
 			return err_detail(-EFAULT, IOVM_LOG_DEBUG, "ring at %#lx: %#lx is not mapped read-write",
 					  addr, addr + off);
-		p = phys_bus_map(ps, page, &reach);
+		/*
+		 * Outside the devices' epoch, and nothing holds the memory yet
+		 * (the pin comes after): the window at @page may be removed
+		 * meanwhile (a registration ending, a client going) and its
+		 * struct reused for another; the checked read answers for one
+		 * window, never with one's pointer and another's reach.
+		 */
+		p = phys_bus_map_outside(ps, page, &reach);
 		/* The application's memory may go under the engine: rings are iovm's, as its own rings are. */
 		if (!p || reach != PHYS_REACH_OWN)
 			return err_detail(-EFAULT, IOVM_LOG_DEBUG, "ring at %#lx: %#lx is not iovm's memory",
