@@ -96,6 +96,14 @@ int mirror_batch_add(struct iovm_domain *dom, struct mirror_batch *b, iova_t iov
 			/*
 			 * Other memory (registered, a zone's pool): the bus's own
 			 * mapping of it, contiguous within a granule, not across.
+			 * Outside the devices' epoch, and the PA is not always
+			 * held: the public map calls name any PA (a share's, a
+			 * memory registration's), and a replay reads PAs off the
+			 * table while their windows may be going. phys_bus_ptr()
+			 * reads the window against its seq: a removal meanwhile,
+			 * its struct reused, gives the VA as it was or NULL
+			 * (-EFAULT), never another window's memory for the
+			 * mirror to map.
 			 */
 			step = MIN(PHYS_BUS_GRANULE - (pa_val(pa) & (PHYS_BUS_GRANULE - 1)), len);
 			va = phys_bus_ptr(ps, pa);

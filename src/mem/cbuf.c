@@ -40,6 +40,7 @@
 
 #include <iovm/mem.h>
 
+#include "base/check.h"
 #include "base/ctx.h"
 #include "base/error.h"
 #include "base/fault_inject.h"
@@ -146,6 +147,23 @@ static int nc_register(struct mem_space *ms, struct iovm_cbuf *owner, struct iov
 	return 0;
 }
 
+/*
+ * The bus's pointer to @pa, a page the buffer holds: a frame of one of the
+ * context's banks, allocated to the buffer (by the arena or the heap). The
+ * lookup runs outside the devices' epoch, but no window removal can meet
+ * it: a bank's struct is never reused for anything, and a bank is released
+ * only with every frame free (bank_release()), so neither the entry nor
+ * the bank changes while the buffer holds the frame. Debug builds check
+ * that @pa is a bank's (phys_backing() refuses windows).
+ */
+static uint8_t *page_ptr(struct mem_space *ms, pa_t pa)
+{
+	struct phys_backing own;
+
+	IOVM_ASSERT(!phys_backing(ms->phys, pa, &own));
+	return phys_bus_ptr(ms->phys, pa);
+}
+
 /* The pages as 4 KiB frames of the 4 KiB arena, one by one: emulated PAs. */
 static int pages_from_frames(struct mem_space *ms, struct iovm_cbuf *cb)
 {
@@ -161,7 +179,8 @@ static int pages_from_frames(struct mem_space *ms, struct iovm_cbuf *cb)
 		ret = phys_alloc_contig(cb->arena, &req, &cb->pages[i], &zero);
 		if (ret)
 			return ret;
-		cb->mem[i] = phys_bus_ptr(ms->phys, cb->pages[i]);
+		cb->mem[i] = page_ptr(ms, cb->pages[i]);
+		IOVM_ASSERT(cb->mem[i]); /* an allocated frame is on the bus */
 		if (!zero)
 			memset(cb->mem[i], 0, SZ_4K);
 	}
@@ -181,7 +200,7 @@ static int pages_from_heap(struct mem_space *ms, struct iovm_cbuf *cb)
 		if (ret)
 			return ret;
 		cb->pages[i] = pa_make(pa.addr);
-		cb->mem[i] = phys_bus_ptr(ms->phys, cb->pages[i]);
+		cb->mem[i] = page_ptr(ms, cb->pages[i]);
 		if (!cb->mem[i])
 			return -ENOENT;
 	}
