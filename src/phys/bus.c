@@ -11,10 +11,10 @@
  * (bus_lookup()): a bank or window they find is not released or reused
  * before they leave it, so they read its fields as they are. Everyone
  * else (the map calls, a domain's translate and its mirror, guest banks,
- * the pin path, a queue's rings) may find a window that is being removed and its struct rewritten as
- * another meanwhile (window.c): they read through bus_read(), which
- * checks the window's seq and looks again rather than answer with a mix
- * of two windows.
+ * the pin path, a queue's rings) may find a window that is being removed
+ * and its struct rewritten as another meanwhile (window.c): they read
+ * through bus_read(), which checks the window's seq and looks again
+ * rather than answer with a mix of two windows.
  */
 #include <errno.h>
 #include <sched.h>
