@@ -1,0 +1,233 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * attack22.h - what the twenty-second adversarial round
+ * (test_attack22_*.c) shares: processes of one share that register their
+ * own memory (malloc(), mmap()) into a shared domain and reach each
+ * other's registrations with their devices ("delegated access",
+ * iovm/mp.h). Written from the public headers alone.
+ *
+ * Harness: soft checks that count broken promises (the test goes on and
+ * reports every one), a hang detector (alarm(): a hang is a failure,
+ * never a wait), byte patterns, and a software engine queue with a worker
+ * thread whose rings are in a domain of the process's own while the
+ * shared domain is attached at SDOM_PASID.
+ *
+ * Tests that found a broken promise run only with IOVM_ATTACK22_KNOWN=1
+ * (a22_known()); otherwise they print a skip line naming the bug.
+ */
+#ifndef IOVM_TESTS_ATTACK22_H
+#define IOVM_TESTS_ATTACK22_H
+
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <iovm.h>
+
+#include "mp/mp_sdom.h"
+#include "mp/mp_util.h"
+
+#define A22_RW (IOVM_MAP_READ | IOVM_MAP_WRITE)
+#define A22_K4 UINT64_C(4096)
+#define A22_M2 (UINT64_C(2) << 20)
+
+static _Atomic unsigned a22_broken;
+
+/* A broken promise: reported and counted; the test goes on. */
+#define A22_EXPECT_MSG(cond, ...)                                                               \
+	do {                                                                                    \
+		if (!(cond)) {                                                                  \
+			fprintf(stderr, "FAIL %s:%d [%s] pid %d: ", __FILE__, __LINE__,         \
+				test_current, (int)getpid());                                   \
+			fprintf(stderr, __VA_ARGS__);                                           \
+			fprintf(stderr, "\n");                                                  \
+			atomic_fetch_add(&a22_broken, 1);                                       \
+		}                                                                               \
+		atomic_fetch_add_explicit(&test_checks, 1, memory_order_relaxed);               \
+	} while (0)
+
+#define A22_EXPECT_EQ(a, b)                                                                        \
+	do {                                                                                       \
+		long long _ea = (long long)(a), _eb = (long long)(b);                              \
+		A22_EXPECT_MSG(_ea == _eb, "%s == %s: %lld != %lld (%#llx != %#llx)", #a, #b, _ea, \
+			       _eb, (unsigned long long)_ea, (unsigned long long)_eb);             \
+	} while (0)
+
+static inline int a22_status(void)
+{
+	unsigned n = atomic_load(&a22_broken);
+
+	if (n)
+		fprintf(stderr, "FAIL: %u broken promise(s), see above\n", n);
+	return n ? 1 : 0;
+}
+
+/* Whether known bugs are to fail (IOVM_ATTACK22_KNOWN=1); when not, say so and go on. */
+static inline bool a22_known(const char *bug)
+{
+	const char *k = getenv("IOVM_ATTACK22_KNOWN");
+
+	if (k && !strcmp(k, "1"))
+		return true;
+	printf("# skip %s: known bug (IOVM_ATTACK22_KNOWN=1 runs it): %s\n", test_current, bug);
+	return false;
+}
+
+/* A hang is a failure: SIGALRM says where, and ends the process with 3. */
+static void a22_on_alarm(int sig)
+{
+	static const char msg[] = "FAIL: hang: the alarm went off (a descriptor or call never returned)\n";
+
+	(void)sig;
+	(void)!write(2, msg, sizeof(msg) - 1);
+	_exit(3);
+}
+
+static inline void a22_watchdog(unsigned seconds)
+{
+	signal(SIGALRM, a22_on_alarm);
+	alarm(seconds);
+}
+
+/* Byte @i of pattern @seed. */
+static inline uint8_t a22_pat(uint64_t seed, size_t i)
+{
+	uint64_t x = (seed * 1000003u + i + 1) * UINT64_C(0x9E3779B97F4A7C15);
+
+	return (uint8_t)(x >> 31);
+}
+
+static inline void a22_fill(uint8_t *p, size_t len, uint64_t seed)
+{
+	for (size_t i = 0; i < len; i++)
+		p[i] = a22_pat(seed, i);
+}
+
+/* The first offset of [p, p+len) that is not pattern @seed (from its offset @from), or len. */
+static inline size_t a22_differs(const uint8_t *p, size_t len, uint64_t seed, size_t from)
+{
+	for (size_t i = 0; i < len; i++)
+		if (p[i] != a22_pat(seed, from + i))
+			return i;
+	return len;
+}
+
+static inline uint64_t a22_mr_iova(struct iovm_mr *mr)
+{
+	struct iovm_mr_info info;
+
+	CHECK_OK(iovm_mr_query(mr, &info));
+	return info.iova.addr;
+}
+
+/* Faults this process counted: the domain's (its view's) and the queue's. */
+static inline uint64_t a22_faults(struct iovm_domain *dom, struct iovm_queue *q)
+{
+	struct iovm_domain_stats st;
+	struct iovm_queue_stats qs;
+
+	CHECK_OK(iovm_domain_stats(dom, &st));
+	CHECK_OK(iovm_queue_stats(q, &qs));
+	return st.faults + st.faults_dropped + qs.faults + qs.ring_faults + qs.bus_faults;
+}
+
+/*
+ * A software engine with a worker thread: its rings in a domain of the
+ * process's own at IOVM_PASID_NONE, the shared domain at SDOM_PASID.
+ */
+struct a22q {
+	struct iovm_device *dev;
+	struct iovm_domain *rings;
+	struct iovm_queue *q;
+	unsigned depth;
+};
+
+static inline struct a22q a22q_open(struct iovm_ctx *ctx, struct iovm_domain *shared, unsigned depth)
+{
+	struct iovm_queue_attr qa = { .depth = depth };
+	struct a22q d = { .depth = depth };
+
+	CHECK_OK(iovm_device_open(ctx, "sw", &d.dev));
+	CHECK_OK(iovm_domain_create(ctx, NULL, &d.rings));
+	CHECK_OK(iovm_device_attach(d.dev, d.rings, IOVM_PASID_NONE));
+	CHECK_OK(iovm_device_attach(d.dev, shared, SDOM_PASID));
+	CHECK_OK(iovm_queue_create(d.dev, &qa, &d.q));
+	return d;
+}
+
+static inline void a22q_close(struct a22q *d)
+{
+	CHECK_OK(iovm_queue_destroy(d->q));
+	CHECK_OK(iovm_device_close(d->dev));
+	CHECK_OK(iovm_domain_destroy(d->rings));
+}
+
+/* Reap @n completions of @d into @cqe (spinning; a hang ends in the watchdog). */
+static inline void a22q_reap(struct a22q *d, struct iovm_cqe *cqe, unsigned n)
+{
+	unsigned got = 0;
+
+	while (got < n) {
+		int r = iovm_queue_reap(d->q, cqe + got, n - got);
+
+		CHECK(r >= 0);
+		if (r == 0)
+			sched_yield();
+		got += (unsigned)r;
+	}
+}
+
+/* One descriptor in the shared domain, to its end: its completion ring entry. */
+static inline struct iovm_cqe a22q_run(struct a22q *d, struct iovm_desc desc)
+{
+	struct iovm_cqe cqe;
+
+	desc.pasid = SDOM_PASID;
+	CHECK_OK(iovm_queue_submit(d->q, &desc));
+	a22q_reap(d, &cqe, 1);
+	CHECK_EQ(cqe.tag, desc.tag);
+	return cqe;
+}
+
+/* Shared-heap memory of this process, mapped in the shared domain. */
+struct a22_buf {
+	uint8_t *p;
+	uint64_t iova;
+	size_t len;
+};
+
+static inline struct a22_buf a22_buf_open(struct iovm_ctx *ctx, struct iovm_domain *dom, size_t len)
+{
+	struct a22_buf b = { .len = len };
+	iovm_iova_t at = IOVM_IOVA(IOVM_ADDR_INVALID);
+
+	b.p = iovm_dma_alloc(ctx, len, 4096, 0);
+	CHECK(b.p != NULL);
+	memset(b.p, 0, len);
+	CHECK_OK(iovm_domain_map_ptr(dom, b.p, len, A22_RW, &at));
+	b.iova = at.addr;
+	return b;
+}
+
+static inline void a22_buf_close(struct iovm_ctx *ctx, struct iovm_domain *dom, struct a22_buf *b)
+{
+	CHECK_OK(iovm_domain_unmap(dom, IOVM_IOVA(b->iova), b->len));
+	CHECK_OK(iovm_dma_free(ctx, b->p));
+}
+
+/* No oracle violation in this view's accesses. */
+static inline void a22_oracle_clean(struct iovm_domain *dom)
+{
+	struct iovm_domain_stats st;
+
+	CHECK_OK(iovm_domain_stats(dom, &st));
+	A22_EXPECT_MSG(st.oracle_violations == 0, "the oracle saw %llu violations in %llu checks",
+		       (unsigned long long)st.oracle_violations, (unsigned long long)st.oracle_checks);
+}
+
+#endif /* IOVM_TESTS_ATTACK22_H */
