@@ -46,9 +46,9 @@
 #endif
 
 #define NW 4u      /* workers */
-#define NA 4u      /* arenas per worker */
-#define NR 5u      /* regions per worker */
-#define AMAX (24u * 1024u)
+#define NA 5u      /* arenas per worker */
+#define NR 6u      /* regions per worker */
+#define AMAX (256u * 1024u)
 #define MAXOPS 32u
 #define SLOT (16u * 1024u)
 #define MAXLEN 12000u
@@ -58,7 +58,10 @@
 #define DOM "a22-all"
 #define A1_LEN (5u * 4096u)
 #define A2_LEN (6u * 4096u)  /* the 6 pages around a 2 MiB boundary */
+#define A4_LEN (256u * 1024u) /* on demand, far more than the workers' pin budget */
+#define WORKER_OPTS "oracle=on,pin_budget=128K"
 #define BIG_LEN (UINT64_C(8) << 20)
+#define SCRATCH_LEN (12u * 4096u) /* below A2, in its 2 MiB granule: registered, munmap()ped, again */
 #define ACCESS (IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_REMOTE_READ | IOVM_ACCESS_REMOTE_WRITE)
 
 enum rstate {
@@ -122,6 +125,8 @@ struct board {
 	_Atomic uint64_t translated;    /* iovm_domain_translate() of another's pinned region */
 	_Atomic uint64_t lazy_seen;     /* translations of memory munmap()ped, still there (not asserted) */
 	_Atomic uint64_t bytes_checked; /* by owners at round ends */
+	_Atomic uint64_t churns;        /* scratch registrations munmap()ped while others reached the owner */
+	_Atomic uint64_t odp_faults, odp_evicted; /* the survivors' page requests answered, bytes evicted */
 };
 
 static struct board *B;
@@ -156,8 +161,8 @@ static void publish_arena(struct wstate *s, unsigned a)
 
 	a22_fill(s->arena[a], ap->len, arena_seed(s->id, a, ++s->gen));
 	memcpy(ap->model, s->arena[a], ap->len);
-	memset(ap->who, 0, sizeof(ap->who));
-	memset(ap->altv, 0, sizeof(ap->altv));
+	memset(ap->who, 0, ap->len * sizeof(ap->who[0]));
+	memset(ap->altv, 0, ap->len);
 	ap->present = 1;
 }
 
@@ -182,7 +187,13 @@ static void worker_setup(struct wstate *s)
 	uint8_t *p;
 	unsigned w = s->id;
 
-	s->ctx = attach_ok(g_name);
+	/* A pin budget of two 64 KiB pieces: on-demand pages evict each other all the time. */
+	{
+		int ret = iovm_attach(g_name, WORKER_OPTS, &s->ctx);
+
+		CHECK_MSG(ret == 0, "iovm_attach(%s, %s): %s: %s", g_name, WORKER_OPTS, strerror(-ret),
+			  iovm_error_detail());
+	}
 	CHECK_OK(iovm_share_domain_open(s->ctx, DOM, &s->dom));
 	s->q = a22q_open(s->ctx, s->dom, 64);
 	s->buf = a22_buf_open(s->ctx, s->dom, BUFLEN);
@@ -191,6 +202,7 @@ static void worker_setup(struct wstate *s)
 	B->ar[w][1].len = A1_LEN;
 	B->ar[w][2].len = A2_LEN;
 	B->ar[w][3].len = 777 + 100 * w;
+	B->ar[w][4].len = A4_LEN;
 	s->arena[0] = malloc(B->ar[w][0].len);
 	CHECK(s->arena[0]);
 	s->arena[1] = mmap(NULL, A1_LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -201,6 +213,7 @@ static void worker_setup(struct wstate *s)
 	s->arena[2] = (uint8_t *)(((uintptr_t)p + 2 * A22_M2) & ~(uintptr_t)(A22_M2 - 1)) - A2_LEN / 2;
 	s->arena[3] = malloc(B->ar[w][3].len);
 	CHECK(s->arena[3]);
+	s->arena[4] = s->arena[2] + A2_LEN / 2 + A22_M2 / 2;
 	for (unsigned a = 0; a < NA; a++)
 		publish_arena(s, a);
 	B->reg[w][0] = (struct region_pub){ .arena = 0, .base = 13, .len = 5001, .od = 0 };
@@ -208,6 +221,7 @@ static void worker_setup(struct wstate *s)
 	B->reg[w][2] = (struct region_pub){ .arena = 2, .base = 7000 + w, .len = 10003, .od = w & 1 };
 	B->reg[w][3] = (struct region_pub){ .arena = 3, .base = 0, .len = B->ar[w][3].len, .od = 1 };
 	B->reg[w][4] = (struct region_pub){ .arena = 1, .base = 8000, .len = 6000, .od = 0 }; /* over R1's bytes */
+	B->reg[w][5] = (struct region_pub){ .arena = 4, .base = 100 + w, .len = A4_LEN - 300, .od = 1 };
 	for (unsigned r = 0; r < NR; r++)
 		reg_region(s, r);
 }
@@ -229,12 +243,40 @@ static uint32_t arena_off(unsigned w, unsigned r, uint32_t off)
 	return B->reg[w][r].base + off;
 }
 
-static bool fault_in(uint64_t at, uint64_t start, uint32_t bc, uint32_t len)
+/*
+ * Whether a fault at @at fits a range [start, start+len) of which @bc bytes
+ * were done: from its start, or, @backward (a COPY run from the end), its
+ * last bc bytes (within the page of the first byte not done).
+ */
+static bool fault_in(uint64_t at, uint64_t start, uint32_t bc, uint32_t len, bool backward)
 {
+	if (backward)
+		return at >= start && at < ((start + len - bc + A22_K4 - 1) & ~(A22_K4 - 1));
 	return at >= ((start + bc) & ~(A22_K4 - 1)) && at < start + len;
 }
 
-static void worker_round(struct wstate *s)
+/*
+ * One turn of churn next to the registrations the others reach: register
+ * the scratch pages (pinned), munmap() them (an invalidation: the gate
+ * closes on this process's devices, its engine included), map them again,
+ * deregister.
+ */
+static void churn_once(struct wstate *s)
+{
+	uint8_t *sc = s->arena[2] - 64 * 4096;
+	struct iovm_mr *mr;
+	void *p;
+
+	memset(sc, 0x5c, SCRATCH_LEN);
+	CHECK_OK(iovm_mr_reg(s->dom, sc, SCRATCH_LEN, ACCESS, &mr));
+	CHECK_OK(munmap(sc, SCRATCH_LEN));
+	p = mmap(sc, SCRATCH_LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	CHECK(p == sc);
+	CHECK_OK(iovm_mr_dereg(mr));
+	atomic_fetch_add(&B->churns, 1);
+}
+
+static void worker_round(struct wstate *s, bool churn)
 {
 	unsigned w = s->id, n = B->nops[w];
 	struct iovm_cqe cqe[MAXOPS];
@@ -308,7 +350,16 @@ static void worker_round(struct wstate *s)
 		}
 		CHECK_OK(iovm_queue_submit(s->q.q, &d));
 	}
-	a22q_reap(&s->q, cqe, n);
+	for (unsigned got = 0; got < n;) {
+		int r = iovm_queue_reap(s->q.q, cqe + got, n - got);
+
+		CHECK(r >= 0);
+		got += (unsigned)r;
+		if (churn)
+			churn_once(s);
+		else if (r == 0)
+			sched_yield();
+	}
 	for (unsigned k = 0; k < n; k++) {
 		unsigned i = (unsigned)cqe[k].tag;
 		struct plan_op *op;
@@ -356,8 +407,10 @@ static void worker_round(struct wstate *s)
 		}
 		if (st == IOVM_STATUS_PAGE_FAULT) {
 			uint64_t fa = c->fault_addr;
-			bool in_src = reads && fault_in(fa, reg_iova(op->so, op->sr, op->soff), bc, op->len);
-			bool in_dst = writes && fault_in(fa, reg_iova(op->dw, op->dr, op->doff), bc, op->len);
+			bool back = op->kind == OP_MOVE; /* dst above an overlapping src: from the end */
+			bool in_src = reads && fault_in(fa, reg_iova(op->so, op->sr, op->soff), bc, op->len, back);
+			bool in_dst = writes && fault_in(fa, reg_iova(op->dw, op->dr, op->doff), bc, op->len, back);
+
 			A22_EXPECT_MSG(in_src || in_dst, "%s: fault at %#llx (%s), outside the ranges after %u bytes", what,
 				       (unsigned long long)fa, c->fault_access == IOVM_MAP_WRITE ? "write" : "read", bc);
 		}
@@ -485,6 +538,11 @@ static void worker_replace(struct wstate *s, unsigned a, bool remap, bool query)
 
 static void worker_exit(struct wstate *s)
 {
+	struct iovm_reg_stats rs;
+
+	CHECK_OK(iovm_reg_stats(s->ctx, &rs));
+	atomic_fetch_add(&B->odp_faults, rs.odp_faults);
+	atomic_fetch_add(&B->odp_evicted, rs.odp_evicted_bytes);
 	for (unsigned r = 0; r < NR; r++)
 		if (s->mr[r])
 			CHECK_OK(iovm_mr_dereg(s->mr[r]));
@@ -514,8 +572,8 @@ static void worker(int rd, int wr, void *arg)
 		case C_SETUP:
 			worker_setup(&s);
 			break;
-		case C_ROUND:
-			worker_round(&s);
+		case C_ROUND: /* a: churn */
+			worker_round(&s, a != 0);
 			break;
 		case C_CHECK:
 			worker_check(&s);
@@ -670,6 +728,9 @@ static void plan_round(unsigned round, int skip)
 				if (!pick_region(w, true, &dw, &dr))
 					continue;
 			}
+			/* Copies between two other processes, mostly. */
+			if (op.kind == OP_R2R && (so == w || dw == w || so == dw) && rnd(4) != 0)
+				continue;
 			if (op.kind == OP_MOVE) {
 				uint32_t L = B->reg[dw][dr].len, d;
 
@@ -820,6 +881,8 @@ static void send_one(unsigned w, uint64_t cmd)
  * run, idle (its engine serving them) or, with @busy, its own descriptors
  * in flight too.
  */
+static bool g_churn;
+
 static void round_run(unsigned round, int victim, bool busy)
 {
 	unsigned nops = 0, broken = 0;
@@ -834,7 +897,7 @@ static void round_run(unsigned round, int victim, bool busy)
 		nops += B->nops[w];
 	for (unsigned w = 0; w < NW; w++)
 		if (g_alive[w] && (busy || (int)w != victim))
-			put64(g_w[w].wr, CMD(C_ROUND, 0, 0));
+			put64(g_w[w].wr, CMD(C_ROUND, g_churn, 0));
 	if (victim >= 0) {
 		/* Kill it while the others' descriptors reach its memory (its engine serves them). */
 		usleep(200 + rnd(3000));
@@ -947,7 +1010,11 @@ TEST(everyone_reaches_everyone)
 		send_one(w, CMD(C_REMAP, 2, 0));
 		reg(w, 2);
 	}
-	normal_rounds(&round, 3);
+	normal_rounds(&round, 2);
+	/* Owners churn registered memory beside what the others reach: those accesses still succeed, exact. */
+	g_churn = true;
+	normal_rounds(&round, 4);
+	g_churn = false;
 
 	/* One dies, idle, while the others reach its memory; then its regions fault, the rest stays exact. */
 	victim = (int)rnd(NW);
@@ -968,7 +1035,9 @@ TEST(everyone_reaches_everyone)
 				send_one(w, CMD(C_NEWMALLOC, B->reg[w][r].arena, 5));
 			reg(w, r);
 		}
+	g_churn = true;
 	normal_rounds(&round, 3);
+	g_churn = false;
 
 	/* Another dies with its own descriptors in flight: what it wrote is each byte old or new, nothing else. */
 	do
@@ -1002,12 +1071,14 @@ TEST(everyone_reaches_everyone)
 
 	printf("# %llu descriptors crossed processes with success (%llu between two others, %llu overlapping moves), "
 	       "%llu stale and %llu dead faults, while dying %llu ok / %llu faults, on demand remapped %llu ok / %llu "
-	       "faults, %llu translations (%llu of munmap()ped memory still there), %llu bytes checked by owners\n",
+	       "faults, %llu translations (%llu of munmap()ped memory still there), %llu bytes checked by owners, "
+	       "%llu churns; survivors answered %llu page requests and evicted %llu bytes\n",
 	       (unsigned long long)B->cross_ok, (unsigned long long)B->other_r2r_ok, (unsigned long long)B->move_ok,
 	       (unsigned long long)B->stale_faults, (unsigned long long)B->dead_faults, (unsigned long long)B->dying_ok,
 	       (unsigned long long)B->dying_fault, (unsigned long long)B->odremap_ok,
 	       (unsigned long long)B->odremap_fault, (unsigned long long)B->translated, (unsigned long long)B->lazy_seen,
-	       (unsigned long long)B->bytes_checked);
+	       (unsigned long long)B->bytes_checked, (unsigned long long)B->churns, (unsigned long long)B->odp_faults,
+	       (unsigned long long)B->odp_evicted);
 	/* Not vacuous: it crossed processes, and every kind of fault was met. */
 	CHECK(B->cross_ok >= 300);
 	CHECK(B->other_r2r_ok >= 30);
@@ -1018,6 +1089,9 @@ TEST(everyone_reaches_everyone)
 	CHECK(B->odremap_ok + B->odremap_fault >= 2);
 	CHECK(B->translated >= 100);
 	CHECK(B->bytes_checked >= 500000);
+	CHECK(B->churns >= 20);
+	CHECK(B->odp_faults >= 50);
+	CHECK(B->odp_evicted >= 10 * 65536);
 	a22_oracle_clean(dom);
 	CHECK_OK(iovm_domain_destroy(dom));
 	{
