@@ -37,6 +37,7 @@
  *
  * The counts of accesses that crossed processes are checked at the end:
  * the test cannot pass without them. A hang is a failure (alarm).
+ * All of it twice: in a strict shared domain, then in a deferred one.
  * IOVM_ATTACK22_SEED=N chooses the plan's seed (the default is fixed).
  */
 #include "attack22.h"
@@ -717,6 +718,25 @@ static void plan_round(unsigned round, int skip)
 		B->nops[w] = 0;
 		if (!g_alive[w] || (int)w == skip)
 			continue;
+		/* First, reads of other processes' regions in a state of their own (replaced, dying, stale), if any. */
+		for (unsigned o = 0; o < NW; o++)
+			for (unsigned r = 0; r < NR; r++) {
+				struct region_pub *rp = &B->reg[o][r];
+				struct plan_op op = { .kind = OP_READ, .so = (uint8_t)o, .sr = (uint8_t)r };
+				uint32_t lo;
+
+				if (o == w || (rp->state != RS_ODREMAP && rp->state != RS_DYING && rp->state != RS_STALE) ||
+				    n >= MAXOPS / 2 || rnd(2))
+					continue;
+				op.len = pick_len(rp->len);
+				op.soff = rnd(rp->len - op.len + 1);
+				lo = rp->base + op.soff;
+				if (clashes(o, rp->arena, lo, lo + op.len, false))
+					continue;
+				add_ival(o, rp->arena, lo, lo + op.len, false);
+				op.expect = expect_of(rp->state);
+				B->plan[w][n++] = op;
+			}
 		for (unsigned tries = 0; n < want && tries < 400; tries++) {
 			struct plan_op op = { .kind = (uint8_t)rnd(100) };
 			unsigned so = 0, sr = 0, dw = 0, dr = 0;
@@ -942,18 +962,19 @@ static void reg(unsigned w, unsigned r)
 	B->reg[w][r].lazy = 0;
 }
 
-TEST(everyone_reaches_everyone)
+static void scenario(bool deferred)
 {
 	struct iovm_ctx *ctx;
 	struct iovm_domain *dom;
+	struct iovm_share_domain_params dp = { .flags = deferred ? IOVM_DOMAIN_DEFERRED : 0 };
 	unsigned round = 0;
 	const char *seed_env = getenv("IOVM_ATTACK22_SEED");
 	int victim, victim2;
 
-	g_rng = seed_env ? strtoull(seed_env, NULL, 0) : UINT64_C(0x22a22a22);
+	g_rng = (seed_env ? strtoull(seed_env, NULL, 0) : UINT64_C(0x22a22a22)) + deferred;
 	if (!g_rng)
 		g_rng = 1;
-	printf("# seed %#llx (IOVM_ATTACK22_SEED)\n", (unsigned long long)g_rng);
+	printf("# seed %#llx (IOVM_ATTACK22_SEED, +1 for the deferred domain)\n", (unsigned long long)g_rng);
 	B = mmap(NULL, sizeof(*B), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	CHECK(B != MAP_FAILED);
 	g_name = share_name("a22-all");
@@ -963,7 +984,7 @@ TEST(everyone_reaches_everyone)
 		g_alive[w] = true;
 	}
 	ctx = share_ok(g_name, HEAP);
-	CHECK_OK(iovm_share_domain_create(ctx, DOM, NULL, &dom));
+	CHECK_OK(iovm_share_domain_create(ctx, DOM, &dp, &dom));
 	send_all(CMD(C_SETUP, 0, 0));
 	for (unsigned w = 0; w < NW; w++)
 		for (unsigned r = 0; r < NR; r++)
@@ -1106,11 +1127,27 @@ TEST(everyone_reaches_everyone)
 	CHECK_OK(munmap(B, sizeof(*B)));
 }
 
+TEST(everyone_reaches_everyone)
+{
+	scenario(false);
+}
+
+/*
+ * The same in a deferred shared domain: iovm_mr_dereg() still returns once
+ * no device can reach the memory (reg.h), and an munmap() still takes the
+ * pages out of the shared table strictly (mp.h).
+ */
+TEST(everyone_reaches_everyone_deferred)
+{
+	scenario(true);
+}
+
 int main(void)
 {
 	test_init();
 	signal(SIGPIPE, SIG_IGN);
 	a22_watchdog(150);
 	RUN(everyone_reaches_everyone);
+	RUN(everyone_reaches_everyone_deferred);
 	return a22_status();
 }
