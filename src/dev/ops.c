@@ -380,6 +380,27 @@ static void delegated_completion(struct iovm_queue *q, uint32_t pasid, uint64_t 
 		counter_add(&q->faults, 1);
 }
 
+/*
+ * A record's page not present: a page request, as for a descriptor's data
+ * (access.c): this process's on-demand registration, or failing that
+ * another process's, which that process probes. Outside the section. 0
+ * once the page is there.
+ */
+static int record_resolve(struct iovm_queue *q, uint32_t pasid, struct iovm_fault *f)
+{
+	uint64_t done;
+	unsigned reason;
+	int ret;
+
+	iommu_exit(q->tlb);
+	q->sections_left++;
+	ret = iommu_resolve(q->dev->client, f);
+	if (ret == -ENOENT)
+		ret = iommu_delegate(q->dev->client, pasid, f->iova, NULL, 1, IOMMU_DELEGATE_PROBE, &done, &reason);
+	iommu_enter(q->tlb);
+	return ret;
+}
+
 _Atomic(dev_test_hook) dev_test_remote_record;
 
 /* Write a completion record at @completion of @pasid's domain, through the IOMMU, its status last. */
@@ -390,10 +411,23 @@ void engine_write_completion(struct iovm_queue *q, uint32_t pasid, uint64_t comp
 	struct iommu_span s;
 	struct iovm_fault f;
 	struct iovm_completion *rec;
+	bool first = true;
 
 	for (;;) {
+		bool was_first = first;
+
+		first = false;
 		/* The descriptor's address, as the device reads it: an IOVA of its PASID's domain. */
 		if (iommu_access(q->tlb, pasid, iova_make(completion), IOVM_MAP_WRITE, &s, &f)) {
+			/*
+			 * On-demand memory not there when the record comes to be
+			 * written: asked for once, as a descriptor's data would be.
+			 * Not a page that went while the record waited for a gate:
+			 * what is mapped there now is memory the application put in
+			 * after its call returned, which the record must not reach.
+			 */
+			if (f.reason == IOVM_FAULT_NOT_PRESENT && was_first && !record_resolve(q, pasid, &f))
+				continue;
 			dev_fault_report(q->dev, &f);
 			goto fault;
 		}
