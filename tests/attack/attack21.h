@@ -34,6 +34,7 @@
 
 #include "mp/mp_sdom.h"
 #include "mp/mp_util.h"
+#include "round.h"
 
 #define A21_RW (IOVM_MAP_READ | IOVM_MAP_WRITE)
 #define A21_K4 UINT64_C(4096)
@@ -94,32 +95,12 @@ static inline _Noreturn void a21_child_exit(void)
 	_exit(atomic_load(&a21_broken) != a21_broken_before ? 1 : 0);
 }
 
-/* Whether known bugs are to fail (IOVM_ATTACK21_KNOWN=1); when not, say so and go on. */
 static inline bool a21_known(const char *bug)
 {
-	const char *k = getenv("IOVM_ATTACK21_KNOWN");
-
-	if (k && !strcmp(k, "1"))
-		return true;
-	printf("# skip %s: known bug (IOVM_ATTACK21_KNOWN=1 runs it): %s\n", test_current, bug);
-	return false;
+	return round_known("IOVM_ATTACK21_KNOWN", bug);
 }
 
-/* A hang is a failure: SIGALRM says where, and ends the process with 3. */
-static void a21_on_alarm(int sig)
-{
-	static const char msg[] = "FAIL: hang: the alarm went off (a descriptor or call never returned)\n";
-
-	(void)sig;
-	(void)!write(2, msg, sizeof(msg) - 1);
-	_exit(3);
-}
-
-static inline void a21_watchdog(unsigned seconds)
-{
-	signal(SIGALRM, a21_on_alarm);
-	alarm(seconds);
-}
+#define a21_watchdog round_watchdog
 
 static inline void a21_init(void)
 {

@@ -31,6 +31,7 @@
 
 #include "mp/mp_sdom.h"
 #include "mp/mp_util.h"
+#include "round.h"
 
 #define A22_RW (IOVM_MAP_READ | IOVM_MAP_WRITE)
 #define A22_K4 UINT64_C(4096)
@@ -67,32 +68,12 @@ static inline int a22_status(void)
 	return n ? 1 : 0;
 }
 
-/* Whether known bugs are to fail (IOVM_ATTACK22_KNOWN=1); when not, say so and go on. */
 static inline bool a22_known(const char *bug)
 {
-	const char *k = getenv("IOVM_ATTACK22_KNOWN");
-
-	if (k && !strcmp(k, "1"))
-		return true;
-	printf("# skip %s: known bug (IOVM_ATTACK22_KNOWN=1 runs it): %s\n", test_current, bug);
-	return false;
+	return round_known("IOVM_ATTACK22_KNOWN", bug);
 }
 
-/* A hang is a failure: SIGALRM says where, and ends the process with 3. */
-static void a22_on_alarm(int sig)
-{
-	static const char msg[] = "FAIL: hang: the alarm went off (a descriptor or call never returned)\n";
-
-	(void)sig;
-	(void)!write(2, msg, sizeof(msg) - 1);
-	_exit(3);
-}
-
-static inline void a22_watchdog(unsigned seconds)
-{
-	signal(SIGALRM, a22_on_alarm);
-	alarm(seconds);
-}
+#define a22_watchdog round_watchdog
 
 /* Byte @i of pattern @seed. */
 static inline uint8_t a22_pat(uint64_t seed, size_t i)
