@@ -24,6 +24,7 @@
 
 #include "base/fault_inject.h"
 #include "base/log.h"
+#include "os/pid.h"
 #include "os/uffd.h"
 #include "os/vma.h"
 
@@ -73,7 +74,7 @@ void os_vma_no_queries(bool on)
 
 static int maps_get(void)
 {
-	pid_t pid = getpid();
+	pid_t pid = os_pid();
 	int fd = atomic_load_explicit(&maps_fd, memory_order_acquire), old, nfd;
 
 	if (fd >= 0 && atomic_load_explicit(&maps_pid, memory_order_relaxed) == pid)
@@ -263,7 +264,7 @@ static bool probes_work(void)
  */
 static int fd_get(_Atomic int *slot, _Atomic pid_t *owner, int (*open_fd)(void))
 {
-	pid_t pid = getpid();
+	pid_t pid = os_pid();
 	int fd = atomic_load_explicit(slot, memory_order_acquire), old, nfd;
 
 	if (fd >= 0 && atomic_load_explicit(owner, memory_order_relaxed) == pid)

@@ -46,6 +46,7 @@
 
 #include "base/log.h"
 #include "os/patch.h"
+#include "os/pid.h"
 #include "reg/reg_internal.h"
 
 #define HOOK_SLOTS 16
@@ -84,9 +85,14 @@ static unsigned enter(uint64_t start, uint64_t len, struct held *h)
 			continue;
 		atomic_fetch_add_explicit(&s->users, 1, memory_order_seq_cst);
 		m = atomic_load_explicit(&s->mon, memory_order_seq_cst);
+		/*
+		 * A child of fork() (a raw one too) must not touch its parent's
+		 * monitor. os_pid(): a load, not a system call per munmap(); its
+		 * page exists by now (hooks_add() asked first), so nothing here
+		 * maps or unmaps.
+		 */
 		if (m && !pid)
-			pid = os_raw_syscall6(SYS_getpid, 0, 0, 0, 0, 0, 0);
-		/* A child of fork() (a raw one too) must not touch its parent's monitor. */
+			pid = os_pid();
 		if (m && atomic_load_explicit(&s->pid, memory_order_relaxed) == pid && monitor_may_watch(m, start, len)) {
 			h[n++] = (struct held){ .s = s, .m = m };
 			continue;
@@ -189,7 +195,7 @@ int hooks_add(struct reg_monitor *m)
 		if (atomic_load_explicit(&slots[i].mon, memory_order_relaxed))
 			continue;
 		/* A slot given back may still have hooks leaving it: they hold no monitor of ours. */
-		atomic_store_explicit(&slots[i].pid, getpid(), memory_order_relaxed);
+		atomic_store_explicit(&slots[i].pid, os_pid(), memory_order_relaxed);
 		atomic_store_explicit(&slots[i].mon, m, memory_order_seq_cst);
 		id = i;
 		break;

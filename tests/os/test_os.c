@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/shm.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,6 +23,7 @@
 #include "os/memfd.h"
 #include "os/numa.h"
 #include "os/pagemap.h"
+#include "os/pid.h"
 #include "os/populate.h"
 #include "os/sysfs.h"
 #include "os/uffd.h"
@@ -353,6 +355,60 @@ TEST(vma)
 	vma_cases(false);
 }
 
+/*
+ * In a child: os_pid() is the child's, and the maps the range queries
+ * read are the child's (a mapping made only here is seen; the parent's
+ * file, inherited, would not show it). Exit status 0 when both hold.
+ */
+static int child_sees_itself(void)
+{
+	void *m;
+	struct os_vma_info info;
+
+	if (os_pid() != getpid())
+		return 1;
+	m = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED || os_vma_range((uintptr_t)m, (uintptr_t)m + 4096, &info) || !info.mapped)
+		return 2;
+	if (os_pid() != getpid())
+		return 3;
+	return 0;
+}
+
+static void child_checks(pid_t pid)
+{
+	int st;
+
+	CHECK(pid > 0);
+	CHECK_EQ(waitpid(pid, &st, 0), pid);
+	CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child saw its parent's ID or maps: status %#x", st);
+}
+
+/*
+ * os_pid(): the process's ID, also in children made by fork() and by a
+ * raw clone(2), which runs no pthread_atfork() handler; and the maps
+ * file the range queries keep open is the child's in each.
+ */
+TEST(pid_across_forks)
+{
+	struct os_vma_info info;
+	pid_t pid;
+
+	CHECK_EQ(os_pid(), getpid());
+	/* The parent's maps file open and its ID remembered before each fork. */
+	CHECK_OK(os_vma_range((uintptr_t)&info, (uintptr_t)&info + 1, &info));
+	pid = fork();
+	if (!pid)
+		_exit(child_sees_itself());
+	child_checks(pid);
+	CHECK_EQ(os_pid(), getpid());
+	pid = (pid_t)syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, NULL);
+	if (!pid)
+		_exit(child_sees_itself());
+	child_checks(pid);
+	CHECK_EQ(os_pid(), getpid());
+}
+
 /* os_vma_probe() and os_vma_range() agree on @p's @npages, faulted in for writing. */
 static struct os_vma_info probe_agrees(const void *p, size_t npages)
 {
@@ -492,6 +548,7 @@ int main(void)
 		guard_chain_child();
 	test_init();
 	RUN(page_sizes);
+	RUN(pid_across_forks);
 	RUN(sysfs_lists);
 	RUN(memfd_aliases);
 	RUN(reserve_commit_decommit);
