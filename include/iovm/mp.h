@@ -238,7 +238,10 @@ IOVM_API int iovm_share_check(struct iovm_ctx *ctx);
  * registering process's address space as in a domain of its own: an
  * munmap(), MAP_FIXED or madvise() of its memory takes the pages out of
  * the shared table, strictly, before any device reaches them again
- * (reg.h). A registration takes its IOVAs in whole 2 MiB units (its
+ * (reg.h); the table's entries go when the registering process's monitor
+ * has seen the call, so iovm_domain_translate() in another process may
+ * still show them for a moment after it returned, while every device
+ * already faults there. A registration takes its IOVAs in whole 2 MiB units (its
  * IOVA keeps the memory's offset within 2 MiB, as the PA it names must):
  * 64 KiB across a 2 MiB boundary takes 4 MiB of the window, all of it
  * back at iovm_mr_dereg(). A process killed with registrations in a
