@@ -124,9 +124,10 @@ IOVM_API size_t iovm_dma_size(struct iovm_ctx *ctx, const void *ptr);
  *
  * Without IOVM_TRIM_ALL, only pages free for release_delay_ms go. The heap
  * also trims by itself as memory is freed. Pages go back in whole commits
- * (what the heap committed at once: a hugepage, or the 4 KiB pages one
+ * (what the heap committed at once: the pages, huge or 4 KiB, one
  * allocation was missing): a free page of a commit that still holds live
- * memory stays until the rest of that commit is free. In a shared heap
+ * memory, an allocation that shares the commit's first or last page
+ * among it, stays until the rest of that commit is free. In a shared heap
  * (iovm/mp.h): the calling thread's cached small blocks go back first,
  * then every free 2 MiB parcel (without IOVM_TRIM_ALL, all but two), as
  * any process's trim does: followers unmap it before it goes.
