@@ -120,16 +120,6 @@ static inline uint64_t a22_faults(struct iovm_domain *dom, struct iovm_queue *q)
 /*
  * A software engine with a worker thread: its rings in a domain of the
  * process's own at IOVM_PASID_NONE, the shared domain at SDOM_PASID.
- *
- * Under ThreadSanitizer the queue is polled (run by the thread that reaps
- * it): in a shared or attached context the engine writes the completion
- * ring through another mapping of the ring's page than the one
- * iovm_queue_reap() reads (seen in gdb: ring_at()'s pointer is not
- * q->cq), so ThreadSanitizer cannot pair the release of an entry's phase
- * with the reap's acquire, and flags every read of bytes the engine wrote
- * before the reap (one process, no delegation, a plain COPY into its heap
- * shows it). The two mappings are of one page, coherent: not a race of
- * the library's, but one ThreadSanitizer cannot see through.
  */
 struct a22q {
 	struct iovm_device *dev;
@@ -140,7 +130,7 @@ struct a22q {
 
 static inline struct a22q a22q_open(struct iovm_ctx *ctx, struct iovm_domain *shared, unsigned depth)
 {
-	struct iovm_queue_attr qa = { .depth = depth, .flags = TEST_TSAN ? IOVM_QUEUE_POLLED : 0 };
+	struct iovm_queue_attr qa = { .depth = depth };
 	struct a22q d = { .depth = depth };
 
 	CHECK_OK(iovm_device_open(ctx, "sw", &d.dev));
@@ -164,11 +154,8 @@ static inline void a22q_reap(struct a22q *d, struct iovm_cqe *cqe, unsigned n)
 	unsigned got = 0;
 
 	while (got < n) {
-		int r;
+		int r = iovm_queue_reap(d->q, cqe + got, n - got);
 
-		if (TEST_TSAN)
-			CHECK(iovm_queue_process(d->q, d->depth) >= 0);
-		r = iovm_queue_reap(d->q, cqe + got, n - got);
 		CHECK(r >= 0);
 		if (r == 0)
 			sched_yield();
