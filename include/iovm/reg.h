@@ -430,8 +430,9 @@ struct iovm_rcache;
 
 /*
  * The limits are applied at each miss, which evicts the least recently used
- * regions nobody holds until the cache is within them: regions held beyond
- * them when they are put back stay registered until the next miss.
+ * regions nobody holds until the cache is within them. Regions held beyond
+ * them stay until put back: the put that leaves one idle while the cache
+ * is over its limits evicts then.
  */
 struct iovm_rcache_attr {
 	size_t max_regions; /* 0 means 16384 */
@@ -492,8 +493,9 @@ IOVM_API int iovm_rcache_get(struct iovm_rcache *cache, void *addr, size_t len, 
  * another get of the same MR is outstanding: then it gives back that
  * one's hold, as no count can tell the two apart.
  *
- * Thread safety: safe. A put on the thread of its get takes no lock; one
- * on another thread, and the next put on the thread of that get after it,
+ * Thread safety: safe. A put on the thread of its get takes no lock
+ * (unless the cache holds more than its limits: then it evicts); one on
+ * another thread, and the next put on the thread of that get after it,
  * take the cache's lock.
  *
  * Return: 0; -EINVAL for NULL, an MR this cache did not give (the

@@ -164,6 +164,16 @@ static void evict(struct iovm_rcache *c, struct rc_region *keep)
 		region_retire(c, r);
 		c->evictions++;
 	}
+	atomic_store_explicit(&c->over_limits, c->nr_regions > c->max_regions || c->bytes > c->max_bytes,
+			      memory_order_relaxed);
+}
+
+/* A put left a region idle while the cache holds more than its limits: evict now, not at the next miss. */
+static __noinline void put_over_limits(struct iovm_rcache *c)
+{
+	mutex_lock(&c->lock);
+	evict(c, NULL);
+	mutex_unlock(&c->lock);
 }
 
 /* ---- gets ---- */
@@ -359,6 +369,8 @@ IOVM_API int iovm_rcache_put(struct iovm_rcache *c, struct iovm_mr *mr)
 		/* Evicted or invalidated away while held: the last put lets it go. */
 		if (unlikely(atomic_load_explicit(&r->zombie, memory_order_acquire)))
 			region_release_zombie(c, r, life);
+		else if (unlikely(atomic_load_explicit(&c->over_limits, memory_order_relaxed)))
+			put_over_limits(c);
 		return 0;
 	}
 	/* Got on another thread, or puts elsewhere owe: judged against every thread's holds. */
@@ -367,6 +379,8 @@ IOVM_API int iovm_rcache_put(struct iovm_rcache *c, struct iovm_mr *mr)
 	if (!left && atomic_load_explicit(&r->zombie, memory_order_relaxed)) {
 		list_del(&r->lru);
 		region_free(c, r);
+	} else if (!left && atomic_load_explicit(&c->over_limits, memory_order_relaxed)) {
+		evict(c, NULL);
 	}
 	mutex_unlock(&c->lock);
 	if (left < 0)

@@ -146,6 +146,12 @@ struct iovm_rcache {
 	bool fence_readers;            /* no membarrier(2): readers fence for themselves */
 	struct tls_owner owner;        /* the threads' tables */
 	uint64_t max_regions, max_bytes;
+	/*
+	 * Written under cache.lock: regions held past the limits stayed
+	 * (eviction takes idle ones only), so a put that leaves one idle
+	 * takes the lock and evicts. Read by every put, written rarely.
+	 */
+	_Atomic bool over_limits;
 	_Atomic uint64_t hits_gone, raced_gone; /* of threads that exited */
 	_Atomic uint64_t inval[4];     /* by event: unmap, remove, remap, lost */
 

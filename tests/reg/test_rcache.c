@@ -306,6 +306,49 @@ TEST(gets_and_puts_on_other_threads)
 	app_unmap(app, 16 * PG);
 }
 
+/*
+ * Regions held beyond the limits stay while held, and go at the put that
+ * leaves them idle (reg.h), on the get's thread (no lock) and on another
+ * (under the cache's lock) alike: the cache is within its limits after
+ * each put, not only after the next miss.
+ */
+TEST(held_past_the_limits_go_at_their_put)
+{
+	struct rig r;
+	struct iovm_rcache *c;
+	struct iovm_mr *m[6];
+	uint8_t *app = app_map(64 * PG);
+
+	rig_open(&r, REG_OPTS, NULL, IOVM_QUEUE_POLLED);
+	for (int by_bytes = 0; by_bytes < 2; by_bytes++) {
+		struct iovm_rcache_attr ra = by_bytes ? (struct iovm_rcache_attr){ .max_bytes = 2 * PG }
+						      : (struct iovm_rcache_attr){ .max_regions = 2 };
+
+		CHECK_OK(iovm_rcache_create(r.dom, &ra, &c));
+		for (int i = 0; i < 6; i++)
+			CHECK_OK(iovm_rcache_get(c, app + i * 8 * PG, PG, 0, &m[i]));
+		/* All six held: kept, past the limit, since none may go. */
+		CHECK_EQ(cstats(c).regions, 6);
+		for (int i = 0; i < 6; i++) {
+			if (i % 2) {
+				struct xthread x = { .c = c, .mr = m[i] };
+				pthread_t tid;
+
+				CHECK_OK(pthread_create(&tid, NULL, put_there, &x));
+				CHECK_OK(pthread_join(tid, NULL));
+			} else {
+				CHECK_OK(iovm_rcache_put(c, m[i]));
+			}
+			/* What is idle goes while the cache is over its limits; the held ones stay. */
+			CHECK_EQ(cstats(c).regions, (uint64_t)MAX(2, 5 - i));
+		}
+		CHECK(cstats(c).evictions >= 4);
+		CHECK_OK(iovm_rcache_destroy(c));
+	}
+	rig_close(&r);
+	app_unmap(app, 64 * PG);
+}
+
 /* Whether @m covers [p, p+len): an MR handed out for a range must. */
 static bool mr_covers(struct iovm_mr *m, const void *p, size_t len)
 {
@@ -724,6 +767,7 @@ int main(void)
 	RUN(unwatchable_memory_is_not_kept);
 	RUN(held_region_taken_away);
 	RUN(gets_and_puts_on_other_threads);
+	RUN(held_past_the_limits_go_at_their_put);
 	RUN(crowded_memory_and_every_size);
 	RUN(lists_under_churn);
 	RUN(get_under_a_concurrent_munmap);
