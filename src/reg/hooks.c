@@ -132,6 +132,7 @@ static int hook_munmap(void *addr, size_t len)
 {
 	uint64_t start = (uintptr_t)addr, plen = (len + PAGE - 1) & ~(PAGE - 1);
 	struct held h[HOOK_SLOTS];
+	uint64_t ticket[HOOK_SLOTS];
 	unsigned n = 0;
 	sigset_t old;
 	long ret;
@@ -142,13 +143,13 @@ static int hook_munmap(void *addr, size_t len)
 	if (n) {
 		block_signals(&old);
 		for (unsigned i = 0; i < n; i++)
-			monitor_hook_before(h[i].m, start, plen);
+			ticket[i] = monitor_hook_before(h[i].m, start, plen);
 	}
 	ret = os_raw_syscall6(SYS_munmap, (long)addr, (long)len, 0, 0, 0, 0);
 	if (n) {
 		/* Queued failed or not: the range left userfaultfd's watch. */
 		for (unsigned i = 0; i < n; i++)
-			monitor_hook_after(h[i].m, UFFD_EVENT_UNMAP, start, plen);
+			monitor_hook_after(h[i].m, ticket[i], UFFD_EVENT_UNMAP, start, plen);
 		restore_signals(&old);
 		leave(h, n);
 	}

@@ -113,6 +113,7 @@ static void *reader_main(void *arg)
 
 	for (;;) {
 		struct uffd_msg msg[READ_BATCH];
+		uint64_t ticket;
 		ssize_t n;
 
 		if (poll(fds, 2, -1) < 0 && errno != EINTR)
@@ -126,11 +127,11 @@ static void *reader_main(void *arg)
 		 * off the application's memory, before the application may go
 		 * on: its call returns once the events are read.
 		 */
-		mon_batch_begin(m, true);
+		ticket = mon_batch_begin(m, true);
 		while ((n = read(m->uffd, msg, sizeof(msg))) > 0)
 			for (ssize_t i = 0; i < n / (ssize_t)sizeof(msg[0]); i++)
 				take(m, &msg[i]);
-		mon_batch_queued(m, false);
+		mon_batch_queued(m, false, ticket);
 	}
 	/*
 	 * The reader closes the userfaultfd itself, last: that unregisters
@@ -183,6 +184,8 @@ int monitor_start(struct reg_space *rs, struct reg_monitor **out)
 	m->ps = rs->ctx->phys;
 	m->wake_fd = m->stop_fd = m->inv_stop_fd = -1;
 	m->hook_id = -1;
+	/* Batches are numbered on from what the context counted (a monitor started before may have begun some). */
+	m->settled = atomic_load_explicit(&rs->begun, memory_order_relaxed);
 	watchmap_init(&m->watched);
 	ret = os_uffd_open(&m->uffd, NULL, 0);
 	if (ret)

@@ -22,6 +22,12 @@
 #define RING_SIZE 4096
 /* Messages read per read(2). */
 #define READ_BATCH 16
+/*
+ * Batches a ticket's slot can tell apart: more than the batches that can
+ * be begun and not yet queued at once (the reader's, and one per thread
+ * inside a hooked munmap()).
+ */
+#define TICKETS 4096
 /* How long the invalidator stays awake after a batch, for the hooks' next ones (invalidator_main()). */
 #define LINGER_MS 1
 
@@ -43,6 +49,15 @@ struct reg_monitor {
 	_Atomic uint64_t head;         /* written by the invalidator */
 	_Atomic uint64_t batches_read; /* by the reader: gate closings whose events are queued */
 	uint64_t batches_done;         /* the invalidator's */
+	/*
+	 * Batches are numbered as they begin (reg_space.begun), and queued in
+	 * any order: a hook's may be queued before the reader's long one that
+	 * began first. Slot t % TICKETS holds t once batch t is queued; the
+	 * invalidator's @settled is the last batch up to which all are
+	 * invalidated, what lookups wait for (reg_space.finished).
+	 */
+	_Atomic uint64_t queued[TICKETS];
+	uint64_t settled;              /* the invalidator's */
 	_Atomic bool overflow;
 	_Atomic bool parked;           /* the invalidator sleeps with no timer: a hook's batch must wake it */
 	/*
@@ -66,10 +81,10 @@ static_assert((RING_SIZE & (RING_SIZE - 1)) == 0, "the ring indexes by mask");
 /* monitor_batch.c */
 /* Reader or hook: queue (start, len), or note that an event was lost. */
 void mon_push(struct reg_monitor *m, uint8_t kind, uint64_t start, uint64_t len, bool source_kept);
-/* Reader or hook: a batch begins; lookups wait for it, devices keep off. */
-void mon_batch_begin(struct reg_monitor *m, bool reader);
-/* Its events are queued: the invalidator may take it (@lazy: a hook's, which may not wake it). */
-void mon_batch_queued(struct reg_monitor *m, bool lazy);
+/* Reader or hook: a batch begins; lookups wait for it, devices keep off. Its number. */
+uint64_t mon_batch_begin(struct reg_monitor *m, bool reader);
+/* Batch @ticket's events are queued: the invalidator may take it (@lazy: a hook's, which may not wake it). */
+void mon_batch_queued(struct reg_monitor *m, bool lazy, uint64_t ticket);
 /* The invalidator thread's body. */
 void *mon_invalidator_main(void *arg);
 

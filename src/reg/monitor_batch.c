@@ -104,8 +104,10 @@ static bool hook_closing(void *arg)
 	return atomic_load_explicit(&m->hooks_closing, memory_order_seq_cst) != 0;
 }
 
-void mon_batch_begin(struct reg_monitor *m, bool reader)
+uint64_t mon_batch_begin(struct reg_monitor *m, bool reader)
 {
+	uint64_t ticket;
+
 	/*
 	 * A device of another process waiting for the gate gets in first
 	 * (fairness, phys/gate.c), but never at the price of a wait for a
@@ -120,12 +122,13 @@ void mon_batch_begin(struct reg_monitor *m, bool reader)
 	/* A hook's, counted until queued, before the gate closes (seq_cst): a reader that sees it closed sees the count. */
 	if (!reader)
 		atomic_fetch_add_explicit(&m->hooks_closing, 1, memory_order_seq_cst);
-	atomic_fetch_add_explicit(&m->rs->begun, 1, memory_order_relaxed);
+	ticket = atomic_fetch_add_explicit(&m->rs->begun, 1, memory_order_relaxed) + 1;
 	atomic_fetch_add_explicit(&m->rs->unsettled, 1, memory_order_seq_cst);
 	phys_gate_close(m->ps);
 	epoch_synchronize(m->epoch);
 	/* And devices of other processes, which reach our memory by its addresses too. */
 	phys_gate_wait_peers(m->ps);
+	return ticket;
 }
 
 static void mon_wake(struct reg_monitor *m)
@@ -146,8 +149,10 @@ static void mon_wake(struct reg_monitor *m)
  * for the invalidator as ours do, and must not reach the old pages
  * longer than a wake-up takes.
  */
-void mon_batch_queued(struct reg_monitor *m, bool lazy)
+void mon_batch_queued(struct reg_monitor *m, bool lazy, uint64_t ticket)
 {
+	/* After its events (release), before the count: a batch counted has its slot set. */
+	atomic_store_explicit(&m->queued[ticket & (TICKETS - 1)], ticket, memory_order_release);
 	atomic_fetch_add_explicit(&m->batches_read, 1, memory_order_seq_cst);
 	/* After the count (seq_cst): an invalidator that parked after this load sees the batch. */
 	if (!lazy || atomic_load_explicit(&m->parked, memory_order_seq_cst) ||
@@ -170,7 +175,7 @@ void reg_kick(struct reg_space *rs)
 static void invalidate_batches(struct reg_monitor *m)
 {
 	struct reg_space *rs = m->rs;
-	uint64_t seen, head, tail;
+	uint64_t seen, settled, head, tail;
 	bool relock;
 
 	opening_gate = true;
@@ -182,6 +187,16 @@ static void invalidate_batches(struct reg_monitor *m)
 	}
 	/* The batches counted here have their events in the ring (the reader counted after queuing). */
 	seen = atomic_load_explicit(&m->batches_read, memory_order_acquire);
+	/*
+	 * How far every batch is queued, in the order they began: lookups
+	 * wait for the batches begun before them, and a later one queued
+	 * first (a hook's, beside the reader's) says nothing of an earlier
+	 * one's events. Their slots were set before their events are looked
+	 * for below.
+	 */
+	settled = m->settled;
+	while (atomic_load_explicit(&m->queued[(settled + 1) & (TICKETS - 1)], memory_order_acquire) == settled + 1)
+		settled++;
 	head = atomic_load_explicit(&m->head, memory_order_relaxed);
 	tail = atomic_load_explicit(&m->tail, memory_order_acquire);
 	mutex_lock(&rs->lock);
@@ -217,7 +232,8 @@ static void invalidate_batches(struct reg_monitor *m)
 		mr_relock_all(rs);
 	mutex_unlock(&rs->lock);
 	/* Every event of those batches is dealt with: devices may go back, lookups go on. */
-	atomic_store_explicit(&rs->finished, seen, memory_order_seq_cst);
+	m->settled = settled;
+	atomic_store_explicit(&rs->finished, settled, memory_order_seq_cst);
 	atomic_fetch_sub_explicit(&rs->unsettled, (uint32_t)(seen - m->batches_done), memory_order_seq_cst);
 	phys_gate_open(m->ps, (uint32_t)(seen - m->batches_done));
 	m->batches_done = seen;
@@ -298,7 +314,7 @@ bool monitor_may_watch(struct reg_monitor *m, uint64_t start, uint64_t len)
 	return watchmap_any(&m->watched, start, len);
 }
 
-void monitor_hook_before(struct reg_monitor *m, uint64_t start, uint64_t len)
+uint64_t monitor_hook_before(struct reg_monitor *m, uint64_t start, uint64_t len)
 {
 	struct uffdio_range r = { .start = start, .len = len };
 
@@ -309,16 +325,16 @@ void monitor_hook_before(struct reg_monitor *m, uint64_t start, uint64_t len)
 	 * before (invalidated twice: harmless).
 	 */
 	os_raw_syscall6(SYS_ioctl, m->uffd, (long)UFFDIO_UNREGISTER, (long)&r, 0, 0, 0);
-	mon_batch_begin(m, false);
+	return mon_batch_begin(m, false);
 }
 
-void monitor_hook_after(struct reg_monitor *m, unsigned kind, uint64_t start, uint64_t len)
+void monitor_hook_after(struct reg_monitor *m, uint64_t ticket, unsigned kind, uint64_t start, uint64_t len)
 {
 	atomic_fetch_add_explicit(&m->hooked, 1, memory_order_relaxed);
 	/* Gone from the userfaultfd: the next unmap there is none of ours (until registered again). */
 	watchmap_clear(&m->watched, start, len);
 	mon_push(m, (uint8_t)kind, start, len, false);
-	mon_batch_queued(m, true);
+	mon_batch_queued(m, true, ticket);
 	atomic_fetch_sub_explicit(&m->hooks_closing, 1, memory_order_release);
 }
 

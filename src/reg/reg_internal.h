@@ -445,8 +445,8 @@ void monitor_stats(struct reg_monitor *m, struct iovm_reg_stats *st);
  * application could hold.
  */
 bool monitor_may_watch(struct reg_monitor *m, uint64_t start, uint64_t len);
-void monitor_hook_before(struct reg_monitor *m, uint64_t start, uint64_t len);
-void monitor_hook_after(struct reg_monitor *m, unsigned kind, uint64_t start, uint64_t len);
+uint64_t monitor_hook_before(struct reg_monitor *m, uint64_t start, uint64_t len);
+void monitor_hook_after(struct reg_monitor *m, uint64_t ticket, unsigned kind, uint64_t start, uint64_t len);
 /* Events queued by the synchronous path so far (read racily). */
 uint64_t monitor_hooked(struct reg_monitor *m);
 

@@ -271,19 +271,18 @@ static void *fresh_main(void *arg)
 	return NULL;
 }
 
-TEST(fresh_reg_reached)
+/* Four threads, each registering fresh mmap(NULL) memory and taking it away by @how, round after round. */
+static void fresh_run(enum how how)
 {
 	struct rig r;
 	struct thr t[4];
 	pthread_t th[4], sp[8];
 	unsigned ns, nthr = getenv("A17_THREADS") ? (unsigned)atoi(getenv("A17_THREADS")) : 4;
-	const char *h = getenv("A17_HOW");
 
-	A17_KNOWN("another thread's mmap MAP_FIXED, mremap or raw munmap event invalidates a later registration "
-		  "of memory mmap(NULL) handed out at the freed address");
 	if (nthr < 1 || nthr > 4)
 		nthr = 4;
-	fresh_how = h ? atoi(h) : BY_FIXED;
+	fresh_how = (int)how;
+	atomic_store(&fresh_bad, 0);
 	rig_open(&r, REG_OPTS, NULL, IOVM_QUEUE_POLLED);
 	for (unsigned i = 0; i < nthr; i++) {
 		t[i].r = &r;
@@ -297,13 +296,44 @@ TEST(fresh_reg_reached)
 	for (unsigned i = 0; i < nthr; i++)
 		pthread_join(th[i], NULL);
 	a17_spin_stop_all(sp, ns);
-	printf("# fresh_reg_reached: %u of %u fresh registrations not reached\n", atomic_load(&fresh_bad),
-	       nthr * t[0].rounds);
-	CHECK_MSG(atomic_load(&fresh_bad) == 0, "%u fresh registrations not reached; first: %s",
+	printf("# fresh_reg_reached, %s: %u of %u fresh registrations not reached\n", how_name[how],
+	       atomic_load(&fresh_bad), nthr * t[0].rounds);
+	CHECK_MSG(atomic_load(&fresh_bad) == 0, "%s: %u fresh registrations not reached; first: %s", how_name[how],
 		  atomic_load(&fresh_bad), fresh_first);
 	for (unsigned i = 0; i < nthr; i++)
 		a17q_close(&r, &t[i].a);
 	rig_close(&r);
+}
+
+/*
+ * Memory taken away by each way, while other threads map fresh memory and
+ * register it at once (often at the address just freed): no event of the
+ * old memory reaches the new registration. A registration used to wait
+ * for a count of batches, not for those begun before it: one queued out
+ * of order (a hook's, beside the reader's longer one) let it by before
+ * the reader's batch with the old memory's MAP_FIXED or mremap() event
+ * was invalidated (6 and 15 of 2400 registrations died of it).
+ */
+TEST(fresh_reg_reached)
+{
+	const char *h = getenv("A17_HOW");
+
+	if (h) {
+		fresh_run((enum how)atoi(h));
+		return;
+	}
+	for (unsigned how = BY_MUNMAP; how < BY_SYSCALL; how++)
+		fresh_run((enum how)how);
+	/*
+	 * A raw munmap(2): the kernel frees the range, then queues the event
+	 * and waits for it to be read. In between another thread can map and
+	 * register memory there, and the event, read after, is taken for that
+	 * memory's (a pinned registration dies of it). The event says nothing
+	 * that tells the two apart.
+	 */
+	A17_KNOWN("a raw munmap(2)'s event, which the kernel queues after it freed the range, invalidates a "
+		  "registration of memory mapped there meanwhile by another thread");
+	fresh_run(BY_SYSCALL);
 }
 
 /*
