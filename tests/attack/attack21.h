@@ -183,32 +183,6 @@ static inline uint64_t a21_mr_iova(struct iovm_mr *mr)
 	return info.iova.addr;
 }
 
-/* Shared-heap memory mapped in the shared domain: a local buffer the device writes into. */
-struct a21_back {
-	uint8_t *p;
-	uint64_t iova;
-	size_t len;
-};
-
-static inline struct a21_back a21_back_open(struct iovm_ctx *ctx, struct iovm_domain *dom, size_t len)
-{
-	struct a21_back b = { .len = len };
-	iovm_iova_t at = IOVM_IOVA(IOVM_ADDR_INVALID);
-
-	b.p = iovm_dma_alloc(ctx, len, 4096, 0);
-	CHECK(b.p != NULL);
-	memset(b.p, 0, len);
-	CHECK_OK(iovm_domain_map_ptr(dom, b.p, len, A21_RW, &at));
-	b.iova = at.addr;
-	return b;
-}
-
-static inline void a21_back_close(struct iovm_ctx *ctx, struct iovm_domain *dom, struct a21_back *b)
-{
-	CHECK_OK(iovm_domain_unmap(dom, IOVM_IOVA(b->iova), b->len));
-	CHECK_OK(iovm_dma_free(ctx, b->p));
-}
-
 /*
  * A queue with a worker thread (not polled), rings in a domain of the
  * process's own, the shared domain at SDOM_PASID.

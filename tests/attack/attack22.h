@@ -175,32 +175,6 @@ static inline struct iovm_cqe a22q_run(struct a22q *d, struct iovm_desc desc)
 	return cqe;
 }
 
-/* Shared-heap memory of this process, mapped in the shared domain. */
-struct a22_buf {
-	uint8_t *p;
-	uint64_t iova;
-	size_t len;
-};
-
-static inline struct a22_buf a22_buf_open(struct iovm_ctx *ctx, struct iovm_domain *dom, size_t len)
-{
-	struct a22_buf b = { .len = len };
-	iovm_iova_t at = IOVM_IOVA(IOVM_ADDR_INVALID);
-
-	b.p = iovm_dma_alloc(ctx, len, 4096, 0);
-	CHECK(b.p != NULL);
-	memset(b.p, 0, len);
-	CHECK_OK(iovm_domain_map_ptr(dom, b.p, len, A22_RW, &at));
-	b.iova = at.addr;
-	return b;
-}
-
-static inline void a22_buf_close(struct iovm_ctx *ctx, struct iovm_domain *dom, struct a22_buf *b)
-{
-	CHECK_OK(iovm_domain_unmap(dom, IOVM_IOVA(b->iova), b->len));
-	CHECK_OK(iovm_dma_free(ctx, b->p));
-}
-
 /* No oracle violation in this view's accesses. */
 static inline void a22_oracle_clean(struct iovm_domain *dom)
 {

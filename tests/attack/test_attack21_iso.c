@@ -121,7 +121,7 @@ TEST(read_only_and_bounds)
 {
 	struct iovm_ctx *ctx;
 	struct iovm_domain *dom;
-	struct a21_back b;
+	struct sdom_buf b;
 	struct ro_info ri;
 	struct child c;
 	struct devq d;
@@ -137,7 +137,7 @@ TEST(read_only_and_bounds)
 	ri.ro_rkey = get64(c.rd);
 	ri.ro_addr = get64(c.rd);
 	d = devq_open(ctx, dom);
-	b = a21_back_open(ctx, dom, 64 * A21_K4);
+	b = sdom_buf_open(ctx, dom, 64 * A21_K4);
 	uint8_t *src = b.p;                          /* 4 pages of our own bytes */
 	uint64_t src_iova = b.iova;
 	uint8_t *dst2 = b.p + 8 * A21_K4;             /* 4 pages a copy lands in */
@@ -276,7 +276,7 @@ TEST(read_only_and_bounds)
 	CHECK_EQ(get64(c.rd), 2);
 	child_ok(&c);
 	devq_close(&d);
-	a21_back_close(ctx, dom, &b);
+	sdom_buf_close(ctx, dom, &b);
 	CHECK_OK(iovm_domain_destroy(dom));
 	EXPECT_SOUND(ctx);
 	CHECK_OK(iovm_close(ctx));
@@ -369,7 +369,7 @@ static void *hammer_main(void *arg)
 {
 	struct hammer *h = arg;
 	struct a21q q = a21q_open(h->ctx, h->dom, 16);
-	struct a21_back b = a21_back_open(h->ctx, h->dom, 4 * A21_K4);
+	struct sdom_buf b = sdom_buf_open(h->ctx, h->dom, 4 * A21_K4);
 	unsigned seed = h->id * 7919u + 1;
 
 	while (!atomic_load(&g_board->stop)) {
@@ -421,7 +421,7 @@ static void *hammer_main(void *arg)
 			h->faults++;
 	}
 	a21q_close(&q);
-	a21_back_close(h->ctx, h->dom, &b);
+	sdom_buf_close(h->ctx, h->dom, &b);
 	return NULL;
 }
 
@@ -583,7 +583,7 @@ static void *rhammer_main(void *arg)
 {
 	struct rhammer *h = arg;
 	struct a21q q = a21q_open(h->ctx, h->dom, 16);
-	struct a21_back b = a21_back_open(h->ctx, h->dom, A21_K4);
+	struct sdom_buf b = sdom_buf_open(h->ctx, h->dom, A21_K4);
 	unsigned seed = h->id + 17;
 	uint64_t iova;
 
@@ -628,7 +628,7 @@ static void *rhammer_main(void *arg)
 			h->faults++;
 	}
 	a21q_close(&q);
-	a21_back_close(h->ctx, h->dom, &b);
+	sdom_buf_close(h->ctx, h->dom, &b);
 	return NULL;
 }
 

@@ -94,7 +94,7 @@ static void *hammer_main(void *arg)
 {
 	struct hammer *h = arg;
 	struct a21q q = a21q_open(h->ctx, h->dom, 16);
-	struct a21_back b = a21_back_open(h->ctx, h->dom, INFLIGHT * A21_K4);
+	struct sdom_buf b = sdom_buf_open(h->ctx, h->dom, INFLIGHT * A21_K4);
 	unsigned seed = h->id * 31u + 5;
 
 	while (!atomic_load(&g_board->stop)) {
@@ -193,7 +193,7 @@ static void *hammer_main(void *arg)
 		atomic_fetch_add(&h->batches, 1);
 	}
 	a21q_close(&q);
-	a21_back_close(h->ctx, h->dom, &b);
+	sdom_buf_close(h->ctx, h->dom, &b);
 	return NULL;
 }
 

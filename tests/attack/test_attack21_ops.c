@@ -66,7 +66,7 @@ static void owner(int rd, int wr, void *arg)
 
 struct rig21 {
 	struct devq d;
-	struct a21_back loc; /* LOCAL bytes of our heap */
+	struct sdom_buf loc; /* LOCAL bytes of our heap */
 	struct iovm_completion *comp;
 	uint64_t comp_iova;
 	uint64_t ia, ic;     /* the registrations' IOVAs */
@@ -297,7 +297,7 @@ TEST(every_op_between_two_owners)
 	r.ia = get64(a.rd);
 	r.ic = get64(cc.rd);
 	r.d = devq_open(ctx, dom);
-	r.loc = a21_back_open(ctx, dom, LOCAL + A21_K4);
+	r.loc = sdom_buf_open(ctx, dom, LOCAL + A21_K4);
 	r.comp = (struct iovm_completion *)(r.loc.p + LOCAL);
 	r.comp_iova = r.loc.iova + LOCAL;
 	r.ma = malloc(REG_LEN);
@@ -337,7 +337,7 @@ TEST(every_op_between_two_owners)
 	child_ok(&a);
 	child_ok(&cc);
 	devq_close(&r.d);
-	a21_back_close(ctx, dom, &r.loc);
+	sdom_buf_close(ctx, dom, &r.loc);
 	free(r.ma);
 	free(r.mc);
 	CHECK_OK(iovm_domain_destroy(dom));

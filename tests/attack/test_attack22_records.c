@@ -116,7 +116,7 @@ struct drig {
 	struct iovm_ctx *ctx;
 	struct iovm_domain *dom;
 	struct a22q q;
-	struct a22_buf loc;      /* our heap: records, read-backs, sources */
+	struct sdom_buf loc;      /* our heap: records, read-backs, sources */
 	struct child own[NOWN];
 	bool alive[NOWN];
 	uint8_t *mine;           /* our own memory, registered: a record there is ours */
@@ -271,7 +271,7 @@ TEST(records_and_both_ends_elsewhere)
 	for (unsigned o = 0; o < NOWN; o++)
 		CHECK_EQ(get64(g.own[o].rd), 1);
 	g.q = a22q_open(g.ctx, g.dom, 16);
-	g.loc = a22_buf_open(g.ctx, g.dom, LOCAL);
+	g.loc = sdom_buf_open(g.ctx, g.dom, LOCAL);
 	lp = g.loc.p;
 	li = g.loc.iova;
 	/* Our own memory, registered in the shared domain: our device reaches it directly. */
@@ -451,7 +451,7 @@ TEST(records_and_both_ends_elsewhere)
 	CHECK_OK(iovm_mr_dereg(g.mine_mr));
 	a22_oracle_clean(g.dom);
 	a22q_close(&g.q);
-	a22_buf_close(g.ctx, g.dom, &g.loc);
+	sdom_buf_close(g.ctx, g.dom, &g.loc);
 	CHECK_OK(iovm_domain_destroy(g.dom));
 	{
 		int r = iovm_share_check(g.ctx);

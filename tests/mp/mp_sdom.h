@@ -84,4 +84,30 @@ static inline int map_at(struct iovm_ctx *ctx, struct iovm_domain *dom, void *bu
 	return iovm_domain_map(dom, iova, x.pa, len, IOVM_MAP_READ | IOVM_MAP_WRITE);
 }
 
+/* Shared-heap memory of this process, zeroed, mapped read-write in the shared domain @dom: a buffer of its devices. */
+struct sdom_buf {
+	uint8_t *p;
+	uint64_t iova;
+	size_t len;
+};
+
+static inline struct sdom_buf sdom_buf_open(struct iovm_ctx *ctx, struct iovm_domain *dom, size_t len)
+{
+	struct sdom_buf b = { .len = len };
+	iovm_iova_t at = IOVM_IOVA(IOVM_ADDR_INVALID);
+
+	b.p = iovm_dma_alloc(ctx, len, 4096, 0);
+	CHECK(b.p != NULL);
+	memset(b.p, 0, len);
+	CHECK_OK(iovm_domain_map_ptr(dom, b.p, len, IOVM_MAP_READ | IOVM_MAP_WRITE, &at));
+	b.iova = at.addr;
+	return b;
+}
+
+static inline void sdom_buf_close(struct iovm_ctx *ctx, struct iovm_domain *dom, struct sdom_buf *b)
+{
+	CHECK_OK(iovm_domain_unmap(dom, IOVM_IOVA(b->iova), b->len));
+	CHECK_OK(iovm_dma_free(ctx, b->p));
+}
+
 #endif /* IOVM_TESTS_MP_SDOM_H */
