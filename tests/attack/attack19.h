@@ -62,32 +62,6 @@ static inline uint8_t a19_copy(struct devq *d, uint64_t src, uint64_t dst, uint6
 	return devq_run(d, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = src, .dst = dst, .len = (uint32_t)len });
 }
 
-/* A bounce buffer of the shared heap, mapped in the shared domain (every device reaches it). */
-struct a19buf {
-	uint8_t *p;
-	uint64_t iova;
-	size_t len;
-};
-
-static inline struct a19buf a19buf_open(struct iovm_ctx *ctx, struct iovm_domain *dom, size_t len)
-{
-	struct a19buf b = { .len = len };
-	iovm_iova_t iova = IOVM_IOVA(IOVM_ADDR_INVALID);
-
-	b.p = iovm_dma_alloc(ctx, len, 4096, 0);
-	CHECK(b.p != NULL);
-	memset(b.p, 0, len);
-	CHECK_OK(iovm_domain_map_ptr(dom, b.p, len, IOVM_MAP_READ | IOVM_MAP_WRITE, &iova));
-	b.iova = iova.addr;
-	return b;
-}
-
-static inline void a19buf_close(struct iovm_ctx *ctx, struct iovm_domain *dom, struct a19buf *b)
-{
-	CHECK_OK(iovm_domain_unmap(dom, IOVM_IOVA(b->iova), b->len));
-	CHECK_OK(iovm_dma_free(ctx, b->p));
-}
-
 static inline uint8_t a19_pat(uint64_t seed, size_t i)
 {
 	uint64_t x = (seed + i) * UINT64_C(0x9E3779B97F4A7C15);

@@ -53,10 +53,10 @@ static void open_all(const char *what, struct iovm_ctx **ctx, struct iovm_domain
 	CHECK_OK(iovm_share_domain_create(*ctx, DOM, p, dom));
 }
 
-static void close_all(struct iovm_ctx *ctx, struct iovm_domain *dom, struct devq *d, struct a19buf *b)
+static void close_all(struct iovm_ctx *ctx, struct iovm_domain *dom, struct devq *d, struct sdom_buf *b)
 {
 	CHECK(a19_stats(dom).oracle_checks > 0);
-	a19buf_close(ctx, dom, b);
+	sdom_buf_close(ctx, dom, b);
 	devq_close(d);
 	CHECK_OK(iovm_domain_destroy(dom));
 	CHECK_OK(iovm_share_check(ctx));
@@ -82,14 +82,14 @@ static void prober(int rd, int wr, void *arg)
 {
 	struct iovm_ctx *ctx = attach_ok(g_name);
 	struct iovm_domain *dom;
-	struct a19buf b;
+	struct sdom_buf b;
 	struct devq d;
 	uint64_t iova;
 
 	(void)arg;
 	CHECK_OK(iovm_share_domain_open(ctx, DOM, &dom));
 	d = devq_open(ctx, dom);
-	b = a19buf_open(ctx, dom, 65536);
+	b = sdom_buf_open(ctx, dom, 65536);
 	put64(wr, 1);
 	while ((iova = get64(rd))) {
 		uint64_t len = get64(rd);
@@ -99,7 +99,7 @@ static void prober(int rd, int wr, void *arg)
 		put64(wr, a19_copy(&d, iova, b.iova, len));
 		put64(wr, fnv(b.p, len));
 	}
-	a19buf_close(ctx, dom, &b);
+	sdom_buf_close(ctx, dom, &b);
 	devq_close(&d);
 	CHECK_OK(iovm_domain_destroy(dom));
 	CHECK_OK(iovm_close(ctx));
@@ -124,7 +124,7 @@ TEST(odd_shapes)
 {
 	struct iovm_ctx *ctx;
 	struct iovm_domain *dom;
-	struct a19buf b;
+	struct sdom_buf b;
 	struct devq d;
 	struct child c;
 	uint8_t *m = amap(UINT64_C(8) << 20, 1), *big, *heapmem, *model;
@@ -135,7 +135,7 @@ TEST(odd_shapes)
 	open_all("a19odd", &ctx, &dom, NULL);
 	iovas = a19_stats(dom).iova_allocated;
 	d = devq_open(ctx, dom);
-	b = a19buf_open(ctx, dom, UINT64_C(1) << 20);
+	b = sdom_buf_open(ctx, dom, UINT64_C(1) << 20);
 	c = child_start(prober, NULL);
 	CHECK_EQ(get64(c.rd), 1);
 
@@ -358,14 +358,14 @@ TEST(dereg_races_device)
 {
 	struct iovm_ctx *ctx;
 	struct iovm_domain *dom;
-	struct a19buf b;
+	struct sdom_buf b;
 	struct devq d;
 	struct child c;
 	unsigned before = 0, after = 0;
 
 	open_all("a19dereg", &ctx, &dom, NULL);
 	d = devq_open(ctx, dom);
-	b = a19buf_open(ctx, dom, 4096);
+	b = sdom_buf_open(ctx, dom, 4096);
 	c = child_start(taker, NULL);
 	CHECK_EQ(get64(c.rd), 1);
 	for (unsigned round = 0; round < 60; round++) {
@@ -412,7 +412,7 @@ static const char *const hows[] = { "munmap+mmap", "MAP_FIXED", "mremap", "MADV_
 
 struct mover {
 	struct devq *d;
-	struct a19buf *b;
+	struct sdom_buf *b;
 	uint64_t iova;
 	_Atomic int go, replaced, stop;
 	_Atomic unsigned ok_before, faults_after;
@@ -450,13 +450,13 @@ TEST(replaced_both_ways)
 {
 	struct iovm_ctx *ctx;
 	struct iovm_domain *dom;
-	struct a19buf b;
+	struct sdom_buf b;
 	struct devq d;
 	unsigned ok = 0, faults = 0;
 
 	open_all("a19move", &ctx, &dom, NULL);
 	d = devq_open(ctx, dom);
-	b = a19buf_open(ctx, dom, RLEN);
+	b = sdom_buf_open(ctx, dom, RLEN);
 	for (unsigned round = 0; round < 100; round++) {
 		enum how how = (enum how)(round % 5);
 
@@ -559,13 +559,13 @@ TEST(munmap_races_dereg)
 {
 	struct iovm_ctx *ctx;
 	struct iovm_domain *dom;
-	struct a19buf b;
+	struct sdom_buf b;
 	struct devq d;
 	uint64_t iovas;
 
 	open_all("a19unreg", &ctx, &dom, NULL);
 	d = devq_open(ctx, dom);
-	b = a19buf_open(ctx, dom, 4096);
+	b = sdom_buf_open(ctx, dom, 4096);
 	iovas = a19_stats(dom).iova_allocated;
 	for (unsigned round = 0; round < 200; round++) {
 		struct unmapper u = { .m = amap(RLEN, (uint8_t)round), .delay = round % 50 };
@@ -600,7 +600,7 @@ static void forked_child(int rd, int wr, void *arg)
 {
 	struct iovm_ctx *ctx;
 	struct iovm_domain *dom;
-	struct a19buf b;
+	struct sdom_buf b;
 	struct devq d;
 	struct iovm_mr *mr;
 
@@ -611,7 +611,7 @@ static void forked_child(int rd, int wr, void *arg)
 	ctx = attach_ok(g_name);
 	CHECK_OK(iovm_share_domain_open(ctx, DOM, &dom));
 	d = devq_open(ctx, dom);
-	b = a19buf_open(ctx, dom, RLEN);
+	b = sdom_buf_open(ctx, dom, RLEN);
 	/* The parent's registration at the same address: the parent's bytes, through the parent; never the copy's. */
 	CHECK_EQ(a19_copy(&d, g_forked_iova, b.iova, RLEN), IOVM_STATUS_SUCCESS);
 	for (size_t i = 0; i < RLEN; i++)
@@ -628,7 +628,7 @@ static void forked_child(int rd, int wr, void *arg)
 	CHECK_OK(iovm_mr_dereg(mr));
 	CHECK_OK(munmap(g_forked, RLEN));
 	put64(wr, 2);
-	a19buf_close(ctx, dom, &b);
+	sdom_buf_close(ctx, dom, &b);
 	devq_close(&d);
 	CHECK_OK(iovm_domain_destroy(dom));
 	CHECK_OK(iovm_close(ctx));
@@ -638,7 +638,7 @@ TEST(fork_of_a_registering_process)
 {
 	struct iovm_ctx *ctx;
 	struct iovm_domain *dom;
-	struct a19buf b;
+	struct sdom_buf b;
 
 	/*
 	 * A fork after a registration waits in the kernel until the memory
@@ -654,7 +654,7 @@ TEST(fork_of_a_registering_process)
 
 	open_all("a19fork", &ctx, &dom, NULL);
 	d = devq_open(ctx, dom);
-	b = a19buf_open(ctx, dom, RLEN);
+	b = sdom_buf_open(ctx, dom, RLEN);
 	g_forked = amap(RLEN, 3);
 	mr = reg(dom, g_forked, RLEN);
 	g_forked_iova = a19_mr_iova(mr);
@@ -697,7 +697,7 @@ TEST(window_run_dry)
 	struct iovm_mr *mrs[256];
 	unsigned n = 0, n2 = 0;
 	uint64_t iovas, heap;
-	struct a19buf b;
+	struct sdom_buf b;
 	struct devq d;
 	int ret;
 
@@ -769,10 +769,10 @@ TEST(window_run_dry)
 	for (unsigned i = 0; i < n2; i++)
 		CHECK_OK(iovm_mr_dereg(mrs[i]));
 	CHECK_EQ(a19_stats(dom).iova_allocated, iovas);
-	b = a19buf_open(ctx, dom, 4096);
+	b = sdom_buf_open(ctx, dom, 4096);
 	CHECK_EQ(devq_fill(&d, b.iova, 4096, 1), IOVM_STATUS_SUCCESS);
 	CHECK(a19_stats(dom).oracle_checks > 0);
-	a19buf_close(ctx, dom, &b);
+	sdom_buf_close(ctx, dom, &b);
 	devq_close(&d);
 	CHECK_OK(iovm_domain_destroy(dom));
 	CHECK_EQ(share_info(ctx).heap_free, heap);
@@ -789,14 +789,14 @@ TEST(deferred_domain)
 					      .flush_timeout_us = 2000000 };
 	struct iovm_ctx *ctx;
 	struct iovm_domain *dom;
-	struct a19buf b;
+	struct sdom_buf b;
 	struct devq d;
 	struct child c;
 	unsigned reused = 0;
 
 	open_all("a19defer", &ctx, &dom, &p);
 	d = devq_open(ctx, dom);
-	b = a19buf_open(ctx, dom, RLEN);
+	b = sdom_buf_open(ctx, dom, RLEN);
 	c = child_start(prober, NULL);
 	CHECK_EQ(get64(c.rd), 1);
 	for (unsigned round = 0; round < 30; round++) {
@@ -879,7 +879,7 @@ TEST(dead_ones_iovas_come_back)
 	};
 	struct iovm_ctx *ctx;
 	struct iovm_domain *dom;
-	struct a19buf b;
+	struct sdom_buf b;
 	struct devq d;
 	uint64_t iovas, heap, left;
 	uint64_t units_kept = 0;
@@ -887,7 +887,7 @@ TEST(dead_ones_iovas_come_back)
 	open_all("a19dead", &ctx, &dom, NULL);
 	heap = share_info(ctx).heap_free;
 	d = devq_open(ctx, dom);
-	b = a19buf_open(ctx, dom, 4096);
+	b = sdom_buf_open(ctx, dom, 4096);
 	CHECK_EQ(devq_fill(&d, b.iova, 4096, 1), IOVM_STATUS_SUCCESS);
 	iovas = a19_stats(dom).iova_allocated;
 	for (unsigned i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
@@ -920,7 +920,7 @@ TEST(dead_ones_iovas_come_back)
 		}
 	}
 	CHECK(a19_stats(dom).oracle_checks > 0);
-	a19buf_close(ctx, dom, &b);
+	sdom_buf_close(ctx, dom, &b);
 	devq_close(&d);
 	CHECK_OK(iovm_domain_destroy(dom));
 	CHECK(share_info(ctx).heap_free > heap); /* the domain's block too */
@@ -936,13 +936,13 @@ static void reuser(int rd, int wr, void *arg)
 	struct iovm_ctx *ctx = attach_ok(g_name);
 	struct iovm_domain *dom;
 	uint8_t *m = amap(RLEN, 6);
-	struct a19buf b;
+	struct sdom_buf b;
 	struct devq d;
 
 	(void)arg;
 	CHECK_OK(iovm_share_domain_open(ctx, DOM, &dom));
 	d = devq_open(ctx, dom);
-	b = a19buf_open(ctx, dom, 4096);
+	b = sdom_buf_open(ctx, dom, 4096);
 	put64(wr, 1);
 	while (get64(rd)) {
 		struct iovm_mr *mr = reg(dom, m, RLEN);
@@ -960,7 +960,7 @@ static void reuser(int rd, int wr, void *arg)
 		CHECK_OK(iovm_mr_dereg(mr));
 		put64(wr, 4);
 	}
-	a19buf_close(ctx, dom, &b);
+	sdom_buf_close(ctx, dom, &b);
 	devq_close(&d);
 	CHECK_OK(iovm_domain_destroy(dom));
 	CHECK_OK(iovm_close(ctx));
@@ -970,14 +970,14 @@ static void reuse_rounds(const char *what, const struct iovm_share_domain_params
 {
 	struct iovm_ctx *ctx;
 	struct iovm_domain *dom;
-	struct a19buf b;
+	struct sdom_buf b;
 	struct devq d;
 	struct child c;
 	unsigned same = 0;
 
 	open_all(what, &ctx, &dom, p);
 	d = devq_open(ctx, dom);
-	b = a19buf_open(ctx, dom, RLEN);
+	b = sdom_buf_open(ctx, dom, RLEN);
 	c = child_start(reuser, NULL);
 	CHECK_EQ(get64(c.rd), 1);
 	for (unsigned round = 0; round < 40; round++) {

@@ -97,7 +97,7 @@ static void page_span(uint64_t iova, size_t len, uint64_t *pg, uint64_t *pglen)
 	*pglen = ((iova + len + 4095) & ~UINT64_C(4095)) - *pg;
 }
 
-static void reg_check(struct devq *d, struct a19buf *b, struct reg *r, uint64_t *rs)
+static void reg_check(struct devq *d, struct sdom_buf *b, struct reg *r, uint64_t *rs)
 {
 	size_t off, n;
 	uint8_t tag;
@@ -158,7 +158,7 @@ static bool reg_new(unsigned slot, struct iovm_domain *dom, struct reg *r, uint6
 	return true;
 }
 
-static void reg_drop(struct devq *d, struct a19buf *b, struct reg *r)
+static void reg_drop(struct devq *d, struct sdom_buf *b, struct reg *r)
 {
 	size_t n = r->len < 4096 ? r->len : 4096;
 	uint8_t st;
@@ -183,7 +183,7 @@ static void reg_drop(struct devq *d, struct a19buf *b, struct reg *r)
  * process's touched. (It writes none of it: the owner's model would not
  * know.)
  */
-static void probe(unsigned slot, struct devq *d, struct a19buf *b, uint64_t *rs)
+static void probe(unsigned slot, struct devq *d, struct sdom_buf *b, uint64_t *rs)
 {
 	uint64_t start = test_rand(rs) % PAGES;
 
@@ -221,12 +221,12 @@ static void storm(unsigned slot, uint64_t rounds, int wr)
 	struct range *same_pub;
 	uint64_t same_iova;
 	uint64_t rs = 0x1234567 + slot * 7919 + (uint64_t)getpid();
-	struct a19buf b;
+	struct sdom_buf b;
 	struct devq d;
 
 	CHECK_OK(iovm_share_domain_open(ctx, DOM, &dom));
 	d = devq_open(ctx, dom);
-	b = a19buf_open(ctx, dom, BACK);
+	b = sdom_buf_open(ctx, dom, BACK);
 	/* The same address as every other process's: a device that names another's reaches nothing here. */
 	memset(g_same, 0x30 + slot, SAME_LEN);
 	CHECK_OK(iovm_mr_reg(dom, g_same, SAME_LEN, IOVM_ACCESS_LOCAL_WRITE, &same_mr));
@@ -303,7 +303,7 @@ static void storm(unsigned slot, uint64_t rounds, int wr)
 	atomic_store(&same_pub->iova, 0);
 	unclaim(same_iova, SAME_LEN);
 	CHECK_OK(iovm_mr_dereg(same_mr));
-	a19buf_close(ctx, dom, &b);
+	sdom_buf_close(ctx, dom, &b);
 	devq_close(&d);
 	CHECK_OK(iovm_domain_destroy(dom));
 	CHECK_OK(iovm_close(ctx));
@@ -403,12 +403,12 @@ TEST(storm_kills)
 	struct iovm_ctx *ctx;
 	struct iovm_domain *dom;
 	uint64_t before, rs = (uint64_t)time(NULL) | 1;
-	struct a19buf b;
+	struct sdom_buf b;
 	struct devq d;
 
 	setup(&ctx, &dom, &before, "a19kill");
 	d = devq_open(ctx, dom);
-	b = a19buf_open(ctx, dom, BACK);
+	b = sdom_buf_open(ctx, dom, BACK);
 	for (; next < n; next++) {
 		a[next] = (struct storm_arg){ .slot = next, .rounds = 0 };
 		c[next] = child_start(storm_child, &a[next]);
@@ -466,7 +466,7 @@ TEST(storm_kills)
 			CHECK_EQ(iovm_domain_translate(dom, IOVM_IOVA(iova), &pa, NULL), -ENOENT);
 		}
 	CHECK_OK(iovm_share_check(ctx));
-	a19buf_close(ctx, dom, &b);
+	sdom_buf_close(ctx, dom, &b);
 	devq_close(&d);
 	CHECK_OK(iovm_domain_destroy(dom));
 	CHECK_OK(iovm_share_reap(ctx) >= 0 ? 0 : -1);
