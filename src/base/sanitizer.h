@@ -15,6 +15,14 @@
  * after it. tsan_release() names the application's address of the entry
  * as the place the release happens, so that the reaper's acquire of it
  * pairs with it.
+ *
+ * Orderings made through another process are unseen too. A shared
+ * domain's page-table page goes back to the pool only once every
+ * process's agent has answered an invalidation, after its own devices'
+ * walks of the page were over; the page can then be taken by any thread
+ * of any of them. The agent's release and the taker's acquire, both in
+ * one process, stand for the chain through the process that freed it
+ * (mp/domain_space.c).
  */
 #ifndef IOVM_BASE_SANITIZER_H
 #define IOVM_BASE_SANITIZER_H
@@ -37,6 +45,7 @@
 #ifdef IOVM_TSAN
 /* The runtime's dynamic annotations (tsan_interface_ann.cpp). */
 void AnnotateHappensBefore(const char *file, int line, const volatile void *addr);
+void AnnotateHappensAfter(const char *file, int line, const volatile void *addr);
 void AnnotateIgnoreReadsBegin(const char *file, int line);
 void AnnotateIgnoreReadsEnd(const char *file, int line);
 void AnnotateIgnoreWritesBegin(const char *file, int line);
@@ -44,6 +53,8 @@ void AnnotateIgnoreWritesEnd(const char *file, int line);
 
 /* A release at @addr, before the store that publishes through another mapping. */
 #define tsan_release(addr) AnnotateHappensBefore(__FILE__, __LINE__, (addr))
+/* The acquire that pairs with every tsan_release() of @addr before it. */
+#define tsan_acquire(addr) AnnotateHappensAfter(__FILE__, __LINE__, (addr))
 /* Accesses between begin and end are not recorded: a device's, which the threads order by other means. */
 #define tsan_ignore_begin()                                     \
 	do {                                                    \
@@ -57,6 +68,7 @@ void AnnotateIgnoreWritesEnd(const char *file, int line);
 	} while (0)
 #else
 #define tsan_release(addr) ((void)(addr))
+#define tsan_acquire(addr) ((void)(addr))
 #define tsan_ignore_begin() ((void)0)
 #define tsan_ignore_end() ((void)0)
 #endif

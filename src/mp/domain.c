@@ -65,6 +65,7 @@
 #include "base/error.h"
 #include "base/fault_inject.h"
 #include "base/log.h"
+#include "base/sanitizer.h"
 #include "iommu/iommu.h"
 #include "iommu/pgtable.h"
 #include "mp/domain.h"
@@ -243,6 +244,8 @@ static void *agent_main(void *arg)
 		iommu_domain_invalidate(v->dom, iova_make(atomic_load_explicit(&shm->inval_iova, memory_order_relaxed)),
 					atomic_load_explicit(&shm->inval_len, memory_order_relaxed));
 		v->seen = seq;
+		/* This process's walks before are over: a table the answer lets another process free may come back here. */
+		tsan_release(&v->walks_over);
 		atomic_store_explicit(&shm->ack[slot], seq, memory_order_release);
 		mp_futex(&shm->ack[slot], FUTEX_WAKE, INT_MAX, NULL);
 	}

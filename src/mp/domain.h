@@ -159,6 +159,7 @@ struct mp_dview {
 	_Atomic bool agent_stop;
 	_Atomic bool agent_started; /* the agent runs: view_open() returns after it */
 	uint32_t seen;             /* the agent's: the last inval_seq handled */
+	char walks_over;           /* ThreadSanitizer's only: released by the agent's answers (sanitizer.h) */
 	_Atomic uint16_t *owners;
 	struct sdom_cell *cells;
 	/* The server (domain_remote.c): started by the first registration, stopped by quiesce(). */

@@ -16,6 +16,7 @@
 #include "base/ctx.h"
 #include "base/error.h"
 #include "base/log.h"
+#include "base/sanitizer.h"
 #include "iommu/iommu.h"
 #include "mp/domain.h"
 
@@ -138,6 +139,9 @@ void *sdom_table_alloc(void *arg)
 	if (!t)
 		err_detail(-ENOMEM, IOVM_LOG_DEBUG, "shared domain: all %u page-table pages are in use",
 			   v->shm->pool_tables);
+	else
+		/* Freed by another process after this one's agent answered: this process's walks of it are over. */
+		tsan_acquire(&v->walks_over);
 	return t;
 }
 
