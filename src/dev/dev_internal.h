@@ -168,6 +168,8 @@ void engine_execute(struct iovm_queue *q, const struct iovm_desc *d, struct iovm
  * device-side section, which it may leave and enter again, as a fault
  * handler does: q->sections_left counts it).
  */
+/* copy.c: @len bytes from @src to @dst, which do not overlap: a hot COPY's (vector loads and stores where it pays). */
+void engine_copy_bytes(void *dst, const void *src, uint32_t len);
 void engine_write_completion(struct iovm_queue *q, uint32_t pasid, uint64_t completion,
 			     const struct iovm_completion *c);
 

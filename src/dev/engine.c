@@ -213,7 +213,7 @@ static __inline_always uint32_t copy_hot(struct iovm_queue *q, struct iommu_hot 
 		mem_nc_device_access(q->mem, spa, len, false);
 		mem_nc_device_access(q->mem, dpa, len, true);
 	}
-	memcpy(d, s, len);
+	engine_copy_bytes(d, s, len);
 	if (flags & IOVM_DESC_COMPLETION) {
 		struct iovm_completion c = { .status = IOVM_STATUS_SUCCESS, .bytes_completed = len };
 
