@@ -548,12 +548,14 @@ IOVM_API int iovm_rqueue_unmap(struct iovm_rqueue *q, iovm_iova_t iova, size_t l
  * memory file, but kept off it as a device of this process is: the memory
  * monitor closes a gate the device reads before it lets a munmap() (or
  * mremap(), madvise()) of registered memory return, and waits for the
- * device's accesses in flight; the device waits while it is closed (at
- * most 5 s, then the descriptor faults), and by the time it opens, the
- * pages that went are unmapped on the device. A device that waits is let
- * in before the gate closes again (the monitor holds the next munmap()
- * back for it, at most 20 ms), so that an application that keeps
- * unmapping does not keep it out. A page the device asked for and the
+ * device's accesses in flight; the device waits while it is closed (for
+ * as long as the gate keeps opening now and then, up to 60 s; 5 s of it
+ * closed throughout, and the descriptor faults), and by the time it
+ * opens, the pages that went are unmapped on the device. A device that
+ * waits is let in before the gate closes again (the monitor holds the
+ * next munmap() back for it, at most 50 ms from the gate's opening, 500
+ * ms in all), so that an application that keeps unmapping does not keep
+ * it out. A page the device asked for and the
  * application discards again before the device gets to it is asked for
  * again, as often as that happens (within 64 requests between two
  * stretches of the descriptor that moved bytes). So from the moment such a

@@ -20,6 +20,7 @@
 #include "base/counter.h"
 #include "base/ctx.h"
 #include "base/fault_inject.h"
+#include "base/log.h"
 #include "dev/exec.h"
 #include "mem/mem.h"
 #include "reg/reg.h"
@@ -149,8 +150,11 @@ int key_check(struct exec *x, uint32_t key, uint64_t va, uint64_t len, unsigned 
  * Another process's memory went (unmapped there, or the process is gone):
  * a bus fault at @iova, as foreign memory that vanished under an access.
  */
-static void remote_fault(struct exec *x, iova_t iova, unsigned access)
+static void remote_fault(struct exec *x, iova_t iova, unsigned access, const char *why, int err)
 {
+	/* Which of the ways a bus fault comes about: the completion cannot say, a debug log can. */
+	log_debug("device: bus fault at %#llx (%s) of PASID %u: %s (%s)", (unsigned long long)iova_val(iova),
+		  access & IOVM_MAP_WRITE ? "write" : "read", x->pasid, why, err ? strerror(err) : "-");
 	x->c->status = IOVM_STATUS_PAGE_FAULT;
 	x->c->fault_reason = IOVM_FAULT_BUS;
 	x->c->fault_access = (uint8_t)access;
@@ -199,13 +203,13 @@ static void resolve_done(struct exec *x, iova_t iova, uint64_t unmaps)
  * back by the owner's discards or its pin budget before the device used
  * it: a loaded machine, where the device waits long to run, saw it.)
  */
-static int remote_missing(struct exec *x, struct side *s, uint64_t rva, unsigned access)
+static int remote_missing(struct exec *x, struct side *s, uint64_t rva, unsigned access, int err)
 {
 	struct iovm_queue *q = x->q;
 	int ret;
 
 	if (!(x->d->flags & IOVM_DESC_BLOCK_ON_FAULT) || !q->page_request || !resolve_allowed(x, s->iova, 0)) {
-		remote_fault(x, s->iova, access);
+		remote_fault(x, s->iova, access, "nothing mapped there, no page request", err);
 		return -EFAULT;
 	}
 	/* The answer may come from a thread the monitor's yield would wait for: no longer waiting. */
@@ -215,7 +219,7 @@ static int remote_missing(struct exec *x, struct side *s, uint64_t rva, unsigned
 	ret = q->page_request(q->page_request_arg, rva, access);
 	iommu_enter(q->tlb);
 	if (ret) {
-		remote_fault(x, s->iova, access);
+		remote_fault(x, s->iova, access, "page request refused", -ret);
 		return -EFAULT;
 	}
 	resolve_done(x, s->iova, 0);
@@ -245,12 +249,13 @@ static int remote_span(struct exec *x, struct side *s, const struct iommu_span *
 	if (!x->q->bounce)
 		x->q->bounce = fi_malloc(REMOTE_SIDES * REMOTE_BOUNCE);
 	if (fd < 0 || !x->q->bounce) {
-		remote_fault(x, s->iova, s->access);
+		remote_fault(x, s->iova, s->access, fd < 0 ? "no memory file" : "no bounce buffer", fd < 0 ? -fd : ENOMEM);
 		return -EFAULT;
 	}
 	bounce = x->q->bounce + (size_t)s->slot * REMOTE_BOUNCE;
 	if (!(s->access & IOVM_MAP_READ) && !x->write_exact) {
 		uint8_t probe;
+		ssize_t r;
 
 		/*
 		 * A side that only writes: is the page there? Up to the page's
@@ -259,22 +264,27 @@ static int remote_span(struct exec *x, struct side *s, const struct iommu_span *
 		 * CRC) and only the pwrite() would find the hole, too late.
 		 */
 		want = MIN(want, SZ_4K - (rva & (SZ_4K - 1)));
-		if (pread(fd, &probe, 1, (off_t)rva) != 1)
-			return remote_missing(x, s, rva, IOVM_MAP_WRITE);
+		r = pread(fd, &probe, 1, (off_t)rva);
+		if (r != 1)
+			return remote_missing(x, s, rva, IOVM_MAP_WRITE, r < 0 ? errno : 0);
 	}
 	if (s->access & IOVM_MAP_READ) {
+		int err = 0;
+
 		while (got < want) {
 			ssize_t r = pread(fd, bounce + got, want - got, (off_t)(rva + got));
 
-			if (r > 0)
+			if (r > 0) {
 				got += (uint64_t)r;
-			else if (r < 0 && errno == EINTR)
+			} else if (r < 0 && errno == EINTR) {
 				continue;
-			else
+			} else {
+				err = r < 0 ? errno : 0; /* 0: the process is gone */
 				break;
+			}
 		}
 		if (!got)
-			return remote_missing(x, s, rva, IOVM_MAP_READ);
+			return remote_missing(x, s, rva, IOVM_MAP_READ, err);
 		want = got;
 	}
 	s->rfd = fd;
@@ -308,7 +318,7 @@ static int delegate(struct exec *x, iova_t iova, void *buf, uint64_t len, unsign
 /* A fault at @iova in another process's registration, for @reason (an IOVM_FAULT_*). */
 static void delegated_fault(struct exec *x, iova_t iova, unsigned access, unsigned reason)
 {
-	remote_fault(x, iova, access);
+	remote_fault(x, iova, access, "delegated", 0);
 	x->c->fault_reason = (uint8_t)reason;
 }
 
@@ -334,7 +344,7 @@ static int delegated_span(struct exec *x, struct side *s, const struct iommu_spa
 	if (!x->q->bounce)
 		x->q->bounce = fi_malloc(REMOTE_SIDES * REMOTE_BOUNCE);
 	if (x->host || !x->q->bounce) {
-		remote_fault(x, s->iova, s->access);
+		remote_fault(x, s->iova, s->access, x->host ? "delegated, host access" : "no bounce buffer", 0);
 		return -EFAULT;
 	}
 	bounce = x->q->bounce + (size_t)s->slot * REMOTE_BOUNCE;
@@ -365,6 +375,7 @@ static int delegated_span(struct exec *x, struct side *s, const struct iommu_spa
 int remote_write(struct exec *x, struct side *s, uint64_t n)
 {
 	uint64_t put = 0;
+	int err = 0;
 
 	if (s->rfd == SIDE_DELEGATED) {
 		unsigned reason = IOVM_FAULT_BUS;
@@ -389,16 +400,18 @@ int remote_write(struct exec *x, struct side *s, uint64_t n)
 	while (put < n) {
 		ssize_t r = pwrite(s->rfd, s->ptr + put, n - put, (off_t)(s->rva + put));
 
-		if (r > 0)
+		if (r > 0) {
 			put += (uint64_t)r;
-		else if (!(r < 0 && errno == EINTR))
+		} else if (!(r < 0 && errno == EINTR)) {
+			err = r < 0 ? errno : 0;
 			break;
+		}
 	}
 	if (put == n)
 		return 0;
 	/* The bytes before the hole are written: counted where nothing else was done past them. */
 	x->partial = x->write_exact ? put : 0;
-	remote_fault(x, iova_add(s->iova, put), IOVM_MAP_WRITE);
+	remote_fault(x, iova_add(s->iova, put), IOVM_MAP_WRITE, "write-back short", err);
 	return -EFAULT;
 }
 
@@ -466,7 +479,12 @@ static int side_span(struct exec *x, struct side *s, uint64_t want)
 		/* Read before asking: an unmap from here on, even before the answer comes, took the page back. */
 		uint64_t unmaps = f.reason == IOVM_FAULT_NOT_PRESENT ? iommu_unmaps_begun(x->q->dev->client, x->pasid) : 0;
 
-		if (f.reason == IOVM_FAULT_NOT_PRESENT && resolve_allowed(x, f.iova, unmaps)) {
+		bool allowed = f.reason == IOVM_FAULT_NOT_PRESENT && resolve_allowed(x, f.iova, unmaps);
+
+		if (f.reason == IOVM_FAULT_NOT_PRESENT && !allowed)
+			log_debug("device: fault at %#llx of PASID %u: resolved %u times in a row, %u since bytes moved: given up",
+				  (unsigned long long)iova_val(f.iova), x->pasid, x->stuck, x->resolved_idle);
+		if (allowed) {
 			int ret;
 
 			/* A page request's answer may come from a thread the monitor's yield would wait for. */
@@ -483,6 +501,8 @@ static int side_span(struct exec *x, struct side *s, uint64_t want)
 				sides_forget(x);
 				continue;
 			}
+			log_debug("device: fault at %#llx of PASID %u: page request refused (%s)",
+				  (unsigned long long)iova_val(f.iova), x->pasid, strerror(-ret));
 		}
 		dev_fault_report(x->q->dev, &f);
 		if (!(x->d->flags & IOVM_DESC_BLOCK_ON_FAULT) || x->retries >= FAULT_RETRIES) {
@@ -505,23 +525,73 @@ static int side_span(struct exec *x, struct side *s, uint64_t want)
 	}
 }
 
-/* How long a closed gate of another process keeps a descriptor out of its memory before it faults... */
+/*
+ * How long a closed gate of another process keeps a descriptor out of its
+ * memory before it faults, while its owner opens it not once: a process
+ * that died or stopped with it closed, or one of its calls stuck...
+ */
 #define REMOTE_GATE_TIMEOUT_NS (UINT64_C(5) * 1000000000)
+/* ...and at most, however often it opens: the words are the client's to write, and trusted for nothing... */
+#define REMOTE_GATE_LIMIT_NS (UINT64_C(60) * 1000000000)
 /* ...counting at most this much of each gap between two looks at it (clock_wait_tick()). */
 #define REMOTE_GATE_GAP_NS (UINT64_C(50) * 1000000)
 
+/*
+ * Whether @w's gate opened (was seen open: it may be closed again by
+ * the return, and the caller waits again). An owner that opens it and closes it again,
+ * over and over (threads that discard memory in a loop), is alive and
+ * moving: each opening (the gate at 0, if only for a moment) starts the
+ * timeout afresh, and its closers hold off for a waiting descriptor
+ * (phys_gate_yield()), so that it gets in.
+ * A timeout counted across openings faulted descriptors on memory nobody
+ * took away, when the closers' hold-off ran out before the device, short
+ * of CPU, looked again (attack18's churn on a loaded machine).
+ */
 bool remote_gate_wait(struct iovm_queue *q, struct phys_gate_words *w)
 {
-	struct clock_wait cw;
+	uint32_t opened = atomic_load_explicit(&w->opened, memory_order_acquire), openings = 0;
+	struct clock_wait since_open, all;
+	bool open = false;
 
-	clock_wait_start(&cw, clock_now_ns());
+	clock_wait_start(&since_open, clock_now_ns());
+	all = since_open;
 	iommu_exit(q->tlb);
 	q->sections_left++;
-	while (atomic_load_explicit(&w->gate, memory_order_acquire) &&
-	       clock_wait_tick(&cw, clock_now_ns(), REMOTE_GATE_GAP_NS) < REMOTE_GATE_TIMEOUT_NS)
+	for (;;) {
+		/*
+		 * Seen open: what the caller waited for, whether or not it is
+		 * closed again by the time it looks (the caller tries to get
+		 * in, and waits again). Read once more after the loop, a gate
+		 * closed again in between faulted a descriptor that had
+		 * waited not a millisecond: "0 ms in all, 1 openings"
+		 * (attack18's pinned churn).
+		 */
+		if (!atomic_load_explicit(&w->gate, memory_order_acquire)) {
+			open = true;
+			break;
+		}
+		uint32_t now_opened = atomic_load_explicit(&w->opened, memory_order_acquire);
+		uint64_t now = clock_now_ns();
+
+		if (clock_wait_tick(&all, now, REMOTE_GATE_GAP_NS) >= REMOTE_GATE_LIMIT_NS)
+			break;
+		if (now_opened != opened) {
+			openings += now_opened - opened;
+			opened = now_opened;
+			clock_wait_start(&since_open, now);
+		} else if (clock_wait_tick(&since_open, now, REMOTE_GATE_GAP_NS) >= REMOTE_GATE_TIMEOUT_NS) {
+			break;
+		}
 		sched_yield();
+	}
 	iommu_enter(q->tlb);
-	return !atomic_load_explicit(&w->gate, memory_order_acquire);
+	/* Which bound ran out, and how the owner moved meanwhile: a hook stuck with it closed, or closers never done. */
+	if (!open)
+		log_debug("device: gate closed at %u: %llu ms waited since its last opening, %llu ms in all, %u openings",
+			  atomic_load_explicit(&w->gate, memory_order_relaxed),
+			  (unsigned long long)(since_open.waited / 1000000), (unsigned long long)(all.waited / 1000000),
+			  openings);
+	return open;
 }
 
 /*
@@ -563,7 +633,7 @@ static int remote_gates(struct exec *x)
 		}
 		if (!remote_gate_wait(x->q, w)) {
 			gate_unwait(x);
-			remote_fault(x, s->iova, s->access);
+			remote_fault(x, s->iova, s->access, "the owner's gate stayed closed", 0);
 			return -EFAULT;
 		}
 		sides_forget(x);

@@ -215,8 +215,9 @@ int read_dev(struct exec *x, uint32_t key, uint64_t addr, void *buf, uint64_t n)
 void gate_wait(struct iovm_queue *q);
 /*
  * remote_gate_wait(): out of the section until another process's closed
- * gate (phys/gate.c) opens, at most 5 s of its looking (a stretch off the
- * CPU counts 50 ms: clock_wait_tick()): true when it opened (whatever was
+ * gate (phys/gate.c) opens, at most 5 s of its looking during which the
+ * owner opened it not once, 60 s in all (a stretch off the CPU counts
+ * 50 ms: clock_wait_tick()): true when it opened (whatever was
  * translated before is suspect), false when it stayed closed.
  */
 bool remote_gate_wait(struct iovm_queue *q, struct phys_gate_words *w);

@@ -411,12 +411,9 @@ void engine_write_completion(struct iovm_queue *q, uint32_t pasid, uint64_t comp
 	struct iommu_span s;
 	struct iovm_fault f;
 	struct iovm_completion *rec;
-	bool first = true;
+	unsigned pass;
 
-	for (;;) {
-		bool was_first = first;
-
-		first = false;
+	for (pass = 0;; pass++) {
 		/* The descriptor's address, as the device reads it: an IOVA of its PASID's domain. */
 		if (iommu_access(q->tlb, pasid, iova_make(completion), IOVM_MAP_WRITE, &s, &f)) {
 			/*
@@ -426,7 +423,7 @@ void engine_write_completion(struct iovm_queue *q, uint32_t pasid, uint64_t comp
 			 * what is mapped there now is memory the application put in
 			 * after its call returned, which the record must not reach.
 			 */
-			if (f.reason == IOVM_FAULT_NOT_PRESENT && was_first && !record_resolve(q, pasid, &f))
+			if (f.reason == IOVM_FAULT_NOT_PRESENT && pass == 0 && !record_resolve(q, pasid, &f))
 				continue;
 			dev_fault_report(q->dev, &f);
 			goto fault;

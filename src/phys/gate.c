@@ -105,8 +105,15 @@ void phys_gate_open(struct phys_space *ps, uint32_t n)
 	gate_lock(ps);
 	atomic_fetch_sub_explicit(&ps->foreign_gate, n, memory_order_seq_cst);
 	for (int i = 0; i < PHYS_GATE_PEERS; i++)
-		if (ps->gate_peers[i].w)
-			atomic_fetch_sub_explicit(&ps->gate_peers[i].w->gate, n, memory_order_seq_cst);
+		if (ps->gate_peers[i].w) {
+			/*
+			 * Open, truly (not one batch of several settled, which a
+			 * hook stuck with the gate closed would let go on for
+			 * ever): progress, which a device that waits counts on.
+			 */
+			if (atomic_fetch_sub_explicit(&ps->gate_peers[i].w->gate, n, memory_order_seq_cst) == n && n)
+				atomic_fetch_add_explicit(&ps->gate_peers[i].w->opened, 1, memory_order_release);
+		}
 	gate_unlock(ps);
 }
 

@@ -403,7 +403,7 @@ struct phys_gate_words {
 	_Atomic uint32_t gate;    /* the owner's copy of its foreign gate */
 	_Atomic uint32_t busy;    /* the device's accesses in flight (each from before it looks at the copy) */
 	_Atomic uint32_t waiting; /* the device's descriptors held off by a closed gate, until one gets in */
-	uint32_t pad;
+	_Atomic uint32_t opened;  /* the owner's openings of the gate, counted: it is alive and moving */
 };
 
 /*

@@ -97,6 +97,8 @@ static inline struct iovm_ctx *a18_setup(const char *what, struct child *srv, un
 	snprintf(devs[n % 8], 64, "%s-d", a18_share);
 	a18_dev = devs[n++ % 8];
 	owner = share_ok(a18_share, A18_HEAP);
+	/* A descriptor that faults where the test expects none: the device process says which way it faulted. */
+	devsrv_fault_reasons = true;
 	*srv = devsrv_start(a18_share, a18_dev, workers);
 	return owner;
 }

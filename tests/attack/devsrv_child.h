@@ -13,6 +13,16 @@
 
 /* The share and the device's name the next devsrv_start() serves: read by the child, which the fork copies them into. */
 static const char *devsrv_share, *devsrv_dev;
+/* Set before devsrv_start(): the device process prints why each of its descriptors faulted (its debug lines). */
+static bool devsrv_fault_reasons;
+
+/* The device's own debug lines ("device: ..."), not the rest of the library's: why it faulted. */
+static void devsrv_log(void *arg, enum iovm_log_level level, const char *msg)
+{
+	(void)arg;
+	if (level != IOVM_LOG_DEBUG || strstr(msg, "device: "))
+		fprintf(stderr, "devsrv: %s\n", msg);
+}
 
 enum { DEVSRV_STOP = 1, DEVSRV_INFO = 2 };
 
@@ -23,6 +33,13 @@ static void devsrv_main(int rd, int wr, void *arg)
 	unsigned workers = arg ? (unsigned)(uintptr_t)arg : 2;
 	int ret;
 
+	/* To see why the device faulted (its bus faults say so at debug level): DEVSRV_DEBUG=1. */
+	if (getenv("DEVSRV_DEBUG"))
+		iovm_log_set_level(IOVM_LOG_DEBUG);
+	else if (devsrv_fault_reasons) {
+		iovm_log_set_handler(devsrv_log, NULL);
+		iovm_log_set_level(IOVM_LOG_DEBUG);
+	}
 	ret = iovm_attach(devsrv_share, "oracle=on", &ctx);
 	CHECK_MSG(ret == 0, "attach: %s", iovm_error_detail());
 	ret = iovm_device_serve(ctx, devsrv_dev, workers, &srv);

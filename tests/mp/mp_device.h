@@ -15,6 +15,16 @@
 #define HEAP (UINT64_C(64) << 20)
 
 static const char *g_share, *g_dev;
+/* Set before the server starts: the device process prints why each of its descriptors faulted (its debug lines). */
+static bool g_fault_reasons;
+
+/* The device's own debug lines ("device: ..."), not the rest of the library's: why it faulted. */
+static inline void server_log(void *arg, enum iovm_log_level level, const char *msg)
+{
+	(void)arg;
+	if (level != IOVM_LOG_DEBUG || strstr(msg, "device: "))
+		fprintf(stderr, "server: %s\n", msg);
+}
 
 static inline void server(int rd, int wr, void *arg)
 {
@@ -23,6 +33,13 @@ static inline void server(int rd, int wr, void *arg)
 	int ret;
 
 	(void)arg;
+	/* To see why the device faulted (its bus faults say so at debug level): DEVSRV_DEBUG=1. */
+	if (getenv("DEVSRV_DEBUG"))
+		iovm_log_set_level(IOVM_LOG_DEBUG);
+	else if (g_fault_reasons) {
+		iovm_log_set_handler(server_log, NULL);
+		iovm_log_set_level(IOVM_LOG_DEBUG);
+	}
 	ret = iovm_attach(g_share, "oracle=on", &ctx);
 	CHECK_MSG(ret == 0, "attach: %s", iovm_error_detail());
 	CHECK_OK(iovm_device_serve(ctx, g_dev, 2, &srv));

@@ -311,6 +311,45 @@ TEST(yield_skips_dead_and_absent_waiters)
 	phys_destroy(ps);
 }
 
+/*
+ * Each opening that brings the gate to 0 counts in the peer's words: a
+ * device that waits for the gate faults only when its owner stopped
+ * opening it, not while an owner that keeps discarding memory closes it
+ * again and again. Batches settled while another keeps it closed are no
+ * opening (a call stuck with the gate closed must still time the device
+ * out), nor is an empty opening.
+ */
+TEST(openings_count_the_owners_progress)
+{
+	struct phys_space *ps = space();
+	struct phys_gate_words w = { 0 };
+	_Atomic bool alive = true;
+	int id = phys_gate_peer_add(ps, &w, alive_flag, &alive);
+
+	CHECK(id >= 0);
+	CHECK_EQ(atomic_load(&w.opened), 0);
+	phys_gate_close(ps);
+	phys_gate_close(ps);
+	phys_gate_open(ps, 1);
+	CHECK_EQ(atomic_load(&w.gate), 1); /* still closed: no opening */
+	CHECK_EQ(atomic_load(&w.opened), 0);
+	phys_gate_open(ps, 1);
+	CHECK_EQ(atomic_load(&w.gate), 0);
+	CHECK_EQ(atomic_load(&w.opened), 1);
+	phys_gate_open(ps, 0);
+	CHECK_EQ(atomic_load(&w.opened), 1);
+	phys_gate_close(ps);
+	phys_gate_close(ps);
+	phys_gate_open(ps, 2);
+	CHECK_EQ(atomic_load(&w.opened), 2);
+	phys_gate_peer_del(ps, id);
+	/* Gone: its words are left alone. */
+	phys_gate_close(ps);
+	phys_gate_open(ps, 1);
+	CHECK_EQ(atomic_load(&w.opened), 2);
+	phys_destroy(ps);
+}
+
 int main(void)
 {
 	test_init();
@@ -319,5 +358,6 @@ int main(void)
 	RUN(overlapping_slow_batches_let_a_waiting_device_in);
 	RUN(yield_skips_dead_and_absent_waiters);
 	RUN(yield_stops_when_the_gate_waits_for_its_caller);
+	RUN(openings_count_the_owners_progress);
 	return 0;
 }
