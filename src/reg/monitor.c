@@ -186,6 +186,7 @@ int monitor_start(struct reg_space *rs, struct reg_monitor **out)
 	m->hook_id = -1;
 	/* Batches are numbered on from what the context counted (a monitor started before may have begun some). */
 	m->settled = atomic_load_explicit(&rs->begun, memory_order_relaxed);
+	m->first_ticket = m->settled;
 	watchmap_init(&m->watched);
 	ret = os_uffd_open(&m->uffd, NULL, 0);
 	if (ret)

@@ -25,7 +25,9 @@
 /*
  * Batches a ticket's slot can tell apart: more than the batches that can
  * be begun and not yet queued at once (the reader's, and one per thread
- * inside a hooked munmap()).
+ * inside a hooked call: two for an mremap() with MREMAP_FIXED). Hooks
+ * that run more than this ahead of an invalidator short of CPU write
+ * over slots it has not read: it then counts (invalidate_batches()).
  */
 #define TICKETS 4096
 /* How long the invalidator stays awake after a batch, for the hooks' next ones (invalidator_main()). */
@@ -58,6 +60,13 @@ struct reg_monitor {
 	 */
 	_Atomic uint64_t queued[TICKETS];
 	uint64_t settled;              /* the invalidator's */
+	uint64_t first_ticket;         /* reg_space.begun when this monitor started: tickets after it are ours */
+	/*
+	 * The invalidator's scan stopped at a slot a later ticket wrote over:
+	 * only counts settle it now, once no batch is between its begin and
+	 * its queuing. Hooks hold their next batch back meanwhile (bounded).
+	 */
+	_Atomic bool tickets_behind;
 	_Atomic bool overflow;
 	_Atomic bool parked;           /* the invalidator sleeps with no timer: a hook's batch must wake it */
 	/*

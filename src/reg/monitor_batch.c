@@ -104,9 +104,38 @@ static bool hook_closing(void *arg)
 	return atomic_load_explicit(&m->hooks_closing, memory_order_seq_cst) != 0;
 }
 
+/*
+ * The tickets' slots were overrun (invalidate_batches()): a hook's next
+ * batch waits, holding nothing, until the invalidator settled by counting,
+ * which it can only once no batch is between begin and queued. Without
+ * the wait, threads that discard memory in a loop could keep lookups
+ * waiting as long as they go on. Bounded as a wait for room in the ring
+ * is (the invalidator may wait for this very caller).
+ */
+static void tickets_wait(struct reg_monitor *m)
+{
+	uint64_t wait = atomic_load_explicit(&monitor_push_wait_ns, memory_order_relaxed), since = clock_now_ns(),
+		 woke = 0;
+
+	while (atomic_load_explicit(&m->tickets_behind, memory_order_acquire)) {
+		uint64_t now = clock_now_ns();
+
+		if (now - since >= wait)
+			return;
+		if (now - woke >= 1000000) {
+			mon_wake(m);
+			woke = now;
+		}
+		sched_yield();
+	}
+}
+
 uint64_t mon_batch_begin(struct reg_monitor *m, bool reader)
 {
 	uint64_t ticket;
+
+	if (unlikely(atomic_load_explicit(&m->tickets_behind, memory_order_relaxed)) && !reader && !opening_gate)
+		tickets_wait(m);
 
 	/*
 	 * A device of another process waiting for the gate gets in first
@@ -197,6 +226,26 @@ static void invalidate_batches(struct reg_monitor *m)
 	settled = m->settled;
 	while (atomic_load_explicit(&m->queued[(settled + 1) & (TICKETS - 1)], memory_order_acquire) == settled + 1)
 		settled++;
+	/*
+	 * A slot can be written over before it is read: hooks that ran more
+	 * than TICKETS batches ahead (a thread discarding memory in a loop
+	 * while this one waits for the CPU), or a batch queued so late that
+	 * its slot's next ticket was queued first. The scan then stops short
+	 * for good, and every lookup after waits for ever. Counts settle it
+	 * instead: each batch counted in @seen began before it was counted
+	 * (its ticket is at most @begun read after @seen), so when they are
+	 * as many as the tickets begun, every one of those is queued.
+	 */
+	{
+		uint64_t begun = atomic_load_explicit(&rs->begun, memory_order_seq_cst);
+
+		if (settled < begun && seen == begun - m->first_ticket)
+			settled = begun;
+	}
+	atomic_store_explicit(&m->tickets_behind,
+			      atomic_load_explicit(&m->queued[(settled + 1) & (TICKETS - 1)], memory_order_relaxed) >
+				      settled + 1,
+			      memory_order_release);
 	head = atomic_load_explicit(&m->head, memory_order_relaxed);
 	tail = atomic_load_explicit(&m->tail, memory_order_acquire);
 	mutex_lock(&rs->lock);

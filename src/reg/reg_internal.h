@@ -218,7 +218,7 @@ struct reg_space {
 	 * invalidator's.
 	 */
 	_Atomic uint32_t unsettled __cacheline_aligned; /* batches begun, not finished: reader +, invalidator - */
-	_Atomic uint64_t begun;       /* batches the reader began (it closed the gate for): the reader's */
+	_Atomic uint64_t begun;       /* batches the reader and hooks began (closed the gate for) */
 	_Atomic uint64_t finished __cacheline_aligned; /* of those, invalidated: the invalidator's */
 	_Atomic uint32_t settle_waiters; /* threads in reg_settle_wait() */
 	/*

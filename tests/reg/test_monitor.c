@@ -13,6 +13,7 @@
  */
 #include <malloc.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
 #include <sys/shm.h>
@@ -574,6 +575,74 @@ TEST(ring_full_waits_for_the_invalidator)
 	app_unmap(flood, (FLOOD + 1) * (size_t)PG);
 }
 
+/*
+ * More batches begun than the tickets' window holds (reg/monitor.h's
+ * TICKETS) while the invalidator cannot run: munmap()s of registered
+ * pages one by one, each a batch of its own, from a thread that never
+ * waits for the invalidator. A ticket's slot is written over before the
+ * invalidator read it; once it runs, lookups must still go on (they
+ * waited for ever: attack23's fork_during_madvise_and_mremap).
+ */
+#define OVERRUN (TICKETS + 300)
+
+static void overrun_hung(int sig)
+{
+	(void)sig;
+	static const char msg[] = "FAIL [tickets_overrun]: hung: a lookup waits for ever after the tickets overran\n";
+
+	if (write(2, msg, sizeof(msg) - 1) < 0) {
+		/* exiting anyway */
+	}
+	_exit(1);
+}
+
+TEST(tickets_overrun)
+{
+	struct rig r;
+	struct iovm_mr *odp, *later;
+	uint8_t *heap, *pages = app_map(OVERRUN * (size_t)PG), *fresh = app_map(4 * PG);
+	struct iovm_reg_stats before;
+	uint64_t begun0;
+
+	rig_open(&r, REG_OPTS, NULL, IOVM_QUEUE_POLLED);
+	heap = iovm_dma_alloc(r.ctx, 4 * PG, PG, 0);
+	CHECK_OK(iovm_mr_reg(r.dom, pages, OVERRUN * (size_t)PG, IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_ON_DEMAND,
+			     &odp));
+	CHECK_EQ(dma_copy(&r, mr_iova(odp, pages), iova_of(&r, heap), PG), IOVM_STATUS_SUCCESS);
+	before = rstats(&r);
+	begun0 = atomic_load(&r.ctx->reg->begun);
+	/* Dropped when the ring is full: the invalidator is held until the test lets it go. */
+	monitor_push_wait_ns = 0;
+	atomic_store(&hold_invalidator, true);
+	atomic_store(&invalidator_held, 0);
+	monitor_test_hold = invalidator_hold;
+	CHECK_OK(munmap(pages, PG));
+	for (unsigned spins = 0; !atomic_load(&invalidator_held); spins++) {
+		CHECK(spins < 100000);
+		usleep(10);
+	}
+	for (unsigned i = 1; i < OVERRUN; i++)
+		CHECK_OK(munmap(pages + (size_t)i * PG, PG));
+	/* As many batches as calls, past the window. */
+	CHECK(atomic_load(&r.ctx->reg->begun) - begun0 >= OVERRUN);
+	signal(SIGALRM, overrun_hung);
+	alarm(120);
+	atomic_store(&hold_invalidator, false);
+	/* A registration waits for every batch begun before it to be invalidated. */
+	CHECK_OK(iovm_mr_reg(r.dom, fresh, 4 * PG, IOVM_ACCESS_LOCAL_WRITE, &later));
+	alarm(0);
+	monitor_test_hold = NULL;
+	monitor_push_wait_ns = MON_PUSH_WAIT_NS;
+	CHECK(rstats(&r).monitor_events > before.monitor_events);
+	/* All of it gone: the MR holds no page, and a device reaches none. */
+	CHECK_EQ(dma_copy(&r, mr_iova(odp, pages + 7 * PG), iova_of(&r, heap), PG), IOVM_STATUS_PAGE_FAULT);
+	no_violations(r.dom);
+	CHECK_OK(iovm_mr_dereg(later));
+	CHECK_OK(iovm_mr_dereg(odp));
+	rig_close(&r);
+	app_unmap(fresh, 4 * PG);
+}
+
 /* Warnings that name the memory monitor, by the log handler. */
 static atomic_uint monitor_warnings;
 
@@ -669,6 +738,7 @@ int main(void)
 	RUN(sysv_shm_is_not_monitored);
 	RUN(ring_overflow);
 	RUN(ring_full_waits_for_the_invalidator);
+	RUN(tickets_overrun);
 	RUN(monitor_start_failure_is_retried);
 	return 0;
 }
