@@ -3,7 +3,7 @@
  * bench_reg_cover.c - which changes of the address space each memory
  * monitor sees, side by side (issue 20's event-coverage table):
  *
- *   iovm      libc's munmap() hooked, userfaultfd behind it (the default)
+ *   iovm      libc's calls hooked, userfaultfd behind them (the default)
  *   uffd      iovm with IOVM_NO_HOOKS=1: userfaultfd alone, the mechanism
  *             of libfabric's uffd monitor (FI_MR_CACHE_MONITOR=uffd)
  *   UCM       UCX's memory hooks (UCM_EVENT_VM_UNMAPPED), what UCX's

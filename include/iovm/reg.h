@@ -18,19 +18,32 @@
  * events in hand waits for it: the invalidation of one batch, some
  * microseconds).
  *
- * munmap() through libc (the application's own calls, and glibc's: free()
- * of a block it had mmapped, the trimming of a thread's heap) does not
- * wait for the monitor's thread: on x86-64, libc's munmap() is patched at
- * its entry, once, when the first context starts its monitor (never
+ * The calls through libc that take memory away do not wait for the
+ * monitor's thread: munmap() (the application's own calls, and glibc's:
+ * free() of a block it had mmapped, the trimming of a thread's heap), and,
+ * with IOVM_HOOKS=all in the environment (not yet the default: a device
+ * process may then give up at a client's gate under a storm of such
+ * calls, known-gaps.md), madvise() with MADV_DONTNEED, MADV_FREE,
+ * MADV_REMOVE or MADV_DONTNEED_LOCKED (glibc's trimming of a thread's heap
+ * too), mremap(), mmap() with MAP_FIXED over registered memory, and brk()
+ * (and sbrk(), glibc's trimming of its main heap). On x86-64 these entries of
+ * libc are patched, once, when the first context starts its monitor (never
  * undone; libiovm is then never unloaded), to invalidate in the calling
  * thread: the range leaves userfaultfd's watch before the call, devices
- * are held off before it returns, with the same promise as above. What
+ * are held off before it returns, with the same promise as above; a range
+ * the call leaves mapped (madvise(), an mremap() that stayed in place) is
+ * watched again before it returns. Such a call that fails invalidates
+ * what it may have changed (a madvise() refused at a locked page may have
+ * discarded pages before it: the pages no longer in core go, and those of
+ * MRs that do not lock their pages), and
+ * an mremap() that may move memory invalidates it if it moves. What
  * bypasses libc (syscall(SYS_munmap), the dynamic loader's own unmaps, a
- * sanitizer's allocator), and mremap(), madvise(), brk() and mmap()
- * MAP_FIXED, are still seen by userfaultfd, waiting for its thread as
- * before. A libc whose munmap() entry is not a known one is not patched
- * (userfaultfd alone then); IOVM_NO_HOOKS=1 in the environment keeps it
- * so. A context's hooks stop when it closes; after fork() a child's
+ * sanitizer's allocator and its interceptors' own system calls), and the
+ * calls left unhooked, are still seen by userfaultfd, waiting for its
+ * thread as
+ * before. An entry of libc that is not a known one is not patched
+ * (userfaultfd alone for that call then); IOVM_NO_HOOKS=1 in the
+ * environment keeps them all so. A context's hooks stop when it closes; after fork() a child's
  * hooks leave its memory alone (registrations are the parent's). Another
  * userfaultfd's registrations are left alone (Linux refuses to unregister
  * them): a range holding one goes the userfaultfd way.
@@ -175,8 +188,12 @@ struct iovm_mr;
  * are dealt with first (the registration may wait for the memory monitor),
  * and never invalidate the new registration. Memory mapped into a hole
  * that another thread's call is still making (its event not yet read by
- * the monitor: mremap, MAP_FIXED and raw munmap go through userfaultfd)
- * may be: its pages are then refused, never stale (guarantees.md).
+ * the monitor: a raw munmap, and without IOVM_HOOKS=all an mremap() that
+ * shrinks or moves, go through userfaultfd) may be: its pages are then
+ * refused, never stale (guarantees.md). The registration cache is not so
+ * careful there: a get in that moment may hit the region of the memory
+ * that was there, whose pages are the old ones, until the monitor reads
+ * the event (known-gaps.md).
  *
  * Thread safety: safe.
  *
@@ -525,7 +542,7 @@ struct iovm_reg_stats {
 	uint64_t mrs;                 /* registered now */
 	uint64_t registered, deregistered;
 	uint64_t locked_bytes;        /* locked for pinned registrations */
-	uint64_t monitor_events;      /* read from userfaultfd, or queued by libc's hooked munmap() */
+	uint64_t monitor_events;      /* read from userfaultfd, or queued by libc's hooked calls */
 	uint64_t events_unmap, events_remove, events_remap, events_fork;
 	uint64_t invalidated_pages;   /* pages of MRs the monitor invalidated */
 	uint64_t odp_faults;          /* page requests for on-demand MRs answered */

@@ -19,6 +19,15 @@
 int os_patch_libc(const char *name, void *hook);
 
 /*
+ * os_patch_reserve() - take now the page os_patch_libc(@name) will jump
+ * through: an entry whose first instruction is 3 bytes long has a window
+ * of 64 KiB for it, which a process's later mappings (a DMA heap) may
+ * fill. 0, or -errno as os_patch_libc(). For a constructor: not
+ * thread-safe.
+ */
+int os_patch_reserve(const char *name);
+
+/*
  * os_raw_syscall6() - a system call, straight to the kernel (no libc
  * wrapper, no sanitizer interceptor, errno untouched): the kernel's
  * return, -errno on failure.

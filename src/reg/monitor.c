@@ -311,14 +311,17 @@ int monitor_watch(struct reg_monitor *m, uint64_t start, uint64_t len, int sysv)
 
 void monitor_stats(struct reg_monitor *m, struct iovm_reg_stats *st)
 {
+	/* The hooks' events are the ones userfaultfd would have sent; read racily, kept from wrapping. */
+	uint64_t hooked_removes = atomic_load_explicit(&m->hooked_removes, memory_order_relaxed);
+	uint64_t hooked_remaps = atomic_load_explicit(&m->hooked_remaps, memory_order_relaxed);
+	uint64_t hooked = atomic_load_explicit(&m->hooked, memory_order_relaxed);
+	uint64_t hooked_unmaps = hooked > hooked_removes + hooked_remaps ? hooked - hooked_removes - hooked_remaps : 0;
+
 	st->monitor = true;
-	/* The hooks' events are the ones userfaultfd would have sent (only unmaps, so far). */
-	st->monitor_events = atomic_load_explicit(&m->events, memory_order_relaxed) +
-			     atomic_load_explicit(&m->hooked, memory_order_relaxed);
-	st->events_unmap = atomic_load_explicit(&m->unmaps, memory_order_relaxed) +
-			   atomic_load_explicit(&m->hooked, memory_order_relaxed);
-	st->events_remove = atomic_load_explicit(&m->removes, memory_order_relaxed);
-	st->events_remap = atomic_load_explicit(&m->remaps, memory_order_relaxed);
+	st->monitor_events = atomic_load_explicit(&m->events, memory_order_relaxed) + hooked;
+	st->events_unmap = atomic_load_explicit(&m->unmaps, memory_order_relaxed) + hooked_unmaps;
+	st->events_remove = atomic_load_explicit(&m->removes, memory_order_relaxed) + hooked_removes;
+	st->events_remap = atomic_load_explicit(&m->remaps, memory_order_relaxed) + hooked_remaps;
 	st->events_fork = atomic_load_explicit(&m->forks, memory_order_relaxed);
 	st->ring_overflows = atomic_load_explicit(&m->overflows, memory_order_relaxed);
 	st->generation = atomic_load_explicit(&m->generation, memory_order_relaxed);

@@ -49,7 +49,7 @@ struct reg_monitor {
 	_Atomic uint64_t ready[RING_SIZE]; /* slot i holds event n once it reads n + 1 */
 	_Atomic uint64_t tail;         /* claimed by producers */
 	_Atomic uint64_t head;         /* written by the invalidator */
-	_Atomic uint64_t batches_read; /* by the reader: gate closings whose events are queued */
+	_Atomic uint64_t batches_read; /* by the reader and hooks: gate closings whose events are queued */
 	uint64_t batches_done;         /* the invalidator's */
 	/*
 	 * Batches are numbered as they begin (reg_space.begun), and queued in
@@ -80,6 +80,7 @@ struct reg_monitor {
 	/* Counters: written by one thread each, read racily. */
 	_Atomic uint64_t events, unmaps, removes, remaps, forks, overflows, generation;
 	_Atomic uint64_t hooked;       /* events queued by hooks, any thread */
+	_Atomic uint64_t hooked_removes, hooked_remaps; /* ... of them, madvise()'s and mremap()'s moves */
 
 	struct watchmap watched;       /* for the hooks: pages monitor_watch() watched (watchmap.c) */
 	int hook_id;                   /* hooks.c's slot, or negative */

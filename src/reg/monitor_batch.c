@@ -377,14 +377,58 @@ uint64_t monitor_hook_before(struct reg_monitor *m, uint64_t start, uint64_t len
 	return mon_batch_begin(m, false);
 }
 
-void monitor_hook_after(struct reg_monitor *m, uint64_t ticket, unsigned kind, uint64_t start, uint64_t len)
+void monitor_hook_push(struct reg_monitor *m, unsigned kind, uint64_t start, uint64_t len, bool gone, bool source_kept)
 {
+	if (!len)
+		return;
 	atomic_fetch_add_explicit(&m->hooked, 1, memory_order_relaxed);
-	/* Gone from the userfaultfd: the next unmap there is none of ours (until registered again). */
-	watchmap_clear(&m->watched, start, len);
-	mon_push(m, (uint8_t)kind, start, len, false);
+	if (kind == UFFD_EVENT_REMOVE || kind == MON_EVENT_REMOVE_UNLOCKED)
+		atomic_fetch_add_explicit(&m->hooked_removes, 1, memory_order_relaxed);
+	else if (kind == UFFD_EVENT_REMAP)
+		atomic_fetch_add_explicit(&m->hooked_remaps, 1, memory_order_relaxed);
+	/* Gone from the userfaultfd: the next change there is none of ours (until registered again). */
+	if (gone)
+		watchmap_clear(&m->watched, start, len);
+	mon_push(m, (uint8_t)kind, start, len, source_kept);
+}
+
+void monitor_hook_done(struct reg_monitor *m, uint64_t ticket)
+{
 	mon_batch_queued(m, true, ticket);
 	atomic_fetch_sub_explicit(&m->hooks_closing, 1, memory_order_release);
+}
+
+void monitor_hook_after(struct reg_monitor *m, uint64_t ticket, unsigned kind, uint64_t start, uint64_t len,
+			bool source_kept)
+{
+	monitor_hook_push(m, kind, start, len, true, source_kept);
+	monitor_hook_done(m, ticket);
+}
+
+static bool rewatch(struct reg_monitor *m, uint64_t start, uint64_t len)
+{
+	struct uffdio_register r = { .range = { .start = start, .len = len }, .mode = UFFDIO_REGISTER_MODE_WP };
+
+	/* As monitor_watch(), less the maps' read a hook cannot afford: a System V segment was never watched. */
+	return !os_raw_syscall6(SYS_ioctl, m->uffd, (long)UFFDIO_REGISTER, (long)&r, 0, 0, 0);
+}
+
+bool monitor_hook_rewatch(struct reg_monitor *m, uint64_t start, uint64_t len)
+{
+	bool all = true;
+
+	if (rewatch(m, start, len))
+		return true;
+	/*
+	 * A hole, or a mapping userfaultfd refuses, in the range: the rest,
+	 * page by page, up to 2 MiB; a larger range is not watched again
+	 * (false: the caller invalidates it).
+	 */
+	if (len > (UINT64_C(2) << 20))
+		return false;
+	for (uint64_t a = start; a < start + len; a += 4096)
+		all &= rewatch(m, a, 4096);
+	return all;
 }
 
 uint64_t monitor_hooked(struct reg_monitor *m)

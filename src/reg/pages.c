@@ -354,6 +354,9 @@ uint64_t mr_invalidate_range(struct reg_space *rs, uint64_t start, uint64_t len,
 		struct iovm_mr *mr = container_of(n, struct iovm_mr, node);
 		uint64_t s = MAX(start, mr->start), e = MIN(end, mr->end);
 
+		/* Locked under reg_space.lock, which is held: the kernel refused to let its pages go. */
+		if (kind == MON_EVENT_REMOVE_UNLOCKED && mr->locked)
+			continue;
 		mutex_lock(&mr->lock);
 		/* Odd while the pages go: a lock-free reader of the valid bits knows to look again. */
 		atomic_fetch_add_explicit(&mr->seq, 1, memory_order_seq_cst);

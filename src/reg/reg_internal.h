@@ -252,6 +252,13 @@ struct iovm_mr *keys_lookup(struct key_table *t, uint32_t key, bool *remote);
  * (UFFD_EVENT_*, or 0 for a lost one). Needs reg_space.lock.
  */
 uint64_t mr_invalidate_range(struct reg_space *rs, uint64_t start, uint64_t len, unsigned kind);
+/*
+ * An event kind of the hooks' (not userfaultfd's): a madvise() that lets
+ * pages go failed, having maybe let some go before the mapping it refused.
+ * It refuses locked pages (MADV_DONTNEED, MADV_FREE, MADV_REMOVE): the
+ * pages of an MR that locks them stay; those of any other go.
+ */
+#define MON_EVENT_REMOVE_UNLOCKED 0x40u
 /* Invalidate every page of every watched MR (a lost event). Needs reg_space.lock. */
 void mr_invalidate_all(struct reg_space *rs);
 /*
@@ -446,12 +453,32 @@ void monitor_stats(struct reg_monitor *m, struct iovm_reg_stats *st);
  */
 bool monitor_may_watch(struct reg_monitor *m, uint64_t start, uint64_t len);
 uint64_t monitor_hook_before(struct reg_monitor *m, uint64_t start, uint64_t len);
-void monitor_hook_after(struct reg_monitor *m, uint64_t ticket, unsigned kind, uint64_t start, uint64_t len);
+/*
+ * After the hook's call: queue the event it kept from userfaultfd (none
+ * for @len 0); @gone: the range left the userfaultfd's watch for good
+ * (its pages unmapped), else it was watched again; @source_kept:
+ * mremap(MREMAP_DONTUNMAP)'s.
+ */
+void monitor_hook_push(struct reg_monitor *m, unsigned kind, uint64_t start, uint64_t len, bool gone, bool source_kept);
+/* ... and let the hook's batch go to the invalidator. */
+void monitor_hook_done(struct reg_monitor *m, uint64_t ticket);
+/* Both: one event, its range gone from the watch. */
+void monitor_hook_after(struct reg_monitor *m, uint64_t ticket, unsigned kind, uint64_t start, uint64_t len,
+			bool source_kept);
+/*
+ * A range the hook took from userfaultfd that the call left mapped, back
+ * in its watch (page by page where whole it cannot be): whether all of it is.
+ */
+bool monitor_hook_rewatch(struct reg_monitor *m, uint64_t start, uint64_t len);
 /* Events queued by the synchronous path so far (read racily). */
 uint64_t monitor_hooked(struct reg_monitor *m);
 
-/* hooks.c: libc's munmap() patched to call the monitors first. */
+/* hooks.c: libc's calls that take memory away, patched to call the monitors first. */
 #define HOOK_MUNMAP 1u
+#define HOOK_MADVISE 2u
+#define HOOK_MREMAP 4u
+#define HOOK_MMAP 8u /* MAP_FIXED */
+#define HOOK_BRK 16u
 /* Patch libc once (unless IOVM_NO_HOOKS is set) and let @m's hooks run: a slot id, or -errno. */
 int hooks_add(struct reg_monitor *m);
 /* Stop @id's hooks, and wait until none uses its monitor. */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * watchmap.h - which pages a memory monitor may watch, read lock-free by
- * libc's hooked munmap() (reg/hooks.c): a bit per page of the 47-bit
+ * libc's hooked calls (reg/hooks.c): a bit per page of the 47-bit
  * address space, in leaves of 128 MiB made as ranges are watched.
  *
  * Only a filter: a page it misses is still watched by the userfaultfd

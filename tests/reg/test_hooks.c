@@ -7,8 +7,12 @@
  * syscall, a hook reentered from a signal handler that mallocs and maps,
  * dlopen() storms, a context closed under hooks in flight, and fork.
  *
- * Which path saw an unmap is told by the monitor's counters: hooked
- * (monitor_hooked()) or read from userfaultfd (the rest of events_unmap).
+ * madvise(), mremap(), mmap(MAP_FIXED) and brk() are hooked the same way:
+ * each is seen in the calling thread, and a range it leaves mapped stays
+ * watched by userfaultfd (a raw munmap() there is still seen).
+ *
+ * Which path saw a change is told by the monitor's counters: hooked
+ * (monitor_hooked()) or read from userfaultfd (the rest of monitor_events).
  */
 #include <dlfcn.h>
 #include <malloc.h>
@@ -57,9 +61,10 @@ static uint64_t hooked(struct rig *r)
 	return monitor_hooked(r->ctx->reg->mon);
 }
 
+/* Events read from userfaultfd, of any kind: the monitor's events less the hooks'. */
 static uint64_t by_uffd(struct rig *r)
 {
-	return rstats(r).events_unmap - hooked(r);
+	return rstats(r).monitor_events - hooked(r);
 }
 
 /*
@@ -174,6 +179,230 @@ TEST(device_right_after_hooked_munmap)
 	no_violations(t.r.dom);
 	teardown(&t);
 	app_unmap(t.app, NPAGES * PG);
+}
+
+/* A macro: the skip returns from the test. */
+#define NEED_HOOK(bit, name)                                                   \
+	do {                                                                   \
+		if (!(hooks_installed() & (bit)))                              \
+			SKIP_CASE("libc's %s() is not hooked here", name);     \
+	} while (0)
+
+/* Page @i reached by the device (a copy from the heap into it): whether it was. */
+static bool reached(struct case_ *t, unsigned i)
+{
+	return dma_copy(&t->r, iova_of(&t->r, t->heap), t->iova + (uint64_t)i * PG, PG) == IOVM_STATUS_SUCCESS;
+}
+
+/*
+ * A raw munmap() of page @i, which only userfaultfd can see: seen there
+ * (the hook that went before left the range in its watch), the page gone.
+ */
+static void still_watched(struct case_ *t, unsigned i)
+{
+	uint64_t u = by_uffd(&t->r), valid = mr_info(t->mr).valid_pages;
+
+	CHECK_OK((int)syscall(SYS_munmap, t->app + (size_t)i * PG, (size_t)PG));
+	CHECK_EQ(mr_info(t->mr).valid_pages, valid - 1);
+	CHECK_EQ(by_uffd(&t->r), u + 1);
+	CHECK(!reached(t, i));
+}
+
+/*
+ * madvise() of registered memory, in the calling thread. Locked (pinned)
+ * pages: MADV_DONTNEED is refused and changes nothing, the range still
+ * watched; MADV_DONTNEED_LOCKED lets them go, and the MR with them.
+ */
+TEST(madvise_is_hooked)
+{
+	struct case_ t;
+	uint64_t h, u;
+
+	NEED_HOOK(HOOK_MADVISE, "madvise");
+	setup(&t, app_map(NPAGES * PG));
+	h = hooked(&t.r);
+	u = by_uffd(&t.r);
+	CHECK_EQ(madvise(t.app + 4 * PG, 4 * PG, MADV_DONTNEED), -1);
+	CHECK_EQ(errno, EINVAL);
+	CHECK_EQ(hooked(&t.r), h + 1);
+	CHECK_EQ(mr_info(t.mr).valid_pages, (uint64_t)NPAGES);
+	CHECK(reached(&t, 4) && reached(&t, 7));
+	CHECK_EQ(by_uffd(&t.r), u);
+	still_watched(&t, 5);
+
+	h = hooked(&t.r);
+	u = by_uffd(&t.r);
+	CHECK_OK(madvise(t.app + 8 * PG, 4 * PG, MADV_DONTNEED_LOCKED));
+	CHECK_EQ(hooked(&t.r), h + 1);
+	CHECK_EQ(by_uffd(&t.r), u); /* no round trip */
+	CHECK_EQ(mr_info(t.mr).valid_pages, (uint64_t)NPAGES - 5);
+	memset(t.app + 8 * PG, 0x3c, 4 * PG);
+	for (unsigned i = 8; i < 12; i++)
+		CHECK_MSG(!reached(&t, i), "page %u still reachable", i);
+	for (size_t i = 0; i < 4 * PG; i++)
+		if (t.app[8 * PG + i] != 0x3c)
+			CHECK_MSG(0, "byte %zu of the new pages changed", i);
+	CHECK(reached(&t, 12));
+	teardown(&t);
+	app_unmap(t.app, 5 * PG);
+	app_unmap(t.app + 6 * PG, (NPAGES - 6) * PG);
+}
+
+/* An on-demand MR follows madvise(MADV_DONTNEED): the device then finds the new (zero) pages. */
+TEST(madvise_of_on_demand_memory_is_hooked)
+{
+	struct case_ t;
+	uint8_t *app = app_map(NPAGES * PG);
+	uint64_t h, u;
+
+	NEED_HOOK(HOOK_MADVISE, "madvise");
+	rig_open(&t.r, REG_OPTS, NULL, IOVM_QUEUE_POLLED);
+	t.heap = iovm_dma_alloc(t.r.ctx, NPAGES * PG, PG, 0);
+	CHECK(t.heap != NULL);
+	t.app = app;
+	memset(app, 0x11, NPAGES * PG);
+	CHECK_OK(iovm_mr_reg(t.r.dom, app, NPAGES * PG, IOVM_ACCESS_LOCAL_WRITE | IOVM_ACCESS_ON_DEMAND, &t.mr));
+	t.iova = mr_iova(t.mr, app);
+	/* Faulted in by the device: the old pages are the MR's. */
+	CHECK_EQ(dma_copy(&t.r, t.iova, iova_of(&t.r, t.heap), NPAGES * PG), IOVM_STATUS_SUCCESS);
+	h = hooked(&t.r);
+	u = by_uffd(&t.r);
+	CHECK_OK(madvise(app + 2 * PG, 4 * PG, MADV_DONTNEED));
+	CHECK_EQ(hooked(&t.r), h + 1);
+	CHECK_EQ(by_uffd(&t.r), u);
+	memset(t.heap, 0xee, NPAGES * PG);
+	CHECK_EQ(dma_copy(&t.r, t.iova, iova_of(&t.r, t.heap), NPAGES * PG), IOVM_STATUS_SUCCESS);
+	for (size_t i = 0; i < NPAGES * PG; i++) {
+		uint8_t want = i >= 2 * PG && i < 6 * PG ? 0 : 0x11;
+
+		if (t.heap[i] != want) {
+			CHECK_MSG(0, "byte %zu: %#x, not %#x", i, t.heap[i], want);
+			break;
+		}
+	}
+	still_watched(&t, 3);
+	teardown(&t);
+	app_unmap(app, 3 * PG);
+	app_unmap(app + 4 * PG, (NPAGES - 4) * PG);
+}
+
+/* mmap(MAP_FIXED) over registered memory: in the calling thread, the new memory never reached. */
+TEST(mmap_fixed_is_hooked)
+{
+	struct case_ t;
+	uint64_t h, u;
+	uint8_t *p;
+
+	NEED_HOOK(HOOK_MMAP, "mmap");
+	setup(&t, app_map(NPAGES * PG));
+	h = hooked(&t.r);
+	u = by_uffd(&t.r);
+	p = mmap(t.app + 4 * PG, 4 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	CHECK(p == t.app + 4 * PG);
+	CHECK_EQ(hooked(&t.r), h + 1);
+	CHECK_EQ(by_uffd(&t.r), u);
+	CHECK_EQ(mr_info(t.mr).valid_pages, (uint64_t)NPAGES - 4);
+	memset(p, 0xa5, 4 * PG);
+	for (unsigned i = 4; i < 8; i++)
+		CHECK_MSG(!reached(&t, i), "page %u still reachable", i);
+	for (size_t i = 0; i < 4 * PG; i++)
+		if (p[i] != 0xa5)
+			CHECK_MSG(0, "byte %zu of the new memory changed", i);
+	/* Not over anything: MAP_FIXED_NOREPLACE and plain mmap() pass straight through. */
+	h = hooked(&t.r);
+	CHECK(mmap(t.app + 6 * PG, PG, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) ==
+	      MAP_FAILED);
+	CHECK_EQ(errno, EEXIST);
+	/* An offset of no whole page is refused, as glibc refuses it. */
+	CHECK(mmap(NULL, PG, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 100) == MAP_FAILED);
+	CHECK_EQ(errno, EINVAL);
+	CHECK_EQ(hooked(&t.r), h);
+	teardown(&t);
+	app_unmap(t.app, NPAGES * PG);
+}
+
+/*
+ * mremap() of registered memory, in the calling thread: a move, a shrink
+ * in place, and one that could have moved and stayed, whose pages are
+ * kept, and watched still.
+ */
+TEST(mremap_is_hooked)
+{
+	struct case_ t;
+	uint8_t *dst = app_map(4 * PG), *p;
+	uint64_t h, u, remaps;
+
+	NEED_HOOK(HOOK_MREMAP, "mremap");
+	setup(&t, app_map(NPAGES * PG));
+	h = hooked(&t.r);
+	u = by_uffd(&t.r);
+	remaps = rstats(&t.r).events_remap;
+	p = mremap(t.app + 12 * PG, 4 * PG, 4 * PG, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
+	CHECK(p == dst);
+	CHECK(hooked(&t.r) >= h + 1); /* the move; the destination's unmap too where it counts as watched */
+	CHECK_EQ(by_uffd(&t.r), u);
+	CHECK_EQ(rstats(&t.r).events_remap, remaps + 1);
+	CHECK_EQ(mr_info(t.mr).valid_pages, (uint64_t)NPAGES - 4);
+	for (unsigned i = 12; i < 16; i++)
+		CHECK(!reached(&t, i));
+	/* Shrunk where it lies, moving allowed: pages 8-11 go, 0-7 stay, and stay watched. */
+	h = hooked(&t.r);
+	p = mremap(t.app, 12 * PG, 8 * PG, MREMAP_MAYMOVE);
+	CHECK(p == t.app);
+	CHECK_EQ(hooked(&t.r), h + 1);
+	CHECK_EQ(by_uffd(&t.r), u);
+	CHECK_EQ(mr_info(t.mr).valid_pages, 8);
+	CHECK(reached(&t, 0) && reached(&t, 7) && !reached(&t, 8));
+	still_watched(&t, 6);
+	/* Shrunk, moving not allowed: pages 4 and 5 go (6 went before). */
+	h = hooked(&t.r);
+	CHECK(mremap(t.app, 6 * PG, 4 * PG, 0) == t.app);
+	CHECK_EQ(hooked(&t.r), h + 1);
+	CHECK_EQ(mr_info(t.mr).valid_pages, 5);
+	CHECK(reached(&t, 3) && !reached(&t, 4) && reached(&t, 7));
+	/* A call the kernel refuses leaves the range as it was, and watched. */
+	CHECK(mremap(t.app + 1, PG, PG, MREMAP_MAYMOVE) == MAP_FAILED);
+	CHECK(mremap(t.app, 2 * PG, 2 * PG, MREMAP_FIXED | MREMAP_MAYMOVE, t.app + PG) == MAP_FAILED);
+	CHECK_EQ(mr_info(t.mr).valid_pages, 5);
+	still_watched(&t, 2);
+	teardown(&t);
+	app_unmap(t.app, 2 * PG);
+	app_unmap(t.app + 3 * PG, PG);
+	app_unmap(t.app + 7 * PG, PG);
+	app_unmap(dst, 4 * PG);
+}
+
+/* sbrk() shrinking the break over registered memory: in the calling thread. */
+TEST(sbrk_is_hooked)
+{
+	struct case_ t;
+	uint8_t *b0, *base;
+	uint64_t h, u;
+
+	NEED_HOOK(HOOK_BRK, "brk");
+	if (TEST_OWN_MALLOC)
+		SKIP_CASE("a sanitizer's malloc: the break is left alone");
+	b0 = sbrk(0);
+	base = (uint8_t *)(((uintptr_t)b0 + PG - 1) & ~(uintptr_t)(PG - 1));
+	CHECK(sbrk((intptr_t)(base - b0) + NPAGES * PG) == b0);
+	memset(base, 0x42, NPAGES * PG);
+	setup(&t, base);
+	if (sbrk(0) != base + NPAGES * PG) {
+		/* Another thread's malloc moved the break meanwhile: not ours to lower. */
+		teardown(&t);
+		SKIP_CASE("the break moved under the test");
+	}
+	h = hooked(&t.r);
+	u = by_uffd(&t.r);
+	CHECK(sbrk(-8 * (intptr_t)PG) == base + NPAGES * PG);
+	CHECK_EQ(hooked(&t.r), h + 1);
+	CHECK_EQ(by_uffd(&t.r), u);
+	CHECK_EQ(mr_info(t.mr).valid_pages, NPAGES - 8);
+	CHECK(reached(&t, 7) && !reached(&t, 8));
+	CHECK(sbrk(0) == base + (NPAGES - 8) * PG); /* glibc's own idea of the break followed */
+	teardown(&t);
+	CHECK(sbrk(-(intptr_t)(base + (NPAGES - 8) * PG - b0)) == base + (NPAGES - 8) * PG);
+	CHECK(sbrk(0) == b0);
 }
 
 TEST(raw_syscall_is_caught_by_userfaultfd)
@@ -533,6 +762,8 @@ TEST(fork_while_unmapping)
 
 int main(void)
 {
+	/* Every hook, before the first monitor installs them (reg/hooks.c: the rest are opt-in). */
+	setenv("IOVM_HOOKS", "all", 1);
 	test_init();
 	if (getenv("IOVM_NO_HOOKS"))
 		SKIP("IOVM_NO_HOOKS is set");
@@ -546,6 +777,11 @@ int main(void)
 	}
 	RUN_SELECTED(munmap_is_hooked);
 	RUN_SELECTED(device_right_after_hooked_munmap);
+	RUN_SELECTED(madvise_is_hooked);
+	RUN_SELECTED(madvise_of_on_demand_memory_is_hooked);
+	RUN_SELECTED(mmap_fixed_is_hooked);
+	RUN_SELECTED(mremap_is_hooked);
+	RUN_SELECTED(sbrk_is_hooked);
 	RUN_SELECTED(raw_syscall_is_caught_by_userfaultfd);
 	RUN_SELECTED(glibc_free_is_hooked);
 	RUN_SELECTED(hook_reentered_from_a_signal_handler);
