@@ -183,52 +183,6 @@ static inline uint64_t a21_mr_iova(struct iovm_mr *mr)
 	return info.iova.addr;
 }
 
-/*
- * A queue with a worker thread (not polled), rings in a domain of the
- * process's own, the shared domain at SDOM_PASID.
- */
-struct a21q {
-	struct iovm_device *dev;
-	struct iovm_domain *rings;
-	struct iovm_queue *q;
-	unsigned depth;
-	uint64_t inflight;
-};
-
-static inline struct a21q a21q_open(struct iovm_ctx *ctx, struct iovm_domain *shared, unsigned depth)
-{
-	struct iovm_queue_attr qa = { .depth = depth };
-	struct a21q d = { .depth = depth };
-
-	CHECK_OK(iovm_device_open(ctx, "sw", &d.dev));
-	CHECK_OK(iovm_domain_create(ctx, NULL, &d.rings));
-	CHECK_OK(iovm_device_attach(d.dev, d.rings, IOVM_PASID_NONE));
-	CHECK_OK(iovm_device_attach(d.dev, shared, SDOM_PASID));
-	CHECK_OK(iovm_queue_create(d.dev, &qa, &d.q));
-	return d;
-}
-
-static inline void a21q_close(struct a21q *d)
-{
-	CHECK_OK(iovm_queue_destroy(d->q));
-	CHECK_OK(iovm_device_close(d->dev));
-	CHECK_OK(iovm_domain_destroy(d->rings));
-}
-
-/* Run @desc to its end on a worker queue: its completion ring entry. Hangs end in the watchdog. */
-static inline struct iovm_cqe a21q_run(struct a21q *d, struct iovm_desc desc)
-{
-	struct iovm_cqe cqe;
-	int n;
-
-	desc.pasid = SDOM_PASID;
-	CHECK_OK(iovm_queue_submit(d->q, &desc));
-	while ((n = iovm_queue_reap(d->q, &cqe, 1)) == 0)
-		sched_yield();
-	CHECK_EQ(n, 1);
-	return cqe;
-}
-
 /* Run @desc on a polled devq with its completion record at @comp_iova (whose bytes are at @comp). */
 static inline struct iovm_completion devq_run_rec(struct devq *d, struct iovm_desc desc, struct iovm_completion *comp,
 						  uint64_t comp_iova)

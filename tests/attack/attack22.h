@@ -117,64 +117,6 @@ static inline uint64_t a22_faults(struct iovm_domain *dom, struct iovm_queue *q)
 	return st.faults + st.faults_dropped + qs.faults + qs.ring_faults + qs.bus_faults;
 }
 
-/*
- * A software engine with a worker thread: its rings in a domain of the
- * process's own at IOVM_PASID_NONE, the shared domain at SDOM_PASID.
- */
-struct a22q {
-	struct iovm_device *dev;
-	struct iovm_domain *rings;
-	struct iovm_queue *q;
-	unsigned depth;
-};
-
-static inline struct a22q a22q_open(struct iovm_ctx *ctx, struct iovm_domain *shared, unsigned depth)
-{
-	struct iovm_queue_attr qa = { .depth = depth };
-	struct a22q d = { .depth = depth };
-
-	CHECK_OK(iovm_device_open(ctx, "sw", &d.dev));
-	CHECK_OK(iovm_domain_create(ctx, NULL, &d.rings));
-	CHECK_OK(iovm_device_attach(d.dev, d.rings, IOVM_PASID_NONE));
-	CHECK_OK(iovm_device_attach(d.dev, shared, SDOM_PASID));
-	CHECK_OK(iovm_queue_create(d.dev, &qa, &d.q));
-	return d;
-}
-
-static inline void a22q_close(struct a22q *d)
-{
-	CHECK_OK(iovm_queue_destroy(d->q));
-	CHECK_OK(iovm_device_close(d->dev));
-	CHECK_OK(iovm_domain_destroy(d->rings));
-}
-
-/* Reap @n completions of @d into @cqe (spinning; a hang ends in the watchdog). */
-static inline void a22q_reap(struct a22q *d, struct iovm_cqe *cqe, unsigned n)
-{
-	unsigned got = 0;
-
-	while (got < n) {
-		int r = iovm_queue_reap(d->q, cqe + got, n - got);
-
-		CHECK(r >= 0);
-		if (r == 0)
-			sched_yield();
-		got += (unsigned)r;
-	}
-}
-
-/* One descriptor in the shared domain, to its end: its completion ring entry. */
-static inline struct iovm_cqe a22q_run(struct a22q *d, struct iovm_desc desc)
-{
-	struct iovm_cqe cqe;
-
-	desc.pasid = SDOM_PASID;
-	CHECK_OK(iovm_queue_submit(d->q, &desc));
-	a22q_reap(d, &cqe, 1);
-	CHECK_EQ(cqe.tag, desc.tag);
-	return cqe;
-}
-
 /* No oracle violation in this view's accesses. */
 static inline void a22_oracle_clean(struct iovm_domain *dom)
 {

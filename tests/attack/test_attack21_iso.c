@@ -368,7 +368,7 @@ struct hammer {
 static void *hammer_main(void *arg)
 {
 	struct hammer *h = arg;
-	struct a21q q = a21q_open(h->ctx, h->dom, 16);
+	struct sdom_wq q = sdom_wq_open(h->ctx, h->dom, 16);
 	struct sdom_buf b = sdom_buf_open(h->ctx, h->dom, 4 * A21_K4);
 	unsigned seed = h->id * 7919u + 1;
 
@@ -386,11 +386,11 @@ static void *hammer_main(void *arg)
 		}
 		atomic_fetch_add(&g_board->ops, 1);
 		if (rand_r(&seed) % 3 == 0) {
-			cqe = a21q_run(&q, (struct iovm_desc){ .op = IOVM_OP_FILL, .dst = at + page + 8, .len = 4000,
+			cqe = sdom_wq_run(&q, (struct iovm_desc){ .op = IOVM_OP_FILL, .dst = at + page + 8, .len = 4000,
 							       .pattern = A21_WORD(0xfffff, h->id) });
 		} else {
 			memset(b.p, 0, A21_K4);
-			cqe = a21q_run(&q, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = at + page, .dst = b.iova,
+			cqe = sdom_wq_run(&q, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = at + page, .dst = b.iova,
 							       .len = A21_K4 });
 			if (cqe.status == IOVM_STATUS_SUCCESS) {
 				const uint64_t *w = (const uint64_t *)b.p;
@@ -420,7 +420,7 @@ static void *hammer_main(void *arg)
 		else
 			h->faults++;
 	}
-	a21q_close(&q);
+	sdom_wq_close(&q);
 	sdom_buf_close(h->ctx, h->dom, &b);
 	return NULL;
 }
@@ -582,7 +582,7 @@ struct rhammer {
 static void *rhammer_main(void *arg)
 {
 	struct rhammer *h = arg;
-	struct a21q q = a21q_open(h->ctx, h->dom, 16);
+	struct sdom_wq q = sdom_wq_open(h->ctx, h->dom, 16);
 	struct sdom_buf b = sdom_buf_open(h->ctx, h->dom, A21_K4);
 	unsigned seed = h->id + 17;
 	uint64_t iova;
@@ -598,11 +598,11 @@ static void *rhammer_main(void *arg)
 		atomic_fetch_add(&r_board->ops, 1);
 		after = atomic_load(&r_board->returned[k]);
 		if (rand_r(&seed) & 1) {
-			cqe = a21q_run(&q, (struct iovm_desc){ .op = IOVM_OP_FILL, .dst = iova + (uint64_t)k * A21_K4,
+			cqe = sdom_wq_run(&q, (struct iovm_desc){ .op = IOVM_OP_FILL, .dst = iova + (uint64_t)k * A21_K4,
 							       .len = A21_K4, .pattern = SDOM_PATTERN(RTAG) });
 		} else {
 			memset(b.p, 0, A21_K4);
-			cqe = a21q_run(&q, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = iova + (uint64_t)k * A21_K4,
+			cqe = sdom_wq_run(&q, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = iova + (uint64_t)k * A21_K4,
 							       .dst = b.iova, .len = A21_K4 });
 			if (cqe.status == IOVM_STATUS_SUCCESS) {
 				size_t i;
@@ -627,7 +627,7 @@ static void *rhammer_main(void *arg)
 		else
 			h->faults++;
 	}
-	a21q_close(&q);
+	sdom_wq_close(&q);
 	sdom_buf_close(h->ctx, h->dom, &b);
 	return NULL;
 }

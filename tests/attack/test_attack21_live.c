@@ -93,7 +93,7 @@ struct slot {
 static void *hammer_main(void *arg)
 {
 	struct hammer *h = arg;
-	struct a21q q = a21q_open(h->ctx, h->dom, 16);
+	struct sdom_wq q = sdom_wq_open(h->ctx, h->dom, 16);
 	struct sdom_buf b = sdom_buf_open(h->ctx, h->dom, INFLIGHT * A21_K4);
 	unsigned seed = h->id * 31u + 5;
 
@@ -192,7 +192,7 @@ static void *hammer_main(void *arg)
 		atomic_fetch_add(&g_board->ops, n);
 		atomic_fetch_add(&h->batches, 1);
 	}
-	a21q_close(&q);
+	sdom_wq_close(&q);
 	sdom_buf_close(h->ctx, h->dom, &b);
 	return NULL;
 }

@@ -142,7 +142,7 @@ struct wstate {
 	unsigned id;
 	struct iovm_ctx *ctx;
 	struct iovm_domain *dom;
-	struct a22q q;
+	struct sdom_wq q;
 	struct sdom_buf buf;
 	uint8_t *arena[NA];
 	uint8_t *big;
@@ -196,7 +196,7 @@ static void worker_setup(struct wstate *s)
 			  iovm_error_detail());
 	}
 	CHECK_OK(iovm_share_domain_open(s->ctx, DOM, &s->dom));
-	s->q = a22q_open(s->ctx, s->dom, 64);
+	s->q = sdom_wq_open(s->ctx, s->dom, 64);
 	s->buf = sdom_buf_open(s->ctx, s->dom, BUFLEN);
 	/* A0: malloc(); A1: 5 pages of mmap(); A2: the 6 pages around a 2 MiB boundary; A3: a small malloc(). */
 	B->ar[w][0].len = 6000 + 16 * w;
@@ -548,7 +548,7 @@ static void worker_exit(struct wstate *s)
 		if (s->mr[r])
 			CHECK_OK(iovm_mr_dereg(s->mr[r]));
 	a22_oracle_clean(s->dom);
-	a22q_close(&s->q);
+	sdom_wq_close(&s->q);
 	sdom_buf_close(s->ctx, s->dom, &s->buf);
 	CHECK_OK(iovm_domain_destroy(s->dom));
 	CHECK_OK(iovm_close(s->ctx));

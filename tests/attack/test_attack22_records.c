@@ -115,7 +115,7 @@ static void owner(int rd, int wr, void *arg)
 struct drig {
 	struct iovm_ctx *ctx;
 	struct iovm_domain *dom;
-	struct a22q q;
+	struct sdom_wq q;
 	struct sdom_buf loc;      /* our heap: records, read-backs, sources */
 	struct child own[NOWN];
 	bool alive[NOWN];
@@ -143,7 +143,7 @@ static void verify(struct drig *g, uint64_t iova, const uint8_t *want, uint32_t 
 
 	CHECK(len <= LOCAL / 4);
 	memset(into, 0, len);
-	c = a22q_run(&g->q, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = iova, .dst = g->loc.iova + LOCAL / 2,
+	c = sdom_wq_run(&g->q, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = iova, .dst = g->loc.iova + LOCAL / 2,
 						  .len = len, .tag = 7 });
 	A22_EXPECT_MSG(c.status == IOVM_STATUS_SUCCESS, "%s: read back: %s", what, iovm_status_name(c.status));
 	for (uint32_t j = 0; j < len; j++)
@@ -171,7 +171,7 @@ static void rec_elsewhere(struct drig *g, struct iovm_desc d, unsigned dw, unsig
 	d.flags |= IOVM_DESC_COMPLETION;
 	d.completion = ri(ro, rr, roff);
 	CHECK((d.completion & 31) == 0);
-	c = a22q_run(&g->q, d);
+	c = sdom_wq_run(&g->q, d);
 	bc = c.bytes_completed;
 	A22_EXPECT_MSG((c.status == IOVM_STATUS_SUCCESS && bc == d.len) ||
 			       (c.status == IOVM_STATUS_PAGE_FAULT && bc <= d.len),
@@ -193,7 +193,7 @@ static void rec_elsewhere(struct drig *g, struct iovm_desc d, unsigned dw, unsig
 		/* Read back: the record the ring's entry agrees with; the model takes its bytes. */
 		uint8_t *into = g->loc.p + LOCAL / 2;
 		struct iovm_completion rec;
-		struct iovm_cqe rc = a22q_run(&g->q, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = ri(ro, rr, roff),
+		struct iovm_cqe rc = sdom_wq_run(&g->q, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = ri(ro, rr, roff),
 									   .dst = g->loc.iova + LOCAL / 2,
 									   .len = sizeof(rec), .tag = 8 });
 
@@ -233,7 +233,7 @@ static void move_in(struct drig *g, unsigned o, unsigned r, uint32_t soff, uint3
 	snprintf(what, sizeof(what), "owner %u reg %u: COPY +%u -> +%u, %u bytes", o, r, soff, doff, len);
 	CHECK(soff + len <= r_len[r] && doff + len <= r_len[r]);
 	memset(rec, 0, sizeof(*rec));
-	c = a22q_run(&g->q, (struct iovm_desc){ .op = IOVM_OP_COPY, .flags = IOVM_DESC_COMPLETION, .src = ri(o, r, soff),
+	c = sdom_wq_run(&g->q, (struct iovm_desc){ .op = IOVM_OP_COPY, .flags = IOVM_DESC_COMPLETION, .src = ri(o, r, soff),
 						  .dst = ri(o, r, doff), .len = len,
 						  .completion = g->loc.iova + LOCAL - 64, .tag = 11 });
 	A22_EXPECT_MSG(c.status == IOVM_STATUS_SUCCESS && c.bytes_completed == len, "%s: %s, %u bytes", what,
@@ -270,7 +270,7 @@ TEST(records_and_both_ends_elsewhere)
 		put64(g.own[o].wr, 3);
 	for (unsigned o = 0; o < NOWN; o++)
 		CHECK_EQ(get64(g.own[o].rd), 1);
-	g.q = a22q_open(g.ctx, g.dom, 16);
+	g.q = sdom_wq_open(g.ctx, g.dom, 16);
 	g.loc = sdom_buf_open(g.ctx, g.dom, LOCAL);
 	lp = g.loc.p;
 	li = g.loc.iova;
@@ -283,7 +283,7 @@ TEST(records_and_both_ends_elsewhere)
 
 	/* Both ends in other processes', pinned to on demand: exact (the baseline for the rest). */
 	{
-		struct iovm_cqe c = a22q_run(&g.q, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = ri(A, 0, 5),
+		struct iovm_cqe c = sdom_wq_run(&g.q, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = ri(A, 0, 5),
 									 .dst = ri(Bo, 1, 77), .len = 12000, .tag = 1 });
 
 		A22_EXPECT_MSG(c.status == IOVM_STATUS_SUCCESS && c.bytes_completed == 12000,
@@ -337,7 +337,7 @@ TEST(records_and_both_ends_elsewhere)
 
 		CHECK((own_iova & 31) == 0);
 		memset(own, 0, sizeof(*own));
-		c = a22q_run(&g.q, (struct iovm_desc){ .op = IOVM_OP_COPY, .flags = IOVM_DESC_COMPLETION,
+		c = sdom_wq_run(&g.q, (struct iovm_desc){ .op = IOVM_OP_COPY, .flags = IOVM_DESC_COMPLETION,
 							 .src = ri(Bo, 1, 10), .dst = ri(A, 0, 7000), .len = 3001,
 							 .completion = own_iova, .tag = 130 });
 		A22_EXPECT_MSG(c.status == IOVM_STATUS_SUCCESS, "COPY B -> A, record ours: %s", iovm_status_name(c.status));
@@ -394,11 +394,11 @@ TEST(records_and_both_ends_elsewhere)
 		/* The list into A's registration (COPY from our heap), outside what the children touch. */
 		memcpy(lp, b, sizeof(b));
 		CHECK(list_off + sizeof(b) <= R1_LEN && list_off >= 1234 + 3000);
-		c = a22q_run(&g.q, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = li, .dst = ri(A, 1, list_off),
+		c = sdom_wq_run(&g.q, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = li, .dst = ri(A, 1, list_off),
 							 .len = sizeof(b), .tag = 150 });
 		CHECK_EQ(c.status, IOVM_STATUS_SUCCESS);
 		memcpy(mod(A, 1, list_off), b, sizeof(b));
-		c = a22q_run(&g.q, (struct iovm_desc){ .op = IOVM_OP_BATCH, .src = ri(A, 1, list_off), .len = 3, .tag = 151 });
+		c = sdom_wq_run(&g.q, (struct iovm_desc){ .op = IOVM_OP_BATCH, .src = ri(A, 1, list_off), .len = 3, .tag = 151 });
 		A22_EXPECT_MSG(c.status == IOVM_STATUS_SUCCESS || c.status == IOVM_STATUS_BATCH_FAIL,
 			       "BATCH listed in A's registration: %s (%u done)", iovm_status_name(c.status),
 			       c.bytes_completed);
@@ -410,7 +410,7 @@ TEST(records_and_both_ends_elsewhere)
 		/* Child 1's record faulted: its bytes moved all or in part; read them back and take them. */
 		{
 			uint8_t *into = lp + LOCAL / 2;
-			struct iovm_cqe rc = a22q_run(&g.q, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = ri(A, 0, 9000),
+			struct iovm_cqe rc = sdom_wq_run(&g.q, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = ri(A, 0, 9000),
 										   .dst = li + LOCAL / 2, .len = 2000, .tag = 152 });
 			uint32_t k = 0;
 
@@ -431,7 +431,7 @@ TEST(records_and_both_ends_elsewhere)
 	}
 	/* The device goes on: one more exact copy between the two survivors. */
 	{
-		struct iovm_cqe c = a22q_run(&g.q, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = ri(Bo, 0, 1),
+		struct iovm_cqe c = sdom_wq_run(&g.q, (struct iovm_desc){ .op = IOVM_OP_COPY, .src = ri(Bo, 0, 1),
 									 .dst = ri(A, 1, 5), .len = 4000, .tag = 160 });
 
 		A22_EXPECT_EQ(c.status, IOVM_STATUS_SUCCESS);
@@ -450,7 +450,7 @@ TEST(records_and_both_ends_elsewhere)
 		}
 	CHECK_OK(iovm_mr_dereg(g.mine_mr));
 	a22_oracle_clean(g.dom);
-	a22q_close(&g.q);
+	sdom_wq_close(&g.q);
 	sdom_buf_close(g.ctx, g.dom, &g.loc);
 	CHECK_OK(iovm_domain_destroy(g.dom));
 	{

@@ -8,6 +8,8 @@
 #ifndef IOVM_TESTS_MP_SDOM_H
 #define IOVM_TESTS_MP_SDOM_H
 
+#include <sched.h>
+
 #include <iovm.h>
 
 #include "dev/dev_util.h"
@@ -108,6 +110,64 @@ static inline void sdom_buf_close(struct iovm_ctx *ctx, struct iovm_domain *dom,
 {
 	CHECK_OK(iovm_domain_unmap(dom, IOVM_IOVA(b->iova), b->len));
 	CHECK_OK(iovm_dma_free(ctx, b->p));
+}
+
+/*
+ * The same device with a worker thread (not polled): its rings in a domain
+ * of the process's own at IOVM_PASID_NONE, the shared domain at SDOM_PASID.
+ */
+struct sdom_wq {
+	struct iovm_device *dev;
+	struct iovm_domain *rings;
+	struct iovm_queue *q;
+	unsigned depth;
+};
+
+static inline struct sdom_wq sdom_wq_open(struct iovm_ctx *ctx, struct iovm_domain *shared, unsigned depth)
+{
+	struct iovm_queue_attr qa = { .depth = depth };
+	struct sdom_wq d = { .depth = depth };
+
+	CHECK_OK(iovm_device_open(ctx, "sw", &d.dev));
+	CHECK_OK(iovm_domain_create(ctx, NULL, &d.rings));
+	CHECK_OK(iovm_device_attach(d.dev, d.rings, IOVM_PASID_NONE));
+	CHECK_OK(iovm_device_attach(d.dev, shared, SDOM_PASID));
+	CHECK_OK(iovm_queue_create(d.dev, &qa, &d.q));
+	return d;
+}
+
+static inline void sdom_wq_close(struct sdom_wq *d)
+{
+	CHECK_OK(iovm_queue_destroy(d->q));
+	CHECK_OK(iovm_device_close(d->dev));
+	CHECK_OK(iovm_domain_destroy(d->rings));
+}
+
+/* Reap @n completions of @d into @cqe (spinning; a hang ends in the test's watchdog). */
+static inline void sdom_wq_reap(struct sdom_wq *d, struct iovm_cqe *cqe, unsigned n)
+{
+	unsigned got = 0;
+
+	while (got < n) {
+		int r = iovm_queue_reap(d->q, cqe + got, n - got);
+
+		CHECK(r >= 0);
+		if (r == 0)
+			sched_yield();
+		got += (unsigned)r;
+	}
+}
+
+/* One descriptor in the shared domain, to its end: its completion ring entry. */
+static inline struct iovm_cqe sdom_wq_run(struct sdom_wq *d, struct iovm_desc desc)
+{
+	struct iovm_cqe cqe;
+
+	desc.pasid = SDOM_PASID;
+	CHECK_OK(iovm_queue_submit(d->q, &desc));
+	sdom_wq_reap(d, &cqe, 1);
+	CHECK_EQ(cqe.tag, desc.tag);
+	return cqe;
 }
 
 #endif /* IOVM_TESTS_MP_SDOM_H */
