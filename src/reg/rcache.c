@@ -390,7 +390,10 @@ IOVM_API int iovm_rcache_put(struct iovm_rcache *c, struct iovm_mr *mr)
 
 void rcache_count_invalidation(struct rc_region *r, unsigned kind)
 {
-	unsigned i = kind == UFFD_EVENT_UNMAP ? 0 : kind == UFFD_EVENT_REMOVE ? 1 : kind == UFFD_EVENT_REMAP ? 2 : 3;
+	unsigned i = kind == UFFD_EVENT_UNMAP			       ? 0
+		     : kind == UFFD_EVENT_REMOVE || kind == MON_EVENT_REMOVE_UNLOCKED ? 1
+		     : kind == UFFD_EVENT_REMAP				       ? 2
+									       : 3;
 
 	atomic_fetch_add_explicit(&r->cache->inval[i], 1, memory_order_relaxed);
 }
