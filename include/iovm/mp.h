@@ -209,8 +209,8 @@ IOVM_API int iovm_share_check(struct iovm_ctx *ctx);
  * pool holds fails with -ENOMEM. IOVAs (iovm_domain_map()'s, or chosen
  * first-fit from the bottom of the window) are the domain's, not a
  * process's: any process may unmap any range, and a range a strict unmap
- * freed is free to any process at once. VFIO devices and registration
- * caches cannot use a shared domain (-EOPNOTSUPP).
+ * freed is free to any process at once. VFIO devices cannot use a shared
+ * domain (-EOPNOTSUPP).
  *
  * A process's own memory (malloc(), mmap(), what it has: not only the
  * heap) goes into a shared domain by iovm_mr_reg() and
@@ -244,7 +244,11 @@ IOVM_API int iovm_share_check(struct iovm_ctx *ctx);
  * already faults there. A registration takes its IOVAs in whole 2 MiB units (its
  * IOVA keeps the memory's offset within 2 MiB, as the PA it names must):
  * 64 KiB across a 2 MiB boundary takes 4 MiB of the window, all of it
- * back at iovm_mr_dereg(). A process killed with registrations in a
+ * back at iovm_mr_dereg(). A registration cache (iovm_rcache_create())
+ * on the view is the process's own and registers this way: since each of
+ * its regions takes whole units, a small window fills before the cache's
+ * limits, and a miss that finds the window full evicts the cache's idle
+ * regions and tries once more (-ENOSPC when all are held). A process killed with registrations in a
  * shared domain leaves their entries, at which every device faults (the
  * memory went with the process), and their IOVA units: any process may
  * unmap the entries, which gives their pages' IOVAs back, but the rest

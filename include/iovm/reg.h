@@ -449,7 +449,9 @@ struct iovm_rcache;
  * The limits are applied at each miss, which evicts the least recently used
  * regions nobody holds until the cache is within them. Regions held beyond
  * them stay until put back: the put that leaves one idle while the cache
- * is over its limits evicts then.
+ * is over its limits evicts then, unless a miss holds the cache's lock at
+ * that moment (it registers there, which a put does not wait for): then
+ * that miss evicts when it is done, or the next put or miss does.
  */
 struct iovm_rcache_attr {
 	size_t max_regions; /* 0 means 16384 */
@@ -461,12 +463,12 @@ struct iovm_rcache_attr {
  * @attr: limits; NULL for the defaults
  *
  * @dom cannot be destroyed while the cache lives (iovm_domain_destroy()
- * says -EBUSY).
+ * says -EBUSY). On a shared domain's view (iovm/mp.h) the cache is this
+ * process's own, of its registrations into the shared domain.
  *
  * Thread safety: safe.
  *
- * Return: 0; -EINVAL; -ENOMEM; -EOPNOTSUPP for a shared domain
- * (iovm/mp.h), which keeps no cache.
+ * Return: 0; -EINVAL; -ENOMEM.
  */
 IOVM_API int iovm_rcache_create(struct iovm_domain *dom, const struct iovm_rcache_attr *attr,
 				struct iovm_rcache **cache);
@@ -488,12 +490,16 @@ IOVM_API int iovm_rcache_destroy(struct iovm_rcache *cache);
  * registered with, not by the memory's protection now (see the head of
  * this file). Memory an application's call that returned
  * before took away is never a hit: a get that finds the memory monitor
- * with events in hand waits until it has invalidated them.
+ * with events in hand waits until it has invalidated them. A miss whose
+ * registration finds no room (-ENOSPC: no IOVAs left, as in a small
+ * shared domain's window; -ENOMEM) evicts every idle region, whatever the
+ * limits, and tries once more.
  *
  * Thread safety: safe.
  *
  * Return: 0; -EINVAL for @access with IOVM_ACCESS_ON_DEMAND or a bit of no
- * IOVM_ACCESS_* right; as iovm_mr_reg() otherwise.
+ * IOVM_ACCESS_* right; as iovm_mr_reg() otherwise (-ENOSPC or -ENOMEM
+ * where even that found no room: every region held).
  */
 IOVM_API int iovm_rcache_get(struct iovm_rcache *cache, void *addr, size_t len, uint32_t access,
 			     struct iovm_mr **mr);
@@ -511,7 +517,9 @@ IOVM_API int iovm_rcache_get(struct iovm_rcache *cache, void *addr, size_t len, 
  * one's hold, as no count can tell the two apart.
  *
  * Thread safety: safe. A put on the thread of its get takes no lock
- * (unless the cache holds more than its limits: then it evicts); one on
+ * (unless it gives back that thread's last hold of the region while the
+ * cache holds more than its limits: then it evicts, if the cache's lock is
+ * free at that moment, and never waits for it); one on
  * another thread, and the next put on the thread of that get after it,
  * take the cache's lock.
  *

@@ -141,14 +141,25 @@ void region_release_zombie(struct iovm_rcache *c, struct rc_region *r, uint64_t 
 	mutex_unlock(&c->lock);
 }
 
-/* Evict idle regions, least recently used first, until within the limits. Needs cache.lock. */
-static void evict(struct iovm_rcache *c, struct rc_region *keep)
+static bool over_limits(const struct iovm_rcache *c)
 {
-	uint64_t look = 0, limit = 2 * c->nr_regions;
+	return c->nr_regions > c->max_regions || c->bytes > c->max_bytes;
+}
+
+/*
+ * Evict idle regions, least recently used first, until within the limits
+ * (a region found by a hit since last looked at gets a second chance); or,
+ * @all, every idle region whatever the limits: a miss found no room for its
+ * registration (-ENOSPC: a shared domain's IOVA window, where each
+ * registration takes whole 2 MiB units; -ENOMEM: the pin budget, page
+ * tables), and may try again once. Returns how many went. Needs cache.lock.
+ */
+static uint64_t evict(struct iovm_rcache *c, struct rc_region *keep, bool all)
+{
+	uint64_t look = 0, limit = (all ? 1 : 2) * c->nr_regions, before = c->evictions;
 
 	lock_assert_held(&c->lock);
-	while ((c->nr_regions > c->max_regions || c->bytes > c->max_bytes) && look++ < limit &&
-	       !list_empty(&c->lru)) {
+	while ((all || over_limits(c)) && look++ < limit && !list_empty(&c->lru)) {
 		struct rc_region *r = list_entry(c->lru.next, struct rc_region, lru);
 		uint64_t used = atomic_load_explicit(&r->used, memory_order_relaxed);
 
@@ -156,23 +167,29 @@ static void evict(struct iovm_rcache *c, struct rc_region *keep)
 		list_add_tail(&c->lru, &r->lru);
 		if (r == keep || holds_sum(c, r))
 			continue;
-		/* Found by a hit since last looked at: a second chance. */
-		if (used > r->seen) {
+		if (!all && used > r->seen) {
 			r->seen = used;
 			continue;
 		}
 		region_retire(c, r);
 		c->evictions++;
 	}
-	atomic_store_explicit(&c->over_limits, c->nr_regions > c->max_regions || c->bytes > c->max_bytes,
-			      memory_order_relaxed);
+	atomic_store_explicit(&c->over_limits, over_limits(c), memory_order_relaxed);
+	return c->evictions - before;
 }
 
-/* A put left a region idle while the cache holds more than its limits: evict now, not at the next miss. */
+/*
+ * A put let go of this thread's last hold of a region while the cache holds
+ * more than its limits: evict now, not at the next miss. Only if the lock is
+ * free: a miss holds it while it registers (milliseconds on a real device),
+ * which a put must not wait for, and evicts itself when it is done; another
+ * put holding it is evicting already.
+ */
 static __noinline void put_over_limits(struct iovm_rcache *c)
 {
-	mutex_lock(&c->lock);
-	evict(c, NULL);
+	if (!mutex_trylock(&c->lock))
+		return;
+	evict(c, NULL, false);
 	mutex_unlock(&c->lock);
 }
 
@@ -269,6 +286,11 @@ static __noinline int get_slow(struct iovm_rcache *c, struct rc_tls *t, uint64_t
 	if (!r)
 		goto unlock;
 	ret = region_register(c, r, start, end, access);
+	if ((ret == -ENOSPC || ret == -ENOMEM) && evict(c, NULL, true)) {
+		/* r went back to the spares: take one again (room freed, so the struct is there). */
+		r = region_new(c);
+		ret = r ? region_register(c, r, start, end, access) : -ENOMEM;
+	}
 	if (ret)
 		goto unlock;
 	if (!r->mr.monitored) {
@@ -295,7 +317,7 @@ static __noinline int get_slow(struct iovm_rcache *c, struct rc_tls *t, uint64_t
 	c->nr_regions++;
 	c->bytes += end - start;
 	hold_add(t ? held_of(t, r, true) : NULL, r, 1);
-	evict(c, r);
+	evict(c, r, false);
 found:
 	mutex_unlock(&c->lock);
 	if (t)
@@ -369,7 +391,8 @@ IOVM_API int iovm_rcache_put(struct iovm_rcache *c, struct iovm_mr *mr)
 		/* Evicted or invalidated away while held: the last put lets it go. */
 		if (unlikely(atomic_load_explicit(&r->zombie, memory_order_acquire)))
 			region_release_zombie(c, r, life);
-		else if (unlikely(atomic_load_explicit(&c->over_limits, memory_order_relaxed)))
+		else if (unlikely(atomic_load_explicit(&c->over_limits, memory_order_relaxed)) &&
+			 !atomic_load_explicit(&h->n, memory_order_relaxed))
 			put_over_limits(c);
 		return 0;
 	}
@@ -380,7 +403,7 @@ IOVM_API int iovm_rcache_put(struct iovm_rcache *c, struct iovm_mr *mr)
 		list_del(&r->lru);
 		region_free(c, r);
 	} else if (!left && atomic_load_explicit(&c->over_limits, memory_order_relaxed)) {
-		evict(c, NULL);
+		evict(c, NULL, false);
 	}
 	mutex_unlock(&c->lock);
 	if (left < 0)
@@ -409,9 +432,6 @@ IOVM_API int iovm_rcache_create(struct iovm_domain *dom, const struct iovm_rcach
 	err_enter();
 	if (!dom || !out)
 		return err_inval("!dom || !out");
-	/* Registrations cannot use it (iovm/mp.h): a cache that could never hit is refused now. */
-	if (iommu_domain_shared(dom))
-		return err_detail(-EOPNOTSUPP, IOVM_LOG_DEBUG, "a shared domain takes no registrations, so no cache");
 	c = fi_calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;

@@ -90,6 +90,80 @@ TEST(hit_on_a_region_just_published)
 	app_unmap(app, 4 * PG);
 }
 
+/* ---- a put over the limits while a miss registers ---- */
+
+static struct iovm_rcache *limit_cache;
+static uint8_t *limit_addr;
+static atomic_int limit_runs;
+static int limit_get_ret = 1, limit_put_ret = 1;
+
+static void *hit_and_put_over_limits(void *arg)
+{
+	struct iovm_mr *m;
+
+	(void)arg;
+	limit_get_ret = iovm_rcache_get(limit_cache, limit_addr, PG, 0, &m);
+	if (!limit_get_ret)
+		limit_put_ret = iovm_rcache_put(limit_cache, m);
+	return NULL;
+}
+
+/* A miss holds the cache's lock here: another thread's put must not wait for it. */
+static void registering(struct iovm_rcache *c)
+{
+	pthread_t tid;
+
+	if (c != limit_cache || atomic_fetch_add(&limit_runs, 1))
+		return;
+	if (pthread_create(&tid, NULL, hit_and_put_over_limits, NULL) == 0)
+		pthread_join(tid, NULL);
+}
+
+/*
+ * The cache holds more than its limit, every region held, and a miss is
+ * registering (a real device takes milliseconds there, under the cache's
+ * lock). Another thread hits a region and puts it, its last hold of it:
+ * the put returns without the lock (waiting for it here would never end,
+ * as the miss waits for that thread), and the region, still held by this
+ * thread, stays. The put that lets go of it at last evicts it.
+ */
+TEST(put_over_the_limits_never_waits_for_a_miss)
+{
+	struct rig r;
+	struct iovm_mr *a, *b, *n;
+	uint8_t *app = app_map(16 * PG);
+
+	rig_open(&r, REG_OPTS, NULL, IOVM_QUEUE_POLLED);
+	CHECK_OK(iovm_rcache_create(r.dom, &(struct iovm_rcache_attr){ .max_regions = 1 }, &limit_cache));
+	CHECK_OK(iovm_rcache_get(limit_cache, app, PG, 0, &a));
+	CHECK_OK(iovm_rcache_get(limit_cache, app + 4 * PG, PG, 0, &b));
+	CHECK_EQ(cstats(limit_cache).regions, 2); /* both held: over the limit */
+	limit_addr = app + 4 * PG;
+	rcache_test_published = registering;
+	CHECK_OK(iovm_rcache_get(limit_cache, app + 8 * PG, PG, 0, &n));
+	rcache_test_published = NULL;
+	CHECK_EQ(atomic_load(&limit_runs), 1);
+	CHECK_OK(limit_get_ret);
+	CHECK_OK(limit_put_ret);
+	/* Nothing was idle: all three held here still. */
+	CHECK_EQ(cstats(limit_cache).regions, 3);
+	CHECK_EQ(cstats(limit_cache).evictions, 0);
+	/* b's last hold goes, then a's: each goes at its put; n, held, stays. */
+	CHECK_OK(iovm_rcache_put(limit_cache, b));
+	CHECK_EQ(cstats(limit_cache).regions, 2);
+	CHECK_OK(iovm_rcache_put(limit_cache, a));
+	CHECK_EQ(cstats(limit_cache).regions, 1);
+	CHECK_EQ(cstats(limit_cache).evictions, 2);
+	CHECK(mr_info(n).valid);
+	CHECK_OK(iovm_rcache_put(limit_cache, n));
+	CHECK_EQ(cstats(limit_cache).regions, 1); /* within the limit: kept */
+	CHECK_OK(iovm_rcache_destroy(limit_cache));
+	CHECK_EQ(rstats(&r).mrs, 0);
+	no_violations(r.dom);
+	rig_close(&r);
+	app_unmap(app, 16 * PG);
+}
+
 /* ---- many threads on the same new regions ---- */
 
 enum { NEW_THREADS = 4, NEW_ROUNDS = 400, NEW_SLOTS = 8 };
@@ -343,6 +417,7 @@ int main(void)
 {
 	test_init();
 	RUN_SELECTED(hit_on_a_region_just_published);
+	RUN_SELECTED(put_over_the_limits_never_waits_for_a_miss);
 	RUN_SELECTED(concurrent_gets_of_new_regions);
 	RUN_SELECTED(put_of_the_callers_own_mr);
 	RUN_SELECTED(put_into_another_cache);
