@@ -24,6 +24,14 @@ struct board {
 	_Atomic uint64_t live; /* followers alive: bit k */
 	_Atomic int stop;
 	_Atomic uint64_t seen[NF];
+	/*
+	 * Allocators about to be killed: bit i. A dead allocator's block is
+	 * freed by the recovery and may be another's at once, so followers
+	 * leave its box alone from their next pass on (loops[k] counts the
+	 * passes, which the killer waits for).
+	 */
+	_Atomic uint64_t doomed;
+	_Atomic uint64_t loops[NF];
 	struct mbox box[NA];
 };
 
@@ -106,13 +114,14 @@ static void follower(int rd, int wr, void *arg)
 	while (!atomic_load(&b->stop)) {
 		bool any = false;
 
+		atomic_fetch_add(&b->loops[k], 1);
 		for (unsigned i = 0; i < NA; i++) {
 			struct mbox *m = &b->box[i];
 			uint64_t seq = atomic_load(&m->seq), len, seed;
 			struct iovm_completion c;
 			uint8_t *p;
 
-			if (seq == last[i] || (atomic_load(&m->acks) & (1u << k)))
+			if (seq == last[i] || (atomic_load(&m->acks) & (1u << k)) || (atomic_load(&b->doomed) & (1u << i)))
 				continue;
 			last[i] = seq;
 			any = true;
@@ -221,6 +230,16 @@ static void storm(bool kills, bool kill_owner)
 		unsigned a = (unsigned)(test_rand(&s) % NA), f = (unsigned)(test_rand(&s) % NF);
 
 		usleep(1000 * (test_rand(&s) % 80));
+		/* Followers off its box first: what it holds is freed when it dies, and reused. */
+		atomic_fetch_or(&b->doomed, 1ull << a);
+		for (unsigned k = 0; k < NF; k++) {
+			uint64_t from = atomic_load(&b->loops[k]);
+
+			for (unsigned ms = 0; atomic_load(&b->loops[k]) < from + 2; ms++) {
+				CHECK_MSG(ms < 60000, "follower %u never passed its loop", k);
+				usleep(1000);
+			}
+		}
 		child_kill(&al[a]);
 		dead_a[a] = true;
 		usleep(1000 * (test_rand(&s) % 40));

@@ -138,8 +138,14 @@ static bool reg_new(unsigned slot, struct iovm_domain *dom, struct reg *r, uint6
 		/* Pinned in the background, then waited for (a kill may land while its threads pin). */
 		ret = iovm_mr_reg_async(dom, r->addr, len, IOVM_ACCESS_LOCAL_WRITE,
 					IOVM_REG_THREADS(1 + test_rand(rs) % 3) | IOVM_REG_CHUNK_SHIFT(16), &r->mr);
-		if (!ret)
-			CHECK_OK(iovm_mr_wait(r->mr, r->addr, len, -1));
+		/* Pinning short of memory (reg.h: -ENOMEM, the window -ENOSPC) ends as a refused registration does. */
+		if (!ret) {
+			ret = iovm_mr_wait(r->mr, r->addr, len, -1);
+			if (ret == -ENOMEM || ret == -ENOSPC)
+				CHECK_OK(iovm_mr_dereg(r->mr));
+			else
+				CHECK_OK(ret);
+		}
 	} else {
 		ret = iovm_mr_reg(dom, r->addr, len, IOVM_ACCESS_LOCAL_WRITE, &r->mr);
 	}
