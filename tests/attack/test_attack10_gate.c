@@ -504,6 +504,9 @@ static void run_one(struct gcfg cfg)
 {
 	if (getenv("A10_NQ"))
 		cfg.nq = (unsigned)atoi(getenv("A10_NQ"));
+	/* Half as long under the sanitizers, which run the whole suite again (on until MIN_OK all the same). */
+	if (TEST_ASAN || TEST_TSAN)
+		cfg.seconds /= 2;
 	if (getenv("A10_SECS"))
 		cfg.seconds = atof(getenv("A10_SECS"));
 	if (getenv("A10_OPS"))
