@@ -1168,6 +1168,15 @@ static int child_body(unsigned n)
 		if (atomic_load(&s->live) && s->map)
 			munmap(s->map, (size_t)s->map_pages * PG);
 	}
+	/*
+	 * Under AddressSanitizer nothing that allocates: gcc 12's fork() takes
+	 * none of its allocator's locks, and the storm's threads allocate all
+	 * along, so a child may inherit one held and wait for ever
+	 * (tests/mp/mp_util.h's fork_when_threads_rest(), which a storm never
+	 * satisfies). The gcc and clang legs run the rest.
+	 */
+	if (TEST_ASAN)
+		return 0;
 	free(malloc(1u << 20));
 	if (n % 4 == 0) { /* a context of its own: it may */
 		struct iovm_ctx *ctx;
@@ -1223,7 +1232,7 @@ static void *forker(void *arg)
 			  WIFEXITED(status) ? "exited" : "was killed by signal",
 			  WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
 		atomic_fetch_add(&c_forks, 1);
-		if (n % 4 == 0)
+		if (n % 4 == 0 && !TEST_ASAN)
 			atomic_fetch_add(&c_child_ctx, 1);
 		stable_check(&a, "after a child's calls on its copy");
 	}
