@@ -86,15 +86,16 @@ static inline bool threads_rest(void)
  * after its parent's domains started their threads, hung with its queue's
  * worker in pthread_getattr_np()'s free(); here 1 run in 4 beside two busy
  * loops.) The library's threads allocate as they start and now and then
- * after: wait, a second at most, until all sleep, seen twice in a row. A
- * thread may still wake between the look and the fork, which
- * child_exec() does not mind.
+ * after: wait until all sleep, seen twice in a row, 200 ms at most (a test
+ * whose threads spin through its forks pays that per fork). A thread may
+ * still wake between the look and the fork, which child_exec() does not
+ * mind.
  */
 static inline void fork_when_threads_rest(void)
 {
 	if (!TEST_ASAN)
 		return;
-	for (unsigned i = 0, calm = 0; i < 2000 && calm < 2; i++) {
+	for (unsigned i = 0, calm = 0; i < 400 && calm < 2; i++) {
 		calm = threads_rest() ? calm + 1 : 0;
 		if (calm < 2)
 			usleep(500);
