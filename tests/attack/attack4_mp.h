@@ -75,8 +75,6 @@ static inline pid_t a4_fork(void)
 	pid_t parent = getpid(), pid;
 
 	fflush(NULL);
-	/* Under ASan, not while another thread may hold an allocator lock (mp_util.h). */
-	fork_when_threads_rest();
 	pid = fork();
 	CHECK(pid >= 0);
 	if (pid == 0) {
