@@ -290,7 +290,7 @@ static bool discarded_runs(uint64_t start, uint64_t len, struct run *runs, unsig
  * those not in core now are removed, and so is every page of an MR that
  * does not lock its own (what the kernel refuses to discard is locked).
  */
-static __attribute__((unused)) int hook_madvise(void *addr, size_t len, int advice)
+static int hook_madvise(void *addr, size_t len, int advice)
 {
 	struct run runs[MADV_RUNS];
 	struct hooked c = { .n = 0 };
