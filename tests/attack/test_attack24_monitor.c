@@ -2091,8 +2091,17 @@ TEST(rcache_overlap_then_calls)
 	CHECK_EQ(bad, 0);
 }
 
+/*
+ * Failed once (2026-12-07, a fresh make check's gcc leg on a loaded
+ * machine): a registration of memory mapped where a munmap() that had
+ * returned took memory away read 0 of 1 pages valid. Not reproduced or
+ * explained yet (another thread's pending event in the same hole is the
+ * case reg.h allows; whether it was one is not known): behind the flag
+ * until it is (known-gaps.md).
+ */
 TEST(remap_after_return_registers_whole)
 {
+	A24_KNOWN("a page refused after a munmap that returned, once under load");
 	alarm(110);
 	remap_after_return(8);
 }
