@@ -519,6 +519,8 @@ static void install(void)
 	 * and the hook's instrumented code would find no thread there.
 	 */
 	patch("madvise", (void *)hook_madvise, HOOK_MADVISE);
+#else
+	(void)hook_madvise;	/* kept compiled: the TSan build checks it too */
 #endif
 	patch("mremap", (void *)hook_mremap, HOOK_MREMAP);
 	patch("mmap", (void *)hook_mmap, HOOK_MMAP);
