@@ -39,10 +39,11 @@
  * an mremap() that may move memory invalidates it if it moves. What
  * bypasses libc (syscall(SYS_munmap), the dynamic loader's own unmaps, a
  * sanitizer's allocator and its interceptors' own system calls), the
- * calls left unhooked, and a munmap() of memory an unhooked mremap() moved
- * or grew (the kernel carries userfaultfd's watch to addresses the hooks
- * were never told of), are still seen by userfaultfd, waiting for its
- * thread as before. An entry of libc that is not a known one is not patched
+ * calls left unhooked, and a munmap() of only the pages an unhooked
+ * mremap() grew (the kernel carries userfaultfd's watch to them, and no
+ * event names them), are still seen by userfaultfd, waiting for its
+ * thread as before. Memory such an mremap() moved is hooked where it
+ * went, before the call returns (a free() of a block realloc() moved). An entry of libc that is not a known one is not patched
  * (userfaultfd alone for that call then); IOVM_NO_HOOKS=1 in the
  * environment keeps them all so. A context's hooks stop when it closes; after fork() a child's
  * hooks leave its memory alone (registrations are the parent's). Another
@@ -190,8 +191,7 @@ struct iovm_mr;
  * and never invalidate the new registration. Memory mapped into a hole
  * that another thread's call is still making (its event not yet read by
  * the monitor: a raw munmap, and without IOVM_HOOKS=all an mremap() that
- * shrinks or moves, and a munmap() of the memory it moved, go through
- * userfaultfd) may be: its pages are then
+ * shrinks or moves, go through userfaultfd) may be: its pages are then
  * refused, never stale (guarantees.md). The registration cache is not so
  * careful there: a get in that moment may hit the region of the memory
  * that was there, whose pages are the old ones, until the monitor reads

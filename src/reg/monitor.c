@@ -111,6 +111,7 @@ static void *reader_main(void *arg)
 	struct reg_monitor *m = arg;
 	struct pollfd fds[2] = { { .fd = m->uffd, .events = POLLIN }, { .fd = m->stop_fd, .events = POLLIN } };
 
+	mon_in_reader = true;
 	for (;;) {
 		struct uffd_msg msg[READ_BATCH];
 		uint64_t ticket;
@@ -128,9 +129,27 @@ static void *reader_main(void *arg)
 		 * on: its call returns once the events are read.
 		 */
 		ticket = mon_batch_begin(m, true);
-		while ((n = read(m->uffd, msg, sizeof(msg))) > 0)
+		for (;;) {
+			atomic_fetch_add_explicit(&m->reading, 1, memory_order_seq_cst);
+			n = read(m->uffd, msg, sizeof(msg));
+			/*
+			 * The kernel carried the watch along with a move: its
+			 * destination goes into the hooks' filter before any
+			 * hook may look (see reg_monitor.reading), so that a
+			 * munmap() of it (glibc's free() of a block realloc()
+			 * moved) is hooked. The first pages are enough for
+			 * the whole block's (the filter answers for any page);
+			 * a growth's new pages beyond them are not known here.
+			 */
+			for (ssize_t i = 0; i < n / (ssize_t)sizeof(msg[0]); i++)
+				if (msg[i].event == UFFD_EVENT_REMAP)
+					watchmap_mark(&m->watched, msg[i].arg.remap.to, msg[i].arg.remap.len);
+			atomic_fetch_add_explicit(&m->reading, 1, memory_order_seq_cst);
+			if (n <= 0)
+				break;
 			for (ssize_t i = 0; i < n / (ssize_t)sizeof(msg[0]); i++)
 				take(m, &msg[i]);
+		}
 		mon_batch_queued(m, false, ticket);
 	}
 	/*

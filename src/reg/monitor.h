@@ -76,6 +76,15 @@ struct reg_monitor {
 	_Atomic uint32_t hooks_closing;
 	/* Producers waiting for room in a full ring: the invalidator takes what is queued, counted or not. */
 	_Atomic uint32_t push_waiting;
+	/*
+	 * The reader's: odd from before each read(2) of the userfaultfd until
+	 * the destinations of the moves it read are in the hooks' filter
+	 * (@watched). The read lets the mover go on; a hook that finds its
+	 * range unwatched while this is odd waits for it to move on
+	 * (monitor_may_watch()): the munmap() of memory just moved is then
+	 * hooked, not left to userfaultfd.
+	 */
+	_Atomic uint32_t reading;
 
 	/* Counters: written by one thread each, read racily. */
 	_Atomic uint64_t events, unmaps, removes, remaps, forks, overflows, generation;
@@ -95,6 +104,8 @@ void mon_push(struct reg_monitor *m, uint8_t kind, uint64_t start, uint64_t len,
 uint64_t mon_batch_begin(struct reg_monitor *m, bool reader);
 /* Batch @ticket's events are queued: the invalidator may take it (@lazy: a hook's, which may not wake it). */
 void mon_batch_queued(struct reg_monitor *m, bool lazy, uint64_t ticket);
+/* Set on the reader's thread: its hooks never wait for its own marks (monitor_may_watch()). */
+extern __thread bool mon_in_reader __tls_ie;
 /* The invalidator thread's body. */
 void *mon_invalidator_main(void *arg);
 

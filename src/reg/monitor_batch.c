@@ -358,8 +358,35 @@ void *mon_invalidator_main(void *arg)
 	return NULL;
 }
 
+__thread bool mon_in_reader __tls_ie;
+
+/* How long a hook waits for the reader to mark what it read (reg_monitor.reading): far more than it takes. */
+#define READING_WAIT_NS (UINT64_C(100) * 1000000)
+
 bool monitor_may_watch(struct reg_monitor *m, uint64_t start, uint64_t len)
 {
+	uint64_t since = 0;
+	unsigned spins = 0;
+
+	/*
+	 * Not watched as far as the filter knows: unless the reader is
+	 * between a read that may have let this very caller go on (its
+	 * mremap() just returned) and the marking of what that read moved.
+	 * Then wait for the mark: an even count seen after it (seq_cst, as
+	 * the reader's stores) comes after the marks of every read before.
+	 * The reader's own thread (a signal handler's munmap()) does not
+	 * wait for itself.
+	 */
+	while ((atomic_load_explicit(&m->reading, memory_order_seq_cst) & 1) && !mon_in_reader) {
+		if (++spins < 64)
+			continue;
+		if (!since) {
+			since = clock_now_ns();
+		} else if (clock_now_ns() - since >= READING_WAIT_NS) {
+			break; /* the reader is short of CPU: userfaultfd sees the call, as without the mark */
+		}
+		sched_yield();
+	}
 	return watchmap_any(&m->watched, start, len);
 }
 

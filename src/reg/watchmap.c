@@ -25,7 +25,7 @@
 #define WM_TOP (1u << (47 - WM_SHIFT - WM_LEAF_BITS))
 #define WM_END (UINT64_C(1) << 47)
 
-enum wm_op { WM_SET, WM_CLEAR, WM_TEST };
+enum wm_op { WM_SET, WM_MARK, WM_CLEAR, WM_TEST };
 
 /*
  * LeakSanitizer's root regions, where its runtime is loaded; looked up at
@@ -42,6 +42,8 @@ static lsan_region_fn *lsan_fn(const char *name)
 	return fn;
 }
 
+static void spares_fill(struct watchmap *w);
+
 void watchmap_init(struct watchmap *w)
 {
 	void *p = mmap(NULL, WM_TOP * sizeof(*w->top), PROT_READ | PROT_WRITE,
@@ -57,6 +59,9 @@ void watchmap_init(struct watchmap *w)
 	atomic_init(&w->all, w->top == NULL);
 	atomic_init(&w->lo, WM_TOP);
 	atomic_init(&w->hi, 0);
+	for (unsigned i = 0; i <= WM_SPARES; i++)
+		atomic_init(&w->spare[i], NULL);
+	spares_fill(w);
 }
 
 void watchmap_fini(struct watchmap *w)
@@ -67,6 +72,8 @@ void watchmap_fini(struct watchmap *w)
 	for (uint32_t i = atomic_load_explicit(&w->lo, memory_order_relaxed);
 	     i < atomic_load_explicit(&w->hi, memory_order_relaxed); i++)
 		free((void *)atomic_load_explicit(&w->top[i], memory_order_relaxed));
+	for (unsigned i = 0; i <= WM_SPARES; i++)
+		free((void *)atomic_exchange_explicit(&w->spare[i], NULL, memory_order_relaxed));
 	{
 		lsan_region_fn *unreg = lsan_fn("__lsan_unregister_root_region");
 
@@ -77,13 +84,80 @@ void watchmap_fini(struct watchmap *w)
 	w->top = NULL;
 }
 
-/* Set, clear or test the bits of [start, start+len), a word at a time. Test: whether any is set. */
+static _Atomic uint64_t *leaf_new(void)
+{
+	return calloc((1u << WM_LEAF_BITS) / 64, sizeof(_Atomic uint64_t));
+}
+
+/* The spares made again where taken (watchmap_set()'s callers may allocate). */
+static void spares_fill(struct watchmap *w)
+{
+	for (unsigned i = 0; i < WM_SPARES; i++) {
+		_Atomic uint64_t *fresh, *none = NULL;
+
+		if (atomic_load_explicit(&w->spare[i], memory_order_relaxed))
+			continue;
+		fresh = leaf_new();
+		if (fresh && !atomic_compare_exchange_strong_explicit(&w->spare[i], &none, fresh, memory_order_release,
+								      memory_order_relaxed))
+			free((void *)fresh);
+	}
+}
+
+/* A spare leaf, or NULL: the one given back first, then those made ahead. */
+static _Atomic uint64_t *spare_take(struct watchmap *w)
+{
+	for (unsigned i = WM_SPARES + 1; i-- > 0;) {
+		_Atomic uint64_t *leaf = atomic_exchange_explicit(&w->spare[i], NULL, memory_order_acquire);
+
+		if (leaf)
+			return leaf;
+	}
+	return NULL;
+}
+
+/*
+ * Leaf @i of the top, made from @fresh unless another thread made it
+ * first: the leaf now in place. @fresh, not used, is freed, or, taken
+ * from the spares, given back (still zeroed): the place it is given back
+ * to is empty, as the one marking thread took from there first, or found
+ * it empty.
+ */
+static _Atomic uint64_t *leaf_install(struct watchmap *w, uint32_t i, _Atomic uint64_t *fresh, bool spare)
+{
+	_Atomic uint64_t *leaf = NULL;
+	uint32_t v;
+
+	if (!atomic_compare_exchange_strong_explicit(&w->top[i], &leaf, fresh, memory_order_acq_rel,
+						     memory_order_acquire)) {
+		if (spare)
+			atomic_store_explicit(&w->spare[WM_SPARES], fresh, memory_order_release);
+		else
+			free((void *)fresh);
+		return leaf;
+	}
+	v = atomic_load_explicit(&w->lo, memory_order_relaxed);
+	while (i < v && !atomic_compare_exchange_weak_explicit(&w->lo, &v, i, memory_order_relaxed, memory_order_relaxed))
+		;
+	v = atomic_load_explicit(&w->hi, memory_order_relaxed);
+	while (i + 1 > v &&
+	       !atomic_compare_exchange_weak_explicit(&w->hi, &v, i + 1, memory_order_relaxed, memory_order_relaxed))
+		;
+	return fresh;
+}
+
+/*
+ * Set (allocating the leaves it needs, or, for WM_MARK, taking spares),
+ * clear or test the bits of [start, start+len), a word at a time. Test:
+ * whether any is set.
+ */
 static bool wm_op(struct watchmap *w, uint64_t start, uint64_t len, enum wm_op op)
 {
+	bool setting = op == WM_SET || op == WM_MARK;
 	uint64_t end;
 
 	if (start + len > WM_END || start + len < start || !w->top) {
-		if (op == WM_SET)
+		if (setting)
 			atomic_store_explicit(&w->all, true, memory_order_release);
 		return true;
 	}
@@ -95,30 +169,14 @@ static bool wm_op(struct watchmap *w, uint64_t start, uint64_t len, enum wm_op o
 		uint64_t n = MIN(end - pg, 64 - bit % 64);
 		uint64_t mask = (n == 64 ? ~UINT64_C(0) : ((UINT64_C(1) << n) - 1)) << (bit % 64);
 
-		if (!leaf && op == WM_SET) {
-			_Atomic uint64_t *fresh = calloc((1u << WM_LEAF_BITS) / 64, sizeof(*fresh));
+		if (!leaf && setting) {
+			_Atomic uint64_t *fresh = op == WM_SET ? leaf_new() : spare_take(w);
 
 			if (!fresh) {
 				atomic_store_explicit(&w->all, true, memory_order_release);
 				return true;
 			}
-			if (atomic_compare_exchange_strong_explicit(slot, &leaf, fresh, memory_order_acq_rel,
-								    memory_order_acquire)) {
-				uint32_t i = (uint32_t)(pg >> WM_LEAF_BITS), v;
-
-				leaf = fresh;
-				v = atomic_load_explicit(&w->lo, memory_order_relaxed);
-				while (i < v && !atomic_compare_exchange_weak_explicit(&w->lo, &v, i, memory_order_relaxed,
-										      memory_order_relaxed))
-					;
-				v = atomic_load_explicit(&w->hi, memory_order_relaxed);
-				while (i + 1 > v && !atomic_compare_exchange_weak_explicit(&w->hi, &v, i + 1,
-											  memory_order_relaxed,
-											  memory_order_relaxed))
-					;
-			} else {
-				free((void *)fresh);
-			}
+			leaf = leaf_install(w, (uint32_t)(pg >> WM_LEAF_BITS), fresh, op == WM_MARK);
 		}
 		if (!leaf) {
 			/* A whole leaf never watched: on to the next one. */
@@ -126,7 +184,7 @@ static bool wm_op(struct watchmap *w, uint64_t start, uint64_t len, enum wm_op o
 			continue;
 		}
 		/* Set before the range is registered (seq_cst): a hook that misses it finds it registered. */
-		if (op == WM_SET)
+		if (setting)
 			atomic_fetch_or_explicit(&leaf[bit / 64], mask, memory_order_seq_cst);
 		else if (op == WM_CLEAR)
 			atomic_fetch_and_explicit(&leaf[bit / 64], ~mask, memory_order_relaxed);
@@ -139,7 +197,13 @@ static bool wm_op(struct watchmap *w, uint64_t start, uint64_t len, enum wm_op o
 
 void watchmap_set(struct watchmap *w, uint64_t start, uint64_t len)
 {
+	spares_fill(w);
 	wm_op(w, start, len, WM_SET);
+}
+
+void watchmap_mark(struct watchmap *w, uint64_t start, uint64_t len)
+{
+	wm_op(w, start, len, WM_MARK);
 }
 
 void watchmap_clear(struct watchmap *w, uint64_t start, uint64_t len)

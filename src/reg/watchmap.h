@@ -15,10 +15,19 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* Leaves made ahead, for watchmap_mark(), which cannot allocate. */
+#define WM_SPARES 2
+
 struct watchmap {
 	_Atomic(_Atomic uint64_t *) *top; /* 2^20 leaves (8 MiB mapped, touched where used); NULL: all */
 	_Atomic bool all;                 /* a leaf could not be made: every page may be watched */
 	_Atomic uint32_t lo, hi;          /* the leaves made lie in [lo, hi) of top */
+	/*
+	 * Made by watchmap_set(), taken by watchmap_mark(); the last one is
+	 * where a spare taken and not used (another thread made that leaf)
+	 * is given back, and is taken first.
+	 */
+	_Atomic(_Atomic uint64_t *) spare[WM_SPARES + 1];
 };
 
 /* Map the top level (never fails: without it every page may be watched). */
@@ -27,6 +36,13 @@ void watchmap_init(struct watchmap *w);
 void watchmap_fini(struct watchmap *w);
 /* Mark [start, start+len) watched; may allocate (not from a hook). */
 void watchmap_set(struct watchmap *w, uint64_t start, uint64_t len);
+/*
+ * Mark [start, start+len) watched without allocating or freeing (the
+ * monitor's reader; one thread at a time): a leaf not made yet is taken
+ * from the spares, and with none left every page may be watched from
+ * then on (a filter in excess costs hooks their work, never an event).
+ */
+void watchmap_mark(struct watchmap *w, uint64_t start, uint64_t len);
 /* Unmark it; lock-free, never allocates. */
 void watchmap_clear(struct watchmap *w, uint64_t start, uint64_t len);
 /* Whether any page of it may be watched; lock-free, never allocates. */

@@ -36,12 +36,14 @@ static atomic_ulong ra_ok, ra_lost, ra_refused, ra_pending, ra_noise;
 static unsigned ra_iters;
 
 /*
- * The makers' mremap()s without IOVM_HOOKS=all go through userfaultfd,
- * and so does the munmap() of memory such a move took away (the kernel
- * moves the userfaultfd's registration with it, to addresses the hooks
- * were never told of): the kernel frees their addresses, then waits for
- * the monitor to read the event. Another maker's mmap(NULL) may take those addresses in
- * between, and the event then takes that memory's pages, or its taker's
+ * The makers' mremap()s without IOVM_HOOKS=all go through userfaultfd:
+ * the kernel frees their addresses, then waits for the monitor to read
+ * the event. So did the munmap() of memory such a move took away (the
+ * kernel moves the userfaultfd's registration with it) until the reader
+ * put a move's destination into the hooks' filter; it is logged all the
+ * same, as a reader kept off the CPU past the hooks' wait for it leaves
+ * that munmap() to userfaultfd. Another maker's mmap(NULL) may take those
+ * addresses in between, and the event then takes that memory's pages, or its taker's
  * (reg.h: "memory mapped into a hole that another thread's call is still
  * making ... its pages are then refused"). Each such call is logged here
  * with the steps of one clock at which it began and returned, so that a
@@ -377,7 +379,8 @@ static void remap_after_return(unsigned noise_threads)
  * memory. A maker's own mremap() can fail there too: its registration's
  * refused pages were unlocked, which splits its mapping (seen: the first
  * two pages unlocked, the rest locked; EFAULT). 150 runs beside busy
- * loops: 19 with such refusals, every one in such a hole.
+ * loops: 19 with such refusals, every one in such a hole; 100 runs once
+ * the moved memory's munmap() was hooked: 16.
  */
 TEST(remap_after_return_registers_whole)
 {

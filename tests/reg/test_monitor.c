@@ -159,6 +159,65 @@ TEST(mremap)
 	app_unmap(moved, 4 * PG);
 }
 
+/*
+ * Memory a move took along: without IOVM_HOOKS=all mremap() goes through
+ * userfaultfd, and the kernel carries the watch to the destination. The
+ * reader puts that destination into the hooks' filter before the mover
+ * can look, so that its munmap() (glibc's free() of a block realloc()
+ * moved) is hooked: no round trip through userfaultfd, and no moment in
+ * which the addresses are free while their event waits to be read.
+ * Twice: a move of part of an MR, then a realloc()-like growth that
+ * moves the rest, unmapped whole.
+ */
+TEST(munmap_of_moved_memory_is_hooked)
+{
+	struct case_ t;
+	uint8_t *dst = app_map(4 * PG), *moved;
+	uint64_t h, u, remaps;
+
+	setup(&t, app_map(NPAGES * PG), IOVM_ACCESS_LOCAL_WRITE);
+	if (!(hooks_installed() & HOOK_MUNMAP) || (hooks_installed() & HOOK_MREMAP)) {
+		teardown(&t);
+		app_unmap(t.app, NPAGES * PG);
+		app_unmap(dst, 4 * PG);
+		SKIP_CASE("needs munmap() hooked and mremap() not (IOVM_HOOKS unset, x86-64)");
+	}
+	remaps = rstats(&t.r).events_remap;
+	moved = mremap(t.app + 12 * PG, 4 * PG, 4 * PG, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
+	CHECK(moved == dst);
+	CHECK_EQ(mr_info(t.mr).valid_pages, NPAGES - 4); /* settles the reader's batches: the move is counted */
+	check_gone(&t, 12, 4, 1);
+	CHECK_EQ(rstats(&t.r).events_remap, remaps + 1);
+	h = monitor_hooked(t.r.ctx->reg->mon);
+	u = rstats(&t.r).monitor_events - h;
+	CHECK_OK(munmap(moved, 4 * PG));
+	CHECK(!mr_info(t.mr).valid || mr_info(t.mr).valid_pages == NPAGES - 4);
+	CHECK_EQ(monitor_hooked(t.r.ctx->reg->mon), h + 1);
+	CHECK_EQ(rstats(&t.r).monitor_events - monitor_hooked(t.r.ctx->reg->mon), u);
+	/* Grown and moved (what realloc() of an mmapped block does), then freed whole. */
+	moved = mremap(t.app, 12 * PG, 64 * PG, MREMAP_MAYMOVE);
+	CHECK(moved != MAP_FAILED);
+	if (moved != t.app) {
+		/*
+		 * A move raises the old range's unmap too, counted by the
+		 * reader after the read lets the mover go: settled first.
+		 */
+		CHECK(!mr_info(t.mr).valid);
+		check_gone(&t, 0, 12, NONE_ALIVE);
+		h = monitor_hooked(t.r.ctx->reg->mon);
+		u = rstats(&t.r).monitor_events - h;
+		memset(moved + 60 * PG, 1, PG); /* the grown pages too */
+		CHECK_OK(munmap(moved, 64 * PG));
+		CHECK(!mr_info(t.mr).valid);
+		CHECK_EQ(monitor_hooked(t.r.ctx->reg->mon), h + 1);
+		CHECK_EQ(rstats(&t.r).monitor_events - monitor_hooked(t.r.ctx->reg->mon), u);
+	} else {
+		/* Grown in place (the addresses after it were free): no event, nothing moved. */
+		CHECK_OK(munmap(moved, 64 * PG));
+	}
+	teardown(&t);
+}
+
 TEST(mremap_fixed_destination)
 {
 	struct case_ t;
@@ -728,6 +787,7 @@ int main(void)
 	RUN(munmap);
 	RUN(munmap_from_another_thread);
 	RUN(mremap);
+	RUN(munmap_of_moved_memory_is_hooked);
 	RUN(mremap_fixed_destination);
 	RUN(mmap_fixed_over);
 	RUN(madvise_on_locked_memory);
