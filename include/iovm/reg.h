@@ -43,7 +43,10 @@
  * mremap() grew (the kernel carries userfaultfd's watch to them, and no
  * event names them), are still seen by userfaultfd, waiting for its
  * thread as before. Memory such an mremap() moved is hooked where it
- * went, before the call returns (a free() of a block realloc() moved). An entry of libc that is not a known one is not patched
+ * went (a free() of a block realloc() moved): the monitor marks it for
+ * the hooks as it reads the move, and a munmap() that comes first waits
+ * for the mark (100 ms at most: a monitor kept off the CPU longer leaves
+ * that call to userfaultfd, slower, as correct). An entry of libc that is not a known one is not patched
  * (userfaultfd alone for that call then); IOVM_NO_HOOKS=1 in the
  * environment keeps them all so. A context's hooks stop when it closes; after fork() a child's
  * hooks leave its memory alone (registrations are the parent's). Another

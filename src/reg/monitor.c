@@ -132,6 +132,8 @@ static void *reader_main(void *arg)
 		for (;;) {
 			atomic_fetch_add_explicit(&m->reading, 1, memory_order_seq_cst);
 			n = read(m->uffd, msg, sizeof(msg));
+			if (unlikely(n > 0 && atomic_load_explicit(&monitor_test_reading, memory_order_relaxed)))
+				atomic_load_explicit(&monitor_test_reading, memory_order_acquire)();
 			/*
 			 * The kernel carried the watch along with a move: its
 			 * destination goes into the hooks' filter before any

@@ -85,6 +85,7 @@ struct reg_monitor {
 	 * hooked, not left to userfaultfd.
 	 */
 	_Atomic uint32_t reading;
+	_Atomic uint32_t reading_waiters; /* hooks waiting for it now (for the tests) */
 
 	/* Counters: written by one thread each, read racily. */
 	_Atomic uint64_t events, unmaps, removes, remaps, forks, overflows, generation;

@@ -360,33 +360,43 @@ void *mon_invalidator_main(void *arg)
 
 __thread bool mon_in_reader __tls_ie;
 
-/* How long a hook waits for the reader to mark what it read (reg_monitor.reading): far more than it takes. */
-#define READING_WAIT_NS (UINT64_C(100) * 1000000)
+_Atomic uint64_t monitor_reading_wait_ns = MON_READING_WAIT_NS;
+_Atomic(monitor_test_hook) monitor_test_reading;
 
 bool monitor_may_watch(struct reg_monitor *m, uint64_t start, uint64_t len)
 {
-	uint64_t since = 0;
+	uint64_t since = 0, wait;
+	uint32_t r = atomic_load_explicit(&m->reading, memory_order_seq_cst);
 	unsigned spins = 0;
 
+	/* Tested after the load: a mark the count's value stands for is seen. */
+	if (watchmap_any(&m->watched, start, len))
+		return true;
 	/*
-	 * Not watched as far as the filter knows: unless the reader is
-	 * between a read that may have let this very caller go on (its
-	 * mremap() just returned) and the marking of what that read moved.
-	 * Then wait for the mark: an even count seen after it (seq_cst, as
-	 * the reader's stores) comes after the marks of every read before.
-	 * The reader's own thread (a signal handler's munmap()) does not
-	 * wait for itself.
+	 * Not watched as far as the filter knows, and the reader is not
+	 * between a read and the marking of what it moved: that stands (an
+	 * even count comes after the marks of every read before it, and a
+	 * read that let this caller go on began before the caller looked).
+	 * The reader's own thread (a signal handler's munmap()) does not wait
+	 * for itself, nor does the invalidator (its own blocks, never moved
+	 * memory; devices wait for its gate meanwhile).
 	 */
-	while ((atomic_load_explicit(&m->reading, memory_order_seq_cst) & 1) && !mon_in_reader) {
+	if (!(r & 1) || mon_in_reader || opening_gate)
+		return false;
+	/* The read may have let this very caller go on (its mremap() just returned): wait for the marks. */
+	wait = atomic_load_explicit(&monitor_reading_wait_ns, memory_order_relaxed);
+	atomic_fetch_add_explicit(&m->reading_waiters, 1, memory_order_relaxed);
+	while (atomic_load_explicit(&m->reading, memory_order_seq_cst) == r) {
 		if (++spins < 64)
 			continue;
 		if (!since) {
 			since = clock_now_ns();
-		} else if (clock_now_ns() - since >= READING_WAIT_NS) {
+		} else if (clock_now_ns() - since >= wait) {
 			break; /* the reader is short of CPU: userfaultfd sees the call, as without the mark */
 		}
 		sched_yield();
 	}
+	atomic_fetch_sub_explicit(&m->reading_waiters, 1, memory_order_relaxed);
 	return watchmap_any(&m->watched, start, len);
 }
 

@@ -434,6 +434,16 @@ extern _Atomic(monitor_test_hook) monitor_test_hold;
  */
 #define MON_PUSH_WAIT_NS (UINT64_C(1000) * 1000000)
 extern _Atomic uint64_t monitor_push_wait_ns;
+/*
+ * How long a hook waits for the reader to mark the moves it read
+ * (reg_monitor.reading): far more than that takes. monitor_reading_wait_ns:
+ * MON_READING_WAIT_NS, but for the tests, which hold the reader there
+ * (monitor_test_reading, called between its read and its marks; NULL in
+ * normal use).
+ */
+#define MON_READING_WAIT_NS (UINT64_C(100) * 1000000)
+extern _Atomic uint64_t monitor_reading_wait_ns;
+extern _Atomic(monitor_test_hook) monitor_test_reading;
 int monitor_start(struct reg_space *rs, struct reg_monitor **out);
 void monitor_stop(struct reg_monitor *m);
 /*

@@ -61,7 +61,8 @@ void watchmap_init(struct watchmap *w)
 	atomic_init(&w->hi, 0);
 	for (unsigned i = 0; i <= WM_SPARES; i++)
 		atomic_init(&w->spare[i], NULL);
-	spares_fill(w);
+	if (w->top)
+		spares_fill(w);
 }
 
 void watchmap_fini(struct watchmap *w)
@@ -172,6 +173,16 @@ static bool wm_op(struct watchmap *w, uint64_t start, uint64_t len, enum wm_op o
 		if (!leaf && setting) {
 			_Atomic uint64_t *fresh = op == WM_SET ? leaf_new() : spare_take(w);
 
+			/*
+			 * No spare left to mark with: that leaf's pages stay
+			 * unmarked, and their unmap goes through userfaultfd (what
+			 * marking saves, not what it makes correct). Every
+			 * page from then on would cost every munmap() far more.
+			 */
+			if (!fresh && op == WM_MARK) {
+				pg = (pg | ((1u << WM_LEAF_BITS) - 1)) + 1;
+				continue;
+			}
 			if (!fresh) {
 				atomic_store_explicit(&w->all, true, memory_order_release);
 				return true;
@@ -197,7 +208,8 @@ static bool wm_op(struct watchmap *w, uint64_t start, uint64_t len, enum wm_op o
 
 void watchmap_set(struct watchmap *w, uint64_t start, uint64_t len)
 {
-	spares_fill(w);
+	if (w->top)
+		spares_fill(w);
 	wm_op(w, start, len, WM_SET);
 }
 

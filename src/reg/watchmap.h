@@ -39,8 +39,8 @@ void watchmap_set(struct watchmap *w, uint64_t start, uint64_t len);
 /*
  * Mark [start, start+len) watched without allocating or freeing (the
  * monitor's reader; one thread at a time): a leaf not made yet is taken
- * from the spares, and with none left every page may be watched from
- * then on (a filter in excess costs hooks their work, never an event).
+ * from the spares; with none left its pages stay unmarked (their unmap
+ * then goes through userfaultfd: slower, never wrong).
  */
 void watchmap_mark(struct watchmap *w, uint64_t start, uint64_t len);
 /* Unmark it; lock-free, never allocates. */

@@ -195,8 +195,10 @@ TEST(munmap_of_moved_memory_is_hooked)
 	CHECK_EQ(monitor_hooked(t.r.ctx->reg->mon), h + 1);
 	CHECK_EQ(rstats(&t.r).monitor_events - monitor_hooked(t.r.ctx->reg->mon), u);
 	/* Grown and moved (what realloc() of an mmapped block does), then freed whole. */
+	replace(t.app + 12 * PG, PG, 0); /* no growth in place */
 	moved = mremap(t.app, 12 * PG, 64 * PG, MREMAP_MAYMOVE);
-	CHECK(moved != MAP_FAILED);
+	CHECK(moved != MAP_FAILED && moved != t.app);
+	app_unmap(t.app + 12 * PG, PG);
 	if (moved != t.app) {
 		/*
 		 * A move raises the old range's unmap too, counted by the
@@ -211,11 +213,71 @@ TEST(munmap_of_moved_memory_is_hooked)
 		CHECK(!mr_info(t.mr).valid);
 		CHECK_EQ(monitor_hooked(t.r.ctx->reg->mon), h + 1);
 		CHECK_EQ(rstats(&t.r).monitor_events - monitor_hooked(t.r.ctx->reg->mon), u);
-	} else {
-		/* Grown in place (the addresses after it were free): no event, nothing moved. */
-		CHECK_OK(munmap(moved, 64 * PG));
 	}
 	teardown(&t);
+}
+
+static struct reg_monitor *held_mon;
+static atomic_bool saw_waiter;
+
+/* The reader, between a read and its marks: held until a hook waits for them (10 s at most). */
+static void hold_reader(void)
+{
+	for (unsigned i = 0; i < 10000 && !atomic_load(&held_mon->reading_waiters); i++)
+		usleep(1000);
+	if (atomic_load(&held_mon->reading_waiters))
+		atomic_store(&saw_waiter, true);
+}
+
+/*
+ * The mover's munmap() right after its mremap() returned, while the
+ * reader, which the read let it go, has not marked the destination yet:
+ * the hook waits for the mark and handles the call (the reader held
+ * there until a hook waits). MREMAP_DONTUNMAP: a move that raises no
+ * unmap of its source, so that its one event's read is what lets the
+ * mover go.
+ */
+TEST(munmap_right_after_a_move_waits_for_the_mark)
+{
+	struct case_ t;
+	uint8_t *dst = app_map(4 * PG), *moved;
+	uint64_t h, u, remaps;
+
+	setup(&t, app_map(NPAGES * PG), IOVM_ACCESS_LOCAL_WRITE);
+	if (!(hooks_installed() & HOOK_MUNMAP) || (hooks_installed() & HOOK_MREMAP)) {
+		teardown(&t);
+		app_unmap(t.app, NPAGES * PG);
+		app_unmap(dst, 4 * PG);
+		SKIP_CASE("needs munmap() hooked and mremap() not (IOVM_HOOKS unset, x86-64)");
+	}
+	held_mon = t.r.ctx->reg->mon;
+	atomic_store(&saw_waiter, false);
+	atomic_store(&monitor_reading_wait_ns, UINT64_C(20) * 1000000000);
+	CHECK(mr_info(t.mr).valid);
+	h = monitor_hooked(held_mon);
+	u = rstats(&t.r).monitor_events - h;
+	remaps = rstats(&t.r).events_remap;
+	atomic_store(&monitor_test_reading, hold_reader);
+	moved = mremap(t.app + 12 * PG, 4 * PG, 4 * PG, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, dst);
+	if (moved == MAP_FAILED) {
+		atomic_store(&monitor_test_reading, NULL);
+		CHECK_EQ(errno, EINVAL); /* a kernel before 5.7 */
+		teardown(&t);
+		app_unmap(t.app, NPAGES * PG);
+		app_unmap(dst, 4 * PG);
+		SKIP_CASE("no MREMAP_DONTUNMAP here");
+	}
+	CHECK(moved == dst);
+	CHECK_OK(munmap(moved, 4 * PG));
+	atomic_store(&monitor_test_reading, NULL);
+	atomic_store(&monitor_reading_wait_ns, MON_READING_WAIT_NS);
+	CHECK(atomic_load(&saw_waiter));
+	CHECK_EQ(mr_info(t.mr).valid_pages, NPAGES - 4); /* settled: every count below is final */
+	CHECK_EQ(rstats(&t.r).events_remap, remaps + 1);
+	CHECK_EQ(monitor_hooked(held_mon), h + 1);
+	CHECK_EQ(rstats(&t.r).monitor_events - monitor_hooked(held_mon), u + 1); /* the move's event only */
+	teardown(&t);
+	app_unmap(t.app, NPAGES * PG);
 }
 
 TEST(mremap_fixed_destination)
@@ -788,6 +850,7 @@ int main(void)
 	RUN(munmap_from_another_thread);
 	RUN(mremap);
 	RUN(munmap_of_moved_memory_is_hooked);
+	RUN(munmap_right_after_a_move_waits_for_the_mark);
 	RUN(mremap_fixed_destination);
 	RUN(mmap_fixed_over);
 	RUN(madvise_on_locked_memory);
