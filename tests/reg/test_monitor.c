@@ -159,6 +159,17 @@ TEST(mremap)
 	app_unmap(moved, 4 * PG);
 }
 
+/* munmap() hooked and mremap() not (the default): else the case is undone, @dst unmapped too. */
+static bool only_munmap_hooked(struct case_ *t, uint8_t *dst)
+{
+	if ((hooks_installed() & HOOK_MUNMAP) && !(hooks_installed() & HOOK_MREMAP))
+		return true;
+	teardown(t);
+	app_unmap(t->app, NPAGES * PG);
+	app_unmap(dst, 4 * PG);
+	return false;
+}
+
 /*
  * Memory a move took along: without IOVM_HOOKS=all mremap() goes through
  * userfaultfd, and the kernel carries the watch to the destination. The
@@ -176,12 +187,8 @@ TEST(munmap_of_moved_memory_is_hooked)
 	uint64_t h, u, remaps;
 
 	setup(&t, app_map(NPAGES * PG), IOVM_ACCESS_LOCAL_WRITE);
-	if (!(hooks_installed() & HOOK_MUNMAP) || (hooks_installed() & HOOK_MREMAP)) {
-		teardown(&t);
-		app_unmap(t.app, NPAGES * PG);
-		app_unmap(dst, 4 * PG);
+	if (!only_munmap_hooked(&t, dst))
 		SKIP_CASE("needs munmap() hooked and mremap() not (IOVM_HOOKS unset, x86-64)");
-	}
 	remaps = rstats(&t.r).events_remap;
 	moved = mremap(t.app + 12 * PG, 4 * PG, 4 * PG, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
 	CHECK(moved == dst);
@@ -244,12 +251,8 @@ TEST(munmap_right_after_a_move_waits_for_the_mark)
 	uint64_t h, u, remaps;
 
 	setup(&t, app_map(NPAGES * PG), IOVM_ACCESS_LOCAL_WRITE);
-	if (!(hooks_installed() & HOOK_MUNMAP) || (hooks_installed() & HOOK_MREMAP)) {
-		teardown(&t);
-		app_unmap(t.app, NPAGES * PG);
-		app_unmap(dst, 4 * PG);
+	if (!only_munmap_hooked(&t, dst))
 		SKIP_CASE("needs munmap() hooked and mremap() not (IOVM_HOOKS unset, x86-64)");
-	}
 	held_mon = t.r.ctx->reg->mon;
 	atomic_store(&saw_waiter, false);
 	atomic_store(&monitor_reading_wait_ns, UINT64_C(20) * 1000000000);
