@@ -256,8 +256,10 @@ static void storm(bool kills, bool kill_owner)
 		if (!dead_f[k])
 			CHECK_EQ(get64(fo[k].rd), 2);
 	CHECK_EQ(get64(ch.rd), 2);
+	/* A follower killed midway may have died before its first block (seen under TSan). */
 	for (unsigned k = 0; k < NF; k++)
-		CHECK_MSG(b->seen[k] > 0, "follower %u saw no block", k);
+		if (!dead_f[k])
+			CHECK_MSG(b->seen[k] > 0, "follower %u saw no block", k);
 	/* Everyone ends. */
 	for (unsigned i = 0; i < NA; i++)
 		if (!dead_a[i]) {
