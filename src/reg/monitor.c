@@ -114,6 +114,7 @@ static void *reader_main(void *arg)
 	mon_in_reader = true;
 	for (;;) {
 		struct uffd_msg msg[READ_BATCH];
+		monitor_test_hook hold;
 		uint64_t ticket;
 		ssize_t n;
 
@@ -132,8 +133,9 @@ static void *reader_main(void *arg)
 		for (;;) {
 			atomic_fetch_add_explicit(&m->reading, 1, memory_order_seq_cst);
 			n = read(m->uffd, msg, sizeof(msg));
-			if (unlikely(n > 0 && atomic_load_explicit(&monitor_test_reading, memory_order_relaxed)))
-				atomic_load_explicit(&monitor_test_reading, memory_order_acquire)();
+			hold = atomic_load_explicit(&monitor_test_reading, memory_order_acquire);
+			if (unlikely(n > 0 && hold))
+				hold();
 			/*
 			 * The kernel carried the watch along with a move: its
 			 * destination goes into the hooks' filter before any

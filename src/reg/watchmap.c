@@ -158,7 +158,8 @@ static bool wm_op(struct watchmap *w, uint64_t start, uint64_t len, enum wm_op o
 	uint64_t end;
 
 	if (start + len > WM_END || start + len < start || !w->top) {
-		if (setting)
+		/* A mark is only a saving: past the map, it is left out rather than make every page watched. */
+		if (op == WM_SET)
 			atomic_store_explicit(&w->all, true, memory_order_release);
 		return true;
 	}
