@@ -23,6 +23,14 @@
  * of any of them. The agent's release and the taker's acquire, both in
  * one process, stand for the chain through the process that freed it
  * (mp/domain_space.c).
+ *
+ * The other way round too: a page this process freed to the pool (an
+ * install lost to a neighbour's, a reclaim) may be taken, zeroed and
+ * installed by another process, and this process's walkers then reach it
+ * through that process's store, whose release TSan cannot pair with
+ * their acquire: this process's memset of the page looks unordered with
+ * their reads. A shared table's free releases its source, and every
+ * descent into a table of a shared one acquires it (iommu/pgtable.h).
  */
 #ifndef IOVM_BASE_SANITIZER_H
 #define IOVM_BASE_SANITIZER_H

@@ -43,10 +43,13 @@ static _Atomic iopte_t *table_alloc(struct io_pgtable *pt)
 static void table_free(struct io_pgtable *pt, _Atomic iopte_t *t)
 {
 	IOVM_WARN_ON(atomic_fetch_sub_explicit(&pt->cnt->nr_tables, 1, memory_order_relaxed) == 0);
-	if (pt->src)
+	if (pt->src) {
+		/* Another process may take, install and let this one's walkers reach it (base/sanitizer.h). */
+		tsan_release(pt->src);
 		pt->src->free(pt->src->arg, (void *)t);
-	else
+	} else {
 		free((void *)t);
+	}
 }
 
 /* Take @n leaves of @level off the count: never more than it holds. */

