@@ -34,6 +34,7 @@
 #include <iovm.h>
 
 #include "bench.h"
+#include "bench_rdma_parts.h"
 #include "os/vma.h"
 
 #ifndef HAVE_VERBS
@@ -364,6 +365,12 @@ static double bare_misses(struct ep *ep, uint8_t *pages, uint64_t n)
 		vx.dereg_mr(mrs[i]);
 	free(mrs);
 	return (double)t0 / (double)n;
+}
+
+/* bare_misses() for rdma_miss_parts(): @arg is the endpoint. */
+static double bare_of(void *arg, uint8_t *pages, uint64_t n)
+{
+	return bare_misses(arg, pages, n);
 }
 
 #ifdef HAVE_UCX
@@ -803,6 +810,10 @@ int bench_rdma(const struct bench_args *a)
 		   args->quick ? 1 : 3);
 
 	rows_cache(&ep, dev[0]);
+	rdma_miss_parts(ep.ctx, ep.dom, reps(), args->quick ? 64 : 256, bare_of, &ep);
+	/* IOVM_BENCH_RDMA=cache (vm_rdma.sh's IOVM_VM_BENCH_ROWS): the cache's rows alone, for studying them. */
+	if (getenv("IOVM_BENCH_RDMA") && !strcmp(getenv("IOVM_BENCH_RDMA"), "cache"))
+		goto out;
 	rows_big(&ep);
 	if ((ret = iovm_rcache_create(ep.dom, NULL, &c)))
 		die("iovm_rcache_create", ret);
@@ -811,7 +822,7 @@ int bench_rdma(const struct bench_args *a)
 	rows_throughput(&ep, &b, c);
 	iovm_rcache_destroy(c);
 	munmap(src, PG);
-
+out:
 	close(ep.out);
 	waitpid(pid, NULL, 0);
 	bench_report(args, "iovm bench rdma", reps());

@@ -73,6 +73,8 @@ append="console=ttyS0 panic=-1 quiet no_timer_check vmtests=rdma"
 # IOVM_VM_FI_LOG=warn|info|debug: libfabric's log level in the guest (FI_LOG_LEVEL), to read
 # why its verbs provider has nothing to offer.
 [ -n "${IOVM_VM_FI_LOG:-}" ] && append+=" vmfilog=$IOVM_VM_FI_LOG"
+# IOVM_VM_BENCH_ROWS=cache: `iovm bench rdma` runs the cache's rows alone (IOVM_BENCH_RDMA in the guest).
+[ -n "${IOVM_VM_BENCH_ROWS:-}" ] && append+=" vmbenchrows=$IOVM_VM_BENCH_ROWS"
 # 1 GiB; the ODP kernel's run gets 3 GiB, for the case that registers a gigabyte.
 MEM=${VM_RDMA_MEM:-1G}
 [ -z "$kernel" ] && [ "$MODE" != bench ] || MEM=${VM_RDMA_MEM:-3G}

@@ -68,6 +68,9 @@ mkdir -p /run /var && ln -sfn /run /var/run
 # vm_rdma.sh's IOVM_VM_FI_LOG: libfabric's log level.
 fi_log=$(sed -n 's/.*vmfilog=\([a-z]*\).*/\1/p' /proc/cmdline)
 [ -n "$fi_log" ] && export FI_LOG_LEVEL=$fi_log
+# vm_rdma.sh's IOVM_VM_BENCH_ROWS: which of `iovm bench rdma`'s rows run.
+bench_rows=$(sed -n 's/.*vmbenchrows=\([a-z]*\).*/\1/p' /proc/cmdline)
+[ -n "$bench_rows" ] && export IOVM_BENCH_RDMA=$bench_rows
 grep -q vmrdmaodp /proc/cmdline && export IOVM_VM_RDMA_ODP=1
 if rdma_setup_netns; then
 	echo "VM: rdma: rxe0 in namespace A, rxe1 in namespace B"
