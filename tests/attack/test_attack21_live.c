@@ -70,6 +70,7 @@ struct hammer {
 	unsigned id;
 	uint64_t ok, faults, surv_ok;
 	_Atomic uint64_t batches;
+	_Atomic bool ready; /* its queue and buffer are open */
 };
 
 /* Every hammer began a batch after now (and finished it). */
@@ -97,6 +98,7 @@ static void *hammer_main(void *arg)
 	struct sdom_buf b = sdom_buf_open(h->ctx, h->dom, INFLIGHT * A21_K4);
 	unsigned seed = h->id * 31u + 5;
 
+	atomic_store(&h->ready, true);
 	while (!atomic_load(&g_board->stop)) {
 		struct slot sl[INFLIGHT];
 		unsigned n = 0, got = 0;
@@ -204,6 +206,15 @@ static void hammers_start(struct iovm_ctx *ctx, struct iovm_domain *dom, struct 
 		h[i] = (struct hammer){ .ctx = ctx, .dom = dom, .id = i };
 		CHECK_OK(pthread_create(&t[i], NULL, hammer_main, &h[i]));
 	}
+	/*
+	 * Every buffer mapped before an owner can go: a hammer slow to start
+	 * (TSan, a loaded machine) would otherwise map its buffer at IOVAs
+	 * the gone owner's unmap freed, and the others' reads of the owner's
+	 * IOVAs would reach it, rightly.
+	 */
+	for (unsigned i = 0; i < HAMMERS; i++)
+		while (!atomic_load(&h[i].ready))
+			usleep(500);
 }
 
 static uint64_t hammers_stop(struct hammer *h, pthread_t *t)
