@@ -157,6 +157,9 @@ static bool wm_op(struct watchmap *w, uint64_t start, uint64_t len, enum wm_op o
 	bool setting = op == WM_SET || op == WM_MARK;
 	uint64_t end;
 
+	/* An empty range covers no page: rounded up, one at an unaligned start would be its page. */
+	if (!len)
+		return false;
 	if (start + len > WM_END || start + len < start || !w->top) {
 		/* A mark is only a saving: past the map, it is left out rather than make every page watched. */
 		if (op == WM_SET)
