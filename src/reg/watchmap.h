@@ -30,22 +30,34 @@ struct watchmap {
 	_Atomic(_Atomic uint64_t *) spare[WM_SPARES + 1];
 };
 
-/* Map the top level (never fails: without it every page may be watched). */
+/*
+ * Every call takes a byte range: the pages it touches, a partial page
+ * whole; a range of length 0 touches none. Ranges that reach past the
+ * 47-bit map (or wrap) are the exceptions each call names.
+ */
+
+/* Map the top level and WM_SPARES spare leaves (never fails: without the top every page may be watched). */
 void watchmap_init(struct watchmap *w);
 /* Free it all: no reader may be left (the hooks were stopped). */
 void watchmap_fini(struct watchmap *w);
-/* Mark [start, start+len) watched; may allocate (not from a hook). */
+/*
+ * Mark [start, start+len) watched, and make the spares again; may
+ * allocate (not from a hook); safe on several threads (leaves go in by
+ * compare-and-swap). Past the map, or with a leaf not to be had, every
+ * page becomes watched (`all`, for good).
+ */
 void watchmap_set(struct watchmap *w, uint64_t start, uint64_t len);
 /*
  * Mark [start, start+len) watched without allocating or freeing (the
  * monitor's reader; one thread at a time): a leaf not made yet is taken
  * from the spares; with none left its pages stay unmarked (their unmap
- * then goes through userfaultfd: slower, never wrong).
+ * then goes through userfaultfd: slower, never wrong). A range reaching
+ * past the map is not marked at all.
  */
 void watchmap_mark(struct watchmap *w, uint64_t start, uint64_t len);
-/* Unmark it; lock-free, never allocates. */
+/* Unmark it; lock-free, never allocates. A range reaching past the map unmarks nothing. */
 void watchmap_clear(struct watchmap *w, uint64_t start, uint64_t len);
-/* Whether any page of it may be watched; lock-free, never allocates. */
+/* Whether any page of it may be watched (true for a range reaching past the map); lock-free, never allocates. */
 bool watchmap_any(struct watchmap *w, uint64_t start, uint64_t len);
 
 #endif /* IOVM_REG_WATCHMAP_H */
