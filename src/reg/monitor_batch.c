@@ -452,20 +452,33 @@ static bool rewatch(struct reg_monitor *m, uint64_t start, uint64_t len)
 
 bool monitor_hook_rewatch(struct reg_monitor *m, uint64_t start, uint64_t len)
 {
-	bool all = true;
+	uint64_t bad = 0, bad_len = 0;
 
 	if (rewatch(m, start, len))
 		return true;
 	/*
-	 * A hole, or a mapping userfaultfd refuses, in the range: the rest,
-	 * page by page, up to 2 MiB; a larger range is not watched again
-	 * (false: the caller invalidates it).
+	 * A hole, or a mapping userfaultfd refuses (another userfaultfd's),
+	 * in the range: the rest, page by page, up to 2 MiB, and only the
+	 * pages not watched again are invalidated, in runs: an mremap()
+	 * refused beside another userfaultfd's range leaves this one's MRs
+	 * whole. A larger range is not watched again (false: the caller
+	 * invalidates it).
 	 */
 	if (len > (UINT64_C(2) << 20))
 		return false;
-	for (uint64_t a = start; a < start + len; a += 4096)
-		all &= rewatch(m, a, 4096);
-	return all;
+	for (uint64_t a = start; a < start + len; a += 4096) {
+		if (rewatch(m, a, 4096))
+			continue;
+		if (bad_len && bad + bad_len == a) {
+			bad_len += 4096;
+			continue;
+		}
+		monitor_hook_push(m, UFFD_EVENT_UNMAP, bad, bad_len, false, false);
+		bad = a;
+		bad_len = 4096;
+	}
+	monitor_hook_push(m, UFFD_EVENT_UNMAP, bad, bad_len, false, false);
+	return true;
 }
 
 uint64_t monitor_hooked(struct reg_monitor *m)

@@ -477,7 +477,9 @@ void monitor_hook_after(struct reg_monitor *m, uint64_t ticket, unsigned kind, u
 			bool source_kept);
 /*
  * A range the hook took from userfaultfd that the call left mapped, back
- * in its watch (page by page where whole it cannot be): whether all of it is.
+ * in its watch (page by page where whole it cannot be, up to 2 MiB: the
+ * pages not watched again are invalidated as unmapped, here). False: a
+ * larger range not watched again, which the caller invalidates.
  */
 bool monitor_hook_rewatch(struct reg_monitor *m, uint64_t start, uint64_t len);
 /* Events queued by the synchronous path so far (read racily). */
