@@ -29,15 +29,6 @@
 #include "base/log.h"
 #include "mp/mp_internal.h"
 
-#ifdef IOVM_DEBUG_CHECKS
-unsigned long mp_crash_countdown;
-
-void mp_crash_now(void)
-{
-	_exit(MP_CRASH_EXIT);
-}
-#endif
-
 uint64_t mp_ctl_layout(uint64_t heap_size, struct mp_layout *l)
 {
 	uint64_t n = heap_size >> MP_GRAIN_SHIFT, off = align_up(sizeof(struct mp_ctl), SZ_4K);

@@ -31,6 +31,7 @@
 #include <iovm/mp.h>
 
 #include "base/addr.h"
+#include "base/crash.h"
 #include "base/tlscache.h"
 #include "mem/mem.h"
 #include "phys/phys.h"
@@ -306,24 +307,13 @@ struct mp_space {
 };
 
 /*
- * Crash points, between the stores of every change to the region: a test
- * sets mp_crash_countdown in a child process, which then dies (_exit) at
- * the n-th point it passes, holding the lock, so that every store a
- * process can be killed after is tried (tests/mp/test_mp_crash.c). Only
- * with debug checks; nothing otherwise.
+ * Crash points, between the stores of every change to the region
+ * (base/crash.h): a child process armed with mp_crash_countdown dies at
+ * the n-th point it passes, holding the lock (tests/mp/test_mp_crash.c).
  */
-#define MP_CRASH_EXIT 99
-#ifdef IOVM_DEBUG_CHECKS
-extern unsigned long mp_crash_countdown;
-void mp_crash_now(void) __attribute__((noreturn));
-#define mp_crash_point()                                                     \
-	do {                                                                 \
-		if (__builtin_expect(mp_crash_countdown != 0, 0) && !--mp_crash_countdown) \
-			mp_crash_now();                                      \
-	} while (0)
-#else
-#define mp_crash_point() do { } while (0)
-#endif
+#define MP_CRASH_EXIT CRASH_EXIT
+#define mp_crash_countdown crash_countdown
+#define mp_crash_point() crash_point()
 
 /* ---- heap.c: the buddy allocator of the shared heap ---- */
 
