@@ -357,6 +357,11 @@ struct iovm_domain_stats {
 /**
  * iovm_domain_stats() - a snapshot of the domain.
  *
+ * A shared domain's leaves are counted from its table's entries (a walk
+ * of every table, which takes time in proportion to what is mapped), so
+ * that they stay exact when a process is killed between changing an
+ * entry and counting it.
+ *
  * Thread safety: safe.
  *
  * Return: 0, or -EINVAL.

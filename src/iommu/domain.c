@@ -401,7 +401,29 @@ IOVM_API int iovm_domain_stats(struct iovm_domain *dom, struct iovm_domain_stats
 		st->iova_largest_gap = is.largest << 12;
 		st->iova_fragmentation = is.free ? (unsigned)(1000 - is.largest * 1000 / is.free) : 0;
 	}
-	if (dom->type != IOVM_DOMAIN_IDENTITY) {
+	if (dom->shared_ops) {
+		struct epoch_reader r;
+		struct pt_census c;
+
+		/*
+		 * Leaves counted from the entries (pt_census()): the counters
+		 * of a table that other processes change may be off by one a
+		 * killed process left. A section of the epoch keeps tables from going
+		 * under the walk: another process frees one only after this
+		 * one's agent waited for the sections (domain.c of mp).
+		 */
+		epoch_reader_add(dom->is->epoch, &r);
+		epoch_enter(dom->is->epoch, &r);
+		pt_census(&dom->pt, &c);
+		epoch_exit(&r);
+		epoch_reader_del(dom->is->epoch, &r);
+		st->leaves_4k = c.leaves[0];
+		st->leaves_2m = c.leaves[1];
+		st->leaves_1g = c.leaves[2];
+		/* Tables detached and not yet freed count too: from the counter, which counts each at its allocation. */
+		st->tables = atomic_load(&dom->pt.cnt->nr_tables);
+		st->splits = atomic_load(&dom->pt.cnt->splits);
+	} else if (dom->type != IOVM_DOMAIN_IDENTITY) {
 		st->leaves_4k = atomic_load(&dom->pt.cnt->leaves[0]);
 		st->leaves_2m = atomic_load(&dom->pt.cnt->leaves[1]);
 		st->leaves_1g = atomic_load(&dom->pt.cnt->leaves[2]);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/crash.h"
 #include "base/fault_inject.h"
 #include "base/lock.h"
 #include "iommu/pgtable.h"
@@ -29,6 +30,37 @@ static iopte_t mk_table(const struct io_pgtable *pt, _Atomic iopte_t *t)
 	return PTE_PRESENT | (((uintptr_t)t - pt->delta) & PTE_ADDR_MASK);
 }
 
+/*
+ * Between an entry of a shared table and its count: where a test kills
+ * the process (base/crash.h), as kill -9 may, to show that the survivors'
+ * view of the table does not rest on the counts.
+ */
+static inline void shared_crash_point(const struct io_pgtable *pt)
+{
+	if (pt->src)
+		crash_point();
+}
+
+/*
+ * Take @n off counter @c. A process's own table's counters follow its
+ * entries exactly: less than @n there is a bug. A shared table's may run
+ * one step short where a process was killed between an entry and its
+ * count, which its survivors cannot tell; they stop at 0 rather than
+ * wrap, and nothing reads them as the truth (pt_census() walks instead).
+ */
+static void count_sub(struct io_pgtable *pt, _Atomic uint64_t *c, uint64_t n)
+{
+	uint64_t old = atomic_load_explicit(c, memory_order_relaxed);
+
+	if (!pt->src) {
+		IOVM_WARN_ON(atomic_fetch_sub_explicit(c, n, memory_order_relaxed) < n);
+		return;
+	}
+	while (!atomic_compare_exchange_weak_explicit(c, &old, old > n ? old - n : 0, memory_order_relaxed,
+						      memory_order_relaxed))
+		;
+}
+
 static _Atomic iopte_t *table_alloc(struct io_pgtable *pt)
 {
 	void *t = pt->src ? pt->src->alloc(pt->src->arg) : fi_aligned_alloc(4096, 4096);
@@ -42,7 +74,7 @@ static _Atomic iopte_t *table_alloc(struct io_pgtable *pt)
 
 static void table_free(struct io_pgtable *pt, _Atomic iopte_t *t)
 {
-	IOVM_WARN_ON(atomic_fetch_sub_explicit(&pt->cnt->nr_tables, 1, memory_order_relaxed) == 0);
+	count_sub(pt, &pt->cnt->nr_tables, 1);
 	if (pt->src) {
 		/* Another process may take, install and let this one's walkers reach it (base/sanitizer.h). */
 		tsan_release(pt->src);
@@ -55,7 +87,8 @@ static void table_free(struct io_pgtable *pt, _Atomic iopte_t *t)
 /* Take @n leaves of @level off the count: never more than it holds. */
 static void leaves_sub(struct io_pgtable *pt, int level, uint64_t n)
 {
-	IOVM_WARN_ON(atomic_fetch_sub_explicit(&pt->cnt->leaves[level], n, memory_order_relaxed) < n);
+	shared_crash_point(pt);
+	count_sub(pt, &pt->cnt->leaves[level], n);
 }
 
 /*
@@ -283,6 +316,7 @@ static int fill_level0(struct io_pgtable *pt, _Atomic iopte_t *slot, iova_t iova
 	/* A device may have walked a neighbour of the first leaf: take the line once. */
 	prefetch_for_write(slot);
 	atomic_fetch_add_explicit(&pt->cnt->leaves[0], n, memory_order_relaxed);
+	shared_crash_point(pt);
 	for (unsigned i = 0; i < n; i++) {
 		if (atomic_load_explicit(&slot[i], memory_order_relaxed) & PTE_PRESENT) {
 			/* Take back what this call stored: the caller undoes only the rest. */
@@ -383,6 +417,7 @@ static int map_range(struct io_pgtable *pt, iova_t iova, pa_t pa, const pa_t *pa
 						n++;
 						done += PT_SPAN(level);
 					}
+					shared_crash_point(pt);
 					atomic_fetch_add_explicit(&pt->cnt->leaves[level], n, memory_order_relaxed);
 					goto next;
 				}
@@ -487,6 +522,7 @@ static _Atomic iopte_t *split_leaf(struct io_pgtable *pt, _Atomic iopte_t *slot,
 		/* Fails if the device set an accessed or dirty bit meanwhile: copy again. */
 		if (atomic_compare_exchange_strong_explicit(slot, &pte, mk_table(pt, t), memory_order_release,
 							    memory_order_relaxed)) {
+			shared_crash_point(pt);
 			atomic_fetch_add_explicit(&pt->cnt->leaves[level - 1], PT_ENTRIES, memory_order_relaxed);
 			leaves_sub(pt, level, 1);
 			atomic_fetch_add_explicit(&pt->cnt->splits, 1, memory_order_relaxed);
@@ -614,8 +650,12 @@ int pt_unmap_prepare(struct io_pgtable *pt, iova_t start, uint64_t len)
 	uint64_t iova = iova_val(start);
 	int ret;
 
-	/* Without a huge leaf (the common case) there is nothing to split. */
-	if (!atomic_load_explicit(&pt->cnt->leaves[1], memory_order_relaxed) &&
+	/*
+	 * Without a huge leaf (the common case) there is nothing to split; a
+	 * shared table's count may be short of a leaf a killed process put in
+	 * (count_sub()), so it is split by what the entries say.
+	 */
+	if (!pt->src && !atomic_load_explicit(&pt->cnt->leaves[1], memory_order_relaxed) &&
 	    !atomic_load_explicit(&pt->cnt->leaves[2], memory_order_relaxed))
 		return 0;
 	if (!len || iova + len < iova || iova + len > (UINT64_C(1) << PT_IOVA_BITS))

@@ -248,6 +248,21 @@ void pt_read_ad(struct io_pgtable *pt, iova_t iova, uint64_t len, bool clear, bo
 /* pt_count_leaves() - the leaves of any size in [iova, iova+len), counted up to @cap (then @cap). */
 uint64_t pt_count_leaves(const struct io_pgtable *pt, iova_t iova, uint64_t len, uint64_t cap);
 
+/* What a walk of the whole table finds: its leaves per level. */
+struct pt_census {
+	uint64_t leaves[PT_LEVELS]; /* 4 KiB, 2 MiB, 1 GiB; the top level has none */
+};
+
+/*
+ * pt_census() - count the table's leaves by walking it, not from its
+ * counters. A shared table's counters are one step behind its entries
+ * for as long as a writer is between the two, and stay so when another
+ * process is killed there; the entries are the truth. The caller keeps
+ * the tables from being freed under the walk (a section of the domain's
+ * epoch, which every process's unmap waits for).
+ */
+void pt_census(const struct io_pgtable *pt, struct pt_census *c);
+
 /* Free the tables on @r: no walker or device cache may reach them any more. */
 void pt_retired_free(struct io_pgtable *pt, struct pt_retired *r);
 /* Call @fn on each table on @r. */

@@ -2,7 +2,7 @@
 /*
  * pgwalk.c - reading IO page tables: the device side's lock-free walk, the
  * runs of every mapping (pt_for_each()), the accessed and dirty bits, and
- * the leaves of a range counted.
+ * the leaves of a range counted, and a census of the whole table.
  */
 #include <errno.h>
 
@@ -164,4 +164,25 @@ uint64_t pt_count_leaves(const struct io_pgtable *pt, iova_t iova, uint64_t len,
 	if (end && cap)
 		range_leaves(pt, pt->root, PT_LEVELS - 1, 0, iova_val(iova), end, count_leaf, &c);
 	return c.n;
+}
+
+static void census_level(const struct io_pgtable *pt, _Atomic iopte_t *t, int level, struct pt_census *c)
+{
+	for (unsigned idx = 0; idx < PT_ENTRIES; idx++) {
+		iopte_t pte = atomic_load_explicit(&t[idx], memory_order_acquire);
+
+		if (!(pte & PTE_PRESENT))
+			continue;
+		if (pte_is_leaf(pte, level))
+			c->leaves[level]++;
+		else
+			census_level(pt, pt_table(pt, pte), level - 1, c);
+	}
+}
+
+void pt_census(const struct io_pgtable *pt, struct pt_census *c)
+{
+	*c = (struct pt_census){ { 0 } };
+	if (pt->root)
+		census_level(pt, pt->root, PT_LEVELS - 1, c);
 }
