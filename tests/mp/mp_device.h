@@ -96,6 +96,9 @@ static inline uint8_t run(struct iovm_rqueue *q, struct iovm_desc d)
 			usleep(10);
 	}
 	CHECK_EQ(cqe.tag, 0x5eed);
+	if (cqe.status != IOVM_STATUS_SUCCESS)
+		printf("# pid %d: descriptor op %u, %u bytes: status %u after %u bytes\n", (int)getpid(), d.op, d.len,
+		       cqe.status, cqe.bytes_completed);
 	return cqe.status;
 }
 
