@@ -338,6 +338,17 @@ static void storm(bool one_cpu)
 	pid_t mine[1] = { (pid_t)syscall(SYS_gettid) };
 	unsigned slowed = 0;
 
+	/*
+	 * Not under ThreadSanitizer: its memmove() marks the bytes read before
+	 * copying, so each device read that faults on memory a move took away
+	 * (the case's "after a returned call") reads to it as a read that
+	 * happened, and the mover's later fill of new memory there as a race
+	 * with it; the forker's fork() cannot wait for the monitor's reader;
+	 * and 2 runs of 12 hung at the watchdog (not understood).
+	 */
+	if (TEST_TSAN)
+		SKIP_CASE("ThreadSanitizer: a device read that faults reads to it as a read; fork(); see the case");
+
 	memset(ms, 0, sizeof(ms));
 	atomic_store(&st_stop, false);
 	st_one_cpu = one_cpu;

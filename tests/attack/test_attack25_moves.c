@@ -177,9 +177,6 @@ int main(int argc, char **argv)
 	signal(SIGALRM, on_alarm);
 	printf("# IOVM_HOOKS=%s, CPUs %ld\n", getenv("IOVM_HOOKS") ? getenv("IOVM_HOOKS") : "(unset)",
 	       sysconf(_SC_NPROCESSORS_ONLN));
-	/* Its moves go to fixed windows from 16 TiB up, which ThreadSanitizer keeps for its shadow. */
-	if (TEST_TSAN)
-		SKIP("under ThreadSanitizer: the fixed address windows lie in its shadow memory");
 	/* Pinned registrations of 2 MiB and more: unprivileged, RLIMIT_MEMLOCK must allow them. */
 	if (geteuid() != 0 && !getrlimit(RLIMIT_MEMLOCK, &rl) && rl.rlim_cur != RLIM_INFINITY &&
 	    rl.rlim_cur < (64u << 20)) {
