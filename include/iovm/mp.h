@@ -304,8 +304,9 @@ IOVM_API int iovm_share_check(struct iovm_ctx *ctx);
  * parts, each cleared, recorded and invalidated before the next: killed
  * meanwhile, it leaves what it had not cleared mapped. The page-table
  * pages an unmap detached are in the journal too, and freed the same
- * way. iovm_domain_stats()'s leaf counts may keep a leaf a process
- * killed mid-unmap had cleared.
+ * way. iovm_domain_stats() counts a shared domain's leaves from its
+ * table, so that a process killed between an entry and its count leaves
+ * them exact.
  *
  * Memory mapped is kept while mapped. A block of the heap freed while a
  * shared domain maps a page of it (by any process, iovm_dma_free() as

@@ -99,6 +99,8 @@ static int domain_create(struct iovm_ctx *ctx, const struct iovm_domain_attr *at
 		ret = pt_init_shared(&dom->pt, sh->src, sh->cnt, sh->root_off);
 		if (ret)
 			goto free_faults;
+		mutex_init(&dom->stats_lock);
+		epoch_reader_add(is->epoch, &dom->stats_reader);
 	} else if (dom->type != IOVM_DOMAIN_IDENTITY) {
 		ret = pt_init(&dom->pt);
 		if (ret)
@@ -151,9 +153,11 @@ free_iova:
 		iova_destroy(&dom->iova);
 free_pt:
 	flushq_destroy(dom);
-	if (sh)
+	if (sh) {
+		epoch_reader_del(is->epoch, &dom->stats_reader);
+		mutex_destroy(&dom->stats_lock);
 		pt_view_close(&dom->pt); /* the caller frees a root it made */
-	else if (dom->type != IOVM_DOMAIN_IDENTITY)
+	} else if (dom->type != IOVM_DOMAIN_IDENTITY)
 		pt_destroy(&dom->pt);
 free_faults:
 	free(dom->faults.slots);
@@ -262,6 +266,8 @@ int domain_destroy(struct iovm_domain *dom)
 	flushq_destroy(dom);
 	if (dom->shared_ops) {
 		/* Other processes may walk on: the tables go with the last view's release, all at once. */
+		epoch_reader_del(is->epoch, &dom->stats_reader);
+		mutex_destroy(&dom->stats_lock);
 		pt_view_close(&dom->pt);
 	} else if (dom->type != IOVM_DOMAIN_IDENTITY) {
 		pt_destroy(&dom->pt);
@@ -402,7 +408,6 @@ IOVM_API int iovm_domain_stats(struct iovm_domain *dom, struct iovm_domain_stats
 		st->iova_fragmentation = is.free ? (unsigned)(1000 - is.largest * 1000 / is.free) : 0;
 	}
 	if (dom->shared_ops) {
-		struct epoch_reader r;
 		struct pt_census c;
 
 		/*
@@ -412,11 +417,11 @@ IOVM_API int iovm_domain_stats(struct iovm_domain *dom, struct iovm_domain_stats
 		 * under the walk: another process frees one only after this
 		 * one's agent waited for the sections (domain.c of mp).
 		 */
-		epoch_reader_add(dom->is->epoch, &r);
-		epoch_enter(dom->is->epoch, &r);
+		mutex_lock(&dom->stats_lock);
+		epoch_enter(dom->is->epoch, &dom->stats_reader);
 		pt_census(&dom->pt, &c);
-		epoch_exit(&r);
-		epoch_reader_del(dom->is->epoch, &r);
+		epoch_exit(&dom->stats_reader);
+		mutex_unlock(&dom->stats_lock);
 		st->leaves_4k = c.leaves[0];
 		st->leaves_2m = c.leaves[1];
 		st->leaves_1g = c.leaves[2];

@@ -132,6 +132,15 @@ struct iovm_domain {
 	 */
 	const struct iommu_shared_ops *shared_ops;
 	void *shared_arg;
+	/*
+	 * A shared domain's census of its leaves (iovm_domain_stats()) walks
+	 * inside a section of the context's epoch, through a reader of its
+	 * own, added with the domain: adding one per call would take the
+	 * epoch's lock, which every invalidation holds while it waits, and a
+	 * caller polling stats kept other processes' unmaps waiting for it.
+	 */
+	struct mutex stats_lock;
+	struct epoch_reader stats_reader; /* in the epoch's list while the domain is shared; under stats_lock */
 	struct iova_alloc iova __cacheline_aligned; /* managed and nested domains */
 	bool has_iova;
 	/*
