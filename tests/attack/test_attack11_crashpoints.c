@@ -12,7 +12,7 @@
  * (Before releases counted half-steps, a page stayed per release killed
  * mid-step, and attack11_orphans saw it now and then.)
  */
-#include "mp/mp_internal.h" /* mp_crash_countdown, MP_CRASH_EXIT */
+#include "mp/mp_internal.h" /* mp_crash_countdown */
 #include "attack11.h"
 
 #ifdef IOVM_DEBUG_CHECKS
@@ -66,7 +66,6 @@ static bool one_point(unsigned long n, unsigned own, struct tally *t)
 	uint8_t *buf, *other;
 	uint64_t said;
 	bool lived;
-	int ret;
 
 	ctx = a11_share("a11-crash", &p, &dom);
 	buf = iovm_dma_alloc(ctx, BLOCK, 4096, 0);
@@ -98,14 +97,7 @@ static bool one_point(unsigned long n, unsigned own, struct tally *t)
 	}
 	a11_reaped(ctx, 2);
 	CHECK_EQ(a11_held(ctx), BLOCK);
-	put64(c.wr, 1);
-	lived = read(c.rd, &said, sizeof(said)) == (ssize_t)sizeof(said);
-	if (lived) {
-		child_kill(&c);
-	} else {
-		ret = child_wait(&c);
-		CHECK_MSG(ret == MP_CRASH_EXIT, "point %lu: the claimer ended with %d", n, ret);
-	}
+	lived = child_go_lives(&c, n, &said);
 	a11_reaped(ctx, 1);
 	CHECK_MSG(iovm_share_check(ctx) == 0, "point %lu: %s", n, iovm_error_detail());
 	/* The survivor finishes the job. */

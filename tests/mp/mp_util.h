@@ -23,6 +23,7 @@
 
 #include <iovm.h>
 
+#include "base/crash.h" /* CRASH_EXIT */
 #include "harness.h"
 
 #if TEST_TSAN
@@ -224,6 +225,26 @@ static inline void child_kill(struct child *c)
 {
 	kill(c->pid, SIGKILL);
 	CHECK_EQ(child_wait(c), -SIGKILL);
+}
+
+/*
+ * Tell child @c, armed with a crash countdown at point @n, to go: true
+ * when it says it lived through its calls (its word in *@said; then it
+ * is killed), false when it died at the point, as it must then
+ * (_exit(CRASH_EXIT), base/crash.h).
+ */
+static inline bool child_go_lives(struct child *c, unsigned long n, uint64_t *said)
+{
+	int ret;
+
+	put64(c->wr, 1);
+	if (read(c->rd, said, sizeof(*said)) == (ssize_t)sizeof(*said)) {
+		child_kill(c);
+		return true;
+	}
+	ret = child_wait(c);
+	CHECK_MSG(ret == CRASH_EXIT, "point %lu: the child ended with %d", n, ret);
+	return false;
 }
 
 /* A share name no other test run uses. */

@@ -422,7 +422,6 @@ static void killed_at_each_store(bool deferred)
 		iovm_pa_t pa;
 		uint64_t said;
 		bool lived;
-		int ret;
 
 		g_name = share_name("held-crash");
 		ctx = share_ok(g_name, HEAP);
@@ -436,15 +435,8 @@ static void killed_at_each_store(bool deferred)
 		c = child_start(unmap_dies, NULL);
 		put64(c.wr, pa.addr);
 		(void)get64(c.rd);
-		put64(c.wr, 1);
 		/* It says it lived through the unmap, or dies at the n-th point with the pipe closing. */
-		lived = read(c.rd, &said, sizeof(said)) == (ssize_t)sizeof(said);
-		if (lived) {
-			child_kill(&c);
-		} else {
-			ret = child_wait(&c);
-			CHECK_MSG(ret == MP_CRASH_EXIT, "point %lu: the child ended with %d", n, ret);
-		}
+		lived = child_go_lives(&c, n, &said);
 		WAIT_UNTIL(share_info(ctx).processes == 1);
 		CHECK_MSG(iovm_share_check(ctx) == 0, "point %lu: %s", n, iovm_error_detail());
 		/* The survivor's next strict unmap, or flush, frees what the dead one recorded. */
@@ -563,15 +555,9 @@ static bool map_killed_at(bool deferred, unsigned long n, unsigned long *points,
 	put64(c.wr, pa.addr);
 	put64(c.wr, pa_big.addr);
 	(void)get64(c.rd);
-	put64(c.wr, 1);
-	lived = read(c.rd, &said, sizeof(said)) == (ssize_t)sizeof(said);
-	if (lived) {
+	lived = child_go_lives(&c, n, &said);
+	if (lived)
 		*points = said;
-		child_kill(&c);
-	} else {
-		ret = child_wait(&c);
-		CHECK_MSG(ret == MP_CRASH_EXIT, "point %lu: the child ended with %d", n, ret);
-	}
 	WAIT_UNTIL(share_info(ctx).processes == 1);
 	CHECK_MSG(iovm_share_check(ctx) == 0, "point %lu: %s", n, iovm_error_detail());
 	window_leaves(dom, &small, &huge);
