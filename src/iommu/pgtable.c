@@ -50,12 +50,13 @@ static inline void shared_crash_point(const struct io_pgtable *pt)
  */
 static void count_sub(struct io_pgtable *pt, _Atomic uint64_t *c, uint64_t n)
 {
-	uint64_t old = atomic_load_explicit(c, memory_order_relaxed);
+	uint64_t old;
 
 	if (!pt->src) {
 		IOVM_WARN_ON(atomic_fetch_sub_explicit(c, n, memory_order_relaxed) < n);
 		return;
 	}
+	old = atomic_load_explicit(c, memory_order_relaxed);
 	while (!atomic_compare_exchange_weak_explicit(c, &old, old > n ? old - n : 0, memory_order_relaxed,
 						      memory_order_relaxed))
 		;
