@@ -86,7 +86,7 @@ static void table_free(struct io_pgtable *pt, _Atomic iopte_t *t)
 }
 
 /* Take @n leaves of @level off the count: never more than it holds. */
-static void leaves_sub(struct io_pgtable *pt, int level, uint64_t n)
+void pt_leaves_sub(struct io_pgtable *pt, int level, uint64_t n)
 {
 	shared_crash_point(pt);
 	count_sub(pt, &pt->cnt->leaves[level], n);
@@ -323,7 +323,7 @@ static int fill_level0(struct io_pgtable *pt, _Atomic iopte_t *slot, iova_t iova
 			/* Take back what this call stored: the caller undoes only the rest. */
 			while (i--)
 				atomic_store_explicit(&slot[i], 0, memory_order_release);
-			leaves_sub(pt, 0, n);
+			pt_leaves_sub(pt, 0, n);
 			return -EEXIST;
 		}
 		atomic_store_explicit(&slot[i], mk_leaf(pas ? pas[i] : pa_add(pa, (uint64_t)i << 12), prot, 0),
@@ -488,7 +488,7 @@ static uint64_t drop_subtree(struct io_pgtable *pt, _Atomic iopte_t *t, int leve
 		}
 	}
 	if (leaves)
-		leaves_sub(pt, level, leaves);
+		pt_leaves_sub(pt, level, leaves);
 	table_retire(pt, t, r);
 	return gone;
 }
@@ -525,7 +525,7 @@ static _Atomic iopte_t *split_leaf(struct io_pgtable *pt, _Atomic iopte_t *slot,
 							    memory_order_relaxed)) {
 			shared_crash_point(pt);
 			atomic_fetch_add_explicit(&pt->cnt->leaves[level - 1], PT_ENTRIES, memory_order_relaxed);
-			leaves_sub(pt, level, 1);
+			pt_leaves_sub(pt, level, 1);
 			atomic_fetch_add_explicit(&pt->cnt->splits, 1, memory_order_relaxed);
 			return t;
 		}
@@ -568,7 +568,7 @@ static uint64_t unmap_leaves(struct io_pgtable *pt, _Atomic iopte_t *t, uint64_t
 		leaves++;
 	}
 	if (leaves)
-		leaves_sub(pt, 0, leaves);
+		pt_leaves_sub(pt, 0, leaves);
 	return leaves << 12;
 }
 
@@ -617,7 +617,7 @@ static uint64_t unmap_level(struct io_pgtable *pt, _Atomic iopte_t *t, int level
 		}
 	}
 	if (leaves)
-		leaves_sub(pt, level, leaves);
+		pt_leaves_sub(pt, level, leaves);
 	return gone;
 }
 

@@ -187,7 +187,7 @@ int pt_map(struct io_pgtable *pt, iova_t iova, pa_t pa, uint64_t len, unsigned p
 int pt_map_pages(struct io_pgtable *pt, iova_t iova, const pa_t *pa, unsigned n, unsigned prot,
 		 struct pt_retired *retired);
 
-/* Called for each piece pt_unmap() takes away. */
+/* Called for each piece pt_unmap() takes away (pt_unmap_preview(): would take away). */
 typedef void (*pt_unmap_fn)(void *arg, iova_t iova, pa_t pa, uint64_t len, iopte_t pte);
 
 /*
@@ -198,6 +198,37 @@ typedef void (*pt_unmap_fn)(void *arg, iova_t iova, pa_t pa, uint64_t len, iopte
  */
 uint64_t pt_unmap(struct io_pgtable *pt, iova_t iova, uint64_t len, pt_unmap_fn fn, void *arg,
 		  struct pt_retired *retired);
+
+/* Called for each table an unmap would detach: the table, the IOVA its span starts at, the level of its entries. */
+typedef void (*pt_detach_fn)(void *arg, void *table, iova_t base, int level);
+
+/*
+ * pt_unmap_preview() - what pt_unmap() of [iova, iova+len) would take away,
+ * told before anything is taken: @fn for each leaf, @tfn for each table it
+ * would detach, and nothing stored. A shared table's writer records them
+ * first (mp's journal), so that a process killed in the middle of the
+ * unmap leaves nothing it cleared unrecorded. False where the preview
+ * cannot tell: a huge leaf the range cuts (pt_unmap_prepare() splits it).
+ * No map or unmap of an overlapping range may run meanwhile.
+ */
+bool pt_unmap_preview(const struct io_pgtable *pt, iova_t iova, uint64_t len, pt_unmap_fn fn, pt_detach_fn tfn,
+		      void *arg);
+
+/*
+ * pt_clear_recorded() - of [iova, iova+len), recorded as mapping [pa,
+ * +len) by an unmap whose process died, clear the leaves that are still
+ * there and name those PAs: the unmap recorded them and may have died
+ * before it cleared them. Leaves naming anything else stay. Idempotent.
+ */
+void pt_clear_recorded(struct io_pgtable *pt, iova_t iova, pa_t pa, uint64_t len);
+
+/*
+ * pt_detach_recorded() - the table @table, recorded as spanning from
+ * @base with entries of @level by an unmap whose process died: take it out
+ * of reach if it still hangs where it was (nothing is freed, counted or
+ * retired; the record's owner frees it). Idempotent.
+ */
+void pt_detach_recorded(struct io_pgtable *pt, void *table, iova_t base, int level);
 
 /*
  * pt_unmap_prepare() - split the huge leaves that the edges of [iova,
@@ -262,6 +293,9 @@ struct pt_census {
  * epoch, which every process's unmap waits for).
  */
 void pt_census(const struct io_pgtable *pt, struct pt_census *c);
+
+/* pt_leaves_sub() - take @n leaves of @level off the table's count (a shared table's stops at 0). */
+void pt_leaves_sub(struct io_pgtable *pt, int level, uint64_t n);
 
 /* Free the tables on @r: no walker or device cache may reach them any more. */
 void pt_retired_free(struct io_pgtable *pt, struct pt_retired *r);

@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
 
 #include <iovm.h>
 
@@ -53,6 +54,7 @@ struct pgm {
 	uint64_t step;
 	char what[200];              /* the step being run, for a failure */
 	uint64_t checks;
+	uint64_t previewed;          /* PGM_PT: leaves and tables an unmap's preview told */
 };
 
 #define PGM_FAIL(g, fmt, ...) \
@@ -298,13 +300,100 @@ static inline void pgm_map_pages(struct pgm *g)
 	}
 }
 
+/*
+ * What an unmap takes, or its preview says it will (pt_unmap_preview(),
+ * which a shared domain's unmap records before it clears): leaves and
+ * detached tables, in the order told.
+ */
+#define PGM_TOLD 4096
+struct pgm_told {
+	uint64_t leaf[PGM_TOLD][3]; /* iova, pa, len */
+	void *table[PGM_TOLD];
+	unsigned leaves, tables;
+	bool over;
+};
+
+static inline void pgm_tell_leaf(void *arg, iova_t iova, pa_t pa, uint64_t len, iopte_t pte)
+{
+	struct pgm_told *t = arg;
+
+	(void)pte;
+	if (t->leaves == PGM_TOLD) {
+		t->over = true;
+		return;
+	}
+	t->leaf[t->leaves][0] = iova_val(iova);
+	t->leaf[t->leaves][1] = pa_val(pa);
+	t->leaf[t->leaves++][2] = len;
+}
+
+static inline void pgm_tell_table(void *arg, void *table, iova_t base, int level)
+{
+	struct pgm_told *t = arg;
+
+	(void)base, (void)level;
+	if (t->tables == PGM_TOLD)
+		t->over = true;
+	else
+		t->table[t->tables++] = table;
+}
+
+static inline void pgm_tell_retired(void *arg, void *table)
+{
+	pgm_tell_table(arg, table, iova_make(0), 0);
+}
+
+static inline bool pgm_has_table(const struct pgm_told *t, const void *table)
+{
+	for (unsigned i = 0; i < t->tables; i++)
+		if (t->table[i] == table)
+			return true;
+	return false;
+}
+
+/* The bare table's unmap, told first by its preview: the same leaves in the same order, the same tables. */
+static inline uint64_t pgm_pt_unmap_previewed(struct pgm *g, uint64_t page, uint64_t n)
+{
+	static struct pgm_told told, took;
+	struct pt_retired retired = { NULL };
+	iova_t at = IOVM_IOVA(page << 12);
+	uint64_t got;
+
+	memset(&told, 0, sizeof(told));
+	memset(&took, 0, sizeof(took));
+	/* Its edges split first, as a domain's unmap does: then the preview can tell everything. */
+	PGM_CHECK(g, pt_unmap_prepare(&g->pt, at, n << 12) == 0, "prepare");
+	PGM_CHECK(g, pt_unmap_preview(&g->pt, at, n << 12, pgm_tell_leaf, pgm_tell_table, &told),
+		  "the preview could not tell");
+	got = pt_unmap(&g->pt, at, n << 12, pgm_tell_leaf, &took, &retired);
+	pt_retired_each(&retired, pgm_tell_retired, &took);
+	pt_retired_give(&g->pt, &retired);
+	if (told.over || took.over)
+		return got;
+	PGM_CHECK(g, told.leaves == took.leaves, "preview told %u leaves, the unmap took %u", told.leaves, took.leaves);
+	for (unsigned i = 0; i < told.leaves; i++)
+		PGM_CHECK(g, !memcmp(told.leaf[i], took.leaf[i], sizeof(told.leaf[i])),
+			  "leaf %u: told %#" PRIx64 "->%#" PRIx64 " +%#" PRIx64 ", took %#" PRIx64 "->%#" PRIx64
+			  " +%#" PRIx64,
+			  i, told.leaf[i][0], told.leaf[i][1], told.leaf[i][2], took.leaf[i][0], took.leaf[i][1],
+			  took.leaf[i][2]);
+	PGM_CHECK(g, told.tables == took.tables, "preview told %u tables, the unmap detached %u", told.tables,
+		  took.tables);
+	for (unsigned i = 0; i < took.tables; i++)
+		PGM_CHECK(g, pgm_has_table(&told, took.table[i]), "detached table %u was not told", i);
+	g->previewed += told.leaves + told.tables;
+	return got;
+}
+
 static inline void pgm_unmap(struct pgm *g, uint64_t page, uint64_t n)
 {
 	uint64_t want = ext_count(&g->m, page, n);
 
 	snprintf(g->what, sizeof(g->what), "unmap %#" PRIx64 " +%#" PRIx64, page << 12, n << 12);
 	if (g->kind == PGM_PT) {
-		uint64_t got = pt_unmap(&g->pt, IOVM_IOVA(page << 12), n << 12, NULL, NULL, NULL);
+		/* Half of them told first by the preview; the other half split as they go. */
+		uint64_t got = g->step % 2 ? pgm_pt_unmap_previewed(g, page, n)
+					   : pt_unmap(&g->pt, IOVM_IOVA(page << 12), n << 12, NULL, NULL, NULL);
 
 		PGM_CHECK(g, got == want << 12, "unmapped %#" PRIx64 ", want %#" PRIx64, got, want << 12);
 	} else {
