@@ -143,8 +143,12 @@ static void flush_locked(struct iovm_domain *dom, const struct unmapped *extra, 
 		r->seen = atomic_load_explicit(&r->tail, memory_order_acquire);
 		any |= r->seen != atomic_load_explicit(&r->head, memory_order_relaxed);
 	}
-	/* Nothing queued here; a shared domain's dead process may have left unmaps for any flush to release. */
-	if (!any && !(dom->shared_ops && dom->shared_ops->orphans(dom->shared_arg)))
+	/*
+	 * Nothing queued here; but an unmap that found nothing to queue may
+	 * have detached empty tables, and a shared domain's dead process may
+	 * have left unmaps for any flush to release.
+	 */
+	if (!any && !pt_retired_waiting(&dom->pt) && !(dom->shared_ops && dom->shared_ops->orphans(dom->shared_arg)))
 		return;
 	invalidate_all(dom);
 	if (nr_extra)

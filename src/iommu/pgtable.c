@@ -163,6 +163,16 @@ void pt_retired_take(struct io_pgtable *pt, struct pt_retired *r)
 	mutex_unlock(&pt->retired_lock);
 }
 
+bool pt_retired_waiting(struct io_pgtable *pt)
+{
+	bool any;
+
+	mutex_lock(&pt->retired_lock);
+	any = pt->retired.head != NULL;
+	mutex_unlock(&pt->retired_lock);
+	return any;
+}
+
 int pt_init(struct io_pgtable *pt)
 {
 	memset(pt, 0, sizeof(*pt));

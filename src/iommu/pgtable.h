@@ -303,6 +303,8 @@ void pt_retired_free(struct io_pgtable *pt, struct pt_retired *r);
 void pt_retired_each(const struct pt_retired *r, void (*fn)(void *arg, void *table), void *arg);
 /* Add the tables on @r to the table's own list, which the next pt_retired_take() gets. */
 void pt_retired_give(struct io_pgtable *pt, struct pt_retired *r);
+/* Whether the table's own list holds tables: a flush with nothing queued frees them all the same. */
+bool pt_retired_waiting(struct io_pgtable *pt);
 /* Move the table's own list to @r (empty before). */
 void pt_retired_take(struct io_pgtable *pt, struct pt_retired *r);
 /* Free the table's own list now: for a table no device walks (tests, teardown). */
