@@ -298,9 +298,11 @@ IOVM_API int iovm_share_check(struct iovm_ctx *ctx);
  * process, then frees them, resuming a release where it stopped (a
  * process that died with entries there and was not reaped yet is reaped
  * first). A release killed mid-step is resumed at that step, and takes
- * it once. What stays until the domain goes is at most one piece per
- * unmap killed in the instant between clearing its entries and recording
- * them. An unmap of more than 256 leaves goes in
+ * it once. An unmap records each piece, and each page-table page it
+ * detaches, before it clears the entries: one killed in between leaves
+ * them mapped and recorded, and that next strict unmap or flush clears
+ * them before it invalidates, so that nothing stays until the domain
+ * goes. An unmap of more than 256 leaves goes in
  * parts, each cleared, recorded and invalidated before the next: killed
  * meanwhile, it leaves what it had not cleared mapped. The page-table
  * pages an unmap detached are in the journal too, and freed the same

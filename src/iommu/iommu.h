@@ -234,22 +234,24 @@ struct iommu_shared_ops {
 	/* After an unmap's invalidation: the holds on [pa, +len), its pa_pending() record, and its IOVAs if @free_iova. */
 	void (*pa_release)(void *arg, iova_t iova, pa_t pa, uint64_t len, bool free_iova);
 	/*
-	 * An unmap cleared the entries of [iova, +len), which named [pa,
-	 * +len), and the invalidation that lets them go is still to come (a
-	 * strict unmap's, posted next; a deferred one's, at its flush):
-	 * recorded until the pa_release(), so that if this process dies first, a
-	 * survivor releases it (and its IOVAs, unless
-	 * IOMMU_PENDING_KEEP_IOVA) once an invalidation of everything has
-	 * reached every process. -ENOSPC: not recorded (a deferred unmap is
-	 * then flushed at once).
+	 * An unmap is about to clear the entries of [iova, +len), which name
+	 * [pa, +len), and the invalidation that lets them go is still to come
+	 * (a strict unmap's, posted next; a deferred one's, at its flush):
+	 * recorded until the pa_release(), so that if this process dies first,
+	 * a survivor clears what is still mapped of it
+	 * (iommu_domain_clear_recorded()), then releases it (and its IOVAs,
+	 * unless IOMMU_PENDING_KEEP_IOVA) once an invalidation of everything
+	 * has reached every process. -ENOSPC: not recorded (a deferred unmap
+	 * is then flushed at once).
 	 */
 	int (*pa_pending)(void *arg, iova_t iova, pa_t pa, uint64_t len, unsigned how);
 	/*
-	 * A table of the view's pt_source that an unmap detached, to be freed
-	 * once no device can reach it (after a strict unmap's invalidation, or
-	 * a flush's): recorded, as pa_pending()'s pieces, until it is freed.
+	 * A table of the view's pt_source that an unmap is about to detach
+	 * (spanning from @base, entries of @level), to be freed once no
+	 * device can reach it (after a strict unmap's invalidation, or a
+	 * flush's): recorded, as pa_pending()'s pieces, until it is freed.
 	 */
-	void (*table_pending)(void *arg, void *table);
+	void (*table_pending)(void *arg, void *table, iova_t base, int level);
 	/* Whether a dead process left unmaps in flight: a flush with nothing queued invalidates for them. */
 	bool (*orphans)(void *arg);
 	/*
@@ -316,6 +318,18 @@ int iommu_domain_create_shared(struct iovm_ctx *ctx, uint64_t limit, const struc
  * ends. Outside any section.
  */
 void iommu_domain_invalidate(struct iovm_domain *dom, iova_t iova, uint64_t len);
+
+/*
+ * iommu_domain_clear_recorded() and iommu_domain_detach_recorded() - a
+ * shared domain's unmap records what it will clear before it clears it
+ * (iommu_shared_ops.pa_pending(), .table_pending()); a process killed
+ * between may leave a recorded leaf in place, or a recorded table still
+ * reachable. The survivor that claims the record takes them out of
+ * reach with these (pt_clear_recorded(), pt_detach_recorded()) before its
+ * invalidation of everything, and then releases them. Idempotent.
+ */
+void iommu_domain_clear_recorded(struct iovm_domain *dom, iova_t iova, pa_t pa, uint64_t len);
+void iommu_domain_detach_recorded(struct iovm_domain *dom, void *table, iova_t base, int level);
 
 struct iommu_mirror_ops {
 	/* [iova, +len) to the process's memory at [va, +len), in order. */

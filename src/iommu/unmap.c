@@ -26,6 +26,7 @@ struct collect {
 	struct unmapped *p;
 	unsigned n, cap;
 	bool oom;
+	unsigned tables; /* a shared domain's preview: the tables it found */
 	struct unmapped inline_p[COLLECT_INLINE];
 };
 
@@ -57,6 +58,30 @@ static void collect_piece(void *arg, iova_t iova, pa_t pa, uint64_t len, iopte_t
 	c->p[c->n++] = (struct unmapped){ .iova = iova, .pa = pa, .len = len };
 }
 
+static void count_table(void *arg, void *table, iova_t base, int level)
+{
+	struct collect *c = arg;
+
+	(void)table, (void)base, (void)level;
+	c->tables++;
+}
+
+/* A table a shared domain's unmap is about to detach, in its journal first (pgrecord.c). */
+static void record_table(void *arg, void *table, iova_t base, int level)
+{
+	struct iovm_domain *dom = arg;
+
+	dom->shared_ops->table_pending(dom->shared_arg, table, base, level);
+}
+
+/* A table a shared domain's unmap detached without a preview: recorded after, as it was found. */
+static void record_detached(void *arg, void *table)
+{
+	struct iovm_domain *dom = arg;
+
+	dom->shared_ops->table_pending(dom->shared_arg, table, iova_make(0), -1);
+}
+
 static void collect_done(struct collect *c)
 {
 	if (c->p != c->inline_p)
@@ -72,6 +97,16 @@ void domain_retired_free(struct iovm_domain *dom, struct pt_retired *r)
 	if (dom->shared_ops)
 		dom->shared_ops->invalidate(dom->shared_arg, iova_make(0), 0);
 	pt_retired_free(&dom->pt, r);
+}
+
+void iommu_domain_clear_recorded(struct iovm_domain *dom, iova_t iova, pa_t pa, uint64_t len)
+{
+	pt_clear_recorded(&dom->pt, iova, pa, len);
+}
+
+void iommu_domain_detach_recorded(struct iovm_domain *dom, void *table, iova_t base, int level)
+{
+	pt_detach_recorded(&dom->pt, table, base, level);
 }
 
 void iommu_domain_invalidate(struct iovm_domain *dom, iova_t iova, uint64_t len)
@@ -127,10 +162,41 @@ static int unmap_in_parts(struct iovm_domain *dom, iova_t iova, uint64_t len, un
 	return ret;
 }
 
+/*
+ * A shared domain's pieces and tables, recorded before their entries are
+ * cleared (pgrecord.c): a process killed anywhere in the unmap leaves each
+ * of them either still mapped or recorded, and the survivor that claims
+ * the record takes it out of reach, invalidates and releases it. The
+ * pieces before the tables: a survivor that detaches a recorded table
+ * takes its leaves out of reach with it, and they must be recorded by
+ * then. Whether a piece found no room in the journal (nothing is recorded
+ * where the preview could not tell; pt_unmap_prepare() leaves it nothing
+ * it cannot).
+ */
+static bool record_first(struct iovm_domain *dom, iova_t iova, uint64_t len, unsigned how, bool deferred,
+			 struct collect *c, bool *recorded)
+{
+	bool unrecorded = false;
+
+	c->tables = 0;
+	*recorded = pt_unmap_preview(&dom->pt, iova, len, collect_piece, count_table, c);
+	if (IOVM_WARN_ON(!*recorded)) {
+		c->n = 0; /* collected again by the unmap, and recorded after it */
+		return false;
+	}
+	for (unsigned i = 0; i < c->n; i++)
+		unrecorded |= dom->shared_ops->pa_pending(dom->shared_arg, c->p[i].iova, c->p[i].pa, c->p[i].len,
+							   pending_how(how, deferred)) != 0;
+	if (c->tables)
+		(void)pt_unmap_preview(&dom->pt, iova, len, NULL, record_table, dom);
+	return unrecorded;
+}
+
 int domain_unmap_how(struct iovm_domain *dom, iova_t iova, uint64_t len, unsigned how, bool *any)
 {
 	bool deferred = (dom->flags & IOVM_DOMAIN_DEFERRED) && !(how & UNMAP_STRICT);
 	struct pt_retired retired = { NULL };
+	bool recorded = false, unrecorded = false;
 	struct collect c;
 	int ret = 0;
 
@@ -146,11 +212,17 @@ int domain_unmap_how(struct iovm_domain *dom, iova_t iova, uint64_t len, unsigne
 	if (ret)
 		return ret;
 	atomic_fetch_add_explicit(&dom->unmaps_begun, 1, memory_order_seq_cst);
-	pt_unmap(&dom->pt, iova, len, collect_piece, &c, &retired);
+	if (dom->shared_ops)
+		unrecorded = record_first(dom, iova, len, how, deferred, &c, &recorded);
+	pt_unmap(&dom->pt, iova, len, recorded ? NULL : collect_piece, &c, &retired);
 	*any = c.n > 0;
-	/* A shared domain's detached tables, in its journal: a death before they are freed leaves them to a survivor. */
-	if (dom->shared_ops && retired.head)
-		pt_retired_each(&retired, dom->shared_ops->table_pending, dom->shared_arg);
+	/* Without a preview, recorded now: a death before they are freed leaves them to a survivor. */
+	if (dom->shared_ops && !recorded) {
+		pt_retired_each(&retired, record_detached, dom);
+		for (unsigned i = 0; i < c.n; i++)
+			unrecorded |= dom->shared_ops->pa_pending(dom->shared_arg, c.p[i].iova, c.p[i].pa,
+								   c.p[i].len, pending_how(how, deferred)) != 0;
+	}
 	/* A deferred unmap leaves the mirror's mapping to the flush, as the IOTLB's. */
 	if (c.n && !deferred && !(how & UNMAP_NO_MIRROR))
 		domain_mirror_unmap(dom, iova, len);
@@ -168,8 +240,6 @@ int domain_unmap_how(struct iovm_domain *dom, iova_t iova, uint64_t len, unsigne
 	if (!c.n)
 		return 0;
 	if (deferred) {
-		bool unrecorded = false;
-
 		for (unsigned i = 0; i < c.n; i++) {
 			/*
 			 * What a device may still reach stays allocated until the
@@ -180,10 +250,6 @@ int domain_unmap_how(struct iovm_domain *dom, iova_t iova, uint64_t len, unsigne
 				c.p[i].pa = PA_INVALID; /* not iovm's memory, or freed already */
 			c.p[i].keep_iova = how & UNMAP_KEEP_IOVA;
 			shadow_unmap(dom, &c.p[i], true);
-			/* A shared domain's, in its journal: a death before the flush leaves them to a survivor. */
-			if (dom->shared_ops)
-				unrecorded |= dom->shared_ops->pa_pending(dom->shared_arg, c.p[i].iova, c.p[i].pa,
-									  c.p[i].len, pending_how(how, true)) != 0;
 		}
 		ret = flushq_add(dom, c.p, c.n);
 		/* No room in the journal: not left in flight unrecorded any longer than a strict unmap. */
@@ -192,11 +258,6 @@ int domain_unmap_how(struct iovm_domain *dom, iova_t iova, uint64_t len, unsigne
 		collect_done(&c);
 		return ret;
 	}
-	/* A shared domain's pieces, recorded before the wait for the others: a death meanwhile leaves them to a survivor. */
-	if (dom->shared_ops)
-		for (unsigned i = 0; i < c.n; i++)
-			(void)dom->shared_ops->pa_pending(dom->shared_arg, c.p[i].iova, c.p[i].pa, c.p[i].len,
-							  pending_how(how, false));
 	domain_invalidate(dom, iova, len, false);
 	epoch_synchronize(dom->is->epoch);
 	/* A shared domain's: every other process's devices too, before anything is freed or reused. */

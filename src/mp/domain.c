@@ -183,12 +183,16 @@ static void invalidate(void *arg, iova_t iova, uint64_t len)
 	if (mp_lock_plain(&shm->inval_lock))
 		return; /* not recoverable: nothing can be posted any more */
 	/*
-	 * Pieces of a dead process's unmap: their entries were cleared before
-	 * they were recorded, so that an invalidation of everything posted
-	 * now reaches whatever any device still caches of them. This process's
+	 * Pieces of a dead process's unmap: recorded, their entries cleared
+	 * or (killed in between) cleared here, so that an invalidation of
+	 * everything posted now reaches whatever any device still caches of
+	 * them. This process's
 	 * devices first, then every other's; then they are released.
 	 */
 	orphans = sdom_orphans_claim(v);
+	/* What they recorded and did not clear: out of the table before the invalidation that lets it go. */
+	if (orphans)
+		sdom_orphans_unreach(v);
 	if (orphans && len != UINT64_MAX) {
 		iommu_domain_invalidate(v->dom, iova_make(0), UINT64_MAX);
 		iova = iova_make(0);

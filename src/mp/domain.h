@@ -21,9 +21,11 @@
 #define DOMAIN_IOVA_BASE (UINT64_C(4) << 30)
 
 /*
- * The journal of unmaps in flight: entries a process cleared whose
- * invalidation is still to come (a strict unmap's, being posted, or a
- * deferred unmap's, at its flush), and the memory they named. One table
+ * The journal of unmaps in flight: entries a process is about to clear, or
+ * cleared, whose invalidation is still to come (a strict unmap's, being
+ * posted, or a deferred unmap's, at its flush), and the memory they
+ * named. Recorded before the clear (iommu/pgrecord.c), so that a death in
+ * between leaves nothing cleared unrecorded. One table
  * for every process, sized from the flush batch, an entry at most
  * SDOM_PROBE places after the hash of its IOVA.
  */
@@ -33,9 +35,15 @@
 /* owner: a slot; a slot | SDOM_CLAIMED (an orphan that slot is invalidating); SDOM_ORPHAN. */
 #define SDOM_CLAIMED 0x100u
 #define SDOM_ORPHAN 0xffffu
-/* flags: the unmap keeps its IOVAs (a map's undo: the mapper frees them); a detached table (pa: its page). */
+/*
+ * flags: the unmap keeps its IOVAs (a map's undo: the mapper frees them); a
+ * detached table (pa: its page; iova: where its span starts; its entries'
+ * level + 1 in SDOM_TABLE_LEVEL's bits, 0 if recorded once detached).
+ */
 #define SDOM_KEEP_IOVA 1u
 #define SDOM_TABLE 2u
+#define SDOM_TABLE_LEVEL(level) ((unsigned)((level) + 1) << 8)
+#define SDOM_TABLE_LEVEL_OF(flags) ((int)((flags) >> 8 & 0xfu) - 1)
 /* A piece of a registration's window (not the heap's): its release has no hold to put back. */
 #define SDOM_FOREIGN 4u
 /*
@@ -216,7 +224,7 @@ int sdom_not_forked(const struct mp_dview *v);
 /* The view's pt_source: a page of the table pool, under the share's lock. */
 void *sdom_table_alloc(void *arg);
 void sdom_table_free(void *arg, void *t);
-void sdom_table_pending(void *arg, void *t);
+void sdom_table_pending(void *arg, void *t, iova_t base, int level);
 /* The view's iommu_shared_ops (iommu/iommu.h) that the block answers; @arg is the view. */
 int sdom_iova_alloc(void *arg, uint64_t len, uint64_t align, iova_t *iova);
 int sdom_iova_reserve(void *arg, iova_t iova, uint64_t len);
@@ -232,6 +240,12 @@ bool sdom_pa_held(void *arg, pa_t pa);
 int sdom_reg_pa(void *arg, iova_t iova, uint64_t len, pa_t *pa);
 /* sdom_orphans_claim() - this slot's now, the orphans that wait: whether there were any. */
 bool sdom_orphans_claim(struct mp_dview *v);
+/*
+ * sdom_orphans_unreach() - before the invalidation of everything: what the
+ * claimed orphans recorded and their process had not cleared yet, taken
+ * out of the table (iommu_domain_clear_recorded()).
+ */
+void sdom_orphans_unreach(struct mp_dview *v);
 /* sdom_orphans_release() - after an invalidation of everything posted since the claim: free them. */
 void sdom_orphans_release(struct mp_dview *v);
 /* sdom_journal_orphan() - slot @slot died: its unmaps in flight, and its claims, become orphans. Needs the lock. */

@@ -27,7 +27,7 @@ static uint32_t journal_home(const struct mp_domain_shm *shm, uint64_t key)
 	return (uint32_t)(((key >> 12) * UINT64_C(0x9e3779b97f4a7c15)) >> 32) & shm->journal_mask;
 }
 
-/* This slot's entry of [iova | pa, +len) (@flags' SDOM_TABLE alike), or NULL. Needs the lock. */
+/* This slot's entry of [iova | pa, +len) (@flags' SDOM_TABLE alike; a table's by @pa), or NULL. Needs the lock. */
 struct sdom_piece *sdom_journal_find(struct mp_dview *v, uint64_t key, uint64_t iova, uint64_t pa, uint64_t len,
 				       unsigned flags)
 {
@@ -36,8 +36,9 @@ struct sdom_piece *sdom_journal_find(struct mp_dview *v, uint64_t key, uint64_t 
 	for (uint32_t i = 0; i < SDOM_PROBE; i++) {
 		struct sdom_piece *e = &v->journal[(at + i) & v->shm->journal_mask];
 
-		if (e->len == len && e->owner == v->s->slot && e->iova == iova && e->pa == pa &&
-		    (e->flags & SDOM_TABLE) == (flags & SDOM_TABLE))
+		/* A table is its page: @iova is where a preview saw it, which its free does not know. */
+		if (e->len == len && e->owner == v->s->slot && e->pa == pa &&
+		    (e->flags & SDOM_TABLE) == (flags & SDOM_TABLE) && ((flags & SDOM_TABLE) || e->iova == iova))
 			return e;
 	}
 	return NULL;
@@ -286,6 +287,34 @@ bool sdom_orphans_claim(struct mp_dview *v)
 	}
 	mp_unlock(&v->s->h);
 	return any;
+}
+
+/* Pool page of the table entry @e names, or NULL if none does. */
+static void *entry_table(const struct mp_dview *v, const struct sdom_piece *e)
+{
+	uint64_t off = pa_val(v->s->pa) + (uint64_t)(v->pool - v->s->heap);
+	uint64_t page = (e->pa - off) / SZ_4K;
+
+	return e->pa >= off && page < v->shm->pool_tables ? v->pool + page * SZ_4K : NULL;
+}
+
+void sdom_orphans_unreach(struct mp_dview *v)
+{
+	if (mp_lock(&v->s->h))
+		return;
+	for (uint32_t i = 0; i <= v->shm->journal_mask; i++) {
+		const struct sdom_piece *e = &v->journal[i];
+		void *t;
+
+		/* A release begun followed an invalidation, which followed the clear. */
+		if (!e->len || e->owner != (v->s->slot | SDOM_CLAIMED) || e->done)
+			continue;
+		if (!(e->flags & SDOM_TABLE))
+			iommu_domain_clear_recorded(v->dom, iova_make(e->iova), pa_make(e->pa), e->len);
+		else if ((t = entry_table(v, e)) && SDOM_TABLE_LEVEL_OF(e->flags) >= 0)
+			iommu_domain_detach_recorded(v->dom, t, iova_make(e->iova), SDOM_TABLE_LEVEL_OF(e->flags));
+	}
+	mp_unlock(&v->s->h);
 }
 
 void sdom_orphans_release(struct mp_dview *v)

@@ -190,14 +190,20 @@ void sdom_table_free(void *arg, void *t)
 	mp_unlock(&v->s->h);
 }
 
-void sdom_table_pending(void *arg, void *t)
+void sdom_table_pending(void *arg, void *t, iova_t base, int level)
 {
 	struct mp_dview *v = arg;
 
 	if (mp_lock(&v->s->h))
 		return;
-	/* No room: not recorded; a death before its free leaves it taken until the domain goes. */
-	(void)sdom_journal_add(v, table_pa(v, t), 0, table_pa(v, t), SZ_4K, SDOM_TABLE, SDOM_PROBE);
+	/*
+	 * Once (an unmap whose preview failed records what it detached after:
+	 * none of it was). No room: not recorded; a death before its free
+	 * leaves it taken until the domain goes.
+	 */
+	if (!sdom_journal_find(v, table_pa(v, t), 0, table_pa(v, t), SZ_4K, SDOM_TABLE))
+		(void)sdom_journal_add(v, table_pa(v, t), iova_val(base), table_pa(v, t), SZ_4K,
+				       SDOM_TABLE | SDOM_TABLE_LEVEL(level), SDOM_PROBE);
 	mp_unlock(&v->s->h);
 }
 

@@ -375,18 +375,28 @@ TEST(a_forked_child_opens_its_own_view)
  * A process killed at each store of an unmap in a shared domain (the
  * library's crash points, mp_internal.h), strict, or deferred and then
  * flushed: what it leaves is sound, freed by the survivor's next strict
- * unmap or flush (or, the few stores where it is neither recorded nor
- * released, with the domain), and never freed twice: the survivor's own
+ * unmap or flush (the unmap records each piece before it clears it: at
+ * no store is a piece neither mapped nor recorded), and never freed
+ * twice: the survivor's own
  * mapping of the same page keeps its hold throughout, so that its buffer,
  * freed while mapped, is held to the byte.
  */
 static unsigned long g_countdown;
 static bool g_deferred;
+/* The dead one's 8 KiB alone in a page-table page, which its unmap of the page's whole span detaches. */
+static bool g_whole_table;
+#define TABLE_AT ((UINT64_C(4) << 30) + (UINT64_C(64) << 20))
+
+/* What the dying child unmaps: its 8 KiB, or the whole span of the table they are in. */
+static uint64_t dying_unmap_len(void)
+{
+	return g_whole_table ? SZ_2M : 8192;
+}
 
 static void unmap_dies(int rd, int wr, void *arg)
 {
 	struct iovm_ctx *ctx = attach_ok(g_name);
-	iovm_iova_t iova = IOVM_IOVA(IOVM_ADDR_INVALID);
+	iovm_iova_t iova = IOVM_IOVA(g_whole_table ? TABLE_AT : IOVM_ADDR_INVALID);
 	struct iovm_domain *dom;
 	iovm_pa_t pa;
 
@@ -397,7 +407,7 @@ static void unmap_dies(int rd, int wr, void *arg)
 	put64(wr, iova.addr);
 	(void)get64(rd);
 	mp_crash_countdown = g_countdown;
-	CHECK_OK(iovm_domain_unmap(dom, iova, 8192));
+	CHECK_OK(iovm_domain_unmap(dom, iova, dying_unmap_len()));
 	if (g_deferred)
 		CHECK_OK(iovm_domain_flush(dom));
 	mp_crash_countdown = 0;
@@ -405,18 +415,22 @@ static void unmap_dies(int rd, int wr, void *arg)
 	pause();
 }
 
-static void killed_at_each_store(bool deferred)
+static void killed_at_each_store(bool deferred, bool whole_table)
 {
 	struct iovm_share_domain_params p = { .flags = deferred ? IOVM_DOMAIN_DEFERRED : 0,
 					      .flush_batch = 4096, .flush_timeout_us = UINT32_MAX };
 	unsigned long n, left = 0;
 
 	g_deferred = deferred;
+	g_whole_table = whole_table;
 	for (n = 1;; n++) {
 		struct iovm_ctx *ctx;
 		struct iovm_domain *dom;
-		iovm_iova_t mine = IOVM_IOVA(IOVM_ADDR_INVALID), next = IOVM_IOVA(IOVM_ADDR_INVALID);
+		iovm_iova_t mine = IOVM_IOVA(IOVM_ADDR_INVALID), next = IOVM_IOVA(IOVM_ADDR_INVALID), theirs;
 		struct iovm_domain_stats st;
+		iovm_pa_t pa_now;
+		uint64_t still, tables;
+		int ret;
 		struct child c;
 		uint8_t *buf, *other;
 		iovm_pa_t pa;
@@ -431,10 +445,12 @@ static void killed_at_each_store(bool deferred)
 		CHECK(buf && other);
 		CHECK_OK(iovm_dma_pa(ctx, buf, &pa));
 		CHECK_OK(iovm_domain_map_ptr(dom, buf, 8192, IOVM_MAP_READ, &mine));
+		CHECK_OK(iovm_domain_stats(dom, &st));
+		tables = st.tables;
 		g_countdown = n;
 		c = child_start(unmap_dies, NULL);
 		put64(c.wr, pa.addr);
-		(void)get64(c.rd);
+		theirs = IOVM_IOVA(get64(c.rd));
 		/* It says it lived through the unmap, or dies at the n-th point with the pipe closing. */
 		lived = child_go_lives(&c, n, &said);
 		WAIT_UNTIL(share_info(ctx).processes == 1);
@@ -444,11 +460,36 @@ static void killed_at_each_store(bool deferred)
 		CHECK_OK(iovm_domain_unmap(dom, next, 4096));
 		if (deferred)
 			CHECK_OK(iovm_domain_flush(dom));
-		/* The survivor's 8 KiB, and what of the dead one's the unmap had neither recorded nor released. */
+		/*
+		 * The survivor's 8 KiB, and of the dead one's what still translates
+		 * (killed before its unmap cleared it): no IOVA is taken that does
+		 * not, since its unmap records each piece before it clears it.
+		 */
+		still = 0;
+		for (uint64_t off = 0; off < 8192; off += 4096)
+			still += iovm_domain_translate(dom, IOVM_IOVA(theirs.addr + off), &pa_now, NULL) == 0 ? 4096 : 0;
 		CHECK_OK(iovm_domain_stats(dom, &st));
-		CHECK_MSG(st.iova_allocated >= 8192 && st.iova_allocated <= 16384, "point %lu: %llu bytes of IOVA taken", n,
+		left += st.iova_allocated != 8192 + still;
+		CHECK_MSG(st.iova_allocated == 8192 + still, "point %lu: %llu bytes of IOVA taken, %llu translate", n,
+			  (unsigned long long)st.iova_allocated, (unsigned long long)(8192 + still));
+		CHECK_MSG(st.leaves_4k == 2 + still / 4096 && st.leaves_2m == 0, "point %lu: %llu leaves", n,
+			  (unsigned long long)(st.leaves_4k + st.leaves_2m));
+		/*
+		 * What it left mapped, the survivor unmaps as it would have: its
+		 * IOVAs and its table go too (a table left empty and in place,
+		 * killed before it was recorded, is detached by an unmap of its
+		 * span that finds nothing mapped).
+		 */
+		ret = iovm_domain_unmap(dom, theirs, dying_unmap_len());
+		CHECK_MSG(ret == (still ? 0 : -ENOENT), "point %lu: unmap of its rest: %d", n, ret);
+		if (deferred)
+			CHECK_OK(iovm_domain_flush(dom));
+		CHECK_OK(iovm_domain_stats(dom, &st));
+		CHECK_MSG(st.iova_allocated == 8192, "point %lu: %llu bytes of IOVA taken after unmapping its rest", n,
 			  (unsigned long long)st.iova_allocated);
-		left += st.iova_allocated != 8192;
+		/* No page-table page is left taken: detached, it was recorded first. */
+		CHECK_MSG(st.tables == tables, "point %lu: %llu page-table pages, %llu before it mapped", n,
+			  (unsigned long long)st.tables, (unsigned long long)tables);
 		/* Its own mapping kept its hold: its buffer, freed now, is held whole. */
 		CHECK_OK(iovm_dma_free(ctx, buf));
 		CHECK_MSG(share_info(ctx).domain_held == 8192, "point %lu: held %llu, not the survivor's 8192", n,
@@ -465,17 +506,19 @@ static void killed_at_each_store(bool deferred)
 		if (lived)
 			break;
 	}
-	printf("# a %s unmap killed at each of its %lu stores, whole every time; left to the domain's end at %lu\n",
-	       deferred ? "deferred" : "strict", n - 1, left);
+	printf("# a %s unmap%s killed at each of its %lu stores, whole every time; left to the domain's end at %lu\n",
+	       deferred ? "deferred" : "strict", whole_table ? " of a table's whole span" : "", n - 1, left);
 	CHECK(n > 4);
-	/* Most stores leave nothing behind: the journal has it, or it is released. */
-	CHECK(left * 4 < n);
+	/* No store leaves anything behind: recorded before it is cleared, what it took is released. */
+	CHECK_EQ(left, 0);
 }
 
 TEST(killed_at_each_store_of_an_unmap)
 {
-	killed_at_each_store(false);
-	killed_at_each_store(true);
+	killed_at_each_store(false, false);
+	killed_at_each_store(true, false);
+	killed_at_each_store(false, true);
+	killed_at_each_store(true, true);
 }
 
 /*
