@@ -49,6 +49,7 @@ struct sdom_result {
 	char why[96];
 	double ns[NR_LOOPS]; /* median ns per map+unmap pair */
 	double copy_theirs, copy_own; /* median ns per 4 KiB copy; NAN: not measured */
+	double big_theirs, big_own;   /* median ns per 64 KiB copy (the whole registration) */
 	char copy_why[96];
 };
 
@@ -116,10 +117,10 @@ static double pairs(struct iovm_domain *dom, void *buf, uint64_t n)
 	return (double)(bench_now_ns() - t0) / (double)n;
 }
 
-/* One 4 KiB copy on polled queue @q: its status. */
-static uint8_t copy_once(struct iovm_queue *q, uint64_t src, uint64_t dst)
+/* One copy of @len bytes on polled queue @q: its status. */
+static uint8_t copy_once(struct iovm_queue *q, uint64_t src, uint64_t dst, uint32_t len)
 {
-	struct iovm_desc d = { .op = IOVM_OP_COPY, .pasid = REG_PASID, .src = src, .dst = dst, .len = 4096 };
+	struct iovm_desc d = { .op = IOVM_OP_COPY, .pasid = REG_PASID, .src = src, .dst = dst, .len = len };
 	struct iovm_cqe cqe;
 	int n = 0;
 
@@ -133,13 +134,13 @@ static uint8_t copy_once(struct iovm_queue *q, uint64_t src, uint64_t dst)
 	return n == 1 ? cqe.status : IOVM_STATUS_NONE;
 }
 
-/* ns per 4 KiB copy of @n, out of the registration at @src (its pages in turn) into @dst; NAN on a failure. */
-static double copies(struct iovm_queue *q, uint64_t src, uint64_t dst, uint64_t n)
+/* ns per copy of @len (4 KiB or REG_LEN) of @n, out of the registration at @src (in turn) into @dst; NAN on a failure. */
+static double copies(struct iovm_queue *q, uint64_t src, uint64_t dst, uint64_t n, uint32_t len)
 {
 	uint64_t t0 = bench_now_ns();
 
 	for (uint64_t i = 0; i < n; i++)
-		if (copy_once(q, src + (i % REG_PAGES) * 4096, dst) != IOVM_STATUS_SUCCESS)
+		if (copy_once(q, src + (i % (REG_LEN / len)) * len, dst, len) != IOVM_STATUS_SUCCESS)
 			return NAN;
 	return (double)(bench_now_ns() - t0) / (double)n;
 }
@@ -154,7 +155,7 @@ static void copy_rows(struct iovm_ctx *ctx, struct iovm_domain *dom, uint64_t th
 		      struct sdom_result *res)
 {
 	struct iovm_queue_attr qa = { .depth = 16, .flags = IOVM_QUEUE_POLLED };
-	double vt[SDOM_REPS_MAX], vo[SDOM_REPS_MAX];
+	double vt[SDOM_REPS_MAX], vo[SDOM_REPS_MAX], bt[SDOM_REPS_MAX], bo[SDOM_REPS_MAX];
 	uint64_t n = mp_iters(sd_cfg, 2000) / 4 + 1, own;
 	struct iovm_domain *rings = NULL;
 	struct iovm_device *dev = NULL;
@@ -162,7 +163,7 @@ static void copy_rows(struct iovm_ctx *ctx, struct iovm_domain *dom, uint64_t th
 	struct iovm_mr *mr = NULL;
 	struct iovm_mr_info info;
 	iovm_iova_t dst = IOVM_IOVA_ANY;
-	uint8_t *mem = aligned_alloc(4096, REG_LEN), *buf = iovm_dma_alloc(ctx, 4096, 4096, 0);
+	uint8_t *mem = aligned_alloc(4096, REG_LEN), *buf = iovm_dma_alloc(ctx, REG_LEN, 4096, 0);
 	const char *what = "the other process could not register";
 
 	if (!theirs || !mem || !buf)
@@ -172,18 +173,23 @@ static void copy_rows(struct iovm_ctx *ctx, struct iovm_domain *dom, uint64_t th
 	if (iovm_device_open(ctx, "sw", &dev) || iovm_domain_create(ctx, NULL, &rings) ||
 	    iovm_device_attach(dev, rings, IOVM_PASID_NONE) || iovm_device_attach(dev, dom, REG_PASID) ||
 	    iovm_queue_create(dev, &qa, &q) ||
-	    iovm_domain_map_ptr(dom, buf, 4096, IOVM_MAP_READ | IOVM_MAP_WRITE, &dst) ||
+	    iovm_domain_map_ptr(dom, buf, REG_LEN, IOVM_MAP_READ | IOVM_MAP_WRITE, &dst) ||
 	    iovm_mr_reg(dom, mem, REG_LEN, IOVM_ACCESS_LOCAL_WRITE, &mr) || iovm_mr_query(mr, &info))
 		goto out;
 	own = info.iova.addr;
 	what = "a copy failed";
-	if (isnan(copies(q, theirs, dst.addr, n / 10 + 1)) || isnan(copies(q, own, dst.addr, n / 10 + 1)))
+	if (isnan(copies(q, theirs, dst.addr, n / 10 + 1, 4096)) || isnan(copies(q, own, dst.addr, n / 10 + 1, 4096)) ||
+	    isnan(copies(q, theirs, dst.addr, n / 40 + 1, REG_LEN)))
 		goto out; /* warm-up */
 	for (unsigned r = 0; r < reps; r++)
-		if (isnan(vt[r] = copies(q, theirs, dst.addr, n)) || isnan(vo[r] = copies(q, own, dst.addr, n)))
+		if (isnan(vt[r] = copies(q, theirs, dst.addr, n, 4096)) || isnan(vo[r] = copies(q, own, dst.addr, n, 4096)) ||
+		    isnan(bt[r] = copies(q, theirs, dst.addr, n / 16 + 1, REG_LEN)) ||
+		    isnan(bo[r] = copies(q, own, dst.addr, n / 16 + 1, REG_LEN)))
 			goto out;
 	res->copy_theirs = bench_median(vt, reps);
 	res->copy_own = bench_median(vo, reps);
+	res->big_theirs = bench_median(bt, reps);
+	res->big_own = bench_median(bo, reps);
 	what = NULL;
 out:
 	if (what)
@@ -197,7 +203,7 @@ out:
 	if (rings)
 		iovm_domain_destroy(rings);
 	if (dst.addr != IOVM_ADDR_INVALID)
-		iovm_domain_unmap(dom, dst, 4096);
+		iovm_domain_unmap(dom, dst, REG_LEN);
 	if (buf)
 		iovm_dma_free(ctx, buf);
 	free(mem);
@@ -209,7 +215,7 @@ static void measurer_main(int rd, int wr, void *arg)
 	struct iovm_share_domain_params def = { .flags = IOVM_DOMAIN_DEFERRED };
 	struct iovm_domain_attr pdef = { .type = IOVM_DOMAIN_MANAGED, .flags = IOVM_DOMAIN_DEFERRED };
 	struct iovm_domain *dom[NR_LOOPS] = { NULL };
-	struct sdom_result res = { .copy_theirs = NAN, .copy_own = NAN };
+	struct sdom_result res = { .copy_theirs = NAN, .copy_own = NAN, .big_theirs = NAN, .big_own = NAN };
 	double v[NR_LOOPS][SDOM_REPS_MAX];
 	uint64_t theirs = 0;
 	uint64_t n = mp_iters(sd_cfg, 20000);
@@ -322,6 +328,8 @@ void mp_sdom_bench(const struct mp_cfg *cfg, const char *share)
 	}
 	bench_result("shared domain: copy 4 KiB, other's MR", "ns", res.copy_theirs, "own MR, same device",
 		     res.copy_own, "report");
+	bench_result("shared domain: copy 64 KiB, other's MR", "ns", res.big_theirs, "own MR, same device",
+		     res.big_own, "report");
 	bench_note("shared domain copy: a polled queue of this process; the other process's engine moves "
-		   "the bytes of its registration (two futex round trips per 4 KiB)");
+		   "the bytes of its registration (two futex round trips per ask: a page, or up to 16 KiB of a read)");
 }

@@ -85,8 +85,9 @@ int verbs_dev_detach(struct iovm_device *dev, uint32_t pasid);
  * this many bytes per side, one pread() or pwrite() of its memory file
  * each: the engine never dereferences a pointer there.
  */
-#define REMOTE_BOUNCE 8192
+#define REMOTE_BOUNCE 16384
 #define REMOTE_SIDES 3
+static_assert(REMOTE_BOUNCE >= IOMMU_DELEGATE_SPAN, "a delegated span in one ask");
 
 struct iovm_queue {
 	/* Set at creation, read-only after. */

@@ -185,15 +185,30 @@ static bool delegated(const struct iovm_domain *dom, pa_t pa)
  * A span of another process's registration: no pointer, and no IOTLB
  * entry (each access walks again, and asks that process): it is the
  * slow path by nature, and an entry would outlive that process's unmap
- * on nothing but its invalidation. To the leaf's end, as any span.
+ * on nothing but its invalidation. To the leaf's end, and on over the
+ * leaves after it that continue it (the same registration's next PAs,
+ * the access allowed), up to IOMMU_DELEGATE_SPAN: each ask costs a
+ * round trip to that process, whose engine translates every byte again
+ * through its own view, so the walk here only sizes the ask.
  */
 static __noinline int span_delegated(struct iommu_iotlb *t, struct iovm_domain *dom, iova_t iova,
 				     struct iommu_span *s, pa_t page_pa, uint64_t off, unsigned shift, unsigned access)
 {
+	uint64_t chunk = SZ_2M - ((pa_val(page_pa) + off) & (SZ_2M - 1));
+
 	s->ptr = NULL;
 	s->pa = pa_add(page_pa, off);
 	s->reach = PHYS_REACH_DELEGATED;
-	s->len = MIN((UINT64_C(1) << shift) - off, SZ_2M - (pa_val(s->pa) & (SZ_2M - 1)));
+	s->len = MIN((UINT64_C(1) << shift) - off, chunk);
+	while (s->len < MIN((uint64_t)IOMMU_DELEGATE_SPAN, chunk)) {
+		iova_t next = iova_add(iova, s->len);
+		struct pt_walk w;
+
+		if (pt_walk(&dom->pt, next, &w) || (access & w.prot) != access || !pa_eq(w.pa, pa_add(s->pa, s->len)))
+			break;
+		s->len += (UINT64_C(1) << w.shift) - (iova_val(next) & ((UINT64_C(1) << w.shift) - 1));
+	}
+	s->len = MIN(s->len, chunk);
 	if (unlikely(t->oracle))
 		oracle_check(dom, iova, s, access);
 	return 0;

@@ -129,6 +129,14 @@ void iommu_set_resolver(struct iommu_space *is, iommu_resolver_fn fn, void *arg)
  * Set before devices fault in @dom, or under its traffic: under its lock.
  */
 void iommu_domain_set_resolver(struct iovm_domain *dom, iommu_resolver_fn fn, void *arg);
+/*
+ * The most one delegated span asks for: a span of another process's
+ * registration runs past its leaf over the leaves after it that map the
+ * same registration on (span_delegated()), so that one ask moves up to
+ * this many bytes where a page at a time paid a round trip per 4 KiB.
+ */
+#define IOMMU_DELEGATE_SPAN 16384u
+
 /* iommu_delegate()'s operations. */
 enum iommu_delegate_op {
 	IOMMU_DELEGATE_READ = 1,  /* @len bytes at @iova into @buf */

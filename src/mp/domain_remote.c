@@ -48,6 +48,17 @@
 #define SERVER_RECHECK_NS 100000000L
 /* How long an asker looks for a free cell before it gives up (a fault). */
 #define CELL_WAIT_NS (UINT64_C(5) * 1000000000)
+/*
+ * The cells one read asks for at once, those free at that moment: one
+ * ring of the owner's bell and one wait for up to 16 KiB, where a cell
+ * at a time paid two futex round trips per 4 KiB. Reads only: a write
+ * split over cells that the server may take in any order could land
+ * bytes beyond the first that failed, which a partial completion must
+ * not count and the memory must not get.
+ */
+#define DELEGATE_CELLS 4
+static_assert(DELEGATE_CELLS <= SDOM_CELLS, "one asker leaves cells to the others");
+static_assert(DELEGATE_CELLS * SDOM_CELL_DATA == IOMMU_DELEGATE_SPAN, "a span's read in one ask");
 
 /* ---- the owner's side ---- */
 
@@ -185,27 +196,37 @@ static bool cell_stale(struct mp_dview *v, struct sdom_cell *c, uint32_t w)
 	       !sdom_still_open(v, atomic_load_explicit(&c->owner, memory_order_relaxed));
 }
 
+/* One look at every cell for one this thread may take (@stale: also one its asker left), TAKEN; or NULL. */
+static struct sdom_cell *cell_grab(struct mp_dview *v, uint32_t *w, bool stale)
+{
+	for (unsigned i = 0; i < SDOM_CELLS; i++) {
+		struct sdom_cell *c = &v->cells[i];
+		uint32_t bit = UINT32_C(1) << i, old;
+
+		/* Another thread of this process is on it. */
+		if (atomic_fetch_or_explicit(&v->cells_mine, bit, memory_order_acq_rel) & bit)
+			continue;
+		old = atomic_load_explicit(&c->word, memory_order_acquire);
+		*w = SDOM_CELL_WORD(SDOM_CELL_TAKEN, v->s->slot, SDOM_CELL_GEN(old) + 1);
+		if ((SDOM_CELL_STATE(old) == SDOM_CELL_FREE || (stale && cell_stale(v, c, old))) &&
+		    atomic_compare_exchange_strong_explicit(&c->word, &old, *w, memory_order_acq_rel,
+							    memory_order_acquire))
+			return c;
+		atomic_fetch_and_explicit(&v->cells_mine, ~bit, memory_order_release);
+	}
+	return NULL;
+}
+
 /* A cell for this thread, TAKEN (its word in *@w), or NULL when none came free in CELL_WAIT_NS. */
 static struct sdom_cell *cell_take(struct mp_dview *v, uint32_t *w)
 {
 	uint64_t since = clock_now_ns();
 
 	for (unsigned round = 0;; round++) {
-		for (unsigned i = 0; i < SDOM_CELLS; i++) {
-			struct sdom_cell *c = &v->cells[i];
-			uint32_t bit = UINT32_C(1) << i, old;
+		struct sdom_cell *c = cell_grab(v, w, round > 0);
 
-			/* Another thread of this process is on it. */
-			if (atomic_fetch_or_explicit(&v->cells_mine, bit, memory_order_acq_rel) & bit)
-				continue;
-			old = atomic_load_explicit(&c->word, memory_order_acquire);
-			*w = SDOM_CELL_WORD(SDOM_CELL_TAKEN, v->s->slot, SDOM_CELL_GEN(old) + 1);
-			if ((SDOM_CELL_STATE(old) == SDOM_CELL_FREE || (round && cell_stale(v, c, old))) &&
-			    atomic_compare_exchange_strong_explicit(&c->word, &old, *w, memory_order_acq_rel,
-								    memory_order_acquire))
-				return c;
-			atomic_fetch_and_explicit(&v->cells_mine, ~bit, memory_order_release);
-		}
+		if (c)
+			return c;
 		if (clock_now_ns() - since > CELL_WAIT_NS)
 			return NULL;
 		sched_yield();
@@ -245,14 +266,29 @@ static bool answer_wait(struct mp_dview *v, struct sdom_cell *c, unsigned owner,
 	}
 }
 
+/* Ask @owner for what cell @c (TAKEN, word *@w) is to hold: [iova, +len), @op; ASKED after. */
+static void cell_ask(struct mp_dview *v, struct sdom_cell *c, uint32_t *w, unsigned owner, unsigned op, iova_t iova,
+		     const void *buf, uint64_t len)
+{
+	atomic_store_explicit(&c->owner, owner, memory_order_relaxed);
+	atomic_store_explicit(&c->op, op, memory_order_relaxed);
+	atomic_store_explicit(&c->iova, iova_val(iova), memory_order_relaxed);
+	atomic_store_explicit(&c->len, len, memory_order_relaxed);
+	if (op == IOMMU_DELEGATE_WRITE)
+		memcpy(c->data, buf, len);
+	*w = SDOM_CELL_WORD(SDOM_CELL_ASKED, v->s->slot, SDOM_CELL_GEN(*w));
+	atomic_store_explicit(&c->word, *w, memory_order_release);
+}
+
 int sdom_delegate(void *arg, iova_t iova, void *buf, uint64_t len, unsigned op, uint64_t *done, unsigned *reason)
 {
 	struct mp_dview *v = arg;
 	uint64_t off = iova_val(iova) - DOMAIN_IOVA_BASE;
-	struct sdom_cell *c;
-	unsigned owner;
-	uint32_t w;
-	int ret;
+	struct sdom_cell *c[DELEGATE_CELLS];
+	uint32_t w[DELEGATE_CELLS];
+	unsigned owner, n = 1;
+	bool whole = true;
+	int ret = 0;
 
 	*done = 0;
 	*reason = IOVM_FAULT_BUS;
@@ -262,29 +298,40 @@ int sdom_delegate(void *arg, iova_t iova, void *buf, uint64_t len, unsigned op, 
 	/* Nobody's; or this process's own, whose window went: nothing to ask. */
 	if (!owner-- || owner == v->s->slot || owner >= MP_MAX_PROCS)
 		return -EFAULT;
-	len = MIN(len, SDOM_CELL_DATA);
-	c = cell_take(v, &w);
-	if (!c)
+	len = MIN(len, (op == IOMMU_DELEGATE_READ ? DELEGATE_CELLS : 1) * SDOM_CELL_DATA);
+	c[0] = cell_take(v, &w[0]);
+	if (!c[0])
 		return -EFAULT;
-	atomic_store_explicit(&c->owner, owner, memory_order_relaxed);
-	atomic_store_explicit(&c->op, op, memory_order_relaxed);
-	atomic_store_explicit(&c->iova, iova_val(iova), memory_order_relaxed);
-	atomic_store_explicit(&c->len, len, memory_order_relaxed);
-	if (op == IOMMU_DELEGATE_WRITE)
-		memcpy(c->data, buf, len);
-	w = SDOM_CELL_WORD(SDOM_CELL_ASKED, v->s->slot, SDOM_CELL_GEN(w));
-	atomic_store_explicit(&c->word, w, memory_order_release);
+	/* More of a read in the cells free now; none is waited for. */
+	while (n * SDOM_CELL_DATA < len && (c[n] = cell_grab(v, &w[n], false)))
+		n++;
+	len = MIN(len, n * SDOM_CELL_DATA);
+	for (unsigned i = 0; i < n; i++)
+		cell_ask(v, c[i], &w[i], owner, op, iova_add(iova, i * SDOM_CELL_DATA),
+			 buf ? (const uint8_t *)buf + i * SDOM_CELL_DATA : NULL, MIN(SDOM_CELL_DATA, len - i * SDOM_CELL_DATA));
 	atomic_fetch_add_explicit(&v->shm->bell[owner], 1, memory_order_release);
 	mp_futex(&v->shm->bell[owner], FUTEX_WAKE, INT_MAX, NULL);
-	if (!answer_wait(v, c, owner, &w)) {
-		cell_put(v, c, w);
-		return -EFAULT;
+	/* Each answer, in order: what counts is the bytes up to the first that a cell did not move. */
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t want = MIN(SDOM_CELL_DATA, len - i * SDOM_CELL_DATA), got;
+
+		if (!answer_wait(v, c[i], owner, &w[i])) {
+			cell_put(v, c[i], w[i]);
+			if (whole)
+				ret = -EFAULT;
+			whole = false;
+			continue;
+		}
+		got = MIN(atomic_load_explicit(&c[i]->done, memory_order_relaxed), want);
+		if (whole) {
+			*reason = atomic_load_explicit(&c[i]->reason, memory_order_relaxed);
+			ret = atomic_load_explicit(&c[i]->ret, memory_order_relaxed) ? -EFAULT : 0;
+			if (op == IOMMU_DELEGATE_READ)
+				memcpy((uint8_t *)buf + i * SDOM_CELL_DATA, c[i]->data, got);
+			*done += got;
+			whole = !ret && got == want;
+		}
+		cell_put(v, c[i], w[i]);
 	}
-	*done = MIN(atomic_load_explicit(&c->done, memory_order_relaxed), len);
-	*reason = atomic_load_explicit(&c->reason, memory_order_relaxed);
-	ret = atomic_load_explicit(&c->ret, memory_order_relaxed);
-	if (op == IOMMU_DELEGATE_READ)
-		memcpy(buf, c->data, *done);
-	cell_put(v, c, w);
-	return ret ? -EFAULT : 0;
+	return ret;
 }

@@ -139,6 +139,16 @@ static void unmap_child(int rd, int wr, void *arg)
 		CHECK(a.back[i] == old_byte(3 * 4096 + i, 5));
 	/* A copy that runs into the hole stops there, with what came before it. */
 	CHECK_EQ(copy(&a.d, theirs + 4096, a.back_iova, 2 * 4096), IOVM_STATUS_PAGE_FAULT);
+	/*
+	 * Longer, from page 0: a read asks the owner for as many pages at
+	 * once as the leaves run on (up to four), here the two before the
+	 * hole. They land; nothing from after the hole does.
+	 */
+	memset(a.back, 0, LEN);
+	CHECK_EQ(copy(&a.d, theirs, a.back_iova, 6 * 4096), IOVM_STATUS_PAGE_FAULT);
+	for (size_t i = 0; i < 2 * 4096; i++)
+		CHECK(a.back[i] == old_byte(i, 5));
+	CHECK(all_bytes(a.back + 2 * 4096, LEN - 2 * 4096, 0));
 	put64(wr, 3);
 	/* Deregistered: nothing reached any more. */
 	CHECK_EQ(get64(rd), 4);
