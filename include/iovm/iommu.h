@@ -360,7 +360,9 @@ struct iovm_domain_stats {
  * A shared domain's leaves are counted from its table's entries (a walk
  * of every table, which takes time in proportion to what is mapped), so
  * that they stay exact when a process is killed between changing an
- * entry and counting it.
+ * entry and counting it. The walk holds nothing that other processes'
+ * unmaps wait for, unless page-table pages are freed under it again and
+ * again (then the last walk keeps them from being freed until it ends).
  *
  * Thread safety: safe.
  *

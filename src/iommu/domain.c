@@ -381,6 +381,9 @@ IOVM_API int iovm_domain_read_dirty(struct iovm_domain *dom, iovm_iova_t iova, s
 	return 0;
 }
 
+/* Walks of a shared domain's table that iovm_domain_stats() tries before it walks inside a section. */
+#define CENSUS_RACY_TRIES 4
+
 IOVM_API int iovm_domain_stats(struct iovm_domain *dom, struct iovm_domain_stats *st)
 {
 	err_enter();
@@ -417,11 +420,23 @@ IOVM_API int iovm_domain_stats(struct iovm_domain *dom, struct iovm_domain_stats
 		 * under the walk: another process frees one only after this
 		 * one's agent waited for the sections (domain.c of mp).
 		 */
-		mutex_lock(&dom->stats_lock);
-		epoch_enter(dom->is->epoch, &dom->stats_reader);
-		pt_census(&dom->pt, &c);
-		epoch_exit(&dom->stats_reader);
-		mutex_unlock(&dom->stats_lock);
+		unsigned tries = 0;
+
+		/*
+		 * First without the section: a section makes every other
+		 * process's strict unmap wait for the walk, and a caller polling
+		 * back to back starved them. A walk a free raced with is not
+		 * believed (pt_census_racy()); after a few, the section.
+		 */
+		while (tries < CENSUS_RACY_TRIES && !pt_census_racy(&dom->pt, &c))
+			tries++;
+		if (tries == CENSUS_RACY_TRIES) {
+			mutex_lock(&dom->stats_lock);
+			epoch_enter(dom->is->epoch, &dom->stats_reader);
+			pt_census(&dom->pt, &c);
+			epoch_exit(&dom->stats_reader);
+			mutex_unlock(&dom->stats_lock);
+		}
 		st->leaves_4k = c.leaves[0];
 		st->leaves_2m = c.leaves[1];
 		st->leaves_1g = c.leaves[2];

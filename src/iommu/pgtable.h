@@ -87,6 +87,12 @@ struct pt_source {
 	void (*free)(void *arg, void *table);
 	void *arg;
 	uintptr_t delta;
+	/*
+	 * Where every page it hands out lies, mapped for as long as the view
+	 * is, freed or not (NULL, NULL: not said): a census that races with
+	 * frees reads only there (pt_census_racy()).
+	 */
+	const void *pages_lo, *pages_hi;
 };
 
 /* What a table holds, updated atomically by concurrent writers (of every process, for a shared one). */
@@ -94,6 +100,7 @@ struct pt_counters {
 	_Atomic uint64_t nr_tables;
 	_Atomic uint64_t leaves[3]; /* 4 KiB, 2 MiB, 1 GiB leaves mapped */
 	_Atomic uint64_t splits;    /* huge leaves split by partial unmaps */
+	_Atomic uint64_t frees;     /* tables a shared source took back: the generation pt_census_racy() reads */
 };
 
 /*
@@ -293,6 +300,18 @@ struct pt_census {
  * epoch, which every process's unmap waits for).
  */
 void pt_census(const struct io_pgtable *pt, struct pt_census *c);
+
+/*
+ * pt_census_racy() - pt_census() of a shared table without keeping its
+ * tables from being freed: the walk follows only entries that point
+ * inside the source's pages (pt_source.pages_lo, .pages_hi), which stay
+ * mapped freed or not, and it is told true only if no table was freed
+ * meanwhile (the source counts its frees in the counters' @frees before
+ * a page can be taken again). False: the counts may be wrong; walk again,
+ * or inside a section (pt_census()). A source that does not say where its
+ * pages lie always gets false.
+ */
+bool pt_census_racy(const struct io_pgtable *pt, struct pt_census *c);
 
 /* pt_leaves_sub() - take @n leaves of @level off the table's count (a shared table's stops at 0). */
 void pt_leaves_sub(struct io_pgtable *pt, int level, uint64_t n);

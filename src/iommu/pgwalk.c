@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 
+#include "base/sanitizer.h"
 #include "iommu/pgtable.h"
 
 /* The run being gathered: [iova, +len) to [pa, +len), of one protection. */
@@ -185,4 +186,45 @@ void pt_census(const struct io_pgtable *pt, struct pt_census *c)
 	*c = (struct pt_census){ { 0 } };
 	if (pt->root)
 		census_level(pt, pt->root, PT_LEVELS - 1, c);
+}
+
+/* census_level() over tables that may be freed and taken again under it: only inside the source's pages. */
+static bool census_racy_level(const struct io_pgtable *pt, _Atomic iopte_t *t, int level, struct pt_census *c)
+{
+	for (unsigned idx = 0; idx < PT_ENTRIES; idx++) {
+		iopte_t pte = atomic_load_explicit(&t[idx], memory_order_acquire);
+		const uint8_t *next;
+
+		if (!(pte & PTE_PRESENT))
+			continue;
+		if (pte_is_leaf(pte, level)) {
+			c->leaves[level]++;
+			continue;
+		}
+		next = (const uint8_t *)((uintptr_t)(pte & PTE_ADDR_MASK) + pt->delta);
+		/* A page freed and filled again may say anything: never followed out of the pages. */
+		if (next < (const uint8_t *)pt->src->pages_lo || next >= (const uint8_t *)pt->src->pages_hi)
+			return false;
+		if (!census_racy_level(pt, (_Atomic iopte_t *)(uintptr_t)next, level - 1, c))
+			return false;
+	}
+	return true;
+}
+
+bool pt_census_racy(const struct io_pgtable *pt, struct pt_census *c)
+{
+	uint64_t gen;
+	bool sound;
+
+	*c = (struct pt_census){ { 0 } };
+	if (!pt->src || !pt->src->pages_lo || !pt->root)
+		return false;
+	gen = atomic_load_explicit(&pt->cnt->frees, memory_order_acquire);
+	/* Racing with frees and the zeroing of a page taken again, on purpose: what it read is checked below. */
+	tsan_ignore_begin();
+	sound = census_racy_level(pt, pt->root, PT_LEVELS - 1, c);
+	tsan_ignore_end();
+	/* The walk's reads before the generation's second read: a free counted before its page changed shows. */
+	atomic_thread_fence(memory_order_acquire);
+	return sound && atomic_load_explicit(&pt->cnt->frees, memory_order_relaxed) == gen;
 }

@@ -352,7 +352,8 @@ static int view_open(struct mp_space *s, unsigned rec, uint64_t grain, struct io
 	pthread_mutex_init(&v->server_lock, NULL);
 	sdom_view_point(v);
 	v->src = (struct pt_source){ .alloc = sdom_table_alloc, .free = sdom_table_free, .arg = v,
-				     .delta = (uintptr_t)s->heap - pa_val(s->pa) };
+				     .delta = (uintptr_t)s->heap - pa_val(s->pa), .pages_lo = v->pool,
+				     .pages_hi = v->pool + (size_t)v->shm->pool_tables * SZ_4K };
 	root = v->shm->root_pa;
 	how = (struct iovm_domain_attr){ .type = IOVM_DOMAIN_MANAGED, .flags = v->shm->flags,
 					 .flush_batch = v->shm->flush_batch,

@@ -151,11 +151,16 @@ static uint64_t table_pa(const struct mp_dview *v, const void *t)
 	return pa_val(v->s->pa) + (uint64_t)((const uint8_t *)t - v->s->heap);
 }
 
-/* Pool page @i goes back. Needs the lock. */
+/*
+ * Pool page @i goes back, counted first: a census walking without a
+ * section (pt_census_racy()) that may have read the page learns that it
+ * went before anyone can take it again. Needs the lock.
+ */
 static void table_free_locked(struct mp_dview *v, uint64_t i)
 {
 	if (IOVM_WARN_ON(i >= v->shm->pool_tables || !sdom_bit(v->pool_map, i)))
 		return;
+	atomic_fetch_add_explicit(&v->shm->cnt.frees, 1, memory_order_seq_cst);
 	bits_set(v->pool_map, i, 1, false);
 }
 
