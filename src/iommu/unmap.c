@@ -82,6 +82,15 @@ static void record_detached(void *arg, void *table)
 	dom->shared_ops->table_pending(dom->shared_arg, table, iova_make(0), -1);
 }
 
+static uint64_t collected_bytes(const struct collect *c)
+{
+	uint64_t n = 0;
+
+	for (unsigned i = 0; i < c->n; i++)
+		n += c->p[i].len;
+	return n;
+}
+
 static void collect_done(struct collect *c)
 {
 	if (c->p != c->inline_p)
@@ -198,6 +207,7 @@ int domain_unmap_how(struct iovm_domain *dom, iova_t iova, uint64_t len, unsigne
 	struct pt_retired retired = { NULL };
 	bool recorded = false, unrecorded = false;
 	struct collect c;
+	uint64_t gone;
 	int ret = 0;
 
 	if (dom->shared_ops && len > SZ_4K &&
@@ -214,7 +224,12 @@ int domain_unmap_how(struct iovm_domain *dom, iova_t iova, uint64_t len, unsigne
 	atomic_fetch_add_explicit(&dom->unmaps_begun, 1, memory_order_seq_cst);
 	if (dom->shared_ops)
 		unrecorded = record_first(dom, iova, len, how, deferred, &c, &recorded);
-	pt_unmap(&dom->pt, iova, len, recorded ? NULL : collect_piece, &c, &retired);
+	gone = pt_unmap(&dom->pt, iova, len, recorded ? NULL : collect_piece, &c, &retired);
+	/* More than the preview told: another process mapped into the range meanwhile, a misuse (mp.h). */
+	if (recorded && !c.oom && gone != collected_bytes(&c))
+		log_warn("unmap of [%#llx, +%#llx): %#llx bytes unmapped, %#llx previewed: a map raced with it",
+			 (unsigned long long)iova_val(iova), (unsigned long long)len, (unsigned long long)gone,
+			 (unsigned long long)collected_bytes(&c));
 	*any = c.n > 0;
 	/* Without a preview, recorded now: a death before they are freed leaves them to a survivor. */
 	if (dom->shared_ops && !recorded) {
