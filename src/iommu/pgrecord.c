@@ -21,12 +21,16 @@ struct preview {
 	void *arg;
 };
 
-/* A table @t an unmap would detach whole (entries of @level, from @base): it, its tables, its leaves. */
+/*
+ * A table @t an unmap would detach whole (entries of @level, from @base):
+ * its leaves, its tables, then it. Tables below before the table above:
+ * a survivor that detaches a recorded table takes everything below it
+ * out of reach, so what is below must be recorded by then (as leaves
+ * before tables, iommu/unmap.c).
+ */
 static void preview_subtree(const struct io_pgtable *pt, _Atomic iopte_t *t, int level, uint64_t base,
 			    const struct preview *p)
 {
-	if (p->tfn)
-		p->tfn(p->arg, (void *)t, iova_make(base), level);
 	for (unsigned i = 0; i < PT_ENTRIES; i++) {
 		iopte_t pte = atomic_load_explicit(&t[i], memory_order_acquire);
 		uint64_t va = base + (uint64_t)i * PT_SPAN(level);
@@ -40,6 +44,8 @@ static void preview_subtree(const struct io_pgtable *pt, _Atomic iopte_t *t, int
 			preview_subtree(pt, pt_table(pt, pte), level - 1, va, p);
 		}
 	}
+	if (p->tfn)
+		p->tfn(p->arg, (void *)t, iova_make(base), level);
 }
 
 /* pgtable.c's unmap_level(), storing nothing: the same entries in the same order. */
