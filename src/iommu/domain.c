@@ -440,8 +440,8 @@ IOVM_API int iovm_domain_stats(struct iovm_domain *dom, struct iovm_domain_stats
 		st->leaves_4k = c.leaves[0];
 		st->leaves_2m = c.leaves[1];
 		st->leaves_1g = c.leaves[2];
-		/* Tables detached and not yet freed count too: from the counter, which counts each at its allocation. */
-		st->tables = atomic_load(&dom->pt.cnt->nr_tables);
+		/* Tables detached and not yet freed count too: the pages the source has out. */
+		st->tables = dom->shared_ops->tables_used(dom->shared_arg);
 		st->splits = atomic_load(&dom->pt.cnt->splits);
 	} else if (dom->type != IOVM_DOMAIN_IDENTITY) {
 		st->leaves_4k = atomic_load(&dom->pt.cnt->leaves[0]);

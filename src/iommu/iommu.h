@@ -289,6 +289,13 @@ struct iommu_shared_ops {
 	/* The IOVA allocator's counts, in 4 KiB pages: allocated, free, the largest free run. */
 	void (*iova_stats)(void *arg, uint64_t *allocated, uint64_t *free_pages, uint64_t *largest);
 	/*
+	 * The page-table pages taken from the source now, attached or
+	 * detached and not yet freed: what the stats say, from the pages
+	 * themselves (a count kept beside them would be one off where a
+	 * process died between a page and its count).
+	 */
+	uint64_t (*tables_used)(void *arg);
+	/*
 	 * After this process's devices let go of [iova, +len) (a strict unmap):
 	 * every other process's devices too, before it returns; @len 0: only
 	 * their walks that began before (tables detached, no leaf); @len

@@ -323,6 +323,7 @@ static const struct iommu_shared_ops shared_ops = {
 	.reg_pa = sdom_reg_pa_own,
 	.delegate = sdom_delegate,
 	.iova_stats = sdom_iova_stats,
+	.tables_used = sdom_tables_used,
 	.invalidate = invalidate,
 	.quiesce = quiesce,
 	.release = release,

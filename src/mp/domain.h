@@ -230,6 +230,7 @@ int sdom_iova_alloc(void *arg, uint64_t len, uint64_t align, iova_t *iova);
 int sdom_iova_reserve(void *arg, iova_t iova, uint64_t len);
 void sdom_iova_free(void *arg, iova_t iova, uint64_t len);
 void sdom_iova_stats(void *arg, uint64_t *allocated, uint64_t *free_pages, uint64_t *largest);
+uint64_t sdom_tables_used(void *arg);
 int sdom_pa_hold(void *arg, iova_t iova, pa_t pa, uint64_t len);
 void sdom_pa_put(void *arg, iova_t iova, pa_t pa, uint64_t len);
 void sdom_pa_release(void *arg, iova_t iova, pa_t pa, uint64_t len, bool free_iova);

@@ -331,7 +331,11 @@ void sdom_orphans_release(struct mp_dview *v)
 		if (e->flags & SDOM_TABLE) {
 			uint64_t page = (e->pa - pa_val(v->s->pa) - (uint64_t)(v->pool - v->s->heap)) / SZ_4K;
 
-			/* The stats' count, once: begun first, so that a resumed release does not count it again. */
+			/*
+			 * The table's counter, at most once: begun first, so that a
+			 * resumed release does not count it again (a kill between
+			 * leaves it one high; the stats count the pool's pages).
+			 */
 			if (!e->done) {
 				e->done = 1;
 				mp_crash_point();

@@ -575,6 +575,20 @@ void sdom_held_sweep(struct mp_heap *h)
 	mp_crash_point();
 }
 
+uint64_t sdom_tables_used(void *arg)
+{
+	struct mp_dview *v = arg;
+	uint64_t n = 0, words = align_up(v->shm->pool_tables, 64) / 64;
+
+	if (v->s->fork_gen != mp_fork_gen() || mp_lock(&v->s->h))
+		return 0;
+	/* The bits past pool_tables are never set (sdom_table_alloc() stops there). */
+	for (uint64_t w = 0; w < words; w++)
+		n += (uint64_t)__builtin_popcountll(v->pool_map[w]);
+	mp_unlock(&v->s->h);
+	return n;
+}
+
 void sdom_iova_stats(void *arg, uint64_t *allocated, uint64_t *free_pages, uint64_t *largest)
 {
 	struct mp_dview *v = arg;
