@@ -212,6 +212,28 @@ static void map_piece(struct iovm_domain *dom, const struct piece *p)
 		  (unsigned long long)p->len, ret, iovm_error_detail());
 }
 
+/* A child's view of the domain, opened, and said so. */
+static inline struct iovm_domain *view_ready(int wr)
+{
+	struct iovm_ctx *ctx = attach_ok(g_name);
+	struct iovm_domain *dom;
+
+	CHECK_OK(iovm_share_domain_open(ctx, DOM, &dom));
+	put64(wr, 1);
+	return dom;
+}
+
+/* A child that lived through its calls: disarmed, it says how many points it passed, and waits to be killed. */
+static inline void lived(int wr)
+{
+	unsigned long left = crash_countdown;
+
+	crash_countdown = 0;
+	put64(wr, g_count - left);
+	pause();
+	_exit(0);
+}
+
 /*
  * Maps g_shape, says so, waits for the word, then (armed with g_count)
  * unmaps its ranges, deferred: flushes; says how many points it passed.
@@ -220,7 +242,6 @@ static void dier(int rd, int wr, void *arg)
 {
 	struct iovm_ctx *ctx = attach_ok(g_name);
 	struct iovm_domain *dom;
-	unsigned long left;
 
 	(void)arg;
 	CHECK_OK(iovm_share_domain_open(ctx, DOM, &dom));
@@ -239,11 +260,7 @@ static void dier(int rd, int wr, void *arg)
 		crash_countdown = g_count;
 	if (g_mode != M_STRICT && !g_noflush)
 		CHECK_OK(iovm_domain_flush(dom));
-	left = crash_countdown;
-	crash_countdown = 0;
-	put64(wr, g_count - left);
-	pause();
-	_exit(0);
+	lived(wr);
 }
 
 /* ---------------------------------------------------------------- the survivor */

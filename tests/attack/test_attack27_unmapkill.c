@@ -237,7 +237,6 @@ static void claimer(int rd, int wr, void *arg)
 	struct iovm_ctx *ctx = attach_ok(g_name);
 	struct iovm_domain *dom;
 	struct piece pc = { CPAGE, 2 * K4, g_claim_pa, SRC_CLAIM };
-	unsigned long left;
 
 	(void)arg;
 	CHECK_OK(iovm_share_domain_open(ctx, DOM, &dom));
@@ -247,11 +246,7 @@ static void claimer(int rd, int wr, void *arg)
 	crash_countdown = g_count;
 	CHECK_OK(iovm_domain_unmap(dom, IOVM_IOVA(CPAGE), 2 * K4));
 	CHECK_OK(iovm_domain_flush(dom));
-	left = crash_countdown;
-	crash_countdown = 0;
-	put64(wr, g_count - left);
-	pause();
-	_exit(0);
+	lived(wr);
 }
 
 /* The dead one's shape, and the claimer's two pages with their unmap. */
@@ -362,13 +357,9 @@ TEST(a_claimer_killed_at_each_point_leaves_nothing)
 
 static void stopped_one(int rd, int wr, void *arg)
 {
-	struct iovm_ctx *ctx = attach_ok(g_name);
-	struct iovm_domain *dom;
-
 	(void)arg;
 	(void)rd;
-	CHECK_OK(iovm_share_domain_open(ctx, DOM, &dom));
-	put64(wr, 1);
+	(void)view_ready(wr);
 	for (;;)
 		pause();
 }
@@ -376,13 +367,11 @@ static void stopped_one(int rd, int wr, void *arg)
 /* Flushes (each one a claim of what the dead left) back to back, until killed. */
 static void flusher(int rd, int wr, void *arg)
 {
-	struct iovm_ctx *ctx = attach_ok(g_name);
 	struct iovm_domain *dom;
 
 	(void)arg;
 	(void)rd;
-	CHECK_OK(iovm_share_domain_open(ctx, DOM, &dom));
-	put64(wr, 1);
+	dom = view_ready(wr);
 	for (;;)
 		CHECK_OK(iovm_domain_flush(dom));
 }
