@@ -250,7 +250,10 @@ struct iommu_shared_ops {
 	 * (iommu_domain_clear_recorded()), then releases it (and its IOVAs,
 	 * unless IOMMU_PENDING_KEEP_IOVA) once an invalidation of everything
 	 * has reached every process. -ENOSPC: not recorded (a deferred unmap
-	 * is then flushed at once).
+	 * is then flushed at once). The same piece recorded by a dead
+	 * process that had not cleared it yet is taken over (0); one that a
+	 * live process records or releases is -EALREADY: the unmap clears it
+	 * and leaves its release to them.
 	 */
 	int (*pa_pending)(void *arg, iova_t iova, pa_t pa, uint64_t len, unsigned how);
 	/*

@@ -27,6 +27,7 @@ struct collect {
 	unsigned n, cap;
 	bool oom;
 	unsigned tables; /* a shared domain's preview: the tables it found */
+	uint64_t skipped; /* ... and the bytes of pieces another process releases */
 	struct unmapped inline_p[COLLECT_INLINE];
 };
 
@@ -188,14 +189,25 @@ static bool record_first(struct iovm_domain *dom, iova_t iova, uint64_t len, uns
 	bool unrecorded = false;
 
 	c->tables = 0;
+	c->skipped = 0;
 	*recorded = pt_unmap_preview(&dom->pt, iova, len, collect_piece, count_table, c);
 	if (IOVM_WARN_ON(!*recorded)) {
 		c->n = 0; /* collected again by the unmap, and recorded after it */
 		return false;
 	}
-	for (unsigned i = 0; i < c->n; i++)
-		unrecorded |= dom->shared_ops->pa_pending(dom->shared_arg, c->p[i].iova, c->p[i].pa, c->p[i].len,
-							   pending_how(how, deferred)) != 0;
+	for (unsigned i = 0; i < c->n;) {
+		int ret = dom->shared_ops->pa_pending(dom->shared_arg, c->p[i].iova, c->p[i].pa, c->p[i].len,
+						      pending_how(how, deferred));
+
+		/* Another's in flight (iommu.h): cleared here all the same, released by them; not this unmap's. */
+		if (ret == -EALREADY) {
+			c->skipped += c->p[i].len;
+			c->p[i] = c->p[--c->n];
+			continue;
+		}
+		unrecorded |= ret != 0;
+		i++;
+	}
 	if (c->tables)
 		(void)pt_unmap_preview(&dom->pt, iova, len, NULL, record_table, dom);
 	return unrecorded;
@@ -217,6 +229,7 @@ int domain_unmap_how(struct iovm_domain *dom, iova_t iova, uint64_t len, unsigne
 	c.n = 0;
 	c.cap = COLLECT_INLINE;
 	c.oom = false;
+	c.skipped = 0;
 	/* A huge leaf the range cuts is split first: one that cannot be fails the unmap whole. */
 	ret = pt_unmap_prepare(&dom->pt, iova, len);
 	if (ret)
@@ -226,11 +239,11 @@ int domain_unmap_how(struct iovm_domain *dom, iova_t iova, uint64_t len, unsigne
 		unrecorded = record_first(dom, iova, len, how, deferred, &c, &recorded);
 	gone = pt_unmap(&dom->pt, iova, len, recorded ? NULL : collect_piece, &c, &retired);
 	/* More than the preview told: another process mapped into the range meanwhile, a misuse (mp.h). */
-	if (recorded && !c.oom && gone != collected_bytes(&c))
+	if (recorded && !c.oom && gone != collected_bytes(&c) + c.skipped)
 		log_warn("unmap of [%#llx, +%#llx): %#llx bytes unmapped, %#llx previewed: a map raced with it",
 			 (unsigned long long)iova_val(iova), (unsigned long long)len, (unsigned long long)gone,
-			 (unsigned long long)collected_bytes(&c));
-	*any = c.n > 0;
+			 (unsigned long long)(collected_bytes(&c) + c.skipped));
+	*any = c.n > 0 || c.skipped;
 	/* Without a preview, recorded now: a death before they are freed leaves them to a survivor. */
 	if (dom->shared_ops && !recorded) {
 		pt_retired_each(&retired, record_detached, dom);

@@ -225,6 +225,13 @@ int sdom_not_forked(const struct mp_dview *v);
 void *sdom_table_alloc(void *arg);
 void sdom_table_free(void *arg, void *t);
 void sdom_table_pending(void *arg, void *t, iova_t base, int level);
+/*
+ * sdom_journal_take_table() - a dead process's record of the table at
+ * @table_pa, which its unmap had not detached yet, made this slot's: the
+ * survivor's unmap that detaches it now frees it once. Whether there was
+ * one. Needs the lock.
+ */
+bool sdom_journal_take_table(struct mp_dview *v, uint64_t table_pa);
 /* The view's iommu_shared_ops (iommu/iommu.h) that the block answers; @arg is the view. */
 int sdom_iova_alloc(void *arg, uint64_t len, uint64_t align, iova_t *iova);
 int sdom_iova_reserve(void *arg, iova_t iova, uint64_t len);

@@ -184,20 +184,85 @@ void sdom_pa_release(void *arg, iova_t iova, pa_t pa, uint64_t len, bool free_io
 	mp_unlock(&v->s->h);
 }
 
+/*
+ * The record of the same piece by another process, not yet released
+ * (its release begun means the piece was cleared, which no preview then
+ * finds), or NULL. Needs the lock.
+ */
+static struct sdom_piece *journal_other(struct mp_dview *v, uint64_t iova, uint64_t pa, uint64_t len)
+{
+	uint32_t at = journal_home(v->shm, iova);
+
+	for (uint32_t i = 0; i < SDOM_PROBE; i++) {
+		struct sdom_piece *e = &v->journal[(at + i) & v->shm->journal_mask];
+
+		if (e->len == len && e->iova == iova && e->pa == pa && !(e->flags & SDOM_TABLE) &&
+		    e->owner != v->s->slot && !e->done)
+			return e;
+	}
+	return NULL;
+}
+
+/* The record of a dead process's slot (or an orphan's), not claimed by a live one: whether it may be taken over. */
+static bool owner_gone(struct mp_dview *v, const struct sdom_piece *e)
+{
+	return e->owner == SDOM_ORPHAN || (e->owner < MP_MAX_PROCS && mp_slot_exited(&v->s->c->slots[e->owner]));
+}
+
+bool sdom_journal_take_table(struct mp_dview *v, uint64_t table_pa)
+{
+	uint32_t at = journal_home(v->shm, table_pa);
+
+	for (uint32_t i = 0; i < SDOM_PROBE; i++) {
+		struct sdom_piece *e = &v->journal[(at + i) & v->shm->journal_mask];
+
+		/* The same table, recorded by a dead unmap that had not detached it yet: this unmap's now. */
+		if (e->len && e->pa == table_pa && (e->flags & SDOM_TABLE) && !e->done && e->owner != v->s->slot &&
+		    owner_gone(v, e)) {
+			v->shm->writers[v->s->slot / 64] |= UINT64_C(1) << (v->s->slot % 64);
+			e->owner = (uint16_t)v->s->slot;
+			mp_crash_point();
+			return true;
+		}
+	}
+	return false;
+}
+
 int sdom_pa_pending(void *arg, iova_t iova, pa_t pa, uint64_t len, unsigned how)
 {
 	struct mp_dview *v = arg;
 	/* A deferred piece leaves half the places to strict ones, which have no way out but to go unrecorded. */
 	uint32_t probe = how & IOMMU_PENDING_DEFERRED ? SDOM_PROBE / 2 : SDOM_PROBE;
+	unsigned flags = (how & IOMMU_PENDING_KEEP_IOVA ? SDOM_KEEP_IOVA : 0) |
+			 (sdom_in_heap(v->s, pa_val(pa), len) ? 0 : SDOM_FOREIGN);
+	struct sdom_piece *e;
 	int ret;
 
 	if (!len || mp_lock(&v->s->h))
 		return -ENOSPC;
+	/*
+	 * A piece still mapped that a dead process's unmap recorded before it
+	 * could clear it (a survivor unmapping what the dead left, before any
+	 * claim): taken over, so that it is released once, by this unmap. One
+	 * a live claimer holds, or a live process records (two unmaps of one
+	 * range at once, a misuse), is theirs to release: -EALREADY.
+	 */
+	e = journal_other(v, iova_val(iova), pa_val(pa), len);
+	if (e && owner_gone(v, e)) {
+		v->shm->writers[v->s->slot / 64] |= UINT64_C(1) << (v->s->slot % 64);
+		e->flags = (uint16_t)flags;
+		mp_crash_point();
+		e->owner = (uint16_t)v->s->slot; /* one store: killed after, this slot's reap makes it an orphan again */
+		mp_crash_point();
+		mp_unlock(&v->s->h);
+		return 0;
+	}
+	if (e) {
+		mp_unlock(&v->s->h);
+		return -EALREADY;
+	}
 	/* No room: not recorded; a death before its release leaves it held until the domain goes. */
-	ret = sdom_journal_add(v, iova_val(iova), iova_val(iova), pa_val(pa), len,
-			  (how & IOMMU_PENDING_KEEP_IOVA ? SDOM_KEEP_IOVA : 0) |
-				  (sdom_in_heap(v->s, pa_val(pa), len) ? 0 : SDOM_FOREIGN),
-			  probe);
+	ret = sdom_journal_add(v, iova_val(iova), iova_val(iova), pa_val(pa), len, flags, probe);
 	mp_unlock(&v->s->h);
 	return ret;
 }

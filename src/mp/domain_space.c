@@ -206,7 +206,8 @@ void sdom_table_pending(void *arg, void *t, iova_t base, int level)
 	 * none of it was). No room: not recorded; a death before its free
 	 * leaves it taken until the domain goes.
 	 */
-	if (!sdom_journal_find(v, table_pa(v, t), 0, table_pa(v, t), SZ_4K, SDOM_TABLE))
+	if (!sdom_journal_find(v, table_pa(v, t), 0, table_pa(v, t), SZ_4K, SDOM_TABLE) &&
+	    !sdom_journal_take_table(v, table_pa(v, t)))
 		(void)sdom_journal_add(v, table_pa(v, t), iova_val(base), table_pa(v, t), SZ_4K,
 				       SDOM_TABLE | SDOM_TABLE_LEVEL(level), SDOM_PROBE);
 	mp_unlock(&v->s->h);
