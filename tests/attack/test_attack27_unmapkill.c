@@ -98,7 +98,11 @@ static unsigned long reference(int id, int mode)
 		CHECK_MSG(one_point(id, mode, ULONG_MAX / 2, &p, &still), "%s: the clean run died", shape_name[id]);
 		CHECK_MSG(still == 0, "%s, %s: a clean unmap left %llu pages", shape_name[id], mode_name[mode],
 			  (unsigned long long)still);
+#ifdef IOVM_DEBUG_CHECKS
 		CHECK_MSG(p >= 2, "%s, %s: the unmap passed %lu crash points", shape_name[id], mode_name[mode], p);
+#else
+		p = 1; /* no crash points: counted as one, so that the clean run is made once */
+#endif
 		ref_points[id][mode] = p;
 	}
 	return ref_points[id][mode];
@@ -519,6 +523,12 @@ int main(void)
 		RUN(a_resumed_table_release_counts_it_once);
 #else
 	printf("# crash points exist only in builds with debug checks: the walks are skipped\n");
+	/* Compiled all the same, so that they keep building where the walks do not run. */
+	(void)run_each_point_of_an_unmap_leaves_nothing;
+	(void)run_a_claimer_killed_at_each_point_leaves_nothing;
+	(void)run_nested_detach_killed_at_each_point_frees_every_table;
+	(void)run_killed_nested_detaches_never_exhaust_the_table_pool;
+	(void)run_a_resumed_table_release_counts_it_once;
 #endif
 	if (want("random"))
 		RUN(random_kills_leave_nothing);
