@@ -167,29 +167,12 @@ uint64_t pt_count_leaves(const struct io_pgtable *pt, iova_t iova, uint64_t len,
 	return c.n;
 }
 
-static void census_level(const struct io_pgtable *pt, _Atomic iopte_t *t, int level, struct pt_census *c)
-{
-	for (unsigned idx = 0; idx < PT_ENTRIES; idx++) {
-		iopte_t pte = atomic_load_explicit(&t[idx], memory_order_acquire);
-
-		if (!(pte & PTE_PRESENT))
-			continue;
-		if (pte_is_leaf(pte, level))
-			c->leaves[level]++;
-		else
-			census_level(pt, pt_table(pt, pte), level - 1, c);
-	}
-}
-
-void pt_census(const struct io_pgtable *pt, struct pt_census *c)
-{
-	*c = (struct pt_census){ { 0 } };
-	if (pt->root)
-		census_level(pt, pt->root, PT_LEVELS - 1, c);
-}
-
-/* census_level() over tables that may be freed and taken again under it: only inside the source's pages. */
-static bool census_racy_level(const struct io_pgtable *pt, _Atomic iopte_t *t, int level, struct pt_census *c)
+/*
+ * The leaves under table @t. @racy: its tables may be freed and taken
+ * again under the walk (pt_census_racy()), so it follows no entry out of
+ * the source's pages, and says false where one would have led.
+ */
+static bool census_level(const struct io_pgtable *pt, _Atomic iopte_t *t, int level, struct pt_census *c, bool racy)
 {
 	for (unsigned idx = 0; idx < PT_ENTRIES; idx++) {
 		iopte_t pte = atomic_load_explicit(&t[idx], memory_order_acquire);
@@ -201,14 +184,20 @@ static bool census_racy_level(const struct io_pgtable *pt, _Atomic iopte_t *t, i
 			c->leaves[level]++;
 			continue;
 		}
-		next = (const uint8_t *)((uintptr_t)(pte & PTE_ADDR_MASK) + pt->delta);
-		/* A page freed and filled again may say anything: never followed out of the pages. */
-		if (next < (const uint8_t *)pt->src->pages_lo || next >= (const uint8_t *)pt->src->pages_hi)
+		next = (const uint8_t *)pt_table(pt, pte);
+		if (racy && (next < (const uint8_t *)pt->src->pages_lo || next >= (const uint8_t *)pt->src->pages_hi))
 			return false;
-		if (!census_racy_level(pt, (_Atomic iopte_t *)(uintptr_t)next, level - 1, c))
+		if (!census_level(pt, (_Atomic iopte_t *)(uintptr_t)next, level - 1, c, racy))
 			return false;
 	}
 	return true;
+}
+
+void pt_census(const struct io_pgtable *pt, struct pt_census *c)
+{
+	*c = (struct pt_census){ { 0 } };
+	if (pt->root)
+		(void)census_level(pt, pt->root, PT_LEVELS - 1, c, false);
 }
 
 bool pt_census_racy(const struct io_pgtable *pt, struct pt_census *c)
@@ -222,7 +211,7 @@ bool pt_census_racy(const struct io_pgtable *pt, struct pt_census *c)
 	gen = atomic_load_explicit(&pt->cnt->frees, memory_order_acquire);
 	/* Racing with frees and the zeroing of a page taken again, on purpose: what it read is checked below. */
 	tsan_ignore_begin();
-	sound = census_racy_level(pt, pt->root, PT_LEVELS - 1, c);
+	sound = census_level(pt, pt->root, PT_LEVELS - 1, c, true);
 	tsan_ignore_end();
 	/* The walk's reads before the generation's second read: a free counted before its page changed shows. */
 	atomic_thread_fence(memory_order_acquire);

@@ -209,6 +209,16 @@ static bool owner_gone(struct mp_dview *v, const struct sdom_piece *e)
 	return e->owner == SDOM_ORPHAN || (e->owner < MP_MAX_PROCS && mp_slot_exited(&v->s->c->slots[e->owner]));
 }
 
+/* A dead process's record @e made this slot's, @flags its own: one store of the owner, the slot marked a writer first. */
+static void journal_take(struct mp_dview *v, struct sdom_piece *e, unsigned flags)
+{
+	v->shm->writers[v->s->slot / 64] |= UINT64_C(1) << (v->s->slot % 64);
+	e->flags = (uint16_t)flags;
+	mp_crash_point();
+	e->owner = (uint16_t)v->s->slot; /* killed after, this slot's reap makes it an orphan again */
+	mp_crash_point();
+}
+
 bool sdom_journal_take_table(struct mp_dview *v, uint64_t table_pa)
 {
 	uint32_t at = journal_home(v->shm, table_pa);
@@ -219,9 +229,7 @@ bool sdom_journal_take_table(struct mp_dview *v, uint64_t table_pa)
 		/* The same table, recorded by a dead unmap that had not detached it yet: this unmap's now. */
 		if (e->len && e->pa == table_pa && (e->flags & SDOM_TABLE) && !e->done && e->owner != v->s->slot &&
 		    owner_gone(v, e)) {
-			v->shm->writers[v->s->slot / 64] |= UINT64_C(1) << (v->s->slot % 64);
-			e->owner = (uint16_t)v->s->slot;
-			mp_crash_point();
+			journal_take(v, e, e->flags);
 			return true;
 		}
 	}
@@ -249,11 +257,7 @@ int sdom_pa_pending(void *arg, iova_t iova, pa_t pa, uint64_t len, unsigned how)
 	 */
 	e = journal_other(v, iova_val(iova), pa_val(pa), len);
 	if (e && owner_gone(v, e)) {
-		v->shm->writers[v->s->slot / 64] |= UINT64_C(1) << (v->s->slot % 64);
-		e->flags = (uint16_t)flags;
-		mp_crash_point();
-		e->owner = (uint16_t)v->s->slot; /* one store: killed after, this slot's reap makes it an orphan again */
-		mp_crash_point();
+		journal_take(v, e, flags);
 		mp_unlock(&v->s->h);
 		return 0;
 	}
