@@ -288,9 +288,10 @@ IOVM_API int iovm_share_check(struct iovm_ctx *ctx);
  * while a device is attached); the domain, its tables and its name go with
  * the last view, closed or dead. A process that dies holding the view
  * loses it (the reap); one that dies mid-map leaves what it mapped, and at
- * worst a table or an IOVA range allocated but unused until the domain
- * goes (so does one killed in the split of a huge leaf that an unmap of
- * part of it begins with: a table, two for a 1 GiB leaf). One killed
+ * worst an IOVA range allocated but unused until the domain goes. A
+ * page-table page it had taken and not hung yet (for a map, or for the
+ * split of a huge leaf that an unmap of part of it begins with) is freed
+ * by the next strict unmap or flush in any process. One killed
  * with an unmap in flight (strict, after it cleared the entries and
  * before the other processes answered; deferred, queued for a flush; or
  * inside the release that follows either) leaves the memory

@@ -349,6 +349,14 @@ void iommu_domain_invalidate(struct iovm_domain *dom, iova_t iova, uint64_t len)
 void iommu_domain_clear_recorded(struct iovm_domain *dom, iova_t iova, pa_t pa, uint64_t len);
 void iommu_domain_detach_recorded(struct iovm_domain *dom, void *table, iova_t base, int level);
 
+/*
+ * iommu_domain_table_hangs() - whether @table, which a process killed
+ * since took from the view's pt_source for where it spans @base with
+ * entries of @level, hangs there (pt_hangs()). The caller keeps tables
+ * from being freed meanwhile (the source's lock).
+ */
+bool iommu_domain_table_hangs(struct iovm_domain *dom, const void *table, iova_t base, int level);
+
 struct iommu_mirror_ops {
 	/* [iova, +len) to the process's memory at [va, +len), in order. */
 	int (*map)(void *arg, iova_t iova, void *va, uint64_t len, bool write);

@@ -12,6 +12,10 @@
  * it: the entry is gone. Recorded first, a piece is either still in the
  * table, which the survivor clears here, or cleared and recorded; either
  * way the survivor's invalidation of everything lets it go.
+ *
+ * Tables are the same for a writer killed between taking a page from the
+ * pool and hanging it (or saying it did): the pool records where it was
+ * to hang, and the survivor asks whether it does (pt_hangs()).
  */
 #include "iommu/pgtable.h"
 
@@ -121,24 +125,38 @@ void pt_clear_recorded(struct io_pgtable *pt, iova_t iova, pa_t pa, uint64_t len
 	}
 }
 
-void pt_detach_recorded(struct io_pgtable *pt, void *table, iova_t base, int level)
+/* The entry that table @table hangs from, if it spans @base with entries of @level; else NULL. */
+static _Atomic iopte_t *hang_slot(const struct io_pgtable *pt, const void *table, iova_t base, int level)
 {
 	_Atomic iopte_t *t = pt->root;
 
 	if (level < 0 || level >= PT_LEVELS - 1 || iova_val(base) >> PT_IOVA_BITS)
-		return;
+		return NULL;
 	for (int l = PT_LEVELS - 1; l > level; l--) {
 		_Atomic iopte_t *slot = &t[PT_INDEX(iova_val(base), l)];
 		iopte_t pte = atomic_load_explicit(slot, memory_order_acquire);
 
 		if (!(pte & PTE_PRESENT) || pte_is_leaf(pte, l))
-			return; /* detached already, and the slot taken anew: not this table */
+			return NULL; /* detached already, and the slot taken anew: not this table */
 		t = pt_table(pt, pte);
-		if (l == level + 1) {
-			/* Its subtree goes with it, unfreed: each table of it has a record of its own. */
-			if ((void *)t == table)
-				atomic_store_explicit(slot, 0, memory_order_release);
-			return;
-		}
+		if (l == level + 1)
+			return (const void *)t == table ? slot : NULL;
 	}
+	return NULL;
+}
+
+void pt_detach_recorded(struct io_pgtable *pt, void *table, iova_t base, int level)
+{
+	_Atomic iopte_t *slot = hang_slot(pt, table, base, level);
+
+	if (!slot)
+		return;
+	/* Its subtree goes with it, unfreed: each table of it has a record of its own. */
+	pt_unhang_subtree(pt, (_Atomic iopte_t *)table, level);
+	atomic_store_explicit(slot, 0, memory_order_release);
+}
+
+bool pt_hangs(const struct io_pgtable *pt, const void *table, iova_t base, int level)
+{
+	return hang_slot(pt, table, base, level) != NULL;
 }

@@ -62,15 +62,38 @@ static void count_sub(struct io_pgtable *pt, _Atomic uint64_t *c, uint64_t n)
 		;
 }
 
-static _Atomic iopte_t *table_alloc(struct io_pgtable *pt)
+/* A table of entries of @level, to hang where it spans @base from (pt_source.alloc()). */
+static _Atomic iopte_t *table_alloc(struct io_pgtable *pt, uint64_t base, int level, uint64_t *cookie)
 {
-	void *t = pt->src ? pt->src->alloc(pt->src->arg) : fi_aligned_alloc(4096, 4096);
+	void *t = pt->src ? pt->src->alloc(pt->src->arg, iova_make(base), level, cookie) : fi_aligned_alloc(4096, 4096);
 
 	if (!t)
 		return NULL;
 	memset(t, 0, 4096);
 	atomic_fetch_add_explicit(&pt->cnt->nr_tables, 1, memory_order_relaxed);
+	shared_crash_point(pt);
 	return t;
+}
+
+/* Table @t, from table_alloc() with @cookie, hangs where it was to. */
+static void table_hung(struct io_pgtable *pt, _Atomic iopte_t *t, uint64_t cookie)
+{
+	shared_crash_point(pt);
+	if (pt->src && pt->src->hung)
+		pt->src->hung(pt->src->arg, (void *)t, cookie);
+}
+
+void pt_unhang_subtree(const struct io_pgtable *pt, _Atomic iopte_t *t, int level)
+{
+	if (!pt->src || !pt->src->unhang)
+		return;
+	for (unsigned i = 0; level > 0 && i < PT_ENTRIES; i++) {
+		iopte_t pte = atomic_load_explicit(&t[i], memory_order_acquire);
+
+		if ((pte & PTE_PRESENT) && !pte_is_leaf(pte, level))
+			pt_unhang_subtree(pt, pt_table(pt, pte), level - 1);
+	}
+	pt->src->unhang(pt->src->arg, (void *)t);
 }
 
 static void table_free(struct io_pgtable *pt, _Atomic iopte_t *t)
@@ -178,7 +201,7 @@ int pt_init(struct io_pgtable *pt)
 	memset(pt, 0, sizeof(*pt));
 	pt->cnt = &pt->own;
 	mutex_init(&pt->retired_lock);
-	pt->root = table_alloc(pt);
+	pt->root = table_alloc(pt, 0, PT_LEVELS - 1, &(uint64_t){ 0 });
 	if (!pt->root) {
 		mutex_destroy(&pt->retired_lock);
 		return -ENOMEM;
@@ -197,7 +220,7 @@ int pt_init_shared(struct io_pgtable *pt, const struct pt_source *src, struct pt
 			return -EINVAL;
 		pt->root = (_Atomic iopte_t *)(uintptr_t)(*root_off + pt->delta);
 	} else {
-		pt->root = table_alloc(pt);
+		pt->root = table_alloc(pt, 0, PT_LEVELS - 1, &(uint64_t){ 0 });
 		if (!pt->root)
 			return -ENOMEM;
 		*root_off = (uintptr_t)pt->root - pt->delta;
@@ -254,12 +277,14 @@ void pt_destroy(struct io_pgtable *pt)
 }
 
 /*
- * The table below @slot (for entries of @level), made if the slot is empty.
- * NULL with -EEXIST when a leaf is there, -ENOMEM when memory is not.
+ * The table below @slot, an entry of @level spanning @base, made if the
+ * slot is empty. NULL with -EEXIST when a leaf is there, -ENOMEM when
+ * memory is not.
  */
-static _Atomic iopte_t *next_table(struct io_pgtable *pt, _Atomic iopte_t *slot, int *err)
+static _Atomic iopte_t *next_table(struct io_pgtable *pt, _Atomic iopte_t *slot, uint64_t base, int level, int *err)
 {
 	iopte_t pte = atomic_load_explicit(slot, memory_order_acquire), want;
+	uint64_t cookie = 0;
 	_Atomic iopte_t *t;
 
 	if (pte & PTE_PRESENT) {
@@ -269,7 +294,7 @@ static _Atomic iopte_t *next_table(struct io_pgtable *pt, _Atomic iopte_t *slot,
 		}
 		return pt_table(pt, pte);
 	}
-	t = table_alloc(pt);
+	t = table_alloc(pt, base, level - 1, &cookie);
 	if (!t) {
 		*err = -ENOMEM;
 		return NULL;
@@ -277,8 +302,10 @@ static _Atomic iopte_t *next_table(struct io_pgtable *pt, _Atomic iopte_t *slot,
 	want = mk_table(pt, t);
 	pte = 0;
 	if (atomic_compare_exchange_strong_explicit(slot, &pte, want, memory_order_release,
-						    memory_order_acquire))
+						    memory_order_acquire)) {
+		table_hung(pt, t, cookie);
 		return t;
+	}
 	/* A neighbour's writer installed one first: use it. */
 	table_free(pt, t);
 	if (pte & PTE_LEAF) {
@@ -294,7 +321,7 @@ static _Atomic iopte_t *slot_at(struct io_pgtable *pt, iova_t iova, int level, i
 	_Atomic iopte_t *t = pt->root;
 
 	for (int l = PT_LEVELS - 1; l > level; l--) {
-		t = next_table(pt, &t[PT_INDEX(iova_val(iova), l)], err);
+		t = next_table(pt, &t[PT_INDEX(iova_val(iova), l)], align_down(iova_val(iova), PT_SPAN(l)), l, err);
 		if (!t)
 			return NULL;
 	}
@@ -374,6 +401,8 @@ static bool put_huge_leaf(struct io_pgtable *pt, _Atomic iopte_t *slot, int leve
 		return true;
 	if ((*old & PTE_LEAF) || !subtree_empty(pt, pt_table(pt, *old), level - 1))
 		return false;
+	/* Told before it may go: still hanging if the exchange fails, where that changes nothing. */
+	pt_unhang_subtree(pt, pt_table(pt, *old), level - 1);
 	if (!atomic_compare_exchange_strong_explicit(slot, old, leaf, memory_order_release, memory_order_relaxed))
 		return false;
 	/* Walkers that read the table's address before may still read its zeros: retired, not freed. */
@@ -504,22 +533,23 @@ static uint64_t drop_subtree(struct io_pgtable *pt, _Atomic iopte_t *t, int leve
 }
 
 /*
- * Replace the huge leaf @pte in @slot by a table of 512 smaller leaves that
- * map the same memory, keeping its permissions and accessed/dirty bits.
- * Returns the table now in the slot, or NULL if the slot was emptied
- * meanwhile (or with -ENOMEM in *err).
+ * Replace the huge leaf in @slot (an entry of @level spanning @base) by a
+ * table of 512 smaller leaves that map the same memory, keeping its
+ * permissions and accessed/dirty bits. Returns the table now in the slot,
+ * or NULL if the slot was emptied meanwhile (or with -ENOMEM in *err).
  */
-static _Atomic iopte_t *split_leaf(struct io_pgtable *pt, _Atomic iopte_t *slot, int level, int *err)
+static _Atomic iopte_t *split_leaf(struct io_pgtable *pt, _Atomic iopte_t *slot, uint64_t base, int level, int *err)
 {
 	for (;;) {
 		iopte_t pte = atomic_load_explicit(slot, memory_order_acquire);
+		uint64_t cookie = 0;
 		_Atomic iopte_t *t;
 
 		if (!(pte & PTE_PRESENT))
 			return NULL;
 		if (!(pte & PTE_LEAF))
 			return pt_table(pt, pte);
-		t = table_alloc(pt);
+		t = table_alloc(pt, base, level - 1, &cookie);
 		if (!t) {
 			*err = -ENOMEM;
 			return NULL;
@@ -533,7 +563,7 @@ static _Atomic iopte_t *split_leaf(struct io_pgtable *pt, _Atomic iopte_t *slot,
 		/* Fails if the device set an accessed or dirty bit meanwhile: copy again. */
 		if (atomic_compare_exchange_strong_explicit(slot, &pte, mk_table(pt, t), memory_order_release,
 							    memory_order_relaxed)) {
-			shared_crash_point(pt);
+			table_hung(pt, t, cookie);
 			atomic_fetch_add_explicit(&pt->cnt->leaves[level - 1], PT_ENTRIES, memory_order_relaxed);
 			pt_leaves_sub(pt, level, 1);
 			atomic_fetch_add_explicit(&pt->cnt->splits, 1, memory_order_relaxed);
@@ -603,6 +633,8 @@ static uint64_t unmap_level(struct io_pgtable *pt, _Atomic iopte_t *t, int level
 		if (s == e_start && e == e_end) {
 			/* The whole entry goes: a leaf, or a table and everything below
 			 * it. A plain store, as in unmap_leaves(). */
+			if (!pte_is_leaf(pte, level))
+				pt_unhang_subtree(pt, pt_table(pt, pte), level - 1);
 			atomic_store_explicit(slot, 0, memory_order_release);
 			if (pte_is_leaf(pte, level)) {
 				if (fn)
@@ -617,7 +649,7 @@ static uint64_t unmap_level(struct io_pgtable *pt, _Atomic iopte_t *t, int level
 		/* Part of the entry: into its table, splitting a huge leaf first. */
 		if (pte_is_leaf(pte, level)) {
 			int err = 0;
-			_Atomic iopte_t *child = split_leaf(pt, slot, level, &err);
+			_Atomic iopte_t *child = split_leaf(pt, slot, e_start, level, &err);
 
 			if (!child)
 				continue; /* emptied meanwhile, or no memory to split */
@@ -649,7 +681,7 @@ static int split_at(struct io_pgtable *pt, uint64_t addr)
 		}
 		if (is_aligned(addr, PT_SPAN(level)))
 			return 0;
-		t = split_leaf(pt, slot, level, &err);
+		t = split_leaf(pt, slot, align_down(addr, PT_SPAN(level)), level, &err);
 		if (err)
 			return err;
 	}

@@ -83,8 +83,26 @@ struct pt_retired {
  * level.
  */
 struct pt_source {
-	void *(*alloc)(void *arg);            /* a 4 KiB-aligned page, or NULL */
+	/*
+	 * A 4 KiB-aligned page, or NULL, for a table of entries of @level
+	 * that is to hang where it spans @base from (@level PT_LEVELS - 1:
+	 * the root, which hangs nowhere). A source shared between processes
+	 * records where, so that a survivor of a process killed before the
+	 * table hung, or before it said so, can tell (pt_hangs()); hung()
+	 * gets *@cookie once it does.
+	 */
+	void *(*alloc)(void *arg, iova_t base, int level, uint64_t *cookie);
 	void (*free)(void *arg, void *table);
+	/* Optional: @table, from alloc() with @cookie, hangs where alloc() was told. */
+	void (*hung)(void *arg, void *table, uint64_t cookie);
+	/*
+	 * Optional: @table is about to leave the tree (an unmap detaches it,
+	 * a huge leaf replaces it, a survivor takes a dead unmap's record of
+	 * it out of reach): told before, for it and every table under it,
+	 * so that whoever holds a record of one that never said it hung
+	 * learns that it is someone else's to free.
+	 */
+	void (*unhang)(void *arg, void *table);
 	void *arg;
 	uintptr_t delta;
 	/*
@@ -236,6 +254,16 @@ void pt_clear_recorded(struct io_pgtable *pt, iova_t iova, pa_t pa, uint64_t len
  * retired; the record's owner frees it). Idempotent.
  */
 void pt_detach_recorded(struct io_pgtable *pt, void *table, iova_t base, int level);
+
+/*
+ * pt_hangs() - whether @table hangs from the entry that spans @base for
+ * tables of entries of @level, as pt_source.alloc() was told. The caller
+ * keeps the tables from being freed under the walk.
+ */
+bool pt_hangs(const struct io_pgtable *pt, const void *table, iova_t base, int level);
+
+/* pt_unhang_subtree() - pt_source.unhang() of table @t (entries of @level) and of every table under it. */
+void pt_unhang_subtree(const struct io_pgtable *pt, _Atomic iopte_t *t, int level);
 
 /*
  * pt_unmap_prepare() - split the huge leaves that the edges of [iova,

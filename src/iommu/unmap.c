@@ -119,6 +119,11 @@ void iommu_domain_detach_recorded(struct iovm_domain *dom, void *table, iova_t b
 	pt_detach_recorded(&dom->pt, table, base, level);
 }
 
+bool iommu_domain_table_hangs(struct iovm_domain *dom, const void *table, iova_t base, int level)
+{
+	return pt_hangs(&dom->pt, table, base, level);
+}
+
 void iommu_domain_invalidate(struct iovm_domain *dom, iova_t iova, uint64_t len)
 {
 	if (len == UINT64_MAX)

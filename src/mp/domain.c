@@ -8,8 +8,9 @@
  * mp_domain_rec) names the domain and one block of the heap, held by the
  * share, which holds everything the processes have in common:
  *
- *   [ struct mp_domain_shm | journal | (shadow) | IOVA bitmap | pool bitmap | page refs | table pool ]
- *                                                                                       ^ 4 KiB aligned
+ *   [ struct mp_domain_shm | journal | (shadow) | IOVA bitmap | pool bitmap | pending words | page refs |
+ *     table pool ]
+ *     ^ 4 KiB aligned
  *
  * The page tables are pages of the pool, so that the domain, and whatever
  * a dead process left allocated in it, goes with one free of the block.
@@ -30,7 +31,10 @@
  * Locking. The share's lock guards the record, the IOVA bitmap, the pool
  * bitmap and the page refs (each change is one store of a bit or a count,
  * so that a holder that dies leaves at worst a bit set or a count too
- * high, for nothing: leaked until the domain goes).
+ * high, for nothing: leaked until the domain goes). A pool page's pending
+ * word says, from its take until its table hangs, who took it for where
+ * (SDOM_PEND_*, domain.h): a page a dead process took and never hung is
+ * the next claim's to free.
  * The domain's inval_lock, robust too, orders the strict unmaps that are
  * posted to other processes: one at a time, its range in inval_iova and
  * inval_len, its number in inval_seq. Each view's agent thread waits on
@@ -352,7 +356,8 @@ static int view_open(struct mp_space *s, unsigned rec, uint64_t grain, struct io
 	v->grain = grain;
 	pthread_mutex_init(&v->server_lock, NULL);
 	sdom_view_point(v);
-	v->src = (struct pt_source){ .alloc = sdom_table_alloc, .free = sdom_table_free, .arg = v,
+	v->src = (struct pt_source){ .alloc = sdom_table_alloc, .free = sdom_table_free, .hung = sdom_table_hung,
+				     .unhang = sdom_table_unhang, .arg = v,
 				     .delta = (uintptr_t)s->heap - pa_val(s->pa), .pages_lo = v->pool,
 				     .pages_hi = v->pool + (size_t)v->shm->pool_tables * SZ_4K };
 	root = v->shm->root_pa;
@@ -454,7 +459,7 @@ static int rec_make(struct mp_space *s, unsigned rec, const char *name, const st
 	s->h.owner[grain] = MP_OWNER_KEEP;
 	mp_crash_point();
 	base = s->heap + (grain << MP_GRAIN_SHIFT);
-	memset(base, 0, l->pool_off + SZ_4K); /* the head, the journal, both bitmaps, the refs, the root */
+	memset(base, 0, l->pool_off + SZ_4K); /* the head, the journal, both bitmaps, the pending words, the refs, the root */
 	shm = (struct mp_domain_shm *)base;
 	shm->iova_pages = l->iova_pages;
 	shm->flags = l->flags;
@@ -467,6 +472,7 @@ static int rec_make(struct mp_space *s, unsigned rec, const char *name, const st
 	shm->journal_mask = (uint32_t)(l->journal_entries - 1);
 	shm->iova_map_off = l->iova_map_off;
 	shm->pool_map_off = l->pool_map_off;
+	shm->pend_off = l->pend_off;
 	shm->refs_off = l->refs_off;
 	shm->heap_pages = l->heap_pages;
 	shm->pool_off = l->pool_off;

@@ -96,6 +96,31 @@ struct sdom_cell {
 };
 static_assert(sizeof(struct sdom_cell) == 64 + SDOM_CELL_DATA, "a cell's head on a cache line of its own");
 
+/*
+ * A pool page's pending word: from the take of the page until its table
+ * hangs where it was taken for (or goes back), SDOM_PEND_TAKEN, the
+ * taker's slot (SDOM_ORPHAN once its process is reaped, then the
+ * claimer's slot | SDOM_CLAIMED), where the table is to hang (the IOVA
+ * page its span starts at, its entries' level) and a generation, kept
+ * across takes, that tells one take of the page from the next. Taken and
+ * given back under the share's lock; hung (a compare-and-swap of the
+ * taker's word) and unhung (whoever is about to detach it) without. A
+ * survivor frees a dead process's page that is still taken and hangs
+ * nowhere (sdom_orphans_unreach()): a table that hung and was detached
+ * since was unhung first, so it is never freed twice.
+ */
+#define SDOM_PEND_TAKEN (UINT64_C(1) << 63)
+#define SDOM_PEND_GEN(w) ((w) >> 56 & 0x7fu)
+#define SDOM_PEND_OWNER(w) ((unsigned)((w) >> 40 & 0xffffu))
+#define SDOM_PEND_LEVEL(w) ((int)((w) >> 36 & 0xfu))
+#define SDOM_PEND_BASE(w) (((w) & ((UINT64_C(1) << 36) - 1)) << 12)
+#define SDOM_PEND_KEEP(w) ((w) & (UINT64_C(0x7f) << 56)) /* the generation alone: not taken */
+#define SDOM_PEND_WORD(gen, owner, level, base)                                                      \
+	(SDOM_PEND_TAKEN | (uint64_t)((gen) & 0x7fu) << 56 | (uint64_t)(owner) << 40 |              \
+	 (uint64_t)(level) << 36 | (base) >> 12)
+#define SDOM_PEND_REOWN(w, owner) (((w) & ~(UINT64_C(0xffff) << 40)) | (uint64_t)(owner) << 40)
+static_assert(PT_IOVA_BITS - 12 <= 36, "a table's base page in 36 bits of its pending word");
+
 /* A piece of an unmap: its IOVAs, and the memory its entries named. len 0: an empty entry. */
 struct sdom_piece {
 	uint64_t iova, pa, len;
@@ -145,6 +170,7 @@ struct mp_domain_shm {
 	uint64_t owners_off;      /* _Atomic uint16_t[units of 2 MiB of IOVA]: the registering slot + 1; 0: none */
 	uint64_t cells_off;       /* struct sdom_cell[SDOM_CELLS] */
 	_Atomic uint32_t bell[MP_MAX_PROCS]; /* futex each: requests were asked of that slot's server */
+	uint64_t pend_off;        /* _Atomic uint64_t[pool_tables]: each pool page's pending word (SDOM_PEND_*) */
 };
 
 static_assert(sizeof(struct mp_domain_shm) % 8 == 0, "the bitmaps after it are word-aligned");
@@ -160,6 +186,7 @@ struct mp_dview {
 	struct sdom_piece *journal;
 	_Atomic uint32_t *shadow;  /* NULL: none */
 	uint8_t *pool;
+	_Atomic uint64_t *pend;    /* the pool pages' pending words */
 	struct pt_source src;
 	struct iovm_domain *dom;
 	pthread_t agent;
@@ -185,7 +212,7 @@ struct mp_dview {
 struct sdom_layout {
 	uint64_t owners_off, cells_off;
 	uint64_t journal_off, journal_entries, shadow_off;
-	uint64_t iova_pages, iova_map_off, pool_map_off, refs_off, heap_pages, pool_off, size;
+	uint64_t iova_pages, iova_map_off, pool_map_off, pend_off, refs_off, heap_pages, pool_off, size;
 	uint32_t tables;
 	uint32_t flags, flush_batch, flush_timeout_us;
 };
@@ -222,8 +249,10 @@ void sdom_view_point(struct mp_dview *v);
 /* sdom_not_forked() - -EPERM in a forked child: the heap and the lock are not there. */
 int sdom_not_forked(const struct mp_dview *v);
 /* The view's pt_source: a page of the table pool, under the share's lock. */
-void *sdom_table_alloc(void *arg);
+void *sdom_table_alloc(void *arg, iova_t base, int level, uint64_t *cookie);
 void sdom_table_free(void *arg, void *t);
+void sdom_table_hung(void *arg, void *t, uint64_t cookie);
+void sdom_table_unhang(void *arg, void *t);
 void sdom_table_pending(void *arg, void *t, iova_t base, int level);
 /*
  * sdom_journal_take_table() - a dead process's record of the table at
@@ -282,6 +311,12 @@ void sdom_pages_of(const struct mp_space *s, pa_t pa, uint64_t len, uint64_t *fi
 void sdom_put_page_locked(struct mp_dview *v, uint64_t p);
 /* sdom_iova_free_locked() - [iova, +len) back to the allocator. */
 void sdom_iova_free_locked(struct mp_dview *v, iova_t iova, uint64_t len);
+/*
+ * sdom_tables_unreach() - the pool pages that this slot claimed from dead
+ * processes (their pending words): freed where they hang nowhere, left
+ * where they hang. Needs the lock, and this view's table (@v->dom).
+ */
+void sdom_tables_unreach(struct mp_dview *v);
 /* sdom_table_release_locked() - pool table @i freed, then its entry @e (NULL: none) erased. */
 void sdom_table_release_locked(struct mp_dview *v, struct sdom_piece *e, uint64_t i);
 /* sdom_journal_find() - this slot's entry of [iova | pa, +len) (@flags' SDOM_TABLE alike), or NULL. */

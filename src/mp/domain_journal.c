@@ -274,7 +274,20 @@ int sdom_pa_pending(void *arg, iova_t iova, pa_t pa, uint64_t len, unsigned how)
 void sdom_journal_orphan(struct mp_domain_shm *shm, unsigned slot)
 {
 	struct sdom_piece *j = (struct sdom_piece *)(void *)((uint8_t *)shm + shm->journal_off);
+	_Atomic uint64_t *pend = (_Atomic uint64_t *)(void *)((uint8_t *)shm + shm->pend_off);
 
+	/* Pool pages it took and had not said hung: compare-and-swap, as a detacher may clear the word meanwhile. */
+	for (uint32_t i = 0; i < shm->pool_tables; i++) {
+		uint64_t w = atomic_load_explicit(&pend[i], memory_order_relaxed);
+
+		if (!(w & SDOM_PEND_TAKEN) || (SDOM_PEND_OWNER(w) & ~SDOM_CLAIMED) != slot)
+			continue;
+		__atomic_store_n(&shm->orphans, 1, __ATOMIC_RELAXED);
+		mp_crash_point();
+		atomic_compare_exchange_strong_explicit(&pend[i], &w, SDOM_PEND_REOWN(w, SDOM_ORPHAN),
+							memory_order_relaxed, memory_order_relaxed);
+		mp_crash_point();
+	}
 	for (uint32_t i = 0; i <= shm->journal_mask; i++)
 		if (j[i].len && (j[i].owner & ~SDOM_CLAIMED) == slot) {
 			/* The flag before the first: killed between, the next claim looks for nothing, harmlessly. */
@@ -351,6 +364,17 @@ bool sdom_orphans_claim(struct mp_dview *v)
 				mp_crash_point();
 				any = true;
 			}
+		for (uint32_t i = 0; i < shm->pool_tables; i++) {
+			uint64_t w = atomic_load_explicit(&v->pend[i], memory_order_relaxed);
+
+			if ((w & SDOM_PEND_TAKEN) && SDOM_PEND_OWNER(w) == SDOM_ORPHAN &&
+			    atomic_compare_exchange_strong_explicit(&v->pend[i], &w,
+								    SDOM_PEND_REOWN(w, v->s->slot | SDOM_CLAIMED),
+								    memory_order_relaxed, memory_order_relaxed)) {
+				mp_crash_point();
+				any = true;
+			}
+		}
 		__atomic_store_n(&shm->orphans, 0, __ATOMIC_RELAXED);
 		mp_crash_point();
 	}
@@ -371,6 +395,8 @@ void sdom_orphans_unreach(struct mp_dview *v)
 {
 	if (mp_lock(&v->s->h))
 		return;
+	/* Tables first: one that hangs is left, before a record's detach below takes it out of reach. */
+	sdom_tables_unreach(v);
 	for (uint32_t i = 0; i <= v->shm->journal_mask; i++) {
 		const struct sdom_piece *e = &v->journal[i];
 		void *t;

@@ -68,7 +68,8 @@ int sdom_layout(const struct mp_space *s, const struct iovm_share_domain_params 
 	if (l->shadow_off)
 		l->iova_map_off += align_up(l->iova_pages * sizeof(uint32_t), 8);
 	l->pool_map_off = l->iova_map_off + align_up(l->iova_pages, 64) / 8;
-	l->refs_off = l->pool_map_off + align_up(tables, 64) / 8;
+	l->pend_off = l->pool_map_off + align_up(tables, 64) / 8;
+	l->refs_off = l->pend_off + tables * sizeof(uint64_t);
 	l->heap_pages = align_up(s->heap_size, SZ_4K) / SZ_4K;
 	l->pool_off = align_up(l->refs_off + l->heap_pages * sizeof(uint32_t), SZ_4K);
 	l->size = l->pool_off + (uint64_t)l->tables * SZ_4K;
@@ -82,6 +83,7 @@ void sdom_view_point(struct mp_dview *v)
 	v->shm = (struct mp_domain_shm *)base;
 	v->iova_map = (uint64_t *)(base + v->shm->iova_map_off);
 	v->pool_map = (uint64_t *)(base + v->shm->pool_map_off);
+	v->pend = (_Atomic uint64_t *)(void *)(base + v->shm->pend_off);
 	v->refs = (uint32_t *)(void *)(base + v->shm->refs_off);
 	v->journal = (struct sdom_piece *)(void *)(base + v->shm->journal_off);
 	v->shadow = v->shm->shadow_off ? (_Atomic uint32_t *)(void *)(base + v->shm->shadow_off) : NULL;
@@ -117,7 +119,12 @@ static uint64_t next_set(const uint64_t *map, uint64_t from, uint64_t to)
 
 /* ---- the table pool: pt_source of a view ---- */
 
-void *sdom_table_alloc(void *arg)
+/*
+ * A page for a table of entries of @level that is to hang where it spans
+ * @base from: its pending word first, then its bit, so that a process
+ * killed between leaves a word that a claim finds with its bit clear.
+ */
+void *sdom_table_alloc(void *arg, iova_t base, int level, uint64_t *cookie)
 {
 	struct mp_dview *v = arg;
 	void *t = NULL;
@@ -132,6 +139,14 @@ void *sdom_table_alloc(void *arg)
 		i = w * 64 + (uint64_t)__builtin_ctzll(~v->pool_map[w]);
 		if (i >= v->shm->pool_tables)
 			break;
+		if (level < PT_LEVELS - 1) {
+			uint64_t pend = atomic_load_explicit(&v->pend[i], memory_order_relaxed);
+
+			pend = SDOM_PEND_WORD(SDOM_PEND_GEN(pend) + 1, v->s->slot, level, iova_val(base));
+			atomic_store_explicit(&v->pend[i], pend, memory_order_relaxed);
+			mp_crash_point();
+			*cookie = pend;
+		}
 		bits_set(v->pool_map, i, 1, true);
 		t = v->pool + i * SZ_4K;
 	}
@@ -162,6 +177,76 @@ static void table_free_locked(struct mp_dview *v, uint64_t i)
 		return;
 	atomic_fetch_add_explicit(&v->shm->cnt.frees, 1, memory_order_seq_cst);
 	bits_set(v->pool_map, i, 1, false);
+	/* After the bit: killed between, a claim finds the word with its bit clear, and clears it. */
+	atomic_fetch_and_explicit(&v->pend[i], SDOM_PEND_KEEP(UINT64_MAX), memory_order_relaxed);
+	mp_crash_point();
+}
+
+/* Pool page @t's index. */
+static uint64_t table_index(const struct mp_dview *v, const void *t)
+{
+	return (uint64_t)((const uint8_t *)t - v->pool) / SZ_4K;
+}
+
+void sdom_table_hung(void *arg, void *t, uint64_t cookie)
+{
+	struct mp_dview *v = arg;
+
+	/* Unhung meanwhile (detached, and perhaps taken again): no longer this take's word. */
+	atomic_compare_exchange_strong_explicit(&v->pend[table_index(v, t)], &cookie, SDOM_PEND_KEEP(cookie),
+						memory_order_release, memory_order_relaxed);
+}
+
+/*
+ * Before the table leaves the tree: a survivor that then finds it hanging
+ * nowhere must not take it for one its dead taker never hung (the
+ * detacher frees it). Sequentially consistent, before the detaching
+ * store: a claim that reads the entry after that store reads this too.
+ */
+void sdom_table_unhang(void *arg, void *t)
+{
+	struct mp_dview *v = arg;
+
+	atomic_fetch_and_explicit(&v->pend[table_index(v, t)], SDOM_PEND_KEEP(UINT64_MAX), memory_order_seq_cst);
+}
+
+/* The table count kept beside the pool (pt_counters.nr_tables), one less, never below 0: informative only. */
+static void count_tables_sub(struct mp_dview *v)
+{
+	uint64_t n = atomic_load_explicit(&v->shm->cnt.nr_tables, memory_order_relaxed);
+
+	while (n && !atomic_compare_exchange_weak_explicit(&v->shm->cnt.nr_tables, &n, n - 1, memory_order_relaxed,
+							   memory_order_relaxed))
+		;
+}
+
+void sdom_tables_unreach(struct mp_dview *v)
+{
+	unsigned mine = v->s->slot | SDOM_CLAIMED;
+
+	for (uint64_t i = 0; i < v->shm->pool_tables; i++) {
+		uint64_t w = atomic_load_explicit(&v->pend[i], memory_order_acquire);
+		void *t = v->pool + i * SZ_4K;
+
+		if (!(w & SDOM_PEND_TAKEN) || SDOM_PEND_OWNER(w) != mine)
+			continue;
+		/*
+		 * Taken for good only with its bit, and then either hanging where
+		 * it was taken for (its taker died before saying so: it stays) or
+		 * nowhere: it never hung, as a detacher clears the word before it
+		 * detaches. Nothing ever reached it; nothing can now.
+		 */
+		if (sdom_bit(v->pool_map, i) && !iommu_domain_table_hangs(v->dom, t, iova_make(SDOM_PEND_BASE(w)),
+									   SDOM_PEND_LEVEL(w)) &&
+		    atomic_load_explicit(&v->pend[i], memory_order_seq_cst) == w) {
+			count_tables_sub(v);
+			table_free_locked(v, i);
+			continue;
+		}
+		atomic_compare_exchange_strong_explicit(&v->pend[i], &w, SDOM_PEND_KEEP(w), memory_order_relaxed,
+							memory_order_relaxed);
+		mp_crash_point();
+	}
 }
 
 /*
@@ -191,7 +276,7 @@ void sdom_table_free(void *arg, void *t)
 	if (mp_lock(&v->s->h))
 		return; /* unrecoverable: the page stays taken */
 	e = sdom_journal_find(v, table_pa(v, t), 0, table_pa(v, t), SZ_4K, SDOM_TABLE);
-	sdom_table_release_locked(v, e, (uint64_t)((uint8_t *)t - v->pool) / SZ_4K);
+	sdom_table_release_locked(v, e, table_index(v, t));
 	mp_unlock(&v->s->h);
 }
 

@@ -43,7 +43,7 @@ static inline long mp_futex(_Atomic uint32_t *word, int op, uint32_t val, const 
 }
 
 #define MP_MAGIC UINT64_C(0x31706d2d6d766f69) /* "iovm-mp1" */
-#define MP_VERSION 6
+#define MP_VERSION 7
 
 /* Processes attached at once, the owner included. */
 #define MP_MAX_PROCS 128

@@ -72,9 +72,6 @@ struct shape {
 enum { M_STRICT, M_DEFER, M_DEFER_B1, M_DEFER_FLUSH, NMODES };
 static const char *const mode_name[NMODES] = { "strict", "deferred", "deferred batch 1", "deferred, flush armed" };
 
-/* Runs that ended with a page-table page taken by a split the dying process was in (known). */
-static unsigned long g_split_taken;
-
 struct pas {
 	uint64_t small, big[BIGS], gig, claim;
 };
@@ -557,20 +554,13 @@ static struct verdict verify(struct rig *g, const struct shape *s, int mode, lon
 		       (unsigned long long)stats(g->dom).tables);
 	}
 	/*
-	 * Known (mp.h, known-gaps.md): a split takes a page-table page before
-	 * it hangs it, and one killed between leaves it taken until the domain
-	 * goes, as a map may. Only the shapes whose unmap splits may be one
-	 * over (a 1 GiB leaf splits down twice: two).
+	 * Exactly as many as when nobody died: also where it died in a split,
+	 * between taking a page and hanging it (the survivor's claim frees a
+	 * page that hangs nowhere).
 	 */
-	if (ref_tables >= 0 && s->splits && st.tables > (uint64_t)ref_tables &&
-	    st.tables <= (uint64_t)ref_tables + (s->gig ? 2 : 1)) {
-		g_split_taken++;
-		printf("#   %s: %llu page-table pages, %ld when nobody died: taken by a split it died in\n", at,
-		       (unsigned long long)st.tables, ref_tables);
-	} else if (ref_tables >= 0) {
+	if (ref_tables >= 0)
 		CHECK_MSG(st.tables == (uint64_t)ref_tables, "%s: %llu page-table pages in use, %ld when nobody died", at,
 			  (unsigned long long)st.tables, ref_tables);
-	}
 	probe_tables(g, s, at);
 	held = share_info(g->ctx).domain_held;
 	CHECK_MSG(held == g->base_held, "%s: held %llu, want the survivor's %llu (freed twice, or kept)", at,

@@ -532,7 +532,5 @@ int main(void)
 #endif
 	if (want("random"))
 		RUN(random_kills_leave_nothing);
-	printf("# %lu runs ended with a page-table page taken by a split the dying process was in (known)\n",
-	       g_split_taken);
 	return 0;
 }

@@ -569,6 +569,9 @@ static void map_dies(int rd, int wr, void *arg)
 	pause();
 }
 
+/* The page-table pages in use once the survivor unmapped the window after a map that lived: strict, deferred. */
+static uint64_t g_map_tables[2];
+
 /* The leaves of the window that translate, by size. */
 static void window_leaves(struct iovm_domain *dom, uint64_t *small, uint64_t *huge)
 {
@@ -636,6 +639,28 @@ static bool map_killed_at(bool deferred, unsigned long n, unsigned long *points,
 	CHECK_EQ(small + huge, 0);
 	CHECK_OK(iovm_domain_stats(dom, &st));
 	CHECK_EQ(st.leaves_4k + st.leaves_2m + st.leaves_1g, 0);
+	/*
+	 * And the page-table pages as after a map that lived, once the
+	 * survivor mapped a page in the window's 1 GiB and unmapped its 2 MiB
+	 * (the tables above it hang then, whatever the child hung; the
+	 * window's own IOVAs may still be taken, a known gap): one the child
+	 * took and had not hung (or not said so) when it died is the
+	 * survivor's claim's to free, or to leave where it hangs.
+	 */
+	{
+		iovm_iova_t at = IOVM_IOVA(MAP_AT + 32 * SZ_2M);
+
+		CHECK_OK(iovm_domain_map(dom, &at, pa, 4096, IOVM_MAP_READ));
+		CHECK_OK(iovm_domain_unmap(dom, at, SZ_2M));
+		if (deferred)
+			CHECK_OK(iovm_domain_flush(dom));
+		CHECK_OK(iovm_domain_stats(dom, &st));
+	}
+	if (lived && n == ULONG_MAX / 2)
+		g_map_tables[deferred] = st.tables;
+	else
+		CHECK_MSG(st.tables == g_map_tables[deferred], "point %lu: %llu page-table pages, %llu after a map that lived",
+			  n, (unsigned long long)st.tables, (unsigned long long)g_map_tables[deferred]);
 	CHECK_OK(iovm_domain_destroy(dom));
 	CHECK_OK(iovm_dma_free(ctx, buf));
 	CHECK_OK(iovm_dma_free(ctx, big));
