@@ -2,7 +2,7 @@
 #
 #   make run     build, then run `iovm demo` on the default configuration
 #   make docs    man pages and the HTML reference from the headers, into $(BUILD)/docs/{man,html}
-#   make check   build, run every test, then again under ASan+UBSan (and a clang build)
+#   make check   build, run every test, then again under ASan+UBSan and ThreadSanitizer (clang)
 #   make vm-test the VM test alone (also part of make check, in the default build)
 #   make vm-bench `iovm bench vfio` in the VM test's guest
 #   make vm-test-iommufd  the VM test on its own 6.12 guest kernel: iommufd and no-IOMMU too
