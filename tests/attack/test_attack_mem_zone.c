@@ -193,7 +193,7 @@ TEST(zone_walk_stops_at_first_nonzero_and_counts)
 	struct iovm_mem_stats st;
 
 	for (int i = 0; i < 5; i++) {
-		char name[8];
+		char name[16];
 		snprintf(name, sizeof(name), "w%d", i);
 		CHECK_RET(iovm_zone_reserve(ctx, name, 100, 0, 0, &z[i]), 0);
 	}
@@ -325,7 +325,7 @@ TEST(zone_reserve_lookup_free_race_on_many_threads)
 	for (int i = 0; i < THREADS; i++)
 		pthread_join(t[i], NULL);
 	for (int k = 0; k < 8; k++) {
-		char name[16];
+		char name[24];
 		const struct iovm_zone *z;
 		snprintf(name, sizeof(name), "common%d", k);
 		if (iovm_zone_lookup(ctx, name, &z) == 0)
