@@ -287,11 +287,14 @@ IOVM_API int iovm_share_check(struct iovm_ctx *ctx);
  * Lifetime: iovm_domain_destroy() closes this process's view (-EBUSY
  * while a device is attached); the domain, its tables and its name go with
  * the last view, closed or dead. A process that dies holding the view
- * loses it (the reap); one that dies mid-map leaves what it mapped, and at
- * worst an IOVA range allocated but unused until the domain goes. A
- * page-table page it had taken and not hung yet (for a map, or for the
- * split of a huge leaf that an unmap of part of it begins with) is freed
- * by the next strict unmap or flush in any process. One killed
+ * loses it (the reap); one that dies mid-map leaves what it mapped, and
+ * the IOVAs it had taken for the rest, a page-table page it had taken and
+ * not hung yet (for a map, or for the split of a huge leaf that an unmap
+ * of part of it begins with) and one it had detached and not freed (an
+ * emptied table a huge leaf replaced) go back with the next strict unmap
+ * or flush in any process (a process mapping from more than 8 threads at
+ * once may leave the IOVAs of the ninth map taken until the domain goes).
+ * One killed
  * with an unmap in flight (strict, after it cleared the entries and
  * before the other processes answered; deferred, queued for a flush; or
  * inside the release that follows either) leaves the memory

@@ -79,6 +79,8 @@ int iommu_hold_shared(struct iovm_domain *dom, uint64_t va, uint64_t len, iova_t
 				  "IOVA %#lx of the shared domain is beyond what a registration's PA can follow",
 				  (unsigned long)iova_val(base));
 	}
+	/* Held by the registration from here on: the reg_pa() units name it. */
+	domain_iova_settled(dom, base, span);
 	*iova = iova_add(base, head);
 	*pa = pa_add(*pa, head);
 	return 0;

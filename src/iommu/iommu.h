@@ -227,6 +227,15 @@ struct iommu_shared_ops {
 	int (*iova_reserve)(void *arg, iova_t iova, uint64_t len);
 	void (*iova_free)(void *arg, iova_t iova, uint64_t len);
 	/*
+	 * Optional: the map that took [iova, +len) by iova_alloc() or
+	 * iova_reserve() is done with them: mapped (an unmap gives them back),
+	 * or a registration's window set up. Until then a source shared with
+	 * other processes records them, so that a survivor of this process
+	 * gives back what it took and never mapped. A map that fails gives
+	 * them back by iova_free() instead.
+	 */
+	void (*iova_settled)(void *arg, iova_t iova, uint64_t len);
+	/*
 	 * Before entries at [iova, +len) naming [pa, +len) are written:
 	 * whether it is memory every process has at that PA (-EINVAL if not;
 	 * -EPERM in a forked child): the shared heap, or a registration's
@@ -356,6 +365,9 @@ void iommu_domain_detach_recorded(struct iovm_domain *dom, void *table, iova_t b
  * from being freed meanwhile (the source's lock).
  */
 bool iommu_domain_table_hangs(struct iovm_domain *dom, const void *table, iova_t base, int level);
+
+/* iommu_domain_maps() - whether @iova translates in the view's table; the caller keeps tables from being freed. */
+bool iommu_domain_maps(struct iovm_domain *dom, iova_t iova);
 
 struct iommu_mirror_ops {
 	/* [iova, +len) to the process's memory at [va, +len), in order. */

@@ -256,6 +256,8 @@ int domain_destroy(struct iovm_domain *dom);
 /* map.c, unmap.c */
 /* Give back IOVAs the domain's allocator gave (none in a domain without one). */
 void domain_iova_give(struct iovm_domain *dom, iova_t iova, uint64_t len);
+/* domain_iova_settled() - the map that took [iova, +len) is done with them (iommu_shared_ops.iova_settled()). */
+void domain_iova_settled(struct iovm_domain *dom, iova_t iova, uint64_t len);
 int domain_unmap(struct iovm_domain *dom, iova_t iova, uint64_t len, bool *any);
 /* How to unmap: strict even in a deferred domain; keep the IOVAs allocated; not in the mirror. */
 #define UNMAP_STRICT (1u << 0)

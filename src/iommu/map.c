@@ -107,6 +107,12 @@ void domain_iova_give(struct iovm_domain *dom, iova_t iova, uint64_t len)
 		iova_free(&dom->iova, iova, len);
 }
 
+void domain_iova_settled(struct iovm_domain *dom, iova_t iova, uint64_t len)
+{
+	if (dom->shared_ops && dom->shared_ops->iova_settled)
+		dom->shared_ops->iova_settled(dom->shared_arg, iova, len);
+}
+
 int domain_map_pa(struct iovm_domain *dom, iova_t *iova, pa_t pa, const void *where, uint64_t len, unsigned prot)
 {
 	int ret = iova_take(dom, iova, len, iova_align(pa, len));
@@ -125,6 +131,7 @@ int domain_map_pa(struct iovm_domain *dom, iova_t *iova, pa_t pa, const void *wh
 	shadow_map_end(dom, *iova, len, pa, prot, begun, !ret);
 	if (ret)
 		goto give;
+	domain_iova_settled(dom, *iova, len);
 	return 0;
 give:
 	domain_iova_give(dom, *iova, len);
@@ -285,6 +292,7 @@ IOVM_API int iovm_domain_map_pages(struct iovm_domain *dom, iovm_iova_t *iova, c
 		}
 	}
 	shadow_map_pages_end(dom, where, pages, n, prot_of(perm), begun, true);
+	domain_iova_settled(dom, where, len);
 	*iova = where;
 	return 0;
 }
@@ -334,6 +342,7 @@ IOVM_API int iovm_domain_map_ptr(struct iovm_domain *dom, const void *ptr, size_
 		domain_iova_give(dom, where, len);
 		return ret;
 	}
+	domain_iova_settled(dom, where, len);
 	*iova = where;
 	return 0;
 }

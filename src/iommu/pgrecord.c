@@ -149,11 +149,13 @@ void pt_detach_recorded(struct io_pgtable *pt, void *table, iova_t base, int lev
 {
 	_Atomic iopte_t *slot = hang_slot(pt, table, base, level);
 
-	if (!slot)
-		return;
-	/* Its subtree goes with it, unfreed: each table of it has a record of its own. */
-	pt_unhang_subtree(pt, (_Atomic iopte_t *)table, level);
-	atomic_store_explicit(slot, 0, memory_order_release);
+	/*
+	 * Its subtree goes with it, unfreed: each table of it has a record of
+	 * its own. Not told (pt_source.unhang()): the caller holds the records,
+	 * and whatever its source keeps of the tables.
+	 */
+	if (slot)
+		atomic_store_explicit(slot, 0, memory_order_release);
 }
 
 bool pt_hangs(const struct io_pgtable *pt, const void *table, iova_t base, int level)

@@ -83,7 +83,7 @@ static void table_hung(struct io_pgtable *pt, _Atomic iopte_t *t, uint64_t cooki
 		pt->src->hung(pt->src->arg, (void *)t, cookie);
 }
 
-void pt_unhang_subtree(const struct io_pgtable *pt, _Atomic iopte_t *t, int level)
+void pt_unhang_subtree(const struct io_pgtable *pt, _Atomic iopte_t *t, uint64_t base, int level)
 {
 	if (!pt->src || !pt->src->unhang)
 		return;
@@ -91,9 +91,9 @@ void pt_unhang_subtree(const struct io_pgtable *pt, _Atomic iopte_t *t, int leve
 		iopte_t pte = atomic_load_explicit(&t[i], memory_order_acquire);
 
 		if ((pte & PTE_PRESENT) && !pte_is_leaf(pte, level))
-			pt_unhang_subtree(pt, pt_table(pt, pte), level - 1);
+			pt_unhang_subtree(pt, pt_table(pt, pte), base + i * PT_SPAN(level), level - 1);
 	}
-	pt->src->unhang(pt->src->arg, (void *)t);
+	pt->src->unhang(pt->src->arg, (void *)t, iova_make(base), level);
 }
 
 static void table_free(struct io_pgtable *pt, _Atomic iopte_t *t)
@@ -393,8 +393,8 @@ static bool subtree_empty(const struct io_pgtable *pt, _Atomic iopte_t *t, int l
  * everything below the slot: no other writer is in that table. Returns
  * whether it went in; if not, *old is what is there.
  */
-static bool put_huge_leaf(struct io_pgtable *pt, _Atomic iopte_t *slot, int level, iopte_t leaf, iopte_t *old,
-			  struct pt_retired *r)
+static bool put_huge_leaf(struct io_pgtable *pt, _Atomic iopte_t *slot, uint64_t base, int level, iopte_t leaf,
+			  iopte_t *old, struct pt_retired *r)
 {
 	*old = 0;
 	if (atomic_compare_exchange_strong_explicit(slot, old, leaf, memory_order_release, memory_order_relaxed))
@@ -402,13 +402,16 @@ static bool put_huge_leaf(struct io_pgtable *pt, _Atomic iopte_t *slot, int leve
 	if ((*old & PTE_LEAF) || !subtree_empty(pt, pt_table(pt, *old), level - 1))
 		return false;
 	/* Told before it may go: still hanging if the exchange fails, where that changes nothing. */
-	pt_unhang_subtree(pt, pt_table(pt, *old), level - 1);
+	pt_unhang_subtree(pt, pt_table(pt, *old), base, level - 1);
 	if (!atomic_compare_exchange_strong_explicit(slot, old, leaf, memory_order_release, memory_order_relaxed))
 		return false;
 	/* Walkers that read the table's address before may still read its zeros: retired, not freed. */
 	drop_subtree(pt, pt_table(pt, *old), level - 1, 0, NULL, NULL, r);
 	return true;
 }
+
+static uint64_t unmap_level(struct io_pgtable *pt, _Atomic iopte_t *t, int level, uint64_t base,
+			    uint64_t start, uint64_t end, pt_unmap_fn fn, void *arg, struct pt_retired *r, bool keep);
 
 /* Map [iova, +len) to @pa (contiguous) or to @pas (one PA per 4 KiB page). */
 static int map_range(struct io_pgtable *pt, iova_t iova, pa_t pa, const pa_t *pas, uint64_t len, unsigned prot,
@@ -440,7 +443,7 @@ static int map_range(struct io_pgtable *pt, iova_t iova, pa_t pa, const pa_t *pa
 			{
 				iopte_t old;
 
-				if (put_huge_leaf(pt, slot, level, mk_leaf(cpa, prot, level), &old, r)) {
+				if (put_huge_leaf(pt, slot, iova_val(cur), level, mk_leaf(cpa, prot, level), &old, r)) {
 					uint64_t n = 1;
 
 					done += PT_SPAN(level);
@@ -451,8 +454,8 @@ static int map_range(struct io_pgtable *pt, iova_t iova, pa_t pa, const pa_t *pa
 					 */
 					while (done + PT_SPAN(level) <= len && PT_INDEX(start + done, level) &&
 					       is_aligned(pa_val(pa) + done, PT_SPAN(level))) {
-						if (!put_huge_leaf(pt, &slot[n], level, mk_leaf(pa_add(pa, done), prot, level),
-								   &old, r))
+						if (!put_huge_leaf(pt, &slot[n], start + done, level,
+								   mk_leaf(pa_add(pa, done), prot, level), &old, r))
 							break;
 						n++;
 						done += PT_SPAN(level);
@@ -484,7 +487,7 @@ next:;
 
 rollback:
 	if (done)
-		pt_unmap(pt, iova, done, NULL, NULL, r);
+		(void)unmap_level(pt, pt->root, PT_LEVELS - 1, 0, start, start + done, NULL, NULL, r, pt->src != NULL);
 	return err;
 }
 
@@ -612,8 +615,14 @@ static uint64_t unmap_leaves(struct io_pgtable *pt, _Atomic iopte_t *t, uint64_t
 	return leaves << 12;
 }
 
+/*
+ * Unmap [start, end) below table @t (spanning @base, entries of @level).
+ * @keep: detach no table, empty them instead (a map's rollback in a shared
+ * table, which records nothing: a table it detached and did not free
+ * before its process died would be lost).
+ */
 static uint64_t unmap_level(struct io_pgtable *pt, _Atomic iopte_t *t, int level, uint64_t base,
-			    uint64_t start, uint64_t end, pt_unmap_fn fn, void *arg, struct pt_retired *r)
+			    uint64_t start, uint64_t end, pt_unmap_fn fn, void *arg, struct pt_retired *r, bool keep)
 {
 	uint64_t gone = 0, leaves = 0, span = PT_SPAN(level);
 
@@ -630,11 +639,11 @@ static uint64_t unmap_level(struct io_pgtable *pt, _Atomic iopte_t *t, int level
 		pte = atomic_load_explicit(slot, memory_order_acquire);
 		if (!(pte & PTE_PRESENT))
 			continue;
-		if (s == e_start && e == e_end) {
+		if (s == e_start && e == e_end && !(keep && !pte_is_leaf(pte, level))) {
 			/* The whole entry goes: a leaf, or a table and everything below
 			 * it. A plain store, as in unmap_leaves(). */
 			if (!pte_is_leaf(pte, level))
-				pt_unhang_subtree(pt, pt_table(pt, pte), level - 1);
+				pt_unhang_subtree(pt, pt_table(pt, pte), e_start, level - 1);
 			atomic_store_explicit(slot, 0, memory_order_release);
 			if (pte_is_leaf(pte, level)) {
 				if (fn)
@@ -653,9 +662,9 @@ static uint64_t unmap_level(struct io_pgtable *pt, _Atomic iopte_t *t, int level
 
 			if (!child)
 				continue; /* emptied meanwhile, or no memory to split */
-			gone += unmap_level(pt, child, level - 1, e_start, s, e, fn, arg, r);
+			gone += unmap_level(pt, child, level - 1, e_start, s, e, fn, arg, r, keep);
 		} else {
-			gone += unmap_level(pt, pt_table(pt, pte), level - 1, e_start, s, e, fn, arg, r);
+			gone += unmap_level(pt, pt_table(pt, pte), level - 1, e_start, s, e, fn, arg, r, keep);
 		}
 	}
 	if (leaves)
@@ -714,5 +723,5 @@ uint64_t pt_unmap(struct io_pgtable *pt, iova_t iova, uint64_t len, pt_unmap_fn 
 
 	if (!end || !is_aligned(iova_val(iova) | len, SZ_4K))
 		return 0;
-	return unmap_level(pt, pt->root, PT_LEVELS - 1, 0, iova_val(iova), end, fn, arg, retired);
+	return unmap_level(pt, pt->root, PT_LEVELS - 1, 0, iova_val(iova), end, fn, arg, retired, false);
 }

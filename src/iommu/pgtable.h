@@ -96,13 +96,15 @@ struct pt_source {
 	/* Optional: @table, from alloc() with @cookie, hangs where alloc() was told. */
 	void (*hung)(void *arg, void *table, uint64_t cookie);
 	/*
-	 * Optional: @table is about to leave the tree (an unmap detaches it,
-	 * a huge leaf replaces it, a survivor takes a dead unmap's record of
-	 * it out of reach): told before, for it and every table under it,
-	 * so that whoever holds a record of one that never said it hung
-	 * learns that it is someone else's to free.
+	 * Optional: @table, which spans @base with entries of @level, is about
+	 * to leave the tree (an unmap detaches it, a huge leaf replaces it):
+	 * told before, for it and every table under it, so that whoever holds
+	 * a record of one that never said it hung learns that it is someone
+	 * else's to free, and so that a shared source can record it (and free
+	 * it after a survivor's invalidation) if its detacher dies. A map's
+	 * rollback in such a table detaches none (it empties them).
 	 */
-	void (*unhang)(void *arg, void *table);
+	void (*unhang)(void *arg, void *table, iova_t base, int level);
 	void *arg;
 	uintptr_t delta;
 	/*
@@ -251,7 +253,8 @@ void pt_clear_recorded(struct io_pgtable *pt, iova_t iova, pa_t pa, uint64_t len
  * pt_detach_recorded() - the table @table, recorded as spanning from
  * @base with entries of @level by an unmap whose process died: take it out
  * of reach if it still hangs where it was (nothing is freed, counted or
- * retired; the record's owner frees it). Idempotent.
+ * retired, nor told by pt_source.unhang(): the record's owner frees it).
+ * Idempotent.
  */
 void pt_detach_recorded(struct io_pgtable *pt, void *table, iova_t base, int level);
 
@@ -262,8 +265,11 @@ void pt_detach_recorded(struct io_pgtable *pt, void *table, iova_t base, int lev
  */
 bool pt_hangs(const struct io_pgtable *pt, const void *table, iova_t base, int level);
 
-/* pt_unhang_subtree() - pt_source.unhang() of table @t (entries of @level) and of every table under it. */
-void pt_unhang_subtree(const struct io_pgtable *pt, _Atomic iopte_t *t, int level);
+/*
+ * pt_unhang_subtree() - pt_source.unhang() of table @t (spanning @base,
+ * entries of @level) and of every table under it, those first.
+ */
+void pt_unhang_subtree(const struct io_pgtable *pt, _Atomic iopte_t *t, uint64_t base, int level);
 
 /*
  * pt_unmap_prepare() - split the huge leaves that the edges of [iova,

@@ -124,6 +124,13 @@ bool iommu_domain_table_hangs(struct iovm_domain *dom, const void *table, iova_t
 	return pt_hangs(&dom->pt, table, base, level);
 }
 
+bool iommu_domain_maps(struct iovm_domain *dom, iova_t iova)
+{
+	struct pt_walk w;
+
+	return pt_walk(&dom->pt, iova, &w) == 0;
+}
+
 void iommu_domain_invalidate(struct iovm_domain *dom, iova_t iova, uint64_t len)
 {
 	if (len == UINT64_MAX)

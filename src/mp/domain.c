@@ -316,6 +316,7 @@ static const struct iommu_shared_ops shared_ops = {
 	.iova_alloc = sdom_iova_alloc,
 	.iova_reserve = sdom_iova_reserve,
 	.iova_free = sdom_iova_free,
+	.iova_settled = sdom_iova_settled,
 	.pa_hold = sdom_pa_hold,
 	.pa_put = sdom_pa_put,
 	.pa_release = sdom_pa_release,

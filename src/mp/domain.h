@@ -121,6 +121,23 @@ static_assert(sizeof(struct sdom_cell) == 64 + SDOM_CELL_DATA, "a cell's head on
 #define SDOM_PEND_REOWN(w, owner) (((w) & ~(UINT64_C(0xffff) << 40)) | (uint64_t)(owner) << 40)
 static_assert(PT_IOVA_BITS - 12 <= 36, "a table's base page in 36 bits of its pending word");
 
+/*
+ * A map in flight: the IOVAs it took (recorded under the share's lock
+ * before their bits are set) until it is done with them: mapped (erased
+ * by its process, one store), or given back. A survivor frees what a dead
+ * process's map took and did not map (sdom_maps_release()). A row of
+ * them per slot, for as many threads of a process mapping at once; a map
+ * that finds its row full goes unrecorded (its IOVAs, killed midway, stay
+ * taken until the domain goes).
+ */
+#define SDOM_MAPS_PER_SLOT 8u
+struct sdom_mapping {
+	uint64_t iova, len; /* len 0: none */
+	uint16_t owner;     /* the row's slot; SDOM_ORPHAN once reaped; a claimer's slot | SDOM_CLAIMED */
+	uint16_t rsvd[3];
+};
+static_assert(sizeof(struct sdom_mapping) == 24, "three words");
+
 /* A piece of an unmap: its IOVAs, and the memory its entries named. len 0: an empty entry. */
 struct sdom_piece {
 	uint64_t iova, pa, len;
@@ -171,6 +188,8 @@ struct mp_domain_shm {
 	uint64_t cells_off;       /* struct sdom_cell[SDOM_CELLS] */
 	_Atomic uint32_t bell[MP_MAX_PROCS]; /* futex each: requests were asked of that slot's server */
 	uint64_t pend_off;        /* _Atomic uint64_t[pool_tables]: each pool page's pending word (SDOM_PEND_*) */
+	/* Under the share's lock, but the erase of a done map's own entry (one store): maps in flight, by slot. */
+	struct sdom_mapping maps[MP_MAX_PROCS][SDOM_MAPS_PER_SLOT];
 };
 
 static_assert(sizeof(struct mp_domain_shm) % 8 == 0, "the bitmaps after it are word-aligned");
@@ -252,7 +271,7 @@ int sdom_not_forked(const struct mp_dview *v);
 void *sdom_table_alloc(void *arg, iova_t base, int level, uint64_t *cookie);
 void sdom_table_free(void *arg, void *t);
 void sdom_table_hung(void *arg, void *t, uint64_t cookie);
-void sdom_table_unhang(void *arg, void *t);
+void sdom_table_unhang(void *arg, void *t, iova_t base, int level);
 void sdom_table_pending(void *arg, void *t, iova_t base, int level);
 /*
  * sdom_journal_take_table() - a dead process's record of the table at
@@ -265,6 +284,7 @@ bool sdom_journal_take_table(struct mp_dview *v, uint64_t table_pa);
 int sdom_iova_alloc(void *arg, uint64_t len, uint64_t align, iova_t *iova);
 int sdom_iova_reserve(void *arg, iova_t iova, uint64_t len);
 void sdom_iova_free(void *arg, iova_t iova, uint64_t len);
+void sdom_iova_settled(void *arg, iova_t iova, uint64_t len);
 void sdom_iova_stats(void *arg, uint64_t *allocated, uint64_t *free_pages, uint64_t *largest);
 uint64_t sdom_tables_used(void *arg);
 int sdom_pa_hold(void *arg, iova_t iova, pa_t pa, uint64_t len);
@@ -317,11 +337,40 @@ void sdom_iova_free_locked(struct mp_dview *v, iova_t iova, uint64_t len);
  * where they hang. Needs the lock, and this view's table (@v->dom).
  */
 void sdom_tables_unreach(struct mp_dview *v);
+/* sdom_table_unpend_locked() - pool page @t's pending word cleared: its table is a record's to free. */
+void sdom_table_unpend_locked(struct mp_dview *v, void *t);
+/*
+ * sdom_shadow_clear() - the oracle's shadow words of [iova, +len) (if it has
+ * one): nothing mapped, nothing pending. Before those IOVAs go back.
+ */
+void sdom_shadow_clear(struct mp_dview *v, uint64_t iova, uint64_t len);
+
+/* ---- domain_maps.c ---- */
+/* sdom_map_record_locked() - this process's map takes [iova, +len): recorded, before the bits. Needs the lock. */
+void sdom_map_record_locked(struct mp_dview *v, uint64_t iova, uint64_t len);
+/* sdom_map_erase() - this process's map is done with [iova, +len): its record goes (one store; no lock needed). */
+void sdom_map_erase(struct mp_dview *v, uint64_t iova, uint64_t len);
+/*
+ * sdom_maps_orphan() - slot @slot died: its maps in flight, and its claims
+ * of others', become orphans. Whether it had any. Needs the lock.
+ */
+bool sdom_maps_orphan(struct mp_domain_shm *shm, unsigned slot);
+/* sdom_maps_claim() - the orphan maps in flight, this slot's now: whether there were any. Needs the lock. */
+bool sdom_maps_claim(struct mp_dview *v);
+/*
+ * sdom_maps_release() - after an invalidation of everything: of each map
+ * in flight this slot claimed, the IOVAs that translate nothing and that
+ * nothing else holds (an unmap's record, another map in flight, a
+ * registration's unit) go back; the entry is erased. Needs the lock.
+ */
+void sdom_maps_release(struct mp_dview *v);
 /* sdom_table_release_locked() - pool table @i freed, then its entry @e (NULL: none) erased. */
 void sdom_table_release_locked(struct mp_dview *v, struct sdom_piece *e, uint64_t i);
 /* sdom_journal_find() - this slot's entry of [iova | pa, +len) (@flags' SDOM_TABLE alike), or NULL. */
 struct sdom_piece *sdom_journal_find(struct mp_dview *v, uint64_t key, uint64_t iova, uint64_t pa, uint64_t len,
 				     unsigned flags);
+/* sdom_journal_names_table() - whether any process's entry (claimed, orphaned too) names the table at @table_pa. */
+bool sdom_journal_names_table(struct mp_dview *v, uint64_t table_pa);
 /* sdom_journal_add() - record [iova | pa, +len) in one of @probe places from @key's: 0 or -ENOSPC. */
 int sdom_journal_add(struct mp_dview *v, uint64_t key, uint64_t iova, uint64_t pa, uint64_t len, unsigned flags,
 		     uint32_t probe);

@@ -44,6 +44,19 @@ struct sdom_piece *sdom_journal_find(struct mp_dview *v, uint64_t key, uint64_t 
 	return NULL;
 }
 
+bool sdom_journal_names_table(struct mp_dview *v, uint64_t table_pa)
+{
+	uint32_t at = journal_home(v->shm, table_pa);
+
+	for (uint32_t i = 0; i < SDOM_PROBE; i++) {
+		const struct sdom_piece *e = &v->journal[(at + i) & v->shm->journal_mask];
+
+		if (e->len && (e->flags & SDOM_TABLE) && e->pa == table_pa)
+			return true;
+	}
+	return false;
+}
+
 /* Record [iova | pa, +len) in one of the first @probe places from its key's: -ENOSPC. Needs the lock. */
 int sdom_journal_add(struct mp_dview *v, uint64_t key, uint64_t iova, uint64_t pa, uint64_t len, unsigned flags,
 		       uint32_t probe)
@@ -296,13 +309,15 @@ void sdom_journal_orphan(struct mp_domain_shm *shm, unsigned slot)
 			j[i].owner = SDOM_ORPHAN; /* one store: killed anywhere, each entry is the one or the other */
 			mp_crash_point();
 		}
+	/* Its maps in flight, and its claims of others': the next claim gives back what they took and did not map. */
+	(void)sdom_maps_orphan(shm, slot);
 	/* None left that is the slot's: whoever takes the slot next starts afresh. */
 	shm->writers[slot / 64] &= ~(UINT64_C(1) << (slot % 64));
 	mp_crash_point();
 }
 
 /* The shadow's words of [iova, +len): nothing mapped. The IOVAs are still taken: no other map has them. */
-static void shadow_clear(struct mp_dview *v, uint64_t iova, uint64_t len)
+void sdom_shadow_clear(struct mp_dview *v, uint64_t iova, uint64_t len)
 {
 	for (uint64_t off = 0; off < len; off += SZ_4K) {
 		uint64_t page = (iova + off - DOMAIN_IOVA_BASE) / SZ_4K;
@@ -375,6 +390,7 @@ bool sdom_orphans_claim(struct mp_dview *v)
 				any = true;
 			}
 		}
+		any |= sdom_maps_claim(v);
 		__atomic_store_n(&shm->orphans, 0, __ATOMIC_RELAXED);
 		mp_crash_point();
 	}
@@ -406,8 +422,11 @@ void sdom_orphans_unreach(struct mp_dview *v)
 			continue;
 		if (!(e->flags & SDOM_TABLE))
 			iommu_domain_clear_recorded(v->dom, iova_make(e->iova), pa_make(e->pa), e->len);
-		else if ((t = entry_table(v, e)) && SDOM_TABLE_LEVEL_OF(e->flags) >= 0)
+		else if ((t = entry_table(v, e)) && SDOM_TABLE_LEVEL_OF(e->flags) >= 0) {
 			iommu_domain_detach_recorded(v->dom, t, iova_make(e->iova), SDOM_TABLE_LEVEL_OF(e->flags));
+			/* Out of the tree, this record's to free: no claim of a pending word may take it too. */
+			sdom_table_unpend_locked(v, t);
+		}
 	}
 	mp_unlock(&v->s->h);
 }
@@ -441,9 +460,11 @@ void sdom_orphans_release(struct mp_dview *v)
 		}
 		/* What the dead process's unmap had not taken out of the oracle's shadow yet: before any IOVA goes. */
 		if (v->shadow && !e->done)
-			shadow_clear(v, e->iova, e->len);
+			sdom_shadow_clear(v, e->iova, e->len);
 		/* Resumed where a claimer, or the dead process itself, was killed in its release. */
 		release_locked(v, e, iova_make(e->iova), pa_make(e->pa), e->len, !(e->flags & SDOM_KEEP_IOVA));
 	}
+	/* After: a dead map's undo kept its IOVAs for the map to give back, which its record now does. */
+	sdom_maps_release(v);
 	mp_unlock(&v->s->h);
 }

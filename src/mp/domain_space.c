@@ -198,15 +198,33 @@ void sdom_table_hung(void *arg, void *t, uint64_t cookie)
 }
 
 /*
- * Before the table leaves the tree: a survivor that then finds it hanging
- * nowhere must not take it for one its dead taker never hung (the
- * detacher frees it). Sequentially consistent, before the detaching
- * store: a claim that reads the entry after that store reads this too.
+ * Before the table leaves the tree: recorded in the journal, unless a
+ * record names it already (an unmap's, which records before it clears; a
+ * dead process's, which a survivor detaches), so that a process killed
+ * between the detach and the free leaves it to a survivor, who detaches
+ * it if it still hangs and frees it after its invalidation of everything
+ * (a huge leaf that replaces an emptied table, which no unmap recorded).
+ * And its pending word cleared: a survivor that then finds it hanging
+ * nowhere must not take it for one its dead taker never hung. Both
+ * before the detaching store: a claim that reads the entry after that
+ * store reads them too (the lock's release).
  */
-void sdom_table_unhang(void *arg, void *t)
+void sdom_table_unhang(void *arg, void *t, iova_t base, int level)
 {
 	struct mp_dview *v = arg;
 
+	if (mp_lock(&v->s->h))
+		return; /* unrecoverable: no claim runs any more either */
+	if (!sdom_journal_names_table(v, table_pa(v, t)))
+		(void)sdom_journal_add(v, table_pa(v, t), iova_val(base), table_pa(v, t), SZ_4K,
+				       SDOM_TABLE | SDOM_TABLE_LEVEL(level), SDOM_PROBE);
+	atomic_fetch_and_explicit(&v->pend[table_index(v, t)], SDOM_PEND_KEEP(UINT64_MAX), memory_order_seq_cst);
+	mp_crash_point();
+	mp_unlock(&v->s->h);
+}
+
+void sdom_table_unpend_locked(struct mp_dview *v, void *t)
+{
 	atomic_fetch_and_explicit(&v->pend[table_index(v, t)], SDOM_PEND_KEEP(UINT64_MAX), memory_order_seq_cst);
 }
 
@@ -335,6 +353,7 @@ int sdom_iova_alloc(void *arg, uint64_t len, uint64_t align, iova_t *iova)
 		uint64_t hit = next_set(v->iova_map, at, at + n);
 
 		if (hit == at + n) {
+			sdom_map_record_locked(v, DOMAIN_IOVA_BASE + at * SZ_4K, len);
 			bits_set(v->iova_map, at, n, true);
 			if (at == shm->iova_hint)
 				shm->iova_hint = at + n;
@@ -368,6 +387,7 @@ int sdom_iova_reserve(void *arg, iova_t iova, uint64_t len)
 		mp_unlock(&v->s->h);
 		return -EEXIST;
 	}
+	sdom_map_record_locked(v, iova_val(iova), len);
 	bits_set(v->iova_map, at, n, true);
 	mp_unlock(&v->s->h);
 	return 0;
@@ -393,6 +413,8 @@ void sdom_iova_free(void *arg, iova_t iova, uint64_t len)
 	if (mp_lock(&v->s->h))
 		return;
 	sdom_iova_free_locked(v, iova, len);
+	/* After the bits: killed between, a claim finds them clear. A registration's, or an unmap's: none. */
+	sdom_map_erase(v, iova_val(iova), len);
 	mp_unlock(&v->s->h);
 }
 

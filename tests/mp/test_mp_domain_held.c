@@ -642,10 +642,11 @@ static bool map_killed_at(bool deferred, unsigned long n, unsigned long *points,
 	/*
 	 * And the page-table pages as after a map that lived, once the
 	 * survivor mapped a page in the window's 1 GiB and unmapped its 2 MiB
-	 * (the tables above it hang then, whatever the child hung; the
-	 * window's own IOVAs may still be taken, a known gap): one the child
-	 * took and had not hung (or not said so) when it died is the
-	 * survivor's claim's to free, or to leave where it hangs.
+	 * (the tables above it hang then, whatever the child hung): one the
+	 * child took and had not hung (or not said so) when it died is the
+	 * survivor's claim's to free, or to leave where it hangs. And no IOVA
+	 * taken: what the child's map took and had not mapped, the claim
+	 * gave back.
 	 */
 	{
 		iovm_iova_t at = IOVM_IOVA(MAP_AT + 32 * SZ_2M);
@@ -661,6 +662,8 @@ static bool map_killed_at(bool deferred, unsigned long n, unsigned long *points,
 	else
 		CHECK_MSG(st.tables == g_map_tables[deferred], "point %lu: %llu page-table pages, %llu after a map that lived",
 			  n, (unsigned long long)st.tables, (unsigned long long)g_map_tables[deferred]);
+	CHECK_MSG(st.iova_allocated == 0, "point %lu: %#llx bytes of IOVA taken with nothing mapped", n,
+		  (unsigned long long)st.iova_allocated);
 	CHECK_OK(iovm_domain_destroy(dom));
 	CHECK_OK(iovm_dma_free(ctx, buf));
 	CHECK_OK(iovm_dma_free(ctx, big));
