@@ -36,6 +36,12 @@ static unsigned entry_owner(const struct sdom_mapping *e)
 	return __atomic_load_n(&e->owner, __ATOMIC_RELAXED);
 }
 
+/* Read by a thread erasing its own entry while another of its process records one: atomic too. */
+static uint64_t entry_iova(const struct sdom_mapping *e)
+{
+	return __atomic_load_n(&e->iova, __ATOMIC_RELAXED);
+}
+
 void sdom_map_record_locked(struct mp_dview *v, uint64_t iova, uint64_t len)
 {
 	struct sdom_mapping *row = v->shm->maps[v->s->slot];
@@ -46,7 +52,7 @@ void sdom_map_record_locked(struct mp_dview *v, uint64_t iova, uint64_t len)
 		/* Left by the slot's dead predecessor, unclaimed yet: not this process's. */
 		if (entry_len(e))
 			continue;
-		e->iova = iova;
+		__atomic_store_n(&e->iova, iova, __ATOMIC_RELAXED);
 		__atomic_store_n(&e->owner, (uint16_t)v->s->slot, __ATOMIC_RELAXED);
 		mp_crash_point();
 		__atomic_store_n(&e->len, len, __ATOMIC_RELEASE); /* the commit */
@@ -63,7 +69,7 @@ static struct sdom_mapping *own_entry(struct mp_dview *v, uint64_t iova, uint64_
 	struct sdom_mapping *row = v->shm->maps[v->s->slot];
 
 	for (unsigned i = 0; i < SDOM_MAPS_PER_SLOT; i++)
-		if (entry_len(&row[i]) == len && entry_owner(&row[i]) == v->s->slot && row[i].iova == iova)
+		if (entry_len(&row[i]) == len && entry_owner(&row[i]) == v->s->slot && entry_iova(&row[i]) == iova)
 			return &row[i];
 	return NULL;
 }
@@ -161,7 +167,7 @@ static void holds_find(struct mp_dview *v, const struct sdom_mapping *self, uint
 			uint64_t len = entry_len(e);
 
 			if (e != self && len)
-				holds_add(h, e->iova, len, lo, hi);
+				holds_add(h, entry_iova(e), len, lo, hi);
 		}
 	for (uint32_t i = 0; i <= v->shm->journal_mask; i++) {
 		const struct sdom_piece *p = &v->journal[i];
@@ -189,8 +195,8 @@ static bool held(const struct mp_dview *v, const struct holds *h, uint64_t iova)
  */
 static void give_back_untranslated(struct mp_dview *v, const struct sdom_mapping *e)
 {
-	uint64_t lo = MAX(e->iova, DOMAIN_IOVA_BASE);
-	uint64_t hi = MIN(e->iova + e->len, DOMAIN_IOVA_BASE + v->shm->iova_pages * SZ_4K);
+	uint64_t lo = MAX(entry_iova(e), DOMAIN_IOVA_BASE);
+	uint64_t hi = MIN(entry_iova(e) + entry_len(e), DOMAIN_IOVA_BASE + v->shm->iova_pages * SZ_4K);
 	uint64_t run = 0, given = 0;
 	struct holds *h = fi_malloc(sizeof(*h));
 
