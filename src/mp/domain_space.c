@@ -178,7 +178,7 @@ static void table_free_locked(struct mp_dview *v, uint64_t i)
 	atomic_fetch_add_explicit(&v->shm->cnt.frees, 1, memory_order_seq_cst);
 	bits_set(v->pool_map, i, 1, false);
 	/* After the bit: killed between, a claim finds the word with its bit clear, and clears it. */
-	atomic_fetch_and_explicit(&v->pend[i], SDOM_PEND_KEEP(UINT64_MAX), memory_order_relaxed);
+	sdom_table_unpend_locked(v, v->pool + i * SZ_4K);
 	mp_crash_point();
 }
 
@@ -186,6 +186,11 @@ static void table_free_locked(struct mp_dview *v, uint64_t i)
 static uint64_t table_index(const struct mp_dview *v, const void *t)
 {
 	return (uint64_t)((const uint8_t *)t - v->pool) / SZ_4K;
+}
+
+void sdom_table_unpend_locked(struct mp_dview *v, void *t)
+{
+	atomic_fetch_and_explicit(&v->pend[table_index(v, t)], SDOM_PEND_KEEP(UINT64_MAX), memory_order_seq_cst);
 }
 
 void sdom_table_hung(void *arg, void *t, uint64_t cookie)
@@ -218,14 +223,9 @@ void sdom_table_unhang(void *arg, void *t, iova_t base, int level)
 	if (!sdom_journal_names_table(v, table_pa(v, t)))
 		(void)sdom_journal_add(v, table_pa(v, t), iova_val(base), table_pa(v, t), SZ_4K,
 				       SDOM_TABLE | SDOM_TABLE_LEVEL(level), SDOM_PROBE);
-	atomic_fetch_and_explicit(&v->pend[table_index(v, t)], SDOM_PEND_KEEP(UINT64_MAX), memory_order_seq_cst);
+	sdom_table_unpend_locked(v, t);
 	mp_crash_point();
 	mp_unlock(&v->s->h);
-}
-
-void sdom_table_unpend_locked(struct mp_dview *v, void *t)
-{
-	atomic_fetch_and_explicit(&v->pend[table_index(v, t)], SDOM_PEND_KEEP(UINT64_MAX), memory_order_seq_cst);
 }
 
 /* The table count kept beside the pool (pt_counters.nr_tables), one less, never below 0: informative only. */
