@@ -75,12 +75,51 @@ static bool valid_run(const struct iovm_mr *mr, uintptr_t start, size_t len, uin
 	return true;
 }
 
+/* Whether [lo, hi) is mapped writable now. */
+static bool run_writable(uintptr_t lo, uintptr_t hi)
+{
+	struct os_vma_info vi;
+
+	return !os_vma_range(lo, hi, &vi) && vi.writable;
+}
+
+/*
+ * What the fill of [*lo, *hi), pinned, may allow: the MR's protection,
+ * less writing where the memory is not writable now (the device's path to
+ * it, a memory file, writes whatever the protection, where a device of
+ * ours would fault). A run that is not writable all through narrows to
+ * the page @at alone, with its own protection: a read must not map its
+ * writable neighbours read-only, since a permission fault asks nothing
+ * and the device's write there would fault for good. A later mprotect()
+ * is not seen (as for a pinned MR).
+ *
+ * Read after the pin, under the registration lock: before it, a page
+ * unmapped for a moment (a munmap() and a mmap() of new memory there)
+ * read as not writable, and the new page, pinned after, was mapped
+ * read-only. After it, a change the reading misses is an invalidation,
+ * whose drop waits for this lock and comes after the fill.
+ */
+static unsigned fill_perm(const struct iovm_mr *mr, uintptr_t at, uintptr_t *lo, uintptr_t *hi)
+{
+	unsigned perm = mr->prot;
+
+	if (!(perm & IOVM_MAP_WRITE) || run_writable(*lo, *hi))
+		return perm;
+	if (*hi - *lo > PG) {
+		*lo = at & ~(uintptr_t)(PG - 1);
+		*hi = *lo + PG;
+		if (run_writable(*lo, *hi))
+			return perm;
+	}
+	return perm & ~(unsigned)IOVM_MAP_WRITE;
+}
+
 int reg_mirror_resolve(struct reg_mirror *m, struct iovm_mr *mr, uintptr_t start, size_t len, uintptr_t at,
 		       unsigned access)
 {
 	struct reg_space *rs = mr->rs;
-	unsigned perm = mr->prot;
 	uintptr_t lo, hi;
+	unsigned perm;
 	int ret;
 
 	if (!len || (start | len) & (PG - 1) || start < mr->start || start + len > mr->end || at < start ||
@@ -88,19 +127,6 @@ int reg_mirror_resolve(struct reg_mirror *m, struct iovm_mr *mr, uintptr_t start
 		return -EINVAL;
 	if ((access & IOVM_MAP_WRITE) && !(mr->prot & IOVM_MAP_WRITE))
 		return -EFAULT;
-	/*
-	 * The memory's protection now: the device's path to it (a memory
-	 * file) writes whatever the protection, where a device of ours
-	 * would fault. A later mprotect() is not seen (as for a pinned MR).
-	 */
-	if (perm & IOVM_MAP_WRITE) {
-		struct os_vma_info vi;
-
-		if (os_vma_range(start, start + len, &vi) || !vi.writable)
-			perm &= ~(unsigned)IOVM_MAP_WRITE;
-		if ((access & IOVM_MAP_WRITE) && !(perm & IOVM_MAP_WRITE))
-			return -EFAULT;
-	}
 	/* What a call that returned took away is invalid by now, as for a device of ours. */
 	reg_settle(rs);
 	mutex_lock(&rs->lock);
@@ -115,8 +141,15 @@ int reg_mirror_resolve(struct reg_mirror *m, struct iovm_mr *mr, uintptr_t start
 	 * pin and the fill. Only what is still pinned, around the page asked
 	 * about: the budget may have taken back part of the range at once.
 	 */
-	if (!ret)
-		ret = valid_run(mr, start, len, at, &lo, &hi) ? m->fill(m, lo, hi, perm) : -EAGAIN;
+	if (!ret && !valid_run(mr, start, len, at, &lo, &hi))
+		ret = -EAGAIN;
+	if (!ret) {
+		perm = fill_perm(mr, at, &lo, &hi);
+		if ((access & IOVM_MAP_WRITE) && !(perm & IOVM_MAP_WRITE))
+			ret = -EFAULT;
+		else
+			ret = m->fill(m, lo, hi, perm);
+	}
 	mutex_unlock(&rs->lock);
 	return ret == -ENOENT ? -EFAULT : ret;
 }
