@@ -14,7 +14,19 @@ if [ "${1:-}" = "--only" ]; then
 	legs=${2:?--only needs a list of legs}
 fi
 state=$(mktemp /tmp/iovm-hugepages.XXXXXX)
-trap 'scripts/hugepages.sh release "$state"' EXIT
+times=$(mktemp /tmp/iovm-check-times.XXXXXX)
+t0=$(date +%s)
+running=
+running_since=$t0
+# Each leg's time, at the end whatever happened: the last lines a CI log keeps.
+summary() {
+	echo "== make check's legs (s):"
+	cat "$times"
+	[ -z "$running" ] || echo "== stopped in $running, after $(($(date +%s) - running_since)) s"
+	echo "== in all: $(($(date +%s) - t0)) s"
+	rm -f "$times"
+}
+trap 'summary; scripts/hugepages.sh release "$state"' EXIT
 trap 'exit 130' INT TERM
 scripts/hugepages.sh reserve "$state"
 
@@ -22,12 +34,24 @@ run_suite() { # dir, meson options...
 	dir=$1
 	shift
 	start=$(date +%s)
+	running=$dir running_since=$start
 	[ -f "$dir/build.ninja" ] || meson setup "$dir" "$@" >/dev/null
 	ninja -C "$dir"
 	built=$(date +%s)
 	# shellcheck disable=SC2086 # TEST_SKIP: words, each a meson test option
 	meson test -C "$dir" --print-errorlogs --num-processes "$(nproc)" ${TEST_WRAPPER:+"--wrapper=$TEST_WRAPPER"} ${TEST_SKIP:-}
-	echo "== $dir: built in $((built - start)) s, tested in $(($(date +%s) - built)) s"
+	echo "== $dir: built in $((built - start)) s, tested in $(($(date +%s) - built)) s" | tee -a "$times"
+	running=
+}
+
+timed() { # name, command...: the command, its time noted for the summary
+	name=$1
+	shift
+	start=$(date +%s)
+	running=$name running_since=$start
+	"$@"
+	running=
+	echo "== $name: $(($(date +%s) - start)) s" >>"$times"
 }
 
 leg() { # name: whether it is to run
@@ -42,16 +66,17 @@ fi
 if leg install; then
 	echo "== make install, then build against the installed library"
 	[ -f build/build.ninja ] || meson setup build >/dev/null
-	tests/install_test.sh build .
+	timed install tests/install_test.sh build .
 fi
 if leg deb; then
 	# A build of its own, in a copy of the tree (scripts/deb.sh): about 30 s
 	# of CPU. lintian is make deb's, not this leg's.
 	echo "== Debian packages: built, unpacked into a scratch root, built against"
-	tests/deb_test.sh . build/deb
+	timed deb tests/deb_test.sh . build/deb
 fi
 if leg asan; then
 	echo "== ASan + UBSan build"
+	running=build-asan running_since=$(date +%s) # the subshell's are its own
 	(
 		export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 		export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
@@ -60,6 +85,7 @@ if leg asan; then
 		run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false -Ddebug=true -Doptimization=1 \
 			-Dc_args=-fno-sanitize-recover=all
 	)
+	running=
 fi
 if leg tsan; then
 	# clang: gcc's TSan refuses atomic_thread_fence(). In the release
@@ -69,6 +95,7 @@ if leg tsan; then
 	# 30 minutes. The crash-point walks, debug builds' only, are the gcc and
 	# ASan legs': they kill processes, not race threads.
 	echo "== ThreadSanitizer build (clang, release configuration)"
+	running=build-tsan running_since=$(date +%s)
 	# No suppressions: a race is fixed, or a read that races by design made atomic.
 	(
 		export CC=clang
@@ -84,11 +111,13 @@ if leg tsan; then
 		fi
 		run_suite build-tsan -Db_sanitize=thread -Db_lundef=false -Dbuildtype=debugoptimized -Ddebug_checks=false
 	)
+	running=
 fi
 if leg clang; then
 	# On request only (make check-clang): the TSan leg builds with clang in
 	# the same configuration.
 	echo "== clang build"
+	running=build-clang running_since=$(date +%s)
 	(
 		export CC=clang
 		# The release configuration: without the debug checks. The command
@@ -98,4 +127,5 @@ if leg clang; then
 		export TEST_SKIP="--no-suite cli --no-suite timed"
 		run_suite build-clang -Dbuildtype=debugoptimized -Ddebug_checks=false
 	)
+	running=
 fi

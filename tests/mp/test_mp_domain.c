@@ -441,6 +441,103 @@ TEST(processes_map_and_unmap_at_once)
 }
 
 /*
+ * The IOVA statistics of a shared domain against a model: random maps at
+ * chosen IOVAs and unmaps, in a window whose page count is no multiple of
+ * 64 (the allocator's bitmap ends inside a word), runs that end at the
+ * window's edges included; after each step, allocated, free and the
+ * largest gap are the model's.
+ */
+#define SW_PAGES (64 * 64 + 37)
+
+static void model_stats(const bool *taken, uint64_t *alloc, uint64_t *free_, uint64_t *largest)
+{
+	uint64_t run = 0;
+
+	*alloc = *free_ = *largest = 0;
+	for (unsigned i = 0; i < SW_PAGES; i++) {
+		if (taken[i]) {
+			++*alloc;
+			run = 0;
+		} else {
+			++*free_;
+			run++;
+			*largest = MAX(*largest, run);
+		}
+	}
+}
+
+TEST(iova_stats_follow_a_model)
+{
+	static bool taken[SW_PAGES];
+	struct iovm_ctx *ctx;
+	struct iovm_domain *dom;
+	struct iovm_domain_stats st;
+	uint64_t base, rng = 0x5eed, alloc, free_, largest;
+	iovm_pa_t pa;
+	uint8_t *buf;
+
+	g_name = share_name("dom-stats");
+	ctx = share_ok(g_name, HEAP);
+	CHECK_OK(iovm_share_domain_create(ctx, DOM, &(struct iovm_share_domain_params){ .iova_size = SW_PAGES * 4096ull },
+					  &dom));
+	buf = iovm_dma_alloc(ctx, 4096, 4096, 0);
+	CHECK(buf);
+	CHECK_OK(iovm_dma_pa(ctx, buf, &pa));
+	/* Where the window starts: the first IOVA the domain chooses, once everything is free. */
+	{
+		iovm_iova_t at = IOVM_IOVA_ANY;
+
+		CHECK_OK(iovm_domain_map(dom, &at, pa, 4096, IOVM_MAP_READ));
+		CHECK_OK(iovm_domain_unmap(dom, at, 4096));
+		base = at.addr;
+	}
+	memset(taken, 0, sizeof(taken));
+	for (int step = 0; step < 600; step++) {
+		unsigned first, n;
+
+		rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+		n = 1 + (unsigned)(rng >> 33) % 70;
+		first = step % 7 == 0 ? 0 : step % 7 == 1 ? SW_PAGES - n : (unsigned)(rng >> 20) % (SW_PAGES - n + 1);
+		if (rng >> 63) {
+			bool free_run = true;
+
+			for (unsigned i = 0; i < n; i++)
+				free_run &= !taken[first + i];
+			if (!free_run)
+				continue;
+			for (unsigned i = 0; i < n; i++) {
+				iovm_iova_t at = IOVM_IOVA(base + (uint64_t)(first + i) * 4096);
+
+				CHECK_OK(iovm_domain_map(dom, &at, pa, 4096, IOVM_MAP_READ));
+				taken[first + i] = true;
+			}
+		} else {
+			for (unsigned i = 0; i < n; i++)
+				if (taken[first + i]) {
+					CHECK_OK(iovm_domain_unmap(dom, IOVM_IOVA(base + (uint64_t)(first + i) * 4096), 4096));
+					taken[first + i] = false;
+				}
+		}
+		model_stats(taken, &alloc, &free_, &largest);
+		CHECK_OK(iovm_domain_stats(dom, &st));
+		CHECK_MSG(st.iova_allocated == alloc * 4096 && st.iova_free == free_ * 4096 &&
+				  st.iova_largest_gap == largest * 4096,
+			  "step %d: allocated %llu free %llu largest %llu, the model %llu %llu %llu (pages)", step,
+			  (unsigned long long)st.iova_allocated / 4096, (unsigned long long)st.iova_free / 4096,
+			  (unsigned long long)st.iova_largest_gap / 4096, (unsigned long long)alloc,
+			  (unsigned long long)free_, (unsigned long long)largest);
+	}
+	for (unsigned i = 0; i < SW_PAGES; i++)
+		if (taken[i])
+			CHECK_OK(iovm_domain_unmap(dom, IOVM_IOVA(base + (uint64_t)i * 4096), 4096));
+	CHECK_OK(iovm_domain_stats(dom, &st));
+	CHECK_EQ(st.iova_largest_gap, SW_PAGES * 4096ull);
+	CHECK_OK(iovm_dma_free(ctx, buf));
+	CHECK_OK(iovm_domain_destroy(dom));
+	CHECK_OK(iovm_close(ctx));
+}
+
+/*
  * A process killed with the domain open, its device attached and its agent
  * listening: an unmap in another process does not wait for it, and the
  * domain goes with the last view, whether the dead one was last or not.
@@ -511,5 +608,6 @@ int main(void)
 	RUN(strict_unmap_reaches_a_running_device);
 	RUN(processes_map_and_unmap_at_once);
 	RUN(death_with_the_domain_open);
+	RUN(iova_stats_follow_a_model);
 	return 0;
 }
