@@ -244,6 +244,16 @@ static bool serve_request(struct iovm_device_server *srv, unsigned idx, struct c
 		ret = do_open(srv, c, &r);
 		pthread_mutex_unlock(&c->lock);
 		if (!ret) {
+			uint64_t one = 1;
+
+			/*
+			 * Ring the worker: dozing, it marked the clients it had
+			 * asleep, not this one, whose first submissions would
+			 * not ring and wait for its 100 ms poll.
+			 */
+			if (write(srv->wake_fd[idx % srv->nr_workers], &one, sizeof(one)) < 0 && errno != EAGAIN)
+				log_debug("device server: cannot ring worker %u: %s", idx % srv->nr_workers,
+					  strerror(errno));
 			/* With the eventfd of the worker that serves this slot of the array. */
 			reply_fd(c, 0, c->pasid, 0, srv->wake_fd[idx % srv->nr_workers]);
 			return true;
@@ -362,6 +372,16 @@ static void *ctl_main(void *arg)
 	return NULL;
 }
 
+/* Ring every worker: one dozing sees stopping now, not at the end of its 100 ms poll. */
+static void wake_workers(struct iovm_device_server *srv)
+{
+	uint64_t one = 1;
+
+	for (unsigned i = 0; i < srv->nr_workers; i++)
+		if (srv->wake_fd[i] >= 0 && write(srv->wake_fd[i], &one, sizeof(one)) < 0 && errno != EAGAIN)
+			log_debug("device server: cannot ring worker %u: %s", i, strerror(errno));
+}
+
 /* ---- the public calls ---- */
 
 IOVM_API int iovm_device_serve(struct iovm_ctx *ctx, const char *name, unsigned workers,
@@ -453,6 +473,7 @@ IOVM_API int iovm_device_serve(struct iovm_ctx *ctx, const char *name, unsigned 
 
 stop_workers:
 	atomic_store(&srv->stopping, true);
+	wake_workers(srv);
 	for (unsigned i = 0; i < srv->nr_workers; i++)
 		pthread_join(srv->workers[i], NULL);
 	mp_fd_close(srv->stop_fd);
@@ -499,6 +520,7 @@ IOVM_API int iovm_device_server_stop(struct iovm_device_server *srv)
 		log_err("device server: cannot stop the control thread");
 	pthread_join(srv->ctl, NULL);
 	atomic_store_explicit(&srv->stopping, true, memory_order_release);
+	wake_workers(srv);
 	for (unsigned i = 0; i < srv->nr_workers; i++)
 		pthread_join(srv->workers[i], NULL);
 	mp_fd_close(srv->stop_fd);

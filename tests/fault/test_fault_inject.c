@@ -12,7 +12,7 @@
  * (mappings not under sanitizers, whose runtimes map memory of their own).
  * fault.h says what each call must do when it meets the failure.
  *
- *	IOVM_FAULT_ONLY=NAME   the scenarios whose name contains NAME
+ *	IOVM_FAULT_ONLY=NAME   the scenarios whose name contains NAME (A|B: A or B)
  *	IOVM_FAULT_PASSES=N    the first N passes only
  *	IOVM_FAULT_VERBOSE=1   say which call met each failure
  *	IOVM_FAULT_FROM=N      start at the N-th point (to look at one in a debugger)
@@ -275,6 +275,21 @@ static void run_scenario(const struct fault_scenario *s, unsigned nr_passes)
 	}
 }
 
+/* Whether @name contains one of the '|'-separated parts of @only. */
+static bool chosen(const char *name, const char *only)
+{
+	while (only) {
+		const char *bar = strchr(only, '|');
+		size_t n = bar ? (size_t)(bar - only) : strlen(only);
+
+		for (const char *at = name; *at; at++)
+			if (!strncmp(at, only, n))
+				return true;
+		only = bar ? bar + 1 : NULL;
+	}
+	return false;
+}
+
 int main(void)
 {
 	const struct fault_scenario *const lists[] = {
@@ -299,7 +314,7 @@ int main(void)
 		nr_passes = (unsigned)atoi(np);
 	for (unsigned l = 0; l < sizeof(lists) / sizeof(lists[0]); l++) {
 		for (const struct fault_scenario *s = lists[l]; s->name; s++) {
-			if (only && !strstr(s->name, only))
+			if (only && !chosen(s->name, only))
 				continue;
 			run_scenario(s, nr_passes);
 			printf("ok - %s\n", s->name);
