@@ -102,7 +102,9 @@ if leg tsan; then
 		export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
 		# The command line's script (tools_cli): a minute alone under TSan,
 		# for threads the library's own tests run; gcc and ASan run it.
-		export TEST_SKIP="--no-suite cli"
+		# Suite one_thread: tests that start no thread (tests/meson.build),
+		# where TSan has nothing to find: about three minutes of its time.
+		export TEST_SKIP="--no-suite cli --no-suite one_thread"
 		# TSan of clang 14-17 cannot place its shadow memory where more
 		# than 28 bits of mmap randomization may put the program (Ubuntu
 		# 24.04 kernels): run its tests without address randomization.
