@@ -409,6 +409,23 @@ int mp_heap_block_of(const struct mp_heap *h, uint64_t g, uint64_t *first, unsig
 	return 0;
 }
 
+/*
+ * The end of the block that holds grain @g, which starts no block: the
+ * block's start is @g rounded down to its order, the first such rounding
+ * up the orders that starts a block that long.
+ */
+static uint64_t enclosing_end(const struct mp_heap *h, uint64_t g)
+{
+	for (unsigned order = 1; order <= MP_MAX_ORDER; order++) {
+		uint64_t base = g & ~(order_grains(order) - 1);
+		uint8_t s = h->state[base];
+
+		if ((s & MP_BLOCK) && (s & MP_ORDER_MASK) >= order && base + order_grains(s & MP_ORDER_MASK) > g)
+			return base + order_grains(s & MP_ORDER_MASK);
+	}
+	return g + 1; /* torn (a repair's to mend): grain by grain, as before */
+}
+
 uint64_t mp_heap_free_owned(struct mp_heap *h, uint8_t owner)
 {
 	uint64_t freed = 0;
@@ -417,6 +434,11 @@ uint64_t mp_heap_free_owned(struct mp_heap *h, uint8_t owner)
 		uint8_t s = h->state[g];
 		uint64_t next = g + order_grains(s & MP_ORDER_MASK);
 
+		/* Inside a free block a free below merged into: on from its end, not grain by grain. */
+		if (!(s & MP_BLOCK)) {
+			g = enclosing_end(h, g);
+			continue;
+		}
 		if (!(s & MP_ALLOCATED)) {
 			g = next;
 			continue;
@@ -499,10 +521,10 @@ int mp_heap_check(const struct mp_heap *h)
 
 		if (!(s & MP_BLOCK) || order > MP_MAX_ORDER || g & (len - 1) || g + len > c->ngrains)
 			return err_detail(-EUCLEAN, IOVM_LOG_ERR, "shared heap: no block at grain %" PRIu64, g);
-		for (uint64_t i = 1; i < len; i++)
-			if (h->state[g + i])
-				return err_detail(-EUCLEAN, IOVM_LOG_ERR,
-						  "shared heap: a block start inside the block at grain %" PRIu64, g);
+		/* No block start inside: the bytes after the first all zero (the one after each equal to it). */
+		if (len > 1 && (h->state[g + 1] || (len > 2 && memcmp(&h->state[g + 1], &h->state[g + 2], len - 2))))
+			return err_detail(-EUCLEAN, IOVM_LOG_ERR,
+					  "shared heap: a block start inside the block at grain %" PRIu64, g);
 		if (s & MP_ALLOCATED) {
 			uint8_t o = h->owner[g], l = lender_get(&h->lender[g]);
 			bool lent = l < MP_MAX_PROCS || l == MP_OWNER_KEEP || l == MP_LENDER_GONE;

@@ -390,9 +390,39 @@ TEST(model)
 		if (step % 256 == 0)
 			CHECK_MSG(mp_heap_check(h) == 0, "step %u: %s", step, iovm_error_detail());
 	}
+	/*
+	 * What one owner held, freed at once as when it dies: exactly its
+	 * blocks, the merges of each free notwithstanding (the walk goes on
+	 * over a block a free merged beyond the one it freed).
+	 */
+	{
+		uint64_t mine = 0;
+
+		for (unsigned i = 0; i < nlive; i++)
+			mine += live[i].owner == 2;
+		CHECK_EQ(mp_heap_free_owned(h, 2), mine);
+		for (unsigned i = 0; i < nlive;)
+			if (live[i].owner == 2)
+				live[i] = live[--nlive];
+			else
+				i++;
+		CHECK_MSG(mp_heap_check(h) == 0, "after the owner's blocks went: %s", iovm_error_detail());
+	}
 	while (nlive)
 		CHECK_OK(mp_heap_free(h, live[--nlive].grain));
 	CHECK_OK(mp_heap_check(h));
+	/* A block start inside a free block, at its second grain or its last: the check finds it. */
+	{
+		uint64_t len = UINT64_C(1) << (h->state[0] & MP_ORDER_MASK);
+
+		CHECK(len > 2);
+		for (uint64_t at = 1; at < len; at += len - 2) {
+			h->state[at] = MP_BLOCK;
+			CHECK_EQ(mp_heap_check(h), -EUCLEAN);
+			h->state[at] = 0;
+		}
+		CHECK_OK(mp_heap_check(h));
+	}
 	/* Everything free again: one block per power of two the heap tiles into. */
 	CHECK_EQ(h->c->free_grains, h->c->ngrains);
 	CHECK_EQ(h->c->nr_blocks, 0);
