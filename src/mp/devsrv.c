@@ -221,6 +221,15 @@ fail:
 	return ret;
 }
 
+/* Wake worker @id if it dozes (its eventfd; a count already there rings as well). */
+static void ring_worker(struct iovm_device_server *srv, unsigned id)
+{
+	uint64_t one = 1;
+
+	if (srv->wake_fd[id] >= 0 && write(srv->wake_fd[id], &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_debug("device server: cannot ring worker %u: %s", id, strerror(errno));
+}
+
 /* One request of @c; false when the client is to go (closed, dead, or speaking nonsense). */
 static bool serve_request(struct iovm_device_server *srv, unsigned idx, struct client *c)
 {
@@ -244,16 +253,12 @@ static bool serve_request(struct iovm_device_server *srv, unsigned idx, struct c
 		ret = do_open(srv, c, &r);
 		pthread_mutex_unlock(&c->lock);
 		if (!ret) {
-			uint64_t one = 1;
-
 			/*
 			 * Ring the worker: dozing, it marked the clients it had
 			 * asleep, not this one, whose first submissions would
 			 * not ring and wait for its 100 ms poll.
 			 */
-			if (write(srv->wake_fd[idx % srv->nr_workers], &one, sizeof(one)) < 0 && errno != EAGAIN)
-				log_debug("device server: cannot ring worker %u: %s", idx % srv->nr_workers,
-					  strerror(errno));
+			ring_worker(srv, idx % srv->nr_workers);
 			/* With the eventfd of the worker that serves this slot of the array. */
 			reply_fd(c, 0, c->pasid, 0, srv->wake_fd[idx % srv->nr_workers]);
 			return true;
@@ -375,11 +380,8 @@ static void *ctl_main(void *arg)
 /* Ring every worker: one dozing sees stopping now, not at the end of its 100 ms poll. */
 static void wake_workers(struct iovm_device_server *srv)
 {
-	uint64_t one = 1;
-
 	for (unsigned i = 0; i < srv->nr_workers; i++)
-		if (srv->wake_fd[i] >= 0 && write(srv->wake_fd[i], &one, sizeof(one)) < 0 && errno != EAGAIN)
-			log_debug("device server: cannot ring worker %u: %s", i, strerror(errno));
+		ring_worker(srv, i);
 }
 
 /* ---- the public calls ---- */

@@ -723,8 +723,10 @@ void sdom_iova_stats(void *arg, uint64_t *allocated, uint64_t *free_pages, uint6
 			*largest = MAX(*largest, run);
 			continue;
 		}
-		*allocated += (uint64_t)__builtin_popcountll(word);
-		*free_pages += nbits - (unsigned)__builtin_popcountll(word);
+		unsigned taken = (unsigned)__builtin_popcountll(word);
+
+		*allocated += taken;
+		*free_pages += nbits - taken;
 		for (unsigned b = 0; b < nbits; b++) {
 			if (word >> b & 1) {
 				run = 0;

@@ -121,6 +121,16 @@ static inline struct iovm_reg_stats a9_stats(struct iovm_ctx *ctx)
 	return st;
 }
 
+/* Reap what @q has completed (up to 8, without waiting); *@inflight counts them off. */
+static inline void a9_reap_some(struct iovm_rqueue *q, int *inflight)
+{
+	struct iovm_cqe cqe[8];
+	int n = iovm_rqueue_reap(q, cqe, 8);
+
+	CHECK_MSG(n >= 0, "reap: %d", n);
+	*inflight -= n;
+}
+
 /* Reap @q until the completion of @tag: its cqe; fail after 60 s (a hang). */
 static inline struct iovm_cqe a9_wait_q(struct iovm_rqueue *q, uint64_t tag)
 {

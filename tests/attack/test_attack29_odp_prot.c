@@ -908,19 +908,11 @@ static void race(const char *tag, bool memfd, int np, bool untouched)
 				atomic_store(&x.next, pg);
 				go = true;
 			}
-			struct iovm_cqe cqe[8];
-			int n = iovm_rqueue_reap(r.q, cqe, 8);
-
-			CHECK(n >= 0);
-			inflight -= n;
+			a9_reap_some(r.q, &inflight);
 			CHECK_MSG(a9_now() - t0 < 25, "%s: page %d: no progress (descriptors hang)", tag, pg);
 		}
 		while (inflight) {
-			struct iovm_cqe cqe[8];
-			int n = iovm_rqueue_reap(r.q, cqe, 8);
-
-			CHECK(n >= 0);
-			inflight -= n;
+			a9_reap_some(r.q, &inflight);
 			if (a9_now() - t0 >= 25) {
 				struct iovm_reg_stats st = a9_stats(r.ctx);
 

@@ -511,28 +511,15 @@ static void race_replace(uint32_t access, const char *tag)
 				atomic_store(&x.next, pg);
 				go = true;
 			}
-			struct iovm_cqe cqe[8];
-			int n = iovm_rqueue_reap(r.q, cqe, 8);
-
-			CHECK(n >= 0);
-			inflight -= n;
+			a9_reap_some(r.q, &inflight);
 		}
 		while (atomic_load(&x.done) != pg) {
-			struct iovm_cqe cqe[8];
-			int n = iovm_rqueue_reap(r.q, cqe, 8);
-
-			CHECK(n >= 0);
-			inflight -= n;
+			a9_reap_some(r.q, &inflight);
 			usleep(10);
 		}
 		/* Drain, then look: the new page must hold its marker, the heap no marker. */
-		while (inflight) {
-			struct iovm_cqe cqe[8];
-			int n = iovm_rqueue_reap(r.q, cqe, 8);
-
-			CHECK(n >= 0);
-			inflight -= n;
-		}
+		while (inflight)
+			a9_reap_some(r.q, &inflight);
 		/* and one more round after the replacement, every one must fault at pg */
 		for (int k = 0; k < 4; k++) {
 			struct iovm_completion c = a9_go(&r, (struct iovm_desc){ .op = IOVM_OP_FILL, .dst = io.addr + (uint64_t)pg * 4096,
