@@ -619,9 +619,22 @@ static void map_ro(uint8_t *at, size_t n)
 /* Read-only memory holding @b, never writable at @at: written elsewhere, made read-only, moved in. */
 static void map_ro_marked(uint8_t *at, uint8_t b)
 {
-	uint8_t *t = mmap(NULL, PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint8_t *t = mmap(NULL, PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 	CHECK(t != MAP_FAILED);
+	/*
+	 * The kernel may hand back @at itself, the hole just made there (and
+	 * mremap() refuses to move a page onto itself): take another while
+	 * this one holds it, inaccessible as a hole is, never writable.
+	 */
+	if (t == at) {
+		uint8_t *t2 = mmap(NULL, PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		CHECK(t2 != MAP_FAILED && t2 != at);
+		CHECK_OK(munmap(t, PG));
+		t = t2;
+	}
+	CHECK_OK(mprotect(t, PG, PROT_READ | PROT_WRITE));
 	memset(t, b, PG);
 	CHECK_OK(mprotect(t, PG, PROT_READ));
 	CHECK(mremap(t, PG, PG, MREMAP_MAYMOVE | MREMAP_FIXED, at) == at);
